@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * arena: chunked bump allocation with a byte cap and deferred cleanups. */
+#include "arena.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmalloc.h"
+
+#define CHUNK_MIN (64u * 1024)
+#define ALIGN 16u
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t cap;
+    size_t used;
+    _Alignas(16) unsigned char data[];
+} chunk;
+
+typedef struct deferred {
+    struct deferred *next;
+    void (*fn)(void *);
+    void *arg;
+} deferred;
+
+struct kiln_arena {
+    chunk *head;
+    deferred *defers;
+    size_t cap;
+    size_t total;
+};
+
+static chunk *chunk_new(size_t n)
+{
+    size_t cap = n < CHUNK_MIN ? CHUNK_MIN : n;
+    chunk *c = kiln_xmalloc(sizeof(chunk) + cap);
+    c->next = NULL;
+    c->cap = cap;
+    c->used = 0;
+    return c;
+}
+
+kiln_arena_t *kiln_arena_create(size_t cap)
+{
+    kiln_arena_t *a = kiln_xcalloc(1, sizeof(*a));
+    a->cap = cap;
+    return a;
+}
+
+static void run_defers(kiln_arena_t *a)
+{
+    while (a->defers != NULL) {
+        deferred *d = a->defers;
+        a->defers = d->next;
+        d->fn(d->arg);
+    }
+}
+
+void kiln_arena_reset(kiln_arena_t *a)
+{
+    run_defers(a);
+    chunk *keep = NULL;
+    for (chunk *c = a->head, *next; c != NULL; c = next) {
+        next = c->next;
+        if (next == NULL) {
+            keep = c; /* the oldest chunk, reused */
+        } else {
+            free(c);
+        }
+    }
+    if (keep != NULL)
+        keep->used = 0;
+    a->head = keep;
+    a->total = 0;
+}
+
+void kiln_arena_destroy(kiln_arena_t *a)
+{
+    if (a == NULL)
+        return;
+    run_defers(a);
+    for (chunk *c = a->head, *next; c != NULL; c = next) {
+        next = c->next;
+        free(c);
+    }
+    free(a);
+}
+
+void *kiln_arena_alloc(kiln_arena_t *a, size_t n)
+{
+    size_t need = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    if (need < n)
+        return NULL;
+    if (a->cap != 0 && (need > a->cap || a->total > a->cap - need))
+        return NULL;
+    chunk *c = a->head;
+    if (c == NULL || c->cap - c->used < need) {
+        size_t sz = c != NULL && c->cap * 2 > need ? c->cap * 2 : need;
+        if (sz > 16u * 1024 * 1024 && need <= 16u * 1024 * 1024)
+            sz = 16u * 1024 * 1024;
+        chunk *nc = chunk_new(sz);
+        nc->next = c;
+        a->head = nc;
+        c = nc;
+    }
+    void *p = c->data + c->used;
+    c->used += need;
+    a->total += need;
+    return p;
+}
+
+void *kiln_arena_calloc(kiln_arena_t *a, size_t count, size_t size)
+{
+    if (size != 0 && count > SIZE_MAX / size)
+        return NULL;
+    void *p = kiln_arena_alloc(a, count * size);
+    if (p != NULL)
+        memset(p, 0, count * size);
+    return p;
+}
+
+char *kiln_arena_strndup(kiln_arena_t *a, const char *s, size_t len)
+{
+    char *d = kiln_arena_alloc(a, len + 1);
+    if (d != NULL) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+char *kiln_arena_printf(kiln_arena_t *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *d = kiln_arena_alloc(a, (size_t)n + 1);
+    if (d == NULL)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(d, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return d;
+}
+
+size_t kiln_arena_used(const kiln_arena_t *a)
+{
+    return a->total;
+}
+
+void kiln_arena_defer(kiln_arena_t *a, void (*fn)(void *), void *arg)
+{
+    deferred *d = kiln_arena_alloc(a, sizeof(*d));
+    if (d == NULL) {
+        /* Past the cap: run now rather than leak the resource. */
+        fn(arg);
+        return;
+    }
+    d->fn = fn;
+    d->arg = arg;
+    d->next = a->defers;
+    a->defers = d;
+}
+
+static void *pb_alloc(void *data, size_t n)
+{
+    return kiln_arena_alloc(data, n);
+}
+
+static void pb_free(void *data, void *p)
+{
+    (void)data;
+    (void)p;
+}
+
+ProtobufCAllocator kiln_arena_pb_allocator(kiln_arena_t *a)
+{
+    ProtobufCAllocator al = {pb_alloc, pb_free, a};
+    return al;
+}

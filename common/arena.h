@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * arena: a bump allocator that lives for one request (nginx r->pool style).
+ * Everything allocated from it is freed at once by kiln_arena_destroy or
+ * reset. A cap turns runaway requests into KILN_RESOURCE_EXHAUSTED: the
+ * checked allocators return NULL past the cap. One thread at a time. */
+#ifndef KILN_ARENA_H
+#define KILN_ARENA_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+
+typedef struct kiln_arena kiln_arena_t;
+
+/** Creates an arena that refuses to grow past cap bytes (0 = no cap). */
+kiln_arena_t *kiln_arena_create(size_t cap);
+/** Frees the arena and all its memory, running deferred callbacks. NULL is a no-op. */
+void kiln_arena_destroy(kiln_arena_t *a);
+/** Frees everything allocated so far but keeps the first chunk for reuse. */
+void kiln_arena_reset(kiln_arena_t *a);
+
+/** Allocates n bytes aligned to 16; NULL when the cap would be passed. */
+void *kiln_arena_alloc(kiln_arena_t *a, size_t n);
+/** Like kiln_arena_alloc but zeroed. */
+void *kiln_arena_calloc(kiln_arena_t *a, size_t count, size_t size);
+/** Copies len bytes into a NUL-terminated string in the arena; NULL past the cap. */
+char *kiln_arena_strndup(kiln_arena_t *a, const char *s, size_t len);
+/** Returns a printf-formatted string in the arena (NULL past the cap). */
+char *kiln_arena_printf(kiln_arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Bytes handed out so far. */
+size_t kiln_arena_used(const kiln_arena_t *a);
+/** Runs fn(arg) when the arena is destroyed or reset (to release fds, foreign objects). */
+void kiln_arena_defer(kiln_arena_t *a, void (*fn)(void *), void *arg);
+
+/** A protobuf-c allocator backed by the arena; its free is a no-op. */
+ProtobufCAllocator kiln_arena_pb_allocator(kiln_arena_t *a);
+
+#endif

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * selector: FlameQL, the query language users type, parsed into a profile
+ * type and label matchers, and matching against sorted label sets.
+ *
+ * Grammar (docs/flameql.md):
+ *   query    := [ type ] '{' [ matcher { ',' matcher } [ ',' ] ] '}'  |  type
+ *   type     := profile type id `name:type:unit:ptype:punit` (optionally
+ *               `:delta`) | legacy `app.name.suffix` (Pyroscope <= 0.37)
+ *   matcher  := name op string
+ *   name     := [A-Za-z_][A-Za-z0-9_.]* | "quoted UTF-8"
+ *   op       := '=' | '!=' | '=~' | '!~'
+ *   string   := "double quoted" | 'single quoted' | `backquoted` with Go escapes
+ * Regexes are RE2-style, fully anchored (PCRE2 compiled with ^(?:...)$ and
+ * UTF mode). `l=""` matches series without l; `{}` selects everything.
+ * A legacy `app.name.cpu{...}` query becomes service_name="app.name" plus
+ * __name__/type matchers for the suffix (cpu -> process_cpu, ...).
+ * A selector is immutable after parse and may be shared between threads. */
+#ifndef KILN_SELECTOR_H
+#define KILN_SELECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "labels.h"
+#include "status.h"
+
+typedef enum kiln_match_op {
+    KILN_MATCH_EQ,
+    KILN_MATCH_NEQ,
+    KILN_MATCH_RE,
+    KILN_MATCH_NRE,
+} kiln_match_op;
+
+typedef struct kiln_matcher kiln_matcher_t;
+typedef struct kiln_selector kiln_selector_t;
+
+/** Parses a FlameQL query. On error returns KILN_INVALID_ARGUMENT with err
+ * in the form `1:17: unexpected "}"` (line:column, 1-based, of the offending
+ * character) or `1:5: invalid regexp "...": <reason>`. Writes *out only on
+ * OK; the caller destroys it. */
+kiln_status kiln_selector_parse(const char *query, size_t len, kiln_selector_t **out,
+                                kiln_err *err);
+
+/** Frees a selector; NULL is a no-op. */
+void kiln_selector_destroy(kiln_selector_t *s);
+
+/** The profile type id written before the braces ("" when none). For the
+ * legacy form this is "" too and the type is expressed as matchers. */
+const char *kiln_selector_profile_type(const kiln_selector_t *s);
+
+/** Adds a matcher (used to add __profile_type__="<id>" from a request
+ * field). Returns KILN_INVALID_ARGUMENT when a regex does not compile. */
+kiln_status kiln_selector_add(kiln_selector_t *s, const char *name, kiln_match_op op,
+                              const char *value, kiln_err *err);
+
+/** True when the sorted label set satisfies every matcher. A missing label
+ * has the value "". */
+bool kiln_selector_match(const kiln_selector_t *s, const kiln_label_t *l, size_t n);
+
+/** Number of matchers, and the i-th matcher's parts (for planning and tests). */
+size_t kiln_selector_count(const kiln_selector_t *s);
+void kiln_selector_get(const kiln_selector_t *s, size_t i, const char **name, kiln_match_op *op,
+                       const char **value);
+
+#endif

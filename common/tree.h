@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * tree: a call tree keyed by function name, the unit queries merge, and its
+ * renderings: the ingester.v1 TreeResponse wire form and the flame graph
+ * Grafana decodes. Node 0 is the root (empty name). A tree has one owner
+ * and one thread at a time.
+ *
+ * Flame graph layout (querier.v1.FlameGraph, as Pyroscope writes it):
+ * names[0] = "total", names de-duplicated; levels[0] = [0, total, 0, 0];
+ * every node is the quad [x_delta, total, self, name_index] where x_delta is
+ * x minus the end (x + total) of the previous node in the same level; a
+ * node's children start at the parent's x + self, sorted bytewise by name.
+ * With more than max_nodes nodes, the threshold is the max_nodes-th largest
+ * node total, and the children under it of each parent fold into one
+ * "other" child placed last. total = sum of the root's children. */
+#ifndef KILN_TREE_H
+#define KILN_TREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "ingester/v1/ingester.pb-c.h"
+#include "querier/v1/querier.pb-c.h"
+#include "status.h"
+
+typedef struct kiln_tree kiln_tree_t;
+
+#define KILN_TREE_ROOT 0u
+
+/** Creates an empty tree (just the root). */
+kiln_tree_t *kiln_tree_create(void);
+/** Frees the tree; NULL is a no-op. */
+void kiln_tree_destroy(kiln_tree_t *t);
+
+/** The child of parent named name[0..len), created if absent; returns its id. */
+uint32_t kiln_tree_child(kiln_tree_t *t, uint32_t parent, const char *name, size_t len);
+/** Adds v to a node's self value. */
+void kiln_tree_add_self(kiln_tree_t *t, uint32_t node, int64_t v);
+/** Number of nodes, root included. */
+size_t kiln_tree_size(const kiln_tree_t *t);
+/** Sum of all self values. */
+int64_t kiln_tree_total(const kiln_tree_t *t);
+
+/** Adds every node of a wire tree into t (merging by parent and name).
+ * KILN_INVALID_ARGUMENT when the wire tree is inconsistent (array lengths
+ * differ, a parent does not precede its child, a name index out of range). */
+kiln_status kiln_tree_merge_response(kiln_tree_t *t, const Ingester__V1__TreeResponse *r,
+                                     kiln_err *err);
+
+/** The wire form of t, allocated in a (NULL past the arena cap). */
+Ingester__V1__TreeResponse *kiln_tree_to_response(const kiln_tree_t *t, kiln_arena_t *a);
+
+/** The flame graph of t truncated to max_nodes (<= 0 means 8192), allocated
+ * in a (NULL past the arena cap). */
+Querier__V1__FlameGraph *kiln_tree_flamegraph(const kiln_tree_t *t, int64_t max_nodes,
+                                              kiln_arena_t *a);
+
+#endif

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int kiln_distributor_placeholder;

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int kiln_querier_placeholder;
