@@ -1,1 +1,344 @@
-/* placeholder */ typedef int kiln_querier_placeholder;
+/* SPDX-License-Identifier: Apache-2.0
+ * querier: metadata queries over series, and flame graphs. */
+#include "querier.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "querier/v1/querier.pb-c.h"
+#include "selector.h"
+#include "tree.h"
+#include "types/v1/types.pb-c.h"
+#include "xmalloc.h"
+
+#define MAX_NODES_DEFAULT 8192
+#define MAX_NODES_LIMIT 1048576
+
+struct kiln_querier {
+    kiln_ingester_t *ing;
+};
+
+kiln_querier_t *kiln_querier_create(kiln_ingester_t *ing)
+{
+    kiln_querier_t *q = kiln_xcalloc(1, sizeof(*q));
+    q->ing = ing;
+    return q;
+}
+
+void kiln_querier_destroy(kiln_querier_t *q)
+{
+    free(q);
+}
+
+/* ---- a growable list of arena strings, sorted and de-duplicated on demand -- */
+
+typedef struct strlist {
+    kiln_arena_t *a;
+    char **v;
+    size_t n, cap;
+} strlist;
+
+static void strlist_add(strlist *l, const char *s)
+{
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 32;
+        char **nv = kiln_arena_alloc(l->a, ncap * sizeof(*nv));
+        if (l->n)
+            memcpy(nv, l->v, l->n * sizeof(*nv));
+        l->v = nv;
+        l->cap = ncap;
+    }
+    l->v[l->n++] = kiln_arena_strndup(l->a, s, strlen(s));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void strlist_sort_unique(strlist *l)
+{
+    if (l->n == 0)
+        return;
+    qsort(l->v, l->n, sizeof(*l->v), cmp_str);
+    size_t m = 1;
+    for (size_t i = 1; i < l->n; i++) {
+        if (strcmp(l->v[i], l->v[m - 1]) != 0)
+            l->v[m++] = l->v[i];
+    }
+    l->n = m;
+}
+
+/* ---- series visiting with a list of matchers (OR) ------------------------- */
+
+static kiln_status visit_series(kiln_querier_t *q, kiln_rpc_ctx *ctx, char **matchers, size_t n,
+                                int64_t start, int64_t end, kiln_head_series_fn fn, void *arg)
+{
+    if (n == 0) {
+        kiln_ingester_series(q->ing, ctx->tenant, NULL, start, end, fn, arg);
+        return KILN_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        kiln_selector_t *sel;
+        kiln_status st = kiln_selector_parse(matchers[i], strlen(matchers[i]), &sel, ctx->err);
+        if (st != KILN_OK)
+            return st;
+        kiln_ingester_series(q->ing, ctx->tenant, sel, start, end, fn, arg);
+        kiln_selector_destroy(sel);
+    }
+    return KILN_OK;
+}
+
+typedef struct names_arg {
+    strlist list;
+    const char *label; /* NULL: collect names; else values of this label */
+} names_arg;
+
+static void collect_names(void *ctx, const kiln_label_t *l, size_t n)
+{
+    names_arg *a = ctx;
+    for (size_t i = 0; i < n; i++) {
+        if (a->label == NULL)
+            strlist_add(&a->list, l[i].name);
+        else if (strcmp(l[i].name, a->label) == 0 && *l[i].value != '\0')
+            strlist_add(&a->list, l[i].value);
+    }
+}
+
+static kiln_status h_label_names(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                 ProtobufCMessage **resp)
+{
+    const Types__V1__LabelNamesRequest *req = (const Types__V1__LabelNamesRequest *)msg;
+    names_arg a = {{ctx->arena, NULL, 0, 0}, NULL};
+    kiln_status st = visit_series(svc, ctx, req->matchers, req->n_matchers, req->start, req->end,
+                                  collect_names, &a);
+    if (st != KILN_OK)
+        return st;
+    strlist_sort_unique(&a.list);
+    Types__V1__LabelNamesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    types__v1__label_names_response__init(r);
+    r->names = a.list.v;
+    r->n_names = a.list.n;
+    *resp = &r->base;
+    return KILN_OK;
+}
+
+static kiln_status h_label_values(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                  ProtobufCMessage **resp)
+{
+    const Types__V1__LabelValuesRequest *req = (const Types__V1__LabelValuesRequest *)msg;
+    if (*req->name == '\0')
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "label name is required");
+    names_arg a = {{ctx->arena, NULL, 0, 0}, req->name};
+    kiln_status st = visit_series(svc, ctx, req->matchers, req->n_matchers, req->start, req->end,
+                                  collect_names, &a);
+    if (st != KILN_OK)
+        return st;
+    strlist_sort_unique(&a.list);
+    Types__V1__LabelValuesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    types__v1__label_values_response__init(r);
+    r->names = a.list.v;
+    r->n_names = a.list.n;
+    *resp = &r->base;
+    return KILN_OK;
+}
+
+static Types__V1__ProfileType *profile_type(kiln_arena_t *a, const char *id)
+{
+    Types__V1__ProfileType *t = kiln_arena_alloc(a, sizeof(*t));
+    types__v1__profile_type__init(t);
+    t->id = (char *)id;
+    char **fields[] = {&t->name, &t->sample_type, &t->sample_unit, &t->period_type,
+                       &t->period_unit};
+    const char *p = id;
+    for (size_t i = 0; i < 5; i++) {
+        const char *colon = strchr(p, ':');
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        *fields[i] = kiln_arena_strndup(a, p, len);
+        p += len + (colon != NULL);
+    }
+    return t;
+}
+
+static kiln_status h_profile_types(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                   ProtobufCMessage **resp)
+{
+    const Querier__V1__ProfileTypesRequest *req = (const Querier__V1__ProfileTypesRequest *)msg;
+    names_arg a = {{ctx->arena, NULL, 0, 0}, KILN_LABEL_PROFILE_TYPE};
+    kiln_status st = visit_series(svc, ctx, NULL, 0, req->start, req->end, collect_names, &a);
+    if (st != KILN_OK)
+        return st;
+    strlist_sort_unique(&a.list);
+    Querier__V1__ProfileTypesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    querier__v1__profile_types_response__init(r);
+    r->profile_types = kiln_arena_alloc(ctx->arena, (a.list.n + 1) * sizeof(*r->profile_types));
+    for (size_t i = 0; i < a.list.n; i++)
+        r->profile_types[i] = profile_type(ctx->arena, a.list.v[i]);
+    r->n_profile_types = a.list.n;
+    *resp = &r->base;
+    return KILN_OK;
+}
+
+typedef struct series_arg {
+    kiln_arena_t *a;
+    char **names; /* projection; n_names 0 = all labels */
+    size_t n_names;
+    strlist keys;  /* "name\xffvalue\xff..." per projected set, for de-duplication */
+} series_arg;
+
+static bool projected(const series_arg *s, const char *name)
+{
+    if (s->n_names == 0)
+        return true;
+    for (size_t i = 0; i < s->n_names; i++) {
+        if (strcmp(s->names[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void collect_series(void *ctx, const kiln_label_t *l, size_t n)
+{
+    series_arg *s = ctx;
+    kiln_buf key;
+    kiln_buf_init(&key, 0);
+    for (size_t i = 0; i < n; i++) {
+        if (!projected(s, l[i].name))
+            continue;
+        kiln_buf_printf(&key, "%s\xff%s\xff", l[i].name, l[i].value);
+    }
+    if (key.len != 0)
+        strlist_add(&s->keys, key.ptr);
+    kiln_buf_free(&key);
+}
+
+static Types__V1__Labels *labels_from_key(kiln_arena_t *a, const char *key)
+{
+    size_t n = 0;
+    for (const char *p = key; *p != '\0'; p++)
+        n += *p == '\xff';
+    Types__V1__Labels *set = kiln_arena_alloc(a, sizeof(*set));
+    types__v1__labels__init(set);
+    set->labels = kiln_arena_alloc(a, (n / 2 + 1) * sizeof(*set->labels));
+    for (const char *p = key; *p != '\0';) {
+        const char *sep1 = strchr(p, '\xff'), *sep2 = strchr(sep1 + 1, '\xff');
+        Types__V1__LabelPair *lp = kiln_arena_alloc(a, sizeof(*lp));
+        types__v1__label_pair__init(lp);
+        lp->name = kiln_arena_strndup(a, p, (size_t)(sep1 - p));
+        lp->value = kiln_arena_strndup(a, sep1 + 1, (size_t)(sep2 - sep1 - 1));
+        set->labels[set->n_labels++] = lp;
+        p = sep2 + 1;
+    }
+    return set;
+}
+
+static kiln_status h_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                            ProtobufCMessage **resp)
+{
+    const Querier__V1__SeriesRequest *req = (const Querier__V1__SeriesRequest *)msg;
+    series_arg s = {ctx->arena, req->label_names, req->n_label_names, {ctx->arena, NULL, 0, 0}};
+    kiln_status st = visit_series(svc, ctx, req->matchers, req->n_matchers, req->start, req->end,
+                                  collect_series, &s);
+    if (st != KILN_OK)
+        return st;
+    strlist_sort_unique(&s.keys);
+    Querier__V1__SeriesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    querier__v1__series_response__init(r);
+    r->labels_set = kiln_arena_alloc(ctx->arena, (s.keys.n + 1) * sizeof(*r->labels_set));
+    for (size_t i = 0; i < s.keys.n; i++)
+        r->labels_set[i] = labels_from_key(ctx->arena, s.keys.v[i]);
+    r->n_labels_set = s.keys.n;
+    *resp = &r->base;
+    return KILN_OK;
+}
+
+/* The selector of a Select* request: label_selector plus the profile type. */
+static kiln_status select_selector(const char *type_id, const char *label_selector,
+                                   kiln_rpc_ctx *ctx, kiln_selector_t **out)
+{
+    if (*type_id == '\0')
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "profile_typeID is required");
+    const char *q = *label_selector != '\0' ? label_selector : "{}";
+    kiln_status st = kiln_selector_parse(q, strlen(q), out, ctx->err);
+    if (st != KILN_OK)
+        return st;
+    kiln_arena_defer(ctx->arena, (void (*)(void *))kiln_selector_destroy, *out);
+    /* Pyroscope tolerates a sixth ":delta" part in the type id. */
+    size_t len = strlen(type_id);
+    if (len > 6 && strcmp(type_id + len - 6, ":delta") == 0)
+        type_id = kiln_arena_strndup(ctx->arena, type_id, len - 6);
+    return kiln_selector_add(*out, KILN_LABEL_PROFILE_TYPE, KILN_MATCH_EQ, type_id, ctx->err);
+}
+
+static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
+                                              const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    kiln_querier_t *q = svc;
+    const Querier__V1__SelectMergeStacktracesRequest *req =
+        (const Querier__V1__SelectMergeStacktracesRequest *)msg;
+    if (req->max_nodes < 0 || req->max_nodes > MAX_NODES_LIMIT)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "max_nodes %lld out of range: must be 0..%d", (long long)req->max_nodes,
+                            MAX_NODES_LIMIT);
+    if (req->start == 0 || req->end == 0 || req->start > req->end)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "start and end are required, with start <= end (ms since epoch)");
+    if (req->format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_UNSPECIFIED &&
+        req->format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FLAMEGRAPH)
+        return kiln_err_set(ctx->err, KILN_UNIMPLEMENTED, "profile format %d is not supported",
+                            (int)req->format);
+    kiln_selector_t *sel;
+    kiln_status st = select_selector(req->profile_typeid, req->label_selector, ctx, &sel);
+    if (st != KILN_OK)
+        return st;
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_ingester_merge_tree(q->ing, ctx->tenant, sel, req->start, req->end, t);
+    Querier__V1__FlameGraph *fg =
+        kiln_tree_flamegraph(t, req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT, ctx->arena);
+    kiln_tree_destroy(t);
+    if (fg == NULL)
+        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "flame graph too large");
+    Querier__V1__SelectMergeStacktracesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    querier__v1__select_merge_stacktraces_response__init(r);
+    r->flamegraph = fg;
+    *resp = &r->base;
+    return KILN_OK;
+}
+
+static kiln_status h_profile_stats(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                   ProtobufCMessage **resp)
+{
+    (void)msg;
+    kiln_querier_t *q = svc;
+    kiln_head_stats_t s;
+    kiln_ingester_stats(q->ing, ctx->tenant, &s);
+    Types__V1__GetProfileStatsResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    types__v1__get_profile_stats_response__init(r);
+    r->data_ingested = s.profiles != 0;
+    r->oldest_profile_time = s.min_time_ms;
+    r->newest_profile_time = s.max_time_ms;
+    *resp = &r->base;
+    return KILN_OK;
+}
+
+void kiln_querier_register(kiln_querier_t *q, kiln_rpc_registry_t *rpc)
+{
+#define Q(m) "/querier.v1.QuerierService/" m
+    const kiln_rpc_method methods[] = {
+        {Q("ProfileTypes"), &querier__v1__profile_types_request__descriptor,
+         &querier__v1__profile_types_response__descriptor, h_profile_types, q},
+        {Q("LabelNames"), &types__v1__label_names_request__descriptor,
+         &types__v1__label_names_response__descriptor, h_label_names, q},
+        {Q("LabelValues"), &types__v1__label_values_request__descriptor,
+         &types__v1__label_values_response__descriptor, h_label_values, q},
+        {Q("Series"), &querier__v1__series_request__descriptor,
+         &querier__v1__series_response__descriptor, h_series, q},
+        {Q("SelectMergeStacktraces"), &querier__v1__select_merge_stacktraces_request__descriptor,
+         &querier__v1__select_merge_stacktraces_response__descriptor, h_select_merge_stacktraces, q},
+        {Q("GetProfileStats"), &types__v1__get_profile_stats_request__descriptor,
+         &types__v1__get_profile_stats_response__descriptor, h_profile_stats, q},
+    };
+#undef Q
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        kiln_rpc_register(rpc, &methods[i]);
+}

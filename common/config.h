@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * config: table-driven settings in the ecosystem's style. Sources, lowest
+ * priority first: the default, the YAML file named by -config.file (nested
+ * keys joined with '.', '_' read as '-': `server: {http_listen_port: 4040}`
+ * sets -server.http-listen-port), the environment (KILN_SERVER_HTTP_LISTEN_PORT),
+ * then the command line (-name=value, -name value, --name=value). Parsed once
+ * in main before threads start; read-only after. */
+#ifndef KILN_CONFIG_H
+#define KILN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "status.h"
+
+typedef enum kiln_cfg_type { KILN_CFG_STRING, KILN_CFG_INT, KILN_CFG_SIZE, KILN_CFG_BOOL } kiln_cfg_type;
+
+typedef struct kiln_cfg_opt {
+    const char *name;  /* "server.http-listen-port" */
+    kiln_cfg_type type;
+    void *ptr;         /* char **, int *, size_t *, bool * */
+    const char *def;   /* default, as text */
+    const char *help;
+} kiln_cfg_opt;
+
+/** Applies defaults, the config file, the environment and argv to the
+ * table. Returns KILN_CANCELLED after printing usage for -help/-h, and
+ * KILN_INVALID_ARGUMENT with err for an unknown flag, a bad value or an
+ * unreadable file. Strings are heap copies freed by kiln_cfg_free. */
+kiln_status kiln_cfg_parse(const kiln_cfg_opt *opts, size_t n, int argc, char **argv,
+                           kiln_err *err);
+
+/** Frees the strings the table holds. */
+void kiln_cfg_free(const kiln_cfg_opt *opts, size_t n);
+
+#endif

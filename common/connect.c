@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * connect: Connect unary over HTTP/1.1. */
+#include "connect.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "gzip.h"
+#include "log.h"
+
+void kiln_json_string(kiln_buf *out, const char *s, size_t len)
+{
+    kiln_buf_putc(out, '"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            kiln_buf_putc(out, '\\');
+            kiln_buf_putc(out, (char)c);
+        } else if (c < 0x20) {
+            kiln_buf_printf(out, "\\u%04x", c);
+        } else {
+            kiln_buf_putc(out, (char)c);
+        }
+    }
+    kiln_buf_putc(out, '"');
+}
+
+void kiln_connect_error(kiln_http_resp *resp, kiln_status code, const char *msg)
+{
+    resp->status = kiln_status_http(code);
+    resp->content_type = "application/json";
+    resp->content_encoding = NULL;
+    resp->body.len = 0;
+    kiln_buf_printf(&resp->body, "{\"code\":\"%s\",\"message\":", kiln_status_str(code));
+    kiln_json_string(&resp->body, msg, strlen(msg));
+    kiln_buf_putc(&resp->body, '}');
+}
+
+/* The media type without parameters, compared case-insensitively. */
+static int media_is(const char *ct, const char *want)
+{
+    size_t n = strlen(want);
+    return ct != NULL && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Decompresses the body per Content-Encoding; KILN_OK leaves *body set. */
+static kiln_status request_body(const kiln_connect *c, const kiln_http_req *req,
+                                const uint8_t **body, size_t *len, kiln_err *err)
+{
+    const char *enc = kiln_http_header(req, "Content-Encoding");
+    *body = req->body;
+    *len = req->body_len;
+    if (enc == NULL || strcasecmp(enc, "identity") == 0 || req->body_len == 0)
+        return KILN_OK;
+    if (strcasecmp(enc, "gzip") != 0)
+        return kiln_err_set(err, KILN_UNIMPLEMENTED,
+                            "content encoding \"%s\" is not supported; supported: gzip", enc);
+    uint8_t *out;
+    kiln_status st = kiln_gunzip(req->arena, req->body, req->body_len, c->max_body, &out, len, err);
+    if (st == KILN_OK)
+        *body = out;
+    return st;
+}
+
+static void maybe_gzip(const kiln_http_req *req, kiln_http_resp *resp)
+{
+    const char *ae = kiln_http_header(req, "Accept-Encoding");
+    if (ae == NULL || strstr(ae, "gzip") == NULL || resp->body.len < 4096)
+        return;
+    kiln_buf z;
+    kiln_buf_init(&z, 0);
+    if (kiln_gzip(resp->body.ptr, resp->body.len, 1, &z)) {
+        kiln_buf_free(&resp->body);
+        resp->body = z;
+        resp->content_encoding = "gzip";
+    } else {
+        kiln_buf_free(&z);
+    }
+}
+
+static kiln_status serve(const kiln_connect *c, const kiln_http_req *req, kiln_http_resp *resp,
+                         const kiln_rpc_method *m, kiln_err *err)
+{
+    const char *ct = kiln_http_header(req, "Content-Type");
+    kiln_rpc_codec codec;
+    if (media_is(ct, "application/proto"))
+        codec = KILN_CODEC_PROTO;
+    else if (media_is(ct, "application/json"))
+        codec = KILN_CODEC_JSON;
+    else {
+        resp->status = 415;
+        return kiln_err_set(err, KILN_UNKNOWN, "unsupported content type \"%s\"", ct ? ct : "");
+    }
+    char tenant[KILN_TENANT_MAX * 8 + 8];
+    const char *org = kiln_http_header(req, "X-Scope-OrgID");
+    bool multi = strncmp(req->path, "/querier.", 9) == 0;
+    kiln_status st = kiln_tenant_parse(org, org ? strlen(org) : 0, multi, tenant, sizeof(tenant), err);
+    const uint8_t *body;
+    size_t len;
+    if (st == KILN_OK)
+        st = request_body(c, req, &body, &len, err);
+    if (st != KILN_OK)
+        return st;
+    kiln_rpc_ctx ctx = {tenant, req->arena, err};
+    st = kiln_rpc_invoke(m, &ctx, body, len, codec, &resp->body);
+    if (st == KILN_OK) {
+        resp->status = 200;
+        resp->content_type = codec == KILN_CODEC_JSON ? "application/json" : "application/proto";
+        maybe_gzip(req, resp);
+    }
+    return st;
+}
+
+void kiln_connect_handle(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
+{
+    const kiln_connect *c = ud;
+    double t0 = now_s();
+    const kiln_rpc_method *m = kiln_rpc_find(c->rpc, req->path, strlen(req->path));
+    if (m == NULL) {
+        kiln_connect_error(resp, KILN_NOT_FOUND, "404 page not found");
+        resp->status = 404;
+        return;
+    }
+    kiln_err err = {KILN_OK, ""};
+    kiln_status st;
+    if (strcmp(req->method, "POST") != 0) {
+        st = kiln_err_set(&err, KILN_UNIMPLEMENTED, "method %s not allowed; use POST", req->method);
+        resp->status = 405;
+    } else {
+        st = serve(c, req, resp, m, &err);
+    }
+    if (st != KILN_OK) {
+        int http = resp->status;
+        KILN_LOG_WARN("connect", "%s failed code=%s: %s", m->path, kiln_status_str(st), err.msg);
+        kiln_connect_error(resp, st, err.msg);
+        if (http == 415 || http == 405)
+            resp->status = http;
+    }
+    kiln_metrics_request(c->metrics, "connect", m->path, kiln_status_str(st), now_s() - t0);
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * connect: the Connect protocol's unary calls over the HTTP server: POST
+ * /<pkg>.<Service>/<Method> with application/proto or application/json,
+ * gzip request bodies, gzip responses when accepted, and errors as
+ * {"code","message"} JSON with Connect's HTTP status. Dispatches to the rpc
+ * registry; records every call in the metrics. Stateless after create;
+ * called from HTTP pool threads. */
+#ifndef KILN_CONNECT_H
+#define KILN_CONNECT_H
+
+#include <stddef.h>
+
+#include "http_server.h"
+#include "metrics.h"
+#include "rpc.h"
+
+typedef struct kiln_connect {
+    const kiln_rpc_registry_t *rpc; /* borrowed */
+    kiln_metrics_t *metrics;        /* borrowed */
+    size_t max_body;                /* decompressed request bytes */
+} kiln_connect;
+
+/** An HTTP handler (for kiln_http_server_fallback) with ud = kiln_connect*. */
+void kiln_connect_handle(void *ud, const kiln_http_req *req, kiln_http_resp *resp);
+
+/** Writes a Connect error response (JSON body, mapped HTTP status). */
+void kiln_connect_error(kiln_http_resp *resp, kiln_status code, const char *msg);
+
+/** Appends s as a JSON string literal (quoted, escaped). */
+void kiln_json_string(kiln_buf *out, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * grpc_server: completion-queue workers with per-call state machines:
+ * REQUESTED (waiting for a call) -> RECEIVING (reading its message) ->
+ * SENDING (reply batch in flight) -> freed. */
+#include "grpc_server.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "xmalloc.h"
+
+#define SLOTS_PER_WORKER 16
+
+typedef enum { REQUESTED, RECEIVING, SENDING } call_state;
+
+struct kiln_grpc_server;
+
+typedef struct worker {
+    struct kiln_grpc_server *srv;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+} worker;
+
+typedef struct call_slot {
+    call_state state;
+    worker *w;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    grpc_byte_buffer *recv;
+    grpc_byte_buffer *send;
+    grpc_slice status_details;
+    int cancelled;
+    struct timespec t0;
+} call_slot;
+
+struct kiln_grpc_server {
+    kiln_grpc_config cfg;
+    const kiln_rpc_registry_t *rpc;
+    kiln_metrics_t *metrics;
+    grpc_server *server;
+    worker *workers;
+    int n_workers;
+    int port;
+    int shutdown_tag;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int shut_down;
+};
+
+kiln_grpc_server_t *kiln_grpc_server_create(const kiln_grpc_config *cfg,
+                                            const kiln_rpc_registry_t *rpc, kiln_metrics_t *metrics)
+{
+    kiln_grpc_server_t *s = kiln_xcalloc(1, sizeof(*s));
+    s->cfg = *cfg;
+    s->rpc = rpc;
+    s->metrics = metrics;
+    s->n_workers = cfg->threads > 0 ? cfg->threads : 1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    return s;
+}
+
+static void post_slot(worker *w)
+{
+    call_slot *c = kiln_xcalloc(1, sizeof(*c));
+    c->w = w;
+    c->state = REQUESTED;
+    grpc_call_details_init(&c->details);
+    grpc_metadata_array_init(&c->md);
+    grpc_call_error e = grpc_server_request_call(w->srv->server, &c->call, &c->details, &c->md,
+                                                 w->cq, w->cq, c);
+    if (e != GRPC_CALL_OK) {
+        grpc_call_details_destroy(&c->details);
+        grpc_metadata_array_destroy(&c->md);
+        free(c);
+    }
+}
+
+static void free_slot(call_slot *c)
+{
+    if (c->call != NULL)
+        grpc_call_unref(c->call);
+    if (c->recv != NULL)
+        grpc_byte_buffer_destroy(c->recv);
+    if (c->send != NULL)
+        grpc_byte_buffer_destroy(c->send);
+    grpc_slice_unref(c->status_details);
+    grpc_call_details_destroy(&c->details);
+    grpc_metadata_array_destroy(&c->md);
+    free(c);
+}
+
+static void start_recv(call_slot *c)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->recv;
+    c->state = RECEIVING;
+    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK)
+        free_slot(c);
+}
+
+static const char *tenant_header(const call_slot *c, size_t *len)
+{
+    for (size_t i = 0; i < c->md.count; i++) {
+        if (grpc_slice_str_cmp(c->md.metadata[i].key, "x-scope-orgid") == 0) {
+            *len = GRPC_SLICE_LENGTH(c->md.metadata[i].value);
+            return (const char *)GRPC_SLICE_START_PTR(c->md.metadata[i].value);
+        }
+    }
+    *len = 0;
+    return NULL;
+}
+
+/* Runs the method; fills out on success. */
+static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, kiln_err *err,
+                            const char **method_name)
+{
+    const char *path = (const char *)GRPC_SLICE_START_PTR(c->details.method);
+    size_t plen = GRPC_SLICE_LENGTH(c->details.method);
+    const kiln_rpc_method *m = kiln_rpc_find(c->w->srv->rpc, path, plen);
+    if (m == NULL)
+        return kiln_err_set(err, KILN_UNIMPLEMENTED, "unknown method %.*s", (int)plen, path);
+    *method_name = m->path;
+    if (c->recv == NULL)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "no request message");
+    char tenant[KILN_TENANT_MAX * 8 + 8];
+    size_t tlen;
+    const char *org = tenant_header(c, &tlen);
+    bool multi = strncmp(m->path, "/querier.", 9) == 0;
+    kiln_status st = kiln_tenant_parse(org, tlen, multi, tenant, sizeof(tenant), err);
+    if (st != KILN_OK)
+        return st;
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, c->recv))
+        return kiln_err_set(err, KILN_INTERNAL, "cannot read request message");
+    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    kiln_rpc_ctx ctx = {tenant, arena, err};
+    st = kiln_rpc_invoke(m, &ctx, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), KILN_CODEC_PROTO,
+                         out);
+    grpc_slice_unref(s);
+    return st;
+}
+
+static double since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void reply(call_slot *c)
+{
+    kiln_arena_t *arena = kiln_arena_create(0);
+    kiln_buf out;
+    kiln_buf_init(&out, 0);
+    kiln_err err = {KILN_OK, ""};
+    const char *method = "unknown";
+    kiln_status st = run_call(c, arena, &out, &err, &method);
+    if (st != KILN_OK) {
+        KILN_LOG_WARN("grpc", "%s failed code=%s: %s", method, kiln_status_str(st), err.msg);
+        c->status_details = grpc_slice_from_copied_string(err.msg);
+    } else {
+        grpc_slice body = grpc_slice_from_copied_buffer(out.ptr ? out.ptr : "", out.len);
+        c->send = grpc_raw_byte_buffer_create(&body, 1);
+        grpc_slice_unref(body);
+    }
+    kiln_buf_free(&out);
+    kiln_arena_destroy(arena);
+    kiln_metrics_request(c->w->srv->metrics, "grpc", method, kiln_status_str(st), since(&c->t0));
+
+    grpc_op ops[4];
+    memset(ops, 0, sizeof(ops));
+    size_t n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (c->send != NULL) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = c->send;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = (grpc_status_code)st;
+    ops[n++].data.send_status_from_server.status_details = &c->status_details;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    c->state = SENDING;
+    if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK)
+        free_slot(c);
+}
+
+static void on_event(worker *w, call_slot *c, int success)
+{
+    switch (c->state) {
+    case REQUESTED:
+        if (!success) { /* server shutting down: do not re-post */
+            free_slot(c);
+            return;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &c->t0);
+        post_slot(w);
+        start_recv(c);
+        return;
+    case RECEIVING:
+        if (!success) {
+            free_slot(c);
+            return;
+        }
+        reply(c);
+        return;
+    case SENDING:
+        free_slot(c);
+        return;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    kiln_grpc_server_t *s = w->srv;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        if (ev.tag == &s->shutdown_tag) {
+            pthread_mutex_lock(&s->mu);
+            s->shut_down = 1;
+            pthread_cond_broadcast(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
+        on_event(w, ev.tag, ev.success);
+    }
+    return NULL;
+}
+
+static int add_port(kiln_grpc_server_t *s, const char *address, int port, kiln_err *err)
+{
+    char addr[300];
+    snprintf(addr, sizeof(addr), "%s:%d", address && *address ? address : "0.0.0.0", port);
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    int bound = grpc_server_add_http2_port(s->server, addr, creds);
+    grpc_server_credentials_release(creds);
+    if (bound == 0)
+        kiln_err_set(err, KILN_UNAVAILABLE, "cannot listen on %s (gRPC)", addr);
+    return bound;
+}
+
+kiln_status kiln_grpc_server_start(kiln_grpc_server_t *s, kiln_err *err)
+{
+    grpc_arg args[2];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = s->cfg.max_recv > 0x7fffffff ? -1 : (int)s->cfg.max_recv;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+    args[1].value.integer = 0;
+    grpc_channel_args ch = {2, args};
+    grpc_init();
+    s->server = grpc_server_create(&ch, NULL);
+    s->workers = kiln_xcalloc((size_t)s->n_workers, sizeof(worker));
+    for (int i = 0; i < s->n_workers; i++) {
+        s->workers[i].srv = s;
+        s->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->server, s->workers[i].cq, NULL);
+    }
+    s->port = add_port(s, s->cfg.address, s->cfg.port, err);
+    if (s->port == 0 || (s->cfg.address2 != NULL && add_port(s, s->cfg.address2, s->cfg.port2, err) == 0))
+        return KILN_UNAVAILABLE; /* destroy cleans up */
+    grpc_server_start(s->server);
+    for (int i = 0; i < s->n_workers; i++) {
+        for (int k = 0; k < SLOTS_PER_WORKER; k++)
+            post_slot(&s->workers[i]);
+        pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
+    }
+    return KILN_OK;
+}
+
+int kiln_grpc_server_port(const kiln_grpc_server_t *s)
+{
+    return s->port;
+}
+
+/* Waits until the shutdown tag fired or the deadline passed; true if it fired. */
+static int wait_shutdown(kiln_grpc_server_t *s, int seconds)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += seconds;
+    pthread_mutex_lock(&s->mu);
+    while (!s->shut_down && pthread_cond_timedwait(&s->cv, &s->mu, &dl) == 0)
+        ;
+    int done = s->shut_down;
+    pthread_mutex_unlock(&s->mu);
+    return done;
+}
+
+void kiln_grpc_server_destroy(kiln_grpc_server_t *s)
+{
+    if (s == NULL)
+        return;
+    if (s->server != NULL) {
+        int started = s->workers[0].thread != 0;
+        grpc_server_shutdown_and_notify(s->server, s->workers[0].cq, &s->shutdown_tag);
+        if (started && !wait_shutdown(s, 5)) {
+            grpc_server_cancel_all_calls(s->server);
+            wait_shutdown(s, 5);
+        }
+        for (int i = 0; i < s->n_workers; i++)
+            grpc_completion_queue_shutdown(s->workers[i].cq);
+        for (int i = 0; i < s->n_workers; i++) {
+            if (started)
+                pthread_join(s->workers[i].thread, NULL);
+            grpc_completion_queue_destroy(s->workers[i].cq);
+        }
+        grpc_server_destroy(s->server);
+        grpc_shutdown();
+    }
+    free(s->workers);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * grpc_server: the gRPC listener on the gRPC C core. One worker thread per
+ * completion queue, each keeping request slots posted for any method
+ * (grpc_server_request_call), so unknown methods are answered UNIMPLEMENTED
+ * instead of hanging. Unary calls only: a call is read, dispatched to the rpc
+ * registry on the worker thread, and answered in one batch. The receive size
+ * limit is raised to max_recv bytes. */
+#ifndef KILN_GRPC_SERVER_H
+#define KILN_GRPC_SERVER_H
+
+#include <stddef.h>
+
+#include "metrics.h"
+#include "rpc.h"
+#include "status.h"
+
+typedef struct kiln_grpc_server kiln_grpc_server_t;
+
+typedef struct kiln_grpc_config {
+    const char *address; /* "" or NULL = 0.0.0.0 */
+    int port;            /* 0 = ephemeral */
+    const char *address2; /* optional second listener (e.g. OTLP 4317); NULL = none */
+    int port2;
+    int threads;         /* workers (completion queues) */
+    size_t max_recv;     /* bytes */
+} kiln_grpc_config;
+
+/** Creates a server over the registry (borrowed, read-only). */
+kiln_grpc_server_t *kiln_grpc_server_create(const kiln_grpc_config *cfg,
+                                            const kiln_rpc_registry_t *rpc, kiln_metrics_t *metrics);
+/** Binds and starts the workers; KILN_UNAVAILABLE with err when it cannot bind. */
+kiln_status kiln_grpc_server_start(kiln_grpc_server_t *s, kiln_err *err);
+/** The bound port (after start). */
+int kiln_grpc_server_port(const kiln_grpc_server_t *s);
+/** Stops (in-flight calls get up to 5 s), joins the workers and frees; NULL is a no-op. */
+void kiln_grpc_server_destroy(kiln_grpc_server_t *s);
+
+#endif

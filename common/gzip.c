@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * gzip: libdeflate wrappers with an output cap. */
+#include "gzip.h"
+
+#include <libdeflate.h>
+#include <string.h>
+
+bool kiln_gzip_is(const uint8_t *data, size_t len)
+{
+    return len >= 2 && data[0] == 0x1f && data[1] == 0x8b;
+}
+
+/* The trailer's ISIZE is the size mod 2^32: a good first guess, not a promise. */
+static size_t size_hint(const uint8_t *data, size_t len, size_t max)
+{
+    size_t hint = len * 4;
+    if (len >= 18) {
+        const uint8_t *t = data + len - 4;
+        size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+        if (isize >= len / 2)
+            hint = isize;
+    }
+    if (hint < 4096)
+        hint = 4096;
+    return hint > max ? max : hint;
+}
+
+kiln_status kiln_gunzip(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
+                        uint8_t **out, size_t *out_len, kiln_err *err)
+{
+    struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+    if (d == NULL)
+        return kiln_err_set(err, KILN_INTERNAL, "gzip: cannot allocate decompressor");
+    kiln_status st = KILN_OK;
+    size_t cap = size_hint(data, len, max);
+    for (;;) {
+        uint8_t *buf = kiln_arena_alloc(a, cap + 1);
+        if (buf == NULL) {
+            st = kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "gzip: request memory limit reached");
+            break;
+        }
+        size_t in_used = 0, got = 0;
+        enum libdeflate_result r =
+            libdeflate_gzip_decompress_ex(d, data, len, buf, cap, &in_used, &got);
+        if (r == LIBDEFLATE_SUCCESS) {
+            *out = buf;
+            *out_len = got;
+            break;
+        }
+        if (r != LIBDEFLATE_INSUFFICIENT_SPACE) {
+            st = kiln_err_set(err, KILN_INVALID_ARGUMENT, "gzip: corrupt or truncated data");
+            break;
+        }
+        if (cap >= max) {
+            st = kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                              "decompressed size exceeds the limit of %zu bytes", max);
+            break;
+        }
+        cap = cap > max / 4 ? max : cap * 4;
+    }
+    libdeflate_free_decompressor(d);
+    return st;
+}
+
+kiln_status kiln_gunzip_maybe(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
+                              const uint8_t **out, size_t *out_len, kiln_err *err)
+{
+    if (!kiln_gzip_is(data, len)) {
+        if (len > max)
+            return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                                "profile size %zu exceeds the limit of %zu bytes", len, max);
+        *out = data;
+        *out_len = len;
+        return KILN_OK;
+    }
+    uint8_t *o;
+    size_t ol;
+    kiln_status st = kiln_gunzip(a, data, len, max, &o, &ol, err);
+    if (st == KILN_OK) {
+        *out = o;
+        *out_len = ol;
+    }
+    return st;
+}
+
+bool kiln_gzip(const void *data, size_t len, int level, kiln_buf *out)
+{
+    struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
+    if (c == NULL)
+        return false;
+    size_t bound = libdeflate_gzip_compress_bound(c, len);
+    bool ok = kiln_buf_reserve(out, bound);
+    if (ok) {
+        size_t n = libdeflate_gzip_compress(c, data, len, out->ptr + out->len, bound);
+        ok = n != 0;
+        out->len += n;
+    }
+    libdeflate_free_compressor(c);
+    return ok;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * gzip: gzip detection, capped decompression (gzip bombs stop at the cap)
+ * and compression, on libdeflate. Thread-safe (a libdeflate state per call). */
+#ifndef KILN_GZIP_H
+#define KILN_GZIP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "status.h"
+
+/** True when data starts with the gzip magic 1f 8b. */
+bool kiln_gzip_is(const uint8_t *data, size_t len);
+
+/** Decompresses gzip data into arena memory, refusing output past max bytes.
+ * KILN_INVALID_ARGUMENT for corrupt or truncated data, KILN_RESOURCE_EXHAUSTED
+ * (message naming the limit) past max. Writes *out and *out_len only on OK. */
+kiln_status kiln_gunzip(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
+                        uint8_t **out, size_t *out_len, kiln_err *err);
+
+/** If data is gzip, decompresses it (as kiln_gunzip); otherwise returns it as is. */
+kiln_status kiln_gunzip_maybe(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
+                              const uint8_t **out, size_t *out_len, kiln_err *err);
+
+/** Appends the gzip compression of data to out (level 1-12); false past out's max. */
+bool kiln_gzip(const void *data, size_t len, int level, kiln_buf *out);
+
+#endif

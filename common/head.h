@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * head: one tenant's in-memory profile store, the ingester's head block.
+ * Symbols (strings, mappings, functions, locations) are de-duplicated;
+ * every unique stack is stored once as a node of a location tree with parent
+ * pointers; samples are columns (stack node, value) per stored profile. One
+ * stored series per pprof sample type, labelled as Pyroscope labels it.
+ * Thread-safe: appends take the write lock, queries the read lock. */
+#ifndef KILN_HEAD_H
+#define KILN_HEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "labels.h"
+#include "pprof.h"
+#include "selector.h"
+#include "status.h"
+#include "tree.h"
+
+typedef struct kiln_head kiln_head_t;
+
+typedef struct kiln_head_stats {
+    size_t series;
+    size_t profiles;
+    size_t samples;
+    size_t stack_nodes;
+    size_t locations;
+    size_t strings;
+    int64_t min_time_ms; /* 0 when empty */
+    int64_t max_time_ms;
+} kiln_head_stats_t;
+
+/** Creates an empty head. */
+kiln_head_t *kiln_head_create(void);
+/** Frees a head and all it holds; NULL is a no-op. */
+void kiln_head_destroy(kiln_head_t *h);
+
+/** Appends a normalised profile of the series `labels` (sorted, validated,
+ * without per-type labels). Stores one profile per sample type under labels
+ * plus __profile_type__, __type__, __unit__, __period_type__,
+ * __period_unit__ and __service_name__. Samples whose value for a type is
+ * zero are not stored for that type. time_ns is the profile time (0 = now).
+ * Returns KILN_OK; never fails on a validated, normalised profile. */
+kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t n,
+                             const kiln_pprof_t *p, int64_t time_ns, kiln_err *err);
+
+/** Called once per matching stored series with its sorted labels (valid only
+ * during the call). */
+typedef void (*kiln_head_series_fn)(void *ctx, const kiln_label_t *l, size_t n);
+
+/** Visits the stored series that match sel (NULL = all) and have a profile
+ * in [start_ms, end_ms] (end_ms 0 = no upper bound). */
+void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                      int64_t end_ms, kiln_head_series_fn fn, void *ctx);
+
+/** Adds the samples of every matching profile in [start_ms, end_ms] to t,
+ * expanding each location into its (inlined) function frames, root first. */
+void kiln_head_merge_tree(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                          int64_t end_ms, kiln_tree_t *t);
+
+/** Counts of what the head holds. */
+void kiln_head_stats(kiln_head_t *h, kiln_head_stats_t *out);
+
+#endif

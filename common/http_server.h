@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * http_server: the HTTP/1.1 listener (libmicrohttpd, a thread pool polling
+ * with epoll). Routes are exact paths registered before start; everything
+ * else goes to the fallback handler (Connect). A handler runs on a pool
+ * thread with the whole request body buffered (capped: 413 past max_body)
+ * and a request arena that lives until the response is queued. */
+#ifndef KILN_HTTP_SERVER_H
+#define KILN_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "status.h"
+
+typedef struct kiln_http_server kiln_http_server_t;
+
+typedef struct kiln_http_req {
+    const char *method;
+    const char *path;
+    const uint8_t *body;
+    size_t body_len;
+    kiln_arena_t *arena;
+    void *conn; /* the MHD connection, for header and query lookups */
+} kiln_http_req;
+
+typedef struct kiln_http_resp {
+    int status;                   /* default 200 */
+    const char *content_type;     /* static or arena string; default text/plain */
+    const char *content_encoding; /* NULL for identity */
+    kiln_buf body;
+} kiln_http_resp;
+
+typedef void (*kiln_http_handler_fn)(void *ud, const kiln_http_req *req, kiln_http_resp *resp);
+
+typedef struct kiln_http_config {
+    const char *address; /* "" or NULL = all interfaces */
+    int port;            /* 0 = ephemeral */
+    int threads;
+    size_t max_body;     /* bytes */
+} kiln_http_config;
+
+/** Creates a server (not yet listening). */
+kiln_http_server_t *kiln_http_server_create(const kiln_http_config *cfg);
+/** Routes requests for exactly path to fn. Before start only. */
+void kiln_http_server_route(kiln_http_server_t *s, const char *path, kiln_http_handler_fn fn,
+                            void *ud);
+/** Routes every other request to fn. Before start only. */
+void kiln_http_server_fallback(kiln_http_server_t *s, kiln_http_handler_fn fn, void *ud);
+/** Binds and starts serving; KILN_UNAVAILABLE with err when it cannot bind. */
+kiln_status kiln_http_server_start(kiln_http_server_t *s, kiln_err *err);
+/** The bound port (after start). */
+int kiln_http_server_port(const kiln_http_server_t *s);
+/** Stops (finishing requests in flight) and frees; NULL is a no-op. */
+void kiln_http_server_destroy(kiln_http_server_t *s);
+
+/** A request header (case-insensitive name), or NULL. */
+const char *kiln_http_header(const kiln_http_req *req, const char *name);
+/** A query-string argument (URL-decoded), or NULL. */
+const char *kiln_http_query(const kiln_http_req *req, const char *name);
+
+/** Sets a plain-text response. */
+void kiln_http_text(kiln_http_resp *resp, int status, const char *text);
+
+#endif

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * labels: sorting, fingerprints and validation of series label sets. */
+#include "labels.h"
+
+#include <stdlib.h>
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH64_state_t on the stack */
+#include <xxhash.h>
+
+static int cmp_label(const void *a, const void *b)
+{
+    return strcmp(((const kiln_label_t *)a)->name, ((const kiln_label_t *)b)->name);
+}
+
+void kiln_labels_sort(kiln_label_t *l, size_t n)
+{
+    /* Label sets are small (<= 30 names); insertion sort beats qsort here. */
+    if (n > 32) {
+        qsort(l, n, sizeof(*l), cmp_label);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        kiln_label_t x = l[i];
+        size_t j = i;
+        while (j > 0 && strcmp(l[j - 1].name, x.name) > 0) {
+            l[j] = l[j - 1];
+            j--;
+        }
+        l[j] = x;
+    }
+}
+
+const char *kiln_labels_get(const kiln_label_t *l, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(l[i].name, name) == 0)
+            return l[i].value;
+    }
+    return NULL;
+}
+
+uint64_t kiln_labels_fingerprint(const kiln_label_t *l, size_t n)
+{
+    XXH64_state_t state, *st = &state;
+    static const char sep = '\xff';
+    XXH64_reset(st, 0);
+    for (size_t i = 0; i < n; i++) {
+        XXH64_update(st, l[i].name, strlen(l[i].name));
+        XXH64_update(st, &sep, 1);
+        XXH64_update(st, l[i].value, strlen(l[i].value));
+        XXH64_update(st, &sep, 1);
+    }
+    return XXH64_digest(st);
+}
+
+bool kiln_label_name_is_legacy(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (const char *p = s; *p != '\0'; p++) {
+        char c = *p;
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+        if (!alpha && !(p != s && c >= '0' && c <= '9'))
+            return false;
+    }
+    return true;
+}
+
+bool kiln_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n;
+        unsigned cp, min;
+        if ((c & 0xe0) == 0xc0) {
+            n = 1, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if ((size_t)(end - p) <= n)
+            return false;
+        for (size_t i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+kiln_status kiln_labels_validate(const kiln_label_t *l, size_t n, size_t max_names, kiln_err *err)
+{
+    if (n == 0)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "error at least one label pair is required per profile");
+    if (max_names != 0 && n > max_names)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "profile series has %zu label names; limit %zu", n, max_names);
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(l[i].name), vl = strlen(l[i].value);
+        if (nl == 0 || !kiln_utf8_valid(l[i].name, nl))
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "invalid label name '%.64s'", l[i].name);
+        if (nl > 1024)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "label name too long: '%.64s...'", l[i].name);
+        if (vl > 2048)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "label value too long for '%.64s'", l[i].name);
+        if (!kiln_utf8_valid(l[i].value, vl))
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "label '%.64s' value is not valid UTF-8", l[i].name);
+        if (i > 0 && strcmp(l[i - 1].name, l[i].name) == 0)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "duplicate label name '%.64s'", l[i].name);
+    }
+    const char *name = kiln_labels_get(l, n, KILN_LABEL_NAME);
+    if (name == NULL || !kiln_label_name_is_legacy(name))
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "invalid or missing %s label '%.64s'",
+                            KILN_LABEL_NAME, name ? name : "");
+    const char *svc = kiln_labels_get(l, n, KILN_LABEL_SERVICE_NAME);
+    if (svc != NULL && *svc == '\0')
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "empty %s label", KILN_LABEL_SERVICE_NAME);
+    return KILN_OK;
+}

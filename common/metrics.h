@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * metrics: the process's Prometheus metrics: requests by method and code
+ * with a latency histogram, and ingested bytes and profiles. One registry per
+ * process, created in main and passed to the servers; thread-safe. */
+#ifndef KILN_METRICS_H
+#define KILN_METRICS_H
+
+#include <stdint.h>
+
+#include "buf.h"
+
+typedef struct kiln_metrics kiln_metrics_t;
+
+/** Creates an empty registry. */
+kiln_metrics_t *kiln_metrics_create(void);
+/** Frees it; NULL is a no-op. */
+void kiln_metrics_destroy(kiln_metrics_t *m);
+
+/** Records one finished request: protocol ("connect", "grpc", "http"),
+ * method or route, result code name, and duration in seconds. */
+void kiln_metrics_request(kiln_metrics_t *m, const char *protocol, const char *method,
+                          const char *code, double seconds);
+/** Counts received bytes (compressed, as sent) and decoded profiles for a tenant. */
+void kiln_metrics_ingested(kiln_metrics_t *m, const char *tenant, uint64_t bytes,
+                           uint64_t profiles);
+/** Appends the Prometheus text exposition of everything recorded. */
+void kiln_metrics_render(kiln_metrics_t *m, kiln_buf *out);
+
+#endif

@@ -1,0 +1,1359 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * pprof: a hand-written protobuf wire decoder for perftools.profiles.Profile
+ * (a counting pass sizes the arena arrays, a filling pass decodes), strict
+ * validation, tolerant normalisation and an encoder. */
+#include "pprof.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NONE KILN_PPROF_NONE
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- wire reading ---------------------------------------------------------- */
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
+enum { VR_OK = 0, VR_TRUNC, VR_LONG };
+
+/* Unknown groups nest; past this depth the input is rejected, not recursed. */
+#define MAX_GROUP_DEPTH 64
+
+typedef struct counts {
+    size_t sample_types, samples, locs, values, labels, mappings, locations, lines, functions,
+        strings, comments;
+} counts;
+
+/* Decoder state. Both passes read the same bytes with the same next_field,
+ * so every element the filling pass stores was counted by the first pass;
+ * the capacity checks in the filling pass are a second line of defence. */
+typedef struct dec {
+    const uint8_t *base; /* start of the input, for error offsets */
+    kiln_err *err;
+    kiln_pprof_t *p;
+    counts cap;
+    unsigned depth; /* of unknown groups being skipped */
+} dec;
+
+/* One field: its tag position, number and wire type, and its value (a
+ * varint's value or a length-delimited field's length and payload). */
+typedef struct field {
+    const uint8_t *at;
+    const uint8_t *data;
+    uint64_t v;
+    uint32_t num;
+    uint32_t wt;
+} field;
+
+/* A varint of 2..10 bytes, or one cut short. A 10th byte above 1 would set
+ * bits past 64 (and one with the continuation bit makes 11+ bytes): both are
+ * VR_LONG, as in the reference protobuf decoders. */
+static int varint_slow(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *p = *pp;
+    uint64_t v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        if (p == end)
+            return VR_TRUNC;
+        uint64_t b = *p++;
+        if (shift == 63) {
+            if (b > 1)
+                return VR_LONG;
+            v |= b << 63;
+            break;
+        }
+        v |= (b & 0x7f) << shift;
+        if (b < 0x80)
+            break;
+    }
+    *out = v;
+    *pp = p;
+    return VR_OK;
+}
+
+static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *p = *pp;
+    if (LIKELY(end - p >= 2)) {
+        if (p[0] < 0x80) {
+            *out = p[0];
+            *pp = p + 1;
+            return VR_OK;
+        }
+        if (p[1] < 0x80) {
+            *out = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+            *pp = p + 2;
+            return VR_OK;
+        }
+    }
+    return varint_slow(pp, end, out);
+}
+
+static kiln_status wire_err(const dec *d, const char *what, uint32_t num, const char *msg,
+                            const uint8_t *at)
+{
+    return kiln_err_set(d->err, KILN_INVALID_ARGUMENT, "pprof: %s field %u of %s at offset %zu",
+                        what, num, msg, (size_t)(at - d->base));
+}
+
+static kiln_status tag_err(const dec *d, const char *what, const char *msg, const uint8_t *at)
+{
+    return kiln_err_set(d->err, KILN_INVALID_ARGUMENT, "pprof: %s tag in %s at offset %zu", what,
+                        msg, (size_t)(at - d->base));
+}
+
+static kiln_status skip_group(dec *d, const uint8_t **pp, const uint8_t *end, uint32_t num,
+                              const char *msg, const uint8_t *at);
+
+/* Reads the field at *pp (bounded by end) into f and moves *pp past it.
+ * Length-delimited payloads are checked to lie inside [*pp, end); unknown
+ * groups are skipped whole. */
+static inline kiln_status next_field(dec *d, const uint8_t **pp, const uint8_t *end, field *f,
+                                     const char *msg)
+{
+    const uint8_t *p = *pp;
+    uint64_t tag = 0;
+    f->at = p;
+    int r = get_varint(&p, end, &tag);
+    if (UNLIKELY(r != VR_OK || tag > UINT32_MAX || tag < 8))
+        return tag_err(d, r == VR_TRUNC ? "truncated" : "bad", msg, f->at);
+    f->num = (uint32_t)tag >> 3;
+    f->wt = (uint32_t)tag & 7;
+    if (LIKELY(f->wt == WT_VARINT)) {
+        r = get_varint(&p, end, &f->v);
+    } else if (LIKELY(f->wt == WT_LEN)) {
+        r = get_varint(&p, end, &f->v);
+        if (r == VR_OK && f->v > (uint64_t)(end - p))
+            return wire_err(d, "length past end in", f->num, msg, f->at);
+        f->data = p;
+        if (r == VR_OK)
+            p += f->v;
+    } else if (f->wt == WT_I64 || f->wt == WT_I32) {
+        size_t n = f->wt == WT_I64 ? 8 : 4;
+        if ((size_t)(end - p) < n)
+            r = VR_TRUNC;
+        else
+            p += n;
+    } else if (f->wt == WT_SGROUP) {
+        kiln_status st = skip_group(d, &p, end, f->num, msg, f->at);
+        if (st != KILN_OK)
+            return st;
+    } else {
+        return wire_err(d, f->wt == WT_EGROUP ? "unmatched end group in" : "bad wire type in",
+                        f->num, msg, f->at);
+    }
+    if (UNLIKELY(r != VR_OK))
+        return wire_err(d, r == VR_TRUNC ? "truncated" : "varint longer than 10 bytes in", f->num,
+                        msg, f->at);
+    *pp = p;
+    return KILN_OK;
+}
+
+/* Skips the body of unknown group num up to and including its end tag. */
+static kiln_status skip_group(dec *d, const uint8_t **pp, const uint8_t *end, uint32_t num,
+                              const char *msg, const uint8_t *at)
+{
+    if (d->depth >= MAX_GROUP_DEPTH)
+        return wire_err(d, "groups nested too deep in", num, msg, at);
+    d->depth++;
+    const uint8_t *p = *pp;
+    kiln_status st = KILN_OK;
+    for (;;) {
+        const uint8_t *q = p;
+        uint64_t tag;
+        if (p >= end) {
+            st = wire_err(d, "truncated group", num, msg, at);
+            break;
+        }
+        if (get_varint(&q, end, &tag) == VR_OK && (tag & 7) == WT_EGROUP) {
+            if (tag >> 3 != num)
+                st = wire_err(d, "mismatched end of group", num, msg, p);
+            p = q;
+            break;
+        }
+        field f;
+        if ((st = next_field(d, &p, end, &f, msg)) != KILN_OK)
+            break;
+    }
+    d->depth--;
+    if (st == KILN_OK)
+        *pp = p;
+    return st;
+}
+
+static kiln_status want(const dec *d, const field *f, uint32_t wt, const char *msg)
+{
+    if (LIKELY(f->wt == wt))
+        return KILN_OK;
+    return kiln_err_set(d->err, KILN_INVALID_ARGUMENT,
+                        "pprof: field %u of %s has wire type %u, want %u, at offset %zu", f->num,
+                        msg, f->wt, wt, (size_t)(f->at - d->base));
+}
+
+/* ---- message tables ---------------------------------------------------------- */
+
+/* Messages made only of varint scalars are decoded and encoded from a table
+ * indexed by field number: where in the struct each field lives. */
+enum { K_SKIP = 0, K_U64, K_BOOL };
+
+typedef struct fdesc {
+    uint8_t kind;
+    uint16_t off;
+} fdesc;
+
+typedef struct msgdesc {
+    const char *name;
+    const fdesc *f;
+    uint32_t n;
+} msgdesc;
+
+#define F8(T, m) {K_U64, (uint16_t)offsetof(T, m)}
+#define FB(T, m) {K_BOOL, (uint16_t)offsetof(T, m)}
+#define MSG(name, tab) {name, tab, (uint32_t)(sizeof(tab) / sizeof(tab[0]))}
+
+static const fdesc vt_fields[] = {
+    {0, 0}, F8(kiln_pprof_value_type, type), F8(kiln_pprof_value_type, unit)};
+static const fdesc label_fields[] = {
+    {0, 0}, F8(kiln_pprof_label, key), F8(kiln_pprof_label, str), F8(kiln_pprof_label, num),
+    F8(kiln_pprof_label, num_unit)};
+static const fdesc mapping_fields[] = {
+    {0, 0},
+    F8(kiln_pprof_mapping, id),
+    F8(kiln_pprof_mapping, memory_start),
+    F8(kiln_pprof_mapping, memory_limit),
+    F8(kiln_pprof_mapping, file_offset),
+    F8(kiln_pprof_mapping, filename),
+    F8(kiln_pprof_mapping, build_id),
+    FB(kiln_pprof_mapping, has_functions),
+    FB(kiln_pprof_mapping, has_filenames),
+    FB(kiln_pprof_mapping, has_line_numbers),
+    FB(kiln_pprof_mapping, has_inline_frames)};
+/* Field 4 (line) is a submessage, handled by dec_location. */
+static const fdesc location_fields[] = {
+    {0, 0}, F8(kiln_pprof_location, id), F8(kiln_pprof_location, mapping),
+    F8(kiln_pprof_location, address), {0, 0}, FB(kiln_pprof_location, is_folded)};
+static const fdesc line_fields[] = {
+    {0, 0}, F8(kiln_pprof_line, function), F8(kiln_pprof_line, line),
+    F8(kiln_pprof_line, column)};
+static const fdesc function_fields[] = {
+    {0, 0}, F8(kiln_pprof_function, id), F8(kiln_pprof_function, name),
+    F8(kiln_pprof_function, system_name), F8(kiln_pprof_function, filename),
+    F8(kiln_pprof_function, start_line)};
+/* The Profile's own scalars; its other fields are handled by fill_field. */
+static const fdesc profile_fields[] = {
+    [7] = F8(kiln_pprof_t, drop_frames),  [8] = F8(kiln_pprof_t, keep_frames),
+    [9] = F8(kiln_pprof_t, time_nanos),   [10] = F8(kiln_pprof_t, duration_nanos),
+    [12] = F8(kiln_pprof_t, period),      [14] = F8(kiln_pprof_t, default_sample_type),
+    [15] = F8(kiln_pprof_t, doc_url)};
+
+static const msgdesc vt_msg = MSG("ValueType", vt_fields);
+static const msgdesc label_msg = MSG("Label", label_fields);
+static const msgdesc mapping_msg = MSG("Mapping", mapping_fields);
+static const msgdesc location_msg = MSG("Location", location_fields);
+static const msgdesc line_msg = MSG("Line", line_fields);
+static const msgdesc function_msg = MSG("Function", function_fields);
+static const msgdesc profile_msg = MSG("Profile", profile_fields);
+
+/* Stores varint field f into obj as table m says; unknown fields are skipped
+ * (next_field has already stepped over them). */
+static kiln_status put_scalar(const dec *d, const field *f, const msgdesc *m, void *obj)
+{
+    if (f->num >= m->n || m->f[f->num].kind == K_SKIP)
+        return KILN_OK;
+    kiln_status st = want(d, f, WT_VARINT, m->name);
+    if (st != KILN_OK)
+        return st;
+    char *dst = (char *)obj + m->f[f->num].off;
+    if (m->f[f->num].kind == K_BOOL) {
+        bool b = f->v != 0;
+        memcpy(dst, &b, sizeof(b));
+    } else {
+        memcpy(dst, &f->v, sizeof(f->v)); /* int64 fields: two's complement, same bits */
+    }
+    return KILN_OK;
+}
+
+/* Decodes the scalar-only submessage in pf into obj (already zeroed, or
+ * holding an earlier occurrence to merge into, as protobuf does). */
+static kiln_status dec_scalars(dec *d, const field *pf, const msgdesc *m, void *obj)
+{
+    const uint8_t *p = pf->data, *end = p + pf->v;
+    field f;
+    while (p < end) {
+        kiln_status st = next_field(d, &p, end, &f, m->name);
+        if (st == KILN_OK)
+            st = put_scalar(d, &f, m, obj);
+        if (st != KILN_OK)
+            return st;
+    }
+    return KILN_OK;
+}
+
+/* ---- pass 1: counting ---------------------------------------------------------- */
+
+/* Elements in a repeated scalar field: one when unpacked, one per final
+ * varint byte when packed (an upper bound if the payload is malformed, which
+ * the filling pass then rejects). */
+static size_t count_packed(const field *f)
+{
+    if (f->wt != WT_LEN)
+        return 1;
+    size_t c = 0;
+    for (size_t i = 0; i < f->v; i++)
+        c += f->data[i] < 0x80;
+    return c;
+}
+
+/* Counts the stack, value and label elements of a Sample, or the lines of a
+ * Location. Wire types are checked by the filling pass. */
+static kiln_status count_sub(dec *d, const field *pf, bool sample, counts *c)
+{
+    if (pf->wt != WT_LEN)
+        return KILN_OK;
+    const char *msg = sample ? "Sample" : "Location";
+    const uint8_t *p = pf->data, *end = p + pf->v;
+    field f;
+    while (p < end) {
+        kiln_status st = next_field(d, &p, end, &f, msg);
+        if (st != KILN_OK)
+            return st;
+        if (!sample)
+            c->lines += f.num == 4;
+        else if (f.num == 1)
+            c->locs += count_packed(&f);
+        else if (f.num == 2)
+            c->values += count_packed(&f);
+        else
+            c->labels += f.num == 3;
+    }
+    return KILN_OK;
+}
+
+static kiln_status count_profile(dec *d, const uint8_t *p, const uint8_t *end, counts *c)
+{
+    field f;
+    kiln_status st = KILN_OK;
+    while (p < end && st == KILN_OK) {
+        if ((st = next_field(d, &p, end, &f, "Profile")) != KILN_OK)
+            break;
+        switch (f.num) {
+        case 1: c->sample_types++; break;
+        case 2: c->samples++; st = count_sub(d, &f, true, c); break;
+        case 3: c->mappings++; break;
+        case 4: c->locations++; st = count_sub(d, &f, false, c); break;
+        case 5: c->functions++; break;
+        case 6: c->strings++; break;
+        case 13: c->comments += count_packed(&f); break;
+        default: break;
+        }
+    }
+    return st;
+}
+
+/* Offsets are uint32 and NONE is reserved, so no array may reach UINT32_MAX. */
+static kiln_status check_counts(const counts *c, kiln_err *err)
+{
+    const size_t v[] = {c->sample_types, c->samples,   c->locs,      c->values,
+                        c->labels,       c->mappings,  c->locations, c->lines,
+                        c->functions,    c->strings,   c->comments};
+    static const char *const names[] = {"sample types", "samples", "location ids", "values",
+                                        "labels", "mappings", "locations", "lines",
+                                        "functions", "strings", "comments"};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        if (v[i] >= UINT32_MAX)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "pprof: too many %s (%zu)", names[i],
+                                v[i]);
+    }
+    return KILN_OK;
+}
+
+static void *arr(kiln_arena_t *a, size_t n, size_t size, bool *ok)
+{
+    if (n == 0)
+        return NULL;
+    void *p = n <= SIZE_MAX / size ? kiln_arena_alloc(a, n * size) : NULL;
+    if (p == NULL)
+        *ok = false;
+    return p;
+}
+
+static kiln_status alloc_arrays(kiln_arena_t *a, const counts *c, kiln_pprof_t *o, kiln_err *err)
+{
+    bool ok = true;
+    o->sample_types = arr(a, c->sample_types, sizeof(*o->sample_types), &ok);
+    o->samples = arr(a, c->samples, sizeof(*o->samples), &ok);
+    o->locs = arr(a, c->locs, sizeof(*o->locs), &ok);
+    o->values = arr(a, c->values, sizeof(*o->values), &ok);
+    o->labels = arr(a, c->labels, sizeof(*o->labels), &ok);
+    o->mappings = arr(a, c->mappings, sizeof(*o->mappings), &ok);
+    o->locations = arr(a, c->locations, sizeof(*o->locations), &ok);
+    o->lines = arr(a, c->lines, sizeof(*o->lines), &ok);
+    o->functions = arr(a, c->functions, sizeof(*o->functions), &ok);
+    o->strings = arr(a, c->strings, sizeof(*o->strings), &ok);
+    o->comments = arr(a, c->comments, sizeof(*o->comments), &ok);
+    if (!ok)
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                            "pprof: memory limit reached decoding the profile");
+    return KILN_OK;
+}
+
+/* ---- pass 2: filling ------------------------------------------------------------- */
+
+static kiln_status overflow_err(const dec *d, const field *f)
+{
+    return kiln_err_set(d->err, KILN_INTERNAL, "pprof: element count changed at offset %zu",
+                        (size_t)(f->at - d->base));
+}
+
+/* Appends repeated scalar field f (packed or not) to arr[*n..cap). */
+static kiln_status dec_packed(const dec *d, const field *f, const char *msg, uint64_t *arr,
+                              size_t *n, size_t cap)
+{
+    size_t k = *n;
+    if (f->wt == WT_VARINT) {
+        if (k >= cap)
+            return overflow_err(d, f);
+        arr[k] = f->v;
+        *n = k + 1;
+        return KILN_OK;
+    }
+    kiln_status st = want(d, f, WT_LEN, msg);
+    if (st != KILN_OK)
+        return st;
+    const uint8_t *q = f->data, *e = q + f->v;
+    while (q < e) {
+        uint64_t v;
+        int r = get_varint(&q, e, &v);
+        if (r != VR_OK)
+            return wire_err(d, r == VR_TRUNC ? "truncated packed" : "overlong varint in packed",
+                            f->num, msg, f->at);
+        if (k >= cap) /* each varint decoded ends in a byte pass 1 counted */
+            return overflow_err(d, f);
+        arr[k++] = v;
+    }
+    *n = k;
+    return KILN_OK;
+}
+
+/* Appends one scalar-only element (ValueType, Mapping, Function, Label or
+ * Line) of size bytes to array base[*n..cap). */
+static kiln_status dec_elem(dec *d, const field *f, const msgdesc *m, void *base, size_t size,
+                            size_t *n, size_t cap, const char *parent)
+{
+    kiln_status st = want(d, f, WT_LEN, parent);
+    if (st != KILN_OK)
+        return st;
+    if (*n >= cap)
+        return overflow_err(d, f);
+    void *obj = (char *)base + *n * size;
+    memset(obj, 0, size);
+    (*n)++;
+    return dec_scalars(d, f, m, obj);
+}
+
+static kiln_status dec_sample(dec *d, const field *pf)
+{
+    kiln_pprof_t *o = d->p;
+    kiln_status st = want(d, pf, WT_LEN, "Profile");
+    if (st != KILN_OK)
+        return st;
+    if (o->n_samples >= d->cap.samples)
+        return overflow_err(d, pf);
+    kiln_pprof_sample *s = &o->samples[o->n_samples++];
+    size_t loc0 = o->n_locs, val0 = o->n_values, lab0 = o->n_labels;
+    const uint8_t *p = pf->data, *end = p + pf->v;
+    field f;
+    while (p < end && st == KILN_OK) {
+        st = next_field(d, &p, end, &f, "Sample");
+        if (st != KILN_OK)
+            break;
+        if (f.num == 1)
+            st = dec_packed(d, &f, "Sample", o->locs, &o->n_locs, d->cap.locs);
+        else if (f.num == 2)
+            st = dec_packed(d, &f, "Sample", (uint64_t *)o->values, &o->n_values, d->cap.values);
+        else if (f.num == 3)
+            st = dec_elem(d, &f, &label_msg, o->labels, sizeof(*o->labels), &o->n_labels,
+                          d->cap.labels, "Sample");
+    }
+    s->loc_off = (uint32_t)loc0;
+    s->n_locs = (uint32_t)(o->n_locs - loc0);
+    s->value_off = (uint32_t)val0;
+    s->n_values = (uint32_t)(o->n_values - val0);
+    s->label_off = (uint32_t)lab0;
+    s->n_labels = (uint32_t)(o->n_labels - lab0);
+    return st;
+}
+
+static kiln_status dec_location(dec *d, const field *pf)
+{
+    kiln_pprof_t *o = d->p;
+    kiln_status st = want(d, pf, WT_LEN, "Profile");
+    if (st != KILN_OK)
+        return st;
+    if (o->n_locations >= d->cap.locations)
+        return overflow_err(d, pf);
+    kiln_pprof_location *l = &o->locations[o->n_locations++];
+    memset(l, 0, sizeof(*l));
+    l->line_off = (uint32_t)o->n_lines;
+    const uint8_t *p = pf->data, *end = p + pf->v;
+    field f;
+    while (p < end && st == KILN_OK) {
+        st = next_field(d, &p, end, &f, "Location");
+        if (st != KILN_OK)
+            break;
+        if (f.num == 4)
+            st = dec_elem(d, &f, &line_msg, o->lines, sizeof(*o->lines), &o->n_lines,
+                          d->cap.lines, "Location");
+        else
+            st = put_scalar(d, &f, &location_msg, l);
+    }
+    l->n_lines = (uint32_t)(o->n_lines - l->line_off);
+    return st;
+}
+
+static kiln_status dec_string(dec *d, const field *f)
+{
+    kiln_pprof_t *o = d->p;
+    kiln_status st = want(d, f, WT_LEN, "Profile");
+    if (st != KILN_OK)
+        return st;
+    if (o->n_strings >= d->cap.strings)
+        return overflow_err(d, f);
+    o->strings[o->n_strings].ptr = (const char *)f->data;
+    o->strings[o->n_strings++].len = (size_t)f->v;
+    return KILN_OK;
+}
+
+static kiln_status fill_field(dec *d, const field *f)
+{
+    kiln_pprof_t *o = d->p;
+    switch (f->num) {
+    case 1:
+        return dec_elem(d, f, &vt_msg, o->sample_types, sizeof(*o->sample_types),
+                        &o->n_sample_types, d->cap.sample_types, "Profile");
+    case 2: return dec_sample(d, f);
+    case 3:
+        return dec_elem(d, f, &mapping_msg, o->mappings, sizeof(*o->mappings), &o->n_mappings,
+                        d->cap.mappings, "Profile");
+    case 4: return dec_location(d, f);
+    case 5:
+        return dec_elem(d, f, &function_msg, o->functions, sizeof(*o->functions),
+                        &o->n_functions, d->cap.functions, "Profile");
+    case 6: return dec_string(d, f);
+    case 11: {
+        kiln_status st = want(d, f, WT_LEN, "Profile");
+        return st != KILN_OK ? st : dec_scalars(d, f, &vt_msg, &o->period_type);
+    }
+    case 13:
+        return dec_packed(d, f, "Profile", (uint64_t *)o->comments, &o->n_comments,
+                          d->cap.comments);
+    default: return put_scalar(d, f, &profile_msg, o);
+    }
+}
+
+static kiln_status fill_profile(dec *d, const uint8_t *p, const uint8_t *end)
+{
+    field f;
+    while (p < end) {
+        kiln_status st = next_field(d, &p, end, &f, "Profile");
+        if (st == KILN_OK)
+            st = fill_field(d, &f);
+        if (st != KILN_OK)
+            return st;
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_pprof_decode(kiln_arena_t *a, const uint8_t *data, size_t len, kiln_pprof_t *out,
+                              kiln_err *err)
+{
+    static const uint8_t empty[1];
+    kiln_pprof_t p;
+    counts c;
+    memset(&p, 0, sizeof(p));
+    memset(&c, 0, sizeof(c));
+    if (len == 0)
+        data = empty; /* never form NULL + 0 */
+    dec d = {data, err, &p, {0}, 0};
+    kiln_status st = count_profile(&d, data, data + len, &c);
+    if (st == KILN_OK)
+        st = check_counts(&c, err);
+    if (st == KILN_OK)
+        st = alloc_arrays(a, &c, &p, err);
+    if (st != KILN_OK)
+        return st;
+    d.cap = c;
+    st = fill_profile(&d, data, data + len);
+    if (st == KILN_OK)
+        *out = p;
+    return st;
+}
+
+/* ---- id maps ------------------------------------------------------------------- */
+
+/* Maps mapping, location or function ids (the first member, uint64_t, of
+ * each struct) to array indices. All ids 0 means the producer left them out:
+ * entry i then has the implicit id i+1. Otherwise a direct table when ids are
+ * near dense, an open-addressing hash when not. The first of duplicate ids
+ * wins. */
+enum { IM_IMPLICIT, IM_DIRECT, IM_HASH };
+
+typedef struct idmap {
+    int mode;
+    size_t n;        /* entries */
+    uint64_t size;   /* direct: max id + 1; hash: slots (a power of two) */
+    uint32_t *slots; /* direct: id -> index; hash: slot -> index; NONE = empty */
+    uint64_t *keys;  /* hash: slot -> id */
+} idmap;
+
+static inline uint64_t id_at(const void *base, size_t stride, size_t i)
+{
+    uint64_t id;
+    memcpy(&id, (const char *)base + i * stride, sizeof(id));
+    return id;
+}
+
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static void idmap_hash_fill(idmap *m, const void *base, size_t stride)
+{
+    uint64_t mask = m->size - 1;
+    for (size_t i = 0; i < m->n; i++) {
+        uint64_t id = id_at(base, stride, i);
+        uint64_t h = mix64(id) & mask;
+        while (m->slots[h] != NONE && m->keys[h] != id)
+            h = (h + 1) & mask;
+        if (m->slots[h] == NONE) {
+            m->slots[h] = (uint32_t)i;
+            m->keys[h] = id;
+        }
+    }
+}
+
+/* Builds m over n structs of stride bytes at base; false past the arena cap. */
+static bool idmap_build(idmap *m, kiln_arena_t *a, const void *base, size_t stride, size_t n)
+{
+    uint64_t max = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id = id_at(base, stride, i);
+        max = id > max ? id : max;
+    }
+    memset(m, 0, sizeof(*m));
+    m->n = n;
+    if (max == 0)
+        return true; /* IM_IMPLICIT (or no entries) */
+    if (max <= 4 * (uint64_t)n) {
+        m->mode = IM_DIRECT;
+        m->size = max + 1;
+    } else {
+        m->mode = IM_HASH;
+        for (m->size = 16; m->size < 2 * (uint64_t)n; m->size *= 2) {
+        }
+        if ((m->keys = kiln_arena_alloc(a, m->size * sizeof(*m->keys))) == NULL)
+            return false;
+    }
+    if ((m->slots = kiln_arena_alloc(a, m->size * sizeof(*m->slots))) == NULL)
+        return false;
+    memset(m->slots, 0xff, m->size * sizeof(*m->slots));
+    if (m->mode == IM_HASH) {
+        idmap_hash_fill(m, base, stride);
+        return true;
+    }
+    for (size_t i = n; i-- > 0;) /* backwards, so the first duplicate wins */
+        m->slots[id_at(base, stride, i)] = (uint32_t)i;
+    return true;
+}
+
+static inline uint32_t idmap_get(const idmap *m, uint64_t id)
+{
+    if (m->mode == IM_DIRECT)
+        return id < m->size ? m->slots[id] : NONE;
+    if (m->mode == IM_IMPLICIT)
+        return id - 1 < m->n ? (uint32_t)(id - 1) : NONE; /* id 0 wraps to none */
+    uint64_t mask = m->size - 1;
+    for (uint64_t h = mix64(id) & mask; m->slots[h] != NONE; h = (h + 1) & mask) {
+        if (m->keys[h] == id)
+            return m->slots[h];
+    }
+    return NONE;
+}
+
+/* ---- validation ------------------------------------------------------------------ */
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
+ * U+10FFFF. ASCII runs are checked eight bytes at a time. */
+static bool utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if ((w & 0x8080808080808080ULL) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        /* Lead byte: sequence length and the allowed range of the 2nd byte. */
+        size_t len;
+        uint8_t lo = 0x80, hi = 0xbf;
+        if (c < 0xc2)
+            return false; /* a stray continuation, or an overlong 2-byte form */
+        else if (c < 0xe0)
+            len = 2;
+        else if (c < 0xf0)
+            len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+        else if (c < 0xf5)
+            len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+        else
+            return false;
+        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi)
+            return false;
+        for (size_t k = 2; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+        }
+        i += len;
+    }
+    return true;
+}
+
+static kiln_status check_strings(const kiln_pprof_t *p, kiln_err *err)
+{
+    if (p->n_strings == 0)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "pprof: empty string table");
+    if (p->strings[0].len != 0)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "pprof: string_table[0] is not \"\"");
+    for (size_t i = 1; i < p->n_strings; i++) {
+        if (!utf8_valid((const uint8_t *)p->strings[i].ptr, p->strings[i].len))
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "pprof: string_table[%zu] is not valid UTF-8", i);
+    }
+    return KILN_OK;
+}
+
+/* Calls fn on every string index in the profile, naming the field; stops
+ * and returns false as soon as fn does. fn may rewrite the index. */
+typedef bool (*str_ref_fn)(kiln_pprof_t *p, int64_t *ref, const char *what, void *ctx);
+
+static bool visit_sample_str_refs(kiln_pprof_t *p, str_ref_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < p->n_sample_types; i++) {
+        if (!fn(p, &p->sample_types[i].type, "sample_type.type", ctx) ||
+            !fn(p, &p->sample_types[i].unit, "sample_type.unit", ctx))
+            return false;
+    }
+    for (size_t i = 0; i < p->n_labels; i++) {
+        kiln_pprof_label *l = &p->labels[i];
+        if (!fn(p, &l->key, "label.key", ctx) || !fn(p, &l->str, "label.str", ctx) ||
+            !fn(p, &l->num_unit, "label.num_unit", ctx))
+            return false;
+    }
+    for (size_t i = 0; i < p->n_comments; i++) {
+        if (!fn(p, &p->comments[i], "comment", ctx))
+            return false;
+    }
+    return fn(p, &p->drop_frames, "drop_frames", ctx) &&
+           fn(p, &p->keep_frames, "keep_frames", ctx) &&
+           fn(p, &p->period_type.type, "period_type.type", ctx) &&
+           fn(p, &p->period_type.unit, "period_type.unit", ctx) &&
+           fn(p, &p->default_sample_type, "default_sample_type", ctx) &&
+           fn(p, &p->doc_url, "doc_url", ctx);
+}
+
+static bool visit_str_refs(kiln_pprof_t *p, str_ref_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < p->n_mappings; i++) {
+        if (!fn(p, &p->mappings[i].filename, "mapping.filename", ctx) ||
+            !fn(p, &p->mappings[i].build_id, "mapping.build_id", ctx))
+            return false;
+    }
+    for (size_t i = 0; i < p->n_functions; i++) {
+        kiln_pprof_function *f = &p->functions[i];
+        if (!fn(p, &f->name, "function.name", ctx) ||
+            !fn(p, &f->system_name, "function.system_name", ctx) ||
+            !fn(p, &f->filename, "function.filename", ctx))
+            return false;
+    }
+    return visit_sample_str_refs(p, fn, ctx);
+}
+
+static bool check_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what, void *ctx)
+{
+    if (*ref >= 0 && (uint64_t)*ref < p->n_strings)
+        return true;
+    kiln_err_set(ctx, KILN_INVALID_ARGUMENT,
+                 "pprof: %s string index %lld out of range (%zu strings)", what, (long long)*ref,
+                 p->n_strings);
+    return false;
+}
+
+static kiln_status check_samples(const kiln_pprof_t *p, const idmap *lm, kiln_err *err)
+{
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        if (s->n_values != p->n_sample_types)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "pprof: sample %zu has %u values for %zu sample types", i,
+                                s->n_values, p->n_sample_types);
+        for (uint32_t j = 0; j < s->n_locs; j++) {
+            uint64_t id = p->locs[s->loc_off + j];
+            if (idmap_get(lm, id) == NONE)
+                return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                    "pprof: sample %zu references location id %llu, which no "
+                                    "location has",
+                                    i, (unsigned long long)id);
+        }
+    }
+    return KILN_OK;
+}
+
+static kiln_status check_lines(const kiln_pprof_t *p, const idmap *fm, kiln_err *err)
+{
+    for (size_t i = 0; i < p->n_locations; i++) {
+        const kiln_pprof_location *l = &p->locations[i];
+        for (uint32_t j = 0; j < l->n_lines; j++) {
+            uint64_t fid = p->lines[l->line_off + j].function;
+            if (fid != 0 && idmap_get(fm, fid) == NONE)
+                return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                    "pprof: location %zu (id %llu) references function id %llu, "
+                                    "which no function has",
+                                    i, (unsigned long long)l->id, (unsigned long long)fid);
+        }
+    }
+    return KILN_OK;
+}
+
+static kiln_status check_refs(const kiln_pprof_t *p, kiln_err *err)
+{
+    kiln_arena_t *tmp = kiln_arena_create(0);
+    idmap lm, fm;
+    kiln_status st;
+    if (!idmap_build(&lm, tmp, p->locations, sizeof(*p->locations), p->n_locations) ||
+        !idmap_build(&fm, tmp, p->functions, sizeof(*p->functions), p->n_functions))
+        st = kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "pprof: out of memory validating");
+    else if ((st = check_samples(p, &lm, err)) == KILN_OK)
+        st = check_lines(p, &fm, err);
+    kiln_arena_destroy(tmp);
+    return st;
+}
+
+kiln_status kiln_pprof_validate(const kiln_pprof_t *p, kiln_err *err)
+{
+    if (p->n_sample_types == 0)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "pprof: no sample types");
+    kiln_status st = check_strings(p, err);
+    if (st != KILN_OK)
+        return st;
+    /* check_str_ref never writes, so visiting the caller's const profile is safe. */
+    if (!visit_str_refs((kiln_pprof_t *)p, check_str_ref, err))
+        return KILN_INVALID_ARGUMENT;
+    return check_refs(p, err);
+}
+
+/* ---- normalisation --------------------------------------------------------------- */
+
+/* Everything normalize allocates, taken before the profile is touched so
+ * that a failure leaves it as it was. */
+typedef struct norm_ws {
+    idmap mm, fm, lm;
+    uint32_t *remap;             /* location index -> kept index or NONE */
+    kiln_pprof_mapping *maps;    /* mappings plus room for the stub */
+    uint32_t *slots;             /* sample dedup hash: slot -> kept sample */
+    uint64_t *hashes;            /* kept sample -> its key hash */
+    size_t n_slots;
+} norm_ws;
+
+static bool norm_alloc(kiln_arena_t *a, const kiln_pprof_t *p, norm_ws *w)
+{
+    bool ok = idmap_build(&w->mm, a, p->mappings, sizeof(*p->mappings), p->n_mappings) &&
+              idmap_build(&w->fm, a, p->functions, sizeof(*p->functions), p->n_functions) &&
+              idmap_build(&w->lm, a, p->locations, sizeof(*p->locations), p->n_locations);
+    for (w->n_slots = 16; w->n_slots < 2 * p->n_samples; w->n_slots *= 2) {
+    }
+    w->remap = arr(a, p->n_locations, sizeof(*w->remap), &ok);
+    w->maps = arr(a, p->n_mappings + 1, sizeof(*w->maps), &ok);
+    w->slots = arr(a, w->n_slots, sizeof(*w->slots), &ok);
+    w->hashes = arr(a, p->n_samples, sizeof(*w->hashes), &ok);
+    return ok;
+}
+
+/* Bad indices and every index of an empty string become 0, so that equal
+ * labels compare equal by index. */
+static bool canon_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what, void *ctx)
+{
+    (void)what, (void)ctx;
+    if (*ref < 0 || (uint64_t)*ref >= p->n_strings || p->strings[*ref].len == 0)
+        *ref = 0;
+    return true;
+}
+
+static void norm_functions(kiln_pprof_t *p, const idmap *fm)
+{
+    for (size_t i = 0; i < p->n_lines; i++) {
+        uint64_t f = p->lines[i].function;
+        p->lines[i].function = f == 0 ? NONE : idmap_get(fm, f);
+    }
+    for (size_t i = 0; i < p->n_functions; i++)
+        p->functions[i].id = i + 1;
+}
+
+/* Drops locations with no lines and no address, points the rest at mapping
+ * indices (the stub, appended when needed, for unknown mappings) and fills
+ * w->remap. */
+static void norm_locations(kiln_pprof_t *p, norm_ws *w)
+{
+    size_t out = 0, stub = p->n_mappings;
+    bool need_stub = false;
+    for (size_t i = 0; i < p->n_locations; i++) {
+        kiln_pprof_location l = p->locations[i];
+        if (l.n_lines == 0 && l.address == 0) {
+            w->remap[i] = NONE;
+            continue;
+        }
+        uint32_t m = l.mapping == 0 ? NONE : idmap_get(&w->mm, l.mapping);
+        if (m == NONE) {
+            m = (uint32_t)stub;
+            need_stub = true;
+        }
+        l.mapping = m;
+        l.id = out + 1;
+        w->remap[i] = (uint32_t)out;
+        p->locations[out++] = l;
+    }
+    p->n_locations = out;
+    if (need_stub) {
+        if (p->n_mappings != 0)
+            memcpy(w->maps, p->mappings, p->n_mappings * sizeof(*p->mappings));
+        memset(&w->maps[stub], 0, sizeof(w->maps[stub]));
+        p->mappings = w->maps;
+        p->n_mappings++;
+    }
+    for (size_t i = 0; i < p->n_mappings; i++)
+        p->mappings[i].id = i + 1;
+}
+
+/* Rewrites stacks as kept location indices and trims them to max_depth. */
+static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth)
+{
+    for (size_t i = 0; i < p->n_samples; i++) {
+        kiln_pprof_sample *s = &p->samples[i];
+        uint64_t *stack = p->locs + s->loc_off;
+        uint32_t k = 0;
+        for (uint32_t j = 0; j < s->n_locs; j++) {
+            uint32_t l = idmap_get(&w->lm, stack[j]);
+            if (l != NONE && w->remap[l] != NONE)
+                stack[k++] = w->remap[l];
+        }
+        if (max_depth != 0 && k > max_depth) { /* leaf first: keep the root-most tail */
+            s->loc_off += k - (uint32_t)max_depth;
+            k = (uint32_t)max_depth;
+        }
+        s->n_locs = k;
+    }
+}
+
+static int label_cmp(const void *x, const void *y)
+{
+    const kiln_pprof_label *a = x, *b = y;
+    if (a->key != b->key)
+        return a->key < b->key ? -1 : 1;
+    if (a->str != b->str)
+        return a->str < b->str ? -1 : 1;
+    if (a->num != b->num)
+        return a->num < b->num ? -1 : 1;
+    if (a->num_unit != b->num_unit)
+        return a->num_unit < b->num_unit ? -1 : 1;
+    return 0;
+}
+
+/* Sorts each sample's labels, so that label sets compare as sequences. */
+static void sort_labels(kiln_pprof_t *p)
+{
+    for (size_t i = 0; i < p->n_samples; i++) {
+        kiln_pprof_label *l = p->labels + p->samples[i].label_off;
+        size_t n = p->samples[i].n_labels;
+        if (n > 16) {
+            qsort(l, n, sizeof(*l), label_cmp);
+            continue;
+        }
+        for (size_t j = 1; j < n; j++) { /* insertion sort: label sets are small */
+            kiln_pprof_label x = l[j];
+            size_t k = j;
+            for (; k > 0 && label_cmp(&l[k - 1], &x) > 0; k--)
+                l[k] = l[k - 1];
+            l[k] = x;
+        }
+    }
+}
+
+static inline uint64_t hash_step(uint64_t h, uint64_t v)
+{
+    return (h ^ v) * 0x9e3779b97f4a7c15ULL;
+}
+
+static uint64_t sample_hash(const kiln_pprof_t *p, const kiln_pprof_sample *s)
+{
+    uint64_t h = hash_step(s->n_locs, (uint64_t)s->n_labels << 32 | s->n_values);
+    for (uint32_t j = 0; j < s->n_locs; j++)
+        h = hash_step(h, p->locs[s->loc_off + j]);
+    for (uint32_t j = 0; j < s->n_labels; j++) {
+        const kiln_pprof_label *l = &p->labels[s->label_off + j];
+        h = hash_step(h, (uint64_t)l->key << 32 ^ (uint64_t)l->str);
+        h = hash_step(h, (uint64_t)l->num ^ (uint64_t)l->num_unit << 48);
+    }
+    return mix64(h);
+}
+
+static bool same_key(const kiln_pprof_t *p, const kiln_pprof_sample *a,
+                     const kiln_pprof_sample *b)
+{
+    if (a->n_locs != b->n_locs || a->n_labels != b->n_labels || a->n_values != b->n_values)
+        return false;
+    if (a->n_locs != 0 &&
+        memcmp(p->locs + a->loc_off, p->locs + b->loc_off, a->n_locs * sizeof(*p->locs)) != 0)
+        return false;
+    for (uint32_t j = 0; j < a->n_labels; j++) {
+        if (label_cmp(&p->labels[a->label_off + j], &p->labels[b->label_off + j]) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Adds src's values into dst's. Sums wrap (two's complement) rather than
+ * overflow: a profile with such sums is garbage, but not undefined. */
+static void add_values(kiln_pprof_t *p, const kiln_pprof_sample *dst, const kiln_pprof_sample *src)
+{
+    int64_t *d = p->values + dst->value_off;
+    const int64_t *s = p->values + src->value_off;
+    for (uint32_t t = 0; t < dst->n_values; t++)
+        d[t] = (int64_t)((uint64_t)d[t] + (uint64_t)s[t]);
+}
+
+static bool all_zero(const kiln_pprof_t *p, const kiln_pprof_sample *s)
+{
+    for (uint32_t t = 0; t < s->n_values; t++) {
+        if (p->values[s->value_off + t] != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Sums samples with the same stack and labels into the first of them, then
+ * drops those whose values are all zero; order of first occurrence is kept. */
+static void merge_samples(kiln_pprof_t *p, norm_ws *w)
+{
+    size_t out = 0, mask = w->n_slots - 1;
+    memset(w->slots, 0xff, w->n_slots * sizeof(*w->slots));
+    for (size_t i = 0; i < p->n_samples; i++) {
+        kiln_pprof_sample s = p->samples[i];
+        uint64_t h = sample_hash(p, &s);
+        size_t k = h & mask;
+        for (; w->slots[k] != NONE; k = (k + 1) & mask) {
+            uint32_t j = w->slots[k];
+            if (w->hashes[j] == h && same_key(p, &p->samples[j], &s))
+                break;
+        }
+        if (w->slots[k] != NONE) {
+            add_values(p, &p->samples[w->slots[k]], &s);
+            continue;
+        }
+        w->slots[k] = (uint32_t)out;
+        w->hashes[out] = h;
+        p->samples[out++] = s;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < out; i++) {
+        if (!all_zero(p, &p->samples[i]))
+            p->samples[kept++] = p->samples[i];
+    }
+    p->n_samples = kept;
+}
+
+kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
+                                 kiln_err *err)
+{
+    norm_ws w;
+    memset(&w, 0, sizeof(w));
+    if (!norm_alloc(a, p, &w))
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                            "pprof: memory limit reached normalising the profile");
+    visit_str_refs(p, canon_str_ref, NULL);
+    norm_functions(p, &w.fm);
+    norm_locations(p, &w);
+    norm_stacks(p, &w, max_depth);
+    sort_labels(p);
+    merge_samples(p, &w);
+    return KILN_OK;
+}
+
+/* ---- encoding ---------------------------------------------------------------------- */
+
+static inline size_t vsz(uint64_t v)
+{
+    return (size_t)(64 - __builtin_clzll(v | 1) + 6) / 7;
+}
+
+static inline uint8_t *put_v(uint8_t *w, uint64_t v)
+{
+    while (v >= 0x80) {
+        *w++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *w++ = (uint8_t)v;
+    return w;
+}
+
+/* Size of a length-delimited field (tag < 128) with a body of n bytes. */
+static inline size_t lensz(size_t n)
+{
+    return 1 + vsz(n) + n;
+}
+
+static inline uint8_t *put_len(uint8_t *w, uint32_t num, size_t n)
+{
+    *w++ = (uint8_t)(num << 3 | WT_LEN);
+    return put_v(w, n);
+}
+
+static bool scalar_get(const msgdesc *m, uint32_t i, const void *obj, uint64_t *v)
+{
+    const char *src = (const char *)obj + m->f[i].off;
+    if (m->f[i].kind == K_SKIP)
+        return false;
+    if (m->f[i].kind == K_BOOL) {
+        bool b;
+        memcpy(&b, src, sizeof(b));
+        *v = b;
+    } else {
+        memcpy(v, src, sizeof(*v));
+    }
+    return *v != 0; /* proto3: zero scalars are not written */
+}
+
+static size_t scalars_size(const msgdesc *m, const void *obj)
+{
+    size_t n = 0;
+    uint64_t v;
+    for (uint32_t i = 1; i < m->n; i++) {
+        if (scalar_get(m, i, obj, &v))
+            n += 1 + vsz(v);
+    }
+    return n;
+}
+
+static uint8_t *put_scalars(uint8_t *w, const msgdesc *m, const void *obj)
+{
+    uint64_t v;
+    for (uint32_t i = 1; i < m->n; i++) {
+        if (scalar_get(m, i, obj, &v)) {
+            *w++ = (uint8_t)(i << 3 | WT_VARINT);
+            w = put_v(w, v);
+        }
+    }
+    return w;
+}
+
+typedef struct enc {
+    const kiln_pprof_t *p;
+    kiln_buf *b;
+    bool norm;
+} enc;
+
+/* Room for n more bytes at the end of the buffer; NULL past its max. */
+static uint8_t *room(enc *e, size_t n)
+{
+    return kiln_buf_reserve(e->b, n) ? (uint8_t *)e->b->ptr + e->b->len : NULL;
+}
+
+static void commit(enc *e, uint8_t *w)
+{
+    e->b->len = (size_t)((char *)w - e->b->ptr);
+}
+
+/* A reference written back as an id: normalised index i -> i+1, NONE or
+ * out of range -> 0. */
+static inline uint64_t ref_id(const enc *e, uint64_t v, size_t n)
+{
+    if (!e->norm)
+        return v;
+    return v < n ? v + 1 : 0;
+}
+
+/* Writes one scalar-only message (a copy with ids already set) as field num. */
+static bool enc_scalar_msg(enc *e, uint32_t num, const msgdesc *m, const void *obj)
+{
+    size_t n = scalars_size(m, obj);
+    uint8_t *w = room(e, lensz(n));
+    if (w == NULL)
+        return false;
+    commit(e, put_scalars(put_len(w, num, n), m, obj));
+    return true;
+}
+
+static size_t sample_locs_size(const enc *e, const kiln_pprof_sample *s)
+{
+    size_t n = 0;
+    for (uint32_t j = 0; j < s->n_locs; j++)
+        n += vsz(ref_id(e, e->p->locs[s->loc_off + j], e->p->n_locations));
+    return n;
+}
+
+static bool enc_sample(enc *e, const kiln_pprof_sample *s)
+{
+    const kiln_pprof_t *p = e->p;
+    size_t nl = sample_locs_size(e, s), nv = 0, body = 0;
+    for (uint32_t j = 0; j < s->n_values; j++)
+        nv += vsz((uint64_t)p->values[s->value_off + j]);
+    for (uint32_t j = 0; j < s->n_labels; j++)
+        body += lensz(scalars_size(&label_msg, &p->labels[s->label_off + j]));
+    body += (nl ? lensz(nl) : 0) + (nv ? lensz(nv) : 0);
+    uint8_t *w = room(e, lensz(body));
+    if (w == NULL)
+        return false;
+    w = put_len(w, 2, body);
+    if (nl != 0) {
+        w = put_len(w, 1, nl);
+        for (uint32_t j = 0; j < s->n_locs; j++)
+            w = put_v(w, ref_id(e, p->locs[s->loc_off + j], p->n_locations));
+    }
+    if (nv != 0) {
+        w = put_len(w, 2, nv);
+        for (uint32_t j = 0; j < s->n_values; j++)
+            w = put_v(w, (uint64_t)p->values[s->value_off + j]);
+    }
+    for (uint32_t j = 0; j < s->n_labels; j++) {
+        const kiln_pprof_label *l = &p->labels[s->label_off + j];
+        w = put_scalars(put_len(w, 3, scalars_size(&label_msg, l)), &label_msg, l);
+    }
+    commit(e, w);
+    return true;
+}
+
+static kiln_pprof_line line_out(const enc *e, const kiln_pprof_line *l)
+{
+    kiln_pprof_line o = *l;
+    o.function = ref_id(e, l->function, e->p->n_functions);
+    return o;
+}
+
+static bool enc_location(enc *e, size_t i)
+{
+    const kiln_pprof_t *p = e->p;
+    kiln_pprof_location l = p->locations[i];
+    if (e->norm) {
+        l.id = i + 1;
+        l.mapping = ref_id(e, l.mapping, p->n_mappings);
+    }
+    size_t body = scalars_size(&location_msg, &l);
+    for (uint32_t j = 0; j < l.n_lines; j++) {
+        kiln_pprof_line ln = line_out(e, &p->lines[l.line_off + j]);
+        body += lensz(scalars_size(&line_msg, &ln));
+    }
+    uint8_t *w = room(e, lensz(body));
+    if (w == NULL)
+        return false;
+    w = put_scalars(put_len(w, 4, body), &location_msg, &l);
+    for (uint32_t j = 0; j < l.n_lines; j++) {
+        kiln_pprof_line ln = line_out(e, &p->lines[l.line_off + j]);
+        w = put_scalars(put_len(w, 4, scalars_size(&line_msg, &ln)), &line_msg, &ln);
+    }
+    commit(e, w);
+    return true;
+}
+
+static bool enc_symbols(enc *e)
+{
+    const kiln_pprof_t *p = e->p;
+    for (size_t i = 0; i < p->n_mappings; i++) {
+        kiln_pprof_mapping m = p->mappings[i];
+        m.id = e->norm ? i + 1 : m.id;
+        if (!enc_scalar_msg(e, 3, &mapping_msg, &m))
+            return false;
+    }
+    for (size_t i = 0; i < p->n_locations; i++) {
+        if (!enc_location(e, i))
+            return false;
+    }
+    for (size_t i = 0; i < p->n_functions; i++) {
+        kiln_pprof_function f = p->functions[i];
+        f.id = e->norm ? i + 1 : f.id;
+        if (!enc_scalar_msg(e, 5, &function_msg, &f))
+            return false;
+    }
+    return true;
+}
+
+static bool enc_strings(enc *e)
+{
+    for (size_t i = 0; i < e->p->n_strings; i++) {
+        kiln_str_t s = e->p->strings[i];
+        uint8_t *w = room(e, lensz(s.len));
+        if (w == NULL)
+            return false;
+        w = put_len(w, 6, s.len);
+        if (s.len != 0)
+            memcpy(w, s.ptr, s.len);
+        commit(e, w + s.len);
+    }
+    return true;
+}
+
+/* The Profile's scalars, period_type and comments. */
+static bool enc_tail(enc *e)
+{
+    const kiln_pprof_t *p = e->p;
+    size_t nc = 0;
+    for (size_t i = 0; i < p->n_comments; i++)
+        nc += vsz((uint64_t)p->comments[i]);
+    uint8_t *w = room(e, scalars_size(&profile_msg, p) + (nc ? lensz(nc) : 0));
+    if (w == NULL)
+        return false;
+    w = put_scalars(w, &profile_msg, p);
+    if (nc != 0) {
+        w = put_len(w, 13, nc);
+        for (size_t i = 0; i < p->n_comments; i++)
+            w = put_v(w, (uint64_t)p->comments[i]);
+    }
+    commit(e, w);
+    if (p->period_type.type != 0 || p->period_type.unit != 0)
+        return enc_scalar_msg(e, 11, &vt_msg, &p->period_type);
+    return true;
+}
+
+static bool enc_profile(enc *e)
+{
+    const kiln_pprof_t *p = e->p;
+    for (size_t i = 0; i < p->n_sample_types; i++) {
+        if (!enc_scalar_msg(e, 1, &vt_msg, &p->sample_types[i]))
+            return false;
+    }
+    for (size_t i = 0; i < p->n_samples; i++) {
+        if (!enc_sample(e, &p->samples[i]))
+            return false;
+    }
+    return enc_symbols(e) && enc_strings(e) && enc_tail(e);
+}
+
+bool kiln_pprof_encode(const kiln_pprof_t *p, bool normalized, kiln_buf *out)
+{
+    enc e = {p, out, normalized};
+    size_t len0 = out->len;
+    bool ok = enc_profile(&e);
+    if (!ok)
+        out->len = len0;
+    if (out->ptr != NULL)
+        out->ptr[out->len] = '\0'; /* kiln_buf keeps text NUL-terminated */
+    return ok;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * rpc: method registry, codec dispatch and tenant validation. */
+#include "rpc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pbjson.h"
+#include "xmalloc.h"
+
+struct kiln_rpc_registry {
+    kiln_rpc_method *m;
+    size_t n, cap;
+};
+
+kiln_rpc_registry_t *kiln_rpc_registry_create(void)
+{
+    return kiln_xcalloc(1, sizeof(kiln_rpc_registry_t));
+}
+
+void kiln_rpc_registry_destroy(kiln_rpc_registry_t *r)
+{
+    if (r == NULL)
+        return;
+    free(r->m);
+    free(r);
+}
+
+void kiln_rpc_register(kiln_rpc_registry_t *r, const kiln_rpc_method *m)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (strcmp(r->m[i].path, m->path) == 0) {
+            r->m[i] = *m;
+            return;
+        }
+    }
+    KILN_GROW(r->m, r->cap, r->n + 1);
+    r->m[r->n++] = *m;
+}
+
+const kiln_rpc_method *kiln_rpc_find(const kiln_rpc_registry_t *r, const char *path, size_t len)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (strlen(r->m[i].path) == len && memcmp(r->m[i].path, path, len) == 0)
+            return &r->m[i];
+    }
+    return NULL;
+}
+
+static kiln_status decode(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const uint8_t *body,
+                          size_t len, kiln_rpc_codec codec, ProtobufCMessage **req)
+{
+    if (codec == KILN_CODEC_JSON)
+        return kiln_pbjson_decode(m->req, (const char *)body, len, ctx->arena, req, ctx->err);
+    ProtobufCAllocator al = kiln_arena_pb_allocator(ctx->arena);
+    *req = protobuf_c_message_unpack(m->req, &al, len, body);
+    if (*req == NULL)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "failed to decode %s: malformed protobuf", m->req->name);
+    return KILN_OK;
+}
+
+kiln_status kiln_rpc_invoke(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const uint8_t *body,
+                            size_t len, kiln_rpc_codec codec, kiln_buf *out)
+{
+    ProtobufCMessage *req = NULL, *resp = NULL;
+    kiln_status st = decode(m, ctx, body, len, codec, &req);
+    if (st != KILN_OK)
+        return st;
+    st = m->fn(m->svc, ctx, req, &resp);
+    if (st != KILN_OK)
+        return st;
+    if (codec == KILN_CODEC_JSON) {
+        if (!kiln_pbjson_encode(resp, out))
+            return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "response too large");
+        return KILN_OK;
+    }
+    size_t n = protobuf_c_message_get_packed_size(resp);
+    if (!kiln_buf_reserve(out, n))
+        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "response too large");
+    out->len += protobuf_c_message_pack(resp, (uint8_t *)out->ptr + out->len);
+    return KILN_OK;
+}
+
+static bool tenant_char(char c)
+{
+    /* Pyroscope's set: alphanumerics and !-_.*'() */
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           strchr("!-_.*'()", c) != NULL;
+}
+
+static kiln_status check_one(const char *s, size_t len, kiln_err *err)
+{
+    if (len == 0)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "tenant ID is empty");
+    if (len > KILN_TENANT_MAX)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "tenant ID is too long: max %d characters",
+                            KILN_TENANT_MAX);
+    if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "tenant ID is '.' or '..'");
+    for (size_t i = 0; i < len; i++) {
+        if (!tenant_char(s[i]))
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "tenant ID '%.*s' contains unsupported character '%c'",
+                                (int)(len > 64 ? 64 : len), s, s[i] >= 32 ? s[i] : '?');
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_tenant_parse(const char *hdr, size_t len, bool allow_multi, char *out,
+                              size_t out_cap, kiln_err *err)
+{
+    if (hdr == NULL || len == 0) {
+        hdr = KILN_TENANT_DEFAULT;
+        len = strlen(hdr);
+    }
+    if (len >= out_cap)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "tenant ID is too long");
+    for (size_t start = 0, i = 0; i <= len; i++) {
+        if (i < len && hdr[i] != '|')
+            continue;
+        if (i < len && !allow_multi)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "tenant ID contains '|'");
+        kiln_status st = check_one(hdr + start, i - start, err);
+        if (st != KILN_OK)
+            return st;
+        start = i + 1;
+    }
+    memcpy(out, hdr, len);
+    out[len] = '\0';
+    return KILN_OK;
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * rpc: the table of unary methods both servers dispatch (gRPC on the C core,
+ * Connect on HTTP/1.1), so a service registers a handler once. A handler gets
+ * the decoded request in the request arena and returns the response message
+ * allocated there. Also the tenant rule (X-Scope-OrgID). The registry is
+ * filled before the servers start and is read-only after. */
+#ifndef KILN_RPC_H
+#define KILN_RPC_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "status.h"
+
+#define KILN_TENANT_MAX 150
+#define KILN_TENANT_DEFAULT "anonymous"
+
+/** One call in progress. */
+typedef struct kiln_rpc_ctx {
+    const char *tenant;  /* validated; may be "a|b" for reads */
+    kiln_arena_t *arena; /* request arena: the response lives here */
+    kiln_err *err;       /* set by the handler on failure */
+} kiln_rpc_ctx;
+
+/** A handler: fills *resp (arena-allocated) and returns KILN_OK, or returns
+ * a status with ctx->err set. */
+typedef kiln_status (*kiln_rpc_fn)(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *req,
+                                   ProtobufCMessage **resp);
+
+typedef struct kiln_rpc_method {
+    const char *path; /* "/push.v1.PusherService/Push" */
+    const ProtobufCMessageDescriptor *req;
+    const ProtobufCMessageDescriptor *resp;
+    kiln_rpc_fn fn;
+    void *svc;
+} kiln_rpc_method;
+
+typedef struct kiln_rpc_registry kiln_rpc_registry_t;
+
+typedef enum kiln_rpc_codec { KILN_CODEC_PROTO, KILN_CODEC_JSON } kiln_rpc_codec;
+
+/** Creates an empty registry. */
+kiln_rpc_registry_t *kiln_rpc_registry_create(void);
+/** Frees it; NULL is a no-op. */
+void kiln_rpc_registry_destroy(kiln_rpc_registry_t *r);
+/** Adds a method (copied). A second method with the same path replaces the first. */
+void kiln_rpc_register(kiln_rpc_registry_t *r, const kiln_rpc_method *m);
+/** The method at path[0..len), or NULL. */
+const kiln_rpc_method *kiln_rpc_find(const kiln_rpc_registry_t *r, const char *path, size_t len);
+
+/** Decodes body with codec, calls the handler, encodes the response into out.
+ * Decoding failures are KILN_INVALID_ARGUMENT; the status and ctx->err say
+ * what went wrong. */
+kiln_status kiln_rpc_invoke(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const uint8_t *body,
+                            size_t len, kiln_rpc_codec codec, kiln_buf *out);
+
+/** Validates an X-Scope-OrgID value (NULL or empty -> "anonymous") into out.
+ * Tenant ids are <= 150 chars of [A-Za-z0-9!-_.*'()], not "." or "..";
+ * with allow_multi, several ids joined by '|' (reads). KILN_INVALID_ARGUMENT
+ * (or KILN_UNAUTHENTICATED when required and missing) otherwise. */
+kiln_status kiln_tenant_parse(const char *hdr, size_t len, bool allow_multi, char *out,
+                              size_t out_cap, kiln_err *err);
+
+#endif

@@ -1,0 +1,687 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * tree: call trees stored as flat node arrays with an open-addressing map
+ * from (parent, name id) to child, interned names, and the flame graph and
+ * wire renderings. */
+#include "tree.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <xxhash.h>
+
+#include "buf.h"
+#include "xmalloc.h"
+
+#define NONE UINT32_MAX
+#define DEFAULT_MAX_NODES 8192
+
+/* A child-map slot. node 0 (the root) is never anyone's child, so node == 0
+ * marks an empty slot. Keeping the key in the slot keeps probes in one
+ * cache line instead of chasing the node arrays. */
+typedef struct child_slot {
+    uint32_t parent;
+    uint32_t name;
+    uint32_t node;
+} child_slot;
+
+struct kiln_tree {
+    /* Nodes: a child is always created after its parent, so parent[i] < i
+     * for every i > 0. Node 0 is the root, named by name id 0 (""). */
+    uint32_t *parent;
+    uint32_t *name;
+    int64_t *self;
+    size_t n, cap;
+    int64_t total;
+
+    child_slot *kids; /* capacity kids_mask + 1, a power of two */
+    size_t kids_mask;
+
+    /* Interned names, back to back and NUL-terminated in str. */
+    char *str;
+    size_t str_len, str_cap;
+    size_t *name_off;
+    uint32_t *name_len;
+    uint32_t *name_hash;
+    size_t nnames, names_cap;
+    uint32_t *name_slots; /* name id + 1; 0 = empty; capacity name_mask + 1 */
+    size_t name_mask;
+};
+
+/* ---- hashing ---- */
+
+static uint64_t mix64(uint64_t k)
+{
+    /* murmur3's finaliser: every input bit affects every output bit. */
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return k;
+}
+
+static size_t kid_hash(uint32_t parent, uint32_t name)
+{
+    return (size_t)mix64(((uint64_t)parent << 32) | name);
+}
+
+/* ---- names ---- */
+
+static uint32_t name_find_h(const kiln_tree_t *t, const char *s, size_t len, uint32_t h)
+{
+    for (size_t i = h & t->name_mask;; i = (i + 1) & t->name_mask) {
+        uint32_t slot = t->name_slots[i];
+        if (slot == 0)
+            return NONE;
+        uint32_t id = slot - 1;
+        if (t->name_hash[id] == h && t->name_len[id] == len &&
+            memcmp(t->str + t->name_off[id], s, len) == 0)
+            return id;
+    }
+}
+
+static void name_slot_put(kiln_tree_t *t, uint32_t id)
+{
+    size_t i = t->name_hash[id] & t->name_mask;
+    while (t->name_slots[i] != 0)
+        i = (i + 1) & t->name_mask;
+    t->name_slots[i] = id + 1;
+}
+
+static void names_rehash(kiln_tree_t *t)
+{
+    size_t cap = (t->name_mask + 1) * 2;
+    free(t->name_slots);
+    t->name_slots = kiln_xcalloc(cap, sizeof(uint32_t));
+    t->name_mask = cap - 1;
+    for (size_t id = 0; id < t->nnames; id++)
+        name_slot_put(t, (uint32_t)id);
+}
+
+/* The id of name s[0..len), interned if new. */
+static uint32_t name_intern(kiln_tree_t *t, const char *s, size_t len)
+{
+    if (len > UINT32_MAX - 1)
+        abort(); /* no frame name is 4 GiB long; callers cap symbols at 64 KiB */
+    uint32_t h = (uint32_t)XXH3_64bits(s, len);
+    uint32_t id = name_find_h(t, s, len, h);
+    if (id != NONE)
+        return id;
+    if ((t->nnames + 1) * 4 > (t->name_mask + 1) * 3)
+        names_rehash(t);
+    KILN_GROW(t->str, t->str_cap, t->str_len + len + 1);
+    KILN_GROW(t->name_off, t->names_cap, t->nnames + 1);
+    t->name_len = kiln_xrealloc(t->name_len, t->names_cap * sizeof(uint32_t));
+    t->name_hash = kiln_xrealloc(t->name_hash, t->names_cap * sizeof(uint32_t));
+    if (len > 0)
+        memcpy(t->str + t->str_len, s, len);
+    t->str[t->str_len + len] = '\0';
+    id = (uint32_t)t->nnames++;
+    t->name_off[id] = t->str_len;
+    t->name_len[id] = (uint32_t)len;
+    t->name_hash[id] = h;
+    t->str_len += len + 1;
+    name_slot_put(t, id);
+    return id;
+}
+
+/* ---- nodes ---- */
+
+/* Probes into a large child map miss the TLB on nearly every access; on
+ * huge pages they mostly do not (and far fewer page faults populate it).
+ * Only a hint: without transparent huge pages nothing changes. */
+static void hint_huge_pages(void *p, size_t n)
+{
+    const uintptr_t huge = 2u << 20;
+    if (n < 2 * huge)
+        return;
+    uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+    uintptr_t end = ((uintptr_t)p + n) & ~(huge - 1);
+    if (end > start)
+        (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+}
+
+static void kids_put(child_slot *kids, size_t mask, child_slot c)
+{
+    size_t i = kid_hash(c.parent, c.name) & mask;
+    while (kids[i].node != 0)
+        i = (i + 1) & mask;
+    kids[i] = c;
+}
+
+/* Rebuilds the child map with at least twice the slots, and at least
+ * enough for `nodes` nodes at the 0.7 load limit. */
+static void kids_rehash(kiln_tree_t *t, size_t nodes)
+{
+    size_t cap = (t->kids_mask + 1) * 2;
+    while (nodes * 10 > cap * 7)
+        cap *= 2;
+    child_slot *kids = kiln_xcalloc(cap, sizeof(*kids));
+    hint_huge_pages(kids, cap * sizeof(*kids));
+    for (size_t i = 0; i <= t->kids_mask; i++) {
+        if (t->kids[i].node != 0)
+            kids_put(kids, cap - 1, t->kids[i]);
+    }
+    free(t->kids);
+    t->kids = kids;
+    t->kids_mask = cap - 1;
+}
+
+static uint32_t node_new(kiln_tree_t *t, uint32_t parent, uint32_t name)
+{
+    if (t->n >= INT32_MAX)
+        abort(); /* the wire form indexes nodes with int32 */
+    KILN_GROW(t->parent, t->cap, t->n + 1);
+    t->name = kiln_xrealloc(t->name, t->cap * sizeof(uint32_t));
+    t->self = kiln_xrealloc(t->self, t->cap * sizeof(int64_t));
+    t->parent[t->n] = parent;
+    t->name[t->n] = name;
+    t->self[t->n] = 0;
+    return (uint32_t)t->n++;
+}
+
+/* The child of parent with name id `name`, created if absent. The map
+ * holds every node but the root, so its load is (n - 1) / slots <= 0.7. */
+static uint32_t child_by_id(kiln_tree_t *t, uint32_t parent, uint32_t name)
+{
+    for (size_t i = kid_hash(parent, name) & t->kids_mask;; i = (i + 1) & t->kids_mask) {
+        child_slot *c = &t->kids[i];
+        if (c->node == 0)
+            break;
+        if (c->parent == parent && c->name == name)
+            return c->node;
+    }
+    if (t->n * 10 > (t->kids_mask + 1) * 7)
+        kids_rehash(t, 0);
+    uint32_t id = node_new(t, parent, name);
+    kids_put(t->kids, t->kids_mask, (child_slot){.parent = parent, .name = name, .node = id});
+    return id;
+}
+
+kiln_tree_t *kiln_tree_create(void)
+{
+    kiln_tree_t *t = kiln_xcalloc(1, sizeof(*t));
+    t->kids_mask = 1023;
+    t->kids = kiln_xcalloc(t->kids_mask + 1, sizeof(child_slot));
+    t->name_mask = 255;
+    t->name_slots = kiln_xcalloc(t->name_mask + 1, sizeof(uint32_t));
+    name_intern(t, "", 0);
+    node_new(t, 0, 0);
+    return t;
+}
+
+void kiln_tree_destroy(kiln_tree_t *t)
+{
+    if (t == NULL)
+        return;
+    free(t->parent);
+    free(t->name);
+    free(t->self);
+    free(t->kids);
+    free(t->str);
+    free(t->name_off);
+    free(t->name_len);
+    free(t->name_hash);
+    free(t->name_slots);
+    free(t);
+}
+
+uint32_t kiln_tree_child(kiln_tree_t *t, uint32_t parent, const char *name, size_t len)
+{
+    if (parent >= t->n)
+        abort(); /* a programmer error: the parent must exist */
+    return child_by_id(t, parent, name_intern(t, name, len));
+}
+
+void kiln_tree_add_self(kiln_tree_t *t, uint32_t node, int64_t v)
+{
+    if (node >= t->n)
+        abort();
+    t->self[node] += v;
+    t->total += v;
+}
+
+size_t kiln_tree_size(const kiln_tree_t *t)
+{
+    return t->n;
+}
+
+int64_t kiln_tree_total(const kiln_tree_t *t)
+{
+    return t->total;
+}
+
+/* ---- wire form ---- */
+
+static kiln_status check_response(const Ingester__V1__TreeResponse *r, kiln_err *err)
+{
+    size_t n = r->n_parent;
+    if (r->n_name != n || r->n_self != n)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "tree: parent, name and self lengths differ (%zu, %zu, %zu)", n,
+                            r->n_name, r->n_self);
+    if (n > 0 && r->parent[0] != -1)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "tree: node 0 is not the root (parent %d)",
+                            (int)r->parent[0]);
+    for (size_t i = 0; i < n; i++) {
+        int32_t p = r->parent[i], nm = r->name[i];
+        if (i > 0 && (p < 0 || (size_t)p >= i))
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "tree: node %zu: parent %d does not precede it", i, (int)p);
+        if (nm < 0 || (size_t)nm >= r->n_names || r->names[nm] == NULL)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "tree: node %zu: name index %d out of range (%zu names)", i,
+                                (int)nm, r->n_names);
+    }
+    return KILN_OK;
+}
+
+#define PREFETCH_AHEAD 32
+
+/* Merging is bound by cache misses on the child map. When wire node j's
+ * parent is already mapped, start loading its slot now so that several
+ * misses overlap. */
+static void prefetch_kid(const kiln_tree_t *t, const Ingester__V1__TreeResponse *r,
+                         const uint32_t *names, const uint32_t *nodes, size_t i, size_t j)
+{
+    if (j >= r->n_parent || (size_t)r->parent[j] >= i || names[r->name[j]] == NONE)
+        return;
+    size_t h = kid_hash(nodes[r->parent[j]], names[r->name[j]]) & t->kids_mask;
+    __builtin_prefetch(&t->kids[h]);
+}
+
+kiln_status kiln_tree_merge_response(kiln_tree_t *t, const Ingester__V1__TreeResponse *r,
+                                     kiln_err *err)
+{
+    kiln_status st = check_response(r, err);
+    if (st != KILN_OK || r->n_parent == 0)
+        return st;
+    /* Wire name index -> our name id, interned on first use; wire node ->
+     * our node. Validated above, so every lookup is in range. */
+    uint32_t *names = kiln_xmalloc(r->n_names * sizeof(uint32_t));
+    uint32_t *nodes = kiln_xmalloc(r->n_parent * sizeof(uint32_t));
+    for (size_t i = 0; i < r->n_names; i++)
+        names[i] = NONE;
+    nodes[0] = KILN_TREE_ROOT;
+    /* Into a tree smaller than the wire tree (a fresh one, typically), size
+     * the child map once instead of doubling it all the way up. */
+    if (r->n_parent * 10 > (t->kids_mask + 1) * 7)
+        kids_rehash(t, r->n_parent);
+    kiln_tree_add_self(t, KILN_TREE_ROOT, r->self[0]);
+    for (size_t i = 1; i < r->n_parent; i++) {
+        prefetch_kid(t, r, names, nodes, i, i + PREFETCH_AHEAD);
+        uint32_t nm = (uint32_t)r->name[i];
+        if (names[nm] == NONE)
+            names[nm] = name_intern(t, r->names[nm], strlen(r->names[nm]));
+        nodes[i] = child_by_id(t, nodes[r->parent[i]], names[nm]);
+        kiln_tree_add_self(t, nodes[i], r->self[i]);
+    }
+    free(names);
+    free(nodes);
+    return KILN_OK;
+}
+
+Ingester__V1__TreeResponse *kiln_tree_to_response(const kiln_tree_t *t, kiln_arena_t *a)
+{
+    Ingester__V1__TreeResponse *r = kiln_arena_alloc(a, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    ingester__v1__tree_response__init(r);
+    r->names = kiln_arena_alloc(a, t->nnames * sizeof(char *));
+    r->parent = kiln_arena_alloc(a, t->n * sizeof(int32_t));
+    r->name = kiln_arena_alloc(a, t->n * sizeof(int32_t));
+    r->self = kiln_arena_alloc(a, t->n * sizeof(int64_t));
+    if (r->names == NULL || r->parent == NULL || r->name == NULL || r->self == NULL)
+        return NULL;
+    for (size_t i = 0; i < t->nnames; i++) {
+        /* Copied: the response may outlive the tree (it lives with the arena). */
+        r->names[i] = kiln_arena_strndup(a, t->str + t->name_off[i], t->name_len[i]);
+        if (r->names[i] == NULL)
+            return NULL;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        r->parent[i] = i == 0 ? -1 : (int32_t)t->parent[i];
+        r->name[i] = (int32_t)t->name[i];
+    }
+    memcpy(r->self, t->self, t->n * sizeof(int64_t));
+    r->n_names = t->nnames;
+    r->n_parent = r->n_name = r->n_self = t->n;
+    return r;
+}
+
+/* ---- flame graph ---- */
+
+/* Subtree totals: a node's self plus its children's totals. Children have
+ * larger ids than their parents, so one backwards pass suffices. */
+static int64_t *subtree_totals(const kiln_tree_t *t)
+{
+    int64_t *tot = kiln_xmalloc(t->n * sizeof(int64_t));
+    memcpy(tot, t->self, t->n * sizeof(int64_t));
+    for (size_t i = t->n - 1; i > 0; i--)
+        tot[t->parent[i]] += tot[i];
+    return tot;
+}
+
+static void swap64(int64_t *a, int64_t *b)
+{
+    int64_t x = *a;
+    *a = *b;
+    *b = x;
+}
+
+static int64_t median3(int64_t a, int64_t b, int64_t c)
+{
+    if (a > b)
+        swap64(&a, &b);
+    if (b > c)
+        swap64(&b, &c);
+    return a > b ? a : b;
+}
+
+/* The k-th smallest (0-based) of v[0..n): quickselect with a three-way
+ * partition, so the many equal totals of real trees cost nothing extra.
+ * Reorders v. */
+static int64_t select_nth(int64_t *v, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        int64_t pivot = median3(v[lo], v[lo + (hi - lo) / 2], v[hi - 1]);
+        size_t lt = lo, i = lo, gt = hi; /* [lo,lt) < pivot, [lt,i) == pivot, [gt,hi) > pivot */
+        while (i < gt) {
+            if (v[i] < pivot)
+                swap64(&v[lt++], &v[i++]);
+            else if (v[i] > pivot)
+                swap64(&v[i], &v[--gt]);
+            else
+                i++;
+        }
+        if (k < lt)
+            hi = lt;
+        else if (k >= gt)
+            lo = gt;
+        else
+            return pivot;
+    }
+    return v[lo];
+}
+
+/* Pyroscope's truncation threshold: with more than max_nodes (non-empty)
+ * nodes, the max_nodes-th largest node total; otherwise 0 (keep all). */
+static int64_t min_total(const int64_t *tot, size_t n, int64_t max_nodes)
+{
+    if (max_nodes <= 0)
+        max_nodes = DEFAULT_MAX_NODES;
+    if (n - 1 <= (uint64_t)max_nodes)
+        return 0;
+    int64_t *v = kiln_xmalloc((n - 1) * sizeof(int64_t));
+    size_t m = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (tot[i] != 0)
+            v[m++] = tot[i];
+    }
+    int64_t thr = m > (uint64_t)max_nodes ? select_nth(v, m, m - (size_t)max_nodes) : 0;
+    free(v);
+    return thr;
+}
+
+typedef struct name_ref {
+    const char *s;
+    uint32_t len;
+    uint32_t id;
+} name_ref;
+
+/* Bytewise order, a proper prefix first (Go's string comparison). */
+static int cmp_name_ref(const void *pa, const void *pb)
+{
+    const name_ref *a = pa, *b = pb;
+    int c = memcmp(a->s, b->s, a->len < b->len ? a->len : b->len);
+    if (c != 0)
+        return c;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+/* rank[name id] = the name's position in bytewise order. Sorting the
+ * (usually far fewer) distinct names once lets children be ordered with a
+ * counting sort instead of a string sort per parent. */
+static uint32_t *name_ranks(const kiln_tree_t *t)
+{
+    name_ref *r = kiln_xmalloc(t->nnames * sizeof(*r));
+    for (size_t i = 0; i < t->nnames; i++)
+        r[i] = (name_ref){t->str + t->name_off[i], t->name_len[i], (uint32_t)i};
+    qsort(r, t->nnames, sizeof(*r), cmp_name_ref);
+    uint32_t *rank = kiln_xmalloc(t->nnames * sizeof(uint32_t));
+    for (size_t i = 0; i < t->nnames; i++)
+        rank[r[i].id] = (uint32_t)i;
+    free(r);
+    return rank;
+}
+
+typedef struct fg_level {
+    int64_t *v;
+    size_t len, cap;
+    int64_t end; /* x + total of the last node written */
+} fg_level;
+
+/* A node waiting on the DFS stack; node == NONE is a folded "other". */
+typedef struct fg_item {
+    uint32_t node;
+    uint32_t depth;
+    int64_t x;
+    int64_t other;
+} fg_item;
+
+typedef struct fg {
+    const kiln_tree_t *t;
+    int64_t *tot;     /* subtree totals */
+    int64_t thr;      /* children below this total fold into "other" */
+    uint32_t *first;  /* kept children of i: kids[first[i] .. first[i + 1]) */
+    uint32_t *kids;   /* sorted by name within each parent */
+    int64_t *other;   /* folded total under each node */
+    int32_t *out_idx; /* tree name id -> names index, -1 until used */
+    kiln_str_t *names;
+    size_t nnames, names_cap;
+    int32_t other_idx; /* names index of a synthetic "other", -1 until used */
+    fg_level *levels;
+    size_t nlevels, levels_cap;
+    fg_item *stack;
+    size_t sp, stack_cap;
+    int64_t max_self;
+} fg;
+
+/* Fills first/kids/other: which children survive truncation, in name order. */
+static void fg_children(fg *g)
+{
+    const kiln_tree_t *t = g->t;
+    size_t n = t->n, kept = 0;
+    g->first = kiln_xcalloc(n + 1, sizeof(uint32_t));
+    g->other = kiln_xcalloc(n, sizeof(int64_t));
+    for (size_t i = 1; i < n; i++) {
+        if (g->tot[i] != 0 && g->tot[i] >= g->thr)
+            g->first[t->parent[i] + 1]++, kept++;
+        else
+            g->other[t->parent[i]] += g->tot[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        g->first[i + 1] += g->first[i];
+    /* Counting sort of the kept nodes by name rank, then a stable scatter
+     * by parent: each parent's children come out in name order. */
+    uint32_t *rank = name_ranks(t);
+    uint32_t *cnt = kiln_xcalloc(t->nnames + 1, sizeof(uint32_t));
+    uint32_t *order = kiln_xmalloc((kept ? kept : 1) * sizeof(uint32_t));
+    for (size_t i = 1; i < n; i++) {
+        if (g->tot[i] != 0 && g->tot[i] >= g->thr)
+            cnt[rank[t->name[i]] + 1]++;
+    }
+    for (size_t i = 0; i < t->nnames; i++)
+        cnt[i + 1] += cnt[i];
+    for (size_t i = 1; i < n; i++) {
+        if (g->tot[i] != 0 && g->tot[i] >= g->thr)
+            order[cnt[rank[t->name[i]]]++] = (uint32_t)i;
+    }
+    uint32_t *next = kiln_xmalloc(n * sizeof(uint32_t));
+    memcpy(next, g->first, n * sizeof(uint32_t));
+    g->kids = kiln_xmalloc((kept ? kept : 1) * sizeof(uint32_t));
+    for (size_t j = 0; j < kept; j++)
+        g->kids[next[t->parent[order[j]]]++] = order[j];
+    free(next);
+    free(order);
+    free(cnt);
+    free(rank);
+}
+
+static int64_t fg_add_name(fg *g, const char *s, size_t len)
+{
+    KILN_GROW(g->names, g->names_cap, g->nnames + 1);
+    g->names[g->nnames] = (kiln_str_t){s, len};
+    return (int64_t)g->nnames++;
+}
+
+/* The names index of tree name id, assigned in first-visit order. */
+static int64_t fg_name(fg *g, uint32_t id)
+{
+    if (g->out_idx[id] < 0)
+        g->out_idx[id] = (int32_t)fg_add_name(g, g->t->str + g->t->name_off[id], g->t->name_len[id]);
+    return g->out_idx[id];
+}
+
+/* Names are de-duplicated by string, so a function called "total" shares
+ * index 0 and a function called "other" shares the fold's index. */
+static void fg_names_init(fg *g)
+{
+    g->out_idx = kiln_xmalloc(g->t->nnames * sizeof(int32_t));
+    for (size_t i = 0; i < g->t->nnames; i++)
+        g->out_idx[i] = -1;
+    fg_add_name(g, "total", 5);
+    uint32_t h = (uint32_t)XXH3_64bits("total", 5);
+    uint32_t id = name_find_h(g->t, "total", 5, h);
+    if (id != NONE)
+        g->out_idx[id] = 0;
+    g->other_idx = -1;
+}
+
+static int64_t fg_other_name(fg *g)
+{
+    uint32_t id = name_find_h(g->t, "other", 5, (uint32_t)XXH3_64bits("other", 5));
+    if (id != NONE)
+        return fg_name(g, id);
+    if (g->other_idx < 0)
+        g->other_idx = (int32_t)fg_add_name(g, "other", 5);
+    return g->other_idx;
+}
+
+/* Appends the quad [x_delta, total, self, name] to a level. */
+static void fg_emit(fg *g, uint32_t depth, int64_t x, int64_t total, int64_t self, int64_t name)
+{
+    if (depth >= g->nlevels) {
+        KILN_GROW(g->levels, g->levels_cap, (size_t)depth + 1);
+        memset(&g->levels[g->nlevels], 0, (depth + 1 - g->nlevels) * sizeof(fg_level));
+        g->nlevels = (size_t)depth + 1;
+    }
+    fg_level *l = &g->levels[depth];
+    KILN_GROW(l->v, l->cap, l->len + 4);
+    l->v[l->len++] = x - l->end;
+    l->v[l->len++] = total;
+    l->v[l->len++] = self;
+    l->v[l->len++] = name;
+    l->end = x + total;
+    if (self > g->max_self)
+        g->max_self = self;
+}
+
+static void fg_push(fg *g, fg_item it)
+{
+    KILN_GROW(g->stack, g->stack_cap, g->sp + 1);
+    g->stack[g->sp++] = it;
+}
+
+/* Writes one node and pushes its children so that they pop in name order,
+ * "other" last. A depth-first walk writes every level in ascending x and
+ * assigns name indexes in the order Pyroscope does. */
+static void fg_visit(fg *g, fg_item it)
+{
+    const kiln_tree_t *t = g->t;
+    if (it.node == NONE) {
+        fg_emit(g, it.depth, it.x, it.other, it.other, fg_other_name(g));
+        return;
+    }
+    uint32_t v = it.node;
+    bool root = v == KILN_TREE_ROOT;
+    int64_t self = root ? 0 : t->self[v];
+    int64_t total = root ? g->tot[v] - t->self[v] : g->tot[v];
+    fg_emit(g, it.depth, it.x, total, self, root ? 0 : fg_name(g, t->name[v]));
+    int64_t x = it.x + self;
+    for (uint32_t k = g->first[v]; k < g->first[v + 1]; k++)
+        x += g->tot[g->kids[k]];
+    if (g->other[v] != 0)
+        fg_push(g, (fg_item){NONE, it.depth + 1, x, g->other[v]});
+    for (uint32_t k = g->first[v + 1]; k > g->first[v]; k--) {
+        x -= g->tot[g->kids[k - 1]];
+        fg_push(g, (fg_item){g->kids[k - 1], it.depth + 1, x, 0});
+    }
+}
+
+/* Copies the result into the arena as protobuf-c messages. */
+static Querier__V1__FlameGraph *fg_export(const fg *g, kiln_arena_t *a)
+{
+    Querier__V1__FlameGraph *out = kiln_arena_alloc(a, sizeof(*out));
+    if (out == NULL)
+        return NULL;
+    querier__v1__flame_graph__init(out);
+    out->names = kiln_arena_alloc(a, g->nnames * sizeof(char *));
+    out->levels = kiln_arena_alloc(a, g->nlevels * sizeof(Querier__V1__Level *));
+    if (out->names == NULL || out->levels == NULL)
+        return NULL;
+    for (size_t i = 0; i < g->nnames; i++) {
+        if ((out->names[i] = kiln_arena_strndup(a, g->names[i].ptr, g->names[i].len)) == NULL)
+            return NULL;
+    }
+    for (size_t i = 0; i < g->nlevels; i++) {
+        Querier__V1__Level *l = kiln_arena_alloc(a, sizeof(*l));
+        int64_t *v = kiln_arena_alloc(a, g->levels[i].len * sizeof(int64_t));
+        if (l == NULL || v == NULL)
+            return NULL;
+        querier__v1__level__init(l);
+        memcpy(v, g->levels[i].v, g->levels[i].len * sizeof(int64_t));
+        l->values = v;
+        l->n_values = g->levels[i].len;
+        out->levels[i] = l;
+    }
+    out->n_names = g->nnames;
+    out->n_levels = g->nlevels;
+    out->total = g->levels[0].v[1];
+    out->max_self = g->max_self;
+    return out;
+}
+
+static void fg_free(fg *g)
+{
+    for (size_t i = 0; i < g->nlevels; i++)
+        free(g->levels[i].v);
+    free(g->levels);
+    free(g->stack);
+    free(g->names);
+    free(g->out_idx);
+    free(g->kids);
+    free(g->other);
+    free(g->first);
+    free(g->tot);
+}
+
+Querier__V1__FlameGraph *kiln_tree_flamegraph(const kiln_tree_t *t, int64_t max_nodes,
+                                              kiln_arena_t *a)
+{
+    fg g = {.t = t};
+    g.tot = subtree_totals(t);
+    g.thr = min_total(g.tot, t->n, max_nodes);
+    fg_children(&g);
+    fg_names_init(&g);
+    fg_push(&g, (fg_item){KILN_TREE_ROOT, 0, 0, 0});
+    while (g.sp > 0) {
+        fg_item it = g.stack[--g.sp];
+        fg_visit(&g, it);
+    }
+    Querier__V1__FlameGraph *out = fg_export(&g, a);
+    fg_free(&g);
+    return out;
+}

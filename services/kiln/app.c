@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * app: module wiring per target, and the operational HTTP routes. */
+#include "app.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "connect.h"
+#include "distributor.h"
+#include "grpc_server.h"
+#include "http_server.h"
+#include "ingester.h"
+#include "log.h"
+#include "metrics.h"
+#include "querier.h"
+#include "rpc.h"
+#include "xmalloc.h"
+
+enum { MOD_INGESTER = 1, MOD_DISTRIBUTOR = 2, MOD_QUERIER = 4 };
+
+static const struct {
+    const char *name;
+    unsigned modules;
+} targets[] = {
+    {"all", MOD_INGESTER | MOD_DISTRIBUTOR | MOD_QUERIER},
+    {"ingester", MOD_INGESTER},
+    {"distributor", MOD_DISTRIBUTOR},
+    {"querier", MOD_QUERIER},
+};
+
+struct kiln_app {
+    const kiln_app_config *cfg;
+    kiln_metrics_t *metrics;
+    kiln_rpc_registry_t *rpc;
+    kiln_ingester_t *ingester;
+    kiln_distributor_t *distributor;
+    kiln_querier_t *querier;
+    kiln_connect connect;
+    kiln_http_server_t *http;
+    kiln_grpc_server_t *grpc;
+    atomic_int ready;
+};
+
+static void on_ready(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
+{
+    (void)req;
+    kiln_app_t *app = ud;
+    if (atomic_load(&app->ready))
+        kiln_http_text(resp, 200, "ready\n");
+    else
+        kiln_http_text(resp, 503, "not ready: starting\n");
+}
+
+static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
+{
+    (void)req;
+    kiln_app_t *app = ud;
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    kiln_metrics_render(app->metrics, &resp->body);
+}
+
+static unsigned target_modules(const char *name)
+{
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+        if (strcmp(targets[i].name, name) == 0)
+            return targets[i].modules;
+    }
+    return 0;
+}
+
+static int worker_threads(const kiln_app_config *cfg)
+{
+    if (cfg->threads > 0)
+        return cfg->threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void create_servers(kiln_app_t *app)
+{
+    const kiln_app_config *cfg = app->cfg;
+    int threads = worker_threads(cfg);
+    kiln_http_config hc = {cfg->http_address, cfg->http_port, threads * 2, cfg->http_max_body};
+    app->http = kiln_http_server_create(&hc);
+    app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body};
+    kiln_http_server_route(app->http, "/ready", on_ready, app);
+    kiln_http_server_route(app->http, "/metrics", on_metrics, app);
+    kiln_http_server_fallback(app->http, kiln_connect_handle, &app->connect);
+    kiln_grpc_config gc = {cfg->grpc_address, cfg->grpc_port, NULL, 0, threads, cfg->grpc_max_recv};
+    app->grpc = kiln_grpc_server_create(&gc, app->rpc, app->metrics);
+}
+
+kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_err *err)
+{
+    unsigned mods = target_modules(cfg->target);
+    if (mods == 0)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "unknown target \"%s\": use all, ingester, distributor or querier",
+                            cfg->target);
+    if (mods != (MOD_INGESTER | MOD_DISTRIBUTOR | MOD_QUERIER) && mods != MOD_INGESTER)
+        return kiln_err_set(err, KILN_UNIMPLEMENTED,
+                            "target \"%s\" needs remote ingesters, which arrive with cluster "
+                            "membership; run -target=all or -target=ingester",
+                            cfg->target);
+    kiln_app_t *app = kiln_xcalloc(1, sizeof(*app));
+    app->cfg = cfg;
+    app->metrics = kiln_metrics_create();
+    app->rpc = kiln_rpc_registry_create();
+    kiln_ingester_config ic = {cfg->storage_path, cfg->max_profile_bytes};
+    app->ingester = kiln_ingester_create(&ic);
+    kiln_ingester_register(app->ingester, app->rpc);
+    if (mods & MOD_DISTRIBUTOR) {
+        kiln_distributor_config dc = {cfg->max_profile_bytes, (size_t)cfg->max_label_names,
+                                      (size_t)cfg->max_stack_depth};
+        app->distributor = kiln_distributor_create(&dc, app->ingester, app->metrics);
+        kiln_distributor_register(app->distributor, app->rpc);
+    }
+    if (mods & MOD_QUERIER) {
+        app->querier = kiln_querier_create(app->ingester);
+        kiln_querier_register(app->querier, app->rpc);
+    }
+    create_servers(app);
+    *out = app;
+    return KILN_OK;
+}
+
+kiln_status kiln_app_start(kiln_app_t *app, kiln_err *err)
+{
+    kiln_status st = kiln_grpc_server_start(app->grpc, err);
+    if (st == KILN_OK)
+        st = kiln_http_server_start(app->http, err);
+    if (st != KILN_OK)
+        return st;
+    KILN_LOG_INFO("kiln", "target=%s http=%d grpc=%d listening", app->cfg->target,
+                  kiln_http_server_port(app->http), kiln_grpc_server_port(app->grpc));
+    atomic_store(&app->ready, 1);
+    return KILN_OK;
+}
+
+void kiln_app_destroy(kiln_app_t *app)
+{
+    if (app == NULL)
+        return;
+    atomic_store(&app->ready, 0);
+    kiln_http_server_destroy(app->http);
+    kiln_grpc_server_destroy(app->grpc);
+    kiln_querier_destroy(app->querier);
+    kiln_distributor_destroy(app->distributor);
+    kiln_ingester_destroy(app->ingester);
+    kiln_rpc_registry_destroy(app->rpc);
+    kiln_metrics_destroy(app->metrics);
+    free(app);
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * app: the kiln process. A target is a list of modules (server, ingester,
+ * distributor, querier); `all` wires every module in one process, the other
+ * targets run the same code alone. Modules are created and started in
+ * dependency order and stopped in reverse. Driven from main's thread only. */
+#ifndef KILN_APP_H
+#define KILN_APP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "status.h"
+
+typedef struct kiln_app_config {
+    char *target;
+    char *http_address;
+    int http_port;
+    char *grpc_address;
+    int grpc_port;
+    size_t grpc_max_recv;
+    size_t http_max_body;
+    int threads;
+    char *storage_path;
+    char *config_file;
+    char *log_level;
+    size_t max_profile_bytes;
+    int max_label_names;
+    int max_stack_depth;
+} kiln_app_config;
+
+typedef struct kiln_app kiln_app_t;
+
+/** Builds the modules of cfg->target (borrowed cfg). KILN_INVALID_ARGUMENT
+ * for an unknown target. */
+kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_err *err);
+/** Starts listening; KILN_UNAVAILABLE when a port cannot be bound. */
+kiln_status kiln_app_start(kiln_app_t *app, kiln_err *err);
+/** Stops serving and frees everything; NULL is a no-op. */
+void kiln_app_destroy(kiln_app_t *app);
+
+#endif

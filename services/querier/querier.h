@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * querier: querier.v1.QuerierService, the API Grafana's Pyroscope data source
+ * calls. Reads through the ingester (in-process in -target=all); label
+ * names, values, profile types and series are derived from the matching
+ * stored series, flame graphs from the merged call tree. Thread-safe. */
+#ifndef KILN_QUERIER_H
+#define KILN_QUERIER_H
+
+#include "ingester.h"
+#include "rpc.h"
+
+typedef struct kiln_querier kiln_querier_t;
+
+/** Creates a querier reading from ing (borrowed). */
+kiln_querier_t *kiln_querier_create(kiln_ingester_t *ing);
+/** Frees it; NULL is a no-op. */
+void kiln_querier_destroy(kiln_querier_t *q);
+/** Registers the querier.v1.QuerierService methods. */
+void kiln_querier_register(kiln_querier_t *q, kiln_rpc_registry_t *rpc);
+
+#endif

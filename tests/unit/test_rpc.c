@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Unit tests: tenant ids, rpc registry, status mapping. */
+#include <string.h>
+
+#include "check.h"
+#include "rpc.h"
+#include "status.h"
+
+static kiln_status tenant(const char *s, bool multi, char *out)
+{
+    return kiln_tenant_parse(s, s ? strlen(s) : 0, multi, out, 1300, NULL);
+}
+
+TEST(tenant_default_and_valid)
+{
+    char out[1300];
+    CHECK_OK(tenant(NULL, false, out));
+    CHECK_STR(out, "anonymous");
+    CHECK_OK(tenant("team-a_1.x(y)*'!", false, out));
+    CHECK_STR(out, "team-a_1.x(y)*'!");
+    CHECK_OK(tenant("a|b", true, out));
+    CHECK_STR(out, "a|b");
+}
+
+TEST(tenant_rejects)
+{
+    char out[1300], long_id[200];
+    memset(long_id, 'a', 151);
+    long_id[151] = '\0';
+    const char *bad[] = {"..", ".", "a/b", "a b", "x\xc3\xa9", long_id};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_EQ(tenant(bad[i], false, out), KILN_INVALID_ARGUMENT);
+    CHECK_EQ(tenant("a|b", false, out), KILN_INVALID_ARGUMENT);
+    CHECK_EQ(tenant("a||b", true, out), KILN_INVALID_ARGUMENT);
+}
+
+TEST(status_mapping)
+{
+    CHECK_EQ(kiln_status_http(KILN_INVALID_ARGUMENT), 400);
+    CHECK_EQ(kiln_status_http(KILN_RESOURCE_EXHAUSTED), 429);
+    CHECK_EQ(kiln_status_http(KILN_UNIMPLEMENTED), 501);
+    CHECK_EQ(kiln_status_http(KILN_UNAVAILABLE), 503);
+    CHECK_STR(kiln_status_str(KILN_CANCELLED), "canceled");
+    CHECK_EQ(kiln_status_from_str("not_found", 9), KILN_NOT_FOUND);
+}
+
+static kiln_status dummy(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *req,
+                         ProtobufCMessage **resp)
+{
+    (void)svc, (void)ctx, (void)req, (void)resp;
+    return KILN_OK;
+}
+
+TEST(registry)
+{
+    kiln_rpc_registry_t *r = kiln_rpc_registry_create();
+    kiln_rpc_method m = {"/a.B/C", NULL, NULL, dummy, NULL};
+    kiln_rpc_register(r, &m);
+    CHECK(kiln_rpc_find(r, "/a.B/C", 6) != NULL);
+    CHECK(kiln_rpc_find(r, "/a.B/D", 6) == NULL);
+    CHECK(kiln_rpc_find(r, "/a.B/", 5) == NULL);
+    kiln_rpc_registry_destroy(r);
+}
+
+int main(void)
+{
+    RUN(tenant_default_and_valid);
+    RUN(tenant_rejects);
+    RUN(status_mapping);
+    RUN(registry);
+    return check_done();
+}

@@ -1,0 +1,530 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Unit tests for tree: exact flame graph arrays for small hand-worked trees,
+ * truncation into "other", the wire form (roundtrip, merge, rejection), and
+ * layout properties of random trees. */
+#include <stdbool.h>
+#include <time.h>
+
+#include "arena.h"
+#include "check.h"
+#include "tree.h"
+
+/* Adds v to the stack "a;b;c" (root first). */
+static void add_stack(kiln_tree_t *t, const char *stack, int64_t v)
+{
+    uint32_t node = KILN_TREE_ROOT;
+    const char *p = stack;
+    while (*p != '\0') {
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        node = kiln_tree_child(t, node, p, len);
+        p += len + (end ? 1 : 0);
+    }
+    kiln_tree_add_self(t, node, v);
+}
+
+/* Compares a flame graph with expected names ("a,b,c") and levels. */
+static void check_fg(const Querier__V1__FlameGraph *fg, const char *names, size_t nlevels,
+                     const int64_t *const *levels, const size_t *lens, int64_t total,
+                     int64_t max_self)
+{
+    CHECK(fg != NULL);
+    if (fg == NULL)
+        return;
+    char got[1024] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < fg->n_names && len < sizeof(got); i++)
+        len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%s", i ? "," : "", fg->names[i]);
+    CHECK_STR(got, names);
+    CHECK_EQ(fg->n_levels, nlevels);
+    for (size_t i = 0; i < nlevels && i < fg->n_levels; i++) {
+        CHECK_EQ(fg->levels[i]->n_values, lens[i]);
+        for (size_t j = 0; j < lens[i] && j < fg->levels[i]->n_values; j++) {
+            if (fg->levels[i]->values[j] != levels[i][j])
+                printf("  level %zu value %zu\n", i, j);
+            CHECK_EQ(fg->levels[i]->values[j], levels[i][j]);
+        }
+    }
+    CHECK_EQ(fg->total, total);
+    CHECK_EQ(fg->max_self, max_self);
+}
+
+#define LV(...) ((const int64_t[]){__VA_ARGS__})
+#define NV(...) (sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
+
+TEST(basic_example)
+{
+    /* a;b 3, a;c 2, d 1: the root's total 6 = a (5) + d (1); b, c start at
+     * a's x + a's self = 0; d follows a on level 1 (x 5, delta 0). */
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_arena_t *a = kiln_arena_create(0);
+    add_stack(t, "a;b", 3);
+    add_stack(t, "a;c", 2);
+    add_stack(t, "d", 1);
+    CHECK_EQ(kiln_tree_size(t), 5);
+    CHECK_EQ(kiln_tree_total(t), 6);
+    const int64_t *lv[] = {LV(0, 6, 0, 0), LV(0, 5, 0, 1, 0, 1, 1, 4),
+                           LV(0, 3, 3, 2, 0, 2, 2, 3)};
+    size_t lens[] = {4, 8, 8};
+    check_fg(kiln_tree_flamegraph(t, 0, a), "total,a,b,c,d", 3, lv, lens, 6, 3);
+
+    /* The same stacks in another order give the same graph. */
+    kiln_tree_t *u = kiln_tree_create();
+    add_stack(u, "d", 1);
+    add_stack(u, "a;c", 2);
+    add_stack(u, "a;b", 1);
+    add_stack(u, "a;b", 2);
+    check_fg(kiln_tree_flamegraph(u, 8192, a), "total,a,b,c,d", 3, lv, lens, 6, 3);
+    kiln_tree_destroy(u);
+    kiln_tree_destroy(t);
+    kiln_arena_destroy(a);
+}
+
+TEST(x_delta_and_self)
+{
+    /* a: self 1, child b 1; c: self 1, child d 2. Level 2 holds b at x 1
+     * (a's x + self) and d at x 3 (c's x 2 + self 1): deltas 1 and 3 - 2. */
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_arena_t *a = kiln_arena_create(0);
+    add_stack(t, "c;d", 2);
+    add_stack(t, "a;b", 1);
+    add_stack(t, "a", 1);
+    add_stack(t, "c", 1);
+    const int64_t *lv[] = {LV(0, 5, 0, 0), LV(0, 2, 1, 1, 0, 3, 1, 3), LV(1, 1, 1, 2, 1, 2, 2, 4)};
+    size_t lens[] = {4, 8, 8};
+    check_fg(kiln_tree_flamegraph(t, 0, a), "total,a,b,c,d", 3, lv, lens, 5, 2);
+    kiln_tree_destroy(t);
+    kiln_arena_destroy(a);
+}
+
+TEST(bytewise_order_and_empty_nodes)
+{
+    /* Bytewise: "B" < "a" < "ab" < "b" < "\xc3\xa9"; the zero-total node z
+     * (created, never given a value) is left out. */
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_arena_t *a = kiln_arena_create(0);
+    add_stack(t, "\xc3\xa9", 1);
+    add_stack(t, "b", 2);
+    add_stack(t, "ab", 3);
+    add_stack(t, "a", 4);
+    add_stack(t, "B", 5);
+    kiln_tree_child(t, KILN_TREE_ROOT, "z", 1);
+    kiln_tree_child(t, kiln_tree_child(t, KILN_TREE_ROOT, "a", 1), "zz", 2);
+    const int64_t *lv[] = {LV(0, 15, 0, 0),
+                           LV(0, 5, 5, 1, 0, 4, 4, 2, 0, 3, 3, 3, 0, 2, 2, 4, 0, 1, 1, 5)};
+    size_t lens[] = {4, 20};
+    check_fg(kiln_tree_flamegraph(t, 0, a), "total,B,a,ab,b,\xc3\xa9", 2, lv, lens, 15, 5);
+    kiln_tree_destroy(t);
+    kiln_arena_destroy(a);
+}
+
+TEST(empty_tree)
+{
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_arena_t *a = kiln_arena_create(0);
+    CHECK_EQ(kiln_tree_size(t), 1);
+    CHECK_EQ(kiln_tree_total(t), 0);
+    const int64_t *lv[] = {LV(0, 0, 0, 0)};
+    size_t lens[] = {4};
+    check_fg(kiln_tree_flamegraph(t, 0, a), "total", 1, lv, lens, 0, 0);
+    kiln_tree_destroy(t);
+    kiln_arena_destroy(a);
+}
+
+TEST(truncation)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    /* Totals 10, 5, 1, 1 with max_nodes 2: the threshold is 5, so c and d
+     * fold into one "other" (2) placed last. */
+    kiln_tree_t *t = kiln_tree_create();
+    add_stack(t, "d", 1);
+    add_stack(t, "c", 1);
+    add_stack(t, "b", 5);
+    add_stack(t, "a", 10);
+    const int64_t *lv1[] = {LV(0, 17, 0, 0), LV(0, 10, 10, 1, 0, 5, 5, 2, 0, 2, 2, 3)};
+    size_t lens1[] = {4, 12};
+    check_fg(kiln_tree_flamegraph(t, 2, a), "total,a,b,other", 2, lv1, lens1, 17, 10);
+    /* max_nodes 3: the 3rd largest total is 1, so everything stays (ties kept). */
+    const int64_t *lv2[] = {LV(0, 17, 0, 0),
+                            LV(0, 10, 10, 1, 0, 5, 5, 2, 0, 1, 1, 3, 0, 1, 1, 4)};
+    size_t lens2[] = {4, 16};
+    check_fg(kiln_tree_flamegraph(t, 3, a), "total,a,b,c,d", 2, lv2, lens2, 17, 10);
+    kiln_tree_destroy(t);
+
+    /* Nested: a 6 (x 4, y 1, z 1), b 3; max_nodes 3 keeps a, x, b (threshold
+     * 3); y and z fold under a. Names follow the depth-first walk. */
+    t = kiln_tree_create();
+    add_stack(t, "a;x", 4);
+    add_stack(t, "a;y", 1);
+    add_stack(t, "a;z", 1);
+    add_stack(t, "b", 3);
+    const int64_t *lv3[] = {LV(0, 9, 0, 0), LV(0, 6, 0, 1, 0, 3, 3, 4),
+                            LV(0, 4, 4, 2, 0, 2, 2, 3)};
+    size_t lens3[] = {4, 8, 8};
+    check_fg(kiln_tree_flamegraph(t, 3, a), "total,a,x,other,b", 3, lv3, lens3, 9, 4);
+    kiln_tree_destroy(t);
+    kiln_arena_destroy(a);
+}
+
+TEST(names_dedup_with_total_and_other)
+{
+    /* Names are de-duplicated by string: a frame called "other" shares the
+     * fold's index, one called "total" shares index 0. */
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_tree_t *t = kiln_tree_create();
+    add_stack(t, "other", 8);
+    add_stack(t, "x;total", 7);
+    add_stack(t, "x;other", 1);
+    add_stack(t, "y", 1);
+    /* totals: x 8, other 8, x;total 7, x;other 1, y 1; max_nodes 3 -> threshold 7. */
+    const int64_t *lv[] = {LV(0, 17, 0, 0), LV(0, 8, 8, 1, 0, 8, 0, 2, 0, 1, 1, 1),
+                           LV(8, 7, 7, 0, 0, 1, 1, 1)};
+    size_t lens[] = {4, 12, 8};
+    check_fg(kiln_tree_flamegraph(t, 3, a), "total,other,x", 3, lv, lens, 17, 8);
+    kiln_tree_destroy(t);
+    kiln_arena_destroy(a);
+}
+
+TEST(default_max_nodes)
+{
+    /* 10000 leaves valued 1..10000: max_nodes <= 0 means 8192, so the
+     * threshold is 1809 and the 1808 smallest fold into "other". */
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_tree_t *t = kiln_tree_create();
+    int64_t folded = 0;
+    for (int i = 1; i <= 10000; i++) {
+        char name[16];
+        int n = snprintf(name, sizeof(name), "f%05d", i);
+        kiln_tree_add_self(t, kiln_tree_child(t, KILN_TREE_ROOT, name, (size_t)n), i);
+        if (i < 1809)
+            folded += i;
+    }
+    for (int64_t mn = -1; mn <= 0; mn++) {
+        Querier__V1__FlameGraph *fg = kiln_tree_flamegraph(t, mn, a);
+        CHECK_EQ(fg->n_levels, 2);
+        CHECK_EQ(fg->levels[1]->n_values, 4 * 8193);
+        const int64_t *last = &fg->levels[1]->values[4 * 8192];
+        CHECK_EQ(last[1], folded);
+        CHECK_EQ(last[2], folded);
+        CHECK_STR(fg->names[last[3]], "other");
+        CHECK_EQ(fg->total, 10000LL * 10001 / 2);
+        CHECK_EQ(fg->max_self, folded); /* "other" is the largest self here */
+    }
+    kiln_tree_destroy(t);
+    kiln_arena_destroy(a);
+}
+
+TEST(arena_cap)
+{
+    kiln_arena_t *a = kiln_arena_create(64);
+    kiln_tree_t *t = kiln_tree_create();
+    add_stack(t, "a;b", 3);
+    CHECK(kiln_tree_flamegraph(t, 0, a) == NULL);
+    CHECK(kiln_tree_to_response(t, a) == NULL);
+    kiln_tree_destroy(t);
+    kiln_arena_destroy(a);
+    kiln_tree_destroy(NULL);
+}
+
+/* Serialises a flame graph to bytes for equality checks. */
+static size_t fg_bytes(const Querier__V1__FlameGraph *fg, uint8_t **out)
+{
+    size_t n = querier__v1__flame_graph__get_packed_size(fg);
+    *out = malloc(n ? n : 1);
+    querier__v1__flame_graph__pack(fg, *out);
+    return n;
+}
+
+static bool fg_equal(const Querier__V1__FlameGraph *x, const Querier__V1__FlameGraph *y)
+{
+    uint8_t *bx, *by;
+    size_t nx = fg_bytes(x, &bx), ny = fg_bytes(y, &by);
+    bool eq = nx == ny && memcmp(bx, by, nx) == 0;
+    free(bx);
+    free(by);
+    return eq;
+}
+
+TEST(wire_roundtrip)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_tree_t *t = kiln_tree_create();
+    add_stack(t, "main;a;b", 3);
+    add_stack(t, "main;a;c", 2);
+    add_stack(t, "main;b", 4);
+    add_stack(t, "main", 1);
+    add_stack(t, "other;b", 1);
+    Ingester__V1__TreeResponse *r = kiln_tree_to_response(t, a);
+    CHECK(r != NULL);
+    CHECK_EQ(r->n_parent, kiln_tree_size(t));
+    CHECK_EQ(r->n_name, r->n_parent);
+    CHECK_EQ(r->n_self, r->n_parent);
+    CHECK_EQ(r->n_names, 6); /* "", main, a, b, c, other */
+    CHECK_EQ(r->parent[0], -1);
+    for (size_t i = 1; i < r->n_parent; i++)
+        CHECK(r->parent[i] >= 0 && (size_t)r->parent[i] < i);
+    for (size_t i = 0; i < r->n_names; i++) {
+        for (size_t j = i + 1; j < r->n_names; j++)
+            CHECK(strcmp(r->names[i], r->names[j]) != 0);
+    }
+
+    /* Through the bytes and back. */
+    size_t n = ingester__v1__tree_response__get_packed_size(r);
+    uint8_t *buf = malloc(n);
+    ingester__v1__tree_response__pack(r, buf);
+    Ingester__V1__TreeResponse *d = ingester__v1__tree_response__unpack(NULL, n, buf);
+    CHECK(d != NULL);
+    kiln_tree_t *u = kiln_tree_create();
+    CHECK_OK(kiln_tree_merge_response(u, d, NULL));
+    CHECK_EQ(kiln_tree_size(u), kiln_tree_size(t));
+    CHECK_EQ(kiln_tree_total(u), kiln_tree_total(t));
+    CHECK(fg_equal(kiln_tree_flamegraph(t, 0, a), kiln_tree_flamegraph(u, 0, a)));
+    ingester__v1__tree_response__free_unpacked(d, NULL);
+    free(buf);
+    kiln_tree_destroy(u);
+    kiln_tree_destroy(t);
+    kiln_arena_destroy(a);
+}
+
+TEST(wire_merge)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_tree_t *t1 = kiln_tree_create(), *t2 = kiln_tree_create();
+    add_stack(t1, "a;b", 3);
+    add_stack(t1, "d", 1);
+    add_stack(t2, "e", 5);
+    add_stack(t2, "a;c", 2);
+    add_stack(t2, "a;b", 2);
+    kiln_tree_t *m = kiln_tree_create();
+    CHECK_OK(kiln_tree_merge_response(m, kiln_tree_to_response(t1, a), NULL));
+    CHECK_OK(kiln_tree_merge_response(m, kiln_tree_to_response(t2, a), NULL));
+    CHECK_EQ(kiln_tree_size(m), 6);
+    CHECK_EQ(kiln_tree_total(m), 13);
+    const int64_t *lv[] = {LV(0, 13, 0, 0), LV(0, 7, 0, 1, 0, 1, 1, 4, 0, 5, 5, 5),
+                           LV(0, 5, 5, 2, 0, 2, 2, 3)};
+    size_t lens[] = {4, 12, 8};
+    check_fg(kiln_tree_flamegraph(m, 0, a), "total,a,b,c,d,e", 3, lv, lens, 13, 5);
+
+    /* Merging into a tree that already has nodes adds to them. */
+    CHECK_OK(kiln_tree_merge_response(t1, kiln_tree_to_response(t2, a), NULL));
+    CHECK(fg_equal(kiln_tree_flamegraph(t1, 0, a), kiln_tree_flamegraph(m, 0, a)));
+    kiln_tree_destroy(m);
+    kiln_tree_destroy(t1);
+    kiln_tree_destroy(t2);
+    kiln_arena_destroy(a);
+}
+
+TEST(wire_rejects_inconsistent)
+{
+    char *names[] = {"", "a", "b"};
+    int32_t parent[] = {-1, 0, 1};
+    int32_t name[] = {0, 1, 2};
+    int64_t self[] = {0, 1, 2};
+    Ingester__V1__TreeResponse r = INGESTER__V1__TREE_RESPONSE__INIT;
+    r.n_names = 3, r.names = names;
+    r.n_parent = 3, r.parent = parent;
+    r.n_name = 3, r.name = name;
+    r.n_self = 3, r.self = self;
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_err err = {0};
+    CHECK_OK(kiln_tree_merge_response(t, &r, &err));
+    CHECK_EQ(kiln_tree_size(t), 3);
+    CHECK_EQ(kiln_tree_total(t), 3);
+
+    r.n_self = 2;
+    CHECK_EQ(kiln_tree_merge_response(t, &r, &err), KILN_INVALID_ARGUMENT);
+    CHECK_STR(err.msg, "tree: parent, name and self lengths differ (3, 3, 2)");
+    r.n_self = 3;
+    parent[0] = 0;
+    CHECK_EQ(kiln_tree_merge_response(t, &r, &err), KILN_INVALID_ARGUMENT);
+    CHECK_STR(err.msg, "tree: node 0 is not the root (parent 0)");
+    parent[0] = -1;
+    parent[2] = 2;
+    CHECK_EQ(kiln_tree_merge_response(t, &r, &err), KILN_INVALID_ARGUMENT);
+    CHECK_STR(err.msg, "tree: node 2: parent 2 does not precede it");
+    parent[2] = -5;
+    CHECK_EQ(kiln_tree_merge_response(t, &r, &err), KILN_INVALID_ARGUMENT);
+    CHECK_STR(err.msg, "tree: node 2: parent -5 does not precede it");
+    parent[2] = 1;
+    name[1] = 3;
+    CHECK_EQ(kiln_tree_merge_response(t, &r, &err), KILN_INVALID_ARGUMENT);
+    CHECK_STR(err.msg, "tree: node 1: name index 3 out of range (3 names)");
+    name[1] = -1;
+    CHECK_EQ(kiln_tree_merge_response(t, &r, &err), KILN_INVALID_ARGUMENT);
+    CHECK_STR(err.msg, "tree: node 1: name index -1 out of range (3 names)");
+    /* A rejected tree changes nothing. */
+    CHECK_EQ(kiln_tree_size(t), 3);
+    CHECK_EQ(kiln_tree_total(t), 3);
+
+    /* An empty wire tree is a valid no-op. */
+    Ingester__V1__TreeResponse e = INGESTER__V1__TREE_RESPONSE__INIT;
+    CHECK_OK(kiln_tree_merge_response(t, &e, &err));
+    CHECK_EQ(kiln_tree_size(t), 3);
+    kiln_tree_destroy(t);
+}
+
+/* ---- properties of random trees ---- */
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
+
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* A tree of about n nodes in which every node has a positive self value,
+ * so a parent's total exceeds its children's and ties are improbable. */
+static kiln_tree_t *random_tree(size_t n, size_t fanout_names)
+{
+    kiln_tree_t *t = kiln_tree_create();
+    for (size_t i = 0; i < n; i++) {
+        uint32_t parent = (uint32_t)(rng() % kiln_tree_size(t));
+        char name[32];
+        int len = snprintf(name, sizeof(name), "fn%llu",
+                           (unsigned long long)(rng() % fanout_names));
+        uint32_t c = kiln_tree_child(t, parent, name, (size_t)len);
+        kiln_tree_add_self(t, c, (int64_t)(1 + rng() % (1u << 30)));
+    }
+    return t;
+}
+
+typedef struct fg_node {
+    int64_t x, total, self, name;
+} fg_node;
+
+/* Checks the layout invariants; returns the node count (root excluded)
+ * and the number of "other" nodes. */
+static void check_layout(const Querier__V1__FlameGraph *fg, size_t *nodes, size_t *others)
+{
+    *nodes = *others = 0;
+    CHECK_STR(fg->names[0], "total");
+    int64_t other = -1;
+    for (size_t i = 0; i < fg->n_names; i++) {
+        if (strcmp(fg->names[i], "other") == 0)
+            other = (int64_t)i;
+        for (size_t j = i + 1; j < fg->n_names; j++)
+            CHECK(strcmp(fg->names[i], fg->names[j]) != 0);
+    }
+    CHECK_EQ(fg->levels[0]->n_values, 4);
+    CHECK_EQ(fg->levels[0]->values[1], fg->total);
+    fg_node *prev = malloc(sizeof(fg_node));
+    size_t nprev = 1;
+    prev[0] = (fg_node){0, fg->total, 0, 0};
+    for (size_t l = 1; l < fg->n_levels; l++) {
+        const Querier__V1__Level *lv = fg->levels[l];
+        size_t n = lv->n_values / 4, p = 0;
+        fg_node *cur = malloc((n ? n : 1) * sizeof(fg_node));
+        int64_t end = 0, level_sum = 0;
+        int64_t *child_sum = calloc(nprev, sizeof(int64_t));
+        CHECK_EQ(lv->n_values % 4, 0);
+        for (size_t i = 0; i < n; i++) {
+            const int64_t *q = &lv->values[4 * i];
+            CHECK(q[0] >= 0);
+            CHECK(q[1] > 0);
+            CHECK(q[3] >= 0 && (size_t)q[3] < fg->n_names);
+            cur[i] = (fg_node){end + q[0], q[1], q[2], q[3]};
+            end = cur[i].x + cur[i].total;
+            level_sum += q[1];
+            *others += q[3] == other;
+            /* The parent is the previous-level node whose child range holds x. */
+            while (p < nprev && cur[i].x >= prev[p].x + prev[p].total)
+                p++;
+            CHECK(p < nprev);
+            if (p < nprev) {
+                CHECK(cur[i].x >= prev[p].x + prev[p].self);
+                CHECK(end <= prev[p].x + prev[p].total);
+                child_sum[p] += cur[i].total;
+            }
+        }
+        if (l == 1)
+            CHECK_EQ(level_sum, fg->total);
+        for (size_t i = 0; i < nprev; i++) {
+            CHECK(prev[i].total >= child_sum[i]);
+            CHECK_EQ(prev[i].total, prev[i].self + child_sum[i]);
+        }
+        *nodes += n;
+        free(child_sum);
+        free(prev);
+        prev = cur;
+        nprev = n;
+    }
+    free(prev);
+}
+
+TEST(random_tree_properties)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_tree_t *t = random_tree(20000, 12);
+    int64_t limits[] = {0, 1, 7, 50, 500, 5000, 1000000};
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        Querier__V1__FlameGraph *fg = kiln_tree_flamegraph(t, limits[i], a);
+        size_t nodes, others;
+        CHECK(fg != NULL);
+        if (fg == NULL)
+            continue;
+        CHECK_EQ(fg->total, kiln_tree_total(t));
+        check_layout(fg, &nodes, &others);
+        size_t n = limits[i] > 0 ? (size_t)limits[i] : 8192;
+        if (nodes > n + others)
+            printf("  max_nodes %lld: %zu nodes, %zu other\n", (long long)limits[i], nodes, others);
+        CHECK(nodes <= n + others);
+        if (limits[i] == 1000000)
+            CHECK_EQ(nodes, kiln_tree_size(t) - 1);
+        kiln_arena_reset(a);
+    }
+    /* Through the wire form the graph is unchanged. */
+    kiln_tree_t *u = kiln_tree_create();
+    CHECK_OK(kiln_tree_merge_response(u, kiln_tree_to_response(t, a), NULL));
+    CHECK(fg_equal(kiln_tree_flamegraph(t, 100, a), kiln_tree_flamegraph(u, 100, a)));
+    kiln_tree_destroy(u);
+    kiln_tree_destroy(t);
+    kiln_arena_destroy(a);
+}
+
+TEST(large_tree)
+{
+    /* A million nodes: building, merging and rendering stay well under a second each. */
+    kiln_arena_t *a = kiln_arena_create(0);
+    clock_t c0 = clock();
+    kiln_tree_t *t = random_tree(1000000, 2000);
+    clock_t c1 = clock();
+    kiln_tree_t *u = kiln_tree_create();
+    CHECK_OK(kiln_tree_merge_response(u, kiln_tree_to_response(t, a), NULL));
+    clock_t c2 = clock();
+    Querier__V1__FlameGraph *fg = kiln_tree_flamegraph(u, 8192, a);
+    clock_t c3 = clock();
+    size_t nodes, others;
+    CHECK(fg != NULL);
+    if (fg != NULL) {
+        check_layout(fg, &nodes, &others);
+        CHECK(nodes <= 8192 + others);
+        CHECK_EQ(fg->total, kiln_tree_total(t));
+    }
+    printf("  %zu nodes: build %.0f ms, wire+merge %.0f ms, flamegraph %.0f ms\n",
+           kiln_tree_size(t), 1e3 * (double)(c1 - c0) / CLOCKS_PER_SEC,
+           1e3 * (double)(c2 - c1) / CLOCKS_PER_SEC, 1e3 * (double)(c3 - c2) / CLOCKS_PER_SEC);
+    kiln_tree_destroy(u);
+    kiln_tree_destroy(t);
+    kiln_arena_destroy(a);
+}
+
+int main(void)
+{
+    RUN(basic_example);
+    RUN(x_delta_and_self);
+    RUN(bytewise_order_and_empty_nodes);
+    RUN(empty_tree);
+    RUN(truncation);
+    RUN(names_dedup_with_total_and_other);
+    RUN(default_max_nodes);
+    RUN(arena_cap);
+    RUN(wire_roundtrip);
+    RUN(wire_merge);
+    RUN(wire_rejects_inconsistent);
+    RUN(random_tree_properties);
+    RUN(large_tree);
+    return check_done();
+}
