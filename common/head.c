@@ -115,7 +115,8 @@ static uint32_t intern_str(kiln_head_t *h, const char *p, size_t len)
 
 static const char *intern_cstr(kiln_head_t *h, const char *s)
 {
-    return h->strs[intern_str(h, s, strlen(s))].ptr;
+    uint32_t id = intern_str(h, s, strlen(s)); /* may move h->strs: index after */
+    return h->strs[id].ptr;
 }
 
 typedef struct blob_key { const kiln_head_t *h; const void *v; } blob_key;

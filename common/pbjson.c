@@ -342,7 +342,8 @@ static void put_finite(enc *e, double x, bool is32)
     int ex;
     size_t nd = shortest_digits(x, is32, digits, &ex), o = 0;
     double ax = fabs(x);
-    bool sci = ax != 0 && (is32 ? ((float)ax < 1e-6f || (float)ax >= 1e21f) : (ax < 1e-6 || ax >= 1e21));
+    bool sci = ax != 0 && (is32 ? ((float)ax < 1e-6f || (float)ax >= 1e21f)
+                                : (ax < 1e-6 || ax >= 1e21));
     if (signbit(x))
         out[o++] = '-';
     if (sci) {
@@ -1036,7 +1037,8 @@ static kiln_status parse_float(dec *d, ProtobufCType t, void *dst)
     char tmp[64], *text = tmp;
     if (st != KILN_OK)
         return st;
-    if (quoted && (kiln_str_eq(s, "NaN") || kiln_str_eq(s, "Infinity") || kiln_str_eq(s, "-Infinity"))) {
+    if (quoted &&
+        (kiln_str_eq(s, "NaN") || kiln_str_eq(s, "Infinity") || kiln_str_eq(s, "-Infinity"))) {
         v = s.ptr[0] == 'N' ? NAN : s.ptr[0] == '-' ? -INFINITY : INFINITY;
     } else {
         if (quoted && (s.len == 0 || scan_number((const unsigned char *)s.ptr, s.len) != s.len))

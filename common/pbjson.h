@@ -9,7 +9,12 @@
  * Decoding accepts what connect-go's JSON codec accepts: lowerCamelCase or
  * proto field names, 64-bit integers as numbers or strings, enums by name or
  * number, bytes as standard or URL-safe base64 with or without padding,
- * `null` as the default, and unknown fields are ignored (DiscardUnknown). */
+ * `null` as the default, and unknown fields are ignored (DiscardUnknown), as
+ * are unknown enum value names. Like protojson it rejects duplicate fields,
+ * two members of one oneof, invalid UTF-8 and lone surrogates; it also
+ * rejects \u0000 in strings, which protobuf-c's C strings cannot hold.
+ * map<K, V> fields (repeated <Field>Entry messages in protobuf-c) are JSON
+ * objects both ways. */
 #ifndef KILN_PBJSON_H
 #define KILN_PBJSON_H
 
@@ -20,7 +25,9 @@
 #include "buf.h"
 #include "status.h"
 
-/** Appends msg as JSON to out. Returns false only when out's max is reached. */
+/** Appends msg as compact JSON to out. Invalid UTF-8 in a string field is
+ * written as U+FFFD so the output stays valid JSON. Returns false only when
+ * out's max is reached, and then leaves out as it was. */
 bool kiln_pbjson_encode(const ProtobufCMessage *msg, kiln_buf *out);
 
 /** Parses JSON text into a new message of type desc, allocated entirely in a

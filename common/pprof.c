@@ -28,7 +28,8 @@ typedef struct counts {
  * so every element the filling pass stores was counted by the first pass;
  * the capacity checks in the filling pass are a second line of defence. */
 typedef struct dec {
-    const uint8_t *base; /* start of the input, for error offsets */
+    const uint8_t *base;  /* start of the input, for error offsets */
+    const uint8_t *limit; /* end of the input */
     kiln_err *err;
     kiln_pprof_t *p;
     counts cap;
@@ -45,9 +46,10 @@ typedef struct field {
     uint32_t wt;
 } field;
 
-/* A varint of 2..10 bytes, or one cut short. A 10th byte above 1 would set
- * bits past 64 (and one with the continuation bit makes 11+ bytes): both are
- * VR_LONG, as in the reference protobuf decoders. */
+/* Any varint, checking bounds byte by byte (for the last bytes of the
+ * input). A 10th byte above 1 would set bits past 64, and one with the
+ * continuation bit makes 11+ bytes: both are VR_LONG, as in the reference
+ * protobuf decoders. */
 static int varint_slow(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
     const uint8_t *p = *pp;
@@ -71,20 +73,52 @@ static int varint_slow(const uint8_t **pp, const uint8_t *end, uint64_t *out)
     return VR_OK;
 }
 
+/* A varint with at least 10 readable bytes at *pp: no bounds checks. The
+ * short forms (ids, counts, string indices) are unrolled. */
+static inline int varint_fast(const uint8_t **pp, uint64_t *out)
+{
+    const uint8_t *p = *pp;
+    uint64_t b = p[0], v = b;
+    if (LIKELY(b < 0x80)) {
+        *out = v;
+        *pp = p + 1;
+        return VR_OK;
+    }
+    b = p[1], v += (b - 1) << 7; /* the -1 cancels the previous byte's 0x80 */
+    if (b < 0x80) {
+        *out = v;
+        *pp = p + 2;
+        return VR_OK;
+    }
+    b = p[2], v += (b - 1) << 14;
+    if (b < 0x80) {
+        *out = v;
+        *pp = p + 3;
+        return VR_OK;
+    }
+    for (unsigned i = 3; i < 10; i++) {
+        b = p[i];
+        v += (b - 1) << (7 * i);
+        if (b < 0x80) {
+            if (i == 9 && b > 1)
+                break;
+            *out = v;
+            *pp = p + i + 1;
+            return VR_OK;
+        }
+    }
+    return VR_LONG;
+}
+
 static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
     const uint8_t *p = *pp;
-    if (LIKELY(end - p >= 2)) {
-        if (p[0] < 0x80) {
-            *out = p[0];
-            *pp = p + 1;
-            return VR_OK;
-        }
-        if (p[1] < 0x80) {
-            *out = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
-            *pp = p + 2;
-            return VR_OK;
-        }
+    if (LIKELY(end - p >= 10))
+        return varint_fast(pp, out);
+    if (p < end && *p < 0x80) {
+        *out = *p;
+        *pp = p + 1;
+        return VR_OK;
     }
     return varint_slow(pp, end, out);
 }
@@ -104,11 +138,39 @@ static kiln_status tag_err(const dec *d, const char *what, const char *msg, cons
 
 static kiln_status skip_group(dec *d, const uint8_t **pp, const uint8_t *end, uint32_t num,
                               const char *msg, const uint8_t *at);
+static kiln_status next_field_slow(dec *d, const uint8_t **pp, const uint8_t *end, field *f,
+                                   const char *msg);
 
 /* Reads the field at *pp (bounded by end) into f and moves *pp past it.
  * Length-delimited payloads are checked to lie inside [*pp, end); unknown
- * groups are skipped whole. */
-static inline kiln_status next_field(dec *d, const uint8_t **pp, const uint8_t *end, field *f,
+ * groups are skipped whole. Inlined fast path: a one-byte tag of a varint or
+ * length-delimited field with room for any varint after it; the rest, and
+ * every error, goes to next_field_slow. */
+static inline __attribute__((always_inline)) kiln_status
+next_field(dec *d, const uint8_t **pp, const uint8_t *end, field *f, const char *msg)
+{
+    const uint8_t *p = *pp;
+    /* Callers ensure p < end. Reading may run past end (the end of this
+     * submessage) but never past d->limit (the end of the input); q <= end
+     * is checked after. (t & 0x85) == 0: one tag byte, wire type 0 or 2. */
+    if (LIKELY(d->limit - p >= 11 && (p[0] & 0x85) == 0 && p[0] >= 8)) {
+        const uint8_t *q = p + 1;
+        uint32_t wt = p[0] & 7;
+        if (varint_fast(&q, &f->v) == VR_OK && q <= end &&
+            (wt == WT_VARINT || f->v <= (uint64_t)(end - q))) {
+            f->at = p;
+            f->num = p[0] >> 3;
+            f->wt = wt;
+            f->data = q;
+            *pp = wt == WT_VARINT ? q : q + f->v;
+            return KILN_OK;
+        }
+    }
+    return next_field_slow(d, pp, end, f, msg);
+}
+
+/* next_field for every case, errors included. */
+static kiln_status next_field_slow(dec *d, const uint8_t **pp, const uint8_t *end, field *f,
                                      const char *msg)
 {
     const uint8_t *p = *pp;
@@ -256,7 +318,7 @@ static const msgdesc profile_msg = MSG("Profile", profile_fields);
 
 /* Stores varint field f into obj as table m says; unknown fields are skipped
  * (next_field has already stepped over them). */
-static kiln_status put_scalar(const dec *d, const field *f, const msgdesc *m, void *obj)
+static inline kiln_status put_scalar(const dec *d, const field *f, const msgdesc *m, void *obj)
 {
     if (f->num >= m->n || m->f[f->num].kind == K_SKIP)
         return KILN_OK;
@@ -298,8 +360,13 @@ static size_t count_packed(const field *f)
 {
     if (f->wt != WT_LEN)
         return 1;
-    size_t c = 0;
-    for (size_t i = 0; i < f->v; i++)
+    size_t c = 0, i = 0, n = (size_t)f->v;
+    for (; i + 8 <= n; i += 8) { /* eight bytes at a time: add up their clear top bits */
+        uint64_t w;
+        memcpy(&w, f->data + i, 8);
+        c += (((~w >> 7) & 0x0101010101010101ULL) * 0x0101010101010101ULL) >> 56;
+    }
+    for (; i < n; i++)
         c += f->data[i] < 0x80;
     return c;
 }
@@ -423,7 +490,9 @@ static kiln_status dec_packed(const dec *d, const field *f, const char *msg, uin
     const uint8_t *q = f->data, *e = q + f->v;
     while (q < e) {
         uint64_t v;
-        int r = get_varint(&q, e, &v);
+        int r = d->limit - q >= 10 ? varint_fast(&q, &v) : get_varint(&q, e, &v);
+        if (r == VR_OK && q > e) /* varint_fast read past the payload */
+            r = VR_TRUNC;
         if (r != VR_OK)
             return wire_err(d, r == VR_TRUNC ? "truncated packed" : "overlong varint in packed",
                             f->num, msg, f->at);
@@ -574,7 +643,7 @@ kiln_status kiln_pprof_decode(kiln_arena_t *a, const uint8_t *data, size_t len, 
     memset(&c, 0, sizeof(c));
     if (len == 0)
         data = empty; /* never form NULL + 0 */
-    dec d = {data, err, &p, {0}, 0};
+    dec d = {data, data + len, err, &p, {0}, 0};
     kiln_status st = count_profile(&d, data, data + len, &c);
     if (st == KILN_OK)
         st = check_counts(&c, err);
@@ -979,11 +1048,19 @@ static int label_cmp(const void *x, const void *y)
 }
 
 /* Sorts each sample's labels, so that label sets compare as sequences. */
+/* Drops numeric labels (as upstream does: nothing downstream reads them,
+ * and they would keep otherwise identical samples apart), then sorts the
+ * string labels of each sample by key. */
 static void sort_labels(kiln_pprof_t *p)
 {
     for (size_t i = 0; i < p->n_samples; i++) {
         kiln_pprof_label *l = p->labels + p->samples[i].label_off;
-        size_t n = p->samples[i].n_labels;
+        size_t n = 0;
+        for (size_t j = 0; j < p->samples[i].n_labels; j++) {
+            if (l[j].str != 0)
+                l[n++] = l[j];
+        }
+        p->samples[i].n_labels = (uint32_t)n;
         if (n > 16) {
             qsort(l, n, sizeof(*l), label_cmp);
             continue;
@@ -1041,17 +1118,20 @@ static void add_values(kiln_pprof_t *p, const kiln_pprof_sample *dst, const kiln
         d[t] = (int64_t)((uint64_t)d[t] + (uint64_t)s[t]);
 }
 
-static bool all_zero(const kiln_pprof_t *p, const kiln_pprof_sample *s)
+/* True when no value is positive: such a sample adds nothing a flame graph
+ * can draw (delta heap profiles carry negative in-use values), and upstream's
+ * normaliser drops it too. */
+static bool no_positive(const kiln_pprof_t *p, const kiln_pprof_sample *s)
 {
     for (uint32_t t = 0; t < s->n_values; t++) {
-        if (p->values[s->value_off + t] != 0)
+        if (p->values[s->value_off + t] > 0)
             return false;
     }
     return true;
 }
 
 /* Sums samples with the same stack and labels into the first of them, then
- * drops those whose values are all zero; order of first occurrence is kept. */
+ * drops those with no positive value; order of first occurrence is kept. */
 static void merge_samples(kiln_pprof_t *p, norm_ws *w)
 {
     size_t out = 0, mask = w->n_slots - 1;
@@ -1075,7 +1155,7 @@ static void merge_samples(kiln_pprof_t *p, norm_ws *w)
     }
     size_t kept = 0;
     for (size_t i = 0; i < out; i++) {
-        if (!all_zero(p, &p->samples[i]))
+        if (!no_positive(p, &p->samples[i]))
             p->samples[kept++] = p->samples[i];
     }
     p->n_samples = kept;

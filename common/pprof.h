@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0
- * pprof: a single-pass decoder of pprof `Profile` bytes (perftools.profiles
+ * pprof: a hand-written decoder of pprof `Profile` bytes (perftools.profiles
  * numbering) into flat arrays in a request arena, a strict validator, a
  * tolerant normaliser, and an encoder. Faster than protobuf-c: no per-message
- * allocation, strings are views into the input (which must outlive the
- * profile). One thread per profile; no global state.
+ * allocation (one pass over the bytes counts the elements, a second fills
+ * arena arrays of exactly that size), strings are views into the input (which
+ * must outlive the profile). One thread per profile; no global state.
  *
  * Pipeline: kiln_pprof_decode -> kiln_pprof_validate -> kiln_pprof_normalize.
  * After normalize every reference is a 0-based index into its array (see the
@@ -118,8 +119,12 @@ typedef struct kiln_pprof {
 } kiln_pprof_t;
 
 /** Decodes raw (not gzipped) pprof bytes into *out, allocating from a.
- * data must outlive *out (strings point into it). Returns KILN_OK, or
- * KILN_INVALID_ARGUMENT with err naming the malformed field and offset, or
+ * data must outlive *out (strings point into it). Fields may come in any
+ * order; repeated scalars may be packed or not; unknown fields of every wire
+ * type (groups included) are skipped; a known field with the wrong wire type
+ * is an error. Empty input decodes to an empty profile (validate rejects it).
+ * Returns KILN_OK, or KILN_INVALID_ARGUMENT with err naming the malformed
+ * field and offset ("pprof: truncated field 2 of Sample at offset 1234"), or
  * KILN_RESOURCE_EXHAUSTED when the arena cap is hit. Writes *out only on OK. */
 kiln_status kiln_pprof_decode(kiln_arena_t *a, const uint8_t *data, size_t len, kiln_pprof_t *out,
                               kiln_err *err);
@@ -130,22 +135,34 @@ kiln_status kiln_pprof_decode(kiln_arena_t *a, const uint8_t *data, size_t len, 
  * whose value count != sample type count; a sample that references a
  * location id no Location has; a line that references a nonzero function id
  * no Function has. Tolerated here and fixed by normalize: ids out of order
- * or not dense, mapping_id 0, duplicate empty strings. */
+ * or not dense, mapping_id 0 or unknown, duplicate empty strings. When every
+ * function (location, mapping) has id 0 the producer left ids out, and entry
+ * i has id i+1; otherwise id 0 is an ordinary id. Of duplicate ids the first
+ * entry wins. Uses (and frees) temporary memory of its own; does not block. */
 kiln_status kiln_pprof_validate(const kiln_pprof_t *p, kiln_err *err);
 
 /** Tolerant normalisation of a validated profile, in place (allocating
- * from a): ids (any order, not dense) become 0-based indices; locations
- * with mapping_id 0 point at one stub mapping (appended); locations with
- * no lines and address 0 are dropped from stacks; stacks deeper than
- * max_depth keep the root-most max_depth frames (0 = no limit); samples
- * whose values are all zero are dropped; samples with the same stack and
- * the same labels are summed into one. Sample order is otherwise kept. */
+ * from a): ids (any order, not dense) become 0-based indices, and the id
+ * fields themselves become index+1; locations with mapping_id 0 or an
+ * unknown mapping_id point at one stub mapping (appended, all zero);
+ * locations with no lines and address 0 are removed, from stacks and from
+ * locations[]; stacks deeper than max_depth keep the root-most max_depth
+ * frames (0 = no limit); string indices of empty strings become 0; each
+ * sample's labels are sorted; samples with the same stack and the same
+ * labels (in any order) are summed into the first (sums wrap on int64
+ * overflow; negative values are kept); then samples whose values are all
+ * zero are dropped. Sample order is otherwise kept. Not for a profile that
+ * is already normalised. Returns KILN_OK, or KILN_RESOURCE_EXHAUSTED past
+ * the arena cap, in which case p is left unchanged. */
 kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
                                  kiln_err *err);
 
 /** Encodes p as pprof bytes (not gzipped) appended to out. Works on decoded
- * or normalised profiles (normalised indices are written back as ids i+1).
- * Returns false only when out's max is reached. */
+ * (normalized false: ids written as they are) or normalised profiles
+ * (normalized true: index i is written as id i+1, KILN_PPROF_NONE as 0).
+ * Repeated scalars are packed and zero scalars left out, as proto3 does.
+ * Returns false only when out's max is reached, leaving out's length as it
+ * was. */
 bool kiln_pprof_encode(const kiln_pprof_t *p, bool normalized, kiln_buf *out);
 
 /** The string at index i, or an empty view when i is out of range. */

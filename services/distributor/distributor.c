@@ -10,7 +10,6 @@
 #include "labels.h"
 #include "log.h"
 #include "pprof.h"
-#include "push/v1/push.pb-c.h"
 #include "xmalloc.h"
 
 struct kiln_distributor {
@@ -41,42 +40,51 @@ static bool is_marker(const char *name)
            strcmp(name, "__order__") == 0;
 }
 
-/* The series labels of a RawProfileSeries: markers dropped, service_name
- * defaulted, sorted and validated. */
-static kiln_status series_labels(const kiln_distributor_t *d, const Push__V1__RawProfileSeries *s,
-                                 kiln_arena_t *a, kiln_label_t **out, size_t *n_out, kiln_err *err)
+/* The series labels of an incoming profile: markers dropped, service_name
+ * defaulted, sorted and validated. Rewrites in->labels in the arena. */
+static kiln_status series_labels(const kiln_distributor_t *d, kiln_ingest_profile *in,
+                                 kiln_arena_t *a, kiln_err *err)
 {
-    kiln_label_t *l = kiln_arena_alloc(a, (s->n_labels + 1) * sizeof(*l));
+    kiln_label_t *l = kiln_arena_alloc(a, (in->n_labels + 1) * sizeof(*l));
     size_t n = 0;
     bool has_service = false;
-    for (size_t i = 0; i < s->n_labels; i++) {
-        const Types__V1__LabelPair *lp = s->labels[i];
-        if (is_marker(lp->name))
+    for (size_t i = 0; i < in->n_labels; i++) {
+        if (is_marker(in->labels[i].name))
             continue;
-        has_service |= strcmp(lp->name, KILN_LABEL_SERVICE_NAME) == 0;
-        l[n++] = (kiln_label_t){lp->name, lp->value};
+        has_service |= strcmp(in->labels[i].name, KILN_LABEL_SERVICE_NAME) == 0;
+        l[n++] = in->labels[i];
     }
     if (!has_service)
         l[n++] = (kiln_label_t){KILN_LABEL_SERVICE_NAME, "unknown_service"};
     kiln_labels_sort(l, n);
     kiln_status st = kiln_labels_validate(l, n, d->cfg.max_label_names, err);
-    if (st == KILN_OK) {
-        *out = l;
-        *n_out = n;
-    }
+    in->labels = l;
+    in->n_labels = n;
     return st;
 }
 
-/* gunzip (if needed), decode, validate, normalise one raw profile. */
-static kiln_status prepare_profile(const kiln_distributor_t *d, const Push__V1__RawSample *rs,
-                                   kiln_arena_t *a, kiln_pprof_t *p, kiln_err *err)
+kiln_status kiln_distributor_decode_pprof(const kiln_distributor_t *d, const uint8_t *data,
+                                          size_t len, kiln_arena_t *a, kiln_pprof_t *p,
+                                          kiln_err *err)
 {
     const uint8_t *raw;
-    size_t len;
-    kiln_status st = kiln_gunzip_maybe(a, rs->raw_profile.data, rs->raw_profile.len,
-                                       d->cfg.max_profile_bytes, &raw, &len, err);
+    size_t raw_len;
+    kiln_status st = kiln_gunzip_maybe(a, data, len, d->cfg.max_profile_bytes, &raw, &raw_len, err);
     if (st == KILN_OK)
-        st = kiln_pprof_decode(a, raw, len, p, err);
+        st = kiln_pprof_decode(a, raw, raw_len, p, err);
+    return st;
+}
+
+/* Limits, strict checks and normalisation of one decoded profile. */
+static kiln_status prepare_profile(const kiln_distributor_t *d, kiln_arena_t *a, kiln_pprof_t *p,
+                                   kiln_err *err)
+{
+    kiln_status st = KILN_OK;
+    if (d->cfg.max_samples != 0 && p->n_samples > d->cfg.max_samples)
+        st = kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                          "profile has %zu samples, more than the limit of %zu "
+                          "(-validation.max-profile-stacktrace-samples)",
+                          p->n_samples, d->cfg.max_samples);
     if (st == KILN_OK)
         st = kiln_pprof_validate(p, err);
     if (st == KILN_OK)
@@ -84,51 +92,122 @@ static kiln_status prepare_profile(const kiln_distributor_t *d, const Push__V1__
     return st;
 }
 
-typedef struct prepared {
-    kiln_label_t *labels;
-    size_t n_labels;
-    kiln_pprof_t profile;
-} prepared;
-
-static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
-                          ProtobufCMessage **resp)
+/* Per-sample labels that stay with the sample rather than name a series. */
+static bool is_sample_only(kiln_str_t key)
 {
-    kiln_distributor_t *d = svc;
-    const Push__V1__PushRequest *req = (const Push__V1__PushRequest *)msg;
-    size_t total = 0, k = 0, bytes = 0;
-    for (size_t i = 0; i < req->n_series; i++)
-        total += req->series[i]->n_samples;
-    prepared *pp = kiln_arena_alloc(ctx->arena, (total + 1) * sizeof(*pp));
-    for (size_t i = 0; i < req->n_series; i++) {
-        const Push__V1__RawProfileSeries *s = req->series[i];
-        kiln_label_t *l;
-        size_t n;
-        kiln_status st = series_labels(d, s, ctx->arena, &l, &n, ctx->err);
-        for (size_t j = 0; st == KILN_OK && j < s->n_samples; j++, k++) {
-            pp[k].labels = l;
-            pp[k].n_labels = n;
-            bytes += s->samples[j]->raw_profile.len;
-            st = prepare_profile(d, s->samples[j], ctx->arena, &pp[k].profile, ctx->err);
+    return kiln_str_eq(key, "trace_id") || kiln_str_eq(key, "span_id") ||
+           kiln_str_eq(key, "profile_id");
+}
+
+/* Appends "key\xffvalue\xff" for each series-making string label of sample i
+ * (labels are sorted by key after normalize), giving the sample's group key. */
+static void sample_key(const kiln_pprof_t *p, size_t i, kiln_buf *key)
+{
+    const kiln_pprof_sample *s = &p->samples[i];
+    key->len = 0;
+    for (uint32_t j = 0; j < s->n_labels; j++) {
+        const kiln_pprof_label *l = &p->labels[s->label_off + j];
+        kiln_str_t k = kiln_pprof_str(p, l->key), v = kiln_pprof_str(p, l->str);
+        if (l->str == 0 || is_sample_only(k))
+            continue;
+        kiln_buf_append(key, k.ptr, k.len);
+        kiln_buf_putc(key, '\xff');
+        kiln_buf_append(key, v.ptr, v.len);
+        kiln_buf_putc(key, '\xff');
+    }
+}
+
+/* The series labels plus a group's sample labels; the series label wins. */
+static kiln_label_t *group_labels(const kiln_label_t *base, size_t n, const char *key,
+                                  kiln_arena_t *a, size_t *n_out)
+{
+    size_t extra = 0;
+    for (const char *c = key; *c != '\0'; c++)
+        extra += *c == '\xff';
+    kiln_label_t *l = kiln_arena_alloc(a, (n + extra / 2 + 1) * sizeof(*l));
+    memcpy(l, base, n * sizeof(*l));
+    size_t m = n;
+    for (const char *c = key; *c != '\0';) {
+        const char *s1 = strchr(c, '\xff'), *s2 = strchr(s1 + 1, '\xff');
+        char *name = kiln_arena_strndup(a, c, (size_t)(s1 - c));
+        if (kiln_labels_get(base, n, name) == NULL)
+            l[m++] = (kiln_label_t){name, kiln_arena_strndup(a, s1 + 1, (size_t)(s2 - s1 - 1))};
+        c = s2 + 1;
+    }
+    kiln_labels_sort(l, m);
+    *n_out = m;
+    return l;
+}
+
+/* Splits a profile into one profile per distinct set of string sample labels
+ * (Pyroscope's pprof split): each part shares the symbols and keeps its own
+ * samples. Returns the number of parts written to out (capacity: samples). */
+static size_t split_by_labels(const kiln_ingest_profile *in, kiln_arena_t *a, kiln_ingest_profile *out)
+{
+    const kiln_pprof_t *p = &in->profile;
+    char **keys = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(*keys));
+    uint32_t *group = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(*group));
+    size_t n_groups = 0;
+    kiln_buf key;
+    kiln_buf_init(&key, 0);
+    for (size_t i = 0; i < p->n_samples; i++) {
+        sample_key(p, i, &key);
+        const char *k = key.len ? key.ptr : "";
+        size_t g = 0;
+        while (g < n_groups && strcmp(keys[g], k) != 0)
+            g++;
+        if (g == n_groups)
+            keys[n_groups++] = kiln_arena_strndup(a, k, strlen(k));
+        group[i] = (uint32_t)g;
+    }
+    kiln_buf_free(&key);
+    for (size_t g = 0; g < n_groups; g++) {
+        out[g] = *in;
+        out[g].labels = group_labels(in->labels, in->n_labels, keys[g], a, &out[g].n_labels);
+        kiln_pprof_sample *s = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(*s));
+        size_t n = 0;
+        for (size_t i = 0; i < p->n_samples; i++) {
+            if (group[i] == g)
+                s[n++] = p->samples[i];
         }
-        if (st != KILN_OK)
-            return st;
+        out[g].profile.samples = s;
+        out[g].profile.n_samples = n;
     }
+    return n_groups;
+}
+
+/* Appends every part of every prepared profile. */
+static kiln_status append_all(kiln_distributor_t *d, const char *tenant, const kiln_ingest_profile *in,
+                              size_t k, kiln_arena_t *a, kiln_err *err)
+{
     for (size_t i = 0; i < k; i++) {
-        kiln_status st = kiln_ingester_append(d->ing, ctx->tenant, pp[i].labels, pp[i].n_labels,
-                                              &pp[i].profile, ctx->err);
-        if (st != KILN_OK)
-            return st;
+        kiln_ingest_profile *parts = kiln_arena_alloc(a, (in[i].profile.n_samples + 1) * sizeof(*parts));
+        size_t n = in[i].profile.n_samples ? split_by_labels(&in[i], a, parts) : 0;
+        for (size_t j = 0; j < n; j++) {
+            kiln_status st = kiln_ingester_append(d->ing, tenant, parts[j].labels, parts[j].n_labels,
+                                                  &parts[j].profile, err);
+            if (st != KILN_OK)
+                return st;
+        }
     }
-    kiln_metrics_ingested(d->metrics, ctx->tenant, bytes, k);
-    Push__V1__PushResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
-    push__v1__push_response__init(r);
-    *resp = &r->base;
     return KILN_OK;
 }
 
-void kiln_distributor_register(kiln_distributor_t *d, kiln_rpc_registry_t *rpc)
+kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
+                                    kiln_ingest_profile *in, size_t n, kiln_arena_t *a,
+                                    kiln_err *err)
 {
-    kiln_rpc_method m = {"/push.v1.PusherService/Push", &push__v1__push_request__descriptor,
-                         &push__v1__push_response__descriptor, h_push, d};
-    kiln_rpc_register(rpc, &m);
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        kiln_status st = series_labels(d, &in[i], a, err);
+        if (st == KILN_OK)
+            st = prepare_profile(d, a, &in[i].profile, err);
+        if (st != KILN_OK)
+            return st;
+        bytes += in[i].raw_bytes;
+    }
+    kiln_status st = append_all(d, tenant, in, n, a, err);
+    if (st == KILN_OK)
+        kiln_metrics_ingested(d->metrics, tenant, bytes, n);
+    return st;
 }

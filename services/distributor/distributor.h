@@ -2,16 +2,20 @@
  * distributor: the write path's front door. Serves push.v1.PusherService/Push
  * (gRPC and Connect): every RawSample is gunzipped (capped), decoded,
  * validated and normalised, its series labels completed as Pyroscope does
- * (service_name defaults to unknown_service; ingest markers stripped), and
- * appended through the ingester. A request is all-or-nothing: nothing of it
+ * (service_name defaults to unknown_service; ingest markers stripped), split
+ * into one series per distinct set of string sample labels (trace_id,
+ * span_id and profile_id stay with the sample), and appended through the
+ * ingester. A request is all-or-nothing: nothing of it
  * is appended unless every profile in it is valid. Thread-safe. */
 #ifndef KILN_DISTRIBUTOR_H
 #define KILN_DISTRIBUTOR_H
 
 #include <stddef.h>
 
+#include "http_server.h"
 #include "ingester.h"
 #include "metrics.h"
+#include "pprof.h"
 #include "rpc.h"
 
 typedef struct kiln_distributor kiln_distributor_t;
@@ -20,6 +24,7 @@ typedef struct kiln_distributor_config {
     size_t max_profile_bytes; /* decompressed pprof, per profile (Pyroscope: 4 MiB) */
     size_t max_label_names;   /* per series (Pyroscope: 30) */
     size_t max_stack_depth;   /* frames kept, root side (Pyroscope: 1000) */
+    size_t max_samples;       /* samples per profile (Pyroscope: 16000) */
 } kiln_distributor_config;
 
 /** Creates a distributor writing to ing (borrowed; in-process ingester). */
@@ -27,7 +32,35 @@ kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
                                             kiln_ingester_t *ing, kiln_metrics_t *metrics);
 /** Frees it; NULL is a no-op. */
 void kiln_distributor_destroy(kiln_distributor_t *d);
-/** Registers /push.v1.PusherService/Push. */
+
+/** Registers /push.v1.PusherService/Push (push.c). */
 void kiln_distributor_register(kiln_distributor_t *d, kiln_rpc_registry_t *rpc);
+
+/** A profile on its way in, whatever format it came in: the series labels as
+ * the client sent them (arena or request memory; ingest markers such as
+ * __delta__ are read and dropped here) and a decoded, not yet validated
+ * pprof (kiln_pprof_decode output, or a converter's equivalent with ids). */
+typedef struct kiln_ingest_profile {
+    kiln_label_t *labels;
+    size_t n_labels;
+    kiln_pprof_t profile;
+    const char *id;   /* client profile id (RawSample.ID), NULL or "" when none */
+    size_t raw_bytes; /* bytes as received, for metrics and rate limits */
+} kiln_ingest_profile;
+
+/** The shared pipeline of every ingest path: checks labels and limits,
+ * validates and normalises every profile, then appends all of them, or
+ * none when any fails (the status and err say which and why). May rewrite
+ * in[]; all memory comes from a. */
+kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
+                                    kiln_ingest_profile *in, size_t n, kiln_arena_t *a,
+                                    kiln_err *err);
+
+/** Gunzips (when gzip) under the profile size limit and decodes pprof bytes
+ * into p (arena memory). KILN_RESOURCE_EXHAUSTED past the size limit,
+ * KILN_INVALID_ARGUMENT for malformed data. */
+kiln_status kiln_distributor_decode_pprof(const kiln_distributor_t *d, const uint8_t *data,
+                                          size_t len, kiln_arena_t *a, kiln_pprof_t *p,
+                                          kiln_err *err);
 
 #endif

@@ -114,7 +114,7 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
     kiln_ingester_register(app->ingester, app->rpc);
     if (mods & MOD_DISTRIBUTOR) {
         kiln_distributor_config dc = {cfg->max_profile_bytes, (size_t)cfg->max_label_names,
-                                      (size_t)cfg->max_stack_depth};
+                                      (size_t)cfg->max_stack_depth, (size_t)cfg->max_samples};
         app->distributor = kiln_distributor_create(&dc, app->ingester, app->metrics);
         kiln_distributor_register(app->distributor, app->rpc);
     }

@@ -26,6 +26,7 @@ typedef struct kiln_app_config {
     size_t max_profile_bytes;
     int max_label_names;
     int max_stack_depth;
+    int max_samples;
 } kiln_app_config;
 
 typedef struct kiln_app kiln_app_t;

@@ -26,6 +26,7 @@ static const kiln_cfg_opt opts[] = {
     OPT("storage.path", KILN_CFG_STRING, storage_path, "./data", "this process's own state directory"),
     OPT("validation.max-profile-size-bytes", KILN_CFG_SIZE, max_profile_bytes, "4MiB", "largest decompressed profile"),
     OPT("validation.max-label-names-per-series", KILN_CFG_INT, max_label_names, "30", "label names per series"),
+    OPT("validation.max-profile-stacktrace-samples", KILN_CFG_INT, max_samples, "16000", "samples per profile (0 = no limit)"),
     OPT("validation.max-profile-stack-depth", KILN_CFG_INT, max_stack_depth, "1000", "frames kept per stack (root side)"),
 };
 #undef OPT

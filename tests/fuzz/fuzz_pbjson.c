@@ -13,6 +13,8 @@
 #include "querier/v1/querier.pb-c.h"
 
 #define ARENA_CAP (64u << 20)
+#define OTLP_DESC                                                                                  \
+    opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__descriptor
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -76,7 +78,6 @@ static void fuzz_one(const ProtobufCMessageDescriptor *desc, const uint8_t *data
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_one(&querier__v1__select_merge_stacktraces_request__descriptor, data, size);
-    fuzz_one(&opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__descriptor,
-             data, size);
+    fuzz_one(&OTLP_DESC, data, size);
     return 0;
 }

@@ -11,8 +11,11 @@
 #include "querier/v1/querier.pb-c.h"
 #include "types/v1/types.pb-c.h"
 
-#define OTLP_REQ Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfilesServiceRequest
-#define OTLP_DESC opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__descriptor
+#define OTLP_REQ                                                                                   \
+    Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfilesServiceRequest
+#define OTLP_DESC                                                                                  \
+    opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__descriptor
+#define SMS_DESC querier__v1__select_merge_stacktraces_request__descriptor
 #define ANY_VALUE Opentelemetry__Proto__Common__V1__AnyValue
 #define ANY_DESC opentelemetry__proto__common__v1__any_value__descriptor
 
@@ -86,9 +89,10 @@ TEST(select_merge_camel_names)
     kiln_arena_t *a = kiln_arena_create(0);
     const char *in = "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\","
                      "\"labelSelector\":\"{service_name=\\\"api\\\"}\",\"start\":\"1700000000000\","
-                     "\"end\":1700000360000,\"maxNodes\":\"16384\",\"format\":\"PROFILE_FORMAT_TREE\"}";
+                     "\"end\":1700000360000,\"maxNodes\":\"16384\","
+                     "\"format\":\"PROFILE_FORMAT_TREE\"}";
     Querier__V1__SelectMergeStacktracesRequest *r =
-        (void *)dec(&querier__v1__select_merge_stacktraces_request__descriptor, in, a, NULL);
+        (void *)dec(&SMS_DESC, in, a, NULL);
     CHECK(r != NULL);
     if (r == NULL)
         goto out;
@@ -103,7 +107,8 @@ TEST(select_merge_camel_names)
     char *out = enc(&r->base);
     CHECK_STR(out, "{\"profileTypeID\":\"process_cpu:cpu:nanoseconds:cpu:nanoseconds\","
                    "\"labelSelector\":\"{service_name=\\\"api\\\"}\",\"start\":\"1700000000000\","
-                   "\"end\":\"1700000360000\",\"maxNodes\":\"16384\",\"format\":\"PROFILE_FORMAT_TREE\"}");
+                   "\"end\":\"1700000360000\",\"maxNodes\":\"16384\","
+                   "\"format\":\"PROFILE_FORMAT_TREE\"}");
     free(out);
 out:
     kiln_arena_destroy(a);
@@ -118,7 +123,7 @@ TEST(select_merge_proto_names)
                      " \"goPgo\": {\"keepLocations\": 5, \"aggregate_callees\": true}},"
                      "  \"profileIdSelector\": [\"a\", \"b\"], \"async\": false }";
     Querier__V1__SelectMergeStacktracesRequest *r =
-        (void *)dec(&querier__v1__select_merge_stacktraces_request__descriptor, in, a, NULL);
+        (void *)dec(&SMS_DESC, in, a, NULL);
     CHECK(r != NULL);
     if (r == NULL)
         goto out;
@@ -135,7 +140,8 @@ TEST(select_merge_proto_names)
     CHECK_STR(out, "{\"profileTypeID\":\"memory:alloc_space:bytes:space:bytes\",\"labelSelector\":"
                    "\"{}\",\"maxNodes\":\"1024\",\"format\":\"PROFILE_FORMAT_FLAMEGRAPH\","
                    "\"stackTraceSelector\":{\"callSite\":[{\"name\":\"main\"}],\"goPgo\":{"
-                   "\"keepLocations\":5,\"aggregateCallees\":true}},\"profileIdSelector\":[\"a\",\"b\"]}");
+                   "\"keepLocations\":5,\"aggregateCallees\":true}},"
+                   "\"profileIdSelector\":[\"a\",\"b\"]}");
     free(out);
     /* The decoded message is a valid protobuf-c message: it packs and unpacks. */
     uint8_t buf[512];
@@ -156,7 +162,7 @@ TEST(defaults_omitted_and_null)
     const char *in = "{\"profileTypeID\":null,\"start\":\"0\",\"maxNodes\":0,\"format\":null,"
                      "\"stackTraceSelector\":null,\"profileIdSelector\":null,\"async\":false,"
                      "\"labelSelector\":\"\",\"spanSelector\":[]}";
-    ProtobufCMessage *m = dec(&querier__v1__select_merge_stacktraces_request__descriptor, in, a, NULL);
+    ProtobufCMessage *m = dec(&SMS_DESC, in, a, NULL);
     CHECK(m != NULL);
     char *out = m ? enc(m) : NULL;
     CHECK_STR(out, "{}");
@@ -223,10 +229,9 @@ TEST(flamegraph_int64_strings)
                      "\"total\":\"100\",\"maxSelf\":\"50\"}";
     CHECK(roundtrips(&querier__v1__flame_graph__descriptor, in));
     kiln_arena_t *a = kiln_arena_create(0);
-    Querier__V1__FlameGraph *fg = (void *)dec(&querier__v1__flame_graph__descriptor,
-                                              "{\"levels\":[{\"values\":[1,\"-2\",3e2,\"9223372036854775807\","
-                                              "-9223372036854775808]}],\"max_self\":7}",
-                                              a, NULL);
+    const char *nums = "{\"levels\":[{\"values\":[1,\"-2\",3e2,\"9223372036854775807\","
+                       "-9223372036854775808]}],\"max_self\":7}";
+    Querier__V1__FlameGraph *fg = (void *)dec(&querier__v1__flame_graph__descriptor, nums, a, NULL);
     CHECK(fg != NULL && fg->n_levels == 1 && fg->levels[0]->n_values == 5);
     if (fg != NULL && fg->n_levels == 1 && fg->levels[0]->n_values == 5) {
         CHECK_EQ(fg->levels[0]->values[1], -2);
@@ -257,7 +262,7 @@ TEST(series_response_labels_set)
 
 TEST(enums_by_name_and_number)
 {
-    const ProtobufCMessageDescriptor *d = &querier__v1__select_merge_stacktraces_request__descriptor;
+    const ProtobufCMessageDescriptor *d = &SMS_DESC;
     kiln_arena_t *a = kiln_arena_create(0);
     Querier__V1__SelectMergeStacktracesRequest *r;
     r = (void *)dec(d, "{\"format\":\"PROFILE_FORMAT_PPROF\"}", a, NULL);
@@ -285,18 +290,18 @@ TEST(unknown_fields_ignored)
     const char *in = "{\"extra\":{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u00e9\"},\"start\":\"5\","
                      "\"[ext.field]\":true,\"x\":-1.5e3,\"y\":[],\"z\":{},\"w\":false,\"v\":null}";
     Querier__V1__SelectMergeStacktracesRequest *r =
-        (void *)dec(&querier__v1__select_merge_stacktraces_request__descriptor, in, a, NULL);
+        (void *)dec(&SMS_DESC, in, a, NULL);
     CHECK(r != NULL && r->start == 5);
     /* Skipped values are still checked for JSON syntax. */
-    CHECK(fails(&querier__v1__select_merge_stacktraces_request__descriptor, "{\"x\":[1,]}"));
-    CHECK(fails(&querier__v1__select_merge_stacktraces_request__descriptor, "{\"x\":\"\\q\"}"));
-    CHECK(fails(&querier__v1__select_merge_stacktraces_request__descriptor, "{\"x\":01}"));
+    CHECK(fails(&SMS_DESC, "{\"x\":[1,]}"));
+    CHECK(fails(&SMS_DESC, "{\"x\":\"\\q\"}"));
+    CHECK(fails(&SMS_DESC, "{\"x\":01}"));
     kiln_arena_destroy(a);
 }
 
 TEST(int_conversions)
 {
-    const ProtobufCMessageDescriptor *d = &querier__v1__select_merge_stacktraces_request__descriptor;
+    const ProtobufCMessageDescriptor *d = &SMS_DESC;
     const ProtobufCMessageDescriptor *g = &types__v1__go_pgo__descriptor;
     kiln_arena_t *a = kiln_arena_create(0);
     Types__V1__GoPGO *p = (void *)dec(g, "{\"keepLocations\":4294967295}", a, NULL);
@@ -319,7 +324,8 @@ TEST(int_conversions)
     CHECK(fails(d, "{\"async\":\"true\"}"));
     CHECK(fails(d, "{\"async\":1}"));
     Querier__V1__SelectMergeStacktracesRequest *r =
-        (void *)dec(d, "{\"maxNodes\":1e-0,\"start\":\"-9223372036854775808\",\"end\":0.0}", a, NULL);
+        (void *)dec(d, "{\"maxNodes\":1e-0,\"start\":\"-9223372036854775808\",\"end\":0.0}", a,
+                    NULL);
     CHECK(r != NULL && r->max_nodes == 1 && r->start == INT64_MIN && r->end == 0);
     kiln_arena_destroy(a);
 }
@@ -371,13 +377,15 @@ TEST(oneof)
     CHECK(roundtrips(&ANY_DESC, "{\"bytesValue\":\"AAE=\"}"));
     kiln_arena_t *a = kiln_arena_create(0);
     ANY_VALUE *v = (void *)dec(&ANY_DESC, "{\"stringValue\":null,\"int_value\":\"7\"}", a, NULL);
-    CHECK(v != NULL && v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE);
+    CHECK(v != NULL &&
+          v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE);
     CHECK(v != NULL && v->int_value == 7);
     v = (void *)dec(&ANY_DESC, "{}", a, NULL);
     CHECK(v != NULL && v->value_case == 0);
     kiln_arena_destroy(a);
     CHECK_STR(dec_err(&ANY_DESC, "{\"intValue\":\"1\",\"stringValue\":\"x\"}", 34),
-              "json: field \"stringValue\": another member of the oneof is already set at offset 30");
+              "json: field \"stringValue\": another member of the oneof is already set "
+              "at offset 30");
 }
 
 TEST(strings_and_escapes)
@@ -385,14 +393,16 @@ TEST(strings_and_escapes)
     const ProtobufCMessageDescriptor *d = &types__v1__label_pair__descriptor;
     kiln_arena_t *a = kiln_arena_create(0);
     Types__V1__LabelPair *p = (void *)dec(
-        d, "{\"name\":\"a\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\\u00e9\\u20AC\\ud83d\\ude00\",\"value\":\"h\xc3\xa9\"}",
+        d, "{\"name\":\"a\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\\u00e9\\u20AC\\ud83d\\ude00\","
+           "\"value\":\"h\xc3\xa9\"}",
         a, NULL);
     CHECK(p != NULL);
     if (p != NULL) {
         CHECK_STR(p->name, "a\"\\/\b\f\n\r\t\x01\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
         CHECK_STR(p->value, "h\xc3\xa9");
         char *out = enc(&p->base);
-        CHECK_STR(out, "{\"name\":\"a\\\"\\\\/\\b\\f\\n\\r\\t\\u0001\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\","
+        CHECK_STR(out, "{\"name\":\"a\\\"\\\\/\\b\\f\\n\\r\\t\\u0001"
+                       "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\","
                        "\"value\":\"h\xc3\xa9\"}");
         free(out);
     }
@@ -423,7 +433,7 @@ TEST(strings_and_escapes)
 
 TEST(syntax_errors)
 {
-    const ProtobufCMessageDescriptor *d = &querier__v1__select_merge_stacktraces_request__descriptor;
+    const ProtobufCMessageDescriptor *d = &SMS_DESC;
     static const char *bad[] = {
         "", " ", "[]", "null", "\"x\"", "{", "}", "{\"start\"}", "{\"start\":}",
         "{\"start\":1,}", "{,}", "{\"start\":1 \"end\":2}", "{start:1}", "{'start':1}",
@@ -473,7 +483,7 @@ static char *nest(const char *prefix, const char *open, const char *mid, const c
 
 TEST(depth_limit)
 {
-    const ProtobufCMessageDescriptor *d = &querier__v1__select_merge_stacktraces_request__descriptor;
+    const ProtobufCMessageDescriptor *d = &SMS_DESC;
     /* Unknown values: the top object is level 1, so 63 arrays fit and 64 do not. */
     char *ok = nest("{\"x\":", "[", "1", "]", "}", 63);
     char *bomb = nest("{\"x\":", "[", "1", "]", "}", 64);
@@ -496,8 +506,9 @@ TEST(depth_limit)
 TEST(truncated_inputs)
 {
     /* Every strict prefix of a valid document must fail cleanly. */
-    const char *in = "{\"series\":[{\"labels\":[{\"name\":\"a\\u00e9\",\"value\":\"\\ud83d\\ude00\"}],"
-                     "\"samples\":[{\"rawProfile\":\"AAEC\",\"ID\":\"x\"}]}],\"zz\":[1.5e3,true,null]}";
+    const char *in = "{\"series\":[{\"labels\":[{\"name\":\"a\\u00e9\","
+                     "\"value\":\"\\ud83d\\ude00\"}],\"samples\":[{\"rawProfile\":\"AAEC\","
+                     "\"ID\":\"x\"}]}],\"zz\":[1.5e3,true,null]}";
     size_t n = strlen(in);
     CHECK_STR(dec_err(&push__v1__push_request__descriptor, in, n), "");
     for (size_t i = 0; i < n; i++) {
@@ -616,7 +627,8 @@ static void map_msg_init(ProtobufCMessage *m)
 /* Proto3 strings default to protobuf_c_empty_string, which free_unpacked must not free. */
 #define FIELD(name, id, label, type, q, off, desc)                                                 \
     {name, id, PROTOBUF_C_LABEL_##label, PROTOBUF_C_TYPE_##type, q, off, desc,                     \
-     PROTOBUF_C_TYPE_##type == PROTOBUF_C_TYPE_STRING ? &protobuf_c_empty_string : NULL, 0, 0, NULL, NULL}
+     PROTOBUF_C_TYPE_##type == PROTOBUF_C_TYPE_STRING ? &protobuf_c_empty_string : NULL,           \
+     0, 0, NULL, NULL}
 
 static const ProtobufCFieldDescriptor counts_fields[] = {
     FIELD("key", 1, NONE, STRING, 0, offsetof(CountsEntry, key), NULL),
@@ -636,7 +648,8 @@ static const ProtobufCFieldDescriptor map_msg_fields[] = {
     FIELD("names", 2, REPEATED, MESSAGE, offsetof(MapMsg, n_names), offsetof(MapMsg, names),
           &names_desc),
     FIELD("ratio", 3, NONE, FLOAT, 0, offsetof(MapMsg, ratio), NULL),
-    FIELD("sets", 4, REPEATED, MESSAGE, offsetof(MapMsg, n_sets), offsetof(MapMsg, sets), &sets_desc),
+    FIELD("sets", 4, REPEATED, MESSAGE, offsetof(MapMsg, n_sets), offsetof(MapMsg, sets),
+          &sets_desc),
 };
 static const unsigned by_name_2[] = {0, 1}, by_name_4[] = {0, 1, 2, 3};
 static const ProtobufCIntRange ranges_2[] = {{1, 0}, {0, 2}}, ranges_4[] = {{1, 0}, {0, 4}};
@@ -646,8 +659,8 @@ static const ProtobufCIntRange ranges_2[] = {{1, 0}, {0, 2}}, ranges_4[] = {{1, 
      by_name, 1, ranges, init, NULL, NULL, NULL}
 
 static const ProtobufCMessageDescriptor counts_desc =
-    DESC("test.MapMsg.CountsEntry", "CountsEntry", CountsEntry, counts_fields, 2, by_name_2, ranges_2,
-         counts_init);
+    DESC("test.MapMsg.CountsEntry", "CountsEntry", CountsEntry, counts_fields, 2, by_name_2,
+         ranges_2, counts_init);
 static const ProtobufCMessageDescriptor names_desc =
     DESC("test.MapMsg.NamesEntry", "NamesEntry", NamesEntry, names_fields, 2, by_name_2, ranges_2,
          names_init);
@@ -659,14 +672,15 @@ static const ProtobufCMessageDescriptor map_msg_desc =
 
 TEST(maps)
 {
-    const char *in = "{\"counts\":{\"a\":\"1\",\"b\xc3\xa9\":\"-2\"},\"names\":{\"-5\":\"x\",\"7\":\"\"},"
-                     "\"ratio\":0.1,\"sets\":{\"true\":{\"labels\":[{\"name\":\"n\",\"value\":\"v\"}]},"
+    const char *in = "{\"counts\":{\"a\":\"1\",\"b\xc3\xa9\":\"-2\"},"
+                     "\"names\":{\"-5\":\"x\",\"7\":\"\"},\"ratio\":0.1,"
+                     "\"sets\":{\"true\":{\"labels\":[{\"name\":\"n\",\"value\":\"v\"}]},"
                      "\"false\":{}}}";
     CHECK(roundtrips(&map_msg_desc, in));
     kiln_arena_t *a = kiln_arena_create(0);
-    MapMsg *m = (void *)dec(&map_msg_desc, "{\"counts\":{\"k\":3},\"names\":{\"1e1\":\"ten\"},\"ratio\":"
-                                           "\"3.4028235e38\"}",
-                            a, NULL);
+    const char *in2 = "{\"counts\":{\"k\":3},\"names\":{\"1e1\":\"ten\"},"
+                      "\"ratio\":\"3.4028235e38\"}";
+    MapMsg *m = (void *)dec(&map_msg_desc, in2, a, NULL);
     CHECK(m != NULL && m->n_counts == 1 && m->n_names == 1);
     if (m != NULL && m->n_counts == 1 && m->n_names == 1) {
         CHECK_STR(m->counts[0]->key, "k");

@@ -32,11 +32,14 @@ type transport struct {
 	client func(c *peerClients) pushv1connect.PusherServiceClient
 	// wantHTTP is the HTTP status a rejected push must come back with.
 	wantHTTP int
+	// wantProto is the HTTP version the client must have used: Alloy's
+	// plain http:// transport is HTTP/1.1; gRPC runs over h2c.
+	wantProto string
 }
 
 var transports = []transport{
-	{name: "connect", client: func(c *peerClients) pushv1connect.PusherServiceClient { return c.push }, wantHTTP: http.StatusBadRequest},
-	{name: "grpc", client: func(c *peerClients) pushv1connect.PusherServiceClient { return c.pushGRPC }, wantHTTP: http.StatusOK},
+	{name: "connect", client: func(c *peerClients) pushv1connect.PusherServiceClient { return c.push }, wantHTTP: http.StatusBadRequest, wantProto: "HTTP/1.1"},
+	{name: "grpc", client: func(c *peerClients) pushv1connect.PusherServiceClient { return c.pushGRPC }, wantHTTP: http.StatusOK, wantProto: "HTTP/2.0"},
 }
 
 // push sends one raw profile with the contract's labels and returns the
@@ -55,9 +58,16 @@ func push(t *testing.T, s *kilnServer, c *peerClients, tr transport, name, servi
 	}}})
 	id := newUUID(t)
 	req.Header().Set(requestIDHeader, id)
+	t0 := time.Now()
 	_, err := tr.client(c).Push(ctx, req)
-	out, _ := c.rec.get(id)
+	if took := time.Since(t0); took > time.Second {
+		t.Logf("push of %d bytes over %s took %v", len(raw), tr.name, took.Round(time.Millisecond))
+	}
+	out, ok := c.rec.get(id)
 	s.checkAfterError(t, err)
+	if ok && out.proto != tr.wantProto {
+		t.Errorf("push over %s used %s, want %s", tr.name, out.proto, tr.wantProto)
+	}
 	return out, err
 }
 
@@ -87,19 +97,21 @@ func checkTotals(t *testing.T, s *kilnServer, c *peerClients, pc *profileCase, s
 	t.Helper()
 	start, end := queryWindow(pc.timeNanos, time.Now())
 	for i, id := range pc.typeIDs {
+		t0 := time.Now()
 		fg, err := selectMerge(t, s, c.query, id, service, start, end)
+		took := time.Since(t0)
 		if err != nil {
 			t.Errorf("%s: SelectMergeStacktraces(%s, service_name=%q, start=%d, end=%d): %v", pc.rel, id, service, start, end, err)
 			continue
 		}
 		got := fg.GetTotal()
-		t.Logf("  %-60s total=%d expected=%d (raw sum %d) nodes-levels=%d names=%d", id, got, pc.expected[i], pc.rawSum[i], len(fg.GetLevels()), len(fg.GetNames()))
+		t.Logf("  %-60s total=%d expected=%d (raw sum %d) levels=%d names=%d query=%v", id, got, pc.expected[i], pc.rawSum[i], len(fg.GetLevels()), len(fg.GetNames()), took.Round(time.Millisecond))
 		if got != pc.expected[i] {
 			msg := ""
 			if got == pc.symbolized[i] && pc.symbolized[i] != pc.expected[i] {
 				msg = " (equals the total of samples with a symbolized frame: unsymbolized stacks were dropped)"
 			} else if got == pc.rawSum[i] {
-				msg = " (equals the raw sum over all samples: stackless or non-positive samples were kept)"
+				msg = " (equals the raw sum over all samples: samples whose values are all <= 0, which upstream pprof.Normalize drops, or stackless samples were counted)"
 			}
 			t.Errorf("%s [%s] %s: flame graph total = %d, want %d%s", pc.rel, service, id, got, pc.expected[i], msg)
 		}
@@ -145,7 +157,7 @@ func TestPushAndQueryProfiles(t *testing.T) {
 			t.Errorf("%s: MANIFEST says pprof but profile.Parse rejects it: %v", row.rel, err)
 			continue
 		}
-		if why := upstreamRejection(pc.prof, pc.raw); why != "" {
+		if why := upstreamRejection(pc.raw); why != "" {
 			t.Errorf("%s: test data expected to be accepted, but upstream would reject it: %s", row.rel, why)
 			continue
 		}
@@ -278,6 +290,81 @@ func TestPushAndQueryProfiles(t *testing.T) {
 			}
 			t.Logf("LabelValues(service_name) [%s]: %d values", q.name, len(values))
 		}
+	})
+
+	// Upstream turns pprof string sample labels (except trace_id/span_id)
+	// into series labels: Grafana lists and filters by them.
+	t.Run("pprof-labels", func(t *testing.T) {
+		checked := 0
+		for _, p := range pushedAll {
+			want := pprofSeriesLabels(p.pc.prof)
+			if len(want) == 0 {
+				continue
+			}
+			checked++
+			sel := `{service_name="` + p.service + `"}`
+			ctx, cancel := reqCtx(t)
+			ln, err := c.query.LabelNames(ctx, connect.NewRequest(&typesv1.LabelNamesRequest{Matchers: []string{sel}, Start: minStart, End: end}))
+			cancel()
+			if err != nil {
+				s.checkAfterError(t, err)
+				t.Errorf("LabelNames(%s): %v", sel, err)
+				continue
+			}
+			keys := make([]string, 0, len(want))
+			for k := range want {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				if !slices.Contains(ln.Msg.GetNames(), k) {
+					t.Errorf("%s: LabelNames(%s) lacks pprof label %q (upstream makes it a series label); got %v", p.pc.rel, sel, k, ln.Msg.GetNames())
+					continue
+				}
+				ctx, cancel := reqCtx(t)
+				lv, err := c.query.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: k, Matchers: []string{sel}, Start: minStart, End: end}))
+				cancel()
+				if err != nil {
+					s.checkAfterError(t, err)
+					t.Errorf("LabelValues(%s, %s): %v", k, sel, err)
+					continue
+				}
+				for v := range want[k] {
+					if !slices.Contains(lv.Msg.GetNames(), v) {
+						t.Errorf("%s: LabelValues(%s, %s) lacks %q", p.pc.rel, k, sel, v)
+					}
+				}
+			}
+			// Filter the flame graph by the first label value.
+			k := keys[0]
+			vals := make([]string, 0, len(want[k]))
+			for v := range want[k] {
+				vals = append(vals, v)
+			}
+			sort.Strings(vals)
+			v := vals[0]
+			wantTotal := labelFilteredTotal(p.pc.prof, 0, k, v)
+			start, _ := queryWindow(p.pc.timeNanos, time.Now())
+			ctx, cancel = reqCtx(t)
+			maxNodes := int64(1 << 20)
+			resp, err := c.query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+				ProfileTypeID: p.pc.typeIDs[0],
+				LabelSelector: `{service_name="` + p.service + `",` + k + `="` + v + `"}`,
+				Start:         start, End: end, MaxNodes: &maxNodes,
+			}))
+			cancel()
+			if err != nil {
+				s.checkAfterError(t, err)
+				t.Errorf("%s: SelectMergeStacktraces filtered by %s=%q: %v", p.pc.rel, k, v, err)
+				continue
+			}
+			if got := resp.Msg.GetFlamegraph().GetTotal(); got != wantTotal {
+				t.Errorf("%s [%s]: %s total filtered by pprof label %s=%q = %d, want %d", p.pc.rel, p.service, p.pc.typeIDs[0], k, v, got, wantTotal)
+			} else {
+				t.Logf("%s [%s]: filtered by %s=%q: total %d", p.pc.rel, p.service, k, v, got)
+			}
+		}
+		t.Logf("checked pprof labels of %d pushed services", checked)
 	})
 
 	t.Run("Series", func(t *testing.T) {
@@ -469,10 +556,11 @@ func TestTenantIsolation(t *testing.T) {
 	}
 }
 
-// TestHardProfiles pushes the pprof files of hard/ that are not marked
-// MALFORMED. Files upstream Pyroscope rejects under its default limits must
-// be rejected with invalid_argument; the others are checked like the normal
-// files.
+// TestHardProfiles pushes the pprof files of hard/. Files upstream
+// Pyroscope rejects under its default limits and validation rules must be
+// rejected with invalid_argument; the others that profile.Parse accepts and
+// that are not marked MALFORMED are checked like the normal files; the rest
+// are pushed for the log only.
 func TestHardProfiles(t *testing.T) {
 	_, root := requireEnv(t)
 	s := startServer(t)
@@ -480,42 +568,57 @@ func TestHardProfiles(t *testing.T) {
 	for _, row := range pprofRows(t, root, "hard") {
 		s.requireAlive(t)
 		t.Run(row.rel, func(t *testing.T) {
-			pc, err := loadProfileCase(t, root, row.rel)
-			if row.malformed || err != nil {
-				// Not asserted: log what the server does with it.
-				raw, rerr := os.ReadFile(filepath.Join(root, row.rel))
-				if rerr != nil {
-					t.Fatal(rerr)
+			raw, err := os.ReadFile(filepath.Join(root, row.rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			why := upstreamRejection(raw)
+			pc, parseErr := loadProfileCase(t, root, row.rel)
+			if pc != nil {
+				var types []string
+				for i, st := range pc.prof.SampleType {
+					types = append(types, st.Type+"/"+st.Unit+"="+itoa(pc.expected[i]))
 				}
-				why := "MANIFEST marks it MALFORMED"
-				if err != nil {
-					why = "profile.Parse rejects it: " + err.Error()
+				t.Logf("%s: __name__=%s samples=%d types=%v", pc.rel, pc.name, len(pc.prof.Sample), types)
+			}
+			if why != "" {
+				name := "process_cpu"
+				if pc != nil {
+					name = pc.name
 				}
 				for _, tr := range transports {
-					out, perr := push(t, s, c, tr, "peer_hard", sanitizeService(tr.name, row.rel), raw)
-					t.Logf("%s: skipped (%s); informational push over %s: HTTP %d, err=%v", row.rel, why, tr.name, out.status, perr)
+					service := sanitizeService(tr.name, row.rel)
+					out, err := push(t, s, c, tr, name, service, raw)
+					switch {
+					case err == nil:
+						t.Errorf("%s over %s: accepted (HTTP %d), but upstream Pyroscope rejects it with invalid_argument: %s", row.rel, tr.name, out.status, why)
+						if pc != nil {
+							t.Logf("%s over %s: accepted anyway; checking what was stored", row.rel, tr.name)
+							checkTotals(t, s, c, pc, service)
+						}
+					case connectCode(err) != connect.CodeInvalidArgument:
+						t.Errorf("%s over %s: code %v (HTTP %d), want invalid_argument (%s): %v", row.rel, tr.name, connectCode(err), out.status, why, err)
+					default:
+						t.Logf("%s over %s: rejected as upstream does (%s): HTTP %d %v", row.rel, tr.name, why, out.status, err)
+					}
 				}
 				return
 			}
-			var types []string
-			for i, st := range pc.prof.SampleType {
-				types = append(types, st.Type+"/"+st.Unit+"="+itoa(pc.expected[i]))
+			if row.malformed || parseErr != nil {
+				// Not asserted: log what the server does with it.
+				reason := "MANIFEST marks it MALFORMED"
+				if parseErr != nil {
+					reason = "profile.Parse rejects it: " + parseErr.Error()
+				}
+				for _, tr := range transports {
+					out, perr := push(t, s, c, tr, "peer_hard", sanitizeService(tr.name, row.rel), raw)
+					t.Logf("%s: not checked (%s); informational push over %s: HTTP %d, err=%v", row.rel, reason, tr.name, out.status, perr)
+				}
+				return
 			}
-			t.Logf("%s: __name__=%s samples=%d types=%v", pc.rel, pc.name, len(pc.prof.Sample), types)
-			why := upstreamRejection(pc.prof, pc.raw)
 			for _, tr := range transports {
 				service := sanitizeService(tr.name, pc.rel)
 				out, err := push(t, s, c, tr, pc.name, service, pc.raw)
-				if why != "" {
-					if err == nil {
-						t.Errorf("%s over %s: accepted, but upstream Pyroscope rejects it with invalid_argument (%s)", pc.rel, tr.name, why)
-					} else if code := connectCode(err); code != connect.CodeInvalidArgument {
-						t.Errorf("%s over %s: code %v, want invalid_argument (%s): %v", pc.rel, tr.name, code, why, err)
-					} else {
-						t.Logf("%s over %s: rejected as expected (%s): %v", pc.rel, tr.name, why, err)
-					}
-					continue
-				}
 				if err != nil {
 					t.Errorf("%s: push over %s: HTTP %d: %v", pc.rel, tr.name, out.status, err)
 					continue

@@ -1,11 +1,15 @@
 package peer
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -14,6 +18,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 )
 
@@ -191,27 +196,26 @@ func hasLines(s *profile.Sample) bool {
 	return false
 }
 
-func expectedTotals(p *profile.Profile) (expected, rawSum, symbolized []int64, negative []bool) {
+// keptGroup is one set of identical samples (same locations, same string
+// labels) with summed values, as upstream pprof.Normalize merges them.
+type keptGroup struct {
+	v       []int64
+	labels  map[string][]string
+	stack   bool // has at least one location
+	symbols bool // has at least one location with a line
+}
+
+// keptGroups returns the merged sample groups upstream keeps: those with at
+// least one value > 0 (pprof.Normalize drops the others).
+func keptGroups(p *profile.Profile) []*keptGroup {
 	n := len(p.SampleType)
-	negative = make([]bool, n)
-	expected = make([]int64, n)
-	rawSum = make([]int64, n)
-	symbolized = make([]int64, n)
-	type group struct {
-		v       []int64
-		stack   bool
-		symbols bool
-	}
-	groups := map[string]*group{}
+	groups := map[string]*keptGroup{}
 	var order []string
 	for _, s := range p.Sample {
-		for i := 0; i < n && i < len(s.Value); i++ {
-			rawSum[i] += s.Value[i]
-		}
 		k := sampleKey(s)
 		g, ok := groups[k]
 		if !ok {
-			g = &group{v: make([]int64, n), stack: len(s.Location) > 0, symbols: hasLines(s)}
+			g = &keptGroup{v: make([]int64, n), labels: s.Label, stack: len(s.Location) > 0, symbols: hasLines(s)}
 			groups[k] = g
 			order = append(order, k)
 		}
@@ -219,15 +223,32 @@ func expectedTotals(p *profile.Profile) (expected, rawSum, symbolized []int64, n
 			g.v[i] += s.Value[i]
 		}
 	}
+	var out []*keptGroup
 	for _, k := range order {
 		g := groups[k]
-		keep := false
 		for _, v := range g.v {
 			if v > 0 {
-				keep = true
+				out = append(out, g)
+				break
 			}
 		}
-		if !keep || !g.stack {
+	}
+	return out
+}
+
+func expectedTotals(p *profile.Profile) (expected, rawSum, symbolized []int64, negative []bool) {
+	n := len(p.SampleType)
+	negative = make([]bool, n)
+	expected = make([]int64, n)
+	rawSum = make([]int64, n)
+	symbolized = make([]int64, n)
+	for _, s := range p.Sample {
+		for i := 0; i < n && i < len(s.Value); i++ {
+			rawSum[i] += s.Value[i]
+		}
+	}
+	for _, g := range keptGroups(p) {
+		if !g.stack {
 			continue
 		}
 		for i := range g.v {
@@ -241,6 +262,49 @@ func expectedTotals(p *profile.Profile) (expected, rawSum, symbolized []int64, n
 		}
 	}
 	return expected, rawSum, symbolized, negative
+}
+
+// seriesLabelKeys are the pprof string label keys that upstream keeps per
+// sample instead of turning them into series labels (pprofsplit; profile_id
+// is renamed to span_id).
+var seriesLabelKeys = map[string]bool{"trace_id": false, "span_id": false, "profile_id": false}
+
+// pprofSeriesLabels returns, for every pprof string label key that becomes
+// a series label upstream, the values of the kept samples.
+func pprofSeriesLabels(p *profile.Profile) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, g := range keptGroups(p) {
+		for k, vs := range g.labels {
+			if keep, listed := seriesLabelKeys[k]; listed && !keep {
+				continue
+			}
+			if k == "service_name" || k == "__name__" || strings.HasPrefix(k, "__") {
+				continue
+			}
+			for _, v := range vs {
+				if v == "" {
+					continue
+				}
+				if out[k] == nil {
+					out[k] = map[string]bool{}
+				}
+				out[k][v] = true
+			}
+		}
+	}
+	return out
+}
+
+// labelFilteredTotal is the expected total of sample type i over the kept
+// samples whose pprof label key has the given value.
+func labelFilteredTotal(p *profile.Profile, i int, key, value string) int64 {
+	var sum int64
+	for _, g := range keptGroups(p) {
+		if g.stack && slices.Contains(g.labels[key], value) {
+			sum += g.v[i]
+		}
+	}
+	return sum
 }
 
 // queryWindow is the [start, end] (ms) the contract asks for: from one hour
@@ -407,24 +471,47 @@ func sanitizeService(transport, rel string) string {
 	return "peer-" + transport + "-" + r
 }
 
-// upstreamRejection says why upstream Pyroscope (default limits, doc 7)
-// rejects the profile with invalid_argument, or "" when it accepts it. The
-// ingestion time window is not checked: the contract keeps old timestamps.
-func upstreamRejection(p *profile.Profile, raw []byte) string {
-	const maxSamples = 16000
+// upstreamRejection says why upstream Pyroscope (pkg/validation
+// ValidateProfile with the default limits, doc 7) rejects the raw profile
+// with invalid_argument, or "" when it accepts it. The profile is decoded
+// the way the distributor does (optional gzip, then google.v1.Profile
+// without UTF-8 checks). The ingestion time window (reject-older-than) is
+// not applied: the contract keeps old profile timestamps. Unlike upstream,
+// Kiln ingests location or function id 0 and '-' in sample type names (its
+// normaliser repairs ids, as issue 3 asks), so those are not rejections here.
+func upstreamRejection(raw []byte) string {
+	data := raw
+	if len(raw) >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return "gzip: " + err.Error()
+		}
+		if data, err = io.ReadAll(zr); err != nil {
+			return "gzip: " + err.Error()
+		}
+	} else if len(raw) == 0 {
+		return "empty body (not gzip, gzip reader fails)"
+	}
+	var p googlev1.Profile
+	if err := p.UnmarshalVT(data); err != nil {
+		return "decode: " + err.Error()
+	}
+	const maxSize, maxSamples, maxSampleLabels = 4 << 20, 16000, 100
+	if len(data) > maxSize {
+		return fmt.Sprintf("%d bytes > max_profile_size_bytes %d", len(data), maxSize)
+	}
 	if len(p.Sample) > maxSamples {
 		return fmt.Sprintf("%d samples > max_profile_stacktrace_samples %d", len(p.Sample), maxSamples)
 	}
-	for _, st := range p.SampleType {
-		if strings.Contains(st.Type, "-") {
-			return fmt.Sprintf("sample type %q contains '-'", st.Type)
+	for _, s := range p.Sample {
+		if len(s.Label) > maxSampleLabels {
+			return fmt.Sprintf("a sample has %d labels > max_profile_stacktrace_sample_labels %d", len(s.Label), maxSampleLabels)
 		}
 	}
-	for _, f := range p.Function {
-		if !utf8.ValidString(f.Name) || !utf8.ValidString(f.SystemName) || !utf8.ValidString(f.Filename) {
-			return "invalid UTF-8 string"
+	for i, s := range p.StringTable {
+		if !utf8.ValidString(s) {
+			return fmt.Sprintf("string_table[%d] is not valid UTF-8", i)
 		}
 	}
-	_ = raw
 	return ""
 }
