@@ -9,6 +9,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "overrides.h"
 #include "xmalloc.h"
 
 static const kiln_cfg_opt *find(const kiln_cfg_opt *o, size_t n, const char *name, size_t len)
@@ -58,6 +59,17 @@ static kiln_status set(const kiln_cfg_opt *o, const char *v, kiln_err *err)
     }
     case KILN_CFG_SIZE:
         if (!parse_size(v, (size_t *)o->ptr))
+            break;
+        return KILN_OK;
+    case KILN_CFG_DOUBLE: {
+        double x = strtod(v, &end);
+        if (end == v || *end != '\0')
+            break;
+        *(double *)o->ptr = x;
+        return KILN_OK;
+    }
+    case KILN_CFG_DURATION:
+        if (!kiln_parse_duration(v, (int64_t *)o->ptr))
             break;
         return KILN_OK;
     case KILN_CFG_BOOL:

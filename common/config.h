@@ -13,12 +13,19 @@
 
 #include "status.h"
 
-typedef enum kiln_cfg_type { KILN_CFG_STRING, KILN_CFG_INT, KILN_CFG_SIZE, KILN_CFG_BOOL } kiln_cfg_type;
+typedef enum kiln_cfg_type {
+    KILN_CFG_STRING,   /* char * */
+    KILN_CFG_INT,      /* int */
+    KILN_CFG_SIZE,     /* size_t, with B/KB/KiB/MB/MiB/GB/GiB suffixes */
+    KILN_CFG_BOOL,     /* bool */
+    KILN_CFG_DOUBLE,   /* double */
+    KILN_CFG_DURATION, /* int64_t ns, from "0", "90s", "10m", "1h30m", "7d" */
+} kiln_cfg_type;
 
 typedef struct kiln_cfg_opt {
     const char *name;  /* "server.http-listen-port" */
     kiln_cfg_type type;
-    void *ptr;         /* char **, int *, size_t *, bool * */
+    void *ptr;         /* see kiln_cfg_type */
     const char *def;   /* default, as text */
     const char *help;
 } kiln_cfg_opt;

@@ -100,7 +100,8 @@ bool kiln_utf8_valid(const char *s, size_t len)
     return true;
 }
 
-kiln_status kiln_labels_validate(const kiln_label_t *l, size_t n, size_t max_names, kiln_err *err)
+kiln_status kiln_labels_validate(const kiln_label_t *l, size_t n, size_t max_names,
+                                 size_t max_name_len, size_t max_value_len, kiln_err *err)
 {
     if (n == 0)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "error at least one label pair is required per profile");
@@ -111,10 +112,14 @@ kiln_status kiln_labels_validate(const kiln_label_t *l, size_t n, size_t max_nam
         size_t nl = strlen(l[i].name), vl = strlen(l[i].value);
         if (nl == 0 || !kiln_utf8_valid(l[i].name, nl))
             return kiln_err_set(err, KILN_INVALID_ARGUMENT, "invalid label name '%.64s'", l[i].name);
-        if (nl > 1024)
-            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "label name too long: '%.64s...'", l[i].name);
-        if (vl > 2048)
-            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "label value too long for '%.64s'", l[i].name);
+        if (max_name_len != 0 && nl > max_name_len)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "label name too long: '%.64s...' has %zu bytes, limit %zu", l[i].name,
+                                nl, max_name_len);
+        if (max_value_len != 0 && vl > max_value_len)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "label value too long for '%.64s': %zu bytes, limit %zu", l[i].name,
+                                vl, max_value_len);
         if (!kiln_utf8_valid(l[i].value, vl))
             return kiln_err_set(err, KILN_INVALID_ARGUMENT, "label '%.64s' value is not valid UTF-8", l[i].name);
         if (i > 0 && strcmp(l[i - 1].name, l[i].name) == 0)

@@ -40,10 +40,11 @@ uint64_t kiln_labels_fingerprint(const kiln_label_t *l, size_t n);
 
 /** Checks a label set as Pyroscope's ValidateLabels does: at least one
  * label, at most max_names names, a valid __name__, a non-empty
- * service_name, names <= 1024 bytes and values <= 2048 bytes, no duplicate
- * names (the set must be sorted), valid UTF-8. KILN_INVALID_ARGUMENT with a
- * message naming the label otherwise. */
-kiln_status kiln_labels_validate(const kiln_label_t *l, size_t n, size_t max_names, kiln_err *err);
+ * service_name, names <= max_name_len bytes and values <= max_value_len
+ * bytes (0 = no limit), no duplicate names (the set must be sorted), valid
+ * UTF-8. KILN_INVALID_ARGUMENT with a message naming the label otherwise. */
+kiln_status kiln_labels_validate(const kiln_label_t *l, size_t n, size_t max_names,
+                                 size_t max_name_len, size_t max_value_len, kiln_err *err);
 
 /** True for a legacy Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*). */
 bool kiln_label_name_is_legacy(const char *s);

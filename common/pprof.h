@@ -147,13 +147,16 @@ kiln_status kiln_pprof_validate(const kiln_pprof_t *p, kiln_err *err);
  * unknown mapping_id point at one stub mapping (appended, all zero);
  * locations with no lines and address 0 are removed, from stacks and from
  * locations[]; stacks deeper than max_depth keep the root-most max_depth
- * frames (0 = no limit); string indices of empty strings become 0; each
- * sample's labels are sorted; samples with the same stack and the same
- * labels (in any order) are summed into the first (sums wrap on int64
- * overflow; negative values are kept); then samples whose values are all
- * zero are dropped. Sample order is otherwise kept. Not for a profile that
- * is already normalised. Returns KILN_OK, or KILN_RESOURCE_EXHAUSTED past
- * the arena cap, in which case p is left unchanged. */
+ * frames (0 = no limit); string indices of empty strings become 0; labels
+ * without a string value (numeric ones, and str "") are dropped, as
+ * upstream does, and each sample's other labels are sorted; samples with the
+ * same stack and the same labels (in any order) are summed into the first
+ * (sums wrap on int64 overflow); then samples with no positive value are
+ * dropped (all zero, or the negative-only samples of delta heap profiles);
+ * negative values of the samples kept stay. Sample order is otherwise kept.
+ * Not for a profile that is already normalised. Returns KILN_OK, or
+ * KILN_RESOURCE_EXHAUSTED past the arena cap, in which case p is left
+ * unchanged. */
 kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
                                  kiln_err *err);
 

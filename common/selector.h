@@ -10,11 +10,15 @@
  *   name     := [A-Za-z_][A-Za-z0-9_.]* | "quoted UTF-8"
  *   op       := '=' | '!=' | '=~' | '!~'
  *   string   := "double quoted" | 'single quoted' | `backquoted` with Go escapes
- * Regexes are RE2-style, fully anchored (PCRE2 compiled with ^(?:...)$ and
- * UTF mode). `l=""` matches series without l; `{}` selects everything.
- * A legacy `app.name.cpu{...}` query becomes service_name="app.name" plus
- * __name__/type matchers for the suffix (cpu -> process_cpu, ...).
- * A selector is immutable after parse and may be shared between threads. */
+ * Regexes are RE2-style, fully anchored (PCRE2 in UTF mode with
+ * PCRE2_ANCHORED|PCRE2_ENDANCHORED, the unescapable form of ^(?:...)$, and
+ * DOTALL as Prometheus' ^(?s:...)$). `l=""` matches series without l; `{}`
+ * selects everything. A legacy `app.name.cpu{...}` query becomes
+ * service_name="app.name", __name__ and __type__ matchers for the suffix
+ * (cpu -> process_cpu/cpu, ...), placed before the braces' matchers; a type
+ * with no '.' and no ':' or an unknown suffix is an error.
+ * A selector is immutable after parse and may be shared between threads
+ * (kiln_selector_add is the exception: call it before sharing). */
 #ifndef KILN_SELECTOR_H
 #define KILN_SELECTOR_H
 
@@ -34,9 +38,10 @@ typedef enum kiln_match_op {
 typedef struct kiln_matcher kiln_matcher_t;
 typedef struct kiln_selector kiln_selector_t;
 
-/** Parses a FlameQL query. On error returns KILN_INVALID_ARGUMENT with err
- * in the form `1:17: unexpected "}"` (line:column, 1-based, of the offending
- * character) or `1:5: invalid regexp "...": <reason>`. Writes *out only on
+/** Parses a FlameQL query of len bytes (no NUL needed). On error returns
+ * KILN_INVALID_ARGUMENT with err in the form `1:17: unexpected "}"`
+ * (line:column, 1-based, of the offending character; columns count UTF-8
+ * characters) or `1:5: invalid regexp "...": <reason>`. Writes *out only on
  * OK; the caller destroys it. */
 kiln_status kiln_selector_parse(const char *query, size_t len, kiln_selector_t **out,
                                 kiln_err *err);
@@ -44,8 +49,9 @@ kiln_status kiln_selector_parse(const char *query, size_t len, kiln_selector_t *
 /** Frees a selector; NULL is a no-op. */
 void kiln_selector_destroy(kiln_selector_t *s);
 
-/** The profile type id written before the braces ("" when none). For the
- * legacy form this is "" too and the type is expressed as matchers. */
+/** The profile type id written before the braces ("" when none), without a
+ * trailing ":delta". For the legacy form this is "" too and the type is
+ * expressed as matchers. */
 const char *kiln_selector_profile_type(const kiln_selector_t *s);
 
 /** Adds a matcher (used to add __profile_type__="<id>" from a request
@@ -54,10 +60,11 @@ kiln_status kiln_selector_add(kiln_selector_t *s, const char *name, kiln_match_o
                               const char *value, kiln_err *err);
 
 /** True when the sorted label set satisfies every matcher. A missing label
- * has the value "". */
+ * has the value "". Thread-safe on a shared selector. */
 bool kiln_selector_match(const kiln_selector_t *s, const kiln_label_t *l, size_t n);
 
-/** Number of matchers, and the i-th matcher's parts (for planning and tests). */
+/** Number of matchers, and the i-th matcher's parts (for planning and
+ * tests; strings borrowed from s; i must be < count). */
 size_t kiln_selector_count(const kiln_selector_t *s);
 void kiln_selector_get(const kiln_selector_t *s, size_t i, const char **name, kiln_match_op *op,
                        const char **value);

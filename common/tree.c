@@ -111,9 +111,13 @@ static uint32_t name_intern(kiln_tree_t *t, const char *s, size_t len)
     if ((t->nnames + 1) * 4 > (t->name_mask + 1) * 3)
         names_rehash(t);
     KILN_GROW(t->str, t->str_cap, t->str_len + len + 1);
-    KILN_GROW(t->name_off, t->names_cap, t->nnames + 1);
-    t->name_len = kiln_xrealloc(t->name_len, t->names_cap * sizeof(uint32_t));
-    t->name_hash = kiln_xrealloc(t->name_hash, t->names_cap * sizeof(uint32_t));
+    if (t->nnames == t->names_cap) {
+        size_t cap = t->names_cap;
+        KILN_GROW(t->name_off, cap, t->nnames + 1);
+        t->name_len = kiln_xrealloc(t->name_len, cap * sizeof(uint32_t));
+        t->name_hash = kiln_xrealloc(t->name_hash, cap * sizeof(uint32_t));
+        t->names_cap = cap;
+    }
     if (len > 0)
         memcpy(t->str + t->str_len, s, len);
     t->str[t->str_len + len] = '\0';
@@ -172,9 +176,14 @@ static uint32_t node_new(kiln_tree_t *t, uint32_t parent, uint32_t name)
 {
     if (t->n >= INT32_MAX)
         abort(); /* the wire form indexes nodes with int32 */
-    KILN_GROW(t->parent, t->cap, t->n + 1);
-    t->name = kiln_xrealloc(t->name, t->cap * sizeof(uint32_t));
-    t->self = kiln_xrealloc(t->self, t->cap * sizeof(int64_t));
+    if (t->n == t->cap) {
+        /* Three parallel arrays share one capacity. */
+        size_t cap = t->cap;
+        KILN_GROW(t->parent, cap, t->n + 1);
+        t->name = kiln_xrealloc(t->name, cap * sizeof(uint32_t));
+        t->self = kiln_xrealloc(t->self, cap * sizeof(int64_t));
+        t->cap = cap;
+    }
     t->parent[t->n] = parent;
     t->name[t->n] = name;
     t->self[t->n] = 0;

@@ -11,7 +11,12 @@
  * node's children start at the parent's x + self, sorted bytewise by name.
  * With more than max_nodes nodes, the threshold is the max_nodes-th largest
  * node total, and the children under it of each parent fold into one
- * "other" child placed last. total = sum of the root's children. */
+ * "other" child placed last (self = total = their sum; their subtrees are
+ * dropped; ties with the threshold are kept). Nodes with total 0 are left
+ * out. Name indexes are assigned in depth-first order of first use, and a
+ * frame named "total" or "other" shares that name's index. total = sum of
+ * the root's children (a self value on the root itself is not drawn);
+ * max_self = the largest self written. */
 #ifndef KILN_TREE_H
 #define KILN_TREE_H
 
@@ -32,7 +37,9 @@ kiln_tree_t *kiln_tree_create(void);
 /** Frees the tree; NULL is a no-op. */
 void kiln_tree_destroy(kiln_tree_t *t);
 
-/** The child of parent named name[0..len), created if absent; returns its id. */
+/** The child of parent named name[0..len), created if absent; returns its
+ * id (ids grow in creation order, so a child's id exceeds its parent's).
+ * O(1) on average. parent must be an existing node. */
 uint32_t kiln_tree_child(kiln_tree_t *t, uint32_t parent, const char *name, size_t len);
 /** Adds v to a node's self value. */
 void kiln_tree_add_self(kiln_tree_t *t, uint32_t node, int64_t v);
@@ -47,7 +54,9 @@ int64_t kiln_tree_total(const kiln_tree_t *t);
 kiln_status kiln_tree_merge_response(kiln_tree_t *t, const Ingester__V1__TreeResponse *r,
                                      kiln_err *err);
 
-/** The wire form of t, allocated in a (NULL past the arena cap). */
+/** The wire form of t, allocated in a (NULL past the arena cap): every
+ * node in id order (root first, parent -1), names de-duplicated and copied
+ * so the response may outlive t. */
 Ingester__V1__TreeResponse *kiln_tree_to_response(const kiln_tree_t *t, kiln_arena_t *a);
 
 /** The flame graph of t truncated to max_nodes (<= 0 means 8192), allocated

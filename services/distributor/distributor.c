@@ -5,15 +5,21 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gzip.h"
+#include "idset.h"
 #include "labels.h"
 #include "log.h"
 #include "pprof.h"
 #include "xmalloc.h"
 
+/* Client profile ids remembered for retry de-duplication. */
+#define SEEN_IDS (1u << 20)
+
 struct kiln_distributor {
     kiln_distributor_config cfg;
+    kiln_idset_t *seen;
     kiln_ingester_t *ing;
     kiln_metrics_t *metrics;
 };
@@ -23,6 +29,7 @@ kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
 {
     kiln_distributor_t *d = kiln_xcalloc(1, sizeof(*d));
     d->cfg = *cfg;
+    d->seen = kiln_idset_create(SEEN_IDS);
     d->ing = ing;
     d->metrics = metrics;
     return d;
@@ -30,6 +37,9 @@ kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
 
 void kiln_distributor_destroy(kiln_distributor_t *d)
 {
+    if (d == NULL)
+        return;
+    kiln_idset_destroy(d->seen);
     free(d);
 }
 
@@ -42,7 +52,7 @@ static bool is_marker(const char *name)
 
 /* The series labels of an incoming profile: markers dropped, service_name
  * defaulted, sorted and validated. Rewrites in->labels in the arena. */
-static kiln_status series_labels(const kiln_distributor_t *d, kiln_ingest_profile *in,
+static kiln_status series_labels(const kiln_limits *lim, kiln_ingest_profile *in,
                                  kiln_arena_t *a, kiln_err *err)
 {
     kiln_label_t *l = kiln_arena_alloc(a, (in->n_labels + 1) * sizeof(*l));
@@ -57,7 +67,8 @@ static kiln_status series_labels(const kiln_distributor_t *d, kiln_ingest_profil
     if (!has_service)
         l[n++] = (kiln_label_t){KILN_LABEL_SERVICE_NAME, "unknown_service"};
     kiln_labels_sort(l, n);
-    kiln_status st = kiln_labels_validate(l, n, d->cfg.max_label_names, err);
+    kiln_status st = kiln_labels_validate(l, n, lim->max_label_names, lim->max_label_name_len,
+                                          lim->max_label_value_len, err);
     in->labels = l;
     in->n_labels = n;
     return st;
@@ -75,20 +86,50 @@ kiln_status kiln_distributor_decode_pprof(const kiln_distributor_t *d, const uin
     return st;
 }
 
-/* Limits, strict checks and normalisation of one decoded profile. */
-static kiln_status prepare_profile(const kiln_distributor_t *d, kiln_arena_t *a, kiln_pprof_t *p,
-                                   kiln_err *err)
+static int64_t now_ns(void)
 {
-    kiln_status st = KILN_OK;
-    if (d->cfg.max_samples != 0 && p->n_samples > d->cfg.max_samples)
-        st = kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                          "profile has %zu samples, more than the limit of %zu "
-                          "(-validation.max-profile-stacktrace-samples)",
-                          p->n_samples, d->cfg.max_samples);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The tenant's count and time limits on one decoded profile. */
+static kiln_status check_limits(const kiln_limits *lim, const kiln_pprof_t *p, int64_t now,
+                                kiln_err *err)
+{
+    if (lim->max_samples != 0 && p->n_samples > lim->max_samples)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "profile has %zu samples, more than the limit of %zu "
+                            "(max_profile_stacktrace_samples)", p->n_samples, lim->max_samples);
+    for (size_t i = 0; lim->max_sample_labels != 0 && i < p->n_samples; i++) {
+        if (p->samples[i].n_labels > lim->max_sample_labels)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "a sample has %u labels, more than the limit of %zu "
+                                "(max_profile_stacktrace_sample_labels)",
+                                p->samples[i].n_labels, lim->max_sample_labels);
+    }
+    if (p->time_nanos > 0 && lim->reject_older_than_ns != 0 &&
+        p->time_nanos < now - lim->reject_older_than_ns)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "profile is too old: its time is more than %llds in the past "
+                            "(reject_older_than)", (long long)(lim->reject_older_than_ns / 1000000000));
+    if (p->time_nanos > 0 && lim->reject_newer_than_ns != 0 &&
+        p->time_nanos > now + lim->reject_newer_than_ns)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "profile is too far in the future: more than %llds ahead "
+                            "(reject_newer_than)", (long long)(lim->reject_newer_than_ns / 1000000000));
+    return KILN_OK;
+}
+
+/* Limits, strict checks and normalisation of one decoded profile. */
+static kiln_status prepare_profile(const kiln_limits *lim, kiln_arena_t *a, kiln_pprof_t *p,
+                                   int64_t now, kiln_err *err)
+{
+    kiln_status st = check_limits(lim, p, now, err);
     if (st == KILN_OK)
         st = kiln_pprof_validate(p, err);
     if (st == KILN_OK)
-        st = kiln_pprof_normalize(a, p, d->cfg.max_stack_depth, err);
+        st = kiln_pprof_normalize(a, p, lim->max_stack_depth, err);
     return st;
 }
 
@@ -176,6 +217,25 @@ static size_t split_by_labels(const kiln_ingest_profile *in, kiln_arena_t *a, ki
     return n_groups;
 }
 
+/* Claims each profile's client id; a profile whose id was already ingested
+ * (a client retry) is marked as a duplicate by clearing its samples.
+ * Returns the claimed keys (to release if the append fails). */
+static uint64_t *claim_ids(kiln_distributor_t *d, const char *tenant, kiln_ingest_profile *in,
+                           size_t n, kiln_arena_t *a)
+{
+    uint64_t *keys = kiln_arena_calloc(a, n + 1, sizeof(*keys));
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].id == NULL || *in[i].id == '\0')
+            continue;
+        uint64_t k = kiln_idset_key(tenant, in[i].id);
+        if (kiln_idset_add(d->seen, k))
+            keys[i] = k;
+        else
+            in[i].profile.n_samples = 0; /* already ingested: acknowledge, store nothing */
+    }
+    return keys;
+}
+
 /* Appends every part of every prepared profile. */
 static kiln_status append_all(kiln_distributor_t *d, const char *tenant, const kiln_ingest_profile *in,
                               size_t k, kiln_arena_t *a, kiln_err *err)
@@ -197,16 +257,25 @@ kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
                                     kiln_ingest_profile *in, size_t n, kiln_arena_t *a,
                                     kiln_err *err)
 {
+    const kiln_limits *lim = kiln_overrides_get(d->cfg.limits, tenant);
+    int64_t now = now_ns();
     size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        kiln_status st = series_labels(d, &in[i], a, err);
-        if (st == KILN_OK)
-            st = prepare_profile(d, a, &in[i].profile, err);
-        if (st != KILN_OK)
-            return st;
+    for (size_t i = 0; i < n; i++)
         bytes += in[i].raw_bytes;
+    kiln_status st = kiln_overrides_take(d->cfg.limits, tenant, bytes, now, err);
+    for (size_t i = 0; st == KILN_OK && i < n; i++) {
+        st = series_labels(lim, &in[i], a, err);
+        if (st == KILN_OK)
+            st = prepare_profile(lim, a, &in[i].profile, now, err);
     }
-    kiln_status st = append_all(d, tenant, in, n, a, err);
+    if (st == KILN_OK) {
+        uint64_t *claimed = claim_ids(d, tenant, in, n, a);
+        st = append_all(d, tenant, in, n, a, err);
+        for (size_t i = 0; st != KILN_OK && i < n; i++) {
+            if (claimed[i] != 0)
+                kiln_idset_remove(d->seen, claimed[i]);
+        }
+    }
     if (st == KILN_OK)
         kiln_metrics_ingested(d->metrics, tenant, bytes, n);
     return st;

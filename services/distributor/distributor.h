@@ -14,6 +14,7 @@
 
 #include "http_server.h"
 #include "ingester.h"
+#include "overrides.h"
 #include "metrics.h"
 #include "pprof.h"
 #include "rpc.h"
@@ -21,10 +22,8 @@
 typedef struct kiln_distributor kiln_distributor_t;
 
 typedef struct kiln_distributor_config {
-    size_t max_profile_bytes; /* decompressed pprof, per profile (Pyroscope: 4 MiB) */
-    size_t max_label_names;   /* per series (Pyroscope: 30) */
-    size_t max_stack_depth;   /* frames kept, root side (Pyroscope: 1000) */
-    size_t max_samples;       /* samples per profile (Pyroscope: 16000) */
+    kiln_overrides_t *limits; /* borrowed: per-tenant limits and rate buckets */
+    size_t max_profile_bytes; /* decompressed bytes per profile, process-wide */
 } kiln_distributor_config;
 
 /** Creates a distributor writing to ing (borrowed; in-process ingester). */

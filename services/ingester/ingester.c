@@ -157,7 +157,7 @@ static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *
         for (size_t j = 0; j < s->n_labels; j++)
             l[j] = (kiln_label_t){s->labels[j]->name, s->labels[j]->value};
         kiln_labels_sort(l, s->n_labels);
-        kiln_status st = kiln_labels_validate(l, s->n_labels, 0, ctx->err);
+        kiln_status st = kiln_labels_validate(l, s->n_labels, 0, 0, 0, ctx->err);
         kiln_pprof_t p;
         if (st == KILN_OK)
             st = kiln_pprof_decode(ctx->arena, s->profile.data, s->profile.len, &p, ctx->err);

@@ -33,6 +33,7 @@ static const struct {
 struct kiln_app {
     const kiln_app_config *cfg;
     kiln_metrics_t *metrics;
+    kiln_overrides_t *limits;
     kiln_rpc_registry_t *rpc;
     kiln_ingester_t *ingester;
     kiln_distributor_t *distributor;
@@ -107,14 +108,22 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
                             cfg->target);
     kiln_app_t *app = kiln_xcalloc(1, sizeof(*app));
     app->cfg = cfg;
+    app->limits = kiln_overrides_create(&cfg->limits);
+    if (*cfg->runtime_config != '\0') {
+        kiln_status st = kiln_overrides_load(app->limits, cfg->runtime_config, err);
+        if (st != KILN_OK) {
+            kiln_overrides_destroy(app->limits);
+            free(app);
+            return st;
+        }
+    }
     app->metrics = kiln_metrics_create();
     app->rpc = kiln_rpc_registry_create();
-    kiln_ingester_config ic = {cfg->storage_path, cfg->max_profile_bytes};
+    kiln_ingester_config ic = {cfg->storage_path, cfg->limits.max_profile_bytes};
     app->ingester = kiln_ingester_create(&ic);
     kiln_ingester_register(app->ingester, app->rpc);
     if (mods & MOD_DISTRIBUTOR) {
-        kiln_distributor_config dc = {cfg->max_profile_bytes, (size_t)cfg->max_label_names,
-                                      (size_t)cfg->max_stack_depth, (size_t)cfg->max_samples};
+        kiln_distributor_config dc = {app->limits, cfg->limits.max_profile_bytes};
         app->distributor = kiln_distributor_create(&dc, app->ingester, app->metrics);
         kiln_distributor_register(app->distributor, app->rpc);
     }
@@ -152,5 +161,6 @@ void kiln_app_destroy(kiln_app_t *app)
     kiln_ingester_destroy(app->ingester);
     kiln_rpc_registry_destroy(app->rpc);
     kiln_metrics_destroy(app->metrics);
+    kiln_overrides_destroy(app->limits);
     free(app);
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "overrides.h"
 #include "status.h"
 
 typedef struct kiln_app_config {
@@ -23,10 +24,8 @@ typedef struct kiln_app_config {
     char *storage_path;
     char *config_file;
     char *log_level;
-    size_t max_profile_bytes;
-    int max_label_names;
-    int max_stack_depth;
-    int max_samples;
+    char *runtime_config;
+    kiln_limits limits; /* defaults for every tenant */
 } kiln_app_config;
 
 typedef struct kiln_app kiln_app_t;

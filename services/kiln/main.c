@@ -24,10 +24,18 @@ static const kiln_cfg_opt opts[] = {
     OPT("server.http-max-request-size-bytes", KILN_CFG_SIZE, http_max_body, "256MiB", "largest HTTP request body, compressed or not"),
     OPT("server.worker-threads", KILN_CFG_INT, threads, "0", "request workers per server (0 = one per core)"),
     OPT("storage.path", KILN_CFG_STRING, storage_path, "./data", "this process's own state directory"),
-    OPT("validation.max-profile-size-bytes", KILN_CFG_SIZE, max_profile_bytes, "4MiB", "largest decompressed profile"),
-    OPT("validation.max-label-names-per-series", KILN_CFG_INT, max_label_names, "30", "label names per series"),
-    OPT("validation.max-profile-stacktrace-samples", KILN_CFG_INT, max_samples, "16000", "samples per profile (0 = no limit)"),
-    OPT("validation.max-profile-stack-depth", KILN_CFG_INT, max_stack_depth, "1000", "frames kept per stack (root side)"),
+    OPT("runtime-config.file", KILN_CFG_STRING, runtime_config, "", "YAML file of per-tenant limit overrides"),
+    OPT("distributor.ingestion-rate-limit-mb", KILN_CFG_DOUBLE, limits.ingestion_rate_mb, "0", "per-tenant ingestion rate, MB/s of profile bytes as received (0 = unlimited)"),
+    OPT("distributor.ingestion-burst-size-mb", KILN_CFG_DOUBLE, limits.ingestion_burst_mb, "2", "per-tenant ingestion burst, MB"),
+    OPT("validation.max-profile-size-bytes", KILN_CFG_SIZE, limits.max_profile_bytes, "4MiB", "largest decompressed profile (process-wide)"),
+    OPT("validation.max-label-names-per-series", KILN_CFG_SIZE, limits.max_label_names, "30", "label names per series"),
+    OPT("validation.max-length-label-name", KILN_CFG_SIZE, limits.max_label_name_len, "1024", "bytes per label name"),
+    OPT("validation.max-length-label-value", KILN_CFG_SIZE, limits.max_label_value_len, "2048", "bytes per label value"),
+    OPT("validation.max-profile-stacktrace-samples", KILN_CFG_SIZE, limits.max_samples, "16000", "samples per profile (0 = no limit)"),
+    OPT("validation.max-profile-stacktrace-sample-labels", KILN_CFG_SIZE, limits.max_sample_labels, "100", "labels per sample (0 = no limit)"),
+    OPT("validation.max-profile-stack-depth", KILN_CFG_SIZE, limits.max_stack_depth, "1000", "frames kept per stack, root side (0 = no limit)"),
+    OPT("validation.reject-older-than", KILN_CFG_DURATION, limits.reject_older_than_ns, "0", "reject profiles older than this (0 = off)"),
+    OPT("validation.reject-newer-than", KILN_CFG_DURATION, limits.reject_newer_than_ns, "0", "reject profiles further in the future than this (0 = off)"),
 };
 #undef OPT
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))

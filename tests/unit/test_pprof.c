@@ -598,7 +598,28 @@ TEST(normalize_merges_empty_string_duplicates)
     CHECK_OK(kiln_pprof_normalize(a, p, 0, &err));
     CHECK_EQ(p->n_samples, 3);
     CHECK_EQ(value_of(p, 0, 0), 3);
-    CHECK_EQ(p->labels[p->samples[0].label_off].str, 0);
+    CHECK_EQ(p->samples[0].n_labels, 0); /* k="" is no label */
+    kiln_arena_destroy(a);
+}
+
+TEST(normalize_drops_numeric_labels_and_non_positive_samples)
+{
+    fixture f;
+    fixture_init(&f);
+    kiln_pprof_t *p = &f.p;
+    kiln_err err = {0};
+    kiln_arena_t *a = kiln_arena_create(0);
+    f.labels[0] = (kiln_pprof_label){8, 0, 7, 0};   /* S0: k=7 (numeric) */
+    f.labels[1] = (kiln_pprof_label){11, 0, 42, 2}; /* S1: w=42 count */
+    f.values[6] = -5, f.values[7] = 0;              /* S3: negative only */
+    f.values[8] = -1, f.values[9] = 3;              /* S4: mixed, kept */
+    CHECK_OK(kiln_pprof_validate(p, &err));
+    CHECK_OK(kiln_pprof_normalize(a, p, 0, &err));
+    CHECK_EQ(p->n_samples, 2);
+    CHECK_EQ(p->samples[0].n_labels, 0);
+    CHECK_EQ(value_of(p, 0, 0), 3); /* S0 + S1, merged once unlabelled */
+    CHECK_EQ(value_of(p, 1, 0), 0); /* S4 + S5: -1 + 1 */
+    CHECK_EQ(value_of(p, 1, 1), 4);
     kiln_arena_destroy(a);
 }
 
@@ -775,10 +796,20 @@ static void check_file(const char *rel)
     check_raw_roundtrip(&p, rel);
     size_t n0 = p.n_samples, l0 = p.n_locations;
     sums(&p, before);
+    bool negative = false;
+    for (size_t i = 0; i < p.n_values; i++)
+        negative |= p.values[i] < 0;
     CHECK_OK(kiln_pprof_normalize(a, &p, 0, &err));
     sums(&p, after);
-    for (size_t t = 0; t < p.n_sample_types; t++)
-        CHECK_EQ(after[t], before[t]);
+    /* Normalising only merges samples and drops those with no positive
+     * value: without negative values the sums cannot change; with them
+     * (delta heap profiles) dropping can only raise a sum. */
+    for (size_t t = 0; t < p.n_sample_types; t++) {
+        if (negative)
+            CHECK((int64_t)after[t] >= (int64_t)before[t]);
+        else
+            CHECK_EQ(after[t], before[t]);
+    }
     check_normalized(&p, rel);
     check_norm_roundtrip(&p, after);
     printf("  %-72s %8zu B  samples %6zu -> %6zu  locations %6zu -> %6zu\n", rel, len, n0,
@@ -974,6 +1005,7 @@ int main(void)
     RUN(normalize_max_depth_keeps_root);
     RUN(normalize_implicit_and_sparse_ids);
     RUN(normalize_merges_empty_string_duplicates);
+    RUN(normalize_drops_numeric_labels_and_non_positive_samples);
     RUN(validate_rejects);
     RUN(validate_utf8);
     RUN(encode_fixture_roundtrip);

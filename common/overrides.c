@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * overrides: limits table and token buckets. */
+#include "overrides.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "xmalloc.h"
+
+typedef struct tenant_limits {
+    char *tenant;
+    kiln_limits limits;
+} tenant_limits;
+
+typedef struct bucket {
+    char *tenant;
+    double tokens; /* bytes */
+    int64_t last_ns;
+} bucket;
+
+struct kiln_overrides {
+    kiln_limits defaults;
+    tenant_limits *t;
+    size_t n, cap;
+    pthread_mutex_t mu; /* guards the buckets */
+    bucket *b;
+    size_t n_b, cap_b;
+};
+
+kiln_overrides_t *kiln_overrides_create(const kiln_limits *defaults)
+{
+    kiln_overrides_t *o = kiln_xcalloc(1, sizeof(*o));
+    o->defaults = *defaults;
+    pthread_mutex_init(&o->mu, NULL);
+    return o;
+}
+
+void kiln_overrides_destroy(kiln_overrides_t *o)
+{
+    if (o == NULL)
+        return;
+    for (size_t i = 0; i < o->n; i++)
+        free(o->t[i].tenant);
+    for (size_t i = 0; i < o->n_b; i++)
+        free(o->b[i].tenant);
+    free(o->t);
+    free(o->b);
+    pthread_mutex_destroy(&o->mu);
+    free(o);
+}
+
+const kiln_limits *kiln_overrides_get(const kiln_overrides_t *o, const char *tenant)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        if (strcmp(o->t[i].tenant, tenant) == 0)
+            return &o->t[i].limits;
+    }
+    return &o->defaults;
+}
+
+bool kiln_parse_duration(const char *s, int64_t *ns)
+{
+    static const struct { char unit; int64_t ns; } units[] = {
+        {'s', 1000000000LL}, {'m', 60000000000LL}, {'h', 3600000000000LL}, {'d', 86400000000000LL}};
+    int64_t total = 0;
+    if (strcmp(s, "0") == 0) {
+        *ns = 0;
+        return true;
+    }
+    while (*s != '\0') {
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno != 0 || end == s || v < 0)
+            return false;
+        size_t i = 0;
+        while (i < 4 && units[i].unit != *end)
+            i++;
+        if (i == 4)
+            return false;
+        total += v * units[i].ns;
+        s = end + 1;
+    }
+    *ns = total;
+    return true;
+}
+
+/* Sets one named limit from its YAML text. */
+static kiln_status set_limit(kiln_limits *l, const char *key, const char *val, kiln_err *err)
+{
+    char *end;
+    double d = strtod(val, &end);
+    bool num = end != val && *end == '\0' && d >= 0;
+    size_t *sz = NULL;
+    if (strcmp(key, "ingestion_rate_mb") == 0 && num)
+        l->ingestion_rate_mb = d;
+    else if (strcmp(key, "ingestion_burst_size_mb") == 0 && num)
+        l->ingestion_burst_mb = d;
+    else if (strcmp(key, "reject_older_than") == 0 && kiln_parse_duration(val, &l->reject_older_than_ns))
+        ;
+    else if (strcmp(key, "reject_newer_than") == 0 && kiln_parse_duration(val, &l->reject_newer_than_ns))
+        ;
+    else if (strcmp(key, "max_profile_size_bytes") == 0)
+        sz = &l->max_profile_bytes;
+    else if (strcmp(key, "max_profile_stacktrace_samples") == 0)
+        sz = &l->max_samples;
+    else if (strcmp(key, "max_label_names_per_series") == 0)
+        sz = &l->max_label_names;
+    else if (strcmp(key, "max_label_name_length") == 0)
+        sz = &l->max_label_name_len;
+    else if (strcmp(key, "max_label_value_length") == 0)
+        sz = &l->max_label_value_len;
+    else if (strcmp(key, "max_profile_stacktrace_sample_labels") == 0)
+        sz = &l->max_sample_labels;
+    else if (strcmp(key, "max_profile_stacktrace_depth") == 0)
+        sz = &l->max_stack_depth;
+    else
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: unknown limit or bad value %s: %s", key, val);
+    if (sz != NULL) {
+        if (!num)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: %s: not a number: %s", key, val);
+        *sz = (size_t)d;
+    }
+    return KILN_OK;
+}
+
+static kiln_status load_tenant(kiln_overrides_t *o, yaml_document_t *doc, const char *tenant,
+                               yaml_node_t *map, kiln_err *err)
+{
+    KILN_GROW(o->t, o->cap, o->n + 1);
+    tenant_limits *t = &o->t[o->n++];
+    t->tenant = kiln_xstrdup(tenant);
+    t->limits = o->defaults;
+    if (map->type != YAML_MAPPING_NODE)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: tenant %s: expected a mapping", tenant);
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
+        if (k->type != YAML_SCALAR_NODE || v->type != YAML_SCALAR_NODE)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: tenant %s: bad entry", tenant);
+        kiln_status st = set_limit(&t->limits, (char *)k->data.scalar.value, (char *)v->data.scalar.value, err);
+        if (st != KILN_OK)
+            return st;
+    }
+    return KILN_OK;
+}
+
+static kiln_status load_doc(kiln_overrides_t *o, yaml_document_t *doc, kiln_err *err)
+{
+    yaml_node_t *root = yaml_document_get_root_node(doc);
+    if (root == NULL || root->type != YAML_MAPPING_NODE)
+        return KILN_OK;
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
+        if (k->type != YAML_SCALAR_NODE || strcmp((char *)k->data.scalar.value, "overrides") != 0 ||
+            v->type != YAML_MAPPING_NODE)
+            continue;
+        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
+            yaml_node_t *tk = yaml_document_get_node(doc, q->key);
+            kiln_status st = load_tenant(o, doc, (char *)tk->data.scalar.value,
+                                         yaml_document_get_node(doc, q->value), err);
+            if (st != KILN_OK)
+                return st;
+        }
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_overrides_load(kiln_overrides_t *o, const char *path, kiln_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "cannot open runtime config %s: %s", path,
+                            strerror(errno));
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    kiln_status st;
+    if (!yaml_parser_load(&parser, &doc)) {
+        st = kiln_err_set(err, KILN_INVALID_ARGUMENT, "runtime config %s: parse error at line %zu",
+                          path, parser.problem_mark.line + 1);
+    } else {
+        st = load_doc(o, &doc, err);
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return st;
+}
+
+static bucket *bucket_of(kiln_overrides_t *o, const char *tenant, double burst, int64_t now_ns)
+{
+    for (size_t i = 0; i < o->n_b; i++) {
+        if (strcmp(o->b[i].tenant, tenant) == 0)
+            return &o->b[i];
+    }
+    KILN_GROW(o->b, o->cap_b, o->n_b + 1);
+    bucket *b = &o->b[o->n_b++];
+    *b = (bucket){kiln_xstrdup(tenant), burst, now_ns};
+    return b;
+}
+
+kiln_status kiln_overrides_take(kiln_overrides_t *o, const char *tenant, size_t bytes,
+                                int64_t now_ns, kiln_err *err)
+{
+    const kiln_limits *l = kiln_overrides_get(o, tenant);
+    if (l->ingestion_rate_mb <= 0)
+        return KILN_OK;
+    double rate = l->ingestion_rate_mb * 1e6, burst = l->ingestion_burst_mb * 1e6;
+    kiln_status st = KILN_OK;
+    pthread_mutex_lock(&o->mu);
+    bucket *b = bucket_of(o, tenant, burst, now_ns);
+    double refill = (double)(now_ns - b->last_ns) / 1e9 * rate;
+    b->tokens = b->tokens + refill > burst ? burst : b->tokens + refill;
+    b->last_ns = now_ns;
+    if ((double)bytes > b->tokens)
+        st = kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                          "push rate limit (%g MB/s, burst %g MB, -distributor.ingestion-rate-limit-mb) "
+                          "exceeded for tenant %s while adding %zu bytes",
+                          l->ingestion_rate_mb, l->ingestion_burst_mb, tenant, bytes);
+    else
+        b->tokens -= (double)bytes;
+    pthread_mutex_unlock(&o->mu);
+    return st;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * overrides: per-tenant ingest limits with Pyroscope's defaults and names,
+ * runtime overrides per tenant (YAML `overrides: {<tenant>: {<limit>: v}}`),
+ * and the per-tenant ingestion rate limiter (a token bucket in bytes).
+ * Overrides are loaded once at start and read-only after; the rate limiter
+ * is thread-safe. */
+#ifndef KILN_OVERRIDES_H
+#define KILN_OVERRIDES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+typedef struct kiln_limits {
+    double ingestion_rate_mb;  /* MB/s of decompressed profile bytes; 0 = unlimited */
+    double ingestion_burst_mb; /* bucket size; a single push up to this size passes */
+    size_t max_profile_bytes;  /* decompressed, per profile */
+    size_t max_samples;        /* per profile; 0 = unlimited */
+    size_t max_label_names;    /* per series */
+    size_t max_label_name_len;
+    size_t max_label_value_len;
+    size_t max_sample_labels;  /* string labels per sample */
+    size_t max_stack_depth;    /* frames kept, root side */
+    int64_t reject_older_than_ns; /* 0 = off */
+    int64_t reject_newer_than_ns; /* 0 = off */
+} kiln_limits;
+
+typedef struct kiln_overrides kiln_overrides_t;
+
+/** Creates the override table over the process defaults (copied). */
+kiln_overrides_t *kiln_overrides_create(const kiln_limits *defaults);
+/** Frees it; NULL is a no-op. */
+void kiln_overrides_destroy(kiln_overrides_t *o);
+
+/** Loads per-tenant overrides from a YAML file:
+ *   overrides:
+ *     tenant-a: {ingestion_rate_mb: 8, max_profile_size_bytes: 8388608}
+ * Keys are Pyroscope's limit names (ingestion_rate_mb, ingestion_burst_size_mb,
+ * max_profile_size_bytes, max_profile_stacktrace_samples,
+ * max_label_names_per_series, max_label_name_length, max_label_value_length,
+ * max_profile_stacktrace_sample_labels, max_profile_stacktrace_depth,
+ * reject_older_than, reject_newer_than). Unknown keys are an error. */
+kiln_status kiln_overrides_load(kiln_overrides_t *o, const char *path, kiln_err *err);
+
+/** The limits in force for tenant (its override, or the defaults). */
+const kiln_limits *kiln_overrides_get(const kiln_overrides_t *o, const char *tenant);
+
+/** Takes bytes from tenant's bucket at time now_ns. KILN_OK, or
+ * KILN_RESOURCE_EXHAUSTED with a message that names the limit. */
+kiln_status kiln_overrides_take(kiln_overrides_t *o, const char *tenant, size_t bytes,
+                                int64_t now_ns, kiln_err *err);
+
+/** Parses a duration: "0", "90s", "10m", "1h", "1h30m", "7d" -> ns. */
+bool kiln_parse_duration(const char *s, int64_t *ns);
+
+#endif

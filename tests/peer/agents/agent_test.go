@@ -1,0 +1,529 @@
+package agents
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+)
+
+const (
+	// agentRunSeconds is how long an agent program burns CPU before it
+	// stops its profiler (flushing the last profile) and exits; the test
+	// kills it earlier once it has what it needs.
+	agentRunSeconds = 60
+	// seenTimeout bounds how long a test polls the querier for the hot
+	// function after the agent started.
+	seenTimeout = 45 * time.Second
+	// afterExitGrace is how long polling goes on after the agent exited on
+	// its own, for its last upload to be queryable.
+	afterExitGrace = 5 * time.Second
+	pollEvery      = 2 * time.Second
+	agentStopGrace = 3 * time.Second
+	// outputTailLines is how much of an agent's output a failure repeats.
+	outputTailLines = 40
+)
+
+// agentCase describes one SDK under test.
+type agentCase struct {
+	sdk string // "python", "node", "go": also the value of the kiln_agent tag
+	// hot is the name of the function that burns CPU; a flame graph name
+	// containing it counts (runtimes decorate names with files and lines).
+	hot string
+	// wantType is the profile type the hot function must show up in.
+	wantType string
+	// command builds the agent program's command line.
+	command func(t *testing.T, server, app string) *exec.Cmd
+}
+
+// agentProc is one running agent program.
+type agentProc struct {
+	cmd   *exec.Cmd
+	done  chan struct{}
+	state *os.ProcessState
+	err   error
+	out   *tailWriter
+}
+
+// tailWriter forwards an agent's output to the test log line by line and
+// keeps the last lines for failure messages.
+type tailWriter struct {
+	mu     sync.Mutex
+	t      *testing.T
+	prefix string
+	part   []byte
+	lines  []string
+	closed bool
+}
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.part = append(w.part, p...)
+	for {
+		i := slices.Index(w.part, '\n')
+		if i < 0 {
+			break
+		}
+		w.emit(string(w.part[:i]))
+		w.part = w.part[i+1:]
+	}
+	return len(p), nil
+}
+
+func (w *tailWriter) emit(line string) {
+	w.lines = append(w.lines, line)
+	if len(w.lines) > outputTailLines {
+		w.lines = w.lines[len(w.lines)-outputTailLines:]
+	}
+	if w.closed {
+		fmt.Fprintf(os.Stderr, "%s%s\n", w.prefix, line)
+		return
+	}
+	w.t.Logf("%s%s", w.prefix, line)
+}
+
+func (w *tailWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.part) > 0 {
+		w.emit(string(w.part))
+		w.part = nil
+	}
+	w.closed = true
+}
+
+func (w *tailWriter) tail() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.lines) == 0 {
+		return "(no output)"
+	}
+	return strings.Join(w.lines, "\n")
+}
+
+// startAgent runs cmd with its output in the test log. Cleanup stops it
+// (SIGTERM, then SIGKILL) before the server is stopped.
+func startAgent(t *testing.T, sdk string, cmd *exec.Cmd) *agentProc {
+	t.Helper()
+	p := &agentProc{cmd: cmd, done: make(chan struct{}), out: &tailWriter{t: t, prefix: sdk + "| "}}
+	cmd.Stdout = p.out
+	cmd.Stderr = p.out
+	killWithParent(cmd)
+	t.Logf("starting agent: %s", strings.Join(cmd.Args, " "))
+	started := make(chan error, 1)
+	go func() {
+		// Keep the thread that started the child for its parent-death signal.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.err = cmd.Wait()
+		p.state = cmd.ProcessState
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		t.Fatalf("start %s agent: %v", sdk, err)
+	}
+	t.Cleanup(func() {
+		defer p.out.close()
+		if p.exited() {
+			return
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(agentStopGrace):
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *agentProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *agentProc) describeExit() string {
+	if p.state == nil {
+		return fmt.Sprintf("wait: %v", p.err)
+	}
+	return p.state.String()
+}
+
+// requireAgents reports whether a missing agent runtime fails the test
+// (KILN_REQUIRE_AGENTS=1, for CI machines set up by .ci/install-deps)
+// instead of skipping it.
+func requireAgents() bool {
+	v := os.Getenv("KILN_REQUIRE_AGENTS")
+	return v != "" && v != "0"
+}
+
+// unavailable skips (or, with KILN_REQUIRE_AGENTS, fails) a test whose agent
+// cannot run here, with the exact reason.
+func unavailable(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if requireAgents() {
+		t.Fatalf("agent unavailable (KILN_REQUIRE_AGENTS is set): %s", msg)
+	}
+	t.Skipf("agent unavailable: %s", msg)
+}
+
+// probe runs a short command and returns its combined output and error.
+func probe(dir string, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// moduleDir is the directory of this Go module (go test runs the tests in
+// the package directory, which is the module root).
+func moduleDir(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
+
+// observation is what one round of queries saw.
+type observation struct {
+	services   []string
+	types      []string // __profile_type__ values of the service
+	allTypes   []string // ProfileTypes, all services
+	tagValues  []string // kiln_agent values of the service
+	hotTotal   map[string]int64
+	fgTotal    map[string]int64
+	topNames   map[string][]string
+	queryError error
+}
+
+func (o *observation) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "service_name values=%q; profile types of the service=%q; ProfileTypes=%q; kiln_agent values=%q",
+		o.services, o.types, o.allTypes, o.tagValues)
+	ids := make([]string, 0, len(o.fgTotal))
+	for id := range o.fgTotal {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		names := o.topNames[id]
+		if len(names) > 15 {
+			names = append(names[:15:15], "...")
+		}
+		fmt.Fprintf(&b, "\n  %s: flame graph total=%d, hot total=%d, names=%q", id, o.fgTotal[id], o.hotTotal[id], names)
+	}
+	if o.queryError != nil {
+		fmt.Fprintf(&b, "\n  last query error: %v", o.queryError)
+	}
+	return b.String()
+}
+
+// hotFrameTotal decodes a flame graph (levels of [x_delta, total, self,
+// name] quads) and returns the summed total of the nodes whose name
+// contains hot, plus any layout problem.
+func hotFrameTotal(fg *querierv1.FlameGraph, hot string) (int64, error) {
+	names := fg.GetNames()
+	var sum int64
+	for li, lvl := range fg.GetLevels() {
+		v := lvl.GetValues()
+		if len(v)%4 != 0 {
+			return 0, fmt.Errorf("level %d has %d values, not a multiple of 4", li, len(v))
+		}
+		for i := 0; i+3 < len(v); i += 4 {
+			idx := v[i+3]
+			if idx < 0 || idx >= int64(len(names)) {
+				return 0, fmt.Errorf("level %d node %d: name index %d out of range (%d names)", li, i/4, idx, len(names))
+			}
+			if strings.Contains(names[idx], hot) {
+				sum += v[i+1]
+			}
+		}
+	}
+	return sum, nil
+}
+
+// observe runs one round of queries for app over [start, end] (ms).
+func observe(t *testing.T, s *kilnServer, q querierv1connect.QuerierServiceClient, ac agentCase, app string, start, end int64) *observation {
+	t.Helper()
+	o := &observation{hotTotal: map[string]int64{}, fgTotal: map[string]int64{}, topNames: map[string][]string{}}
+	sel := `{service_name="` + app + `"}`
+	fail := func(what string, err error) {
+		s.checkAfterError(t, err)
+		o.queryError = fmt.Errorf("%s: %w", what, err)
+	}
+
+	ctx, cancel := reqCtx(t)
+	lv, err := q.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "service_name", Start: start, End: end}))
+	cancel()
+	if err != nil {
+		fail("LabelValues(service_name)", err)
+		return o
+	}
+	o.services = lv.Msg.GetNames()
+
+	ctx, cancel = reqCtx(t)
+	pt, err := q.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: start, End: end}))
+	cancel()
+	if err != nil {
+		fail("ProfileTypes", err)
+		return o
+	}
+	for _, p := range pt.Msg.GetProfileTypes() {
+		o.allTypes = append(o.allTypes, p.GetID())
+	}
+
+	ctx, cancel = reqCtx(t)
+	tv, err := q.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "__profile_type__", Matchers: []string{sel}, Start: start, End: end}))
+	cancel()
+	if err != nil {
+		fail("LabelValues(__profile_type__, "+sel+")", err)
+		return o
+	}
+	o.types = tv.Msg.GetNames()
+
+	ctx, cancel = reqCtx(t)
+	kv, err := q.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "kiln_agent", Matchers: []string{sel}, Start: start, End: end}))
+	cancel()
+	if err != nil {
+		fail("LabelValues(kiln_agent, "+sel+")", err)
+		return o
+	}
+	o.tagValues = kv.Msg.GetNames()
+
+	// The wanted type first, then the others the service has, so that a
+	// failure can tell where the hot frames went.
+	ids := []string{ac.wantType}
+	for _, id := range o.types {
+		if id != ac.wantType {
+			ids = append(ids, id)
+		}
+	}
+	maxNodes := int64(8192)
+	for _, id := range ids {
+		if id != ac.wantType && !slices.Contains(o.types, id) {
+			continue
+		}
+		ctx, cancel = reqCtx(t)
+		resp, err := q.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+			ProfileTypeID: id,
+			LabelSelector: sel,
+			Start:         start,
+			End:           end,
+			MaxNodes:      &maxNodes,
+		}))
+		cancel()
+		if err != nil {
+			fail(fmt.Sprintf("SelectMergeStacktraces(%s, %s)", id, sel), err)
+			continue
+		}
+		fg := resp.Msg.GetFlamegraph()
+		hot, err := hotFrameTotal(fg, ac.hot)
+		if err != nil {
+			o.queryError = fmt.Errorf("SelectMergeStacktraces(%s, %s): bad flame graph: %w", id, sel, err)
+			continue
+		}
+		o.fgTotal[id] = fg.GetTotal()
+		o.hotTotal[id] = hot
+		o.topNames[id] = fg.GetNames()
+		if id == ac.wantType && hot > 0 {
+			// Found: the other types only matter for failure messages.
+			break
+		}
+	}
+	return o
+}
+
+// runAgentTest is the whole test for one SDK: start kiln, start the agent
+// against it, poll the querier until the hot function shows up in the
+// wanted profile type, and check what the querier says about the service.
+func runAgentTest(t *testing.T, ac agentCase) {
+	s := startServer(t)
+	q := s.queryClient(t)
+	app := "kiln-agent-" + ac.sdk + "-" + randomHex(t, 4)
+	testStart := time.Now()
+
+	proc := startAgent(t, ac.sdk, ac.command(t, s.httpURL(), app))
+
+	// Agents stamp profiles with their own clocks (Node in whole seconds):
+	// query a window that comfortably covers the run.
+	start := testStart.Add(-5 * time.Minute).UnixMilli()
+	deadline := time.Now().Add(seenTimeout)
+	var exitedAt time.Time
+	var last *observation
+	polls := 0
+	for {
+		polls++
+		end := time.Now().Add(time.Minute).UnixMilli()
+		last = observe(t, s, q, ac, app, start, end)
+		if last.hotTotal[ac.wantType] > 0 {
+			break
+		}
+		now := time.Now()
+		if proc.exited() && exitedAt.IsZero() {
+			exitedAt = now
+			t.Logf("%s agent exited on its own after %v: %s", ac.sdk, now.Sub(testStart).Round(time.Millisecond), proc.describeExit())
+		}
+		if now.After(deadline) || (!exitedAt.IsZero() && now.Sub(exitedAt) > afterExitGrace) {
+			msg := fmt.Sprintf("after %d polls over %v, %q did not appear with a non-zero total in the %s flame graph of service_name=%q",
+				polls, now.Sub(testStart).Round(time.Millisecond), ac.hot, ac.wantType, app)
+			if !exitedAt.IsZero() {
+				msg += "; the agent exited: " + proc.describeExit()
+			}
+			t.Fatalf("%s\nlast observation: %s\nagent output (last lines):\n%s", msg, last, proc.out.tail())
+		}
+		time.Sleep(pollEvery)
+	}
+	t.Logf("%q seen after %v (%d polls): %s total=%d of flame graph total=%d",
+		ac.hot, time.Since(testStart).Round(time.Millisecond), polls, ac.wantType, last.hotTotal[ac.wantType], last.fgTotal[ac.wantType])
+	t.Logf("observation: %s", last)
+
+	// What the querier says about the service, as Grafana would ask it.
+	if !slices.Contains(last.services, app) {
+		t.Errorf("LabelValues(service_name) = %q, does not contain %q although its flame graph has data", last.services, app)
+	}
+	if !slices.Contains(last.types, ac.wantType) {
+		t.Errorf("LabelValues(__profile_type__, {service_name=%q}) = %q, does not contain %s although its flame graph has data", app, last.types, ac.wantType)
+	}
+	for _, id := range last.types {
+		if !slices.Contains(last.allTypes, id) {
+			t.Errorf("profile type %s of service %q is missing from ProfileTypes = %q", id, app, last.allTypes)
+		}
+	}
+	// The SDK's tags must reach the series labels.
+	if !slices.Equal(last.tagValues, []string{ac.sdk}) {
+		t.Errorf("LabelValues(kiln_agent, {service_name=%q}) = %q, want [%q] (the tag the agent was configured with)", app, last.tagValues, ac.sdk)
+	}
+	if fg := last.fgTotal[ac.wantType]; last.hotTotal[ac.wantType] > fg {
+		t.Errorf("%s: hot frame total %d exceeds the flame graph total %d", ac.wantType, last.hotTotal[ac.wantType], fg)
+	}
+	if proc.exited() && proc.state != nil && !proc.state.Success() {
+		t.Errorf("%s agent failed: %s\n%s", ac.sdk, proc.describeExit(), proc.out.tail())
+	}
+}
+
+const cpuType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+
+// TestPythonAgent: the pyroscope-io SDK (pyroscope-rs, Connect push.v1
+// Push with Content-Encoding gzip) profiling a Python program.
+func TestPythonAgent(t *testing.T) {
+	t.Parallel()
+	requireEnv(t)
+	dir := moduleDir(t)
+	python := os.Getenv("KILN_PYTHON")
+	if python == "" {
+		python = "python3"
+	}
+	if _, err := exec.LookPath(python); err != nil {
+		unavailable(t, "%s: %v", python, err)
+	}
+	if out, err := probe(dir, python, "-c", "import pyroscope, importlib.metadata as m; print(m.version('pyroscope-io'))"); err != nil {
+		unavailable(t, "%s cannot import pyroscope (pip install -r requirements.txt): %v: %s", python, err, out)
+	} else {
+		t.Logf("pyroscope-io %s", out)
+	}
+	runAgentTest(t, agentCase{
+		sdk:      "python",
+		hot:      "kiln_hot_python_loop",
+		wantType: cpuType,
+		command: func(t *testing.T, server, app string) *exec.Cmd {
+			cmd := exec.Command(python, filepath.Join(dir, "python", "app.py"), server, app, fmt.Sprint(agentRunSeconds))
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "KILN_AGENT_UPLOAD_INTERVAL=2", "PYTHONUNBUFFERED=1")
+			return cmd
+		},
+	})
+}
+
+// TestNodeAgent: the @pyroscope/nodejs SDK (POST /ingest with a gzipped
+// pprof body) profiling a Node program with its wall profiler.
+func TestNodeAgent(t *testing.T) {
+	t.Parallel()
+	requireEnv(t)
+	dir := moduleDir(t)
+	node := os.Getenv("KILN_NODE")
+	if node == "" {
+		node = "node"
+	}
+	if _, err := exec.LookPath(node); err != nil {
+		unavailable(t, "%s: %v", node, err)
+	}
+	if out, err := probe(dir, node, "-e", "require('@pyroscope/nodejs'); console.log(require('@pyroscope/nodejs/package.json').version)"); err != nil {
+		unavailable(t, "%s cannot load @pyroscope/nodejs (npm ci in %s): %v: %s", node, dir, err, out)
+	} else {
+		t.Logf("@pyroscope/nodejs %s", out)
+	}
+	runAgentTest(t, agentCase{
+		sdk:      "node",
+		hot:      "kilnHotNodeLoop",
+		wantType: "wall:wall:nanoseconds:wall:nanoseconds",
+		command: func(t *testing.T, server, app string) *exec.Cmd {
+			cmd := exec.Command(node, filepath.Join(dir, "node", "app.js"), server, app, fmt.Sprint(agentRunSeconds))
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "KILN_AGENT_UPLOAD_INTERVAL_MS=2000", "DEBUG=pyroscope")
+			return cmd
+		},
+	})
+}
+
+// TestGoAgent: the pyroscope-go SDK (POST /ingest multipart pprof)
+// profiling a Go program built from ./goapp.
+func TestGoAgent(t *testing.T) {
+	t.Parallel()
+	requireEnv(t)
+	dir := moduleDir(t)
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		p, lerr := exec.LookPath("go")
+		if lerr != nil {
+			unavailable(t, "no go command: %v; %v", err, lerr)
+		}
+		gobin = p
+	}
+	exe := filepath.Join(t.TempDir(), "goapp")
+	if out, err := probe(dir, gobin, "build", "-o", exe, "./goapp"); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("go build ./goapp: %v\n%s", err, out)
+		}
+		unavailable(t, "go build ./goapp: %v: %s", err, out)
+	}
+	runAgentTest(t, agentCase{
+		sdk:      "go",
+		hot:      "kilnHotGoLoop",
+		wantType: cpuType,
+		command: func(t *testing.T, server, app string) *exec.Cmd {
+			cmd := exec.Command(exe, server, app, fmt.Sprint(agentRunSeconds))
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "KILN_AGENT_UPLOAD_INTERVAL=2s")
+			return cmd
+		},
+	})
+}
