@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "delta.h"
 #include "gzip.h"
 #include "idset.h"
 #include "labels.h"
@@ -20,6 +21,7 @@
 struct kiln_distributor {
     kiln_distributor_config cfg;
     kiln_idset_t *seen;
+    kiln_delta_t *delta;
     kiln_ingester_t *ing;
     kiln_metrics_t *metrics;
 };
@@ -30,6 +32,7 @@ kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
     kiln_distributor_t *d = kiln_xcalloc(1, sizeof(*d));
     d->cfg = *cfg;
     d->seen = kiln_idset_create(SEEN_IDS);
+    d->delta = kiln_delta_create();
     d->ing = ing;
     d->metrics = metrics;
     return d;
@@ -40,6 +43,7 @@ void kiln_distributor_destroy(kiln_distributor_t *d)
     if (d == NULL)
         return;
     kiln_idset_destroy(d->seen);
+    kiln_delta_destroy(d->delta);
     free(d);
 }
 
@@ -263,13 +267,20 @@ kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
     for (size_t i = 0; i < n; i++)
         bytes += in[i].raw_bytes;
     kiln_status st = kiln_overrides_take(d->cfg.limits, tenant, bytes, now, err);
+    bool *cumulative = kiln_arena_calloc(a, n + 1, sizeof(bool));
     for (size_t i = 0; st == KILN_OK && i < n; i++) {
+        cumulative[i] = kiln_delta_needed(in[i].labels, in[i].n_labels);
         st = series_labels(lim, &in[i], a, err);
         if (st == KILN_OK)
             st = prepare_profile(lim, a, &in[i].profile, now, err);
     }
     if (st == KILN_OK) {
         uint64_t *claimed = claim_ids(d, tenant, in, n, a);
+        for (size_t i = 0; i < n; i++) {
+            if (cumulative[i] && in[i].profile.n_samples != 0)
+                kiln_delta_apply(d->delta, tenant,
+                                 kiln_labels_fingerprint(in[i].labels, in[i].n_labels), &in[i].profile);
+        }
         st = append_all(d, tenant, in, n, a, err);
         for (size_t i = 0; st != KILN_OK && i < n; i++) {
             if (claimed[i] != 0)

@@ -475,7 +475,7 @@ func TestNodeAgent(t *testing.T) {
 	if _, err := exec.LookPath(node); err != nil {
 		unavailable(t, "%s: %v", node, err)
 	}
-	if out, err := probe(dir, node, "-e", "require('@pyroscope/nodejs'); console.log(require('@pyroscope/nodejs/package.json').version)"); err != nil {
+	if out, err := probe(dir, node, "-e", "require('@pyroscope/nodejs'); const fs = require('fs'); console.log(JSON.parse(fs.readFileSync('node_modules/@pyroscope/nodejs/package.json')).version)"); err != nil {
 		unavailable(t, "%s cannot load @pyroscope/nodejs (npm ci in %s): %v: %s", node, dir, err, out)
 	} else {
 		t.Logf("@pyroscope/nodejs %s", out)
