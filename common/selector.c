@@ -552,6 +552,10 @@ kiln_status kiln_selector_parse(const char *query, size_t len, kiln_selector_t *
 {
     parser p = {.s = query, .len = len, .pos = 0, .sel = selector_new(), .err = err};
     kiln_status st = parse_query(&p);
+    /* A profile type before the braces selects that type, as Pyroscope adds
+     * __profile_type__="<id>" to the matchers. */
+    if (st == KILN_OK && *p.sel->type != '\0')
+        st = kiln_selector_add(p.sel, "__profile_type__", KILN_MATCH_EQ, p.sel->type, err);
     if (st != KILN_OK) {
         kiln_selector_destroy(p.sel);
         return st;

@@ -50,8 +50,9 @@ kiln_status kiln_selector_parse(const char *query, size_t len, kiln_selector_t *
 void kiln_selector_destroy(kiln_selector_t *s);
 
 /** The profile type id written before the braces ("" when none), without a
- * trailing ":delta". For the legacy form this is "" too and the type is
- * expressed as matchers. */
+ * trailing ":delta"; parse also adds the matcher __profile_type__="<id>" for
+ * it, after the braces' matchers. For the legacy form this is "" too and the
+ * type is expressed as matchers. */
 const char *kiln_selector_profile_type(const kiln_selector_t *s);
 
 /** Adds a matcher (used to add __profile_type__="<id>" from a request

@@ -102,7 +102,12 @@ TEST(parse_ok)
         char got[512];
         render(s, got, sizeof(got));
         CHECK_STR(kiln_selector_profile_type(s), c->type);
-        CHECK_STR(got, c->matchers);
+        /* a type before the braces also selects it */
+        char want[512];
+        snprintf(want, sizeof(want), "%s%s%s%s%s", c->matchers,
+                 *c->type && *c->matchers ? ";" : "", *c->type ? "__profile_type__=\"" : "",
+                 c->type, *c->type ? "\"" : "");
+        CHECK_STR(got, want);
         kiln_selector_destroy(s);
     }
 }
@@ -265,6 +270,7 @@ TEST(parse_uses_len_not_nul)
 /* Labels sorted by name, as stored series carry them. */
 static const kiln_label_t series[] = {
     {"__name__", "process_cpu"},
+    {"__profile_type__", "process_cpu:cpu:nanoseconds:cpu:nanoseconds"},
     {"__type__", "cpu"},
     {"multi", "a\nb"},
     {"region", "eu-west"},

@@ -34,6 +34,7 @@ const (
 	// its own, for its last upload to be queryable.
 	afterExitGrace = 5 * time.Second
 	pollEvery      = 2 * time.Second
+	maxPolls       = 40 // a second bound, should queries be fast and time odd
 	agentStopGrace = 3 * time.Second
 	// outputTailLines is how much of an agent's output a failure repeats.
 	outputTailLines = 40
@@ -391,7 +392,7 @@ func runAgentTest(t *testing.T, ac agentCase) {
 			exitedAt = now
 			t.Logf("%s agent exited on its own after %v: %s", ac.sdk, now.Sub(testStart).Round(time.Millisecond), proc.describeExit())
 		}
-		if now.After(deadline) || (!exitedAt.IsZero() && now.Sub(exitedAt) > afterExitGrace) {
+		if now.After(deadline) || polls >= maxPolls || (!exitedAt.IsZero() && now.Sub(exitedAt) > afterExitGrace) {
 			msg := fmt.Sprintf("after %d polls over %v, %q did not appear with a non-zero total in the %s flame graph of service_name=%q",
 				polls, now.Sub(testStart).Round(time.Millisecond), ac.hot, ac.wantType, app)
 			if !exitedAt.IsZero() {

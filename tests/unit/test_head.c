@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Unit tests: the head stores one series per sample type with Pyroscope's
+ * labels, de-duplicates stacks, and merges matching profiles into trees. */
+#include <string.h>
+
+#include "check.h"
+#include "gzip.h"
+#include "head.h"
+#include "selector.h"
+
+static bool load(kiln_arena_t *a, const char *rel, kiln_pprof_t *p)
+{
+    size_t len;
+    unsigned char *raw = check_read_testdata(rel, &len);
+    if (raw == NULL)
+        return false;
+    const uint8_t *data;
+    size_t dlen;
+    bool ok = kiln_gunzip_maybe(a, raw, len, 64 << 20, &data, &dlen, NULL) == KILN_OK;
+    uint8_t *copy = kiln_arena_alloc(a, dlen + 1);
+    memcpy(copy, data, dlen);
+    free(raw);
+    return ok && kiln_pprof_decode(a, copy, dlen, p, NULL) == KILN_OK &&
+           kiln_pprof_validate(p, NULL) == KILN_OK && kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
+}
+
+static int64_t type_sum(const kiln_pprof_t *p, size_t t)
+{
+    int64_t s = 0;
+    for (size_t i = 0; i < p->n_samples; i++)
+        s += p->values[p->samples[i].value_off + t];
+    return s;
+}
+
+typedef struct seen {
+    int n;
+    char type[256];
+} seen;
+
+static void on_series(void *ctx, const kiln_label_t *l, size_t n)
+{
+    seen *s = ctx;
+    s->n++;
+    const char *t = kiln_labels_get(l, n, "__profile_type__");
+    if (t != NULL)
+        snprintf(s->type, sizeof(s->type), "%s", t);
+    CHECK_STR(kiln_labels_get(l, n, "__service_name__"), "api");
+    for (size_t i = 1; i < n; i++)
+        CHECK(strcmp(l[i - 1].name, l[i].name) < 0);
+}
+
+static int64_t merged_total(kiln_head_t *h, const char *q)
+{
+    kiln_selector_t *sel;
+    if (kiln_selector_parse(q, strlen(q), &sel, NULL) != KILN_OK)
+        return -1;
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_head_merge_tree(h, sel, 0, 0, t);
+    int64_t total = kiln_tree_total(t);
+    kiln_tree_destroy(t);
+    kiln_selector_destroy(sel);
+    return total;
+}
+
+TEST(append_and_query)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    if (!load(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
+        CHECK(!"cpu.pb.gz missing");
+        kiln_arena_destroy(a);
+        return;
+    }
+    kiln_head_t *h = kiln_head_create();
+    kiln_label_t l[] = {{"__name__", "process_cpu"}, {"env", "prod"}, {"service_name", "api"}};
+    CHECK_OK(kiln_head_append(h, l, 3, &p, 0, NULL));
+    kiln_head_stats_t st;
+    kiln_head_stats(h, &st);
+    CHECK_EQ(st.series, 2); /* samples/count and cpu/nanoseconds */
+    CHECK_EQ(st.profiles, 2);
+    size_t nodes = st.stack_nodes;
+    CHECK_OK(kiln_head_append(h, l, 3, &p, 0, NULL)); /* same stacks again */
+    kiln_head_stats(h, &st);
+    CHECK_EQ(st.stack_nodes, nodes);
+    CHECK_EQ(st.profiles, 4);
+
+    seen s = {0, ""};
+    kiln_selector_t *sel;
+    CHECK_OK(kiln_selector_parse("{env=\"prod\"}", 12, &sel, NULL));
+    CHECK_OK(kiln_selector_add(sel, "__profile_type__", KILN_MATCH_EQ,
+                               "process_cpu:cpu:nanoseconds:cpu:nanoseconds", NULL));
+    kiln_head_series(h, sel, 0, 0, on_series, &s);
+    kiln_selector_destroy(sel);
+    CHECK_EQ(s.n, 1);
+    CHECK_STR(s.type, "process_cpu:cpu:nanoseconds:cpu:nanoseconds");
+
+    CHECK_EQ(merged_total(h, "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"api\"}"),
+             2 * type_sum(&p, 1));
+    CHECK_EQ(merged_total(h, "process_cpu:samples:count:cpu:nanoseconds{}"), 2 * type_sum(&p, 0));
+    CHECK_EQ(merged_total(h, "process_cpu:cpu:nanoseconds:cpu:nanoseconds{env=\"dev\"}"), 0);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
+TEST(time_range)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    if (!load(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
+        kiln_arena_destroy(a);
+        return;
+    }
+    kiln_head_t *h = kiln_head_create();
+    kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
+    CHECK_OK(kiln_head_append(h, l, 2, &p, 1000000000000000000LL, NULL)); /* t = 1e9 s */
+    kiln_selector_t *sel;
+    CHECK_OK(kiln_selector_parse("{}", 2, &sel, NULL));
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_head_merge_tree(h, sel, 1000000000001LL, 0, t); /* starts 1 ms later */
+    CHECK_EQ(kiln_tree_total(t), 0);
+    kiln_head_merge_tree(h, sel, 999999999000LL, 1000000000000LL, t);
+    CHECK(kiln_tree_total(t) > 0);
+    kiln_tree_destroy(t);
+    kiln_selector_destroy(sel);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
+int main(void)
+{
+    RUN(append_and_query);
+    RUN(time_range);
+    return check_done();
+}
