@@ -18,12 +18,16 @@
 #define TYPE_LABELS 6
 
 typedef struct hstr { const char *ptr; uint32_t len; } hstr;
-typedef struct hfunc { uint32_t name, system_name, filename; int64_t start_line; } hfunc;
+/* Interned records are hashed and compared as raw bytes, so none may have
+ * padding: every field is 64 bits or they pair up to 64. */
+typedef struct hfunc { uint32_t name, system_name, filename, pad; int64_t start_line; } hfunc;
 typedef struct hmap {
     uint64_t start, limit, offset;
     uint32_t filename, build_id;
 } hmap;
-typedef struct hline { uint32_t func; int64_t line; } hline;
+typedef struct hline { uint32_t func, pad; int64_t line; } hline;
+_Static_assert(sizeof(hfunc) == 24 && sizeof(hline) == 16 && sizeof(hmap) == 32,
+               "interned records must have no padding");
 typedef struct hloc { uint32_t mapping; uint64_t address; uint32_t line_off, n_lines; } hloc;
 typedef struct hseries {
     kiln_label_t *labels;
@@ -242,7 +246,7 @@ static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p)
     for (size_t i = 0; i < p->n_functions; i++) {
         const kiln_pprof_function *f = &p->functions[i];
         hfunc hf = {x_str(h, x, p, f->name), x_str(h, x, p, f->system_name),
-                    x_str(h, x, p, f->filename), f->start_line};
+                    x_str(h, x, p, f->filename), 0, f->start_line};
         x->func[i] = intern_func(h, &hf);
     }
     hline tmp[64];
@@ -252,6 +256,7 @@ static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p)
         for (uint32_t j = 0; j < l->n_lines; j++) {
             const kiln_pprof_line *pl = &p->lines[l->line_off + j];
             lines[j].func = pl->function == KILN_PPROF_NONE ? NONE : x->func[pl->function];
+            lines[j].pad = 0;
             lines[j].line = pl->line;
         }
         hloc hl = {l->mapping < p->n_mappings ? x->map[l->mapping] : NONE, l->address, 0,

@@ -1018,6 +1018,8 @@ static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth)
 {
     for (size_t i = 0; i < p->n_samples; i++) {
         kiln_pprof_sample *s = &p->samples[i];
+        if (s->n_locs == 0)
+            continue; /* and p->locs may be NULL: no NULL + 0 */
         uint64_t *stack = p->locs + s->loc_off;
         uint32_t k = 0;
         for (uint32_t j = 0; j < s->n_locs; j++) {
@@ -1054,6 +1056,8 @@ static int label_cmp(const void *x, const void *y)
 static void sort_labels(kiln_pprof_t *p)
 {
     for (size_t i = 0; i < p->n_samples; i++) {
+        if (p->samples[i].n_labels == 0)
+            continue; /* and p->labels may be NULL: no NULL + 0 */
         kiln_pprof_label *l = p->labels + p->samples[i].label_off;
         size_t n = 0;
         for (size_t j = 0; j < p->samples[i].n_labels; j++) {
@@ -1112,10 +1116,11 @@ static bool same_key(const kiln_pprof_t *p, const kiln_pprof_sample *a,
  * overflow: a profile with such sums is garbage, but not undefined. */
 static void add_values(kiln_pprof_t *p, const kiln_pprof_sample *dst, const kiln_pprof_sample *src)
 {
-    int64_t *d = p->values + dst->value_off;
-    const int64_t *s = p->values + src->value_off;
-    for (uint32_t t = 0; t < dst->n_values; t++)
-        d[t] = (int64_t)((uint64_t)d[t] + (uint64_t)s[t]);
+    int64_t *v = p->values;
+    for (uint32_t t = 0; t < dst->n_values; t++) {
+        uint64_t sum = (uint64_t)v[dst->value_off + t] + (uint64_t)v[src->value_off + t];
+        v[dst->value_off + t] = (int64_t)sum;
+    }
 }
 
 /* True when no value is positive: such a sample adds nothing a flame graph
