@@ -2,7 +2,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build run test asan clean
+FUZZ_SECONDS ?= 20
+
+.PHONY: deps build run test fuzz clean
 
 deps:
 	.ci/install-deps
@@ -14,13 +16,20 @@ build: deps
 run: build
 	$(BUILD)/kiln -target=all
 
-# Every test: unit tests and the peer tests against the release build, then
-# the unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+# Every test: unit and peer tests against the release build, all of them
+# again under AddressSanitizer and UndefinedBehaviorSanitizer, then every
+# fuzz target for a bounded time.
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON
 	ninja -C $(BUILD)-asan
-	ctest --test-dir $(BUILD)-asan --output-on-failure -j $(JOBS) -L unit
+	ASAN_OPTIONS=detect_leaks=1 ctest --test-dir $(BUILD)-asan --output-on-failure -j $(JOBS)
+	$(MAKE) fuzz
+
+fuzz: deps
+	CC=clang cmake -S . -B $(BUILD)-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_FUZZ=ON
+	ninja -C $(BUILD)-fuzz
+	tests/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz

@@ -1,0 +1,653 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * otlp: ExportProfilesServiceRequest -> one decoded pprof per Profile and
+ * service (Pyroscope's rules, see otlp.h). Each series copies only the
+ * dictionary entries its samples use, found through generation-stamped
+ * slots, so many profiles over one big dictionary stay linear in what they
+ * use. Indices are trusted here only after otlp_check.c has checked them. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "otlp_int.h"
+
+#define MAX_SERIES_ATTRS 4096 /* resource + scope attributes per profile */
+#define DEFAULT_DURATION_NS 10000000000LL
+
+/* A dictionary entry's index in the series being built, valid when gen is
+ * the current generation (one generation per series). */
+typedef struct slot {
+    uint32_t gen;
+    uint32_t idx;
+} slot;
+
+/* An arena array grown by doubling (outgrown copies stay in the arena). */
+typedef struct vec {
+    void *p;
+    size_t n, cap;
+} vec;
+
+/* The arrays of the series being built; they become its kiln_pprof_t. */
+typedef struct series_vecs {
+    vec strs;      /* kiln_str_t; [0] is "" */
+    vec locs_used; /* int32_t: dictionary location index of each local location */
+    vec locations, lines, functions, mappings, stack, values, labels, samples;
+} series_vecs;
+
+typedef struct conv {
+    kiln_arena_t *a;
+    const o_dict *d;
+    uint32_t gen;
+    bool oom; /* sticky: an arena allocation failed */
+    slot *str, *loc, *fn, *map, *attr, *link;
+    slot key_trace, key_span, key_cpu, key_ns;
+    series_vecs v;
+    union { /* written instead of a vec element once the arena is full */
+        kiln_str_t s;
+        kiln_pprof_location l;
+        kiln_pprof_line ln;
+        kiln_pprof_function f;
+        kiln_pprof_mapping m;
+        kiln_pprof_label lb;
+        kiln_pprof_sample sm;
+        uint64_t u;
+    } sink;
+} conv;
+
+/* What every series of one Profile shares. */
+typedef struct prof_ctx {
+    const o_profile *p;
+    const char *name; /* __name__ */
+    bool to_nanos;    /* samples/count with a cpu period: values become cpu ns */
+    kiln_label_t *labels; /* without service_name */
+    size_t n_labels;
+    const char *service; /* from the resource */
+    size_t index;
+    const char *id;
+    size_t raw_bytes;
+} prof_ctx;
+
+/* A sample and its own service.name (NULL: the resource's). */
+typedef struct svc_ref {
+    const char *svc;
+    size_t i;
+} svc_ref;
+
+static void *cv_alloc(conv *c, size_t n)
+{
+    void *p = kiln_arena_alloc(c->a, n ? n : 1);
+    if (p == NULL)
+        c->oom = true;
+    return p;
+}
+
+static void *push(conv *c, vec *v, size_t elem)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 16;
+        void *p = kiln_arena_alloc(c->a, cap * elem);
+        if (p == NULL) {
+            c->oom = true;
+            return &c->sink;
+        }
+        if (v->n != 0)
+            memcpy(p, v->p, v->n * elem);
+        v->p = p;
+        v->cap = cap;
+    }
+    return (char *)v->p + elem * v->n++;
+}
+
+static uint32_t push_str(conv *c, const char *s, size_t len)
+{
+    uint32_t i = (uint32_t)c->v.strs.n;
+    kiln_str_t *e = push(c, &c->v.strs, sizeof(*e));
+    *e = (kiln_str_t){s, len};
+    return i;
+}
+
+/* Local index of dictionary string i (0 stays 0: both are ""). */
+static int64_t dict_str(conv *c, int32_t i)
+{
+    slot *s = &c->str[i];
+    if (i != 0 && s->gen != c->gen) {
+        const char *p = c->d->string_table[i];
+        s->gen = c->gen;
+        s->idx = push_str(c, p, strlen(p));
+    }
+    return i == 0 ? 0 : s->idx;
+}
+
+/* Local index of a constant string, added once per series. */
+static int64_t const_str(conv *c, slot *s, const char *text)
+{
+    if (s->gen != c->gen) {
+        s->gen = c->gen;
+        s->idx = push_str(c, text, strlen(text));
+    }
+    return s->idx;
+}
+
+/* An attribute value as a label value: a string, an int in decimal, or the
+ * only element of a one-element array of those; NULL otherwise or when "". */
+static const char *any_str(conv *c, const o_any *v, bool in_array)
+{
+    const char *s = NULL;
+    if (v == NULL)
+        return NULL;
+    switch (v->value_case) {
+    case O_ANY(STRING_VALUE):
+        s = v->string_value;
+        break;
+    case O_ANY(STRING_VALUE_STRINDEX):
+        s = c->d->string_table[v->string_value_strindex];
+        break;
+    case O_ANY(INT_VALUE):
+        s = kiln_arena_printf(c->a, "%" PRId64, v->int_value);
+        c->oom |= s == NULL;
+        break;
+    case O_ANY(ARRAY_VALUE):
+        if (!in_array && v->array_value != NULL && v->array_value->n_values == 1)
+            s = any_str(c, v->array_value->values[0], true);
+        break;
+    default:
+        break;
+    }
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+static const char *kv_key(const conv *c, const o_kv *kv)
+{
+    return kv->key[0] != '\0' ? kv->key : c->d->string_table[kv->key_strindex];
+}
+
+static const char *attr_key(const conv *c, int32_t ai)
+{
+    return c->d->string_table[c->d->attribute_table[ai]->key_strindex];
+}
+
+/* Local string index of dictionary attribute ai's value (0 when none). */
+static int64_t attr_value(conv *c, int32_t ai)
+{
+    slot *s = &c->attr[ai];
+    if (s->gen != c->gen) {
+        const char *v = any_str(c, c->d->attribute_table[ai]->value, false);
+        s->gen = c->gen;
+        s->idx = v != NULL ? push_str(c, v, strlen(v)) : 0;
+    }
+    return s->idx;
+}
+
+static char *hex(conv *c, const ProtobufCBinaryData *b)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *s = cv_alloc(c, b->len * 2 + 1);
+    if (s == NULL)
+        return NULL;
+    for (size_t i = 0; i < b->len; i++) {
+        s[2 * i] = digits[b->data[i] >> 4];
+        s[2 * i + 1] = digits[b->data[i] & 15];
+    }
+    s[b->len * 2] = '\0';
+    return s;
+}
+
+/* True for an id of exactly len bytes that are not all zero. */
+static bool valid_id(const ProtobufCBinaryData *b, size_t len)
+{
+    if (b->len != len)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (b->data[i] != 0)
+            return true;
+    }
+    return false;
+}
+
+static void add_label(conv *c, int64_t key, int64_t str)
+{
+    kiln_pprof_label *l = push(c, &c->v.labels, sizeof(*l));
+    *l = (kiln_pprof_label){key, str, 0, 0};
+}
+
+/* trace_id and span_id labels (hex) for link li, the strings made once per series. */
+static void link_labels(conv *c, int32_t li)
+{
+    const o_link *l = c->d->link_table[li];
+    bool has_trace = valid_id(&l->trace_id, 16), has_span = valid_id(&l->span_id, 8);
+    slot *s = &c->link[li];
+    if (!has_trace && !has_span)
+        return;
+    if (s->gen != c->gen) {
+        char *t = has_trace ? hex(c, &l->trace_id) : NULL;
+        char *sp = has_span ? hex(c, &l->span_id) : NULL;
+        s->gen = c->gen;
+        s->idx = push_str(c, t ? t : "", t ? strlen(t) : 0);
+        push_str(c, sp ? sp : "", sp ? strlen(sp) : 0);
+    }
+    if (has_trace)
+        add_label(c, const_str(c, &c->key_trace, "trace_id"), s->idx);
+    if (has_span)
+        add_label(c, const_str(c, &c->key_span, "span_id"), s->idx + 1);
+}
+
+/* The sample's attributes other than service.name, and its link, as labels. */
+static void sample_labels(conv *c, const o_sample *s, kiln_pprof_sample *out)
+{
+    size_t off = c->v.labels.n;
+    for (size_t k = 0; k < s->n_attribute_indices; k++) {
+        int32_t ai = s->attribute_indices[k];
+        const char *key = attr_key(c, ai);
+        if (key[0] == '\0' || strcmp(key, "service.name") == 0)
+            continue;
+        int64_t v = attr_value(c, ai);
+        if (v != 0)
+            add_label(c, dict_str(c, c->d->attribute_table[ai]->key_strindex), v);
+    }
+    if (s->link_index != 0)
+        link_labels(c, s->link_index);
+    out->label_off = (uint32_t)off;
+    out->n_labels = (uint32_t)(c->v.labels.n - off);
+}
+
+/* Location id (local index + 1) of dictionary location li. */
+static uint64_t loc_id(conv *c, int32_t li)
+{
+    slot *s = &c->loc[li];
+    if (s->gen != c->gen) {
+        s->gen = c->gen;
+        s->idx = (uint32_t)c->v.locs_used.n;
+        int32_t *e = push(c, &c->v.locs_used, sizeof(*e));
+        *e = li;
+    }
+    return (uint64_t)s->idx + 1;
+}
+
+static void sample_stack(conv *c, const o_sample *s, kiln_pprof_sample *out)
+{
+    const o_stack *st = c->d->stack_table[s->stack_index];
+    size_t off = c->v.stack.n;
+    for (size_t k = 0; k < st->n_location_indices; k++) {
+        uint64_t *e = push(c, &c->v.stack, sizeof(*e));
+        *e = loc_id(c, st->location_indices[k]);
+    }
+    out->loc_off = (uint32_t)off;
+    out->n_locs = (uint32_t)(c->v.stack.n - off);
+}
+
+/* One value: the sum of the values, or the number of timestamps when there
+ * are none; times the period for samples/count converted to cpu ns. Sums
+ * wrap on overflow, as pprof's do. */
+static int64_t sample_value(const o_sample *s, const prof_ctx *pc)
+{
+    uint64_t v = s->n_values == 0 ? (uint64_t)s->n_timestamps_unix_nano : 0;
+    for (size_t k = 0; k < s->n_values; k++)
+        v += (uint64_t)s->values[k];
+    if (pc->to_nanos)
+        v *= (uint64_t)pc->p->period;
+    return (int64_t)v;
+}
+
+/* Build id of a mapping: its process.executable.build_id.gnu attribute. */
+static int64_t build_id(conv *c, const o_map *m)
+{
+    for (size_t k = 0; k < m->n_attribute_indices; k++) {
+        if (strcmp(attr_key(c, m->attribute_indices[k]), "process.executable.build_id.gnu") == 0)
+            return attr_value(c, m->attribute_indices[k]);
+    }
+    return 0;
+}
+
+/* Mapping id (local index + 1) of dictionary mapping mi (not 0). */
+static uint64_t map_id(conv *c, int32_t mi)
+{
+    slot *s = &c->map[mi];
+    if (s->gen != c->gen) {
+        const o_map *m = c->d->mapping_table[mi];
+        s->gen = c->gen;
+        s->idx = (uint32_t)c->v.mappings.n;
+        int64_t file = dict_str(c, m->filename_strindex), bid = build_id(c, m);
+        kiln_pprof_mapping *o = push(c, &c->v.mappings, sizeof(*o));
+        *o = (kiln_pprof_mapping){.id = (uint64_t)s->idx + 1,
+                                  .memory_start = m->memory_start,
+                                  .memory_limit = m->memory_limit,
+                                  .file_offset = m->file_offset,
+                                  .filename = file,
+                                  .build_id = bid,
+                                  .has_functions = true,
+                                  .has_filenames = true,
+                                  .has_line_numbers = true};
+    }
+    return (uint64_t)s->idx + 1;
+}
+
+/* Function id (local index + 1) of dictionary function fi (not 0). */
+static uint64_t fn_id(conv *c, int32_t fi)
+{
+    slot *s = &c->fn[fi];
+    if (s->gen != c->gen) {
+        const o_fn *f = c->d->function_table[fi];
+        s->gen = c->gen;
+        s->idx = (uint32_t)c->v.functions.n;
+        int64_t name = dict_str(c, f->name_strindex), sys = dict_str(c, f->system_name_strindex);
+        int64_t file = dict_str(c, f->filename_strindex);
+        kiln_pprof_function *o = push(c, &c->v.functions, sizeof(*o));
+        *o = (kiln_pprof_function){(uint64_t)s->idx + 1, name, sys, file, f->start_line};
+    }
+    return (uint64_t)s->idx + 1;
+}
+
+/* A mapping has functions (file names, line numbers) only when every line of
+ * every location in it does; inline frames when some location has several. */
+static void mapping_flags(conv *c, uint64_t id, const o_loc *l)
+{
+    if (id == 0 || id > c->v.mappings.n)
+        return;
+    kiln_pprof_mapping *m = &((kiln_pprof_mapping *)c->v.mappings.p)[id - 1];
+    if (l->n_lines == 0)
+        m->has_functions = m->has_filenames = m->has_line_numbers = false;
+    m->has_inline_frames |= l->n_lines > 1;
+    for (size_t k = 0; k < l->n_lines; k++) {
+        int32_t fi = l->lines[k]->function_index;
+        m->has_functions &= fi > 0;
+        m->has_line_numbers &= l->lines[k]->line > 0;
+        if (fi > 0)
+            m->has_filenames &= c->d->function_table[fi]->filename_strindex > 0;
+    }
+}
+
+/* Copies the locations the samples use, with their lines, functions and
+ * mappings. Index 0 of mapping_index and function_index means none. */
+static void resolve_locations(conv *c)
+{
+    for (size_t i = 0; i < c->v.locs_used.n; i++) {
+        const o_loc *l = c->d->location_table[((int32_t *)c->v.locs_used.p)[i]];
+        uint64_t mapping = l->mapping_index != 0 ? map_id(c, l->mapping_index) : 0;
+        kiln_pprof_location *o = push(c, &c->v.locations, sizeof(*o));
+        *o = (kiln_pprof_location){.id = i + 1,
+                                   .mapping = mapping,
+                                   .address = l->address,
+                                   .line_off = (uint32_t)c->v.lines.n,
+                                   .n_lines = (uint32_t)l->n_lines};
+        for (size_t k = 0; k < l->n_lines; k++) {
+            const o_line *ln = l->lines[k];
+            uint64_t fn = ln->function_index != 0 ? fn_id(c, ln->function_index) : 0;
+            kiln_pprof_line *e = push(c, &c->v.lines, sizeof(*e));
+            *e = (kiln_pprof_line){fn, ln->line, ln->column};
+        }
+        mapping_flags(c, mapping, l);
+    }
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Fills p from the series arrays and the Profile's types and times. */
+static void series_profile(conv *c, const prof_ctx *pc, kiln_pprof_t *p)
+{
+    const o_profile *op = pc->p;
+    kiln_pprof_value_type *st = cv_alloc(c, sizeof(*st));
+    memset(p, 0, sizeof(*p));
+    if (st == NULL)
+        return;
+    if (pc->to_nanos)
+        *st = (kiln_pprof_value_type){const_str(c, &c->key_cpu, "cpu"),
+                                      const_str(c, &c->key_ns, "nanoseconds")};
+    else
+        *st = (kiln_pprof_value_type){dict_str(c, op->sample_type->type_strindex),
+                                      dict_str(c, op->sample_type->unit_strindex)};
+    if (op->period_type != NULL)
+        p->period_type = (kiln_pprof_value_type){dict_str(c, op->period_type->type_strindex),
+                                                 dict_str(c, op->period_type->unit_strindex)};
+    p->sample_types = st;
+    p->n_sample_types = 1;
+    p->default_sample_type = st->type;
+    p->period = op->period;
+    p->time_nanos = op->time_unix_nano != 0 ? (int64_t)op->time_unix_nano : now_ns();
+    p->duration_nanos = op->duration_nano != 0 ? (int64_t)op->duration_nano : DEFAULT_DURATION_NS;
+#define TAKE(field, n_field, v) (p->field = (v).p, p->n_field = (v).n)
+    TAKE(samples, n_samples, c->v.samples);
+    TAKE(locs, n_locs, c->v.stack);
+    TAKE(values, n_values, c->v.values);
+    TAKE(labels, n_labels, c->v.labels);
+    TAKE(mappings, n_mappings, c->v.mappings);
+    TAKE(locations, n_locations, c->v.locations);
+    TAKE(lines, n_lines, c->v.lines);
+    TAKE(functions, n_functions, c->v.functions);
+    TAKE(strings, n_strings, c->v.strs);
+#undef TAKE
+}
+
+/* One series: the samples refs[0..n) of pc's profile, which share a service. */
+static void build_series(conv *c, const prof_ctx *pc, const svc_ref *refs, size_t n,
+                         kiln_otlp_series *out)
+{
+    c->gen++; /* 2^32 series would not fit in any arena */
+    memset(&c->v, 0, sizeof(c->v));
+    push_str(c, "", 0);
+    for (size_t i = 0; i < n; i++) {
+        const o_sample *s = pc->p->samples[refs[i].i];
+        kiln_pprof_sample *o = push(c, &c->v.samples, sizeof(*o));
+        int64_t *v = push(c, &c->v.values, sizeof(*v));
+        *v = sample_value(s, pc);
+        o->value_off = (uint32_t)(c->v.values.n - 1);
+        o->n_values = 1;
+        sample_stack(c, s, o);
+        sample_labels(c, s, o);
+    }
+    resolve_locations(c);
+    series_profile(c, pc, &out->profile);
+    kiln_label_t *l = cv_alloc(c, (pc->n_labels + 1) * sizeof(*l));
+    if (l == NULL)
+        return;
+    memcpy(l, pc->labels, pc->n_labels * sizeof(*l));
+    l[pc->n_labels] = (kiln_label_t){KILN_LABEL_SERVICE_NAME, refs[0].svc ? refs[0].svc : pc->service};
+    out->labels = l;
+    out->n_labels = pc->n_labels + 1;
+    out->profile_index = pc->index;
+    out->profile_id = pc->id;
+    out->raw_bytes = 0;
+}
+
+/* The sample's own service.name attribute (the first one), or NULL. */
+static const char *sample_service(conv *c, const o_sample *s)
+{
+    for (size_t k = 0; k < s->n_attribute_indices; k++) {
+        int32_t ai = s->attribute_indices[k];
+        if (strcmp(attr_key(c, ai), "service.name") == 0)
+            return any_str(c, c->d->attribute_table[ai]->value, false);
+    }
+    return NULL;
+}
+
+static int cmp_svc(const void *a, const void *b)
+{
+    const svc_ref *x = a, *y = b;
+    int r = strcmp(x->svc ? x->svc : "", y->svc ? y->svc : "");
+    if (r != 0)
+        return r;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static bool same_svc(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* Appends the profile's series (one per service) to series. */
+static void convert_samples(conv *c, const prof_ctx *pc, vec *series)
+{
+    const o_profile *p = pc->p;
+    size_t n = p->n_samples;
+    svc_ref *refs = cv_alloc(c, n * sizeof(*refs));
+    bool split = false;
+    if (refs == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        refs[i] = (svc_ref){sample_service(c, p->samples[i]), i};
+        split |= refs[i].svc != NULL;
+    }
+    if (split)
+        qsort(refs, n, sizeof(*refs), cmp_svc);
+    for (size_t g = 0, e; g < n; g = e) {
+        for (e = g + 1; e < n && same_svc(refs[e].svc, refs[g].svc);)
+            e++;
+        kiln_otlp_series *s = push(c, series, sizeof(*s));
+        if (c->oom)
+            return;
+        build_series(c, pc, refs + g, e - g, s);
+        s->raw_bytes = g == 0 ? pc->raw_bytes : 0;
+    }
+}
+
+/* __name__, and whether values convert to cpu nanoseconds (see otlp.h). */
+static void profile_name(const conv *c, const o_profile *p, prof_ctx *pc)
+{
+    char *const *s = c->d->string_table;
+    const char *type = s[p->sample_type->type_strindex], *unit = s[p->sample_type->unit_strindex];
+    const char *ptype = "", *punit = "";
+    if (p->period_type != NULL && p->period != 0) {
+        ptype = s[p->period_type->type_strindex];
+        punit = s[p->period_type->unit_strindex];
+    }
+    pc->to_nanos = strcmp(type, "samples") == 0 && strcmp(unit, "count") == 0 &&
+                   strcmp(ptype, "cpu") == 0 && strcmp(punit, "nanoseconds") == 0;
+    if (pc->to_nanos)
+        pc->name = "process_cpu";
+    else if (strcmp(type, "off_cpu") == 0 && strcmp(unit, "nanoseconds") == 0)
+        pc->name = "off_cpu";
+    else
+        pc->name = ptype[0] != '\0' ? ptype : "process_cpu";
+}
+
+/* Adds attributes as labels, keys verbatim, skipping names already there. */
+static void add_attrs(conv *c, o_kv *const *kv, size_t n, kiln_label_t *l, size_t *nl)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *key = kv_key(c, kv[i]), *v = any_str(c, kv[i]->value, false);
+        bool dup = key[0] == '\0' || v == NULL || strcmp(key, KILN_LABEL_SERVICE_NAME) == 0;
+        for (size_t k = 0; k < *nl && !dup; k++)
+            dup = strcmp(l[k].name, key) == 0;
+        if (!dup)
+            l[(*nl)++] = (kiln_label_t){key, v};
+    }
+}
+
+/* The resource's service.name, else unknown_service[:<process.executable.name>]. */
+static const char *resource_service(conv *c, const Opentelemetry__Proto__Resource__V1__Resource *r)
+{
+    const char *exe = NULL;
+    for (size_t i = 0; r != NULL && i < r->n_attributes; i++) {
+        const char *key = kv_key(c, r->attributes[i]), *v = any_str(c, r->attributes[i]->value, false);
+        if (v != NULL && strcmp(key, "service.name") == 0)
+            return v;
+        if (v != NULL && exe == NULL && strcmp(key, "process.executable.name") == 0)
+            exe = v;
+    }
+    if (exe == NULL)
+        return "unknown_service";
+    const char *s = kiln_arena_printf(c->a, "unknown_service:%s", exe);
+    c->oom |= s == NULL;
+    return s ? s : "unknown_service";
+}
+
+static kiln_status profile_ctx(conv *c, const o_rprof *rp, const o_sprof *sp, const o_profile *p,
+                               prof_ctx *pc, kiln_err *err)
+{
+    size_t nr = rp->resource ? rp->resource->n_attributes : 0;
+    size_t ns = sp->scope ? sp->scope->n_attributes : 0;
+    if (nr + ns > MAX_SERIES_ATTRS)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "otlp: %zu resource and scope attributes, more than %d", nr + ns,
+                            MAX_SERIES_ATTRS);
+    pc->p = p;
+    profile_name(c, p, pc);
+    pc->labels = cv_alloc(c, (3 + nr + ns) * sizeof(*pc->labels));
+    if (pc->labels == NULL)
+        return KILN_RESOURCE_EXHAUSTED;
+    pc->labels[0] = (kiln_label_t){KILN_LABEL_DELTA, "false"};
+    pc->labels[1] = (kiln_label_t){"__otel__", "true"};
+    pc->labels[2] = (kiln_label_t){KILN_LABEL_NAME, pc->name};
+    pc->n_labels = 3;
+    if (nr != 0)
+        add_attrs(c, rp->resource->attributes, nr, pc->labels, &pc->n_labels);
+    if (ns != 0)
+        add_attrs(c, sp->scope->attributes, ns, pc->labels, &pc->n_labels);
+    pc->service = resource_service(c, rp->resource);
+    pc->id = valid_id(&p->profile_id, 16) ? hex(c, &p->profile_id) : NULL;
+    pc->raw_bytes = protobuf_c_message_get_packed_size(&p->base);
+    return KILN_OK;
+}
+
+static void reject(kiln_otlp_result *r, const kiln_err *perr)
+{
+    if (r->n_rejected++ == 0)
+        r->first_rejection = *perr;
+}
+
+/* Converts (or rejects) every Profile of one ScopeProfiles. */
+static void convert_scope(conv *c, const o_rprof *rp, size_t i, size_t j, kiln_otlp_result *r,
+                          vec *series)
+{
+    const o_sprof *sp = rp->scope_profiles[j];
+    for (size_t k = 0; k < sp->n_profiles && !c->oom; k++, r->n_profiles++) {
+        const o_profile *p = sp->profiles[k];
+        char where[112];
+        kiln_err perr = {KILN_OK, ""};
+        prof_ctx pc = {.index = r->n_profiles};
+        snprintf(where, sizeof(where), "resource_profiles[%zu].scope_profiles[%zu].profiles[%zu]",
+                 i, j, k);
+        kiln_status st = kiln_otlp__check_profile(c->d, rp, sp, p, where, &perr);
+        if (st == KILN_OK)
+            st = profile_ctx(c, rp, sp, p, &pc, &perr);
+        if (st == KILN_OK)
+            convert_samples(c, &pc, series);
+        else if (st == KILN_INVALID_ARGUMENT)
+            reject(r, &perr);
+    }
+}
+
+static kiln_status conv_init(conv *c, kiln_arena_t *a, const o_dict *d)
+{
+    memset(c, 0, sizeof(*c));
+    c->a = a;
+    c->d = d;
+    c->str = kiln_arena_calloc(a, d->n_string_table + 1, sizeof(slot));
+    c->loc = kiln_arena_calloc(a, d->n_location_table + 1, sizeof(slot));
+    c->fn = kiln_arena_calloc(a, d->n_function_table + 1, sizeof(slot));
+    c->map = kiln_arena_calloc(a, d->n_mapping_table + 1, sizeof(slot));
+    c->attr = kiln_arena_calloc(a, d->n_attribute_table + 1, sizeof(slot));
+    c->link = kiln_arena_calloc(a, d->n_link_table + 1, sizeof(slot));
+    if (!c->str || !c->loc || !c->fn || !c->map || !c->attr || !c->link)
+        return KILN_RESOURCE_EXHAUSTED;
+    return KILN_OK;
+}
+
+kiln_status kiln_otlp_convert(kiln_arena_t *a, const kiln_otlp_request *req,
+                              kiln_otlp_result *out, kiln_err *err)
+{
+    kiln_status st = kiln_otlp__check_dictionary(req->dictionary, err);
+    if (st != KILN_OK)
+        return st;
+    conv c;
+    if (conv_init(&c, a, req->dictionary) != KILN_OK)
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "otlp: request memory limit reached");
+    kiln_otlp_result r = {.first_rejection = {KILN_OK, ""}};
+    vec series = {NULL, 0, 0};
+    for (size_t i = 0; i < req->n_resource_profiles && !c.oom; i++) {
+        const o_rprof *rp = req->resource_profiles[i];
+        for (size_t j = 0; j < rp->n_scope_profiles && !c.oom; j++)
+            convert_scope(&c, rp, i, j, &r, &series);
+    }
+    if (c.oom)
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "otlp: request memory limit reached");
+    r.series = series.p;
+    r.n_series = series.n;
+    *out = r;
+    return KILN_OK;
+}

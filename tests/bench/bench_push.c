@@ -1,0 +1,720 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * bench_push: throughput of the in-process push path (decode, validate,
+ * normalise, label split, append to the head) on real CPU profiles, next to
+ * libdeflate inflate and a plain protobuf walk of the same bytes. Prints
+ * figures only; it is not a test and nothing here passes or fails on time.
+ *
+ * Usage: bench_push [-s seconds] [file ...]   (files relative to
+ * $KILN_TESTDATA unless absolute; default: the Go, Java and Node CPU set). */
+#include <libdeflate.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "distributor.h"
+#include "gzip.h"
+#include "ingester.h"
+#include "metrics.h"
+#include "overrides.h"
+#include "pprof.h"
+#include "xmalloc.h"
+
+#ifndef KILN_TESTDATA_DEFAULT
+#define KILN_TESTDATA_DEFAULT "../shared/testdata"
+#endif
+
+#define MB 1e6                            /* figures are in 10^6 bytes */
+#define PODS 50                           /* distinct pod label values */
+#define PUSH_INTERVAL_NS 15000000000LL    /* an SDK's upload period */
+#define WARMUP 3                          /* untimed iterations before each figure */
+#define MAX_THREADS 64
+
+typedef struct bench_file {
+    char path[512];
+    char rel[128];
+    const char *lang; /* go, java, node, ? */
+    const char *name; /* __name__ pushed */
+    char service[64];
+    uint8_t *gz;
+    size_t gz_len; /* as on disk (what a client sends) */
+    uint8_t *raw;
+    size_t raw_len; /* gunzipped once, before any timing */
+    size_t n_samples;
+} bench_file;
+
+static const struct {
+    const char *rel, *lang, *name;
+} default_files[] = {
+    {"gdu/default.pgo", "go", "process_cpu"},
+    {"grafana-pyroscope/cpu_go_truncated_1.pb.gz", "go", "process_cpu"},
+    {"hard/google-pprof/large.cpu", "go", "process_cpu"},
+    {"grafana-pyroscope/profile_java", "java", "process_cpu"},
+    {"grafana-pyroscope/jfr-kafka-cpu_lock0_alloc0.process_cpu.pb.gz", "java", "process_cpu"},
+    {"grafana-pyroscope/cpu-js.pb.gz", "node", "wall"},
+    {"grafana-pyroscope/profile_nodejs", "node", "wall"},
+};
+#define N_DEFAULT_FILES (sizeof(default_files) / sizeof(default_files[0]))
+
+/* ---- timing --------------------------------------------------------------- */
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One timed body: returns 0, or -1 after printing why it failed. */
+typedef int (*bench_fn)(void *ctx, uint64_t i);
+
+typedef struct run_result {
+    uint64_t iters;
+    double wall, cpu;    /* seconds: wall clock and this thread's CPU */
+    double p50, p99;     /* per-iteration wall latency in seconds (when asked) */
+} run_result;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(double *v, size_t n, double q)
+{
+    if (n == 0)
+        return 0;
+    size_t k = (size_t)(q * (double)(n - 1) + 0.5);
+    return v[k < n ? k : n - 1];
+}
+
+/* Runs fn WARMUP times untimed, then repeatedly for `seconds` of wall time,
+ * on the calling thread. Latencies are kept only when lat is set. */
+static int run_timed(double seconds, bench_fn fn, void *ctx, bool lat, run_result *out)
+{
+    for (uint64_t i = 0; i < WARMUP; i++) {
+        if (fn(ctx, i) != 0)
+            return -1;
+    }
+    double *lats = NULL;
+    size_t cap = 0;
+    memset(out, 0, sizeof(*out));
+    double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID), w = w0;
+    uint64_t i = WARMUP;
+    while (w - w0 < seconds) {
+        double t = w;
+        if (fn(ctx, i++) != 0) {
+            free(lats);
+            return -1;
+        }
+        w = clock_s(CLOCK_MONOTONIC);
+        if (lat) {
+            KILN_GROW(lats, cap, out->iters + 1);
+            lats[out->iters] = w - t;
+        }
+        out->iters++;
+    }
+    out->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+    out->wall = w - w0;
+    if (lat) {
+        qsort(lats, out->iters, sizeof(*lats), cmp_double);
+        out->p50 = percentile(lats, out->iters, 0.50);
+        out->p99 = percentile(lats, out->iters, 0.99);
+    }
+    free(lats);
+    return 0;
+}
+
+/* MB per CPU second of `bytes` per iteration. */
+static double mb_per_cpu_s(const run_result *r, size_t bytes)
+{
+    return r->cpu > 0 ? (double)bytes * (double)r->iters / MB / r->cpu : 0;
+}
+
+static double mb_per_wall_s(const run_result *r, size_t bytes)
+{
+    return r->wall > 0 ? (double)bytes * (double)r->iters / MB / r->wall : 0;
+}
+
+/* ---- baseline 1: libdeflate gzip inflate of the file as on disk ------------ */
+
+typedef struct inflate_ctx {
+    struct libdeflate_decompressor *dec;
+    const bench_file *f;
+    uint8_t *out;
+} inflate_ctx;
+
+static int inflate_one(void *ctx, uint64_t i)
+{
+    (void)i;
+    inflate_ctx *c = ctx;
+    size_t n = 0;
+    enum libdeflate_result r = libdeflate_gzip_decompress(c->dec, c->f->gz, c->f->gz_len, c->out,
+                                                          c->f->raw_len, &n);
+    if (r != LIBDEFLATE_SUCCESS || n != c->f->raw_len) {
+        fprintf(stderr, "bench_push: %s: libdeflate inflate failed (%d)\n", c->f->rel, (int)r);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- baseline 2: a plain protobuf wire walk -------------------------------- */
+
+/* The message kinds of perftools.profiles, and what a length-delimited field
+ * holds: a submessage, packed varints, or bytes left untouched. */
+enum pb_kind {
+    PB_PROFILE, PB_VALUE_TYPE, PB_SAMPLE, PB_LABEL, PB_MAPPING, PB_LOCATION, PB_LINE,
+    PB_FUNCTION, PB_PACKED, PB_BYTES
+};
+
+static enum pb_kind pb_child(enum pb_kind kind, uint64_t field)
+{
+    switch (kind) {
+    case PB_PROFILE:
+        switch (field) {
+        case 1: case 11: return PB_VALUE_TYPE;
+        case 2: return PB_SAMPLE;
+        case 3: return PB_MAPPING;
+        case 4: return PB_LOCATION;
+        case 5: return PB_FUNCTION;
+        case 13: return PB_PACKED; /* comment */
+        default: return PB_BYTES;  /* string_table */
+        }
+    case PB_SAMPLE:
+        return field == 3 ? PB_LABEL : PB_PACKED; /* location_id, value */
+    case PB_LOCATION:
+        return field == 4 ? PB_LINE : PB_BYTES;
+    default:
+        return PB_BYTES;
+    }
+}
+
+typedef struct pb_walk {
+    uint64_t sum;    /* every scalar added up, so nothing is optimised away */
+    uint64_t fields;
+} pb_walk;
+
+static const uint8_t *pb_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; p < end && shift < 64; shift += 7) {
+        uint8_t b = *p++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) {
+            *v = x;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static bool pb_walk_packed(pb_walk *w, const uint8_t *p, const uint8_t *end)
+{
+    while (p < end) {
+        uint64_t v;
+        if ((p = pb_varint(p, end, &v)) == NULL)
+            return false;
+        w->sum += v;
+    }
+    return true;
+}
+
+/* Visits every field of a message, recursing into submessages. The schema
+ * bounds the depth at four. */
+static bool pb_walk_msg(pb_walk *w, enum pb_kind kind, const uint8_t *p, const uint8_t *end)
+{
+    while (p < end) {
+        uint64_t tag, v = 0;
+        if ((p = pb_varint(p, end, &tag)) == NULL)
+            return false;
+        w->fields++;
+        switch (tag & 7) {
+        case 0:
+            if ((p = pb_varint(p, end, &v)) == NULL)
+                return false;
+            break;
+        case 1:
+        case 5: {
+            size_t n = (tag & 7) == 1 ? 8 : 4;
+            if ((size_t)(end - p) < n)
+                return false;
+            memcpy(&v, p, n);
+            p += n;
+            break;
+        }
+        case 2: {
+            if ((p = pb_varint(p, end, &v)) == NULL || v > (uint64_t)(end - p))
+                return false;
+            enum pb_kind child = pb_child(kind, tag >> 3);
+            bool ok = child == PB_BYTES    ? true
+                      : child == PB_PACKED ? pb_walk_packed(w, p, p + v)
+                                           : pb_walk_msg(w, child, p, p + v);
+            if (!ok)
+                return false;
+            p += v;
+            break;
+        }
+        default:
+            return false; /* pprof has no groups */
+        }
+        w->sum += v;
+    }
+    return true;
+}
+
+typedef struct walk_ctx {
+    const bench_file *f;
+    pb_walk w;
+} walk_ctx;
+
+static int walk_one(void *ctx, uint64_t i)
+{
+    (void)i;
+    walk_ctx *c = ctx;
+    if (!pb_walk_msg(&c->w, PB_PROFILE, c->f->raw, c->f->raw + c->f->raw_len)) {
+        fprintf(stderr, "bench_push: %s: protobuf walk failed\n", c->f->rel);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- decode only, and the full push ---------------------------------------- */
+
+typedef struct push_ctx {
+    kiln_distributor_t *d;
+    const bench_file *files; /* pushed round-robin */
+    size_t n_files;
+    const char *tenant;
+    kiln_arena_t *a; /* the request arena, reset per push */
+    int64_t t0_ns;
+    run_result r;   /* filled by the threaded runner */
+    double seconds;
+    pthread_barrier_t *start;
+    int failed;
+} push_ctx;
+
+static int decode_one(void *ctx, uint64_t i)
+{
+    (void)i;
+    push_ctx *c = ctx;
+    kiln_pprof_t p;
+    kiln_err err = {KILN_OK, ""};
+    kiln_arena_reset(c->a);
+    if (kiln_pprof_decode(c->a, c->files->raw, c->files->raw_len, &p, &err) != KILN_OK) {
+        fprintf(stderr, "bench_push: %s: decode: %s\n", c->files->rel, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* One push as the Push handler makes it: decode into the request arena, then
+ * the distributor's whole pipeline. Push i comes from pod i%PODS, and each
+ * pod pushes once per PUSH_INTERVAL_NS of profile time. */
+static int push_one(void *ctx, uint64_t i)
+{
+    push_ctx *c = ctx;
+    const bench_file *f = &c->files[i % c->n_files];
+    kiln_err err = {KILN_OK, ""};
+    kiln_ingest_profile in;
+    memset(&in, 0, sizeof(in));
+    kiln_arena_reset(c->a);
+    kiln_status st = kiln_pprof_decode(c->a, f->raw, f->raw_len, &in.profile, &err);
+    if (st == KILN_OK) {
+        uint64_t pod = (i / c->n_files) % PODS;
+        in.profile.time_nanos = c->t0_ns + (int64_t)(i / c->n_files / PODS) * PUSH_INTERVAL_NS;
+        kiln_label_t *l = kiln_arena_alloc(c->a, 3 * sizeof(*l));
+        l[0] = (kiln_label_t){"__name__", f->name};
+        l[1] = (kiln_label_t){"service_name", f->service};
+        l[2] = (kiln_label_t){"pod", kiln_arena_printf(c->a, "pod-%02u", (unsigned)pod)};
+        in.labels = l;
+        in.n_labels = 3;
+        in.id = kiln_arena_printf(c->a, "%s-%llu", f->service, (unsigned long long)i);
+        in.raw_bytes = f->gz_len;
+        st = kiln_distributor_ingest(c->d, c->tenant, &in, 1, c->a, &err);
+    }
+    if (st != KILN_OK) {
+        fprintf(stderr, "bench_push: %s: push %llu: %s: %s\n", f->rel, (unsigned long long)i,
+                kiln_status_str(st), err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- setup ----------------------------------------------------------------- */
+
+static int read_file(const char *path, uint8_t **out, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return -1;
+    kiln_buf b;
+    kiln_buf_init(&b, 0);
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+        kiln_buf_append(&b, chunk, n);
+    int bad = ferror(fp);
+    fclose(fp);
+    *out = (uint8_t *)kiln_buf_detach(&b, len);
+    return bad ? -1 : 0;
+}
+
+/* Reads, gunzips (once) and decodes a file to count its samples. The raw
+ * bytes live in `keep`, which outlives every run. */
+static int load_file(bench_file *f, kiln_arena_t *keep)
+{
+    kiln_err err = {KILN_OK, ""};
+    if (read_file(f->path, &f->gz, &f->gz_len) != 0) {
+        fprintf(stderr, "bench_push: cannot read %s\n", f->path);
+        return -1;
+    }
+    if (!kiln_gzip_is(f->gz, f->gz_len)) {
+        fprintf(stderr, "bench_push: %s is not gzip (the inflate baseline needs it)\n", f->rel);
+        return -1;
+    }
+    kiln_status st = kiln_gunzip(keep, f->gz, f->gz_len, SIZE_MAX, &f->raw, &f->raw_len, &err);
+    kiln_pprof_t p;
+    kiln_arena_t *tmp = kiln_arena_create(0);
+    if (st == KILN_OK)
+        st = kiln_pprof_decode(tmp, f->raw, f->raw_len, &p, &err);
+    if (st == KILN_OK)
+        f->n_samples = p.n_samples;
+    kiln_arena_destroy(tmp);
+    if (st != KILN_OK)
+        fprintf(stderr, "bench_push: %s: %s\n", f->rel, err.msg);
+    return st == KILN_OK ? 0 : -1;
+}
+
+static void init_file(bench_file *f, const char *root, const char *rel, const char *lang,
+                      const char *name)
+{
+    memset(f, 0, sizeof(*f));
+    if (rel[0] == '/')
+        snprintf(f->path, sizeof(f->path), "%s", rel);
+    else
+        snprintf(f->path, sizeof(f->path), "%s/%s", root, rel);
+    snprintf(f->rel, sizeof(f->rel), "%s", rel);
+    f->lang = lang;
+    f->name = name;
+    const char *base = strrchr(rel, '/');
+    snprintf(f->service, sizeof(f->service), "bench-%s-%.40s", lang, base ? base + 1 : rel);
+}
+
+/* The push path's limits: Kiln's defaults (build/kiln -help) with the rate
+ * limit and time window off, and no sample count limit so that large.cpu
+ * (20,430 samples > 16,000) is measured rather than refused. */
+static kiln_limits bench_limits(void)
+{
+    kiln_limits l;
+    memset(&l, 0, sizeof(l));
+    l.ingestion_rate_mb = 0;
+    l.ingestion_burst_mb = 2;
+    l.max_profile_bytes = 64u << 20;
+    l.max_samples = 0;
+    l.max_label_names = 30;
+    l.max_label_name_len = 1024;
+    l.max_label_value_len = 2048;
+    l.max_sample_labels = 100;
+    l.max_stack_depth = 1000;
+    return l;
+}
+
+typedef struct bench_env {
+    kiln_overrides_t *limits;
+    kiln_metrics_t *metrics;
+    kiln_ingester_t *ing;
+    kiln_distributor_t *d;
+} bench_env;
+
+static void env_create(bench_env *e)
+{
+    kiln_limits l = bench_limits();
+    e->limits = kiln_overrides_create(&l);
+    e->metrics = kiln_metrics_create();
+    kiln_ingester_config ic = {"/tmp", l.max_profile_bytes};
+    e->ing = kiln_ingester_create(&ic);
+    kiln_distributor_config dc = {e->limits, l.max_profile_bytes};
+    e->d = kiln_distributor_create(&dc, e->ing, e->metrics);
+}
+
+static void env_destroy(bench_env *e)
+{
+    kiln_distributor_destroy(e->d);
+    kiln_ingester_destroy(e->ing);
+    kiln_metrics_destroy(e->metrics);
+    kiln_overrides_destroy(e->limits);
+}
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss * 1024 / MB;
+}
+
+/* ---- single-threaded figures ------------------------------------------------ */
+
+typedef struct file_figures {
+    run_result push, decode, inflate, walk;
+    kiln_head_stats_t head;
+} file_figures;
+
+static int bench_baselines(const bench_file *f, double seconds, file_figures *ff)
+{
+    inflate_ctx ic = {libdeflate_alloc_decompressor(), f, kiln_xmalloc(f->raw_len)};
+    int rc = run_timed(seconds, inflate_one, &ic, false, &ff->inflate);
+    libdeflate_free_decompressor(ic.dec);
+    free(ic.out);
+    walk_ctx wc;
+    memset(&wc, 0, sizeof(wc));
+    wc.f = f;
+    if (rc == 0)
+        rc = run_timed(seconds, walk_one, &wc, false, &ff->walk);
+    if (rc == 0 && wc.w.fields == 0)
+        rc = -1;
+    return rc;
+}
+
+/* Decode-only and full push figures of one file, into a fresh ingester (one
+ * service pushing this profile from PODS pods). */
+static int bench_file_push(const bench_file *f, double seconds, file_figures *ff)
+{
+    bench_env e;
+    env_create(&e);
+    push_ctx pc;
+    memset(&pc, 0, sizeof(pc));
+    pc.d = e.d;
+    pc.files = f;
+    pc.n_files = 1;
+    pc.tenant = "bench";
+    pc.a = kiln_arena_create(0);
+    pc.t0_ns = realtime_ns() - 86400LL * 1000000000;
+    int rc = run_timed(seconds, decode_one, &pc, false, &ff->decode);
+    if (rc == 0)
+        rc = run_timed(seconds, push_one, &pc, true, &ff->push);
+    kiln_ingester_stats(e.ing, "bench", &ff->head);
+    kiln_arena_destroy(pc.a);
+    env_destroy(&e);
+    return rc;
+}
+
+static void print_push_header(void)
+{
+    printf("%-58s %4s %8s %8s %7s | %9s %9s %9s %8s %8s | %9s | %6s %8s %9s\n", "profile", "lang",
+           "gz KB", "raw KB", "samples", "push MB/s", "wall MB/s", "prof/s", "p50 ms", "p99 ms",
+           "dec MB/s", "series", "profiles", "stk nodes");
+}
+
+static void print_push_row(const bench_file *f, const file_figures *ff)
+{
+    printf("%-58s %4s %8.1f %8.1f %7zu | %9.1f %9.1f %9.1f %8.3f %8.3f | %9.1f | %6zu %8zu %9zu\n",
+           f->rel, f->lang, (double)f->gz_len / 1e3, (double)f->raw_len / 1e3, f->n_samples,
+           mb_per_cpu_s(&ff->push, f->raw_len), mb_per_wall_s(&ff->push, f->raw_len),
+           ff->push.cpu > 0 ? (double)ff->push.iters / ff->push.cpu : 0, ff->push.p50 * 1e3,
+           ff->push.p99 * 1e3, mb_per_cpu_s(&ff->decode, f->raw_len), ff->head.series,
+           ff->head.profiles, ff->head.stack_nodes);
+}
+
+static void print_ratio_header(void)
+{
+    printf("%-58s %9s %12s %9s %12s %9s %12s\n", "profile", "push MB/s", "inflate MB/s",
+           "walk MB/s", "push/inflate", "push/walk", "decode/walk");
+}
+
+static void print_ratio_row(const bench_file *f, const file_figures *ff)
+{
+    double push = mb_per_cpu_s(&ff->push, f->raw_len);
+    double inflate = mb_per_cpu_s(&ff->inflate, f->raw_len);
+    double walk = mb_per_cpu_s(&ff->walk, f->raw_len);
+    double dec = mb_per_cpu_s(&ff->decode, f->raw_len);
+    printf("%-58s %9.1f %12.1f %9.1f %12.3f %9.3f %12.3f\n", f->rel, push, inflate, walk,
+           inflate > 0 ? push / inflate : 0, walk > 0 ? push / walk : 0, walk > 0 ? dec / walk : 0);
+}
+
+/* Totals over all files, each weighted by its bytes: total MB / total CPU s. */
+static void print_totals(const bench_file *f, const file_figures *ff, size_t n)
+{
+    double mb = 0, cpu = 0, dmb = 0, dcpu = 0;
+    for (size_t i = 0; i < n; i++) {
+        mb += (double)f[i].raw_len * (double)ff[i].push.iters / MB;
+        cpu += ff[i].push.cpu;
+        dmb += (double)f[i].raw_len * (double)ff[i].decode.iters / MB;
+        dcpu += ff[i].decode.cpu;
+    }
+    printf("%-58s push %.1f MB/s per core, decode %.1f MB/s per core (all files, total MB / "
+           "total CPU s)\n", "ALL", cpu > 0 ? mb / cpu : 0, dcpu > 0 ? dmb / dcpu : 0);
+}
+
+static int bench_single(const bench_file *f, size_t n, double seconds)
+{
+    file_figures *ff = kiln_xcalloc(n, sizeof(*ff));
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        fprintf(stderr, "bench_push: %s ...\n", f[i].rel);
+        rc = bench_baselines(&f[i], seconds, &ff[i]);
+        if (rc == 0)
+            rc = bench_file_push(&f[i], seconds, &ff[i]);
+    }
+    if (rc == 0) {
+        printf("\n== Push path, single thread (decode+validate+normalize+split+append via "
+               "kiln_distributor_ingest) ==\n");
+        print_push_header();
+        for (size_t i = 0; i < n; i++)
+            print_push_row(&f[i], &ff[i]);
+        print_totals(f, ff, n);
+        printf("\n== Same bytes through libdeflate inflate (of the .gz) and a plain protobuf "
+               "wire walk, single thread, MB/s per core ==\n");
+        print_ratio_header();
+        for (size_t i = 0; i < n; i++)
+            print_ratio_row(&f[i], &ff[i]);
+    }
+    free(ff);
+    return rc;
+}
+
+/* ---- multi-threaded scaling ------------------------------------------------- */
+
+static void *thread_main(void *arg)
+{
+    push_ctx *c = arg;
+    pthread_barrier_wait(c->start);
+    c->failed = run_timed(c->seconds, push_one, c, false, &c->r);
+    return NULL;
+}
+
+typedef struct mt_result {
+    double mb, wall, cpu;
+    uint64_t pushes;
+} mt_result;
+
+/* threads pushers, each its own tenant, into one shared distributor and
+ * ingester (one process); every pusher cycles through all files. */
+static int bench_threads(const bench_file *f, size_t n, int threads, double seconds,
+                         mt_result *out)
+{
+    bench_env e;
+    env_create(&e);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)threads);
+    push_ctx *pc = kiln_xcalloc((size_t)threads, sizeof(*pc));
+    pthread_t *tid = kiln_xcalloc((size_t)threads, sizeof(*tid));
+    char(*tenants)[32] = kiln_xcalloc((size_t)threads, sizeof(*tenants));
+    int64_t t0 = realtime_ns() - 86400LL * 1000000000;
+    for (int k = 0; k < threads; k++) {
+        snprintf(tenants[k], sizeof(tenants[k]), "bench-t%d", k);
+        pc[k] = (push_ctx){e.d, f, n, tenants[k], kiln_arena_create(0), t0, {0}, seconds,
+                           &start, 0};
+        pthread_create(&tid[k], NULL, thread_main, &pc[k]);
+    }
+    int rc = 0;
+    memset(out, 0, sizeof(*out));
+    for (int k = 0; k < threads; k++) {
+        pthread_join(tid[k], NULL);
+        rc |= pc[k].failed;
+        out->cpu += pc[k].r.cpu;
+        out->wall = pc[k].r.wall > out->wall ? pc[k].r.wall : out->wall;
+        out->pushes += pc[k].r.iters;
+        kiln_arena_destroy(pc[k].a);
+    }
+    /* The timed bytes: pushes after the warm-up, in the same file order. */
+    for (int k = 0; k < threads; k++) {
+        for (uint64_t i = WARMUP; i < WARMUP + pc[k].r.iters; i++)
+            out->mb += (double)f[i % n].raw_len / MB;
+    }
+    free(tenants);
+    free(tid);
+    free(pc);
+    pthread_barrier_destroy(&start);
+    env_destroy(&e);
+    return rc;
+}
+
+static int bench_scaling(const bench_file *f, size_t n, double seconds)
+{
+    int counts[3] = {1, 2, 0};
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nc = 2;
+    if (cores > 2)
+        counts[nc++] = cores > MAX_THREADS ? MAX_THREADS : (int)cores;
+    printf("\n== Push path, N threads (each its own tenant, one shared distributor and ingester; "
+           "each thread pushes all %zu files round-robin; %ld cores online) ==\n", n, cores);
+    printf("%7s %9s %12s %14s %11s %9s %10s\n", "threads", "pushes", "agg MB/s", "MB/s per core",
+           "CPU/wall", "scaling", "efficiency");
+    double base = 0;
+    for (size_t i = 0; i < nc; i++) {
+        mt_result r;
+        fprintf(stderr, "bench_push: %d thread(s) ...\n", counts[i]);
+        if (bench_threads(f, n, counts[i], seconds, &r) != 0)
+            return -1;
+        double agg = r.wall > 0 ? r.mb / r.wall : 0;
+        if (i == 0)
+            base = agg;
+        double scale = base > 0 ? agg / base : 0;
+        printf("%7d %9llu %12.1f %14.1f %11.2f %8.2fx %9.0f%%\n", counts[i],
+               (unsigned long long)r.pushes, agg, r.cpu > 0 ? r.mb / r.cpu : 0,
+               r.wall > 0 ? r.cpu / r.wall : 0, scale, scale / counts[i] * 100);
+    }
+    return 0;
+}
+
+/* ---- main ------------------------------------------------------------------- */
+
+static double parse_args(int argc, char **argv, int *first_file)
+{
+    double seconds = 2.0;
+    int i = 1;
+    if (i + 1 < argc && strcmp(argv[i], "-s") == 0) {
+        seconds = strtod(argv[i + 1], NULL);
+        i += 2;
+    }
+    *first_file = i;
+    return seconds > 0 ? seconds : 2.0;
+}
+
+int main(int argc, char **argv)
+{
+    int first;
+    double seconds = parse_args(argc, argv, &first);
+    const char *root = getenv("KILN_TESTDATA");
+    if (root == NULL || *root == '\0')
+        root = KILN_TESTDATA_DEFAULT;
+    size_t n = first < argc ? (size_t)(argc - first) : N_DEFAULT_FILES;
+    bench_file *f = kiln_xcalloc(n, sizeof(*f));
+    kiln_arena_t *keep = kiln_arena_create(0);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (first < argc)
+            init_file(&f[i], root, argv[first + (int)i], "?", "process_cpu");
+        else
+            init_file(&f[i], root, default_files[i].rel, default_files[i].lang,
+                      default_files[i].name);
+        rc = load_file(&f[i], keep);
+    }
+    printf("kiln bench_push: %.1f s per figure after %d warm-up iterations; MB = 10^6 bytes of "
+           "uncompressed pprof; MB/s = MB per CPU second of the measuring thread "
+           "(CLOCK_THREAD_CPUTIME_ID) unless marked wall\ntest data: %s\n", seconds, WARMUP, root);
+    if (rc == 0)
+        rc = bench_single(f, n, seconds);
+    if (rc == 0)
+        printf("\npeak RSS after the single-thread runs: %.1f MB\n", peak_rss_mb());
+    if (rc == 0)
+        rc = bench_scaling(f, n, seconds);
+    if (rc == 0)
+        printf("\npeak RSS (getrusage ru_maxrss): %.1f MB\n", peak_rss_mb());
+    for (size_t i = 0; i < n; i++)
+        free(f[i].gz);
+    kiln_arena_destroy(keep);
+    free(f);
+    return rc == 0 ? 0 : 1;
+}

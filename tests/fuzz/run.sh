@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target in BUILD for SECONDS each, seeded with the
+# shared test data (every file of it: the parsers must survive all of them).
+# Fails on the first crash, leak or sanitizer report; the reproducer is
+# left in BUILD/fuzz-artifacts/.
+set -euo pipefail
+build=${1:?usage: run.sh BUILD_DIR SECONDS [TESTDATA]}
+seconds=${2:?usage: run.sh BUILD_DIR SECONDS [TESTDATA]}
+testdata=${3:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/testdata}
+
+seeds=$(mktemp -d)
+trap 'rm -rf "$seeds"' EXIT
+find "$testdata" -type f ! -name '*.md' -size -2M -exec cp {} "$seeds/" \; 2>/dev/null || true
+mkdir -p "$build/fuzz-artifacts"
+status=0
+for f in "$build"/tests/fuzz/fuzz_*; do
+  [ -x "$f" ] || continue
+  name=$(basename "$f")
+  corpus=$(mktemp -d)
+  echo "== $name: ${seconds}s"
+  if ! "$f" -max_total_time="$seconds" -max_len=1048576 -rss_limit_mb=4096 -print_final_stats=1 \
+       -artifact_prefix="$build/fuzz-artifacts/$name-" "$corpus" "$seeds" > "$build/fuzz-artifacts/$name.log" 2>&1; then
+    echo "FAIL $name (see $build/fuzz-artifacts/$name.log)"; tail -40 "$build/fuzz-artifacts/$name.log"
+    status=1
+  else
+    grep -E "stat::number_of_executed_units" "$build/fuzz-artifacts/$name.log" || true
+  fi
+  rm -rf "$corpus"
+done
+exit $status
