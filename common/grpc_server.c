@@ -50,6 +50,7 @@ struct kiln_grpc_server {
     worker *workers;
     int n_workers;
     int port;
+    int port2; /* 0 = no second listener */
     int shutdown_tag;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -276,7 +277,9 @@ kiln_status kiln_grpc_server_start(kiln_grpc_server_t *s, kiln_err *err)
         grpc_server_register_completion_queue(s->server, s->workers[i].cq, NULL);
     }
     s->port = add_port(s, s->cfg.address, s->cfg.port, err);
-    if (s->port == 0 || (s->cfg.address2 != NULL && add_port(s, s->cfg.address2, s->cfg.port2, err) == 0))
+    if (s->port != 0 && s->cfg.address2 != NULL)
+        s->port2 = add_port(s, s->cfg.address2, s->cfg.port2, err);
+    if (s->port == 0 || (s->cfg.address2 != NULL && s->port2 == 0))
         return KILN_UNAVAILABLE; /* destroy cleans up */
     grpc_server_start(s->server);
     for (int i = 0; i < s->n_workers; i++) {
@@ -290,6 +293,11 @@ kiln_status kiln_grpc_server_start(kiln_grpc_server_t *s, kiln_err *err)
 int kiln_grpc_server_port(const kiln_grpc_server_t *s)
 {
     return s->port;
+}
+
+int kiln_grpc_server_port2(const kiln_grpc_server_t *s)
+{
+    return s->port2;
 }
 
 /* Waits until the shutdown tag fired or the deadline passed; true if it fired. */

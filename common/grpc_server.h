@@ -32,6 +32,8 @@ kiln_grpc_server_t *kiln_grpc_server_create(const kiln_grpc_config *cfg,
 kiln_status kiln_grpc_server_start(kiln_grpc_server_t *s, kiln_err *err);
 /** The bound port (after start). */
 int kiln_grpc_server_port(const kiln_grpc_server_t *s);
+/** The bound second port (after start); 0 when there is no second listener. */
+int kiln_grpc_server_port2(const kiln_grpc_server_t *s);
 /** Stops (in-flight calls get up to 5 s), joins the workers and frees; NULL is a no-op. */
 void kiln_grpc_server_destroy(kiln_grpc_server_t *s);
 

@@ -240,21 +240,25 @@ static uint64_t *claim_ids(kiln_distributor_t *d, const char *tenant, kiln_inges
     return keys;
 }
 
-/* Appends every part of every prepared profile. */
+/* Appends every part of every prepared profile as one batch (one WAL
+ * record): a push is stored whole or not at all. */
 static kiln_status append_all(kiln_distributor_t *d, const char *tenant, const kiln_ingest_profile *in,
                               size_t k, kiln_arena_t *a, kiln_err *err)
 {
+    size_t total = 0, m = 0;
+    for (size_t i = 0; i < k; i++)
+        total += in[i].profile.n_samples;
+    kiln_ingester_part *batch = kiln_arena_alloc(a, (total + 1) * sizeof(*batch));
     for (size_t i = 0; i < k; i++) {
         kiln_ingest_profile *parts = kiln_arena_alloc(a, (in[i].profile.n_samples + 1) * sizeof(*parts));
         size_t n = in[i].profile.n_samples ? split_by_labels(&in[i], a, parts) : 0;
         for (size_t j = 0; j < n; j++) {
-            kiln_status st = kiln_ingester_append(d->ing, tenant, parts[j].labels, parts[j].n_labels,
-                                                  &parts[j].profile, err);
-            if (st != KILN_OK)
-                return st;
+            kiln_pprof_t *p = kiln_arena_alloc(a, sizeof(*p));
+            *p = parts[j].profile;
+            batch[m++] = (kiln_ingester_part){parts[j].labels, parts[j].n_labels, p};
         }
     }
-    return KILN_OK;
+    return kiln_ingester_append(d->ing, tenant, batch, m, err);
 }
 
 kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,

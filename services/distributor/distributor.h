@@ -35,6 +35,20 @@ void kiln_distributor_destroy(kiln_distributor_t *d);
 /** Registers /push.v1.PusherService/Push (push.c). */
 void kiln_distributor_register(kiln_distributor_t *d, kiln_rpc_registry_t *rpc);
 
+/** Registers OpenTelemetry profiles ingest (otlp.c): the unary method
+ * /opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export
+ * in rpc (gRPC, on both gRPC ports, and Connect) and the OTLP/HTTP route
+ * POST /v1development/profiles on http (application/x-protobuf,
+ * application/protobuf or application/json, optionally gzip; 415 otherwise).
+ * Profiles are converted with common/otlp and ingested one by one through
+ * kiln_distributor_ingest: invalid ones are counted in the response's
+ * partial_success, and a request whose profiles are all invalid (or whose
+ * dictionary is broken) fails with INVALID_ARGUMENT (HTTP 400 with a
+ * google.rpc.Status body). d, rpc and http are borrowed; call before the
+ * servers start. */
+void kiln_distributor_register_otlp(kiln_distributor_t *d, kiln_rpc_registry_t *rpc,
+                                    kiln_http_server_t *http);
+
 /** A profile on its way in, whatever format it came in: the series labels as
  * the client sent them (arena or request memory; ingest markers such as
  * __delta__ are read and dropped here) and a decoded, not yet validated

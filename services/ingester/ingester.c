@@ -2,13 +2,17 @@
  * ingester: tenant -> head map and the ingester.v1 handlers. */
 #include "ingester.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gzip.h"
 #include "ingester/v1/ingester.pb-c.h"
 #include "log.h"
+#include "wal.h"
 #include "xmalloc.h"
 
 typedef struct tenant_head {
@@ -18,17 +22,30 @@ typedef struct tenant_head {
 
 struct kiln_ingester {
     kiln_ingester_config cfg;
+    kiln_wal_t *wal;
+    char *storage_path; /* owned copy of cfg.storage_path */
     pthread_mutex_t mu; /* guards the tenant list, not the heads */
     tenant_head *t;
     size_t n, cap;
 };
 
-kiln_ingester_t *kiln_ingester_create(const kiln_ingester_config *cfg)
+static kiln_status open_wal(kiln_ingester_t *ing, kiln_err *err);
+
+kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_t **out,
+                                 kiln_err *err)
 {
     kiln_ingester_t *ing = kiln_xcalloc(1, sizeof(*ing));
     ing->cfg = *cfg;
+    ing->storage_path = kiln_xstrdup(cfg->storage_path);
+    ing->cfg.storage_path = ing->storage_path;
     pthread_mutex_init(&ing->mu, NULL);
-    return ing;
+    kiln_status st = open_wal(ing, err);
+    if (st != KILN_OK) {
+        kiln_ingester_destroy(ing);
+        return st;
+    }
+    *out = ing;
+    return KILN_OK;
 }
 
 void kiln_ingester_destroy(kiln_ingester_t *ing)
@@ -40,6 +57,8 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
         kiln_head_destroy(ing->t[i].head);
     }
     free(ing->t);
+    kiln_wal_close(ing->wal);
+    free(ing->storage_path);
     pthread_mutex_destroy(&ing->mu);
     free(ing);
 }
@@ -62,11 +81,114 @@ static kiln_head_t *head_of(kiln_ingester_t *ing, const char *tenant, size_t len
     return h;
 }
 
-kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant, const kiln_label_t *l,
-                                 size_t n, const kiln_pprof_t *p, kiln_err *err)
+/* Applies a batch to the tenant's head (after it is durable, or on replay). */
+static void apply(kiln_ingester_t *ing, const char *tenant, const kiln_ingester_part *parts,
+                  size_t n)
 {
     kiln_head_t *h = head_of(ing, tenant, strlen(tenant), true);
-    return kiln_head_append(h, l, n, p, p->time_nanos, err);
+    for (size_t i = 0; i < n; i++)
+        kiln_head_append(h, parts[i].labels, parts[i].n_labels, parts[i].profile,
+                         parts[i].profile->time_nanos, NULL);
+}
+
+/* The WAL record of a batch, packed into out. */
+static void encode_record(const char *tenant, const kiln_ingester_part *parts, size_t n,
+                          kiln_arena_t *a, kiln_buf *out)
+{
+    Ingester__V1__WalRecord rec = INGESTER__V1__WAL_RECORD__INIT;
+    rec.tenant = (char *)tenant;
+    rec.n_series = n;
+    rec.series = kiln_arena_alloc(a, (n + 1) * sizeof(*rec.series));
+    for (size_t i = 0; i < n; i++) {
+        Ingester__V1__ProfileSeries *s = kiln_arena_alloc(a, sizeof(*s));
+        ingester__v1__profile_series__init(s);
+        s->n_labels = parts[i].n_labels;
+        s->labels = kiln_arena_alloc(a, (s->n_labels + 1) * sizeof(*s->labels));
+        for (size_t j = 0; j < s->n_labels; j++) {
+            Types__V1__LabelPair *lp = kiln_arena_alloc(a, sizeof(*lp));
+            types__v1__label_pair__init(lp);
+            lp->name = (char *)parts[i].labels[j].name;
+            lp->value = (char *)parts[i].labels[j].value;
+            s->labels[j] = lp;
+        }
+        kiln_buf pb;
+        kiln_buf_init(&pb, 0);
+        kiln_pprof_encode(parts[i].profile, true, &pb);
+        s->profile.data = (uint8_t *)kiln_arena_alloc(a, pb.len + 1);
+        memcpy(s->profile.data, pb.ptr ? pb.ptr : "", pb.len);
+        s->profile.len = pb.len;
+        kiln_buf_free(&pb);
+        rec.series[i] = s;
+    }
+    size_t len = ingester__v1__wal_record__get_packed_size(&rec);
+    kiln_buf_reserve(out, len);
+    out->len += ingester__v1__wal_record__pack(&rec, (uint8_t *)out->ptr + out->len);
+}
+
+kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
+                                 const kiln_ingester_part *parts, size_t n, kiln_err *err)
+{
+    if (n == 0)
+        return KILN_OK;
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_buf rec;
+    kiln_buf_init(&rec, 0);
+    encode_record(tenant, parts, n, a, &rec);
+    kiln_status st = kiln_wal_append(ing->wal, rec.ptr, rec.len, NULL, err);
+    kiln_buf_free(&rec);
+    kiln_arena_destroy(a);
+    if (st == KILN_OK)
+        apply(ing, tenant, parts, n);
+    return st;
+}
+
+/* Replays one WAL record: every series decodes, or the record is skipped. */
+static void replay_record(void *ctx, uint64_t segment, const uint8_t *data, size_t len)
+{
+    (void)segment;
+    kiln_ingester_t *ing = ctx;
+    kiln_arena_t *a = kiln_arena_create(0);
+    ProtobufCAllocator al = kiln_arena_pb_allocator(a);
+    Ingester__V1__WalRecord *rec = ingester__v1__wal_record__unpack(&al, len, data);
+    kiln_ingester_part *parts = rec ? kiln_arena_calloc(a, rec->n_series + 1, sizeof(*parts)) : NULL;
+    kiln_status st = rec ? KILN_OK : KILN_DATA_LOSS;
+    for (size_t i = 0; st == KILN_OK && i < rec->n_series; i++) {
+        const Ingester__V1__ProfileSeries *s = rec->series[i];
+        kiln_label_t *l = kiln_arena_alloc(a, (s->n_labels + 1) * sizeof(*l));
+        for (size_t j = 0; j < s->n_labels; j++)
+            l[j] = (kiln_label_t){s->labels[j]->name, s->labels[j]->value};
+        kiln_pprof_t *p = kiln_arena_alloc(a, sizeof(*p));
+        st = kiln_pprof_decode(a, s->profile.data, s->profile.len, p, NULL);
+        if (st == KILN_OK)
+            st = kiln_pprof_normalize(a, p, 0, NULL);
+        parts[i] = (kiln_ingester_part){l, s->n_labels, p};
+    }
+    if (st == KILN_OK)
+        apply(ing, rec->tenant, parts, rec->n_series);
+    else
+        KILN_LOG_WARN("ingester", "skipping an undecodable WAL record of %zu bytes", len);
+    kiln_arena_destroy(a);
+}
+
+static kiln_status open_wal(kiln_ingester_t *ing, kiln_err *err)
+{
+    char dir[4096];
+    if (mkdir(ing->cfg.storage_path, 0755) != 0 && errno != EEXIST)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "cannot create -storage.path %s: %s",
+                            ing->cfg.storage_path, strerror(errno));
+    snprintf(dir, sizeof(dir), "%s/wal", ing->cfg.storage_path);
+    kiln_wal_config wc = {ing->cfg.wal_max_delay_ns,
+                          ing->cfg.wal_segment_bytes ? ing->cfg.wal_segment_bytes : 128u << 20,
+                          !ing->cfg.wal_no_fsync};
+    kiln_status st = kiln_wal_open(dir, &wc, &ing->wal, err);
+    if (st == KILN_OK)
+        st = kiln_wal_replay(ing->wal, replay_record, ing, err);
+    if (st == KILN_OK) {
+        kiln_head_stats_t s;
+        kiln_ingester_stats_all(ing, &s);
+        KILN_LOG_INFO("ingester", "replayed WAL %s: %zu profiles, %zu series", dir, s.profiles, s.series);
+    }
+    return st;
 }
 
 /* Calls fn for the head of every tenant in "a|b|c" that has one. */
@@ -137,6 +259,17 @@ static void stats_one(kiln_head_t *h, void *arg)
         o->max_time_ms = s.max_time_ms;
 }
 
+void kiln_ingester_stats_all(kiln_ingester_t *ing, kiln_head_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    query_args q = {NULL, 0, 0, NULL, NULL, NULL, out};
+    pthread_mutex_lock(&ing->mu);
+    size_t n = ing->n;
+    pthread_mutex_unlock(&ing->mu);
+    for (size_t i = 0; i < n; i++)
+        stats_one(ing->t[i].head, &q);
+}
+
 void kiln_ingester_stats(kiln_ingester_t *ing, const char *tenants, kiln_head_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -151,6 +284,7 @@ static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *
 {
     kiln_ingester_t *ing = svc;
     const Ingester__V1__PushRequest *req = (const Ingester__V1__PushRequest *)msg;
+    kiln_ingester_part *parts = kiln_arena_calloc(ctx->arena, req->n_series + 1, sizeof(*parts));
     for (size_t i = 0; i < req->n_series; i++) {
         const Ingester__V1__ProfileSeries *s = req->series[i];
         kiln_label_t *l = kiln_arena_alloc(ctx->arena, (s->n_labels + 1) * sizeof(*l));
@@ -158,18 +292,20 @@ static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *
             l[j] = (kiln_label_t){s->labels[j]->name, s->labels[j]->value};
         kiln_labels_sort(l, s->n_labels);
         kiln_status st = kiln_labels_validate(l, s->n_labels, 0, 0, 0, ctx->err);
-        kiln_pprof_t p;
+        kiln_pprof_t *p = kiln_arena_alloc(ctx->arena, sizeof(*p));
         if (st == KILN_OK)
-            st = kiln_pprof_decode(ctx->arena, s->profile.data, s->profile.len, &p, ctx->err);
+            st = kiln_pprof_decode(ctx->arena, s->profile.data, s->profile.len, p, ctx->err);
         if (st == KILN_OK)
-            st = kiln_pprof_validate(&p, ctx->err);
+            st = kiln_pprof_validate(p, ctx->err);
         if (st == KILN_OK)
-            st = kiln_pprof_normalize(ctx->arena, &p, 0, ctx->err);
-        if (st == KILN_OK)
-            st = kiln_ingester_append(ing, ctx->tenant, l, s->n_labels, &p, ctx->err);
+            st = kiln_pprof_normalize(ctx->arena, p, 0, ctx->err);
+        parts[i] = (kiln_ingester_part){l, s->n_labels, p};
         if (st != KILN_OK)
             return st;
     }
+    kiln_status st = kiln_ingester_append(ing, ctx->tenant, parts, req->n_series, ctx->err);
+    if (st != KILN_OK)
+        return st;
     Ingester__V1__PushResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     ingester__v1__push_response__init(r);
     *resp = &r->base;

@@ -2,7 +2,9 @@
  * ingester: owns the heads of all tenants in this process and serves the
  * internal ingester.v1 API (distributor -> ingester writes, querier ->
  * ingester reads). In -target=all the distributor and querier call the
- * in-process functions below directly. Thread-safe. */
+ * in-process functions below directly. Every append is written to the
+ * write-ahead log (<storage.path>/wal) and made durable before it is applied
+ * and acknowledged; start-up replays the log into the heads. Thread-safe. */
 #ifndef KILN_INGESTER_H
 #define KILN_INGESTER_H
 
@@ -22,18 +24,32 @@ typedef struct kiln_ingester kiln_ingester_t;
 typedef struct kiln_ingester_config {
     const char *storage_path; /* this process's own state directory */
     size_t max_profile_bytes; /* decompressed pprof on the internal push */
+    int64_t wal_max_delay_ns; /* group-commit wait for company (0 = none) */
+    size_t wal_segment_bytes; /* WAL segment size */
+    bool wal_no_fsync;        /* benchmarks of the in-memory path only: never in service */
 } kiln_ingester_config;
 
-/** Creates an ingester with no tenants. */
-kiln_ingester_t *kiln_ingester_create(const kiln_ingester_config *cfg);
+/** Creates an ingester and replays its write-ahead log into the heads.
+ * KILN_UNAVAILABLE with err when the storage path cannot be used. */
+kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_t **out,
+                                 kiln_err *err);
 /** Frees all heads; NULL is a no-op. */
 void kiln_ingester_destroy(kiln_ingester_t *ing);
 /** Registers the ingester.v1.IngesterService methods in the registry. */
 void kiln_ingester_register(kiln_ingester_t *ing, kiln_rpc_registry_t *rpc);
 
-/** Appends one validated, normalised profile of a series to tenant's head. */
-kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant, const kiln_label_t *l,
-                                 size_t n, const kiln_pprof_t *p, kiln_err *err);
+/** One validated, normalised profile of one series (sorted labels). */
+typedef struct kiln_ingester_part {
+    const kiln_label_t *labels;
+    size_t n_labels;
+    const kiln_pprof_t *profile;
+} kiln_ingester_part;
+
+/** Appends a batch (one push) to tenant's head, all or nothing: the batch
+ * is one WAL record, durable before this returns KILN_OK. KILN_UNAVAILABLE
+ * when the log cannot be written (nothing was applied). */
+kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
+                                 const kiln_ingester_part *parts, size_t n, kiln_err *err);
 
 /** Visits the matching series of the tenants in `tenants` ("a" or "a|b"). */
 void kiln_ingester_series(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
@@ -43,6 +59,9 @@ void kiln_ingester_series(kiln_ingester_t *ing, const char *tenants, const kiln_
 void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants,
                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
                               kiln_tree_t *t);
+
+/** Sums the stats of every tenant. */
+void kiln_ingester_stats_all(kiln_ingester_t *ing, kiln_head_stats_t *out);
 
 /** Sums the stats of the tenants in `tenants`. */
 void kiln_ingester_stats(kiln_ingester_t *ing, const char *tenants, kiln_head_stats_t *out);

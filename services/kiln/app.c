@@ -90,7 +90,10 @@ static void create_servers(kiln_app_t *app)
     kiln_http_server_route(app->http, "/ready", on_ready, app);
     kiln_http_server_route(app->http, "/metrics", on_metrics, app);
     kiln_http_server_fallback(app->http, kiln_connect_handle, &app->connect);
-    kiln_grpc_config gc = {cfg->grpc_address, cfg->grpc_port, NULL, 0, threads, cfg->grpc_max_recv};
+    /* The second gRPC listener serves the OTLP port (4317); -1 turns it off. */
+    const char *otlp_address = cfg->otlp_grpc_port >= 0 ? cfg->otlp_grpc_address : NULL;
+    kiln_grpc_config gc = {cfg->grpc_address, cfg->grpc_port, otlp_address, cfg->otlp_grpc_port,
+                           threads, cfg->grpc_max_recv};
     app->grpc = kiln_grpc_server_create(&gc, app->rpc, app->metrics);
 }
 
@@ -119,19 +122,25 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
     }
     app->metrics = kiln_metrics_create();
     app->rpc = kiln_rpc_registry_create();
-    kiln_ingester_config ic = {cfg->storage_path, cfg->limits.max_profile_bytes};
-    app->ingester = kiln_ingester_create(&ic);
+    create_servers(app);
+    kiln_ingester_config ic = {cfg->storage_path, cfg->limits.max_profile_bytes,
+                               cfg->wal_max_delay_ns, cfg->wal_segment_bytes, false};
+    kiln_status st = kiln_ingester_create(&ic, &app->ingester, err);
+    if (st != KILN_OK) {
+        kiln_app_destroy(app);
+        return st;
+    }
     kiln_ingester_register(app->ingester, app->rpc);
     if (mods & MOD_DISTRIBUTOR) {
         kiln_distributor_config dc = {app->limits, cfg->limits.max_profile_bytes};
         app->distributor = kiln_distributor_create(&dc, app->ingester, app->metrics);
         kiln_distributor_register(app->distributor, app->rpc);
+        kiln_distributor_register_otlp(app->distributor, app->rpc, app->http);
     }
     if (mods & MOD_QUERIER) {
         app->querier = kiln_querier_create(app->ingester);
         kiln_querier_register(app->querier, app->rpc);
     }
-    create_servers(app);
     *out = app;
     return KILN_OK;
 }
@@ -143,8 +152,9 @@ kiln_status kiln_app_start(kiln_app_t *app, kiln_err *err)
         st = kiln_http_server_start(app->http, err);
     if (st != KILN_OK)
         return st;
-    KILN_LOG_INFO("kiln", "target=%s http=%d grpc=%d listening", app->cfg->target,
-                  kiln_http_server_port(app->http), kiln_grpc_server_port(app->grpc));
+    KILN_LOG_INFO("kiln", "target=%s http=%d grpc=%d otlp_grpc=%d listening", app->cfg->target,
+                  kiln_http_server_port(app->http), kiln_grpc_server_port(app->grpc),
+                  kiln_grpc_server_port2(app->grpc));
     atomic_store(&app->ready, 1);
     return KILN_OK;
 }

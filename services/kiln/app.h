@@ -19,12 +19,16 @@ typedef struct kiln_app_config {
     char *grpc_address;
     int grpc_port;
     size_t grpc_max_recv;
+    char *otlp_grpc_address;
+    int otlp_grpc_port; /* 0 = ephemeral, -1 = off */
     size_t http_max_body;
     int threads;
     char *storage_path;
     char *config_file;
     char *log_level;
     char *runtime_config;
+    int64_t wal_max_delay_ns;
+    size_t wal_segment_bytes;
     kiln_limits limits; /* defaults for every tenant */
 } kiln_app_config;
 

@@ -4,8 +4,9 @@
  * libdeflate inflate and a plain protobuf walk of the same bytes. Prints
  * figures only; it is not a test and nothing here passes or fails on time.
  *
- * Usage: bench_push [-s seconds] [file ...]   (files relative to
- * $KILN_TESTDATA unless absolute; default: the Go, Java and Node CPU set). */
+ * Usage: bench_push [-s seconds] [-p] [file ...]   (files relative to
+ * $KILN_TESTDATA unless absolute; default: the Go, Java and Node CPU set;
+ * -p runs only the single-thread push, for perf or callgrind). */
 #include <libdeflate.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -46,6 +47,12 @@ typedef struct bench_file {
     size_t raw_len; /* gunzipped once, before any timing */
     size_t n_samples;
 } bench_file;
+
+typedef struct bench_opts {
+    double seconds;
+    bool push_only; /* -p: only the single-thread push runs (for profilers) */
+    int first_file; /* argv index of the first file argument */
+} bench_opts;
 
 static const struct {
     const char *rel, *lang, *name;
@@ -389,8 +396,9 @@ static int load_file(bench_file *f, kiln_arena_t *keep)
     return st == KILN_OK ? 0 : -1;
 }
 
-static void init_file(bench_file *f, const char *root, const char *rel, const char *lang,
-                      const char *name)
+/* Fills f for rel (under root unless absolute). lang and name come from the
+ * default table when rel is one of its files. */
+static void init_file(bench_file *f, const char *root, const char *rel)
 {
     memset(f, 0, sizeof(*f));
     if (rel[0] == '/')
@@ -398,10 +406,16 @@ static void init_file(bench_file *f, const char *root, const char *rel, const ch
     else
         snprintf(f->path, sizeof(f->path), "%s/%s", root, rel);
     snprintf(f->rel, sizeof(f->rel), "%s", rel);
-    f->lang = lang;
-    f->name = name;
+    f->lang = "?";
+    f->name = "process_cpu";
+    for (size_t i = 0; i < N_DEFAULT_FILES; i++) {
+        if (strcmp(default_files[i].rel, rel) == 0) {
+            f->lang = default_files[i].lang;
+            f->name = default_files[i].name;
+        }
+    }
     const char *base = strrchr(rel, '/');
-    snprintf(f->service, sizeof(f->service), "bench-%s-%.40s", lang, base ? base + 1 : rel);
+    snprintf(f->service, sizeof(f->service), "bench-%s-%.40s", f->lang, base ? base + 1 : rel);
 }
 
 /* The push path's limits: Kiln's defaults (build/kiln -help) with the rate
@@ -435,8 +449,18 @@ static void env_create(bench_env *e)
     kiln_limits l = bench_limits();
     e->limits = kiln_overrides_create(&l);
     e->metrics = kiln_metrics_create();
-    kiln_ingester_config ic = {"/tmp", l.max_profile_bytes};
-    e->ing = kiln_ingester_create(&ic);
+    /* A fresh state directory per run; the WAL is written but not fsynced,
+     * so the figure is the CPU cost of the push path, not the disk's. */
+    char *dir = kiln_xstrdup("/tmp/kiln-bench-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        abort();
+    kiln_ingester_config ic = {dir, l.max_profile_bytes, 0, 1u << 30, true};
+    kiln_err err;
+    if (kiln_ingester_create(&ic, &e->ing, &err) != KILN_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        abort();
+    }
+    free(dir);
     kiln_distributor_config dc = {e->limits, l.max_profile_bytes};
     e->d = kiln_distributor_create(&dc, e->ing, e->metrics);
 }
@@ -488,7 +512,8 @@ static int bench_baselines(const bench_file *f, double seconds, file_figures *ff
 
 /* Decode-only and full push figures of one file, into a fresh ingester (one
  * service pushing this profile from PODS pods). */
-static int bench_file_push(const bench_file *f, double seconds, file_figures *ff)
+static int bench_file_push(const bench_file *f, double seconds, bool push_only,
+                           file_figures *ff)
 {
     bench_env e;
     env_create(&e);
@@ -500,7 +525,7 @@ static int bench_file_push(const bench_file *f, double seconds, file_figures *ff
     pc.tenant = "bench";
     pc.a = kiln_arena_create(0);
     pc.t0_ns = realtime_ns() - 86400LL * 1000000000;
-    int rc = run_timed(seconds, decode_one, &pc, false, &ff->decode);
+    int rc = push_only ? 0 : run_timed(seconds, decode_one, &pc, false, &ff->decode);
     if (rc == 0)
         rc = run_timed(seconds, push_one, &pc, true, &ff->push);
     kiln_ingester_stats(e.ing, "bench", &ff->head);
@@ -518,11 +543,14 @@ static void print_push_header(void)
 
 static void print_push_row(const bench_file *f, const file_figures *ff)
 {
-    printf("%-58s %4s %8.1f %8.1f %7zu | %9.1f %9.1f %9.1f %8.3f %8.3f | %9.1f | %6zu %8zu %9zu\n",
+    char dec[32] = "-";
+    if (ff->decode.iters > 0)
+        snprintf(dec, sizeof(dec), "%.1f", mb_per_cpu_s(&ff->decode, f->raw_len));
+    printf("%-58s %4s %8.1f %8.1f %7zu | %9.1f %9.1f %9.1f %8.3f %8.3f | %9s | %6zu %8zu %9zu\n",
            f->rel, f->lang, (double)f->gz_len / 1e3, (double)f->raw_len / 1e3, f->n_samples,
            mb_per_cpu_s(&ff->push, f->raw_len), mb_per_wall_s(&ff->push, f->raw_len),
            ff->push.cpu > 0 ? (double)ff->push.iters / ff->push.cpu : 0, ff->push.p50 * 1e3,
-           ff->push.p99 * 1e3, mb_per_cpu_s(&ff->decode, f->raw_len), ff->head.series,
+           ff->push.p99 * 1e3, dec, ff->head.series,
            ff->head.profiles, ff->head.stack_nodes);
 }
 
@@ -552,19 +580,22 @@ static void print_totals(const bench_file *f, const file_figures *ff, size_t n)
         dmb += (double)f[i].raw_len * (double)ff[i].decode.iters / MB;
         dcpu += ff[i].decode.cpu;
     }
-    printf("%-58s push %.1f MB/s per core, decode %.1f MB/s per core (all files, total MB / "
-           "total CPU s)\n", "ALL", cpu > 0 ? mb / cpu : 0, dcpu > 0 ? dmb / dcpu : 0);
+    printf("%-58s push %.1f MB/s per core", "ALL (total MB / total CPU s)", cpu > 0 ? mb / cpu : 0);
+    if (dcpu > 0)
+        printf(", decode only %.1f MB/s per core", dmb / dcpu);
+    printf("\n");
 }
 
-static int bench_single(const bench_file *f, size_t n, double seconds)
+static int bench_single(const bench_file *f, size_t n, const bench_opts *o)
 {
     file_figures *ff = kiln_xcalloc(n, sizeof(*ff));
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         fprintf(stderr, "bench_push: %s ...\n", f[i].rel);
-        rc = bench_baselines(&f[i], seconds, &ff[i]);
+        if (!o->push_only)
+            rc = bench_baselines(&f[i], o->seconds, &ff[i]);
         if (rc == 0)
-            rc = bench_file_push(&f[i], seconds, &ff[i]);
+            rc = bench_file_push(&f[i], o->seconds, o->push_only, &ff[i]);
     }
     if (rc == 0) {
         printf("\n== Push path, single thread (decode+validate+normalize+split+append via "
@@ -573,6 +604,8 @@ static int bench_single(const bench_file *f, size_t n, double seconds)
         for (size_t i = 0; i < n; i++)
             print_push_row(&f[i], &ff[i]);
         print_totals(f, ff, n);
+    }
+    if (rc == 0 && !o->push_only) {
         printf("\n== Same bytes through libdeflate inflate (of the .gz) and a plain protobuf "
                "wire walk, single thread, MB/s per core ==\n");
         print_ratio_header();
@@ -670,22 +703,50 @@ static int bench_scaling(const bench_file *f, size_t n, double seconds)
 
 /* ---- main ------------------------------------------------------------------- */
 
-static double parse_args(int argc, char **argv, int *first_file)
+static int parse_args(int argc, char **argv, bench_opts *o)
 {
-    double seconds = 2.0;
+    o->seconds = 2.0;
+    o->push_only = false;
     int i = 1;
-    if (i + 1 < argc && strcmp(argv[i], "-s") == 0) {
-        seconds = strtod(argv[i + 1], NULL);
-        i += 2;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "-p") == 0) {
+            o->push_only = true;
+        } else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) {
+            o->seconds = strtod(argv[++i], NULL);
+        } else {
+            fprintf(stderr, "usage: bench_push [-s seconds] [-p] [file ...]\n"
+                            "  -s  seconds per figure (default 2)\n"
+                            "  -p  push figures only, one thread (for perf or callgrind)\n"
+                            "  files are relative to $KILN_TESTDATA unless absolute\n");
+            return -1;
+        }
     }
-    *first_file = i;
-    return seconds > 0 ? seconds : 2.0;
+    o->first_file = i;
+    if (!(o->seconds > 0))
+        o->seconds = 2.0;
+    return 0;
+}
+
+static void print_load(void)
+{
+    FILE *fp = fopen("/proc/loadavg", "r");
+    char line[128] = "";
+    if (fp != NULL) {
+        if (fgets(line, sizeof(line), fp) == NULL)
+            line[0] = '\0';
+        fclose(fp);
+    }
+    line[strcspn(line, "\n")] = '\0';
+    printf("cores online: %ld; load average: %s (other work on the machine skews wall-clock "
+           "figures and scaling)\n", sysconf(_SC_NPROCESSORS_ONLN), line);
 }
 
 int main(int argc, char **argv)
 {
-    int first;
-    double seconds = parse_args(argc, argv, &first);
+    bench_opts o;
+    if (parse_args(argc, argv, &o) != 0)
+        return 2;
+    int first = o.first_file;
     const char *root = getenv("KILN_TESTDATA");
     if (root == NULL || *root == '\0')
         root = KILN_TESTDATA_DEFAULT;
@@ -694,22 +755,19 @@ int main(int argc, char **argv)
     kiln_arena_t *keep = kiln_arena_create(0);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (first < argc)
-            init_file(&f[i], root, argv[first + (int)i], "?", "process_cpu");
-        else
-            init_file(&f[i], root, default_files[i].rel, default_files[i].lang,
-                      default_files[i].name);
+        init_file(&f[i], root, first < argc ? argv[first + (int)i] : default_files[i].rel);
         rc = load_file(&f[i], keep);
     }
     printf("kiln bench_push: %.1f s per figure after %d warm-up iterations; MB = 10^6 bytes of "
            "uncompressed pprof; MB/s = MB per CPU second of the measuring thread "
-           "(CLOCK_THREAD_CPUTIME_ID) unless marked wall\ntest data: %s\n", seconds, WARMUP, root);
+           "(CLOCK_THREAD_CPUTIME_ID) unless marked wall\ntest data: %s\n", o.seconds, WARMUP, root);
+    print_load();
     if (rc == 0)
-        rc = bench_single(f, n, seconds);
-    if (rc == 0)
+        rc = bench_single(f, n, &o);
+    if (rc == 0 && !o.push_only) {
         printf("\npeak RSS after the single-thread runs: %.1f MB\n", peak_rss_mb());
-    if (rc == 0)
-        rc = bench_scaling(f, n, seconds);
+        rc = bench_scaling(f, n, o.seconds);
+    }
     if (rc == 0)
         printf("\npeak RSS (getrusage ru_maxrss): %.1f MB\n", peak_rss_mb());
     for (size_t i = 0; i < n; i++)

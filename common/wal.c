@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * wal: segment files, leader/follower group commit, replay with tail repair. */
+#include "wal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "buf.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define HDR 8
+
+struct kiln_wal {
+    char *dir;
+    kiln_wal_config cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int fd;
+    uint64_t seg;       /* current segment id */
+    size_t seg_bytes;   /* bytes in the current segment */
+    kiln_buf pending;   /* framed records not yet written */
+    uint64_t appended;  /* sequence of the last record put in pending */
+    uint64_t flushed;   /* every record up to this sequence is durable or failed */
+    uint64_t failed_lo, failed_hi; /* the last failed batch (sequences) */
+    int leader;         /* a leader is writing */
+    kiln_wal_stats stats;
+};
+
+static void seg_path(const kiln_wal_t *w, uint64_t id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%016" PRIu64 ".wal", w->dir, id);
+}
+
+/* Segment ids in the directory, sorted ascending. Caller frees. */
+static uint64_t *list_segments(const char *dir, size_t *n)
+{
+    uint64_t *ids = NULL;
+    size_t cap = 0;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return NULL;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char *end;
+        unsigned long long id = strtoull(e->d_name, &end, 10);
+        if (end != e->d_name && strcmp(end, ".wal") == 0) {
+            KILN_GROW(ids, cap, *n + 1);
+            ids[(*n)++] = id;
+        }
+    }
+    closedir(d);
+    for (size_t i = 1; i < *n; i++) /* few segments: insertion sort */
+        for (size_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+            uint64_t t = ids[j];
+            ids[j] = ids[j - 1];
+            ids[j - 1] = t;
+        }
+    return ids;
+}
+
+static kiln_status open_segment(kiln_wal_t *w, uint64_t id, kiln_err *err)
+{
+    char path[4096];
+    seg_path(w, id, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "wal: cannot open %s: %s", path, strerror(errno));
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = fd;
+    w->seg = id;
+    w->seg_bytes = 0;
+    return KILN_OK;
+}
+
+kiln_status kiln_wal_open(const char *dir, const kiln_wal_config *cfg, kiln_wal_t **out,
+                          kiln_err *err)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "wal: cannot create %s: %s", dir, strerror(errno));
+    kiln_wal_t *w = kiln_xcalloc(1, sizeof(*w));
+    w->dir = kiln_xstrdup(dir);
+    w->cfg = *cfg;
+    w->fd = -1;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    kiln_buf_init(&w->pending, 0);
+    size_t n;
+    uint64_t *ids = list_segments(dir, &n);
+    kiln_status st = open_segment(w, n ? ids[n - 1] + 1 : 1, err);
+    free(ids);
+    if (st != KILN_OK) {
+        kiln_wal_close(w);
+        return st;
+    }
+    *out = w;
+    return KILN_OK;
+}
+
+void kiln_wal_close(kiln_wal_t *w)
+{
+    if (w == NULL)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    kiln_buf_free(&w->pending);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w->dir);
+    free(w);
+}
+
+static uint32_t checksum(const uint8_t *p, size_t n)
+{
+    return (uint32_t)XXH3_64bits(p, n);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Reads a whole file into memory; NULL on error. */
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    uint8_t *p = NULL;
+    if (fstat(fd, &st) == 0) {
+        p = kiln_xmalloc((size_t)st.st_size + 1);
+        size_t got = 0;
+        while (got < (size_t)st.st_size) {
+            ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        *len = got;
+    }
+    close(fd);
+    return p;
+}
+
+/* Replays one segment; truncates it at the first bad frame. */
+static kiln_status replay_segment(kiln_wal_t *w, uint64_t id,
+                                  void (*fn)(void *, uint64_t, const uint8_t *, size_t), void *ctx,
+                                  kiln_err *err)
+{
+    char path[4096];
+    seg_path(w, id, path, sizeof(path));
+    size_t len = 0, off = 0;
+    uint8_t *data = read_file(path, &len);
+    if (data == NULL)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "wal: cannot read %s: %s", path, strerror(errno));
+    while (off + HDR <= len) {
+        uint32_t n = get32(data + off), sum = get32(data + off + 4);
+        if (n > len - off - HDR || checksum(data + off + HDR, n) != sum)
+            break;
+        fn(ctx, id, data + off + HDR, n);
+        off += HDR + n;
+    }
+    if (off != len) {
+        KILN_LOG_WARN("wal", "segment %s: torn or corrupt record at offset %zu of %zu; truncating "
+                             "(the %zu bytes after it are dropped, everything before is kept)",
+                      path, off, len, len - off);
+        if (truncate(path, (off_t)off) != 0)
+            KILN_LOG_ERROR("wal", "truncate %s: %s", path, strerror(errno));
+    }
+    free(data);
+    return KILN_OK;
+}
+
+kiln_status kiln_wal_replay(kiln_wal_t *w,
+                            void (*fn)(void *ctx, uint64_t segment, const uint8_t *rec, size_t len),
+                            void *ctx, kiln_err *err)
+{
+    size_t n;
+    uint64_t *ids = list_segments(w->dir, &n);
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; i < n && st == KILN_OK; i++) {
+        if (ids[i] != w->seg)
+            st = replay_segment(w, ids[i], fn, ctx, err);
+    }
+    free(ids);
+    return st;
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = write(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* The leader's turn: waits up to max_delay for company, then writes and
+ * syncs everything pending. Called and returns with w->mu held. */
+static void lead(kiln_wal_t *w)
+{
+    w->leader = 1;
+    if (w->cfg.max_delay_ns > 0) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_nsec += (long)(w->cfg.max_delay_ns % 1000000000);
+        dl.tv_sec += (time_t)(w->cfg.max_delay_ns / 1000000000) + dl.tv_nsec / 1000000000;
+        dl.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+    }
+    kiln_buf batch = w->pending;
+    kiln_buf_init(&w->pending, 0);
+    uint64_t lo = w->flushed + 1, hi = w->appended;
+    int fd = w->fd;
+    pthread_mutex_unlock(&w->mu);
+    bool ok = write_all(fd, batch.ptr, batch.len) && (!w->cfg.fsync || fdatasync(fd) == 0);
+    if (!ok) {
+        KILN_LOG_ERROR("wal", "write or sync failed: %s; %" PRIu64 " records not acknowledged",
+                       strerror(errno), hi - lo + 1);
+        /* Cut a partial write so the segment stays a clean sequence of frames. */
+        if (ftruncate(fd, (off_t)w->seg_bytes) != 0)
+            KILN_LOG_ERROR("wal", "ftruncate: %s", strerror(errno));
+    }
+    pthread_mutex_lock(&w->mu);
+    if (ok) {
+        w->seg_bytes += batch.len;
+        w->stats.syncs++;
+        w->stats.bytes += batch.len;
+    } else {
+        w->failed_lo = lo;
+        w->failed_hi = hi;
+    }
+    w->flushed = hi;
+    w->leader = 0;
+    kiln_buf_free(&batch);
+    pthread_cond_broadcast(&w->cv);
+}
+
+kiln_status kiln_wal_append(kiln_wal_t *w, const void *rec, size_t len, uint64_t *segment,
+                            kiln_err *err)
+{
+    if (len > UINT32_MAX)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "wal: record of %zu bytes too large", len);
+    uint8_t hdr[HDR];
+    put32(hdr, (uint32_t)len);
+    put32(hdr + 4, checksum(rec, len));
+    pthread_mutex_lock(&w->mu);
+    if (w->seg_bytes + w->pending.len > w->cfg.segment_bytes && !w->leader && w->pending.len == 0)
+        open_segment(w, w->seg + 1, NULL); /* on failure keep the current segment */
+    kiln_buf_append(&w->pending, hdr, HDR);
+    kiln_buf_append(&w->pending, rec, len);
+    uint64_t seq = ++w->appended;
+    uint64_t seg = w->seg;
+    w->stats.records++;
+    while (w->flushed < seq) {
+        if (!w->leader)
+            lead(w);
+        else
+            pthread_cond_wait(&w->cv, &w->mu);
+    }
+    bool failed = seq >= w->failed_lo && seq <= w->failed_hi;
+    pthread_mutex_unlock(&w->mu);
+    if (failed)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "wal: write failed; profile not stored");
+    if (segment != NULL)
+        *segment = seg;
+    return KILN_OK;
+}
+
+uint64_t kiln_wal_rotate(kiln_wal_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->leader || w->pending.len != 0) {
+        if (!w->leader)
+            lead(w);
+        else
+            pthread_cond_wait(&w->cv, &w->mu);
+    }
+    if (open_segment(w, w->seg + 1, NULL) != KILN_OK)
+        KILN_LOG_ERROR("wal", "cannot start segment %" PRIu64 "; staying on %" PRIu64, w->seg + 1, w->seg);
+    uint64_t id = w->seg;
+    pthread_mutex_unlock(&w->mu);
+    return id;
+}
+
+void kiln_wal_remove_before(kiln_wal_t *w, uint64_t segment)
+{
+    size_t n;
+    uint64_t *ids = list_segments(w->dir, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] >= segment)
+            continue;
+        char path[4096];
+        seg_path(w, ids[i], path, sizeof(path));
+        if (unlink(path) != 0)
+            KILN_LOG_WARN("wal", "cannot remove %s: %s", path, strerror(errno));
+    }
+    free(ids);
+}
+
+void kiln_wal_stats_get(kiln_wal_t *w, kiln_wal_stats *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->stats;
+    pthread_mutex_unlock(&w->mu);
+}

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Unit tests: WAL group commit, replay, torn and corrupt tails. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "wal.h"
+
+static char dir[64];
+
+static void fresh_dir(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/kiln-wal-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+}
+
+static void rm_dir(void)
+{
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        char p[512];
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        if (e->d_name[0] != '.')
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+typedef struct replayed {
+    int n;
+    long sum;
+} replayed;
+
+static void on_rec(void *ctx, uint64_t seg, const uint8_t *rec, size_t len)
+{
+    (void)seg;
+    replayed *r = ctx;
+    long v;
+    CHECK_EQ(len, sizeof(v));
+    memcpy(&v, rec, sizeof(v));
+    r->n++;
+    r->sum += v;
+}
+
+static const kiln_wal_config cfg = {0, 1 << 20, 1};
+static kiln_wal_t *shared;
+
+static void *writer(void *arg)
+{
+    long base = (long)(intptr_t)arg;
+    for (long i = 0; i < 200; i++) {
+        long v = base + i;
+        CHECK_OK(kiln_wal_append(shared, &v, sizeof(v), NULL, NULL));
+    }
+    return NULL;
+}
+
+TEST(group_commit_and_replay)
+{
+    fresh_dir();
+    CHECK_OK(kiln_wal_open(dir, &cfg, &shared, NULL));
+    pthread_t t[4];
+    for (long i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, writer, (void *)(intptr_t)(i * 1000));
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    kiln_wal_stats st;
+    kiln_wal_stats_get(shared, &st);
+    CHECK_EQ(st.records, 800);
+    CHECK(st.syncs <= st.records); /* grouped: usually far fewer */
+    printf("  800 records, %llu fdatasyncs\n", (unsigned long long)st.syncs);
+    kiln_wal_close(shared);
+
+    kiln_wal_t *w;
+    CHECK_OK(kiln_wal_open(dir, &cfg, &w, NULL));
+    replayed r = {0, 0};
+    CHECK_OK(kiln_wal_replay(w, on_rec, &r, NULL));
+    CHECK_EQ(r.n, 800);
+    CHECK_EQ(r.sum, 4 * 19900 + 200 * (0 + 1000 + 2000 + 3000));
+    kiln_wal_close(w);
+    rm_dir();
+}
+
+static void damage_last_segment(off_t cut, bool flip)
+{
+    DIR *d = opendir(dir);
+    char last[512] = "";
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strstr(e->d_name, ".wal") && strcmp(e->d_name, last + strlen(dir) + (*last ? 1 : 0)) > 0) {
+            struct stat s;
+            char p[512];
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            if (stat(p, &s) == 0 && s.st_size > 0)
+                snprintf(last, sizeof(last), "%s", p);
+        }
+    }
+    closedir(d);
+    struct stat s;
+    CHECK(stat(last, &s) == 0);
+    if (flip) {
+        int fd = open(last, O_RDWR);
+        unsigned char b;
+        CHECK(pread(fd, &b, 1, s.st_size - 3) == 1);
+        b ^= 0xff;
+        CHECK(pwrite(fd, &b, 1, s.st_size - 3) == 1);
+        close(fd);
+    } else {
+        CHECK(truncate(last, s.st_size - cut) == 0);
+    }
+}
+
+static void tail_case(bool flip)
+{
+    fresh_dir();
+    kiln_wal_t *w;
+    CHECK_OK(kiln_wal_open(dir, &cfg, &w, NULL));
+    for (long v = 1; v <= 10; v++)
+        CHECK_OK(kiln_wal_append(w, &v, sizeof(v), NULL, NULL));
+    kiln_wal_close(w);
+    damage_last_segment(5, flip); /* the 10th record is torn or corrupt */
+    CHECK_OK(kiln_wal_open(dir, &cfg, &w, NULL));
+    replayed r = {0, 0};
+    CHECK_OK(kiln_wal_replay(w, on_rec, &r, NULL));
+    CHECK_EQ(r.n, 9);
+    CHECK_EQ(r.sum, 45);
+    long v = 100; /* appends after a repair replay cleanly */
+    CHECK_OK(kiln_wal_append(w, &v, sizeof(v), NULL, NULL));
+    kiln_wal_close(w);
+    CHECK_OK(kiln_wal_open(dir, &cfg, &w, NULL));
+    r = (replayed){0, 0};
+    CHECK_OK(kiln_wal_replay(w, on_rec, &r, NULL));
+    CHECK_EQ(r.n, 10);
+    CHECK_EQ(r.sum, 145);
+    kiln_wal_close(w);
+    rm_dir();
+}
+
+TEST(torn_tail)
+{
+    tail_case(false);
+}
+
+TEST(corrupt_tail)
+{
+    tail_case(true);
+}
+
+TEST(rotate_and_remove)
+{
+    fresh_dir();
+    kiln_wal_t *w;
+    CHECK_OK(kiln_wal_open(dir, &cfg, &w, NULL));
+    long v = 1;
+    uint64_t s1, s2;
+    CHECK_OK(kiln_wal_append(w, &v, sizeof(v), &s1, NULL));
+    uint64_t cut = kiln_wal_rotate(w);
+    v = 2;
+    CHECK_OK(kiln_wal_append(w, &v, sizeof(v), &s2, NULL));
+    CHECK(s2 == cut && s1 < cut);
+    kiln_wal_remove_before(w, cut);
+    kiln_wal_close(w);
+    CHECK_OK(kiln_wal_open(dir, &cfg, &w, NULL));
+    replayed r = {0, 0};
+    CHECK_OK(kiln_wal_replay(w, on_rec, &r, NULL));
+    CHECK_EQ(r.n, 1);
+    CHECK_EQ(r.sum, 2);
+    kiln_wal_close(w);
+    rm_dir();
+}
+
+int main(void)
+{
+    RUN(group_commit_and_replay);
+    RUN(torn_tail);
+    RUN(corrupt_tail);
+    RUN(rotate_and_remove);
+    return check_done();
+}
