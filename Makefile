@@ -3,8 +3,11 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 20
+KILN_TESTDATA ?= $(CURDIR)/../shared/testdata
+BENCH_ARGS ?=
+PUSHLOAD_ARGS ?=
 
-.PHONY: deps build run test fuzz clean
+.PHONY: deps build run test fuzz bench clean
 
 deps:
 	.ci/install-deps
@@ -30,6 +33,14 @@ fuzz: deps
 	CC=clang cmake -S . -B $(BUILD)-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_FUZZ=ON
 	ninja -C $(BUILD)-fuzz
 	tests/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
+
+# Benchmarks print figures and never fail on timing (docs/operations.md):
+# the in-process push path on the release build, then pushes through the
+# real HTTP and gRPC servers of $(BUILD)/kiln.
+bench: build
+	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_push $(BENCH_ARGS)
+	cd tests/bench/pushload && go run . -kiln $(abspath $(BUILD))/kiln \
+		-testdata $(KILN_TESTDATA) $(PUSHLOAD_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz

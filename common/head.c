@@ -2,7 +2,7 @@
  * head: interning tables, the stack tree and sample columns of one tenant.
  * Interned strings are NUL-terminated copies in an arena that never moves,
  * so label sets can point at them. */
-#include "head.h"
+#include "head_int.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -12,46 +12,11 @@
 #include <xxhash.h>
 
 #include "hidx.h"
+#include "log.h"
 #include "xmalloc.h"
 
-#define NONE UINT32_MAX
+#define NONE KILN_HEAD_NONE
 #define TYPE_LABELS 6
-
-typedef struct hstr { const char *ptr; uint32_t len; } hstr;
-/* Interned records are hashed and compared as raw bytes, so none may have
- * padding: every field is 64 bits or they pair up to 64. */
-typedef struct hfunc { uint32_t name, system_name, filename, pad; int64_t start_line; } hfunc;
-typedef struct hmap {
-    uint64_t start, limit, offset;
-    uint32_t filename, build_id;
-} hmap;
-typedef struct hline { uint32_t func, pad; int64_t line; } hline;
-_Static_assert(sizeof(hfunc) == 24 && sizeof(hline) == 16 && sizeof(hmap) == 32,
-               "interned records must have no padding");
-typedef struct hloc { uint32_t mapping; uint64_t address; uint32_t line_off, n_lines; } hloc;
-typedef struct hseries {
-    kiln_label_t *labels;
-    uint32_t n_labels;
-    uint32_t *profiles;
-    size_t n_profiles, cap_profiles;
-    int64_t min_ms, max_ms;
-} hseries;
-typedef struct hprofile { uint32_t series; int64_t time_ms; size_t off; uint32_t n; } hprofile;
-
-struct kiln_head {
-    pthread_rwlock_t lock;
-    kiln_arena_t *mem;
-    hstr *strs; size_t n_strs, cap_strs; kiln_hidx str_idx;
-    hfunc *funcs; size_t n_funcs, cap_funcs; kiln_hidx func_idx;
-    hmap *maps; size_t n_maps, cap_maps; kiln_hidx map_idx;
-    hloc *locs; size_t n_locs, cap_locs; kiln_hidx loc_idx;
-    hline *lines; size_t n_lines, cap_lines;
-    uint32_t *node_parent, *node_loc; size_t n_nodes, cap_nodes, cap_nodes2; kiln_hidx node_idx;
-    hseries *series; size_t n_series, cap_series; kiln_hidx series_idx;
-    hprofile *profiles; size_t n_profiles, cap_profiles;
-    uint32_t *s_node; size_t cap_s_node;
-    int64_t *s_value; size_t n_samples, cap_s_value;
-};
 
 kiln_head_t *kiln_head_create(void)
 {
@@ -102,7 +67,7 @@ static bool str_eq(const void *ctx, uint32_t id)
     return s->len == k->len && memcmp(s->ptr, k->p, k->len) == 0;
 }
 
-static uint32_t intern_str(kiln_head_t *h, const char *p, size_t len)
+uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len)
 {
     str_key k = {h, p, len};
     uint64_t hash = XXH3_64bits(p, len);
@@ -119,7 +84,7 @@ static uint32_t intern_str(kiln_head_t *h, const char *p, size_t len)
 
 static const char *intern_cstr(kiln_head_t *h, const char *s)
 {
-    uint32_t id = intern_str(h, s, strlen(s)); /* may move h->strs: index after */
+    uint32_t id = kiln_head__intern_str(h, s, strlen(s)); /* may move h->strs: index after */
     return h->strs[id].ptr;
 }
 
@@ -137,7 +102,7 @@ static bool map_eq(const void *ctx, uint32_t id)
     return memcmp(&k->h->maps[id], k->v, sizeof(hmap)) == 0;
 }
 
-static uint32_t intern_func(kiln_head_t *h, const hfunc *f)
+uint32_t kiln_head__intern_func(kiln_head_t *h, const hfunc *f)
 {
     blob_key k = {h, f};
     uint64_t hash = XXH3_64bits(f, sizeof(*f));
@@ -151,7 +116,7 @@ static uint32_t intern_func(kiln_head_t *h, const hfunc *f)
     return id;
 }
 
-static uint32_t intern_map(kiln_head_t *h, const hmap *m)
+uint32_t kiln_head__intern_map(kiln_head_t *h, const hmap *m)
 {
     blob_key k = {h, m};
     uint64_t hash = XXH3_64bits(m, sizeof(*m));
@@ -176,7 +141,7 @@ static bool loc_eq(const void *ctx, uint32_t id)
            memcmp(&k->h->lines[a->line_off], k->lines, a->n_lines * sizeof(hline)) == 0;
 }
 
-static uint32_t intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
+uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
 {
     loc_key k = {h, l, lines};
     uint64_t hash = XXH3_64bits_withSeed(lines, l->n_lines * sizeof(hline),
@@ -203,7 +168,7 @@ static bool node_eq(const void *ctx, uint32_t id)
     return k->h->node_parent[id] == k->parent && k->h->node_loc[id] == k->loc;
 }
 
-static uint32_t stack_child(kiln_head_t *h, uint32_t parent, uint32_t loc)
+uint32_t kiln_head__stack_child(kiln_head_t *h, uint32_t parent, uint32_t loc)
 {
     node_key k = {h, parent, loc};
     uint64_t hash = XXH3_64bits_withSeed(&loc, sizeof(loc), parent);
@@ -231,7 +196,7 @@ static uint32_t x_str(kiln_head_t *h, xlate *x, const kiln_pprof_t *p, int64_t i
     if (i < 0 || (uint64_t)i >= p->n_strings)
         i = 0;
     if (x->str[i] == NONE)
-        x->str[i] = intern_str(h, p->strings[i].ptr, p->strings[i].len);
+        x->str[i] = kiln_head__intern_str(h, p->strings[i].ptr, p->strings[i].len);
     return x->str[i];
 }
 
@@ -241,13 +206,13 @@ static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p)
         const kiln_pprof_mapping *m = &p->mappings[i];
         hmap hm = {m->memory_start, m->memory_limit, m->file_offset,
                    x_str(h, x, p, m->filename), x_str(h, x, p, m->build_id)};
-        x->map[i] = intern_map(h, &hm);
+        x->map[i] = kiln_head__intern_map(h, &hm);
     }
     for (size_t i = 0; i < p->n_functions; i++) {
         const kiln_pprof_function *f = &p->functions[i];
         hfunc hf = {x_str(h, x, p, f->name), x_str(h, x, p, f->system_name),
                     x_str(h, x, p, f->filename), 0, f->start_line};
-        x->func[i] = intern_func(h, &hf);
+        x->func[i] = kiln_head__intern_func(h, &hf);
     }
     hline tmp[64];
     for (size_t i = 0; i < p->n_locations; i++) {
@@ -261,7 +226,7 @@ static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p)
         }
         hloc hl = {l->mapping < p->n_mappings ? x->map[l->mapping] : NONE, l->address, 0,
                    l->n_lines};
-        x->loc[i] = intern_loc(h, &hl, lines);
+        x->loc[i] = kiln_head__intern_loc(h, &hl, lines);
         if (lines != tmp)
             free(lines);
     }
@@ -283,7 +248,7 @@ static bool series_eq(const void *ctx, uint32_t id)
     return true;
 }
 
-static uint32_t intern_series(kiln_head_t *h, const kiln_label_t *l, size_t n)
+uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t n)
 {
     series_key k = {h, l, n};
     uint64_t fp = kiln_labels_fingerprint(l, n);
@@ -342,7 +307,7 @@ static uint32_t type_series(kiln_head_t *h, const kiln_label_t *base, size_t n,
                                               (int)ty.len, ty.ptr, (int)un.len, un.ptr,
                                               (int)pt.len, pt.ptr, (int)pu.len, pu.ptr)};
     kiln_labels_sort(l, m);
-    return intern_series(h, l, m);
+    return kiln_head__intern_series(h, l, m);
 }
 
 static int64_t now_ns(void)
@@ -352,19 +317,17 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, const uint32_t *nodes,
-                        const kiln_pprof_t *p, size_t t)
+void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, const uint32_t *node,
+                            const int64_t *value, size_t n)
 {
-    size_t n_types = p->n_sample_types, off = h->n_samples;
-    KILN_GROW(h->s_node, h->cap_s_node, h->n_samples + p->n_samples);
-    KILN_GROW(h->s_value, h->cap_s_value, h->n_samples + p->n_samples);
-    for (size_t i = 0; i < p->n_samples; i++) {
-        int64_t v = p->values[p->samples[i].value_off + t];
-        (void)n_types;
-        if (v == 0)
+    size_t off = h->n_samples;
+    KILN_GROW(h->s_node, h->cap_s_node, h->n_samples + n);
+    KILN_GROW(h->s_value, h->cap_s_value, h->n_samples + n);
+    for (size_t i = 0; i < n; i++) {
+        if (value[i] == 0)
             continue;
-        h->s_node[h->n_samples] = nodes[i];
-        h->s_value[h->n_samples++] = v;
+        h->s_node[h->n_samples] = node[i];
+        h->s_value[h->n_samples++] = value[i];
     }
     KILN_GROW(h->profiles, h->cap_profiles, h->n_profiles + 1);
     uint32_t pid = (uint32_t)h->n_profiles++;
@@ -400,11 +363,16 @@ kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t 
         const kiln_pprof_sample *s = &p->samples[i];
         uint32_t node = 0;
         for (uint32_t j = s->n_locs; j-- > 0;) /* stacks are leaf first */
-            node = stack_child(h, node, x.loc[p->locs[s->loc_off + j]]);
+            node = kiln_head__stack_child(h, node, x.loc[p->locs[s->loc_off + j]]);
         nodes[i] = node;
     }
-    for (size_t t = 0; t < p->n_sample_types; t++)
-        add_profile(h, type_series(h, labels, n, p, t, tmp), time_ms, nodes, p, t);
+    int64_t *values = kiln_arena_alloc(tmp, (p->n_samples + 1) * sizeof(int64_t));
+    for (size_t t = 0; t < p->n_sample_types; t++) {
+        for (size_t i = 0; i < p->n_samples; i++)
+            values[i] = p->values[p->samples[i].value_off + t];
+        kiln_head__add_profile(h, type_series(h, labels, n, p, t, tmp), time_ms, nodes, values,
+                               p->n_samples);
+    }
     pthread_rwlock_unlock(&h->lock);
     kiln_arena_destroy(tmp);
     return KILN_OK;
@@ -442,23 +410,47 @@ void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_
     pthread_rwlock_unlock(&h->lock);
 }
 
+/* Sums one series' matching profiles into acc, from the head's columns or,
+ * for a block, from the series' sample chunk. */
+static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_ms,
+                              int64_t end_ms, int64_t *acc)
+{
+    const hseries *s = &h->series[sid];
+    const uint32_t *node = h->s_node;
+    const int64_t *value = h->s_value;
+    uint32_t *ln = NULL;
+    int64_t *lv = NULL;
+    kiln_err err;
+    if (h->loader != NULL) {
+        if (h->loader(h->loader_ctx, sid, &ln, &lv, &err) != KILN_OK) {
+            KILN_LOG_ERROR("head", "skipping series %u of a block: %s", sid, err.msg);
+            return false;
+        }
+        node = ln;
+        value = lv;
+    }
+    bool any = false;
+    for (size_t j = 0; j < s->n_profiles; j++) {
+        const hprofile *pr = &h->profiles[s->profiles[j]];
+        if (!in_range(pr->time_ms, start_ms, end_ms))
+            continue;
+        for (size_t k = pr->off; k < pr->off + pr->n; k++)
+            acc[node[k]] += value[k];
+        any = true;
+    }
+    free(ln);
+    free(lv);
+    return any;
+}
+
 /* Sums matching sample values per stack node; returns true if any matched. */
 static bool accumulate(const kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                        int64_t end_ms, int64_t *acc)
 {
     bool any = false;
     for (size_t i = 0; i < h->n_series; i++) {
-        const hseries *s = &h->series[i];
-        if (!series_selected(s, sel, start_ms, end_ms))
-            continue;
-        for (size_t j = 0; j < s->n_profiles; j++) {
-            const hprofile *pr = &h->profiles[s->profiles[j]];
-            if (!in_range(pr->time_ms, start_ms, end_ms))
-                continue;
-            for (size_t k = pr->off; k < pr->off + pr->n; k++)
-                acc[h->s_node[k]] += h->s_value[k];
-            any = true;
-        }
+        if (series_selected(&h->series[i], sel, start_ms, end_ms))
+            any |= accumulate_series(h, (uint32_t)i, start_ms, end_ms, acc);
     }
     return any;
 }
@@ -537,4 +529,150 @@ void kiln_head_stats(kiln_head_t *h, kiln_head_stats_t *out)
             out->max_time_ms = s->max_ms;
     }
     pthread_rwlock_unlock(&h->lock);
+}
+
+/* ---- merging heads (compaction) ---------------------------------------------- */
+
+/* Maps from src ids to dst ids, filled as merge_from goes. */
+typedef struct remap {
+    uint32_t *str, *func, *map, *loc, *node;
+} remap;
+
+static uint32_t r_str(kiln_head_t *dst, const kiln_head_t *src, remap *m, uint32_t i)
+{
+    if (m->str[i] == NONE)
+        m->str[i] = kiln_head__intern_str(dst, src->strs[i].ptr, src->strs[i].len);
+    return m->str[i];
+}
+
+static void remap_symbols(kiln_head_t *dst, const kiln_head_t *src, remap *m)
+{
+    for (size_t i = 0; i < src->n_funcs; i++) {
+        const hfunc *f = &src->funcs[i];
+        hfunc g = {r_str(dst, src, m, f->name), r_str(dst, src, m, f->system_name),
+                   r_str(dst, src, m, f->filename), 0, f->start_line};
+        m->func[i] = kiln_head__intern_func(dst, &g);
+    }
+    for (size_t i = 0; i < src->n_maps; i++) {
+        hmap g = src->maps[i];
+        g.filename = r_str(dst, src, m, g.filename);
+        g.build_id = r_str(dst, src, m, g.build_id);
+        m->map[i] = kiln_head__intern_map(dst, &g);
+    }
+    hline tmp[256];
+    for (size_t i = 0; i < src->n_locs; i++) {
+        hloc l = src->locs[i];
+        hline *lines = l.n_lines <= 256 ? tmp : kiln_xmalloc(l.n_lines * sizeof(hline));
+        for (uint32_t j = 0; j < l.n_lines; j++) {
+            lines[j] = src->lines[l.line_off + j];
+            lines[j].func = lines[j].func == NONE ? NONE : m->func[lines[j].func];
+        }
+        l.mapping = l.mapping == NONE ? NONE : m->map[l.mapping];
+        m->loc[i] = kiln_head__intern_loc(dst, &l, lines);
+        if (lines != tmp)
+            free(lines);
+    }
+    m->node[0] = 0;
+    for (size_t i = 1; i < src->n_nodes; i++)
+        m->node[i] = kiln_head__stack_child(dst, m->node[src->node_parent[i]], m->loc[src->node_loc[i]]);
+}
+
+/* A replica's identity: the same series, time and samples. */
+static uint64_t profile_key(uint32_t sid, int64_t t, const uint32_t *node, const int64_t *value,
+                            size_t n)
+{
+    uint64_t h = XXH3_64bits_withSeed(&t, sizeof(t), sid);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = (uint64_t)node[i] * 0x9e3779b97f4a7c15ULL ^ (uint64_t)value[i];
+        h += x * 0xff51afd7ed558ccdULL; /* order-independent */
+    }
+    return h;
+}
+
+typedef struct dedup {
+    kiln_hidx idx;
+    uint64_t *keys;
+    size_t n, cap;
+} dedup;
+
+static bool key_eq(const void *ctx, uint32_t id)
+{
+    const struct { const dedup *d; uint64_t k; } *c = ctx;
+    return c->d->keys[id] == c->k;
+}
+
+/* True when k was not seen before (and remembers it). */
+static bool dedup_add(dedup *d, uint64_t k)
+{
+    struct { const dedup *d; uint64_t k; } c = {d, k};
+    if (kiln_hidx_find(&d->idx, k, key_eq, &c) != NONE)
+        return false;
+    KILN_GROW(d->keys, d->cap, d->n + 1);
+    d->keys[d->n] = k;
+    kiln_hidx_insert(&d->idx, k, (uint32_t)d->n++);
+    return true;
+}
+
+static size_t merge_series(kiln_head_t *dst, const kiln_head_t *src, const remap *m, uint32_t i,
+                           dedup *seen)
+{
+    const hseries *s = &src->series[i];
+    const uint32_t *node = src->s_node;
+    const int64_t *value = src->s_value;
+    uint32_t *ln = NULL, *mapped = NULL;
+    int64_t *lv = NULL;
+    size_t copied = 0, cap = 0;
+    kiln_err err;
+    if (src->loader != NULL) {
+        if (src->loader(src->loader_ctx, i, &ln, &lv, &err) != KILN_OK) {
+            KILN_LOG_ERROR("head", "merge: skipping series %u: %s", i, err.msg);
+            return 0;
+        }
+        node = ln, value = lv;
+    }
+    uint32_t sid = kiln_head__intern_series(dst, s->labels, s->n_labels);
+    for (size_t j = 0; j < s->n_profiles; j++) {
+        const hprofile *p = &src->profiles[s->profiles[j]];
+        KILN_GROW(mapped, cap, (size_t)p->n + 1);
+        for (uint32_t k = 0; k < p->n; k++)
+            mapped[k] = m->node[node[p->off + k]];
+        if (!dedup_add(seen, profile_key(sid, p->time_ms, mapped, value + p->off, p->n)))
+            continue;
+        kiln_head__add_profile(dst, sid, p->time_ms, mapped, value + p->off, p->n);
+        copied++;
+    }
+    free(mapped);
+    free(ln);
+    free(lv);
+    return copied;
+}
+
+size_t kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src)
+{
+    remap m;
+    size_t n = src->n_strs + src->n_funcs + src->n_maps + src->n_locs + src->n_nodes;
+    uint32_t *all = kiln_xmalloc((n + 1) * sizeof(uint32_t));
+    memset(all, 0xff, (n + 1) * sizeof(uint32_t));
+    m.str = all, m.func = m.str + src->n_strs, m.map = m.func + src->n_funcs;
+    m.loc = m.map + src->n_maps, m.node = m.loc + src->n_locs;
+    dedup seen;
+    memset(&seen, 0, sizeof(seen));
+    kiln_hidx_init(&seen.idx);
+    size_t copied = 0;
+    pthread_rwlock_wrlock(&dst->lock);
+    pthread_rwlock_rdlock(&src->lock);
+    for (size_t i = 0; i < dst->n_profiles; i++) { /* what dst already holds counts as seen */
+        const hprofile *p = &dst->profiles[i];
+        dedup_add(&seen, profile_key(p->series, p->time_ms, dst->s_node + p->off,
+                                     dst->s_value + p->off, p->n));
+    }
+    remap_symbols(dst, src, &m);
+    for (size_t i = 0; i < src->n_series; i++)
+        copied += merge_series(dst, src, &m, (uint32_t)i, &seen);
+    pthread_rwlock_unlock(&src->lock);
+    pthread_rwlock_unlock(&dst->lock);
+    kiln_hidx_fini(&seen.idx);
+    free(seen.keys);
+    free(all);
+    return copied;
 }

@@ -58,6 +58,12 @@ void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_
 void kiln_head_merge_tree(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                           int64_t end_ms, kiln_tree_t *t);
 
+/** Copies every profile of src (a head or an opened block) into dst,
+ * re-interning its symbols, stacks and series; a profile dst already holds
+ * (same series, time and samples: a replica) is skipped. Returns the number
+ * of profiles copied. Compaction is merge_from over its source blocks. */
+size_t kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src);
+
 /** Counts of what the head holds. */
 void kiln_head_stats(kiln_head_t *h, kiln_head_stats_t *out);
 

@@ -446,7 +446,8 @@ static void build_series(conv *c, const prof_ctx *pc, const svc_ref *refs, size_
     if (l == NULL)
         return;
     memcpy(l, pc->labels, pc->n_labels * sizeof(*l));
-    l[pc->n_labels] = (kiln_label_t){KILN_LABEL_SERVICE_NAME, refs[0].svc ? refs[0].svc : pc->service};
+    const char *svc = refs[0].svc != NULL ? refs[0].svc : pc->service;
+    l[pc->n_labels] = (kiln_label_t){KILN_LABEL_SERVICE_NAME, svc};
     out->labels = l;
     out->n_labels = pc->n_labels + 1;
     out->profile_index = pc->index;
@@ -543,7 +544,8 @@ static const char *resource_service(conv *c, const Opentelemetry__Proto__Resourc
 {
     const char *exe = NULL;
     for (size_t i = 0; r != NULL && i < r->n_attributes; i++) {
-        const char *key = kv_key(c, r->attributes[i]), *v = any_str(c, r->attributes[i]->value, false);
+        const o_kv *kv = r->attributes[i];
+        const char *key = kv_key(c, kv), *v = any_str(c, kv->value, false);
         if (v != NULL && strcmp(key, "service.name") == 0)
             return v;
         if (v != NULL && exe == NULL && strcmp(key, "process.executable.name") == 0)

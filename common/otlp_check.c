@@ -22,8 +22,9 @@ static kiln_status out_of_range(kiln_err *err, int64_t v, const char *table, siz
     va_start(ap, fmt);
     vsnprintf(path, sizeof(path), fmt, ap);
     va_end(ap);
-    return kiln_err_set(err, KILN_INVALID_ARGUMENT, "otlp: %s %" PRId64 " out of range (%s has %zu entries)",
-                        path, v, table, n);
+    return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                        "otlp: %s %" PRId64 " out of range (%s has %zu entries)", path, v, table,
+                        n);
 }
 
 /* Checks owner[at].field[k] (or owner.field[k] when at is SIZE_MAX) for all k. */

@@ -67,11 +67,12 @@ static const ProtobufCMessageDescriptor *bound(const ProtobufCMessageDescriptor 
     return c;
 }
 
+#define PB(x) opentelemetry__proto__collector__profiles__v1development__##x
+#define REQUEST_DESC PB(export_profiles_service_request__descriptor)
+
 static void build_once(void)
 {
-    request_desc = bound(
-        &opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__descriptor,
-        KILN_OTLP_MAX_DEPTH - 1);
+    request_desc = bound(&REQUEST_DESC, KILN_OTLP_MAX_DEPTH - 1);
 }
 
 const ProtobufCMessageDescriptor *kiln_otlp_request_descriptor(void)

@@ -35,6 +35,16 @@ void kiln_distributor_destroy(kiln_distributor_t *d);
 /** Registers /push.v1.PusherService/Push (push.c). */
 void kiln_distributor_register(kiln_distributor_t *d, kiln_rpc_registry_t *rpc);
 
+/** Registers Pyroscope's legacy ingest API (ingest.c), POST /ingest and its
+ * alias /pyroscope/ingest, on http: the query's name=app.suffix{k=v,...},
+ * from/until, sampleRate and spyName, and a body in pprof (format=pprof or
+ * the SDKs' multipart form with sample_type_config), folded (the default),
+ * lines or speedscope; trie, tree and jfr are answered 422. Tenant from
+ * X-Scope-OrgID. Answers 200 (empty), or plain text with 400 (query,
+ * labels), 413 (too large), 422 (unreadable body) or 429 (rate limit). d and
+ * http are borrowed; call before the server starts. */
+void kiln_distributor_register_http(kiln_distributor_t *d, kiln_http_server_t *http);
+
 /** Registers OpenTelemetry profiles ingest (otlp.c): the unary method
  * /opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export
  * in rpc (gRPC, on both gRPC ports, and Connect) and the OTLP/HTTP route

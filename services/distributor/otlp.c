@@ -20,6 +20,7 @@
 #define EXPORT_PATH "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
 #define HTTP_PATH "/v1development/profiles"
 #define MAX_HTTP_BODY (256u << 20) /* decompressed OTLP/HTTP request bytes */
+#define PB(x) opentelemetry__proto__collector__profiles__v1development__##x
 
 typedef Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfilesServiceResponse
     o_resp;
@@ -59,7 +60,8 @@ static kiln_status ingest_all(kiln_distributor_t *d, const char *tenant, const k
                               kiln_arena_t *a, outcome *o, kiln_err *err)
 {
     for (size_t i = 0, e; i < r->n_series; i = e) {
-        for (e = i + 1; e < r->n_series && r->series[e].profile_index == r->series[i].profile_index;)
+        size_t profile = r->series[i].profile_index;
+        for (e = i + 1; e < r->n_series && r->series[e].profile_index == profile;)
             e++;
         kiln_err perr = {KILN_OK, ""};
         kiln_status st = ingest_profile(d, tenant, r->series + i, e - i, a, &perr);
@@ -81,10 +83,10 @@ static o_resp *response(kiln_arena_t *a, const outcome *o)
     o_partial *p = kiln_arena_alloc(a, sizeof(*p));
     if (r == NULL || p == NULL)
         return NULL;
-    opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__init(r);
+    PB(export_profiles_service_response__init)(r);
     if (o->rejected == 0)
         return r;
-    opentelemetry__proto__collector__profiles__v1development__export_profiles_partial_success__init(p);
+    PB(export_profiles_partial_success__init)(p);
     p->rejected_profiles = (int64_t)o->rejected;
     p->error_message = kiln_arena_printf(a, "%zu of %zu profiles rejected; the first: %s",
                                          o->rejected, o->profiles, o->first.msg);
@@ -188,7 +190,8 @@ static kiln_status http_body(const kiln_http_req *req, kiln_http_resp *resp, con
                             "unsupported Content-Encoding \"%s\"; supported: gzip", enc);
     }
     uint8_t *out = NULL;
-    kiln_status st = kiln_gunzip(req->arena, req->body, req->body_len, MAX_HTTP_BODY, &out, len, err);
+    kiln_status st =
+        kiln_gunzip(req->arena, req->body, req->body_len, MAX_HTTP_BODY, &out, len, err);
     if (st == KILN_RESOURCE_EXHAUSTED)
         resp->status = 413;
     if (st == KILN_OK)
@@ -202,7 +205,8 @@ static kiln_status serve_http(kiln_distributor_t *d, const kiln_http_req *req, b
 {
     char tenant[KILN_TENANT_MAX + 8];
     const char *org = kiln_http_header(req, "X-Scope-OrgID");
-    kiln_status st = kiln_tenant_parse(org, org ? strlen(org) : 0, false, tenant, sizeof(tenant), err);
+    kiln_status st =
+        kiln_tenant_parse(org, org ? strlen(org) : 0, false, tenant, sizeof(tenant), err);
     const uint8_t *body = NULL;
     size_t len = 0;
     kiln_otlp_request *msg = NULL;
@@ -237,7 +241,8 @@ static void on_http(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     if (strcmp(req->method, "POST") != 0) {
         resp->status = 405;
         st = kiln_err_set(&err, KILN_UNIMPLEMENTED, "method %s not allowed; use POST", req->method);
-    } else if (!json && !media_is(ct, "application/x-protobuf") && !media_is(ct, "application/protobuf")) {
+    } else if (!json && !media_is(ct, "application/x-protobuf") &&
+               !media_is(ct, "application/protobuf")) {
         resp->status = 415;
         st = kiln_err_set(&err, KILN_INVALID_ARGUMENT,
                           "unsupported Content-Type \"%s\"; use application/x-protobuf, "
@@ -251,7 +256,8 @@ static void on_http(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
                              : media_is(ct, "application/protobuf") ? "application/protobuf"
                                                                     : "application/x-protobuf";
     } else {
-        KILN_LOG_WARN("distributor", "%s failed code=%s: %s", HTTP_PATH, kiln_status_str(st), err.msg);
+        KILN_LOG_WARN("distributor", "%s failed code=%s: %s", HTTP_PATH, kiln_status_str(st),
+                      err.msg);
         http_error(resp, json, st, err.msg);
     }
 }
@@ -259,10 +265,8 @@ static void on_http(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
 void kiln_distributor_register_otlp(kiln_distributor_t *d, kiln_rpc_registry_t *rpc,
                                     kiln_http_server_t *http)
 {
-    kiln_rpc_method m = {
-        EXPORT_PATH, kiln_otlp_request_descriptor(),
-        &opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__descriptor,
-        h_export, d};
+    kiln_rpc_method m = {EXPORT_PATH, kiln_otlp_request_descriptor(),
+                         &PB(export_profiles_service_response__descriptor), h_export, d};
     kiln_rpc_register(rpc, &m);
     kiln_http_server_route(http, HTTP_PATH, on_http, d);
 }

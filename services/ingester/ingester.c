@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * ingester: tenant -> head map and the ingester.v1 handlers. */
-#include "ingester.h"
+#include "ingester_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -8,28 +8,32 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "block.h"
 #include "gzip.h"
 #include "ingester/v1/ingester.pb-c.h"
 #include "log.h"
 #include "wal.h"
 #include "xmalloc.h"
 
-typedef struct tenant_head {
-    char *tenant;
-    kiln_head_t *head;
-} tenant_head;
+static kiln_status open_storage(kiln_ingester_t *ing, kiln_err *err);
 
-struct kiln_ingester {
-    kiln_ingester_config cfg;
-    kiln_wal_t *wal;
-    char *storage_path; /* owned copy of cfg.storage_path */
-    pthread_mutex_t mu; /* guards the tenant list, not the heads */
-    tenant_head *t;
-    size_t n, cap;
-};
+typedef struct block_visit {
+    const tenant_head *t;
+    void (*fn)(kiln_head_t *h, void *arg);
+    void *arg;
+} block_visit;
 
-static kiln_status open_wal(kiln_ingester_t *ing, kiln_err *err);
+static void visit_block(void *ctx, const char *tenant, kiln_block_t *b)
+{
+    (void)tenant;
+    block_visit *v = ctx;
+    const char *ulid = kiln_block_meta(b)->ulid;
+    if (v->t != NULL && v->t->flushing != NULL && strcmp(v->t->flushed_ulid, ulid) == 0)
+        return; /* the same data as the head being flushed, visited already */
+    v->fn(kiln_block_head(b), v->arg);
+}
 
 kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_t **out,
                                  kiln_err *err)
@@ -39,11 +43,15 @@ kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_
     ing->storage_path = kiln_xstrdup(cfg->storage_path);
     ing->cfg.storage_path = ing->storage_path;
     pthread_mutex_init(&ing->mu, NULL);
-    kiln_status st = open_wal(ing, err);
+    pthread_rwlock_init(&ing->cut, NULL);
+    pthread_mutex_init(&ing->stop_mu, NULL);
+    pthread_cond_init(&ing->stop_cv, NULL);
+    kiln_status st = open_storage(ing, err);
     if (st != KILN_OK) {
         kiln_ingester_destroy(ing);
         return st;
     }
+    kiln_ingester__start_flusher(ing);
     *out = ing;
     return KILN_OK;
 }
@@ -52,40 +60,55 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
 {
     if (ing == NULL)
         return;
+    kiln_ingester__stop_flusher(ing, ing->cfg.flush_on_shutdown);
     for (size_t i = 0; i < ing->n; i++) {
-        free(ing->t[i].tenant);
-        kiln_head_destroy(ing->t[i].head);
+        free(ing->t[i]->tenant);
+        kiln_head_destroy(ing->t[i]->head);
+        kiln_head_destroy(ing->t[i]->flushing);
+        free(ing->t[i]);
     }
     free(ing->t);
+    kiln_blockset_destroy(ing->blocks);
+    kiln_objstore_close(ing->store);
     kiln_wal_close(ing->wal);
     free(ing->storage_path);
     pthread_mutex_destroy(&ing->mu);
+    pthread_rwlock_destroy(&ing->cut);
+    pthread_mutex_destroy(&ing->stop_mu);
+    pthread_cond_destroy(&ing->stop_cv);
     free(ing);
 }
 
-/* The tenant's head; created when create is set, else NULL when absent. */
-static kiln_head_t *head_of(kiln_ingester_t *ing, const char *tenant, size_t len, bool create)
+/* The tenant's state; created when create is set, else NULL when absent.
+ * Entries are never removed, so the pointer stays valid under `cut`. */
+static tenant_head *tenant_of(kiln_ingester_t *ing, const char *tenant, size_t len, bool create)
 {
-    kiln_head_t *h = NULL;
+    tenant_head *t = NULL;
     pthread_mutex_lock(&ing->mu);
-    for (size_t i = 0; i < ing->n && h == NULL; i++) {
-        if (strlen(ing->t[i].tenant) == len && memcmp(ing->t[i].tenant, tenant, len) == 0)
-            h = ing->t[i].head;
+    for (size_t i = 0; i < ing->n && t == NULL; i++) {
+        if (strlen(ing->t[i]->tenant) == len && memcmp(ing->t[i]->tenant, tenant, len) == 0)
+            t = ing->t[i];
     }
-    if (h == NULL && create) {
+    if (t == NULL && create) {
         KILN_GROW(ing->t, ing->cap, ing->n + 1);
-        h = kiln_head_create();
-        ing->t[ing->n++] = (tenant_head){kiln_xstrndup(tenant, len), h};
+        t = kiln_xcalloc(1, sizeof(*t));
+        t->tenant = kiln_xstrndup(tenant, len);
+        t->head = kiln_head_create();
+        ing->t[ing->n++] = t;
     }
     pthread_mutex_unlock(&ing->mu);
-    return h;
+    return t;
 }
 
-/* Applies a batch to the tenant's head (after it is durable, or on replay). */
+/* Applies a batch to the tenant's head (after it is durable, or on replay).
+ * `cut` held shared. */
 static void apply(kiln_ingester_t *ing, const char *tenant, const kiln_ingester_part *parts,
                   size_t n)
 {
-    kiln_head_t *h = head_of(ing, tenant, strlen(tenant), true);
+    tenant_head *t = tenant_of(ing, tenant, strlen(tenant), true);
+    kiln_head_t *h = t->head;
+    if (t->head_start_ns == 0)
+        t->head_start_ns = kiln_ingester__now_ns();
     for (size_t i = 0; i < n; i++)
         kiln_head_append(h, parts[i].labels, parts[i].n_labels, parts[i].profile,
                          parts[i].profile->time_nanos, NULL);
@@ -134,24 +157,29 @@ kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
     kiln_buf rec;
     kiln_buf_init(&rec, 0);
     encode_record(tenant, parts, n, a, &rec);
+    pthread_rwlock_rdlock(&ing->cut);
     kiln_status st = kiln_wal_append(ing->wal, rec.ptr, rec.len, NULL, err);
-    kiln_buf_free(&rec);
-    kiln_arena_destroy(a);
     if (st == KILN_OK)
         apply(ing, tenant, parts, n);
+    pthread_rwlock_unlock(&ing->cut);
+    kiln_buf_free(&rec);
+    kiln_arena_destroy(a);
     return st;
 }
 
 /* Replays one WAL record: every series decodes, or the record is skipped. */
 static void replay_record(void *ctx, uint64_t segment, const uint8_t *data, size_t len)
 {
-    (void)segment;
     kiln_ingester_t *ing = ctx;
     kiln_arena_t *a = kiln_arena_create(0);
     ProtobufCAllocator al = kiln_arena_pb_allocator(a);
     Ingester__V1__WalRecord *rec = ingester__v1__wal_record__unpack(&al, len, data);
     kiln_ingester_part *parts = rec ? kiln_arena_calloc(a, rec->n_series + 1, sizeof(*parts)) : NULL;
     kiln_status st = rec ? KILN_OK : KILN_DATA_LOSS;
+    if (rec != NULL && segment < kiln_blockset_wal_until(ing->blocks, ing->instance, rec->tenant)) {
+        kiln_arena_destroy(a); /* already in a block this ingester flushed */
+        return;
+    }
     for (size_t i = 0; st == KILN_OK && i < rec->n_series; i++) {
         const Ingester__V1__ProfileSeries *s = rec->series[i];
         kiln_label_t *l = kiln_arena_alloc(a, (s->n_labels + 1) * sizeof(*l));
@@ -170,12 +198,37 @@ static void replay_record(void *ctx, uint64_t segment, const uint8_t *data, size
     kiln_arena_destroy(a);
 }
 
+int64_t kiln_ingester__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* This ingester's id: read from <storage.path>/instance_id, made once. */
+static void load_instance_id(kiln_ingester_t *ing)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/instance_id", ing->storage_path);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        if (fscanf(f, "%39s", ing->instance) != 1)
+            ing->instance[0] = '\0';
+        fclose(f);
+    }
+    if (ing->instance[0] != '\0')
+        return;
+    kiln_ulid(kiln_ingester__now_ns() / 1000000, ing->instance);
+    f = fopen(path, "w");
+    if (f != NULL) {
+        fprintf(f, "%s\n", ing->instance);
+        fclose(f);
+    }
+}
+
 static kiln_status open_wal(kiln_ingester_t *ing, kiln_err *err)
 {
     char dir[4096];
-    if (mkdir(ing->cfg.storage_path, 0755) != 0 && errno != EEXIST)
-        return kiln_err_set(err, KILN_UNAVAILABLE, "cannot create -storage.path %s: %s",
-                            ing->cfg.storage_path, strerror(errno));
     snprintf(dir, sizeof(dir), "%s/wal", ing->cfg.storage_path);
     kiln_wal_config wc = {ing->cfg.wal_max_delay_ns,
                           ing->cfg.wal_segment_bytes ? ing->cfg.wal_segment_bytes : 128u << 20,
@@ -186,23 +239,58 @@ static kiln_status open_wal(kiln_ingester_t *ing, kiln_err *err)
     if (st == KILN_OK) {
         kiln_head_stats_t s;
         kiln_ingester_stats_all(ing, &s);
-        KILN_LOG_INFO("ingester", "replayed WAL %s: %zu profiles, %zu series", dir, s.profiles, s.series);
+        KILN_LOG_INFO("ingester", "replayed WAL %s: %zu profiles, %zu series not yet in blocks", dir,
+                      s.profiles, s.series);
     }
     return st;
 }
 
-/* Calls fn for the head of every tenant in "a|b|c" that has one. */
-static void each_head(kiln_ingester_t *ing, const char *tenants,
-                      void (*fn)(kiln_head_t *h, void *arg), void *arg)
+/* The storage path, the object store and its blocks, then the WAL (whose
+ * replay skips what this ingester's blocks already hold). */
+static kiln_status open_storage(kiln_ingester_t *ing, kiln_err *err)
 {
+    if (mkdir(ing->storage_path, 0755) != 0 && errno != EEXIST)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "cannot create -storage.path %s: %s",
+                            ing->storage_path, strerror(errno));
+    load_instance_id(ing);
+    char bucket[4096];
+    if (ing->cfg.bucket_dir != NULL && *ing->cfg.bucket_dir != '\0')
+        snprintf(bucket, sizeof(bucket), "%s", ing->cfg.bucket_dir);
+    else
+        snprintf(bucket, sizeof(bucket), "%s/bucket", ing->storage_path);
+    kiln_status st = kiln_objstore_open_fs(bucket, &ing->store, err);
+    if (st != KILN_OK)
+        return st;
+    ing->blocks = kiln_blockset_create(ing->store);
+    st = kiln_blockset_sync(ing->blocks, err);
+    if (st != KILN_OK)
+        return st;
+    return open_wal(ing, err);
+}
+
+/* Calls fn for every head and block of each tenant in "a|b|c". A head being
+ * flushed is visited until its block is in place, never both. `cut` is held
+ * shared throughout. */
+static void each_head(kiln_ingester_t *ing, const char *tenants, int64_t start_ms,
+                      int64_t end_ms, void (*fn)(kiln_head_t *h, void *arg), void *arg)
+{
+    pthread_rwlock_rdlock(&ing->cut);
     for (const char *p = tenants; *p != '\0';) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        kiln_head_t *h = head_of(ing, p, len, false);
-        if (h != NULL)
-            fn(h, arg);
+        tenant_head *t = tenant_of(ing, p, len, false);
+        if (t != NULL) {
+            fn(t->head, arg);
+            if (t->flushing != NULL)
+                fn(t->flushing, arg);
+        }
+        char *name = kiln_xstrndup(p, len);
+        block_visit v = {t, fn, arg};
+        kiln_blockset_each(ing->blocks, name, start_ms, end_ms, visit_block, &v);
+        free(name);
         p += len + (bar != NULL);
     }
+    pthread_rwlock_unlock(&ing->cut);
 }
 
 typedef struct query_args {
@@ -224,7 +312,7 @@ void kiln_ingester_series(kiln_ingester_t *ing, const char *tenants, const kiln_
                           int64_t start_ms, int64_t end_ms, kiln_head_series_fn fn, void *ctx)
 {
     query_args q = {sel, start_ms, end_ms, fn, ctx, NULL, NULL};
-    each_head(ing, tenants, series_one, &q);
+    each_head(ing, tenants, start_ms, end_ms, series_one, &q);
 }
 
 static void merge_one(kiln_head_t *h, void *arg)
@@ -238,7 +326,7 @@ void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants,
                               kiln_tree_t *t)
 {
     query_args q = {sel, start_ms, end_ms, NULL, NULL, t, NULL};
-    each_head(ing, tenants, merge_one, &q);
+    each_head(ing, tenants, start_ms, end_ms, merge_one, &q);
 }
 
 static void stats_one(kiln_head_t *h, void *arg)
@@ -264,17 +352,16 @@ void kiln_ingester_stats_all(kiln_ingester_t *ing, kiln_head_stats_t *out)
     memset(out, 0, sizeof(*out));
     query_args q = {NULL, 0, 0, NULL, NULL, NULL, out};
     pthread_mutex_lock(&ing->mu);
-    size_t n = ing->n;
+    for (size_t i = 0; i < ing->n; i++)
+        stats_one(ing->t[i]->head, &q);
     pthread_mutex_unlock(&ing->mu);
-    for (size_t i = 0; i < n; i++)
-        stats_one(ing->t[i].head, &q);
 }
 
 void kiln_ingester_stats(kiln_ingester_t *ing, const char *tenants, kiln_head_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
     query_args q = {NULL, 0, 0, NULL, NULL, NULL, out};
-    each_head(ing, tenants, stats_one, &q);
+    each_head(ing, tenants, 0, 0, stats_one, &q);
 }
 
 /* ---- ingester.v1 handlers ------------------------------------------------- */

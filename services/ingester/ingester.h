@@ -27,6 +27,11 @@ typedef struct kiln_ingester_config {
     int64_t wal_max_delay_ns; /* group-commit wait for company (0 = none) */
     size_t wal_segment_bytes; /* WAL segment size */
     bool wal_no_fsync;        /* benchmarks of the in-memory path only: never in service */
+    const char *bucket_dir;   /* object store root ("" = <storage_path>/bucket) */
+    int64_t max_block_duration_ns; /* cut the head into a block after this long */
+    size_t max_head_samples;  /* ...or once it holds this many samples */
+    int64_t flush_check_ns;   /* how often the flusher looks (0 = 5 s) */
+    bool flush_on_shutdown;   /* write the heads as blocks when stopping */
 } kiln_ingester_config;
 
 /** Creates an ingester and replays its write-ahead log into the heads.

@@ -123,8 +123,17 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
     app->metrics = kiln_metrics_create();
     app->rpc = kiln_rpc_registry_create();
     create_servers(app);
-    kiln_ingester_config ic = {cfg->storage_path, cfg->limits.max_profile_bytes,
-                               cfg->wal_max_delay_ns, cfg->wal_segment_bytes, false};
+    kiln_ingester_config ic = {
+        .storage_path = cfg->storage_path,
+        .max_profile_bytes = cfg->limits.max_profile_bytes,
+        .wal_max_delay_ns = cfg->wal_max_delay_ns,
+        .wal_segment_bytes = cfg->wal_segment_bytes,
+        .bucket_dir = cfg->bucket_dir,
+        .max_block_duration_ns = cfg->max_block_duration_ns,
+        .max_head_samples = cfg->max_head_samples,
+        .flush_check_ns = cfg->flush_check_ns,
+        .flush_on_shutdown = cfg->flush_on_shutdown,
+    };
     kiln_status st = kiln_ingester_create(&ic, &app->ingester, err);
     if (st != KILN_OK) {
         kiln_app_destroy(app);
@@ -136,6 +145,7 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
         app->distributor = kiln_distributor_create(&dc, app->ingester, app->metrics);
         kiln_distributor_register(app->distributor, app->rpc);
         kiln_distributor_register_otlp(app->distributor, app->rpc, app->http);
+        kiln_distributor_register_http(app->distributor, app->http);
     }
     if (mods & MOD_QUERIER) {
         app->querier = kiln_querier_create(app->ingester);

@@ -28,6 +28,11 @@ typedef struct kiln_app_config {
     char *log_level;
     char *runtime_config;
     int64_t wal_max_delay_ns;
+    char *bucket_dir;
+    int64_t max_block_duration_ns;
+    size_t max_head_samples;
+    int64_t flush_check_ns;
+    bool flush_on_shutdown;
     size_t wal_segment_bytes;
     kiln_limits limits; /* defaults for every tenant */
 } kiln_app_config;

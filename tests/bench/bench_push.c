@@ -7,6 +7,7 @@
  * Usage: bench_push [-s seconds] [-p] [file ...]   (files relative to
  * $KILN_TESTDATA unless absolute; default: the Go, Java and Node CPU set;
  * -p runs only the single-thread push, for perf or callgrind). */
+#include <ftw.h>
 #include <libdeflate.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -442,6 +443,7 @@ typedef struct bench_env {
     kiln_metrics_t *metrics;
     kiln_ingester_t *ing;
     kiln_distributor_t *d;
+    char dir[32]; /* the ingester's state directory, removed by env_destroy */
 } bench_env;
 
 static void env_create(bench_env *e)
@@ -451,18 +453,30 @@ static void env_create(bench_env *e)
     e->metrics = kiln_metrics_create();
     /* A fresh state directory per run; the WAL is written but not fsynced,
      * so the figure is the CPU cost of the push path, not the disk's. */
-    char *dir = kiln_xstrdup("/tmp/kiln-bench-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        abort();
-    kiln_ingester_config ic = {dir, l.max_profile_bytes, 0, 1u << 30, true};
-    kiln_err err;
-    if (kiln_ingester_create(&ic, &e->ing, &err) != KILN_OK) {
-        fprintf(stderr, "bench: %s\n", err.msg);
+    snprintf(e->dir, sizeof(e->dir), "/tmp/kiln-bench-XXXXXX");
+    if (mkdtemp(e->dir) == NULL) {
+        perror("bench_push: mkdtemp");
         abort();
     }
-    free(dir);
+    kiln_ingester_config ic = {.storage_path = e->dir, .max_profile_bytes = l.max_profile_bytes,
+                               .wal_segment_bytes = 1u << 30, .wal_no_fsync = true};
+    kiln_err err;
+    if (kiln_ingester_create(&ic, &e->ing, &err) != KILN_OK) {
+        fprintf(stderr, "bench_push: %s\n", err.msg);
+        abort();
+    }
     kiln_distributor_config dc = {e->limits, l.max_profile_bytes};
     e->d = kiln_distributor_create(&dc, e->ing, e->metrics);
+}
+
+static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    if (remove(path) != 0)
+        fprintf(stderr, "bench_push: cannot remove %s\n", path);
+    return 0;
 }
 
 static void env_destroy(bench_env *e)
@@ -471,6 +485,8 @@ static void env_destroy(bench_env *e)
     kiln_ingester_destroy(e->ing);
     kiln_metrics_destroy(e->metrics);
     kiln_overrides_destroy(e->limits);
+    /* Each run writes hundreds of MB of WAL: leave nothing behind. */
+    nftw(e->dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static int64_t realtime_ns(void)

@@ -28,6 +28,7 @@ typedef Opentelemetry__Proto__Common__V1__InstrumentationScope o_scope;
 typedef Opentelemetry__Proto__Resource__V1__Resource o_res;
 
 #define ARENA_CAP (256u << 20)
+#define PB(x) opentelemetry__proto__##x
 
 /* Sums per __name__, at most 8 names. */
 typedef struct totals {
@@ -70,7 +71,8 @@ static void expected_totals(const kiln_otlp_request *req, totals *t)
             for (size_t k = 0; k < sp->n_profiles; k++) {
                 const o_profile *p = sp->profiles[k];
                 const char *type = s[p->sample_type->type_strindex];
-                const char *ptype = p->period_type && p->period ? s[p->period_type->type_strindex] : "";
+                const char *ptype =
+                    p->period_type && p->period ? s[p->period_type->type_strindex] : "";
                 bool cpu = strcmp(type, "samples") == 0 && strcmp(ptype, "cpu") == 0;
                 const char *name = cpu ? "process_cpu"
                                    : strcmp(type, "off_cpu") == 0 ? "off_cpu"
@@ -116,11 +118,12 @@ static void actual_totals(kiln_arena_t *a, const kiln_otlp_result *r, totals *t)
         CHECK(name != NULL);
         for (size_t k = 0; name != NULL && k < s->profile.n_samples; k++)
             tot_add(t, name, s->profile.values[s->profile.samples[k].value_off]);
-        if (name != NULL && strcmp(name, "process_cpu") == 0) {
-            const kiln_pprof_t *p = &s->profile;
-            kiln_str_t ty = kiln_pprof_str(p, p->sample_types[0].type);
-            kiln_str_t un = kiln_pprof_str(p, p->sample_types[0].unit);
-            CHECK(kiln_str_eq(ty, "cpu") && kiln_str_eq(un, "nanoseconds"));
+        /* samples/count over a cpu period always became cpu/nanoseconds. */
+        const kiln_pprof_t *p = &s->profile;
+        if (kiln_str_eq(kiln_pprof_str(p, p->period_type.type), "cpu") && p->period != 0) {
+            CHECK_STR(name, "process_cpu");
+            CHECK(kiln_str_eq(kiln_pprof_str(p, p->sample_types[0].type), "cpu"));
+            CHECK(kiln_str_eq(kiln_pprof_str(p, p->sample_types[0].unit), "nanoseconds"));
         }
     }
 }
@@ -385,7 +388,7 @@ static void mini_init(mini *m)
     opentelemetry__proto__profiles__v1development__resource_profiles__init(&m->rp);
     m->rp.resource = &m->res, m->rp.n_scope_profiles = 1, m->rp.scope_profiles = m->psp;
     m->prp[0] = &m->rp;
-    opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__init(&m->req);
+    PB(collector__profiles__v1development__export_profiles_service_request__init)(&m->req);
     m->req.n_resource_profiles = 1, m->req.resource_profiles = m->prp;
     m->req.dictionary = &m->dict;
 }
@@ -644,8 +647,9 @@ TEST(deep_anyvalue_is_bounded)
     free(buf);
     kiln_arena_destroy(a);
     CHECK(kiln_otlp_request_descriptor() == kiln_otlp_request_descriptor());
-    CHECK_STR(kiln_otlp_request_descriptor()->name,
-              opentelemetry__proto__collector__profiles__v1development__export_profiles_service_request__descriptor.name);
+    const ProtobufCMessageDescriptor *generated =
+        &PB(collector__profiles__v1development__export_profiles_service_request__descriptor);
+    CHECK_STR(kiln_otlp_request_descriptor()->name, generated->name);
 }
 
 int main(void)

@@ -1,0 +1,696 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * block: head <-> block files. A section is [u32 raw_len][u32 comp_len]
+ * [u32 checksum of the compressed bytes][zstd bytes]; integers inside are
+ * varints (zigzag for signed). Series chunks in `samples` are sections too,
+ * located by the index. */
+#include "block.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "head_int.h"
+#include "log.h"
+#include "pbjson.h"
+#include "xmalloc.h"
+
+#define SEC_HDR 12
+#define ZSTD_LEVEL 3
+
+struct kiln_block {
+    kiln_objstore_t *store;
+    char *prefix;         /* <tenant>/blocks/<ulid>/ */
+    kiln_head_t *head;
+    uint64_t *chunk_off;  /* per series, in `samples` */
+    uint32_t *chunk_len;  /* whole section, header included */
+    kiln_arena_t *mem;
+    Block__V1__BlockMeta *meta;
+};
+
+/* ---- ULIDs ------------------------------------------------------------------ */
+
+void kiln_ulid(int64_t ms, char out[KILN_ULID_LEN + 1])
+{
+    static const char enc[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    uint8_t b[16];
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)((uint64_t)ms >> (40 - 8 * i));
+    if (getrandom(b + 6, 10, 0) != 10) {
+        uint64_t x = XXH3_64bits(&ms, sizeof(ms)) ^ (uint64_t)clock();
+        memcpy(b + 6, &x, 8);
+        memcpy(b + 14, &x, 2);
+    }
+    /* 128 bits as 26 base32 digits, most significant first (2 leading pad bits). */
+    for (int i = 0; i < KILN_ULID_LEN; i++) {
+        int bit = i * 5 - 2, v = 0;
+        for (int k = 0; k < 5; k++, bit++)
+            v = v << 1 | (bit >= 0 ? (b[bit / 8] >> (7 - bit % 8)) & 1 : 0);
+        out[i] = enc[v];
+    }
+    out[KILN_ULID_LEN] = '\0';
+}
+
+/* ---- encoding helpers ---------------------------------------------------------- */
+
+static void put_uv(kiln_buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        tmp[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    tmp[n++] = (uint8_t)v;
+    kiln_buf_append(b, tmp, n);
+}
+
+static void put_sv(kiln_buf *b, int64_t v)
+{
+    put_uv(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static void put32le(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Appends raw as one compressed, checksummed section to out. */
+static void put_section(kiln_buf *out, const kiln_buf *raw)
+{
+    size_t bound = ZSTD_compressBound(raw->len);
+    kiln_buf_reserve(out, SEC_HDR + bound);
+    uint8_t *hdr = (uint8_t *)out->ptr + out->len;
+    size_t n = ZSTD_compress(hdr + SEC_HDR, bound, raw->ptr ? raw->ptr : "", raw->len, ZSTD_LEVEL);
+    if (ZSTD_isError(n))
+        abort(); /* only on a programming error: the bound was reserved */
+    put32le(hdr, (uint32_t)raw->len);
+    put32le(hdr + 4, (uint32_t)n);
+    put32le(hdr + 8, (uint32_t)XXH3_64bits(hdr + SEC_HDR, n));
+    out->len += SEC_HDR + n;
+}
+
+/* A reader over a decompressed section. */
+typedef struct rd {
+    const uint8_t *p, *end;
+    int bad;
+} rd;
+
+static uint64_t get_uv(rd *r)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) {
+            r->bad = 1;
+            return 0;
+        }
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80)
+            return v;
+    }
+    r->bad = 1;
+    return 0;
+}
+
+static int64_t get_sv(rd *r)
+{
+    uint64_t v = get_uv(r);
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+/* A count that cannot exceed the bytes left (each element takes >= 1 byte). */
+static size_t get_count(rd *r)
+{
+    uint64_t n = get_uv(r);
+    if (n > (uint64_t)(r->end - r->p)) {
+        r->bad = 1;
+        return 0;
+    }
+    return (size_t)n;
+}
+
+/* Decompresses the section at data[*off], checking it; advances *off. */
+static kiln_status get_section(const uint8_t *data, size_t len, size_t *off, uint8_t **raw,
+                               size_t *raw_len, const char *what, kiln_err *err)
+{
+    if (len - *off < SEC_HDR)
+        return kiln_err_set(err, KILN_DATA_LOSS, "block %s: truncated at offset %zu", what, *off);
+    const uint8_t *h = data + *off;
+    uint32_t rl = get32le(h), cl = get32le(h + 4), sum = get32le(h + 8);
+    if (cl > len - *off - SEC_HDR || (uint32_t)XXH3_64bits(h + SEC_HDR, cl) != sum)
+        return kiln_err_set(err, KILN_DATA_LOSS, "block %s: section at offset %zu is truncated or "
+                                                 "fails its checksum", what, *off);
+    *raw = kiln_xmalloc((size_t)rl + 1);
+    size_t n = ZSTD_decompress(*raw, rl, h + SEC_HDR, cl);
+    if (ZSTD_isError(n) || n != rl) {
+        free(*raw);
+        return kiln_err_set(err, KILN_DATA_LOSS, "block %s: section at offset %zu does not "
+                                                 "decompress", what, *off);
+    }
+    *raw_len = rl;
+    *off += SEC_HDR + cl;
+    return KILN_OK;
+}
+
+/* ---- writing ------------------------------------------------------------------- */
+
+static void write_strings(const kiln_head_t *h, kiln_buf *out)
+{
+    kiln_buf raw;
+    kiln_buf_init(&raw, 0);
+    put_uv(&raw, h->n_strs);
+    for (size_t i = 0; i < h->n_strs; i++) {
+        put_uv(&raw, h->strs[i].len);
+        kiln_buf_append(&raw, h->strs[i].ptr, h->strs[i].len);
+    }
+    put_section(out, &raw);
+    kiln_buf_free(&raw);
+}
+
+static void write_functions_mappings(const kiln_head_t *h, kiln_buf *out)
+{
+    kiln_buf raw;
+    kiln_buf_init(&raw, 0);
+    put_uv(&raw, h->n_funcs);
+    for (size_t i = 0; i < h->n_funcs; i++) {
+        const hfunc *f = &h->funcs[i];
+        put_uv(&raw, f->name), put_uv(&raw, f->system_name), put_uv(&raw, f->filename);
+        put_sv(&raw, f->start_line);
+    }
+    put_uv(&raw, h->n_maps);
+    for (size_t i = 0; i < h->n_maps; i++) {
+        const hmap *m = &h->maps[i];
+        put_uv(&raw, m->start), put_uv(&raw, m->limit), put_uv(&raw, m->offset);
+        put_uv(&raw, m->filename), put_uv(&raw, m->build_id);
+    }
+    put_section(out, &raw);
+    kiln_buf_free(&raw);
+}
+
+/* Locations with their lines, then the stack tree (parents as distances,
+ * which are small: a child is created right after its parent). */
+static void write_locations_stacks(const kiln_head_t *h, kiln_buf *out)
+{
+    kiln_buf raw;
+    kiln_buf_init(&raw, 0);
+    put_uv(&raw, h->n_locs);
+    for (size_t i = 0; i < h->n_locs; i++) {
+        const hloc *l = &h->locs[i];
+        put_uv(&raw, l->mapping == KILN_HEAD_NONE ? 0 : (uint64_t)l->mapping + 1);
+        put_uv(&raw, l->address);
+        put_uv(&raw, l->n_lines);
+        for (uint32_t j = 0; j < l->n_lines; j++) {
+            const hline *ln = &h->lines[l->line_off + j];
+            put_uv(&raw, ln->func == KILN_HEAD_NONE ? 0 : (uint64_t)ln->func + 1);
+            put_sv(&raw, ln->line);
+        }
+    }
+    put_uv(&raw, h->n_nodes);
+    for (size_t i = 1; i < h->n_nodes; i++) {
+        put_uv(&raw, i - h->node_parent[i]);
+        put_uv(&raw, h->node_loc[i]);
+    }
+    put_section(out, &raw);
+    kiln_buf_free(&raw);
+}
+
+typedef struct sample { uint32_t node; int64_t value; } sample;
+
+static int cmp_sample(const void *a, const void *b)
+{
+    uint32_t x = ((const sample *)a)->node, y = ((const sample *)b)->node;
+    return (x > y) - (x < y);
+}
+
+static uint64_t gcd(uint64_t a, uint64_t b)
+{
+    while (b != 0) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* One series' sample chunk, two columns: first every profile's stack nodes
+ * (sorted, delta-coded: repeated profiles repeat byte for byte), then every
+ * profile's values divided by their common divisor (CPU values are
+ * multiples of the sampling period), so zstd has little left to store. */
+static void write_chunk(const kiln_head_t *h, const hseries *s, kiln_buf *out)
+{
+    kiln_buf nodes, values;
+    kiln_buf_init(&nodes, 0);
+    kiln_buf_init(&values, 0);
+    sample *tmp = NULL;
+    size_t cap = 0;
+    for (size_t j = 0; j < s->n_profiles; j++) {
+        const hprofile *p = &h->profiles[s->profiles[j]];
+        KILN_GROW(tmp, cap, (size_t)p->n + 1);
+        uint64_t g = 0;
+        for (uint32_t k = 0; k < p->n; k++) {
+            tmp[k] = (sample){h->s_node[p->off + k], h->s_value[p->off + k]};
+            g = gcd(g, tmp[k].value < 0 ? (uint64_t)-tmp[k].value : (uint64_t)tmp[k].value);
+        }
+        g = g ? g : 1;
+        qsort(tmp, p->n, sizeof(*tmp), cmp_sample);
+        put_uv(&values, g);
+        uint32_t prev = 0;
+        for (uint32_t k = 0; k < p->n; k++) {
+            put_uv(&nodes, tmp[k].node - prev);
+            put_sv(&values, tmp[k].value / (int64_t)g);
+            prev = tmp[k].node;
+        }
+    }
+    free(tmp);
+    kiln_buf_append(&nodes, values.ptr ? values.ptr : "", values.len);
+    put_section(out, &nodes);
+    kiln_buf_free(&nodes);
+    kiln_buf_free(&values);
+}
+
+/* The string id of an interned C string of h. */
+static uint32_t str_id(kiln_head_t *h, const char *s)
+{
+    return kiln_head__intern_str(h, s, strlen(s));
+}
+
+/* The index: series labels, their profiles (time, sample count) and where
+ * their chunk is in `samples`. Writes the chunks to samples as it goes. */
+static void write_index(kiln_head_t *h, kiln_buf *index, kiln_buf *samples)
+{
+    kiln_buf raw;
+    kiln_buf_init(&raw, 0);
+    put_uv(&raw, h->n_series);
+    for (size_t i = 0; i < h->n_series; i++) {
+        const hseries *s = &h->series[i];
+        put_uv(&raw, s->n_labels);
+        for (uint32_t j = 0; j < s->n_labels; j++) {
+            put_uv(&raw, str_id(h, s->labels[j].name));
+            put_uv(&raw, str_id(h, s->labels[j].value));
+        }
+        put_uv(&raw, s->n_profiles);
+        int64_t prev = 0;
+        for (size_t j = 0; j < s->n_profiles; j++) {
+            const hprofile *p = &h->profiles[s->profiles[j]];
+            put_sv(&raw, p->time_ms - prev);
+            put_uv(&raw, p->n);
+            prev = p->time_ms;
+        }
+        size_t off = samples->len;
+        write_chunk(h, s, samples);
+        put_uv(&raw, off);
+        put_uv(&raw, samples->len - off);
+    }
+    put_section(index, &raw);
+    kiln_buf_free(&raw);
+}
+
+static void fill_meta(const kiln_head_t *h, Block__V1__BlockMeta *m, Block__V1__BlockStats *st)
+{
+    m->min_time = m->max_time = 0;
+    for (size_t i = 0; i < h->n_series; i++) {
+        const hseries *s = &h->series[i];
+        if (s->n_profiles == 0)
+            continue;
+        if (m->min_time == 0 || s->min_ms < m->min_time)
+            m->min_time = s->min_ms;
+        if (s->max_ms > m->max_time)
+            m->max_time = s->max_ms;
+    }
+    st->num_series = h->n_series;
+    st->num_profiles = h->n_profiles;
+    st->num_samples = h->n_samples;
+    m->stats = st;
+    m->version = 1;
+}
+
+static kiln_status put_object(kiln_objstore_t *s, const char *prefix, const char *name,
+                              const kiln_buf *data, kiln_err *err)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s%s", prefix, name);
+    return kiln_objstore_put(s, path, data->ptr ? data->ptr : "", data->len, err);
+}
+
+kiln_status kiln_block_write(kiln_objstore_t *s, const char *tenant, kiln_head_t *h,
+                             const Block__V1__BlockMeta *meta, char ulid_out[KILN_ULID_LEN + 1],
+                             kiln_err *err)
+{
+    kiln_buf files[3]; /* symbols, index, samples */
+    for (int i = 0; i < 3; i++)
+        kiln_buf_init(&files[i], 0);
+    pthread_rwlock_rdlock(&h->lock);
+    write_strings(h, &files[0]);
+    write_functions_mappings(h, &files[0]);
+    write_locations_stacks(h, &files[0]);
+    write_index(h, &files[1], &files[2]);
+    Block__V1__BlockMeta m = *meta;
+    Block__V1__BlockStats st = BLOCK__V1__BLOCK_STATS__INIT;
+    fill_meta(h, &m, &st);
+    pthread_rwlock_unlock(&h->lock);
+
+    char ulid[KILN_ULID_LEN + 1], prefix[512];
+    kiln_ulid(m.max_time, ulid);
+    snprintf(prefix, sizeof(prefix), "%s/blocks/%s/", tenant, ulid);
+    static const char *names[] = {"symbols", "index", "samples"};
+    Block__V1__BlockFile f[3], *fp[3];
+    for (int i = 0; i < 3; i++) {
+        block__v1__block_file__init(&f[i]);
+        f[i].rel_path = (char *)names[i];
+        f[i].size_bytes = files[i].len;
+        fp[i] = &f[i];
+        st.num_bytes += files[i].len;
+    }
+    m.ulid = ulid;
+    m.files = fp;
+    m.n_files = 3;
+    kiln_status rc = KILN_OK;
+    for (int i = 2; i >= 0 && rc == KILN_OK; i--)
+        rc = put_object(s, prefix, names[i], &files[i], err);
+    kiln_buf json;
+    kiln_buf_init(&json, 0);
+    kiln_pbjson_encode(&m.base, &json);
+    if (rc == KILN_OK)
+        rc = put_object(s, prefix, "meta.json", &json, err); /* last: the block now exists */
+    kiln_buf_free(&json);
+    for (int i = 0; i < 3; i++)
+        kiln_buf_free(&files[i]);
+    if (rc == KILN_OK)
+        memcpy(ulid_out, ulid, sizeof(ulid));
+    return rc;
+}
+
+/* ---- reading --------------------------------------------------------------------- */
+
+static bool read_strings(kiln_head_t *h, rd *r)
+{
+    size_t n = get_count(r);
+    KILN_GROW(h->strs, h->cap_strs, n + 1);
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        size_t len = get_count(r);
+        h->strs[i].ptr = kiln_arena_strndup(h->mem, (const char *)r->p, len);
+        h->strs[i].len = (uint32_t)len;
+        r->p += len;
+    }
+    h->n_strs = n;
+    return !r->bad;
+}
+
+static bool read_functions_mappings(kiln_head_t *h, rd *r)
+{
+    size_t n = get_count(r);
+    KILN_GROW(h->funcs, h->cap_funcs, n + 1);
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        hfunc *f = &h->funcs[i];
+        f->name = (uint32_t)get_uv(r), f->system_name = (uint32_t)get_uv(r);
+        f->filename = (uint32_t)get_uv(r), f->pad = 0, f->start_line = get_sv(r);
+        r->bad |= f->name >= h->n_strs || f->system_name >= h->n_strs || f->filename >= h->n_strs;
+    }
+    h->n_funcs = n;
+    n = get_count(r);
+    KILN_GROW(h->maps, h->cap_maps, n + 1);
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        hmap *m = &h->maps[i];
+        m->start = get_uv(r), m->limit = get_uv(r), m->offset = get_uv(r);
+        m->filename = (uint32_t)get_uv(r), m->build_id = (uint32_t)get_uv(r);
+        r->bad |= m->filename >= h->n_strs || m->build_id >= h->n_strs;
+    }
+    h->n_maps = n;
+    return !r->bad;
+}
+
+/* A 1-based reference (0 = none) checked against n. */
+static uint32_t get_ref(rd *r, size_t n)
+{
+    uint64_t v = get_uv(r);
+    if (v > n)
+        r->bad = 1;
+    return v == 0 ? KILN_HEAD_NONE : (uint32_t)(v - 1);
+}
+
+static bool read_locations_stacks(kiln_head_t *h, rd *r)
+{
+    size_t n = get_count(r);
+    KILN_GROW(h->locs, h->cap_locs, n + 1);
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        hloc *l = &h->locs[i];
+        l->mapping = get_ref(r, h->n_maps);
+        l->address = get_uv(r);
+        l->n_lines = (uint32_t)get_count(r);
+        l->line_off = (uint32_t)h->n_lines;
+        KILN_GROW(h->lines, h->cap_lines, h->n_lines + l->n_lines + 1);
+        for (uint32_t j = 0; j < l->n_lines && !r->bad; j++) {
+            hline *ln = &h->lines[h->n_lines++];
+            ln->func = get_ref(r, h->n_funcs);
+            ln->pad = 0;
+            ln->line = get_sv(r);
+        }
+    }
+    h->n_locs = n;
+    n = get_count(r); /* the root included */
+    KILN_GROW(h->node_parent, h->cap_nodes, n + 1);
+    KILN_GROW(h->node_loc, h->cap_nodes2, n + 1);
+    for (size_t i = 1; i < n && !r->bad; i++) {
+        uint64_t dist = get_uv(r), loc = get_uv(r);
+        r->bad |= dist == 0 || dist > i || loc >= h->n_locs;
+        h->node_parent[i] = (uint32_t)(i - dist);
+        h->node_loc[i] = (uint32_t)loc;
+    }
+    h->n_nodes = n > 1 ? n : 1;
+    return !r->bad;
+}
+
+/* Series, their profiles and chunk locations; samples stay in the file. */
+static bool read_index(kiln_block_t *b, rd *r)
+{
+    kiln_head_t *h = b->head;
+    size_t n = get_count(r);
+    KILN_GROW(h->series, h->cap_series, n + 1);
+    b->chunk_off = kiln_xcalloc(n + 1, sizeof(uint64_t));
+    b->chunk_len = kiln_xcalloc(n + 1, sizeof(uint32_t));
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        hseries *s = &h->series[i];
+        memset(s, 0, sizeof(*s));
+        h->n_series = i + 1;
+        s->n_labels = (uint32_t)get_count(r);
+        s->labels = kiln_arena_alloc(h->mem, (s->n_labels + 1) * sizeof(kiln_label_t));
+        for (uint32_t j = 0; j < s->n_labels && !r->bad; j++) {
+            uint64_t k = get_uv(r), v = get_uv(r);
+            r->bad |= k >= h->n_strs || v >= h->n_strs;
+            s->labels[j] = (kiln_label_t){r->bad ? "" : h->strs[k].ptr, r->bad ? "" : h->strs[v].ptr};
+        }
+        size_t np = get_count(r), off = 0;
+        int64_t t = 0;
+        for (size_t j = 0; j < np && !r->bad; j++) {
+            t += get_sv(r);
+            uint32_t cnt = (uint32_t)get_uv(r);
+            KILN_GROW(h->profiles, h->cap_profiles, h->n_profiles + 1);
+            h->profiles[h->n_profiles] = (hprofile){(uint32_t)i, t, off, cnt};
+            KILN_GROW(s->profiles, s->cap_profiles, s->n_profiles + 1);
+            s->profiles[s->n_profiles++] = (uint32_t)h->n_profiles++;
+            s->min_ms = j == 0 || t < s->min_ms ? t : s->min_ms;
+            s->max_ms = j == 0 || t > s->max_ms ? t : s->max_ms;
+            off += cnt;
+        }
+        h->n_samples += off;
+        b->chunk_off[i] = get_uv(r);
+        b->chunk_len[i] = (uint32_t)get_uv(r);
+    }
+    return !r->bad;
+}
+
+/* Decompresses one series' chunk into node/value arrays (the head loader). */
+static kiln_status load_chunk(void *ctx, uint32_t sid, uint32_t **node, int64_t **value,
+                              kiln_err *err)
+{
+    kiln_block_t *b = ctx;
+    char path[1024];
+    snprintf(path, sizeof(path), "%ssamples", b->prefix);
+    kiln_buf data;
+    kiln_buf_init(&data, 0);
+    kiln_status st = kiln_objstore_get_range(b->store, path, b->chunk_off[sid], b->chunk_len[sid],
+                                             &data, err);
+    uint8_t *raw = NULL;
+    size_t raw_len = 0, off = 0;
+    if (st == KILN_OK)
+        st = get_section((const uint8_t *)data.ptr, data.len, &off, &raw, &raw_len, path, err);
+    kiln_buf_free(&data);
+    if (st != KILN_OK)
+        return st;
+    const hseries *s = &b->head->series[sid];
+    size_t total = 0;
+    for (size_t j = 0; j < s->n_profiles; j++)
+        total += b->head->profiles[s->profiles[j]].n;
+    uint32_t *n = kiln_xmalloc((total + 1) * sizeof(*n));
+    int64_t *v = kiln_xmalloc((total + 1) * sizeof(*v));
+    rd r = {raw, raw + raw_len, 0};
+    size_t k = 0;
+    for (size_t j = 0; j < s->n_profiles && !r.bad; j++) { /* the node column */
+        uint32_t prev = 0, cnt = b->head->profiles[s->profiles[j]].n;
+        for (uint32_t q = 0; q < cnt && !r.bad; q++, k++) {
+            prev += (uint32_t)get_uv(&r);
+            n[k] = prev;
+            r.bad |= prev >= b->head->n_nodes;
+        }
+    }
+    k = 0;
+    for (size_t j = 0; j < s->n_profiles && !r.bad; j++) { /* the value column */
+        uint32_t cnt = b->head->profiles[s->profiles[j]].n;
+        int64_t g = (int64_t)get_uv(&r);
+        for (uint32_t q = 0; q < cnt && !r.bad; q++, k++)
+            v[k] = get_sv(&r) * g;
+    }
+    free(raw);
+    if (r.bad) {
+        free(n);
+        free(v);
+        return kiln_err_set(err, KILN_DATA_LOSS, "block %s: series %u chunk is malformed", path, sid);
+    }
+    *node = n;
+    *value = v;
+    return KILN_OK;
+}
+
+static kiln_status get_object(kiln_block_t *b, const char *name, kiln_buf *out, kiln_err *err)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s%s", b->prefix, name);
+    return kiln_objstore_get(b->store, path, out, err);
+}
+
+/* Parses the file's sections in order with the given readers. */
+static kiln_status parse_file(kiln_block_t *b, const char *name, kiln_buf *data,
+                              bool (*const *fn)(kiln_block_t *, rd *), size_t n_fn, kiln_err *err)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < n_fn; i++) {
+        uint8_t *raw;
+        size_t raw_len;
+        kiln_status st = get_section((const uint8_t *)data->ptr, data->len, &off, &raw, &raw_len,
+                                     name, err);
+        if (st != KILN_OK)
+            return st;
+        rd r = {raw, raw + raw_len, 0};
+        bool ok = fn[i](b, &r);
+        free(raw);
+        if (!ok)
+            return kiln_err_set(err, KILN_DATA_LOSS, "block %s%s: section %zu is malformed",
+                                b->prefix, name, i);
+    }
+    return KILN_OK;
+}
+
+static bool rd_strings(kiln_block_t *b, rd *r) { return read_strings(b->head, r); }
+static bool rd_funcs(kiln_block_t *b, rd *r) { return read_functions_mappings(b->head, r); }
+static bool rd_locs(kiln_block_t *b, rd *r) { return read_locations_stacks(b->head, r); }
+
+/* Checks every series chunk's checksum without keeping the samples. */
+static kiln_status verify_samples(kiln_block_t *b, const kiln_buf *data, kiln_err *err)
+{
+    for (size_t i = 0; i < b->head->n_series; i++) {
+        uint64_t off = b->chunk_off[i];
+        uint32_t len = b->chunk_len[i];
+        if (off > data->len || len > data->len - off || len < SEC_HDR)
+            return kiln_err_set(err, KILN_DATA_LOSS, "block %ssamples: truncated (series %zu)",
+                                b->prefix, i);
+        const uint8_t *h = (const uint8_t *)data->ptr + off;
+        uint32_t cl = get32le(h + 4);
+        if (cl != len - SEC_HDR || (uint32_t)XXH3_64bits(h + SEC_HDR, cl) != get32le(h + 8))
+            return kiln_err_set(err, KILN_DATA_LOSS, "block %ssamples: series %zu fails its "
+                                                     "checksum", b->prefix, i);
+    }
+    return KILN_OK;
+}
+
+static kiln_status open_files(kiln_block_t *b, kiln_err *err)
+{
+    static bool (*const sym[])(kiln_block_t *, rd *) = {rd_strings, rd_funcs, rd_locs};
+    static bool (*const idx[])(kiln_block_t *, rd *) = {read_index};
+    kiln_buf data;
+    kiln_buf_init(&data, 0);
+    kiln_status st = get_object(b, "meta.json", &data, err);
+    if (st == KILN_OK) {
+        ProtobufCMessage *m;
+        st = kiln_pbjson_decode(&block__v1__block_meta__descriptor, data.ptr, data.len, b->mem, &m, err);
+        b->meta = (Block__V1__BlockMeta *)m;
+        if (st != KILN_OK)
+            st = KILN_DATA_LOSS;
+    }
+    const char *files[] = {"symbols", "index", "samples"};
+    for (int i = 0; i < 3 && st == KILN_OK; i++) {
+        data.len = 0;
+        st = get_object(b, files[i], &data, err);
+        if (st == KILN_NOT_FOUND)
+            st = kiln_err_set(err, KILN_DATA_LOSS, "block %s: %s is missing", b->prefix, files[i]);
+        if (st == KILN_OK && i == 0)
+            st = parse_file(b, "symbols", &data, sym, 3, err);
+        else if (st == KILN_OK && i == 1)
+            st = parse_file(b, "index", &data, idx, 1, err);
+        else if (st == KILN_OK)
+            st = verify_samples(b, &data, err);
+    }
+    kiln_buf_free(&data);
+    return st;
+}
+
+kiln_status kiln_block_open(kiln_objstore_t *s, const char *tenant, const char *ulid,
+                            kiln_block_t **out, kiln_err *err)
+{
+    kiln_block_t *b = kiln_xcalloc(1, sizeof(*b));
+    b->store = s;
+    b->mem = kiln_arena_create(0);
+    b->prefix = kiln_arena_printf(b->mem, "%s/blocks/%s/", tenant, ulid);
+    b->head = kiln_head_create();
+    kiln_status st = open_files(b, err);
+    if (st != KILN_OK) {
+        kiln_block_close(b);
+        return st;
+    }
+    b->head->loader = load_chunk;
+    b->head->loader_ctx = b;
+    *out = b;
+    return KILN_OK;
+}
+
+void kiln_block_close(kiln_block_t *b)
+{
+    if (b == NULL)
+        return;
+    kiln_head_destroy(b->head);
+    free(b->chunk_off);
+    free(b->chunk_len);
+    kiln_arena_destroy(b->mem);
+    free(b);
+}
+
+kiln_head_t *kiln_block_head(kiln_block_t *b)
+{
+    return b->head;
+}
+
+const Block__V1__BlockMeta *kiln_block_meta(const kiln_block_t *b)
+{
+    return b->meta;
+}
+
+kiln_status kiln_block_delete(kiln_objstore_t *s, const char *tenant, const char *ulid,
+                              kiln_err *err)
+{
+    static const char *names[] = {"meta.json", "index", "symbols", "samples"};
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; i < 4 && st == KILN_OK; i++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/blocks/%s/%s", tenant, ulid, names[i]);
+        st = kiln_objstore_delete(s, path, err);
+    }
+    return st;
+}

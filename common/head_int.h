@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * head_int: the head's representation, shared by head.c and block.c (which
+ * writes a head as an immutable block and opens a block as a read-only
+ * head). Not part of any other module's contract. */
+#ifndef KILN_HEAD_INT_H
+#define KILN_HEAD_INT_H
+
+#include <pthread.h>
+
+#include "head.h"
+#include "hidx.h"
+
+#define KILN_HEAD_NONE UINT32_MAX
+
+typedef struct hstr { const char *ptr; uint32_t len; } hstr;
+/* Interned records are hashed and compared as raw bytes, so none may have
+ * padding: every field is 64 bits or they pair up to 64. */
+typedef struct hfunc { uint32_t name, system_name, filename, pad; int64_t start_line; } hfunc;
+typedef struct hmap {
+    uint64_t start, limit, offset;
+    uint32_t filename, build_id;
+} hmap;
+typedef struct hline { uint32_t func, pad; int64_t line; } hline;
+_Static_assert(sizeof(hfunc) == 24 && sizeof(hline) == 16 && sizeof(hmap) == 32,
+               "interned records must have no padding");
+typedef struct hloc { uint32_t mapping; uint64_t address; uint32_t line_off, n_lines; } hloc;
+typedef struct hseries {
+    kiln_label_t *labels;
+    uint32_t n_labels;
+    uint32_t *profiles;
+    size_t n_profiles, cap_profiles;
+    int64_t min_ms, max_ms;
+} hseries;
+typedef struct hprofile { uint32_t series; int64_t time_ms; size_t off; uint32_t n; } hprofile;
+
+/* Loads the samples of series `series` of a block-backed head: on success
+ * *node and *value (malloc'd, the caller frees) hold every profile's
+ * samples, profile p's at [p.off, p.off + p.n). */
+typedef kiln_status (*kiln_head__loader)(void *ctx, uint32_t series, uint32_t **node,
+                                          int64_t **value, kiln_err *err);
+
+struct kiln_head {
+    pthread_rwlock_t lock;
+    kiln_arena_t *mem;
+    hstr *strs; size_t n_strs, cap_strs; kiln_hidx str_idx;
+    hfunc *funcs; size_t n_funcs, cap_funcs; kiln_hidx func_idx;
+    hmap *maps; size_t n_maps, cap_maps; kiln_hidx map_idx;
+    hloc *locs; size_t n_locs, cap_locs; kiln_hidx loc_idx;
+    hline *lines; size_t n_lines, cap_lines;
+    uint32_t *node_parent, *node_loc; size_t n_nodes, cap_nodes, cap_nodes2; kiln_hidx node_idx;
+    hseries *series; size_t n_series, cap_series; kiln_hidx series_idx;
+    hprofile *profiles; size_t n_profiles, cap_profiles;
+    uint32_t *s_node; size_t cap_s_node;
+    int64_t *s_value; size_t n_samples, cap_s_value;
+    kiln_head__loader loader; /* set for a block opened read-only; samples live there */
+    void *loader_ctx;
+};
+
+
+/** Interns a string; returns its id. Write lock held. */
+uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len);
+/** Interns a function, mapping, location (with its lines) or stack node. */
+uint32_t kiln_head__intern_func(kiln_head_t *h, const hfunc *f);
+uint32_t kiln_head__intern_map(kiln_head_t *h, const hmap *m);
+uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines);
+uint32_t kiln_head__stack_child(kiln_head_t *h, uint32_t parent, uint32_t loc);
+/** Interns a series by its sorted labels (copied). */
+uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t n);
+/** Adds a profile of series sid with samples (node ids of h, values). */
+void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, const uint32_t *node,
+                            const int64_t *value, size_t n);
+
+#endif

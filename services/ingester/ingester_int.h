@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * ingester_int: state shared by the ingester's files (ingester.c: tenants,
+ * appends, queries; flush.c: cutting heads into blocks; ingester_rpc.c). */
+#ifndef KILN_INGESTER_INT_H
+#define KILN_INGESTER_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "blockset.h"
+#include "ingester.h"
+#include "objstore.h"
+#include "wal.h"
+
+/* A tenant's in-memory data: the head taking appends and, while it is being
+ * written as a block, the previous one (still queried). */
+typedef struct tenant_head {
+    char *tenant;
+    kiln_head_t *head;
+    kiln_head_t *flushing;
+    int64_t head_start_ns; /* when the head got its first profile */
+    char flushed_ulid[32]; /* the block `flushing` was written as, once written */
+    uint64_t cut_seg;      /* the WAL segment started when `flushing` was cut */
+} tenant_head;
+
+struct kiln_ingester {
+    kiln_ingester_config cfg;
+    kiln_wal_t *wal;
+    char *storage_path; /* owned copy of cfg.storage_path */
+    char instance[40];  /* this ingester's id, kept in <storage.path>/instance_id */
+    kiln_objstore_t *store;
+    kiln_blockset_t *blocks;
+
+    /* Appends and queries hold `cut` shared; cutting heads holds it
+     * exclusively, so a WAL rotation and the head swap are atomic with
+     * respect to appends and no query sees a head being destroyed. */
+    pthread_rwlock_t cut;
+    pthread_mutex_t mu; /* guards the tenant array (entries are never freed before destroy) */
+    tenant_head **t;
+    size_t n, cap;
+    pthread_t flusher;
+    bool flusher_running;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    bool stopping;
+};
+
+/** Wall-clock time in ns. */
+int64_t kiln_ingester__now_ns(void);
+
+/** Starts the background flusher (flush.c). */
+void kiln_ingester__start_flusher(kiln_ingester_t *ing);
+/** Stops it, flushing the heads once more when flush is set. */
+void kiln_ingester__stop_flusher(kiln_ingester_t *ing, bool flush);
+/** Cuts every non-empty head into a block now (flush.c). */
+kiln_status kiln_ingester__flush(kiln_ingester_t *ing, kiln_err *err);
+
+#endif
