@@ -69,7 +69,7 @@ static bool parse_date(const char *s, int64_t *ns)
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[m - 1] + (m == 2 && leap))
         return false;
-    *ns = days_from_civil(y, m, d) * 86400 * NS_PER_S;
+    *ns = mul_sat(days_from_civil(y, m, d) * 86400, NS_PER_S);
     return true;
 }
 

@@ -104,6 +104,8 @@ static kiln_status set_limit(kiln_limits *l, const char *key, const char *val, k
         ;
     else if (strcmp(key, "reject_newer_than") == 0 && kiln_parse_duration(val, &l->reject_newer_than_ns))
         ;
+    else if (strcmp(key, "retention_period") == 0 && kiln_parse_duration(val, &l->retention_ns))
+        ;
     else if (strcmp(key, "max_profile_size_bytes") == 0)
         sz = &l->max_profile_bytes;
     else if (strcmp(key, "max_profile_stacktrace_samples") == 0)

@@ -3,10 +3,12 @@
 #include "app.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "compactor.h"
 #include "connect.h"
 #include "distributor.h"
 #include "grpc_server.h"
@@ -18,18 +20,6 @@
 #include "rpc.h"
 #include "xmalloc.h"
 
-enum { MOD_INGESTER = 1, MOD_DISTRIBUTOR = 2, MOD_QUERIER = 4 };
-
-static const struct {
-    const char *name;
-    unsigned modules;
-} targets[] = {
-    {"all", MOD_INGESTER | MOD_DISTRIBUTOR | MOD_QUERIER},
-    {"ingester", MOD_INGESTER},
-    {"distributor", MOD_DISTRIBUTOR},
-    {"querier", MOD_QUERIER},
-};
-
 struct kiln_app {
     const kiln_app_config *cfg;
     kiln_metrics_t *metrics;
@@ -38,9 +28,11 @@ struct kiln_app {
     kiln_ingester_t *ingester;
     kiln_distributor_t *distributor;
     kiln_querier_t *querier;
+    kiln_compactor_t *compactor;
     kiln_connect connect;
     kiln_http_server_t *http;
     kiln_grpc_server_t *grpc;
+    unsigned modules; /* of the target */
     atomic_int ready;
 };
 
@@ -61,15 +53,6 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     kiln_metrics_render(app->metrics, &resp->body);
-}
-
-static unsigned target_modules(const char *name)
-{
-    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
-        if (strcmp(targets[i].name, name) == 0)
-            return targets[i].modules;
-    }
-    return 0;
 }
 
 static int worker_threads(const kiln_app_config *cfg)
@@ -97,59 +80,162 @@ static void create_servers(kiln_app_t *app)
     app->grpc = kiln_grpc_server_create(&gc, app->rpc, app->metrics);
 }
 
-kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_err *err)
+/* ---- modules ----------------------------------------------------------------
+ * A module is created (and registers its RPCs and routes) in table order
+ * and destroyed in reverse; the servers start after every module exists and
+ * stop before any is destroyed. A target is a set of modules. */
+
+static const char *bucket_dir(const kiln_app_t *app, char *buf, size_t cap)
 {
-    unsigned mods = target_modules(cfg->target);
-    if (mods == 0)
-        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                            "unknown target \"%s\": use all, ingester, distributor or querier",
-                            cfg->target);
-    if (mods != (MOD_INGESTER | MOD_DISTRIBUTOR | MOD_QUERIER) && mods != MOD_INGESTER)
-        return kiln_err_set(err, KILN_UNIMPLEMENTED,
-                            "target \"%s\" needs remote ingesters, which arrive with cluster "
-                            "membership; run -target=all or -target=ingester",
-                            cfg->target);
-    kiln_app_t *app = kiln_xcalloc(1, sizeof(*app));
-    app->cfg = cfg;
-    app->limits = kiln_overrides_create(&cfg->limits);
-    if (*cfg->runtime_config != '\0') {
-        kiln_status st = kiln_overrides_load(app->limits, cfg->runtime_config, err);
-        if (st != KILN_OK) {
-            kiln_overrides_destroy(app->limits);
-            free(app);
-            return st;
-        }
-    }
-    app->metrics = kiln_metrics_create();
-    app->rpc = kiln_rpc_registry_create();
-    create_servers(app);
+    if (*app->cfg->bucket_dir != '\0')
+        return app->cfg->bucket_dir;
+    snprintf(buf, cap, "%s/bucket", app->cfg->storage_path);
+    return buf;
+}
+
+static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
+{
+    const kiln_app_config *cfg = app->cfg;
+    char bucket[4096];
     kiln_ingester_config ic = {
         .storage_path = cfg->storage_path,
         .max_profile_bytes = cfg->limits.max_profile_bytes,
         .wal_max_delay_ns = cfg->wal_max_delay_ns,
         .wal_segment_bytes = cfg->wal_segment_bytes,
-        .bucket_dir = cfg->bucket_dir,
+        .bucket_dir = bucket_dir(app, bucket, sizeof(bucket)),
         .max_block_duration_ns = cfg->max_block_duration_ns,
         .max_head_samples = cfg->max_head_samples,
         .flush_check_ns = cfg->flush_check_ns,
         .flush_on_shutdown = cfg->flush_on_shutdown,
     };
     kiln_status st = kiln_ingester_create(&ic, &app->ingester, err);
+    if (st == KILN_OK)
+        kiln_ingester_register(app->ingester, app->rpc);
+    return st;
+}
+
+static void ingester_destroy(kiln_app_t *app)
+{
+    kiln_ingester_destroy(app->ingester);
+}
+
+static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
+{
+    (void)err;
+    kiln_distributor_config dc = {app->limits, app->cfg->limits.max_profile_bytes};
+    app->distributor = kiln_distributor_create(&dc, app->ingester, app->metrics);
+    kiln_distributor_register(app->distributor, app->rpc);
+    kiln_distributor_register_otlp(app->distributor, app->rpc, app->http);
+    kiln_distributor_register_http(app->distributor, app->http);
+    return KILN_OK;
+}
+
+static void distributor_destroy(kiln_app_t *app)
+{
+    kiln_distributor_destroy(app->distributor);
+}
+
+static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
+{
+    (void)err;
+    app->querier = kiln_querier_create(app->ingester);
+    kiln_querier_register(app->querier, app->rpc);
+    return KILN_OK;
+}
+
+static void querier_destroy(kiln_app_t *app)
+{
+    kiln_querier_destroy(app->querier);
+}
+
+static kiln_status compactor_create(kiln_app_t *app, kiln_err *err)
+{
+    char bucket[4096];
+    kiln_compactor_config cc = {bucket_dir(app, bucket, sizeof(bucket)),
+                                app->cfg->compaction_interval_ns, app->cfg->limits.retention_ns,
+                                app->limits};
+    return kiln_compactor_create(&cc, &app->compactor, err);
+}
+
+static void compactor_destroy(kiln_app_t *app)
+{
+    kiln_compactor_destroy(app->compactor);
+}
+
+enum { MOD_INGESTER = 1, MOD_DISTRIBUTOR = 2, MOD_QUERIER = 4, MOD_COMPACTOR = 8 };
+
+static const struct module {
+    const char *name;
+    unsigned bit;
+    unsigned needs; /* modules it calls in-process (until cluster clients exist) */
+    kiln_status (*create)(kiln_app_t *app, kiln_err *err);
+    void (*destroy)(kiln_app_t *app);
+} modules[] = {
+    {"ingester", MOD_INGESTER, 0, ingester_create, ingester_destroy},
+    {"distributor", MOD_DISTRIBUTOR, MOD_INGESTER, distributor_create, distributor_destroy},
+    {"querier", MOD_QUERIER, MOD_INGESTER, querier_create, querier_destroy},
+    {"compactor", MOD_COMPACTOR, 0, compactor_create, compactor_destroy},
+};
+#define N_MODULES (sizeof(modules) / sizeof(modules[0]))
+
+static const struct {
+    const char *name;
+    unsigned modules;
+} targets[] = {
+    {"all", MOD_INGESTER | MOD_DISTRIBUTOR | MOD_QUERIER | MOD_COMPACTOR},
+    {"ingester", MOD_INGESTER},
+    {"distributor", MOD_DISTRIBUTOR},
+    {"querier", MOD_QUERIER},
+    {"compactor", MOD_COMPACTOR},
+};
+
+static unsigned target_modules(const char *name)
+{
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+        if (strcmp(targets[i].name, name) == 0)
+            return targets[i].modules;
+    }
+    return 0;
+}
+
+static kiln_status check_target(const char *target, unsigned mods, kiln_err *err)
+{
+    if (mods == 0)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "unknown target \"%s\": use all, ingester, distributor, querier or "
+                            "compactor", target);
+    for (size_t i = 0; i < N_MODULES; i++) {
+        if ((mods & modules[i].bit) && (mods & modules[i].needs) != modules[i].needs)
+            return kiln_err_set(err, KILN_UNIMPLEMENTED,
+                                "target \"%s\": the %s needs remote ingesters, which arrive with "
+                                "cluster membership; run -target=all", target, modules[i].name);
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_err *err)
+{
+    unsigned mods = target_modules(cfg->target);
+    kiln_status st = check_target(cfg->target, mods, err);
+    if (st != KILN_OK)
+        return st;
+    kiln_app_t *app = kiln_xcalloc(1, sizeof(*app));
+    app->cfg = cfg;
+    app->modules = mods;
+    app->limits = kiln_overrides_create(&cfg->limits);
+    app->metrics = kiln_metrics_create();
+    app->rpc = kiln_rpc_registry_create();
+    if (*cfg->runtime_config != '\0')
+        st = kiln_overrides_load(app->limits, cfg->runtime_config, err);
+    if (st == KILN_OK)
+        create_servers(app);
+    for (size_t i = 0; st == KILN_OK && i < N_MODULES; i++) {
+        if (mods & modules[i].bit)
+            st = modules[i].create(app, err);
+    }
     if (st != KILN_OK) {
         kiln_app_destroy(app);
         return st;
-    }
-    kiln_ingester_register(app->ingester, app->rpc);
-    if (mods & MOD_DISTRIBUTOR) {
-        kiln_distributor_config dc = {app->limits, cfg->limits.max_profile_bytes};
-        app->distributor = kiln_distributor_create(&dc, app->ingester, app->metrics);
-        kiln_distributor_register(app->distributor, app->rpc);
-        kiln_distributor_register_otlp(app->distributor, app->rpc, app->http);
-        kiln_distributor_register_http(app->distributor, app->http);
-    }
-    if (mods & MOD_QUERIER) {
-        app->querier = kiln_querier_create(app->ingester);
-        kiln_querier_register(app->querier, app->rpc);
     }
     *out = app;
     return KILN_OK;
@@ -176,9 +262,10 @@ void kiln_app_destroy(kiln_app_t *app)
     atomic_store(&app->ready, 0);
     kiln_http_server_destroy(app->http);
     kiln_grpc_server_destroy(app->grpc);
-    kiln_querier_destroy(app->querier);
-    kiln_distributor_destroy(app->distributor);
-    kiln_ingester_destroy(app->ingester);
+    for (size_t i = N_MODULES; i-- > 0;) {
+        if (app->modules & modules[i].bit)
+            modules[i].destroy(app);
+    }
     kiln_rpc_registry_destroy(app->rpc);
     kiln_metrics_destroy(app->metrics);
     kiln_overrides_destroy(app->limits);

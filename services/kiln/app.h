@@ -33,6 +33,7 @@ typedef struct kiln_app_config {
     size_t max_head_samples;
     int64_t flush_check_ns;
     bool flush_on_shutdown;
+    int64_t compaction_interval_ns;
     size_t wal_segment_bytes;
     kiln_limits limits; /* defaults for every tenant */
 } kiln_app_config;

@@ -13,7 +13,7 @@ static kiln_app_config cfg;
 
 #define OPT(n, t, f, d, h) {n, t, &cfg.f, d, h}
 static const kiln_cfg_opt opts[] = {
-    OPT("target", KILN_CFG_STRING, target, "all", "module set: all, ingester, distributor, querier"),
+    OPT("target", KILN_CFG_STRING, target, "all", "module set: all, ingester, distributor, querier, compactor"),
     OPT("config.file", KILN_CFG_STRING, config_file, "", "YAML configuration file"),
     OPT("log.level", KILN_CFG_STRING, log_level, "info", "debug, info, warn or error"),
     OPT("server.http-listen-address", KILN_CFG_STRING, http_address, "", "HTTP listen address"),
@@ -31,6 +31,8 @@ static const kiln_cfg_opt opts[] = {
     OPT("ingester.max-head-samples", KILN_CFG_SIZE, max_head_samples, "50000000", "...or once it holds this many samples (0 = no limit)"),
     OPT("ingester.flush-check-period", KILN_CFG_DURATION, flush_check_ns, "5s", "how often heads are checked for cutting and the object store for new blocks"),
     OPT("ingester.flush-on-shutdown", KILN_CFG_BOOL, flush_on_shutdown, "true", "write the heads as blocks on SIGTERM"),
+    OPT("compactor.compaction-interval", KILN_CFG_DURATION, compaction_interval_ns, "1m", "between compaction rounds"),
+    OPT("storage.retention", KILN_CFG_DURATION, limits.retention_ns, "0", "delete blocks older than this (0 = keep forever; override per tenant: retention_period)"),
     OPT("ingester.wal-max-delay", KILN_CFG_DURATION, wal_max_delay_ns, "0", "how long a WAL group commit waits for more pushes before its fsync"),
     OPT("ingester.wal-segment-size-bytes", KILN_CFG_SIZE, wal_segment_bytes, "128MiB", "WAL segment size"),
     OPT("runtime-config.file", KILN_CFG_STRING, runtime_config, "", "YAML file of per-tenant limit overrides"),

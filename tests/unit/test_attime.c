@@ -28,6 +28,7 @@ TEST(attime_digit_forms)
     CHECK_EQ(at("20230229"), 20230229 * S);   /* not a date: seconds */
     CHECK_EQ(at("19000101"), 19000101 * S);   /* not after 1900: seconds */
     CHECK_EQ(at("19700101"), 0);
+    CHECK_EQ(at("25021124"), INT64_MAX); /* past 2262: saturates */
     CHECK_EQ(at("20251301"), 20251301 * S);
     CHECK_EQ(at(" 1_764_000_000 "), 1764000000 * S); /* '_', ',' and spaces go */
     CHECK_EQ(at("1,764,000,000"), 1764000000 * S);

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +73,45 @@ func freePort(t *testing.T) int {
 		t.Fatalf("close: %v", err)
 	}
 	return port
+}
+
+var (
+	listenersOnce sync.Once
+	listenersList []string
+	listenersErr  error
+)
+
+// otherListeners returns the names X of the -server.X-listen-port flags
+// that kiln -help lists, other than http and grpc, for which it also lists
+// -server.X-listen-address.
+func otherListeners(t *testing.T, bin string) []string {
+	t.Helper()
+	listenersOnce.Do(func() {
+		// -help may exit non-zero; only its text matters.
+		out, err := exec.Command(bin, "-help").CombinedOutput()
+		text := string(out)
+		if !strings.Contains(text, "-server.http-listen-port") {
+			listenersErr = fmt.Errorf("%s -help does not list -server.http-listen-port (%v): %s", bin, err, text)
+			return
+		}
+		for _, f := range strings.Fields(text) {
+			name, ok := strings.CutPrefix(f, "-server.")
+			if !ok {
+				continue
+			}
+			name, ok = strings.CutSuffix(name, "-listen-port")
+			if !ok || name == "http" || name == "grpc" || slices.Contains(listenersList, name) {
+				continue
+			}
+			if strings.Contains(text, "-server."+name+"-listen-address") {
+				listenersList = append(listenersList, name)
+			}
+		}
+	})
+	if listenersErr != nil {
+		t.Fatal(listenersErr)
+	}
+	return listenersList
 }
 
 // lineLogger forwards the server's output, line by line, to the test log
@@ -136,6 +176,14 @@ func startServer(t *testing.T) *kilnServer {
 		"-server.grpc-listen-port=" + strconv.Itoa(grpcPort),
 		"-storage.path=" + t.TempDir(),
 		"-log.level=warn",
+	}
+	// Listeners other than HTTP and gRPC (for example OTLP gRPC, 4317 by
+	// default, on every address) go to 127.0.0.1 and a free port too, so
+	// that servers of parallel tests do not collide.
+	for _, l := range otherListeners(t, bin) {
+		args = append(args,
+			"-server."+l+"-listen-address=127.0.0.1",
+			"-server."+l+"-listen-port="+strconv.Itoa(freePort(t)))
 	}
 	if extra := strings.Fields(os.Getenv("KILN_EXTRA_ARGS")); len(extra) > 0 {
 		args = append(args, extra...)

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * compactor: rounds of delete-superseded, retention, merge. */
+#include "compactor.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "block.h"
+#include "log.h"
+#include "pbjson.h"
+#include "xmalloc.h"
+
+#define HOUR_MS 3600000LL
+
+struct kiln_compactor {
+    kiln_compactor_config cfg;
+    kiln_objstore_t *store;
+    char **doomed; /* "<tenant>/<ulid>" superseded last round: deleted this round */
+    size_t n_doomed;
+    kiln_compactor_stats stats;
+    pthread_t thread;
+    bool running, stopping;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+typedef struct bmeta {
+    char *tenant;
+    char ulid[KILN_ULID_LEN + 1];
+    Block__V1__BlockMeta *m;
+    bool gone; /* deleted or merged this round */
+} bmeta;
+
+typedef struct listing {
+    kiln_compactor_t *c;
+    kiln_arena_t *a;
+    bmeta *b;
+    size_t n, cap;
+} listing;
+
+static void on_meta(void *ctx, const char *name)
+{
+    listing *l = ctx;
+    const char *blk = strstr(name, "/blocks/");
+    size_t len = strlen(name);
+    if (blk == NULL || len < 10 || strcmp(name + len - 10, "/meta.json") != 0 ||
+        (size_t)(name + len - 10 - (blk + 8)) != KILN_ULID_LEN)
+        return;
+    kiln_buf data;
+    kiln_buf_init(&data, 0);
+    ProtobufCMessage *m = NULL;
+    if (kiln_objstore_get(l->c->store, name, &data, NULL) == KILN_OK &&
+        kiln_pbjson_decode(&block__v1__block_meta__descriptor, data.ptr, data.len, l->a, &m, NULL) == KILN_OK) {
+        KILN_GROW(l->b, l->cap, l->n + 1);
+        bmeta *b = &l->b[l->n++];
+        b->tenant = kiln_arena_strndup(l->a, name, (size_t)(blk - name));
+        memcpy(b->ulid, blk + 8, KILN_ULID_LEN);
+        b->ulid[KILN_ULID_LEN] = '\0';
+        b->m = (Block__V1__BlockMeta *)m;
+        b->gone = false;
+    }
+    kiln_buf_free(&data);
+}
+
+static bool lists_source(const bmeta *y, const bmeta *x)
+{
+    if (y == x || strcmp(y->tenant, x->tenant) != 0 || y->m->compaction == NULL)
+        return false;
+    for (size_t k = 0; k < y->m->compaction->n_sources; k++) {
+        if (strcmp(y->m->compaction->sources[k], x->ulid) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void delete_block(kiln_compactor_t *c, bmeta *b, const char *why)
+{
+    kiln_err err;
+    if (kiln_block_delete(c->store, b->tenant, b->ulid, &err) != KILN_OK) {
+        KILN_LOG_WARN("compactor", "delete %s/%s (%s): %s", b->tenant, b->ulid, why, err.msg);
+        return;
+    }
+    KILN_LOG_INFO("compactor", "deleted block %s/%s: %s", b->tenant, b->ulid, why);
+    b->gone = true;
+}
+
+static bool was_doomed(const kiln_compactor_t *c, const char *key)
+{
+    for (size_t i = 0; i < c->n_doomed; i++) {
+        if (strcmp(c->doomed[i], key) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Superseded blocks: noted in one round, deleted in the next, so readers
+ * have synced the block that replaces them in between. */
+static void delete_superseded(kiln_compactor_t *c, listing *l)
+{
+    char **next = kiln_xcalloc(l->n + 1, sizeof(*next));
+    size_t n_next = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        bool sup = false;
+        for (size_t j = 0; j < l->n && !sup; j++)
+            sup = lists_source(&l->b[j], &l->b[i]);
+        if (!sup)
+            continue;
+        char key[512];
+        snprintf(key, sizeof(key), "%s/%s", l->b[i].tenant, l->b[i].ulid);
+        if (was_doomed(c, key)) {
+            delete_block(c, &l->b[i], "superseded by a compacted block");
+            c->stats.deleted_superseded += l->b[i].gone;
+        } else {
+            next[n_next++] = kiln_xstrdup(key);
+        }
+        l->b[i].gone = true; /* either way, not a compaction input */
+    }
+    for (size_t i = 0; i < c->n_doomed; i++)
+        free(c->doomed[i]);
+    free(c->doomed);
+    c->doomed = next;
+    c->n_doomed = n_next;
+}
+
+static void apply_retention(kiln_compactor_t *c, listing *l, int64_t now_ms)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        bmeta *b = &l->b[i];
+        int64_t keep = c->cfg.retention_ns;
+        if (c->cfg.limits != NULL)
+            keep = kiln_overrides_get(c->cfg.limits, b->tenant)->retention_ns;
+        if (b->gone || keep <= 0 || b->m->max_time >= now_ms - keep / 1000000)
+            continue;
+        delete_block(c, b, "past retention");
+        c->stats.deleted_retention += b->gone;
+    }
+}
+
+/* Merges group[0..n) (same tenant, level, range) into one block of level+1. */
+static void merge_group(kiln_compactor_t *c, bmeta **group, size_t n, int level)
+{
+    kiln_head_t *h = kiln_head_create();
+    char **sources = kiln_xcalloc(n + 1, sizeof(*sources));
+    size_t copied = 0, opened = 0;
+    for (size_t i = 0; i < n; i++) {
+        kiln_block_t *b;
+        kiln_err err;
+        if (kiln_block_open(c->store, group[i]->tenant, group[i]->ulid, &b, &err) != KILN_OK) {
+            KILN_LOG_WARN("compactor", "skipping %s/%s: %s", group[i]->tenant, group[i]->ulid, err.msg);
+            continue;
+        }
+        copied += kiln_head_merge_from(h, kiln_block_head(b));
+        kiln_block_close(b);
+        sources[opened++] = group[i]->ulid;
+    }
+    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+    Block__V1__BlockCompaction comp = BLOCK__V1__BLOCK_COMPACTION__INIT;
+    comp.level = level + 1;
+    comp.sources = sources;
+    comp.n_sources = opened;
+    meta.compaction = &comp;
+    char ulid[KILN_ULID_LEN + 1];
+    kiln_err err;
+    if (opened >= 2 && kiln_block_write(c->store, group[0]->tenant, h, &meta, ulid, &err) == KILN_OK) {
+        KILN_LOG_INFO("compactor", "compacted %zu blocks of %s into %s (level %d, %zu profiles)",
+                      opened, group[0]->tenant, ulid, level + 1, copied);
+        c->stats.compacted++;
+        /* Readers switch at their next sync; the sources go next round. */
+        c->doomed = kiln_xrealloc(c->doomed, (c->n_doomed + opened + 1) * sizeof(*c->doomed));
+        for (size_t i = 0; i < opened; i++) {
+            char key[512];
+            snprintf(key, sizeof(key), "%s/%s", group[0]->tenant, sources[i]);
+            c->doomed[c->n_doomed++] = kiln_xstrdup(key);
+        }
+    } else if (opened >= 2) {
+        KILN_LOG_WARN("compactor", "writing a compacted block of %s: %s", group[0]->tenant, err.msg);
+    }
+    free(sources);
+    kiln_head_destroy(h);
+}
+
+/* The aligned range a level's blocks are merged over. */
+static int64_t range_ms(int level)
+{
+    return level == 1 ? 4 * HOUR_MS : 24 * HOUR_MS;
+}
+
+static bool same_group(const bmeta *a, const bmeta *b, int level)
+{
+    int64_t r = range_ms(level);
+    return strcmp(a->tenant, b->tenant) == 0 && a->m->min_time / r == b->m->min_time / r;
+}
+
+/* Merges, for each level, every group of 2+ blocks whose range has ended. */
+static void compact_level(kiln_compactor_t *c, listing *l, int level, int64_t now_ms)
+{
+    int64_t r = range_ms(level);
+    bmeta **group = kiln_xcalloc(l->n + 1, sizeof(*group));
+    for (size_t i = 0; i < l->n; i++) {
+        bmeta *x = &l->b[i];
+        int lv = x->m->compaction ? x->m->compaction->level : 1;
+        if (x->gone || lv != level || (x->m->min_time / r + 1) * r > now_ms)
+            continue;
+        size_t n = 0;
+        for (size_t j = i; j < l->n; j++) {
+            bmeta *y = &l->b[j];
+            int ly = y->m->compaction ? y->m->compaction->level : 1;
+            if (!y->gone && ly == level && same_group(x, y, level) && y->m->max_time < (x->m->min_time / r + 1) * r)
+                group[n++] = y;
+        }
+        if (n >= 2)
+            merge_group(c, group, n, level);
+        for (size_t k = 0; k < n; k++)
+            group[k]->gone = true; /* handled (merged or alone) this round */
+    }
+    free(group);
+}
+
+kiln_status kiln_compactor_run_once(kiln_compactor_t *c, int64_t now_ms, kiln_err *err)
+{
+    listing l = {c, kiln_arena_create(0), NULL, 0, 0};
+    kiln_status st = kiln_objstore_list(c->store, "", on_meta, &l, err);
+    if (st == KILN_OK) {
+        delete_superseded(c, &l);
+        apply_retention(c, &l, now_ms);
+        compact_level(c, &l, 1, now_ms);
+        compact_level(c, &l, 2, now_ms);
+        c->stats.rounds++;
+    }
+    free(l.b);
+    kiln_arena_destroy(l.a);
+    return st;
+}
+
+static int64_t now_ms_real(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *compactor_main(void *arg)
+{
+    kiln_compactor_t *c = arg;
+    int64_t every = c->cfg.interval_ns > 0 ? c->cfg.interval_ns : 60000000000LL;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += (time_t)(every / 1000000000);
+        dl.tv_nsec += (long)(every % 1000000000);
+        dl.tv_sec += dl.tv_nsec / 1000000000;
+        dl.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&c->cv, &c->mu, &dl);
+        if (c->stopping)
+            break;
+        pthread_mutex_unlock(&c->mu);
+        kiln_err err;
+        if (kiln_compactor_run_once(c, now_ms_real(), &err) != KILN_OK)
+            KILN_LOG_WARN("compactor", "round: %s", err.msg);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+kiln_status kiln_compactor_create(const kiln_compactor_config *cfg, kiln_compactor_t **out,
+                                  kiln_err *err)
+{
+    kiln_compactor_t *c = kiln_xcalloc(1, sizeof(*c));
+    c->cfg = *cfg;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    kiln_status st = kiln_objstore_open_fs(cfg->bucket_dir, &c->store, err);
+    if (st != KILN_OK) {
+        kiln_compactor_destroy(c);
+        return st;
+    }
+    c->running = pthread_create(&c->thread, NULL, compactor_main, c) == 0;
+    *out = c;
+    return KILN_OK;
+}
+
+void kiln_compactor_destroy(kiln_compactor_t *c)
+{
+    if (c == NULL)
+        return;
+    if (c->running) {
+        pthread_mutex_lock(&c->mu);
+        c->stopping = true;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+    }
+    for (size_t i = 0; i < c->n_doomed; i++)
+        free(c->doomed[i]);
+    free(c->doomed);
+    kiln_objstore_close(c->store);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+void kiln_compactor_stats_get(kiln_compactor_t *c, kiln_compactor_stats *out)
+{
+    *out = c->stats;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * compactor: keeps the object store's blocks few and in date. Each round it
+ * (1) deletes blocks that a compacted block lists as sources (a round after
+ * that block appeared, so readers have switched), (2) deletes blocks past
+ * the tenant's retention, and (3) merges a tenant's level-N blocks that fall
+ * in the same aligned range (level 1 -> 4h, level 2 -> 24h) into one
+ * level-N+1 block, dropping replicated profiles. A merged block is durable
+ * before any source is deleted. Runs on its own thread; talks to the rest
+ * of Kiln only through the object store. */
+#ifndef KILN_COMPACTOR_H
+#define KILN_COMPACTOR_H
+
+#include <stdint.h>
+
+#include "objstore.h"
+#include "overrides.h"
+#include "status.h"
+
+typedef struct kiln_compactor kiln_compactor_t;
+
+typedef struct kiln_compactor_config {
+    const char *bucket_dir;   /* the object store root */
+    int64_t interval_ns;      /* between rounds */
+    int64_t retention_ns;     /* default retention (0 = keep forever) */
+    kiln_overrides_t *limits; /* per-tenant retention overrides (borrowed; may be NULL) */
+} kiln_compactor_config;
+
+typedef struct kiln_compactor_stats {
+    uint64_t rounds, compacted, deleted_superseded, deleted_retention;
+} kiln_compactor_stats;
+
+/** Opens the store and starts the compaction thread. */
+kiln_status kiln_compactor_create(const kiln_compactor_config *cfg, kiln_compactor_t **out,
+                                  kiln_err *err);
+/** Stops the thread (finishing the round in progress) and frees; NULL is a no-op. */
+void kiln_compactor_destroy(kiln_compactor_t *c);
+
+/** Runs one round now, on the caller's thread (tests, and the thread itself). */
+kiln_status kiln_compactor_run_once(kiln_compactor_t *c, int64_t now_ms, kiln_err *err);
+
+/** Counters since create. */
+void kiln_compactor_stats_get(kiln_compactor_t *c, kiln_compactor_stats *out);
+
+#endif
