@@ -148,6 +148,26 @@ static void encode_record(const char *tenant, const kiln_ingester_part *parts, s
     out->len += ingester__v1__wal_record__pack(&rec, (uint8_t *)out->ptr + out->len);
 }
 
+/* A head may grow to twice its cut size while a flush is behind; past that
+ * pushes are refused (and retried by clients) rather than growing memory
+ * without bound. `cut` held shared. */
+static kiln_status check_backpressure(kiln_ingester_t *ing, const char *tenant, kiln_err *err)
+{
+    if (ing->cfg.max_head_samples == 0)
+        return KILN_OK;
+    tenant_head *t = tenant_of(ing, tenant, strlen(tenant), false);
+    if (t == NULL)
+        return KILN_OK;
+    kiln_head_stats_t s;
+    kiln_head_stats(t->head, &s);
+    if (s.samples < 2 * ing->cfg.max_head_samples)
+        return KILN_OK;
+    return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                        "ingester head of tenant %s holds %zu samples, twice "
+                        "-ingester.max-head-samples: flushing is behind, retry later",
+                        tenant, s.samples);
+}
+
 kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
                                  const kiln_ingester_part *parts, size_t n, kiln_err *err)
 {
@@ -158,7 +178,9 @@ kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
     kiln_buf_init(&rec, 0);
     encode_record(tenant, parts, n, a, &rec);
     pthread_rwlock_rdlock(&ing->cut);
-    kiln_status st = kiln_wal_append(ing->wal, rec.ptr, rec.len, NULL, err);
+    kiln_status st = check_backpressure(ing, tenant, err);
+    if (st == KILN_OK)
+        st = kiln_wal_append(ing->wal, rec.ptr, rec.len, NULL, err);
     if (st == KILN_OK)
         apply(ing, tenant, parts, n);
     pthread_rwlock_unlock(&ing->cut);
