@@ -321,17 +321,19 @@ void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, const
                             const int64_t *value, size_t n)
 {
     size_t off = h->n_samples;
+    int64_t total = 0;
     KILN_GROW(h->s_node, h->cap_s_node, h->n_samples + n);
     KILN_GROW(h->s_value, h->cap_s_value, h->n_samples + n);
     for (size_t i = 0; i < n; i++) {
-        if (value[i] == 0)
+        if (value[i] == 0 || node[i] == 0) /* node 0: an empty stack, nothing to draw */
             continue;
         h->s_node[h->n_samples] = node[i];
         h->s_value[h->n_samples++] = value[i];
+        total += value[i];
     }
     KILN_GROW(h->profiles, h->cap_profiles, h->n_profiles + 1);
     uint32_t pid = (uint32_t)h->n_profiles++;
-    h->profiles[pid] = (hprofile){sid, time_ms, off, (uint32_t)(h->n_samples - off)};
+    h->profiles[pid] = (hprofile){sid, (uint32_t)(h->n_samples - off), time_ms, off, total};
     hseries *s = &h->series[sid];
     KILN_GROW(s->profiles, s->cap_profiles, s->n_profiles + 1);
     s->profiles[s->n_profiles++] = pid;
@@ -506,6 +508,23 @@ void kiln_head_merge_tree(kiln_head_t *h, const kiln_selector_t *sel, int64_t st
     free(map);
 out:
     free(acc);
+    pthread_rwlock_unlock(&h->lock);
+}
+
+void kiln_head_profiles(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                        int64_t end_ms, kiln_head_profile_fn fn, void *ctx)
+{
+    pthread_rwlock_rdlock(&h->lock);
+    for (size_t i = 0; i < h->n_series; i++) {
+        const hseries *s = &h->series[i];
+        if (!series_selected(s, sel, start_ms, end_ms))
+            continue;
+        for (size_t j = 0; j < s->n_profiles; j++) {
+            const hprofile *p = &h->profiles[s->profiles[j]];
+            if (in_range(p->time_ms, start_ms, end_ms))
+                fn(ctx, s->labels, s->n_labels, p->time_ms, p->total);
+        }
+    }
     pthread_rwlock_unlock(&h->lock);
 }
 

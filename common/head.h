@@ -39,7 +39,7 @@ void kiln_head_destroy(kiln_head_t *h);
  * without per-type labels). Stores one profile per sample type under labels
  * plus __profile_type__, __type__, __unit__, __period_type__,
  * __period_unit__ and __service_name__. Samples whose value for a type is
- * zero are not stored for that type. time_ns is the profile time (0 = now).
+ * zero, and samples with an empty stack, are not stored (as Pyroscope). time_ns is the profile time (0 = now).
  * Returns KILN_OK; never fails on a validated, normalised profile. */
 kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t n,
                              const kiln_pprof_t *p, int64_t time_ns, kiln_err *err);
@@ -63,6 +63,16 @@ void kiln_head_merge_tree(kiln_head_t *h, const kiln_selector_t *sel, int64_t st
  * (same series, time and samples: a replica) is skipped. Returns the number
  * of profiles copied. Compaction is merge_from over its source blocks. */
 size_t kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src);
+
+/** Called once per matching profile with its series' sorted labels (valid
+ * only during the call), its time and the sum of its values. */
+typedef void (*kiln_head_profile_fn)(void *ctx, const kiln_label_t *l, size_t n, int64_t time_ms,
+                                     int64_t total);
+
+/** Visits every profile in [start_ms, end_ms] of the series matching sel,
+ * without reading samples (time series are built from these totals). */
+void kiln_head_profiles(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                        int64_t end_ms, kiln_head_profile_fn fn, void *ctx);
 
 /** Counts of what the head holds. */
 void kiln_head_stats(kiln_head_t *h, kiln_head_stats_t *out);

@@ -31,7 +31,13 @@ typedef struct hseries {
     size_t n_profiles, cap_profiles;
     int64_t min_ms, max_ms;
 } hseries;
-typedef struct hprofile { uint32_t series; int64_t time_ms; size_t off; uint32_t n; } hprofile;
+typedef struct hprofile {
+    uint32_t series;
+    uint32_t n;     /* samples */
+    int64_t time_ms;
+    size_t off;     /* first sample (in a block: within the series chunk) */
+    int64_t total;  /* sum of the values, so time series never read samples */
+} hprofile;
 
 /* Loads the samples of series `series` of a block-backed head: on success
  * *node and *value (malloc'd, the caller frees) hold every profile's

@@ -24,7 +24,9 @@ typedef Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfiles
     kiln_otlp_request;
 
 /* Messages are decoded at most this deep (the request is level 1). Real
- * requests need 7 levels plus 2 per nested AnyValue array or kvlist. */
+ * requests need 5 levels (request, resource_profiles, scope_profiles,
+ * profiles, samples; or down to a resource attribute's AnyValue), plus 2 per
+ * AnyValue nested in an array or kvlist. */
 #define KILN_OTLP_MAX_DEPTH 24
 
 /** The ExportProfilesServiceRequest descriptor to decode requests with

@@ -320,6 +320,7 @@ typedef struct query_args {
     int64_t start_ms, end_ms;
     kiln_head_series_fn fn;
     void *ctx;
+    kiln_head_profile_fn pfn;
     kiln_tree_t *tree;
     kiln_head_stats_t *stats;
 } query_args;
@@ -333,8 +334,21 @@ static void series_one(kiln_head_t *h, void *arg)
 void kiln_ingester_series(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
                           int64_t start_ms, int64_t end_ms, kiln_head_series_fn fn, void *ctx)
 {
-    query_args q = {sel, start_ms, end_ms, fn, ctx, NULL, NULL};
+    query_args q = {sel, start_ms, end_ms, fn, ctx, NULL, NULL, NULL};
     each_head(ing, tenants, start_ms, end_ms, series_one, &q);
+}
+
+static void profiles_one(kiln_head_t *h, void *arg)
+{
+    query_args *q = arg;
+    kiln_head_profiles(h, q->sel, q->start_ms, q->end_ms, q->pfn, q->ctx);
+}
+
+void kiln_ingester_profiles(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
+                            int64_t start_ms, int64_t end_ms, kiln_head_profile_fn fn, void *ctx)
+{
+    query_args q = {sel, start_ms, end_ms, NULL, ctx, fn, NULL, NULL};
+    each_head(ing, tenants, start_ms, end_ms, profiles_one, &q);
 }
 
 static void merge_one(kiln_head_t *h, void *arg)
@@ -347,7 +361,7 @@ void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants,
                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
                               kiln_tree_t *t)
 {
-    query_args q = {sel, start_ms, end_ms, NULL, NULL, t, NULL};
+    query_args q = {sel, start_ms, end_ms, NULL, NULL, NULL, t, NULL};
     each_head(ing, tenants, start_ms, end_ms, merge_one, &q);
 }
 
@@ -372,7 +386,7 @@ static void stats_one(kiln_head_t *h, void *arg)
 void kiln_ingester_stats_all(kiln_ingester_t *ing, kiln_head_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
-    query_args q = {NULL, 0, 0, NULL, NULL, NULL, out};
+    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, out};
     pthread_mutex_lock(&ing->mu);
     for (size_t i = 0; i < ing->n; i++)
         stats_one(ing->t[i]->head, &q);
@@ -382,7 +396,7 @@ void kiln_ingester_stats_all(kiln_ingester_t *ing, kiln_head_stats_t *out)
 void kiln_ingester_stats(kiln_ingester_t *ing, const char *tenants, kiln_head_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
-    query_args q = {NULL, 0, 0, NULL, NULL, NULL, out};
+    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, out};
     each_head(ing, tenants, 0, 0, stats_one, &q);
 }
 

@@ -60,6 +60,10 @@ kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
 void kiln_ingester_series(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
                           int64_t start_ms, int64_t end_ms, kiln_head_series_fn fn, void *ctx);
 
+/** Visits every matching profile (labels, time, total) of the tenants in `tenants`. */
+void kiln_ingester_profiles(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
+                            int64_t start_ms, int64_t end_ms, kiln_head_profile_fn fn, void *ctx);
+
 /** Merges the matching profiles of the tenants in `tenants` into t. */
 void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants,
                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * querier: metadata queries over series, and flame graphs. */
-#include "querier.h"
+#include "querier_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +14,6 @@
 #define MAX_NODES_DEFAULT 8192
 #define MAX_NODES_LIMIT 1048576
 
-struct kiln_querier {
-    kiln_ingester_t *ing;
-};
 
 kiln_querier_t *kiln_querier_create(kiln_ingester_t *ing)
 {
@@ -252,8 +249,15 @@ static kiln_status h_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage
     return KILN_OK;
 }
 
-/* The selector of a Select* request: label_selector plus the profile type. */
-static kiln_status select_selector(const char *type_id, const char *label_selector,
+kiln_status kiln_querier__check_range(int64_t start, int64_t end, kiln_err *err)
+{
+    if (start == 0 || end == 0 || start > end)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "start and end are required, with start <= end (ms since epoch)");
+    return KILN_OK;
+}
+
+kiln_status kiln_querier__selector(const char *type_id, const char *label_selector,
                                    kiln_rpc_ctx *ctx, kiln_selector_t **out)
 {
     if (*type_id == '\0')
@@ -280,15 +284,15 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "max_nodes %lld out of range: must be 0..%d", (long long)req->max_nodes,
                             MAX_NODES_LIMIT);
-    if (req->start == 0 || req->end == 0 || req->start > req->end)
-        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
-                            "start and end are required, with start <= end (ms since epoch)");
+    kiln_status st = kiln_querier__check_range(req->start, req->end, ctx->err);
+    if (st != KILN_OK)
+        return st;
     if (req->format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_UNSPECIFIED &&
         req->format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FLAMEGRAPH)
         return kiln_err_set(ctx->err, KILN_UNIMPLEMENTED, "profile format %d is not supported",
                             (int)req->format);
     kiln_selector_t *sel;
-    kiln_status st = select_selector(req->profile_typeid, req->label_selector, ctx, &sel);
+    st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
     kiln_tree_t *t = kiln_tree_create();
@@ -335,6 +339,10 @@ void kiln_querier_register(kiln_querier_t *q, kiln_rpc_registry_t *rpc)
          &querier__v1__series_response__descriptor, h_series, q},
         {Q("SelectMergeStacktraces"), &querier__v1__select_merge_stacktraces_request__descriptor,
          &querier__v1__select_merge_stacktraces_response__descriptor, h_select_merge_stacktraces, q},
+        {Q("SelectSeries"), &querier__v1__select_series_request__descriptor,
+         &querier__v1__select_series_response__descriptor, kiln_querier__select_series, q},
+        {Q("SelectMergeProfile"), &querier__v1__select_merge_profile_request__descriptor,
+         &google__v1__profile__descriptor, kiln_querier__select_merge_profile, q},
         {Q("GetProfileStats"), &types__v1__get_profile_stats_request__descriptor,
          &types__v1__get_profile_stats_response__descriptor, h_profile_stats, q},
     };

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * querier_int: what the querier's files share (querier.c: metadata and
+ * flame graphs; timeseries.c: SelectSeries; pprof_out.c: SelectMergeProfile). */
+#ifndef KILN_QUERIER_INT_H
+#define KILN_QUERIER_INT_H
+
+#include "querier.h"
+#include "selector.h"
+
+struct kiln_querier {
+    kiln_ingester_t *ing;
+};
+
+/** The selector of a Select* request: label_selector (empty = all) plus
+ * __profile_type__=type_id (a ":delta" suffix tolerated). Owned by the
+ * request arena. KILN_INVALID_ARGUMENT for a bad selector or no type. */
+kiln_status kiln_querier__selector(const char *type_id, const char *label_selector,
+                                   kiln_rpc_ctx *ctx, kiln_selector_t **out);
+
+/** SelectSeries (timeseries.c). */
+kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                        ProtobufCMessage **resp);
+
+/** SelectMergeProfile (pprof_out.c). */
+kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
+                                               const ProtobufCMessage *msg, ProtobufCMessage **resp);
+
+/** Checks a Select* time range: both set, start <= end. */
+kiln_status kiln_querier__check_range(int64_t start, int64_t end, kiln_err *err);
+
+#endif

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * timeseries: SelectSeries. Profiles are bucketed by time: steps run from
+ * start to end inclusive, and a profile at t counts at the first step
+ * boundary >= t (Pyroscope's rule); empty steps are omitted. Series are
+ * keyed by the group_by labels only, summed or averaged, sorted, and cut
+ * to the `limit` largest by total. Built from per-profile totals: samples
+ * are never read. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "querier/v1/querier.pb-c.h"
+#include "querier_int.h"
+#include "xmalloc.h"
+
+#define MAX_STEPS 1000000
+
+typedef struct group {
+    char *key;    /* "name\xffvalue\xff..." of the group_by labels */
+    double *sum;  /* per step */
+    uint32_t *count;
+    double total;
+} group;
+
+typedef struct acc {
+    const Querier__V1__SelectSeriesRequest *req;
+    int64_t step_ms;
+    size_t n_steps;
+    group *g;
+    size_t n, cap;
+} acc;
+
+static group *group_of(acc *a, const kiln_label_t *l, size_t n)
+{
+    kiln_buf key;
+    kiln_buf_init(&key, 0);
+    for (size_t i = 0; i < a->req->n_group_by; i++) {
+        const char *v = kiln_labels_get(l, n, a->req->group_by[i]);
+        if (v != NULL && *v != '\0')
+            kiln_buf_printf(&key, "%s\xff%s\xff", a->req->group_by[i], v);
+    }
+    const char *k = key.len ? key.ptr : "";
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(a->g[i].key, k) == 0) {
+            kiln_buf_free(&key);
+            return &a->g[i];
+        }
+    }
+    KILN_GROW(a->g, a->cap, a->n + 1);
+    group *g = &a->g[a->n++];
+    g->key = kiln_xstrdup(k);
+    g->sum = kiln_xcalloc(a->n_steps, sizeof(double));
+    g->count = kiln_xcalloc(a->n_steps, sizeof(uint32_t));
+    g->total = 0;
+    kiln_buf_free(&key);
+    return g;
+}
+
+static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
+{
+    acc *a = ctx;
+    int64_t start = a->req->start;
+    size_t step = t <= start ? 0 : (size_t)((t - start + a->step_ms - 1) / a->step_ms);
+    if (step >= a->n_steps)
+        return;
+    group *g = group_of(a, l, n);
+    g->sum[step] += (double)total;
+    g->count[step]++;
+    g->total += (double)total;
+}
+
+static int cmp_key(const void *x, const void *y)
+{
+    return strcmp(((const group *)x)->key, ((const group *)y)->key);
+}
+
+static int cmp_total_desc(const void *x, const void *y)
+{
+    double a = ((const group *)x)->total, b = ((const group *)y)->total;
+    return (a < b) - (a > b);
+}
+
+/* Parses "name\xffvalue\xff..." into label pairs in the arena. */
+static Types__V1__Series *series_of(const acc *a, const group *g, kiln_arena_t *ar)
+{
+    Types__V1__Series *s = kiln_arena_alloc(ar, sizeof(*s));
+    types__v1__series__init(s);
+    s->labels = kiln_arena_alloc(ar, (a->req->n_group_by + 1) * sizeof(*s->labels));
+    for (const char *p = g->key; *p != '\0';) {
+        const char *s1 = strchr(p, '\xff'), *s2 = strchr(s1 + 1, '\xff');
+        Types__V1__LabelPair *lp = kiln_arena_alloc(ar, sizeof(*lp));
+        types__v1__label_pair__init(lp);
+        lp->name = kiln_arena_strndup(ar, p, (size_t)(s1 - p));
+        lp->value = kiln_arena_strndup(ar, s1 + 1, (size_t)(s2 - s1 - 1));
+        s->labels[s->n_labels++] = lp;
+        p = s2 + 1;
+    }
+    s->points = kiln_arena_alloc(ar, (a->n_steps + 1) * sizeof(*s->points));
+    bool avg = a->req->aggregation == TYPES__V1__TIME_SERIES_AGGREGATION_TYPE__TIME_SERIES_AGGREGATION_TYPE_AVERAGE;
+    for (size_t i = 0; i < a->n_steps; i++) {
+        if (g->count[i] == 0)
+            continue;
+        Types__V1__Point *pt = kiln_arena_alloc(ar, sizeof(*pt));
+        types__v1__point__init(pt);
+        pt->timestamp = a->req->start + (int64_t)i * a->step_ms;
+        pt->value = avg ? g->sum[i] / g->count[i] : g->sum[i];
+        s->points[s->n_points++] = pt;
+    }
+    return s;
+}
+
+kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                        ProtobufCMessage **resp)
+{
+    kiln_querier_t *q = svc;
+    const Querier__V1__SelectSeriesRequest *req = (const Querier__V1__SelectSeriesRequest *)msg;
+    kiln_status st = kiln_querier__check_range(req->start, req->end, ctx->err);
+    if (st != KILN_OK)
+        return st;
+    if (!(req->step >= 0.001) || (double)(req->end - req->start) / (req->step * 1000) > MAX_STEPS)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "step must be >= 0.001 s and give at most %d points", MAX_STEPS);
+    kiln_selector_t *sel;
+    st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
+    if (st != KILN_OK)
+        return st;
+    acc a = {req, (int64_t)llround(req->step * 1000), 0, NULL, 0, 0};
+    if (a.step_ms < 1)
+        a.step_ms = 1;
+    a.n_steps = (size_t)((req->end - req->start) / a.step_ms) + 1;
+    kiln_ingester_profiles(q->ing, ctx->tenant, sel, req->start, req->end, on_profile, &a);
+    if (req->limit > 0 && (size_t)req->limit < a.n) {
+        qsort(a.g, a.n, sizeof(*a.g), cmp_total_desc);
+        for (size_t i = (size_t)req->limit; i < a.n; i++)
+            free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);
+        a.n = (size_t)req->limit;
+    }
+    qsort(a.g, a.n, sizeof(*a.g), cmp_key);
+    Querier__V1__SelectSeriesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    querier__v1__select_series_response__init(r);
+    r->series = kiln_arena_alloc(ctx->arena, (a.n + 1) * sizeof(*r->series));
+    for (size_t i = 0; i < a.n; i++) {
+        r->series[r->n_series++] = series_of(&a, &a.g[i], ctx->arena);
+        free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);
+    }
+    free(a.g);
+    *resp = &r->base;
+    return KILN_OK;
+}
