@@ -22,7 +22,8 @@ static tenant_head **tenants(kiln_ingester_t *ing, size_t *n)
 {
     pthread_mutex_lock(&ing->mu);
     tenant_head **t = kiln_xmalloc((ing->n + 1) * sizeof(*t));
-    memcpy(t, ing->t, ing->n * sizeof(*t));
+    if (ing->n != 0)
+        memcpy(t, ing->t, ing->n * sizeof(*t));
     *n = ing->n;
     pthread_mutex_unlock(&ing->mu);
     return t;
