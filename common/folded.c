@@ -94,7 +94,8 @@ kiln_status kiln_text_to_utf8(kiln_arena_t *a, const uint8_t *data, size_t len, 
     /* Each 2 input bytes give at most 3 output bytes (4 for 4). */
     uint8_t *o = kiln_arena_alloc(a, (len / 2) * 3 + 4);
     if (o == NULL)
-        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "text too large to transcode from UTF-16");
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                            "text too large to transcode from UTF-16");
     *out = (kiln_str_t){(const char *)o, utf16_to_utf8(data + 2, len - 2, be, o)};
     return KILN_OK;
 }

@@ -87,8 +87,8 @@ static bool stconfig_entry(kiln_json *j, kiln_arena_t *a, kiln_sample_type_confi
     return !kiln_json_failed(j);
 }
 
-kiln_status kiln_stconfig_parse(kiln_arena_t *a, const uint8_t *data, size_t len, kiln_stconfig *out,
-                                kiln_err *err)
+kiln_status kiln_stconfig_parse(kiln_arena_t *a, const uint8_t *data, size_t len,
+                                kiln_stconfig *out, kiln_err *err)
 {
     kiln_json j;
     kiln_json_init(&j, data, len, "sample_type_config", err);
@@ -97,15 +97,15 @@ kiln_status kiln_stconfig_parse(kiln_arena_t *a, const uint8_t *data, size_t len
         kiln_json_end(&j);
     } else if (kiln_json_obj_begin(&j)) {
         c.present = true;
-        /* At most one entry per ':' in the text. */
-        size_t cap = 1;
-        for (size_t i = 0; i < len; i++)
-            cap += data[i] == ':';
-        c.entries = kiln_arena_calloc(a, cap, sizeof(*c.entries));
+        c.entries = kiln_arena_calloc(a, KILN_STCONFIG_MAX, sizeof(*c.entries));
         if (c.entries == NULL)
             return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "sample_type_config: out of memory");
         kiln_str_t key;
-        while (c.n < cap && kiln_json_obj_next(&j, &key)) {
+        while (kiln_json_obj_next(&j, &key)) {
+            if (c.n == KILN_STCONFIG_MAX) {
+                kiln_json_fail(&j, "more than %d entries", KILN_STCONFIG_MAX);
+                break;
+            }
             kiln_sample_type_config *e = &c.entries[c.n++];
             *e = (kiln_sample_type_config){key, false, {"", 0}, {"", 0}, {"", 0}, false, false};
             if (!stconfig_entry(&j, a, e))

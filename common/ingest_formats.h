@@ -54,11 +54,15 @@ typedef struct kiln_stconfig {
     size_t n;
 } kiln_stconfig;
 
+/** Most entries a sample_type_config may have (SDKs send a handful). */
+#define KILN_STCONFIG_MAX 256
+
 /** Parses a sample_type_config part. KILN_INVALID_ARGUMENT with a message
- * for malformed JSON or a field of the wrong type; KILN_RESOURCE_EXHAUSTED
+ * for malformed JSON, a field of the wrong type or more than
+ * KILN_STCONFIG_MAX entries; KILN_RESOURCE_EXHAUSTED
  * past the arena's cap. Writes *out only on KILN_OK. */
-kiln_status kiln_stconfig_parse(kiln_arena_t *a, const uint8_t *data, size_t len, kiln_stconfig *out,
-                                kiln_err *err);
+kiln_status kiln_stconfig_parse(kiln_arena_t *a, const uint8_t *data, size_t len,
+                                kiln_stconfig *out, kiln_err *err);
 
 /** The __name__ of a pprof uploaded through the pprof form: "wall" when a
  * sample type is wall; else, by the first sample type whose name (after the

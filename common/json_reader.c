@@ -145,9 +145,9 @@ static bool scan_string(kiln_json *j, kiln_str_t *raw, bool *escaped)
                 break;
             c = (unsigned char)j->buf[j->pos];
             if (c == 'u') {
-                for (int i = 1; i <= 4; i++) {
-                    if (j->pos + i >= j->len || strchr("0123456789abcdefABCDEF", j->buf[j->pos + i]) == NULL ||
-                        j->buf[j->pos + i] == '\0')
+                for (size_t i = 1; i <= 4; i++) {
+                    char h = j->pos + i < j->len ? j->buf[j->pos + i] : '\0';
+                    if (h == '\0' || strchr("0123456789abcdefABCDEF", h) == NULL)
                         return kiln_json_fail(j, "bad \\u escape");
                 }
                 j->pos += 4;

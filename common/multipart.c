@@ -199,7 +199,9 @@ static bool body_end(scan *s, size_t *end, bool *last)
             i += 2;
         while (i < s->len && is_ws(s->p[i]))
             i++;
-        if (*last || i == s->len || s->p[i] == '\n' || (s->p[i] == '\r' && i + 1 < s->len && s->p[i + 1] == '\n')) {
+        bool eol = i == s->len || s->p[i] == '\n' ||
+                   (s->p[i] == '\r' && i + 1 < s->len && s->p[i + 1] == '\n');
+        if (*last || eol) {
             *end = at;
             s->pos = i == s->len ? i : i + (s->p[i] == '\r' ? 2 : 1);
             return true;

@@ -106,6 +106,11 @@ static kiln_status set_limit(kiln_limits *l, const char *key, const char *val, k
         ;
     else if (strcmp(key, "retention_period") == 0 && kiln_parse_duration(val, &l->retention_ns))
         ;
+    else if (strcmp(key, "max_query_length") == 0 && kiln_parse_duration(val, &l->max_query_length_ns))
+        ;
+    else if (strcmp(key, "max_query_lookback") == 0 &&
+             kiln_parse_duration(val, &l->max_query_lookback_ns))
+        ;
     else if (strcmp(key, "max_profile_size_bytes") == 0)
         sz = &l->max_profile_bytes;
     else if (strcmp(key, "max_profile_stacktrace_samples") == 0)

@@ -26,6 +26,8 @@ typedef struct kiln_limits {
     int64_t reject_older_than_ns; /* 0 = off */
     int64_t reject_newer_than_ns; /* 0 = off */
     int64_t retention_ns;         /* blocks older than this are deleted; 0 = keep */
+    int64_t max_query_length_ns;  /* longest Select* range; 0 = no limit */
+    int64_t max_query_lookback_ns;/* how far back a query may reach; 0 = no limit */
 } kiln_limits;
 
 typedef struct kiln_overrides kiln_overrides_t;
@@ -42,8 +44,8 @@ void kiln_overrides_destroy(kiln_overrides_t *o);
  * max_profile_size_bytes, max_profile_stacktrace_samples,
  * max_label_names_per_series, max_label_name_length, max_label_value_length,
  * max_profile_stacktrace_sample_labels, max_profile_stacktrace_depth,
- * reject_older_than, reject_newer_than, retention_period). Unknown keys are
- * an error. */
+ * reject_older_than, reject_newer_than, retention_period, max_query_length,
+ * max_query_lookback). Unknown keys are an error. */
 kiln_status kiln_overrides_load(kiln_overrides_t *o, const char *path, kiln_err *err);
 
 /** The limits in force for tenant (its override, or the defaults). */

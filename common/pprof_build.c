@@ -264,7 +264,8 @@ static bool append_sample(kiln_pprof_build_t *b, const sample_key *k, const int6
         memcpy(&b->locs[b->n_locs], k->locs, k->n_locs * sizeof(*k->locs));
     memcpy(&b->values[b->n_values], values, b->n_types * sizeof(*values));
     for (size_t i = 0; i < k->n_labels; i++)
-        b->labels[b->n_labels + i] = (kiln_pprof_label){k->labels[2 * i], k->labels[2 * i + 1], 0, 0};
+        b->labels[b->n_labels + i] =
+            (kiln_pprof_label){k->labels[2 * i], k->labels[2 * i + 1], 0, 0};
     b->n_locs += k->n_locs;
     b->n_values += b->n_types;
     b->n_labels += k->n_labels;

@@ -34,7 +34,6 @@ typedef struct group {
     kiln_str_t type, name, unit;
     double start;
     const struct unit_info *u;
-    uint64_t *loc; /* per frame: location id in this group's builder, 0 = none yet */
 } group;
 
 typedef struct ctx {
@@ -44,7 +43,7 @@ typedef struct ctx {
     size_t n_frames;
     group *groups;
     kiln_speedscope_profile *out;
-    size_t n_groups, cap_groups;
+    size_t n_groups, cap_groups, n_objects;
     uint64_t *stack; /* location ids, root first while collecting */
     size_t *open;    /* evented: the open frames' indices */
     size_t cap_stack;
@@ -224,6 +223,11 @@ static group *find_group(ctx *c, const prof_fields *f)
             str_same(g->unit, f->unit) && g->start == f->start)
             return g;
     }
+    if (c->n_groups == KILN_SPEEDSCOPE_MAX_PROFILES) {
+        kiln_err_set(c->err, KILN_INVALID_ARGUMENT, "speedscope: more than %d distinct profiles",
+                     KILN_SPEEDSCOPE_MAX_PROFILES);
+        return NULL;
+    }
     const struct unit_info *u = find_unit(f->unit);
     if (u == NULL) {
         kiln_err_set(c->err, KILN_INVALID_ARGUMENT, "speedscope: invalid profile unit \"%.*s\"",
@@ -235,10 +239,9 @@ static group *find_group(ctx *c, const prof_fields *f)
         !grow(c->a, (void **)&c->out, &cap, c->n_groups + 1, sizeof(*c->out)))
         return oom(c), NULL;
     group *g = &c->groups[c->n_groups];
-    *g = (group){f->type, f->name, f->unit, f->start, u, NULL};
-    g->loc = kiln_arena_calloc(c->a, c->n_frames + 1, sizeof(*g->loc));
+    *g = (group){f->type, f->name, f->unit, f->start, u};
     kiln_pprof_build_t *b = kiln_pprof_build_create(c->a, 1);
-    if (g->loc == NULL || b == NULL)
+    if (b == NULL)
         return oom(c), NULL;
     c->out[c->n_groups++] = (kiln_speedscope_profile){f->name, u->name, u->rate, b};
     return g;
@@ -249,20 +252,16 @@ static kiln_speedscope_profile *group_out(ctx *c, const group *g)
     return &c->out[g - c->groups];
 }
 
-/* The location id of frame index fid (a JSON number) in g's builder. */
+/* The location id of frame index fid (a JSON number) in g's builder (which
+ * interns frames by name). */
 static kiln_status frame_loc(ctx *c, group *g, double fid, uint64_t *out)
 {
     if (!(fid > -1.0 && fid < (double)c->n_frames))
         return kiln_err_set(c->err, KILN_INVALID_ARGUMENT,
                             "speedscope: frame index %.0f out of range (%zu frames)", fid,
                             c->n_frames);
-    size_t i = (size_t)(int64_t)fid;
-    if (g->loc[i] == 0)
-        g->loc[i] = kiln_pprof_build_frame(group_out(c, g)->b, c->frames[i]);
-    if (g->loc[i] == 0)
-        return oom(c);
-    *out = g->loc[i];
-    return KILN_OK;
+    *out = kiln_pprof_build_frame(group_out(c, g)->b, c->frames[(size_t)(int64_t)fid]);
+    return *out != 0 ? KILN_OK : oom(c);
 }
 
 /* Adds the root-first stack[0..n) (reversed in place) with value units * mult. */
@@ -400,7 +399,8 @@ static kiln_status apply_event(ctx *c, group *g, kiln_str_t type, double fid, do
         return KILN_OK;
     }
     if (!kiln_str_eq(type, "O"))
-        return kiln_err_set(c->err, KILN_INVALID_ARGUMENT, "speedscope: unknown event type \"%.*s\"",
+        return kiln_err_set(c->err, KILN_INVALID_ARGUMENT,
+                            "speedscope: unknown event type \"%.*s\"",
                             (int)(type.len > 20 ? 20 : type.len), type.ptr);
     if (stack_room(c, *n + 1) != KILN_OK)
         return KILN_RESOURCE_EXHAUSTED;
@@ -437,6 +437,9 @@ static kiln_status evented(ctx *c, group *g, const prof_fields *f)
 static kiln_status one_profile(ctx *c, kiln_json *j)
 {
     prof_fields f;
+    if (++c->n_objects > KILN_SPEEDSCOPE_MAX_OBJECTS)
+        return kiln_err_set(c->err, KILN_INVALID_ARGUMENT, "speedscope: more than %d profiles",
+                            KILN_SPEEDSCOPE_MAX_OBJECTS);
     if (!parse_fields(j, c->a, &f))
         return KILN_INVALID_ARGUMENT;
     group *g = find_group(c, &f);
@@ -461,6 +464,8 @@ kiln_status kiln_speedscope_parse(kiln_arena_t *a, const uint8_t *data, size_t l
     memset(&c, 0, sizeof(c));
     c.a = a;
     c.err = err;
+    if (stack_room(&c, 1) != KILN_OK) /* no NULL scratch even for empty stacks */
+        return KILN_RESOURCE_EXHAUSTED;
     kiln_json j;
     kiln_json_init(&j, data, len, "speedscope", err);
     kiln_str_t profiles;

@@ -26,11 +26,16 @@
 #include "status.h"
 
 #define KILN_SPEEDSCOPE_SCHEMA "https://www.speedscope.app/file-format-schema.json"
+/** At most this many profiles after merging (each becomes a series)... */
+#define KILN_SPEEDSCOPE_MAX_PROFILES 1000
+/** ...and this many profile objects in the file. */
+#define KILN_SPEEDSCOPE_MAX_OBJECTS 100000
 
 /** One (merged) profile of a speedscope file. */
 typedef struct kiln_speedscope_profile {
     kiln_str_t name;       /* the profile's name; may be empty */
-    const char *unit;      /* static: none, nanoseconds, microseconds, milliseconds, seconds, bytes */
+    const char *unit;      /* static: none, nanoseconds, microseconds, milliseconds,
+                            * seconds or bytes */
     uint64_t default_rate; /* samples per second the unit implies (0 for bytes): with it,
                             * 1e9 / default_rate * value is nanoseconds */
     kiln_pprof_build_t *b; /* one sample type, left unset */
@@ -41,7 +46,8 @@ typedef struct kiln_speedscope_profile {
  * message for malformed JSON, a wrong schema, an unknown profile type, unit
  * or event type, a frame index out of range, a negative weight, samples and
  * weights of different lengths, events out of order or closing a frame that
- * is not open; KILN_RESOURCE_EXHAUSTED past the arena's cap. Writes *out
+ * is not open, or more profiles than the limits above;
+ * KILN_RESOURCE_EXHAUSTED past the arena's cap. Writes *out
  * and *n_out only on KILN_OK. */
 kiln_status kiln_speedscope_parse(kiln_arena_t *a, const uint8_t *data, size_t len,
                                   kiln_speedscope_profile **out, size_t *n_out, kiln_err *err);

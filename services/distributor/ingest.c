@@ -155,7 +155,8 @@ static kiln_status push(ingest *r, kiln_ingest_profile *in, size_t n, bool pprof
 
 /* ---- pprof (raw body or the form's profile part) ---- */
 
-static kiln_status ingest_pprof(ingest *r, const uint8_t *data, size_t len, const kiln_stconfig *cfg)
+static kiln_status ingest_pprof(ingest *r, const uint8_t *data, size_t len,
+                                const kiln_stconfig *cfg)
 {
     if (len == 0)
         return KILN_OK; /* upstream: an empty profile is accepted and dropped */
@@ -377,8 +378,10 @@ static void on_ingest(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     }
     if (r.err.msg[0] == '\0')
         kiln_err_set(&r.err, st, "%s", kiln_status_str(st));
-    KILN_LOG_WARN("distributor", "ingest rejected tenant=%s name=\"%.80s\" format=%s status=%d err=\"%s\"",
-                  r.tenant[0] ? r.tenant : "-", query(&r, "name"), r.kind, r.status, r.err.msg);
+    KILN_LOG_WARN("distributor",
+                  "ingest rejected tenant=%s name=\"%.80s\" format=%s status=%d err=\"%s\"",
+                  r.tenant[0] ? r.tenant : "-", query(&r, "name"), r.kind[0] ? r.kind : "-",
+                  r.status, r.err.msg);
     char *msg = kiln_arena_printf(r.a, "%s\n", r.err.msg);
     kiln_http_text(resp, r.status ? r.status : 500, msg ? msg : "error\n");
 }

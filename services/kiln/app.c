@@ -138,7 +138,7 @@ static void distributor_destroy(kiln_app_t *app)
 static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
 {
     (void)err;
-    app->querier = kiln_querier_create(app->ingester);
+    app->querier = kiln_querier_create(app->ingester, app->limits);
     kiln_querier_register(app->querier, app->rpc);
     return KILN_OK;
 }

@@ -45,6 +45,8 @@ static const kiln_cfg_opt opts[] = {
     OPT("validation.max-profile-stacktrace-samples", KILN_CFG_SIZE, limits.max_samples, "16000", "samples per profile (0 = no limit)"),
     OPT("validation.max-profile-stacktrace-sample-labels", KILN_CFG_SIZE, limits.max_sample_labels, "100", "labels per sample (0 = no limit)"),
     OPT("validation.max-profile-stack-depth", KILN_CFG_SIZE, limits.max_stack_depth, "1000", "frames kept per stack, root side (0 = no limit)"),
+    OPT("querier.max-query-length", KILN_CFG_DURATION, limits.max_query_length_ns, "0", "longest Select* range (0 = no limit; Pyroscope: 24h)"),
+    OPT("querier.max-query-lookback", KILN_CFG_DURATION, limits.max_query_lookback_ns, "0", "how far back queries reach (0 = no limit; Pyroscope: 7d)"),
     OPT("validation.reject-older-than", KILN_CFG_DURATION, limits.reject_older_than_ns, "0", "reject profiles older than this (0 = off)"),
     OPT("validation.reject-newer-than", KILN_CFG_DURATION, limits.reject_newer_than_ns, "0", "reject profiles further in the future than this (0 = off)"),
 };

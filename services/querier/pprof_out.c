@@ -94,36 +94,47 @@ static void samples(Google__V1__Profile *p, const Ingester__V1__TreeResponse *t,
     }
 }
 
+Google__V1__Profile *kiln_querier__pprof(const kiln_tree_t *tree, const char *type_id,
+                                         int64_t start, int64_t end, kiln_arena_t *a)
+{
+    Ingester__V1__TreeResponse *t = kiln_tree_to_response(tree, a);
+    if (t == NULL)
+        return NULL;
+    Google__V1__Profile *p = kiln_arena_alloc(a, sizeof(*p));
+    google__v1__profile__init(p);
+    strings(p, t, type_id, a);
+    p->n_sample_type = 1;
+    p->sample_type = kiln_arena_alloc(a, sizeof(*p->sample_type));
+    p->sample_type[0] = value_type(a, 1, 2);
+    p->period_type = value_type(a, 3, 4);
+    p->period = 1;
+    p->time_nanos = start * 1000000;
+    p->duration_nanos = (end - start) * 1000000;
+    symbols(p, t, a);
+    samples(p, t, a);
+    return p;
+}
+
 kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
                                                const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
     kiln_querier_t *q = svc;
     const Querier__V1__SelectMergeProfileRequest *req =
         (const Querier__V1__SelectMergeProfileRequest *)msg;
-    kiln_status st = kiln_querier__check_range(req->start, req->end, ctx->err);
+    int64_t start = req->start;
+    kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
     kiln_selector_t *sel;
     if (st == KILN_OK)
         st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
     kiln_tree_t *tree = kiln_tree_create();
-    kiln_ingester_merge_tree(q->ing, ctx->tenant, sel, req->start, req->end, tree);
-    Ingester__V1__TreeResponse *t = kiln_tree_to_response(tree, ctx->arena);
+    kiln_ingester_merge_tree(q->ing, ctx->tenant, sel, start, req->end, tree);
+    Google__V1__Profile *p = kiln_querier__pprof(tree, req->profile_typeid, start, req->end,
+                                                ctx->arena);
     kiln_tree_destroy(tree);
-    if (t == NULL)
+    if (p == NULL)
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "profile too large");
-    Google__V1__Profile *p = kiln_arena_alloc(ctx->arena, sizeof(*p));
-    google__v1__profile__init(p);
-    strings(p, t, req->profile_typeid, ctx->arena);
-    p->n_sample_type = 1;
-    p->sample_type = kiln_arena_alloc(ctx->arena, sizeof(*p->sample_type));
-    p->sample_type[0] = value_type(ctx->arena, 1, 2);
-    p->period_type = value_type(ctx->arena, 3, 4);
-    p->period = 1;
-    p->time_nanos = req->start * 1000000;
-    p->duration_nanos = (req->end - req->start) * 1000000;
-    symbols(p, t, ctx->arena);
-    samples(p, t, ctx->arena);
     *resp = &p->base;
     return KILN_OK;
 }

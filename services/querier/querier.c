@@ -3,7 +3,9 @@
 #include "querier_int.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "querier/v1/querier.pb-c.h"
 #include "selector.h"
@@ -15,10 +17,11 @@
 #define MAX_NODES_LIMIT 1048576
 
 
-kiln_querier_t *kiln_querier_create(kiln_ingester_t *ing)
+kiln_querier_t *kiln_querier_create(kiln_ingester_t *ing, kiln_overrides_t *limits)
 {
     kiln_querier_t *q = kiln_xcalloc(1, sizeof(*q));
     q->ing = ing;
+    q->limits = limits;
     return q;
 }
 
@@ -257,6 +260,33 @@ kiln_status kiln_querier__check_range(int64_t start, int64_t end, kiln_err *err)
     return KILN_OK;
 }
 
+kiln_status kiln_querier__limit_range(const kiln_querier_t *q, kiln_rpc_ctx *ctx, int64_t *start,
+                                      int64_t end)
+{
+    kiln_status st = kiln_querier__check_range(*start, end, ctx->err);
+    if (st != KILN_OK || q->limits == NULL)
+        return st;
+    char first[KILN_TENANT_MAX + 1];
+    size_t n = strcspn(ctx->tenant, "|");
+    snprintf(first, sizeof(first), "%.*s", (int)n, ctx->tenant);
+    const kiln_limits *l = kiln_overrides_get(q->limits, first);
+    if (l->max_query_lookback_ns > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t oldest = (int64_t)ts.tv_sec * 1000 - l->max_query_lookback_ns / 1000000;
+        if (*start < oldest)
+            *start = oldest;
+        if (*start > end)
+            *start = end;
+    }
+    if (l->max_query_length_ns > 0 && (end - *start) > l->max_query_length_ns / 1000000)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "the query time range exceeds the limit (max_query_length, %llds): "
+                            "query %llds", (long long)(l->max_query_length_ns / 1000000000),
+                            (long long)((end - *start) / 1000));
+    return KILN_OK;
+}
+
 kiln_status kiln_querier__selector(const char *type_id, const char *label_selector,
                                    kiln_rpc_ctx *ctx, kiln_selector_t **out)
 {
@@ -284,27 +314,36 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "max_nodes %lld out of range: must be 0..%d", (long long)req->max_nodes,
                             MAX_NODES_LIMIT);
-    kiln_status st = kiln_querier__check_range(req->start, req->end, ctx->err);
+    int64_t start = req->start;
+    kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
     if (st != KILN_OK)
         return st;
+    bool pprof = req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF;
     if (req->format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_UNSPECIFIED &&
-        req->format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FLAMEGRAPH)
-        return kiln_err_set(ctx->err, KILN_UNIMPLEMENTED, "profile format %d is not supported",
+        req->format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FLAMEGRAPH && !pprof)
+        return kiln_err_set(ctx->err, KILN_UNIMPLEMENTED,
+                            "profile format %d is not supported: use FLAMEGRAPH or PPROF",
                             (int)req->format);
     kiln_selector_t *sel;
     st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
     kiln_tree_t *t = kiln_tree_create();
-    kiln_ingester_merge_tree(q->ing, ctx->tenant, sel, req->start, req->end, t);
-    Querier__V1__FlameGraph *fg =
-        kiln_tree_flamegraph(t, req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT, ctx->arena);
-    kiln_tree_destroy(t);
-    if (fg == NULL)
-        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "flame graph too large");
+    kiln_ingester_merge_tree(q->ing, ctx->tenant, sel, start, req->end, t);
     Querier__V1__SelectMergeStacktracesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_merge_stacktraces_response__init(r);
-    r->flamegraph = fg;
+    if (pprof) {
+        Querier__V1__PprofResponse *pr = kiln_arena_alloc(ctx->arena, sizeof(*pr));
+        querier__v1__pprof_response__init(pr);
+        pr->profile = kiln_querier__pprof(t, req->profile_typeid, req->start, req->end, ctx->arena);
+        r->pprof = pr;
+    } else {
+        r->flamegraph = kiln_tree_flamegraph(t, req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT,
+                                             ctx->arena);
+    }
+    kiln_tree_destroy(t);
+    if (r->flamegraph == NULL && (r->pprof == NULL || r->pprof->profile == NULL))
+        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "result too large");
     *resp = &r->base;
     return KILN_OK;
 }

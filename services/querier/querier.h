@@ -7,12 +7,14 @@
 #define KILN_QUERIER_H
 
 #include "ingester.h"
+#include "overrides.h"
 #include "rpc.h"
 
 typedef struct kiln_querier kiln_querier_t;
 
-/** Creates a querier reading from ing (borrowed). */
-kiln_querier_t *kiln_querier_create(kiln_ingester_t *ing);
+/** Creates a querier reading from ing, under the per-tenant query limits
+ * (both borrowed; limits may be NULL). */
+kiln_querier_t *kiln_querier_create(kiln_ingester_t *ing, kiln_overrides_t *limits);
 /** Frees it; NULL is a no-op. */
 void kiln_querier_destroy(kiln_querier_t *q);
 /** Registers the querier.v1.QuerierService methods. */

@@ -4,12 +4,22 @@
 #ifndef KILN_QUERIER_INT_H
 #define KILN_QUERIER_INT_H
 
+#include "overrides.h"
 #include "querier.h"
+#include "google/v1/profile.pb-c.h"
 #include "selector.h"
+#include "tree.h"
 
 struct kiln_querier {
     kiln_ingester_t *ing;
+    kiln_overrides_t *limits; /* borrowed; may be NULL (no query limits) */
 };
+
+/** Applies the tenant's query limits to a Select* range: *start is raised
+ * to the lookback limit; a range longer than max_query_length is
+ * KILN_INVALID_ARGUMENT naming the limit. Also checks start <= end, both set. */
+kiln_status kiln_querier__limit_range(const kiln_querier_t *q, kiln_rpc_ctx *ctx, int64_t *start,
+                                      int64_t end);
 
 /** The selector of a Select* request: label_selector (empty = all) plus
  * __profile_type__=type_id (a ":delta" suffix tolerated). Owned by the
@@ -24,6 +34,11 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
 /** SelectMergeProfile (pprof_out.c). */
 kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
                                                const ProtobufCMessage *msg, ProtobufCMessage **resp);
+
+/** The merged tree as a pprof profile of type type_id over [start, end]
+ * (ms), allocated in a; NULL past the arena cap. */
+Google__V1__Profile *kiln_querier__pprof(const kiln_tree_t *tree, const char *type_id,
+                                         int64_t start, int64_t end, kiln_arena_t *a);
 
 /** Checks a Select* time range: both set, start <= end. */
 kiln_status kiln_querier__check_range(int64_t start, int64_t end, kiln_err *err);

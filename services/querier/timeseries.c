@@ -114,7 +114,8 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
 {
     kiln_querier_t *q = svc;
     const Querier__V1__SelectSeriesRequest *req = (const Querier__V1__SelectSeriesRequest *)msg;
-    kiln_status st = kiln_querier__check_range(req->start, req->end, ctx->err);
+    int64_t start = req->start;
+    kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
     if (st != KILN_OK)
         return st;
     if (!(req->step >= 0.001) || (double)(req->end - req->start) / (req->step * 1000) > MAX_STEPS)
@@ -128,7 +129,7 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
     if (a.step_ms < 1)
         a.step_ms = 1;
     a.n_steps = (size_t)((req->end - req->start) / a.step_ms) + 1;
-    kiln_ingester_profiles(q->ing, ctx->tenant, sel, req->start, req->end, on_profile, &a);
+    kiln_ingester_profiles(q->ing, ctx->tenant, sel, start, req->end, on_profile, &a);
     if (req->limit > 0 && (size_t)req->limit < a.n) {
         qsort(a.g, a.n, sizeof(*a.g), cmp_total_desc);
         for (size_t i = (size_t)req->limit; i < a.n; i++)

@@ -29,8 +29,9 @@ TEST(appname_plain_and_tags)
     CHECK_STR(kiln_appname_tag(&n, "k.v"), "a b");
     CHECK(kiln_appname_tag(&n, "missing") == NULL);
     /* pyroscope-go's form: values hold '/', ':' and '=' freely. */
-    CHECK_OK(parse(a, "app{__session_id__=8e1c0a5d9f3b2e47,otel.scope.name=com.grafana.pyroscope/go,"
-                      "process.runtime.version=go1.26.0,x=a=b}",
+    CHECK_OK(parse(a,
+                   "app{__session_id__=8e1c0a5d9f3b2e47,otel.scope.name=com.grafana.pyroscope/go,"
+                   "process.runtime.version=go1.26.0,x=a=b}",
                    &n, NULL));
     CHECK_STR(n.name, "app");
     CHECK_STR(kiln_appname_tag(&n, "__session_id__"), "8e1c0a5d9f3b2e47");

@@ -124,7 +124,10 @@ static size_t manifest_files(const char *dir, const char *const *formats, size_t
         return 0;
     m = realloc(m, len + 1);
     m[len] = '\0';
-    for (char *line = strtok(m, "\n"); line != NULL && n < max; line = strtok(NULL, "\n")) {
+    for (char *line = m, *next; line != NULL && n < max; line = next) {
+        next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = '\0';
         if (strncmp(line, "| `", 3) != 0)
             continue;
         char *fields[6] = {0};
@@ -264,7 +267,8 @@ static int64_t stack_value(const kiln_pprof_t *p, const char *stack)
         for (uint32_t k = s->n_locs; k > 0; k--) {
             const kiln_pprof_location *l = &p->locations[p->locs[s->loc_off + k - 1]];
             kiln_str_t n = kiln_pprof_str(p, p->functions[p->lines[l->line_off].function].name);
-            snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%.*s", k == s->n_locs ? "" : ";",
+            size_t used = strlen(buf);
+            snprintf(buf + used, sizeof(buf) - used, "%s%.*s", k == s->n_locs ? "" : ";",
                      (int)n.len, n.ptr);
         }
         if (strcmp(buf, stack) == 0)
@@ -374,14 +378,30 @@ TEST(lines_format)
     kiln_arena_destroy(a);
 }
 
+/* Test JSON is written with ' for " to stay readable; this swaps them. */
+static char *dq(kiln_arena_t *a, const char *s, size_t len)
+{
+    char *d = kiln_arena_strndup(a, s, len);
+    for (size_t i = 0; i < len; i++)
+        d[i] = d[i] == '\'' ? '"' : d[i];
+    return d;
+}
+
 static kiln_status ss(kiln_arena_t *a, const char *json, kiln_speedscope_profile **p, size_t *n,
                       kiln_err *err)
 {
-    return kiln_speedscope_parse(a, (const uint8_t *)json, strlen(json), p, n, err);
+    size_t len = strlen(json);
+    return kiln_speedscope_parse(a, (const uint8_t *)dq(a, json, len), len, p, n, err);
 }
 
-#define SCHEMA "\"$schema\":\"https://www.speedscope.app/file-format-schema.json\""
-#define FRAMES "\"shared\":{\"frames\":[{\"name\":\"a\"},{\"name\":\"b\",\"file\":\"x.c\",\"line\":3}]}"
+static kiln_status stc(kiln_arena_t *a, const char *json, size_t len, kiln_stconfig *c,
+                       kiln_err *err)
+{
+    return kiln_stconfig_parse(a, (const uint8_t *)dq(a, json, len), len, c, err);
+}
+
+#define SCHEMA "'$schema':'https://www.speedscope.app/file-format-schema.json'"
+#define FRAMES "'shared':{'frames':[{'name':'a'},{'name':'b','file':'x.c','line':3}]}"
 
 TEST(speedscope_evented_units_merge)
 {
@@ -391,10 +411,10 @@ TEST(speedscope_evented_units_merge)
     kiln_pprof_t pp;
     kiln_err err;
     /* Evented, in milliseconds: a for 1, a;b for 2, a for 3 (x100). */
-    CHECK_OK(ss(a, "{" SCHEMA "," FRAMES ",\"profiles\":[{\"type\":\"evented\",\"name\":\"e\","
-                   "\"unit\":\"milliseconds\",\"startValue\":10,\"endValue\":16,\"events\":["
-                   "{\"type\":\"O\",\"frame\":0,\"at\":10},{\"type\":\"O\",\"frame\":1,\"at\":11},"
-                   "{\"at\":13,\"type\":\"C\",\"frame\":1},{\"type\":\"C\",\"frame\":0,\"at\":16}]}]}",
+    CHECK_OK(ss(a, "{" SCHEMA "," FRAMES ",'profiles':[{'type':'evented','name':'e',"
+                   "'unit':'milliseconds','startValue':10,'endValue':16,'events':["
+                   "{'type':'O','frame':0,'at':10},{'type':'O','frame':1,'at':11},"
+                   "{'at':13,'type':'C','frame':1},{'type':'C','frame':0,'at':16}]}]}",
                 &p, &n, &err));
     CHECK_EQ(n, 1);
     CHECK(kiln_str_eq(p[0].name, "e"));
@@ -404,11 +424,11 @@ TEST(speedscope_evented_units_merge)
     CHECK_EQ(stack_value(&pp, "a"), 400);
     CHECK_EQ(stack_value(&pp, "a;b"), 200);
     /* Nanoseconds keep weights as they are; bytes too. Same-key profiles merge. */
-    CHECK_OK(ss(a, "{\"profiles\":[{\"type\":\"sampled\",\"name\":\"n\",\"unit\":\"nanoseconds\","
-                   "\"samples\":[[0,1],[1]],\"weights\":[5,7]},"
-                   "{\"type\":\"sampled\",\"name\":\"m\",\"unit\":\"bytes\",\"samples\":[[0]],\"weights\":[9]},"
-                   "{\"type\":\"sampled\",\"name\":\"n\",\"unit\":\"nanoseconds\",\"samples\":[[0,1]],"
-                   "\"weights\":[1.9]}]," FRAMES "," SCHEMA ",\"exporter\":\"x\"}",
+    CHECK_OK(ss(a, "{'profiles':[{'type':'sampled','name':'n','unit':'nanoseconds',"
+                   "'samples':[[0,1],[1]],'weights':[5,7]},"
+                   "{'type':'sampled','name':'m','unit':'bytes','samples':[[0]],'weights':[9]},"
+                   "{'type':'sampled','name':'n','unit':'nanoseconds','samples':[[0,1]],"
+                   "'weights':[1.9]}]," FRAMES "," SCHEMA ",'exporter':'x'}",
                 &p, &n, &err));
     CHECK_EQ(n, 2);
     CHECK_STR(p[0].unit, "nanoseconds");
@@ -421,7 +441,7 @@ TEST(speedscope_evented_units_merge)
     CHECK_OK(finish(a, p[1].b, &pp));
     CHECK_EQ(total(&pp, 0), 9);
     /* No profiles at all. */
-    CHECK_OK(ss(a, "{" SCHEMA ",\"profiles\":[]}", &p, &n, &err));
+    CHECK_OK(ss(a, "{" SCHEMA ",'profiles':[]}", &p, &n, &err));
     CHECK_EQ(n, 0);
     kiln_arena_destroy(a);
 }
@@ -433,30 +453,30 @@ TEST(speedscope_errors)
         const char *want;
     } bad[] = {
         {"[]", "expected '{'"},
-        {"{\"profiles\":[]}", "unknown schema"},
-        {"{\"$schema\":\"https://example.com\"}", "unknown schema"},
-        {"{" SCHEMA ",\"profiles\":[{\"type\":\"sampled\",\"unit\":\"hours\"}]}", "invalid profile unit"},
-        {"{" SCHEMA ",\"profiles\":[{\"type\":\"other\",\"unit\":\"none\"}]}", "not supported"},
-        {"{" SCHEMA "," FRAMES ",\"profiles\":[{\"type\":\"sampled\",\"unit\":\"none\","
-         "\"samples\":[[2]],\"weights\":[1]}]}", "out of range"},
-        {"{" SCHEMA "," FRAMES ",\"profiles\":[{\"type\":\"sampled\",\"unit\":\"none\","
-         "\"samples\":[[0]],\"weights\":[-1]}]}", "negative weight"},
-        {"{" SCHEMA "," FRAMES ",\"profiles\":[{\"type\":\"sampled\",\"unit\":\"none\","
-         "\"samples\":[[0],[1]],\"weights\":[1]}]}", "differ in length"},
-        {"{" SCHEMA "," FRAMES ",\"profiles\":[{\"type\":\"sampled\",\"unit\":\"none\","
-         "\"samples\":[[0]],\"weights\":[1e300]}]}", "too large"},
-        {"{" SCHEMA "," FRAMES ",\"profiles\":[{\"type\":\"sampled\",\"unit\":\"none\","
-         "\"samples\":[[\"0\"]],\"weights\":[1]}]}", "expected a number"},
-        {"{" SCHEMA "," FRAMES ",\"profiles\":[{\"type\":\"evented\",\"unit\":\"none\",\"events\":["
-         "{\"type\":\"O\",\"frame\":0,\"at\":5},{\"type\":\"C\",\"frame\":0,\"at\":4}]}]}", "out of order"},
-        {"{" SCHEMA "," FRAMES ",\"profiles\":[{\"type\":\"evented\",\"unit\":\"none\",\"events\":["
-         "{\"type\":\"O\",\"frame\":0,\"at\":5},{\"type\":\"C\",\"frame\":1,\"at\":6}]}]}", "not open"},
-        {"{" SCHEMA "," FRAMES ",\"profiles\":[{\"type\":\"evented\",\"unit\":\"none\",\"events\":["
-         "{\"type\":\"C\",\"frame\":0,\"at\":5}]}]}", "no stack to close"},
-        {"{" SCHEMA "," FRAMES ",\"profiles\":[{\"type\":\"evented\",\"unit\":\"none\",\"events\":["
-         "{\"type\":\"X\",\"frame\":0,\"at\":5}]}]}", "unknown event type"},
-        {"{" SCHEMA ",\"profiles\":{}}", "expected '['"},
-        {"{" SCHEMA ",\"profiles\":[]", "offset"},
+        {"{'profiles':[]}", "unknown schema"},
+        {"{'$schema':'https://example.com'}", "unknown schema"},
+        {"{" SCHEMA ",'profiles':[{'type':'sampled','unit':'hours'}]}", "invalid profile unit"},
+        {"{" SCHEMA ",'profiles':[{'type':'other','unit':'none'}]}", "not supported"},
+        {"{" SCHEMA "," FRAMES ",'profiles':[{'type':'sampled','unit':'none',"
+         "'samples':[[2]],'weights':[1]}]}", "out of range"},
+        {"{" SCHEMA "," FRAMES ",'profiles':[{'type':'sampled','unit':'none',"
+         "'samples':[[0]],'weights':[-1]}]}", "negative weight"},
+        {"{" SCHEMA "," FRAMES ",'profiles':[{'type':'sampled','unit':'none',"
+         "'samples':[[0],[1]],'weights':[1]}]}", "differ in length"},
+        {"{" SCHEMA "," FRAMES ",'profiles':[{'type':'sampled','unit':'none',"
+         "'samples':[[0]],'weights':[1e300]}]}", "too large"},
+        {"{" SCHEMA "," FRAMES ",'profiles':[{'type':'sampled','unit':'none',"
+         "'samples':[['0']],'weights':[1]}]}", "expected a number"},
+        {"{" SCHEMA "," FRAMES ",'profiles':[{'type':'evented','unit':'none','events':["
+         "{'type':'O','frame':0,'at':5},{'type':'C','frame':0,'at':4}]}]}", "out of order"},
+        {"{" SCHEMA "," FRAMES ",'profiles':[{'type':'evented','unit':'none','events':["
+         "{'type':'O','frame':0,'at':5},{'type':'C','frame':1,'at':6}]}]}", "not open"},
+        {"{" SCHEMA "," FRAMES ",'profiles':[{'type':'evented','unit':'none','events':["
+         "{'type':'C','frame':0,'at':5}]}]}", "no stack to close"},
+        {"{" SCHEMA "," FRAMES ",'profiles':[{'type':'evented','unit':'none','events':["
+         "{'type':'X','frame':0,'at':5}]}]}", "unknown event type"},
+        {"{" SCHEMA ",'profiles':{}}", "expected '['"},
+        {"{" SCHEMA ",'profiles':[]", "offset"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         kiln_arena_t *a = kiln_arena_create(0);
@@ -470,6 +490,43 @@ TEST(speedscope_errors)
         CHECK_EQ(n, 77);
         kiln_arena_destroy(a);
     }
+}
+
+TEST(speedscope_and_config_limits)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_buf b;
+    kiln_buf_init(&b, 0);
+    kiln_buf_puts(&b, "{" SCHEMA ",'profiles':[");
+    for (int i = 0; i <= KILN_SPEEDSCOPE_MAX_PROFILES; i++)
+        kiln_buf_printf(&b, "%s{'type':'sampled','unit':'none','name':'p%d'}",
+                        i ? "," : "", i);
+    kiln_buf_puts(&b, "]}");
+    kiln_buf_putc(&b, '\0');
+    kiln_speedscope_profile *p;
+    size_t n;
+    kiln_err err;
+    CHECK_EQ(ss(a, b.ptr, &p, &n, &err), KILN_INVALID_ARGUMENT);
+    CHECK(strstr(err.msg, "distinct profiles") != NULL);
+    /* Many objects of one profile merge, up to the object limit. */
+    b.len = 0;
+    kiln_buf_puts(&b, "{" SCHEMA ",'profiles':[");
+    for (int i = 0; i <= KILN_SPEEDSCOPE_MAX_OBJECTS; i++)
+        kiln_buf_printf(&b, "%s{'type':'sampled','unit':'none'}", i ? "," : "");
+    kiln_buf_puts(&b, "]}");
+    kiln_buf_putc(&b, '\0');
+    CHECK_EQ(ss(a, b.ptr, &p, &n, &err), KILN_INVALID_ARGUMENT);
+    CHECK(strstr(err.msg, "more than") != NULL);
+    b.len = 0;
+    kiln_buf_putc(&b, '{');
+    for (int i = 0; i <= KILN_STCONFIG_MAX; i++)
+        kiln_buf_printf(&b, "%s't%d':null", i ? "," : "", i);
+    kiln_buf_putc(&b, '}');
+    kiln_stconfig c;
+    CHECK_EQ(stc(a, b.ptr, b.len, &c, &err), KILN_INVALID_ARGUMENT);
+    CHECK(strstr(err.msg, "entries") != NULL);
+    kiln_buf_free(&b);
+    kiln_arena_destroy(a);
 }
 
 TEST(suffix_kinds)
@@ -501,7 +558,7 @@ static kiln_stconfig config(kiln_arena_t *a, const char *json)
 {
     kiln_stconfig c = {false, NULL, 0};
     kiln_err err;
-    if (kiln_stconfig_parse(a, (const uint8_t *)json, strlen(json), &c, &err) != KILN_OK)
+    if (stc(a, json, strlen(json), &c, &err) != KILN_OK)
         printf("  config: %s\n", err.msg);
     return c;
 }
@@ -509,10 +566,10 @@ static kiln_stconfig config(kiln_arena_t *a, const char *json)
 TEST(sample_type_config)
 {
     kiln_arena_t *a = kiln_arena_create(0);
-    kiln_stconfig c = config(a, "{\"contentions\":{\"display-name\":\"block_count\",\"units\":"
-                                "\"lock_samples\",\"cumulative\":false},\"delay\":{\"display-name\":"
-                                "\"block_duration\",\"units\":\"lock_nanoseconds\",\"sampled\":true,"
-                                "\"extra\":[1,{}]},\"inuse-space\":null}");
+    kiln_stconfig c = config(a, "{'contentions':{'display-name':'block_count','units':"
+                                "'lock_samples','cumulative':false},'delay':{'display-name':"
+                                "'block_duration','units':'lock_nanoseconds','sampled':true,"
+                                "'extra':[1,{}]},'inuse-space':null}");
     CHECK(c.present);
     CHECK_EQ(c.n, 3);
     CHECK(kiln_str_eq(c.entries[0].type, "contentions"));
@@ -523,11 +580,10 @@ TEST(sample_type_config)
     c = config(a, "null");
     CHECK(!c.present);
     kiln_err err;
-    static const char *const bad[] = {"", "[]", "{\"a\":1}", "{\"a\":{\"units\":5}}",
-                                      "{\"a\":{\"cumulative\":\"yes\"}}", "{\"a\":{}} x"};
+    static const char *const bad[] = {"", "[]", "{'a':1}", "{'a':{'units':5}}",
+                                      "{'a':{'cumulative':'yes'}}", "{'a':{}} x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        CHECK_EQ(kiln_stconfig_parse(a, (const uint8_t *)bad[i], strlen(bad[i]), &c, &err),
-                 KILN_INVALID_ARGUMENT);
+        CHECK_EQ(stc(a, bad[i], strlen(bad[i]), &c, &err), KILN_INVALID_ARGUMENT);
         CHECK(strncmp(err.msg, "sample_type_config", 18) == 0);
     }
     kiln_arena_destroy(a);
@@ -558,12 +614,12 @@ TEST(pprof_form_metric_names)
         {"grafana-pyroscope/cpu.pb.gz", NULL, "process_cpu"},
         {"datadog-go-profiler-notes/memory-profiler.pprof", NULL, "memory"},
         {"datadog-go-profiler-notes/memory-profiler.pprof",
-         "{\"alloc_objects\":{\"units\":\"objects\"},\"inuse_space\":{\"aggregation\":\"average\"}}",
+         "{'alloc_objects':{'units':'objects'},'inuse_space':{'aggregation':'average'}}",
          "memory"},
         {"datadog-go-profiler-notes/2.pprof.lookup.goroutine.debug0.pb.gz", NULL, "goroutines"},
         {"datadog-go-profiler-notes/block.pb.gz", NULL, "mutex"}, /* upstream's default mapping */
         {"datadog-go-profiler-notes/block.pb.gz",
-         "{\"contentions\":{\"display-name\":\"block_count\"},\"delay\":{\"display-name\":\"block_duration\"}}",
+         "{'contentions':{'display-name':'block_count'},'delay':{'display-name':'block_duration'}}",
          "block"},
         {"datadog-go-profiler-notes/block.pb.gz", "{}", "delay"}, /* no match: the last type */
         {"hard/grafana-pyroscope/jfr-dump2.wall.pb.gz", NULL, "wall"},
@@ -581,7 +637,7 @@ TEST(pprof_form_metric_names)
 TEST(dotnet_and_scripting_fixups)
 {
     kiln_arena_t *a = kiln_arena_create(0);
-    kiln_stconfig none = {false, NULL, 0}, dn = config(a, "{\"inuse-space\":{\"units\":\"bytes\"}}");
+    kiln_stconfig none = {false, NULL, 0}, dn = config(a, "{'inuse-space':{'units':'bytes'}}");
     CHECK(kiln_ingest_is_dotnet("dotnetspy", &none));
     CHECK(kiln_ingest_is_dotnet("unknown", &dn));
     CHECK(!kiln_ingest_is_dotnet("unknown", &none));
@@ -626,6 +682,7 @@ int main(void)
     RUN(lines_format);
     RUN(speedscope_evented_units_merge);
     RUN(speedscope_errors);
+    RUN(speedscope_and_config_limits);
     RUN(suffix_kinds);
     RUN(sample_type_config);
     RUN(pprof_form_metric_names);

@@ -30,7 +30,8 @@ static const char go_form[] =
     "\r\n"
     "\x1f\x8b\x00\r\n--0a1b2c3d4e5\r\n--0a1b2c3d4e5fX\x00\xff"
     "\r\n--0a1b2c3d4e5f\r\n"
-    "Content-Disposition: form-data; name=\"sample_type_config\"; filename=\"sample_type_config.json\"\r\n"
+    "Content-Disposition: form-data; name=\"sample_type_config\"; "
+    "filename=\"sample_type_config.json\"\r\n"
     "Content-Type: application/octet-stream\r\n"
     "\r\n"
     "{\"alloc_space\":{\"units\":\"bytes\"}}"
@@ -95,11 +96,11 @@ TEST(boundary_parameter)
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_str_t b;
     kiln_err err;
-    CHECK_OK(kiln_multipart_boundary(a, "multipart/form-data; charset=utf-8; BOUNDARY=\"a;b \\\"c\"",
-                                     &b, NULL));
+    CHECK_OK(kiln_multipart_boundary(
+        a, "multipart/form-data; charset=utf-8; BOUNDARY=\"a;b \\\"c\"", &b, NULL));
     CHECK(kiln_str_eq(b, "a;b \"c"));
-    CHECK_OK(kiln_multipart_boundary(a, "multipart/form-data;boundary=----WebKitFormBoundary7MA4YWxk",
-                                     &b, NULL));
+    CHECK_OK(kiln_multipart_boundary(
+        a, "multipart/form-data;boundary=----WebKitFormBoundary7MA4YWxk", &b, NULL));
     CHECK(kiln_str_eq(b, "----WebKitFormBoundary7MA4YWxk"));
     CHECK_EQ(kiln_multipart_boundary(a, "multipart/form-data", &b, &err), KILN_INVALID_ARGUMENT);
     CHECK(strstr(err.msg, "boundary") != NULL);
@@ -111,7 +112,8 @@ TEST(boundary_parameter)
     longb[sizeof(longb) - 1] = '\0';
     CHECK_EQ(kiln_multipart_boundary(a, longb, &b, &err), KILN_INVALID_ARGUMENT);
     kiln_str_t v;
-    CHECK(kiln_mime_param(a, S("form-data; name=\"profile\"; filename=\"x.pprof\""), "filename", &v));
+    kiln_str_t cd = S("form-data; name=\"profile\"; filename=\"x.pprof\"");
+    CHECK(kiln_mime_param(a, cd, "filename", &v));
     CHECK(kiln_str_eq(v, "x.pprof"));
     CHECK(!kiln_mime_param(a, S("form-data; filename=\"x\""), "name", &v));
     CHECK(!kiln_mime_param(a, S("form-data; name"), "name", &v));

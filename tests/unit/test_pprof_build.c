@@ -42,7 +42,8 @@ TEST(decoded_form_and_interning)
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_build_t *b = kiln_pprof_build_create(a, 1);
     CHECK(b != NULL);
-    const char *s1[] = {"main", "work", "leaf"}, *s2[] = {"main", "work"}, *s3[] = {"main", "other"};
+    const char *s1[] = {"main", "work", "leaf"}, *s2[] = {"main", "work"};
+    const char *s3[] = {"main", "other"};
     add(b, s1, 3, 5);
     add(b, s2, 2, 7);
     add(b, s1, 3, 10); /* same stack: merged */
