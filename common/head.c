@@ -22,6 +22,7 @@ kiln_head_t *kiln_head_create(void)
 {
     kiln_head_t *h = kiln_xcalloc(1, sizeof(*h));
     pthread_rwlock_init(&h->lock, NULL);
+    pthread_mutex_init(&h->agg_mu, NULL);
     h->mem = kiln_arena_create(0);
     kiln_hidx_init(&h->str_idx);
     kiln_hidx_init(&h->func_idx);
@@ -42,8 +43,16 @@ void kiln_head_destroy(kiln_head_t *h)
 {
     if (h == NULL)
         return;
-    for (size_t i = 0; i < h->n_series; i++)
+    for (size_t i = 0; i < h->n_series; i++) {
         free(h->series[i].profiles);
+        if (h->agg != NULL && h->agg[i] != NULL) {
+            free(h->agg[i]->node);
+            free(h->agg[i]->value);
+            free(h->agg[i]);
+        }
+    }
+    free(h->agg);
+    pthread_mutex_destroy(&h->agg_mu);
     kiln_hidx *idx[] = {&h->str_idx, &h->func_idx, &h->map_idx, &h->loc_idx, &h->node_idx, &h->series_idx};
     for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
         kiln_hidx_fini(idx[i]);
@@ -412,8 +421,48 @@ void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_
     pthread_rwlock_unlock(&h->lock);
 }
 
+/* The per-node sums of all of a block series' profiles (built once). */
+static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
+{
+    pthread_mutex_lock(&h->agg_mu);
+    if (h->agg == NULL)
+        h->agg = kiln_xcalloc(h->n_series + 1, sizeof(*h->agg));
+    hagg *g = h->agg[sid];
+    if (g == NULL) {
+        uint32_t *ln = NULL;
+        int64_t *lv = NULL;
+        kiln_err err;
+        if (h->loader(h->loader_ctx, sid, &ln, &lv, &err) != KILN_OK) {
+            pthread_mutex_unlock(&h->agg_mu);
+            KILN_LOG_ERROR("head", "skipping series %u of a block: %s", sid, err.msg);
+            return NULL;
+        }
+        const hseries *s = &h->series[sid];
+        size_t total = 0;
+        for (size_t j = 0; j < s->n_profiles; j++)
+            total += h->profiles[s->profiles[j]].n;
+        int64_t *sum = kiln_xcalloc(h->n_nodes, sizeof(int64_t));
+        for (size_t k = 0; k < total; k++)
+            sum[ln[k]] += lv[k];
+        g = kiln_xcalloc(1, sizeof(*g));
+        g->node = ln;
+        g->value = lv; /* reused: the distinct nodes fit in the first slots */
+        for (size_t node = 0; node < h->n_nodes; node++) {
+            if (sum[node] == 0)
+                continue;
+            g->node[g->n] = (uint32_t)node;
+            g->value[g->n++] = sum[node];
+        }
+        free(sum);
+        h->agg[sid] = g;
+    }
+    pthread_mutex_unlock(&h->agg_mu);
+    return g;
+}
+
 /* Sums one series' matching profiles into acc, from the head's columns or,
- * for a block, from the series' sample chunk. */
+ * for a block, from the series' sample chunk (or its cached sums when the
+ * query covers all of the series' profiles). */
 static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_ms,
                               int64_t end_ms, int64_t *acc)
 {
@@ -423,6 +472,12 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
     uint32_t *ln = NULL;
     int64_t *lv = NULL;
     kiln_err err;
+    if (h->loader != NULL && start_ms <= s->min_ms && (end_ms == 0 || end_ms >= s->max_ms)) {
+        const hagg *g = series_agg((kiln_head_t *)h, sid);
+        for (uint32_t k = 0; g != NULL && k < g->n; k++)
+            acc[g->node[k]] += g->value[k];
+        return g != NULL;
+    }
     if (h->loader != NULL) {
         if (h->loader(h->loader_ctx, sid, &ln, &lv, &err) != KILN_OK) {
             KILN_LOG_ERROR("head", "skipping series %u of a block: %s", sid, err.msg);

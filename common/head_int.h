@@ -60,7 +60,19 @@ struct kiln_head {
     int64_t *s_value; size_t n_samples, cap_s_value;
     kiln_head__loader loader; /* set for a block opened read-only; samples live there */
     void *loader_ctx;
+    /* Blocks are immutable, so a series' samples summed per stack node over
+     * all its profiles can be kept: a query covering the series' whole time
+     * range (most of a long query's blocks) adds these instead of decoding
+     * every profile. Built on first use, under agg_mu. */
+    pthread_mutex_t agg_mu;
+    struct hagg **agg; /* per series, NULL until built */
 };
+
+typedef struct hagg {
+    uint32_t n;
+    uint32_t *node;
+    int64_t *value;
+} hagg;
 
 
 /** Interns a string; returns its id. Write lock held. */
