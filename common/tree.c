@@ -694,3 +694,301 @@ Querier__V1__FlameGraph *kiln_tree_flamegraph(const kiln_tree_t *t, int64_t max_
     fg_free(&g);
     return out;
 }
+
+/* ---- diff flame graph ---- */
+
+bool kiln_tree_has_negative(const kiln_tree_t *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->self[i] < 0)
+            return true;
+    }
+    return false;
+}
+
+/* A node of the union of two trees: the node on each side (NONE where the
+ * path exists on the other side only) and its children, which are
+ * nodes[first .. first + n) in name order. */
+typedef struct df_node {
+    uint32_t side[2];
+    uint32_t first, n;
+} df_node;
+
+/* A node waiting on the DFS stack; node == NONE is a folded "other". */
+typedef struct df_item {
+    uint32_t node;
+    uint32_t depth;
+    int64_t x[2];
+    int64_t other[2];
+} df_item;
+
+typedef struct df {
+    fg side[2];         /* per tree: totals and children sorted by name */
+    df_node *nodes;
+    size_t n, cap;
+    int64_t thr;        /* children whose larger total is below this fold */
+    kiln_tree_t *names; /* output names interned: id = names index; 0 = "" */
+    uint32_t *memo[2];  /* per tree: name id -> output index + 1 (0 = not yet) */
+    fg_level *levels;   /* absolute x, in visiting order (right to left) */
+    size_t nlevels, levels_cap;
+    df_item *stack;
+    size_t sp, stack_cap;
+    int64_t max_self;
+} df;
+
+/* Bytewise order of node a of tree ta against node b of tree tb by name. */
+static int cmp_node_names(const kiln_tree_t *ta, uint32_t a, const kiln_tree_t *tb, uint32_t b)
+{
+    uint32_t na = ta->name[a], nb = tb->name[b];
+    uint32_t la = ta->name_len[na], lb = tb->name_len[nb];
+    int c = memcmp(ta->str + ta->name_off[na], tb->str + tb->name_off[nb], la < lb ? la : lb);
+    if (c != 0)
+        return c;
+    return la < lb ? -1 : la > lb;
+}
+
+/* A side's total and self of union node i (0 where the side lacks it). The
+ * root's total is the sum of its children, its self 0, as drawn. */
+static int64_t df_total(const df *d, int s, uint32_t i)
+{
+    uint32_t v = d->nodes[i].side[s];
+    if (v == NONE)
+        return 0;
+    return v == KILN_TREE_ROOT ? d->side[s].tot[0] - d->side[s].t->self[0] : d->side[s].tot[v];
+}
+
+static int64_t df_self(const df *d, int s, uint32_t i)
+{
+    uint32_t v = d->nodes[i].side[s];
+    return v == NONE || v == KILN_TREE_ROOT ? 0 : d->side[s].t->self[v];
+}
+
+static void df_append(df *d, uint32_t l, uint32_t r)
+{
+    KILN_GROW(d->nodes, d->cap, d->n + 1);
+    d->nodes[d->n++] = (df_node){{l, r}, 0, 0};
+}
+
+/* Appends the children of union node i: a merge of both sides' kept
+ * children, which are sorted by name, pairing equal names. */
+static void df_merge_children(df *d, uint32_t i)
+{
+    const fg *L = &d->side[0], *R = &d->side[1];
+    uint32_t l = d->nodes[i].side[0], r = d->nodes[i].side[1];
+    uint32_t a = l == NONE ? 0 : L->first[l], ae = l == NONE ? 0 : L->first[l + 1];
+    uint32_t b = r == NONE ? 0 : R->first[r], be = r == NONE ? 0 : R->first[r + 1];
+    size_t first = d->n;
+    while (a < ae || b < be) {
+        int c = a == ae ? 1 : b == be ? -1 : cmp_node_names(L->t, L->kids[a], R->t, R->kids[b]);
+        uint32_t cl = c <= 0 ? L->kids[a++] : NONE;
+        uint32_t cr = c >= 0 ? R->kids[b++] : NONE;
+        df_append(d, cl, cr);
+    }
+    d->nodes[i].first = (uint32_t)first;
+    d->nodes[i].n = (uint32_t)(d->n - first);
+}
+
+/* Builds the union breadth-first: every node's children are contiguous. */
+static void df_build(df *d)
+{
+    df_append(d, KILN_TREE_ROOT, KILN_TREE_ROOT);
+    for (size_t i = 0; i < d->n; i++)
+        df_merge_children(d, (uint32_t)i);
+}
+
+static int64_t df_max_total(const df *d, uint32_t i)
+{
+    int64_t l = df_total(d, 0, i), r = df_total(d, 1, i);
+    return l > r ? l : r;
+}
+
+/* Pyroscope's combined threshold: with more than max_nodes union nodes
+ * (root included), the max_nodes-th largest max(totalL, totalR). */
+static int64_t df_threshold(const df *d, int64_t max_nodes)
+{
+    if (max_nodes <= 0)
+        max_nodes = DEFAULT_MAX_NODES;
+    if (d->n <= (uint64_t)max_nodes)
+        return 0;
+    int64_t *v = kiln_xmalloc(d->n * sizeof(int64_t));
+    for (size_t i = 0; i < d->n; i++)
+        v[i] = df_max_total(d, (uint32_t)i);
+    int64_t thr = select_nth(v, d->n, d->n - (size_t)max_nodes);
+    free(v);
+    return thr;
+}
+
+/* The output index of tree s's name id, by string across both trees. */
+static int64_t df_name(df *d, int s, uint32_t id)
+{
+    uint32_t *m = &d->memo[s][id];
+    if (*m == 0) {
+        const kiln_tree_t *t = d->side[s].t;
+        *m = name_intern(d->names, t->str + t->name_off[id], t->name_len[id]) + 1;
+    }
+    return (int64_t)*m - 1;
+}
+
+static int64_t df_node_name(df *d, uint32_t i)
+{
+    if (i == 0)
+        return 0;
+    int s = d->nodes[i].side[0] != NONE ? 0 : 1;
+    return df_name(d, s, d->side[s].t->name[d->nodes[i].side[s]]);
+}
+
+/* Appends [xL, totalL, selfL, xR, totalR, selfR, name] (x absolute). */
+static void df_emit(df *d, uint32_t depth, const int64_t *v)
+{
+    if (depth >= d->nlevels) {
+        KILN_GROW(d->levels, d->levels_cap, (size_t)depth + 1);
+        memset(&d->levels[d->nlevels], 0, (depth + 1 - d->nlevels) * sizeof(fg_level));
+        d->nlevels = (size_t)depth + 1;
+    }
+    fg_level *l = &d->levels[depth];
+    KILN_GROW(l->v, l->cap, l->len + 7);
+    memcpy(l->v + l->len, v, 7 * sizeof(int64_t));
+    l->len += 7;
+    int64_t self = v[2] > v[5] ? v[2] : v[5];
+    if (self > d->max_self)
+        d->max_self = self;
+}
+
+static void df_push(df *d, df_item it)
+{
+    KILN_GROW(d->stack, d->stack_cap, d->sp + 1);
+    d->stack[d->sp++] = it;
+}
+
+/* Writes one node, then pushes its kept children first to last and its
+ * "other" on top: they pop as Pyroscope visits them, "other" first, then
+ * the children from last to first. */
+static void df_visit(df *d, df_item it)
+{
+    if (it.node == NONE) {
+        int64_t v[7] = {it.x[0], it.other[0], it.other[0], it.x[1], it.other[1], it.other[1],
+                        (int64_t)name_intern(d->names, "other", 5)};
+        df_emit(d, it.depth, v);
+        return;
+    }
+    uint32_t i = it.node;
+    int64_t v[7] = {it.x[0],          df_total(d, 0, i), df_self(d, 0, i), it.x[1],
+                    df_total(d, 1, i), df_self(d, 1, i),  df_node_name(d, i)};
+    df_emit(d, it.depth, v);
+    int64_t x[2] = {it.x[0] + v[2], it.x[1] + v[5]}, other[2] = {0, 0};
+    const df_node *nd = &d->nodes[i];
+    for (uint32_t c = nd->first; c < nd->first + nd->n; c++) {
+        int64_t tl = df_total(d, 0, c), tr = df_total(d, 1, c);
+        if (tl >= d->thr || tr >= d->thr) {
+            df_push(d, (df_item){c, it.depth + 1, {x[0], x[1]}, {0, 0}});
+            x[0] += tl;
+            x[1] += tr;
+        } else {
+            other[0] += tl;
+            other[1] += tr;
+        }
+    }
+    if (other[0] != 0 || other[1] != 0)
+        df_push(d, (df_item){NONE, it.depth + 1, {x[0], x[1]}, {other[0], other[1]}});
+}
+
+/* Puts a level in ascending x (it was written right to left) and
+ * delta-encodes x on both sides. */
+static void df_finish_level(int64_t *v, size_t len)
+{
+    size_t n = len / 7;
+    for (size_t i = 0; i < n / 2; i++) {
+        int64_t tmp[7];
+        memcpy(tmp, v + 7 * i, sizeof(tmp));
+        memcpy(v + 7 * i, v + 7 * (n - 1 - i), sizeof(tmp));
+        memcpy(v + 7 * (n - 1 - i), tmp, sizeof(tmp));
+    }
+    for (size_t s = 0; s <= 3; s += 3) {
+        int64_t end = 0;
+        for (size_t i = s; i < len; i += 7) {
+            int64_t x = v[i];
+            v[i] = x - end;
+            end = x + v[i + 1];
+        }
+    }
+}
+
+static Querier__V1__FlameGraphDiff *df_export(df *d, kiln_arena_t *a)
+{
+    Querier__V1__FlameGraphDiff *out = kiln_arena_alloc(a, sizeof(*out));
+    if (out == NULL)
+        return NULL;
+    querier__v1__flame_graph_diff__init(out);
+    const kiln_tree_t *nt = d->names;
+    out->names = kiln_arena_alloc(a, nt->nnames * sizeof(char *));
+    out->levels = kiln_arena_alloc(a, d->nlevels * sizeof(Querier__V1__Level *));
+    if (out->names == NULL || out->levels == NULL)
+        return NULL;
+    for (size_t i = 0; i < nt->nnames; i++) {
+        out->names[i] = i == 0 ? kiln_arena_strndup(a, "total", 5)
+                               : kiln_arena_strndup(a, nt->str + nt->name_off[i], nt->name_len[i]);
+        if (out->names[i] == NULL)
+            return NULL;
+    }
+    for (size_t i = 0; i < d->nlevels; i++) {
+        Querier__V1__Level *l = kiln_arena_alloc(a, sizeof(*l));
+        int64_t *v = kiln_arena_alloc(a, d->levels[i].len * sizeof(int64_t));
+        if (l == NULL || v == NULL)
+            return NULL;
+        querier__v1__level__init(l);
+        memcpy(v, d->levels[i].v, d->levels[i].len * sizeof(int64_t));
+        df_finish_level(v, d->levels[i].len);
+        l->values = v;
+        l->n_values = d->levels[i].len;
+        out->levels[i] = l;
+    }
+    out->n_names = nt->nnames;
+    out->n_levels = d->nlevels;
+    out->leftticks = d->levels[0].v[1];
+    out->rightticks = d->levels[0].v[4];
+    out->total = out->leftticks + out->rightticks;
+    out->max_self = d->max_self;
+    return out;
+}
+
+static void df_side_init(fg *g, const kiln_tree_t *t)
+{
+    /* Threshold 0 keeps every non-empty child: truncation is decided on
+     * the union, not per side. */
+    g->t = t;
+    g->tot = subtree_totals(t);
+    g->thr = 0;
+    fg_children(g);
+}
+
+Querier__V1__FlameGraphDiff *kiln_tree_flamegraph_diff(const kiln_tree_t *left,
+                                                       const kiln_tree_t *right,
+                                                       int64_t max_nodes, kiln_arena_t *a)
+{
+    df d;
+    memset(&d, 0, sizeof(d));
+    df_side_init(&d.side[0], left);
+    df_side_init(&d.side[1], right);
+    d.memo[0] = kiln_xcalloc(left->nnames, sizeof(uint32_t));
+    d.memo[1] = kiln_xcalloc(right->nnames, sizeof(uint32_t));
+    d.names = kiln_tree_create(); /* interns "" first: the root's index 0 */
+    df_build(&d);
+    d.thr = df_threshold(&d, max_nodes);
+    df_push(&d, (df_item){0, 0, {0, 0}, {0, 0}});
+    while (d.sp > 0) {
+        df_item it = d.stack[--d.sp];
+        df_visit(&d, it);
+    }
+    Querier__V1__FlameGraphDiff *out = df_export(&d, a);
+    for (size_t i = 0; i < d.nlevels; i++)
+        free(d.levels[i].v);
+    free(d.levels);
+    free(d.stack);
+    kiln_tree_destroy(d.names);
+    free(d.memo[0]);
+    free(d.memo[1]);
+    free(d.nodes);
+    fg_free(&d.side[0]);
+    fg_free(&d.side[1]);
+    return out;
+}

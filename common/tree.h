@@ -20,6 +20,7 @@
 #ifndef KILN_TREE_H
 #define KILN_TREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,5 +64,31 @@ Ingester__V1__TreeResponse *kiln_tree_to_response(const kiln_tree_t *t, kiln_are
  * in a (NULL past the arena cap). */
 Querier__V1__FlameGraph *kiln_tree_flamegraph(const kiln_tree_t *t, int64_t max_nodes,
                                               kiln_arena_t *a);
+
+/** True when some node has a negative self value (a diff of such trees is
+ * refused, as Pyroscope refuses it). */
+bool kiln_tree_has_negative(const kiln_tree_t *t);
+
+/** The diff flame graph of left and right (querier.v1.FlameGraphDiff, as
+ * Pyroscope's NewFlamegraphDiff lays it out), allocated in a (NULL past the
+ * arena cap). Both trees are aligned on the union of their paths: children
+ * sorted bytewise by name, a path missing on one side counting 0 there.
+ * Every node is the 7-tuple [xL, totalL, selfL, xR, totalR, selfR, name],
+ * x delta-encoded per level on each side independently (index 0 against
+ * the previous node's xL + totalL, index 3 against xR + totalR); children
+ * start at the parent's x + self on each side. levels[0] is the root
+ * [0, leftTicks, 0, 0, rightTicks, 0, 0]. With more than max_nodes nodes in
+ * the union (root included; <= 0 means 8192), the threshold is the
+ * max_nodes-th largest max(totalL, totalR); children under it fold into one
+ * "other" child per parent, last, with self = total = the folded sums on
+ * each side. Names are de-duplicated by string in the order nodes are
+ * visited (a parent, then its "other", then its children last to first);
+ * the root's name "" is index 0, written "total". total = leftTicks +
+ * rightTicks (the roots' children; a root self value is not drawn);
+ * max_self = the largest self on either side. Self values must not be
+ * negative (check with kiln_tree_has_negative). */
+Querier__V1__FlameGraphDiff *kiln_tree_flamegraph_diff(const kiln_tree_t *left,
+                                                       const kiln_tree_t *right,
+                                                       int64_t max_nodes, kiln_arena_t *a);
 
 #endif

@@ -382,6 +382,8 @@ void kiln_querier_register(kiln_querier_t *q, kiln_rpc_registry_t *rpc)
          &querier__v1__select_series_response__descriptor, kiln_querier__select_series, q},
         {Q("SelectMergeProfile"), &querier__v1__select_merge_profile_request__descriptor,
          &google__v1__profile__descriptor, kiln_querier__select_merge_profile, q},
+        {Q("Diff"), &querier__v1__diff_request__descriptor,
+         &querier__v1__diff_response__descriptor, kiln_querier__diff, q},
         {Q("GetProfileStats"), &types__v1__get_profile_stats_request__descriptor,
          &types__v1__get_profile_stats_response__descriptor, h_profile_stats, q},
     };

@@ -31,6 +31,10 @@ kiln_status kiln_querier__selector(const char *type_id, const char *label_select
 kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
                                         ProtobufCMessage **resp);
 
+/** Diff (diff.c); also called by /pyroscope/render-diff (render.c). */
+kiln_status kiln_querier__diff(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                               ProtobufCMessage **resp);
+
 /** SelectMergeProfile (pprof_out.c). */
 kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
                                                const ProtobufCMessage *msg, ProtobufCMessage **resp);

@@ -511,6 +511,247 @@ TEST(large_tree)
     kiln_arena_destroy(a);
 }
 
+/* ---- diff flame graphs ---- */
+
+/* Compares a diff flame graph with expected names ("a,b,c") and levels. */
+static void check_diff(const Querier__V1__FlameGraphDiff *d, const char *names, size_t nlevels,
+                       const int64_t *const *levels, const size_t *lens, int64_t left,
+                       int64_t right, int64_t max_self)
+{
+    CHECK(d != NULL);
+    if (d == NULL)
+        return;
+    char got[1024] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < d->n_names && len < sizeof(got); i++)
+        len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%s", i ? "," : "", d->names[i]);
+    CHECK_STR(got, names);
+    CHECK_EQ(d->n_levels, nlevels);
+    for (size_t i = 0; i < nlevels && i < d->n_levels; i++) {
+        CHECK_EQ(d->levels[i]->n_values, lens[i]);
+        for (size_t j = 0; j < lens[i] && j < d->levels[i]->n_values; j++) {
+            if (d->levels[i]->values[j] != levels[i][j])
+                printf("  level %zu value %zu\n", i, j);
+            CHECK_EQ(d->levels[i]->values[j], levels[i][j]);
+        }
+    }
+    CHECK_EQ(d->leftticks, left);
+    CHECK_EQ(d->rightticks, right);
+    CHECK_EQ(d->total, left + right);
+    CHECK_EQ(d->max_self, max_self);
+}
+
+/* Left: a 1, a;b 3, a;c 1, d 2. Right: a;b 1, a;e 4, f 2. */
+static void diff_example_trees(kiln_tree_t *l, kiln_tree_t *r)
+{
+    add_stack(l, "d", 2);
+    add_stack(l, "a;c", 1);
+    add_stack(l, "a;b", 3);
+    add_stack(l, "a", 1);
+    add_stack(r, "f", 2);
+    add_stack(r, "a;e", 4);
+    add_stack(r, "a;b", 1);
+}
+
+TEST(diff_example)
+{
+    /* The union: root -> a, d, f; a -> b, c, e. Left totals: root 7, a 5
+     * (self 1), b 3, c 1, d 2; right: root 7, a 5, b 1, e 4, f 2.
+     * Absolute x, left | right: a 0|0, d 5|5, f 7|5; b 1|0 (a's x + a's
+     * self), c 4|1, e 5|1. Pyroscope visits root, then f, d, a (last child
+     * first), then a's e, c, b: names total,f,d,a,e,c,b. Each level is
+     * delta-encoded per side: only b's left x (1, after a's self) is not
+     * zero. */
+    kiln_tree_t *l = kiln_tree_create(), *r = kiln_tree_create();
+    kiln_arena_t *a = kiln_arena_create(0);
+    diff_example_trees(l, r);
+    const int64_t *lv[] = {
+        LV(0, 7, 0, 0, 7, 0, 0),
+        LV(0, 5, 1, 0, 5, 0, 3, /**/ 0, 2, 2, 0, 0, 0, 2, /**/ 0, 0, 0, 0, 2, 2, 1),
+        LV(1, 3, 3, 0, 1, 1, 6, /**/ 0, 1, 1, 0, 0, 0, 5, /**/ 0, 0, 0, 0, 4, 4, 4)};
+    size_t lens[] = {7, 21, 21};
+    check_diff(kiln_tree_flamegraph_diff(l, r, 0, a), "total,f,d,a,e,c,b", 3, lv, lens, 7, 7, 4);
+    kiln_tree_destroy(l);
+    kiln_tree_destroy(r);
+    kiln_arena_destroy(a);
+}
+
+TEST(diff_truncation)
+{
+    /* Union nodes by max(totalL, totalR): root 7, a 5, e 4, b 3, d 2, f 2,
+     * c 1. max_nodes 4 -> threshold 3: d and f fold into "other" (2 | 2)
+     * after a; under a, c folds into "other" (1 | 0) after b and e, at x
+     * 4 | 5. Visit order: root, other, a, other, e, b. */
+    kiln_tree_t *l = kiln_tree_create(), *r = kiln_tree_create();
+    kiln_arena_t *a = kiln_arena_create(0);
+    diff_example_trees(l, r);
+    const int64_t *lv[] = {
+        LV(0, 7, 0, 0, 7, 0, 0),
+        LV(0, 5, 1, 0, 5, 0, 2, /**/ 0, 2, 2, 0, 2, 2, 1),
+        LV(1, 3, 3, 0, 1, 1, 4, /**/ 0, 0, 0, 0, 4, 4, 3, /**/ 0, 1, 1, 0, 0, 0, 1)};
+    size_t lens[] = {7, 14, 21};
+    check_diff(kiln_tree_flamegraph_diff(l, r, 4, a), "total,other,a,e,b", 3, lv, lens, 7, 7, 4);
+    /* max_nodes 7 = the union's size: nothing folds. */
+    Querier__V1__FlameGraphDiff *d = kiln_tree_flamegraph_diff(l, r, 7, a);
+    CHECK_EQ(d->n_names, 7);
+    /* max_nodes 5: threshold 2 (the 5th largest); d and f tie with it and
+     * stay, only c folds. */
+    d = kiln_tree_flamegraph_diff(l, r, 5, a);
+    CHECK_EQ(d->levels[1]->n_values, 21);
+    CHECK_EQ(d->levels[2]->n_values, 21);
+    CHECK_STR(d->names[4], "other");
+    kiln_tree_destroy(l);
+    kiln_tree_destroy(r);
+    kiln_arena_destroy(a);
+}
+
+TEST(diff_empty_and_negative)
+{
+    kiln_tree_t *l = kiln_tree_create(), *r = kiln_tree_create();
+    kiln_arena_t *a = kiln_arena_create(0);
+    const int64_t *lv[] = {LV(0, 0, 0, 0, 0, 0, 0)};
+    size_t lens[] = {7};
+    check_diff(kiln_tree_flamegraph_diff(l, r, 0, a), "total", 1, lv, lens, 0, 0, 0);
+    /* One side empty: the other side's nodes, zeros opposite. A self value
+     * on the root itself is not drawn (as in the single graph). */
+    add_stack(r, "x", 5);
+    kiln_tree_add_self(r, KILN_TREE_ROOT, 9);
+    const int64_t *lv2[] = {LV(0, 0, 0, 0, 5, 0, 0), LV(0, 0, 0, 0, 5, 5, 1)};
+    size_t lens2[] = {7, 7};
+    check_diff(kiln_tree_flamegraph_diff(l, r, 0, a), "total,x", 2, lv2, lens2, 0, 5, 5);
+    CHECK(!kiln_tree_has_negative(r));
+    add_stack(l, "y", -1);
+    CHECK(kiln_tree_has_negative(l));
+    kiln_arena_t *small = kiln_arena_create(64);
+    CHECK(kiln_tree_flamegraph_diff(r, r, 0, small) == NULL);
+    kiln_arena_destroy(small);
+    kiln_tree_destroy(l);
+    kiln_tree_destroy(r);
+    kiln_arena_destroy(a);
+}
+
+TEST(diff_names_by_string)
+{
+    /* A frame called "other" shares the fold's index; one called "total"
+     * gets its own (only the root's "" is index 0). Names are shared across
+     * sides by string. */
+    kiln_tree_t *l = kiln_tree_create(), *r = kiln_tree_create();
+    kiln_arena_t *a = kiln_arena_create(0);
+    add_stack(l, "total", 1);
+    add_stack(l, "other", 10);
+    add_stack(r, "other", 10);
+    add_stack(r, "m", 1);
+    add_stack(r, "n", 1);
+    /* Union nodes by max(totalL, totalR): root 12, other 10, m, n and
+     * total 1. max_nodes 2: threshold 10; m, n and total fold into one
+     * "other" (1 | 2) that shares the frame's index. */
+    Querier__V1__FlameGraphDiff *d = kiln_tree_flamegraph_diff(l, r, 2, a);
+    const int64_t *lv[] = {LV(0, 11, 0, 0, 12, 0, 0),
+                           LV(0, 10, 10, 0, 10, 10, 1, /**/ 0, 1, 1, 0, 2, 2, 1)};
+    size_t lens[] = {7, 14};
+    check_diff(d, "total,other", 2, lv, lens, 11, 12, 10);
+    d = kiln_tree_flamegraph_diff(l, r, 0, a);
+    CHECK_EQ(d->n_names, 5); /* total, total (the frame), other, n, m */
+    CHECK_STR(d->names[1], "total");
+    kiln_tree_destroy(l);
+    kiln_tree_destroy(r);
+    kiln_arena_destroy(a);
+}
+
+/* Checks one side (k = 0 left, 3 right) of a diff: x inside the parent's
+ * children range, totals = self + children, level 1 summing to the ticks.
+ * Returns the number of nodes with a non-zero total on that side. */
+static size_t check_diff_side(const Querier__V1__FlameGraphDiff *d, size_t k)
+{
+    size_t count = 0, nprev = 1;
+    int64_t *prev = malloc(3 * sizeof(int64_t)); /* x, total, self per node */
+    prev[0] = 0, prev[1] = d->levels[0]->values[k + 1], prev[2] = 0;
+    for (size_t l = 1; l < d->n_levels; l++) {
+        const Querier__V1__Level *lv = d->levels[l];
+        size_t n = lv->n_values / 7, p = 0;
+        int64_t *cur = malloc(3 * (n ? n : 1) * sizeof(int64_t));
+        int64_t *sum = calloc(nprev, sizeof(int64_t)), end = 0;
+        CHECK_EQ(lv->n_values % 7, 0);
+        for (size_t i = 0; i < n; i++) {
+            const int64_t *q = &lv->values[7 * i + k];
+            CHECK(q[0] >= 0 && q[1] >= 0 && q[2] >= 0 && q[2] <= q[1]);
+            CHECK(lv->values[7 * i + 6] >= 0 && (size_t)lv->values[7 * i + 6] < d->n_names);
+            cur[3 * i] = end + q[0], cur[3 * i + 1] = q[1], cur[3 * i + 2] = q[2];
+            end = cur[3 * i] + q[1];
+            count += q[1] != 0;
+            while (p < nprev &&
+                   (prev[3 * p + 1] == 0 || cur[3 * i] >= prev[3 * p] + prev[3 * p + 1]))
+                p++; /* a side's empty nodes parent nothing on that side */
+            if (q[1] == 0)
+                continue;
+            CHECK(p < nprev);
+            if (p < nprev) {
+                CHECK(cur[3 * i] >= prev[3 * p] + prev[3 * p + 2]);
+                CHECK(end <= prev[3 * p] + prev[3 * p + 1]);
+                sum[p] += q[1];
+            }
+        }
+        for (size_t i = 0; i < nprev; i++)
+            CHECK_EQ(prev[3 * i + 1], prev[3 * i + 2] + sum[i]);
+        free(sum);
+        free(prev);
+        prev = cur;
+        nprev = n;
+    }
+    free(prev);
+    return count;
+}
+
+TEST(diff_random_properties)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_tree_t *l = random_tree(5000, 10), *r = random_tree(5000, 10);
+    int64_t limits[] = {0, 1, 7, 300, 1000000};
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        Querier__V1__FlameGraphDiff *d = kiln_tree_flamegraph_diff(l, r, limits[i], a);
+        CHECK(d != NULL);
+        if (d == NULL)
+            continue;
+        CHECK_EQ(d->leftticks, kiln_tree_total(l));
+        CHECK_EQ(d->rightticks, kiln_tree_total(r));
+        check_diff_side(d, 0);
+        check_diff_side(d, 3);
+        /* At most max_nodes union nodes (root included) besides the folds. */
+        size_t kept = 1, n = limits[i] > 0 ? (size_t)limits[i] : 8192;
+        for (size_t j = 1; j < d->n_levels; j++) {
+            for (size_t k = 0; k < d->levels[j]->n_values; k += 7)
+                kept += strcmp(d->names[d->levels[j]->values[k + 6]], "other") != 0;
+        }
+        CHECK(kept <= n);
+        kiln_arena_reset(a);
+    }
+    /* Against an empty tree, untruncated, the left side is the single graph. */
+    kiln_tree_t *e = kiln_tree_create();
+    Querier__V1__FlameGraphDiff *d = kiln_tree_flamegraph_diff(l, e, 1000000, a);
+    Querier__V1__FlameGraph *fg = kiln_tree_flamegraph(l, 1000000, a);
+    CHECK_EQ(d->n_levels, fg->n_levels);
+    for (size_t i = 0; i < d->n_levels && i < fg->n_levels; i++) {
+        size_t n = fg->levels[i]->n_values / 4;
+        CHECK_EQ(d->levels[i]->n_values, 7 * n);
+        for (size_t j = 0; j < n && 7 * j < d->levels[i]->n_values; j++) {
+            const int64_t *x = &d->levels[i]->values[7 * j], *y = &fg->levels[i]->values[4 * j];
+            CHECK(x[0] == y[0] && x[1] == y[1] && x[2] == y[2]);
+            CHECK(x[3] == 0 && x[4] == 0 && x[5] == 0);
+            CHECK_STR(d->names[x[6]], fg->names[y[3]]);
+        }
+    }
+    /* A tree against itself: both sides agree everywhere. */
+    d = kiln_tree_flamegraph_diff(l, l, 300, a);
+    for (size_t i = 0; i < d->n_levels; i++) {
+        for (size_t j = 0; j < d->levels[i]->n_values; j += 7)
+            CHECK(memcmp(&d->levels[i]->values[j], &d->levels[i]->values[j + 3], 24) == 0);
+    }
+    kiln_tree_destroy(e);
+    kiln_tree_destroy(l);
+    kiln_tree_destroy(r);
+    kiln_arena_destroy(a);
+}
+
 int main(void)
 {
     RUN(basic_example);
@@ -526,5 +767,10 @@ int main(void)
     RUN(wire_rejects_inconsistent);
     RUN(random_tree_properties);
     RUN(large_tree);
+    RUN(diff_example);
+    RUN(diff_truncation);
+    RUN(diff_empty_and_negative);
+    RUN(diff_names_by_string);
+    RUN(diff_random_properties);
     return check_done();
 }

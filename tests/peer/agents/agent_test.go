@@ -272,6 +272,11 @@ func hotFrameTotal(fg *querierv1.FlameGraph, hot string) (int64, error) {
 }
 
 // observe runs one round of queries for app over [start, end] (ms).
+//
+// The flame graph of the wanted type is asked first and the metadata
+// after it: stored data only grows, so whatever the flame graph showed is
+// already there for the later queries. Likewise the service's profile
+// types are asked before ProfileTypes (all services).
 func observe(t *testing.T, s *kilnServer, q querierv1connect.QuerierServiceClient, ac agentCase, app string, start, end int64) *observation {
 	t.Helper()
 	o := &observation{hotTotal: map[string]int64{}, fgTotal: map[string]int64{}, topNames: map[string][]string{}}
@@ -280,17 +285,55 @@ func observe(t *testing.T, s *kilnServer, q querierv1connect.QuerierServiceClien
 		s.checkAfterError(t, err)
 		o.queryError = fmt.Errorf("%s: %w", what, err)
 	}
+	maxNodes := int64(8192)
+	flame := func(id string) {
+		ctx, cancel := reqCtx(t)
+		defer cancel()
+		resp, err := q.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+			ProfileTypeID: id,
+			LabelSelector: sel,
+			Start:         start,
+			End:           end,
+			MaxNodes:      &maxNodes,
+		}))
+		if err != nil {
+			fail(fmt.Sprintf("SelectMergeStacktraces(%s, %s)", id, sel), err)
+			return
+		}
+		fg := resp.Msg.GetFlamegraph()
+		hot, err := hotFrameTotal(fg, ac.hot)
+		if err != nil {
+			o.queryError = fmt.Errorf("SelectMergeStacktraces(%s, %s): bad flame graph: %w", id, sel, err)
+			return
+		}
+		o.fgTotal[id] = fg.GetTotal()
+		o.hotTotal[id] = hot
+		o.topNames[id] = fg.GetNames()
+	}
+	labelValues := func(name string, matchers []string) ([]string, bool) {
+		ctx, cancel := reqCtx(t)
+		defer cancel()
+		resp, err := q.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: name, Matchers: matchers, Start: start, End: end}))
+		if err != nil {
+			fail(fmt.Sprintf("LabelValues(%s, %q)", name, matchers), err)
+			return nil, false
+		}
+		return resp.Msg.GetNames(), true
+	}
 
-	ctx, cancel := reqCtx(t)
-	lv, err := q.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "service_name", Start: start, End: end}))
-	cancel()
-	if err != nil {
-		fail("LabelValues(service_name)", err)
+	flame(ac.wantType)
+
+	var ok bool
+	if o.services, ok = labelValues("service_name", nil); !ok {
 		return o
 	}
-	o.services = lv.Msg.GetNames()
-
-	ctx, cancel = reqCtx(t)
+	if o.types, ok = labelValues("__profile_type__", []string{sel}); !ok {
+		return o
+	}
+	if o.tagValues, ok = labelValues("kiln_agent", []string{sel}); !ok {
+		return o
+	}
+	ctx, cancel := reqCtx(t)
 	pt, err := q.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: start, End: end}))
 	cancel()
 	if err != nil {
@@ -301,62 +344,13 @@ func observe(t *testing.T, s *kilnServer, q querierv1connect.QuerierServiceClien
 		o.allTypes = append(o.allTypes, p.GetID())
 	}
 
-	ctx, cancel = reqCtx(t)
-	tv, err := q.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "__profile_type__", Matchers: []string{sel}, Start: start, End: end}))
-	cancel()
-	if err != nil {
-		fail("LabelValues(__profile_type__, "+sel+")", err)
-		return o
-	}
-	o.types = tv.Msg.GetNames()
-
-	ctx, cancel = reqCtx(t)
-	kv, err := q.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "kiln_agent", Matchers: []string{sel}, Start: start, End: end}))
-	cancel()
-	if err != nil {
-		fail("LabelValues(kiln_agent, "+sel+")", err)
-		return o
-	}
-	o.tagValues = kv.Msg.GetNames()
-
-	// The wanted type first, then the others the service has, so that a
-	// failure can tell where the hot frames went.
-	ids := []string{ac.wantType}
-	for _, id := range o.types {
-		if id != ac.wantType {
-			ids = append(ids, id)
-		}
-	}
-	maxNodes := int64(8192)
-	for _, id := range ids {
-		if id != ac.wantType && !slices.Contains(o.types, id) {
-			continue
-		}
-		ctx, cancel = reqCtx(t)
-		resp, err := q.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
-			ProfileTypeID: id,
-			LabelSelector: sel,
-			Start:         start,
-			End:           end,
-			MaxNodes:      &maxNodes,
-		}))
-		cancel()
-		if err != nil {
-			fail(fmt.Sprintf("SelectMergeStacktraces(%s, %s)", id, sel), err)
-			continue
-		}
-		fg := resp.Msg.GetFlamegraph()
-		hot, err := hotFrameTotal(fg, ac.hot)
-		if err != nil {
-			o.queryError = fmt.Errorf("SelectMergeStacktraces(%s, %s): bad flame graph: %w", id, sel, err)
-			continue
-		}
-		o.fgTotal[id] = fg.GetTotal()
-		o.hotTotal[id] = hot
-		o.topNames[id] = fg.GetNames()
-		if id == ac.wantType && hot > 0 {
-			// Found: the other types only matter for failure messages.
-			break
+	// Not there yet: look at the service's other types, so that a failure
+	// can tell where the hot frames went.
+	if o.hotTotal[ac.wantType] == 0 {
+		for _, id := range o.types {
+			if id != ac.wantType {
+				flame(id)
+			}
 		}
 	}
 	return o

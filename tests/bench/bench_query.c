@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * bench_query: the query engine over a day of data. One service pushes a
+ * real Go CPU profile every 10 s for 24 h (8,640 profiles, values varied);
+ * the data is cut into 24 one-hour blocks in an object store and read back
+ * the way -target=all serves it (ingester: head + blocks). Prints p50/p99 of
+ * SelectMergeStacktraces-equivalent merges over 1 h and 24 h (merge + flame
+ * graph rendering), a 24 h time series at a 60 s step, label values, and
+ * peak RSS. Single-threaded. Not a test: it prints figures. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "block.h"
+#include "gzip.h"
+#include "ingester.h"
+#include "objstore.h"
+#include "selector.h"
+#include "tree.h"
+
+#define PROFILES 8640
+#define STEP_NS 10000000000LL
+#define HOUR_PROFILES 360
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool load(kiln_arena_t *a, const char *path, kiln_pprof_t *p)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return false;
+    static unsigned char buf[8 << 20];
+    size_t len = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    const uint8_t *data;
+    size_t dlen;
+    if (kiln_gunzip_maybe(a, buf, len, 64 << 20, &data, &dlen, NULL) != KILN_OK)
+        return false;
+    uint8_t *copy = kiln_arena_alloc(a, dlen + 1);
+    memcpy(copy, data, dlen);
+    return kiln_pprof_decode(a, copy, dlen, p, NULL) == KILN_OK &&
+           kiln_pprof_validate(p, NULL) == KILN_OK && kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
+}
+
+/* Varies values like successive profiles of one service: each sample
+ * scaled by 0.5..1.5 in whole periods. */
+static void vary(kiln_pprof_t *p, const int64_t *orig, unsigned *seed)
+{
+    for (size_t i = 0; i < p->n_values; i++) {
+        int64_t v = orig[i];
+        int64_t k = (int64_t)(rand_r(seed) % 11) + 5; /* 5..15 tenths */
+        p->values[i] = v * k / 10;
+    }
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct timing {
+    double p50, p99;
+} timing;
+
+static timing measure(kiln_ingester_t *ing, const char *q, int64_t start, int64_t end, int runs,
+                      int64_t *total)
+{
+    double *t = calloc((size_t)runs, sizeof(double));
+    kiln_selector_t *sel;
+    kiln_selector_parse(q, strlen(q), &sel, NULL);
+    for (int i = 0; i < runs; i++) {
+        double t0 = now_s();
+        kiln_tree_t *tree = kiln_tree_create();
+        kiln_ingester_merge_tree(ing, "bench", sel, start, end, tree);
+        kiln_arena_t *a = kiln_arena_create(0);
+        kiln_tree_flamegraph(tree, 8192, a);
+        *total = kiln_tree_total(tree);
+        kiln_arena_destroy(a);
+        kiln_tree_destroy(tree);
+        t[i] = now_s() - t0;
+    }
+    kiln_selector_destroy(sel);
+    qsort(t, (size_t)runs, sizeof(double), cmp_d);
+    timing r = {t[runs / 2] * 1e3, t[(runs * 99) / 100] * 1e3};
+    free(t);
+    return r;
+}
+
+static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
+{
+    (void)l, (void)n, (void)t;
+    *(int64_t *)ctx += total;
+}
+
+static void on_series(void *ctx, const kiln_label_t *l, size_t n)
+{
+    (void)l, (void)n;
+    (*(int *)ctx)++;
+}
+
+/* Writes the day as 24 one-hour blocks of tenant "bench" into dir/bucket. */
+static int64_t write_day(const char *dir, kiln_pprof_t *p, int64_t t0)
+{
+    char bucket[512];
+    snprintf(bucket, sizeof(bucket), "%s/bucket", dir);
+    kiln_objstore_t *s;
+    if (kiln_objstore_open_fs(bucket, &s, NULL) != KILN_OK)
+        abort();
+    int64_t *orig = malloc(p->n_values * sizeof(int64_t));
+    memcpy(orig, p->values, p->n_values * sizeof(int64_t));
+    unsigned seed = 42;
+    kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "checkout"}};
+    size_t bytes = 0, samples = 0;
+    for (int hour = 0; hour < 24; hour++) {
+        kiln_head_t *h = kiln_head_create();
+        for (int i = 0; i < HOUR_PROFILES; i++) {
+            vary(p, orig, &seed);
+            kiln_head_append(h, l, 2, p, t0 + (int64_t)(hour * HOUR_PROFILES + i) * STEP_NS, NULL);
+        }
+        Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+        char ulid[KILN_ULID_LEN + 1];
+        if (kiln_block_write(s, "bench", h, &meta, ulid, NULL) != KILN_OK)
+            abort();
+        kiln_block_t *b;
+        kiln_block_open(s, "bench", ulid, &b, NULL);
+        bytes += kiln_block_meta(b)->stats->num_bytes;
+        samples += kiln_block_meta(b)->stats->num_samples;
+        kiln_block_close(b);
+        kiln_head_destroy(h);
+    }
+    printf("day written: 24 blocks, %zu samples, %.1f MB on disk (%.2f bytes/sample)\n", samples,
+           (double)bytes / 1e6, (double)bytes / (double)samples);
+    free(orig);
+    kiln_objstore_close(s);
+    return t0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *td = getenv("KILN_TESTDATA");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/gdu/default.pgo", argc > 1 ? argv[1] : td ? td : KILN_TESTDATA_DEFAULT);
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    if (!load(a, path, &p)) {
+        fprintf(stderr, "bench_query: cannot load %s\n", path);
+        return 1;
+    }
+    char dir[] = "/tmp/kiln-bench-query-XXXXXX";
+    if (mkdtemp(dir) == NULL)
+        return 1;
+    int64_t t0 = 1700000000000000000LL;
+    write_day(dir, &p, t0);
+    kiln_ingester_config ic = {.storage_path = dir};
+    kiln_ingester_t *ing;
+    kiln_err err;
+    if (kiln_ingester_create(&ic, &ing, &err) != KILN_OK) {
+        fprintf(stderr, "bench_query: %s\n", err.msg);
+        return 1;
+    }
+    const char *q = "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"checkout\"}";
+    int64_t s0 = t0 / 1000000, total;
+    timing h1 = measure(ing, q, s0 + 12 * 3600000LL, s0 + 13 * 3600000LL - 1, 50, &total);
+    printf("SelectMergeStacktraces 1 h  (360 profiles): p50 %7.2f ms  p99 %7.2f ms  total %lld\n",
+           h1.p50, h1.p99, (long long)total);
+    timing h1u = measure(ing, q, s0 + 12 * 3600000LL + 1800000, s0 + 13 * 3600000LL + 1800000, 20, &total);
+    printf("SelectMergeStacktraces 1 h  (straddling 2 blocks): p50 %7.2f ms  p99 %7.2f ms\n",
+           h1u.p50, h1u.p99);
+    timing d1 = measure(ing, q, s0, s0 + 24 * 3600000LL, 20, &total);
+    printf("SelectMergeStacktraces 24 h (8640 profiles): p50 %7.2f ms  p99 %7.2f ms  total %lld\n",
+           d1.p50, d1.p99, (long long)total);
+    kiln_selector_t *sel;
+    kiln_selector_parse(q, strlen(q), &sel, NULL);
+    double ts0 = now_s();
+    int64_t sum = 0;
+    kiln_ingester_profiles(ing, "bench", sel, s0, s0 + 24 * 3600000LL, on_profile, &sum);
+    printf("SelectSeries 24 h totals scan (1440 points at 60 s): %.2f ms\n", (now_s() - ts0) * 1e3);
+    ts0 = now_s();
+    int n_series = 0;
+    kiln_ingester_series(ing, "bench", NULL, 0, 0, on_series, &n_series);
+    printf("LabelValues/Series scan: %.3f ms (%d series)\n", (now_s() - ts0) * 1e3, n_series);
+    kiln_selector_destroy(sel);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("peak RSS: %.1f MB\n", (double)ru.ru_maxrss / 1024);
+    kiln_ingester_destroy(ing);
+    kiln_arena_destroy(a);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : 1;
+}

@@ -1,0 +1,155 @@
+package durability
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCorruptBlock writes one block per tenant (push, SIGTERM: flush on
+// shutdown), damages some of them on disk and restarts:
+//
+//	samples  one tenant's samples file has 16 bytes flipped in the middle
+//	index    another tenant's index file is cut to half its length
+//	meta     a third tenant's meta.json is cut to half its length
+//	intact   a fourth tenant's block is left alone
+//
+// The server must come up (/ready 200), log a quarantine line naming each
+// damaged block (samples, index), keep serving the intact tenant exactly,
+// answer queries of the damaged tenants without error (and serve nothing of
+// the damaged blocks, whose WAL is gone), accept new pushes for them and
+// keep all of that across a SIGKILL and a SIGTERM restart. The compactor
+// runs every second from the damage on, so it meets the damaged blocks too.
+func TestCorruptBlock(t *testing.T) {
+	_, root := requireEnv(t)
+	prof := loadProfile(t, root, cpuFile)
+	storage := t.TempDir()
+	bucket := filepath.Join(storage, "bucket")
+	id := randomHex(4)
+	kinds := []string{"samples", "index", "meta", "intact"}
+	tenants := map[string]string{}
+	for _, kind := range kinds {
+		tenants[kind] = "dur-block-" + kind + "-" + id
+	}
+	services := []string{"svc-a", "svc-b"}
+	pushes := map[string]int64{"svc-a": 3, "svc-b": 2}
+
+	k := startKiln(t, storage)
+	for _, kind := range kinds {
+		c := newClients(t, k, tenants[kind])
+		for _, s := range services {
+			mustPush(t, k, c, prof, s, int(pushes[s]))
+		}
+	}
+	k.terminate(t)
+	blocks := map[string]*blockMeta{}
+	for _, kind := range kinds {
+		bs := listBlocks(t, bucket, tenants[kind])
+		if len(bs) != 1 {
+			t.Fatalf("tenant %s: %d blocks after SIGTERM, want 1 (flush on shutdown): %s", tenants[kind], len(bs), describeBlocks(bs))
+		}
+		blocks[kind] = bs[0]
+	}
+	t.Logf("blocks: %v; WAL segments %v", blocks, walSegments(t, storage))
+
+	// Served from the blocks, before any damage.
+	k = startKiln(t, storage)
+	for _, kind := range kinds {
+		c := newClients(t, k, tenants[kind])
+		for _, s := range services {
+			expectPushes(t, k, c, prof, s, pushes[s], "from the intact blocks")
+		}
+	}
+	k.terminate(t)
+	if t.Failed() {
+		return
+	}
+
+	// The damage.
+	samples := filepath.Join(blocks["samples"].dir, "samples")
+	st, err := os.Stat(samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipBytes(t, samples, st.Size()/2-8, 16)
+	t.Logf("flipped 16 bytes at %d of %s (%d bytes)", st.Size()/2-8, samples, st.Size())
+	for kind, file := range map[string]string{"index": "index", "meta": "meta.json"} {
+		p := filepath.Join(blocks[kind].dir, file)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFileKeepMode(t, p, data[:len(data)/2])
+		t.Logf("cut %s from %d to %d bytes", p, len(data), len(data)/2)
+	}
+
+	args := []string{"-compactor.compaction-interval=1s"}
+	k = startKiln(t, storage, args...)
+	for _, kind := range []string{"samples", "index"} {
+		key := tenants[kind] + "/" + blocks[kind].ULID
+		if lines := k.log.grep("quarantin", key); len(lines) == 0 {
+			t.Errorf("%s: no quarantine log line for the block with a damaged %s file (%s)", k.name, kind, key)
+		} else {
+			t.Logf("quarantine of %s logged: %q", key, lines)
+		}
+	}
+	if ls := k.log.grep(blocks["meta"].ULID); len(ls) > 0 {
+		t.Logf("the block with a cut meta.json was logged: %q", ls)
+	} else {
+		t.Logf("the block with a cut meta.json was not logged (a block without a readable meta.json does not exist)")
+	}
+	want := map[string]map[string]int64{} // tenant kind -> service -> pushes
+	for _, kind := range kinds {
+		want[kind] = map[string]int64{}
+		for _, s := range services {
+			want[kind][s] = 0
+			if kind == "intact" {
+				want[kind][s] = pushes[s]
+			}
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		if code := k.ready(); code != 200 {
+			t.Errorf("%s (%s): GET /ready = %d, want 200", when, k.name, code)
+		}
+		for _, kind := range kinds {
+			c := newClients(t, k, tenants[kind])
+			for s, n := range want[kind] {
+				expectPushes(t, k, c, prof, s, n, when+" ["+kind+"]")
+			}
+		}
+	}
+	check("after the damage")
+
+	// New data for every tenant, damaged or not.
+	for _, kind := range kinds {
+		c := newClients(t, k, tenants[kind])
+		mustPush(t, k, c, prof, "svc-a", 1)
+		mustPush(t, k, c, prof, "svc-new", 2)
+		want[kind]["svc-a"]++
+		want[kind]["svc-new"] = 2
+	}
+	check("after new pushes")
+	time.Sleep(2500 * time.Millisecond) // two compactor rounds over the damaged blocks
+	check("after two compactor rounds")
+
+	k.kill9(t)
+	k = startKiln(t, storage, args...)
+	check("after SIGKILL and restart")
+	k.terminate(t)
+	t.Logf("blocks after SIGTERM: %v", func() string {
+		var parts []string
+		for _, kind := range kinds {
+			parts = append(parts, kind+"="+describeBlocks(listBlocks(t, bucket, tenants[kind])))
+		}
+		return strings.Join(parts, " ")
+	}())
+	k = startKiln(t, storage, args...)
+	check("after SIGTERM and restart")
+	time.Sleep(2500 * time.Millisecond) // the compactor meets new and damaged blocks of one range
+	check("after two more compactor rounds")
+	k.terminate(t)
+}

@@ -1,0 +1,391 @@
+package durability
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/net/http2"
+
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
+	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+)
+
+const requestTimeout = 15 * time.Second
+
+// tenantTransport adds X-Scope-OrgID as Alloy and Grafana do.
+type tenantTransport struct {
+	base   http.RoundTripper
+	tenant string
+}
+
+func (tt *tenantTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.Header.Set("X-Scope-OrgID", tt.tenant)
+	return tt.base.RoundTrip(r)
+}
+
+// clients are the upstream Pyroscope clients of one tenant on one server
+// run: Connect over HTTP/1.1 (as Alloy pushes, as Grafana queries) and gRPC
+// over h2c on the gRPC port.
+type clients struct {
+	tenant   string
+	push     pushv1connect.PusherServiceClient
+	pushGRPC pushv1connect.PusherServiceClient
+	query    querierv1connect.QuerierServiceClient
+}
+
+func newClients(t *testing.T, k *kiln, tenant string) *clients {
+	t.Helper()
+	h1t := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	h2t := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	t.Cleanup(func() {
+		h1t.CloseIdleConnections()
+		h2t.CloseIdleConnections()
+	})
+	h1 := &http.Client{Transport: &tenantTransport{base: h1t, tenant: tenant}}
+	h2c := &http.Client{Transport: &tenantTransport{base: h2t, tenant: tenant}}
+	return &clients{
+		tenant:   tenant,
+		push:     pushv1connect.NewPusherServiceClient(h1, k.httpURL()),
+		pushGRPC: pushv1connect.NewPusherServiceClient(h2c, k.grpcURL(), connect.WithGRPC()),
+		query:    querierv1connect.NewQuerierServiceClient(h1, k.httpURL()),
+	}
+}
+
+// randomHex returns n random bytes in hex (crypto/rand.Read does not fail).
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newUUID returns a random (version 4) UUID, the RawSample ID of one push.
+func newUUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// pushProfile sends one raw profile as one series with one RawSample.
+func pushProfile(ctx context.Context, pc pushv1connect.PusherServiceClient, prof *profileCase, service, id string) error {
+	_, err := pc.Push(ctx, connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+		Labels: []*typesv1.LabelPair{
+			{Name: "__name__", Value: prof.name},
+			{Name: "service_name", Value: service},
+			{Name: "__delta__", Value: "false"},
+		},
+		Samples: []*pushv1.RawSample{{RawProfile: prof.raw, ID: id}},
+	}}}))
+	return err
+}
+
+// mustPush pushes n copies (distinct IDs) of prof and fails on any error.
+func mustPush(t *testing.T, k *kiln, c *clients, prof *profileCase, service string, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithTimeout(t.Context(), requestTimeout)
+		err := pushProfile(ctx, c.push, prof, service, newUUID())
+		cancel()
+		if err != nil {
+			k.requireAlive(t)
+			t.Fatalf("%s: push %d/%d of %s as %s/%s: %v", k.name, i+1, n, prof.rel, c.tenant, service, err)
+		}
+	}
+}
+
+// queryTotals returns the SelectMergeStacktraces total of every sample type
+// of prof for service_name=service.
+func queryTotals(t *testing.T, c *clients, prof *profileCase, service string) ([]int64, error) {
+	t.Helper()
+	start, end := queryWindow(prof.timeNanos)
+	out := make([]int64, len(prof.typeIDs))
+	maxNodes := int64(1 << 16)
+	for i, id := range prof.typeIDs {
+		ctx, cancel := context.WithTimeout(t.Context(), requestTimeout)
+		resp, err := c.query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+			ProfileTypeID: id,
+			LabelSelector: `{service_name="` + service + `"}`,
+			Start:         start,
+			End:           end,
+			MaxNodes:      &maxNodes,
+		}))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("SelectMergeStacktraces(%s, %s/%s): %w", id, c.tenant, service, err)
+		}
+		out[i] = resp.Msg.GetFlamegraph().GetTotal()
+	}
+	return out, nil
+}
+
+// storedCount turns per-type totals into a number of stored pushes of prof:
+// every type's total must be the same whole multiple of its per-push total.
+func storedCount(prof *profileCase, totals []int64) (int64, error) {
+	n := int64(-1)
+	for i, per := range prof.perPush {
+		if per == 0 {
+			if totals[i] != 0 {
+				return 0, fmt.Errorf("%s: total %d where one push adds 0", prof.typeIDs[i], totals[i])
+			}
+			continue
+		}
+		if totals[i]%per != 0 {
+			return 0, fmt.Errorf("%s: total %d is not a multiple of the per-push total %d", prof.typeIDs[i], totals[i], per)
+		}
+		m := totals[i] / per
+		if n >= 0 && m != n {
+			return 0, fmt.Errorf("sample types disagree: totals %v are %d pushes for one type and %d for another (per push %v)",
+				totals, n, m, prof.perPush)
+		}
+		n = m
+	}
+	return n, nil
+}
+
+// countPushes queries prof's types for service and returns the number of
+// pushes the totals amount to.
+func countPushes(t *testing.T, k *kiln, c *clients, prof *profileCase, service string) (int64, []int64, error) {
+	t.Helper()
+	totals, err := queryTotals(t, c, prof, service)
+	if err != nil {
+		k.requireAlive(t)
+		return 0, nil, err
+	}
+	n, err := storedCount(prof, totals)
+	return n, totals, err
+}
+
+// expectPushes checks that service's totals are exactly want pushes of prof.
+func expectPushes(t *testing.T, k *kiln, c *clients, prof *profileCase, service string, want int64, when string) bool {
+	t.Helper()
+	n, totals, err := countPushes(t, k, c, prof, service)
+	if err != nil {
+		t.Errorf("%s (%s): %s/%s: %v", when, k.name, c.tenant, service, err)
+		return false
+	}
+	if n != want {
+		wantTotals := make([]int64, len(prof.perPush))
+		for i, p := range prof.perPush {
+			wantTotals[i] = p * want
+		}
+		t.Errorf("%s (%s): %s/%s (%s): totals %v = %d pushes, want %d pushes (totals %v)",
+			when, k.name, c.tenant, service, prof.rel, totals, n, want, wantTotals)
+		return false
+	}
+	t.Logf("%s (%s): %s/%s: %d pushes of %s (totals %v)", when, k.name, c.tenant, service, n, prof.rel, totals)
+	return true
+}
+
+func connectCode(err error) connect.Code {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Code()
+	}
+	return connect.CodeOf(err)
+}
+
+// --- the write-ahead log on disk -------------------------------------------
+
+// walSegments returns <storage>/wal/*.wal, oldest first.
+func walSegments(t *testing.T, storage string) []string {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(storage, "wal", "*.wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(segs)
+	return segs
+}
+
+// walRecord is where one framed record ([u32 len][u32 checksum][payload],
+// little endian) lies in a segment.
+type walRecord struct {
+	off, payloadOff, end int64
+}
+
+// walFrames walks the framing of a segment (without checking checksums)
+// and returns the complete records and the offset where the walk stopped.
+func walFrames(data []byte) ([]walRecord, int64) {
+	var recs []walRecord
+	off := int64(0)
+	for off+8 <= int64(len(data)) {
+		n := int64(binary.LittleEndian.Uint32(data[off:]))
+		if n == 0 || off+8+n > int64(len(data)) {
+			break
+		}
+		recs = append(recs, walRecord{off: off, payloadOff: off + 8, end: off + 8 + n})
+		off += 8 + n
+	}
+	return recs, off
+}
+
+// newestNonEmptySegment returns the last WAL segment with data in it.
+func newestNonEmptySegment(t *testing.T, storage string) (string, []byte) {
+	t.Helper()
+	segs := walSegments(t, storage)
+	for i := len(segs) - 1; i >= 0; i-- {
+		data, err := os.ReadFile(segs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) > 0 {
+			return segs[i], data
+		}
+	}
+	t.Fatalf("no non-empty WAL segment in %s/wal (segments %v)", storage, segs)
+	return "", nil
+}
+
+// --- blocks in the object store ----------------------------------------------
+
+// blockMeta is what the tests read of a block's meta.json (proto3 JSON:
+// int64 fields are strings).
+type blockMeta struct {
+	ULID    string `json:"ulid"`
+	MinTime string `json:"minTime"`
+	MaxTime string `json:"maxTime"`
+	Stats   struct {
+		NumSeries   string `json:"numSeries"`
+		NumProfiles string `json:"numProfiles"`
+		NumSamples  string `json:"numSamples"`
+	} `json:"stats"`
+	Compaction struct {
+		Level   int      `json:"level"`
+		Sources []string `json:"sources"`
+	} `json:"compaction"`
+	WALUntil string `json:"walUntil"`
+
+	dir string
+}
+
+func (m *blockMeta) level() int {
+	if m.Compaction.Level == 0 {
+		return 1
+	}
+	return m.Compaction.Level
+}
+
+func (m *blockMeta) profiles() int64 {
+	v, _ := strconv.ParseInt(m.Stats.NumProfiles, 10, 64)
+	return v
+}
+
+func (m *blockMeta) String() string {
+	return fmt.Sprintf("%s(level %d, %s..%s, %s profiles, sources %v)", m.ULID, m.level(), m.MinTime, m.MaxTime,
+		m.Stats.NumProfiles, m.Compaction.Sources)
+}
+
+// listBlocks reads every <bucket>/<tenant>/blocks/*/meta.json; directories
+// without a readable meta.json are skipped (a block without it does not
+// exist).
+func listBlocks(t *testing.T, bucket, tenant string) []*blockMeta {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(bucket, tenant, "blocks", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*blockMeta
+	for _, d := range dirs {
+		data, err := os.ReadFile(filepath.Join(d, "meta.json"))
+		if err != nil {
+			continue
+		}
+		m := &blockMeta{dir: d}
+		if err := json.Unmarshal(data, m); err != nil {
+			t.Logf("block %s: meta.json does not parse: %v", d, err)
+			continue
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ULID < out[j].ULID })
+	return out
+}
+
+func describeBlocks(bs []*blockMeta) string {
+	var parts []string
+	for _, b := range bs {
+		parts = append(parts, b.String())
+	}
+	return "[" + strings.Join(parts, "; ") + "]"
+}
+
+// flipBytes XORs n bytes of file starting at off with 0xff.
+func flipBytes(t *testing.T, file string, off int64, n int) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off < 0 || off+int64(n) > int64(len(data)) {
+		t.Fatalf("flip %d bytes at %d of %s (%d bytes): out of range", n, off, file, len(data))
+	}
+	for i := int64(0); i < int64(n); i++ {
+		data[off+i] ^= 0xff
+	}
+	writeFileKeepMode(t, file, data)
+}
+
+// writeFileKeepMode overwrites file in place (blocks may be read-only).
+func writeFileKeepMode(t *testing.T, file string, data []byte) {
+	t.Helper()
+	st, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, st.Mode().Perm()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond every interval until it holds or d has passed.
+func waitFor(d, interval time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(interval)
+	}
+}
