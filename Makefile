@@ -39,6 +39,7 @@ fuzz: deps
 # real HTTP and gRPC servers of $(BUILD)/kiln.
 bench: build
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_push $(BENCH_ARGS)
+	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_query
 	cd tests/bench/pushload && go run . -kiln $(abspath $(BUILD))/kiln \
 		-testdata $(KILN_TESTDATA) $(PUSHLOAD_ARGS)
 

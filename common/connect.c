@@ -110,7 +110,9 @@ static kiln_status serve(const kiln_connect *c, const kiln_http_req *req, kiln_h
         st = request_body(c, req, &body, &len, err);
     if (st != KILN_OK)
         return st;
-    kiln_rpc_ctx ctx = {tenant, req->arena, err};
+    const char *accept = kiln_http_header(req, "Accept");
+    kiln_rpc_ctx ctx = {tenant, req->arena, err,
+                        kiln_rpc_accepts_utf8_names(accept, accept ? strlen(accept) : 0)};
     st = kiln_rpc_invoke(m, &ctx, body, len, codec, &resp->body);
     if (st == KILN_OK) {
         resp->status = 200;

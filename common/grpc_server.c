@@ -111,10 +111,10 @@ static void start_recv(call_slot *c)
         free_slot(c);
 }
 
-static const char *tenant_header(const call_slot *c, size_t *len)
+static const char *metadata_value(const call_slot *c, const char *key, size_t *len)
 {
     for (size_t i = 0; i < c->md.count; i++) {
-        if (grpc_slice_str_cmp(c->md.metadata[i].key, "x-scope-orgid") == 0) {
+        if (grpc_slice_str_cmp(c->md.metadata[i].key, key) == 0) {
             *len = GRPC_SLICE_LENGTH(c->md.metadata[i].value);
             return (const char *)GRPC_SLICE_START_PTR(c->md.metadata[i].value);
         }
@@ -137,7 +137,7 @@ static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, ki
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "no request message");
     char tenant[KILN_TENANT_MAX * 8 + 8];
     size_t tlen;
-    const char *org = tenant_header(c, &tlen);
+    const char *org = metadata_value(c, "x-scope-orgid", &tlen);
     bool multi = strncmp(m->path, "/querier.", 9) == 0;
     kiln_status st = kiln_tenant_parse(org, tlen, multi, tenant, sizeof(tenant), err);
     if (st != KILN_OK)
@@ -147,7 +147,9 @@ static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, ki
         return kiln_err_set(err, KILN_INTERNAL, "cannot read request message");
     grpc_slice s = grpc_byte_buffer_reader_readall(&r);
     grpc_byte_buffer_reader_destroy(&r);
-    kiln_rpc_ctx ctx = {tenant, arena, err};
+    size_t alen;
+    const char *accept = metadata_value(c, "accept", &alen);
+    kiln_rpc_ctx ctx = {tenant, arena, err, kiln_rpc_accepts_utf8_names(accept, alen)};
     st = kiln_rpc_invoke(m, &ctx, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), KILN_CODEC_PROTO,
                          out);
     grpc_slice_unref(s);

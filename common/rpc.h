@@ -24,6 +24,8 @@ typedef struct kiln_rpc_ctx {
     const char *tenant;  /* validated; may be "a|b" for reads */
     kiln_arena_t *arena; /* request arena: the response lives here */
     kiln_err *err;       /* set by the handler on failure */
+    bool utf8_names;     /* the client accepts non-legacy label names (Accept:
+                            ...;allow-utf8-labelnames=true, as profilecli sends) */
 } kiln_rpc_ctx;
 
 /** A handler: fills *resp (arena-allocated) and returns KILN_OK, or returns
@@ -57,6 +59,9 @@ const kiln_rpc_method *kiln_rpc_find(const kiln_rpc_registry_t *r, const char *p
  * what went wrong. */
 kiln_status kiln_rpc_invoke(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const uint8_t *body,
                             size_t len, kiln_rpc_codec codec, kiln_buf *out);
+
+/** True when an Accept header value allows UTF-8 label names. */
+bool kiln_rpc_accepts_utf8_names(const char *accept, size_t len);
 
 /** Validates an X-Scope-OrgID value (NULL or empty -> "anonymous") into out.
  * Tenant ids are <= 150 chars of [A-Za-z0-9!-_.*'()], not "." or "..";

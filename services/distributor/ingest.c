@@ -8,6 +8,7 @@
  * (and, for the text formats, for what the pipeline rejects); 413 too large;
  * 422 a body that cannot be read or a format not supported; 429 rate
  * limited. Errors are plain text. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@ typedef struct ingest {
     int status; /* HTTP status of the failure */
 } ingest;
 
-/* Records a failure: its HTTP status and message. Returns st. */
+/* Records the HTTP status of a failure (its message is in r->err); returns st. */
 static kiln_status reject(ingest *r, int status, kiln_status st)
 {
     r->status = status;
@@ -88,8 +89,9 @@ static uint32_t sample_rate(const char *s)
     if (*s == '\0')
         return DEFAULT_SAMPLE_RATE;
     char *end;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (*end != '\0' || end == s || v < 0 || s[0] == ' ') {
+    if (*end != '\0' || end == s || v < 0 || errno == ERANGE || s[0] == ' ' || s[0] == '\t') {
         KILN_LOG_WARN("distributor", "ingest: invalid sampleRate \"%.40s\", using %d", s,
                       DEFAULT_SAMPLE_RATE);
         return DEFAULT_SAMPLE_RATE;

@@ -92,13 +92,14 @@ static kiln_status visit_series(kiln_querier_t *q, kiln_rpc_ctx *ctx, char **mat
 typedef struct names_arg {
     strlist list;
     const char *label; /* NULL: collect names; else values of this label */
+    bool utf8;         /* keep non-legacy (e.g. dotted) names */
 } names_arg;
 
 static void collect_names(void *ctx, const kiln_label_t *l, size_t n)
 {
     names_arg *a = ctx;
     for (size_t i = 0; i < n; i++) {
-        if (a->label == NULL)
+        if (a->label == NULL && (a->utf8 || kiln_label_name_is_legacy(l[i].name)))
             strlist_add(&a->list, l[i].name);
         else if (strcmp(l[i].name, a->label) == 0 && *l[i].value != '\0')
             strlist_add(&a->list, l[i].value);
@@ -109,7 +110,7 @@ static kiln_status h_label_names(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMe
                                  ProtobufCMessage **resp)
 {
     const Types__V1__LabelNamesRequest *req = (const Types__V1__LabelNamesRequest *)msg;
-    names_arg a = {{ctx->arena, NULL, 0, 0}, NULL};
+    names_arg a = {{ctx->arena, NULL, 0, 0}, NULL, ctx->utf8_names};
     kiln_status st = visit_series(svc, ctx, req->matchers, req->n_matchers, req->start, req->end,
                                   collect_names, &a);
     if (st != KILN_OK)
@@ -129,7 +130,7 @@ static kiln_status h_label_values(void *svc, kiln_rpc_ctx *ctx, const ProtobufCM
     const Types__V1__LabelValuesRequest *req = (const Types__V1__LabelValuesRequest *)msg;
     if (*req->name == '\0')
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "label name is required");
-    names_arg a = {{ctx->arena, NULL, 0, 0}, req->name};
+    names_arg a = {{ctx->arena, NULL, 0, 0}, req->name, true};
     kiln_status st = visit_series(svc, ctx, req->matchers, req->n_matchers, req->start, req->end,
                                   collect_names, &a);
     if (st != KILN_OK)
@@ -164,7 +165,7 @@ static kiln_status h_profile_types(void *svc, kiln_rpc_ctx *ctx, const ProtobufC
                                    ProtobufCMessage **resp)
 {
     const Querier__V1__ProfileTypesRequest *req = (const Querier__V1__ProfileTypesRequest *)msg;
-    names_arg a = {{ctx->arena, NULL, 0, 0}, KILN_LABEL_PROFILE_TYPE};
+    names_arg a = {{ctx->arena, NULL, 0, 0}, KILN_LABEL_PROFILE_TYPE, true};
     kiln_status st = visit_series(svc, ctx, NULL, 0, req->start, req->end, collect_names, &a);
     if (st != KILN_OK)
         return st;
@@ -184,6 +185,7 @@ typedef struct series_arg {
     char **names; /* projection; n_names 0 = all labels */
     size_t n_names;
     strlist keys;  /* "name\xffvalue\xff..." per projected set, for de-duplication */
+    bool utf8;     /* keep non-legacy (e.g. dotted) names */
 } series_arg;
 
 static bool projected(const series_arg *s, const char *name)
@@ -203,7 +205,7 @@ static void collect_series(void *ctx, const kiln_label_t *l, size_t n)
     kiln_buf key;
     kiln_buf_init(&key, 0);
     for (size_t i = 0; i < n; i++) {
-        if (!projected(s, l[i].name))
+        if (!projected(s, l[i].name) || !(s->utf8 || kiln_label_name_is_legacy(l[i].name)))
             continue;
         kiln_buf_printf(&key, "%s\xff%s\xff", l[i].name, l[i].value);
     }
@@ -236,7 +238,8 @@ static kiln_status h_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage
                             ProtobufCMessage **resp)
 {
     const Querier__V1__SeriesRequest *req = (const Querier__V1__SeriesRequest *)msg;
-    series_arg s = {ctx->arena, req->label_names, req->n_label_names, {ctx->arena, NULL, 0, 0}};
+    series_arg s = {ctx->arena, req->label_names, req->n_label_names, {ctx->arena, NULL, 0, 0},
+                    ctx->utf8_names};
     kiln_status st = visit_series(svc, ctx, req->matchers, req->n_matchers, req->start, req->end,
                                   collect_series, &s);
     if (st != KILN_OK)
