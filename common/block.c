@@ -223,7 +223,7 @@ static void write_locations_stacks(const kiln_head_t *h, kiln_buf *out)
     kiln_buf_free(&raw);
 }
 
-typedef struct sample { uint32_t node; int64_t value; } sample;
+typedef struct sample { uint32_t node; int64_t value; uint64_t span; } sample;
 
 static int cmp_sample(const void *a, const void *b)
 {
@@ -250,6 +250,8 @@ static void write_chunk(const kiln_head_t *h, const hseries *s, kiln_buf *out)
     kiln_buf nodes, values;
     kiln_buf_init(&nodes, 0);
     kiln_buf_init(&values, 0);
+    kiln_buf spans;
+    kiln_buf_init(&spans, 0);
     sample *tmp = NULL;
     size_t cap = 0;
     for (size_t j = 0; j < s->n_profiles; j++) {
@@ -257,7 +259,8 @@ static void write_chunk(const kiln_head_t *h, const hseries *s, kiln_buf *out)
         KILN_GROW(tmp, cap, (size_t)p->n + 1);
         uint64_t g = 0;
         for (uint32_t k = 0; k < p->n; k++) {
-            tmp[k] = (sample){h->s_node[p->off + k], h->s_value[p->off + k]};
+            uint64_t span = h->s_span != NULL ? h->s_span[p->off + k] : 0;
+            tmp[k] = (sample){h->s_node[p->off + k], h->s_value[p->off + k], span};
             g = gcd(g, tmp[k].value < 0 ? (uint64_t)-tmp[k].value : (uint64_t)tmp[k].value);
         }
         g = g ? g : 1;
@@ -267,11 +270,15 @@ static void write_chunk(const kiln_head_t *h, const hseries *s, kiln_buf *out)
         for (uint32_t k = 0; k < p->n; k++) {
             put_uv(&nodes, tmp[k].node - prev);
             put_sv(&values, tmp[k].value / (int64_t)g);
+            if (h->s_span != NULL)
+                put_uv(&spans, tmp[k].span);
             prev = tmp[k].node;
         }
     }
     free(tmp);
     kiln_buf_append(&nodes, values.ptr ? values.ptr : "", values.len);
+    kiln_buf_append(&nodes, spans.ptr ? spans.ptr : "", spans.len); /* present iff spans */
+    kiln_buf_free(&spans);
     put_section(out, &nodes);
     kiln_buf_free(&nodes);
     kiln_buf_free(&values);
@@ -512,7 +519,7 @@ static bool read_index(kiln_block_t *b, rd *r)
 
 /* Decompresses one series' chunk into node/value arrays (the head loader). */
 static kiln_status load_chunk(void *ctx, uint32_t sid, uint32_t **node, int64_t **value,
-                              kiln_err *err)
+                              uint64_t **span, kiln_err *err)
 {
     kiln_block_t *b = ctx;
     char path[1024];
@@ -551,14 +558,22 @@ static kiln_status load_chunk(void *ctx, uint32_t sid, uint32_t **node, int64_t 
         for (uint32_t q = 0; q < cnt && !r.bad; q++, k++)
             v[k] = get_sv(&r) * g;
     }
+    uint64_t *sp = NULL;
+    if (!r.bad && r.p < r.end) { /* the span column */
+        sp = kiln_xmalloc((total + 1) * sizeof(*sp));
+        for (k = 0; k < total && !r.bad; k++)
+            sp[k] = get_uv(&r);
+    }
     free(raw);
     if (r.bad) {
         free(n);
         free(v);
+        free(sp);
         return kiln_err_set(err, KILN_DATA_LOSS, "block %s: series %u chunk is malformed", path, sid);
     }
     *node = n;
     *value = v;
+    *span = sp;
     return KILN_OK;
 }
 

@@ -57,7 +57,7 @@ void kiln_head_destroy(kiln_head_t *h)
     for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
         kiln_hidx_fini(idx[i]);
     void *arrays[] = {h->strs, h->funcs, h->maps, h->locs, h->lines, h->node_parent, h->node_loc,
-                      h->series, h->profiles, h->s_node, h->s_value};
+                      h->series, h->profiles, h->s_node, h->s_value, h->s_span};
     for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
         free(arrays[i]);
     kiln_arena_destroy(h->mem);
@@ -326,16 +326,33 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Starts the span column (zeros for the samples before) on the first span. */
+static void want_spans(kiln_head_t *h, const uint64_t *span, size_t n)
+{
+    bool any = false;
+    for (size_t i = 0; span != NULL && i < n && !any; i++)
+        any = span[i] != 0;
+    if (!any || h->s_span != NULL)
+        return;
+    KILN_GROW(h->s_span, h->cap_s_span, h->n_samples + n + 1);
+    memset(h->s_span, 0, h->n_samples * sizeof(uint64_t));
+}
+
 void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, const uint32_t *node,
-                            const int64_t *value, size_t n)
+                            const int64_t *value, const uint64_t *span, size_t n)
 {
     size_t off = h->n_samples;
     int64_t total = 0;
     KILN_GROW(h->s_node, h->cap_s_node, h->n_samples + n);
     KILN_GROW(h->s_value, h->cap_s_value, h->n_samples + n);
+    want_spans(h, span, n);
+    if (h->s_span != NULL)
+        KILN_GROW(h->s_span, h->cap_s_span, h->n_samples + n);
     for (size_t i = 0; i < n; i++) {
         if (value[i] == 0 || node[i] == 0) /* node 0: an empty stack, nothing to draw */
             continue;
+        if (h->s_span != NULL)
+            h->s_span[h->n_samples] = span != NULL ? span[i] : 0;
         h->s_node[h->n_samples] = node[i];
         h->s_value[h->n_samples++] = value[i];
         total += value[i];
@@ -350,6 +367,45 @@ void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, const
         s->min_ms = time_ms;
     if (s->n_profiles == 1 || time_ms > s->max_ms)
         s->max_ms = time_ms;
+}
+
+/* A span id label: 16 hex digits (an 8-byte span id). */
+static uint64_t parse_span(kiln_str_t v)
+{
+    if (v.len == 0 || v.len > 16)
+        return 0;
+    uint64_t x = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.ptr[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return 0;
+        x = x << 4 | (uint64_t)d;
+    }
+    return x;
+}
+
+/* Each sample's span id, from its span_id (or, as Pyroscope renames it,
+ * profile_id) label; NULL when no sample has one. */
+static uint64_t *sample_spans(const kiln_pprof_t *p, kiln_arena_t *a)
+{
+    uint64_t *spans = NULL;
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        for (uint32_t j = 0; j < s->n_labels; j++) {
+            const kiln_pprof_label *l = &p->labels[s->label_off + j];
+            kiln_str_t k = kiln_pprof_str(p, l->key);
+            if (!kiln_str_eq(k, "span_id") && !kiln_str_eq(k, "profile_id"))
+                continue;
+            uint64_t id = parse_span(kiln_pprof_str(p, l->str));
+            if (id != 0 && spans == NULL)
+                spans = kiln_arena_calloc(a, p->n_samples + 1, sizeof(uint64_t));
+            if (id != 0)
+                spans[i] = id;
+        }
+    }
+    return spans;
 }
 
 kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t n,
@@ -378,11 +434,12 @@ kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t 
         nodes[i] = node;
     }
     int64_t *values = kiln_arena_alloc(tmp, (p->n_samples + 1) * sizeof(int64_t));
+    uint64_t *spans = sample_spans(p, tmp);
     for (size_t t = 0; t < p->n_sample_types; t++) {
         for (size_t i = 0; i < p->n_samples; i++)
             values[i] = p->values[p->samples[i].value_off + t];
         kiln_head__add_profile(h, type_series(h, labels, n, p, t, tmp), time_ms, nodes, values,
-                               p->n_samples);
+                               spans, p->n_samples);
     }
     pthread_rwlock_unlock(&h->lock);
     kiln_arena_destroy(tmp);
@@ -432,7 +489,8 @@ static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
         uint32_t *ln = NULL;
         int64_t *lv = NULL;
         kiln_err err;
-        if (h->loader(h->loader_ctx, sid, &ln, &lv, &err) != KILN_OK) {
+        uint64_t *lspan = NULL;
+        if (h->loader(h->loader_ctx, sid, &ln, &lv, &lspan, &err) != KILN_OK) {
             pthread_mutex_unlock(&h->agg_mu);
             KILN_LOG_ERROR("head", "skipping series %u of a block: %s", sid, err.msg);
             return NULL;
@@ -454,60 +512,84 @@ static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
             g->value[g->n++] = sum[node];
         }
         free(sum);
+        free(lspan);
         h->agg[sid] = g;
     }
     pthread_mutex_unlock(&h->agg_mu);
     return g;
 }
 
+/* Only the samples whose span id is in a sorted set (span profiles). */
+typedef struct span_filter {
+    const uint64_t *ids;
+    size_t n;
+} span_filter;
+
+static bool span_in(const span_filter *f, uint64_t id)
+{
+    size_t lo = 0, hi = f->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (f->ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < f->n && f->ids[lo] == id;
+}
+
 /* Sums one series' matching profiles into acc, from the head's columns or,
  * for a block, from the series' sample chunk (or its cached sums when the
- * query covers all of the series' profiles). */
+ * query covers all of the series' profiles and filters no spans). */
 static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_ms,
-                              int64_t end_ms, int64_t *acc)
+                              int64_t end_ms, const span_filter *f, int64_t *acc)
 {
     const hseries *s = &h->series[sid];
     const uint32_t *node = h->s_node;
     const int64_t *value = h->s_value;
+    const uint64_t *span = h->s_span;
     uint32_t *ln = NULL;
     int64_t *lv = NULL;
+    uint64_t *lspan = NULL;
     kiln_err err;
-    if (h->loader != NULL && start_ms <= s->min_ms && (end_ms == 0 || end_ms >= s->max_ms)) {
+    if (f == NULL && h->loader != NULL && start_ms <= s->min_ms && (end_ms == 0 || end_ms >= s->max_ms)) {
         const hagg *g = series_agg((kiln_head_t *)h, sid);
         for (uint32_t k = 0; g != NULL && k < g->n; k++)
             acc[g->node[k]] += g->value[k];
         return g != NULL;
     }
     if (h->loader != NULL) {
-        if (h->loader(h->loader_ctx, sid, &ln, &lv, &err) != KILN_OK) {
+        if (h->loader(h->loader_ctx, sid, &ln, &lv, &lspan, &err) != KILN_OK) {
             KILN_LOG_ERROR("head", "skipping series %u of a block: %s", sid, err.msg);
             return false;
         }
-        node = ln;
-        value = lv;
+        node = ln, value = lv, span = lspan;
     }
     bool any = false;
     for (size_t j = 0; j < s->n_profiles; j++) {
         const hprofile *pr = &h->profiles[s->profiles[j]];
         if (!in_range(pr->time_ms, start_ms, end_ms))
             continue;
-        for (size_t k = pr->off; k < pr->off + pr->n; k++)
-            acc[node[k]] += value[k];
+        for (size_t k = pr->off; k < pr->off + pr->n; k++) {
+            if (f == NULL || (span != NULL && span_in(f, span[k])))
+                acc[node[k]] += value[k];
+        }
         any = true;
     }
     free(ln);
     free(lv);
+    free(lspan);
     return any;
 }
 
 /* Sums matching sample values per stack node; returns true if any matched. */
 static bool accumulate(const kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                       int64_t end_ms, int64_t *acc)
+                       int64_t end_ms, const span_filter *f, int64_t *acc)
 {
     bool any = false;
     for (size_t i = 0; i < h->n_series; i++) {
         if (series_selected(&h->series[i], sel, start_ms, end_ms))
-            any |= accumulate_series(h, (uint32_t)i, start_ms, end_ms, acc);
+            any |= accumulate_series(h, (uint32_t)i, start_ms, end_ms, f, acc);
     }
     return any;
 }
@@ -537,10 +619,17 @@ static uint32_t expand_location(const kiln_head_t *h, kiln_tree_t *t, uint32_t p
 void kiln_head_merge_tree(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                           int64_t end_ms, kiln_tree_t *t)
 {
+    kiln_head_merge_spans(h, sel, start_ms, end_ms, NULL, 0, t);
+}
+
+void kiln_head_merge_spans(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                           int64_t end_ms, const uint64_t *spans, size_t n_spans, kiln_tree_t *t)
+{
+    span_filter f = {spans, n_spans};
     pthread_rwlock_rdlock(&h->lock);
     size_t n = h->n_nodes;
     int64_t *acc = kiln_xcalloc(n, sizeof(int64_t));
-    if (!accumulate(h, sel, start_ms, end_ms, acc))
+    if (!accumulate(h, sel, start_ms, end_ms, spans != NULL ? &f : NULL, acc))
         goto out;
     /* Map stack nodes to tree nodes. Parents always have smaller ids than
      * their children, so one ascending pass over the needed nodes works. */
@@ -693,16 +782,18 @@ static size_t merge_series(kiln_head_t *dst, const kiln_head_t *src, const remap
     const hseries *s = &src->series[i];
     const uint32_t *node = src->s_node;
     const int64_t *value = src->s_value;
+    const uint64_t *span = src->s_span;
     uint32_t *ln = NULL, *mapped = NULL;
     int64_t *lv = NULL;
+    uint64_t *lspan = NULL;
     size_t copied = 0, cap = 0;
     kiln_err err;
     if (src->loader != NULL) {
-        if (src->loader(src->loader_ctx, i, &ln, &lv, &err) != KILN_OK) {
+        if (src->loader(src->loader_ctx, i, &ln, &lv, &lspan, &err) != KILN_OK) {
             KILN_LOG_ERROR("head", "merge: skipping series %u: %s", i, err.msg);
             return 0;
         }
-        node = ln, value = lv;
+        node = ln, value = lv, span = lspan;
     }
     uint32_t sid = kiln_head__intern_series(dst, s->labels, s->n_labels);
     for (size_t j = 0; j < s->n_profiles; j++) {
@@ -712,12 +803,14 @@ static size_t merge_series(kiln_head_t *dst, const kiln_head_t *src, const remap
             mapped[k] = m->node[node[p->off + k]];
         if (!dedup_add(seen, profile_key(sid, p->time_ms, mapped, value + p->off, p->n)))
             continue;
-        kiln_head__add_profile(dst, sid, p->time_ms, mapped, value + p->off, p->n);
+        kiln_head__add_profile(dst, sid, p->time_ms, mapped, value + p->off,
+                               span != NULL ? span + p->off : NULL, p->n);
         copied++;
     }
     free(mapped);
     free(ln);
     free(lv);
+    free(lspan);
     return copied;
 }
 

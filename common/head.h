@@ -74,6 +74,11 @@ typedef void (*kiln_head_profile_fn)(void *ctx, const kiln_label_t *l, size_t n,
 void kiln_head_profiles(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                         int64_t end_ms, kiln_head_profile_fn fn, void *ctx);
 
+/** Like kiln_head_merge_tree, but only samples whose span id is in spans
+ * (sorted ascending, n_spans of them; NULL = every sample): span profiles. */
+void kiln_head_merge_spans(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                           int64_t end_ms, const uint64_t *spans, size_t n_spans, kiln_tree_t *t);
+
 /** Counts of what the head holds. */
 void kiln_head_stats(kiln_head_t *h, kiln_head_stats_t *out);
 

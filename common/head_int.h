@@ -41,9 +41,10 @@ typedef struct hprofile {
 
 /* Loads the samples of series `series` of a block-backed head: on success
  * *node and *value (malloc'd, the caller frees) hold every profile's
- * samples, profile p's at [p.off, p.off + p.n). */
+ * samples, profile p's at [p.off, p.off + p.n); *span (malloc'd, or NULL
+ * when the series has no span ids) their span ids, 0 = none. */
 typedef kiln_status (*kiln_head__loader)(void *ctx, uint32_t series, uint32_t **node,
-                                          int64_t **value, kiln_err *err);
+                                          int64_t **value, uint64_t **span, kiln_err *err);
 
 struct kiln_head {
     pthread_rwlock_t lock;
@@ -58,6 +59,9 @@ struct kiln_head {
     hprofile *profiles; size_t n_profiles, cap_profiles;
     uint32_t *s_node; size_t cap_s_node;
     int64_t *s_value; size_t n_samples, cap_s_value;
+    /* Per-sample span ids (0 = none), parallel to s_node once any sample
+     * of the head had one (span profiles); NULL before. */
+    uint64_t *s_span; size_t cap_s_span;
     kiln_head__loader loader; /* set for a block opened read-only; samples live there */
     void *loader_ctx;
     /* Blocks are immutable, so a series' samples summed per stack node over
@@ -84,8 +88,9 @@ uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines);
 uint32_t kiln_head__stack_child(kiln_head_t *h, uint32_t parent, uint32_t loc);
 /** Interns a series by its sorted labels (copied). */
 uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t n);
-/** Adds a profile of series sid with samples (node ids of h, values). */
+/** Adds a profile of series sid with samples (node ids of h, values, and
+ * span ids or NULL). */
 void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, const uint32_t *node,
-                            const int64_t *value, size_t n);
+                            const int64_t *value, const uint64_t *span, size_t n);
 
 #endif

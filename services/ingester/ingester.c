@@ -321,6 +321,8 @@ typedef struct query_args {
     kiln_head_series_fn fn;
     void *ctx;
     kiln_head_profile_fn pfn;
+    const uint64_t *spans;
+    size_t n_spans;
     kiln_tree_t *tree;
     kiln_head_stats_t *stats;
 } query_args;
@@ -334,7 +336,7 @@ static void series_one(kiln_head_t *h, void *arg)
 void kiln_ingester_series(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
                           int64_t start_ms, int64_t end_ms, kiln_head_series_fn fn, void *ctx)
 {
-    query_args q = {sel, start_ms, end_ms, fn, ctx, NULL, NULL, NULL};
+    query_args q = {sel, start_ms, end_ms, fn, ctx, NULL, NULL, 0, NULL, NULL};
     each_head(ing, tenants, start_ms, end_ms, series_one, &q);
 }
 
@@ -347,21 +349,29 @@ static void profiles_one(kiln_head_t *h, void *arg)
 void kiln_ingester_profiles(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
                             int64_t start_ms, int64_t end_ms, kiln_head_profile_fn fn, void *ctx)
 {
-    query_args q = {sel, start_ms, end_ms, NULL, ctx, fn, NULL, NULL};
+    query_args q = {sel, start_ms, end_ms, NULL, ctx, fn, NULL, 0, NULL, NULL};
     each_head(ing, tenants, start_ms, end_ms, profiles_one, &q);
 }
 
 static void merge_one(kiln_head_t *h, void *arg)
 {
     query_args *q = arg;
-    kiln_head_merge_tree(h, q->sel, q->start_ms, q->end_ms, q->tree);
+    kiln_head_merge_spans(h, q->sel, q->start_ms, q->end_ms, q->spans, q->n_spans, q->tree);
+}
+
+void kiln_ingester_merge_spans(kiln_ingester_t *ing, const char *tenants,
+                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
+                               const uint64_t *spans, size_t n_spans, kiln_tree_t *t)
+{
+    query_args q = {sel, start_ms, end_ms, NULL, NULL, NULL, spans, n_spans, t, NULL};
+    each_head(ing, tenants, start_ms, end_ms, merge_one, &q);
 }
 
 void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants,
                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
                               kiln_tree_t *t)
 {
-    query_args q = {sel, start_ms, end_ms, NULL, NULL, NULL, t, NULL};
+    query_args q = {sel, start_ms, end_ms, NULL, NULL, NULL, NULL, 0, t, NULL};
     each_head(ing, tenants, start_ms, end_ms, merge_one, &q);
 }
 
@@ -386,7 +396,7 @@ static void stats_one(kiln_head_t *h, void *arg)
 void kiln_ingester_stats_all(kiln_ingester_t *ing, kiln_head_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
-    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, out};
+    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, out};
     pthread_mutex_lock(&ing->mu);
     for (size_t i = 0; i < ing->n; i++)
         stats_one(ing->t[i]->head, &q);
@@ -396,7 +406,7 @@ void kiln_ingester_stats_all(kiln_ingester_t *ing, kiln_head_stats_t *out)
 void kiln_ingester_stats(kiln_ingester_t *ing, const char *tenants, kiln_head_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
-    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, out};
+    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, out};
     each_head(ing, tenants, 0, 0, stats_one, &q);
 }
 

@@ -64,6 +64,12 @@ void kiln_ingester_series(kiln_ingester_t *ing, const char *tenants, const kiln_
 void kiln_ingester_profiles(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
                             int64_t start_ms, int64_t end_ms, kiln_head_profile_fn fn, void *ctx);
 
+/** Like kiln_ingester_merge_tree, only samples whose span id is in spans
+ * (sorted ascending): span profiles. */
+void kiln_ingester_merge_spans(kiln_ingester_t *ing, const char *tenants,
+                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
+                               const uint64_t *spans, size_t n_spans, kiln_tree_t *t);
+
 /** Merges the matching profiles of the tenants in `tenants` into t. */
 void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants,
                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,

@@ -140,6 +140,7 @@ static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
     (void)err;
     app->querier = kiln_querier_create(app->ingester, app->limits);
     kiln_querier_register(app->querier, app->rpc);
+    kiln_querier_register_http(app->querier, app->http);
     return KILN_OK;
 }
 

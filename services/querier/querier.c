@@ -307,6 +307,30 @@ kiln_status kiln_querier__selector(const char *type_id, const char *label_select
     return kiln_selector_add(*out, KILN_LABEL_PROFILE_TYPE, KILN_MATCH_EQ, type_id, ctx->err);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Span ids of a span_selector (hex, 16 digits as OpenTelemetry writes them;
+ * shorter ones as some SDKs label samples), sorted, in the arena. */
+static kiln_status parse_spans(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t **out)
+{
+    uint64_t *ids = kiln_arena_alloc(ctx->arena, (n + 1) * sizeof(*ids));
+    for (size_t i = 0; i < n; i++) {
+        char *end;
+        ids[i] = strtoull(sel[i], &end, 16);
+        size_t len = strlen(sel[i]);
+        if (len == 0 || len > 16 || *end != '\0' || ids[i] == 0 || strspn(sel[i], "0123456789abcdefABCDEF") != len)
+            return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                                "span_selector \"%.32s\": a span id is up to 16 hex digits", sel[i]);
+    }
+    qsort(ids, n, sizeof(*ids), cmp_u64);
+    *out = ids;
+    return KILN_OK;
+}
+
 static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
                                               const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
@@ -331,8 +355,15 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
     st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
+    uint64_t *spans = NULL;
+    if (req->n_span_selector != 0) {
+        st = parse_spans(req->span_selector, req->n_span_selector, ctx, &spans);
+        if (st != KILN_OK)
+            return st;
+    }
     kiln_tree_t *t = kiln_tree_create();
-    kiln_ingester_merge_tree(q->ing, ctx->tenant, sel, start, req->end, t);
+    kiln_ingester_merge_spans(q->ing, ctx->tenant, sel, start, req->end, spans,
+                              req->n_span_selector, t);
     Querier__V1__SelectMergeStacktracesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_merge_stacktraces_response__init(r);
     if (pprof) {
@@ -347,6 +378,39 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
     kiln_tree_destroy(t);
     if (r->flamegraph == NULL && (r->pprof == NULL || r->pprof->profile == NULL))
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "result too large");
+    *resp = &r->base;
+    return KILN_OK;
+}
+
+static kiln_status h_select_merge_span_profile(void *svc, kiln_rpc_ctx *ctx,
+                                               const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    kiln_querier_t *q = svc;
+    const Querier__V1__SelectMergeSpanProfileRequest *req =
+        (const Querier__V1__SelectMergeSpanProfileRequest *)msg;
+    if (req->max_nodes < 0 || req->max_nodes > MAX_NODES_LIMIT)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "max_nodes out of range: must be 0..%d",
+                            MAX_NODES_LIMIT);
+    int64_t start = req->start;
+    uint64_t *spans;
+    kiln_selector_t *sel;
+    kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
+    if (st == KILN_OK)
+        st = parse_spans(req->span_selector, req->n_span_selector, ctx, &spans);
+    if (st == KILN_OK)
+        st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
+    if (st != KILN_OK)
+        return st;
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_ingester_merge_spans(q->ing, ctx->tenant, sel, start, req->end, spans,
+                              req->n_span_selector, t);
+    Querier__V1__SelectMergeSpanProfileResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    querier__v1__select_merge_span_profile_response__init(r);
+    r->flamegraph = kiln_tree_flamegraph(t, req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT,
+                                         ctx->arena);
+    kiln_tree_destroy(t);
+    if (r->flamegraph == NULL)
+        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "flame graph too large");
     *resp = &r->base;
     return KILN_OK;
 }
@@ -381,6 +445,8 @@ void kiln_querier_register(kiln_querier_t *q, kiln_rpc_registry_t *rpc)
          &querier__v1__series_response__descriptor, h_series, q},
         {Q("SelectMergeStacktraces"), &querier__v1__select_merge_stacktraces_request__descriptor,
          &querier__v1__select_merge_stacktraces_response__descriptor, h_select_merge_stacktraces, q},
+        {Q("SelectMergeSpanProfile"), &querier__v1__select_merge_span_profile_request__descriptor,
+         &querier__v1__select_merge_span_profile_response__descriptor, h_select_merge_span_profile, q},
         {Q("SelectSeries"), &querier__v1__select_series_request__descriptor,
          &querier__v1__select_series_response__descriptor, kiln_querier__select_series, q},
         {Q("SelectMergeProfile"), &querier__v1__select_merge_profile_request__descriptor,

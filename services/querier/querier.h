@@ -6,6 +6,7 @@
 #ifndef KILN_QUERIER_H
 #define KILN_QUERIER_H
 
+#include "http_server.h"
 #include "ingester.h"
 #include "overrides.h"
 #include "rpc.h"
@@ -19,5 +20,7 @@ kiln_querier_t *kiln_querier_create(kiln_ingester_t *ing, kiln_overrides_t *limi
 void kiln_querier_destroy(kiln_querier_t *q);
 /** Registers the querier.v1.QuerierService methods. */
 void kiln_querier_register(kiln_querier_t *q, kiln_rpc_registry_t *rpc);
+/** Routes Pyroscope's legacy read API (/pyroscope/render, render-diff, label-values). */
+void kiln_querier_register_http(kiln_querier_t *q, kiln_http_server_t *http);
 
 #endif

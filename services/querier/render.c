@@ -5,6 +5,7 @@
  * /pyroscope/label-values. Errors are Connect JSON {"code","message"} with
  * the mapped HTTP status, as upstream writes them. Called from HTTP pool
  * threads; no state of its own. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +15,53 @@
 #include "connect.h"
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
-#include "render_int.h"
 #include "tree.h"
+#include "xmalloc.h"
 
 #define MAX_NODES_DEFAULT 8192
 #define MAX_NODES_LIMIT 1048576
+#define DOT_MAX_NODES_DEFAULT 100
+
+/* One legacy request in progress. */
+typedef struct rq {
+    kiln_querier_t *q;
+    const kiln_http_req *http;
+    kiln_http_resp *resp;
+    char tenant[KILN_TENANT_MAX * 8 + 8];
+    kiln_err err;
+    kiln_rpc_ctx ctx;
+} rq;
+
+/* A parsed query/from/until/max-nodes set. */
+typedef struct selection {
+    const char *field;    /* the query parameter's name, for messages */
+    const char *query;    /* its text */
+    kiln_selector_t *sel; /* owned by the request arena */
+    const char *type_id;  /* the profile type it selects */
+    int64_t req_start;    /* ms, as given */
+    int64_t start, end;   /* ms, start raised to the lookback limit */
+    int64_t max_nodes;    /* 0 = not given */
+} selection;
+
+/* One timeline's per-step sums and profile counts. */
+typedef struct tl_series {
+    char *key; /* the groupBy value ("*" when the series lacks it) */
+    double *sum;
+    uint32_t *count;
+} tl_series;
+
+typedef struct timeline {
+    int64_t start;      /* the query start (ms): the first step boundary */
+    int64_t step;       /* ms, whole seconds */
+    int64_t snap_start; /* start and end snapped down to the step */
+    int64_t snap_end;
+    size_t n; /* samples: [snap_start, snap_end) in steps */
+    const char *group_by;
+    bool avg;
+    tl_series all;
+    tl_series *g; /* sorted by key once filled */
+    size_t ng, gcap;
+} timeline;
 
 /* ---- request plumbing ---- */
 
@@ -30,7 +73,7 @@ static kiln_status rq_init(rq *r, void *ud, const kiln_http_req *req, kiln_http_
     r->q = ud;
     r->http = req;
     r->resp = resp;
-    r->ctx = (kiln_rpc_ctx){r->tenant, req->arena, &r->err};
+    r->ctx = (kiln_rpc_ctx){.tenant = r->tenant, .arena = req->arena, .err = &r->err};
     const char *org = kiln_http_header(req, "X-Scope-OrgID");
     return kiln_tenant_parse(org, org ? strlen(org) : 0, true, r->tenant, sizeof(r->tenant),
                              &r->err);
@@ -94,6 +137,17 @@ static kiln_status parse_max_nodes(rq *r, int64_t *out)
 
 /* ---- the profile type of a query ---- */
 
+/* The i-th ':'-separated part of a profile type id, in the arena. */
+static const char *type_part(kiln_arena_t *a, const char *id, int i)
+{
+    for (; i > 0 && id != NULL; i--) {
+        id = strchr(id, ':');
+        id = id != NULL ? id + 1 : NULL;
+    }
+    const char *p = id != NULL ? kiln_arena_strndup(a, id, strcspn(id, ":")) : "";
+    return p != NULL ? p : "";
+}
+
 static const char *matcher_eq(const kiln_selector_t *sel, const char *name)
 {
     for (size_t i = 0; i < kiln_selector_count(sel); i++) {
@@ -141,7 +195,7 @@ static kiln_status infer_type(rq *r, selection *s)
 
 /* Parses the query, from and until parameters named by the fields (from
  * defaults to now-1h, until to now) and the max-nodes parameters. */
-kiln_status kiln_render__selection(rq *r, const char *qf, const char *ff, const char *uf,
+static kiln_status parse_selection(rq *r, const char *qf, const char *ff, const char *uf,
                                    selection *s)
 {
     memset(s, 0, sizeof(*s));
@@ -177,14 +231,7 @@ kiln_status kiln_render__selection(rq *r, const char *qf, const char *ff, const 
  * name:sample_type:sample_unit:period_type:period_unit. */
 static void json_metadata(kiln_buf *b, kiln_arena_t *a, const char *type_id, const char *format)
 {
-    const char *p1 = strchr(type_id, ':');
-    const char *type = p1 ? p1 + 1 : "";
-    size_t tlen = strcspn(type, ":");
-    const char *unit = type[tlen] == ':' ? type + tlen + 1 : "";
-    char *t = kiln_arena_strndup(a, type, tlen);
-    char *u = kiln_arena_strndup(a, unit, strcspn(unit, ":"));
-    if (t == NULL || u == NULL)
-        t = u = (char *)"";
+    const char *t = type_part(a, type_id, 1), *u = type_part(a, type_id, 2);
     unsigned rate = 100;
     const char *units = u;
     if (strcmp(t, "inuse_objects") == 0 || strcmp(t, "alloc_objects") == 0 ||
@@ -202,7 +249,7 @@ static void json_metadata(kiln_buf *b, kiln_arena_t *a, const char *type_id, con
 
 /* "flamebearer":{names, levels, numTicks, maxSelf}: the flame graph's
  * levels as they are (x already delta-encoded, 4 or 7 values a node). */
-void kiln_render__flamebearer(kiln_buf *b, char **names, size_t n_names,
+static void json_flamebearer(kiln_buf *b, char **names, size_t n_names,
                               Querier__V1__Level **levels, size_t n_levels, int64_t total,
                               int64_t max_self)
 {
@@ -251,6 +298,394 @@ static void json_groups(kiln_buf *b, const timeline *tl)
     kiln_buf_putc(b, '}');
 }
 
+/* ---- timeline (pkg/querier/timeline) ---- */
+
+/* Grafana's interval rounding as Pyroscope uses it, from 15 s up: the
+ * largest interval (ns, inclusive) each step (ms) covers. */
+static const struct {
+    int64_t upto_ns;
+    int64_t step_ms;
+} intervals[] = {
+    {17500000000LL, 15000},           {25000000000LL, 20000},
+    {45000000000LL, 30000},           {90000000000LL, 60000},
+    {210000000000LL, 120000},         {450000000000LL, 300000},
+    {750000000000LL, 600000},         {1050000000000LL, 900000},
+    {1500000000000LL, 1200000},       {2700000000000LL, 1800000},
+    {5400000000000LL, 3600000},       {9000000000000LL, 7200000},
+    {16200000000000LL, 10800000},     {32400000000000LL, 21600000},
+    {86400000000000LL, 43200000},     {172800000000000LL, 86400000},
+    {604800000000000LL, 86400000},    {1814400000000000LL, 604800000},
+    {3628800000000000LL - 1, 2592000000LL},
+};
+
+/* The timeline step (ms): (until - from) / 1500 rounded as above, at
+ * least 15 s. */
+static int64_t point_interval_ms(int64_t from_ms, int64_t until_ms)
+{
+    int64_t diff = until_ms > from_ms ? until_ms - from_ms : 0;
+    if (diff > 9000000000000LL)
+        diff = 9000000000000LL; /* ~285 years: keeps the ns product in range */
+    int64_t interval = diff * 1000000 / 1500;
+    if (interval < 15000000000LL)
+        return 15000;
+    for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
+        if (interval <= intervals[i].upto_ns)
+            return intervals[i].step_ms;
+    }
+    return 31536000000LL; /* a year */
+}
+
+static void tl_series_init(tl_series *s, const char *key, size_t n)
+{
+    s->key = kiln_xstrdup(key);
+    s->sum = kiln_xcalloc(n ? n : 1, sizeof(double));
+    s->count = kiln_xcalloc(n ? n : 1, sizeof(uint32_t));
+}
+
+static tl_series *tl_group(timeline *tl, const kiln_label_t *l, size_t n)
+{
+    const char *v = kiln_labels_get(l, n, tl->group_by);
+    const char *key = v != NULL && *v != '\0' ? v : "*";
+    for (size_t i = 0; i < tl->ng; i++) {
+        if (strcmp(tl->g[i].key, key) == 0)
+            return &tl->g[i];
+    }
+    KILN_GROW(tl->g, tl->gcap, tl->ng + 1);
+    tl_series_init(&tl->g[tl->ng], key, tl->n);
+    return &tl->g[tl->ng++];
+}
+
+/* A profile counts at the first step boundary (start + k * step) at or
+ * after its time, as SelectSeries places it; the timeline then keeps the
+ * boundaries in [snap_start, snap_end). */
+static void on_timeline_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t,
+                                int64_t total)
+{
+    timeline *tl = ctx;
+    int64_t k = t <= tl->start ? 0 : (t - tl->start + tl->step - 1) / tl->step;
+    int64_t b = tl->start + k * tl->step;
+    if (b >= tl->snap_end || b < tl->snap_start)
+        return;
+    size_t i = (size_t)((b / 1000 - tl->snap_start / 1000) / (tl->step / 1000));
+    if (i >= tl->n)
+        return;
+    tl->all.sum[i] += (double)total;
+    tl->all.count[i]++;
+    if (tl->group_by != NULL) {
+        tl_series *g = tl_group(tl, l, n);
+        g->sum[i] += (double)total;
+        g->count[i]++;
+    }
+}
+
+static int cmp_series_key(const void *a, const void *b)
+{
+    return strcmp(((const tl_series *)a)->key, ((const tl_series *)b)->key);
+}
+
+/* The timeline (and per-group timelines) of the selection's profiles. */
+static void timeline_build(rq *r, const selection *s, const char *group_by, bool avg,
+                           timeline *tl)
+{
+    memset(tl, 0, sizeof(*tl));
+    tl->start = s->start;
+    tl->step = point_interval_ms(s->start, s->end);
+    tl->snap_start = s->start / tl->step * tl->step;
+    tl->snap_end = s->end / tl->step * tl->step;
+    if (tl->snap_start < tl->snap_end)
+        tl->n = (size_t)((tl->snap_end / 1000 - tl->snap_start / 1000) / (tl->step / 1000));
+    tl->group_by = group_by;
+    tl->avg = avg;
+    tl_series_init(&tl->all, "", tl->n);
+    if (tl->n > 0)
+        kiln_ingester_profiles(r->q->ing, r->tenant, s->sel, s->start, s->end,
+                               on_timeline_profile, tl);
+    if (tl->ng > 1)
+        qsort(tl->g, tl->ng, sizeof(*tl->g), cmp_series_key);
+}
+
+static void tl_series_free(tl_series *s)
+{
+    free(s->key);
+    free(s->sum);
+    free(s->count);
+}
+
+static void timeline_free(timeline *tl)
+{
+    tl_series_free(&tl->all);
+    for (size_t i = 0; i < tl->ng; i++)
+        tl_series_free(&tl->g[i]);
+    free(tl->g);
+}
+
+/* ---- Graphviz dot ---- */
+
+/* A flame graph node decoded: absolute x, and its parent's index. */
+typedef struct dnode {
+    int64_t x, total, self, name;
+    size_t parent;
+} dnode;
+
+typedef struct dedge {
+    int64_t from, to, w;
+} dedge;
+
+typedef struct dgraph {
+    const Querier__V1__FlameGraph *fg;
+    const char *unit;
+    dnode *nodes;
+    size_t n;
+    int64_t *flat, *cum; /* per name index */
+    dedge *edges;
+    size_t ne;
+    int64_t *rank; /* name index -> node number (1-based), 0 = not drawn */
+} dgraph;
+
+/* Decodes the levels; a node's parent is the previous level's node whose
+ * [x, x + total) holds its x (levels are in ascending x). */
+static void dot_decode(dgraph *g)
+{
+    const Querier__V1__FlameGraph *fg = g->fg;
+    for (size_t l = 0; l < fg->n_levels; l++)
+        g->n += fg->levels[l]->n_values / 4;
+    g->nodes = kiln_xmalloc((g->n ? g->n : 1) * sizeof(dnode));
+    size_t k = 0, prev = 0, prev_end = 0;
+    for (size_t l = 0; l < fg->n_levels; l++) {
+        size_t first = k, p = prev;
+        int64_t end = 0;
+        for (size_t j = 0; j + 3 < fg->levels[l]->n_values; j += 4) {
+            const int64_t *v = &fg->levels[l]->values[j];
+            dnode *d = &g->nodes[k++];
+            *d = (dnode){end + v[0], v[1], v[2], v[3], SIZE_MAX};
+            end = d->x + d->total;
+            while (p < prev_end && g->nodes[p].x + g->nodes[p].total <= d->x)
+                p++;
+            if (l > 0 && p < prev_end)
+                d->parent = p;
+        }
+        prev = first;
+        prev_end = k;
+    }
+}
+
+static int cmp_edge(const void *a, const void *b)
+{
+    const dedge *x = a, *y = b;
+    if (x->from != y->from)
+        return x->from < y->from ? -1 : 1;
+    return (x->to > y->to) - (x->to < y->to);
+}
+
+/* Per function: flat = its self values, cum = the totals of its nodes that
+ * have no ancestor of the same name (recursion counts once); edges carry
+ * the callee's total, merged per caller and callee. */
+static void dot_aggregate(dgraph *g)
+{
+    size_t nn = g->fg->n_names;
+    g->flat = kiln_xcalloc(nn, sizeof(int64_t));
+    g->cum = kiln_xcalloc(nn, sizeof(int64_t));
+    g->edges = kiln_xmalloc((g->n ? g->n : 1) * sizeof(dedge));
+    for (size_t i = 1; i < g->n; i++) {
+        const dnode *d = &g->nodes[i];
+        if (d->parent == SIZE_MAX)
+            continue;
+        g->flat[d->name] += d->self;
+        bool nested = false;
+        for (size_t p = d->parent; p != 0 && p != SIZE_MAX && !nested; p = g->nodes[p].parent)
+            nested = g->nodes[p].name == d->name;
+        if (!nested)
+            g->cum[d->name] += d->total;
+        if (d->parent != 0)
+            g->edges[g->ne++] = (dedge){g->nodes[d->parent].name, d->name, d->total};
+    }
+    qsort(g->edges, g->ne, sizeof(dedge), cmp_edge);
+    size_t m = 0;
+    for (size_t i = 0; i < g->ne; i++) {
+        if (m > 0 && g->edges[m - 1].from == g->edges[i].from && g->edges[m - 1].to == g->edges[i].to)
+            g->edges[m - 1].w += g->edges[i].w;
+        else
+            g->edges[m++] = g->edges[i];
+    }
+    g->ne = m;
+}
+
+typedef struct dorder {
+    int64_t cum, name;
+} dorder;
+
+static int cmp_cum(const void *a, const void *b)
+{
+    const dorder *x = a, *y = b;
+    if (x->cum != y->cum)
+        return x->cum > y->cum ? -1 : 1;
+    return (x->name > y->name) - (x->name < y->name);
+}
+
+/* Numbers the functions N1.. by cum, largest first; returns the order. */
+static dorder *dot_rank(dgraph *g, size_t *n)
+{
+    size_t nn = g->fg->n_names;
+    dorder *o = kiln_xmalloc((nn ? nn : 1) * sizeof(dorder));
+    *n = 0;
+    for (size_t i = 1; i < nn; i++) {
+        if (g->cum[i] != 0 || g->flat[i] != 0)
+            o[(*n)++] = (dorder){g->cum[i], (int64_t)i};
+    }
+    qsort(o, *n, sizeof(dorder), cmp_cum);
+    g->rank = kiln_xcalloc(nn ? nn : 1, sizeof(int64_t));
+    for (size_t i = 0; i < *n; i++)
+        g->rank[o[i].name] = (int64_t)i + 1;
+    return o;
+}
+
+/* A value in its unit the way pprof prints it (1.50s, 2.25MB, 42). */
+static void fmt_value(char *buf, size_t cap, int64_t v, const char *unit)
+{
+    double a = v < 0 ? -(double)v : (double)v;
+    if (v == 0) {
+        snprintf(buf, cap, "0");
+    } else if (strcmp(unit, "nanoseconds") == 0 && a >= 1e3) {
+        const char *u = a >= 1e9 ? "s" : a >= 1e6 ? "ms" : "us";
+        double d = a >= 1e9 ? 1e9 : a >= 1e6 ? 1e6 : 1e3;
+        snprintf(buf, cap, "%.2f%s", (double)v / d, u);
+    } else if (strcmp(unit, "bytes") == 0 && a >= 1024) {
+        const char *u = a >= 1073741824.0 ? "GB" : a >= 1048576.0 ? "MB" : "kB";
+        double d = a >= 1073741824.0 ? 1073741824.0 : a >= 1048576.0 ? 1048576.0 : 1024.0;
+        snprintf(buf, cap, "%.2f%s", (double)v / d, u);
+    } else {
+        snprintf(buf, cap, "%lld%s", (long long)v, strcmp(unit, "nanoseconds") == 0 ? "ns" : "");
+    }
+}
+
+/* Text inside a dot string: quotes and backslashes escaped, newlines as \n. */
+static void dot_escape(kiln_buf *b, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\n') {
+            kiln_buf_puts(b, "\\n");
+            continue;
+        }
+        if (*s == '"' || *s == '\\')
+            kiln_buf_putc(b, '\\');
+        kiln_buf_putc(b, *s);
+    }
+}
+
+/* Gray for small shares of the total, through to dark red for all of it
+ * (a box also gets a matching fill). */
+static void dot_colors(kiln_buf *b, double score, bool fill)
+{
+    if (score < 0)
+        score = 0;
+    if (score > 1)
+        score = 1;
+    int c = (int)(0x88 * (1 - score)), r = (int)(0x88 + (0xb2 - 0x88) * score);
+    int fr = (int)(0xf8 - (0xf8 - 0xed) * score), fg = (int)(0xf8 - (0xf8 - 0xd5) * score);
+    kiln_buf_printf(b, " color=\"#%02x%02x%02x\"", r, c, c);
+    if (fill)
+        kiln_buf_printf(b, " fillcolor=\"#%02x%02x%02x\"", fr, fg, fg);
+}
+
+static void dot_node(kiln_buf *b, const dgraph *g, int64_t name, int64_t max_flat)
+{
+    const Querier__V1__FlameGraph *fg = g->fg;
+    char flat[48], cum[48];
+    fmt_value(flat, sizeof(flat), g->flat[name], g->unit);
+    fmt_value(cum, sizeof(cum), g->cum[name], g->unit);
+    double total = fg->total > 0 ? (double)fg->total : 1;
+    double share = max_flat > 0 ? (double)g->flat[name] / (double)max_flat : 0;
+    kiln_buf_printf(b, "N%lld [label=\"", (long long)g->rank[name]);
+    dot_escape(b, fg->names[name]);
+    kiln_buf_printf(b, "\\n%s (%.2f%%)\\nof %s (%.2f%%)\" id=\"node%lld\" fontsize=%d shape=box "
+                       "tooltip=\"",
+                    flat, 100 * (double)g->flat[name] / total, cum,
+                    100 * (double)g->cum[name] / total, (long long)g->rank[name],
+                    8 + (int)(42 * sqrt(share > 0 ? share : 0)));
+    dot_escape(b, fg->names[name]);
+    kiln_buf_printf(b, " (%s)\"", cum);
+    dot_colors(b, (double)g->cum[name] / total, true);
+    kiln_buf_puts(b, "]\n");
+}
+
+static void dot_edge(kiln_buf *b, const dgraph *g, const dedge *e)
+{
+    const Querier__V1__FlameGraph *fg = g->fg;
+    char w[48];
+    fmt_value(w, sizeof(w), e->w, g->unit);
+    double score = fg->total > 0 ? (double)e->w / (double)fg->total : 0;
+    kiln_buf_printf(b, "N%lld -> N%lld [label=\" %s\" weight=%d penwidth=%d", (long long)g->rank[e->from],
+                    (long long)g->rank[e->to], w, 1 + (int)(99 * score), 1 + (int)(5 * score));
+    dot_colors(b, score, false);
+    for (int i = 0; i < 2; i++) {
+        kiln_buf_puts(b, i == 0 ? " tooltip=\"" : " labeltooltip=\"");
+        dot_escape(b, fg->names[e->from]);
+        kiln_buf_puts(b, " -> ");
+        dot_escape(b, fg->names[e->to]);
+        kiln_buf_printf(b, " (%s)\"", w);
+    }
+    kiln_buf_puts(b, "]\n");
+}
+
+/* pprof's dot layout: a legend box, one box per function, caller -> callee
+ * edges weighted by the callee's total. */
+static void dot_write(kiln_buf *b, dgraph *g, const char *type)
+{
+    size_t n;
+    dorder *o = dot_rank(g, &n);
+    int64_t max_flat = 0, flat_sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        flat_sum += g->flat[o[i].name];
+        if (g->flat[o[i].name] > max_flat)
+            max_flat = g->flat[o[i].name];
+    }
+    char shown[48], total[48];
+    fmt_value(shown, sizeof(shown), flat_sum, g->unit);
+    fmt_value(total, sizeof(total), g->fg->total, g->unit);
+    kiln_buf_puts(b, "digraph \"");
+    dot_escape(b, type);
+    kiln_buf_puts(b, "\" {\nnode [style=filled fillcolor=\"#f8f8f8\"]\nsubgraph cluster_L { \"Type: ");
+    dot_escape(b, type);
+    kiln_buf_puts(b, "\" [shape=box fontsize=16 label=\"Type: ");
+    dot_escape(b, type);
+    kiln_buf_printf(b, "\\lShowing nodes accounting for %s, %.2f%% of %s total\\l\"] }\n", shown,
+                    g->fg->total > 0 ? 100 * (double)flat_sum / (double)g->fg->total : 0, total);
+    for (size_t i = 0; i < n; i++)
+        dot_node(b, g, o[i].name, max_flat);
+    for (size_t i = 0; i < g->ne; i++)
+        dot_edge(b, g, &g->edges[i]);
+    kiln_buf_puts(b, "}\n");
+    free(o);
+}
+
+/* format=dot: the merged tree truncated to max-nodes (default 100) nodes,
+ * drawn as a call graph of functions; nothing at all when empty. */
+static void render_dot(rq *r, const selection *s)
+{
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_ingester_merge_tree(r->q->ing, r->tenant, s->sel, s->start, s->end, t);
+    const Querier__V1__FlameGraph *fg = kiln_tree_flamegraph(
+        t, s->max_nodes > 0 ? s->max_nodes : DOT_MAX_NODES_DEFAULT, r->ctx.arena);
+    kiln_tree_destroy(t);
+    if (fg == NULL) {
+        rq_fail(r, kiln_err_set(&r->err, KILN_RESOURCE_EXHAUSTED, "result too large"));
+        return;
+    }
+    r->resp->status = 200;
+    r->resp->content_type = "text/plain; charset=utf-8";
+    if (fg->total == 0)
+        return;
+    dgraph g = {.fg = fg, .unit = type_part(r->ctx.arena, s->type_id, 2)};
+    dot_decode(&g);
+    dot_aggregate(&g);
+    dot_write(&r->resp->body, &g, type_part(r->ctx.arena, s->type_id, 1));
+    free(g.rank);
+    free(g.edges);
+    free(g.cum);
+    free(g.flat);
+    free(g.nodes);
+}
+
 /* ---- GET /pyroscope/render ---- */
 
 static void render_json(rq *r, const selection *s)
@@ -266,10 +701,10 @@ static void render_json(rq *r, const selection *s)
     }
     const char *agg = kiln_http_query(r->http, "aggregation");
     timeline tl;
-    kiln_render__timeline(r, s, rq_param(r, "groupBy"), agg && strcmp(agg, "avg") == 0, &tl);
+    timeline_build(r, s, rq_param(r, "groupBy"), agg && strcmp(agg, "avg") == 0, &tl);
     kiln_buf *b = &r->resp->body;
     kiln_buf_puts(b, "{\"version\":1,");
-    kiln_render__flamebearer(b, fg->names, fg->n_names, fg->levels, fg->n_levels, fg->total,
+    json_flamebearer(b, fg->names, fg->n_names, fg->levels, fg->n_levels, fg->total,
                              fg->max_self);
     kiln_buf_putc(b, ',');
     json_metadata(b, r->ctx.arena, s->type_id, "single");
@@ -278,7 +713,7 @@ static void render_json(rq *r, const selection *s)
     kiln_buf_puts(b, ",\"groups\":");
     json_groups(b, &tl);
     kiln_buf_puts(b, ",\"heatmap\":null}\n");
-    kiln_render__timeline_free(&tl);
+    timeline_free(&tl);
     r->resp->status = 200;
     r->resp->content_type = "application/json";
 }
@@ -289,14 +724,14 @@ static void on_render(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     selection s;
     kiln_status st = rq_init(&r, ud, req, resp);
     if (st == KILN_OK)
-        st = kiln_render__selection(&r, "query", "from", "until", &s);
+        st = parse_selection(&r, "query", "from", "until", &s);
     if (st != KILN_OK) {
         rq_fail(&r, st);
         return;
     }
     const char *format = kiln_http_query(req, "format");
     if (format != NULL && strcmp(format, "dot") == 0)
-        kiln_render__dot(&r, &s);
+        render_dot(&r, &s);
     else
         render_json(&r, &s);
 }
@@ -335,7 +770,7 @@ static kiln_status render_diff(rq *r, const selection *ls, const selection *rs)
     const Querier__V1__FlameGraphDiff *d = ((Querier__V1__DiffResponse *)out)->flamegraph;
     kiln_buf *b = &r->resp->body;
     kiln_buf_puts(b, "{\"version\":1,");
-    kiln_render__flamebearer(b, d->names, d->n_names, d->levels, d->n_levels, d->total,
+    json_flamebearer(b, d->names, d->n_names, d->levels, d->n_levels, d->total,
                              d->max_self);
     kiln_buf_putc(b, ',');
     json_metadata(b, r->ctx.arena, ls->type_id, "double");
@@ -357,9 +792,9 @@ static void on_render_diff(void *ud, const kiln_http_req *req, kiln_http_resp *r
     selection ls, rs;
     kiln_status st = rq_init(&r, ud, req, resp);
     if (st == KILN_OK)
-        st = kiln_render__selection(&r, "leftQuery", "leftFrom", "leftUntil", &ls);
+        st = parse_selection(&r, "leftQuery", "leftFrom", "leftUntil", &ls);
     if (st == KILN_OK)
-        st = kiln_render__selection(&r, "rightQuery", "rightFrom", "rightUntil", &rs);
+        st = parse_selection(&r, "rightQuery", "rightFrom", "rightUntil", &rs);
     if (st == KILN_OK)
         st = render_diff(&r, &ls, &rs);
     if (st != KILN_OK)

@@ -113,6 +113,53 @@ TEST(write_open_query)
     kiln_arena_destroy(a);
 }
 
+static int64_t span_total(kiln_head_t *h, uint64_t span)
+{
+    kiln_selector_t *sel;
+    if (kiln_selector_parse("{}", 2, &sel, NULL) != KILN_OK)
+        return -1;
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_head_merge_spans(h, sel, 0, 0, &span, 1, t);
+    int64_t v = kiln_tree_total(t);
+    kiln_tree_destroy(t);
+    kiln_selector_destroy(sel);
+    return v;
+}
+
+TEST(span_ids_survive_a_block)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    if (!load(a, "grafana-pyroscope/single_group_with_optional_span_id.pb.gz", &p)) {
+        CHECK(!"testdata missing");
+        kiln_arena_destroy(a);
+        return;
+    }
+    kiln_head_t *h = kiln_head_create();
+    kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
+    CHECK_OK(kiln_head_append(h, l, 2, &p, 1700000000000000000LL, NULL));
+    int64_t in_head = span_total(h, 0x239);
+    CHECK(in_head > 0);
+    CHECK(in_head < total(h, Q));
+    CHECK_EQ(span_total(h, 0xdead), 0);
+    kiln_objstore_t *s;
+    CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));
+    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+    char ulid[KILN_ULID_LEN + 1];
+    CHECK_OK(kiln_block_write(s, "spans", h, &meta, ulid, NULL));
+    kiln_block_t *b;
+    CHECK_OK(kiln_block_open(s, "spans", ulid, &b, NULL));
+    CHECK_EQ(span_total(kiln_block_head(b), 0x239), in_head);
+    kiln_head_t *c = kiln_head_create(); /* and through compaction */
+    kiln_head_merge_from(c, kiln_block_head(b));
+    CHECK_EQ(span_total(c, 0x239), in_head);
+    kiln_head_destroy(c);
+    kiln_block_close(b);
+    kiln_objstore_close(s);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
 TEST(ulid)
 {
     char a[KILN_ULID_LEN + 1], b[KILN_ULID_LEN + 1];
@@ -130,6 +177,7 @@ int main(void)
         return 1;
     RUN(ulid);
     RUN(write_open_query);
+    RUN(span_ids_survive_a_block);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
     if (system(cmd) != 0)

@@ -1,6 +1,7 @@
 package durability
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path"
@@ -189,4 +190,32 @@ func queryWindow(timeNanos int64) (start, end int64) {
 	}
 	start = max(ts/int64(time.Millisecond)-int64(time.Hour/time.Millisecond), 1)
 	return start, now.Add(time.Hour).UnixMilli()
+}
+
+// withTime returns prof re-encoded (gzipped pprof, by google/pprof) with
+// another time_nanos; the per-push totals are computed again from the
+// re-encoded bytes.
+func withTime(t *testing.T, prof *profileCase, timeNanos int64) *profileCase {
+	t.Helper()
+	p, err := profile.ParseData(prof.raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.TimeNanos = timeNanos
+	var buf bytes.Buffer
+	if err := p.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	q, err := profile.ParseData(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := *prof
+	out.raw = buf.Bytes()
+	out.timeNanos = q.TimeNanos
+	out.perPush = expectedTotals(q)
+	if fmt.Sprint(out.perPush) != fmt.Sprint(prof.perPush) {
+		t.Fatalf("%s re-encoded: per-push totals %v, the file's %v", prof.rel, out.perPush, prof.perPush)
+	}
+	return &out
 }

@@ -1,0 +1,84 @@
+package peer
+
+import (
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
+)
+
+// TestSpanProfiles pushes a Go CPU profile whose samples carry span_id
+// labels (pyroscope otel-profiling-go) and reads back the flame graph of
+// one span with SelectMergeSpanProfile and with SelectMergeStacktraces'
+// span_selector: the totals must be that span's samples only.
+func TestSpanProfiles(t *testing.T) {
+	_, root := requireEnv(t)
+	s := startServer(t)
+	c := s.clients(t, newTenant(t, "peer-span"))
+	pc, err := loadProfileCase(t, root, "grafana-pyroscope/single_group_with_optional_span_id.pb.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := len(pc.typeIDs) - 1
+	perSpan := map[string]int64{}
+	for _, smp := range pc.prof.Sample {
+		for _, id := range smp.Label["span_id"] {
+			perSpan[id] += smp.Value[i]
+		}
+	}
+	if len(perSpan) == 0 {
+		t.Fatal("want a file with span ids")
+	}
+	span, want := "", int64(0)
+	for id, v := range perSpan {
+		if v > want || (v == want && id < span) {
+			span, want = id, v
+		}
+	}
+	service := "peer-span-" + randomHex(t, 4)
+	if _, err := push(t, s, c, transports[1], pc.name, service, pc.raw); err != nil {
+		t.Fatal(err)
+	}
+	start, end := queryWindow(pc.timeNanos, time.Now())
+	ctx, cancel := reqCtx(t)
+	defer cancel()
+	r, err := c.query.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
+		ProfileTypeID: pc.typeIDs[i],
+		LabelSelector: `{service_name="` + service + `"}`,
+		SpanSelector:  []string{span},
+		Start:         start,
+		End:           end,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Msg.GetFlamegraph().GetTotal(); got != want || want >= pc.expected[i] {
+		t.Errorf("SelectMergeSpanProfile(%s): total %d, want %d (that span's samples, of %d in all)",
+			span, got, want, pc.expected[i])
+	}
+	other, err := c.query.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
+		ProfileTypeID: pc.typeIDs[i], SpanSelector: []string{"00000000deadbeef"}, Start: start, End: end,
+	}))
+	if err != nil || other.Msg.GetFlamegraph().GetTotal() != 0 {
+		t.Errorf("an unknown span id: want an empty flame graph, got %v (%v)", other, err)
+	}
+	r2, err := c.query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+		ProfileTypeID: pc.typeIDs[i],
+		LabelSelector: `{service_name="` + service + `"}`,
+		SpanSelector:  []string{span},
+		Start:         start,
+		End:           end,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r2.Msg.GetFlamegraph().GetTotal(); got != want {
+		t.Errorf("SelectMergeStacktraces(span_selector=%s): total %d, want %d", span, got, want)
+	}
+	if _, err := c.query.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
+		ProfileTypeID: pc.typeIDs[i], SpanSelector: []string{"xyz"}, Start: start, End: end,
+	})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("a malformed span id: want invalid_argument, got %v", err)
+	}
+}
