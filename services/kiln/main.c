@@ -36,7 +36,7 @@ static const kiln_cfg_opt opts[] = {
     OPT("ingester.wal-max-delay", KILN_CFG_DURATION, wal_max_delay_ns, "0", "how long a WAL group commit waits for more pushes before its fsync"),
     OPT("ingester.wal-segment-size-bytes", KILN_CFG_SIZE, wal_segment_bytes, "128MiB", "WAL segment size"),
     OPT("runtime-config.file", KILN_CFG_STRING, runtime_config, "", "YAML file of per-tenant limit overrides"),
-    OPT("distributor.ingestion-rate-limit-mb", KILN_CFG_DOUBLE, limits.ingestion_rate_mb, "0", "per-tenant ingestion rate, MB/s of profile bytes as received (0 = unlimited)"),
+    OPT("distributor.ingestion-rate-limit-mb", KILN_CFG_DOUBLE, limits.ingestion_rate_mb, "4", "per-tenant ingestion rate, MB/s of profile bytes as received (0 = unlimited)"),
     OPT("distributor.ingestion-burst-size-mb", KILN_CFG_DOUBLE, limits.ingestion_burst_mb, "2", "per-tenant ingestion burst, MB"),
     OPT("validation.max-profile-size-bytes", KILN_CFG_SIZE, limits.max_profile_bytes, "4MiB", "largest decompressed profile (process-wide)"),
     OPT("validation.max-label-names-per-series", KILN_CFG_SIZE, limits.max_label_names, "30", "label names per series"),
@@ -45,10 +45,10 @@ static const kiln_cfg_opt opts[] = {
     OPT("validation.max-profile-stacktrace-samples", KILN_CFG_SIZE, limits.max_samples, "16000", "samples per profile (0 = no limit)"),
     OPT("validation.max-profile-stacktrace-sample-labels", KILN_CFG_SIZE, limits.max_sample_labels, "100", "labels per sample (0 = no limit)"),
     OPT("validation.max-profile-stack-depth", KILN_CFG_SIZE, limits.max_stack_depth, "1000", "frames kept per stack, root side (0 = no limit)"),
-    OPT("querier.max-query-length", KILN_CFG_DURATION, limits.max_query_length_ns, "0", "longest Select* range (0 = no limit; Pyroscope: 24h)"),
-    OPT("querier.max-query-lookback", KILN_CFG_DURATION, limits.max_query_lookback_ns, "0", "how far back queries reach (0 = no limit; Pyroscope: 7d)"),
-    OPT("validation.reject-older-than", KILN_CFG_DURATION, limits.reject_older_than_ns, "0", "reject profiles older than this (0 = off)"),
-    OPT("validation.reject-newer-than", KILN_CFG_DURATION, limits.reject_newer_than_ns, "0", "reject profiles further in the future than this (0 = off)"),
+    OPT("querier.max-query-length", KILN_CFG_DURATION, limits.max_query_length_ns, "24h", "longest Select* range (0 = no limit)"),
+    OPT("querier.max-query-lookback", KILN_CFG_DURATION, limits.max_query_lookback_ns, "7d", "how far back queries reach (0 = no limit)"),
+    OPT("validation.reject-older-than", KILN_CFG_DURATION, limits.reject_older_than_ns, "1h", "reject profiles older than this (0 = off)"),
+    OPT("validation.reject-newer-than", KILN_CFG_DURATION, limits.reject_newer_than_ns, "10m", "reject profiles further in the future than this (0 = off)"),
 };
 #undef OPT
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))

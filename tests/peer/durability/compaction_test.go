@@ -9,12 +9,13 @@ import (
 )
 
 const (
-	compactionWindows = 3 // flush windows, one level-1 block per tenant each
-	compactionWait    = 45 * time.Second
+	compactionWait = 45 * time.Second
 	// Readers pick up a compacted block at their next sync, every
-	// -ingester.flush-check-period (default 5 s): keep querying that long
-	// after the sources are deleted.
+	// -ingester.flush-check-period (default 5 s): keep querying longer than
+	// that after the sources are deleted.
 	afterDeleteWatch = 7 * time.Second
+	idleCompactor    = "-compactor.compaction-interval=1h" // no round during the test
+	fastCompactor    = "-compactor.compaction-interval=1s"
 )
 
 // compactionSeries is one service whose pushes the test counts.
@@ -24,238 +25,165 @@ type compactionSeries struct {
 	query   *profileCase // its timeNanos starts the query window
 	pushes  int64
 	note    string
-	errored bool // one error per series is enough while polling
+	push    func(t *testing.T, k *kiln, c *clients) // one flush window's pushes
+	errored bool                                    // report one error per series while polling
 }
 
-// TestCompactionKeepsTotals writes several level-1 blocks of a tenant in one
-// 4h range (flush windows: two SIGTERM restarts and one 2 s head cut), then
-// runs the compactor every second until it has merged them into a level-2
-// block and deleted the sources, querying all along; the totals must be the
-// same before, during and after compaction and after a restart.
-//
-// The test profiles are years old, so their 4h ranges are over and the
-// compactor merges them at once. Tenant "main" has two services:
-//
-//	distinct   cpu.pb.gz re-encoded with its own time_nanos per push (1 s
-//	           apart, all in one 4h range)
-//	identical  cpu.pb.gz as is: every push has the same time and content
-//	           but its own RawSample ID, so the push path counts each one
-//
-// tenant "other" has block.pb.gz with its own time per push (another 4h
-// range: a second group). Besides, the test SIGKILLs the server right after
-// the level-2 blocks are written, before their sources are deleted: readers
-// must then skip the superseded sources.
-func TestCompactionKeepsTotals(t *testing.T) {
-	_, root := requireEnv(t)
-	cpu := loadProfile(t, root, cpuFile)
-	blk := loadProfile(t, root, blockFile)
-	storage := t.TempDir()
-	bucket := filepath.Join(storage, "bucket")
-	id := randomHex(4)
-	mainTenant, otherTenant := "dur-compact-main-"+id, "dur-compact-other-"+id
+// level1Fixture is a storage directory holding, for each tenant, one
+// level-1 block per flush window, all in one 4h range per tenant.
+type level1Fixture struct {
+	storage, bucket string
+	series          []*compactionSeries
+	tenants         []string
+	level1          map[string][]*blockMeta
+}
 
-	// Distinct times: one hour into the file's 4h range, 1 s apart.
+// distinctSeries pushes prof twice per window, each push re-encoded with its
+// own time_nanos (1 s apart, from one hour into the profile's 4h range).
+func distinctSeries(t *testing.T, tenant, service string, prof *profileCase) *compactionSeries {
 	const fourHours = int64(4 * time.Hour)
-	base := cpu.timeNanos - cpu.timeNanos%fourHours + int64(time.Hour)
-	distinctQuery := withTime(t, cpu, base)
+	base := prof.timeNanos - prof.timeNanos%fourHours + int64(time.Hour)
 	next := base
-	nextDistinct := func() *profileCase {
-		p := withTime(t, cpu, next)
-		next += int64(time.Second)
-		return p
+	s := &compactionSeries{tenant: tenant, service: service, query: withTime(t, prof, base),
+		note: prof.rel + " with one time_nanos per push"}
+	s.push = func(t *testing.T, k *kiln, c *clients) {
+		t.Helper()
+		for range 2 {
+			mustPush(t, k, c, withTime(t, prof, next), service, 1)
+			next += int64(time.Second)
+			s.pushes++
+		}
 	}
+	return s
+}
 
-	blkBase := blk.timeNanos - blk.timeNanos%fourHours + int64(time.Hour)
-	blkNext := blkBase
+// identicalSeries pushes prof as is, twice per window: the same time and
+// content every time, each with its own RawSample ID (which the push path
+// counts as distinct profiles).
+func identicalSeries(tenant, service string, prof *profileCase) *compactionSeries {
+	s := &compactionSeries{tenant: tenant, service: service, query: prof,
+		note: prof.rel + " as is: same time and content, distinct RawSample IDs"}
+	s.push = func(t *testing.T, k *kiln, c *clients) {
+		t.Helper()
+		mustPush(t, k, c, prof, service, 2)
+		s.pushes += 2
+	}
+	return s
+}
 
-	distinct := &compactionSeries{tenant: mainTenant, service: "distinct", query: distinctQuery,
-		note: "cpu.pb.gz with one time_nanos per push"}
-	identical := &compactionSeries{tenant: mainTenant, service: "identical", query: cpu,
-		note: "cpu.pb.gz as is: same time and content, distinct RawSample IDs"}
-	other := &compactionSeries{tenant: otherTenant, service: "block", query: withTime(t, blk, blkBase),
-		note: "block.pb.gz with one time_nanos per push, another tenant"}
-	all := []*compactionSeries{distinct, identical, other}
-
+// buildLevel1 writes `windows` flush windows: all but the last end with a
+// SIGTERM (flush on shutdown), the last with a 2 s head cut while running.
+// The compactor is idle throughout; the totals are checked at the end.
+func buildLevel1(t *testing.T, windows int, series ...*compactionSeries) *level1Fixture {
+	t.Helper()
+	f := &level1Fixture{storage: t.TempDir(), series: series, level1: map[string][]*blockMeta{}}
+	f.bucket = filepath.Join(f.storage, "bucket")
+	for _, s := range series {
+		if !slices.Contains(f.tenants, s.tenant) {
+			f.tenants = append(f.tenants, s.tenant)
+		}
+	}
 	pushWindow := func(k *kiln) {
-		t.Helper()
-		cm, co := newClients(t, k, mainTenant), newClients(t, k, otherTenant)
-		for range 2 {
-			mustPush(t, k, cm, nextDistinct(), distinct.service, 1)
-			distinct.pushes++
-		}
-		mustPush(t, k, cm, cpu, identical.service, 2)
-		identical.pushes += 2
-		for range 2 {
-			mustPush(t, k, co, withTime(t, blk, blkNext), other.service, 1)
-			blkNext += int64(time.Second)
-			other.pushes++
+		for _, s := range series {
+			s.push(t, k, newClients(t, k, s.tenant))
 		}
 	}
-	checkAll := func(k *kiln, when string) {
-		t.Helper()
-		for _, s := range all {
-			expectPushes(t, k, newClients(t, k, s.tenant), s.query, s.service, s.pushes, when+" ("+s.note+")")
-		}
-	}
-
-	// Phase A: level-1 blocks, the compactor idle (first round after 1h).
-	idle := "-compactor.compaction-interval=1h"
-	for w := 1; w < compactionWindows; w++ {
-		k := startKiln(t, storage, idle)
+	for w := 1; w < windows; w++ {
+		k := startKiln(t, f.storage, idleCompactor)
 		pushWindow(k)
-		k.terminate(t) // flush on shutdown: one block per tenant
+		k.terminate(t)
 	}
-	k := startKiln(t, storage, idle, "-ingester.max-block-duration=2s", "-ingester.flush-check-period=1s")
+	k := startKiln(t, f.storage, idleCompactor, "-ingester.max-block-duration=2s", "-ingester.flush-check-period=1s")
 	pushWindow(k)
 	if !waitFor(20*time.Second, 200*time.Millisecond, func() bool {
-		return len(listBlocks(t, bucket, mainTenant)) >= compactionWindows &&
-			len(listBlocks(t, bucket, otherTenant)) >= compactionWindows
+		for _, tn := range f.tenants {
+			if len(listBlocks(t, f.bucket, tn)) < windows {
+				return false
+			}
+		}
+		return true
 	}) {
-		t.Fatalf("the 2 s head cut wrote no block within 20 s: main %s, other %s",
-			describeBlocks(listBlocks(t, bucket, mainTenant)), describeBlocks(listBlocks(t, bucket, otherTenant)))
+		t.Fatalf("the 2 s head cut wrote no block within 20 s: %s", f.describe(t))
 	}
-	checkAll(k, "before compaction, heads flushed by age")
+	f.checkAll(t, k, "before compaction, heads flushed by age")
 	k.terminate(t)
-	level1 := map[string][]*blockMeta{}
-	for _, tn := range []string{mainTenant, otherTenant} {
-		bs := listBlocks(t, bucket, tn)
+	for _, tn := range f.tenants {
+		bs := listBlocks(t, f.bucket, tn)
 		t.Logf("before compaction: %s: %s", tn, describeBlocks(bs))
-		if len(bs) != compactionWindows {
-			t.Fatalf("%s: %d blocks before compaction, want %d (one per flush window)", tn, len(bs), compactionWindows)
+		if len(bs) != windows {
+			t.Fatalf("%s: %d blocks before compaction, want %d (one per flush window)", tn, len(bs), windows)
 		}
 		for _, b := range bs {
 			if b.level() != 1 {
 				t.Fatalf("%s: block %s is not level 1 before any compaction", tn, b)
 			}
 		}
-		level1[tn] = bs
+		f.level1[tn] = bs
 	}
-	k = startKiln(t, storage, idle)
-	checkAll(k, "before compaction, from level-1 blocks")
+	k = startKiln(t, f.storage, idleCompactor)
+	f.checkAll(t, k, "before compaction, from level-1 blocks")
 	k.terminate(t)
-	if t.Failed() {
-		return
-	}
-
-	// Phase B1: compaction every second; SIGKILL as soon as the level-2
-	// blocks are written, before their sources are deleted (a round later).
-	compact := "-compactor.compaction-interval=1s"
-	k = startKiln(t, storage, compact)
-	var compacted map[string]*blockMeta
-	if !waitFor(compactionWait, 10*time.Millisecond, func() bool {
-		compacted = compactedBlocks(t, bucket, level1)
-		return compacted != nil
-	}) {
-		t.Fatalf("no level-2 block within %v: main %s; other %s", compactionWait,
-			describeBlocks(listBlocks(t, bucket, mainTenant)), describeBlocks(listBlocks(t, bucket, otherTenant)))
-	}
-	k.kill9(t)
-	t.Logf("compacted: %v", compacted)
-	for tn := range level1 {
-		t.Logf("after the SIGKILL: %s: %s", tn, describeBlocks(listBlocks(t, bucket, tn)))
-	}
-	if sourcesGone(t, bucket, level1) {
-		t.Logf("the sources were already deleted at the SIGKILL: the compacted+sources state was not caught")
-	}
-	// Phase B2: compacted blocks and their sources side by side; readers
-	// must skip the superseded sources.
-	k = startKiln(t, storage, idle)
-	checkAll(k, "compacted blocks beside their sources, after SIGKILL and restart")
-	k.terminate(t)
-
-	// Phase B3: the compactor finishes (deletes the sources); queries all
-	// along.
-	k = startKiln(t, storage, compact)
-	compacted = nil
-	t0 := time.Now()
-	var deletedAt time.Time
-	queries := 0
-	for {
-		for _, s := range all {
-			if s.errored {
-				continue
-			}
-			c := newClients(t, k, s.tenant)
-			n, totals, err := countPushes(t, k, c, s.query, s.service)
-			queries++
-			if err == nil && n == s.pushes {
-				continue
-			}
-			s.errored = true
-			state := fmt.Sprintf("blocks of %s: %s", s.tenant, describeBlocks(listBlocks(t, bucket, s.tenant)))
-			if err != nil {
-				t.Errorf("during compaction (%v in, %s): %s/%s (%s): %v; %s", time.Since(t0).Round(time.Millisecond),
-					k.name, s.tenant, s.service, s.note, err, state)
-			} else {
-				t.Errorf("during compaction (%v in, %s): %s/%s (%s): totals %v = %d pushes, want %d; %s",
-					time.Since(t0).Round(time.Millisecond), k.name, s.tenant, s.service, s.note, totals, n, s.pushes, state)
-			}
-		}
-		if compacted == nil {
-			compacted = compactedBlocks(t, bucket, level1)
-			if compacted != nil {
-				t.Logf("compacted after %v: %v", time.Since(t0).Round(time.Millisecond), compacted)
-			}
-		} else if deletedAt.IsZero() && sourcesGone(t, bucket, level1) {
-			deletedAt = time.Now()
-			t.Logf("level-1 sources deleted after %v", time.Since(t0).Round(time.Millisecond))
-		}
-		if !deletedAt.IsZero() && time.Since(deletedAt) > afterDeleteWatch {
-			break
-		}
-		if time.Since(t0) > compactionWait {
-			t.Fatalf("compaction not done within %v: compacted=%v sources deleted=%v; main %s; other %s", compactionWait,
-				compacted, !deletedAt.IsZero(), describeBlocks(listBlocks(t, bucket, mainTenant)),
-				describeBlocks(listBlocks(t, bucket, otherTenant)))
-		}
-		k.requireAlive(t)
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Logf("%d queries during compaction", queries)
-	for tn, b := range compacted {
-		var want int64
-		for _, s := range level1[tn] {
-			want += s.profiles()
-		}
-		if b.profiles() != want {
-			t.Errorf("compacted block %s/%s holds %d profiles; its %d sources held %d (%s)", tn, b.ULID, b.profiles(),
-				len(level1[tn]), want, describeBlocks(level1[tn]))
-		}
-	}
-	checkAll(k, "after compaction")
-	k.terminate(t)
-
-	k = startKiln(t, storage, compact)
-	checkAll(k, "after compaction and a restart")
-	time.Sleep(2500 * time.Millisecond) // more rounds: nothing left to merge
-	checkAll(k, "after more compactor rounds")
-	for _, tn := range []string{mainTenant, otherTenant} {
-		bs := listBlocks(t, bucket, tn)
-		if len(bs) != 1 || bs[0].level() != 2 {
-			t.Errorf("%s: after compaction %s, want one level-2 block", tn, describeBlocks(bs))
-		}
-	}
-	k.terminate(t)
+	return f
 }
 
-// compactedBlocks returns, per tenant, the level-2 block whose sources are
+func (f *level1Fixture) describe(t *testing.T) string {
+	s := ""
+	for _, tn := range f.tenants {
+		s += tn + ": " + describeBlocks(listBlocks(t, f.bucket, tn)) + " "
+	}
+	return s
+}
+
+func (f *level1Fixture) check(t *testing.T, k *kiln, s *compactionSeries, when string) bool {
+	t.Helper()
+	return expectPushes(t, k, newClients(t, k, s.tenant), s.query, s.service, s.pushes, when+" ("+s.note+")")
+}
+
+func (f *level1Fixture) checkAll(t *testing.T, k *kiln, when string) {
+	t.Helper()
+	for _, s := range f.series {
+		f.check(t, k, s, when)
+	}
+}
+
+// poll checks one series once and reports the first failure of each series
+// with the state of the bucket.
+func (f *level1Fixture) poll(t *testing.T, k *kiln, s *compactionSeries, t0 time.Time, what string) {
+	t.Helper()
+	if s.errored {
+		return
+	}
+	n, totals, err := countPushes(t, k, newClients(t, k, s.tenant), s.query, s.service)
+	if err == nil && n == s.pushes {
+		return
+	}
+	s.errored = true
+	got := fmt.Sprintf("totals %v = %d pushes, want %d", totals, n, s.pushes)
+	if err != nil {
+		got = err.Error()
+	}
+	t.Errorf("%s (%v after start, %s): %s/%s (%s): %s; blocks of %s: %s", what, time.Since(t0).Round(time.Millisecond),
+		k.name, s.tenant, s.service, s.note, got, s.tenant, describeBlocks(listBlocks(t, f.bucket, s.tenant)))
+}
+
+// compacted returns, per tenant, the level-2 block whose sources are
 // exactly the tenant's level-1 blocks, once every tenant has one.
-func compactedBlocks(t *testing.T, bucket string, level1 map[string][]*blockMeta) map[string]*blockMeta {
+func (f *level1Fixture) compacted(t *testing.T) map[string]*blockMeta {
 	out := map[string]*blockMeta{}
-	for tn, srcs := range level1 {
+	for tn, srcs := range f.level1 {
 		var want []string
 		for _, s := range srcs {
 			want = append(want, s.ULID)
 		}
 		slices.Sort(want)
-		for _, b := range listBlocks(t, bucket, tn) {
+		for _, b := range listBlocks(t, f.bucket, tn) {
 			if b.level() < 2 {
 				continue
 			}
 			got := slices.Clone(b.Compaction.Sources)
 			slices.Sort(got)
 			if !slices.Equal(got, want) {
-				t.Errorf("%s: compacted block %s: sources %v, want the level-1 blocks %v", tn, b.ULID, got, want)
+				t.Fatalf("%s: compacted block %s: sources %v, want the level-1 blocks %v", tn, b.ULID, got, want)
 			}
 			out[tn] = b
 		}
@@ -267,10 +195,10 @@ func compactedBlocks(t *testing.T, bucket string, level1 map[string][]*blockMeta
 }
 
 // sourcesGone reports whether every level-1 source block is deleted.
-func sourcesGone(t *testing.T, bucket string, level1 map[string][]*blockMeta) bool {
-	for tn, srcs := range level1 {
+func (f *level1Fixture) sourcesGone(t *testing.T) bool {
+	for tn, srcs := range f.level1 {
 		have := map[string]bool{}
-		for _, b := range listBlocks(t, bucket, tn) {
+		for _, b := range listBlocks(t, f.bucket, tn) {
 			have[b.ULID] = true
 		}
 		for _, s := range srcs {
@@ -280,4 +208,151 @@ func sourcesGone(t *testing.T, bucket string, level1 map[string][]*blockMeta) bo
 		}
 	}
 	return true
+}
+
+// checkCompactedStats compares a compacted block's profile count with its
+// sources'.
+func (f *level1Fixture) checkCompactedStats(t *testing.T, compacted map[string]*blockMeta) {
+	t.Helper()
+	for tn, b := range compacted {
+		var want int64
+		for _, s := range f.level1[tn] {
+			want += s.profiles()
+		}
+		if b.profiles() != want {
+			t.Errorf("compacted block %s/%s holds %d profiles; its %d sources held %d (%s)", tn, b.ULID, b.profiles(),
+				len(f.level1[tn]), want, describeBlocks(f.level1[tn]))
+		}
+	}
+}
+
+// TestCompactionKeepsTotals writes three level-1 blocks per tenant in one
+// 4h range (flush windows: two SIGTERM restarts and one 2 s head cut), then
+// runs the compactor every second until it has merged them into a level-2
+// block and deleted the sources; the totals must be the same before,
+// during and after compaction, and after a restart.
+//
+// The test profiles are years old, so their 4h ranges are over and the
+// compactor merges them at once.
+//
+//	main/distinct    cpu.pb.gz re-encoded with its own time_nanos per push
+//	main/identical   cpu.pb.gz as is: every push has the same time and
+//	                 content but its own RawSample ID, so the push path
+//	                 counts each one
+//	other/block      block.pb.gz with its own time_nanos per push (another
+//	                 tenant and 4h range)
+//
+// Tenant main is queried all along (its readers have loaded the level-1
+// blocks before they are deleted). Tenant other is not queried until the
+// compactor has deleted its level-1 blocks, then at once and all along: a
+// reader that opened blocks but has not read them yet must not lose them
+// when the compactor deletes them before the reader's next sync.
+func TestCompactionKeepsTotals(t *testing.T) {
+	_, root := requireEnv(t)
+	cpu := loadProfile(t, root, cpuFile)
+	blk := loadProfile(t, root, blockFile)
+	id := randomHex(4)
+	mainTenant, otherTenant := "dur-compact-main-"+id, "dur-compact-other-"+id
+	distinct := distinctSeries(t, mainTenant, "distinct", cpu)
+	identical := identicalSeries(mainTenant, "identical", cpu)
+	other := distinctSeries(t, otherTenant, "block", blk)
+	f := buildLevel1(t, 3, distinct, identical, other)
+	if t.Failed() {
+		return
+	}
+
+	k := startKiln(t, f.storage, fastCompactor)
+	t0 := time.Now()
+	var deletedAt time.Time
+	var compacted map[string]*blockMeta
+	queries := 0
+	for {
+		f.poll(t, k, distinct, t0, "during compaction, queried all along")
+		f.poll(t, k, identical, t0, "during compaction, queried all along")
+		queries += 2
+		if !deletedAt.IsZero() {
+			f.poll(t, k, other, t0, "first queried after its level-1 blocks were deleted")
+			queries++
+		}
+		if compacted == nil {
+			if compacted = f.compacted(t); compacted != nil {
+				t.Logf("compacted after %v: %v", time.Since(t0).Round(time.Millisecond), compacted)
+			}
+		} else if deletedAt.IsZero() && f.sourcesGone(t) {
+			deletedAt = time.Now()
+			t.Logf("level-1 sources deleted after %v", time.Since(t0).Round(time.Millisecond))
+			continue // query tenant other at once
+		}
+		if !deletedAt.IsZero() && time.Since(deletedAt) > afterDeleteWatch {
+			break
+		}
+		if time.Since(t0) > compactionWait {
+			t.Fatalf("compaction not done within %v: compacted=%v sources deleted=%v; %s", compactionWait,
+				compacted, !deletedAt.IsZero(), f.describe(t))
+		}
+		k.requireAlive(t)
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("%d queries during compaction", queries)
+	f.checkCompactedStats(t, compacted)
+	f.checkAll(t, k, "after compaction")
+	k.terminate(t)
+
+	k = startKiln(t, f.storage, fastCompactor)
+	f.checkAll(t, k, "after compaction and a restart")
+	time.Sleep(2500 * time.Millisecond) // more rounds: nothing left to merge
+	f.checkAll(t, k, "after more compactor rounds")
+	for _, tn := range f.tenants {
+		bs := listBlocks(t, f.bucket, tn)
+		if len(bs) != 1 || bs[0].level() != 2 {
+			t.Errorf("%s: after compaction %s, want one level-2 block", tn, describeBlocks(bs))
+		}
+	}
+	k.terminate(t)
+}
+
+// TestCompactionCrashBeforeSourcesDeleted SIGKILLs the server right after
+// the compactor wrote the level-2 block, before it deleted the sources (a
+// round later): after the restart the compacted block and its sources are
+// side by side, and readers must skip the superseded sources. Then the
+// compactor finishes and the totals stay the same.
+func TestCompactionCrashBeforeSourcesDeleted(t *testing.T) {
+	_, root := requireEnv(t)
+	cpu := loadProfile(t, root, cpuFile)
+	tenant := "dur-compact-crash-" + randomHex(4)
+	s := distinctSeries(t, tenant, "distinct", cpu)
+	f := buildLevel1(t, 2, s)
+	if t.Failed() {
+		return
+	}
+
+	k := startKiln(t, f.storage, fastCompactor)
+	var compacted map[string]*blockMeta
+	if !waitFor(compactionWait, 5*time.Millisecond, func() bool {
+		compacted = f.compacted(t)
+		return compacted != nil
+	}) {
+		t.Fatalf("no level-2 block within %v: %s", compactionWait, f.describe(t))
+	}
+	k.kill9(t)
+	t.Logf("SIGKILL once compacted: %v; bucket: %s", compacted, f.describe(t))
+	if f.sourcesGone(t) {
+		t.Logf("the sources were already deleted at the SIGKILL: the compacted+sources state was not caught")
+	}
+	f.checkCompactedStats(t, compacted)
+
+	k = startKiln(t, f.storage, idleCompactor)
+	f.checkAll(t, k, "compacted block beside its sources, after SIGKILL and restart")
+	k.kill9(t)
+
+	k = startKiln(t, f.storage, fastCompactor)
+	f.checkAll(t, k, "compacted block beside its sources, compactor running")
+	if !waitFor(compactionWait, 100*time.Millisecond, func() bool { return f.sourcesGone(t) }) {
+		t.Fatalf("sources not deleted within %v: %s", compactionWait, f.describe(t))
+	}
+	f.checkAll(t, k, "after the sources were deleted")
+	k.terminate(t)
+	k = startKiln(t, f.storage, fastCompactor)
+	f.checkAll(t, k, "after compaction and a restart")
+	k.terminate(t)
 }
