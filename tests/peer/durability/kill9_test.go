@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ const (
 
 // pusherResult is what one pusher knows when the load ends.
 type pusherResult struct {
+	tenant    string
 	service   string
 	prof      *profileCase
 	transport string
@@ -51,40 +53,57 @@ func TestKill9UnderLoad(t *testing.T) {
 		loadProfile(t, root, blockFile),
 	}
 	variants := []struct {
-		name      string
-		args      []string
-		pace      time.Duration // sleep between one pusher's pushes (plus jitter)
-		needFlush bool
+		name string
+		args []string
+		pace time.Duration // sleep between one pusher's pushes (plus jitter)
+		kill killMode
 	}{
-		{name: "wal-only", pace: 0},
-		{name: "flushing", args: []string{"-ingester.max-block-duration=2s", "-ingester.flush-check-period=1s"},
-			pace: 30 * time.Millisecond, needFlush: true},
+		{name: "wal-only", kill: killAtCount},
+		{name: "flushing", args: flushArgs, pace: 30 * time.Millisecond, kill: killAfterFlush},
+		{name: "kill-at-flush", args: flushArgs, pace: 30 * time.Millisecond, kill: killAtFlush},
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
-			kill9Run(t, profs, v.args, v.pace, v.needFlush)
+			kill9Run(t, profs, v.args, v.pace, v.kill)
 		})
 	}
 }
 
-func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Duration, needFlush bool) {
+var flushArgs = []string{"-ingester.max-block-duration=2s", "-ingester.flush-check-period=1s"}
+
+// killMode says when the SIGKILL comes, always once killAt pushes are
+// acknowledged.
+type killMode int
+
+const (
+	killAtCount    killMode = iota // at once
+	killAfterFlush                 // once a block has been flushed
+	killAtFlush                    // the moment the server logs a flushed block
+)
+
+func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Duration, mode killMode) {
 	storage := t.TempDir()
-	bucket := filepath.Join(storage, "bucket")
-	tenant := "dur-kill9-" + randomHex(4)
+	id := randomHex(4)
+	// Two tenants, two pushers each: a cut flushes one block per tenant,
+	// and replay skips per tenant.
+	tenants := []string{"dur-kill9-a-" + id, "dur-kill9-b-" + id}
 	k := startKiln(t, storage, args...)
+	flushes := k.log.watch("flushed tenant=dur-kill9-")
 
 	total := kill9Pushers * kill9PerPusher
 	killAt := int64(total * (30 + rand.IntN(31)) / 100) // 30%..60% of the pushes
-	t.Logf("tenant %s: %d pushers x %d pushes; SIGKILL once %d are acknowledged%s", tenant, kill9Pushers,
-		kill9PerPusher, killAt, map[bool]string{true: " and a block was flushed", false: ""}[needFlush])
+	t.Logf("tenants %v: %d pushers x %d pushes; SIGKILL once %d are acknowledged%s", tenants, kill9Pushers,
+		kill9PerPusher, killAt, map[killMode]string{killAtCount: "", killAfterFlush: " and a block was flushed",
+			killAtFlush: ", at the next flushed block"}[mode])
 
 	results := make([]*pusherResult, kill9Pushers)
 	var acked atomic.Int64
 	var killed atomic.Bool
 	var wg sync.WaitGroup
 	for i := range kill9Pushers {
+		tenant := tenants[i*len(tenants)/kill9Pushers]
 		c := newClients(t, k, tenant)
-		r := &pusherResult{service: fmt.Sprintf("%s-p%d", tenant, i), prof: profs[i%len(profs)]}
+		r := &pusherResult{tenant: tenant, service: fmt.Sprintf("svc-p%d", i), prof: profs[i%len(profs)]}
 		var client pushv1connect.PusherServiceClient
 		if i%2 == 0 {
 			client, r.transport = c.push, "connect"
@@ -119,31 +138,44 @@ func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Durat
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
 
-	// The kill: once killAt pushes are acknowledged (and, when asked, a block
-	// has been flushed), while the pushers are still pushing.
+	// The kill: once killAt pushes are acknowledged (and, as the mode says,
+	// after or at a block flush), while the pushers are still pushing.
 	deadline := time.Now().Add(kill9LoadLimit)
 	t0 := time.Now()
+	flushed := 0
+	var atFlush string
+wait:
 	for {
-		flushed := len(k.log.grep("flushed", "tenant="+tenant)) > 0
-		if acked.Load() >= killAt && (flushed || !needFlush) {
+		reached := acked.Load() >= killAt
+		select {
+		case line := <-flushes:
+			flushed++
+			if reached && mode == killAtFlush {
+				atFlush = line
+				break wait
+			}
+			continue
+		case <-allDone:
+			t.Fatalf("the load ended (%d acknowledged, %d blocks flushed) before the kill point; pusher errors: %v",
+				acked.Load(), flushed, pusherErrors(results))
+		case <-time.After(time.Millisecond):
+		}
+		if reached && (mode == killAtCount || (mode == killAfterFlush && flushed > 0)) {
 			break
 		}
-		select {
-		case <-allDone:
-			t.Fatalf("the load ended (%d acknowledged, flushed=%v) before the kill point; pusher errors: %v",
-				acked.Load(), flushed, pusherErrors(results))
-		default:
-		}
 		if time.Now().After(deadline) {
-			t.Fatalf("kill point not reached in %v (%d acknowledged, flushed=%v)", kill9LoadLimit, acked.Load(), flushed)
+			t.Fatalf("kill point not reached in %v (%d acknowledged, %d blocks flushed)", kill9LoadLimit, acked.Load(), flushed)
 		}
 		k.requireAlive(t)
-		time.Sleep(2 * time.Millisecond)
 	}
 	killed.Store(true)
 	atKill := acked.Load()
 	k.kill9(t)
-	t.Logf("SIGKILL after %v with %d pushes acknowledged", time.Since(t0).Round(time.Millisecond), atKill)
+	t.Logf("SIGKILL after %v with %d pushes acknowledged, %d blocks flushed before", time.Since(t0).Round(time.Millisecond),
+		atKill, flushed)
+	if atFlush != "" {
+		t.Logf("SIGKILL right after: %s", atFlush)
+	}
 	select {
 	case <-allDone:
 	case <-time.After(2 * requestTimeout):
@@ -153,8 +185,8 @@ func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Durat
 	for _, r := range results {
 		sumAcked += r.acked
 		sumInFlight += r.inFlight
-		t.Logf("pusher %s (%s, %s): acknowledged %d, in flight at the kill %d (last error: %v)",
-			r.service, r.transport, r.prof.rel, r.acked, r.inFlight, r.lastErr)
+		t.Logf("pusher %s/%s (%s, %s): acknowledged %d, in flight at the kill %d (last error: %v)",
+			r.tenant, r.service, r.transport, r.prof.rel, r.acked, r.inFlight, r.lastErr)
 		if r.errBeforeKill != nil {
 			t.Errorf("pusher %s: a push failed while the server was up (before the SIGKILL): %v (code %v)",
 				r.service, r.errBeforeKill, connectCode(r.errBeforeKill))
@@ -163,16 +195,14 @@ func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Durat
 			t.Logf("pusher %s finished all its pushes before the kill", r.service)
 		}
 	}
-	t.Logf("after the kill: %d acknowledged, <= %d in flight; WAL segments %v; blocks %s", sumAcked, sumInFlight,
-		walSegments(t, storage), describeBlocks(listBlocks(t, bucket, tenant)))
+	t.Logf("after the kill: %d acknowledged, <= %d in flight; %s", sumAcked, sumInFlight, storageState(t, storage, tenants))
 
 	// Restart 1: replay (and blocks, when flushing). Each service holds
 	// between its acknowledged and acknowledged+in-flight pushes.
 	k = startKiln(t, storage, args...)
-	c := newClients(t, k, tenant)
 	stored := make([]int64, len(results))
 	for i, r := range results {
-		n, totals, err := countPushes(t, k, c, r.prof, r.service)
+		n, totals, err := countPushes(t, k, newClients(t, k, r.tenant), r.prof, r.service)
 		if err != nil {
 			t.Errorf("after restart: %s: %v", r.service, err)
 			stored[i] = -1
@@ -183,11 +213,11 @@ func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Durat
 			k.name, r.service, n, totals, r.acked, r.inFlight)
 		if n < r.acked {
 			t.Errorf("after SIGKILL and restart: %s/%s (%s): %d pushes served, but %d were acknowledged: %d acknowledged pushes LOST (totals %v, per push %v)",
-				tenant, r.service, r.prof.rel, n, r.acked, r.acked-n, totals, r.prof.perPush)
+				r.tenant, r.service, r.prof.rel, n, r.acked, r.acked-n, totals, r.prof.perPush)
 		}
 		if n > r.acked+r.inFlight {
 			t.Errorf("after SIGKILL and restart: %s/%s (%s): %d pushes served, more than %d acknowledged + %d in flight: DOUBLE COUNTED (totals %v, per push %v)",
-				tenant, r.service, r.prof.rel, n, r.acked, r.inFlight, totals, r.prof.perPush)
+				r.tenant, r.service, r.prof.rel, n, r.acked, r.inFlight, totals, r.prof.perPush)
 		}
 	}
 	if t.Failed() {
@@ -196,15 +226,14 @@ func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Durat
 	same := func(when string) {
 		t.Helper()
 		for i, r := range results {
-			expectPushes(t, k, c, r.prof, r.service, stored[i], when)
+			expectPushes(t, k, newClients(t, k, r.tenant), r.prof, r.service, stored[i], when)
 		}
 	}
-	if needFlush {
+	if mode != killAtCount {
 		// The replayed heads are cut after 2 s: wait for that flush and
 		// count again, now from blocks (and what the WAL still holds).
-		before := len(k.log.grep("flushed", "tenant="+tenant))
 		if !waitFor(15*time.Second, 100*time.Millisecond, func() bool {
-			return len(k.log.grep("flushed", "tenant="+tenant)) > before
+			return len(k.log.grep("flushed tenant=dur-kill9-")) > 0
 		}) {
 			t.Errorf("%s: no flush of the replayed head within 15 s", k.name)
 		}
@@ -212,15 +241,13 @@ func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Durat
 	}
 	// Restart 2: SIGKILL again, with whatever the first restart wrote.
 	k.kill9(t)
-	t.Logf("before restart 2: WAL segments %v; blocks %s", walSegments(t, storage), describeBlocks(listBlocks(t, bucket, tenant)))
+	t.Logf("before restart 2: %s", storageState(t, storage, tenants))
 	k = startKiln(t, storage, args...)
-	c = newClients(t, k, tenant)
 	same("after a second SIGKILL and restart")
 	// Restart 3: SIGTERM writes the heads as blocks.
 	k.terminate(t)
-	t.Logf("before restart 3: WAL segments %v; blocks %s", walSegments(t, storage), describeBlocks(listBlocks(t, bucket, tenant)))
+	t.Logf("before restart 3: %s", storageState(t, storage, tenants))
 	k = startKiln(t, storage, args...)
-	c = newClients(t, k, tenant)
 	same("after SIGTERM (flush on shutdown) and restart")
 	k.terminate(t)
 }
@@ -231,6 +258,22 @@ func pusherErrors(rs []*pusherResult) []string {
 		if r.lastErr != nil {
 			out = append(out, r.service+": "+r.lastErr.Error())
 		}
+	}
+	return out
+}
+
+// storageState describes the WAL segments and the tenants' blocks.
+func storageState(t *testing.T, storage string, tenants []string) string {
+	var segs []string
+	for _, s := range walSegments(t, storage) {
+		st, err := os.Stat(s)
+		if err == nil {
+			segs = append(segs, fmt.Sprintf("%s(%d bytes)", filepath.Base(s), st.Size()))
+		}
+	}
+	out := fmt.Sprintf("WAL segments %v", segs)
+	for _, tn := range tenants {
+		out += "; " + tn + " blocks " + describeBlocks(listBlocks(t, filepath.Join(storage, "bucket"), tn))
 	}
 	return out
 }

@@ -68,6 +68,23 @@ type serverLog struct {
 	partial bytes.Buffer
 	lines   []string
 	closed  bool
+	watches []logWatch
+}
+
+// logWatch signals ch (without blocking) for every line containing sub.
+type logWatch struct {
+	sub string
+	ch  chan string
+}
+
+// watch returns a channel that receives the lines containing sub from now
+// on (lines are dropped while the channel is full).
+func (l *serverLog) watch(sub string) <-chan string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ch := make(chan string, 16)
+	l.watches = append(l.watches, logWatch{sub: sub, ch: ch})
+	return ch
 }
 
 func (l *serverLog) Write(p []byte) (int, error) {
@@ -88,6 +105,14 @@ func (l *serverLog) Write(p []byte) (int, error) {
 
 func (l *serverLog) emit(line string) {
 	l.lines = append(l.lines, line)
+	for _, w := range l.watches {
+		if strings.Contains(line, w.sub) {
+			select {
+			case w.ch <- line:
+			default:
+			}
+		}
+	}
 	if l.closed {
 		fmt.Fprintf(os.Stderr, "%s%s\n", l.prefix, line)
 		return

@@ -112,8 +112,8 @@ func (l *lineLogger) close() {
 }
 
 // startServer starts kiln (target all) on free ports with a private storage
-// directory, accepting old profiles and any ingestion rate, and waits until
-// /ready answers 200.
+// directory, accepting old profiles, any ingestion rate and any query range,
+// and waits until /ready answers 200.
 func startServer(t *testing.T) *kilnServer {
 	t.Helper()
 	bin, _ := requireEnv(t)
@@ -131,6 +131,9 @@ func startServer(t *testing.T) *kilnServer {
 		"-log.level=warn",
 		"-validation.reject-older-than=0",
 		"-distributor.ingestion-rate-limit-mb=0",
+		// The files are years old, and one query spans both.
+		"-querier.max-query-lookback=0",
+		"-querier.max-query-length=0",
 	}
 	args = append(args, strings.Fields(os.Getenv("KILN_EXTRA_ARGS"))...)
 	s := &kilnServer{
