@@ -5,6 +5,8 @@
  * /pyroscope/label-values. Errors are Connect JSON {"code","message"} with
  * the mapped HTTP status, as upstream writes them. Called from HTTP pool
  * threads; no state of its own. */
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "attime.h"
 #include "connect.h"
+#include "log.h"
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
 #include "tree.h"
@@ -21,6 +24,7 @@
 #define MAX_NODES_DEFAULT 8192
 #define MAX_NODES_LIMIT 1048576
 #define DOT_MAX_NODES_DEFAULT 100
+#define MAX_TIMELINE_SAMPLES 100000
 
 /* One legacy request in progress. */
 typedef struct rq {
@@ -83,6 +87,8 @@ static void rq_fail(rq *r, kiln_status st)
 {
     if (r->err.msg[0] == '\0')
         kiln_err_set(&r->err, st, "%s", kiln_status_str(st));
+    KILN_LOG_WARN("querier", "%s failed code=%s: %s", r->http->path, kiln_status_str(st),
+                  r->err.msg);
     kiln_connect_error(r->resp, st, r->err.msg);
 }
 
@@ -109,11 +115,12 @@ static int64_t param_ms(const rq *r, const char *name, int64_t now, int64_t dflt
 /* Go's strconv.Atoi: the whole text a decimal integer, or not a number. */
 static bool atoi_go(const char *s, int64_t *out)
 {
-    if (s == NULL || *s == '\0')
+    if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
         return false;
     char *end;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (*end != '\0')
+    if (*end != '\0' || errno == ERANGE)
         return false;
     *out = v;
     return true;
@@ -383,17 +390,25 @@ static int cmp_series_key(const void *a, const void *b)
     return strcmp(((const tl_series *)a)->key, ((const tl_series *)b)->key);
 }
 
-/* The timeline (and per-group timelines) of the selection's profiles. */
-static void timeline_build(rq *r, const selection *s, const char *group_by, bool avg,
-                           timeline *tl)
+/* The timeline (and per-group timelines) of the selection's profiles.
+ * KILN_INVALID_ARGUMENT for a range of more than MAX_TIMELINE_SAMPLES
+ * steps (only ranges of millennia get there: the step grows with them). */
+static kiln_status timeline_build(rq *r, const selection *s, const char *group_by, bool avg,
+                                  timeline *tl)
 {
     memset(tl, 0, sizeof(*tl));
     tl->start = s->start;
     tl->step = point_interval_ms(s->start, s->end);
     tl->snap_start = s->start / tl->step * tl->step;
     tl->snap_end = s->end / tl->step * tl->step;
-    if (tl->snap_start < tl->snap_end)
-        tl->n = (size_t)((tl->snap_end / 1000 - tl->snap_start / 1000) / (tl->step / 1000));
+    if (tl->snap_start < tl->snap_end) {
+        int64_t n = (tl->snap_end / 1000 - tl->snap_start / 1000) / (tl->step / 1000);
+        if (n > MAX_TIMELINE_SAMPLES)
+            return kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
+                                "the time range is too long for a timeline (%lld steps of %llds)",
+                                (long long)n, (long long)(tl->step / 1000));
+        tl->n = (size_t)n;
+    }
     tl->group_by = group_by;
     tl->avg = avg;
     tl_series_init(&tl->all, "", tl->n);
@@ -402,6 +417,7 @@ static void timeline_build(rq *r, const selection *s, const char *group_by, bool
                                on_timeline_profile, tl);
     if (tl->ng > 1)
         qsort(tl->g, tl->ng, sizeof(*tl->g), cmp_series_key);
+    return KILN_OK;
 }
 
 static void tl_series_free(tl_series *s)
@@ -502,7 +518,8 @@ static void dot_aggregate(dgraph *g)
     qsort(g->edges, g->ne, sizeof(dedge), cmp_edge);
     size_t m = 0;
     for (size_t i = 0; i < g->ne; i++) {
-        if (m > 0 && g->edges[m - 1].from == g->edges[i].from && g->edges[m - 1].to == g->edges[i].to)
+        dedge *last = m > 0 ? &g->edges[m - 1] : NULL;
+        if (last != NULL && last->from == g->edges[i].from && last->to == g->edges[i].to)
             g->edges[m - 1].w += g->edges[i].w;
         else
             g->edges[m++] = g->edges[i];
@@ -614,8 +631,9 @@ static void dot_edge(kiln_buf *b, const dgraph *g, const dedge *e)
     char w[48];
     fmt_value(w, sizeof(w), e->w, g->unit);
     double score = fg->total > 0 ? (double)e->w / (double)fg->total : 0;
-    kiln_buf_printf(b, "N%lld -> N%lld [label=\" %s\" weight=%d penwidth=%d", (long long)g->rank[e->from],
-                    (long long)g->rank[e->to], w, 1 + (int)(99 * score), 1 + (int)(5 * score));
+    kiln_buf_printf(b, "N%lld -> N%lld [label=\" %s\" weight=%d penwidth=%d",
+                    (long long)g->rank[e->from], (long long)g->rank[e->to], w,
+                    1 + (int)(99 * score), 1 + (int)(5 * score));
     dot_colors(b, score, false);
     for (int i = 0; i < 2; i++) {
         kiln_buf_puts(b, i == 0 ? " tooltip=\"" : " labeltooltip=\"");
@@ -644,7 +662,8 @@ static void dot_write(kiln_buf *b, dgraph *g, const char *type)
     fmt_value(total, sizeof(total), g->fg->total, g->unit);
     kiln_buf_puts(b, "digraph \"");
     dot_escape(b, type);
-    kiln_buf_puts(b, "\" {\nnode [style=filled fillcolor=\"#f8f8f8\"]\nsubgraph cluster_L { \"Type: ");
+    kiln_buf_puts(b, "\" {\nnode [style=filled fillcolor=\"#f8f8f8\"]\n");
+    kiln_buf_puts(b, "subgraph cluster_L { \"Type: ");
     dot_escape(b, type);
     kiln_buf_puts(b, "\" [shape=box fontsize=16 label=\"Type: ");
     dot_escape(b, type);
@@ -690,22 +709,27 @@ static void render_dot(rq *r, const selection *s)
 
 static void render_json(rq *r, const selection *s)
 {
+    const char *agg = kiln_http_query(r->http, "aggregation");
+    timeline tl;
+    kiln_status st = timeline_build(r, s, rq_param(r, "groupBy"), agg && strcmp(agg, "avg") == 0,
+                                    &tl);
+    if (st != KILN_OK) {
+        rq_fail(r, st);
+        return;
+    }
     kiln_tree_t *t = kiln_tree_create();
     kiln_ingester_merge_tree(r->q->ing, r->tenant, s->sel, s->start, s->end, t);
     Querier__V1__FlameGraph *fg = kiln_tree_flamegraph(
         t, s->max_nodes ? s->max_nodes : MAX_NODES_DEFAULT, r->ctx.arena);
     kiln_tree_destroy(t);
     if (fg == NULL) {
+        timeline_free(&tl);
         rq_fail(r, kiln_err_set(&r->err, KILN_RESOURCE_EXHAUSTED, "result too large"));
         return;
     }
-    const char *agg = kiln_http_query(r->http, "aggregation");
-    timeline tl;
-    timeline_build(r, s, rq_param(r, "groupBy"), agg && strcmp(agg, "avg") == 0, &tl);
     kiln_buf *b = &r->resp->body;
     kiln_buf_puts(b, "{\"version\":1,");
-    json_flamebearer(b, fg->names, fg->n_names, fg->levels, fg->n_levels, fg->total,
-                             fg->max_self);
+    json_flamebearer(b, fg->names, fg->n_names, fg->levels, fg->n_levels, fg->total, fg->max_self);
     kiln_buf_putc(b, ',');
     json_metadata(b, r->ctx.arena, s->type_id, "single");
     kiln_buf_puts(b, ",\"timeline\":");

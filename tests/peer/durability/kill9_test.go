@@ -40,9 +40,12 @@ type pusherResult struct {
 // service the stored count n (total / per-push total, the same for every
 // sample type) is in [acked, acked + in flight at the kill].
 //
-// "wal-only" keeps everything in the WAL (1h heads); "flushing" cuts heads
-// every 2 s so blocks are written during the load, and the kill comes after
-// at least one flush: then blocks and WAL together must not double count.
+// The pushers are split over two tenants. "wal-only" keeps everything in
+// the WAL (1h heads); "flushing" cuts heads every 2 s so blocks are written
+// during the load, and the kill comes after at least one flush: then blocks
+// and WAL together must not double count; "kill-at-flush" kills the moment
+// the server logs a flushed block (one tenant's block is written, the other
+// tenant's may not be, and the WAL before the cut is not yet removed).
 // After the first restart the test SIGKILLs again, then SIGTERMs (flush on
 // shutdown), and the count must stay the same each time.
 func TestKill9UnderLoad(t *testing.T) {
@@ -204,13 +207,13 @@ wait:
 	for i, r := range results {
 		n, totals, err := countPushes(t, k, newClients(t, k, r.tenant), r.prof, r.service)
 		if err != nil {
-			t.Errorf("after restart: %s: %v", r.service, err)
+			t.Errorf("after restart: %s/%s: %v", r.tenant, r.service, err)
 			stored[i] = -1
 			continue
 		}
 		stored[i] = n
-		t.Logf("after restart (%s): %s: %d pushes stored (totals %v); acknowledged %d, in flight %d",
-			k.name, r.service, n, totals, r.acked, r.inFlight)
+		t.Logf("after restart (%s): %s/%s: %d pushes stored (totals %v); acknowledged %d, in flight %d",
+			k.name, r.tenant, r.service, n, totals, r.acked, r.inFlight)
 		if n < r.acked {
 			t.Errorf("after SIGKILL and restart: %s/%s (%s): %d pushes served, but %d were acknowledged: %d acknowledged pushes LOST (totals %v, per push %v)",
 				r.tenant, r.service, r.prof.rel, n, r.acked, r.acked-n, totals, r.prof.perPush)

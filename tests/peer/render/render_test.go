@@ -158,12 +158,9 @@ func (f *fixture) testDiffRPC(t *testing.T) {
 		for i, l := range d.Levels {
 			levels[i] = l.Values
 		}
-		kept := checkDiffLevels(t, d.Names, levels, d.LeftTicks, d.RightTicks, d.MaxSelf)
+		kept := checkDiffLevels(t, d.Names, levels, d.LeftTicks, d.RightTicks, d.MaxSelf, maxNodes)
 		t.Logf("max_nodes %d: %d levels, %d names, %d nodes besides \"other\"", maxNodes,
 			len(levels), len(d.Names), kept)
-		if maxNodes > 0 && kept > int(maxNodes) {
-			t.Errorf("max_nodes %d: %d nodes kept (root included)", maxNodes, kept)
-		}
 	}
 	// Both sides are checked like SelectMergeStacktraces requests.
 	ctx, cancel := reqCtx(t)
@@ -177,9 +174,11 @@ func (f *fixture) testDiffRPC(t *testing.T) {
 }
 
 // checkDiffLevels checks the 7-value layout [xL, totalL, selfL, xR, totalR,
-// selfR, name] on both sides; returns the number of nodes that are not
-// "other", the root included.
-func checkDiffLevels(t *testing.T, names []string, levels [][]int64, left, right, maxSelf int64) int {
+// selfR, name] on both sides, and truncation: nodes besides "other" (root
+// included) whose larger total exceeds the smallest such total number
+// fewer than maxNodes (ties with the threshold are kept, so more may be
+// drawn). Returns how many nodes are not "other".
+func checkDiffLevels(t *testing.T, names []string, levels [][]int64, left, right, maxSelf, maxNodes int64) int {
 	t.Helper()
 	if len(names) == 0 || names[0] != "total" {
 		t.Fatalf("names[0] = %q, want total", names)
@@ -188,7 +187,7 @@ func checkDiffLevels(t *testing.T, names []string, levels [][]int64, left, right
 		t.Fatalf("levels[0] = %v, want [0 %d 0 0 %d 0 0]", levels[0], left, right)
 	}
 	var gotMax int64
-	kept := 1
+	kept := []int64{max(left, right)}
 	for l, lv := range levels {
 		if len(lv)%7 != 0 {
 			t.Fatalf("level %d has %d values", l, len(lv))
@@ -198,7 +197,7 @@ func checkDiffLevels(t *testing.T, names []string, levels [][]int64, left, right
 				t.Fatalf("level %d: name index %d of %d", l, lv[i+6], len(names))
 			}
 			if l > 0 && names[lv[i+6]] != "other" {
-				kept++
+				kept = append(kept, max(lv[i+1], lv[i+4]))
 			}
 			gotMax = max(gotMax, lv[i+2], lv[i+5])
 		}
@@ -208,7 +207,21 @@ func checkDiffLevels(t *testing.T, names []string, levels [][]int64, left, right
 	}
 	checkSide(t, "left", levels, 7, 0, left)
 	checkSide(t, "right", levels, 7, 3, right)
-	return kept
+	if maxNodes > 0 {
+		least, above := slices.Min(kept), 0
+		for _, v := range kept {
+			if v > least {
+				above++
+			}
+		}
+		if above >= int(maxNodes) {
+			t.Errorf("max_nodes %d: %d nodes above the smallest kept total %d", maxNodes, above, least)
+		}
+		if !slices.Contains(names, "other") {
+			t.Errorf("max_nodes %d: nothing folded into \"other\"", maxNodes)
+		}
+	}
+	return len(kept)
 }
 
 type fgNode struct{ x, total, self int64 }
@@ -424,11 +437,6 @@ func (f *fixture) testRenderGroupBy(t *testing.T) {
 			"groupBy": {"service_name"}, "aggregation": {agg},
 		})
 		checkSingle(t, fb, f.a.cpu+f.b.cpu)
-		// One profile a step here, so averages equal sums.
-		if got := timelineSum(fb.Timeline); got != f.a.cpu+f.b.cpu {
-			t.Errorf("%s: timeline sums to %d, want %d", agg, got, f.a.cpu+f.b.cpu)
-		}
-		want := map[string]int64{"render_a": f.a.cpu, "render_b": f.b.cpu}
 		got := map[string]int64{}
 		for k, tl := range fb.Groups {
 			got[k] = timelineSum(tl)
@@ -436,8 +444,20 @@ func (f *fixture) testRenderGroupBy(t *testing.T) {
 				t.Errorf("%s: group %s has another shape than the timeline", agg, k)
 			}
 		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("%s: groups %v, want %v", agg, got, want)
+		if agg == "sum" {
+			want := map[string]int64{"render_a": f.a.cpu, "render_b": f.b.cpu}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("sum: groups %v, want %v", got, want)
+			}
+			if sum := timelineSum(fb.Timeline); sum != f.a.cpu+f.b.cpu {
+				t.Errorf("sum: timeline sums to %d, want %d", sum, f.a.cpu+f.b.cpu)
+			}
+			continue
+		}
+		// The pprof labels of file a split it into several series, hence
+		// several profiles in its step, averaged; b is one profile.
+		if len(got) != 2 || got["render_b"] != f.b.cpu || got["render_a"] <= 0 || got["render_a"] > f.a.cpu {
+			t.Errorf("avg: groups %v (sums %d, %d)", got, f.a.cpu, f.b.cpu)
 		}
 	}
 }
@@ -493,10 +513,8 @@ func (f *fixture) testRenderDiff(t *testing.T) {
 			f.a.cpu, f.b.cpu)
 	}
 	kept := checkDiffLevels(t, fb.Flamebearer.Names, fb.Flamebearer.Levels, fb.LeftTicks,
-		fb.RightTicks, fb.Flamebearer.MaxSelf)
-	if kept > 50 {
-		t.Errorf("render-diff max-nodes=50 kept %d nodes", kept)
-	}
+		fb.RightTicks, fb.Flamebearer.MaxSelf, 50)
+	t.Logf("render-diff max-nodes=50: %d nodes besides \"other\"", kept)
 	// Both sides must select one profile type.
 	params.Set("rightQuery", `process_cpu:samples:count:cpu:nanoseconds{}`)
 	if status, _, body := f.get(t, "/pyroscope/render-diff", params); status != http.StatusBadRequest {
