@@ -311,6 +311,7 @@ static void write_index(kiln_head_t *h, kiln_buf *index, kiln_buf *samples)
             put_sv(&raw, p->time_ms - prev);
             put_uv(&raw, p->n);
             put_sv(&raw, p->total);
+            put_uv(&raw, p->id);
             prev = p->time_ms;
         }
         size_t off = samples->len;
@@ -502,8 +503,9 @@ static bool read_index(kiln_block_t *b, rd *r)
             t += get_sv(r);
             uint32_t cnt = (uint32_t)get_uv(r);
             int64_t total = get_sv(r);
+            uint64_t id = get_uv(r);
             KILN_GROW(h->profiles, h->cap_profiles, h->n_profiles + 1);
-            h->profiles[h->n_profiles] = (hprofile){(uint32_t)i, cnt, t, off, total};
+            h->profiles[h->n_profiles] = (hprofile){(uint32_t)i, cnt, t, off, total, id};
             KILN_GROW(s->profiles, s->cap_profiles, s->n_profiles + 1);
             s->profiles[s->n_profiles++] = (uint32_t)h->n_profiles++;
             s->min_ms = j == 0 || t < s->min_ms ? t : s->min_ms;

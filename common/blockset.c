@@ -203,9 +203,14 @@ uint64_t kiln_blockset_wal_until(kiln_blockset_t *bs, const char *instance, cons
     pthread_rwlock_rdlock(&bs->lock);
     for (size_t i = 0; i < bs->n; i++) {
         const Block__V1__BlockMeta *m = kiln_block_meta(bs->e[i].block);
-        if (strcmp(bs->e[i].tenant, tenant) == 0 && strcmp(m->ingester, instance) == 0 &&
-            m->wal_until > max)
+        if (strcmp(bs->e[i].tenant, tenant) != 0)
+            continue;
+        if (strcmp(m->ingester, instance) == 0 && m->wal_until > max)
             max = m->wal_until;
+        for (size_t k = 0; k < m->n_wal_marks; k++) {
+            if (strcmp(m->wal_marks[k]->ingester, instance) == 0 && m->wal_marks[k]->wal_until > max)
+                max = m->wal_marks[k]->wal_until;
+        }
     }
     pthread_rwlock_unlock(&bs->lock);
     return max;

@@ -338,8 +338,9 @@ static void want_spans(kiln_head_t *h, const uint64_t *span, size_t n)
     memset(h->s_span, 0, h->n_samples * sizeof(uint64_t));
 }
 
-void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, const uint32_t *node,
-                            const int64_t *value, const uint64_t *span, size_t n)
+void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, uint64_t id,
+                            const uint32_t *node, const int64_t *value, const uint64_t *span,
+                            size_t n)
 {
     size_t off = h->n_samples;
     int64_t total = 0;
@@ -359,7 +360,7 @@ void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, const
     }
     KILN_GROW(h->profiles, h->cap_profiles, h->n_profiles + 1);
     uint32_t pid = (uint32_t)h->n_profiles++;
-    h->profiles[pid] = (hprofile){sid, (uint32_t)(h->n_samples - off), time_ms, off, total};
+    h->profiles[pid] = (hprofile){sid, (uint32_t)(h->n_samples - off), time_ms, off, total, id};
     hseries *s = &h->series[sid];
     KILN_GROW(s->profiles, s->cap_profiles, s->n_profiles + 1);
     s->profiles[s->n_profiles++] = pid;
@@ -411,6 +412,12 @@ static uint64_t *sample_spans(const kiln_pprof_t *p, kiln_arena_t *a)
 kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t n,
                              const kiln_pprof_t *p, int64_t time_ns, kiln_err *err)
 {
+    return kiln_head_append_id(h, labels, n, p, time_ns, 0, err);
+}
+
+kiln_status kiln_head_append_id(kiln_head_t *h, const kiln_label_t *labels, size_t n,
+                                const kiln_pprof_t *p, int64_t time_ns, uint64_t id, kiln_err *err)
+{
     (void)err;
     kiln_arena_t *tmp = kiln_arena_create(0);
     xlate x;
@@ -438,8 +445,8 @@ kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t 
     for (size_t t = 0; t < p->n_sample_types; t++) {
         for (size_t i = 0; i < p->n_samples; i++)
             values[i] = p->values[p->samples[i].value_off + t];
-        kiln_head__add_profile(h, type_series(h, labels, n, p, t, tmp), time_ms, nodes, values,
-                               spans, p->n_samples);
+        kiln_head__add_profile(h, type_series(h, labels, n, p, t, tmp), time_ms, id, nodes,
+                               values, spans, p->n_samples);
     }
     pthread_rwlock_unlock(&h->lock);
     kiln_arena_destroy(tmp);
@@ -740,11 +747,14 @@ static void remap_symbols(kiln_head_t *dst, const kiln_head_t *src, remap *m)
         m->node[i] = kiln_head__stack_child(dst, m->node[src->node_parent[i]], m->loc[src->node_loc[i]]);
 }
 
-/* A replica's identity: the same series, time and samples. */
-static uint64_t profile_key(uint32_t sid, int64_t t, const uint32_t *node, const int64_t *value,
-                            size_t n)
+/* A replica's identity: the same series, time and profile id (replicas of
+ * one push carry its id); for profiles without an id, the same samples. */
+static uint64_t profile_key(uint32_t sid, int64_t t, uint64_t id, const uint32_t *node,
+                            const int64_t *value, size_t n)
 {
     uint64_t h = XXH3_64bits_withSeed(&t, sizeof(t), sid);
+    if (id != 0)
+        return XXH3_64bits_withSeed(&id, sizeof(id), h);
     for (size_t i = 0; i < n; i++) {
         uint64_t x = (uint64_t)node[i] * 0x9e3779b97f4a7c15ULL ^ (uint64_t)value[i];
         h += x * 0xff51afd7ed558ccdULL; /* order-independent */
@@ -801,9 +811,9 @@ static size_t merge_series(kiln_head_t *dst, const kiln_head_t *src, const remap
         KILN_GROW(mapped, cap, (size_t)p->n + 1);
         for (uint32_t k = 0; k < p->n; k++)
             mapped[k] = m->node[node[p->off + k]];
-        if (!dedup_add(seen, profile_key(sid, p->time_ms, mapped, value + p->off, p->n)))
+        if (!dedup_add(seen, profile_key(sid, p->time_ms, p->id, mapped, value + p->off, p->n)))
             continue;
-        kiln_head__add_profile(dst, sid, p->time_ms, mapped, value + p->off,
+        kiln_head__add_profile(dst, sid, p->time_ms, p->id, mapped, value + p->off,
                                span != NULL ? span + p->off : NULL, p->n);
         copied++;
     }
@@ -830,7 +840,7 @@ size_t kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src)
     pthread_rwlock_rdlock(&src->lock);
     for (size_t i = 0; i < dst->n_profiles; i++) { /* what dst already holds counts as seen */
         const hprofile *p = &dst->profiles[i];
-        dedup_add(&seen, profile_key(p->series, p->time_ms, dst->s_node + p->off,
+        dedup_add(&seen, profile_key(p->series, p->time_ms, p->id, dst->s_node + p->off,
                                      dst->s_value + p->off, p->n));
     }
     remap_symbols(dst, src, &m);

@@ -44,6 +44,11 @@ void kiln_head_destroy(kiln_head_t *h);
 kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t n,
                              const kiln_pprof_t *p, int64_t time_ns, kiln_err *err);
 
+/** kiln_head_append with the push's profile id (a hash of the client's
+ * profile id; 0 = none): compaction drops replicas by (series, time, id). */
+kiln_status kiln_head_append_id(kiln_head_t *h, const kiln_label_t *labels, size_t n,
+                                const kiln_pprof_t *p, int64_t time_ns, uint64_t id, kiln_err *err);
+
 /** Called once per matching stored series with its sorted labels (valid only
  * during the call). */
 typedef void (*kiln_head_series_fn)(void *ctx, const kiln_label_t *l, size_t n);

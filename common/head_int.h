@@ -37,6 +37,7 @@ typedef struct hprofile {
     int64_t time_ms;
     size_t off;     /* first sample (in a block: within the series chunk) */
     int64_t total;  /* sum of the values, so time series never read samples */
+    uint64_t id;    /* the push's profile id (hash of RawSample.ID; 0 = none) */
 } hprofile;
 
 /* Loads the samples of series `series` of a block-backed head: on success
@@ -90,7 +91,8 @@ uint32_t kiln_head__stack_child(kiln_head_t *h, uint32_t parent, uint32_t loc);
 uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t n);
 /** Adds a profile of series sid with samples (node ids of h, values, and
  * span ids or NULL). */
-void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, const uint32_t *node,
-                            const int64_t *value, const uint64_t *span, size_t n);
+void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, uint64_t id,
+                            const uint32_t *node, const int64_t *value, const uint64_t *span,
+                            size_t n);
 
 #endif

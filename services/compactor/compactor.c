@@ -15,10 +15,15 @@
 
 #define HOUR_MS 3600000LL
 
+typedef struct doomed_block {
+    char *key; /* "<tenant>/<ulid>" */
+    int64_t since_ms;
+} doomed_block;
+
 struct kiln_compactor {
     kiln_compactor_config cfg;
     kiln_objstore_t *store;
-    char **doomed; /* "<tenant>/<ulid>" superseded last round: deleted this round */
+    doomed_block *doomed; /* superseded blocks, and since when */
     size_t n_doomed;
     kiln_compactor_stats stats;
     pthread_t thread;
@@ -87,20 +92,22 @@ static void delete_block(kiln_compactor_t *c, bmeta *b, const char *why)
     b->gone = true;
 }
 
-static bool was_doomed(const kiln_compactor_t *c, const char *key)
+/* When key was first seen superseded (now_ms when new). */
+static int64_t doomed_since(const kiln_compactor_t *c, const char *key, int64_t now_ms)
 {
     for (size_t i = 0; i < c->n_doomed; i++) {
-        if (strcmp(c->doomed[i], key) == 0)
-            return true;
+        if (strcmp(c->doomed[i].key, key) == 0)
+            return c->doomed[i].since_ms;
     }
-    return false;
+    return now_ms;
 }
 
-/* Superseded blocks: noted in one round, deleted in the next, so readers
- * have synced the block that replaces them in between. */
-static void delete_superseded(kiln_compactor_t *c, listing *l)
+/* Superseded blocks are deleted once they have been superseded for the
+ * deletion delay, by which time every reader has re-listed the store and
+ * reads the compacted block instead. */
+static void delete_superseded(kiln_compactor_t *c, listing *l, int64_t now_ms)
 {
-    char **next = kiln_xcalloc(l->n + 1, sizeof(*next));
+    doomed_block *next = kiln_xcalloc(l->n + 1, sizeof(*next));
     size_t n_next = 0;
     for (size_t i = 0; i < l->n; i++) {
         bool sup = false;
@@ -110,16 +117,17 @@ static void delete_superseded(kiln_compactor_t *c, listing *l)
             continue;
         char key[512];
         snprintf(key, sizeof(key), "%s/%s", l->b[i].tenant, l->b[i].ulid);
-        if (was_doomed(c, key)) {
+        int64_t since = doomed_since(c, key, now_ms);
+        if (now_ms - since >= c->cfg.deletion_delay_ns / 1000000) {
             delete_block(c, &l->b[i], "superseded by a compacted block");
             c->stats.deleted_superseded += l->b[i].gone;
-        } else {
-            next[n_next++] = kiln_xstrdup(key);
         }
+        if (!l->b[i].gone)
+            next[n_next++] = (doomed_block){kiln_xstrdup(key), since};
         l->b[i].gone = true; /* either way, not a compaction input */
     }
     for (size_t i = 0; i < c->n_doomed; i++)
-        free(c->doomed[i]);
+        free(c->doomed[i].key);
     free(c->doomed);
     c->doomed = next;
     c->n_doomed = n_next;
@@ -139,8 +147,38 @@ static void apply_retention(kiln_compactor_t *c, listing *l, int64_t now_ms)
     }
 }
 
+static void add_mark(Block__V1__BlockMeta *m, const char *ingester, uint64_t until)
+{
+    if (*ingester == '\0' || until == 0)
+        return;
+    for (size_t i = 0; i < m->n_wal_marks; i++) {
+        if (strcmp(m->wal_marks[i]->ingester, ingester) == 0) {
+            if (until > m->wal_marks[i]->wal_until)
+                m->wal_marks[i]->wal_until = until;
+            return;
+        }
+    }
+    Block__V1__WalMark *w = kiln_xmalloc(sizeof(*w));
+    block__v1__wal_mark__init(w);
+    w->ingester = (char *)ingester; /* borrowed from the source metas */
+    w->wal_until = until;
+    m->wal_marks = kiln_xrealloc(m->wal_marks, (m->n_wal_marks + 1) * sizeof(*m->wal_marks));
+    m->wal_marks[m->n_wal_marks++] = w;
+}
+
+/* The sources' WAL marks, kept so replay still skips what they held. */
+static void wal_marks(bmeta **group, size_t n, Block__V1__BlockMeta *m)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Block__V1__BlockMeta *s = group[i]->m;
+        add_mark(m, s->ingester, s->wal_until);
+        for (size_t k = 0; k < s->n_wal_marks; k++)
+            add_mark(m, s->wal_marks[k]->ingester, s->wal_marks[k]->wal_until);
+    }
+}
+
 /* Merges group[0..n) (same tenant, level, range) into one block of level+1. */
-static void merge_group(kiln_compactor_t *c, bmeta **group, size_t n, int level)
+static void merge_group(kiln_compactor_t *c, bmeta **group, size_t n, int level, int64_t now_ms)
 {
     kiln_head_t *h = kiln_head_create();
     char **sources = kiln_xcalloc(n + 1, sizeof(*sources));
@@ -157,6 +195,7 @@ static void merge_group(kiln_compactor_t *c, bmeta **group, size_t n, int level)
         sources[opened++] = group[i]->ulid;
     }
     Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+    wal_marks(group, n, &meta);
     Block__V1__BlockCompaction comp = BLOCK__V1__BLOCK_COMPACTION__INIT;
     comp.level = level + 1;
     comp.sources = sources;
@@ -168,17 +207,20 @@ static void merge_group(kiln_compactor_t *c, bmeta **group, size_t n, int level)
         KILN_LOG_INFO("compactor", "compacted %zu blocks of %s into %s (level %d, %zu profiles)",
                       opened, group[0]->tenant, ulid, level + 1, copied);
         c->stats.compacted++;
-        /* Readers switch at their next sync; the sources go next round. */
+        /* Readers switch at their next sync; the sources go after the delay. */
         c->doomed = kiln_xrealloc(c->doomed, (c->n_doomed + opened + 1) * sizeof(*c->doomed));
         for (size_t i = 0; i < opened; i++) {
             char key[512];
             snprintf(key, sizeof(key), "%s/%s", group[0]->tenant, sources[i]);
-            c->doomed[c->n_doomed++] = kiln_xstrdup(key);
+            c->doomed[c->n_doomed++] = (doomed_block){kiln_xstrdup(key), now_ms};
         }
     } else if (opened >= 2) {
         KILN_LOG_WARN("compactor", "writing a compacted block of %s: %s", group[0]->tenant, err.msg);
     }
     free(sources);
+    for (size_t i = 0; i < meta.n_wal_marks; i++)
+        free(meta.wal_marks[i]);
+    free(meta.wal_marks);
     kiln_head_destroy(h);
 }
 
@@ -212,7 +254,7 @@ static void compact_level(kiln_compactor_t *c, listing *l, int level, int64_t no
                 group[n++] = y;
         }
         if (n >= 2)
-            merge_group(c, group, n, level);
+            merge_group(c, group, n, level, now_ms);
         for (size_t k = 0; k < n; k++)
             group[k]->gone = true; /* handled (merged or alone) this round */
     }
@@ -224,7 +266,7 @@ kiln_status kiln_compactor_run_once(kiln_compactor_t *c, int64_t now_ms, kiln_er
     listing l = {c, kiln_arena_create(0), NULL, 0, 0};
     kiln_status st = kiln_objstore_list(c->store, "", on_meta, &l, err);
     if (st == KILN_OK) {
-        delete_superseded(c, &l);
+        delete_superseded(c, &l, now_ms);
         apply_retention(c, &l, now_ms);
         compact_level(c, &l, 1, now_ms);
         compact_level(c, &l, 2, now_ms);
@@ -296,7 +338,7 @@ void kiln_compactor_destroy(kiln_compactor_t *c)
         pthread_join(c->thread, NULL);
     }
     for (size_t i = 0; i < c->n_doomed; i++)
-        free(c->doomed[i]);
+        free(c->doomed[i].key);
     free(c->doomed);
     kiln_objstore_close(c->store);
     pthread_mutex_destroy(&c->mu);

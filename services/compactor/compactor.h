@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * compactor: keeps the object store's blocks few and in date. Each round it
- * (1) deletes blocks that a compacted block lists as sources (a round after
- * that block appeared, so readers have switched), (2) deletes blocks past
+ * (1) deletes blocks that a compacted block lists as sources (once they
+ * have been superseded for deletion_delay, so readers have switched), (2) deletes blocks past
  * the tenant's retention, and (3) merges a tenant's level-N blocks that fall
  * in the same aligned range (level 1 -> 4h, level 2 -> 24h) into one
  * level-N+1 block, dropping replicated profiles. A merged block is durable
@@ -23,6 +23,9 @@ typedef struct kiln_compactor_config {
     int64_t interval_ns;      /* between rounds */
     int64_t retention_ns;     /* default retention (0 = keep forever) */
     kiln_overrides_t *limits; /* per-tenant retention overrides (borrowed; may be NULL) */
+    int64_t deletion_delay_ns; /* a superseded block is deleted this long after it was
+                                  first seen superseded: readers re-list the store more
+                                  often than that, so none still reads it */
 } kiln_compactor_config;
 
 typedef struct kiln_compactor_stats {

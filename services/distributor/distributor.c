@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "delta.h"
@@ -240,14 +241,33 @@ static uint64_t *claim_ids(kiln_distributor_t *d, const char *tenant, kiln_inges
     return keys;
 }
 
+/* The id stored with a profile: the client's id hashed (so replicas and
+ * retries of one push share it), or a random one when the client gave none
+ * (two pushes of identical content stay two profiles). */
+static uint64_t profile_id(const char *tenant, const char *id)
+{
+    if (id != NULL && *id != '\0')
+        return kiln_idset_key(tenant, id);
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r) || r == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = ((uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_sec) | 1;
+    }
+    return r;
+}
+
 /* Appends every part of every prepared profile as one batch (one WAL
  * record): a push is stored whole or not at all. */
 static kiln_status append_all(kiln_distributor_t *d, const char *tenant, const kiln_ingest_profile *in,
                               size_t k, kiln_arena_t *a, kiln_err *err)
 {
     size_t total = 0, m = 0;
-    for (size_t i = 0; i < k; i++)
+    uint64_t *ids = kiln_arena_alloc(a, (k + 1) * sizeof(*ids));
+    for (size_t i = 0; i < k; i++) {
         total += in[i].profile.n_samples;
+        ids[i] = profile_id(tenant, in[i].id);
+    }
     kiln_ingester_part *batch = kiln_arena_alloc(a, (total + 1) * sizeof(*batch));
     for (size_t i = 0; i < k; i++) {
         kiln_ingest_profile *parts = kiln_arena_alloc(a, (in[i].profile.n_samples + 1) * sizeof(*parts));
@@ -255,7 +275,7 @@ static kiln_status append_all(kiln_distributor_t *d, const char *tenant, const k
         for (size_t j = 0; j < n; j++) {
             kiln_pprof_t *p = kiln_arena_alloc(a, sizeof(*p));
             *p = parts[j].profile;
-            batch[m++] = (kiln_ingester_part){parts[j].labels, parts[j].n_labels, p};
+            batch[m++] = (kiln_ingester_part){parts[j].labels, parts[j].n_labels, p, ids[i]};
         }
     }
     return kiln_ingester_append(d->ing, tenant, batch, m, err);

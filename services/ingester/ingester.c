@@ -12,6 +12,7 @@
 
 #include "block.h"
 #include "gzip.h"
+#include "idset.h"
 #include "ingester/v1/ingester.pb-c.h"
 #include "log.h"
 #include "wal.h"
@@ -110,8 +111,8 @@ static void apply(kiln_ingester_t *ing, const char *tenant, const kiln_ingester_
     if (t->head_start_ns == 0)
         t->head_start_ns = kiln_ingester__now_ns();
     for (size_t i = 0; i < n; i++)
-        kiln_head_append(h, parts[i].labels, parts[i].n_labels, parts[i].profile,
-                         parts[i].profile->time_nanos, NULL);
+        kiln_head_append_id(h, parts[i].labels, parts[i].n_labels, parts[i].profile,
+                            parts[i].profile->time_nanos, parts[i].id, NULL);
 }
 
 /* The WAL record of a batch, packed into out. */
@@ -140,6 +141,7 @@ static void encode_record(const char *tenant, const kiln_ingester_part *parts, s
         s->profile.data = (uint8_t *)kiln_arena_alloc(a, pb.len + 1);
         memcpy(s->profile.data, pb.ptr ? pb.ptr : "", pb.len);
         s->profile.len = pb.len;
+        s->id = kiln_arena_printf(a, "%llu", (unsigned long long)parts[i].id);
         kiln_buf_free(&pb);
         rec.series[i] = s;
     }
@@ -211,7 +213,7 @@ static void replay_record(void *ctx, uint64_t segment, const uint8_t *data, size
         st = kiln_pprof_decode(a, s->profile.data, s->profile.len, p, NULL);
         if (st == KILN_OK)
             st = kiln_pprof_normalize(a, p, 0, NULL);
-        parts[i] = (kiln_ingester_part){l, s->n_labels, p};
+        parts[i] = (kiln_ingester_part){l, s->n_labels, p, strtoull(s->id, NULL, 10)};
     }
     if (st == KILN_OK)
         apply(ing, rec->tenant, parts, rec->n_series);
@@ -432,7 +434,8 @@ static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *
             st = kiln_pprof_validate(p, ctx->err);
         if (st == KILN_OK)
             st = kiln_pprof_normalize(ctx->arena, p, 0, ctx->err);
-        parts[i] = (kiln_ingester_part){l, s->n_labels, p};
+        parts[i] = (kiln_ingester_part){l, s->n_labels, p,
+                                        *s->id ? kiln_idset_key(ctx->tenant, s->id) : 0};
         if (st != KILN_OK)
             return st;
     }

@@ -48,6 +48,7 @@ typedef struct kiln_ingester_part {
     const kiln_label_t *labels;
     size_t n_labels;
     const kiln_pprof_t *profile;
+    uint64_t id; /* the push's profile id (replicas share it; 0 = none) */
 } kiln_ingester_part;
 
 /** Appends a batch (one push) to tenant's head, all or nothing: the batch

@@ -154,7 +154,7 @@ static kiln_status compactor_create(kiln_app_t *app, kiln_err *err)
     char bucket[4096];
     kiln_compactor_config cc = {bucket_dir(app, bucket, sizeof(bucket)),
                                 app->cfg->compaction_interval_ns, app->cfg->limits.retention_ns,
-                                app->limits};
+                                app->limits, app->cfg->deletion_delay_ns};
     return kiln_compactor_create(&cc, &app->compactor, err);
 }
 

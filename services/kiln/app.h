@@ -34,6 +34,7 @@ typedef struct kiln_app_config {
     int64_t flush_check_ns;
     bool flush_on_shutdown;
     int64_t compaction_interval_ns;
+    int64_t deletion_delay_ns;
     size_t wal_segment_bytes;
     kiln_limits limits; /* defaults for every tenant */
 } kiln_app_config;

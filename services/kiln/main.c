@@ -32,6 +32,7 @@ static const kiln_cfg_opt opts[] = {
     OPT("ingester.flush-check-period", KILN_CFG_DURATION, flush_check_ns, "5s", "how often heads are checked for cutting and the object store for new blocks"),
     OPT("ingester.flush-on-shutdown", KILN_CFG_BOOL, flush_on_shutdown, "true", "write the heads as blocks on SIGTERM"),
     OPT("compactor.compaction-interval", KILN_CFG_DURATION, compaction_interval_ns, "1m", "between compaction rounds"),
+    OPT("compactor.deletion-delay", KILN_CFG_DURATION, deletion_delay_ns, "30s", "delete a compacted block's sources this long after it appears (longer than -ingester.flush-check-period)"),
     OPT("storage.retention", KILN_CFG_DURATION, limits.retention_ns, "0", "delete blocks older than this (0 = keep forever; override per tenant: retention_period)"),
     OPT("ingester.wal-max-delay", KILN_CFG_DURATION, wal_max_delay_ns, "0", "how long a WAL group commit waits for more pushes before its fsync"),
     OPT("ingester.wal-segment-size-bytes", KILN_CFG_SIZE, wal_segment_bytes, "128MiB", "WAL segment size"),

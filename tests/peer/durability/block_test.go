@@ -85,7 +85,7 @@ func TestCorruptBlock(t *testing.T) {
 		t.Logf("cut %s from %d to %d bytes", p, len(data), len(data)/2)
 	}
 
-	args := []string{"-compactor.compaction-interval=1s"}
+	args := fastCompactor(t)
 	k = startKiln(t, storage, args...)
 	for _, kind := range []string{"samples", "index"} {
 		key := tenants[kind] + "/" + blocks[kind].ULID

@@ -15,8 +15,20 @@ const (
 	// that after the sources are deleted.
 	afterDeleteWatch = 7 * time.Second
 	idleCompactor    = "-compactor.compaction-interval=1h" // no round during the test
-	fastCompactor    = "-compactor.compaction-interval=1s"
 )
+
+// fastCompactor are the flags of a compactor that runs every second and
+// deletes the sources of a compacted block 7 s after it appeared (longer
+// than the readers' 5 s sync, -ingester.flush-check-period), where the
+// binary has -compactor.deletion-delay; without it the sources go a round
+// later.
+func fastCompactor(t *testing.T) []string {
+	args := []string{"-compactor.compaction-interval=1s"}
+	if hasFlag(t, "compactor.deletion-delay") {
+		args = append(args, "-compactor.deletion-delay=7s")
+	}
+	return args
+}
 
 // compactionSeries is one service whose pushes the test counts.
 type compactionSeries struct {
@@ -261,7 +273,7 @@ func TestCompactionKeepsTotals(t *testing.T) {
 		return
 	}
 
-	k := startKiln(t, f.storage, fastCompactor)
+	k := startKiln(t, f.storage, fastCompactor(t)...)
 	t0 := time.Now()
 	var deletedAt time.Time
 	var compacted map[string]*blockMeta
@@ -298,7 +310,7 @@ func TestCompactionKeepsTotals(t *testing.T) {
 	f.checkAll(t, k, "after compaction")
 	k.terminate(t)
 
-	k = startKiln(t, f.storage, fastCompactor)
+	k = startKiln(t, f.storage, fastCompactor(t)...)
 	f.checkAll(t, k, "after compaction and a restart")
 	time.Sleep(2500 * time.Millisecond) // more rounds: nothing left to merge
 	f.checkAll(t, k, "after more compactor rounds")
@@ -326,7 +338,7 @@ func TestCompactionCrashBeforeSourcesDeleted(t *testing.T) {
 		return
 	}
 
-	k := startKiln(t, f.storage, fastCompactor)
+	k := startKiln(t, f.storage, fastCompactor(t)...)
 	var compacted map[string]*blockMeta
 	if !waitFor(compactionWait, 5*time.Millisecond, func() bool {
 		compacted = f.compacted(t)
@@ -345,14 +357,14 @@ func TestCompactionCrashBeforeSourcesDeleted(t *testing.T) {
 	f.checkAll(t, k, "compacted block beside its sources, after SIGKILL and restart")
 	k.kill9(t)
 
-	k = startKiln(t, f.storage, fastCompactor)
+	k = startKiln(t, f.storage, fastCompactor(t)...)
 	f.checkAll(t, k, "compacted block beside its sources, compactor running")
 	if !waitFor(compactionWait, 100*time.Millisecond, func() bool { return f.sourcesGone(t) }) {
 		t.Fatalf("sources not deleted within %v: %s", compactionWait, f.describe(t))
 	}
 	f.checkAll(t, k, "after the sources were deleted")
 	k.terminate(t)
-	k = startKiln(t, f.storage, fastCompactor)
+	k = startKiln(t, f.storage, fastCompactor(t)...)
 	f.checkAll(t, k, "after compaction and a restart")
 	k.terminate(t)
 }

@@ -10,16 +10,29 @@
 // Tests (each with its own temporary -storage.path, bounded in time and in
 // number of requests):
 //
-//	TestKill9UnderLoad        SIGKILL during 4 concurrent pushers; WAL only,
-//	                          and with block flushes during the load
-//	TestCorruptWALTail        garbage, zeros or a flipped byte at the WAL tail
-//	TestCorruptBlock          damaged samples/index/meta.json of blocks
-//	TestCompactionKeepsTotals level-1 blocks merged by the compactor
+//	TestKill9UnderLoad           SIGKILL during 4 concurrent pushers (two
+//	                             tenants): WAL only, with block flushes
+//	                             during the load, and at a flush
+//	TestCorruptWALTail           garbage, a torn record, zeros or a flipped
+//	                             byte at the WAL tail
+//	TestCorruptBlock             damaged samples/index/meta.json of blocks
+//	TestCompactionKeepsTotals    level-1 blocks merged by the compactor,
+//	                             queried before, during and after
+//	TestCompactionCrashBeforeSourcesDeleted
+//	                             SIGKILL between the compacted block and the
+//	                             deletion of its sources
+//	TestWALSkipSurvivesCompaction
+//	                             WAL records already in a block are not
+//	                             replayed, also once that block is compacted
 //
 // Environment:
 //
 //	KILN_BIN       path of the kiln binary (the tests are skipped without it)
 //	KILN_TESTDATA  the shared test data directory (../shared/testdata)
+//
+// The server's own limits that would reject the years-old test profiles or
+// queries over them (time window, rate limit, query length and lookback)
+// are turned off with flags.
 //
 // Run: go test -count=1 -timeout 300s -v ./...
 package durability

@@ -163,8 +163,10 @@ type kiln struct {
 
 var runCounter atomic.Int64
 
-// baseArgs are the flags every test run uses: loopback only, no OTLP port,
-// no time window and no rate limit for the old test profiles.
+// baseArgs are the flags every test run uses: loopback only, no OTLP port;
+// the test profiles are years old and pushed in bursts, so the ingestion
+// time window, the rate limit and the query length and lookback limits are
+// off.
 func baseArgs(storage string, httpPort, grpcPort int) []string {
 	return []string{
 		"-target=all",
@@ -175,9 +177,29 @@ func baseArgs(storage string, httpPort, grpcPort int) []string {
 		"-server.otlp-grpc-listen-port=-1",
 		"-storage.path=" + storage,
 		"-validation.reject-older-than=0",
+		"-validation.reject-newer-than=0",
 		"-distributor.ingestion-rate-limit-mb=0",
+		"-querier.max-query-length=0",
+		"-querier.max-query-lookback=0",
 		"-log.level=info",
 	}
+}
+
+var (
+	helpOnce sync.Once
+	helpText string
+)
+
+// hasFlag reports whether the kiln binary lists -name in its -help output
+// (for flags newer than some binaries the tests may run against).
+func hasFlag(t *testing.T, name string) bool {
+	t.Helper()
+	bin, _ := requireEnv(t)
+	helpOnce.Do(func() {
+		out, _ := exec.Command(bin, "-help").CombinedOutput()
+		helpText = string(out)
+	})
+	return strings.Contains(helpText, "-"+name+"\n") || strings.Contains(helpText, "-"+name+" ")
 }
 
 // startKiln starts kiln on storage (kept across runs) with extra flags and

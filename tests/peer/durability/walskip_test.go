@@ -94,12 +94,12 @@ func TestWALSkipSurvivesCompaction(t *testing.T) {
 
 	// The compactor merges B0 and B1 and deletes them; nothing is cut
 	// (no new data), so the restored segment stays. Then a crash.
-	k = startKiln(t, storage, "-compactor.compaction-interval=1s")
-	if !waitFor(20*time.Second, 100*time.Millisecond, func() bool {
+	k = startKiln(t, storage, fastCompactor(t)...)
+	if !waitFor(compactionWait, 100*time.Millisecond, func() bool {
 		bs := listBlocks(t, bucket, tenant)
 		return len(bs) == 1 && bs[0].level() == 2
 	}) {
-		t.Fatalf("compaction did not finish within 20 s: %s", describeBlocks(listBlocks(t, bucket, tenant)))
+		t.Fatalf("compaction did not finish within %v: %s", compactionWait, describeBlocks(listBlocks(t, bucket, tenant)))
 	}
 	count(k, "after compaction, same process")
 	k.kill9(t)
