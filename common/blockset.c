@@ -149,15 +149,20 @@ static void swap_in(kiln_blockset_t *bs, listing *l)
         kiln_block_close(bs->e[i].block);
         free(bs->e[i].tenant);
     }
+    /* Decide for every entry before closing any: superseded() reads them all. */
+    bool *drop = kiln_xcalloc(l->n + 1, sizeof(bool));
+    for (size_t i = 0; i < l->n; i++)
+        drop[i] = l->e[i].block == NULL || superseded(l->e, l->n, &l->e[i]);
     size_t m = 0;
     for (size_t i = 0; i < l->n; i++) {
-        if (l->e[i].block != NULL && !superseded(l->e, l->n, &l->e[i])) {
+        if (!drop[i]) {
             l->e[m++] = l->e[i];
             continue;
         }
         kiln_block_close(l->e[i].block);
         free(l->e[i].tenant);
     }
+    free(drop);
     free(bs->e);
     bs->e = l->e;
     bs->n = m;

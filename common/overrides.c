@@ -64,8 +64,11 @@ const kiln_limits *kiln_overrides_get(const kiln_overrides_t *o, const char *ten
 
 bool kiln_parse_duration(const char *s, int64_t *ns)
 {
-    static const struct { char unit; int64_t ns; } units[] = {
-        {'s', 1000000000LL}, {'m', 60000000000LL}, {'h', 3600000000000LL}, {'d', 86400000000000LL}};
+    /* Longest unit names first, so "ms" is not read as "m" then "s". */
+    static const struct { const char *unit; int64_t ns; } units[] = {
+        {"ms", 1000000LL}, {"us", 1000LL}, {"ns", 1LL}, {"s", 1000000000LL},
+        {"m", 60000000000LL}, {"h", 3600000000000LL}, {"d", 86400000000000LL},
+        {"w", 604800000000000LL}};
     int64_t total = 0;
     if (strcmp(s, "0") == 0) {
         *ns = 0;
@@ -74,16 +77,16 @@ bool kiln_parse_duration(const char *s, int64_t *ns)
     while (*s != '\0') {
         char *end;
         errno = 0;
-        long long v = strtoll(s, &end, 10);
-        if (errno != 0 || end == s || v < 0)
+        double v = strtod(s, &end);
+        if (errno != 0 || end == s || v < 0 || *s == '+' || *s == '-')
             return false;
-        size_t i = 0;
-        while (i < 4 && units[i].unit != *end)
+        size_t i = 0, n = sizeof(units) / sizeof(units[0]);
+        while (i < n && strncmp(end, units[i].unit, strlen(units[i].unit)) != 0)
             i++;
-        if (i == 4)
+        if (i == n)
             return false;
-        total += v * units[i].ns;
-        s = end + 1;
+        total += (int64_t)(v * (double)units[i].ns);
+        s = end + strlen(units[i].unit);
     }
     *ns = total;
     return true;

@@ -56,7 +56,7 @@ const kiln_limits *kiln_overrides_get(const kiln_overrides_t *o, const char *ten
 kiln_status kiln_overrides_take(kiln_overrides_t *o, const char *tenant, size_t bytes,
                                 int64_t now_ns, kiln_err *err);
 
-/** Parses a duration: "0", "90s", "10m", "1h", "1h30m", "7d" -> ns. */
+/** Parses a duration: "0", "500ms", "1.5s", "90s", "10m", "1h30m", "7d", "2w" -> ns. */
 bool kiln_parse_duration(const char *s, int64_t *ns);
 
 #endif

@@ -11,6 +11,7 @@
 #include "block.h"
 #include "log.h"
 #include "pbjson.h"
+#include "ticker.h"
 #include "xmalloc.h"
 
 #define HOUR_MS 3600000LL
@@ -26,10 +27,7 @@ struct kiln_compactor {
     doomed_block *doomed; /* superseded blocks, and since when */
     size_t n_doomed;
     kiln_compactor_stats stats;
-    pthread_t thread;
-    bool running, stopping;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    kiln_ticker ticker;
 };
 
 typedef struct bmeta {
@@ -250,7 +248,7 @@ static void compact_level(kiln_compactor_t *c, listing *l, int level, int64_t no
         for (size_t j = i; j < l->n; j++) {
             bmeta *y = &l->b[j];
             int ly = y->m->compaction ? y->m->compaction->level : 1;
-            if (!y->gone && ly == level && same_group(x, y, level) && y->m->max_time < (x->m->min_time / r + 1) * r)
+            if (!y->gone && ly == level && same_group(x, y, level))
                 group[n++] = y;
         }
         if (n >= 2)
@@ -284,29 +282,11 @@ static int64_t now_ms_real(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void *compactor_main(void *arg)
+static void compactor_tick(void *arg)
 {
-    kiln_compactor_t *c = arg;
-    int64_t every = c->cfg.interval_ns > 0 ? c->cfg.interval_ns : 60000000000LL;
-    pthread_mutex_lock(&c->mu);
-    while (!c->stopping) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += (time_t)(every / 1000000000);
-        dl.tv_nsec += (long)(every % 1000000000);
-        dl.tv_sec += dl.tv_nsec / 1000000000;
-        dl.tv_nsec %= 1000000000;
-        pthread_cond_timedwait(&c->cv, &c->mu, &dl);
-        if (c->stopping)
-            break;
-        pthread_mutex_unlock(&c->mu);
-        kiln_err err;
-        if (kiln_compactor_run_once(c, now_ms_real(), &err) != KILN_OK)
-            KILN_LOG_WARN("compactor", "round: %s", err.msg);
-        pthread_mutex_lock(&c->mu);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
+    kiln_err err;
+    if (kiln_compactor_run_once(arg, now_ms_real(), &err) != KILN_OK)
+        KILN_LOG_WARN("compactor", "round: %s", err.msg);
 }
 
 kiln_status kiln_compactor_create(const kiln_compactor_config *cfg, kiln_compactor_t **out,
@@ -314,14 +294,13 @@ kiln_status kiln_compactor_create(const kiln_compactor_config *cfg, kiln_compact
 {
     kiln_compactor_t *c = kiln_xcalloc(1, sizeof(*c));
     c->cfg = *cfg;
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
     kiln_status st = kiln_objstore_open_fs(cfg->bucket_dir, &c->store, err);
     if (st != KILN_OK) {
         kiln_compactor_destroy(c);
         return st;
     }
-    c->running = pthread_create(&c->thread, NULL, compactor_main, c) == 0;
+    kiln_ticker_start(&c->ticker, cfg->interval_ns > 0 ? cfg->interval_ns : 60000000000LL,
+                      compactor_tick, c);
     *out = c;
     return KILN_OK;
 }
@@ -330,19 +309,11 @@ void kiln_compactor_destroy(kiln_compactor_t *c)
 {
     if (c == NULL)
         return;
-    if (c->running) {
-        pthread_mutex_lock(&c->mu);
-        c->stopping = true;
-        pthread_cond_broadcast(&c->cv);
-        pthread_mutex_unlock(&c->mu);
-        pthread_join(c->thread, NULL);
-    }
+    kiln_ticker_stop(&c->ticker);
     for (size_t i = 0; i < c->n_doomed; i++)
         free(c->doomed[i].key);
     free(c->doomed);
     kiln_objstore_close(c->store);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
     free(c);
 }
 

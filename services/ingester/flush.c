@@ -164,46 +164,24 @@ kiln_status kiln_ingester__flush(kiln_ingester_t *ing, kiln_err *err)
     return flush_round(ing, true, err);
 }
 
-static void *flusher_main(void *arg)
+static void flush_tick(void *arg)
 {
-    kiln_ingester_t *ing = arg;
-    int64_t every = ing->cfg.flush_check_ns > 0 ? ing->cfg.flush_check_ns : DEFAULT_CHECK_NS;
-    pthread_mutex_lock(&ing->stop_mu);
-    while (!ing->stopping) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += (time_t)(every / 1000000000);
-        dl.tv_nsec += (long)(every % 1000000000);
-        dl.tv_sec += dl.tv_nsec / 1000000000;
-        dl.tv_nsec %= 1000000000;
-        pthread_cond_timedwait(&ing->stop_cv, &ing->stop_mu, &dl);
-        if (ing->stopping)
-            break;
-        pthread_mutex_unlock(&ing->stop_mu);
-        kiln_err err;
-        if (flush_round(ing, false, &err) != KILN_OK)
-            KILN_LOG_WARN("ingester", "flush round: %s", err.msg);
-        pthread_mutex_lock(&ing->stop_mu);
-    }
-    pthread_mutex_unlock(&ing->stop_mu);
-    return NULL;
+    kiln_err err;
+    if (flush_round(arg, false, &err) != KILN_OK)
+        KILN_LOG_WARN("ingester", "flush round: %s", err.msg);
 }
 
 void kiln_ingester__start_flusher(kiln_ingester_t *ing)
 {
-    ing->flusher_running = pthread_create(&ing->flusher, NULL, flusher_main, ing) == 0;
+    int64_t every = ing->cfg.flush_check_ns > 0 ? ing->cfg.flush_check_ns : DEFAULT_CHECK_NS;
+    kiln_ticker_start(&ing->flusher, every, flush_tick, ing);
 }
 
 void kiln_ingester__stop_flusher(kiln_ingester_t *ing, bool flush)
 {
-    if (!ing->flusher_running)
+    if (!ing->flusher.running)
         return;
-    pthread_mutex_lock(&ing->stop_mu);
-    ing->stopping = true;
-    pthread_cond_broadcast(&ing->stop_cv);
-    pthread_mutex_unlock(&ing->stop_mu);
-    pthread_join(ing->flusher, NULL);
-    ing->flusher_running = false;
+    kiln_ticker_stop(&ing->flusher);
     kiln_err err;
     if (flush && kiln_ingester__flush(ing, &err) != KILN_OK)
         KILN_LOG_WARN("ingester", "flush at shutdown: %s (the WAL keeps the data)", err.msg);

@@ -45,8 +45,6 @@ kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_
     ing->cfg.storage_path = ing->storage_path;
     pthread_mutex_init(&ing->mu, NULL);
     pthread_rwlock_init(&ing->cut, NULL);
-    pthread_mutex_init(&ing->stop_mu, NULL);
-    pthread_cond_init(&ing->stop_cv, NULL);
     kiln_status st = open_storage(ing, err);
     if (st != KILN_OK) {
         kiln_ingester_destroy(ing);
@@ -75,8 +73,6 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
     free(ing->storage_path);
     pthread_mutex_destroy(&ing->mu);
     pthread_rwlock_destroy(&ing->cut);
-    pthread_mutex_destroy(&ing->stop_mu);
-    pthread_cond_destroy(&ing->stop_cv);
     free(ing);
 }
 

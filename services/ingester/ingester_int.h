@@ -10,6 +10,7 @@
 #include "blockset.h"
 #include "ingester.h"
 #include "objstore.h"
+#include "ticker.h"
 #include "wal.h"
 
 /* A tenant's in-memory data: the head taking appends and, while it is being
@@ -38,11 +39,7 @@ struct kiln_ingester {
     pthread_mutex_t mu; /* guards the tenant array (entries are never freed before destroy) */
     tenant_head **t;
     size_t n, cap;
-    pthread_t flusher;
-    bool flusher_running;
-    pthread_mutex_t stop_mu;
-    pthread_cond_t stop_cv;
-    bool stopping;
+    kiln_ticker flusher;
 };
 
 /** Wall-clock time in ns. */

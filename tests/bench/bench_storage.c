@@ -403,7 +403,7 @@ typedef struct block_sizes {
     uint64_t sym[3];
     uint64_t sym_raw[3]; /* the same sections before zstd */
     uint64_t samples_raw; /* the samples chunks before zstd */
-    uint64_t samples_dup; /* bytes of chunks identical to an earlier chunk */
+    uint64_t samples_joint; /* the samples chunks as one zstd frame (joint_size) */
 } block_sizes;
 
 static uint32_t get32le(const uint8_t *p)
@@ -432,28 +432,33 @@ static size_t walk_sections(const kiln_buf *b, uint64_t *comp, uint64_t *raw, si
     return k;
 }
 
-/* Bytes of the sections of b that repeat an earlier section byte for byte
- * (two series of one profile whose chunks came out the same). */
-static uint64_t dup_sections(const kiln_buf *b)
+/* The sections of b decompressed and compressed again as one zstd frame
+ * (level 3, long-distance matching over a 128 MB window): what the series
+ * chunks would take if redundancy between series (the two series of a Go
+ * CPU profile differ only in their divisors) were exploited. */
+static uint64_t joint_size(const kiln_buf *b)
 {
-    const uint8_t *base = (const uint8_t *)b->ptr, *p = base, *end = base + b->len;
-    size_t *off = NULL, cap = 0, n = 0;
-    uint64_t dup = 0;
+    const uint8_t *p = (const uint8_t *)b->ptr, *end = p + b->len;
+    kiln_buf raw;
+    kiln_buf_init(&raw, 0);
     while (end - p >= 12) {
-        size_t len = 12 + (size_t)get32le(p + 4);
-        for (size_t i = 0; i < n; i++) {
-            const uint8_t *q = base + off[i];
-            if (12 + (size_t)get32le(q + 4) == len && memcmp(p + 4, q + 4, len - 4) == 0) {
-                dup += len;
-                break;
-            }
-        }
-        KILN_GROW(off, cap, n + 1);
-        off[n++] = (size_t)(p - base);
-        p += len;
+        size_t r = get32le(p), c = get32le(p + 4);
+        kiln_buf_reserve(&raw, r);
+        size_t n = ZSTD_decompress(raw.ptr + raw.len, r, p + 12, c);
+        raw.len += ZSTD_isError(n) ? 0 : n;
+        p += 12 + c;
     }
-    free(off);
-    return dup;
+    ZSTD_CCtx *z = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, ZSTD_LEVEL);
+    ZSTD_CCtx_setParameter(z, ZSTD_c_enableLongDistanceMatching, 1);
+    ZSTD_CCtx_setParameter(z, ZSTD_c_windowLog, 27);
+    size_t cap = ZSTD_compressBound(raw.len);
+    void *out = kiln_xmalloc(cap + 1);
+    size_t n = ZSTD_compress2(z, out, cap, raw.ptr ? raw.ptr : "", raw.len);
+    ZSTD_freeCCtx(z);
+    free(out);
+    kiln_buf_free(&raw);
+    return ZSTD_isError(n) ? 0 : (uint64_t)n;
 }
 
 static int block_measure(kiln_objstore_t *s, const char *tenant, const char *ulid,
@@ -477,7 +482,7 @@ static int block_measure(kiln_objstore_t *s, const char *tenant, const char *uli
             walk_sections(&b, bs->sym, bs->sym_raw, 3, &total);
         } else if (st == KILN_OK) {
             walk_sections(&b, NULL, NULL, 0, &bs->samples_raw);
-            bs->samples_dup = dup_sections(&b);
+            bs->samples_joint = joint_size(&b);
         }
         kiln_buf_free(&b);
         if (st != KILN_OK)
@@ -681,7 +686,7 @@ static void print_breakdown_row(const char *label, const char *what, const block
            ratio((double)b->obj[OBJ_SYMBOLS], tot) * 100, ratio(smp, tot) * 100,
            ratio(smp, (double)stored),
            ratio((double)b->obj[OBJ_SYMBOLS] + (double)b->obj[OBJ_INDEX], (double)stored),
-           ratio((double)b->samples_raw, smp), ratio((double)b->samples_dup, smp) * 100);
+           ratio((double)b->samples_raw, smp), ratio((double)b->samples_joint, smp) * 100);
 }
 
 static void print_breakdown(const sfile *f, const disk_fig *d, size_t n)
@@ -690,13 +695,14 @@ static void print_breakdown(const sfile *f, const disk_fig *d, size_t n)
            "locations/stack tree; B/stored split into samples and symbols+index ==\n");
     printf("%-44s %-3s %8s %8s %8s %8s %7s %9s %5s %7s %7s %7s %7s %6s %7s\n", "profile", "blk",
            "strings", "func+map", "loc+tree", "symbols", "index", "samples", "meta", "sym %",
-           "smp %", "smp B/s", "sym+idx", "smp zx", "smp dup");
+           "smp %", "smp B/s", "sym+idx", "smp zx", "joint");
     for (size_t i = 0; i < n; i++) {
         print_breakdown_row(f[i].label, "1h", &d[i].b1, d[i].head1.samples);
         print_breakdown_row(f[i].label, "4h", &d[i].b4, d[i].head4.samples);
     }
-    printf("(smp zx: samples bytes before zstd / after; smp dup: share of the samples bytes in "
-           "series chunks identical byte for byte to another series' chunk)\n");
+    printf("(smp zx: samples bytes before zstd / after; joint: the samples chunks decompressed "
+           "and compressed as one zstd -3 frame with long-distance matching, as %% of samples: "
+           "what redundancy between series is worth)\n");
 }
 
 static void print_disk_4h(const sfile *f, const disk_fig *d, size_t n)
@@ -1266,12 +1272,18 @@ static bool want(const bench_opts *o, const char *part)
 
 static void print_inputs(const sfile *f, size_t n)
 {
-    printf("\n== Profiles pushed ==\n%-58s %6s %11s %9s %8s %8s %6s %6s\n", "profile",
-           "name", "file B", "pprof B", "samples", "locs", "types", "period");
-    for (size_t i = 0; i < n; i++)
-        printf("%-44s %6.6s %11zu %9zu %8zu %8zu %6zu %6lld\n", f[i].label, f[i].name, f[i].disk_len,
-               f[i].raw_len, f[i].base.n_samples, f[i].base.n_locations, f[i].base.n_sample_types,
-               (long long)f[i].base.period);
+    printf("\n== Profiles pushed (unit: the gcd of each sample type's values; varied values "
+           "stay multiples of it) ==\n%-44s %-11s %9s %9s %8s %8s %5s %10s  %s\n", "profile",
+           "__name__", "file B", "pprof B", "samples", "locs", "types", "period", "units");
+    for (size_t i = 0; i < n; i++) {
+        const kiln_pprof_t *p = &f[i].base;
+        printf("%-44s %-11s %9zu %9zu %8zu %8zu %5zu %10lld  ", f[i].label, f[i].name,
+               f[i].disk_len, f[i].raw_len, p->n_samples, p->n_locations, p->n_sample_types,
+               (long long)p->period);
+        for (size_t t = 0; t < p->n_sample_types; t++)
+            printf("%s%lld", t ? "," : "", (long long)f[i].unit[t]);
+        printf("\n");
+    }
 }
 
 static int run_parts(const bench_opts *o, const char *root, const sfile *f, size_t n)

@@ -27,6 +27,10 @@ TEST(durations)
     CHECK(!kiln_parse_duration("1x", &ns));
     CHECK(!kiln_parse_duration("h", &ns));
     CHECK(!kiln_parse_duration("-1h", &ns));
+    CHECK(kiln_parse_duration("500ms", &ns) && ns == 500000000LL);
+    CHECK(kiln_parse_duration("1.5s", &ns) && ns == 1500000000LL);
+    CHECK(kiln_parse_duration("1m30s", &ns) && ns == 90000000000LL);
+    CHECK(kiln_parse_duration("2w", &ns) && ns == 14 * 86400000000000LL);
 }
 
 TEST(overrides_file)
