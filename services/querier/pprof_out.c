@@ -130,6 +130,13 @@ kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
         return st;
     kiln_tree_t *tree = kiln_tree_create();
     kiln_ingester_merge_tree(q->ing, ctx->tenant, sel, start, req->end, tree);
+    if (req->stack_trace_selector != NULL && req->stack_trace_selector->n_call_site != 0) {
+        kiln_tree_t *f = kiln_querier__focus(tree, req->stack_trace_selector, ctx->arena);
+        kiln_tree_destroy(tree);
+        if (f == NULL)
+            return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "profile too large");
+        tree = f;
+    }
     Google__V1__Profile *p = kiln_querier__pprof(tree, req->profile_typeid, start, req->end,
                                                 ctx->arena);
     kiln_tree_destroy(tree);

@@ -364,6 +364,13 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
     kiln_tree_t *t = kiln_tree_create();
     kiln_ingester_merge_spans(q->ing, ctx->tenant, sel, start, req->end, spans,
                               req->n_span_selector, t);
+    if (req->stack_trace_selector != NULL && req->stack_trace_selector->n_call_site != 0) {
+        kiln_tree_t *f = kiln_querier__focus(t, req->stack_trace_selector, ctx->arena);
+        kiln_tree_destroy(t);
+        if (f == NULL)
+            return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "result too large");
+        t = f;
+    }
     Querier__V1__SelectMergeStacktracesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_merge_stacktraces_response__init(r);
     if (pprof) {
@@ -447,6 +454,10 @@ void kiln_querier_register(kiln_querier_t *q, kiln_rpc_registry_t *rpc)
          &querier__v1__select_merge_stacktraces_response__descriptor, h_select_merge_stacktraces, q},
         {Q("SelectMergeSpanProfile"), &querier__v1__select_merge_span_profile_request__descriptor,
          &querier__v1__select_merge_span_profile_response__descriptor, h_select_merge_span_profile, q},
+        {Q("AnalyzeQuery"), &querier__v1__analyze_query_request__descriptor,
+         &querier__v1__analyze_query_response__descriptor, kiln_querier__analyze_query, q},
+        {Q("SelectHeatmap"), &querier__v1__select_heatmap_request__descriptor,
+         &querier__v1__select_heatmap_response__descriptor, kiln_querier__select_heatmap, q},
         {Q("SelectSeries"), &querier__v1__select_series_request__descriptor,
          &querier__v1__select_series_response__descriptor, kiln_querier__select_series, q},
         {Q("SelectMergeProfile"), &querier__v1__select_merge_profile_request__descriptor,

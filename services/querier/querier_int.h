@@ -7,6 +7,7 @@
 #include "overrides.h"
 #include "querier.h"
 #include "google/v1/profile.pb-c.h"
+#include "types/v1/types.pb-c.h"
 #include "selector.h"
 #include "tree.h"
 
@@ -34,6 +35,17 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
 /** Diff (diff.c); also called by /pyroscope/render-diff (render.c). */
 kiln_status kiln_querier__diff(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
                                ProtobufCMessage **resp);
+
+/** The stacks of t through sel's call site (root first): a new tree the
+ * caller destroys; NULL past the arena cap (focus.c). */
+kiln_tree_t *kiln_querier__focus(const kiln_tree_t *t, const Types__V1__StackTraceSelector *sel,
+                                 kiln_arena_t *a);
+
+/** AnalyzeQuery and SelectHeatmap (analyze.c). */
+kiln_status kiln_querier__analyze_query(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                        ProtobufCMessage **resp);
+kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                         ProtobufCMessage **resp);
 
 /** SelectMergeProfile (pprof_out.c). */
 kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * analyze: AnalyzeQuery (what a query will read, for the Drilldown app's
+ * query-cost hints) and SelectHeatmap (per step, a histogram of the
+ * matching profiles' totals). Both are built from per-profile totals, so
+ * they never read samples. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "querier/v1/querier.pb-c.h"
+#include "querier_int.h"
+#include "xmalloc.h"
+
+#define HEATMAP_BUCKETS 20
+
+typedef struct scope_acc {
+    uint64_t profiles, series;
+    const kiln_label_t *last; /* series are visited profile by profile */
+} scope_acc;
+
+static void count_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
+{
+    (void)n, (void)t, (void)total;
+    scope_acc *a = ctx;
+    a->profiles++;
+    if (l != a->last)
+        a->series++;
+    a->last = l;
+}
+
+kiln_status kiln_querier__analyze_query(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                        ProtobufCMessage **resp)
+{
+    kiln_querier_t *q = svc;
+    const Querier__V1__AnalyzeQueryRequest *req = (const Querier__V1__AnalyzeQueryRequest *)msg;
+    kiln_selector_t *sel;
+    const char *query = *req->query ? req->query : "{}";
+    kiln_status st = kiln_selector_parse(query, strlen(query), &sel, ctx->err);
+    if (st != KILN_OK)
+        return st;
+    scope_acc a = {0, 0, NULL};
+    kiln_ingester_profiles(q->ing, ctx->tenant, sel, req->start, req->end, count_profile, &a);
+    kiln_selector_destroy(sel);
+    Querier__V1__QueryScope *sc = kiln_arena_alloc(ctx->arena, sizeof(*sc));
+    querier__v1__query_scope__init(sc);
+    sc->component_type = "ingester (head and blocks)";
+    sc->component_count = 1;
+    sc->series_count = a.series;
+    sc->profile_count = a.profiles;
+    Querier__V1__QueryImpact *im = kiln_arena_alloc(ctx->arena, sizeof(*im));
+    querier__v1__query_impact__init(im);
+    im->total_queried_series = a.series;
+    Querier__V1__AnalyzeQueryResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    querier__v1__analyze_query_response__init(r);
+    r->query_scopes = kiln_arena_alloc(ctx->arena, sizeof(*r->query_scopes));
+    r->query_scopes[0] = sc;
+    r->n_query_scopes = 1;
+    r->query_impact = im;
+    *resp = &r->base;
+    return KILN_OK;
+}
+
+typedef struct heat_point {
+    int64_t t;
+    double v;
+} heat_point;
+
+typedef struct heat_acc {
+    heat_point *p;
+    size_t n, cap;
+    double min, max;
+} heat_acc;
+
+static void heat_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
+{
+    (void)l, (void)n;
+    heat_acc *a = ctx;
+    KILN_GROW(a->p, a->cap, a->n + 1);
+    a->p[a->n++] = (heat_point){t, (double)total};
+    if (a->n == 1 || (double)total < a->min)
+        a->min = (double)total;
+    if (a->n == 1 || (double)total > a->max)
+        a->max = (double)total;
+}
+
+/* One slot per step that has profiles: counts per value bucket. */
+static Types__V1__HeatmapSlot *slot(kiln_arena_t *ar, int64_t ts, const double *lo,
+                                   const int32_t *counts)
+{
+    Types__V1__HeatmapSlot *s = kiln_arena_alloc(ar, sizeof(*s));
+    types__v1__heatmap_slot__init(s);
+    s->timestamp = ts;
+    s->n_y_min = s->n_counts = HEATMAP_BUCKETS;
+    s->y_min = kiln_arena_alloc(ar, HEATMAP_BUCKETS * sizeof(double));
+    s->counts = kiln_arena_alloc(ar, HEATMAP_BUCKETS * sizeof(int32_t));
+    memcpy(s->y_min, lo, HEATMAP_BUCKETS * sizeof(double));
+    memcpy(s->counts, counts, HEATMAP_BUCKETS * sizeof(int32_t));
+    return s;
+}
+
+static Types__V1__HeatmapSeries *heatmap(const heat_acc *a, int64_t start, int64_t step_ms,
+                                         size_t n_steps, kiln_arena_t *ar)
+{
+    Types__V1__HeatmapSeries *hs = kiln_arena_alloc(ar, sizeof(*hs));
+    types__v1__heatmap_series__init(hs);
+    double lo[HEATMAP_BUCKETS], width = (a->max - a->min) / HEATMAP_BUCKETS;
+    for (int b = 0; b < HEATMAP_BUCKETS; b++)
+        lo[b] = a->min + width * b;
+    int32_t *counts = kiln_xcalloc(n_steps * HEATMAP_BUCKETS + 1, sizeof(int32_t));
+    for (size_t i = 0; i < a->n; i++) {
+        int64_t t = a->p[i].t;
+        size_t step = t <= start ? 0 : (size_t)((t - start + step_ms - 1) / step_ms);
+        int b = width > 0 ? (int)((a->p[i].v - a->min) / width) : 0;
+        b = b >= HEATMAP_BUCKETS ? HEATMAP_BUCKETS - 1 : b;
+        if (step < n_steps)
+            counts[step * HEATMAP_BUCKETS + (size_t)b]++;
+    }
+    hs->slots = kiln_arena_alloc(ar, (n_steps + 1) * sizeof(*hs->slots));
+    for (size_t s = 0; s < n_steps; s++) {
+        int32_t any = 0;
+        for (int b = 0; b < HEATMAP_BUCKETS; b++)
+            any |= counts[s * HEATMAP_BUCKETS + (size_t)b];
+        if (any)
+            hs->slots[hs->n_slots++] = slot(ar, start + (int64_t)s * step_ms, lo, counts + s * HEATMAP_BUCKETS);
+    }
+    free(counts);
+    return hs;
+}
+
+kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                         ProtobufCMessage **resp)
+{
+    kiln_querier_t *q = svc;
+    const Querier__V1__SelectHeatmapRequest *req = (const Querier__V1__SelectHeatmapRequest *)msg;
+    int64_t start = req->start;
+    kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
+    if (st == KILN_OK && (!(req->step >= 0.001) || (double)(req->end - req->start) / (req->step * 1000) > 100000))
+        st = kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "step must be >= 0.001 s and give at most 100000 slots");
+    kiln_selector_t *sel;
+    if (st == KILN_OK)
+        st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
+    if (st != KILN_OK)
+        return st;
+    heat_acc a = {NULL, 0, 0, 0, 0};
+    kiln_ingester_profiles(q->ing, ctx->tenant, sel, start, req->end, heat_profile, &a);
+    int64_t step_ms = llround(req->step * 1000) > 0 ? llround(req->step * 1000) : 1;
+    Querier__V1__SelectHeatmapResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    querier__v1__select_heatmap_response__init(r);
+    if (a.n != 0) {
+        r->series = kiln_arena_alloc(ctx->arena, sizeof(*r->series));
+        r->series[0] = heatmap(&a, req->start, step_ms,
+                               (size_t)((req->end - req->start) / step_ms) + 1, ctx->arena);
+        r->n_series = 1;
+    }
+    free(a.p);
+    *resp = &r->base;
+    return KILN_OK;
+}
