@@ -28,7 +28,6 @@ kiln_head_t *kiln_head_create(void)
     kiln_hidx_init(&h->func_idx);
     kiln_hidx_init(&h->map_idx);
     kiln_hidx_init(&h->loc_idx);
-    kiln_hidx_init(&h->node_idx);
     kiln_hidx_init(&h->series_idx);
     /* Node 0 is the root of every stack: no parent, no location. */
     KILN_GROW(h->node_parent, h->cap_nodes, 1);
@@ -53,11 +52,11 @@ void kiln_head_destroy(kiln_head_t *h)
     }
     free(h->agg);
     pthread_mutex_destroy(&h->agg_mu);
-    kiln_hidx *idx[] = {&h->str_idx, &h->func_idx, &h->map_idx, &h->loc_idx, &h->node_idx, &h->series_idx};
+    kiln_hidx *idx[] = {&h->str_idx, &h->func_idx, &h->map_idx, &h->loc_idx, &h->series_idx};
     for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
         kiln_hidx_fini(idx[i]);
     void *arrays[] = {h->strs, h->funcs, h->maps, h->locs, h->lines, h->node_parent, h->node_loc,
-                      h->series, h->profiles, h->s_node, h->s_value, h->s_span};
+                      h->series, h->profiles, h->s_node, h->s_value, h->s_span, h->nodes_idx};
     for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
         free(arrays[i]);
     kiln_arena_destroy(h->mem);
@@ -169,27 +168,52 @@ uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
     return id;
 }
 
-typedef struct node_key { const kiln_head_t *h; uint32_t parent, loc; } node_key;
-
-static bool node_eq(const void *ctx, uint32_t id)
+static inline size_t node_slot(uint64_t key, size_t mask)
 {
-    const node_key *k = ctx;
-    return k->h->node_parent[id] == k->parent && k->h->node_loc[id] == k->loc;
+    /* A full 64-bit mix (murmur3's finaliser): parent and location must both
+     * reach the low bits the mask keeps. */
+    key ^= key >> 33;
+    key *= 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    key *= 0xc4ceb9fe1a85ec53ULL;
+    key ^= key >> 33;
+    return (size_t)key & mask;
+}
+
+static void nodes_rehash(kiln_head_t *h)
+{
+    size_t ncap = h->nodes_cap ? h->nodes_cap * 2 : 1024;
+    nslot *n = kiln_xcalloc(ncap, sizeof(nslot));
+    for (size_t i = 0; i < h->nodes_cap; i++) {
+        if (h->nodes_idx[i].key == 0)
+            continue;
+        size_t j = node_slot(h->nodes_idx[i].key, ncap - 1);
+        while (n[j].key != 0)
+            j = (j + 1) & (ncap - 1);
+        n[j] = h->nodes_idx[i];
+    }
+    free(h->nodes_idx);
+    h->nodes_idx = n;
+    h->nodes_cap = ncap;
 }
 
 uint32_t kiln_head__stack_child(kiln_head_t *h, uint32_t parent, uint32_t loc)
 {
-    node_key k = {h, parent, loc};
-    uint64_t hash = XXH3_64bits_withSeed(&loc, sizeof(loc), parent);
-    uint32_t id = kiln_hidx_find(&h->node_idx, hash, node_eq, &k);
-    if (id != NONE)
-        return id;
+    /* loc + 1 keeps the key of (root, location 0) nonzero. */
+    uint64_t key = (uint64_t)parent << 32 | ((uint64_t)loc + 1);
+    if ((h->n_nodes + 1) * 2 > h->nodes_cap)
+        nodes_rehash(h);
+    size_t mask = h->nodes_cap - 1, i = node_slot(key, mask);
+    for (; h->nodes_idx[i].key != 0; i = (i + 1) & mask) {
+        if (h->nodes_idx[i].key == key)
+            return h->nodes_idx[i].id;
+    }
     KILN_GROW(h->node_parent, h->cap_nodes, h->n_nodes + 1);
     KILN_GROW(h->node_loc, h->cap_nodes2, h->n_nodes + 1);
-    id = (uint32_t)h->n_nodes++;
+    uint32_t id = (uint32_t)h->n_nodes++;
     h->node_parent[id] = parent;
     h->node_loc[id] = loc;
-    kiln_hidx_insert(&h->node_idx, hash, id);
+    h->nodes_idx[i] = (nslot){key, id, 0};
     return id;
 }
 

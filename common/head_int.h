@@ -55,7 +55,10 @@ struct kiln_head {
     hmap *maps; size_t n_maps, cap_maps; kiln_hidx map_idx;
     hloc *locs; size_t n_locs, cap_locs; kiln_hidx loc_idx;
     hline *lines; size_t n_lines, cap_lines;
-    uint32_t *node_parent, *node_loc; size_t n_nodes, cap_nodes, cap_nodes2; kiln_hidx node_idx;
+    uint32_t *node_parent, *node_loc; size_t n_nodes, cap_nodes, cap_nodes2;
+    /* (parent, location) -> child, with the key in the slot: the hottest
+     * lookup of an append (once per frame per sample) costs one cache line. */
+    struct nslot *nodes_idx; size_t nodes_cap;
     hseries *series; size_t n_series, cap_series; kiln_hidx series_idx;
     hprofile *profiles; size_t n_profiles, cap_profiles;
     uint32_t *s_node; size_t cap_s_node;
@@ -72,6 +75,12 @@ struct kiln_head {
     pthread_mutex_t agg_mu;
     struct hagg **agg; /* per series, NULL until built */
 };
+
+typedef struct nslot {
+    uint64_t key; /* parent << 32 | location; 0 = empty (node 0 is never a child) */
+    uint32_t id;
+    uint32_t pad;
+} nslot;
 
 typedef struct hagg {
     uint32_t n;
