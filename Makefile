@@ -35,11 +35,14 @@ fuzz: deps
 	tests/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
 
 # Benchmarks print figures and never fail on timing (docs/operations.md):
-# the in-process push path on the release build, then pushes through the
-# real HTTP and gRPC servers of $(BUILD)/kiln.
+# the in-process push path on the release build, the query engine, storage
+# (bytes on disk, WAL and push with fsync, flush, head memory; options in
+# STORAGE_ARGS), then pushes through the real HTTP and gRPC servers of
+# $(BUILD)/kiln.
 bench: build
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_push $(BENCH_ARGS)
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_query
+	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_storage $(STORAGE_ARGS)
 	cd tests/bench/pushload && go run . -kiln $(abspath $(BUILD))/kiln \
 		-testdata $(KILN_TESTDATA) $(PUSHLOAD_ARGS)
 

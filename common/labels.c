@@ -68,6 +68,8 @@ bool kiln_label_name_is_legacy(const char *s)
 
 bool kiln_utf8_valid(const char *s, size_t len)
 {
+    if (len == 0)
+        return true; /* s may be NULL then */
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
         unsigned c = *p;

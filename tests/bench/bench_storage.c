@@ -48,7 +48,6 @@
 #define GZIP_LEVEL 6
 #define T0_NS 1704067200000000000LL /* 2024-01-01T00:00:00Z: 4 h aligned */
 #define WAL_RECORD "grafana-pyroscope/cpu.pb.gz"
-#define MAX_THREADS 16
 
 typedef struct sfile {
     char path[512];
@@ -111,12 +110,17 @@ typedef struct rng {
     uint64_t s;
 } rng;
 
-static double rng_unit(rng *r)
+static uint64_t rng_next(rng *r)
 {
     r->s ^= r->s >> 12;
     r->s ^= r->s << 25;
     r->s ^= r->s >> 27;
-    return (double)((r->s * 0x2545F4914F6CDD1DULL) >> 11) * 0x1p-53;
+    return r->s * 0x2545F4914F6CDD1DULL;
+}
+
+static double rng_unit(rng *r)
+{
+    return (double)(rng_next(r) >> 11) * 0x1p-53;
 }
 
 static int make_tmpdir(char *dir, size_t cap, const char *what)
@@ -360,9 +364,10 @@ static void measure_raw(pusher *p, raw_sizes *rs)
     rs->gzip += p->gz.len;
 }
 
-/* Makes push number i (time t0_ns + i * 15 s) as the client sends it,
- * measures it when rs is set, and appends it to h as the ingester does:
- * decode, validate, normalise, append. */
+/* Makes the push at time_ns as the client sends it, measures it when rs is
+ * set, and appends it to h as the ingester does: decode, validate,
+ * normalise, append with a random 64-bit profile id (the distributor
+ * stores a hash of the client's id, or a random one). */
 static int push_one(pusher *p, kiln_head_t *h, int64_t time_ns, raw_sizes *rs)
 {
     kiln_err err = {KILN_OK, ""};
@@ -385,7 +390,7 @@ static int push_one(pusher *p, kiln_head_t *h, int64_t time_ns, raw_sizes *rs)
     if (st == KILN_OK)
         st = kiln_pprof_normalize(p->a, &q, MAX_DEPTH, &err);
     if (st == KILN_OK)
-        st = kiln_head_append(h, p->labels, 2, &q, time_ns, &err);
+        st = kiln_head_append_id(h, p->labels, 2, &q, time_ns, rng_next(&p->r) | 1, &err);
     if (st != KILN_OK)
         fprintf(stderr, "bench_storage: %s: push: %s\n", p->f->rel, err.msg);
     return st == KILN_OK ? 0 : -1;
@@ -1123,7 +1128,7 @@ static int bench_push_fsync(const char *root, double seconds)
 typedef struct mem_fig {
     uint64_t samples, profiles, pushes, stack_nodes;
     long rss0_kb, rss1_kb; /* resident set (/proc/self/statm) before and after */
-    long hwm0_kb, hwm1_kb; /* peak resident set (ru_maxrss) before and after */
+    long hwm1_kb;          /* peak resident set (ru_maxrss) after */
     double fill_s;
     int ok;
 } mem_fig;
@@ -1158,7 +1163,6 @@ static void mem_child(const sfile *f, size_t target, mem_fig *m)
     kiln_head_destroy(warm);
     malloc_trim(0);
     m->rss0_kb = rss_kb();
-    m->hwm0_kb = hwm_kb();
     kiln_head_t *h = kiln_head_create();
     kiln_head_stats_t hs = {0};
     double t0 = now_s();
@@ -1216,15 +1220,15 @@ static int bench_mem(const sfile *f, size_t n, size_t target)
             fprintf(stderr, "bench_storage: mem: %s failed\n", f[i].label);
             return -1;
         }
-        double grow = (double)(m.rss1_kb - m.rss0_kb) * 1024, peak =
-            (double)(m.hwm1_kb - m.hwm0_kb) * 1024, ms = (double)m.samples / 1e6;
+        double grow = (double)(m.rss1_kb - m.rss0_kb) * 1024, ms = (double)m.samples / 1e6;
+        double peak = (double)(m.hwm1_kb - m.rss0_kb) * 1024;
         printf("%-44s %8llu %10llu %10llu %10.1f %11.1f %11.1f %9.2f %9.2f\n", f[i].label,
                (unsigned long long)m.pushes, (unsigned long long)m.samples,
                (unsigned long long)m.stack_nodes, grow / 1e6, ratio(grow / 1e6, ms),
                ratio(peak / 1e6, ms), ratio(grow, (double)m.samples), m.fill_s);
     }
-    printf("(RSS +MB: resident growth from /proc/self/statm; peak: ru_maxrss growth, which "
-           "includes the transient copies of array doubling)\n");
+    printf("(RSS +MB: resident growth from /proc/self/statm; peak: ru_maxrss after the fill "
+           "minus the resident set before it, so transient copies while arrays grow count)\n");
     return 0;
 }
 
@@ -1244,9 +1248,9 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         } else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
             snprintf(o->parts, sizeof(o->parts), "%s", argv[++i]);
         } else {
-            fprintf(stderr, "usage: bench_storage [-s seconds] [-m samples] [-o parts] [file ...]\n"
+            fprintf(stderr, "usage: bench_storage [-s seconds] [-m samples] [-o parts] [file...]\n"
                             "  -s  seconds per WAL and push figure (default 3)\n"
-                            "  -m  stored samples per head for the memory figure (default 2000000)\n"
+                            "  -m  stored samples per head, memory figure (default 2000000)\n"
                             "  -o  parts to run, comma separated: disk,wal,push,mem (default all)\n"
                             "  files are relative to $KILN_TESTDATA unless absolute\n");
             return -1;
@@ -1286,6 +1290,20 @@ static void print_inputs(const sfile *f, size_t n)
     }
 }
 
+static void print_load(void)
+{
+    char line[128] = "";
+    FILE *fp = fopen("/proc/loadavg", "r");
+    if (fp != NULL) {
+        if (fgets(line, sizeof(line), fp) == NULL)
+            line[0] = '\0';
+        fclose(fp);
+    }
+    line[strcspn(line, "\n")] = '\0';
+    printf("cores online: %ld; load average: %s (other work on the machine, and the disk's "
+           "fsync latency, move the time figures)\n", sysconf(_SC_NPROCESSORS_ONLN), line);
+}
+
 static int run_parts(const bench_opts *o, const char *root, const sfile *f, size_t n)
 {
     int rc = 0;
@@ -1320,6 +1338,7 @@ int main(int argc, char **argv)
     }
     printf("kiln bench_storage: test data %s; %d pushes per hour, %d hours; zstd level %d; "
            "B = bytes, KB/MB = 10^3/10^6 bytes\n", root, HOUR_PUSHES, HOURS, ZSTD_LEVEL);
+    print_load();
     if (rc == 0) {
         print_inputs(f, n);
         rc = run_parts(&o, root, f, n);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every libFuzzer target in BUILD for SECONDS each, seeded with the
-# shared test data (every file of it: the parsers must survive all of them).
+# Runs every libFuzzer target in BUILD for SECONDS each (at most FUZZ_RUNS
+# inputs, default 20000), seeded with the shared test data (every file of
+# it: the parsers must survive all of them). The seed is fixed, so a run is
+# the same run wherever it is repeated (FUZZ_SEED overrides it).
 # Fails on the first crash, leak or sanitizer report; the reproducer is
 # left in BUILD/fuzz-artifacts/.
 set -euo pipefail
@@ -18,7 +20,8 @@ for f in "$build"/tests/fuzz/fuzz_*; do
   name=$(basename "$f")
   corpus=$(mktemp -d)
   echo "== $name: ${seconds}s"
-  if ! "$f" -max_total_time="$seconds" -max_len=1048576 -rss_limit_mb=4096 -print_final_stats=1 \
+  if ! UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$f" -seed="${FUZZ_SEED:-1}" \
+       -runs="${FUZZ_RUNS:-20000}" -max_total_time="$seconds" -max_len=1048576 -rss_limit_mb=4096 -print_final_stats=1 \
        -artifact_prefix="$build/fuzz-artifacts/$name-" "$corpus" "$seeds" > "$build/fuzz-artifacts/$name.log" 2>&1; then
     echo "FAIL $name (see $build/fuzz-artifacts/$name.log)"; tail -40 "$build/fuzz-artifacts/$name.log"
     status=1
