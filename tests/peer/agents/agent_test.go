@@ -10,8 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +18,8 @@ import (
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 const (
@@ -52,127 +52,25 @@ type agentCase struct {
 	command func(t *testing.T, server, app string) *exec.Cmd
 }
 
-// agentProc is one running agent program.
-type agentProc struct {
-	cmd   *exec.Cmd
-	done  chan struct{}
-	state *os.ProcessState
-	err   error
-	out   *tailWriter
-}
-
-// tailWriter forwards an agent's output to the test log line by line and
-// keeps the last lines for failure messages.
-type tailWriter struct {
-	mu     sync.Mutex
-	t      *testing.T
-	prefix string
-	part   []byte
-	lines  []string
-	closed bool
-}
-
-func (w *tailWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.part = append(w.part, p...)
-	for {
-		i := slices.Index(w.part, '\n')
-		if i < 0 {
-			break
-		}
-		w.emit(string(w.part[:i]))
-		w.part = w.part[i+1:]
-	}
-	return len(p), nil
-}
-
-func (w *tailWriter) emit(line string) {
-	w.lines = append(w.lines, line)
-	if len(w.lines) > outputTailLines {
-		w.lines = w.lines[len(w.lines)-outputTailLines:]
-	}
-	if w.closed {
-		fmt.Fprintf(os.Stderr, "%s%s\n", w.prefix, line)
-		return
-	}
-	w.t.Logf("%s%s", w.prefix, line)
-}
-
-func (w *tailWriter) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.part) > 0 {
-		w.emit(string(w.part))
-		w.part = nil
-	}
-	w.closed = true
-}
-
-func (w *tailWriter) tail() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.lines) == 0 {
-		return "(no output)"
-	}
-	return strings.Join(w.lines, "\n")
-}
-
 // startAgent runs cmd with its output in the test log. Cleanup stops it
 // (SIGTERM, then SIGKILL) before the server is stopped.
-func startAgent(t *testing.T, sdk string, cmd *exec.Cmd) *agentProc {
+func startAgent(t *testing.T, sdk string, cmd *exec.Cmd) *kilntest.Proc {
 	t.Helper()
-	p := &agentProc{cmd: cmd, done: make(chan struct{}), out: &tailWriter{t: t, prefix: sdk + "| "}}
-	cmd.Stdout = p.out
-	cmd.Stderr = p.out
-	killWithParent(cmd)
 	t.Logf("starting agent: %s", strings.Join(cmd.Args, " "))
-	started := make(chan error, 1)
-	go func() {
-		// Keep the thread that started the child for its parent-death signal.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		p.state = cmd.ProcessState
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	p, err := kilntest.StartProc(t, sdk, cmd)
+	if err != nil {
 		t.Fatalf("start %s agent: %v", sdk, err)
 	}
-	t.Cleanup(func() {
-		defer p.out.close()
-		if p.exited() {
-			return
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(agentStopGrace):
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	t.Cleanup(func() { p.StopWithin(agentStopGrace) })
 	return p
 }
 
-func (p *agentProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
+// describeExit says how an agent ended.
+func describeExit(p *kilntest.Proc) string {
+	if p.State() == nil {
+		return fmt.Sprintf("wait: %v", p.WaitErr())
 	}
-}
-
-func (p *agentProc) describeExit() string {
-	if p.state == nil {
-		return fmt.Sprintf("wait: %v", p.err)
-	}
-	return p.state.String()
+	return p.State().String()
 }
 
 // requireAgents reports whether a missing agent runtime fails the test
@@ -277,17 +175,17 @@ func hotFrameTotal(fg *querierv1.FlameGraph, hot string) (int64, error) {
 // after it: stored data only grows, so whatever the flame graph showed is
 // already there for the later queries. Likewise the service's profile
 // types are asked before ProfileTypes (all services).
-func observe(t *testing.T, s *kilnServer, q querierv1connect.QuerierServiceClient, ac agentCase, app string, start, end int64) *observation {
+func observe(t *testing.T, s *kilntest.Server, q querierv1connect.QuerierServiceClient, ac agentCase, app string, start, end int64) *observation {
 	t.Helper()
 	o := &observation{hotTotal: map[string]int64{}, fgTotal: map[string]int64{}, topNames: map[string][]string{}}
 	sel := `{service_name="` + app + `"}`
 	fail := func(what string, err error) {
-		s.checkAfterError(t, err)
+		s.CheckAfterError(t, err)
 		o.queryError = fmt.Errorf("%s: %w", what, err)
 	}
 	maxNodes := int64(8192)
 	flame := func(id string) {
-		ctx, cancel := reqCtx(t)
+		ctx, cancel := kilntest.ReqCtx(t)
 		defer cancel()
 		resp, err := q.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
 			ProfileTypeID: id,
@@ -311,7 +209,7 @@ func observe(t *testing.T, s *kilnServer, q querierv1connect.QuerierServiceClien
 		o.topNames[id] = fg.GetNames()
 	}
 	labelValues := func(name string, matchers []string) ([]string, bool) {
-		ctx, cancel := reqCtx(t)
+		ctx, cancel := kilntest.ReqCtx(t)
 		defer cancel()
 		resp, err := q.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: name, Matchers: matchers, Start: start, End: end}))
 		if err != nil {
@@ -333,7 +231,7 @@ func observe(t *testing.T, s *kilnServer, q querierv1connect.QuerierServiceClien
 	if o.tagValues, ok = labelValues("kiln_agent", []string{sel}); !ok {
 		return o
 	}
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	pt, err := q.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: start, End: end}))
 	cancel()
 	if err != nil {
@@ -360,12 +258,15 @@ func observe(t *testing.T, s *kilnServer, q querierv1connect.QuerierServiceClien
 // against it, poll the querier until the hot function shows up in the
 // wanted profile type, and check what the querier says about the service.
 func runAgentTest(t *testing.T, ac agentCase) {
-	s := startServer(t)
-	q := s.queryClient(t)
-	app := "kiln-agent-" + ac.sdk + "-" + randomHex(t, 4)
+	s := kilntest.Start(t, kilntest.OtherListenersOnLoopback())
+	// The querier client as Grafana's data source uses it: Connect unary,
+	// binary proto, plain HTTP/1.1, no tenant header (the agents send none
+	// either, so both sides are tenant "anonymous").
+	q := s.Clients(t, "").Query
+	app := "kiln-agent-" + ac.sdk + "-" + kilntest.RandomHex(4)
 	testStart := time.Now()
 
-	proc := startAgent(t, ac.sdk, ac.command(t, s.httpURL(), app))
+	proc := startAgent(t, ac.sdk, ac.command(t, s.HTTPURL(), app))
 
 	// Agents stamp profiles with their own clocks (Node in whole seconds):
 	// query a window that comfortably covers the run.
@@ -382,17 +283,17 @@ func runAgentTest(t *testing.T, ac agentCase) {
 			break
 		}
 		now := time.Now()
-		if proc.exited() && exitedAt.IsZero() {
+		if proc.Exited() && exitedAt.IsZero() {
 			exitedAt = now
-			t.Logf("%s agent exited on its own after %v: %s", ac.sdk, now.Sub(testStart).Round(time.Millisecond), proc.describeExit())
+			t.Logf("%s agent exited on its own after %v: %s", ac.sdk, now.Sub(testStart).Round(time.Millisecond), describeExit(proc))
 		}
 		if now.After(deadline) || polls >= maxPolls || (!exitedAt.IsZero() && now.Sub(exitedAt) > afterExitGrace) {
 			msg := fmt.Sprintf("after %d polls over %v, %q did not appear with a non-zero total in the %s flame graph of service_name=%q",
 				polls, now.Sub(testStart).Round(time.Millisecond), ac.hot, ac.wantType, app)
 			if !exitedAt.IsZero() {
-				msg += "; the agent exited: " + proc.describeExit()
+				msg += "; the agent exited: " + describeExit(proc)
 			}
-			t.Fatalf("%s\nlast observation: %s\nagent output (last lines):\n%s", msg, last, proc.out.tail())
+			t.Fatalf("%s\nlast observation: %s\nagent output (last lines):\n%s", msg, last, proc.Log.Tail(outputTailLines))
 		}
 		time.Sleep(pollEvery)
 	}
@@ -419,8 +320,8 @@ func runAgentTest(t *testing.T, ac agentCase) {
 	if fg := last.fgTotal[ac.wantType]; last.hotTotal[ac.wantType] > fg {
 		t.Errorf("%s: hot frame total %d exceeds the flame graph total %d", ac.wantType, last.hotTotal[ac.wantType], fg)
 	}
-	if proc.exited() && proc.state != nil && !proc.state.Success() {
-		t.Errorf("%s agent failed: %s\n%s", ac.sdk, proc.describeExit(), proc.out.tail())
+	if proc.Exited() && proc.State() != nil && !proc.State().Success() {
+		t.Errorf("%s agent failed: %s\n%s", ac.sdk, describeExit(proc), proc.Log.Tail(outputTailLines))
 	}
 }
 
@@ -430,7 +331,7 @@ const cpuType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 // Push with Content-Encoding gzip) profiling a Python program.
 func TestPythonAgent(t *testing.T) {
 	t.Parallel()
-	requireEnv(t)
+	kilntest.RequireBin(t)
 	dir := moduleDir(t)
 	python := os.Getenv("KILN_PYTHON")
 	if python == "" {
@@ -461,7 +362,7 @@ func TestPythonAgent(t *testing.T) {
 // pprof body) profiling a Node program with its wall profiler.
 func TestNodeAgent(t *testing.T) {
 	t.Parallel()
-	requireEnv(t)
+	kilntest.RequireBin(t)
 	dir := moduleDir(t)
 	node := os.Getenv("KILN_NODE")
 	if node == "" {
@@ -492,7 +393,7 @@ func TestNodeAgent(t *testing.T) {
 // profiling a Go program built from ./goapp.
 func TestGoAgent(t *testing.T) {
 	t.Parallel()
-	requireEnv(t)
+	kilntest.RequireBin(t)
 	dir := moduleDir(t)
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(gobin); err != nil {

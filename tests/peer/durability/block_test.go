@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 // TestCorruptBlock writes one block per tenant (push, SIGTERM: flush on
@@ -23,11 +25,11 @@ import (
 // keep all of that across a SIGKILL and a SIGTERM restart. The compactor
 // runs every second from the damage on, so it meets the damaged blocks too.
 func TestCorruptBlock(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	prof := loadProfile(t, root, cpuFile)
 	storage := t.TempDir()
 	bucket := filepath.Join(storage, "bucket")
-	id := randomHex(4)
+	id := kilntest.RandomHex(4)
 	kinds := []string{"samples", "index", "meta", "intact"}
 	tenants := map[string]string{}
 	for _, kind := range kinds {
@@ -38,12 +40,12 @@ func TestCorruptBlock(t *testing.T) {
 
 	k := startKiln(t, storage)
 	for _, kind := range kinds {
-		c := newClients(t, k, tenants[kind])
+		c := k.Clients(t, tenants[kind])
 		for _, s := range services {
 			mustPush(t, k, c, prof, s, int(pushes[s]))
 		}
 	}
-	k.terminate(t)
+	k.Terminate(t)
 	blocks := map[string]*blockMeta{}
 	for _, kind := range kinds {
 		bs := listBlocks(t, bucket, tenants[kind])
@@ -57,12 +59,12 @@ func TestCorruptBlock(t *testing.T) {
 	// Served from the blocks, before any damage.
 	k = startKiln(t, storage)
 	for _, kind := range kinds {
-		c := newClients(t, k, tenants[kind])
+		c := k.Clients(t, tenants[kind])
 		for _, s := range services {
 			expectPushes(t, k, c, prof, s, pushes[s], "from the intact blocks")
 		}
 	}
-	k.terminate(t)
+	k.Terminate(t)
 	if t.Failed() {
 		return
 	}
@@ -89,13 +91,13 @@ func TestCorruptBlock(t *testing.T) {
 	k = startKiln(t, storage, args...)
 	for _, kind := range []string{"samples", "index"} {
 		key := tenants[kind] + "/" + blocks[kind].ULID
-		if lines := k.log.grep("quarantin", key); len(lines) == 0 {
-			t.Errorf("%s: no quarantine log line for the block with a damaged %s file (%s)", k.name, kind, key)
+		if lines := k.Log.Grep("quarantin", key); len(lines) == 0 {
+			t.Errorf("%s: no quarantine log line for the block with a damaged %s file (%s)", k.Name, kind, key)
 		} else {
 			t.Logf("quarantine of %s logged: %q", key, lines)
 		}
 	}
-	if ls := k.log.grep(blocks["meta"].ULID); len(ls) > 0 {
+	if ls := k.Log.Grep(blocks["meta"].ULID); len(ls) > 0 {
 		t.Logf("the block with a cut meta.json was logged: %q", ls)
 	} else {
 		t.Logf("the block with a cut meta.json was not logged (a block without a readable meta.json does not exist)")
@@ -112,11 +114,11 @@ func TestCorruptBlock(t *testing.T) {
 	}
 	check := func(when string) {
 		t.Helper()
-		if code := k.ready(); code != 200 {
-			t.Errorf("%s (%s): GET /ready = %d, want 200", when, k.name, code)
+		if code := k.ReadyStatus(); code != 200 {
+			t.Errorf("%s (%s): GET /ready = %d, want 200", when, k.Name, code)
 		}
 		for _, kind := range kinds {
-			c := newClients(t, k, tenants[kind])
+			c := k.Clients(t, tenants[kind])
 			for s, n := range want[kind] {
 				expectPushes(t, k, c, prof, s, n, when+" ["+kind+"]")
 			}
@@ -126,7 +128,7 @@ func TestCorruptBlock(t *testing.T) {
 
 	// New data for every tenant, damaged or not.
 	for _, kind := range kinds {
-		c := newClients(t, k, tenants[kind])
+		c := k.Clients(t, tenants[kind])
 		mustPush(t, k, c, prof, "svc-a", 1)
 		mustPush(t, k, c, prof, "svc-new", 2)
 		want[kind]["svc-a"]++
@@ -136,10 +138,10 @@ func TestCorruptBlock(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond) // two compactor rounds over the damaged blocks
 	check("after two compactor rounds")
 
-	k.kill9(t)
+	k.Kill(t)
 	k = startKiln(t, storage, args...)
 	check("after SIGKILL and restart")
-	k.terminate(t)
+	k.Terminate(t)
 	t.Logf("blocks after SIGTERM: %v", func() string {
 		var parts []string
 		for _, kind := range kinds {
@@ -151,5 +153,5 @@ func TestCorruptBlock(t *testing.T) {
 	check("after SIGTERM and restart")
 	time.Sleep(2500 * time.Millisecond) // the compactor meets new and damaged blocks of one range
 	check("after two more compactor rounds")
-	k.terminate(t)
+	k.Terminate(t)
 }

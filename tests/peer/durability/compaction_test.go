@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 const (
@@ -24,7 +26,7 @@ const (
 // later.
 func fastCompactor(t *testing.T) []string {
 	args := []string{"-compactor.compaction-interval=1s"}
-	if hasFlag(t, "compactor.deletion-delay") {
+	if kilntest.HasFlag(t, "compactor.deletion-delay") {
 		args = append(args, "-compactor.deletion-delay=7s")
 	}
 	return args
@@ -37,8 +39,8 @@ type compactionSeries struct {
 	query   *profileCase // its timeNanos starts the query window
 	pushes  int64
 	note    string
-	push    func(t *testing.T, k *kiln, c *clients) // one flush window's pushes
-	errored bool                                    // report one error per series while polling
+	push    func(t *testing.T, k *kilntest.Server, c *kilntest.Clients) // one flush window's pushes
+	errored bool                                                        // report one error per series while polling
 }
 
 // level1Fixture is a storage directory holding, for each tenant, one
@@ -58,7 +60,7 @@ func distinctSeries(t *testing.T, tenant, service string, prof *profileCase) *co
 	next := base
 	s := &compactionSeries{tenant: tenant, service: service, query: withTime(t, prof, base),
 		note: prof.rel + " with one time_nanos per push"}
-	s.push = func(t *testing.T, k *kiln, c *clients) {
+	s.push = func(t *testing.T, k *kilntest.Server, c *kilntest.Clients) {
 		t.Helper()
 		for range 2 {
 			mustPush(t, k, c, withTime(t, prof, next), service, 1)
@@ -75,7 +77,7 @@ func distinctSeries(t *testing.T, tenant, service string, prof *profileCase) *co
 func identicalSeries(tenant, service string, prof *profileCase) *compactionSeries {
 	s := &compactionSeries{tenant: tenant, service: service, query: prof,
 		note: prof.rel + " as is: same time and content, distinct RawSample IDs"}
-	s.push = func(t *testing.T, k *kiln, c *clients) {
+	s.push = func(t *testing.T, k *kilntest.Server, c *kilntest.Clients) {
 		t.Helper()
 		mustPush(t, k, c, prof, service, 2)
 		s.pushes += 2
@@ -95,15 +97,15 @@ func buildLevel1(t *testing.T, windows int, series ...*compactionSeries) *level1
 			f.tenants = append(f.tenants, s.tenant)
 		}
 	}
-	pushWindow := func(k *kiln) {
+	pushWindow := func(k *kilntest.Server) {
 		for _, s := range series {
-			s.push(t, k, newClients(t, k, s.tenant))
+			s.push(t, k, k.Clients(t, s.tenant))
 		}
 	}
 	for w := 1; w < windows; w++ {
 		k := startKiln(t, f.storage, idleCompactor)
 		pushWindow(k)
-		k.terminate(t)
+		k.Terminate(t)
 	}
 	k := startKiln(t, f.storage, idleCompactor, "-ingester.max-block-duration=2s", "-ingester.flush-check-period=1s")
 	pushWindow(k)
@@ -118,7 +120,7 @@ func buildLevel1(t *testing.T, windows int, series ...*compactionSeries) *level1
 		t.Fatalf("the 2 s head cut wrote no block within 20 s: %s", f.describe(t))
 	}
 	f.checkAll(t, k, "before compaction, heads flushed by age")
-	k.terminate(t)
+	k.Terminate(t)
 	for _, tn := range f.tenants {
 		bs := listBlocks(t, f.bucket, tn)
 		t.Logf("before compaction: %s: %s", tn, describeBlocks(bs))
@@ -134,7 +136,7 @@ func buildLevel1(t *testing.T, windows int, series ...*compactionSeries) *level1
 	}
 	k = startKiln(t, f.storage, idleCompactor)
 	f.checkAll(t, k, "before compaction, from level-1 blocks")
-	k.terminate(t)
+	k.Terminate(t)
 	return f
 }
 
@@ -146,12 +148,12 @@ func (f *level1Fixture) describe(t *testing.T) string {
 	return s
 }
 
-func (f *level1Fixture) check(t *testing.T, k *kiln, s *compactionSeries, when string) bool {
+func (f *level1Fixture) check(t *testing.T, k *kilntest.Server, s *compactionSeries, when string) bool {
 	t.Helper()
-	return expectPushes(t, k, newClients(t, k, s.tenant), s.query, s.service, s.pushes, when+" ("+s.note+")")
+	return expectPushes(t, k, k.Clients(t, s.tenant), s.query, s.service, s.pushes, when+" ("+s.note+")")
 }
 
-func (f *level1Fixture) checkAll(t *testing.T, k *kiln, when string) {
+func (f *level1Fixture) checkAll(t *testing.T, k *kilntest.Server, when string) {
 	t.Helper()
 	for _, s := range f.series {
 		f.check(t, k, s, when)
@@ -160,12 +162,12 @@ func (f *level1Fixture) checkAll(t *testing.T, k *kiln, when string) {
 
 // poll checks one series once and reports the first failure of each series
 // with the state of the bucket.
-func (f *level1Fixture) poll(t *testing.T, k *kiln, s *compactionSeries, t0 time.Time, what string) {
+func (f *level1Fixture) poll(t *testing.T, k *kilntest.Server, s *compactionSeries, t0 time.Time, what string) {
 	t.Helper()
 	if s.errored {
 		return
 	}
-	n, totals, err := countPushes(t, k, newClients(t, k, s.tenant), s.query, s.service)
+	n, totals, err := countPushes(t, k, k.Clients(t, s.tenant), s.query, s.service)
 	if err == nil && n == s.pushes {
 		return
 	}
@@ -175,7 +177,7 @@ func (f *level1Fixture) poll(t *testing.T, k *kiln, s *compactionSeries, t0 time
 		got = err.Error()
 	}
 	t.Errorf("%s (%v after start, %s): %s/%s (%s): %s; blocks of %s: %s", what, time.Since(t0).Round(time.Millisecond),
-		k.name, s.tenant, s.service, s.note, got, s.tenant, describeBlocks(listBlocks(t, f.bucket, s.tenant)))
+		k.Name, s.tenant, s.service, s.note, got, s.tenant, describeBlocks(listBlocks(t, f.bucket, s.tenant)))
 }
 
 // compacted returns, per tenant, the level-2 block whose sources are
@@ -260,10 +262,10 @@ func (f *level1Fixture) checkCompactedStats(t *testing.T, compacted map[string]*
 // reader that opened blocks but has not read them yet must not lose them
 // when the compactor deletes them before the reader's next sync.
 func TestCompactionKeepsTotals(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	cpu := loadProfile(t, root, cpuFile)
 	blk := loadProfile(t, root, blockFile)
-	id := randomHex(4)
+	id := kilntest.RandomHex(4)
 	mainTenant, otherTenant := "dur-compact-main-"+id, "dur-compact-other-"+id
 	distinct := distinctSeries(t, mainTenant, "distinct", cpu)
 	identical := identicalSeries(mainTenant, "identical", cpu)
@@ -302,13 +304,13 @@ func TestCompactionKeepsTotals(t *testing.T) {
 			t.Fatalf("compaction not done within %v: compacted=%v sources deleted=%v; %s", compactionWait,
 				compacted, !deletedAt.IsZero(), f.describe(t))
 		}
-		k.requireAlive(t)
+		k.RequireAlive(t)
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("%d queries during compaction", queries)
 	f.checkCompactedStats(t, compacted)
 	f.checkAll(t, k, "after compaction")
-	k.terminate(t)
+	k.Terminate(t)
 
 	k = startKiln(t, f.storage, fastCompactor(t)...)
 	f.checkAll(t, k, "after compaction and a restart")
@@ -320,7 +322,7 @@ func TestCompactionKeepsTotals(t *testing.T) {
 			t.Errorf("%s: after compaction %s, want one level-2 block", tn, describeBlocks(bs))
 		}
 	}
-	k.terminate(t)
+	k.Terminate(t)
 }
 
 // TestCompactionCrashBeforeSourcesDeleted SIGKILLs the server right after
@@ -329,9 +331,9 @@ func TestCompactionKeepsTotals(t *testing.T) {
 // side by side, and readers must skip the superseded sources. Then the
 // compactor finishes and the totals stay the same.
 func TestCompactionCrashBeforeSourcesDeleted(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	cpu := loadProfile(t, root, cpuFile)
-	tenant := "dur-compact-crash-" + randomHex(4)
+	tenant := "dur-compact-crash-" + kilntest.RandomHex(4)
 	s := distinctSeries(t, tenant, "distinct", cpu)
 	f := buildLevel1(t, 2, s)
 	if t.Failed() {
@@ -346,7 +348,7 @@ func TestCompactionCrashBeforeSourcesDeleted(t *testing.T) {
 	}) {
 		t.Fatalf("no level-2 block within %v: %s", compactionWait, f.describe(t))
 	}
-	k.kill9(t)
+	k.Kill(t)
 	t.Logf("SIGKILL once compacted: %v; bucket: %s", compacted, f.describe(t))
 	if f.sourcesGone(t) {
 		t.Logf("the sources were already deleted at the SIGKILL: the compacted+sources state was not caught")
@@ -355,7 +357,7 @@ func TestCompactionCrashBeforeSourcesDeleted(t *testing.T) {
 
 	k = startKiln(t, f.storage, idleCompactor)
 	f.checkAll(t, k, "compacted block beside its sources, after SIGKILL and restart")
-	k.kill9(t)
+	k.Kill(t)
 
 	k = startKiln(t, f.storage, fastCompactor(t)...)
 	f.checkAll(t, k, "compacted block beside its sources, compactor running")
@@ -363,8 +365,8 @@ func TestCompactionCrashBeforeSourcesDeleted(t *testing.T) {
 		t.Fatalf("sources not deleted within %v: %s", compactionWait, f.describe(t))
 	}
 	f.checkAll(t, k, "after the sources were deleted")
-	k.terminate(t)
+	k.Terminate(t)
 	k = startKiln(t, f.storage, fastCompactor(t)...)
 	f.checkAll(t, k, "after compaction and a restart")
-	k.terminate(t)
+	k.Terminate(t)
 }

@@ -2,15 +2,9 @@ package durability
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/tls"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,83 +14,45 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"golang.org/x/net/http2"
 
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
-	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 const requestTimeout = 15 * time.Second
 
-// tenantTransport adds X-Scope-OrgID as Alloy and Grafana do.
-type tenantTransport struct {
-	base   http.RoundTripper
-	tenant string
-}
-
-func (tt *tenantTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(req.Context())
-	r.Header.Set("X-Scope-OrgID", tt.tenant)
-	return tt.base.RoundTrip(r)
-}
-
-// clients are the upstream Pyroscope clients of one tenant on one server
-// run: Connect over HTTP/1.1 (as Alloy pushes, as Grafana queries) and gRPC
-// over h2c on the gRPC port.
-type clients struct {
-	tenant   string
-	push     pushv1connect.PusherServiceClient
-	pushGRPC pushv1connect.PusherServiceClient
-	query    querierv1connect.QuerierServiceClient
-}
-
-func newClients(t *testing.T, k *kiln, tenant string) *clients {
+// startKiln starts kiln (kilntest.Start) on storage, kept across runs, with
+// extra flags, and waits until GET /ready answers 200 and the gRPC port
+// accepts. Every run is named kiln#N in the log; it logs at info (the
+// tests search its lines) and has no OTLP port; KILN_EXTRA_ARGS is not
+// used. The test profiles are years old and pushed in bursts, so the
+// ingestion time window, the rate limit and the query length and lookback
+// limits are off. Start-up includes WAL replay and block opening, hence the
+// longer ready timeout. A run the test leaves running is SIGKILLed at the
+// end; the test checks clean exits itself (Terminate).
+func startKiln(t *testing.T, storage string, extra ...string) *kilntest.Server {
 	t.Helper()
-	h1t := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 8,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	h2t := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}
-	t.Cleanup(func() {
-		h1t.CloseIdleConnections()
-		h2t.CloseIdleConnections()
-	})
-	h1 := &http.Client{Transport: &tenantTransport{base: h1t, tenant: tenant}}
-	h2c := &http.Client{Transport: &tenantTransport{base: h2t, tenant: tenant}}
-	return &clients{
-		tenant:   tenant,
-		push:     pushv1connect.NewPusherServiceClient(h1, k.httpURL()),
-		pushGRPC: pushv1connect.NewPusherServiceClient(h2c, k.grpcURL(), connect.WithGRPC()),
-		query:    querierv1connect.NewQuerierServiceClient(h1, k.httpURL()),
-	}
-}
-
-// randomHex returns n random bytes in hex (crypto/rand.Read does not fail).
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// newUUID returns a random (version 4) UUID, the RawSample ID of one push.
-func newUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	return kilntest.Start(t,
+		kilntest.Storage(storage),
+		kilntest.Numbered(),
+		kilntest.LogLevel("info"),
+		kilntest.OTLPOff(),
+		kilntest.IgnoreEnvArgs(),
+		kilntest.ReadyTimeout(30*time.Second),
+		kilntest.KillAtCleanup(),
+		kilntest.Args(
+			"-validation.reject-older-than=0",
+			"-validation.reject-newer-than=0",
+			"-distributor.ingestion-rate-limit-mb=0",
+			"-querier.max-query-length=0",
+			"-querier.max-query-lookback=0",
+		),
+		kilntest.Args(extra...),
+	)
 }
 
 // pushProfile sends one raw profile as one series with one RawSample.
@@ -113,29 +69,29 @@ func pushProfile(ctx context.Context, pc pushv1connect.PusherServiceClient, prof
 }
 
 // mustPush pushes n copies (distinct IDs) of prof and fails on any error.
-func mustPush(t *testing.T, k *kiln, c *clients, prof *profileCase, service string, n int) {
+func mustPush(t *testing.T, k *kilntest.Server, c *kilntest.Clients, prof *profileCase, service string, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		ctx, cancel := context.WithTimeout(t.Context(), requestTimeout)
-		err := pushProfile(ctx, c.push, prof, service, newUUID())
+		err := pushProfile(ctx, c.Push, prof, service, kilntest.NewUUID())
 		cancel()
 		if err != nil {
-			k.requireAlive(t)
-			t.Fatalf("%s: push %d/%d of %s as %s/%s: %v", k.name, i+1, n, prof.rel, c.tenant, service, err)
+			k.RequireAlive(t)
+			t.Fatalf("%s: push %d/%d of %s as %s/%s: %v", k.Name, i+1, n, prof.rel, c.Tenant, service, err)
 		}
 	}
 }
 
 // queryTotals returns the SelectMergeStacktraces total of every sample type
 // of prof for service_name=service.
-func queryTotals(t *testing.T, c *clients, prof *profileCase, service string) ([]int64, error) {
+func queryTotals(t *testing.T, c *kilntest.Clients, prof *profileCase, service string) ([]int64, error) {
 	t.Helper()
 	start, end := queryWindow(prof.timeNanos)
 	out := make([]int64, len(prof.typeIDs))
 	maxNodes := int64(1 << 16)
 	for i, id := range prof.typeIDs {
 		ctx, cancel := context.WithTimeout(t.Context(), requestTimeout)
-		resp, err := c.query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+		resp, err := c.Query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
 			ProfileTypeID: id,
 			LabelSelector: `{service_name="` + service + `"}`,
 			Start:         start,
@@ -144,7 +100,7 @@ func queryTotals(t *testing.T, c *clients, prof *profileCase, service string) ([
 		}))
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("SelectMergeStacktraces(%s, %s/%s): %w", id, c.tenant, service, err)
+			return nil, fmt.Errorf("SelectMergeStacktraces(%s, %s/%s): %w", id, c.Tenant, service, err)
 		}
 		out[i] = resp.Msg.GetFlamegraph().GetTotal()
 	}
@@ -177,11 +133,11 @@ func storedCount(prof *profileCase, totals []int64) (int64, error) {
 
 // countPushes queries prof's types for service and returns the number of
 // pushes the totals amount to.
-func countPushes(t *testing.T, k *kiln, c *clients, prof *profileCase, service string) (int64, []int64, error) {
+func countPushes(t *testing.T, k *kilntest.Server, c *kilntest.Clients, prof *profileCase, service string) (int64, []int64, error) {
 	t.Helper()
 	totals, err := queryTotals(t, c, prof, service)
 	if err != nil {
-		k.requireAlive(t)
+		k.RequireAlive(t)
 		return 0, nil, err
 	}
 	n, err := storedCount(prof, totals)
@@ -189,11 +145,11 @@ func countPushes(t *testing.T, k *kiln, c *clients, prof *profileCase, service s
 }
 
 // expectPushes checks that service's totals are exactly want pushes of prof.
-func expectPushes(t *testing.T, k *kiln, c *clients, prof *profileCase, service string, want int64, when string) bool {
+func expectPushes(t *testing.T, k *kilntest.Server, c *kilntest.Clients, prof *profileCase, service string, want int64, when string) bool {
 	t.Helper()
 	n, totals, err := countPushes(t, k, c, prof, service)
 	if err != nil {
-		t.Errorf("%s (%s): %s/%s: %v", when, k.name, c.tenant, service, err)
+		t.Errorf("%s (%s): %s/%s: %v", when, k.Name, c.Tenant, service, err)
 		return false
 	}
 	if n != want {
@@ -202,19 +158,11 @@ func expectPushes(t *testing.T, k *kiln, c *clients, prof *profileCase, service 
 			wantTotals[i] = p * want
 		}
 		t.Errorf("%s (%s): %s/%s (%s): totals %v = %d pushes, want %d pushes (totals %v)",
-			when, k.name, c.tenant, service, prof.rel, totals, n, want, wantTotals)
+			when, k.Name, c.Tenant, service, prof.rel, totals, n, want, wantTotals)
 		return false
 	}
-	t.Logf("%s (%s): %s/%s: %d pushes of %s (totals %v)", when, k.name, c.tenant, service, n, prof.rel, totals)
+	t.Logf("%s (%s): %s/%s: %d pushes of %s (totals %v)", when, k.Name, c.Tenant, service, n, prof.rel, totals)
 	return true
-}
-
-func connectCode(err error) connect.Code {
-	var ce *connect.Error
-	if errors.As(err, &ce) {
-		return ce.Code()
-	}
-	return connect.CodeOf(err)
 }
 
 // --- the write-ahead log on disk -------------------------------------------

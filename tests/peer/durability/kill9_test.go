@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 const (
@@ -49,7 +51,7 @@ type pusherResult struct {
 // After the first restart the test SIGKILLs again, then SIGTERMs (flush on
 // shutdown), and the count must stay the same each time.
 func TestKill9UnderLoad(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	profs := []*profileCase{
 		loadProfile(t, root, cpuFile),
 		loadProfile(t, root, pgoFile),
@@ -86,12 +88,12 @@ const (
 
 func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Duration, mode killMode) {
 	storage := t.TempDir()
-	id := randomHex(4)
+	id := kilntest.RandomHex(4)
 	// Two tenants, two pushers each: a cut flushes one block per tenant,
 	// and replay skips per tenant.
 	tenants := []string{"dur-kill9-a-" + id, "dur-kill9-b-" + id}
 	k := startKiln(t, storage, args...)
-	flushes := k.log.watch("flushed tenant=dur-kill9-")
+	flushes := k.Log.Watch("flushed tenant=dur-kill9-")
 
 	total := kill9Pushers * kill9PerPusher
 	killAt := int64(total * (30 + rand.IntN(31)) / 100) // 30%..60% of the pushes
@@ -105,13 +107,13 @@ func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Durat
 	var wg sync.WaitGroup
 	for i := range kill9Pushers {
 		tenant := tenants[i*len(tenants)/kill9Pushers]
-		c := newClients(t, k, tenant)
+		c := k.Clients(t, tenant)
 		r := &pusherResult{tenant: tenant, service: fmt.Sprintf("svc-p%d", i), prof: profs[i%len(profs)]}
 		var client pushv1connect.PusherServiceClient
 		if i%2 == 0 {
-			client, r.transport = c.push, "connect"
+			client, r.transport = c.Push, "connect"
 		} else {
-			client, r.transport = c.pushGRPC, "grpc"
+			client, r.transport = c.PushGRPC, "grpc"
 		}
 		results[i] = r
 		wg.Add(1)
@@ -119,7 +121,7 @@ func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Durat
 			defer wg.Done()
 			for range kill9PerPusher {
 				ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-				err := pushProfile(ctx, client, r.prof, r.service, newUUID())
+				err := pushProfile(ctx, client, r.prof, r.service, kilntest.NewUUID())
 				cancel()
 				if err != nil {
 					// The push may have been made durable before the
@@ -169,11 +171,11 @@ wait:
 		if time.Now().After(deadline) {
 			t.Fatalf("kill point not reached in %v (%d acknowledged, %d blocks flushed)", kill9LoadLimit, acked.Load(), flushed)
 		}
-		k.requireAlive(t)
+		k.RequireAlive(t)
 	}
 	killed.Store(true)
 	atKill := acked.Load()
-	k.kill9(t)
+	k.Kill(t)
 	t.Logf("SIGKILL after %v with %d pushes acknowledged, %d blocks flushed before", time.Since(t0).Round(time.Millisecond),
 		atKill, flushed)
 	if atFlush != "" {
@@ -192,7 +194,7 @@ wait:
 			r.tenant, r.service, r.transport, r.prof.rel, r.acked, r.inFlight, r.lastErr)
 		if r.errBeforeKill != nil {
 			t.Errorf("pusher %s: a push failed while the server was up (before the SIGKILL): %v (code %v)",
-				r.service, r.errBeforeKill, connectCode(r.errBeforeKill))
+				r.service, r.errBeforeKill, kilntest.ConnectCode(r.errBeforeKill))
 		}
 		if r.acked == kill9PerPusher {
 			t.Logf("pusher %s finished all its pushes before the kill", r.service)
@@ -205,7 +207,7 @@ wait:
 	k = startKiln(t, storage, args...)
 	stored := make([]int64, len(results))
 	for i, r := range results {
-		n, totals, err := countPushes(t, k, newClients(t, k, r.tenant), r.prof, r.service)
+		n, totals, err := countPushes(t, k, k.Clients(t, r.tenant), r.prof, r.service)
 		if err != nil {
 			t.Errorf("after restart: %s/%s: %v", r.tenant, r.service, err)
 			stored[i] = -1
@@ -213,7 +215,7 @@ wait:
 		}
 		stored[i] = n
 		t.Logf("after restart (%s): %s/%s: %d pushes stored (totals %v); acknowledged %d, in flight %d",
-			k.name, r.tenant, r.service, n, totals, r.acked, r.inFlight)
+			k.Name, r.tenant, r.service, n, totals, r.acked, r.inFlight)
 		if n < r.acked {
 			t.Errorf("after SIGKILL and restart: %s/%s (%s): %d pushes served, but %d were acknowledged: %d acknowledged pushes LOST (totals %v, per push %v)",
 				r.tenant, r.service, r.prof.rel, n, r.acked, r.acked-n, totals, r.prof.perPush)
@@ -229,30 +231,30 @@ wait:
 	same := func(when string) {
 		t.Helper()
 		for i, r := range results {
-			expectPushes(t, k, newClients(t, k, r.tenant), r.prof, r.service, stored[i], when)
+			expectPushes(t, k, k.Clients(t, r.tenant), r.prof, r.service, stored[i], when)
 		}
 	}
 	if mode != killAtCount {
 		// The replayed heads are cut after 2 s: wait for that flush and
 		// count again, now from blocks (and what the WAL still holds).
 		if !waitFor(15*time.Second, 100*time.Millisecond, func() bool {
-			return len(k.log.grep("flushed tenant=dur-kill9-")) > 0
+			return len(k.Log.Grep("flushed tenant=dur-kill9-")) > 0
 		}) {
-			t.Errorf("%s: no flush of the replayed head within 15 s", k.name)
+			t.Errorf("%s: no flush of the replayed head within 15 s", k.Name)
 		}
 		same("after the replayed head was flushed")
 	}
 	// Restart 2: SIGKILL again, with whatever the first restart wrote.
-	k.kill9(t)
+	k.Kill(t)
 	t.Logf("before restart 2: %s", storageState(t, storage, tenants))
 	k = startKiln(t, storage, args...)
 	same("after a second SIGKILL and restart")
 	// Restart 3: SIGTERM writes the heads as blocks.
-	k.terminate(t)
+	k.Terminate(t)
 	t.Logf("before restart 3: %s", storageState(t, storage, tenants))
 	k = startKiln(t, storage, args...)
 	same("after SIGTERM (flush on shutdown) and restart")
-	k.terminate(t)
+	k.Terminate(t)
 }
 
 func pusherErrors(rs []*pusherResult) []string {

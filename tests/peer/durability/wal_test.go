@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 const walPushes = 8 // K: acknowledged pushes before the damage
@@ -26,7 +28,7 @@ const walPushes = 8 // K: acknowledged pushes before the damage
 //	longer-length   the last record's length field made larger than the
 //	                file (torn): K-1 served
 func TestCorruptWALTail(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	prof := loadProfile(t, root, cpuFile)
 	variants := []struct {
 		name    string
@@ -65,13 +67,13 @@ func TestCorruptWALTail(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			storage := t.TempDir()
-			tenant := "dur-wal-" + randomHex(4)
+			tenant := "dur-wal-" + kilntest.RandomHex(4)
 			service := tenant + "-svc"
 			k := startKiln(t, storage)
-			c := newClients(t, k, tenant)
+			c := k.Clients(t, tenant)
 			mustPush(t, k, c, prof, service, walPushes)
 			expectPushes(t, k, c, prof, service, walPushes, "before the kill")
-			k.kill9(t)
+			k.Kill(t)
 
 			file, data := newestNonEmptySegment(t, storage)
 			recs, end := walFrames(data)
@@ -88,18 +90,18 @@ func TestCorruptWALTail(t *testing.T) {
 
 			want := int64(walPushes) - v.lost
 			k = startKiln(t, storage)
-			c = newClients(t, k, tenant)
+			c = k.Clients(t, tenant)
 			if lines := walTruncationLines(k); len(lines) > 0 {
 				t.Logf("truncation logged: %q", lines)
 			} else if v.mustLog {
-				t.Errorf("%s: no log line about the damaged WAL tail of %s (want a wal line saying it was truncated)", k.name, file)
+				t.Errorf("%s: no log line about the damaged WAL tail of %s (want a wal line saying it was truncated)", k.Name, file)
 			} else {
-				t.Logf("%s: the zero tail was not logged", k.name)
+				t.Logf("%s: the zero tail was not logged", k.Name)
 			}
 			expectPushes(t, k, c, prof, service, want, "after the damage and restart")
 			if st, err := os.Stat(file); err == nil && st.Size() != goodEnd {
 				t.Errorf("%s: segment %s is %d bytes after replay; the damaged tail should have been truncated at %d",
-					k.name, file, st.Size(), goodEnd)
+					k.Name, file, st.Size(), goodEnd)
 			} else if err == nil {
 				t.Logf("segment %s truncated to %d bytes", file, st.Size())
 			}
@@ -108,18 +110,18 @@ func TestCorruptWALTail(t *testing.T) {
 			mustPush(t, k, c, prof, service, 1)
 			want++
 			expectPushes(t, k, c, prof, service, want, "after a new push")
-			k.kill9(t)
+			k.Kill(t)
 			k = startKiln(t, storage)
-			c = newClients(t, k, tenant)
+			c = k.Clients(t, tenant)
 			expectPushes(t, k, c, prof, service, want, "after the new push, SIGKILL and restart")
 			if lines := walTruncationLines(k); len(lines) > 0 {
-				t.Errorf("%s: the WAL was truncated again on the next start: %q", k.name, lines)
+				t.Errorf("%s: the WAL was truncated again on the next start: %q", k.Name, lines)
 			}
-			k.terminate(t)
+			k.Terminate(t)
 			k = startKiln(t, storage)
-			c = newClients(t, k, tenant)
+			c = k.Clients(t, tenant)
 			expectPushes(t, k, c, prof, service, want, "after SIGTERM and restart")
-			k.terminate(t)
+			k.Terminate(t)
 		})
 	}
 }
@@ -140,9 +142,9 @@ func appendFile(t *testing.T, file string, b []byte) {
 
 // walTruncationLines are the server's log lines about a WAL segment cut at
 // a torn or corrupt record.
-func walTruncationLines(k *kiln) []string {
+func walTruncationLines(k *kilntest.Server) []string {
 	var out []string
-	for _, l := range k.log.grep("wal") {
+	for _, l := range k.Log.Grep("wal") {
 		if strings.Contains(l, "truncat") && (strings.Contains(l, "level=warn") || strings.Contains(l, "level=error")) {
 			out = append(out, l)
 		}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 // TestWALSkipSurvivesCompaction: a crash between "block written" and "the
@@ -17,40 +19,40 @@ import (
 // anything else is cut: the next start must still not replay the records
 // that are in the compacted block.
 func TestWALSkipSurvivesCompaction(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	cpu := loadProfile(t, root, cpuFile)
 	storage := t.TempDir()
 	bucket := filepath.Join(storage, "bucket")
-	tenant := "dur-walskip-" + randomHex(4)
+	tenant := "dur-walskip-" + kilntest.RandomHex(4)
 	const fourHours = int64(4 * time.Hour)
 	base := cpu.timeNanos - cpu.timeNanos%fourHours + int64(time.Hour)
 	query := withTime(t, cpu, base)
 	next := base
 	var pushes int64
-	push := func(k *kiln, n int) {
+	push := func(k *kilntest.Server, n int) {
 		t.Helper()
-		c := newClients(t, k, tenant)
+		c := k.Clients(t, tenant)
 		for range n {
 			mustPush(t, k, c, withTime(t, cpu, next), "svc", 1)
 			next += int64(time.Second)
 			pushes++
 		}
 	}
-	count := func(k *kiln, when string) bool {
+	count := func(k *kilntest.Server, when string) bool {
 		t.Helper()
-		return expectPushes(t, k, newClients(t, k, tenant), query, "svc", pushes, when)
+		return expectPushes(t, k, k.Clients(t, tenant), query, "svc", pushes, when)
 	}
 	idle := "-compactor.compaction-interval=1h"
 
 	// Block B0 (window 0).
 	k := startKiln(t, storage, idle)
 	push(k, 2)
-	k.terminate(t)
+	k.Terminate(t)
 
 	// Window 1: pushes, SIGKILL, and keep a copy of the WAL as it is.
 	k = startKiln(t, storage, idle)
 	push(k, 3)
-	k.kill9(t)
+	k.Kill(t)
 	saved := map[string][]byte{}
 	for _, seg := range walSegments(t, storage) {
 		data, err := os.ReadFile(seg)
@@ -68,7 +70,7 @@ func TestWALSkipSurvivesCompaction(t *testing.T) {
 	// so, and the segments before the cut are removed ...
 	k = startKiln(t, storage, idle)
 	count(k, "after replay")
-	k.terminate(t)
+	k.Terminate(t)
 	// ... unless the process died right after writing B1: put them back.
 	for seg, data := range saved {
 		if _, err := os.Stat(seg); err == nil {
@@ -90,7 +92,7 @@ func TestWALSkipSurvivesCompaction(t *testing.T) {
 	if !count(k, "block + the WAL records it holds: replay skips them") {
 		t.Fatal("the skip by walUntil does not work even before compaction")
 	}
-	k.kill9(t)
+	k.Kill(t)
 
 	// The compactor merges B0 and B1 and deletes them; nothing is cut
 	// (no new data), so the restored segment stays. Then a crash.
@@ -102,13 +104,13 @@ func TestWALSkipSurvivesCompaction(t *testing.T) {
 		t.Fatalf("compaction did not finish within %v: %s", compactionWait, describeBlocks(listBlocks(t, bucket, tenant)))
 	}
 	count(k, "after compaction, same process")
-	k.kill9(t)
+	k.Kill(t)
 	t.Logf("after compaction: blocks %s; WAL segments %v", describeBlocks(listBlocks(t, bucket, tenant)), walSegments(t, storage))
 
 	k = startKiln(t, storage, idle)
-	if replayed := k.log.grep("replayed WAL"); len(replayed) > 0 {
+	if replayed := k.Log.Grep("replayed WAL"); len(replayed) > 0 {
 		t.Logf("replay: %q", replayed)
 	}
 	count(k, "after compaction and SIGKILL: the records in the compacted block must not be replayed")
-	k.terminate(t)
+	k.Terminate(t)
 }

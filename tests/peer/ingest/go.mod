@@ -7,7 +7,7 @@ require (
 	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
 	github.com/grafana/pyroscope-go v1.4.3
 	github.com/grafana/pyroscope/api v1.6.0
-	golang.org/x/net v0.62.0
+	golang.org/x/net v0.62.0 // indirect
 )
 
 require (
@@ -23,3 +23,7 @@ require (
 	google.golang.org/grpc v1.82.1 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 )
+
+require kiln.dev/tests/lib/kilntest v0.0.0
+
+replace kiln.dev/tests/lib/kilntest => ../../lib/kilntest

@@ -20,6 +20,8 @@ import (
 
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 // cpuPeriod is the period Pyroscope gives cpu and wall samples at the
@@ -31,13 +33,20 @@ const (
 	typeWall = "wall:wall:nanoseconds:cpu:nanoseconds"
 )
 
+// startServer starts kiln (kilntest.Start) with extra flags and the OTLP
+// gRPC listener off, so that parallel test servers do not compete for it.
+func startServer(t *testing.T, extra ...string) *kilntest.Server {
+	t.Helper()
+	return kilntest.Start(t, kilntest.OTLPOff(), kilntest.Args(extra...))
+}
+
 // manifestFiles returns the test data files (relative to root) whose
 // MANIFEST.md format column is format, from the top level and hard/.
 func manifestFiles(t *testing.T, root, format string) []string {
 	t.Helper()
 	var out []string
 	for _, dir := range []string{"", "hard"} {
-		lines, err := readLines(filepath.Join(root, dir, "MANIFEST.md"))
+		lines, err := kilntest.ReadLines(filepath.Join(root, dir, "MANIFEST.md"))
 		if err != nil {
 			t.Fatalf("manifest: %v", err)
 		}
@@ -120,23 +129,23 @@ type ingestResp struct {
 
 // post sends body to path (default /ingest) with the query q, as the
 // client's tenant.
-func post(t *testing.T, s *kilnServer, c *peerClients, path string, q url.Values, contentType string, body []byte) ingestResp {
+func post(t *testing.T, s *kilntest.Server, c *kilntest.Clients, path string, q url.Values, contentType string, body []byte) ingestResp {
 	t.Helper()
 	if path == "" {
 		path = "/ingest"
 	}
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.httpURL()+path+"?"+q.Encode(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.HTTPURL()+path+"?"+q.Encode(), bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := c.h1.Do(req)
+	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		s.requireAlive(t)
+		s.RequireAlive(t)
 		t.Fatalf("POST %s: %v", path, err)
 	}
 	defer resp.Body.Close()
@@ -146,12 +155,12 @@ func post(t *testing.T, s *kilnServer, c *peerClients, path string, q url.Values
 
 // total runs SelectMergeStacktraces for typeID and selector over
 // [start, end] (ms) and returns the flame graph total.
-func total(t *testing.T, s *kilnServer, c *peerClients, typeID, selector string, start, end int64) int64 {
+func total(t *testing.T, s *kilntest.Server, c *kilntest.Clients, typeID, selector string, start, end int64) int64 {
 	t.Helper()
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
 	maxNodes := int64(1 << 20)
-	resp, err := c.query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+	resp, err := c.Query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
 		ProfileTypeID: typeID,
 		LabelSelector: selector,
 		Start:         start,
@@ -159,7 +168,7 @@ func total(t *testing.T, s *kilnServer, c *peerClients, typeID, selector string,
 		MaxNodes:      &maxNodes,
 	}))
 	if err != nil {
-		s.checkAfterError(t, err)
+		s.CheckAfterError(t, err)
 		t.Errorf("SelectMergeStacktraces(%s, %s, %d, %d): %v", typeID, selector, start, end, err)
 		return -1
 	}
@@ -168,18 +177,18 @@ func total(t *testing.T, s *kilnServer, c *peerClients, typeID, selector string,
 
 // labelValues returns the values of label name among the series matching
 // selector.
-func labelValues(t *testing.T, s *kilnServer, c *peerClients, name, selector string) []string {
+func labelValues(t *testing.T, s *kilntest.Server, c *kilntest.Clients, name, selector string) []string {
 	t.Helper()
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
-	resp, err := c.query.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{
+	resp, err := c.Query.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{
 		Name:     name,
 		Matchers: []string{selector},
 		Start:    1,
 		End:      time.Now().Add(time.Hour).UnixMilli(),
 	}))
 	if err != nil {
-		s.checkAfterError(t, err)
+		s.CheckAfterError(t, err)
 		t.Errorf("LabelValues(%s, %s): %v", name, selector, err)
 		return nil
 	}

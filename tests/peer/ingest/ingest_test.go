@@ -15,6 +15,8 @@ import (
 	"github.com/google/pprof/profile"
 	"github.com/grafana/pyroscope-go/upstream"
 	"github.com/grafana/pyroscope-go/upstream/remote"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 // timeForm is one way of writing from/until, with the time it must give.
@@ -54,9 +56,9 @@ func (f timeForm) window() (int64, int64) {
 // the totals back: sample counts times 1e9/sampleRate nanoseconds, at the
 // time from says and nowhere else.
 func TestIngestFoldedFiles(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	s := startServer(t)
-	c := s.clients(t, newTenant(t, "ingest-folded"))
+	c := s.Clients(t, kilntest.NewTenant("ingest-folded"))
 	files := manifestFiles(t, root, "folded")
 	if len(files) < 10 {
 		t.Fatalf("only %d folded files in the manifests", len(files))
@@ -112,9 +114,9 @@ func TestIngestFoldedFiles(t *testing.T) {
 // TestIngestKindsAndRates checks the app-name suffixes that are not cpu,
 // and sampleRate scaling, on speedscope/simple.txt (14 samples).
 func TestIngestKindsAndRates(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	s := startServer(t)
-	c := s.clients(t, newTenant(t, "ingest-kinds"))
+	c := s.Clients(t, kilntest.NewTenant("ingest-kinds"))
 	body := readFile(t, root, "speedscope/simple.txt")
 	cases := []struct {
 		name, sampleRate, format, typeID string
@@ -166,9 +168,9 @@ func TestIngestKindsAndRates(t *testing.T) {
 
 // TestIngestLines posts the lines format: one stack per line, value 1.
 func TestIngestLines(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	s := startServer(t)
-	c := s.clients(t, newTenant(t, "ingest-lines"))
+	c := s.Clients(t, kilntest.NewTenant("ingest-lines"))
 	var body bytes.Buffer
 	n := int64(0)
 	for _, line := range strings.Split(string(readFile(t, root, "speedscope/simple.txt")), "\n") {
@@ -222,9 +224,9 @@ func speedscopeWeights(t *testing.T, b []byte) []float64 {
 // app name's type; several become <name>.<unit> (seconds: wall) with a
 // profile_name label each.
 func TestIngestSpeedscope(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	s := startServer(t)
-	c := s.clients(t, newTenant(t, "ingest-speedscope"))
+	c := s.Clients(t, kilntest.NewTenant("ingest-speedscope"))
 	lo, hi := wideWindow()
 	one := readFile(t, root, "speedscope/simple-sampled.speedscope.json")
 	w := speedscopeWeights(t, one)
@@ -301,12 +303,12 @@ func pprofTotals(t *testing.T, raw []byte, metric string) (*profile.Profile, []s
 // (upstream/remote: the multipart form with profile and sample_type_config,
 // from/until in ns, spyName gospy) and reads every sample type back.
 func TestIngestGoSDKForm(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	s := startServer(t)
-	tenant := newTenant(t, "ingest-sdk")
-	c := s.clients(t, tenant)
+	tenant := kilntest.NewTenant("ingest-sdk")
+	c := s.Clients(t, tenant)
 	log := &recLogger{t: t}
-	r, err := remote.NewRemote(remote.Config{Address: s.httpURL(), TenantID: tenant, Threads: 2,
+	r, err := remote.NewRemote(remote.Config{Address: s.HTTPURL(), TenantID: tenant, Threads: 2,
 		Timeout: 10 * time.Second, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -383,9 +385,9 @@ func zeroTimeProfile(t *testing.T, root string) ([]byte, []int64, []string) {
 // TestIngestPprofBodies posts pprof as a raw body (format=pprof) and as the
 // Node.js SDK's form (a gzipped profile part only, no format, seconds).
 func TestIngestPprofBodies(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	s := startServer(t)
-	c := s.clients(t, newTenant(t, "ingest-pprof"))
+	c := s.Clients(t, kilntest.NewTenant("ingest-pprof"))
 	raw, sums, ids := zeroTimeProfile(t, root)
 	base := time.Now().Add(-5 * time.Minute).Truncate(time.Second)
 	from := strconv.FormatInt(base.Unix(), 10)
@@ -431,9 +433,9 @@ func TestIngestPprofBodies(t *testing.T) {
 // TestIngestErrors checks the status of every kind of rejection, and that
 // the server lives on.
 func TestIngestErrors(t *testing.T) {
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	s := startServer(t)
-	c := s.clients(t, newTenant(t, "ingest-errors"))
+	c := s.Clients(t, kilntest.NewTenant("ingest-errors"))
 	folded := readFile(t, root, "speedscope/simple.txt")
 	cpu := readFile(t, root, "grafana-pyroscope/cpu.pb.gz")
 	form := func(parts ...string) (string, []byte) {
@@ -485,11 +487,11 @@ func TestIngestErrors(t *testing.T) {
 			t.Logf("%s: %d %s", tc.what, r.status, r.body)
 		}
 	}
-	bad := s.clients(t, "../bad")
+	bad := s.Clients(t, "../bad")
 	if r := post(t, s, bad, "", url.Values{"name": {"app"}}, "", folded); r.status != 400 {
 		t.Errorf("invalid tenant: status %d (%s), want 400", r.status, r.body)
 	}
-	if s.getReady(t) != 200 {
+	if s.GetReady(t) != 200 {
 		t.Error("server not ready after the errors")
 	}
 }
@@ -497,12 +499,12 @@ func TestIngestErrors(t *testing.T) {
 // TestIngestRateLimited runs a server with a tiny ingestion burst: a body
 // larger than it is answered 429.
 func TestIngestRateLimited(t *testing.T) {
-	bin, root := requireEnv(t)
-	if !hasFlag(bin, "distributor.ingestion-rate-limit-mb") {
+	_, root := kilntest.RequireEnv(t)
+	if !kilntest.HasFlag(t, "distributor.ingestion-rate-limit-mb") {
 		t.Skip("this kiln has no -distributor.ingestion-rate-limit-mb")
 	}
 	s := startServer(t, "-distributor.ingestion-rate-limit-mb=0.0001", "-distributor.ingestion-burst-size-mb=0.001")
-	c := s.clients(t, newTenant(t, "ingest-rate"))
+	c := s.Clients(t, kilntest.NewTenant("ingest-rate"))
 	big := readFile(t, root, "flamegraph/perf-vertx-stacks-01-collapsed-all.txt")
 	if r := post(t, s, c, "", url.Values{"name": {"rate.cpu"}}, "", big); r.status != 429 || r.body == "" {
 		t.Errorf("over the burst: status %d (%s), want 429", r.status, r.body)

@@ -13,6 +13,8 @@ import (
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 // The OTLP captures of the shared test data (see its MANIFEST.md): each has
@@ -33,7 +35,7 @@ type capture struct {
 
 func loadCapture(t *testing.T, base string) *capture {
 	t.Helper()
-	_, testdata := requireEnv(t)
+	_, testdata := kilntest.RequireEnv(t)
 	c := &capture{name: base}
 	var err error
 	if c.bin, err = os.ReadFile(filepath.Join(testdata, base+".pb.bin")); err != nil {

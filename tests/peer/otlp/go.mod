@@ -25,3 +25,7 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 )
+
+require kiln.dev/tests/lib/kilntest v0.0.0
+
+replace kiln.dev/tests/lib/kilntest => ../../lib/kilntest

@@ -25,12 +25,21 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 const (
 	httpPath   = "/v1development/profiles"
 	exportPath = "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
 )
+
+// startServer starts kiln (kilntest.Start) with its OTLP gRPC listener on
+// 127.0.0.1 and a free port (Server.OTLPAddr), accepting before it returns.
+func startServer(t *testing.T) *kilntest.Server {
+	t.Helper()
+	return kilntest.Start(t, kilntest.OTLPOnLoopback())
+}
 
 // exportGRPC sends req with the OTLP gRPC client, gzip-compressed as the
 // OTel eBPF profiler and Collector do.
@@ -41,7 +50,7 @@ func exportGRPC(t *testing.T, addr, tenant string, req *collpb.ExportProfilesSer
 		t.Fatalf("grpc client: %v", err)
 	}
 	defer conn.Close()
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
 	ctx = metadata.AppendToOutgoingContext(ctx, "x-scope-orgid", tenant)
 	return collpb.NewProfilesServiceClient(conn).Export(ctx, req, grpc.UseCompressor(grpcgzip.Name))
@@ -54,7 +63,7 @@ type httpResult struct {
 }
 
 // postHTTP sends body to path as OTLP/HTTP does, gzipped when gz.
-func postHTTP(t *testing.T, s *kilnServer, tenant, path, contentType string, body []byte, gz bool) httpResult {
+func postHTTP(t *testing.T, s *kilntest.Server, tenant, path, contentType string, body []byte, gz bool) httpResult {
 	t.Helper()
 	if gz {
 		var b bytes.Buffer
@@ -63,9 +72,9 @@ func postHTTP(t *testing.T, s *kilnServer, tenant, path, contentType string, bod
 		_ = w.Close()
 		body = b.Bytes()
 	}
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.httpURL()+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.HTTPURL()+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,9 +82,9 @@ func postHTTP(t *testing.T, s *kilnServer, tenant, path, contentType string, bod
 	if gz {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
-	resp, err := tenantClient(t, tenant).Do(req)
+	resp, err := kilntest.TenantClient(t, tenant).Do(req)
 	if err != nil {
-		s.requireAlive(t)
+		s.RequireAlive(t)
 		t.Fatalf("POST %s: %v", path, err)
 	}
 	defer resp.Body.Close()
@@ -105,12 +114,12 @@ func decodeResponse(t *testing.T, r httpResult) *collpb.ExportProfilesServiceRes
 // method is one way of sending a capture to Kiln.
 type method struct {
 	name string
-	send func(t *testing.T, s *kilnServer, tenant string, c *capture) (*collpb.ExportProfilesServiceResponse, error)
+	send func(t *testing.T, s *kilntest.Server, tenant string, c *capture) (*collpb.ExportProfilesServiceResponse, error)
 	json bool // expectations come from the .pb.json file
 }
 
 func httpMethod(name, contentType string, json, gz bool) method {
-	return method{name: name, json: json, send: func(t *testing.T, s *kilnServer, tenant string, c *capture) (*collpb.ExportProfilesServiceResponse, error) {
+	return method{name: name, json: json, send: func(t *testing.T, s *kilntest.Server, tenant string, c *capture) (*collpb.ExportProfilesServiceResponse, error) {
 		body := c.bin
 		if json {
 			body = c.json
@@ -120,18 +129,18 @@ func httpMethod(name, contentType string, json, gz bool) method {
 }
 
 var methods = []method{
-	{name: "grpc-gzip-otlp-port", send: func(t *testing.T, s *kilnServer, tenant string, c *capture) (*collpb.ExportProfilesServiceResponse, error) {
-		return exportGRPC(t, s.otlpAddr, tenant, c.req)
+	{name: "grpc-gzip-otlp-port", send: func(t *testing.T, s *kilntest.Server, tenant string, c *capture) (*collpb.ExportProfilesServiceResponse, error) {
+		return exportGRPC(t, s.OTLPAddr, tenant, c.req)
 	}},
-	{name: "grpc-gzip-main-port", send: func(t *testing.T, s *kilnServer, tenant string, c *capture) (*collpb.ExportProfilesServiceResponse, error) {
-		return exportGRPC(t, s.grpcAddr, tenant, c.req)
+	{name: "grpc-gzip-main-port", send: func(t *testing.T, s *kilntest.Server, tenant string, c *capture) (*collpb.ExportProfilesServiceResponse, error) {
+		return exportGRPC(t, s.GRPCAddr, tenant, c.req)
 	}},
 	httpMethod("http-protobuf", "application/x-protobuf", false, false),
 	httpMethod("http-protobuf-gzip", "application/x-protobuf", false, true),
 	httpMethod("http-application-protobuf", "application/protobuf", false, false),
 	httpMethod("http-json", "application/json", true, false),
 	httpMethod("http-json-gzip", "application/json", true, true),
-	{name: "connect-proto-http-port", send: func(t *testing.T, s *kilnServer, tenant string, c *capture) (*collpb.ExportProfilesServiceResponse, error) {
+	{name: "connect-proto-http-port", send: func(t *testing.T, s *kilntest.Server, tenant string, c *capture) (*collpb.ExportProfilesServiceResponse, error) {
 		return decodeResponse(t, postHTTP(t, s, tenant, exportPath, "application/proto", c.bin, false)), nil
 	}},
 }
@@ -147,15 +156,15 @@ func sortedKeys(m map[string]bool) []string {
 
 // checkStored reads the tenant's data back through Pyroscope's Connect
 // querier client and compares it with want.
-func checkStored(t *testing.T, s *kilnServer, tenant string, want expectation) {
+func checkStored(t *testing.T, s *kilntest.Server, tenant string, want expectation) {
 	t.Helper()
-	q := querierv1connect.NewQuerierServiceClient(tenantClient(t, tenant), s.httpURL())
+	q := querierv1connect.NewQuerierServiceClient(kilntest.TenantClient(t, tenant), s.HTTPURL())
 	start, end := want.window()
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
 	pt, err := q.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: start, End: end}))
 	if err != nil {
-		s.requireAlive(t)
+		s.RequireAlive(t)
 		t.Fatalf("ProfileTypes: %v", err)
 	}
 	got := map[string]bool{}
@@ -185,7 +194,7 @@ func checkStored(t *testing.T, s *kilnServer, tenant string, want expectation) {
 
 func mergedTotal(t *testing.T, q querierv1connect.QuerierServiceClient, typeID, selector string, start, end int64) int64 {
 	t.Helper()
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
 	r, err := q.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
 		ProfileTypeID: typeID, LabelSelector: selector, Start: start, End: end,
@@ -209,10 +218,10 @@ func TestExportCaptures(t *testing.T) {
 		t.Logf("%s: %d profile types, %d services, %d series totals", base, len(want.types), len(want.services), len(want.totals))
 		for _, m := range methods {
 			t.Run(strings.ReplaceAll(base, "/", "_")+"/"+m.name, func(t *testing.T) {
-				tenant := newTenant(t, "otlp")
+				tenant := kilntest.NewTenant("otlp")
 				resp, err := m.send(t, s, tenant, c)
 				if err != nil {
-					s.requireAlive(t)
+					s.RequireAlive(t)
 					t.Fatalf("export: %v", err)
 				}
 				if ps := resp.GetPartialSuccess(); ps.GetRejectedProfiles() != 0 || ps.GetErrorMessage() != "" {
@@ -235,14 +244,14 @@ func TestCorruptedCapture(t *testing.T) {
 	s := startServer(t)
 	c := loadCapture(t, corruptedCapture)
 	const bad = "stack_index 1000000000 out of range"
-	for _, addr := range []string{s.otlpAddr, s.grpcAddr} {
-		tenant := newTenant(t, "corrupt")
+	for _, addr := range []string{s.OTLPAddr, s.GRPCAddr} {
+		tenant := kilntest.NewTenant("corrupt")
 		_, err := exportGRPC(t, addr, tenant, c.req)
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), bad) {
 			t.Errorf("gRPC %s: got %v, want InvalidArgument naming %q", addr, err, bad)
 		}
 	}
-	tenant := newTenant(t, "corrupt")
+	tenant := kilntest.NewTenant("corrupt")
 	r := postHTTP(t, s, tenant, httpPath, "application/x-protobuf", c.bin, false)
 	st := &rpcstatus.Status{}
 	if err := proto.Unmarshal(r.body, st); r.status != http.StatusBadRequest || err != nil ||
@@ -255,8 +264,8 @@ func TestCorruptedCapture(t *testing.T) {
 		!strings.Contains(st.GetMessage(), bad) {
 		t.Errorf("HTTP JSON: %d %s %q (%v)", r.status, r.contentType, r.body, err)
 	}
-	q := querierv1connect.NewQuerierServiceClient(tenantClient(t, tenant), s.httpURL())
-	ctx, cancel := reqCtx(t)
+	q := querierv1connect.NewQuerierServiceClient(kilntest.TenantClient(t, tenant), s.HTTPURL())
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
 	pt, err := q.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: 0, End: 1 << 62}))
 	if err != nil || len(pt.Msg.GetProfileTypes()) != 0 {
@@ -273,11 +282,11 @@ func TestPartialSuccess(t *testing.T) {
 	req.ResourceProfiles[1].ScopeProfiles[0].Profiles[0].Samples[0].StackIndex = 5000
 	want := expect(req, func(i, j, k int) bool { return i == 1 && j == 0 && k == 0 })
 	for _, viaGRPC := range []bool{true, false} {
-		tenant := newTenant(t, "partial")
+		tenant := kilntest.NewTenant("partial")
 		var resp *collpb.ExportProfilesServiceResponse
 		if viaGRPC {
 			var err error
-			if resp, err = exportGRPC(t, s.otlpAddr, tenant, req); err != nil {
+			if resp, err = exportGRPC(t, s.OTLPAddr, tenant, req); err != nil {
 				t.Fatalf("export: %v", err)
 			}
 		} else {
@@ -298,17 +307,17 @@ func TestPartialSuccess(t *testing.T) {
 func TestBadRequests(t *testing.T) {
 	s := startServer(t)
 	c := loadCapture(t, ebpfCapture)
-	tenant := newTenant(t, "bad")
+	tenant := kilntest.NewTenant("bad")
 	req := proto.Clone(c.req).(*collpb.ExportProfilesServiceRequest)
 	req.Dictionary.StackTable[1].LocationIndices[0] = 99999
-	_, err := exportGRPC(t, s.otlpAddr, tenant, req)
+	_, err := exportGRPC(t, s.OTLPAddr, tenant, req)
 	want := fmt.Sprintf("dictionary.stack_table[1].location_indices[0] 99999 out of range (location_table has %d entries)",
 		len(req.Dictionary.LocationTable))
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), want) {
 		t.Errorf("broken dictionary: %v, want InvalidArgument %q", err, want)
 	}
 	req.Dictionary = nil
-	_, err = exportGRPC(t, s.otlpAddr, tenant, req)
+	_, err = exportGRPC(t, s.OTLPAddr, tenant, req)
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "dictionary") {
 		t.Errorf("no dictionary: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/google/pprof/profile"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 // TestHostileRequestsAreAllOrNothing sends requests that pair a valid
@@ -17,9 +19,9 @@ import (
 // 10^6 empty samples): each request fails with its own error, nothing of it
 // is stored, and the server keeps serving.
 func TestHostileRequestsAreAllOrNothing(t *testing.T) {
-	_, root := requireEnv(t)
-	s := startServer(t)
-	c := s.clients(t, newTenant(t, "peer-hostile"))
+	_, root := kilntest.RequireEnv(t)
+	s := kilntest.Start(t)
+	c := s.Clients(t, kilntest.NewTenant("peer-hostile"))
 	pc, err := loadProfileCase(t, root, "grafana-pyroscope/cpu.pb.gz")
 	if err != nil {
 		t.Fatal(err)
@@ -53,14 +55,14 @@ func TestHostileRequestsAreAllOrNothing(t *testing.T) {
 		// the 16000-sample limit would.
 		{"10^6 empty samples", emptyRaw.Bytes(), connect.CodeResourceExhausted},
 	}
-	service := "peer-hostile-" + randomHex(t, 4)
+	service := "peer-hostile-" + kilntest.RandomHex(4)
 	for _, tc := range cases {
-		ctx, cancel := reqCtx(t)
-		_, err := c.push.Push(ctx, connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{
+		ctx, cancel := kilntest.ReqCtx(t)
+		_, err := c.Push.Push(ctx, connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{
 			{Labels: []*typesv1.LabelPair{{Name: "__name__", Value: pc.name}, {Name: "service_name", Value: service}},
-				Samples: []*pushv1.RawSample{{RawProfile: pc.raw, ID: newUUID(t)}}},
+				Samples: []*pushv1.RawSample{{RawProfile: pc.raw, ID: kilntest.NewUUID()}}},
 			{Labels: []*typesv1.LabelPair{{Name: "__name__", Value: pc.name}, {Name: "service_name", Value: service}},
-				Samples: []*pushv1.RawSample{{RawProfile: tc.raw, ID: newUUID(t)}}},
+				Samples: []*pushv1.RawSample{{RawProfile: tc.raw, ID: kilntest.NewUUID()}}},
 		}}))
 		cancel()
 		if connect.CodeOf(err) != tc.want {
@@ -68,7 +70,7 @@ func TestHostileRequestsAreAllOrNothing(t *testing.T) {
 		}
 	}
 	start, end := queryWindow(pc.timeNanos, time.Now())
-	fg, err := selectMerge(t, s, c.query, pc.typeIDs[0], service, start, end)
+	fg, err := selectMerge(t, s, c.Query, pc.typeIDs[0], service, start, end)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ require (
 	connectrpc.com/connect v1.21.1
 	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
 	github.com/grafana/pyroscope/api v1.6.0
-	golang.org/x/net v0.62.0
+	golang.org/x/net v0.62.0 // indirect
 	google.golang.org/protobuf v1.36.12
 )
 
@@ -21,3 +21,7 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260427160629-7cedc36a6bc4 // indirect
 	google.golang.org/grpc v1.82.1 // indirect
 )
+
+require kiln.dev/tests/lib/kilntest v0.0.0
+
+replace kiln.dev/tests/lib/kilntest => ../../lib/kilntest

@@ -8,6 +8,8 @@ import (
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/google/pprof/profile"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 // rootFirst is a sample's frames, root first, with inlined frames expanded
@@ -28,14 +30,14 @@ func rootFirst(s *profile.Sample) []string {
 // sends it: a flame graph focused on a call site (stack_trace_selector),
 // SelectHeatmap and AnalyzeQuery, against figures computed from the file.
 func TestStackTraceSelectorHeatmapAnalyze(t *testing.T) {
-	_, root := requireEnv(t)
-	s := startServer(t)
-	c := s.clients(t, newTenant(t, "peer-methods"))
+	_, root := kilntest.RequireEnv(t)
+	s := kilntest.Start(t)
+	c := s.Clients(t, kilntest.NewTenant("peer-methods"))
 	pc, err := loadProfileCase(t, root, "gdu/default.pgo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	service := "peer-methods-" + randomHex(t, 4)
+	service := "peer-methods-" + kilntest.RandomHex(4)
 	if _, err := push(t, s, c, transports[0], pc.name, service, pc.raw); err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +58,8 @@ func TestStackTraceSelectorHeatmapAnalyze(t *testing.T) {
 		}
 	}
 	start, end := queryWindow(pc.timeNanos, time.Now())
-	q := c.queryJSON
-	ctx, cancel := reqCtx(t)
+	q := c.QueryJSON
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
 	r, err := q.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
 		ProfileTypeID: pc.typeIDs[i], LabelSelector: `{service_name="` + service + `"}`, Start: start, End: end,

@@ -24,12 +24,14 @@ import (
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 // transport names one of the two push paths.
 type transport struct {
 	name   string // "connect" or "grpc"
-	client func(c *peerClients) pushv1connect.PusherServiceClient
+	client func(c *kilntest.Clients) pushv1connect.PusherServiceClient
 	// wantHTTP is the HTTP status a rejected push must come back with.
 	wantHTTP int
 	// wantProto is the HTTP version the client must have used: Alloy's
@@ -38,15 +40,15 @@ type transport struct {
 }
 
 var transports = []transport{
-	{name: "connect", client: func(c *peerClients) pushv1connect.PusherServiceClient { return c.push }, wantHTTP: http.StatusBadRequest, wantProto: "HTTP/1.1"},
-	{name: "grpc", client: func(c *peerClients) pushv1connect.PusherServiceClient { return c.pushGRPC }, wantHTTP: http.StatusOK, wantProto: "HTTP/2.0"},
+	{name: "connect", client: func(c *kilntest.Clients) pushv1connect.PusherServiceClient { return c.Push }, wantHTTP: http.StatusBadRequest, wantProto: "HTTP/1.1"},
+	{name: "grpc", client: func(c *kilntest.Clients) pushv1connect.PusherServiceClient { return c.PushGRPC }, wantHTTP: http.StatusOK, wantProto: "HTTP/2.0"},
 }
 
 // push sends one raw profile with the contract's labels and returns the
 // error and the HTTP outcome the server answered with.
-func push(t *testing.T, s *kilnServer, c *peerClients, tr transport, name, service string, raw []byte) (httpOutcome, error) {
+func push(t *testing.T, s *kilntest.Server, c *kilntest.Clients, tr transport, name, service string, raw []byte) (kilntest.Outcome, error) {
 	t.Helper()
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
 	req := connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
 		Labels: []*typesv1.LabelPair{
@@ -54,27 +56,27 @@ func push(t *testing.T, s *kilnServer, c *peerClients, tr transport, name, servi
 			{Name: "service_name", Value: service},
 			{Name: "__delta__", Value: "false"},
 		},
-		Samples: []*pushv1.RawSample{{RawProfile: raw, ID: newUUID(t)}},
+		Samples: []*pushv1.RawSample{{RawProfile: raw, ID: kilntest.NewUUID()}},
 	}}})
-	id := newUUID(t)
-	req.Header().Set(requestIDHeader, id)
+	id := kilntest.NewUUID()
+	req.Header().Set(kilntest.RequestIDHeader, id)
 	t0 := time.Now()
 	_, err := tr.client(c).Push(ctx, req)
 	if took := time.Since(t0); took > time.Second {
 		t.Logf("push of %d bytes over %s took %v", len(raw), tr.name, took.Round(time.Millisecond))
 	}
-	out, ok := c.rec.get(id)
-	s.checkAfterError(t, err)
-	if ok && out.proto != tr.wantProto {
-		t.Errorf("push over %s used %s, want %s", tr.name, out.proto, tr.wantProto)
+	out, ok := c.Outcome(id)
+	s.CheckAfterError(t, err)
+	if ok && out.Proto != tr.wantProto {
+		t.Errorf("push over %s used %s, want %s", tr.name, out.Proto, tr.wantProto)
 	}
 	return out, err
 }
 
 // selectMerge runs SelectMergeStacktraces for one service and type.
-func selectMerge(t *testing.T, s *kilnServer, q querierv1connect.QuerierServiceClient, typeID, service string, start, end int64) (*querierv1.FlameGraph, error) {
+func selectMerge(t *testing.T, s *kilntest.Server, q querierv1connect.QuerierServiceClient, typeID, service string, start, end int64) (*querierv1.FlameGraph, error) {
 	t.Helper()
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
 	maxNodes := int64(1 << 20)
 	resp, err := q.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
@@ -85,7 +87,7 @@ func selectMerge(t *testing.T, s *kilnServer, q querierv1connect.QuerierServiceC
 		MaxNodes:      &maxNodes,
 	}))
 	if err != nil {
-		s.checkAfterError(t, err)
+		s.CheckAfterError(t, err)
 		return nil, err
 	}
 	return resp.Msg.GetFlamegraph(), nil
@@ -93,12 +95,12 @@ func selectMerge(t *testing.T, s *kilnServer, q querierv1connect.QuerierServiceC
 
 // checkTotals queries every sample type of pc pushed as service and checks
 // the flame graph total and structure.
-func checkTotals(t *testing.T, s *kilnServer, c *peerClients, pc *profileCase, service string) {
+func checkTotals(t *testing.T, s *kilntest.Server, c *kilntest.Clients, pc *profileCase, service string) {
 	t.Helper()
 	start, end := queryWindow(pc.timeNanos, time.Now())
 	for i, id := range pc.typeIDs {
 		t0 := time.Now()
-		fg, err := selectMerge(t, s, c.query, id, service, start, end)
+		fg, err := selectMerge(t, s, c.Query, id, service, start, end)
 		took := time.Since(t0)
 		if err != nil {
 			t.Errorf("%s: SelectMergeStacktraces(%s, service_name=%q, start=%d, end=%d): %v", pc.rel, id, service, start, end, err)
@@ -144,14 +146,14 @@ type pushedService struct {
 // (not hard/) over Connect and over gRPC and checks what the querier
 // returns for it.
 func TestPushAndQueryProfiles(t *testing.T) {
-	_, root := requireEnv(t)
-	s := startServer(t)
-	c := s.clients(t, newTenant(t, "peer-files"))
+	_, root := kilntest.RequireEnv(t)
+	s := kilntest.Start(t)
+	c := s.Clients(t, kilntest.NewTenant("peer-files"))
 
 	var pushedAll []pushedService
 	minStart := time.Now().UnixMilli()
 	for _, row := range pprofRows(t, root, "") {
-		s.requireAlive(t)
+		s.RequireAlive(t)
 		pc, err := loadProfileCase(t, root, row.rel)
 		if err != nil {
 			t.Errorf("%s: MANIFEST says pprof but profile.Parse rejects it: %v", row.rel, err)
@@ -181,7 +183,7 @@ func TestPushAndQueryProfiles(t *testing.T) {
 			}
 		})
 	}
-	s.requireAlive(t)
+	s.RequireAlive(t)
 	if len(pushedAll) == 0 {
 		t.Fatal("nothing was pushed")
 	}
@@ -196,7 +198,7 @@ func TestPushAndQueryProfiles(t *testing.T) {
 		start, end := queryWindow(pc.timeNanos, time.Now())
 		for i, id := range pc.typeIDs {
 			leaf, v := heaviestLeaf(pc.prof, i)
-			fg, err := selectMerge(t, s, c.query, id, sanitizeService("connect", rel), start, end)
+			fg, err := selectMerge(t, s, c.Query, id, sanitizeService("connect", rel), start, end)
 			if err != nil {
 				t.Fatalf("SelectMergeStacktraces: %v", err)
 			}
@@ -206,7 +208,7 @@ func TestPushAndQueryProfiles(t *testing.T) {
 			}
 			// The same query in Connect JSON (Profiles Drilldown) must give the
 			// same flame graph.
-			fgJSON, err := selectMerge(t, s, c.queryJSON, id, sanitizeService("connect", rel), start, end)
+			fgJSON, err := selectMerge(t, s, c.QueryJSON, id, sanitizeService("connect", rel), start, end)
 			if err != nil {
 				t.Fatalf("SelectMergeStacktraces (JSON): %v", err)
 			}
@@ -218,11 +220,11 @@ func TestPushAndQueryProfiles(t *testing.T) {
 	})
 
 	t.Run("ProfileTypes", func(t *testing.T) {
-		ctx, cancel := reqCtx(t)
+		ctx, cancel := kilntest.ReqCtx(t)
 		defer cancel()
-		resp, err := c.query.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: minStart, End: end}))
+		resp, err := c.Query.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: minStart, End: end}))
 		if err != nil {
-			s.checkAfterError(t, err)
+			s.CheckAfterError(t, err)
 			t.Fatalf("ProfileTypes: %v", err)
 		}
 		var ids []string
@@ -247,11 +249,11 @@ func TestPushAndQueryProfiles(t *testing.T) {
 	})
 
 	t.Run("LabelNames", func(t *testing.T) {
-		ctx, cancel := reqCtx(t)
+		ctx, cancel := kilntest.ReqCtx(t)
 		defer cancel()
-		resp, err := c.query.LabelNames(ctx, connect.NewRequest(&typesv1.LabelNamesRequest{Start: minStart, End: end}))
+		resp, err := c.Query.LabelNames(ctx, connect.NewRequest(&typesv1.LabelNamesRequest{Start: minStart, End: end}))
 		if err != nil {
-			s.checkAfterError(t, err)
+			s.CheckAfterError(t, err)
 			t.Fatalf("LabelNames: %v", err)
 		}
 		names := resp.Msg.GetNames()
@@ -270,12 +272,12 @@ func TestPushAndQueryProfiles(t *testing.T) {
 		for _, q := range []struct {
 			name string
 			c    querierv1connect.QuerierServiceClient
-		}{{"proto", c.query}, {"json", c.queryJSON}} {
-			ctx, cancel := reqCtx(t)
+		}{{"proto", c.Query}, {"json", c.QueryJSON}} {
+			ctx, cancel := kilntest.ReqCtx(t)
 			resp, err := q.c.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "service_name", Start: minStart, End: end}))
 			cancel()
 			if err != nil {
-				s.checkAfterError(t, err)
+				s.CheckAfterError(t, err)
 				t.Errorf("LabelValues(service_name) [%s]: %v", q.name, err)
 				continue
 			}
@@ -303,11 +305,11 @@ func TestPushAndQueryProfiles(t *testing.T) {
 			}
 			checked++
 			sel := `{service_name="` + p.service + `"}`
-			ctx, cancel := reqCtx(t)
-			ln, err := c.query.LabelNames(ctx, connect.NewRequest(&typesv1.LabelNamesRequest{Matchers: []string{sel}, Start: minStart, End: end}))
+			ctx, cancel := kilntest.ReqCtx(t)
+			ln, err := c.Query.LabelNames(ctx, connect.NewRequest(&typesv1.LabelNamesRequest{Matchers: []string{sel}, Start: minStart, End: end}))
 			cancel()
 			if err != nil {
-				s.checkAfterError(t, err)
+				s.CheckAfterError(t, err)
 				t.Errorf("LabelNames(%s): %v", sel, err)
 				continue
 			}
@@ -321,11 +323,11 @@ func TestPushAndQueryProfiles(t *testing.T) {
 					t.Errorf("%s: LabelNames(%s) lacks pprof label %q (upstream makes it a series label); got %v", p.pc.rel, sel, k, ln.Msg.GetNames())
 					continue
 				}
-				ctx, cancel := reqCtx(t)
-				lv, err := c.query.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: k, Matchers: []string{sel}, Start: minStart, End: end}))
+				ctx, cancel := kilntest.ReqCtx(t)
+				lv, err := c.Query.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: k, Matchers: []string{sel}, Start: minStart, End: end}))
 				cancel()
 				if err != nil {
-					s.checkAfterError(t, err)
+					s.CheckAfterError(t, err)
 					t.Errorf("LabelValues(%s, %s): %v", k, sel, err)
 					continue
 				}
@@ -345,16 +347,16 @@ func TestPushAndQueryProfiles(t *testing.T) {
 			v := vals[0]
 			wantTotal := labelFilteredTotal(p.pc.prof, 0, k, v)
 			start, _ := queryWindow(p.pc.timeNanos, time.Now())
-			ctx, cancel = reqCtx(t)
+			ctx, cancel = kilntest.ReqCtx(t)
 			maxNodes := int64(1 << 20)
-			resp, err := c.query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+			resp, err := c.Query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
 				ProfileTypeID: p.pc.typeIDs[0],
 				LabelSelector: `{service_name="` + p.service + `",` + k + `="` + v + `"}`,
 				Start:         start, End: end, MaxNodes: &maxNodes,
 			}))
 			cancel()
 			if err != nil {
-				s.checkAfterError(t, err)
+				s.CheckAfterError(t, err)
 				t.Errorf("%s: SelectMergeStacktraces filtered by %s=%q: %v", p.pc.rel, k, v, err)
 				continue
 			}
@@ -369,8 +371,8 @@ func TestPushAndQueryProfiles(t *testing.T) {
 
 	t.Run("Series", func(t *testing.T) {
 		for _, p := range pushedAll {
-			ctx, cancel := reqCtx(t)
-			resp, err := c.query.Series(ctx, connect.NewRequest(&querierv1.SeriesRequest{
+			ctx, cancel := kilntest.ReqCtx(t)
+			resp, err := c.Query.Series(ctx, connect.NewRequest(&querierv1.SeriesRequest{
 				Matchers:   []string{`{service_name="` + p.service + `"}`},
 				LabelNames: []string{"service_name", "__profile_type__"},
 				Start:      minStart,
@@ -378,7 +380,7 @@ func TestPushAndQueryProfiles(t *testing.T) {
 			}))
 			cancel()
 			if err != nil {
-				s.checkAfterError(t, err)
+				s.CheckAfterError(t, err)
 				t.Errorf("Series(%s): %v", p.service, err)
 				continue
 			}
@@ -418,10 +420,10 @@ func TestPushAndQueryProfiles(t *testing.T) {
 
 // TestTenantIsolation checks that X-Scope-OrgID separates the data.
 func TestTenantIsolation(t *testing.T) {
-	_, root := requireEnv(t)
-	s := startServer(t)
-	a := s.clients(t, newTenant(t, "peer-tenant-a"))
-	b := s.clients(t, newTenant(t, "peer-tenant-b"))
+	_, root := kilntest.RequireEnv(t)
+	s := kilntest.Start(t)
+	a := s.Clients(t, kilntest.NewTenant("peer-tenant-a"))
+	b := s.Clients(t, kilntest.NewTenant("peer-tenant-b"))
 
 	pcA, err := loadProfileCase(t, root, "grafana-pyroscope/cpu.pb.gz")
 	if err != nil {
@@ -431,8 +433,8 @@ func TestTenantIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svcA := "peer-tenancy-a-" + randomHex(t, 4)
-	svcB := "peer-tenancy-b-" + randomHex(t, 4)
+	svcA := "peer-tenancy-a-" + kilntest.RandomHex(4)
+	svcB := "peer-tenancy-b-" + kilntest.RandomHex(4)
 	if _, err := push(t, s, a, transports[0], pcA.name, svcA, pcA.raw); err != nil {
 		t.Fatalf("push A over connect: %v", err)
 	}
@@ -451,14 +453,14 @@ func TestTenantIsolation(t *testing.T) {
 	// A sees its own data (pushed over Connect and over gRPC); B does not.
 	for _, svc := range []string{svcA, svcA + "-grpc"} {
 		for i, id := range pcA.typeIDs {
-			fg, err := selectMerge(t, s, a.query, id, svc, startA, end)
+			fg, err := selectMerge(t, s, a.Query, id, svc, startA, end)
 			if err != nil {
 				t.Fatalf("A: SelectMergeStacktraces: %v", err)
 			}
 			if fg.GetTotal() != pcA.expected[i] {
 				t.Errorf("A: %s %s total = %d, want %d", svc, id, fg.GetTotal(), pcA.expected[i])
 			}
-			fg, err = selectMerge(t, s, b.query, id, svc, startA, end)
+			fg, err = selectMerge(t, s, b.Query, id, svc, startA, end)
 			if err != nil {
 				t.Fatalf("B: SelectMergeStacktraces: %v", err)
 			}
@@ -468,14 +470,14 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	}
 	for i, id := range pcB.typeIDs {
-		fg, err := selectMerge(t, s, a.query, id, svcB, startB, end)
+		fg, err := selectMerge(t, s, a.Query, id, svcB, startB, end)
 		if err != nil {
 			t.Fatalf("A: SelectMergeStacktraces: %v", err)
 		}
 		if fg.GetTotal() != 0 {
 			t.Errorf("tenant A sees tenant B's data: %s service %s total = %d", id, svcB, fg.GetTotal())
 		}
-		fg, err = selectMerge(t, s, b.query, id, svcB, startB, end)
+		fg, err = selectMerge(t, s, b.Query, id, svcB, startB, end)
 		if err != nil {
 			t.Fatalf("B: SelectMergeStacktraces: %v", err)
 		}
@@ -487,7 +489,7 @@ func TestTenantIsolation(t *testing.T) {
 	// Metadata: each tenant lists only its own names and types.
 	for _, tc := range []struct {
 		who          string
-		c            *peerClients
+		c            *kilntest.Clients
 		own, foreign string
 		ownTypes     []string
 		foreignTypes []string
@@ -495,21 +497,21 @@ func TestTenantIsolation(t *testing.T) {
 		{"A", a, svcA, svcB, pcA.typeIDs, pcB.typeIDs},
 		{"B", b, svcB, svcA, pcB.typeIDs, pcA.typeIDs},
 	} {
-		ctx, cancel := reqCtx(t)
-		lv, err := tc.c.query.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "service_name", Start: start, End: end}))
+		ctx, cancel := kilntest.ReqCtx(t)
+		lv, err := tc.c.Query.LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "service_name", Start: start, End: end}))
 		cancel()
 		if err != nil {
-			s.checkAfterError(t, err)
+			s.CheckAfterError(t, err)
 			t.Fatalf("%s: LabelValues: %v", tc.who, err)
 		}
 		if !slices.Contains(lv.Msg.GetNames(), tc.own) || slices.Contains(lv.Msg.GetNames(), tc.foreign) {
 			t.Errorf("%s: LabelValues(service_name) = %v, want %q and not %q", tc.who, lv.Msg.GetNames(), tc.own, tc.foreign)
 		}
-		ctx, cancel = reqCtx(t)
-		pt, err := tc.c.query.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: start, End: end}))
+		ctx, cancel = kilntest.ReqCtx(t)
+		pt, err := tc.c.Query.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: start, End: end}))
 		cancel()
 		if err != nil {
-			s.checkAfterError(t, err)
+			s.CheckAfterError(t, err)
 			t.Fatalf("%s: ProfileTypes: %v", tc.who, err)
 		}
 		var ids []string
@@ -526,15 +528,15 @@ func TestTenantIsolation(t *testing.T) {
 				t.Errorf("%s: ProfileTypes shows the other tenant's type %s", tc.who, id)
 			}
 		}
-		ctx, cancel = reqCtx(t)
-		sr, err := tc.c.query.Series(ctx, connect.NewRequest(&querierv1.SeriesRequest{
+		ctx, cancel = kilntest.ReqCtx(t)
+		sr, err := tc.c.Query.Series(ctx, connect.NewRequest(&querierv1.SeriesRequest{
 			Matchers:   []string{`{service_name="` + tc.foreign + `"}`},
 			LabelNames: []string{"service_name", "__profile_type__"},
 			Start:      start, End: end,
 		}))
 		cancel()
 		if err != nil {
-			s.checkAfterError(t, err)
+			s.CheckAfterError(t, err)
 			t.Fatalf("%s: Series: %v", tc.who, err)
 		}
 		if n := len(sr.Msg.GetLabelsSet()); n != 0 {
@@ -543,12 +545,12 @@ func TestTenantIsolation(t *testing.T) {
 	}
 
 	// A fresh tenant sees nothing at all.
-	c := s.clients(t, newTenant(t, "peer-tenant-empty"))
-	ctx, cancel := reqCtx(t)
+	c := s.Clients(t, kilntest.NewTenant("peer-tenant-empty"))
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
-	pt, err := c.query.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: start, End: end}))
+	pt, err := c.Query.ProfileTypes(ctx, connect.NewRequest(&querierv1.ProfileTypesRequest{Start: start, End: end}))
 	if err != nil {
-		s.requireAlive(t)
+		s.RequireAlive(t)
 		t.Fatalf("empty tenant: ProfileTypes: %v", err)
 	}
 	if n := len(pt.Msg.GetProfileTypes()); n != 0 {
@@ -562,11 +564,11 @@ func TestTenantIsolation(t *testing.T) {
 // that are not marked MALFORMED are checked like the normal files; the rest
 // are pushed for the log only.
 func TestHardProfiles(t *testing.T) {
-	_, root := requireEnv(t)
-	s := startServer(t)
-	c := s.clients(t, newTenant(t, "peer-hard"))
+	_, root := kilntest.RequireEnv(t)
+	s := kilntest.Start(t)
+	c := s.Clients(t, kilntest.NewTenant("peer-hard"))
 	for _, row := range pprofRows(t, root, "hard") {
-		s.requireAlive(t)
+		s.RequireAlive(t)
 		t.Run(row.rel, func(t *testing.T) {
 			raw, err := os.ReadFile(filepath.Join(root, row.rel))
 			if err != nil {
@@ -591,15 +593,15 @@ func TestHardProfiles(t *testing.T) {
 					out, err := push(t, s, c, tr, name, service, raw)
 					switch {
 					case err == nil:
-						t.Errorf("%s over %s: accepted (HTTP %d), but upstream Pyroscope rejects it with invalid_argument: %s", row.rel, tr.name, out.status, why)
+						t.Errorf("%s over %s: accepted (HTTP %d), but upstream Pyroscope rejects it with invalid_argument: %s", row.rel, tr.name, out.Status, why)
 						if pc != nil {
 							t.Logf("%s over %s: accepted anyway; checking what was stored", row.rel, tr.name)
 							checkTotals(t, s, c, pc, service)
 						}
-					case connectCode(err) != connect.CodeInvalidArgument:
-						t.Errorf("%s over %s: code %v (HTTP %d), want invalid_argument (%s): %v", row.rel, tr.name, connectCode(err), out.status, why, err)
+					case kilntest.ConnectCode(err) != connect.CodeInvalidArgument:
+						t.Errorf("%s over %s: code %v (HTTP %d), want invalid_argument (%s): %v", row.rel, tr.name, kilntest.ConnectCode(err), out.Status, why, err)
 					default:
-						t.Logf("%s over %s: rejected as upstream does (%s): HTTP %d %v", row.rel, tr.name, why, out.status, err)
+						t.Logf("%s over %s: rejected as upstream does (%s): HTTP %d %v", row.rel, tr.name, why, out.Status, err)
 					}
 				}
 				return
@@ -612,7 +614,7 @@ func TestHardProfiles(t *testing.T) {
 				}
 				for _, tr := range transports {
 					out, perr := push(t, s, c, tr, "peer_hard", sanitizeService(tr.name, row.rel), raw)
-					t.Logf("%s: not checked (%s); informational push over %s: HTTP %d, err=%v", row.rel, reason, tr.name, out.status, perr)
+					t.Logf("%s: not checked (%s); informational push over %s: HTTP %d, err=%v", row.rel, reason, tr.name, out.Status, perr)
 				}
 				return
 			}
@@ -620,14 +622,14 @@ func TestHardProfiles(t *testing.T) {
 				service := sanitizeService(tr.name, pc.rel)
 				out, err := push(t, s, c, tr, pc.name, service, pc.raw)
 				if err != nil {
-					t.Errorf("%s: push over %s: HTTP %d: %v", pc.rel, tr.name, out.status, err)
+					t.Errorf("%s: push over %s: HTTP %d: %v", pc.rel, tr.name, out.Status, err)
 					continue
 				}
 				checkTotals(t, s, c, pc, service)
 			}
 		})
 	}
-	if code := s.getReady(t); code != http.StatusOK {
+	if code := s.GetReady(t); code != http.StatusOK {
 		t.Errorf("GET /ready after the hard files: HTTP %d", code)
 	}
 }
@@ -676,9 +678,9 @@ func malformedInputs(t *testing.T, root string) map[string][]byte {
 // TestMalformedPushes checks that broken inputs are rejected with
 // invalid_argument over both transports and that the server keeps serving.
 func TestMalformedPushes(t *testing.T) {
-	_, root := requireEnv(t)
-	s := startServer(t)
-	c := s.clients(t, newTenant(t, "peer-malformed"))
+	_, root := kilntest.RequireEnv(t)
+	s := kilntest.Start(t)
+	c := s.Clients(t, kilntest.NewTenant("peer-malformed"))
 	inputs := malformedInputs(t, root)
 	names := make([]string, 0, len(inputs))
 	for k := range inputs {
@@ -691,17 +693,17 @@ func TestMalformedPushes(t *testing.T) {
 			out, err := push(t, s, c, tr, "process_cpu", sanitizeService(tr.name, "malformed"), raw)
 			switch {
 			case err == nil:
-				t.Errorf("%s over %s: accepted (HTTP %d), want invalid_argument", name, tr.name, out.status)
-			case connectCode(err) != connect.CodeInvalidArgument:
-				t.Errorf("%s over %s: code %v (HTTP %d), want invalid_argument: %v", name, tr.name, connectCode(err), out.status, err)
-			case out.status != tr.wantHTTP:
-				t.Errorf("%s over %s: HTTP %d, want %d: %v", name, tr.name, out.status, tr.wantHTTP, err)
+				t.Errorf("%s over %s: accepted (HTTP %d), want invalid_argument", name, tr.name, out.Status)
+			case kilntest.ConnectCode(err) != connect.CodeInvalidArgument:
+				t.Errorf("%s over %s: code %v (HTTP %d), want invalid_argument: %v", name, tr.name, kilntest.ConnectCode(err), out.Status, err)
+			case out.Status != tr.wantHTTP:
+				t.Errorf("%s over %s: HTTP %d, want %d: %v", name, tr.name, out.Status, tr.wantHTTP, err)
 			default:
-				t.Logf("%s over %s: rejected: HTTP %d %v", name, tr.name, out.status, err)
+				t.Logf("%s over %s: rejected: HTTP %d %v", name, tr.name, out.Status, err)
 			}
 		}
 	}
-	if code := s.getReady(t); code != http.StatusOK {
+	if code := s.GetReady(t); code != http.StatusOK {
 		t.Fatalf("GET /ready after the malformed pushes: HTTP %d", code)
 	}
 	pc, err := loadProfileCase(t, root, "grafana-pyroscope/cpu.pb.gz")
@@ -720,16 +722,16 @@ func TestMalformedPushes(t *testing.T) {
 // TestConnectErrorShape checks the wire shape of errors outside the
 // generated clients.
 func TestConnectErrorShape(t *testing.T) {
-	_, _ = requireEnv(t)
-	s := startServer(t)
-	tenant := newTenant(t, "peer-errors")
-	c := s.clients(t, tenant)
+	_, _ = kilntest.RequireEnv(t)
+	s := kilntest.Start(t)
+	tenant := kilntest.NewTenant("peer-errors")
+	c := s.Clients(t, tenant)
 
 	post := func(path, contentType string, body []byte) (int, http.Header, []byte) {
 		t.Helper()
-		ctx, cancel := reqCtx(t)
+		ctx, cancel := kilntest.ReqCtx(t)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.httpURL()+path, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.HTTPURL()+path, bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -737,7 +739,7 @@ func TestConnectErrorShape(t *testing.T) {
 		req.Header.Set("X-Scope-OrgID", tenant)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			s.checkAfterError(t, err)
+			s.CheckAfterError(t, err)
 			t.Fatalf("POST %s: %v", path, err)
 		}
 		defer resp.Body.Close()
@@ -774,20 +776,20 @@ func TestConnectErrorShape(t *testing.T) {
 	})
 
 	t.Run("grpc-unknown-method", func(t *testing.T) {
-		client := connect.NewClient[emptypb.Empty, emptypb.Empty](c.h2c, s.grpcURL()+"/foo.v1.Foo/Bar", connect.WithGRPC())
-		ctx, cancel := reqCtx(t)
+		client := connect.NewClient[emptypb.Empty, emptypb.Empty](c.H2C, s.GRPCURL()+"/foo.v1.Foo/Bar", connect.WithGRPC())
+		ctx, cancel := kilntest.ReqCtx(t)
 		defer cancel()
 		_, err := client.CallUnary(ctx, connect.NewRequest(&emptypb.Empty{}))
 		if err == nil {
 			t.Fatal("unknown gRPC method succeeded")
 		}
-		s.checkAfterError(t, err)
-		if code := connectCode(err); code != connect.CodeUnimplemented {
+		s.CheckAfterError(t, err)
+		if code := kilntest.ConnectCode(err); code != connect.CodeUnimplemented {
 			t.Errorf("unknown gRPC method: code %v, want unimplemented: %v", code, err)
 		}
 	})
 
-	if code := s.getReady(t); code != http.StatusOK {
+	if code := s.GetReady(t); code != http.StatusOK {
 		t.Errorf("GET /ready: HTTP %d", code)
 	}
 }

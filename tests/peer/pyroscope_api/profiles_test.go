@@ -20,6 +20,8 @@ import (
 
 	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 // manifestRow is one file row of a MANIFEST.md table.
@@ -35,7 +37,7 @@ type manifestRow struct {
 // relative to root.
 func readManifest(t *testing.T, root, dir string) []manifestRow {
 	t.Helper()
-	lines, err := readLines(filepath.Join(root, dir, "MANIFEST.md"))
+	lines, err := kilntest.ReadLines(filepath.Join(root, dir, "MANIFEST.md"))
 	if err != nil {
 		t.Fatalf("manifest: %v", err)
 	}

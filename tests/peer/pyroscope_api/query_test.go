@@ -9,6 +9,8 @@ import (
 	"connectrpc.com/connect"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	"github.com/google/pprof/profile"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 // TestSelectSeriesAndMergeProfile checks SelectSeries (time series from the
@@ -17,14 +19,14 @@ import (
 // SelectMergeStacktraces with the PPROF format, against figures computed
 // from the file.
 func TestSelectSeriesAndMergeProfile(t *testing.T) {
-	_, root := requireEnv(t)
-	s := startServer(t)
-	c := s.clients(t, newTenant(t, "peer-query"))
+	_, root := kilntest.RequireEnv(t)
+	s := kilntest.Start(t)
+	c := s.Clients(t, kilntest.NewTenant("peer-query"))
 	pc, err := loadProfileCase(t, root, "gdu/default.pgo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	service := "peer-query-" + randomHex(t, 4)
+	service := "peer-query-" + kilntest.RandomHex(4)
 	if _, err := push(t, s, c, transports[0], pc.name, service, pc.raw); err != nil {
 		t.Fatal(err)
 	}
@@ -32,9 +34,9 @@ func TestSelectSeriesAndMergeProfile(t *testing.T) {
 	i := len(pc.typeIDs) - 1
 	typeID, want := pc.typeIDs[i], pc.expected[i]
 
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
-	ss, err := c.query.SelectSeries(ctx, connect.NewRequest(&querierv1.SelectSeriesRequest{
+	ss, err := c.Query.SelectSeries(ctx, connect.NewRequest(&querierv1.SelectSeriesRequest{
 		ProfileTypeID: typeID,
 		LabelSelector: `{service_name="` + service + `"}`,
 		Start:         start,
@@ -59,7 +61,7 @@ func TestSelectSeriesAndMergeProfile(t *testing.T) {
 		t.Errorf("SelectSeries: points sum to %.0f, want %d", sum, want)
 	}
 
-	mp, err := c.query.SelectMergeProfile(ctx, connect.NewRequest(&querierv1.SelectMergeProfileRequest{
+	mp, err := c.Query.SelectMergeProfile(ctx, connect.NewRequest(&querierv1.SelectMergeProfileRequest{
 		ProfileTypeID: typeID,
 		LabelSelector: `{service_name="` + service + `"}`,
 		Start:         start,
@@ -75,7 +77,7 @@ func TestSelectSeriesAndMergeProfile(t *testing.T) {
 	checkPprof(t, "SelectMergeProfile", raw, pc, i, want)
 
 	fmtPprof := querierv1.ProfileFormat_PROFILE_FORMAT_PPROF
-	st, err := c.query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+	st, err := c.Query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
 		ProfileTypeID: typeID,
 		LabelSelector: `{service_name="` + service + `"}`,
 		Start:         start,

@@ -6,6 +6,8 @@ import (
 
 	"connectrpc.com/connect"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 // TestSpanProfiles pushes a Go CPU profile whose samples carry span_id
@@ -13,9 +15,9 @@ import (
 // one span with SelectMergeSpanProfile and with SelectMergeStacktraces'
 // span_selector: the totals must be that span's samples only.
 func TestSpanProfiles(t *testing.T) {
-	_, root := requireEnv(t)
-	s := startServer(t)
-	c := s.clients(t, newTenant(t, "peer-span"))
+	_, root := kilntest.RequireEnv(t)
+	s := kilntest.Start(t)
+	c := s.Clients(t, kilntest.NewTenant("peer-span"))
 	pc, err := loadProfileCase(t, root, "grafana-pyroscope/single_group_with_optional_span_id.pb.gz")
 	if err != nil {
 		t.Fatal(err)
@@ -36,14 +38,14 @@ func TestSpanProfiles(t *testing.T) {
 			span, want = id, v
 		}
 	}
-	service := "peer-span-" + randomHex(t, 4)
+	service := "peer-span-" + kilntest.RandomHex(4)
 	if _, err := push(t, s, c, transports[1], pc.name, service, pc.raw); err != nil {
 		t.Fatal(err)
 	}
 	start, end := queryWindow(pc.timeNanos, time.Now())
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
-	r, err := c.query.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
+	r, err := c.Query.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
 		ProfileTypeID: pc.typeIDs[i],
 		LabelSelector: `{service_name="` + service + `"}`,
 		SpanSelector:  []string{span},
@@ -57,13 +59,13 @@ func TestSpanProfiles(t *testing.T) {
 		t.Errorf("SelectMergeSpanProfile(%s): total %d, want %d (that span's samples, of %d in all)",
 			span, got, want, pc.expected[i])
 	}
-	other, err := c.query.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
+	other, err := c.Query.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
 		ProfileTypeID: pc.typeIDs[i], SpanSelector: []string{"00000000deadbeef"}, Start: start, End: end,
 	}))
 	if err != nil || other.Msg.GetFlamegraph().GetTotal() != 0 {
 		t.Errorf("an unknown span id: want an empty flame graph, got %v (%v)", other, err)
 	}
-	r2, err := c.query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+	r2, err := c.Query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
 		ProfileTypeID: pc.typeIDs[i],
 		LabelSelector: `{service_name="` + service + `"}`,
 		SpanSelector:  []string{span},
@@ -76,7 +78,7 @@ func TestSpanProfiles(t *testing.T) {
 	if got := r2.Msg.GetFlamegraph().GetTotal(); got != want {
 		t.Errorf("SelectMergeStacktraces(span_selector=%s): total %d, want %d", span, got, want)
 	}
-	if _, err := c.query.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
+	if _, err := c.Query.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
 		ProfileTypeID: pc.typeIDs[i], SpanSelector: []string{"xyz"}, Start: start, End: end,
 	})); connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Errorf("a malformed span id: want invalid_argument, got %v", err)

@@ -21,3 +21,7 @@ require (
 	google.golang.org/grpc v1.82.1 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 )
+
+require kiln.dev/tests/lib/kilntest v0.0.0
+
+replace kiln.dev/tests/lib/kilntest => ../../lib/kilntest

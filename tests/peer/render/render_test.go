@@ -21,6 +21,8 @@ import (
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"kiln.dev/tests/lib/kilntest"
 )
 
 const cpuType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
@@ -38,7 +40,7 @@ type pushed struct {
 
 // loadAndPush reads a Go CPU profile from the test data and pushes it,
 // unchanged, as service with __name__ process_cpu.
-func loadAndPush(t *testing.T, c *clients, root, rel, service string) *pushed {
+func loadAndPush(t *testing.T, c *kilntest.Clients, root, rel, service string) *pushed {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(root, rel))
 	if err != nil {
@@ -68,14 +70,14 @@ func loadAndPush(t *testing.T, c *clients, root, rel, service string) *pushed {
 			f.cpu += s.Value[cpu]
 		}
 	}
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtxTimeout(t, requestTimeout)
 	defer cancel()
-	_, err = c.push.Push(ctx, connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+	_, err = c.Push.Push(ctx, connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
 		Labels: []*typesv1.LabelPair{
 			{Name: "__name__", Value: "process_cpu"},
 			{Name: "service_name", Value: service},
 		},
-		Samples: []*pushv1.RawSample{{RawProfile: raw, ID: newUUID(t)}},
+		Samples: []*pushv1.RawSample{{RawProfile: raw, ID: kilntest.NewUUID()}},
 	}}}))
 	if err != nil {
 		t.Fatalf("push %s: %v", rel, err)
@@ -85,19 +87,35 @@ func loadAndPush(t *testing.T, c *clients, root, rel, service string) *pushed {
 	return f
 }
 
+// requestTimeout bounds one request of the render tests.
+const requestTimeout = 15 * time.Second
+
+// startServer starts kiln (kilntest.Start) accepting old profiles, any
+// ingestion rate and any query range.
+func startServer(t *testing.T) *kilntest.Server {
+	t.Helper()
+	return kilntest.Start(t, kilntest.Args(
+		"-validation.reject-older-than=0",
+		"-distributor.ingestion-rate-limit-mb=0",
+		// The files are years old, and one query spans both.
+		"-querier.max-query-lookback=0",
+		"-querier.max-query-length=0",
+	))
+}
+
 // fixture is a server holding two files of one tenant, pushed as two
 // services at their own (old) times.
 type fixture struct {
-	s    *kilnServer
-	c    *clients
+	s    *kilntest.Server
+	c    *kilntest.Clients
 	a, b *pushed
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	_, root := requireEnv(t)
+	_, root := kilntest.RequireEnv(t)
 	s := startServer(t)
-	c := s.clients(t, "render-"+randomHex(t, 6))
+	c := s.Clients(t, "render-"+kilntest.RandomHex(6))
 	a := loadAndPush(t, c, root, "grafana-pyroscope/go.cpu.labels.pprof", "render_a")
 	b := loadAndPush(t, c, root, "grafana-pyroscope/cpu_go_truncated_1.pb.gz", "render_b")
 	return &fixture{s: s, c: c, a: a, b: b}
@@ -126,9 +144,9 @@ func (f *fixture) diff(t *testing.T, maxNodes int64) (*querierv1.FlameGraphDiff,
 	t.Helper()
 	la, lb := around(f.a)
 	ra, rb := around(f.b)
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtxTimeout(t, requestTimeout)
 	defer cancel()
-	resp, err := f.c.query.Diff(ctx, connect.NewRequest(&querierv1.DiffRequest{
+	resp, err := f.c.Query.Diff(ctx, connect.NewRequest(&querierv1.DiffRequest{
 		Left: &querierv1.SelectMergeStacktracesRequest{
 			ProfileTypeID: cpuType, LabelSelector: `{service_name="render_a"}`,
 			Start: la, End: lb, MaxNodes: &maxNodes,
@@ -163,9 +181,9 @@ func (f *fixture) testDiffRPC(t *testing.T) {
 			len(levels), len(d.Names), kept)
 	}
 	// Both sides are checked like SelectMergeStacktraces requests.
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtxTimeout(t, requestTimeout)
 	defer cancel()
-	_, err := f.c.query.Diff(ctx, connect.NewRequest(&querierv1.DiffRequest{
+	_, err := f.c.Query.Diff(ctx, connect.NewRequest(&querierv1.DiffRequest{
 		Left: &querierv1.SelectMergeStacktracesRequest{ProfileTypeID: cpuType, Start: 1, End: 2},
 	}))
 	if connect.CodeOf(err) != connect.CodeInvalidArgument {
@@ -305,13 +323,13 @@ type flamebearerJSON struct {
 // status, Content-Type and body.
 func (f *fixture) get(t *testing.T, path string, params url.Values) (int, string, []byte) {
 	t.Helper()
-	ctx, cancel := reqCtx(t)
+	ctx, cancel := kilntest.ReqCtxTimeout(t, requestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.s.url()+path+"?"+params.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.s.HTTPURL()+path+"?"+params.Encode(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := f.c.http.Do(req)
+	resp, err := f.c.HTTP.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -582,8 +600,8 @@ func (f *fixture) testErrors(t *testing.T) {
 		}
 	}
 	// Reads accept several tenants; a bad tenant id is refused.
-	req, _ := http.NewRequest(http.MethodGet, f.s.url()+"/pyroscope/label-values?label=service_name", nil)
-	req.Header.Set("X-Scope-OrgID", f.c.tenant+"|other-tenant")
+	req, _ := http.NewRequest(http.MethodGet, f.s.HTTPURL()+"/pyroscope/label-values?label=service_name", nil)
+	req.Header.Set("X-Scope-OrgID", f.c.Tenant+"|other-tenant")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,27 @@
+// Package kilntest is the harness the Go peer tests of Kiln (tests/peer/*)
+// share: it starts the real kiln binary on loopback ports with a private
+// storage directory, forwards its output to the test log, waits until it is
+// ready, checks at the end of the test that it did not crash, and gives the
+// upstream Pyroscope clients bound to a tenant.
+//
+//	s := kilntest.Start(t)                       // stopped (and checked) by t.Cleanup
+//	c := s.Clients(t, kilntest.NewTenant("app")) // Connect, gRPC, HTTP/1.1, h2c
+//	ctx, cancel := kilntest.ReqCtx(t)
+//	defer cancel()
+//	_, err := c.Push.Push(ctx, req)
+//	s.CheckAfterError(t, err) // fails at once if kiln died or hung
+//
+// Environment:
+//
+//	KILN_BIN         path of the kiln binary (tests that need it are skipped
+//	                 without it)
+//	KILN_TESTDATA    the shared test data directory (RequireEnv)
+//	KILN_EXTRA_ARGS  split on spaces and appended to every server's command
+//	                 line (unless the test starts it with IgnoreEnvArgs)
+//
+// The package lives outside tests/peer/ so that it is not registered as a
+// test of its own; each peer module requires it with
+//
+//	require kiln.dev/tests/lib/kilntest v0.0.0
+//	replace kiln.dev/tests/lib/kilntest => ../../lib/kilntest
+package kilntest

@@ -1,0 +1,90 @@
+package kilntest
+
+import (
+	"net"
+	"net/http"
+	"regexp"
+	"testing"
+	"time"
+)
+
+// These tests check the harness itself; ctest does not run them (run
+// go test ./... here with KILN_BIN set).
+
+func TestLog(t *testing.T) {
+	l := NewLog(t, "x| ")
+	w := l.Watch("flushed")
+	_, _ = l.Write([]byte("a flushed\nb"))
+	_, _ = l.Write([]byte("c\n"))
+	_, _ = l.Write([]byte("tail"))
+	if got := l.Grep("b"); len(got) != 1 || got[0] != "bc" {
+		t.Errorf("Grep(b) = %q, want [bc]", got)
+	}
+	select {
+	case line := <-w:
+		if line != "a flushed" {
+			t.Errorf("Watch got %q", line)
+		}
+	default:
+		t.Error("Watch did not signal")
+	}
+	if got := l.Tail(1); got != "bc" {
+		t.Errorf("Tail(1) = %q before Close", got)
+	}
+	l.Close()
+	if got := l.Tail(2); got != "bc\ntail" {
+		t.Errorf("Tail(2) = %q after Close", got)
+	}
+	if got := NewLog(t, "").Tail(3); got != "(no output)" {
+		t.Errorf("empty Tail = %q", got)
+	}
+}
+
+func TestIDs(t *testing.T) {
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(NewUUID()) {
+		t.Error("NewUUID is not a version 4 UUID")
+	}
+	if !regexp.MustCompile(`^p-[0-9a-f]{12}$`).MatchString(NewTenant("p")) {
+		t.Error("NewTenant is not prefix-<12 hex>")
+	}
+	if a, b := RandomHex(8), RandomHex(8); len(a) != 16 || a == b {
+		t.Errorf("RandomHex(8) = %q, %q", a, b)
+	}
+}
+
+func TestStartStop(t *testing.T) {
+	s := Start(t, OTLPOnLoopback())
+	if s.OTLPAddr == "" || s.Listeners["otlp-grpc"] != s.OTLPAddr {
+		t.Fatalf("OTLPAddr %q, Listeners %v", s.OTLPAddr, s.Listeners)
+	}
+	c, err := net.DialTimeout("tcp", s.OTLPAddr, time.Second)
+	if err != nil {
+		t.Fatalf("OTLP port: %v", err)
+	}
+	_ = c.Close()
+	if code := s.GetReady(t); code != http.StatusOK {
+		t.Errorf("GET /ready = %d", code)
+	}
+	s.Stop(t)
+	if !s.Exited() || s.ReadyStatus() != 0 {
+		t.Errorf("still running after Stop: %s", s.ExitDescription())
+	}
+}
+
+func TestRestartOnSameStorage(t *testing.T) {
+	s := Start(t, Numbered(), OTLPOff(), KillAtCleanup())
+	s.Kill(t)
+	s2 := s.Restart(t, LogLevel("info"))
+	if s2.Storage != s.Storage || s2.Name == s.Name || s2.HTTPAddr == s.HTTPAddr {
+		t.Errorf("restart: storage %s -> %s, name %s -> %s, http %s -> %s",
+			s.Storage, s2.Storage, s.Name, s2.Name, s.HTTPAddr, s2.HTTPAddr)
+	}
+	if code := s2.ReadyStatus(); code != http.StatusOK {
+		t.Errorf("%s: GET /ready = %d", s2.Name, code)
+	}
+	s3 := s2.Restart(t) // terminates s2 first
+	if !s2.Exited() || s2.State().ExitCode() != 0 {
+		t.Errorf("%s: %s, want exit code 0", s2.Name, s2.ExitDescription())
+	}
+	s3.Terminate(t)
+}

@@ -1,7 +1,0 @@
-//go:build !linux
-
-package agents
-
-import "os/exec"
-
-func killWithParent(*exec.Cmd) {}

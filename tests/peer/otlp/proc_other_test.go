@@ -1,7 +1,0 @@
-//go:build !linux
-
-package otlppeer
-
-import "os/exec"
-
-func killWithParent(*exec.Cmd) {}

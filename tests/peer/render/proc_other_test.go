@@ -1,7 +1,0 @@
-//go:build !linux
-
-package render
-
-import "os/exec"
-
-func killWithParent(*exec.Cmd) {}
