@@ -7,37 +7,9 @@
 
 #include "block.h"
 #include "check.h"
+#include "profiles.h"
 #include "gzip.h"
 #include "selector.h"
-
-static bool load(kiln_arena_t *a, const char *rel, kiln_pprof_t *p)
-{
-    size_t len;
-    unsigned char *raw = check_read_testdata(rel, &len);
-    if (raw == NULL)
-        return false;
-    const uint8_t *data;
-    size_t dlen;
-    bool ok = kiln_gunzip_maybe(a, raw, len, 64 << 20, &data, &dlen, NULL) == KILN_OK;
-    uint8_t *copy = kiln_arena_alloc(a, dlen + 1);
-    memcpy(copy, data, dlen);
-    free(raw);
-    return ok && kiln_pprof_decode(a, copy, dlen, p, NULL) == KILN_OK &&
-           kiln_pprof_validate(p, NULL) == KILN_OK && kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
-}
-
-static int64_t total(kiln_head_t *h, const char *q)
-{
-    kiln_selector_t *sel;
-    if (kiln_selector_parse(q, strlen(q), &sel, NULL) != KILN_OK)
-        return -1;
-    kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_tree(h, sel, 0, 0, t);
-    int64_t v = kiln_tree_total(t);
-    kiln_tree_destroy(t);
-    kiln_selector_destroy(sel);
-    return v;
-}
 
 static const char *Q = "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"api\"}";
 static const char *QH = "memory:inuse_space:bytes:space:bytes{}";
@@ -46,7 +18,7 @@ static const char *QH = "memory:inuse_space:bytes:space:bytes{}";
 static kiln_head_t *sample_head(kiln_arena_t *a)
 {
     kiln_pprof_t cpu, heap;
-    if (!load(a, "gdu/default.pgo", &cpu) || !load(a, "grafana-pyroscope/heap", &heap))
+    if (!check_load_profile(a, "gdu/default.pgo", &cpu) || !check_load_profile(a, "grafana-pyroscope/heap", &heap))
         return NULL;
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
@@ -75,9 +47,9 @@ TEST(write_open_query)
     CHECK_OK(kiln_block_write(s, "t1", h, &meta, ulid, &err));
     kiln_block_t *b;
     CHECK_OK(kiln_block_open(s, "t1", ulid, &b, &err));
-    CHECK_EQ(total(kiln_block_head(b), Q), total(h, Q));
-    CHECK_EQ(total(kiln_block_head(b), QH), total(h, QH));
-    CHECK(total(h, Q) > 0);
+    CHECK_EQ(check_head_total(kiln_block_head(b), Q), check_head_total(h, Q));
+    CHECK_EQ(check_head_total(kiln_block_head(b), QH), check_head_total(h, QH));
+    CHECK(check_head_total(h, Q) > 0);
     const Block__V1__BlockMeta *bm = kiln_block_meta(b);
     kiln_head_stats_t st;
     kiln_head_stats(h, &st);
@@ -91,7 +63,7 @@ TEST(write_open_query)
     kiln_head_t *c = kiln_head_create();
     CHECK_EQ(kiln_head_merge_from(c, kiln_block_head(b)), st.profiles);
     CHECK_EQ(kiln_head_merge_from(c, h), 0);
-    CHECK_EQ(total(c, Q), total(h, Q));
+    CHECK_EQ(check_head_total(c, Q), check_head_total(h, Q));
     kiln_head_destroy(c);
     kiln_block_close(b);
 
@@ -130,7 +102,7 @@ TEST(span_ids_survive_a_block)
 {
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t p;
-    if (!load(a, "grafana-pyroscope/single_group_with_optional_span_id.pb.gz", &p)) {
+    if (!check_load_profile(a, "grafana-pyroscope/single_group_with_optional_span_id.pb.gz", &p)) {
         CHECK(!"testdata missing");
         kiln_arena_destroy(a);
         return;
@@ -140,7 +112,7 @@ TEST(span_ids_survive_a_block)
     CHECK_OK(kiln_head_append(h, l, 2, &p, 1700000000000000000LL, NULL));
     int64_t in_head = span_total(h, 0x239);
     CHECK(in_head > 0);
-    CHECK(in_head < total(h, Q));
+    CHECK(in_head < check_head_total(h, Q));
     CHECK_EQ(span_total(h, 0xdead), 0);
     kiln_objstore_t *s;
     CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));

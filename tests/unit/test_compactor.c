@@ -8,27 +8,12 @@
 
 #include "blockset.h"
 #include "check.h"
+#include "profiles.h"
 #include "compactor.h"
 #include "gzip.h"
 #include "selector.h"
 
 static char root[64];
-
-static bool load(kiln_arena_t *a, const char *rel, kiln_pprof_t *p)
-{
-    size_t len;
-    unsigned char *raw = check_read_testdata(rel, &len);
-    if (raw == NULL)
-        return false;
-    const uint8_t *data;
-    size_t dlen;
-    bool ok = kiln_gunzip_maybe(a, raw, len, 64 << 20, &data, &dlen, NULL) == KILN_OK;
-    uint8_t *copy = kiln_arena_alloc(a, dlen + 1);
-    memcpy(copy, data, dlen);
-    free(raw);
-    return ok && kiln_pprof_decode(a, copy, dlen, p, NULL) == KILN_OK &&
-           kiln_pprof_validate(p, NULL) == KILN_OK && kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
-}
 
 /* Writes a level-1 block of tenant holding `cpu` at each time in ts[]. */
 static void put_block(kiln_objstore_t *s, const char *tenant, const kiln_pprof_t *cpu,
@@ -79,7 +64,7 @@ TEST(compact_dedup_retention)
 {
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t cpu;
-    if (!load(a, "grafana-pyroscope/cpu.pb.gz", &cpu)) {
+    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &cpu)) {
         CHECK(!"testdata missing");
         kiln_arena_destroy(a);
         return;

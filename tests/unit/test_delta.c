@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "profiles.h"
 #include "delta.h"
 #include "gzip.h"
 #include "pprof.h"
@@ -10,19 +11,7 @@
 /* A normalised real Go heap profile (alloc_objects, alloc_space, inuse_*). */
 static bool load_heap(kiln_arena_t *a, kiln_pprof_t *p)
 {
-    size_t len;
-    unsigned char *raw = check_read_testdata("parca/1644509272337470000.pb.gz", &len);
-    if (raw == NULL)
-        return false;
-    const uint8_t *data;
-    size_t dlen;
-    bool ok = kiln_gunzip_maybe(a, raw, len, 64 << 20, &data, &dlen, NULL) == KILN_OK;
-    uint8_t *copy = kiln_arena_alloc(a, dlen + 1); /* the profile points into it */
-    memcpy(copy, data, dlen);
-    free(raw);
-    ok = ok && kiln_pprof_decode(a, copy, dlen, p, NULL) == KILN_OK &&
-         kiln_pprof_validate(p, NULL) == KILN_OK && kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
-    return ok;
+    return check_load_profile(a, "parca/1644509272337470000.pb.gz", p);
 }
 
 static int64_t sum(const kiln_pprof_t *p, size_t t)

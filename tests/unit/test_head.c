@@ -4,25 +4,10 @@
 #include <string.h>
 
 #include "check.h"
+#include "profiles.h"
 #include "gzip.h"
 #include "head.h"
 #include "selector.h"
-
-static bool load(kiln_arena_t *a, const char *rel, kiln_pprof_t *p)
-{
-    size_t len;
-    unsigned char *raw = check_read_testdata(rel, &len);
-    if (raw == NULL)
-        return false;
-    const uint8_t *data;
-    size_t dlen;
-    bool ok = kiln_gunzip_maybe(a, raw, len, 64 << 20, &data, &dlen, NULL) == KILN_OK;
-    uint8_t *copy = kiln_arena_alloc(a, dlen + 1);
-    memcpy(copy, data, dlen);
-    free(raw);
-    return ok && kiln_pprof_decode(a, copy, dlen, p, NULL) == KILN_OK &&
-           kiln_pprof_validate(p, NULL) == KILN_OK && kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
-}
 
 static int64_t type_sum(const kiln_pprof_t *p, size_t t)
 {
@@ -49,24 +34,11 @@ static void on_series(void *ctx, const kiln_label_t *l, size_t n)
         CHECK(strcmp(l[i - 1].name, l[i].name) < 0);
 }
 
-static int64_t merged_total(kiln_head_t *h, const char *q)
-{
-    kiln_selector_t *sel;
-    if (kiln_selector_parse(q, strlen(q), &sel, NULL) != KILN_OK)
-        return -1;
-    kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_tree(h, sel, 0, 0, t);
-    int64_t total = kiln_tree_total(t);
-    kiln_tree_destroy(t);
-    kiln_selector_destroy(sel);
-    return total;
-}
-
 TEST(append_and_query)
 {
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t p;
-    if (!load(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
+    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
         CHECK(!"cpu.pb.gz missing");
         kiln_arena_destroy(a);
         return;
@@ -94,10 +66,10 @@ TEST(append_and_query)
     CHECK_EQ(s.n, 1);
     CHECK_STR(s.type, "process_cpu:cpu:nanoseconds:cpu:nanoseconds");
 
-    CHECK_EQ(merged_total(h, "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"api\"}"),
+    CHECK_EQ(check_head_total(h, "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"api\"}"),
              2 * type_sum(&p, 1));
-    CHECK_EQ(merged_total(h, "process_cpu:samples:count:cpu:nanoseconds{}"), 2 * type_sum(&p, 0));
-    CHECK_EQ(merged_total(h, "process_cpu:cpu:nanoseconds:cpu:nanoseconds{env=\"dev\"}"), 0);
+    CHECK_EQ(check_head_total(h, "process_cpu:samples:count:cpu:nanoseconds{}"), 2 * type_sum(&p, 0));
+    CHECK_EQ(check_head_total(h, "process_cpu:cpu:nanoseconds:cpu:nanoseconds{env=\"dev\"}"), 0);
     kiln_head_destroy(h);
     kiln_arena_destroy(a);
 }
@@ -106,7 +78,7 @@ TEST(time_range)
 {
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t p;
-    if (!load(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
+    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
         kiln_arena_destroy(a);
         return;
     }
