@@ -515,6 +515,8 @@ static bool read_index(kiln_block_t *b, rd *r)
         h->n_samples += off;
         b->chunk_off[i] = get_uv(r);
         b->chunk_len[i] = (uint32_t)get_uv(r);
+        if (!r->bad)
+            kiln_head__post_series(h, (uint32_t)i);
     }
     return !r->bad;
 }

@@ -29,6 +29,7 @@ kiln_head_t *kiln_head_create(void)
     kiln_hidx_init(&h->map_idx);
     kiln_hidx_init(&h->loc_idx);
     kiln_hidx_init(&h->series_idx);
+    kiln_hidx_init(&h->post_idx);
     /* Node 0 is the root of every stack: no parent, no location. */
     KILN_GROW(h->node_parent, h->cap_nodes, 1);
     KILN_GROW(h->node_loc, h->cap_nodes2, 1);
@@ -52,7 +53,11 @@ void kiln_head_destroy(kiln_head_t *h)
     }
     free(h->agg);
     pthread_mutex_destroy(&h->agg_mu);
-    kiln_hidx *idx[] = {&h->str_idx, &h->func_idx, &h->map_idx, &h->loc_idx, &h->series_idx};
+    for (size_t i = 0; i < h->n_posts; i++)
+        free(h->posts[i].ids);
+    free(h->posts);
+    kiln_hidx *idx[] = {&h->str_idx, &h->func_idx, &h->map_idx, &h->loc_idx, &h->series_idx,
+                        &h->post_idx};
     for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
         kiln_hidx_fini(idx[i]);
     void *arrays[] = {h->strs, h->funcs, h->maps, h->locs, h->lines, h->node_parent, h->node_loc,
@@ -299,7 +304,80 @@ uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t 
     }
     s->n_labels = (uint32_t)n;
     kiln_hidx_insert(&h->series_idx, fp, id);
+    kiln_head__post_series(h, id);
     return id;
+}
+
+static uint64_t post_hash(const char *name, const char *value)
+{
+    return XXH3_64bits_withSeed(value, strlen(value), XXH3_64bits(name, strlen(name)));
+}
+
+typedef struct post_key { const kiln_head_t *h; const char *name, *value; } post_key;
+
+static bool post_eq(const void *ctx, uint32_t id)
+{
+    const post_key *k = ctx;
+    const hpost *p = &k->h->posts[id];
+    return strcmp(p->name, k->name) == 0 && strcmp(p->value, k->value) == 0;
+}
+
+static const hpost *post_find(const kiln_head_t *h, const char *name, const char *value)
+{
+    post_key k = {h, name, value};
+    uint32_t id = kiln_hidx_find(&h->post_idx, post_hash(name, value), post_eq, &k);
+    return id == NONE ? NULL : &h->posts[id];
+}
+
+void kiln_head__post_series(kiln_head_t *h, uint32_t sid)
+{
+    const hseries *s = &h->series[sid];
+    for (uint32_t i = 0; i < s->n_labels; i++) {
+        const kiln_label_t *l = &s->labels[i];
+        post_key k = {h, l->name, l->value};
+        uint64_t hash = post_hash(l->name, l->value);
+        uint32_t id = kiln_hidx_find(&h->post_idx, hash, post_eq, &k);
+        if (id == NONE) {
+            KILN_GROW(h->posts, h->cap_posts, h->n_posts + 1);
+            id = (uint32_t)h->n_posts++;
+            h->posts[id] = (hpost){l->name, l->value, NULL, 0, 0};
+            kiln_hidx_insert(&h->post_idx, hash, id);
+        }
+        hpost *p = &h->posts[id];
+        KILN_GROW(p->ids, p->cap, p->n + 1);
+        p->ids[p->n++] = sid;
+    }
+}
+
+/* The series worth testing against sel: the shortest postings list of its
+ * equality matchers (an empty list when a required pair is absent), or
+ * every series (*all) when it has none. */
+static const uint32_t *candidates(const kiln_head_t *h, const kiln_selector_t *sel, size_t *n,
+                                  bool *all)
+{
+    static const uint32_t none[1] = {0};
+    const uint32_t *best = NULL;
+    *all = true;
+    *n = 0;
+    for (size_t i = 0; sel != NULL && i < kiln_selector_count(sel); i++) {
+        const char *name, *value;
+        kiln_match_op op;
+        kiln_selector_get(sel, i, &name, &op, &value);
+        if (op != KILN_MATCH_EQ || *value == '\0')
+            continue;
+        const hpost *p = post_find(h, name, value);
+        if (p == NULL) {
+            *all = false;
+            *n = 0;
+            return none;
+        }
+        if (*all || p->n < *n) {
+            best = p->ids;
+            *n = p->n;
+            *all = false;
+        }
+    }
+    return best;
 }
 
 static bool is_type_label(const char *name)
@@ -496,8 +574,11 @@ void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_
                       int64_t end_ms, kiln_head_series_fn fn, void *ctx)
 {
     pthread_rwlock_rdlock(&h->lock);
-    for (size_t i = 0; i < h->n_series; i++) {
-        const hseries *s = &h->series[i];
+    size_t n;
+    bool all;
+    const uint32_t *c = candidates(h, sel, &n, &all);
+    for (size_t k = 0; k < (all ? h->n_series : n); k++) {
+        const hseries *s = &h->series[all ? k : c[k]];
         if (!series_selected(s, sel, start_ms, end_ms))
             continue;
         bool any = false;
@@ -617,10 +698,13 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
 static bool accumulate(const kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                        int64_t end_ms, const span_filter *f, int64_t *acc)
 {
-    bool any = false;
-    for (size_t i = 0; i < h->n_series; i++) {
+    bool any = false, all;
+    size_t n;
+    const uint32_t *c = candidates(h, sel, &n, &all);
+    for (size_t k = 0; k < (all ? h->n_series : n); k++) {
+        uint32_t i = all ? (uint32_t)k : c[k];
         if (series_selected(&h->series[i], sel, start_ms, end_ms))
-            any |= accumulate_series(h, (uint32_t)i, start_ms, end_ms, f, acc);
+            any |= accumulate_series(h, i, start_ms, end_ms, f, acc);
     }
     return any;
 }
@@ -690,8 +774,11 @@ void kiln_head_profiles(kiln_head_t *h, const kiln_selector_t *sel, int64_t star
                         int64_t end_ms, kiln_head_profile_fn fn, void *ctx)
 {
     pthread_rwlock_rdlock(&h->lock);
-    for (size_t i = 0; i < h->n_series; i++) {
-        const hseries *s = &h->series[i];
+    size_t n;
+    bool all;
+    const uint32_t *c = candidates(h, sel, &n, &all);
+    for (size_t k = 0; k < (all ? h->n_series : n); k++) {
+        const hseries *s = &h->series[all ? k : c[k]];
         if (!series_selected(s, sel, start_ms, end_ms))
             continue;
         for (size_t j = 0; j < s->n_profiles; j++) {

@@ -60,6 +60,8 @@ struct kiln_head {
      * lookup of an append (once per frame per sample) costs one cache line. */
     struct nslot *nodes_idx; size_t nodes_cap;
     hseries *series; size_t n_series, cap_series; kiln_hidx series_idx;
+    /* Postings: for each label pair, the series that have it, ascending. */
+    struct hpost *posts; size_t n_posts, cap_posts; kiln_hidx post_idx;
     hprofile *profiles; size_t n_profiles, cap_profiles;
     uint32_t *s_node; size_t cap_s_node;
     int64_t *s_value; size_t n_samples, cap_s_value;
@@ -75,6 +77,12 @@ struct kiln_head {
     pthread_mutex_t agg_mu;
     struct hagg **agg; /* per series, NULL until built */
 };
+
+typedef struct hpost {
+    const char *name, *value; /* interned */
+    uint32_t *ids;
+    size_t n, cap;
+} hpost;
 
 typedef struct nslot {
     uint64_t key; /* parent << 32 | location; 0 = empty (node 0 is never a child) */
@@ -98,6 +106,10 @@ uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines);
 uint32_t kiln_head__stack_child(kiln_head_t *h, uint32_t parent, uint32_t loc);
 /** Interns a series by its sorted labels (copied). */
 uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t n);
+/** Adds series sid to the postings of each of its label pairs (after the
+ * series is interned or read from a block). */
+void kiln_head__post_series(kiln_head_t *h, uint32_t sid);
+
 /** Adds a profile of series sid with samples (node ids of h, values, and
  * span ids or NULL). */
 void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, uint64_t id,
