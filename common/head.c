@@ -101,46 +101,45 @@ static const char *intern_cstr(kiln_head_t *h, const char *s)
     return h->strs[id].ptr;
 }
 
-typedef struct blob_key { const kiln_head_t *h; const void *v; } blob_key;
+/* Functions and mappings are fixed-size records without padding, interned
+ * by their bytes: one table-agnostic routine serves both. */
+typedef struct record_key {
+    const char *base; /* the table */
+    size_t size;      /* of one record */
+    const void *rec;
+} record_key;
 
-static bool func_eq(const void *ctx, uint32_t id)
+static bool record_eq(const void *ctx, uint32_t id)
 {
-    const blob_key *k = ctx;
-    return memcmp(&k->h->funcs[id], k->v, sizeof(hfunc)) == 0;
+    const record_key *k = ctx;
+    return memcmp(k->base + (size_t)id * k->size, k->rec, k->size) == 0;
 }
 
-static bool map_eq(const void *ctx, uint32_t id)
+static uint32_t intern_record(kiln_hidx *idx, void **table, size_t *n, size_t *cap,
+                              const void *rec, size_t size)
 {
-    const blob_key *k = ctx;
-    return memcmp(&k->h->maps[id], k->v, sizeof(hmap)) == 0;
+    record_key k = {*table, size, rec};
+    uint64_t hash = XXH3_64bits(rec, size);
+    uint32_t id = kiln_hidx_find(idx, hash, record_eq, &k);
+    if (id == NONE) {
+        kiln_grow(table, cap, *n + 1, size);
+        id = (uint32_t)(*n)++;
+        memcpy((char *)*table + (size_t)id * size, rec, size);
+        kiln_hidx_insert(idx, hash, id);
+    }
+    return id;
 }
 
 uint32_t kiln_head__intern_func(kiln_head_t *h, const hfunc *f)
 {
-    blob_key k = {h, f};
-    uint64_t hash = XXH3_64bits(f, sizeof(*f));
-    uint32_t id = kiln_hidx_find(&h->func_idx, hash, func_eq, &k);
-    if (id == NONE) {
-        KILN_GROW(h->funcs, h->cap_funcs, h->n_funcs + 1);
-        id = (uint32_t)h->n_funcs++;
-        h->funcs[id] = *f;
-        kiln_hidx_insert(&h->func_idx, hash, id);
-    }
-    return id;
+    return intern_record(&h->func_idx, (void **)&h->funcs, &h->n_funcs, &h->cap_funcs, f,
+                         sizeof(*f));
 }
 
 uint32_t kiln_head__intern_map(kiln_head_t *h, const hmap *m)
 {
-    blob_key k = {h, m};
-    uint64_t hash = XXH3_64bits(m, sizeof(*m));
-    uint32_t id = kiln_hidx_find(&h->map_idx, hash, map_eq, &k);
-    if (id == NONE) {
-        KILN_GROW(h->maps, h->cap_maps, h->n_maps + 1);
-        id = (uint32_t)h->n_maps++;
-        h->maps[id] = *m;
-        kiln_hidx_insert(&h->map_idx, hash, id);
-    }
-    return id;
+    return intern_record(&h->map_idx, (void **)&h->maps, &h->n_maps, &h->cap_maps, m,
+                         sizeof(*m));
 }
 
 typedef struct loc_key { const kiln_head_t *h; const hloc *l; const hline *lines; } loc_key;

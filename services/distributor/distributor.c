@@ -7,9 +7,11 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <xxhash.h>
 
 #include "delta.h"
 #include "gzip.h"
+#include "hidx.h"
 #include "idset.h"
 #include "labels.h"
 #include "log.h"
@@ -188,36 +190,53 @@ static kiln_label_t *group_labels(const kiln_label_t *base, size_t n, const char
 /* Splits a profile into one profile per distinct set of string sample labels
  * (Pyroscope's pprof split): each part shares the symbols and keeps its own
  * samples. Returns the number of parts written to out (capacity: samples). */
+typedef struct group_key { char *const *keys; const char *k; } group_key;
+
+static bool group_eq(const void *ctx, uint32_t id)
+{
+    const group_key *g = ctx;
+    return strcmp(g->keys[id], g->k) == 0;
+}
+
 static size_t split_by_labels(const kiln_ingest_profile *in, kiln_arena_t *a, kiln_ingest_profile *out)
 {
     const kiln_pprof_t *p = &in->profile;
     char **keys = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(*keys));
     uint32_t *group = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(*group));
+    size_t *count = kiln_arena_calloc(a, p->n_samples + 1, sizeof(*count));
     size_t n_groups = 0;
+    kiln_hidx idx;
+    kiln_hidx_init(&idx);
     kiln_buf key;
     kiln_buf_init(&key, 0);
-    for (size_t i = 0; i < p->n_samples; i++) {
+    for (size_t i = 0; i < p->n_samples; i++) { /* group id per sample, hashed */
         sample_key(p, i, &key);
-        const char *k = key.len ? key.ptr : "";
-        size_t g = 0;
-        while (g < n_groups && strcmp(keys[g], k) != 0)
-            g++;
-        if (g == n_groups)
-            keys[n_groups++] = kiln_arena_strndup(a, k, strlen(k));
-        group[i] = (uint32_t)g;
+        group_key gk = {keys, key.len ? key.ptr : ""};
+        uint64_t h = XXH3_64bits(gk.k, strlen(gk.k));
+        uint32_t g = kiln_hidx_find(&idx, h, group_eq, &gk);
+        if (g == KILN_HIDX_NONE) {
+            g = (uint32_t)n_groups++;
+            keys[g] = kiln_arena_strndup(a, gk.k, strlen(gk.k));
+            kiln_hidx_insert(&idx, h, g);
+        }
+        group[i] = g;
+        count[g]++;
     }
     kiln_buf_free(&key);
+    kiln_hidx_fini(&idx);
+    /* One array for all groups' samples, each group a slice (counting sort). */
+    kiln_pprof_sample *all = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(*all));
+    size_t off = 0;
     for (size_t g = 0; g < n_groups; g++) {
         out[g] = *in;
         out[g].labels = group_labels(in->labels, in->n_labels, keys[g], a, &out[g].n_labels);
-        kiln_pprof_sample *s = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(*s));
-        size_t n = 0;
-        for (size_t i = 0; i < p->n_samples; i++) {
-            if (group[i] == g)
-                s[n++] = p->samples[i];
-        }
-        out[g].profile.samples = s;
-        out[g].profile.n_samples = n;
+        out[g].profile.samples = all + off;
+        out[g].profile.n_samples = 0;
+        off += count[g];
+    }
+    for (size_t i = 0; i < p->n_samples; i++) {
+        kiln_pprof_t *q = &out[group[i]].profile;
+        q->samples[q->n_samples++] = p->samples[i];
     }
     return n_groups;
 }

@@ -6,24 +6,10 @@
 #include "arena.h"
 #include "check.h"
 #include "otlp.h"
+#include "otlp_int.h" /* white-box: the module's short type names */
 #include "pprof.h"
 #include "xmalloc.h"
 
-typedef Opentelemetry__Proto__Profiles__V1development__ProfilesDictionary o_dict;
-typedef Opentelemetry__Proto__Profiles__V1development__ResourceProfiles o_rprof;
-typedef Opentelemetry__Proto__Profiles__V1development__ScopeProfiles o_sprof;
-typedef Opentelemetry__Proto__Profiles__V1development__Profile o_profile;
-typedef Opentelemetry__Proto__Profiles__V1development__Sample o_sample;
-typedef Opentelemetry__Proto__Profiles__V1development__Location o_loc;
-typedef Opentelemetry__Proto__Profiles__V1development__Mapping o_map;
-typedef Opentelemetry__Proto__Profiles__V1development__Function o_fn;
-typedef Opentelemetry__Proto__Profiles__V1development__Line o_line;
-typedef Opentelemetry__Proto__Profiles__V1development__Link o_link;
-typedef Opentelemetry__Proto__Profiles__V1development__Stack o_stack;
-typedef Opentelemetry__Proto__Profiles__V1development__KeyValueAndUnit o_kvu;
-typedef Opentelemetry__Proto__Profiles__V1development__ValueType o_vtype;
-typedef Opentelemetry__Proto__Common__V1__AnyValue o_any;
-typedef Opentelemetry__Proto__Common__V1__KeyValue o_kv;
 typedef Opentelemetry__Proto__Common__V1__InstrumentationScope o_scope;
 typedef Opentelemetry__Proto__Resource__V1__Resource o_res;
 
