@@ -703,6 +703,19 @@ const Block__V1__BlockMeta *kiln_block_meta(const kiln_block_t *b)
     return b->meta;
 }
 
+bool kiln_block_meta_name(const char *name, size_t *tenant_len, char ulid[KILN_ULID_LEN + 1])
+{
+    const char *b = strstr(name, "/blocks/");
+    size_t len = strlen(name);
+    if (b == NULL || len < 10 || strcmp(name + len - 10, "/meta.json") != 0 ||
+        (size_t)(name + len - 10 - (b + 8)) != KILN_ULID_LEN)
+        return false;
+    *tenant_len = (size_t)(b - name);
+    memcpy(ulid, b + 8, KILN_ULID_LEN);
+    ulid[KILN_ULID_LEN] = '\0';
+    return true;
+}
+
 kiln_status kiln_block_delete(kiln_objstore_t *s, const char *tenant, const char *ulid,
                               kiln_err *err)
 {

@@ -9,6 +9,8 @@
 #ifndef KILN_BLOCK_H
 #define KILN_BLOCK_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "block/v1/block.pb-c.h"
@@ -44,6 +46,10 @@ void kiln_block_close(kiln_block_t *b);
 kiln_head_t *kiln_block_head(kiln_block_t *b);
 /** The block's meta (owned by the block). */
 const Block__V1__BlockMeta *kiln_block_meta(const kiln_block_t *b);
+
+/** True when name is "<tenant>/blocks/<ULID>/meta.json": *tenant_len gets
+ * the length of its tenant part and ulid the ULID (NUL-terminated). */
+bool kiln_block_meta_name(const char *name, size_t *tenant_len, char ulid[KILN_ULID_LEN + 1]);
 
 /** Deletes a block's objects (meta.json first, so it is never half-open). */
 kiln_status kiln_block_delete(kiln_objstore_t *s, const char *tenant, const char *ulid,

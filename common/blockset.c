@@ -58,18 +58,14 @@ typedef struct listing {
 static void on_object(void *ctx, const char *name)
 {
     listing *l = ctx;
-    const char *b = strstr(name, "/blocks/");
-    size_t len = strlen(name);
-    if (b == NULL || len < 10 || strcmp(name + len - 10, "/meta.json") != 0)
-        return;
-    const char *ulid = b + 8;
-    if ((size_t)(name + len - 10 - ulid) != KILN_ULID_LEN)
+    size_t tlen;
+    char ulid[KILN_ULID_LEN + 1];
+    if (!kiln_block_meta_name(name, &tlen, ulid))
         return;
     KILN_GROW(l->e, l->cap, l->n + 1);
     entry *e = &l->e[l->n++];
-    e->tenant = kiln_xstrndup(name, (size_t)(b - name));
-    memcpy(e->ulid, ulid, KILN_ULID_LEN);
-    e->ulid[KILN_ULID_LEN] = '\0';
+    e->tenant = kiln_xstrndup(name, tlen);
+    memcpy(e->ulid, ulid, sizeof(ulid));
     e->block = NULL;
 }
 

@@ -569,23 +569,51 @@ static bool series_selected(const hseries *s, const kiln_selector_t *sel, int64_
     return sel == NULL || kiln_selector_match(sel, s->labels, s->n_labels);
 }
 
-void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                      int64_t end_ms, kiln_head_series_fn fn, void *ctx)
+/* Calls fn for every series selected by sel over the range: the postings
+ * candidates (or all series), then labels and time range checked. The
+ * caller holds the head's lock. */
+static void each_selected(const kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                          int64_t end_ms, void (*fn)(const kiln_head_t *h, uint32_t sid, void *arg),
+                          void *arg)
 {
-    pthread_rwlock_rdlock(&h->lock);
     size_t n;
     bool all;
     const uint32_t *c = candidates(h, sel, &n, &all);
     for (size_t k = 0; k < (all ? h->n_series : n); k++) {
-        const hseries *s = &h->series[all ? k : c[k]];
-        if (!series_selected(s, sel, start_ms, end_ms))
-            continue;
-        bool any = false;
-        for (size_t j = 0; j < s->n_profiles && !any; j++)
-            any = in_range(h->profiles[s->profiles[j]].time_ms, start_ms, end_ms);
-        if (any)
-            fn(ctx, s->labels, s->n_labels);
+        uint32_t sid = all ? (uint32_t)k : c[k];
+        if (series_selected(&h->series[sid], sel, start_ms, end_ms))
+            fn(h, sid, arg);
     }
+}
+
+/* What a query visit needs besides the series: its range and its output. */
+typedef struct visit {
+    int64_t start_ms, end_ms;
+    void *ctx;
+    kiln_head_series_fn series_fn;
+    kiln_head_profile_fn profile_fn;
+    const struct span_filter *spans;
+    int64_t *acc;
+    bool any;
+} visit;
+
+static void series_visit(const kiln_head_t *h, uint32_t sid, void *arg)
+{
+    visit *v = arg;
+    const hseries *s = &h->series[sid];
+    bool any = false;
+    for (size_t j = 0; j < s->n_profiles && !any; j++)
+        any = in_range(h->profiles[s->profiles[j]].time_ms, v->start_ms, v->end_ms);
+    if (any)
+        v->series_fn(v->ctx, s->labels, s->n_labels);
+}
+
+void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                      int64_t end_ms, kiln_head_series_fn fn, void *ctx)
+{
+    visit v = {start_ms, end_ms, ctx, fn, NULL, NULL, NULL, false};
+    pthread_rwlock_rdlock(&h->lock);
+    each_selected(h, sel, start_ms, end_ms, series_visit, &v);
     pthread_rwlock_unlock(&h->lock);
 }
 
@@ -693,19 +721,19 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
     return any;
 }
 
+static void accumulate_visit(const kiln_head_t *h, uint32_t sid, void *arg)
+{
+    visit *v = arg;
+    v->any |= accumulate_series(h, sid, v->start_ms, v->end_ms, v->spans, v->acc);
+}
+
 /* Sums matching sample values per stack node; returns true if any matched. */
 static bool accumulate(const kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                        int64_t end_ms, const span_filter *f, int64_t *acc)
 {
-    bool any = false, all;
-    size_t n;
-    const uint32_t *c = candidates(h, sel, &n, &all);
-    for (size_t k = 0; k < (all ? h->n_series : n); k++) {
-        uint32_t i = all ? (uint32_t)k : c[k];
-        if (series_selected(&h->series[i], sel, start_ms, end_ms))
-            any |= accumulate_series(h, i, start_ms, end_ms, f, acc);
-    }
-    return any;
+    visit v = {start_ms, end_ms, NULL, NULL, NULL, f, acc, false};
+    each_selected(h, sel, start_ms, end_ms, accumulate_visit, &v);
+    return v.any;
 }
 
 /* Appends a location's frames under parent, outermost (last line) first. */
@@ -769,23 +797,23 @@ out:
     pthread_rwlock_unlock(&h->lock);
 }
 
+static void profiles_visit(const kiln_head_t *h, uint32_t sid, void *arg)
+{
+    visit *v = arg;
+    const hseries *s = &h->series[sid];
+    for (size_t j = 0; j < s->n_profiles; j++) {
+        const hprofile *p = &h->profiles[s->profiles[j]];
+        if (in_range(p->time_ms, v->start_ms, v->end_ms))
+            v->profile_fn(v->ctx, s->labels, s->n_labels, p->time_ms, p->total);
+    }
+}
+
 void kiln_head_profiles(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                         int64_t end_ms, kiln_head_profile_fn fn, void *ctx)
 {
+    visit v = {start_ms, end_ms, ctx, NULL, fn, NULL, NULL, false};
     pthread_rwlock_rdlock(&h->lock);
-    size_t n;
-    bool all;
-    const uint32_t *c = candidates(h, sel, &n, &all);
-    for (size_t k = 0; k < (all ? h->n_series : n); k++) {
-        const hseries *s = &h->series[all ? k : c[k]];
-        if (!series_selected(s, sel, start_ms, end_ms))
-            continue;
-        for (size_t j = 0; j < s->n_profiles; j++) {
-            const hprofile *p = &h->profiles[s->profiles[j]];
-            if (in_range(p->time_ms, start_ms, end_ms))
-                fn(ctx, s->labels, s->n_labels, p->time_ms, p->total);
-        }
-    }
+    each_selected(h, sel, start_ms, end_ms, profiles_visit, &v);
     pthread_rwlock_unlock(&h->lock);
 }
 

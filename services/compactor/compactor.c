@@ -47,10 +47,9 @@ typedef struct listing {
 static void on_meta(void *ctx, const char *name)
 {
     listing *l = ctx;
-    const char *blk = strstr(name, "/blocks/");
-    size_t len = strlen(name);
-    if (blk == NULL || len < 10 || strcmp(name + len - 10, "/meta.json") != 0 ||
-        (size_t)(name + len - 10 - (blk + 8)) != KILN_ULID_LEN)
+    size_t tlen;
+    char ulid[KILN_ULID_LEN + 1];
+    if (!kiln_block_meta_name(name, &tlen, ulid))
         return;
     kiln_buf data;
     kiln_buf_init(&data, 0);
@@ -59,8 +58,8 @@ static void on_meta(void *ctx, const char *name)
         kiln_pbjson_decode(&block__v1__block_meta__descriptor, data.ptr, data.len, l->a, &m, NULL) == KILN_OK) {
         KILN_GROW(l->b, l->cap, l->n + 1);
         bmeta *b = &l->b[l->n++];
-        b->tenant = kiln_arena_strndup(l->a, name, (size_t)(blk - name));
-        memcpy(b->ulid, blk + 8, KILN_ULID_LEN);
+        b->tenant = kiln_arena_strndup(l->a, name, tlen);
+        memcpy(b->ulid, ulid, KILN_ULID_LEN);
         b->ulid[KILN_ULID_LEN] = '\0';
         b->m = (Block__V1__BlockMeta *)m;
         b->gone = false;
