@@ -43,7 +43,9 @@ kiln_ring_t *kiln_ring_create(void);
 /** Frees it (snapshots still held stay valid until released); NULL is a no-op. */
 void kiln_ring_destroy(kiln_ring_t *r);
 
-/** Replaces the whole membership with m[0..n) (copied). */
+/** Replaces the whole membership with m[0..n) (copied). A member with
+ * n_tokens == 0 gets KILN_RING_TOKENS tokens from kiln_ring_tokens(id).
+ * Snapshots already acquired keep the old membership. */
 void kiln_ring_set(kiln_ring_t *r, const kiln_ring_member *m, size_t n);
 
 /** The current membership; release it with kiln_ring_release. */
@@ -54,12 +56,16 @@ void kiln_ring_release(kiln_ring_snapshot_t *s);
 size_t kiln_ring_members(const kiln_ring_snapshot_t *s, const kiln_ring_member **out);
 
 /** The write replicas of key: up to rf distinct ACTIVE members walking
- * clockwise from key (distinct zones preferred), as indices into
- * kiln_ring_members; returns how many (fewer than rf when the ring holds
- * fewer ACTIVE members). */
+ * clockwise from key (the first token >= key, wrapping past 2^32-1), as
+ * indices into kiln_ring_members, primary first; idx holds rf entries.
+ * Members in zones not yet used come first; repeated zones (in ring order)
+ * only when there are fewer zones than rf. Members with zone "" never
+ * count as sharing a zone. Returns how many (fewer than rf when the ring
+ * holds fewer ACTIVE members). Never blocks. */
 size_t kiln_ring_replicas(const kiln_ring_snapshot_t *s, uint32_t key, size_t rf, size_t *idx);
 
-/** The ring key of a series: a hash of the tenant and its sorted labels. */
+/** The ring key of a series: a hash of the tenant and its sorted labels
+ * (xxhash64 over length-prefixed strings, folded to 32 bits). */
 uint32_t kiln_ring_key(const char *tenant, const kiln_label_t *l, size_t n);
 
 /** A member's tokens, derived from its id (same id, same tokens). */
@@ -71,8 +77,9 @@ void kiln_ring_tokens(const char *id, uint32_t *out, size_t n);
 void kiln_ring_json(const kiln_ring_snapshot_t *s, int64_t now_ms, kiln_buf *out);
 void kiln_ring_html(const kiln_ring_snapshot_t *s, int64_t now_ms, kiln_buf *out);
 
-/** The share of the key space each member owns as a primary (ownership[i]
- * for member i of kiln_ring_members; sums to 1 when non-empty). */
+/** The share of the key space each member owns as a primary by its tokens,
+ * whatever its state (as dskit's ring page shows it): ownership[i] for
+ * member i of kiln_ring_members; sums to 1 when non-empty. */
 void kiln_ring_ownership(const kiln_ring_snapshot_t *s, double *ownership);
 
 /** A state's name ("JOINING", "ACTIVE", "LEAVING"), and back; -1 when unknown. */
