@@ -24,8 +24,11 @@ typedef struct kiln_grpc_call {
     size_t req_len;
     /* out */
     kiln_err err;   /* err.code KILN_OK, the server's status and message, or
-                       KILN_UNAVAILABLE / KILN_DEADLINE_EXCEEDED naming addr */
-    uint8_t *resp;  /* malloc'd response bytes (caller frees); NULL on error */
+                       KILN_UNAVAILABLE / KILN_DEADLINE_EXCEEDED / KILN_CANCELLED
+                       with a message starting with addr; a response over
+                       max_recv_bytes is KILN_RESOURCE_EXHAUSTED */
+    uint8_t *resp;  /* malloc'd response bytes (caller frees; not NULL on
+                       success, even for an empty message); NULL on error */
     size_t resp_len;
 } kiln_grpc_call;
 
@@ -35,8 +38,11 @@ kiln_grpc_client_t *kiln_grpc_client_create(size_t max_recv_bytes);
 void kiln_grpc_client_destroy(kiln_grpc_client_t *c);
 
 /** Starts every call of calls[0..n) at once and returns when all have
- * ended; a call still running after timeout_ms ends with
- * KILN_DEADLINE_EXCEEDED. */
+ * ended (the out fields are reset first); a call still running after
+ * timeout_ms ends with KILN_DEADLINE_EXCEEDED. Calls do not wait for a
+ * connection: one to an address that refuses connections ends at once with
+ * KILN_UNAVAILABLE (and, while the channel backs off, for up to 2 s after
+ * the peer is back). No retries. Blocks the calling thread. */
 void kiln_grpc_client_run(kiln_grpc_client_t *c, kiln_grpc_call *calls, size_t n,
                           int64_t timeout_ms);
 

@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Unit tests: the gRPC client against the real gRPC server module on
+ * 127.0.0.1 (an ephemeral port) with a test method in the rpc registry.
+ * The method takes and returns push.v1.RawSample: its ID says what to do
+ * ("echo", "fail", "slow", "big") and the reply's ID is the tenant the
+ * handler saw. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "grpc_client.h"
+#include "grpc_server.h"
+#include "metrics.h"
+#include "push/v1/push.pb-c.h"
+#include "rpc.h"
+
+#define METHOD "/kiln.test.v1.TestService/Call"
+#define BIG_LEN ((size_t)20 << 20)
+#define SLOW_MS 1500
+
+static char server_addr[64];
+static kiln_grpc_client_t *client;
+static kiln_rpc_registry_t *rpc;
+static kiln_metrics_t *metrics;
+
+static uint8_t big_byte(size_t i)
+{
+    return (uint8_t)(i * 31 + (i >> 12));
+}
+
+static kiln_status on_call(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *req,
+                           ProtobufCMessage **resp)
+{
+    (void)svc;
+    const Push__V1__RawSample *in = (const Push__V1__RawSample *)req;
+    Push__V1__RawSample *out = kiln_arena_alloc(ctx->arena, sizeof(*out));
+    push__v1__raw_sample__init(out);
+    if (strcmp(in->id, "fail") == 0)
+        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "quota of %s exceeded", ctx->tenant);
+    if (strcmp(in->id, "empty") == 0) { /* all fields default: a 0-byte message */
+        *resp = &out->base;
+        return KILN_OK;
+    }
+    if (strcmp(in->id, "slow") == 0) {
+        struct timespec ts = {SLOW_MS / 1000, (SLOW_MS % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (strcmp(in->id, "big") == 0) {
+        uint8_t *p = kiln_arena_alloc(ctx->arena, BIG_LEN);
+        for (size_t i = 0; i < BIG_LEN; i++)
+            p[i] = big_byte(i);
+        out->raw_profile.data = p;
+        out->raw_profile.len = BIG_LEN;
+    } else {
+        out->raw_profile = in->raw_profile;
+    }
+    out->id = kiln_arena_printf(ctx->arena, "%s", ctx->tenant);
+    *resp = &out->base;
+    return KILN_OK;
+}
+
+/* A serialized request (the caller frees it). */
+static uint8_t *request(const char *what, const char *payload, size_t *len)
+{
+    Push__V1__RawSample m = PUSH__V1__RAW_SAMPLE__INIT;
+    m.id = (char *)what;
+    m.raw_profile.data = (uint8_t *)payload;
+    m.raw_profile.len = strlen(payload);
+    *len = push__v1__raw_sample__get_packed_size(&m);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    push__v1__raw_sample__pack(&m, buf);
+    return buf;
+}
+
+static kiln_grpc_call call_to(const char *addr, const char *method, const char *tenant,
+                              const char *what, const char *payload)
+{
+    kiln_grpc_call c;
+    memset(&c, 0, sizeof(c));
+    c.addr = addr;
+    c.method = method;
+    c.tenant = tenant;
+    c.req = request(what, payload, &c.req_len);
+    return c;
+}
+
+static void call_free(kiln_grpc_call *c)
+{
+    free((void *)c->req);
+    free(c->resp);
+}
+
+/* The decoded reply of a successful call, or NULL. */
+static Push__V1__RawSample *reply(const kiln_grpc_call *c)
+{
+    if (c->err.code != KILN_OK || c->resp == NULL)
+        return NULL;
+    return push__v1__raw_sample__unpack(NULL, c->resp_len, c->resp);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+TEST(batch_of_concurrent_calls)
+{
+    enum { N = 8 };
+    kiln_grpc_call calls[N];
+    char payload[N][64], tenant[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(payload[i], sizeof(payload[i]), "payload-%d-%s", i, i % 2 ? "odd" : "even");
+        snprintf(tenant[i], sizeof(tenant[i]), "team-%d", i);
+        calls[i] = call_to(server_addr, METHOD, i == 0 ? NULL : tenant[i], "echo", payload[i]);
+    }
+    for (int round = 0; round < 2; round++) { /* the second batch reuses the channel */
+        kiln_grpc_client_run(client, calls, N, 5000);
+        for (int i = 0; i < N; i++) {
+            CHECK_EQ(calls[i].err.code, KILN_OK);
+            Push__V1__RawSample *r = reply(&calls[i]);
+            CHECK(r != NULL);
+            if (r == NULL) {
+                printf("  call %d: %s\n", i, calls[i].err.msg);
+                continue;
+            }
+            CHECK(r->raw_profile.len == strlen(payload[i]) &&
+                  memcmp(r->raw_profile.data, payload[i], r->raw_profile.len) == 0);
+            CHECK_STR(r->id, i == 0 ? "anonymous" : tenant[i]);
+            push__v1__raw_sample__free_unpacked(r, NULL);
+            free(calls[i].resp);
+            calls[i].resp = NULL;
+        }
+    }
+    for (int i = 0; i < N; i++)
+        call_free(&calls[i]);
+}
+
+TEST(server_error_code_and_message)
+{
+    kiln_grpc_call c[2] = {call_to(server_addr, METHOD, "team-x", "fail", ""),
+                           call_to(server_addr, METHOD, "a/b", "echo", "x")};
+    kiln_grpc_client_run(client, c, 2, 5000);
+    CHECK_EQ(c[0].err.code, KILN_RESOURCE_EXHAUSTED);
+    CHECK_STR(c[0].err.msg, "quota of team-x exceeded");
+    CHECK(c[0].resp == NULL);
+    CHECK_EQ(c[1].err.code, KILN_INVALID_ARGUMENT); /* the server's tenant check */
+    call_free(&c[0]);
+    call_free(&c[1]);
+}
+
+TEST(unknown_method_is_unimplemented)
+{
+    kiln_grpc_call c = call_to(server_addr, "/kiln.test.v1.TestService/Nope", NULL, "echo", "x");
+    kiln_grpc_client_run(client, &c, 1, 5000);
+    CHECK_EQ(c.err.code, KILN_UNIMPLEMENTED);
+    CHECK(strstr(c.err.msg, "Nope") != NULL);
+    call_free(&c);
+}
+
+/* An address where nothing listens: a port bound, then closed. */
+static void closed_port_addr(char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(sa);
+    bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    close(fd);
+    snprintf(out, cap, "127.0.0.1:%d", ntohs(sa.sin_port));
+}
+
+static int port_of(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    return colon != NULL ? (int)strtol(colon + 1, NULL, 10) : 0;
+}
+
+TEST(unreachable_fails_fast)
+{
+    char addr[64];
+    closed_port_addr(addr, sizeof(addr));
+    for (int attempt = 0; attempt < 2; attempt++) { /* a new channel, then a failed one */
+        kiln_grpc_call c = call_to(addr, METHOD, NULL, "echo", "x");
+        double t0 = now_ms();
+        kiln_grpc_client_run(client, &c, 1, 5000);
+        double dt = now_ms() - t0;
+        printf("  unreachable %s attempt %d: %.1f ms: %s\n", addr, attempt, dt, c.err.msg);
+        CHECK_EQ(c.err.code, KILN_UNAVAILABLE);
+        CHECK(strncmp(c.err.msg, addr, strlen(addr)) == 0);
+        CHECK(dt < 1000);
+        call_free(&c);
+    }
+}
+
+TEST(empty_response_is_not_null)
+{
+    kiln_grpc_call c = call_to(server_addr, METHOD, NULL, "empty", "");
+    kiln_grpc_client_run(client, &c, 1, 5000);
+    CHECK_EQ(c.err.code, KILN_OK);
+    CHECK(c.resp != NULL);
+    CHECK_EQ(c.resp_len, 0);
+    call_free(&c);
+}
+
+/* A peer that refused connections and then listens is reached again
+ * within the client's reconnect backoff cap (2 s). */
+TEST(peer_back_after_refusal)
+{
+    char addr[64];
+    closed_port_addr(addr, sizeof(addr));
+    kiln_grpc_call c = call_to(addr, METHOD, NULL, "echo", "x");
+    kiln_grpc_client_run(client, &c, 1, 5000);
+    CHECK_EQ(c.err.code, KILN_UNAVAILABLE);
+    kiln_grpc_config cfg = {"127.0.0.1", port_of(addr), NULL, 0, 1, (size_t)1 << 20};
+    kiln_grpc_server_t *srv = kiln_grpc_server_create(&cfg, rpc, metrics);
+    kiln_err err = {KILN_OK, ""};
+    CHECK_OK(kiln_grpc_server_start(srv, &err));
+    double t0 = now_ms();
+    int attempts = 0;
+    do { /* bounded: 60 x 50 ms */
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+        free(c.resp);
+        kiln_grpc_client_run(client, &c, 1, 1000);
+    } while (c.err.code != KILN_OK && ++attempts < 60);
+    printf("  reached again after %.0f ms (%d retries)\n", now_ms() - t0, attempts);
+    CHECK_EQ(c.err.code, KILN_OK);
+    CHECK(now_ms() - t0 < 2600);
+    call_free(&c);
+    kiln_grpc_server_destroy(srv);
+}
+
+TEST(slow_handler_hits_deadline)
+{
+    kiln_grpc_call c = call_to(server_addr, METHOD, NULL, "slow", "x");
+    double t0 = now_ms();
+    kiln_grpc_client_run(client, &c, 1, 300);
+    double dt = now_ms() - t0;
+    printf("  deadline 300 ms: ended after %.1f ms: %s\n", dt, c.err.msg);
+    CHECK_EQ(c.err.code, KILN_DEADLINE_EXCEEDED);
+    CHECK(strncmp(c.err.msg, server_addr, strlen(server_addr)) == 0);
+    CHECK(dt >= 290 && dt < SLOW_MS - 200);
+    call_free(&c);
+}
+
+TEST(mixed_batch_ends_each_call_on_its_own)
+{
+    char dead[64];
+    closed_port_addr(dead, sizeof(dead));
+    kiln_grpc_call c[3] = {call_to(server_addr, METHOD, "t", "echo", "ok"),
+                           call_to(dead, METHOD, "t", "echo", "x"),
+                           call_to(server_addr, METHOD, "t", "fail", "x")};
+    kiln_grpc_client_run(client, c, 3, 5000);
+    CHECK_EQ(c[0].err.code, KILN_OK);
+    CHECK(c[0].resp != NULL);
+    CHECK_EQ(c[1].err.code, KILN_UNAVAILABLE);
+    CHECK_EQ(c[2].err.code, KILN_RESOURCE_EXHAUSTED);
+    for (int i = 0; i < 3; i++)
+        call_free(&c[i]);
+}
+
+TEST(large_response)
+{
+    kiln_grpc_call c = call_to(server_addr, METHOD, NULL, "big", "");
+    double t0 = now_ms();
+    kiln_grpc_client_run(client, &c, 1, 20000);
+    double dt = now_ms() - t0;
+    CHECK_EQ(c.err.code, KILN_OK);
+    Push__V1__RawSample *r = reply(&c);
+    CHECK(r != NULL);
+    if (r != NULL) {
+        printf("  %zu-byte response in %.1f ms\n", c.resp_len, dt);
+        CHECK_EQ(r->raw_profile.len, BIG_LEN);
+        size_t bad = 0;
+        for (size_t i = 0; i < r->raw_profile.len; i++)
+            bad += r->raw_profile.data[i] != big_byte(i);
+        CHECK_EQ(bad, 0);
+        push__v1__raw_sample__free_unpacked(r, NULL);
+    }
+    call_free(&c);
+
+    /* A client that caps responses at 1 MiB refuses it. */
+    kiln_grpc_client_t *small = kiln_grpc_client_create((size_t)1 << 20);
+    c = call_to(server_addr, METHOD, NULL, "big", "");
+    kiln_grpc_client_run(small, &c, 1, 20000);
+    CHECK_EQ(c.err.code, KILN_RESOURCE_EXHAUSTED);
+    CHECK(c.resp == NULL);
+    call_free(&c);
+    kiln_grpc_client_destroy(small);
+}
+
+static void *batch_thread(void *arg)
+{
+    int *ok = arg;
+    for (int round = 0; round < 20; round++) {
+        kiln_grpc_call c[4];
+        for (int i = 0; i < 4; i++)
+            c[i] = call_to(server_addr, METHOD, "t", "echo", "threaded");
+        kiln_grpc_client_run(client, c, 4, 5000);
+        for (int i = 0; i < 4; i++) {
+            *ok += c[i].err.code == KILN_OK && c[i].resp_len > 0;
+            call_free(&c[i]);
+        }
+    }
+    return NULL;
+}
+
+TEST(batches_from_several_threads)
+{
+    pthread_t t[3];
+    int ok[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, batch_thread, &ok[i]);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    CHECK_EQ(ok[0] + ok[1] + ok[2], 3 * 20 * 4);
+}
+
+int main(void)
+{
+    metrics = kiln_metrics_create();
+    rpc = kiln_rpc_registry_create();
+    kiln_rpc_method m = {METHOD, &push__v1__raw_sample__descriptor,
+                         &push__v1__raw_sample__descriptor, on_call, NULL};
+    kiln_rpc_register(rpc, &m);
+    kiln_grpc_config cfg = {"127.0.0.1", 0, NULL, 0, 4, (size_t)64 << 20};
+    kiln_grpc_server_t *srv = kiln_grpc_server_create(&cfg, rpc, metrics);
+    kiln_err err = {KILN_OK, ""};
+    if (kiln_grpc_server_start(srv, &err) != KILN_OK) {
+        printf("cannot start the server: %s\n", err.msg);
+        return 1;
+    }
+    snprintf(server_addr, sizeof(server_addr), "127.0.0.1:%d", kiln_grpc_server_port(srv));
+    client = kiln_grpc_client_create(0);
+
+    RUN(batch_of_concurrent_calls);
+    RUN(server_error_code_and_message);
+    RUN(unknown_method_is_unimplemented);
+    RUN(unreachable_fails_fast);
+    RUN(empty_response_is_not_null);
+    RUN(peer_back_after_refusal);
+    RUN(slow_handler_hits_deadline);
+    RUN(mixed_batch_ends_each_call_on_its_own);
+    RUN(large_response);
+    RUN(batches_from_several_threads);
+
+    kiln_grpc_client_destroy(client);
+    kiln_grpc_server_destroy(srv);
+    kiln_rpc_registry_destroy(rpc);
+    kiln_metrics_destroy(metrics);
+    return check_done();
+}
