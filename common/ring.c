@@ -83,16 +83,16 @@ static void number_zones(kiln_ring_snapshot_t *s)
     free(active_zone);
 }
 
-/* A member's tokens: its own when it names any, else derived from its id. */
-static size_t member_tokens(const kiln_ring_member *m, uint32_t *out)
+/* Gives a member without tokens the ones derived from its id, so the
+ * snapshot's copy always lists the tokens it is placed by. */
+static void fill_tokens(kiln_ring_member *m)
 {
     if (m->n_tokens == 0) {
-        kiln_ring_tokens(m->id, out, KILN_RING_TOKENS);
-        return KILN_RING_TOKENS;
+        kiln_ring_tokens(m->id, m->tokens, KILN_RING_TOKENS);
+        m->n_tokens = KILN_RING_TOKENS;
+    } else if (m->n_tokens > KILN_RING_TOKENS) {
+        m->n_tokens = KILN_RING_TOKENS;
     }
-    size_t n = m->n_tokens < KILN_RING_TOKENS ? m->n_tokens : KILN_RING_TOKENS;
-    memcpy(out, m->tokens, n * sizeof(*out));
-    return n;
 }
 
 static kiln_ring_snapshot_t *snapshot_build(const kiln_ring_member *m, size_t n)
@@ -105,11 +105,11 @@ static kiln_ring_snapshot_t *snapshot_build(const kiln_ring_member *m, size_t n)
         memcpy(s->members, m, n * sizeof(*m));
     qsort(s->members, n, sizeof(*m), cmp_member);
     s->tokens = kiln_xmalloc((n ? n : 1) * KILN_RING_TOKENS * sizeof(ring_token));
-    uint32_t tok[KILN_RING_TOKENS];
     for (size_t i = 0; i < n; i++) {
-        size_t k = member_tokens(&s->members[i], tok);
-        for (size_t j = 0; j < k; j++)
-            s->tokens[s->n_tokens++] = (ring_token){tok[j], (uint32_t)i};
+        kiln_ring_member *mi = &s->members[i];
+        fill_tokens(mi);
+        for (size_t j = 0; j < mi->n_tokens; j++)
+            s->tokens[s->n_tokens++] = (ring_token){mi->tokens[j], (uint32_t)i};
     }
     qsort(s->tokens, s->n_tokens, sizeof(ring_token), cmp_token);
     number_zones(s);
@@ -331,7 +331,7 @@ static void json_member(kiln_buf *out, const kiln_ring_member *m, double own, in
     json_field(out, "zone", m->zone);
     json_field(out, "state", kiln_ring_state_str(m->state));
     kiln_buf_printf(out, "\"tokens\":%zu,\"ownership\":%.6f,\"heartbeat_age_ms\":%lld}",
-                    m->n_tokens ? m->n_tokens : (size_t)KILN_RING_TOKENS, own,
+                    m->n_tokens, own,
                     (long long)(now_ms - m->heartbeat_ms));
 }
 
@@ -377,8 +377,8 @@ static void html_row(kiln_buf *out, const kiln_ring_member *m, double own, int64
     html_cell(out, kiln_ring_state_str(m->state));
     html_cell(out, m->addr);
     html_cell(out, m->zone);
-    kiln_buf_printf(out, "<td>%zu</td><td>%.2f%%</td><td>%.1f s</td></tr>\n",
-                    m->n_tokens ? m->n_tokens : (size_t)KILN_RING_TOKENS, own * 100,
+    kiln_buf_printf(out, "<td>%zu</td><td>%.2f%%</td><td>%.1f s</td></tr>\n", m->n_tokens,
+                    own * 100,
                     (double)(now_ms - m->heartbeat_ms) / 1000.0);
 }
 

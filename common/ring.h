@@ -44,7 +44,8 @@ kiln_ring_t *kiln_ring_create(void);
 void kiln_ring_destroy(kiln_ring_t *r);
 
 /** Replaces the whole membership with m[0..n) (copied). A member with
- * n_tokens == 0 gets KILN_RING_TOKENS tokens from kiln_ring_tokens(id).
+ * n_tokens == 0 gets KILN_RING_TOKENS tokens from kiln_ring_tokens(id)
+ * (listed in the snapshot's copy).
  * Snapshots already acquired keep the old membership. */
 void kiln_ring_set(kiln_ring_t *r, const kiln_ring_member *m, size_t n);
 

@@ -107,8 +107,12 @@ TEST(replicas_match_brute_force_and_are_distinct)
         CHECK_STR(m[i].id, want);
     }
     uint32_t tok[5][KILN_RING_TOKENS];
-    for (size_t i = 0; i < 5; i++)
+    for (size_t i = 0; i < 5; i++) {
         kiln_ring_tokens(m[i].id, tok[i], KILN_RING_TOKENS);
+        /* The snapshot lists the tokens it derived for a member without any. */
+        CHECK_EQ(m[i].n_tokens, KILN_RING_TOKENS);
+        CHECK(memcmp(m[i].tokens, tok[i], sizeof(tok[i])) == 0);
+    }
     uint64_t seed = 42;
     size_t mismatches = 0, not_distinct = 0, unstable = 0;
     for (int k = 0; k < 2000; k++) {
