@@ -66,8 +66,9 @@ struct kiln_membership {
     kiln_ring_member self;
     entry *e;
     size_t n, cap;
-    uint64_t overrides_rev;
-    int64_t overrides_seen_ns;
+    char *overrides_text; /* the last overrides seen (applied or refused) */
+    size_t overrides_len;
+    bool overrides_seen;
     int64_t grace_until_ns; /* monotonic; see begin_grace */
     atomic_bool connected;
 
@@ -309,19 +310,30 @@ static void rebuild(kiln_membership_t *m)
 
 /* ---- applying what the bucket says -------------------------------------- */
 
+/* Applies the overrides when their text changed. Text, not revision:
+ * revisions start again from 1 in a bucket re-created after a server lost
+ * its store, and the watcher and reconcile may both bring one revision. */
 static void apply_overrides(kiln_membership_t *m, kvEntry *e)
 {
     uint64_t rev = kvEntry_Revision(e);
-    pthread_mutex_lock(&m->mu);
-    bool fresh = rev != m->overrides_rev;
-    m->overrides_rev = rev;
-    m->overrides_seen_ns = mono_ns();
-    pthread_mutex_unlock(&m->mu);
-    if (!fresh || m->overrides == NULL || kvEntry_Operation(e) != kvOp_Put)
+    const char *text = kvEntry_Value(e);
+    size_t len = (size_t)kvEntry_ValueLen(e);
+    if (kvEntry_Operation(e) != kvOp_Put)
         return; /* a deleted "overrides" key leaves the last ones in force */
+    pthread_mutex_lock(&m->mu);
+    bool fresh = !m->overrides_seen || len != m->overrides_len ||
+                 (len > 0 && memcmp(text, m->overrides_text, len) != 0);
+    if (fresh) {
+        free(m->overrides_text);
+        m->overrides_text = kiln_xstrndup(text != NULL ? text : "", len);
+        m->overrides_len = len;
+    }
+    m->overrides_seen = true;
+    pthread_mutex_unlock(&m->mu);
+    if (!fresh || m->overrides == NULL)
+        return;
     kiln_err err;
-    kiln_status st = kiln_overrides_load_text(m->overrides, kvEntry_Value(e),
-                                              (size_t)kvEntry_ValueLen(e), &err);
+    kiln_status st = kiln_overrides_load_text(m->overrides, text, len, &err);
     if (st != KILN_OK)
         KILN_LOG_WARN(MOD, "overrides revision %llu refused: %s", (unsigned long long)rev, err.msg);
     else
@@ -494,16 +506,47 @@ static void get_and_apply(kiln_membership_t *m, const char *key)
 }
 
 /* True when the watcher has not given us key within a heartbeat (or never). */
+/* True when the watcher cannot be trusted to have brought key: never seen,
+ * the watcher is down or due for replacement, or a member's heartbeats
+ * (which change its key every heartbeat) stopped arriving. The overrides
+ * key changes rarely, so its silence says nothing. */
 static bool needs_get(kiln_membership_t *m, const char *key, int64_t now)
 {
+    bool watching = m->w != NULL && m->rewatch_ns == 0;
     pthread_mutex_lock(&m->mu);
-    int64_t seen = m->overrides_seen_ns;
-    if (strcmp(key, OVERRIDES_KEY) != 0) {
+    bool need;
+    if (strcmp(key, OVERRIDES_KEY) == 0) {
+        need = !m->overrides_seen || !watching;
+    } else {
         entry *e = find_entry(m, key);
-        seen = e != NULL ? e->seen_ns : 0;
+        need = e == NULL || !watching || now - e->seen_ns > 2 * m->hb_ns;
     }
     pthread_mutex_unlock(&m->mu);
-    return seen == 0 || now - seen > m->hb_ns;
+    return need;
+}
+
+/* A member silent for this many timeouts is deleted from the bucket, so the
+ * keys of crashed processes do not pile up (any process may do it; a member
+ * that was only cut off puts itself back on its next heartbeat). */
+#define FORGET_TIMEOUTS 10
+
+/* Drops the entries gone from the bucket and lists those to forget; mu held. */
+static size_t prune_locked(kiln_membership_t *m, const kvKeysList *keys, char (*forget)[KEY_MAX],
+                           size_t max)
+{
+    size_t n = 0;
+    if (mono_ns() < m->grace_until_ns)
+        return 0;
+    int64_t horizon = wall_ms() - FORGET_TIMEOUTS * (m->timeout_ns / 1000000);
+    for (size_t i = m->n; i-- > 0;) {
+        if (!in_list(keys, m->e[i].key)) {
+            remove_entry(m, &m->e[i]);
+        } else if (m->e[i].m.heartbeat_ms < horizon && n < max) {
+            memcpy(forget[n++], m->e[i].key, KEY_MAX);
+            remove_entry(m, &m->e[i]);
+        }
+    }
+    return n;
 }
 
 /* Catches what the watcher missed: keys gone from the bucket are dropped
@@ -518,14 +561,14 @@ static void reconcile(kiln_membership_t *m)
         return;
     }
     int64_t now = mono_ns();
+    char forget[8][KEY_MAX];
     pthread_mutex_lock(&m->mu);
-    if (now >= m->grace_until_ns) {
-        for (size_t i = m->n; i-- > 0;) {
-            if (!in_list(&keys, m->e[i].key))
-                remove_entry(m, &m->e[i]);
-        }
-    }
+    size_t n_forget = prune_locked(m, &keys, forget, 8);
     pthread_mutex_unlock(&m->mu);
+    for (size_t i = 0; i < n_forget; i++) {
+        KILN_LOG_INFO(MOD, "forgetting key=%s: silent for %d timeouts", forget[i], FORGET_TIMEOUTS);
+        kvStore_Delete(m->kv, forget[i]);
+    }
     for (int i = 0; i < keys.Count; i++) {
         if (needs_get(m, keys.Keys[i], now))
             get_and_apply(m, keys.Keys[i]);
@@ -821,6 +864,7 @@ void kiln_membership_destroy(kiln_membership_t *m)
     natsOptions_Destroy(m->opts);
     free_urls(m);
     free(m->e);
+    free(m->overrides_text);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->kv_mu);
     pthread_mutex_destroy(&m->mu);

@@ -365,6 +365,16 @@ TEST(silent_member_is_evicted)
     CHECK(gone >= 400);
     CHECK_EQ(ring_size(a.ring), 2);
     kvStore_Delete(cl.kv, "ingester.ghost");
+
+    /* A key silent for ten timeouts (a process that crashed long ago) is
+     * deleted from the bucket, without ever entering a ring. */
+    snprintf(v, sizeof(v),
+             "{\"role\":\"ingester\",\"id\":\"fossil\",\"addr\":\"127.0.0.1:1\",\"http_addr\":\"\","
+             "\"zone\":\"\",\"state\":\"ACTIVE\",\"heartbeat_ms\":%lld,\"tokens\":[9]}",
+             (long long)(wall_ms() - 3600000));
+    CHECK(kvStore_PutString(NULL, cl.kv, "ingester.fossil", v) == NATS_OK);
+    CHECK(WAIT_FOR(!key_exists(&cl, "ingester.fossil")));
+    CHECK_EQ(ring_state(a.ring, "fossil"), -1);
     client_close(&cl);
 }
 
@@ -461,6 +471,12 @@ TEST(server_restart_without_store)
     CHECK(WAIT_FOR(ring_state(a.ring, "ingester.c") == KILN_RING_ACTIVE));
     CHECK(all_rings(3));
     CHECK_EQ(kiln_membership_count(a.m, "distributor"), 1);
+    /* Revisions started again from 1 in the new bucket: new overrides still
+     * apply (and those in force stayed meanwhile). */
+    CHECK(kiln_overrides_get(b.ov, "t1")->ingestion_rate_mb == 7);
+    CHECK_OK(kiln_membership_publish_overrides(a.m, "overrides:\n  t1: {ingestion_rate_mb: 9}\n", NULL));
+    CHECK(WAIT_FOR(kiln_overrides_get(b.ov, "t1")->ingestion_rate_mb == 9 &&
+                   kiln_overrides_get(c.ov, "t1")->ingestion_rate_mb == 9));
 }
 
 int main(void)
