@@ -45,7 +45,10 @@ typedef struct kiln_membership_config {
 kiln_status kiln_membership_create(const kiln_membership_config *cfg, kiln_ring_t *ring,
                                    kiln_overrides_t *overrides, kiln_membership_t **out,
                                    kiln_err *err);
-/** Stops heartbeats and watching, deletes the own entry if joined, closes. */
+/** Stops heartbeats and watching, deletes the own entry if joined (when
+ * connected; otherwise the others evict it after the timeout), closes the
+ * connection. Does not call nats_Close (process-wide: main does, at exit).
+ * NULL is a no-op. */
 void kiln_membership_destroy(kiln_membership_t *m);
 
 /** Registers this process under role with self (copied; tokens as given)
@@ -55,7 +58,10 @@ void kiln_membership_join(kiln_membership_t *m, const char *role, const kiln_rin
 /** Changes the own entry's state (put at once, and on every heartbeat). */
 void kiln_membership_set_state(kiln_membership_t *m, kiln_ring_state st);
 
-/** Puts the runtime overrides YAML for every process to apply. */
+/** Puts the runtime overrides YAML for every process to apply (this one
+ * too, through its watcher). KILN_INVALID_ARGUMENT when the YAML would be
+ * refused (nothing is put), KILN_UNAVAILABLE when NATS is not reachable.
+ * Blocks for the round trip. */
 kiln_status kiln_membership_publish_overrides(kiln_membership_t *m, const char *yaml,
                                               kiln_err *err);
 

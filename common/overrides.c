@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0
- * overrides: limits table and token buckets. */
+ * overrides: limits tables (swapped whole on each load) and token buckets. */
 #include "overrides.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
+#include "buf.h"
 #include "xmalloc.h"
 
 typedef struct tenant_limits {
@@ -22,19 +24,42 @@ typedef struct bucket {
     int64_t last_ns;
 } bucket;
 
-struct kiln_overrides {
-    kiln_limits defaults;
+/* One generation of the per-tenant table. Tables are immutable once
+ * published; a load builds a new one and swaps it in, and the old one is
+ * retired (kept until destroy) because kiln_overrides_get hands out pointers
+ * into it that callers may still hold. */
+typedef struct table {
     tenant_limits *t;
     size_t n, cap;
-    pthread_mutex_t mu; /* guards the buckets */
+    struct table *retired_next;
+} table;
+
+struct kiln_overrides {
+    kiln_limits defaults;
+    _Atomic(table *) cur;    /* never NULL */
+    pthread_mutex_t load_mu; /* serialises swaps; guards retired */
+    table *retired;
+    atomic_size_t shards;    /* live distributors sharing each tenant's rate, >= 1 */
+    pthread_mutex_t mu;      /* guards the buckets */
     bucket *b;
     size_t n_b, cap_b;
 };
+
+static void table_free(table *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->t[i].tenant);
+    free(t->t);
+    free(t);
+}
 
 kiln_overrides_t *kiln_overrides_create(const kiln_limits *defaults)
 {
     kiln_overrides_t *o = kiln_xcalloc(1, sizeof(*o));
     o->defaults = *defaults;
+    atomic_init(&o->cur, kiln_xcalloc(1, sizeof(table)));
+    atomic_init(&o->shards, 1);
+    pthread_mutex_init(&o->load_mu, NULL);
     pthread_mutex_init(&o->mu, NULL);
     return o;
 }
@@ -43,23 +68,34 @@ void kiln_overrides_destroy(kiln_overrides_t *o)
 {
     if (o == NULL)
         return;
-    for (size_t i = 0; i < o->n; i++)
-        free(o->t[i].tenant);
+    table_free(atomic_load(&o->cur));
+    while (o->retired != NULL) {
+        table *next = o->retired->retired_next;
+        table_free(o->retired);
+        o->retired = next;
+    }
     for (size_t i = 0; i < o->n_b; i++)
         free(o->b[i].tenant);
-    free(o->t);
     free(o->b);
+    pthread_mutex_destroy(&o->load_mu);
     pthread_mutex_destroy(&o->mu);
     free(o);
 }
 
 const kiln_limits *kiln_overrides_get(const kiln_overrides_t *o, const char *tenant)
 {
-    for (size_t i = 0; i < o->n; i++) {
-        if (strcmp(o->t[i].tenant, tenant) == 0)
-            return &o->t[i].limits;
+    /* The table is immutable once published: one acquire load is enough. */
+    const table *t = atomic_load_explicit(&((kiln_overrides_t *)o)->cur, memory_order_acquire);
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->t[i].tenant, tenant) == 0)
+            return &t->t[i].limits;
     }
     return &o->defaults;
+}
+
+void kiln_overrides_set_shards(kiln_overrides_t *o, size_t n)
+{
+    atomic_store(&o->shards, n < 1 ? 1 : n);
 }
 
 bool kiln_parse_duration(const char *s, int64_t *ns)
@@ -138,13 +174,13 @@ static kiln_status set_limit(kiln_limits *l, const char *key, const char *val, k
     return KILN_OK;
 }
 
-static kiln_status load_tenant(kiln_overrides_t *o, yaml_document_t *doc, const char *tenant,
-                               yaml_node_t *map, kiln_err *err)
+static kiln_status load_tenant(table *tb, const kiln_limits *defaults, yaml_document_t *doc,
+                               const char *tenant, yaml_node_t *map, kiln_err *err)
 {
-    KILN_GROW(o->t, o->cap, o->n + 1);
-    tenant_limits *t = &o->t[o->n++];
+    KILN_GROW(tb->t, tb->cap, tb->n + 1);
+    tenant_limits *t = &tb->t[tb->n++];
     t->tenant = kiln_xstrdup(tenant);
-    t->limits = o->defaults;
+    t->limits = *defaults;
     if (map->type != YAML_MAPPING_NODE)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: tenant %s: expected a mapping", tenant);
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
@@ -158,7 +194,8 @@ static kiln_status load_tenant(kiln_overrides_t *o, yaml_document_t *doc, const 
     return KILN_OK;
 }
 
-static kiln_status load_doc(kiln_overrides_t *o, yaml_document_t *doc, kiln_err *err)
+static kiln_status load_doc(table *tb, const kiln_limits *defaults, yaml_document_t *doc,
+                            kiln_err *err)
 {
     yaml_node_t *root = yaml_document_get_root_node(doc);
     if (root == NULL || root->type != YAML_MAPPING_NODE)
@@ -170,7 +207,7 @@ static kiln_status load_doc(kiln_overrides_t *o, yaml_document_t *doc, kiln_err 
             continue;
         for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
             yaml_node_t *tk = yaml_document_get_node(doc, q->key);
-            kiln_status st = load_tenant(o, doc, (char *)tk->data.scalar.value,
+            kiln_status st = load_tenant(tb, defaults, doc, (char *)tk->data.scalar.value,
                                          yaml_document_get_node(doc, q->value), err);
             if (st != KILN_OK)
                 return st;
@@ -179,26 +216,71 @@ static kiln_status load_doc(kiln_overrides_t *o, yaml_document_t *doc, kiln_err 
     return KILN_OK;
 }
 
+/* Parses the YAML text into a new table; what names the source in errors. */
+static kiln_status parse_table(const kiln_overrides_t *o, const char *what, const char *yaml,
+                               size_t len, table **out, kiln_err *err)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    table *tb = kiln_xcalloc(1, sizeof(*tb));
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    kiln_status st;
+    if (!yaml_parser_load(&parser, &doc)) {
+        st = kiln_err_set(err, KILN_INVALID_ARGUMENT, "%s: parse error at line %zu", what,
+                          parser.problem_mark.line + 1);
+    } else {
+        st = load_doc(tb, &o->defaults, &doc, err);
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    if (st != KILN_OK)
+        table_free(tb);
+    else
+        *out = tb;
+    return st;
+}
+
+static kiln_status load_named(kiln_overrides_t *o, const char *what, const char *yaml, size_t len,
+                              kiln_err *err)
+{
+    table *tb;
+    kiln_status st = parse_table(o, what, yaml, len, &tb, err);
+    if (st != KILN_OK)
+        return st;
+    pthread_mutex_lock(&o->load_mu);
+    table *old = atomic_exchange_explicit(&o->cur, tb, memory_order_acq_rel);
+    old->retired_next = o->retired;
+    o->retired = old;
+    pthread_mutex_unlock(&o->load_mu);
+    return KILN_OK;
+}
+
+kiln_status kiln_overrides_load_text(kiln_overrides_t *o, const char *yaml, size_t len,
+                                     kiln_err *err)
+{
+    return load_named(o, "runtime config", yaml, len, err);
+}
+
 kiln_status kiln_overrides_load(kiln_overrides_t *o, const char *path, kiln_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "cannot open runtime config %s: %s", path,
                             strerror(errno));
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
-    kiln_status st;
-    if (!yaml_parser_load(&parser, &doc)) {
-        st = kiln_err_set(err, KILN_INVALID_ARGUMENT, "runtime config %s: parse error at line %zu",
-                          path, parser.problem_mark.line + 1);
-    } else {
-        st = load_doc(o, &doc, err);
-        yaml_document_delete(&doc);
-    }
-    yaml_parser_delete(&parser);
+    kiln_buf text;
+    kiln_buf_init(&text, 0);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        kiln_buf_append(&text, chunk, n);
+    bool failed = ferror(f) != 0;
     fclose(f);
+    char what[300];
+    snprintf(what, sizeof(what), "runtime config %s", path);
+    kiln_status st = failed ? kiln_err_set(err, KILN_INVALID_ARGUMENT, "cannot read %s", what)
+                            : load_named(o, what, text.ptr != NULL ? text.ptr : "", text.len, err);
+    kiln_buf_free(&text);
     return st;
 }
 
@@ -220,7 +302,11 @@ kiln_status kiln_overrides_take(kiln_overrides_t *o, const char *tenant, size_t 
     const kiln_limits *l = kiln_overrides_get(o, tenant);
     if (l->ingestion_rate_mb <= 0)
         return KILN_OK;
-    double rate = l->ingestion_rate_mb * 1e6, burst = l->ingestion_burst_mb * 1e6;
+    /* Each of the n live distributors admits its share of the tenant's
+     * rate; the burst is not divided, so one push up to the burst still
+     * passes wherever it lands. */
+    size_t shards = atomic_load_explicit(&o->shards, memory_order_relaxed);
+    double rate = l->ingestion_rate_mb * 1e6 / (double)shards, burst = l->ingestion_burst_mb * 1e6;
     kiln_status st = KILN_OK;
     pthread_mutex_lock(&o->mu);
     bucket *b = bucket_of(o, tenant, burst, now_ns);

@@ -2,8 +2,9 @@
  * overrides: per-tenant ingest limits with Pyroscope's defaults and names,
  * runtime overrides per tenant (YAML `overrides: {<tenant>: {<limit>: v}}`),
  * and the per-tenant ingestion rate limiter (a token bucket in bytes).
- * Overrides are loaded once at start and read-only after; the rate limiter
- * is thread-safe. */
+ * Overrides may be reloaded at run time (the cluster publishes them over
+ * NATS): each load builds a new table and swaps it in whole, so readers see
+ * either the old or the new overrides, never a mix. Thread-safe. */
 #ifndef KILN_OVERRIDES_H
 #define KILN_OVERRIDES_H
 
@@ -45,11 +46,26 @@ void kiln_overrides_destroy(kiln_overrides_t *o);
  * max_label_names_per_series, max_label_name_length, max_label_value_length,
  * max_profile_stacktrace_sample_labels, max_profile_stacktrace_depth,
  * reject_older_than, reject_newer_than, retention_period, max_query_length,
- * max_query_lookback). Unknown keys are an error. */
+ * max_query_lookback). Unknown keys are an error. Replaces the whole table
+ * (tenants absent from the file fall back to the defaults); on an error the
+ * table in force is kept. */
 kiln_status kiln_overrides_load(kiln_overrides_t *o, const char *path, kiln_err *err);
 
-/** The limits in force for tenant (its override, or the defaults). */
+/** Like kiln_overrides_load, from the YAML text yaml[0..len) (borrowed). */
+kiln_status kiln_overrides_load_text(kiln_overrides_t *o, const char *yaml, size_t len,
+                                     kiln_err *err);
+
+/** The limits in force for tenant (its override, or the defaults). The
+ * pointer stays valid until kiln_overrides_destroy, even across reloads:
+ * replaced tables are retired, not freed (a few hundred bytes per tenant per
+ * reload; reloads are rare), so a caller may hold it for a whole request
+ * without a lock. A reload is seen by the next call. */
 const kiln_limits *kiln_overrides_get(const kiln_overrides_t *o, const char *tenant);
+
+/** Sets how many processes share each tenant's ingestion rate (the live
+ * distributors; values below 1 count as 1): kiln_overrides_take admits
+ * rate / n per process, with the burst not divided. Starts at 1. */
+void kiln_overrides_set_shards(kiln_overrides_t *o, size_t n);
 
 /** Takes bytes from tenant's bucket at time now_ns. KILN_OK, or
  * KILN_RESOURCE_EXHAUSTED with a message that names the limit. */

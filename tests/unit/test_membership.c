@@ -1,0 +1,512 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Unit tests: membership over a real nats-server (started here on an
+ * ephemeral loopback port, with JetStream and a store dir): start-up before
+ * the server exists, convergence, state changes, leaving, eviction of a
+ * silent member, distributor counts and rate shares, overrides, and a
+ * server killed and restarted. Skips when nats-server is not installed. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <nats/nats.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "log.h"
+#include "membership.h"
+
+#define HB_NS 100000000LL      /* 100 ms */
+#define TIMEOUT_NS 2000000000LL /* 2 s */
+#define WAIT_MS 5000
+#define BUCKET "kiln-test"
+
+static char server_bin[512];
+static char store_dir[] = "/tmp/kiln-nats-XXXXXX";
+static int port;
+static pid_t server_pid = -1;
+static char url[64];
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Polls cond every 20 ms for up to WAIT_MS; true when it held. */
+#define WAIT_FOR(cond)                                                                             \
+    ({                                                                                             \
+        int64_t wait_end_ = now_ms() + WAIT_MS;                                                    \
+        while (!(cond) && now_ms() < wait_end_)                                                    \
+            sleep_ms(20);                                                                          \
+        (cond);                                                                                    \
+    })
+
+static bool find_server(void)
+{
+    const char *path = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/sbin", path != NULL ? path : "/usr/bin");
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+        snprintf(server_bin, sizeof(server_bin), "%s/nats-server", d);
+        if (access(server_bin, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static bool port_accepts(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static bool start_server(void)
+{
+    char p[16];
+    snprintf(p, sizeof(p), "%d", port);
+    server_pid = fork();
+    if (server_pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execl(server_bin, "nats-server", "-js", "-a", "127.0.0.1", "-p", p, "-sd", store_dir,
+              (char *)NULL);
+        _exit(127);
+    }
+    return WAIT_FOR(port_accepts());
+}
+
+static void kill_server(void)
+{
+    if (server_pid > 0) {
+        kill(server_pid, SIGKILL);
+        waitpid(server_pid, NULL, 0);
+        server_pid = -1;
+    }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* ---- observing rings ---------------------------------------------------- */
+
+static size_t ring_size(kiln_ring_t *r)
+{
+    kiln_ring_snapshot_t *s = kiln_ring_acquire(r);
+    const kiln_ring_member *m;
+    size_t n = kiln_ring_members(s, &m);
+    kiln_ring_release(s);
+    return n;
+}
+
+/* The state of id in r, or -1 when absent. */
+static int ring_state(kiln_ring_t *r, const char *id)
+{
+    kiln_ring_snapshot_t *s = kiln_ring_acquire(r);
+    const kiln_ring_member *m;
+    size_t n = kiln_ring_members(s, &m);
+    int st = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(m[i].id, id) == 0)
+            st = (int)m[i].state;
+    }
+    kiln_ring_release(s);
+    return st;
+}
+
+/* ---- the cluster under test --------------------------------------------- */
+
+typedef struct node {
+    kiln_ring_t *ring;
+    kiln_overrides_t *ov;
+    kiln_membership_t *m;
+} node;
+
+static kiln_limits test_limits(void)
+{
+    kiln_limits l;
+    memset(&l, 0, sizeof(l));
+    l.ingestion_rate_mb = 1;
+    l.ingestion_burst_mb = 2;
+    return l;
+}
+
+static bool node_start_cfg(node *n, const kiln_membership_config *cfg, const char *role,
+                           const char *id, uint32_t token_base)
+{
+    kiln_limits l = test_limits();
+    n->ring = kiln_ring_create();
+    n->ov = kiln_overrides_create(&l);
+    if (kiln_membership_create(cfg, n->ring, n->ov, &n->m, NULL) != KILN_OK)
+        return false;
+    if (role != NULL) {
+        kiln_ring_member self;
+        memset(&self, 0, sizeof(self));
+        snprintf(self.id, sizeof(self.id), "%s", id);
+        snprintf(self.addr, sizeof(self.addr), "127.0.0.1:%u", 9000 + token_base);
+        snprintf(self.zone, sizeof(self.zone), "zone-\"%u\"", token_base); /* escaped in JSON */
+        self.n_tokens = 4;
+        for (size_t i = 0; i < self.n_tokens; i++)
+            self.tokens[i] = token_base * 1000003u + (uint32_t)i * 0x40000000u;
+        kiln_membership_join(n->m, role, &self);
+    }
+    return true;
+}
+
+static bool node_start(node *n, const char *role, const char *id, uint32_t token_base)
+{
+    kiln_membership_config cfg = {url, BUCKET, HB_NS, TIMEOUT_NS};
+    return node_start_cfg(n, &cfg, role, id, token_base);
+}
+
+static void node_stop(node *n)
+{
+    kiln_membership_destroy(n->m);
+    kiln_overrides_destroy(n->ov);
+    kiln_ring_destroy(n->ring);
+    memset(n, 0, sizeof(*n));
+}
+
+/* A direct client of the bucket, to look at keys and to plant entries. */
+typedef struct client {
+    natsConnection *nc;
+    jsCtx *js;
+    kvStore *kv;
+} client;
+
+static bool client_open(client *c)
+{
+    memset(c, 0, sizeof(*c));
+    return natsConnection_ConnectTo(&c->nc, url) == NATS_OK &&
+           natsConnection_JetStream(&c->js, c->nc, NULL) == NATS_OK &&
+           js_KeyValue(&c->kv, c->js, BUCKET) == NATS_OK;
+}
+
+static void client_close(client *c)
+{
+    kvStore_Destroy(c->kv);
+    jsCtx_Destroy(c->js);
+    natsConnection_Destroy(c->nc);
+}
+
+static bool key_exists(client *c, const char *key)
+{
+    kvEntry *e = NULL;
+    natsStatus s = kvStore_Get(&e, c->kv, key);
+    kvEntry_Destroy(e);
+    return s == NATS_OK;
+}
+
+static node a, b, c, d1, d2;
+/* Members of another bucket that heartbeat only every 3 s: what they see
+ * sooner came through the watcher. */
+static node s1, s2;
+#define SLOW_HB_NS 3000000000LL
+
+static bool slow_start(node *n, const char *id, uint32_t token_base)
+{
+    kiln_membership_config cfg = {url, "kiln-slow", SLOW_HB_NS, 4 * SLOW_HB_NS};
+    return node_start_cfg(n, &cfg, "ingester", id, token_base);
+}
+
+static bool all_rings(size_t n)
+{
+    return ring_size(a.ring) == n && ring_size(b.ring) == n && (c.ring == NULL || ring_size(c.ring) == n);
+}
+
+TEST(starts_before_the_server_and_converges)
+{
+    CHECK(node_start(&a, "ingester", "ingester-a", 1)); /* nothing listens yet */
+    CHECK(!kiln_membership_connected(a.m));
+    CHECK(start_server());
+    CHECK(node_start(&b, "ingester", "ingester-b", 2));
+    CHECK(node_start(&c, "ingester", "ingester.c", 3)); /* a dot: the key is sanitized */
+    int64_t t0 = now_ms();
+    CHECK(WAIT_FOR(all_rings(3)));
+    printf("  three rings converged in %lld ms (a started before the server)\n",
+           (long long)(now_ms() - t0));
+    CHECK(kiln_membership_connected(a.m));
+    CHECK_EQ(ring_state(a.ring, "ingester.c"), KILN_RING_JOINING);
+    client cl;
+    CHECK(client_open(&cl));
+    CHECK(key_exists(&cl, "ingester.ingester_c"));
+    client_close(&cl);
+}
+
+TEST(state_changes_propagate)
+{
+    int64_t t0 = now_ms();
+    kiln_membership_set_state(a.m, KILN_RING_ACTIVE);
+    CHECK(WAIT_FOR(ring_state(b.ring, "ingester-a") == KILN_RING_ACTIVE &&
+                   ring_state(c.ring, "ingester-a") == KILN_RING_ACTIVE));
+    printf("  JOINING->ACTIVE seen by the others in %lld ms\n", (long long)(now_ms() - t0));
+    CHECK_EQ(ring_state(a.ring, "ingester-a"), KILN_RING_ACTIVE);
+}
+
+TEST(watcher_is_prompt)
+{
+    CHECK(slow_start(&s1, "slow-1", 21));
+    CHECK(slow_start(&s2, "slow-2", 22));
+    CHECK(WAIT_FOR(ring_size(s1.ring) == 2 && ring_size(s2.ring) == 2));
+    int64_t t0 = now_ms();
+    kiln_membership_set_state(s1.m, KILN_RING_ACTIVE);
+    CHECK(WAIT_FOR(ring_state(s2.ring, "slow-1") == KILN_RING_ACTIVE));
+    int64_t took = now_ms() - t0;
+    printf("  with 3 s heartbeats a state change took %lld ms\n", (long long)took);
+    CHECK(took < 1000);
+}
+
+TEST(distributors_share_the_rate)
+{
+    CHECK(node_start(&d1, "distributor", "dist-1", 11));
+    CHECK(node_start(&d2, "distributor", "dist-2", 12));
+    CHECK(WAIT_FOR(kiln_membership_count(a.m, "distributor") == 2 &&
+                   kiln_membership_count(d1.m, "distributor") == 2));
+    CHECK_EQ(kiln_membership_count(a.m, "ingester"), 3);
+    CHECK_EQ(ring_size(d1.ring), 3); /* distributors see the ingester ring, not themselves */
+    /* 1 MB/s over 2 distributors: after the 2 MB burst, a second refills 0.5 MB. */
+    int64_t t = 1000000000000LL;
+    CHECK_OK(kiln_overrides_take(d1.ov, "t", 2000000, t, NULL));
+    CHECK_EQ(kiln_overrides_take(d1.ov, "t", 600000, t + 1000000000LL, NULL), KILN_RESOURCE_EXHAUSTED);
+    CHECK_OK(kiln_overrides_take(d1.ov, "t", 450000, t + 1000000000LL, NULL));
+    node_stop(&d2);
+    CHECK(WAIT_FOR(kiln_membership_count(d1.m, "distributor") == 1));
+}
+
+TEST(overrides_reach_every_process)
+{
+    kiln_err err;
+    CHECK_EQ(kiln_membership_publish_overrides(a.m, "overrides: [\n", &err), KILN_INVALID_ARGUMENT);
+    const char *yaml = "overrides:\n  t1: {ingestion_rate_mb: 7}\n";
+    int64_t t0 = now_ms();
+    CHECK_OK(kiln_membership_publish_overrides(a.m, yaml, &err));
+    CHECK(WAIT_FOR(kiln_overrides_get(b.ov, "t1")->ingestion_rate_mb == 7 &&
+                   kiln_overrides_get(d1.ov, "t1")->ingestion_rate_mb == 7 &&
+                   kiln_overrides_get(a.ov, "t1")->ingestion_rate_mb == 7));
+    printf("  overrides applied everywhere in %lld ms\n", (long long)(now_ms() - t0));
+    CHECK(kiln_overrides_get(b.ov, "t2")->ingestion_rate_mb == 1);
+    /* A process that starts later gets the overrides in force. */
+    node late;
+    CHECK(node_start(&late, NULL, NULL, 0));
+    CHECK(WAIT_FOR(kiln_overrides_get(late.ov, "t1")->ingestion_rate_mb == 7));
+    node_stop(&late);
+}
+
+TEST(leaving_deletes_the_key)
+{
+    client cl;
+    CHECK(client_open(&cl));
+    int64_t t0 = now_ms();
+    node_stop(&c);
+    CHECK(!key_exists(&cl, "ingester.ingester_c"));
+    /* Well before the 2 s timeout: the delete removed it, not its age. */
+    CHECK(WAIT_FOR(all_rings(2)));
+    CHECK(now_ms() - t0 < TIMEOUT_NS / 1000000 / 2);
+    printf("  a leaving member dropped from the rings in %lld ms\n", (long long)(now_ms() - t0));
+    client_close(&cl);
+}
+
+TEST(silent_member_is_evicted)
+{
+    /* An entry that never heartbeats again, planted 1.5 s old: live for
+     * another 0.5 s of the 2 s timeout, then evicted. */
+    client cl;
+    CHECK(client_open(&cl));
+    char v[256];
+    int64_t planted = now_ms();
+    snprintf(v, sizeof(v),
+             "{\"role\":\"ingester\",\"id\":\"ghost\",\"addr\":\"127.0.0.1:1\",\"http_addr\":\"\","
+             "\"zone\":\"\",\"state\":\"ACTIVE\",\"heartbeat_ms\":%lld,\"tokens\":[7,8]}",
+             (long long)(wall_ms() - 1500));
+    CHECK(kvStore_PutString(NULL, cl.kv, "ingester.ghost", v) == NATS_OK);
+    CHECK(WAIT_FOR(ring_state(a.ring, "ghost") == KILN_RING_ACTIVE));
+    CHECK(WAIT_FOR(ring_state(a.ring, "ghost") == -1 && ring_state(b.ring, "ghost") == -1));
+    int64_t gone = now_ms() - planted;
+    printf("  silent member evicted %lld ms after planting (due at 500 ms)\n", (long long)gone);
+    CHECK(gone >= 400);
+    CHECK_EQ(ring_size(a.ring), 2);
+    kvStore_Delete(cl.kv, "ingester.ghost");
+
+    /* A key silent for ten timeouts (a process that crashed long ago) is
+     * deleted from the bucket, without ever entering a ring. */
+    snprintf(v, sizeof(v),
+             "{\"role\":\"ingester\",\"id\":\"fossil\",\"addr\":\"127.0.0.1:1\",\"http_addr\":\"\","
+             "\"zone\":\"\",\"state\":\"ACTIVE\",\"heartbeat_ms\":%lld,\"tokens\":[9]}",
+             (long long)(wall_ms() - 3600000));
+    CHECK(kvStore_PutString(NULL, cl.kv, "ingester.fossil", v) == NATS_OK);
+    CHECK(WAIT_FOR(!key_exists(&cl, "ingester.fossil")));
+    CHECK_EQ(ring_state(a.ring, "fossil"), -1);
+    client_close(&cl);
+}
+
+static size_t min_ring;
+
+static bool rings_back(void)
+{
+    size_t na = ring_size(a.ring), nb = ring_size(b.ring);
+    min_ring = na < min_ring ? na : min_ring;
+    min_ring = nb < min_ring ? nb : min_ring;
+    return kiln_membership_connected(a.m) && kiln_membership_connected(b.m) &&
+           kiln_membership_connected(d1.m) && na == 2 && nb == 2;
+}
+
+static bool rings_back3(void)
+{
+    size_t n[3] = {ring_size(a.ring), ring_size(b.ring), ring_size(c.ring)};
+    for (int i = 0; i < 3; i++)
+        min_ring = n[i] < min_ring ? n[i] : min_ring;
+    return kiln_membership_connected(a.m) && kiln_membership_connected(c.m) && n[0] == 3 &&
+           n[1] == 3 && n[2] == 3;
+}
+
+TEST(server_restart)
+{
+    kill_server();
+    CHECK(WAIT_FOR(!kiln_membership_connected(a.m) && !kiln_membership_connected(b.m)));
+    /* Longer than the timeout: every heartbeat in the bucket goes stale,
+     * yet nobody is evicted while NATS is away. */
+    sleep_ms((int)(TIMEOUT_NS / 1000000) + 500);
+    CHECK(all_rings(2));
+    CHECK_EQ(kiln_membership_count(d1.m, "distributor"), 1);
+    kiln_err err;
+    CHECK_EQ(kiln_membership_publish_overrides(a.m, "overrides: {}\n", &err), KILN_UNAVAILABLE);
+
+    int64_t t0 = now_ms();
+    CHECK(start_server());
+    min_ring = 2;
+    CHECK(WAIT_FOR(rings_back()));
+    printf("  reconnected and converged %lld ms after the restart\n", (long long)(now_ms() - t0));
+    /* Through the grace period the rings never shrank. */
+    for (int i = 0; i < 30; i++, sleep_ms(20))
+        rings_back();
+    CHECK_EQ(min_ring, 2);
+    /* The watchers came back too: a change is seen well before the next
+     * 3 s heartbeat would bring it. */
+    CHECK(WAIT_FOR(kiln_membership_connected(s1.m) && kiln_membership_connected(s2.m)));
+    sleep_ms(300);
+    t0 = now_ms();
+    kiln_membership_set_state(s2.m, KILN_RING_ACTIVE);
+    CHECK(WAIT_FOR(ring_state(s1.ring, "slow-2") == KILN_RING_ACTIVE));
+    printf("  after the restart, with 3 s heartbeats a state change took %lld ms\n",
+           (long long)(now_ms() - t0));
+    CHECK(now_ms() - t0 < 1000);
+    node_stop(&s1);
+    node_stop(&s2);
+    /* And changes flow again. */
+    kiln_membership_set_state(b.m, KILN_RING_LEAVING);
+    CHECK(WAIT_FOR(ring_state(a.ring, "ingester-b") == KILN_RING_LEAVING));
+    CHECK(node_start(&c, "ingester", "ingester.c", 3));
+    CHECK(WAIT_FOR(all_rings(3)));
+    /* The overrides survived in the server's store. */
+    node late;
+    CHECK(node_start(&late, NULL, NULL, 0));
+    CHECK(WAIT_FOR(kiln_overrides_get(late.ov, "t1")->ingestion_rate_mb == 7));
+    node_stop(&late);
+}
+
+/* A server that comes back without its store: the bucket is re-created,
+ * everyone puts itself again, and nobody drops out meanwhile. */
+TEST(server_restart_without_store)
+{
+    kill_server();
+    CHECK(WAIT_FOR(!kiln_membership_connected(a.m)));
+    char old_dir[sizeof(store_dir)];
+    memcpy(old_dir, store_dir, sizeof(store_dir));
+    nftw(old_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    CHECK(mkdir(store_dir, 0700) == 0);
+    int64_t t0 = now_ms();
+    CHECK(start_server());
+    min_ring = 3;
+    CHECK(WAIT_FOR(rings_back3()));
+    printf("  re-created bucket, converged %lld ms after the restart\n", (long long)(now_ms() - t0));
+    for (int i = 0; i < 30; i++, sleep_ms(20))
+        rings_back3();
+    CHECK_EQ(min_ring, 3);
+    client cl;
+    CHECK(client_open(&cl));
+    CHECK(WAIT_FOR(key_exists(&cl, "ingester.ingester-a") && key_exists(&cl, "distributor.dist-1")));
+    client_close(&cl);
+    /* Past the grace period and the watcher replacement, changes still flow. */
+    sleep_ms((int)(TIMEOUT_NS / 1000000) + 200);
+    kiln_membership_set_state(c.m, KILN_RING_ACTIVE);
+    CHECK(WAIT_FOR(ring_state(a.ring, "ingester.c") == KILN_RING_ACTIVE));
+    CHECK(all_rings(3));
+    CHECK_EQ(kiln_membership_count(a.m, "distributor"), 1);
+    /* Revisions started again from 1 in the new bucket: new overrides still
+     * apply (and those in force stayed meanwhile). */
+    CHECK(kiln_overrides_get(b.ov, "t1")->ingestion_rate_mb == 7);
+    CHECK_OK(kiln_membership_publish_overrides(a.m, "overrides:\n  t1: {ingestion_rate_mb: 9}\n", NULL));
+    CHECK(WAIT_FOR(kiln_overrides_get(b.ov, "t1")->ingestion_rate_mb == 9 &&
+                   kiln_overrides_get(c.ov, "t1")->ingestion_rate_mb == 9));
+}
+
+int main(void)
+{
+    if (!find_server()) {
+        printf("SKIP: nats-server not installed\n");
+        return 0;
+    }
+    if (mkdtemp(store_dir) == NULL)
+        return 1;
+    port = free_port();
+    snprintf(url, sizeof(url), "nats://127.0.0.1:%d", port);
+    /* The outages below are expected: quiet unless KILN_TEST_LOG=1. */
+    kiln_log_min = getenv("KILN_TEST_LOG") != NULL ? KILN_LOG_LEVEL_DEBUG : KILN_LOG_LEVEL_ERROR;
+    RUN(starts_before_the_server_and_converges);
+    RUN(state_changes_propagate);
+    RUN(watcher_is_prompt);
+    RUN(distributors_share_the_rate);
+    RUN(overrides_reach_every_process);
+    RUN(leaving_deletes_the_key);
+    RUN(silent_member_is_evicted);
+    RUN(server_restart);
+    RUN(server_restart_without_store);
+    node_stop(&a);
+    node_stop(&b);
+    if (c.m != NULL)
+        node_stop(&c);
+    node_stop(&d1);
+    kill_server();
+    nftw(store_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    nats_CloseAndWait(2000);
+    return check_done();
+}
