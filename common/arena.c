@@ -112,6 +112,14 @@ void *kiln_arena_alloc(kiln_arena_t *a, size_t n)
     return p;
 }
 
+void *kiln_arena_grow(kiln_arena_t *a, const void *old, size_t old_size, size_t new_size)
+{
+    void *p = kiln_arena_alloc(a, new_size);
+    if (p != NULL && old_size != 0)
+        memcpy(p, old, old_size < new_size ? old_size : new_size);
+    return p;
+}
+
 void *kiln_arena_calloc(kiln_arena_t *a, size_t count, size_t size)
 {
     if (size != 0 && count > SIZE_MAX / size)

@@ -22,6 +22,10 @@ void kiln_arena_reset(kiln_arena_t *a);
 void *kiln_arena_alloc(kiln_arena_t *a, size_t n);
 /** Like kiln_arena_alloc but zeroed. */
 void *kiln_arena_calloc(kiln_arena_t *a, size_t count, size_t size);
+/** A new block of new_size bytes holding the first old_size bytes of old
+ * (which stays allocated until the arena goes): growing arrays. NULL past
+ * the cap. */
+void *kiln_arena_grow(kiln_arena_t *a, const void *old, size_t old_size, size_t new_size);
 /** Copies len bytes into a NUL-terminated string in the arena; NULL past the cap. */
 char *kiln_arena_strndup(kiln_arena_t *a, const char *s, size_t len);
 /** Returns a printf-formatted string in the arena (NULL past the cap). */

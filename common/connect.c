@@ -102,7 +102,7 @@ static kiln_status serve(const kiln_connect *c, const kiln_http_req *req, kiln_h
     }
     char tenant[KILN_TENANT_MAX * 8 + 8];
     const char *org = kiln_http_header(req, "X-Scope-OrgID");
-    bool multi = strncmp(req->path, "/querier.", 9) == 0;
+    bool multi = kiln_rpc_multi_tenant(req->path);
     kiln_status st = kiln_tenant_parse(org, org ? strlen(org) : 0, multi, tenant, sizeof(tenant), err);
     const uint8_t *body;
     size_t len;

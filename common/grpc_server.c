@@ -138,7 +138,7 @@ static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, ki
     char tenant[KILN_TENANT_MAX * 8 + 8];
     size_t tlen;
     const char *org = metadata_value(c, "x-scope-orgid", &tlen);
-    bool multi = strncmp(m->path, "/querier.", 9) == 0;
+    bool multi = kiln_rpc_multi_tenant(m->path);
     kiln_status st = kiln_tenant_parse(org, tlen, multi, tenant, sizeof(tenant), err);
     if (st != KILN_OK)
         return st;

@@ -592,7 +592,8 @@ typedef struct visit {
     void *ctx;
     kiln_head_series_fn series_fn;
     kiln_head_profile_fn profile_fn;
-    const struct span_filter *spans;
+    kiln_head_profile_id_fn profile_id_fn;
+    const kiln_head_filter *filter;
     int64_t *acc;
     bool any;
 } visit;
@@ -611,7 +612,7 @@ static void series_visit(const kiln_head_t *h, uint32_t sid, void *arg)
 void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                       int64_t end_ms, kiln_head_series_fn fn, void *ctx)
 {
-    visit v = {start_ms, end_ms, ctx, fn, NULL, NULL, NULL, false};
+    visit v = {start_ms, end_ms, ctx, fn, NULL, NULL, NULL, NULL, false};
     pthread_rwlock_rdlock(&h->lock);
     each_selected(h, sel, start_ms, end_ms, series_visit, &v);
     pthread_rwlock_unlock(&h->lock);
@@ -658,30 +659,40 @@ static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
     return g;
 }
 
-/* Only the samples whose span id is in a sorted set (span profiles). */
-typedef struct span_filter {
-    const uint64_t *ids;
-    size_t n;
-} span_filter;
-
-static bool span_in(const span_filter *f, uint64_t id)
+/* Binary search in an ascending array. */
+static bool sorted_has(const uint64_t *ids, size_t n, uint64_t id)
 {
-    size_t lo = 0, hi = f->n;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (f->ids[mid] < id)
+        if (ids[mid] < id)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < f->n && f->ids[lo] == id;
+    return lo < n && ids[lo] == id;
+}
+
+uint64_t kiln_head_profile_key(const kiln_label_t *l, size_t n, int64_t time_ms, uint64_t id)
+{
+    uint64_t k[3] = {kiln_labels_fingerprint(l, n), (uint64_t)time_ms, id};
+    return XXH3_64bits(k, sizeof(k));
+}
+
+/* Whether profile pr of series s passes the filter's key set. */
+static bool profile_kept(const hseries *s, const hprofile *pr, const kiln_head_filter *f)
+{
+    if (f == NULL || f->keys == NULL)
+        return true;
+    uint64_t key = kiln_head_profile_key(s->labels, s->n_labels, pr->time_ms, pr->id);
+    return sorted_has(f->keys, f->n_keys, key);
 }
 
 /* Sums one series' matching profiles into acc, from the head's columns or,
  * for a block, from the series' sample chunk (or its cached sums when the
- * query covers all of the series' profiles and filters no spans). */
+ * query covers all of the series' profiles and filters nothing). */
 static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_ms,
-                              int64_t end_ms, const span_filter *f, int64_t *acc)
+                              int64_t end_ms, const kiln_head_filter *f, int64_t *acc)
 {
     const hseries *s = &h->series[sid];
     const uint32_t *node = h->s_node;
@@ -707,10 +718,11 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
     bool any = false;
     for (size_t j = 0; j < s->n_profiles; j++) {
         const hprofile *pr = &h->profiles[s->profiles[j]];
-        if (!in_range(pr->time_ms, start_ms, end_ms))
+        if (!in_range(pr->time_ms, start_ms, end_ms) || !profile_kept(s, pr, f))
             continue;
+        bool all = f == NULL || f->spans == NULL;
         for (size_t k = pr->off; k < pr->off + pr->n; k++) {
-            if (f == NULL || (span != NULL && span_in(f, span[k])))
+            if (all || (span != NULL && sorted_has(f->spans, f->n_spans, span[k])))
                 acc[node[k]] += value[k];
         }
         any = true;
@@ -724,14 +736,14 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
 static void accumulate_visit(const kiln_head_t *h, uint32_t sid, void *arg)
 {
     visit *v = arg;
-    v->any |= accumulate_series(h, sid, v->start_ms, v->end_ms, v->spans, v->acc);
+    v->any |= accumulate_series(h, sid, v->start_ms, v->end_ms, v->filter, v->acc);
 }
 
 /* Sums matching sample values per stack node; returns true if any matched. */
 static bool accumulate(const kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                       int64_t end_ms, const span_filter *f, int64_t *acc)
+                       int64_t end_ms, const kiln_head_filter *f, int64_t *acc)
 {
-    visit v = {start_ms, end_ms, NULL, NULL, NULL, f, acc, false};
+    visit v = {start_ms, end_ms, NULL, NULL, NULL, NULL, f, acc, false};
     each_selected(h, sel, start_ms, end_ms, accumulate_visit, &v);
     return v.any;
 }
@@ -767,11 +779,17 @@ void kiln_head_merge_tree(kiln_head_t *h, const kiln_selector_t *sel, int64_t st
 void kiln_head_merge_spans(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                            int64_t end_ms, const uint64_t *spans, size_t n_spans, kiln_tree_t *t)
 {
-    span_filter f = {spans, n_spans};
+    kiln_head_filter f = {NULL, 0, spans, n_spans};
+    kiln_head_merge_filtered(h, sel, start_ms, end_ms, spans != NULL ? &f : NULL, t);
+}
+
+void kiln_head_merge_filtered(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                              int64_t end_ms, const kiln_head_filter *f, kiln_tree_t *t)
+{
     pthread_rwlock_rdlock(&h->lock);
     size_t n = h->n_nodes;
     int64_t *acc = kiln_xcalloc(n, sizeof(int64_t));
-    if (!accumulate(h, sel, start_ms, end_ms, spans != NULL ? &f : NULL, acc))
+    if (!accumulate(h, sel, start_ms, end_ms, f, acc))
         goto out;
     /* Map stack nodes to tree nodes. Parents always have smaller ids than
      * their children, so one ascending pass over the needed nodes works. */
@@ -803,15 +821,28 @@ static void profiles_visit(const kiln_head_t *h, uint32_t sid, void *arg)
     const hseries *s = &h->series[sid];
     for (size_t j = 0; j < s->n_profiles; j++) {
         const hprofile *p = &h->profiles[s->profiles[j]];
-        if (in_range(p->time_ms, v->start_ms, v->end_ms))
+        if (!in_range(p->time_ms, v->start_ms, v->end_ms))
+            continue;
+        if (v->profile_fn != NULL)
             v->profile_fn(v->ctx, s->labels, s->n_labels, p->time_ms, p->total);
+        else
+            v->profile_id_fn(v->ctx, s->labels, s->n_labels, p->time_ms, p->total, p->id);
     }
 }
 
 void kiln_head_profiles(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                         int64_t end_ms, kiln_head_profile_fn fn, void *ctx)
 {
-    visit v = {start_ms, end_ms, ctx, NULL, fn, NULL, NULL, false};
+    visit v = {start_ms, end_ms, ctx, NULL, fn, NULL, NULL, NULL, false};
+    pthread_rwlock_rdlock(&h->lock);
+    each_selected(h, sel, start_ms, end_ms, profiles_visit, &v);
+    pthread_rwlock_unlock(&h->lock);
+}
+
+void kiln_head_profiles_id(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                           int64_t end_ms, kiln_head_profile_id_fn fn, void *ctx)
+{
+    visit v = {start_ms, end_ms, ctx, NULL, NULL, fn, NULL, NULL, false};
     pthread_rwlock_rdlock(&h->lock);
     each_selected(h, sel, start_ms, end_ms, profiles_visit, &v);
     pthread_rwlock_unlock(&h->lock);

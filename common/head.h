@@ -84,6 +84,33 @@ void kiln_head_profiles(kiln_head_t *h, const kiln_selector_t *sel, int64_t star
 void kiln_head_merge_spans(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                            int64_t end_ms, const uint64_t *spans, size_t n_spans, kiln_tree_t *t);
 
+/** The identity of a stored profile across replicas and blocks: a hash of
+ * its series' sorted labels, its time and its push id. Queriers of a
+ * cluster count each key once. */
+uint64_t kiln_head_profile_key(const kiln_label_t *l, size_t n, int64_t time_ms, uint64_t id);
+
+/** Like kiln_head_profile_fn, with the profile's push id. */
+typedef void (*kiln_head_profile_id_fn)(void *ctx, const kiln_label_t *l, size_t n,
+                                        int64_t time_ms, int64_t total, uint64_t id);
+
+/** kiln_head_profiles with each profile's push id. */
+void kiln_head_profiles_id(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                           int64_t end_ms, kiln_head_profile_id_fn fn, void *ctx);
+
+/** What a merge keeps: the profiles whose kiln_head_profile_key is in keys
+ * (ascending; keys NULL = every profile), and of those the samples whose
+ * span id is in spans (ascending; spans NULL = every sample). */
+typedef struct kiln_head_filter {
+    const uint64_t *keys;
+    size_t n_keys;
+    const uint64_t *spans;
+    size_t n_spans;
+} kiln_head_filter;
+
+/** kiln_head_merge_tree under a filter (NULL = none). */
+void kiln_head_merge_filtered(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                              int64_t end_ms, const kiln_head_filter *f, kiln_tree_t *t);
+
 /** Counts of what the head holds. */
 void kiln_head_stats(kiln_head_t *h, kiln_head_stats_t *out);
 

@@ -137,3 +137,11 @@ kiln_status kiln_tenant_parse(const char *hdr, size_t len, bool allow_multi, cha
     out[len] = '\0';
     return KILN_OK;
 }
+
+bool kiln_rpc_multi_tenant(const char *path)
+{
+    static const char ing[] = "/ingester.v1.IngesterService/";
+    if (strncmp(path, "/querier.", 9) == 0)
+        return true;
+    return strncmp(path, ing, sizeof(ing) - 1) == 0 && strcmp(path + sizeof(ing) - 1, "Push") != 0;
+}

@@ -45,6 +45,10 @@ typedef struct kiln_rpc_registry kiln_rpc_registry_t;
 
 typedef enum kiln_rpc_codec { KILN_CODEC_PROTO, KILN_CODEC_JSON } kiln_rpc_codec;
 
+/** Whether a method's tenant header may name several tenants ("a|b"):
+ * the read methods (querier.v1 and the ingester's reads), never a write. */
+bool kiln_rpc_multi_tenant(const char *path);
+
 /** Creates an empty registry. */
 kiln_rpc_registry_t *kiln_rpc_registry_create(void);
 /** Frees it; NULL is a no-op. */

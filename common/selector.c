@@ -658,3 +658,33 @@ void kiln_selector_get(const kiln_selector_t *s, size_t i, const char **name, ki
     *op = s->m[i].op;
     *value = s->m[i].value;
 }
+
+/* A double-quoted FlameQL string: quote, backslash and control bytes
+ * escaped, everything else (UTF-8 included) as is. */
+static void format_quoted(kiln_buf *out, const char *v)
+{
+    kiln_buf_putc(out, '"');
+    for (const unsigned char *c = (const unsigned char *)v; *c != '\0'; c++) {
+        if (*c == '"' || *c == '\\')
+            kiln_buf_printf(out, "\\%c", *c);
+        else if (*c < 0x20 || *c == 0x7f)
+            kiln_buf_printf(out, "\\x%02x", *c);
+        else
+            kiln_buf_putc(out, (char)*c);
+    }
+    kiln_buf_putc(out, '"');
+}
+
+void kiln_selector_format(const kiln_selector_t *s, kiln_buf *out)
+{
+    static const char *const ops[] = {"=", "!=", "=~", "!~"};
+    kiln_buf_putc(out, '{');
+    for (size_t i = 0; i < s->n; i++) {
+        if (i > 0)
+            kiln_buf_putc(out, ',');
+        format_quoted(out, s->m[i].name);
+        kiln_buf_puts(out, ops[s->m[i].op]);
+        format_quoted(out, s->m[i].value);
+    }
+    kiln_buf_putc(out, '}');
+}

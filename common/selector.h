@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "labels.h"
 #include "status.h"
 
@@ -69,5 +70,11 @@ bool kiln_selector_match(const kiln_selector_t *s, const kiln_label_t *l, size_t
 size_t kiln_selector_count(const kiln_selector_t *s);
 void kiln_selector_get(const kiln_selector_t *s, size_t i, const char **name, kiln_match_op *op,
                        const char **value);
+
+/** Appends s in the braces form that kiln_selector_parse reads back to an
+ * equivalent selector: `{"name"="value",...}` with every matcher (the
+ * type's __profile_type__ matcher too), names and values double-quoted
+ * with Go escapes. Used to send a parsed query to another process. */
+void kiln_selector_format(const kiln_selector_t *s, kiln_buf *out);
 
 #endif

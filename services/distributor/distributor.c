@@ -297,6 +297,8 @@ static kiln_status append_all(kiln_distributor_t *d, const char *tenant, const k
             batch[m++] = (kiln_ingester_part){parts[j].labels, parts[j].n_labels, p, ids[i]};
         }
     }
+    if (d->cfg.replicator != NULL)
+        return kiln_replicator_append(d->cfg.replicator, tenant, batch, m, err);
     return kiln_ingester_append(d->ing, tenant, batch, m, err);
 }
 

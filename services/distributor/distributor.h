@@ -17,6 +17,7 @@
 #include "overrides.h"
 #include "metrics.h"
 #include "pprof.h"
+#include "replicator.h"
 #include "rpc.h"
 
 typedef struct kiln_distributor kiln_distributor_t;
@@ -24,9 +25,12 @@ typedef struct kiln_distributor kiln_distributor_t;
 typedef struct kiln_distributor_config {
     kiln_overrides_t *limits; /* borrowed: per-tenant limits and rate buckets */
     size_t max_profile_bytes; /* decompressed bytes per profile, process-wide */
+    kiln_replicator_t *replicator; /* borrowed; in a cluster batches go to the
+                                      ring's replicas, else to the ingester */
 } kiln_distributor_config;
 
-/** Creates a distributor writing to ing (borrowed; in-process ingester). */
+/** Creates a distributor writing to ing (borrowed; in-process ingester), or
+ * through cfg->replicator when set (ing may be NULL then). */
 kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
                                             kiln_ingester_t *ing, kiln_metrics_t *metrics);
 /** Frees it; NULL is a no-op. */

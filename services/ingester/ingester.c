@@ -17,6 +17,7 @@
 #include "log.h"
 #include "wal.h"
 #include "xmalloc.h"
+#include <xxhash.h>
 
 static kiln_status open_storage(kiln_ingester_t *ing, kiln_err *err);
 
@@ -44,6 +45,7 @@ kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_
     ing->storage_path = kiln_xstrdup(cfg->storage_path);
     ing->cfg.storage_path = ing->storage_path;
     pthread_mutex_init(&ing->mu, NULL);
+    pthread_mutex_init(&ing->ring_mu, NULL);
     pthread_rwlock_init(&ing->cut, NULL);
     kiln_status st = open_storage(ing, err);
     if (st != KILN_OK) {
@@ -72,6 +74,7 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
     kiln_wal_close(ing->wal);
     free(ing->storage_path);
     pthread_mutex_destroy(&ing->mu);
+    pthread_mutex_destroy(&ing->ring_mu);
     pthread_rwlock_destroy(&ing->cut);
     free(ing);
 }
@@ -218,6 +221,16 @@ static void replay_record(void *ctx, uint64_t segment, const uint8_t *data, size
     kiln_arena_destroy(a);
 }
 
+const char *kiln_ingester_instance(const kiln_ingester_t *ing)
+{
+    return ing->instance;
+}
+
+kiln_status kiln_ingester_flush(kiln_ingester_t *ing, kiln_err *err)
+{
+    return kiln_ingester__flush(ing, err);
+}
+
 int64_t kiln_ingester__now_ns(void)
 {
     struct timespec ts;
@@ -304,10 +317,12 @@ static void each_head(kiln_ingester_t *ing, const char *tenants, int64_t start_m
             if (t->flushing != NULL)
                 fn(t->flushing, arg);
         }
-        char *name = kiln_xstrndup(p, len);
-        block_visit v = {t, fn, arg};
-        kiln_blockset_each(ing->blocks, name, start_ms, end_ms, visit_block, &v);
-        free(name);
+        if (!ing->cfg.heads_only) {
+            char *name = kiln_xstrndup(p, len);
+            block_visit v = {t, fn, arg};
+            kiln_blockset_each(ing->blocks, name, start_ms, end_ms, visit_block, &v);
+            free(name);
+        }
         p += len + (bar != NULL);
     }
     pthread_rwlock_unlock(&ing->cut);
@@ -319,8 +334,8 @@ typedef struct query_args {
     kiln_head_series_fn fn;
     void *ctx;
     kiln_head_profile_fn pfn;
-    const uint64_t *spans;
-    size_t n_spans;
+    kiln_head_profile_id_fn pidfn;
+    const kiln_head_filter *filter;
     kiln_tree_t *tree;
     kiln_head_stats_t *stats;
 } query_args;
@@ -334,7 +349,7 @@ static void series_one(kiln_head_t *h, void *arg)
 void kiln_ingester_series(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
                           int64_t start_ms, int64_t end_ms, kiln_head_series_fn fn, void *ctx)
 {
-    query_args q = {sel, start_ms, end_ms, fn, ctx, NULL, NULL, 0, NULL, NULL};
+    query_args q = {sel, start_ms, end_ms, fn, ctx, NULL, NULL, NULL, NULL, NULL};
     each_head(ing, tenants, start_ms, end_ms, series_one, &q);
 }
 
@@ -347,30 +362,51 @@ static void profiles_one(kiln_head_t *h, void *arg)
 void kiln_ingester_profiles(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
                             int64_t start_ms, int64_t end_ms, kiln_head_profile_fn fn, void *ctx)
 {
-    query_args q = {sel, start_ms, end_ms, NULL, ctx, fn, NULL, 0, NULL, NULL};
+    query_args q = {sel, start_ms, end_ms, NULL, ctx, fn, NULL, NULL, NULL, NULL};
     each_head(ing, tenants, start_ms, end_ms, profiles_one, &q);
+}
+
+static void profiles_id_one(kiln_head_t *h, void *arg)
+{
+    query_args *q = arg;
+    kiln_head_profiles_id(h, q->sel, q->start_ms, q->end_ms, q->pidfn, q->ctx);
+}
+
+void kiln_ingester_profiles_id(kiln_ingester_t *ing, const char *tenants,
+                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
+                               kiln_head_profile_id_fn fn, void *ctx)
+{
+    query_args q = {sel, start_ms, end_ms, NULL, ctx, NULL, fn, NULL, NULL, NULL};
+    each_head(ing, tenants, start_ms, end_ms, profiles_id_one, &q);
 }
 
 static void merge_one(kiln_head_t *h, void *arg)
 {
     query_args *q = arg;
-    kiln_head_merge_spans(h, q->sel, q->start_ms, q->end_ms, q->spans, q->n_spans, q->tree);
+    kiln_head_merge_filtered(h, q->sel, q->start_ms, q->end_ms, q->filter, q->tree);
+}
+
+void kiln_ingester_merge_filtered(kiln_ingester_t *ing, const char *tenants,
+                                  const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
+                                  const kiln_head_filter *f, kiln_tree_t *t)
+{
+    query_args q = {sel, start_ms, end_ms, NULL, NULL, NULL, NULL, f, t, NULL};
+    each_head(ing, tenants, start_ms, end_ms, merge_one, &q);
 }
 
 void kiln_ingester_merge_spans(kiln_ingester_t *ing, const char *tenants,
                                const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
                                const uint64_t *spans, size_t n_spans, kiln_tree_t *t)
 {
-    query_args q = {sel, start_ms, end_ms, NULL, NULL, NULL, spans, n_spans, t, NULL};
-    each_head(ing, tenants, start_ms, end_ms, merge_one, &q);
+    kiln_head_filter f = {NULL, 0, spans, n_spans};
+    kiln_ingester_merge_filtered(ing, tenants, sel, start_ms, end_ms, spans ? &f : NULL, t);
 }
 
 void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants,
                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
                               kiln_tree_t *t)
 {
-    query_args q = {sel, start_ms, end_ms, NULL, NULL, NULL, NULL, 0, t, NULL};
-    each_head(ing, tenants, start_ms, end_ms, merge_one, &q);
+    kiln_ingester_merge_filtered(ing, tenants, sel, start_ms, end_ms, NULL, t);
 }
 
 static void stats_one(kiln_head_t *h, void *arg)
@@ -394,7 +430,7 @@ static void stats_one(kiln_head_t *h, void *arg)
 void kiln_ingester_stats_all(kiln_ingester_t *ing, kiln_head_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
-    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, out};
+    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, out};
     pthread_mutex_lock(&ing->mu);
     for (size_t i = 0; i < ing->n; i++)
         stats_one(ing->t[i]->head, &q);
@@ -404,11 +440,93 @@ void kiln_ingester_stats_all(kiln_ingester_t *ing, kiln_head_stats_t *out)
 void kiln_ingester_stats(kiln_ingester_t *ing, const char *tenants, kiln_head_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
-    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, NULL, out};
+    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, out};
     each_head(ing, tenants, 0, 0, stats_one, &q);
 }
 
+/* ---- ring ownership ---------------------------------------------------------- */
+
+void kiln_ingester_set_ring(kiln_ingester_t *ing, kiln_ring_t *ring, size_t rf, int64_t grace_ns)
+{
+    ing->ring = ring;
+    ing->rf = rf;
+    ing->grace_ns = grace_ns;
+    ing->ring_changed_ns = kiln_ingester__now_ns();
+}
+
+/* A hash of who is in the ring and in which state: writes are routed by
+ * exactly that. */
+static uint64_t ring_signature(const kiln_ring_member *m, size_t n)
+{
+    uint64_t sig = n;
+    for (size_t i = 0; i < n; i++)
+        sig = sig * 1099511628211ULL ^ XXH3_64bits(m[i].id, strlen(m[i].id)) ^ m[i].state;
+    return sig;
+}
+
+/* Whether the ring has been stable for the grace period (checks are on). */
+static bool ring_settled(kiln_ingester_t *ing, const kiln_ring_member *m, size_t n)
+{
+    uint64_t sig = ring_signature(m, n);
+    int64_t now = kiln_ingester__now_ns();
+    pthread_mutex_lock(&ing->ring_mu);
+    if (sig != ing->ring_sig) {
+        ing->ring_sig = sig;
+        ing->ring_changed_ns = now;
+    }
+    bool settled = now - ing->ring_changed_ns >= ing->grace_ns;
+    pthread_mutex_unlock(&ing->ring_mu);
+    return settled;
+}
+
+/* FAILED_PRECONDITION when a series of the push is not this ingester's. */
+static kiln_status check_owned(kiln_ingester_t *ing, const char *tenant,
+                               const kiln_ingester_part *parts, size_t n, kiln_err *err)
+{
+    if (ing->ring == NULL)
+        return KILN_OK;
+    kiln_ring_snapshot_t *s = kiln_ring_acquire(ing->ring);
+    const kiln_ring_member *m;
+    size_t nm = kiln_ring_members(s, &m);
+    kiln_status st = KILN_OK;
+    size_t idx[16];
+    size_t rf = ing->rf < 16 ? ing->rf : 16;
+    for (size_t i = 0; i < n && st == KILN_OK && ring_settled(ing, m, nm); i++) {
+        uint32_t key = kiln_ring_key(tenant, parts[i].labels, parts[i].n_labels);
+        size_t k = kiln_ring_replicas(s, key, rf, idx), j = 0;
+        while (j < k && strcmp(m[idx[j]].id, ing->instance) != 0)
+            j++;
+        if (j == k)
+            st = kiln_err_set(err, KILN_FAILED_PRECONDITION,
+                              "ingester %s does not own this series of tenant %s in the ring",
+                              ing->instance, tenant);
+    }
+    kiln_ring_release(s);
+    return st;
+}
+
 /* ---- ingester.v1 handlers ------------------------------------------------- */
+
+/* One series of an internal push, decoded and normalised into *part. */
+static kiln_status decode_part(const Ingester__V1__ProfileSeries *s, kiln_rpc_ctx *ctx,
+                               kiln_ingester_part *part)
+{
+    kiln_label_t *l = kiln_arena_alloc(ctx->arena, (s->n_labels + 1) * sizeof(*l));
+    for (size_t j = 0; j < s->n_labels; j++)
+        l[j] = (kiln_label_t){s->labels[j]->name, s->labels[j]->value};
+    kiln_labels_sort(l, s->n_labels);
+    kiln_status st = kiln_labels_validate(l, s->n_labels, 0, 0, 0, ctx->err);
+    kiln_pprof_t *p = kiln_arena_alloc(ctx->arena, sizeof(*p));
+    if (st == KILN_OK)
+        st = kiln_pprof_decode(ctx->arena, s->profile.data, s->profile.len, p, ctx->err);
+    if (st == KILN_OK)
+        st = kiln_pprof_validate(p, ctx->err);
+    if (st == KILN_OK)
+        st = kiln_pprof_normalize(ctx->arena, p, 0, ctx->err);
+    uint64_t id = s->key != 0 ? s->key : *s->id ? kiln_idset_key(ctx->tenant, s->id) : 0;
+    *part = (kiln_ingester_part){l, s->n_labels, p, id};
+    return st;
+}
 
 static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
                           ProtobufCMessage **resp)
@@ -417,25 +535,13 @@ static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *
     const Ingester__V1__PushRequest *req = (const Ingester__V1__PushRequest *)msg;
     kiln_ingester_part *parts = kiln_arena_calloc(ctx->arena, req->n_series + 1, sizeof(*parts));
     for (size_t i = 0; i < req->n_series; i++) {
-        const Ingester__V1__ProfileSeries *s = req->series[i];
-        kiln_label_t *l = kiln_arena_alloc(ctx->arena, (s->n_labels + 1) * sizeof(*l));
-        for (size_t j = 0; j < s->n_labels; j++)
-            l[j] = (kiln_label_t){s->labels[j]->name, s->labels[j]->value};
-        kiln_labels_sort(l, s->n_labels);
-        kiln_status st = kiln_labels_validate(l, s->n_labels, 0, 0, 0, ctx->err);
-        kiln_pprof_t *p = kiln_arena_alloc(ctx->arena, sizeof(*p));
-        if (st == KILN_OK)
-            st = kiln_pprof_decode(ctx->arena, s->profile.data, s->profile.len, p, ctx->err);
-        if (st == KILN_OK)
-            st = kiln_pprof_validate(p, ctx->err);
-        if (st == KILN_OK)
-            st = kiln_pprof_normalize(ctx->arena, p, 0, ctx->err);
-        parts[i] = (kiln_ingester_part){l, s->n_labels, p,
-                                        *s->id ? kiln_idset_key(ctx->tenant, s->id) : 0};
+        kiln_status st = decode_part(req->series[i], ctx, &parts[i]);
         if (st != KILN_OK)
             return st;
     }
-    kiln_status st = kiln_ingester_append(ing, ctx->tenant, parts, req->n_series, ctx->err);
+    kiln_status st = check_owned(ing, ctx->tenant, parts, req->n_series, ctx->err);
+    if (st == KILN_OK)
+        st = kiln_ingester_append(ing, ctx->tenant, parts, req->n_series, ctx->err);
     if (st != KILN_OK)
         return st;
     Ingester__V1__PushResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
@@ -466,10 +572,8 @@ static void collect_series(void *ctx, const kiln_label_t *l, size_t n)
     }
     if (a->n == a->cap) {
         size_t ncap = a->cap ? a->cap * 2 : 64;
-        Types__V1__Labels **ns = kiln_arena_alloc(a->arena, ncap * sizeof(*ns));
-        if (a->n)
-            memcpy(ns, a->sets, a->n * sizeof(*ns));
-        a->sets = ns;
+        a->sets = kiln_arena_grow(a->arena, a->sets, a->n * sizeof(*a->sets),
+                                  ncap * sizeof(*a->sets));
         a->cap = ncap;
     }
     a->sets[a->n++] = set;
@@ -512,28 +616,112 @@ static kiln_status h_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage
     return KILN_OK;
 }
 
-static kiln_status h_merge_tree(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
-                                ProtobufCMessage **resp)
+/* The selector of an internal Select request, owned by the request arena. */
+static kiln_status select_selector(const Ingester__V1__SelectRequest *req, kiln_rpc_ctx *ctx,
+                                   kiln_selector_t **out)
 {
-    const Ingester__V1__SelectRequest *req = (const Ingester__V1__SelectRequest *)msg;
     kiln_selector_t *sel;
     kiln_status st = kiln_selector_parse(req->label_selector, strlen(req->label_selector), &sel,
                                          ctx->err);
     if (st != KILN_OK)
         return st;
     kiln_arena_defer(ctx->arena, (void (*)(void *))kiln_selector_destroy, sel);
-    if (*req->profile_typeid != '\0') {
+    if (*req->profile_typeid != '\0')
         st = kiln_selector_add(sel, KILN_LABEL_PROFILE_TYPE, KILN_MATCH_EQ, req->profile_typeid,
                                ctx->err);
-        if (st != KILN_OK)
-            return st;
-    }
+    *out = sel;
+    return st;
+}
+
+static kiln_status h_merge_tree(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                                ProtobufCMessage **resp)
+{
+    const Ingester__V1__SelectRequest *req = (const Ingester__V1__SelectRequest *)msg;
+    kiln_selector_t *sel;
+    kiln_status st = select_selector(req, ctx, &sel);
+    if (st != KILN_OK)
+        return st;
+    kiln_head_filter f = {req->filter_keys ? req->keys : NULL, req->n_keys,
+                          req->n_spans ? req->spans : NULL, req->n_spans};
+    static const uint64_t none = 0;
+    if (req->filter_keys && req->n_keys == 0)
+        f.keys = &none; /* an empty set, not "no filter" */
     kiln_tree_t *t = kiln_tree_create();
-    kiln_ingester_merge_tree(svc, ctx->tenant, sel, req->start, req->end, t);
+    kiln_ingester_merge_filtered(svc, ctx->tenant, sel, req->start, req->end,
+                                 req->filter_keys || req->n_spans ? &f : NULL, t);
     Ingester__V1__TreeResponse *r = kiln_tree_to_response(t, ctx->arena);
     kiln_tree_destroy(t);
     if (r == NULL)
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "tree too large");
+    *resp = &r->base;
+    return KILN_OK;
+}
+
+/* ProfilesResponse under construction: series are numbered on first sight
+ * (consecutive profiles of one series share the previous entry). */
+typedef struct profiles_acc {
+    kiln_arena_t *arena;
+    series_acc series;
+    Ingester__V1__ProfilesResponse *r;
+    size_t cap;
+    const kiln_label_t *last;
+} profiles_acc;
+
+static void collect_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t time_ms,
+                            int64_t total, uint64_t id)
+{
+    profiles_acc *a = ctx;
+    if (l != a->last) {
+        collect_series(&a->series, l, n);
+        a->last = l;
+    }
+    Ingester__V1__ProfilesResponse *r = a->r;
+    if (r->n_time_ms == a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 256;
+        r->series_index = kiln_arena_grow(a->arena, r->series_index, a->cap * sizeof(uint32_t),
+                                          ncap * sizeof(uint32_t));
+        r->time_ms = kiln_arena_grow(a->arena, r->time_ms, a->cap * 8, ncap * 8);
+        r->total = kiln_arena_grow(a->arena, r->total, a->cap * 8, ncap * 8);
+        r->id = kiln_arena_grow(a->arena, r->id, a->cap * 8, ncap * 8);
+        a->cap = ncap;
+    }
+    size_t i = r->n_time_ms;
+    r->series_index[i] = (uint32_t)(a->series.n - 1);
+    r->time_ms[i] = time_ms;
+    r->total[i] = total;
+    r->id[i] = id;
+    r->n_series_index = r->n_time_ms = r->n_total = r->n_id = i + 1;
+}
+
+static kiln_status h_profiles(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                              ProtobufCMessage **resp)
+{
+    const Ingester__V1__SelectRequest *req = (const Ingester__V1__SelectRequest *)msg;
+    kiln_selector_t *sel;
+    kiln_status st = select_selector(req, ctx, &sel);
+    if (st != KILN_OK)
+        return st;
+    Ingester__V1__ProfilesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    ingester__v1__profiles_response__init(r);
+    profiles_acc a = {ctx->arena, {ctx->arena, NULL, 0, 0}, r, 0, NULL};
+    kiln_ingester_profiles_id(svc, ctx->tenant, sel, req->start, req->end, collect_profile, &a);
+    r->series = a.series.sets;
+    r->n_series = a.series.n;
+    *resp = &r->base;
+    return KILN_OK;
+}
+
+static kiln_status h_stats(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                           ProtobufCMessage **resp)
+{
+    (void)msg;
+    kiln_head_stats_t s;
+    kiln_ingester_stats(svc, ctx->tenant, &s);
+    Ingester__V1__StatsResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    ingester__v1__stats_response__init(r);
+    r->profiles = (int64_t)s.profiles;
+    r->min_time_ms = s.min_time_ms;
+    r->max_time_ms = s.max_time_ms;
     *resp = &r->base;
     return KILN_OK;
 }
@@ -547,6 +735,10 @@ void kiln_ingester_register(kiln_ingester_t *ing, kiln_rpc_registry_t *rpc)
          &querier__v1__series_response__descriptor, h_series, ing},
         {"/ingester.v1.IngesterService/MergeTree", &ingester__v1__select_request__descriptor,
          &ingester__v1__tree_response__descriptor, h_merge_tree, ing},
+        {"/ingester.v1.IngesterService/Profiles", &ingester__v1__select_request__descriptor,
+         &ingester__v1__profiles_response__descriptor, h_profiles, ing},
+        {"/ingester.v1.IngesterService/Stats", &ingester__v1__stats_request__descriptor,
+         &ingester__v1__stats_response__descriptor, h_stats, ing},
     };
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         kiln_rpc_register(rpc, &methods[i]);

@@ -14,6 +14,7 @@
 #include "head.h"
 #include "labels.h"
 #include "pprof.h"
+#include "ring.h"
 #include "rpc.h"
 #include "selector.h"
 #include "status.h"
@@ -32,6 +33,8 @@ typedef struct kiln_ingester_config {
     size_t max_head_samples;  /* ...or once it holds this many samples */
     int64_t flush_check_ns;   /* how often the flusher looks (0 = 5 s) */
     bool flush_on_shutdown;   /* write the heads as blocks when stopping */
+    bool heads_only;          /* queries read heads only: in a cluster the
+                                 queriers read the shared store themselves */
 } kiln_ingester_config;
 
 /** Creates an ingester and replays its write-ahead log into the heads.
@@ -70,6 +73,28 @@ void kiln_ingester_profiles(kiln_ingester_t *ing, const char *tenants, const kil
 void kiln_ingester_merge_spans(kiln_ingester_t *ing, const char *tenants,
                                const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
                                const uint64_t *spans, size_t n_spans, kiln_tree_t *t);
+
+/** kiln_ingester_profiles with each profile's push id. */
+void kiln_ingester_profiles_id(kiln_ingester_t *ing, const char *tenants,
+                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
+                               kiln_head_profile_id_fn fn, void *ctx);
+
+/** kiln_ingester_merge_tree under a filter (NULL = none). */
+void kiln_ingester_merge_filtered(kiln_ingester_t *ing, const char *tenants,
+                                  const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
+                                  const kiln_head_filter *f, kiln_tree_t *t);
+
+/** This ingester's instance id (kept in <storage.path>/instance_id). */
+const char *kiln_ingester_instance(const kiln_ingester_t *ing);
+
+/** Writes every head as a block now (before leaving a ring). */
+kiln_status kiln_ingester_flush(kiln_ingester_t *ing, kiln_err *err);
+
+/** Joins a ring (borrowed): from then on a push of a series this ingester
+ * is not among the rf replicas of is refused with FAILED_PRECONDITION,
+ * unless the ring changed within the last grace_ns (distributors may still
+ * be on the previous ring). Call before serving. */
+void kiln_ingester_set_ring(kiln_ingester_t *ing, kiln_ring_t *ring, size_t rf, int64_t grace_ns);
 
 /** Merges the matching profiles of the tenants in `tenants` into t. */
 void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants,

@@ -40,6 +40,14 @@ struct kiln_ingester {
     tenant_head **t;
     size_t n, cap;
     kiln_ticker flusher;
+
+    /* Ring ownership checks (cluster only; ring NULL otherwise). */
+    kiln_ring_t *ring;
+    size_t rf;
+    int64_t grace_ns;
+    pthread_mutex_t ring_mu; /* guards the two below */
+    uint64_t ring_sig;       /* signature of the membership last seen */
+    int64_t ring_changed_ns; /* when it last changed */
 };
 
 /** Wall-clock time in ns. */

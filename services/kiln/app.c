@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "compactor.h"
 #include "connect.h"
 #include "distributor.h"
@@ -16,6 +17,7 @@
 #include "ingester.h"
 #include "log.h"
 #include "metrics.h"
+#include "objstore.h"
 #include "querier.h"
 #include "rpc.h"
 #include "xmalloc.h"
@@ -28,6 +30,10 @@ struct kiln_app {
     kiln_ingester_t *ingester;
     kiln_distributor_t *distributor;
     kiln_querier_t *querier;
+    kiln_reader_t *reader;
+    kiln_objstore_t *store;        /* the querier's view of the shared store (cluster) */
+    kiln_replicator_t *replicator; /* the distributor's writes (cluster) */
+    kiln_cluster_t *cluster;       /* NULL on the in-process default */
     kiln_compactor_t *compactor;
     kiln_connect connect;
     kiln_http_server_t *http;
@@ -53,6 +59,8 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     kiln_metrics_render(app->metrics, &resp->body);
+    if (app->cluster != NULL)
+        kiln_cluster_metrics(app->cluster, &resp->body);
 }
 
 static int worker_threads(const kiln_app_config *cfg)
@@ -107,11 +115,16 @@ static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
         .max_head_samples = cfg->max_head_samples,
         .flush_check_ns = cfg->flush_check_ns,
         .flush_on_shutdown = cfg->flush_on_shutdown,
+        .heads_only = app->cluster != NULL,
     };
     kiln_status st = kiln_ingester_create(&ic, &app->ingester, err);
-    if (st == KILN_OK)
-        kiln_ingester_register(app->ingester, app->rpc);
-    return st;
+    if (st != KILN_OK)
+        return st;
+    kiln_ingester_register(app->ingester, app->rpc);
+    if (app->cluster != NULL)
+        kiln_ingester_set_ring(app->ingester, kiln_cluster_ring(app->cluster),
+                               kiln_cluster_rf(app->cluster), cfg->ownership_grace_ns);
+    return KILN_OK;
 }
 
 static void ingester_destroy(kiln_app_t *app)
@@ -122,7 +135,14 @@ static void ingester_destroy(kiln_app_t *app)
 static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
 {
     (void)err;
-    kiln_distributor_config dc = {app->limits, app->cfg->limits.max_profile_bytes};
+    if (app->cluster != NULL) {
+        kiln_replicator_config rc = {kiln_cluster_ring(app->cluster),
+                                     kiln_cluster_grpc(app->cluster), kiln_cluster_rf(app->cluster),
+                                     app->cfg->rpc_timeout_ns / 1000000};
+        app->replicator = kiln_replicator_create(&rc);
+    }
+    kiln_distributor_config dc = {app->limits, app->cfg->limits.max_profile_bytes,
+                                  app->replicator};
     app->distributor = kiln_distributor_create(&dc, app->ingester, app->metrics);
     kiln_distributor_register(app->distributor, app->rpc);
     kiln_distributor_register_otlp(app->distributor, app->rpc, app->http);
@@ -133,12 +153,26 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
 static void distributor_destroy(kiln_app_t *app)
 {
     kiln_distributor_destroy(app->distributor);
+    kiln_replicator_destroy(app->replicator);
 }
 
 static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
 {
-    (void)err;
-    app->querier = kiln_querier_create(app->ingester, app->limits);
+    if (app->cluster != NULL) {
+        char bucket[4096];
+        kiln_status st = kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)),
+                                               &app->store, err);
+        if (st != KILN_OK)
+            return st;
+        kiln_reader_cluster_config rc = {kiln_cluster_ring(app->cluster),
+                                         kiln_cluster_grpc(app->cluster), app->store,
+                                         kiln_cluster_rf(app->cluster),
+                                         app->cfg->rpc_timeout_ns / 1000000};
+        app->reader = kiln_reader_cluster(&rc);
+    } else {
+        app->reader = kiln_reader_local(app->ingester);
+    }
+    app->querier = kiln_querier_create(app->reader, app->limits);
     kiln_querier_register(app->querier, app->rpc);
     kiln_querier_register_http(app->querier, app->http);
     return KILN_OK;
@@ -147,6 +181,8 @@ static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
 static void querier_destroy(kiln_app_t *app)
 {
     kiln_querier_destroy(app->querier);
+    kiln_reader_destroy(app->reader);
+    kiln_objstore_close(app->store);
 }
 
 static kiln_status compactor_create(kiln_app_t *app, kiln_err *err)
@@ -168,7 +204,7 @@ enum { MOD_INGESTER = 1, MOD_DISTRIBUTOR = 2, MOD_QUERIER = 4, MOD_COMPACTOR = 8
 static const struct module {
     const char *name;
     unsigned bit;
-    unsigned needs; /* modules it calls in-process (until cluster clients exist) */
+    unsigned needs; /* modules it calls in-process when not in a cluster */
     kiln_status (*create)(kiln_app_t *app, kiln_err *err);
     void (*destroy)(kiln_app_t *app);
 } modules[] = {
@@ -190,6 +226,16 @@ static const struct {
     {"compactor", MOD_COMPACTOR},
 };
 
+/* The role a process takes in the membership: its most stateful module. */
+static const char *app_role(unsigned mods)
+{
+    if (mods & MOD_INGESTER)
+        return "ingester";
+    if (mods & MOD_DISTRIBUTOR)
+        return "distributor";
+    return (mods & MOD_QUERIER) ? "querier" : "compactor";
+}
+
 static unsigned target_modules(const char *name)
 {
     for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
@@ -199,17 +245,18 @@ static unsigned target_modules(const char *name)
     return 0;
 }
 
-static kiln_status check_target(const char *target, unsigned mods, kiln_err *err)
+static kiln_status check_target(const char *target, unsigned mods, bool cluster, kiln_err *err)
 {
     if (mods == 0)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "unknown target \"%s\": use all, ingester, distributor, querier or "
                             "compactor", target);
     for (size_t i = 0; i < N_MODULES; i++) {
-        if ((mods & modules[i].bit) && (mods & modules[i].needs) != modules[i].needs)
-            return kiln_err_set(err, KILN_UNIMPLEMENTED,
-                                "target \"%s\": the %s needs remote ingesters, which arrive with "
-                                "cluster membership; run -target=all", target, modules[i].name);
+        if (!cluster && (mods & modules[i].bit) && (mods & modules[i].needs) != modules[i].needs)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "target \"%s\": the %s reaches its ingesters through the ring: "
+                                "set -cluster.nats-url, or run -target=all", target,
+                                modules[i].name);
     }
     return KILN_OK;
 }
@@ -217,7 +264,8 @@ static kiln_status check_target(const char *target, unsigned mods, kiln_err *err
 kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_err *err)
 {
     unsigned mods = target_modules(cfg->target);
-    kiln_status st = check_target(cfg->target, mods, err);
+    bool cluster = *cfg->nats_url != '\0';
+    kiln_status st = check_target(cfg->target, mods, cluster, err);
     if (st != KILN_OK)
         return st;
     kiln_app_t *app = kiln_xcalloc(1, sizeof(*app));
@@ -228,8 +276,12 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
     app->rpc = kiln_rpc_registry_create();
     if (*cfg->runtime_config != '\0')
         st = kiln_overrides_load(app->limits, cfg->runtime_config, err);
+    if (st == KILN_OK && cluster)
+        st = kiln_cluster_create(cfg, app->limits, &app->cluster, err);
     if (st == KILN_OK)
         create_servers(app);
+    if (st == KILN_OK && app->cluster != NULL)
+        kiln_cluster_register_http(app->cluster, app->http);
     for (size_t i = 0; st == KILN_OK && i < N_MODULES; i++) {
         if (mods & modules[i].bit)
             st = modules[i].create(app, err);
@@ -252,14 +304,31 @@ kiln_status kiln_app_start(kiln_app_t *app, kiln_err *err)
     KILN_LOG_INFO("kiln", "target=%s http=%d grpc=%d otlp_grpc=%d listening", app->cfg->target,
                   kiln_http_server_port(app->http), kiln_grpc_server_port(app->grpc),
                   kiln_grpc_server_port2(app->grpc));
+    if (app->cluster != NULL)
+        kiln_cluster_join(app->cluster, app_role(app->modules),
+                          app->ingester ? kiln_ingester_instance(app->ingester) : NULL,
+                          kiln_grpc_server_port(app->grpc), kiln_http_server_port(app->http));
     atomic_store(&app->ready, 1);
     return KILN_OK;
+}
+
+/* A leaving ingester flushes its heads to the store while it still serves
+ * reads, so queriers find every profile either in its head or in a block. */
+static void leave_ring(kiln_app_t *app)
+{
+    if (app->cluster == NULL || app->ingester == NULL)
+        return;
+    kiln_cluster_leaving(app->cluster);
+    kiln_err err;
+    if (app->cfg->flush_on_shutdown && kiln_ingester_flush(app->ingester, &err) != KILN_OK)
+        KILN_LOG_WARN("kiln", "flush before leaving: %s (the WAL keeps the data)", err.msg);
 }
 
 void kiln_app_destroy(kiln_app_t *app)
 {
     if (app == NULL)
         return;
+    leave_ring(app);
     atomic_store(&app->ready, 0);
     kiln_http_server_destroy(app->http);
     kiln_grpc_server_destroy(app->grpc);
@@ -267,6 +336,7 @@ void kiln_app_destroy(kiln_app_t *app)
         if (app->modules & modules[i].bit)
             modules[i].destroy(app);
     }
+    kiln_cluster_destroy(app->cluster);
     kiln_rpc_registry_destroy(app->rpc);
     kiln_metrics_destroy(app->metrics);
     kiln_overrides_destroy(app->limits);

@@ -37,6 +37,17 @@ typedef struct kiln_app_config {
     int64_t deletion_delay_ns;
     size_t wal_segment_bytes;
     kiln_limits limits; /* defaults for every tenant */
+
+    /* Cluster (all empty/0: one process on its in-process default). */
+    char *nats_url;           /* -cluster.nats-url: comma-separated */
+    char *advertise_address;  /* host peers dial ("" = first non-loopback IPv4) */
+    char *kv_bucket;
+    int64_t heartbeat_ns;
+    int64_t heartbeat_timeout_ns;
+    int replication_factor;   /* 0 = 3 in a cluster, 1 alone */
+    char *zone;
+    int64_t ownership_grace_ns;
+    int64_t rpc_timeout_ns;   /* distributor -> ingester, querier -> ingester */
 } kiln_app_config;
 
 typedef struct kiln_app kiln_app_t;

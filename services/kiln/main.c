@@ -50,6 +50,15 @@ static const kiln_cfg_opt opts[] = {
     OPT("querier.max-query-lookback", KILN_CFG_DURATION, limits.max_query_lookback_ns, "7d", "how far back queries reach (0 = no limit)"),
     OPT("validation.reject-older-than", KILN_CFG_DURATION, limits.reject_older_than_ns, "1h", "reject profiles older than this (0 = off)"),
     OPT("validation.reject-newer-than", KILN_CFG_DURATION, limits.reject_newer_than_ns, "10m", "reject profiles further in the future than this (0 = off)"),
+    OPT("cluster.nats-url", KILN_CFG_STRING, nats_url, "", "NATS server URLs (comma-separated); set = run as part of a cluster"),
+    OPT("cluster.advertise-address", KILN_CFG_STRING, advertise_address, "", "address other processes reach this one at (default: the listen address, else the first non-loopback IPv4)"),
+    OPT("cluster.kv-bucket", KILN_CFG_STRING, kv_bucket, "kiln-ring", "JetStream KV bucket of the members"),
+    OPT("cluster.heartbeat-period", KILN_CFG_DURATION, heartbeat_ns, "5s", "how often a member refreshes its entry"),
+    OPT("cluster.heartbeat-timeout", KILN_CFG_DURATION, heartbeat_timeout_ns, "1m", "members whose entry is older leave the ring"),
+    OPT("cluster.rpc-timeout", KILN_CFG_DURATION, rpc_timeout_ns, "10s", "deadline of a call to ingesters (pushes and reads)"),
+    OPT("distributor.replication-factor", KILN_CFG_INT, replication_factor, "0", "ingesters each series is written to (0 = 3 in a cluster, 1 alone)"),
+    OPT("ingester.availability-zone", KILN_CFG_STRING, zone, "", "zone of this ingester: replicas go to distinct zones"),
+    OPT("ingester.ownership-grace-period", KILN_CFG_DURATION, ownership_grace_ns, "1m", "after a ring change, accept writes of series this ingester does not own for this long"),
 };
 #undef OPT
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))

@@ -39,8 +39,10 @@ kiln_status kiln_querier__analyze_query(void *svc, kiln_rpc_ctx *ctx, const Prot
     if (st != KILN_OK)
         return st;
     scope_acc a = {0, 0, NULL};
-    kiln_ingester_profiles(q->ing, ctx->tenant, sel, req->start, req->end, count_profile, &a);
+    st = kiln_querier__profiles(q, ctx, sel, req->start, req->end, count_profile, &a);
     kiln_selector_destroy(sel);
+    if (st != KILN_OK)
+        return st;
     Querier__V1__QueryScope *sc = kiln_arena_alloc(ctx->arena, sizeof(*sc));
     querier__v1__query_scope__init(sc);
     sc->component_type = "ingester (head and blocks)";
@@ -142,7 +144,11 @@ kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const Pro
     if (st != KILN_OK)
         return st;
     heat_acc a = {NULL, 0, 0, 0, 0};
-    kiln_ingester_profiles(q->ing, ctx->tenant, sel, start, req->end, heat_profile, &a);
+    st = kiln_querier__profiles(q, ctx, sel, start, req->end, heat_profile, &a);
+    if (st != KILN_OK) {
+        free(a.p);
+        return st;
+    }
     int64_t step_ms = llround(req->step * 1000) > 0 ? llround(req->step * 1000) : 1;
     Querier__V1__SelectHeatmapResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_heatmap_response__init(r);

@@ -32,7 +32,9 @@ static kiln_status merge_side(kiln_querier_t *q, kiln_rpc_ctx *ctx, const char *
         st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return side_error(ctx, side, st);
-    kiln_ingester_merge_tree(q->ing, ctx->tenant, sel, start, req->end, t);
+    st = kiln_reader_merge(q->rd, ctx->tenant, sel, start, req->end, NULL, 0, t, ctx->err);
+    if (st != KILN_OK)
+        return side_error(ctx, side, st);
     /* Pyroscope refuses negative values too: the layout assumes a node's
      * total covers its children. */
     if (kiln_tree_has_negative(t))

@@ -128,8 +128,10 @@ kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
         st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
-    kiln_tree_t *tree = kiln_tree_create();
-    kiln_ingester_merge_tree(q->ing, ctx->tenant, sel, start, req->end, tree);
+    kiln_tree_t *tree;
+    st = kiln_querier__merge(q, ctx, sel, start, req->end, NULL, 0, &tree);
+    if (st != KILN_OK)
+        return st;
     if (req->stack_trace_selector != NULL && req->stack_trace_selector->n_call_site != 0) {
         kiln_tree_t *f = kiln_querier__focus(tree, req->stack_trace_selector, ctx->arena);
         kiln_tree_destroy(tree);

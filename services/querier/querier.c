@@ -17,10 +17,10 @@
 #define MAX_NODES_LIMIT 1048576
 
 
-kiln_querier_t *kiln_querier_create(kiln_ingester_t *ing, kiln_overrides_t *limits)
+kiln_querier_t *kiln_querier_create(kiln_reader_t *rd, kiln_overrides_t *limits)
 {
     kiln_querier_t *q = kiln_xcalloc(1, sizeof(*q));
-    q->ing = ing;
+    q->rd = rd;
     q->limits = limits;
     return q;
 }
@@ -69,22 +69,52 @@ static void strlist_sort_unique(strlist *l)
     l->n = m;
 }
 
+/* ---- reads ------------------------------------------------------------------ */
+
+kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx, const kiln_selector_t *sel,
+                                int64_t start, int64_t end, const uint64_t *spans, size_t n_spans,
+                                kiln_tree_t **out)
+{
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_status st = kiln_reader_merge(q->rd, ctx->tenant, sel, start, end, spans, n_spans, t,
+                                       ctx->err);
+    if (st != KILN_OK) {
+        kiln_tree_destroy(t);
+        return st;
+    }
+    *out = t;
+    return KILN_OK;
+}
+
+kiln_status kiln_querier__profiles(kiln_querier_t *q, kiln_rpc_ctx *ctx, const kiln_selector_t *sel,
+                                   int64_t start, int64_t end, kiln_head_profile_fn fn, void *arg)
+{
+    return kiln_reader_profiles(q->rd, ctx->tenant, sel, start, end, fn, arg, ctx->err);
+}
+
+kiln_status kiln_querier__series(kiln_querier_t *q, const char *tenants,
+                                 const kiln_selector_t *sel, int64_t start, int64_t end,
+                                 kiln_head_series_fn fn, void *arg, kiln_err *err)
+{
+    return kiln_reader_series(q->rd, tenants, sel, start, end, fn, arg, err);
+}
+
 /* ---- series visiting with a list of matchers (OR) ------------------------- */
 
 static kiln_status visit_series(kiln_querier_t *q, kiln_rpc_ctx *ctx, char **matchers, size_t n,
                                 int64_t start, int64_t end, kiln_head_series_fn fn, void *arg)
 {
-    if (n == 0) {
-        kiln_ingester_series(q->ing, ctx->tenant, NULL, start, end, fn, arg);
-        return KILN_OK;
-    }
+    if (n == 0)
+        return kiln_querier__series(q, ctx->tenant, NULL, start, end, fn, arg, ctx->err);
     for (size_t i = 0; i < n; i++) {
         kiln_selector_t *sel;
         kiln_status st = kiln_selector_parse(matchers[i], strlen(matchers[i]), &sel, ctx->err);
+        if (st == KILN_OK) {
+            st = kiln_querier__series(q, ctx->tenant, sel, start, end, fn, arg, ctx->err);
+            kiln_selector_destroy(sel);
+        }
         if (st != KILN_OK)
             return st;
-        kiln_ingester_series(q->ing, ctx->tenant, sel, start, end, fn, arg);
-        kiln_selector_destroy(sel);
     }
     return KILN_OK;
 }
@@ -361,9 +391,10 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
         if (st != KILN_OK)
             return st;
     }
-    kiln_tree_t *t = kiln_tree_create();
-    kiln_ingester_merge_spans(q->ing, ctx->tenant, sel, start, req->end, spans,
-                              req->n_span_selector, t);
+    kiln_tree_t *t;
+    st = kiln_querier__merge(q, ctx, sel, start, req->end, spans, req->n_span_selector, &t);
+    if (st != KILN_OK)
+        return st;
     if (req->stack_trace_selector != NULL && req->stack_trace_selector->n_call_site != 0) {
         kiln_tree_t *f = kiln_querier__focus(t, req->stack_trace_selector, ctx->arena);
         kiln_tree_destroy(t);
@@ -408,9 +439,10 @@ static kiln_status h_select_merge_span_profile(void *svc, kiln_rpc_ctx *ctx,
         st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
-    kiln_tree_t *t = kiln_tree_create();
-    kiln_ingester_merge_spans(q->ing, ctx->tenant, sel, start, req->end, spans,
-                              req->n_span_selector, t);
+    kiln_tree_t *t;
+    st = kiln_querier__merge(q, ctx, sel, start, req->end, spans, req->n_span_selector, &t);
+    if (st != KILN_OK)
+        return st;
     Querier__V1__SelectMergeSpanProfileResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_merge_span_profile_response__init(r);
     r->flamegraph = kiln_tree_flamegraph(t, req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT,
@@ -428,7 +460,9 @@ static kiln_status h_profile_stats(void *svc, kiln_rpc_ctx *ctx, const ProtobufC
     (void)msg;
     kiln_querier_t *q = svc;
     kiln_head_stats_t s;
-    kiln_ingester_stats(q->ing, ctx->tenant, &s);
+    kiln_status st = kiln_reader_stats(q->rd, ctx->tenant, &s, ctx->err);
+    if (st != KILN_OK)
+        return st;
     Types__V1__GetProfileStatsResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     types__v1__get_profile_stats_response__init(r);
     r->data_ingested = s.profiles != 0;

@@ -6,13 +6,14 @@
 
 #include "overrides.h"
 #include "querier.h"
+#include "reader.h"
 #include "google/v1/profile.pb-c.h"
 #include "types/v1/types.pb-c.h"
 #include "selector.h"
 #include "tree.h"
 
 struct kiln_querier {
-    kiln_ingester_t *ing;
+    kiln_reader_t *rd;
     kiln_overrides_t *limits; /* borrowed; may be NULL (no query limits) */
 };
 
@@ -27,6 +28,21 @@ kiln_status kiln_querier__limit_range(const kiln_querier_t *q, kiln_rpc_ctx *ctx
  * request arena. KILN_INVALID_ARGUMENT for a bad selector or no type. */
 kiln_status kiln_querier__selector(const char *type_id, const char *label_selector,
                                    kiln_rpc_ctx *ctx, kiln_selector_t **out);
+
+/** The matching profiles merged into a new tree (*out, the caller destroys
+ * it), only samples of the sorted span ids when spans is not NULL. */
+kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx, const kiln_selector_t *sel,
+                                int64_t start, int64_t end, const uint64_t *spans, size_t n_spans,
+                                kiln_tree_t **out);
+
+/** Visits every matching profile once (labels, time, total). */
+kiln_status kiln_querier__profiles(kiln_querier_t *q, kiln_rpc_ctx *ctx, const kiln_selector_t *sel,
+                                   int64_t start, int64_t end, kiln_head_profile_fn fn, void *arg);
+
+/** Visits every matching series (possibly more than once). */
+kiln_status kiln_querier__series(kiln_querier_t *q, const char *tenants,
+                                 const kiln_selector_t *sel, int64_t start, int64_t end,
+                                 kiln_head_series_fn fn, void *arg, kiln_err *err);
 
 /** SelectSeries (timeseries.c). */
 kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,

@@ -190,7 +190,10 @@ static kiln_status infer_type(rq *r, selection *s)
         return kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
                             "\"%s\" must contain a profile-type selection", s->field);
     min_type m = {r->ctx.arena, NULL};
-    kiln_ingester_series(r->q->ing, r->tenant, s->sel, s->start, s->end, on_series_type, &m);
+    kiln_status st = kiln_querier__series(r->q, r->tenant, s->sel, s->start, s->end,
+                                          on_series_type, &m, &r->err);
+    if (st != KILN_OK)
+        return st;
     if (m.id == NULL) {
         /* Nothing matches: name the type from the matchers; units unknown. */
         const char *type = matcher_eq(s->sel, KILN_LABEL_TYPE);
@@ -393,6 +396,8 @@ static int cmp_series_key(const void *a, const void *b)
 /* The timeline (and per-group timelines) of the selection's profiles.
  * KILN_INVALID_ARGUMENT for a range of more than MAX_TIMELINE_SAMPLES
  * steps (only ranges of millennia get there: the step grows with them). */
+static void timeline_free(timeline *tl);
+
 static kiln_status timeline_build(rq *r, const selection *s, const char *group_by, bool avg,
                                   timeline *tl)
 {
@@ -412,9 +417,14 @@ static kiln_status timeline_build(rq *r, const selection *s, const char *group_b
     tl->group_by = group_by;
     tl->avg = avg;
     tl_series_init(&tl->all, "", tl->n);
+    kiln_status st = KILN_OK;
     if (tl->n > 0)
-        kiln_ingester_profiles(r->q->ing, r->tenant, s->sel, s->start, s->end,
-                               on_timeline_profile, tl);
+        st = kiln_reader_profiles(r->q->rd, r->tenant, s->sel, s->start, s->end,
+                                  on_timeline_profile, tl, &r->err);
+    if (st != KILN_OK) {
+        timeline_free(tl);
+        return st;
+    }
     if (tl->ng > 1)
         qsort(tl->g, tl->ng, sizeof(*tl->g), cmp_series_key);
     return KILN_OK;
@@ -682,7 +692,13 @@ static void dot_write(kiln_buf *b, dgraph *g, const char *type)
 static void render_dot(rq *r, const selection *s)
 {
     kiln_tree_t *t = kiln_tree_create();
-    kiln_ingester_merge_tree(r->q->ing, r->tenant, s->sel, s->start, s->end, t);
+    kiln_status st = kiln_reader_merge(r->q->rd, r->tenant, s->sel, s->start, s->end, NULL, 0, t,
+                                       &r->err);
+    if (st != KILN_OK) {
+        kiln_tree_destroy(t);
+        rq_fail(r, st);
+        return;
+    }
     const Querier__V1__FlameGraph *fg = kiln_tree_flamegraph(
         t, s->max_nodes > 0 ? s->max_nodes : DOT_MAX_NODES_DEFAULT, r->ctx.arena);
     kiln_tree_destroy(t);
@@ -718,7 +734,13 @@ static void render_json(rq *r, const selection *s)
         return;
     }
     kiln_tree_t *t = kiln_tree_create();
-    kiln_ingester_merge_tree(r->q->ing, r->tenant, s->sel, s->start, s->end, t);
+    st = kiln_reader_merge(r->q->rd, r->tenant, s->sel, s->start, s->end, NULL, 0, t, &r->err);
+    if (st != KILN_OK) {
+        kiln_tree_destroy(t);
+        timeline_free(&tl);
+        rq_fail(r, st);
+        return;
+    }
     Querier__V1__FlameGraph *fg = kiln_tree_flamegraph(
         t, s->max_nodes ? s->max_nodes : MAX_NODES_DEFAULT, r->ctx.arena);
     kiln_tree_destroy(t);
@@ -865,7 +887,12 @@ static void on_label_values(void *ud, const kiln_http_req *req, kiln_http_resp *
     }
     values vs = {req->arena, strcmp(label, "__name__") == 0 ? KILN_LABEL_PROFILE_TYPE : label,
                  NULL, 0, 0};
-    kiln_ingester_series(r.q->ing, r.tenant, NULL, 0, 0, on_series_value, &vs);
+    st = kiln_querier__series(r.q, r.tenant, NULL, 0, 0, on_series_value, &vs, &r.err);
+    if (st != KILN_OK) {
+        free(vs.v);
+        rq_fail(&r, st);
+        return;
+    }
     if (vs.n > 0)
         qsort(vs.v, vs.n, sizeof(*vs.v), cmp_strp);
     kiln_buf_putc(&resp->body, '[');

@@ -129,7 +129,13 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
     if (a.step_ms < 1)
         a.step_ms = 1;
     a.n_steps = (size_t)((req->end - req->start) / a.step_ms) + 1;
-    kiln_ingester_profiles(q->ing, ctx->tenant, sel, start, req->end, on_profile, &a);
+    st = kiln_querier__profiles(q, ctx, sel, start, req->end, on_profile, &a);
+    if (st != KILN_OK) {
+        for (size_t i = 0; i < a.n; i++)
+            free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);
+        free(a.g);
+        return st;
+    }
     if (req->limit > 0 && (size_t)req->limit < a.n) {
         qsort(a.g, a.n, sizeof(*a.g), cmp_total_desc);
         for (size_t i = (size_t)req->limit; i < a.n; i++)

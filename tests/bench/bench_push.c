@@ -465,7 +465,7 @@ static void env_create(bench_env *e)
         fprintf(stderr, "bench_push: %s\n", err.msg);
         abort();
     }
-    kiln_distributor_config dc = {e->limits, l.max_profile_bytes};
+    kiln_distributor_config dc = {e->limits, l.max_profile_bytes, NULL};
     e->d = kiln_distributor_create(&dc, e->ing, e->metrics);
 }
 

@@ -992,7 +992,7 @@ static int env_create(push_env *e)
         fprintf(stderr, "bench_storage: ingester: %s\n", err.msg);
         return -1;
     }
-    kiln_distributor_config dc = {e->limits, l.max_profile_bytes};
+    kiln_distributor_config dc = {e->limits, l.max_profile_bytes, NULL};
     e->d = kiln_distributor_create(&dc, e->ing, e->metrics);
     return 0;
 }

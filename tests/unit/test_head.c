@@ -98,8 +98,69 @@ TEST(time_range)
     kiln_arena_destroy(a);
 }
 
+typedef struct keys {
+    uint64_t k[16];
+    uint64_t id[16];
+    size_t n;
+} keys;
+
+static void on_profile_id(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total,
+                          uint64_t id)
+{
+    (void)total;
+    keys *k = ctx;
+    if (k->n < 16) {
+        k->id[k->n] = id;
+        k->k[k->n++] = kiln_head_profile_key(l, n, t, id);
+    }
+}
+
+/* Three replicas-to-be of one push (same time, ids 1..3): a key filter
+ * keeps exactly the profiles named, an empty key set none. */
+TEST(key_filter)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
+        CHECK(!"cpu.pb.gz missing");
+        kiln_arena_destroy(a);
+        return;
+    }
+    kiln_head_t *h = kiln_head_create();
+    kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
+    for (uint64_t id = 1; id <= 3; id++)
+        CHECK_OK(kiln_head_append_id(h, l, 2, &p, 1700000000000000000LL, id, NULL));
+    const char *q = "process_cpu:cpu:nanoseconds:cpu:nanoseconds{}";
+    kiln_selector_t *sel;
+    CHECK_OK(kiln_selector_parse(q, strlen(q), &sel, NULL));
+    keys k = {{0}, {0}, 0};
+    kiln_head_profiles_id(h, sel, 0, 0, on_profile_id, &k);
+    CHECK_EQ(k.n, 3);
+    CHECK(k.k[0] != k.k[1] && k.k[1] != k.k[2] && k.k[0] != k.k[2]);
+    int64_t one = type_sum(&p, 1);
+    uint64_t only = k.k[1];
+    kiln_head_filter f = {&only, 1, NULL, 0};
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_head_merge_filtered(h, sel, 0, 0, &f, t);
+    CHECK_EQ(kiln_tree_total(t), one);
+    kiln_tree_destroy(t);
+    f.n_keys = 0; /* keys set, none in it */
+    t = kiln_tree_create();
+    kiln_head_merge_filtered(h, sel, 0, 0, &f, t);
+    CHECK_EQ(kiln_tree_total(t), 0);
+    kiln_tree_destroy(t);
+    t = kiln_tree_create();
+    kiln_head_merge_filtered(h, sel, 0, 0, NULL, t);
+    CHECK_EQ(kiln_tree_total(t), 3 * one);
+    kiln_tree_destroy(t);
+    kiln_selector_destroy(sel);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
 int main(void)
 {
+    RUN(key_filter);
     RUN(append_and_query);
     RUN(time_range);
     return check_done();

@@ -428,8 +428,42 @@ TEST(concurrent_match)
     kiln_selector_destroy(s);
 }
 
+/* A formatted selector parses back to one that formats the same and
+ * matches the same label sets. */
+TEST(format_round_trip)
+{
+    static const char *const q[] = {
+        "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"api\",env=~\"prod.*\"}",
+        "{\"service.name\"!=\"a\\\"b\\\\c\", x!~\"\\x01|y\", z=\"\"}",
+        "app.name.cpu{k=\"v\"}",
+        "{}",
+    };
+    kiln_label_t l[] = {{"env", "prod-1"}, {"service_name", "api"}};
+    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
+        kiln_selector_t *a, *b;
+        kiln_err err;
+        CHECK_EQ(kiln_selector_parse(q[i], strlen(q[i]), &a, &err), KILN_OK);
+        kiln_buf fa, fb;
+        kiln_buf_init(&fa, 0);
+        kiln_buf_init(&fb, 0);
+        kiln_selector_format(a, &fa);
+        kiln_buf_putc(&fa, '\0');
+        CHECK_EQ(kiln_selector_parse(fa.ptr, fa.len - 1, &b, &err), KILN_OK);
+        kiln_selector_format(b, &fb);
+        kiln_buf_putc(&fb, '\0');
+        CHECK(strcmp(fa.ptr, fb.ptr) == 0);
+        CHECK_EQ(kiln_selector_count(a), kiln_selector_count(b));
+        CHECK_EQ(kiln_selector_match(a, l, 2), kiln_selector_match(b, l, 2));
+        kiln_buf_free(&fa);
+        kiln_buf_free(&fb);
+        kiln_selector_destroy(a);
+        kiln_selector_destroy(b);
+    }
+}
+
 int main(void)
 {
+    RUN(format_round_trip);
     RUN(parse_ok);
     RUN(legacy_suffixes);
     RUN(parse_errors);

@@ -1,0 +1,551 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * cluster_reader: reads over the ring (heads of every ingester, over
+ * ingester.v1) and over the shared store's blocks, counting each profile
+ * once by its key. See reader.h. */
+#include "reader_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingester/v1/ingester.pb-c.h"
+#include "querier/v1/querier.pb-c.h"
+#include "xmalloc.h"
+
+#define M_SERIES "/ingester.v1.IngesterService/Series"
+#define M_PROFILES "/ingester.v1.IngesterService/Profiles"
+#define M_MERGE "/ingester.v1.IngesterService/MergeTree"
+#define M_STATS "/ingester.v1.IngesterService/Stats"
+
+/* ---- fan-out ------------------------------------------------------------------ */
+
+/* One request sent to every ingester of the ring; calls[i] went to
+ * member i. Failed calls have resp NULL. */
+typedef struct fanout {
+    kiln_ring_snapshot_t *snap;
+    const kiln_ring_member *m;
+    kiln_grpc_call *calls;
+    size_t n;
+    uint8_t *req;
+} fanout;
+
+static void fanout_free(fanout *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->calls[i].resp);
+    free(f->calls);
+    free(f->req);
+    if (f->snap != NULL)
+        kiln_ring_release(f->snap);
+    memset(f, 0, sizeof(*f));
+}
+
+/* Fails when more ingesters failed than rf/2: an acknowledged write is on
+ * a quorum (rf/2 + 1) of its replicas, so with at most rf/2 of them down
+ * every acknowledged profile still has a replica that answered. */
+static kiln_status check_failures(const kiln_reader_t *r, const fanout *f, kiln_err *err)
+{
+    size_t failed = 0;
+    for (size_t i = 0; i < f->n; i++)
+        failed += f->calls[i].err.code != KILN_OK;
+    if (failed <= r->cc.rf / 2)
+        return KILN_OK;
+    char msg[KILN_ERR_MSG_MAX] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < f->n && len < sizeof(msg); i++) {
+        if (f->calls[i].err.code != KILN_OK)
+            len += (size_t)snprintf(msg + len, sizeof(msg) - len, "; %s: %s", f->m[i].id,
+                                    f->calls[i].err.msg);
+    }
+    return kiln_err_set(err, KILN_UNAVAILABLE,
+                        "%zu of %zu ingesters did not answer (replication factor %zu tolerates "
+                        "%zu)%s",
+                        failed, f->n, r->cc.rf, r->cc.rf / 2, msg);
+}
+
+/* Calls method with the packed req on every ingester of the ring. */
+static kiln_status fan_out(kiln_reader_t *r, const char *tenants, const char *method,
+                           const ProtobufCMessage *req, fanout *f, kiln_err *err)
+{
+    memset(f, 0, sizeof(*f));
+    f->snap = kiln_ring_acquire(r->cc.ring);
+    f->n = kiln_ring_members(f->snap, &f->m);
+    size_t len = protobuf_c_message_get_packed_size(req);
+    f->req = kiln_xmalloc(len + 1);
+    protobuf_c_message_pack(req, f->req);
+    f->calls = kiln_xcalloc(f->n + 1, sizeof(*f->calls));
+    for (size_t i = 0; i < f->n; i++)
+        f->calls[i] = (kiln_grpc_call){.addr = f->m[i].addr, .method = method, .tenant = tenants,
+                                       .req = f->req, .req_len = len};
+    kiln_grpc_client_run(r->cc.grpc, f->calls, f->n, r->cc.timeout_ms);
+    kiln_status st = check_failures(r, f, err);
+    if (st != KILN_OK)
+        fanout_free(f);
+    return st;
+}
+
+/* ---- blocks ------------------------------------------------------------------- */
+
+/* Brings the block set up to date (after the ingesters answered: a head
+ * they dropped since is in a block by then) and holds it for the query. */
+static kiln_status hold_blocks(kiln_reader_t *r, kiln_err *err)
+{
+    pthread_rwlock_wrlock(&r->sync);
+    kiln_status st = kiln_blockset_sync(r->blocks, err);
+    pthread_rwlock_unlock(&r->sync);
+    if (st == KILN_OK)
+        pthread_rwlock_rdlock(&r->sync);
+    return st;
+}
+
+static void release_blocks(kiln_reader_t *r)
+{
+    pthread_rwlock_unlock(&r->sync);
+}
+
+typedef struct heads {
+    kiln_head_t **h;
+    size_t n, cap;
+} heads;
+
+static void add_block(void *ctx, const char *tenant, kiln_block_t *b)
+{
+    (void)tenant;
+    heads *hs = ctx;
+    if (hs->n == hs->cap) {
+        hs->cap = hs->cap ? hs->cap * 2 : 16;
+        hs->h = kiln_xrealloc(hs->h, hs->cap * sizeof(*hs->h));
+    }
+    hs->h[hs->n++] = kiln_block_head(b);
+}
+
+/* The heads of the blocks of every tenant in "a|b" meeting the range;
+ * valid while the blocks are held. */
+static heads block_heads(kiln_reader_t *r, const char *tenants, int64_t start_ms, int64_t end_ms)
+{
+    heads hs = {NULL, 0, 0};
+    for (const char *p = tenants; *p != '\0';) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        char *name = kiln_xstrndup(p, len);
+        kiln_blockset_each(r->blocks, name, start_ms, end_ms, add_block, &hs);
+        free(name);
+        p += len + (bar != NULL);
+    }
+    return hs;
+}
+
+/* ---- keys ----------------------------------------------------------------------- */
+
+/* Profile key -> the source it is read from (open addressing; value 0 =
+ * empty slot, else source + 1). */
+typedef struct keymap {
+    uint64_t *key;
+    uint32_t *src;
+    size_t cap, n;
+} keymap;
+
+static void keymap_free(keymap *km)
+{
+    free(km->key);
+    free(km->src);
+}
+
+/* Gives key to src unless a source has it already; returns true when
+ * src got it. */
+static bool keymap_claim(keymap *km, uint64_t key, uint32_t src)
+{
+    if (2 * (km->n + 1) > km->cap) {
+        keymap old = *km;
+        km->cap = old.cap ? old.cap * 2 : 1024;
+        km->key = kiln_xcalloc(km->cap, sizeof(uint64_t));
+        km->src = kiln_xcalloc(km->cap, sizeof(uint32_t));
+        km->n = 0;
+        for (size_t i = 0; i < old.cap; i++) {
+            if (old.src[i] != 0)
+                keymap_claim(km, old.key[i], old.src[i] - 1);
+        }
+        keymap_free(&old);
+    }
+    size_t mask = km->cap - 1;
+    for (size_t i = (size_t)(key * 0x9E3779B97F4A7C15ULL) & mask;; i = (i + 1) & mask) {
+        if (km->src[i] == 0) {
+            km->key[i] = key;
+            km->src[i] = src + 1;
+            km->n++;
+            return true;
+        }
+        if (km->key[i] == key)
+            return false;
+    }
+}
+
+/* A source's profile keys, in the order it listed them. */
+typedef struct keylist {
+    uint64_t *k;
+    size_t n, cap;
+} keylist;
+
+static void keylist_add(keylist *l, uint64_t k)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 256;
+        l->k = kiln_xrealloc(l->k, l->cap * sizeof(uint64_t));
+    }
+    l->k[l->n++] = k;
+}
+
+/* ---- series ------------------------------------------------------------------- */
+
+/* Labels of a wire label set, borrowing its strings; NULL-safe for n = 0. */
+static kiln_label_t *wire_labels(const Types__V1__Labels *set)
+{
+    kiln_label_t *l = kiln_xmalloc((set->n_labels + 1) * sizeof(*l));
+    for (size_t i = 0; i < set->n_labels; i++)
+        l[i] = (kiln_label_t){set->labels[i]->name, set->labels[i]->value};
+    return l;
+}
+
+static char *format_selector(const kiln_selector_t *sel)
+{
+    kiln_buf b;
+    kiln_buf_init(&b, 0);
+    if (sel != NULL)
+        kiln_selector_format(sel, &b);
+    else
+        kiln_buf_puts(&b, "{}");
+    kiln_buf_putc(&b, '\0');
+    return kiln_buf_detach(&b, NULL);
+}
+
+kiln_status kiln_reader__cluster_series(kiln_reader_t *r, const char *tenants,
+                                        const kiln_selector_t *sel, int64_t start_ms,
+                                        int64_t end_ms, kiln_head_series_fn fn, void *ctx,
+                                        kiln_err *err)
+{
+    char *text = format_selector(sel);
+    Querier__V1__SeriesRequest req = QUERIER__V1__SERIES_REQUEST__INIT;
+    req.matchers = &text;
+    req.n_matchers = 1;
+    req.start = start_ms;
+    req.end = end_ms;
+    fanout f;
+    kiln_status st = fan_out(r, tenants, M_SERIES, &req.base, &f, err);
+    free(text);
+    if (st != KILN_OK)
+        return st;
+    for (size_t i = 0; i < f.n; i++) {
+        Querier__V1__SeriesResponse *resp = f.calls[i].resp == NULL ? NULL
+            : querier__v1__series_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
+        for (size_t j = 0; resp != NULL && j < resp->n_labels_set; j++) {
+            kiln_label_t *l = wire_labels(resp->labels_set[j]);
+            fn(ctx, l, resp->labels_set[j]->n_labels);
+            free(l);
+        }
+        if (resp != NULL)
+            querier__v1__series_response__free_unpacked(resp, NULL);
+    }
+    fanout_free(&f);
+    st = hold_blocks(r, err);
+    if (st != KILN_OK)
+        return st;
+    heads hs = block_heads(r, tenants, start_ms, end_ms);
+    for (size_t i = 0; i < hs.n; i++)
+        kiln_head_series(hs.h[i], sel, start_ms, end_ms, fn, ctx);
+    release_blocks(r);
+    free(hs.h);
+    return KILN_OK;
+}
+
+/* ---- profiles ------------------------------------------------------------------- */
+
+/* A Select request for sel over the range (selector text malloc'd in
+ * req->label_selector). */
+static void select_request(Ingester__V1__SelectRequest *req, const kiln_selector_t *sel,
+                           int64_t start_ms, int64_t end_ms)
+{
+    ingester__v1__select_request__init(req);
+    req->label_selector = format_selector(sel);
+    req->start = start_ms;
+    req->end = end_ms;
+}
+
+/* Calls fn for each profile of a ProfilesResponse (labels, time, total, id). */
+static void each_wire_profile(const Ingester__V1__ProfilesResponse *p, kiln_head_profile_id_fn fn,
+                              void *ctx)
+{
+    kiln_label_t **l = kiln_xcalloc(p->n_series + 1, sizeof(*l));
+    for (size_t i = 0; i < p->n_series; i++)
+        l[i] = wire_labels(p->series[i]);
+    size_t n = p->n_time_ms;
+    if (p->n_series_index != n || p->n_total != n || p->n_id != n)
+        n = 0; /* inconsistent answer: nothing of it is used */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = p->series_index[i];
+        if (s < p->n_series)
+            fn(ctx, l[s], p->series[s]->n_labels, p->time_ms[i], p->total[i], p->id[i]);
+    }
+    for (size_t i = 0; i < p->n_series; i++)
+        free(l[i]);
+    free(l);
+}
+
+/* Profiles visiting: each key passed on once. */
+typedef struct once {
+    keymap seen;
+    kiln_head_profile_fn fn;
+    void *ctx;
+} once;
+
+static void profile_once(void *arg, const kiln_label_t *l, size_t n, int64_t time_ms,
+                         int64_t total, uint64_t id)
+{
+    once *o = arg;
+    if (keymap_claim(&o->seen, kiln_head_profile_key(l, n, time_ms, id), 0))
+        o->fn(o->ctx, l, n, time_ms, total);
+}
+
+/* Every profile the ingesters and the blocks hold, each once, to fn: the
+ * ingesters' answers (f, consumed) first, then the blocks (held). */
+kiln_status kiln_reader__cluster_profiles(kiln_reader_t *r, const char *tenants,
+                                          const kiln_selector_t *sel, int64_t start_ms,
+                                          int64_t end_ms, kiln_head_profile_fn fn, void *ctx,
+                                          kiln_err *err)
+{
+    Ingester__V1__SelectRequest req;
+    select_request(&req, sel, start_ms, end_ms);
+    fanout f;
+    kiln_status st = fan_out(r, tenants, M_PROFILES, &req.base, &f, err);
+    free(req.label_selector);
+    if (st != KILN_OK)
+        return st;
+    once o = {{NULL, NULL, 0, 0}, fn, ctx};
+    for (size_t i = 0; i < f.n; i++) {
+        Ingester__V1__ProfilesResponse *p = f.calls[i].resp == NULL ? NULL
+            : ingester__v1__profiles_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
+        if (p != NULL) {
+            each_wire_profile(p, profile_once, &o);
+            ingester__v1__profiles_response__free_unpacked(p, NULL);
+        }
+    }
+    fanout_free(&f);
+    st = hold_blocks(r, err);
+    if (st == KILN_OK) {
+        heads hs = block_heads(r, tenants, start_ms, end_ms);
+        for (size_t i = 0; i < hs.n; i++)
+            kiln_head_profiles_id(hs.h[i], sel, start_ms, end_ms, profile_once, &o);
+        release_blocks(r);
+        free(hs.h);
+    }
+    keymap_free(&o.seen);
+    return st;
+}
+
+/* ---- merges ------------------------------------------------------------------- */
+
+/* A source of a merge: a block (head set) or an ingester (call set). */
+typedef struct source {
+    kiln_head_t *head;    /* a block; NULL for an ingester */
+    size_t member;        /* an ingester: its index in the fan-out */
+    keylist keys;         /* every key it holds in the range */
+    keylist mine;         /* the keys it is to merge */
+} source;
+
+static void add_key(void *arg, const kiln_label_t *l, size_t n, int64_t time_ms, int64_t total,
+                    uint64_t id)
+{
+    (void)total;
+    keylist_add(arg, kiln_head_profile_key(l, n, time_ms, id));
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Gives every key to the first source that holds it (blocks come first);
+ * each source's share ends sorted in `mine`. */
+static void assign(source *src, size_t n)
+{
+    keymap km = {NULL, NULL, 0, 0};
+    for (size_t s = 0; s < n; s++) {
+        for (size_t i = 0; i < src[s].keys.n; i++) {
+            if (keymap_claim(&km, src[s].keys.k[i], (uint32_t)s))
+                keylist_add(&src[s].mine, src[s].keys.k[i]);
+        }
+        if (src[s].mine.n > 1)
+            qsort(src[s].mine.k, src[s].mine.n, sizeof(uint64_t), cmp_u64);
+    }
+    keymap_free(&km);
+}
+
+/* The filter of a source's share: none beyond the spans when it merges
+ * everything it holds. */
+static kiln_head_filter share_filter(const source *s, const kiln_head_filter *spans)
+{
+    kiln_head_filter f = {s->mine.k, s->mine.n, NULL, 0};
+    if (spans != NULL)
+        f.spans = spans->spans, f.n_spans = spans->n_spans;
+    if (s->mine.n == s->keys.n)
+        f.keys = NULL, f.n_keys = 0;
+    return f;
+}
+
+/* Phase 2 for the ingesters: each merges its share, the trees are added to t. */
+static kiln_status merge_remote(kiln_reader_t *r, const char *tenants, const fanout *keys,
+                                source *src, size_t n, const Ingester__V1__SelectRequest *base,
+                                kiln_tree_t *t, kiln_err *err)
+{
+    kiln_grpc_call *calls = kiln_xcalloc(n + 1, sizeof(*calls));
+    uint8_t **bodies = kiln_xcalloc(n + 1, sizeof(*bodies));
+    for (size_t i = 0; i < n; i++) {
+        Ingester__V1__SelectRequest req = *base;
+        kiln_head_filter f = share_filter(&src[i], NULL);
+        req.filter_keys = f.keys != NULL;
+        req.keys = (uint64_t *)f.keys;
+        req.n_keys = f.n_keys;
+        size_t len = ingester__v1__select_request__get_packed_size(&req);
+        bodies[i] = kiln_xmalloc(len + 1);
+        ingester__v1__select_request__pack(&req, bodies[i]);
+        calls[i] = (kiln_grpc_call){.addr = keys->m[src[i].member].addr, .method = M_MERGE,
+                                    .tenant = tenants, .req = bodies[i], .req_len = len};
+    }
+    kiln_grpc_client_run(r->cc.grpc, calls, n, r->cc.timeout_ms);
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (st == KILN_OK && calls[i].err.code != KILN_OK)
+            st = kiln_err_set(err, KILN_UNAVAILABLE, "ingester %s failed during the merge: %s",
+                              keys->m[src[i].member].id, calls[i].err.msg);
+        Ingester__V1__TreeResponse *tr = calls[i].resp == NULL ? NULL
+            : ingester__v1__tree_response__unpack(NULL, calls[i].resp_len, calls[i].resp);
+        if (st == KILN_OK && tr == NULL && calls[i].err.code == KILN_OK)
+            st = kiln_err_set(err, KILN_INTERNAL, "ingester %s sent an unreadable tree",
+                              keys->m[src[i].member].id);
+        if (st == KILN_OK && tr != NULL)
+            st = kiln_tree_merge_response(t, tr, err);
+        if (tr != NULL)
+            ingester__v1__tree_response__free_unpacked(tr, NULL);
+        free(calls[i].resp);
+        free(bodies[i]);
+    }
+    free(calls);
+    free(bodies);
+    return st;
+}
+
+static void free_sources(source *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(src[i].keys.k);
+        free(src[i].mine.k);
+    }
+    free(src);
+}
+
+kiln_status kiln_reader__cluster_merge(kiln_reader_t *r, const char *tenants,
+                                       const kiln_selector_t *sel, int64_t start_ms,
+                                       int64_t end_ms, const kiln_head_filter *spans,
+                                       kiln_tree_t *t, kiln_err *err)
+{
+    Ingester__V1__SelectRequest req;
+    select_request(&req, sel, start_ms, end_ms);
+    if (spans != NULL) {
+        req.spans = (uint64_t *)spans->spans;
+        req.n_spans = spans->n_spans;
+    }
+    fanout f;
+    kiln_status st = fan_out(r, tenants, M_PROFILES, &req.base, &f, err);
+    if (st == KILN_OK)
+        st = hold_blocks(r, err);
+    if (st != KILN_OK) {
+        if (f.calls != NULL)
+            fanout_free(&f);
+        free(req.label_selector);
+        return st;
+    }
+    heads hs = block_heads(r, tenants, start_ms, end_ms);
+    size_t n = hs.n + f.n, nb = hs.n, ni = 0;
+    source *src = kiln_xcalloc(n + 1, sizeof(*src));
+    for (size_t i = 0; i < nb; i++) {
+        src[i].head = hs.h[i];
+        kiln_head_profiles_id(hs.h[i], sel, start_ms, end_ms, add_key, &src[i].keys);
+    }
+    for (size_t i = 0; i < f.n; i++) {
+        Ingester__V1__ProfilesResponse *p = f.calls[i].resp == NULL ? NULL
+            : ingester__v1__profiles_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
+        if (p == NULL)
+            continue;
+        source *s = &src[nb + ni++];
+        s->member = i;
+        each_wire_profile(p, add_key, &s->keys);
+        ingester__v1__profiles_response__free_unpacked(p, NULL);
+    }
+    assign(src, nb + ni);
+    for (size_t i = 0; i < nb; i++) {
+        kiln_head_filter share = share_filter(&src[i], spans);
+        if (src[i].mine.n != 0)
+            kiln_head_merge_filtered(src[i].head, sel, start_ms, end_ms,
+                                     share.keys || share.spans ? &share : NULL, t);
+    }
+    release_blocks(r);
+    /* Ingesters with nothing to add are not asked again. */
+    size_t nr = 0;
+    for (size_t i = nb; i < nb + ni; i++) {
+        if (src[i].mine.n != 0)
+            src[nb + nr++] = src[i];
+        else
+            free(src[i].keys.k), free(src[i].mine.k);
+    }
+    st = merge_remote(r, tenants, &f, src + nb, nr, &req, t, err);
+    free_sources(src, nb + nr);
+    free(hs.h);
+    fanout_free(&f);
+    free(req.label_selector);
+    return st;
+}
+
+/* ---- stats ---------------------------------------------------------------------- */
+
+static void add_stats(kiln_head_stats_t *o, int64_t profiles, int64_t min_ms, int64_t max_ms)
+{
+    if (profiles == 0)
+        return;
+    o->profiles += (size_t)profiles;
+    if (o->min_time_ms == 0 || min_ms < o->min_time_ms)
+        o->min_time_ms = min_ms;
+    if (max_ms > o->max_time_ms)
+        o->max_time_ms = max_ms;
+}
+
+kiln_status kiln_reader__cluster_stats(kiln_reader_t *r, const char *tenants,
+                                       kiln_head_stats_t *out, kiln_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    Ingester__V1__StatsRequest req = INGESTER__V1__STATS_REQUEST__INIT;
+    fanout f;
+    kiln_status st = fan_out(r, tenants, M_STATS, &req.base, &f, err);
+    if (st != KILN_OK)
+        return st;
+    for (size_t i = 0; i < f.n; i++) {
+        Ingester__V1__StatsResponse *s = f.calls[i].resp == NULL ? NULL
+            : ingester__v1__stats_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
+        if (s != NULL) {
+            add_stats(out, s->profiles, s->min_time_ms, s->max_time_ms);
+            ingester__v1__stats_response__free_unpacked(s, NULL);
+        }
+    }
+    fanout_free(&f);
+    st = hold_blocks(r, err);
+    if (st != KILN_OK)
+        return st;
+    heads hs = block_heads(r, tenants, 0, 0);
+    for (size_t i = 0; i < hs.n; i++) {
+        kiln_head_stats_t s;
+        kiln_head_stats(hs.h[i], &s);
+        add_stats(out, (int64_t)s.profiles, s.min_time_ms, s.max_time_ms);
+    }
+    release_blocks(r);
+    free(hs.h);
+    return KILN_OK;
+}
