@@ -104,7 +104,7 @@ typedef struct rd {
     int bad;
 } rd;
 
-static uint64_t get_uv(rd *r)
+static uint64_t get_uv_slow(rd *r)
 {
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
@@ -121,7 +121,32 @@ static uint64_t get_uv(rd *r)
     return 0;
 }
 
-static int64_t get_sv(rd *r)
+/* The hot path of chunk decoding: with 10 bytes left no varint can run
+ * past the end, so the bytes are not bounds-checked one by one. */
+static inline uint64_t get_uv(rd *r)
+{
+    if (r->end - r->p < 10)
+        return get_uv_slow(r);
+    const uint8_t *p = r->p;
+    uint64_t v = p[0];
+    if (v < 0x80) {
+        r->p = p + 1;
+        return v;
+    }
+    v &= 0x7f;
+    for (unsigned i = 1; i < 10; i++) {
+        uint64_t b = p[i];
+        v |= (b & 0x7f) << (7 * i);
+        if (b < 0x80) {
+            r->p = p + i + 1;
+            return v;
+        }
+    }
+    r->bad = 1;
+    return 0;
+}
+
+static inline int64_t get_sv(rd *r)
 {
     uint64_t v = get_uv(r);
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
@@ -323,6 +348,64 @@ static void write_index(kiln_head_t *h, kiln_buf *index, kiln_buf *samples)
     kiln_buf_free(&raw);
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The index's second section: per series (index order), its samples summed
+ * per stack node over all its profiles, nodes ascending (`count`, then
+ * `node` delta-coded and `sum` signed; sums of 0 left out). A query covering
+ * a series' whole time range adds these instead of reading its chunk. One
+ * dense sum array serves every series: `stamp` tells a node's first sample
+ * in the current series, so the cost is the samples, not series x nodes. */
+static void write_aggregates(const kiln_head_t *h, kiln_buf *index)
+{
+    int64_t *sum = kiln_xmalloc((h->n_nodes + 1) * sizeof(*sum));
+    uint32_t *stamp = kiln_xcalloc(h->n_nodes + 1, sizeof(*stamp));
+    uint32_t *touched = NULL;
+    size_t cap = 0;
+    kiln_buf raw;
+    kiln_buf_init(&raw, 0);
+    for (size_t i = 0; i < h->n_series; i++) {
+        const hseries *s = &h->series[i];
+        size_t n = 0;
+        for (size_t j = 0; j < s->n_profiles; j++) {
+            const hprofile *p = &h->profiles[s->profiles[j]];
+            for (size_t k = p->off; k < p->off + p->n; k++) {
+                uint32_t node = h->s_node[k];
+                if (stamp[node] != (uint32_t)i + 1) {
+                    stamp[node] = (uint32_t)i + 1;
+                    sum[node] = 0;
+                    KILN_GROW(touched, cap, n + 1);
+                    touched[n++] = node;
+                }
+                sum[node] += h->s_value[k];
+            }
+        }
+        if (n > 1)
+            qsort(touched, n, sizeof(*touched), cmp_u32);
+        size_t nonzero = 0;
+        for (size_t k = 0; k < n; k++)
+            nonzero += sum[touched[k]] != 0;
+        put_uv(&raw, nonzero);
+        uint32_t prev = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (sum[touched[k]] == 0)
+                continue;
+            put_uv(&raw, touched[k] - prev);
+            put_sv(&raw, sum[touched[k]]);
+            prev = touched[k];
+        }
+    }
+    put_section(index, &raw);
+    kiln_buf_free(&raw);
+    free(touched);
+    free(stamp);
+    free(sum);
+}
+
 static void fill_meta(const kiln_head_t *h, Block__V1__BlockMeta *m, Block__V1__BlockStats *st)
 {
     m->min_time = m->max_time = 0;
@@ -362,6 +445,7 @@ kiln_status kiln_block_write(kiln_objstore_t *s, const char *tenant, kiln_head_t
     write_functions_mappings(h, &files[0]);
     write_locations_stacks(h, &files[0]);
     write_index(h, &files[1], &files[2]);
+    write_aggregates(h, &files[1]);
     Block__V1__BlockMeta m = *meta;
     Block__V1__BlockStats st = BLOCK__V1__BLOCK_STATS__INIT;
     fill_meta(h, &m, &st);
@@ -521,6 +605,31 @@ static bool read_index(kiln_block_t *b, rd *r)
     return !r->bad;
 }
 
+/* The index's optional second section (blocks written before it have
+ * none): every series' per-node sums, installed as the head's aggregate
+ * cache so that no query of the whole series decodes its chunk. */
+static bool read_aggregates(kiln_block_t *b, rd *r)
+{
+    kiln_head_t *h = b->head;
+    h->agg = kiln_xcalloc(h->n_series + 1, sizeof(*h->agg));
+    for (size_t i = 0; i < h->n_series && !r->bad; i++) {
+        size_t n = get_count(r);
+        hagg *g = kiln_xcalloc(1, sizeof(*g));
+        g->node = kiln_xmalloc((n + 1) * sizeof(*g->node));
+        g->value = kiln_xmalloc((n + 1) * sizeof(*g->value));
+        h->agg[i] = g;
+        uint32_t prev = 0;
+        for (size_t k = 0; k < n && !r->bad; k++) {
+            prev += (uint32_t)get_uv(r);
+            r->bad |= prev >= h->n_nodes;
+            g->node[k] = prev;
+            g->value[k] = get_sv(r);
+        }
+        g->n = (uint32_t)n;
+    }
+    return !r->bad;
+}
+
 /* Decompresses one series' chunk into node/value arrays (the head loader). */
 static kiln_status load_chunk(void *ctx, uint32_t sid, uint32_t **node, int64_t **value,
                               uint64_t **span, kiln_err *err)
@@ -588,12 +697,15 @@ static kiln_status get_object(kiln_block_t *b, const char *name, kiln_buf *out, 
     return kiln_objstore_get(b->store, path, out, err);
 }
 
-/* Parses the file's sections in order with the given readers. */
+/* Parses the file's sections in order with the given readers; the ones
+ * past the first n_required only when the file has more bytes (sections
+ * added later, absent from older blocks). */
 static kiln_status parse_file(kiln_block_t *b, const char *name, kiln_buf *data,
-                              bool (*const *fn)(kiln_block_t *, rd *), size_t n_fn, kiln_err *err)
+                              bool (*const *fn)(kiln_block_t *, rd *), size_t n_fn,
+                              size_t n_required, kiln_err *err)
 {
     size_t off = 0;
-    for (size_t i = 0; i < n_fn; i++) {
+    for (size_t i = 0; i < n_fn && (i < n_required || off < data->len); i++) {
         uint8_t *raw;
         size_t raw_len;
         kiln_status st = get_section((const uint8_t *)data->ptr, data->len, &off, &raw, &raw_len,
@@ -635,7 +747,7 @@ static kiln_status verify_samples(kiln_block_t *b, const kiln_buf *data, kiln_er
 static kiln_status open_files(kiln_block_t *b, kiln_err *err)
 {
     static bool (*const sym[])(kiln_block_t *, rd *) = {rd_strings, rd_funcs, rd_locs};
-    static bool (*const idx[])(kiln_block_t *, rd *) = {read_index};
+    static bool (*const idx[])(kiln_block_t *, rd *) = {read_index, read_aggregates};
     kiln_buf data;
     kiln_buf_init(&data, 0);
     kiln_status st = get_object(b, "meta.json", &data, err);
@@ -653,9 +765,9 @@ static kiln_status open_files(kiln_block_t *b, kiln_err *err)
         if (st == KILN_NOT_FOUND)
             st = kiln_err_set(err, KILN_DATA_LOSS, "block %s: %s is missing", b->prefix, files[i]);
         if (st == KILN_OK && i == 0)
-            st = parse_file(b, "symbols", &data, sym, 3, err);
+            st = parse_file(b, "symbols", &data, sym, 3, 3, err);
         else if (st == KILN_OK && i == 1)
-            st = parse_file(b, "index", &data, idx, 1, err);
+            st = parse_file(b, "index", &data, idx, 2, 1, err);
         else if (st == KILN_OK)
             st = verify_samples(b, &data, err);
     }

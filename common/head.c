@@ -618,7 +618,8 @@ void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_
     pthread_rwlock_unlock(&h->lock);
 }
 
-/* The per-node sums of all of a block series' profiles (built once). */
+/* The per-node sums of all of a block series' profiles: read with the
+ * block's index (block.c), or built here once for a block without them. */
 static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
 {
     pthread_mutex_lock(&h->agg_mu);
@@ -642,9 +643,14 @@ static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
         int64_t *sum = kiln_xcalloc(h->n_nodes, sizeof(int64_t));
         for (size_t k = 0; k < total; k++)
             sum[ln[k]] += lv[k];
+        /* Fresh arrays of just the distinct nodes: the chunk's arrays (every
+         * sample) are freed, not kept shrunk in place behind the sums. */
+        size_t distinct = 0;
+        for (size_t node = 0; node < h->n_nodes; node++)
+            distinct += sum[node] != 0;
         g = kiln_xcalloc(1, sizeof(*g));
-        g->node = ln;
-        g->value = lv; /* reused: the distinct nodes fit in the first slots */
+        g->node = kiln_xmalloc((distinct + 1) * sizeof(*g->node));
+        g->value = kiln_xmalloc((distinct + 1) * sizeof(*g->value));
         for (size_t node = 0; node < h->n_nodes; node++) {
             if (sum[node] == 0)
                 continue;
@@ -653,6 +659,8 @@ static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
         }
         free(sum);
         free(lspan);
+        free(ln);
+        free(lv);
         h->agg[sid] = g;
     }
     pthread_mutex_unlock(&h->agg_mu);
@@ -679,10 +687,14 @@ uint64_t kiln_head_profile_key(const kiln_label_t *l, size_t n, int64_t time_ms,
     return XXH3_64bits(k, sizeof(k));
 }
 
-/* Whether profile pr of series s passes the filter's key set. */
+/* Whether profile pr of series s passes the filter's id and key sets. */
 static bool profile_kept(const hseries *s, const hprofile *pr, const kiln_head_filter *f)
 {
-    if (f == NULL || f->keys == NULL)
+    if (f == NULL)
+        return true;
+    if (f->ids != NULL && !sorted_has(f->ids, f->n_ids, pr->id))
+        return false;
+    if (f->keys == NULL)
         return true;
     uint64_t key = kiln_head_profile_key(s->labels, s->n_labels, pr->time_ms, pr->id);
     return sorted_has(f->keys, f->n_keys, key);
@@ -702,6 +714,16 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
     int64_t *lv = NULL;
     uint64_t *lspan = NULL;
     kiln_err err;
+    if (f != NULL && (f->ids != NULL || f->keys != NULL)) {
+        /* only series holding a wanted profile are worth reading */
+        bool has = false;
+        for (size_t j = 0; j < s->n_profiles && !has; j++) {
+            const hprofile *pr = &h->profiles[s->profiles[j]];
+            has = in_range(pr->time_ms, start_ms, end_ms) && profile_kept(s, pr, f);
+        }
+        if (!has)
+            return false;
+    }
     if (f == NULL && h->loader != NULL && start_ms <= s->min_ms && (end_ms == 0 || end_ms >= s->max_ms)) {
         const hagg *g = series_agg((kiln_head_t *)h, sid);
         for (uint32_t k = 0; g != NULL && k < g->n; k++)
@@ -779,8 +801,15 @@ void kiln_head_merge_tree(kiln_head_t *h, const kiln_selector_t *sel, int64_t st
 void kiln_head_merge_spans(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                            int64_t end_ms, const uint64_t *spans, size_t n_spans, kiln_tree_t *t)
 {
-    kiln_head_filter f = {NULL, 0, spans, n_spans};
-    kiln_head_merge_filtered(h, sel, start_ms, end_ms, spans != NULL ? &f : NULL, t);
+    kiln_head_merge_ids(h, sel, start_ms, end_ms, spans, n_spans, NULL, 0, t);
+}
+
+void kiln_head_merge_ids(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                         int64_t end_ms, const uint64_t *spans, size_t n_spans,
+                         const uint64_t *ids, size_t n_ids, kiln_tree_t *t)
+{
+    kiln_head_filter f = {NULL, 0, spans, n_spans, ids, n_ids};
+    kiln_head_merge_filtered(h, sel, start_ms, end_ms, spans || ids ? &f : NULL, t);
 }
 
 void kiln_head_merge_filtered(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,

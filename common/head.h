@@ -84,6 +84,13 @@ void kiln_head_profiles(kiln_head_t *h, const kiln_selector_t *sel, int64_t star
 void kiln_head_merge_spans(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
                            int64_t end_ms, const uint64_t *spans, size_t n_spans, kiln_tree_t *t);
 
+/** Like kiln_head_merge_spans, and only the profiles whose id (the push's
+ * profile id given to kiln_head_append_id) is in ids (sorted ascending,
+ * n_ids of them; NULL = every profile): profile_id_selector. */
+void kiln_head_merge_ids(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
+                         int64_t end_ms, const uint64_t *spans, size_t n_spans,
+                         const uint64_t *ids, size_t n_ids, kiln_tree_t *t);
+
 /** The identity of a stored profile across replicas and blocks: a hash of
  * its series' sorted labels, its time and its push id. Queriers of a
  * cluster count each key once. */
@@ -98,13 +105,16 @@ void kiln_head_profiles_id(kiln_head_t *h, const kiln_selector_t *sel, int64_t s
                            int64_t end_ms, kiln_head_profile_id_fn fn, void *ctx);
 
 /** What a merge keeps: the profiles whose kiln_head_profile_key is in keys
- * (ascending; keys NULL = every profile), and of those the samples whose
- * span id is in spans (ascending; spans NULL = every sample). */
+ * (ascending; keys NULL = every profile) and whose push id is in ids
+ * (ascending; NULL = any: profile_id_selector), and of those the samples
+ * whose span id is in spans (ascending; spans NULL = every sample). */
 typedef struct kiln_head_filter {
     const uint64_t *keys;
     size_t n_keys;
     const uint64_t *spans;
     size_t n_spans;
+    const uint64_t *ids;
+    size_t n_ids;
 } kiln_head_filter;
 
 /** kiln_head_merge_tree under a filter (NULL = none). */

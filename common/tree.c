@@ -695,6 +695,85 @@ Querier__V1__FlameGraph *kiln_tree_flamegraph(const kiln_tree_t *t, int64_t max_
     return out;
 }
 
+/* ---- Pyroscope's serialized tree ---- */
+
+static void put_varint(kiln_buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        tmp[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    tmp[n++] = (uint8_t)v;
+    kiln_buf_append(b, tmp, n);
+}
+
+static void put_node(kiln_buf *b, const char *name, size_t len, int64_t self, uint64_t children)
+{
+    put_varint(b, len);
+    kiln_buf_append(b, name, len);
+    put_varint(b, (uint64_t)self);
+    put_varint(b, children);
+}
+
+/* Where "other" sorts among v's kept children (bytewise, as upstream
+ * inserts it): the number of kept children whose name sorts before it. */
+static uint32_t other_pos(const fg *g, uint32_t v)
+{
+    name_ref o = {"other", 5, 0};
+    uint32_t k = g->first[v];
+    while (k < g->first[v + 1]) {
+        uint32_t id = g->t->name[g->kids[k]];
+        name_ref r = {g->t->str + g->t->name_off[id], g->t->name_len[id], id};
+        if (cmp_name_ref(&r, &o) >= 0)
+            break;
+        k++;
+    }
+    return k;
+}
+
+/* Writes one node and pushes its children in name order ("other" at its
+ * sorted place), so that they pop, and are written, last name first. */
+static void tm_visit(fg *g, fg_item it, kiln_buf *out)
+{
+    const kiln_tree_t *t = g->t;
+    if (it.node == NONE) {
+        put_node(out, "other", 5, it.other, 0);
+        return;
+    }
+    uint32_t v = it.node;
+    bool root = v == KILN_TREE_ROOT;
+    uint32_t kids = g->first[v + 1] - g->first[v], at = g->other[v] > 0 ? other_pos(g, v) : NONE;
+    if (root)
+        put_node(out, "", 0, 0, kids + (at != NONE));
+    else
+        put_node(out, t->str + t->name_off[t->name[v]], t->name_len[t->name[v]], t->self[v],
+                 kids + (at != NONE));
+    for (uint32_t k = g->first[v]; k <= g->first[v + 1]; k++) {
+        if (k == at)
+            fg_push(g, (fg_item){NONE, 0, 0, g->other[v]});
+        if (k < g->first[v + 1])
+            fg_push(g, (fg_item){g->kids[k], 0, 0, 0});
+    }
+}
+
+void kiln_tree_marshal(const kiln_tree_t *t, int64_t max_nodes, kiln_buf *out)
+{
+    fg g = {.t = t};
+    g.tot = subtree_totals(t);
+    g.thr = min_total(g.tot, t->n, max_nodes);
+    fg_children(&g);
+    if (g.first[1] - g.first[0] != 0 || g.other[0] > 0) { /* else: empty, as upstream */
+        fg_push(&g, (fg_item){KILN_TREE_ROOT, 0, 0, 0});
+        while (g.sp > 0) {
+            fg_item it = g.stack[--g.sp];
+            tm_visit(&g, it, out);
+        }
+    }
+    fg_free(&g);
+}
+
 /* ---- diff flame graph ---- */
 
 bool kiln_tree_has_negative(const kiln_tree_t *t)

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "buf.h"
 #include "ingester/v1/ingester.pb-c.h"
 #include "querier/v1/querier.pb-c.h"
 #include "status.h"
@@ -64,6 +65,17 @@ Ingester__V1__TreeResponse *kiln_tree_to_response(const kiln_tree_t *t, kiln_are
  * in a (NULL past the arena cap). */
 Querier__V1__FlameGraph *kiln_tree_flamegraph(const kiln_tree_t *t, int64_t max_nodes,
                                               kiln_arena_t *a);
+
+/** Appends t to out in Pyroscope's serialized tree form (the `tree` bytes
+ * of querier.v1 SelectMergeStacktracesResponse; upstream pkg/model
+ * Tree.MarshalTruncate), truncated like the flame graph (max_nodes <= 0
+ * means 8192; the children under the threshold fold into one "other"
+ * child). Depth first from a virtual root: per node the varint name length,
+ * the name, the varint self value and the varint number of children, then
+ * the children's subtrees, last name first ("other" sorted among them by
+ * name). The virtual root has name "" and self 0. An empty tree writes
+ * nothing. */
+void kiln_tree_marshal(const kiln_tree_t *t, int64_t max_nodes, kiln_buf *out);
 
 /** True when some node has a negative self value (a diff of such trees is
  * refused, as Pyroscope refuses it). */

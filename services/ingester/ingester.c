@@ -398,7 +398,7 @@ void kiln_ingester_merge_spans(kiln_ingester_t *ing, const char *tenants,
                                const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
                                const uint64_t *spans, size_t n_spans, kiln_tree_t *t)
 {
-    kiln_head_filter f = {NULL, 0, spans, n_spans};
+    kiln_head_filter f = {NULL, 0, spans, n_spans, NULL, 0};
     kiln_ingester_merge_filtered(ing, tenants, sel, start_ms, end_ms, spans ? &f : NULL, t);
 }
 
@@ -642,13 +642,14 @@ static kiln_status h_merge_tree(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMes
     if (st != KILN_OK)
         return st;
     kiln_head_filter f = {req->filter_keys ? req->keys : NULL, req->n_keys,
-                          req->n_spans ? req->spans : NULL, req->n_spans};
+                          req->n_spans ? req->spans : NULL, req->n_spans,
+                          req->n_ids ? req->ids : NULL, req->n_ids};
     static const uint64_t none = 0;
     if (req->filter_keys && req->n_keys == 0)
         f.keys = &none; /* an empty set, not "no filter" */
     kiln_tree_t *t = kiln_tree_create();
     kiln_ingester_merge_filtered(svc, ctx->tenant, sel, req->start, req->end,
-                                 req->filter_keys || req->n_spans ? &f : NULL, t);
+                                 req->filter_keys || req->n_spans || req->n_ids ? &f : NULL, t);
     Ingester__V1__TreeResponse *r = kiln_tree_to_response(t, ctx->arena);
     kiln_tree_destroy(t);
     if (r == NULL)

@@ -380,13 +380,14 @@ static void assign(source *src, size_t n)
     keymap_free(&km);
 }
 
-/* The filter of a source's share: none beyond the spans when it merges
- * everything it holds. */
-static kiln_head_filter share_filter(const source *s, const kiln_head_filter *spans)
+/* The filter of a source's share: the query's (spans, ids), plus its keys
+ * unless it merges everything it holds. */
+static kiln_head_filter share_filter(const source *s, const kiln_head_filter *query)
 {
-    kiln_head_filter f = {s->mine.k, s->mine.n, NULL, 0};
-    if (spans != NULL)
-        f.spans = spans->spans, f.n_spans = spans->n_spans;
+    kiln_head_filter f = {NULL, 0, NULL, 0, NULL, 0};
+    if (query != NULL)
+        f = *query;
+    f.keys = s->mine.k, f.n_keys = s->mine.n;
     if (s->mine.n == s->keys.n)
         f.keys = NULL, f.n_keys = 0;
     return f;
@@ -445,14 +446,16 @@ static void free_sources(source *src, size_t n)
 
 kiln_status kiln_reader__cluster_merge(kiln_reader_t *r, const char *tenants,
                                        const kiln_selector_t *sel, int64_t start_ms,
-                                       int64_t end_ms, const kiln_head_filter *spans,
+                                       int64_t end_ms, const kiln_head_filter *qf,
                                        kiln_tree_t *t, kiln_err *err)
 {
     Ingester__V1__SelectRequest req;
     select_request(&req, sel, start_ms, end_ms);
-    if (spans != NULL) {
-        req.spans = (uint64_t *)spans->spans;
-        req.n_spans = spans->n_spans;
+    if (qf != NULL) {
+        req.spans = (uint64_t *)qf->spans;
+        req.n_spans = qf->spans ? qf->n_spans : 0;
+        req.ids = (uint64_t *)qf->ids;
+        req.n_ids = qf->ids ? qf->n_ids : 0;
     }
     fanout f;
     kiln_status st = fan_out(r, tenants, M_PROFILES, &req.base, &f, err);
@@ -483,10 +486,10 @@ kiln_status kiln_reader__cluster_merge(kiln_reader_t *r, const char *tenants,
     }
     assign(src, nb + ni);
     for (size_t i = 0; i < nb; i++) {
-        kiln_head_filter share = share_filter(&src[i], spans);
+        kiln_head_filter share = share_filter(&src[i], qf);
         if (src[i].mine.n != 0)
             kiln_head_merge_filtered(src[i].head, sel, start_ms, end_ms,
-                                     share.keys || share.spans ? &share : NULL, t);
+                                     share.keys || share.spans || share.ids ? &share : NULL, t);
     }
     release_blocks(r);
     /* Ingesters with nothing to add are not asked again. */

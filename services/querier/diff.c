@@ -21,23 +21,17 @@ static kiln_status side_error(kiln_rpc_ctx *ctx, const char *side, kiln_status s
     return kiln_err_set(ctx->err, st, "%s: %s", side, msg);
 }
 
-/* Checks one side like SelectMergeStacktraces and merges its profiles into t. */
+/* Checks and merges one side like SelectMergeStacktraces (span, profile id
+ * and stack trace selectors included) into a new tree *t. */
 static kiln_status merge_side(kiln_querier_t *q, kiln_rpc_ctx *ctx, const char *side,
-                              const Querier__V1__SelectMergeStacktracesRequest *req, kiln_tree_t *t)
+                              const Querier__V1__SelectMergeStacktracesRequest *req, kiln_tree_t **t)
 {
-    int64_t start = req->start;
-    kiln_selector_t *sel = NULL;
-    kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
-    if (st == KILN_OK)
-        st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
-    if (st != KILN_OK)
-        return side_error(ctx, side, st);
-    st = kiln_reader_merge(q->rd, ctx->tenant, sel, start, req->end, NULL, 0, t, ctx->err);
+    kiln_status st = kiln_querier__merge(q, ctx, req, t);
     if (st != KILN_OK)
         return side_error(ctx, side, st);
     /* Pyroscope refuses negative values too: the layout assumes a node's
      * total covers its children. */
-    if (kiln_tree_has_negative(t))
+    if (kiln_tree_has_negative(*t))
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "%s tree require only positive values", side);
     return KILN_OK;
@@ -70,10 +64,10 @@ kiln_status kiln_querier__diff(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMess
     kiln_status st = max_nodes_of(&req, ctx->err, &max_nodes);
     if (st != KILN_OK)
         return st;
-    kiln_tree_t *left = kiln_tree_create(), *right = kiln_tree_create();
-    st = merge_side(svc, ctx, "left", req.left, left);
+    kiln_tree_t *left = NULL, *right = NULL;
+    st = merge_side(svc, ctx, "left", req.left, &left);
     if (st == KILN_OK)
-        st = merge_side(svc, ctx, "right", req.right, right);
+        st = merge_side(svc, ctx, "right", req.right, &right);
     if (st != KILN_OK)
         goto out;
     Querier__V1__DiffResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));

@@ -115,12 +115,47 @@ Google__V1__Profile *kiln_querier__pprof(const kiln_tree_t *tree, const char *ty
     return p;
 }
 
+/* GoPGO's keep_locations (upstream's default-PGO profile, what `go build
+ * -pgo` reads): every stack cut to its keep leaf-most frames, the stacks
+ * that become equal merged. A new tree; NULL past the arena cap.
+ * aggregate_callees asks to ignore the leaf's line number: the merged
+ * profile has one location per function and no lines, so it already is. */
+static kiln_tree_t *pgo_trim(const kiln_tree_t *t, uint32_t keep, kiln_arena_t *a)
+{
+    Ingester__V1__TreeResponse *w = kiln_tree_to_response(t, a);
+    if (w == NULL)
+        return NULL;
+    kiln_tree_t *out = kiln_tree_create();
+    uint32_t *path = kiln_arena_alloc(a, ((size_t)keep + 1) * sizeof(*path));
+    if (path == NULL) {
+        kiln_tree_destroy(out);
+        return NULL;
+    }
+    for (size_t i = 1; i < w->n_self; i++) {
+        if (w->self[i] == 0)
+            continue;
+        uint32_t n = 0;
+        for (int32_t j = (int32_t)i; j > 0 && n < keep; j = w->parent[j])
+            path[n++] = (uint32_t)j; /* leaf first */
+        uint32_t node = KILN_TREE_ROOT;
+        while (n-- > 0) {
+            const char *name = w->names[w->name[path[n]]];
+            node = kiln_tree_child(out, node, name, strlen(name));
+        }
+        kiln_tree_add_self(out, node, w->self[i]);
+    }
+    return out;
+}
+
 kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
                                                const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
     kiln_querier_t *q = svc;
     const Querier__V1__SelectMergeProfileRequest *req =
         (const Querier__V1__SelectMergeProfileRequest *)msg;
+    if (req->n_trace_id_selector != 0)
+        return kiln_err_set(ctx->err, KILN_UNIMPLEMENTED,
+                            "trace_id_selector is not supported: trace ids are not kept at ingest");
     int64_t start = req->start;
     kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
     kiln_selector_t *sel;
@@ -128,12 +163,29 @@ kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
         st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
+    uint64_t *ids = NULL;
+    size_t n_ids = 0;
+    if (req->n_profile_id_selector != 0) {
+        st = kiln_querier__profile_ids(req->profile_id_selector, req->n_profile_id_selector, ctx,
+                                       &ids, &n_ids);
+        if (st != KILN_OK)
+            return st;
+    }
+    kiln_head_filter by_id = {NULL, 0, NULL, 0, ids, n_ids};
     kiln_tree_t *tree;
-    st = kiln_querier__merge(q, ctx, sel, start, req->end, NULL, 0, &tree);
+    st = kiln_querier__read_merge(q, ctx, sel, start, req->end, ids ? &by_id : NULL, &tree);
     if (st != KILN_OK)
         return st;
-    if (req->stack_trace_selector != NULL && req->stack_trace_selector->n_call_site != 0) {
-        kiln_tree_t *f = kiln_querier__focus(tree, req->stack_trace_selector, ctx->arena);
+    const Types__V1__StackTraceSelector *sts = req->stack_trace_selector;
+    if (sts != NULL && sts->n_call_site != 0) {
+        kiln_tree_t *f = kiln_querier__focus(tree, sts, ctx->arena);
+        kiln_tree_destroy(tree);
+        if (f == NULL)
+            return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "profile too large");
+        tree = f;
+    }
+    if (sts != NULL && sts->go_pgo != NULL && sts->go_pgo->keep_locations != 0) {
+        kiln_tree_t *f = pgo_trim(tree, sts->go_pgo->keep_locations, ctx->arena);
         kiln_tree_destroy(tree);
         if (f == NULL)
             return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "profile too large");

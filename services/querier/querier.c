@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "querier/v1/querier.pb-c.h"
+#include "idset.h"
 #include "selector.h"
 #include "tree.h"
 #include "types/v1/types.pb-c.h"
@@ -15,6 +16,7 @@
 
 #define MAX_NODES_DEFAULT 8192
 #define MAX_NODES_LIMIT 1048576
+#define DOT_MAX_NODES_DEFAULT 100 /* as /pyroscope/render?format=dot */
 
 
 kiln_querier_t *kiln_querier_create(kiln_reader_t *rd, kiln_overrides_t *limits)
@@ -71,13 +73,12 @@ static void strlist_sort_unique(strlist *l)
 
 /* ---- reads ------------------------------------------------------------------ */
 
-kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx, const kiln_selector_t *sel,
-                                int64_t start, int64_t end, const uint64_t *spans, size_t n_spans,
-                                kiln_tree_t **out)
+kiln_status kiln_querier__read_merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
+                                     const kiln_selector_t *sel, int64_t start, int64_t end,
+                                     const kiln_head_filter *f, kiln_tree_t **out)
 {
     kiln_tree_t *t = kiln_tree_create();
-    kiln_status st = kiln_reader_merge(q->rd, ctx->tenant, sel, start, end, spans, n_spans, t,
-                                       ctx->err);
+    kiln_status st = kiln_reader_merge(q->rd, ctx->tenant, sel, start, end, f, t, ctx->err);
     if (st != KILN_OK) {
         kiln_tree_destroy(t);
         return st;
@@ -361,38 +362,92 @@ static kiln_status parse_spans(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t
     return KILN_OK;
 }
 
-static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
-                                              const ProtobufCMessage *msg, ProtobufCMessage **resp)
+kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t **out,
+                                      size_t *n_out)
 {
-    kiln_querier_t *q = svc;
-    const Querier__V1__SelectMergeStacktracesRequest *req =
-        (const Querier__V1__SelectMergeStacktracesRequest *)msg;
-    if (req->max_nodes < 0 || req->max_nodes > MAX_NODES_LIMIT)
-        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
-                            "max_nodes %lld out of range: must be 0..%d", (long long)req->max_nodes,
-                            MAX_NODES_LIMIT);
+    size_t n_tenants = 1;
+    for (const char *p = ctx->tenant; *p != '\0'; p++)
+        n_tenants += *p == '|';
+    uint64_t *ids = kiln_arena_alloc(ctx->arena, (n * n_tenants + 1) * sizeof(*ids));
+    if (ids == NULL)
+        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "profile_id_selector too large");
+    size_t k = 0;
+    for (const char *t = ctx->tenant;; t++) {
+        char tenant[KILN_TENANT_MAX + 1];
+        size_t len = strcspn(t, "|");
+        snprintf(tenant, sizeof(tenant), "%.*s", (int)len, t);
+        for (size_t i = 0; i < n; i++) {
+            if (*sel[i] == '\0')
+                return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                                    "profile_id_selector: an empty profile id");
+            ids[k++] = kiln_idset_key(tenant, sel[i]);
+        }
+        t += len;
+        if (*t == '\0')
+            break;
+    }
+    qsort(ids, k, sizeof(*ids), cmp_u64);
+    *out = ids;
+    *n_out = k;
+    return KILN_OK;
+}
+
+/* The tree, dot or flame graph answer of SelectMergeStacktraces: false
+ * past the arena cap. */
+static bool stacktraces_format(Querier__V1__SelectMergeStacktracesResponse *r,
+                               const Querier__V1__SelectMergeStacktracesRequest *req,
+                               const kiln_tree_t *t, kiln_arena_t *a)
+{
+    kiln_buf b;
+    kiln_buf_init(&b, 0);
+    if (req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE) {
+        kiln_tree_marshal(t, req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT, &b);
+        r->tree.len = b.len;
+        r->tree.data = kiln_arena_alloc(a, b.len + 1);
+        if (r->tree.data != NULL && b.len != 0)
+            memcpy(r->tree.data, b.ptr, b.len);
+        kiln_buf_free(&b);
+        return r->tree.data != NULL;
+    }
+    if (req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_DOT) {
+        const Querier__V1__FlameGraph *fg =
+            kiln_tree_flamegraph(t, req->max_nodes ? req->max_nodes : DOT_MAX_NODES_DEFAULT, a);
+        if (fg == NULL)
+            return false;
+        kiln_querier__dot(fg, req->profile_typeid, a, &b);
+        r->dot = kiln_arena_strndup(a, b.ptr ? b.ptr : "", b.len);
+        kiln_buf_free(&b);
+        return r->dot != NULL;
+    }
+    r->flamegraph = kiln_tree_flamegraph(t, req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT, a);
+    return r->flamegraph != NULL;
+}
+
+kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
+                                const Querier__V1__SelectMergeStacktracesRequest *req,
+                                kiln_tree_t **out)
+{
     int64_t start = req->start;
     kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
     if (st != KILN_OK)
         return st;
-    bool pprof = req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF;
-    if (req->format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_UNSPECIFIED &&
-        req->format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FLAMEGRAPH && !pprof)
+    if (req->n_trace_id_selector != 0)
         return kiln_err_set(ctx->err, KILN_UNIMPLEMENTED,
-                            "profile format %d is not supported: use FLAMEGRAPH or PPROF",
-                            (int)req->format);
+                            "trace_id_selector is not supported: trace ids are not kept at ingest");
     kiln_selector_t *sel;
     st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
+    uint64_t *spans = NULL, *ids = NULL;
+    size_t n_ids = 0;
+    if (st == KILN_OK && req->n_span_selector != 0)
+        st = parse_spans(req->span_selector, req->n_span_selector, ctx, &spans);
+    if (st == KILN_OK && req->n_profile_id_selector != 0)
+        st = kiln_querier__profile_ids(req->profile_id_selector, req->n_profile_id_selector, ctx,
+                                       &ids, &n_ids);
     if (st != KILN_OK)
         return st;
-    uint64_t *spans = NULL;
-    if (req->n_span_selector != 0) {
-        st = parse_spans(req->span_selector, req->n_span_selector, ctx, &spans);
-        if (st != KILN_OK)
-            return st;
-    }
+    kiln_head_filter only = {NULL, 0, spans, req->n_span_selector, ids, n_ids};
     kiln_tree_t *t;
-    st = kiln_querier__merge(q, ctx, sel, start, req->end, spans, req->n_span_selector, &t);
+    st = kiln_querier__read_merge(q, ctx, sel, start, req->end, spans || ids ? &only : NULL, &t);
     if (st != KILN_OK)
         return st;
     if (req->stack_trace_selector != NULL && req->stack_trace_selector->n_call_site != 0) {
@@ -402,6 +457,28 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
             return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "result too large");
         t = f;
     }
+    *out = t;
+    return KILN_OK;
+}
+
+static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
+                                              const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    const Querier__V1__SelectMergeStacktracesRequest *req =
+        (const Querier__V1__SelectMergeStacktracesRequest *)msg;
+    if (req->max_nodes < 0 || req->max_nodes > MAX_NODES_LIMIT)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "max_nodes %lld out of range: must be 0..%d", (long long)req->max_nodes,
+                            MAX_NODES_LIMIT);
+    bool pprof = req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF;
+    if ((int)req->format < 0 || (int)req->format > QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "unknown profile format %d: use FLAMEGRAPH, TREE, DOT or PPROF",
+                            (int)req->format);
+    kiln_tree_t *t;
+    kiln_status st = kiln_querier__merge(svc, ctx, req, &t);
+    if (st != KILN_OK)
+        return st;
     Querier__V1__SelectMergeStacktracesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_merge_stacktraces_response__init(r);
     if (pprof) {
@@ -409,12 +486,10 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
         querier__v1__pprof_response__init(pr);
         pr->profile = kiln_querier__pprof(t, req->profile_typeid, req->start, req->end, ctx->arena);
         r->pprof = pr;
-    } else {
-        r->flamegraph = kiln_tree_flamegraph(t, req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT,
-                                             ctx->arena);
     }
+    bool ok = pprof ? r->pprof->profile != NULL : stacktraces_format(r, req, t, ctx->arena);
     kiln_tree_destroy(t);
-    if (r->flamegraph == NULL && (r->pprof == NULL || r->pprof->profile == NULL))
+    if (!ok)
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "result too large");
     *resp = &r->base;
     return KILN_OK;
@@ -439,17 +514,27 @@ static kiln_status h_select_merge_span_profile(void *svc, kiln_rpc_ctx *ctx,
         st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
+    kiln_head_filter f = {NULL, 0, spans, req->n_span_selector, NULL, 0};
     kiln_tree_t *t;
-    st = kiln_querier__merge(q, ctx, sel, start, req->end, spans, req->n_span_selector, &t);
+    st = kiln_querier__read_merge(q, ctx, sel, start, req->end, &f, &t);
     if (st != KILN_OK)
         return st;
     Querier__V1__SelectMergeSpanProfileResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_merge_span_profile_response__init(r);
-    r->flamegraph = kiln_tree_flamegraph(t, req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT,
-                                         ctx->arena);
+    /* The same formats as SelectMergeStacktraces, answered in its shape. */
+    Querier__V1__SelectMergeStacktracesRequest sreq = QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST__INIT;
+    sreq.profile_typeid = req->profile_typeid;
+    sreq.max_nodes = req->max_nodes;
+    sreq.format = req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE
+                      ? req->format
+                      : QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FLAMEGRAPH;
+    Querier__V1__SelectMergeStacktracesResponse sr = QUERIER__V1__SELECT_MERGE_STACKTRACES_RESPONSE__INIT;
+    bool ok = stacktraces_format(&sr, &sreq, t, ctx->arena);
     kiln_tree_destroy(t);
-    if (r->flamegraph == NULL)
+    if (!ok)
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "flame graph too large");
+    r->flamegraph = sr.flamegraph;
+    r->tree = sr.tree;
     *resp = &r->base;
     return KILN_OK;
 }

@@ -30,10 +30,10 @@ kiln_status kiln_querier__selector(const char *type_id, const char *label_select
                                    kiln_rpc_ctx *ctx, kiln_selector_t **out);
 
 /** The matching profiles merged into a new tree (*out, the caller destroys
- * it), only samples of the sorted span ids when spans is not NULL. */
-kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx, const kiln_selector_t *sel,
-                                int64_t start, int64_t end, const uint64_t *spans, size_t n_spans,
-                                kiln_tree_t **out);
+ * it) under a span / profile id filter (NULL = none; keys unused). */
+kiln_status kiln_querier__read_merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
+                                     const kiln_selector_t *sel, int64_t start, int64_t end,
+                                     const kiln_head_filter *f, kiln_tree_t **out);
 
 /** Visits every matching profile once (labels, time, total). */
 kiln_status kiln_querier__profiles(kiln_querier_t *q, kiln_rpc_ctx *ctx, const kiln_selector_t *sel,
@@ -43,6 +43,20 @@ kiln_status kiln_querier__profiles(kiln_querier_t *q, kiln_rpc_ctx *ctx, const k
 kiln_status kiln_querier__series(kiln_querier_t *q, const char *tenants,
                                  const kiln_selector_t *sel, int64_t start, int64_t end,
                                  kiln_head_series_fn fn, void *arg, kiln_err *err);
+/** The selection of a SelectMergeStacktraces request (also a Diff side)
+ * merged into a new tree *out the caller destroys: range limits, selector,
+ * span_selector, profile_id_selector, then stack_trace_selector's call
+ * site. Statuses as the request's checks fail (trace_id_selector:
+ * KILN_UNIMPLEMENTED); nothing is allocated then. */
+kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
+                                const Querier__V1__SelectMergeStacktracesRequest *req,
+                                kiln_tree_t **out);
+
+/** The stored ids of profile_id_selector's client profile ids (as the
+ * distributor hashes them: kiln_idset_key per tenant of ctx->tenant),
+ * sorted, in the request arena. KILN_INVALID_ARGUMENT for an empty id. */
+kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t **out,
+                                      size_t *n_out);
 
 /** SelectSeries (timeseries.c). */
 kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
@@ -71,6 +85,12 @@ kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
  * (ms), allocated in a; NULL past the arena cap. */
 Google__V1__Profile *kiln_querier__pprof(const kiln_tree_t *tree, const char *type_id,
                                          int64_t start, int64_t end, kiln_arena_t *a);
+
+/** Appends the Graphviz dot call graph of a flame graph of type type_id
+ * (pprof's layout, as /pyroscope/render?format=dot draws it) to out;
+ * nothing when the graph is empty (render.c). */
+void kiln_querier__dot(const Querier__V1__FlameGraph *fg, const char *type_id, kiln_arena_t *a,
+                       kiln_buf *out);
 
 /** Checks a Select* time range: both set, start <= end. */
 kiln_status kiln_querier__check_range(int64_t start, int64_t end, kiln_err *err);

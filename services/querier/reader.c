@@ -53,14 +53,12 @@ kiln_status kiln_reader_profiles(kiln_reader_t *r, const char *tenants,
 }
 
 kiln_status kiln_reader_merge(kiln_reader_t *r, const char *tenants, const kiln_selector_t *sel,
-                              int64_t start_ms, int64_t end_ms, const uint64_t *spans,
-                              size_t n_spans, kiln_tree_t *t, kiln_err *err)
+                              int64_t start_ms, int64_t end_ms, const kiln_head_filter *f,
+                              kiln_tree_t *t, kiln_err *err)
 {
-    kiln_head_filter f = {NULL, 0, spans, n_spans};
-    const kiln_head_filter *fp = spans != NULL ? &f : NULL;
     if (r->ing == NULL)
-        return kiln_reader__cluster_merge(r, tenants, sel, start_ms, end_ms, fp, t, err);
-    kiln_ingester_merge_filtered(r->ing, tenants, sel, start_ms, end_ms, fp, t);
+        return kiln_reader__cluster_merge(r, tenants, sel, start_ms, end_ms, f, t, err);
+    kiln_ingester_merge_filtered(r->ing, tenants, sel, start_ms, end_ms, f, t);
     return KILN_OK;
 }
 

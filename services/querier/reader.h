@@ -46,11 +46,11 @@ kiln_status kiln_reader_profiles(kiln_reader_t *r, const char *tenants,
                                  const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
                                  kiln_head_profile_fn fn, void *ctx, kiln_err *err);
 
-/** Merges the matching profiles into t, only samples whose span id is in
- * spans (ascending) when spans is not NULL. */
+/** Merges the matching profiles into t under f's span and profile id sets
+ * (f NULL = none; its keys must be NULL: the reader sets those). */
 kiln_status kiln_reader_merge(kiln_reader_t *r, const char *tenants, const kiln_selector_t *sel,
-                              int64_t start_ms, int64_t end_ms, const uint64_t *spans,
-                              size_t n_spans, kiln_tree_t *t, kiln_err *err);
+                              int64_t start_ms, int64_t end_ms, const kiln_head_filter *f,
+                              kiln_tree_t *t, kiln_err *err);
 
 /** Profile count (replicas included in a cluster) and time bounds. */
 kiln_status kiln_reader_stats(kiln_reader_t *r, const char *tenants, kiln_head_stats_t *out,

@@ -692,7 +692,7 @@ static void dot_write(kiln_buf *b, dgraph *g, const char *type)
 static void render_dot(rq *r, const selection *s)
 {
     kiln_tree_t *t = kiln_tree_create();
-    kiln_status st = kiln_reader_merge(r->q->rd, r->tenant, s->sel, s->start, s->end, NULL, 0, t,
+    kiln_status st = kiln_reader_merge(r->q->rd, r->tenant, s->sel, s->start, s->end, NULL, t,
                                        &r->err);
     if (st != KILN_OK) {
         kiln_tree_destroy(t);
@@ -708,12 +708,18 @@ static void render_dot(rq *r, const selection *s)
     }
     r->resp->status = 200;
     r->resp->content_type = "text/plain; charset=utf-8";
+    kiln_querier__dot(fg, s->type_id, r->ctx.arena, &r->resp->body);
+}
+
+void kiln_querier__dot(const Querier__V1__FlameGraph *fg, const char *type_id, kiln_arena_t *a,
+                       kiln_buf *out)
+{
     if (fg->total == 0)
         return;
-    dgraph g = {.fg = fg, .unit = type_part(r->ctx.arena, s->type_id, 2)};
+    dgraph g = {.fg = fg, .unit = type_part(a, type_id, 2)};
     dot_decode(&g);
     dot_aggregate(&g);
-    dot_write(&r->resp->body, &g, type_part(r->ctx.arena, s->type_id, 1));
+    dot_write(out, &g, type_part(a, type_id, 1));
     free(g.rank);
     free(g.edges);
     free(g.cum);
@@ -734,7 +740,7 @@ static void render_json(rq *r, const selection *s)
         return;
     }
     kiln_tree_t *t = kiln_tree_create();
-    st = kiln_reader_merge(r->q->rd, r->tenant, s->sel, s->start, s->end, NULL, 0, t, &r->err);
+    st = kiln_reader_merge(r->q->rd, r->tenant, s->sel, s->start, s->end, NULL, t, &r->err);
     if (st != KILN_OK) {
         kiln_tree_destroy(t);
         timeline_free(&tl);

@@ -85,6 +85,127 @@ TEST(write_open_query)
     kiln_arena_destroy(a);
 }
 
+/* The packed flame graph of a head's merge of q over [start, end] (ms). */
+static size_t packed_flamegraph(kiln_head_t *h, const char *q, int64_t start, int64_t end,
+                                uint8_t *out, size_t cap)
+{
+    kiln_selector_t *sel;
+    if (kiln_selector_parse(q, strlen(q), &sel, NULL) != KILN_OK)
+        return 0;
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_head_merge_tree(h, sel, start, end, t);
+    kiln_arena_t *a = kiln_arena_create(0);
+    Querier__V1__FlameGraph *fg = kiln_tree_flamegraph(t, 1 << 20, a);
+    size_t n = protobuf_c_message_get_packed_size(&fg->base);
+    n = n <= cap ? protobuf_c_message_pack(&fg->base, out) : 0;
+    kiln_arena_destroy(a);
+    kiln_tree_destroy(t);
+    kiln_selector_destroy(sel);
+    return n;
+}
+
+/* A block's stored per-series sums (read for a query covering a series'
+ * whole range) give the very flame graph the head gives, and a block
+ * written without them (the index's first section only, as older blocks)
+ * still reads the same from its chunks. */
+TEST(series_sums_match_the_samples)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_head_t *h = sample_head(a);
+    CHECK(h != NULL);
+    if (h == NULL)
+        return;
+    kiln_objstore_t *s;
+    CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));
+    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+    char ulid[KILN_ULID_LEN + 1];
+    CHECK_OK(kiln_block_write(s, "sums", h, &meta, ulid, NULL));
+    static uint8_t want[4 << 20], got[4 << 20];
+    const int64_t t0 = 1700000000000LL, t1 = t0 + 30000;
+    const char *qs[] = {Q, QH};
+    for (int pass = 0; pass < 2; pass++) {
+        kiln_block_t *b;
+        CHECK_OK(kiln_block_open(s, "sums", ulid, &b, NULL));
+        for (int i = 0; i < 2; i++) {
+            size_t n = packed_flamegraph(h, qs[i], t0, t1, want, sizeof(want));
+            CHECK(n > 100);
+            CHECK_EQ(packed_flamegraph(kiln_block_head(b), qs[i], t0, t1, got, sizeof(got)), n);
+            CHECK(memcmp(want, got, n) == 0);
+            /* A partial range decodes the chunk: the first two CPU profiles. */
+            n = packed_flamegraph(h, qs[i], t0, t0 + 15000, want, sizeof(want));
+            CHECK_EQ(packed_flamegraph(kiln_block_head(b), qs[i], t0, t0 + 15000, got, sizeof(got)), n);
+            CHECK(memcmp(want, got, n) == 0);
+        }
+        kiln_block_close(b);
+        if (pass == 1)
+            break;
+        /* Pass 2: cut the index to its first section (12-byte header + body). */
+        char name[128];
+        snprintf(name, sizeof(name), "sums/blocks/%s/index", ulid);
+        kiln_buf idx;
+        kiln_buf_init(&idx, 0);
+        CHECK_OK(kiln_objstore_get(s, name, &idx, NULL));
+        const uint8_t *hd = (const uint8_t *)idx.ptr;
+        size_t first = 12 + ((size_t)hd[4] | (size_t)hd[5] << 8 | (size_t)hd[6] << 16 |
+                             (size_t)hd[7] << 24);
+        CHECK(first < idx.len);
+        CHECK_OK(kiln_objstore_put(s, name, idx.ptr, first, NULL));
+        kiln_buf_free(&idx);
+    }
+    kiln_objstore_close(s);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
+static int64_t ids_total(kiln_head_t *h, const uint64_t *ids, size_t n)
+{
+    kiln_selector_t *sel;
+    if (kiln_selector_parse(Q, strlen(Q), &sel, NULL) != KILN_OK)
+        return -1;
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_head_merge_ids(h, sel, 0, 0, NULL, 0, ids, n, t);
+    int64_t v = kiln_tree_total(t);
+    kiln_tree_destroy(t);
+    kiln_selector_destroy(sel);
+    return v;
+}
+
+/* profile_id_selector: only the profiles with the given push ids, in the
+ * head and in a block (where the whole range would otherwise be answered
+ * from the series' stored sums). */
+TEST(profile_ids_select_profiles)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t cpu;
+    CHECK(check_load_profile(a, "gdu/default.pgo", &cpu));
+    kiln_head_t *h = kiln_head_create();
+    kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
+    for (uint64_t i = 1; i <= 3; i++)
+        CHECK_OK(kiln_head_append_id(h, l, 2, &cpu, 1700000000000000000LL + (int64_t)i * 15000000000LL,
+                                     i * 11, NULL));
+    int64_t one = check_head_total(h, Q) / 3;
+    CHECK(one > 0);
+    kiln_objstore_t *s;
+    CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));
+    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+    char ulid[KILN_ULID_LEN + 1];
+    CHECK_OK(kiln_block_write(s, "ids", h, &meta, ulid, NULL));
+    kiln_block_t *b;
+    CHECK_OK(kiln_block_open(s, "ids", ulid, &b, NULL));
+    kiln_head_t *heads[] = {h, kiln_block_head(b)};
+    const uint64_t id22[] = {22}, id11_33[] = {11, 33}, none[] = {99};
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(ids_total(heads[i], id22, 1), one);
+        CHECK_EQ(ids_total(heads[i], id11_33, 2), 2 * one);
+        CHECK_EQ(ids_total(heads[i], none, 1), 0);
+        CHECK_EQ(ids_total(heads[i], NULL, 0), 3 * one);
+    }
+    kiln_block_close(b);
+    kiln_objstore_close(s);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
 static int64_t span_total(kiln_head_t *h, uint64_t span)
 {
     kiln_selector_t *sel;
@@ -149,6 +270,8 @@ int main(void)
         return 1;
     RUN(ulid);
     RUN(write_open_query);
+    RUN(series_sums_match_the_samples);
+    RUN(profile_ids_select_profiles);
     RUN(span_ids_survive_a_block);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", root);

@@ -139,7 +139,7 @@ TEST(key_filter)
     CHECK(k.k[0] != k.k[1] && k.k[1] != k.k[2] && k.k[0] != k.k[2]);
     int64_t one = type_sum(&p, 1);
     uint64_t only = k.k[1];
-    kiln_head_filter f = {&only, 1, NULL, 0};
+    kiln_head_filter f = {&only, 1, NULL, 0, NULL, 0};
     kiln_tree_t *t = kiln_tree_create();
     kiln_head_merge_filtered(h, sel, 0, 0, &f, t);
     CHECK_EQ(kiln_tree_total(t), one);

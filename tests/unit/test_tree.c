@@ -166,6 +166,37 @@ TEST(truncation)
     kiln_arena_destroy(a);
 }
 
+/* Pyroscope's serialized tree, byte for byte: a virtual root, then every
+ * node (name length, name, self, children count) depth first, last name
+ * first, with the folded children of a as "other" sorted among its kept
+ * ones (before x). */
+TEST(marshal_tree_bytes)
+{
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_buf b;
+    kiln_buf_init(&b, 0);
+    kiln_tree_marshal(t, 0, &b);
+    CHECK_EQ(b.len, 0); /* empty: nothing, as upstream */
+    add_stack(t, "a;x", 4);
+    add_stack(t, "a;y", 1);
+    add_stack(t, "a;z", 1);
+    add_stack(t, "b", 3);
+    kiln_tree_marshal(t, 3, &b);
+    static const uint8_t want[] = {0, 0, 2,      1, 'b', 3, 0, 1, 'a', 0, 2, 1, 'x', 4, 0,
+                                   5, 'o', 't', 'h', 'e', 'r', 2, 0};
+    CHECK_EQ(b.len, sizeof(want));
+    CHECK(b.len == sizeof(want) && memcmp(b.ptr, want, sizeof(want)) == 0);
+    /* Untruncated (0 = 8192): a's children x, y, z written z first. */
+    b.len = 0;
+    kiln_tree_marshal(t, 0, &b);
+    static const uint8_t all[] = {0, 0, 2,      1, 'b', 3, 0, 1, 'a', 0, 3, 1, 'z', 1, 0,
+                                  1, 'y', 1, 0, 1, 'x', 4, 0};
+    CHECK_EQ(b.len, sizeof(all));
+    CHECK(b.len == sizeof(all) && memcmp(b.ptr, all, sizeof(all)) == 0);
+    kiln_buf_free(&b);
+    kiln_tree_destroy(t);
+}
+
 TEST(names_dedup_with_total_and_other)
 {
     /* Names are de-duplicated by string: a frame called "other" shares the
@@ -769,6 +800,7 @@ int main(void)
     RUN(large_tree);
     RUN(diff_example);
     RUN(diff_truncation);
+    RUN(marshal_tree_bytes);
     RUN(diff_empty_and_negative);
     RUN(diff_names_by_string);
     RUN(diff_random_properties);

@@ -48,6 +48,12 @@ var transports = []transport{
 // error and the HTTP outcome the server answered with.
 func push(t *testing.T, s *kilntest.Server, c *kilntest.Clients, tr transport, name, service string, raw []byte) (kilntest.Outcome, error) {
 	t.Helper()
+	return pushID(t, s, c, tr, name, service, raw, kilntest.NewUUID())
+}
+
+// pushID is push with the RawSample's profile id given.
+func pushID(t *testing.T, s *kilntest.Server, c *kilntest.Clients, tr transport, name, service string, raw []byte, profileID string) (kilntest.Outcome, error) {
+	t.Helper()
 	ctx, cancel := kilntest.ReqCtx(t)
 	defer cancel()
 	req := connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
@@ -56,7 +62,7 @@ func push(t *testing.T, s *kilntest.Server, c *kilntest.Clients, tr transport, n
 			{Name: "service_name", Value: service},
 			{Name: "__delta__", Value: "false"},
 		},
-		Samples: []*pushv1.RawSample{{RawProfile: raw, ID: kilntest.NewUUID()}},
+		Samples: []*pushv1.RawSample{{RawProfile: raw, ID: profileID}},
 	}}})
 	id := kilntest.NewUUID()
 	req.Header().Set(kilntest.RequestIDHeader, id)

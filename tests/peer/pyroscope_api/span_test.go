@@ -59,6 +59,18 @@ func TestSpanProfiles(t *testing.T) {
 		t.Errorf("SelectMergeSpanProfile(%s): total %d, want %d (that span's samples, of %d in all)",
 			span, got, want, pc.expected[i])
 	}
+	rt, err := c.QueryJSON.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
+		ProfileTypeID: pc.typeIDs[i], LabelSelector: `{service_name="` + service + `"}`, SpanSelector: []string{span},
+		Start: start, End: end, Format: querierv1.ProfileFormat_PROFILE_FORMAT_TREE,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := decodeTree(rt.Msg.Tree); err != nil {
+		t.Errorf("SelectMergeSpanProfile(TREE): %v", err)
+	} else if got, _, _ := treeStats(tr); got != want {
+		t.Errorf("SelectMergeSpanProfile(TREE, %s): total %d, want %d", span, got, want)
+	}
 	other, err := c.Query.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
 		ProfileTypeID: pc.typeIDs[i], SpanSelector: []string{"00000000deadbeef"}, Start: start, End: end,
 	}))
