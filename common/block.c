@@ -630,9 +630,31 @@ static bool read_aggregates(kiln_block_t *b, rd *r)
     return !r->bad;
 }
 
-/* Decompresses one series' chunk into node/value arrays (the head loader). */
-static kiln_status load_chunk(void *ctx, uint32_t sid, uint32_t **node, int64_t **value,
-                              uint64_t **span, kiln_err *err)
+/* Skips n varints: only their last bytes are below 0x80. */
+static void skip_uvs(rd *r, size_t n)
+{
+    const uint8_t *p = r->p;
+    while (n > 0 && p < r->end)
+        n -= *p++ < 0x80;
+    r->p = p;
+    r->bad |= n > 0;
+}
+
+/* Decodes the node column of one profile's cnt samples into n. */
+static void get_nodes(rd *r, uint32_t cnt, uint32_t n_nodes, uint32_t *n)
+{
+    uint32_t prev = 0;
+    for (uint32_t q = 0; q < cnt && !r->bad; q++) {
+        prev += (uint32_t)get_uv(r);
+        n[q] = prev;
+        r->bad |= prev >= n_nodes;
+    }
+}
+
+/* Decompresses one series' chunk into node/value arrays (the head loader);
+ * profiles outside [start_ms, end_ms] are skipped, not decoded. */
+static kiln_status load_chunk(void *ctx, uint32_t sid, int64_t start_ms, int64_t end_ms,
+                              uint32_t **node, int64_t **value, uint64_t **span, kiln_err *err)
 {
     kiln_block_t *b = ctx;
     char path[1024];
@@ -648,28 +670,33 @@ static kiln_status load_chunk(void *ctx, uint32_t sid, uint32_t **node, int64_t 
     kiln_buf_free(&data);
     if (st != KILN_OK)
         return st;
-    const hseries *s = &b->head->series[sid];
+    const kiln_head_t *h = b->head;
+    const hseries *s = &h->series[sid];
     size_t total = 0;
     for (size_t j = 0; j < s->n_profiles; j++)
-        total += b->head->profiles[s->profiles[j]].n;
+        total += h->profiles[s->profiles[j]].n;
     uint32_t *n = kiln_xmalloc((total + 1) * sizeof(*n));
     int64_t *v = kiln_xmalloc((total + 1) * sizeof(*v));
     rd r = {raw, raw + raw_len, 0};
     size_t k = 0;
     for (size_t j = 0; j < s->n_profiles && !r.bad; j++) { /* the node column */
-        uint32_t prev = 0, cnt = b->head->profiles[s->profiles[j]].n;
-        for (uint32_t q = 0; q < cnt && !r.bad; q++, k++) {
-            prev += (uint32_t)get_uv(&r);
-            n[k] = prev;
-            r.bad |= prev >= b->head->n_nodes;
-        }
+        const hprofile *p = &h->profiles[s->profiles[j]];
+        if (kiln_head__in_range(p->time_ms, start_ms, end_ms))
+            get_nodes(&r, p->n, (uint32_t)h->n_nodes, n + k);
+        else
+            skip_uvs(&r, p->n);
+        k += p->n;
     }
     k = 0;
     for (size_t j = 0; j < s->n_profiles && !r.bad; j++) { /* the value column */
-        uint32_t cnt = b->head->profiles[s->profiles[j]].n;
+        const hprofile *p = &h->profiles[s->profiles[j]];
         int64_t g = (int64_t)get_uv(&r);
-        for (uint32_t q = 0; q < cnt && !r.bad; q++, k++)
-            v[k] = get_sv(&r) * g;
+        if (kiln_head__in_range(p->time_ms, start_ms, end_ms))
+            for (uint32_t q = 0; q < p->n && !r.bad; q++)
+                v[k + q] = get_sv(&r) * g;
+        else
+            skip_uvs(&r, p->n);
+        k += p->n;
     }
     uint64_t *sp = NULL;
     if (!r.bad && r.p < r.end) { /* the span column */

@@ -556,11 +556,6 @@ kiln_status kiln_head_append_id(kiln_head_t *h, const kiln_label_t *labels, size
 
 /* ---- queries -------------------------------------------------------------- */
 
-static bool in_range(int64_t t, int64_t start_ms, int64_t end_ms)
-{
-    return t >= start_ms && (end_ms == 0 || t <= end_ms);
-}
-
 static bool series_selected(const hseries *s, const kiln_selector_t *sel, int64_t start_ms,
                             int64_t end_ms)
 {
@@ -604,7 +599,7 @@ static void series_visit(const kiln_head_t *h, uint32_t sid, void *arg)
     const hseries *s = &h->series[sid];
     bool any = false;
     for (size_t j = 0; j < s->n_profiles && !any; j++)
-        any = in_range(h->profiles[s->profiles[j]].time_ms, v->start_ms, v->end_ms);
+        any = kiln_head__in_range(h->profiles[s->profiles[j]].time_ms, v->start_ms, v->end_ms);
     if (any)
         v->series_fn(v->ctx, s->labels, s->n_labels);
 }
@@ -631,7 +626,7 @@ static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
         int64_t *lv = NULL;
         kiln_err err;
         uint64_t *lspan = NULL;
-        if (h->loader(h->loader_ctx, sid, &ln, &lv, &lspan, &err) != KILN_OK) {
+        if (h->loader(h->loader_ctx, sid, INT64_MIN, 0, &ln, &lv, &lspan, &err) != KILN_OK) {
             pthread_mutex_unlock(&h->agg_mu);
             KILN_LOG_ERROR("head", "skipping series %u of a block: %s", sid, err.msg);
             return NULL;
@@ -719,7 +714,7 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
         bool has = false;
         for (size_t j = 0; j < s->n_profiles && !has; j++) {
             const hprofile *pr = &h->profiles[s->profiles[j]];
-            has = in_range(pr->time_ms, start_ms, end_ms) && profile_kept(s, pr, f);
+            has = kiln_head__in_range(pr->time_ms, start_ms, end_ms) && profile_kept(s, pr, f);
         }
         if (!has)
             return false;
@@ -731,7 +726,7 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
         return g != NULL;
     }
     if (h->loader != NULL) {
-        if (h->loader(h->loader_ctx, sid, &ln, &lv, &lspan, &err) != KILN_OK) {
+        if (h->loader(h->loader_ctx, sid, start_ms, end_ms, &ln, &lv, &lspan, &err) != KILN_OK) {
             KILN_LOG_ERROR("head", "skipping series %u of a block: %s", sid, err.msg);
             return false;
         }
@@ -740,7 +735,7 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
     bool any = false;
     for (size_t j = 0; j < s->n_profiles; j++) {
         const hprofile *pr = &h->profiles[s->profiles[j]];
-        if (!in_range(pr->time_ms, start_ms, end_ms) || !profile_kept(s, pr, f))
+        if (!kiln_head__in_range(pr->time_ms, start_ms, end_ms) || !profile_kept(s, pr, f))
             continue;
         bool all = f == NULL || f->spans == NULL;
         for (size_t k = pr->off; k < pr->off + pr->n; k++) {
@@ -850,7 +845,7 @@ static void profiles_visit(const kiln_head_t *h, uint32_t sid, void *arg)
     const hseries *s = &h->series[sid];
     for (size_t j = 0; j < s->n_profiles; j++) {
         const hprofile *p = &h->profiles[s->profiles[j]];
-        if (!in_range(p->time_ms, v->start_ms, v->end_ms))
+        if (!kiln_head__in_range(p->time_ms, v->start_ms, v->end_ms))
             continue;
         if (v->profile_fn != NULL)
             v->profile_fn(v->ctx, s->labels, s->n_labels, p->time_ms, p->total);
@@ -997,7 +992,7 @@ static size_t merge_series(kiln_head_t *dst, const kiln_head_t *src, const remap
     size_t copied = 0, cap = 0;
     kiln_err err;
     if (src->loader != NULL) {
-        if (src->loader(src->loader_ctx, i, &ln, &lv, &lspan, &err) != KILN_OK) {
+        if (src->loader(src->loader_ctx, i, INT64_MIN, 0, &ln, &lv, &lspan, &err) != KILN_OK) {
             KILN_LOG_ERROR("head", "merge: skipping series %u: %s", i, err.msg);
             return 0;
         }

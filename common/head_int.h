@@ -40,12 +40,23 @@ typedef struct hprofile {
     uint64_t id;    /* the push's profile id (hash of RawSample.ID; 0 = none) */
 } hprofile;
 
+/* Whether a profile time falls in a query window [start_ms, end_ms]
+ * (end_ms 0 = no end). */
+static inline bool kiln_head__in_range(int64_t t, int64_t start_ms, int64_t end_ms)
+{
+    return t >= start_ms && (end_ms == 0 || t <= end_ms);
+}
+
 /* Loads the samples of series `series` of a block-backed head: on success
- * *node and *value (malloc'd, the caller frees) hold every profile's
- * samples, profile p's at [p.off, p.off + p.n); *span (malloc'd, or NULL
- * when the series has no span ids) their span ids, 0 = none. */
-typedef kiln_status (*kiln_head__loader)(void *ctx, uint32_t series, uint32_t **node,
-                                          int64_t **value, uint64_t **span, kiln_err *err);
+ * *node and *value (malloc'd, the caller frees) hold the samples of every
+ * profile in [start_ms, end_ms] (kiln_head__in_range), profile p's at
+ * [p.off, p.off + p.n); the slots of other profiles are left unset, their
+ * bytes skipped rather than decoded (a query straddling a block reads half
+ * of it). *span (malloc'd, or NULL when the series has no span ids) holds
+ * their span ids, 0 = none. */
+typedef kiln_status (*kiln_head__loader)(void *ctx, uint32_t series, int64_t start_ms,
+                                          int64_t end_ms, uint32_t **node, int64_t **value,
+                                          uint64_t **span, kiln_err *err);
 
 struct kiln_head {
     pthread_rwlock_t lock;

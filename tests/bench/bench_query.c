@@ -235,8 +235,8 @@ int main(int argc, char **argv)
     printf("SelectMergeStacktraces 1 h  (360 profiles): p50 %7.2f ms  p99 %7.2f ms  total %lld\n",
            h1.p50, h1.p99, (long long)total);
     timing h1u = measure(ing, q, s0 + 12 * 3600000LL + 1800000, s0 + 13 * 3600000LL + 1800000, 20, &total);
-    printf("SelectMergeStacktraces 1 h  (straddling 2 blocks): p50 %7.2f ms  p99 %7.2f ms\n",
-           h1u.p50, h1u.p99);
+    printf("SelectMergeStacktraces 1 h  (straddling 2 blocks): p50 %7.2f ms  p99 %7.2f ms  total %lld\n",
+           h1u.p50, h1u.p99, (long long)total);
     timing d1 = measure(ing, q, s0, s0 + 24 * 3600000LL, 20, &total);
     printf("SelectMergeStacktraces 24 h (8640 profiles): p50 %7.2f ms  p99 %7.2f ms  total %lld\n",
            d1.p50, d1.p99, (long long)total);
