@@ -58,14 +58,7 @@ void kiln_ulid(int64_t ms, char out[KILN_ULID_LEN + 1])
 
 static void put_uv(kiln_buf *b, uint64_t v)
 {
-    uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    kiln_buf_append(b, tmp, n);
+    kiln_buf_put_uvarint(b, v);
 }
 
 static void put_sv(kiln_buf *b, int64_t v)

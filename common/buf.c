@@ -67,6 +67,18 @@ bool kiln_buf_putc(kiln_buf *b, char c)
     return kiln_buf_append(b, &c, 1);
 }
 
+bool kiln_buf_put_uvarint(kiln_buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        tmp[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    tmp[n++] = (uint8_t)v;
+    return kiln_buf_append(b, tmp, n);
+}
+
 bool kiln_buf_printf(kiln_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -41,6 +41,8 @@ bool kiln_buf_puts(kiln_buf *b, const char *s);
 bool kiln_buf_printf(kiln_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Appends one byte. */
 bool kiln_buf_putc(kiln_buf *b, char c);
+/** Appends v as a LEB128 varint (protobuf's, 1 to 10 bytes). */
+bool kiln_buf_put_uvarint(kiln_buf *b, uint64_t v);
 /** Hands the bytes to the caller (who frees them) and leaves b empty. */
 char *kiln_buf_detach(kiln_buf *b, size_t *len);
 

@@ -697,24 +697,12 @@ Querier__V1__FlameGraph *kiln_tree_flamegraph(const kiln_tree_t *t, int64_t max_
 
 /* ---- Pyroscope's serialized tree ---- */
 
-static void put_varint(kiln_buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    kiln_buf_append(b, tmp, n);
-}
-
 static void put_node(kiln_buf *b, const char *name, size_t len, int64_t self, uint64_t children)
 {
-    put_varint(b, len);
+    kiln_buf_put_uvarint(b, len);
     kiln_buf_append(b, name, len);
-    put_varint(b, (uint64_t)self);
-    put_varint(b, children);
+    kiln_buf_put_uvarint(b, (uint64_t)self);
+    kiln_buf_put_uvarint(b, children);
 }
 
 /* Where "other" sorts among v's kept children (bytewise, as upstream
