@@ -118,6 +118,7 @@ type Clients struct {
 	PushGRPC  pushv1connect.PusherServiceClient     // gRPC over h2c to the gRPC port
 	Query     querierv1connect.QuerierServiceClient // Connect, binary proto (Grafana)
 	QueryJSON querierv1connect.QuerierServiceClient // Connect, JSON (Profiles Drilldown)
+	QueryGRPC querierv1connect.QuerierServiceClient // gRPC over h2c to the gRPC port
 	HTTP      *http.Client                          // HTTP/1.1 with the tenant header
 	H2C       *http.Client                          // h2c with the tenant header
 	rec       *statusRecorder
@@ -142,6 +143,7 @@ func (s *Server) Clients(t testing.TB, tenant string) *Clients {
 		PushGRPC:  pushv1connect.NewPusherServiceClient(h2c, s.GRPCURL(), connect.WithGRPC()),
 		Query:     querierv1connect.NewQuerierServiceClient(h1, s.HTTPURL()),
 		QueryJSON: querierv1connect.NewQuerierServiceClient(h1, s.HTTPURL(), connect.WithProtoJSON()),
+		QueryGRPC: querierv1connect.NewQuerierServiceClient(h2c, s.GRPCURL(), connect.WithGRPC()),
 		HTTP:      h1,
 		H2C:       h2c,
 		rec:       rec,

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	"github.com/google/pprof/profile"
+	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 
 	"kiln.dev/tests/lib/kilntest"
 )

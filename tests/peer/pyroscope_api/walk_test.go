@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/google/pprof/profile"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
-	"github.com/google/pprof/profile"
 
 	"kiln.dev/tests/lib/kilntest"
 )
@@ -107,7 +107,7 @@ func treeStats(n *treeNode) (total int64, nodes, others int) {
 }
 
 // TestEveryQuerierMethod walks every QuerierService method over Connect
-// proto (Grafana) and Connect JSON (Profiles Drilldown) against one pushed
+// proto (Grafana), Connect JSON (Profiles Drilldown) and gRPC against one pushed
 // file, checking each answer against figures computed from the file:
 // ProfileTypes, LabelNames, LabelValues, Series, SelectMergeStacktraces in
 // every format (the TREE bytes decoded by this test's own decoder), with
@@ -128,7 +128,7 @@ func TestEveryQuerierMethod(t *testing.T) {
 		t.Fatal(err)
 	}
 	i := len(pc.typeIDs) - 1
-	for name, q := range map[string]querierv1connect.QuerierServiceClient{"proto": c.Query, "json": c.QueryJSON} {
+	for name, q := range map[string]querierv1connect.QuerierServiceClient{"proto": c.Query, "json": c.QueryJSON, "grpc": c.QueryGRPC} {
 		t.Run(name, func(t *testing.T) { walkQuerier(t, q, pc, i, service, profileID) })
 	}
 }
