@@ -106,12 +106,9 @@ static void apply(kiln_ingester_t *ing, const char *tenant, const kiln_ingester_
                   size_t n)
 {
     tenant_head *t = tenant_of(ing, tenant, strlen(tenant), true);
-    kiln_head_t *h = t->head;
     if (t->head_start_ns == 0)
         t->head_start_ns = kiln_ingester__now_ns();
-    for (size_t i = 0; i < n; i++)
-        kiln_head_append_id(h, parts[i].labels, parts[i].n_labels, parts[i].profile,
-                            parts[i].profile->time_nanos, parts[i].id, NULL);
+    kiln_head_append_batch(t->head, parts, n);
 }
 
 /* The WAL record of a batch, packed into out. */
