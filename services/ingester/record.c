@@ -27,8 +27,10 @@ typedef struct wr {
     uint8_t *w;
 } wr;
 
-static void need(wr *o, size_t n)
+static inline void need(wr *o, size_t n)
 {
+    if (o->b->cap - (size_t)(o->w - (uint8_t *)o->b->ptr) > n)
+        return; /* kiln_buf_reserve keeps a byte spare, hence > */
     o->b->len = (size_t)(o->w - (uint8_t *)o->b->ptr);
     kiln_buf_reserve(o->b, n);
     o->w = (uint8_t *)o->b->ptr + o->b->len;
@@ -36,6 +38,10 @@ static void need(wr *o, size_t n)
 
 static inline void put_uv(wr *o, uint64_t v)
 {
+    if (v < 0x80) { /* most indices, counts and flags */
+        *o->w++ = (uint8_t)v;
+        return;
+    }
     while (v >= 0x80) {
         *o->w++ = (uint8_t)(v | 0x80);
         v >>= 7;
@@ -93,8 +99,35 @@ static void put_symbols(wr *o, const kiln_pprof_t *p)
     }
 }
 
+/* Bytes per location index in a stack: the fewest that hold every index
+ * of the profile. Fixed width, because varints of indices on either side
+ * of 128 cost a mispredicted branch per frame. */
+static unsigned loc_width(size_t n_locations)
+{
+    return n_locations <= 0x100 ? 1 : n_locations <= 0x10000 ? 2 : 4;
+}
+
+static void put_stack(wr *o, const uint64_t *locs, uint32_t n, unsigned width)
+{
+    uint8_t *w = o->w;
+    if (width == 1) {
+        for (uint32_t j = 0; j < n; j++)
+            w[j] = (uint8_t)locs[j];
+    } else if (width == 2) {
+        for (uint32_t j = 0; j < n; j++)
+            w[2 * j] = (uint8_t)locs[j], w[2 * j + 1] = (uint8_t)(locs[j] >> 8);
+    } else {
+        for (uint32_t j = 0; j < n; j++) {
+            w[4 * j] = (uint8_t)locs[j], w[4 * j + 1] = (uint8_t)(locs[j] >> 8);
+            w[4 * j + 2] = (uint8_t)(locs[j] >> 16), w[4 * j + 3] = (uint8_t)(locs[j] >> 24);
+        }
+    }
+    o->w += (size_t)n * width;
+}
+
 static void put_samples(wr *o, const kiln_pprof_t *p)
 {
+    unsigned width = loc_width(p->n_locations);
     size_t locs = 0, labels = 0;
     for (size_t i = 0; i < p->n_samples; i++) {
         locs += p->samples[i].n_locs;
@@ -106,8 +139,8 @@ static void put_samples(wr *o, const kiln_pprof_t *p)
         const kiln_pprof_sample *s = &p->samples[i];
         need(o, VMAX * (2 + s->n_locs + p->n_sample_types + 2 * (size_t)s->n_labels));
         put_uv(o, s->n_locs);
-        for (uint32_t j = 0; j < s->n_locs; j++)
-            put_uv(o, p->locs[s->loc_off + j]);
+        if (s->n_locs != 0) /* and p->locs may be NULL */
+            put_stack(o, p->locs + s->loc_off, s->n_locs, width);
         for (size_t t = 0; t < p->n_sample_types; t++)
             put_sv(o, p->values[s->value_off + t]);
         put_uv(o, s->n_labels);
@@ -160,6 +193,7 @@ static size_t group_len(const kiln_ingester_part *parts, size_t n, size_t i)
 void kiln_ingester__record_encode(const char *tenant, const kiln_ingester_part *parts, size_t n,
                                   kiln_buf *out)
 {
+    kiln_buf_reserve(out, 4096); /* so that the cursor never starts from NULL */
     wr o = {out, (uint8_t *)out->ptr + out->len};
     size_t groups = 0;
     for (size_t i = 0; i < n; i += group_len(parts, n, i))
@@ -310,6 +344,27 @@ static void get_symbols(rd *r, kiln_pprof_t *p)
     get_locations(r, p);
 }
 
+/* n location indices of loc_width(n_locations) bytes each into out. */
+static void get_stack(rd *r, uint64_t *out, uint32_t n, size_t n_locations)
+{
+    unsigned width = loc_width(n_locations);
+    if ((size_t)(r->end - r->p) / width < n) {
+        r->bad = true;
+        return;
+    }
+    const uint8_t *q = r->p;
+    for (uint32_t j = 0; j < n; j++, q += width) {
+        uint64_t v = q[0];
+        if (width > 1)
+            v |= (uint64_t)q[1] << 8;
+        if (width > 2)
+            v |= (uint64_t)q[2] << 16 | (uint64_t)q[3] << 24;
+        r->bad |= v >= n_locations;
+        out[j] = v;
+    }
+    r->p = q;
+}
+
 static void get_sample(rd *r, kiln_pprof_t *p, kiln_pprof_sample *s, size_t locs_cap,
                        size_t labels_cap)
 {
@@ -320,8 +375,8 @@ static void get_sample(rd *r, kiln_pprof_t *p, kiln_pprof_sample *s, size_t locs
         r->bad = true;
         return;
     }
-    for (uint32_t j = 0; j < s->n_locs; j++)
-        p->locs[p->n_locs++] = get_index(r, p->n_locations);
+    get_stack(r, p->locs + p->n_locs, s->n_locs, p->n_locations);
+    p->n_locs += s->n_locs;
     s->value_off = (uint32_t)p->n_values;
     s->n_values = (uint32_t)p->n_sample_types;
     for (size_t t = 0; t < p->n_sample_types; t++)

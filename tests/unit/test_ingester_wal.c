@@ -250,6 +250,54 @@ TEST(record_roundtrip)
     kiln_arena_destroy(a);
 }
 
+/* A normalised profile with n locations (addresses only) and samples
+ * whose stacks reach the last ones: stack indices of 1, 2 and 4 bytes. */
+static void wide_profile(kiln_arena_t *a, size_t n, kiln_pprof_t *p)
+{
+    static kiln_str_t strings[] = {{"", 0}, {"cpu", 3}, {"nanoseconds", 11}};
+    static kiln_pprof_value_type types[] = {{1, 2}};
+    memset(p, 0, sizeof(*p));
+    p->strings = strings, p->n_strings = 3;
+    p->sample_types = types, p->n_sample_types = 1;
+    p->locations = kiln_arena_calloc(a, n, sizeof(*p->locations));
+    for (size_t i = 0; i < n; i++)
+        p->locations[i] = (kiln_pprof_location){i + 1, KILN_PPROF_NONE, 0x1000 + i, 0, 0, false};
+    p->n_locations = n;
+    p->n_samples = 3;
+    p->samples = kiln_arena_calloc(a, 3, sizeof(*p->samples));
+    p->locs = kiln_arena_calloc(a, 9, sizeof(*p->locs));
+    p->values = kiln_arena_calloc(a, 3, sizeof(*p->values));
+    for (uint32_t i = 0; i < 3; i++) {
+        p->samples[i] = (kiln_pprof_sample){3 * i, 3, i, 1, 0, 0};
+        p->values[i] = -5 + 1000000007LL * i;
+        for (uint32_t j = 0; j < 3; j++)
+            p->locs[3 * i + j] = (n - 1 - 7 * i - j) % n;
+    }
+}
+
+/* Stacks of profiles with 200, 60000 and 70000 locations round-trip. */
+TEST(record_stack_widths)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    const size_t sizes[] = {200, 60000, 70000};
+    for (size_t k = 0; k < 3; k++) {
+        kiln_pprof_t p;
+        wide_profile(a, sizes[k], &p);
+        kiln_label_t l[] = {{"__name__", "process_cpu"}};
+        kiln_ingester_part part = {l, 1, &p, 3};
+        kiln_buf b;
+        kiln_buf_init(&b, 0);
+        kiln_ingester__record_encode("t", &part, 1, &b);
+        kiln_ingester__record rec;
+        CHECK_OK(kiln_ingester__record_decode(a, (const uint8_t *)b.ptr, b.len, &rec, NULL));
+        CHECK_EQ(rec.n, 1);
+        if (rec.n == 1)
+            check_same_profile(&p, rec.parts[0].profile);
+        kiln_buf_free(&b);
+    }
+    kiln_arena_destroy(a);
+}
+
 /* Appends raw records to <dir>/wal, as an older or newer build would have. */
 static void write_records(const uint8_t *const *rec, const size_t *len, size_t n)
 {
@@ -342,6 +390,7 @@ TEST(unknown_format_refused)
 int main(void)
 {
     RUN(record_roundtrip);
+    RUN(record_stack_widths);
     RUN(replay_is_exact);
     RUN(format1_replays);
     RUN(unknown_format_refused);
