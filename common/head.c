@@ -61,7 +61,8 @@ void kiln_head_destroy(kiln_head_t *h)
     for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
         kiln_hidx_fini(idx[i]);
     void *arrays[] = {h->strs, h->funcs, h->maps, h->locs, h->lines, h->node_parent, h->node_loc,
-                      h->series, h->profiles, h->s_node, h->s_value, h->s_span, h->nodes_idx};
+                      h->series, h->profiles, h->s_node, h->s_value, h->s_span, h->nodes_idx,
+                      h->stacks};
     for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
         free(arrays[i]);
     kiln_arena_destroy(h->mem);
@@ -219,6 +220,58 @@ uint32_t kiln_head__stack_child(kiln_head_t *h, uint32_t parent, uint32_t loc)
     h->node_loc[id] = loc;
     h->nodes_idx[i] = (nslot){key, id, 0};
     return id;
+}
+
+/* ---- the stack cache -------------------------------------------------------- */
+
+static void stacks_rehash(kiln_head_t *h)
+{
+    size_t ncap = h->stacks_cap ? h->stacks_cap * 2 : 1024;
+    sslot *n = kiln_xcalloc(ncap, sizeof(sslot));
+    for (size_t i = 0; i < h->stacks_cap; i++) {
+        if (h->stacks[i].node == 0)
+            continue;
+        size_t j = (size_t)h->stacks[i].hash & (ncap - 1);
+        while (n[j].node != 0)
+            j = (j + 1) & (ncap - 1);
+        n[j] = h->stacks[i];
+    }
+    free(h->stacks);
+    h->stacks = n;
+    h->stacks_cap = ncap;
+}
+
+/* Whether node's path to the root is exactly ids[0..d) (leaf first). */
+static bool stack_is(const kiln_head_t *h, uint32_t node, const uint32_t *ids, uint32_t d)
+{
+    for (uint32_t j = 0; j < d; j++, node = h->node_parent[node]) {
+        if (node == 0 || h->node_loc[node] != ids[j])
+            return false;
+    }
+    return node == 0;
+}
+
+/* The leaf node of the stack ids[0..d) (location ids, leaf first), creating
+ * what the tree lacks; 0 for an empty stack. */
+static uint32_t stack_node(kiln_head_t *h, const uint32_t *ids, uint32_t d)
+{
+    if (d == 0)
+        return 0;
+    if ((h->n_stacks + 1) * 2 > h->stacks_cap)
+        stacks_rehash(h);
+    uint64_t hash = XXH3_64bits(ids, (size_t)d * sizeof(*ids));
+    size_t mask = h->stacks_cap - 1, i = (size_t)hash & mask;
+    for (; h->stacks[i].node != 0; i = (i + 1) & mask) {
+        const sslot *s = &h->stacks[i];
+        if (s->hash == hash && s->depth == d && stack_is(h, s->node, ids, d))
+            return s->node;
+    }
+    uint32_t node = 0;
+    for (uint32_t j = d; j-- > 0;) /* root first */
+        node = kiln_head__stack_child(h, node, ids[j]);
+    h->stacks[i] = (sslot){hash, node, d};
+    h->n_stacks++;
+    return node;
 }
 
 /* ---- append --------------------------------------------------------------- */
@@ -510,6 +563,72 @@ static uint64_t *sample_spans(const kiln_pprof_t *p, kiln_arena_t *a)
     return spans;
 }
 
+/* What one batch keeps between its parts: the symbol translation of the
+ * profile last appended (the parts of a label split share their symbols,
+ * so they are interned once) and a buffer for one translated stack. */
+typedef struct batch {
+    kiln_arena_t *tmp;
+    const kiln_pprof_t *sym; /* whose symbols x translates; NULL = none yet */
+    xlate x;
+    uint32_t *stack;
+    size_t cap_stack;
+} batch;
+
+static bool same_symbols(const kiln_pprof_t *a, const kiln_pprof_t *b)
+{
+    return a->strings == b->strings && a->n_strings == b->n_strings &&
+           a->mappings == b->mappings && a->n_mappings == b->n_mappings &&
+           a->functions == b->functions && a->n_functions == b->n_functions &&
+           a->locations == b->locations && a->n_locations == b->n_locations &&
+           a->lines == b->lines && a->n_lines == b->n_lines;
+}
+
+static void batch_translate(kiln_head_t *h, batch *b, const kiln_pprof_t *p)
+{
+    if (b->sym != NULL && same_symbols(b->sym, p))
+        return;
+    size_t nx = p->n_strings + p->n_mappings + p->n_functions + p->n_locations;
+    uint32_t *all = kiln_arena_alloc(b->tmp, (nx + 1) * sizeof(uint32_t));
+    memset(all, 0xff, (nx + 1) * sizeof(uint32_t));
+    b->x.str = all;
+    b->x.map = b->x.str + p->n_strings;
+    b->x.func = b->x.map + p->n_mappings;
+    b->x.loc = b->x.func + p->n_functions;
+    translate_symbols(h, &b->x, p);
+    b->sym = p;
+}
+
+/* The stack node of each sample of p, through the stack cache. */
+static uint32_t *sample_nodes(kiln_head_t *h, batch *b, const kiln_pprof_t *p)
+{
+    uint32_t *nodes = kiln_arena_alloc(b->tmp, (p->n_samples + 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        KILN_GROW(b->stack, b->cap_stack, (size_t)s->n_locs + 1);
+        for (uint32_t j = 0; j < s->n_locs; j++)
+            b->stack[j] = b->x.loc[p->locs[s->loc_off + j]];
+        nodes[i] = stack_node(h, b->stack, s->n_locs);
+    }
+    return nodes;
+}
+
+/* Appends one part under the write lock. */
+static void append_part(kiln_head_t *h, batch *b, const kiln_label_t *labels, size_t n,
+                        const kiln_pprof_t *p, int64_t time_ns, uint64_t id)
+{
+    int64_t time_ms = (time_ns > 0 ? time_ns : now_ns()) / 1000000;
+    batch_translate(h, b, p);
+    uint32_t *nodes = sample_nodes(h, b, p);
+    int64_t *values = kiln_arena_alloc(b->tmp, (p->n_samples + 1) * sizeof(int64_t));
+    uint64_t *spans = sample_spans(p, b->tmp);
+    for (size_t t = 0; t < p->n_sample_types; t++) {
+        for (size_t i = 0; i < p->n_samples; i++)
+            values[i] = p->values[p->samples[i].value_off + t];
+        kiln_head__add_profile(h, type_series(h, labels, n, p, t, b->tmp), time_ms, id, nodes,
+                               values, spans, p->n_samples);
+    }
+}
+
 kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t n,
                              const kiln_pprof_t *p, int64_t time_ns, kiln_err *err)
 {
@@ -520,38 +639,25 @@ kiln_status kiln_head_append_id(kiln_head_t *h, const kiln_label_t *labels, size
                                 const kiln_pprof_t *p, int64_t time_ns, uint64_t id, kiln_err *err)
 {
     (void)err;
-    kiln_arena_t *tmp = kiln_arena_create(0);
-    xlate x;
-    size_t nx = p->n_strings + p->n_mappings + p->n_functions + p->n_locations;
-    uint32_t *all = kiln_arena_alloc(tmp, (nx + 1) * sizeof(uint32_t));
-    memset(all, 0xff, (nx + 1) * sizeof(uint32_t));
-    x.str = all;
-    x.map = x.str + p->n_strings;
-    x.func = x.map + p->n_mappings;
-    x.loc = x.func + p->n_functions;
-    uint32_t *nodes = kiln_arena_alloc(tmp, (p->n_samples + 1) * sizeof(uint32_t));
-    int64_t time_ms = (time_ns > 0 ? time_ns : now_ns()) / 1000000;
-
+    batch b = {kiln_arena_create(0), NULL, {NULL, NULL, NULL, NULL}, NULL, 0};
     pthread_rwlock_wrlock(&h->lock);
-    translate_symbols(h, &x, p);
-    for (size_t i = 0; i < p->n_samples; i++) {
-        const kiln_pprof_sample *s = &p->samples[i];
-        uint32_t node = 0;
-        for (uint32_t j = s->n_locs; j-- > 0;) /* stacks are leaf first */
-            node = kiln_head__stack_child(h, node, x.loc[p->locs[s->loc_off + j]]);
-        nodes[i] = node;
-    }
-    int64_t *values = kiln_arena_alloc(tmp, (p->n_samples + 1) * sizeof(int64_t));
-    uint64_t *spans = sample_spans(p, tmp);
-    for (size_t t = 0; t < p->n_sample_types; t++) {
-        for (size_t i = 0; i < p->n_samples; i++)
-            values[i] = p->values[p->samples[i].value_off + t];
-        kiln_head__add_profile(h, type_series(h, labels, n, p, t, tmp), time_ms, id, nodes,
-                               values, spans, p->n_samples);
-    }
+    append_part(h, &b, labels, n, p, time_ns, id);
     pthread_rwlock_unlock(&h->lock);
-    kiln_arena_destroy(tmp);
+    free(b.stack);
+    kiln_arena_destroy(b.tmp);
     return KILN_OK;
+}
+
+void kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n)
+{
+    batch b = {kiln_arena_create(0), NULL, {NULL, NULL, NULL, NULL}, NULL, 0};
+    pthread_rwlock_wrlock(&h->lock);
+    for (size_t i = 0; i < n; i++)
+        append_part(h, &b, parts[i].labels, parts[i].n_labels, parts[i].profile,
+                    parts[i].profile->time_nanos, parts[i].id);
+    pthread_rwlock_unlock(&h->lock);
+    free(b.stack);
+    kiln_arena_destroy(b.tmp);
 }
 
 /* ---- queries -------------------------------------------------------------- */

@@ -49,6 +49,20 @@ kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t 
 kiln_status kiln_head_append_id(kiln_head_t *h, const kiln_label_t *labels, size_t n,
                                 const kiln_pprof_t *p, int64_t time_ns, uint64_t id, kiln_err *err);
 
+/** One normalised profile of one series, for kiln_head_append_batch. */
+typedef struct kiln_head_part {
+    const kiln_label_t *labels; /* sorted, validated, without per-type labels */
+    size_t n_labels;
+    const kiln_pprof_t *profile; /* its time_nanos is the profile time (0 = now) */
+    uint64_t id;                 /* the push's profile id (0 = none) */
+} kiln_head_part;
+
+/** kiln_head_append_id of every part, under one write lock: a push is
+ * visible to queries whole or not at all. Consecutive parts whose profiles
+ * share their symbol arrays (a push split by sample labels) intern those
+ * symbols once. Never fails on validated, normalised profiles. */
+void kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n);
+
 /** Called once per matching stored series with its sorted labels (valid only
  * during the call). */
 typedef void (*kiln_head_series_fn)(void *ctx, const kiln_label_t *l, size_t n);

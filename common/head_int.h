@@ -70,6 +70,13 @@ struct kiln_head {
     /* (parent, location) -> child, with the key in the slot: the hottest
      * lookup of an append (once per frame per sample) costs one cache line. */
     struct nslot *nodes_idx; size_t nodes_cap;
+    /* Whole stacks (location ids, leaf first) -> their leaf node: a stack
+     * appended before costs one hash of its ids, one probe and a walk up
+     * the tree to confirm it, instead of one nodes_idx probe per frame
+     * scattered over a table that outgrows the caches on deep, wide
+     * profiles. One entry per distinct stack appended, so it is bounded
+     * by the nodes. */
+    struct sslot *stacks; size_t stacks_cap, n_stacks;
     hseries *series; size_t n_series, cap_series; kiln_hidx series_idx;
     /* Postings: for each label pair, the series that have it, ascending. */
     struct hpost *posts; size_t n_posts, cap_posts; kiln_hidx post_idx;
@@ -100,6 +107,12 @@ typedef struct nslot {
     uint32_t id;
     uint32_t pad;
 } nslot;
+
+typedef struct sslot {
+    uint64_t hash;  /* XXH3 of the stack's location ids */
+    uint32_t node;  /* its leaf; 0 = empty slot (an empty stack is never cached) */
+    uint32_t depth;
+} sslot;
 
 typedef struct hagg {
     uint32_t n;

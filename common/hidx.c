@@ -14,8 +14,7 @@ void kiln_hidx_init(kiln_hidx *x)
 
 void kiln_hidx_fini(kiln_hidx *x)
 {
-    free(x->hashes);
-    free(x->ids);
+    free(x->slots);
     memset(x, 0, sizeof(*x));
 }
 
@@ -25,11 +24,11 @@ uint32_t kiln_hidx_find(const kiln_hidx *x, uint64_t h, kiln_hidx_eq eq, const v
         return KILN_HIDX_NONE;
     size_t mask = x->cap - 1;
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        uint32_t id = x->ids[i];
-        if (id == KILN_HIDX_NONE)
+        const kiln_hidx_slot *s = &x->slots[i];
+        if (s->id == KILN_HIDX_NONE)
             return KILN_HIDX_NONE;
-        if (x->hashes[i] == h && eq(ctx, id))
-            return id;
+        if (s->hash == h && eq(ctx, s->id))
+            return s->id;
     }
 }
 
@@ -37,25 +36,23 @@ static void put(kiln_hidx *x, uint64_t h, uint32_t id)
 {
     size_t mask = x->cap - 1;
     size_t i = (size_t)h & mask;
-    while (x->ids[i] != KILN_HIDX_NONE)
+    while (x->slots[i].id != KILN_HIDX_NONE)
         i = (i + 1) & mask;
-    x->hashes[i] = h;
-    x->ids[i] = id;
+    x->slots[i] = (kiln_hidx_slot){h, id, 0};
 }
 
 static void rehash(kiln_hidx *x, size_t ncap)
 {
     kiln_hidx old = *x;
     x->cap = ncap;
-    x->hashes = kiln_xmalloc(ncap * sizeof(uint64_t));
-    x->ids = kiln_xmalloc(ncap * sizeof(uint32_t));
-    memset(x->ids, 0xff, ncap * sizeof(uint32_t));
+    x->slots = kiln_xmalloc(ncap * sizeof(*x->slots));
+    for (size_t i = 0; i < ncap; i++)
+        x->slots[i] = (kiln_hidx_slot){0, KILN_HIDX_NONE, 0};
     for (size_t i = 0; i < old.cap; i++) {
-        if (old.ids[i] != KILN_HIDX_NONE)
-            put(x, old.hashes[i], old.ids[i]);
+        if (old.slots[i].id != KILN_HIDX_NONE)
+            put(x, old.slots[i].hash, old.slots[i].id);
     }
-    free(old.hashes);
-    free(old.ids);
+    free(old.slots);
 }
 
 void kiln_hidx_insert(kiln_hidx *x, uint64_t h, uint32_t id)

@@ -12,10 +12,16 @@
 
 #define KILN_HIDX_NONE UINT32_MAX
 
+/* A slot keeps the hash next to its id, so a probe reads one cache line. */
+typedef struct kiln_hidx_slot {
+    uint64_t hash;
+    uint32_t id; /* KILN_HIDX_NONE marks an empty slot */
+    uint32_t pad;
+} kiln_hidx_slot;
+
 typedef struct kiln_hidx {
-    uint64_t *hashes;
-    uint32_t *ids; /* KILN_HIDX_NONE marks an empty slot */
-    size_t cap;    /* power of two */
+    kiln_hidx_slot *slots;
+    size_t cap; /* power of two */
     size_t len;
 } kiln_hidx;
 

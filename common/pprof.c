@@ -371,6 +371,24 @@ static size_t count_packed(const field *f)
     return c;
 }
 
+/* The tag byte of an unpacked Sample.location_id (field 1, varint). Java's
+ * pprof writers send stacks so, one field per frame: both passes read
+ * these without the general field decode. */
+#define TAG_LOC_ID 0x08
+
+/* Counts a run of unpacked location ids at p; returns where it ends. A
+ * malformed varint is the filling pass's to reject. */
+static const uint8_t *count_loc_ids(const uint8_t *p, const uint8_t *end, size_t *n)
+{
+    while (p < end && p[0] == TAG_LOC_ID) {
+        for (p++; p < end && *p >= 0x80; p++) {
+        }
+        p += p < end;
+        (*n)++;
+    }
+    return p;
+}
+
 /* Counts the stack, value and label elements of a Sample, or the lines of a
  * Location. Wire types are checked by the filling pass. */
 static kiln_status count_sub(dec *d, const field *pf, bool sample, counts *c)
@@ -381,6 +399,10 @@ static kiln_status count_sub(dec *d, const field *pf, bool sample, counts *c)
     const uint8_t *p = pf->data, *end = p + pf->v;
     field f;
     while (p < end) {
+        if (sample && p[0] == TAG_LOC_ID) {
+            p = count_loc_ids(p, end, &c->locs);
+            continue;
+        }
         kiln_status st = next_field(d, &p, end, &f, msg);
         if (st != KILN_OK)
             return st;
@@ -533,6 +555,15 @@ static kiln_status dec_sample(dec *d, const field *pf)
     const uint8_t *p = pf->data, *end = p + pf->v;
     field f;
     while (p < end && st == KILN_OK) {
+        if (p[0] == TAG_LOC_ID && d->limit - p >= 11) { /* an unpacked location id */
+            const uint8_t *q = p + 1;
+            uint64_t v;
+            if (varint_fast(&q, &v) == VR_OK && q <= end && o->n_locs < d->cap.locs) {
+                o->locs[o->n_locs++] = v;
+                p = q;
+                continue;
+            }
+        }
         st = next_field(d, &p, end, &f, "Sample");
         if (st != KILN_OK)
             break;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
- * wal: the ingester's write-ahead log. Records are opaque bytes appended to
- * numbered segment files (<dir>/<16-digit id>.wal), each framed as
+ * wal: the ingester's write-ahead log. Records are opaque bytes (the
+ * ingester's are laid out in docs/wal-format.md) appended to numbered
+ * segment files (<dir>/<16-digit id>.wal), each framed as
  * [u32 length][u32 checksum][payload] (little endian; checksum = low 32 bits
  * of XXH3-64 of the payload). kiln_wal_append returns only when the record
  * is durable: concurrent appenders share one write and one fdatasync (group

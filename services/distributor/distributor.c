@@ -198,9 +198,28 @@ static bool group_eq(const void *ctx, uint32_t id)
     return strcmp(g->keys[id], g->k) == 0;
 }
 
+/* Whether any sample has a label that makes a series (most profiles have
+ * none, and then the split is the profile itself). */
+static bool has_series_labels(const kiln_pprof_t *p)
+{
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        for (uint32_t j = 0; j < s->n_labels; j++) {
+            const kiln_pprof_label *l = &p->labels[s->label_off + j];
+            if (l->str != 0 && !is_sample_only(kiln_pprof_str(p, l->key)))
+                return true;
+        }
+    }
+    return false;
+}
+
 static size_t split_by_labels(const kiln_ingest_profile *in, kiln_arena_t *a, kiln_ingest_profile *out)
 {
     const kiln_pprof_t *p = &in->profile;
+    if (!has_series_labels(p)) {
+        out[0] = *in;
+        return 1;
+    }
     char **keys = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(*keys));
     uint32_t *group = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(*group));
     size_t *count = kiln_arena_calloc(a, p->n_samples + 1, sizeof(*count));

@@ -106,47 +106,9 @@ static void apply(kiln_ingester_t *ing, const char *tenant, const kiln_ingester_
                   size_t n)
 {
     tenant_head *t = tenant_of(ing, tenant, strlen(tenant), true);
-    kiln_head_t *h = t->head;
     if (t->head_start_ns == 0)
         t->head_start_ns = kiln_ingester__now_ns();
-    for (size_t i = 0; i < n; i++)
-        kiln_head_append_id(h, parts[i].labels, parts[i].n_labels, parts[i].profile,
-                            parts[i].profile->time_nanos, parts[i].id, NULL);
-}
-
-/* The WAL record of a batch, packed into out. */
-static void encode_record(const char *tenant, const kiln_ingester_part *parts, size_t n,
-                          kiln_arena_t *a, kiln_buf *out)
-{
-    Ingester__V1__WalRecord rec = INGESTER__V1__WAL_RECORD__INIT;
-    rec.tenant = (char *)tenant;
-    rec.n_series = n;
-    rec.series = kiln_arena_alloc(a, (n + 1) * sizeof(*rec.series));
-    for (size_t i = 0; i < n; i++) {
-        Ingester__V1__ProfileSeries *s = kiln_arena_alloc(a, sizeof(*s));
-        ingester__v1__profile_series__init(s);
-        s->n_labels = parts[i].n_labels;
-        s->labels = kiln_arena_alloc(a, (s->n_labels + 1) * sizeof(*s->labels));
-        for (size_t j = 0; j < s->n_labels; j++) {
-            Types__V1__LabelPair *lp = kiln_arena_alloc(a, sizeof(*lp));
-            types__v1__label_pair__init(lp);
-            lp->name = (char *)parts[i].labels[j].name;
-            lp->value = (char *)parts[i].labels[j].value;
-            s->labels[j] = lp;
-        }
-        kiln_buf pb;
-        kiln_buf_init(&pb, 0);
-        kiln_pprof_encode(parts[i].profile, true, &pb);
-        s->profile.data = (uint8_t *)kiln_arena_alloc(a, pb.len + 1);
-        memcpy(s->profile.data, pb.ptr ? pb.ptr : "", pb.len);
-        s->profile.len = pb.len;
-        s->id = kiln_arena_printf(a, "%llu", (unsigned long long)parts[i].id);
-        kiln_buf_free(&pb);
-        rec.series[i] = s;
-    }
-    size_t len = ingester__v1__wal_record__get_packed_size(&rec);
-    kiln_buf_reserve(out, len);
-    out->len += ingester__v1__wal_record__pack(&rec, (uint8_t *)out->ptr + out->len);
+    kiln_head_append_batch(t->head, parts, n);
 }
 
 /* A head may grow to twice its cut size while a flush is behind; past that
@@ -174,10 +136,9 @@ kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
 {
     if (n == 0)
         return KILN_OK;
-    kiln_arena_t *a = kiln_arena_create(0);
     kiln_buf rec;
     kiln_buf_init(&rec, 0);
-    encode_record(tenant, parts, n, a, &rec);
+    kiln_ingester__record_encode(tenant, parts, n, &rec);
     pthread_rwlock_rdlock(&ing->cut);
     kiln_status st = check_backpressure(ing, tenant, err);
     if (st == KILN_OK)
@@ -186,38 +147,27 @@ kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
         apply(ing, tenant, parts, n);
     pthread_rwlock_unlock(&ing->cut);
     kiln_buf_free(&rec);
-    kiln_arena_destroy(a);
     return st;
 }
 
-/* Replays one WAL record: every series decodes, or the record is skipped. */
+/* Replays one WAL record: every series decodes, or the record is skipped.
+ * A record of a format this build does not know stops the start-up
+ * (open_wal) rather than be dropped: a newer build wrote it. */
 static void replay_record(void *ctx, uint64_t segment, const uint8_t *data, size_t len)
 {
     kiln_ingester_t *ing = ctx;
     kiln_arena_t *a = kiln_arena_create(0);
-    ProtobufCAllocator al = kiln_arena_pb_allocator(a);
-    Ingester__V1__WalRecord *rec = ingester__v1__wal_record__unpack(&al, len, data);
-    kiln_ingester_part *parts = rec ? kiln_arena_calloc(a, rec->n_series + 1, sizeof(*parts)) : NULL;
-    kiln_status st = rec ? KILN_OK : KILN_DATA_LOSS;
-    if (rec != NULL && segment < kiln_blockset_wal_until(ing->blocks, ing->instance, rec->tenant)) {
-        kiln_arena_destroy(a); /* already in a block this ingester flushed */
-        return;
-    }
-    for (size_t i = 0; st == KILN_OK && i < rec->n_series; i++) {
-        const Ingester__V1__ProfileSeries *s = rec->series[i];
-        kiln_label_t *l = kiln_arena_alloc(a, (s->n_labels + 1) * sizeof(*l));
-        for (size_t j = 0; j < s->n_labels; j++)
-            l[j] = (kiln_label_t){s->labels[j]->name, s->labels[j]->value};
-        kiln_pprof_t *p = kiln_arena_alloc(a, sizeof(*p));
-        st = kiln_pprof_decode(a, s->profile.data, s->profile.len, p, NULL);
-        if (st == KILN_OK)
-            st = kiln_pprof_normalize(a, p, 0, NULL);
-        parts[i] = (kiln_ingester_part){l, s->n_labels, p, strtoull(s->id, NULL, 10)};
-    }
-    if (st == KILN_OK)
-        apply(ing, rec->tenant, parts, rec->n_series);
-    else
-        KILN_LOG_WARN("ingester", "skipping an undecodable WAL record of %zu bytes", len);
+    kiln_ingester__record rec;
+    kiln_err err = {KILN_OK, ""};
+    kiln_status st = kiln_ingester__record_decode(a, data, len, &rec, &err);
+    if (st == KILN_FAILED_PRECONDITION && ing->replay_err.code == KILN_OK)
+        kiln_err_set(&ing->replay_err, st, "WAL segment %llu: %s", (unsigned long long)segment,
+                     err.msg);
+    else if (st != KILN_OK)
+        KILN_LOG_WARN("ingester", "skipping a WAL record of segment %llu: %s",
+                      (unsigned long long)segment, err.msg);
+    else if (segment >= kiln_blockset_wal_until(ing->blocks, ing->instance, rec.tenant))
+        apply(ing, rec.tenant, rec.parts, rec.n); /* else already in a block it flushed */
     kiln_arena_destroy(a);
 }
 
@@ -269,6 +219,10 @@ static kiln_status open_wal(kiln_ingester_t *ing, kiln_err *err)
     kiln_status st = kiln_wal_open(dir, &wc, &ing->wal, err);
     if (st == KILN_OK)
         st = kiln_wal_replay(ing->wal, replay_record, ing, err);
+    if (st == KILN_OK && ing->replay_err.code != KILN_OK)
+        return kiln_err_set(err, ing->replay_err.code,
+                            "%s: refusing to start rather than drop it; run the build that "
+                            "wrote it, or move %s away", ing->replay_err.msg, dir);
     if (st == KILN_OK) {
         kiln_head_stats_t s;
         kiln_ingester_stats_all(ing, &s);

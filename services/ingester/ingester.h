@@ -46,13 +46,9 @@ void kiln_ingester_destroy(kiln_ingester_t *ing);
 /** Registers the ingester.v1.IngesterService methods in the registry. */
 void kiln_ingester_register(kiln_ingester_t *ing, kiln_rpc_registry_t *rpc);
 
-/** One validated, normalised profile of one series (sorted labels). */
-typedef struct kiln_ingester_part {
-    const kiln_label_t *labels;
-    size_t n_labels;
-    const kiln_pprof_t *profile;
-    uint64_t id; /* the push's profile id (replicas share it; 0 = none) */
-} kiln_ingester_part;
+/** One validated, normalised profile of one series (sorted labels), with
+ * the push's profile id (replicas share it; 0 = none): a head part. */
+typedef kiln_head_part kiln_ingester_part;
 
 /** Appends a batch (one push) to tenant's head, all or nothing: the batch
  * is one WAL record, durable before this returns KILN_OK. KILN_UNAVAILABLE

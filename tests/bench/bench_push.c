@@ -35,6 +35,7 @@
 #define PUSH_INTERVAL_NS 15000000000LL    /* an SDK's upload period */
 #define WARMUP 3                          /* untimed iterations before each figure */
 #define MAX_THREADS 64
+#define TARGET_MB_S 80.0                  /* the push path's goal, per core, every profile */
 
 typedef struct bench_file {
     char path[512];
@@ -599,6 +600,19 @@ static void print_totals(const bench_file *f, const file_figures *ff, size_t n)
     printf("%-58s push %.1f MB/s per core", "ALL (total MB / total CPU s)", cpu > 0 ? mb / cpu : 0);
     if (dcpu > 0)
         printf(", decode only %.1f MB/s per core", dmb / dcpu);
+    printf("\n");
+    size_t below = 0;
+    for (size_t i = 0; i < n; i++)
+        below += mb_per_cpu_s(&ff[i].push, f[i].raw_len) < TARGET_MB_S;
+    printf("%-58s %zu of %zu profiles at or above %.0f MB/s per core", "TARGET (push)", n - below, n,
+           TARGET_MB_S);
+    const char *sep = "; below: ";
+    for (size_t i = 0; i < n; i++) {
+        if (mb_per_cpu_s(&ff[i].push, f[i].raw_len) < TARGET_MB_S) {
+            printf("%s%s", sep, f[i].rel);
+            sep = ", ";
+        }
+    }
     printf("\n");
 }
 

@@ -158,10 +158,63 @@ TEST(key_filter)
     kiln_arena_destroy(a);
 }
 
+/* Stats that must match between two heads holding the same data. */
+static void check_same_stats(kiln_head_t *x, kiln_head_t *y)
+{
+    kiln_head_stats_t a, b;
+    kiln_head_stats(x, &a);
+    kiln_head_stats(y, &b);
+    CHECK_EQ(a.series, b.series);
+    CHECK_EQ(a.profiles, b.profiles);
+    CHECK_EQ(a.samples, b.samples);
+    CHECK_EQ(a.stack_nodes, b.stack_nodes);
+    CHECK_EQ(a.locations, b.locations);
+    CHECK_EQ(a.strings, b.strings);
+}
+
+/* A push split in two parts sharing its symbols (as the label split makes
+ * them), appended as one batch, stores what two single appends store; the
+ * second round hits the stack cache and adds no node. */
+TEST(batch_matches_single)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    if (!check_load_profile(a, "gdu/default.pgo", &p)) {
+        CHECK(!"gdu/default.pgo missing");
+        kiln_arena_destroy(a);
+        return;
+    }
+    kiln_pprof_t half[2] = {p, p};
+    half[0].n_samples = p.n_samples / 2;
+    half[1].samples = p.samples + half[0].n_samples;
+    half[1].n_samples = p.n_samples - half[0].n_samples;
+    half[0].time_nanos = half[1].time_nanos = 1700000000000000000LL;
+    kiln_label_t l0[] = {{"__name__", "process_cpu"}, {"pod", "a"}, {"service_name", "api"}};
+    kiln_label_t l1[] = {{"__name__", "process_cpu"}, {"pod", "b"}, {"service_name", "api"}};
+    kiln_head_part parts[2] = {{l0, 3, &half[0], 7}, {l1, 3, &half[1], 7}};
+    kiln_head_t *single = kiln_head_create(), *batched = kiln_head_create();
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 2; i++)
+            CHECK_OK(kiln_head_append_id(single, parts[i].labels, 3, parts[i].profile,
+                                         half[i].time_nanos, 7, NULL));
+        kiln_head_append_batch(batched, parts, 2);
+    }
+    check_same_stats(single, batched);
+    const char *q[] = {"process_cpu:cpu:nanoseconds:cpu:nanoseconds{pod=\"a\"}",
+                       "process_cpu:cpu:nanoseconds:cpu:nanoseconds{pod=\"b\"}",
+                       "process_cpu:samples:count:cpu:nanoseconds{}"};
+    for (size_t i = 0; i < 3; i++)
+        CHECK(check_head_total(batched, q[i]) > 0 && check_head_total(batched, q[i]) == check_head_total(single, q[i]));
+    kiln_head_destroy(single);
+    kiln_head_destroy(batched);
+    kiln_arena_destroy(a);
+}
+
 int main(void)
 {
     RUN(key_filter);
     RUN(append_and_query);
     RUN(time_range);
+    RUN(batch_matches_single);
     return check_done();
 }
