@@ -381,14 +381,17 @@ static void assign(source *src, size_t n)
 }
 
 /* The filter of a source's share: the query's (spans, ids), plus its keys
- * unless it merges everything it holds. */
+ * unless it is a block that merges everything it holds. An ingester is
+ * always given its keys: its head takes pushes between the listing and the
+ * merge, and a profile that arrived meanwhile may be another source's share
+ * (another replica listed it), so "everything" would count it twice. */
 static kiln_head_filter share_filter(const source *s, const kiln_head_filter *query)
 {
     kiln_head_filter f = {NULL, 0, NULL, 0, NULL, 0};
     if (query != NULL)
         f = *query;
     f.keys = s->mine.k, f.n_keys = s->mine.n;
-    if (s->mine.n == s->keys.n)
+    if (s->head != NULL && s->mine.n == s->keys.n)
         f.keys = NULL, f.n_keys = 0;
     return f;
 }
