@@ -42,16 +42,21 @@ static void fanout_free(fanout *f)
 
 /* Fails when more ingesters failed than rf/2: an acknowledged write is on
  * a quorum (rf/2 + 1) of its replicas, so with at most rf/2 of them down
- * every acknowledged profile still has a replica that answered. */
+ * every acknowledged profile still has a replica that answered. A ring of
+ * fewer than rf ingesters counts the ones it lacks as down: those evicted
+ * after dying may have held the only replicas that answered a write. */
 static kiln_status check_failures(const kiln_reader_t *r, const fanout *f, kiln_err *err)
 {
-    size_t failed = 0;
+    size_t failed = 0, missing = f->n < r->cc.rf ? r->cc.rf - f->n : 0;
     for (size_t i = 0; i < f->n; i++)
         failed += f->calls[i].err.code != KILN_OK;
-    if (failed <= r->cc.rf / 2)
+    if (failed + missing <= r->cc.rf / 2)
         return KILN_OK;
     char msg[KILN_ERR_MSG_MAX] = "";
     size_t len = 0;
+    if (missing > 0)
+        len += (size_t)snprintf(msg, sizeof(msg), "; the ring has %zu ingesters, %zu short of the "
+                                "replication factor", f->n, missing);
     for (size_t i = 0; i < f->n && len < sizeof(msg); i++) {
         if (f->calls[i].err.code != KILN_OK)
             len += (size_t)snprintf(msg + len, sizeof(msg) - len, "; %s: %s", f->m[i].id,
@@ -60,7 +65,7 @@ static kiln_status check_failures(const kiln_reader_t *r, const fanout *f, kiln_
     return kiln_err_set(err, KILN_UNAVAILABLE,
                         "%zu of %zu ingesters did not answer (replication factor %zu tolerates "
                         "%zu)%s",
-                        failed, f->n, r->cc.rf, r->cc.rf / 2, msg);
+                        failed + missing, f->n + missing, r->cc.rf, r->cc.rf / 2, msg);
 }
 
 /* Calls method with the packed req on every ingester of the ring. */
