@@ -123,7 +123,7 @@ func TestCluster(t *testing.T) {
 		// same profile id: however many replicas kept the first attempt,
 		// it counts once.
 		c.pushRetry(t, 1, "d", id)
-		c.waitQueryable(t, "d")
+		c.waitReachable(t)
 		exactAll(t, "2 ingesters back, push retried")
 		// The 4 failed attempts may each have been stored by the live
 		// ingester (a write short of its quorum is not undone). The retry
@@ -314,4 +314,15 @@ func (c *cluster) waitQueryable(t *testing.T, service string) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// waitReachable waits until, after ingesters restarted, every distributor
+// acknowledges a push (of the service "probe", never counted) and the
+// querier answers.
+func (c *cluster) waitReachable(t *testing.T) {
+	t.Helper()
+	for d := range c.dist {
+		c.pushRetry(t, d, "probe", kilntest.NewUUID())
+	}
+	c.waitQueryable(t, "probe")
 }
