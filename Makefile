@@ -6,6 +6,7 @@ FUZZ_SECONDS ?= 20
 KILN_TESTDATA ?= $(CURDIR)/../shared/testdata
 BENCH_ARGS ?=
 PUSHLOAD_ARGS ?=
+CLUSTER_BENCH_ARGS ?=
 
 .PHONY: deps build run test fuzz bench clean
 
@@ -38,13 +39,17 @@ fuzz: deps
 # the in-process push path on the release build, the query engine, storage
 # (bytes on disk, WAL and push with fsync, flush, head memory; options in
 # STORAGE_ARGS), then pushes through the real HTTP and gRPC servers of
-# $(BUILD)/kiln.
+# $(BUILD)/kiln; the ring's balance and lookup cost, and a cluster (nats-server,
+# a distributor, a querier, 1 or 3 ingesters as processes) at RF=1 and RF=3.
 bench: build
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_push $(BENCH_ARGS)
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_query
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_storage $(STORAGE_ARGS)
 	cd tests/bench/pushload && go run . -kiln $(abspath $(BUILD))/kiln \
 		-testdata $(KILN_TESTDATA) $(PUSHLOAD_ARGS)
+	$(BUILD)/tests/bench/bench_ring
+	cd tests/bench/cluster && go run . -kiln $(abspath $(BUILD))/kiln \
+		-testdata $(KILN_TESTDATA) $(CLUSTER_BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz

@@ -42,16 +42,21 @@ static void fanout_free(fanout *f)
 
 /* Fails when more ingesters failed than rf/2: an acknowledged write is on
  * a quorum (rf/2 + 1) of its replicas, so with at most rf/2 of them down
- * every acknowledged profile still has a replica that answered. */
+ * every acknowledged profile still has a replica that answered. A ring of
+ * fewer than rf ingesters counts the ones it lacks as down: those evicted
+ * after dying may have held the only replicas that answered a write. */
 static kiln_status check_failures(const kiln_reader_t *r, const fanout *f, kiln_err *err)
 {
-    size_t failed = 0;
+    size_t failed = 0, missing = f->n < r->cc.rf ? r->cc.rf - f->n : 0;
     for (size_t i = 0; i < f->n; i++)
         failed += f->calls[i].err.code != KILN_OK;
-    if (failed <= r->cc.rf / 2)
+    if (failed + missing <= r->cc.rf / 2)
         return KILN_OK;
     char msg[KILN_ERR_MSG_MAX] = "";
     size_t len = 0;
+    if (missing > 0)
+        len += (size_t)snprintf(msg, sizeof(msg), "; the ring has %zu ingesters, %zu short of the "
+                                "replication factor", f->n, missing);
     for (size_t i = 0; i < f->n && len < sizeof(msg); i++) {
         if (f->calls[i].err.code != KILN_OK)
             len += (size_t)snprintf(msg + len, sizeof(msg) - len, "; %s: %s", f->m[i].id,
@@ -60,7 +65,7 @@ static kiln_status check_failures(const kiln_reader_t *r, const fanout *f, kiln_
     return kiln_err_set(err, KILN_UNAVAILABLE,
                         "%zu of %zu ingesters did not answer (replication factor %zu tolerates "
                         "%zu)%s",
-                        failed, f->n, r->cc.rf, r->cc.rf / 2, msg);
+                        failed + missing, f->n + missing, r->cc.rf, r->cc.rf / 2, msg);
 }
 
 /* Calls method with the packed req on every ingester of the ring. */
@@ -381,14 +386,17 @@ static void assign(source *src, size_t n)
 }
 
 /* The filter of a source's share: the query's (spans, ids), plus its keys
- * unless it merges everything it holds. */
+ * unless it is a block that merges everything it holds. An ingester is
+ * always given its keys: its head takes pushes between the listing and the
+ * merge, and a profile that arrived meanwhile may be another source's share
+ * (another replica listed it), so "everything" would count it twice. */
 static kiln_head_filter share_filter(const source *s, const kiln_head_filter *query)
 {
     kiln_head_filter f = {NULL, 0, NULL, 0, NULL, 0};
     if (query != NULL)
         f = *query;
     f.keys = s->mine.k, f.n_keys = s->mine.n;
-    if (s->mine.n == s->keys.n)
+    if (s->head != NULL && s->mine.n == s->keys.n)
         f.keys = NULL, f.n_keys = 0;
     return f;
 }

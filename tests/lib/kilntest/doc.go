@@ -11,6 +11,12 @@
 //	_, err := c.Push.Push(ctx, req)
 //	s.CheckAfterError(t, err) // fails at once if kiln died or hung
 //
+// A cluster test starts a nats-server (StartNATS; Restart keeps its port
+// and store) and kiln processes with Target, Name and -cluster.* Args; a
+// server Restart with KeepPorts comes back at the same address, Ring reads
+// GET /ring?format=json and Metric a line of /metrics. LoadProfile computes
+// what one push of a test data file adds to each sample type's total.
+//
 // Environment:
 //
 //	KILN_BIN         path of the kiln binary (tests that need it are skipped
@@ -18,6 +24,8 @@
 //	KILN_TESTDATA    the shared test data directory (RequireEnv)
 //	KILN_EXTRA_ARGS  split on spaces and appended to every server's command
 //	                 line (unless the test starts it with IgnoreEnvArgs)
+//	KILN_NATS_SERVER the nats-server binary (default: $PATH, /usr/sbin;
+//	                 StartNATS skips the test without one)
 //
 // The package lives outside tests/peer/ so that it is not registered as a
 // test of its own; each peer module requires it with

@@ -71,6 +71,10 @@ type config struct {
 	ignoreEnvArgs  bool
 	numbered       bool
 	killAtCleanup  bool
+	target         string
+	name           string
+	ports          []int // HTTP and gRPC ports to reuse (KeepPorts), else free ones
+	keepPorts      bool
 }
 
 // Option changes how Start runs kiln.
@@ -124,6 +128,19 @@ func Numbered() Option { return func(c *config) { c.numbered = true } }
 // cares about with Terminate). By default the cleanup is Stop.
 func KillAtCleanup() Option { return func(c *config) { c.killAtCleanup = true } }
 
+// Target runs kiln with -target=name (default all), for example one
+// process of a cluster (-cluster.nats-url in Args).
+func Target(name string) Option { return func(c *config) { c.target = name } }
+
+// Name names the server in messages and as its log prefix (default "kiln",
+// or "kiln#N" with Numbered).
+func Name(name string) Option { return func(c *config) { c.name = name } }
+
+// KeepPorts makes Restart listen on the HTTP and gRPC ports of the server
+// it restarts, as a pod restarted at the same address does (the other
+// processes of a cluster then dial the address they knew).
+func KeepPorts() Option { return func(c *config) { c.keepPorts = true } }
+
 var serverCount atomic.Int64
 
 // Start starts kiln (-target=all) with HTTP and gRPC on 127.0.0.1 and free
@@ -150,8 +167,13 @@ func (s *Server) Restart(t testing.TB, opts ...Option) *Server {
 	cfg := s.cfg
 	cfg.args = slices.Clone(cfg.args)
 	cfg.storage = s.Storage
+	cfg.keepPorts = false
 	for _, o := range opts {
 		o(&cfg)
+	}
+	cfg.ports = nil
+	if cfg.keepPorts {
+		cfg.ports = []int{s.cfg.ports[0], s.cfg.ports[1]}
 	}
 	return start(t, cfg)
 }
@@ -172,7 +194,19 @@ func start(t testing.TB, cfg config) *Server {
 	case cfg.otlp == otlpLoopback && !slices.Contains(others, "otlp-grpc"):
 		others = append(others, "otlp-grpc")
 	}
-	ports := freePorts(t, 2+len(others))
+	var ports []int
+	if cfg.ports != nil {
+		// The kept ports are free too: keep them out of the others.
+		ports = append(ports, cfg.ports...)
+		for _, p := range freePorts(t, 2+len(others)+2) {
+			if len(ports) < 2+len(others) && !slices.Contains(ports, p) {
+				ports = append(ports, p)
+			}
+		}
+	} else {
+		ports = freePorts(t, 2+len(others))
+	}
+	cfg.ports = ports[:2:2]
 	s := &Server{
 		Storage:   cfg.storage,
 		HTTPAddr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
@@ -180,8 +214,12 @@ func start(t testing.TB, cfg config) *Server {
 		Listeners: map[string]string{},
 		cfg:       cfg,
 	}
+	target := cfg.target
+	if target == "" {
+		target = "all"
+	}
 	args := []string{
-		"-target=all",
+		"-target=" + target,
 		"-server.http-listen-address=127.0.0.1",
 		"-server.http-listen-port=" + strconv.Itoa(ports[0]),
 		"-server.grpc-listen-address=127.0.0.1",
@@ -207,8 +245,11 @@ func start(t testing.TB, cfg config) *Server {
 	}
 
 	name := "kiln"
+	if cfg.name != "" {
+		name = cfg.name
+	}
 	if n := serverCount.Add(1); cfg.numbered {
-		name = fmt.Sprintf("kiln#%d", n)
+		name = fmt.Sprintf("%s#%d", name, n)
 	}
 	t.Logf("%s: starting %s %s", name, bin, strings.Join(args, " "))
 	p, err := StartProc(t, name, exec.Command(bin, args...))
