@@ -37,6 +37,10 @@ static void visit_block(void *ctx, const char *tenant, kiln_block_t *b)
     v->fn(kiln_block_head(b), v->arg);
 }
 
+/* Profile keys remembered against replayed retries (8 MB): at 10 series a
+ * push, the last 100,000 pushes. */
+#define HELD_KEYS (1u << 20)
+
 kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_t **out,
                                  kiln_err *err)
 {
@@ -47,6 +51,7 @@ kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_
     pthread_mutex_init(&ing->mu, NULL);
     pthread_mutex_init(&ing->ring_mu, NULL);
     pthread_rwlock_init(&ing->cut, NULL);
+    ing->held = kiln_idset_create(HELD_KEYS);
     kiln_status st = open_storage(ing, err);
     if (st != KILN_OK) {
         kiln_ingester_destroy(ing);
@@ -73,6 +78,7 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
     kiln_objstore_close(ing->store);
     kiln_wal_close(ing->wal);
     free(ing->storage_path);
+    kiln_idset_destroy(ing->held);
     pthread_mutex_destroy(&ing->mu);
     pthread_mutex_destroy(&ing->ring_mu);
     pthread_rwlock_destroy(&ing->cut);
@@ -102,6 +108,33 @@ static tenant_head *tenant_of(kiln_ingester_t *ing, const char *tenant, size_t l
 
 /* Applies a batch to the tenant's head (after it is durable, or on replay).
  * `cut` held shared. */
+/* The key of a part: its push id, series and time (0 when the push has no
+ * id: such profiles are never duplicates of one another). */
+static uint64_t part_key(const kiln_ingester_part *p)
+{
+    if (p->id == 0)
+        return 0;
+    uint64_t k[3] = {p->id, kiln_labels_fingerprint(p->labels, p->n_labels),
+                     (uint64_t)p->profile->time_nanos};
+    return XXH3_64bits(k, sizeof(k)) | 1;
+}
+
+/* Copies into kept the parts this ingester does not hold yet, claiming
+ * their keys (in keys, to release if the append fails); returns how many. */
+static size_t claim_parts(kiln_ingester_t *ing, const kiln_ingester_part *parts, size_t n,
+                          kiln_ingester_part *kept, uint64_t *keys)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = part_key(&parts[i]);
+        if (key != 0 && !kiln_idset_add(ing->held, key))
+            continue;
+        keys[k] = key;
+        kept[k++] = parts[i];
+    }
+    return k;
+}
+
 static void apply(kiln_ingester_t *ing, const char *tenant, const kiln_ingester_part *parts,
                   size_t n)
 {
@@ -134,20 +167,40 @@ static kiln_status check_backpressure(kiln_ingester_t *ing, const char *tenant, 
 kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
                                  const kiln_ingester_part *parts, size_t n, kiln_err *err)
 {
-    if (n == 0)
-        return KILN_OK;
-    kiln_buf rec;
-    kiln_buf_init(&rec, 0);
-    kiln_ingester__record_encode(tenant, parts, n, &rec);
-    pthread_rwlock_rdlock(&ing->cut);
-    kiln_status st = check_backpressure(ing, tenant, err);
-    if (st == KILN_OK)
-        st = kiln_wal_append(ing->wal, rec.ptr, rec.len, NULL, err);
-    if (st == KILN_OK)
-        apply(ing, tenant, parts, n);
-    pthread_rwlock_unlock(&ing->cut);
-    kiln_buf_free(&rec);
+    kiln_ingester_part *kept = kiln_xmalloc((n + 1) * sizeof(*kept));
+    uint64_t *keys = kiln_xmalloc((n + 1) * sizeof(*keys));
+    size_t k = claim_parts(ing, parts, n, kept, keys);
+    kiln_status st = KILN_OK;
+    if (k > 0) {
+        kiln_buf rec;
+        kiln_buf_init(&rec, 0);
+        kiln_ingester__record_encode(tenant, kept, k, &rec);
+        pthread_rwlock_rdlock(&ing->cut);
+        st = check_backpressure(ing, tenant, err);
+        if (st == KILN_OK)
+            st = kiln_wal_append(ing->wal, rec.ptr, rec.len, NULL, err);
+        if (st == KILN_OK)
+            apply(ing, tenant, kept, k);
+        pthread_rwlock_unlock(&ing->cut);
+        kiln_buf_free(&rec);
+    }
+    for (size_t i = 0; i < k && st != KILN_OK; i++)
+        if (keys[i] != 0)
+            kiln_idset_remove(ing->held, keys[i]);
+    free(kept);
+    free(keys);
     return st;
+}
+
+/* Applies a replayed record's parts, remembering their keys so a retry
+ * after the restart is not stored twice. */
+static void replay_parts(kiln_ingester_t *ing, kiln_arena_t *a, const kiln_ingester__record *rec)
+{
+    kiln_ingester_part *kept = kiln_arena_calloc(a, rec->n + 1, sizeof(*kept));
+    uint64_t *keys = kiln_arena_calloc(a, rec->n + 1, sizeof(*keys));
+    size_t k = claim_parts(ing, rec->parts, rec->n, kept, keys);
+    if (k > 0)
+        apply(ing, rec->tenant, kept, k);
 }
 
 /* Replays one WAL record: every series decodes, or the record is skipped.
@@ -167,7 +220,7 @@ static void replay_record(void *ctx, uint64_t segment, const uint8_t *data, size
         KILN_LOG_WARN("ingester", "skipping a WAL record of segment %llu: %s",
                       (unsigned long long)segment, err.msg);
     else if (segment >= kiln_blockset_wal_until(ing->blocks, ing->instance, rec.tenant))
-        apply(ing, rec.tenant, rec.parts, rec.n); /* else already in a block it flushed */
+        replay_parts(ing, a, &rec); /* else already in a block it flushed */
     kiln_arena_destroy(a);
 }
 

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "blockset.h"
+#include "idset.h"
 #include "ingester.h"
 #include "objstore.h"
 #include "ticker.h"
@@ -41,6 +42,10 @@ struct kiln_ingester {
     size_t n, cap;
     kiln_ticker flusher;
     kiln_err replay_err; /* the first record replay refused (a newer format) */
+    /* Keys of the profiles held (push id, series, time; see part_key): a
+     * push retried after it failed its quorum elsewhere may reach a replica
+     * that stored the first attempt, which must not hold it twice. */
+    kiln_idset_t *held;
 
     /* Ring ownership checks (cluster only; ring NULL otherwise). */
     kiln_ring_t *ring;

@@ -387,6 +387,48 @@ TEST(unknown_format_refused)
     rm_dir();
 }
 
+/* A part stored again with the same push id, series and time (a retry
+ * reaching a replica that kept the first attempt) is acknowledged and not
+ * stored twice, before and after a restart; other ids and times are. */
+TEST(replica_keeps_one_copy)
+{
+    fresh_dir();
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    CHECK(check_load_profile(a, "grafana-pyroscope/go.cpu.labels.pprof", &p));
+    p.time_nanos = T0;
+    kiln_pprof_t later = p;
+    later.time_nanos = T0 + 10000000000LL;
+    kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "replica"}};
+    kiln_ingester_part first = {l, 2, &p, 42}, again[2] = {{l, 2, &p, 42}, {l, 2, &later, 42}},
+                       other = {l, 2, &p, 43}, no_id = {l, 2, &p, 0};
+    kiln_ingester_t *ing;
+    kiln_err err = {KILN_OK, ""};
+    CHECK_OK(open_ingester(&ing, &err));
+    snapshot one, s;
+    CHECK_OK(kiln_ingester_append(ing, TENANT, &first, 1, &err));
+    take_snapshot(ing, &one);
+    CHECK_OK(kiln_ingester_append(ing, TENANT, &first, 1, &err));
+    take_snapshot(ing, &s);
+    check_same(&one, &s);
+    CHECK_OK(kiln_ingester_append(ing, TENANT, again, 2, &err)); /* only the later one is new */
+    CHECK_OK(kiln_ingester_append(ing, TENANT, &other, 1, &err));
+    CHECK_OK(kiln_ingester_append(ing, TENANT, &no_id, 1, &err));
+    CHECK_OK(kiln_ingester_append(ing, TENANT, &no_id, 1, &err));
+    take_snapshot(ing, &s);
+    CHECK_EQ(s.profiles, 5 * one.profiles);
+    CHECK_EQ(s.total, 5 * one.total);
+    kiln_ingester_destroy(ing);
+    CHECK_OK(open_ingester(&ing, &err)); /* replayed: the keys are known again */
+    CHECK_OK(kiln_ingester_append(ing, TENANT, again, 2, &err));
+    take_snapshot(ing, &s);
+    CHECK_EQ(s.profiles, 5 * one.profiles);
+    CHECK_EQ(s.total, 5 * one.total);
+    kiln_ingester_destroy(ing);
+    kiln_arena_destroy(a);
+    rm_dir();
+}
+
 int main(void)
 {
     RUN(record_roundtrip);
@@ -394,5 +436,6 @@ int main(void)
     RUN(replay_is_exact);
     RUN(format1_replays);
     RUN(unknown_format_refused);
+    RUN(replica_keeps_one_copy);
     return check_done();
 }
