@@ -361,6 +361,55 @@ TEST(decode_rejects_malformed_wire)
     expect_wire_error(trunc_fixed, sizeof(trunc_fixed), "truncated field 100");
 }
 
+/* Appends sub as field 3 or 4 with its tag in a two-byte (non-canonical)
+ * varint, then frees sub. */
+static void pb_sub_long_tag(kiln_buf *b, uint32_t field, kiln_buf *sub)
+{
+    uint8_t tag[2] = {(uint8_t)(0x80 | field << 3 | 2), 0x00};
+    kiln_buf_append(b, tag, 2);
+    pb_varint(b, sub->len);
+    kiln_buf_append(b, sub->ptr, sub->len);
+    kiln_buf_free(sub);
+    kiln_buf_init(sub, 0);
+}
+
+/* The first counting pass bounds labels and lines by their one-byte tags;
+ * tags written longer make it short, and the decode is redone exactly. */
+TEST(decode_non_canonical_tags)
+{
+    kiln_buf b, m, l;
+    kiln_buf_init(&b, 0);
+    kiln_buf_init(&m, 0);
+    kiln_buf_init(&l, 0);
+    pb_uint(&m, 1, 1), pb_uint(&m, 2, 2), pb_sub(&b, 1, &m);
+    pb_uint(&m, 1, 1), pb_uint(&m, 2, 5);
+    for (int i = 0; i < 3; i++)
+        pb_uint(&l, 1, 3), pb_uint(&l, 2, 4), pb_sub_long_tag(&m, 3, &l);
+    pb_sub(&b, 2, &m);
+    pb_uint(&m, 1, 1);
+    for (int i = 0; i < 4; i++)
+        pb_uint(&l, 1, 1), pb_uint(&l, 2, 10 + i), pb_sub_long_tag(&m, 4, &l);
+    pb_sub(&b, 4, &m);
+    pb_uint(&m, 1, 1), pb_uint(&m, 2, 5), pb_sub(&b, 5, &m);
+    static const char *const strs[] = {"", "samples", "count", "k", "v", "main"};
+    for (size_t i = 0; i < N_OF(strs); i++)
+        pb_str(&b, 6, strs[i]);
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    kiln_err err = {0};
+    CHECK_OK(kiln_pprof_decode(a, (const uint8_t *)b.ptr, b.len, &p, &err));
+    CHECK_EQ(p.n_samples, 1);
+    CHECK_EQ(p.n_labels, 3);
+    CHECK_EQ(p.samples[0].n_labels, 3);
+    CHECK_EQ(p.labels[2].str, 4);
+    CHECK_EQ(p.n_lines, 4);
+    CHECK_EQ(p.locations[0].n_lines, 4);
+    CHECK_EQ(p.lines[3].line, 13);
+    CHECK_OK(kiln_pprof_validate(&p, &err));
+    kiln_arena_destroy(a);
+    kiln_buf_free(&b);
+}
+
 TEST(decode_error_names_field_and_offset)
 {
     /* sample_type {type: 1}, then a Sample whose packed location_id is cut. */
@@ -997,6 +1046,7 @@ int main(void)
 {
     RUN(decode_any_order_and_unknown_fields);
     RUN(decode_rejects_malformed_wire);
+    RUN(decode_non_canonical_tags);
     RUN(decode_error_names_field_and_offset);
     RUN(decode_ten_byte_varint_and_deep_groups);
     RUN(decode_empty_input);
