@@ -1123,9 +1123,9 @@ static bool canon_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what, void 
     return true;
 }
 
-static void norm_functions(kiln_pprof_t *p, const idmap *fm)
+static void norm_functions(kiln_pprof_t *p, const idmap *fm, bool indexed)
 {
-    for (size_t i = 0; i < p->n_lines; i++) {
+    for (size_t i = 0; !indexed && i < p->n_lines; i++) {
         uint64_t f = p->lines[i].function;
         p->lines[i].function = f == 0 ? NONE : idmap_get(fm, f);
     }
@@ -1168,8 +1168,9 @@ static void norm_locations(kiln_pprof_t *p, norm_ws *w)
         p->mappings[i].id = i + 1;
 }
 
-/* Rewrites stacks as kept location indices and trims them to max_depth. */
-static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth)
+/* Rewrites stacks as kept location indices and trims them to max_depth.
+ * indexed: the stacks hold location indices already (check_index_samples). */
+static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth, bool indexed)
 {
     for (size_t i = 0; i < p->n_samples; i++) {
         kiln_pprof_sample *s = &p->samples[i];
@@ -1178,7 +1179,7 @@ static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth)
         uint64_t *stack = p->locs + s->loc_off;
         uint32_t k = 0;
         for (uint32_t j = 0; j < s->n_locs; j++) {
-            uint32_t l = idmap_get(&w->lm, stack[j]);
+            uint32_t l = indexed ? (uint32_t)stack[j] : idmap_get(&w->lm, stack[j]);
             if (l != NONE && w->remap[l] != NONE)
                 stack[k++] = w->remap[l];
         }
@@ -1321,6 +1322,17 @@ static void merge_samples(kiln_pprof_t *p, norm_ws *w)
     p->n_samples = kept;
 }
 
+/* normalize after the string indices: ids to indices (unless indexed: the
+ * stacks and lines hold indices already), stacks, labels, merging. */
+static void norm_rest(kiln_pprof_t *p, norm_ws *w, size_t max_depth, bool indexed)
+{
+    norm_functions(p, &w->fm, indexed);
+    norm_locations(p, w);
+    norm_stacks(p, w, max_depth, indexed);
+    sort_labels(p);
+    merge_samples(p, w);
+}
+
 kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
                                  kiln_err *err)
 {
@@ -1330,11 +1342,82 @@ kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_de
         return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
                             "pprof: memory limit reached normalising the profile");
     visit_str_refs(p, canon_str_ref, NULL);
-    norm_functions(p, &w.fm);
-    norm_locations(p, &w);
-    norm_stacks(p, &w, max_depth);
-    sort_labels(p);
-    merge_samples(p, &w);
+    norm_rest(p, &w, max_depth, false);
+    return KILN_OK;
+}
+
+/* validate's string index check and normalize's rewrite in one visit. */
+static bool check_canon_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what, void *ctx)
+{
+    if (!check_str_ref(p, ref, what, ctx))
+        return false;
+    if (p->strings[*ref].len == 0)
+        *ref = 0;
+    return true;
+}
+
+/* check_samples that also rewrites each stack's ids as location indices. */
+static kiln_status check_index_samples(kiln_pprof_t *p, const idmap *lm, kiln_err *err)
+{
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        if (s->n_values != p->n_sample_types)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "pprof: sample %zu has %u values for %zu sample types", i,
+                                s->n_values, p->n_sample_types);
+        uint64_t *stack = s->n_locs != 0 ? p->locs + s->loc_off : NULL;
+        for (uint32_t j = 0; j < s->n_locs; j++) {
+            uint32_t l = idmap_get(lm, stack[j]);
+            if (l == NONE)
+                return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                    "pprof: sample %zu references location id %llu, which no "
+                                    "location has",
+                                    i, (unsigned long long)stack[j]);
+            stack[j] = l;
+        }
+    }
+    return KILN_OK;
+}
+
+/* check_lines that also rewrites each line's function id as an index. */
+static kiln_status check_index_lines(kiln_pprof_t *p, const idmap *fm, kiln_err *err)
+{
+    for (size_t i = 0; i < p->n_locations; i++) {
+        const kiln_pprof_location *l = &p->locations[i];
+        for (uint32_t j = 0; j < l->n_lines; j++) {
+            kiln_pprof_line *ln = &p->lines[l->line_off + j];
+            uint32_t f = ln->function == 0 ? NONE : idmap_get(fm, ln->function);
+            if (ln->function != 0 && f == NONE)
+                return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                    "pprof: location %zu (id %llu) references function id %llu, "
+                                    "which no function has",
+                                    i, (unsigned long long)l->id,
+                                    (unsigned long long)ln->function);
+            ln->function = f;
+        }
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_pprof_validate_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
+                                          kiln_err *err)
+{
+    if (p->n_sample_types == 0)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "pprof: no sample types");
+    kiln_status st = check_strings(p, err);
+    if (st != KILN_OK)
+        return st;
+    norm_ws w;
+    memset(&w, 0, sizeof(w));
+    if (!norm_alloc(a, p, &w))
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                            "pprof: memory limit reached normalising the profile");
+    if (!visit_str_refs(p, check_canon_str_ref, err))
+        return KILN_INVALID_ARGUMENT;
+    if ((st = check_index_samples(p, &w.lm, err)) != KILN_OK ||
+        (st = check_index_lines(p, &w.fm, err)) != KILN_OK)
+        return st;
+    norm_rest(p, &w, max_depth, true);
     return KILN_OK;
 }
 

@@ -152,22 +152,40 @@ static void sums(const kiln_pprof_t *p, uint64_t *out)
 
 /* Runs decode -> validate -> normalize -> encode; returns the first failing
  * status. Used where only robustness matters. */
-static kiln_status pipeline(const uint8_t *data, size_t len, kiln_err *err)
+/* decode, then validate and normalize as two calls (two_calls) or as one
+ * kiln_pprof_validate_normalize; the normalised encoding goes to out. */
+static kiln_status pipeline_into(const uint8_t *data, size_t len, bool two_calls, kiln_buf *out,
+                                 kiln_err *err)
 {
     kiln_arena_t *a = kiln_arena_create(64u << 20);
     kiln_pprof_t p;
     kiln_status st = kiln_pprof_decode(a, data, len, &p, err);
-    if (st == KILN_OK)
-        st = kiln_pprof_validate(&p, err);
-    if (st == KILN_OK)
+    if (st == KILN_OK && two_calls && (st = kiln_pprof_validate(&p, err)) == KILN_OK)
         st = kiln_pprof_normalize(a, &p, 0, err);
-    if (st == KILN_OK) {
-        kiln_buf b;
-        kiln_buf_init(&b, 0);
-        CHECK(kiln_pprof_encode(&p, true, &b));
-        kiln_buf_free(&b);
-    }
+    else if (st == KILN_OK && !two_calls)
+        st = kiln_pprof_validate_normalize(a, &p, 0, err);
+    if (st == KILN_OK)
+        CHECK(kiln_pprof_encode(&p, true, out));
     kiln_arena_destroy(a);
+    return st;
+}
+
+/* The whole pipeline both ways, which must agree on the outcome, the error
+ * and the normalised bytes. */
+static kiln_status pipeline(const uint8_t *data, size_t len, kiln_err *err)
+{
+    kiln_buf b1, b2;
+    kiln_buf_init(&b1, 0);
+    kiln_buf_init(&b2, 0);
+    kiln_err err2 = {0};
+    kiln_status st = pipeline_into(data, len, true, &b1, err);
+    kiln_status st2 = pipeline_into(data, len, false, &b2, &err2);
+    CHECK_EQ(st2, st);
+    if (st != KILN_OK)
+        CHECK_STR(err2.msg, err->msg);
+    CHECK(b1.len == b2.len && (b1.len == 0 || memcmp(b1.ptr, b2.ptr, b1.len) == 0));
+    kiln_buf_free(&b1);
+    kiln_buf_free(&b2);
     return st;
 }
 
