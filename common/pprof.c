@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0
  * pprof: a hand-written protobuf wire decoder for perftools.profiles.Profile
  * (a counting pass sizes the arena arrays, a filling pass decodes), strict
- * validation, tolerant normalisation and an encoder. */
+ * validation, tolerant normalisation and an encoder. The counting pass first
+ * only bounds the nested arrays from their bytes; when a bound proves short
+ * (only non-canonical tags do that) it is redone field by field. */
 #include "pprof.h"
 
 #include <stdlib.h>
@@ -24,9 +26,11 @@ typedef struct counts {
         strings, comments;
 } counts;
 
-/* Decoder state. Both passes read the same bytes with the same next_field,
- * so every element the filling pass stores was counted by the first pass;
- * the capacity checks in the filling pass are a second line of defence. */
+/* Decoder state. In the exact mode both passes read the same bytes with the
+ * same next_field, so every element the filling pass stores was counted by
+ * the first pass and the capacity checks there are a second line of defence.
+ * In the bounded mode the counts are upper bounds taken from bytes; a check
+ * that fails then sets short_cap and the decode is redone exactly. */
 typedef struct dec {
     const uint8_t *base;  /* start of the input, for error offsets */
     const uint8_t *limit; /* end of the input */
@@ -34,6 +38,8 @@ typedef struct dec {
     kiln_pprof_t *p;
     counts cap;
     unsigned depth; /* of unknown groups being skipped */
+    bool bounded;   /* cap holds byte bounds, not exact counts */
+    bool short_cap; /* a bound proved too small: redo exactly */
 } dec;
 
 /* One field: its tag position, number and wire type, and its value (a
@@ -342,6 +348,19 @@ static kiln_status dec_scalars(dec *d, const field *pf, const msgdesc *m, void *
     const uint8_t *p = pf->data, *end = p + pf->v;
     field f;
     while (p < end) {
+        /* Fast path: a one-byte varint tag of a known int64 field, the whole
+         * of a Line or Function in practice. */
+        uint32_t t = p[0], num = t >> 3;
+        if (LIKELY((t & 0x87) == 0 && num < m->n && m->f[num].kind == K_U64 &&
+                   d->limit - p >= 11)) {
+            const uint8_t *q = p + 1;
+            uint64_t v;
+            if (varint_fast(&q, &v) == VR_OK && q <= end) {
+                memcpy((char *)obj + m->f[num].off, &v, sizeof(v));
+                p = q;
+                continue;
+            }
+        }
         kiln_status st = next_field(d, &p, end, &f, m->name);
         if (st == KILN_OK)
             st = put_scalar(d, &f, m, obj);
@@ -389,10 +408,81 @@ static const uint8_t *count_loc_ids(const uint8_t *p, const uint8_t *end, size_t
     return p;
 }
 
+/* Of eight bytes w: those with the top bit clear, and those equal to tag. */
+static inline void count_word(uint64_t w, uint8_t tag, size_t *e, size_t *t)
+{
+    const uint64_t ones = 0x0101010101010101ULL, low7 = 0x7f7f7f7f7f7f7f7fULL;
+    uint64_t x = w ^ (tag * ones);  /* zero bytes where w has tag */
+    x = ((x & low7) + low7) | x;    /* top bit set where x is non-zero */
+    *e += (((~w >> 7) & ones) * ones) >> 56;
+    *t += (((~x >> 7) & ones) * ones) >> 56;
+}
+
+/* Bytes of p[0..n) with the top bit clear (each ends one varint), and bytes
+ * equal to tag (below 0x80), eight at a time. limit is the end of the input:
+ * a last partial word is read whole when the input goes on, its bytes past n
+ * given the top bit so that they count as neither. */
+static void count_bytes(const uint8_t *p, size_t n, const uint8_t *limit, uint8_t tag,
+                        size_t *ends, size_t *tags)
+{
+    size_t e = 0, t = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        count_word(w, tag, &e, &t);
+    }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (i < n && limit - (p + i) >= 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        w |= 0x8080808080808080ULL & (~0ULL << (8 * (n - i))); /* the first n-i bytes stay */
+        count_word(w, tag, &e, &t);
+        i = n;
+    }
+#else
+    (void)limit;
+#endif
+    for (; i < n; i++) {
+        e += p[i] < 0x80;
+        t += p[i] == tag;
+    }
+    *ends += e;
+    *tags += t;
+}
+
+/* The tags of a Sample's labels and of a Location's lines (field 3 and 4,
+ * length-delimited) in their one-byte form. */
+#define TAG_LABEL 0x1a
+#define TAG_LINE 0x22
+
+/* Bounds the stack, value and label elements of a Sample, or the lines of a
+ * Location, from the bytes alone: every element ends in its own varint byte
+ * below 0x80, and every label or line starts with its tag byte unless the
+ * tag is written in a non-canonical longer form (the filling pass then finds
+ * the bound short and the count is redone). */
+static void bound_sub(const dec *d, const field *pf, bool sample, counts *c)
+{
+    if (pf->wt != WT_LEN)
+        return;
+    size_t ends = 0, tags = 0;
+    count_bytes(pf->data, (size_t)pf->v, d->limit, sample ? TAG_LABEL : TAG_LINE, &ends, &tags);
+    if (sample) {
+        c->locs += ends;
+        c->values += ends;
+        c->labels += tags;
+    } else {
+        c->lines += tags;
+    }
+}
+
 /* Counts the stack, value and label elements of a Sample, or the lines of a
  * Location. Wire types are checked by the filling pass. */
 static kiln_status count_sub(dec *d, const field *pf, bool sample, counts *c)
 {
+    if (d->bounded) {
+        bound_sub(d, pf, sample, c);
+        return KILN_OK;
+    }
     if (pf->wt != WT_LEN)
         return KILN_OK;
     const char *msg = sample ? "Sample" : "Location";
@@ -488,14 +578,18 @@ static kiln_status alloc_arrays(kiln_arena_t *a, const counts *c, kiln_pprof_t *
 
 /* ---- pass 2: filling ------------------------------------------------------------- */
 
-static kiln_status overflow_err(const dec *d, const field *f)
+/* An array is full. Bounded counts may be short (non-canonical tags): the
+ * decode is then redone with exact counts. Exact ones never are. */
+static kiln_status overflow_err(dec *d, const field *f)
 {
+    if (d->bounded)
+        d->short_cap = true;
     return kiln_err_set(d->err, KILN_INTERNAL, "pprof: element count changed at offset %zu",
                         (size_t)(f->at - d->base));
 }
 
 /* Appends repeated scalar field f (packed or not) to arr[*n..cap). */
-static kiln_status dec_packed(const dec *d, const field *f, const char *msg, uint64_t *arr,
+static kiln_status dec_packed(dec *d, const field *f, const char *msg, uint64_t *arr,
                               size_t *n, size_t cap)
 {
     size_t k = *n;
@@ -584,6 +678,21 @@ static kiln_status dec_sample(dec *d, const field *pf)
     return st;
 }
 
+/* dec_elem for a Line, without its memset call: a Location's lines are
+ * the bulk of a profile with many frames. */
+static kiln_status dec_line(dec *d, const field *f)
+{
+    kiln_pprof_t *o = d->p;
+    kiln_status st = want(d, f, WT_LEN, "Location");
+    if (st != KILN_OK)
+        return st;
+    if (o->n_lines >= d->cap.lines)
+        return overflow_err(d, f);
+    kiln_pprof_line *ln = &o->lines[o->n_lines++];
+    *ln = (kiln_pprof_line){0, 0, 0};
+    return dec_scalars(d, f, &line_msg, ln);
+}
+
 static kiln_status dec_location(dec *d, const field *pf)
 {
     kiln_pprof_t *o = d->p;
@@ -602,8 +711,7 @@ static kiln_status dec_location(dec *d, const field *pf)
         if (st != KILN_OK)
             break;
         if (f.num == 4)
-            st = dec_elem(d, &f, &line_msg, o->lines, sizeof(*o->lines), &o->n_lines,
-                          d->cap.lines, "Location");
+            st = dec_line(d, &f);
         else
             st = put_scalar(d, &f, &location_msg, l);
     }
@@ -664,28 +772,44 @@ static kiln_status fill_profile(dec *d, const uint8_t *p, const uint8_t *end)
     return KILN_OK;
 }
 
-kiln_status kiln_pprof_decode(kiln_arena_t *a, const uint8_t *data, size_t len, kiln_pprof_t *out,
-                              kiln_err *err)
+/* Both passes, counting exactly or bounding; *retry is set when a bounded
+ * decode must be redone exactly (a short bound, or bounds too large to
+ * allocate where the exact counts may not be). */
+static kiln_status decode_pass(kiln_arena_t *a, const uint8_t *data, size_t len, bool bounded,
+                               kiln_pprof_t *out, kiln_err *err, bool *retry)
 {
-    static const uint8_t empty[1];
     kiln_pprof_t p;
     counts c;
     memset(&p, 0, sizeof(p));
     memset(&c, 0, sizeof(c));
-    if (len == 0)
-        data = empty; /* never form NULL + 0 */
-    dec d = {data, data + len, err, &p, {0}, 0};
+    dec d = {data, data + len, err, &p, {0}, 0, bounded, false};
     kiln_status st = count_profile(&d, data, data + len, &c);
-    if (st == KILN_OK)
-        st = check_counts(&c, err);
-    if (st == KILN_OK)
-        st = alloc_arrays(a, &c, &p, err);
     if (st != KILN_OK)
+        return st; /* the top level is read alike in both modes */
+    if ((st = check_counts(&c, err)) == KILN_OK)
+        st = alloc_arrays(a, &c, &p, err);
+    if (st != KILN_OK) {
+        *retry = bounded;
         return st;
+    }
     d.cap = c;
     st = fill_profile(&d, data, data + len);
+    *retry = d.short_cap;
     if (st == KILN_OK)
         *out = p;
+    return st;
+}
+
+kiln_status kiln_pprof_decode(kiln_arena_t *a, const uint8_t *data, size_t len, kiln_pprof_t *out,
+                              kiln_err *err)
+{
+    static const uint8_t empty[1];
+    if (len == 0)
+        data = empty; /* never form NULL + 0 */
+    bool retry = false;
+    kiln_status st = decode_pass(a, data, len, true, out, err, &retry);
+    if (retry)
+        st = decode_pass(a, data, len, false, out, err, &retry);
     return st;
 }
 
@@ -999,9 +1123,9 @@ static bool canon_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what, void 
     return true;
 }
 
-static void norm_functions(kiln_pprof_t *p, const idmap *fm)
+static void norm_functions(kiln_pprof_t *p, const idmap *fm, bool indexed)
 {
-    for (size_t i = 0; i < p->n_lines; i++) {
+    for (size_t i = 0; !indexed && i < p->n_lines; i++) {
         uint64_t f = p->lines[i].function;
         p->lines[i].function = f == 0 ? NONE : idmap_get(fm, f);
     }
@@ -1044,8 +1168,9 @@ static void norm_locations(kiln_pprof_t *p, norm_ws *w)
         p->mappings[i].id = i + 1;
 }
 
-/* Rewrites stacks as kept location indices and trims them to max_depth. */
-static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth)
+/* Rewrites stacks as kept location indices and trims them to max_depth.
+ * indexed: the stacks hold location indices already (check_index_samples). */
+static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth, bool indexed)
 {
     for (size_t i = 0; i < p->n_samples; i++) {
         kiln_pprof_sample *s = &p->samples[i];
@@ -1054,7 +1179,7 @@ static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth)
         uint64_t *stack = p->locs + s->loc_off;
         uint32_t k = 0;
         for (uint32_t j = 0; j < s->n_locs; j++) {
-            uint32_t l = idmap_get(&w->lm, stack[j]);
+            uint32_t l = indexed ? (uint32_t)stack[j] : idmap_get(&w->lm, stack[j]);
             if (l != NONE && w->remap[l] != NONE)
                 stack[k++] = w->remap[l];
         }
@@ -1197,6 +1322,17 @@ static void merge_samples(kiln_pprof_t *p, norm_ws *w)
     p->n_samples = kept;
 }
 
+/* normalize after the string indices: ids to indices (unless indexed: the
+ * stacks and lines hold indices already), stacks, labels, merging. */
+static void norm_rest(kiln_pprof_t *p, norm_ws *w, size_t max_depth, bool indexed)
+{
+    norm_functions(p, &w->fm, indexed);
+    norm_locations(p, w);
+    norm_stacks(p, w, max_depth, indexed);
+    sort_labels(p);
+    merge_samples(p, w);
+}
+
 kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
                                  kiln_err *err)
 {
@@ -1206,11 +1342,82 @@ kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_de
         return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
                             "pprof: memory limit reached normalising the profile");
     visit_str_refs(p, canon_str_ref, NULL);
-    norm_functions(p, &w.fm);
-    norm_locations(p, &w);
-    norm_stacks(p, &w, max_depth);
-    sort_labels(p);
-    merge_samples(p, &w);
+    norm_rest(p, &w, max_depth, false);
+    return KILN_OK;
+}
+
+/* validate's string index check and normalize's rewrite in one visit. */
+static bool check_canon_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what, void *ctx)
+{
+    if (!check_str_ref(p, ref, what, ctx))
+        return false;
+    if (p->strings[*ref].len == 0)
+        *ref = 0;
+    return true;
+}
+
+/* check_samples that also rewrites each stack's ids as location indices. */
+static kiln_status check_index_samples(kiln_pprof_t *p, const idmap *lm, kiln_err *err)
+{
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        if (s->n_values != p->n_sample_types)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "pprof: sample %zu has %u values for %zu sample types", i,
+                                s->n_values, p->n_sample_types);
+        uint64_t *stack = s->n_locs != 0 ? p->locs + s->loc_off : NULL;
+        for (uint32_t j = 0; j < s->n_locs; j++) {
+            uint32_t l = idmap_get(lm, stack[j]);
+            if (l == NONE)
+                return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                    "pprof: sample %zu references location id %llu, which no "
+                                    "location has",
+                                    i, (unsigned long long)stack[j]);
+            stack[j] = l;
+        }
+    }
+    return KILN_OK;
+}
+
+/* check_lines that also rewrites each line's function id as an index. */
+static kiln_status check_index_lines(kiln_pprof_t *p, const idmap *fm, kiln_err *err)
+{
+    for (size_t i = 0; i < p->n_locations; i++) {
+        const kiln_pprof_location *l = &p->locations[i];
+        for (uint32_t j = 0; j < l->n_lines; j++) {
+            kiln_pprof_line *ln = &p->lines[l->line_off + j];
+            uint32_t f = ln->function == 0 ? NONE : idmap_get(fm, ln->function);
+            if (ln->function != 0 && f == NONE)
+                return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                    "pprof: location %zu (id %llu) references function id %llu, "
+                                    "which no function has",
+                                    i, (unsigned long long)l->id,
+                                    (unsigned long long)ln->function);
+            ln->function = f;
+        }
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_pprof_validate_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
+                                          kiln_err *err)
+{
+    if (p->n_sample_types == 0)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "pprof: no sample types");
+    kiln_status st = check_strings(p, err);
+    if (st != KILN_OK)
+        return st;
+    norm_ws w;
+    memset(&w, 0, sizeof(w));
+    if (!norm_alloc(a, p, &w))
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                            "pprof: memory limit reached normalising the profile");
+    if (!visit_str_refs(p, check_canon_str_ref, err))
+        return KILN_INVALID_ARGUMENT;
+    if ((st = check_index_samples(p, &w.lm, err)) != KILN_OK ||
+        (st = check_index_lines(p, &w.fm, err)) != KILN_OK)
+        return st;
+    norm_rest(p, &w, max_depth, true);
     return KILN_OK;
 }
 

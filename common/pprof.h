@@ -6,7 +6,8 @@
  * arena arrays of exactly that size), strings are views into the input (which
  * must outlive the profile). One thread per profile; no global state.
  *
- * Pipeline: kiln_pprof_decode -> kiln_pprof_validate -> kiln_pprof_normalize.
+ * Pipeline: kiln_pprof_decode -> kiln_pprof_validate -> kiln_pprof_normalize
+ * (or kiln_pprof_validate_normalize for the last two at once).
  * After normalize every reference is a 0-based index into its array (see the
  * field comments), so consumers never look ids up. */
 #ifndef KILN_PPROF_H
@@ -159,6 +160,13 @@ kiln_status kiln_pprof_validate(const kiln_pprof_t *p, kiln_err *err);
  * unchanged. */
 kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
                                  kiln_err *err);
+
+/** kiln_pprof_validate then kiln_pprof_normalize, in one pass where they
+ * overlap (the id maps are built once, each stack frame and string index
+ * looked at once): same results and errors, except that on an error p is
+ * left half rewritten and must not be used further. */
+kiln_status kiln_pprof_validate_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
+                                          kiln_err *err);
 
 /** Encodes p as pprof bytes (not gzipped) appended to out. Works on decoded
  * (normalized false: ids written as they are) or normalised profiles

@@ -134,9 +134,7 @@ static kiln_status prepare_profile(const kiln_limits *lim, kiln_arena_t *a, kiln
 {
     kiln_status st = check_limits(lim, p, now, err);
     if (st == KILN_OK)
-        st = kiln_pprof_validate(p, err);
-    if (st == KILN_OK)
-        st = kiln_pprof_normalize(a, p, lim->max_stack_depth, err);
+        st = kiln_pprof_validate_normalize(a, p, lim->max_stack_depth, err);
     return st;
 }
 

@@ -527,9 +527,7 @@ static kiln_status decode_part(const Ingester__V1__ProfileSeries *s, kiln_rpc_ct
     if (st == KILN_OK)
         st = kiln_pprof_decode(ctx->arena, s->profile.data, s->profile.len, p, ctx->err);
     if (st == KILN_OK)
-        st = kiln_pprof_validate(p, ctx->err);
-    if (st == KILN_OK)
-        st = kiln_pprof_normalize(ctx->arena, p, 0, ctx->err);
+        st = kiln_pprof_validate_normalize(ctx->arena, p, 0, ctx->err);
     uint64_t id = s->key != 0 ? s->key : *s->id ? kiln_idset_key(ctx->tenant, s->id) : 0;
     *part = (kiln_ingester_part){l, s->n_labels, p, id};
     return st;

@@ -4,9 +4,10 @@
  * libdeflate inflate and a plain protobuf walk of the same bytes. Prints
  * figures only; it is not a test and nothing here passes or fails on time.
  *
- * Usage: bench_push [-s seconds] [-p] [file ...]   (files relative to
- * $KILN_TESTDATA unless absolute; default: the Go, Java and Node CPU set;
- * -p runs only the single-thread push, for perf or callgrind). */
+ * Usage: bench_push [-s seconds | -n iterations] [-p] [file ...]   (files
+ * relative to $KILN_TESTDATA unless absolute; default: the Go, Java and Node
+ * CPU set; -p runs only the single-thread push, for perf or callgrind; -n
+ * runs a fixed count, for repeatable instruction counts). */
 #include <ftw.h>
 #include <libdeflate.h>
 #include <pthread.h>
@@ -52,6 +53,7 @@ typedef struct bench_file {
 
 typedef struct bench_opts {
     double seconds;
+    uint64_t iters; /* -n: a fixed count of timed iterations instead of seconds */
     bool push_only; /* -p: only the single-thread push runs (for profilers) */
     int first_file; /* argv index of the first file argument */
 } bench_opts;
@@ -103,6 +105,8 @@ static double percentile(double *v, size_t n, double q)
 
 /* Runs fn WARMUP times untimed, then repeatedly for `seconds` of wall time,
  * on the calling thread. Latencies are kept only when lat is set. */
+static uint64_t fixed_iters; /* -n: when set, every figure runs this many times */
+
 static int run_timed(double seconds, bench_fn fn, void *ctx, bool lat, run_result *out)
 {
     for (uint64_t i = 0; i < WARMUP; i++) {
@@ -114,7 +118,7 @@ static int run_timed(double seconds, bench_fn fn, void *ctx, bool lat, run_resul
     memset(out, 0, sizeof(*out));
     double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID), w = w0;
     uint64_t i = WARMUP;
-    while (w - w0 < seconds) {
+    while (fixed_iters ? out->iters < fixed_iters : w - w0 < seconds) {
         double t = w;
         if (fn(ctx, i++) != 0) {
             free(lats);
@@ -736,6 +740,7 @@ static int bench_scaling(const bench_file *f, size_t n, double seconds)
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
     o->seconds = 2.0;
+    o->iters = 0;
     o->push_only = false;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -743,9 +748,13 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             o->push_only = true;
         } else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) {
             o->seconds = strtod(argv[++i], NULL);
+        } else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+            o->iters = strtoull(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr, "usage: bench_push [-s seconds] [-p] [file ...]\n"
+            fprintf(stderr, "usage: bench_push [-s seconds | -n iterations] [-p] [file ...]\n"
                             "  -s  seconds per figure (default 2)\n"
+                            "  -n  timed iterations per figure instead (repeatable instruction\n"
+                            "      counts under callgrind)\n"
                             "  -p  push figures only, one thread (for perf or callgrind)\n"
                             "  files are relative to $KILN_TESTDATA unless absolute\n");
             return -1;
@@ -777,6 +786,7 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) != 0)
         return 2;
     int first = o.first_file;
+    fixed_iters = o.iters;
     const char *root = getenv("KILN_TESTDATA");
     if (root == NULL || *root == '\0')
         root = KILN_TESTDATA_DEFAULT;
@@ -788,9 +798,14 @@ int main(int argc, char **argv)
         init_file(&f[i], root, first < argc ? argv[first + (int)i] : default_files[i].rel);
         rc = load_file(&f[i], keep);
     }
-    printf("kiln bench_push: %.1f s per figure after %d warm-up iterations; MB = 10^6 bytes of "
+    char per[64];
+    if (o.iters > 0)
+        snprintf(per, sizeof(per), "%llu iterations", (unsigned long long)o.iters);
+    else
+        snprintf(per, sizeof(per), "%.1f s", o.seconds);
+    printf("kiln bench_push: %s per figure after %d warm-up iterations; MB = 10^6 bytes of "
            "uncompressed pprof; MB/s = MB per CPU second of the measuring thread "
-           "(CLOCK_THREAD_CPUTIME_ID) unless marked wall\ntest data: %s\n", o.seconds, WARMUP, root);
+           "(CLOCK_THREAD_CPUTIME_ID) unless marked wall\ntest data: %s\n", per, WARMUP, root);
     print_load();
     if (rc == 0)
         rc = bench_single(f, n, &o);

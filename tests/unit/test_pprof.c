@@ -152,22 +152,40 @@ static void sums(const kiln_pprof_t *p, uint64_t *out)
 
 /* Runs decode -> validate -> normalize -> encode; returns the first failing
  * status. Used where only robustness matters. */
-static kiln_status pipeline(const uint8_t *data, size_t len, kiln_err *err)
+/* decode, then validate and normalize as two calls (two_calls) or as one
+ * kiln_pprof_validate_normalize; the normalised encoding goes to out. */
+static kiln_status pipeline_into(const uint8_t *data, size_t len, bool two_calls, kiln_buf *out,
+                                 kiln_err *err)
 {
     kiln_arena_t *a = kiln_arena_create(64u << 20);
     kiln_pprof_t p;
     kiln_status st = kiln_pprof_decode(a, data, len, &p, err);
-    if (st == KILN_OK)
-        st = kiln_pprof_validate(&p, err);
-    if (st == KILN_OK)
+    if (st == KILN_OK && two_calls && (st = kiln_pprof_validate(&p, err)) == KILN_OK)
         st = kiln_pprof_normalize(a, &p, 0, err);
-    if (st == KILN_OK) {
-        kiln_buf b;
-        kiln_buf_init(&b, 0);
-        CHECK(kiln_pprof_encode(&p, true, &b));
-        kiln_buf_free(&b);
-    }
+    else if (st == KILN_OK && !two_calls)
+        st = kiln_pprof_validate_normalize(a, &p, 0, err);
+    if (st == KILN_OK)
+        CHECK(kiln_pprof_encode(&p, true, out));
     kiln_arena_destroy(a);
+    return st;
+}
+
+/* The whole pipeline both ways, which must agree on the outcome, the error
+ * and the normalised bytes. */
+static kiln_status pipeline(const uint8_t *data, size_t len, kiln_err *err)
+{
+    kiln_buf b1, b2;
+    kiln_buf_init(&b1, 0);
+    kiln_buf_init(&b2, 0);
+    kiln_err err2 = {0};
+    kiln_status st = pipeline_into(data, len, true, &b1, err);
+    kiln_status st2 = pipeline_into(data, len, false, &b2, &err2);
+    CHECK_EQ(st2, st);
+    if (st != KILN_OK)
+        CHECK_STR(err2.msg, err->msg);
+    CHECK(b1.len == b2.len && (b1.len == 0 || memcmp(b1.ptr, b2.ptr, b1.len) == 0));
+    kiln_buf_free(&b1);
+    kiln_buf_free(&b2);
     return st;
 }
 
@@ -359,6 +377,55 @@ TEST(decode_rejects_malformed_wire)
     expect_wire_error(mismatch, sizeof(mismatch), "wire type 0, want 2");
     expect_wire_error(open_group, sizeof(open_group), "truncated group");
     expect_wire_error(trunc_fixed, sizeof(trunc_fixed), "truncated field 100");
+}
+
+/* Appends sub as field 3 or 4 with its tag in a two-byte (non-canonical)
+ * varint, then frees sub. */
+static void pb_sub_long_tag(kiln_buf *b, uint32_t field, kiln_buf *sub)
+{
+    uint8_t tag[2] = {(uint8_t)(0x80 | field << 3 | 2), 0x00};
+    kiln_buf_append(b, tag, 2);
+    pb_varint(b, sub->len);
+    kiln_buf_append(b, sub->ptr, sub->len);
+    kiln_buf_free(sub);
+    kiln_buf_init(sub, 0);
+}
+
+/* The first counting pass bounds labels and lines by their one-byte tags;
+ * tags written longer make it short, and the decode is redone exactly. */
+TEST(decode_non_canonical_tags)
+{
+    kiln_buf b, m, l;
+    kiln_buf_init(&b, 0);
+    kiln_buf_init(&m, 0);
+    kiln_buf_init(&l, 0);
+    pb_uint(&m, 1, 1), pb_uint(&m, 2, 2), pb_sub(&b, 1, &m);
+    pb_uint(&m, 1, 1), pb_uint(&m, 2, 5);
+    for (int i = 0; i < 3; i++)
+        pb_uint(&l, 1, 3), pb_uint(&l, 2, 4), pb_sub_long_tag(&m, 3, &l);
+    pb_sub(&b, 2, &m);
+    pb_uint(&m, 1, 1);
+    for (int i = 0; i < 4; i++)
+        pb_uint(&l, 1, 1), pb_uint(&l, 2, 10 + i), pb_sub_long_tag(&m, 4, &l);
+    pb_sub(&b, 4, &m);
+    pb_uint(&m, 1, 1), pb_uint(&m, 2, 5), pb_sub(&b, 5, &m);
+    static const char *const strs[] = {"", "samples", "count", "k", "v", "main"};
+    for (size_t i = 0; i < N_OF(strs); i++)
+        pb_str(&b, 6, strs[i]);
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    kiln_err err = {0};
+    CHECK_OK(kiln_pprof_decode(a, (const uint8_t *)b.ptr, b.len, &p, &err));
+    CHECK_EQ(p.n_samples, 1);
+    CHECK_EQ(p.n_labels, 3);
+    CHECK_EQ(p.samples[0].n_labels, 3);
+    CHECK_EQ(p.labels[2].str, 4);
+    CHECK_EQ(p.n_lines, 4);
+    CHECK_EQ(p.locations[0].n_lines, 4);
+    CHECK_EQ(p.lines[3].line, 13);
+    CHECK_OK(kiln_pprof_validate(&p, &err));
+    kiln_arena_destroy(a);
+    kiln_buf_free(&b);
 }
 
 TEST(decode_error_names_field_and_offset)
@@ -997,6 +1064,7 @@ int main(void)
 {
     RUN(decode_any_order_and_unknown_fields);
     RUN(decode_rejects_malformed_wire);
+    RUN(decode_non_canonical_tags);
     RUN(decode_error_names_field_and_offset);
     RUN(decode_ten_byte_varint_and_deep_groups);
     RUN(decode_empty_input);
