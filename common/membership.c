@@ -277,8 +277,11 @@ static void begin_grace(kiln_membership_t *m)
 /* Rebuilds the ring and the per-role liveness from the table; mu held. */
 static void rebuild_locked(kiln_membership_t *m)
 {
-    if (!atomic_load(&m->connected))
-        return; /* the cluster serves on its last known ring meanwhile */
+    /* Disconnected, or reconnected but not yet set up (the grace period
+     * starts then, and every heartbeat looks as old as the outage): the
+     * cluster serves on its last known ring meanwhile. */
+    if (!atomic_load(&m->connected) || m->need_setup)
+        return;
     int64_t now = wall_ms(), timeout_ms = m->timeout_ns / 1000000;
     bool grace = mono_ns() < m->grace_until_ns;
     kiln_ring_member *ring = kiln_xmalloc((m->n + 1) * sizeof(*ring));
@@ -888,6 +891,12 @@ void kiln_membership_set_state(kiln_membership_t *m, kiln_ring_state st)
     pthread_mutex_lock(&m->mu);
     m->self.state = st;
     m->self_dirty = true;
+    /* This process's own ring need not wait for the bucket's echo. */
+    entry *e = find_entry(m, m->self_key);
+    if (e != NULL) {
+        e->m.state = st;
+        rebuild_locked(m);
+    }
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
 }
