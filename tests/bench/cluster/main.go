@@ -23,26 +23,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
 
-	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
-	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	bk "kiln.dev/tests/bench/internal/benchkit"
 )
 
-const (
-	pods           = 50 // distinct pod label values, as in pushload
-	pushInterval   = 15 * time.Second
-	requestTimeout = 30 * time.Second
-	tenant         = "cluster-bench"
-	mb             = 1e6
-)
+const tenant = "cluster-bench"
 
 // topology is one row: how many ingesters and the replication factor.
 type topology struct {
@@ -58,19 +50,12 @@ type config struct {
 	topologies               []topology
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
 func parseFlags() (config, error) {
 	var c config
 	var topos string
-	flag.StringVar(&c.bin, "kiln", envOr("KILN_BIN", "../../../build/kiln"), "kiln binary (default $KILN_BIN)")
-	flag.StringVar(&c.nats, "nats-server", envOr("KILN_NATS_SERVER", "nats-server"), "nats-server binary (default $KILN_NATS_SERVER, then $PATH)")
-	flag.StringVar(&c.root, "testdata", envOr("KILN_TESTDATA", "../../../../shared/testdata"), "shared test data root (default $KILN_TESTDATA)")
+	flag.StringVar(&c.bin, "kiln", bk.EnvOr("KILN_BIN", "../../../build/kiln"), "kiln binary (default $KILN_BIN)")
+	flag.StringVar(&c.nats, "nats-server", bk.EnvOr("KILN_NATS_SERVER", "nats-server"), "nats-server binary (default $KILN_NATS_SERVER, then $PATH)")
+	flag.StringVar(&c.root, "testdata", bk.EnvOr("KILN_TESTDATA", "../../../../shared/testdata"), "shared test data root (default $KILN_TESTDATA)")
 	flag.StringVar(&c.profile, "profile", "gdu/default.pgo", "profile under -testdata to push")
 	flag.IntVar(&c.pushes, "n", 3000, "pushes per topology (the push phase also stops at -duration)")
 	flag.DurationVar(&c.duration, "duration", 20*time.Second, "longest push phase")
@@ -118,24 +103,24 @@ func lookNATS(name string) (string, error) {
 // cluster is the processes of one topology.
 type cluster struct {
 	dir     string
-	nats    *proc
-	ing     []*kiln
-	dist    *kiln
-	querier *kiln
+	nats    *bk.Proc
+	ing     []*bk.Kiln
+	dist    *bk.Kiln
+	querier *bk.Kiln
 }
 
-func (c *cluster) kilns() []*kiln {
-	return append([]*kiln{c.dist, c.querier}, c.ing...)
+func (c *cluster) kilns() []*bk.Kiln {
+	return append([]*bk.Kiln{c.dist, c.querier}, c.ing...)
 }
 
 func (c *cluster) stop() {
 	for _, k := range c.kilns() {
 		if k != nil {
-			k.stop()
+			k.Stop()
 		}
 	}
 	if c.nats != nil {
-		c.nats.stop()
+		c.nats.Stop()
 	}
 	_ = os.RemoveAll(c.dir)
 }
@@ -143,7 +128,8 @@ func (c *cluster) stop() {
 func (c *cluster) cpu() time.Duration {
 	var d time.Duration
 	for _, k := range c.kilns() {
-		d += k.cpu()
+		cpu, _ := k.CPU()
+		d += cpu
 	}
 	return d
 }
@@ -154,19 +140,20 @@ func startCluster(cfg config, topo topology) (*cluster, error) {
 		return nil, err
 	}
 	c := &cluster{dir: dir}
-	natsPort, err := freePort()
+	natsPort, err := bk.FreePort()
 	if err != nil {
 		return c, err
 	}
 	natsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(natsPort))
-	if c.nats, err = startProc("nats-server", cfg.nats, "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort),
+	if c.nats, err = bk.StartProc("nats-server", cfg.nats, "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort),
 		"-sd", dir+"/nats"); err != nil {
 		return c, err
 	}
-	if err := waitAccept(c.nats, natsAddr); err != nil {
+	if err := bk.WaitAccept(c.nats, natsAddr); err != nil {
 		return c, err
 	}
 	common := []string{
+		"-server.otlp-grpc-listen-port=-1",
 		"-cluster.nats-url=nats://" + natsAddr,
 		"-cluster.heartbeat-period=1s",
 		"-distributor.replication-factor=" + strconv.Itoa(topo.rf),
@@ -177,137 +164,83 @@ func startCluster(cfg config, topo topology) (*cluster, error) {
 		"-querier.max-query-length=0",
 		"-querier.max-query-lookback=0",
 	}
+	start := func(name, target string) (*bk.Kiln, error) {
+		args := append([]string{"-target=" + target, "-storage.path=" + dir + "/" + name}, common...)
+		return bk.StartKiln(cfg.bin, name, args...)
+	}
 	for i := 1; i <= topo.ingesters; i++ {
-		k, err := startKiln(cfg.bin, fmt.Sprintf("ingester-%d", i), "ingester",
-			append(common, fmt.Sprintf("-storage.path=%s/ingester-%d", dir, i))...)
+		k, err := start(fmt.Sprintf("ingester-%d", i), "ingester")
 		if err != nil {
 			return c, err
 		}
 		c.ing = append(c.ing, k)
 	}
-	if c.dist, err = startKiln(cfg.bin, "distributor", "distributor", append(common, "-storage.path="+dir+"/distributor")...); err != nil {
+	if c.dist, err = start("distributor", "distributor"); err != nil {
 		return c, err
 	}
-	if c.querier, err = startKiln(cfg.bin, "querier", "querier", append(common, "-storage.path="+dir+"/querier")...); err != nil {
+	if c.querier, err = start("querier", "querier"); err != nil {
 		return c, err
 	}
-	deadline := time.Now().Add(readyTimeout)
-	for c.dist.activeIngesters() != topo.ingesters || c.querier.activeIngesters() != topo.ingesters {
+	deadline := time.Now().Add(bk.ReadyTimeout)
+	for c.dist.ActiveIngesters() != topo.ingesters || c.querier.ActiveIngesters() != topo.ingesters {
 		if time.Now().After(deadline) {
-			return c, fmt.Errorf("%v: the ring does not show %d ACTIVE ingesters after %v", topo, topo.ingesters, readyTimeout)
+			return c, fmt.Errorf("%v: the ring does not show %d ACTIVE ingesters after %v", topo, topo.ingesters, bk.ReadyTimeout)
 		}
-		time.Sleep(poll)
+		time.Sleep(bk.Poll)
 	}
 	return c, nil
 }
 
-type tenantTransport struct{ base http.RoundTripper }
-
-func (tt *tenantTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(req.Context())
-	r.Header.Set("X-Scope-OrgID", tenant)
-	return tt.base.RoundTrip(r)
-}
-
+// httpClient is an HTTP/1.1 client for the tenant keeping up to conns idle
+// connections, and a function that closes them.
 func httpClient(conns int) (*http.Client, func()) {
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: conns,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	return &http.Client{Transport: &tenantTransport{base: tr}}, tr.CloseIdleConnections
-}
-
-func push(c pushv1connect.PusherServiceClient, p *profile, i int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	_, err := c.Push(ctx, connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
-		Labels: []*typesv1.LabelPair{
-			{Name: "__name__", Value: p.name},
-			{Name: "service_name", Value: p.service},
-			{Name: "pod", Value: fmt.Sprintf("pod-%02d", i%pods)},
-		},
-		Samples: []*pushv1.RawSample{{RawProfile: p.variants[(i/pods)%len(p.variants)]}},
-	}}}))
-	return err
+	tr := bk.H1Transport(conns)
+	return bk.TenantClient(tr, tenant), tr.CloseIdleConnections
 }
 
 // result is one topology's figures.
 type result struct {
-	topo           topology
-	warm           int64 // warm-up pushes acknowledged (stored, not timed)
-	ok, failed     int64
-	firstErr       error
-	wall           time.Duration
-	pushLat        []time.Duration // sorted
-	queryLat       []time.Duration // sorted
-	total          int64           // flame graph total of the pushed data
-	pushCPU        time.Duration   // all kiln processes, during the pushes
-	queryCPU       time.Duration   // during the queries
+	topo     topology
+	warm     int64           // warm-up pushes acknowledged (stored, not timed)
+	*bk.Load                 // the timed pushes
+	queryLat []time.Duration // sorted
+	total    int64           // flame graph total of the pushed data
+	pushCPU  time.Duration   // all kiln processes, during the pushes
+	queryCPU time.Duration   // during the queries
 }
 
-func pushPhase(cfg config, c *cluster, p *profile, r *result) {
+func pushPhase(cfg config, c *cluster, p *bk.Profile, r *result) {
 	hc, closeIdle := httpClient(cfg.conc)
 	defer closeIdle()
-	pc := pushv1connect.NewPusherServiceClient(hc, "http://"+c.dist.http)
-	for i := 0; i < 2*cfg.conc; i++ { // warm-up: connections, channels to the ingesters
-		if push(pc, p, i) == nil {
+	pc := pushv1connect.NewPusherServiceClient(hc, "http://"+c.dist.HTTP)
+	warm := 2 * cfg.conc
+	for i := 0; i < warm; i++ { // warm-up: connections, channels to the ingesters
+		if bk.Push(pc, p, i, "") == nil {
 			r.warm++
 		}
 	}
-	var next atomic.Int64
-	lats := make([][]time.Duration, cfg.conc)
-	var errOnce sync.Once
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(cfg.duration)
 	cpu0 := c.cpu()
-	t0 := time.Now()
-	for w := 0; w < cfg.conc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				i := next.Add(1) - 1 + int64(2*cfg.conc)
-				if i >= int64(2*cfg.conc+cfg.pushes) {
-					return
-				}
-				t := time.Now()
-				if err := push(pc, p, int(i)); err != nil {
-					atomic.AddInt64(&r.failed, 1)
-					errOnce.Do(func() { r.firstErr = err })
-					continue
-				}
-				lats[w] = append(lats[w], time.Since(t))
-				atomic.AddInt64(&r.ok, 1)
-			}
-		}()
-	}
-	wg.Wait()
-	r.wall = time.Since(t0)
+	r.Load = bk.RunLoad(cfg.conc, warm, cfg.pushes, cfg.duration, nil,
+		func(i int) error { return bk.Push(pc, p, i, "") })
 	r.pushCPU = c.cpu() - cpu0
-	for _, l := range lats {
-		r.pushLat = append(r.pushLat, l...)
-	}
-	slices.Sort(r.pushLat)
 }
 
-func queryPhase(cfg config, c *cluster, p *profile, r *result, start, end int64) error {
+func queryPhase(cfg config, c *cluster, p *bk.Profile, r *result, start, end int64) error {
 	hc, closeIdle := httpClient(1)
 	defer closeIdle()
-	qc := querierv1connect.NewQuerierServiceClient(hc, "http://"+c.querier.http)
+	qc := querierv1connect.NewQuerierServiceClient(hc, "http://"+c.querier.HTTP)
 	maxNodes := int64(1 << 14)
 	typeID := "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
-	if p.name == "wall" {
+	if p.Name == "wall" {
 		typeID = "wall:wall:nanoseconds:wall:nanoseconds"
 	}
 	cpu0 := c.cpu()
 	for i := 0; i < cfg.queries; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), bk.RequestTimeout)
 		t := time.Now()
 		resp, err := qc.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
 			ProfileTypeID: typeID,
-			LabelSelector: `{service_name="` + p.service + `"}`,
+			LabelSelector: `{service_name="` + p.Service + `"}`,
 			Start:         start,
 			End:           end,
 			MaxNodes:      &maxNodes,
@@ -328,7 +261,7 @@ func queryPhase(cfg config, c *cluster, p *profile, r *result, start, end int64)
 	return nil
 }
 
-func runTopology(cfg config, topo topology, p *profile, start, end int64) (*result, error) {
+func runTopology(cfg config, topo topology, p *bk.Profile, start, end int64) (*result, error) {
 	c, err := startCluster(cfg, topo)
 	defer c.stop()
 	if err != nil {
@@ -337,34 +270,41 @@ func runTopology(cfg config, topo topology, p *profile, start, end int64) (*resu
 	r := &result{topo: topo}
 	pushPhase(cfg, c, p, r)
 	for _, k := range c.kilns() {
-		if k.exited() {
-			return r, fmt.Errorf("%s exited during the pushes:\n%s", k.name, k.output())
+		if k.Exited() {
+			return r, fmt.Errorf("%s exited during the pushes:\n%s", k.Name, k.Output())
 		}
 	}
 	return r, queryPhase(cfg, c, p, r, start, end)
 }
 
-func pct(sorted []time.Duration, q float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return float64(sorted[int(q*float64(len(sorted)-1)+0.5)]) / float64(time.Millisecond)
-}
-
 const rowFormat = "%-22s %6s %4s %7s %9s %7s %8s %8s %8s %8s %9s %8s %12s\n"
 
-func printRow(p *profile, r *result) {
-	secs := r.wall.Seconds()
+func printRow(p *bk.Profile, r *result) {
+	secs := r.Wall.Seconds()
 	perPush := "-"
-	if r.ok > 0 {
-		perPush = fmt.Sprintf("%.6g", float64(r.total)/float64(r.ok+r.warm))
+	if r.OK > 0 {
+		perPush = fmt.Sprintf("%.6g", float64(r.total)/float64(r.OK+r.warm))
 	}
-	fmt.Printf(rowFormat, r.topo.String(), strconv.FormatInt(r.ok, 10), strconv.FormatInt(r.failed, 10),
-		fmt.Sprintf("%.2f", secs), fmt.Sprintf("%.1f", float64(r.ok)/secs),
-		fmt.Sprintf("%.2f", float64(r.ok)*float64(p.rawLen)/mb/secs),
-		fmt.Sprintf("%.2f", pct(r.pushLat, 0.5)), fmt.Sprintf("%.2f", pct(r.pushLat, 0.99)),
-		fmt.Sprintf("%.2f", pct(r.queryLat, 0.5)), fmt.Sprintf("%.2f", pct(r.queryLat, 0.99)),
-		fmt.Sprintf("%.2f", r.pushCPU.Seconds()/secs), fmt.Sprintf("%.2f", r.queryCPU.Seconds()), perPush)
+	fmt.Printf(rowFormat, r.topo.String(), strconv.FormatInt(r.OK, 10), strconv.FormatInt(r.Failed, 10),
+		bk.F2(secs), bk.F1(r.PerSecond()), bk.F2(float64(r.OK)*float64(p.RawLen)/bk.MB/secs),
+		bk.F2(bk.Percentile(r.Lat, 0.5)), bk.F2(bk.Percentile(r.Lat, 0.99)),
+		bk.F2(bk.Percentile(r.queryLat, 0.5)), bk.F2(bk.Percentile(r.queryLat, 0.99)),
+		bk.F2(r.pushCPU.Seconds()/secs), bk.F2(r.queryCPU.Seconds()), perPush)
+}
+
+// printRatios compares each result to the first.
+func printRatios(results []*result) {
+	base := results[0]
+	ratio := func(r *result, sorted func(*result) []time.Duration, q float64) float64 {
+		return bk.Percentile(sorted(r), q) / bk.Percentile(sorted(base), q)
+	}
+	push := func(r *result) []time.Duration { return r.Lat }
+	query := func(r *result) []time.Duration { return r.queryLat }
+	for _, r := range results[1:] {
+		fmt.Printf("%v vs %v: push throughput x%.2f, push p50 x%.2f, p99 x%.2f, query p50 x%.2f, p99 x%.2f\n",
+			r.topo, base.topo, r.PerSecond()/base.PerSecond(),
+			ratio(r, push, 0.5), ratio(r, push, 0.99), ratio(r, query, 0.5), ratio(r, query, 0.99))
+	}
 }
 
 func main() {
@@ -373,26 +313,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "cluster bench:", err)
 		os.Exit(2)
 	}
-	rounds := min((2*cfg.conc+cfg.pushes+pods-1)/pods, 64)
+	rounds := min((2*cfg.conc+cfg.pushes+bk.Pods-1)/bk.Pods, 64)
 	t0 := time.Now().Add(-24 * time.Hour)
-	p, err := loadProfile(cfg.root, cfg.profile, rounds, t0.UnixNano(), int64(pushInterval))
+	p, err := bk.LoadProfile(cfg.root, cfg.profile, "cluster-bench-", rounds, t0.UnixNano(), int64(bk.PushInterval))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cluster bench:", err)
 		os.Exit(1)
 	}
 	start := t0.Add(-time.Hour).UnixMilli()
-	end := t0.Add(time.Duration(rounds)*pushInterval + time.Hour).UnixMilli()
-	avg, _ := os.ReadFile("/proc/loadavg")
+	end := t0.Add(time.Duration(rounds)*bk.PushInterval + time.Hour).UnixMilli()
 	fmt.Printf("kiln cluster bench: %s; %s (%d B of pprof per push, %d B gzipped); nats-server %s\n",
-		cfg.bin, p.rel, p.rawLen, int(p.gzLen()), cfg.nats)
+		cfg.bin, p.Rel, p.RawLen, int(p.GzLen()), cfg.nats)
 	fmt.Printf("per topology: fresh nats-server, 1 distributor, 1 querier, N ingesters (separate processes, "+
 		"127.0.0.1); %d pushes or %v from %d Connect clients (%d warm-up pushes), then %d "+
 		"SelectMergeStacktraces over all of it, one at a time\n", cfg.pushes, cfg.duration, cfg.conc, 2*cfg.conc, cfg.queries)
-	fmt.Printf("MB = 10^6 bytes of uncompressed pprof; latencies are the client's; cores = CPU s of all kiln "+
-		"processes / wall s while pushing; qCPU = their CPU s over all queries; total/push = query total / "+
+	fmt.Printf("MB = 10^6 bytes of uncompressed pprof; latencies are the client's; cores = CPU s of all kiln " +
+		"processes / wall s while pushing; qCPU = their CPU s over all queries; total/push = query total / " +
 		"acknowledged pushes (the same in every row when every push counts once)\n")
 	fmt.Printf("cores online: %d (all processes and the clients share them: figures are what they are); "+
-		"load average: %s\n", runtime.NumCPU(), strings.TrimSpace(string(avg)))
+		"load average: %s\n", runtime.NumCPU(), bk.LoadAvg())
 	fmt.Printf(rowFormat, "topology", "pushes", "err", "wall s", "pushes/s", "MB/s", "p50 ms", "p99 ms",
 		"q p50 ms", "q p99 ms", "cores", "qCPU s", "total/push")
 	var results []*result
@@ -403,8 +342,8 @@ func main() {
 			printRow(p, r)
 			results = append(results, r)
 		}
-		if err == nil && r.failed > 0 {
-			err = fmt.Errorf("%d pushes failed, first: %w", r.failed, r.firstErr)
+		if err == nil && r.Failed > 0 {
+			err = fmt.Errorf("%d pushes failed, first: %w", r.Failed, r.FirstErr)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cluster bench: %v: %v\n", topo, err)
@@ -412,14 +351,7 @@ func main() {
 		}
 	}
 	if len(results) > 1 {
-		base := results[0]
-		for _, r := range results[1:] {
-			fmt.Printf("%v vs %v: push throughput x%.2f, push p50 x%.2f, p99 x%.2f, query p50 x%.2f, p99 x%.2f\n",
-				r.topo, base.topo,
-				(float64(r.ok)/r.wall.Seconds())/(float64(base.ok)/base.wall.Seconds()),
-				pct(r.pushLat, 0.5)/pct(base.pushLat, 0.5), pct(r.pushLat, 0.99)/pct(base.pushLat, 0.99),
-				pct(r.queryLat, 0.5)/pct(base.queryLat, 0.5), pct(r.queryLat, 0.99)/pct(base.queryLat, 0.99))
-		}
+		printRatios(results)
 	}
 	if failed {
 		os.Exit(1)

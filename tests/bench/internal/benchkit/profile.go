@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-package main
+package benchkit
 
 import (
 	"bytes"
@@ -17,15 +17,15 @@ import (
 // timeNanosField is perftools.profiles.Profile.time_nanos.
 const timeNanosField = 9
 
-// profile is one test data file, prepared for pushing: the bytes as on disk
-// and variants whose time_nanos differ, so that successive pushes of a pod
-// carry successive profile times as a real SDK's do.
-type profile struct {
-	rel      string
-	name     string // __name__ pushed
-	service  string
-	rawLen   int      // uncompressed pprof bytes of a variant
-	variants [][]byte // gzipped, one per push round
+// Profile is one test data file, prepared for pushing: variants of its
+// bytes whose time_nanos differ, so that successive pushes of a pod carry
+// successive profile times as a real SDK's do.
+type Profile struct {
+	Rel      string
+	Name     string // __name__ pushed
+	Service  string
+	RawLen   int      // uncompressed pprof bytes of a variant
+	Variants [][]byte // gzipped, one per push round
 }
 
 // nameOf picks __name__ as the SDKs do for these files: Node's are wall
@@ -83,9 +83,10 @@ func gzipBytes(b []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// loadProfile reads root/rel and makes `rounds` gzipped variants, round r
-// timed t0 + r*interval.
-func loadProfile(root, rel string, rounds int, t0, interval int64) (*profile, error) {
+// LoadProfile reads root/rel and makes `rounds` gzipped variants, round r
+// timed t0 + r*interval. Its service_name is servicePrefix followed by the
+// file's name.
+func LoadProfile(root, rel, servicePrefix string, rounds int, t0, interval int64) (*Profile, error) {
 	gz, err := os.ReadFile(filepath.Join(root, rel))
 	if err != nil {
 		return nil, err
@@ -94,30 +95,30 @@ func loadProfile(root, rel string, rounds int, t0, interval int64) (*profile, er
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", rel, err)
 	}
-	p := &profile{
-		rel:     rel,
-		name:    nameOf(rel),
-		service: "pushload-" + strings.NewReplacer(".", "_", "/", "_").Replace(filepath.Base(rel)),
+	p := &Profile{
+		Rel:     rel,
+		Name:    nameOf(rel),
+		Service: servicePrefix + strings.NewReplacer(".", "_", "/", "_").Replace(filepath.Base(rel)),
 	}
 	for r := 0; r < rounds; r++ {
 		b, err := withTime(raw, t0+int64(r)*interval)
-		p.rawLen = len(b)
+		p.RawLen = len(b)
 		if err == nil {
 			b, err = gzipBytes(b)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", rel, err)
 		}
-		p.variants = append(p.variants, b)
+		p.Variants = append(p.Variants, b)
 	}
 	return p, nil
 }
 
-// gzLen is the mean size of the gzipped variants (what goes on the wire).
-func (p *profile) gzLen() float64 {
+// GzLen is the mean size of the gzipped variants (what goes on the wire).
+func (p *Profile) GzLen() float64 {
 	total := 0
-	for _, v := range p.variants {
+	for _, v := range p.Variants {
 		total += len(v)
 	}
-	return float64(total) / float64(len(p.variants))
+	return float64(total) / float64(len(p.Variants))
 }

@@ -1,10 +1,11 @@
-module kiln.dev/tests/bench/cluster
+module kiln.dev/tests/bench
 
 go 1.26.0
 
 require (
 	connectrpc.com/connect v1.21.1
 	github.com/grafana/pyroscope/api v1.6.0
+	golang.org/x/net v0.62.0
 	google.golang.org/protobuf v1.36.12
 )
 
@@ -14,7 +15,6 @@ require (
 	github.com/gorilla/mux v1.8.1 // indirect
 	github.com/planetscale/vtprotobuf v0.6.1-0.20250313105119-ba97887b0a25 // indirect
 	go.yaml.in/yaml/v3 v3.0.4 // indirect
-	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260427160629-7cedc36a6bc4 // indirect

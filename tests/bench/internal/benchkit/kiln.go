@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package benchkit
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Kiln is one kiln process on its own free 127.0.0.1 ports.
+type Kiln struct {
+	*Proc
+	HTTP, GRPC string // host:port
+}
+
+// StartKiln starts bin with HTTP and gRPC on free 127.0.0.1 ports, warn
+// logging and args (the target, storage and limits are the caller's), and
+// waits until /ready answers 200 and the gRPC port accepts.
+func StartKiln(bin, name string, args ...string) (*Kiln, error) {
+	hp, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	gp, err := FreePort()
+	for err == nil && gp == hp {
+		gp, err = FreePort()
+	}
+	if err != nil {
+		return nil, err
+	}
+	all := append([]string{
+		"-server.http-listen-address=127.0.0.1",
+		"-server.http-listen-port=" + strconv.Itoa(hp),
+		"-server.grpc-listen-address=127.0.0.1",
+		"-server.grpc-listen-port=" + strconv.Itoa(gp),
+		"-log.level=warn",
+	}, args...)
+	p, err := StartProc(name, bin, all...)
+	if err != nil {
+		return nil, err
+	}
+	k := &Kiln{Proc: p, HTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(hp)),
+		GRPC: net.JoinHostPort("127.0.0.1", strconv.Itoa(gp))}
+	if err := k.waitReady(); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *Kiln) waitReady() error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(ReadyTimeout)
+	for {
+		if k.Exited() {
+			return fmt.Errorf("%s exited before becoming ready:\n%s", k.Name, k.Output())
+		}
+		resp, err := client.Get("http://" + k.HTTP + "/ready")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %v:\n%s", k.Name, ReadyTimeout, k.Output())
+		}
+		time.Sleep(Poll)
+	}
+	return WaitAccept(k.Proc, k.GRPC)
+}
+
+// ActiveIngesters counts the ACTIVE members of GET /ring?format=json.
+func (k *Kiln) ActiveIngesters() int {
+	client := &http.Client{Timeout: time.Second}
+	resp, err := client.Get("http://" + k.HTTP + "/ring?format=json")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Members []struct {
+			State string `json:"state"`
+		} `json:"members"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&r) != nil {
+		return 0
+	}
+	n := 0
+	for _, m := range r.Members {
+		if m.State == "ACTIVE" {
+			n++
+		}
+	}
+	return n
+}
