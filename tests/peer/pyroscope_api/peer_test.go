@@ -492,6 +492,34 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	}
 
+	// A multi-tenant read "A|B" (Grafana with a federated data source)
+	// sees both tenants' data, each counted once.
+	ab := s.Clients(t, a.Tenant+"|"+b.Tenant)
+	for _, tc := range []struct {
+		pc    *profileCase
+		svc   string
+		start int64
+	}{{pcA, svcA, startA}, {pcA, svcA + "-grpc", startA}, {pcB, svcB, startB}} {
+		for i, id := range tc.pc.typeIDs {
+			fg, err := selectMerge(t, s, ab.Query, id, tc.svc, tc.start, end)
+			if err != nil {
+				t.Fatalf("A|B: SelectMergeStacktraces: %v", err)
+			}
+			if fg.GetTotal() != tc.pc.expected[i] {
+				t.Errorf("A|B: %s %s total = %d, want %d", tc.svc, id, fg.GetTotal(), tc.pc.expected[i])
+			}
+		}
+	}
+	abCtx, abCancel := kilntest.ReqCtx(t)
+	lv, err := ab.Query.LabelValues(abCtx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "service_name", Start: start, End: end}))
+	abCancel()
+	if err != nil {
+		t.Fatalf("A|B: LabelValues: %v", err)
+	}
+	if !slices.Contains(lv.Msg.GetNames(), svcA) || !slices.Contains(lv.Msg.GetNames(), svcB) {
+		t.Errorf("A|B: LabelValues(service_name) = %v, want %q and %q", lv.Msg.GetNames(), svcA, svcB)
+	}
+
 	// Metadata: each tenant lists only its own names and types.
 	for _, tc := range []struct {
 		who          string
