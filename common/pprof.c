@@ -455,17 +455,25 @@ static void count_bytes(const uint8_t *p, size_t n, const uint8_t *limit, uint8_
 #define TAG_LABEL 0x1a
 #define TAG_LINE 0x22
 
-/* Bounds the stack, value and label elements of a Sample, or the lines of a
- * Location, from the bytes alone: every element ends in its own varint byte
- * below 0x80, and every label or line starts with its tag byte unless the
- * tag is written in a non-canonical longer form (the filling pass then finds
- * the bound short and the count is redone). */
-static void bound_sub(const dec *d, const field *pf, bool sample, counts *c)
+/* Bounds the stack, value and label elements of Samples, or the lines of
+ * Locations, from their bytes alone: every element ends in its own varint
+ * byte below 0x80, and every label or line starts with its tag byte unless
+ * the tag is written in a non-canonical longer form (the filling pass then
+ * finds the bound short and the count is redone). The bytes are a span of
+ * consecutive Sample (Location) fields, tags and lengths included: those
+ * only loosen the bound, and one span per run of fields costs far less than
+ * one call per field. */
+typedef struct span {
+    const uint8_t *from, *to;
+} span;
+
+static void bound_span(const dec *d, const span *s, bool sample, counts *c)
 {
-    if (pf->wt != WT_LEN)
-        return;
     size_t ends = 0, tags = 0;
-    count_bytes(pf->data, (size_t)pf->v, d->limit, sample ? TAG_LABEL : TAG_LINE, &ends, &tags);
+    if (s->from == s->to)
+        return;
+    count_bytes(s->from, (size_t)(s->to - s->from), d->limit, sample ? TAG_LABEL : TAG_LINE, &ends,
+                &tags);
     if (sample) {
         c->locs += ends;
         c->values += ends;
@@ -475,14 +483,22 @@ static void bound_sub(const dec *d, const field *pf, bool sample, counts *c)
     }
 }
 
+/* Adds the field at [at, next) to span s, bounding s first when the field
+ * does not follow it. */
+static inline void span_add(const dec *d, span *s, const uint8_t *at, const uint8_t *next,
+                            bool sample, counts *c)
+{
+    if (at != s->to) {
+        bound_span(d, s, sample, c);
+        s->from = at;
+    }
+    s->to = next;
+}
+
 /* Counts the stack, value and label elements of a Sample, or the lines of a
- * Location. Wire types are checked by the filling pass. */
+ * Location, exactly. Wire types are checked by the filling pass. */
 static kiln_status count_sub(dec *d, const field *pf, bool sample, counts *c)
 {
-    if (d->bounded) {
-        bound_sub(d, pf, sample, c);
-        return KILN_OK;
-    }
     if (pf->wt != WT_LEN)
         return KILN_OK;
     const char *msg = sample ? "Sample" : "Location";
@@ -512,19 +528,37 @@ static kiln_status count_profile(dec *d, const uint8_t *p, const uint8_t *end, c
 {
     field f;
     kiln_status st = KILN_OK;
+    span samples = {p, p}, locations = {p, p}; /* bounded mode only */
     while (p < end && st == KILN_OK) {
+        const uint8_t *at = p;
         if ((st = next_field(d, &p, end, &f, "Profile")) != KILN_OK)
             break;
         switch (f.num) {
         case 1: c->sample_types++; break;
-        case 2: c->samples++; st = count_sub(d, &f, true, c); break;
+        case 2:
+            c->samples++;
+            if (d->bounded)
+                span_add(d, &samples, at, p, true, c);
+            else
+                st = count_sub(d, &f, true, c);
+            break;
         case 3: c->mappings++; break;
-        case 4: c->locations++; st = count_sub(d, &f, false, c); break;
+        case 4:
+            c->locations++;
+            if (d->bounded)
+                span_add(d, &locations, at, p, false, c);
+            else
+                st = count_sub(d, &f, false, c);
+            break;
         case 5: c->functions++; break;
         case 6: c->strings++; break;
         case 13: c->comments += count_packed(&f); break;
         default: break;
         }
+    }
+    if (d->bounded) {
+        bound_span(d, &samples, true, c);
+        bound_span(d, &locations, false, c);
     }
     return st;
 }
@@ -588,9 +622,11 @@ static kiln_status overflow_err(dec *d, const field *f)
                         (size_t)(f->at - d->base));
 }
 
-/* Appends repeated scalar field f (packed or not) to arr[*n..cap). */
-static kiln_status dec_packed(dec *d, const field *f, const char *msg, uint64_t *arr,
-                              size_t *n, size_t cap)
+/* Appends repeated scalar field f (packed or not) to arr[*n..cap). Inlined:
+ * a Sample's stack and values come through here once each, thousands of
+ * times per profile, and the call cost more than the few varints read. */
+static inline __attribute__((always_inline)) kiln_status
+dec_packed(dec *d, const field *f, const char *msg, uint64_t *arr, size_t *n, size_t cap)
 {
     size_t k = *n;
     if (f->wt == WT_VARINT) {
@@ -604,18 +640,30 @@ static kiln_status dec_packed(dec *d, const field *f, const char *msg, uint64_t 
     if (st != KILN_OK)
         return st;
     const uint8_t *q = f->data, *e = q + f->v;
-    while (q < e) {
-        uint64_t v;
-        int r = d->limit - q >= 10 ? varint_fast(&q, &v) : get_varint(&q, e, &v);
+    uint64_t v;
+    int r = VR_OK;
+    /* Fast loop: every varint is at least a byte, so room for f->v more
+     * elements is room for all; 10 bytes of input past e let each varint
+     * be read unchecked (one that overruns e is caught after the loop). */
+    if (LIKELY(cap - k >= f->v && d->limit - e >= 10)) {
+        while (q < e && (r = varint_fast(&q, &v)) == VR_OK)
+            arr[k++] = v;
+        if (r == VR_OK && q > e)
+            r = VR_TRUNC;
+        q = e; /* done either way */
+    }
+    while (q < e && r == VR_OK) {
+        r = d->limit - q >= 10 ? varint_fast(&q, &v) : get_varint(&q, e, &v);
         if (r == VR_OK && q > e) /* varint_fast read past the payload */
             r = VR_TRUNC;
-        if (r != VR_OK)
-            return wire_err(d, r == VR_TRUNC ? "truncated packed" : "overlong varint in packed",
-                            f->num, msg, f->at);
-        if (k >= cap) /* each varint decoded ends in a byte pass 1 counted */
+        if (r == VR_OK && k >= cap) /* each varint decoded ends in a byte pass 1 counted */
             return overflow_err(d, f);
-        arr[k++] = v;
+        if (r == VR_OK)
+            arr[k++] = v;
     }
+    if (r != VR_OK)
+        return wire_err(d, r == VR_TRUNC ? "truncated packed" : "overlong varint in packed",
+                        f->num, msg, f->at);
     *n = k;
     return KILN_OK;
 }
