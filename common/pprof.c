@@ -684,6 +684,12 @@ static kiln_status dec_elem(dec *d, const field *f, const msgdesc *m, void *base
     return dec_scalars(d, f, m, obj);
 }
 
+/* The canonical one-byte tags of a Sample's location_id and value, unpacked
+ * (varint) and packed (length-delimited). */
+#define TAG_VALUE 0x10
+#define TAG_LOC_IDS 0x0a
+#define TAG_VALUES 0x12
+
 static kiln_status dec_sample(dec *d, const field *pf)
 {
     kiln_pprof_t *o = d->p;
@@ -697,12 +703,31 @@ static kiln_status dec_sample(dec *d, const field *pf)
     const uint8_t *p = pf->data, *end = p + pf->v;
     field f;
     while (p < end && st == KILN_OK) {
-        if (p[0] == TAG_LOC_ID && d->limit - p >= 11) { /* an unpacked location id */
-            const uint8_t *q = p + 1;
-            uint64_t v;
-            if (varint_fast(&q, &v) == VR_OK && q <= end && o->n_locs < d->cap.locs) {
+        /* Fast path: a field under its canonical tag byte, read here
+         * without next_field's generality; anything else (and every
+         * error) takes the general path below. */
+        uint32_t t = p[0];
+        const uint8_t *q = p + 1;
+        uint64_t v;
+        if (LIKELY(d->limit - p >= 11 && varint_fast(&q, &v) == VR_OK && q <= end)) {
+            if (t == TAG_LOC_ID && o->n_locs < d->cap.locs) {
                 o->locs[o->n_locs++] = v;
                 p = q;
+                continue;
+            }
+            if (t == TAG_VALUE && o->n_values < d->cap.values) {
+                o->values[o->n_values++] = (int64_t)v;
+                p = q;
+                continue;
+            }
+            if ((t == TAG_LOC_IDS || t == TAG_VALUES) && v <= (uint64_t)(end - q)) {
+                f = (field){p, q, v, t >> 3, WT_LEN};
+                p = q + v;
+                if (t == TAG_LOC_IDS)
+                    st = dec_packed(d, &f, "Sample", o->locs, &o->n_locs, d->cap.locs);
+                else
+                    st = dec_packed(d, &f, "Sample", (uint64_t *)o->values, &o->n_values,
+                                    d->cap.values);
                 continue;
             }
         }
@@ -726,9 +751,37 @@ static kiln_status dec_sample(dec *d, const field *pf)
     return st;
 }
 
-/* dec_elem for a Line, without its memset call: a Location's lines are
- * the bulk of a profile with many frames. */
-static kiln_status dec_line(dec *d, const field *f)
+/* A Line (already zeroed) from f: function, line and column under their
+ * canonical tags are read inline, the bulk of a profile with many frames;
+ * from the first field that is not, dec_scalars reads the rest. */
+static inline __attribute__((always_inline)) kiln_status
+dec_line_body(dec *d, const field *f, kiln_pprof_line *ln)
+{
+    const uint8_t *p = f->data, *end = p + f->v;
+    while (p < end && d->limit - p >= 11) {
+        uint32_t t = p[0];
+        const uint8_t *q = p + 1;
+        uint64_t v;
+        if (varint_fast(&q, &v) != VR_OK || q > end)
+            break;
+        if (t == 0x08)
+            ln->function = v;
+        else if (t == 0x10)
+            ln->line = (int64_t)v;
+        else if (t == 0x18)
+            ln->column = (int64_t)v;
+        else
+            break;
+        p = q;
+    }
+    if (p == end)
+        return KILN_OK;
+    field rest = {f->at, p, (uint64_t)(end - p), f->num, f->wt};
+    return dec_scalars(d, &rest, &line_msg, ln);
+}
+
+/* dec_elem for a Line, without its memset call. */
+static inline __attribute__((always_inline)) kiln_status dec_line(dec *d, const field *f)
 {
     kiln_pprof_t *o = d->p;
     kiln_status st = want(d, f, WT_LEN, "Location");
@@ -738,7 +791,7 @@ static kiln_status dec_line(dec *d, const field *f)
         return overflow_err(d, f);
     kiln_pprof_line *ln = &o->lines[o->n_lines++];
     *ln = (kiln_pprof_line){0, 0, 0};
-    return dec_scalars(d, f, &line_msg, ln);
+    return dec_line_body(d, f, ln);
 }
 
 static kiln_status dec_location(dec *d, const field *pf)
@@ -755,6 +808,29 @@ static kiln_status dec_location(dec *d, const field *pf)
     const uint8_t *p = pf->data, *end = p + pf->v;
     field f;
     while (p < end && st == KILN_OK) {
+        /* Fast path, as in dec_sample: id, mapping_id, address and line
+         * under their canonical tag bytes. */
+        uint32_t t = p[0];
+        const uint8_t *q = p + 1;
+        uint64_t v;
+        if (LIKELY(d->limit - p >= 11 && varint_fast(&q, &v) == VR_OK && q <= end)) {
+            if (t == 0x08 || t == 0x10 || t == 0x18) {
+                if (t == 0x08)
+                    l->id = v;
+                else if (t == 0x10)
+                    l->mapping = v;
+                else
+                    l->address = v;
+                p = q;
+                continue;
+            }
+            if (t == TAG_LINE && v <= (uint64_t)(end - q)) {
+                f = (field){p, q, v, 4, WT_LEN};
+                p = q + v;
+                st = dec_line(d, &f);
+                continue;
+            }
+        }
         st = next_field(d, &p, end, &f, "Location");
         if (st != KILN_OK)
             break;
