@@ -1257,6 +1257,20 @@ static void norm_functions(kiln_pprof_t *p, const idmap *fm, bool indexed)
         p->functions[i].id = i + 1;
 }
 
+/* A location with no lines and no address says nothing: it is dropped. */
+static inline bool loc_dropped(const kiln_pprof_location *l)
+{
+    return l->n_lines == 0 && l->address == 0;
+}
+
+/* Fills remap as norm_locations will, without touching the profile. */
+static void plan_locations(const kiln_pprof_t *p, uint32_t *remap)
+{
+    uint32_t out = 0;
+    for (size_t i = 0; i < p->n_locations; i++)
+        remap[i] = loc_dropped(&p->locations[i]) ? NONE : out++;
+}
+
 /* Drops locations with no lines and no address, points the rest at mapping
  * indices (the stub, appended when needed, for unknown mappings) and fills
  * w->remap. */
@@ -1266,7 +1280,7 @@ static void norm_locations(kiln_pprof_t *p, norm_ws *w)
     bool need_stub = false;
     for (size_t i = 0; i < p->n_locations; i++) {
         kiln_pprof_location l = p->locations[i];
-        if (l.n_lines == 0 && l.address == 0) {
+        if (loc_dropped(&l)) {
             w->remap[i] = NONE;
             continue;
         }
@@ -1292,9 +1306,19 @@ static void norm_locations(kiln_pprof_t *p, norm_ws *w)
         p->mappings[i].id = i + 1;
 }
 
-/* Rewrites stacks as kept location indices and trims them to max_depth.
- * indexed: the stacks hold location indices already (check_index_samples). */
-static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth, bool indexed)
+/* Leaf first: a stack of k frames past max_depth keeps the root-most. */
+static inline void trim_stack(kiln_pprof_sample *s, uint32_t k, size_t max_depth)
+{
+    if (max_depth != 0 && k > max_depth) {
+        s->loc_off += k - (uint32_t)max_depth;
+        k = (uint32_t)max_depth;
+    }
+    s->n_locs = k;
+}
+
+/* Rewrites stacks of location ids as kept location indices and trims them
+ * to max_depth. */
+static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth)
 {
     for (size_t i = 0; i < p->n_samples; i++) {
         kiln_pprof_sample *s = &p->samples[i];
@@ -1303,15 +1327,11 @@ static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth, boo
         uint64_t *stack = p->locs + s->loc_off;
         uint32_t k = 0;
         for (uint32_t j = 0; j < s->n_locs; j++) {
-            uint32_t l = indexed ? (uint32_t)stack[j] : idmap_get(&w->lm, stack[j]);
+            uint32_t l = idmap_get(&w->lm, stack[j]);
             if (l != NONE && w->remap[l] != NONE)
                 stack[k++] = w->remap[l];
         }
-        if (max_depth != 0 && k > max_depth) { /* leaf first: keep the root-most tail */
-            s->loc_off += k - (uint32_t)max_depth;
-            k = (uint32_t)max_depth;
-        }
-        s->n_locs = k;
+        trim_stack(s, k, max_depth);
     }
 }
 
@@ -1447,12 +1467,14 @@ static void merge_samples(kiln_pprof_t *p, norm_ws *w)
 }
 
 /* normalize after the string indices: ids to indices (unless indexed: the
- * stacks and lines hold indices already), stacks, labels, merging. */
+ * lines hold function indices and the stacks are final already), stacks,
+ * labels, merging. */
 static void norm_rest(kiln_pprof_t *p, norm_ws *w, size_t max_depth, bool indexed)
 {
     norm_functions(p, &w->fm, indexed);
     norm_locations(p, w);
-    norm_stacks(p, w, max_depth, indexed);
+    if (!indexed)
+        norm_stacks(p, w, max_depth);
     sort_labels(p);
     merge_samples(p, w);
 }
@@ -1480,8 +1502,11 @@ static bool check_canon_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what,
     return true;
 }
 
-/* check_samples that also rewrites each stack's ids as location indices. */
-static kiln_status check_index_samples(kiln_pprof_t *p, const idmap *lm, kiln_err *err)
+/* check_samples that also does norm_stacks' work: each stack's ids become
+ * kept location indices (remap, from plan_locations), trimmed to max_depth.
+ * One pass over the frames: stacks are most of a large profile. */
+static kiln_status check_index_samples(kiln_pprof_t *p, const idmap *lm, const uint32_t *remap,
+                                       size_t max_depth, kiln_err *err)
 {
     for (size_t i = 0; i < p->n_samples; i++) {
         const kiln_pprof_sample *s = &p->samples[i];
@@ -1489,7 +1514,10 @@ static kiln_status check_index_samples(kiln_pprof_t *p, const idmap *lm, kiln_er
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                 "pprof: sample %zu has %u values for %zu sample types", i,
                                 s->n_values, p->n_sample_types);
-        uint64_t *stack = s->n_locs != 0 ? p->locs + s->loc_off : NULL;
+        if (s->n_locs == 0)
+            continue; /* and p->locs may be NULL: no NULL + 0 */
+        uint64_t *stack = p->locs + s->loc_off;
+        uint32_t k = 0;
         for (uint32_t j = 0; j < s->n_locs; j++) {
             uint32_t l = idmap_get(lm, stack[j]);
             if (l == NONE)
@@ -1497,8 +1525,10 @@ static kiln_status check_index_samples(kiln_pprof_t *p, const idmap *lm, kiln_er
                                     "pprof: sample %zu references location id %llu, which no "
                                     "location has",
                                     i, (unsigned long long)stack[j]);
-            stack[j] = l;
+            if (remap[l] != NONE)
+                stack[k++] = remap[l];
         }
+        trim_stack(&p->samples[i], k, max_depth);
     }
     return KILN_OK;
 }
@@ -1538,7 +1568,8 @@ kiln_status kiln_pprof_validate_normalize(kiln_arena_t *a, kiln_pprof_t *p, size
                             "pprof: memory limit reached normalising the profile");
     if (!visit_str_refs(p, check_canon_str_ref, err))
         return KILN_INVALID_ARGUMENT;
-    if ((st = check_index_samples(p, &w.lm, err)) != KILN_OK ||
+    plan_locations(p, w.remap);
+    if ((st = check_index_samples(p, &w.lm, w.remap, max_depth, err)) != KILN_OK ||
         (st = check_index_lines(p, &w.fm, err)) != KILN_OK)
         return st;
     norm_rest(p, &w, max_depth, true);
