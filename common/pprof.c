@@ -1539,14 +1539,64 @@ static bool check_canon_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what,
     return true;
 }
 
+/* In lm->slots, a location dropped by normalize (marked so by fold_remap). */
+#define DROPPED (NONE - 1) /* never an index: arrays stay below UINT32_MAX */
+
+/* For a direct id map, folds remap (location index -> kept index) into the
+ * map itself, so that each frame costs one table load: slots then give the
+ * kept index, DROPPED or NONE (no such id). The map serves nothing else
+ * afterwards. */
+static void fold_remap(idmap *lm, const uint32_t *remap)
+{
+    for (uint64_t id = 0; id < lm->size; id++) {
+        uint32_t l = lm->slots[id];
+        if (l != NONE)
+            lm->slots[id] = remap[l] == NONE ? DROPPED : remap[l];
+    }
+}
+
+/* Rewrites stack[0..n) (location ids) as kept location indices in place;
+ * returns how many are kept, or sets *bad to the first unknown id's
+ * position. direct: lm is a folded direct map (a constant at each call, so
+ * that the frame loop has no mode test). */
+static inline __attribute__((always_inline)) uint32_t
+index_stack(uint64_t *stack, uint32_t n, const idmap *lm, const uint32_t *remap, bool direct,
+            uint32_t *bad)
+{
+    uint32_t k = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        uint64_t id = stack[j];
+        uint32_t r;
+        if (direct) {
+            r = id < lm->size ? lm->slots[id] : NONE;
+        } else {
+            r = idmap_get(lm, id);
+            r = r == NONE ? NONE : remap[r] == NONE ? DROPPED : remap[r];
+        }
+        if (UNLIKELY(r >= DROPPED)) {
+            if (r == NONE) {
+                *bad = j;
+                return 0;
+            }
+            continue;
+        }
+        stack[k++] = r;
+    }
+    return k;
+}
+
 /* check_samples that also does norm_stacks' work: each stack's ids become
  * kept location indices (remap, from plan_locations), trimmed to max_depth.
- * One pass over the frames: stacks are most of a large profile. */
-static kiln_status check_index_samples(kiln_pprof_t *p, const idmap *lm, const uint32_t *remap,
+ * One pass over the frames: stacks are most of a large profile. Consumes
+ * lm (see fold_remap). */
+static kiln_status check_index_samples(kiln_pprof_t *p, idmap *lm, const uint32_t *remap,
                                        size_t max_depth, kiln_err *err)
 {
+    bool direct = lm->mode == IM_DIRECT;
+    if (direct)
+        fold_remap(lm, remap);
     for (size_t i = 0; i < p->n_samples; i++) {
-        const kiln_pprof_sample *s = &p->samples[i];
+        kiln_pprof_sample *s = &p->samples[i];
         if (s->n_values != p->n_sample_types)
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                 "pprof: sample %zu has %u values for %zu sample types", i,
@@ -1554,18 +1604,15 @@ static kiln_status check_index_samples(kiln_pprof_t *p, const idmap *lm, const u
         if (s->n_locs == 0)
             continue; /* and p->locs may be NULL: no NULL + 0 */
         uint64_t *stack = p->locs + s->loc_off;
-        uint32_t k = 0;
-        for (uint32_t j = 0; j < s->n_locs; j++) {
-            uint32_t l = idmap_get(lm, stack[j]);
-            if (l == NONE)
-                return kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                                    "pprof: sample %zu references location id %llu, which no "
-                                    "location has",
-                                    i, (unsigned long long)stack[j]);
-            if (remap[l] != NONE)
-                stack[k++] = remap[l];
-        }
-        trim_stack(&p->samples[i], k, max_depth);
+        uint32_t bad = NONE;
+        uint32_t k = direct ? index_stack(stack, s->n_locs, lm, remap, true, &bad)
+                            : index_stack(stack, s->n_locs, lm, remap, false, &bad);
+        if (bad != NONE)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "pprof: sample %zu references location id %llu, which no "
+                                "location has",
+                                i, (unsigned long long)stack[bad]);
+        trim_stack(s, k, max_depth);
     }
     return KILN_OK;
 }
