@@ -880,6 +880,41 @@ static kiln_status dec_location(dec *d, const field *pf)
     return st;
 }
 
+/* dec_elem for a Function, its fields under their canonical tags read
+ * inline as dec_line_body does: profiles with many frames have as many
+ * functions. */
+static inline __attribute__((always_inline)) kiln_status dec_function(dec *d, const field *f)
+{
+    kiln_pprof_t *o = d->p;
+    kiln_status st = want(d, f, WT_LEN, "Profile");
+    if (st != KILN_OK)
+        return st;
+    if (o->n_functions >= d->cap.functions)
+        return overflow_err(d, f);
+    kiln_pprof_function *fn = &o->functions[o->n_functions++];
+    *fn = (kiln_pprof_function){0, 0, 0, 0, 0};
+    const uint8_t *p = f->data, *end = p + f->v;
+    while (p < end && d->limit - p >= 11) {
+        uint32_t t = p[0];
+        const uint8_t *q = p + 1;
+        uint64_t v;
+        if (t < 0x08 || t > 0x28 || (t & 7) != 0 || varint_fast(&q, &v) != VR_OK || q > end)
+            break;
+        switch (t) {
+        case 0x08: fn->id = v; break;
+        case 0x10: fn->name = (int64_t)v; break;
+        case 0x18: fn->system_name = (int64_t)v; break;
+        case 0x20: fn->filename = (int64_t)v; break;
+        default: fn->start_line = (int64_t)v; break; /* 0x28 */
+        }
+        p = q;
+    }
+    if (p == end)
+        return KILN_OK;
+    field rest = {f->at, p, (uint64_t)(end - p), f->num, f->wt};
+    return dec_scalars(d, &rest, &function_msg, fn);
+}
+
 static kiln_status dec_string(dec *d, const field *f)
 {
     kiln_pprof_t *o = d->p;
@@ -905,9 +940,7 @@ static kiln_status fill_field(dec *d, const field *f)
         return dec_elem(d, f, &mapping_msg, o->mappings, sizeof(*o->mappings), &o->n_mappings,
                         d->cap.mappings, "Profile");
     case 4: return dec_location(d, f);
-    case 5:
-        return dec_elem(d, f, &function_msg, o->functions, sizeof(*o->functions),
-                        &o->n_functions, d->cap.functions, "Profile");
+    case 5: return dec_function(d, f);
     case 6: return dec_string(d, f);
     case 11: {
         kiln_status st = want(d, f, WT_LEN, "Profile");
