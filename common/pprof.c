@@ -421,10 +421,6 @@ static inline void count_word(uint64_t w, uint8_t tag, size_t *e, size_t *t)
     *t += (((~x >> 7) & ones) * ones) >> 56;
 }
 
-/* Bytes of p[0..n) with the top bit clear (each ends one varint), and bytes
- * equal to tag (below 0x80), sixteen (with SSE2) or eight at a time. limit is the end of the input:
- * a last partial word is read whole when the input goes on, its bytes past n
- * given the top bit so that they count as neither. */
 #if defined(__SSE2__) && defined(__x86_64__)
 /* The sum of the sixteen byte lanes of c. */
 static inline size_t lanes_sum(__m128i c)
@@ -456,6 +452,11 @@ static size_t count_bytes_sse2(const uint8_t *p, size_t n, uint8_t tag, size_t *
 }
 #endif
 
+/* Bytes of p[0..n) with the top bit clear (each ends one varint), and bytes
+ * equal to tag (below 0x80), sixteen (with SSE2) or eight at a time. limit
+ * is the end of the input: a last partial word is read whole when the input
+ * goes on, its bytes past n given the top bit so that they count as
+ * neither. */
 static void count_bytes(const uint8_t *p, size_t n, const uint8_t *limit, uint8_t tag,
                         size_t *ends, size_t *tags)
 {
