@@ -8,6 +8,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 #define NONE KILN_PPROF_NONE
 #define LIKELY(x) __builtin_expect(!!(x), 1)
@@ -418,14 +421,49 @@ static inline void count_word(uint64_t w, uint8_t tag, size_t *e, size_t *t)
     *t += (((~x >> 7) & ones) * ones) >> 56;
 }
 
+#if defined(__SSE2__) && defined(__x86_64__)
+/* The sum of the sixteen byte lanes of c. */
+static inline size_t lanes_sum(__m128i c)
+{
+    __m128i s = _mm_sad_epu8(c, _mm_setzero_si128()); /* two 64-bit partial sums */
+    return (size_t)_mm_cvtsi128_si64(s) + (size_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s));
+}
+
+/* count_bytes sixteen bytes at a time, for the long spans of Samples and
+ * Locations: a compare gives -1 in each matching lane, subtracted into
+ * per-lane counters that are summed every 255 rounds, before one can wrap.
+ * Returns how many bytes it counted (a multiple of 16). */
+static size_t count_bytes_sse2(const uint8_t *p, size_t n, uint8_t tag, size_t *e, size_t *t)
+{
+    const __m128i minus1 = _mm_set1_epi8(-1), tg = _mm_set1_epi8((char)tag);
+    size_t i = 0;
+    while (n - i >= 16) {
+        size_t rounds = (n - i) / 16 < 255 ? (n - i) / 16 : 255;
+        __m128i ce = _mm_setzero_si128(), ct = _mm_setzero_si128();
+        for (size_t r = 0; r < rounds; r++, i += 16) {
+            __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+            ce = _mm_sub_epi8(ce, _mm_cmpgt_epi8(w, minus1)); /* top bit clear: w > -1 */
+            ct = _mm_sub_epi8(ct, _mm_cmpeq_epi8(w, tg));
+        }
+        *e += lanes_sum(ce);
+        *t += lanes_sum(ct);
+    }
+    return i;
+}
+#endif
+
 /* Bytes of p[0..n) with the top bit clear (each ends one varint), and bytes
- * equal to tag (below 0x80), eight at a time. limit is the end of the input:
- * a last partial word is read whole when the input goes on, its bytes past n
- * given the top bit so that they count as neither. */
+ * equal to tag (below 0x80), sixteen (with SSE2) or eight at a time. limit
+ * is the end of the input: a last partial word is read whole when the input
+ * goes on, its bytes past n given the top bit so that they count as
+ * neither. */
 static void count_bytes(const uint8_t *p, size_t n, const uint8_t *limit, uint8_t tag,
                         size_t *ends, size_t *tags)
 {
     size_t e = 0, t = 0, i = 0;
+#if defined(__SSE2__) && defined(__x86_64__)
+    i = count_bytes_sse2(p, n, tag, &e, &t);
+#endif
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, p + i, 8);
@@ -455,17 +493,25 @@ static void count_bytes(const uint8_t *p, size_t n, const uint8_t *limit, uint8_
 #define TAG_LABEL 0x1a
 #define TAG_LINE 0x22
 
-/* Bounds the stack, value and label elements of a Sample, or the lines of a
- * Location, from the bytes alone: every element ends in its own varint byte
- * below 0x80, and every label or line starts with its tag byte unless the
- * tag is written in a non-canonical longer form (the filling pass then finds
- * the bound short and the count is redone). */
-static void bound_sub(const dec *d, const field *pf, bool sample, counts *c)
+/* Bounds the stack, value and label elements of Samples, or the lines of
+ * Locations, from their bytes alone: every element ends in its own varint
+ * byte below 0x80, and every label or line starts with its tag byte unless
+ * the tag is written in a non-canonical longer form (the filling pass then
+ * finds the bound short and the count is redone). The bytes are a span of
+ * consecutive Sample (Location) fields, tags and lengths included: those
+ * only loosen the bound, and one span per run of fields costs far less than
+ * one call per field. */
+typedef struct span {
+    const uint8_t *from, *to;
+} span;
+
+static void bound_span(const dec *d, const span *s, bool sample, counts *c)
 {
-    if (pf->wt != WT_LEN)
-        return;
     size_t ends = 0, tags = 0;
-    count_bytes(pf->data, (size_t)pf->v, d->limit, sample ? TAG_LABEL : TAG_LINE, &ends, &tags);
+    if (s->from == s->to)
+        return;
+    count_bytes(s->from, (size_t)(s->to - s->from), d->limit, sample ? TAG_LABEL : TAG_LINE, &ends,
+                &tags);
     if (sample) {
         c->locs += ends;
         c->values += ends;
@@ -475,14 +521,22 @@ static void bound_sub(const dec *d, const field *pf, bool sample, counts *c)
     }
 }
 
+/* Adds the field at [at, next) to span s, bounding s first when the field
+ * does not follow it. */
+static inline void span_add(const dec *d, span *s, const uint8_t *at, const uint8_t *next,
+                            bool sample, counts *c)
+{
+    if (at != s->to) {
+        bound_span(d, s, sample, c);
+        s->from = at;
+    }
+    s->to = next;
+}
+
 /* Counts the stack, value and label elements of a Sample, or the lines of a
- * Location. Wire types are checked by the filling pass. */
+ * Location, exactly. Wire types are checked by the filling pass. */
 static kiln_status count_sub(dec *d, const field *pf, bool sample, counts *c)
 {
-    if (d->bounded) {
-        bound_sub(d, pf, sample, c);
-        return KILN_OK;
-    }
     if (pf->wt != WT_LEN)
         return KILN_OK;
     const char *msg = sample ? "Sample" : "Location";
@@ -512,19 +566,37 @@ static kiln_status count_profile(dec *d, const uint8_t *p, const uint8_t *end, c
 {
     field f;
     kiln_status st = KILN_OK;
+    span samples = {p, p}, locations = {p, p}; /* bounded mode only */
     while (p < end && st == KILN_OK) {
+        const uint8_t *at = p;
         if ((st = next_field(d, &p, end, &f, "Profile")) != KILN_OK)
             break;
         switch (f.num) {
         case 1: c->sample_types++; break;
-        case 2: c->samples++; st = count_sub(d, &f, true, c); break;
+        case 2:
+            c->samples++;
+            if (d->bounded)
+                span_add(d, &samples, at, p, true, c);
+            else
+                st = count_sub(d, &f, true, c);
+            break;
         case 3: c->mappings++; break;
-        case 4: c->locations++; st = count_sub(d, &f, false, c); break;
+        case 4:
+            c->locations++;
+            if (d->bounded)
+                span_add(d, &locations, at, p, false, c);
+            else
+                st = count_sub(d, &f, false, c);
+            break;
         case 5: c->functions++; break;
         case 6: c->strings++; break;
         case 13: c->comments += count_packed(&f); break;
         default: break;
         }
+    }
+    if (d->bounded) {
+        bound_span(d, &samples, true, c);
+        bound_span(d, &locations, false, c);
     }
     return st;
 }
@@ -588,9 +660,11 @@ static kiln_status overflow_err(dec *d, const field *f)
                         (size_t)(f->at - d->base));
 }
 
-/* Appends repeated scalar field f (packed or not) to arr[*n..cap). */
-static kiln_status dec_packed(dec *d, const field *f, const char *msg, uint64_t *arr,
-                              size_t *n, size_t cap)
+/* Appends repeated scalar field f (packed or not) to arr[*n..cap). Inlined:
+ * a Sample's stack and values come through here once each, thousands of
+ * times per profile, and the call cost more than the few varints read. */
+static inline __attribute__((always_inline)) kiln_status
+dec_packed(dec *d, const field *f, const char *msg, uint64_t *arr, size_t *n, size_t cap)
 {
     size_t k = *n;
     if (f->wt == WT_VARINT) {
@@ -604,18 +678,30 @@ static kiln_status dec_packed(dec *d, const field *f, const char *msg, uint64_t 
     if (st != KILN_OK)
         return st;
     const uint8_t *q = f->data, *e = q + f->v;
-    while (q < e) {
-        uint64_t v;
-        int r = d->limit - q >= 10 ? varint_fast(&q, &v) : get_varint(&q, e, &v);
+    uint64_t v;
+    int r = VR_OK;
+    /* Fast loop: every varint is at least a byte, so room for f->v more
+     * elements is room for all; 10 bytes of input past e let each varint
+     * be read unchecked (one that overruns e is caught after the loop). */
+    if (LIKELY(cap - k >= f->v && d->limit - e >= 10)) {
+        while (q < e && (r = varint_fast(&q, &v)) == VR_OK)
+            arr[k++] = v;
+        if (r == VR_OK && q > e)
+            r = VR_TRUNC;
+        q = e; /* done either way */
+    }
+    while (q < e && r == VR_OK) {
+        r = d->limit - q >= 10 ? varint_fast(&q, &v) : get_varint(&q, e, &v);
         if (r == VR_OK && q > e) /* varint_fast read past the payload */
             r = VR_TRUNC;
-        if (r != VR_OK)
-            return wire_err(d, r == VR_TRUNC ? "truncated packed" : "overlong varint in packed",
-                            f->num, msg, f->at);
-        if (k >= cap) /* each varint decoded ends in a byte pass 1 counted */
+        if (r == VR_OK && k >= cap) /* each varint decoded ends in a byte pass 1 counted */
             return overflow_err(d, f);
-        arr[k++] = v;
+        if (r == VR_OK)
+            arr[k++] = v;
     }
+    if (r != VR_OK)
+        return wire_err(d, r == VR_TRUNC ? "truncated packed" : "overlong varint in packed",
+                        f->num, msg, f->at);
     *n = k;
     return KILN_OK;
 }
@@ -636,6 +722,12 @@ static kiln_status dec_elem(dec *d, const field *f, const msgdesc *m, void *base
     return dec_scalars(d, f, m, obj);
 }
 
+/* The canonical one-byte tags of a Sample's location_id and value, unpacked
+ * (varint) and packed (length-delimited). */
+#define TAG_VALUE 0x10
+#define TAG_LOC_IDS 0x0a
+#define TAG_VALUES 0x12
+
 static kiln_status dec_sample(dec *d, const field *pf)
 {
     kiln_pprof_t *o = d->p;
@@ -649,12 +741,31 @@ static kiln_status dec_sample(dec *d, const field *pf)
     const uint8_t *p = pf->data, *end = p + pf->v;
     field f;
     while (p < end && st == KILN_OK) {
-        if (p[0] == TAG_LOC_ID && d->limit - p >= 11) { /* an unpacked location id */
-            const uint8_t *q = p + 1;
-            uint64_t v;
-            if (varint_fast(&q, &v) == VR_OK && q <= end && o->n_locs < d->cap.locs) {
+        /* Fast path: a field under its canonical tag byte, read here
+         * without next_field's generality; anything else (and every
+         * error) takes the general path below. */
+        uint32_t t = p[0];
+        const uint8_t *q = p + 1;
+        uint64_t v;
+        if (LIKELY(d->limit - p >= 11 && varint_fast(&q, &v) == VR_OK && q <= end)) {
+            if (t == TAG_LOC_ID && o->n_locs < d->cap.locs) {
                 o->locs[o->n_locs++] = v;
                 p = q;
+                continue;
+            }
+            if (t == TAG_VALUE && o->n_values < d->cap.values) {
+                o->values[o->n_values++] = (int64_t)v;
+                p = q;
+                continue;
+            }
+            if ((t == TAG_LOC_IDS || t == TAG_VALUES) && v <= (uint64_t)(end - q)) {
+                f = (field){p, q, v, t >> 3, WT_LEN};
+                p = q + v;
+                if (t == TAG_LOC_IDS)
+                    st = dec_packed(d, &f, "Sample", o->locs, &o->n_locs, d->cap.locs);
+                else
+                    st = dec_packed(d, &f, "Sample", (uint64_t *)o->values, &o->n_values,
+                                    d->cap.values);
                 continue;
             }
         }
@@ -678,9 +789,37 @@ static kiln_status dec_sample(dec *d, const field *pf)
     return st;
 }
 
-/* dec_elem for a Line, without its memset call: a Location's lines are
- * the bulk of a profile with many frames. */
-static kiln_status dec_line(dec *d, const field *f)
+/* A Line (already zeroed) from f: function, line and column under their
+ * canonical tags are read inline, the bulk of a profile with many frames;
+ * from the first field that is not, dec_scalars reads the rest. */
+static inline __attribute__((always_inline)) kiln_status
+dec_line_body(dec *d, const field *f, kiln_pprof_line *ln)
+{
+    const uint8_t *p = f->data, *end = p + f->v;
+    while (p < end && d->limit - p >= 11) {
+        uint32_t t = p[0];
+        const uint8_t *q = p + 1;
+        uint64_t v;
+        if (varint_fast(&q, &v) != VR_OK || q > end)
+            break;
+        if (t == 0x08)
+            ln->function = v;
+        else if (t == 0x10)
+            ln->line = (int64_t)v;
+        else if (t == 0x18)
+            ln->column = (int64_t)v;
+        else
+            break;
+        p = q;
+    }
+    if (p == end)
+        return KILN_OK;
+    field rest = {f->at, p, (uint64_t)(end - p), f->num, f->wt};
+    return dec_scalars(d, &rest, &line_msg, ln);
+}
+
+/* dec_elem for a Line, without its memset call. */
+static inline __attribute__((always_inline)) kiln_status dec_line(dec *d, const field *f)
 {
     kiln_pprof_t *o = d->p;
     kiln_status st = want(d, f, WT_LEN, "Location");
@@ -690,7 +829,7 @@ static kiln_status dec_line(dec *d, const field *f)
         return overflow_err(d, f);
     kiln_pprof_line *ln = &o->lines[o->n_lines++];
     *ln = (kiln_pprof_line){0, 0, 0};
-    return dec_scalars(d, f, &line_msg, ln);
+    return dec_line_body(d, f, ln);
 }
 
 static kiln_status dec_location(dec *d, const field *pf)
@@ -707,6 +846,29 @@ static kiln_status dec_location(dec *d, const field *pf)
     const uint8_t *p = pf->data, *end = p + pf->v;
     field f;
     while (p < end && st == KILN_OK) {
+        /* Fast path, as in dec_sample: id, mapping_id, address and line
+         * under their canonical tag bytes. */
+        uint32_t t = p[0];
+        const uint8_t *q = p + 1;
+        uint64_t v;
+        if (LIKELY(d->limit - p >= 11 && varint_fast(&q, &v) == VR_OK && q <= end)) {
+            if (t == 0x08 || t == 0x10 || t == 0x18) {
+                if (t == 0x08)
+                    l->id = v;
+                else if (t == 0x10)
+                    l->mapping = v;
+                else
+                    l->address = v;
+                p = q;
+                continue;
+            }
+            if (t == TAG_LINE && v <= (uint64_t)(end - q)) {
+                f = (field){p, q, v, 4, WT_LEN};
+                p = q + v;
+                st = dec_line(d, &f);
+                continue;
+            }
+        }
         st = next_field(d, &p, end, &f, "Location");
         if (st != KILN_OK)
             break;
@@ -717,6 +879,41 @@ static kiln_status dec_location(dec *d, const field *pf)
     }
     l->n_lines = (uint32_t)(o->n_lines - l->line_off);
     return st;
+}
+
+/* dec_elem for a Function, its fields under their canonical tags read
+ * inline as dec_line_body does: profiles with many frames have as many
+ * functions. */
+static inline __attribute__((always_inline)) kiln_status dec_function(dec *d, const field *f)
+{
+    kiln_pprof_t *o = d->p;
+    kiln_status st = want(d, f, WT_LEN, "Profile");
+    if (st != KILN_OK)
+        return st;
+    if (o->n_functions >= d->cap.functions)
+        return overflow_err(d, f);
+    kiln_pprof_function *fn = &o->functions[o->n_functions++];
+    *fn = (kiln_pprof_function){0, 0, 0, 0, 0};
+    const uint8_t *p = f->data, *end = p + f->v;
+    while (p < end && d->limit - p >= 11) {
+        uint32_t t = p[0];
+        const uint8_t *q = p + 1;
+        uint64_t v;
+        if (t < 0x08 || t > 0x28 || (t & 7) != 0 || varint_fast(&q, &v) != VR_OK || q > end)
+            break;
+        switch (t) {
+        case 0x08: fn->id = v; break;
+        case 0x10: fn->name = (int64_t)v; break;
+        case 0x18: fn->system_name = (int64_t)v; break;
+        case 0x20: fn->filename = (int64_t)v; break;
+        default: fn->start_line = (int64_t)v; break; /* 0x28 */
+        }
+        p = q;
+    }
+    if (p == end)
+        return KILN_OK;
+    field rest = {f->at, p, (uint64_t)(end - p), f->num, f->wt};
+    return dec_scalars(d, &rest, &function_msg, fn);
 }
 
 static kiln_status dec_string(dec *d, const field *f)
@@ -744,9 +941,7 @@ static kiln_status fill_field(dec *d, const field *f)
         return dec_elem(d, f, &mapping_msg, o->mappings, sizeof(*o->mappings), &o->n_mappings,
                         d->cap.mappings, "Profile");
     case 4: return dec_location(d, f);
-    case 5:
-        return dec_elem(d, f, &function_msg, o->functions, sizeof(*o->functions),
-                        &o->n_functions, d->cap.functions, "Profile");
+    case 5: return dec_function(d, f);
     case 6: return dec_string(d, f);
     case 11: {
         kiln_status st = want(d, f, WT_LEN, "Profile");
@@ -1133,6 +1328,20 @@ static void norm_functions(kiln_pprof_t *p, const idmap *fm, bool indexed)
         p->functions[i].id = i + 1;
 }
 
+/* A location with no lines and no address says nothing: it is dropped. */
+static inline bool loc_dropped(const kiln_pprof_location *l)
+{
+    return l->n_lines == 0 && l->address == 0;
+}
+
+/* Fills remap as norm_locations will, without touching the profile. */
+static void plan_locations(const kiln_pprof_t *p, uint32_t *remap)
+{
+    uint32_t out = 0;
+    for (size_t i = 0; i < p->n_locations; i++)
+        remap[i] = loc_dropped(&p->locations[i]) ? NONE : out++;
+}
+
 /* Drops locations with no lines and no address, points the rest at mapping
  * indices (the stub, appended when needed, for unknown mappings) and fills
  * w->remap. */
@@ -1142,7 +1351,7 @@ static void norm_locations(kiln_pprof_t *p, norm_ws *w)
     bool need_stub = false;
     for (size_t i = 0; i < p->n_locations; i++) {
         kiln_pprof_location l = p->locations[i];
-        if (l.n_lines == 0 && l.address == 0) {
+        if (loc_dropped(&l)) {
             w->remap[i] = NONE;
             continue;
         }
@@ -1168,9 +1377,19 @@ static void norm_locations(kiln_pprof_t *p, norm_ws *w)
         p->mappings[i].id = i + 1;
 }
 
-/* Rewrites stacks as kept location indices and trims them to max_depth.
- * indexed: the stacks hold location indices already (check_index_samples). */
-static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth, bool indexed)
+/* Leaf first: a stack of k frames past max_depth keeps the root-most. */
+static inline void trim_stack(kiln_pprof_sample *s, uint32_t k, size_t max_depth)
+{
+    if (max_depth != 0 && k > max_depth) {
+        s->loc_off += k - (uint32_t)max_depth;
+        k = (uint32_t)max_depth;
+    }
+    s->n_locs = k;
+}
+
+/* Rewrites stacks of location ids as kept location indices and trims them
+ * to max_depth. */
+static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth)
 {
     for (size_t i = 0; i < p->n_samples; i++) {
         kiln_pprof_sample *s = &p->samples[i];
@@ -1179,15 +1398,11 @@ static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth, boo
         uint64_t *stack = p->locs + s->loc_off;
         uint32_t k = 0;
         for (uint32_t j = 0; j < s->n_locs; j++) {
-            uint32_t l = indexed ? (uint32_t)stack[j] : idmap_get(&w->lm, stack[j]);
+            uint32_t l = idmap_get(&w->lm, stack[j]);
             if (l != NONE && w->remap[l] != NONE)
                 stack[k++] = w->remap[l];
         }
-        if (max_depth != 0 && k > max_depth) { /* leaf first: keep the root-most tail */
-            s->loc_off += k - (uint32_t)max_depth;
-            k = (uint32_t)max_depth;
-        }
-        s->n_locs = k;
+        trim_stack(s, k, max_depth);
     }
 }
 
@@ -1323,12 +1538,14 @@ static void merge_samples(kiln_pprof_t *p, norm_ws *w)
 }
 
 /* normalize after the string indices: ids to indices (unless indexed: the
- * stacks and lines hold indices already), stacks, labels, merging. */
+ * lines hold function indices and the stacks are final already), stacks,
+ * labels, merging. */
 static void norm_rest(kiln_pprof_t *p, norm_ws *w, size_t max_depth, bool indexed)
 {
     norm_functions(p, &w->fm, indexed);
     norm_locations(p, w);
-    norm_stacks(p, w, max_depth, indexed);
+    if (!indexed)
+        norm_stacks(p, w, max_depth);
     sort_labels(p);
     merge_samples(p, w);
 }
@@ -1356,25 +1573,80 @@ static bool check_canon_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what,
     return true;
 }
 
-/* check_samples that also rewrites each stack's ids as location indices. */
-static kiln_status check_index_samples(kiln_pprof_t *p, const idmap *lm, kiln_err *err)
+/* In lm->slots, a location dropped by normalize (marked so by fold_remap). */
+#define DROPPED (NONE - 1) /* never an index: arrays stay below UINT32_MAX */
+
+/* For a direct id map, folds remap (location index -> kept index) into the
+ * map itself, so that each frame costs one table load: slots then give the
+ * kept index, DROPPED or NONE (no such id). The map serves nothing else
+ * afterwards. */
+static void fold_remap(idmap *lm, const uint32_t *remap)
 {
+    for (uint64_t id = 0; id < lm->size; id++) {
+        uint32_t l = lm->slots[id];
+        if (l != NONE)
+            lm->slots[id] = remap[l] == NONE ? DROPPED : remap[l];
+    }
+}
+
+/* Rewrites stack[0..n) (location ids) as kept location indices in place;
+ * returns how many are kept, or sets *bad to the first unknown id's
+ * position. direct: lm is a folded direct map (a constant at each call, so
+ * that the frame loop has no mode test). */
+static inline __attribute__((always_inline)) uint32_t
+index_stack(uint64_t *stack, uint32_t n, const idmap *lm, const uint32_t *remap, bool direct,
+            uint32_t *bad)
+{
+    uint32_t k = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        uint64_t id = stack[j];
+        uint32_t r;
+        if (direct) {
+            r = id < lm->size ? lm->slots[id] : NONE;
+        } else {
+            r = idmap_get(lm, id);
+            r = r == NONE ? NONE : remap[r] == NONE ? DROPPED : remap[r];
+        }
+        if (UNLIKELY(r >= DROPPED)) {
+            if (r == NONE) {
+                *bad = j;
+                return 0;
+            }
+            continue;
+        }
+        stack[k++] = r;
+    }
+    return k;
+}
+
+/* check_samples that also does norm_stacks' work: each stack's ids become
+ * kept location indices (remap, from plan_locations), trimmed to max_depth.
+ * One pass over the frames: stacks are most of a large profile. Consumes
+ * lm (see fold_remap). */
+static kiln_status check_index_samples(kiln_pprof_t *p, idmap *lm, const uint32_t *remap,
+                                       size_t max_depth, kiln_err *err)
+{
+    bool direct = lm->mode == IM_DIRECT;
+    if (direct)
+        fold_remap(lm, remap);
     for (size_t i = 0; i < p->n_samples; i++) {
-        const kiln_pprof_sample *s = &p->samples[i];
+        kiln_pprof_sample *s = &p->samples[i];
         if (s->n_values != p->n_sample_types)
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                 "pprof: sample %zu has %u values for %zu sample types", i,
                                 s->n_values, p->n_sample_types);
-        uint64_t *stack = s->n_locs != 0 ? p->locs + s->loc_off : NULL;
-        for (uint32_t j = 0; j < s->n_locs; j++) {
-            uint32_t l = idmap_get(lm, stack[j]);
-            if (l == NONE)
-                return kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                                    "pprof: sample %zu references location id %llu, which no "
-                                    "location has",
-                                    i, (unsigned long long)stack[j]);
-            stack[j] = l;
-        }
+        if (s->n_locs == 0)
+            continue; /* and p->locs may be NULL: no NULL + 0 */
+        uint64_t *stack = p->locs + s->loc_off;
+        uint32_t bad = NONE;
+        uint32_t k = direct ? index_stack(stack, s->n_locs, lm, remap, true, &bad)
+                            : index_stack(stack, s->n_locs, lm, remap, false, &bad);
+        if (bad != NONE)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "pprof: sample %zu references location id %llu, which no "
+                                "location has",
+                                i, (unsigned long long)stack[bad]);
+        trim_stack(s, k, max_depth);
     }
     return KILN_OK;
 }
@@ -1414,7 +1686,8 @@ kiln_status kiln_pprof_validate_normalize(kiln_arena_t *a, kiln_pprof_t *p, size
                             "pprof: memory limit reached normalising the profile");
     if (!visit_str_refs(p, check_canon_str_ref, err))
         return KILN_INVALID_ARGUMENT;
-    if ((st = check_index_samples(p, &w.lm, err)) != KILN_OK ||
+    plan_locations(p, w.remap);
+    if ((st = check_index_samples(p, &w.lm, w.remap, max_depth, err)) != KILN_OK ||
         (st = check_index_lines(p, &w.fm, err)) != KILN_OK)
         return st;
     norm_rest(p, &w, max_depth, true);

@@ -263,19 +263,25 @@ static void wide_profile(kiln_arena_t *a, size_t n, kiln_pprof_t *p)
     for (size_t i = 0; i < n; i++)
         p->locations[i] = (kiln_pprof_location){i + 1, KILN_PPROF_NONE, 0x1000 + i, 0, 0, false};
     p->n_locations = n;
+    /* Stacks of 3, 11 and 19 frames: the writer packs 8 (4) indices per
+     * store and finishes the rest one by one. */
     p->n_samples = 3;
     p->samples = kiln_arena_calloc(a, 3, sizeof(*p->samples));
-    p->locs = kiln_arena_calloc(a, 9, sizeof(*p->locs));
+    p->locs = kiln_arena_calloc(a, 3 + 11 + 19, sizeof(*p->locs));
     p->values = kiln_arena_calloc(a, 3, sizeof(*p->values));
+    uint32_t off = 0;
     for (uint32_t i = 0; i < 3; i++) {
-        p->samples[i] = (kiln_pprof_sample){3 * i, 3, i, 1, 0, 0};
+        uint32_t depth = 3 + 8 * i;
+        p->samples[i] = (kiln_pprof_sample){off, depth, i, 1, 0, 0};
         p->values[i] = -5 + 1000000007LL * i;
-        for (uint32_t j = 0; j < 3; j++)
-            p->locs[3 * i + j] = (n - 1 - 7 * i - j) % n;
+        for (uint32_t j = 0; j < depth; j++)
+            p->locs[off + j] = (n - 1 - 7 * i - 13 * j) % n;
+        off += depth;
     }
 }
 
-/* Stacks of profiles with 200, 60000 and 70000 locations round-trip. */
+/* Stacks of profiles with 200, 60000 and 70000 locations (1, 2 and 4 bytes
+ * per frame) round-trip. */
 TEST(record_stack_widths)
 {
     kiln_arena_t *a = kiln_arena_create(0);

@@ -626,6 +626,33 @@ TEST(normalize_max_depth_keeps_root)
     kiln_arena_destroy(a);
 }
 
+/* validate_normalize drops and trims stacks in its check pass: it must cut
+ * the same frames as normalize, a dropped location inside the kept depth
+ * included. */
+TEST(validate_normalize_max_depth_agrees)
+{
+    for (size_t depth = 1; depth <= 3; depth++) {
+        fixture f1, f2;
+        fixture_init(&f1);
+        fixture_init(&f2);
+        kiln_err err = {0};
+        kiln_arena_t *a = kiln_arena_create(0);
+        CHECK_OK(kiln_pprof_normalize(a, &f1.p, depth, &err));
+        CHECK_OK(kiln_pprof_validate_normalize(a, &f2.p, depth, &err));
+        kiln_buf b1, b2;
+        kiln_buf_init(&b1, 0);
+        kiln_buf_init(&b2, 0);
+        CHECK(kiln_pprof_encode(&f1.p, true, &b1));
+        CHECK(kiln_pprof_encode(&f2.p, true, &b2));
+        CHECK(b1.len == b2.len && memcmp(b1.ptr, b2.ptr, b1.len) == 0);
+        for (size_t i = 0; i < f2.p.n_samples; i++)
+            CHECK(f2.p.samples[i].n_locs <= depth);
+        kiln_buf_free(&b1);
+        kiln_buf_free(&b2);
+        kiln_arena_destroy(a);
+    }
+}
+
 TEST(normalize_implicit_and_sparse_ids)
 {
     fixture f;
@@ -1071,6 +1098,7 @@ int main(void)
     RUN(decode_arena_cap);
     RUN(normalize_fixture);
     RUN(normalize_max_depth_keeps_root);
+    RUN(validate_normalize_max_depth_agrees);
     RUN(normalize_implicit_and_sparse_ids);
     RUN(normalize_merges_empty_string_duplicates);
     RUN(normalize_drops_numeric_labels_and_non_positive_samples);
