@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/pprof/profile"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
 	"kiln.dev/tests/lib/kilntest"
 )
@@ -128,5 +130,85 @@ func checkPprof(t *testing.T, what string, raw []byte, pc *profileCase, i int, w
 	wantTop, _ := heaviestLeaf(pc.prof, i)
 	if top != wantTop {
 		t.Errorf("%s: top function %q, want %q (the file's heaviest leaf)", what, top, wantTop)
+	}
+}
+
+// TestSelectSeriesLimitAndAverage pushes one file 1, 2 and 3 times (distinct
+// profile ids) as three services and checks SelectSeries grouped by service:
+// `limit` keeps the series of the largest totals (3x and 2x the file's),
+// and AVERAGE gives the mean profile value per step (the file's total),
+// where the default sum gives n times it.
+func TestSelectSeriesLimitAndAverage(t *testing.T) {
+	_, root := kilntest.RequireEnv(t)
+	s := kilntest.Start(t)
+	c := s.Clients(t, kilntest.NewTenant("peer-series"))
+	pc, err := loadProfileCase(t, root, "gdu/default.pgo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "peer-series-" + kilntest.RandomHex(4) + "-"
+	for n := 1; n <= 3; n++ {
+		for k := 0; k < n; k++ {
+			if _, err := pushID(t, s, c, transports[0], pc.name, fmt.Sprintf("%s%d", prefix, n), pc.raw, kilntest.NewUUID()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start, end := queryWindow(pc.timeNanos, time.Now())
+	i := len(pc.typeIDs) - 1
+	series := func(limit int64, agg typesv1.TimeSeriesAggregationType) map[string]float64 {
+		t.Helper()
+		ctx, cancel := kilntest.ReqCtx(t)
+		defer cancel()
+		ss, err := c.Query.SelectSeries(ctx, connect.NewRequest(&querierv1.SelectSeriesRequest{
+			ProfileTypeID: pc.typeIDs[i], LabelSelector: `{service_name=~"` + prefix + `.*"}`,
+			Start: start, End: end, Step: float64(end-start) / 1000, // one step: every profile in one point
+			GroupBy: []string{"service_name"}, Limit: &limit, Aggregation: &agg,
+		}))
+		if err != nil {
+			t.Fatalf("SelectSeries(limit %d, %v): %v", limit, agg, err)
+		}
+		got := map[string]float64{}
+		for _, se := range ss.Msg.Series {
+			for _, p := range se.Points {
+				got[se.Labels[0].Value] += p.Value
+			}
+		}
+		return got
+	}
+	want := float64(pc.expected[i])
+	sum := typesv1.TimeSeriesAggregationType_TIME_SERIES_AGGREGATION_TYPE_SUM
+	avg := typesv1.TimeSeriesAggregationType_TIME_SERIES_AGGREGATION_TYPE_AVERAGE
+	if got := series(2, sum); len(got) != 2 || got[prefix+"3"] != 3*want || got[prefix+"2"] != 2*want {
+		t.Errorf("SelectSeries(limit 2, sum) = %v, want %s3: %.0f and %s2: %.0f", got, prefix, 3*want, prefix, 2*want)
+	}
+	if got := series(0, avg); len(got) != 3 || got[prefix+"1"] != want || got[prefix+"2"] != want || got[prefix+"3"] != want {
+		t.Errorf("SelectSeries(average) = %v, want %.0f for each of 3 services", got, want)
+	}
+}
+
+// TestQueryLookback runs kiln with -querier.max-query-lookback=1h: a
+// profile years old is stored (nothing rejects its age) but no query
+// reaches back to it, and the query is answered, not refused.
+func TestQueryLookback(t *testing.T) {
+	_, root := kilntest.RequireEnv(t)
+	t.Setenv("KILN_EXTRA_ARGS", "-querier.max-query-lookback=1h -querier.max-query-length=0 -validation.reject-older-than=0")
+	s := kilntest.Start(t)
+	c := s.Clients(t, kilntest.NewTenant("peer-lookback"))
+	pc, err := loadProfileCase(t, root, "grafana-pyroscope/cpu.pb.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	service := "peer-lookback-" + kilntest.RandomHex(4)
+	if _, err := push(t, s, c, transports[0], pc.name, service, pc.raw); err != nil {
+		t.Fatal(err)
+	}
+	start, end := queryWindow(pc.timeNanos, time.Now())
+	fg, err := selectMerge(t, s, c.Query, pc.typeIDs[0], service, start, end)
+	if err != nil {
+		t.Fatalf("a query before the lookback limit: %v", err)
+	}
+	if fg.GetTotal() != 0 {
+		t.Errorf("a profile older than max-query-lookback is served: total %d", fg.GetTotal())
 	}
 }
