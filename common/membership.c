@@ -70,6 +70,7 @@ struct kiln_membership {
     size_t overrides_len;
     bool overrides_seen;
     int64_t grace_until_ns; /* monotonic; see begin_grace */
+    int64_t last_put_ns;    /* monotonic: our last heartbeat that NATS took */
     atomic_bool connected;
 
     pthread_t thread;
@@ -386,12 +387,20 @@ static void put_self(kiln_membership_t *m)
     encode_member(&v, m->self_role, &m->self);
     pthread_mutex_unlock(&m->mu);
     natsStatus s = kvStore_Put(NULL, m->kv, key, v.ptr, (int)v.len);
-    if (s != NATS_OK) {
+    if (s != NATS_OK)
         KILN_LOG_WARN(MOD, "heartbeat key=%s: %s", key, nats_text(s));
-        pthread_mutex_lock(&m->mu);
+    pthread_mutex_lock(&m->mu);
+    if (s != NATS_OK) {
         m->self_dirty = true; /* try again on the next loop */
-        pthread_mutex_unlock(&m->mu);
+    } else {
+        /* Our own heartbeats were cut off: everyone else's look as old as
+         * that gap, whether or not nats.c has reported a reconnection yet. */
+        int64_t now = mono_ns();
+        if (m->last_put_ns != 0 && now - m->last_put_ns > 2 * m->hb_ns)
+            begin_grace(m);
+        m->last_put_ns = now;
     }
+    pthread_mutex_unlock(&m->mu);
     kiln_buf_free(&v);
 }
 
@@ -533,16 +542,22 @@ static bool needs_get(kiln_membership_t *m, const char *key, int64_t now)
  * that was only cut off puts itself back on its next heartbeat). */
 #define FORGET_TIMEOUTS 10
 
-/* Drops the entries gone from the bucket and lists those to forget; mu held. */
+/* Drops the entries gone from the bucket and lists those to forget; mu held.
+ * An entry is dropped only once its heartbeat is stale as well: a listing
+ * can miss a live member for a moment (a server that lost its store, read
+ * before that member put itself again, which nats.c may let us do before
+ * it reports the reconnection), and a member that left deleted its key,
+ * which the watcher brings at once. */
 static size_t prune_locked(kiln_membership_t *m, const kvKeysList *keys, char (*forget)[KEY_MAX],
                            size_t max)
 {
     size_t n = 0;
     if (mono_ns() < m->grace_until_ns)
         return 0;
-    int64_t horizon = wall_ms() - FORGET_TIMEOUTS * (m->timeout_ns / 1000000);
+    int64_t now = wall_ms(), timeout_ms = m->timeout_ns / 1000000;
+    int64_t horizon = now - FORGET_TIMEOUTS * timeout_ms;
     for (size_t i = m->n; i-- > 0;) {
-        if (!in_list(keys, m->e[i].key)) {
+        if (!in_list(keys, m->e[i].key) && now - m->e[i].m.heartbeat_ms > timeout_ms) {
             remove_entry(m, &m->e[i]);
         } else if (m->e[i].m.heartbeat_ms < horizon && n < max) {
             memcpy(forget[n++], m->e[i].key, KEY_MAX);

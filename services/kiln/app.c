@@ -63,19 +63,22 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
         kiln_cluster_metrics(app->cluster, &resp->body);
 }
 
+/* Request workers per server: by default twice the cores, since a push's
+ * worker waits on the WAL's group commit (fdatasync) while the others keep
+ * the cores busy. */
 static int worker_threads(const kiln_app_config *cfg)
 {
     if (cfg->threads > 0)
         return cfg->threads;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    return n > 0 ? 2 * (int)n : 2;
 }
 
 static void create_servers(kiln_app_t *app)
 {
     const kiln_app_config *cfg = app->cfg;
     int threads = worker_threads(cfg);
-    kiln_http_config hc = {cfg->http_address, cfg->http_port, threads * 2, cfg->http_max_body};
+    kiln_http_config hc = {cfg->http_address, cfg->http_port, threads, cfg->http_max_body};
     app->http = kiln_http_server_create(&hc);
     app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body};
     kiln_http_server_route(app->http, "/ready", on_ready, app);

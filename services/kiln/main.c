@@ -24,7 +24,7 @@ static const kiln_cfg_opt opts[] = {
     OPT("server.otlp-grpc-listen-port", KILN_CFG_INT, otlp_grpc_port, "4317", "OTLP gRPC listen port, the gRPC services on a second port (0 = ephemeral, -1 = off)"),
     OPT("server.grpc-max-recv-msg-size-bytes", KILN_CFG_SIZE, grpc_max_recv, "256MiB", "largest gRPC request"),
     OPT("server.http-max-request-size-bytes", KILN_CFG_SIZE, http_max_body, "256MiB", "largest HTTP request body, compressed or not"),
-    OPT("server.worker-threads", KILN_CFG_INT, threads, "0", "request workers per server (0 = one per core)"),
+    OPT("server.worker-threads", KILN_CFG_INT, threads, "0", "request workers per server, HTTP and gRPC (0 = two per core)"),
     OPT("storage.path", KILN_CFG_STRING, storage_path, "./data", "this process's own state directory"),
     OPT("storage.filesystem.dir", KILN_CFG_STRING, bucket_dir, "", "object store directory for blocks (default <storage.path>/bucket; shared in a cluster)"),
     OPT("ingester.max-block-duration", KILN_CFG_DURATION, max_block_duration_ns, "1h", "cut the head into a block after this long"),
