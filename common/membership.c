@@ -496,10 +496,47 @@ static bool setup_bucket(kiln_membership_t *m)
     return true;
 }
 
-static bool in_list(const kvKeysList *l, const char *key)
+/* The keys of the bucket, from its stream's subjects: one request, no
+ * consumer. kvStore_Keys would create an ordered consumer, and destroying
+ * one while nats.c resets it on a reconnection is a use-after-free inside
+ * nats.c 3.4.1 (seen under ASan), like the watcher's. Deleted keys are
+ * listed too (their delete marker is a message); reconcile only reads keys
+ * it lacks when the watcher cannot vouch, so their Gets stay rare. */
+typedef struct key_list {
+    char (*keys)[KEY_MAX];
+    int count;
+} key_list;
+
+static natsStatus list_keys(kiln_membership_t *m, key_list *out)
 {
-    for (int i = 0; i < l->Count; i++) {
-        if (strcmp(l->Keys[i], key) == 0)
+    char stream[96], filter[96];
+    snprintf(stream, sizeof(stream), "KV_%s", m->bucket);
+    int prefix = snprintf(filter, sizeof(filter), "$KV.%s.", m->bucket);
+    snprintf(filter + prefix, sizeof(filter) - (size_t)prefix, ">");
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Stream.Info.SubjectsFilter = filter;
+    jsStreamInfo *si = NULL;
+    natsStatus s = js_GetStreamInfo(&si, m->js, stream, &o, NULL);
+    if (s != NATS_OK)
+        return s;
+    const jsStreamStateSubjects *subj = si->State.Subjects;
+    int n = subj != NULL ? subj->Count : 0;
+    out->keys = kiln_xcalloc((size_t)n + 1, KEY_MAX);
+    out->count = 0;
+    for (int i = 0; i < n; i++) {
+        const char *subject = subj->List[i].Subject;
+        if (strncmp(subject, filter, (size_t)prefix) == 0 && strlen(subject + prefix) < KEY_MAX)
+            snprintf(out->keys[out->count++], KEY_MAX, "%s", subject + prefix);
+    }
+    jsStreamInfo_Destroy(si);
+    return NATS_OK;
+}
+
+static bool in_list(const key_list *l, const char *key)
+{
+    for (int i = 0; i < l->count; i++) {
+        if (strcmp(l->keys[i], key) == 0)
             return true;
     }
     return false;
@@ -517,10 +554,9 @@ static void get_and_apply(kiln_membership_t *m, const char *key)
     }
 }
 
-/* True when the watcher has not given us key within a heartbeat (or never). */
-/* True when the watcher cannot be trusted to have brought key: never seen,
- * the watcher is down or due for replacement, or a member's heartbeats
- * (which change its key every heartbeat) stopped arriving. The overrides
+/* True when the watcher cannot be trusted to have brought key: the watcher
+ * is down or due for replacement, or a member's heartbeats (which change
+ * its key every heartbeat) stopped arriving. The overrides
  * key changes rarely, so its silence says nothing. */
 static bool needs_get(kiln_membership_t *m, const char *key, int64_t now)
 {
@@ -530,8 +566,10 @@ static bool needs_get(kiln_membership_t *m, const char *key, int64_t now)
     if (strcmp(key, OVERRIDES_KEY) == 0) {
         need = !m->overrides_seen || !watching;
     } else {
+        /* A healthy watcher delivered every live key: one it never gave
+         * is deleted (its marker still lists it), not worth a Get. */
         entry *e = find_entry(m, key);
-        need = e == NULL || !watching || now - e->seen_ns > 2 * m->hb_ns;
+        need = !watching || (e != NULL && now - e->seen_ns > 2 * m->hb_ns);
     }
     pthread_mutex_unlock(&m->mu);
     return need;
@@ -548,7 +586,7 @@ static bool needs_get(kiln_membership_t *m, const char *key, int64_t now)
  * before that member put itself again, which nats.c may let us do before
  * it reports the reconnection), and a member that left deleted its key,
  * which the watcher brings at once. */
-static size_t prune_locked(kiln_membership_t *m, const kvKeysList *keys, char (*forget)[KEY_MAX],
+static size_t prune_locked(kiln_membership_t *m, const key_list *keys, char (*forget)[KEY_MAX],
                            size_t max)
 {
     size_t n = 0;
@@ -572,9 +610,9 @@ static size_t prune_locked(kiln_membership_t *m, const kvKeysList *keys, char (*
  * read directly. With a healthy watcher this costs one key listing. */
 static void reconcile(kiln_membership_t *m)
 {
-    kvKeysList keys = {0};
-    natsStatus s = kvStore_Keys(&keys, m->kv, NULL);
-    if (s != NATS_OK && s != NATS_NOT_FOUND) {
+    key_list keys = {NULL, 0};
+    natsStatus s = list_keys(m, &keys);
+    if (s != NATS_OK) {
         KILN_LOG_DEBUG(MOD, "keys %s: %s", m->bucket, nats_text(s));
         return;
     }
@@ -587,11 +625,11 @@ static void reconcile(kiln_membership_t *m)
         KILN_LOG_INFO(MOD, "forgetting key=%s: silent for %d timeouts", forget[i], FORGET_TIMEOUTS);
         kvStore_Delete(m->kv, forget[i]);
     }
-    for (int i = 0; i < keys.Count; i++) {
-        if (needs_get(m, keys.Keys[i], now))
-            get_and_apply(m, keys.Keys[i]);
+    for (int i = 0; i < keys.count; i++) {
+        if (needs_get(m, keys.keys[i], now))
+            get_and_apply(m, keys.keys[i]);
     }
-    kvKeysList_Destroy(&keys);
+    free(keys.keys);
     rebuild(m);
 }
 
