@@ -107,28 +107,10 @@ func queryTotals(t *testing.T, c *kilntest.Clients, prof *profileCase, service s
 	return out, nil
 }
 
-// storedCount turns per-type totals into a number of stored pushes of prof:
-// every type's total must be the same whole multiple of its per-push total.
+// storedCount turns per-type totals into a number of stored pushes of prof
+// (kilntest.Profile.Pushes).
 func storedCount(prof *profileCase, totals []int64) (int64, error) {
-	n := int64(-1)
-	for i, per := range prof.perPush {
-		if per == 0 {
-			if totals[i] != 0 {
-				return 0, fmt.Errorf("%s: total %d where one push adds 0", prof.typeIDs[i], totals[i])
-			}
-			continue
-		}
-		if totals[i]%per != 0 {
-			return 0, fmt.Errorf("%s: total %d is not a multiple of the per-push total %d", prof.typeIDs[i], totals[i], per)
-		}
-		m := totals[i] / per
-		if n >= 0 && m != n {
-			return 0, fmt.Errorf("sample types disagree: totals %v are %d pushes for one type and %d for another (per push %v)",
-				totals, n, m, prof.perPush)
-		}
-		n = m
-	}
-	return n, nil
+	return (&kilntest.Profile{TypeIDs: prof.typeIDs, PerPush: prof.perPush}).Pushes(totals)
 }
 
 // countPushes queries prof's types for service and returns the number of

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -101,71 +100,12 @@ func loadProfileCase(t *testing.T, root, rel string) (*profileCase, error) {
 		return nil, err
 	}
 	c := &profileCase{rel: rel, raw: raw, prof: p, timeNanos: p.TimeNanos}
-	c.name = deriveName(p, rel)
+	c.name = kilntest.DeriveName(p, rel)
 	for _, st := range p.SampleType {
-		c.typeIDs = append(c.typeIDs, profileTypeID(c.name, st, p.PeriodType))
+		c.typeIDs = append(c.typeIDs, kilntest.ProfileTypeID(c.name, st, p.PeriodType))
 	}
 	c.expected, c.rawSum, c.symbolized, c.negative = expectedTotals(p)
 	return c, nil
-}
-
-func profileTypeID(name string, st, pt *profile.ValueType) string {
-	ptType, ptUnit := "", ""
-	if pt != nil {
-		ptType, ptUnit = pt.Type, pt.Unit
-	}
-	return strings.Join([]string{name, st.Type, st.Unit, ptType, ptUnit}, ":")
-}
-
-var nonNameChars = regexp.MustCompile(`[^a-z0-9_]+`)
-
-// deriveName picks __name__ like Pyroscope's pprof form does (doc 1.2):
-// wall, *cpu*/samples -> process_cpu, alloc_/inuse_/space/objects -> memory,
-// mutex, block, goroutine; otherwise the sanitized file base name.
-func deriveName(p *profile.Profile, rel string) string {
-	var types []string
-	for _, st := range p.SampleType {
-		types = append(types, strings.ToLower(st.Type))
-	}
-	period := ""
-	if p.PeriodType != nil {
-		period = strings.ToLower(p.PeriodType.Type)
-	}
-	base := strings.ToLower(path.Base(rel))
-	any := func(f func(string) bool) bool {
-		for _, s := range types {
-			if f(s) {
-				return true
-			}
-		}
-		return false
-	}
-	switch {
-	case any(func(s string) bool { return strings.Contains(s, "wall") }) || strings.Contains(period, "wall"):
-		return "wall"
-	case any(func(s string) bool { return strings.Contains(s, "cpu") || s == "samples" }):
-		return "process_cpu"
-	case any(func(s string) bool {
-		return strings.HasPrefix(s, "alloc_") || strings.HasPrefix(s, "inuse_") ||
-			strings.Contains(s, "space") || strings.Contains(s, "objects")
-	}):
-		return "memory"
-	case any(func(s string) bool { return strings.HasPrefix(s, "goroutine") }):
-		return "goroutine"
-	case any(func(s string) bool { return strings.HasPrefix(s, "mutex_") }) ||
-		(any(func(s string) bool { return s == "contentions" || s == "delay" }) &&
-			(strings.Contains(period, "mutex") || strings.Contains(base, "mutex"))):
-		return "mutex"
-	case any(func(s string) bool { return strings.HasPrefix(s, "block_") }) ||
-		(any(func(s string) bool { return s == "contentions" || s == "delay" }) &&
-			(strings.Contains(period, "block") || strings.Contains(base, "block"))):
-		return "block"
-	}
-	n := strings.Trim(nonNameChars.ReplaceAllString(base, "_"), "_")
-	if n == "" || (n[0] >= '0' && n[0] <= '9') {
-		n = "p_" + n
-	}
-	return n
 }
 
 func sampleKey(s *profile.Sample) string {
