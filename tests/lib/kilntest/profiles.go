@@ -160,7 +160,7 @@ func ExpectedTotals(p *profile.Profile) []int64 {
 	groups := map[string]*group{}
 	var order []string
 	for _, s := range p.Sample {
-		k := sampleKey(s)
+		k := SampleKey(s)
 		g, ok := groups[k]
 		if !ok {
 			g = &group{v: make([]int64, n), stack: len(s.Location) > 0}
@@ -188,7 +188,9 @@ func ExpectedTotals(p *profile.Profile) []int64 {
 	return out
 }
 
-func sampleKey(s *profile.Sample) string {
+// SampleKey identifies a sample by its stack (location ids) and its labels,
+// so that duplicates can be summed as Kiln sums them.
+func SampleKey(s *profile.Sample) string {
 	var b strings.Builder
 	for _, l := range s.Location {
 		fmt.Fprintf(&b, "%d,", l.ID)

@@ -356,24 +356,7 @@ func (c *cluster) window() (start, end int64) {
 func (c *cluster) totals(t *testing.T, service string) ([]int64, error) {
 	t.Helper()
 	start, end := c.window()
-	maxNodes := int64(1 << 16)
-	out := make([]int64, len(c.prof.TypeIDs))
-	for i, id := range c.prof.TypeIDs {
-		ctx, cancel := context.WithTimeout(t.Context(), requestTimeout)
-		resp, err := c.query.Query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
-			ProfileTypeID: id,
-			LabelSelector: `{service_name="` + service + `"}`,
-			Start:         start,
-			End:           end,
-			MaxNodes:      &maxNodes,
-		}))
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("SelectMergeStacktraces(%s, %s): %w", id, service, err)
-		}
-		out[i] = resp.Msg.GetFlamegraph().GetTotal()
-	}
-	return out, nil
+	return kilntest.ServiceTotals(t, c.query.Query, c.prof.TypeIDs, service, start, end, requestTimeout)
 }
 
 // pushesStored is service's totals as a number of pushes.

@@ -17,7 +17,6 @@ import (
 
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
-	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
 	"kiln.dev/tests/lib/kilntest"
@@ -87,22 +86,9 @@ func mustPush(t *testing.T, k *kilntest.Server, c *kilntest.Clients, prof *profi
 func queryTotals(t *testing.T, c *kilntest.Clients, prof *profileCase, service string) ([]int64, error) {
 	t.Helper()
 	start, end := queryWindow(prof.timeNanos)
-	out := make([]int64, len(prof.typeIDs))
-	maxNodes := int64(1 << 16)
-	for i, id := range prof.typeIDs {
-		ctx, cancel := context.WithTimeout(t.Context(), requestTimeout)
-		resp, err := c.Query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
-			ProfileTypeID: id,
-			LabelSelector: `{service_name="` + service + `"}`,
-			Start:         start,
-			End:           end,
-			MaxNodes:      &maxNodes,
-		}))
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("SelectMergeStacktraces(%s, %s/%s): %w", id, c.Tenant, service, err)
-		}
-		out[i] = resp.Msg.GetFlamegraph().GetTotal()
+	out, err := kilntest.ServiceTotals(t, c.Query, prof.typeIDs, service, start, end, requestTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: %w", c.Tenant, err)
 	}
 	return out, nil
 }

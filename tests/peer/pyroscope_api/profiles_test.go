@@ -9,7 +9,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -108,27 +107,6 @@ func loadProfileCase(t *testing.T, root, rel string) (*profileCase, error) {
 	return c, nil
 }
 
-func sampleKey(s *profile.Sample) string {
-	var b strings.Builder
-	for _, l := range s.Location {
-		fmt.Fprintf(&b, "%d,", l.ID)
-	}
-	b.WriteByte('|')
-	keys := make([]string, 0, len(s.Label))
-	for k := range s.Label {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		vs := append([]string(nil), s.Label[k]...)
-		sort.Strings(vs)
-		for _, v := range vs {
-			fmt.Fprintf(&b, "%q=%q,", k, v)
-		}
-	}
-	return b.String()
-}
-
 func hasLines(s *profile.Sample) bool {
 	for _, l := range s.Location {
 		if len(l.Line) > 0 {
@@ -154,7 +132,7 @@ func keptGroups(p *profile.Profile) []*keptGroup {
 	groups := map[string]*keptGroup{}
 	var order []string
 	for _, s := range p.Sample {
-		k := sampleKey(s)
+		k := kilntest.SampleKey(s)
 		g, ok := groups[k]
 		if !ok {
 			g = &keptGroup{v: make([]int64, n), labels: s.Label, stack: len(s.Location) > 0, symbols: hasLines(s)}
