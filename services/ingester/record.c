@@ -480,7 +480,7 @@ static kiln_status decode_v2(rd *r, kiln_ingester__record *out)
         for (size_t j = 0; j < k && !r->bad; j++)
             get_part(r, &sym, &out->parts[out->n++]);
     }
-    return r->bad || r->p != r->end ? KILN_DATA_LOSS : KILN_OK;
+    return r->bad || r->p != r->end || *out->tenant == '\0' ? KILN_DATA_LOSS : KILN_OK;
 }
 
 /* ---- reading (format 1) ------------------------------------------------------------ */
@@ -491,7 +491,7 @@ static kiln_status decode_v1(kiln_arena_t *a, const uint8_t *data, size_t len, k
 {
     ProtobufCAllocator al = kiln_arena_pb_allocator(a);
     Ingester__V1__WalRecord *rec = ingester__v1__wal_record__unpack(&al, len, data);
-    if (rec == NULL)
+    if (rec == NULL || *rec->tenant == '\0')
         return KILN_DATA_LOSS;
     out->tenant = rec->tenant;
     out->parts = kiln_arena_calloc(a, rec->n_series + 1, sizeof(*out->parts));
@@ -503,8 +503,8 @@ static kiln_status decode_v1(kiln_arena_t *a, const uint8_t *data, size_t len, k
             l[j] = (kiln_label_t){s->labels[j]->name, s->labels[j]->value};
         kiln_pprof_t *p = kiln_arena_alloc(a, sizeof(*p));
         kiln_status st = kiln_pprof_decode(a, s->profile.data, s->profile.len, p, NULL);
-        if (st == KILN_OK)
-            st = kiln_pprof_normalize(a, p, 0, NULL);
+        if (st == KILN_OK) /* normalize trusts only validated indices */
+            st = kiln_pprof_validate_normalize(a, p, 0, NULL);
         if (st != KILN_OK)
             return KILN_DATA_LOSS;
         out->parts[i] = (kiln_ingester_part){l, s->n_labels, p, strtoull(s->id, NULL, 10)};

@@ -377,6 +377,31 @@ TEST(format1_replays)
     rm_dir();
 }
 
+/* A format-1 record is checked as strictly as a push: its pprof must
+ * validate (a sample naming a location no Location has) and its tenant must
+ * not be empty, or the record is undecodable (found by fuzz_wal_record). */
+TEST(format1_checked)
+{
+    static const uint8_t bad_pprof[] = {
+        0x0a, 0x04, 0x08, 0x01, 0x10, 0x02,                   /* sample_type {1, 2} */
+        0x12, 0x06, 0x0a, 0x01, 0x63, 0x12, 0x01, 0x05,       /* sample {loc 99, value 5} */
+        0x32, 0x00, 0x32, 0x03, 'c', 'p', 'u', 0x32, 0x02, 'n', 's'}; /* "", cpu, ns */
+    Ingester__V1__ProfileSeries s = INGESTER__V1__PROFILE_SERIES__INIT;
+    s.profile.data = (uint8_t *)bad_pprof, s.profile.len = sizeof(bad_pprof);
+    Ingester__V1__ProfileSeries *series[] = {&s};
+    const char *tenants[] = {TENANT, ""};
+    for (size_t t = 0; t < 2; t++) {
+        Ingester__V1__WalRecord rec = INGESTER__V1__WAL_RECORD__INIT;
+        rec.tenant = (char *)tenants[t], rec.n_series = 1 - t, rec.series = series;
+        uint8_t buf[256];
+        size_t n = ingester__v1__wal_record__pack(&rec, buf);
+        kiln_arena_t *a = kiln_arena_create(0);
+        kiln_ingester__record out;
+        CHECK_EQ(kiln_ingester__record_decode(a, buf, n, &out, NULL), KILN_DATA_LOSS);
+        kiln_arena_destroy(a);
+    }
+}
+
 /* A record of a format this build does not know (a newer build wrote it)
  * stops the start-up with a message that says so. */
 TEST(unknown_format_refused)
@@ -441,6 +466,7 @@ int main(void)
     RUN(record_stack_widths);
     RUN(replay_is_exact);
     RUN(format1_replays);
+    RUN(format1_checked);
     RUN(unknown_format_refused);
     RUN(replica_keeps_one_copy);
     return check_done();
