@@ -16,41 +16,18 @@
 #include "head.h"
 #include "ingester_int.h"
 #include "pprof.h"
-#include "pprof_build.h"
+#include "small_profile.h"
 #include "tree.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static kiln_buf valid; /* a real record: two parts, labels, a span label */
 
-static const char *const frames[] = {"main", "run", "work", "parse", "io.Read"};
-
-static void build_profile(kiln_arena_t *a, kiln_pprof_t *p)
-{
-    kiln_pprof_build_t *b = kiln_pprof_build_create(a, 2);
-    kiln_pprof_build_sample_type(b, 0, "samples", "count");
-    kiln_pprof_build_sample_type(b, 1, "cpu", "nanoseconds");
-    kiln_pprof_build_period(b, "cpu", "nanoseconds", 10000000);
-    kiln_pprof_build_time(b, 1700000000000000000LL, 10000000000LL);
-    kiln_pprof_build_label span = {{"span_id", 7}, {"00000000000000ab", 16}};
-    for (size_t depth = 1; depth <= 5; depth++) {
-        uint64_t locs[5];
-        for (size_t i = 0; i < depth; i++)
-            locs[i] = kiln_pprof_build_frame(b, (kiln_str_t){frames[depth - 1 - i],
-                                                             strlen(frames[depth - 1 - i])});
-        int64_t values[2] = {(int64_t)depth, (int64_t)depth * 10000000};
-        kiln_pprof_build_sample(b, locs, depth, values, &span, depth % 2);
-    }
-    if (kiln_pprof_build_finish(b, p, NULL) != KILN_OK || kiln_pprof_validate(p, NULL) != KILN_OK ||
-        kiln_pprof_normalize(a, p, 0, NULL) != KILN_OK)
-        abort();
-}
-
 static void make_valid(void)
 {
     kiln_arena_t *a = kiln_arena_create(0);
     static kiln_pprof_t p;
-    build_profile(a, &p);
+    fuzz_small_profile(a, &p);
     static const kiln_label_t l1[] = {{"__name__", "process_cpu"}, {"service_name", "svc"}};
     static const kiln_label_t l2[] = {
         {"__name__", "process_cpu"}, {"pod", "p-1"}, {"service_name", "svc"}};
