@@ -656,6 +656,8 @@ static kiln_status load_chunk(void *ctx, uint32_t sid, int64_t start_ms, int64_t
     kiln_buf_init(&data, 0);
     kiln_status st = kiln_objstore_get_range(b->store, path, b->chunk_off[sid], b->chunk_len[sid],
                                              &data, err);
+    if (st == KILN_NOT_FOUND || st == KILN_OUT_OF_RANGE) /* shorter than its index says */
+        st = kiln_err_set(err, KILN_DATA_LOSS, "block %s: series %u chunk is missing", path, sid);
     uint8_t *raw = NULL;
     size_t raw_len = 0, off = 0;
     if (st == KILN_OK)

@@ -1085,8 +1085,10 @@ static bool dedup_add(dedup *d, uint64_t k)
     return true;
 }
 
-static size_t merge_series(kiln_head_t *dst, const kiln_head_t *src, const remap *m, uint32_t i,
-                           dedup *seen)
+/* Copies series i of src into dst, adding the profiles copied to *copied.
+ * KILN_DATA_LOSS when a block's chunk cannot be loaded. */
+static kiln_status merge_series(kiln_head_t *dst, const kiln_head_t *src, const remap *m,
+                                uint32_t i, dedup *seen, size_t *copied, kiln_err *err)
 {
     const hseries *s = &src->series[i];
     const uint32_t *node = src->s_node;
@@ -1095,13 +1097,11 @@ static size_t merge_series(kiln_head_t *dst, const kiln_head_t *src, const remap
     uint32_t *ln = NULL, *mapped = NULL;
     int64_t *lv = NULL;
     uint64_t *lspan = NULL;
-    size_t copied = 0, cap = 0;
-    kiln_err err;
+    size_t cap = 0;
     if (src->loader != NULL) {
-        if (src->loader(src->loader_ctx, i, INT64_MIN, 0, &ln, &lv, &lspan, &err) != KILN_OK) {
-            KILN_LOG_ERROR("head", "merge: skipping series %u: %s", i, err.msg);
-            return 0;
-        }
+        kiln_status st = src->loader(src->loader_ctx, i, INT64_MIN, 0, &ln, &lv, &lspan, err);
+        if (st != KILN_OK)
+            return st;
         node = ln, value = lv, span = lspan;
     }
     uint32_t sid = kiln_head__intern_series(dst, s->labels, s->n_labels);
@@ -1114,16 +1114,17 @@ static size_t merge_series(kiln_head_t *dst, const kiln_head_t *src, const remap
             continue;
         kiln_head__add_profile(dst, sid, p->time_ms, p->id, mapped, value + p->off,
                                span != NULL ? span + p->off : NULL, p->n);
-        copied++;
+        (*copied)++;
     }
     free(mapped);
     free(ln);
     free(lv);
     free(lspan);
-    return copied;
+    return KILN_OK;
 }
 
-size_t kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src)
+kiln_status kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src, size_t *copied,
+                                 kiln_err *err)
 {
     remap m;
     size_t n = src->n_strs + src->n_funcs + src->n_maps + src->n_locs + src->n_nodes;
@@ -1134,7 +1135,8 @@ size_t kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src)
     dedup seen;
     memset(&seen, 0, sizeof(seen));
     kiln_hidx_init(&seen.idx);
-    size_t copied = 0;
+    kiln_status st = KILN_OK;
+    *copied = 0;
     pthread_rwlock_wrlock(&dst->lock);
     pthread_rwlock_rdlock(&src->lock);
     for (size_t i = 0; i < dst->n_profiles; i++) { /* what dst already holds counts as seen */
@@ -1143,12 +1145,12 @@ size_t kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src)
                                      dst->s_value + p->off, p->n));
     }
     remap_symbols(dst, src, &m);
-    for (size_t i = 0; i < src->n_series; i++)
-        copied += merge_series(dst, src, &m, (uint32_t)i, &seen);
+    for (size_t i = 0; i < src->n_series && st == KILN_OK; i++)
+        st = merge_series(dst, src, &m, (uint32_t)i, &seen, copied, err);
     pthread_rwlock_unlock(&src->lock);
     pthread_rwlock_unlock(&dst->lock);
     kiln_hidx_fini(&seen.idx);
     free(seen.keys);
     free(all);
-    return copied;
+    return st;
 }

@@ -79,9 +79,12 @@ void kiln_head_merge_tree(kiln_head_t *h, const kiln_selector_t *sel, int64_t st
 
 /** Copies every profile of src (a head or an opened block) into dst,
  * re-interning its symbols, stacks and series; a profile dst already holds
- * (same series, time and samples: a replica) is skipped. Returns the number
- * of profiles copied. Compaction is merge_from over its source blocks. */
-size_t kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src);
+ * (same series, time and samples: a replica) is skipped. *copied gets the
+ * number of profiles copied. KILN_DATA_LOSS with err when a chunk of a block
+ * cannot be loaded: dst then holds part of src and must be discarded.
+ * Compaction is merge_from over its source blocks. */
+kiln_status kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src, size_t *copied,
+                                 kiln_err *err);
 
 /** Called once per matching profile with its series' sorted labels (valid
  * only during the call), its time and the sum of its values. */

@@ -174,12 +174,14 @@ static void wal_marks(bmeta **group, size_t n, Block__V1__BlockMeta *m)
     }
 }
 
-/* Merges group[0..n) (same tenant, level, range) into one block of level+1. */
-static void merge_group(kiln_compactor_t *c, bmeta **group, size_t n, int level, int64_t now_ms)
+/* Merges the blocks of group into h, listing those merged in sources; a
+ * block that does not open is left out (and stays). Returns the number
+ * merged, or -1 when a merge failed part way: h then holds part of a block
+ * that would also stay, so nothing of the group may be written or deleted. */
+static int merge_sources(kiln_compactor_t *c, bmeta **group, size_t n, kiln_head_t *h,
+                         char **sources, size_t *copied)
 {
-    kiln_head_t *h = kiln_head_create();
-    char **sources = kiln_xcalloc(n + 1, sizeof(*sources));
-    size_t copied = 0, opened = 0;
+    int opened = 0;
     for (size_t i = 0; i < n; i++) {
         kiln_block_t *b;
         kiln_err err;
@@ -187,10 +189,29 @@ static void merge_group(kiln_compactor_t *c, bmeta **group, size_t n, int level,
             KILN_LOG_WARN("compactor", "skipping %s/%s: %s", group[i]->tenant, group[i]->ulid, err.msg);
             continue;
         }
-        copied += kiln_head_merge_from(h, kiln_block_head(b));
+        size_t k = 0;
+        kiln_status st = kiln_head_merge_from(h, kiln_block_head(b), &k, &err);
         kiln_block_close(b);
+        if (st != KILN_OK) {
+            KILN_LOG_ERROR("compactor", "not compacting the group of %s/%s: %s", group[i]->tenant,
+                           group[i]->ulid, err.msg);
+            return -1;
+        }
+        *copied += k;
         sources[opened++] = group[i]->ulid;
     }
+    return opened;
+}
+
+/* Merges group[0..n) (same tenant, level, range) into one block of level+1. */
+static void merge_group(kiln_compactor_t *c, bmeta **group, size_t n, int level, int64_t now_ms)
+{
+    kiln_head_t *h = kiln_head_create();
+    char **sources = kiln_xcalloc(n + 1, sizeof(*sources));
+    size_t copied = 0;
+    int merged = merge_sources(c, group, n, h, sources, &copied);
+    c->stats.failed += merged < 0;
+    size_t opened = merged < 0 ? 0 : (size_t)merged;
     Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
     wal_marks(group, n, &meta);
     Block__V1__BlockCompaction comp = BLOCK__V1__BLOCK_COMPACTION__INIT;

@@ -30,6 +30,7 @@ typedef struct kiln_compactor_config {
 
 typedef struct kiln_compactor_stats {
     uint64_t rounds, compacted, deleted_superseded, deleted_retention;
+    uint64_t failed; /* groups left alone because a source did not merge whole */
 } kiln_compactor_stats;
 
 /** Opens the store and starts the compaction thread. */

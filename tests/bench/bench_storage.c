@@ -624,7 +624,9 @@ static int disk_compact(kiln_objstore_t *s, const char *tenant,
             rc = -1;
             break;
         }
-        kiln_head_merge_from(h, kiln_block_head(b));
+        size_t copied;
+        if (kiln_head_merge_from(h, kiln_block_head(b), &copied, NULL) != KILN_OK)
+            abort();
         kiln_block_close(b);
     }
     fig->merge_s = now_s() - t0;

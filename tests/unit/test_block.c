@@ -61,8 +61,11 @@ TEST(write_open_query)
 
     /* Compaction: merging the block and the head it came from keeps one copy. */
     kiln_head_t *c = kiln_head_create();
-    CHECK_EQ(kiln_head_merge_from(c, kiln_block_head(b)), st.profiles);
-    CHECK_EQ(kiln_head_merge_from(c, h), 0);
+    size_t copied;
+    CHECK_OK(kiln_head_merge_from(c, kiln_block_head(b), &copied, NULL));
+    CHECK_EQ(copied, st.profiles);
+    CHECK_OK(kiln_head_merge_from(c, h, &copied, NULL));
+    CHECK_EQ(copied, 0);
     CHECK_EQ(check_head_total(c, Q), check_head_total(h, Q));
     kiln_head_destroy(c);
     kiln_block_close(b);
@@ -244,10 +247,44 @@ TEST(span_ids_survive_a_block)
     CHECK_OK(kiln_block_open(s, "spans", ulid, &b, NULL));
     CHECK_EQ(span_total(kiln_block_head(b), 0x239), in_head);
     kiln_head_t *c = kiln_head_create(); /* and through compaction */
-    kiln_head_merge_from(c, kiln_block_head(b));
+    size_t copied;
+    CHECK_OK(kiln_head_merge_from(c, kiln_block_head(b), &copied, NULL));
     CHECK_EQ(span_total(c, 0x239), in_head);
     kiln_head_destroy(c);
     kiln_block_close(b);
+    kiln_objstore_close(s);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
+/* A chunk that cannot be loaded during a merge (the object changed after
+ * the block was opened) is data_loss to the caller, not a skipped series:
+ * the compactor must not delete sources after a partial merge. */
+TEST(merge_reports_a_failing_chunk)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_head_t *h = sample_head(a);
+    CHECK(h != NULL);
+    if (h == NULL)
+        return;
+    kiln_objstore_t *s;
+    CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));
+    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+    char ulid[KILN_ULID_LEN + 1];
+    CHECK_OK(kiln_block_write(s, "t2", h, &meta, ulid, NULL));
+    kiln_block_t *b;
+    CHECK_OK(kiln_block_open(s, "t2", ulid, &b, NULL));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/t2/blocks/%s/samples", root, ulid);
+    CHECK(truncate(path, 16) == 0);
+    kiln_head_t *c = kiln_head_create();
+    size_t copied = 0;
+    kiln_err err = {KILN_OK, ""};
+    CHECK_EQ(kiln_head_merge_from(c, kiln_block_head(b), &copied, &err), KILN_DATA_LOSS);
+    CHECK(strstr(err.msg, "samples") != NULL);
+    kiln_head_destroy(c);
+    kiln_block_close(b);
+    kiln_block_delete(s, "t2", ulid, NULL);
     kiln_objstore_close(s);
     kiln_head_destroy(h);
     kiln_arena_destroy(a);
@@ -273,6 +310,7 @@ int main(void)
     RUN(series_sums_match_the_samples);
     RUN(profile_ids_select_profiles);
     RUN(span_ids_survive_a_block);
+    RUN(merge_reports_a_failing_chunk);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
     if (system(cmd) != 0)
