@@ -49,6 +49,7 @@ kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_
     ing->storage_path = kiln_xstrdup(cfg->storage_path);
     ing->cfg.storage_path = ing->storage_path;
     pthread_mutex_init(&ing->mu, NULL);
+    pthread_mutex_init(&ing->flush_mu, NULL);
     pthread_mutex_init(&ing->ring_mu, NULL);
     pthread_rwlock_init(&ing->cut, NULL);
     ing->held = kiln_idset_create(HELD_KEYS);
@@ -80,6 +81,7 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
     free(ing->storage_path);
     kiln_idset_destroy(ing->held);
     pthread_mutex_destroy(&ing->mu);
+    pthread_mutex_destroy(&ing->flush_mu);
     pthread_mutex_destroy(&ing->ring_mu);
     pthread_rwlock_destroy(&ing->cut);
     free(ing);

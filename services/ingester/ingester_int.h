@@ -37,6 +37,12 @@ struct kiln_ingester {
      * exclusively, so a WAL rotation and the head swap are atomic with
      * respect to appends and no query sees a head being destroyed. */
     pthread_rwlock_t cut;
+    /* Held by every flush round (the flusher's tick, kiln_ingester_flush
+     * before leaving a ring, the last one at shutdown) from its cut to its
+     * retire: the rounds are the only writers of `flushing`, so one round
+     * at a time means a cut head is written once and freed by the round
+     * that wrote it. Taken before `cut`, never while holding it. */
+    pthread_mutex_t flush_mu;
     pthread_mutex_t mu; /* guards the tenant array (entries are never freed before destroy) */
     tenant_head **t;
     size_t n, cap;
