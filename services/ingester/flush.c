@@ -73,6 +73,7 @@ static uint64_t cut(kiln_ingester_t *ing, bool force, bool *all)
             t->flushing = t->head;
             t->head = kiln_head_create();
             t->head_start_ns = 0;
+            t->fresh = 0; /* appends wait (cut held): no reservation is open */
             t->flushed_ulid[0] = '\0';
             t->cut_seg = seg;
         }

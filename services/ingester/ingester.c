@@ -72,6 +72,7 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
         free(ing->t[i]->tenant);
         kiln_head_destroy(ing->t[i]->head);
         kiln_head_destroy(ing->t[i]->flushing);
+        pthread_mutex_destroy(&ing->t[i]->lim_mu);
         free(ing->t[i]);
     }
     free(ing->t);
@@ -102,6 +103,7 @@ static tenant_head *tenant_of(kiln_ingester_t *ing, const char *tenant, size_t l
         t = kiln_xcalloc(1, sizeof(*t));
         t->tenant = kiln_xstrndup(tenant, len);
         t->head = kiln_head_create();
+        pthread_mutex_init(&t->lim_mu, NULL);
         ing->t[ing->n++] = t;
     }
     pthread_mutex_unlock(&ing->mu);
@@ -178,11 +180,16 @@ kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
         kiln_buf_init(&rec, 0);
         kiln_ingester__record_encode(tenant, kept, k, &rec);
         pthread_rwlock_rdlock(&ing->cut);
+        tenant_head *t = tenant_of(ing, tenant, strlen(tenant), true);
+        size_t reserved = 0;
         st = check_backpressure(ing, tenant, err);
+        if (st == KILN_OK)
+            st = kiln_ingester__reserve_series(ing, t, kept, k, &reserved, err);
         if (st == KILN_OK)
             st = kiln_wal_append(ing->wal, rec.ptr, rec.len, NULL, err);
         if (st == KILN_OK)
             apply(ing, tenant, kept, k);
+        kiln_ingester__release_series(t, reserved, st == KILN_OK);
         pthread_rwlock_unlock(&ing->cut);
         kiln_buf_free(&rec);
     }
