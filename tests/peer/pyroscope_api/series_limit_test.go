@@ -21,9 +21,6 @@ import (
 // shows the tenant's series, its limit and the refusals.
 func TestSeriesLimit(t *testing.T) {
 	_, root := kilntest.RequireEnv(t)
-	if !kilntest.HasFlag(t, "ingester.max-global-series-per-tenant") {
-		t.Skip("kiln has no -ingester.max-global-series-per-tenant")
-	}
 	const limit = 20
 	t.Setenv("KILN_EXTRA_ARGS", "-ingester.max-global-series-per-tenant="+strconv.Itoa(limit))
 	s := kilntest.Start(t)
