@@ -143,8 +143,12 @@ static void apply(kiln_ingester_t *ing, const char *tenant, const kiln_ingester_
                   size_t n)
 {
     tenant_head *t = tenant_of(ing, tenant, strlen(tenant), true);
-    if (t->head_start_ns == 0)
-        t->head_start_ns = kiln_ingester__now_ns();
+    /* Appends run at once under `cut` held shared: the first one to find
+     * the head empty sets its start (a plain test-and-set raced, seen by
+     * TSan); cuts read and reset it holding `cut` exclusively. */
+    int64_t unset = 0;
+    __atomic_compare_exchange_n(&t->head_start_ns, &unset, kiln_ingester__now_ns(), false,
+                                __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     kiln_head_append_batch(t->head, parts, n);
 }
 
