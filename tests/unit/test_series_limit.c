@@ -8,12 +8,15 @@
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "check.h"
 #include "ingester.h"
 #include "overrides.h"
 #include "profiles.h"
+#include "ring.h"
 
 #define T0 1700000000000000000LL
 
@@ -164,6 +167,55 @@ TEST(flushed_series_stop_counting)
     kiln_overrides_destroy(o);
 }
 
+/* The limit kiln_ingester_metrics reports for tenant t1. */
+static long metric_limit(kiln_ingester_t *ing)
+{
+    kiln_buf m;
+    kiln_buf_init(&m, 0);
+    kiln_ingester_metrics(ing, &m);
+    kiln_buf_putc(&m, '\0');
+    const char *key = "kiln_ingester_series_limit{tenant=\"t1\"} ";
+    const char *p = strstr((char *)m.ptr, key);
+    long v = p != NULL ? strtol(p + strlen(key), NULL, 10) : -1;
+    kiln_buf_free(&m);
+    return v;
+}
+
+/* In a ring, each ingester applies global / active ingesters * RF (RF
+ * capped at the ingesters), as Pyroscope; a ring showing no active
+ * ingester applies none. */
+TEST(global_limit_split_over_the_ring)
+{
+    kiln_overrides_t *o = limits_with(6000);
+    kiln_ingester_t *ing = open_ingester(o);
+    kiln_ring_t *ring = kiln_ring_create();
+    if (ing == NULL)
+        return;
+    kiln_err err;
+    const char *a[] = {"a"};
+    CHECK_OK(push(ing, "t1", a, 1, T0, &err)); /* the tenant exists */
+    kiln_ingester_set_ring(ing, ring, 3, 0);
+    kiln_ring_member m[6];
+    memset(m, 0, sizeof(m));
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(m[i].id, sizeof(m[i].id), "ingester-%zu", i);
+        m[i].state = KILN_RING_ACTIVE;
+    }
+    CHECK_EQ(metric_limit(ing), 0); /* an empty ring: not applied */
+    kiln_ring_set(ring, m, 3);
+    CHECK_EQ(metric_limit(ing), 6000);
+    kiln_ring_set(ring, m, 6);
+    CHECK_EQ(metric_limit(ing), 3000);
+    m[5].state = KILN_RING_LEAVING; /* 5 take writes */
+    kiln_ring_set(ring, m, 6);
+    CHECK_EQ(metric_limit(ing), 3600);
+    kiln_ring_set(ring, m, 1); /* one ingester holds every series */
+    CHECK_EQ(metric_limit(ing), 6000);
+    kiln_ingester_destroy(ing);
+    kiln_ring_destroy(ring);
+    kiln_overrides_destroy(o);
+}
+
 int main(void)
 {
     kiln_arena_t *a = kiln_arena_create(0);
@@ -180,6 +232,9 @@ int main(void)
     nftw(dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
     CHECK(mkdir(dir, 0700) == 0);
     RUN(flushed_series_stop_counting);
+    nftw(dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
+    CHECK(mkdir(dir, 0700) == 0);
+    RUN(global_limit_split_over_the_ring);
     nftw(dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
     kiln_arena_destroy(a);
     return check_done();
