@@ -444,9 +444,10 @@ static bool is_type_label(const char *name)
     return false;
 }
 
-/* The stored series of sample type t: base labels plus the type labels. */
-static uint32_t type_series(kiln_head_t *h, const kiln_label_t *base, size_t n,
-                            const kiln_pprof_t *p, size_t t, kiln_arena_t *tmp)
+/* The labels of the stored series of sample type t (base labels plus the
+ * type labels, sorted) in tmp; *m gets their number. */
+static kiln_label_t *type_labels(const kiln_label_t *base, size_t n, const kiln_pprof_t *p,
+                                 size_t t, kiln_arena_t *tmp, size_t *out_m)
 {
     kiln_label_t *l = kiln_arena_alloc(tmp, (n + TYPE_LABELS) * sizeof(*l));
     size_t m = 0;
@@ -470,7 +471,73 @@ static uint32_t type_series(kiln_head_t *h, const kiln_label_t *base, size_t n,
                                               (int)ty.len, ty.ptr, (int)un.len, un.ptr,
                                               (int)pt.len, pt.ptr, (int)pu.len, pu.ptr)};
     kiln_labels_sort(l, m);
+    *out_m = m;
+    return l;
+}
+
+/* The stored series of sample type t: base labels plus the type labels. */
+static uint32_t type_series(kiln_head_t *h, const kiln_label_t *base, size_t n,
+                            const kiln_pprof_t *p, size_t t, kiln_arena_t *tmp)
+{
+    size_t m;
+    kiln_label_t *l = type_labels(base, n, p, t, tmp, &m);
     return kiln_head__intern_series(h, l, m);
+}
+
+/* Whether h holds the series of sorted labels l (fingerprint fp). Read
+ * lock held. */
+static bool holds_series(const kiln_head_t *h, const kiln_label_t *l, size_t n, uint64_t fp)
+{
+    series_key k = {h, l, n};
+    return h != NULL && kiln_hidx_find(&h->series_idx, fp, series_eq, &k) != NONE;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t kiln_head_new_series(kiln_head_t *h, kiln_head_t *also, const kiln_head_part *parts,
+                            size_t n)
+{
+    size_t total = 0, k = 0;
+    for (size_t i = 0; i < n; i++)
+        total += parts[i].profile->n_sample_types;
+    kiln_arena_t *tmp = kiln_arena_create(0);
+    uint64_t *fps = kiln_arena_alloc(tmp, (total + 1) * sizeof(*fps));
+    pthread_rwlock_rdlock(&h->lock);
+    if (also != NULL)
+        pthread_rwlock_rdlock(&also->lock);
+    for (size_t i = 0; i < n; i++) {
+        const kiln_head_part *pt = &parts[i];
+        for (size_t t = 0; t < pt->profile->n_sample_types; t++) {
+            size_t m;
+            kiln_label_t *l = type_labels(pt->labels, pt->n_labels, pt->profile, t, tmp, &m);
+            uint64_t fp = kiln_labels_fingerprint(l, m);
+            if (!holds_series(h, l, m, fp) && !holds_series(also, l, m, fp))
+                fps[k++] = fp;
+        }
+    }
+    if (also != NULL)
+        pthread_rwlock_unlock(&also->lock);
+    pthread_rwlock_unlock(&h->lock);
+    /* One series may come in several parts of a push: count it once (by
+     * fingerprint; a collision would only undercount by one). */
+    qsort(fps, k, sizeof(*fps), cmp_u64);
+    size_t distinct = 0;
+    for (size_t i = 0; i < k; i++)
+        distinct += i == 0 || fps[i] != fps[i - 1];
+    kiln_arena_destroy(tmp);
+    return distinct;
+}
+
+size_t kiln_head_n_series(kiln_head_t *h)
+{
+    pthread_rwlock_rdlock(&h->lock);
+    size_t n = h->n_series;
+    pthread_rwlock_unlock(&h->lock);
+    return n;
 }
 
 static int64_t now_ns(void)

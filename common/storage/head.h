@@ -63,6 +63,16 @@ typedef struct kiln_head_part {
  * symbols once. Never fails on validated, normalised profiles. */
 void kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n);
 
+/** How many distinct stored series (one per part and sample type, as
+ * kiln_head_append_batch stores them) neither h nor also (NULL = none)
+ * holds: what appending parts would add to the two. Takes both read locks;
+ * the parts are those kiln_head_append_batch takes. */
+size_t kiln_head_new_series(kiln_head_t *h, kiln_head_t *also, const kiln_head_part *parts,
+                            size_t n);
+
+/** The number of stored series (unlike kiln_head_stats, without a scan). */
+size_t kiln_head_n_series(kiln_head_t *h);
+
 /** Called once per matching stored series with its sorted labels (valid only
  * during the call). */
 typedef void (*kiln_head_series_fn)(void *ctx, const kiln_label_t *l, size_t n);

@@ -96,6 +96,8 @@ static kiln_status quorum_outcome(const kiln_replicator_t *r, const kiln_ring_me
             continue;
         if (calls[i].err.code == KILN_RESOURCE_EXHAUSTED)
             code = KILN_RESOURCE_EXHAUSTED;
+        else if (code == KILN_UNAVAILABLE && kiln_ingester_is_series_limit(&calls[i].err))
+            code = KILN_FAILED_PRECONDITION; /* a client error: retrying cannot help */
         len += (size_t)snprintf(msg + len, sizeof(msg) - len, "; %s: %s", m[i].id,
                                 calls[i].err.msg);
     }

@@ -73,6 +73,7 @@ static uint64_t cut(kiln_ingester_t *ing, bool force, bool *all)
             t->flushing = t->head;
             t->head = kiln_head_create();
             t->head_start_ns = 0;
+            t->fresh = 0; /* appends wait (cut held): no reservation is open */
             t->flushed_ulid[0] = '\0';
             t->cut_seg = seg;
         }
@@ -136,20 +137,36 @@ static bool retire(kiln_ingester_t *ing)
     return all;
 }
 
+/* The tenants whose cut head waits to be written, read under `cut`. Only
+ * flush rounds set `flushing` and `flushed_ulid`, and flush_mu (held by
+ * the caller) lets one round run at a time, so the list stays true while
+ * the round writes them without `cut`. */
+static tenant_head **pending(kiln_ingester_t *ing, size_t *n_out)
+{
+    size_t n, k = 0;
+    tenant_head **ts = tenants(ing, &n);
+    pthread_rwlock_rdlock(&ing->cut);
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i]->flushing != NULL && ts[i]->flushed_ulid[0] == '\0')
+            ts[k++] = ts[i];
+    }
+    pthread_rwlock_unlock(&ing->cut);
+    *n_out = k;
+    return ts;
+}
+
 /* One round: cut (when due or forced), write pending heads, pick up blocks
  * (ours and the compactor's), retire written heads, drop WAL segments that
- * are entirely in blocks. */
+ * are entirely in blocks. The caller holds flush_mu. */
 static kiln_status flush_round(kiln_ingester_t *ing, bool force, kiln_err *err)
 {
     bool all_cut;
     uint64_t seg = cut(ing, force, &all_cut);
     size_t n;
-    tenant_head **ts = tenants(ing, &n);
+    tenant_head **ts = pending(ing, &n);
     bool ok = true;
-    for (size_t i = 0; i < n; i++) {
-        if (ts[i]->flushing != NULL && ts[i]->flushed_ulid[0] == '\0')
-            ok &= write_one(ing, ts[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        ok &= write_one(ing, ts[i]);
     free(ts);
     kiln_status st = kiln_blockset_sync(ing->blocks, err);
     if (st != KILN_OK)
@@ -159,15 +176,26 @@ static kiln_status flush_round(kiln_ingester_t *ing, bool force, kiln_err *err)
     return ok ? KILN_OK : kiln_err_set(err, KILN_UNAVAILABLE, "some heads could not be flushed");
 }
 
+/* Every flush path comes through here: one round at a time, by
+ * construction (the flusher's tick and a flush before leaving the ring, on
+ * SIGTERM, used to run at once and write or free one head twice). */
+static kiln_status flush_locked(kiln_ingester_t *ing, bool force, kiln_err *err)
+{
+    pthread_mutex_lock(&ing->flush_mu);
+    kiln_status st = flush_round(ing, force, err);
+    pthread_mutex_unlock(&ing->flush_mu);
+    return st;
+}
+
 kiln_status kiln_ingester__flush(kiln_ingester_t *ing, kiln_err *err)
 {
-    return flush_round(ing, true, err);
+    return flush_locked(ing, true, err);
 }
 
 static void flush_tick(void *arg)
 {
     kiln_err err;
-    if (flush_round(arg, false, &err) != KILN_OK)
+    if (flush_locked(arg, false, &err) != KILN_OK)
         KILN_LOG_WARN("ingester", "flush round: %s", err.msg);
 }
 

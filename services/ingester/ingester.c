@@ -49,6 +49,7 @@ kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_
     ing->storage_path = kiln_xstrdup(cfg->storage_path);
     ing->cfg.storage_path = ing->storage_path;
     pthread_mutex_init(&ing->mu, NULL);
+    pthread_mutex_init(&ing->flush_mu, NULL);
     pthread_mutex_init(&ing->ring_mu, NULL);
     pthread_rwlock_init(&ing->cut, NULL);
     ing->held = kiln_idset_create(HELD_KEYS);
@@ -71,6 +72,7 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
         free(ing->t[i]->tenant);
         kiln_head_destroy(ing->t[i]->head);
         kiln_head_destroy(ing->t[i]->flushing);
+        pthread_mutex_destroy(&ing->t[i]->lim_mu);
         free(ing->t[i]);
     }
     free(ing->t);
@@ -80,6 +82,7 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
     free(ing->storage_path);
     kiln_idset_destroy(ing->held);
     pthread_mutex_destroy(&ing->mu);
+    pthread_mutex_destroy(&ing->flush_mu);
     pthread_mutex_destroy(&ing->ring_mu);
     pthread_rwlock_destroy(&ing->cut);
     free(ing);
@@ -100,6 +103,7 @@ static tenant_head *tenant_of(kiln_ingester_t *ing, const char *tenant, size_t l
         t = kiln_xcalloc(1, sizeof(*t));
         t->tenant = kiln_xstrndup(tenant, len);
         t->head = kiln_head_create();
+        pthread_mutex_init(&t->lim_mu, NULL);
         ing->t[ing->n++] = t;
     }
     pthread_mutex_unlock(&ing->mu);
@@ -139,8 +143,12 @@ static void apply(kiln_ingester_t *ing, const char *tenant, const kiln_ingester_
                   size_t n)
 {
     tenant_head *t = tenant_of(ing, tenant, strlen(tenant), true);
-    if (t->head_start_ns == 0)
-        t->head_start_ns = kiln_ingester__now_ns();
+    /* Appends run at once under `cut` held shared: the first one to find
+     * the head empty sets its start (a plain test-and-set raced, seen by
+     * TSan); cuts read and reset it holding `cut` exclusively. */
+    int64_t unset = 0;
+    __atomic_compare_exchange_n(&t->head_start_ns, &unset, kiln_ingester__now_ns(), false,
+                                __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     kiln_head_append_batch(t->head, parts, n);
 }
 
@@ -176,11 +184,16 @@ kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
         kiln_buf_init(&rec, 0);
         kiln_ingester__record_encode(tenant, kept, k, &rec);
         pthread_rwlock_rdlock(&ing->cut);
+        tenant_head *t = tenant_of(ing, tenant, strlen(tenant), true);
+        size_t reserved = 0;
         st = check_backpressure(ing, tenant, err);
+        if (st == KILN_OK)
+            st = kiln_ingester__reserve_series(ing, t, kept, k, &reserved, err);
         if (st == KILN_OK)
             st = kiln_wal_append(ing->wal, rec.ptr, rec.len, NULL, err);
         if (st == KILN_OK)
             apply(ing, tenant, kept, k);
+        kiln_ingester__release_series(t, reserved, st == KILN_OK);
         pthread_rwlock_unlock(&ing->cut);
         kiln_buf_free(&rec);
     }

@@ -12,7 +12,9 @@
 #include <stdint.h>
 
 #include "head.h"
+#include "buf.h"
 #include "labels.h"
+#include "overrides.h"
 #include "pprof.h"
 #include "ring.h"
 #include "rpc.h"
@@ -35,6 +37,8 @@ typedef struct kiln_ingester_config {
     bool flush_on_shutdown;   /* write the heads as blocks when stopping */
     bool heads_only;          /* queries read heads only: in a cluster the
                                  queriers read the shared store themselves */
+    const kiln_overrides_t *limits; /* per-tenant max_global_series (borrowed;
+                                       NULL = no series limit) */
 } kiln_ingester_config;
 
 /** Creates an ingester and replays its write-ahead log into the heads.
@@ -52,7 +56,10 @@ typedef kiln_head_part kiln_ingester_part;
 
 /** Appends a batch (one push) to tenant's head, all or nothing: the batch
  * is one WAL record, durable before this returns KILN_OK. KILN_UNAVAILABLE
- * when the log cannot be written (nothing was applied). */
+ * when the log cannot be written, KILN_RESOURCE_EXHAUSTED when flushing is
+ * behind, KILN_FAILED_PRECONDITION (the message names
+ * max_global_series_per_tenant; see kiln_ingester_is_series_limit) when the
+ * push would take the tenant past its series limit: nothing was applied. */
 kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
                                  const kiln_ingester_part *parts, size_t n, kiln_err *err);
 
@@ -96,6 +103,16 @@ void kiln_ingester_set_ring(kiln_ingester_t *ing, kiln_ring_t *ring, size_t rf, 
 void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants,
                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
                               kiln_tree_t *t);
+
+/** Whether err is this module's refusal for the series limit (a client
+ * error: the push cannot succeed until series age out or the limit is
+ * raised), as it arrives from a remote ingester too. */
+bool kiln_ingester_is_series_limit(const kiln_err *err);
+
+/** Appends the Prometheus text of the per-tenant series figures:
+ * kiln_ingester_memory_series, kiln_ingester_series_limit and
+ * kiln_ingester_series_limit_refused_total. */
+void kiln_ingester_metrics(kiln_ingester_t *ing, kiln_buf *out);
 
 /** Sums the stats of every tenant. */
 void kiln_ingester_stats_all(kiln_ingester_t *ing, kiln_head_stats_t *out);

@@ -23,6 +23,13 @@ typedef struct tenant_head {
     int64_t head_start_ns; /* when the head got its first profile */
     char flushed_ulid[32]; /* the block `flushing` was written as, once written */
     uint64_t cut_seg;      /* the WAL segment started when `flushing` was cut */
+    /* max_global_series_per_tenant (series_limit.c): the tenant's series in
+     * memory are those of `head` and `flushing` together, each counted once;
+     * a series stops counting when the flushed head is dropped. */
+    pthread_mutex_t lim_mu; /* guards the three below */
+    size_t fresh;     /* series of `head` not in `flushing` (0 at a cut) */
+    size_t pending;   /* new series of pushes between their check and their append */
+    uint64_t refused; /* pushes refused for the limit */
 } tenant_head;
 
 struct kiln_ingester {
@@ -37,6 +44,12 @@ struct kiln_ingester {
      * exclusively, so a WAL rotation and the head swap are atomic with
      * respect to appends and no query sees a head being destroyed. */
     pthread_rwlock_t cut;
+    /* Held by every flush round (the flusher's tick, kiln_ingester_flush
+     * before leaving a ring, the last one at shutdown) from its cut to its
+     * retire: the rounds are the only writers of `flushing`, so one round
+     * at a time means a cut head is written once and freed by the round
+     * that wrote it. Taken before `cut`, never while holding it. */
+    pthread_mutex_t flush_mu;
     pthread_mutex_t mu; /* guards the tenant array (entries are never freed before destroy) */
     tenant_head **t;
     size_t n, cap;
@@ -73,6 +86,21 @@ void kiln_ingester__record_encode(const char *tenant, const kiln_ingester_part *
  * for a format this build does not know (a newer one); err says which. */
 kiln_status kiln_ingester__record_decode(kiln_arena_t *a, const uint8_t *data, size_t len,
                                          kiln_ingester__record *out, kiln_err *err);
+
+/** Checks the series the parts (the push's, not yet in the WAL) would
+ * add to tenant t against the tenant's local series limit and, when they
+ * fit, reserves them (*reserved; release with kiln_ingester__release_series
+ * whatever happens next). KILN_FAILED_PRECONDITION naming the limit when
+ * they do not fit. `cut` held shared (series_limit.c). */
+kiln_status kiln_ingester__reserve_series(kiln_ingester_t *ing, tenant_head *t,
+                                          const kiln_ingester_part *parts, size_t n,
+                                          size_t *reserved, kiln_err *err);
+/** Releases a reservation; applied tells whether the push reached the
+ * head. `cut` held shared. */
+void kiln_ingester__release_series(tenant_head *t, size_t reserved, bool applied);
+/** The tenant's series in memory (head and flushing head, each once).
+ * `cut` held shared. */
+size_t kiln_ingester__memory_series(tenant_head *t);
 
 /** Wall-clock time in ns. */
 int64_t kiln_ingester__now_ns(void);

@@ -59,6 +59,8 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     kiln_metrics_render(app->metrics, &resp->body);
+    if (app->ingester != NULL)
+        kiln_ingester_metrics(app->ingester, &resp->body);
     if (app->cluster != NULL)
         kiln_cluster_metrics(app->cluster, &resp->body);
 }
@@ -119,6 +121,7 @@ static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
         .flush_check_ns = cfg->flush_check_ns,
         .flush_on_shutdown = cfg->flush_on_shutdown,
         .heads_only = app->cluster != NULL,
+        .limits = app->limits,
     };
     kiln_status st = kiln_ingester_create(&ic, &app->ingester, err);
     if (st != KILN_OK)

@@ -29,6 +29,7 @@ static const kiln_cfg_opt opts[] = {
     OPT("storage.filesystem.dir", KILN_CFG_STRING, bucket_dir, "", "object store directory for blocks (default <storage.path>/bucket; shared in a cluster)"),
     OPT("ingester.max-block-duration", KILN_CFG_DURATION, max_block_duration_ns, "1h", "cut the head into a block after this long"),
     OPT("ingester.max-head-samples", KILN_CFG_SIZE, max_head_samples, "50000000", "...or once it holds this many samples (0 = no limit)"),
+    OPT("ingester.max-global-series-per-tenant", KILN_CFG_SIZE, limits.max_global_series, "5000", "in-memory series per tenant across the ring, split over the ingesters as global / ingesters * RF (0 = no limit; override: max_global_series_per_tenant)"),
     OPT("ingester.flush-check-period", KILN_CFG_DURATION, flush_check_ns, "5s", "how often heads are checked for cutting and the object store for new blocks"),
     OPT("ingester.flush-on-shutdown", KILN_CFG_BOOL, flush_on_shutdown, "true", "write the heads as blocks on SIGTERM"),
     OPT("compactor.compaction-interval", KILN_CFG_DURATION, compaction_interval_ns, "1m", "between compaction rounds"),

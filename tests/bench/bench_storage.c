@@ -32,6 +32,7 @@
 #include "objstore.h"
 #include "overrides.h"
 #include "pprof.h"
+#include "pprof_build.h"
 #include "wal.h"
 #include "xmalloc.h"
 
@@ -66,7 +67,7 @@ typedef struct sfile {
 typedef struct bench_opts {
     double seconds;      /* per WAL and push figure */
     size_t mem_samples;  /* stored samples per head for the memory figure */
-    char parts[64];      /* comma list of disk,wal,push,mem */
+    char parts[64];      /* comma list of disk,wal,push,mem,series */
     int first_file;
 } bench_opts;
 
@@ -1234,13 +1235,124 @@ static int bench_mem(const sfile *f, size_t n, size_t target)
     return 0;
 }
 
+/* ---- part 5: head memory per series ------------------------------------------------ */
+
+typedef struct series_fig {
+    size_t series;
+    long rss0_kb, rss1_kb;
+    double fill_s;
+    double check_s; /* kiln_head_new_series over every series once (the limit's check) */
+    int ok;
+} series_fig;
+
+/* A one-sample CPU profile (a three-frame stack), validated and normalised:
+ * what a series costs beyond its samples. */
+static int tiny_profile(kiln_arena_t *a, kiln_pprof_t *p)
+{
+    kiln_pprof_build_t *b = kiln_pprof_build_create(a, 1);
+    kiln_pprof_build_sample_type(b, 0, "cpu", "nanoseconds");
+    kiln_pprof_build_period(b, "cpu", "nanoseconds", 10000000);
+    kiln_pprof_build_time(b, T0_NS, 15000000000LL);
+    const char *frames[] = {"work", "serve", "main"}; /* leaf first */
+    uint64_t ids[3];
+    for (size_t i = 0; i < 3; i++)
+        ids[i] = kiln_pprof_build_frame(b, (kiln_str_t){frames[i], strlen(frames[i])});
+    int64_t v = 10000000;
+    if (kiln_pprof_build_sample(b, ids, 3, &v, NULL, 0) != KILN_OK ||
+        kiln_pprof_build_finish(b, p, NULL) != KILN_OK)
+        return -1;
+    return kiln_pprof_validate(p, NULL) == KILN_OK &&
+                   kiln_pprof_normalize(a, p, MAX_DEPTH, NULL) == KILN_OK
+               ? 0 : -1;
+}
+
+/* In a child process: a fresh head given `target` series (distinct pod
+ * labels), one profile each, measuring the process's memory around it. */
+static void series_child(size_t target, series_fig *m)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    m->ok = tiny_profile(a, &p) == 0;
+    char pod[32] = "";
+    kiln_label_t l[3] = {{"__name__", "process_cpu"}, {"pod", pod}, {"service_name", "bench"}};
+    malloc_trim(0);
+    m->rss0_kb = rss_kb();
+    kiln_head_t *h = kiln_head_create();
+    double t0 = now_s();
+    for (size_t i = 0; m->ok && i < target; i++) {
+        snprintf(pod, sizeof(pod), "pod-%08zu", i);
+        m->ok = kiln_head_append(h, l, 3, &p, T0_NS, NULL) == KILN_OK;
+    }
+    m->fill_s = now_s() - t0;
+    m->rss1_kb = rss_kb();
+    m->series = kiln_head_n_series(h);
+    m->ok = m->ok && m->series == target;
+    kiln_head_part part = {l, 3, &p, 0};
+    t0 = now_s();
+    for (size_t i = 0; m->ok && i < target; i++) {
+        snprintf(pod, sizeof(pod), "pod-%08zu", i);
+        m->ok = kiln_head_new_series(h, NULL, &part, 1) == 0;
+    }
+    m->check_s = now_s() - t0;
+}
+
+static int series_fork(size_t target, series_fig *m)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        memset(m, 0, sizeof(*m));
+        series_child(target, m);
+        ssize_t w = write(fd[1], m, sizeof(*m));
+        _exit(w == (ssize_t)sizeof(*m) ? 0 : 1);
+    }
+    close(fd[1]);
+    ssize_t r = pid > 0 ? read(fd[0], m, sizeof(*m)) : -1;
+    close(fd[0]);
+    int status = 0;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    return r == (ssize_t)sizeof(*m) && m->ok && WIFEXITED(status) && WEXITSTATUS(status) == 0
+               ? 0 : -1;
+}
+
+/* What max_global_series_per_tenant protects: the head memory of a series
+ * (labels, postings, index slots, its profile and sample), at 10k and 100k. */
+static int bench_series(void)
+{
+    static const size_t targets[] = {10000, 100000};
+    printf("\n== Head memory per series: a fresh head, series that differ in one label "
+           "(pod), one 1-sample profile each, in a forked process ==\n");
+    printf("%10s %10s %12s %16s %14s\n", "series", "RSS +MB", "B/series", "append us/series",
+           "check us/part");
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+        series_fig m;
+        if (series_fork(targets[i], &m) != 0) {
+            fprintf(stderr, "bench_storage: series: %zu failed\n", targets[i]);
+            return -1;
+        }
+        double grow = (double)(m.rss1_kb - m.rss0_kb) * 1024;
+        printf("%10zu %10.1f %12.0f %16.2f %14.2f\n", m.series, grow / 1e6,
+               ratio(grow, (double)m.series), ratio(m.fill_s * 1e6, (double)m.series),
+               ratio(m.check_s * 1e6, (double)m.series));
+    }
+    printf("(at the default max_global_series_per_tenant of 5000 a tenant's series cost "
+           "about 5000 times B/series per ingester, beyond their samples; check: the series "
+           "limit's lookup of a held series, paid once per part and sample type of a push)\n");
+    return 0;
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
     o->seconds = 3.0;
     o->mem_samples = 2000000;
-    snprintf(o->parts, sizeof(o->parts), "disk,wal,push,mem");
+    snprintf(o->parts, sizeof(o->parts), "disk,wal,push,mem,series");
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) {
@@ -1253,7 +1365,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             fprintf(stderr, "usage: bench_storage [-s seconds] [-m samples] [-o parts] [file...]\n"
                             "  -s  seconds per WAL and push figure (default 3)\n"
                             "  -m  stored samples per head, memory figure (default 2000000)\n"
-                            "  -o  parts to run, comma separated: disk,wal,push,mem (default all)\n"
+                            "  -o  parts to run, comma separated: disk,wal,push,mem,series "
+                            "(default all)\n"
                             "  files are relative to $KILN_TESTDATA unless absolute\n");
             return -1;
         }
@@ -1312,6 +1425,8 @@ static int run_parts(const bench_opts *o, const char *root, const sfile *f, size
     /* Memory first: its forks copy a process that has no threads yet. */
     if (rc == 0 && want(o, "mem"))
         rc = bench_mem(f, n, o->mem_samples);
+    if (rc == 0 && want(o, "series"))
+        rc = bench_series();
     if (rc == 0 && want(o, "disk"))
         rc = bench_disk(f, n);
     if (rc == 0 && want(o, "wal"))

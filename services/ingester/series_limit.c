@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * series_limit: max_global_series_per_tenant, with Pyroscope's name and
+ * semantics. A tenant's series in memory (its head and the head being
+ * flushed, each series once; one series per sample type, as stored) may not
+ * pass its local limit: the global limit divided over the ring's active
+ * ingesters times the replication factor (alone: the global limit). A push
+ * that would add series past it is refused whole; series already held keep
+ * taking pushes. A series stops counting once its flushed head is dropped. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingester_int.h"
+#include "xmalloc.h"
+
+/* The phrase every refusal carries, so that a distributor recognises it in
+ * a remote ingester's message (status codes alone cannot tell it from a
+ * ring-ownership refusal, which must stay retryable). */
+#define LIMIT_NAME "max_global_series_per_tenant"
+
+/* The ring's active ingesters (0 without a ring). */
+static size_t active_ingesters(kiln_ingester_t *ing)
+{
+    if (ing->ring == NULL)
+        return 0;
+    kiln_ring_snapshot_t *s = kiln_ring_acquire(ing->ring);
+    const kiln_ring_member *m;
+    size_t n = kiln_ring_members(s, &m), active = 0;
+    for (size_t i = 0; i < n; i++)
+        active += m[i].state == KILN_RING_ACTIVE;
+    kiln_ring_release(s);
+    return active;
+}
+
+/* The tenant's limit on this ingester (0 = none) and, in *global, the
+ * cluster-wide one it derives from. Like Pyroscope, series are assumed
+ * spread evenly, each on rf ingesters: global / ingesters * rf (rf capped
+ * at the ingesters, which is all a series can reach); while the ring shows
+ * no active ingester the limit is not applied. */
+static size_t local_limit(kiln_ingester_t *ing, const char *tenant, size_t *global)
+{
+    *global = 0;
+    if (ing->cfg.limits != NULL)
+        *global = kiln_overrides_get(ing->cfg.limits, tenant)->max_global_series;
+    if (*global == 0 || ing->ring == NULL)
+        return *global;
+    size_t n = active_ingesters(ing);
+    if (n == 0)
+        return 0;
+    size_t rf = ing->rf < 1 ? 1 : ing->rf > n ? n : ing->rf;
+    size_t local = (size_t)((double)*global / (double)n * (double)rf);
+    return local > 0 ? local : 1;
+}
+
+size_t kiln_ingester__memory_series(tenant_head *t)
+{
+    size_t head = kiln_head_n_series(t->head);
+    if (t->flushing == NULL)
+        return head;
+    pthread_mutex_lock(&t->lim_mu);
+    size_t fresh = t->fresh;
+    pthread_mutex_unlock(&t->lim_mu);
+    return kiln_head_n_series(t->flushing) + fresh;
+}
+
+kiln_status kiln_ingester__reserve_series(kiln_ingester_t *ing, tenant_head *t,
+                                          const kiln_ingester_part *parts, size_t n,
+                                          size_t *reserved, kiln_err *err)
+{
+    *reserved = 0;
+    size_t global;
+    size_t limit = local_limit(ing, t->tenant, &global);
+    if (limit == 0)
+        return KILN_OK;
+    size_t adds = kiln_head_new_series(t->head, t->flushing, parts, n);
+    if (adds == 0)
+        return KILN_OK;
+    size_t held = kiln_ingester__memory_series(t);
+    pthread_mutex_lock(&t->lim_mu);
+    size_t have = held + t->pending;
+    bool fits = have + adds <= limit;
+    if (fits)
+        t->pending += adds;
+    else
+        t->refused++;
+    pthread_mutex_unlock(&t->lim_mu);
+    if (fits) {
+        *reserved = adds;
+        return KILN_OK;
+    }
+    return kiln_err_set(err, KILN_FAILED_PRECONDITION,
+                        "series limit " LIMIT_NAME "=%zu (%zu on this ingester) reached: "
+                        "tenant %s holds %zu series, this push adds %zu; reduce labels or label "
+                        "values, or raise -ingester.max-global-series-per-tenant",
+                        global, limit, t->tenant, have, adds);
+}
+
+void kiln_ingester__release_series(tenant_head *t, size_t reserved, bool applied)
+{
+    if (reserved == 0)
+        return;
+    pthread_mutex_lock(&t->lim_mu);
+    t->pending -= reserved;
+    /* New to both heads, so new to `head` and not in `flushing`. */
+    if (applied && t->flushing != NULL)
+        t->fresh += reserved;
+    pthread_mutex_unlock(&t->lim_mu);
+}
+
+bool kiln_ingester_is_series_limit(const kiln_err *err)
+{
+    return err->code == KILN_FAILED_PRECONDITION && strstr(err->msg, LIMIT_NAME) != NULL;
+}
+
+/* A tenant id as a Prometheus label value (ids are restricted, but the
+ * exposition must stay parseable whatever a tenant is called). */
+static void put_tenant(kiln_buf *out, const char *tenant)
+{
+    for (const char *p = tenant; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            kiln_buf_putc(out, '\\');
+        if (*p == '\n')
+            kiln_buf_puts(out, "\\n");
+        else
+            kiln_buf_putc(out, *p);
+    }
+}
+
+/* One sample of a per-tenant family. */
+static void put_sample(kiln_buf *out, const char *family, const char *tenant, uint64_t v)
+{
+    kiln_buf_printf(out, "%s{tenant=\"", family);
+    put_tenant(out, tenant);
+    kiln_buf_printf(out, "\"} %llu\n", (unsigned long long)v);
+}
+
+void kiln_ingester_metrics(kiln_ingester_t *ing, kiln_buf *out)
+{
+    static const char *const family[] = {
+        "kiln_ingester_memory_series", "kiln_ingester_series_limit",
+        "kiln_ingester_series_limit_refused_total"};
+    static const char *const help[] = {
+        "Series in memory per tenant (head and head being flushed): what "
+        "max_global_series_per_tenant counts.\n# TYPE kiln_ingester_memory_series gauge\n",
+        "The tenant's series limit on this ingester (0 = none).\n"
+        "# TYPE kiln_ingester_series_limit gauge\n",
+        "Pushes refused because they would pass the tenant's series limit.\n"
+        "# TYPE kiln_ingester_series_limit_refused_total counter\n"};
+    pthread_mutex_lock(&ing->mu);
+    size_t n = ing->n;
+    tenant_head **ts = kiln_xmalloc((n + 1) * sizeof(*ts));
+    if (n != 0)
+        memcpy(ts, ing->t, n * sizeof(*ts));
+    pthread_mutex_unlock(&ing->mu);
+    for (size_t f = 0; f < 3; f++) {
+        kiln_buf_printf(out, "# HELP %s %s", family[f], help[f]);
+        pthread_rwlock_rdlock(&ing->cut);
+        for (size_t i = 0; i < n; i++) {
+            size_t global, v;
+            if (f == 0) {
+                v = kiln_ingester__memory_series(ts[i]);
+            } else if (f == 1) {
+                v = local_limit(ing, ts[i]->tenant, &global);
+            } else {
+                pthread_mutex_lock(&ts[i]->lim_mu);
+                v = ts[i]->refused;
+                pthread_mutex_unlock(&ts[i]->lim_mu);
+            }
+            put_sample(out, family[f], ts[i]->tenant, v);
+        }
+        pthread_rwlock_unlock(&ing->cut);
+    }
+    free(ts);
+}
