@@ -77,6 +77,17 @@ bool kiln_cancel_poll(void)
     return kiln_cancel_check(c) != KILN_OK;
 }
 
+int64_t kiln_cancel_timeout_ms(int64_t cap_ms)
+{
+    const kiln_cancel_t *c = bound;
+    if (c == NULL || c->deadline_ns == 0)
+        return cap_ms;
+    int64_t left = (c->deadline_ns - kiln_cancel_now()) / 1000000;
+    if (left < 1)
+        left = 1;
+    return cap_ms > 0 && cap_ms < left ? cap_ms : left;
+}
+
 void kiln_cancel_shutdown(void)
 {
     atomic_store(&shutting_down, 1);

@@ -51,6 +51,11 @@ kiln_cancel_t *kiln_cancel_current(void);
  * status). Cheap; checks in full every KILN_CANCEL_EVERY calls. */
 bool kiln_cancel_poll(void);
 
+/** cap_ms, or the time left to the bound token's deadline when shorter
+ * (at least 1 ms): the timeout of a call a query makes (the cluster
+ * reader's fan-out), so the callee gets the query's deadline too. */
+int64_t kiln_cancel_timeout_ms(int64_t cap_ms);
+
 /** Cancels every token, present and future (process shutdown: queries in
  * flight end with KILN_CANCELLED). Any thread, idempotent. */
 void kiln_cancel_shutdown(void);

@@ -61,6 +61,23 @@ TEST(poll_sees_deadline_and_probe)
     CHECK(kiln_cancel_current() == NULL);
 }
 
+/* A query's calls to ingesters get its remaining time when shorter. */
+TEST(timeout_for_calls)
+{
+    CHECK_EQ(kiln_cancel_timeout_ms(10000), 10000); /* nothing bound */
+    kiln_cancel_t c;
+    kiln_cancel_init(&c, kiln_cancel_now() + 2000 * 1000000LL);
+    kiln_cancel_bind(&c);
+    int64_t ms = kiln_cancel_timeout_ms(10000);
+    CHECK(ms > 1000 && ms <= 2000);
+    CHECK_EQ(kiln_cancel_timeout_ms(500), 500);
+    kiln_cancel_init(&c, kiln_cancel_now() - 1);
+    CHECK_EQ(kiln_cancel_timeout_ms(500), 1);
+    kiln_cancel_init(&c, 0);
+    CHECK_EQ(kiln_cancel_timeout_ms(500), 500);
+    kiln_cancel_bind(NULL);
+}
+
 static void count_series(void *ctx, const kiln_label_t *l, size_t n)
 {
     (void)l, (void)n;
@@ -197,6 +214,7 @@ int main(void)
 {
     RUN(token_reasons);
     RUN(poll_sees_deadline_and_probe);
+    RUN(timeout_for_calls);
     RUN(head_scans_stop_when_cancelled);
     RUN(pool_tenant_limit);
     RUN(pool_queue_full_and_closed);
