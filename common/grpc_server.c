@@ -169,6 +169,14 @@ static const char *metadata_value(const call_slot *c, const char *key, size_t *l
     return NULL;
 }
 
+/* The pool a method runs on, or NULL for the request workers. */
+static kiln_query_pool_t *pool_of(const kiln_grpc_server_t *s, const char *path)
+{
+    if (kiln_rpc_is_query(path))
+        return s->cfg.query_pool;
+    return kiln_rpc_multi_tenant(path) ? s->cfg.read_pool : NULL;
+}
+
 /* Runs the method; fills out on success. */
 static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, kiln_err *err,
                             const char **method_name)
@@ -195,7 +203,7 @@ static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, ki
     grpc_byte_buffer_reader_destroy(&r);
     size_t alen;
     const char *accept = metadata_value(c, "accept", &alen);
-    bool query = kiln_rpc_is_query(m->path);
+    bool query = kiln_rpc_multi_tenant(m->path); /* client queries and ingester reads */
     kiln_rpc_ctx ctx = {tenant, arena, err, kiln_rpc_accepts_utf8_names(accept, alen),
                         query ? &c->cancel : NULL};
     if (query)
@@ -204,8 +212,9 @@ static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, ki
                          out);
     kiln_cancel_bind(NULL);
     grpc_slice_unref(s);
-    if (query && c->w->srv->cfg.query_pool != NULL)
-        kiln_query_pool_ended(c->w->srv->cfg.query_pool, st);
+    kiln_query_pool_t *pool = pool_of(c->w->srv, m->path);
+    if (query && pool != NULL)
+        kiln_query_pool_ended(pool, st);
     return st;
 }
 
@@ -285,11 +294,11 @@ static int64_t query_deadline(const call_slot *c)
  * Everything else is answered on this worker. */
 static void dispatch(call_slot *c)
 {
-    kiln_query_pool_t *pool = c->w->srv->cfg.query_pool;
     const char *path = (const char *)GRPC_SLICE_START_PTR(c->details.method);
     size_t plen = GRPC_SLICE_LENGTH(c->details.method);
     const kiln_rpc_method *m = kiln_rpc_find(c->w->srv->rpc, path, plen);
-    if (m == NULL || !kiln_rpc_is_query(m->path) || pool == NULL || c->recv == NULL) {
+    kiln_query_pool_t *pool = m != NULL ? pool_of(c->w->srv, m->path) : NULL;
+    if (pool == NULL || c->recv == NULL) {
         reply(c);
         return;
     }

@@ -160,5 +160,5 @@ bool kiln_rpc_multi_tenant(const char *path)
 
 bool kiln_rpc_is_query(const char *path)
 {
-    return kiln_rpc_multi_tenant(path);
+    return strncmp(path, "/querier.", 9) == 0;
 }

@@ -51,8 +51,10 @@ typedef enum kiln_rpc_codec { KILN_CODEC_PROTO, KILN_CODEC_JSON } kiln_rpc_codec
 /** Whether a method's tenant header may name several tenants ("a|b"):
  * the read methods (querier.v1 and the ingester's reads), never a write. */
 bool kiln_rpc_multi_tenant(const char *path);
-/** Whether a method is a query, run on the query pool under a deadline:
- * the same read methods. */
+/** Whether a method is a client's query (querier.v1), run on the query
+ * pool under a deadline and the tenant's query limit. The ingester's reads
+ * (kiln_rpc_multi_tenant and not this) run on a pool of their own, so a
+ * querier's fan-out never waits behind the queries that make it. */
 bool kiln_rpc_is_query(const char *path);
 
 /** Creates an empty registry. */

@@ -40,6 +40,7 @@ struct kiln_app {
     kiln_http_server_t *http;
     kiln_grpc_server_t *grpc;
     kiln_query_pool_t *queries; /* both servers' query calls */
+    kiln_query_pool_t *reads;   /* the ingester's reads (gRPC), apart from the queries making them */
     unsigned modules; /* of the target */
     atomic_int ready;
 };
@@ -93,6 +94,8 @@ static void create_servers(kiln_app_t *app)
     int threads = worker_threads(cfg);
     kiln_query_pool_config qc = {query_threads(cfg), cfg->query_max_queued, app->limits};
     app->queries = kiln_query_pool_create(&qc);
+    qc.limits = NULL; /* the querier admitted the query these reads serve */
+    app->reads = kiln_query_pool_create(&qc);
     kiln_http_config hc = {cfg->http_address, cfg->http_port, threads, cfg->http_max_body,
                            app->queries, cfg->query_timeout_ns};
     app->http = kiln_http_server_create(&hc);
@@ -104,7 +107,8 @@ static void create_servers(kiln_app_t *app)
     /* The second gRPC listener serves the OTLP port (4317); -1 turns it off. */
     const char *otlp_address = cfg->otlp_grpc_port >= 0 ? cfg->otlp_grpc_address : NULL;
     kiln_grpc_config gc = {cfg->grpc_address, cfg->grpc_port, otlp_address, cfg->otlp_grpc_port,
-                           threads, cfg->grpc_max_recv, app->queries, cfg->query_timeout_ns};
+                           threads, cfg->grpc_max_recv, app->queries, app->reads,
+                           cfg->query_timeout_ns};
     app->grpc = kiln_grpc_server_create(&gc, app->rpc, app->metrics);
 }
 
@@ -356,9 +360,12 @@ void kiln_app_destroy(kiln_app_t *app)
     kiln_cancel_shutdown();
     if (app->queries != NULL)
         kiln_query_pool_close(app->queries);
+    if (app->reads != NULL)
+        kiln_query_pool_close(app->reads);
     kiln_http_server_destroy(app->http);
     kiln_grpc_server_destroy(app->grpc);
     kiln_query_pool_destroy(app->queries);
+    kiln_query_pool_destroy(app->reads);
     for (size_t i = N_MODULES; i-- > 0;) {
         if (app->modules & modules[i].bit)
             modules[i].destroy(app);
