@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "connect.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -230,8 +231,9 @@ static enum MHD_Result start_query(kiln_http_server_t *s, struct MHD_Connection 
         KILN_LOG_WARN("http", "%s refused code=%s: %s", req->path, kiln_status_str(st), err.msg);
         q->resp.status = kiln_status_http(st);
         q->resp.content_type = "application/json";
-        kiln_buf_printf(&q->resp.body, "{\"code\":\"%s\",\"message\":\"%s\"}",
-                        kiln_status_str(st), err.msg);
+        kiln_buf_printf(&q->resp.body, "{\"code\":\"%s\",\"message\":", kiln_status_str(st));
+        kiln_json_string(&q->resp.body, err.msg, strlen(err.msg)); /* names the raw tenant */
+        kiln_buf_putc(&q->resp.body, '}');
         rq->answered = 1;
         MHD_resume_connection(c);
     }
