@@ -185,8 +185,9 @@ func get(client *http.Client, url string) func(ctx context.Context) error {
 	}
 }
 
-// startQueries puts n slow queries of tenant in flight; wait() returns their errors.
-func startQueries(ctx context.Context, s *kilntest.Server, t *testing.T, tenant string, n int) (wait func() []error) {
+// startQueries puts n slow queries of tenant in flight, every other one
+// over gRPC when mixed; wait() returns their errors.
+func startQueries(ctx context.Context, s *kilntest.Server, t *testing.T, tenant string, n int, mixed bool) (wait func() []error) {
 	c := s.Clients(t, tenant)
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -194,7 +195,11 @@ func startQueries(ctx context.Context, s *kilntest.Server, t *testing.T, tenant 
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, errs[i] = c.Query.SelectMergeStacktraces(ctx, slowReq())
+			q := c.Query
+			if mixed && i%2 == 1 {
+				q = c.QueryGRPC
+			}
+			_, errs[i] = q.SelectMergeStacktraces(ctx, slowReq())
 		}(i)
 	}
 	return func() []error { wg.Wait(); return errs }
@@ -222,7 +227,7 @@ func TestQueriesUnderLoad(t *testing.T) {
 	t.Run("pushes_and_health_while_queries_saturate", func(t *testing.T) {
 		ctx, disconnect := context.WithCancel(context.Background())
 		defer disconnect()
-		wait := startQueries(ctx, s, t, dataTenant, inFlight)
+		wait := startQueries(ctx, s, t, dataTenant, inFlight, true)
 		if !waitFor(30*time.Second, func() bool { return metric(t, s, "kiln_query_pool_queued") > 0 }) {
 			t.Fatalf("the query pool never filled up")
 		}
@@ -235,8 +240,10 @@ func TestQueriesUnderLoad(t *testing.T) {
 		t.Logf("after measuring: %v queries running, %v queued",
 			metric(t, s, "kiln_query_pool_running"), metric(t, s, "kiln_query_pool_queued"))
 
-		// The clients go away: what still runs or waits must stop.
+		// The clients go away (Connect: connection closed; gRPC: stream
+		// reset): what still runs or waits must stop.
 		before := metric(t, s, `kiln_queries_ended_total{reason="canceled"}`)
+		pending := metric(t, s, "kiln_query_pool_running") + metric(t, s, "kiln_query_pool_queued")
 		t0 := time.Now()
 		disconnect()
 		wait()
@@ -247,15 +254,22 @@ func TestQueriesUnderLoad(t *testing.T) {
 			t.Fatalf("the query pool did not drain after the clients disconnected")
 		}
 		cancelled := metric(t, s, `kiln_queries_ended_total{reason="canceled"}`) - before
-		t.Logf("clients disconnected: pool idle after %v, %v queries canceled",
-			time.Since(t0).Round(time.Millisecond), cancelled)
-		if cancelled < 1 {
-			t.Fatalf("no query was canceled when its client disconnected")
+		t.Logf("clients disconnected with %v queries pending: pool idle after %v, %v canceled",
+			pending, time.Since(t0).Round(time.Millisecond), cancelled)
+		// Those running may finish a last phase that is not interruptible
+		// (rendering) before the next check: allow one per query worker.
+		if cancelled < pending-queryWorker {
+			t.Fatalf("%v of %v pending queries were canceled when their clients disconnected",
+				cancelled, pending)
 		}
 	})
 
 	t.Run("deadlines", func(t *testing.T) {
-		before := metric(t, s, `kiln_queries_ended_total{reason="deadline_exceeded"}`)
+		ended := func() (deadline, all float64) {
+			d := metric(t, s, `kiln_queries_ended_total{reason="deadline_exceeded"}`)
+			return d, d + metric(t, s, `kiln_queries_ended_total{reason="canceled"}`)
+		}
+		beforeDeadline, beforeAll := ended()
 		// Connect-Timeout-Ms on a raw request without a client-side timeout:
 		// the server itself must answer deadline_exceeded.
 		body := fmt.Sprintf(`{"profile_typeID":%q,"label_selector":"{}","start":%d,"end":%d,"max_nodes":16}`,
@@ -280,10 +294,16 @@ func TestQueriesUnderLoad(t *testing.T) {
 		if kilntest.ConnectCode(err) != connect.CodeDeadlineExceeded {
 			t.Fatalf("gRPC with a 150 ms deadline: %v, want deadline_exceeded", err)
 		}
+		// The Connect query ends at the server's deadline; the gRPC one at its
+		// deadline too, or as canceled when the client's RST_STREAM at the
+		// same moment arrives first.
 		if !waitFor(10*time.Second, func() bool {
-			return metric(t, s, `kiln_queries_ended_total{reason="deadline_exceeded"}`)-before >= 2
+			d, all := ended()
+			return d-beforeDeadline >= 1 && all-beforeAll >= 2
 		}) {
-			t.Fatalf("the server did not end both queries at their deadline")
+			d, all := ended()
+			t.Fatalf("the server did not stop both queries: deadline_exceeded +%v, ended +%v",
+				d-beforeDeadline, all-beforeAll)
 		}
 	})
 
@@ -292,7 +312,7 @@ func TestQueriesUnderLoad(t *testing.T) {
 		// count for each), then one more for that tenant.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		wait := startQueries(ctx, s, t, dataTenant+"|"+limited, 1)
+		wait := startQueries(ctx, s, t, dataTenant+"|"+limited, 1, false)
 		if !waitFor(30*time.Second, func() bool { return metric(t, s, "kiln_query_pool_running") >= 1 }) {
 			t.Fatalf("the limited tenant's query never ran")
 		}
@@ -321,7 +341,7 @@ func TestQueriesUnderLoad(t *testing.T) {
 	t.Run("sigterm_with_queries_in_flight", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		wait := startQueries(ctx, s, t, dataTenant, 8)
+		wait := startQueries(ctx, s, t, dataTenant, 8, true)
 		if !waitFor(30*time.Second, func() bool { return metric(t, s, "kiln_query_pool_queued") > 0 }) {
 			t.Fatalf("the query pool never filled up")
 		}
