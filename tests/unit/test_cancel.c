@@ -8,6 +8,7 @@
 #include "cancel.h"
 #include "profiles.h"
 #include "query_pool.h"
+#include "tree.h"
 
 TEST(token_reasons)
 {
@@ -121,6 +122,33 @@ TEST(head_scans_stop_when_cancelled)
     kiln_arena_destroy(a);
 }
 
+/* A cluster merge of an ingester's answer stops too. */
+TEST(tree_merge_stops_when_cancelled)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_tree_t *src = kiln_tree_create();
+    for (int i = 0; i < 100; i++) {
+        char name[16];
+        int n = snprintf(name, sizeof(name), "f%d", i);
+        kiln_tree_add_self(src, kiln_tree_child(src, KILN_TREE_ROOT, name, (size_t)n), 1);
+    }
+    Ingester__V1__TreeResponse *r = kiln_tree_to_response(src, a);
+    kiln_tree_t *live = kiln_tree_create(), *stopped = kiln_tree_create();
+    CHECK_OK(kiln_tree_merge_response(live, r, NULL));
+    kiln_cancel_t c;
+    kiln_cancel_init(&c, 0);
+    kiln_cancel_set(&c, KILN_CANCELLED);
+    kiln_cancel_bind(&c);
+    CHECK_OK(kiln_tree_merge_response(stopped, r, NULL)); /* the server drops it */
+    kiln_cancel_bind(NULL);
+    CHECK_EQ(kiln_tree_total(live), 100);
+    CHECK_EQ(kiln_tree_total(stopped), 0);
+    kiln_tree_destroy(src);
+    kiln_tree_destroy(live);
+    kiln_tree_destroy(stopped);
+    kiln_arena_destroy(a);
+}
+
 typedef struct gate {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -216,6 +244,7 @@ int main(void)
     RUN(poll_sees_deadline_and_probe);
     RUN(timeout_for_calls);
     RUN(head_scans_stop_when_cancelled);
+    RUN(tree_merge_stops_when_cancelled);
     RUN(pool_tenant_limit);
     RUN(pool_queue_full_and_closed);
     return check_done();
