@@ -13,7 +13,9 @@
 //     deadline_exceeded from the server (504 over Connect);
 //   - checks a tenant's max_query_parallelism (overrides file) gives
 //     resource_exhausted naming the limit;
-//   - sends SIGTERM with queries in flight and requires a clean exit.
+//   - sends SIGTERM with queries in flight and requires a clean exit;
+//   - with -querier.timeout=200ms alone, gets deadline_exceeded (504) from
+//     a Connect query and from /pyroscope/render.
 //
 // Environment:
 //

@@ -38,7 +38,7 @@ const (
 
 // startServer starts kiln with limits that let the big folded pushes in, two
 // query workers and an overrides file limiting one tenant to one query.
-func startServer(t *testing.T) *kilntest.Server {
+func startServer(t *testing.T, extra ...string) *kilntest.Server {
 	t.Helper()
 	dir := t.TempDir()
 	ov := filepath.Join(dir, "overrides.yaml")
@@ -52,7 +52,7 @@ func startServer(t *testing.T) *kilntest.Server {
 		"-server.query-worker-threads="+strconv.Itoa(queryWorker),
 		"-querier.max-query-parallelism=64",
 		"-runtime-config.file="+ov,
-	))
+	), kilntest.Args(extra...))
 }
 
 // pushSlowHead pushes the slow head as folded text to /ingest.
@@ -359,4 +359,32 @@ func TestQueriesUnderLoad(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestQuerierTimeout: -querier.timeout alone (no client deadline) ends a
+// slow query, over Connect and on the legacy render route.
+func TestQuerierTimeout(t *testing.T) {
+	kilntest.RequireBin(t)
+	s := startServer(t, "-querier.timeout=200ms")
+	pushSlowHead(t, s)
+	c := s.Clients(t, dataTenant)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	_, err := c.Query.SelectMergeStacktraces(ctx, slowReq())
+	s.CheckAfterError(t, err)
+	t.Logf("Connect query under -querier.timeout=200ms: %v after %v", err, time.Since(t0).Round(time.Millisecond))
+	if kilntest.ConnectCode(err) != connect.CodeDeadlineExceeded {
+		t.Fatalf("got %v, want deadline_exceeded", err)
+	}
+	url := s.HTTPURL() + "/pyroscope/render?from=now-1h&until=now%2B1m&query=" + cpuType + "%7B%7D"
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := kilntest.TenantClient(t, dataTenant).Do(req)
+	s.CheckAfterError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	t.Logf("/pyroscope/render under -querier.timeout=200ms: %d %s", resp.StatusCode, b)
+	if resp.StatusCode != 504 || !strings.Contains(string(b), `"deadline_exceeded"`) {
+		t.Fatalf("render: got %d %s, want 504 deadline_exceeded", resp.StatusCode, b)
+	}
 }
