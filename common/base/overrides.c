@@ -166,6 +166,8 @@ static kiln_status set_limit(kiln_limits *l, const char *key, const char *val, k
         sz = &l->max_stack_depth;
     else if (strcmp(key, "max_global_series_per_tenant") == 0)
         sz = &l->max_global_series;
+    else if (strcmp(key, "max_query_parallelism") == 0)
+        sz = &l->max_query_parallelism;
     else
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: unknown limit or bad value %s: %s", key, val);
     if (sz != NULL) {

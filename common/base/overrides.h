@@ -30,6 +30,7 @@ typedef struct kiln_limits {
     int64_t max_query_length_ns;  /* longest Select* range; 0 = no limit */
     int64_t max_query_lookback_ns;/* how far back a query may reach; 0 = no limit */
     size_t max_global_series;     /* in-memory series per tenant, cluster-wide; 0 = off */
+    size_t max_query_parallelism; /* queries of a tenant running or queued at once; 0 = no limit */
 } kiln_limits;
 
 typedef struct kiln_overrides kiln_overrides_t;
@@ -47,7 +48,8 @@ void kiln_overrides_destroy(kiln_overrides_t *o);
  * max_label_names_per_series, max_label_name_length, max_label_value_length,
  * max_profile_stacktrace_sample_labels, max_profile_stacktrace_depth,
  * reject_older_than, reject_newer_than, retention_period, max_query_length,
- * max_query_lookback, max_global_series_per_tenant). Unknown keys are an error. Replaces the whole table
+ * max_query_lookback, max_global_series_per_tenant, max_query_parallelism). Unknown keys are
+ * an error. Replaces the whole table
  * (tenants absent from the file fall back to the defaults); on an error the
  * table in force is kept. */
 kiln_status kiln_overrides_load(kiln_overrides_t *o, const char *path, kiln_err *err);

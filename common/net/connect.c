@@ -112,7 +112,8 @@ static kiln_status serve(const kiln_connect *c, const kiln_http_req *req, kiln_h
         return st;
     const char *accept = kiln_http_header(req, "Accept");
     kiln_rpc_ctx ctx = {tenant, req->arena, err,
-                        kiln_rpc_accepts_utf8_names(accept, accept ? strlen(accept) : 0)};
+                        kiln_rpc_accepts_utf8_names(accept, accept ? strlen(accept) : 0),
+                        req->cancel};
     st = kiln_rpc_invoke(m, &ctx, body, len, codec, &resp->body);
     if (st == KILN_OK) {
         resp->status = 200;

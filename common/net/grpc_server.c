@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0
  * grpc_server: completion-queue workers with per-call state machines:
  * REQUESTED (waiting for a call) -> RECEIVING (reading its message) ->
- * SENDING (reply batch in flight) -> freed. */
+ * SENDING (reply batch in flight) -> freed. Besides that batch, every call
+ * has its RECV_CLOSE_ON_SERVER op posted from the start (tagged with the
+ * slot's address + 1), so a client's cancellation reaches a query while it
+ * runs; the slot is freed when both have completed (refs). */
 #include "grpc_server.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -9,6 +12,8 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +45,8 @@ typedef struct call_slot {
     grpc_slice status_details;
     int cancelled;
     struct timespec t0;
+    atomic_int refs;      /* the main op chain and the close op */
+    kiln_cancel_t cancel; /* queries */
 } call_slot;
 
 struct kiln_grpc_server {
@@ -100,15 +107,54 @@ static void free_slot(call_slot *c)
     free(c);
 }
 
+/* Drops one of the slot's two references (main chain, close op). */
+static void unref_slot(call_slot *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1)
+        free_slot(c);
+}
+
+/* The main chain ended early: cancel the call (which completes the close
+ * op) and drop the chain's reference. */
+static void abort_slot(call_slot *c)
+{
+    grpc_call_cancel(c->call, NULL);
+    unref_slot(c);
+}
+
+static int64_t query_deadline(const call_slot *c);
+
+#define CLOSE_TAG(c) ((void *)((uintptr_t)(c) + 1)) /* slots are malloc-aligned */
+
 static void start_recv(call_slot *c)
 {
     grpc_op op;
+    memset(&op, 0, sizeof(op));
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    kiln_cancel_init(&c->cancel, query_deadline(c)); /* before on_close may set it */
+    atomic_init(&c->refs, 2);
+    if (grpc_call_start_batch(c->call, &op, 1, CLOSE_TAG(c), NULL) != GRPC_CALL_OK)
+        atomic_store(&c->refs, 1);
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->recv;
     c->state = RECEIVING;
     if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK)
-        free_slot(c);
+        abort_slot(c);
+}
+
+/* The close op completed: the call ended, or the client cancelled it (or
+ * its deadline passed) while a query may still run. */
+static void on_close(call_slot *c)
+{
+    if (c->cancelled) {
+        gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+        gpr_timespec dl = gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_MONOTONIC);
+        kiln_cancel_set(&c->cancel, gpr_time_cmp(now, dl) >= 0 ? KILN_DEADLINE_EXCEEDED
+                                                                 : KILN_CANCELLED);
+    }
+    unref_slot(c);
 }
 
 static const char *metadata_value(const call_slot *c, const char *key, size_t *len)
@@ -121,6 +167,14 @@ static const char *metadata_value(const call_slot *c, const char *key, size_t *l
     }
     *len = 0;
     return NULL;
+}
+
+/* The pool a method runs on, or NULL for the request workers. */
+static kiln_query_pool_t *pool_of(const kiln_grpc_server_t *s, const char *path)
+{
+    if (kiln_rpc_is_query(path))
+        return s->cfg.query_pool;
+    return kiln_rpc_multi_tenant(path) ? s->cfg.read_pool : NULL;
 }
 
 /* Runs the method; fills out on success. */
@@ -149,10 +203,18 @@ static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, ki
     grpc_byte_buffer_reader_destroy(&r);
     size_t alen;
     const char *accept = metadata_value(c, "accept", &alen);
-    kiln_rpc_ctx ctx = {tenant, arena, err, kiln_rpc_accepts_utf8_names(accept, alen)};
+    bool query = kiln_rpc_multi_tenant(m->path); /* client queries and ingester reads */
+    kiln_rpc_ctx ctx = {tenant, arena, err, kiln_rpc_accepts_utf8_names(accept, alen),
+                        query ? &c->cancel : NULL};
+    if (query)
+        kiln_cancel_bind(&c->cancel);
     st = kiln_rpc_invoke(m, &ctx, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), KILN_CODEC_PROTO,
                          out);
+    kiln_cancel_bind(NULL);
     grpc_slice_unref(s);
+    kiln_query_pool_t *pool = pool_of(c->w->srv, m->path);
+    if (query && pool != NULL)
+        kiln_query_pool_ended(pool, st);
     return st;
 }
 
@@ -163,24 +225,18 @@ static double since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-static void reply(call_slot *c)
+/* Sends the answer: out's bytes on KILN_OK, else st with err's message. */
+static void finish(call_slot *c, kiln_status st, const kiln_buf *out, const kiln_err *err,
+                   const char *method)
 {
-    kiln_arena_t *arena = kiln_arena_create(0);
-    kiln_buf out;
-    kiln_buf_init(&out, 0);
-    kiln_err err = {KILN_OK, ""};
-    const char *method = "unknown";
-    kiln_status st = run_call(c, arena, &out, &err, &method);
     if (st != KILN_OK) {
-        KILN_LOG_WARN("grpc", "%s failed code=%s: %s", method, kiln_status_str(st), err.msg);
-        c->status_details = grpc_slice_from_copied_string(err.msg);
+        KILN_LOG_WARN("grpc", "%s failed code=%s: %s", method, kiln_status_str(st), err->msg);
+        c->status_details = grpc_slice_from_copied_string(err->msg);
     } else {
-        grpc_slice body = grpc_slice_from_copied_buffer(out.ptr ? out.ptr : "", out.len);
+        grpc_slice body = grpc_slice_from_copied_buffer(out->ptr ? out->ptr : "", out->len);
         c->send = grpc_raw_byte_buffer_create(&body, 1);
         grpc_slice_unref(body);
     }
-    kiln_buf_free(&out);
-    kiln_arena_destroy(arena);
     kiln_metrics_request(c->w->srv->metrics, "grpc", method, kiln_status_str(st), since(&c->t0));
 
     grpc_op ops[4];
@@ -194,11 +250,66 @@ static void reply(call_slot *c)
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = (grpc_status_code)st;
     ops[n++].data.send_status_from_server.status_details = &c->status_details;
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     c->state = SENDING;
     if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK)
-        free_slot(c);
+        abort_slot(c);
+}
+
+static void reply(call_slot *c)
+{
+    kiln_arena_t *arena = kiln_arena_create(0);
+    kiln_buf out;
+    kiln_buf_init(&out, 0);
+    kiln_err err = {KILN_OK, ""};
+    const char *method = "unknown";
+    kiln_status st = run_call(c, arena, &out, &err, &method);
+    finish(c, st, &out, &err, method);
+    kiln_buf_free(&out);
+    kiln_arena_destroy(arena);
+}
+
+static void on_query_job(void *arg)
+{
+    reply(arg);
+}
+
+/* The query's deadline: the call's, or the server's timeout when shorter. */
+static int64_t query_deadline(const call_slot *c)
+{
+    int64_t now = kiln_cancel_now(), dl = 0;
+    const kiln_grpc_config *cfg = &c->w->srv->cfg;
+    if (cfg->query_timeout_ns > 0)
+        dl = now + cfg->query_timeout_ns;
+    gpr_timespec left = gpr_time_sub(gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_MONOTONIC),
+                                     gpr_now(GPR_CLOCK_MONOTONIC));
+    if (gpr_time_cmp(left, gpr_inf_future(GPR_TIMESPAN)) != 0 && left.tv_sec < 10LL * 365 * 86400) {
+        int64_t ns = left.tv_sec < 0 ? 0 : left.tv_sec * 1000000000LL + left.tv_nsec;
+        if (dl == 0 || now + ns < dl)
+            dl = now + ns;
+    }
+    return dl;
+}
+
+/* A query call goes to the query pool; a refusal is answered at once.
+ * Everything else is answered on this worker. */
+static void dispatch(call_slot *c)
+{
+    const char *path = (const char *)GRPC_SLICE_START_PTR(c->details.method);
+    size_t plen = GRPC_SLICE_LENGTH(c->details.method);
+    const kiln_rpc_method *m = kiln_rpc_find(c->w->srv->rpc, path, plen);
+    kiln_query_pool_t *pool = m != NULL ? pool_of(c->w->srv, m->path) : NULL;
+    if (pool == NULL || c->recv == NULL) {
+        reply(c);
+        return;
+    }
+    size_t tlen;
+    const char *org = metadata_value(c, "x-scope-orgid", &tlen);
+    char tenant[KILN_TENANT_MAX * 8 + 8];
+    snprintf(tenant, sizeof(tenant), "%.*s", (int)tlen, org ? org : "");
+    kiln_err err = {KILN_OK, ""};
+    kiln_status st = kiln_query_pool_submit(pool, tenant, on_query_job, c, &err);
+    if (st != KILN_OK)
+        finish(c, st, NULL, &err, m->path);
 }
 
 static void on_event(worker *w, call_slot *c, int success)
@@ -206,7 +317,7 @@ static void on_event(worker *w, call_slot *c, int success)
     switch (c->state) {
     case REQUESTED:
         if (!success) { /* server shutting down: do not re-post */
-            free_slot(c);
+            free_slot(c); /* no op of the call was started: not counted */
             return;
         }
         clock_gettime(CLOCK_MONOTONIC, &c->t0);
@@ -215,13 +326,13 @@ static void on_event(worker *w, call_slot *c, int success)
         return;
     case RECEIVING:
         if (!success) {
-            free_slot(c);
+            abort_slot(c);
             return;
         }
-        reply(c);
+        dispatch(c);
         return;
     case SENDING:
-        free_slot(c);
+        unref_slot(c);
         return;
     }
 }
@@ -243,7 +354,10 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&s->mu);
             continue;
         }
-        on_event(w, ev.tag, ev.success);
+        if ((uintptr_t)ev.tag & 1)
+            on_close((call_slot *)((uintptr_t)ev.tag - 1));
+        else
+            on_event(w, ev.tag, ev.success);
     }
     return NULL;
 }

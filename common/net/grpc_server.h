@@ -3,14 +3,18 @@
  * completion queue, each keeping request slots posted for any method
  * (grpc_server_request_call), so unknown methods are answered UNIMPLEMENTED
  * instead of hanging. Unary calls only: a call is read, dispatched to the rpc
- * registry on the worker thread, and answered in one batch. The receive size
- * limit is raised to max_recv bytes. */
+ * registry on the worker thread, and answered in one batch. Query methods
+ * (kiln_rpc_is_query) run on the query pool instead, the ingester's reads
+ * on the read pool, under a token that ends with the call's deadline (or
+ * query_timeout when shorter), the client's cancellation or shutdown. The receive size limit is raised to
+ * max_recv bytes. */
 #ifndef KILN_GRPC_SERVER_H
 #define KILN_GRPC_SERVER_H
 
 #include <stddef.h>
 
 #include "metrics.h"
+#include "query_pool.h"
 #include "rpc.h"
 #include "status.h"
 
@@ -23,6 +27,9 @@ typedef struct kiln_grpc_config {
     int port2;
     int threads;         /* workers (completion queues) */
     size_t max_recv;     /* bytes */
+    kiln_query_pool_t *query_pool; /* borrowed; NULL = queries run on the workers */
+    kiln_query_pool_t *read_pool;  /* borrowed: ingester.v1 reads; NULL = on the workers */
+    int64_t query_timeout_ns;      /* per query; 0 = none */
 } kiln_grpc_config;
 
 /** Creates a server over the registry (borrowed, read-only). */

@@ -4,12 +4,15 @@
 #include "http_server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include "connect.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -17,6 +20,7 @@ typedef struct route {
     char *path;
     kiln_http_handler_fn fn;
     void *ud;
+    bool query; /* runs on the query pool */
 } route;
 
 struct kiln_http_server {
@@ -25,14 +29,39 @@ struct kiln_http_server {
     route *routes;
     size_t n_routes, cap_routes;
     route fallback;
+    bool (*fallback_is_query)(const char *path);
     int port;
 };
 
-typedef struct request {
+typedef struct request request;
+
+/* A query in flight: what its pool job needs, and its answer until the
+ * resumed connection sends it. */
+typedef struct query_call {
+    kiln_http_server_t *s;
+    struct MHD_Connection *c;
+    const route *r;
+    kiln_http_req req;
+    kiln_http_resp resp;
+    kiln_cancel_t cancel;
+    int fd; /* the client's socket, probed for a close */
+    request *rq;
+} query_call;
+
+struct request {
     kiln_arena_t *arena;
     kiln_buf body;
     int too_large;
-} request;
+    query_call *q; /* set while a query is submitted or answered */
+    int answered;  /* q->resp is ready to send */
+};
+
+static bool is_query(const kiln_http_server_t *s, const route *r, const char *url)
+{
+    if (r == &s->fallback)
+        return s->fallback_is_query != NULL && s->fallback_is_query(url);
+    return r->query;
+}
 
 kiln_http_server_t *kiln_http_server_create(const kiln_http_config *cfg)
 {
@@ -45,12 +74,24 @@ void kiln_http_server_route(kiln_http_server_t *s, const char *path, kiln_http_h
                             void *ud)
 {
     KILN_GROW(s->routes, s->cap_routes, s->n_routes + 1);
-    s->routes[s->n_routes++] = (route){kiln_xstrdup(path), fn, ud};
+    s->routes[s->n_routes++] = (route){kiln_xstrdup(path), fn, ud, false};
+}
+
+void kiln_http_server_query_route(kiln_http_server_t *s, const char *path,
+                                  kiln_http_handler_fn fn, void *ud)
+{
+    kiln_http_server_route(s, path, fn, ud);
+    s->routes[s->n_routes - 1].query = true;
+}
+
+void kiln_http_server_fallback_query(kiln_http_server_t *s, bool (*pick)(const char *path))
+{
+    s->fallback_is_query = pick;
 }
 
 void kiln_http_server_fallback(kiln_http_server_t *s, kiln_http_handler_fn fn, void *ud)
 {
-    s->fallback = (route){NULL, fn, ud};
+    s->fallback = (route){NULL, fn, ud, false};
 }
 
 const char *kiln_http_header(const kiln_http_req *req, const char *name)
@@ -96,9 +137,117 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, kiln_http_resp *resp)
     return ret;
 }
 
+/* True when the client closed its end (EOF or reset); pipelined bytes or
+ * nothing to read yet mean it is still there. */
+static bool client_gone(void *arg)
+{
+    const query_call *q = arg;
+    char b;
+    ssize_t n = recv(q->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* The query's deadline: the server's timeout, or the client's
+ * Connect-Timeout-Ms (at most 10 digits, as Connect allows) when shorter. */
+static int64_t query_deadline(const kiln_http_server_t *s, struct MHD_Connection *c)
+{
+    int64_t now = kiln_cancel_now(), dl = 0;
+    if (s->cfg.query_timeout_ns > 0)
+        dl = now + s->cfg.query_timeout_ns;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connect-Timeout-Ms");
+    size_t n = h != NULL ? strspn(h, "0123456789") : 0;
+    if (n > 0 && n <= 10 && h[n] == '\0') {
+        int64_t ms = strtoll(h, NULL, 10);
+        if (dl == 0 || now + ms * 1000000LL < dl)
+            dl = now + ms * 1000000LL;
+    }
+    return dl;
+}
+
+/* Replaces resp with the Connect error of a query stopped by why. */
+static void stopped_resp(kiln_http_resp *resp, int why)
+{
+    const char *msg = why == KILN_DEADLINE_EXCEEDED ? "query deadline exceeded"
+                                                    : "query canceled: client gone or shutting down";
+    resp->status = kiln_status_http((kiln_status)why);
+    resp->content_type = "application/json";
+    resp->content_encoding = NULL;
+    resp->body.len = 0;
+    kiln_buf_printf(&resp->body, "{\"code\":\"%s\",\"message\":\"%s\"}",
+                    kiln_status_str((kiln_status)why), msg);
+}
+
+/* Runs a query handler under its token; the answer is the token's status
+ * if the token ended while the handler ran (a partial result is dropped). */
+static void run_query(query_call *q)
+{
+    q->req.cancel = &q->cancel;
+    kiln_cancel_bind(&q->cancel);
+    if (kiln_cancel_check(&q->cancel) == KILN_OK) /* it may have waited in the queue */
+        q->r->fn(q->r->ud, &q->req, &q->resp);
+    kiln_cancel_bind(NULL);
+    int why = atomic_load(&q->cancel.why);
+    if (why != KILN_OK) {
+        stopped_resp(&q->resp, why);
+        if (q->s->cfg.query_pool != NULL)
+            kiln_query_pool_ended(q->s->cfg.query_pool, (kiln_status)why);
+    }
+}
+
+static void on_query_job(void *arg)
+{
+    query_call *q = arg;
+    run_query(q);
+    q->rq->answered = 1; /* published to the MHD thread by resume's lock */
+    MHD_resume_connection(q->c);
+}
+
+/* Suspends the connection and queues the query; a refusal is answered at
+ * once (the connection resumes to send it). */
+static enum MHD_Result start_query(kiln_http_server_t *s, struct MHD_Connection *c, request *rq,
+                                   const route *r, const kiln_http_req *req)
+{
+    query_call *q = kiln_xcalloc(1, sizeof(*q));
+    q->s = s, q->c = c, q->r = r, q->req = *req, q->rq = rq;
+    q->resp = (kiln_http_resp){200, NULL, NULL, {0}};
+    kiln_buf_init(&q->resp.body, 0);
+    kiln_cancel_init(&q->cancel, query_deadline(s, c));
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci != NULL) {
+        q->fd = ci->connect_fd;
+        q->cancel.gone = client_gone;
+        q->cancel.gone_arg = q;
+    }
+    rq->q = q;
+    if (s->cfg.query_pool == NULL) { /* no pool: on this worker, still under the token */
+        run_query(q);
+        return send_resp(c, &q->resp);
+    }
+    MHD_suspend_connection(c);
+    kiln_err err = {KILN_OK, ""};
+    const char *tenant = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Scope-OrgID");
+    kiln_status st = kiln_query_pool_submit(s->cfg.query_pool, tenant, on_query_job, q, &err);
+    if (st != KILN_OK) {
+        KILN_LOG_WARN("http", "%s refused code=%s: %s", req->path, kiln_status_str(st), err.msg);
+        q->resp.status = kiln_status_http(st);
+        q->resp.content_type = "application/json";
+        kiln_buf_printf(&q->resp.body, "{\"code\":\"%s\",\"message\":", kiln_status_str(st));
+        kiln_json_string(&q->resp.body, err.msg, strlen(err.msg)); /* names the raw tenant */
+        kiln_buf_putc(&q->resp.body, '}');
+        rq->answered = 1;
+        MHD_resume_connection(c);
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c, request *rq,
                                 const char *url, const char *method)
 {
+    if (rq->q != NULL) { /* resumed: the query's answer */
+        if (!rq->answered)
+            return MHD_YES; /* cannot happen: resumed only once answered */
+        return send_resp(c, &rq->q->resp);
+    }
     kiln_http_resp resp = {200, NULL, NULL, {0}};
     kiln_buf_init(&resp.body, 0);
     if (rq->too_large) {
@@ -108,8 +257,11 @@ static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c,
         kiln_http_text(&resp, 413, msg);
         return send_resp(c, &resp);
     }
-    kiln_http_req req = {method, url, (const uint8_t *)rq->body.ptr, rq->body.len, rq->arena, c};
+    kiln_http_req req = {method, url, (const uint8_t *)rq->body.ptr, rq->body.len, rq->arena, c,
+                         NULL};
     const route *r = find_route(s, url);
+    if (r != NULL && is_query(s, r, url))
+        return start_query(s, c, rq, r, &req);
     if (r == NULL)
         kiln_http_text(&resp, 404, "404 page not found\n");
     else
@@ -150,6 +302,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     request *rq = *con_cls;
     if (rq == NULL)
         return;
+    if (rq->q != NULL) {
+        kiln_buf_free(&rq->q->resp.body);
+        free(rq->q);
+    }
     kiln_buf_free(&rq->body);
     kiln_arena_destroy(rq->arena);
     free(rq);
@@ -165,7 +321,8 @@ kiln_status kiln_http_server_start(kiln_http_server_t *s, kiln_err *err)
     const char *addr = s->cfg.address && *s->cfg.address ? s->cfg.address : "0.0.0.0";
     if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "invalid HTTP listen address '%s'", addr);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     s->d = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
                             (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),

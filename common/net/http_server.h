@@ -3,15 +3,23 @@
  * with epoll). Routes are exact paths registered before start; everything
  * else goes to the fallback handler (Connect). A handler runs on a pool
  * thread with the whole request body buffered (capped: 413 past max_body)
- * and a request arena that lives until the response is queued. */
+ * and a request arena that lives until the response is queued. Query
+ * routes (kiln_http_server_query_route, and fallback paths the query
+ * predicate picks) run on the query pool instead, their connection
+ * suspended meanwhile, under a cancellation token (req->cancel) that ends
+ * with the client's connection, the query timeout or Connect-Timeout-Ms,
+ * whichever comes first; a cancelled query is answered with its status. */
 #ifndef KILN_HTTP_SERVER_H
 #define KILN_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "arena.h"
 #include "buf.h"
+#include "cancel.h"
+#include "query_pool.h"
 #include "status.h"
 
 typedef struct kiln_http_server kiln_http_server_t;
@@ -23,6 +31,8 @@ typedef struct kiln_http_req {
     size_t body_len;
     kiln_arena_t *arena;
     void *conn; /* the MHD connection, for header and query lookups */
+    kiln_cancel_t *cancel; /* query routes: the call's token (also bound to the
+                              thread); NULL on other routes */
 } kiln_http_req;
 
 typedef struct kiln_http_resp {
@@ -39,6 +49,8 @@ typedef struct kiln_http_config {
     int port;            /* 0 = ephemeral */
     int threads;
     size_t max_body;     /* bytes */
+    kiln_query_pool_t *query_pool; /* borrowed; NULL = queries run on the request workers */
+    int64_t query_timeout_ns;      /* per query; 0 = none */
 } kiln_http_config;
 
 /** Creates a server (not yet listening). */
@@ -46,6 +58,12 @@ kiln_http_server_t *kiln_http_server_create(const kiln_http_config *cfg);
 /** Routes requests for exactly path to fn. Before start only. */
 void kiln_http_server_route(kiln_http_server_t *s, const char *path, kiln_http_handler_fn fn,
                             void *ud);
+/** Routes requests for exactly path to fn, run as a query (see above).
+ * Before start only. */
+void kiln_http_server_query_route(kiln_http_server_t *s, const char *path,
+                                  kiln_http_handler_fn fn, void *ud);
+/** Fallback requests whose path pick selects run as queries. Before start only. */
+void kiln_http_server_fallback_query(kiln_http_server_t *s, bool (*pick)(const char *path));
 /** Routes every other request to fn. Before start only. */
 void kiln_http_server_fallback(kiln_http_server_t *s, kiln_http_handler_fn fn, void *ud);
 /** Binds and starts serving; KILN_UNAVAILABLE with err when it cannot bind. */

@@ -61,6 +61,15 @@ static kiln_status decode(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const uin
     return KILN_OK;
 }
 
+/* The status of a query whose token ended: its partial answer is dropped. */
+static kiln_status stopped(kiln_rpc_ctx *ctx)
+{
+    kiln_status why = (kiln_status)atomic_load(&ctx->cancel->why);
+    if (why == KILN_DEADLINE_EXCEEDED)
+        return kiln_err_set(ctx->err, why, "query deadline exceeded");
+    return kiln_err_set(ctx->err, why, "query canceled: client gone or shutting down");
+}
+
 kiln_status kiln_rpc_invoke(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const uint8_t *body,
                             size_t len, kiln_rpc_codec codec, kiln_buf *out)
 {
@@ -68,7 +77,10 @@ kiln_status kiln_rpc_invoke(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const u
     kiln_status st = decode(m, ctx, body, len, codec, &req);
     if (st != KILN_OK)
         return st;
-    st = m->fn(m->svc, ctx, req, &resp);
+    if (kiln_cancel_check(ctx->cancel) == KILN_OK)
+        st = m->fn(m->svc, ctx, req, &resp);
+    if (ctx->cancel != NULL && atomic_load(&ctx->cancel->why) != KILN_OK)
+        return stopped(ctx);
     if (st != KILN_OK)
         return st;
     if (codec == KILN_CODEC_JSON) {
@@ -144,4 +156,9 @@ bool kiln_rpc_multi_tenant(const char *path)
     if (strncmp(path, "/querier.", 9) == 0)
         return true;
     return strncmp(path, ing, sizeof(ing) - 1) == 0 && strcmp(path + sizeof(ing) - 1, "Push") != 0;
+}
+
+bool kiln_rpc_is_query(const char *path)
+{
+    return strncmp(path, "/querier.", 9) == 0;
 }

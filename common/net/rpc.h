@@ -14,6 +14,7 @@
 
 #include "arena.h"
 #include "buf.h"
+#include "cancel.h"
 #include "status.h"
 
 #define KILN_TENANT_MAX 150
@@ -26,6 +27,8 @@ typedef struct kiln_rpc_ctx {
     kiln_err *err;       /* set by the handler on failure */
     bool utf8_names;     /* the client accepts non-legacy label names (Accept:
                             ...;allow-utf8-labelnames=true, as profilecli sends) */
+    kiln_cancel_t *cancel; /* queries: the call's deadline and cancellation
+                              (also bound to the thread); NULL = none */
 } kiln_rpc_ctx;
 
 /** A handler: fills *resp (arena-allocated) and returns KILN_OK, or returns
@@ -48,6 +51,11 @@ typedef enum kiln_rpc_codec { KILN_CODEC_PROTO, KILN_CODEC_JSON } kiln_rpc_codec
 /** Whether a method's tenant header may name several tenants ("a|b"):
  * the read methods (querier.v1 and the ingester's reads), never a write. */
 bool kiln_rpc_multi_tenant(const char *path);
+/** Whether a method is a client's query (querier.v1), run on the query
+ * pool under a deadline and the tenant's query limit. The ingester's reads
+ * (kiln_rpc_multi_tenant and not this) run on a pool of their own, so a
+ * querier's fan-out never waits behind the queries that make it. */
+bool kiln_rpc_is_query(const char *path);
 
 /** Creates an empty registry. */
 kiln_rpc_registry_t *kiln_rpc_registry_create(void);
@@ -60,7 +68,9 @@ const kiln_rpc_method *kiln_rpc_find(const kiln_rpc_registry_t *r, const char *p
 
 /** Decodes body with codec, calls the handler, encodes the response into out.
  * Decoding failures are KILN_INVALID_ARGUMENT; the status and ctx->err say
- * what went wrong. */
+ * what went wrong. When ctx->cancel ended before or while the handler ran,
+ * the result is dropped and its status (KILN_CANCELLED,
+ * KILN_DEADLINE_EXCEEDED) returned. */
 kiln_status kiln_rpc_invoke(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const uint8_t *body,
                             size_t len, kiln_rpc_codec codec, kiln_buf *out);
 

@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "buf.h"
+#include "cancel.h"
 #include "xmalloc.h"
 
 #define NONE UINT32_MAX
@@ -318,7 +319,7 @@ kiln_status kiln_tree_merge_response(kiln_tree_t *t, const Ingester__V1__TreeRes
     if (r->n_parent * 10 > (t->kids_mask + 1) * 7)
         kids_rehash(t, r->n_parent);
     kiln_tree_add_self(t, KILN_TREE_ROOT, r->self[0]);
-    for (size_t i = 1; i < r->n_parent; i++) {
+    for (size_t i = 1; i < r->n_parent && !kiln_cancel_poll(); i++) { /* partial: dropped */
         prefetch_kid(t, r, names, nodes, i, i + PREFETCH_AHEAD);
         uint32_t nm = (uint32_t)r->name[i];
         if (names[nm] == NONE)

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "cancel.h"
 #include "hidx.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -747,7 +748,7 @@ static void each_selected(const kiln_head_t *h, const kiln_selector_t *sel, int6
     size_t n;
     bool all;
     const uint32_t *c = candidates(h, sel, &n, &all);
-    for (size_t k = 0; k < (all ? h->n_series : n); k++) {
+    for (size_t k = 0; k < (all ? h->n_series : n) && !kiln_cancel_poll(); k++) {
         uint32_t sid = all ? (uint32_t)k : c[k];
         if (series_selected(&h->series[sid], sel, start_ms, end_ms))
             fn(h, sid, arg);
@@ -906,7 +907,7 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
         node = ln, value = lv, span = lspan;
     }
     bool any = false;
-    for (size_t j = 0; j < s->n_profiles; j++) {
+    for (size_t j = 0; j < s->n_profiles && !kiln_cancel_poll(); j++) {
         const hprofile *pr = &h->profiles[s->profiles[j]];
         if (!kiln_head__in_range(pr->time_ms, start_ms, end_ms) || !profile_kept(s, pr, f))
             continue;
@@ -999,7 +1000,7 @@ void kiln_head_merge_filtered(kiln_head_t *h, const kiln_selector_t *sel, int64_
         for (uint32_t j = (uint32_t)i; j != 0 && map[j] == NONE; j = h->node_parent[j])
             map[j] = NONE - 1; /* needed, not yet mapped */
     }
-    for (size_t i = 1; i < n; i++) {
+    for (size_t i = 1; i < n && !kiln_cancel_poll(); i++) {
         if (map[i] != NONE - 1)
             continue;
         map[i] = expand_location(h, t, map[h->node_parent[i]], h->node_loc[i]);
@@ -1016,7 +1017,7 @@ static void profiles_visit(const kiln_head_t *h, uint32_t sid, void *arg)
 {
     visit *v = arg;
     const hseries *s = &h->series[sid];
-    for (size_t j = 0; j < s->n_profiles; j++) {
+    for (size_t j = 0; j < s->n_profiles && !kiln_cancel_poll(); j++) {
         const hprofile *p = &h->profiles[s->profiles[j]];
         if (!kiln_head__in_range(p->time_ms, v->start_ms, v->end_ms))
             continue;

@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "objstore.h"
 #include "querier.h"
+#include "query_pool.h"
 #include "rpc.h"
 #include "xmalloc.h"
 
@@ -38,6 +39,8 @@ struct kiln_app {
     kiln_connect connect;
     kiln_http_server_t *http;
     kiln_grpc_server_t *grpc;
+    kiln_query_pool_t *queries; /* both servers' query calls */
+    kiln_query_pool_t *reads;   /* the ingester's reads (gRPC), apart from the queries making them */
     unsigned modules; /* of the target */
     atomic_int ready;
 };
@@ -61,6 +64,7 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     kiln_metrics_render(app->metrics, &resp->body);
     if (app->ingester != NULL)
         kiln_ingester_metrics(app->ingester, &resp->body);
+    kiln_query_pool_metrics(app->queries, &resp->body);
     if (app->cluster != NULL)
         kiln_cluster_metrics(app->cluster, &resp->body);
 }
@@ -76,20 +80,37 @@ static int worker_threads(const kiln_app_config *cfg)
     return n > 0 ? 2 * (int)n : 2;
 }
 
+/* Query workers: by default one per core (queries are CPU-bound), at
+ * least two so one long query does not hold up every other. */
+static int query_threads(const kiln_app_config *cfg)
+{
+    if (cfg->query_threads > 0)
+        return cfg->query_threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 2 ? (int)n : 2;
+}
+
 static void create_servers(kiln_app_t *app)
 {
     const kiln_app_config *cfg = app->cfg;
     int threads = worker_threads(cfg);
-    kiln_http_config hc = {cfg->http_address, cfg->http_port, threads, cfg->http_max_body};
+    kiln_query_pool_config qc = {query_threads(cfg), cfg->query_max_queued, app->limits};
+    app->queries = kiln_query_pool_create(&qc);
+    qc.limits = NULL; /* the querier admitted the query these reads serve */
+    app->reads = kiln_query_pool_create(&qc);
+    kiln_http_config hc = {cfg->http_address, cfg->http_port, threads, cfg->http_max_body,
+                           app->queries, cfg->query_timeout_ns};
     app->http = kiln_http_server_create(&hc);
     app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body};
     kiln_http_server_route(app->http, "/ready", on_ready, app);
     kiln_http_server_route(app->http, "/metrics", on_metrics, app);
     kiln_http_server_fallback(app->http, kiln_connect_handle, &app->connect);
+    kiln_http_server_fallback_query(app->http, kiln_rpc_is_query);
     /* The second gRPC listener serves the OTLP port (4317); -1 turns it off. */
     const char *otlp_address = cfg->otlp_grpc_port >= 0 ? cfg->otlp_grpc_address : NULL;
     kiln_grpc_config gc = {cfg->grpc_address, cfg->grpc_port, otlp_address, cfg->otlp_grpc_port,
-                           threads, cfg->grpc_max_recv};
+                           threads, cfg->grpc_max_recv, app->queries, app->reads,
+                           cfg->query_timeout_ns};
     app->grpc = kiln_grpc_server_create(&gc, app->rpc, app->metrics);
 }
 
@@ -336,8 +357,18 @@ void kiln_app_destroy(kiln_app_t *app)
         return;
     leave_ring(app);
     atomic_store(&app->ready, 0);
+    /* Queries in flight end now (canceled) so shutdown does not wait for
+     * them; the pool drains (resuming their connections, sending their
+     * calls' status) before the servers stop. */
+    kiln_cancel_shutdown();
+    if (app->queries != NULL)
+        kiln_query_pool_close(app->queries);
+    if (app->reads != NULL)
+        kiln_query_pool_close(app->reads);
     kiln_http_server_destroy(app->http);
     kiln_grpc_server_destroy(app->grpc);
+    kiln_query_pool_destroy(app->queries);
+    kiln_query_pool_destroy(app->reads);
     for (size_t i = N_MODULES; i-- > 0;) {
         if (app->modules & modules[i].bit)
             modules[i].destroy(app);

@@ -23,6 +23,9 @@ typedef struct kiln_app_config {
     int otlp_grpc_port; /* 0 = ephemeral, -1 = off */
     size_t http_max_body;
     int threads;
+    int query_threads;       /* query pool workers (0 = one per core, at least 2) */
+    size_t query_max_queued; /* queries waiting for a query worker */
+    int64_t query_timeout_ns;/* -querier.timeout: per query; 0 = none */
     char *storage_path;
     char *config_file;
     char *log_level;

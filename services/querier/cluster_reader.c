@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cancel.h"
 #include "ingester/v1/ingester.pb-c.h"
 #include "querier/v1/querier.pb-c.h"
 #include "xmalloc.h"
@@ -82,7 +83,7 @@ static kiln_status fan_out(kiln_reader_t *r, const char *tenants, const char *me
     for (size_t i = 0; i < f->n; i++)
         f->calls[i] = (kiln_grpc_call){.addr = f->m[i].addr, .method = method, .tenant = tenants,
                                        .req = f->req, .req_len = len};
-    kiln_grpc_client_run(r->cc.grpc, f->calls, f->n, r->cc.timeout_ms);
+    kiln_grpc_client_run(r->cc.grpc, f->calls, f->n, kiln_cancel_timeout_ms(r->cc.timeout_ms));
     kiln_status st = check_failures(r, f, err);
     if (st != KILN_OK)
         fanout_free(f);
@@ -420,7 +421,7 @@ static kiln_status merge_remote(kiln_reader_t *r, const char *tenants, const fan
         calls[i] = (kiln_grpc_call){.addr = keys->m[src[i].member].addr, .method = M_MERGE,
                                     .tenant = tenants, .req = bodies[i], .req_len = len};
     }
-    kiln_grpc_client_run(r->cc.grpc, calls, n, r->cc.timeout_ms);
+    kiln_grpc_client_run(r->cc.grpc, calls, n, kiln_cancel_timeout_ms(r->cc.timeout_ms));
     kiln_status st = KILN_OK;
     for (size_t i = 0; i < n; i++) {
         if (st == KILN_OK && calls[i].err.code != KILN_OK)

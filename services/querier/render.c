@@ -917,7 +917,7 @@ static void on_label_values(void *ud, const kiln_http_req *req, kiln_http_resp *
 
 void kiln_querier_register_http(kiln_querier_t *q, kiln_http_server_t *http)
 {
-    kiln_http_server_route(http, "/pyroscope/render", on_render, q);
-    kiln_http_server_route(http, "/pyroscope/render-diff", on_render_diff, q);
-    kiln_http_server_route(http, "/pyroscope/label-values", on_label_values, q);
+    kiln_http_server_query_route(http, "/pyroscope/render", on_render, q);
+    kiln_http_server_query_route(http, "/pyroscope/render-diff", on_render_diff, q);
+    kiln_http_server_query_route(http, "/pyroscope/label-values", on_label_values, q);
 }

@@ -221,7 +221,7 @@ TEST(peer_back_after_refusal)
     kiln_grpc_call c = call_to(addr, METHOD, NULL, "echo", "x");
     kiln_grpc_client_run(client, &c, 1, 5000);
     CHECK_EQ(c.err.code, KILN_UNAVAILABLE);
-    kiln_grpc_config cfg = {"127.0.0.1", port_of(addr), NULL, 0, 1, (size_t)1 << 20};
+    kiln_grpc_config cfg = {"127.0.0.1", port_of(addr), NULL, 0, 1, (size_t)1 << 20, NULL, NULL, 0};
     kiln_grpc_server_t *srv = kiln_grpc_server_create(&cfg, rpc, metrics);
     kiln_err err = {KILN_OK, ""};
     CHECK_OK(kiln_grpc_server_start(srv, &err));
@@ -333,7 +333,7 @@ int main(void)
     kiln_rpc_method m = {METHOD, &push__v1__raw_sample__descriptor,
                          &push__v1__raw_sample__descriptor, on_call, NULL};
     kiln_rpc_register(rpc, &m);
-    kiln_grpc_config cfg = {"127.0.0.1", 0, NULL, 0, 4, (size_t)64 << 20};
+    kiln_grpc_config cfg = {"127.0.0.1", 0, NULL, 0, 4, (size_t)64 << 20, NULL, NULL, 0};
     kiln_grpc_server_t *srv = kiln_grpc_server_create(&cfg, rpc, metrics);
     kiln_err err = {KILN_OK, ""};
     if (kiln_grpc_server_start(srv, &err) != KILN_OK) {

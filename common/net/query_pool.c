@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * query_pool: a FIFO of query jobs served by a fixed set of threads, and
+ * the per-tenant count of queries admitted (running or queued). */
+#include "query_pool.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc.h"
+#include "xmalloc.h"
+
+typedef struct job {
+    kiln_query_job_fn fn;
+    void *arg;
+    char *tenant; /* the header value, counted until the job returns */
+    struct job *next;
+} job;
+
+typedef struct tenant_count {
+    char *tenant;
+    size_t n;
+} tenant_count;
+
+struct kiln_query_pool {
+    kiln_query_pool_config cfg;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job *head, *tail;
+    size_t queued, running;
+    bool closing, joined;
+    tenant_count *tc; /* tenants with queries admitted; few: linear search */
+    size_t n_tc, cap_tc;
+    uint64_t ended_cancelled, ended_deadline, rejected_limit, rejected_full;
+};
+
+static tenant_count *find_tenant(kiln_query_pool_t *p, const char *t, size_t len, bool add)
+{
+    for (size_t i = 0; i < p->n_tc; i++) {
+        if (strlen(p->tc[i].tenant) == len && memcmp(p->tc[i].tenant, t, len) == 0)
+            return &p->tc[i];
+    }
+    if (!add)
+        return NULL;
+    KILN_GROW(p->tc, p->cap_tc, p->n_tc + 1);
+    p->tc[p->n_tc] = (tenant_count){kiln_xstrndup(t, len), 0};
+    return &p->tc[p->n_tc++];
+}
+
+/* Adds delta to the count of each tenant of hdr ("a|b"); entries that reach
+ * zero are dropped. The caller holds mu. */
+static void count_tenants(kiln_query_pool_t *p, const char *hdr, int delta)
+{
+    for (const char *s = hdr;;) {
+        const char *bar = strchr(s, '|');
+        size_t len = bar ? (size_t)(bar - s) : strlen(s);
+        tenant_count *c = find_tenant(p, s, len, delta > 0);
+        if (c != NULL) {
+            c->n = delta > 0 ? c->n + 1 : c->n - 1;
+            if (c->n == 0) {
+                free(c->tenant);
+                *c = p->tc[--p->n_tc];
+            }
+        }
+        if (bar == NULL)
+            return;
+        s = bar + 1;
+    }
+}
+
+/* The first tenant of hdr at its limit, or KILN_OK. The caller holds mu. */
+static kiln_status over_limit(kiln_query_pool_t *p, const char *hdr, kiln_err *err)
+{
+    if (p->cfg.limits == NULL)
+        return KILN_OK;
+    for (const char *s = hdr;;) {
+        const char *bar = strchr(s, '|');
+        size_t len = bar ? (size_t)(bar - s) : strlen(s);
+        char name[KILN_TENANT_MAX + 1];
+        size_t n = len < KILN_TENANT_MAX ? len : KILN_TENANT_MAX;
+        memcpy(name, s, n);
+        name[n] = '\0';
+        size_t max = kiln_overrides_get(p->cfg.limits, name)->max_query_parallelism;
+        tenant_count *c = find_tenant(p, s, len, false);
+        if (max != 0 && c != NULL && c->n >= max)
+            return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                                "too many concurrent queries for tenant %s: limit "
+                                "max_query_parallelism=%zu reached; retry later",
+                                name, max);
+        if (bar == NULL)
+            return KILN_OK;
+        s = bar + 1;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    kiln_query_pool_t *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->head == NULL && !p->closing)
+            pthread_cond_wait(&p->cv, &p->mu);
+        job *j = p->head;
+        if (j == NULL)
+            break; /* closing and drained */
+        p->head = j->next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        p->queued--;
+        p->running++;
+        pthread_mutex_unlock(&p->mu);
+        j->fn(j->arg);
+        pthread_mutex_lock(&p->mu);
+        p->running--;
+        count_tenants(p, j->tenant, -1);
+        free(j->tenant);
+        free(j);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+kiln_query_pool_t *kiln_query_pool_create(const kiln_query_pool_config *cfg)
+{
+    kiln_query_pool_t *p = kiln_xcalloc(1, sizeof(*p));
+    p->cfg = *cfg;
+    if (p->cfg.threads < 1)
+        p->cfg.threads = 1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->threads = kiln_xcalloc((size_t)p->cfg.threads, sizeof(pthread_t));
+    for (int i = 0; i < p->cfg.threads; i++)
+        pthread_create(&p->threads[i], NULL, worker_main, p);
+    return p;
+}
+
+kiln_status kiln_query_pool_submit(kiln_query_pool_t *p, const char *tenant,
+                                   kiln_query_job_fn fn, void *arg, kiln_err *err)
+{
+    if (tenant == NULL || *tenant == '\0')
+        tenant = KILN_TENANT_DEFAULT;
+    kiln_status st = KILN_OK;
+    pthread_mutex_lock(&p->mu);
+    if (p->closing)
+        st = kiln_err_set(err, KILN_UNAVAILABLE, "shutting down");
+    else if (p->queued >= p->cfg.max_queued) {
+        p->rejected_full++;
+        st = kiln_err_set(err, KILN_UNAVAILABLE,
+                          "query queue full (%zu queued, %d running); retry later", p->queued,
+                          p->cfg.threads);
+    } else if ((st = over_limit(p, tenant, err)) != KILN_OK) {
+        p->rejected_limit++;
+    } else {
+        job *j = kiln_xcalloc(1, sizeof(*j));
+        *j = (job){fn, arg, kiln_xstrdup(tenant), NULL};
+        count_tenants(p, tenant, +1);
+        if (p->tail != NULL)
+            p->tail->next = j;
+        else
+            p->head = j;
+        p->tail = j;
+        p->queued++;
+        pthread_cond_signal(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return st;
+}
+
+void kiln_query_pool_ended(kiln_query_pool_t *p, kiln_status st)
+{
+    if (st != KILN_CANCELLED && st != KILN_DEADLINE_EXCEEDED)
+        return;
+    pthread_mutex_lock(&p->mu);
+    if (st == KILN_CANCELLED)
+        p->ended_cancelled++;
+    else
+        p->ended_deadline++;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void kiln_query_pool_close(kiln_query_pool_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool join = !p->joined;
+    p->closing = true;
+    p->joined = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (!join)
+        return;
+    for (int i = 0; i < p->cfg.threads; i++)
+        pthread_join(p->threads[i], NULL);
+}
+
+void kiln_query_pool_destroy(kiln_query_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    kiln_query_pool_close(p);
+    for (size_t i = 0; i < p->n_tc; i++)
+        free(p->tc[i].tenant);
+    free(p->tc);
+    free(p->threads);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+}
+
+void kiln_query_pool_metrics(kiln_query_pool_t *p, kiln_buf *out)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t running = p->running, queued = p->queued;
+    uint64_t c = p->ended_cancelled, d = p->ended_deadline;
+    uint64_t rl = p->rejected_limit, rf = p->rejected_full;
+    pthread_mutex_unlock(&p->mu);
+    kiln_buf_printf(out,
+                    "# HELP kiln_query_pool_workers Query workers.\n"
+                    "# TYPE kiln_query_pool_workers gauge\nkiln_query_pool_workers %d\n"
+                    "# HELP kiln_query_pool_running Queries running on the query pool.\n"
+                    "# TYPE kiln_query_pool_running gauge\nkiln_query_pool_running %zu\n"
+                    "# HELP kiln_query_pool_queued Queries waiting for a query worker.\n"
+                    "# TYPE kiln_query_pool_queued gauge\nkiln_query_pool_queued %zu\n",
+                    p->cfg.threads, running, queued);
+    kiln_buf_printf(out,
+                    "# HELP kiln_queries_ended_total Queries stopped before they finished.\n"
+                    "# TYPE kiln_queries_ended_total counter\n"
+                    "kiln_queries_ended_total{reason=\"canceled\"} %llu\n"
+                    "kiln_queries_ended_total{reason=\"deadline_exceeded\"} %llu\n"
+                    "# HELP kiln_queries_rejected_total Queries refused at admission.\n"
+                    "# TYPE kiln_queries_rejected_total counter\n"
+                    "kiln_queries_rejected_total{reason=\"max_query_parallelism\"} %llu\n"
+                    "kiln_queries_rejected_total{reason=\"queue_full\"} %llu\n",
+                    (unsigned long long)c, (unsigned long long)d, (unsigned long long)rl,
+                    (unsigned long long)rf);
+}
