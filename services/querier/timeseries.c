@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
+#include "hidx.h"
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
 #include "xmalloc.h"
@@ -28,7 +31,19 @@ typedef struct acc {
     size_t n_steps;
     group *g;
     size_t n, cap;
+    kiln_hidx idx; /* key hash -> index in g: a profile finds its group in O(1) */
 } acc;
+
+typedef struct key_probe {
+    const acc *a;
+    const char *key;
+} key_probe;
+
+static bool key_eq(const void *ctx, uint32_t id)
+{
+    const key_probe *p = ctx;
+    return strcmp(p->a->g[id].key, p->key) == 0;
+}
 
 static group *group_of(acc *a, const kiln_label_t *l, size_t n)
 {
@@ -40,12 +55,14 @@ static group *group_of(acc *a, const kiln_label_t *l, size_t n)
             kiln_buf_printf(&key, "%s\xff%s\xff", a->req->group_by[i], v);
     }
     const char *k = key.len ? key.ptr : "";
-    for (size_t i = 0; i < a->n; i++) {
-        if (strcmp(a->g[i].key, k) == 0) {
-            kiln_buf_free(&key);
-            return &a->g[i];
-        }
+    uint64_t h = XXH3_64bits(k, key.len);
+    key_probe probe = {a, k};
+    uint32_t id = kiln_hidx_find(&a->idx, h, key_eq, &probe);
+    if (id != KILN_HIDX_NONE) {
+        kiln_buf_free(&key);
+        return &a->g[id];
     }
+    kiln_hidx_insert(&a->idx, h, (uint32_t)a->n);
     KILN_GROW(a->g, a->cap, a->n + 1);
     group *g = &a->g[a->n++];
     g->key = kiln_xstrdup(k);
@@ -125,11 +142,12 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
     st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
-    acc a = {req, (int64_t)llround(req->step * 1000), 0, NULL, 0, 0};
+    acc a = {req, (int64_t)llround(req->step * 1000), 0, NULL, 0, 0, {0}};
     if (a.step_ms < 1)
         a.step_ms = 1;
     a.n_steps = (size_t)((req->end - req->start) / a.step_ms) + 1;
     st = kiln_querier__profiles(q, ctx, sel, start, req->end, on_profile, &a);
+    kiln_hidx_fini(&a.idx);
     if (st != KILN_OK) {
         for (size_t i = 0; i < a.n; i++)
             free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);
