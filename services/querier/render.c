@@ -13,8 +13,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "attime.h"
 #include "connect.h"
+#include "hidx.h"
 #include "log.h"
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
@@ -65,6 +68,7 @@ typedef struct timeline {
     tl_series all;
     tl_series *g; /* sorted by key once filled */
     size_t ng, gcap;
+    kiln_hidx idx; /* key hash -> index in g while filling */
 } timeline;
 
 /* ---- request plumbing ---- */
@@ -352,14 +356,29 @@ static void tl_series_init(tl_series *s, const char *key, size_t n)
     s->count = kiln_xcalloc(n ? n : 1, sizeof(uint32_t));
 }
 
+typedef struct tl_probe {
+    const timeline *tl;
+    const char *key;
+} tl_probe;
+
+static bool tl_key_eq(const void *ctx, uint32_t id)
+{
+    const tl_probe *p = ctx;
+    return strcmp(p->tl->g[id].key, p->key) == 0;
+}
+
+/* The group of a profile's groupBy value, found by hash: a linear search
+ * here made a query over many values quadratic. */
 static tl_series *tl_group(timeline *tl, const kiln_label_t *l, size_t n)
 {
     const char *v = kiln_labels_get(l, n, tl->group_by);
     const char *key = v != NULL && *v != '\0' ? v : "*";
-    for (size_t i = 0; i < tl->ng; i++) {
-        if (strcmp(tl->g[i].key, key) == 0)
-            return &tl->g[i];
-    }
+    uint64_t h = XXH3_64bits(key, strlen(key));
+    tl_probe probe = {tl, key};
+    uint32_t id = kiln_hidx_find(&tl->idx, h, tl_key_eq, &probe);
+    if (id != KILN_HIDX_NONE)
+        return &tl->g[id];
+    kiln_hidx_insert(&tl->idx, h, (uint32_t)tl->ng);
     KILN_GROW(tl->g, tl->gcap, tl->ng + 1);
     tl_series_init(&tl->g[tl->ng], key, tl->n);
     return &tl->g[tl->ng++];
@@ -421,6 +440,7 @@ static kiln_status timeline_build(rq *r, const selection *s, const char *group_b
     if (tl->n > 0)
         st = kiln_reader_profiles(r->q->rd, r->tenant, s->sel, s->start, s->end,
                                   on_timeline_profile, tl, &r->err);
+    kiln_hidx_fini(&tl->idx);
     if (st != KILN_OK) {
         timeline_free(tl);
         return st;
