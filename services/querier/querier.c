@@ -267,7 +267,7 @@ typedef struct series_arg {
     size_t n_sets, cap_sets;
     kiln_hidx *set_idx;
     Types__V1__LabelPair **scratch; /* the set being looked up */
-    size_t cap_scratch;
+    size_t cap_scratch, n_prev;     /* n_prev: scratch still holds the last set */
     bool utf8; /* keep non-legacy (e.g. dotted) names */
 } series_arg;
 
@@ -347,9 +347,16 @@ static void collect_series(void *ctx, const kiln_label_t *l, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (!projected(s, l[i].name) || !(s->utf8 || kiln_label_name_is_legacy(l[i].name)))
             continue;
-        if ((s->scratch[m++] = intern_pair(s, &l[i])) == NULL)
-            return;
+        /* Series come in label order, and neighbours share most pairs:
+         * the last set's pair at this place, when equal, is this one. */
+        Types__V1__LabelPair *prev = m < s->n_prev ? s->scratch[m] : NULL;
+        if (prev != NULL && strcmp(prev->name, l[i].name) == 0 &&
+            strcmp(prev->value, l[i].value) == 0)
+            m++;
+        else if ((s->scratch[m++] = intern_pair(s, &l[i])) == NULL)
+            m = 0, i = n; /* past the arena cap: nothing more is kept */
     }
+    s->n_prev = m;
     if (m == 0)
         return;
     set_probe k = {s, m};
