@@ -168,9 +168,10 @@ static void collect_names(void *ctx, const kiln_label_t *l, size_t n)
 {
     names_arg *a = ctx;
     for (size_t i = 0; i < n; i++) {
-        if (a->label == NULL && (a->utf8 || kiln_label_name_is_legacy(l[i].name)))
-            strlist_add(&a->list, l[i].name);
-        else if (strcmp(l[i].name, a->label) == 0 && *l[i].value != '\0')
+        if (a->label == NULL) {
+            if (a->utf8 || kiln_label_name_is_legacy(l[i].name))
+                strlist_add(&a->list, l[i].name);
+        } else if (strcmp(l[i].name, a->label) == 0 && *l[i].value != '\0')
             strlist_add(&a->list, l[i].value);
     }
 }
@@ -454,11 +455,12 @@ kiln_status kiln_querier__limit_range(const kiln_querier_t *q, kiln_rpc_ctx *ctx
         if (*start > end)
             *start = end;
     }
-    if (l->max_query_length_ns > 0 && (end - *start) > l->max_query_length_ns / 1000000)
+    uint64_t len_ms = (uint64_t)end - (uint64_t)*start; /* start <= end: any int64 range */
+    if (l->max_query_length_ns > 0 && len_ms > (uint64_t)(l->max_query_length_ns / 1000000))
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "the query time range exceeds the limit (max_query_length, %llds): "
-                            "query %llds", (long long)(l->max_query_length_ns / 1000000000),
-                            (long long)((end - *start) / 1000));
+                            "query %llus", (long long)(l->max_query_length_ns / 1000000000),
+                            (unsigned long long)(len_ms / 1000));
     return KILN_OK;
 }
 

@@ -73,11 +73,29 @@ static group *group_of(acc *a, const kiln_label_t *l, size_t n)
     return g;
 }
 
+uint64_t kiln_querier__step_of(int64_t start, int64_t t, int64_t step_ms)
+{
+    if (t <= start)
+        return 0;
+    uint64_t d = (uint64_t)t - (uint64_t)start, ms = (uint64_t)step_ms;
+    return d / ms + (d % ms != 0);
+}
+
+int64_t kiln_querier__step_ms(double step)
+{
+    double ms = step * 1000;
+    return ms < 1 ? 1 : ms > 1e15 ? (int64_t)1e15 : (int64_t)llround(ms);
+}
+
+uint64_t kiln_querier__n_steps(int64_t start, int64_t end, int64_t step_ms)
+{
+    return ((uint64_t)end - (uint64_t)start) / (uint64_t)step_ms + 1;
+}
+
 static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
 {
     acc *a = ctx;
-    int64_t start = a->req->start;
-    size_t step = t <= start ? 0 : (size_t)((t - start + a->step_ms - 1) / a->step_ms);
+    uint64_t step = kiln_querier__step_of(a->req->start, t, a->step_ms);
     if (step >= a->n_steps)
         return;
     group *g = group_of(a, l, n);
@@ -135,17 +153,16 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
     kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
     if (st != KILN_OK)
         return st;
-    if (!(req->step >= 0.001) || (double)(req->end - req->start) / (req->step * 1000) > MAX_STEPS)
+    if (!(req->step >= 0.001) ||
+        ((double)req->end - (double)req->start) / (req->step * 1000) > MAX_STEPS)
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "step must be >= 0.001 s and give at most %d points", MAX_STEPS);
     kiln_selector_t *sel;
     st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
-    acc a = {req, (int64_t)llround(req->step * 1000), 0, NULL, 0, 0, {0}};
-    if (a.step_ms < 1)
-        a.step_ms = 1;
-    a.n_steps = (size_t)((req->end - req->start) / a.step_ms) + 1;
+    acc a = {req, kiln_querier__step_ms(req->step), 0, NULL, 0, 0, {0}};
+    a.n_steps = (size_t)kiln_querier__n_steps(req->start, req->end, a.step_ms);
     st = kiln_querier__profiles(q, ctx, sel, start, req->end, on_profile, &a);
     kiln_hidx_fini(&a.idx);
     if (st != KILN_OK) {
@@ -160,7 +177,8 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
             free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);
         a.n = (size_t)req->limit;
     }
-    qsort(a.g, a.n, sizeof(*a.g), cmp_key);
+    if (a.n > 1)
+        qsort(a.g, a.n, sizeof(*a.g), cmp_key);
     Querier__V1__SelectSeriesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_series_response__init(r);
     r->series = kiln_arena_alloc(ctx->arena, (a.n + 1) * sizeof(*r->series));

@@ -4,7 +4,11 @@
  * in-process ingester: each distinct name, value or label set once, in
  * Pyroscope's order (labels compare by name, then value: pod="a" before
  * pod="ab"), whatever the number of series visiting them and of matchers
- * selecting them twice. */
+ * selecting them twice. Also requests at the edges, as fuzz_querier found
+ * them: LabelNames without UTF-8 names over dotted ones, SelectSeries with
+ * nothing to group, and ranges and steps at the ends of int64 (answered or
+ * refused with invalid_argument, never overflowing or aborting). */
+#include <stdint.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -177,6 +181,83 @@ static void check_series(kiln_rpc_registry_t *rpc)
     kiln_arena_destroy(a);
 }
 
+/* Legacy clients get the legacy names only (the dotted ones crashed it). */
+static void check_legacy_names(kiln_rpc_registry_t *rpc)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    Types__V1__LabelNamesRequest req = TYPES__V1__LABEL_NAMES_REQUEST__INIT;
+    req.start = T0_MS - 1000;
+    req.end = T0_MS + 1000;
+    Types__V1__LabelNamesResponse *r =
+        call(rpc, a, "LabelNames", &req.base, &types__v1__label_names_response__descriptor, false);
+    if (r != NULL) {
+        CHECK_EQ(r->n_names, 9);
+        for (size_t i = 0; i < r->n_names; i++)
+            CHECK(strchr(r->names[i], '.') == NULL);
+    }
+    kiln_arena_destroy(a);
+}
+
+/* Invokes method with req and returns the status (the answer is dropped). */
+static kiln_status status_of(kiln_rpc_registry_t *rpc, const char *method,
+                             const ProtobufCMessage *req)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t *body = kiln_arena_alloc(a, len + 1);
+    protobuf_c_message_pack(req, body);
+    char path[128];
+    snprintf(path, sizeof(path), "/querier.v1.QuerierService/%s", method);
+    kiln_err err = {0};
+    kiln_rpc_ctx ctx = {"t", a, &err, false};
+    kiln_buf out;
+    kiln_buf_init(&out, 0);
+    kiln_status st = kiln_rpc_invoke(kiln_rpc_find(rpc, path, strlen(path)), &ctx, body, len,
+                                     KILN_CODEC_PROTO, &out);
+    kiln_buf_free(&out);
+    kiln_arena_destroy(a);
+    return st;
+}
+
+static void check_edges(kiln_rpc_registry_t *rpc)
+{
+    char *pod = "pod";
+    Querier__V1__SelectSeriesRequest ss = QUERIER__V1__SELECT_SERIES_REQUEST__INIT;
+    ss.profile_typeid = SYNTH_TYPE;
+    ss.label_selector = "{pod=\"none\"}";
+    ss.start = T0_MS - 1000;
+    ss.end = T0_MS + 1000;
+    ss.group_by = &pod;
+    ss.n_group_by = 1;
+    ss.step = 1;
+    ss.limit = 2;
+    CHECK_OK(status_of(rpc, "SelectSeries", &ss.base)); /* nothing to group or sort */
+    /* The widest range with a step of 1e16 s: the span in ms used to wrap
+     * to a negative count of steps, and the step past int64 in ms. */
+    ss.label_selector = "{}";
+    ss.start = INT64_MIN + 1;
+    ss.end = INT64_MAX;
+    ss.step = 1e16;
+    CHECK_OK(status_of(rpc, "SelectSeries", &ss.base));
+    ss.step = 1e300;
+    CHECK_OK(status_of(rpc, "SelectSeries", &ss.base));
+    ss.step = 1;
+    CHECK_EQ(status_of(rpc, "SelectSeries", &ss.base), KILN_INVALID_ARGUMENT);
+    Querier__V1__SelectHeatmapRequest hm = QUERIER__V1__SELECT_HEATMAP_REQUEST__INIT;
+    hm.profile_typeid = SYNTH_TYPE;
+    hm.label_selector = "{}";
+    hm.start = INT64_MIN + 1;
+    hm.end = INT64_MAX;
+    hm.step = 1e16;
+    CHECK_OK(status_of(rpc, "SelectHeatmap", &hm.base));
+    Querier__V1__SelectMergeProfileRequest mp = QUERIER__V1__SELECT_MERGE_PROFILE_REQUEST__INIT;
+    mp.profile_typeid = SYNTH_TYPE;
+    mp.label_selector = "{}";
+    mp.start = INT64_MIN + 1; /* its time and duration in ns saturate */
+    mp.end = INT64_MAX;
+    CHECK_OK(status_of(rpc, "SelectMergeProfile", &mp.base));
+}
+
 TEST(metadata)
 {
     snprintf(dir, sizeof(dir), "/tmp/kiln-qmeta-XXXXXX");
@@ -194,6 +275,8 @@ TEST(metadata)
     check_label_values(rpc);
     check_label_names(rpc);
     check_series(rpc);
+    check_legacy_names(rpc);
+    check_edges(rpc);
     kiln_rpc_registry_destroy(rpc);
     kiln_querier_destroy(q);
     kiln_reader_destroy(rd);
