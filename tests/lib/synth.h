@@ -16,9 +16,10 @@
 /* The profile type id synth_profile's series get. */
 #define SYNTH_TYPE "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 
-/* A normalised one-sample CPU profile (main -> work) of value at time_ns,
- * in a; false past a's cap. */
-static inline bool synth_profile(kiln_arena_t *a, int64_t value, int64_t time_ns, kiln_pprof_t *out)
+/* A normalised one-sample CPU profile (main -> leaf) of value at time_ns,
+ * in a (leaf is borrowed: it must outlive the profile); false past a's cap. */
+static inline bool synth_profile_leaf(kiln_arena_t *a, int64_t value, int64_t time_ns,
+                                      const char *leaf, kiln_pprof_t *out)
 {
     kiln_pprof_build_t *b = kiln_pprof_build_create(a, 1);
     if (b == NULL)
@@ -26,12 +27,18 @@ static inline bool synth_profile(kiln_arena_t *a, int64_t value, int64_t time_ns
     kiln_pprof_build_sample_type(b, 0, "cpu", "nanoseconds");
     kiln_pprof_build_period(b, "cpu", "nanoseconds", 10000000);
     kiln_pprof_build_time(b, time_ns, 10000000000LL);
-    uint64_t locs[2] = {kiln_pprof_build_frame(b, (kiln_str_t){"work", 4}),
+    uint64_t locs[2] = {kiln_pprof_build_frame(b, (kiln_str_t){leaf, strlen(leaf)}),
                         kiln_pprof_build_frame(b, (kiln_str_t){"main", 4})};
     return kiln_pprof_build_sample(b, locs, 2, &value, NULL, 0) == KILN_OK &&
            kiln_pprof_build_finish(b, out, NULL) == KILN_OK &&
            kiln_pprof_validate(out, NULL) == KILN_OK &&
            kiln_pprof_normalize(a, out, 0, NULL) == KILN_OK;
+}
+
+/* synth_profile_leaf with the leaf "work". */
+static inline bool synth_profile(kiln_arena_t *a, int64_t value, int64_t time_ns, kiln_pprof_t *out)
+{
+    return synth_profile_leaf(a, value, time_ns, "work", out);
 }
 
 /* A shallow copy of p (normalised, one value) with its own value and time:
