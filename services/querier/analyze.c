@@ -123,7 +123,8 @@ static Types__V1__HeatmapSeries *heatmap(const heat_acc *a, int64_t start, int64
         for (int b = 0; b < HEATMAP_BUCKETS; b++)
             any |= counts[s * HEATMAP_BUCKETS + (size_t)b];
         if (any)
-            hs->slots[hs->n_slots++] = slot(ar, start + (int64_t)s * step_ms, lo, counts + s * HEATMAP_BUCKETS);
+            hs->slots[hs->n_slots++] = slot(ar, kiln_querier__step_time(start, s, step_ms), lo,
+                                            counts + s * HEATMAP_BUCKETS);
     }
     free(counts);
     return hs;

@@ -70,6 +70,8 @@ uint64_t kiln_querier__step_of(int64_t start, int64_t t, int64_t step_ms);
 int64_t kiln_querier__step_ms(double step);
 /** Steps of step_ms (>= 1) in [start, end] (start <= end). */
 uint64_t kiln_querier__n_steps(int64_t start, int64_t end, int64_t step_ms);
+/** The time of step i (< kiln_querier__n_steps) of steps from start. */
+int64_t kiln_querier__step_time(int64_t start, uint64_t i, int64_t step_ms);
 
 /** Diff (diff.c); also called by /pyroscope/render-diff (render.c). */
 kiln_status kiln_querier__diff(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,

@@ -92,6 +92,12 @@ uint64_t kiln_querier__n_steps(int64_t start, int64_t end, int64_t step_ms)
     return ((uint64_t)end - (uint64_t)start) / (uint64_t)step_ms + 1;
 }
 
+int64_t kiln_querier__step_time(int64_t start, uint64_t i, int64_t step_ms)
+{
+    /* In uint64: i * step_ms may pass INT64_MAX while start + it, <= end, does not. */
+    return (int64_t)((uint64_t)start + i * (uint64_t)step_ms);
+}
+
 static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
 {
     acc *a = ctx;
@@ -137,7 +143,7 @@ static Types__V1__Series *series_of(const acc *a, const group *g, kiln_arena_t *
             continue;
         Types__V1__Point *pt = kiln_arena_alloc(ar, sizeof(*pt));
         types__v1__point__init(pt);
-        pt->timestamp = a->req->start + (int64_t)i * a->step_ms;
+        pt->timestamp = kiln_querier__step_time(a->req->start, i, a->step_ms);
         pt->value = avg ? g->sum[i] / g->count[i] : g->sum[i];
         s->points[s->n_points++] = pt;
     }
