@@ -132,7 +132,8 @@ static entry *compacted_sources(const listing *l, size_t *n_out)
     for (size_t i = 0; i < l->n; i++) {
         const entry *o = &l->e[i];
         const Block__V1__BlockMeta *m = o->block != NULL ? kiln_block_meta(o->block) : NULL;
-        for (size_t k = 0; m != NULL && m->compaction != NULL && k < m->compaction->n_sources; k++) {
+        size_t n_src = m != NULL && m->compaction != NULL ? m->compaction->n_sources : 0;
+        for (size_t k = 0; k < n_src; k++) {
             if (strcmp(m->compaction->sources[k], o->ulid) == 0)
                 continue;
             KILN_GROW(src, cap, n + 1);

@@ -58,7 +58,8 @@ static bool real_profile(kiln_arena_t *a, kiln_pprof_t *p)
     uint8_t *copy = kiln_arena_alloc(a, n + 1);
     memcpy(copy, raw, n);
     return kiln_pprof_decode(a, copy, n, p, NULL) == KILN_OK &&
-           kiln_pprof_validate(p, NULL) == KILN_OK && kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
+           kiln_pprof_validate(p, NULL) == KILN_OK &&
+           kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
 }
 
 static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -153,7 +154,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0)
         return 0;
     char path[96];
-    snprintf(path, sizeof(path), "/querier.v1.QuerierService/%s", methods[(data[0] & 15) % N_METHODS]);
+    snprintf(path, sizeof(path), "/querier.v1.QuerierService/%s",
+             methods[(data[0] & 15) % N_METHODS]);
     const kiln_rpc_method *m = kiln_rpc_find(rpc, path, strlen(path));
     if (m == NULL)
         abort();

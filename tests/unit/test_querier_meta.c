@@ -42,7 +42,10 @@ static void fill(kiln_ingester_t *ing)
     kiln_ingester_part parts[N];
     kiln_label_t l[N][4];
     for (int i = 0; i < N; i++) {
-        const char *pod = i == 0 ? "a" : i == 1 ? "ab" : i == 2 ? "b" : kiln_arena_printf(a, "p%03d", i);
+        const char *pod = i == 0   ? "a"
+                          : i == 1 ? "ab"
+                          : i == 2 ? "b"
+                                   : kiln_arena_printf(a, "p%03d", i);
         l[i][0] = (kiln_label_t){"__name__", "process_cpu"};
         l[i][1] = (kiln_label_t){"pod", pod};
         l[i][2] = (kiln_label_t){"service.version", "1.2"};
@@ -75,8 +78,9 @@ static void *call(kiln_rpc_registry_t *rpc, kiln_arena_t *a, const char *method,
     kiln_status st = kiln_rpc_invoke(m, &ctx, body, len, KILN_CODEC_PROTO, &out);
     CHECK_OK(st);
     ProtobufCAllocator pa = kiln_arena_pb_allocator(a);
-    void *r = st == KILN_OK ? protobuf_c_message_unpack(desc, &pa, out.len, (const uint8_t *)out.ptr)
-                            : NULL;
+    void *r = NULL;
+    if (st == KILN_OK)
+        r = protobuf_c_message_unpack(desc, &pa, out.len, (const uint8_t *)out.ptr);
     if (st != KILN_OK)
         printf("  %s: %s\n", method, err.msg);
     kiln_buf_free(&out);
@@ -93,8 +97,8 @@ static void check_label_values(kiln_rpc_registry_t *rpc)
     req.n_matchers = 2;
     req.start = T0_MS - 1000;
     req.end = T0_MS + 1000;
-    Types__V1__LabelValuesResponse *r =
-        call(rpc, a, "LabelValues", &req.base, &types__v1__label_values_response__descriptor, false);
+    Types__V1__LabelValuesResponse *r = call(rpc, a, "LabelValues", &req.base,
+                                             &types__v1__label_values_response__descriptor, false);
     if (r != NULL) {
         CHECK_EQ(r->n_names, 303);
         if (r->n_names == 303) {
