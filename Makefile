@@ -52,6 +52,7 @@ fuzz: deps
 bench: build
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_push $(BENCH_ARGS)
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_query
+	$(BUILD)/tests/bench/bench_cardinality
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_storage $(STORAGE_ARGS)
 	cd tests/bench/pushload && go run . -kiln $(abspath $(BUILD))/kiln \
 		-testdata $(KILN_TESTDATA) $(PUSHLOAD_ARGS)

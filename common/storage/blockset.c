@@ -69,13 +69,21 @@ static void on_object(void *ctx, const char *name)
     e->block = NULL;
 }
 
+/* Entries are ordered by (tenant, ulid): the set's are kept so, from a
+ * sorted listing, so finding one is a binary search (a sync used to scan
+ * the set for each listed block: quadratic in blocks, on every query). */
+static int cmp_entry(const void *a, const void *b)
+{
+    const entry *x = a, *y = b;
+    int c = strcmp(x->tenant, y->tenant);
+    return c != 0 ? c : strcmp(x->ulid, y->ulid);
+}
+
 static entry *find(entry *e, size_t n, const char *tenant, const char *ulid)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(e[i].ulid, ulid) == 0 && strcmp(e[i].tenant, tenant) == 0)
-            return &e[i];
-    }
-    return NULL;
+    entry key = {(char *)tenant, {0}, NULL};
+    snprintf(key.ulid, sizeof(key.ulid), "%s", ulid);
+    return n == 0 ? NULL : bsearch(&key, e, n, sizeof(*e), cmp_entry);
 }
 
 static bool is_quarantined(const kiln_blockset_t *bs, const char *tenant, const char *ulid)
@@ -114,20 +122,29 @@ static void open_new(kiln_blockset_t *bs, listing *l)
     }
 }
 
-/* True when a block of the same tenant lists e as a compaction source. */
-static bool superseded(const entry *all, size_t n, const entry *e)
+/* The (tenant, source ulid) pairs every open block of the listing names as
+ * its compaction sources (not itself), sorted like entries; *n_out pairs.
+ * Their tenant strings are the listing's. */
+static entry *compacted_sources(const listing *l, size_t *n_out)
 {
-    for (size_t i = 0; i < n; i++) {
-        const entry *o = &all[i];
-        if (o == e || o->block == NULL || strcmp(o->tenant, e->tenant) != 0)
-            continue;
-        const Block__V1__BlockMeta *m = kiln_block_meta(o->block);
-        for (size_t k = 0; m->compaction != NULL && k < m->compaction->n_sources; k++) {
-            if (strcmp(m->compaction->sources[k], e->ulid) == 0)
-                return true;
+    entry *src = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const entry *o = &l->e[i];
+        const Block__V1__BlockMeta *m = o->block != NULL ? kiln_block_meta(o->block) : NULL;
+        size_t n_src = m != NULL && m->compaction != NULL ? m->compaction->n_sources : 0;
+        for (size_t k = 0; k < n_src; k++) {
+            if (strcmp(m->compaction->sources[k], o->ulid) == 0)
+                continue;
+            KILN_GROW(src, cap, n + 1);
+            src[n] = (entry){o->tenant, {0}, NULL};
+            snprintf(src[n++].ulid, sizeof(src->ulid), "%s", m->compaction->sources[k]);
         }
     }
-    return false;
+    if (n > 1)
+        qsort(src, n, sizeof(*src), cmp_entry);
+    *n_out = n;
+    return src;
 }
 
 /* The new set: held blocks still listed, plus the newly opened ones; blocks
@@ -145,10 +162,14 @@ static void swap_in(kiln_blockset_t *bs, listing *l)
         kiln_block_close(bs->e[i].block);
         free(bs->e[i].tenant);
     }
-    /* Decide for every entry before closing any: superseded() reads them all. */
+    /* Decide for every entry before closing any: a block of the same
+     * tenant that lists e as a compaction source supersedes it. */
+    size_t n_src;
+    entry *src = compacted_sources(l, &n_src);
     bool *drop = kiln_xcalloc(l->n + 1, sizeof(bool));
     for (size_t i = 0; i < l->n; i++)
-        drop[i] = l->e[i].block == NULL || superseded(l->e, l->n, &l->e[i]);
+        drop[i] = l->e[i].block == NULL || find(src, n_src, l->e[i].tenant, l->e[i].ulid) != NULL;
+    free(src);
     size_t m = 0;
     for (size_t i = 0; i < l->n; i++) {
         if (!drop[i]) {
@@ -175,6 +196,8 @@ kiln_status kiln_blockset_sync(kiln_blockset_t *bs, kiln_err *err)
         free(l.e);
         return st;
     }
+    if (l.n > 1)
+        qsort(l.e, l.n, sizeof(*l.e), cmp_entry);
     open_new(bs, &l);
     pthread_rwlock_wrlock(&bs->lock);
     swap_in(bs, &l);

@@ -787,6 +787,76 @@ void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_
     pthread_rwlock_unlock(&h->lock);
 }
 
+/* A series' sums per node, nodes ascending, zero sums left out: fresh
+ * arrays of just the distinct nodes (the chunk's arrays, every sample, are
+ * freed by the caller, not kept shrunk in place behind the sums). */
+static hagg *agg_new(size_t n)
+{
+    hagg *g = kiln_xcalloc(1, sizeof(*g));
+    g->node = kiln_xmalloc((n + 1) * sizeof(*g->node));
+    g->value = kiln_xmalloc((n + 1) * sizeof(*g->value));
+    return g;
+}
+
+/* By a dense array over every node of the block: O(nodes), for a series
+ * whose samples touch a good part of them. */
+static hagg *agg_dense(const kiln_head_t *h, const uint32_t *ln, const int64_t *lv, size_t total)
+{
+    int64_t *sum = kiln_xcalloc(h->n_nodes, sizeof(int64_t));
+    for (size_t k = 0; k < total; k++)
+        sum[ln[k]] += lv[k];
+    size_t distinct = 0;
+    for (size_t node = 0; node < h->n_nodes; node++)
+        distinct += sum[node] != 0;
+    hagg *g = agg_new(distinct);
+    for (size_t node = 0; node < h->n_nodes; node++) {
+        if (sum[node] == 0)
+            continue;
+        g->node[g->n] = (uint32_t)node;
+        g->value[g->n++] = sum[node];
+    }
+    free(sum);
+    return g;
+}
+
+typedef struct node_value {
+    uint32_t node;
+    int64_t value;
+} node_value;
+
+static int cmp_node_value(const void *a, const void *b)
+{
+    uint32_t x = ((const node_value *)a)->node, y = ((const node_value *)b)->node;
+    return (x > y) - (x < y);
+}
+
+/* By sorting the series' own samples: O(s log s) for s samples, so a block
+ * of many small series costs its samples, not series x nodes. */
+static hagg *agg_sparse(const uint32_t *ln, const int64_t *lv, size_t total)
+{
+    node_value *nv = kiln_xmalloc((total + 1) * sizeof(*nv));
+    for (size_t k = 0; k < total; k++)
+        nv[k] = (node_value){ln[k], lv[k]};
+    if (total > 1)
+        qsort(nv, total, sizeof(*nv), cmp_node_value);
+    size_t m = 0; /* runs of one node summed in place */
+    for (size_t k = 0; k < total;) {
+        node_value run = {nv[k].node, 0};
+        for (; k < total && nv[k].node == run.node; k++)
+            run.value += nv[k].value;
+        if (run.value != 0)
+            nv[m++] = run;
+    }
+    hagg *g = agg_new(m);
+    for (size_t k = 0; k < m; k++) {
+        g->node[k] = nv[k].node;
+        g->value[k] = nv[k].value;
+    }
+    g->n = (uint32_t)m;
+    free(nv);
+    return g;
+}
+
 /* The per-node sums of all of a block series' profiles: read with the
  * block's index (block.c), or built here once for a block without them. */
 static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
@@ -809,24 +879,7 @@ static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
         size_t total = 0;
         for (size_t j = 0; j < s->n_profiles; j++)
             total += h->profiles[s->profiles[j]].n;
-        int64_t *sum = kiln_xcalloc(h->n_nodes, sizeof(int64_t));
-        for (size_t k = 0; k < total; k++)
-            sum[ln[k]] += lv[k];
-        /* Fresh arrays of just the distinct nodes: the chunk's arrays (every
-         * sample) are freed, not kept shrunk in place behind the sums. */
-        size_t distinct = 0;
-        for (size_t node = 0; node < h->n_nodes; node++)
-            distinct += sum[node] != 0;
-        g = kiln_xcalloc(1, sizeof(*g));
-        g->node = kiln_xmalloc((distinct + 1) * sizeof(*g->node));
-        g->value = kiln_xmalloc((distinct + 1) * sizeof(*g->value));
-        for (size_t node = 0; node < h->n_nodes; node++) {
-            if (sum[node] == 0)
-                continue;
-            g->node[g->n] = (uint32_t)node;
-            g->value[g->n++] = sum[node];
-        }
-        free(sum);
+        g = total * 16 < h->n_nodes ? agg_sparse(ln, lv, total) : agg_dense(h, ln, lv, total);
         free(lspan);
         free(ln);
         free(lv);

@@ -111,7 +111,7 @@ static Types__V1__HeatmapSeries *heatmap(const heat_acc *a, int64_t start, int64
     int32_t *counts = kiln_xcalloc(n_steps * HEATMAP_BUCKETS + 1, sizeof(int32_t));
     for (size_t i = 0; i < a->n; i++) {
         int64_t t = a->p[i].t;
-        size_t step = t <= start ? 0 : (size_t)((t - start + step_ms - 1) / step_ms);
+        uint64_t step = kiln_querier__step_of(start, t, step_ms);
         int b = width > 0 ? (int)((a->p[i].v - a->min) / width) : 0;
         b = b >= HEATMAP_BUCKETS ? HEATMAP_BUCKETS - 1 : b;
         if (step < n_steps)
@@ -123,7 +123,8 @@ static Types__V1__HeatmapSeries *heatmap(const heat_acc *a, int64_t start, int64
         for (int b = 0; b < HEATMAP_BUCKETS; b++)
             any |= counts[s * HEATMAP_BUCKETS + (size_t)b];
         if (any)
-            hs->slots[hs->n_slots++] = slot(ar, start + (int64_t)s * step_ms, lo, counts + s * HEATMAP_BUCKETS);
+            hs->slots[hs->n_slots++] = slot(ar, kiln_querier__step_time(start, s, step_ms), lo,
+                                            counts + s * HEATMAP_BUCKETS);
     }
     free(counts);
     return hs;
@@ -136,7 +137,8 @@ kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const Pro
     const Querier__V1__SelectHeatmapRequest *req = (const Querier__V1__SelectHeatmapRequest *)msg;
     int64_t start = req->start;
     kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
-    if (st == KILN_OK && (!(req->step >= 0.001) || (double)(req->end - req->start) / (req->step * 1000) > 100000))
+    if (st == KILN_OK && (!(req->step >= 0.001) ||
+                          ((double)req->end - (double)req->start) / (req->step * 1000) > 100000))
         st = kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "step must be >= 0.001 s and give at most 100000 slots");
     kiln_selector_t *sel;
     if (st == KILN_OK)
@@ -149,13 +151,14 @@ kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const Pro
         free(a.p);
         return st;
     }
-    int64_t step_ms = llround(req->step * 1000) > 0 ? llround(req->step * 1000) : 1;
+    int64_t step_ms = kiln_querier__step_ms(req->step);
     Querier__V1__SelectHeatmapResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_heatmap_response__init(r);
     if (a.n != 0) {
         r->series = kiln_arena_alloc(ctx->arena, sizeof(*r->series));
         r->series[0] = heatmap(&a, req->start, step_ms,
-                               (size_t)((req->end - req->start) / step_ms) + 1, ctx->arena);
+                               (size_t)kiln_querier__n_steps(req->start, req->end, step_ms),
+                               ctx->arena);
         r->n_series = 1;
     }
     free(a.p);

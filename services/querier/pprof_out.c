@@ -3,6 +3,7 @@
  * `go tool pprof` and the Drilldown app read). Built from the merged call
  * tree: one function and one location per distinct frame name, one sample
  * per tree node with a self value, its stack the node's path, leaf first. */
+#include <stdint.h>
 #include <string.h>
 
 #include "google/v1/profile.pb-c.h"
@@ -22,6 +23,16 @@ static char *type_part(kiln_arena_t *a, const char *id, int n)
         return kiln_arena_strndup(a, "", 0);
     const char *end = strchr(p, ':');
     return kiln_arena_strndup(a, p, end ? (size_t)(end - p) : strlen(p));
+}
+
+/* ms to ns, saturated: any int64 request time gives a defined answer. */
+static int64_t ms_to_ns(int64_t ms)
+{
+    if (ms > INT64_MAX / 1000000)
+        return INT64_MAX;
+    if (ms < INT64_MIN / 1000000)
+        return INT64_MIN;
+    return ms * 1000000;
 }
 
 static Google__V1__ValueType *value_type(kiln_arena_t *a, int64_t type, int64_t unit)
@@ -108,8 +119,9 @@ Google__V1__Profile *kiln_querier__pprof(const kiln_tree_t *tree, const char *ty
     p->sample_type[0] = value_type(a, 1, 2);
     p->period_type = value_type(a, 3, 4);
     p->period = 1;
-    p->time_nanos = start * 1000000;
-    p->duration_nanos = (end - start) * 1000000;
+    p->time_nanos = ms_to_ns(start);
+    uint64_t len_ms = (uint64_t)end - (uint64_t)start; /* start <= end */
+    p->duration_nanos = len_ms > INT64_MAX / 1000000 ? INT64_MAX : (int64_t)len_ms * 1000000;
     symbols(p, t, a);
     samples(p, t, a);
     return p;

@@ -7,7 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "querier/v1/querier.pb-c.h"
+#include "hidx.h"
 #include "idset.h"
 #include "selector.h"
 #include "tree.h"
@@ -17,6 +20,12 @@
 #define MAX_NODES_DEFAULT 8192
 #define MAX_NODES_LIMIT 1048576
 #define DOT_MAX_NODES_DEFAULT 100 /* as /pyroscope/render?format=dot */
+
+static void free_hidx(void *x)
+{
+    kiln_hidx_fini(x);
+    free(x);
+}
 
 
 kiln_querier_t *kiln_querier_create(kiln_reader_t *rd, kiln_overrides_t *limits)
@@ -32,16 +41,49 @@ void kiln_querier_destroy(kiln_querier_t *q)
     free(q);
 }
 
-/* ---- a growable list of arena strings, sorted and de-duplicated on demand -- */
+/* ---- a growable list of arena strings, de-duplicated as they are added --- */
+
+/* A hash index freed with the request arena: the lists below live on a
+ * handler's stack, which may return early. */
+static kiln_hidx *arena_hidx(kiln_arena_t *a)
+{
+    kiln_hidx *x = kiln_xcalloc(1, sizeof(*x));
+    kiln_arena_defer(a, free_hidx, x);
+    return x;
+}
 
 typedef struct strlist {
     kiln_arena_t *a;
     char **v;
     size_t n, cap;
+    kiln_hidx *idx; /* XXH3 of v[i] -> i (NULL until the first add) */
 } strlist;
 
-static void strlist_add(strlist *l, const char *s)
+typedef struct str_probe {
+    const strlist *l;
+    const char *s;
+} str_probe;
+
+static bool str_eq(const void *ctx, uint32_t id)
 {
+    const str_probe *p = ctx;
+    return strcmp(p->l->v[id], p->s) == 0;
+}
+
+/* Adds a copy of s unless the list has it; returns the listed copy. Every
+ * series visited adds its labels here, so finding one by hash keeps a
+ * query over n series O(n) whatever the number of distinct strings (and
+ * the list and its sort hold only the distinct ones). */
+static const char *strlist_add(strlist *l, const char *s)
+{
+    size_t len = strlen(s);
+    uint64_t h = XXH3_64bits(s, len);
+    str_probe probe = {l, s};
+    if (l->idx == NULL)
+        l->idx = arena_hidx(l->a);
+    uint32_t id = kiln_hidx_find(l->idx, h, str_eq, &probe);
+    if (id != KILN_HIDX_NONE)
+        return l->v[id];
     if (l->n == l->cap) {
         size_t ncap = l->cap ? l->cap * 2 : 32;
         char **nv = kiln_arena_alloc(l->a, ncap * sizeof(*nv));
@@ -50,7 +92,9 @@ static void strlist_add(strlist *l, const char *s)
         l->v = nv;
         l->cap = ncap;
     }
-    l->v[l->n++] = kiln_arena_strndup(l->a, s, strlen(s));
+    kiln_hidx_insert(l->idx, h, (uint32_t)l->n);
+    l->v[l->n] = kiln_arena_strndup(l->a, s, len);
+    return l->v[l->n++];
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -58,17 +102,11 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Sorts the list (its strings are distinct already); no add after this. */
 static void strlist_sort_unique(strlist *l)
 {
-    if (l->n == 0)
-        return;
-    qsort(l->v, l->n, sizeof(*l->v), cmp_str);
-    size_t m = 1;
-    for (size_t i = 1; i < l->n; i++) {
-        if (strcmp(l->v[i], l->v[m - 1]) != 0)
-            l->v[m++] = l->v[i];
-    }
-    l->n = m;
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof(*l->v), cmp_str);
 }
 
 /* ---- reads ------------------------------------------------------------------ */
@@ -130,9 +168,10 @@ static void collect_names(void *ctx, const kiln_label_t *l, size_t n)
 {
     names_arg *a = ctx;
     for (size_t i = 0; i < n; i++) {
-        if (a->label == NULL && (a->utf8 || kiln_label_name_is_legacy(l[i].name)))
-            strlist_add(&a->list, l[i].name);
-        else if (strcmp(l[i].name, a->label) == 0 && *l[i].value != '\0')
+        if (a->label == NULL) {
+            if (a->utf8 || kiln_label_name_is_legacy(l[i].name))
+                strlist_add(&a->list, l[i].name);
+        } else if (strcmp(l[i].name, a->label) == 0 && *l[i].value != '\0')
             strlist_add(&a->list, l[i].value);
     }
 }
@@ -141,7 +180,7 @@ static kiln_status h_label_names(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMe
                                  ProtobufCMessage **resp)
 {
     const Types__V1__LabelNamesRequest *req = (const Types__V1__LabelNamesRequest *)msg;
-    names_arg a = {{ctx->arena, NULL, 0, 0}, NULL, ctx->utf8_names};
+    names_arg a = {{ctx->arena, NULL, 0, 0, NULL}, NULL, ctx->utf8_names};
     kiln_status st = visit_series(svc, ctx, req->matchers, req->n_matchers, req->start, req->end,
                                   collect_names, &a);
     if (st != KILN_OK)
@@ -161,7 +200,7 @@ static kiln_status h_label_values(void *svc, kiln_rpc_ctx *ctx, const ProtobufCM
     const Types__V1__LabelValuesRequest *req = (const Types__V1__LabelValuesRequest *)msg;
     if (*req->name == '\0')
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "label name is required");
-    names_arg a = {{ctx->arena, NULL, 0, 0}, req->name, true};
+    names_arg a = {{ctx->arena, NULL, 0, 0, NULL}, req->name, true};
     kiln_status st = visit_series(svc, ctx, req->matchers, req->n_matchers, req->start, req->end,
                                   collect_names, &a);
     if (st != KILN_OK)
@@ -196,7 +235,7 @@ static kiln_status h_profile_types(void *svc, kiln_rpc_ctx *ctx, const ProtobufC
                                    ProtobufCMessage **resp)
 {
     const Querier__V1__ProfileTypesRequest *req = (const Querier__V1__ProfileTypesRequest *)msg;
-    names_arg a = {{ctx->arena, NULL, 0, 0}, KILN_LABEL_PROFILE_TYPE, true};
+    names_arg a = {{ctx->arena, NULL, 0, 0, NULL}, KILN_LABEL_PROFILE_TYPE, true};
     kiln_status st = visit_series(svc, ctx, NULL, 0, req->start, req->end, collect_names, &a);
     if (st != KILN_OK)
         return st;
@@ -211,77 +250,180 @@ static kiln_status h_profile_types(void *svc, kiln_rpc_ctx *ctx, const ProtobufC
     return KILN_OK;
 }
 
+/* Series: every distinct projected label set. Strings, pairs and sets are
+ * interned as the series are visited (a set is its array of pair
+ * pointers, so equal sets are equal arrays), so n series cost O(n) lookups
+ * and the answer holds each string and pair once; the sets are then sorted
+ * by their pairs as Pyroscope compares labels (name, then value, then the
+ * shorter set first). */
 typedef struct series_arg {
     kiln_arena_t *a;
-    char **names; /* projection; n_names 0 = all labels */
+    char **names; /* projection, sorted; n_names 0 = all labels */
     size_t n_names;
-    strlist keys;  /* "name\xffvalue\xff..." per projected set, for de-duplication */
-    bool utf8;     /* keep non-legacy (e.g. dotted) names */
+    strlist strs; /* label names and values */
+    Types__V1__LabelPair **pairs;
+    size_t n_pairs, cap_pairs;
+    kiln_hidx *pair_idx;
+    Types__V1__Labels **sets;
+    size_t n_sets, cap_sets;
+    kiln_hidx *set_idx;
+    Types__V1__LabelPair **scratch; /* the set being looked up */
+    size_t cap_scratch, n_prev;     /* n_prev: scratch still holds the last set */
+    bool utf8; /* keep non-legacy (e.g. dotted) names */
 } series_arg;
 
 static bool projected(const series_arg *s, const char *name)
 {
-    if (s->n_names == 0)
+    return s->n_names == 0 ||
+           bsearch(&name, s->names, s->n_names, sizeof(*s->names), cmp_str) != NULL;
+}
+
+/* Grows an arena array of pointers to hold need entries; false past the cap. */
+static bool grow_ptrs(kiln_arena_t *a, void *arr, size_t *cap, size_t need)
+{
+    void ***v = arr;
+    if (need <= *cap)
         return true;
-    for (size_t i = 0; i < s->n_names; i++) {
-        if (strcmp(s->names[i], name) == 0)
-            return true;
-    }
-    return false;
+    size_t ncap = *cap ? *cap * 2 : 64;
+    while (ncap < need)
+        ncap *= 2;
+    void **nv = kiln_arena_grow(a, *v, *cap * sizeof(void *), ncap * sizeof(void *));
+    if (nv == NULL)
+        return false;
+    *v = nv;
+    *cap = ncap;
+    return true;
+}
+
+typedef struct pair_probe {
+    const series_arg *s;
+    const char *name, *value; /* interned: compared by address */
+} pair_probe;
+
+static bool pair_eq(const void *ctx, uint32_t id)
+{
+    const pair_probe *p = ctx;
+    const Types__V1__LabelPair *lp = p->s->pairs[id];
+    return lp->name == p->name && lp->value == p->value;
+}
+
+static Types__V1__LabelPair *intern_pair(series_arg *s, const kiln_label_t *l)
+{
+    pair_probe k = {s, strlist_add(&s->strs, l->name), strlist_add(&s->strs, l->value)};
+    const char *key[2] = {k.name, k.value};
+    uint64_t h = XXH3_64bits(key, sizeof(key));
+    uint32_t id = kiln_hidx_find(s->pair_idx, h, pair_eq, &k);
+    if (id != KILN_HIDX_NONE)
+        return s->pairs[id];
+    Types__V1__LabelPair *lp = kiln_arena_alloc(s->a, sizeof(*lp));
+    if (lp == NULL || !grow_ptrs(s->a, &s->pairs, &s->cap_pairs, s->n_pairs + 1))
+        return NULL;
+    types__v1__label_pair__init(lp);
+    lp->name = (char *)k.name;
+    lp->value = (char *)k.value;
+    kiln_hidx_insert(s->pair_idx, h, (uint32_t)s->n_pairs);
+    s->pairs[s->n_pairs++] = lp;
+    return lp;
+}
+
+typedef struct set_probe {
+    const series_arg *s;
+    size_t n;
+} set_probe;
+
+static bool set_eq(const void *ctx, uint32_t id)
+{
+    const set_probe *p = ctx;
+    const Types__V1__Labels *set = p->s->sets[id];
+    return set->n_labels == p->n &&
+           memcmp(set->labels, p->s->scratch, p->n * sizeof(*set->labels)) == 0;
 }
 
 static void collect_series(void *ctx, const kiln_label_t *l, size_t n)
 {
     series_arg *s = ctx;
-    kiln_buf key;
-    kiln_buf_init(&key, 0);
+    if (!grow_ptrs(s->a, &s->scratch, &s->cap_scratch, n))
+        return;
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         if (!projected(s, l[i].name) || !(s->utf8 || kiln_label_name_is_legacy(l[i].name)))
             continue;
-        kiln_buf_printf(&key, "%s\xff%s\xff", l[i].name, l[i].value);
+        /* Series come in label order, and neighbours share most pairs:
+         * the last set's pair at this place, when equal, is this one. */
+        Types__V1__LabelPair *prev = m < s->n_prev ? s->scratch[m] : NULL;
+        if (prev != NULL && strcmp(prev->name, l[i].name) == 0 &&
+            strcmp(prev->value, l[i].value) == 0)
+            m++;
+        else if ((s->scratch[m++] = intern_pair(s, &l[i])) == NULL)
+            m = 0, i = n; /* past the arena cap: nothing more is kept */
     }
-    if (key.len != 0)
-        strlist_add(&s->keys, key.ptr);
-    kiln_buf_free(&key);
+    s->n_prev = m;
+    if (m == 0)
+        return;
+    set_probe k = {s, m};
+    uint64_t h = XXH3_64bits(s->scratch, m * sizeof(*s->scratch));
+    if (kiln_hidx_find(s->set_idx, h, set_eq, &k) != KILN_HIDX_NONE)
+        return;
+    Types__V1__Labels *set = kiln_arena_alloc(s->a, sizeof(*set));
+    Types__V1__LabelPair **pairs = kiln_arena_alloc(s->a, m * sizeof(*pairs));
+    if (set == NULL || pairs == NULL || !grow_ptrs(s->a, &s->sets, &s->cap_sets, s->n_sets + 1))
+        return;
+    types__v1__labels__init(set);
+    memcpy(pairs, s->scratch, m * sizeof(*pairs));
+    set->labels = pairs;
+    set->n_labels = m;
+    kiln_hidx_insert(s->set_idx, h, (uint32_t)s->n_sets);
+    s->sets[s->n_sets++] = set;
 }
 
-static Types__V1__Labels *labels_from_key(kiln_arena_t *a, const char *key)
+/* Interned strings: equal addresses are equal strings. */
+static int cmp_interned(const char *a, const char *b)
 {
-    size_t n = 0;
-    for (const char *p = key; *p != '\0'; p++)
-        n += *p == '\xff';
-    Types__V1__Labels *set = kiln_arena_alloc(a, sizeof(*set));
-    types__v1__labels__init(set);
-    set->labels = kiln_arena_alloc(a, (n / 2 + 1) * sizeof(*set->labels));
-    for (const char *p = key; *p != '\0';) {
-        const char *sep1 = strchr(p, '\xff'), *sep2 = strchr(sep1 + 1, '\xff');
-        Types__V1__LabelPair *lp = kiln_arena_alloc(a, sizeof(*lp));
-        types__v1__label_pair__init(lp);
-        lp->name = kiln_arena_strndup(a, p, (size_t)(sep1 - p));
-        lp->value = kiln_arena_strndup(a, sep1 + 1, (size_t)(sep2 - sep1 - 1));
-        set->labels[set->n_labels++] = lp;
-        p = sep2 + 1;
+    return a == b ? 0 : strcmp(a, b);
+}
+
+static int cmp_set(const void *x, const void *y)
+{
+    const Types__V1__Labels *a = *(Types__V1__Labels *const *)x;
+    const Types__V1__Labels *b = *(Types__V1__Labels *const *)y;
+    for (size_t i = 0; i < a->n_labels && i < b->n_labels; i++) {
+        const Types__V1__LabelPair *p = a->labels[i], *q = b->labels[i];
+        if (p == q)
+            continue;
+        int c = cmp_interned(p->name, q->name);
+        if (c == 0)
+            c = cmp_interned(p->value, q->value);
+        if (c != 0)
+            return c;
     }
-    return set;
+    return (a->n_labels > b->n_labels) - (a->n_labels < b->n_labels);
 }
 
 static kiln_status h_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
                             ProtobufCMessage **resp)
 {
     const Querier__V1__SeriesRequest *req = (const Querier__V1__SeriesRequest *)msg;
-    series_arg s = {ctx->arena, req->label_names, req->n_label_names, {ctx->arena, NULL, 0, 0},
-                    ctx->utf8_names};
+    series_arg s = {.a = ctx->arena, .n_names = req->n_label_names, .utf8 = ctx->utf8_names};
+    s.strs.a = ctx->arena;
+    s.pair_idx = arena_hidx(ctx->arena);
+    s.set_idx = arena_hidx(ctx->arena);
+    if (s.n_names != 0) {
+        s.names = kiln_arena_alloc(ctx->arena, s.n_names * sizeof(*s.names));
+        if (s.names == NULL)
+            return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "too many label_names");
+        memcpy(s.names, req->label_names, s.n_names * sizeof(*s.names));
+        qsort(s.names, s.n_names, sizeof(*s.names), cmp_str);
+    }
     kiln_status st = visit_series(svc, ctx, req->matchers, req->n_matchers, req->start, req->end,
                                   collect_series, &s);
     if (st != KILN_OK)
         return st;
-    strlist_sort_unique(&s.keys);
+    if (s.n_sets > 1)
+        qsort(s.sets, s.n_sets, sizeof(*s.sets), cmp_set);
     Querier__V1__SeriesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__series_response__init(r);
-    r->labels_set = kiln_arena_alloc(ctx->arena, (s.keys.n + 1) * sizeof(*r->labels_set));
-    for (size_t i = 0; i < s.keys.n; i++)
-        r->labels_set[i] = labels_from_key(ctx->arena, s.keys.v[i]);
-    r->n_labels_set = s.keys.n;
+    r->labels_set = s.sets;
+    r->n_labels_set = s.n_sets;
     *resp = &r->base;
     return KILN_OK;
 }
@@ -313,11 +455,12 @@ kiln_status kiln_querier__limit_range(const kiln_querier_t *q, kiln_rpc_ctx *ctx
         if (*start > end)
             *start = end;
     }
-    if (l->max_query_length_ns > 0 && (end - *start) > l->max_query_length_ns / 1000000)
+    uint64_t len_ms = (uint64_t)end - (uint64_t)*start; /* start <= end: any int64 range */
+    if (l->max_query_length_ns > 0 && len_ms > (uint64_t)(l->max_query_length_ns / 1000000))
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "the query time range exceeds the limit (max_query_length, %llds): "
-                            "query %llds", (long long)(l->max_query_length_ns / 1000000000),
-                            (long long)((end - *start) / 1000));
+                            "query %llus", (long long)(l->max_query_length_ns / 1000000000),
+                            (unsigned long long)(len_ms / 1000));
     return KILN_OK;
 }
 

@@ -62,6 +62,17 @@ kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, u
 kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
                                         ProtobufCMessage **resp);
 
+/** The step (0-based) of a profile at t when steps of step_ms (>= 1) start
+ * at start: the first boundary at or after t, as Pyroscope places it; any
+ * int64 range, no overflow. */
+uint64_t kiln_querier__step_of(int64_t start, int64_t t, int64_t step_ms);
+/** A request's step (s) in whole ms, at least 1 and at most 1e15. */
+int64_t kiln_querier__step_ms(double step);
+/** Steps of step_ms (>= 1) in [start, end] (start <= end). */
+uint64_t kiln_querier__n_steps(int64_t start, int64_t end, int64_t step_ms);
+/** The time of step i (< kiln_querier__n_steps) of steps from start. */
+int64_t kiln_querier__step_time(int64_t start, uint64_t i, int64_t step_ms);
+
 /** Diff (diff.c); also called by /pyroscope/render-diff (render.c). */
 kiln_status kiln_querier__diff(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
                                ProtobufCMessage **resp);

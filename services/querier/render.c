@@ -13,8 +13,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "attime.h"
 #include "connect.h"
+#include "hidx.h"
 #include "log.h"
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
@@ -65,6 +68,7 @@ typedef struct timeline {
     tl_series all;
     tl_series *g; /* sorted by key once filled */
     size_t ng, gcap;
+    kiln_hidx idx; /* key hash -> index in g while filling */
 } timeline;
 
 /* ---- request plumbing ---- */
@@ -352,14 +356,29 @@ static void tl_series_init(tl_series *s, const char *key, size_t n)
     s->count = kiln_xcalloc(n ? n : 1, sizeof(uint32_t));
 }
 
+typedef struct tl_probe {
+    const timeline *tl;
+    const char *key;
+} tl_probe;
+
+static bool tl_key_eq(const void *ctx, uint32_t id)
+{
+    const tl_probe *p = ctx;
+    return strcmp(p->tl->g[id].key, p->key) == 0;
+}
+
+/* The group of a profile's groupBy value, found by hash: a linear search
+ * here made a query over many values quadratic. */
 static tl_series *tl_group(timeline *tl, const kiln_label_t *l, size_t n)
 {
     const char *v = kiln_labels_get(l, n, tl->group_by);
     const char *key = v != NULL && *v != '\0' ? v : "*";
-    for (size_t i = 0; i < tl->ng; i++) {
-        if (strcmp(tl->g[i].key, key) == 0)
-            return &tl->g[i];
-    }
+    uint64_t h = XXH3_64bits(key, strlen(key));
+    tl_probe probe = {tl, key};
+    uint32_t id = kiln_hidx_find(&tl->idx, h, tl_key_eq, &probe);
+    if (id != KILN_HIDX_NONE)
+        return &tl->g[id];
+    kiln_hidx_insert(&tl->idx, h, (uint32_t)tl->ng);
     KILN_GROW(tl->g, tl->gcap, tl->ng + 1);
     tl_series_init(&tl->g[tl->ng], key, tl->n);
     return &tl->g[tl->ng++];
@@ -421,6 +440,7 @@ static kiln_status timeline_build(rq *r, const selection *s, const char *group_b
     if (tl->n > 0)
         st = kiln_reader_profiles(r->q->rd, r->tenant, s->sel, s->start, s->end,
                                   on_timeline_profile, tl, &r->err);
+    kiln_hidx_fini(&tl->idx);
     if (st != KILN_OK) {
         timeline_free(tl);
         return st;
@@ -503,6 +523,58 @@ static int cmp_edge(const void *a, const void *b)
     return (x->to > y->to) - (x->to < y->to);
 }
 
+/* Whether each node has an ancestor of its own name (the root node 0 not
+ * counted): one depth-first pass keeping how often each name is on the
+ * current path, so a deep recursive graph costs O(nodes), not a walk up
+ * to the root per node (O(nodes x depth)). */
+static bool *dot_nested(const dgraph *g)
+{
+    size_t n = g->n;
+    bool *nested = kiln_xcalloc(n + 1, sizeof(bool));
+    size_t *first = kiln_xcalloc(n + 2, sizeof(size_t));
+    size_t *kids = kiln_xmalloc((n + 1) * sizeof(size_t));
+    for (size_t i = 0; i < n; i++) {
+        if (g->nodes[i].parent != SIZE_MAX)
+            first[g->nodes[i].parent + 1]++;
+    }
+    for (size_t i = 0; i < n; i++)
+        first[i + 1] += first[i];
+    size_t *next = kiln_xmalloc((n + 1) * sizeof(size_t));
+    size_t *stack = kiln_xmalloc((2 * n + 1) * sizeof(size_t));
+    memcpy(next, first, (n + 1) * sizeof(size_t));
+    for (size_t i = 0; i < n; i++) {
+        if (g->nodes[i].parent != SIZE_MAX)
+            kids[next[g->nodes[i].parent]++] = i;
+    }
+    uint32_t *active = kiln_xcalloc(g->fg->n_names + 1, sizeof(uint32_t));
+    size_t sp = 0;
+    for (size_t r = 0; r < n; r++) { /* roots: node 0, and any node without a parent */
+        if (g->nodes[r].parent != SIZE_MAX)
+            continue;
+        stack[sp++] = 2 * r;
+        while (sp > 0) {
+            size_t x = stack[--sp], v = x / 2, name = (size_t)g->nodes[v].name;
+            if (x % 2 == 1) { /* leaving v */
+                active[name]--;
+                continue;
+            }
+            if (v != 0) {
+                nested[v] = active[name] > 0;
+                active[name]++;
+                stack[sp++] = 2 * v + 1;
+            }
+            for (size_t k = first[v]; k < first[v + 1]; k++)
+                stack[sp++] = 2 * kids[k];
+        }
+    }
+    free(active);
+    free(stack);
+    free(next);
+    free(kids);
+    free(first);
+    return nested;
+}
+
 /* Per function: flat = its self values, cum = the totals of its nodes that
  * have no ancestor of the same name (recursion counts once); edges carry
  * the callee's total, merged per caller and callee. */
@@ -512,19 +584,18 @@ static void dot_aggregate(dgraph *g)
     g->flat = kiln_xcalloc(nn, sizeof(int64_t));
     g->cum = kiln_xcalloc(nn, sizeof(int64_t));
     g->edges = kiln_xmalloc((g->n ? g->n : 1) * sizeof(dedge));
+    bool *nested = dot_nested(g);
     for (size_t i = 1; i < g->n; i++) {
         const dnode *d = &g->nodes[i];
         if (d->parent == SIZE_MAX)
             continue;
         g->flat[d->name] += d->self;
-        bool nested = false;
-        for (size_t p = d->parent; p != 0 && p != SIZE_MAX && !nested; p = g->nodes[p].parent)
-            nested = g->nodes[p].name == d->name;
-        if (!nested)
+        if (!nested[i])
             g->cum[d->name] += d->total;
         if (d->parent != 0)
             g->edges[g->ne++] = (dedge){g->nodes[d->parent].name, d->name, d->total};
     }
+    free(nested);
     qsort(g->edges, g->ne, sizeof(dedge), cmp_edge);
     size_t m = 0;
     for (size_t i = 0; i < g->ne; i++) {

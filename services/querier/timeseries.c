@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
+#include "hidx.h"
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
 #include "xmalloc.h"
@@ -28,7 +31,19 @@ typedef struct acc {
     size_t n_steps;
     group *g;
     size_t n, cap;
+    kiln_hidx idx; /* key hash -> index in g: a profile finds its group in O(1) */
 } acc;
+
+typedef struct key_probe {
+    const acc *a;
+    const char *key;
+} key_probe;
+
+static bool key_eq(const void *ctx, uint32_t id)
+{
+    const key_probe *p = ctx;
+    return strcmp(p->a->g[id].key, p->key) == 0;
+}
 
 static group *group_of(acc *a, const kiln_label_t *l, size_t n)
 {
@@ -40,12 +55,14 @@ static group *group_of(acc *a, const kiln_label_t *l, size_t n)
             kiln_buf_printf(&key, "%s\xff%s\xff", a->req->group_by[i], v);
     }
     const char *k = key.len ? key.ptr : "";
-    for (size_t i = 0; i < a->n; i++) {
-        if (strcmp(a->g[i].key, k) == 0) {
-            kiln_buf_free(&key);
-            return &a->g[i];
-        }
+    uint64_t h = XXH3_64bits(k, key.len);
+    key_probe probe = {a, k};
+    uint32_t id = kiln_hidx_find(&a->idx, h, key_eq, &probe);
+    if (id != KILN_HIDX_NONE) {
+        kiln_buf_free(&key);
+        return &a->g[id];
     }
+    kiln_hidx_insert(&a->idx, h, (uint32_t)a->n);
     KILN_GROW(a->g, a->cap, a->n + 1);
     group *g = &a->g[a->n++];
     g->key = kiln_xstrdup(k);
@@ -56,11 +73,35 @@ static group *group_of(acc *a, const kiln_label_t *l, size_t n)
     return g;
 }
 
+uint64_t kiln_querier__step_of(int64_t start, int64_t t, int64_t step_ms)
+{
+    if (t <= start)
+        return 0;
+    uint64_t d = (uint64_t)t - (uint64_t)start, ms = (uint64_t)step_ms;
+    return d / ms + (d % ms != 0);
+}
+
+int64_t kiln_querier__step_ms(double step)
+{
+    double ms = step * 1000;
+    return ms < 1 ? 1 : ms > 1e15 ? (int64_t)1e15 : (int64_t)llround(ms);
+}
+
+uint64_t kiln_querier__n_steps(int64_t start, int64_t end, int64_t step_ms)
+{
+    return ((uint64_t)end - (uint64_t)start) / (uint64_t)step_ms + 1;
+}
+
+int64_t kiln_querier__step_time(int64_t start, uint64_t i, int64_t step_ms)
+{
+    /* In uint64: i * step_ms may pass INT64_MAX while start + it, <= end, does not. */
+    return (int64_t)((uint64_t)start + i * (uint64_t)step_ms);
+}
+
 static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
 {
     acc *a = ctx;
-    int64_t start = a->req->start;
-    size_t step = t <= start ? 0 : (size_t)((t - start + a->step_ms - 1) / a->step_ms);
+    uint64_t step = kiln_querier__step_of(a->req->start, t, a->step_ms);
     if (step >= a->n_steps)
         return;
     group *g = group_of(a, l, n);
@@ -102,7 +143,7 @@ static Types__V1__Series *series_of(const acc *a, const group *g, kiln_arena_t *
             continue;
         Types__V1__Point *pt = kiln_arena_alloc(ar, sizeof(*pt));
         types__v1__point__init(pt);
-        pt->timestamp = a->req->start + (int64_t)i * a->step_ms;
+        pt->timestamp = kiln_querier__step_time(a->req->start, i, a->step_ms);
         pt->value = avg ? g->sum[i] / g->count[i] : g->sum[i];
         s->points[s->n_points++] = pt;
     }
@@ -118,18 +159,18 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
     kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
     if (st != KILN_OK)
         return st;
-    if (!(req->step >= 0.001) || (double)(req->end - req->start) / (req->step * 1000) > MAX_STEPS)
+    if (!(req->step >= 0.001) ||
+        ((double)req->end - (double)req->start) / (req->step * 1000) > MAX_STEPS)
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "step must be >= 0.001 s and give at most %d points", MAX_STEPS);
     kiln_selector_t *sel;
     st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
-    acc a = {req, (int64_t)llround(req->step * 1000), 0, NULL, 0, 0};
-    if (a.step_ms < 1)
-        a.step_ms = 1;
-    a.n_steps = (size_t)((req->end - req->start) / a.step_ms) + 1;
+    acc a = {req, kiln_querier__step_ms(req->step), 0, NULL, 0, 0, {0}};
+    a.n_steps = (size_t)kiln_querier__n_steps(req->start, req->end, a.step_ms);
     st = kiln_querier__profiles(q, ctx, sel, start, req->end, on_profile, &a);
+    kiln_hidx_fini(&a.idx);
     if (st != KILN_OK) {
         for (size_t i = 0; i < a.n; i++)
             free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);
@@ -142,7 +183,8 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
             free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);
         a.n = (size_t)req->limit;
     }
-    qsort(a.g, a.n, sizeof(*a.g), cmp_key);
+    if (a.n > 1)
+        qsort(a.g, a.n, sizeof(*a.g), cmp_key);
     Querier__V1__SelectSeriesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_series_response__init(r);
     r->series = kiln_arena_alloc(ctx->arena, (a.n + 1) * sizeof(*r->series));

@@ -1,0 +1,1 @@
+€ó¹ý¼1€­ñ€½1"@process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="cart"}
