@@ -5,7 +5,12 @@
  * shared by ingest, compaction and tests that never cancel). */
 #include "cancel.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
+
+#include "log.h"
 
 #define PROBE_EVERY_NS (20 * 1000000LL)
 
@@ -75,6 +80,23 @@ bool kiln_cancel_poll(void)
     if (++c->tick % KILN_CANCEL_EVERY != 0)
         return atomic_load_explicit(&c->why, memory_order_relaxed) != KILN_OK;
     return kiln_cancel_check(c) != KILN_OK;
+}
+
+void kiln_cancel_fail(const char *mod, kiln_status why, const char *fmt, ...)
+{
+    char msg[sizeof(((kiln_cancel_t *)0)->fail_msg)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    kiln_cancel_t *c = bound;
+    if (c == NULL) {
+        KILN_LOG_ERROR(mod, "%s", msg);
+        return;
+    }
+    int expected = KILN_OK;
+    if (atomic_compare_exchange_strong(&c->why, &expected, (int)why))
+        memcpy(c->fail_msg, msg, sizeof(msg));
 }
 
 int64_t kiln_cancel_timeout_ms(int64_t cap_ms)

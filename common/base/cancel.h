@@ -6,7 +6,8 @@
  * poll it without a parameter through every layer: kiln_cancel_poll costs
  * a thread-local load and a counter, and only every KILN_CANCEL_EVERY
  * calls an atomic load, a clock read and (rate-limited) the client probe.
- * Statuses: KILN_CANCELLED (client gone, shutdown), KILN_DEADLINE_EXCEEDED. */
+ * Statuses: KILN_CANCELLED (client gone, shutdown), KILN_DEADLINE_EXCEEDED,
+ * or the status a scan failed with (kiln_cancel_fail). */
 #ifndef KILN_CANCEL_H
 #define KILN_CANCEL_H
 
@@ -28,6 +29,7 @@ typedef struct kiln_cancel {
     void *gone_arg;
     int64_t next_probe_ns;    /* the checking thread's rate limit */
     uint32_t tick;            /* kiln_cancel_poll's counter */
+    char fail_msg[256];       /* kiln_cancel_fail's message (owning thread) */
 } kiln_cancel_t;
 
 /** Monotonic clock in ns. */
@@ -50,6 +52,14 @@ kiln_cancel_t *kiln_cancel_current(void);
  * caller discards its partial result (the server answers with the token's
  * status). Cheap; checks in full every KILN_CANCEL_EVERY calls. */
 bool kiln_cancel_poll(void);
+
+/** Ends the bound query with why (a failure found deep in a scan, such as
+ * KILN_DATA_LOSS for a block chunk that does not load) and a message for
+ * its client, so the query answers that instead of a partial result. With
+ * no bound token (ingest, compaction, tests) the failure is logged at error
+ * level under mod instead. The owning thread only. */
+void kiln_cancel_fail(const char *mod, kiln_status why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /** cap_ms, or the time left to the bound token's deadline when shorter
  * (at least 1 ms): the timeout of a call a query makes (the cluster

@@ -67,7 +67,9 @@ static kiln_status stopped(kiln_rpc_ctx *ctx)
     kiln_status why = (kiln_status)atomic_load(&ctx->cancel->why);
     if (why == KILN_DEADLINE_EXCEEDED)
         return kiln_err_set(ctx->err, why, "query deadline exceeded");
-    return kiln_err_set(ctx->err, why, "query canceled: client gone or shutting down");
+    if (why == KILN_CANCELLED)
+        return kiln_err_set(ctx->err, why, "query canceled: client gone or shutting down");
+    return kiln_err_set(ctx->err, why, "%s", ctx->cancel->fail_msg); /* kiln_cancel_fail */
 }
 
 kiln_status kiln_rpc_invoke(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const uint8_t *body,

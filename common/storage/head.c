@@ -872,7 +872,7 @@ static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
         uint64_t *lspan = NULL;
         if (h->loader(h->loader_ctx, sid, INT64_MIN, 0, &ln, &lv, &lspan, &err) != KILN_OK) {
             pthread_mutex_unlock(&h->agg_mu);
-            KILN_LOG_ERROR("head", "skipping series %u of a block: %s", sid, err.msg);
+            kiln_cancel_fail("head", KILN_DATA_LOSS, "series %u of a block: %s", sid, err.msg);
             return NULL;
         }
         const hseries *s = &h->series[sid];
@@ -954,7 +954,7 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
     }
     if (h->loader != NULL) {
         if (h->loader(h->loader_ctx, sid, start_ms, end_ms, &ln, &lv, &lspan, &err) != KILN_OK) {
-            KILN_LOG_ERROR("head", "skipping series %u of a block: %s", sid, err.msg);
+            kiln_cancel_fail("head", KILN_DATA_LOSS, "series %u of a block: %s", sid, err.msg);
             return false;
         }
         node = ln, value = lv, span = lspan;

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include "block.h"
+#include "cancel.h"
 #include "check.h"
 #include "profiles.h"
 #include "gzip.h"
 #include "selector.h"
+#include "tree.h"
 
 static const char *Q = "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"api\"}";
 static const char *QH = "memory:inuse_space:bytes:space:bytes{}";
@@ -290,6 +292,41 @@ TEST(merge_reports_a_failing_chunk)
     kiln_arena_destroy(a);
 }
 
+/* A chunk that cannot be loaded during a query ends the query with
+ * data_loss (through its bound token) instead of a partial answer. */
+TEST(query_reports_a_failing_chunk)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_head_t *h = sample_head(a);
+    CHECK(h != NULL);
+    if (h == NULL)
+        return;
+    kiln_objstore_t *s;
+    CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));
+    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+    char ulid[KILN_ULID_LEN + 1];
+    CHECK_OK(kiln_block_write(s, "t3", h, &meta, ulid, NULL));
+    kiln_block_t *b;
+    CHECK_OK(kiln_block_open(s, "t3", ulid, &b, NULL));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/t3/blocks/%s/samples", root, ulid);
+    CHECK(truncate(path, 16) == 0);
+    kiln_cancel_t token;
+    kiln_cancel_init(&token, 0);
+    kiln_cancel_bind(&token);
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_head_merge_tree(kiln_block_head(b), NULL, 1700000000000LL, 1700000000001LL, t);
+    kiln_cancel_bind(NULL);
+    CHECK_EQ(kiln_cancel_check(&token), KILN_DATA_LOSS);
+    CHECK(strstr(token.fail_msg, "samples") != NULL);
+    kiln_tree_destroy(t);
+    kiln_block_close(b);
+    kiln_block_delete(s, "t3", ulid, NULL);
+    kiln_objstore_close(s);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
 TEST(ulid)
 {
     char a[KILN_ULID_LEN + 1], b[KILN_ULID_LEN + 1];
@@ -311,6 +348,7 @@ int main(void)
     RUN(profile_ids_select_profiles);
     RUN(span_ids_survive_a_block);
     RUN(merge_reports_a_failing_chunk);
+    RUN(query_reports_a_failing_chunk);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
     if (system(cmd) != 0)
