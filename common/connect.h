@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "http_server.h"
+#include "inflight.h"
 #include "metrics.h"
 #include "rpc.h"
 
@@ -18,6 +19,7 @@ typedef struct kiln_connect {
     const kiln_rpc_registry_t *rpc; /* borrowed */
     kiln_metrics_t *metrics;        /* borrowed */
     size_t max_body;                /* decompressed request bytes */
+    kiln_inflight_t *inflight;      /* borrowed, may be NULL: decompressed bytes budget */
 } kiln_connect;
 
 /** An HTTP handler (for kiln_http_server_fallback) with ud = kiln_connect*. */

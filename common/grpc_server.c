@@ -172,7 +172,8 @@ static void reply(call_slot *c)
     const char *method = "unknown";
     kiln_status st = run_call(c, arena, &out, &err, &method);
     if (st != KILN_OK) {
-        KILN_LOG_WARN("grpc", "%s failed code=%s: %s", method, kiln_status_str(st), err.msg);
+        KILN_LOG_WARN_SAMPLED(method, kiln_status_str(st), "grpc", "%s failed code=%s: %s", method,
+                              kiln_status_str(st), err.msg);
         c->status_details = grpc_slice_from_copied_string(err.msg);
     } else {
         grpc_slice body = grpc_slice_from_copied_buffer(out.ptr ? out.ptr : "", out.len);

@@ -497,7 +497,9 @@ func TestIngestErrors(t *testing.T) {
 }
 
 // TestIngestRateLimited runs a server with a tiny ingestion burst: a body
-// larger than it is answered 429.
+// larger than the burst can never pass and is answered 413 (not the
+// retryable 429, issue #10 item 6); bodies within the burst pass until the
+// bucket is empty, then 429.
 func TestIngestRateLimited(t *testing.T) {
 	_, root := kilntest.RequireEnv(t)
 	if !kilntest.HasFlag(t, "distributor.ingestion-rate-limit-mb") {
@@ -506,9 +508,15 @@ func TestIngestRateLimited(t *testing.T) {
 	s := startServer(t, "-distributor.ingestion-rate-limit-mb=0.0001", "-distributor.ingestion-burst-size-mb=0.001")
 	c := s.Clients(t, kilntest.NewTenant("ingest-rate"))
 	big := readFile(t, root, "flamegraph/perf-vertx-stacks-01-collapsed-all.txt")
-	if r := post(t, s, c, "", url.Values{"name": {"rate.cpu"}}, "", big); r.status != 429 || r.body == "" {
-		t.Errorf("over the burst: status %d (%s), want 429", r.status, r.body)
+	if r := post(t, s, c, "", url.Values{"name": {"rate.cpu"}}, "", big); r.status != 413 || !strings.Contains(r.body, "burst") {
+		t.Errorf("over the burst: status %d (%s), want 413 naming the burst", r.status, r.body)
 	} else {
 		t.Logf("over the burst: %d %s", r.status, r.body)
+	}
+	small := []byte(strings.Repeat("main;work 1\n", 50)) // 600 bytes: within the burst
+	first := post(t, s, c, "", url.Values{"name": {"rate.cpu"}}, "", small)
+	second := post(t, s, c, "", url.Values{"name": {"rate.cpu"}}, "", small)
+	if first.status != 200 || second.status != 429 || !strings.Contains(second.body, "rate limit") {
+		t.Errorf("within the burst: %d then %d (%s), want 200 then 429", first.status, second.status, second.body)
 	}
 }
