@@ -399,9 +399,21 @@ kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
     const kiln_limits *lim = kiln_overrides_get(d->cfg.limits, tenant);
     int64_t now = now_ns();
     size_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; i < n; i++) {
         bytes += in[i].raw_bytes;
-    kiln_status st = kiln_overrides_take(d->cfg.limits, tenant, bytes, now, err);
+        /* Every path's profiles meet the size limit (an OTLP profile's
+         * encoded size, a text body's decoded one), before the rate limit
+         * takes tokens for something that cannot be stored. */
+        if (st == KILN_OK && d->cfg.max_profile_bytes != 0 &&
+            in[i].raw_bytes > d->cfg.max_profile_bytes)
+            st = kiln_err_set(err, KILN_OUT_OF_RANGE,
+                              "profile of %zu bytes exceeds the limit of %zu bytes "
+                              "(-validation.max-profile-size-bytes)",
+                              in[i].raw_bytes, d->cfg.max_profile_bytes);
+    }
+    if (st == KILN_OK)
+        st = kiln_overrides_take(d->cfg.limits, tenant, bytes, now, err);
     bool *cumulative = kiln_arena_calloc(a, n + 1, sizeof(bool));
     for (size_t i = 0; st == KILN_OK && i < n; i++) {
         cumulative[i] = kiln_delta_needed(in[i].labels, in[i].n_labels);
