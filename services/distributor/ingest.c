@@ -16,6 +16,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <microhttpd.h>
+
 #include "appname.h"
 #include "attime.h"
 #include "distributor.h"
@@ -98,6 +100,18 @@ static const char *query(const ingest *r, const char *key)
     return v != NULL ? v : "";
 }
 
+/* Whether query parameter key holds a NUL byte (%00), which the C string
+ * view of it would silently cut off. */
+static bool query_has_nul(const ingest *r, const char *key)
+{
+    const char *v = NULL;
+    size_t n = 0;
+    if (MHD_lookup_connection_value_n(r->http->conn, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v,
+                                      &n) != MHD_YES || v == NULL)
+        return false;
+    return strlen(v) != n;
+}
+
 /* sampleRate: absent gives 100; otherwise a positive integer (upstream
  * falls back to 100 on garbage and stores a rate of 0 as is, which turns
  * every value into 0: both are refused here so a client learns of it). */
@@ -127,6 +141,9 @@ static kiln_status parse_request(ingest *r)
     if (st != KILN_OK)
         return reject(r, kiln_status_http(st), st);
     const char *name = query(r, "name");
+    if (query_has_nul(r, "name"))
+        return reject(r, 400, kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
+                                           "name: a NUL byte (%%00) is not allowed"));
     st = kiln_appname_parse(r->a, name, strlen(name), &r->name, &r->err);
     if (st != KILN_OK)
         return reject(r, 400, st);
