@@ -50,9 +50,12 @@ void kiln_distributor_register(kiln_distributor_t *d, kiln_rpc_registry_t *rpc);
  * from/until, sampleRate and spyName, and a body in pprof (format=pprof or
  * the SDKs' multipart form with sample_type_config), folded (the default),
  * lines or speedscope; trie, tree and jfr are answered 422. Tenant from
- * X-Scope-OrgID. Answers 200 (empty), or plain text with 400 (query,
- * labels), 413 (too large), 422 (unreadable body) or 429 (rate limit). d and
- * http are borrowed; call before the server starts. */
+ * X-Scope-OrgID. Content-Encoding: gzip bodies are decoded (under the
+ * profile size limit, from the in-flight budget; other encodings 415).
+ * Answers 200 (empty), or plain text (control bytes escaped) with 400
+ * (query, sampleRate, labels), 413 (too large, over the burst), 415, 422
+ * (unreadable body) or 429 (rate limit, server busy): docs/api.md's
+ * "Ingest errors". d and http are borrowed; call before the server starts. */
 void kiln_distributor_register_http(kiln_distributor_t *d, kiln_http_server_t *http);
 
 /** Registers OpenTelemetry profiles ingest (otlp.c): the unary method

@@ -260,8 +260,11 @@ static void on_http(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
                                                                     : "application/x-protobuf";
     } else {
         const char *org = kiln_http_header(req, "X-Scope-OrgID");
-        kiln_distributor_rejected(d, org != NULL ? org : "anonymous", HTTP_PATH, st, &err,
-                                  req->body_len);
+        char tenant[KILN_TENANT_MAX + 8];
+        if (kiln_tenant_parse(org, org ? strlen(org) : 0, false, tenant, sizeof(tenant), NULL) !=
+            KILN_OK)
+            snprintf(tenant, sizeof(tenant), "-"); /* never a raw header in metrics */
+        kiln_distributor_rejected(d, tenant, HTTP_PATH, st, &err, req->body_len);
         if (resp->status == 200)
             resp->status = kiln_distributor_http_status(st);
         http_error(resp, json, kiln_distributor_public_code(st, &err), err.msg);

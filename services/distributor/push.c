@@ -6,27 +6,7 @@
 #include "distributor.h"
 #include "push/v1/push.pb-c.h"
 
-static kiln_status push(kiln_distributor_t *d, kiln_rpc_ctx *ctx,
-                        const Push__V1__PushRequest *req, size_t *bytes);
-
-/* Refusals are counted and logged (sampled); "too large" reaches the client
- * as INVALID_ARGUMENT, so only rate and concurrency limits are retryable. */
-static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
-                          ProtobufCMessage **resp)
-{
-    kiln_distributor_t *d = svc;
-    size_t bytes = 0;
-    kiln_status st = push(d, ctx, (const Push__V1__PushRequest *)msg, &bytes);
-    if (st != KILN_OK) {
-        kiln_distributor_rejected(d, ctx->tenant, "push", st, ctx->err, bytes);
-        return kiln_distributor_public_code(st, ctx->err);
-    }
-    Push__V1__PushResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
-    push__v1__push_response__init(r);
-    *resp = &r->base;
-    return KILN_OK;
-}
-
+/* Decodes every RawSample and runs the pipeline; *bytes counts them as sent. */
 static kiln_status push(kiln_distributor_t *d, kiln_rpc_ctx *ctx,
                         const Push__V1__PushRequest *req, size_t *bytes)
 {
@@ -53,6 +33,24 @@ static kiln_status push(kiln_distributor_t *d, kiln_rpc_ctx *ctx,
         }
     }
     return kiln_distributor_ingest(d, ctx->tenant, in, k, ctx->arena, ctx->err);
+}
+
+/* Refusals are counted and logged (sampled); "too large" reaches the client
+ * as INVALID_ARGUMENT, so only rate and concurrency limits are retryable. */
+static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                          ProtobufCMessage **resp)
+{
+    kiln_distributor_t *d = svc;
+    size_t bytes = 0;
+    kiln_status st = push(d, ctx, (const Push__V1__PushRequest *)msg, &bytes);
+    if (st != KILN_OK) {
+        kiln_distributor_rejected(d, ctx->tenant, "push", st, ctx->err, bytes);
+        return kiln_distributor_public_code(st, ctx->err);
+    }
+    Push__V1__PushResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
+    push__v1__push_response__init(r);
+    *resp = &r->base;
+    return KILN_OK;
 }
 
 void kiln_distributor_register(kiln_distributor_t *d, kiln_rpc_registry_t *rpc)
