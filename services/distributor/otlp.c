@@ -113,10 +113,8 @@ static kiln_status export_request(kiln_distributor_t *d, const char *tenant,
     st = ingest_all(d, tenant, &r, a, &o, err);
     if (st != KILN_OK)
         return st;
-    if (o.rejected != 0)
-        KILN_LOG_WARN_SAMPLED(tenant, "otlp_partial", "distributor",
-                              "otlp tenant=%s rejected=%zu profiles=%zu first=\"%s\"", tenant,
-                              o.rejected, o.profiles, o.first.msg);
+    if (o.rejected != 0 && o.rejected != o.profiles) /* partial: counted and logged here */
+        kiln_distributor_rejected(d, tenant, "otlp (partial)", o.first.code, &o.first, 0);
     if (o.rejected != 0 && o.rejected == o.profiles) {
         /* "Too large" (OUT_OF_RANGE: 413 over HTTP) stays itself. */
         kiln_status code = o.first.code == KILN_OUT_OF_RANGE ? KILN_OUT_OF_RANGE
