@@ -154,3 +154,25 @@ func TestErrorBodiesEscaped(t *testing.T) {
 		t.Errorf("Connect push: %q, want the control character as \\u0001", body)
 	}
 }
+
+// TestNULInLabels: a NUL byte in a label name or value of a binary proto
+// push (which a C string would cut there, storing "a" for "a\x00b") is
+// refused with invalid_argument on Connect and gRPC, and nothing is stored.
+func TestNULInLabels(t *testing.T) {
+	kilntest.RequireEnv(t)
+	s := kilntest.Start(t, kilntest.OTLPOff())
+	tenant := kilntest.NewTenant("nul")
+	raw := pprofProfile(t, 3, 10, time.Now())
+	for _, lbl := range [][2]string{{"k", "a\x00b"}, {"a\x00b", "v"}} {
+		req := pushRequest(raw, lbl[0], lbl[1])
+		if r := pushConnect(t, s, tenant, req); r.code != "invalid_argument" || !strings.Contains(r.msg, "NUL") {
+			t.Errorf("Connect push %q: %v, want invalid_argument naming the NUL", lbl, r)
+		}
+		if r := pushGRPC(t, s, tenant, req); r.code != "invalid_argument" || !strings.Contains(r.msg, "NUL") {
+			t.Errorf("gRPC push %q: %v, want invalid_argument naming the NUL", lbl, r)
+		}
+	}
+	if r := pushGRPC(t, s, tenant, pushRequest(raw, "k", "ab")); r.code != "ok" {
+		t.Errorf("a clean push: %v", r)
+	}
+}
