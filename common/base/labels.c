@@ -102,6 +102,18 @@ bool kiln_utf8_valid(const char *s, size_t len)
     return true;
 }
 
+/* Control bytes (C0 and DEL) break logs, selectors and the text formats;
+ * Pyroscope's label names cannot hold them either. */
+static bool has_control(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return true;
+    }
+    return false;
+}
+
 kiln_status kiln_labels_validate(const kiln_label_t *l, size_t n, size_t max_names,
                                  size_t max_name_len, size_t max_value_len, kiln_err *err)
 {
@@ -124,6 +136,14 @@ kiln_status kiln_labels_validate(const kiln_label_t *l, size_t n, size_t max_nam
                                 vl, max_value_len);
         if (!kiln_utf8_valid(l[i].value, vl))
             return kiln_err_set(err, KILN_INVALID_ARGUMENT, "label '%.64s' value is not valid UTF-8", l[i].name);
+        if (has_control(l[i].name, nl))
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "invalid label name '%.64s': control characters are not allowed",
+                                l[i].name);
+        if (has_control(l[i].value, vl))
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "label '%.64s' value has control characters, which are not allowed",
+                                l[i].name);
         if (i > 0 && strcmp(l[i - 1].name, l[i].name) == 0)
             return kiln_err_set(err, KILN_INVALID_ARGUMENT, "duplicate label name '%.64s'", l[i].name);
     }

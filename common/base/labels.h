@@ -42,7 +42,8 @@ uint64_t kiln_labels_fingerprint(const kiln_label_t *l, size_t n);
  * label, at most max_names names, a valid __name__, a non-empty
  * service_name, names <= max_name_len bytes and values <= max_value_len
  * bytes (0 = no limit), no duplicate names (the set must be sorted), valid
- * UTF-8. KILN_INVALID_ARGUMENT with a message naming the label otherwise. */
+ * UTF-8 without control characters (C0, DEL) in names or values.
+ * KILN_INVALID_ARGUMENT with a message naming the label otherwise. */
 kiln_status kiln_labels_validate(const kiln_label_t *l, size_t n, size_t max_names,
                                  size_t max_name_len, size_t max_value_len, kiln_err *err);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "xmalloc.h"
 
 static const double buckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -25,8 +26,15 @@ typedef struct tenant_series {
     uint64_t bytes, profiles;
 } tenant_series;
 
+typedef struct discard_series {
+    char *tenant, *reason;
+    uint64_t requests, bytes;
+} discard_series;
+
 struct kiln_metrics {
     pthread_mutex_t mu;
+    discard_series *dis;
+    size_t n_dis, cap_dis;
     req_series *req;
     size_t n_req, cap_req;
     tenant_series *ten;
@@ -51,6 +59,11 @@ void kiln_metrics_destroy(kiln_metrics_t *m)
     }
     for (size_t i = 0; i < m->n_ten; i++)
         free(m->ten[i].tenant);
+    for (size_t i = 0; i < m->n_dis; i++) {
+        free(m->dis[i].tenant);
+        free(m->dis[i].reason);
+    }
+    free(m->dis);
     free(m->req);
     free(m->ten);
     pthread_mutex_destroy(&m->mu);
@@ -108,6 +121,44 @@ void kiln_metrics_ingested(kiln_metrics_t *m, const char *tenant, uint64_t bytes
     pthread_mutex_unlock(&m->mu);
 }
 
+void kiln_metrics_discarded(kiln_metrics_t *m, const char *tenant, const char *reason,
+                            uint64_t bytes)
+{
+    pthread_mutex_lock(&m->mu);
+    discard_series *d = NULL;
+    for (size_t i = 0; i < m->n_dis && d == NULL; i++) {
+        if (strcmp(m->dis[i].tenant, tenant) == 0 && strcmp(m->dis[i].reason, reason) == 0)
+            d = &m->dis[i];
+    }
+    if (d == NULL) {
+        KILN_GROW(m->dis, m->cap_dis, m->n_dis + 1);
+        d = &m->dis[m->n_dis++];
+        *d = (discard_series){kiln_xstrdup(tenant), kiln_xstrdup(reason), 0, 0};
+    }
+    d->requests++;
+    d->bytes += bytes;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void render_discarded(kiln_metrics_t *m, kiln_buf *out)
+{
+    kiln_buf_puts(out, "# HELP kiln_discarded_requests_total Ingest requests refused, by reason.\n"
+                       "# TYPE kiln_discarded_requests_total counter\n");
+    for (size_t i = 0; i < m->n_dis; i++)
+        kiln_buf_printf(out, "kiln_discarded_requests_total{reason=\"%s\",tenant=\"%s\"} %llu\n",
+                        m->dis[i].reason, m->dis[i].tenant,
+                        (unsigned long long)m->dis[i].requests);
+    kiln_buf_puts(out, "# HELP kiln_discarded_bytes_total Bytes of refused ingest requests.\n"
+                       "# TYPE kiln_discarded_bytes_total counter\n");
+    for (size_t i = 0; i < m->n_dis; i++)
+        kiln_buf_printf(out, "kiln_discarded_bytes_total{reason=\"%s\",tenant=\"%s\"} %llu\n",
+                        m->dis[i].reason, m->dis[i].tenant, (unsigned long long)m->dis[i].bytes);
+    kiln_buf_printf(out, "# HELP kiln_log_suppressed_total Rejection log lines suppressed by "
+                         "sampling.\n# TYPE kiln_log_suppressed_total counter\n"
+                         "kiln_log_suppressed_total %llu\n",
+                    (unsigned long long)kiln_log_suppressed_total());
+}
+
 static void render_requests(kiln_metrics_t *m, kiln_buf *out)
 {
     kiln_buf_puts(out, "# HELP kiln_request_duration_seconds Time to serve a request.\n"
@@ -149,5 +200,6 @@ void kiln_metrics_render(kiln_metrics_t *m, kiln_buf *out)
     for (size_t i = 0; i < m->n_ten; i++)
         kiln_buf_printf(out, "kiln_ingested_profiles_total{tenant=\"%s\"} %llu\n",
                         m->ten[i].tenant, (unsigned long long)m->ten[i].profiles);
+    render_discarded(m, out);
     pthread_mutex_unlock(&m->mu);
 }

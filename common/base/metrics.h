@@ -23,6 +23,11 @@ void kiln_metrics_request(kiln_metrics_t *m, const char *protocol, const char *m
 /** Counts received bytes (compressed, as sent) and decoded profiles for a tenant. */
 void kiln_metrics_ingested(kiln_metrics_t *m, const char *tenant, uint64_t bytes,
                            uint64_t profiles);
+/** Counts one refused ingest request of tenant for reason ("rate_limited",
+ * "too_large", "invalid", ...) and its bytes as received
+ * (kiln_discarded_requests_total, kiln_discarded_bytes_total). */
+void kiln_metrics_discarded(kiln_metrics_t *m, const char *tenant, const char *reason,
+                            uint64_t bytes);
 /** Appends the Prometheus text exposition of everything recorded. */
 void kiln_metrics_render(kiln_metrics_t *m, kiln_buf *out);
 

@@ -312,6 +312,14 @@ kiln_status kiln_overrides_take(kiln_overrides_t *o, const char *tenant, size_t 
     size_t shards = atomic_load_explicit(&o->shards, memory_order_relaxed);
     double rate = l->ingestion_rate_mb * 1e6 / (double)shards, burst = l->ingestion_burst_mb * 1e6;
     kiln_status st = KILN_OK;
+    if ((double)bytes > burst)
+        /* A bucket never holds more than the burst: this request can never
+         * pass, so it is "too large", not retryable. */
+        return kiln_err_set(err, KILN_OUT_OF_RANGE,
+                            "request of %zu bytes is larger than tenant %s's ingestion burst of "
+                            "%g MB (-distributor.ingestion-burst-size-mb): it can never be "
+                            "accepted; split it",
+                            bytes, tenant, l->ingestion_burst_mb);
     pthread_mutex_lock(&o->mu);
     bucket *b = bucket_of(o, tenant, burst, now_ns);
     double refill = (double)(now_ns - b->last_ns) / 1e9 * rate;

@@ -70,8 +70,10 @@ const kiln_limits *kiln_overrides_get(const kiln_overrides_t *o, const char *ten
  * rate / n per process, with the burst not divided. Starts at 1. */
 void kiln_overrides_set_shards(kiln_overrides_t *o, size_t n);
 
-/** Takes bytes from tenant's bucket at time now_ns. KILN_OK, or
- * KILN_RESOURCE_EXHAUSTED with a message that names the limit. */
+/** Takes bytes from tenant's bucket at time now_ns. KILN_OK;
+ * KILN_RESOURCE_EXHAUSTED (retryable) when the bucket lacks the tokens now;
+ * KILN_OUT_OF_RANGE (never retryable: "too large") when bytes exceed the
+ * burst, which no wait can gather. Messages name the limit. */
 kiln_status kiln_overrides_take(kiln_overrides_t *o, const char *tenant, size_t bytes,
                                 int64_t now_ns, kiln_err *err);
 

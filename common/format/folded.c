@@ -228,6 +228,19 @@ static kiln_status bad_line(kiln_str_t l, size_t lineno, const char *why, kiln_e
                         (int)n, l.ptr, l.len > 60 ? "..." : "", why);
 }
 
+/* -1 when a value is negative, 0 when all are zero (the line adds nothing
+ * and is skipped, as it adds nothing to Pyroscope's tree), else 1. */
+static int values_sign(const int64_t *vals, size_t n)
+{
+    int sign = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (vals[i] < 0)
+            return -1;
+        sign |= vals[i] > 0;
+    }
+    return sign;
+}
+
 /* Values per line: those of the first line that has a count (1 if none). */
 static kiln_status values_per_line(kiln_str_t text, size_t *n, kiln_err *err)
 {
@@ -269,7 +282,9 @@ kiln_status kiln_folded_parse(kiln_arena_t *a, const uint8_t *data, size_t len,
             st = bad_line(l, it.lineno, "the last field is not an integer sample count", err);
         else if (k == LINE_OK && n != n_types)
             st = bad_line(l, it.lineno, "a different number of values than the first line", err);
-        else if (k == LINE_OK)
+        else if (k == LINE_OK && values_sign(vals, n) < 0)
+            st = bad_line(l, it.lineno, "a negative sample count", err);
+        else if (k == LINE_OK && values_sign(vals, n) > 0)
             st = add_stack(a, b, &s, stack, vals, err);
     }
     if (st == KILN_OK)

@@ -35,9 +35,10 @@ kiln_status kiln_text_to_utf8(kiln_arena_t *a, const uint8_t *data, size_t len, 
 /** Parses folded stacks into a new builder (*out) whose sample types are
  * left unset: one per value of the first line that has a count (1 for the
  * plain format). As Pyroscope does, a line without any space is skipped.
+ * A line whose values are all 0 is skipped (it adds nothing).
  * KILN_INVALID_ARGUMENT with the line number and an excerpt when a line's
- * last field is not an integer (or a bracketed line has a different number
- * of values), KILN_RESOURCE_EXHAUSTED past the arena's cap. Writes *out only
+ * last field is not an integer, a value is negative (or a bracketed line
+ * has a different number of values), KILN_RESOURCE_EXHAUSTED past the arena's cap. Writes *out only
  * on KILN_OK. */
 kiln_status kiln_folded_parse(kiln_arena_t *a, const uint8_t *data, size_t len,
                               kiln_pprof_build_t **out, kiln_err *err);

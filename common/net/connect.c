@@ -65,9 +65,14 @@ static kiln_status request_body(const kiln_connect *c, const kiln_http_req *req,
         return kiln_err_set(err, KILN_UNIMPLEMENTED,
                             "content encoding \"%s\" is not supported; supported: gzip", enc);
     uint8_t *out;
-    kiln_status st = kiln_gunzip(req->arena, req->body, req->body_len, c->max_body, &out, len, err);
+    kiln_status st = kiln_gunzip_budget(req->arena, req->body, req->body_len, c->max_body,
+                                        c->inflight, &out, len, err);
     if (st == KILN_OK)
         *body = out;
+    /* Too large is not retryable: Connect's resource_exhausted (429) would
+     * make clients retry a request that can never pass. */
+    if (st == KILN_OUT_OF_RANGE)
+        st = err->code = KILN_INVALID_ARGUMENT;
     return st;
 }
 
@@ -143,7 +148,9 @@ void kiln_connect_handle(void *ud, const kiln_http_req *req, kiln_http_resp *res
     }
     if (st != KILN_OK) {
         int http = resp->status;
-        KILN_LOG_WARN("connect", "%s failed code=%s: %s", m->path, kiln_status_str(st), err.msg);
+        const char *org = kiln_http_header(req, "X-Scope-OrgID");
+        KILN_LOG_WARN_SAMPLED(org ? org : "", m->path, "connect", "%s failed code=%s: %s",
+                              m->path, kiln_status_str(st), err.msg);
         kiln_connect_error(resp, st, err.msg);
         if (http == 415 || http == 405)
             resp->status = http;

@@ -230,7 +230,8 @@ static void finish(call_slot *c, kiln_status st, const kiln_buf *out, const kiln
                    const char *method)
 {
     if (st != KILN_OK) {
-        KILN_LOG_WARN("grpc", "%s failed code=%s: %s", method, kiln_status_str(st), err->msg);
+        KILN_LOG_WARN_SAMPLED(method, kiln_status_str(st), "grpc", "%s failed code=%s: %s", method,
+                              kiln_status_str(st), err->msg);
         c->status_details = grpc_slice_from_copied_string(err->msg);
     } else {
         grpc_slice body = grpc_slice_from_copied_buffer(out->ptr ? out->ptr : "", out->len);

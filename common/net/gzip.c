@@ -10,14 +10,19 @@ bool kiln_gzip_is(const uint8_t *data, size_t len)
     return len >= 2 && data[0] == 0x1f && data[1] == 0x8b;
 }
 
-/* The trailer's ISIZE is the size mod 2^32: a good first guess, not a promise. */
+/* Deflate cannot expand its input more than 1032 times: a larger ISIZE lies. */
+#define DEFLATE_MAX_RATIO 1032
+
+/* The trailer's ISIZE is the size mod 2^32: a good first guess, not a promise
+ * (a lying one is bounded by the deflate ratio, so a small body cannot make us
+ * reserve much budget). */
 static size_t size_hint(const uint8_t *data, size_t len, size_t max)
 {
     size_t hint = len * 4;
     if (len >= 18) {
         const uint8_t *t = data + len - 4;
         size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
-        if (isize >= len / 2)
+        if (isize >= len / 2 && isize / DEFLATE_MAX_RATIO <= len)
             hint = isize;
     }
     if (hint < 4096)
@@ -28,15 +33,33 @@ static size_t size_hint(const uint8_t *data, size_t len, size_t max)
 kiln_status kiln_gunzip(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
                         uint8_t **out, size_t *out_len, kiln_err *err)
 {
+    return kiln_gunzip_budget(a, data, len, max, NULL, out, out_len, err);
+}
+
+kiln_status kiln_gunzip_maybe(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
+                              const uint8_t **out, size_t *out_len, kiln_err *err)
+{
+    return kiln_gunzip_maybe_budget(a, data, len, max, NULL, out, out_len, err);
+}
+
+kiln_status kiln_gunzip_budget(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
+                               kiln_inflight_t *budget, uint8_t **out, size_t *out_len,
+                               kiln_err *err)
+{
     struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
     if (d == NULL)
         return kiln_err_set(err, KILN_INTERNAL, "gzip: cannot allocate decompressor");
     kiln_status st = KILN_OK;
     size_t cap = size_hint(data, len, max);
     for (;;) {
+        /* Every attempt's buffer stays in the arena until the request ends,
+         * so each one is reserved from the budget before it is touched. */
+        st = kiln_inflight_reserve(budget, cap + 1, a, err);
+        if (st != KILN_OK)
+            break;
         uint8_t *buf = kiln_arena_alloc(a, cap + 1);
         if (buf == NULL) {
-            st = kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "gzip: request memory limit reached");
+            st = kiln_err_set(err, KILN_OUT_OF_RANGE, "gzip: request memory limit reached");
             break;
         }
         size_t in_used = 0, got = 0;
@@ -52,7 +75,7 @@ kiln_status kiln_gunzip(kiln_arena_t *a, const uint8_t *data, size_t len, size_t
             break;
         }
         if (cap >= max) {
-            st = kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+            st = kiln_err_set(err, KILN_OUT_OF_RANGE,
                               "decompressed size exceeds the limit of %zu bytes", max);
             break;
         }
@@ -62,12 +85,13 @@ kiln_status kiln_gunzip(kiln_arena_t *a, const uint8_t *data, size_t len, size_t
     return st;
 }
 
-kiln_status kiln_gunzip_maybe(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
-                              const uint8_t **out, size_t *out_len, kiln_err *err)
+kiln_status kiln_gunzip_maybe_budget(kiln_arena_t *a, const uint8_t *data, size_t len,
+                                     size_t max, kiln_inflight_t *budget, const uint8_t **out,
+                                     size_t *out_len, kiln_err *err)
 {
     if (!kiln_gzip_is(data, len)) {
         if (len > max)
-            return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+            return kiln_err_set(err, KILN_OUT_OF_RANGE,
                                 "profile size %zu exceeds the limit of %zu bytes", len, max);
         *out = data;
         *out_len = len;
@@ -75,7 +99,7 @@ kiln_status kiln_gunzip_maybe(kiln_arena_t *a, const uint8_t *data, size_t len, 
     }
     uint8_t *o;
     size_t ol;
-    kiln_status st = kiln_gunzip(a, data, len, max, &o, &ol, err);
+    kiln_status st = kiln_gunzip_budget(a, data, len, max, budget, &o, &ol, err);
     if (st == KILN_OK) {
         *out = o;
         *out_len = ol;

@@ -27,6 +27,7 @@ struct kiln_distributor {
     kiln_delta_t *delta;
     kiln_ingester_t *ing;
     kiln_metrics_t *metrics;
+    kiln_inflight_t *inflight; /* borrowed, may be NULL */
 };
 
 kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
@@ -39,6 +40,11 @@ kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
     d->ing = ing;
     d->metrics = metrics;
     return d;
+}
+
+void kiln_distributor_set_inflight(kiln_distributor_t *d, kiln_inflight_t *b)
+{
+    d->inflight = b;
 }
 
 void kiln_distributor_destroy(kiln_distributor_t *d)
@@ -81,16 +87,81 @@ static kiln_status series_labels(const kiln_limits *lim, kiln_ingest_profile *in
     return st;
 }
 
+kiln_status kiln_distributor_body(const kiln_distributor_t *d, const uint8_t *data, size_t len,
+                                  size_t max, kiln_arena_t *a, const uint8_t **out,
+                                  size_t *out_len, kiln_err *err)
+{
+    return kiln_gunzip_maybe_budget(a, data, len, max ? max : d->cfg.max_profile_bytes,
+                                    d->inflight, out, out_len, err);
+}
+
 kiln_status kiln_distributor_decode_pprof(const kiln_distributor_t *d, const uint8_t *data,
                                           size_t len, kiln_arena_t *a, kiln_pprof_t *p,
                                           kiln_err *err)
 {
-    const uint8_t *raw;
-    size_t raw_len;
-    kiln_status st = kiln_gunzip_maybe(a, data, len, d->cfg.max_profile_bytes, &raw, &raw_len, err);
+    const uint8_t *raw = NULL;
+    size_t raw_len = 0;
+    kiln_status st = kiln_distributor_body(d, data, len, 0, a, &raw, &raw_len, err);
     if (st == KILN_OK)
         st = kiln_pprof_decode(a, raw, raw_len, p, err);
+    /* The decoder's RESOURCE_EXHAUSTED is the request arena's cap: the
+     * profile is too large, which no retry changes. */
+    if (st == KILN_RESOURCE_EXHAUSTED && raw != NULL)
+        st = err->code = KILN_OUT_OF_RANGE;
     return st;
+}
+
+size_t kiln_distributor_max_profile_bytes(const kiln_distributor_t *d)
+{
+    return d->cfg.max_profile_bytes;
+}
+
+const char *kiln_distributor_reason(kiln_status st)
+{
+    switch (st) {
+    case KILN_RESOURCE_EXHAUSTED:
+        return "rate_limited";
+    case KILN_OUT_OF_RANGE:
+        return "too_large";
+    case KILN_INVALID_ARGUMENT:
+        return "invalid";
+    default:
+        return kiln_status_str(st);
+    }
+}
+
+kiln_status kiln_distributor_public_code(kiln_status st, kiln_err *err)
+{
+    if (st != KILN_OUT_OF_RANGE)
+        return st;
+    if (err != NULL)
+        err->code = KILN_INVALID_ARGUMENT;
+    return KILN_INVALID_ARGUMENT;
+}
+
+int kiln_distributor_http_status(kiln_status st)
+{
+    switch (st) {
+    case KILN_RESOURCE_EXHAUSTED:
+        return 429;
+    case KILN_OUT_OF_RANGE:
+        return 413;
+    case KILN_INVALID_ARGUMENT:
+        return 400;
+    default:
+        return kiln_status_http(st);
+    }
+}
+
+void kiln_distributor_rejected(kiln_distributor_t *d, const char *tenant, const char *path,
+                               kiln_status st, const kiln_err *err, size_t bytes)
+{
+    const char *reason = kiln_distributor_reason(st);
+    if (d->metrics != NULL)
+        kiln_metrics_discarded(d->metrics, tenant, reason, bytes);
+    KILN_LOG_WARN_SAMPLED(tenant, reason, "distributor",
+                          "%s rejected tenant=%s reason=%s bytes=%zu err=\"%s\"", path, tenant,
+                          reason, bytes, err != NULL ? err->msg : "");
 }
 
 static int64_t now_ns(void)
@@ -135,6 +206,8 @@ static kiln_status prepare_profile(const kiln_limits *lim, kiln_arena_t *a, kiln
     kiln_status st = check_limits(lim, p, now, err);
     if (st == KILN_OK)
         st = kiln_pprof_validate_normalize(a, p, lim->max_stack_depth, err);
+    if (st == KILN_RESOURCE_EXHAUSTED) /* the arena's cap: too large */
+        st = err->code = KILN_OUT_OF_RANGE;
     return st;
 }
 
@@ -326,9 +399,21 @@ kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
     const kiln_limits *lim = kiln_overrides_get(d->cfg.limits, tenant);
     int64_t now = now_ns();
     size_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; i < n; i++) {
         bytes += in[i].raw_bytes;
-    kiln_status st = kiln_overrides_take(d->cfg.limits, tenant, bytes, now, err);
+        /* Every path's profiles meet the size limit (an OTLP profile's
+         * encoded size, a text body's decoded one), before the rate limit
+         * takes tokens for something that cannot be stored. */
+        if (st == KILN_OK && d->cfg.max_profile_bytes != 0 &&
+            in[i].raw_bytes > d->cfg.max_profile_bytes)
+            st = kiln_err_set(err, KILN_OUT_OF_RANGE,
+                              "profile of %zu bytes exceeds the limit of %zu bytes "
+                              "(-validation.max-profile-size-bytes)",
+                              in[i].raw_bytes, d->cfg.max_profile_bytes);
+    }
+    if (st == KILN_OK)
+        st = kiln_overrides_take(d->cfg.limits, tenant, bytes, now, err);
     bool *cumulative = kiln_arena_calloc(a, n + 1, sizeof(bool));
     for (size_t i = 0; st == KILN_OK && i < n; i++) {
         cumulative[i] = kiln_delta_needed(in[i].labels, in[i].n_labels);

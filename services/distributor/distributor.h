@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "http_server.h"
+#include "inflight.h"
 #include "ingester.h"
 #include "overrides.h"
 #include "metrics.h"
@@ -36,6 +37,11 @@ kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
 /** Frees it; NULL is a no-op. */
 void kiln_distributor_destroy(kiln_distributor_t *d);
 
+/** Sets the process's budget of in-flight decompressed bytes (borrowed;
+ * NULL, the default, is none) that every decompression reserves from. Call
+ * before the servers start. */
+void kiln_distributor_set_inflight(kiln_distributor_t *d, kiln_inflight_t *b);
+
 /** Registers /push.v1.PusherService/Push (push.c). */
 void kiln_distributor_register(kiln_distributor_t *d, kiln_rpc_registry_t *rpc);
 
@@ -44,9 +50,12 @@ void kiln_distributor_register(kiln_distributor_t *d, kiln_rpc_registry_t *rpc);
  * from/until, sampleRate and spyName, and a body in pprof (format=pprof or
  * the SDKs' multipart form with sample_type_config), folded (the default),
  * lines or speedscope; trie, tree and jfr are answered 422. Tenant from
- * X-Scope-OrgID. Answers 200 (empty), or plain text with 400 (query,
- * labels), 413 (too large), 422 (unreadable body) or 429 (rate limit). d and
- * http are borrowed; call before the server starts. */
+ * X-Scope-OrgID. Content-Encoding: gzip bodies are decoded (under the
+ * profile size limit, from the in-flight budget; other encodings 415).
+ * Answers 200 (empty), or plain text (control bytes escaped) with 400
+ * (query, sampleRate, labels), 413 (too large, over the burst), 415, 422
+ * (unreadable body) or 429 (rate limit, server busy): docs/api.md's
+ * "Ingest errors". d and http are borrowed; call before the server starts. */
 void kiln_distributor_register_http(kiln_distributor_t *d, kiln_http_server_t *http);
 
 /** Registers OpenTelemetry profiles ingest (otlp.c): the unary method
@@ -83,11 +92,49 @@ kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
                                     kiln_ingest_profile *in, size_t n, kiln_arena_t *a,
                                     kiln_err *err);
 
-/** Gunzips (when gzip) under the profile size limit and decodes pprof bytes
- * into p (arena memory). KILN_RESOURCE_EXHAUSTED past the size limit,
- * KILN_INVALID_ARGUMENT for malformed data. */
+/** Gunzips (when gzip, reserving from the in-flight budget) under the
+ * profile size limit and decodes pprof bytes into p (arena memory).
+ * KILN_OUT_OF_RANGE past the size limit ("too large"), KILN_INVALID_ARGUMENT
+ * for malformed data, KILN_RESOURCE_EXHAUSTED when the budget is busy. */
 kiln_status kiln_distributor_decode_pprof(const kiln_distributor_t *d, const uint8_t *data,
                                           size_t len, kiln_arena_t *a, kiln_pprof_t *p,
                                           kiln_err *err);
+
+/** Gunzips a whole request body (when gzip) under max bytes (0: the profile
+ * size limit), reserving from the in-flight budget; a plain body longer
+ * than that is too large as well. Statuses as kiln_distributor_decode_pprof. */
+kiln_status kiln_distributor_body(const kiln_distributor_t *d, const uint8_t *data, size_t len,
+                                  size_t max, kiln_arena_t *a, const uint8_t **out,
+                                  size_t *out_len, kiln_err *err);
+
+/* Error classes of the ingest paths (docs/api.md, "Ingest errors"). Inside
+ * the distributor a "too large" failure is KILN_OUT_OF_RANGE, so that it is
+ * told apart from the retryable KILN_RESOURCE_EXHAUSTED of rate and
+ * concurrency limits; clients see it as INVALID_ARGUMENT (gRPC, Connect:
+ * 400) or 413 (plain HTTP), never 429. */
+
+/** The process-wide decompressed profile size limit
+ * (-validation.max-profile-size-bytes). */
+size_t kiln_distributor_max_profile_bytes(const kiln_distributor_t *d);
+
+/** The reason label of a refused request for logs and metrics: "rate_limited"
+ * (RESOURCE_EXHAUSTED), "too_large" (OUT_OF_RANGE), "invalid"
+ * (INVALID_ARGUMENT), else the code's name. */
+const char *kiln_distributor_reason(kiln_status st);
+
+/** The code gRPC and Connect clients get for st: OUT_OF_RANGE becomes
+ * INVALID_ARGUMENT (err->code too); others are unchanged. */
+kiln_status kiln_distributor_public_code(kiln_status st, kiln_err *err);
+
+/** The status plain-HTTP ingest paths answer for st: 429 for
+ * RESOURCE_EXHAUSTED, 413 for OUT_OF_RANGE, 400 for INVALID_ARGUMENT,
+ * otherwise Connect's mapping. */
+int kiln_distributor_http_status(kiln_status st);
+
+/** Records a refused ingest request: kiln_discarded_* metrics by tenant and
+ * reason, and one log line, sampled per tenant and reason
+ * (KILN_LOG_SAMPLE_BURST per interval). path names the API. */
+void kiln_distributor_rejected(kiln_distributor_t *d, const char *tenant, const char *path,
+                               kiln_status st, const kiln_err *err, size_t bytes);
 
 #endif

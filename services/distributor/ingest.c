@@ -11,13 +11,18 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+
+#include <microhttpd.h>
 
 #include "appname.h"
 #include "attime.h"
 #include "distributor.h"
 #include "folded.h"
+#include "gzip.h"
 #include "ingest_formats.h"
 #include "labels.h"
 #include "log.h"
@@ -42,6 +47,8 @@ typedef struct ingest {
     const char *format;       /* "" when absent */
     const char *content_type; /* "" when absent */
     const char *kind;         /* the body format, for logs */
+    const uint8_t *body;      /* the body, gunzipped when Content-Encoding said gzip */
+    size_t body_len;
     kiln_err err;
     int status; /* HTTP status of the failure */
 } ingest;
@@ -53,21 +60,31 @@ static kiln_status reject(ingest *r, int status, kiln_status st)
     return st;
 }
 
-/* A body that could not be read: 413 when too large, 422 otherwise. */
+/* A body that could not be read: 413 when too large (a decoder's arena cap
+ * included: no retry helps, so never 429), 422 otherwise. */
 static kiln_status body_failed(ingest *r, kiln_status st)
 {
-    return reject(r, st == KILN_RESOURCE_EXHAUSTED ? 413 : 422, st);
+    if (st == KILN_RESOURCE_EXHAUSTED || st == KILN_OUT_OF_RANGE) {
+        r->err.code = KILN_OUT_OF_RANGE;
+        return reject(r, 413, KILN_OUT_OF_RANGE);
+    }
+    return reject(r, 422, st);
 }
 
-/* What the pipeline rejected: 429 for limits, 400 (or 422 for pprof, as
- * upstream answers) for invalid profiles. */
+/* A body decompression (kiln_distributor_body, _decode_pprof) failed: its
+ * RESOURCE_EXHAUSTED is the in-flight budget, busy now (429, retryable). */
+static kiln_status decode_failed(ingest *r, kiln_status st)
+{
+    return st == KILN_RESOURCE_EXHAUSTED ? reject(r, 429, st) : body_failed(r, st);
+}
+
+/* What the pipeline rejected: 429 for rate limits, 413 too large, 400 (or
+ * 422 for pprof, as upstream answers) for invalid profiles. */
 static kiln_status pipeline_failed(ingest *r, kiln_status st, bool pprof)
 {
-    if (st == KILN_RESOURCE_EXHAUSTED)
-        return reject(r, 429, st);
     if (st == KILN_INVALID_ARGUMENT)
         return reject(r, pprof ? 422 : 400, st);
-    return reject(r, kiln_status_http(st), st);
+    return reject(r, kiln_distributor_http_status(st), st);
 }
 
 static int64_t now_ns(void)
@@ -83,20 +100,36 @@ static const char *query(const ingest *r, const char *key)
     return v != NULL ? v : "";
 }
 
-/* sampleRate as upstream reads it: an int; bad or negative gives 100. */
-static uint32_t sample_rate(const char *s)
+/* Whether query parameter key holds a NUL byte (%00), which the C string
+ * view of it would silently cut off. */
+static bool query_has_nul(const ingest *r, const char *key)
 {
+    const char *v = NULL;
+    size_t n = 0;
+    if (MHD_lookup_connection_value_n(r->http->conn, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v,
+                                      &n) != MHD_YES || v == NULL)
+        return false;
+    return strlen(v) != n;
+}
+
+/* sampleRate: absent gives 100; otherwise a positive integer (upstream
+ * falls back to 100 on garbage and stores a rate of 0 as is, which turns
+ * every value into 0: both are refused here so a client learns of it). */
+static kiln_status sample_rate(ingest *r, const char *s)
+{
+    r->sample_rate = DEFAULT_SAMPLE_RATE;
     if (*s == '\0')
-        return DEFAULT_SAMPLE_RATE;
+        return KILN_OK;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (*end != '\0' || end == s || v < 0 || errno == ERANGE || s[0] == ' ' || s[0] == '\t') {
-        KILN_LOG_WARN("distributor", "ingest: invalid sampleRate \"%.40s\", using %d", s,
-                      DEFAULT_SAMPLE_RATE);
-        return DEFAULT_SAMPLE_RATE;
-    }
-    return (uint32_t)v;
+    if (*end != '\0' || end == s || v <= 0 || v > UINT32_MAX || errno == ERANGE ||
+        s[0] == ' ' || s[0] == '\t')
+        return reject(r, 400, kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
+                                           "invalid sampleRate \"%.40s\": must be a positive "
+                                           "integer (samples per second)", s));
+    r->sample_rate = (uint32_t)v;
+    return KILN_OK;
 }
 
 /* Tenant and query parameters. */
@@ -108,6 +141,9 @@ static kiln_status parse_request(ingest *r)
     if (st != KILN_OK)
         return reject(r, kiln_status_http(st), st);
     const char *name = query(r, "name");
+    if (query_has_nul(r, "name"))
+        return reject(r, 400, kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
+                                           "name: a NUL byte (%%00) is not allowed"));
     st = kiln_appname_parse(r->a, name, strlen(name), &r->name, &r->err);
     if (st != KILN_OK)
         return reject(r, 400, st);
@@ -115,7 +151,9 @@ static kiln_status parse_request(ingest *r)
     const char *from = query(r, "from"), *until = query(r, "until");
     r->from = *from ? kiln_attime_parse(from, strlen(from), now) : now;
     r->until = *until ? kiln_attime_parse(until, strlen(until), now) : now;
-    r->sample_rate = sample_rate(query(r, "sampleRate"));
+    st = sample_rate(r, query(r, "sampleRate"));
+    if (st != KILN_OK)
+        return st;
     r->spy = *query(r, "spyName") ? query(r, "spyName") : "unknown";
     r->format = query(r, "format");
     const char *ct = kiln_http_header(r->http, "Content-Type");
@@ -165,7 +203,7 @@ static kiln_status ingest_pprof(ingest *r, const uint8_t *data, size_t len,
     kiln_ingest_profile in = {NULL, 0, {0}, NULL, len};
     kiln_status st = kiln_distributor_decode_pprof(r->d, data, len, r->a, &in.profile, &r->err);
     if (st != KILN_OK)
-        return body_failed(r, st);
+        return decode_failed(r, st);
     kiln_pprof_t *p = &in.profile;
     if (p->time_nanos >= 0 && p->time_nanos < NS_1971)
         p->time_nanos = r->from;
@@ -188,8 +226,7 @@ static kiln_status ingest_form(ingest *r)
     size_t n;
     kiln_status st = kiln_multipart_boundary(r->a, r->content_type, &boundary, &r->err);
     if (st == KILN_OK)
-        st = kiln_multipart_parse(r->a, r->http->body, r->http->body_len, boundary, &parts, &n,
-                                  &r->err);
+        st = kiln_multipart_parse(r->a, r->body, r->body_len, boundary, &parts, &n, &r->err);
     if (st != KILN_OK)
         return body_failed(r, st);
     if (kiln_multipart_find(parts, n, "prev_profile") != NULL)
@@ -256,12 +293,23 @@ static bool has_profile_id(const kiln_appname_t *n)
     return kiln_appname_tag(n, "profile_id") != NULL;
 }
 
+/* A text body under -validation.max-profile-size-bytes (decompressed when
+ * it is gzip, whatever the headers say). */
+static kiln_status text_body(ingest *r, const uint8_t **body, size_t *len)
+{
+    kiln_status st = kiln_distributor_body(r->d, r->body, r->body_len, 0, r->a, body, len, &r->err);
+    return st == KILN_OK ? KILN_OK : decode_failed(r, st);
+}
+
 static kiln_status ingest_text(ingest *r, bool lines)
 {
     kiln_pprof_build_t *b;
-    const uint8_t *body = r->http->body;
-    size_t len = r->http->body_len;
-    kiln_status st = lines ? kiln_lines_parse(r->a, body, len, &b, &r->err)
+    const uint8_t *body;
+    size_t len;
+    kiln_status st = text_body(r, &body, &len);
+    if (st != KILN_OK)
+        return st;
+    st = lines ? kiln_lines_parse(r->a, body, len, &b, &r->err)
                            : kiln_folded_parse(r->a, body, len, &b, &r->err);
     if (st != KILN_OK)
         return body_failed(r, st);
@@ -303,8 +351,12 @@ static kiln_status speedscope_name(ingest *r, const kiln_speedscope_profile *p, 
 static kiln_status ingest_speedscope(ingest *r)
 {
     kiln_speedscope_profile *p;
-    size_t n, k = 0;
-    kiln_status st = kiln_speedscope_parse(r->a, r->http->body, r->http->body_len, &p, &n, &r->err);
+    size_t n, k = 0, len;
+    const uint8_t *body;
+    kiln_status st = text_body(r, &body, &len);
+    if (st != KILN_OK)
+        return st;
+    st = kiln_speedscope_parse(r->a, body, len, &p, &n, &r->err);
     if (st != KILN_OK)
         return body_failed(r, st);
     kiln_ingest_profile *in = kiln_arena_calloc(r->a, n + 1, sizeof(*in));
@@ -317,7 +369,7 @@ static kiln_status ingest_speedscope(ingest *r)
             continue;
         /* Upstream: the default rate 100 means "unset": the unit decides. */
         uint64_t rate = r->sample_rate == DEFAULT_SAMPLE_RATE ? p[i].default_rate : r->sample_rate;
-        st = text_profile(r, p[i].b, &name, rate, r->http->body_len, &in[k]);
+        st = text_profile(r, p[i].b, &name, rate, r->body_len, &in[k]);
         k += st == KILN_OK;
     }
     return st == KILN_OK ? push(r, in, k, false) : st;
@@ -352,7 +404,7 @@ static kiln_status dispatch(ingest *r)
     if (format_is(r, "jfr"))
         return unsupported(r, "jfr");
     if (format_is(r, "pprof"))
-        return ingest_pprof(r, r->http->body, r->http->body_len, NULL);
+        return ingest_pprof(r, r->body, r->body_len, NULL);
     if (format_is(r, "speedscope"))
         return ingest_speedscope(r);
     if (strstr(r->content_type, "multipart/form-data") != NULL) {
@@ -361,6 +413,52 @@ static kiln_status dispatch(ingest *r)
     }
     r->kind = "folded";
     return ingest_text(r, false);
+}
+
+/* Content-Encoding: gzip is decoded (under the profile size limit plus room
+ * for a form's other parts, from the in-flight budget); identity or none
+ * keeps the body; anything else is 415. Never silently ignored: a gzip body
+ * read as text would store nothing. */
+#define FORM_SLACK (64u << 10)
+
+static kiln_status request_body(ingest *r)
+{
+    const char *enc = kiln_http_header(r->http, "Content-Encoding");
+    r->body = r->http->body;
+    r->body_len = r->http->body_len;
+    if (enc == NULL || *enc == '\0' || strcasecmp(enc, "identity") == 0 || r->body_len == 0)
+        return KILN_OK;
+    if (strcasecmp(enc, "gzip") != 0)
+        return reject(r, 415, kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
+                                           "unsupported Content-Encoding \"%.40s\"; supported: "
+                                           "gzip", enc));
+    if (!kiln_gzip_is(r->body, r->body_len))
+        return reject(r, 400, kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
+                                           "Content-Encoding is gzip but the body is not gzip"));
+    size_t max = kiln_distributor_max_profile_bytes(r->d) + FORM_SLACK;
+    kiln_status st = kiln_distributor_body(r->d, r->body, r->body_len, max, r->a, &r->body,
+                                           &r->body_len, &r->err);
+    return st == KILN_OK ? KILN_OK : decode_failed(r, st);
+}
+
+/* Appends msg with its control bytes (and backslashes) as \xNN, so an
+ * error body never echoes raw control characters back. */
+static char *escape_text(kiln_arena_t *a, const char *msg)
+{
+    size_t n = strlen(msg);
+    char *o = kiln_arena_alloc(a, n * 4 + 2);
+    if (o == NULL)
+        return NULL;
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p != '\0'; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\')
+            k += (size_t)snprintf(o + k, 5, "\\x%02x", *p);
+        else
+            o[k++] = (char)*p;
+    }
+    o[k++] = '\n';
+    o[k] = '\0';
+    return o;
 }
 
 static void on_ingest(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
@@ -373,6 +471,8 @@ static void on_ingest(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     r.kind = "";
     kiln_status st = parse_request(&r);
     if (st == KILN_OK)
+        st = request_body(&r);
+    if (st == KILN_OK)
         st = dispatch(&r);
     if (st == KILN_OK) {
         resp->status = 200;
@@ -380,11 +480,9 @@ static void on_ingest(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     }
     if (r.err.msg[0] == '\0')
         kiln_err_set(&r.err, st, "%s", kiln_status_str(st));
-    KILN_LOG_WARN("distributor",
-                  "ingest rejected tenant=%s name=\"%.80s\" format=%s status=%d err=\"%s\"",
-                  r.tenant[0] ? r.tenant : "-", query(&r, "name"), r.kind[0] ? r.kind : "-",
-                  r.status, r.err.msg);
-    char *msg = kiln_arena_printf(r.a, "%s\n", r.err.msg);
+    kiln_distributor_rejected(r.d, r.tenant[0] ? r.tenant : "-", "/ingest", st, &r.err,
+                              req->body_len);
+    char *msg = escape_text(r.a, r.err.msg);
     kiln_http_text(resp, r.status ? r.status : 500, msg ? msg : "error\n");
 }
 

@@ -67,7 +67,7 @@ static kiln_status ingest_all(kiln_distributor_t *d, const char *tenant, const k
         kiln_status st = ingest_profile(d, tenant, r->series + i, e - i, a, &perr);
         if (st == KILN_OK) {
             o->appended++;
-        } else if (st != KILN_INVALID_ARGUMENT && o->appended == 0) {
+        } else if (st != KILN_INVALID_ARGUMENT && st != KILN_OUT_OF_RANGE && o->appended == 0) {
             *err = perr;
             return st;
         } else {
@@ -113,14 +113,16 @@ static kiln_status export_request(kiln_distributor_t *d, const char *tenant,
     st = ingest_all(d, tenant, &r, a, &o, err);
     if (st != KILN_OK)
         return st;
-    if (o.rejected != 0)
-        KILN_LOG_WARN("distributor", "otlp tenant=%s rejected=%zu profiles=%zu first=\"%s\"",
-                      tenant, o.rejected, o.profiles, o.first.msg);
+    if (o.rejected != 0 && o.rejected != o.profiles) /* partial: counted and logged here */
+        kiln_distributor_rejected(d, tenant, "otlp (partial)", o.first.code, &o.first, 0);
     if (o.rejected != 0 && o.rejected == o.profiles) {
+        /* "Too large" (OUT_OF_RANGE: 413 over HTTP) stays itself. */
+        kiln_status code = o.first.code == KILN_OUT_OF_RANGE ? KILN_OUT_OF_RANGE
+                                                             : KILN_INVALID_ARGUMENT;
         if (o.profiles == 1)
-            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "%s", o.first.msg);
-        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "all %zu profiles rejected; the first: %s",
-                            o.profiles, o.first.msg);
+            return kiln_err_set(err, code, "%s", o.first.msg);
+        return kiln_err_set(err, code, "all %zu profiles rejected; the first: %s", o.profiles,
+                            o.first.msg);
     }
     *resp = response(a, &o);
     if (*resp == NULL)
@@ -134,9 +136,12 @@ static kiln_status h_export(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage
     o_resp *r = NULL;
     kiln_status st = export_request(svc, ctx->tenant, (const kiln_otlp_request *)msg, ctx->arena,
                                     &r, ctx->err);
-    if (st == KILN_OK)
+    if (st == KILN_OK) {
         *resp = &r->base;
-    return st;
+        return KILN_OK;
+    }
+    kiln_distributor_rejected(svc, ctx->tenant, "otlp", st, ctx->err, 0);
+    return kiln_distributor_public_code(st, ctx->err);
 }
 
 /* True when the media type of ct (parameters ignored) is type. */
@@ -176,8 +181,9 @@ static void http_error(kiln_http_resp *resp, bool json, kiln_status st, const ch
 }
 
 /* The request body, gunzipped when Content-Encoding says gzip. */
-static kiln_status http_body(const kiln_http_req *req, kiln_http_resp *resp, const uint8_t **body,
-                             size_t *len, kiln_err *err)
+static kiln_status http_body(const kiln_distributor_t *d, const kiln_http_req *req,
+                             kiln_http_resp *resp, const uint8_t **body, size_t *len,
+                             kiln_err *err)
 {
     const char *enc = kiln_http_header(req, "Content-Encoding");
     *body = req->body;
@@ -189,14 +195,9 @@ static kiln_status http_body(const kiln_http_req *req, kiln_http_resp *resp, con
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "unsupported Content-Encoding \"%s\"; supported: gzip", enc);
     }
-    uint8_t *out = NULL;
-    kiln_status st =
-        kiln_gunzip(req->arena, req->body, req->body_len, MAX_HTTP_BODY, &out, len, err);
-    if (st == KILN_RESOURCE_EXHAUSTED)
-        resp->status = 413;
-    if (st == KILN_OK)
-        *body = out;
-    return st;
+    /* Reserved from the in-flight budget: 413 past the cap, 429 when busy. */
+    return kiln_distributor_body(d, req->body, req->body_len, MAX_HTTP_BODY, req->arena, body,
+                                 len, err);
 }
 
 /* Decodes, converts and ingests; fills resp on success. */
@@ -212,7 +213,7 @@ static kiln_status serve_http(kiln_distributor_t *d, const kiln_http_req *req, b
     kiln_otlp_request *msg = NULL;
     o_resp *r = NULL;
     if (st == KILN_OK)
-        st = http_body(req, resp, &body, &len, err);
+        st = http_body(d, req, resp, &body, &len, err);
     if (st == KILN_OK)
         st = json ? kiln_otlp_decode_json(req->arena, (const char *)body, len, &msg, err)
                   : kiln_otlp_unpack(req->arena, body, len, &msg, err);
@@ -256,9 +257,15 @@ static void on_http(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
                              : media_is(ct, "application/protobuf") ? "application/protobuf"
                                                                     : "application/x-protobuf";
     } else {
-        KILN_LOG_WARN("distributor", "%s failed code=%s: %s", HTTP_PATH, kiln_status_str(st),
-                      err.msg);
-        http_error(resp, json, st, err.msg);
+        const char *org = kiln_http_header(req, "X-Scope-OrgID");
+        char tenant[KILN_TENANT_MAX + 8];
+        if (kiln_tenant_parse(org, org ? strlen(org) : 0, false, tenant, sizeof(tenant), NULL) !=
+            KILN_OK)
+            snprintf(tenant, sizeof(tenant), "-"); /* never a raw header in metrics */
+        kiln_distributor_rejected(d, tenant, HTTP_PATH, st, &err, req->body_len);
+        if (resp->status == 200)
+            resp->status = kiln_distributor_http_status(st);
+        http_error(resp, json, kiln_distributor_public_code(st, &err), err.msg);
     }
 }
 

@@ -6,14 +6,16 @@
 #include "distributor.h"
 #include "push/v1/push.pb-c.h"
 
-static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
-                          ProtobufCMessage **resp)
+/* Decodes every RawSample and runs the pipeline; *bytes counts them as sent. */
+static kiln_status push(kiln_distributor_t *d, kiln_rpc_ctx *ctx,
+                        const Push__V1__PushRequest *req, size_t *bytes)
 {
-    kiln_distributor_t *d = svc;
-    const Push__V1__PushRequest *req = (const Push__V1__PushRequest *)msg;
     size_t total = 0, k = 0;
-    for (size_t i = 0; i < req->n_series; i++)
+    for (size_t i = 0; i < req->n_series; i++) {
         total += req->series[i]->n_samples;
+        for (size_t j = 0; j < req->series[i]->n_samples; j++)
+            *bytes += req->series[i]->samples[j]->raw_profile.len;
+    }
     kiln_ingest_profile *in = kiln_arena_calloc(ctx->arena, total + 1, sizeof(*in));
     for (size_t i = 0; i < req->n_series; i++) {
         const Push__V1__RawProfileSeries *s = req->series[i];
@@ -30,9 +32,21 @@ static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *
                 return st;
         }
     }
-    kiln_status st = kiln_distributor_ingest(d, ctx->tenant, in, k, ctx->arena, ctx->err);
-    if (st != KILN_OK)
-        return st;
+    return kiln_distributor_ingest(d, ctx->tenant, in, k, ctx->arena, ctx->err);
+}
+
+/* Refusals are counted and logged (sampled); "too large" reaches the client
+ * as INVALID_ARGUMENT, so only rate and concurrency limits are retryable. */
+static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
+                          ProtobufCMessage **resp)
+{
+    kiln_distributor_t *d = svc;
+    size_t bytes = 0;
+    kiln_status st = push(d, ctx, (const Push__V1__PushRequest *)msg, &bytes);
+    if (st != KILN_OK) {
+        kiln_distributor_rejected(d, ctx->tenant, "push", st, ctx->err, bytes);
+        return kiln_distributor_public_code(st, ctx->err);
+    }
     Push__V1__PushResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     push__v1__push_response__init(r);
     *resp = &r->base;

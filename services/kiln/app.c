@@ -37,6 +37,7 @@ struct kiln_app {
     kiln_cluster_t *cluster;       /* NULL on the in-process default */
     kiln_compactor_t *compactor;
     kiln_connect connect;
+    kiln_inflight_t *inflight; /* decompressed request bytes in flight */
     kiln_http_server_t *http;
     kiln_grpc_server_t *grpc;
     kiln_query_pool_t *queries; /* both servers' query calls */
@@ -101,7 +102,7 @@ static void create_servers(kiln_app_t *app)
     kiln_http_config hc = {cfg->http_address, cfg->http_port, threads, cfg->http_max_body,
                            app->queries, cfg->query_timeout_ns};
     app->http = kiln_http_server_create(&hc);
-    app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body};
+    app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body, app->inflight};
     kiln_http_server_route(app->http, "/ready", on_ready, app);
     kiln_http_server_route(app->http, "/metrics", on_metrics, app);
     kiln_http_server_fallback(app->http, kiln_connect_handle, &app->connect);
@@ -171,6 +172,7 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
     kiln_distributor_config dc = {app->limits, app->cfg->limits.max_profile_bytes,
                                   app->replicator};
     app->distributor = kiln_distributor_create(&dc, app->ingester, app->metrics);
+    kiln_distributor_set_inflight(app->distributor, app->inflight);
     kiln_distributor_register(app->distributor, app->rpc);
     kiln_distributor_register_otlp(app->distributor, app->rpc, app->http);
     kiln_distributor_register_http(app->distributor, app->http);
@@ -300,6 +302,7 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
     app->modules = mods;
     app->limits = kiln_overrides_create(&cfg->limits);
     app->metrics = kiln_metrics_create();
+    app->inflight = kiln_inflight_create(cfg->max_inflight_bytes);
     app->rpc = kiln_rpc_registry_create();
     if (*cfg->runtime_config != '\0')
         st = kiln_overrides_load(app->limits, cfg->runtime_config, err);
@@ -376,6 +379,7 @@ void kiln_app_destroy(kiln_app_t *app)
     kiln_cluster_destroy(app->cluster);
     kiln_rpc_registry_destroy(app->rpc);
     kiln_metrics_destroy(app->metrics);
+    kiln_inflight_destroy(app->inflight);
     kiln_overrides_destroy(app->limits);
     free(app);
 }

@@ -22,6 +22,7 @@ typedef struct kiln_app_config {
     char *otlp_grpc_address;
     int otlp_grpc_port; /* 0 = ephemeral, -1 = off */
     size_t http_max_body;
+    size_t max_inflight_bytes; /* decompressed request bytes in flight, process-wide; 0 = off */
     int threads;
     int query_threads;       /* query pool workers (0 = one per core, at least 2) */
     size_t query_max_queued; /* queries waiting for a query worker */

@@ -24,6 +24,7 @@ static const kiln_cfg_opt opts[] = {
     OPT("server.otlp-grpc-listen-port", KILN_CFG_INT, otlp_grpc_port, "4317", "OTLP gRPC listen port, the gRPC services on a second port (0 = ephemeral, -1 = off)"),
     OPT("server.grpc-max-recv-msg-size-bytes", KILN_CFG_SIZE, grpc_max_recv, "256MiB", "largest gRPC request"),
     OPT("server.http-max-request-size-bytes", KILN_CFG_SIZE, http_max_body, "256MiB", "largest HTTP request body, compressed or not"),
+    OPT("server.max-inflight-bytes", KILN_CFG_SIZE, max_inflight_bytes, "512MiB", "decompressed request bytes held at once by all requests; past it 429 (0 = no limit)"),
     OPT("server.worker-threads", KILN_CFG_INT, threads, "0", "request workers per server, HTTP and gRPC (0 = two per core)"),
     OPT("server.query-worker-threads", KILN_CFG_INT, query_threads, "0", "query workers, apart from the request workers (0 = one per core, at least 2)"),
     OPT("server.query-max-queued", KILN_CFG_SIZE, query_max_queued, "1024", "queries waiting for a query worker; beyond, unavailable"),

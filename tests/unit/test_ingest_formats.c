@@ -318,6 +318,10 @@ TEST(folded_bad_lines)
         {"a [x]\n", "line 1 "},
         {"a []\n", "line 1 "},
         {"# comment that gives extra info\nx 1\n", "line 1 \"# comment"},
+        /* Negative counts are refused, naming the line (issue #10, item 7). */
+        {"a 1\nb -5\n", "line 2 \"b -5\": a negative sample count"},
+        {"a -9223372036854775808\n", "line 1 "},
+        {"a [1 2]\nb [3 -1]\n", "line 2 "},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         CHECK_EQ(folded(a, bad[i].text, &p, &err), KILN_INVALID_ARGUMENT);
@@ -325,7 +329,9 @@ TEST(folded_bad_lines)
         if (strstr(err.msg, bad[i].want) == NULL)
             printf("  got: %s\n", err.msg);
     }
-    CHECK_OK(folded(a, "a -5\nb -9223372036854775808\n", &p, &err)); /* signed, as Atoi */
+    /* Zero-count lines add nothing to Pyroscope's tree: skipped. */
+    CHECK_OK(folded(a, "a 0\nb 2\nc [0]\n", &p, &err));
+    CHECK_EQ(p.n_samples, 1);
     kiln_arena_destroy(a);
 }
 

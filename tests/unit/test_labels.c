@@ -42,6 +42,17 @@ TEST(validate)
     CHECK_EQ(kiln_labels_validate(longv, 2, 30, 1024, 5, &err), KILN_INVALID_ARGUMENT);
     kiln_label_t empty_svc[] = {{"__name__", "x"}, {"service_name", ""}};
     CHECK_EQ(kiln_labels_validate(empty_svc, 2, 30, 1024, 2048, &err), KILN_INVALID_ARGUMENT);
+    /* Control characters in names or values are refused (issue #10, item 7);
+     * dotted and UTF-8 names stay valid. */
+    kiln_label_t nl_name[] = {{"__name__", "x"}, {"a\nb", "1"}};
+    CHECK_EQ(kiln_labels_validate(nl_name, 2, 30, 1024, 2048, &err), KILN_INVALID_ARGUMENT);
+    CHECK(strstr(err.msg, "control") != NULL);
+    kiln_label_t tab_value[] = {{"__name__", "x"}, {"k", "v\tw"}};
+    CHECK_EQ(kiln_labels_validate(tab_value, 2, 30, 1024, 2048, &err), KILN_INVALID_ARGUMENT);
+    kiln_label_t del_value[] = {{"__name__", "x"}, {"k", "v\x7f"}};
+    CHECK_EQ(kiln_labels_validate(del_value, 2, 30, 1024, 2048, &err), KILN_INVALID_ARGUMENT);
+    kiln_label_t dotted[] = {{"__name__", "x"}, {"service.name", "caf\xc3\xa9"}};
+    CHECK_OK(kiln_labels_validate(dotted, 2, 30, 1024, 2048, &err));
 }
 
 TEST(utf8)

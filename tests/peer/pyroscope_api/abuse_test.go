@@ -49,11 +49,13 @@ func TestHostileRequestsAreAllOrNothing(t *testing.T) {
 		raw  []byte
 		want connect.Code
 	}{
-		{"gzip bomb", bomb.Bytes(), connect.CodeResourceExhausted},
+		// Too large is not retryable: invalid_argument, as Pyroscope answers
+		// its profile size limit (resource_exhausted is for rate limits).
+		{"gzip bomb", bomb.Bytes(), connect.CodeInvalidArgument},
 		{"truncated gzip", pc.raw[:len(pc.raw)/2], connect.CodeInvalidArgument},
 		// ~6 MB decompressed: the 4 MiB profile size limit refuses it before
 		// the 16000-sample limit would.
-		{"10^6 empty samples", emptyRaw.Bytes(), connect.CodeResourceExhausted},
+		{"10^6 empty samples", emptyRaw.Bytes(), connect.CodeInvalidArgument},
 	}
 	service := "peer-hostile-" + kilntest.RandomHex(4)
 	for _, tc := range cases {
