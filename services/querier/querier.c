@@ -130,10 +130,14 @@ static void collect_names(void *ctx, const kiln_label_t *l, size_t n)
 {
     names_arg *a = ctx;
     for (size_t i = 0; i < n; i++) {
-        if (a->label == NULL && (a->utf8 || kiln_label_name_is_legacy(l[i].name)))
-            strlist_add(&a->list, l[i].name);
-        else if (strcmp(l[i].name, a->label) == 0 && *l[i].value != '\0')
+        /* The legacy-name filter is LabelNames' alone; only LabelValues and
+         * ProfileTypes name a label to compare with (label == NULL otherwise). */
+        if (a->label == NULL) {
+            if (a->utf8 || kiln_label_name_is_legacy(l[i].name))
+                strlist_add(&a->list, l[i].name);
+        } else if (strcmp(l[i].name, a->label) == 0 && *l[i].value != '\0') {
             strlist_add(&a->list, l[i].value);
+        }
     }
 }
 
