@@ -295,6 +295,12 @@ kiln_status kiln_querier__check_range(int64_t start, int64_t end, kiln_err *err)
     if (start == 0 || end == 0 || start > end)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "start and end are required, with start <= end (ms since epoch)");
+    /* Callers divide end - start into steps: it must be an int64. */
+    int64_t len;
+    if (__builtin_sub_overflow(end, start, &len))
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "the range from start %lld to end %lld ms is too long",
+                            (long long)start, (long long)end);
     return KILN_OK;
 }
 
