@@ -3,6 +3,7 @@
  * `go tool pprof` and the Drilldown app read). Built from the merged call
  * tree: one function and one location per distinct frame name, one sample
  * per tree node with a self value, its stack the node's path, leaf first. */
+#include <stdint.h>
 #include <string.h>
 
 #include "google/v1/profile.pb-c.h"
@@ -94,6 +95,17 @@ static void samples(Google__V1__Profile *p, const Ingester__V1__TreeResponse *t,
     }
 }
 
+/* ms to ns, saturating: a query range may be anything up to INT64_MAX ms
+ * (a client sending ns where ms are due), and the profile's time only
+ * describes it. */
+static int64_t ms_to_ns(int64_t ms)
+{
+    int64_t ns;
+    if (__builtin_mul_overflow(ms, (int64_t)1000000, &ns))
+        return ms < 0 ? INT64_MIN : INT64_MAX;
+    return ns;
+}
+
 Google__V1__Profile *kiln_querier__pprof(const kiln_tree_t *tree, const char *type_id,
                                          int64_t start, int64_t end, kiln_arena_t *a)
 {
@@ -108,8 +120,11 @@ Google__V1__Profile *kiln_querier__pprof(const kiln_tree_t *tree, const char *ty
     p->sample_type[0] = value_type(a, 1, 2);
     p->period_type = value_type(a, 3, 4);
     p->period = 1;
-    p->time_nanos = start * 1000000;
-    p->duration_nanos = (end - start) * 1000000;
+    int64_t duration;
+    if (__builtin_sub_overflow(end, start, &duration))
+        duration = INT64_MAX;
+    p->time_nanos = ms_to_ns(start);
+    p->duration_nanos = ms_to_ns(duration);
     symbols(p, t, a);
     samples(p, t, a);
     return p;
