@@ -111,7 +111,7 @@ static Types__V1__HeatmapSeries *heatmap(const heat_acc *a, int64_t start, int64
     int32_t *counts = kiln_xcalloc(n_steps * HEATMAP_BUCKETS + 1, sizeof(int32_t));
     for (size_t i = 0; i < a->n; i++) {
         int64_t t = a->p[i].t;
-        size_t step = t <= start ? 0 : (size_t)((t - start + step_ms - 1) / step_ms);
+        size_t step = t <= start ? 0 : (size_t)((t - start) / step_ms + ((t - start) % step_ms != 0));
         int b = width > 0 ? (int)((a->p[i].v - a->min) / width) : 0;
         b = b >= HEATMAP_BUCKETS ? HEATMAP_BUCKETS - 1 : b;
         if (step < n_steps)
@@ -149,7 +149,7 @@ kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const Pro
         free(a.p);
         return st;
     }
-    int64_t step_ms = llround(req->step * 1000) > 0 ? llround(req->step * 1000) : 1;
+    int64_t step_ms = kiln_querier__step_ms(req->step);
     Querier__V1__SelectHeatmapResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_heatmap_response__init(r);
     if (a.n != 0) {

@@ -2,6 +2,7 @@
  * querier: metadata queries over series, and flame graphs. */
 #include "querier_int.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -302,6 +303,16 @@ kiln_status kiln_querier__check_range(int64_t start, int64_t end, kiln_err *err)
                             "the range from start %lld to end %lld ms is too long",
                             (long long)start, (long long)end);
     return KILN_OK;
+}
+
+int64_t kiln_querier__step_ms(double step_s)
+{
+    double ms = step_s * 1000;
+    if (!(ms >= 1))
+        return 1;
+    if (ms >= 9.2e18)
+        return INT64_MAX;
+    return llround(ms);
 }
 
 kiln_status kiln_querier__limit_range(const kiln_querier_t *q, kiln_rpc_ctx *ctx, int64_t *start,

@@ -92,7 +92,13 @@ Google__V1__Profile *kiln_querier__pprof(const kiln_tree_t *tree, const char *ty
 void kiln_querier__dot(const Querier__V1__FlameGraph *fg, const char *type_id, kiln_arena_t *a,
                        kiln_buf *out);
 
-/** Checks a Select* time range: both set, start <= end. */
+/** Checks a Select* time range: both set, start <= end, end - start an
+ * int64. */
 kiln_status kiln_querier__check_range(int64_t start, int64_t end, kiln_err *err);
+
+/** A SelectSeries/SelectHeatmap step (seconds, already checked >= 0.001)
+ * in ms: at least 1, at most INT64_MAX (llround of a larger double is
+ * undefined). */
+int64_t kiln_querier__step_ms(double step_s);
 
 #endif

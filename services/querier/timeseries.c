@@ -60,7 +60,8 @@ static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, in
 {
     acc *a = ctx;
     int64_t start = a->req->start;
-    size_t step = t <= start ? 0 : (size_t)((t - start + a->step_ms - 1) / a->step_ms);
+    /* ceil((t - start) / step_ms), without t - start + step_ms overflowing */
+    size_t step = t <= start ? 0 : (size_t)((t - start) / a->step_ms + ((t - start) % a->step_ms != 0));
     if (step >= a->n_steps)
         return;
     group *g = group_of(a, l, n);
@@ -125,9 +126,7 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
     st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
-    acc a = {req, (int64_t)llround(req->step * 1000), 0, NULL, 0, 0};
-    if (a.step_ms < 1)
-        a.step_ms = 1;
+    acc a = {req, kiln_querier__step_ms(req->step), 0, NULL, 0, 0};
     a.n_steps = (size_t)((req->end - req->start) / a.step_ms) + 1;
     st = kiln_querier__profiles(q, ctx, sel, start, req->end, on_profile, &a);
     if (st != KILN_OK) {
