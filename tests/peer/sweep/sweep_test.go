@@ -18,6 +18,7 @@ const (
 	nIngest  = 1200
 	nLegacy  = 1000
 	nGarbage = 800
+	nJSON    = 1000
 	workers  = 4
 	budget   = 150 * time.Second // per part; a part past it stops early
 )
@@ -55,6 +56,7 @@ func TestSweep(t *testing.T) {
 		{"queries", n(nQueries), func(ta *tally, i int) { w.sendQuery(t.Context(), c, ta, sd, i) }},
 		{"legacy", n(nLegacy), func(ta *tally, i int) { w.sendLegacy(t.Context(), ta, sd, i) }},
 		{"garbage", n(nGarbage), func(ta *tally, i int) { w.sendGarbage(t.Context(), ta, sd, i) }},
+		{"json", n(nJSON), func(ta *tally, i int) { w.sendJSON(t.Context(), ta, sd, i) }},
 	}
 	for _, p := range parts {
 		ta := newTally()
