@@ -47,8 +47,10 @@ func (g *gen) rawProfile() []byte {
 		return nil
 	case 1:
 		return gz(g.garbage(nil))
-	case 2, 3:
+	case 2:
 		return g.garbage(valid)
+	case 3, 4:
+		return g.mutatePprof()
 	default:
 		return valid
 	}

@@ -1,6 +1,7 @@
 package sweep
 
 import (
+	"bytes"
 	"math"
 	"net/http"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/google/pprof/profile"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	querierv1 "github.com/grafana/pyroscope/api/gen/proto/go/querier/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
@@ -78,6 +80,47 @@ func TestSweepFindings(t *testing.T) {
 	if r.verdict() != "" {
 		s.RequireAlive(t)
 		t.Errorf("/ingest from=now-9999999999h: %s", r.verdict())
+	}
+
+	// Sample values near the int64 limits: their sums overflowed (UBSan)
+	// in the head's profile total, the merged tree, the flame graph's x
+	// positions, the DOT graph and, at the flush on SIGTERM (the cleanup),
+	// the block's per-node sums and gcd.
+	ext, err := profile.ParseData(p.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, smp := range ext.Sample {
+		for k := range smp.Value {
+			smp.Value[k] = []int64{math.MaxInt64, math.MinInt64, math.MaxInt64 / 2}[i%3]
+		}
+	}
+	var raw bytes.Buffer
+	if err := ext.Write(&raw); err != nil {
+		t.Fatal(err)
+	}
+	extreme := *p
+	extreme.Raw = raw.Bytes()
+	_, err = c.push.Push(ctx, connect.NewRequest(pushOne(&extreme, "extreme")))
+	expect("push of extreme values", err, 0)
+	for _, f := range []querierv1.ProfileFormat{querierv1.ProfileFormat_PROFILE_FORMAT_FLAMEGRAPH,
+		querierv1.ProfileFormat_PROFILE_FORMAT_TREE, querierv1.ProfileFormat_PROFILE_FORMAT_DOT} {
+		_, err = q.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+			ProfileTypeID: typeID, LabelSelector: "{}", Start: 1, End: now, Format: f}))
+		expect("merge of extreme values "+f.String(), err, 0)
+	}
+	side := &querierv1.SelectMergeStacktracesRequest{ProfileTypeID: typeID, LabelSelector: "{}", Start: 1, End: now}
+	_, err = q.Diff(ctx, connect.NewRequest(&querierv1.DiffRequest{Left: side, Right: side}))
+	if code := kilntest.ConnectCode(err); err != nil && code != connect.CodeInvalidArgument {
+		t.Errorf("Diff of extreme values: %v", err) // negative sides are refused, as upstream does
+	}
+	for _, f := range []string{"json", "dot"} {
+		r, body := w.post(t.Context(), w.tenants[0], http.MethodGet, "/pyroscope/render?from=1&until=now&format="+f+
+			"&query="+typeID+"%7Bservice_name%3D%22extreme%22%7D", "", nil, nil)
+		if r.err != nil {
+			s.RequireAlive(t)
+			t.Errorf("render %s of extreme values: %v %.200q", f, r.err, body)
+		}
 	}
 
 	// 2000 query arguments (an 8 KB URL) exhausted libmicrohttpd's 32 KiB
