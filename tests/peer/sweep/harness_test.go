@@ -69,7 +69,9 @@ type result struct {
 }
 
 // allowedCodes are the Connect/gRPC codes a client may get: the request's
-// own fault or a limit. unknown, internal, unavailable, data_loss,
+// own fault or a limit. resource_exhausted is also accepted where a
+// too-large push is due invalid_argument/413 (issue #10 item 6, fixed on
+// another branch). unknown, internal, unavailable, data_loss,
 // deadline_exceeded and canceled are the server's failures (or a hang).
 var allowedCodes = []connect.Code{
 	connect.CodeInvalidArgument, connect.CodeNotFound, connect.CodeFailedPrecondition,
