@@ -248,7 +248,10 @@ func (w *world) sendIngest(parent context.Context, c *clients, ta *tally, seed u
 		if ct == "application/json" {
 			body = w.otlpJSON
 		}
-		if g.p(0.6) {
+		switch {
+		case ct != "application/json" && g.p(0.4):
+			body = g.mutateOTLP()
+		case g.p(0.5):
 			body = g.garbage(body)
 		}
 		h := http.Header{}
@@ -263,7 +266,10 @@ func (w *world) sendIngest(parent context.Context, c *clients, ta *tally, seed u
 		ta.add("POST /v1development/profiles", what, r)
 	default: // OTLP gRPC, on the OTLP port and the gRPC port, and Connect
 		body := w.otlpBin
-		if g.p(0.6) {
+		switch {
+		case g.p(0.4):
+			body = g.mutateOTLP()
+		case g.p(0.5):
 			body = g.garbage(body)
 		}
 		kind := g.pick([]string{"grpc-otlp", "grpc", "connect-proto"})
