@@ -16,6 +16,14 @@
 #include "log.h"
 #include "xmalloc.h"
 
+/* Each connection's libmicrohttpd pool holds the request line, the headers
+ * and a record per query argument. At the default 32 KiB, a URL of ~2000
+ * arguments (8 KB) exhausted it while parsing, and libmicrohttpd 0.9.75 then
+ * left the client without an answer until the connection timed out. 1 MiB
+ * is Go's http.DefaultMaxHeaderBytes (what Pyroscope accepts); the pool is
+ * mmap'ed, so an idle connection costs only the pages it touched. */
+#define CONN_MEMORY_LIMIT (1u << 20)
+
 typedef struct route {
     char *path;
     kiln_http_handler_fn fn;
@@ -328,6 +336,7 @@ kiln_status kiln_http_server_start(kiln_http_server_t *s, kiln_err *err)
                             (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
                             MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_END);
     if (s->d == NULL)
         return kiln_err_set(err, KILN_UNAVAILABLE, "cannot listen on %s:%d (HTTP)", addr,

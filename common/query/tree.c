@@ -248,8 +248,8 @@ void kiln_tree_add_self(kiln_tree_t *t, uint32_t node, int64_t v)
 {
     if (node >= t->n)
         abort();
-    t->self[node] += v;
-    t->total += v;
+    t->self[node] = kiln_add_wrap(t->self[node], v);
+    t->total = kiln_add_wrap(t->total, v);
 }
 
 size_t kiln_tree_size(const kiln_tree_t *t)
@@ -369,7 +369,7 @@ static int64_t *subtree_totals(const kiln_tree_t *t)
     int64_t *tot = kiln_xmalloc(t->n * sizeof(int64_t));
     memcpy(tot, t->self, t->n * sizeof(int64_t));
     for (size_t i = t->n - 1; i > 0; i--)
-        tot[t->parent[i]] += tot[i];
+        tot[t->parent[i]] = kiln_add_wrap(tot[t->parent[i]], tot[i]);
     return tot;
 }
 
@@ -510,7 +510,7 @@ static void fg_children(fg *g)
         if (g->tot[i] != 0 && g->tot[i] >= g->thr)
             g->first[t->parent[i] + 1]++, kept++;
         else
-            g->other[t->parent[i]] += g->tot[i];
+            g->other[t->parent[i]] = kiln_add_wrap(g->other[t->parent[i]], g->tot[i]);
     }
     for (size_t i = 0; i < n; i++)
         g->first[i + 1] += g->first[i];
@@ -590,11 +590,11 @@ static void fg_emit(fg *g, uint32_t depth, int64_t x, int64_t total, int64_t sel
     }
     fg_level *l = &g->levels[depth];
     KILN_GROW(l->v, l->cap, l->len + 4);
-    l->v[l->len++] = x - l->end;
+    l->v[l->len++] = (int64_t)((uint64_t)x - (uint64_t)l->end); /* wraps as kiln_add_wrap */
     l->v[l->len++] = total;
     l->v[l->len++] = self;
     l->v[l->len++] = name;
-    l->end = x + total;
+    l->end = kiln_add_wrap(x, total);
     if (self > g->max_self)
         g->max_self = self;
 }
@@ -618,15 +618,15 @@ static void fg_visit(fg *g, fg_item it)
     uint32_t v = it.node;
     bool root = v == KILN_TREE_ROOT;
     int64_t self = root ? 0 : t->self[v];
-    int64_t total = root ? g->tot[v] - t->self[v] : g->tot[v];
+    int64_t total = root ? (int64_t)((uint64_t)g->tot[v] - (uint64_t)t->self[v]) : g->tot[v];
     fg_emit(g, it.depth, it.x, total, self, root ? 0 : fg_name(g, t->name[v]));
-    int64_t x = it.x + self;
+    int64_t x = kiln_add_wrap(it.x, self);
     for (uint32_t k = g->first[v]; k < g->first[v + 1]; k++)
-        x += g->tot[g->kids[k]];
+        x = kiln_add_wrap(x, g->tot[g->kids[k]]);
     if (g->other[v] != 0)
         fg_push(g, (fg_item){NONE, it.depth + 1, x, g->other[v]});
     for (uint32_t k = g->first[v + 1]; k > g->first[v]; k--) {
-        x -= g->tot[g->kids[k - 1]];
+        x = (int64_t)((uint64_t)x - (uint64_t)g->tot[g->kids[k - 1]]); /* wraps */
         fg_push(g, (fg_item){g->kids[k - 1], it.depth + 1, x, 0});
     }
 }

@@ -103,4 +103,12 @@ Querier__V1__FlameGraphDiff *kiln_tree_flamegraph_diff(const kiln_tree_t *left,
                                                        const kiln_tree_t *right,
                                                        int64_t max_nodes, kiln_arena_t *a);
 
+/** a + b wrapping (two's complement) instead of overflowing: sample values
+ * are the client's, and sums of extreme ones are garbage, but must not be
+ * undefined behaviour (the policy of pprof_norm's duplicate sums). */
+static inline int64_t kiln_add_wrap(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a + (uint64_t)b);
+}
+
 #endif

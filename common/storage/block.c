@@ -279,7 +279,8 @@ static void write_chunk(const kiln_head_t *h, const hseries *s, kiln_buf *out)
         for (uint32_t k = 0; k < p->n; k++) {
             uint64_t span = h->s_span != NULL ? h->s_span[p->off + k] : 0;
             tmp[k] = (sample){h->s_node[p->off + k], h->s_value[p->off + k], span};
-            g = gcd(g, tmp[k].value < 0 ? (uint64_t)-tmp[k].value : (uint64_t)tmp[k].value);
+            /* |value| as unsigned: -(uint64_t) also holds |INT64_MIN| */
+            g = gcd(g, tmp[k].value < 0 ? -(uint64_t)tmp[k].value : (uint64_t)tmp[k].value);
         }
         g = g ? g : 1;
         qsort(tmp, p->n, sizeof(*tmp), cmp_sample);
@@ -374,7 +375,7 @@ static void write_aggregates(const kiln_head_t *h, kiln_buf *index)
                     KILN_GROW(touched, cap, n + 1);
                     touched[n++] = node;
                 }
-                sum[node] += h->s_value[k];
+                sum[node] = kiln_add_wrap(sum[node], h->s_value[k]);
             }
         }
         if (n > 1)

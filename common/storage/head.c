@@ -578,7 +578,7 @@ void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, uint6
             h->s_span[h->n_samples] = span != NULL ? span[i] : 0;
         h->s_node[h->n_samples] = node[i];
         h->s_value[h->n_samples++] = value[i];
-        total += value[i];
+        total = kiln_add_wrap(total, value[i]);
     }
     KILN_GROW(h->profiles, h->cap_profiles, h->n_profiles + 1);
     uint32_t pid = (uint32_t)h->n_profiles++;
@@ -967,7 +967,7 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
         bool all = f == NULL || f->spans == NULL;
         for (size_t k = pr->off; k < pr->off + pr->n; k++) {
             if (all || (span != NULL && sorted_has(f->spans, f->n_spans, span[k])))
-                acc[node[k]] += value[k];
+                acc[node[k]] = kiln_add_wrap(acc[node[k]], value[k]);
         }
         any = true;
     }

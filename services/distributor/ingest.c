@@ -273,7 +273,12 @@ static kiln_status text_profile(ingest *r, kiln_pprof_build_t *b, const kiln_app
                                            "unknown profile type: %.60s (the app name's suffix "
                                            "after the last '.')", suffix));
     apply_kind(b, &k, rate);
-    kiln_pprof_build_time(b, r->from, r->until > r->from ? r->until - r->from : 0);
+    /* from and until may be anything attime parses (now-9999999999h...):
+     * a duration past int64 is unknown, 0. */
+    int64_t duration = 0;
+    if (r->until > r->from && __builtin_sub_overflow(r->until, r->from, &duration))
+        duration = 0;
+    kiln_pprof_build_time(b, r->from, duration);
     *in = (kiln_ingest_profile){NULL, 0, {0}, NULL, raw_bytes};
     kiln_status st = kiln_pprof_build_finish(b, &in->profile, &r->err);
     if (st == KILN_OK && (in->labels = base_labels(r, k.metric, n, 1, &in->n_labels)) == NULL)

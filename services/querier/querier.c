@@ -2,6 +2,7 @@
  * querier: metadata queries over series, and flame graphs. */
 #include "querier_int.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -168,11 +169,14 @@ static void collect_names(void *ctx, const kiln_label_t *l, size_t n)
 {
     names_arg *a = ctx;
     for (size_t i = 0; i < n; i++) {
+        /* The legacy-name filter is LabelNames' alone; only LabelValues and
+         * ProfileTypes name a label to compare with (label == NULL otherwise). */
         if (a->label == NULL) {
             if (a->utf8 || kiln_label_name_is_legacy(l[i].name))
                 strlist_add(&a->list, l[i].name);
-        } else if (strcmp(l[i].name, a->label) == 0 && *l[i].value != '\0')
+        } else if (strcmp(l[i].name, a->label) == 0 && *l[i].value != '\0') {
             strlist_add(&a->list, l[i].value);
+        }
     }
 }
 
@@ -433,7 +437,7 @@ kiln_status kiln_querier__check_range(int64_t start, int64_t end, kiln_err *err)
     if (start == 0 || end == 0 || start > end)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "start and end are required, with start <= end (ms since epoch)");
-    return KILN_OK;
+    return KILN_OK; /* end - start may pass INT64_MAX: steps count it unsigned */
 }
 
 kiln_status kiln_querier__limit_range(const kiln_querier_t *q, kiln_rpc_ctx *ctx, int64_t *start,

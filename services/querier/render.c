@@ -503,9 +503,10 @@ static void dot_decode(dgraph *g)
         for (size_t j = 0; j + 3 < fg->levels[l]->n_values; j += 4) {
             const int64_t *v = &fg->levels[l]->values[j];
             dnode *d = &g->nodes[k++];
-            *d = (dnode){end + v[0], v[1], v[2], v[3], SIZE_MAX};
-            end = d->x + d->total;
-            while (p < prev_end && g->nodes[p].x + g->nodes[p].total <= d->x)
+            /* x positions wrap as the flame graph's did (kiln_add_wrap) */
+            *d = (dnode){kiln_add_wrap(end, v[0]), v[1], v[2], v[3], SIZE_MAX};
+            end = kiln_add_wrap(d->x, d->total);
+            while (p < prev_end && kiln_add_wrap(g->nodes[p].x, g->nodes[p].total) <= d->x)
                 p++;
             if (l > 0 && p < prev_end)
                 d->parent = p;
@@ -589,9 +590,9 @@ static void dot_aggregate(dgraph *g)
         const dnode *d = &g->nodes[i];
         if (d->parent == SIZE_MAX)
             continue;
-        g->flat[d->name] += d->self;
+        g->flat[d->name] = kiln_add_wrap(g->flat[d->name], d->self);
         if (!nested[i])
-            g->cum[d->name] += d->total;
+            g->cum[d->name] = kiln_add_wrap(g->cum[d->name], d->total);
         if (d->parent != 0)
             g->edges[g->ne++] = (dedge){g->nodes[d->parent].name, d->name, d->total};
     }
@@ -601,7 +602,7 @@ static void dot_aggregate(dgraph *g)
     for (size_t i = 0; i < g->ne; i++) {
         dedge *last = m > 0 ? &g->edges[m - 1] : NULL;
         if (last != NULL && last->from == g->edges[i].from && last->to == g->edges[i].to)
-            g->edges[m - 1].w += g->edges[i].w;
+            g->edges[m - 1].w = kiln_add_wrap(g->edges[m - 1].w, g->edges[i].w);
         else
             g->edges[m++] = g->edges[i];
     }
@@ -734,7 +735,7 @@ static void dot_write(kiln_buf *b, dgraph *g, const char *type)
     dorder *o = dot_rank(g, &n);
     int64_t max_flat = 0, flat_sum = 0;
     for (size_t i = 0; i < n; i++) {
-        flat_sum += g->flat[o[i].name];
+        flat_sum = kiln_add_wrap(flat_sum, g->flat[o[i].name]);
         if (g->flat[o[i].name] > max_flat)
             max_flat = g->flat[o[i].name];
     }

@@ -183,7 +183,7 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
             free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);
         a.n = (size_t)req->limit;
     }
-    if (a.n > 1)
+    if (a.n > 1) /* a.g is NULL when nothing matched */
         qsort(a.g, a.n, sizeof(*a.g), cmp_key);
     Querier__V1__SelectSeriesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_series_response__init(r);
