@@ -326,6 +326,137 @@ TEST(batches_from_several_threads)
     CHECK_EQ(ok[0] + ok[1] + ok[2], 3 * 20 * 4);
 }
 
+/* A server of the test's own, so that the health of its address is the
+ * test's alone. */
+static kiln_grpc_server_t *own_server(char *addr, size_t cap)
+{
+    kiln_grpc_config cfg = {"127.0.0.1", 0, NULL, 0, 4, (size_t)1 << 20};
+    kiln_grpc_server_t *srv = kiln_grpc_server_create(&cfg, rpc, metrics);
+    kiln_err err = {KILN_OK, ""};
+    CHECK_OK(kiln_grpc_server_start(srv, &err));
+    snprintf(addr, cap, "127.0.0.1:%d", kiln_grpc_server_port(srv));
+    return srv;
+}
+
+/* A caller takes the calls that ended and goes on without the slow one,
+ * whose memory it frees at once: the call runs on with its own copies. */
+TEST(batch_goes_on_without_a_slow_call)
+{
+    char addr[64];
+    kiln_grpc_server_t *srv = own_server(addr, sizeof(addr));
+    char tenant[16] = "team-b";
+    kiln_grpc_call c[3] = {call_to(addr, METHOD, tenant, "slow", "a"),
+                           call_to(addr, METHOD, tenant, "echo", "b"),
+                           call_to(addr, METHOD, tenant, "echo", "c")};
+    double t0 = now_ms();
+    kiln_grpc_batch_t *b = kiln_grpc_batch_start(client, c, 3, 5000);
+    unsigned got = 0, ok = 0;
+    for (int k = 0; k < 3 && ok < 2; k++) {
+        size_t i = kiln_grpc_batch_next(b);
+        if (i == KILN_GRPC_BATCH_DONE)
+            break;
+        got |= 1u << i;
+        ok += c[i].err.code == KILN_OK && c[i].resp != NULL;
+    }
+    kiln_grpc_batch_end(b);
+    printf("  2 of 3 calls answered and the batch ended after %.1f ms (the third sleeps %d ms)\n",
+           now_ms() - t0, SLOW_MS);
+    CHECK_EQ(got, 6u);
+    CHECK_EQ(ok, 2u);
+    CHECK_EQ(c[0].err.code, KILN_CANCELLED);
+    CHECK(strstr(c[0].err.msg, "not waited for") != NULL);
+    CHECK(c[0].resp == NULL);
+    for (int i = 0; i < 3; i++)
+        call_free(&c[i]);
+    memset(c, 0xa5, sizeof(c));
+    memset(tenant, 0xa5, sizeof(tenant));
+    /* The abandoned call is answered in the background; the peer is fine. */
+    CHECK(kiln_grpc_client_peer(client, addr) != KILN_GRPC_PEER_SUSPECT);
+    kiln_grpc_server_destroy(srv);
+}
+
+/* A timeout makes a peer suspect (probing while a call to it runs) until
+ * it answers again. */
+TEST(timeout_makes_a_peer_suspect_until_it_answers)
+{
+    char addr[64];
+    kiln_grpc_server_t *srv = own_server(addr, sizeof(addr));
+    CHECK_EQ(kiln_grpc_client_peer(client, addr), KILN_GRPC_PEER_OK);
+    kiln_grpc_call c = call_to(addr, METHOD, NULL, "slow", "x");
+    kiln_grpc_client_run(client, &c, 1, 300);
+    CHECK_EQ(c.err.code, KILN_DEADLINE_EXCEEDED);
+    CHECK_EQ(kiln_grpc_client_peer(client, addr), KILN_GRPC_PEER_SUSPECT);
+    call_free(&c);
+
+    c = call_to(addr, METHOD, NULL, "slow", "x");
+    kiln_grpc_batch_t *b = kiln_grpc_batch_start(client, &c, 1, 5000);
+    CHECK_EQ(kiln_grpc_client_peer(client, addr), KILN_GRPC_PEER_PROBING);
+    CHECK_EQ(kiln_grpc_batch_next(b), 0);
+    CHECK_EQ(kiln_grpc_batch_next(b), KILN_GRPC_BATCH_DONE);
+    kiln_grpc_batch_end(b);
+    CHECK_EQ(c.err.code, KILN_OK);
+    CHECK_EQ(kiln_grpc_client_peer(client, addr), KILN_GRPC_PEER_OK);
+    call_free(&c);
+
+    /* Suspect again, then gone: a refused connection says nothing new. */
+    c = call_to(addr, METHOD, NULL, "slow", "x");
+    kiln_grpc_client_run(client, &c, 1, 300);
+    CHECK_EQ(c.err.code, KILN_DEADLINE_EXCEEDED);
+    call_free(&c);
+    kiln_grpc_server_destroy(srv);
+    c = call_to(addr, METHOD, NULL, "echo", "x");
+    kiln_grpc_client_run(client, &c, 1, 5000);
+    CHECK_EQ(c.err.code, KILN_UNAVAILABLE);
+    CHECK_EQ(kiln_grpc_client_peer(client, addr), KILN_GRPC_PEER_SUSPECT);
+    call_free(&c);
+}
+
+/* Destroying the client cancels the calls left running: a peer that does
+ * not answer does not hold a shutdown until the deadline. */
+TEST(destroy_cancels_calls_left_running)
+{
+    char addr[64];
+    kiln_grpc_server_t *srv = own_server(addr, sizeof(addr));
+    kiln_grpc_client_t *own = kiln_grpc_client_create(0);
+    kiln_grpc_call c[2] = {call_to(addr, METHOD, "t", "slow", "x"),
+                           call_to(addr, METHOD, "t", "slow", "y")};
+    kiln_grpc_batch_t *b = kiln_grpc_batch_start(own, c, 2, 60000);
+    kiln_grpc_batch_end(b);
+    CHECK_EQ(c[0].err.code, KILN_CANCELLED);
+    CHECK_EQ(c[1].err.code, KILN_CANCELLED);
+    call_free(&c[0]);
+    call_free(&c[1]);
+    double t0 = now_ms();
+    kiln_grpc_client_destroy(own);
+    printf("  client with 2 calls left running (deadline 60 s) destroyed in %.1f ms\n",
+           now_ms() - t0);
+    kiln_grpc_server_destroy(srv);
+}
+
+/* A peer whose process is stopped: its kernel accepts the connection and
+ * nothing answers. The call ends by its deadline at the latest. */
+TEST(silent_peer_ends_by_the_deadline)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(sa);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(listen(fd, 16) == 0);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+    kiln_grpc_call c = call_to(addr, METHOD, NULL, "echo", "x");
+    double t0 = now_ms();
+    kiln_grpc_client_run(client, &c, 1, 1000);
+    printf("  silent peer, deadline 1000 ms: ended after %.1f ms: %s\n", now_ms() - t0, c.err.msg);
+    CHECK(c.err.code == KILN_DEADLINE_EXCEEDED || c.err.code == KILN_UNAVAILABLE);
+    call_free(&c);
+    close(fd);
+}
+
 int main(void)
 {
     metrics = kiln_metrics_create();
@@ -353,6 +484,10 @@ int main(void)
     RUN(mixed_batch_ends_each_call_on_its_own);
     RUN(large_response);
     RUN(batches_from_several_threads);
+    RUN(batch_goes_on_without_a_slow_call);
+    RUN(timeout_makes_a_peer_suspect_until_it_answers);
+    RUN(destroy_cancels_calls_left_running);
+    RUN(silent_peer_ends_by_the_deadline);
 
     kiln_grpc_client_destroy(client);
     kiln_grpc_server_destroy(srv);
