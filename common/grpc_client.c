@@ -194,7 +194,8 @@ kiln_grpc_peer kiln_grpc_client_peer(kiln_grpc_client_t *c, const char *addr)
     for (size_t i = 0; i < c->n_chans; i++) {
         const channel *ch = c->chans[i];
         if (ch->suspect && strcmp(ch->addr, addr) == 0)
-            h = ch->inflight > 0 ? KILN_GRPC_PEER_PROBING : KILN_GRPC_PEER_SUSPECT;
+            h = ch->inflight >= KILN_GRPC_SUSPECT_MAX_CALLS ? KILN_GRPC_PEER_SATURATED
+                                                            : KILN_GRPC_PEER_SUSPECT;
     }
     pthread_mutex_unlock(&c->mu);
     return h;

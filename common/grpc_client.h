@@ -73,12 +73,18 @@ size_t kiln_grpc_batch_next(kiln_grpc_batch_t *b);
  * peer's health); calls is not touched again. Frees b. */
 void kiln_grpc_batch_end(kiln_grpc_batch_t *b);
 
+/** Calls to a suspect peer running at once beyond which it is SATURATED. */
+#define KILN_GRPC_SUSPECT_MAX_CALLS 64
+
 /** What the client knows of a peer's health. */
 typedef enum kiln_grpc_peer {
-    KILN_GRPC_PEER_OK,      /* answered its last call (or never called) */
-    KILN_GRPC_PEER_SUSPECT, /* a call to it timed out and none was answered
-                               since; no call to it is running */
-    KILN_GRPC_PEER_PROBING, /* suspect, with calls to it still running */
+    KILN_GRPC_PEER_OK,        /* answered its last call (or never called) */
+    KILN_GRPC_PEER_SUSPECT,   /* a call to it timed out and none was
+                                 answered since: call it (its answer clears
+                                 it) but do not wait on it if others do */
+    KILN_GRPC_PEER_SATURATED, /* suspect, with KILN_GRPC_SUSPECT_MAX_CALLS
+                                 calls to it running: more would only hold
+                                 memory until their deadline */
 } kiln_grpc_peer;
 
 /** The health of addr: a call that ends with KILN_DEADLINE_EXCEEDED makes

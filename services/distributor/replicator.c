@@ -129,11 +129,13 @@ static int tally_state(const tally *t, const bool *running)
     return state;
 }
 
-/* Which members get their call. A suspect peer (it timed out and has not
- * answered since) with a call still running is skipped; one without gets
- * this push as a probe (the push returns at its quorum, so it is not
- * waited on while the others answer). A part with too few healthy replicas
- * for its quorum has all of its replicas called. */
+/* Which members get their call: all but saturated suspects (a suspect
+ * timed out and has not answered since; saturated, it has so many calls
+ * running that another would only hold memory). A suspect is called all
+ * the same, as a probe and a fallback should a healthy replica fail: the
+ * push returns at its quorum, so it is not waited on while the others
+ * answer. A part with too few healthy replicas for its quorum has all of
+ * its replicas called. */
 static void plan_calls(const kiln_replicator_t *r, const kiln_ring_member *m,
                        const kiln_grpc_call *calls, size_t nm, const tally *t, bool *skip)
 {
@@ -142,7 +144,7 @@ static void plan_calls(const kiln_replicator_t *r, const kiln_ring_member *m,
         kiln_grpc_peer h = calls[i].addr ? kiln_grpc_client_peer(r->cfg.grpc, m[i].addr)
                                          : KILN_GRPC_PEER_OK;
         healthy[i] = h == KILN_GRPC_PEER_OK;
-        skip[i] = h == KILN_GRPC_PEER_PROBING;
+        skip[i] = h == KILN_GRPC_PEER_SATURATED;
     }
     for (size_t i = 0; i < t->n; i++) {
         size_t good = 0;

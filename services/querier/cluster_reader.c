@@ -79,15 +79,15 @@ static size_t fanout_tolerance(const kiln_reader_t *r, const fanout *f)
 /* Which members are asked and which waited on. A suspect ingester (it
  * timed out and has not answered since) is asked without being waited on
  * (its answer is used if it comes before the others', and tells the client
- * it is back); one with a call still running is not asked again. Both
- * count as not answering, so when there are more of them than the read
- * tolerates every one is asked and waited on. */
+ * it is back); a saturated one (too many calls to it running) is not
+ * asked. Both count as not answering, so when there are more of them than
+ * the read tolerates every one is asked and waited on. */
 static void plan_fanout(const kiln_reader_t *r, const fanout *f, bool *ask, bool *wait)
 {
     size_t unsure = 0;
     for (size_t i = 0; i < f->n; i++) {
         kiln_grpc_peer h = kiln_grpc_client_peer(r->cc.grpc, f->m[i].addr);
-        ask[i] = h != KILN_GRPC_PEER_PROBING;
+        ask[i] = h != KILN_GRPC_PEER_SATURATED;
         wait[i] = h == KILN_GRPC_PEER_OK;
         unsure += !wait[i];
     }

@@ -35,7 +35,8 @@
 // push started after the first rpc timeout takes the timeout, and queries
 // are exact and, after the first, do not wait for it (healthy and frozen
 // push p50/p99 printed); SIGCONT, it is pushed to again and makes the
-// quorum while another ingester is frozen.
+// quorum while another ingester is frozen; an ingester made slow (stopped
+// past the rpc timeout, run briefly, again) fails or slows no push.
 //
 // Environment:
 //

@@ -199,7 +199,8 @@ func (c *cluster) timedTotals(t *testing.T, when, service string, want int64) ti
 // takes the rpc timeout once it has passed (latencies printed against the
 // healthy ones), queries stay exact and, after the first, do not wait for
 // it either; thawed, it is written to again and makes a quorum with
-// another ingester frozen.
+// another ingester frozen. Then one ingester is made slow (stopped for
+// longer than the rpc timeout, run briefly, again): pushes are as above.
 func TestFrozenIngester(t *testing.T) {
 	c := startClusterTimed(t, frozenRPCTimeout, frozenHBTimeout)
 	bound := frozenRPCTimeout + 4*time.Second
@@ -272,4 +273,45 @@ func TestFrozenIngester(t *testing.T) {
 	thaw2()
 	c.waitRing(t, "every ingester thawed", allIngesters)
 	c.timedTotals(t, "every ingester thawed", "f", acked)
+
+	// A slow replica (a stalled disk, a swapping host): it answers some
+	// calls late and others past the rpc timeout, turning suspect and back.
+	slow := c.ing[0]
+	stopCycle := make(chan struct{})
+	cycled := make(chan int)
+	go func() {
+		n := 0
+		defer func() { cycled <- n }()
+		for i := 0; i < 20; i++ {
+			if slow.Cmd.Process.Signal(syscall.SIGSTOP) != nil {
+				return
+			}
+			n++
+			select {
+			case <-stopCycle:
+			case <-time.After(frozenRPCTimeout + 500*time.Millisecond):
+			}
+			if slow.Cmd.Process.Signal(syscall.SIGCONT) != nil {
+				return
+			}
+			select {
+			case <-stopCycle:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = slow.Cmd.Process.Signal(syscall.SIGCONT) })
+	sl := c.runLoad("f", 4*(frozenRPCTimeout+800*time.Millisecond), &seq)
+	close(stopCycle)
+	stops := <-cycled
+	sl.check(t, slow.Name+" slow", bound)
+	sl.checkFrom(t, slow.Name+" slow", time.Time{}, frozenRPCTimeout)
+	acked += sl.acked
+	sn, s50, s99, stop := sl.pcts(time.Time{})
+	t.Logf("%s slow (stopped %d times for %v, running 300 ms in between): %d pushes, p50 %v p99 %v max %v; "+
+		"distributor-1 logged %d suspect and %d back", slow.Name, stops, frozenRPCTimeout+500*time.Millisecond, sn, s50,
+		s99, stop, len(c.dist[0].Log.Grep("timed out: suspect")), len(c.dist[0].Log.Grep("answers again")))
+	c.waitRing(t, slow.Name+" running again", allIngesters)
+	c.timedTotals(t, slow.Name+" running again", "f", acked)
 }
