@@ -182,6 +182,24 @@ func waitLog(t *testing.T, s *kilntest.Server, sub string, within time.Duration)
 	t.Fatalf("%s logged no %q within %v", s.Name, sub, within)
 }
 
+// waitMetric waits (bounded) until s's /metrics has series at want.
+func waitMetric(t *testing.T, s *kilntest.Server, series, want string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		v, ok, err := s.Metric(series)
+		if err == nil && ok && v == want {
+			t.Logf("%s: %s %s", s.Name, series, v)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s is %q (found %v, %v), want %s within %v", s.Name, series, v, ok, err, want, within)
+		}
+		s.RequireAlive(t)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // timedTotals is expectExact, printing and returning how long its queries
 // took.
 func (c *cluster) timedTotals(t *testing.T, when, service string, want int64) time.Duration {
@@ -233,6 +251,7 @@ func TestFrozenIngester(t *testing.T) {
 		float64(a99)/float64(max(p99, time.Microsecond)))
 	for _, d := range c.dist {
 		waitLog(t, d, "timed out: suspect", 10*time.Second)
+		waitMetric(t, d, `kiln_ring_member_suspect{member="`+frozen.Name+`"}`, "1", 10*time.Second)
 	}
 	// Reads answer from the other two: the first waits for the timeout at
 	// most, the next ones do not wait on the frozen ingester.
@@ -254,6 +273,7 @@ func TestFrozenIngester(t *testing.T) {
 	acked += back.acked
 	for _, d := range c.dist {
 		waitLog(t, d, "answers again", 10*time.Second)
+		waitMetric(t, d, `kiln_ring_member_suspect{member="`+frozen.Name+`"}`, "0", 10*time.Second)
 	}
 	served1 := pushesServed(t, frozen)
 	t.Logf("%s served %d ingester pushes before the freeze, %d after the thaw", frozen.Name, served0, served1)
