@@ -26,7 +26,11 @@
 #define DEFAULT_MAX_RECV ((size_t)256 << 20)
 /* A refused connection fails non-wait-for-ready calls at once; the channel
  * then retries in the background, and this caps how long a peer that came
- * back stays marked as failing (gRPC's default cap is 120 s). */
+ * back stays marked as failing (gRPC's default cap is 120 s). The minimum
+ * is also gRPC's connect timeout (an attempt gets the larger of it and the
+ * current backoff): a peer whose kernel accepts connections but that never
+ * sends its HTTP/2 SETTINGS (a stopped process) fails calls within it
+ * instead of holding them to their deadline. */
 #define MAX_RECONNECT_BACKOFF_MS 2000
 #define MIN_RECONNECT_BACKOFF_MS 100
 /* How long past the deadline to wait for the core before cancelling; the
