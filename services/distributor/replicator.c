@@ -91,8 +91,12 @@ static kiln_status quorum_outcome(const kiln_replicator_t *r, const kiln_ring_me
     kiln_status code = KILN_UNAVAILABLE;
     char msg[KILN_ERR_MSG_MAX] = "";
     size_t len = 0;
+    if (nm < r->cfg.rf)
+        len += (size_t)snprintf(msg, sizeof(msg), "; the ring has %zu ingesters", nm);
+    /* Calls not waited for (the push was lost without them) say nothing. */
     for (size_t i = 0; i < nm && len < sizeof(msg); i++) {
-        if (calls[i].addr == NULL || calls[i].err.code == KILN_OK)
+        if (calls[i].addr == NULL || calls[i].err.code == KILN_OK ||
+            calls[i].err.code == KILN_CANCELLED)
             continue;
         if (calls[i].err.code == KILN_RESOURCE_EXHAUSTED)
             code = KILN_RESOURCE_EXHAUSTED;
