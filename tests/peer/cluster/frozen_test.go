@@ -220,7 +220,11 @@ func (c *cluster) timedTotals(t *testing.T, when, service string, want int64) ti
 // another ingester frozen. Then one ingester is made slow (stopped for
 // longer than the rpc timeout, run briefly, again): pushes are as above.
 func TestFrozenIngester(t *testing.T) {
-	c := startClusterTimed(t, frozenRPCTimeout, frozenHBTimeout)
+	// Heads are not cut into blocks during the test (queries read the
+	// heads), and the flusher does not run: a flush round of the flusher
+	// thread at the moment SIGTERM flushes too is issue 10's flush_round
+	// race (seen as a leak under ASan), not this test's subject.
+	c := startClusterTimed(t, frozenRPCTimeout, frozenHBTimeout, "-ingester.flush-check-period=10m")
 	bound := frozenRPCTimeout + 4*time.Second
 	var seq int64
 

@@ -111,12 +111,12 @@ var compactorArgs = []string{
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	return startClusterTimed(t, 10*time.Second, heartbeatTimeout)
+	return startClusterTimed(t, 10*time.Second, heartbeatTimeout, ingesterArgs...)
 }
 
 // startClusterTimed starts the cluster with the given rpc and heartbeat
-// timeouts.
-func startClusterTimed(t *testing.T, rpcTimeout, hbTimeout time.Duration) *cluster {
+// timeouts, ingesters with ingArgs.
+func startClusterTimed(t *testing.T, rpcTimeout, hbTimeout time.Duration, ingArgs ...string) *cluster {
 	t.Helper()
 	_, testdata := kilntest.RequireEnv(t)
 	c := &cluster{
@@ -129,7 +129,7 @@ func startClusterTimed(t *testing.T, rpcTimeout, hbTimeout time.Duration) *clust
 	c.prof = kilntest.LoadProfile(t, testdata, profileFile)
 	t0 := time.Now()
 	for i := 1; i <= 3; i++ {
-		c.ing = append(c.ing, c.startKiln(t, "ingester", fmt.Sprintf("ingester-%d", i), ingesterArgs...))
+		c.ing = append(c.ing, c.startKiln(t, "ingester", fmt.Sprintf("ingester-%d", i), ingArgs...))
 	}
 	for i := 1; i <= 2; i++ {
 		d := c.startKiln(t, "distributor", fmt.Sprintf("distributor-%d", i))
