@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0
- * grpc_client: a table of channels by address under a mutex, and batches
- * run on a completion queue of their own: every call is one six-op batch
- * (send metadata, message and close; receive metadata, message and status),
- * so each call yields exactly one event and the batch is over when all
- * have arrived. */
+ * grpc_client: a table of peers (channel and health) by address under a
+ * mutex, and one completion queue for every call, drained by a poller
+ * thread: every call is one six-op batch (send metadata, message and close;
+ * receive metadata, message and status), so each call yields exactly one
+ * event, which the poller hands to the call's batch (its caller waits on a
+ * condition variable) or, once the caller went on, releases. */
 #include "grpc_client.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -11,11 +12,13 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "xmalloc.h"
@@ -23,31 +26,47 @@
 #define DEFAULT_MAX_RECV ((size_t)256 << 20)
 /* A refused connection fails non-wait-for-ready calls at once; the channel
  * then retries in the background, and this caps how long a peer that came
- * back stays marked as failing (gRPC's default cap is 120 s). */
+ * back stays marked as failing (gRPC's default cap is 120 s). The minimum
+ * is also gRPC's connect timeout (an attempt gets the larger of it and the
+ * current backoff): a peer whose kernel accepts connections but that never
+ * sends its HTTP/2 SETTINGS (a stopped process) fails calls within it
+ * instead of holding them to their deadline. */
 #define MAX_RECONNECT_BACKOFF_MS 2000
 #define MIN_RECONNECT_BACKOFF_MS 100
 /* How long past the deadline to wait for the core before cancelling; the
  * core ends calls at their deadline, so this only guards against a bug. */
 #define DRAIN_GRACE_MS 5000
 
+/* A peer: its channel and what its calls said of its health. Heap
+ * allocated, so pending calls may point at it while the table grows. */
 typedef struct channel {
     char *addr;
     grpc_channel *ch;
+    int inflight; /* calls started and not ended */
+    bool suspect; /* a call timed out and none was answered since */
 } channel;
 
 struct kiln_grpc_client {
-    pthread_mutex_t mu;
-    channel *chans;
+    pthread_mutex_t mu; /* the table, health, the abandoned list */
+    channel **chans;
     size_t n_chans, cap_chans;
     int max_recv; /* channel arg: -1 = no limit */
+    grpc_completion_queue *cq; /* every call's one event */
+    pthread_t poller;
+    kiln_grpc_batch_t *abandoned; /* batches left to finish (to cancel on destroy) */
 };
 
 /* One call of a batch in flight; its address is the completion tag. */
 typedef struct pending {
-    kiln_grpc_call *call;
+    kiln_grpc_batch_t *batch;
+    size_t index;
+    channel *chan;
     grpc_call *gc;
-    bool started; /* its batch was accepted: one event will come */
-    bool done;
+    bool started;  /* its batch was accepted: one event will come */
+    bool done;     /* its event came (under the batch's mutex) */
+    bool reported; /* returned by kiln_grpc_batch_next */
+    bool released;
+    bool has_tenant;
     grpc_metadata tenant_md;
     grpc_metadata_array initial_md, trailing_md;
     grpc_byte_buffer *send, *recv;
@@ -56,6 +75,27 @@ typedef struct pending {
     const char *error_string;
 } pending;
 
+/* A batch is freed by whoever sees it both abandoned (by its caller) and
+ * without outstanding calls: the caller in kiln_grpc_batch_end, or the
+ * poller at the last event. */
+struct kiln_grpc_batch {
+    kiln_grpc_client_t *c;
+    kiln_grpc_call *calls; /* the caller's; not touched once abandoned */
+    pending *p;
+    size_t n;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t *ended; /* indices of ended calls not yet returned, a queue */
+    size_t head, tail;
+    size_t outstanding; /* started calls whose event has not come */
+    size_t unreported;  /* calls not yet returned by next */
+    bool abandoned;
+    struct timespec give_up; /* CLOCK_MONOTONIC: deadline + DRAIN_GRACE_MS */
+    kiln_grpc_batch_t *prev, *next; /* in c->abandoned */
+};
+
+static void *poll_loop(void *arg);
+
 kiln_grpc_client_t *kiln_grpc_client_create(size_t max_recv_bytes)
 {
     kiln_grpc_client_t *c = kiln_xcalloc(1, sizeof(*c));
@@ -63,6 +103,12 @@ kiln_grpc_client_t *kiln_grpc_client_create(size_t max_recv_bytes)
     size_t max = max_recv_bytes ? max_recv_bytes : DEFAULT_MAX_RECV;
     c->max_recv = max > INT_MAX ? -1 : (int)max;
     grpc_init();
+    c->cq = grpc_completion_queue_create_for_next(NULL);
+    if (pthread_create(&c->poller, NULL, poll_loop, c) != 0) {
+        /* Like running out of memory: nothing works without it. */
+        KILN_LOG_ERROR("grpc_client", "cannot start the poller thread");
+        abort();
+    }
     return c;
 }
 
@@ -70,9 +116,26 @@ void kiln_grpc_client_destroy(kiln_grpc_client_t *c)
 {
     if (c == NULL)
         return;
+    /* Calls left to finish in the background are cancelled: a peer that
+     * does not answer must not hold the shutdown until their deadline. */
+    pthread_mutex_lock(&c->mu);
+    for (kiln_grpc_batch_t *b = c->abandoned; b != NULL; b = b->next) {
+        pthread_mutex_lock(&b->mu);
+        for (size_t i = 0; i < b->n; i++) {
+            if (b->p[i].started && !b->p[i].done)
+                grpc_call_cancel(b->p[i].gc, NULL);
+        }
+        pthread_mutex_unlock(&b->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    /* The shutdown event comes after every call's. */
+    grpc_completion_queue_shutdown(c->cq);
+    pthread_join(c->poller, NULL);
+    grpc_completion_queue_destroy(c->cq);
     for (size_t i = 0; i < c->n_chans; i++) {
-        grpc_channel_destroy(c->chans[i].ch);
-        free(c->chans[i].addr);
+        grpc_channel_destroy(c->chans[i]->ch);
+        free(c->chans[i]->addr);
+        free(c->chans[i]);
     }
     free(c->chans);
     pthread_mutex_destroy(&c->mu);
@@ -102,35 +165,85 @@ static grpc_channel *channel_create(const kiln_grpc_client_t *c, const char *add
     return ch;
 }
 
-/* The channel to addr, created on first use and kept. Creating one does not
- * connect, so holding the mutex across it is cheap. */
-static grpc_channel *channel_for(kiln_grpc_client_t *c, const char *addr)
+/* The peer at addr, created on first use and kept; call with c->mu held.
+ * Creating a channel does not connect, so holding the mutex is cheap. */
+static channel *channel_locked(kiln_grpc_client_t *c, const char *addr)
+{
+    for (size_t i = 0; i < c->n_chans; i++) {
+        if (strcmp(c->chans[i]->addr, addr) == 0)
+            return c->chans[i];
+    }
+    channel *ch = kiln_xcalloc(1, sizeof(*ch));
+    ch->addr = kiln_xstrdup(addr);
+    ch->ch = channel_create(c, addr);
+    KILN_GROW(c->chans, c->cap_chans, c->n_chans + 1);
+    c->chans[c->n_chans++] = ch;
+    return ch;
+}
+
+/* The peer at addr, counting one more call to it. */
+static channel *channel_for(kiln_grpc_client_t *c, const char *addr)
 {
     pthread_mutex_lock(&c->mu);
-    grpc_channel *ch = NULL;
-    for (size_t i = 0; i < c->n_chans && ch == NULL; i++) {
-        if (strcmp(c->chans[i].addr, addr) == 0)
-            ch = c->chans[i].ch;
-    }
-    if (ch == NULL) {
-        ch = channel_create(c, addr);
-        KILN_GROW(c->chans, c->cap_chans, c->n_chans + 1);
-        c->chans[c->n_chans++] = (channel){kiln_xstrdup(addr), ch};
-    }
+    channel *ch = channel_locked(c, addr);
+    ch->inflight++;
     pthread_mutex_unlock(&c->mu);
     return ch;
 }
 
+kiln_grpc_peer kiln_grpc_client_peer(kiln_grpc_client_t *c, const char *addr)
+{
+    pthread_mutex_lock(&c->mu);
+    kiln_grpc_peer h = KILN_GRPC_PEER_OK;
+    for (size_t i = 0; i < c->n_chans; i++) {
+        const channel *ch = c->chans[i];
+        if (ch->suspect && strcmp(ch->addr, addr) == 0)
+            h = ch->inflight >= KILN_GRPC_SUSPECT_MAX_CALLS ? KILN_GRPC_PEER_SATURATED
+                                                            : KILN_GRPC_PEER_SUSPECT;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return h;
+}
+
+/* What an ended call says of its peer (from the poller, at its event). A
+ * timeout makes it suspect; an answer of its own clears that. Refused
+ * connections and our own cancellations say nothing new. */
+static void note_health(kiln_grpc_client_t *c, const pending *p)
+{
+    grpc_status_code st = p->status;
+    pthread_mutex_lock(&c->mu);
+    channel *ch = p->chan;
+    ch->inflight--;
+    bool was = ch->suspect;
+    if (st == GRPC_STATUS_DEADLINE_EXCEEDED)
+        ch->suspect = true;
+    else if (st != GRPC_STATUS_UNAVAILABLE && st != GRPC_STATUS_CANCELLED)
+        ch->suspect = false;
+    bool now = ch->suspect;
+    pthread_mutex_unlock(&c->mu);
+    /* Transitions only: one line per peer going quiet or coming back. */
+    if (now && !was)
+        KILN_LOG_WARN("grpc_client", "peer %s timed out: suspect, not waited on until it answers",
+                      ch->addr);
+    else if (was && !now)
+        KILN_LOG_INFO("grpc_client", "peer %s answers again", ch->addr);
+}
+
+static kiln_grpc_call *call_of(const pending *p)
+{
+    return &p->batch->calls[p->index];
+}
+
 static void fill_ops(pending *p, grpc_op *ops)
 {
-    const kiln_grpc_call *call = p->call;
+    const kiln_grpc_call *call = call_of(p);
     memset(ops, 0, 6 * sizeof(*ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (call->tenant != NULL) {
-        /* Static slices borrow the key and the caller's tenant, which both
-         * outlive the batch. */
+        /* The tenant is copied: the call may outlive the caller's batch. */
         p->tenant_md.key = grpc_slice_from_static_string("x-scope-orgid");
-        p->tenant_md.value = grpc_slice_from_static_string(call->tenant);
+        p->tenant_md.value = grpc_slice_from_copied_string(call->tenant);
+        p->has_tenant = true;
         ops[0].data.send_initial_metadata.count = 1;
         ops[0].data.send_initial_metadata.metadata = &p->tenant_md;
     }
@@ -148,68 +261,59 @@ static void fill_ops(pending *p, grpc_op *ops)
     ops[5].data.recv_status_on_client.error_string = &p->error_string;
 }
 
-/* Starts one call; false (with call->err set) when nothing was started, so
- * no event will come for it. */
-static bool start_call(kiln_grpc_client_t *c, grpc_completion_queue *cq, pending *p,
-                       gpr_timespec deadline)
+/* Frees what the core gave a call; once. */
+static void release_pending(pending *p)
 {
-    kiln_grpc_call *call = p->call;
+    if (p->released)
+        return;
+    p->released = true;
+    if (p->gc != NULL)
+        grpc_call_unref(p->gc);
+    grpc_byte_buffer_destroy(p->send);
+    grpc_byte_buffer_destroy(p->recv);
+    grpc_slice_unref(p->details);
+    if (p->has_tenant)
+        grpc_slice_unref(p->tenant_md.value);
+    gpr_free((void *)p->error_string);
+    grpc_metadata_array_destroy(&p->initial_md);
+    grpc_metadata_array_destroy(&p->trailing_md);
+}
+
+/* Starts one call, with the batch's mutex held (its event may come at
+ * once); false (with the call's err set) when nothing was started, so no
+ * event will come for it. */
+static bool start_call(kiln_grpc_client_t *c, pending *p, gpr_timespec deadline)
+{
+    kiln_grpc_call *call = call_of(p);
     grpc_metadata_array_init(&p->initial_md);
     grpc_metadata_array_init(&p->trailing_md);
     p->details = grpc_empty_slice();
-    p->done = true;
-    /* method only needs to live through create_call. */
-    p->gc = grpc_channel_create_call(channel_for(c, call->addr), NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+    p->chan = channel_for(c, call->addr);
+    /* method is a literal: the core may keep the static slice. */
+    p->gc = grpc_channel_create_call(p->chan->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
                                      grpc_slice_from_static_string(call->method), NULL, deadline,
                                      NULL);
-    if (p->gc == NULL) {
-        kiln_err_set(&call->err, KILN_INTERNAL, "%s: cannot create a call", call->addr);
-        return false;
-    }
-    grpc_slice body = grpc_slice_from_copied_buffer((const char *)call->req, call->req_len);
-    p->send = grpc_raw_byte_buffer_create(&body, 1);
-    grpc_slice_unref(body);
-    grpc_op ops[6];
-    fill_ops(p, ops);
-    grpc_call_error e = grpc_call_start_batch(p->gc, ops, 6, p, NULL);
-    if (e != GRPC_CALL_OK) {
+    if (p->gc != NULL) {
+        grpc_slice body = grpc_slice_from_copied_buffer((const char *)call->req, call->req_len);
+        p->send = grpc_raw_byte_buffer_create(&body, 1);
+        grpc_slice_unref(body);
+        grpc_op ops[6];
+        fill_ops(p, ops);
+        p->started = true;
+        grpc_call_error e = grpc_call_start_batch(p->gc, ops, 6, p, NULL);
+        if (e == GRPC_CALL_OK)
+            return true;
+        p->started = false;
         KILN_LOG_WARN("grpc_client", "start_batch %s%s: grpc_call_error=%d", call->addr,
                       call->method, (int)e);
         kiln_err_set(&call->err, KILN_INTERNAL, "%s: cannot start the call", call->addr);
-        return false;
+    } else {
+        kiln_err_set(&call->err, KILN_INTERNAL, "%s: cannot create a call", call->addr);
     }
-    p->started = true;
-    p->done = false;
-    return true;
-}
-
-/* Cancels every call not yet ended; their events still follow. */
-static void cancel_all(pending *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!p[i].done)
-            grpc_call_cancel(p[i].gc, NULL);
-    }
-}
-
-/* Waits for the one event of each started call. */
-static void drain_calls(grpc_completion_queue *cq, pending *p, size_t n, size_t outstanding,
-                        gpr_timespec deadline)
-{
-    gpr_timespec give_up = gpr_time_add(deadline, gpr_time_from_millis(DRAIN_GRACE_MS,
-                                                                        GPR_TIMESPAN));
-    while (outstanding > 0) {
-        grpc_event ev = grpc_completion_queue_next(cq, give_up, NULL);
-        if (ev.type == GRPC_OP_COMPLETE) {
-            ((pending *)ev.tag)->done = true;
-            outstanding--;
-        } else if (ev.type == GRPC_QUEUE_TIMEOUT) {
-            KILN_LOG_ERROR("grpc_client", "%zu calls outlived their deadline; cancelling",
-                           outstanding);
-            cancel_all(p, n);
-            give_up = gpr_inf_future(GPR_CLOCK_MONOTONIC);
-        }
-    }
+    pthread_mutex_lock(&c->mu);
+    p->chan->inflight--;
+    pthread_mutex_unlock(&c->mu);
+    return false;
 }
 
 /* Copies the message out slice by slice (the reader also inflates a
@@ -260,7 +364,7 @@ static void set_status(kiln_grpc_call *call, const pending *p)
 /* Turns an ended call into call->err and call->resp, and frees its state. */
 static void finish_call(pending *p)
 {
-    kiln_grpc_call *call = p->call;
+    kiln_grpc_call *call = call_of(p);
     if (p->started) {
         if (p->status != GRPC_STATUS_OK)
             set_status(call, p);
@@ -269,23 +373,174 @@ static void finish_call(pending *p)
         else
             copy_response(call, p->recv);
     }
-    if (p->gc != NULL)
-        grpc_call_unref(p->gc);
-    grpc_byte_buffer_destroy(p->send);
-    grpc_byte_buffer_destroy(p->recv);
-    grpc_slice_unref(p->details);
-    gpr_free((void *)p->error_string);
-    grpc_metadata_array_destroy(&p->initial_md);
-    grpc_metadata_array_destroy(&p->trailing_md);
+    release_pending(p);
 }
 
-static void destroy_cq(grpc_completion_queue *cq)
+static void batch_free(kiln_grpc_batch_t *b)
 {
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
+    kiln_grpc_client_t *c = b->c;
+    pthread_mutex_lock(&c->mu);
+    if (b->prev != NULL)
+        b->prev->next = b->next;
+    else if (c->abandoned == b)
+        c->abandoned = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
+    pthread_mutex_unlock(&c->mu);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+    free(b->ended);
+    free(b->p);
+    free(b);
+}
+
+/* The poller's work for one event: the peer's health, then the call is
+ * handed to its caller, or released when the caller went on without it. */
+static void on_complete(kiln_grpc_client_t *c, pending *p)
+{
+    note_health(c, p);
+    kiln_grpc_batch_t *b = p->batch;
+    pthread_mutex_lock(&b->mu);
+    p->done = true;
+    b->outstanding--;
+    bool last = false;
+    if (b->abandoned) {
+        release_pending(p);
+        last = b->outstanding == 0;
+    } else {
+        b->ended[b->tail++] = p->index;
+        pthread_cond_signal(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (last)
+        batch_free(b);
+}
+
+static void *poll_loop(void *arg)
+{
+    kiln_grpc_client_t *c = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            return NULL;
+        if (ev.type == GRPC_OP_COMPLETE)
+            on_complete(c, ev.tag);
+    }
+}
+
+static struct timespec mono_after(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+kiln_grpc_batch_t *kiln_grpc_batch_start(kiln_grpc_client_t *c, kiln_grpc_call *calls, size_t n,
+                                         int64_t timeout_ms)
+{
+    kiln_grpc_batch_t *b = kiln_xcalloc(1, sizeof(*b));
+    b->c = c;
+    b->calls = calls;
+    b->n = n;
+    b->p = kiln_xcalloc(n + 1, sizeof(*b->p));
+    b->ended = kiln_xcalloc(n + 1, sizeof(*b->ended));
+    b->unreported = n;
+    b->give_up = mono_after(timeout_ms + DRAIN_GRACE_MS);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                         gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < n; i++) {
+        calls[i].err.code = KILN_OK;
+        calls[i].err.msg[0] = '\0';
+        calls[i].resp = NULL;
+        calls[i].resp_len = 0;
+        b->p[i].batch = b;
+        b->p[i].index = i;
+        if (start_call(c, &b->p[i], deadline))
+            b->outstanding++;
+        else
+            b->ended[b->tail++] = i; /* ended at once, err set */
+    }
+    pthread_mutex_unlock(&b->mu);
+    return b;
+}
+
+/* Cancels every call not yet ended; their events still follow. */
+static void cancel_all(kiln_grpc_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->p[i].started && !b->p[i].done)
+            grpc_call_cancel(b->p[i].gc, NULL);
+    }
+}
+
+size_t kiln_grpc_batch_next(kiln_grpc_batch_t *b)
+{
+    pthread_mutex_lock(&b->mu);
+    if (b->unreported == 0) {
+        pthread_mutex_unlock(&b->mu);
+        return KILN_GRPC_BATCH_DONE;
+    }
+    bool cancelled = false;
+    while (b->head == b->tail) {
+        int rc = cancelled ? pthread_cond_wait(&b->cv, &b->mu)
+                           : pthread_cond_timedwait(&b->cv, &b->mu, &b->give_up);
+        if (rc == ETIMEDOUT) {
+            /* The core ends calls at their deadline: this guards a bug. */
+            KILN_LOG_ERROR("grpc_client", "%zu calls outlived their deadline; cancelling",
+                           b->outstanding);
+            cancel_all(b);
+            cancelled = true;
+        }
+    }
+    size_t i = b->ended[b->head++];
+    b->unreported--;
+    b->p[i].reported = true;
+    pthread_mutex_unlock(&b->mu);
+    finish_call(&b->p[i]);
+    return i;
+}
+
+void kiln_grpc_batch_end(kiln_grpc_batch_t *b)
+{
+    kiln_grpc_client_t *c = b->c;
+    /* On the list before it can be freed from the poller, which unlinks. */
+    pthread_mutex_lock(&c->mu);
+    b->prev = NULL;
+    b->next = c->abandoned;
+    if (c->abandoned != NULL)
+        c->abandoned->prev = b;
+    c->abandoned = b;
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_lock(&b->mu);
+    b->abandoned = true;
+    for (size_t i = 0; i < b->n; i++) {
+        pending *p = &b->p[i];
+        if (p->reported)
+            continue;
+        kiln_grpc_call *call = call_of(p);
+        if (call->err.code == KILN_OK)
+            kiln_err_set(&call->err, KILN_CANCELLED, "%s: not waited for", call->addr);
+        if (!p->started || p->done)
+            release_pending(p); /* ended but not taken: nothing else will */
+    }
+    b->calls = NULL;
+    bool last = b->outstanding == 0;
+    pthread_mutex_unlock(&b->mu);
+    if (last)
+        batch_free(b);
 }
 
 void kiln_grpc_client_run(kiln_grpc_client_t *c, kiln_grpc_call *calls, size_t n,
@@ -293,22 +548,8 @@ void kiln_grpc_client_run(kiln_grpc_client_t *c, kiln_grpc_call *calls, size_t n
 {
     if (n == 0)
         return;
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-    pending *p = kiln_xcalloc(n, sizeof(*p));
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
-    size_t outstanding = 0;
-    for (size_t i = 0; i < n; i++) {
-        calls[i].err.code = KILN_OK;
-        calls[i].err.msg[0] = '\0';
-        calls[i].resp = NULL;
-        calls[i].resp_len = 0;
-        p[i].call = &calls[i];
-        outstanding += start_call(c, cq, &p[i], deadline);
-    }
-    drain_calls(cq, p, n, outstanding, deadline);
-    for (size_t i = 0; i < n; i++)
-        finish_call(&p[i]);
-    destroy_cq(cq);
-    free(p);
+    kiln_grpc_batch_t *b = kiln_grpc_batch_start(c, calls, n, timeout_ms);
+    while (kiln_grpc_batch_next(b) != KILN_GRPC_BATCH_DONE)
+        ;
+    kiln_grpc_batch_end(b);
 }

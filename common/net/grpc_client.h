@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0
  * grpc_client: unary calls to other kiln processes over the gRPC C core
  * (insecure HTTP/2, one channel per address, kept and reused). A batch of
- * calls is issued at once and waited for together, which is the shape of
- * every fan-out (distributor -> replicas, querier -> ingesters). Messages
- * are serialized by the caller; the tenant travels as x-scope-orgid
- * metadata. Thread-safe: any number of threads may run batches at once. */
+ * calls is issued at once, which is the shape of every fan-out
+ * (distributor -> replicas, querier -> ingesters): waited for together
+ * (kiln_grpc_client_run), or collected one by one as they end until the
+ * caller has enough (kiln_grpc_batch_*), the rest finishing in the
+ * background. The client remembers which peers timed out and have not
+ * answered since (suspects), so that callers stop waiting on them.
+ * Messages are serialized by the caller; the tenant travels as
+ * x-scope-orgid metadata. Thread-safe: any number of threads may run
+ * batches at once; one thread of its own takes every call's completion. */
 #ifndef KILN_GRPC_CLIENT_H
 #define KILN_GRPC_CLIENT_H
 
@@ -34,7 +39,8 @@ typedef struct kiln_grpc_call {
 
 /** Creates a client; max_recv_bytes caps a response (0 = 256 MiB). */
 kiln_grpc_client_t *kiln_grpc_client_create(size_t max_recv_bytes);
-/** Closes every channel; no batch may be running. NULL is a no-op. */
+/** Cancels the calls left to finish in the background, waits for them and
+ * closes every channel; no batch may be running. NULL is a no-op. */
 void kiln_grpc_client_destroy(kiln_grpc_client_t *c);
 
 /** Starts every call of calls[0..n) at once and returns when all have
@@ -45,5 +51,45 @@ void kiln_grpc_client_destroy(kiln_grpc_client_t *c);
  * the peer is back). No retries. Blocks the calling thread. */
 void kiln_grpc_client_run(kiln_grpc_client_t *c, kiln_grpc_call *calls, size_t n,
                           int64_t timeout_ms);
+
+/** A batch of calls whose caller takes them one by one as they end. */
+typedef struct kiln_grpc_batch kiln_grpc_batch_t;
+
+#define KILN_GRPC_BATCH_DONE ((size_t)-1)
+
+/** Starts every call of calls[0..n) at once, like kiln_grpc_client_run,
+ * and returns without waiting. The request bytes, tenant and address are
+ * copied; method must outlive the client (a literal). calls stays the
+ * caller's and must stay valid until kiln_grpc_batch_end. Never NULL. */
+kiln_grpc_batch_t *kiln_grpc_batch_start(kiln_grpc_client_t *c, kiln_grpc_call *calls, size_t n,
+                                         int64_t timeout_ms);
+/** Waits for the next call of b to end, fills its out fields and returns
+ * its index; KILN_GRPC_BATCH_DONE once every call was returned. Blocks at
+ * most until the batch's deadline (calls end there). */
+size_t kiln_grpc_batch_next(kiln_grpc_batch_t *b);
+/** Ends b without waiting: calls not yet returned by kiln_grpc_batch_next
+ * get KILN_CANCELLED ("not waited for") and no response, and run on in the
+ * background until they end or reach their deadline (they only update the
+ * peer's health); calls is not touched again. Frees b. */
+void kiln_grpc_batch_end(kiln_grpc_batch_t *b);
+
+/** Calls to a suspect peer running at once beyond which it is SATURATED. */
+#define KILN_GRPC_SUSPECT_MAX_CALLS 64
+
+/** What the client knows of a peer's health. */
+typedef enum kiln_grpc_peer {
+    KILN_GRPC_PEER_OK,        /* answered its last call (or never called) */
+    KILN_GRPC_PEER_SUSPECT,   /* a call to it timed out and none was
+                                 answered since: call it (its answer clears
+                                 it) but do not wait on it if others do */
+    KILN_GRPC_PEER_SATURATED, /* suspect, with KILN_GRPC_SUSPECT_MAX_CALLS
+                                 calls to it running: more would only hold
+                                 memory until their deadline */
+} kiln_grpc_peer;
+
+/** The health of addr: a call that ends with KILN_DEADLINE_EXCEEDED makes
+ * it suspect, any answer from it (a response or a status of its own) makes
+ * it OK again; refused connections change nothing (they fail at once). */
+kiln_grpc_peer kiln_grpc_client_peer(kiln_grpc_client_t *c, const char *addr);
 
 #endif

@@ -91,8 +91,12 @@ static kiln_status quorum_outcome(const kiln_replicator_t *r, const kiln_ring_me
     kiln_status code = KILN_UNAVAILABLE;
     char msg[KILN_ERR_MSG_MAX] = "";
     size_t len = 0;
+    if (nm < r->cfg.rf)
+        len += (size_t)snprintf(msg, sizeof(msg), "; the ring has %zu ingesters", nm);
+    /* Calls not waited for (the push was lost without them) say nothing. */
     for (size_t i = 0; i < nm && len < sizeof(msg); i++) {
-        if (calls[i].addr == NULL || calls[i].err.code == KILN_OK)
+        if (calls[i].addr == NULL || calls[i].err.code == KILN_OK ||
+            calls[i].err.code == KILN_CANCELLED)
             continue;
         if (calls[i].err.code == KILN_RESOURCE_EXHAUSTED)
             code = KILN_RESOURCE_EXHAUSTED;
@@ -103,6 +107,108 @@ static kiln_status quorum_outcome(const kiln_replicator_t *r, const kiln_ring_me
     }
     return kiln_err_set(err, code, "%zu series did not reach a quorum of %zu of %zu replicas%s",
                         short_parts, quorum, r->cfg.rf, msg);
+}
+
+/* Where one push stands: each part's replicas (member indices), the acks
+ * it has and the calls to its replicas still running. */
+typedef struct tally {
+    size_t rf, quorum, n;
+    const size_t *replica, *n_replicas;
+    size_t *ok;
+} tally;
+
+/* Whether every part has its quorum (1), or some part cannot get it any
+ * more from the calls still running (-1), or neither yet (0). */
+static int tally_state(const tally *t, const bool *running)
+{
+    int state = 1;
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->ok[i] >= t->quorum)
+            continue;
+        size_t could = t->ok[i];
+        for (size_t j = 0; j < t->n_replicas[i]; j++)
+            could += running[t->replica[i * t->rf + j]];
+        if (could < t->quorum)
+            return -1;
+        state = 0;
+    }
+    return state;
+}
+
+/* Which members get their call: all but saturated suspects (a suspect
+ * timed out and has not answered since; saturated, it has so many calls
+ * running that another would only hold memory). A suspect is called all
+ * the same, as a probe and a fallback should a healthy replica fail: the
+ * push returns at its quorum, so it is not waited on while the others
+ * answer. A part with too few healthy replicas for its quorum has all of
+ * its replicas called. */
+static void plan_calls(const kiln_replicator_t *r, const kiln_ring_member *m,
+                       const kiln_grpc_call *calls, size_t nm, const tally *t, bool *skip)
+{
+    bool *healthy = kiln_xcalloc(nm + 1, sizeof(bool));
+    for (size_t i = 0; i < nm; i++) {
+        kiln_grpc_peer h = calls[i].addr ? kiln_grpc_client_peer(r->cfg.grpc, m[i].addr)
+                                         : KILN_GRPC_PEER_OK;
+        healthy[i] = h == KILN_GRPC_PEER_OK;
+        skip[i] = h == KILN_GRPC_PEER_SATURATED;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        size_t good = 0;
+        for (size_t j = 0; j < t->n_replicas[i]; j++)
+            good += healthy[t->replica[i * t->rf + j]];
+        for (size_t j = 0; good < t->quorum && j < t->n_replicas[i]; j++)
+            skip[t->replica[i * t->rf + j]] = false;
+    }
+    free(healthy);
+}
+
+/* Runs the calls until every part has its quorum (or cannot get it), and
+ * leaves the others to end in the background: a replica that is slow or
+ * frozen holds neither the push nor its memory (the gRPC client copied
+ * the requests). calls[i] not sent or not waited for end with an error. */
+static void run_calls(const kiln_replicator_t *r, const kiln_ring_member *m,
+                      kiln_grpc_call *calls, size_t nm, tally *t)
+{
+    bool *skip = kiln_xcalloc(nm + 1, sizeof(bool));
+    bool *running = kiln_xcalloc(nm + 1, sizeof(bool));
+    size_t *live_of = kiln_xcalloc(nm + 1, sizeof(size_t)), nl = 0;
+    kiln_grpc_call *live = kiln_xcalloc(nm + 1, sizeof(*live));
+    plan_calls(r, m, calls, nm, t, skip);
+    for (size_t i = 0; i < nm; i++) {
+        if (calls[i].addr == NULL)
+            continue;
+        if (skip[i]) {
+            kiln_err_set(&calls[i].err, KILN_UNAVAILABLE,
+                         "%s: timed out before and not answered since", m[i].addr);
+            continue;
+        }
+        running[i] = true;
+        live_of[nl] = i;
+        live[nl++] = calls[i];
+    }
+    kiln_grpc_batch_t *b = kiln_grpc_batch_start(r->cfg.grpc, live, nl, r->cfg.timeout_ms);
+    while (tally_state(t, running) == 0) {
+        size_t k = kiln_grpc_batch_next(b);
+        if (k == KILN_GRPC_BATCH_DONE)
+            break;
+        size_t mi = live_of[k];
+        running[mi] = false;
+        calls[mi].err = live[k].err;
+        free(live[k].resp);
+        for (size_t i = 0; i < t->n; i++) {
+            for (size_t j = 0; j < t->n_replicas[i]; j++)
+                t->ok[i] += t->replica[i * t->rf + j] == mi && live[k].err.code == KILN_OK;
+        }
+    }
+    kiln_grpc_batch_end(b);
+    for (size_t k = 0; k < nl; k++) {
+        if (running[live_of[k]])
+            calls[live_of[k]].err = live[k].err; /* "not waited for" */
+    }
+    free(live);
+    free(live_of);
+    free(running);
+    free(skip);
 }
 
 kiln_status kiln_replicator_append(kiln_replicator_t *r, const char *tenant,
@@ -135,25 +241,9 @@ kiln_status kiln_replicator_append(kiln_replicator_t *r, const char *tenant,
         calls[i] = (kiln_grpc_call){.addr = m[i].addr, .method = M_PUSH, .tenant = tenant,
                                     .req = t[i].body, .req_len = len};
     }
-    /* Calls with no address are not started; run the others together. */
-    kiln_grpc_call *live = kiln_arena_calloc(a, nm + 1, sizeof(*live));
-    size_t *live_of = kiln_arena_calloc(a, nm + 1, sizeof(size_t)), nl = 0;
-    for (size_t i = 0; i < nm; i++) {
-        if (calls[i].addr != NULL) {
-            live_of[nl] = i;
-            live[nl++] = calls[i];
-        }
-    }
-    kiln_grpc_client_run(r->cfg.grpc, live, nl, r->cfg.timeout_ms);
-    for (size_t k = 0; k < nl; k++) {
-        calls[live_of[k]] = live[k];
-        free(live[k].resp);
-    }
     size_t *part_ok = kiln_arena_calloc(a, n + 1, sizeof(size_t));
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < n_replicas[i]; j++)
-            part_ok[i] += calls[replica[i * r->cfg.rf + j]].err.code == KILN_OK;
-    }
+    tally ty = {r->cfg.rf, r->cfg.rf / 2 + 1, n, replica, n_replicas, part_ok};
+    run_calls(r, m, calls, nm, &ty);
     kiln_status st = nm == 0 ? kiln_err_set(err, KILN_UNAVAILABLE, "no ingester in the ring")
                              : quorum_outcome(r, m, calls, nm, part_ok, n, err);
     kiln_arena_destroy(a);

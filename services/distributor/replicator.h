@@ -2,9 +2,12 @@
  * replicator: the distributor's write path in a cluster. Each series of a
  * batch is hashed (tenant + sorted labels, kiln_ring_key) onto the ring and
  * sent over ingester.v1 Push to its rf replicas, one request per ingester
- * carrying all the series it replicates; the batch succeeds when every
- * series reached a quorum (rf/2 + 1) of its replicas within the timeout.
- * Otherwise it fails (UNAVAILABLE, naming the ingesters and their errors;
+ * carrying all the series it replicates; the batch succeeds as soon as
+ * every series reached a quorum (rf/2 + 1) of its replicas, within the
+ * timeout, and the calls still running are left to end in the background.
+ * A replica that timed out is suspect until it answers again: it is still
+ * sent its pushes (up to KILN_GRPC_SUSPECT_MAX_CALLS at once) and never
+ * waited on while the healthy replicas make the quorum. Otherwise the batch fails (UNAVAILABLE, naming the ingesters and their errors;
  * RESOURCE_EXHAUSTED when an ingester pushed back) and nothing is
  * acknowledged, though replicas that took it keep it (a retry with the
  * same profile id is counted once by queriers). Thread-safe. */

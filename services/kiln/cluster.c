@@ -212,6 +212,12 @@ void kiln_cluster_metrics(kiln_cluster_t *c, kiln_buf *out)
     for (size_t i = 0; i < n; i++)
         kiln_buf_printf(out, "kiln_ring_member_heartbeat_age_seconds{member=\"%s\"} %.3f\n",
                         m[i].id, (double)(now - m[i].heartbeat_ms) / 1000.0);
+    kiln_buf_puts(out, "# HELP kiln_ring_member_suspect 1 while calls to a member timed out and it "
+                       "has not answered since (not waited on).\n"
+                       "# TYPE kiln_ring_member_suspect gauge\n");
+    for (size_t i = 0; i < n; i++)
+        kiln_buf_printf(out, "kiln_ring_member_suspect{member=\"%s\"} %d\n", m[i].id,
+                        kiln_grpc_client_peer(c->grpc, m[i].addr) != KILN_GRPC_PEER_OK);
     kiln_buf_printf(out, "# HELP kiln_cluster_nats_connected 1 while connected to NATS.\n"
                          "# TYPE kiln_cluster_nats_connected gauge\nkiln_cluster_nats_connected %d\n",
                     kiln_membership_connected(c->members) ? 1 : 0);

@@ -69,7 +69,93 @@ static kiln_status check_failures(const kiln_reader_t *r, const fanout *f, kiln_
                         failed + missing, f->n + missing, r->cc.rf, r->cc.rf / 2, msg);
 }
 
-/* Calls method with the packed req on every ingester of the ring. */
+/* How many members may fail (not answered, or not asked) before a read is
+ * short of a replica of some acknowledged write. */
+static size_t fanout_tolerance(const kiln_reader_t *r, const fanout *f)
+{
+    size_t missing = f->n < r->cc.rf ? r->cc.rf - f->n : 0;
+    return r->cc.rf / 2 > missing ? r->cc.rf / 2 - missing : 0;
+}
+
+/* Which members are asked and which waited on. A suspect ingester (it
+ * timed out and has not answered since) is asked without being waited on
+ * (its answer is used if it comes before the others', and tells the client
+ * it is back); a saturated one (too many calls to it running) is not
+ * asked. Both count as not answering, so when there are more of them than
+ * the read tolerates every one is asked and waited on. */
+static void plan_fanout(const kiln_reader_t *r, const fanout *f, bool *ask, bool *wait)
+{
+    size_t unsure = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        kiln_grpc_peer h = kiln_grpc_client_peer(r->cc.grpc, f->m[i].addr);
+        ask[i] = h != KILN_GRPC_PEER_SATURATED;
+        wait[i] = h == KILN_GRPC_PEER_OK;
+        unsure += !wait[i];
+    }
+    if (unsure > fanout_tolerance(r, f)) {
+        for (size_t i = 0; i < f->n; i++)
+            ask[i] = wait[i] = true;
+    }
+}
+
+/* Whether the fan-out can stop: every member waited on has ended, and
+ * those that failed or are not waited on are few enough; or nothing is
+ * running any more. */
+static bool fanout_done(const kiln_reader_t *r, const fanout *f, const bool *wait,
+                        const bool *running)
+{
+    size_t failed = 0, still = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        if (running[i] && wait[i])
+            return false;
+        still += running[i];
+        failed += running[i] || f->calls[i].err.code != KILN_OK;
+    }
+    return still == 0 || failed <= fanout_tolerance(r, f);
+}
+
+/* Runs the fan-out's calls as planned; calls not asked or not waited for
+ * end with an error. */
+static void run_fanout(kiln_reader_t *r, fanout *f)
+{
+    bool *ask = kiln_xcalloc(f->n + 1, sizeof(bool)), *wait = kiln_xcalloc(f->n + 1, sizeof(bool));
+    bool *running = kiln_xcalloc(f->n + 1, sizeof(bool));
+    kiln_grpc_call *live = kiln_xcalloc(f->n + 1, sizeof(*live));
+    size_t *live_of = kiln_xcalloc(f->n + 1, sizeof(size_t)), nl = 0;
+    plan_fanout(r, f, ask, wait);
+    for (size_t i = 0; i < f->n; i++) {
+        if (!ask[i]) {
+            kiln_err_set(&f->calls[i].err, KILN_UNAVAILABLE,
+                         "%s: timed out before and not answered since", f->m[i].addr);
+            continue;
+        }
+        running[i] = true;
+        live_of[nl] = i;
+        live[nl++] = f->calls[i];
+    }
+    kiln_grpc_batch_t *b =
+        kiln_grpc_batch_start(r->cc.grpc, live, nl, kiln_cancel_timeout_ms(r->cc.timeout_ms));
+    while (!fanout_done(r, f, wait, running)) {
+        size_t k = kiln_grpc_batch_next(b);
+        if (k == KILN_GRPC_BATCH_DONE)
+            break;
+        running[live_of[k]] = false;
+        f->calls[live_of[k]] = live[k];
+    }
+    kiln_grpc_batch_end(b);
+    for (size_t k = 0; k < nl; k++) {
+        if (running[live_of[k]])
+            f->calls[live_of[k]] = live[k]; /* "not waited for", no response */
+    }
+    free(live_of);
+    free(live);
+    free(running);
+    free(wait);
+    free(ask);
+}
+
+/* Calls method with the packed req on every ingester of the ring (see
+ * run_fanout for those that do not answer in time). */
 static kiln_status fan_out(kiln_reader_t *r, const char *tenants, const char *method,
                            const ProtobufCMessage *req, fanout *f, kiln_err *err)
 {
@@ -83,7 +169,7 @@ static kiln_status fan_out(kiln_reader_t *r, const char *tenants, const char *me
     for (size_t i = 0; i < f->n; i++)
         f->calls[i] = (kiln_grpc_call){.addr = f->m[i].addr, .method = method, .tenant = tenants,
                                        .req = f->req, .req_len = len};
-    kiln_grpc_client_run(r->cc.grpc, f->calls, f->n, kiln_cancel_timeout_ms(r->cc.timeout_ms));
+    run_fanout(r, f);
     kiln_status st = check_failures(r, f, err);
     if (st != KILN_OK)
         fanout_free(f);

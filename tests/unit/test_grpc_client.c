@@ -221,7 +221,7 @@ TEST(peer_back_after_refusal)
     kiln_grpc_call c = call_to(addr, METHOD, NULL, "echo", "x");
     kiln_grpc_client_run(client, &c, 1, 5000);
     CHECK_EQ(c.err.code, KILN_UNAVAILABLE);
-    kiln_grpc_config cfg = {"127.0.0.1", port_of(addr), NULL, 0, 1, (size_t)1 << 20, NULL, NULL, 0};
+    kiln_grpc_config cfg = {.address = "127.0.0.1", .port = port_of(addr), .threads = 1, .max_recv = (size_t)1 << 20};
     kiln_grpc_server_t *srv = kiln_grpc_server_create(&cfg, rpc, metrics);
     kiln_err err = {KILN_OK, ""};
     CHECK_OK(kiln_grpc_server_start(srv, &err));
@@ -326,6 +326,221 @@ TEST(batches_from_several_threads)
     CHECK_EQ(ok[0] + ok[1] + ok[2], 3 * 20 * 4);
 }
 
+/* A server of the test's own, so that the health of its address is the
+ * test's alone. */
+static kiln_grpc_server_t *own_server(char *addr, size_t cap)
+{
+    kiln_grpc_config cfg = {.address = "127.0.0.1", .port = 0, .threads = 4, .max_recv = (size_t)1 << 20};
+    kiln_grpc_server_t *srv = kiln_grpc_server_create(&cfg, rpc, metrics);
+    kiln_err err = {KILN_OK, ""};
+    CHECK_OK(kiln_grpc_server_start(srv, &err));
+    snprintf(addr, cap, "127.0.0.1:%d", kiln_grpc_server_port(srv));
+    return srv;
+}
+
+/* A timeout makes a peer suspect until it answers again. */
+TEST(timeout_makes_a_peer_suspect_until_it_answers)
+{
+    char addr[64];
+    kiln_grpc_server_t *srv = own_server(addr, sizeof(addr));
+    CHECK_EQ(kiln_grpc_client_peer(client, addr), KILN_GRPC_PEER_OK);
+    kiln_grpc_call c = call_to(addr, METHOD, NULL, "slow", "x");
+    kiln_grpc_client_run(client, &c, 1, 300);
+    CHECK_EQ(c.err.code, KILN_DEADLINE_EXCEEDED);
+    CHECK_EQ(kiln_grpc_client_peer(client, addr), KILN_GRPC_PEER_SUSPECT);
+    call_free(&c);
+
+    /* A call running to it leaves it suspect; its answer clears it. */
+    c = call_to(addr, METHOD, NULL, "slow", "x");
+    kiln_grpc_batch_t *b = kiln_grpc_batch_start(client, &c, 1, 5000);
+    CHECK_EQ(kiln_grpc_client_peer(client, addr), KILN_GRPC_PEER_SUSPECT);
+    CHECK_EQ(kiln_grpc_batch_next(b), 0);
+    CHECK_EQ(kiln_grpc_batch_next(b), KILN_GRPC_BATCH_DONE);
+    kiln_grpc_batch_end(b);
+    CHECK_EQ(c.err.code, KILN_OK);
+    CHECK_EQ(kiln_grpc_client_peer(client, addr), KILN_GRPC_PEER_OK);
+    call_free(&c);
+    /* The first slow handler ended before the second: none is running. */
+    kiln_grpc_server_destroy(srv);
+}
+
+/* A peer frozen (SIGSTOP) with its connection up: the kernel took the
+ * connection and the server's SETTINGS went out, then nothing. */
+typedef struct frozen_peer {
+    int lfd, conns[8], n;
+    pthread_t th;
+    char addr[64];
+} frozen_peer;
+
+static void *frozen_accept(void *arg)
+{
+    frozen_peer *f = arg;
+    static const uint8_t settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0}; /* empty SETTINGS */
+    while (f->n < 8) {
+        int fd = accept(f->lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        if (write(fd, settings, sizeof(settings)) != (ssize_t)sizeof(settings)) {
+            close(fd);
+            continue;
+        }
+        f->conns[f->n++] = fd;
+    }
+    return NULL;
+}
+
+static void frozen_start(frozen_peer *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(sa);
+    CHECK(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(listen(f->lfd, 16) == 0);
+    getsockname(f->lfd, (struct sockaddr *)&sa, &sl);
+    snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+    pthread_create(&f->th, NULL, frozen_accept, f);
+}
+
+/* Closes the listener and every connection (their calls fail at once). */
+static void frozen_stop(frozen_peer *f)
+{
+    shutdown(f->lfd, SHUT_RDWR);
+    pthread_join(f->th, NULL);
+    close(f->lfd);
+    for (int i = 0; i < f->n; i++)
+        close(f->conns[i]);
+}
+
+/* A caller takes the calls that ended and goes on without the one to a
+ * frozen peer, whose memory it frees at once: the call runs on with its
+ * own copies. */
+TEST(batch_goes_on_without_a_slow_call)
+{
+    char addr[64];
+    kiln_grpc_server_t *srv = own_server(addr, sizeof(addr));
+    frozen_peer f;
+    frozen_start(&f);
+    char tenant[16] = "team-b";
+    kiln_grpc_call c[3] = {call_to(f.addr, METHOD, tenant, "echo", "a"),
+                           call_to(addr, METHOD, tenant, "echo", "b"),
+                           call_to(addr, METHOD, tenant, "echo", "c")};
+    double t0 = now_ms();
+    kiln_grpc_batch_t *b = kiln_grpc_batch_start(client, c, 3, 5000);
+    unsigned got = 0, ok = 0;
+    for (int k = 0; k < 3 && ok < 2; k++) {
+        size_t i = kiln_grpc_batch_next(b);
+        if (i == KILN_GRPC_BATCH_DONE)
+            break;
+        got |= 1u << i;
+        ok += c[i].err.code == KILN_OK && c[i].resp != NULL;
+    }
+    kiln_grpc_batch_end(b);
+    printf("  2 of 3 calls answered and the batch ended after %.1f ms (the third's peer is frozen)\n",
+           now_ms() - t0);
+    CHECK_EQ(got, 6u);
+    CHECK_EQ(ok, 2u);
+    CHECK_EQ(c[0].err.code, KILN_CANCELLED);
+    CHECK(strstr(c[0].err.msg, "not waited for") != NULL);
+    CHECK(c[0].resp == NULL);
+    for (int i = 0; i < 3; i++)
+        call_free(&c[i]);
+    memset(c, 0xa5, sizeof(c));
+    memset(tenant, 0xa5, sizeof(tenant));
+    /* Its connection closed, the call left running fails in the background. */
+    frozen_stop(&f);
+    kiln_grpc_server_destroy(srv);
+}
+
+/* A frozen peer's calls end at their deadline and make it suspect; with
+ * KILN_GRPC_SUSPECT_MAX_CALLS calls to it running it is saturated; calls
+ * left running do not hold their caller; refused connections later leave
+ * it suspect. */
+TEST(frozen_peer_turns_suspect_then_saturated)
+{
+    frozen_peer f;
+    frozen_start(&f);
+    kiln_grpc_call c = call_to(f.addr, METHOD, "t", "echo", "x");
+    double t0 = now_ms();
+    kiln_grpc_client_run(client, &c, 1, 500);
+    printf("  frozen peer, deadline 500 ms: ended after %.1f ms: %s\n", now_ms() - t0, c.err.msg);
+    CHECK_EQ(c.err.code, KILN_DEADLINE_EXCEEDED);
+    CHECK_EQ(kiln_grpc_client_peer(client, f.addr), KILN_GRPC_PEER_SUSPECT);
+    call_free(&c);
+
+    enum { N = KILN_GRPC_SUSPECT_MAX_CALLS };
+    static kiln_grpc_call many[N];
+    for (int i = 0; i < N; i++)
+        many[i] = call_to(f.addr, METHOD, "t", "echo", "x");
+    kiln_grpc_batch_t *b = kiln_grpc_batch_start(client, many, N - 1, 60000);
+    CHECK_EQ(kiln_grpc_client_peer(client, f.addr), KILN_GRPC_PEER_SUSPECT);
+    kiln_grpc_batch_t *last = kiln_grpc_batch_start(client, many + N - 1, 1, 60000);
+    CHECK_EQ(kiln_grpc_client_peer(client, f.addr), KILN_GRPC_PEER_SATURATED);
+    t0 = now_ms();
+    kiln_grpc_batch_end(b);
+    kiln_grpc_batch_end(last);
+    printf("  %d calls to it left running in %.2f ms\n", N, now_ms() - t0);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(many[i].err.code, KILN_CANCELLED);
+        call_free(&many[i]);
+    }
+    frozen_stop(&f);
+    c = call_to(f.addr, METHOD, "t", "echo", "x");
+    kiln_grpc_client_run(client, &c, 1, 5000);
+    CHECK_EQ(c.err.code, KILN_UNAVAILABLE);
+    CHECK(kiln_grpc_client_peer(client, f.addr) != KILN_GRPC_PEER_OK);
+    call_free(&c);
+}
+
+/* Destroying the client cancels the calls left running: a peer that does
+ * not answer does not hold a shutdown until the deadline. */
+TEST(destroy_cancels_calls_left_running)
+{
+    frozen_peer f;
+    frozen_start(&f);
+    kiln_grpc_client_t *own = kiln_grpc_client_create(0);
+    kiln_grpc_call c[2] = {call_to(f.addr, METHOD, "t", "echo", "x"),
+                           call_to(f.addr, METHOD, "t", "echo", "y")};
+    kiln_grpc_batch_t *b = kiln_grpc_batch_start(own, c, 2, 60000);
+    kiln_grpc_batch_end(b);
+    CHECK_EQ(c[0].err.code, KILN_CANCELLED);
+    CHECK_EQ(c[1].err.code, KILN_CANCELLED);
+    call_free(&c[0]);
+    call_free(&c[1]);
+    double t0 = now_ms();
+    kiln_grpc_client_destroy(own);
+    printf("  client with 2 calls left running (deadline 60 s) destroyed in %.1f ms\n",
+           now_ms() - t0);
+    frozen_stop(&f);
+}
+
+/* A peer whose process is stopped: its kernel accepts the connection and
+ * nothing answers. The call ends by its deadline at the latest. */
+TEST(silent_peer_ends_by_the_deadline)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(sa);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(listen(fd, 16) == 0);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+    kiln_grpc_call c = call_to(addr, METHOD, NULL, "echo", "x");
+    double t0 = now_ms();
+    kiln_grpc_client_run(client, &c, 1, 1000);
+    printf("  silent peer, deadline 1000 ms: ended after %.1f ms: %s\n", now_ms() - t0, c.err.msg);
+    CHECK(c.err.code == KILN_DEADLINE_EXCEEDED || c.err.code == KILN_UNAVAILABLE);
+    call_free(&c);
+    close(fd);
+}
+
 int main(void)
 {
     metrics = kiln_metrics_create();
@@ -333,7 +548,7 @@ int main(void)
     kiln_rpc_method m = {METHOD, &push__v1__raw_sample__descriptor,
                          &push__v1__raw_sample__descriptor, on_call, NULL};
     kiln_rpc_register(rpc, &m);
-    kiln_grpc_config cfg = {"127.0.0.1", 0, NULL, 0, 4, (size_t)64 << 20, NULL, NULL, 0};
+    kiln_grpc_config cfg = {.address = "127.0.0.1", .port = 0, .threads = 4, .max_recv = (size_t)64 << 20};
     kiln_grpc_server_t *srv = kiln_grpc_server_create(&cfg, rpc, metrics);
     kiln_err err = {KILN_OK, ""};
     if (kiln_grpc_server_start(srv, &err) != KILN_OK) {
@@ -353,6 +568,11 @@ int main(void)
     RUN(mixed_batch_ends_each_call_on_its_own);
     RUN(large_response);
     RUN(batches_from_several_threads);
+    RUN(batch_goes_on_without_a_slow_call);
+    RUN(timeout_makes_a_peer_suspect_until_it_answers);
+    RUN(frozen_peer_turns_suspect_then_saturated);
+    RUN(destroy_cancels_calls_left_running);
+    RUN(silent_peer_ends_by_the_deadline);
 
     kiln_grpc_client_destroy(client);
     kiln_grpc_server_destroy(srv);

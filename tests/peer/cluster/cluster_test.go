@@ -313,12 +313,50 @@ func (c *cluster) waitQueryable(t *testing.T, service string) {
 }
 
 // waitReachable waits until, after ingesters restarted, every distributor
-// acknowledges a push (of the service "probe", never counted) and the
-// querier answers.
+// acknowledges a push (of the service "probe", never counted) that every
+// ingester received, and the querier answers. A push is acknowledged at
+// its quorum: an ingester the distributor still backs off from (up to 2 s
+// after it came back) may miss it.
 func (c *cluster) waitReachable(t *testing.T) {
 	t.Helper()
 	for d := range c.dist {
-		c.pushRetry(t, d, "probe", kilntest.NewUUID())
+		t0 := time.Now()
+		for attempt := 1; ; attempt++ {
+			before := make([]int64, len(c.ing))
+			for i, s := range c.ing {
+				before[i] = pushesServed(t, s)
+			}
+			c.pushRetry(t, d, "probe", kilntest.NewUUID())
+			if c.allServedSince(t, before, 2*time.Second) {
+				t.Logf("every ingester took a push through %s at attempt %d after %v", c.dist[d].Name,
+					attempt, time.Since(t0).Round(time.Millisecond))
+				break
+			}
+			if time.Since(t0) > 30*time.Second {
+				t.Fatalf("pushes through %s did not reach every ingester in 30 s", c.dist[d].Name)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
 	}
 	c.waitQueryable(t, "probe")
+}
+
+// allServedSince waits (up to within) until every ingester served more
+// ingester.v1 pushes than before.
+func (c *cluster) allServedSince(t *testing.T, before []int64, within time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		all := true
+		for i, s := range c.ing {
+			all = all && pushesServed(t, s) > before[i]
+		}
+		if all {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -29,6 +29,15 @@
 //	e  heads flushed as blocks by every ingester and merged by the
 //	   compactor: totals stay exact while and after blocks are swapped
 //
+// TestFrozenIngester runs a cluster of its own with a 3 s rpc timeout and a
+// 5 min heartbeat timeout (a stopped ingester stays in the ring): one of
+// the 3 ingesters SIGSTOPped under load from 4 pushers, no push fails, no
+// push started after the first rpc timeout takes the timeout, and queries
+// are exact and, after the first, do not wait for it (healthy and frozen
+// push p50/p99 printed); SIGCONT, it is pushed to again and makes the
+// quorum while another ingester is frozen; an ingester made slow (stopped
+// past the rpc timeout, run briefly, again) fails or slows no push.
+//
 // Environment:
 //
 //	KILN_BIN          path of the kiln binary (skipped without it)

@@ -47,6 +47,9 @@ type cluster struct {
 	compactor *kilntest.Server
 	push      []*kilntest.Clients // one per distributor
 	query     *kilntest.Clients
+	// rpcTimeout and hbTimeout are -cluster.rpc-timeout and
+	// -cluster.heartbeat-timeout of every process.
+	rpcTimeout, hbTimeout time.Duration
 }
 
 // commonArgs are the flags of every kiln process: the cluster, its timing,
@@ -56,8 +59,8 @@ func (c *cluster) commonArgs() []string {
 	return []string{
 		"-cluster.nats-url=" + c.nats.URL(),
 		"-cluster.heartbeat-period=" + heartbeat.String(),
-		"-cluster.heartbeat-timeout=" + heartbeatTimeout.String(),
-		"-cluster.rpc-timeout=10s",
+		"-cluster.heartbeat-timeout=" + c.hbTimeout.String(),
+		"-cluster.rpc-timeout=" + c.rpcTimeout.String(),
 		"-distributor.replication-factor=3",
 		"-storage.filesystem.dir=" + c.bucket,
 		"-validation.reject-older-than=0",
@@ -108,16 +111,25 @@ var compactorArgs = []string{
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
+	return startClusterTimed(t, 10*time.Second, heartbeatTimeout, ingesterArgs...)
+}
+
+// startClusterTimed starts the cluster with the given rpc and heartbeat
+// timeouts, ingesters with ingArgs.
+func startClusterTimed(t *testing.T, rpcTimeout, hbTimeout time.Duration, ingArgs ...string) *cluster {
+	t.Helper()
 	_, testdata := kilntest.RequireEnv(t)
 	c := &cluster{
-		nats:   kilntest.StartNATS(t),
-		bucket: t.TempDir(),
-		tenant: kilntest.NewTenant("cluster"),
+		nats:       kilntest.StartNATS(t),
+		bucket:     t.TempDir(),
+		tenant:     kilntest.NewTenant("cluster"),
+		rpcTimeout: rpcTimeout,
+		hbTimeout:  hbTimeout,
 	}
 	c.prof = kilntest.LoadProfile(t, testdata, profileFile)
 	t0 := time.Now()
 	for i := 1; i <= 3; i++ {
-		c.ing = append(c.ing, c.startKiln(t, "ingester", fmt.Sprintf("ingester-%d", i), ingesterArgs...))
+		c.ing = append(c.ing, c.startKiln(t, "ingester", fmt.Sprintf("ingester-%d", i), ingArgs...))
 	}
 	for i := 1; i <= 2; i++ {
 		d := c.startKiln(t, "distributor", fmt.Sprintf("distributor-%d", i))
