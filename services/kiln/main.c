@@ -91,6 +91,8 @@ int main(int argc, char **argv)
     int level = st == KILN_OK ? kiln_log_parse_level(cfg.log_level) : 0;
     if (st == KILN_OK && level < 0)
         st = kiln_err_set(&err, KILN_INVALID_ARGUMENT, "invalid -log.level \"%s\"", cfg.log_level);
+    if (st == KILN_OK && cfg.rpc_timeout_ns <= 0) /* 0 would fail every call at once */
+        st = kiln_err_set(&err, KILN_INVALID_ARGUMENT, "-cluster.rpc-timeout must be positive");
     if (st != KILN_OK) {
         fprintf(stderr, "kiln: %s\n", err.msg);
         return 2;

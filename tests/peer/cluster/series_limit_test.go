@@ -23,9 +23,11 @@ import (
 func TestClusterSeriesLimit(t *testing.T) {
 	_, testdata := kilntest.RequireEnv(t)
 	c := &cluster{
-		nats:   kilntest.StartNATS(t),
-		bucket: t.TempDir(),
-		tenant: kilntest.NewTenant("cluster-series"),
+		nats:       kilntest.StartNATS(t),
+		bucket:     t.TempDir(),
+		tenant:     kilntest.NewTenant("cluster-series"),
+		rpcTimeout: 10 * time.Second,
+		hbTimeout:  heartbeatTimeout,
 	}
 	c.prof = kilntest.LoadProfile(t, testdata, profileFile)
 	limitArg := "-ingester.max-global-series-per-tenant=4"
