@@ -20,7 +20,8 @@ build: deps
 run: build
 	$(BUILD)/kiln -target=all
 
-# Every test: unit and peer tests against the release build, all of them
+# Every test: the static checks (tools/lint.sh: clang-format, cppcheck),
+# unit and peer tests against the release build, all of them
 # again under AddressSanitizer and UndefinedBehaviorSanitizer, the unit tests
 # and the concurrency-heavy peer tests (cluster, durability) under
 # ThreadSanitizer (a race report makes the test fail: exit code 66; the
@@ -28,6 +29,7 @@ run: build
 # fuzz target for a bounded time.
 TSAN_TESTS ?= ^(unit\..*|integration\.cluster|integration\.durability)$$
 test: build
+	tools/lint.sh
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON
 	ninja -C $(BUILD)-asan
@@ -61,4 +63,4 @@ bench: build
 		-testdata $(KILN_TESTDATA) $(CLUSTER_BENCH_ARGS)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

@@ -29,7 +29,8 @@ void *kiln_arena_grow(kiln_arena_t *a, const void *old, size_t old_size, size_t 
 /** Copies len bytes into a NUL-terminated string in the arena; NULL past the cap. */
 char *kiln_arena_strndup(kiln_arena_t *a, const char *s, size_t len);
 /** Returns a printf-formatted string in the arena (NULL past the cap). */
-char *kiln_arena_printf(kiln_arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *kiln_arena_printf(kiln_arena_t *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /** Bytes handed out so far. */
 size_t kiln_arena_used(const kiln_arena_t *a);

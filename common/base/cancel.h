@@ -23,13 +23,13 @@
 typedef bool (*kiln_cancel_probe_fn)(void *arg);
 
 typedef struct kiln_cancel {
-    atomic_int why;           /* KILN_OK while live, else the status it ended with */
-    int64_t deadline_ns;      /* CLOCK_MONOTONIC; 0 = none */
-    kiln_cancel_probe_fn gone;/* NULL = no probe */
+    atomic_int why;            /* KILN_OK while live, else the status it ended with */
+    int64_t deadline_ns;       /* CLOCK_MONOTONIC; 0 = none */
+    kiln_cancel_probe_fn gone; /* NULL = no probe */
     void *gone_arg;
-    int64_t next_probe_ns;    /* the checking thread's rate limit */
-    uint32_t tick;            /* kiln_cancel_poll's counter */
-    char fail_msg[256];       /* kiln_cancel_fail's message (owning thread) */
+    int64_t next_probe_ns; /* the checking thread's rate limit */
+    uint32_t tick;         /* kiln_cancel_poll's counter */
+    char fail_msg[256];    /* kiln_cancel_fail's message (owning thread) */
 } kiln_cancel_t;
 
 /** Monotonic clock in ns. */

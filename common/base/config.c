@@ -29,9 +29,11 @@ static bool parse_size(const char *v, size_t *out)
     unsigned long long x = strtoull(v, &end, 10);
     if (errno != 0 || end == v)
         return false;
-    static const struct { const char *sfx; unsigned long long mul; } units[] = {
-        {"", 1}, {"B", 1}, {"KB", 1000}, {"KiB", 1024}, {"MB", 1000000}, {"MiB", 1 << 20},
-        {"GB", 1000000000ull}, {"GiB", 1ull << 30}};
+    static const struct {
+        const char *sfx;
+        unsigned long long mul;
+    } units[] = {{"", 1},         {"B", 1},         {"KB", 1000},          {"KiB", 1024},
+                 {"MB", 1000000}, {"MiB", 1 << 20}, {"GB", 1000000000ull}, {"GiB", 1ull << 30}};
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         if (strcmp(end, units[i].sfx) == 0) {
             *out = (size_t)(x * units[i].mul);
@@ -106,13 +108,15 @@ static void env_name(const char *name, char *out, size_t cap)
 static kiln_status yaml_map(yaml_document_t *doc, yaml_node_t *node, const char *prefix,
                             const kiln_cfg_opt *o, size_t n, kiln_err *err)
 {
-    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = yaml_document_get_node(doc, p->key);
         yaml_node_t *v = yaml_document_get_node(doc, p->value);
         if (k == NULL || v == NULL || k->type != YAML_SCALAR_NODE)
             continue;
         char key[256];
-        snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "", (char *)k->data.scalar.value);
+        snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "",
+                 (char *)k->data.scalar.value);
         for (char *c = key; *c; c++)
             *c = *c == '_' ? '-' : *c;
         kiln_status st = KILN_OK;
@@ -142,7 +146,8 @@ static kiln_status load_yaml(const char *path, const kiln_cfg_opt *o, size_t n, 
     kiln_status st = KILN_OK;
     if (!yaml_parser_load(&parser, &doc)) {
         st = kiln_err_set(err, KILN_INVALID_ARGUMENT, "config file %s: %s at line %zu", path,
-                          parser.problem ? parser.problem : "parse error", parser.problem_mark.line + 1);
+                          parser.problem ? parser.problem : "parse error",
+                          parser.problem_mark.line + 1);
     } else {
         yaml_node_t *root = yaml_document_get_root_node(&doc);
         if (root != NULL && root->type == YAML_MAPPING_NODE)
@@ -155,8 +160,7 @@ static kiln_status load_yaml(const char *path, const kiln_cfg_opt *o, size_t n, 
 }
 
 /* Splits "-name=value" / "--name value"; returns the index of the next argument. */
-static int flag_at(char **argv, int argc, int i, const char **name, size_t *nlen,
-                   const char **val)
+static int flag_at(char **argv, int argc, int i, const char **name, size_t *nlen, const char **val)
 {
     const char *a = argv[i] + 1;
     if (*a == '-')
@@ -191,7 +195,8 @@ static kiln_status apply_flags(const kiln_cfg_opt *o, size_t n, int argc, char *
             next = i + 1;
         }
         if (val == NULL)
-            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "flag needs an argument: -%s", opt->name);
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "flag needs an argument: -%s",
+                                opt->name);
         bool is_file = strcmp(opt->name, "config.file") == 0;
         if (is_file == file_pass) {
             kiln_status st = set(opt, val, err);

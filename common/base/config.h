@@ -23,10 +23,10 @@ typedef enum kiln_cfg_type {
 } kiln_cfg_type;
 
 typedef struct kiln_cfg_opt {
-    const char *name;  /* "server.http-listen-port" */
+    const char *name; /* "server.http-listen-port" */
     kiln_cfg_type type;
-    void *ptr;         /* see kiln_cfg_type */
-    const char *def;   /* default, as text */
+    void *ptr;       /* see kiln_cfg_type */
+    const char *def; /* default, as text */
     const char *help;
 } kiln_cfg_opt;
 

@@ -47,7 +47,8 @@ kiln_status kiln_inflight_reserve(kiln_inflight_t *b, size_t n, kiln_arena_t *a,
         atomic_fetch_add_explicit(&b->refused, 1, memory_order_relaxed);
         return kiln_err_set(err, KILN_OUT_OF_RANGE,
                             "request needs %zu decompressed bytes, more than the whole in-flight "
-                            "budget of %zu (-server.max-inflight-bytes)", n, b->cap);
+                            "budget of %zu (-server.max-inflight-bytes)",
+                            n, b->cap);
     }
     hold *h = kiln_arena_alloc(a, sizeof(*h));
     if (h == NULL)
@@ -59,10 +60,11 @@ kiln_status kiln_inflight_reserve(kiln_inflight_t *b, size_t n, kiln_arena_t *a,
             return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
                                 "server busy: %zu of %zu in-flight decompressed bytes in use "
                                 "(-server.max-inflight-bytes), this request needs %zu more; "
-                                "retry later", used, b->cap, n);
+                                "retry later",
+                                used, b->cap, n);
         }
-    } while (!atomic_compare_exchange_weak_explicit(&b->used, &used, used + n,
-                                                    memory_order_acq_rel, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&b->used, &used, used + n, memory_order_acq_rel,
+                                                    memory_order_relaxed));
     *h = (hold){b, n};
     kiln_arena_defer(a, release, h);
     return KILN_OK;
@@ -70,7 +72,8 @@ kiln_status kiln_inflight_reserve(kiln_inflight_t *b, size_t n, kiln_arena_t *a,
 
 size_t kiln_inflight_used(const kiln_inflight_t *b)
 {
-    return b == NULL ? 0 : atomic_load_explicit(&((kiln_inflight_t *)b)->used, memory_order_relaxed);
+    return b == NULL ? 0
+                     : atomic_load_explicit(&((kiln_inflight_t *)b)->used, memory_order_relaxed);
 }
 
 size_t kiln_inflight_refused(const kiln_inflight_t *b)

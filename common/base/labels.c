@@ -118,24 +118,27 @@ kiln_status kiln_labels_validate(const kiln_label_t *l, size_t n, size_t max_nam
                                  size_t max_name_len, size_t max_value_len, kiln_err *err)
 {
     if (n == 0)
-        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "error at least one label pair is required per profile");
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "error at least one label pair is required per profile");
     if (max_names != 0 && n > max_names)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "profile series has %zu label names; limit %zu", n, max_names);
     for (size_t i = 0; i < n; i++) {
         size_t nl = strlen(l[i].name), vl = strlen(l[i].value);
         if (nl == 0 || !kiln_utf8_valid(l[i].name, nl))
-            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "invalid label name '%.64s'", l[i].name);
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "invalid label name '%.64s'",
+                                l[i].name);
         if (max_name_len != 0 && nl > max_name_len)
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                                "label name too long: '%.64s...' has %zu bytes, limit %zu", l[i].name,
-                                nl, max_name_len);
+                                "label name too long: '%.64s...' has %zu bytes, limit %zu",
+                                l[i].name, nl, max_name_len);
         if (max_value_len != 0 && vl > max_value_len)
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                 "label value too long for '%.64s': %zu bytes, limit %zu", l[i].name,
                                 vl, max_value_len);
         if (!kiln_utf8_valid(l[i].value, vl))
-            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "label '%.64s' value is not valid UTF-8", l[i].name);
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "label '%.64s' value is not valid UTF-8", l[i].name);
         if (has_control(l[i].name, nl))
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                 "invalid label name '%.64s': control characters are not allowed",
@@ -145,7 +148,8 @@ kiln_status kiln_labels_validate(const kiln_label_t *l, size_t n, size_t max_nam
                                 "label '%.64s' value has control characters, which are not allowed",
                                 l[i].name);
         if (i > 0 && strcmp(l[i - 1].name, l[i].name) == 0)
-            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "duplicate label name '%.64s'", l[i].name);
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "duplicate label name '%.64s'",
+                                l[i].name);
     }
     const char *name = kiln_labels_get(l, n, KILN_LABEL_NAME);
     if (name == NULL || !kiln_label_name_is_legacy(name))

@@ -101,8 +101,7 @@ void kiln_metrics_request(kiln_metrics_t *m, const char *protocol, const char *m
     pthread_mutex_unlock(&m->mu);
 }
 
-void kiln_metrics_ingested(kiln_metrics_t *m, const char *tenant, uint64_t bytes,
-                           uint64_t profiles)
+void kiln_metrics_ingested(kiln_metrics_t *m, const char *tenant, uint64_t bytes, uint64_t profiles)
 {
     pthread_mutex_lock(&m->mu);
     tenant_series *t = NULL;
@@ -146,16 +145,16 @@ static void render_discarded(kiln_metrics_t *m, kiln_buf *out)
                        "# TYPE kiln_discarded_requests_total counter\n");
     for (size_t i = 0; i < m->n_dis; i++)
         kiln_buf_printf(out, "kiln_discarded_requests_total{reason=\"%s\",tenant=\"%s\"} %llu\n",
-                        m->dis[i].reason, m->dis[i].tenant,
-                        (unsigned long long)m->dis[i].requests);
+                        m->dis[i].reason, m->dis[i].tenant, (unsigned long long)m->dis[i].requests);
     kiln_buf_puts(out, "# HELP kiln_discarded_bytes_total Bytes of refused ingest requests.\n"
                        "# TYPE kiln_discarded_bytes_total counter\n");
     for (size_t i = 0; i < m->n_dis; i++)
         kiln_buf_printf(out, "kiln_discarded_bytes_total{reason=\"%s\",tenant=\"%s\"} %llu\n",
                         m->dis[i].reason, m->dis[i].tenant, (unsigned long long)m->dis[i].bytes);
-    kiln_buf_printf(out, "# HELP kiln_log_suppressed_total Rejection log lines suppressed by "
-                         "sampling.\n# TYPE kiln_log_suppressed_total counter\n"
-                         "kiln_log_suppressed_total %llu\n",
+    kiln_buf_printf(out,
+                    "# HELP kiln_log_suppressed_total Rejection log lines suppressed by "
+                    "sampling.\n# TYPE kiln_log_suppressed_total counter\n"
+                    "kiln_log_suppressed_total %llu\n",
                     (unsigned long long)kiln_log_suppressed_total());
 }
 
@@ -181,7 +180,8 @@ static void render_requests(kiln_metrics_t *m, kiln_buf *out)
                        "# TYPE kiln_requests_total counter\n");
     for (size_t i = 0; i < m->n_req; i++) {
         const req_series *s = &m->req[i];
-        kiln_buf_printf(out, "kiln_requests_total{protocol=\"%s\",method=\"%s\",code=\"%s\"} %llu\n",
+        kiln_buf_printf(out,
+                        "kiln_requests_total{protocol=\"%s\",method=\"%s\",code=\"%s\"} %llu\n",
                         s->protocol, s->method, s->code, (unsigned long long)s->count);
     }
 }
@@ -198,8 +198,8 @@ void kiln_metrics_render(kiln_metrics_t *m, kiln_buf *out)
     kiln_buf_puts(out, "# HELP kiln_ingested_profiles_total Profiles ingested.\n"
                        "# TYPE kiln_ingested_profiles_total counter\n");
     for (size_t i = 0; i < m->n_ten; i++)
-        kiln_buf_printf(out, "kiln_ingested_profiles_total{tenant=\"%s\"} %llu\n",
-                        m->ten[i].tenant, (unsigned long long)m->ten[i].profiles);
+        kiln_buf_printf(out, "kiln_ingested_profiles_total{tenant=\"%s\"} %llu\n", m->ten[i].tenant,
+                        (unsigned long long)m->ten[i].profiles);
     render_discarded(m, out);
     pthread_mutex_unlock(&m->mu);
 }

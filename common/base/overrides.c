@@ -39,8 +39,8 @@ struct kiln_overrides {
     _Atomic(table *) cur;    /* never NULL */
     pthread_mutex_t load_mu; /* serialises swaps; guards retired */
     table *retired;
-    atomic_size_t shards;    /* live distributors sharing each tenant's rate, >= 1 */
-    pthread_mutex_t mu;      /* guards the buckets */
+    atomic_size_t shards; /* live distributors sharing each tenant's rate, >= 1 */
+    pthread_mutex_t mu;   /* guards the buckets */
     bucket *b;
     size_t n_b, cap_b;
 };
@@ -101,10 +101,12 @@ void kiln_overrides_set_shards(kiln_overrides_t *o, size_t n)
 bool kiln_parse_duration(const char *s, int64_t *ns)
 {
     /* Longest unit names first, so "ms" is not read as "m" then "s". */
-    static const struct { const char *unit; int64_t ns; } units[] = {
-        {"ms", 1000000LL}, {"us", 1000LL}, {"ns", 1LL}, {"s", 1000000000LL},
-        {"m", 60000000000LL}, {"h", 3600000000000LL}, {"d", 86400000000000LL},
-        {"w", 604800000000000LL}};
+    static const struct {
+        const char *unit;
+        int64_t ns;
+    } units[] = {{"ms", 1000000LL},       {"us", 1000LL},          {"ns", 1LL},
+                 {"s", 1000000000LL},     {"m", 60000000000LL},    {"h", 3600000000000LL},
+                 {"d", 86400000000000LL}, {"w", 604800000000000LL}};
     int64_t total = 0;
     if (strcmp(s, "0") == 0) {
         *ns = 0;
@@ -139,13 +141,16 @@ static kiln_status set_limit(kiln_limits *l, const char *key, const char *val, k
         l->ingestion_rate_mb = d;
     else if (strcmp(key, "ingestion_burst_size_mb") == 0 && num)
         l->ingestion_burst_mb = d;
-    else if (strcmp(key, "reject_older_than") == 0 && kiln_parse_duration(val, &l->reject_older_than_ns))
+    else if (strcmp(key, "reject_older_than") == 0 &&
+             kiln_parse_duration(val, &l->reject_older_than_ns))
         ;
-    else if (strcmp(key, "reject_newer_than") == 0 && kiln_parse_duration(val, &l->reject_newer_than_ns))
+    else if (strcmp(key, "reject_newer_than") == 0 &&
+             kiln_parse_duration(val, &l->reject_newer_than_ns))
         ;
     else if (strcmp(key, "retention_period") == 0 && kiln_parse_duration(val, &l->retention_ns))
         ;
-    else if (strcmp(key, "max_query_length") == 0 && kiln_parse_duration(val, &l->max_query_length_ns))
+    else if (strcmp(key, "max_query_length") == 0 &&
+             kiln_parse_duration(val, &l->max_query_length_ns))
         ;
     else if (strcmp(key, "max_query_lookback") == 0 &&
              kiln_parse_duration(val, &l->max_query_lookback_ns))
@@ -169,10 +174,12 @@ static kiln_status set_limit(kiln_limits *l, const char *key, const char *val, k
     else if (strcmp(key, "max_query_parallelism") == 0)
         sz = &l->max_query_parallelism;
     else
-        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: unknown limit or bad value %s: %s", key, val);
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "overrides: unknown limit or bad value %s: %s", key, val);
     if (sz != NULL) {
         if (!num)
-            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: %s: not a number: %s", key, val);
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: %s: not a number: %s", key,
+                                val);
         *sz = (size_t)d;
     }
     return KILN_OK;
@@ -186,12 +193,17 @@ static kiln_status load_tenant(table *tb, const kiln_limits *defaults, yaml_docu
     t->tenant = kiln_xstrdup(tenant);
     t->limits = *defaults;
     if (map->type != YAML_MAPPING_NODE)
-        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: tenant %s: expected a mapping", tenant);
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: tenant %s: expected a mapping",
+                            tenant);
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key),
+                    *v = yaml_document_get_node(doc, p->value);
         if (k->type != YAML_SCALAR_NODE || v->type != YAML_SCALAR_NODE)
-            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: tenant %s: bad entry", tenant);
-        kiln_status st = set_limit(&t->limits, (char *)k->data.scalar.value, (char *)v->data.scalar.value, err);
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "overrides: tenant %s: bad entry",
+                                tenant);
+        kiln_status st =
+            set_limit(&t->limits, (char *)k->data.scalar.value, (char *)v->data.scalar.value, err);
         if (st != KILN_OK)
             return st;
     }
@@ -204,12 +216,15 @@ static kiln_status load_doc(table *tb, const kiln_limits *defaults, yaml_documen
     yaml_node_t *root = yaml_document_get_root_node(doc);
     if (root == NULL || root->type != YAML_MAPPING_NODE)
         return KILN_OK;
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key),
+                    *v = yaml_document_get_node(doc, p->value);
         if (k->type != YAML_SCALAR_NODE || strcmp((char *)k->data.scalar.value, "overrides") != 0 ||
             v->type != YAML_MAPPING_NODE)
             continue;
-        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
+        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top;
+             q++) {
             yaml_node_t *tk = yaml_document_get_node(doc, q->key);
             kiln_status st = load_tenant(tb, defaults, doc, (char *)tk->data.scalar.value,
                                          yaml_document_get_node(doc, q->value), err);
@@ -326,10 +341,11 @@ kiln_status kiln_overrides_take(kiln_overrides_t *o, const char *tenant, size_t 
     b->tokens = b->tokens + refill > burst ? burst : b->tokens + refill;
     b->last_ns = now_ns;
     if ((double)bytes > b->tokens)
-        st = kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
-                          "push rate limit (%g MB/s, burst %g MB, -distributor.ingestion-rate-limit-mb) "
-                          "exceeded for tenant %s while adding %zu bytes",
-                          l->ingestion_rate_mb, l->ingestion_burst_mb, tenant, bytes);
+        st = kiln_err_set(
+            err, KILN_RESOURCE_EXHAUSTED,
+            "push rate limit (%g MB/s, burst %g MB, -distributor.ingestion-rate-limit-mb) "
+            "exceeded for tenant %s while adding %zu bytes",
+            l->ingestion_rate_mb, l->ingestion_burst_mb, tenant, bytes);
     else
         b->tokens -= (double)bytes;
     pthread_mutex_unlock(&o->mu);

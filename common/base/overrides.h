@@ -22,15 +22,15 @@ typedef struct kiln_limits {
     size_t max_label_names;    /* per series */
     size_t max_label_name_len;
     size_t max_label_value_len;
-    size_t max_sample_labels;  /* string labels per sample */
-    size_t max_stack_depth;    /* frames kept, root side */
-    int64_t reject_older_than_ns; /* 0 = off */
-    int64_t reject_newer_than_ns; /* 0 = off */
-    int64_t retention_ns;         /* blocks older than this are deleted; 0 = keep */
-    int64_t max_query_length_ns;  /* longest Select* range; 0 = no limit */
-    int64_t max_query_lookback_ns;/* how far back a query may reach; 0 = no limit */
-    size_t max_global_series;     /* in-memory series per tenant, cluster-wide; 0 = off */
-    size_t max_query_parallelism; /* queries of a tenant running or queued at once; 0 = no limit */
+    size_t max_sample_labels;      /* string labels per sample */
+    size_t max_stack_depth;        /* frames kept, root side */
+    int64_t reject_older_than_ns;  /* 0 = off */
+    int64_t reject_newer_than_ns;  /* 0 = off */
+    int64_t retention_ns;          /* blocks older than this are deleted; 0 = keep */
+    int64_t max_query_length_ns;   /* longest Select* range; 0 = no limit */
+    int64_t max_query_lookback_ns; /* how far back a query may reach; 0 = no limit */
+    size_t max_global_series;      /* in-memory series per tenant, cluster-wide; 0 = off */
+    size_t max_query_parallelism;  /* queries of a tenant running or queued at once; 0 = no limit */
 } kiln_limits;
 
 typedef struct kiln_overrides kiln_overrides_t;

@@ -43,23 +43,23 @@ struct kiln_membership {
     int n_urls;
     char bucket[64];
     int64_t hb_ns, timeout_ns;
-    kiln_ring_t *ring;          /* borrowed; may be NULL */
+    kiln_ring_t *ring;           /* borrowed; may be NULL */
     kiln_overrides_t *overrides; /* borrowed; may be NULL */
 
     natsOptions *opts;
     natsConnection *nc;
-    jsCtx *js;     /* worker only */
-    kvWatcher *w;  /* worker only */
+    jsCtx *js;            /* worker only */
+    kvWatcher *w;         /* worker only */
     int64_t rewatch_ns;   /* worker only: replace w at this time (0 = no need) */
     int64_t connected_ns; /* worker only: when the last setup succeeded */
-    kvStore *kv;   /* replaced by the worker under kv_mu; callers use it under kv_mu */
+    kvStore *kv;          /* replaced by the worker under kv_mu; callers use it under kv_mu */
     pthread_mutex_t kv_mu;
 
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cv;
     bool stopping, closed;
-    bool need_setup;    /* (re)connected: bind the bucket, watch, put self */
-    bool ever_set_up;   /* a later setup is a reconnection */
+    bool need_setup;  /* (re)connected: bind the bucket, watch, put self */
+    bool ever_set_up; /* a later setup is a reconnection */
     bool joined, self_dirty;
     char self_role[ROLE_MAX], self_key[KEY_MAX];
     kiln_ring_member self;
@@ -680,7 +680,8 @@ static kiln_status parse_urls(kiln_membership_t *m, const char *urls, kiln_err *
         while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
             len--;
         if (len > 0 && m->n_urls == MAX_URLS)
-            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "membership: more than %d NATS URLs", MAX_URLS);
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT, "membership: more than %d NATS URLs",
+                                MAX_URLS);
         if (len > 0)
             m->urls[m->n_urls++] = kiln_xstrndup(s, len);
         p += strcspn(p, ",");
@@ -695,8 +696,9 @@ static kiln_status parse_config(kiln_membership_t *m, const kiln_membership_conf
                                 kiln_err *err)
 {
     const char *b = cfg->bucket != NULL && cfg->bucket[0] != '\0' ? cfg->bucket : "kiln-ring";
-    if (strlen(b) >= sizeof(m->bucket) || strspn(b, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                    "0123456789_-") != strlen(b))
+    if (strlen(b) >= sizeof(m->bucket) ||
+        strspn(b, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789_-") != strlen(b))
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "membership: bad bucket name %s", b);
     snprintf(m->bucket, sizeof(m->bucket), "%s", b);
     m->hb_ns = cfg->heartbeat_ns > 0 ? cfg->heartbeat_ns : 5000000000LL;
@@ -861,8 +863,7 @@ void kiln_membership_set_state(kiln_membership_t *m, kiln_ring_state st)
     pthread_mutex_unlock(&m->mu);
 }
 
-kiln_status kiln_membership_publish_overrides(kiln_membership_t *m, const char *yaml,
-                                              kiln_err *err)
+kiln_status kiln_membership_publish_overrides(kiln_membership_t *m, const char *yaml, kiln_err *err)
 {
     /* Refuse here what every process would refuse on receipt. */
     kiln_limits none;

@@ -331,8 +331,7 @@ static void json_member(kiln_buf *out, const kiln_ring_member *m, double own, in
     json_field(out, "zone", m->zone);
     json_field(out, "state", kiln_ring_state_str(m->state));
     kiln_buf_printf(out, "\"tokens\":%zu,\"ownership\":%.6f,\"heartbeat_age_ms\":%lld}",
-                    m->n_tokens, own,
-                    (long long)(now_ms - m->heartbeat_ms));
+                    m->n_tokens, own, (long long)(now_ms - m->heartbeat_ms));
 }
 
 void kiln_ring_json(const kiln_ring_snapshot_t *s, int64_t now_ms, kiln_buf *out)
@@ -353,12 +352,23 @@ static void html_text(kiln_buf *out, const char *s)
 {
     for (; *s != '\0'; s++) {
         switch (*s) {
-        case '<': kiln_buf_puts(out, "&lt;"); break;
-        case '>': kiln_buf_puts(out, "&gt;"); break;
-        case '&': kiln_buf_puts(out, "&amp;"); break;
-        case '"': kiln_buf_puts(out, "&quot;"); break;
-        case '\'': kiln_buf_puts(out, "&#39;"); break;
-        default: kiln_buf_putc(out, *s);
+        case '<':
+            kiln_buf_puts(out, "&lt;");
+            break;
+        case '>':
+            kiln_buf_puts(out, "&gt;");
+            break;
+        case '&':
+            kiln_buf_puts(out, "&amp;");
+            break;
+        case '"':
+            kiln_buf_puts(out, "&quot;");
+            break;
+        case '\'':
+            kiln_buf_puts(out, "&#39;");
+            break;
+        default:
+            kiln_buf_putc(out, *s);
         }
     }
 }
@@ -378,8 +388,7 @@ static void html_row(kiln_buf *out, const kiln_ring_member *m, double own, int64
     html_cell(out, m->addr);
     html_cell(out, m->zone);
     kiln_buf_printf(out, "<td>%zu</td><td>%.2f%%</td><td>%.1f s</td></tr>\n", m->n_tokens,
-                    own * 100,
-                    (double)(now_ms - m->heartbeat_ms) / 1000.0);
+                    own * 100, (double)(now_ms - m->heartbeat_ms) / 1000.0);
 }
 
 void kiln_ring_html(const kiln_ring_snapshot_t *s, int64_t now_ms, kiln_buf *out)

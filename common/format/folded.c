@@ -63,8 +63,8 @@ static size_t utf16_to_utf8(const uint8_t *d, size_t len, bool be, uint8_t *o)
     for (; i + 1 < len; i += 2) {
         uint32_t u = be ? (uint32_t)(d[i] << 8 | d[i + 1]) : (uint32_t)(d[i + 1] << 8 | d[i]);
         if (u >= 0xd800 && u <= 0xdbff && i + 3 < len) {
-            uint32_t lo = be ? (uint32_t)(d[i + 2] << 8 | d[i + 3])
-                             : (uint32_t)(d[i + 3] << 8 | d[i + 2]);
+            uint32_t lo =
+                be ? (uint32_t)(d[i + 2] << 8 | d[i + 3]) : (uint32_t)(d[i + 3] << 8 | d[i + 2]);
             if (lo >= 0xdc00 && lo <= 0xdfff) {
                 n += put_utf8(o + n, 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00));
                 i += 2;
@@ -155,8 +155,8 @@ static line_kind bracketed(kiln_str_t l, kiln_str_t *stack, int64_t *vals, size_
 /* Splits a folded line into its stack and values. */
 static line_kind classify(kiln_str_t l, kiln_str_t *stack, int64_t *vals, size_t *n_vals)
 {
-    while (l.len > 0 && (l.ptr[l.len - 1] == '\r' || l.ptr[l.len - 1] == ' ' ||
-                         l.ptr[l.len - 1] == '\t'))
+    while (l.len > 0 &&
+           (l.ptr[l.len - 1] == '\r' || l.ptr[l.len - 1] == ' ' || l.ptr[l.len - 1] == '\t'))
         l.len--;
     if (l.len == 0)
         return LINE_SKIP;

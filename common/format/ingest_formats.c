@@ -274,8 +274,8 @@ static bool is_scripting(const char *spy)
 /* The new function for old function f: "<filename> <name>", appended to
  * fns[] and strs[] (both sized for it). Returns its id, 0 past the cap. */
 static uint64_t renamed(kiln_arena_t *a, const kiln_pprof_t *p, const kiln_pprof_function *f,
-                        kiln_pprof_function *fns, size_t *n_fns, kiln_str_t *strs,
-                        size_t *n_strs, uint64_t *max_id)
+                        kiln_pprof_function *fns, size_t *n_fns, kiln_str_t *strs, size_t *n_strs,
+                        uint64_t *max_id)
 {
     kiln_str_t file = kiln_pprof_str(p, f->filename), name = kiln_pprof_str(p, f->name);
     char *s = kiln_arena_alloc(a, file.len + name.len + 2);

@@ -386,7 +386,7 @@ bool kiln_json_skip(kiln_json *j)
             if (j->depth == base)
                 return true;
             bool more = (j->stack[j->depth - 1] | 0x20) == 'o' ? kiln_json_obj_next(j, NULL)
-                                                                : kiln_json_arr_next(j);
+                                                               : kiln_json_arr_next(j);
             if (j->failed)
                 return false;
             if (more)

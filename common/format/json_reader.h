@@ -39,7 +39,7 @@ typedef struct kiln_json {
     /* Per open container: 'o' or 'a', upper case once it has an element. */
     char stack[KILN_JSON_MAX_DEPTH];
     bool failed;
-    kiln_err *err; /* may be NULL */
+    kiln_err *err;    /* may be NULL */
     const char *what; /* prefix for error messages, e.g. "speedscope" */
 } kiln_json;
 

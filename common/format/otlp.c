@@ -58,8 +58,8 @@ typedef struct conv {
 /* What every series of one Profile shares. */
 typedef struct prof_ctx {
     const o_profile *p;
-    const char *name; /* __name__ */
-    bool to_nanos;    /* samples/count with a cpu period: values become cpu ns */
+    const char *name;     /* __name__ */
+    bool to_nanos;        /* samples/count with a cpu period: values become cpu ns */
     kiln_label_t *labels; /* without service_name */
     size_t n_labels;
     const char *service; /* from the resource */
@@ -630,8 +630,8 @@ static kiln_status conv_init(conv *c, kiln_arena_t *a, const o_dict *d)
     return KILN_OK;
 }
 
-kiln_status kiln_otlp_convert(kiln_arena_t *a, const kiln_otlp_request *req,
-                              kiln_otlp_result *out, kiln_err *err)
+kiln_status kiln_otlp_convert(kiln_arena_t *a, const kiln_otlp_request *req, kiln_otlp_result *out,
+                              kiln_err *err)
 {
     kiln_status st = kiln_otlp__check_dictionary(req->dictionary, err);
     if (st != KILN_OK)

@@ -61,7 +61,7 @@ typedef struct kiln_otlp_series {
     /* Decoded form: one sample type, ids are index+1, strings[0] is "",
      * string views point into the request or the arena. Not yet validated. */
     kiln_pprof_t profile;
-    size_t profile_index; /* the OTLP Profile, counted across the request */
+    size_t profile_index;   /* the OTLP Profile, counted across the request */
     const char *profile_id; /* Profile.profile_id as hex, or NULL */
     size_t raw_bytes;       /* the Profile's encoded size, on its first series */
 } kiln_otlp_series;
@@ -71,8 +71,8 @@ typedef struct kiln_otlp_series {
 typedef struct kiln_otlp_result {
     kiln_otlp_series *series;
     size_t n_series;
-    size_t n_profiles; /* OTLP Profiles in the request */
-    size_t n_rejected; /* profiles left out because they are invalid */
+    size_t n_profiles;        /* OTLP Profiles in the request */
+    size_t n_rejected;        /* profiles left out because they are invalid */
     kiln_err first_rejection; /* why the first rejected profile was */
 } kiln_otlp_result;
 
@@ -95,7 +95,7 @@ typedef struct kiln_otlp_result {
  * with a bad index, no sample_type or a sample of a shape OTLP does not allow
  * is left out and counted in out->n_rejected instead. KILN_RESOURCE_EXHAUSTED
  * past the arena cap. Writes *out only on KILN_OK. Does not block. */
-kiln_status kiln_otlp_convert(kiln_arena_t *a, const kiln_otlp_request *req,
-                              kiln_otlp_result *out, kiln_err *err);
+kiln_status kiln_otlp_convert(kiln_arena_t *a, const kiln_otlp_request *req, kiln_otlp_result *out,
+                              kiln_err *err);
 
 #endif

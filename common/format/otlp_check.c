@@ -80,9 +80,9 @@ static kiln_status check_mappings(const o_dict *d, kiln_err *err)
         if (!idx_ok(m->filename_strindex, ns))
             return out_of_range(err, m->filename_strindex, "string_table", ns,
                                 "dictionary.mapping_table[%zu].filename_strindex", i);
-        kiln_status st = check_list(m->attribute_indices, m->n_attribute_indices,
-                                    d->n_attribute_table, "attribute_table",
-                                    "dictionary.mapping_table", i, "attribute_indices", err);
+        kiln_status st =
+            check_list(m->attribute_indices, m->n_attribute_indices, d->n_attribute_table,
+                       "attribute_table", "dictionary.mapping_table", i, "attribute_indices", err);
         if (st != KILN_OK)
             return st;
     }
@@ -103,9 +103,9 @@ static kiln_status check_locations(const o_dict *d, kiln_err *err)
                                     "dictionary.location_table[%zu].lines[%zu].function_index", i,
                                     k);
         }
-        kiln_status st = check_list(l->attribute_indices, l->n_attribute_indices,
-                                    d->n_attribute_table, "attribute_table",
-                                    "dictionary.location_table", i, "attribute_indices", err);
+        kiln_status st =
+            check_list(l->attribute_indices, l->n_attribute_indices, d->n_attribute_table,
+                       "attribute_table", "dictionary.location_table", i, "attribute_indices", err);
         if (st != KILN_OK)
             return st;
     }
@@ -134,9 +134,9 @@ static kiln_status check_stacks_and_attributes(const o_dict *d, kiln_err *err)
     size_t ns = d->n_string_table;
     for (size_t i = 0; i < d->n_stack_table; i++) {
         const o_stack *s = d->stack_table[i];
-        kiln_status st = check_list(s->location_indices, s->n_location_indices,
-                                    d->n_location_table, "location_table",
-                                    "dictionary.stack_table", i, "location_indices", err);
+        kiln_status st =
+            check_list(s->location_indices, s->n_location_indices, d->n_location_table,
+                       "location_table", "dictionary.stack_table", i, "location_indices", err);
         if (st != KILN_OK)
             return st;
     }
@@ -181,11 +181,11 @@ static kiln_status check_vtype(const o_vtype *v, size_t ns, const char *where, c
     if (v == NULL)
         return KILN_OK;
     if (!idx_ok(v->type_strindex, ns))
-        return out_of_range(err, v->type_strindex, "string_table", ns, "%s.%s.type_strindex",
-                            where, name);
+        return out_of_range(err, v->type_strindex, "string_table", ns, "%s.%s.type_strindex", where,
+                            name);
     if (!idx_ok(v->unit_strindex, ns))
-        return out_of_range(err, v->unit_strindex, "string_table", ns, "%s.%s.unit_strindex",
-                            where, name);
+        return out_of_range(err, v->unit_strindex, "string_table", ns, "%s.%s.unit_strindex", where,
+                            name);
     return KILN_OK;
 }
 
@@ -226,8 +226,8 @@ static kiln_status check_sample(const o_dict *d, const o_sample *s, const char *
                             "otlp: %s.samples[%zu] has neither values nor timestamps", where, i);
     if (nv > 1 && nt != 0 && nv != nt)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                            "otlp: %s.samples[%zu] has %zu values but %zu timestamps", where, i,
-                            nv, nt);
+                            "otlp: %s.samples[%zu] has %zu values but %zu timestamps", where, i, nv,
+                            nt);
     return KILN_OK;
 }
 
@@ -244,8 +244,8 @@ kiln_status kiln_otlp__check_profile(const o_dict *d, const o_rprof *rp, const o
         st = check_list(p->attribute_indices, p->n_attribute_indices, d->n_attribute_table,
                         "attribute_table", where, SIZE_MAX, "attribute_indices", err);
     if (st == KILN_OK && rp->resource != NULL)
-        st = check_kvs(rp->resource->attributes, rp->resource->n_attributes, ns, where,
-                       "resource", err);
+        st = check_kvs(rp->resource->attributes, rp->resource->n_attributes, ns, where, "resource",
+                       err);
     if (st == KILN_OK && sp->scope != NULL)
         st = check_kvs(sp->scope->attributes, sp->scope->n_attributes, ns, where, "scope", err);
     for (size_t i = 0; st == KILN_OK && i < p->n_samples; i++)

@@ -342,8 +342,8 @@ static void put_finite(enc *e, double x, bool is32)
     int ex;
     size_t nd = shortest_digits(x, is32, digits, &ex), o = 0;
     double ax = fabs(x);
-    bool sci = ax != 0 && (is32 ? ((float)ax < 1e-6f || (float)ax >= 1e21f)
-                                : (ax < 1e-6 || ax >= 1e21));
+    bool sci =
+        ax != 0 && (is32 ? ((float)ax < 1e-6f || (float)ax >= 1e21f) : (ax < 1e-6 || ax >= 1e21));
     if (signbit(x))
         out[o++] = '-';
     if (sci) {
@@ -661,7 +661,7 @@ static bool hex4(const unsigned char *s, size_t n, size_t p, uint32_t *out)
         return false;
     for (size_t i = p; i < p + 4; i++) {
         unsigned c = s[i];
-        int h = is_digit((int)c) ? (int)c - '0'
+        int h = is_digit((int)c)                         ? (int)c - '0'
                 : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (int)(c | 0x20) - 'a' + 10
                                                          : -1;
         if (h < 0)
@@ -957,7 +957,7 @@ static int number_to_int(kiln_str_t t, bool *neg, uint64_t *mag)
     }
     long ex = p < end ? exp_value(p + 1, end) : 0;
     size_t total = ni + nf;
-#define DIGIT(k) ((k) < ni ? ip[k] : fp[(k) - ni])
+#define DIGIT(k) ((k) < ni ? ip[k] : fp[(k)-ni])
     while (total > 0 && DIGIT(total - 1) == '0')
         total--, ex++;
     ex -= (long)nf;
@@ -1280,8 +1280,8 @@ static kiln_status on_map_member(dec *d, kiln_str_t key, size_t key_at, void *ar
     return KILN_OK;
 }
 
-static kiln_status parse_repeated(dec *d, const ProtobufCMessageDescriptor *md,
-                                  ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+static kiln_status parse_repeated(dec *d, const ProtobufCMessageDescriptor *md, ProtobufCMessage *m,
+                                  const ProtobufCFieldDescriptor *f)
 {
     arr_ctx c = {f, map_entry(md, f), NULL, 0, 0, type_size(f->type)};
     kiln_status st;

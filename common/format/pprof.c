@@ -12,7 +12,6 @@
 #include <emmintrin.h>
 #endif
 
-
 /* ---- wire reading ---------------------------------------------------------- */
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
@@ -177,7 +176,7 @@ next_field(dec *d, const uint8_t **pp, const uint8_t *end, field *f, const char 
 
 /* next_field for every case, errors included. */
 static kiln_status next_field_slow(dec *d, const uint8_t **pp, const uint8_t *end, field *f,
-                                     const char *msg)
+                                   const char *msg)
 {
     const uint8_t *p = *pp;
     uint64_t tag = 0;
@@ -275,43 +274,57 @@ typedef struct msgdesc {
     uint32_t n;
 } msgdesc;
 
-#define F8(T, m) {K_U64, (uint16_t)offsetof(T, m)}
-#define FB(T, m) {K_BOOL, (uint16_t)offsetof(T, m)}
-#define MSG(name, tab) {name, tab, (uint32_t)(sizeof(tab) / sizeof(tab[0]))}
+#define F8(T, m)                                                                                   \
+    {                                                                                              \
+        K_U64, (uint16_t)offsetof(T, m)                                                            \
+    }
+#define FB(T, m)                                                                                   \
+    {                                                                                              \
+        K_BOOL, (uint16_t)offsetof(T, m)                                                           \
+    }
+#define MSG(name, tab)                                                                             \
+    {                                                                                              \
+        name, tab, (uint32_t)(sizeof(tab) / sizeof(tab[0]))                                        \
+    }
 
 static const fdesc vt_fields[] = {
     {0, 0}, F8(kiln_pprof_value_type, type), F8(kiln_pprof_value_type, unit)};
-static const fdesc label_fields[] = {
-    {0, 0}, F8(kiln_pprof_label, key), F8(kiln_pprof_label, str), F8(kiln_pprof_label, num),
-    F8(kiln_pprof_label, num_unit)};
-static const fdesc mapping_fields[] = {
-    {0, 0},
-    F8(kiln_pprof_mapping, id),
-    F8(kiln_pprof_mapping, memory_start),
-    F8(kiln_pprof_mapping, memory_limit),
-    F8(kiln_pprof_mapping, file_offset),
-    F8(kiln_pprof_mapping, filename),
-    F8(kiln_pprof_mapping, build_id),
-    FB(kiln_pprof_mapping, has_functions),
-    FB(kiln_pprof_mapping, has_filenames),
-    FB(kiln_pprof_mapping, has_line_numbers),
-    FB(kiln_pprof_mapping, has_inline_frames)};
+static const fdesc label_fields[] = {{0, 0},
+                                     F8(kiln_pprof_label, key),
+                                     F8(kiln_pprof_label, str),
+                                     F8(kiln_pprof_label, num),
+                                     F8(kiln_pprof_label, num_unit)};
+static const fdesc mapping_fields[] = {{0, 0},
+                                       F8(kiln_pprof_mapping, id),
+                                       F8(kiln_pprof_mapping, memory_start),
+                                       F8(kiln_pprof_mapping, memory_limit),
+                                       F8(kiln_pprof_mapping, file_offset),
+                                       F8(kiln_pprof_mapping, filename),
+                                       F8(kiln_pprof_mapping, build_id),
+                                       FB(kiln_pprof_mapping, has_functions),
+                                       FB(kiln_pprof_mapping, has_filenames),
+                                       FB(kiln_pprof_mapping, has_line_numbers),
+                                       FB(kiln_pprof_mapping, has_inline_frames)};
 /* Field 4 (line) is a submessage, handled by dec_location. */
-static const fdesc location_fields[] = {
-    {0, 0}, F8(kiln_pprof_location, id), F8(kiln_pprof_location, mapping),
-    F8(kiln_pprof_location, address), {0, 0}, FB(kiln_pprof_location, is_folded)};
+static const fdesc location_fields[] = {{0, 0},
+                                        F8(kiln_pprof_location, id),
+                                        F8(kiln_pprof_location, mapping),
+                                        F8(kiln_pprof_location, address),
+                                        {0, 0},
+                                        FB(kiln_pprof_location, is_folded)};
 static const fdesc line_fields[] = {
-    {0, 0}, F8(kiln_pprof_line, function), F8(kiln_pprof_line, line),
-    F8(kiln_pprof_line, column)};
-static const fdesc function_fields[] = {
-    {0, 0}, F8(kiln_pprof_function, id), F8(kiln_pprof_function, name),
-    F8(kiln_pprof_function, system_name), F8(kiln_pprof_function, filename),
-    F8(kiln_pprof_function, start_line)};
+    {0, 0}, F8(kiln_pprof_line, function), F8(kiln_pprof_line, line), F8(kiln_pprof_line, column)};
+static const fdesc function_fields[] = {{0, 0},
+                                        F8(kiln_pprof_function, id),
+                                        F8(kiln_pprof_function, name),
+                                        F8(kiln_pprof_function, system_name),
+                                        F8(kiln_pprof_function, filename),
+                                        F8(kiln_pprof_function, start_line)};
 /* The Profile's own scalars; its other fields are handled by fill_field. */
 static const fdesc profile_fields[] = {
-    [7] = F8(kiln_pprof_t, drop_frames),  [8] = F8(kiln_pprof_t, keep_frames),
-    [9] = F8(kiln_pprof_t, time_nanos),   [10] = F8(kiln_pprof_t, duration_nanos),
-    [12] = F8(kiln_pprof_t, period),      [14] = F8(kiln_pprof_t, default_sample_type),
+    [7] = F8(kiln_pprof_t, drop_frames), [8] = F8(kiln_pprof_t, keep_frames),
+    [9] = F8(kiln_pprof_t, time_nanos),  [10] = F8(kiln_pprof_t, duration_nanos),
+    [12] = F8(kiln_pprof_t, period),     [14] = F8(kiln_pprof_t, default_sample_type),
     [15] = F8(kiln_pprof_t, doc_url)};
 
 static const msgdesc vt_msg = MSG("ValueType", vt_fields);
@@ -412,8 +425,8 @@ static const uint8_t *count_loc_ids(const uint8_t *p, const uint8_t *end, size_t
 static inline void count_word(uint64_t w, uint8_t tag, size_t *e, size_t *t)
 {
     const uint64_t ones = 0x0101010101010101ULL, low7 = 0x7f7f7f7f7f7f7f7fULL;
-    uint64_t x = w ^ (tag * ones);  /* zero bytes where w has tag */
-    x = ((x & low7) + low7) | x;    /* top bit set where x is non-zero */
+    uint64_t x = w ^ (tag * ones); /* zero bytes where w has tag */
+    x = ((x & low7) + low7) | x;   /* top bit set where x is non-zero */
     *e += (((~w >> 7) & ones) * ones) >> 56;
     *t += (((~x >> 7) & ones) * ones) >> 56;
 }
@@ -454,8 +467,8 @@ static size_t count_bytes_sse2(const uint8_t *p, size_t n, uint8_t tag, size_t *
  * is the end of the input: a last partial word is read whole when the input
  * goes on, its bytes past n given the top bit so that they count as
  * neither. */
-static void count_bytes(const uint8_t *p, size_t n, const uint8_t *limit, uint8_t tag,
-                        size_t *ends, size_t *tags)
+static void count_bytes(const uint8_t *p, size_t n, const uint8_t *limit, uint8_t tag, size_t *ends,
+                        size_t *tags)
 {
     size_t e = 0, t = 0, i = 0;
 #if defined(__SSE2__) && defined(__x86_64__)
@@ -569,7 +582,9 @@ static kiln_status count_profile(dec *d, const uint8_t *p, const uint8_t *end, c
         if ((st = next_field(d, &p, end, &f, "Profile")) != KILN_OK)
             break;
         switch (f.num) {
-        case 1: c->sample_types++; break;
+        case 1:
+            c->sample_types++;
+            break;
         case 2:
             c->samples++;
             if (d->bounded)
@@ -577,7 +592,9 @@ static kiln_status count_profile(dec *d, const uint8_t *p, const uint8_t *end, c
             else
                 st = count_sub(d, &f, true, c);
             break;
-        case 3: c->mappings++; break;
+        case 3:
+            c->mappings++;
+            break;
         case 4:
             c->locations++;
             if (d->bounded)
@@ -585,10 +602,17 @@ static kiln_status count_profile(dec *d, const uint8_t *p, const uint8_t *end, c
             else
                 st = count_sub(d, &f, false, c);
             break;
-        case 5: c->functions++; break;
-        case 6: c->strings++; break;
-        case 13: c->comments += count_packed(&f); break;
-        default: break;
+        case 5:
+            c->functions++;
+            break;
+        case 6:
+            c->strings++;
+            break;
+        case 13:
+            c->comments += count_packed(&f);
+            break;
+        default:
+            break;
         }
     }
     if (d->bounded) {
@@ -601,12 +625,12 @@ static kiln_status count_profile(dec *d, const uint8_t *p, const uint8_t *end, c
 /* Offsets are uint32 and NONE is reserved, so no array may reach UINT32_MAX. */
 static kiln_status check_counts(const counts *c, kiln_err *err)
 {
-    const size_t v[] = {c->sample_types, c->samples,   c->locs,      c->values,
-                        c->labels,       c->mappings,  c->locations, c->lines,
-                        c->functions,    c->strings,   c->comments};
-    static const char *const names[] = {"sample types", "samples", "location ids", "values",
-                                        "labels", "mappings", "locations", "lines",
-                                        "functions", "strings", "comments"};
+    const size_t v[] = {c->sample_types, c->samples,  c->locs,      c->values,
+                        c->labels,       c->mappings, c->locations, c->lines,
+                        c->functions,    c->strings,  c->comments};
+    static const char *const names[] = {"sample types", "samples",  "location ids", "values",
+                                        "labels",       "mappings", "locations",    "lines",
+                                        "functions",    "strings",  "comments"};
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         if (v[i] >= UINT32_MAX)
             return kiln_err_set(err, KILN_INVALID_ARGUMENT, "pprof: too many %s (%zu)", names[i],
@@ -687,8 +711,8 @@ dec_packed(dec *d, const field *f, const char *msg, uint64_t *arr, size_t *n, si
             arr[k++] = v;
     }
     if (r != VR_OK)
-        return wire_err(d, r == VR_TRUNC ? "truncated packed" : "overlong varint in packed",
-                        f->num, msg, f->at);
+        return wire_err(d, r == VR_TRUNC ? "truncated packed" : "overlong varint in packed", f->num,
+                        msg, f->at);
     *n = k;
     return KILN_OK;
 }
@@ -779,8 +803,8 @@ static kiln_status dec_sample(dec *d, const field *pf)
 /* A Line (already zeroed) from f: function, line and column under their
  * canonical tags are read inline, the bulk of a profile with many frames;
  * from the first field that is not, dec_scalars reads the rest. */
-static inline __attribute__((always_inline)) kiln_status
-dec_line_body(dec *d, const field *f, kiln_pprof_line *ln)
+static inline __attribute__((always_inline)) kiln_status dec_line_body(dec *d, const field *f,
+                                                                       kiln_pprof_line *ln)
 {
     const uint8_t *p = f->data, *end = p + f->v;
     while (p < end && d->limit - p >= 11) {
@@ -889,11 +913,21 @@ static inline __attribute__((always_inline)) kiln_status dec_function(dec *d, co
         if (t < 0x08 || t > 0x28 || (t & 7) != 0 || varint_fast(&q, &v) != VR_OK || q > end)
             break;
         switch (t) {
-        case 0x08: fn->id = v; break;
-        case 0x10: fn->name = (int64_t)v; break;
-        case 0x18: fn->system_name = (int64_t)v; break;
-        case 0x20: fn->filename = (int64_t)v; break;
-        default: fn->start_line = (int64_t)v; break; /* 0x28 */
+        case 0x08:
+            fn->id = v;
+            break;
+        case 0x10:
+            fn->name = (int64_t)v;
+            break;
+        case 0x18:
+            fn->system_name = (int64_t)v;
+            break;
+        case 0x20:
+            fn->filename = (int64_t)v;
+            break;
+        default:
+            fn->start_line = (int64_t)v;
+            break; /* 0x28 */
         }
         p = q;
     }
@@ -923,13 +957,17 @@ static kiln_status fill_field(dec *d, const field *f)
     case 1:
         return dec_elem(d, f, &vt_msg, o->sample_types, sizeof(*o->sample_types),
                         &o->n_sample_types, d->cap.sample_types, "Profile");
-    case 2: return dec_sample(d, f);
+    case 2:
+        return dec_sample(d, f);
     case 3:
         return dec_elem(d, f, &mapping_msg, o->mappings, sizeof(*o->mappings), &o->n_mappings,
                         d->cap.mappings, "Profile");
-    case 4: return dec_location(d, f);
-    case 5: return dec_function(d, f);
-    case 6: return dec_string(d, f);
+    case 4:
+        return dec_location(d, f);
+    case 5:
+        return dec_function(d, f);
+    case 6:
+        return dec_string(d, f);
     case 11: {
         kiln_status st = want(d, f, WT_LEN, "Profile");
         return st != KILN_OK ? st : dec_scalars(d, f, &vt_msg, &o->period_type);
@@ -937,7 +975,8 @@ static kiln_status fill_field(dec *d, const field *f)
     case 13:
         return dec_packed(d, f, "Profile", (uint64_t *)o->comments, &o->n_comments,
                           d->cap.comments);
-    default: return put_scalar(d, f, &profile_msg, o);
+    default:
+        return put_scalar(d, f, &profile_msg, o);
     }
 }
 

@@ -29,8 +29,8 @@ typedef struct kiln_pprof_value_type {
 } kiln_pprof_value_type;
 
 typedef struct kiln_pprof_label {
-    int64_t key;      /* string index */
-    int64_t str;      /* string index; 0 for a numeric label */
+    int64_t key; /* string index */
+    int64_t str; /* string index; 0 for a numeric label */
     int64_t num;
     int64_t num_unit; /* string index */
 } kiln_pprof_label;
@@ -158,8 +158,7 @@ kiln_status kiln_pprof_validate(const kiln_pprof_t *p, kiln_err *err);
  * Not for a profile that is already normalised. Returns KILN_OK, or
  * KILN_RESOURCE_EXHAUSTED past the arena cap, in which case p is left
  * unchanged. */
-kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
-                                 kiln_err *err);
+kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth, kiln_err *err);
 
 /** kiln_pprof_validate then kiln_pprof_normalize, in one pass where they
  * overlap (the id maps are built once, each stack frame and string index

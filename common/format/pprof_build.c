@@ -257,9 +257,8 @@ static bool append_sample(kiln_pprof_build_t *b, const sample_key *k, const int6
         !GROW(b, b->labels, b->cap_labels, b->n_labels + k->n_labels))
         return false;
     kiln_pprof_sample *s = &b->samples[b->n_samples];
-    *s = (kiln_pprof_sample){(uint32_t)b->n_locs,   (uint32_t)k->n_locs,
-                             (uint32_t)b->n_values, (uint32_t)b->n_types,
-                             (uint32_t)b->n_labels, (uint32_t)k->n_labels};
+    *s = (kiln_pprof_sample){(uint32_t)b->n_locs,  (uint32_t)k->n_locs,   (uint32_t)b->n_values,
+                             (uint32_t)b->n_types, (uint32_t)b->n_labels, (uint32_t)k->n_labels};
     if (k->n_locs != 0)
         memcpy(&b->locs[b->n_locs], k->locs, k->n_locs * sizeof(*k->locs));
     memcpy(&b->values[b->n_values], values, b->n_types * sizeof(*values));

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* ---- id maps ------------------------------------------------------------------- */
 
 /* Maps mapping, location or function ids (the first member, uint64_t, of
@@ -290,10 +289,10 @@ kiln_status kiln_pprof_validate(const kiln_pprof_t *p, kiln_err *err)
  * that a failure leaves it as it was. */
 typedef struct norm_ws {
     idmap mm, fm, lm;
-    uint32_t *remap;             /* location index -> kept index or NONE */
-    kiln_pprof_mapping *maps;    /* mappings plus room for the stub */
-    uint32_t *slots;             /* sample dedup hash: slot -> kept sample */
-    uint64_t *hashes;            /* kept sample -> its key hash */
+    uint32_t *remap;          /* location index -> kept index or NONE */
+    kiln_pprof_mapping *maps; /* mappings plus room for the stub */
+    uint32_t *slots;          /* sample dedup hash: slot -> kept sample */
+    uint64_t *hashes;         /* kept sample -> its key hash */
     size_t n_slots;
 } norm_ws;
 
@@ -471,8 +470,7 @@ static uint64_t sample_hash(const kiln_pprof_t *p, const kiln_pprof_sample *s)
     return mix64(h);
 }
 
-static bool same_key(const kiln_pprof_t *p, const kiln_pprof_sample *a,
-                     const kiln_pprof_sample *b)
+static bool same_key(const kiln_pprof_t *p, const kiln_pprof_sample *a, const kiln_pprof_sample *b)
 {
     if (a->n_locs != b->n_locs || a->n_labels != b->n_labels || a->n_values != b->n_values)
         return false;
@@ -553,8 +551,7 @@ static void norm_rest(kiln_pprof_t *p, norm_ws *w, size_t max_depth, bool indexe
     merge_samples(p, w);
 }
 
-kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
-                                 kiln_err *err)
+kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth, kiln_err *err)
 {
     norm_ws w;
     memset(&w, 0, sizeof(w));
@@ -596,9 +593,10 @@ static void fold_remap(idmap *lm, const uint32_t *remap)
  * returns how many are kept, or sets *bad to the first unknown id's
  * position. direct: lm is a folded direct map (a constant at each call, so
  * that the frame loop has no mode test). */
-static inline __attribute__((always_inline)) uint32_t
-index_stack(uint64_t *stack, uint32_t n, const idmap *lm, const uint32_t *remap, bool direct,
-            uint32_t *bad)
+static inline __attribute__((always_inline)) uint32_t index_stack(uint64_t *stack, uint32_t n,
+                                                                  const idmap *lm,
+                                                                  const uint32_t *remap,
+                                                                  bool direct, uint32_t *bad)
 {
     uint32_t k = 0;
     for (uint32_t j = 0; j < n; j++) {
@@ -666,8 +664,7 @@ static kiln_status check_index_lines(kiln_pprof_t *p, const idmap *fm, kiln_err 
                 return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                     "pprof: location %zu (id %llu) references function id %llu, "
                                     "which no function has",
-                                    i, (unsigned long long)l->id,
-                                    (unsigned long long)ln->function);
+                                    i, (unsigned long long)l->id, (unsigned long long)ln->function);
             ln->function = f;
         }
     }

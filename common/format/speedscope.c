@@ -18,9 +18,8 @@ static const struct unit_info {
     int64_t mult;
     uint64_t rate;
 } units[] = {
-    {"none", 100, 10000},          {"nanoseconds", 1, 1000000000},
-    {"microseconds", 100, 100000000}, {"milliseconds", 100, 100000},
-    {"seconds", 100, 100},         {"bytes", 1, 0},
+    {"none", 100, 10000},          {"nanoseconds", 1, 1000000000}, {"microseconds", 100, 100000000},
+    {"milliseconds", 100, 100000}, {"seconds", 100, 100},          {"bytes", 1, 0},
 };
 
 /* What a profile object holds; spans are empty when absent or null. */

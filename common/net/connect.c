@@ -42,7 +42,8 @@ void kiln_connect_error(kiln_http_resp *resp, kiln_status code, const char *msg)
 static int media_is(const char *ct, const char *want)
 {
     size_t n = strlen(want);
-    return ct != NULL && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+    return ct != NULL && strncasecmp(ct, want, n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 static double now_s(void)
@@ -108,7 +109,8 @@ static kiln_status serve(const kiln_connect *c, const kiln_http_req *req, kiln_h
     char tenant[KILN_TENANT_MAX * 8 + 8];
     const char *org = kiln_http_header(req, "X-Scope-OrgID");
     bool multi = kiln_rpc_multi_tenant(req->path);
-    kiln_status st = kiln_tenant_parse(org, org ? strlen(org) : 0, multi, tenant, sizeof(tenant), err);
+    kiln_status st =
+        kiln_tenant_parse(org, org ? strlen(org) : 0, multi, tenant, sizeof(tenant), err);
     const uint8_t *body;
     size_t len;
     if (st == KILN_OK)
@@ -149,8 +151,8 @@ void kiln_connect_handle(void *ud, const kiln_http_req *req, kiln_http_resp *res
     if (st != KILN_OK) {
         int http = resp->status;
         const char *org = kiln_http_header(req, "X-Scope-OrgID");
-        KILN_LOG_WARN_SAMPLED(org ? org : "", m->path, "connect", "%s failed code=%s: %s",
-                              m->path, kiln_status_str(st), err.msg);
+        KILN_LOG_WARN_SAMPLED(org ? org : "", m->path, "connect", "%s failed code=%s: %s", m->path,
+                              kiln_status_str(st), err.msg);
         kiln_connect_error(resp, st, err.msg);
         if (http == 415 || http == 405)
             resp->status = http;

@@ -3,7 +3,8 @@
  * /<pkg>.<Service>/<Method> with application/proto or application/json,
  * gzip request bodies (capped at max_body, reserved from the in-flight
  * budget; past the cap invalid_argument, never the retryable
- * resource_exhausted), failures logged sampled per tenant and method, gzip responses when accepted, and errors as
+ * resource_exhausted), failures logged sampled per tenant and method, gzip responses when accepted,
+ * and errors as
  * {"code","message"} JSON with Connect's HTTP status. Dispatches to the rpc
  * registry; records every call in the metrics. Stateless after create;
  * called from HTTP pool threads. */

@@ -50,7 +50,7 @@ struct kiln_grpc_client {
     pthread_mutex_t mu; /* the table, health, the abandoned list */
     channel **chans;
     size_t n_chans, cap_chans;
-    int max_recv; /* channel arg: -1 = no limit */
+    int max_recv;              /* channel arg: -1 = no limit */
     grpc_completion_queue *cq; /* every call's one event */
     pthread_t poller;
     kiln_grpc_batch_t *abandoned; /* batches left to finish (to cancel on destroy) */
@@ -90,7 +90,7 @@ struct kiln_grpc_batch {
     size_t outstanding; /* started calls whose event has not come */
     size_t unreported;  /* calls not yet returned by next */
     bool abandoned;
-    struct timespec give_up; /* CLOCK_MONOTONIC: deadline + DRAIN_GRACE_MS */
+    struct timespec give_up;        /* CLOCK_MONOTONIC: deadline + DRAIN_GRACE_MS */
     kiln_grpc_batch_t *prev, *next; /* in c->abandoned */
 };
 
@@ -290,9 +290,9 @@ static bool start_call(kiln_grpc_client_t *c, pending *p, gpr_timespec deadline)
     p->details = grpc_empty_slice();
     p->chan = channel_for(c, call->addr);
     /* method is a literal: the core may keep the static slice. */
-    p->gc = grpc_channel_create_call(p->chan->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
-                                     grpc_slice_from_static_string(call->method), NULL, deadline,
-                                     NULL);
+    p->gc =
+        grpc_channel_create_call(p->chan->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
+                                 grpc_slice_from_static_string(call->method), NULL, deadline, NULL);
     if (p->gc != NULL) {
         grpc_slice body = grpc_slice_from_copied_buffer((const char *)call->req, call->req_len);
         p->send = grpc_raw_byte_buffer_create(&body, 1);
@@ -346,7 +346,8 @@ static void copy_response(kiln_grpc_call *call, grpc_byte_buffer *bb)
 static void set_status(kiln_grpc_call *call, const pending *p)
 {
     int raw = (int)p->status; /* the codes are the same numbers */
-    kiln_status code = raw >= 0 && raw <= (int)KILN_UNAUTHENTICATED ? (kiln_status)raw : KILN_UNKNOWN;
+    kiln_status code =
+        raw >= 0 && raw <= (int)KILN_UNAUTHENTICATED ? (kiln_status)raw : KILN_UNKNOWN;
     int dlen = (int)GRPC_SLICE_LENGTH(p->details);
     const char *d = (const char *)GRPC_SLICE_START_PTR(p->details);
     if (dlen == 0) {
@@ -420,7 +421,8 @@ static void *poll_loop(void *arg)
 {
     kiln_grpc_client_t *c = arg;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(c->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             return NULL;
         if (ev.type == GRPC_OP_COMPLETE)
@@ -458,8 +460,8 @@ kiln_grpc_batch_t *kiln_grpc_batch_start(kiln_grpc_client_t *c, kiln_grpc_call *
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&b->cv, &ca);
     pthread_condattr_destroy(&ca);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    gpr_timespec deadline =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
     pthread_mutex_lock(&b->mu);
     for (size_t i = 0; i < n; i++) {
         calls[i].err.code = KILN_OK;

@@ -28,12 +28,12 @@ typedef struct kiln_grpc_call {
     const uint8_t *req;
     size_t req_len;
     /* out */
-    kiln_err err;   /* err.code KILN_OK, the server's status and message, or
-                       KILN_UNAVAILABLE / KILN_DEADLINE_EXCEEDED / KILN_CANCELLED
-                       with a message starting with addr; a response over
-                       max_recv_bytes is KILN_RESOURCE_EXHAUSTED */
-    uint8_t *resp;  /* malloc'd response bytes (caller frees; not NULL on
-                       success, even for an empty message); NULL on error */
+    kiln_err err;  /* err.code KILN_OK, the server's status and message, or
+                      KILN_UNAVAILABLE / KILN_DEADLINE_EXCEEDED / KILN_CANCELLED
+                      with a message starting with addr; a response over
+                      max_recv_bytes is KILN_RESOURCE_EXHAUSTED */
+    uint8_t *resp; /* malloc'd response bytes (caller frees; not NULL on
+                      success, even for an empty message); NULL on error */
     size_t resp_len;
 } kiln_grpc_call;
 

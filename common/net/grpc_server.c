@@ -84,8 +84,8 @@ static void post_slot(worker *w)
     c->state = REQUESTED;
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
-    grpc_call_error e = grpc_server_request_call(w->srv->server, &c->call, &c->details, &c->md,
-                                                 w->cq, w->cq, c);
+    grpc_call_error e =
+        grpc_server_request_call(w->srv->server, &c->call, &c->details, &c->md, w->cq, w->cq, c);
     if (e != GRPC_CALL_OK) {
         grpc_call_details_destroy(&c->details);
         grpc_metadata_array_destroy(&c->md);
@@ -151,8 +151,8 @@ static void on_close(call_slot *c)
     if (c->cancelled) {
         gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
         gpr_timespec dl = gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_MONOTONIC);
-        kiln_cancel_set(&c->cancel, gpr_time_cmp(now, dl) >= 0 ? KILN_DEADLINE_EXCEEDED
-                                                                 : KILN_CANCELLED);
+        kiln_cancel_set(&c->cancel,
+                        gpr_time_cmp(now, dl) >= 0 ? KILN_DEADLINE_EXCEEDED : KILN_CANCELLED);
     }
     unref_slot(c);
 }
@@ -281,8 +281,9 @@ static int64_t query_deadline(const call_slot *c)
     const kiln_grpc_config *cfg = &c->w->srv->cfg;
     if (cfg->query_timeout_ns > 0)
         dl = now + cfg->query_timeout_ns;
-    gpr_timespec left = gpr_time_sub(gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_MONOTONIC),
-                                     gpr_now(GPR_CLOCK_MONOTONIC));
+    gpr_timespec left =
+        gpr_time_sub(gpr_convert_clock_type(c->details.deadline, GPR_CLOCK_MONOTONIC),
+                     gpr_now(GPR_CLOCK_MONOTONIC));
     if (gpr_time_cmp(left, gpr_inf_future(GPR_TIMESPAN)) != 0 && left.tv_sec < 10LL * 365 * 86400) {
         int64_t ns = left.tv_sec < 0 ? 0 : left.tv_sec * 1000000000LL + left.tv_nsec;
         if (dl == 0 || now + ns < dl)
@@ -309,15 +310,17 @@ static void dispatch(call_slot *c)
     snprintf(tenant, sizeof(tenant), "%.*s", (int)tlen, org ? org : "");
     kiln_err err = {KILN_OK, ""};
     kiln_status st = kiln_query_pool_submit(pool, tenant, on_query_job, c, &err);
+    kiln_buf none;
+    kiln_buf_init(&none, 0);
     if (st != KILN_OK)
-        finish(c, st, NULL, &err, m->path);
+        finish(c, st, &none, &err, m->path);
 }
 
 static void on_event(worker *w, call_slot *c, int success)
 {
     switch (c->state) {
     case REQUESTED:
-        if (!success) { /* server shutting down: do not re-post */
+        if (!success) {   /* server shutting down: do not re-post */
             free_slot(c); /* no op of the call was started: not counted */
             return;
         }

@@ -6,8 +6,8 @@
  * registry on the worker thread, and answered in one batch. Query methods
  * (kiln_rpc_is_query) run on the query pool instead, the ingester's reads
  * on the read pool, under a token that ends with the call's deadline (or
- * query_timeout when shorter), the client's cancellation or shutdown. The receive size limit is raised to
- * max_recv bytes. */
+ * query_timeout when shorter), the client's cancellation or shutdown. The receive size limit is
+ * raised to max_recv bytes. */
 #ifndef KILN_GRPC_SERVER_H
 #define KILN_GRPC_SERVER_H
 
@@ -21,12 +21,12 @@
 typedef struct kiln_grpc_server kiln_grpc_server_t;
 
 typedef struct kiln_grpc_config {
-    const char *address; /* "" or NULL = 0.0.0.0 */
-    int port;            /* 0 = ephemeral */
+    const char *address;  /* "" or NULL = 0.0.0.0 */
+    int port;             /* 0 = ephemeral */
     const char *address2; /* optional second listener (e.g. OTLP 4317); NULL = none */
     int port2;
-    int threads;         /* workers (completion queues) */
-    size_t max_recv;     /* bytes */
+    int threads;                   /* workers (completion queues) */
+    size_t max_recv;               /* bytes */
     kiln_query_pool_t *query_pool; /* borrowed; NULL = queries run on the workers */
     kiln_query_pool_t *read_pool;  /* borrowed: ingester.v1 reads; NULL = on the workers */
     int64_t query_timeout_ns;      /* per query; 0 = none */
@@ -34,7 +34,8 @@ typedef struct kiln_grpc_config {
 
 /** Creates a server over the registry (borrowed, read-only). */
 kiln_grpc_server_t *kiln_grpc_server_create(const kiln_grpc_config *cfg,
-                                            const kiln_rpc_registry_t *rpc, kiln_metrics_t *metrics);
+                                            const kiln_rpc_registry_t *rpc,
+                                            kiln_metrics_t *metrics);
 /** Binds and starts the workers; KILN_UNAVAILABLE with err when it cannot bind. */
 kiln_status kiln_grpc_server_start(kiln_grpc_server_t *s, kiln_err *err);
 /** The bound port (after start). */

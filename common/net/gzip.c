@@ -30,8 +30,8 @@ static size_t size_hint(const uint8_t *data, size_t len, size_t max)
     return hint > max ? max : hint;
 }
 
-kiln_status kiln_gunzip(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
-                        uint8_t **out, size_t *out_len, kiln_err *err)
+kiln_status kiln_gunzip(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max, uint8_t **out,
+                        size_t *out_len, kiln_err *err)
 {
     return kiln_gunzip_budget(a, data, len, max, NULL, out, out_len, err);
 }
@@ -85,9 +85,9 @@ kiln_status kiln_gunzip_budget(kiln_arena_t *a, const uint8_t *data, size_t len,
     return st;
 }
 
-kiln_status kiln_gunzip_maybe_budget(kiln_arena_t *a, const uint8_t *data, size_t len,
-                                     size_t max, kiln_inflight_t *budget, const uint8_t **out,
-                                     size_t *out_len, kiln_err *err)
+kiln_status kiln_gunzip_maybe_budget(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
+                                     kiln_inflight_t *budget, const uint8_t **out, size_t *out_len,
+                                     kiln_err *err)
 {
     if (!kiln_gzip_is(data, len)) {
         if (len > max)

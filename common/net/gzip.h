@@ -18,8 +18,8 @@ bool kiln_gzip_is(const uint8_t *data, size_t len);
 
 /** Decompresses gzip data into arena memory, refusing output past max bytes:
  * kiln_gunzip_budget without a budget. */
-kiln_status kiln_gunzip(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
-                        uint8_t **out, size_t *out_len, kiln_err *err);
+kiln_status kiln_gunzip(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max, uint8_t **out,
+                        size_t *out_len, kiln_err *err);
 
 /** kiln_gunzip_maybe_budget without a budget. */
 kiln_status kiln_gunzip_maybe(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
@@ -38,9 +38,9 @@ kiln_status kiln_gunzip_budget(kiln_arena_t *a, const uint8_t *data, size_t len,
 
 /** If data is gzip, decompresses it (as kiln_gunzip); otherwise returns it as
  * is, KILN_OUT_OF_RANGE when longer than max. */
-kiln_status kiln_gunzip_maybe_budget(kiln_arena_t *a, const uint8_t *data, size_t len,
-                                     size_t max, kiln_inflight_t *budget, const uint8_t **out,
-                                     size_t *out_len, kiln_err *err);
+kiln_status kiln_gunzip_maybe_budget(kiln_arena_t *a, const uint8_t *data, size_t len, size_t max,
+                                     kiln_inflight_t *budget, const uint8_t **out, size_t *out_len,
+                                     kiln_err *err);
 
 /** Appends the gzip compression of data to out (level 1-12); false past out's max. */
 bool kiln_gzip(const void *data, size_t len, int level, kiln_buf *out);

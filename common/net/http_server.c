@@ -85,8 +85,8 @@ void kiln_http_server_route(kiln_http_server_t *s, const char *path, kiln_http_h
     s->routes[s->n_routes++] = (route){kiln_xstrdup(path), fn, ud, false};
 }
 
-void kiln_http_server_query_route(kiln_http_server_t *s, const char *path,
-                                  kiln_http_handler_fn fn, void *ud)
+void kiln_http_server_query_route(kiln_http_server_t *s, const char *path, kiln_http_handler_fn fn,
+                                  void *ud)
 {
     kiln_http_server_route(s, path, fn, ud);
     s->routes[s->n_routes - 1].query = true;
@@ -133,9 +133,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, kiln_http_resp *resp)
 {
     size_t len = 0;
     char *body = kiln_buf_detach(&resp->body, &len);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE
-                                                                            : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             resp->content_type ? resp->content_type : "text/plain; charset=utf-8");
     if (resp->content_encoding != NULL)
@@ -175,8 +174,9 @@ static int64_t query_deadline(const kiln_http_server_t *s, struct MHD_Connection
 /* Replaces resp with the Connect error of a query stopped by why. */
 static void stopped_resp(kiln_http_resp *resp, int why)
 {
-    const char *msg = why == KILN_DEADLINE_EXCEEDED ? "query deadline exceeded"
-                                                    : "query canceled: client gone or shutting down";
+    const char *msg = why == KILN_DEADLINE_EXCEEDED
+                          ? "query deadline exceeded"
+                          : "query canceled: client gone or shutting down";
     resp->status = kiln_status_http((kiln_status)why);
     resp->content_type = "application/json";
     resp->content_encoding = NULL;
@@ -220,7 +220,8 @@ static enum MHD_Result start_query(kiln_http_server_t *s, struct MHD_Connection 
     q->resp = (kiln_http_resp){200, NULL, NULL, {0}};
     kiln_buf_init(&q->resp.body, 0);
     kiln_cancel_init(&q->cancel, query_deadline(s, c));
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci != NULL) {
         q->fd = ci->connect_fd;
         q->cancel.gone = client_gone;
@@ -265,8 +266,8 @@ static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c,
         kiln_http_text(&resp, 413, msg);
         return send_resp(c, &resp);
     }
-    kiln_http_req req = {method, url, (const uint8_t *)rq->body.ptr, rq->body.len, rq->arena, c,
-                         NULL};
+    kiln_http_req req = {method, url, (const uint8_t *)rq->body.ptr, rq->body.len, rq->arena,
+                         c,      NULL};
     const route *r = find_route(s, url);
     if (r != NULL && is_query(s, r, url))
         return start_query(s, c, rq, r, &req);
@@ -278,9 +279,8 @@ static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c,
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     kiln_http_server_t *s = cls;
@@ -331,13 +331,12 @@ kiln_status kiln_http_server_start(kiln_http_server_t *s, kiln_err *err)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "invalid HTTP listen address '%s'", addr);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME;
-    s->d = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
-                            MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
-                            (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
-                            MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_END);
+    s->d = MHD_start_daemon(
+        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT,
+        4096u, MHD_OPTION_END);
     if (s->d == NULL)
         return kiln_err_set(err, KILN_UNAVAILABLE, "cannot listen on %s:%d (HTTP)", addr,
                             s->cfg.port);

@@ -30,7 +30,7 @@ typedef struct kiln_http_req {
     const uint8_t *body;
     size_t body_len;
     kiln_arena_t *arena;
-    void *conn; /* the MHD connection, for header and query lookups */
+    void *conn;            /* the MHD connection, for header and query lookups */
     kiln_cancel_t *cancel; /* query routes: the call's token (also bound to the
                               thread); NULL on other routes */
 } kiln_http_req;
@@ -48,7 +48,7 @@ typedef struct kiln_http_config {
     const char *address; /* "" or NULL = all interfaces */
     int port;            /* 0 = ephemeral */
     int threads;
-    size_t max_body;     /* bytes */
+    size_t max_body;               /* bytes */
     kiln_query_pool_t *query_pool; /* borrowed; NULL = queries run on the request workers */
     int64_t query_timeout_ns;      /* per query; 0 = none */
 } kiln_http_config;
@@ -60,8 +60,8 @@ void kiln_http_server_route(kiln_http_server_t *s, const char *path, kiln_http_h
                             void *ud);
 /** Routes requests for exactly path to fn, run as a query (see above).
  * Before start only. */
-void kiln_http_server_query_route(kiln_http_server_t *s, const char *path,
-                                  kiln_http_handler_fn fn, void *ud);
+void kiln_http_server_query_route(kiln_http_server_t *s, const char *path, kiln_http_handler_fn fn,
+                                  void *ud);
 /** Fallback requests whose path pick selects run as queries. Before start only. */
 void kiln_http_server_fallback_query(kiln_http_server_t *s, bool (*pick)(const char *path));
 /** Routes every other request to fn. Before start only. */

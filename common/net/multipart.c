@@ -97,8 +97,8 @@ kiln_status kiln_multipart_boundary(kiln_arena_t *a, const char *content_type, k
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "multipart: no boundary in Content-Type \"%.80s\"", ct.ptr);
     if (b.len == 0 || b.len > MAX_BOUNDARY)
-        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                            "multipart: boundary must be 1 to %d bytes", MAX_BOUNDARY);
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "multipart: boundary must be 1 to %d bytes",
+                            MAX_BOUNDARY);
     *out = b;
     return KILN_OK;
 }
@@ -106,7 +106,7 @@ kiln_status kiln_multipart_boundary(kiln_arena_t *a, const char *content_type, k
 typedef struct scan {
     const char *p;
     size_t len, pos;
-    kiln_str_t dash; /* "--" boundary */
+    kiln_str_t dash;  /* "--" boundary */
     kiln_str_t delim; /* nl "--" boundary */
     size_t nl_len;
 } scan;

@@ -137,8 +137,8 @@ kiln_query_pool_t *kiln_query_pool_create(const kiln_query_pool_config *cfg)
     return p;
 }
 
-kiln_status kiln_query_pool_submit(kiln_query_pool_t *p, const char *tenant,
-                                   kiln_query_job_fn fn, void *arg, kiln_err *err)
+kiln_status kiln_query_pool_submit(kiln_query_pool_t *p, const char *tenant, kiln_query_job_fn fn,
+                                   void *arg, kiln_err *err)
 {
     if (tenant == NULL || *tenant == '\0')
         tenant = KILN_TENANT_DEFAULT;

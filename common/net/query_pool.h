@@ -20,9 +20,9 @@ typedef struct kiln_query_pool kiln_query_pool_t;
 typedef void (*kiln_query_job_fn)(void *arg);
 
 typedef struct kiln_query_pool_config {
-    int threads;                   /* query workers (>= 1) */
-    size_t max_queued;             /* jobs waiting for a worker beyond that: unavailable */
-    kiln_overrides_t *limits;      /* borrowed; NULL = no per-tenant limit */
+    int threads;              /* query workers (>= 1) */
+    size_t max_queued;        /* jobs waiting for a worker beyond that: unavailable */
+    kiln_overrides_t *limits; /* borrowed; NULL = no per-tenant limit */
 } kiln_query_pool_config;
 
 /** Creates the pool and starts its workers. */
@@ -32,8 +32,8 @@ kiln_query_pool_t *kiln_query_pool_create(const kiln_query_pool_config *cfg);
  * not run and err says why: KILN_RESOURCE_EXHAUSTED when a tenant is at
  * its max_query_parallelism, KILN_UNAVAILABLE when the queue is full or
  * the pool is closing. Never blocks. */
-kiln_status kiln_query_pool_submit(kiln_query_pool_t *p, const char *tenant,
-                                   kiln_query_job_fn fn, void *arg, kiln_err *err);
+kiln_status kiln_query_pool_submit(kiln_query_pool_t *p, const char *tenant, kiln_query_job_fn fn,
+                                   void *arg, kiln_err *err);
 /** Counts a query that ended with st (cancelled and deadline_exceeded are
  * shown in kiln_query_pool_metrics). */
 void kiln_query_pool_ended(kiln_query_pool_t *p, kiln_status st);

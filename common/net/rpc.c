@@ -157,7 +157,8 @@ kiln_status kiln_rpc_invoke(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const u
 bool kiln_rpc_accepts_utf8_names(const char *accept, size_t len)
 {
     static const char want[] = "allow-utf8-labelnames=true";
-    return accept != NULL && len >= sizeof(want) - 1 && memmem(accept, len, want, sizeof(want) - 1) != NULL;
+    return accept != NULL && len >= sizeof(want) - 1 &&
+           memmem(accept, len, want, sizeof(want) - 1) != NULL;
 }
 
 static bool tenant_char(char c)

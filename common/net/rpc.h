@@ -22,11 +22,11 @@
 
 /** One call in progress. */
 typedef struct kiln_rpc_ctx {
-    const char *tenant;  /* validated; may be "a|b" for reads */
-    kiln_arena_t *arena; /* request arena: the response lives here */
-    kiln_err *err;       /* set by the handler on failure */
-    bool utf8_names;     /* the client accepts non-legacy label names (Accept:
-                            ...;allow-utf8-labelnames=true, as profilecli sends) */
+    const char *tenant;    /* validated; may be "a|b" for reads */
+    kiln_arena_t *arena;   /* request arena: the response lives here */
+    kiln_err *err;         /* set by the handler on failure */
+    bool utf8_names;       /* the client accepts non-legacy label names (Accept:
+                              ...;allow-utf8-labelnames=true, as profilecli sends) */
     kiln_cancel_t *cancel; /* queries: the call's deadline and cancellation
                               (also bound to the thread); NULL = none */
 } kiln_rpc_ctx;

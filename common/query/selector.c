@@ -495,8 +495,8 @@ static kiln_status set_legacy(parser *p, size_t start, const char *t, size_t n)
             return KILN_OK;
         }
     }
-    return fail(p, start + dot, "unknown profile type suffix \"%.*s\"", (int)(slen > 40 ? 40 : slen),
-                suffix);
+    return fail(p, start + dot, "unknown profile type suffix \"%.*s\"",
+                (int)(slen > 40 ? 40 : slen), suffix);
 }
 
 static kiln_status parse_type(parser *p)
@@ -547,8 +547,7 @@ static kiln_selector_t *selector_new(void)
     return s;
 }
 
-kiln_status kiln_selector_parse(const char *query, size_t len, kiln_selector_t **out,
-                                kiln_err *err)
+kiln_status kiln_selector_parse(const char *query, size_t len, kiln_selector_t **out, kiln_err *err)
 {
     parser p = {.s = query, .len = len, .pos = 0, .sel = selector_new(), .err = err};
     kiln_status st = parse_query(&p);

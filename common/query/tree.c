@@ -551,7 +551,8 @@ static int64_t fg_add_name(fg *g, const char *s, size_t len)
 static int64_t fg_name(fg *g, uint32_t id)
 {
     if (g->out_idx[id] < 0)
-        g->out_idx[id] = (int32_t)fg_add_name(g, g->t->str + g->t->name_off[id], g->t->name_len[id]);
+        g->out_idx[id] =
+            (int32_t)fg_add_name(g, g->t->str + g->t->name_off[id], g->t->name_len[id]);
     return g->out_idx[id];
 }
 
@@ -791,7 +792,7 @@ typedef struct df_item {
 } df_item;
 
 typedef struct df {
-    fg side[2];         /* per tree: totals and children sorted by name */
+    fg side[2]; /* per tree: totals and children sorted by name */
     df_node *nodes;
     size_t n, cap;
     int64_t thr;        /* children whose larger total is below this fold */
@@ -934,13 +935,18 @@ static void df_push(df *d, df_item it)
 static void df_visit(df *d, df_item it)
 {
     if (it.node == NONE) {
-        int64_t v[7] = {it.x[0], it.other[0], it.other[0], it.x[1], it.other[1], it.other[1],
+        int64_t v[7] = {it.x[0],
+                        it.other[0],
+                        it.other[0],
+                        it.x[1],
+                        it.other[1],
+                        it.other[1],
                         (int64_t)name_intern(d->names, "other", 5)};
         df_emit(d, it.depth, v);
         return;
     }
     uint32_t i = it.node;
-    int64_t v[7] = {it.x[0],          df_total(d, 0, i), df_self(d, 0, i), it.x[1],
+    int64_t v[7] = {it.x[0],           df_total(d, 0, i), df_self(d, 0, i),  it.x[1],
                     df_total(d, 1, i), df_self(d, 1, i),  df_node_name(d, i)};
     df_emit(d, it.depth, v);
     int64_t x[2] = {it.x[0] + v[2], it.x[1] + v[5]}, other[2] = {0, 0};
@@ -1030,8 +1036,8 @@ static void df_side_init(fg *g, const kiln_tree_t *t)
 }
 
 Querier__V1__FlameGraphDiff *kiln_tree_flamegraph_diff(const kiln_tree_t *left,
-                                                       const kiln_tree_t *right,
-                                                       int64_t max_nodes, kiln_arena_t *a)
+                                                       const kiln_tree_t *right, int64_t max_nodes,
+                                                       kiln_arena_t *a)
 {
     df d;
     memset(&d, 0, sizeof(d));

@@ -100,8 +100,8 @@ bool kiln_tree_has_negative(const kiln_tree_t *t);
  * max_self = the largest self on either side. Self values must not be
  * negative (check with kiln_tree_has_negative). */
 Querier__V1__FlameGraphDiff *kiln_tree_flamegraph_diff(const kiln_tree_t *left,
-                                                       const kiln_tree_t *right,
-                                                       int64_t max_nodes, kiln_arena_t *a);
+                                                       const kiln_tree_t *right, int64_t max_nodes,
+                                                       kiln_arena_t *a);
 
 /** a + b wrapping (two's complement) instead of overflowing: sample values
  * are the client's, and sums of extreme ones are garbage, but must not be

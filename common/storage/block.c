@@ -23,10 +23,10 @@
 
 struct kiln_block {
     kiln_objstore_t *store;
-    char *prefix;         /* <tenant>/blocks/<ulid>/ */
+    char *prefix; /* <tenant>/blocks/<ulid>/ */
     kiln_head_t *head;
-    uint64_t *chunk_off;  /* per series, in `samples` */
-    uint32_t *chunk_len;  /* whole section, header included */
+    uint64_t *chunk_off; /* per series, in `samples` */
+    uint32_t *chunk_len; /* whole section, header included */
     kiln_arena_t *mem;
     Block__V1__BlockMeta *meta;
 };
@@ -63,12 +63,13 @@ static void put_uv(kiln_buf *b, uint64_t v)
 
 static void put_sv(kiln_buf *b, int64_t v)
 {
-    put_uv(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+    put_uv(b, ((uint64_t)v << 1) ^ -((uint64_t)v >> 63)); /* zigzag */
 }
 
 static void put32le(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16),
+    p[3] = (uint8_t)(v >> 24);
 }
 
 static uint32_t get32le(const uint8_t *p)
@@ -165,14 +166,18 @@ static kiln_status get_section(const uint8_t *data, size_t len, size_t *off, uin
     const uint8_t *h = data + *off;
     uint32_t rl = get32le(h), cl = get32le(h + 4), sum = get32le(h + 8);
     if (cl > len - *off - SEC_HDR || (uint32_t)XXH3_64bits(h + SEC_HDR, cl) != sum)
-        return kiln_err_set(err, KILN_DATA_LOSS, "block %s: section at offset %zu is truncated or "
-                                                 "fails its checksum", what, *off);
+        return kiln_err_set(err, KILN_DATA_LOSS,
+                            "block %s: section at offset %zu is truncated or "
+                            "fails its checksum",
+                            what, *off);
     *raw = kiln_xmalloc((size_t)rl + 1);
     size_t n = ZSTD_decompress(*raw, rl, h + SEC_HDR, cl);
     if (ZSTD_isError(n) || n != rl) {
         free(*raw);
-        return kiln_err_set(err, KILN_DATA_LOSS, "block %s: section at offset %zu does not "
-                                                 "decompress", what, *off);
+        return kiln_err_set(err, KILN_DATA_LOSS,
+                            "block %s: section at offset %zu does not "
+                            "decompress",
+                            what, *off);
     }
     *raw_len = rl;
     *off += SEC_HDR + cl;
@@ -241,7 +246,11 @@ static void write_locations_stacks(const kiln_head_t *h, kiln_buf *out)
     kiln_buf_free(&raw);
 }
 
-typedef struct sample { uint32_t node; int64_t value; uint64_t span; } sample;
+typedef struct sample {
+    uint32_t node;
+    int64_t value;
+    uint64_t span;
+} sample;
 
 static int cmp_sample(const void *a, const void *b)
 {
@@ -573,7 +582,8 @@ static bool read_index(kiln_block_t *b, rd *r)
         for (uint32_t j = 0; j < s->n_labels && !r->bad; j++) {
             uint64_t k = get_uv(r), v = get_uv(r);
             r->bad |= k >= h->n_strs || v >= h->n_strs;
-            s->labels[j] = (kiln_label_t){r->bad ? "" : h->strs[k].ptr, r->bad ? "" : h->strs[v].ptr};
+            s->labels[j] =
+                (kiln_label_t){r->bad ? "" : h->strs[k].ptr, r->bad ? "" : h->strs[v].ptr};
         }
         size_t np = get_count(r), off = 0;
         int64_t t = 0;
@@ -655,8 +665,8 @@ static kiln_status load_chunk(void *ctx, uint32_t sid, int64_t start_ms, int64_t
     snprintf(path, sizeof(path), "%ssamples", b->prefix);
     kiln_buf data;
     kiln_buf_init(&data, 0);
-    kiln_status st = kiln_objstore_get_range(b->store, path, b->chunk_off[sid], b->chunk_len[sid],
-                                             &data, err);
+    kiln_status st =
+        kiln_objstore_get_range(b->store, path, b->chunk_off[sid], b->chunk_len[sid], &data, err);
     if (st == KILN_NOT_FOUND || st == KILN_OUT_OF_RANGE) /* shorter than its index says */
         st = kiln_err_set(err, KILN_DATA_LOSS, "block %s: series %u chunk is missing", path, sid);
     uint8_t *raw = NULL;
@@ -705,7 +715,8 @@ static kiln_status load_chunk(void *ctx, uint32_t sid, int64_t start_ms, int64_t
         free(n);
         free(v);
         free(sp);
-        return kiln_err_set(err, KILN_DATA_LOSS, "block %s: series %u chunk is malformed", path, sid);
+        return kiln_err_set(err, KILN_DATA_LOSS, "block %s: series %u chunk is malformed", path,
+                            sid);
     }
     *node = n;
     *value = v;
@@ -731,8 +742,8 @@ static kiln_status parse_file(kiln_block_t *b, const char *name, kiln_buf *data,
     for (size_t i = 0; i < n_fn && (i < n_required || off < data->len); i++) {
         uint8_t *raw;
         size_t raw_len;
-        kiln_status st = get_section((const uint8_t *)data->ptr, data->len, &off, &raw, &raw_len,
-                                     name, err);
+        kiln_status st =
+            get_section((const uint8_t *)data->ptr, data->len, &off, &raw, &raw_len, name, err);
         if (st != KILN_OK)
             return st;
         rd r = {raw, raw + raw_len, 0};
@@ -745,9 +756,18 @@ static kiln_status parse_file(kiln_block_t *b, const char *name, kiln_buf *data,
     return KILN_OK;
 }
 
-static bool rd_strings(kiln_block_t *b, rd *r) { return read_strings(b->head, r); }
-static bool rd_funcs(kiln_block_t *b, rd *r) { return read_functions_mappings(b->head, r); }
-static bool rd_locs(kiln_block_t *b, rd *r) { return read_locations_stacks(b->head, r); }
+static bool rd_strings(kiln_block_t *b, rd *r)
+{
+    return read_strings(b->head, r);
+}
+static bool rd_funcs(kiln_block_t *b, rd *r)
+{
+    return read_functions_mappings(b->head, r);
+}
+static bool rd_locs(kiln_block_t *b, rd *r)
+{
+    return read_locations_stacks(b->head, r);
+}
 
 /* Checks every series chunk's checksum without keeping the samples. */
 static kiln_status verify_samples(kiln_block_t *b, const kiln_buf *data, kiln_err *err)
@@ -761,8 +781,10 @@ static kiln_status verify_samples(kiln_block_t *b, const kiln_buf *data, kiln_er
         const uint8_t *h = (const uint8_t *)data->ptr + off;
         uint32_t cl = get32le(h + 4);
         if (cl != len - SEC_HDR || (uint32_t)XXH3_64bits(h + SEC_HDR, cl) != get32le(h + 8))
-            return kiln_err_set(err, KILN_DATA_LOSS, "block %ssamples: series %zu fails its "
-                                                     "checksum", b->prefix, i);
+            return kiln_err_set(err, KILN_DATA_LOSS,
+                                "block %ssamples: series %zu fails its "
+                                "checksum",
+                                b->prefix, i);
     }
     return KILN_OK;
 }
@@ -776,7 +798,8 @@ static kiln_status open_files(kiln_block_t *b, kiln_err *err)
     kiln_status st = get_object(b, "meta.json", &data, err);
     if (st == KILN_OK) {
         ProtobufCMessage *m;
-        st = kiln_pbjson_decode(&block__v1__block_meta__descriptor, data.ptr, data.len, b->mem, &m, err);
+        st = kiln_pbjson_decode(&block__v1__block_meta__descriptor, data.ptr, data.len, b->mem, &m,
+                                err);
         b->meta = (Block__V1__BlockMeta *)m;
         if (st != KILN_OK)
             st = KILN_DATA_LOSS;

@@ -232,7 +232,8 @@ uint64_t kiln_blockset_wal_until(kiln_blockset_t *bs, const char *instance, cons
         if (strcmp(m->ingester, instance) == 0 && m->wal_until > max)
             max = m->wal_until;
         for (size_t k = 0; k < m->n_wal_marks; k++) {
-            if (strcmp(m->wal_marks[k]->ingester, instance) == 0 && m->wal_marks[k]->wal_until > max)
+            if (strcmp(m->wal_marks[k]->ingester, instance) == 0 &&
+                m->wal_marks[k]->wal_until > max)
                 max = m->wal_marks[k]->wal_until;
         }
     }

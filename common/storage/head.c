@@ -57,13 +57,13 @@ void kiln_head_destroy(kiln_head_t *h)
     for (size_t i = 0; i < h->n_posts; i++)
         free(h->posts[i].ids);
     free(h->posts);
-    kiln_hidx *idx[] = {&h->str_idx, &h->func_idx, &h->map_idx, &h->loc_idx, &h->series_idx,
-                        &h->post_idx};
+    kiln_hidx *idx[] = {&h->str_idx, &h->func_idx,   &h->map_idx,
+                        &h->loc_idx, &h->series_idx, &h->post_idx};
     for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
         kiln_hidx_fini(idx[i]);
-    void *arrays[] = {h->strs, h->funcs, h->maps, h->locs, h->lines, h->node_parent, h->node_loc,
-                      h->series, h->profiles, h->s_node, h->s_value, h->s_span, h->nodes_idx,
-                      h->stacks};
+    void *arrays[] = {h->strs,        h->funcs,    h->maps,      h->locs,     h->lines,
+                      h->node_parent, h->node_loc, h->series,    h->profiles, h->s_node,
+                      h->s_value,     h->s_span,   h->nodes_idx, h->stacks};
     for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
         free(arrays[i]);
     kiln_arena_destroy(h->mem);
@@ -73,7 +73,11 @@ void kiln_head_destroy(kiln_head_t *h)
 
 /* ---- interning ---------------------------------------------------------- */
 
-typedef struct str_key { const kiln_head_t *h; const char *p; size_t len; } str_key;
+typedef struct str_key {
+    const kiln_head_t *h;
+    const char *p;
+    size_t len;
+} str_key;
 
 static bool str_eq(const void *ctx, uint32_t id)
 {
@@ -117,8 +121,8 @@ static bool record_eq(const void *ctx, uint32_t id)
     return memcmp(k->base + (size_t)id * k->size, k->rec, k->size) == 0;
 }
 
-static uint32_t intern_record(kiln_hidx *idx, void **table, size_t *n, size_t *cap,
-                              const void *rec, size_t size)
+static uint32_t intern_record(kiln_hidx *idx, void **table, size_t *n, size_t *cap, const void *rec,
+                              size_t size)
 {
     record_key k = {*table, size, rec};
     uint64_t hash = XXH3_64bits(rec, size);
@@ -140,11 +144,14 @@ uint32_t kiln_head__intern_func(kiln_head_t *h, const hfunc *f)
 
 uint32_t kiln_head__intern_map(kiln_head_t *h, const hmap *m)
 {
-    return intern_record(&h->map_idx, (void **)&h->maps, &h->n_maps, &h->cap_maps, m,
-                         sizeof(*m));
+    return intern_record(&h->map_idx, (void **)&h->maps, &h->n_maps, &h->cap_maps, m, sizeof(*m));
 }
 
-typedef struct loc_key { const kiln_head_t *h; const hloc *l; const hline *lines; } loc_key;
+typedef struct loc_key {
+    const kiln_head_t *h;
+    const hloc *l;
+    const hline *lines;
+} loc_key;
 
 static bool loc_eq(const void *ctx, uint32_t id)
 {
@@ -158,8 +165,8 @@ static bool loc_eq(const void *ctx, uint32_t id)
 uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
 {
     loc_key k = {h, l, lines};
-    uint64_t hash = XXH3_64bits_withSeed(lines, l->n_lines * sizeof(hline),
-                                         l->address * 31 + l->mapping);
+    uint64_t hash =
+        XXH3_64bits_withSeed(lines, l->n_lines * sizeof(hline), l->address * 31 + l->mapping);
     uint32_t id = kiln_hidx_find(&h->loc_idx, hash, loc_eq, &k);
     if (id != NONE)
         return id;
@@ -295,8 +302,8 @@ static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p)
 {
     for (size_t i = 0; i < p->n_mappings; i++) {
         const kiln_pprof_mapping *m = &p->mappings[i];
-        hmap hm = {m->memory_start, m->memory_limit, m->file_offset,
-                   x_str(h, x, p, m->filename), x_str(h, x, p, m->build_id)};
+        hmap hm = {m->memory_start, m->memory_limit, m->file_offset, x_str(h, x, p, m->filename),
+                   x_str(h, x, p, m->build_id)};
         x->map[i] = kiln_head__intern_map(h, &hm);
     }
     for (size_t i = 0; i < p->n_functions; i++) {
@@ -323,7 +330,11 @@ static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p)
     }
 }
 
-typedef struct series_key { const kiln_head_t *h; const kiln_label_t *l; size_t n; } series_key;
+typedef struct series_key {
+    const kiln_head_t *h;
+    const kiln_label_t *l;
+    size_t n;
+} series_key;
 
 static bool series_eq(const void *ctx, uint32_t id)
 {
@@ -366,7 +377,10 @@ static uint64_t post_hash(const char *name, const char *value)
     return XXH3_64bits_withSeed(value, strlen(value), XXH3_64bits(name, strlen(name)));
 }
 
-typedef struct post_key { const kiln_head_t *h; const char *name, *value; } post_key;
+typedef struct post_key {
+    const kiln_head_t *h;
+    const char *name, *value;
+} post_key;
 
 static bool post_eq(const void *ctx, uint32_t id)
 {
@@ -435,9 +449,9 @@ static const uint32_t *candidates(const kiln_head_t *h, const kiln_selector_t *s
 
 static bool is_type_label(const char *name)
 {
-    static const char *const reserved[] = {
-        KILN_LABEL_PROFILE_TYPE, KILN_LABEL_TYPE, KILN_LABEL_UNIT,
-        KILN_LABEL_PERIOD_TYPE, KILN_LABEL_PERIOD_UNIT, KILN_LABEL_SERVICE_NAME_PRIV};
+    static const char *const reserved[] = {KILN_LABEL_PROFILE_TYPE, KILN_LABEL_TYPE,
+                                           KILN_LABEL_UNIT,         KILN_LABEL_PERIOD_TYPE,
+                                           KILN_LABEL_PERIOD_UNIT,  KILN_LABEL_SERVICE_NAME_PRIV};
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
         if (strcmp(name, reserved[i]) == 0)
             return true;
@@ -469,8 +483,8 @@ static kiln_label_t *type_labels(const kiln_label_t *base, size_t n, const kiln_
     l[m++] = (kiln_label_t){KILN_LABEL_SERVICE_NAME_PRIV, svc ? svc : ""};
     l[m++] = (kiln_label_t){KILN_LABEL_PROFILE_TYPE,
                             kiln_arena_printf(tmp, "%s:%.*s:%.*s:%.*s:%.*s", name ? name : "",
-                                              (int)ty.len, ty.ptr, (int)un.len, un.ptr,
-                                              (int)pt.len, pt.ptr, (int)pu.len, pu.ptr)};
+                                              (int)ty.len, ty.ptr, (int)un.len, un.ptr, (int)pt.len,
+                                              pt.ptr, (int)pu.len, pu.ptr)};
     kiln_labels_sort(l, m);
     *out_m = m;
     return l;
@@ -600,8 +614,10 @@ static uint64_t parse_span(kiln_str_t v)
     uint64_t x = 0;
     for (size_t i = 0; i < v.len; i++) {
         char c = v.ptr[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0)
             return 0;
         x = x << 4 | (uint64_t)d;
@@ -644,11 +660,10 @@ typedef struct batch {
 
 static bool same_symbols(const kiln_pprof_t *a, const kiln_pprof_t *b)
 {
-    return a->strings == b->strings && a->n_strings == b->n_strings &&
-           a->mappings == b->mappings && a->n_mappings == b->n_mappings &&
-           a->functions == b->functions && a->n_functions == b->n_functions &&
-           a->locations == b->locations && a->n_locations == b->n_locations &&
-           a->lines == b->lines && a->n_lines == b->n_lines;
+    return a->strings == b->strings && a->n_strings == b->n_strings && a->mappings == b->mappings &&
+           a->n_mappings == b->n_mappings && a->functions == b->functions &&
+           a->n_functions == b->n_functions && a->locations == b->locations &&
+           a->n_locations == b->n_locations && a->lines == b->lines && a->n_lines == b->n_lines;
 }
 
 static void batch_translate(kiln_head_t *h, batch *b, const kiln_pprof_t *p)
@@ -778,8 +793,8 @@ static void series_visit(const kiln_head_t *h, uint32_t sid, void *arg)
         v->series_fn(v->ctx, s->labels, s->n_labels);
 }
 
-void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                      int64_t end_ms, kiln_head_series_fn fn, void *ctx)
+void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
+                      kiln_head_series_fn fn, void *ctx)
 {
     visit v = {start_ms, end_ms, ctx, fn, NULL, NULL, NULL, NULL, false};
     pthread_rwlock_rdlock(&h->lock);
@@ -925,8 +940,8 @@ static bool profile_kept(const hseries *s, const hprofile *pr, const kiln_head_f
 /* Sums one series' matching profiles into acc, from the head's columns or,
  * for a block, from the series' sample chunk (or its cached sums when the
  * query covers all of the series' profiles and filters nothing). */
-static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_ms,
-                              int64_t end_ms, const kiln_head_filter *f, int64_t *acc)
+static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_ms, int64_t end_ms,
+                              const kiln_head_filter *f, int64_t *acc)
 {
     const hseries *s = &h->series[sid];
     const uint32_t *node = h->s_node;
@@ -946,7 +961,8 @@ static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_
         if (!has)
             return false;
     }
-    if (f == NULL && h->loader != NULL && start_ms <= s->min_ms && (end_ms == 0 || end_ms >= s->max_ms)) {
+    if (f == NULL && h->loader != NULL && start_ms <= s->min_ms &&
+        (end_ms == 0 || end_ms >= s->max_ms)) {
         const hagg *g = series_agg((kiln_head_t *)h, sid);
         for (uint32_t k = 0; g != NULL && k < g->n; k++)
             acc[g->node[k]] += g->value[k];
@@ -993,8 +1009,7 @@ static bool accumulate(const kiln_head_t *h, const kiln_selector_t *sel, int64_t
 }
 
 /* Appends a location's frames under parent, outermost (last line) first. */
-static uint32_t expand_location(const kiln_head_t *h, kiln_tree_t *t, uint32_t parent,
-                                uint32_t loc)
+static uint32_t expand_location(const kiln_head_t *h, kiln_tree_t *t, uint32_t parent, uint32_t loc)
 {
     const hloc *l = &h->locs[loc];
     if (l->n_lines == 0) {
@@ -1027,8 +1042,8 @@ void kiln_head_merge_spans(kiln_head_t *h, const kiln_selector_t *sel, int64_t s
 }
 
 void kiln_head_merge_ids(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                         int64_t end_ms, const uint64_t *spans, size_t n_spans,
-                         const uint64_t *ids, size_t n_ids, kiln_tree_t *t)
+                         int64_t end_ms, const uint64_t *spans, size_t n_spans, const uint64_t *ids,
+                         size_t n_ids, kiln_tree_t *t)
 {
     kiln_head_filter f = {NULL, 0, spans, n_spans, ids, n_ids};
     kiln_head_merge_filtered(h, sel, start_ms, end_ms, spans || ids ? &f : NULL, t);
@@ -1164,7 +1179,8 @@ static void remap_symbols(kiln_head_t *dst, const kiln_head_t *src, remap *m)
     }
     m->node[0] = 0;
     for (size_t i = 1; i < src->n_nodes; i++)
-        m->node[i] = kiln_head__stack_child(dst, m->node[src->node_parent[i]], m->loc[src->node_loc[i]]);
+        m->node[i] =
+            kiln_head__stack_child(dst, m->node[src->node_parent[i]], m->loc[src->node_loc[i]]);
 }
 
 /* A replica's identity: the same series, time and profile id (replicas of
@@ -1190,14 +1206,20 @@ typedef struct dedup {
 
 static bool key_eq(const void *ctx, uint32_t id)
 {
-    const struct { const dedup *d; uint64_t k; } *c = ctx;
+    const struct {
+        const dedup *d;
+        uint64_t k;
+    } *c = ctx;
     return c->d->keys[id] == c->k;
 }
 
 /* True when k was not seen before (and remembers it). */
 static bool dedup_add(dedup *d, uint64_t k)
 {
-    struct { const dedup *d; uint64_t k; } c = {d, k};
+    struct {
+        const dedup *d;
+        uint64_t k;
+    } c = {d, k};
     if (kiln_hidx_find(&d->idx, k, key_eq, &c) != NONE)
         return false;
     KILN_GROW(d->keys, d->cap, d->n + 1);
@@ -1244,8 +1266,7 @@ static kiln_status merge_series(kiln_head_t *dst, const kiln_head_t *src, const 
     return KILN_OK;
 }
 
-kiln_status kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src, size_t *copied,
-                                 kiln_err *err)
+kiln_status kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src, size_t *copied, kiln_err *err)
 {
     remap m;
     size_t n = src->n_strs + src->n_funcs + src->n_maps + src->n_locs + src->n_nodes;

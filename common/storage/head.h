@@ -39,8 +39,8 @@ void kiln_head_destroy(kiln_head_t *h);
  * without per-type labels). Stores one profile per sample type under labels
  * plus __profile_type__, __type__, __unit__, __period_type__,
  * __period_unit__ and __service_name__. Samples whose value for a type is
- * zero, and samples with an empty stack, are not stored (as Pyroscope). time_ns is the profile time (0 = now).
- * Returns KILN_OK; never fails on a validated, normalised profile. */
+ * zero, and samples with an empty stack, are not stored (as Pyroscope). time_ns is the profile time
+ * (0 = now). Returns KILN_OK; never fails on a validated, normalised profile. */
 kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t n,
                              const kiln_pprof_t *p, int64_t time_ns, kiln_err *err);
 
@@ -79,8 +79,8 @@ typedef void (*kiln_head_series_fn)(void *ctx, const kiln_label_t *l, size_t n);
 
 /** Visits the stored series that match sel (NULL = all) and have a profile
  * in [start_ms, end_ms] (end_ms 0 = no upper bound). */
-void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                      int64_t end_ms, kiln_head_series_fn fn, void *ctx);
+void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
+                      kiln_head_series_fn fn, void *ctx);
 
 /** Adds the samples of every matching profile in [start_ms, end_ms] to t,
  * expanding each location into its (inlined) function frames, root first. */
@@ -93,8 +93,7 @@ void kiln_head_merge_tree(kiln_head_t *h, const kiln_selector_t *sel, int64_t st
  * number of profiles copied. KILN_DATA_LOSS with err when a chunk of a block
  * cannot be loaded: dst then holds part of src and must be discarded.
  * Compaction is merge_from over its source blocks. */
-kiln_status kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src, size_t *copied,
-                                 kiln_err *err);
+kiln_status kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src, size_t *copied, kiln_err *err);
 
 /** Called once per matching profile with its series' sorted labels (valid
  * only during the call), its time and the sum of its values. */
@@ -115,8 +114,8 @@ void kiln_head_merge_spans(kiln_head_t *h, const kiln_selector_t *sel, int64_t s
  * profile id given to kiln_head_append_id) is in ids (sorted ascending,
  * n_ids of them; NULL = every profile): profile_id_selector. */
 void kiln_head_merge_ids(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                         int64_t end_ms, const uint64_t *spans, size_t n_spans,
-                         const uint64_t *ids, size_t n_ids, kiln_tree_t *t);
+                         int64_t end_ms, const uint64_t *spans, size_t n_spans, const uint64_t *ids,
+                         size_t n_ids, kiln_tree_t *t);
 
 /** The identity of a stored profile across replicas and blocks: a hash of
  * its series' sorted labels, its time and its push id. Queriers of a
@@ -124,8 +123,8 @@ void kiln_head_merge_ids(kiln_head_t *h, const kiln_selector_t *sel, int64_t sta
 uint64_t kiln_head_profile_key(const kiln_label_t *l, size_t n, int64_t time_ms, uint64_t id);
 
 /** Like kiln_head_profile_fn, with the profile's push id. */
-typedef void (*kiln_head_profile_id_fn)(void *ctx, const kiln_label_t *l, size_t n,
-                                        int64_t time_ms, int64_t total, uint64_t id);
+typedef void (*kiln_head_profile_id_fn)(void *ctx, const kiln_label_t *l, size_t n, int64_t time_ms,
+                                        int64_t total, uint64_t id);
 
 /** kiln_head_profiles with each profile's push id. */
 void kiln_head_profiles_id(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,

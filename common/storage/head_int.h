@@ -12,18 +12,31 @@
 
 #define KILN_HEAD_NONE UINT32_MAX
 
-typedef struct hstr { const char *ptr; uint32_t len; } hstr;
+typedef struct hstr {
+    const char *ptr;
+    uint32_t len;
+} hstr;
 /* Interned records are hashed and compared as raw bytes, so none may have
  * padding: every field is 64 bits or they pair up to 64. */
-typedef struct hfunc { uint32_t name, system_name, filename, pad; int64_t start_line; } hfunc;
+typedef struct hfunc {
+    uint32_t name, system_name, filename, pad;
+    int64_t start_line;
+} hfunc;
 typedef struct hmap {
     uint64_t start, limit, offset;
     uint32_t filename, build_id;
 } hmap;
-typedef struct hline { uint32_t func, pad; int64_t line; } hline;
+typedef struct hline {
+    uint32_t func, pad;
+    int64_t line;
+} hline;
 _Static_assert(sizeof(hfunc) == 24 && sizeof(hline) == 16 && sizeof(hmap) == 32,
                "interned records must have no padding");
-typedef struct hloc { uint32_t mapping; uint64_t address; uint32_t line_off, n_lines; } hloc;
+typedef struct hloc {
+    uint32_t mapping;
+    uint64_t address;
+    uint32_t line_off, n_lines;
+} hloc;
 typedef struct hseries {
     kiln_label_t *labels;
     uint32_t n_labels;
@@ -33,11 +46,11 @@ typedef struct hseries {
 } hseries;
 typedef struct hprofile {
     uint32_t series;
-    uint32_t n;     /* samples */
+    uint32_t n; /* samples */
     int64_t time_ms;
-    size_t off;     /* first sample (in a block: within the series chunk) */
-    int64_t total;  /* sum of the values, so time series never read samples */
-    uint64_t id;    /* the push's profile id (hash of RawSample.ID; 0 = none) */
+    size_t off;    /* first sample (in a block: within the series chunk) */
+    int64_t total; /* sum of the values, so time series never read samples */
+    uint64_t id;   /* the push's profile id (hash of RawSample.ID; 0 = none) */
 } hprofile;
 
 /* Whether a profile time falls in a query window [start_ms, end_ms]
@@ -55,37 +68,57 @@ static inline bool kiln_head__in_range(int64_t t, int64_t start_ms, int64_t end_
  * of it). *span (malloc'd, or NULL when the series has no span ids) holds
  * their span ids, 0 = none. */
 typedef kiln_status (*kiln_head__loader)(void *ctx, uint32_t series, int64_t start_ms,
-                                          int64_t end_ms, uint32_t **node, int64_t **value,
-                                          uint64_t **span, kiln_err *err);
+                                         int64_t end_ms, uint32_t **node, int64_t **value,
+                                         uint64_t **span, kiln_err *err);
 
 struct kiln_head {
     pthread_rwlock_t lock;
     kiln_arena_t *mem;
-    hstr *strs; size_t n_strs, cap_strs; kiln_hidx str_idx;
-    hfunc *funcs; size_t n_funcs, cap_funcs; kiln_hidx func_idx;
-    hmap *maps; size_t n_maps, cap_maps; kiln_hidx map_idx;
-    hloc *locs; size_t n_locs, cap_locs; kiln_hidx loc_idx;
-    hline *lines; size_t n_lines, cap_lines;
-    uint32_t *node_parent, *node_loc; size_t n_nodes, cap_nodes, cap_nodes2;
+    hstr *strs;
+    size_t n_strs, cap_strs;
+    kiln_hidx str_idx;
+    hfunc *funcs;
+    size_t n_funcs, cap_funcs;
+    kiln_hidx func_idx;
+    hmap *maps;
+    size_t n_maps, cap_maps;
+    kiln_hidx map_idx;
+    hloc *locs;
+    size_t n_locs, cap_locs;
+    kiln_hidx loc_idx;
+    hline *lines;
+    size_t n_lines, cap_lines;
+    uint32_t *node_parent, *node_loc;
+    size_t n_nodes, cap_nodes, cap_nodes2;
     /* (parent, location) -> child, with the key in the slot: the hottest
      * lookup of an append (once per frame per sample) costs one cache line. */
-    struct nslot *nodes_idx; size_t nodes_cap;
+    struct nslot *nodes_idx;
+    size_t nodes_cap;
     /* Whole stacks (location ids, leaf first) -> their leaf node: a stack
      * appended before costs one hash of its ids, one probe and a walk up
      * the tree to confirm it, instead of one nodes_idx probe per frame
      * scattered over a table that outgrows the caches on deep, wide
      * profiles. One entry per distinct stack appended, so it is bounded
      * by the nodes. */
-    struct sslot *stacks; size_t stacks_cap, n_stacks;
-    hseries *series; size_t n_series, cap_series; kiln_hidx series_idx;
+    struct sslot *stacks;
+    size_t stacks_cap, n_stacks;
+    hseries *series;
+    size_t n_series, cap_series;
+    kiln_hidx series_idx;
     /* Postings: for each label pair, the series that have it, ascending. */
-    struct hpost *posts; size_t n_posts, cap_posts; kiln_hidx post_idx;
-    hprofile *profiles; size_t n_profiles, cap_profiles;
-    uint32_t *s_node; size_t cap_s_node;
-    int64_t *s_value; size_t n_samples, cap_s_value;
+    struct hpost *posts;
+    size_t n_posts, cap_posts;
+    kiln_hidx post_idx;
+    hprofile *profiles;
+    size_t n_profiles, cap_profiles;
+    uint32_t *s_node;
+    size_t cap_s_node;
+    int64_t *s_value;
+    size_t n_samples, cap_s_value;
     /* Per-sample span ids (0 = none), parallel to s_node once any sample
      * of the head had one (span profiles); NULL before. */
-    uint64_t *s_span; size_t cap_s_span;
+    uint64_t *s_span;
+    size_t cap_s_span;
     kiln_head__loader loader; /* set for a block opened read-only; samples live there */
     void *loader_ctx;
     /* Blocks are immutable, so a series' samples summed per stack node over
@@ -109,8 +142,8 @@ typedef struct nslot {
 } nslot;
 
 typedef struct sslot {
-    uint64_t hash;  /* XXH3 of the stack's location ids */
-    uint32_t node;  /* its leaf; 0 = empty slot (an empty stack is never cached) */
+    uint64_t hash; /* XXH3 of the stack's location ids */
+    uint32_t node; /* its leaf; 0 = empty slot (an empty stack is never cached) */
     uint32_t depth;
 } sslot;
 
@@ -119,7 +152,6 @@ typedef struct hagg {
     uint32_t *node;
     int64_t *value;
 } hagg;
-
 
 /** Interns a string; returns its id. Write lock held. */
 uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len);

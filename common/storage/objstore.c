@@ -22,15 +22,15 @@
 #include "xmalloc.h"
 
 #define MOD "objstore"
-#define NAME_MAX_LEN 1024     /* longest object name accepted */
-#define ROOT_MAX_LEN 2048     /* longest root directory accepted */
-#define COMP_MAX_LEN 255      /* longest name component (NAME_MAX) */
+#define NAME_MAX_LEN 1024 /* longest object name accepted */
+#define ROOT_MAX_LEN 2048 /* longest root directory accepted */
+#define COMP_MAX_LEN 255  /* longest name component (NAME_MAX) */
 #define TMP_PREFIX ".tmp-"
-#define TMP_KEEP 200          /* bytes of the last component kept in a temp name */
-#define RING_DEPTH 8          /* chunks in flight per put */
-#define CHUNK (1u << 20)      /* bytes per IORING_OP_WRITE */
-#define MAX_IDLE_ROUNDS 1000  /* -EAGAIN/-EINTR rounds without progress before giving up */
-#define OPEN_RETRIES 8        /* a concurrent delete may remove the parent we just made */
+#define TMP_KEEP 200         /* bytes of the last component kept in a temp name */
+#define RING_DEPTH 8         /* chunks in flight per put */
+#define CHUNK (1u << 20)     /* bytes per IORING_OP_WRITE */
+#define MAX_IDLE_ROUNDS 1000 /* -EAGAIN/-EINTR rounds without progress before giving up */
+#define OPEN_RETRIES 8       /* a concurrent delete may remove the parent we just made */
 
 struct kiln_objstore {
     char *root;
@@ -75,8 +75,8 @@ static kiln_status read_fail(kiln_err *err, const char *op, const char *path, co
 
 static bool comp_char_ok(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 /* A component is [A-Za-z0-9._-]{1,255}, not "." or "..", and not a temp-file name. */
@@ -244,8 +244,7 @@ typedef struct piece {
 
 /* Queues one write per busy slot and submits them. Returns the number submitted (all of them
  * unless *e is set: then the ring refused the rest and must not be used again). */
-static unsigned ring_submit(struct io_uring *ring, int fd, const char *data, const piece *p,
-                            int *e)
+static unsigned ring_submit(struct io_uring *ring, int fd, const char *data, const piece *p, int *e)
 {
     unsigned queued = 0, done = 0;
     for (unsigned i = 0; i < RING_DEPTH; i++) {
@@ -281,8 +280,8 @@ static struct io_uring_cqe *ring_wait(struct io_uring *ring)
         if (r == 0)
             return cqe;
         if (r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME) {
-            KILN_LOG_ERROR(MOD, "io_uring_wait_cqe: %s errno=%s(%d)", strerror(-r),
-                           errno_name(-r), -r);
+            KILN_LOG_ERROR(MOD, "io_uring_wait_cqe: %s errno=%s(%d)", strerror(-r), errno_name(-r),
+                           -r);
             abort();
         }
     }
@@ -331,8 +330,7 @@ static bool fill_slots(piece *p, size_t len, size_t *next)
 /* Writes data to fd through the ring, up to RING_DEPTH chunks per round; every round reaps all
  * it submitted, so nothing is in flight on return. Returns 0 or an errno; *broken is set when
  * the ring itself failed (rather than the write). Caller holds s->mu. */
-static int ring_write_all(struct io_uring *ring, int fd, const char *data, size_t len,
-                          bool *broken)
+static int ring_write_all(struct io_uring *ring, int fd, const char *data, size_t len, bool *broken)
 {
     piece p[RING_DEPTH] = {{0, 0}};
     size_t next = 0;
@@ -416,8 +414,8 @@ static int create_temp(kiln_objstore_t *s, char *path, char *tmp, size_t cap, co
         uint64_t rnd;
         if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
             rnd = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)tmp;
-        snprintf(tmp, cap, "%.*s/" TMP_PREFIX "%.*s-%016llx", (int)(slash - path), path,
-                 TMP_KEEP, last, (unsigned long long)rnd);
+        snprintf(tmp, cap, "%.*s/" TMP_PREFIX "%.*s-%016llx", (int)(slash - path), path, TMP_KEEP,
+                 last, (unsigned long long)rnd);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd >= 0)
             return fd;
@@ -548,8 +546,8 @@ kiln_status kiln_objstore_get(kiln_objstore_t *s, const char *name, kiln_buf *ou
     return read_obj(s, name, 0, SIZE_MAX, out, err);
 }
 
-kiln_status kiln_objstore_get_range(kiln_objstore_t *s, const char *name, uint64_t off,
-                                    size_t len, kiln_buf *out, kiln_err *err)
+kiln_status kiln_objstore_get_range(kiln_objstore_t *s, const char *name, uint64_t off, size_t len,
+                                    kiln_buf *out, kiln_err *err)
 {
     if (len == SIZE_MAX)
         return kiln_err_set(err, KILN_OUT_OF_RANGE, "objstore: range too long");
@@ -730,8 +728,7 @@ kiln_status kiln_objstore_delete(kiln_objstore_t *s, const char *name, kiln_err 
     }
     /* Remove now-empty parents, deepest first, stopping at the first that is not empty (or
      * that a concurrent put is using); the root itself stays. */
-    for (char *slash = strrchr(path, '/'); slash > path + s->root_len;
-         slash = strrchr(path, '/')) {
+    for (char *slash = strrchr(path, '/'); slash > path + s->root_len; slash = strrchr(path, '/')) {
         *slash = '\0';
         if (rmdir(path) != 0)
             break;

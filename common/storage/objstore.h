@@ -47,8 +47,8 @@ kiln_status kiln_objstore_get(kiln_objstore_t *s, const char *name, kiln_buf *ou
 /** Appends len bytes at offset off to out. KILN_OUT_OF_RANGE when the object
  * is shorter than off + len (len 0 at the end is fine); KILN_NOT_FOUND when
  * absent. out is unchanged unless KILN_OK. */
-kiln_status kiln_objstore_get_range(kiln_objstore_t *s, const char *name, uint64_t off,
-                                    size_t len, kiln_buf *out, kiln_err *err);
+kiln_status kiln_objstore_get_range(kiln_objstore_t *s, const char *name, uint64_t off, size_t len,
+                                    kiln_buf *out, kiln_err *err);
 /** Size of an object; KILN_NOT_FOUND when absent. */
 kiln_status kiln_objstore_size(kiln_objstore_t *s, const char *name, uint64_t *size, kiln_err *err);
 

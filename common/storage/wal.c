@@ -27,13 +27,13 @@ struct kiln_wal {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int fd;
-    uint64_t seg;       /* current segment id */
-    size_t seg_bytes;   /* bytes in the current segment */
-    kiln_buf pending;   /* framed records not yet written */
-    uint64_t appended;  /* sequence of the last record put in pending */
-    uint64_t flushed;   /* every record up to this sequence is durable or failed */
+    uint64_t seg;                  /* current segment id */
+    size_t seg_bytes;              /* bytes in the current segment */
+    kiln_buf pending;              /* framed records not yet written */
+    uint64_t appended;             /* sequence of the last record put in pending */
+    uint64_t flushed;              /* every record up to this sequence is durable or failed */
     uint64_t failed_lo, failed_hi; /* the last failed batch (sequences) */
-    int leader;         /* a leader is writing */
+    int leader;                    /* a leader is writing */
     kiln_wal_stats stats;
 };
 
@@ -75,7 +75,8 @@ static kiln_status open_segment(kiln_wal_t *w, uint64_t id, kiln_err *err)
     seg_path(w, id, path, sizeof(path));
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
-        return kiln_err_set(err, KILN_UNAVAILABLE, "wal: cannot open %s: %s", path, strerror(errno));
+        return kiln_err_set(err, KILN_UNAVAILABLE, "wal: cannot open %s: %s", path,
+                            strerror(errno));
     if (w->fd >= 0)
         close(w->fd);
     w->fd = fd;
@@ -88,7 +89,8 @@ kiln_status kiln_wal_open(const char *dir, const kiln_wal_config *cfg, kiln_wal_
                           kiln_err *err)
 {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return kiln_err_set(err, KILN_UNAVAILABLE, "wal: cannot create %s: %s", dir, strerror(errno));
+        return kiln_err_set(err, KILN_UNAVAILABLE, "wal: cannot create %s: %s", dir,
+                            strerror(errno));
     kiln_wal_t *w = kiln_xcalloc(1, sizeof(*w));
     w->dir = kiln_xstrdup(dir);
     w->cfg = *cfg;
@@ -128,7 +130,8 @@ static uint32_t checksum(const uint8_t *p, size_t n)
 
 static void put32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16),
+    p[3] = (uint8_t)(v >> 24);
 }
 
 static uint32_t get32(const uint8_t *p)
@@ -169,7 +172,8 @@ static kiln_status replay_segment(kiln_wal_t *w, uint64_t id,
     size_t len = 0, off = 0;
     uint8_t *data = read_file(path, &len);
     if (data == NULL)
-        return kiln_err_set(err, KILN_UNAVAILABLE, "wal: cannot read %s: %s", path, strerror(errno));
+        return kiln_err_set(err, KILN_UNAVAILABLE, "wal: cannot read %s: %s", path,
+                            strerror(errno));
     while (off + HDR <= len) {
         uint32_t n = get32(data + off), sum = get32(data + off + 4);
         if (n > len - off - HDR || checksum(data + off + HDR, n) != sum)
@@ -178,8 +182,9 @@ static kiln_status replay_segment(kiln_wal_t *w, uint64_t id,
         off += HDR + n;
     }
     if (off != len) {
-        KILN_LOG_WARN("wal", "segment %s: torn or corrupt record at offset %zu of %zu; truncating "
-                             "(the %zu bytes after it are dropped, everything before is kept)",
+        KILN_LOG_WARN("wal",
+                      "segment %s: torn or corrupt record at offset %zu of %zu; truncating "
+                      "(the %zu bytes after it are dropped, everything before is kept)",
                       path, off, len, len - off);
         if (truncate(path, (off_t)off) != 0)
             KILN_LOG_ERROR("wal", "truncate %s: %s", path, strerror(errno));
@@ -299,7 +304,8 @@ uint64_t kiln_wal_rotate(kiln_wal_t *w)
             pthread_cond_wait(&w->cv, &w->mu);
     }
     if (open_segment(w, w->seg + 1, NULL) != KILN_OK)
-        KILN_LOG_ERROR("wal", "cannot start segment %" PRIu64 "; staying on %" PRIu64, w->seg + 1, w->seg);
+        KILN_LOG_ERROR("wal", "cannot start segment %" PRIu64 "; staying on %" PRIu64, w->seg + 1,
+                       w->seg);
     uint64_t id = w->seg;
     pthread_mutex_unlock(&w->mu);
     return id;

@@ -20,9 +20,9 @@
 typedef struct kiln_wal kiln_wal_t;
 
 typedef struct kiln_wal_config {
-    int64_t max_delay_ns;   /* group-commit wait for more records (0 = none) */
-    size_t segment_bytes;   /* start a new segment past this size */
-    int fsync;              /* 0 only in benchmarks that measure without fsync */
+    int64_t max_delay_ns; /* group-commit wait for more records (0 = none) */
+    size_t segment_bytes; /* start a new segment past this size */
+    int fsync;            /* 0 only in benchmarks that measure without fsync */
 } kiln_wal_config;
 
 typedef struct kiln_wal_stats {

@@ -55,7 +55,8 @@ static void on_meta(void *ctx, const char *name)
     kiln_buf_init(&data, 0);
     ProtobufCMessage *m = NULL;
     if (kiln_objstore_get(l->c->store, name, &data, NULL) == KILN_OK &&
-        kiln_pbjson_decode(&block__v1__block_meta__descriptor, data.ptr, data.len, l->a, &m, NULL) == KILN_OK) {
+        kiln_pbjson_decode(&block__v1__block_meta__descriptor, data.ptr, data.len, l->a, &m,
+                           NULL) == KILN_OK) {
         KILN_GROW(l->b, l->cap, l->n + 1);
         bmeta *b = &l->b[l->n++];
         b->tenant = kiln_arena_strndup(l->a, name, tlen);
@@ -186,7 +187,8 @@ static int merge_sources(kiln_compactor_t *c, bmeta **group, size_t n, kiln_head
         kiln_block_t *b;
         kiln_err err;
         if (kiln_block_open(c->store, group[i]->tenant, group[i]->ulid, &b, &err) != KILN_OK) {
-            KILN_LOG_WARN("compactor", "skipping %s/%s: %s", group[i]->tenant, group[i]->ulid, err.msg);
+            KILN_LOG_WARN("compactor", "skipping %s/%s: %s", group[i]->tenant, group[i]->ulid,
+                          err.msg);
             continue;
         }
         size_t k = 0;
@@ -221,7 +223,8 @@ static void merge_group(kiln_compactor_t *c, bmeta **group, size_t n, int level,
     meta.compaction = &comp;
     char ulid[KILN_ULID_LEN + 1];
     kiln_err err;
-    if (opened >= 2 && kiln_block_write(c->store, group[0]->tenant, h, &meta, ulid, &err) == KILN_OK) {
+    if (opened >= 2 &&
+        kiln_block_write(c->store, group[0]->tenant, h, &meta, ulid, &err) == KILN_OK) {
         KILN_LOG_INFO("compactor", "compacted %zu blocks of %s into %s (level %d, %zu profiles)",
                       opened, group[0]->tenant, ulid, level + 1, copied);
         c->stats.compacted++;
@@ -233,7 +236,8 @@ static void merge_group(kiln_compactor_t *c, bmeta **group, size_t n, int level,
             c->doomed[c->n_doomed++] = (doomed_block){kiln_xstrdup(key), now_ms};
         }
     } else if (opened >= 2) {
-        KILN_LOG_WARN("compactor", "writing a compacted block of %s: %s", group[0]->tenant, err.msg);
+        KILN_LOG_WARN("compactor", "writing a compacted block of %s: %s", group[0]->tenant,
+                      err.msg);
     }
     free(sources);
     for (size_t i = 0; i < meta.n_wal_marks; i++)

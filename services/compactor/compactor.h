@@ -19,10 +19,10 @@
 typedef struct kiln_compactor kiln_compactor_t;
 
 typedef struct kiln_compactor_config {
-    const char *bucket_dir;   /* the object store root */
-    int64_t interval_ns;      /* between rounds */
-    int64_t retention_ns;     /* default retention (0 = keep forever) */
-    kiln_overrides_t *limits; /* per-tenant retention overrides (borrowed; may be NULL) */
+    const char *bucket_dir;    /* the object store root */
+    int64_t interval_ns;       /* between rounds */
+    int64_t retention_ns;      /* default retention (0 = keep forever) */
+    kiln_overrides_t *limits;  /* per-tenant retention overrides (borrowed; may be NULL) */
     int64_t deletion_delay_ns; /* a superseded block is deleted this long after it was
                                   first seen superseded: readers re-list the store more
                                   often than that, so none still reads it */

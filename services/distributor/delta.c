@@ -60,7 +60,8 @@ bool kiln_delta_needed(const kiln_label_t *l, size_t n)
 {
     const char *name = kiln_labels_get(l, n, KILN_LABEL_NAME);
     const char *delta = kiln_labels_get(l, n, KILN_LABEL_DELTA);
-    return name != NULL && strcmp(name, "memory") == 0 && (delta == NULL || strcmp(delta, "false") != 0);
+    return name != NULL && strcmp(name, "memory") == 0 &&
+           (delta == NULL || strcmp(delta, "false") != 0);
 }
 
 static uint64_t mix_str(uint64_t h, kiln_str_t s)
@@ -93,13 +94,19 @@ static uint64_t stack_key(const kiln_pprof_t *p, const kiln_pprof_sample *s)
 
 static bool series_eq(const void *ctx, uint32_t id)
 {
-    const struct { const kiln_delta_t *d; uint64_t key; } *k = ctx;
+    const struct {
+        const kiln_delta_t *d;
+        uint64_t key;
+    } *k = ctx;
     return k->d->s[id].key == k->key;
 }
 
 static series_state *series_of(kiln_delta_t *d, uint64_t key, bool *created)
 {
-    struct { const kiln_delta_t *d; uint64_t key; } k = {d, key};
+    struct {
+        const kiln_delta_t *d;
+        uint64_t key;
+    } k = {d, key};
     uint32_t id = kiln_hidx_find(&d->idx, key, series_eq, &k);
     *created = id == KILN_HIDX_NONE;
     if (*created) {
@@ -115,13 +122,19 @@ static series_state *series_of(kiln_delta_t *d, uint64_t key, bool *created)
 
 static bool stack_eq(const void *ctx, uint32_t id)
 {
-    const struct { const series_state *s; uint64_t key; } *k = ctx;
+    const struct {
+        const series_state *s;
+        uint64_t key;
+    } *k = ctx;
     return k->s->stacks[id].key == k->key;
 }
 
 static stack_state *stack_of(series_state *s, uint64_t key)
 {
-    struct { const series_state *s; uint64_t key; } k = {s, key};
+    struct {
+        const series_state *s;
+        uint64_t key;
+    } k = {s, key};
     uint32_t id = kiln_hidx_find(&s->idx, key, stack_eq, &k);
     if (id == KILN_HIDX_NONE) {
         KILN_GROW(s->stacks, s->cap, s->n + 1);

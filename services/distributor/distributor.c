@@ -65,8 +65,8 @@ static bool is_marker(const char *name)
 
 /* The series labels of an incoming profile: markers dropped, service_name
  * defaulted, sorted and validated. Rewrites in->labels in the arena. */
-static kiln_status series_labels(const kiln_limits *lim, kiln_ingest_profile *in,
-                                 kiln_arena_t *a, kiln_err *err)
+static kiln_status series_labels(const kiln_limits *lim, kiln_ingest_profile *in, kiln_arena_t *a,
+                                 kiln_err *err)
 {
     kiln_label_t *l = kiln_arena_alloc(a, (in->n_labels + 1) * sizeof(*l));
     size_t n = 0;
@@ -88,11 +88,11 @@ static kiln_status series_labels(const kiln_limits *lim, kiln_ingest_profile *in
 }
 
 kiln_status kiln_distributor_body(const kiln_distributor_t *d, const uint8_t *data, size_t len,
-                                  size_t max, kiln_arena_t *a, const uint8_t **out,
-                                  size_t *out_len, kiln_err *err)
+                                  size_t max, kiln_arena_t *a, const uint8_t **out, size_t *out_len,
+                                  kiln_err *err)
 {
-    return kiln_gunzip_maybe_budget(a, data, len, max ? max : d->cfg.max_profile_bytes,
-                                    d->inflight, out, out_len, err);
+    return kiln_gunzip_maybe_budget(a, data, len, max ? max : d->cfg.max_profile_bytes, d->inflight,
+                                    out, out_len, err);
 }
 
 kiln_status kiln_distributor_decode_pprof(const kiln_distributor_t *d, const uint8_t *data,
@@ -178,7 +178,8 @@ static kiln_status check_limits(const kiln_limits *lim, const kiln_pprof_t *p, i
     if (lim->max_samples != 0 && p->n_samples > lim->max_samples)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "profile has %zu samples, more than the limit of %zu "
-                            "(max_profile_stacktrace_samples)", p->n_samples, lim->max_samples);
+                            "(max_profile_stacktrace_samples)",
+                            p->n_samples, lim->max_samples);
     for (size_t i = 0; lim->max_sample_labels != 0 && i < p->n_samples; i++) {
         if (p->samples[i].n_labels > lim->max_sample_labels)
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
@@ -190,12 +191,14 @@ static kiln_status check_limits(const kiln_limits *lim, const kiln_pprof_t *p, i
         p->time_nanos < now - lim->reject_older_than_ns)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "profile is too old: its time is more than %llds in the past "
-                            "(reject_older_than)", (long long)(lim->reject_older_than_ns / 1000000000));
+                            "(reject_older_than)",
+                            (long long)(lim->reject_older_than_ns / 1000000000));
     if (p->time_nanos > 0 && lim->reject_newer_than_ns != 0 &&
         p->time_nanos > now + lim->reject_newer_than_ns)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "profile is too far in the future: more than %llds ahead "
-                            "(reject_newer_than)", (long long)(lim->reject_newer_than_ns / 1000000000));
+                            "(reject_newer_than)",
+                            (long long)(lim->reject_newer_than_ns / 1000000000));
     return KILN_OK;
 }
 
@@ -247,7 +250,7 @@ static kiln_label_t *group_labels(const kiln_label_t *base, size_t n, const char
     memcpy(l, base, n * sizeof(*l));
     size_t m = n;
     for (const char *c = key; *c != '\0';) {
-        const char *s1 = strchr(c, '\xff'), *s2 = strchr(s1 + 1, '\xff');
+        const char *s1 = strchr(c, 0xff), *s2 = strchr(s1 + 1, 0xff);
         char *name = kiln_arena_strndup(a, c, (size_t)(s1 - c));
         if (kiln_labels_get(base, n, name) == NULL)
             l[m++] = (kiln_label_t){name, kiln_arena_strndup(a, s1 + 1, (size_t)(s2 - s1 - 1))};
@@ -261,7 +264,10 @@ static kiln_label_t *group_labels(const kiln_label_t *base, size_t n, const char
 /* Splits a profile into one profile per distinct set of string sample labels
  * (Pyroscope's pprof split): each part shares the symbols and keeps its own
  * samples. Returns the number of parts written to out (capacity: samples). */
-typedef struct group_key { char *const *keys; const char *k; } group_key;
+typedef struct group_key {
+    char *const *keys;
+    const char *k;
+} group_key;
 
 static bool group_eq(const void *ctx, uint32_t id)
 {
@@ -284,7 +290,8 @@ static bool has_series_labels(const kiln_pprof_t *p)
     return false;
 }
 
-static size_t split_by_labels(const kiln_ingest_profile *in, kiln_arena_t *a, kiln_ingest_profile *out)
+static size_t split_by_labels(const kiln_ingest_profile *in, kiln_arena_t *a,
+                              kiln_ingest_profile *out)
 {
     const kiln_pprof_t *p = &in->profile;
     if (!has_series_labels(p)) {
@@ -368,8 +375,9 @@ static uint64_t profile_id(const char *tenant, const char *id)
 
 /* Appends every part of every prepared profile as one batch (one WAL
  * record): a push is stored whole or not at all. */
-static kiln_status append_all(kiln_distributor_t *d, const char *tenant, const kiln_ingest_profile *in,
-                              size_t k, kiln_arena_t *a, kiln_err *err)
+static kiln_status append_all(kiln_distributor_t *d, const char *tenant,
+                              const kiln_ingest_profile *in, size_t k, kiln_arena_t *a,
+                              kiln_err *err)
 {
     size_t total = 0, m = 0;
     uint64_t *ids = kiln_arena_alloc(a, (k + 1) * sizeof(*ids));
@@ -379,7 +387,8 @@ static kiln_status append_all(kiln_distributor_t *d, const char *tenant, const k
     }
     kiln_ingester_part *batch = kiln_arena_alloc(a, (total + 1) * sizeof(*batch));
     for (size_t i = 0; i < k; i++) {
-        kiln_ingest_profile *parts = kiln_arena_alloc(a, (in[i].profile.n_samples + 1) * sizeof(*parts));
+        kiln_ingest_profile *parts =
+            kiln_arena_alloc(a, (in[i].profile.n_samples + 1) * sizeof(*parts));
         size_t n = in[i].profile.n_samples ? split_by_labels(&in[i], a, parts) : 0;
         for (size_t j = 0; j < n; j++) {
             kiln_pprof_t *p = kiln_arena_alloc(a, sizeof(*p));
@@ -426,7 +435,8 @@ kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
         for (size_t i = 0; i < n; i++) {
             if (cumulative[i] && in[i].profile.n_samples != 0)
                 kiln_delta_apply(d->delta, tenant,
-                                 kiln_labels_fingerprint(in[i].labels, in[i].n_labels), &in[i].profile);
+                                 kiln_labels_fingerprint(in[i].labels, in[i].n_labels),
+                                 &in[i].profile);
         }
         st = append_all(d, tenant, in, n, a, err);
         for (size_t i = 0; st != KILN_OK && i < n; i++) {

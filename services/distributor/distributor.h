@@ -24,8 +24,8 @@
 typedef struct kiln_distributor kiln_distributor_t;
 
 typedef struct kiln_distributor_config {
-    kiln_overrides_t *limits; /* borrowed: per-tenant limits and rate buckets */
-    size_t max_profile_bytes; /* decompressed bytes per profile, process-wide */
+    kiln_overrides_t *limits;      /* borrowed: per-tenant limits and rate buckets */
+    size_t max_profile_bytes;      /* decompressed bytes per profile, process-wide */
     kiln_replicator_t *replicator; /* borrowed; in a cluster batches go to the
                                       ring's replicas, else to the ingester */
 } kiln_distributor_config;
@@ -104,8 +104,8 @@ kiln_status kiln_distributor_decode_pprof(const kiln_distributor_t *d, const uin
  * size limit), reserving from the in-flight budget; a plain body longer
  * than that is too large as well. Statuses as kiln_distributor_decode_pprof. */
 kiln_status kiln_distributor_body(const kiln_distributor_t *d, const uint8_t *data, size_t len,
-                                  size_t max, kiln_arena_t *a, const uint8_t **out,
-                                  size_t *out_len, kiln_err *err);
+                                  size_t max, kiln_arena_t *a, const uint8_t **out, size_t *out_len,
+                                  kiln_err *err);
 
 /* Error classes of the ingest paths (docs/api.md, "Ingest errors"). Inside
  * the distributor a "too large" failure is KILN_OUT_OF_RANGE, so that it is

@@ -107,7 +107,8 @@ static bool query_has_nul(const ingest *r, const char *key)
     const char *v = NULL;
     size_t n = 0;
     if (MHD_lookup_connection_value_n(r->http->conn, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v,
-                                      &n) != MHD_YES || v == NULL)
+                                      &n) != MHD_YES ||
+        v == NULL)
         return false;
     return strlen(v) != n;
 }
@@ -123,11 +124,13 @@ static kiln_status sample_rate(ingest *r, const char *s)
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (*end != '\0' || end == s || v <= 0 || v > UINT32_MAX || errno == ERANGE ||
-        s[0] == ' ' || s[0] == '\t')
-        return reject(r, 400, kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
-                                           "invalid sampleRate \"%.40s\": must be a positive "
-                                           "integer (samples per second)", s));
+    if (*end != '\0' || end == s || v <= 0 || v > UINT32_MAX || errno == ERANGE || s[0] == ' ' ||
+        s[0] == '\t')
+        return reject(r, 400,
+                      kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
+                                   "invalid sampleRate \"%.40s\": must be a positive "
+                                   "integer (samples per second)",
+                                   s));
     r->sample_rate = (uint32_t)v;
     return KILN_OK;
 }
@@ -136,14 +139,15 @@ static kiln_status sample_rate(ingest *r, const char *s)
 static kiln_status parse_request(ingest *r)
 {
     const char *org = kiln_http_header(r->http, "X-Scope-OrgID");
-    kiln_status st = kiln_tenant_parse(org, org ? strlen(org) : 0, false, r->tenant,
-                                       sizeof(r->tenant), &r->err);
+    kiln_status st =
+        kiln_tenant_parse(org, org ? strlen(org) : 0, false, r->tenant, sizeof(r->tenant), &r->err);
     if (st != KILN_OK)
         return reject(r, kiln_status_http(st), st);
     const char *name = query(r, "name");
     if (query_has_nul(r, "name"))
-        return reject(r, 400, kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
-                                           "name: a NUL byte (%%00) is not allowed"));
+        return reject(
+            r, 400,
+            kiln_err_set(&r->err, KILN_INVALID_ARGUMENT, "name: a NUL byte (%%00) is not allowed"));
     st = kiln_appname_parse(r->a, name, strlen(name), &r->name, &r->err);
     if (st != KILN_OK)
         return reject(r, 400, st);
@@ -269,9 +273,11 @@ static kiln_status text_profile(ingest *r, kiln_pprof_build_t *b, const kiln_app
     const char *app, *suffix = kiln_appname_split(r->a, n->name, &app);
     kiln_ingest_kind k;
     if (!kiln_ingest_kind_of(suffix, &k))
-        return reject(r, 400, kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
-                                           "unknown profile type: %.60s (the app name's suffix "
-                                           "after the last '.')", suffix));
+        return reject(r, 400,
+                      kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
+                                   "unknown profile type: %.60s (the app name's suffix "
+                                   "after the last '.')",
+                                   suffix));
     apply_kind(b, &k, rate);
     /* from and until may be anything attime parses (now-9999999999h...):
      * a duration past int64 is unknown, 0. */
@@ -315,7 +321,7 @@ static kiln_status ingest_text(ingest *r, bool lines)
     if (st != KILN_OK)
         return st;
     st = lines ? kiln_lines_parse(r->a, body, len, &b, &r->err)
-                           : kiln_folded_parse(r->a, body, len, &b, &r->err);
+               : kiln_folded_parse(r->a, body, len, &b, &r->err);
     if (st != KILN_OK)
         return body_failed(r, st);
     if (kiln_pprof_build_n_types(b) != 1)
@@ -389,10 +395,11 @@ static bool format_is(const ingest *r, const char *f)
 
 static kiln_status unsupported(ingest *r, const char *what)
 {
-    return reject(r, 422, kiln_err_set(&r->err, KILN_UNIMPLEMENTED,
-                                       "format %s is not supported by this server; send pprof, "
-                                       "folded, lines or speedscope",
-                                       what));
+    return reject(r, 422,
+                  kiln_err_set(&r->err, KILN_UNIMPLEMENTED,
+                               "format %s is not supported by this server; send pprof, "
+                               "folded, lines or speedscope",
+                               what));
 }
 
 /* Upstream's order: trie, tree, lines, jfr, pprof, speedscope, a multipart
@@ -434,12 +441,15 @@ static kiln_status request_body(ingest *r)
     if (enc == NULL || *enc == '\0' || strcasecmp(enc, "identity") == 0 || r->body_len == 0)
         return KILN_OK;
     if (strcasecmp(enc, "gzip") != 0)
-        return reject(r, 415, kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
-                                           "unsupported Content-Encoding \"%.40s\"; supported: "
-                                           "gzip", enc));
+        return reject(r, 415,
+                      kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
+                                   "unsupported Content-Encoding \"%.40s\"; supported: "
+                                   "gzip",
+                                   enc));
     if (!kiln_gzip_is(r->body, r->body_len))
-        return reject(r, 400, kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
-                                           "Content-Encoding is gzip but the body is not gzip"));
+        return reject(r, 400,
+                      kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
+                                   "Content-Encoding is gzip but the body is not gzip"));
     size_t max = kiln_distributor_max_profile_bytes(r->d) + FORM_SLACK;
     kiln_status st = kiln_distributor_body(r->d, r->body, r->body_len, max, r->a, &r->body,
                                            &r->body_len, &r->err);

@@ -117,8 +117,8 @@ static kiln_status export_request(kiln_distributor_t *d, const char *tenant,
         kiln_distributor_rejected(d, tenant, "otlp (partial)", o.first.code, &o.first, 0);
     if (o.rejected != 0 && o.rejected == o.profiles) {
         /* "Too large" (OUT_OF_RANGE: 413 over HTTP) stays itself. */
-        kiln_status code = o.first.code == KILN_OUT_OF_RANGE ? KILN_OUT_OF_RANGE
-                                                             : KILN_INVALID_ARGUMENT;
+        kiln_status code =
+            o.first.code == KILN_OUT_OF_RANGE ? KILN_OUT_OF_RANGE : KILN_INVALID_ARGUMENT;
         if (o.profiles == 1)
             return kiln_err_set(err, code, "%s", o.first.msg);
         return kiln_err_set(err, code, "all %zu profiles rejected; the first: %s", o.profiles,
@@ -134,8 +134,8 @@ static kiln_status h_export(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage
                             ProtobufCMessage **resp)
 {
     o_resp *r = NULL;
-    kiln_status st = export_request(svc, ctx->tenant, (const kiln_otlp_request *)msg, ctx->arena,
-                                    &r, ctx->err);
+    kiln_status st =
+        export_request(svc, ctx->tenant, (const kiln_otlp_request *)msg, ctx->arena, &r, ctx->err);
     if (st == KILN_OK) {
         *resp = &r->base;
         return KILN_OK;
@@ -172,7 +172,7 @@ static void http_error(kiln_http_resp *resp, bool json, kiln_status st, const ch
     kiln_buf_putc(&resp->body, 0x08);
     kiln_buf_putc(&resp->body, (char)st);
     kiln_buf_putc(&resp->body, 0x12);
-    for (size_t v = len; ; v >>= 7) {
+    for (size_t v = len;; v >>= 7) {
         kiln_buf_putc(&resp->body, (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0)));
         if (v <= 0x7f)
             break;
@@ -182,8 +182,7 @@ static void http_error(kiln_http_resp *resp, bool json, kiln_status st, const ch
 
 /* The request body, gunzipped when Content-Encoding says gzip. */
 static kiln_status http_body(const kiln_distributor_t *d, const kiln_http_req *req,
-                             kiln_http_resp *resp, const uint8_t **body, size_t *len,
-                             kiln_err *err)
+                             kiln_http_resp *resp, const uint8_t **body, size_t *len, kiln_err *err)
 {
     const char *enc = kiln_http_header(req, "Content-Encoding");
     *body = req->body;
@@ -196,8 +195,8 @@ static kiln_status http_body(const kiln_distributor_t *d, const kiln_http_req *r
                             "unsupported Content-Encoding \"%s\"; supported: gzip", enc);
     }
     /* Reserved from the in-flight budget: 413 past the cap, 429 when busy. */
-    return kiln_distributor_body(d, req->body, req->body_len, MAX_HTTP_BODY, req->arena, body,
-                                 len, err);
+    return kiln_distributor_body(d, req->body, req->body_len, MAX_HTTP_BODY, req->arena, body, len,
+                                 err);
 }
 
 /* Decodes, converts and ingests; fills resp on success. */

@@ -7,8 +7,8 @@
 #include "push/v1/push.pb-c.h"
 
 /* Decodes every RawSample and runs the pipeline; *bytes counts them as sent. */
-static kiln_status push(kiln_distributor_t *d, kiln_rpc_ctx *ctx,
-                        const Push__V1__PushRequest *req, size_t *bytes)
+static kiln_status push(kiln_distributor_t *d, kiln_rpc_ctx *ctx, const Push__V1__PushRequest *req,
+                        size_t *bytes)
 {
     size_t total = 0, k = 0;
     for (size_t i = 0; i < req->n_series; i++) {
@@ -25,9 +25,8 @@ static kiln_status push(kiln_distributor_t *d, kiln_rpc_ctx *ctx,
         for (size_t j = 0; j < s->n_samples; j++, k++) {
             const Push__V1__RawSample *rs = s->samples[j];
             in[k] = (kiln_ingest_profile){l, s->n_labels, {0}, rs->id, rs->raw_profile.len};
-            kiln_status st = kiln_distributor_decode_pprof(d, rs->raw_profile.data,
-                                                           rs->raw_profile.len, ctx->arena,
-                                                           &in[k].profile, ctx->err);
+            kiln_status st = kiln_distributor_decode_pprof(
+                d, rs->raw_profile.data, rs->raw_profile.len, ctx->arena, &in[k].profile, ctx->err);
             if (st != KILN_OK)
                 return st;
         }

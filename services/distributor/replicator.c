@@ -102,8 +102,8 @@ static kiln_status quorum_outcome(const kiln_replicator_t *r, const kiln_ring_me
             code = KILN_RESOURCE_EXHAUSTED;
         else if (code == KILN_UNAVAILABLE && kiln_ingester_is_series_limit(&calls[i].err))
             code = KILN_FAILED_PRECONDITION; /* a client error: retrying cannot help */
-        len += (size_t)snprintf(msg + len, sizeof(msg) - len, "; %s: %s", m[i].id,
-                                calls[i].err.msg);
+        len +=
+            (size_t)snprintf(msg + len, sizeof(msg) - len, "; %s: %s", m[i].id, calls[i].err.msg);
     }
     return kiln_err_set(err, code, "%zu series did not reach a quorum of %zu of %zu replicas%s",
                         short_parts, quorum, r->cfg.rf, msg);
@@ -147,8 +147,8 @@ static void plan_calls(const kiln_replicator_t *r, const kiln_ring_member *m,
 {
     bool *healthy = kiln_xcalloc(nm + 1, sizeof(bool));
     for (size_t i = 0; i < nm; i++) {
-        kiln_grpc_peer h = calls[i].addr ? kiln_grpc_client_peer(r->cfg.grpc, m[i].addr)
-                                         : KILN_GRPC_PEER_OK;
+        kiln_grpc_peer h =
+            calls[i].addr ? kiln_grpc_client_peer(r->cfg.grpc, m[i].addr) : KILN_GRPC_PEER_OK;
         healthy[i] = h == KILN_GRPC_PEER_OK;
         skip[i] = h == KILN_GRPC_PEER_SATURATED;
     }
@@ -166,8 +166,8 @@ static void plan_calls(const kiln_replicator_t *r, const kiln_ring_member *m,
  * leaves the others to end in the background: a replica that is slow or
  * frozen holds neither the push nor its memory (the gRPC client copied
  * the requests). calls[i] not sent or not waited for end with an error. */
-static void run_calls(const kiln_replicator_t *r, const kiln_ring_member *m,
-                      kiln_grpc_call *calls, size_t nm, tally *t)
+static void run_calls(const kiln_replicator_t *r, const kiln_ring_member *m, kiln_grpc_call *calls,
+                      size_t nm, tally *t)
 {
     bool *skip = kiln_xcalloc(nm + 1, sizeof(bool));
     bool *running = kiln_xcalloc(nm + 1, sizeof(bool));
@@ -238,8 +238,11 @@ kiln_status kiln_replicator_append(kiln_replicator_t *r, const char *tenant,
         size_t len = ingester__v1__push_request__get_packed_size(&t[i].req);
         t[i].body = kiln_arena_alloc(a, len + 1);
         ingester__v1__push_request__pack(&t[i].req, t[i].body);
-        calls[i] = (kiln_grpc_call){.addr = m[i].addr, .method = M_PUSH, .tenant = tenant,
-                                    .req = t[i].body, .req_len = len};
+        calls[i] = (kiln_grpc_call){.addr = m[i].addr,
+                                    .method = M_PUSH,
+                                    .tenant = tenant,
+                                    .req = t[i].body,
+                                    .req_len = len};
     }
     size_t *part_ok = kiln_arena_calloc(a, n + 1, sizeof(size_t));
     tally ty = {r->cfg.rf, r->cfg.rf / 2 + 1, n, replica, n_replicas, part_ok};

@@ -7,10 +7,10 @@
  * timeout, and the calls still running are left to end in the background.
  * A replica that timed out is suspect until it answers again: it is still
  * sent its pushes (up to KILN_GRPC_SUSPECT_MAX_CALLS at once) and never
- * waited on while the healthy replicas make the quorum. Otherwise the batch fails (UNAVAILABLE, naming the ingesters and their errors;
- * RESOURCE_EXHAUSTED when an ingester pushed back) and nothing is
- * acknowledged, though replicas that took it keep it (a retry with the
- * same profile id is counted once by queriers). Thread-safe. */
+ * waited on while the healthy replicas make the quorum. Otherwise the batch fails (UNAVAILABLE,
+ * naming the ingesters and their errors; RESOURCE_EXHAUSTED when an ingester pushed back) and
+ * nothing is acknowledged, though replicas that took it keep it (a retry with the same profile id
+ * is counted once by queriers). Thread-safe. */
 #ifndef KILN_REPLICATOR_H
 #define KILN_REPLICATOR_H
 

@@ -41,7 +41,8 @@ static bool due(const kiln_ingester_t *ing, const tenant_head *t, int64_t now)
     kiln_head_stats_t s;
     kiln_head_stats(t->head, &s);
     return s.profiles != 0 &&
-           ((ing->cfg.max_block_duration_ns > 0 && now - t->head_start_ns >= ing->cfg.max_block_duration_ns) ||
+           ((ing->cfg.max_block_duration_ns > 0 &&
+             now - t->head_start_ns >= ing->cfg.max_block_duration_ns) ||
             (ing->cfg.max_head_samples > 0 && s.samples >= ing->cfg.max_head_samples));
 }
 

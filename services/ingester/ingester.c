@@ -288,12 +288,13 @@ static kiln_status open_wal(kiln_ingester_t *ing, kiln_err *err)
     if (st == KILN_OK && ing->replay_err.code != KILN_OK)
         return kiln_err_set(err, ing->replay_err.code,
                             "%s: refusing to start rather than drop it; run the build that "
-                            "wrote it, or move %s away", ing->replay_err.msg, dir);
+                            "wrote it, or move %s away",
+                            ing->replay_err.msg, dir);
     if (st == KILN_OK) {
         kiln_head_stats_t s;
         kiln_ingester_stats_all(ing, &s);
-        KILN_LOG_INFO("ingester", "replayed WAL %s: %zu profiles, %zu series not yet in blocks", dir,
-                      s.profiles, s.series);
+        KILN_LOG_INFO("ingester", "replayed WAL %s: %zu profiles, %zu series not yet in blocks",
+                      dir, s.profiles, s.series);
     }
     return st;
 }
@@ -324,8 +325,8 @@ static kiln_status open_storage(kiln_ingester_t *ing, kiln_err *err)
 /* Calls fn for every head and block of each tenant in "a|b|c". A head being
  * flushed is visited until its block is in place, never both. `cut` is held
  * shared throughout. */
-static void each_head(kiln_ingester_t *ing, const char *tenants, int64_t start_ms,
-                      int64_t end_ms, void (*fn)(kiln_head_t *h, void *arg), void *arg)
+static void each_head(kiln_ingester_t *ing, const char *tenants, int64_t start_ms, int64_t end_ms,
+                      void (*fn)(kiln_head_t *h, void *arg), void *arg)
 {
     pthread_rwlock_rdlock(&ing->cut);
     for (const char *p = tenants; *p != '\0';) {
@@ -422,9 +423,8 @@ void kiln_ingester_merge_spans(kiln_ingester_t *ing, const char *tenants,
     kiln_ingester_merge_filtered(ing, tenants, sel, start_ms, end_ms, spans ? &f : NULL, t);
 }
 
-void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants,
-                              const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
-                              kiln_tree_t *t)
+void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
+                              int64_t start_ms, int64_t end_ms, kiln_tree_t *t)
 {
     kiln_ingester_merge_filtered(ing, tenants, sel, start_ms, end_ms, NULL, t);
 }
@@ -590,8 +590,8 @@ static void collect_series(void *ctx, const kiln_label_t *l, size_t n)
     }
     if (a->n == a->cap) {
         size_t ncap = a->cap ? a->cap * 2 : 64;
-        a->sets = kiln_arena_grow(a->arena, a->sets, a->n * sizeof(*a->sets),
-                                  ncap * sizeof(*a->sets));
+        a->sets =
+            kiln_arena_grow(a->arena, a->sets, a->n * sizeof(*a->sets), ncap * sizeof(*a->sets));
         a->cap = ncap;
     }
     a->sets[a->n++] = set;
@@ -619,7 +619,8 @@ static kiln_status h_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage
     const Querier__V1__SeriesRequest *req = (const Querier__V1__SeriesRequest *)msg;
     kiln_selector_t **sels;
     size_t n;
-    kiln_status st = parse_matchers(req->matchers, req->n_matchers, &sels, &n, ctx->arena, ctx->err);
+    kiln_status st =
+        parse_matchers(req->matchers, req->n_matchers, &sels, &n, ctx->arena, ctx->err);
     if (st != KILN_OK)
         return st;
     series_acc acc = {ctx->arena, NULL, 0, 0};
@@ -639,8 +640,8 @@ static kiln_status select_selector(const Ingester__V1__SelectRequest *req, kiln_
                                    kiln_selector_t **out)
 {
     kiln_selector_t *sel;
-    kiln_status st = kiln_selector_parse(req->label_selector, strlen(req->label_selector), &sel,
-                                         ctx->err);
+    kiln_status st =
+        kiln_selector_parse(req->label_selector, strlen(req->label_selector), &sel, ctx->err);
     if (st != KILN_OK)
         return st;
     kiln_arena_defer(ctx->arena, (void (*)(void *))kiln_selector_destroy, sel);
@@ -660,8 +661,8 @@ static kiln_status h_merge_tree(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMes
     if (st != KILN_OK)
         return st;
     kiln_head_filter f = {req->filter_keys ? req->keys : NULL, req->n_keys,
-                          req->n_spans ? req->spans : NULL, req->n_spans,
-                          req->n_ids ? req->ids : NULL, req->n_ids};
+                          req->n_spans ? req->spans : NULL,    req->n_spans,
+                          req->n_ids ? req->ids : NULL,        req->n_ids};
     static const uint64_t none = 0;
     if (req->filter_keys && req->n_keys == 0)
         f.keys = &none; /* an empty set, not "no filter" */

@@ -25,18 +25,18 @@
 typedef struct kiln_ingester kiln_ingester_t;
 
 typedef struct kiln_ingester_config {
-    const char *storage_path; /* this process's own state directory */
-    size_t max_profile_bytes; /* decompressed pprof on the internal push */
-    int64_t wal_max_delay_ns; /* group-commit wait for company (0 = none) */
-    size_t wal_segment_bytes; /* WAL segment size */
-    bool wal_no_fsync;        /* benchmarks of the in-memory path only: never in service */
-    const char *bucket_dir;   /* object store root ("" = <storage_path>/bucket) */
-    int64_t max_block_duration_ns; /* cut the head into a block after this long */
-    size_t max_head_samples;  /* ...or once it holds this many samples */
-    int64_t flush_check_ns;   /* how often the flusher looks (0 = 5 s) */
-    bool flush_on_shutdown;   /* write the heads as blocks when stopping */
-    bool heads_only;          /* queries read heads only: in a cluster the
-                                 queriers read the shared store themselves */
+    const char *storage_path;       /* this process's own state directory */
+    size_t max_profile_bytes;       /* decompressed pprof on the internal push */
+    int64_t wal_max_delay_ns;       /* group-commit wait for company (0 = none) */
+    size_t wal_segment_bytes;       /* WAL segment size */
+    bool wal_no_fsync;              /* benchmarks of the in-memory path only: never in service */
+    const char *bucket_dir;         /* object store root ("" = <storage_path>/bucket) */
+    int64_t max_block_duration_ns;  /* cut the head into a block after this long */
+    size_t max_head_samples;        /* ...or once it holds this many samples */
+    int64_t flush_check_ns;         /* how often the flusher looks (0 = 5 s) */
+    bool flush_on_shutdown;         /* write the heads as blocks when stopping */
+    bool heads_only;                /* queries read heads only: in a cluster the
+                                       queriers read the shared store themselves */
     const kiln_overrides_t *limits; /* per-tenant max_global_series (borrowed;
                                        NULL = no series limit) */
 } kiln_ingester_config;
@@ -100,9 +100,8 @@ kiln_status kiln_ingester_flush(kiln_ingester_t *ing, kiln_err *err);
 void kiln_ingester_set_ring(kiln_ingester_t *ing, kiln_ring_t *ring, size_t rf, int64_t grace_ns);
 
 /** Merges the matching profiles of the tenants in `tenants` into t. */
-void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants,
-                              const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
-                              kiln_tree_t *t);
+void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
+                              int64_t start_ms, int64_t end_ms, kiln_tree_t *t);
 
 /** Whether err is this module's refusal for the series limit (a client
  * error: the push cannot succeed until series age out or the limit is

@@ -27,9 +27,9 @@ typedef struct tenant_head {
      * memory are those of `head` and `flushing` together, each counted once;
      * a series stops counting when the flushed head is dropped. */
     pthread_mutex_t lim_mu; /* guards the three below */
-    size_t fresh;     /* series of `head` not in `flushing` (0 at a cut) */
-    size_t pending;   /* new series of pushes between their check and their append */
-    uint64_t refused; /* pushes refused for the limit */
+    size_t fresh;           /* series of `head` not in `flushing` (0 at a cut) */
+    size_t pending;         /* new series of pushes between their check and their append */
+    uint64_t refused;       /* pushes refused for the limit */
 } tenant_head;
 
 struct kiln_ingester {

@@ -13,9 +13,9 @@
 
 #include "ingester/v1/ingester.pb-c.h"
 
-#define REC_MAGIC 0x4b  /* 'K': no format-1 (protobuf) record starts with it */
+#define REC_MAGIC 0x4b /* 'K': no format-1 (protobuf) record starts with it */
 #define REC_VERSION 2
-#define VMAX 10         /* bytes of the longest varint */
+#define VMAX 10 /* bytes of the longest varint */
 #define NO_INDEX KILN_PPROF_NONE
 
 /* ---- writing ------------------------------------------------------------------ */
@@ -51,7 +51,7 @@ static inline void put_uv(wr *o, uint64_t v)
 
 static inline void put_sv(wr *o, int64_t v)
 {
-    put_uv(o, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+    put_uv(o, ((uint64_t)v << 1) ^ -((uint64_t)v >> 63)); /* zigzag */
 }
 
 static void put_bytes(wr *o, const char *p, size_t n)
@@ -190,11 +190,10 @@ static void put_part(wr *o, const kiln_ingester_part *part)
 
 static bool shares_symbols(const kiln_pprof_t *a, const kiln_pprof_t *b)
 {
-    return a->strings == b->strings && a->n_strings == b->n_strings &&
-           a->mappings == b->mappings && a->n_mappings == b->n_mappings &&
-           a->functions == b->functions && a->n_functions == b->n_functions &&
-           a->locations == b->locations && a->n_locations == b->n_locations &&
-           a->lines == b->lines && a->n_lines == b->n_lines;
+    return a->strings == b->strings && a->n_strings == b->n_strings && a->mappings == b->mappings &&
+           a->n_mappings == b->n_mappings && a->functions == b->functions &&
+           a->n_functions == b->n_functions && a->locations == b->locations &&
+           a->n_locations == b->n_locations && a->lines == b->lines && a->n_lines == b->n_lines;
 }
 
 /* The number of parts from i on that share parts[i]'s symbols. */
@@ -487,7 +486,8 @@ static kiln_status decode_v2(rd *r, kiln_ingester__record *out)
 
 /* A protobuf WalRecord: every series' pprof is decoded and normalised
  * again, as format 1 replay always did. */
-static kiln_status decode_v1(kiln_arena_t *a, const uint8_t *data, size_t len, kiln_ingester__record *out)
+static kiln_status decode_v1(kiln_arena_t *a, const uint8_t *data, size_t len,
+                             kiln_ingester__record *out)
 {
     ProtobufCAllocator al = kiln_arena_pb_allocator(a);
     Ingester__V1__WalRecord *rec = ingester__v1__wal_record__unpack(&al, len, data);

@@ -136,9 +136,9 @@ static void put_sample(kiln_buf *out, const char *family, const char *tenant, ui
 
 void kiln_ingester_metrics(kiln_ingester_t *ing, kiln_buf *out)
 {
-    static const char *const family[] = {
-        "kiln_ingester_memory_series", "kiln_ingester_series_limit",
-        "kiln_ingester_series_limit_refused_total"};
+    static const char *const family[] = {"kiln_ingester_memory_series",
+                                         "kiln_ingester_series_limit",
+                                         "kiln_ingester_series_limit_refused_total"};
     static const char *const help[] = {
         "Series in memory per tenant (head and head being flushed): what "
         "max_global_series_per_tenant counts.\n# TYPE kiln_ingester_memory_series gauge\n",

@@ -41,8 +41,8 @@ struct kiln_app {
     kiln_http_server_t *http;
     kiln_grpc_server_t *grpc;
     kiln_query_pool_t *queries; /* both servers' query calls */
-    kiln_query_pool_t *reads;   /* the ingester's reads (gRPC), apart from the queries making them */
-    unsigned modules; /* of the target */
+    kiln_query_pool_t *reads; /* the ingester's reads (gRPC), apart from the queries making them */
+    unsigned modules;         /* of the target */
     atomic_int ready;
 };
 
@@ -99,8 +99,8 @@ static void create_servers(kiln_app_t *app)
     app->queries = kiln_query_pool_create(&qc);
     qc.limits = NULL; /* the querier admitted the query these reads serve */
     app->reads = kiln_query_pool_create(&qc);
-    kiln_http_config hc = {cfg->http_address, cfg->http_port, threads, cfg->http_max_body,
-                           app->queries, cfg->query_timeout_ns};
+    kiln_http_config hc = {cfg->http_address,  cfg->http_port, threads,
+                           cfg->http_max_body, app->queries,   cfg->query_timeout_ns};
     app->http = kiln_http_server_create(&hc);
     app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body, app->inflight};
     kiln_http_server_route(app->http, "/ready", on_ready, app);
@@ -109,9 +109,9 @@ static void create_servers(kiln_app_t *app)
     kiln_http_server_fallback_query(app->http, kiln_rpc_is_query);
     /* The second gRPC listener serves the OTLP port (4317); -1 turns it off. */
     const char *otlp_address = cfg->otlp_grpc_port >= 0 ? cfg->otlp_grpc_address : NULL;
-    kiln_grpc_config gc = {cfg->grpc_address, cfg->grpc_port, otlp_address, cfg->otlp_grpc_port,
-                           threads, cfg->grpc_max_recv, app->queries, app->reads,
-                           cfg->query_timeout_ns};
+    kiln_grpc_config gc = {cfg->grpc_address,   cfg->grpc_port, otlp_address,
+                           cfg->otlp_grpc_port, threads,        cfg->grpc_max_recv,
+                           app->queries,        app->reads,     cfg->query_timeout_ns};
     app->grpc = kiln_grpc_server_create(&gc, app->rpc, app->metrics);
 }
 
@@ -169,8 +169,7 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
                                      app->cfg->rpc_timeout_ns / 1000000};
         app->replicator = kiln_replicator_create(&rc);
     }
-    kiln_distributor_config dc = {app->limits, app->cfg->limits.max_profile_bytes,
-                                  app->replicator};
+    kiln_distributor_config dc = {app->limits, app->cfg->limits.max_profile_bytes, app->replicator};
     app->distributor = kiln_distributor_create(&dc, app->ingester, app->metrics);
     kiln_distributor_set_inflight(app->distributor, app->inflight);
     kiln_distributor_register(app->distributor, app->rpc);
@@ -189,14 +188,13 @@ static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
 {
     if (app->cluster != NULL) {
         char bucket[4096];
-        kiln_status st = kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)),
-                                               &app->store, err);
+        kiln_status st =
+            kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)), &app->store, err);
         if (st != KILN_OK)
             return st;
-        kiln_reader_cluster_config rc = {kiln_cluster_ring(app->cluster),
-                                         kiln_cluster_grpc(app->cluster), app->store,
-                                         kiln_cluster_rf(app->cluster),
-                                         app->cfg->rpc_timeout_ns / 1000000};
+        kiln_reader_cluster_config rc = {
+            kiln_cluster_ring(app->cluster), kiln_cluster_grpc(app->cluster), app->store,
+            kiln_cluster_rf(app->cluster), app->cfg->rpc_timeout_ns / 1000000};
         app->reader = kiln_reader_cluster(&rc);
     } else {
         app->reader = kiln_reader_local(app->ingester);
@@ -279,13 +277,14 @@ static kiln_status check_target(const char *target, unsigned mods, bool cluster,
     if (mods == 0)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "unknown target \"%s\": use all, ingester, distributor, querier or "
-                            "compactor", target);
+                            "compactor",
+                            target);
     for (size_t i = 0; i < N_MODULES; i++) {
         if (!cluster && (mods & modules[i].bit) && (mods & modules[i].needs) != modules[i].needs)
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                 "target \"%s\": the %s reaches its ingesters through the ring: "
-                                "set -cluster.nats-url, or run -target=all", target,
-                                modules[i].name);
+                                "set -cluster.nats-url, or run -target=all",
+                                target, modules[i].name);
     }
     return KILN_OK;
 }

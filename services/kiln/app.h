@@ -24,9 +24,9 @@ typedef struct kiln_app_config {
     size_t http_max_body;
     size_t max_inflight_bytes; /* decompressed request bytes in flight, process-wide; 0 = off */
     int threads;
-    int query_threads;       /* query pool workers (0 = one per core, at least 2) */
-    size_t query_max_queued; /* queries waiting for a query worker */
-    int64_t query_timeout_ns;/* -querier.timeout: per query; 0 = none */
+    int query_threads;        /* query pool workers (0 = one per core, at least 2) */
+    size_t query_max_queued;  /* queries waiting for a query worker */
+    int64_t query_timeout_ns; /* -querier.timeout: per query; 0 = none */
     char *storage_path;
     char *config_file;
     char *log_level;
@@ -43,15 +43,15 @@ typedef struct kiln_app_config {
     kiln_limits limits; /* defaults for every tenant */
 
     /* Cluster (all empty/0: one process on its in-process default). */
-    char *nats_url;           /* -cluster.nats-url: comma-separated */
-    char *advertise_address;  /* host peers dial ("" = first non-loopback IPv4) */
+    char *nats_url;          /* -cluster.nats-url: comma-separated */
+    char *advertise_address; /* host peers dial ("" = first non-loopback IPv4) */
     char *kv_bucket;
     int64_t heartbeat_ns;
     int64_t heartbeat_timeout_ns;
-    int replication_factor;   /* 0 = 3 in a cluster, 1 alone */
+    int replication_factor; /* 0 = 3 in a cluster, 1 alone */
     char *zone;
     int64_t ownership_grace_ns;
-    int64_t rpc_timeout_ns;   /* distributor -> ingester, querier -> ingester */
+    int64_t rpc_timeout_ns; /* distributor -> ingester, querier -> ingester */
 } kiln_app_config;
 
 typedef struct kiln_app kiln_app_t;

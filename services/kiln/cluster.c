@@ -200,15 +200,18 @@ void kiln_cluster_metrics(kiln_cluster_t *c, kiln_buf *out)
     kiln_buf_puts(out, "# HELP kiln_ring_member_info A member of the ingester ring.\n"
                        "# TYPE kiln_ring_member_info gauge\n");
     for (size_t i = 0; i < n; i++)
-        kiln_buf_printf(out, "kiln_ring_member_info{member=\"%s\",addr=\"%s\",zone=\"%s\",state=\"%s\"} 1\n",
-                        m[i].id, m[i].addr, m[i].zone, kiln_ring_state_str(m[i].state));
-    kiln_buf_puts(out, "# HELP kiln_ring_member_ownership_ratio Share of the key space a member owns.\n"
-                       "# TYPE kiln_ring_member_ownership_ratio gauge\n");
+        kiln_buf_printf(
+            out, "kiln_ring_member_info{member=\"%s\",addr=\"%s\",zone=\"%s\",state=\"%s\"} 1\n",
+            m[i].id, m[i].addr, m[i].zone, kiln_ring_state_str(m[i].state));
+    kiln_buf_puts(out,
+                  "# HELP kiln_ring_member_ownership_ratio Share of the key space a member owns.\n"
+                  "# TYPE kiln_ring_member_ownership_ratio gauge\n");
     for (size_t i = 0; i < n; i++)
         kiln_buf_printf(out, "kiln_ring_member_ownership_ratio{member=\"%s\"} %.6f\n", m[i].id,
                         own[i]);
-    kiln_buf_puts(out, "# HELP kiln_ring_member_heartbeat_age_seconds Age of a member's last heartbeat.\n"
-                       "# TYPE kiln_ring_member_heartbeat_age_seconds gauge\n");
+    kiln_buf_puts(
+        out, "# HELP kiln_ring_member_heartbeat_age_seconds Age of a member's last heartbeat.\n"
+             "# TYPE kiln_ring_member_heartbeat_age_seconds gauge\n");
     for (size_t i = 0; i < n; i++)
         kiln_buf_printf(out, "kiln_ring_member_heartbeat_age_seconds{member=\"%s\"} %.3f\n",
                         m[i].id, (double)(now - m[i].heartbeat_ms) / 1000.0);
@@ -218,8 +221,9 @@ void kiln_cluster_metrics(kiln_cluster_t *c, kiln_buf *out)
     for (size_t i = 0; i < n; i++)
         kiln_buf_printf(out, "kiln_ring_member_suspect{member=\"%s\"} %d\n", m[i].id,
                         kiln_grpc_client_peer(c->grpc, m[i].addr) != KILN_GRPC_PEER_OK);
-    kiln_buf_printf(out, "# HELP kiln_cluster_nats_connected 1 while connected to NATS.\n"
-                         "# TYPE kiln_cluster_nats_connected gauge\nkiln_cluster_nats_connected %d\n",
+    kiln_buf_printf(out,
+                    "# HELP kiln_cluster_nats_connected 1 while connected to NATS.\n"
+                    "# TYPE kiln_cluster_nats_connected gauge\nkiln_cluster_nats_connected %d\n",
                     kiln_membership_connected(c->members) ? 1 : 0);
     free(own);
     kiln_ring_release(s);

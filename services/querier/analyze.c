@@ -87,7 +87,7 @@ static void heat_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, 
 
 /* One slot per step that has profiles: counts per value bucket. */
 static Types__V1__HeatmapSlot *slot(kiln_arena_t *ar, int64_t ts, const double *lo,
-                                   const int32_t *counts)
+                                    const int32_t *counts)
 {
     Types__V1__HeatmapSlot *s = kiln_arena_alloc(ar, sizeof(*s));
     types__v1__heatmap_slot__init(s);
@@ -139,7 +139,8 @@ kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const Pro
     kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
     if (st == KILN_OK && (!(req->step >= 0.001) ||
                           ((double)req->end - (double)req->start) / (req->step * 1000) > 100000))
-        st = kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "step must be >= 0.001 s and give at most 100000 slots");
+        st = kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                          "step must be >= 0.001 s and give at most 100000 slots");
     kiln_selector_t *sel;
     if (st == KILN_OK)
         st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
@@ -156,9 +157,9 @@ kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const Pro
     querier__v1__select_heatmap_response__init(r);
     if (a.n != 0) {
         r->series = kiln_arena_alloc(ctx->arena, sizeof(*r->series));
-        r->series[0] = heatmap(&a, req->start, step_ms,
-                               (size_t)kiln_querier__n_steps(req->start, req->end, step_ms),
-                               ctx->arena);
+        r->series[0] =
+            heatmap(&a, req->start, step_ms,
+                    (size_t)kiln_querier__n_steps(req->start, req->end, step_ms), ctx->arena);
         r->n_series = 1;
     }
     free(a.p);

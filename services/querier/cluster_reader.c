@@ -56,8 +56,10 @@ static kiln_status check_failures(const kiln_reader_t *r, const fanout *f, kiln_
     char msg[KILN_ERR_MSG_MAX] = "";
     size_t len = 0;
     if (missing > 0)
-        len += (size_t)snprintf(msg, sizeof(msg), "; the ring has %zu ingesters, %zu short of the "
-                                "replication factor", f->n, missing);
+        len += (size_t)snprintf(msg, sizeof(msg),
+                                "; the ring has %zu ingesters, %zu short of the "
+                                "replication factor",
+                                f->n, missing);
     for (size_t i = 0; i < f->n && len < sizeof(msg); i++) {
         if (f->calls[i].err.code != KILN_OK)
             len += (size_t)snprintf(msg + len, sizeof(msg) - len, "; %s: %s", f->m[i].id,
@@ -167,8 +169,11 @@ static kiln_status fan_out(kiln_reader_t *r, const char *tenants, const char *me
     protobuf_c_message_pack(req, f->req);
     f->calls = kiln_xcalloc(f->n + 1, sizeof(*f->calls));
     for (size_t i = 0; i < f->n; i++)
-        f->calls[i] = (kiln_grpc_call){.addr = f->m[i].addr, .method = method, .tenant = tenants,
-                                       .req = f->req, .req_len = len};
+        f->calls[i] = (kiln_grpc_call){.addr = f->m[i].addr,
+                                       .method = method,
+                                       .tenant = tenants,
+                                       .req = f->req,
+                                       .req_len = len};
     run_fanout(r, f);
     kiln_status st = check_failures(r, f, err);
     if (st != KILN_OK)
@@ -327,8 +332,10 @@ kiln_status kiln_reader__cluster_series(kiln_reader_t *r, const char *tenants,
     if (st != KILN_OK)
         return st;
     for (size_t i = 0; i < f.n; i++) {
-        Querier__V1__SeriesResponse *resp = f.calls[i].resp == NULL ? NULL
-            : querier__v1__series_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
+        Querier__V1__SeriesResponse *resp =
+            f.calls[i].resp == NULL
+                ? NULL
+                : querier__v1__series_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
         for (size_t j = 0; resp != NULL && j < resp->n_labels_set; j++) {
             kiln_label_t *l = wire_labels(resp->labels_set[j]);
             fn(ctx, l, resp->labels_set[j]->n_labels);
@@ -389,8 +396,8 @@ typedef struct once {
     void *ctx;
 } once;
 
-static void profile_once(void *arg, const kiln_label_t *l, size_t n, int64_t time_ms,
-                         int64_t total, uint64_t id)
+static void profile_once(void *arg, const kiln_label_t *l, size_t n, int64_t time_ms, int64_t total,
+                         uint64_t id)
 {
     once *o = arg;
     if (keymap_claim(&o->seen, kiln_head_profile_key(l, n, time_ms, id), 0))
@@ -413,8 +420,10 @@ kiln_status kiln_reader__cluster_profiles(kiln_reader_t *r, const char *tenants,
         return st;
     once o = {{NULL, NULL, 0, 0}, fn, ctx};
     for (size_t i = 0; i < f.n; i++) {
-        Ingester__V1__ProfilesResponse *p = f.calls[i].resp == NULL ? NULL
-            : ingester__v1__profiles_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
+        Ingester__V1__ProfilesResponse *p = f.calls[i].resp == NULL
+                                                ? NULL
+                                                : ingester__v1__profiles_response__unpack(
+                                                      NULL, f.calls[i].resp_len, f.calls[i].resp);
         if (p != NULL) {
             each_wire_profile(p, profile_once, &o);
             ingester__v1__profiles_response__free_unpacked(p, NULL);
@@ -437,10 +446,10 @@ kiln_status kiln_reader__cluster_profiles(kiln_reader_t *r, const char *tenants,
 
 /* A source of a merge: a block (head set) or an ingester (call set). */
 typedef struct source {
-    kiln_head_t *head;    /* a block; NULL for an ingester */
-    size_t member;        /* an ingester: its index in the fan-out */
-    keylist keys;         /* every key it holds in the range */
-    keylist mine;         /* the keys it is to merge */
+    kiln_head_t *head; /* a block; NULL for an ingester */
+    size_t member;     /* an ingester: its index in the fan-out */
+    keylist keys;      /* every key it holds in the range */
+    keylist mine;      /* the keys it is to merge */
 } source;
 
 static void add_key(void *arg, const kiln_label_t *l, size_t n, int64_t time_ms, int64_t total,
@@ -504,8 +513,11 @@ static kiln_status merge_remote(kiln_reader_t *r, const char *tenants, const fan
         size_t len = ingester__v1__select_request__get_packed_size(&req);
         bodies[i] = kiln_xmalloc(len + 1);
         ingester__v1__select_request__pack(&req, bodies[i]);
-        calls[i] = (kiln_grpc_call){.addr = keys->m[src[i].member].addr, .method = M_MERGE,
-                                    .tenant = tenants, .req = bodies[i], .req_len = len};
+        calls[i] = (kiln_grpc_call){.addr = keys->m[src[i].member].addr,
+                                    .method = M_MERGE,
+                                    .tenant = tenants,
+                                    .req = bodies[i],
+                                    .req_len = len};
     }
     kiln_grpc_client_run(r->cc.grpc, calls, n, kiln_cancel_timeout_ms(r->cc.timeout_ms));
     kiln_status st = KILN_OK;
@@ -513,8 +525,10 @@ static kiln_status merge_remote(kiln_reader_t *r, const char *tenants, const fan
         if (st == KILN_OK && calls[i].err.code != KILN_OK)
             st = kiln_err_set(err, KILN_UNAVAILABLE, "ingester %s failed during the merge: %s",
                               keys->m[src[i].member].id, calls[i].err.msg);
-        Ingester__V1__TreeResponse *tr = calls[i].resp == NULL ? NULL
-            : ingester__v1__tree_response__unpack(NULL, calls[i].resp_len, calls[i].resp);
+        Ingester__V1__TreeResponse *tr =
+            calls[i].resp == NULL
+                ? NULL
+                : ingester__v1__tree_response__unpack(NULL, calls[i].resp_len, calls[i].resp);
         if (st == KILN_OK && tr == NULL && calls[i].err.code == KILN_OK)
             st = kiln_err_set(err, KILN_INTERNAL, "ingester %s sent an unreadable tree",
                               keys->m[src[i].member].id);
@@ -540,9 +554,8 @@ static void free_sources(source *src, size_t n)
 }
 
 kiln_status kiln_reader__cluster_merge(kiln_reader_t *r, const char *tenants,
-                                       const kiln_selector_t *sel, int64_t start_ms,
-                                       int64_t end_ms, const kiln_head_filter *qf,
-                                       kiln_tree_t *t, kiln_err *err)
+                                       const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
+                                       const kiln_head_filter *qf, kiln_tree_t *t, kiln_err *err)
 {
     Ingester__V1__SelectRequest req;
     select_request(&req, sel, start_ms, end_ms);
@@ -570,8 +583,10 @@ kiln_status kiln_reader__cluster_merge(kiln_reader_t *r, const char *tenants,
         kiln_head_profiles_id(hs.h[i], sel, start_ms, end_ms, add_key, &src[i].keys);
     }
     for (size_t i = 0; i < f.n; i++) {
-        Ingester__V1__ProfilesResponse *p = f.calls[i].resp == NULL ? NULL
-            : ingester__v1__profiles_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
+        Ingester__V1__ProfilesResponse *p = f.calls[i].resp == NULL
+                                                ? NULL
+                                                : ingester__v1__profiles_response__unpack(
+                                                      NULL, f.calls[i].resp_len, f.calls[i].resp);
         if (p == NULL)
             continue;
         source *s = &src[nb + ni++];
@@ -626,8 +641,10 @@ kiln_status kiln_reader__cluster_stats(kiln_reader_t *r, const char *tenants,
     if (st != KILN_OK)
         return st;
     for (size_t i = 0; i < f.n; i++) {
-        Ingester__V1__StatsResponse *s = f.calls[i].resp == NULL ? NULL
-            : ingester__v1__stats_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
+        Ingester__V1__StatsResponse *s =
+            f.calls[i].resp == NULL
+                ? NULL
+                : ingester__v1__stats_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
         if (s != NULL) {
             add_stats(out, s->profiles, s->min_time_ms, s->max_time_ms);
             ingester__v1__stats_response__free_unpacked(s, NULL);

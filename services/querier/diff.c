@@ -24,7 +24,8 @@ static kiln_status side_error(kiln_rpc_ctx *ctx, const char *side, kiln_status s
 /* Checks and merges one side like SelectMergeStacktraces (span, profile id
  * and stack trace selectors included) into a new tree *t. */
 static kiln_status merge_side(kiln_querier_t *q, kiln_rpc_ctx *ctx, const char *side,
-                              const Querier__V1__SelectMergeStacktracesRequest *req, kiln_tree_t **t)
+                              const Querier__V1__SelectMergeStacktracesRequest *req,
+                              kiln_tree_t **t)
 {
     kiln_status st = kiln_querier__merge(q, ctx, req, t);
     if (st != KILN_OK)
@@ -32,19 +33,18 @@ static kiln_status merge_side(kiln_querier_t *q, kiln_rpc_ctx *ctx, const char *
     /* Pyroscope refuses negative values too: the layout assumes a node's
      * total covers its children. */
     if (kiln_tree_has_negative(*t))
-        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
-                            "%s tree require only positive values", side);
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "%s tree require only positive values",
+                            side);
     return KILN_OK;
 }
 
-static kiln_status max_nodes_of(const Querier__V1__DiffRequest *req, kiln_err *err,
-                                int64_t *out)
+static kiln_status max_nodes_of(const Querier__V1__DiffRequest *req, kiln_err *err, int64_t *out)
 {
-    int64_t n = req->left->max_nodes > req->right->max_nodes ? req->left->max_nodes
-                                                              : req->right->max_nodes;
+    int64_t n =
+        req->left->max_nodes > req->right->max_nodes ? req->left->max_nodes : req->right->max_nodes;
     if (req->left->max_nodes < 0 || req->right->max_nodes < 0 || n > MAX_NODES_LIMIT)
-        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                            "max_nodes out of range: must be 0..%d", MAX_NODES_LIMIT);
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "max_nodes out of range: must be 0..%d",
+                            MAX_NODES_LIMIT);
     *out = n != 0 ? n : MAX_NODES_DEFAULT;
     return KILN_OK;
 }

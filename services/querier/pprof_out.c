@@ -203,8 +203,8 @@ kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
             return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "profile too large");
         tree = f;
     }
-    Google__V1__Profile *p = kiln_querier__pprof(tree, req->profile_typeid, start, req->end,
-                                                ctx->arena);
+    Google__V1__Profile *p =
+        kiln_querier__pprof(tree, req->profile_typeid, start, req->end, ctx->arena);
     kiln_tree_destroy(tree);
     if (p == NULL)
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "profile too large");

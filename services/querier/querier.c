@@ -28,7 +28,6 @@ static void free_hidx(void *x)
     free(x);
 }
 
-
 kiln_querier_t *kiln_querier_create(kiln_reader_t *rd, kiln_overrides_t *limits)
 {
     kiln_querier_t *q = kiln_xcalloc(1, sizeof(*q));
@@ -132,9 +131,9 @@ kiln_status kiln_querier__profiles(kiln_querier_t *q, kiln_rpc_ctx *ctx, const k
     return kiln_reader_profiles(q->rd, ctx->tenant, sel, start, end, fn, arg, ctx->err);
 }
 
-kiln_status kiln_querier__series(kiln_querier_t *q, const char *tenants,
-                                 const kiln_selector_t *sel, int64_t start, int64_t end,
-                                 kiln_head_series_fn fn, void *arg, kiln_err *err)
+kiln_status kiln_querier__series(kiln_querier_t *q, const char *tenants, const kiln_selector_t *sel,
+                                 int64_t start, int64_t end, kiln_head_series_fn fn, void *arg,
+                                 kiln_err *err)
 {
     return kiln_reader_series(q->rd, tenants, sel, start, end, fn, arg, err);
 }
@@ -273,7 +272,7 @@ typedef struct series_arg {
     kiln_hidx *set_idx;
     Types__V1__LabelPair **scratch; /* the set being looked up */
     size_t cap_scratch, n_prev;     /* n_prev: scratch still holds the last set */
-    bool utf8; /* keep non-legacy (e.g. dotted) names */
+    bool utf8;                      /* keep non-legacy (e.g. dotted) names */
 } series_arg;
 
 static bool projected(const series_arg *s, const char *name)
@@ -463,7 +462,8 @@ kiln_status kiln_querier__limit_range(const kiln_querier_t *q, kiln_rpc_ctx *ctx
     if (l->max_query_length_ns > 0 && len_ms > (uint64_t)(l->max_query_length_ns / 1000000))
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "the query time range exceeds the limit (max_query_length, %llds): "
-                            "query %llus", (long long)(l->max_query_length_ns / 1000000000),
+                            "query %llus",
+                            (long long)(l->max_query_length_ns / 1000000000),
                             (unsigned long long)(len_ms / 1000));
     return KILN_OK;
 }
@@ -500,9 +500,11 @@ static kiln_status parse_spans(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t
         char *end;
         ids[i] = strtoull(sel[i], &end, 16);
         size_t len = strlen(sel[i]);
-        if (len == 0 || len > 16 || *end != '\0' || ids[i] == 0 || strspn(sel[i], "0123456789abcdefABCDEF") != len)
+        if (len == 0 || len > 16 || *end != '\0' || ids[i] == 0 ||
+            strspn(sel[i], "0123456789abcdefABCDEF") != len)
             return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
-                                "span_selector \"%.32s\": a span id is up to 16 hex digits", sel[i]);
+                                "span_selector \"%.32s\": a span id is up to 16 hex digits",
+                                sel[i]);
     }
     qsort(ids, n, sizeof(*ids), cmp_u64);
     *out = ids;
@@ -618,7 +620,8 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
                             "max_nodes %lld out of range: must be 0..%d", (long long)req->max_nodes,
                             MAX_NODES_LIMIT);
     bool pprof = req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF;
-    if ((int)req->format < 0 || (int)req->format > QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF)
+    if ((int)req->format < 0 ||
+        (int)req->format > QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF)
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "unknown profile format %d: use FLAMEGRAPH, TREE, DOT or PPROF",
                             (int)req->format);
@@ -649,8 +652,8 @@ static kiln_status h_select_merge_span_profile(void *svc, kiln_rpc_ctx *ctx,
     const Querier__V1__SelectMergeSpanProfileRequest *req =
         (const Querier__V1__SelectMergeSpanProfileRequest *)msg;
     if (req->max_nodes < 0 || req->max_nodes > MAX_NODES_LIMIT)
-        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "max_nodes out of range: must be 0..%d",
-                            MAX_NODES_LIMIT);
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "max_nodes out of range: must be 0..%d", MAX_NODES_LIMIT);
     int64_t start = req->start;
     uint64_t *spans;
     kiln_selector_t *sel;
@@ -669,13 +672,15 @@ static kiln_status h_select_merge_span_profile(void *svc, kiln_rpc_ctx *ctx,
     Querier__V1__SelectMergeSpanProfileResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__select_merge_span_profile_response__init(r);
     /* The same formats as SelectMergeStacktraces, answered in its shape. */
-    Querier__V1__SelectMergeStacktracesRequest sreq = QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST__INIT;
+    Querier__V1__SelectMergeStacktracesRequest sreq =
+        QUERIER__V1__SELECT_MERGE_STACKTRACES_REQUEST__INIT;
     sreq.profile_typeid = req->profile_typeid;
     sreq.max_nodes = req->max_nodes;
     sreq.format = req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_TREE
                       ? req->format
                       : QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FLAMEGRAPH;
-    Querier__V1__SelectMergeStacktracesResponse sr = QUERIER__V1__SELECT_MERGE_STACKTRACES_RESPONSE__INIT;
+    Querier__V1__SelectMergeStacktracesResponse sr =
+        QUERIER__V1__SELECT_MERGE_STACKTRACES_RESPONSE__INIT;
     bool ok = stacktraces_format(&sr, &sreq, t, ctx->arena);
     kiln_tree_destroy(t);
     if (!ok)
@@ -717,9 +722,11 @@ void kiln_querier_register(kiln_querier_t *q, kiln_rpc_registry_t *rpc)
         {Q("Series"), &querier__v1__series_request__descriptor,
          &querier__v1__series_response__descriptor, h_series, q},
         {Q("SelectMergeStacktraces"), &querier__v1__select_merge_stacktraces_request__descriptor,
-         &querier__v1__select_merge_stacktraces_response__descriptor, h_select_merge_stacktraces, q},
+         &querier__v1__select_merge_stacktraces_response__descriptor, h_select_merge_stacktraces,
+         q},
         {Q("SelectMergeSpanProfile"), &querier__v1__select_merge_span_profile_request__descriptor,
-         &querier__v1__select_merge_span_profile_response__descriptor, h_select_merge_span_profile, q},
+         &querier__v1__select_merge_span_profile_response__descriptor, h_select_merge_span_profile,
+         q},
         {Q("AnalyzeQuery"), &querier__v1__analyze_query_request__descriptor,
          &querier__v1__analyze_query_response__descriptor, kiln_querier__analyze_query, q},
         {Q("SelectHeatmap"), &querier__v1__select_heatmap_request__descriptor,
@@ -728,8 +735,8 @@ void kiln_querier_register(kiln_querier_t *q, kiln_rpc_registry_t *rpc)
          &querier__v1__select_series_response__descriptor, kiln_querier__select_series, q},
         {Q("SelectMergeProfile"), &querier__v1__select_merge_profile_request__descriptor,
          &google__v1__profile__descriptor, kiln_querier__select_merge_profile, q},
-        {Q("Diff"), &querier__v1__diff_request__descriptor,
-         &querier__v1__diff_response__descriptor, kiln_querier__diff, q},
+        {Q("Diff"), &querier__v1__diff_request__descriptor, &querier__v1__diff_response__descriptor,
+         kiln_querier__diff, q},
         {Q("GetProfileStats"), &types__v1__get_profile_stats_request__descriptor,
          &types__v1__get_profile_stats_response__descriptor, h_profile_stats, q},
     };

@@ -40,9 +40,9 @@ kiln_status kiln_querier__profiles(kiln_querier_t *q, kiln_rpc_ctx *ctx, const k
                                    int64_t start, int64_t end, kiln_head_profile_fn fn, void *arg);
 
 /** Visits every matching series (possibly more than once). */
-kiln_status kiln_querier__series(kiln_querier_t *q, const char *tenants,
-                                 const kiln_selector_t *sel, int64_t start, int64_t end,
-                                 kiln_head_series_fn fn, void *arg, kiln_err *err);
+kiln_status kiln_querier__series(kiln_querier_t *q, const char *tenants, const kiln_selector_t *sel,
+                                 int64_t start, int64_t end, kiln_head_series_fn fn, void *arg,
+                                 kiln_err *err);
 /** The selection of a SelectMergeStacktraces request (also a Diff side)
  * merged into a new tree *out the caller destroys: range limits, selector,
  * span_selector, profile_id_selector, then stack_trace_selector's call
@@ -90,7 +90,8 @@ kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const Pro
 
 /** SelectMergeProfile (pprof_out.c). */
 kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
-                                               const ProtobufCMessage *msg, ProtobufCMessage **resp);
+                                               const ProtobufCMessage *msg,
+                                               ProtobufCMessage **resp);
 
 /** The merged tree as a pprof profile of type type_id over [start, end]
  * (ms), allocated in a; NULL past the arena cap. */

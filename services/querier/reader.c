@@ -33,8 +33,8 @@ void kiln_reader_destroy(kiln_reader_t *r)
 }
 
 kiln_status kiln_reader_series(kiln_reader_t *r, const char *tenants, const kiln_selector_t *sel,
-                               int64_t start_ms, int64_t end_ms, kiln_head_series_fn fn,
-                               void *ctx, kiln_err *err)
+                               int64_t start_ms, int64_t end_ms, kiln_head_series_fn fn, void *ctx,
+                               kiln_err *err)
 {
     if (r->ing == NULL)
         return kiln_reader__cluster_series(r, tenants, sel, start_ms, end_ms, fn, ctx, err);
@@ -42,9 +42,9 @@ kiln_status kiln_reader_series(kiln_reader_t *r, const char *tenants, const kiln
     return KILN_OK;
 }
 
-kiln_status kiln_reader_profiles(kiln_reader_t *r, const char *tenants,
-                                 const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
-                                 kiln_head_profile_fn fn, void *ctx, kiln_err *err)
+kiln_status kiln_reader_profiles(kiln_reader_t *r, const char *tenants, const kiln_selector_t *sel,
+                                 int64_t start_ms, int64_t end_ms, kiln_head_profile_fn fn,
+                                 void *ctx, kiln_err *err)
 {
     if (r->ing == NULL)
         return kiln_reader__cluster_profiles(r, tenants, sel, start_ms, end_ms, fn, ctx, err);

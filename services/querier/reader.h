@@ -38,13 +38,13 @@ void kiln_reader_destroy(kiln_reader_t *r);
 
 /** Visits every matching series (a series may be visited more than once). */
 kiln_status kiln_reader_series(kiln_reader_t *r, const char *tenants, const kiln_selector_t *sel,
-                               int64_t start_ms, int64_t end_ms, kiln_head_series_fn fn,
-                               void *ctx, kiln_err *err);
+                               int64_t start_ms, int64_t end_ms, kiln_head_series_fn fn, void *ctx,
+                               kiln_err *err);
 
 /** Visits every matching profile once (labels, time, total). */
-kiln_status kiln_reader_profiles(kiln_reader_t *r, const char *tenants,
-                                 const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
-                                 kiln_head_profile_fn fn, void *ctx, kiln_err *err);
+kiln_status kiln_reader_profiles(kiln_reader_t *r, const char *tenants, const kiln_selector_t *sel,
+                                 int64_t start_ms, int64_t end_ms, kiln_head_profile_fn fn,
+                                 void *ctx, kiln_err *err);
 
 /** Merges the matching profiles into t under f's span and profile id sets
  * (f NULL = none; its keys must be NULL: the reader sets those). */

@@ -27,9 +27,8 @@ kiln_status kiln_reader__cluster_profiles(kiln_reader_t *r, const char *tenants,
                                           int64_t end_ms, kiln_head_profile_fn fn, void *ctx,
                                           kiln_err *err);
 kiln_status kiln_reader__cluster_merge(kiln_reader_t *r, const char *tenants,
-                                       const kiln_selector_t *sel, int64_t start_ms,
-                                       int64_t end_ms, const kiln_head_filter *f,
-                                       kiln_tree_t *t, kiln_err *err);
+                                       const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
+                                       const kiln_head_filter *f, kiln_tree_t *t, kiln_err *err);
 kiln_status kiln_reader__cluster_stats(kiln_reader_t *r, const char *tenants,
                                        kiln_head_stats_t *out, kiln_err *err);
 

@@ -194,8 +194,8 @@ static kiln_status infer_type(rq *r, selection *s)
         return kiln_err_set(&r->err, KILN_INVALID_ARGUMENT,
                             "\"%s\" must contain a profile-type selection", s->field);
     min_type m = {r->ctx.arena, NULL};
-    kiln_status st = kiln_querier__series(r->q, r->tenant, s->sel, s->start, s->end,
-                                          on_series_type, &m, &r->err);
+    kiln_status st = kiln_querier__series(r->q, r->tenant, s->sel, s->start, s->end, on_series_type,
+                                          &m, &r->err);
     if (st != KILN_OK)
         return st;
     if (m.id == NULL) {
@@ -253,8 +253,10 @@ static void json_metadata(kiln_buf *b, kiln_arena_t *a, const char *type_id, con
         units = "objects";
     else if (strcmp(t, "cpu") == 0)
         units = "samples", rate = 1000000000u;
-    kiln_buf_printf(b, "\"metadata\":{\"format\":\"%s\",\"spyName\":\"\",\"sampleRate\":%u,"
-                       "\"units\":", format, rate);
+    kiln_buf_printf(b,
+                    "\"metadata\":{\"format\":\"%s\",\"spyName\":\"\",\"sampleRate\":%u,"
+                    "\"units\":",
+                    format, rate);
     kiln_json_string(b, units, strlen(units));
     kiln_buf_puts(b, ",\"name\":");
     kiln_json_string(b, t, strlen(t));
@@ -263,9 +265,8 @@ static void json_metadata(kiln_buf *b, kiln_arena_t *a, const char *type_id, con
 
 /* "flamebearer":{names, levels, numTicks, maxSelf}: the flame graph's
  * levels as they are (x already delta-encoded, 4 or 7 values a node). */
-static void json_flamebearer(kiln_buf *b, char **names, size_t n_names,
-                              Querier__V1__Level **levels, size_t n_levels, int64_t total,
-                              int64_t max_self)
+static void json_flamebearer(kiln_buf *b, char **names, size_t n_names, Querier__V1__Level **levels,
+                             size_t n_levels, int64_t total, int64_t max_self)
 {
     kiln_buf_puts(b, "\"flamebearer\":{\"names\":[");
     for (size_t i = 0; i < n_names; i++) {
@@ -320,15 +321,24 @@ static const struct {
     int64_t upto_ns;
     int64_t step_ms;
 } intervals[] = {
-    {17500000000LL, 15000},           {25000000000LL, 20000},
-    {45000000000LL, 30000},           {90000000000LL, 60000},
-    {210000000000LL, 120000},         {450000000000LL, 300000},
-    {750000000000LL, 600000},         {1050000000000LL, 900000},
-    {1500000000000LL, 1200000},       {2700000000000LL, 1800000},
-    {5400000000000LL, 3600000},       {9000000000000LL, 7200000},
-    {16200000000000LL, 10800000},     {32400000000000LL, 21600000},
-    {86400000000000LL, 43200000},     {172800000000000LL, 86400000},
-    {604800000000000LL, 86400000},    {1814400000000000LL, 604800000},
+    {17500000000LL, 15000},
+    {25000000000LL, 20000},
+    {45000000000LL, 30000},
+    {90000000000LL, 60000},
+    {210000000000LL, 120000},
+    {450000000000LL, 300000},
+    {750000000000LL, 600000},
+    {1050000000000LL, 900000},
+    {1500000000000LL, 1200000},
+    {2700000000000LL, 1800000},
+    {5400000000000LL, 3600000},
+    {9000000000000LL, 7200000},
+    {16200000000000LL, 10800000},
+    {32400000000000LL, 21600000},
+    {86400000000000LL, 43200000},
+    {172800000000000LL, 86400000},
+    {604800000000000LL, 86400000},
+    {1814400000000000LL, 604800000},
     {3628800000000000LL - 1, 2592000000LL},
 };
 
@@ -696,8 +706,9 @@ static void dot_node(kiln_buf *b, const dgraph *g, int64_t name, int64_t max_fla
     double share = max_flat > 0 ? (double)g->flat[name] / (double)max_flat : 0;
     kiln_buf_printf(b, "N%lld [label=\"", (long long)g->rank[name]);
     dot_escape(b, fg->names[name]);
-    kiln_buf_printf(b, "\\n%s (%.2f%%)\\nof %s (%.2f%%)\" id=\"node%lld\" fontsize=%d shape=box "
-                       "tooltip=\"",
+    kiln_buf_printf(b,
+                    "\\n%s (%.2f%%)\\nof %s (%.2f%%)\" id=\"node%lld\" fontsize=%d shape=box "
+                    "tooltip=\"",
                     flat, 100 * (double)g->flat[name] / total, cum,
                     100 * (double)g->cum[name] / total, (long long)g->rank[name],
                     8 + (int)(42 * sqrt(share > 0 ? share : 0)));
@@ -764,8 +775,8 @@ static void dot_write(kiln_buf *b, dgraph *g, const char *type)
 static void render_dot(rq *r, const selection *s)
 {
     kiln_tree_t *t = kiln_tree_create();
-    kiln_status st = kiln_reader_merge(r->q->rd, r->tenant, s->sel, s->start, s->end, NULL, t,
-                                       &r->err);
+    kiln_status st =
+        kiln_reader_merge(r->q->rd, r->tenant, s->sel, s->start, s->end, NULL, t, &r->err);
     if (st != KILN_OK) {
         kiln_tree_destroy(t);
         rq_fail(r, st);
@@ -805,8 +816,8 @@ static void render_json(rq *r, const selection *s)
 {
     const char *agg = kiln_http_query(r->http, "aggregation");
     timeline tl;
-    kiln_status st = timeline_build(r, s, rq_param(r, "groupBy"), agg && strcmp(agg, "avg") == 0,
-                                    &tl);
+    kiln_status st =
+        timeline_build(r, s, rq_param(r, "groupBy"), agg && strcmp(agg, "avg") == 0, &tl);
     if (st != KILN_OK) {
         rq_fail(r, st);
         return;
@@ -819,8 +830,8 @@ static void render_json(rq *r, const selection *s)
         rq_fail(r, st);
         return;
     }
-    Querier__V1__FlameGraph *fg = kiln_tree_flamegraph(
-        t, s->max_nodes ? s->max_nodes : MAX_NODES_DEFAULT, r->ctx.arena);
+    Querier__V1__FlameGraph *fg =
+        kiln_tree_flamegraph(t, s->max_nodes ? s->max_nodes : MAX_NODES_DEFAULT, r->ctx.arena);
     kiln_tree_destroy(t);
     if (fg == NULL) {
         timeline_free(&tl);
@@ -894,8 +905,7 @@ static kiln_status render_diff(rq *r, const selection *ls, const selection *rs)
     const Querier__V1__FlameGraphDiff *d = ((Querier__V1__DiffResponse *)out)->flamegraph;
     kiln_buf *b = &r->resp->body;
     kiln_buf_puts(b, "{\"version\":1,");
-    json_flamebearer(b, d->names, d->n_names, d->levels, d->n_levels, d->total,
-                             d->max_self);
+    json_flamebearer(b, d->names, d->n_names, d->levels, d->n_levels, d->total, d->max_self);
     kiln_buf_putc(b, ',');
     json_metadata(b, r->ctx.arena, ls->type_id, "double");
     kiln_buf_puts(b, ",\"timeline\":null,\"groups\":null,\"heatmap\":null");
@@ -963,8 +973,8 @@ static void on_label_values(void *ud, const kiln_http_req *req, kiln_http_resp *
         rq_fail(&r, st);
         return;
     }
-    values vs = {req->arena, strcmp(label, "__name__") == 0 ? KILN_LABEL_PROFILE_TYPE : label,
-                 NULL, 0, 0};
+    values vs = {req->arena, strcmp(label, "__name__") == 0 ? KILN_LABEL_PROFILE_TYPE : label, NULL,
+                 0, 0};
     st = kiln_querier__series(r.q, r.tenant, NULL, 0, 0, on_series_value, &vs, &r.err);
     if (st != KILN_OK) {
         free(vs.v);

@@ -19,8 +19,8 @@
 #define MAX_STEPS 1000000
 
 typedef struct group {
-    char *key;    /* "name\xffvalue\xff..." of the group_by labels */
-    double *sum;  /* per step */
+    char *key;   /* "name\xffvalue\xff..." of the group_by labels */
+    double *sum; /* per step */
     uint32_t *count;
     double total;
 } group;
@@ -128,7 +128,7 @@ static Types__V1__Series *series_of(const acc *a, const group *g, kiln_arena_t *
     types__v1__series__init(s);
     s->labels = kiln_arena_alloc(ar, (a->req->n_group_by + 1) * sizeof(*s->labels));
     for (const char *p = g->key; *p != '\0';) {
-        const char *s1 = strchr(p, '\xff'), *s2 = strchr(s1 + 1, '\xff');
+        const char *s1 = strchr(p, 0xff), *s2 = strchr(s1 + 1, 0xff);
         Types__V1__LabelPair *lp = kiln_arena_alloc(ar, sizeof(*lp));
         types__v1__label_pair__init(lp);
         lp->name = kiln_arena_strndup(ar, p, (size_t)(s1 - p));
@@ -137,7 +137,8 @@ static Types__V1__Series *series_of(const acc *a, const group *g, kiln_arena_t *
         p = s2 + 1;
     }
     s->points = kiln_arena_alloc(ar, (a->n_steps + 1) * sizeof(*s->points));
-    bool avg = a->req->aggregation == TYPES__V1__TIME_SERIES_AGGREGATION_TYPE__TIME_SERIES_AGGREGATION_TYPE_AVERAGE;
+    bool avg = a->req->aggregation ==
+               TYPES__V1__TIME_SERIES_AGGREGATION_TYPE__TIME_SERIES_AGGREGATION_TYPE_AVERAGE;
     for (size_t i = 0; i < a->n_steps; i++) {
         if (g->count[i] == 0)
             continue;

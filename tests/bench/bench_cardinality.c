@@ -76,8 +76,8 @@ static void grow(kiln_ingester_t *ing, const kiln_pprof_t *base, size_t from, si
             labels[n][0] = (kiln_label_t){"__name__", "process_cpu"};
             labels[n][1] = (kiln_label_t){"pod", kiln_arena_printf(a, "p%07zu", i)};
             labels[n][2] = (kiln_label_t){"service_name", "svc"};
-            profiles[n] = synth_variant(a, base, (int64_t)(i % 1000 + 1) * 10000000,
-                                        T0_MS * 1000000);
+            profiles[n] =
+                synth_variant(a, base, (int64_t)(i % 1000 + 1) * 10000000, T0_MS * 1000000);
             parts[n] = (kiln_ingester_part){labels[n], 3, &profiles[n], 0};
         }
         kiln_err err;
@@ -167,13 +167,13 @@ static void make_calls(const kiln_rpc_registry_t *rpc, call *calls)
     lv.name = "pod";
     lv.start = ss.start;
     lv.end = ss.end;
-    calls[C_LABEL_VALUES] = make_call(rpc, "LabelValues(pod)",
-                                      "/querier.v1.QuerierService/LabelValues", &lv.base);
+    calls[C_LABEL_VALUES] =
+        make_call(rpc, "LabelValues(pod)", "/querier.v1.QuerierService/LabelValues", &lv.base);
     Types__V1__LabelNamesRequest ln = TYPES__V1__LABEL_NAMES_REQUEST__INIT;
     ln.start = ss.start;
     ln.end = ss.end;
-    calls[C_LABEL_NAMES] = make_call(rpc, "LabelNames", "/querier.v1.QuerierService/LabelNames",
-                                     &ln.base);
+    calls[C_LABEL_NAMES] =
+        make_call(rpc, "LabelNames", "/querier.v1.QuerierService/LabelNames", &ln.base);
     Querier__V1__SeriesRequest sr = QUERIER__V1__SERIES_REQUEST__INIT;
     sr.start = ss.start;
     sr.end = ss.end;
@@ -194,8 +194,8 @@ int main(int argc, char **argv)
     char dir[] = "/tmp/kiln-bench-card-XXXXXX";
     if (mkdtemp(dir) == NULL)
         return 1;
-    kiln_ingester_config ic = {.storage_path = dir, .wal_no_fsync = true,
-                               .wal_segment_bytes = 256u << 20};
+    kiln_ingester_config ic = {
+        .storage_path = dir, .wal_no_fsync = true, .wal_segment_bytes = 256u << 20};
     kiln_ingester_t *ing;
     kiln_err err;
     if (kiln_ingester_create(&ic, &ing, &err) != KILN_OK) {
@@ -215,14 +215,14 @@ int main(int argc, char **argv)
     static const size_t steps[] = {10000, 50000, 100000, 1000000};
     double prev_t[N_CALLS] = {0};
     size_t prev_n[N_CALLS] = {0}, have = 0;
-    printf("%-26s %8s %9s %9s %7s %9s %9s %8s\n", "query", "series", "p50 ms", "cpu ms",
-           "x 1 s", "growth", "resp KB", "peak MB");
+    printf("%-26s %8s %9s %9s %7s %9s %9s %8s\n", "query", "series", "p50 ms", "cpu ms", "x 1 s",
+           "growth", "resp KB", "peak MB");
     for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]) && steps[s] <= max; s++) {
         double t0 = now_s();
         grow(ing, &base, have, steps[s]);
         have = steps[s];
-        printf("-- %zu series (built in %.1f s, process peak RSS %.0f MB)\n", have,
-               now_s() - t0, peak_rss_mb());
+        printf("-- %zu series (built in %.1f s, process peak RSS %.0f MB)\n", have, now_s() - t0,
+               peak_rss_mb());
         for (int c = 0; c < N_CALLS; c++) {
             if (c == C_SELECT_SERIES && have > SELECT_SERIES_MAX)
                 continue;
@@ -233,8 +233,8 @@ int main(int argc, char **argv)
             if (prev_n[c] != 0)
                 snprintf(growth, sizeof(growth), "%.1f/%.0f", cpu / prev_t[c],
                          (double)have / (double)prev_n[c]);
-            printf("%-26s %8zu %9.1f %9.1f %7.3f %9s %9.0f %8.0f%s\n", calls[c].name, have,
-                   t * 1e3, cpu * 1e3, t / 1.0, growth, (double)bytes / 1024, peak_rss_mb(),
+            printf("%-26s %8zu %9.1f %9.1f %7.3f %9s %9.0f %8.0f%s\n", calls[c].name, have, t * 1e3,
+                   cpu * 1e3, t / 1.0, growth, (double)bytes / 1024, peak_rss_mb(),
                    reset ? "" : "*");
             prev_t[c] = cpu, prev_n[c] = have;
         }

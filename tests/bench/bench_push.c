@@ -31,12 +31,12 @@
 #define KILN_TESTDATA_DEFAULT "../shared/testdata"
 #endif
 
-#define MB 1e6                            /* figures are in 10^6 bytes */
-#define PODS 50                           /* distinct pod label values */
-#define PUSH_INTERVAL_NS 15000000000LL    /* an SDK's upload period */
-#define WARMUP 3                          /* untimed iterations before each figure */
+#define MB 1e6                         /* figures are in 10^6 bytes */
+#define PODS 50                        /* distinct pod label values */
+#define PUSH_INTERVAL_NS 15000000000LL /* an SDK's upload period */
+#define WARMUP 3                       /* untimed iterations before each figure */
 #define MAX_THREADS 64
-#define TARGET_MB_S 80.0                  /* the push path's goal, per core, every profile */
+#define TARGET_MB_S 80.0 /* the push path's goal, per core, every profile */
 
 typedef struct bench_file {
     char path[512];
@@ -85,8 +85,8 @@ typedef int (*bench_fn)(void *ctx, uint64_t i);
 
 typedef struct run_result {
     uint64_t iters;
-    double wall, cpu;    /* seconds: wall clock and this thread's CPU */
-    double p50, p99;     /* per-iteration wall latency in seconds (when asked) */
+    double wall, cpu; /* seconds: wall clock and this thread's CPU */
+    double p50, p99;  /* per-iteration wall latency in seconds (when asked) */
 } run_result;
 
 static int cmp_double(const void *a, const void *b)
@@ -166,8 +166,8 @@ static int inflate_one(void *ctx, uint64_t i)
     (void)i;
     inflate_ctx *c = ctx;
     size_t n = 0;
-    enum libdeflate_result r = libdeflate_gzip_decompress(c->dec, c->f->gz, c->f->gz_len, c->out,
-                                                          c->f->raw_len, &n);
+    enum libdeflate_result r =
+        libdeflate_gzip_decompress(c->dec, c->f->gz, c->f->gz_len, c->out, c->f->raw_len, &n);
     if (r != LIBDEFLATE_SUCCESS || n != c->f->raw_len) {
         fprintf(stderr, "bench_push: %s: libdeflate inflate failed (%d)\n", c->f->rel, (int)r);
         return -1;
@@ -180,8 +180,16 @@ static int inflate_one(void *ctx, uint64_t i)
 /* The message kinds of perftools.profiles, and what a length-delimited field
  * holds: a submessage, packed varints, or bytes left untouched. */
 enum pb_kind {
-    PB_PROFILE, PB_VALUE_TYPE, PB_SAMPLE, PB_LABEL, PB_MAPPING, PB_LOCATION, PB_LINE,
-    PB_FUNCTION, PB_PACKED, PB_BYTES
+    PB_PROFILE,
+    PB_VALUE_TYPE,
+    PB_SAMPLE,
+    PB_LABEL,
+    PB_MAPPING,
+    PB_LOCATION,
+    PB_LINE,
+    PB_FUNCTION,
+    PB_PACKED,
+    PB_BYTES
 };
 
 static enum pb_kind pb_child(enum pb_kind kind, uint64_t field)
@@ -189,13 +197,21 @@ static enum pb_kind pb_child(enum pb_kind kind, uint64_t field)
     switch (kind) {
     case PB_PROFILE:
         switch (field) {
-        case 1: case 11: return PB_VALUE_TYPE;
-        case 2: return PB_SAMPLE;
-        case 3: return PB_MAPPING;
-        case 4: return PB_LOCATION;
-        case 5: return PB_FUNCTION;
-        case 13: return PB_PACKED; /* comment */
-        default: return PB_BYTES;  /* string_table */
+        case 1:
+        case 11:
+            return PB_VALUE_TYPE;
+        case 2:
+            return PB_SAMPLE;
+        case 3:
+            return PB_MAPPING;
+        case 4:
+            return PB_LOCATION;
+        case 5:
+            return PB_FUNCTION;
+        case 13:
+            return PB_PACKED; /* comment */
+        default:
+            return PB_BYTES; /* string_table */
         }
     case PB_SAMPLE:
         return field == 3 ? PB_LABEL : PB_PACKED; /* location_id, value */
@@ -207,7 +223,7 @@ static enum pb_kind pb_child(enum pb_kind kind, uint64_t field)
 }
 
 typedef struct pb_walk {
-    uint64_t sum;    /* every scalar added up, so nothing is optimised away */
+    uint64_t sum; /* every scalar added up, so nothing is optimised away */
     uint64_t fields;
 } pb_walk;
 
@@ -304,7 +320,7 @@ typedef struct push_ctx {
     const char *tenant;
     kiln_arena_t *a; /* the request arena, reset per push */
     int64_t t0_ns;
-    run_result r;   /* filled by the threaded runner */
+    run_result r; /* filled by the threaded runner */
     double seconds;
     pthread_barrier_t *start;
     int failed;
@@ -463,8 +479,10 @@ static void env_create(bench_env *e)
         perror("bench_push: mkdtemp");
         abort();
     }
-    kiln_ingester_config ic = {.storage_path = e->dir, .max_profile_bytes = l.max_profile_bytes,
-                               .wal_segment_bytes = 1u << 30, .wal_no_fsync = true};
+    kiln_ingester_config ic = {.storage_path = e->dir,
+                               .max_profile_bytes = l.max_profile_bytes,
+                               .wal_segment_bytes = 1u << 30,
+                               .wal_no_fsync = true};
     kiln_err err;
     if (kiln_ingester_create(&ic, &e->ing, &err) != KILN_OK) {
         fprintf(stderr, "bench_push: %s\n", err.msg);
@@ -533,8 +551,7 @@ static int bench_baselines(const bench_file *f, double seconds, file_figures *ff
 
 /* Decode-only and full push figures of one file, into a fresh ingester (one
  * service pushing this profile from PODS pods). */
-static int bench_file_push(const bench_file *f, double seconds, bool push_only,
-                           file_figures *ff)
+static int bench_file_push(const bench_file *f, double seconds, bool push_only, file_figures *ff)
 {
     bench_env e;
     env_create(&e);
@@ -571,8 +588,7 @@ static void print_push_row(const bench_file *f, const file_figures *ff)
            f->rel, f->lang, (double)f->gz_len / 1e3, (double)f->raw_len / 1e3, f->n_samples,
            mb_per_cpu_s(&ff->push, f->raw_len), mb_per_wall_s(&ff->push, f->raw_len),
            ff->push.cpu > 0 ? (double)ff->push.iters / ff->push.cpu : 0, ff->push.p50 * 1e3,
-           ff->push.p99 * 1e3, dec, ff->head.series,
-           ff->head.profiles, ff->head.stack_nodes);
+           ff->push.p99 * 1e3, dec, ff->head.series, ff->head.profiles, ff->head.stack_nodes);
 }
 
 static void print_ratio_header(void)
@@ -608,8 +624,8 @@ static void print_totals(const bench_file *f, const file_figures *ff, size_t n)
     size_t below = 0;
     for (size_t i = 0; i < n; i++)
         below += mb_per_cpu_s(&ff[i].push, f[i].raw_len) < TARGET_MB_S;
-    printf("%-58s %zu of %zu profiles at or above %.0f MB/s per core", "TARGET (push)", n - below, n,
-           TARGET_MB_S);
+    printf("%-58s %zu of %zu profiles at or above %.0f MB/s per core", "TARGET (push)", n - below,
+           n, TARGET_MB_S);
     const char *sep = "; below: ";
     for (size_t i = 0; i < n; i++) {
         if (mb_per_cpu_s(&ff[i].push, f[i].raw_len) < TARGET_MB_S) {
@@ -667,8 +683,7 @@ typedef struct mt_result {
 
 /* threads pushers, each its own tenant, into one shared distributor and
  * ingester (one process); every pusher cycles through all files. */
-static int bench_threads(const bench_file *f, size_t n, int threads, double seconds,
-                         mt_result *out)
+static int bench_threads(const bench_file *f, size_t n, int threads, double seconds, mt_result *out)
 {
     bench_env e;
     env_create(&e);
@@ -680,8 +695,8 @@ static int bench_threads(const bench_file *f, size_t n, int threads, double seco
     int64_t t0 = realtime_ns() - 86400LL * 1000000000;
     for (int k = 0; k < threads; k++) {
         snprintf(tenants[k], sizeof(tenants[k]), "bench-t%d", k);
-        pc[k] = (push_ctx){e.d, f, n, tenants[k], kiln_arena_create(0), t0, {0}, seconds,
-                           &start, 0};
+        pc[k] =
+            (push_ctx){e.d, f, n, tenants[k], kiln_arena_create(0), t0, {0}, seconds, &start, 0};
         pthread_create(&tid[k], NULL, thread_main, &pc[k]);
     }
     int rc = 0;
@@ -715,7 +730,8 @@ static int bench_scaling(const bench_file *f, size_t n, double seconds)
     if (cores > 2)
         counts[nc++] = cores > MAX_THREADS ? MAX_THREADS : (int)cores;
     printf("\n== Push path, N threads (each its own tenant, one shared distributor and ingester; "
-           "each thread pushes all %zu files round-robin; %ld cores online) ==\n", n, cores);
+           "each thread pushes all %zu files round-robin; %ld cores online) ==\n",
+           n, cores);
     printf("%7s %9s %12s %14s %11s %9s %10s\n", "threads", "pushes", "agg MB/s", "MB/s per core",
            "CPU/wall", "scaling", "efficiency");
     double base = 0;
@@ -777,7 +793,8 @@ static void print_load(void)
     }
     line[strcspn(line, "\n")] = '\0';
     printf("cores online: %ld; load average: %s (other work on the machine skews wall-clock "
-           "figures and scaling)\n", sysconf(_SC_NPROCESSORS_ONLN), line);
+           "figures and scaling)\n",
+           sysconf(_SC_NPROCESSORS_ONLN), line);
 }
 
 int main(int argc, char **argv)
@@ -805,7 +822,8 @@ int main(int argc, char **argv)
         snprintf(per, sizeof(per), "%.1f s", o.seconds);
     printf("kiln bench_push: %s per figure after %d warm-up iterations; MB = 10^6 bytes of "
            "uncompressed pprof; MB/s = MB per CPU second of the measuring thread "
-           "(CLOCK_THREAD_CPUTIME_ID) unless marked wall\ntest data: %s\n", per, WARMUP, root);
+           "(CLOCK_THREAD_CPUTIME_ID) unless marked wall\ntest data: %s\n",
+           per, WARMUP, root);
     print_load();
     if (rc == 0)
         rc = bench_single(f, n, &o);

@@ -72,7 +72,8 @@ static bool load(kiln_arena_t *a, const char *path, kiln_pprof_t *p)
     uint8_t *copy = kiln_arena_alloc(a, dlen + 1);
     memcpy(copy, data, dlen);
     return kiln_pprof_decode(a, copy, dlen, p, NULL) == KILN_OK &&
-           kiln_pprof_validate(p, NULL) == KILN_OK && kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
+           kiln_pprof_validate(p, NULL) == KILN_OK &&
+           kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
 }
 
 /* Varies values like successive profiles of one service: each sample
@@ -143,7 +144,8 @@ static void drop_sums(kiln_objstore_t *s, const char *ulid)
     if (kiln_objstore_get(s, name, &idx, NULL) != KILN_OK)
         abort();
     const uint8_t *h = (const uint8_t *)idx.ptr;
-    size_t first = 12 + ((size_t)h[4] | (size_t)h[5] << 8 | (size_t)h[6] << 16 | (size_t)h[7] << 24);
+    size_t first =
+        12 + ((size_t)h[4] | (size_t)h[5] << 8 | (size_t)h[6] << 16 | (size_t)h[7] << 24);
     if (first > idx.len || kiln_objstore_put(s, name, idx.ptr, first, NULL) != KILN_OK)
         abort();
     kiln_buf_free(&idx);
@@ -205,7 +207,10 @@ int main(int argc, char **argv)
         argc--, argv++;
     const char *td = getenv("KILN_TESTDATA");
     char path[1024];
-    snprintf(path, sizeof(path), "%s/gdu/default.pgo", argc > 1 ? argv[1] : td ? td : KILN_TESTDATA_DEFAULT);
+    snprintf(path, sizeof(path), "%s/gdu/default.pgo",
+             argc > 1 ? argv[1]
+             : td     ? td
+                      : KILN_TESTDATA_DEFAULT);
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t p;
     if (!load(a, path, &p)) {
@@ -234,8 +239,10 @@ int main(int argc, char **argv)
     timing h1 = measure(ing, q, s0 + 12 * 3600000LL, s0 + 13 * 3600000LL - 1, 50, &total);
     printf("SelectMergeStacktraces 1 h  (360 profiles): p50 %7.2f ms  p99 %7.2f ms  total %lld\n",
            h1.p50, h1.p99, (long long)total);
-    timing h1u = measure(ing, q, s0 + 12 * 3600000LL + 1800000, s0 + 13 * 3600000LL + 1800000, 20, &total);
-    printf("SelectMergeStacktraces 1 h  (straddling 2 blocks): p50 %7.2f ms  p99 %7.2f ms  total %lld\n",
+    timing h1u =
+        measure(ing, q, s0 + 12 * 3600000LL + 1800000, s0 + 13 * 3600000LL + 1800000, 20, &total);
+    printf("SelectMergeStacktraces 1 h  (straddling 2 blocks): p50 %7.2f ms  p99 %7.2f ms  total "
+           "%lld\n",
            h1u.p50, h1u.p99, (long long)total);
     timing d1 = measure(ing, q, s0, s0 + 24 * 3600000LL, 20, &total);
     printf("SelectMergeStacktraces 24 h (8640 profiles): p50 %7.2f ms  p99 %7.2f ms  total %lld\n",

@@ -40,8 +40,9 @@ static const profile_type types[TYPES] = {
      "goroutine:goroutine:count:goroutine:count"},
 };
 
-static const char *const apps[10] = {"checkout", "cart",     "payment", "catalog", "search",
-                                     "auth",     "shipping", "email",   "ad",      "recommendation"};
+static const char *const apps[10] = {"checkout", "cart",          "payment",  "catalog",
+                                     "search",   "auth",          "shipping", "email",
+                                     "ad",       "recommendation"};
 static const char *const roles[5] = {"api", "worker", "gateway", "db-proxy", "cache"};
 static const char *const namespaces[4] = {"shop", "platform", "payments", "search"};
 
@@ -83,12 +84,18 @@ static void make_series(series *s, int svc, int type, const char *rs_hash, int p
     snprintf(s->instance, sizeof(s->instance), "10.%d.%d.%d:6060", svc % 4, pod, svc + 10);
     snprintf(s->node, sizeof(s->node), "node-pool-a-%02d", (svc * 7 + pod) % 40);
     kiln_label_t l[LABELS] = {
-        {"__name__", t->name},           {"__period_type__", t->period_type},
-        {"__period_unit__", t->period_unit}, {"__profile_type__", t->id},
-        {"__type__", t->type},           {"__unit__", t->unit},
-        {"container", s->container},     {"instance", s->instance},
-        {"job", "pyroscope.scrape"},     {"namespace", s->ns},
-        {"node", s->node},               {"pod", s->pod},
+        {"__name__", t->name},
+        {"__period_type__", t->period_type},
+        {"__period_unit__", t->period_unit},
+        {"__profile_type__", t->id},
+        {"__type__", t->type},
+        {"__unit__", t->unit},
+        {"container", s->container},
+        {"instance", s->instance},
+        {"job", "pyroscope.scrape"},
+        {"namespace", s->ns},
+        {"node", s->node},
+        {"pod", s->pod},
         {"service_name", s->service},
     };
     memcpy(s->l, l, sizeof(l));
@@ -175,11 +182,11 @@ static void balance(size_t n, size_t zones, const uint32_t *keys, int rounds)
         }
     }
     double dt = now_s() - t0;
-    printf("%2zu ingesters%-9s primary max/mean %.3f min/mean %.3f | RF=3 max/mean %.3f "
-           "min/mean %.3f | ownership x%zu max %.3f min %.3f | replicas(rf=3) %.2f M/s (%.0f ns)%s\n",
-           n, zones ? ", 3 zones" : "", pmax, pmin, rmax, rmin, n, omax * (double)n,
-           omin * (double)n, (double)calls / dt / 1e6, dt / (double)calls * 1e9,
-           sink == calls * RF ? "" : " (short)");
+    printf(
+        "%2zu ingesters%-9s primary max/mean %.3f min/mean %.3f | RF=3 max/mean %.3f "
+        "min/mean %.3f | ownership x%zu max %.3f min %.3f | replicas(rf=3) %.2f M/s (%.0f ns)%s\n",
+        n, zones ? ", 3 zones" : "", pmax, pmin, rmax, rmin, n, omax * (double)n, omin * (double)n,
+        (double)calls / dt / 1e6, dt / (double)calls * 1e9, sink == calls * RF ? "" : " (short)");
     free(primary);
     free(replicas);
     kiln_ring_release(s);
@@ -205,8 +212,8 @@ int main(int argc, char **argv)
     double dt = now_s() - t0;
     printf("%d series (%d services x %d types x %d pods, %d labels each), tenant %s; "
            "kiln_ring_key %.2f M/s (%.0f ns)\n",
-           SERIES, SERVICES, TYPES, PODS, LABELS, TENANT,
-           (double)key_rounds * SERIES / dt / 1e6, dt / key_rounds / SERIES * 1e9);
+           SERIES, SERVICES, TYPES, PODS, LABELS, TENANT, (double)key_rounds * SERIES / dt / 1e6,
+           dt / key_rounds / SERIES * 1e9);
     balance(3, 0, keys, rounds);
     balance(30, 0, keys, rounds);
     balance(30, 3, keys, rounds);

@@ -54,20 +54,20 @@ typedef struct sfile {
     char path[512];
     char rel[128];
     const char *label; /* rel without its directory */
-    const char *name; /* __name__ pushed */
+    const char *name;  /* __name__ pushed */
     char service[80];
     uint8_t *disk;
-    size_t disk_len;  /* the file as on disk (gzip or not) */
+    size_t disk_len; /* the file as on disk (gzip or not) */
     const uint8_t *raw;
-    size_t raw_len;   /* uncompressed pprof, in the keep arena */
+    size_t raw_len;    /* uncompressed pprof, in the keep arena */
     kiln_pprof_t base; /* raw decoded and validated, never normalised */
     int64_t *unit;     /* per sample type: the gcd of its nonzero values (1 if none) */
 } sfile;
 
 typedef struct bench_opts {
-    double seconds;      /* per WAL and push figure */
-    size_t mem_samples;  /* stored samples per head for the memory figure */
-    char parts[64];      /* comma list of disk,wal,push,mem,series */
+    double seconds;     /* per WAL and push figure */
+    size_t mem_samples; /* stored samples per head for the memory figure */
+    char parts[64];     /* comma list of disk,wal,push,mem,series */
     int first_file;
 } bench_opts;
 
@@ -207,8 +207,8 @@ static int load_file(sfile *f, kiln_arena_t *keep)
         fprintf(stderr, "bench_storage: cannot read %s\n", f->path);
         return -1;
     }
-    kiln_status st = kiln_gunzip_maybe(keep, f->disk, f->disk_len, 256u << 20, &f->raw,
-                                       &f->raw_len, &err);
+    kiln_status st =
+        kiln_gunzip_maybe(keep, f->disk, f->disk_len, 256u << 20, &f->raw, &f->raw_len, &err);
     if (st == KILN_OK)
         st = kiln_pprof_decode(keep, f->raw, f->raw_len, &f->base, &err);
     if (st == KILN_OK)
@@ -309,7 +309,7 @@ typedef struct raw_sizes {
     uint64_t raw, zstd, gzip; /* pprof bytes, and each profile compressed alone */
     uint64_t pprof_samples;   /* samples pushed (stacks, before splitting by type) */
     uint64_t pushes;
-    double bits;              /* entropy of the variation (see vary_profile) */
+    double bits; /* entropy of the variation (see vary_profile) */
 } raw_sizes;
 
 typedef struct pusher {
@@ -407,8 +407,8 @@ static const char *obj_names[N_OBJ] = {"symbols", "index", "samples", "meta.json
 typedef struct block_sizes {
     uint64_t obj[N_OBJ];
     uint64_t sym[3];
-    uint64_t sym_raw[3]; /* the same sections before zstd */
-    uint64_t samples_raw; /* the samples chunks before zstd */
+    uint64_t sym_raw[3];    /* the same sections before zstd */
+    uint64_t samples_raw;   /* the samples chunks before zstd */
     uint64_t samples_joint; /* the samples chunks as one zstd frame (joint_size) */
 } block_sizes;
 
@@ -467,8 +467,7 @@ static uint64_t joint_size(const kiln_buf *b)
     return ZSTD_isError(n) ? 0 : (uint64_t)n;
 }
 
-static int block_measure(kiln_objstore_t *s, const char *tenant, const char *ulid,
-                         block_sizes *bs)
+static int block_measure(kiln_objstore_t *s, const char *tenant, const char *ulid, block_sizes *bs)
 {
     memset(bs, 0, sizeof(*bs));
     char name[256];
@@ -528,15 +527,15 @@ static int write_block(kiln_objstore_t *s, const char *tenant, kiln_head_t *h, i
 
 typedef struct disk_fig {
     size_t types;
-    raw_sizes raw1, raw4;      /* hour 0; all hours */
-    kiln_head_stats_t head1;   /* hour 0's head */
-    block_sizes b1;            /* hour 0's block */
-    uint64_t sum1h;            /* the HOURS one-hour blocks together */
-    double flush_s[HOURS];     /* kiln_block_write per hour */
+    raw_sizes raw1, raw4;    /* hour 0; all hours */
+    kiln_head_stats_t head1; /* hour 0's head */
+    block_sizes b1;          /* hour 0's block */
+    uint64_t sum1h;          /* the HOURS one-hour blocks together */
+    double flush_s[HOURS];   /* kiln_block_write per hour */
     uint64_t head_samples[HOURS];
-    kiln_head_stats_t head4;   /* the compacted head */
+    kiln_head_stats_t head4; /* the compacted head */
     block_sizes b4;
-    double merge_s, write4_s;  /* compaction: open + merge_from, then block write */
+    double merge_s, write4_s;        /* compaction: open + merge_from, then block write */
     double abl_bps[3], abl_floor[3]; /* B/stored and its floor per ablation */
 } disk_fig;
 
@@ -688,11 +687,11 @@ static void print_breakdown_row(const char *label, const char *what, const block
 {
     double tot = (double)block_total(b), smp = (double)b->obj[OBJ_SAMPLES];
     printf("%-44s %-3s %8.1f %8.1f %8.1f %8.1f %7.1f %9.1f %5.1f %6.0f%% %6.0f%% %7.3f %7.3f "
-           "%5.1fx %6.0f%%\n", label, what, (double)b->sym[0] / 1e3, (double)b->sym[1] / 1e3,
-           (double)b->sym[2] / 1e3, (double)b->obj[OBJ_SYMBOLS] / 1e3,
-           (double)b->obj[OBJ_INDEX] / 1e3, smp / 1e3, (double)b->obj[OBJ_META] / 1e3,
-           ratio((double)b->obj[OBJ_SYMBOLS], tot) * 100, ratio(smp, tot) * 100,
-           ratio(smp, (double)stored),
+           "%5.1fx %6.0f%%\n",
+           label, what, (double)b->sym[0] / 1e3, (double)b->sym[1] / 1e3, (double)b->sym[2] / 1e3,
+           (double)b->obj[OBJ_SYMBOLS] / 1e3, (double)b->obj[OBJ_INDEX] / 1e3, smp / 1e3,
+           (double)b->obj[OBJ_META] / 1e3, ratio((double)b->obj[OBJ_SYMBOLS], tot) * 100,
+           ratio(smp, tot) * 100, ratio(smp, (double)stored),
            ratio((double)b->obj[OBJ_SYMBOLS] + (double)b->obj[OBJ_INDEX], (double)stored),
            ratio((double)b->samples_raw, smp), ratio((double)b->samples_joint, smp) * 100);
 }
@@ -716,15 +715,16 @@ static void print_breakdown(const sfile *f, const disk_fig *d, size_t n)
 static void print_disk_4h(const sfile *f, const disk_fig *d, size_t n)
 {
     printf("\n== After compaction: %d one-hour blocks (%d profiles) merged into one level-2 "
-           "block ==\n", HOURS, HOURS * HOUR_PUSHES);
-    printf("%-44s %10s %11s %10s %8s %8s %9s %11s %9s %9s %9s\n", "profile", "stored",
-           "4x1h B", "4h B", "B/stored", "B/pprof", "B/profile", "zstd-3 B", "blk/zstd",
-           "merge s", "write s");
+           "block ==\n",
+           HOURS, HOURS * HOUR_PUSHES);
+    printf("%-44s %10s %11s %10s %8s %8s %9s %11s %9s %9s %9s\n", "profile", "stored", "4x1h B",
+           "4h B", "B/stored", "B/pprof", "B/profile", "zstd-3 B", "blk/zstd", "merge s",
+           "write s");
     for (size_t i = 0; i < n; i++) {
         const disk_fig *x = &d[i];
         double blk = (double)block_total(&x->b4);
-        printf("%-44s %10zu %11llu %10.0f %8.3f %8.3f %9.0f %11llu %9.3f %9.3f %9.3f\n",
-               f[i].label, x->head4.samples, (unsigned long long)x->sum1h, blk,
+        printf("%-44s %10zu %11llu %10.0f %8.3f %8.3f %9.0f %11llu %9.3f %9.3f %9.3f\n", f[i].label,
+               x->head4.samples, (unsigned long long)x->sum1h, blk,
                ratio(blk, (double)x->head4.samples), ratio(blk, (double)x->raw4.pprof_samples),
                ratio(blk, (double)x->raw4.pushes), (unsigned long long)x->raw4.zstd,
                ratio(blk, (double)x->raw4.zstd), x->merge_s, x->write4_s);
@@ -749,7 +749,8 @@ static void print_ablation(const sfile *f, const disk_fig *d, size_t n)
     }
     printf("(floor: per push, %.3f bits per sample of the file for which samples were dropped, "
            "plus log2(v/unit) bits per kept sample for its random factor, v its largest value; "
-           "symbols, stacks and times cost extra)\n", H_DROP);
+           "symbols, stacks and times cost extra)\n",
+           H_DROP);
 }
 
 static void print_flush(const sfile *f, const disk_fig *d, size_t n)
@@ -904,8 +905,8 @@ static int wal_run(const kiln_buf *rec, int threads, double seconds)
     lat_finish(&all, &p50, &p99);
     double recs = (double)(s1.records - s0.records), syncs = (double)(s1.syncs - s0.syncs);
     printf("%7d %10.0f %10.0f %9.2f %10.0f %11.2f %9.3f %9.3f\n", threads, recs, recs / wall,
-           (double)(s1.bytes - s0.bytes) / wall / 1e6, syncs / wall, ratio(recs, syncs),
-           p50 * 1e3, p99 * 1e3);
+           (double)(s1.bytes - s0.bytes) / wall / 1e6, syncs / wall, ratio(recs, syncs), p50 * 1e3,
+           p99 * 1e3);
     free(t);
     free(tid);
     pthread_barrier_destroy(&start);
@@ -1029,8 +1030,8 @@ static int push_gz(push_thread *t, kiln_arena_t *a, uint64_t i)
     kiln_ingest_profile in;
     memset(&in, 0, sizeof(in));
     kiln_arena_reset(a);
-    kiln_status st = kiln_distributor_decode_pprof(t->d, t->f->disk, t->f->disk_len, a,
-                                                   &in.profile, &err);
+    kiln_status st =
+        kiln_distributor_decode_pprof(t->d, t->f->disk, t->f->disk_len, a, &in.profile, &err);
     if (st == KILN_OK) {
         in.profile.time_nanos = T0_NS + (int64_t)i * PUSH_EVERY_NS;
         kiln_label_t *l = kiln_arena_alloc(a, 3 * sizeof(*l));
@@ -1111,10 +1112,10 @@ static int bench_push_fsync(const char *root, double seconds)
     if (rc == 0) {
         printf("\n== Push path with fsync on: gunzip + decode + kiln_distributor_ingest into an "
                "ingester (WAL fdatasync per group commit), %s (%.1f KB gz, %.1f KB raw), each "
-               "thread its own pod, %.1f s ==\n", WAL_RECORD, (double)f.disk_len / 1e3,
-               (double)f.raw_len / 1e3, seconds);
-        printf("%7s %9s %10s %10s %9s %9s\n", "threads", "pushes", "pushes/s", "raw MB/s",
-               "p50 ms", "p99 ms");
+               "thread its own pod, %.1f s ==\n",
+               WAL_RECORD, (double)f.disk_len / 1e3, (double)f.raw_len / 1e3, seconds);
+        printf("%7s %9s %10s %10s %9s %9s\n", "threads", "pushes", "pushes/s", "raw MB/s", "p50 ms",
+               "p99 ms");
     }
     static const int counts[] = {1, 8};
     for (size_t i = 0; rc == 0 && i < sizeof(counts) / sizeof(counts[0]); i++) {
@@ -1206,14 +1207,15 @@ static int mem_fork(const sfile *f, size_t target, mem_fig *m)
     int status = 0;
     if (pid > 0)
         waitpid(pid, &status, 0);
-    return r == (ssize_t)sizeof(*m) && m->ok && WIFEXITED(status) && WEXITSTATUS(status) == 0
-               ? 0 : -1;
+    return r == (ssize_t)sizeof(*m) && m->ok && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0
+                                                                                              : -1;
 }
 
 static int bench_mem(const sfile *f, size_t n, size_t target)
 {
     printf("\n== Head memory: a fresh head filled with ~%.1f M stored samples of one service "
-           "(pushes every 15 s, varied), in a forked process ==\n", (double)target / 1e6);
+           "(pushes every 15 s, varied), in a forked process ==\n",
+           (double)target / 1e6);
     printf("%-44s %8s %10s %10s %10s %11s %11s %9s %9s\n", "profile", "pushes", "stored",
            "stk nodes", "RSS +MB", "MB/M smp", "peak MB/M", "B/smp", "fill s");
     for (size_t i = 0; i < n; i++) {
@@ -1263,7 +1265,8 @@ static int tiny_profile(kiln_arena_t *a, kiln_pprof_t *p)
         return -1;
     return kiln_pprof_validate(p, NULL) == KILN_OK &&
                    kiln_pprof_normalize(a, p, MAX_DEPTH, NULL) == KILN_OK
-               ? 0 : -1;
+               ? 0
+               : -1;
 }
 
 /* In a child process: a fresh head given `target` series (distinct pod
@@ -1316,8 +1319,8 @@ static int series_fork(size_t target, series_fig *m)
     int status = 0;
     if (pid > 0)
         waitpid(pid, &status, 0);
-    return r == (ssize_t)sizeof(*m) && m->ok && WIFEXITED(status) && WEXITSTATUS(status) == 0
-               ? 0 : -1;
+    return r == (ssize_t)sizeof(*m) && m->ok && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0
+                                                                                              : -1;
 }
 
 /* What max_global_series_per_tenant protects: the head memory of a series
@@ -1392,8 +1395,9 @@ static bool want(const bench_opts *o, const char *part)
 static void print_inputs(const sfile *f, size_t n)
 {
     printf("\n== Profiles pushed (unit: the gcd of each sample type's values; varied values "
-           "stay multiples of it) ==\n%-44s %-11s %9s %9s %8s %8s %5s %10s  %s\n", "profile",
-           "__name__", "file B", "pprof B", "samples", "locs", "types", "period", "units");
+           "stay multiples of it) ==\n%-44s %-11s %9s %9s %8s %8s %5s %10s  %s\n",
+           "profile", "__name__", "file B", "pprof B", "samples", "locs", "types", "period",
+           "units");
     for (size_t i = 0; i < n; i++) {
         const kiln_pprof_t *p = &f[i].base;
         printf("%-44s %-11s %9zu %9zu %8zu %8zu %5zu %10lld  ", f[i].label, f[i].name,
@@ -1416,7 +1420,8 @@ static void print_load(void)
     }
     line[strcspn(line, "\n")] = '\0';
     printf("cores online: %ld; load average: %s (other work on the machine, and the disk's "
-           "fsync latency, move the time figures)\n", sysconf(_SC_NPROCESSORS_ONLN), line);
+           "fsync latency, move the time figures)\n",
+           sysconf(_SC_NPROCESSORS_ONLN), line);
 }
 
 static int run_parts(const bench_opts *o, const char *root, const sfile *f, size_t n)
@@ -1454,7 +1459,8 @@ int main(int argc, char **argv)
         rc = load_file(&f[i], keep);
     }
     printf("kiln bench_storage: test data %s; %d pushes per hour, %d hours; zstd level %d; "
-           "B = bytes, KB/MB = 10^3/10^6 bytes\n", root, HOUR_PUSHES, HOURS, ZSTD_LEVEL);
+           "B = bytes, KB/MB = 10^3/10^6 bytes\n",
+           root, HOUR_PUSHES, HOURS, ZSTD_LEVEL);
     print_load();
     if (rc == 0) {
         print_inputs(f, n);

@@ -27,9 +27,18 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const methods[] = {
-    "ProfileTypes",  "LabelNames",         "LabelValues",  "Series",
-    "SelectMergeStacktraces", "SelectMergeSpanProfile", "AnalyzeQuery", "SelectHeatmap",
-    "SelectSeries",  "SelectMergeProfile", "Diff",         "GetProfileStats",
+    "ProfileTypes",
+    "LabelNames",
+    "LabelValues",
+    "Series",
+    "SelectMergeStacktraces",
+    "SelectMergeSpanProfile",
+    "AnalyzeQuery",
+    "SelectHeatmap",
+    "SelectSeries",
+    "SelectMergeProfile",
+    "Diff",
+    "GetProfileStats",
 };
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
 
@@ -43,8 +52,7 @@ static bool real_profile(kiln_arena_t *a, kiln_pprof_t *p)
 {
     const char *td = getenv("KILN_TESTDATA");
     char path[1024];
-    snprintf(path, sizeof(path), "%s/grafana-pyroscope/cpu.pb.gz",
-             td ? td : KILN_TESTDATA_DEFAULT);
+    snprintf(path, sizeof(path), "%s/grafana-pyroscope/cpu.pb.gz", td ? td : KILN_TESTDATA_DEFAULT);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return false;
@@ -116,8 +124,8 @@ static void setup(void)
     if (mkdtemp(dir) == NULL)
         abort();
     atexit(cleanup);
-    kiln_ingester_config c = {.storage_path = dir, .wal_no_fsync = true,
-                              .wal_segment_bytes = 16u << 20};
+    kiln_ingester_config c = {
+        .storage_path = dir, .wal_no_fsync = true, .wal_segment_bytes = 16u << 20};
     kiln_ingester_t *ing;
     kiln_err err;
     if (kiln_ingester_create(&c, &ing, &err) != KILN_OK)
@@ -162,7 +170,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     kiln_rpc_codec codec = data[0] & 0x10 ? KILN_CODEC_JSON : KILN_CODEC_PROTO;
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_err err = {0};
-    kiln_rpc_ctx ctx = {.tenant = data[0] & 0x40 ? "t|u" : "t", .arena = a, .err = &err, .utf8_names = (data[0] & 0x20) != 0};
+    kiln_rpc_ctx ctx = {.tenant = data[0] & 0x40 ? "t|u" : "t",
+                        .arena = a,
+                        .err = &err,
+                        .utf8_names = (data[0] & 0x20) != 0};
     kiln_buf out;
     kiln_buf_init(&out, 0);
     /* A copy of just the body: reads past it are the decoder's to catch. */

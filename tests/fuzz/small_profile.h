@@ -26,8 +26,8 @@ static inline void fuzz_small_profile(kiln_arena_t *a, kiln_pprof_t *p)
     for (size_t depth = 1; depth <= 5; depth++) {
         uint64_t locs[5];
         for (size_t i = 0; i < depth; i++)
-            locs[i] = kiln_pprof_build_frame(b, (kiln_str_t){fuzz_frames[depth - 1 - i],
-                                                             strlen(fuzz_frames[depth - 1 - i])});
+            locs[i] = kiln_pprof_build_frame(
+                b, (kiln_str_t){fuzz_frames[depth - 1 - i], strlen(fuzz_frames[depth - 1 - i])});
         int64_t values[2] = {(int64_t)depth, (int64_t)depth * 10000000};
         kiln_pprof_build_sample(b, locs, depth, values, &span, depth % 2);
     }

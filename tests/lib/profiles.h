@@ -30,7 +30,8 @@ static inline bool check_load_profile(kiln_arena_t *a, const char *rel, kiln_ppr
         memcpy(copy, data, dlen);
     free(raw);
     return copy != NULL && kiln_pprof_decode(a, copy, dlen, p, NULL) == KILN_OK &&
-           kiln_pprof_validate(p, NULL) == KILN_OK && kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
+           kiln_pprof_validate(p, NULL) == KILN_OK &&
+           kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK;
 }
 
 /* The merged total of h for a FlameQL query over all time; -1 if it does not parse. */

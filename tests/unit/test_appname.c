@@ -20,8 +20,8 @@ TEST(appname_plain_and_tags)
     CHECK_OK(parse(a, "myapp.cpu", &n, NULL));
     CHECK_STR(n.name, "myapp.cpu");
     CHECK_EQ(n.n_tags, 0);
-    CHECK_OK(parse(a, " my-app/x_1.v2.alloc_space { env = test , region=eu-west-1,k.v=a b }", &n,
-                   NULL));
+    CHECK_OK(
+        parse(a, " my-app/x_1.v2.alloc_space { env = test , region=eu-west-1,k.v=a b }", &n, NULL));
     CHECK_STR(n.name, "my-app/x_1.v2.alloc_space");
     CHECK_EQ(n.n_tags, 3);
     CHECK_STR(kiln_appname_tag(&n, "env"), "test");

@@ -16,12 +16,12 @@ static int64_t at(const char *s)
 
 TEST(attime_digit_forms)
 {
-    CHECK_EQ(at("1764000000"), 1764000000 * S);             /* seconds */
-    CHECK_EQ(at("1764000000123"), 1764000000123000000LL);    /* 13: ms */
-    CHECK_EQ(at("1764000000123456"), 1764000000123456000LL); /* 16: us */
+    CHECK_EQ(at("1764000000"), 1764000000 * S);                 /* seconds */
+    CHECK_EQ(at("1764000000123"), 1764000000123000000LL);       /* 13: ms */
+    CHECK_EQ(at("1764000000123456"), 1764000000123456000LL);    /* 16: us */
     CHECK_EQ(at("1764000000123456789"), 1764000000123456789LL); /* 19: ns */
-    CHECK_EQ(at("123456789"), 123456789 * S);               /* 9 digits: seconds */
-    CHECK_EQ(at("17640000001"), INT64_MAX); /* 11 digits: seconds, saturated */
+    CHECK_EQ(at("123456789"), 123456789 * S);                   /* 9 digits: seconds */
+    CHECK_EQ(at("17640000001"), INT64_MAX);                     /* 11 digits: seconds, saturated */
     CHECK_EQ(at("0"), 0);
     CHECK_EQ(at("20251124"), 1763942400 * S); /* YYYYMMDD, UTC midnight */
     CHECK_EQ(at("20240229"), 1709164800 * S); /* a leap day */
@@ -53,7 +53,7 @@ TEST(attime_relative_forms)
     CHECK_EQ(at("now-3x"), NOW);               /* unknown unit counts 0 */
     CHECK_EQ(at("garbage"), NOW);
     CHECK_EQ(at(""), NOW);
-    CHECK(at("now-99999999999999999999y") < 0); /* saturates, no wrap */
+    CHECK(at("now-99999999999999999999y") < 0);                          /* saturates, no wrap */
     CHECK_EQ(kiln_attime_parse("20251124junk", 8, NOW), 1763942400 * S); /* len bounds it */
 }
 

@@ -20,7 +20,8 @@ static const char *QH = "memory:inuse_space:bytes:space:bytes{}";
 static kiln_head_t *sample_head(kiln_arena_t *a)
 {
     kiln_pprof_t cpu, heap;
-    if (!check_load_profile(a, "gdu/default.pgo", &cpu) || !check_load_profile(a, "grafana-pyroscope/heap", &heap))
+    if (!check_load_profile(a, "gdu/default.pgo", &cpu) ||
+        !check_load_profile(a, "grafana-pyroscope/heap", &heap))
         return NULL;
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
@@ -138,7 +139,8 @@ TEST(series_sums_match_the_samples)
             CHECK(memcmp(want, got, n) == 0);
             /* A partial range decodes the chunk: the first two CPU profiles. */
             n = packed_flamegraph(h, qs[i], t0, t0 + 15000, want, sizeof(want));
-            CHECK_EQ(packed_flamegraph(kiln_block_head(b), qs[i], t0, t0 + 15000, got, sizeof(got)), n);
+            CHECK_EQ(packed_flamegraph(kiln_block_head(b), qs[i], t0, t0 + 15000, got, sizeof(got)),
+                     n);
             CHECK(memcmp(want, got, n) == 0);
         }
         kiln_block_close(b);
@@ -151,8 +153,8 @@ TEST(series_sums_match_the_samples)
         kiln_buf_init(&idx, 0);
         CHECK_OK(kiln_objstore_get(s, name, &idx, NULL));
         const uint8_t *hd = (const uint8_t *)idx.ptr;
-        size_t first = 12 + ((size_t)hd[4] | (size_t)hd[5] << 8 | (size_t)hd[6] << 16 |
-                             (size_t)hd[7] << 24);
+        size_t first =
+            12 + ((size_t)hd[4] | (size_t)hd[5] << 8 | (size_t)hd[6] << 16 | (size_t)hd[7] << 24);
         CHECK(first < idx.len);
         CHECK_OK(kiln_objstore_put(s, name, idx.ptr, first, NULL));
         kiln_buf_free(&idx);
@@ -186,8 +188,8 @@ TEST(profile_ids_select_profiles)
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
     for (uint64_t i = 1; i <= 3; i++)
-        CHECK_OK(kiln_head_append_id(h, l, 2, &cpu, 1700000000000000000LL + (int64_t)i * 15000000000LL,
-                                     i * 11, NULL));
+        CHECK_OK(kiln_head_append_id(
+            h, l, 2, &cpu, 1700000000000000000LL + (int64_t)i * 15000000000LL, i * 11, NULL));
     int64_t one = check_head_total(h, Q) / 3;
     CHECK(one > 0);
     kiln_objstore_t *s;

@@ -30,7 +30,8 @@ static kiln_head_t *many_series_head(kiln_arena_t *a)
         char *leaf = kiln_arena_printf(a, "f%d", i);
         if (!synth_profile_leaf(a, i + 1, T0_NS + i * 1000000LL, leaf, &p))
             return h;
-        kiln_label_t l[] = {{"__name__", "process_cpu"}, {"pod", kiln_arena_printf(a, "%d", i)},
+        kiln_label_t l[] = {{"__name__", "process_cpu"},
+                            {"pod", kiln_arena_printf(a, "%d", i)},
                             {"service_name", "api"}};
         CHECK_OK(kiln_head_append(h, l, 3, &p, T0_NS + i * 1000000LL, NULL));
         kiln_label_t w[] = {{"__name__", "process_cpu"}, {"service_name", "wide"}};
@@ -60,8 +61,8 @@ static void drop_sums(kiln_objstore_t *s, const char *ulid)
     kiln_buf_init(&idx, 0);
     CHECK_OK(kiln_objstore_get(s, name, &idx, NULL));
     const uint8_t *hd = (const uint8_t *)idx.ptr;
-    size_t first = 12 + ((size_t)hd[4] | (size_t)hd[5] << 8 | (size_t)hd[6] << 16 |
-                         (size_t)hd[7] << 24);
+    size_t first =
+        12 + ((size_t)hd[4] | (size_t)hd[5] << 8 | (size_t)hd[6] << 16 | (size_t)hd[7] << 24);
     CHECK(first < idx.len);
     CHECK_OK(kiln_objstore_put(s, name, idx.ptr, first, NULL));
     kiln_buf_free(&idx);

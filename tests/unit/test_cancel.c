@@ -189,7 +189,7 @@ TEST(pool_tenant_limit)
     CHECK_EQ(kiln_query_pool_submit(p, "t", wait_gate, &g, &err), KILN_RESOURCE_EXHAUSTED);
     CHECK(strstr(err.msg, "max_query_parallelism=2") != NULL);
     CHECK_EQ(kiln_query_pool_submit(p, "u|t", wait_gate, &g, &err), KILN_RESOURCE_EXHAUSTED);
-    CHECK_OK(kiln_query_pool_submit(p, "u", wait_gate, &g, &err)); /* default 3 */
+    CHECK_OK(kiln_query_pool_submit(p, "u", wait_gate, &g, &err));  /* default 3 */
     CHECK_OK(kiln_query_pool_submit(p, NULL, wait_gate, &g, &err)); /* anonymous */
     kiln_buf m;
     kiln_buf_init(&m, 0);

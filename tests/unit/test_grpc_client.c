@@ -221,7 +221,8 @@ TEST(peer_back_after_refusal)
     kiln_grpc_call c = call_to(addr, METHOD, NULL, "echo", "x");
     kiln_grpc_client_run(client, &c, 1, 5000);
     CHECK_EQ(c.err.code, KILN_UNAVAILABLE);
-    kiln_grpc_config cfg = {.address = "127.0.0.1", .port = port_of(addr), .threads = 1, .max_recv = (size_t)1 << 20};
+    kiln_grpc_config cfg = {
+        .address = "127.0.0.1", .port = port_of(addr), .threads = 1, .max_recv = (size_t)1 << 20};
     kiln_grpc_server_t *srv = kiln_grpc_server_create(&cfg, rpc, metrics);
     kiln_err err = {KILN_OK, ""};
     CHECK_OK(kiln_grpc_server_start(srv, &err));
@@ -330,7 +331,8 @@ TEST(batches_from_several_threads)
  * test's alone. */
 static kiln_grpc_server_t *own_server(char *addr, size_t cap)
 {
-    kiln_grpc_config cfg = {.address = "127.0.0.1", .port = 0, .threads = 4, .max_recv = (size_t)1 << 20};
+    kiln_grpc_config cfg = {
+        .address = "127.0.0.1", .port = 0, .threads = 4, .max_recv = (size_t)1 << 20};
     kiln_grpc_server_t *srv = kiln_grpc_server_create(&cfg, rpc, metrics);
     kiln_err err = {KILN_OK, ""};
     CHECK_OK(kiln_grpc_server_start(srv, &err));
@@ -439,8 +441,9 @@ TEST(batch_goes_on_without_a_slow_call)
         ok += c[i].err.code == KILN_OK && c[i].resp != NULL;
     }
     kiln_grpc_batch_end(b);
-    printf("  2 of 3 calls answered and the batch ended after %.1f ms (the third's peer is frozen)\n",
-           now_ms() - t0);
+    printf(
+        "  2 of 3 calls answered and the batch ended after %.1f ms (the third's peer is frozen)\n",
+        now_ms() - t0);
     CHECK_EQ(got, 6u);
     CHECK_EQ(ok, 2u);
     CHECK_EQ(c[0].err.code, KILN_CANCELLED);
@@ -548,7 +551,8 @@ int main(void)
     kiln_rpc_method m = {METHOD, &push__v1__raw_sample__descriptor,
                          &push__v1__raw_sample__descriptor, on_call, NULL};
     kiln_rpc_register(rpc, &m);
-    kiln_grpc_config cfg = {.address = "127.0.0.1", .port = 0, .threads = 4, .max_recv = (size_t)64 << 20};
+    kiln_grpc_config cfg = {
+        .address = "127.0.0.1", .port = 0, .threads = 4, .max_recv = (size_t)64 << 20};
     kiln_grpc_server_t *srv = kiln_grpc_server_create(&cfg, rpc, metrics);
     kiln_err err = {KILN_OK, ""};
     if (kiln_grpc_server_start(srv, &err) != KILN_OK) {

@@ -55,8 +55,10 @@ TEST(config_sources)
     CHECK_EQ(port, 4040);
     CHECK_EQ(size, 4u << 20);
     CHECK_STR(name, "all");
-    char *argv2[] = {"kiln", "-server.http-listen-port=0", "--target", "ingester", "-x.enabled",
-                     "-validation.max-profile-size-bytes=1KB", NULL};
+    char *argv2[] = {"kiln",       "-server.http-listen-port=0",
+                     "--target",   "ingester",
+                     "-x.enabled", "-validation.max-profile-size-bytes=1KB",
+                     NULL};
     CHECK_OK(kiln_cfg_parse(opts, n, 6, argv2, NULL));
     CHECK_EQ(port, 0);
     CHECK_STR(name, "ingester");
@@ -98,8 +100,9 @@ TEST(inflight_budget)
     kiln_arena_reset(a2);
     CHECK_EQ(kiln_inflight_used(b), 0);
     kiln_inflight_t *small = kiln_inflight_create(1u << 20);
-    CHECK_EQ(kiln_gunzip_budget(a2, (const uint8_t *)z.ptr, z.len, 8u << 20, small, &out, &len,
-                                &err), KILN_OUT_OF_RANGE);
+    CHECK_EQ(
+        kiln_gunzip_budget(a2, (const uint8_t *)z.ptr, z.len, 8u << 20, small, &out, &len, &err),
+        KILN_OUT_OF_RANGE);
     CHECK_EQ(kiln_inflight_refused(small), 1);
     CHECK_EQ(kiln_inflight_used(small), 0);
     /* A lying ISIZE trailer cannot make a tiny body reserve much. */

@@ -66,9 +66,11 @@ TEST(append_and_query)
     CHECK_EQ(s.n, 1);
     CHECK_STR(s.type, "process_cpu:cpu:nanoseconds:cpu:nanoseconds");
 
-    CHECK_EQ(check_head_total(h, "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"api\"}"),
-             2 * type_sum(&p, 1));
-    CHECK_EQ(check_head_total(h, "process_cpu:samples:count:cpu:nanoseconds{}"), 2 * type_sum(&p, 0));
+    CHECK_EQ(
+        check_head_total(h, "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"api\"}"),
+        2 * type_sum(&p, 1));
+    CHECK_EQ(check_head_total(h, "process_cpu:samples:count:cpu:nanoseconds{}"),
+             2 * type_sum(&p, 0));
     CHECK_EQ(check_head_total(h, "process_cpu:cpu:nanoseconds:cpu:nanoseconds{env=\"dev\"}"), 0);
     kiln_head_destroy(h);
     kiln_arena_destroy(a);
@@ -204,7 +206,8 @@ TEST(batch_matches_single)
                        "process_cpu:cpu:nanoseconds:cpu:nanoseconds{pod=\"b\"}",
                        "process_cpu:samples:count:cpu:nanoseconds{}"};
     for (size_t i = 0; i < 3; i++)
-        CHECK(check_head_total(batched, q[i]) > 0 && check_head_total(batched, q[i]) == check_head_total(single, q[i]));
+        CHECK(check_head_total(batched, q[i]) > 0 &&
+              check_head_total(batched, q[i]) == check_head_total(single, q[i]));
     kiln_head_destroy(single);
     kiln_head_destroy(batched);
     kiln_arena_destroy(a);

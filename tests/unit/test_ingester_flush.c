@@ -78,8 +78,10 @@ TEST(concurrent_flushes_write_each_head_once)
     }
     snprintf(dir, sizeof(dir), "/tmp/kiln-flush-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
-    kiln_ingester_config c = {.storage_path = dir, .max_profile_bytes = 64u << 20,
-                              .wal_segment_bytes = 1u << 20, .flush_check_ns = 3600000000000LL};
+    kiln_ingester_config c = {.storage_path = dir,
+                              .max_profile_bytes = 64u << 20,
+                              .wal_segment_bytes = 1u << 20,
+                              .flush_check_ns = 3600000000000LL};
     kiln_ingester_t *ing = NULL;
     kiln_err err;
     CHECK_OK(kiln_ingester_create(&c, &ing, &err));

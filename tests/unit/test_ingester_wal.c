@@ -44,8 +44,8 @@ static void rm_dir(void)
 
 static kiln_status open_ingester(kiln_ingester_t **out, kiln_err *err)
 {
-    kiln_ingester_config c = {.storage_path = dir, .max_profile_bytes = 64u << 20,
-                              .wal_segment_bytes = 1u << 30};
+    kiln_ingester_config c = {
+        .storage_path = dir, .max_profile_bytes = 64u << 20, .wal_segment_bytes = 1u << 30};
     return kiln_ingester_create(&c, out, err);
 }
 
@@ -139,7 +139,8 @@ TEST(replay_is_exact)
     kiln_distributor_t *d = kiln_distributor_create(&dc, ing, m);
     const char *files[] = {"gdu/default.pgo", "grafana-pyroscope/go.cpu.labels.pprof",
                            "grafana-pyroscope/single_group_with_optional_span_id.pb.gz",
-                           "grafana-pyroscope/profile_java", "grafana-pyroscope/dotnet.labels.pprof"};
+                           "grafana-pyroscope/profile_java",
+                           "grafana-pyroscope/dotnet.labels.pprof"};
     for (int round = 0; round < 2; round++) {
         for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
             push(d, files[i], round == 0 ? files[i] : NULL, T0 + round * 15000000000LL);
@@ -224,8 +225,8 @@ TEST(record_roundtrip)
     half[1].n_samples = p.n_samples - half[0].n_samples;
     kiln_label_t l0[] = {{"__name__", "process_cpu"}, {"x", ""}};
     kiln_label_t l1[] = {{"__name__", "process_cpu"}, {"x", "\xc3\xa9t\xc3\xa9"}};
-    kiln_ingester_part parts[3] = {{l0, 2, &half[0], 1}, {l1, 2, &half[1], UINT64_MAX},
-                                   {l1, 1, &q, 0}};
+    kiln_ingester_part parts[3] = {
+        {l0, 2, &half[0], 1}, {l1, 2, &half[1], UINT64_MAX}, {l1, 1, &q, 0}};
     kiln_buf b;
     kiln_buf_init(&b, 0);
     kiln_ingester__record_encode("tenant-a", parts, 3, &b);
@@ -383,9 +384,9 @@ TEST(format1_replays)
 TEST(format1_checked)
 {
     static const uint8_t bad_pprof[] = {
-        0x0a, 0x04, 0x08, 0x01, 0x10, 0x02,                   /* sample_type {1, 2} */
-        0x12, 0x06, 0x0a, 0x01, 0x63, 0x12, 0x01, 0x05,       /* sample {loc 99, value 5} */
-        0x32, 0x00, 0x32, 0x03, 'c', 'p', 'u', 0x32, 0x02, 'n', 's'}; /* "", cpu, ns */
+        0x0a, 0x04, 0x08, 0x01, 0x10, 0x02,             /* sample_type {1, 2} */
+        0x12, 0x06, 0x0a, 0x01, 0x63, 0x12, 0x01, 0x05, /* sample {loc 99, value 5} */
+        0x32, 0x00, 0x32, 0x03, 'c',  'p',  'u',  0x32, 0x02, 'n', 's'}; /* "", cpu, ns */
     Ingester__V1__ProfileSeries s = INGESTER__V1__PROFILE_SERIES__INIT;
     s.profile.data = (uint8_t *)bad_pprof, s.profile.len = sizeof(bad_pprof);
     Ingester__V1__ProfileSeries *series[] = {&s};

@@ -17,8 +17,9 @@ TEST(walk_document)
 {
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_json j;
-    init(&j, " {\"a\": [1, -2.5e2, 0], \"B\" : {\"x\": null, \"y\": [true, false, {}]}, \"s\": "
-             "\"h\\u00e9\\n\\ud83d\\ude00\\/\"} ",
+    init(&j,
+         " {\"a\": [1, -2.5e2, 0], \"B\" : {\"x\": null, \"y\": [true, false, {}]}, \"s\": "
+         "\"h\\u00e9\\n\\ud83d\\ude00\\/\"} ",
          NULL);
     kiln_str_t key, s;
     double d;
@@ -96,10 +97,14 @@ TEST(span_and_deep_skip)
 TEST(malformed_json)
 {
     static const char *const bad[] = {
-        "",      "{",          "{\"a\"}",   "{\"a\":}",  "{\"a\":1,}", "[1,]",  "[,1]",
-        "[1 2]", "{\"a\":1 \"b\":2}", "\"abc", "\"a\\x\"", "\"\\u12g4\"", "\"a\tb\"", "01",
-        "-",     "1.",         "1e",        "tru",       "nul",       "[1]]", "{} {}",
-        "{1:2}", "[\"a\":1]",
+        "",         "{",          "{\"a\"}",
+        "{\"a\":}", "{\"a\":1,}", "[1,]",
+        "[,1]",     "[1 2]",      "{\"a\":1 \"b\":2}",
+        "\"abc",    "\"a\\x\"",   "\"\\u12g4\"",
+        "\"a\tb\"", "01",         "-",
+        "1.",       "1e",         "tru",
+        "nul",      "[1]]",       "{} {}",
+        "{1:2}",    "[\"a\":1]",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         kiln_json j;

@@ -58,9 +58,9 @@ TEST(validate)
 TEST(utf8)
 {
     CHECK(kiln_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x94\xa5", 15));
-    CHECK(!kiln_utf8_valid("\xc3", 1));         /* truncated */
-    CHECK(!kiln_utf8_valid("\xc0\xaf", 2));     /* overlong */
-    CHECK(!kiln_utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
+    CHECK(!kiln_utf8_valid("\xc3", 1));             /* truncated */
+    CHECK(!kiln_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    CHECK(!kiln_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
     CHECK(!kiln_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
     CHECK(!kiln_utf8_valid("\xff", 1));
 }

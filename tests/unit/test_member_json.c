@@ -14,8 +14,12 @@ static bool decode(const char *json, char *role, kiln_ring_member *m, kiln_err *
 
 TEST(roundtrip)
 {
-    kiln_ring_member m = {.id = "ingester-1", .addr = "10.0.0.1:9095", .zone = "a\"b",
-                          .state = KILN_RING_ACTIVE, .heartbeat_ms = 1700000000123, .n_tokens = 2,
+    kiln_ring_member m = {.id = "ingester-1",
+                          .addr = "10.0.0.1:9095",
+                          .zone = "a\"b",
+                          .state = KILN_RING_ACTIVE,
+                          .heartbeat_ms = 1700000000123,
+                          .n_tokens = 2,
                           .tokens = {7, 4294967295u}};
     kiln_buf out;
     kiln_buf_init(&out, 0);
@@ -39,8 +43,9 @@ TEST(unknown_fields_skipped)
     char role[KILN_MEMBER_ROLE_MAX];
     kiln_ring_member m;
     kiln_err err;
-    CHECK(decode("{\"role\":\"querier\",\"id\":\"q\",\"newer\":{\"x\":[1,2]},\"state\":\"JOINING\"}",
-                 role, &m, &err));
+    CHECK(
+        decode("{\"role\":\"querier\",\"id\":\"q\",\"newer\":{\"x\":[1,2]},\"state\":\"JOINING\"}",
+               role, &m, &err));
     CHECK_STR(m.id, "q");
     CHECK_EQ(m.state, KILN_RING_JOINING);
 }

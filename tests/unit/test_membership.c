@@ -22,7 +22,7 @@
 #include "log.h"
 #include "membership.h"
 
-#define HB_NS 100000000LL      /* 100 ms */
+#define HB_NS 100000000LL       /* 100 ms */
 #define TIMEOUT_NS 2000000000LL /* 2 s */
 #define WAIT_MS 5000
 #define BUCKET "kiln-test"
@@ -67,7 +67,8 @@ static bool find_server(void)
     const char *path = getenv("PATH");
     char dirs[4096];
     snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/sbin", path != NULL ? path : "/usr/bin");
-    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d != NULL;
+         d = strtok_r(NULL, ":", &save)) {
         snprintf(server_bin, sizeof(server_bin), "%s/nats-server", d);
         if (access(server_bin, X_OK) == 0)
             return true;
@@ -89,7 +90,8 @@ static int free_port(void)
 static bool port_accepts(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
     close(fd);
@@ -250,7 +252,8 @@ static bool slow_start(node *n, const char *id, uint32_t token_base)
 
 static bool all_rings(size_t n)
 {
-    return ring_size(a.ring) == n && ring_size(b.ring) == n && (c.ring == NULL || ring_size(c.ring) == n);
+    return ring_size(a.ring) == n && ring_size(b.ring) == n &&
+           (c.ring == NULL || ring_size(c.ring) == n);
 }
 
 TEST(starts_before_the_server_and_converges)
@@ -306,7 +309,8 @@ TEST(distributors_share_the_rate)
     /* 1 MB/s over 2 distributors: after the 2 MB burst, a second refills 0.5 MB. */
     int64_t t = 1000000000000LL;
     CHECK_OK(kiln_overrides_take(d1.ov, "t", 2000000, t, NULL));
-    CHECK_EQ(kiln_overrides_take(d1.ov, "t", 600000, t + 1000000000LL, NULL), KILN_RESOURCE_EXHAUSTED);
+    CHECK_EQ(kiln_overrides_take(d1.ov, "t", 600000, t + 1000000000LL, NULL),
+             KILN_RESOURCE_EXHAUSTED);
     CHECK_OK(kiln_overrides_take(d1.ov, "t", 450000, t + 1000000000LL, NULL));
     node_stop(&d2);
     CHECK(WAIT_FOR(kiln_membership_count(d1.m, "distributor") == 1));
@@ -457,13 +461,15 @@ TEST(server_restart_without_store)
     CHECK(start_server());
     min_ring = 3;
     CHECK(WAIT_FOR(rings_back3()));
-    printf("  re-created bucket, converged %lld ms after the restart\n", (long long)(now_ms() - t0));
+    printf("  re-created bucket, converged %lld ms after the restart\n",
+           (long long)(now_ms() - t0));
     for (int i = 0; i < 30; i++, sleep_ms(20))
         rings_back3();
     CHECK_EQ(min_ring, 3);
     client cl;
     CHECK(client_open(&cl));
-    CHECK(WAIT_FOR(key_exists(&cl, "ingester.ingester-a") && key_exists(&cl, "distributor.dist-1")));
+    CHECK(
+        WAIT_FOR(key_exists(&cl, "ingester.ingester-a") && key_exists(&cl, "distributor.dist-1")));
     client_close(&cl);
     /* Past the grace period and the watcher replacement, changes still flow. */
     sleep_ms((int)(TIMEOUT_NS / 1000000) + 200);
@@ -474,7 +480,8 @@ TEST(server_restart_without_store)
     /* Revisions started again from 1 in the new bucket: new overrides still
      * apply (and those in force stayed meanwhile). */
     CHECK(kiln_overrides_get(b.ov, "t1")->ingestion_rate_mb == 7);
-    CHECK_OK(kiln_membership_publish_overrides(a.m, "overrides:\n  t1: {ingestion_rate_mb: 9}\n", NULL));
+    CHECK_OK(
+        kiln_membership_publish_overrides(a.m, "overrides:\n  t1: {ingestion_rate_mb: 9}\n", NULL));
     CHECK(WAIT_FOR(kiln_overrides_get(b.ov, "t1")->ingestion_rate_mb == 9 &&
                    kiln_overrides_get(c.ov, "t1")->ingestion_rate_mb == 9));
 }

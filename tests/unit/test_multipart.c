@@ -129,10 +129,10 @@ TEST(malformed_forms)
     static const char *const bad[] = {
         "",
         "no boundary here\r\n",
-        "--xyzz\r\n\r\ndata\r\n--xyzz--\r\n",          /* another boundary */
-        "--xyz\r\nContent-Disposition: form-data; name=a\r\n",   /* headers never end */
+        "--xyzz\r\n\r\ndata\r\n--xyzz--\r\n",                  /* another boundary */
+        "--xyz\r\nContent-Disposition: form-data; name=a\r\n", /* headers never end */
         "--xyz\r\nContent-Disposition: form-data; name=a\r\n\r\nbody without end",
-        "--xyz\r\n\r\nbody\r\n--xyzNOT\r\n",             /* look-alike only */
+        "--xyz\r\n\r\nbody\r\n--xyzNOT\r\n", /* look-alike only */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         kiln_status st = parse(a, bad[i], strlen(bad[i]), "xyz", &p, &n, &err);

@@ -217,7 +217,7 @@ TEST(list_prefix)
     const char *names[] = {"b/2", "a/b/c", "a/1", "a/b/a", "ab", "a-x", "a/b/d/e/f", "z"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         put_str(s, names[i], names[i]);
-    touch(".tmp-x");     /* puts in progress are invisible */
+    touch(".tmp-x"); /* puts in progress are invisible */
     touch("a/.tmp-x");
     touch("a/b/.tmp-c-0123");
     check_list(s, "", "a-x,a/1,a/b/a,a/b/c,a/b/d/e/f,ab,b/2,z");
@@ -255,7 +255,7 @@ TEST(delete_and_cleanup)
     kiln_buf_free(&b);
     CHECK_OK(kiln_objstore_delete(s, "d/keep", &err));
     CHECK(!exists("d"));
-    CHECK(exists("")); /* the root stays */
+    CHECK(exists(""));                                 /* the root stays */
     CHECK_OK(kiln_objstore_delete(s, "d/keep", &err)); /* absent is OK */
     CHECK_OK(kiln_objstore_delete(s, "never/was", &err));
     check_list(s, "", "");
@@ -274,8 +274,8 @@ TEST(bad_names)
         longname[i] = '/';
     memset(longcomp, 'b', sizeof(longcomp) - 1);
     longcomp[sizeof(longcomp) - 1] = '\0';
-    const char *bad[] = {"",    "/abs", "a//b",   "a/",     "../x",       "a/../b",  "./a",
-                         "a/.", ".",    "..",     "sp ace", "a\\b",       ".tmp-x",  "a/.tmp-y",
+    const char *bad[] = {"",    "/abs", "a//b",   "a/",     "../x",      "a/../b",   "./a",
+                         "a/.", ".",    "..",     "sp ace", "a\\b",      ".tmp-x",   "a/.tmp-y",
                          "é",   "a:b",  longname, longcomp, "x/.tmp-/y", "tab\tname"};
     kiln_err err = {0};
     kiln_buf b;

@@ -60,9 +60,10 @@ static void expected_totals(const kiln_otlp_request *req, totals *t)
                 const char *ptype =
                     p->period_type && p->period ? s[p->period_type->type_strindex] : "";
                 bool cpu = strcmp(type, "samples") == 0 && strcmp(ptype, "cpu") == 0;
-                const char *name = cpu ? "process_cpu"
+                const char *name = cpu                            ? "process_cpu"
                                    : strcmp(type, "off_cpu") == 0 ? "off_cpu"
-                                   : *ptype ? ptype : "process_cpu";
+                                   : *ptype                       ? ptype
+                                                                  : "process_cpu";
                 for (size_t n = 0; n < p->n_samples; n++) {
                     const o_sample *smp = p->samples[n];
                     int64_t v = smp->n_values ? 0 : (int64_t)smp->n_timestamps_unix_nano;
@@ -206,8 +207,21 @@ TEST(corrupted_capture)
  * (period 10 ms) with three samples: timestamps only with service.name
  * svc-a, values and timestamps with svc-b, and one value with a link and
  * no service.name (the resource's fallback applies). */
-enum { S_EMPTY, S_SAMPLES, S_COUNT, S_CPU, S_NS, S_MAIN, S_FILE, S_SVC_KEY, S_A, S_B, S_THREAD,
-       S_WORKER, N_STR };
+enum {
+    S_EMPTY,
+    S_SAMPLES,
+    S_COUNT,
+    S_CPU,
+    S_NS,
+    S_MAIN,
+    S_FILE,
+    S_SVC_KEY,
+    S_A,
+    S_B,
+    S_THREAD,
+    S_WORKER,
+    N_STR
+};
 
 typedef struct mini {
     kiln_otlp_request req;
@@ -251,9 +265,9 @@ static void kv_str(o_kv *kv, o_any *v, const char *key, const char *val)
 
 static void mini_dict_tables(mini *m)
 {
-    static const char *const strs[N_STR] = {"", "samples", "count", "cpu", "nanoseconds", "main",
-                                            "main.go", "service.name", "svc-a", "svc-b",
-                                            "thread.name", "worker"};
+    static const char *const strs[N_STR] = {
+        "",        "samples",      "count", "cpu",   "nanoseconds", "main",
+        "main.go", "service.name", "svc-a", "svc-b", "thread.name", "worker"};
     for (int i = 0; i < N_STR; i++)
         m->str[i] = (char *)strs[i];
     for (int i = 0; i < 2; i++) {
@@ -557,16 +571,16 @@ TEST(names_and_service_fallbacks)
     m->smp[0].n_attribute_indices = 0;
     m->smp[1].n_attribute_indices = 0;
     m->rkv[0].key = "service.name"; /* resource service.name wins */
-    m->prof.period = 0;            /* no period: not converted, named process_cpu */
+    m->prof.period = 0;             /* no period: not converted, named process_cpu */
     CHECK_OK(kiln_otlp_convert(a, &m->req, &r, &err));
     CHECK_EQ(r.n_series, 1);
     if (r.n_series == 1) {
         CHECK_STR(label(&r.series[0], "service_name"), "app");
         CHECK_STR(label(&r.series[0], "__name__"), "process_cpu");
         CHECK_EQ(r.series[0].profile.values[0], 3);
-        CHECK(kiln_str_eq(kiln_pprof_str(&r.series[0].profile,
-                                         r.series[0].profile.sample_types[0].type),
-                          "samples"));
+        CHECK(kiln_str_eq(
+            kiln_pprof_str(&r.series[0].profile, r.series[0].profile.sample_types[0].type),
+            "samples"));
     }
     m->rkv[0].key = "other";
     m->rkv[1].key = "also.other";

@@ -89,7 +89,8 @@ TEST(load_text_replaces_table)
 {
     kiln_limits d = defaults();
     kiln_overrides_t *o = kiln_overrides_create(&d);
-    const char *v1 = "overrides:\n  a: {ingestion_rate_mb: 4}\n  b: {max_profile_stacktrace_samples: 7}\n";
+    const char *v1 =
+        "overrides:\n  a: {ingestion_rate_mb: 4}\n  b: {max_profile_stacktrace_samples: 7}\n";
     CHECK_OK(kiln_overrides_load_text(o, v1, strlen(v1), NULL));
     const kiln_limits *a1 = kiln_overrides_get(o, "a");
     CHECK(a1->ingestion_rate_mb == 4);

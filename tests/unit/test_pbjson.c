@@ -24,7 +24,7 @@ static ProtobufCMessage *dec(const ProtobufCMessageDescriptor *desc, const char 
                              kiln_err *err)
 {
     ProtobufCMessage *m = NULL;
-    kiln_err e0;
+    kiln_err e0 = {KILN_OK, ""};
     kiln_err *e = err ? err : &e0;
     e->code = KILN_OK;
     e->msg[0] = '\0';
@@ -91,8 +91,7 @@ TEST(select_merge_camel_names)
                      "\"labelSelector\":\"{service_name=\\\"api\\\"}\",\"start\":\"1700000000000\","
                      "\"end\":1700000360000,\"maxNodes\":\"16384\","
                      "\"format\":\"PROFILE_FORMAT_TREE\"}";
-    Querier__V1__SelectMergeStacktracesRequest *r =
-        (void *)dec(&SMS_DESC, in, a, NULL);
+    Querier__V1__SelectMergeStacktracesRequest *r = (void *)dec(&SMS_DESC, in, a, NULL);
     CHECK(r != NULL);
     if (r == NULL)
         goto out;
@@ -122,8 +121,7 @@ TEST(select_merge_proto_names)
                      "  \"stack_trace_selector\": {\"call_site\": [{\"name\": \"main\"}],"
                      " \"goPgo\": {\"keepLocations\": 5, \"aggregate_callees\": true}},"
                      "  \"profileIdSelector\": [\"a\", \"b\"], \"async\": false }";
-    Querier__V1__SelectMergeStacktracesRequest *r =
-        (void *)dec(&SMS_DESC, in, a, NULL);
+    Querier__V1__SelectMergeStacktracesRequest *r = (void *)dec(&SMS_DESC, in, a, NULL);
     CHECK(r != NULL);
     if (r == NULL)
         goto out;
@@ -289,8 +287,7 @@ TEST(unknown_fields_ignored)
     kiln_arena_t *a = kiln_arena_create(0);
     const char *in = "{\"extra\":{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u00e9\"},\"start\":\"5\","
                      "\"[ext.field]\":true,\"x\":-1.5e3,\"y\":[],\"z\":{},\"w\":false,\"v\":null}";
-    Querier__V1__SelectMergeStacktracesRequest *r =
-        (void *)dec(&SMS_DESC, in, a, NULL);
+    Querier__V1__SelectMergeStacktracesRequest *r = (void *)dec(&SMS_DESC, in, a, NULL);
     CHECK(r != NULL && r->start == 5);
     /* Skipped values are still checked for JSON syntax. */
     CHECK(fails(&SMS_DESC, "{\"x\":[1,]}"));
@@ -323,9 +320,8 @@ TEST(int_conversions)
     CHECK(fails(d, "{\"maxNodes\":1e999999999999}"));
     CHECK(fails(d, "{\"async\":\"true\"}"));
     CHECK(fails(d, "{\"async\":1}"));
-    Querier__V1__SelectMergeStacktracesRequest *r =
-        (void *)dec(d, "{\"maxNodes\":1e-0,\"start\":\"-9223372036854775808\",\"end\":0.0}", a,
-                    NULL);
+    Querier__V1__SelectMergeStacktracesRequest *r = (void *)dec(
+        d, "{\"maxNodes\":1e-0,\"start\":\"-9223372036854775808\",\"end\":0.0}", a, NULL);
     CHECK(r != NULL && r->max_nodes == 1 && r->start == INT64_MIN && r->end == 0);
     kiln_arena_destroy(a);
 }
@@ -392,10 +388,11 @@ TEST(strings_and_escapes)
 {
     const ProtobufCMessageDescriptor *d = &types__v1__label_pair__descriptor;
     kiln_arena_t *a = kiln_arena_create(0);
-    Types__V1__LabelPair *p = (void *)dec(
-        d, "{\"name\":\"a\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\\u00e9\\u20AC\\ud83d\\ude00\","
-           "\"value\":\"h\xc3\xa9\"}",
-        a, NULL);
+    Types__V1__LabelPair *p =
+        (void *)dec(d,
+                    "{\"name\":\"a\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\\u00e9\\u20AC\\ud83d\\ude00\","
+                    "\"value\":\"h\xc3\xa9\"}",
+                    a, NULL);
     CHECK(p != NULL);
     if (p != NULL) {
         CHECK_STR(p->name, "a\"\\/\b\f\n\r\t\x01\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
@@ -418,31 +415,55 @@ TEST(strings_and_escapes)
     CHECK(p != NULL && strcmp(p->name, "x") == 0);
     kiln_arena_destroy(a);
     CHECK(fails(d, "{\"name\":\"\xff\"}"));
-    CHECK(fails(d, "{\"name\":\"\xc0\xaf\"}"));       /* overlong */
-    CHECK(fails(d, "{\"name\":\"\xed\xa0\x80\"}"));   /* encoded surrogate */
+    CHECK(fails(d, "{\"name\":\"\xc0\xaf\"}"));         /* overlong */
+    CHECK(fails(d, "{\"name\":\"\xed\xa0\x80\"}"));     /* encoded surrogate */
     CHECK(fails(d, "{\"name\":\"\xf4\x90\x80\x80\"}")); /* past U+10FFFF */
-    CHECK(fails(d, "{\"name\":\"\xe2\x82\"}"));        /* truncated */
-    CHECK(fails(d, "{\"name\":\"\\ud83d\"}"));         /* lone high surrogate */
-    CHECK(fails(d, "{\"name\":\"\\ude00\"}"));         /* lone low surrogate */
+    CHECK(fails(d, "{\"name\":\"\xe2\x82\"}"));         /* truncated */
+    CHECK(fails(d, "{\"name\":\"\\ud83d\"}"));          /* lone high surrogate */
+    CHECK(fails(d, "{\"name\":\"\\ude00\"}"));          /* lone low surrogate */
     CHECK(fails(d, "{\"name\":\"\\ud83d\\u0041\"}"));
     CHECK(fails(d, "{\"name\":\"\\u00g0\"}"));
-    CHECK(fails(d, "{\"name\":\"a\tb\"}"));            /* raw control character */
-    CHECK(fails(d, "{\"name\":\"a\\u0000b\"}"));       /* NUL would truncate the C string */
-    CHECK(fails(d, "{\"n\xff\":1}"));                  /* keys are checked too */
+    CHECK(fails(d, "{\"name\":\"a\tb\"}"));      /* raw control character */
+    CHECK(fails(d, "{\"name\":\"a\\u0000b\"}")); /* NUL would truncate the C string */
+    CHECK(fails(d, "{\"n\xff\":1}"));            /* keys are checked too */
 }
 
 TEST(syntax_errors)
 {
     const ProtobufCMessageDescriptor *d = &SMS_DESC;
     static const char *bad[] = {
-        "", " ", "[]", "null", "\"x\"", "{", "}", "{\"start\"}", "{\"start\":}",
-        "{\"start\":1,}", "{,}", "{\"start\":1 \"end\":2}", "{start:1}", "{'start':1}",
-        "{\"start\":1}}", "{\"start\":1} x", "{\"labelSelector\":\"abc}", "{\"async\":tru}",
-        "{\"async\":True}", "{\"start\":1}{}", "{\"profileIdSelector\":[\"a\" \"b\"]}",
-        "{\"profileIdSelector\":[\"a\",]}", "{\"profileIdSelector\":[null]}",
-        "{\"profileIdSelector\":\"a\"}", "{\"profileIdSelector\":{}}", "{\"start\":1,\"start\":2}",
-        "{\"start\":1,\"start\":null}", "{\"maxNodes\":5,\"max_nodes\":6}", "\xef\xbb\xbf{}",
-        "{\"stackTraceSelector\":[]}", "{\"stackTraceSelector\":\"x\"}", "{\"labelSelector\":5}",
+        "",
+        " ",
+        "[]",
+        "null",
+        "\"x\"",
+        "{",
+        "}",
+        "{\"start\"}",
+        "{\"start\":}",
+        "{\"start\":1,}",
+        "{,}",
+        "{\"start\":1 \"end\":2}",
+        "{start:1}",
+        "{'start':1}",
+        "{\"start\":1}}",
+        "{\"start\":1} x",
+        "{\"labelSelector\":\"abc}",
+        "{\"async\":tru}",
+        "{\"async\":True}",
+        "{\"start\":1}{}",
+        "{\"profileIdSelector\":[\"a\" \"b\"]}",
+        "{\"profileIdSelector\":[\"a\",]}",
+        "{\"profileIdSelector\":[null]}",
+        "{\"profileIdSelector\":\"a\"}",
+        "{\"profileIdSelector\":{}}",
+        "{\"start\":1,\"start\":2}",
+        "{\"start\":1,\"start\":null}",
+        "{\"maxNodes\":5,\"max_nodes\":6}",
+        "\xef\xbb\xbf{}",
+        "{\"stackTraceSelector\":[]}",
+        "{\"stackTraceSelector\":\"x\"}",
+        "{\"labelSelector\":5}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK(fails(d, bad[i]));
@@ -626,9 +647,11 @@ static void map_msg_init(ProtobufCMessage *m)
 
 /* Proto3 strings default to protobuf_c_empty_string, which free_unpacked must not free. */
 #define FIELD(name, id, label, type, q, off, desc)                                                 \
-    {name, id, PROTOBUF_C_LABEL_##label, PROTOBUF_C_TYPE_##type, q, off, desc,                     \
-     PROTOBUF_C_TYPE_##type == PROTOBUF_C_TYPE_STRING ? &protobuf_c_empty_string : NULL,           \
-     0, 0, NULL, NULL}
+    {                                                                                              \
+        name, id, PROTOBUF_C_LABEL_##label, PROTOBUF_C_TYPE_##type, q, off, desc,                  \
+            PROTOBUF_C_TYPE_##type == PROTOBUF_C_TYPE_STRING ? &protobuf_c_empty_string : NULL, 0, \
+            0, NULL, NULL                                                                          \
+    }
 
 static const ProtobufCFieldDescriptor counts_fields[] = {
     FIELD("key", 1, NONE, STRING, 0, offsetof(CountsEntry, key), NULL),
@@ -655,8 +678,10 @@ static const unsigned by_name_2[] = {0, 1}, by_name_4[] = {0, 1, 2, 3};
 static const ProtobufCIntRange ranges_2[] = {{1, 0}, {0, 2}}, ranges_4[] = {{1, 0}, {0, 4}};
 
 #define DESC(full, short_, type, fields, n, by_name, ranges, init)                                 \
-    {PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC, full, short_, short_, "test", sizeof(type), n, fields,  \
-     by_name, 1, ranges, init, NULL, NULL, NULL}
+    {                                                                                              \
+        PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC, full, short_, short_, "test", sizeof(type), n,       \
+            fields, by_name, 1, ranges, init, NULL, NULL, NULL                                     \
+    }
 
 static const ProtobufCMessageDescriptor counts_desc =
     DESC("test.MapMsg.CountsEntry", "CountsEntry", CountsEntry, counts_fields, 2, by_name_2,

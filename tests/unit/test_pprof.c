@@ -278,18 +278,18 @@ static void build_profile(kiln_buf *b)
     kiln_buf_init(&m, 0);
     pb_uint(&m, 1, 1), pb_uint(&m, 2, 2), pb_sub(b, 1, &m); /* samples/count */
     pb_unknown(b);
-    pb_uint(&m, 2, 5), pb_unknown(&m);                       /* values: unpacked */
+    pb_uint(&m, 2, 5), pb_unknown(&m);                        /* values: unpacked */
     pb_uint(&m, 1, 20), pb_uint(&m, 1, 10), pb_sub(b, 2, &m); /* stack 20, 10 */
     kiln_buf v;
     kiln_buf_init(&v, 0);
     pb_varint(&v, 3);
-    pb_bytes(&m, 2, v.ptr, v.len), kiln_buf_free(&v);         /* values: packed */
+    pb_bytes(&m, 2, v.ptr, v.len), kiln_buf_free(&v); /* values: packed */
     kiln_buf_init(&v, 0);
     pb_varint(&v, 20), pb_varint(&v, 10);
     pb_bytes(&m, 1, v.ptr, v.len), kiln_buf_free(&v);
     kiln_buf l;
     kiln_buf_init(&l, 0);
-    pb_uint(&l, 1, 3), pb_uint(&l, 2, 4), pb_sub(&m, 3, &l);  /* label k=v */
+    pb_uint(&l, 1, 3), pb_uint(&l, 2, 4), pb_sub(&m, 3, &l); /* label k=v */
     pb_sub(b, 2, &m);
     pb_uint(&l, 1, 1), pb_uint(&l, 2, 7), pb_sub(&m, 4, &l);
     pb_uint(&m, 1, 10), pb_uint(&m, 3, 0x1000), pb_unknown(&m), pb_sub(b, 4, &m);
@@ -359,8 +359,8 @@ TEST(decode_rejects_malformed_wire)
     static const uint8_t bad_wt[] = {0x0e, 0x00};
     static const uint8_t end_group[] = {0x0c};
     static const uint8_t field0[] = {0x00, 0x01};
-    static const uint8_t long_varint[] = {0x48, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                          0xff, 0xff, 0xff, 0xff, 0x01};
+    static const uint8_t long_varint[] = {0x48, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                          0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
     static const uint8_t overflow[] = {0x48, 0xff, 0xff, 0xff, 0xff, 0xff,
                                        0xff, 0xff, 0xff, 0xff, 0x02};
     static const uint8_t mismatch[] = {0x10, 0x01};
@@ -456,8 +456,7 @@ TEST(decode_ten_byte_varint_and_deep_groups)
         pb_varint(&b, 100 << 3 | 3);
     for (int i = 0; i < 1000; i++)
         pb_varint(&b, 100 << 3 | 4);
-    CHECK_EQ(kiln_pprof_decode(a, (const uint8_t *)b.ptr, b.len, &p, &err),
-             KILN_INVALID_ARGUMENT);
+    CHECK_EQ(kiln_pprof_decode(a, (const uint8_t *)b.ptr, b.len, &p, &err), KILN_INVALID_ARGUMENT);
     CHECK(strstr(err.msg, "nested too deep") != NULL);
     kiln_buf_free(&b);
     kiln_arena_destroy(a);
@@ -521,11 +520,11 @@ static void fixture_samples(fixture *f)
      * label order. Samples never share stack or label storage. */
     static const uint64_t locs[] = {60, 50, 70, 60, 50, 80, 50, 80, 50, 60, 50, 60, 50};
     static const int64_t vals[] = {1, 10, 2, 20, 0, 0, -5, 7, 1, 1, 1, 1};
-    static const kiln_pprof_sample s[] = {
-        {0, 2, 0, 2, 0, 1}, {2, 3, 2, 2, 1, 1}, {5, 2, 4, 2, 2, 0},
-        {7, 2, 6, 2, 2, 0}, {9, 2, 8, 2, 2, 2}, {11, 2, 10, 2, 4, 2}};
-    static const kiln_pprof_label l[] = {{8, 9, 0, 0},  {8, 9, 0, 0}, {11, 9, 0, 0},
-                                         {8, 9, 0, 0},  {8, 9, 0, 0}, {11, 9, 0, 0}};
+    static const kiln_pprof_sample s[] = {{0, 2, 0, 2, 0, 1}, {2, 3, 2, 2, 1, 1},
+                                          {5, 2, 4, 2, 2, 0}, {7, 2, 6, 2, 2, 0},
+                                          {9, 2, 8, 2, 2, 2}, {11, 2, 10, 2, 4, 2}};
+    static const kiln_pprof_label l[] = {{8, 9, 0, 0}, {8, 9, 0, 0}, {11, 9, 0, 0},
+                                         {8, 9, 0, 0}, {8, 9, 0, 0}, {11, 9, 0, 0}};
     memcpy(f->locs, locs, sizeof(locs));
     memcpy(f->values, vals, sizeof(vals));
     memcpy(f->samples, s, sizeof(s));
@@ -534,8 +533,8 @@ static void fixture_samples(fixture *f)
 
 static void fixture_init(fixture *f)
 {
-    static const char *const strs[] = {"", "samples", "count", "cpu", "nanoseconds", "main",
-                                       "foo", "bar", "k", "v", "", "w"};
+    static const char *const strs[] = {
+        "", "samples", "count", "cpu", "nanoseconds", "main", "foo", "bar", "k", "v", "", "w"};
     memset(f, 0, sizeof(*f));
     for (size_t i = 0; i < N_OF(strs); i++)
         f->strings[i] = (kiln_str_t){strs[i], strlen(strs[i])};
@@ -730,15 +729,42 @@ static void expect_invalid(void (*corrupt)(fixture *), const char *what)
     CHECK(strstr(err.msg, what) != NULL);
 }
 
-static void no_types(fixture *f) { f->p.n_sample_types = 0; }
-static void no_strings(fixture *f) { f->p.n_strings = 0; }
-static void first_string(fixture *f) { f->strings[0] = KILN_STR("x"); }
-static void bad_label_key(fixture *f) { f->labels[2].key = 12; }
-static void bad_func_name(fixture *f) { f->funcs[1].name = -1; }
-static void bad_period(fixture *f) { f->p.period_type.unit = 99; }
-static void few_values(fixture *f) { f->samples[3].n_values = 1; }
-static void unknown_loc(fixture *f) { f->locs[6] = 55; }
-static void unknown_func(fixture *f) { f->lines[3].function = 4242; }
+static void no_types(fixture *f)
+{
+    f->p.n_sample_types = 0;
+}
+static void no_strings(fixture *f)
+{
+    f->p.n_strings = 0;
+}
+static void first_string(fixture *f)
+{
+    f->strings[0] = KILN_STR("x");
+}
+static void bad_label_key(fixture *f)
+{
+    f->labels[2].key = 12;
+}
+static void bad_func_name(fixture *f)
+{
+    f->funcs[1].name = -1;
+}
+static void bad_period(fixture *f)
+{
+    f->p.period_type.unit = 99;
+}
+static void few_values(fixture *f)
+{
+    f->samples[3].n_values = 1;
+}
+static void unknown_loc(fixture *f)
+{
+    f->locs[6] = 55;
+}
+static void unknown_func(fixture *f)
+{
+    f->lines[3].function = 4242;
+}
 
 TEST(validate_rejects)
 {
@@ -767,17 +793,17 @@ TEST(validate_utf8)
     CHECK(utf8_ok("plain ascii, long enough for the word path"));
     CHECK(utf8_ok("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xef\xbf\xbf \xf4\x8f\xbf\xbf"));
     CHECK(utf8_ok("control \x01\x7f bytes are valid UTF-8"));
-    CHECK(!utf8_ok("\xc0\x80"));          /* overlong NUL */
-    CHECK(!utf8_ok("\xc1\xbf"));          /* overlong 2-byte */
-    CHECK(!utf8_ok("\xe0\x80\xaf"));      /* overlong 3-byte */
-    CHECK(!utf8_ok("\xf0\x80\x80\xaf"));  /* overlong 4-byte */
-    CHECK(!utf8_ok("\xed\xa0\x80"));      /* surrogate U+D800 */
-    CHECK(!utf8_ok("\xed\xbf\xbf"));      /* surrogate U+DFFF */
-    CHECK(!utf8_ok("\xf4\x90\x80\x80"));  /* U+110000 */
+    CHECK(!utf8_ok("\xc0\x80"));         /* overlong NUL */
+    CHECK(!utf8_ok("\xc1\xbf"));         /* overlong 2-byte */
+    CHECK(!utf8_ok("\xe0\x80\xaf"));     /* overlong 3-byte */
+    CHECK(!utf8_ok("\xf0\x80\x80\xaf")); /* overlong 4-byte */
+    CHECK(!utf8_ok("\xed\xa0\x80"));     /* surrogate U+D800 */
+    CHECK(!utf8_ok("\xed\xbf\xbf"));     /* surrogate U+DFFF */
+    CHECK(!utf8_ok("\xf4\x90\x80\x80")); /* U+110000 */
     CHECK(!utf8_ok("\xf5\x80\x80\x80"));
-    CHECK(!utf8_ok("abcdefgh\x80"));      /* stray continuation after a word */
-    CHECK(!utf8_ok("\xe2\x82"));          /* truncated */
-    CHECK(!utf8_ok("\xe2\x28\xa1"));      /* bad continuation */
+    CHECK(!utf8_ok("abcdefgh\x80")); /* stray continuation after a word */
+    CHECK(!utf8_ok("\xe2\x82"));     /* truncated */
+    CHECK(!utf8_ok("\xe2\x28\xa1")); /* bad continuation */
     CHECK(!utf8_ok("\xff"));
 }
 

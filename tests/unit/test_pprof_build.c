@@ -96,7 +96,7 @@ TEST(labels_split_samples_and_roundtrip)
     CHECK_OK(kiln_pprof_build_sample(b, &id, 1, v, &l1, 1));
     CHECK_OK(kiln_pprof_build_sample(b, &id, 1, v, &l2, 1));
     CHECK_OK(kiln_pprof_build_sample(b, &id, 1, v, &l1, 1));
-    CHECK_OK(kiln_pprof_build_sample(b, &id, 1, v, NULL, 0)); /* no labels: another sample */
+    CHECK_OK(kiln_pprof_build_sample(b, &id, 1, v, NULL, 0));  /* no labels: another sample */
     CHECK_OK(kiln_pprof_build_sample(b, NULL, 0, v, NULL, 0)); /* an empty stack is allowed */
     CHECK_EQ(kiln_pprof_build_n_samples(b), 4);
     kiln_pprof_build_scale(b, 1, 3);

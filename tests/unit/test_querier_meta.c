@@ -120,9 +120,10 @@ static void check_label_names(kiln_rpc_registry_t *rpc)
     req.end = T0_MS + 1000;
     Types__V1__LabelNamesResponse *r =
         call(rpc, a, "LabelNames", &req.base, &types__v1__label_names_response__descriptor, true);
-    const char *want[] = {"__name__", "__period_type__", "__period_unit__", "__profile_type__",
-                          "__service_name__", "__type__", "__unit__", "pod", "service.version",
-                          "service_name"};
+    const char *want[] = {
+        "__name__",         "__period_type__", "__period_unit__", "__profile_type__",
+        "__service_name__", "__type__",        "__unit__",        "pod",
+        "service.version",  "service_name"};
     size_t n = sizeof(want) / sizeof(want[0]);
     if (r != NULL) {
         CHECK_EQ(r->n_names, n);
@@ -266,8 +267,8 @@ TEST(metadata)
 {
     snprintf(dir, sizeof(dir), "/tmp/kiln-qmeta-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
-    kiln_ingester_config c = {.storage_path = dir, .wal_no_fsync = true,
-                              .wal_segment_bytes = 64u << 20};
+    kiln_ingester_config c = {
+        .storage_path = dir, .wal_no_fsync = true, .wal_segment_bytes = 64u << 20};
     kiln_ingester_t *ing;
     kiln_err err;
     CHECK_OK(kiln_ingester_create(&c, &ing, &err));

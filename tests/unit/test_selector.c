@@ -104,9 +104,8 @@ TEST(parse_ok)
         CHECK_STR(kiln_selector_profile_type(s), c->type);
         /* a type before the braces also selects it */
         char want[512];
-        snprintf(want, sizeof(want), "%s%s%s%s%s", c->matchers,
-                 *c->type && *c->matchers ? ";" : "", *c->type ? "__profile_type__=\"" : "",
-                 c->type, *c->type ? "\"" : "");
+        snprintf(want, sizeof(want), "%s%s%s%s%s", c->matchers, *c->type && *c->matchers ? ";" : "",
+                 *c->type ? "__profile_type__=\"" : "", c->type, *c->type ? "\"" : "");
         CHECK_STR(got, want);
         kiln_selector_destroy(s);
     }
@@ -223,9 +222,8 @@ static const err_case err_cases[] = {
      "1:1: invalid profile type \"a:b:c\": expected name:type:unit:period_type:period_unit"},
     {"  a:b:c:d:e:f{}",
      "1:3: invalid profile type \"a:b:c:d:e:f\": expected name:type:unit:period_type:period_unit"},
-    {"a:b:c:d:e:delta:x",
-     "1:1: invalid profile type \"a:b:c:d:e:delta:x\": expected "
-     "name:type:unit:period_type:period_unit"},
+    {"a:b:c:d:e:delta:x", "1:1: invalid profile type \"a:b:c:d:e:delta:x\": expected "
+                          "name:type:unit:period_type:period_unit"},
     {"foo{}", "1:1: invalid profile type \"foo\": expected "
               "name:type:unit:period_type:period_unit or app.suffix"},
     {".cpu{}", "1:1: empty application name in \".cpu\""},

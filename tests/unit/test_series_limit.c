@@ -57,8 +57,10 @@ static kiln_overrides_t *limits_with(size_t global)
 
 static kiln_ingester_t *open_ingester(const kiln_overrides_t *o)
 {
-    kiln_ingester_config c = {.storage_path = dir, .max_profile_bytes = 64u << 20,
-                              .wal_segment_bytes = 1u << 20, .flush_check_ns = 3600000000000LL,
+    kiln_ingester_config c = {.storage_path = dir,
+                              .max_profile_bytes = 64u << 20,
+                              .wal_segment_bytes = 1u << 20,
+                              .flush_check_ns = 3600000000000LL,
                               .limits = o};
     kiln_ingester_t *ing = NULL;
     kiln_err err;
@@ -67,8 +69,8 @@ static kiln_ingester_t *open_ingester(const kiln_overrides_t *o)
 }
 
 /* Pushes one profile per service name in svcs (one push); returns the status. */
-static kiln_status push(kiln_ingester_t *ing, const char *tenant, const char *const *svcs,
-                        size_t n, int64_t t, kiln_err *err)
+static kiln_status push(kiln_ingester_t *ing, const char *tenant, const char *const *svcs, size_t n,
+                        int64_t t, kiln_err *err)
 {
     kiln_label_t l[8][2];
     kiln_ingester_part parts[8];
@@ -91,8 +93,8 @@ TEST(refuses_new_series_past_the_limit)
         return;
     kiln_err err;
     const char *a[] = {"a"}, *b[] = {"b"}, *c[] = {"c"};
-    CHECK_OK(push(ing, "t1", a, 1, T0, &err)); /* 2 series */
-    CHECK_OK(push(ing, "t1", b, 1, T0, &err)); /* 4 */
+    CHECK_OK(push(ing, "t1", a, 1, T0, &err));                           /* 2 series */
+    CHECK_OK(push(ing, "t1", b, 1, T0, &err));                           /* 4 */
     CHECK_EQ(push(ing, "t1", c, 1, T0, &err), KILN_FAILED_PRECONDITION); /* 6 > 5 */
     CHECK(strstr(err.msg, "max_global_series_per_tenant") != NULL);
     CHECK(strstr(err.msg, "=5 (5 on this ingester)") != NULL);
@@ -111,7 +113,7 @@ TEST(refuses_new_series_past_the_limit)
     CHECK_EQ(profiles_of(ing, "t1"), before + 6);
     /* Other tenants have their own count; an override of 0 turns it off. */
     const char *many[] = {"1", "2", "3", "4", "5", "6", "7", "8"};
-    CHECK_OK(push(ing, "free", many, 8, T0, &err)); /* 16 series */
+    CHECK_OK(push(ing, "free", many, 8, T0, &err));        /* 16 series */
     CHECK_EQ(push(ing, "small", a, 1, T0, &err), KILN_OK); /* 2 of 2 */
     CHECK_EQ(push(ing, "small", b, 1, T0, &err), KILN_FAILED_PRECONDITION);
     kiln_buf m;

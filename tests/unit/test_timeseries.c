@@ -38,7 +38,7 @@ static void fill(kiln_ingester_t *ing)
     CHECK(synth_profile(a, 1, T0_MS * 1000000, &base));
     enum { BATCH = 1000 };
     kiln_ingester_part parts[BATCH];
-    kiln_label_t (*labels)[3] = kiln_arena_alloc(a, BATCH * sizeof(*labels));
+    kiln_label_t(*labels)[3] = kiln_arena_alloc(a, BATCH * sizeof(*labels));
     kiln_pprof_t *profiles = kiln_arena_alloc(a, BATCH * sizeof(*profiles));
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < PODS; i += BATCH) {
@@ -186,8 +186,8 @@ TEST(group_by_many_values)
 {
     snprintf(dir, sizeof(dir), "/tmp/kiln-timeseries-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
-    kiln_ingester_config c = {.storage_path = dir, .wal_no_fsync = true,
-                              .wal_segment_bytes = 1u << 30};
+    kiln_ingester_config c = {
+        .storage_path = dir, .wal_no_fsync = true, .wal_segment_bytes = 1u << 30};
     kiln_ingester_t *ing;
     kiln_err err;
     CHECK_OK(kiln_ingester_create(&c, &ing, &err));

@@ -63,8 +63,7 @@ TEST(basic_example)
     add_stack(t, "d", 1);
     CHECK_EQ(kiln_tree_size(t), 5);
     CHECK_EQ(kiln_tree_total(t), 6);
-    const int64_t *lv[] = {LV(0, 6, 0, 0), LV(0, 5, 0, 1, 0, 1, 1, 4),
-                           LV(0, 3, 3, 2, 0, 2, 2, 3)};
+    const int64_t *lv[] = {LV(0, 6, 0, 0), LV(0, 5, 0, 1, 0, 1, 1, 4), LV(0, 3, 3, 2, 0, 2, 2, 3)};
     size_t lens[] = {4, 8, 8};
     check_fg(kiln_tree_flamegraph(t, 0, a), "total,a,b,c,d", 3, lv, lens, 6, 3);
 
@@ -145,8 +144,7 @@ TEST(truncation)
     size_t lens1[] = {4, 12};
     check_fg(kiln_tree_flamegraph(t, 2, a), "total,a,b,other", 2, lv1, lens1, 17, 10);
     /* max_nodes 3: the 3rd largest total is 1, so everything stays (ties kept). */
-    const int64_t *lv2[] = {LV(0, 17, 0, 0),
-                            LV(0, 10, 10, 1, 0, 5, 5, 2, 0, 1, 1, 3, 0, 1, 1, 4)};
+    const int64_t *lv2[] = {LV(0, 17, 0, 0), LV(0, 10, 10, 1, 0, 5, 5, 2, 0, 1, 1, 3, 0, 1, 1, 4)};
     size_t lens2[] = {4, 16};
     check_fg(kiln_tree_flamegraph(t, 3, a), "total,a,b,c,d", 2, lv2, lens2, 17, 10);
     kiln_tree_destroy(t);
@@ -158,8 +156,7 @@ TEST(truncation)
     add_stack(t, "a;y", 1);
     add_stack(t, "a;z", 1);
     add_stack(t, "b", 3);
-    const int64_t *lv3[] = {LV(0, 9, 0, 0), LV(0, 6, 0, 1, 0, 3, 3, 4),
-                            LV(0, 4, 4, 2, 0, 2, 2, 3)};
+    const int64_t *lv3[] = {LV(0, 9, 0, 0), LV(0, 6, 0, 1, 0, 3, 3, 4), LV(0, 4, 4, 2, 0, 2, 2, 3)};
     size_t lens3[] = {4, 8, 8};
     check_fg(kiln_tree_flamegraph(t, 3, a), "total,a,x,other,b", 3, lv3, lens3, 9, 4);
     kiln_tree_destroy(t);
@@ -182,15 +179,15 @@ TEST(marshal_tree_bytes)
     add_stack(t, "a;z", 1);
     add_stack(t, "b", 3);
     kiln_tree_marshal(t, 3, &b);
-    static const uint8_t want[] = {0, 0, 2,      1, 'b', 3, 0, 1, 'a', 0, 2, 1, 'x', 4, 0,
-                                   5, 'o', 't', 'h', 'e', 'r', 2, 0};
+    static const uint8_t want[] = {0,   0, 2, 1, 'b', 3,   0,   1,   'a', 0, 2, 1,
+                                   'x', 4, 0, 5, 'o', 't', 'h', 'e', 'r', 2, 0};
     CHECK_EQ(b.len, sizeof(want));
     CHECK(b.len == sizeof(want) && memcmp(b.ptr, want, sizeof(want)) == 0);
     /* Untruncated (0 = 8192): a's children x, y, z written z first. */
     b.len = 0;
     kiln_tree_marshal(t, 0, &b);
-    static const uint8_t all[] = {0, 0, 2,      1, 'b', 3, 0, 1, 'a', 0, 3, 1, 'z', 1, 0,
-                                  1, 'y', 1, 0, 1, 'x', 4, 0};
+    static const uint8_t all[] = {0,   0, 2, 1, 'b', 3, 0, 1, 'a', 0, 3, 1,
+                                  'z', 1, 0, 1, 'y', 1, 0, 1, 'x', 4, 0};
     CHECK_EQ(b.len, sizeof(all));
     CHECK(b.len == sizeof(all) && memcmp(b.ptr, all, sizeof(all)) == 0);
     kiln_buf_free(&b);
@@ -414,8 +411,8 @@ static kiln_tree_t *random_tree(size_t n, size_t fanout_names)
     for (size_t i = 0; i < n; i++) {
         uint32_t parent = (uint32_t)(rng() % kiln_tree_size(t));
         char name[32];
-        int len = snprintf(name, sizeof(name), "fn%llu",
-                           (unsigned long long)(rng() % fanout_names));
+        int len =
+            snprintf(name, sizeof(name), "fn%llu", (unsigned long long)(rng() % fanout_names));
         uint32_t c = kiln_tree_child(t, parent, name, (size_t)len);
         kiln_tree_add_self(t, c, (int64_t)(1 + rng() % (1u << 30)));
     }
@@ -617,8 +614,7 @@ TEST(diff_truncation)
     kiln_arena_t *a = kiln_arena_create(0);
     diff_example_trees(l, r);
     const int64_t *lv[] = {
-        LV(0, 7, 0, 0, 7, 0, 0),
-        LV(0, 5, 1, 0, 5, 0, 2, /**/ 0, 2, 2, 0, 2, 2, 1),
+        LV(0, 7, 0, 0, 7, 0, 0), LV(0, 5, 1, 0, 5, 0, 2, /**/ 0, 2, 2, 0, 2, 2, 1),
         LV(1, 3, 3, 0, 1, 1, 4, /**/ 0, 0, 0, 0, 4, 4, 3, /**/ 0, 1, 1, 0, 0, 0, 1)};
     size_t lens[] = {7, 14, 21};
     check_diff(kiln_tree_flamegraph_diff(l, r, 4, a), "total,other,a,e,b", 3, lv, lens, 7, 7, 4);

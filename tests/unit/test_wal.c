@@ -94,7 +94,8 @@ static void damage_last_segment(off_t cut, bool flip)
     DIR *d = opendir(dir);
     char last[512] = "";
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (strstr(e->d_name, ".wal") && strcmp(e->d_name, last + strlen(dir) + (*last ? 1 : 0)) > 0) {
+        if (strstr(e->d_name, ".wal") &&
+            strcmp(e->d_name, last + strlen(dir) + (*last ? 1 : 0)) > 0) {
             struct stat s;
             char p[512];
             snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
