@@ -5,7 +5,6 @@
  * freed once, so every profile is found exactly once, in a head or a block
  * (under -DKILN_SANITIZE=thread this is also the race detector's case). */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,18 +13,12 @@
 #include "check.h"
 #include "ingester.h"
 #include "profiles.h"
+#include "tmpdir.h"
 
 #define TENANT "t1"
 #define T0 1700000000000000000LL
 
 static char dir[64];
-
-static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
 
 static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
 {
@@ -124,7 +117,7 @@ TEST(concurrent_flushes_write_each_head_once)
     if (ing != NULL)
         CHECK_EQ(profiles_seen(ing), rounds * types);
     kiln_ingester_destroy(ing);
-    nftw(dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(dir);
     kiln_arena_destroy(a);
 }
 

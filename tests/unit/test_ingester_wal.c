@@ -4,7 +4,6 @@
  * profile ids); records of format 1 still replay; a record of an unknown
  * format stops the start-up; an undecodable one is skipped. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
@@ -18,18 +17,12 @@
 #include "overrides.h"
 #include "profiles.h"
 #include "wal.h"
+#include "tmpdir.h"
 
 #define TENANT "t1"
 #define T0 1700000000000000000LL
 
 static char dir[64];
-
-static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
 
 static void fresh_dir(void)
 {
@@ -39,7 +32,7 @@ static void fresh_dir(void)
 
 static void rm_dir(void)
 {
-    nftw(dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(dir);
 }
 
 static kiln_status open_ingester(kiln_ingester_t **out, kiln_err *err)

@@ -9,7 +9,6 @@
  * nothing to group, and ranges and steps at the ends of int64 (answered or
  * refused with invalid_argument, never overflowing or aborting). */
 #include <stdint.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -19,17 +18,11 @@
 #include "querier/v1/querier.pb-c.h"
 #include "synth.h"
 #include "types/v1/types.pb-c.h"
+#include "tmpdir.h"
 
 #define T0_MS 1700000000000LL
 
 static char dir[64];
-
-static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
 
 /* pod=a, ab, b (and 300 more values p<i>) of service api, each with a
  * dotted label, and one series of service web without a pod. */
@@ -286,7 +279,7 @@ TEST(metadata)
     kiln_querier_destroy(q);
     kiln_reader_destroy(rd);
     kiln_ingester_destroy(ing);
-    nftw(dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(dir);
 }
 
 int main(void)

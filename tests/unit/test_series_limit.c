@@ -6,7 +6,6 @@
  * however many parts carry it; series stop counting when their flushed head
  * is dropped; the per-tenant override wins; /metrics shows the figures. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +16,12 @@
 #include "overrides.h"
 #include "profiles.h"
 #include "ring.h"
+#include "tmpdir.h"
 
 #define T0 1700000000000000000LL
 
 static char dir[64];
 static kiln_pprof_t prof; /* cpu.pb.gz: two sample types, so two series per label set */
-
-static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
 
 static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
 {
@@ -228,16 +221,16 @@ int main(void)
         return 1;
     }
     RUN(refuses_new_series_past_the_limit);
-    nftw(dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(dir);
     CHECK(mkdir(dir, 0700) == 0);
     RUN(a_series_counts_once_per_push);
-    nftw(dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(dir);
     CHECK(mkdir(dir, 0700) == 0);
     RUN(flushed_series_stop_counting);
-    nftw(dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(dir);
     CHECK(mkdir(dir, 0700) == 0);
     RUN(global_limit_split_over_the_ring);
-    nftw(dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(dir);
     kiln_arena_destroy(a);
     return check_done();
 }

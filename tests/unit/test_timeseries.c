@@ -6,7 +6,6 @@
  * average as Pyroscope. Before groups were hashed this query was quadratic
  * (a strcmp per group per profile): 80 s at 100k values, so at 200k the old
  * code runs past this test's 120 s ctest timeout; now it takes ~1 s. */
-#include <ftw.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -15,19 +14,13 @@
 #include "querier.h"
 #include "querier/v1/querier.pb-c.h"
 #include "synth.h"
+#include "tmpdir.h"
 
 #define PODS 200000
 #define T0_MS 1700000000000LL
 #define STEP_MS 10000
 
 static char dir[64];
-
-static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
 
 /* Pushes pod p<i> (i < PODS) with value i+1 at T0 and 2(i+1) at T0+step,
  * and three series without a pod label, value 5 each at T0. */
@@ -203,7 +196,7 @@ TEST(group_by_many_values)
     kiln_querier_destroy(q);
     kiln_reader_destroy(rd);
     kiln_ingester_destroy(ing);
-    nftw(dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
+    tmpdir_remove(dir);
 }
 
 int main(void)
