@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gzip.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -177,6 +178,36 @@ static kiln_query_pool_t *pool_of(const kiln_grpc_server_t *s, const char *path)
     return kiln_rpc_multi_tenant(path) ? s->cfg.read_pool : NULL;
 }
 
+/* The request message's bytes in the arena, inflated here when the client
+ * compressed it (grpc-encoding gzip): gRPC's own decompression is off so
+ * that the output is capped and reserved from the in-flight budget. */
+static kiln_status request_message(call_slot *c, kiln_arena_t *arena, const uint8_t **body,
+                                   size_t *len, kiln_err *err)
+{
+    grpc_compression_algorithm alg = c->recv->data.raw.compression;
+    if (alg != GRPC_COMPRESS_NONE && alg != GRPC_COMPRESS_GZIP)
+        return kiln_err_set(err, KILN_UNIMPLEMENTED,
+                            "grpc-encoding other than gzip is not supported");
+    const grpc_slice_buffer *sb = &c->recv->data.raw.slice_buffer;
+    uint8_t *raw = kiln_arena_alloc(arena, sb->length + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < sb->count; i++) {
+        memcpy(raw + n, GRPC_SLICE_START_PTR(sb->slices[i]), GRPC_SLICE_LENGTH(sb->slices[i]));
+        n += GRPC_SLICE_LENGTH(sb->slices[i]);
+    }
+    *body = raw, *len = n;
+    if (alg == GRPC_COMPRESS_NONE)
+        return KILN_OK;
+    const kiln_grpc_config *cfg = &c->w->srv->cfg;
+    uint8_t *out;
+    kiln_status st = kiln_gunzip_budget(arena, raw, n, cfg->max_recv, cfg->inflight, &out, len, err);
+    if (st == KILN_OK)
+        *body = out;
+    if (st == KILN_OUT_OF_RANGE) /* too large: never worth a retry */
+        st = err->code = KILN_INVALID_ARGUMENT;
+    return st;
+}
+
 /* Runs the method; fills out on success. */
 static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, kiln_err *err,
                             const char **method_name)
@@ -196,11 +227,11 @@ static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, ki
     kiln_status st = kiln_tenant_parse(org, tlen, multi, tenant, sizeof(tenant), err);
     if (st != KILN_OK)
         return st;
-    grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, c->recv))
-        return kiln_err_set(err, KILN_INTERNAL, "cannot read request message");
-    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
+    const uint8_t *body = NULL;
+    size_t body_len = 0;
+    st = request_message(c, arena, &body, &body_len, err);
+    if (st != KILN_OK)
+        return st;
     size_t alen;
     const char *accept = metadata_value(c, "accept", &alen);
     bool query = kiln_rpc_multi_tenant(m->path); /* client queries and ingester reads */
@@ -208,10 +239,8 @@ static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, ki
                         query ? &c->cancel : NULL};
     if (query)
         kiln_cancel_bind(&c->cancel);
-    st = kiln_rpc_invoke(m, &ctx, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), KILN_CODEC_PROTO,
-                         out);
+    st = kiln_rpc_invoke(m, &ctx, body, body_len, KILN_CODEC_PROTO, out);
     kiln_cancel_bind(NULL);
-    grpc_slice_unref(s);
     kiln_query_pool_t *pool = pool_of(c->w->srv, m->path);
     if (query && pool != NULL)
         kiln_query_pool_ended(pool, st);
@@ -380,14 +409,18 @@ static int add_port(kiln_grpc_server_t *s, const char *address, int port, kiln_e
 
 kiln_status kiln_grpc_server_start(kiln_grpc_server_t *s, kiln_err *err)
 {
-    grpc_arg args[2];
+    grpc_arg args[3];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[0].value.integer = s->cfg.max_recv > 0x7fffffff ? -1 : (int)s->cfg.max_recv;
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
     args[1].value.integer = 0;
-    grpc_channel_args ch = {2, args};
+    /* Inflated in request_message instead, capped and under the budget. */
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = (char *)GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION;
+    args[2].value.integer = 0;
+    grpc_channel_args ch = {3, args};
     grpc_init();
     s->server = grpc_server_create(&ch, NULL);
     s->workers = kiln_xcalloc((size_t)s->n_workers, sizeof(worker));

@@ -7,12 +7,16 @@
  * (kiln_rpc_is_query) run on the query pool instead, the ingester's reads
  * on the read pool, under a token that ends with the call's deadline (or
  * query_timeout when shorter), the client's cancellation or shutdown. The receive size limit is
- * raised to max_recv bytes. */
+ * raised to max_recv bytes. gRPC's own message decompression is off: a
+ * gzip message (grpc-encoding) is inflated here, to at most max_recv bytes
+ * reserved from the in-flight budget, as Connect bodies are, so parallel
+ * compressed bombs cannot exhaust memory; too large is invalid_argument. */
 #ifndef KILN_GRPC_SERVER_H
 #define KILN_GRPC_SERVER_H
 
 #include <stddef.h>
 
+#include "inflight.h"
 #include "metrics.h"
 #include "query_pool.h"
 #include "rpc.h"
@@ -30,6 +34,7 @@ typedef struct kiln_grpc_config {
     kiln_query_pool_t *query_pool; /* borrowed; NULL = queries run on the workers */
     kiln_query_pool_t *read_pool;  /* borrowed: ingester.v1 reads; NULL = on the workers */
     int64_t query_timeout_ns;      /* per query; 0 = none */
+    kiln_inflight_t *inflight;     /* borrowed: budget of decompressed request bytes; NULL = none */
 } kiln_grpc_config;
 
 /** Creates a server over the registry (borrowed, read-only). */

@@ -109,9 +109,16 @@ static void create_servers(kiln_app_t *app)
     kiln_http_server_fallback_query(app->http, kiln_rpc_is_query);
     /* The second gRPC listener serves the OTLP port (4317); -1 turns it off. */
     const char *otlp_address = cfg->otlp_grpc_port >= 0 ? cfg->otlp_grpc_address : NULL;
-    kiln_grpc_config gc = {cfg->grpc_address,   cfg->grpc_port, otlp_address,
-                           cfg->otlp_grpc_port, threads,        cfg->grpc_max_recv,
-                           app->queries,        app->reads,     cfg->query_timeout_ns};
+    kiln_grpc_config gc = {.address = cfg->grpc_address,
+                           .port = cfg->grpc_port,
+                           .address2 = otlp_address,
+                           .port2 = cfg->otlp_grpc_port,
+                           .threads = threads,
+                           .max_recv = cfg->grpc_max_recv,
+                           .query_pool = app->queries,
+                           .read_pool = app->reads,
+                           .query_timeout_ns = cfg->query_timeout_ns,
+                           .inflight = app->inflight};
     app->grpc = kiln_grpc_server_create(&gc, app->rpc, app->metrics);
 }
 

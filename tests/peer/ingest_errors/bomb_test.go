@@ -2,7 +2,10 @@ package ingesterrors
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -10,6 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 
 	"kiln.dev/tests/lib/kilntest"
 )
@@ -43,7 +50,8 @@ const (
 )
 
 // TestGzipBombs sends 16 parallel gzip bombs (each ~250 KB inflating to
-// 256 MiB of zeros), twice, as Connect push bodies and OTLP/HTTP bodies, to
+// 256 MiB of zeros), twice, as Connect push bodies, OTLP/HTTP bodies and
+// gRPC messages (grpc-encoding gzip, inflated by kiln under the budget), to
 // a kiln whose in-flight budget is 320 MiB. Every bomb is answered (400,
 // 413 or 429), the process lives, and its peak RSS stays under the budget
 // plus its baseline plus rssSlack (issue #10, item 8: 16 such bombs drove
@@ -65,7 +73,9 @@ func TestGzipBombs(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				var st int
-				if i%2 == 0 {
+				if i%4 == 3 {
+					st = grpcBomb(t, s, tenant, bomb)
+				} else if i%2 == 0 {
 					st, _ = postRaw(t, s, tenant, "/push.v1.PusherService/Push", bomb,
 						"Content-Type", "application/proto", "Content-Encoding", "gzip")
 				} else {
@@ -174,5 +184,44 @@ func TestNULInLabels(t *testing.T) {
 	}
 	if r := pushGRPC(t, s, tenant, pushRequest(raw, "k", "ab")); r.code != "ok" {
 		t.Errorf("a clean push: %v", r)
+	}
+}
+
+// bombCompressor is a "gzip" compressor that sends a prepared gzip bomb
+// whatever the message, so a gRPC client can send a compressed message far
+// larger than it could build.
+type bombCompressor struct {
+	bomb []byte
+	w    io.Writer
+}
+
+func (c *bombCompressor) Write(p []byte) (int, error) { return len(p), nil }
+func (c *bombCompressor) Reset(w io.Writer)           { c.w = w }
+func (c *bombCompressor) Close() error {
+	_, err := c.w.Write(c.bomb)
+	return err
+}
+
+// grpcBomb pushes bomb as one gzip-compressed gRPC message and maps the
+// answer's code to the HTTP status the other paths use (400, 429).
+func grpcBomb(t *testing.T, s *kilntest.Server, tenant string, bomb []byte) int {
+	client := pushv1connect.NewPusherServiceClient(
+		&http.Client{Transport: kilntest.NewH2CTransport()}, s.GRPCURL(), connect.WithGRPC(),
+		connect.WithAcceptCompression("gzip", nil,
+			func() connect.Compressor { return &bombCompressor{bomb: bomb} }),
+		connect.WithSendCompression("gzip"))
+	req := connect.NewRequest(&pushv1.PushRequest{})
+	req.Header().Set("X-Scope-OrgID", tenant)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	_, err := client.Push(ctx, req)
+	switch connect.CodeOf(err) {
+	case connect.CodeInvalidArgument:
+		return 400
+	case connect.CodeResourceExhausted:
+		return 429
+	default:
+		t.Errorf("a gRPC bomb: %v", err)
+		return 0
 	}
 }

@@ -38,7 +38,9 @@ type result struct {
 	msg    string
 }
 
-func (r result) String() string { return fmt.Sprintf("code=%q status=%d msg=%.160q", r.code, r.status, r.msg) }
+func (r result) String() string {
+	return fmt.Sprintf("code=%q status=%d msg=%.160q", r.code, r.status, r.msg)
+}
 
 // pprofProfile is a CPU profile with n one-frame stacks whose function names
 // are nameLen bytes long, at time ts; uncompressed, so its size is known.
