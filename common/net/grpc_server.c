@@ -200,7 +200,8 @@ static kiln_status request_message(call_slot *c, kiln_arena_t *arena, const uint
         return KILN_OK;
     const kiln_grpc_config *cfg = &c->w->srv->cfg;
     uint8_t *out;
-    kiln_status st = kiln_gunzip_budget(arena, raw, n, cfg->max_recv, cfg->inflight, &out, len, err);
+    kiln_status st =
+        kiln_gunzip_budget(arena, raw, n, cfg->max_recv, cfg->inflight, &out, len, err);
     if (st == KILN_OK)
         *body = out;
     if (st == KILN_OUT_OF_RANGE) /* too large: never worth a retry */
