@@ -23,6 +23,9 @@
  * is Go's http.DefaultMaxHeaderBytes (what Pyroscope accepts); the pool is
  * mmap'ed, so an idle connection costs only the pages it touched. */
 #define CONN_MEMORY_LIMIT (1u << 20)
+/* More query arguments than any Kiln route reads; past this many the
+ * request is refused (414) before libmicrohttpd parses them. */
+#define MAX_QUERY_ARGS 4096
 
 typedef struct route {
     char *path;
@@ -59,9 +62,11 @@ typedef struct query_call {
 struct request {
     kiln_arena_t *arena;
     kiln_buf body;
+    int started; /* the access handler has seen the request */
     int too_large;
-    query_call *q; /* set while a query is submitted or answered */
-    int answered;  /* q->resp is ready to send */
+    int too_many_args; /* the query string was cut at MAX_QUERY_ARGS */
+    query_call *q;     /* set while a query is submitted or answered */
+    int answered;      /* q->resp is ready to send */
 };
 
 static bool is_query(const kiln_http_server_t *s, const route *r, const char *url)
@@ -259,6 +264,12 @@ static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c,
     }
     kiln_http_resp resp = {200, NULL, NULL, {0}};
     kiln_buf_init(&resp.body, 0);
+    if (rq->too_many_args) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "more than %d query parameters\n", MAX_QUERY_ARGS);
+        kiln_http_text(&resp, 414, msg);
+        return send_resp(c, &resp);
+    }
     if (rq->too_large) {
         char msg[128];
         snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes\n",
@@ -278,18 +289,40 @@ static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c,
     return send_resp(c, &resp);
 }
 
+/* Called with the request line's URI before libmicrohttpd parses its query
+ * arguments into the connection's memory pool. 0.9.75 never answers a
+ * request whose arguments exhaust the pool (about 20,000 of them hang the
+ * connection until its timeout), so a query string with more arguments
+ * than MAX_QUERY_ARGS is cut, in the connection's own read buffer, where
+ * libmicrohttpd is about to parse it, and the request is refused in
+ * dispatch. The request's state starts here. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)c;
+    kiln_http_server_t *s = cls;
+    request *rq = kiln_xcalloc(1, sizeof(*rq));
+    rq->arena = kiln_arena_create(0);
+    kiln_buf_init(&rq->body, s->cfg.max_body);
+    const char *q = strchr(uri, '?');
+    for (size_t n = 0; q != NULL; q = strchr(q + 1, '&')) {
+        if (++n > MAX_QUERY_ARGS) {
+            *(char *)q = '\0';
+            rq->too_many_args = 1;
+            break;
+        }
+    }
+    return rq;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     kiln_http_server_t *s = cls;
-    request *rq = *con_cls;
-    if (rq == NULL) {
-        rq = kiln_xcalloc(1, sizeof(*rq));
-        rq->arena = kiln_arena_create(0);
-        kiln_buf_init(&rq->body, s->cfg.max_body);
-        *con_cls = rq;
+    request *rq = *con_cls; /* from on_uri */
+    if (!rq->started) {
+        rq->started = 1;
         return MHD_YES;
     }
     if (*upload_data_size != 0) {
@@ -334,9 +367,9 @@ kiln_status kiln_http_server_start(kiln_http_server_t *s, kiln_err *err)
     s->d = MHD_start_daemon(
         flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT,
-        4096u, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_END);
     if (s->d == NULL)
         return kiln_err_set(err, KILN_UNAVAILABLE, "cannot listen on %s:%d (HTTP)", addr,
                             s->cfg.port);

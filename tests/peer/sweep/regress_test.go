@@ -132,6 +132,14 @@ func TestSweepFindings(t *testing.T) {
 		s.RequireAlive(t)
 		t.Errorf("GET /pyroscope/label-values with 2000 arguments: HTTP %d %q: %v", r.http, body, r.err)
 	}
+	// 20,000 query arguments exhausted even the 1 MiB pool, and
+	// libmicrohttpd then never answered; past 4096 they are refused (414).
+	path = "/pyroscope/label-values?label=service_name" + strings.Repeat("&a=1", 20000)
+	r, body = w.post(t.Context(), w.tenants[0], http.MethodGet, path, "", nil, nil)
+	if r.http != http.StatusRequestURITooLong {
+		s.RequireAlive(t)
+		t.Errorf("GET /pyroscope/label-values with 20000 arguments: HTTP %d %q: %v", r.http, body, r.err)
+	}
 	// A 100 KB selector in a URL (Go's net/http, as Pyroscope uses, reads
 	// up to 1 MB of headers).
 	path = "/pyroscope/render?query=" + typeID + "%7Bservice_name%3D%22" + strings.Repeat("x", 100<<10) + "%22%7D&from=1&until=now"
