@@ -37,16 +37,16 @@ struct kiln_query_pool {
     uint64_t ended_cancelled, ended_deadline, rejected_limit, rejected_full;
 };
 
-static tenant_count *find_tenant(kiln_query_pool_t *p, const char *t, size_t len, bool add)
+static tenant_count *find_tenant(kiln_query_pool_t *p, const char *t, bool add)
 {
     for (size_t i = 0; i < p->n_tc; i++) {
-        if (strlen(p->tc[i].tenant) == len && memcmp(p->tc[i].tenant, t, len) == 0)
+        if (strcmp(p->tc[i].tenant, t) == 0)
             return &p->tc[i];
     }
     if (!add)
         return NULL;
     KILN_GROW(p->tc, p->cap_tc, p->n_tc + 1);
-    p->tc[p->n_tc] = (tenant_count){kiln_xstrndup(t, len), 0};
+    p->tc[p->n_tc] = (tenant_count){kiln_xstrdup(t), 0};
     return &p->tc[p->n_tc++];
 }
 
@@ -54,10 +54,9 @@ static tenant_count *find_tenant(kiln_query_pool_t *p, const char *t, size_t len
  * zero are dropped. The caller holds mu. */
 static void count_tenants(kiln_query_pool_t *p, const char *hdr, int delta)
 {
-    for (const char *s = hdr;;) {
-        const char *bar = strchr(s, '|');
-        size_t len = bar ? (size_t)(bar - s) : strlen(s);
-        tenant_count *c = find_tenant(p, s, len, delta > 0);
+    char name[KILN_TENANT_MAX + 1];
+    for (const char *s = hdr; kiln_tenants_next(&s, name);) {
+        tenant_count *c = find_tenant(p, name, delta > 0);
         if (c != NULL) {
             c->n = delta > 0 ? c->n + 1 : c->n - 1;
             if (c->n == 0) {
@@ -65,9 +64,6 @@ static void count_tenants(kiln_query_pool_t *p, const char *hdr, int delta)
                 *c = p->tc[--p->n_tc];
             }
         }
-        if (bar == NULL)
-            return;
-        s = bar + 1;
     }
 }
 
@@ -76,24 +72,17 @@ static kiln_status over_limit(kiln_query_pool_t *p, const char *hdr, kiln_err *e
 {
     if (p->cfg.limits == NULL)
         return KILN_OK;
-    for (const char *s = hdr;;) {
-        const char *bar = strchr(s, '|');
-        size_t len = bar ? (size_t)(bar - s) : strlen(s);
-        char name[KILN_TENANT_MAX + 1];
-        size_t n = len < KILN_TENANT_MAX ? len : KILN_TENANT_MAX;
-        memcpy(name, s, n);
-        name[n] = '\0';
+    char name[KILN_TENANT_MAX + 1];
+    for (const char *s = hdr; kiln_tenants_next(&s, name);) {
         size_t max = kiln_overrides_get(p->cfg.limits, name)->max_query_parallelism;
-        tenant_count *c = find_tenant(p, s, len, false);
+        tenant_count *c = find_tenant(p, name, false);
         if (max != 0 && c != NULL && c->n >= max)
             return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
                                 "too many concurrent queries for tenant %s: limit "
                                 "max_query_parallelism=%zu reached; retry later",
                                 name, max);
-        if (bar == NULL)
-            return KILN_OK;
-        s = bar + 1;
     }
+    return KILN_OK;
 }
 
 static void *worker_main(void *arg)

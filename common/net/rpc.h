@@ -16,9 +16,8 @@
 #include "buf.h"
 #include "cancel.h"
 #include "status.h"
+#include "tenants.h"
 
-#define KILN_TENANT_MAX 150
-#define KILN_TENANT_DEFAULT "anonymous"
 
 /** One call in progress. */
 typedef struct kiln_rpc_ctx {

@@ -329,22 +329,18 @@ static void each_head(kiln_ingester_t *ing, const char *tenants, int64_t start_m
                       void (*fn)(kiln_head_t *h, void *arg), void *arg)
 {
     pthread_rwlock_rdlock(&ing->cut);
-    for (const char *p = tenants; *p != '\0';) {
-        const char *bar = strchr(p, '|');
-        size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        tenant_head *t = tenant_of(ing, p, len, false);
+    char name[KILN_TENANT_MAX + 1];
+    for (const char *p = tenants; kiln_tenants_next(&p, name);) {
+        tenant_head *t = tenant_of(ing, name, strlen(name), false);
         if (t != NULL) {
             fn(t->head, arg);
             if (t->flushing != NULL)
                 fn(t->flushing, arg);
         }
         if (!ing->cfg.heads_only) {
-            char *name = kiln_xstrndup(p, len);
             block_visit v = {t, fn, arg};
             kiln_blockset_each(ing->blocks, name, start_ms, end_ms, visit_block, &v);
-            free(name);
         }
-        p += len + (bar != NULL);
     }
     pthread_rwlock_unlock(&ing->cut);
 }

@@ -221,14 +221,9 @@ static void add_block(void *ctx, const char *tenant, kiln_block_t *b)
 static heads block_heads(kiln_reader_t *r, const char *tenants, int64_t start_ms, int64_t end_ms)
 {
     heads hs = {NULL, 0, 0};
-    for (const char *p = tenants; *p != '\0';) {
-        const char *bar = strchr(p, '|');
-        size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        char *name = kiln_xstrndup(p, len);
+    char name[KILN_TENANT_MAX + 1];
+    for (const char *p = tenants; kiln_tenants_next(&p, name);)
         kiln_blockset_each(r->blocks, name, start_ms, end_ms, add_block, &hs);
-        free(name);
-        p += len + (bar != NULL);
-    }
     return hs;
 }
 

@@ -445,9 +445,9 @@ kiln_status kiln_querier__limit_range(const kiln_querier_t *q, kiln_rpc_ctx *ctx
     kiln_status st = kiln_querier__check_range(*start, end, ctx->err);
     if (st != KILN_OK || q->limits == NULL)
         return st;
-    char first[KILN_TENANT_MAX + 1];
-    size_t n = strcspn(ctx->tenant, "|");
-    snprintf(first, sizeof(first), "%.*s", (int)n, ctx->tenant);
+    char first[KILN_TENANT_MAX + 1] = "";
+    const char *tenants = ctx->tenant;
+    kiln_tenants_next(&tenants, first);
     const kiln_limits *l = kiln_overrides_get(q->limits, first);
     if (l->max_query_lookback_ns > 0) {
         struct timespec ts;
@@ -514,26 +514,19 @@ static kiln_status parse_spans(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t
 kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t **out,
                                       size_t *n_out)
 {
-    size_t n_tenants = 1;
-    for (const char *p = ctx->tenant; *p != '\0'; p++)
-        n_tenants += *p == '|';
+    size_t n_tenants = kiln_tenants_count(ctx->tenant);
     uint64_t *ids = kiln_arena_alloc(ctx->arena, (n * n_tenants + 1) * sizeof(*ids));
     if (ids == NULL)
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "profile_id_selector too large");
     size_t k = 0;
-    for (const char *t = ctx->tenant;; t++) {
-        char tenant[KILN_TENANT_MAX + 1];
-        size_t len = strcspn(t, "|");
-        snprintf(tenant, sizeof(tenant), "%.*s", (int)len, t);
+    char tenant[KILN_TENANT_MAX + 1];
+    for (const char *t = ctx->tenant; kiln_tenants_next(&t, tenant);) {
         for (size_t i = 0; i < n; i++) {
             if (*sel[i] == '\0')
                 return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                                     "profile_id_selector: an empty profile id");
             ids[k++] = kiln_idset_key(tenant, sel[i]);
         }
-        t += len;
-        if (*t == '\0')
-            break;
     }
     qsort(ids, k, sizeof(*ids), cmp_u64);
     *out = ids;
