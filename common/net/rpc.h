@@ -18,7 +18,6 @@
 #include "status.h"
 #include "tenants.h"
 
-
 /** One call in progress. */
 typedef struct kiln_rpc_ctx {
     const char *tenant;    /* validated; may be "a|b" for reads */
