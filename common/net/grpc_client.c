@@ -20,21 +20,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "grpc_tsan.h"
 #include "log.h"
 #include "xmalloc.h"
-
-/* A call's pending state is handed to the poller thread through gRPC's
- * completion queue, whose synchronisation ThreadSanitizer cannot see (gRPC
- * is not instrumented): under TSan the hand-off is declared to it, as a
- * release when the call starts and an acquire when its event comes. */
-#if defined(__SANITIZE_THREAD__)
-#include <sanitizer/tsan_interface.h>
-#define TSAN_HANDOFF_RELEASE(p) __tsan_release(p)
-#define TSAN_HANDOFF_ACQUIRE(p) __tsan_acquire(p)
-#else
-#define TSAN_HANDOFF_RELEASE(p) ((void)(p))
-#define TSAN_HANDOFF_ACQUIRE(p) ((void)(p))
-#endif
 
 #define DEFAULT_MAX_RECV ((size_t)256 << 20)
 /* A refused connection fails non-wait-for-ready calls at once; the channel
@@ -316,8 +304,9 @@ static bool start_call(kiln_grpc_client_t *c, pending *p, gpr_timespec deadline)
         grpc_op ops[6];
         fill_ops(p, ops);
         p->started = true;
-        TSAN_HANDOFF_RELEASE(p);
-        grpc_call_error e = grpc_call_start_batch(p->gc, ops, 6, p, NULL);
+        grpc_call *gc = p->gc; /* the poller may own p once the batch starts */
+        KILN_GRPC_HANDOFF_RELEASE(p);
+        grpc_call_error e = grpc_call_start_batch(gc, ops, 6, p, NULL);
         if (e == GRPC_CALL_OK)
             return true;
         p->started = false;
@@ -443,7 +432,7 @@ static void *poll_loop(void *arg)
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             return NULL;
         if (ev.type == GRPC_OP_COMPLETE) {
-            TSAN_HANDOFF_ACQUIRE(ev.tag);
+            KILN_GRPC_HANDOFF_ACQUIRE(ev.tag);
             on_complete(c, ev.tag);
         }
     }

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "grpc_tsan.h"
 #include "gzip.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -85,6 +86,7 @@ static void post_slot(worker *w)
     c->state = REQUESTED;
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
+    KILN_GRPC_HANDOFF_RELEASE(c);
     grpc_call_error e =
         grpc_server_request_call(w->srv->server, &c->call, &c->details, &c->md, w->cq, w->cq, c);
     if (e != GRPC_CALL_OK) {
@@ -127,6 +129,16 @@ static int64_t query_deadline(const call_slot *c);
 
 #define CLOSE_TAG(c) ((void *)((uintptr_t)(c) + 1)) /* slots are malloc-aligned */
 
+/* Starts ops on the slot's call with tag. The slot is released to the
+ * thread that takes the event (grpc_tsan.h) only after the last read of it
+ * here: that thread may free it as soon as the batch is started. */
+static grpc_call_error start_batch(call_slot *c, const grpc_op *ops, size_t n, void *tag)
+{
+    grpc_call *call = c->call;
+    KILN_GRPC_HANDOFF_RELEASE(c);
+    return grpc_call_start_batch(call, ops, n, tag, NULL);
+}
+
 static void start_recv(call_slot *c)
 {
     grpc_op op;
@@ -135,13 +147,13 @@ static void start_recv(call_slot *c)
     op.data.recv_close_on_server.cancelled = &c->cancelled;
     kiln_cancel_init(&c->cancel, query_deadline(c)); /* before on_close may set it */
     atomic_init(&c->refs, 2);
-    if (grpc_call_start_batch(c->call, &op, 1, CLOSE_TAG(c), NULL) != GRPC_CALL_OK)
+    if (start_batch(c, &op, 1, CLOSE_TAG(c)) != GRPC_CALL_OK)
         atomic_store(&c->refs, 1);
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->recv;
     c->state = RECEIVING;
-    if (grpc_call_start_batch(c->call, &op, 1, c, NULL) != GRPC_CALL_OK)
+    if (start_batch(c, &op, 1, c) != GRPC_CALL_OK)
         abort_slot(c);
 }
 
@@ -282,7 +294,7 @@ static void finish(call_slot *c, kiln_status st, const kiln_buf *out, const kiln
     ops[n].data.send_status_from_server.status = (grpc_status_code)st;
     ops[n++].data.send_status_from_server.status_details = &c->status_details;
     c->state = SENDING;
-    if (grpc_call_start_batch(c->call, ops, n, c, NULL) != GRPC_CALL_OK)
+    if (start_batch(c, ops, n, c) != GRPC_CALL_OK)
         abort_slot(c);
 }
 
@@ -388,10 +400,12 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&s->mu);
             continue;
         }
+        call_slot *c = (call_slot *)((uintptr_t)ev.tag & ~(uintptr_t)1);
+        KILN_GRPC_HANDOFF_ACQUIRE(c);
         if ((uintptr_t)ev.tag & 1)
-            on_close((call_slot *)((uintptr_t)ev.tag - 1));
+            on_close(c);
         else
-            on_event(w, ev.tag, ev.success);
+            on_event(w, c, ev.success);
     }
     return NULL;
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -220,6 +221,13 @@ func (c *cluster) timedTotals(t *testing.T, when, service string, want int64) ti
 // another ingester frozen. Then one ingester is made slow (stopped for
 // longer than the rpc timeout, run briefly, again): pushes are as above.
 func TestFrozenIngester(t *testing.T) {
+	// The test tells a replica that is slow from one that answers within
+	// the rpc timeout; under ThreadSanitizer every process is several times
+	// slower, so healthy replicas miss it too. The release and ASan runs
+	// carry this test; the TSan run keeps the rest of the cluster tests.
+	if os.Getenv("KILN_SANITIZER") == "thread" {
+		t.Skip("timing-bound: not under ThreadSanitizer")
+	}
 	// Heads are not cut into blocks during the test (queries read the
 	// heads), and the flusher does not run: a flush round of the flusher
 	// thread at the moment SIGTERM flushes too is issue 10's flush_round
