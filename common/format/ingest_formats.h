@@ -9,7 +9,7 @@
  *   - the fix-ups upstream applies to pprof from some spies (dotnetspy;
  *     pyspy/rbspy function names).
  * The body parsers themselves are folded.h, speedscope.h and multipart.h;
- * app names are appname.h and times attime.h. No state; arena memory. */
+ * app names are appname.h and times time_param.h. No state; arena memory. */
 #ifndef KILN_INGEST_FORMATS_H
 #define KILN_INGEST_FORMATS_H
 

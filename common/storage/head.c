@@ -12,7 +12,7 @@
 #include <xxhash.h>
 
 #include "cancel.h"
-#include "hidx.h"
+#include "hash_index.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -25,12 +25,12 @@ kiln_head_t *kiln_head_create(void)
     pthread_rwlock_init(&h->lock, NULL);
     pthread_mutex_init(&h->agg_mu, NULL);
     h->mem = kiln_arena_create(0);
-    kiln_hidx_init(&h->str_idx);
-    kiln_hidx_init(&h->func_idx);
-    kiln_hidx_init(&h->map_idx);
-    kiln_hidx_init(&h->loc_idx);
-    kiln_hidx_init(&h->series_idx);
-    kiln_hidx_init(&h->post_idx);
+    kiln_hash_index_init(&h->str_idx);
+    kiln_hash_index_init(&h->func_idx);
+    kiln_hash_index_init(&h->map_idx);
+    kiln_hash_index_init(&h->loc_idx);
+    kiln_hash_index_init(&h->series_idx);
+    kiln_hash_index_init(&h->post_idx);
     /* Node 0 is the root of every stack: no parent, no location. */
     KILN_GROW(h->node_parent, h->cap_nodes, 1);
     KILN_GROW(h->node_loc, h->cap_nodes2, 1);
@@ -57,10 +57,10 @@ void kiln_head_destroy(kiln_head_t *h)
     for (size_t i = 0; i < h->n_posts; i++)
         free(h->posts[i].ids);
     free(h->posts);
-    kiln_hidx *idx[] = {&h->str_idx, &h->func_idx,   &h->map_idx,
-                        &h->loc_idx, &h->series_idx, &h->post_idx};
+    kiln_hash_index *idx[] = {&h->str_idx, &h->func_idx,   &h->map_idx,
+                              &h->loc_idx, &h->series_idx, &h->post_idx};
     for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
-        kiln_hidx_fini(idx[i]);
+        kiln_hash_index_fini(idx[i]);
     void *arrays[] = {h->strs,        h->funcs,    h->maps,      h->locs,     h->lines,
                       h->node_parent, h->node_loc, h->series,    h->profiles, h->s_node,
                       h->s_value,     h->s_span,   h->nodes_idx, h->stacks};
@@ -90,14 +90,14 @@ uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len)
 {
     str_key k = {h, p, len};
     uint64_t hash = XXH3_64bits(p, len);
-    uint32_t id = kiln_hidx_find(&h->str_idx, hash, str_eq, &k);
+    uint32_t id = kiln_hash_index_find(&h->str_idx, hash, str_eq, &k);
     if (id != NONE)
         return id;
     KILN_GROW(h->strs, h->cap_strs, h->n_strs + 1);
     id = (uint32_t)h->n_strs++;
     h->strs[id].ptr = kiln_arena_strndup(h->mem, p, len);
     h->strs[id].len = (uint32_t)len;
-    kiln_hidx_insert(&h->str_idx, hash, id);
+    kiln_hash_index_insert(&h->str_idx, hash, id);
     return id;
 }
 
@@ -121,17 +121,17 @@ static bool record_eq(const void *ctx, uint32_t id)
     return memcmp(k->base + (size_t)id * k->size, k->rec, k->size) == 0;
 }
 
-static uint32_t intern_record(kiln_hidx *idx, void **table, size_t *n, size_t *cap, const void *rec,
-                              size_t size)
+static uint32_t intern_record(kiln_hash_index *idx, void **table, size_t *n, size_t *cap,
+                              const void *rec, size_t size)
 {
     record_key k = {*table, size, rec};
     uint64_t hash = XXH3_64bits(rec, size);
-    uint32_t id = kiln_hidx_find(idx, hash, record_eq, &k);
+    uint32_t id = kiln_hash_index_find(idx, hash, record_eq, &k);
     if (id == NONE) {
         kiln_grow(table, cap, *n + 1, size);
         id = (uint32_t)(*n)++;
         memcpy((char *)*table + (size_t)id * size, rec, size);
-        kiln_hidx_insert(idx, hash, id);
+        kiln_hash_index_insert(idx, hash, id);
     }
     return id;
 }
@@ -167,7 +167,7 @@ uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
     loc_key k = {h, l, lines};
     uint64_t hash =
         XXH3_64bits_withSeed(lines, l->n_lines * sizeof(hline), l->address * 31 + l->mapping);
-    uint32_t id = kiln_hidx_find(&h->loc_idx, hash, loc_eq, &k);
+    uint32_t id = kiln_hash_index_find(&h->loc_idx, hash, loc_eq, &k);
     if (id != NONE)
         return id;
     KILN_GROW(h->lines, h->cap_lines, h->n_lines + l->n_lines);
@@ -177,7 +177,7 @@ uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
     KILN_GROW(h->locs, h->cap_locs, h->n_locs + 1);
     id = (uint32_t)h->n_locs++;
     h->locs[id] = *l;
-    kiln_hidx_insert(&h->loc_idx, hash, id);
+    kiln_hash_index_insert(&h->loc_idx, hash, id);
     return id;
 }
 
@@ -354,7 +354,7 @@ uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t 
 {
     series_key k = {h, l, n};
     uint64_t fp = kiln_labels_fingerprint(l, n);
-    uint32_t id = kiln_hidx_find(&h->series_idx, fp, series_eq, &k);
+    uint32_t id = kiln_hash_index_find(&h->series_idx, fp, series_eq, &k);
     if (id != NONE)
         return id;
     KILN_GROW(h->series, h->cap_series, h->n_series + 1);
@@ -367,7 +367,7 @@ uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t 
         s->labels[i].value = intern_cstr(h, l[i].value);
     }
     s->n_labels = (uint32_t)n;
-    kiln_hidx_insert(&h->series_idx, fp, id);
+    kiln_hash_index_insert(&h->series_idx, fp, id);
     kiln_head__post_series(h, id);
     return id;
 }
@@ -392,7 +392,7 @@ static bool post_eq(const void *ctx, uint32_t id)
 static const hpost *post_find(const kiln_head_t *h, const char *name, const char *value)
 {
     post_key k = {h, name, value};
-    uint32_t id = kiln_hidx_find(&h->post_idx, post_hash(name, value), post_eq, &k);
+    uint32_t id = kiln_hash_index_find(&h->post_idx, post_hash(name, value), post_eq, &k);
     return id == NONE ? NULL : &h->posts[id];
 }
 
@@ -403,12 +403,12 @@ void kiln_head__post_series(kiln_head_t *h, uint32_t sid)
         const kiln_label_t *l = &s->labels[i];
         post_key k = {h, l->name, l->value};
         uint64_t hash = post_hash(l->name, l->value);
-        uint32_t id = kiln_hidx_find(&h->post_idx, hash, post_eq, &k);
+        uint32_t id = kiln_hash_index_find(&h->post_idx, hash, post_eq, &k);
         if (id == NONE) {
             KILN_GROW(h->posts, h->cap_posts, h->n_posts + 1);
             id = (uint32_t)h->n_posts++;
             h->posts[id] = (hpost){l->name, l->value, NULL, 0, 0};
-            kiln_hidx_insert(&h->post_idx, hash, id);
+            kiln_hash_index_insert(&h->post_idx, hash, id);
         }
         hpost *p = &h->posts[id];
         KILN_GROW(p->ids, p->cap, p->n + 1);
@@ -504,7 +504,7 @@ static uint32_t type_series(kiln_head_t *h, const kiln_label_t *base, size_t n,
 static bool holds_series(const kiln_head_t *h, const kiln_label_t *l, size_t n, uint64_t fp)
 {
     series_key k = {h, l, n};
-    return h != NULL && kiln_hidx_find(&h->series_idx, fp, series_eq, &k) != NONE;
+    return h != NULL && kiln_hash_index_find(&h->series_idx, fp, series_eq, &k) != NONE;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -1199,7 +1199,7 @@ static uint64_t profile_key(uint32_t sid, int64_t t, uint64_t id, const uint32_t
 }
 
 typedef struct dedup {
-    kiln_hidx idx;
+    kiln_hash_index idx;
     uint64_t *keys;
     size_t n, cap;
 } dedup;
@@ -1220,11 +1220,11 @@ static bool dedup_add(dedup *d, uint64_t k)
         const dedup *d;
         uint64_t k;
     } c = {d, k};
-    if (kiln_hidx_find(&d->idx, k, key_eq, &c) != NONE)
+    if (kiln_hash_index_find(&d->idx, k, key_eq, &c) != NONE)
         return false;
     KILN_GROW(d->keys, d->cap, d->n + 1);
     d->keys[d->n] = k;
-    kiln_hidx_insert(&d->idx, k, (uint32_t)d->n++);
+    kiln_hash_index_insert(&d->idx, k, (uint32_t)d->n++);
     return true;
 }
 
@@ -1276,7 +1276,7 @@ kiln_status kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src, size_t *cop
     m.loc = m.map + src->n_maps, m.node = m.loc + src->n_locs;
     dedup seen;
     memset(&seen, 0, sizeof(seen));
-    kiln_hidx_init(&seen.idx);
+    kiln_hash_index_init(&seen.idx);
     kiln_status st = KILN_OK;
     *copied = 0;
     pthread_rwlock_wrlock(&dst->lock);
@@ -1291,7 +1291,7 @@ kiln_status kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src, size_t *cop
         st = merge_series(dst, src, &m, (uint32_t)i, &seen, copied, err);
     pthread_rwlock_unlock(&src->lock);
     pthread_rwlock_unlock(&dst->lock);
-    kiln_hidx_fini(&seen.idx);
+    kiln_hash_index_fini(&seen.idx);
     free(seen.keys);
     free(all);
     return st;

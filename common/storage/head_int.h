@@ -8,7 +8,7 @@
 #include <pthread.h>
 
 #include "head.h"
-#include "hidx.h"
+#include "hash_index.h"
 
 #define KILN_HEAD_NONE UINT32_MAX
 
@@ -76,16 +76,16 @@ struct kiln_head {
     kiln_arena_t *mem;
     hstr *strs;
     size_t n_strs, cap_strs;
-    kiln_hidx str_idx;
+    kiln_hash_index str_idx;
     hfunc *funcs;
     size_t n_funcs, cap_funcs;
-    kiln_hidx func_idx;
+    kiln_hash_index func_idx;
     hmap *maps;
     size_t n_maps, cap_maps;
-    kiln_hidx map_idx;
+    kiln_hash_index map_idx;
     hloc *locs;
     size_t n_locs, cap_locs;
-    kiln_hidx loc_idx;
+    kiln_hash_index loc_idx;
     hline *lines;
     size_t n_lines, cap_lines;
     uint32_t *node_parent, *node_loc;
@@ -104,11 +104,11 @@ struct kiln_head {
     size_t stacks_cap, n_stacks;
     hseries *series;
     size_t n_series, cap_series;
-    kiln_hidx series_idx;
+    kiln_hash_index series_idx;
     /* Postings: for each label pair, the series that have it, ascending. */
     struct hpost *posts;
     size_t n_posts, cap_posts;
-    kiln_hidx post_idx;
+    kiln_hash_index post_idx;
     hprofile *profiles;
     size_t n_profiles, cap_profiles;
     uint32_t *s_node;

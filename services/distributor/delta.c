@@ -10,7 +10,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "hidx.h"
+#include "hash_index.h"
 #include "xmalloc.h"
 
 #define MAX_TYPES 16
@@ -24,21 +24,21 @@ typedef struct series_state {
     uint64_t key; /* tenant + series fingerprint */
     stack_state *stacks;
     size_t n, cap;
-    kiln_hidx idx;
+    kiln_hash_index idx;
 } series_state;
 
 struct kiln_delta {
     pthread_mutex_t mu;
     series_state *s;
     size_t n, cap;
-    kiln_hidx idx;
+    kiln_hash_index idx;
 };
 
 kiln_delta_t *kiln_delta_create(void)
 {
     kiln_delta_t *d = kiln_xcalloc(1, sizeof(*d));
     pthread_mutex_init(&d->mu, NULL);
-    kiln_hidx_init(&d->idx);
+    kiln_hash_index_init(&d->idx);
     return d;
 }
 
@@ -48,10 +48,10 @@ void kiln_delta_destroy(kiln_delta_t *d)
         return;
     for (size_t i = 0; i < d->n; i++) {
         free(d->s[i].stacks);
-        kiln_hidx_fini(&d->s[i].idx);
+        kiln_hash_index_fini(&d->s[i].idx);
     }
     free(d->s);
-    kiln_hidx_fini(&d->idx);
+    kiln_hash_index_fini(&d->idx);
     pthread_mutex_destroy(&d->mu);
     free(d);
 }
@@ -107,15 +107,15 @@ static series_state *series_of(kiln_delta_t *d, uint64_t key, bool *created)
         const kiln_delta_t *d;
         uint64_t key;
     } k = {d, key};
-    uint32_t id = kiln_hidx_find(&d->idx, key, series_eq, &k);
-    *created = id == KILN_HIDX_NONE;
+    uint32_t id = kiln_hash_index_find(&d->idx, key, series_eq, &k);
+    *created = id == KILN_HASH_INDEX_NONE;
     if (*created) {
         KILN_GROW(d->s, d->cap, d->n + 1);
         id = (uint32_t)d->n++;
         memset(&d->s[id], 0, sizeof(d->s[id]));
         d->s[id].key = key;
-        kiln_hidx_init(&d->s[id].idx);
-        kiln_hidx_insert(&d->idx, key, id);
+        kiln_hash_index_init(&d->s[id].idx);
+        kiln_hash_index_insert(&d->idx, key, id);
     }
     return &d->s[id];
 }
@@ -135,13 +135,13 @@ static stack_state *stack_of(series_state *s, uint64_t key)
         const series_state *s;
         uint64_t key;
     } k = {s, key};
-    uint32_t id = kiln_hidx_find(&s->idx, key, stack_eq, &k);
-    if (id == KILN_HIDX_NONE) {
+    uint32_t id = kiln_hash_index_find(&s->idx, key, stack_eq, &k);
+    if (id == KILN_HASH_INDEX_NONE) {
         KILN_GROW(s->stacks, s->cap, s->n + 1);
         id = (uint32_t)s->n++;
         memset(&s->stacks[id], 0, sizeof(s->stacks[id]));
         s->stacks[id].key = key;
-        kiln_hidx_insert(&s->idx, key, id);
+        kiln_hash_index_insert(&s->idx, key, id);
     }
     return &s->stacks[id];
 }

@@ -11,8 +11,8 @@
 
 #include "delta.h"
 #include "gzip.h"
-#include "hidx.h"
-#include "idset.h"
+#include "hash_index.h"
+#include "seen_keys.h"
 #include "labels.h"
 #include "log.h"
 #include "pprof.h"
@@ -23,7 +23,7 @@
 
 struct kiln_distributor {
     kiln_distributor_config cfg;
-    kiln_idset_t *seen;
+    kiln_seen_keys_t *seen;
     kiln_delta_t *delta;
     kiln_ingester_t *ing;
     kiln_metrics_t *metrics;
@@ -35,7 +35,7 @@ kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
 {
     kiln_distributor_t *d = kiln_xcalloc(1, sizeof(*d));
     d->cfg = *cfg;
-    d->seen = kiln_idset_create(SEEN_IDS);
+    d->seen = kiln_seen_keys_create(SEEN_IDS);
     d->delta = kiln_delta_create();
     d->ing = ing;
     d->metrics = metrics;
@@ -51,7 +51,7 @@ void kiln_distributor_destroy(kiln_distributor_t *d)
 {
     if (d == NULL)
         return;
-    kiln_idset_destroy(d->seen);
+    kiln_seen_keys_destroy(d->seen);
     kiln_delta_destroy(d->delta);
     free(d);
 }
@@ -302,25 +302,25 @@ static size_t split_by_labels(const kiln_ingest_profile *in, kiln_arena_t *a,
     uint32_t *group = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(*group));
     size_t *count = kiln_arena_calloc(a, p->n_samples + 1, sizeof(*count));
     size_t n_groups = 0;
-    kiln_hidx idx;
-    kiln_hidx_init(&idx);
+    kiln_hash_index idx;
+    kiln_hash_index_init(&idx);
     kiln_buf key;
     kiln_buf_init(&key, 0);
     for (size_t i = 0; i < p->n_samples; i++) { /* group id per sample, hashed */
         sample_key(p, i, &key);
         group_key gk = {keys, key.len ? key.ptr : ""};
         uint64_t h = XXH3_64bits(gk.k, strlen(gk.k));
-        uint32_t g = kiln_hidx_find(&idx, h, group_eq, &gk);
-        if (g == KILN_HIDX_NONE) {
+        uint32_t g = kiln_hash_index_find(&idx, h, group_eq, &gk);
+        if (g == KILN_HASH_INDEX_NONE) {
             g = (uint32_t)n_groups++;
             keys[g] = kiln_arena_strndup(a, gk.k, strlen(gk.k));
-            kiln_hidx_insert(&idx, h, g);
+            kiln_hash_index_insert(&idx, h, g);
         }
         group[i] = g;
         count[g]++;
     }
     kiln_buf_free(&key);
-    kiln_hidx_fini(&idx);
+    kiln_hash_index_fini(&idx);
     /* One array for all groups' samples, each group a slice (counting sort). */
     kiln_pprof_sample *all = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(*all));
     size_t off = 0;
@@ -348,8 +348,8 @@ static uint64_t *claim_ids(kiln_distributor_t *d, const char *tenant, kiln_inges
     for (size_t i = 0; i < n; i++) {
         if (in[i].id == NULL || *in[i].id == '\0')
             continue;
-        uint64_t k = kiln_idset_key(tenant, in[i].id);
-        if (kiln_idset_add(d->seen, k))
+        uint64_t k = kiln_profile_id_key(tenant, in[i].id);
+        if (kiln_seen_keys_add(d->seen, k))
             keys[i] = k;
         else
             in[i].profile.n_samples = 0; /* already ingested: acknowledge, store nothing */
@@ -363,7 +363,7 @@ static uint64_t *claim_ids(kiln_distributor_t *d, const char *tenant, kiln_inges
 static uint64_t profile_id(const char *tenant, const char *id)
 {
     if (id != NULL && *id != '\0')
-        return kiln_idset_key(tenant, id);
+        return kiln_profile_id_key(tenant, id);
     uint64_t r = 0;
     if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r) || r == 0) {
         struct timespec ts;
@@ -441,7 +441,7 @@ kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
         st = append_all(d, tenant, in, n, a, err);
         for (size_t i = 0; st != KILN_OK && i < n; i++) {
             if (claimed[i] != 0)
-                kiln_idset_remove(d->seen, claimed[i]);
+                kiln_seen_keys_remove(d->seen, claimed[i]);
         }
     }
     if (st == KILN_OK)

@@ -19,7 +19,7 @@
 #include <microhttpd.h>
 
 #include "appname.h"
-#include "attime.h"
+#include "time_param.h"
 #include "distributor.h"
 #include "folded.h"
 #include "gzip.h"
@@ -153,8 +153,8 @@ static kiln_status parse_request(ingest *r)
         return reject(r, 400, st);
     int64_t now = now_ns();
     const char *from = query(r, "from"), *until = query(r, "until");
-    r->from = *from ? kiln_attime_parse(from, strlen(from), now) : now;
-    r->until = *until ? kiln_attime_parse(until, strlen(until), now) : now;
+    r->from = *from ? kiln_time_param_parse(from, strlen(from), now) : now;
+    r->until = *until ? kiln_time_param_parse(until, strlen(until), now) : now;
     st = sample_rate(r, query(r, "sampleRate"));
     if (st != KILN_OK)
         return st;
@@ -279,7 +279,7 @@ static kiln_status text_profile(ingest *r, kiln_pprof_build_t *b, const kiln_app
                                    "after the last '.')",
                                    suffix));
     apply_kind(b, &k, rate);
-    /* from and until may be anything attime parses (now-9999999999h...):
+    /* from and until may be anything time_param parses (now-9999999999h...):
      * a duration past int64 is unknown, 0. */
     int64_t duration = 0;
     if (r->until > r->from && __builtin_sub_overflow(r->until, r->from, &duration))

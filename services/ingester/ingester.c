@@ -12,7 +12,7 @@
 
 #include "block.h"
 #include "gzip.h"
-#include "idset.h"
+#include "seen_keys.h"
 #include "ingester/v1/ingester.pb-c.h"
 #include "log.h"
 #include "wal.h"
@@ -52,7 +52,7 @@ kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_
     pthread_mutex_init(&ing->flush_mu, NULL);
     pthread_mutex_init(&ing->ring_mu, NULL);
     pthread_rwlock_init(&ing->cut, NULL);
-    ing->held = kiln_idset_create(HELD_KEYS);
+    ing->held = kiln_seen_keys_create(HELD_KEYS);
     kiln_status st = open_storage(ing, err);
     if (st != KILN_OK) {
         kiln_ingester_destroy(ing);
@@ -80,7 +80,7 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
     kiln_objstore_close(ing->store);
     kiln_wal_close(ing->wal);
     free(ing->storage_path);
-    kiln_idset_destroy(ing->held);
+    kiln_seen_keys_destroy(ing->held);
     pthread_mutex_destroy(&ing->mu);
     pthread_mutex_destroy(&ing->flush_mu);
     pthread_mutex_destroy(&ing->ring_mu);
@@ -131,7 +131,7 @@ static size_t claim_parts(kiln_ingester_t *ing, const kiln_ingester_part *parts,
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t key = part_key(&parts[i]);
-        if (key != 0 && !kiln_idset_add(ing->held, key))
+        if (key != 0 && !kiln_seen_keys_add(ing->held, key))
             continue;
         keys[k] = key;
         kept[k++] = parts[i];
@@ -199,7 +199,7 @@ kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
     }
     for (size_t i = 0; i < k && st != KILN_OK; i++)
         if (keys[i] != 0)
-            kiln_idset_remove(ing->held, keys[i]);
+            kiln_seen_keys_remove(ing->held, keys[i]);
     free(kept);
     free(keys);
     return st;
@@ -537,7 +537,7 @@ static kiln_status decode_part(const Ingester__V1__ProfileSeries *s, kiln_rpc_ct
         st = kiln_pprof_decode(ctx->arena, s->profile.data, s->profile.len, p, ctx->err);
     if (st == KILN_OK)
         st = kiln_pprof_validate_normalize(ctx->arena, p, 0, ctx->err);
-    uint64_t id = s->key != 0 ? s->key : *s->id ? kiln_idset_key(ctx->tenant, s->id) : 0;
+    uint64_t id = s->key != 0 ? s->key : *s->id ? kiln_profile_id_key(ctx->tenant, s->id) : 0;
     *part = (kiln_ingester_part){l, s->n_labels, p, id};
     return st;
 }

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 
 #include "blockset.h"
-#include "idset.h"
+#include "seen_keys.h"
 #include "ingester.h"
 #include "objstore.h"
 #include "ticker.h"
@@ -58,7 +58,7 @@ struct kiln_ingester {
     /* Keys of the profiles held (push id, series, time; see part_key): a
      * push retried after it failed its quorum elsewhere may reach a replica
      * that stored the first attempt, which must not hold it twice. */
-    kiln_idset_t *held;
+    kiln_seen_keys_t *held;
 
     /* Ring ownership checks (cluster only; ring NULL otherwise). */
     kiln_ring_t *ring;

@@ -11,8 +11,8 @@
 #include <xxhash.h>
 
 #include "querier/v1/querier.pb-c.h"
-#include "hidx.h"
-#include "idset.h"
+#include "hash_index.h"
+#include "seen_keys.h"
 #include "selector.h"
 #include "tree.h"
 #include "types/v1/types.pb-c.h"
@@ -22,9 +22,9 @@
 #define MAX_NODES_LIMIT 1048576
 #define DOT_MAX_NODES_DEFAULT 100 /* as /pyroscope/render?format=dot */
 
-static void free_hidx(void *x)
+static void free_hash_index(void *x)
 {
-    kiln_hidx_fini(x);
+    kiln_hash_index_fini(x);
     free(x);
 }
 
@@ -45,10 +45,10 @@ void kiln_querier_destroy(kiln_querier_t *q)
 
 /* A hash index freed with the request arena: the lists below live on a
  * handler's stack, which may return early. */
-static kiln_hidx *arena_hidx(kiln_arena_t *a)
+static kiln_hash_index *arena_hash_index(kiln_arena_t *a)
 {
-    kiln_hidx *x = kiln_xcalloc(1, sizeof(*x));
-    kiln_arena_defer(a, free_hidx, x);
+    kiln_hash_index *x = kiln_xcalloc(1, sizeof(*x));
+    kiln_arena_defer(a, free_hash_index, x);
     return x;
 }
 
@@ -56,7 +56,7 @@ typedef struct strlist {
     kiln_arena_t *a;
     char **v;
     size_t n, cap;
-    kiln_hidx *idx; /* XXH3 of v[i] -> i (NULL until the first add) */
+    kiln_hash_index *idx; /* XXH3 of v[i] -> i (NULL until the first add) */
 } strlist;
 
 typedef struct str_probe {
@@ -80,9 +80,9 @@ static const char *strlist_add(strlist *l, const char *s)
     uint64_t h = XXH3_64bits(s, len);
     str_probe probe = {l, s};
     if (l->idx == NULL)
-        l->idx = arena_hidx(l->a);
-    uint32_t id = kiln_hidx_find(l->idx, h, str_eq, &probe);
-    if (id != KILN_HIDX_NONE)
+        l->idx = arena_hash_index(l->a);
+    uint32_t id = kiln_hash_index_find(l->idx, h, str_eq, &probe);
+    if (id != KILN_HASH_INDEX_NONE)
         return l->v[id];
     if (l->n == l->cap) {
         size_t ncap = l->cap ? l->cap * 2 : 32;
@@ -92,7 +92,7 @@ static const char *strlist_add(strlist *l, const char *s)
         l->v = nv;
         l->cap = ncap;
     }
-    kiln_hidx_insert(l->idx, h, (uint32_t)l->n);
+    kiln_hash_index_insert(l->idx, h, (uint32_t)l->n);
     l->v[l->n] = kiln_arena_strndup(l->a, s, len);
     return l->v[l->n++];
 }
@@ -266,10 +266,10 @@ typedef struct series_arg {
     strlist strs; /* label names and values */
     Types__V1__LabelPair **pairs;
     size_t n_pairs, cap_pairs;
-    kiln_hidx *pair_idx;
+    kiln_hash_index *pair_idx;
     Types__V1__Labels **sets;
     size_t n_sets, cap_sets;
-    kiln_hidx *set_idx;
+    kiln_hash_index *set_idx;
     Types__V1__LabelPair **scratch; /* the set being looked up */
     size_t cap_scratch, n_prev;     /* n_prev: scratch still holds the last set */
     bool utf8;                      /* keep non-legacy (e.g. dotted) names */
@@ -315,8 +315,8 @@ static Types__V1__LabelPair *intern_pair(series_arg *s, const kiln_label_t *l)
     pair_probe k = {s, strlist_add(&s->strs, l->name), strlist_add(&s->strs, l->value)};
     const char *key[2] = {k.name, k.value};
     uint64_t h = XXH3_64bits(key, sizeof(key));
-    uint32_t id = kiln_hidx_find(s->pair_idx, h, pair_eq, &k);
-    if (id != KILN_HIDX_NONE)
+    uint32_t id = kiln_hash_index_find(s->pair_idx, h, pair_eq, &k);
+    if (id != KILN_HASH_INDEX_NONE)
         return s->pairs[id];
     Types__V1__LabelPair *lp = kiln_arena_alloc(s->a, sizeof(*lp));
     if (lp == NULL || !grow_ptrs(s->a, &s->pairs, &s->cap_pairs, s->n_pairs + 1))
@@ -324,7 +324,7 @@ static Types__V1__LabelPair *intern_pair(series_arg *s, const kiln_label_t *l)
     types__v1__label_pair__init(lp);
     lp->name = (char *)k.name;
     lp->value = (char *)k.value;
-    kiln_hidx_insert(s->pair_idx, h, (uint32_t)s->n_pairs);
+    kiln_hash_index_insert(s->pair_idx, h, (uint32_t)s->n_pairs);
     s->pairs[s->n_pairs++] = lp;
     return lp;
 }
@@ -365,7 +365,7 @@ static void collect_series(void *ctx, const kiln_label_t *l, size_t n)
         return;
     set_probe k = {s, m};
     uint64_t h = XXH3_64bits(s->scratch, m * sizeof(*s->scratch));
-    if (kiln_hidx_find(s->set_idx, h, set_eq, &k) != KILN_HIDX_NONE)
+    if (kiln_hash_index_find(s->set_idx, h, set_eq, &k) != KILN_HASH_INDEX_NONE)
         return;
     Types__V1__Labels *set = kiln_arena_alloc(s->a, sizeof(*set));
     Types__V1__LabelPair **pairs = kiln_arena_alloc(s->a, m * sizeof(*pairs));
@@ -375,7 +375,7 @@ static void collect_series(void *ctx, const kiln_label_t *l, size_t n)
     memcpy(pairs, s->scratch, m * sizeof(*pairs));
     set->labels = pairs;
     set->n_labels = m;
-    kiln_hidx_insert(s->set_idx, h, (uint32_t)s->n_sets);
+    kiln_hash_index_insert(s->set_idx, h, (uint32_t)s->n_sets);
     s->sets[s->n_sets++] = set;
 }
 
@@ -408,8 +408,8 @@ static kiln_status h_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage
     const Querier__V1__SeriesRequest *req = (const Querier__V1__SeriesRequest *)msg;
     series_arg s = {.a = ctx->arena, .n_names = req->n_label_names, .utf8 = ctx->utf8_names};
     s.strs.a = ctx->arena;
-    s.pair_idx = arena_hidx(ctx->arena);
-    s.set_idx = arena_hidx(ctx->arena);
+    s.pair_idx = arena_hash_index(ctx->arena);
+    s.set_idx = arena_hash_index(ctx->arena);
     if (s.n_names != 0) {
         s.names = kiln_arena_alloc(ctx->arena, s.n_names * sizeof(*s.names));
         if (s.names == NULL)
@@ -525,7 +525,7 @@ kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, u
             if (*sel[i] == '\0')
                 return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                                     "profile_id_selector: an empty profile id");
-            ids[k++] = kiln_idset_key(tenant, sel[i]);
+            ids[k++] = kiln_profile_id_key(tenant, sel[i]);
         }
     }
     qsort(ids, k, sizeof(*ids), cmp_u64);

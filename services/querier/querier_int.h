@@ -53,7 +53,7 @@ kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
                                 kiln_tree_t **out);
 
 /** The stored ids of profile_id_selector's client profile ids (as the
- * distributor hashes them: kiln_idset_key per tenant of ctx->tenant),
+ * distributor hashes them: kiln_profile_id_key per tenant of ctx->tenant),
  * sorted, in the request arena. KILN_INVALID_ARGUMENT for an empty id. */
 kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t **out,
                                       size_t *n_out);

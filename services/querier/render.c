@@ -15,9 +15,9 @@
 
 #include <xxhash.h>
 
-#include "attime.h"
+#include "time_param.h"
 #include "connect.h"
-#include "hidx.h"
+#include "hash_index.h"
 #include "log.h"
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
@@ -68,7 +68,7 @@ typedef struct timeline {
     tl_series all;
     tl_series *g; /* sorted by key once filled */
     size_t ng, gcap;
-    kiln_hidx idx; /* key hash -> index in g while filling */
+    kiln_hash_index idx; /* key hash -> index in g while filling */
 } timeline;
 
 /* ---- request plumbing ---- */
@@ -109,11 +109,11 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* A time parameter in attime formats as ms, or dflt_ns when absent. */
+/* A time parameter in the time_param formats as ms, or dflt_ns when absent. */
 static int64_t param_ms(const rq *r, const char *name, int64_t now, int64_t dflt_ns)
 {
     const char *v = rq_param(r, name);
-    return (v != NULL ? kiln_attime_parse(v, strlen(v), now) : dflt_ns) / 1000000;
+    return (v != NULL ? kiln_time_param_parse(v, strlen(v), now) : dflt_ns) / 1000000;
 }
 
 /* Go's strconv.Atoi: the whole text a decimal integer, or not a number. */
@@ -385,10 +385,10 @@ static tl_series *tl_group(timeline *tl, const kiln_label_t *l, size_t n)
     const char *key = v != NULL && *v != '\0' ? v : "*";
     uint64_t h = XXH3_64bits(key, strlen(key));
     tl_probe probe = {tl, key};
-    uint32_t id = kiln_hidx_find(&tl->idx, h, tl_key_eq, &probe);
-    if (id != KILN_HIDX_NONE)
+    uint32_t id = kiln_hash_index_find(&tl->idx, h, tl_key_eq, &probe);
+    if (id != KILN_HASH_INDEX_NONE)
         return &tl->g[id];
-    kiln_hidx_insert(&tl->idx, h, (uint32_t)tl->ng);
+    kiln_hash_index_insert(&tl->idx, h, (uint32_t)tl->ng);
     KILN_GROW(tl->g, tl->gcap, tl->ng + 1);
     tl_series_init(&tl->g[tl->ng], key, tl->n);
     return &tl->g[tl->ng++];
@@ -450,7 +450,7 @@ static kiln_status timeline_build(rq *r, const selection *s, const char *group_b
     if (tl->n > 0)
         st = kiln_reader_profiles(r->q->rd, r->tenant, s->sel, s->start, s->end,
                                   on_timeline_profile, tl, &r->err);
-    kiln_hidx_fini(&tl->idx);
+    kiln_hash_index_fini(&tl->idx);
     if (st != KILN_OK) {
         timeline_free(tl);
         return st;

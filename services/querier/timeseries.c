@@ -11,7 +11,7 @@
 
 #include <xxhash.h>
 
-#include "hidx.h"
+#include "hash_index.h"
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
 #include "xmalloc.h"
@@ -31,7 +31,7 @@ typedef struct acc {
     size_t n_steps;
     group *g;
     size_t n, cap;
-    kiln_hidx idx; /* key hash -> index in g: a profile finds its group in O(1) */
+    kiln_hash_index idx; /* key hash -> index in g: a profile finds its group in O(1) */
 } acc;
 
 typedef struct key_probe {
@@ -57,12 +57,12 @@ static group *group_of(acc *a, const kiln_label_t *l, size_t n)
     const char *k = key.len ? key.ptr : "";
     uint64_t h = XXH3_64bits(k, key.len);
     key_probe probe = {a, k};
-    uint32_t id = kiln_hidx_find(&a->idx, h, key_eq, &probe);
-    if (id != KILN_HIDX_NONE) {
+    uint32_t id = kiln_hash_index_find(&a->idx, h, key_eq, &probe);
+    if (id != KILN_HASH_INDEX_NONE) {
         kiln_buf_free(&key);
         return &a->g[id];
     }
-    kiln_hidx_insert(&a->idx, h, (uint32_t)a->n);
+    kiln_hash_index_insert(&a->idx, h, (uint32_t)a->n);
     KILN_GROW(a->g, a->cap, a->n + 1);
     group *g = &a->g[a->n++];
     g->key = kiln_xstrdup(k);
@@ -171,7 +171,7 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
     acc a = {req, kiln_querier__step_ms(req->step), 0, NULL, 0, 0, {0}};
     a.n_steps = (size_t)kiln_querier__n_steps(req->start, req->end, a.step_ms);
     st = kiln_querier__profiles(q, ctx, sel, start, req->end, on_profile, &a);
-    kiln_hidx_fini(&a.idx);
+    kiln_hash_index_fini(&a.idx);
     if (st != KILN_OK) {
         for (size_t i = 0; i < a.n; i++)
             free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);

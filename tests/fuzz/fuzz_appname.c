@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0
- * libFuzzer target for common/appname and common/attime: the name, from
+ * libFuzzer target for common/format/appname and common/format/time_param: the name, from
  * and until parameters of /ingest. The first byte splits the input. */
 #include <stddef.h>
 #include <stdint.h>
@@ -8,7 +8,7 @@
 
 #include "appname.h"
 #include "arena.h"
-#include "attime.h"
+#include "time_param.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,9 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (st != KILN_INVALID_ARGUMENT && st != KILN_RESOURCE_EXHAUSTED) {
         abort();
     }
-    (void)kiln_attime_parse(s, size, 1764000000000000000LL);
-    (void)kiln_attime_parse(s, size, INT64_MAX);
-    (void)kiln_attime_parse(s, size, INT64_MIN);
+    (void)kiln_time_param_parse(s, size, 1764000000000000000LL);
+    (void)kiln_time_param_parse(s, size, INT64_MAX);
+    (void)kiln_time_param_parse(s, size, INT64_MIN);
     kiln_arena_destroy(a);
     return 0;
 }

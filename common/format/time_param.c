@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
- * attime: cleaning, the all-digits forms, and the now-offset form. */
-#include "attime.h"
+ * time_param: cleaning, the all-digits forms, and the now-offset form. */
+#include "time_param.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -131,7 +131,7 @@ static int64_t parse_offset(const char *o, size_t n)
     return mul_sat(mul_sat(mul_sat(num, sign), unit_seconds(o + k, n - k)), NS_PER_S);
 }
 
-int64_t kiln_attime_parse(const char *s, size_t len, int64_t now_ns)
+int64_t kiln_time_param_parse(const char *s, size_t len, int64_t now_ns)
 {
     char c[CLEAN_MAX];
     size_t n = 0;

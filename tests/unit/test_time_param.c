@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Unit tests for common/attime (the from/until parameters of /ingest):
+ * Unit tests for common/format/time_param (the from/until parameters of /ingest):
  * every digit form, the now-offset forms, and the upstream quirks kept. */
 #include <string.h>
 
-#include "attime.h"
+#include "time_param.h"
 #include "check.h"
 
 #define NOW 1764000000123456789LL /* 2025-11-24T16:00:00.123456789Z */
@@ -11,10 +11,10 @@
 
 static int64_t at(const char *s)
 {
-    return kiln_attime_parse(s, strlen(s), NOW);
+    return kiln_time_param_parse(s, strlen(s), NOW);
 }
 
-TEST(attime_digit_forms)
+TEST(digit_forms)
 {
     CHECK_EQ(at("1764000000"), 1764000000 * S);                 /* seconds */
     CHECK_EQ(at("1764000000123"), 1764000000123000000LL);       /* 13: ms */
@@ -35,7 +35,7 @@ TEST(attime_digit_forms)
     CHECK_EQ(at("99999999999999999999999"), INT64_MAX); /* saturates */
 }
 
-TEST(attime_relative_forms)
+TEST(relative_forms)
 {
     CHECK_EQ(at("now"), NOW);
     CHECK_EQ(at("now-1h"), NOW - 3600 * S);
@@ -53,13 +53,13 @@ TEST(attime_relative_forms)
     CHECK_EQ(at("now-3x"), NOW);               /* unknown unit counts 0 */
     CHECK_EQ(at("garbage"), NOW);
     CHECK_EQ(at(""), NOW);
-    CHECK(at("now-99999999999999999999y") < 0);                          /* saturates, no wrap */
-    CHECK_EQ(kiln_attime_parse("20251124junk", 8, NOW), 1763942400 * S); /* len bounds it */
+    CHECK(at("now-99999999999999999999y") < 0); /* saturates, no wrap */
+    CHECK_EQ(kiln_time_param_parse("20251124junk", 8, NOW), 1763942400 * S); /* len bounds it */
 }
 
 int main(void)
 {
-    RUN(attime_digit_forms);
-    RUN(attime_relative_forms);
+    RUN(digit_forms);
+    RUN(relative_forms);
     return check_done();
 }

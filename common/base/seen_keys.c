@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
- * idset: linear probing (load <= 1/2) with backward-shift deletion, and a
+ * seen_keys: linear probing (load <= 1/2) with backward-shift deletion, and a
  * FIFO ring of insertions for eviction. Key 0 marks an empty slot, so a
  * key of 0 is stored as 1 (a collision of no consequence). */
-#include "idset.h"
+#include "seen_keys.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 
 #include "xmalloc.h"
 
-struct kiln_idset {
+struct kiln_seen_keys {
     pthread_mutex_t mu;
     uint64_t *slots; /* 2 * cap */
     size_t mask;
@@ -19,9 +19,9 @@ struct kiln_idset {
     size_t cap, head, len;
 };
 
-kiln_idset_t *kiln_idset_create(size_t capacity)
+kiln_seen_keys_t *kiln_seen_keys_create(size_t capacity)
 {
-    kiln_idset_t *s = kiln_xcalloc(1, sizeof(*s));
+    kiln_seen_keys_t *s = kiln_xcalloc(1, sizeof(*s));
     size_t cap = 64;
     while (cap < capacity)
         cap *= 2;
@@ -33,7 +33,7 @@ kiln_idset_t *kiln_idset_create(size_t capacity)
     return s;
 }
 
-void kiln_idset_destroy(kiln_idset_t *s)
+void kiln_seen_keys_destroy(kiln_seen_keys_t *s)
 {
     if (s == NULL)
         return;
@@ -43,13 +43,13 @@ void kiln_idset_destroy(kiln_idset_t *s)
     free(s);
 }
 
-uint64_t kiln_idset_key(const char *tenant, const char *id)
+uint64_t kiln_profile_id_key(const char *tenant, const char *id)
 {
     uint64_t h = XXH3_64bits_withSeed(id, strlen(id), XXH3_64bits(tenant, strlen(tenant)));
     return h ? h : 1;
 }
 
-static size_t find(const kiln_idset_t *s, uint64_t key)
+static size_t find(const kiln_seen_keys_t *s, uint64_t key)
 {
     size_t i = (size_t)(key * 0x9e3779b97f4a7c15ULL) & s->mask;
     while (s->slots[i] != 0 && s->slots[i] != key)
@@ -57,7 +57,7 @@ static size_t find(const kiln_idset_t *s, uint64_t key)
     return i;
 }
 
-static void erase(kiln_idset_t *s, uint64_t key)
+static void erase(kiln_seen_keys_t *s, uint64_t key)
 {
     size_t i = find(s, key);
     if (s->slots[i] == 0)
@@ -73,7 +73,7 @@ static void erase(kiln_idset_t *s, uint64_t key)
     s->slots[i] = 0;
 }
 
-bool kiln_idset_add(kiln_idset_t *s, uint64_t key)
+bool kiln_seen_keys_add(kiln_seen_keys_t *s, uint64_t key)
 {
     key = key ? key : 1;
     pthread_mutex_lock(&s->mu);
@@ -94,7 +94,7 @@ bool kiln_idset_add(kiln_idset_t *s, uint64_t key)
     return added;
 }
 
-void kiln_idset_remove(kiln_idset_t *s, uint64_t key)
+void kiln_seen_keys_remove(kiln_seen_keys_t *s, uint64_t key)
 {
     pthread_mutex_lock(&s->mu);
     erase(s, key ? key : 1); /* its ring entry stays; erasing an absent key is a no-op */

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * hash_index: an open-addressing hash index from a 64-bit hash to a dense uint32
+ * id. It stores no keys: lookups confirm candidates with the caller's eq
+ * callback against the caller's own arrays (interning tables use it). One
+ * writer; readers need the owner's lock. */
+#ifndef KILN_HASH_INDEX_H
+#define KILN_HASH_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KILN_HASH_INDEX_NONE UINT32_MAX
+
+/* A slot keeps the hash next to its id, so a probe reads one cache line. */
+typedef struct kiln_hash_index_slot {
+    uint64_t hash;
+    uint32_t id; /* KILN_HASH_INDEX_NONE marks an empty slot */
+    uint32_t pad;
+} kiln_hash_index_slot;
+
+typedef struct kiln_hash_index {
+    kiln_hash_index_slot *slots;
+    size_t cap; /* power of two */
+    size_t len;
+} kiln_hash_index;
+
+typedef bool (*kiln_hash_index_eq)(const void *ctx, uint32_t id);
+
+/** Initialises an empty index. */
+void kiln_hash_index_init(kiln_hash_index *x);
+/** Frees the index's memory. */
+void kiln_hash_index_fini(kiln_hash_index *x);
+/** The id whose hash is h and for which eq(ctx, id) holds; KILN_HASH_INDEX_NONE if none. */
+uint32_t kiln_hash_index_find(const kiln_hash_index *x, uint64_t h, kiln_hash_index_eq eq,
+                              const void *ctx);
+/** Inserts id under hash h (the caller checked it is absent). */
+void kiln_hash_index_insert(kiln_hash_index *x, uint64_t h, uint32_t id);
+
+#endif
