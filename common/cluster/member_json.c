@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "arena.h"
-#include "connect.h"
+#include "json_writer.h"
 #include "json_reader.h"
 
 void kiln_member_json_encode(kiln_buf *out, const char *role, const kiln_ring_member *m)

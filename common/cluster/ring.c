@@ -13,7 +13,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH64_state_t on the stack */
 #include <xxhash.h>
 
-#include "connect.h"
+#include "json_writer.h"
 #include "xmalloc.h"
 
 #define NO_ZONE UINT32_MAX

@@ -31,7 +31,4 @@ void kiln_connect_handle(void *ud, const kiln_http_req *req, kiln_http_resp *res
 /** Writes a Connect error response (JSON body, mapped HTTP status). */
 void kiln_connect_error(kiln_http_resp *resp, kiln_status code, const char *msg);
 
-/** Appends s as a JSON string literal (quoted, escaped). */
-void kiln_json_string(kiln_buf *out, const char *s, size_t len);
-
 #endif

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "connect.h"
+#include "json_writer.h"
 #include "log.h"
 #include "xmalloc.h"
 

@@ -13,6 +13,7 @@
 #include "connect.h"
 #include "distributor.h"
 #include "gzip.h"
+#include "json_writer.h"
 #include "log.h"
 #include "otlp.h"
 #include "pbjson.h"

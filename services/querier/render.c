@@ -18,6 +18,7 @@
 #include "time_param.h"
 #include "connect.h"
 #include "hash_index.h"
+#include "json_writer.h"
 #include "log.h"
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"

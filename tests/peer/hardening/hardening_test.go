@@ -365,7 +365,7 @@ func TestQueriesUnderLoad(t *testing.T) {
 // slow query, over Connect and on the legacy render route.
 func TestQuerierTimeout(t *testing.T) {
 	kilntest.RequireBin(t)
-	s := startServer(t, "-querier.timeout=200ms")
+	s := startServer(t, "-querier.timeout=20ms")
 	pushSlowHead(t, s)
 	c := s.Clients(t, dataTenant)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -373,7 +373,7 @@ func TestQuerierTimeout(t *testing.T) {
 	t0 := time.Now()
 	_, err := c.Query.SelectMergeStacktraces(ctx, slowReq())
 	s.CheckAfterError(t, err)
-	t.Logf("Connect query under -querier.timeout=200ms: %v after %v", err, time.Since(t0).Round(time.Millisecond))
+	t.Logf("Connect query under -querier.timeout=20ms: %v after %v", err, time.Since(t0).Round(time.Millisecond))
 	if kilntest.ConnectCode(err) != connect.CodeDeadlineExceeded {
 		t.Fatalf("got %v, want deadline_exceeded", err)
 	}
@@ -383,7 +383,7 @@ func TestQuerierTimeout(t *testing.T) {
 	s.CheckAfterError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	t.Logf("/pyroscope/render under -querier.timeout=200ms: %d %s", resp.StatusCode, b)
+	t.Logf("/pyroscope/render under -querier.timeout=20ms: %d %s", resp.StatusCode, b)
 	if resp.StatusCode != 504 || !strings.Contains(string(b), `"deadline_exceeded"`) {
 		t.Fatalf("render: got %d %s, want 504 deadline_exceeded", resp.StatusCode, b)
 	}
