@@ -8,6 +8,7 @@
 
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
+#include "flamegraph.h"
 #include "tree.h"
 
 #define MAX_NODES_DEFAULT 8192

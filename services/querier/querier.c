@@ -14,6 +14,7 @@
 #include "hash_index.h"
 #include "seen_keys.h"
 #include "selector.h"
+#include "flamegraph.h"
 #include "tree.h"
 #include "types/v1/types.pb-c.h"
 #include "xmalloc.h"

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
+#include "flamegraph.h"
 #include "tree.h"
 #include "xmalloc.h"
 

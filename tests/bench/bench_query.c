@@ -20,6 +20,7 @@
 #include "ingester.h"
 #include "objstore.h"
 #include "selector.h"
+#include "flamegraph.h"
 #include "tree.h"
 
 #define PROFILES 8640

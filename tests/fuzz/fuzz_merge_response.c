@@ -11,6 +11,7 @@
 
 #include "arena.h"
 #include "ingester/v1/ingester.pb-c.h"
+#include "flamegraph.h"
 #include "tree.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

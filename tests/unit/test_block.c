@@ -11,6 +11,7 @@
 #include "profiles.h"
 #include "gzip.h"
 #include "selector.h"
+#include "flamegraph.h"
 #include "tree.h"
 
 static const char *Q = "process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name=\"api\"}";

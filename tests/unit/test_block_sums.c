@@ -13,6 +13,7 @@
 #include "check.h"
 #include "selector.h"
 #include "synth.h"
+#include "flamegraph.h"
 #include "tree.h"
 
 #define SERIES 400

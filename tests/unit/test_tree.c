@@ -7,6 +7,7 @@
 
 #include "arena.h"
 #include "check.h"
+#include "flamegraph.h"
 #include "tree.h"
 
 /* Adds v to the stack "a;b;c" (root first). */
