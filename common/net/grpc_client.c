@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cancel.h"
 #include "grpc_tsan.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -37,6 +38,8 @@
 /* How long past the deadline to wait for the core before cancelling; the
  * core ends calls at their deadline, so this only guards against a bug. */
 #define DRAIN_GRACE_MS 5000
+/* How often a query waiting on its calls looks at its token. */
+#define QUERY_CHECK_MS 50
 
 /* A peer: its channel and what its calls said of its health. Heap
  * allocated, so pending calls may point at it while the table grows. */
@@ -496,6 +499,21 @@ static void cancel_all(kiln_grpc_batch_t *b)
     }
 }
 
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* How long the next wait may last: until the batch gives up, or one slice
+ * when a query's token is bound to this thread (cancel.h), so that a query
+ * ending (client gone, deadline, shutdown) cancels its calls at once rather
+ * than waiting for them. */
+static struct timespec wait_until(const kiln_grpc_batch_t *b, const kiln_cancel_t *query)
+{
+    struct timespec slice = mono_after(QUERY_CHECK_MS);
+    return query != NULL && ts_before(&slice, &b->give_up) ? slice : b->give_up;
+}
+
 size_t kiln_grpc_batch_next(kiln_grpc_batch_t *b)
 {
     pthread_mutex_lock(&b->mu);
@@ -504,10 +522,18 @@ size_t kiln_grpc_batch_next(kiln_grpc_batch_t *b)
         return KILN_GRPC_BATCH_DONE;
     }
     bool cancelled = false;
+    kiln_cancel_t *query = kiln_cancel_current();
     while (b->head == b->tail) {
+        struct timespec until = wait_until(b, query);
         int rc = cancelled ? pthread_cond_wait(&b->cv, &b->mu)
-                           : pthread_cond_timedwait(&b->cv, &b->mu, &b->give_up);
-        if (rc == ETIMEDOUT) {
+                           : pthread_cond_timedwait(&b->cv, &b->mu, &until);
+        if (!cancelled && query != NULL && kiln_cancel_check(query) != KILN_OK) {
+            cancel_all(b); /* the calls end at once, cancelled */
+            cancelled = true;
+            continue;
+        }
+        struct timespec now = mono_after(0);
+        if (rc == ETIMEDOUT && !ts_before(&now, &b->give_up)) {
             /* The core ends calls at their deadline: this guards a bug. */
             KILN_LOG_ERROR("grpc_client", "%zu calls outlived their deadline; cancelling",
                            b->outstanding);

@@ -65,7 +65,9 @@ kiln_grpc_batch_t *kiln_grpc_batch_start(kiln_grpc_client_t *c, kiln_grpc_call *
                                          int64_t timeout_ms);
 /** Waits for the next call of b to end, fills its out fields and returns
  * its index; KILN_GRPC_BATCH_DONE once every call was returned. Blocks at
- * most until the batch's deadline (calls end there). */
+ * most until the batch's deadline (calls end there). On a query's thread
+ * (a token bound, cancel.h) the query's end (client gone, deadline,
+ * shutdown) cancels the calls still running: they end KILN_CANCELLED. */
 size_t kiln_grpc_batch_next(kiln_grpc_batch_t *b);
 /** Ends b without waiting: calls not yet returned by kiln_grpc_batch_next
  * get KILN_CANCELLED ("not waited for") and no response, and run on in the

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "check.h"
 #include "grpc_client.h"
 #include "grpc_server.h"
@@ -522,6 +523,36 @@ TEST(destroy_cancels_calls_left_running)
 
 /* A peer whose process is stopped: its kernel accepts the connection and
  * nothing answers. The call ends by its deadline at the latest. */
+static void *cancel_later(void *arg)
+{
+    usleep(100 * 1000);
+    kiln_cancel_set(arg, KILN_CANCELLED);
+    return NULL;
+}
+
+/* A query whose client goes away while it waits on a frozen ingester: the
+ * calls are cancelled then, not left to their (here 60 s) deadline. */
+TEST(a_query_ending_cancels_its_calls)
+{
+    frozen_peer f;
+    frozen_start(&f);
+    kiln_cancel_t token;
+    kiln_cancel_init(&token, 0);
+    kiln_cancel_bind(&token);
+    pthread_t th;
+    pthread_create(&th, NULL, cancel_later, &token);
+    kiln_grpc_call c = call_to(f.addr, METHOD, NULL, "echo", "x");
+    double t0 = now_ms();
+    kiln_grpc_client_run(client, &c, 1, 60000);
+    printf("  frozen peer, query cancelled after 100 ms: ended after %.1f ms: %s\n", now_ms() - t0,
+           c.err.msg);
+    kiln_cancel_bind(NULL);
+    pthread_join(th, NULL);
+    CHECK_EQ(c.err.code, KILN_CANCELLED);
+    call_free(&c);
+    frozen_stop(&f);
+}
+
 TEST(silent_peer_ends_by_the_deadline)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -577,6 +608,7 @@ int main(void)
     RUN(frozen_peer_turns_suspect_then_saturated);
     RUN(destroy_cancels_calls_left_running);
     RUN(silent_peer_ends_by_the_deadline);
+    RUN(a_query_ending_cancels_its_calls);
 
     kiln_grpc_client_destroy(client);
     kiln_grpc_server_destroy(srv);
