@@ -145,6 +145,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, kiln_http_resp *resp)
                             resp->content_type ? resp->content_type : "text/plain; charset=utf-8");
     if (resp->content_encoding != NULL)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, resp->content_encoding);
+    if (resp->allow != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -223,7 +225,7 @@ static enum MHD_Result start_query(kiln_http_server_t *s, struct MHD_Connection 
 {
     query_call *q = kiln_xcalloc(1, sizeof(*q));
     q->s = s, q->c = c, q->r = r, q->req = *req, q->rq = rq;
-    q->resp = (kiln_http_resp){200, NULL, NULL, {0}};
+    q->resp = (kiln_http_resp){.status = 200};
     kiln_buf_init(&q->resp.body, 0);
     kiln_cancel_init(&q->cancel, query_deadline(s, c));
     const union MHD_ConnectionInfo *ci =
@@ -263,7 +265,7 @@ static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c,
             return MHD_YES; /* cannot happen: resumed only once answered */
         return send_resp(c, &rq->q->resp);
     }
-    kiln_http_resp resp = {200, NULL, NULL, {0}};
+    kiln_http_resp resp = {.status = 200};
     kiln_buf_init(&resp.body, 0);
     if (rq->too_many_args) {
         char msg[128];

@@ -40,6 +40,7 @@ typedef struct kiln_http_resp {
     const char *content_type;     /* static or arena string; default text/plain */
     const char *content_encoding; /* NULL for identity */
     kiln_buf body;
+    const char *allow; /* the Allow header of a 405 (static string); NULL = none */
 } kiln_http_resp;
 
 typedef void (*kiln_http_handler_fn)(void *ud, const kiln_http_req *req, kiln_http_resp *resp);

@@ -77,6 +77,17 @@ typedef struct timeline {
 
 /* Reads the tenant (X-Scope-OrgID, several joined by '|' allowed: these
  * are reads) and sets up the call context. */
+/* The legacy routes read their parameters from the query string: GET, and
+ * POST as some clients send it; any other method is 405. */
+static bool method_allowed(const kiln_http_req *req, kiln_http_resp *resp)
+{
+    if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "POST") == 0)
+        return true;
+    kiln_http_text(resp, 405, "method not allowed: use GET\n");
+    resp->allow = "GET, POST";
+    return false;
+}
+
 static kiln_status rq_init(rq *r, void *ud, const kiln_http_req *req, kiln_http_resp *resp)
 {
     memset(r, 0, sizeof(*r));
@@ -859,6 +870,8 @@ static void on_render(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
 {
     rq r;
     selection s;
+    if (!method_allowed(req, resp))
+        return;
     kiln_status st = rq_init(&r, ud, req, resp);
     if (st == KILN_OK)
         st = parse_selection(&r, "query", "from", "until", &s);
@@ -926,6 +939,8 @@ static void on_render_diff(void *ud, const kiln_http_req *req, kiln_http_resp *r
 {
     rq r;
     selection ls, rs;
+    if (!method_allowed(req, resp))
+        return;
     kiln_status st = rq_init(&r, ud, req, resp);
     if (st == KILN_OK)
         st = parse_selection(&r, "leftQuery", "leftFrom", "leftUntil", &ls);
@@ -967,6 +982,8 @@ static int cmp_strp(const void *a, const void *b)
 static void on_label_values(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
 {
     rq r;
+    if (!method_allowed(req, resp))
+        return;
     kiln_status st = rq_init(&r, ud, req, resp);
     const char *label = rq_param(&r, "label");
     if (st == KILN_OK && label == NULL)

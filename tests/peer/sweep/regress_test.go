@@ -140,6 +140,20 @@ func TestSweepFindings(t *testing.T) {
 		s.RequireAlive(t)
 		t.Errorf("GET /pyroscope/label-values with 20000 arguments: HTTP %d %q: %v", r.http, body, r.err)
 	}
+	// A legacy route asked with a method it does not serve: 405, naming
+	// the ones it does.
+	for _, route := range []string{"/pyroscope/render", "/pyroscope/render-diff", "/pyroscope/label-values"} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodDelete, s.HTTPURL()+route, nil)
+		resp, err := kilntest.TenantClient(t, w.tenants[0]).Do(req)
+		if err != nil {
+			s.RequireAlive(t)
+			t.Fatalf("DELETE %s: %v", route, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, POST" {
+			t.Errorf("DELETE %s: HTTP %d Allow %q, want 405 with Allow: GET, POST", route, resp.StatusCode, resp.Header.Get("Allow"))
+		}
+	}
 	// A 100 KB selector in a URL (Go's net/http, as Pyroscope uses, reads
 	// up to 1 MB of headers).
 	path = "/pyroscope/render?query=" + typeID + "%7Bservice_name%3D%22" + strings.Repeat("x", 100<<10) + "%22%7D&from=1&until=now"
