@@ -21,6 +21,7 @@
 #include "querier/v1/querier.pb-c.h"
 #include "synth.h"
 #include "types/v1/types.pb-c.h"
+#include "peak_rss.h"
 
 #define T0_MS 1700000000000LL
 #define RUNS 3
@@ -37,30 +38,6 @@ static double clock_s(clockid_t id)
 static double now_s(void)
 {
     return clock_s(CLOCK_MONOTONIC);
-}
-
-/* VmHWM (peak resident set since the last reset) in MB; -1 if unknown. */
-static double peak_rss_mb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (f == NULL)
-        return -1;
-    char line[256];
-    long kb = -1;
-    while (fgets(line, sizeof(line), f) != NULL && kb < 0)
-        sscanf(line, "VmHWM: %ld kB", &kb);
-    fclose(f);
-    return kb < 0 ? -1 : (double)kb / 1024;
-}
-
-/* Resets VmHWM to the current RSS (Linux >= 4.0); false if refused. */
-static bool reset_peak_rss(void)
-{
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (f == NULL)
-        return false;
-    bool ok = fputs("5", f) >= 0;
-    return fclose(f) == 0 && ok;
 }
 
 /* Appends series [from, to) of pod=p<i>, one profile each at T0. */

@@ -22,6 +22,7 @@
 #include "selector.h"
 #include "flamegraph.h"
 #include "tree.h"
+#include "peak_rss.h"
 
 #define PROFILES 8640
 #define STEP_NS 10000000000LL
@@ -32,30 +33,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Peak resident set since the last reset (VmHWM), in MB; -1 if unknown. */
-static double peak_rss_mb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (f == NULL)
-        return -1;
-    char line[256];
-    long kb = -1;
-    while (fgets(line, sizeof(line), f) != NULL && kb < 0)
-        sscanf(line, "VmHWM: %ld kB", &kb);
-    fclose(f);
-    return kb < 0 ? -1 : (double)kb / 1024;
-}
-
-/* Resets VmHWM to the current RSS (Linux >= 4.0); false if refused. */
-static bool reset_peak_rss(void)
-{
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (f == NULL)
-        return false;
-    bool ok = fputs("5", f) >= 0;
-    return fclose(f) == 0 && ok;
 }
 
 static bool load(kiln_arena_t *a, const char *path, kiln_pprof_t *p)

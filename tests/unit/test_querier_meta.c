@@ -18,11 +18,9 @@
 #include "querier/v1/querier.pb-c.h"
 #include "synth.h"
 #include "types/v1/types.pb-c.h"
-#include "tmpdir.h"
+#include "querier_fixture.h"
 
 #define T0_MS 1700000000000LL
-
-static char dir[64];
 
 /* pod=a, ab, b (and 300 more values p<i>) of service api, each with a
  * dotted label, and one series of service web without a pod. */
@@ -258,28 +256,15 @@ static void check_edges(kiln_rpc_registry_t *rpc)
 
 TEST(metadata)
 {
-    snprintf(dir, sizeof(dir), "/tmp/kiln-qmeta-XXXXXX");
-    CHECK(mkdtemp(dir) != NULL);
-    kiln_ingester_config c = {
-        .storage_path = dir, .wal_no_fsync = true, .wal_segment_bytes = 64u << 20};
-    kiln_ingester_t *ing;
-    kiln_err err;
-    CHECK_OK(kiln_ingester_create(&c, &ing, &err));
-    fill(ing);
-    kiln_reader_t *rd = kiln_reader_local(ing);
-    kiln_querier_t *q = kiln_querier_create(rd, NULL);
-    kiln_rpc_registry_t *rpc = kiln_rpc_registry_create();
-    kiln_querier_register(q, rpc);
-    check_label_values(rpc);
-    check_label_names(rpc);
-    check_series(rpc);
-    check_legacy_names(rpc);
-    check_edges(rpc);
-    kiln_rpc_registry_destroy(rpc);
-    kiln_querier_destroy(q);
-    kiln_reader_destroy(rd);
-    kiln_ingester_destroy(ing);
-    tmpdir_remove(dir);
+    querier_fixture f;
+    if (!querier_fixture_open(&f, "qmeta", fill))
+        return;
+    check_label_values(f.rpc);
+    check_label_names(f.rpc);
+    check_series(f.rpc);
+    check_legacy_names(f.rpc);
+    check_edges(f.rpc);
+    querier_fixture_close(&f);
 }
 
 int main(void)

@@ -14,13 +14,11 @@
 #include "querier.h"
 #include "querier/v1/querier.pb-c.h"
 #include "synth.h"
-#include "tmpdir.h"
+#include "querier_fixture.h"
 
 #define PODS 200000
 #define T0_MS 1700000000000LL
 #define STEP_MS 10000
-
-static char dir[64];
 
 /* Pushes pod p<i> (i < PODS) with value i+1 at T0 and 2(i+1) at T0+step,
  * and three series without a pod label, value 5 each at T0. */
@@ -177,26 +175,13 @@ static void check_average(kiln_rpc_registry_t *rpc)
 
 TEST(group_by_many_values)
 {
-    snprintf(dir, sizeof(dir), "/tmp/kiln-timeseries-XXXXXX");
-    CHECK(mkdtemp(dir) != NULL);
-    kiln_ingester_config c = {
-        .storage_path = dir, .wal_no_fsync = true, .wal_segment_bytes = 1u << 30};
-    kiln_ingester_t *ing;
-    kiln_err err;
-    CHECK_OK(kiln_ingester_create(&c, &ing, &err));
-    fill(ing);
-    kiln_reader_t *rd = kiln_reader_local(ing);
-    kiln_querier_t *q = kiln_querier_create(rd, NULL);
-    kiln_rpc_registry_t *rpc = kiln_rpc_registry_create();
-    kiln_querier_register(q, rpc);
-    check_group_by_pod(rpc);
-    check_limit(rpc);
-    check_average(rpc);
-    kiln_rpc_registry_destroy(rpc);
-    kiln_querier_destroy(q);
-    kiln_reader_destroy(rd);
-    kiln_ingester_destroy(ing);
-    tmpdir_remove(dir);
+    querier_fixture f;
+    if (!querier_fixture_open(&f, "timeseries", fill))
+        return;
+    check_group_by_pod(f.rpc);
+    check_limit(f.rpc);
+    check_average(f.rpc);
+    querier_fixture_close(&f);
 }
 
 int main(void)
