@@ -13,6 +13,7 @@
 
 #include "labels.h"
 #include "pprof.h"
+#include "read.h"
 #include "selector.h"
 #include "status.h"
 #include "tree.h"
@@ -150,4 +151,9 @@ void kiln_head_merge_filtered(kiln_head_t *h, const kiln_selector_t *sel, int64_
 /** Counts of what the head holds. */
 void kiln_head_stats(kiln_head_t *h, kiln_head_stats_t *out);
 
+/** One read of the head (or opened block) under f, delivered to v
+ * (read.h). KILN_DATA_LOSS with err when a chunk of a block cannot be
+ * loaded; the cancellation statuses when the thread's token fires. */
+kiln_status kiln_head_read(kiln_head_t *h, const kiln_read_filter *f, const kiln_read_visitor *v,
+                           kiln_err *err);
 #endif

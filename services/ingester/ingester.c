@@ -182,7 +182,7 @@ kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
     if (k > 0) {
         kiln_buf rec;
         kiln_buf_init(&rec, 0);
-        kiln_ingester__record_encode(tenant, kept, k, &rec);
+        kiln_record_encode(tenant, kept, k, &rec);
         pthread_rwlock_rdlock(&ing->cut);
         tenant_head *t = tenant_of(ing, tenant, strlen(tenant), true);
         size_t reserved = 0;
@@ -207,7 +207,7 @@ kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
 
 /* Applies a replayed record's parts, remembering their keys so a retry
  * after the restart is not stored twice. */
-static void replay_parts(kiln_ingester_t *ing, kiln_arena_t *a, const kiln_ingester__record *rec)
+static void replay_parts(kiln_ingester_t *ing, kiln_arena_t *a, const kiln_record *rec)
 {
     kiln_ingester_part *kept = kiln_arena_calloc(a, rec->n + 1, sizeof(*kept));
     uint64_t *keys = kiln_arena_calloc(a, rec->n + 1, sizeof(*keys));
@@ -223,9 +223,9 @@ static void replay_record(void *ctx, uint64_t segment, const uint8_t *data, size
 {
     kiln_ingester_t *ing = ctx;
     kiln_arena_t *a = kiln_arena_create(0);
-    kiln_ingester__record rec;
+    kiln_record rec;
     kiln_err err = {KILN_OK, ""};
-    kiln_status st = kiln_ingester__record_decode(a, data, len, &rec, &err);
+    kiln_status st = kiln_record_decode(a, data, len, &rec, &err);
     if (st == KILN_FAILED_PRECONDITION && ing->replay_err.code == KILN_OK)
         kiln_err_set(&ing->replay_err, st, "WAL segment %llu: %s", (unsigned long long)segment,
                      err.msg);

@@ -11,6 +11,7 @@
 #include "seen_keys.h"
 #include "ingester.h"
 #include "objstore.h"
+#include "record.h"
 #include "ticker.h"
 #include "wal.h"
 
@@ -68,24 +69,6 @@ struct kiln_ingester {
     uint64_t ring_sig;       /* signature of the membership last seen */
     int64_t ring_changed_ns; /* when it last changed */
 };
-
-/** A decoded WAL record: one push of one tenant (arena memory). */
-typedef struct kiln_ingester__record {
-    const char *tenant;
-    kiln_ingester_part *parts;
-    size_t n;
-} kiln_ingester__record;
-
-/** Appends the WAL record of a push to out, in the current format
- * (record.c, docs/wal-format.md). */
-void kiln_ingester__record_encode(const char *tenant, const kiln_ingester_part *parts, size_t n,
-                                  kiln_buf *out);
-/** Decodes a WAL record of any format this build reads into *out, from a
- * (symbol strings point into data, which must outlive *out).
- * KILN_DATA_LOSS for a record that does not decode, KILN_FAILED_PRECONDITION
- * for a format this build does not know (a newer one); err says which. */
-kiln_status kiln_ingester__record_decode(kiln_arena_t *a, const uint8_t *data, size_t len,
-                                         kiln_ingester__record *out, kiln_err *err);
 
 /** Checks the series the parts (the push's, not yet in the WAL) would
  * add to tenant t against the tenant's local series limit and, when they

@@ -33,12 +33,12 @@ static void make_valid(void)
         {"__name__", "process_cpu"}, {"pod", "p-1"}, {"service_name", "svc"}};
     kiln_ingester_part parts[2] = {{l1, 2, &p, 42}, {l2, 3, &p, 0}};
     kiln_buf_init(&valid, 0);
-    kiln_ingester__record_encode("tenant-a", parts, 2, &valid);
+    kiln_record_encode("tenant-a", parts, 2, &valid);
     kiln_arena_destroy(a);
 }
 
 /* Appends the parts to a fresh head as replay does, and merges it whole. */
-static void apply_and_query(const kiln_ingester__record *rec)
+static void apply_and_query(const kiln_record *rec)
 {
     kiln_head_t *h = kiln_head_create();
     kiln_head_append_batch(h, rec->parts, rec->n);
@@ -49,15 +49,14 @@ static void apply_and_query(const kiln_ingester__record *rec)
     kiln_head_destroy(h);
 }
 
-static void roundtrip(const kiln_ingester__record *rec)
+static void roundtrip(const kiln_record *rec)
 {
     kiln_buf again;
     kiln_buf_init(&again, 0);
-    kiln_ingester__record_encode(rec->tenant, rec->parts, rec->n, &again);
+    kiln_record_encode(rec->tenant, rec->parts, rec->n, &again);
     kiln_arena_t *a = kiln_arena_create(0);
-    kiln_ingester__record back;
-    if (kiln_ingester__record_decode(a, (const uint8_t *)again.ptr, again.len, &back, NULL) !=
-            KILN_OK ||
+    kiln_record back;
+    if (kiln_record_decode(a, (const uint8_t *)again.ptr, again.len, &back, NULL) != KILN_OK ||
         back.n != rec->n || strcmp(back.tenant, rec->tenant) != 0)
         abort();
     kiln_arena_destroy(a);
@@ -84,9 +83,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             rec_bytes[((size_t)data[i] << 8 | data[i + 1]) % len] ^= data[i + 2];
     }
     kiln_arena_t *a = kiln_arena_create(64u << 20);
-    kiln_ingester__record rec;
+    kiln_record rec;
     kiln_err err;
-    kiln_status st = kiln_ingester__record_decode(a, rec_bytes, len, &rec, &err);
+    kiln_status st = kiln_record_decode(a, rec_bytes, len, &rec, &err);
     if (st == KILN_OK) {
         apply_and_query(&rec);
         roundtrip(&rec);

@@ -222,9 +222,9 @@ TEST(record_roundtrip)
         {l0, 2, &half[0], 1}, {l1, 2, &half[1], UINT64_MAX}, {l1, 1, &q, 0}};
     kiln_buf b;
     kiln_buf_init(&b, 0);
-    kiln_ingester__record_encode("tenant-a", parts, 3, &b);
-    kiln_ingester__record rec;
-    CHECK_OK(kiln_ingester__record_decode(a, (const uint8_t *)b.ptr, b.len, &rec, NULL));
+    kiln_record_encode("tenant-a", parts, 3, &b);
+    kiln_record rec;
+    CHECK_OK(kiln_record_decode(a, (const uint8_t *)b.ptr, b.len, &rec, NULL));
     CHECK_STR(rec.tenant, "tenant-a");
     CHECK_EQ(rec.n, 3);
     for (size_t i = 0; i < rec.n && i < 3; i++) {
@@ -238,8 +238,7 @@ TEST(record_roundtrip)
     }
     CHECK(rec.n == 3 && rec.parts[0].profile->strings == rec.parts[1].profile->strings);
     for (size_t cut = 0; cut < b.len; cut += 1 + cut / 8) /* every truncation is refused */
-        CHECK_EQ(kiln_ingester__record_decode(a, (const uint8_t *)b.ptr, cut, &rec, NULL),
-                 KILN_DATA_LOSS);
+        CHECK_EQ(kiln_record_decode(a, (const uint8_t *)b.ptr, cut, &rec, NULL), KILN_DATA_LOSS);
     kiln_buf_free(&b);
     kiln_arena_destroy(a);
 }
@@ -287,9 +286,9 @@ TEST(record_stack_widths)
         kiln_ingester_part part = {l, 1, &p, 3};
         kiln_buf b;
         kiln_buf_init(&b, 0);
-        kiln_ingester__record_encode("t", &part, 1, &b);
-        kiln_ingester__record rec;
-        CHECK_OK(kiln_ingester__record_decode(a, (const uint8_t *)b.ptr, b.len, &rec, NULL));
+        kiln_record_encode("t", &part, 1, &b);
+        kiln_record rec;
+        CHECK_OK(kiln_record_decode(a, (const uint8_t *)b.ptr, b.len, &rec, NULL));
         CHECK_EQ(rec.n, 1);
         if (rec.n == 1)
             check_same_profile(&p, rec.parts[0].profile);
@@ -390,8 +389,8 @@ TEST(format1_checked)
         uint8_t buf[256];
         size_t n = ingester__v1__wal_record__pack(&rec, buf);
         kiln_arena_t *a = kiln_arena_create(0);
-        kiln_ingester__record out;
-        CHECK_EQ(kiln_ingester__record_decode(a, buf, n, &out, NULL), KILN_DATA_LOSS);
+        kiln_record out;
+        CHECK_EQ(kiln_record_decode(a, buf, n, &out, NULL), KILN_DATA_LOSS);
         kiln_arena_destroy(a);
     }
 }

@@ -1,12 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
- * record: the WAL record of one push, as docs/wal-format.md lays it out.
- * Format 2, written since, is Kiln's own packed form of the normalised
- * parts: each distinct symbol table once, then each part's labels, header
- * and samples, as varints; replay rebuilds the very parts that were
- * appended, with no pprof decode or normalisation. Format 1 (a protobuf
- * WalRecord holding re-encoded pprof) is still read, so segments written
- * before format 2 replay; a newer format is refused, never guessed at. */
-#include "ingester_int.h"
+ * record: encoding and decoding of the push record (record.h). */
+#include "record.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +161,7 @@ static void put_samples(wr *o, const kiln_pprof_t *p)
     }
 }
 
-static void put_part(wr *o, const kiln_ingester_part *part)
+static void put_part(wr *o, const kiln_head_part *part)
 {
     const kiln_pprof_t *p = part->profile;
     need(o, VMAX);
@@ -197,7 +191,7 @@ static bool shares_symbols(const kiln_pprof_t *a, const kiln_pprof_t *b)
 }
 
 /* The number of parts from i on that share parts[i]'s symbols. */
-static size_t group_len(const kiln_ingester_part *parts, size_t n, size_t i)
+static size_t group_len(const kiln_head_part *parts, size_t n, size_t i)
 {
     size_t k = 1;
     while (i + k < n && shares_symbols(parts[i].profile, parts[i + k].profile))
@@ -205,8 +199,7 @@ static size_t group_len(const kiln_ingester_part *parts, size_t n, size_t i)
     return k;
 }
 
-void kiln_ingester__record_encode(const char *tenant, const kiln_ingester_part *parts, size_t n,
-                                  kiln_buf *out)
+void kiln_record_encode(const char *tenant, const kiln_head_part *parts, size_t n, kiln_buf *out)
 {
     kiln_buf_reserve(out, 4096); /* so that the cursor never starts from NULL */
     wr o = {out, (uint8_t *)out->ptr + out->len};
@@ -428,7 +421,7 @@ static void get_samples(rd *r, kiln_pprof_t *p)
 }
 
 /* One part; sym holds the symbols of its group. */
-static void get_part(rd *r, const kiln_pprof_t *sym, kiln_ingester_part *part)
+static void get_part(rd *r, const kiln_pprof_t *sym, kiln_head_part *part)
 {
     size_t nl = get_count(r);
     kiln_label_t *l = get_array(r, nl, sizeof(*l));
@@ -453,10 +446,10 @@ static void get_part(rd *r, const kiln_pprof_t *sym, kiln_ingester_part *part)
     p->period_type.unit = (int64_t)get_index(r, p->n_strings);
     p->period = get_sv(r);
     get_samples(r, p);
-    *part = (kiln_ingester_part){l, nl, p, id};
+    *part = (kiln_head_part){l, nl, p, id};
 }
 
-static kiln_status decode_v2(rd *r, kiln_ingester__record *out)
+static kiln_status decode_v2(rd *r, kiln_record *out)
 {
     kiln_str_t t = get_bytes(r);
     out->tenant = kiln_arena_strndup(r->a, t.ptr, t.len);
@@ -486,8 +479,7 @@ static kiln_status decode_v2(rd *r, kiln_ingester__record *out)
 
 /* A protobuf WalRecord: every series' pprof is decoded and normalised
  * again, as format 1 replay always did. */
-static kiln_status decode_v1(kiln_arena_t *a, const uint8_t *data, size_t len,
-                             kiln_ingester__record *out)
+static kiln_status decode_v1(kiln_arena_t *a, const uint8_t *data, size_t len, kiln_record *out)
 {
     ProtobufCAllocator al = kiln_arena_pb_allocator(a);
     Ingester__V1__WalRecord *rec = ingester__v1__wal_record__unpack(&al, len, data);
@@ -507,13 +499,13 @@ static kiln_status decode_v1(kiln_arena_t *a, const uint8_t *data, size_t len,
             st = kiln_pprof_validate_normalize(a, p, 0, NULL);
         if (st != KILN_OK)
             return KILN_DATA_LOSS;
-        out->parts[i] = (kiln_ingester_part){l, s->n_labels, p, strtoull(s->id, NULL, 10)};
+        out->parts[i] = (kiln_head_part){l, s->n_labels, p, strtoull(s->id, NULL, 10)};
     }
     return KILN_OK;
 }
 
-kiln_status kiln_ingester__record_decode(kiln_arena_t *a, const uint8_t *data, size_t len,
-                                         kiln_ingester__record *out, kiln_err *err)
+kiln_status kiln_record_decode(kiln_arena_t *a, const uint8_t *data, size_t len, kiln_record *out,
+                               kiln_err *err)
 {
     memset(out, 0, sizeof(*out));
     if (len < 2)
