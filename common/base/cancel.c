@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define PROBE_EVERY_NS (20 * 1000000LL)
@@ -19,9 +20,7 @@ static _Thread_local kiln_cancel_t *bound;
 
 int64_t kiln_cancel_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return kiln_mono_ns();
 }
 
 void kiln_cancel_init(kiln_cancel_t *c, int64_t deadline_ns)

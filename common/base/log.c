@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "xmalloc.h"
 
 /* Sampler slots: a key hashes to one; a fixed table bounds memory whatever
@@ -146,10 +147,7 @@ static void proc_init(void)
 bool kiln_log_sample(const char *tenant, const char *reason)
 {
     pthread_once(&proc_once, proc_init);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return kiln_log_sampler_allow(&proc_sampler, tenant, reason,
-                                  (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+    return kiln_log_sampler_allow(&proc_sampler, tenant, reason, kiln_mono_ns());
 }
 
 uint64_t kiln_log_suppressed_total(void)

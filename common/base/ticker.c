@@ -5,17 +5,14 @@
 
 #include <time.h>
 
+#include "clock.h"
+
 static void *ticker_main(void *arg)
 {
     kiln_ticker *t = arg;
     pthread_mutex_lock(&t->mu);
     while (!t->stopping) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += (time_t)(t->period_ns / 1000000000);
-        dl.tv_nsec += (long)(t->period_ns % 1000000000);
-        dl.tv_sec += dl.tv_nsec / 1000000000;
-        dl.tv_nsec %= 1000000000;
+        struct timespec dl = kiln_deadline_in(t->period_ns);
         pthread_cond_timedwait(&t->cv, &t->mu, &dl);
         if (t->stopping)
             break;

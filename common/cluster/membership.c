@@ -43,6 +43,7 @@ struct kiln_membership {
     int n_urls;
     char bucket[64];
     int64_t hb_ns, timeout_ns;
+    const kiln_clock *clock;     /* borrowed: kiln_system_clock unless injected */
     kiln_ring_t *ring;           /* borrowed; may be NULL */
     kiln_overrides_t *overrides; /* borrowed; may be NULL */
 
@@ -75,18 +76,16 @@ struct kiln_membership {
     pthread_t thread;
 };
 
-static int64_t mono_ns(void)
+/* Membership time (heartbeats, ages, grace) reads the injected clock, so
+ * tests drive it; poll and close waits stay on the system clock. */
+static int64_t mono_ns(const kiln_membership_t *m)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return m->clock->mono_ns(m->clock->ctx);
 }
 
-static int64_t wall_ms(void)
+static int64_t wall_ms(const kiln_membership_t *m)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+    return m->clock->wall_ns(m->clock->ctx) / 1000000;
 }
 
 static const char *nats_text(natsStatus s)
@@ -162,7 +161,7 @@ static void upsert_entry(kiln_membership_t *m, const char *key, const char *role
     }
     snprintf(e->role, sizeof(e->role), "%s", role);
     e->m = *mem;
-    e->seen_ns = mono_ns();
+    e->seen_ns = mono_ns(m);
 }
 
 /* Right after NATS comes back every heartbeat in the bucket is as old as
@@ -177,7 +176,7 @@ static void upsert_entry(kiln_membership_t *m, const char *key, const char *role
  * live at the moment of the outage are held. */
 static void begin_grace(kiln_membership_t *m)
 {
-    m->grace_until_ns = mono_ns() + m->timeout_ns;
+    m->grace_until_ns = mono_ns(m) + m->timeout_ns;
     for (size_t i = 0; i < m->n; i++)
         m->e[i].held = m->e[i].live;
 }
@@ -190,8 +189,8 @@ static void rebuild_locked(kiln_membership_t *m)
      * cluster serves on its last known ring meanwhile. */
     if (!atomic_load(&m->connected) || m->need_setup)
         return;
-    int64_t now = wall_ms(), timeout_ms = m->timeout_ns / 1000000;
-    bool grace = mono_ns() < m->grace_until_ns;
+    int64_t now = wall_ms(m), timeout_ms = m->timeout_ns / 1000000;
+    bool grace = mono_ns(m) < m->grace_until_ns;
     kiln_ring_member *ring = kiln_xmalloc((m->n + 1) * sizeof(*ring));
     size_t n_ring = 0, n_dist = 0;
     for (size_t i = 0; i < m->n; i++) {
@@ -286,7 +285,7 @@ static void put_self(kiln_membership_t *m)
         return;
     }
     m->self_dirty = false;
-    m->self.heartbeat_ms = wall_ms();
+    m->self.heartbeat_ms = wall_ms(m);
     char key[KEY_MAX];
     snprintf(key, sizeof(key), "%s", m->self_key);
     kiln_buf v;
@@ -302,7 +301,7 @@ static void put_self(kiln_membership_t *m)
     } else {
         /* Our own heartbeats were cut off: everyone else's look as old as
          * that gap, whether or not nats.c has reported a reconnection yet. */
-        int64_t now = mono_ns();
+        int64_t now = mono_ns(m);
         if (m->last_put_ns != 0 && now - m->last_put_ns > 2 * m->hb_ns)
             begin_grace(m);
         m->last_put_ns = now;
@@ -352,7 +351,7 @@ static void start_watcher(kiln_membership_t *m)
     if (s != NATS_OK) {
         KILN_LOG_WARN(MOD, "watch %s: %s", m->bucket, nats_text(s));
         m->w = NULL;
-        m->rewatch_ns = mono_ns() + m->hb_ns;
+        m->rewatch_ns = mono_ns(m) + m->hb_ns;
     }
 }
 
@@ -368,7 +367,7 @@ static void start_watcher(kiln_membership_t *m)
  * the watcher is silent about. */
 static void schedule_rewatch(kiln_membership_t *m)
 {
-    int64_t settled = m->connected_ns + m->timeout_ns, now = mono_ns();
+    int64_t settled = m->connected_ns + m->timeout_ns, now = mono_ns(m);
     m->rewatch_ns = settled > now ? settled : now;
 }
 
@@ -391,7 +390,7 @@ static bool setup_bucket(kiln_membership_t *m)
         KILN_LOG_WARN(MOD, "bucket %s: %s", m->bucket, nats_text(s));
         return false;
     }
-    m->connected_ns = mono_ns();
+    m->connected_ns = mono_ns(m);
     pthread_mutex_lock(&m->kv_mu);
     kvStore_Destroy(m->kv);
     m->kv = kv;
@@ -497,9 +496,9 @@ static size_t prune_locked(kiln_membership_t *m, const key_list *keys, char (*fo
                            size_t max)
 {
     size_t n = 0;
-    if (mono_ns() < m->grace_until_ns)
+    if (mono_ns(m) < m->grace_until_ns)
         return 0;
-    int64_t now = wall_ms(), timeout_ms = m->timeout_ns / 1000000;
+    int64_t now = wall_ms(m), timeout_ms = m->timeout_ns / 1000000;
     int64_t horizon = now - FORGET_TIMEOUTS * timeout_ms;
     for (size_t i = m->n; i-- > 0;) {
         if (!in_list(keys, m->e[i].key) && now - m->e[i].m.heartbeat_ms > timeout_ms) {
@@ -523,7 +522,7 @@ static void reconcile(kiln_membership_t *m)
         KILN_LOG_DEBUG(MOD, "keys %s: %s", m->bucket, nats_text(s));
         return;
     }
-    int64_t now = mono_ns();
+    int64_t now = mono_ns(m);
     char forget[8][KEY_MAX];
     pthread_mutex_lock(&m->mu);
     size_t n_forget = prune_locked(m, &keys, forget, 8);
@@ -558,11 +557,7 @@ static void wait_for_change(kiln_membership_t *m, int64_t ms)
         if (s == NATS_OK || s == NATS_TIMEOUT)
             return;
     }
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    int64_t ns = dl.tv_nsec + ms * 1000000;
-    dl.tv_sec += ns / 1000000000;
-    dl.tv_nsec = ns % 1000000000;
+    struct timespec dl = kiln_deadline_in(ms * 1000000);
     pthread_mutex_lock(&m->mu);
     if (!m->stopping && !m->self_dirty && !m->need_setup)
         pthread_cond_timedwait(&m->cv, &m->mu, &dl);
@@ -585,7 +580,7 @@ static void on_setup_done(kiln_membership_t *m)
  * wait for changes. Returns the next heartbeat time. */
 static int64_t worker_turn(kiln_membership_t *m, int64_t next_hb, int64_t *next_setup)
 {
-    int64_t now = mono_ns();
+    int64_t now = mono_ns(m);
     bool connected = atomic_load(&m->connected);
     pthread_mutex_lock(&m->mu);
     bool setup = m->need_setup, dirty = m->self_dirty;
@@ -606,7 +601,7 @@ static int64_t worker_turn(kiln_membership_t *m, int64_t next_hb, int64_t *next_
     } else if (connected && !setup && m->rewatch_ns != 0 && now >= m->rewatch_ns) {
         start_watcher(m);
     }
-    int64_t wait = (next_hb - mono_ns()) / 1000000;
+    int64_t wait = (next_hb - mono_ns(m)) / 1000000;
     wait_for_change(m, wait < POLL_MS ? wait : POLL_MS);
     return next_hb;
 }
@@ -614,7 +609,7 @@ static int64_t worker_turn(kiln_membership_t *m, int64_t next_hb, int64_t *next_
 static void *worker(void *arg)
 {
     kiln_membership_t *m = arg;
-    int64_t next_hb = mono_ns(), next_setup = 0;
+    int64_t next_hb = mono_ns(m), next_setup = 0;
     for (;;) {
         pthread_mutex_lock(&m->mu);
         bool stop = m->stopping;
@@ -703,6 +698,7 @@ static kiln_status parse_config(kiln_membership_t *m, const kiln_membership_conf
     snprintf(m->bucket, sizeof(m->bucket), "%s", b);
     m->hb_ns = cfg->heartbeat_ns > 0 ? cfg->heartbeat_ns : 5000000000LL;
     m->timeout_ns = cfg->heartbeat_timeout_ns > 0 ? cfg->heartbeat_timeout_ns : 4 * m->hb_ns;
+    m->clock = cfg->clock != NULL ? cfg->clock : &kiln_system_clock;
     return parse_urls(m, cfg->nats_urls, err);
 }
 
@@ -793,14 +789,10 @@ static void delete_self(kiln_membership_t *m)
 static void close_connection(kiln_membership_t *m)
 {
     natsConnection_Close(m->nc);
-    int64_t deadline = mono_ns() + CLOSE_WAIT_NS;
+    int64_t deadline = kiln_mono_ns() + CLOSE_WAIT_NS;
     pthread_mutex_lock(&m->mu);
-    while (!m->closed && mono_ns() < deadline) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_nsec += 20000000;
-        dl.tv_sec += dl.tv_nsec / 1000000000;
-        dl.tv_nsec %= 1000000000;
+    while (!m->closed && kiln_mono_ns() < deadline) {
+        struct timespec dl = kiln_deadline_in(20000000);
         pthread_cond_timedwait(&m->cv, &m->mu, &dl);
     }
     bool closed = m->closed;

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "overrides.h"
 #include "ring.h"
 #include "status.h"
@@ -37,6 +38,7 @@ typedef struct kiln_membership_config {
     const char *bucket;           /* KV bucket name ("" = "kiln-ring") */
     int64_t heartbeat_ns;         /* 0 = 5 s */
     int64_t heartbeat_timeout_ns; /* evict after this age; 0 = 4 heartbeats */
+    const kiln_clock *clock;      /* heartbeats and ages (borrowed; NULL = the system's) */
 } kiln_membership_config;
 
 /** Connects (in the background when NATS is not there yet: never fails for

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "otlp_int.h"
 
 #define MAX_SERIES_ATTRS 4096 /* resource + scope attributes per profile */
@@ -380,13 +381,6 @@ static void resolve_locations(conv *c)
     }
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* Fills p from the series arrays and the Profile's types and times. */
 static void series_profile(conv *c, const prof_ctx *pc, kiln_pprof_t *p)
 {
@@ -408,7 +402,7 @@ static void series_profile(conv *c, const prof_ctx *pc, kiln_pprof_t *p)
     p->n_sample_types = 1;
     p->default_sample_type = st->type;
     p->period = op->period;
-    p->time_nanos = op->time_unix_nano != 0 ? (int64_t)op->time_unix_nano : now_ns();
+    p->time_nanos = op->time_unix_nano != 0 ? (int64_t)op->time_unix_nano : kiln_wall_ns();
     p->duration_nanos = op->duration_nano != 0 ? (int64_t)op->duration_nano : DEFAULT_DURATION_NS;
 #define TAKE(field, n_field, v) (p->field = (v).p, p->n_field = (v).n)
     TAKE(samples, n_samples, c->v.samples);

@@ -3,7 +3,10 @@
  * ephemeral loopback port, with JetStream and a store dir): start-up before
  * the server exists, convergence, state changes, leaving, eviction of a
  * silent member, distributor counts and rate shares, overrides, and a
- * server killed and restarted. Skips when nats-server is not installed. */
+ * server killed and restarted. Skips when nats-server is not installed.
+ * Membership time runs on manual clocks: a test moves time on (heartbeats,
+ * ages, the grace period) instead of sleeping through it, and waits only
+ * for what other threads and the server do. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -32,19 +35,12 @@ static char store_dir[] = "/tmp/kiln-nats-XXXXXX";
 static int port;
 static pid_t server_pid = -1;
 static char url[64];
+/* The members' clocks: a..d2 share `fast`, the slow pair `slow`. */
+static kiln_manual_clock fast, slow;
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return kiln_mono_ns() / 1000000;
 }
 
 static void sleep_ms(int ms)
@@ -161,6 +157,7 @@ typedef struct node {
     kiln_ring_t *ring;
     kiln_overrides_t *ov;
     kiln_membership_t *m;
+    char key[96]; /* its key in the bucket ("" = not joined) */
 } node;
 
 static kiln_limits test_limits(void)
@@ -190,13 +187,16 @@ static bool node_start_cfg(node *n, const kiln_membership_config *cfg, const cha
         for (size_t i = 0; i < self.n_tokens; i++)
             self.tokens[i] = token_base * 1000003u + (uint32_t)i * 0x40000000u;
         kiln_membership_join(n->m, role, &self);
+        snprintf(n->key, sizeof(n->key), "%s.%s", role, id);
+        for (char *d = n->key + strlen(role) + 1; *d != '\0'; d++)
+            *d = *d == '.' ? '_' : *d;
     }
     return true;
 }
 
 static bool node_start(node *n, const char *role, const char *id, uint32_t token_base)
 {
-    kiln_membership_config cfg = {url, BUCKET, HB_NS, TIMEOUT_NS};
+    kiln_membership_config cfg = {url, BUCKET, HB_NS, TIMEOUT_NS, &fast.clock};
     return node_start_cfg(n, &cfg, role, id, token_base);
 }
 
@@ -215,12 +215,18 @@ typedef struct client {
     kvStore *kv;
 } client;
 
+static void client_close(client *c);
+
+/* Fails (holding nothing) while the bucket does not exist yet. */
 static bool client_open(client *c)
 {
     memset(c, 0, sizeof(*c));
-    return natsConnection_ConnectTo(&c->nc, url) == NATS_OK &&
-           natsConnection_JetStream(&c->js, c->nc, NULL) == NATS_OK &&
-           js_KeyValue(&c->kv, c->js, BUCKET) == NATS_OK;
+    if (natsConnection_ConnectTo(&c->nc, url) == NATS_OK &&
+        natsConnection_JetStream(&c->js, c->nc, NULL) == NATS_OK &&
+        js_KeyValue(&c->kv, c->js, BUCKET) == NATS_OK)
+        return true;
+    client_close(c);
+    return false;
 }
 
 static void client_close(client *c)
@@ -246,8 +252,55 @@ static node s1, s2;
 
 static bool slow_start(node *n, const char *id, uint32_t token_base)
 {
-    kiln_membership_config cfg = {url, "kiln-slow", SLOW_HB_NS, 4 * SLOW_HB_NS};
+    kiln_membership_config cfg = {url, "kiln-slow", SLOW_HB_NS, 4 * SLOW_HB_NS, &slow.clock};
     return node_start_cfg(n, &cfg, "ingester", id, token_base);
+}
+
+/* The heartbeat_ms in key's value; -1 when absent. */
+static int64_t key_heartbeat(client *cl, const char *key)
+{
+    kvEntry *e = NULL;
+    int64_t hb = -1;
+    if (kvStore_Get(&e, cl->kv, key) == NATS_OK) {
+        const char *v = kvEntry_ValueString(e),
+                   *at = v != NULL ? strstr(v, "\"heartbeat_ms\":") : NULL;
+        if (at != NULL)
+            hb = strtoll(at + strlen("\"heartbeat_ms\":"), NULL, 10);
+    }
+    kvEntry_Destroy(e);
+    return hb;
+}
+
+/* Whether every joined member on the fast clock has put a heartbeat at
+ * least as new as that clock's present. */
+static bool heartbeats_caught_up(client *cl)
+{
+    node *all[] = {&a, &b, &c, &d1, &d2};
+    int64_t now = fast.clock.wall_ns(&fast) / 1000000;
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        if (all[i]->m != NULL && all[i]->key[0] != '\0' && key_heartbeat(cl, all[i]->key) < now)
+            return false;
+    }
+    return true;
+}
+
+/* Moves the fast clock on by ns, a heartbeat at a time, waiting after each
+ * step until every member has heartbeat (so no one's entry looks older
+ * than the step), and calls watch (when not NULL) after each step. */
+static bool advance_fast(int64_t ns, void (*watch)(void))
+{
+    client cl;
+    if (!WAIT_FOR(client_open(&cl)))
+        return false;
+    bool ok = true;
+    for (int64_t done = 0; ok && done < ns; done += HB_NS) {
+        kiln_manual_clock_advance(&fast, HB_NS);
+        ok = WAIT_FOR(heartbeats_caught_up(&cl));
+        if (watch != NULL)
+            watch();
+    }
+    client_close(&cl);
+    return ok;
 }
 
 static bool all_rings(size_t n)
@@ -293,9 +346,8 @@ TEST(watcher_is_prompt)
     int64_t t0 = now_ms();
     kiln_membership_set_state(s1.m, KILN_RING_ACTIVE);
     CHECK(WAIT_FOR(ring_state(s2.ring, "slow-1") == KILN_RING_ACTIVE));
-    int64_t took = now_ms() - t0;
-    printf("  with 3 s heartbeats a state change took %lld ms\n", (long long)took);
-    CHECK(took < 1000);
+    /* Their clock stands still: no heartbeat carried it, the watcher did. */
+    printf("  with 3 s heartbeats a state change took %lld ms\n", (long long)(now_ms() - t0));
 }
 
 TEST(distributors_share_the_rate)
@@ -342,9 +394,8 @@ TEST(leaving_deletes_the_key)
     int64_t t0 = now_ms();
     node_stop(&c);
     CHECK(!key_exists(&cl, "ingester.ingester_c"));
-    /* Well before the 2 s timeout: the delete removed it, not its age. */
+    /* The clock stands still, so no entry ages: the delete removed it. */
     CHECK(WAIT_FOR(all_rings(2)));
-    CHECK(now_ms() - t0 < TIMEOUT_NS / 1000000 / 2);
     printf("  a leaving member dropped from the rings in %lld ms\n", (long long)(now_ms() - t0));
     client_close(&cl);
 }
@@ -356,27 +407,29 @@ TEST(silent_member_is_evicted)
     client cl;
     CHECK(client_open(&cl));
     char v[256];
-    int64_t planted = now_ms();
+    int64_t now = fast.clock.wall_ns(&fast) / 1000000;
     snprintf(v, sizeof(v),
              "{\"role\":\"ingester\",\"id\":\"ghost\",\"addr\":\"127.0.0.1:1\",\"http_addr\":\"\","
              "\"zone\":\"\",\"state\":\"ACTIVE\",\"heartbeat_ms\":%lld,\"tokens\":[7,8]}",
-             (long long)(wall_ms() - 1500));
+             (long long)(now - 1500));
     CHECK(kvStore_PutString(NULL, cl.kv, "ingester.ghost", v) == NATS_OK);
     CHECK(WAIT_FOR(ring_state(a.ring, "ghost") == KILN_RING_ACTIVE));
+    CHECK(advance_fast(400000000LL, NULL)); /* 1.9 s old: still live */
+    CHECK_EQ(ring_state(a.ring, "ghost"), KILN_RING_ACTIVE);
+    CHECK(advance_fast(200000000LL, NULL)); /* 2.1 s old: evicted */
     CHECK(WAIT_FOR(ring_state(a.ring, "ghost") == -1 && ring_state(b.ring, "ghost") == -1));
-    int64_t gone = now_ms() - planted;
-    printf("  silent member evicted %lld ms after planting (due at 500 ms)\n", (long long)gone);
-    CHECK(gone >= 400);
     CHECK_EQ(ring_size(a.ring), 2);
     kvStore_Delete(cl.kv, "ingester.ghost");
 
     /* A key silent for ten timeouts (a process that crashed long ago) is
      * deleted from the bucket, without ever entering a ring. */
+    now = fast.clock.wall_ns(&fast) / 1000000;
     snprintf(v, sizeof(v),
              "{\"role\":\"ingester\",\"id\":\"fossil\",\"addr\":\"127.0.0.1:1\",\"http_addr\":\"\","
              "\"zone\":\"\",\"state\":\"ACTIVE\",\"heartbeat_ms\":%lld,\"tokens\":[9]}",
-             (long long)(wall_ms() - 3600000));
+             (long long)(now - 3600000));
     CHECK(kvStore_PutString(NULL, cl.kv, "ingester.fossil", v) == NATS_OK);
+    CHECK(advance_fast(HB_NS, NULL)); /* the next heartbeat's look at the bucket */
     CHECK(WAIT_FOR(!key_exists(&cl, "ingester.fossil")));
     CHECK_EQ(ring_state(a.ring, "fossil"), -1);
     client_close(&cl);
@@ -402,13 +455,18 @@ static bool rings_back3(void)
            n[1] == 3 && n[2] == 3;
 }
 
+static void watch_rings_back(void)
+{
+    rings_back();
+}
+
 TEST(server_restart)
 {
     kill_server();
     CHECK(WAIT_FOR(!kiln_membership_connected(a.m) && !kiln_membership_connected(b.m)));
     /* Longer than the timeout: every heartbeat in the bucket goes stale,
      * yet nobody is evicted while NATS is away. */
-    sleep_ms((int)(TIMEOUT_NS / 1000000) + 500);
+    kiln_manual_clock_advance(&fast, TIMEOUT_NS + 500000000LL);
     CHECK(all_rings(2));
     CHECK_EQ(kiln_membership_count(d1.m, "distributor"), 1);
     kiln_err err;
@@ -419,20 +477,19 @@ TEST(server_restart)
     min_ring = 2;
     CHECK(WAIT_FOR(rings_back()));
     printf("  reconnected and converged %lld ms after the restart\n", (long long)(now_ms() - t0));
-    /* Through the grace period the rings never shrank. */
-    for (int i = 0; i < 30; i++, sleep_ms(20))
-        rings_back();
+    /* Through the grace period and past it the rings never shrank. */
+    CHECK(advance_fast(TIMEOUT_NS + HB_NS, watch_rings_back));
     CHECK_EQ(min_ring, 2);
-    /* The watchers came back too: a change is seen well before the next
-     * 3 s heartbeat would bring it. */
+    /* The watchers came back too: past their replacement (a timeout after
+     * the reconnection), a change arrives with no heartbeat to carry it. */
     CHECK(WAIT_FOR(kiln_membership_connected(s1.m) && kiln_membership_connected(s2.m)));
-    sleep_ms(300);
+    kiln_manual_clock_advance(&slow, 4 * SLOW_HB_NS + SLOW_HB_NS);
+    CHECK(WAIT_FOR(ring_size(s1.ring) == 2 && ring_size(s2.ring) == 2));
     t0 = now_ms();
     kiln_membership_set_state(s2.m, KILN_RING_ACTIVE);
     CHECK(WAIT_FOR(ring_state(s1.ring, "slow-2") == KILN_RING_ACTIVE));
     printf("  after the restart, with 3 s heartbeats a state change took %lld ms\n",
            (long long)(now_ms() - t0));
-    CHECK(now_ms() - t0 < 1000);
     node_stop(&s1);
     node_stop(&s2);
     /* And changes flow again. */
@@ -445,6 +502,11 @@ TEST(server_restart)
     CHECK(node_start(&late, NULL, NULL, 0));
     CHECK(WAIT_FOR(kiln_overrides_get(late.ov, "t1")->ingestion_rate_mb == 7));
     node_stop(&late);
+}
+
+static void watch_rings_back3(void)
+{
+    rings_back3();
 }
 
 /* A server that comes back without its store: the bucket is re-created,
@@ -463,8 +525,7 @@ TEST(server_restart_without_store)
     CHECK(WAIT_FOR(rings_back3()));
     printf("  re-created bucket, converged %lld ms after the restart\n",
            (long long)(now_ms() - t0));
-    for (int i = 0; i < 30; i++, sleep_ms(20))
-        rings_back3();
+    CHECK(advance_fast(TIMEOUT_NS / 2, watch_rings_back3));
     CHECK_EQ(min_ring, 3);
     client cl;
     CHECK(client_open(&cl));
@@ -472,7 +533,8 @@ TEST(server_restart_without_store)
         WAIT_FOR(key_exists(&cl, "ingester.ingester-a") && key_exists(&cl, "distributor.dist-1")));
     client_close(&cl);
     /* Past the grace period and the watcher replacement, changes still flow. */
-    sleep_ms((int)(TIMEOUT_NS / 1000000) + 200);
+    CHECK(advance_fast(TIMEOUT_NS, watch_rings_back3));
+    CHECK_EQ(min_ring, 3);
     kiln_membership_set_state(c.m, KILN_RING_ACTIVE);
     CHECK(WAIT_FOR(ring_state(a.ring, "ingester.c") == KILN_RING_ACTIVE));
     CHECK(all_rings(3));
@@ -494,6 +556,8 @@ int main(void)
     }
     if (mkdtemp(store_dir) == NULL)
         return 1;
+    kiln_manual_clock_init(&fast, kiln_wall_ns());
+    kiln_manual_clock_init(&slow, kiln_wall_ns());
     port = free_port();
     snprintf(url, sizeof(url), "nats://127.0.0.1:%d", port);
     /* The outages below are expected: quiet unless KILN_TEST_LOG=1. */
