@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "delta.h"
+#include "go_fix.h"
 #include "gzip.h"
 #include "hash_index.h"
 #include "seen_keys.h"
@@ -209,6 +210,8 @@ static kiln_status prepare_profile(const kiln_limits *lim, kiln_arena_t *a, kiln
     kiln_status st = check_limits(lim, p, now, err);
     if (st == KILN_OK)
         st = kiln_pprof_validate_normalize(a, p, lim->max_stack_depth, err);
+    if (st == KILN_OK && kiln_go_profile_like(p)) /* as Pyroscope repairs Go's */
+        st = kiln_go_fix(a, p, err);
     if (st == KILN_RESOURCE_EXHAUSTED) /* the arena's cap: too large */
         st = err->code = KILN_OUT_OF_RANGE;
     return st;

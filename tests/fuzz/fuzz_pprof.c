@@ -8,6 +8,7 @@
 
 #include "arena.h"
 #include "buf.h"
+#include "go_fix.h"
 #include "pprof.h"
 
 #define ARENA_CAP (64u << 20)
@@ -57,6 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t max_depth = size > 0 ? data[size - 1] % 8 : 0; /* 0 = no limit */
         st = kiln_pprof_normalize(a, &p, max_depth, &err);
         if (st == KILN_OK)
+            check_roundtrip(&p);
+        /* The Go repairs on any normalised profile: still one to encode. */
+        if (st == KILN_OK && kiln_go_fix(a, &p, &err) == KILN_OK)
             check_roundtrip(&p);
     }
     expect_input_error(st);
