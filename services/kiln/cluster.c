@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "clock.h"
 #include "membership.h"
 #include "xmalloc.h"
 
@@ -23,13 +24,6 @@ struct kiln_cluster {
     char host[200]; /* the advertised host */
     bool joined;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The first non-loopback IPv4 address of the host (what a pod's peers
  * reach it at), or 127.0.0.1. */
@@ -116,6 +110,16 @@ void kiln_cluster_destroy(kiln_cluster_t *c)
     free(c);
 }
 
+kiln_remote_t *kiln_cluster_remote(kiln_cluster_t *c, kiln_objstore_t *blocks)
+{
+    kiln_remote_config rc = {.ring = c->ring,
+                             .grpc = c->grpc,
+                             .blocks = blocks,
+                             .rf = kiln_cluster_rf(c),
+                             .timeout_ms = c->cfg->rpc_timeout_ns / 1000000};
+    return kiln_remote_create(&rc);
+}
+
 kiln_ring_t *kiln_cluster_ring(kiln_cluster_t *c)
 {
     return c->ring;
@@ -147,7 +151,7 @@ void kiln_cluster_join(kiln_cluster_t *c, const char *role, const char *instance
     snprintf(self.http_addr, sizeof(self.http_addr), "%s:%d", c->host, http_port);
     snprintf(self.zone, sizeof(self.zone), "%s", c->cfg->zone);
     self.state = KILN_RING_JOINING;
-    self.heartbeat_ms = now_ms();
+    self.heartbeat_ms = kiln_wall_ms();
     if (strcmp(role, "ingester") == 0) {
         self.n_tokens = KILN_RING_TOKENS;
         kiln_ring_tokens(self.id, self.tokens, KILN_RING_TOKENS);
@@ -176,9 +180,9 @@ static void on_ring(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
                 (accept != NULL && strstr(accept, "application/json") != NULL);
     kiln_ring_snapshot_t *s = kiln_ring_acquire(c->ring);
     if (json)
-        kiln_ring_json(s, now_ms(), &resp->body);
+        kiln_ring_json(s, kiln_wall_ms(), &resp->body);
     else
-        kiln_ring_html(s, now_ms(), &resp->body);
+        kiln_ring_html(s, kiln_wall_ms(), &resp->body);
     kiln_ring_release(s);
     resp->status = 200;
     resp->content_type = json ? "application/json" : "text/html; charset=utf-8";
@@ -196,7 +200,7 @@ void kiln_cluster_metrics(kiln_cluster_t *c, kiln_buf *out)
     size_t n = kiln_ring_members(s, &m);
     double *own = kiln_xcalloc(n + 1, sizeof(double));
     kiln_ring_ownership(s, own);
-    int64_t now = now_ms();
+    int64_t now = kiln_wall_ms();
     kiln_buf_puts(out, "# HELP kiln_ring_member_info A member of the ingester ring.\n"
                        "# TYPE kiln_ring_member_info gauge\n");
     for (size_t i = 0; i < n; i++)
