@@ -9,6 +9,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "clock.h"
 #include "delta.h"
 #include "go_fix.h"
 #include "gzip.h"
@@ -26,19 +27,17 @@ struct kiln_distributor {
     kiln_distributor_config cfg;
     kiln_seen_keys_t *seen;
     kiln_delta_t *delta;
-    kiln_ingester_t *ing;
     kiln_metrics_t *metrics;
     kiln_inflight_t *inflight; /* borrowed, may be NULL */
 };
 
 kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
-                                            kiln_ingester_t *ing, kiln_metrics_t *metrics)
+                                            kiln_metrics_t *metrics)
 {
     kiln_distributor_t *d = kiln_xcalloc(1, sizeof(*d));
     d->cfg = *cfg;
     d->seen = kiln_seen_keys_create(SEEN_IDS);
     d->delta = kiln_delta_create();
-    d->ing = ing;
     d->metrics = metrics;
     return d;
 }
@@ -163,13 +162,6 @@ void kiln_distributor_rejected(kiln_distributor_t *d, const char *tenant, const 
     KILN_LOG_WARN_SAMPLED(tenant, reason, "distributor",
                           "%s rejected tenant=%s reason=%s bytes=%zu err=\"%s\"", path, tenant,
                           reason, bytes, err != NULL ? err->msg : "");
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* The tenant's count and time limits on one decoded profile. */
@@ -369,9 +361,7 @@ static uint64_t profile_id(const char *tenant, const char *id)
         return kiln_profile_id_key(tenant, id);
     uint64_t r = 0;
     if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r) || r == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        r = ((uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_sec) | 1;
+        r = ((uint64_t)kiln_wall_ns() * 0x9e3779b97f4a7c15ULL) | 1;
     }
     return r;
 }
@@ -388,7 +378,7 @@ static kiln_status append_all(kiln_distributor_t *d, const char *tenant,
         total += in[i].profile.n_samples;
         ids[i] = profile_id(tenant, in[i].id);
     }
-    kiln_ingester_part *batch = kiln_arena_alloc(a, (total + 1) * sizeof(*batch));
+    kiln_head_part *batch = kiln_arena_alloc(a, (total + 1) * sizeof(*batch));
     for (size_t i = 0; i < k; i++) {
         kiln_ingest_profile *parts =
             kiln_arena_alloc(a, (in[i].profile.n_samples + 1) * sizeof(*parts));
@@ -396,12 +386,10 @@ static kiln_status append_all(kiln_distributor_t *d, const char *tenant,
         for (size_t j = 0; j < n; j++) {
             kiln_pprof_t *p = kiln_arena_alloc(a, sizeof(*p));
             *p = parts[j].profile;
-            batch[m++] = (kiln_ingester_part){parts[j].labels, parts[j].n_labels, p, ids[i]};
+            batch[m++] = (kiln_head_part){parts[j].labels, parts[j].n_labels, p, ids[i]};
         }
     }
-    if (d->cfg.replicator != NULL)
-        return kiln_replicator_append(d->cfg.replicator, tenant, batch, m, err);
-    return kiln_ingester_append(d->ing, tenant, batch, m, err);
+    return kiln_store_append(&d->cfg.store, tenant, batch, m, err);
 }
 
 kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
@@ -409,7 +397,7 @@ kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
                                     kiln_err *err)
 {
     const kiln_limits *lim = kiln_overrides_get(d->cfg.limits, tenant);
-    int64_t now = now_ns();
+    int64_t now = kiln_wall_ns();
     size_t bytes = 0;
     kiln_status st = KILN_OK;
     for (size_t i = 0; i < n; i++) {

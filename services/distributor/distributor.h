@@ -14,26 +14,24 @@
 
 #include "http_server.h"
 #include "inflight.h"
-#include "ingester.h"
 #include "overrides.h"
 #include "metrics.h"
 #include "pprof.h"
-#include "replicator.h"
 #include "rpc.h"
+#include "store.h"
 
 typedef struct kiln_distributor kiln_distributor_t;
 
 typedef struct kiln_distributor_config {
-    kiln_overrides_t *limits;      /* borrowed: per-tenant limits and rate buckets */
-    size_t max_profile_bytes;      /* decompressed bytes per profile, process-wide */
-    kiln_replicator_t *replicator; /* borrowed; in a cluster batches go to the
-                                      ring's replicas, else to the ingester */
+    kiln_overrides_t *limits; /* borrowed: per-tenant limits and rate buckets */
+    size_t max_profile_bytes; /* decompressed bytes per profile, process-wide */
+    kiln_store_t store;       /* where pushes are appended (its state borrowed) */
 } kiln_distributor_config;
 
-/** Creates a distributor writing to ing (borrowed; in-process ingester), or
- * through cfg->replicator when set (ing may be NULL then). */
+/** Creates a distributor appending to cfg->store, counting in metrics
+ * (borrowed). */
 kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
-                                            kiln_ingester_t *ing, kiln_metrics_t *metrics);
+                                            kiln_metrics_t *metrics);
 /** Frees it; NULL is a no-op. */
 void kiln_distributor_destroy(kiln_distributor_t *d);
 

@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 
 #include "appname.h"
+#include "clock.h"
 #include "time_param.h"
 #include "distributor.h"
 #include "folded.h"
@@ -87,13 +88,6 @@ static kiln_status pipeline_failed(ingest *r, kiln_status st, bool pprof)
     return reject(r, kiln_distributor_http_status(st), st);
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static const char *query(const ingest *r, const char *key)
 {
     const char *v = kiln_http_query(r->http, key);
@@ -151,7 +145,7 @@ static kiln_status parse_request(ingest *r)
     st = kiln_appname_parse(r->a, name, strlen(name), &r->name, &r->err);
     if (st != KILN_OK)
         return reject(r, 400, st);
-    int64_t now = now_ns();
+    int64_t now = kiln_wall_ns();
     const char *from = query(r, "from"), *until = query(r, "until");
     r->from = *from ? kiln_time_param_parse(from, strlen(from), now) : now;
     r->until = *until ? kiln_time_param_parse(until, strlen(until), now) : now;

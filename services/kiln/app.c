@@ -15,6 +15,7 @@
 #include "grpc_server.h"
 #include "http_server.h"
 #include "ingester.h"
+#include "local_store.h"
 #include "log.h"
 #include "metrics.h"
 #include "objstore.h"
@@ -31,10 +32,10 @@ struct kiln_app {
     kiln_ingester_t *ingester;
     kiln_distributor_t *distributor;
     kiln_querier_t *querier;
-    kiln_reader_t *reader;
-    kiln_objstore_t *store;        /* the querier's view of the shared store (cluster) */
-    kiln_replicator_t *replicator; /* the distributor's writes (cluster) */
-    kiln_cluster_t *cluster;       /* NULL on the in-process default */
+    kiln_objstore_t *store;       /* the querier's view of the shared store (cluster) */
+    kiln_remote_t *remote_writes; /* the distributor's ingesters (cluster) */
+    kiln_remote_t *remote_reads;  /* the querier's ingesters and blocks (cluster) */
+    kiln_cluster_t *cluster;      /* NULL on the in-process default */
     kiln_compactor_t *compactor;
     kiln_connect connect;
     kiln_inflight_t *inflight; /* decompressed request bytes in flight */
@@ -167,17 +168,23 @@ static void ingester_destroy(kiln_app_t *app)
     kiln_ingester_destroy(app->ingester);
 }
 
+/* The ingester interface a module uses: the ring's ingesters (remote, made
+ * into *remote) in a cluster, else this process's own ingester. */
+static kiln_store_t module_store(kiln_app_t *app, kiln_objstore_t *blocks, kiln_remote_t **remote)
+{
+    if (app->cluster == NULL)
+        return kiln_ingester_store(app->ingester);
+    *remote = kiln_cluster_remote(app->cluster, blocks);
+    return kiln_remote_store(*remote);
+}
+
 static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
 {
     (void)err;
-    if (app->cluster != NULL) {
-        kiln_replicator_config rc = {kiln_cluster_ring(app->cluster),
-                                     kiln_cluster_grpc(app->cluster), kiln_cluster_rf(app->cluster),
-                                     app->cfg->rpc_timeout_ns / 1000000};
-        app->replicator = kiln_replicator_create(&rc);
-    }
-    kiln_distributor_config dc = {app->limits, app->cfg->limits.max_profile_bytes, app->replicator};
-    app->distributor = kiln_distributor_create(&dc, app->ingester, app->metrics);
+    kiln_distributor_config dc = {.limits = app->limits,
+                                  .max_profile_bytes = app->cfg->limits.max_profile_bytes,
+                                  .store = module_store(app, NULL, &app->remote_writes)};
+    app->distributor = kiln_distributor_create(&dc, app->metrics);
     kiln_distributor_set_inflight(app->distributor, app->inflight);
     kiln_distributor_register(app->distributor, app->rpc);
     kiln_distributor_register_otlp(app->distributor, app->rpc, app->http);
@@ -188,7 +195,7 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
 static void distributor_destroy(kiln_app_t *app)
 {
     kiln_distributor_destroy(app->distributor);
-    kiln_replicator_destroy(app->replicator);
+    kiln_remote_destroy(app->remote_writes);
 }
 
 static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
@@ -199,14 +206,10 @@ static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
             kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)), &app->store, err);
         if (st != KILN_OK)
             return st;
-        kiln_reader_cluster_config rc = {
-            kiln_cluster_ring(app->cluster), kiln_cluster_grpc(app->cluster), app->store,
-            kiln_cluster_rf(app->cluster), app->cfg->rpc_timeout_ns / 1000000};
-        app->reader = kiln_reader_cluster(&rc);
-    } else {
-        app->reader = kiln_reader_local(app->ingester);
     }
-    app->querier = kiln_querier_create(app->reader, app->limits);
+    kiln_querier_config qc = {.store = module_store(app, app->store, &app->remote_reads),
+                              .limits = app->limits};
+    app->querier = kiln_querier_create(&qc);
     kiln_querier_register(app->querier, app->rpc);
     kiln_querier_register_http(app->querier, app->http);
     return KILN_OK;
@@ -215,7 +218,7 @@ static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
 static void querier_destroy(kiln_app_t *app)
 {
     kiln_querier_destroy(app->querier);
-    kiln_reader_destroy(app->reader);
+    kiln_remote_destroy(app->remote_reads);
     kiln_objstore_close(app->store);
 }
 

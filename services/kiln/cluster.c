@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "clock.h"
 #include "membership.h"
 #include "xmalloc.h"
 
@@ -108,6 +109,16 @@ void kiln_cluster_destroy(kiln_cluster_t *c)
     kiln_grpc_client_destroy(c->grpc);
     kiln_ring_destroy(c->ring);
     free(c);
+}
+
+kiln_remote_t *kiln_cluster_remote(kiln_cluster_t *c, kiln_objstore_t *blocks)
+{
+    kiln_remote_config rc = {.ring = c->ring,
+                             .grpc = c->grpc,
+                             .blocks = blocks,
+                             .rf = kiln_cluster_rf(c),
+                             .timeout_ms = c->cfg->rpc_timeout_ns / 1000000};
+    return kiln_remote_create(&rc);
 }
 
 kiln_ring_t *kiln_cluster_ring(kiln_cluster_t *c)

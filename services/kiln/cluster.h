@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "grpc_client.h"
 #include "http_server.h"
+#include "remote.h"
 #include "ring.h"
 
 typedef struct kiln_cluster kiln_cluster_t;
@@ -28,6 +29,12 @@ kiln_ring_t *kiln_cluster_ring(kiln_cluster_t *c);
 kiln_grpc_client_t *kiln_cluster_grpc(kiln_cluster_t *c);
 /** The replication factor writes use and reads tolerate. */
 size_t kiln_cluster_rf(const kiln_cluster_t *c);
+
+/** A remote ingester interface over the cluster's ring and gRPC client
+ * (its quorum and timeouts from the configuration), reading blocks from
+ * the object store `blocks` (borrowed; NULL for a writer). The caller
+ * destroys it with kiln_remote_destroy before the cluster. */
+kiln_remote_t *kiln_cluster_remote(kiln_cluster_t *c, kiln_objstore_t *blocks);
 
 /** Puts the own entry under role ("ingester", "distributor", ...) with the
  * bound ports; instance is the ingester's id (NULL for other roles: the

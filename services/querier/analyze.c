@@ -18,9 +18,9 @@ typedef struct scope_acc {
     const kiln_label_t *last; /* series are visited profile by profile */
 } scope_acc;
 
-static void count_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
+static void count_profile(void *ctx, const kiln_read_profile *p)
 {
-    (void)n, (void)t, (void)total;
+    const kiln_label_t *l = p->labels;
     scope_acc *a = ctx;
     a->profiles++;
     if (l != a->last)
@@ -73,9 +73,9 @@ typedef struct heat_acc {
     double min, max;
 } heat_acc;
 
-static void heat_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
+static void heat_profile(void *ctx, const kiln_read_profile *p)
 {
-    (void)l, (void)n;
+    int64_t t = p->time_ms, total = p->total;
     heat_acc *a = ctx;
     KILN_GROW(a->p, a->cap, a->n + 1);
     a->p[a->n++] = (heat_point){t, (double)total};

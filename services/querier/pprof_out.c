@@ -183,9 +183,10 @@ kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
         if (st != KILN_OK)
             return st;
     }
-    kiln_head_filter by_id = {NULL, 0, NULL, 0, ids, n_ids};
+    kiln_read_filter by_id = {
+        .sel = sel, .start_ms = start, .end_ms = req->end, .ids = ids, .n_ids = n_ids};
     kiln_tree_t *tree;
-    st = kiln_querier__read_merge(q, ctx, sel, start, req->end, ids ? &by_id : NULL, &tree);
+    st = kiln_querier__read_merge(q, ctx, &by_id, &tree);
     if (st != KILN_OK)
         return st;
     const Types__V1__StackTraceSelector *sts = req->stack_trace_selector;

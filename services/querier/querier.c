@@ -10,6 +10,7 @@
 
 #include <xxhash.h>
 
+#include "clock.h"
 #include "querier/v1/querier.pb-c.h"
 #include "hash_index.h"
 #include "seen_keys.h"
@@ -29,11 +30,11 @@ static void free_hash_index(void *x)
     free(x);
 }
 
-kiln_querier_t *kiln_querier_create(kiln_reader_t *rd, kiln_overrides_t *limits)
+kiln_querier_t *kiln_querier_create(const kiln_querier_config *cfg)
 {
     kiln_querier_t *q = kiln_xcalloc(1, sizeof(*q));
-    q->rd = rd;
-    q->limits = limits;
+    q->store = cfg->store;
+    q->limits = cfg->limits;
     return q;
 }
 
@@ -113,11 +114,11 @@ static void strlist_sort_unique(strlist *l)
 /* ---- reads ------------------------------------------------------------------ */
 
 kiln_status kiln_querier__read_merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
-                                     const kiln_selector_t *sel, int64_t start, int64_t end,
-                                     const kiln_head_filter *f, kiln_tree_t **out)
+                                     const kiln_read_filter *f, kiln_tree_t **out)
 {
     kiln_tree_t *t = kiln_tree_create();
-    kiln_status st = kiln_reader_merge(q->rd, ctx->tenant, sel, start, end, f, t, ctx->err);
+    kiln_read_visitor v = {.tree = t};
+    kiln_status st = kiln_store_read(&q->store, ctx->tenant, f, &v, ctx->err);
     if (st != KILN_OK) {
         kiln_tree_destroy(t);
         return st;
@@ -127,22 +128,27 @@ kiln_status kiln_querier__read_merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
 }
 
 kiln_status kiln_querier__profiles(kiln_querier_t *q, kiln_rpc_ctx *ctx, const kiln_selector_t *sel,
-                                   int64_t start, int64_t end, kiln_head_profile_fn fn, void *arg)
+                                   int64_t start, int64_t end, kiln_querier__profile_fn fn,
+                                   void *arg)
 {
-    return kiln_reader_profiles(q->rd, ctx->tenant, sel, start, end, fn, arg, ctx->err);
+    kiln_read_filter f = {.sel = sel, .start_ms = start, .end_ms = end};
+    kiln_read_visitor v = {.profile = fn, .ctx = arg};
+    return kiln_store_read(&q->store, ctx->tenant, &f, &v, ctx->err);
 }
 
 kiln_status kiln_querier__series(kiln_querier_t *q, const char *tenants, const kiln_selector_t *sel,
-                                 int64_t start, int64_t end, kiln_head_series_fn fn, void *arg,
+                                 int64_t start, int64_t end, kiln_querier__series_fn fn, void *arg,
                                  kiln_err *err)
 {
-    return kiln_reader_series(q->rd, tenants, sel, start, end, fn, arg, err);
+    kiln_read_filter f = {.sel = sel, .start_ms = start, .end_ms = end};
+    kiln_read_visitor v = {.series = fn, .ctx = arg};
+    return kiln_store_read(&q->store, tenants, &f, &v, err);
 }
 
 /* ---- series visiting with a list of matchers (OR) ------------------------- */
 
 static kiln_status visit_series(kiln_querier_t *q, kiln_rpc_ctx *ctx, char **matchers, size_t n,
-                                int64_t start, int64_t end, kiln_head_series_fn fn, void *arg)
+                                int64_t start, int64_t end, kiln_querier__series_fn fn, void *arg)
 {
     if (n == 0)
         return kiln_querier__series(q, ctx->tenant, NULL, start, end, fn, arg, ctx->err);
@@ -451,9 +457,7 @@ kiln_status kiln_querier__limit_range(const kiln_querier_t *q, kiln_rpc_ctx *ctx
     kiln_tenants_next(&tenants, first);
     const kiln_limits *l = kiln_overrides_get(q->limits, first);
     if (l->max_query_lookback_ns > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t oldest = (int64_t)ts.tv_sec * 1000 - l->max_query_lookback_ns / 1000000;
+        int64_t oldest = kiln_wall_ms() - l->max_query_lookback_ns / 1000000;
         if (*start < oldest)
             *start = oldest;
         if (*start > end)
@@ -588,9 +592,15 @@ kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
                                        &ids, &n_ids);
     if (st != KILN_OK)
         return st;
-    kiln_head_filter only = {NULL, 0, spans, req->n_span_selector, ids, n_ids};
+    kiln_read_filter only = {.sel = sel,
+                             .start_ms = start,
+                             .end_ms = req->end,
+                             .ids = ids,
+                             .n_ids = n_ids,
+                             .spans = spans,
+                             .n_spans = spans != NULL ? req->n_span_selector : 0};
     kiln_tree_t *t;
-    st = kiln_querier__read_merge(q, ctx, sel, start, req->end, spans || ids ? &only : NULL, &t);
+    st = kiln_querier__read_merge(q, ctx, &only, &t);
     if (st != KILN_OK)
         return st;
     if (req->stack_trace_selector != NULL && req->stack_trace_selector->n_call_site != 0) {
@@ -658,9 +668,13 @@ static kiln_status h_select_merge_span_profile(void *svc, kiln_rpc_ctx *ctx,
         st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
-    kiln_head_filter f = {NULL, 0, spans, req->n_span_selector, NULL, 0};
+    kiln_read_filter f = {.sel = sel,
+                          .start_ms = start,
+                          .end_ms = req->end,
+                          .spans = spans,
+                          .n_spans = req->n_span_selector};
     kiln_tree_t *t;
-    st = kiln_querier__read_merge(q, ctx, sel, start, req->end, &f, &t);
+    st = kiln_querier__read_merge(q, ctx, &f, &t);
     if (st != KILN_OK)
         return st;
     Querier__V1__SelectMergeSpanProfileResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
@@ -691,7 +705,7 @@ static kiln_status h_profile_stats(void *svc, kiln_rpc_ctx *ctx, const ProtobufC
     (void)msg;
     kiln_querier_t *q = svc;
     kiln_head_stats_t s;
-    kiln_status st = kiln_reader_stats(q->rd, ctx->tenant, &s, ctx->err);
+    kiln_status st = kiln_store_stats(&q->store, ctx->tenant, &s, ctx->err);
     if (st != KILN_OK)
         return st;
     Types__V1__GetProfileStatsResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));

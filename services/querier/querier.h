@@ -1,24 +1,26 @@
 /* SPDX-License-Identifier: Apache-2.0
  * querier: querier.v1.QuerierService, the API Grafana's Pyroscope data source
- * calls. Reads through a reader (the in-process ingester in -target=all,
- * the ring and the shared store in a cluster); label
+ * calls. Reads through the ingester interface (store.h: the in-process
+ * ingester in -target=all, the ring and the shared store in a cluster); label
  * names, values, profile types and series are derived from the matching
  * stored series, flame graphs from the merged call tree. Thread-safe. */
 #ifndef KILN_QUERIER_H
 #define KILN_QUERIER_H
 
 #include "http_server.h"
-#include "ingester.h"
 #include "overrides.h"
-#include "reader.h"
 #include "rpc.h"
+#include "store.h"
 
 typedef struct kiln_querier kiln_querier_t;
 
-/** Creates a querier reading through rd (the in-process ingester or the
- * cluster: reader.h), under the per-tenant query limits (both borrowed;
- * limits may be NULL). */
-kiln_querier_t *kiln_querier_create(kiln_reader_t *rd, kiln_overrides_t *limits);
+typedef struct kiln_querier_config {
+    kiln_store_t store;       /* where profiles are read (its state borrowed) */
+    kiln_overrides_t *limits; /* per-tenant query limits (borrowed; NULL = none) */
+} kiln_querier_config;
+
+/** Creates a querier reading through cfg->store. Never NULL. */
+kiln_querier_t *kiln_querier_create(const kiln_querier_config *cfg);
 /** Frees it; NULL is a no-op. */
 void kiln_querier_destroy(kiln_querier_t *q);
 /** Registers the querier.v1.QuerierService methods. */

@@ -6,16 +6,23 @@
 
 #include "overrides.h"
 #include "querier.h"
-#include "reader.h"
+#include "read.h"
+#include "store.h"
 #include "google/v1/profile.pb-c.h"
 #include "types/v1/types.pb-c.h"
 #include "selector.h"
 #include "tree.h"
 
 struct kiln_querier {
-    kiln_reader_t *rd;
+    kiln_store_t store;       /* where profiles are read (its state borrowed) */
     kiln_overrides_t *limits; /* borrowed; may be NULL (no query limits) */
 };
+
+/** Called once per matching series with its sorted labels (valid only
+ * during the call). */
+typedef void (*kiln_querier__series_fn)(void *arg, const kiln_label_t *l, size_t n);
+/** Called once per matching profile (valid only during the call). */
+typedef void (*kiln_querier__profile_fn)(void *arg, const kiln_read_profile *p);
 
 /** Applies the tenant's query limits to a Select* range: *start is raised
  * to the lookback limit; a range longer than max_query_length is
@@ -29,19 +36,19 @@ kiln_status kiln_querier__limit_range(const kiln_querier_t *q, kiln_rpc_ctx *ctx
 kiln_status kiln_querier__selector(const char *type_id, const char *label_selector,
                                    kiln_rpc_ctx *ctx, kiln_selector_t **out);
 
-/** The matching profiles merged into a new tree (*out, the caller destroys
- * it) under a span / profile id filter (NULL = none; keys unused). */
+/** The profiles matching f (selector, range, spans, ids) merged into a new
+ * tree (*out, the caller destroys it); nothing is allocated on failure. */
 kiln_status kiln_querier__read_merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
-                                     const kiln_selector_t *sel, int64_t start, int64_t end,
-                                     const kiln_head_filter *f, kiln_tree_t **out);
+                                     const kiln_read_filter *f, kiln_tree_t **out);
 
-/** Visits every matching profile once (labels, time, total). */
+/** Visits every matching profile once (labels, time, total, id). */
 kiln_status kiln_querier__profiles(kiln_querier_t *q, kiln_rpc_ctx *ctx, const kiln_selector_t *sel,
-                                   int64_t start, int64_t end, kiln_head_profile_fn fn, void *arg);
+                                   int64_t start, int64_t end, kiln_querier__profile_fn fn,
+                                   void *arg);
 
 /** Visits every matching series (possibly more than once). */
 kiln_status kiln_querier__series(kiln_querier_t *q, const char *tenants, const kiln_selector_t *sel,
-                                 int64_t start, int64_t end, kiln_head_series_fn fn, void *arg,
+                                 int64_t start, int64_t end, kiln_querier__series_fn fn, void *arg,
                                  kiln_err *err);
 /** The selection of a SelectMergeStacktraces request (also a Diff side)
  * merged into a new tree *out the caller destroys: range limits, selector,

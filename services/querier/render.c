@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "time_param.h"
+#include "clock.h"
 #include "connect.h"
 #include "hash_index.h"
 #include "json_writer.h"
@@ -113,13 +114,6 @@ static const char *rq_param(const rq *r, const char *name)
 {
     const char *v = kiln_http_query(r->http, name);
     return v != NULL && *v != '\0' ? v : NULL;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* A time parameter in the time_param formats as ms, or dflt_ns when absent. */
@@ -235,7 +229,7 @@ static kiln_status parse_selection(rq *r, const char *qf, const char *ff, const 
         return kiln_err_set(&r->err, KILN_INVALID_ARGUMENT, "failed to parse \"%s\": %s", qf,
                             perr.msg);
     kiln_arena_defer(r->ctx.arena, (void (*)(void *))kiln_selector_destroy, s->sel);
-    int64_t now = now_ns();
+    int64_t now = kiln_wall_ns();
     s->start = param_ms(r, ff, now, now - 3600 * (int64_t)1000000000);
     s->end = param_ms(r, uf, now, now);
     s->req_start = s->start;
@@ -410,9 +404,9 @@ static tl_series *tl_group(timeline *tl, const kiln_label_t *l, size_t n)
 /* A profile counts at the first step boundary (start + k * step) at or
  * after its time, as SelectSeries places it; the timeline then keeps the
  * boundaries in [snap_start, snap_end). */
-static void on_timeline_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t,
-                                int64_t total)
+static void on_timeline_profile(void *ctx, const kiln_read_profile *p)
 {
+    int64_t t = p->time_ms, total = p->total;
     timeline *tl = ctx;
     int64_t k = t <= tl->start ? 0 : (t - tl->start + tl->step - 1) / tl->step;
     int64_t b = tl->start + k * tl->step;
@@ -424,7 +418,7 @@ static void on_timeline_profile(void *ctx, const kiln_label_t *l, size_t n, int6
     tl->all.sum[i] += (double)total;
     tl->all.count[i]++;
     if (tl->group_by != NULL) {
-        tl_series *g = tl_group(tl, l, n);
+        tl_series *g = tl_group(tl, p->labels, p->n_labels);
         g->sum[i] += (double)total;
         g->count[i]++;
     }
@@ -460,9 +454,10 @@ static kiln_status timeline_build(rq *r, const selection *s, const char *group_b
     tl->avg = avg;
     tl_series_init(&tl->all, "", tl->n);
     kiln_status st = KILN_OK;
+    kiln_read_filter f = {.sel = s->sel, .start_ms = s->start, .end_ms = s->end};
+    kiln_read_visitor v = {.profile = on_timeline_profile, .ctx = tl};
     if (tl->n > 0)
-        st = kiln_reader_profiles(r->q->rd, r->tenant, s->sel, s->start, s->end,
-                                  on_timeline_profile, tl, &r->err);
+        st = kiln_store_read(&r->q->store, r->tenant, &f, &v, &r->err);
     kiln_hash_index_fini(&tl->idx);
     if (st != KILN_OK) {
         timeline_free(tl);
@@ -783,13 +778,20 @@ static void dot_write(kiln_buf *b, dgraph *g, const char *type)
     free(o);
 }
 
+/* The selection's profiles merged into t. */
+static kiln_status merge_side(rq *r, const selection *s, kiln_tree_t *t)
+{
+    kiln_read_filter f = {.sel = s->sel, .start_ms = s->start, .end_ms = s->end};
+    kiln_read_visitor v = {.tree = t};
+    return kiln_store_read(&r->q->store, r->tenant, &f, &v, &r->err);
+}
+
 /* format=dot: the merged tree truncated to max-nodes (default 100) nodes,
  * drawn as a call graph of functions; nothing at all when empty. */
 static void render_dot(rq *r, const selection *s)
 {
     kiln_tree_t *t = kiln_tree_create();
-    kiln_status st =
-        kiln_reader_merge(r->q->rd, r->tenant, s->sel, s->start, s->end, NULL, t, &r->err);
+    kiln_status st = merge_side(r, s, t);
     if (st != KILN_OK) {
         kiln_tree_destroy(t);
         rq_fail(r, st);
@@ -836,7 +838,7 @@ static void render_json(rq *r, const selection *s)
         return;
     }
     kiln_tree_t *t = kiln_tree_create();
-    st = kiln_reader_merge(r->q->rd, r->tenant, s->sel, s->start, s->end, NULL, t, &r->err);
+    st = merge_side(r, s, t);
     if (st != KILN_OK) {
         kiln_tree_destroy(t);
         timeline_free(&tl);

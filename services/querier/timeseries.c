@@ -98,16 +98,16 @@ int64_t kiln_querier__step_time(int64_t start, uint64_t i, int64_t step_ms)
     return (int64_t)((uint64_t)start + i * (uint64_t)step_ms);
 }
 
-static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
+static void on_profile(void *ctx, const kiln_read_profile *p)
 {
     acc *a = ctx;
-    uint64_t step = kiln_querier__step_of(a->req->start, t, a->step_ms);
+    uint64_t step = kiln_querier__step_of(a->req->start, p->time_ms, a->step_ms);
     if (step >= a->n_steps)
         return;
-    group *g = group_of(a, l, n);
-    g->sum[step] += (double)total;
+    group *g = group_of(a, p->labels, p->n_labels);
+    g->sum[step] += (double)p->total;
     g->count[step]++;
-    g->total += (double)total;
+    g->total += (double)p->total;
 }
 
 static int cmp_key(const void *x, const void *y)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "local_store.h"
 #include "ingester.h"
 #include "querier.h"
 #include "querier/v1/querier.pb-c.h"
@@ -179,8 +180,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_cardinality: %s\n", err.msg);
         return 1;
     }
-    kiln_reader_t *rd = kiln_reader_local(ing);
-    kiln_querier_t *q = kiln_querier_create(rd, NULL);
+    kiln_querier_config qc = {.store = kiln_ingester_store(ing)};
+    kiln_querier_t *q = kiln_querier_create(&qc);
     kiln_rpc_registry_t *rpc = kiln_rpc_registry_create();
     kiln_querier_register(q, rpc);
     call calls[N_CALLS];
@@ -223,7 +224,6 @@ int main(int argc, char **argv)
     kiln_arena_destroy(pa);
     kiln_rpc_registry_destroy(rpc);
     kiln_querier_destroy(q);
-    kiln_reader_destroy(rd);
     kiln_ingester_destroy(ing);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

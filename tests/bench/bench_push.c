@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "local_store.h"
 #include "arena.h"
 #include "distributor.h"
 #include "gzip.h"
@@ -488,8 +489,8 @@ static void env_create(bench_env *e)
         fprintf(stderr, "bench_push: %s\n", err.msg);
         abort();
     }
-    kiln_distributor_config dc = {e->limits, l.max_profile_bytes, NULL};
-    e->d = kiln_distributor_create(&dc, e->ing, e->metrics);
+    kiln_distributor_config dc = {e->limits, l.max_profile_bytes, kiln_ingester_store(e->ing)};
+    e->d = kiln_distributor_create(&dc, e->metrics);
 }
 
 static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "local_store.h"
 #include "arena.h"
 #include "block.h"
 #include "distributor.h"
@@ -996,8 +997,8 @@ static int env_create(push_env *e)
         fprintf(stderr, "bench_storage: ingester: %s\n", err.msg);
         return -1;
     }
-    kiln_distributor_config dc = {e->limits, l.max_profile_bytes, NULL};
-    e->d = kiln_distributor_create(&dc, e->ing, e->metrics);
+    kiln_distributor_config dc = {e->limits, l.max_profile_bytes, kiln_ingester_store(e->ing)};
+    e->d = kiln_distributor_create(&dc, e->metrics);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "local_store.h"
 #include "gzip.h"
 #include "ingester.h"
 #include "log.h"
@@ -132,7 +133,8 @@ static void setup(void)
         abort();
     fill(ing);
     /* Lives as long as the process, as in a server. */
-    kiln_querier_t *q = kiln_querier_create(kiln_reader_local(ing), NULL);
+    kiln_querier_config qc = {.store = kiln_ingester_store(ing)};
+    kiln_querier_t *q = kiln_querier_create(&qc);
     rpc = kiln_rpc_registry_create();
     kiln_querier_register(q, rpc);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "local_store.h"
 #include "check.h"
 #include "distributor.h"
 #include "ingester.h"
@@ -128,8 +129,8 @@ TEST(replay_is_exact)
     kiln_ingester_t *ing;
     kiln_err err = {KILN_OK, ""};
     CHECK_OK(open_ingester(&ing, &err));
-    kiln_distributor_config dc = {o, lim.max_profile_bytes, NULL};
-    kiln_distributor_t *d = kiln_distributor_create(&dc, ing, m);
+    kiln_distributor_config dc = {o, lim.max_profile_bytes, kiln_ingester_store(ing)};
+    kiln_distributor_t *d = kiln_distributor_create(&dc, m);
     const char *files[] = {"gdu/default.pgo", "grafana-pyroscope/go.cpu.labels.pprof",
                            "grafana-pyroscope/single_group_with_optional_span_id.pb.gz",
                            "grafana-pyroscope/profile_java",

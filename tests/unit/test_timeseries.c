@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Unit tests: SelectSeries (services/querier/timeseries.c) through the rpc
- * registry as the servers call it, over an in-process ingester: group_by a
+ * registry as the servers call it, over a fake store (real heads): group_by a
  * label with 200k values gives exactly one series per value, with the exact
  * sums per step, the ungrouped profiles in the empty group, and limit /
  * average as Pyroscope. Before groups were hashed this query was quadratic
@@ -22,13 +22,13 @@
 
 /* Pushes pod p<i> (i < PODS) with value i+1 at T0 and 2(i+1) at T0+step,
  * and three series without a pod label, value 5 each at T0. */
-static void fill(kiln_ingester_t *ing)
+static void fill(kiln_store_t *store)
 {
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t base;
     CHECK(synth_profile(a, 1, T0_MS * 1000000, &base));
     enum { BATCH = 1000 };
-    kiln_ingester_part parts[BATCH];
+    kiln_head_part parts[BATCH];
     kiln_label_t(*labels)[3] = kiln_arena_alloc(a, BATCH * sizeof(*labels));
     kiln_pprof_t *profiles = kiln_arena_alloc(a, BATCH * sizeof(*profiles));
     for (int round = 0; round < 2; round++) {
@@ -40,9 +40,9 @@ static void fill(kiln_ingester_t *ing)
                 labels[j][2] = (kiln_label_t){"service_name", "svc"};
                 profiles[j] = synth_variant(a, &base, (int64_t)(i + j + 1) * (round + 1),
                                             (T0_MS + round * STEP_MS) * 1000000);
-                parts[j] = (kiln_ingester_part){labels[j], 3, &profiles[j], 0};
+                parts[j] = (kiln_head_part){labels[j], 3, &profiles[j], 0};
             }
-            CHECK_OK(kiln_ingester_append(ing, "t", parts, BATCH, NULL));
+            CHECK_OK(kiln_store_append(store, "t", parts, BATCH, NULL));
         }
     }
     const char *others[] = {"o1", "o2", "o3"};
@@ -50,9 +50,9 @@ static void fill(kiln_ingester_t *ing)
         labels[j][0] = (kiln_label_t){"__name__", "process_cpu"};
         labels[j][1] = (kiln_label_t){"service_name", others[j]};
         profiles[j] = synth_variant(a, &base, 5, T0_MS * 1000000);
-        parts[j] = (kiln_ingester_part){labels[j], 2, &profiles[j], 0};
+        parts[j] = (kiln_head_part){labels[j], 2, &profiles[j], 0};
     }
-    CHECK_OK(kiln_ingester_append(ing, "t", parts, 3, NULL));
+    CHECK_OK(kiln_store_append(store, "t", parts, 3, NULL));
     kiln_arena_destroy(a);
 }
 

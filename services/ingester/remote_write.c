@@ -1,38 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0
- * replicator: series -> ring replicas -> one Push per ingester, quorum per
- * series. */
-#include "replicator.h"
+ * remote_write: the remote store's append (remote.h): series -> ring
+ * replicas -> one Push per ingester, quorum per series. */
+#include "remote_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
+#include "ingester.h"
 #include "ingester/v1/ingester.pb-c.h"
 #include "xmalloc.h"
 
 #define M_PUSH "/ingester.v1.IngesterService/Push"
-#define MAX_RF 16
-
-struct kiln_replicator {
-    kiln_replicator_config cfg;
-};
-
-kiln_replicator_t *kiln_replicator_create(const kiln_replicator_config *cfg)
-{
-    kiln_replicator_t *r = kiln_xcalloc(1, sizeof(*r));
-    r->cfg = *cfg;
-    if (r->cfg.rf < 1)
-        r->cfg.rf = 1;
-    if (r->cfg.rf > MAX_RF)
-        r->cfg.rf = MAX_RF;
-    return r;
-}
-
-void kiln_replicator_destroy(kiln_replicator_t *r)
-{
-    free(r);
-}
 
 /* The wire form of one part: its labels, pprof bytes and push id. */
 static Ingester__V1__ProfileSeries *wire_part(const kiln_ingester_part *p, kiln_arena_t *a)
@@ -79,7 +59,7 @@ static void target_add(target *t, Ingester__V1__ProfileSeries *s, kiln_arena_t *
 
 /* The outcome: OK when every part has a quorum, else the most telling
  * failure with the ingesters' messages. */
-static kiln_status quorum_outcome(const kiln_replicator_t *r, const kiln_ring_member *m,
+static kiln_status quorum_outcome(const kiln_remote_t *r, const kiln_ring_member *m,
                                   const kiln_grpc_call *calls, size_t nm, const size_t *part_ok,
                                   size_t n, kiln_err *err)
 {
@@ -142,7 +122,7 @@ static int tally_state(const tally *t, const bool *running)
  * push returns at its quorum, so it is not waited on while the others
  * answer. A part with too few healthy replicas for its quorum has all of
  * its replicas called. */
-static void plan_calls(const kiln_replicator_t *r, const kiln_ring_member *m,
+static void plan_calls(const kiln_remote_t *r, const kiln_ring_member *m,
                        const kiln_grpc_call *calls, size_t nm, const tally *t, bool *skip)
 {
     bool *healthy = kiln_xcalloc(nm + 1, sizeof(bool));
@@ -166,7 +146,7 @@ static void plan_calls(const kiln_replicator_t *r, const kiln_ring_member *m,
  * leaves the others to end in the background: a replica that is slow or
  * frozen holds neither the push nor its memory (the gRPC client copied
  * the requests). calls[i] not sent or not waited for end with an error. */
-static void run_calls(const kiln_replicator_t *r, const kiln_ring_member *m, kiln_grpc_call *calls,
+static void run_calls(const kiln_remote_t *r, const kiln_ring_member *m, kiln_grpc_call *calls,
                       size_t nm, tally *t)
 {
     bool *skip = kiln_xcalloc(nm + 1, sizeof(bool));
@@ -211,9 +191,10 @@ static void run_calls(const kiln_replicator_t *r, const kiln_ring_member *m, kil
     free(skip);
 }
 
-kiln_status kiln_replicator_append(kiln_replicator_t *r, const char *tenant,
-                                   const kiln_ingester_part *parts, size_t n, kiln_err *err)
+kiln_status kiln_remote__append(void *self, const char *tenant, const kiln_head_part *parts,
+                                size_t n, kiln_err *err)
 {
+    kiln_remote_t *r = self;
     if (n == 0)
         return KILN_OK;
     kiln_ring_snapshot_t *snap = kiln_ring_acquire(r->cfg.ring);

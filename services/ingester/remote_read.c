@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0
- * cluster_reader: reads over the ring (heads of every ingester, over
- * ingester.v1) and over the shared store's blocks, counting each profile
- * once by its key. See reader.h. */
-#include "reader_int.h"
+ * remote_read: the remote store's reads (remote.h) over the ring (heads of
+ * every ingester, over ingester.v1) and over the shared store's blocks,
+ * counting each profile once by its key. */
+#include "remote_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cancel.h"
+#include "head.h"
 #include "ingester/v1/ingester.pb-c.h"
 #include "querier/v1/querier.pb-c.h"
+#include "tenants.h"
 #include "xmalloc.h"
 
 #define M_SERIES "/ingester.v1.IngesterService/Series"
@@ -46,12 +48,12 @@ static void fanout_free(fanout *f)
  * every acknowledged profile still has a replica that answered. A ring of
  * fewer than rf ingesters counts the ones it lacks as down: those evicted
  * after dying may have held the only replicas that answered a write. */
-static kiln_status check_failures(const kiln_reader_t *r, const fanout *f, kiln_err *err)
+static kiln_status check_failures(const kiln_remote_t *r, const fanout *f, kiln_err *err)
 {
-    size_t failed = 0, missing = f->n < r->cc.rf ? r->cc.rf - f->n : 0;
+    size_t failed = 0, missing = f->n < r->cfg.rf ? r->cfg.rf - f->n : 0;
     for (size_t i = 0; i < f->n; i++)
         failed += f->calls[i].err.code != KILN_OK;
-    if (failed + missing <= r->cc.rf / 2)
+    if (failed + missing <= r->cfg.rf / 2)
         return KILN_OK;
     char msg[KILN_ERR_MSG_MAX] = "";
     size_t len = 0;
@@ -68,15 +70,15 @@ static kiln_status check_failures(const kiln_reader_t *r, const fanout *f, kiln_
     return kiln_err_set(err, KILN_UNAVAILABLE,
                         "%zu of %zu ingesters did not answer (replication factor %zu tolerates "
                         "%zu)%s",
-                        failed + missing, f->n + missing, r->cc.rf, r->cc.rf / 2, msg);
+                        failed + missing, f->n + missing, r->cfg.rf, r->cfg.rf / 2, msg);
 }
 
 /* How many members may fail (not answered, or not asked) before a read is
  * short of a replica of some acknowledged write. */
-static size_t fanout_tolerance(const kiln_reader_t *r, const fanout *f)
+static size_t fanout_tolerance(const kiln_remote_t *r, const fanout *f)
 {
-    size_t missing = f->n < r->cc.rf ? r->cc.rf - f->n : 0;
-    return r->cc.rf / 2 > missing ? r->cc.rf / 2 - missing : 0;
+    size_t missing = f->n < r->cfg.rf ? r->cfg.rf - f->n : 0;
+    return r->cfg.rf / 2 > missing ? r->cfg.rf / 2 - missing : 0;
 }
 
 /* Which members are asked and which waited on. A suspect ingester (it
@@ -85,11 +87,11 @@ static size_t fanout_tolerance(const kiln_reader_t *r, const fanout *f)
  * it is back); a saturated one (too many calls to it running) is not
  * asked. Both count as not answering, so when there are more of them than
  * the read tolerates every one is asked and waited on. */
-static void plan_fanout(const kiln_reader_t *r, const fanout *f, bool *ask, bool *wait)
+static void plan_fanout(const kiln_remote_t *r, const fanout *f, bool *ask, bool *wait)
 {
     size_t unsure = 0;
     for (size_t i = 0; i < f->n; i++) {
-        kiln_grpc_peer h = kiln_grpc_client_peer(r->cc.grpc, f->m[i].addr);
+        kiln_grpc_peer h = kiln_grpc_client_peer(r->cfg.grpc, f->m[i].addr);
         ask[i] = h != KILN_GRPC_PEER_SATURATED;
         wait[i] = h == KILN_GRPC_PEER_OK;
         unsure += !wait[i];
@@ -103,7 +105,7 @@ static void plan_fanout(const kiln_reader_t *r, const fanout *f, bool *ask, bool
 /* Whether the fan-out can stop: every member waited on has ended, and
  * those that failed or are not waited on are few enough; or nothing is
  * running any more. */
-static bool fanout_done(const kiln_reader_t *r, const fanout *f, const bool *wait,
+static bool fanout_done(const kiln_remote_t *r, const fanout *f, const bool *wait,
                         const bool *running)
 {
     size_t failed = 0, still = 0;
@@ -118,7 +120,7 @@ static bool fanout_done(const kiln_reader_t *r, const fanout *f, const bool *wai
 
 /* Runs the fan-out's calls as planned; calls not asked or not waited for
  * end with an error. */
-static void run_fanout(kiln_reader_t *r, fanout *f)
+static void run_fanout(kiln_remote_t *r, fanout *f)
 {
     bool *ask = kiln_xcalloc(f->n + 1, sizeof(bool)), *wait = kiln_xcalloc(f->n + 1, sizeof(bool));
     bool *running = kiln_xcalloc(f->n + 1, sizeof(bool));
@@ -136,7 +138,7 @@ static void run_fanout(kiln_reader_t *r, fanout *f)
         live[nl++] = f->calls[i];
     }
     kiln_grpc_batch_t *b =
-        kiln_grpc_batch_start(r->cc.grpc, live, nl, kiln_cancel_timeout_ms(r->cc.timeout_ms));
+        kiln_grpc_batch_start(r->cfg.grpc, live, nl, kiln_cancel_timeout_ms(r->cfg.timeout_ms));
     while (!fanout_done(r, f, wait, running)) {
         size_t k = kiln_grpc_batch_next(b);
         if (k == KILN_GRPC_BATCH_DONE)
@@ -158,11 +160,11 @@ static void run_fanout(kiln_reader_t *r, fanout *f)
 
 /* Calls method with the packed req on every ingester of the ring (see
  * run_fanout for those that do not answer in time). */
-static kiln_status fan_out(kiln_reader_t *r, const char *tenants, const char *method,
+static kiln_status fan_out(kiln_remote_t *r, const char *tenants, const char *method,
                            const ProtobufCMessage *req, fanout *f, kiln_err *err)
 {
     memset(f, 0, sizeof(*f));
-    f->snap = kiln_ring_acquire(r->cc.ring);
+    f->snap = kiln_ring_acquire(r->cfg.ring);
     f->n = kiln_ring_members(f->snap, &f->m);
     size_t len = protobuf_c_message_get_packed_size(req);
     f->req = kiln_xmalloc(len + 1);
@@ -185,17 +187,17 @@ static kiln_status fan_out(kiln_reader_t *r, const char *tenants, const char *me
 
 /* Brings the block set up to date (after the ingesters answered: a head
  * they dropped since is in a block by then) and holds it for the query. */
-static kiln_status hold_blocks(kiln_reader_t *r, kiln_err *err)
+static kiln_status hold_blocks(kiln_remote_t *r, kiln_err *err)
 {
     pthread_rwlock_wrlock(&r->sync);
-    kiln_status st = kiln_blockset_sync(r->blocks, err);
+    kiln_status st = r->blocks != NULL ? kiln_blockset_sync(r->blocks, err) : KILN_OK;
     pthread_rwlock_unlock(&r->sync);
     if (st == KILN_OK)
         pthread_rwlock_rdlock(&r->sync);
     return st;
 }
 
-static void release_blocks(kiln_reader_t *r)
+static void release_blocks(kiln_remote_t *r)
 {
     pthread_rwlock_unlock(&r->sync);
 }
@@ -218,11 +220,11 @@ static void add_block(void *ctx, const char *tenant, kiln_block_t *b)
 
 /* The heads of the blocks of every tenant in "a|b" meeting the range;
  * valid while the blocks are held. */
-static heads block_heads(kiln_reader_t *r, const char *tenants, int64_t start_ms, int64_t end_ms)
+static heads block_heads(kiln_remote_t *r, const char *tenants, int64_t start_ms, int64_t end_ms)
 {
     heads hs = {NULL, 0, 0};
     char name[KILN_TENANT_MAX + 1];
-    for (const char *p = tenants; kiln_tenants_next(&p, name);)
+    for (const char *p = tenants; r->blocks != NULL && kiln_tenants_next(&p, name);)
         kiln_blockset_each(r->blocks, name, start_ms, end_ms, add_block, &hs);
     return hs;
 }
@@ -310,63 +312,69 @@ static char *format_selector(const kiln_selector_t *sel)
     return kiln_buf_detach(&b, NULL);
 }
 
-kiln_status kiln_reader__cluster_series(kiln_reader_t *r, const char *tenants,
-                                        const kiln_selector_t *sel, int64_t start_ms,
-                                        int64_t end_ms, kiln_head_series_fn fn, void *ctx,
-                                        kiln_err *err)
+/* Reads every block of the tenants meeting f's range with f into v, while
+ * the blocks are held; the first failing block's status. */
+static kiln_status read_blocks(kiln_remote_t *r, const char *tenants, const kiln_read_filter *f,
+                               const kiln_read_visitor *v, kiln_err *err)
 {
-    char *text = format_selector(sel);
+    kiln_status st = hold_blocks(r, err);
+    if (st != KILN_OK)
+        return st;
+    heads hs = block_heads(r, tenants, f->start_ms, f->end_ms);
+    for (size_t i = 0; i < hs.n && st == KILN_OK; i++)
+        st = kiln_head_read(hs.h[i], f, v, err);
+    release_blocks(r);
+    free(hs.h);
+    return st;
+}
+
+static kiln_status read_series(kiln_remote_t *r, const char *tenants, const kiln_read_filter *f,
+                               const kiln_read_visitor *v, kiln_err *err)
+{
+    char *text = format_selector(f->sel);
     Querier__V1__SeriesRequest req = QUERIER__V1__SERIES_REQUEST__INIT;
     req.matchers = &text;
     req.n_matchers = 1;
-    req.start = start_ms;
-    req.end = end_ms;
-    fanout f;
-    kiln_status st = fan_out(r, tenants, M_SERIES, &req.base, &f, err);
+    req.start = f->start_ms;
+    req.end = f->end_ms;
+    fanout fo;
+    kiln_status st = fan_out(r, tenants, M_SERIES, &req.base, &fo, err);
     free(text);
     if (st != KILN_OK)
         return st;
-    for (size_t i = 0; i < f.n; i++) {
-        Querier__V1__SeriesResponse *resp =
-            f.calls[i].resp == NULL
-                ? NULL
-                : querier__v1__series_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
+    for (size_t i = 0; i < fo.n; i++) {
+        Querier__V1__SeriesResponse *resp = fo.calls[i].resp == NULL
+                                                ? NULL
+                                                : querier__v1__series_response__unpack(
+                                                      NULL, fo.calls[i].resp_len, fo.calls[i].resp);
         for (size_t j = 0; resp != NULL && j < resp->n_labels_set; j++) {
             kiln_label_t *l = wire_labels(resp->labels_set[j]);
-            fn(ctx, l, resp->labels_set[j]->n_labels);
+            v->series(v->ctx, l, resp->labels_set[j]->n_labels);
             free(l);
         }
         if (resp != NULL)
             querier__v1__series_response__free_unpacked(resp, NULL);
     }
-    fanout_free(&f);
-    st = hold_blocks(r, err);
-    if (st != KILN_OK)
-        return st;
-    heads hs = block_heads(r, tenants, start_ms, end_ms);
-    for (size_t i = 0; i < hs.n; i++)
-        kiln_head_series(hs.h[i], sel, start_ms, end_ms, fn, ctx);
-    release_blocks(r);
-    free(hs.h);
-    return KILN_OK;
+    fanout_free(&fo);
+    return read_blocks(r, tenants, f, v, err);
 }
 
 /* ---- profiles ------------------------------------------------------------------- */
 
-/* A Select request for sel over the range (selector text malloc'd in
+typedef void (*profile_fn)(void *ctx, const kiln_read_profile *p);
+
+/* A Select request for f's selector and range (selector text malloc'd in
  * req->label_selector). */
-static void select_request(Ingester__V1__SelectRequest *req, const kiln_selector_t *sel,
-                           int64_t start_ms, int64_t end_ms)
+static void select_request(Ingester__V1__SelectRequest *req, const kiln_read_filter *f)
 {
     ingester__v1__select_request__init(req);
-    req->label_selector = format_selector(sel);
-    req->start = start_ms;
-    req->end = end_ms;
+    req->label_selector = format_selector(f->sel);
+    req->start = f->start_ms;
+    req->end = f->end_ms;
 }
 
 /* Calls fn for each profile of a ProfilesResponse (labels, time, total, id). */
-static void each_wire_profile(const Ingester__V1__ProfilesResponse *p, kiln_head_profile_id_fn fn,
-                              void *ctx)
+static void each_wire_profile(const Ingester__V1__ProfilesResponse *p, profile_fn fn, void *ctx)
 {
     kiln_label_t **l = kiln_xcalloc(p->n_series + 1, sizeof(*l));
     for (size_t i = 0; i < p->n_series; i++)
@@ -376,63 +384,79 @@ static void each_wire_profile(const Ingester__V1__ProfilesResponse *p, kiln_head
         n = 0; /* inconsistent answer: nothing of it is used */
     for (size_t i = 0; i < n; i++) {
         uint32_t s = p->series_index[i];
-        if (s < p->n_series)
-            fn(ctx, l[s], p->series[s]->n_labels, p->time_ms[i], p->total[i], p->id[i]);
+        if (s >= p->n_series)
+            continue;
+        kiln_read_profile rp = {.labels = l[s],
+                                .n_labels = p->series[s]->n_labels,
+                                .time_ms = p->time_ms[i],
+                                .total = p->total[i],
+                                .id = p->id[i]};
+        fn(ctx, &rp);
     }
     for (size_t i = 0; i < p->n_series; i++)
         free(l[i]);
     free(l);
 }
 
-/* Profiles visiting: each key passed on once. */
-typedef struct once {
-    keymap seen;
-    kiln_head_profile_fn fn;
-    void *ctx;
-} once;
-
-static void profile_once(void *arg, const kiln_label_t *l, size_t n, int64_t time_ms, int64_t total,
-                         uint64_t id)
+/* Calls fn for each profile of every answered Profiles call of fo. */
+static void each_answer(const fanout *fo, profile_fn fn, void *ctx)
 {
-    once *o = arg;
-    if (keymap_claim(&o->seen, kiln_head_profile_key(l, n, time_ms, id), 0))
-        o->fn(o->ctx, l, n, time_ms, total);
-}
-
-/* Every profile the ingesters and the blocks hold, each once, to fn: the
- * ingesters' answers (f, consumed) first, then the blocks (held). */
-kiln_status kiln_reader__cluster_profiles(kiln_reader_t *r, const char *tenants,
-                                          const kiln_selector_t *sel, int64_t start_ms,
-                                          int64_t end_ms, kiln_head_profile_fn fn, void *ctx,
-                                          kiln_err *err)
-{
-    Ingester__V1__SelectRequest req;
-    select_request(&req, sel, start_ms, end_ms);
-    fanout f;
-    kiln_status st = fan_out(r, tenants, M_PROFILES, &req.base, &f, err);
-    free(req.label_selector);
-    if (st != KILN_OK)
-        return st;
-    once o = {{NULL, NULL, 0, 0}, fn, ctx};
-    for (size_t i = 0; i < f.n; i++) {
-        Ingester__V1__ProfilesResponse *p = f.calls[i].resp == NULL
-                                                ? NULL
-                                                : ingester__v1__profiles_response__unpack(
-                                                      NULL, f.calls[i].resp_len, f.calls[i].resp);
+    for (size_t i = 0; i < fo->n; i++) {
+        Ingester__V1__ProfilesResponse *p =
+            fo->calls[i].resp == NULL ? NULL
+                                      : ingester__v1__profiles_response__unpack(
+                                            NULL, fo->calls[i].resp_len, fo->calls[i].resp);
         if (p != NULL) {
-            each_wire_profile(p, profile_once, &o);
+            each_wire_profile(p, fn, ctx);
             ingester__v1__profiles_response__free_unpacked(p, NULL);
         }
     }
-    fanout_free(&f);
-    st = hold_blocks(r, err);
-    if (st == KILN_OK) {
-        heads hs = block_heads(r, tenants, start_ms, end_ms);
-        for (size_t i = 0; i < hs.n; i++)
-            kiln_head_profiles_id(hs.h[i], sel, start_ms, end_ms, profile_once, &o);
-        release_blocks(r);
-        free(hs.h);
-    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Whether the read's own key set (NULL = any) takes key. */
+static bool key_wanted(const kiln_read_filter *f, uint64_t key)
+{
+    return f->keys == NULL || bsearch(&key, f->keys, f->n_keys, sizeof(uint64_t), cmp_u64) != NULL;
+}
+
+/* Profiles visiting: each wanted key passed on once. */
+typedef struct once {
+    keymap seen;
+    const kiln_read_filter *f;
+    const kiln_read_visitor *v;
+} once;
+
+static void profile_once(void *arg, const kiln_read_profile *p)
+{
+    once *o = arg;
+    uint64_t key = kiln_head_profile_key(p->labels, p->n_labels, p->time_ms, p->id);
+    if (key_wanted(o->f, key) && keymap_claim(&o->seen, key, 0))
+        o->v->profile(o->v->ctx, p);
+}
+
+/* Every profile the ingesters and the blocks hold, each once: the
+ * ingesters' answers first, then the blocks. */
+static kiln_status read_profiles(kiln_remote_t *r, const char *tenants, const kiln_read_filter *f,
+                                 const kiln_read_visitor *v, kiln_err *err)
+{
+    Ingester__V1__SelectRequest req;
+    select_request(&req, f);
+    fanout fo;
+    kiln_status st = fan_out(r, tenants, M_PROFILES, &req.base, &fo, err);
+    free(req.label_selector);
+    if (st != KILN_OK)
+        return st;
+    once o = {{NULL, NULL, 0, 0}, f, v};
+    each_answer(&fo, profile_once, &o);
+    fanout_free(&fo);
+    kiln_read_visitor bv = {.profile = profile_once, .ctx = &o};
+    st = read_blocks(r, tenants, f, &bv, err);
     keymap_free(&o.seen);
     return st;
 }
@@ -447,28 +471,21 @@ typedef struct source {
     keylist mine;      /* the keys it is to merge */
 } source;
 
-static void add_key(void *arg, const kiln_label_t *l, size_t n, int64_t time_ms, int64_t total,
-                    uint64_t id)
+static void add_key(void *arg, const kiln_read_profile *p)
 {
-    (void)total;
-    keylist_add(arg, kiln_head_profile_key(l, n, time_ms, id));
+    keylist_add(arg, kiln_head_profile_key(p->labels, p->n_labels, p->time_ms, p->id));
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Gives every key to the first source that holds it (blocks come first);
- * each source's share ends sorted in `mine`. */
-static void assign(source *src, size_t n)
+/* Gives every wanted key to the first source that holds it (blocks come
+ * first); each source's share ends sorted in `mine`. */
+static void assign(source *src, size_t n, const kiln_read_filter *f)
 {
     keymap km = {NULL, NULL, 0, 0};
     for (size_t s = 0; s < n; s++) {
         for (size_t i = 0; i < src[s].keys.n; i++) {
-            if (keymap_claim(&km, src[s].keys.k[i], (uint32_t)s))
-                keylist_add(&src[s].mine, src[s].keys.k[i]);
+            uint64_t k = src[s].keys.k[i];
+            if (key_wanted(f, k) && keymap_claim(&km, k, (uint32_t)s))
+                keylist_add(&src[s].mine, k);
         }
         if (src[s].mine.n > 1)
             qsort(src[s].mine.k, src[s].mine.n, sizeof(uint64_t), cmp_u64);
@@ -476,61 +493,69 @@ static void assign(source *src, size_t n)
     keymap_free(&km);
 }
 
-/* The filter of a source's share: the query's (spans, ids), plus its keys
- * unless it is a block that merges everything it holds. An ingester is
- * always given its keys: its head takes pushes between the listing and the
- * merge, and a profile that arrived meanwhile may be another source's share
- * (another replica listed it), so "everything" would count it twice. */
-static kiln_head_filter share_filter(const source *s, const kiln_head_filter *query)
+/* The filter of a source's share: the query's, with its keys unless it is
+ * a block that merges everything it holds. An ingester is always given its
+ * keys: its head takes pushes between the listing and the merge, and a
+ * profile that arrived meanwhile may be another source's share (another
+ * replica listed it), so "everything" would count it twice. */
+static kiln_read_filter share_filter(const source *s, const kiln_read_filter *query)
 {
-    kiln_head_filter f = {NULL, 0, NULL, 0, NULL, 0};
-    if (query != NULL)
-        f = *query;
+    kiln_read_filter f = *query;
     f.keys = s->mine.k, f.n_keys = s->mine.n;
     if (s->head != NULL && s->mine.n == s->keys.n)
         f.keys = NULL, f.n_keys = 0;
     return f;
 }
 
+/* An ingester's merge call for its share (body malloc'd in *body). */
+static kiln_grpc_call merge_call(const fanout *fo, const source *s,
+                                 const Ingester__V1__SelectRequest *base, const char *tenants,
+                                 uint8_t **body)
+{
+    Ingester__V1__SelectRequest req = *base;
+    req.filter_keys = true;
+    req.keys = s->mine.k;
+    req.n_keys = s->mine.n;
+    size_t len = ingester__v1__select_request__get_packed_size(&req);
+    *body = kiln_xmalloc(len + 1);
+    ingester__v1__select_request__pack(&req, *body);
+    return (kiln_grpc_call){.addr = fo->m[s->member].addr,
+                            .method = M_MERGE,
+                            .tenant = tenants,
+                            .req = *body,
+                            .req_len = len};
+}
+
+/* The tree an ingester answered, added to t. */
+static kiln_status add_answer(const kiln_grpc_call *c, const char *id, kiln_tree_t *t,
+                              kiln_err *err)
+{
+    if (c->err.code != KILN_OK)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "ingester %s failed during the merge: %s", id,
+                            c->err.msg);
+    Ingester__V1__TreeResponse *tr =
+        ingester__v1__tree_response__unpack(NULL, c->resp_len, c->resp);
+    if (tr == NULL)
+        return kiln_err_set(err, KILN_INTERNAL, "ingester %s sent an unreadable tree", id);
+    kiln_status st = kiln_tree_merge_response(t, tr, err);
+    ingester__v1__tree_response__free_unpacked(tr, NULL);
+    return st;
+}
+
 /* Phase 2 for the ingesters: each merges its share, the trees are added to t. */
-static kiln_status merge_remote(kiln_reader_t *r, const char *tenants, const fanout *keys,
+static kiln_status merge_remote(kiln_remote_t *r, const char *tenants, const fanout *fo,
                                 source *src, size_t n, const Ingester__V1__SelectRequest *base,
                                 kiln_tree_t *t, kiln_err *err)
 {
     kiln_grpc_call *calls = kiln_xcalloc(n + 1, sizeof(*calls));
     uint8_t **bodies = kiln_xcalloc(n + 1, sizeof(*bodies));
-    for (size_t i = 0; i < n; i++) {
-        Ingester__V1__SelectRequest req = *base;
-        kiln_head_filter f = share_filter(&src[i], NULL);
-        req.filter_keys = f.keys != NULL;
-        req.keys = (uint64_t *)f.keys;
-        req.n_keys = f.n_keys;
-        size_t len = ingester__v1__select_request__get_packed_size(&req);
-        bodies[i] = kiln_xmalloc(len + 1);
-        ingester__v1__select_request__pack(&req, bodies[i]);
-        calls[i] = (kiln_grpc_call){.addr = keys->m[src[i].member].addr,
-                                    .method = M_MERGE,
-                                    .tenant = tenants,
-                                    .req = bodies[i],
-                                    .req_len = len};
-    }
-    kiln_grpc_client_run(r->cc.grpc, calls, n, kiln_cancel_timeout_ms(r->cc.timeout_ms));
+    for (size_t i = 0; i < n; i++)
+        calls[i] = merge_call(fo, &src[i], base, tenants, &bodies[i]);
+    kiln_grpc_client_run(r->cfg.grpc, calls, n, kiln_cancel_timeout_ms(r->cfg.timeout_ms));
     kiln_status st = KILN_OK;
     for (size_t i = 0; i < n; i++) {
-        if (st == KILN_OK && calls[i].err.code != KILN_OK)
-            st = kiln_err_set(err, KILN_UNAVAILABLE, "ingester %s failed during the merge: %s",
-                              keys->m[src[i].member].id, calls[i].err.msg);
-        Ingester__V1__TreeResponse *tr =
-            calls[i].resp == NULL
-                ? NULL
-                : ingester__v1__tree_response__unpack(NULL, calls[i].resp_len, calls[i].resp);
-        if (st == KILN_OK && tr == NULL && calls[i].err.code == KILN_OK)
-            st = kiln_err_set(err, KILN_INTERNAL, "ingester %s sent an unreadable tree",
-                              keys->m[src[i].member].id);
-        if (st == KILN_OK && tr != NULL)
-            st = kiln_tree_merge_response(t, tr, err);
-        if (tr != NULL)
-            ingester__v1__tree_response__free_unpacked(tr, NULL);
+        if (st == KILN_OK)
+            st = add_answer(&calls[i], fo->m[src[i].member].id, t, err);
         free(calls[i].resp);
         free(bodies[i]);
     }
@@ -548,69 +573,115 @@ static void free_sources(source *src, size_t n)
     free(src);
 }
 
-kiln_status kiln_reader__cluster_merge(kiln_reader_t *r, const char *tenants,
-                                       const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
-                                       const kiln_head_filter *qf, kiln_tree_t *t, kiln_err *err)
+/* The sources of a merge: the held blocks first (their keys listed), then
+ * every ingester that answered the listing. *n_blocks gets how many are
+ * blocks; the first failing block's status. */
+static kiln_status list_sources(const heads *hs, const fanout *fo, const kiln_read_filter *f,
+                                source *src, size_t *n_sources, kiln_err *err)
 {
-    Ingester__V1__SelectRequest req;
-    select_request(&req, sel, start_ms, end_ms);
-    if (qf != NULL) {
-        req.spans = (uint64_t *)qf->spans;
-        req.n_spans = qf->spans ? qf->n_spans : 0;
-        req.ids = (uint64_t *)qf->ids;
-        req.n_ids = qf->ids ? qf->n_ids : 0;
+    size_t n = 0;
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; i < hs->n && st == KILN_OK; i++, n++) {
+        src[n].head = hs->h[i];
+        kiln_read_filter all = {.sel = f->sel, .start_ms = f->start_ms, .end_ms = f->end_ms};
+        kiln_read_visitor v = {.profile = add_key, .ctx = &src[n].keys};
+        st = kiln_head_read(hs->h[i], &all, &v, err);
     }
-    fanout f;
-    kiln_status st = fan_out(r, tenants, M_PROFILES, &req.base, &f, err);
-    if (st == KILN_OK)
-        st = hold_blocks(r, err);
-    if (st != KILN_OK) {
-        if (f.calls != NULL)
-            fanout_free(&f);
-        free(req.label_selector);
-        return st;
-    }
-    heads hs = block_heads(r, tenants, start_ms, end_ms);
-    size_t n = hs.n + f.n, nb = hs.n, ni = 0;
-    source *src = kiln_xcalloc(n + 1, sizeof(*src));
-    for (size_t i = 0; i < nb; i++) {
-        src[i].head = hs.h[i];
-        kiln_head_profiles_id(hs.h[i], sel, start_ms, end_ms, add_key, &src[i].keys);
-    }
-    for (size_t i = 0; i < f.n; i++) {
-        Ingester__V1__ProfilesResponse *p = f.calls[i].resp == NULL
-                                                ? NULL
-                                                : ingester__v1__profiles_response__unpack(
-                                                      NULL, f.calls[i].resp_len, f.calls[i].resp);
+    for (size_t i = 0; i < fo->n && st == KILN_OK; i++) {
+        Ingester__V1__ProfilesResponse *p =
+            fo->calls[i].resp == NULL ? NULL
+                                      : ingester__v1__profiles_response__unpack(
+                                            NULL, fo->calls[i].resp_len, fo->calls[i].resp);
         if (p == NULL)
             continue;
-        source *s = &src[nb + ni++];
-        s->member = i;
-        each_wire_profile(p, add_key, &s->keys);
+        src[n].member = i;
+        each_wire_profile(p, add_key, &src[n++].keys);
         ingester__v1__profiles_response__free_unpacked(p, NULL);
     }
-    assign(src, nb + ni);
-    for (size_t i = 0; i < nb; i++) {
-        kiln_head_filter share = share_filter(&src[i], qf);
+    *n_sources = n;
+    return st;
+}
+
+/* Merges each block's share into t (blocks held). */
+static kiln_status merge_blocks(source *src, size_t nb, const kiln_read_filter *f, kiln_tree_t *t,
+                                kiln_err *err)
+{
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; i < nb && st == KILN_OK; i++) {
+        kiln_read_filter share = share_filter(&src[i], f);
+        kiln_read_visitor v = {.tree = t};
         if (src[i].mine.n != 0)
-            kiln_head_merge_filtered(src[i].head, sel, start_ms, end_ms,
-                                     share.keys || share.spans || share.ids ? &share : NULL, t);
+            st = kiln_head_read(src[i].head, &share, &v, err);
     }
-    release_blocks(r);
-    /* Ingesters with nothing to add are not asked again. */
-    size_t nr = 0;
-    for (size_t i = nb; i < nb + ni; i++) {
+    return st;
+}
+
+/* Drops the ingesters with nothing to merge (they are not asked again);
+ * returns how many are left, moved to the front of src. */
+static size_t busy_ingesters(source *src, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
         if (src[i].mine.n != 0)
-            src[nb + nr++] = src[i];
+            src[k++] = src[i];
         else
             free(src[i].keys.k), free(src[i].mine.k);
     }
-    st = merge_remote(r, tenants, &f, src + nb, nr, &req, t, err);
+    return k;
+}
+
+static kiln_status read_merge(kiln_remote_t *r, const char *tenants, const kiln_read_filter *f,
+                              kiln_tree_t *t, kiln_err *err)
+{
+    Ingester__V1__SelectRequest req;
+    select_request(&req, f);
+    req.spans = (uint64_t *)f->spans;
+    req.n_spans = f->spans ? f->n_spans : 0;
+    req.ids = (uint64_t *)f->ids;
+    req.n_ids = f->ids ? f->n_ids : 0;
+    fanout fo;
+    kiln_status st = fan_out(r, tenants, M_PROFILES, &req.base, &fo, err);
+    if (st == KILN_OK)
+        st = hold_blocks(r, err);
+    if (st != KILN_OK) {
+        if (fo.calls != NULL)
+            fanout_free(&fo);
+        free(req.label_selector);
+        return st;
+    }
+    heads hs = block_heads(r, tenants, f->start_ms, f->end_ms);
+    source *src = kiln_xcalloc(hs.n + fo.n + 1, sizeof(*src));
+    size_t n = 0, nb = hs.n, nr = 0;
+    st = list_sources(&hs, &fo, f, src, &n, err);
+    if (st == KILN_OK) {
+        assign(src, n, f);
+        st = merge_blocks(src, nb, f, t, err);
+    }
+    release_blocks(r);
+    if (st == KILN_OK) {
+        nr = busy_ingesters(src + nb, n - nb);
+        st = merge_remote(r, tenants, &fo, src + nb, nr, &req, t, err);
+    } else {
+        nr = n > nb ? n - nb : 0;
+    }
     free_sources(src, nb + nr);
     free(hs.h);
-    fanout_free(&f);
+    fanout_free(&fo);
     free(req.label_selector);
     return st;
+}
+
+kiln_status kiln_remote__read(void *self, const char *tenants, const kiln_read_filter *f,
+                              const kiln_read_visitor *v, kiln_err *err)
+{
+    kiln_remote_t *r = self;
+    if (v->series != NULL)
+        return read_series(r, tenants, f, v, err);
+    if (v->profile != NULL)
+        return read_profiles(r, tenants, f, v, err);
+    if (v->tree != NULL)
+        return read_merge(r, tenants, f, v->tree, err);
+    return KILN_OK;
 }
 
 /* ---- stats ---------------------------------------------------------------------- */
@@ -626,26 +697,27 @@ static void add_stats(kiln_head_stats_t *o, int64_t profiles, int64_t min_ms, in
         o->max_time_ms = max_ms;
 }
 
-kiln_status kiln_reader__cluster_stats(kiln_reader_t *r, const char *tenants,
-                                       kiln_head_stats_t *out, kiln_err *err)
+kiln_status kiln_remote__stats(void *self, const char *tenants, kiln_head_stats_t *out,
+                               kiln_err *err)
 {
+    kiln_remote_t *r = self;
     memset(out, 0, sizeof(*out));
     Ingester__V1__StatsRequest req = INGESTER__V1__STATS_REQUEST__INIT;
-    fanout f;
-    kiln_status st = fan_out(r, tenants, M_STATS, &req.base, &f, err);
+    fanout fo;
+    kiln_status st = fan_out(r, tenants, M_STATS, &req.base, &fo, err);
     if (st != KILN_OK)
         return st;
-    for (size_t i = 0; i < f.n; i++) {
-        Ingester__V1__StatsResponse *s =
-            f.calls[i].resp == NULL
-                ? NULL
-                : ingester__v1__stats_response__unpack(NULL, f.calls[i].resp_len, f.calls[i].resp);
+    for (size_t i = 0; i < fo.n; i++) {
+        Ingester__V1__StatsResponse *s = fo.calls[i].resp == NULL
+                                             ? NULL
+                                             : ingester__v1__stats_response__unpack(
+                                                   NULL, fo.calls[i].resp_len, fo.calls[i].resp);
         if (s != NULL) {
             add_stats(out, s->profiles, s->min_time_ms, s->max_time_ms);
             ingester__v1__stats_response__free_unpacked(s, NULL);
         }
     }
-    fanout_free(&f);
+    fanout_free(&fo);
     st = hold_blocks(r, err);
     if (st != KILN_OK)
         return st;
