@@ -99,6 +99,9 @@ def check(objs, mode, backend, zones, hpa, errors):
         keys = [t["topologyKey"] for t in spec.get("topologySpreadConstraints", [])]
         if "topology.kubernetes.io/zone" not in keys:
             errors.append(f"{o['metadata']['name']}: ingesters not spread across zones")
+        strategy = o["spec"].get("updateStrategy", {}).get("type", "RollingUpdate")
+        if zones and strategy != "OnDelete":
+            errors.append(f"{o['metadata']['name']}: zones roll together ({strategy})")
         for a in args:
             if a.startswith("-ingester.availability-zone="):
                 zone = a.split("=", 1)[1]
