@@ -96,7 +96,8 @@ kiln_status kiln_settings_get(kiln_settings_t *s, const char *tenant, kiln_arena
     kiln_status st = load(s, tenant, a, &r, err);
     if (st != KILN_OK)
         return st;
-    qsort(r->settings, r->n_settings, sizeof(*r->settings), cmp_setting);
+    if (r->n_settings > 1)
+        qsort(r->settings, r->n_settings, sizeof(*r->settings), cmp_setting);
     *out = r;
     return KILN_OK;
 }
