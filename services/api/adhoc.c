@@ -324,6 +324,19 @@ kiln_status kiln_adhoc_get(kiln_adhoc_t *ad, const char *tenant, const char *id,
                   err);
 }
 
+kiln_status kiln_adhoc_render(kiln_adhoc_t *ad, const char *name, const uint8_t *file, size_t len,
+                              const char *profile_type, int64_t max_nodes, kiln_arena_t *a,
+                              Adhocprofiles__V1__AdHocProfilesGetResponse **out, kiln_err *err)
+{
+    decoded d;
+    kiln_status st = max_nodes_of(max_nodes, &max_nodes, err);
+    if (st == KILN_OK)
+        st = decode(ad, name, file, len, a, &d, err);
+    if (st != KILN_OK)
+        return st;
+    return answer(&d, "", name, 0, profile_type, max_nodes, a, out, err);
+}
+
 /* ---- List ---- */
 
 typedef struct listing {

@@ -57,6 +57,12 @@ kiln_status kiln_adhoc_get(kiln_adhoc_t *ad, const char *tenant, const char *id,
 kiln_status kiln_adhoc_list(kiln_adhoc_t *ad, const char *tenant, kiln_arena_t *a,
                             Adhocprofiles__V1__AdHocProfilesListResponse **out, kiln_err *err);
 
+/** What Get answers for file[0..len) named name, decoded and rendered
+ * without being stored (id "" and uploaded_at 0); cfg->store is not used. */
+kiln_status kiln_adhoc_render(kiln_adhoc_t *ad, const char *name, const uint8_t *file, size_t len,
+                              const char *profile_type, int64_t max_nodes, kiln_arena_t *a,
+                              Adhocprofiles__V1__AdHocProfilesGetResponse **out, kiln_err *err);
+
 /** Registers /adhocprofiles.v1.AdHocProfileService/{Upload,Get,List,Diff}. */
 void kiln_adhoc_register(kiln_adhoc_t *ad, kiln_rpc_registry_t *rpc);
 
