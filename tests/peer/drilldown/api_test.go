@@ -186,3 +186,55 @@ func TestStatusVersionCapabilities(t *testing.T) {
 		t.Errorf("feature flags: %v, want utf8LabelNames enabled", ff.Msg.FeatureFlags)
 	}
 }
+
+// TestSettingsAcrossQueriers: two querier processes of one cluster share
+// the bucket, so a setting written through one is read through the other
+// at once, and an ad-hoc file uploaded to one is listed and served by the
+// other.
+func TestSettingsAcrossQueriers(t *testing.T) {
+	kilntest.RequireEnv(t)
+	nats := kilntest.StartNATS(t)
+	bucket := t.TempDir()
+	args := kilntest.Args("-cluster.nats-url="+nats.URL(), "-storage.filesystem.dir="+bucket)
+	q1 := kilntest.Start(t, kilntest.Target("querier"), kilntest.Name("querier-1"), args)
+	q2 := kilntest.Start(t, kilntest.Target("querier"), kilntest.Name("querier-2"), args)
+	tenant := kilntest.NewTenant("cluster")
+	c1, c2 := q1.Clients(t, tenant), q2.Clients(t, tenant)
+	s1 := settingsv1connect.NewSettingsServiceClient(c1.HTTP, q1.HTTPURL())
+	s2 := settingsv1connect.NewSettingsServiceClient(c2.HTTP, q2.HTTPURL(), connect.WithProtoJSON())
+	ctx, cancel := kilntest.ReqCtx(t)
+	defer cancel()
+	for i, value := range []string{"one", "two"} {
+		set := s1
+		if i == 1 {
+			set = s2 // each querier writes once; both read the last write
+		}
+		if _, err := set.Set(ctx, connect.NewRequest(&settingsv1.SetSettingsRequest{
+			Setting: &settingsv1.Setting{Name: "pluginSettings", Value: value}})); err != nil {
+			t.Fatal(err)
+		}
+		for _, get := range []settingsv1connect.SettingsServiceClient{s1, s2} {
+			got, err := get.Get(ctx, connect.NewRequest(&settingsv1.GetSettingsRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Msg.Settings) != 1 || got.Msg.Settings[0].Value != value {
+				t.Errorf("after set %q: %v", value, got.Msg.Settings)
+			}
+		}
+	}
+	a1 := adhocprofilesv1connect.NewAdHocProfileServiceClient(c1.HTTP, q1.HTTPURL())
+	a2 := adhocprofilesv1connect.NewAdHocProfileServiceClient(c2.HTTP, q2.HTTPURL())
+	up, err := a1.Upload(ctx, connect.NewRequest(&adhocv1.AdHocProfilesUploadRequest{
+		Name: "s.txt", Profile: base64.StdEncoding.EncodeToString([]byte("a;b 3\na;c 4\n"))}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a2.Get(ctx, connect.NewRequest(&adhocv1.AdHocProfilesGetRequest{Id: up.Msg.Id}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := numTicks(t, got.Msg.FlamebearerProfile); n != 7 {
+		t.Errorf("the other querier: numTicks %d, want 7", n)
+	}
+}
