@@ -239,3 +239,164 @@ void kiln_cfg_free(const kiln_cfg_opt *o, size_t n)
         }
     }
 }
+
+/* ---- YAML output (status.v1 config) ---- */
+
+#define MASK "********"
+
+/* Whether an option holds a secret by its name (a component word). */
+static bool secret_name(const char *name)
+{
+    static const char *const words[] = {"password", "secret", "token", "key"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strstr(name, words[i]) != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* Appends s[0..n) escaped for a double-quoted YAML scalar (control bytes
+ * dropped). */
+static void write_escaped(kiln_buf *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            kiln_buf_putc(out, '\\');
+        if ((unsigned char)s[i] >= 0x20)
+            kiln_buf_putc(out, s[i]);
+    }
+}
+
+/* Writes s as a double-quoted YAML scalar, the user information of each
+ * comma-separated URL in it ("scheme://user:pass@host") masked. */
+static void write_masked_string(kiln_buf *out, const char *s)
+{
+    kiln_buf_putc(out, '"');
+    for (const char *p = s;;) {
+        size_t len = strcspn(p, ",");
+        const char *end = p + len;
+        const char *scheme = memmem(p, len, "://", 3);
+        const char *at = scheme ? memchr(scheme, '@', (size_t)(end - scheme)) : NULL;
+        if (at != NULL) {
+            write_escaped(out, p, (size_t)(scheme + 3 - p));
+            kiln_buf_puts(out, MASK);
+            write_escaped(out, at, (size_t)(end - at));
+        } else {
+            write_escaped(out, p, len);
+        }
+        if (*end == '\0')
+            break;
+        kiln_buf_putc(out, ',');
+        p = end + 1;
+    }
+    kiln_buf_putc(out, '"');
+}
+
+/* A duration as Go prints the largest unit that divides it (90s -> 90s,
+ * 2m, 1h, 7d as 168h), so it reads back through kiln_parse_duration. */
+static void write_duration(kiln_buf *out, int64_t ns)
+{
+    static const struct {
+        const char *sfx;
+        int64_t ns;
+    } u[] = {{"h", 3600000000000}, {"m", 60000000000}, {"s", 1000000000}, {"ms", 1000000}};
+    for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+        if (ns != 0 && ns % u[i].ns == 0) {
+            kiln_buf_printf(out, "%lld%s", (long long)(ns / u[i].ns), u[i].sfx);
+            return;
+        }
+    }
+    kiln_buf_printf(out, ns == 0 ? "0s" : "%lldns", (long long)ns);
+}
+
+static void write_value(kiln_buf *out, const kiln_cfg_opt *o, bool defaults)
+{
+    if (defaults) {
+        bool quote = o->type == KILN_CFG_STRING;
+        if (quote)
+            write_masked_string(out, o->def);
+        else
+            kiln_buf_puts(out, o->def);
+        return;
+    }
+    switch (o->type) {
+    case KILN_CFG_STRING: {
+        const char *s = *(char *const *)o->ptr;
+        write_masked_string(out, s ? s : "");
+        break;
+    }
+    case KILN_CFG_INT:
+        kiln_buf_printf(out, "%d", *(const int *)o->ptr);
+        break;
+    case KILN_CFG_SIZE:
+        kiln_buf_printf(out, "%zu", *(const size_t *)o->ptr);
+        break;
+    case KILN_CFG_BOOL:
+        kiln_buf_puts(out, *(const bool *)o->ptr ? "true" : "false");
+        break;
+    case KILN_CFG_DOUBLE:
+        kiln_buf_printf(out, "%g", *(const double *)o->ptr);
+        break;
+    case KILN_CFG_DURATION:
+        write_duration(out, *(const int64_t *)o->ptr);
+        break;
+    }
+}
+
+static int cmp_opt(const void *a, const void *b)
+{
+    return strcmp((*(const kiln_cfg_opt *const *)a)->name, (*(const kiln_cfg_opt *const *)b)->name);
+}
+
+/* Length of the component of name starting at p (up to '.' or the end). */
+static size_t component(const char *p)
+{
+    return strcspn(p, ".");
+}
+
+/* Writes o's key path below the components it shares with prev. */
+static void write_keys(kiln_buf *out, const char *prev, const char *name)
+{
+    int depth = 0;
+    const char *p = name, *q = prev;
+    while (q != NULL && component(p) == component(q) && strncmp(p, q, component(p)) == 0 &&
+           p[component(p)] == '.' && q[component(q)] == '.') {
+        p += component(p) + 1;
+        q += component(q) + 1;
+        depth++;
+    }
+    for (;;) {
+        size_t n = component(p);
+        kiln_buf_printf(out, "%*s", depth * 2, "");
+        for (size_t i = 0; i < n; i++)
+            kiln_buf_putc(out, p[i] == '-' ? '_' : p[i]);
+        kiln_buf_putc(out, ':');
+        if (p[n] == '\0')
+            break;
+        kiln_buf_putc(out, '\n');
+        p += n + 1;
+        depth++;
+    }
+    kiln_buf_putc(out, ' ');
+}
+
+bool kiln_cfg_write_yaml(const kiln_cfg_opt *opts, size_t n, bool defaults, kiln_buf *out)
+{
+    const kiln_cfg_opt **sorted = kiln_xcalloc(n ? n : 1, sizeof(*sorted));
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &opts[i];
+    qsort(sorted, n, sizeof(*sorted), cmp_opt);
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        const kiln_cfg_opt *o = sorted[i];
+        write_keys(out, i > 0 ? sorted[i - 1]->name : NULL, o->name);
+        const char *v = o->type == KILN_CFG_STRING ? *(char *const *)o->ptr : NULL;
+        if (secret_name(o->name) && v != NULL && *v != '\0')
+            kiln_buf_puts(out, "\"" MASK "\"");
+        else
+            write_value(out, o, defaults);
+        ok = kiln_buf_putc(out, '\n');
+    }
+    free(sorted);
+    return ok;
+}

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "status.h"
 
 typedef enum kiln_cfg_type {
@@ -39,5 +40,13 @@ kiln_status kiln_cfg_parse(const kiln_cfg_opt *opts, size_t n, int argc, char **
 
 /** Frees the strings the table holds. */
 void kiln_cfg_free(const kiln_cfg_opt *opts, size_t n);
+
+/** Appends the table as the YAML a -config.file reads back (names split at
+ * '.' into nested maps, '-' written as '_', sorted by name): the values it
+ * holds now, or with defaults set, the defaults. Secrets are masked as
+ * "********": options whose name holds password, secret, token or key, and
+ * the user information of URLs (nats://user:pass@host). Returns false when
+ * out's max is reached. */
+bool kiln_cfg_write_yaml(const kiln_cfg_opt *opts, size_t n, bool defaults, kiln_buf *out);
 
 #endif

@@ -133,6 +133,9 @@ kiln_status kiln_rpc_invoke(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const u
                             size_t len, kiln_rpc_codec codec, kiln_buf *out)
 {
     ProtobufCMessage *req = NULL, *resp = NULL;
+    if (m->req == NULL) /* an API method Kiln does not serve (rpc.h) */
+        return kiln_err_set(ctx->err, KILN_UNIMPLEMENTED, "%s is not implemented by this server",
+                            m->path);
     kiln_status st = decode(m, ctx, body, len, codec, &req);
     if (st != KILN_OK)
         return st;

@@ -36,6 +36,8 @@ typedef kiln_status (*kiln_rpc_fn)(void *svc, kiln_rpc_ctx *ctx, const ProtobufC
 
 typedef struct kiln_rpc_method {
     const char *path; /* "/push.v1.PusherService/Push" */
+    /* NULL (and fn NULL): a known API method this server does not serve;
+     * every call answers KILN_UNIMPLEMENTED (Connect 501), not 404. */
     const ProtobufCMessageDescriptor *req;
     const ProtobufCMessageDescriptor *resp;
     kiln_rpc_fn fn;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "about.h"
+#include "adhoc.h"
 #include "cluster.h"
 #include "compactor.h"
 #include "connect.h"
@@ -22,6 +24,8 @@
 #include "querier.h"
 #include "query_pool.h"
 #include "rpc.h"
+#include "settings.h"
+#include "unimplemented.h"
 #include "xmalloc.h"
 
 struct kiln_app {
@@ -37,6 +41,10 @@ struct kiln_app {
     kiln_remote_t *remote_reads;  /* the querier's ingesters and blocks (cluster) */
     kiln_cluster_t *cluster;      /* NULL on the in-process default */
     kiln_compactor_t *compactor;
+    kiln_objstore_t *api_store; /* settings and ad-hoc profiles (querier targets) */
+    kiln_settings_t *settings;
+    kiln_adhoc_t *adhoc;
+    kiln_about_t *about; /* status.v1, version.v1, capabilities.v1 (every target) */
     kiln_connect connect;
     kiln_inflight_t *inflight; /* decompressed request bytes in flight */
     kiln_http_server_t *http;
@@ -222,6 +230,47 @@ static void querier_destroy(kiln_app_t *app)
     kiln_objstore_close(app->store);
 }
 
+/* settings.v1 and adhocprofiles.v1 keep their objects in the shared store,
+ * so every querier of a cluster answers the same. */
+static kiln_status api_create(kiln_app_t *app, kiln_err *err)
+{
+    char bucket[4096];
+    kiln_status st =
+        kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)), &app->api_store, err);
+    if (st != KILN_OK)
+        return st;
+    app->settings = kiln_settings_create(app->api_store);
+    kiln_settings_register(app->settings, app->rpc);
+    kiln_adhoc_config ac = {app->api_store, app->cfg->limits.max_profile_bytes,
+                            app->cfg->limits.max_stack_depth, app->inflight};
+    app->adhoc = kiln_adhoc_create(&ac);
+    kiln_adhoc_register(app->adhoc, app->rpc);
+    return KILN_OK;
+}
+
+static void api_destroy(kiln_app_t *app)
+{
+    kiln_adhoc_destroy(app->adhoc);
+    kiln_settings_destroy(app->settings);
+    kiln_objstore_close(app->api_store);
+}
+
+/* status.v1's configuration texts: the effective flags and the defaults. */
+static void about_create(kiln_app_t *app)
+{
+    kiln_buf now, def;
+    kiln_buf_init(&now, 0);
+    kiln_buf_init(&def, 0);
+    kiln_cfg_write_yaml(app->cfg->flags, app->cfg->n_flags, false, &now);
+    kiln_cfg_write_yaml(app->cfg->flags, app->cfg->n_flags, true, &def);
+    kiln_buf_putc(&now, '\0');
+    kiln_buf_putc(&def, '\0');
+    app->about = kiln_about_create(now.ptr, def.ptr);
+    kiln_buf_free(&now);
+    kiln_buf_free(&def);
+    kiln_about_register(app->about, app->rpc, app->http);
+}
+
 static kiln_status compactor_create(kiln_app_t *app, kiln_err *err)
 {
     char bucket[4096];
@@ -248,6 +297,7 @@ static const struct module {
     {"ingester", MOD_INGESTER, 0, ingester_create, ingester_destroy},
     {"distributor", MOD_DISTRIBUTOR, MOD_INGESTER, distributor_create, distributor_destroy},
     {"querier", MOD_QUERIER, MOD_INGESTER, querier_create, querier_destroy},
+    {"api", MOD_QUERIER, 0, api_create, api_destroy},
     {"compactor", MOD_COMPACTOR, 0, compactor_create, compactor_destroy},
 };
 #define N_MODULES (sizeof(modules) / sizeof(modules[0]))
@@ -321,10 +371,14 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
         create_servers(app);
     if (st == KILN_OK && app->cluster != NULL)
         kiln_cluster_register_http(app->cluster, app->http);
+    if (st == KILN_OK)
+        about_create(app);
     for (size_t i = 0; st == KILN_OK && i < N_MODULES; i++) {
         if (mods & modules[i].bit)
             st = modules[i].create(app, err);
     }
+    if (st == KILN_OK)
+        kiln_unimplemented_register(app->rpc);
     if (st != KILN_OK) {
         kiln_app_destroy(app);
         return st;
@@ -385,6 +439,7 @@ void kiln_app_destroy(kiln_app_t *app)
         if (app->modules & modules[i].bit)
             modules[i].destroy(app);
     }
+    kiln_about_destroy(app->about);
     kiln_cluster_destroy(app->cluster);
     kiln_rpc_registry_destroy(app->rpc);
     kiln_metrics_destroy(app->metrics);

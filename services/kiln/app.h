@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "overrides.h"
 #include "status.h"
 
@@ -52,6 +53,10 @@ typedef struct kiln_app_config {
     char *zone;
     int64_t ownership_grace_ns;
     int64_t rpc_timeout_ns; /* distributor -> ingester, querier -> ingester */
+
+    /* The flag table these values came from (status.v1 shows it as YAML). */
+    const kiln_cfg_opt *flags;
+    size_t n_flags;
 } kiln_app_config;
 
 typedef struct kiln_app kiln_app_t;

@@ -152,6 +152,8 @@ int main(int argc, char **argv)
         return 2;
     }
     kiln_log_min = (kiln_log_level)level;
+    cfg.flags = opts;
+    cfg.n_flags = N_OPTS;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
+#include "flamebearer.h"
 #include "flamegraph.h"
 #include "tree.h"
 #include "xmalloc.h"
@@ -252,22 +253,7 @@ static kiln_status parse_selection(rq *r, const char *qf, const char *ff, const 
  * name:sample_type:sample_unit:period_type:period_unit. */
 static void json_metadata(kiln_buf *b, kiln_arena_t *a, const char *type_id, const char *format)
 {
-    const char *t = type_part(a, type_id, 1), *u = type_part(a, type_id, 2);
-    unsigned rate = 100;
-    const char *units = u;
-    if (strcmp(t, "inuse_objects") == 0 || strcmp(t, "alloc_objects") == 0 ||
-        strcmp(t, "goroutine") == 0 || strcmp(t, "samples") == 0)
-        units = "objects";
-    else if (strcmp(t, "cpu") == 0)
-        units = "samples", rate = 1000000000u;
-    kiln_buf_printf(b,
-                    "\"metadata\":{\"format\":\"%s\",\"spyName\":\"\",\"sampleRate\":%u,"
-                    "\"units\":",
-                    format, rate);
-    kiln_json_string(b, units, strlen(units));
-    kiln_buf_puts(b, ",\"name\":");
-    kiln_json_string(b, t, strlen(t));
-    kiln_buf_putc(b, '}');
+    kiln_flamebearer_metadata(b, type_part(a, type_id, 1), type_part(a, type_id, 2), format);
 }
 
 /* "flamebearer":{names, levels, numTicks, maxSelf}: the flame graph's
@@ -275,21 +261,7 @@ static void json_metadata(kiln_buf *b, kiln_arena_t *a, const char *type_id, con
 static void json_flamebearer(kiln_buf *b, char **names, size_t n_names, Querier__V1__Level **levels,
                              size_t n_levels, int64_t total, int64_t max_self)
 {
-    kiln_buf_puts(b, "\"flamebearer\":{\"names\":[");
-    for (size_t i = 0; i < n_names; i++) {
-        if (i > 0)
-            kiln_buf_putc(b, ',');
-        kiln_json_string(b, names[i], strlen(names[i]));
-    }
-    kiln_buf_puts(b, "],\"levels\":[");
-    for (size_t i = 0; i < n_levels; i++) {
-        kiln_buf_puts(b, i > 0 ? ",[" : "[");
-        for (size_t j = 0; j < levels[i]->n_values; j++)
-            kiln_buf_printf(b, j > 0 ? ",%lld" : "%lld", (long long)levels[i]->values[j]);
-        kiln_buf_putc(b, ']');
-    }
-    kiln_buf_printf(b, "],\"numTicks\":%lld,\"maxSelf\":%lld}", (long long)total,
-                    (long long)max_self);
+    kiln_flamebearer_levels(b, names, n_names, levels, n_levels, total, max_self);
 }
 
 static void json_timeline(kiln_buf *b, const timeline *tl, const tl_series *s)
