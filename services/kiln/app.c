@@ -32,7 +32,8 @@ struct kiln_app {
     kiln_distributor_t *distributor;
     kiln_querier_t *querier;
     kiln_reader_t *reader;
-    kiln_objstore_t *store;        /* the querier's view of the shared store (cluster) */
+    kiln_objstore_t *store;        /* the object store, opened once: the ingester's
+                                      blocks, the querier's view of them (cluster) */
     kiln_replicator_t *replicator; /* the distributor's writes (cluster) */
     kiln_cluster_t *cluster;       /* NULL on the in-process default */
     kiln_compactor_t *compactor;
@@ -127,6 +128,8 @@ static void create_servers(kiln_app_t *app)
  * and destroyed in reverse; the servers start after every module exists and
  * stop before any is destroyed. A target is a set of modules. */
 
+enum { MOD_INGESTER = 1, MOD_DISTRIBUTOR = 2, MOD_QUERIER = 4, MOD_COMPACTOR = 8 };
+
 static const char *bucket_dir(const kiln_app_t *app, char *buf, size_t cap)
 {
     if (*app->cfg->bucket_dir != '\0')
@@ -135,16 +138,27 @@ static const char *bucket_dir(const kiln_app_t *app, char *buf, size_t cap)
     return buf;
 }
 
+/* The object store, opened once for the modules that use it: the
+ * ingester writes its blocks there and a cluster's querier reads them
+ * (the compactor opens its own from the bucket directory). */
+static kiln_status open_store(kiln_app_t *app, kiln_err *err)
+{
+    bool ingester = app->modules & MOD_INGESTER;
+    bool querier = (app->modules & MOD_QUERIER) && app->cluster != NULL;
+    if (!ingester && !querier)
+        return KILN_OK;
+    char bucket[4096];
+    return kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)), &app->store, err);
+}
+
 static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
 {
     const kiln_app_config *cfg = app->cfg;
-    char bucket[4096];
     kiln_ingester_config ic = {
         .storage_path = cfg->storage_path,
-        .max_profile_bytes = cfg->limits.max_profile_bytes,
+        .store = app->store,
         .wal_max_delay_ns = cfg->wal_max_delay_ns,
         .wal_segment_bytes = cfg->wal_segment_bytes,
-        .bucket_dir = bucket_dir(app, bucket, sizeof(bucket)),
         .max_block_duration_ns = cfg->max_block_duration_ns,
         .max_head_samples = cfg->max_head_samples,
         .flush_check_ns = cfg->flush_check_ns,
@@ -193,12 +207,8 @@ static void distributor_destroy(kiln_app_t *app)
 
 static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
 {
+    (void)err;
     if (app->cluster != NULL) {
-        char bucket[4096];
-        kiln_status st =
-            kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)), &app->store, err);
-        if (st != KILN_OK)
-            return st;
         kiln_reader_cluster_config rc = {
             kiln_cluster_ring(app->cluster), kiln_cluster_grpc(app->cluster), app->store,
             kiln_cluster_rf(app->cluster), app->cfg->rpc_timeout_ns / 1000000};
@@ -216,7 +226,6 @@ static void querier_destroy(kiln_app_t *app)
 {
     kiln_querier_destroy(app->querier);
     kiln_reader_destroy(app->reader);
-    kiln_objstore_close(app->store);
 }
 
 static kiln_status compactor_create(kiln_app_t *app, kiln_err *err)
@@ -232,8 +241,6 @@ static void compactor_destroy(kiln_app_t *app)
 {
     kiln_compactor_destroy(app->compactor);
 }
-
-enum { MOD_INGESTER = 1, MOD_DISTRIBUTOR = 2, MOD_QUERIER = 4, MOD_COMPACTOR = 8 };
 
 static const struct module {
     const char *name;
@@ -318,6 +325,8 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
         create_servers(app);
     if (st == KILN_OK && app->cluster != NULL)
         kiln_cluster_register_http(app->cluster, app->http);
+    if (st == KILN_OK)
+        st = open_store(app, err);
     for (size_t i = 0; st == KILN_OK && i < N_MODULES; i++) {
         if (mods & modules[i].bit)
             st = modules[i].create(app, err);
@@ -382,6 +391,7 @@ void kiln_app_destroy(kiln_app_t *app)
         if (app->modules & modules[i].bit)
             modules[i].destroy(app);
     }
+    kiln_objstore_close(app->store);
     kiln_cluster_destroy(app->cluster);
     kiln_rpc_registry_destroy(app->rpc);
     kiln_metrics_destroy(app->metrics);

@@ -479,10 +479,8 @@ static void env_create(bench_env *e)
         perror("bench_push: mkdtemp");
         abort();
     }
-    kiln_ingester_config ic = {.storage_path = e->dir,
-                               .max_profile_bytes = l.max_profile_bytes,
-                               .wal_segment_bytes = 1u << 30,
-                               .wal_no_fsync = true};
+    kiln_ingester_config ic = {
+        .storage_path = e->dir, .wal_segment_bytes = 1u << 30, .wal_no_fsync = true};
     kiln_err err;
     if (kiln_ingester_create(&ic, &e->ing, &err) != KILN_OK) {
         fprintf(stderr, "bench_push: %s\n", err.msg);

@@ -23,6 +23,7 @@
 #include "flamegraph.h"
 #include "tree.h"
 #include "peak_rss.h"
+#include "head_append.h"
 
 #define PROFILES 8640
 #define STEP_NS 10000000000LL
@@ -84,7 +85,10 @@ static timing measure(kiln_ingester_t *ing, const char *q, int64_t start, int64_
     for (int i = 0; i < runs; i++) {
         double t0 = now_s();
         kiln_tree_t *tree = kiln_tree_create();
-        kiln_ingester_merge_tree(ing, "bench", sel, start, end, tree);
+        kiln_read_filter f = {.sel = sel, .start_ms = start, .end_ms = end};
+        kiln_read_visitor v = {.tree = tree};
+        if (kiln_db_read(kiln_ingester_db(ing), "bench", &f, &v, NULL) != KILN_OK)
+            fprintf(stderr, "bench_query: read failed\n");
         kiln_arena_t *a = kiln_arena_create(0);
         kiln_tree_flamegraph(tree, 8192, a);
         *total = kiln_tree_total(tree);
@@ -147,7 +151,7 @@ static int64_t write_day(const char *dir, kiln_pprof_t *p, int64_t t0, bool no_s
         kiln_head_t *h = kiln_head_create();
         for (int i = 0; i < HOUR_PROFILES; i++) {
             vary(p, orig, &seed);
-            kiln_head_append(h, l, 2, p, t0 + (int64_t)(hour * HOUR_PROFILES + i) * STEP_NS, NULL);
+            check_head_append(h, l, 2, p, t0 + (int64_t)(hour * HOUR_PROFILES + i) * STEP_NS, 0);
         }
         Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
         char ulid[KILN_ULID_LEN + 1];

@@ -35,6 +35,7 @@
 #include "pprof_build.h"
 #include "wal.h"
 #include "xmalloc.h"
+#include "head_append.h"
 
 #ifndef KILN_TESTDATA_DEFAULT
 #define KILN_TESTDATA_DEFAULT "../shared/testdata"
@@ -391,7 +392,7 @@ static int push_one(pusher *p, kiln_head_t *h, int64_t time_ns, raw_sizes *rs)
     if (st == KILN_OK)
         st = kiln_pprof_normalize(p->a, &q, MAX_DEPTH, &err);
     if (st == KILN_OK)
-        st = kiln_head_append_id(h, p->labels, 2, &q, time_ns, rng_next(&p->r) | 1, &err);
+        check_head_append(h, p->labels, 2, &q, time_ns, rng_next(&p->r) | 1);
     if (st != KILN_OK)
         fprintf(stderr, "bench_storage: %s: push: %s\n", p->f->rel, err.msg);
     return st == KILN_OK ? 0 : -1;
@@ -990,7 +991,7 @@ static int env_create(push_env *e)
     e->limits = kiln_overrides_create(&l);
     e->metrics = kiln_metrics_create();
     /* fsync on, as in service; no flush during the run. */
-    kiln_ingester_config ic = {.storage_path = e->dir, .max_profile_bytes = l.max_profile_bytes};
+    kiln_ingester_config ic = {.storage_path = e->dir};
     kiln_err err = {KILN_OK, ""};
     if (kiln_ingester_create(&ic, &e->ing, &err) != KILN_OK) {
         fprintf(stderr, "bench_storage: ingester: %s\n", err.msg);
@@ -1284,7 +1285,8 @@ static void series_child(size_t target, series_fig *m)
     double t0 = now_s();
     for (size_t i = 0; m->ok && i < target; i++) {
         snprintf(pod, sizeof(pod), "pod-%08zu", i);
-        m->ok = kiln_head_append(h, l, 3, &p, T0_NS, NULL) == KILN_OK;
+        check_head_append(h, l, 3, &p, T0_NS, 0);
+        m->ok = true;
     }
     m->fill_s = now_s() - t0;
     m->rss1_kb = rss_kb();

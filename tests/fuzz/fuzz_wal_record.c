@@ -31,7 +31,7 @@ static void make_valid(void)
     static const kiln_label_t l1[] = {{"__name__", "process_cpu"}, {"service_name", "svc"}};
     static const kiln_label_t l2[] = {
         {"__name__", "process_cpu"}, {"pod", "p-1"}, {"service_name", "svc"}};
-    kiln_ingester_part parts[2] = {{l1, 2, &p, 42}, {l2, 3, &p, 0}};
+    kiln_head_part parts[2] = {{l1, 2, &p, 42}, {l2, 3, &p, 0}};
     kiln_buf_init(&valid, 0);
     kiln_record_encode("tenant-a", parts, 2, &valid);
     kiln_arena_destroy(a);
@@ -43,7 +43,9 @@ static void apply_and_query(const kiln_record *rec)
     kiln_head_t *h = kiln_head_create();
     kiln_head_append_batch(h, rec->parts, rec->n);
     kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_tree(h, NULL, 0, 0, t);
+    kiln_read_filter f = {0};
+    kiln_read_visitor v = {.tree = t};
+    (void)kiln_head_read(h, &f, &v, NULL);
     (void)kiln_tree_total(t);
     kiln_tree_destroy(t);
     kiln_head_destroy(h);

@@ -8,6 +8,7 @@
 
 #include "blockset.h"
 #include "check.h"
+#include "head_read.h"
 #include "profiles.h"
 #include "compactor.h"
 #include "gzip.h"
@@ -22,7 +23,7 @@ static void put_block(kiln_objstore_t *s, const char *tenant, const kiln_pprof_t
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
     for (size_t i = 0; i < n; i++)
-        kiln_head_append(h, l, 2, cpu, ts[i] * 1000000, NULL);
+        check_head_append(h, l, 2, cpu, ts[i] * 1000000, 0);
     Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
     char ulid[KILN_ULID_LEN + 1];
     CHECK_OK(kiln_block_write(s, tenant, h, &meta, ulid, NULL));
@@ -43,7 +44,7 @@ static void sum_block(void *ctx, const char *tenant, kiln_block_t *b)
     if (kiln_selector_parse(q, strlen(q), &sel, NULL) != KILN_OK)
         return;
     kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_tree(kiln_block_head(b), sel, 0, 0, t);
+    check_head_merge(kiln_block_head(b), sel, 0, 0, t);
     c->total += kiln_tree_total(t);
     c->blocks++;
     kiln_tree_destroy(t);
