@@ -259,7 +259,7 @@ static void replay_record(void *ctx, uint64_t segment, const uint8_t *data, size
         kiln_err_set(&db->replay_err, st, "WAL segment %llu: %s", (unsigned long long)segment,
                      err.msg);
     else if (st != KILN_OK)
-        KILN_LOG_WARN("ingester", "skipping a WAL record of segment %llu: %s",
+        KILN_LOG_WARN("db", "skipping a WAL record of segment %llu: %s",
                       (unsigned long long)segment, err.msg);
     else if (segment >= kiln_blockset_wal_until(db->blocks, db->instance, rec.tenant))
         replay_parts(db, a, &rec); /* else already in a block it flushed */
@@ -305,8 +305,8 @@ static kiln_status open_wal(kiln_db_t *db, kiln_err *err)
     if (st == KILN_OK) {
         kiln_head_stats_t s;
         kiln_db_stats(db, NULL, &s);
-        KILN_LOG_INFO("ingester", "replayed WAL %s: %zu profiles, %zu series not yet in blocks",
-                      dir, s.profiles, s.series);
+        KILN_LOG_INFO("db", "replayed WAL %s: %zu profiles, %zu series not yet in blocks", dir,
+                      s.profiles, s.series);
     }
     return st;
 }

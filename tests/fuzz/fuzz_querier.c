@@ -108,8 +108,9 @@ static void fill(kiln_ingester_t *ing)
                 real.time_nanos = ns;
                 p = &real;
             }
-            kiln_ingester_part part = {sets[i], n_labels[i], p, (uint64_t)(t * 10 + i + 1)};
-            if (kiln_ingester_append(ing, i == 3 ? "u" : "t", &part, 1, NULL) != KILN_OK)
+            kiln_head_part part = {sets[i], n_labels[i], p, (uint64_t)(t * 10 + i + 1)};
+            if (kiln_db_append(kiln_ingester_db(ing), i == 3 ? "u" : "t", &part, 1, NULL) !=
+                KILN_OK)
                 abort();
         }
     }

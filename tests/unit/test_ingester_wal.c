@@ -432,8 +432,8 @@ TEST(replica_keeps_one_copy)
     CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, &first, 1, &err));
     take_snapshot(ing, &s);
     check_same(&one, &s);
-    CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, again, 2,
-                            &err)); /* only the later one is new */
+    /* only the later one is new */
+    CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, again, 2, &err));
     CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, &other, 1, &err));
     CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, &no_id, 1, &err));
     CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, &no_id, 1, &err));

@@ -30,7 +30,7 @@ static void fill(kiln_ingester_t *ing)
     kiln_pprof_t p;
     CHECK(synth_profile(a, 7, T0_MS * 1000000, &p));
     enum { N = 304 };
-    kiln_ingester_part parts[N];
+    kiln_head_part parts[N];
     kiln_label_t l[N][4];
     for (int i = 0; i < N; i++) {
         const char *pod = i == 0   ? "a"
@@ -41,13 +41,13 @@ static void fill(kiln_ingester_t *ing)
         l[i][1] = (kiln_label_t){"pod", pod};
         l[i][2] = (kiln_label_t){"service.version", "1.2"};
         l[i][3] = (kiln_label_t){"service_name", "api"};
-        parts[i] = (kiln_ingester_part){l[i], 4, &p, 0};
+        parts[i] = (kiln_head_part){l[i], 4, &p, 0};
         if (i == N - 1) { /* no pod */
             l[i][1] = l[i][2], l[i][2] = (kiln_label_t){"service_name", "web"};
             parts[i].n_labels = 3;
         }
     }
-    CHECK_OK(kiln_ingester_append(ing, "t", parts, N, NULL));
+    CHECK_OK(kiln_db_append(kiln_ingester_db(ing), "t", parts, N, NULL));
     kiln_arena_destroy(a);
 }
 

@@ -28,7 +28,7 @@ static void fill(kiln_ingester_t *ing)
     kiln_pprof_t base;
     CHECK(synth_profile(a, 1, T0_MS * 1000000, &base));
     enum { BATCH = 1000 };
-    kiln_ingester_part parts[BATCH];
+    kiln_head_part parts[BATCH];
     kiln_label_t(*labels)[3] = kiln_arena_alloc(a, BATCH * sizeof(*labels));
     kiln_pprof_t *profiles = kiln_arena_alloc(a, BATCH * sizeof(*profiles));
     for (int round = 0; round < 2; round++) {
@@ -40,9 +40,9 @@ static void fill(kiln_ingester_t *ing)
                 labels[j][2] = (kiln_label_t){"service_name", "svc"};
                 profiles[j] = synth_variant(a, &base, (int64_t)(i + j + 1) * (round + 1),
                                             (T0_MS + round * STEP_MS) * 1000000);
-                parts[j] = (kiln_ingester_part){labels[j], 3, &profiles[j], 0};
+                parts[j] = (kiln_head_part){labels[j], 3, &profiles[j], 0};
             }
-            CHECK_OK(kiln_ingester_append(ing, "t", parts, BATCH, NULL));
+            CHECK_OK(kiln_db_append(kiln_ingester_db(ing), "t", parts, BATCH, NULL));
         }
     }
     const char *others[] = {"o1", "o2", "o3"};
@@ -50,9 +50,9 @@ static void fill(kiln_ingester_t *ing)
         labels[j][0] = (kiln_label_t){"__name__", "process_cpu"};
         labels[j][1] = (kiln_label_t){"service_name", others[j]};
         profiles[j] = synth_variant(a, &base, 5, T0_MS * 1000000);
-        parts[j] = (kiln_ingester_part){labels[j], 2, &profiles[j], 0};
+        parts[j] = (kiln_head_part){labels[j], 2, &profiles[j], 0};
     }
-    CHECK_OK(kiln_ingester_append(ing, "t", parts, 3, NULL));
+    CHECK_OK(kiln_db_append(kiln_ingester_db(ing), "t", parts, 3, NULL));
     kiln_arena_destroy(a);
 }
 
