@@ -5,8 +5,9 @@
  * the WAL record format) or, from older distributors, as pprof per series;
  * either way a push of a series this ingester does not own in the ring is
  * refused. Reads (Series, MergeTree, Profiles, Stats) go through
- * kiln_db_read. In -target=all the distributor and querier use the db's
- * local store (kiln_db_store) directly. Thread-safe. */
+ * kiln_db_read. In -target=all the distributor and querier call the db
+ * in process: through its local store (kiln_db_store) once the store
+ * interface lands, until then through ingester_legacy.h. Thread-safe. */
 #ifndef KILN_INGESTER_H
 #define KILN_INGESTER_H
 

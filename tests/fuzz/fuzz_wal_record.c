@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0
- * libFuzzer target for the ingester's WAL record (docs/wal-format.md), what
+ * libFuzzer target for the storage engine's WAL record (docs/wal-format.md), what
  * Kiln reads back from its own disk on every start: a record either decodes
  * into parts that a head takes and a query merges without a crash, or is
  * refused with KILN_DATA_LOSS (or KILN_FAILED_PRECONDITION for a newer
@@ -14,7 +14,7 @@
 
 #include "arena.h"
 #include "head.h"
-#include "ingester_int.h"
+#include "record.h"
 #include "pprof.h"
 #include "small_profile.h"
 #include "tree.h"
