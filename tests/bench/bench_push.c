@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "clock.h"
 #include "distributor.h"
 #include "gzip.h"
 #include "ingester.h"
@@ -513,13 +514,6 @@ static void env_destroy(bench_env *e)
     nftw(e->dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-static int64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static double peak_rss_mb(void)
 {
     struct rusage ru;
@@ -657,7 +651,7 @@ static int bench_file_push(const bench_file *f, double seconds, bool push_only, 
     pc.n_files = 1;
     pc.tenant = "bench";
     pc.a = kiln_arena_create(0);
-    pc.t0_ns = realtime_ns() - 86400LL * 1000000000;
+    pc.t0_ns = kiln_wall_ns() - 86400LL * 1000000000;
     int rc = push_only ? 0 : run_timed(seconds, decode_one, &pc, false, &ff->decode);
     if (rc == 0)
         rc = run_timed(seconds, push_one, &pc, true, &ff->push);
@@ -790,7 +784,7 @@ static int bench_threads(const bench_file *f, size_t n, int threads, double seco
     push_ctx *pc = kiln_xcalloc((size_t)threads, sizeof(*pc));
     pthread_t *tid = kiln_xcalloc((size_t)threads, sizeof(*tid));
     char(*tenants)[32] = kiln_xcalloc((size_t)threads, sizeof(*tenants));
-    int64_t t0 = realtime_ns() - 86400LL * 1000000000;
+    int64_t t0 = kiln_wall_ns() - 86400LL * 1000000000;
     for (int k = 0; k < threads; k++) {
         snprintf(tenants[k], sizeof(tenants[k]), "bench-t%d", k);
         pc[k] =

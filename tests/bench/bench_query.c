@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "block.h"
+#include "clock.h"
 #include "gzip.h"
 #include "db.h"
 #include "objstore.h"
@@ -31,9 +32,7 @@
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)kiln_mono_ns() / 1e9;
 }
 
 static bool load(kiln_arena_t *a, const char *path, kiln_pprof_t *p)

@@ -23,6 +23,7 @@
 #include <zstd.h>
 
 #include "arena.h"
+#include "clock.h"
 #include "block.h"
 #include "distributor.h"
 #include "gzip.h"
@@ -87,9 +88,7 @@ static const struct {
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return (double)kiln_mono_ns() * 1e-9;
 }
 
 static int cmp_double(const void *a, const void *b)
