@@ -224,9 +224,14 @@ kiln_status kiln_db_append_record(kiln_db_t *db, kiln_arena_t *a, const uint8_t 
 {
     kiln_record rec;
     kiln_err why = {KILN_OK, ""};
-    if (kiln_record_decode(a, data, len, &rec, &why) != KILN_OK)
+    kiln_status st = kiln_record_decode(a, data, len, &rec, &why);
+    /* Bytes that do not decode are the sender's fault; running out of the
+     * request's arena is not. */
+    if (st == KILN_DATA_LOSS || st == KILN_FAILED_PRECONDITION)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "malformed push record: %s", why.msg);
-    kiln_status st = admit != NULL ? admit(admit_ctx, &rec, err) : KILN_OK;
+    if (st != KILN_OK)
+        return kiln_err_set(err, st, "push record: %s", why.msg);
+    st = admit != NULL ? admit(admit_ctx, &rec, err) : KILN_OK;
     if (st != KILN_OK)
         return st;
     return append_parts(db, rec.tenant, rec.parts, rec.n, data, len, err);

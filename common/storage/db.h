@@ -78,7 +78,8 @@ typedef kiln_status (*kiln_db_admit_fn)(void *ctx, const kiln_record *rec, kiln_
  * the call only), passed to admit (NULL = none), then written to the WAL
  * as they are (re-encoded only when some parts were held already) and
  * applied. KILN_INVALID_ARGUMENT for a record that does not decode (or of
- * a format this build does not know): nothing is stored. */
+ * a format this build does not know), KILN_RESOURCE_EXHAUSTED when a's cap
+ * is reached decoding it: nothing is stored then. */
 kiln_status kiln_db_append_record(kiln_db_t *db, kiln_arena_t *a, const uint8_t *data, size_t len,
                                   kiln_db_admit_fn admit, void *admit_ctx, kiln_err *err);
 
