@@ -43,7 +43,8 @@ typedef struct target {
     Ingester__V1__PushRequest req;
     const kiln_ingester_part **parts;
     size_t n, cap;
-    uint8_t *body;
+    uint8_t *body; /* the packed request (arena) */
+    size_t len;
 } target;
 
 static void target_add(target *t, const kiln_ingester_part *p, kiln_arena_t *a)
@@ -57,9 +58,17 @@ static void target_add(target *t, const kiln_ingester_part *p, kiln_arena_t *a)
     t->parts[t->n++] = p;
 }
 
-/* Packs the target's PushRequest: one record of its parts. */
-static size_t target_pack(target *t, const char *tenant, kiln_arena_t *a)
+/* Packs the target's PushRequest: one record of its parts. Targets sent
+ * every part of the push (each ingester, when the ring has no more than
+ * rf of them) share the first one's request (*whole), encoded once. */
+static void target_pack(target *t, const char *tenant, size_t n, const target **whole,
+                        kiln_arena_t *a)
 {
+    if (t->n == n && *whole != NULL) {
+        t->body = (*whole)->body;
+        t->len = (*whole)->len;
+        return;
+    }
     kiln_ingester_part *parts = kiln_arena_alloc(a, (t->n + 1) * sizeof(*parts));
     for (size_t i = 0; i < t->n; i++)
         parts[i] = *t->parts[i];
@@ -69,12 +78,13 @@ static size_t target_pack(target *t, const char *tenant, kiln_arena_t *a)
     ingester__v1__push_request__init(&t->req);
     t->req.record.data = (uint8_t *)rec.ptr;
     t->req.record.len = rec.len;
-    size_t len = ingester__v1__push_request__get_packed_size(&t->req);
-    t->body = kiln_arena_alloc(a, len + 1);
+    t->len = ingester__v1__push_request__get_packed_size(&t->req);
+    t->body = kiln_arena_alloc(a, t->len + 1);
     ingester__v1__push_request__pack(&t->req, t->body);
     kiln_buf_free(&rec);
     t->req.record.data = NULL;
-    return len;
+    if (t->n == n)
+        *whole = t;
 }
 
 /* The outcome: OK when every part has a quorum, else the most telling
@@ -230,15 +240,16 @@ kiln_status kiln_replicator_append(kiln_replicator_t *r, const char *tenant,
             target_add(&t[replica[i * r->cfg.rf + j]], &parts[i], a);
     }
     kiln_grpc_call *calls = kiln_arena_calloc(a, nm + 1, sizeof(*calls));
+    const target *whole = NULL;
     for (size_t i = 0; i < nm; i++) {
         if (t[i].n == 0)
             continue;
-        size_t len = target_pack(&t[i], tenant, a);
+        target_pack(&t[i], tenant, n, &whole, a);
         calls[i] = (kiln_grpc_call){.addr = m[i].addr,
                                     .method = M_PUSH,
                                     .tenant = tenant,
                                     .req = t[i].body,
-                                    .req_len = len};
+                                    .req_len = t[i].len};
     }
     size_t *part_ok = kiln_arena_calloc(a, n + 1, sizeof(size_t));
     tally ty = {r->cfg.rf, r->cfg.rf / 2 + 1, n, replica, n_replicas, part_ok};
