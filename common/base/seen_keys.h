@@ -19,7 +19,9 @@ void kiln_seen_keys_destroy(kiln_seen_keys_t *s);
 bool kiln_seen_keys_add(kiln_seen_keys_t *s, uint64_t key);
 /** Forgets key (after a failed append, so a retry is accepted). */
 void kiln_seen_keys_remove(kiln_seen_keys_t *s, uint64_t key);
-/** The key of a tenant and client profile id. */
+/** The push id of a client's profile id in a tenant (never 0): what a
+ * stored profile carries as its id. A profile's identity across replicas
+ * and blocks is kiln_profile_key (storage), which includes this id. */
 uint64_t kiln_profile_id_key(const char *tenant, const char *id);
 
 #endif

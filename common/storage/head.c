@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "cancel.h"
+#include "clock.h"
 #include "hash_index.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -555,13 +556,6 @@ size_t kiln_head_n_series(kiln_head_t *h)
     return n;
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Starts the span column (zeros for the samples before) on the first span. */
 static void want_spans(kiln_head_t *h, const uint64_t *span, size_t n)
 {
@@ -699,7 +693,7 @@ static uint32_t *sample_nodes(kiln_head_t *h, batch *b, const kiln_pprof_t *p)
 static void append_part(kiln_head_t *h, batch *b, const kiln_label_t *labels, size_t n,
                         const kiln_pprof_t *p, int64_t time_ns, uint64_t id)
 {
-    int64_t time_ms = (time_ns > 0 ? time_ns : now_ns()) / 1000000;
+    int64_t time_ms = (time_ns > 0 ? time_ns : kiln_wall_ns()) / 1000000;
     batch_translate(h, b, p);
     uint32_t *nodes = sample_nodes(h, b, p);
     int64_t *values = kiln_arena_alloc(b->tmp, (p->n_samples + 1) * sizeof(int64_t));
@@ -710,25 +704,6 @@ static void append_part(kiln_head_t *h, batch *b, const kiln_label_t *labels, si
         kiln_head__add_profile(h, type_series(h, labels, n, p, t, b->tmp), time_ms, id, nodes,
                                values, spans, p->n_samples);
     }
-}
-
-kiln_status kiln_head_append(kiln_head_t *h, const kiln_label_t *labels, size_t n,
-                             const kiln_pprof_t *p, int64_t time_ns, kiln_err *err)
-{
-    return kiln_head_append_id(h, labels, n, p, time_ns, 0, err);
-}
-
-kiln_status kiln_head_append_id(kiln_head_t *h, const kiln_label_t *labels, size_t n,
-                                const kiln_pprof_t *p, int64_t time_ns, uint64_t id, kiln_err *err)
-{
-    (void)err;
-    batch b = {kiln_arena_create(0), NULL, {NULL, NULL, NULL, NULL}, NULL, 0};
-    pthread_rwlock_wrlock(&h->lock);
-    append_part(h, &b, labels, n, p, time_ns, id);
-    pthread_rwlock_unlock(&h->lock);
-    free(b.stack);
-    kiln_arena_destroy(b.tmp);
-    return KILN_OK;
 }
 
 void kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n)
@@ -768,38 +743,6 @@ static void each_selected(const kiln_head_t *h, const kiln_selector_t *sel, int6
         if (series_selected(&h->series[sid], sel, start_ms, end_ms))
             fn(h, sid, arg);
     }
-}
-
-/* What a query visit needs besides the series: its range and its output. */
-typedef struct visit {
-    int64_t start_ms, end_ms;
-    void *ctx;
-    kiln_head_series_fn series_fn;
-    kiln_head_profile_fn profile_fn;
-    kiln_head_profile_id_fn profile_id_fn;
-    const kiln_head_filter *filter;
-    int64_t *acc;
-    bool any;
-} visit;
-
-static void series_visit(const kiln_head_t *h, uint32_t sid, void *arg)
-{
-    visit *v = arg;
-    const hseries *s = &h->series[sid];
-    bool any = false;
-    for (size_t j = 0; j < s->n_profiles && !any; j++)
-        any = kiln_head__in_range(h->profiles[s->profiles[j]].time_ms, v->start_ms, v->end_ms);
-    if (any)
-        v->series_fn(v->ctx, s->labels, s->n_labels);
-}
-
-void kiln_head_series(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
-                      kiln_head_series_fn fn, void *ctx)
-{
-    visit v = {start_ms, end_ms, ctx, fn, NULL, NULL, NULL, NULL, false};
-    pthread_rwlock_rdlock(&h->lock);
-    each_selected(h, sel, start_ms, end_ms, series_visit, &v);
-    pthread_rwlock_unlock(&h->lock);
 }
 
 /* A series' sums per node, nodes ascending, zero sums left out: fresh
@@ -872,38 +815,6 @@ static hagg *agg_sparse(const uint32_t *ln, const int64_t *lv, size_t total)
     return g;
 }
 
-/* The per-node sums of all of a block series' profiles: read with the
- * block's index (block.c), or built here once for a block without them. */
-static const hagg *series_agg(kiln_head_t *h, uint32_t sid)
-{
-    pthread_mutex_lock(&h->agg_mu);
-    if (h->agg == NULL)
-        h->agg = kiln_xcalloc(h->n_series + 1, sizeof(*h->agg));
-    hagg *g = h->agg[sid];
-    if (g == NULL) {
-        uint32_t *ln = NULL;
-        int64_t *lv = NULL;
-        kiln_err err;
-        uint64_t *lspan = NULL;
-        if (h->loader(h->loader_ctx, sid, INT64_MIN, 0, &ln, &lv, &lspan, &err) != KILN_OK) {
-            pthread_mutex_unlock(&h->agg_mu);
-            kiln_cancel_fail("head", KILN_DATA_LOSS, "series %u of a block: %s", sid, err.msg);
-            return NULL;
-        }
-        const hseries *s = &h->series[sid];
-        size_t total = 0;
-        for (size_t j = 0; j < s->n_profiles; j++)
-            total += h->profiles[s->profiles[j]].n;
-        g = total * 16 < h->n_nodes ? agg_sparse(ln, lv, total) : agg_dense(h, ln, lv, total);
-        free(lspan);
-        free(ln);
-        free(lv);
-        h->agg[sid] = g;
-    }
-    pthread_mutex_unlock(&h->agg_mu);
-    return g;
-}
-
 /* Binary search in an ascending array. */
 static bool sorted_has(const uint64_t *ids, size_t n, uint64_t id)
 {
@@ -918,94 +829,201 @@ static bool sorted_has(const uint64_t *ids, size_t n, uint64_t id)
     return lo < n && ids[lo] == id;
 }
 
-uint64_t kiln_head_profile_key(const kiln_label_t *l, size_t n, int64_t time_ms, uint64_t id)
+uint64_t kiln_profile_key(const kiln_label_t *l, size_t n, int64_t time_ms, uint64_t id)
 {
     uint64_t k[3] = {kiln_labels_fingerprint(l, n), (uint64_t)time_ms, id};
     return XXH3_64bits(k, sizeof(k));
 }
 
-/* Whether profile pr of series s passes the filter's id and key sets. */
-static bool profile_kept(const hseries *s, const hprofile *pr, const kiln_head_filter *f)
+/* Whether profile pr of series s is in the filter's range and passes its
+ * id and key sets. */
+static bool profile_kept(const hseries *s, const hprofile *pr, const kiln_read_filter *f)
 {
-    if (f == NULL)
-        return true;
+    if (!kiln_head__in_range(pr->time_ms, f->start_ms, f->end_ms))
+        return false;
     if (f->ids != NULL && !sorted_has(f->ids, f->n_ids, pr->id))
         return false;
     if (f->keys == NULL)
         return true;
-    uint64_t key = kiln_head_profile_key(s->labels, s->n_labels, pr->time_ms, pr->id);
-    return sorted_has(f->keys, f->n_keys, key);
+    return sorted_has(f->keys, f->n_keys,
+                      kiln_profile_key(s->labels, s->n_labels, pr->time_ms, pr->id));
 }
 
-/* Sums one series' matching profiles into acc, from the head's columns or,
- * for a block, from the series' sample chunk (or its cached sums when the
- * query covers all of the series' profiles and filters nothing). */
-static bool accumulate_series(const kiln_head_t *h, uint32_t sid, int64_t start_ms, int64_t end_ms,
-                              const kiln_head_filter *f, int64_t *acc)
+/* Whether any profile of series s passes the filter (before spans). */
+static bool series_kept(const kiln_head_t *h, const hseries *s, const kiln_read_filter *f)
 {
+    for (size_t j = 0; j < s->n_profiles; j++)
+        if (profile_kept(s, &h->profiles[s->profiles[j]], f))
+            return true;
+    return false;
+}
+
+/* One read in progress: what it wants, where it goes, its first failure. */
+typedef struct reader {
+    const kiln_read_filter *f;
+    const kiln_read_visitor *v;
+    int64_t *acc; /* tree reads: the sums per stack node */
+    bool any;     /* tree reads: some profile was added */
+    kiln_status st;
+    kiln_err *err;
+} reader;
+
+/* The sample columns of one series: the head's own, or a block chunk's
+ * (loaded, freed by cols_free). */
+typedef struct cols {
+    const uint32_t *node;
+    const int64_t *value;
+    const uint64_t *span;
+    uint32_t *ln;
+    int64_t *lv;
+    uint64_t *lspan;
+} cols;
+
+/* Loads series sid's samples of the profiles in [start_ms, end_ms].
+ * KILN_DATA_LOSS when a block's chunk does not load. */
+static kiln_status cols_load(const kiln_head_t *h, uint32_t sid, int64_t start_ms, int64_t end_ms,
+                             cols *c, kiln_err *err)
+{
+    *c = (cols){h->s_node, h->s_value, h->s_span, NULL, NULL, NULL};
+    if (h->loader == NULL)
+        return KILN_OK;
+    kiln_err why = {KILN_OK, ""};
+    if (h->loader(h->loader_ctx, sid, start_ms, end_ms, &c->ln, &c->lv, &c->lspan, &why) != KILN_OK)
+        return kiln_err_set(err, KILN_DATA_LOSS, "a chunk of a block does not load: %s", why.msg);
+    c->node = c->ln, c->value = c->lv, c->span = c->lspan;
+    return KILN_OK;
+}
+
+static void cols_free(cols *c)
+{
+    free(c->ln);
+    free(c->lv);
+    free(c->lspan);
+}
+
+/* The sum of pr's samples in the filter's spans (every sample without
+ * spans); *hit tells whether any sample was in them. */
+static int64_t kept_total(const hprofile *pr, const cols *c, const kiln_read_filter *f, bool *hit)
+{
+    *hit = f->spans == NULL;
+    if (f->spans == NULL)
+        return pr->total;
+    int64_t sum = 0;
+    for (size_t k = pr->off; c->span != NULL && k < pr->off + pr->n; k++) {
+        if (sorted_has(f->spans, f->n_spans, c->span[k])) {
+            sum = kiln_add_wrap(sum, c->value[k]);
+            *hit = true;
+        }
+    }
+    return sum;
+}
+
+/* Reads series sid's columns when the filter needs samples (spans); false
+ * when it cannot (r->st is set). */
+static bool series_cols(const kiln_head_t *h, uint32_t sid, reader *r, cols *c)
+{
+    *c = (cols){NULL, NULL, NULL, NULL, NULL, NULL};
+    if (r->f->spans == NULL)
+        return true;
+    r->st = cols_load(h, sid, r->f->start_ms, r->f->end_ms, c, r->err);
+    return r->st == KILN_OK;
+}
+
+/* Visits profile after profile of series sid that the filter keeps; with
+ * a series visitor, stops at the first. */
+static void visit_series_profiles(const kiln_head_t *h, uint32_t sid, void *arg)
+{
+    reader *r = arg;
     const hseries *s = &h->series[sid];
-    const uint32_t *node = h->s_node;
-    const int64_t *value = h->s_value;
-    const uint64_t *span = h->s_span;
-    uint32_t *ln = NULL;
-    int64_t *lv = NULL;
-    uint64_t *lspan = NULL;
-    kiln_err err;
-    if (f != NULL && (f->ids != NULL || f->keys != NULL)) {
-        /* only series holding a wanted profile are worth reading */
-        bool has = false;
-        for (size_t j = 0; j < s->n_profiles && !has; j++) {
-            const hprofile *pr = &h->profiles[s->profiles[j]];
-            has = kiln_head__in_range(pr->time_ms, start_ms, end_ms) && profile_kept(s, pr, f);
-        }
-        if (!has)
-            return false;
-    }
-    if (f == NULL && h->loader != NULL && start_ms <= s->min_ms &&
-        (end_ms == 0 || end_ms >= s->max_ms)) {
-        const hagg *g = series_agg((kiln_head_t *)h, sid);
-        for (uint32_t k = 0; g != NULL && k < g->n; k++)
-            acc[g->node[k]] += g->value[k];
-        return g != NULL;
-    }
-    if (h->loader != NULL) {
-        if (h->loader(h->loader_ctx, sid, start_ms, end_ms, &ln, &lv, &lspan, &err) != KILN_OK) {
-            kiln_cancel_fail("head", KILN_DATA_LOSS, "series %u of a block: %s", sid, err.msg);
-            return false;
-        }
-        node = ln, value = lv, span = lspan;
-    }
-    bool any = false;
+    cols c;
+    if (r->st != KILN_OK || !series_kept(h, s, r->f) || !series_cols(h, sid, r, &c))
+        return;
     for (size_t j = 0; j < s->n_profiles && !kiln_cancel_poll(); j++) {
         const hprofile *pr = &h->profiles[s->profiles[j]];
-        if (!kiln_head__in_range(pr->time_ms, start_ms, end_ms) || !profile_kept(s, pr, f))
+        bool hit;
+        if (!profile_kept(s, pr, r->f))
             continue;
-        bool all = f == NULL || f->spans == NULL;
-        for (size_t k = pr->off; k < pr->off + pr->n; k++) {
-            if (all || (span != NULL && sorted_has(f->spans, f->n_spans, span[k])))
-                acc[node[k]] = kiln_add_wrap(acc[node[k]], value[k]);
+        int64_t total = kept_total(pr, &c, r->f, &hit);
+        if (!hit)
+            continue;
+        if (r->v->series != NULL) {
+            r->v->series(r->v->ctx, s->labels, s->n_labels);
+            break;
         }
-        any = true;
+        kiln_read_profile p = {s->labels, s->n_labels, pr->time_ms, total, pr->id};
+        r->v->profile(r->v->ctx, &p);
     }
-    free(ln);
-    free(lv);
-    free(lspan);
-    return any;
+    cols_free(&c);
 }
 
-static void accumulate_visit(const kiln_head_t *h, uint32_t sid, void *arg)
+/* The per-node sums of all of a block series' profiles: read with the
+ * block's index (block.c), or built here once for a block without them.
+ * KILN_DATA_LOSS when the series' chunk does not load. */
+static kiln_status series_agg(kiln_head_t *h, uint32_t sid, const hagg **out, kiln_err *err)
 {
-    visit *v = arg;
-    v->any |= accumulate_series(h, sid, v->start_ms, v->end_ms, v->filter, v->acc);
+    pthread_mutex_lock(&h->agg_mu);
+    if (h->agg == NULL)
+        h->agg = kiln_xcalloc(h->n_series + 1, sizeof(*h->agg));
+    hagg *g = h->agg[sid];
+    if (g == NULL) {
+        cols c;
+        kiln_status st = cols_load(h, sid, INT64_MIN, 0, &c, err);
+        if (st != KILN_OK) {
+            pthread_mutex_unlock(&h->agg_mu);
+            return st;
+        }
+        const hseries *s = &h->series[sid];
+        size_t total = 0;
+        for (size_t j = 0; j < s->n_profiles; j++)
+            total += h->profiles[s->profiles[j]].n;
+        g = total * 16 < h->n_nodes ? agg_sparse(c.ln, c.lv, total)
+                                    : agg_dense(h, c.ln, c.lv, total);
+        cols_free(&c);
+        h->agg[sid] = g;
+    }
+    pthread_mutex_unlock(&h->agg_mu);
+    *out = g;
+    return KILN_OK;
 }
 
-/* Sums matching sample values per stack node; returns true if any matched. */
-static bool accumulate(const kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                       int64_t end_ms, const kiln_head_filter *f, int64_t *acc)
+/* Whether a tree read of series s may add the block's cached per-node sums:
+ * no profile or sample filter and the read covers the series' time range. */
+static bool whole_series(const kiln_head_t *h, const hseries *s, const kiln_read_filter *f)
 {
-    visit v = {start_ms, end_ms, NULL, NULL, NULL, NULL, f, acc, false};
-    each_selected(h, sel, start_ms, end_ms, accumulate_visit, &v);
-    return v.any;
+    return h->loader != NULL && f->keys == NULL && f->ids == NULL && f->spans == NULL &&
+           f->start_ms <= s->min_ms && (f->end_ms == 0 || f->end_ms >= s->max_ms);
+}
+
+/* Sums series sid's kept samples into r->acc, from the head's columns, a
+ * block's chunk, or the chunk's cached sums. */
+static void accumulate_series(const kiln_head_t *h, uint32_t sid, void *arg)
+{
+    reader *r = arg;
+    const hseries *s = &h->series[sid];
+    const kiln_read_filter *f = r->f;
+    if (r->st != KILN_OK || !series_kept(h, s, f))
+        return;
+    if (whole_series(h, s, f)) {
+        const hagg *g;
+        r->st = series_agg((kiln_head_t *)h, sid, &g, r->err);
+        for (uint32_t k = 0; r->st == KILN_OK && k < g->n; k++)
+            r->acc[g->node[k]] += g->value[k];
+        r->any |= r->st == KILN_OK;
+        return;
+    }
+    cols c;
+    r->st = cols_load(h, sid, f->start_ms, f->end_ms, &c, r->err);
+    for (size_t j = 0; r->st == KILN_OK && j < s->n_profiles && !kiln_cancel_poll(); j++) {
+        const hprofile *pr = &h->profiles[s->profiles[j]];
+        if (!profile_kept(s, pr, f))
+            continue;
+        for (size_t k = pr->off; k < pr->off + pr->n; k++) {
+            if (f->spans == NULL || (c.span != NULL && sorted_has(f->spans, f->n_spans, c.span[k])))
+                r->acc[c.node[k]] = kiln_add_wrap(r->acc[c.node[k]], c.value[k]);
+        }
+        r->any = true;
+    }
+    cols_free(&c);
 }
 
 /* Appends a location's frames under parent, outermost (last line) first. */
@@ -1029,36 +1047,12 @@ static uint32_t expand_location(const kiln_head_t *h, kiln_tree_t *t, uint32_t p
     return parent;
 }
 
-void kiln_head_merge_tree(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                          int64_t end_ms, kiln_tree_t *t)
+/* Adds the per-node sums acc to t. Parents always have smaller ids than
+ * their children, so one ascending pass over the needed nodes maps stack
+ * nodes to tree nodes. */
+static void add_sums(const kiln_head_t *h, const int64_t *acc, kiln_tree_t *t)
 {
-    kiln_head_merge_spans(h, sel, start_ms, end_ms, NULL, 0, t);
-}
-
-void kiln_head_merge_spans(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                           int64_t end_ms, const uint64_t *spans, size_t n_spans, kiln_tree_t *t)
-{
-    kiln_head_merge_ids(h, sel, start_ms, end_ms, spans, n_spans, NULL, 0, t);
-}
-
-void kiln_head_merge_ids(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                         int64_t end_ms, const uint64_t *spans, size_t n_spans, const uint64_t *ids,
-                         size_t n_ids, kiln_tree_t *t)
-{
-    kiln_head_filter f = {NULL, 0, spans, n_spans, ids, n_ids};
-    kiln_head_merge_filtered(h, sel, start_ms, end_ms, spans || ids ? &f : NULL, t);
-}
-
-void kiln_head_merge_filtered(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                              int64_t end_ms, const kiln_head_filter *f, kiln_tree_t *t)
-{
-    pthread_rwlock_rdlock(&h->lock);
     size_t n = h->n_nodes;
-    int64_t *acc = kiln_xcalloc(n, sizeof(int64_t));
-    if (!accumulate(h, sel, start_ms, end_ms, f, acc))
-        goto out;
-    /* Map stack nodes to tree nodes. Parents always have smaller ids than
-     * their children, so one ascending pass over the needed nodes works. */
     uint32_t *map = kiln_xmalloc(n * sizeof(uint32_t));
     memset(map, 0xff, n * sizeof(uint32_t));
     map[0] = KILN_TREE_ROOT;
@@ -1076,42 +1070,39 @@ void kiln_head_merge_filtered(kiln_head_t *h, const kiln_selector_t *sel, int64_
             kiln_tree_add_self(t, map[i], acc[i]);
     }
     free(map);
-out:
-    free(acc);
-    pthread_rwlock_unlock(&h->lock);
 }
 
-static void profiles_visit(const kiln_head_t *h, uint32_t sid, void *arg)
+/* A tree read: sums per stack node first, then one pass into the tree. */
+static void read_tree(const kiln_head_t *h, reader *r)
 {
-    visit *v = arg;
-    const hseries *s = &h->series[sid];
-    for (size_t j = 0; j < s->n_profiles && !kiln_cancel_poll(); j++) {
-        const hprofile *p = &h->profiles[s->profiles[j]];
-        if (!kiln_head__in_range(p->time_ms, v->start_ms, v->end_ms))
-            continue;
-        if (v->profile_fn != NULL)
-            v->profile_fn(v->ctx, s->labels, s->n_labels, p->time_ms, p->total);
-        else
-            v->profile_id_fn(v->ctx, s->labels, s->n_labels, p->time_ms, p->total, p->id);
-    }
+    r->acc = kiln_xcalloc(h->n_nodes, sizeof(int64_t));
+    each_selected(h, r->f->sel, r->f->start_ms, r->f->end_ms, accumulate_series, r);
+    if (r->st == KILN_OK && r->any)
+        add_sums(h, r->acc, r->v->tree);
+    free(r->acc);
 }
 
-void kiln_head_profiles(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                        int64_t end_ms, kiln_head_profile_fn fn, void *ctx)
+/* The bound token's status once it fired (loops broke out early). */
+static kiln_status cancel_status(kiln_err *err)
 {
-    visit v = {start_ms, end_ms, ctx, NULL, fn, NULL, NULL, NULL, false};
+    kiln_cancel_t *c = kiln_cancel_current();
+    kiln_status why = c != NULL ? (kiln_status)atomic_load(&c->why) : KILN_OK;
+    if (why == KILN_OK)
+        return KILN_OK;
+    return kiln_err_set(err, why, "%s", *c->fail_msg ? c->fail_msg : kiln_status_str(why));
+}
+
+kiln_status kiln_head_read(kiln_head_t *h, const kiln_read_filter *f, const kiln_read_visitor *v,
+                           kiln_err *err)
+{
+    reader r = {f, v, NULL, false, KILN_OK, err};
     pthread_rwlock_rdlock(&h->lock);
-    each_selected(h, sel, start_ms, end_ms, profiles_visit, &v);
+    if (v->tree != NULL)
+        read_tree(h, &r);
+    else if (v->series != NULL || v->profile != NULL)
+        each_selected(h, f->sel, f->start_ms, f->end_ms, visit_series_profiles, &r);
     pthread_rwlock_unlock(&h->lock);
-}
-
-void kiln_head_profiles_id(kiln_head_t *h, const kiln_selector_t *sel, int64_t start_ms,
-                           int64_t end_ms, kiln_head_profile_id_fn fn, void *ctx)
-{
-    visit v = {start_ms, end_ms, ctx, NULL, NULL, fn, NULL, NULL, false};
-    pthread_rwlock_rdlock(&h->lock);
-    each_selected(h, sel, start_ms, end_ms, profiles_visit, &v);
-    pthread_rwlock_unlock(&h->lock);
+    return r.st != KILN_OK ? r.st : cancel_status(err);
 }
 
 void kiln_head_stats(kiln_head_t *h, kiln_head_stats_t *out)
@@ -1183,14 +1174,15 @@ static void remap_symbols(kiln_head_t *dst, const kiln_head_t *src, remap *m)
             kiln_head__stack_child(dst, m->node[src->node_parent[i]], m->loc[src->node_loc[i]]);
 }
 
-/* A replica's identity: the same series, time and profile id (replicas of
- * one push carry its id); for profiles without an id, the same samples. */
-static uint64_t profile_key(uint32_t sid, int64_t t, uint64_t id, const uint32_t *node,
+/* A replica's identity: kiln_profile_key (the same series, time and
+ * profile id: replicas of one push carry its id); for profiles without an
+ * id, the same samples too. */
+static uint64_t replica_key(const hseries *s, int64_t t, uint64_t id, const uint32_t *node,
                             const int64_t *value, size_t n)
 {
-    uint64_t h = XXH3_64bits_withSeed(&t, sizeof(t), sid);
+    uint64_t h = kiln_profile_key(s->labels, s->n_labels, t, id);
     if (id != 0)
-        return XXH3_64bits_withSeed(&id, sizeof(id), h);
+        return h;
     for (size_t i = 0; i < n; i++) {
         uint64_t x = (uint64_t)node[i] * 0x9e3779b97f4a7c15ULL ^ (uint64_t)value[i];
         h += x * 0xff51afd7ed558ccdULL; /* order-independent */
@@ -1234,35 +1226,30 @@ static kiln_status merge_series(kiln_head_t *dst, const kiln_head_t *src, const 
                                 uint32_t i, dedup *seen, size_t *copied, kiln_err *err)
 {
     const hseries *s = &src->series[i];
-    const uint32_t *node = src->s_node;
-    const int64_t *value = src->s_value;
-    const uint64_t *span = src->s_span;
-    uint32_t *ln = NULL, *mapped = NULL;
-    int64_t *lv = NULL;
-    uint64_t *lspan = NULL;
+    uint32_t *mapped = NULL;
     size_t cap = 0;
-    if (src->loader != NULL) {
-        kiln_status st = src->loader(src->loader_ctx, i, INT64_MIN, 0, &ln, &lv, &lspan, err);
-        if (st != KILN_OK)
-            return st;
-        node = ln, value = lv, span = lspan;
-    }
+    cols c;
+    kiln_status st = cols_load(src, i, INT64_MIN, 0, &c, err);
+    if (st != KILN_OK)
+        return st;
+    const uint32_t *node = c.node;
+    const int64_t *value = c.value;
+    const uint64_t *span = c.span;
     uint32_t sid = kiln_head__intern_series(dst, s->labels, s->n_labels);
     for (size_t j = 0; j < s->n_profiles; j++) {
         const hprofile *p = &src->profiles[s->profiles[j]];
         KILN_GROW(mapped, cap, (size_t)p->n + 1);
         for (uint32_t k = 0; k < p->n; k++)
             mapped[k] = m->node[node[p->off + k]];
-        if (!dedup_add(seen, profile_key(sid, p->time_ms, p->id, mapped, value + p->off, p->n)))
+        if (!dedup_add(seen, replica_key(&dst->series[sid], p->time_ms, p->id, mapped,
+                                         value + p->off, p->n)))
             continue;
         kiln_head__add_profile(dst, sid, p->time_ms, p->id, mapped, value + p->off,
                                span != NULL ? span + p->off : NULL, p->n);
         (*copied)++;
     }
     free(mapped);
-    free(ln);
-    free(lv);
-    free(lspan);
+    cols_free(&c);
     return KILN_OK;
 }
 
@@ -1283,8 +1270,8 @@ kiln_status kiln_head_merge_from(kiln_head_t *dst, kiln_head_t *src, size_t *cop
     pthread_rwlock_rdlock(&src->lock);
     for (size_t i = 0; i < dst->n_profiles; i++) { /* what dst already holds counts as seen */
         const hprofile *p = &dst->profiles[i];
-        dedup_add(&seen, profile_key(p->series, p->time_ms, p->id, dst->s_node + p->off,
-                                     dst->s_value + p->off, p->n));
+        dedup_add(&seen, replica_key(&dst->series[p->series], p->time_ms, p->id,
+                                     dst->s_node + p->off, dst->s_value + p->off, p->n));
     }
     remap_symbols(dst, src, &m);
     for (size_t i = 0; i < src->n_series && st == KILN_OK; i++)

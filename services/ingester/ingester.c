@@ -1,64 +1,51 @@
 /* SPDX-License-Identifier: Apache-2.0
- * ingester: tenant -> head map and the ingester.v1 handlers. */
-#include "ingester_int.h"
+ * ingester: the ingester.v1 handlers and ring ownership around a kiln_db. */
+#include "ingester.h"
 
-#include <errno.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "block.h"
-#include "gzip.h"
-#include "seen_keys.h"
+#include "clock.h"
 #include "ingester/v1/ingester.pb-c.h"
-#include "log.h"
-#include "wal.h"
+#include "seen_keys.h"
 #include "xmalloc.h"
 #include <xxhash.h>
 
-static kiln_status open_storage(kiln_ingester_t *ing, kiln_err *err);
-
-typedef struct block_visit {
-    const tenant_head *t;
-    void (*fn)(kiln_head_t *h, void *arg);
-    void *arg;
-} block_visit;
-
-static void visit_block(void *ctx, const char *tenant, kiln_block_t *b)
-{
-    (void)tenant;
-    block_visit *v = ctx;
-    const char *ulid = kiln_block_meta(b)->ulid;
-    if (v->t != NULL && v->t->flushing != NULL && strcmp(v->t->flushed_ulid, ulid) == 0)
-        return; /* the same data as the head being flushed, visited already */
-    v->fn(kiln_block_head(b), v->arg);
-}
-
-/* Profile keys remembered against replayed retries (8 MB): at 10 series a
- * push, the last 100,000 pushes. */
-#define HELD_KEYS (1u << 20)
+struct kiln_ingester {
+    kiln_db_t *db;
+    /* Ring ownership checks (cluster only; ring NULL otherwise). */
+    kiln_ring_t *ring;
+    size_t rf;
+    int64_t grace_ns;
+    pthread_mutex_t ring_mu; /* guards the two below */
+    uint64_t ring_sig;       /* signature of the membership last seen */
+    int64_t ring_changed_ns; /* when it last changed */
+};
 
 kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_t **out,
                                  kiln_err *err)
 {
-    kiln_ingester_t *ing = kiln_xcalloc(1, sizeof(*ing));
-    ing->cfg = *cfg;
-    ing->storage_path = kiln_xstrdup(cfg->storage_path);
-    ing->cfg.storage_path = ing->storage_path;
-    pthread_mutex_init(&ing->mu, NULL);
-    pthread_mutex_init(&ing->flush_mu, NULL);
-    pthread_mutex_init(&ing->ring_mu, NULL);
-    pthread_rwlock_init(&ing->cut, NULL);
-    ing->held = kiln_seen_keys_create(HELD_KEYS);
-    kiln_status st = open_storage(ing, err);
-    if (st != KILN_OK) {
-        kiln_ingester_destroy(ing);
+    kiln_db_config dc = {
+        .path = cfg->storage_path,
+        .store = cfg->store,
+        .wal_max_delay_ns = cfg->wal_max_delay_ns,
+        .wal_segment_bytes = cfg->wal_segment_bytes,
+        .wal_no_fsync = cfg->wal_no_fsync,
+        .max_block_duration_ns = cfg->max_block_duration_ns,
+        .max_head_samples = cfg->max_head_samples,
+        .flush_check_ns = cfg->flush_check_ns,
+        .flush_on_close = cfg->flush_on_shutdown,
+        .heads_only = cfg->heads_only,
+        .limits = cfg->limits,
+    };
+    kiln_db_t *db;
+    kiln_status st = kiln_db_open(&dc, &db, err);
+    if (st != KILN_OK)
         return st;
-    }
-    kiln_ingester__start_flusher(ing);
+    kiln_ingester_t *ing = kiln_xcalloc(1, sizeof(*ing));
+    ing->db = db;
+    pthread_mutex_init(&ing->ring_mu, NULL);
     *out = ing;
     return KILN_OK;
 }
@@ -67,407 +54,61 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
 {
     if (ing == NULL)
         return;
-    kiln_ingester__stop_flusher(ing, ing->cfg.flush_on_shutdown);
-    for (size_t i = 0; i < ing->n; i++) {
-        free(ing->t[i]->tenant);
-        kiln_head_destroy(ing->t[i]->head);
-        kiln_head_destroy(ing->t[i]->flushing);
-        pthread_mutex_destroy(&ing->t[i]->lim_mu);
-        free(ing->t[i]);
-    }
-    free(ing->t);
-    kiln_blockset_destroy(ing->blocks);
-    kiln_objstore_close(ing->store);
-    kiln_wal_close(ing->wal);
-    free(ing->storage_path);
-    kiln_seen_keys_destroy(ing->held);
-    pthread_mutex_destroy(&ing->mu);
-    pthread_mutex_destroy(&ing->flush_mu);
+    kiln_db_close(ing->db);
     pthread_mutex_destroy(&ing->ring_mu);
-    pthread_rwlock_destroy(&ing->cut);
     free(ing);
 }
 
-/* The tenant's state; created when create is set, else NULL when absent.
- * Entries are never removed, so the pointer stays valid under `cut`. */
-static tenant_head *tenant_of(kiln_ingester_t *ing, const char *tenant, size_t len, bool create)
+kiln_db_t *kiln_ingester_db(kiln_ingester_t *ing)
 {
-    tenant_head *t = NULL;
-    pthread_mutex_lock(&ing->mu);
-    for (size_t i = 0; i < ing->n && t == NULL; i++) {
-        if (strlen(ing->t[i]->tenant) == len && memcmp(ing->t[i]->tenant, tenant, len) == 0)
-            t = ing->t[i];
-    }
-    if (t == NULL && create) {
-        KILN_GROW(ing->t, ing->cap, ing->n + 1);
-        t = kiln_xcalloc(1, sizeof(*t));
-        t->tenant = kiln_xstrndup(tenant, len);
-        t->head = kiln_head_create();
-        pthread_mutex_init(&t->lim_mu, NULL);
-        ing->t[ing->n++] = t;
-    }
-    pthread_mutex_unlock(&ing->mu);
-    return t;
-}
-
-/* Applies a batch to the tenant's head (after it is durable, or on replay).
- * `cut` held shared. */
-/* The key of a part: its push id, series and time (0 when the push has no
- * id: such profiles are never duplicates of one another). */
-static uint64_t part_key(const kiln_ingester_part *p)
-{
-    if (p->id == 0)
-        return 0;
-    uint64_t k[3] = {p->id, kiln_labels_fingerprint(p->labels, p->n_labels),
-                     (uint64_t)p->profile->time_nanos};
-    return XXH3_64bits(k, sizeof(k)) | 1;
-}
-
-/* Copies into kept the parts this ingester does not hold yet, claiming
- * their keys (in keys, to release if the append fails); returns how many. */
-static size_t claim_parts(kiln_ingester_t *ing, const kiln_ingester_part *parts, size_t n,
-                          kiln_ingester_part *kept, uint64_t *keys)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t key = part_key(&parts[i]);
-        if (key != 0 && !kiln_seen_keys_add(ing->held, key))
-            continue;
-        keys[k] = key;
-        kept[k++] = parts[i];
-    }
-    return k;
-}
-
-static void apply(kiln_ingester_t *ing, const char *tenant, const kiln_ingester_part *parts,
-                  size_t n)
-{
-    tenant_head *t = tenant_of(ing, tenant, strlen(tenant), true);
-    /* Appends run at once under `cut` held shared: the first one to find
-     * the head empty sets its start (a plain test-and-set raced, seen by
-     * TSan); cuts read and reset it holding `cut` exclusively. */
-    int64_t unset = 0;
-    __atomic_compare_exchange_n(&t->head_start_ns, &unset, kiln_ingester__now_ns(), false,
-                                __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-    kiln_head_append_batch(t->head, parts, n);
-}
-
-/* A head may grow to twice its cut size while a flush is behind; past that
- * pushes are refused (and retried by clients) rather than growing memory
- * without bound. `cut` held shared. */
-static kiln_status check_backpressure(kiln_ingester_t *ing, const char *tenant, kiln_err *err)
-{
-    if (ing->cfg.max_head_samples == 0)
-        return KILN_OK;
-    tenant_head *t = tenant_of(ing, tenant, strlen(tenant), false);
-    if (t == NULL)
-        return KILN_OK;
-    kiln_head_stats_t s;
-    kiln_head_stats(t->head, &s);
-    if (s.samples < 2 * ing->cfg.max_head_samples)
-        return KILN_OK;
-    return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
-                        "ingester head of tenant %s holds %zu samples, twice "
-                        "-ingester.max-head-samples: flushing is behind, retry later",
-                        tenant, s.samples);
-}
-
-kiln_status kiln_ingester_append(kiln_ingester_t *ing, const char *tenant,
-                                 const kiln_ingester_part *parts, size_t n, kiln_err *err)
-{
-    kiln_ingester_part *kept = kiln_xmalloc((n + 1) * sizeof(*kept));
-    uint64_t *keys = kiln_xmalloc((n + 1) * sizeof(*keys));
-    size_t k = claim_parts(ing, parts, n, kept, keys);
-    kiln_status st = KILN_OK;
-    if (k > 0) {
-        kiln_buf rec;
-        kiln_buf_init(&rec, 0);
-        kiln_record_encode(tenant, kept, k, &rec);
-        pthread_rwlock_rdlock(&ing->cut);
-        tenant_head *t = tenant_of(ing, tenant, strlen(tenant), true);
-        size_t reserved = 0;
-        st = check_backpressure(ing, tenant, err);
-        if (st == KILN_OK)
-            st = kiln_ingester__reserve_series(ing, t, kept, k, &reserved, err);
-        if (st == KILN_OK)
-            st = kiln_wal_append(ing->wal, rec.ptr, rec.len, NULL, err);
-        if (st == KILN_OK)
-            apply(ing, tenant, kept, k);
-        kiln_ingester__release_series(t, reserved, st == KILN_OK);
-        pthread_rwlock_unlock(&ing->cut);
-        kiln_buf_free(&rec);
-    }
-    for (size_t i = 0; i < k && st != KILN_OK; i++)
-        if (keys[i] != 0)
-            kiln_seen_keys_remove(ing->held, keys[i]);
-    free(kept);
-    free(keys);
-    return st;
-}
-
-/* Applies a replayed record's parts, remembering their keys so a retry
- * after the restart is not stored twice. */
-static void replay_parts(kiln_ingester_t *ing, kiln_arena_t *a, const kiln_record *rec)
-{
-    kiln_ingester_part *kept = kiln_arena_calloc(a, rec->n + 1, sizeof(*kept));
-    uint64_t *keys = kiln_arena_calloc(a, rec->n + 1, sizeof(*keys));
-    size_t k = claim_parts(ing, rec->parts, rec->n, kept, keys);
-    if (k > 0)
-        apply(ing, rec->tenant, kept, k);
-}
-
-/* Replays one WAL record: every series decodes, or the record is skipped.
- * A record of a format this build does not know stops the start-up
- * (open_wal) rather than be dropped: a newer build wrote it. */
-static void replay_record(void *ctx, uint64_t segment, const uint8_t *data, size_t len)
-{
-    kiln_ingester_t *ing = ctx;
-    kiln_arena_t *a = kiln_arena_create(0);
-    kiln_record rec;
-    kiln_err err = {KILN_OK, ""};
-    kiln_status st = kiln_record_decode(a, data, len, &rec, &err);
-    if (st == KILN_FAILED_PRECONDITION && ing->replay_err.code == KILN_OK)
-        kiln_err_set(&ing->replay_err, st, "WAL segment %llu: %s", (unsigned long long)segment,
-                     err.msg);
-    else if (st != KILN_OK)
-        KILN_LOG_WARN("ingester", "skipping a WAL record of segment %llu: %s",
-                      (unsigned long long)segment, err.msg);
-    else if (segment >= kiln_blockset_wal_until(ing->blocks, ing->instance, rec.tenant))
-        replay_parts(ing, a, &rec); /* else already in a block it flushed */
-    kiln_arena_destroy(a);
+    return ing->db;
 }
 
 const char *kiln_ingester_instance(const kiln_ingester_t *ing)
 {
-    return ing->instance;
+    return kiln_db_instance(ing->db);
 }
 
 kiln_status kiln_ingester_flush(kiln_ingester_t *ing, kiln_err *err)
 {
-    return kiln_ingester__flush(ing, err);
+    return kiln_db_flush(ing->db, err);
 }
 
-int64_t kiln_ingester__now_ns(void)
+bool kiln_ingester_is_series_limit(const kiln_err *err)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* This ingester's id: read from <storage.path>/instance_id, made once. */
-static void load_instance_id(kiln_ingester_t *ing)
-{
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/instance_id", ing->storage_path);
-    FILE *f = fopen(path, "r");
-    if (f != NULL) {
-        if (fscanf(f, "%39s", ing->instance) != 1)
-            ing->instance[0] = '\0';
-        fclose(f);
-    }
-    if (ing->instance[0] != '\0')
-        return;
-    kiln_ulid(kiln_ingester__now_ns() / 1000000, ing->instance);
-    f = fopen(path, "w");
-    if (f != NULL) {
-        fprintf(f, "%s\n", ing->instance);
-        fclose(f);
-    }
-}
-
-static kiln_status open_wal(kiln_ingester_t *ing, kiln_err *err)
-{
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s/wal", ing->cfg.storage_path);
-    kiln_wal_config wc = {ing->cfg.wal_max_delay_ns,
-                          ing->cfg.wal_segment_bytes ? ing->cfg.wal_segment_bytes : 128u << 20,
-                          !ing->cfg.wal_no_fsync};
-    kiln_status st = kiln_wal_open(dir, &wc, &ing->wal, err);
-    if (st == KILN_OK)
-        st = kiln_wal_replay(ing->wal, replay_record, ing, err);
-    if (st == KILN_OK && ing->replay_err.code != KILN_OK)
-        return kiln_err_set(err, ing->replay_err.code,
-                            "%s: refusing to start rather than drop it; run the build that "
-                            "wrote it, or move %s away",
-                            ing->replay_err.msg, dir);
-    if (st == KILN_OK) {
-        kiln_head_stats_t s;
-        kiln_ingester_stats_all(ing, &s);
-        KILN_LOG_INFO("ingester", "replayed WAL %s: %zu profiles, %zu series not yet in blocks",
-                      dir, s.profiles, s.series);
-    }
-    return st;
-}
-
-/* The storage path, the object store and its blocks, then the WAL (whose
- * replay skips what this ingester's blocks already hold). */
-static kiln_status open_storage(kiln_ingester_t *ing, kiln_err *err)
-{
-    if (mkdir(ing->storage_path, 0755) != 0 && errno != EEXIST)
-        return kiln_err_set(err, KILN_UNAVAILABLE, "cannot create -storage.path %s: %s",
-                            ing->storage_path, strerror(errno));
-    load_instance_id(ing);
-    char bucket[4096];
-    if (ing->cfg.bucket_dir != NULL && *ing->cfg.bucket_dir != '\0')
-        snprintf(bucket, sizeof(bucket), "%s", ing->cfg.bucket_dir);
-    else
-        snprintf(bucket, sizeof(bucket), "%s/bucket", ing->storage_path);
-    kiln_status st = kiln_objstore_open_fs(bucket, &ing->store, err);
-    if (st != KILN_OK)
-        return st;
-    ing->blocks = kiln_blockset_create(ing->store);
-    st = kiln_blockset_sync(ing->blocks, err);
-    if (st != KILN_OK)
-        return st;
-    return open_wal(ing, err);
-}
-
-/* Calls fn for every head and block of each tenant in "a|b|c". A head being
- * flushed is visited until its block is in place, never both. `cut` is held
- * shared throughout. */
-static void each_head(kiln_ingester_t *ing, const char *tenants, int64_t start_ms, int64_t end_ms,
-                      void (*fn)(kiln_head_t *h, void *arg), void *arg)
-{
-    pthread_rwlock_rdlock(&ing->cut);
-    char name[KILN_TENANT_MAX + 1];
-    for (const char *p = tenants; kiln_tenants_next(&p, name);) {
-        tenant_head *t = tenant_of(ing, name, strlen(name), false);
-        if (t != NULL) {
-            fn(t->head, arg);
-            if (t->flushing != NULL)
-                fn(t->flushing, arg);
-        }
-        if (!ing->cfg.heads_only) {
-            block_visit v = {t, fn, arg};
-            kiln_blockset_each(ing->blocks, name, start_ms, end_ms, visit_block, &v);
-        }
-    }
-    pthread_rwlock_unlock(&ing->cut);
-}
-
-typedef struct query_args {
-    const kiln_selector_t *sel;
-    int64_t start_ms, end_ms;
-    kiln_head_series_fn fn;
-    void *ctx;
-    kiln_head_profile_fn pfn;
-    kiln_head_profile_id_fn pidfn;
-    const kiln_head_filter *filter;
-    kiln_tree_t *tree;
-    kiln_head_stats_t *stats;
-} query_args;
-
-static void series_one(kiln_head_t *h, void *arg)
-{
-    query_args *q = arg;
-    kiln_head_series(h, q->sel, q->start_ms, q->end_ms, q->fn, q->ctx);
-}
-
-void kiln_ingester_series(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
-                          int64_t start_ms, int64_t end_ms, kiln_head_series_fn fn, void *ctx)
-{
-    query_args q = {sel, start_ms, end_ms, fn, ctx, NULL, NULL, NULL, NULL, NULL};
-    each_head(ing, tenants, start_ms, end_ms, series_one, &q);
-}
-
-static void profiles_one(kiln_head_t *h, void *arg)
-{
-    query_args *q = arg;
-    kiln_head_profiles(h, q->sel, q->start_ms, q->end_ms, q->pfn, q->ctx);
-}
-
-void kiln_ingester_profiles(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
-                            int64_t start_ms, int64_t end_ms, kiln_head_profile_fn fn, void *ctx)
-{
-    query_args q = {sel, start_ms, end_ms, NULL, ctx, fn, NULL, NULL, NULL, NULL};
-    each_head(ing, tenants, start_ms, end_ms, profiles_one, &q);
-}
-
-static void profiles_id_one(kiln_head_t *h, void *arg)
-{
-    query_args *q = arg;
-    kiln_head_profiles_id(h, q->sel, q->start_ms, q->end_ms, q->pidfn, q->ctx);
-}
-
-void kiln_ingester_profiles_id(kiln_ingester_t *ing, const char *tenants,
-                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
-                               kiln_head_profile_id_fn fn, void *ctx)
-{
-    query_args q = {sel, start_ms, end_ms, NULL, ctx, NULL, fn, NULL, NULL, NULL};
-    each_head(ing, tenants, start_ms, end_ms, profiles_id_one, &q);
-}
-
-static void merge_one(kiln_head_t *h, void *arg)
-{
-    query_args *q = arg;
-    kiln_head_merge_filtered(h, q->sel, q->start_ms, q->end_ms, q->filter, q->tree);
-}
-
-void kiln_ingester_merge_filtered(kiln_ingester_t *ing, const char *tenants,
-                                  const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
-                                  const kiln_head_filter *f, kiln_tree_t *t)
-{
-    query_args q = {sel, start_ms, end_ms, NULL, NULL, NULL, NULL, f, t, NULL};
-    each_head(ing, tenants, start_ms, end_ms, merge_one, &q);
-}
-
-void kiln_ingester_merge_spans(kiln_ingester_t *ing, const char *tenants,
-                               const kiln_selector_t *sel, int64_t start_ms, int64_t end_ms,
-                               const uint64_t *spans, size_t n_spans, kiln_tree_t *t)
-{
-    kiln_head_filter f = {NULL, 0, spans, n_spans, NULL, 0};
-    kiln_ingester_merge_filtered(ing, tenants, sel, start_ms, end_ms, spans ? &f : NULL, t);
-}
-
-void kiln_ingester_merge_tree(kiln_ingester_t *ing, const char *tenants, const kiln_selector_t *sel,
-                              int64_t start_ms, int64_t end_ms, kiln_tree_t *t)
-{
-    kiln_ingester_merge_filtered(ing, tenants, sel, start_ms, end_ms, NULL, t);
-}
-
-static void stats_one(kiln_head_t *h, void *arg)
-{
-    query_args *q = arg;
-    kiln_head_stats_t s;
-    kiln_head_stats(h, &s);
-    kiln_head_stats_t *o = q->stats;
-    o->series += s.series;
-    o->profiles += s.profiles;
-    o->samples += s.samples;
-    o->stack_nodes += s.stack_nodes;
-    o->locations += s.locations;
-    o->strings += s.strings;
-    if (s.profiles != 0 && (o->min_time_ms == 0 || s.min_time_ms < o->min_time_ms))
-        o->min_time_ms = s.min_time_ms;
-    if (s.max_time_ms > o->max_time_ms)
-        o->max_time_ms = s.max_time_ms;
-}
-
-void kiln_ingester_stats_all(kiln_ingester_t *ing, kiln_head_stats_t *out)
-{
-    memset(out, 0, sizeof(*out));
-    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, out};
-    pthread_mutex_lock(&ing->mu);
-    for (size_t i = 0; i < ing->n; i++)
-        stats_one(ing->t[i]->head, &q);
-    pthread_mutex_unlock(&ing->mu);
-}
-
-void kiln_ingester_stats(kiln_ingester_t *ing, const char *tenants, kiln_head_stats_t *out)
-{
-    memset(out, 0, sizeof(*out));
-    query_args q = {NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, out};
-    each_head(ing, tenants, 0, 0, stats_one, &q);
+    return kiln_db_is_series_limit(err);
 }
 
 /* ---- ring ownership ---------------------------------------------------------- */
+
+/* Gives the database the ring's split of the series limit: its active
+ * ingesters and the replication factor, as they are now. */
+static void update_split(kiln_ingester_t *ing)
+{
+    if (ing->ring == NULL)
+        return;
+    kiln_ring_snapshot_t *s = kiln_ring_acquire(ing->ring);
+    const kiln_ring_member *m;
+    size_t n = kiln_ring_members(s, &m), active = 0;
+    for (size_t i = 0; i < n; i++)
+        active += m[i].state == KILN_RING_ACTIVE;
+    kiln_ring_release(s);
+    kiln_db_set_ring_split(ing->db, true, active, ing->rf);
+}
+
+void kiln_ingester_metrics(kiln_ingester_t *ing, kiln_buf *out)
+{
+    update_split(ing);
+    kiln_db_metrics(ing->db, out);
+}
 
 void kiln_ingester_set_ring(kiln_ingester_t *ing, kiln_ring_t *ring, size_t rf, int64_t grace_ns)
 {
     ing->ring = ring;
     ing->rf = rf;
     ing->grace_ns = grace_ns;
-    ing->ring_changed_ns = kiln_ingester__now_ns();
+    ing->ring_changed_ns = kiln_wall_ns();
+    update_split(ing);
 }
 
 /* A hash of who is in the ring and in which state: writes are routed by
@@ -484,7 +125,7 @@ static uint64_t ring_signature(const kiln_ring_member *m, size_t n)
 static bool ring_settled(kiln_ingester_t *ing, const kiln_ring_member *m, size_t n)
 {
     uint64_t sig = ring_signature(m, n);
-    int64_t now = kiln_ingester__now_ns();
+    int64_t now = kiln_wall_ns();
     pthread_mutex_lock(&ing->ring_mu);
     if (sig != ing->ring_sig) {
         ing->ring_sig = sig;
@@ -497,7 +138,7 @@ static bool ring_settled(kiln_ingester_t *ing, const kiln_ring_member *m, size_t
 
 /* FAILED_PRECONDITION when a series of the push is not this ingester's. */
 static kiln_status check_owned(kiln_ingester_t *ing, const char *tenant,
-                               const kiln_ingester_part *parts, size_t n, kiln_err *err)
+                               const kiln_head_part *parts, size_t n, kiln_err *err)
 {
     if (ing->ring == NULL)
         return KILN_OK;
@@ -510,12 +151,12 @@ static kiln_status check_owned(kiln_ingester_t *ing, const char *tenant,
     for (size_t i = 0; i < n && st == KILN_OK && ring_settled(ing, m, nm); i++) {
         uint32_t key = kiln_ring_key(tenant, parts[i].labels, parts[i].n_labels);
         size_t k = kiln_ring_replicas(s, key, rf, idx), j = 0;
-        while (j < k && strcmp(m[idx[j]].id, ing->instance) != 0)
+        while (j < k && strcmp(m[idx[j]].id, kiln_ingester_instance(ing)) != 0)
             j++;
         if (j == k)
             st = kiln_err_set(err, KILN_FAILED_PRECONDITION,
                               "ingester %s does not own this series of tenant %s in the ring",
-                              ing->instance, tenant);
+                              kiln_ingester_instance(ing), tenant);
     }
     kiln_ring_release(s);
     return st;
@@ -525,7 +166,7 @@ static kiln_status check_owned(kiln_ingester_t *ing, const char *tenant,
 
 /* One series of an internal push, decoded and normalised into *part. */
 static kiln_status decode_part(const Ingester__V1__ProfileSeries *s, kiln_rpc_ctx *ctx,
-                               kiln_ingester_part *part)
+                               kiln_head_part *part)
 {
     kiln_label_t *l = kiln_arena_alloc(ctx->arena, (s->n_labels + 1) * sizeof(*l));
     for (size_t j = 0; j < s->n_labels; j++)
@@ -538,7 +179,41 @@ static kiln_status decode_part(const Ingester__V1__ProfileSeries *s, kiln_rpc_ct
     if (st == KILN_OK)
         st = kiln_pprof_validate_normalize(ctx->arena, p, 0, ctx->err);
     uint64_t id = s->key != 0 ? s->key : *s->id ? kiln_profile_id_key(ctx->tenant, s->id) : 0;
-    *part = (kiln_ingester_part){l, s->n_labels, p, id};
+    *part = (kiln_head_part){l, s->n_labels, p, id};
+    return st;
+}
+
+/* The ring check of a push record (kiln_db_admit_fn): the record's tenant
+ * is the caller's, and this ingester owns each of its series. */
+typedef struct admit_ctx {
+    kiln_ingester_t *ing;
+    const char *tenant;
+} admit_ctx;
+
+static kiln_status admit_record(void *ctx, const kiln_record *rec, kiln_err *err)
+{
+    const admit_ctx *a = ctx;
+    if (strcmp(rec->tenant, a->tenant) != 0)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "push record of tenant %s sent as tenant %s", rec->tenant, a->tenant);
+    update_split(a->ing);
+    return check_owned(a->ing, a->tenant, rec->parts, rec->n, err);
+}
+
+/* The older form: pprof per series, decoded and normalised here. */
+static kiln_status push_series(kiln_ingester_t *ing, kiln_rpc_ctx *ctx,
+                               const Ingester__V1__PushRequest *req)
+{
+    kiln_head_part *parts = kiln_arena_calloc(ctx->arena, req->n_series + 1, sizeof(*parts));
+    for (size_t i = 0; i < req->n_series; i++) {
+        kiln_status st = decode_part(req->series[i], ctx, &parts[i]);
+        if (st != KILN_OK)
+            return st;
+    }
+    update_split(ing);
+    kiln_status st = check_owned(ing, ctx->tenant, parts, req->n_series, ctx->err);
+    if (st == KILN_OK)
+        st = kiln_db_append(ing->db, ctx->tenant, parts, req->n_series, ctx->err);
     return st;
 }
 
@@ -547,15 +222,11 @@ static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *
 {
     kiln_ingester_t *ing = svc;
     const Ingester__V1__PushRequest *req = (const Ingester__V1__PushRequest *)msg;
-    kiln_ingester_part *parts = kiln_arena_calloc(ctx->arena, req->n_series + 1, sizeof(*parts));
-    for (size_t i = 0; i < req->n_series; i++) {
-        kiln_status st = decode_part(req->series[i], ctx, &parts[i]);
-        if (st != KILN_OK)
-            return st;
-    }
-    kiln_status st = check_owned(ing, ctx->tenant, parts, req->n_series, ctx->err);
-    if (st == KILN_OK)
-        st = kiln_ingester_append(ing, ctx->tenant, parts, req->n_series, ctx->err);
+    admit_ctx a = {ing, ctx->tenant};
+    kiln_status st = req->record.len != 0
+                         ? kiln_db_append_record(ing->db, ctx->arena, req->record.data,
+                                                 req->record.len, admit_record, &a, ctx->err)
+                         : push_series(ing, ctx, req);
     if (st != KILN_OK)
         return st;
     Ingester__V1__PushResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
@@ -619,10 +290,16 @@ static kiln_status h_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage
         parse_matchers(req->matchers, req->n_matchers, &sels, &n, ctx->arena, ctx->err);
     if (st != KILN_OK)
         return st;
+    kiln_ingester_t *ing = svc;
     series_acc acc = {ctx->arena, NULL, 0, 0};
-    for (size_t i = 0; i < (n ? n : 1); i++)
-        kiln_ingester_series(svc, ctx->tenant, n ? sels[i] : NULL, req->start, req->end,
-                             collect_series, &acc);
+    for (size_t i = 0; i < (n ? n : 1) && st == KILN_OK; i++) {
+        kiln_read_filter f = {
+            .sel = n ? sels[i] : NULL, .start_ms = req->start, .end_ms = req->end};
+        kiln_read_visitor v = {.series = collect_series, .ctx = &acc};
+        st = kiln_db_read(ing->db, ctx->tenant, &f, &v, ctx->err);
+    }
+    if (st != KILN_OK)
+        return st;
     Querier__V1__SeriesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     querier__v1__series_response__init(r);
     r->labels_set = acc.sets;
@@ -656,15 +333,29 @@ static kiln_status h_merge_tree(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMes
     kiln_status st = select_selector(req, ctx, &sel);
     if (st != KILN_OK)
         return st;
-    kiln_head_filter f = {req->filter_keys ? req->keys : NULL, req->n_keys,
-                          req->n_spans ? req->spans : NULL,    req->n_spans,
-                          req->n_ids ? req->ids : NULL,        req->n_ids};
     static const uint64_t none = 0;
-    if (req->filter_keys && req->n_keys == 0)
-        f.keys = &none; /* an empty set, not "no filter" */
+    kiln_read_filter f = {
+        .sel = sel,
+        .start_ms = req->start,
+        .end_ms = req->end,
+        /* filter_keys with no keys is an empty set, not "no filter" */
+        .keys = !req->filter_keys ? NULL
+                : req->n_keys     ? req->keys
+                                  : &none,
+        .n_keys = req->n_keys,
+        .ids = req->n_ids ? req->ids : NULL,
+        .n_ids = req->n_ids,
+        .spans = req->n_spans ? req->spans : NULL,
+        .n_spans = req->n_spans,
+    };
+    kiln_ingester_t *ing = svc;
     kiln_tree_t *t = kiln_tree_create();
-    kiln_ingester_merge_filtered(svc, ctx->tenant, sel, req->start, req->end,
-                                 req->filter_keys || req->n_spans || req->n_ids ? &f : NULL, t);
+    kiln_read_visitor v = {.tree = t};
+    st = kiln_db_read(ing->db, ctx->tenant, &f, &v, ctx->err);
+    if (st != KILN_OK) {
+        kiln_tree_destroy(t);
+        return st;
+    }
     Ingester__V1__TreeResponse *r = kiln_tree_to_response(t, ctx->arena);
     kiln_tree_destroy(t);
     if (r == NULL)
@@ -683,13 +374,12 @@ typedef struct profiles_acc {
     const kiln_label_t *last;
 } profiles_acc;
 
-static void collect_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t time_ms,
-                            int64_t total, uint64_t id)
+static void collect_profile(void *ctx, const kiln_read_profile *p)
 {
     profiles_acc *a = ctx;
-    if (l != a->last) {
-        collect_series(&a->series, l, n);
-        a->last = l;
+    if (p->labels != a->last) {
+        collect_series(&a->series, p->labels, p->n_labels);
+        a->last = p->labels;
     }
     Ingester__V1__ProfilesResponse *r = a->r;
     if (r->n_time_ms == a->cap) {
@@ -703,9 +393,9 @@ static void collect_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t 
     }
     size_t i = r->n_time_ms;
     r->series_index[i] = (uint32_t)(a->series.n - 1);
-    r->time_ms[i] = time_ms;
-    r->total[i] = total;
-    r->id[i] = id;
+    r->time_ms[i] = p->time_ms;
+    r->total[i] = p->total;
+    r->id[i] = p->id;
     r->n_series_index = r->n_time_ms = r->n_total = r->n_id = i + 1;
 }
 
@@ -720,7 +410,12 @@ static kiln_status h_profiles(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessa
     Ingester__V1__ProfilesResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     ingester__v1__profiles_response__init(r);
     profiles_acc a = {ctx->arena, {ctx->arena, NULL, 0, 0}, r, 0, NULL};
-    kiln_ingester_profiles_id(svc, ctx->tenant, sel, req->start, req->end, collect_profile, &a);
+    kiln_ingester_t *ing = svc;
+    kiln_read_filter f = {.sel = sel, .start_ms = req->start, .end_ms = req->end};
+    kiln_read_visitor v = {.profile = collect_profile, .ctx = &a};
+    st = kiln_db_read(ing->db, ctx->tenant, &f, &v, ctx->err);
+    if (st != KILN_OK)
+        return st;
     r->series = a.series.sets;
     r->n_series = a.series.n;
     *resp = &r->base;
@@ -731,8 +426,9 @@ static kiln_status h_stats(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage 
                            ProtobufCMessage **resp)
 {
     (void)msg;
+    kiln_ingester_t *ing = svc;
     kiln_head_stats_t s;
-    kiln_ingester_stats(svc, ctx->tenant, &s);
+    kiln_db_stats(ing->db, ctx->tenant, &s);
     Ingester__V1__StatsResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
     ingester__v1__stats_response__init(r);
     r->profiles = (int64_t)s.profiles;

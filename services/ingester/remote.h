@@ -16,7 +16,7 @@
  * - read asks every ingester (their heads) and reads the store's blocks
  *   itself, synced after the ingesters answered so a head flushed meanwhile
  *   is found as a block. Replicas are counted once by profile key
- *   (kiln_head_profile_key): a merge first collects every source's keys,
+ *   (kiln_profile_key): a merge first collects every source's keys,
  *   gives each key to one source (blocks first, so a whole block can use
  *   its cached sums), then merges each source's share. More ingesters not
  *   answering than rf/2 (a ring short of rf members counting those it

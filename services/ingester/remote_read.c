@@ -435,7 +435,7 @@ typedef struct once {
 static void profile_once(void *arg, const kiln_read_profile *p)
 {
     once *o = arg;
-    uint64_t key = kiln_head_profile_key(p->labels, p->n_labels, p->time_ms, p->id);
+    uint64_t key = kiln_profile_key(p->labels, p->n_labels, p->time_ms, p->id);
     if (key_wanted(o->f, key) && keymap_claim(&o->seen, key, 0))
         o->v->profile(o->v->ctx, p);
 }
@@ -473,7 +473,7 @@ typedef struct source {
 
 static void add_key(void *arg, const kiln_read_profile *p)
 {
-    keylist_add(arg, kiln_head_profile_key(p->labels, p->n_labels, p->time_ms, p->id));
+    keylist_add(arg, kiln_profile_key(p->labels, p->n_labels, p->time_ms, p->id));
 }
 
 /* Gives every wanted key to the first source that holds it (blocks come

@@ -10,51 +10,61 @@
 #include "arena.h"
 #include "ingester.h"
 #include "ingester/v1/ingester.pb-c.h"
+#include "record.h"
 #include "xmalloc.h"
 
 #define M_PUSH "/ingester.v1.IngesterService/Push"
 
-/* The wire form of one part: its labels, pprof bytes and push id. */
-static Ingester__V1__ProfileSeries *wire_part(const kiln_ingester_part *p, kiln_arena_t *a)
-{
-    Ingester__V1__ProfileSeries *s = kiln_arena_alloc(a, sizeof(*s));
-    ingester__v1__profile_series__init(s);
-    s->n_labels = p->n_labels;
-    s->labels = kiln_arena_alloc(a, (p->n_labels + 1) * sizeof(*s->labels));
-    for (size_t j = 0; j < p->n_labels; j++) {
-        Types__V1__LabelPair *lp = kiln_arena_alloc(a, sizeof(*lp));
-        types__v1__label_pair__init(lp);
-        lp->name = (char *)p->labels[j].name;
-        lp->value = (char *)p->labels[j].value;
-        s->labels[j] = lp;
-    }
-    kiln_buf b;
-    kiln_buf_init(&b, 0);
-    kiln_pprof_encode(p->profile, true, &b);
-    s->profile.data = kiln_arena_alloc(a, b.len + 1);
-    memcpy(s->profile.data, b.ptr ? b.ptr : "", b.len);
-    s->profile.len = b.len;
-    kiln_buf_free(&b);
-    s->key = p->id;
-    return s;
-}
-
-/* What one ingester is sent: the series it replicates. */
+/* What one ingester is sent: the parts it replicates, as one push record
+ * (PushRequest.record): the distributor's normalised parts in the WAL
+ * record format, so the ingester neither decodes pprof nor normalises
+ * again. */
 typedef struct target {
     Ingester__V1__PushRequest req;
-    size_t cap;
-    uint8_t *body;
+    const kiln_head_part **parts;
+    size_t n, cap;
+    uint8_t *body; /* the packed request (arena) */
+    size_t len;
 } target;
 
-static void target_add(target *t, Ingester__V1__ProfileSeries *s, kiln_arena_t *a)
+static void target_add(target *t, const kiln_head_part *p, kiln_arena_t *a)
 {
-    if (t->req.n_series == t->cap) {
+    if (t->n == t->cap) {
         size_t ncap = t->cap ? t->cap * 2 : 8;
-        t->req.series = kiln_arena_grow(a, t->req.series, t->cap * sizeof(*t->req.series),
-                                        ncap * sizeof(*t->req.series));
+        t->parts =
+            kiln_arena_grow(a, t->parts, t->cap * sizeof(*t->parts), ncap * sizeof(*t->parts));
         t->cap = ncap;
     }
-    t->req.series[t->req.n_series++] = s;
+    t->parts[t->n++] = p;
+}
+
+/* Packs the target's PushRequest: one record of its parts. Targets sent
+ * every part of the push (each ingester, when the ring has no more than
+ * rf of them) share the first one's request (*whole), encoded once. */
+static void target_pack(target *t, const char *tenant, size_t n, const target **whole,
+                        kiln_arena_t *a)
+{
+    if (t->n == n && *whole != NULL) {
+        t->body = (*whole)->body;
+        t->len = (*whole)->len;
+        return;
+    }
+    kiln_head_part *parts = kiln_arena_alloc(a, (t->n + 1) * sizeof(*parts));
+    for (size_t i = 0; i < t->n; i++)
+        parts[i] = *t->parts[i];
+    kiln_buf rec;
+    kiln_buf_init(&rec, 0);
+    kiln_record_encode(tenant, parts, t->n, &rec);
+    ingester__v1__push_request__init(&t->req);
+    t->req.record.data = (uint8_t *)rec.ptr;
+    t->req.record.len = rec.len;
+    t->len = ingester__v1__push_request__get_packed_size(&t->req);
+    t->body = kiln_arena_alloc(a, t->len + 1);
+    ingester__v1__push_request__pack(&t->req, t->body);
+    kiln_buf_free(&rec);
+    t->req.record.data = NULL;
+    if (t->n == n)
+        *whole = t;
 }
 
 /* The outcome: OK when every part has a quorum, else the most telling
@@ -207,23 +217,20 @@ kiln_status kiln_remote__append(void *self, const char *tenant, const kiln_head_
     for (size_t i = 0; i < n; i++) {
         uint32_t key = kiln_ring_key(tenant, parts[i].labels, parts[i].n_labels);
         n_replicas[i] = kiln_ring_replicas(snap, key, r->cfg.rf, replica + i * r->cfg.rf);
-        Ingester__V1__ProfileSeries *s = n_replicas[i] ? wire_part(&parts[i], a) : NULL;
         for (size_t j = 0; j < n_replicas[i]; j++)
-            target_add(&t[replica[i * r->cfg.rf + j]], s, a);
+            target_add(&t[replica[i * r->cfg.rf + j]], &parts[i], a);
     }
     kiln_grpc_call *calls = kiln_arena_calloc(a, nm + 1, sizeof(*calls));
+    const target *whole = NULL;
     for (size_t i = 0; i < nm; i++) {
-        if (t[i].req.n_series == 0)
+        if (t[i].n == 0)
             continue;
-        t[i].req.base.descriptor = &ingester__v1__push_request__descriptor;
-        size_t len = ingester__v1__push_request__get_packed_size(&t[i].req);
-        t[i].body = kiln_arena_alloc(a, len + 1);
-        ingester__v1__push_request__pack(&t[i].req, t[i].body);
+        target_pack(&t[i], tenant, n, &whole, a);
         calls[i] = (kiln_grpc_call){.addr = m[i].addr,
                                     .method = M_PUSH,
                                     .tenant = tenant,
                                     .req = t[i].body,
-                                    .req_len = len};
+                                    .req_len = t[i].len};
     }
     size_t *part_ok = kiln_arena_calloc(a, n + 1, sizeof(size_t));
     tally ty = {r->cfg.rf, r->cfg.rf / 2 + 1, n, replica, n_replicas, part_ok};

@@ -13,11 +13,11 @@
 #include "cluster.h"
 #include "compactor.h"
 #include "connect.h"
+#include "db.h"
 #include "distributor.h"
 #include "grpc_server.h"
 #include "http_server.h"
 #include "ingester.h"
-#include "local_store.h"
 #include "log.h"
 #include "metrics.h"
 #include "objstore.h"
@@ -36,12 +36,12 @@ struct kiln_app {
     kiln_ingester_t *ingester;
     kiln_distributor_t *distributor;
     kiln_querier_t *querier;
-    kiln_objstore_t *store;       /* the querier's view of the shared store (cluster) */
+    kiln_objstore_t *store;       /* the object store, opened once: the ingester's blocks,
+                                     the querier's view of them, settings, ad-hoc profiles */
     kiln_remote_t *remote_writes; /* the distributor's ingesters (cluster) */
     kiln_remote_t *remote_reads;  /* the querier's ingesters and blocks (cluster) */
     kiln_cluster_t *cluster;      /* NULL on the in-process default */
     kiln_compactor_t *compactor;
-    kiln_objstore_t *api_store; /* settings and ad-hoc profiles (querier targets) */
     kiln_settings_t *settings;
     kiln_adhoc_t *adhoc;
     kiln_about_t *about; /* status.v1, version.v1, capabilities.v1 (every target) */
@@ -136,6 +136,8 @@ static void create_servers(kiln_app_t *app)
  * and destroyed in reverse; the servers start after every module exists and
  * stop before any is destroyed. A target is a set of modules. */
 
+enum { MOD_INGESTER = 1, MOD_DISTRIBUTOR = 2, MOD_QUERIER = 4, MOD_COMPACTOR = 8 };
+
 static const char *bucket_dir(const kiln_app_t *app, char *buf, size_t cap)
 {
     if (*app->cfg->bucket_dir != '\0')
@@ -144,16 +146,26 @@ static const char *bucket_dir(const kiln_app_t *app, char *buf, size_t cap)
     return buf;
 }
 
+/* The object store, opened once for the modules that use it: the
+ * ingester writes its blocks there, a cluster's querier reads them, and
+ * the API services keep settings and ad-hoc profiles in it (the compactor
+ * opens its own from the bucket directory). */
+static kiln_status open_store(kiln_app_t *app, kiln_err *err)
+{
+    if (!(app->modules & (MOD_INGESTER | MOD_QUERIER)))
+        return KILN_OK;
+    char bucket[4096];
+    return kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)), &app->store, err);
+}
+
 static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
 {
     const kiln_app_config *cfg = app->cfg;
-    char bucket[4096];
     kiln_ingester_config ic = {
         .storage_path = cfg->storage_path,
-        .max_profile_bytes = cfg->limits.max_profile_bytes,
+        .store = app->store,
         .wal_max_delay_ns = cfg->wal_max_delay_ns,
         .wal_segment_bytes = cfg->wal_segment_bytes,
-        .bucket_dir = bucket_dir(app, bucket, sizeof(bucket)),
         .max_block_duration_ns = cfg->max_block_duration_ns,
         .max_head_samples = cfg->max_head_samples,
         .flush_check_ns = cfg->flush_check_ns,
@@ -181,7 +193,7 @@ static void ingester_destroy(kiln_app_t *app)
 static kiln_store_t module_store(kiln_app_t *app, kiln_objstore_t *blocks, kiln_remote_t **remote)
 {
     if (app->cluster == NULL)
-        return kiln_ingester_store(app->ingester);
+        return kiln_db_store(kiln_ingester_db(app->ingester));
     *remote = kiln_cluster_remote(app->cluster, blocks);
     return kiln_remote_store(*remote);
 }
@@ -208,13 +220,7 @@ static void distributor_destroy(kiln_app_t *app)
 
 static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
 {
-    if (app->cluster != NULL) {
-        char bucket[4096];
-        kiln_status st =
-            kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)), &app->store, err);
-        if (st != KILN_OK)
-            return st;
-    }
+    (void)err;
     kiln_querier_config qc = {.store = module_store(app, app->store, &app->remote_reads),
                               .limits = app->limits};
     app->querier = kiln_querier_create(&qc);
@@ -227,21 +233,16 @@ static void querier_destroy(kiln_app_t *app)
 {
     kiln_querier_destroy(app->querier);
     kiln_remote_destroy(app->remote_reads);
-    kiln_objstore_close(app->store);
 }
 
 /* settings.v1 and adhocprofiles.v1 keep their objects in the shared store,
  * so every querier of a cluster answers the same. */
 static kiln_status api_create(kiln_app_t *app, kiln_err *err)
 {
-    char bucket[4096];
-    kiln_status st =
-        kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)), &app->api_store, err);
-    if (st != KILN_OK)
-        return st;
-    app->settings = kiln_settings_create(app->api_store);
+    (void)err;
+    app->settings = kiln_settings_create(app->store);
     kiln_settings_register(app->settings, app->rpc);
-    kiln_adhoc_config ac = {app->api_store, app->cfg->limits.max_profile_bytes,
+    kiln_adhoc_config ac = {app->store, app->cfg->limits.max_profile_bytes,
                             app->cfg->limits.max_stack_depth, app->inflight};
     app->adhoc = kiln_adhoc_create(&ac);
     kiln_adhoc_register(app->adhoc, app->rpc);
@@ -252,7 +253,6 @@ static void api_destroy(kiln_app_t *app)
 {
     kiln_adhoc_destroy(app->adhoc);
     kiln_settings_destroy(app->settings);
-    kiln_objstore_close(app->api_store);
 }
 
 /* status.v1's configuration texts: the effective flags and the defaults. */
@@ -284,8 +284,6 @@ static void compactor_destroy(kiln_app_t *app)
 {
     kiln_compactor_destroy(app->compactor);
 }
-
-enum { MOD_INGESTER = 1, MOD_DISTRIBUTOR = 2, MOD_QUERIER = 4, MOD_COMPACTOR = 8 };
 
 static const struct module {
     const char *name;
@@ -372,6 +370,8 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
     if (st == KILN_OK && app->cluster != NULL)
         kiln_cluster_register_http(app->cluster, app->http);
     if (st == KILN_OK)
+        st = open_store(app, err);
+    if (st == KILN_OK)
         about_create(app);
     for (size_t i = 0; st == KILN_OK && i < N_MODULES; i++) {
         if (mods & modules[i].bit)
@@ -440,6 +440,7 @@ void kiln_app_destroy(kiln_app_t *app)
             modules[i].destroy(app);
     }
     kiln_about_destroy(app->about);
+    kiln_objstore_close(app->store);
     kiln_cluster_destroy(app->cluster);
     kiln_rpc_registry_destroy(app->rpc);
     kiln_metrics_destroy(app->metrics);

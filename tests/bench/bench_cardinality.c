@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "local_store.h"
+#include "db.h"
 #include "ingester.h"
 #include "querier.h"
 #include "querier/v1/querier.pb-c.h"
@@ -45,7 +45,7 @@ static double now_s(void)
 static void grow(kiln_ingester_t *ing, const kiln_pprof_t *base, size_t from, size_t to)
 {
     kiln_arena_t *a = kiln_arena_create(0);
-    kiln_ingester_part *parts = calloc(BATCH, sizeof(*parts));
+    kiln_head_part *parts = calloc(BATCH, sizeof(*parts));
     kiln_label_t(*labels)[3] = calloc(BATCH, sizeof(*labels));
     kiln_pprof_t *profiles = calloc(BATCH, sizeof(*profiles));
     for (size_t i = from; i < to;) {
@@ -56,10 +56,10 @@ static void grow(kiln_ingester_t *ing, const kiln_pprof_t *base, size_t from, si
             labels[n][2] = (kiln_label_t){"service_name", "svc"};
             profiles[n] =
                 synth_variant(a, base, (int64_t)(i % 1000 + 1) * 10000000, T0_MS * 1000000);
-            parts[n] = (kiln_ingester_part){labels[n], 3, &profiles[n], 0};
+            parts[n] = (kiln_head_part){labels[n], 3, &profiles[n], 0};
         }
         kiln_err err;
-        if (kiln_ingester_append(ing, "bench", parts, n, &err) != KILN_OK) {
+        if (kiln_db_append(kiln_ingester_db(ing), "bench", parts, n, &err) != KILN_OK) {
             fprintf(stderr, "bench_cardinality: append: %s\n", err.msg);
             exit(1);
         }
@@ -180,7 +180,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_cardinality: %s\n", err.msg);
         return 1;
     }
-    kiln_querier_config qc = {.store = kiln_ingester_store(ing)};
+    kiln_querier_config qc = {.store = kiln_db_store(kiln_ingester_db(ing))};
     kiln_querier_t *q = kiln_querier_create(&qc);
     kiln_rpc_registry_t *rpc = kiln_rpc_registry_create();
     kiln_querier_register(q, rpc);

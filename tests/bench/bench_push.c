@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0
  * bench_push: throughput of the in-process push path (decode, validate,
  * normalise, label split, append to the head) on real CPU profiles, next to
- * libdeflate inflate and a plain protobuf walk of the same bytes. Prints
+ * libdeflate inflate and a plain protobuf walk of the same bytes, and the
+ * CPU a cluster push costs per replica on the way to an ingester (pprof
+ * re-encoded and normalised again, or the push record). Prints
  * figures only; it is not a test and nothing here passes or fails on time.
  *
  * Usage: bench_push [-s seconds | -n iterations] [-p] [file ...]   (files
@@ -18,14 +20,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "local_store.h"
+#include "db.h"
 #include "arena.h"
+#include "clock.h"
 #include "distributor.h"
 #include "gzip.h"
 #include "ingester.h"
 #include "metrics.h"
 #include "overrides.h"
 #include "pprof.h"
+#include "record.h"
 #include "xmalloc.h"
 
 #ifndef KILN_TESTDATA_DEFAULT
@@ -480,16 +484,15 @@ static void env_create(bench_env *e)
         perror("bench_push: mkdtemp");
         abort();
     }
-    kiln_ingester_config ic = {.storage_path = e->dir,
-                               .max_profile_bytes = l.max_profile_bytes,
-                               .wal_segment_bytes = 1u << 30,
-                               .wal_no_fsync = true};
+    kiln_ingester_config ic = {
+        .storage_path = e->dir, .wal_segment_bytes = 1u << 30, .wal_no_fsync = true};
     kiln_err err;
     if (kiln_ingester_create(&ic, &e->ing, &err) != KILN_OK) {
         fprintf(stderr, "bench_push: %s\n", err.msg);
         abort();
     }
-    kiln_distributor_config dc = {e->limits, l.max_profile_bytes, kiln_ingester_store(e->ing)};
+    kiln_distributor_config dc = {e->limits, l.max_profile_bytes,
+                                  kiln_db_store(kiln_ingester_db(e->ing))};
     e->d = kiln_distributor_create(&dc, e->metrics);
 }
 
@@ -513,13 +516,6 @@ static void env_destroy(bench_env *e)
     nftw(e->dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-static int64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static double peak_rss_mb(void)
 {
     struct rusage ru;
@@ -531,8 +527,102 @@ static double peak_rss_mb(void)
 
 typedef struct file_figures {
     run_result push, decode, inflate, walk;
+    run_result wire_pprof, wire_record; /* ingester.v1 Push, per replica */
     kiln_head_stats_t head;
 } file_figures;
+
+/* ---- the ingester.v1 Push wire form, per replica ----------------------------- */
+
+/* One normalised push of a file and scratch for sending it to one
+ * ingester: how a cluster push crosses from distributor to ingester. */
+typedef struct wire_ctx {
+    const bench_file *f;
+    kiln_head_part part;
+    kiln_arena_t *a; /* the receiving request's arena, reset per push */
+    kiln_buf buf;
+} wire_ctx;
+
+/* The older form: the distributor re-encodes pprof, the ingester decodes,
+ * validates and normalises it again. */
+static int wire_pprof_one(void *ctx, uint64_t i)
+{
+    (void)i;
+    wire_ctx *c = ctx;
+    kiln_err err = {KILN_OK, ""};
+    c->buf.len = 0;
+    kiln_arena_reset(c->a);
+    kiln_pprof_t q;
+    if (!kiln_pprof_encode(c->part.profile, true, &c->buf) ||
+        kiln_pprof_decode(c->a, (const uint8_t *)c->buf.ptr, c->buf.len, &q, &err) != KILN_OK ||
+        kiln_pprof_validate_normalize(c->a, &q, 0, &err) != KILN_OK) {
+        fprintf(stderr, "bench_push: %s: pprof wire form: %s\n", c->f->rel, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The push record: encoded once by the distributor, decoded (bounds
+ * checked) by the ingester, no pprof decode or normalisation. */
+static int wire_record_one(void *ctx, uint64_t i)
+{
+    (void)i;
+    wire_ctx *c = ctx;
+    kiln_err err = {KILN_OK, ""};
+    c->buf.len = 0;
+    kiln_arena_reset(c->a);
+    kiln_record_encode("bench", &c->part, 1, &c->buf);
+    kiln_record rec;
+    if (kiln_record_decode(c->a, (const uint8_t *)c->buf.ptr, c->buf.len, &rec, &err) != KILN_OK) {
+        fprintf(stderr, "bench_push: %s: record wire form: %s\n", c->f->rel, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int bench_wire(const bench_file *f, double seconds, file_figures *ff)
+{
+    static const kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "bench"}};
+    kiln_arena_t *own = kiln_arena_create(0);
+    kiln_pprof_t *p = kiln_arena_alloc(own, sizeof(*p));
+    kiln_err err = {KILN_OK, ""};
+    if (kiln_pprof_decode(own, f->raw, f->raw_len, p, &err) != KILN_OK ||
+        kiln_pprof_validate_normalize(own, p, 0, &err) != KILN_OK) {
+        fprintf(stderr, "bench_push: %s: %s\n", f->rel, err.msg);
+        kiln_arena_destroy(own);
+        return -1;
+    }
+    wire_ctx c = {f, {l, 2, p, 42}, kiln_arena_create(0), {0}};
+    kiln_buf_init(&c.buf, 0);
+    int rc = run_timed(seconds, wire_pprof_one, &c, false, &ff->wire_pprof);
+    if (rc == 0)
+        rc = run_timed(seconds, wire_record_one, &c, false, &ff->wire_record);
+    kiln_buf_free(&c.buf);
+    kiln_arena_destroy(c.a);
+    kiln_arena_destroy(own);
+    return rc;
+}
+
+/* CPU microseconds per iteration of a run. */
+static double us_per_iter(const run_result *r)
+{
+    return r->iters ? r->cpu * 1e6 / (double)r->iters : 0;
+}
+
+static void print_wire(const bench_file *f, const file_figures *ff, size_t n)
+{
+    printf("\n== ingester.v1 Push, distributor to one ingester (a cluster push, per replica): "
+           "pprof re-encoded and decoded+normalised again vs the push record encoded and "
+           "decoded; CPU us per push, single thread ==\n");
+    printf("%-58s %12s %12s %8s\n", "profile", "pprof us", "record us", "saved");
+    double sp = 0, sr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double p = us_per_iter(&ff[i].wire_pprof), r = us_per_iter(&ff[i].wire_record);
+        sp += p, sr += r;
+        printf("%-58s %12.1f %12.1f %7.0f%%\n", f[i].rel, p, r, p > 0 ? 100 * (1 - r / p) : 0);
+    }
+    printf("%-58s %12.1f %12.1f %7.0f%%\n", "ALL (sum over the files)", sp, sr,
+           sp > 0 ? 100 * (1 - sr / sp) : 0);
+}
 
 static int bench_baselines(const bench_file *f, double seconds, file_figures *ff)
 {
@@ -563,11 +653,11 @@ static int bench_file_push(const bench_file *f, double seconds, bool push_only, 
     pc.n_files = 1;
     pc.tenant = "bench";
     pc.a = kiln_arena_create(0);
-    pc.t0_ns = realtime_ns() - 86400LL * 1000000000;
+    pc.t0_ns = kiln_wall_ns() - 86400LL * 1000000000;
     int rc = push_only ? 0 : run_timed(seconds, decode_one, &pc, false, &ff->decode);
     if (rc == 0)
         rc = run_timed(seconds, push_one, &pc, true, &ff->push);
-    kiln_ingester_stats(e.ing, "bench", &ff->head);
+    kiln_db_stats(kiln_ingester_db(e.ing), "bench", &ff->head);
     kiln_arena_destroy(pc.a);
     env_destroy(&e);
     return rc;
@@ -647,6 +737,8 @@ static int bench_single(const bench_file *f, size_t n, const bench_opts *o)
             rc = bench_baselines(&f[i], o->seconds, &ff[i]);
         if (rc == 0)
             rc = bench_file_push(&f[i], o->seconds, o->push_only, &ff[i]);
+        if (rc == 0 && !o->push_only)
+            rc = bench_wire(&f[i], o->seconds, &ff[i]);
     }
     if (rc == 0) {
         printf("\n== Push path, single thread (decode+validate+normalize+split+append via "
@@ -662,6 +754,7 @@ static int bench_single(const bench_file *f, size_t n, const bench_opts *o)
         print_ratio_header();
         for (size_t i = 0; i < n; i++)
             print_ratio_row(&f[i], &ff[i]);
+        print_wire(f, ff, n);
     }
     free(ff);
     return rc;
@@ -693,7 +786,7 @@ static int bench_threads(const bench_file *f, size_t n, int threads, double seco
     push_ctx *pc = kiln_xcalloc((size_t)threads, sizeof(*pc));
     pthread_t *tid = kiln_xcalloc((size_t)threads, sizeof(*tid));
     char(*tenants)[32] = kiln_xcalloc((size_t)threads, sizeof(*tenants));
-    int64_t t0 = realtime_ns() - 86400LL * 1000000000;
+    int64_t t0 = kiln_wall_ns() - 86400LL * 1000000000;
     for (int k = 0; k < threads; k++) {
         snprintf(tenants[k], sizeof(tenants[k]), "bench-t%d", k);
         pc[k] =

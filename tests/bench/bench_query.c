@@ -16,13 +16,15 @@
 #include <time.h>
 
 #include "block.h"
+#include "clock.h"
 #include "gzip.h"
-#include "ingester.h"
+#include "db.h"
 #include "objstore.h"
 #include "selector.h"
 #include "flamegraph.h"
 #include "tree.h"
 #include "peak_rss.h"
+#include "head_append.h"
 
 #define PROFILES 8640
 #define STEP_NS 10000000000LL
@@ -30,9 +32,7 @@
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)kiln_mono_ns() / 1e9;
 }
 
 static bool load(kiln_arena_t *a, const char *path, kiln_pprof_t *p)
@@ -75,7 +75,7 @@ typedef struct timing {
     double p50, p99;
 } timing;
 
-static timing measure(kiln_ingester_t *ing, const char *q, int64_t start, int64_t end, int runs,
+static timing measure(kiln_db_t *db, const char *q, int64_t start, int64_t end, int runs,
                       int64_t *total)
 {
     double *t = calloc((size_t)runs, sizeof(double));
@@ -84,7 +84,10 @@ static timing measure(kiln_ingester_t *ing, const char *q, int64_t start, int64_
     for (int i = 0; i < runs; i++) {
         double t0 = now_s();
         kiln_tree_t *tree = kiln_tree_create();
-        kiln_ingester_merge_tree(ing, "bench", sel, start, end, tree);
+        kiln_read_filter f = {.sel = sel, .start_ms = start, .end_ms = end};
+        kiln_read_visitor v = {.tree = tree};
+        if (kiln_db_read(db, "bench", &f, &v, NULL) != KILN_OK)
+            fprintf(stderr, "bench_query: read failed\n");
         kiln_arena_t *a = kiln_arena_create(0);
         kiln_tree_flamegraph(tree, 8192, a);
         *total = kiln_tree_total(tree);
@@ -99,10 +102,9 @@ static timing measure(kiln_ingester_t *ing, const char *q, int64_t start, int64_
     return r;
 }
 
-static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
+static void on_profile(void *ctx, const kiln_read_profile *p)
 {
-    (void)l, (void)n, (void)t;
-    *(int64_t *)ctx += total;
+    *(int64_t *)ctx += p->total;
 }
 
 static void on_series(void *ctx, const kiln_label_t *l, size_t n)
@@ -147,7 +149,7 @@ static int64_t write_day(const char *dir, kiln_pprof_t *p, int64_t t0, bool no_s
         kiln_head_t *h = kiln_head_create();
         for (int i = 0; i < HOUR_PROFILES; i++) {
             vary(p, orig, &seed);
-            kiln_head_append(h, l, 2, p, t0 + (int64_t)(hour * HOUR_PROFILES + i) * STEP_NS, NULL);
+            check_head_append(h, l, 2, p, t0 + (int64_t)(hour * HOUR_PROFILES + i) * STEP_NS, 0);
         }
         Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
         char ulid[KILN_ULID_LEN + 1];
@@ -200,10 +202,10 @@ int main(int argc, char **argv)
         return 1;
     int64_t t0 = 1700000000000000000LL;
     write_day(dir, &p, t0, no_sums);
-    kiln_ingester_config ic = {.storage_path = dir};
-    kiln_ingester_t *ing;
+    kiln_db_config dc = {.path = dir};
+    kiln_db_t *db;
     kiln_err err;
-    if (kiln_ingester_create(&ic, &ing, &err) != KILN_OK) {
+    if (kiln_db_open(&dc, &db, &err) != KILN_OK) {
         fprintf(stderr, "bench_query: %s\n", err.msg);
         return 1;
     }
@@ -211,35 +213,41 @@ int main(int argc, char **argv)
     int64_t s0 = t0 / 1000000, total;
     double written_peak = peak_rss_mb();
     bool reset = reset_peak_rss();
-    timing first = measure(ing, q, s0, s0 + 24 * 3600000LL, 1, &total);
+    timing first = measure(db, q, s0, s0 + 24 * 3600000LL, 1, &total);
     printf("SelectMergeStacktraces 24 h first query (uncached): %7.2f ms  total %lld\n", first.p50,
            (long long)total);
-    timing h1 = measure(ing, q, s0 + 12 * 3600000LL, s0 + 13 * 3600000LL - 1, 50, &total);
+    timing h1 = measure(db, q, s0 + 12 * 3600000LL, s0 + 13 * 3600000LL - 1, 50, &total);
     printf("SelectMergeStacktraces 1 h  (360 profiles): p50 %7.2f ms  p99 %7.2f ms  total %lld\n",
            h1.p50, h1.p99, (long long)total);
     timing h1u =
-        measure(ing, q, s0 + 12 * 3600000LL + 1800000, s0 + 13 * 3600000LL + 1800000, 20, &total);
+        measure(db, q, s0 + 12 * 3600000LL + 1800000, s0 + 13 * 3600000LL + 1800000, 20, &total);
     printf("SelectMergeStacktraces 1 h  (straddling 2 blocks): p50 %7.2f ms  p99 %7.2f ms  total "
            "%lld\n",
            h1u.p50, h1u.p99, (long long)total);
-    timing d1 = measure(ing, q, s0, s0 + 24 * 3600000LL, 20, &total);
+    timing d1 = measure(db, q, s0, s0 + 24 * 3600000LL, 20, &total);
     printf("SelectMergeStacktraces 24 h (8640 profiles): p50 %7.2f ms  p99 %7.2f ms  total %lld\n",
            d1.p50, d1.p99, (long long)total);
     kiln_selector_t *sel;
     kiln_selector_parse(q, strlen(q), &sel, NULL);
     double ts0 = now_s();
     int64_t sum = 0;
-    kiln_ingester_profiles(ing, "bench", sel, s0, s0 + 24 * 3600000LL, on_profile, &sum);
+    kiln_read_filter pf = {.sel = sel, .start_ms = s0, .end_ms = s0 + 24 * 3600000LL};
+    kiln_read_visitor pv = {.profile = on_profile, .ctx = &sum};
+    if (kiln_db_read(db, "bench", &pf, &pv, NULL) != KILN_OK)
+        fprintf(stderr, "bench_query: read failed\n");
     printf("SelectSeries 24 h totals scan (1440 points at 60 s): %.2f ms\n", (now_s() - ts0) * 1e3);
     ts0 = now_s();
     int n_series = 0;
-    kiln_ingester_series(ing, "bench", NULL, 0, 0, on_series, &n_series);
+    kiln_read_filter sf = {0};
+    kiln_read_visitor sv = {.series = on_series, .ctx = &n_series};
+    if (kiln_db_read(db, "bench", &sf, &sv, NULL) != KILN_OK)
+        fprintf(stderr, "bench_query: read failed\n");
     printf("LabelValues/Series scan: %.3f ms (%d series)\n", (now_s() - ts0) * 1e3, n_series);
     kiln_selector_destroy(sel);
     printf("peak RSS writing the day: %.1f MB\n", written_peak);
     if (reset)
         printf("peak query RSS: %.1f MB (VmHWM reset before the first query)\n", peak_rss_mb());
-    kiln_ingester_destroy(ing);
+    kiln_db_close(db);
     kiln_arena_destroy(a);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

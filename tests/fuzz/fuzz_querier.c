@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "local_store.h"
+#include "db.h"
 #include "gzip.h"
 #include "ingester.h"
 #include "log.h"
@@ -109,8 +109,9 @@ static void fill(kiln_ingester_t *ing)
                 real.time_nanos = ns;
                 p = &real;
             }
-            kiln_ingester_part part = {sets[i], n_labels[i], p, (uint64_t)(t * 10 + i + 1)};
-            if (kiln_ingester_append(ing, i == 3 ? "u" : "t", &part, 1, NULL) != KILN_OK)
+            kiln_head_part part = {sets[i], n_labels[i], p, (uint64_t)(t * 10 + i + 1)};
+            if (kiln_db_append(kiln_ingester_db(ing), i == 3 ? "u" : "t", &part, 1, NULL) !=
+                KILN_OK)
                 abort();
         }
     }
@@ -133,7 +134,7 @@ static void setup(void)
         abort();
     fill(ing);
     /* Lives as long as the process, as in a server. */
-    kiln_querier_config qc = {.store = kiln_ingester_store(ing)};
+    kiln_querier_config qc = {.store = kiln_db_store(kiln_ingester_db(ing))};
     kiln_querier_t *q = kiln_querier_create(&qc);
     rpc = kiln_rpc_registry_create();
     kiln_querier_register(q, rpc);

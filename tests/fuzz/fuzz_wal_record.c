@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0
- * libFuzzer target for the ingester's WAL record (docs/wal-format.md), what
+ * libFuzzer target for the storage engine's WAL record (docs/wal-format.md), what
  * Kiln reads back from its own disk on every start: a record either decodes
  * into parts that a head takes and a query merges without a crash, or is
  * refused with KILN_DATA_LOSS (or KILN_FAILED_PRECONDITION for a newer
@@ -14,7 +14,7 @@
 
 #include "arena.h"
 #include "head.h"
-#include "ingester_int.h"
+#include "record.h"
 #include "pprof.h"
 #include "small_profile.h"
 #include "tree.h"
@@ -31,7 +31,7 @@ static void make_valid(void)
     static const kiln_label_t l1[] = {{"__name__", "process_cpu"}, {"service_name", "svc"}};
     static const kiln_label_t l2[] = {
         {"__name__", "process_cpu"}, {"pod", "p-1"}, {"service_name", "svc"}};
-    kiln_ingester_part parts[2] = {{l1, 2, &p, 42}, {l2, 3, &p, 0}};
+    kiln_head_part parts[2] = {{l1, 2, &p, 42}, {l2, 3, &p, 0}};
     kiln_buf_init(&valid, 0);
     kiln_record_encode("tenant-a", parts, 2, &valid);
     kiln_arena_destroy(a);
@@ -43,7 +43,9 @@ static void apply_and_query(const kiln_record *rec)
     kiln_head_t *h = kiln_head_create();
     kiln_head_append_batch(h, rec->parts, rec->n);
     kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_tree(h, NULL, 0, 0, t);
+    kiln_read_filter f = {0};
+    kiln_read_visitor v = {.tree = t};
+    (void)kiln_head_read(h, &f, &v, NULL);
     (void)kiln_tree_total(t);
     kiln_tree_destroy(t);
     kiln_head_destroy(h);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "head_read.h"
 #include "gzip.h"
 #include "head.h"
 #include "pprof.h"
@@ -41,7 +42,7 @@ static inline int64_t check_head_total(kiln_head_t *h, const char *q)
     if (kiln_selector_parse(q, strlen(q), &sel, NULL) != KILN_OK)
         return -1;
     kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_tree(h, sel, 0, 0, t);
+    check_head_merge(h, sel, 0, 0, t);
     int64_t v = kiln_tree_total(t);
     kiln_tree_destroy(t);
     kiln_selector_destroy(sel);

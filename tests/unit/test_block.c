@@ -8,6 +8,7 @@
 #include "block.h"
 #include "cancel.h"
 #include "check.h"
+#include "head_read.h"
 #include "profiles.h"
 #include "gzip.h"
 #include "selector.h"
@@ -28,8 +29,8 @@ static kiln_head_t *sample_head(kiln_arena_t *a)
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
     kiln_label_t m[] = {{"__name__", "memory"}, {"service_name", "api"}};
     for (int i = 0; i < 3; i++)
-        kiln_head_append(h, l, 2, &cpu, 1700000000000000000LL + i * 15000000000LL, NULL);
-    kiln_head_append(h, m, 2, &heap, 1700000000000000000LL, NULL);
+        check_head_append(h, l, 2, &cpu, 1700000000000000000LL + i * 15000000000LL, 0);
+    check_head_append(h, m, 2, &heap, 1700000000000000000LL, 0);
     return h;
 }
 
@@ -100,7 +101,7 @@ static size_t packed_flamegraph(kiln_head_t *h, const char *q, int64_t start, in
     if (kiln_selector_parse(q, strlen(q), &sel, NULL) != KILN_OK)
         return 0;
     kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_tree(h, sel, start, end, t);
+    check_head_merge(h, sel, start, end, t);
     kiln_arena_t *a = kiln_arena_create(0);
     Querier__V1__FlameGraph *fg = kiln_tree_flamegraph(t, 1 << 20, a);
     size_t n = protobuf_c_message_get_packed_size(&fg->base);
@@ -171,7 +172,7 @@ static int64_t ids_total(kiln_head_t *h, const uint64_t *ids, size_t n)
     if (kiln_selector_parse(Q, strlen(Q), &sel, NULL) != KILN_OK)
         return -1;
     kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_ids(h, sel, 0, 0, NULL, 0, ids, n, t);
+    check_head_merge_ids(h, sel, 0, 0, NULL, 0, ids, n, t);
     int64_t v = kiln_tree_total(t);
     kiln_tree_destroy(t);
     kiln_selector_destroy(sel);
@@ -189,8 +190,8 @@ TEST(profile_ids_select_profiles)
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
     for (uint64_t i = 1; i <= 3; i++)
-        CHECK_OK(kiln_head_append_id(
-            h, l, 2, &cpu, 1700000000000000000LL + (int64_t)i * 15000000000LL, i * 11, NULL));
+        check_head_append(h, l, 2, &cpu, 1700000000000000000LL + (int64_t)i * 15000000000LL,
+                          i * 11);
     int64_t one = check_head_total(h, Q) / 3;
     CHECK(one > 0);
     kiln_objstore_t *s;
@@ -220,7 +221,7 @@ static int64_t span_total(kiln_head_t *h, uint64_t span)
     if (kiln_selector_parse("{}", 2, &sel, NULL) != KILN_OK)
         return -1;
     kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_spans(h, sel, 0, 0, &span, 1, t);
+    check_head_merge_spans(h, sel, 0, 0, &span, 1, t);
     int64_t v = kiln_tree_total(t);
     kiln_tree_destroy(t);
     kiln_selector_destroy(sel);
@@ -238,7 +239,7 @@ TEST(span_ids_survive_a_block)
     }
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
-    CHECK_OK(kiln_head_append(h, l, 2, &p, 1700000000000000000LL, NULL));
+    check_head_append(h, l, 2, &p, 1700000000000000000LL, 0);
     int64_t in_head = span_total(h, 0x239);
     CHECK(in_head > 0);
     CHECK(in_head < check_head_total(h, Q));
@@ -315,21 +316,24 @@ TEST(merge_reports_a_failing_chunk)
     torn_close(&t);
 }
 
-/* A chunk that cannot be loaded during a query ends the query with
- * data_loss (through its bound token) instead of a partial answer. */
+/* A chunk that cannot be loaded during a read is data_loss to the caller
+ * of kiln_head_read, whichever visitor, instead of a partial answer. */
 TEST(query_reports_a_failing_chunk)
 {
     torn_block t;
     CHECK(torn_open(&t));
-    kiln_cancel_t token;
-    kiln_cancel_init(&token, 0);
-    kiln_cancel_bind(&token);
     kiln_tree_t *tree = kiln_tree_create();
-    if (t.b != NULL)
-        kiln_head_merge_tree(kiln_block_head(t.b), NULL, 1700000000000LL, 1700000000001LL, tree);
-    kiln_cancel_bind(NULL);
-    CHECK_EQ(kiln_cancel_check(&token), KILN_DATA_LOSS);
-    CHECK(strstr(token.fail_msg, "samples") != NULL);
+    kiln_err err = {KILN_OK, ""};
+    if (t.b != NULL) {
+        CHECK_EQ(check_head_merge_st(kiln_block_head(t.b), NULL, 1700000000000LL, 1700000000001LL,
+                                     NULL, 0, NULL, 0, tree),
+                 KILN_DATA_LOSS);
+        static const uint64_t span = 1;
+        kiln_read_filter f = {.spans = &span, .n_spans = 1};
+        kiln_read_visitor v = {.tree = tree};
+        CHECK_EQ(kiln_head_read(kiln_block_head(t.b), &f, &v, &err), KILN_DATA_LOSS);
+        CHECK(strstr(err.msg, "samples") != NULL);
+    }
     kiln_tree_destroy(tree);
     torn_close(&t);
 }

@@ -11,6 +11,7 @@
 
 #include "block.h"
 #include "check.h"
+#include "head_read.h"
 #include "selector.h"
 #include "synth.h"
 #include "flamegraph.h"
@@ -34,9 +35,9 @@ static kiln_head_t *many_series_head(kiln_arena_t *a)
         kiln_label_t l[] = {{"__name__", "process_cpu"},
                             {"pod", kiln_arena_printf(a, "%d", i)},
                             {"service_name", "api"}};
-        CHECK_OK(kiln_head_append(h, l, 3, &p, T0_NS + i * 1000000LL, NULL));
+        check_head_append(h, l, 3, &p, T0_NS + i * 1000000LL, 0);
         kiln_label_t w[] = {{"__name__", "process_cpu"}, {"service_name", "wide"}};
-        CHECK_OK(kiln_head_append(h, w, 2, &p, T0_NS, NULL));
+        check_head_append(h, w, 2, &p, T0_NS, 0);
     }
     return h;
 }
@@ -47,7 +48,7 @@ static void merged(kiln_head_t *h, const char *q, kiln_buf *out)
     kiln_selector_t *sel;
     CHECK_OK(kiln_selector_parse(q, strlen(q), &sel, NULL));
     kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_tree(h, sel, 0, 0, t);
+    check_head_merge(h, sel, 0, 0, t);
     kiln_tree_marshal(t, 1 << 20, out);
     kiln_tree_destroy(t);
     kiln_selector_destroy(sel);

@@ -10,6 +10,7 @@
 #include "block.h"
 #include "blockset.h"
 #include "check.h"
+#include "head_read.h"
 #include "synth.h"
 
 #define PER_TENANT 60
@@ -37,7 +38,7 @@ TEST(sync_many_blocks)
     CHECK(synth_profile(a, 1, 1700000000000000000LL, &p));
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
-    CHECK_OK(kiln_head_append(h, l, 2, &p, 0, NULL));
+    check_head_append(h, l, 2, &p, 0, 0);
     kiln_objstore_t *s;
     CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));
     static char ulids[2][PER_TENANT][KILN_ULID_LEN + 1];

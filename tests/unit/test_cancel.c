@@ -85,7 +85,8 @@ static void count_series(void *ctx, const kiln_label_t *l, size_t n)
     (*(size_t *)ctx)++;
 }
 
-/* A cancelled query's scans stop: no series visited, nothing merged. */
+/* A cancelled query's reads stop and say so: no series visited, nothing
+ * merged, KILN_CANCELLED. */
 TEST(head_scans_stop_when_cancelled)
 {
     kiln_arena_t *a = kiln_arena_create(0);
@@ -100,19 +101,25 @@ TEST(head_scans_stop_when_cancelled)
         char v[16];
         snprintf(v, sizeof(v), "i%d", i);
         kiln_label_t l[] = {{"__name__", "process_cpu"}, {"pod", v}, {"service_name", "api"}};
-        CHECK_OK(kiln_head_append(h, l, 3, &p, 0, NULL));
+        check_head_append(h, l, 3, &p, 0, 0);
     }
     const char *q = "process_cpu:cpu:nanoseconds:cpu:nanoseconds{}";
     size_t live = 0, stopped = 0;
-    kiln_head_series(h, NULL, 0, 0, count_series, &live);
+    check_head_series(h, NULL, 0, 0, count_series, &live);
     int64_t total = check_head_total(h, q);
 
     kiln_cancel_t c;
     kiln_cancel_init(&c, 0);
     kiln_cancel_set(&c, KILN_CANCELLED);
     kiln_cancel_bind(&c);
-    kiln_head_series(h, NULL, 0, 0, count_series, &stopped);
-    int64_t cancelled_total = check_head_total(h, q);
+    kiln_read_filter f = {0};
+    kiln_read_visitor sv = {.series = count_series, .ctx = &stopped};
+    kiln_err err = {KILN_OK, ""};
+    CHECK_EQ(kiln_head_read(h, &f, &sv, &err), KILN_CANCELLED);
+    kiln_tree_t *t = kiln_tree_create();
+    CHECK_EQ(check_head_merge_st(h, NULL, 0, 0, NULL, 0, NULL, 0, t), KILN_CANCELLED);
+    int64_t cancelled_total = kiln_tree_total(t);
+    kiln_tree_destroy(t);
     kiln_cancel_bind(NULL);
     CHECK_EQ(live, 100); /* two sample types per pod */
     CHECK_EQ(stopped, 0);

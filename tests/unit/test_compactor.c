@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Unit tests: compaction output equals the union of its inputs (replicas
  * counted once), sources go a round later, retention deletes exactly what
- * expired. */
+ * expired; a source whose chunk does not load leaves its group alone, and
+ * no source is deleted. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "blockset.h"
 #include "check.h"
+#include "corrupt_chunk.h"
+#include "head_read.h"
 #include "profiles.h"
 #include "compactor.h"
 #include "gzip.h"
@@ -15,18 +18,27 @@
 
 static char root[64];
 
-/* Writes a level-1 block of tenant holding `cpu` at each time in ts[]. */
-static void put_block(kiln_objstore_t *s, const char *tenant, const kiln_pprof_t *cpu,
-                      const int64_t *ts, size_t n)
+/* Writes a level-1 block of tenant holding `cpu` at each time in ts[];
+ * its ULID goes to ulid_out when not NULL. */
+static void put_block_ulid(kiln_objstore_t *s, const char *tenant, const kiln_pprof_t *cpu,
+                           const int64_t *ts, size_t n, char *ulid_out)
 {
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
     for (size_t i = 0; i < n; i++)
-        kiln_head_append(h, l, 2, cpu, ts[i] * 1000000, NULL);
+        check_head_append(h, l, 2, cpu, ts[i] * 1000000, 0);
     Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
     char ulid[KILN_ULID_LEN + 1];
     CHECK_OK(kiln_block_write(s, tenant, h, &meta, ulid, NULL));
+    if (ulid_out != NULL)
+        memcpy(ulid_out, ulid, sizeof(ulid));
     kiln_head_destroy(h);
+}
+
+static void put_block(kiln_objstore_t *s, const char *tenant, const kiln_pprof_t *cpu,
+                      const int64_t *ts, size_t n)
+{
+    put_block_ulid(s, tenant, cpu, ts, n, NULL);
 }
 
 typedef struct sum_ctx {
@@ -43,7 +55,7 @@ static void sum_block(void *ctx, const char *tenant, kiln_block_t *b)
     if (kiln_selector_parse(q, strlen(q), &sel, NULL) != KILN_OK)
         return;
     kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_tree(kiln_block_head(b), sel, 0, 0, t);
+    check_head_merge(kiln_block_head(b), sel, 0, 0, t);
     c->total += kiln_tree_total(t);
     c->blocks++;
     kiln_tree_destroy(t);
@@ -107,12 +119,71 @@ TEST(compact_dedup_retention)
     kiln_arena_destroy(a);
 }
 
+/* The number of blocks of tenant a reader sees. */
+static size_t block_count(kiln_objstore_t *s)
+{
+    kiln_blockset_t *bs = kiln_blockset_create(s);
+    CHECK_OK(kiln_blockset_sync(bs, NULL));
+    size_t n, quarantined;
+    kiln_blockset_counts(bs, &n, &quarantined);
+    kiln_blockset_destroy(bs);
+    return n;
+}
+
+/* Two sources of one group, one with a chunk that opens but does not
+ * load: the merge fails part way, so nothing is written and both sources
+ * stay, round after round (before merge_from returned a status, a partial
+ * merge could supersede and then delete the damaged source's data). */
+TEST(failing_chunk_keeps_the_sources)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t cpu;
+    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &cpu)) {
+        CHECK(!"testdata missing");
+        kiln_arena_destroy(a);
+        return;
+    }
+    char dir[128];
+    snprintf(dir, sizeof(dir), "%s/torn", root);
+    kiln_objstore_t *s;
+    CHECK_OK(kiln_objstore_open_fs(dir, &s, NULL));
+    const int64_t day = 1700006400000LL;
+    int64_t t1[] = {day + 1000, day + 2000}, t2[] = {day + 3000};
+    char torn[KILN_ULID_LEN + 1];
+    put_block_ulid(s, "t", &cpu, t1, 2, torn);
+    put_block(s, "t", &cpu, t2, 1);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/t/blocks/%s/samples", dir, torn);
+    CHECK(check_corrupt_first_chunk(path));
+    CHECK_EQ(block_count(s), 2); /* it still opens */
+    kiln_limits lim;
+    memset(&lim, 0, sizeof(lim));
+    kiln_overrides_t *o = kiln_overrides_create(&lim);
+    kiln_compactor_config cfg = {dir, 3600000000000LL, 0, o, 0};
+    kiln_compactor_t *c;
+    CHECK_OK(kiln_compactor_create(&cfg, &c, NULL));
+    for (int round = 0; round < 2; round++)
+        CHECK_OK(kiln_compactor_run_once(c, day + 86400000LL, NULL));
+    kiln_compactor_stats st;
+    kiln_compactor_stats_get(c, &st);
+    CHECK_EQ(st.compacted, 0);
+    CHECK_EQ(st.failed, 2);
+    CHECK_EQ(st.deleted_superseded, 0);
+    CHECK_EQ(block_count(s), 2);
+    CHECK(access(path, F_OK) == 0);
+    kiln_compactor_destroy(c);
+    kiln_overrides_destroy(o);
+    kiln_objstore_close(s);
+    kiln_arena_destroy(a);
+}
+
 int main(void)
 {
     snprintf(root, sizeof(root), "/tmp/kiln-compactor-XXXXXX");
     if (mkdtemp(root) == NULL)
         return 1;
     RUN(compact_dedup_retention);
+    RUN(failing_chunk_keeps_the_sources);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
     if (system(cmd) != 0)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "head_read.h"
 #include "profiles.h"
 #include "gzip.h"
 #include "head.h"
@@ -45,13 +46,13 @@ TEST(append_and_query)
     }
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"env", "prod"}, {"service_name", "api"}};
-    CHECK_OK(kiln_head_append(h, l, 3, &p, 0, NULL));
+    check_head_append(h, l, 3, &p, 0, 0);
     kiln_head_stats_t st;
     kiln_head_stats(h, &st);
     CHECK_EQ(st.series, 2); /* samples/count and cpu/nanoseconds */
     CHECK_EQ(st.profiles, 2);
     size_t nodes = st.stack_nodes;
-    CHECK_OK(kiln_head_append(h, l, 3, &p, 0, NULL)); /* same stacks again */
+    check_head_append(h, l, 3, &p, 0, 0); /* same stacks again */
     kiln_head_stats(h, &st);
     CHECK_EQ(st.stack_nodes, nodes);
     CHECK_EQ(st.profiles, 4);
@@ -61,7 +62,7 @@ TEST(append_and_query)
     CHECK_OK(kiln_selector_parse("{env=\"prod\"}", 12, &sel, NULL));
     CHECK_OK(kiln_selector_add(sel, "__profile_type__", KILN_MATCH_EQ,
                                "process_cpu:cpu:nanoseconds:cpu:nanoseconds", NULL));
-    kiln_head_series(h, sel, 0, 0, on_series, &s);
+    check_head_series(h, sel, 0, 0, on_series, &s);
     kiln_selector_destroy(sel);
     CHECK_EQ(s.n, 1);
     CHECK_STR(s.type, "process_cpu:cpu:nanoseconds:cpu:nanoseconds");
@@ -86,13 +87,13 @@ TEST(time_range)
     }
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
-    CHECK_OK(kiln_head_append(h, l, 2, &p, 1000000000000000000LL, NULL)); /* t = 1e9 s */
+    check_head_append(h, l, 2, &p, 1000000000000000000LL, 0); /* t = 1e9 s */
     kiln_selector_t *sel;
     CHECK_OK(kiln_selector_parse("{}", 2, &sel, NULL));
     kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_tree(h, sel, 1000000000001LL, 0, t); /* starts 1 ms later */
+    check_head_merge(h, sel, 1000000000001LL, 0, t); /* starts 1 ms later */
     CHECK_EQ(kiln_tree_total(t), 0);
-    kiln_head_merge_tree(h, sel, 999999999000LL, 1000000000000LL, t);
+    check_head_merge(h, sel, 999999999000LL, 1000000000000LL, t);
     CHECK(kiln_tree_total(t) > 0);
     kiln_tree_destroy(t);
     kiln_selector_destroy(sel);
@@ -106,15 +107,30 @@ typedef struct keys {
     size_t n;
 } keys;
 
-static void on_profile_id(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total,
-                          uint64_t id)
+static void on_profile_id(void *ctx, const kiln_read_profile *p)
 {
-    (void)total;
     keys *k = ctx;
     if (k->n < 16) {
-        k->id[k->n] = id;
-        k->k[k->n++] = kiln_head_profile_key(l, n, t, id);
+        k->id[k->n] = p->id;
+        k->k[k->n++] = kiln_profile_key(p->labels, p->n_labels, p->time_ms, p->id);
     }
+}
+
+static void count_one(void *ctx, const kiln_label_t *l, size_t n)
+{
+    (void)l, (void)n;
+    ++*(size_t *)ctx;
+}
+
+/* A read under f into a tree: its total. */
+static int64_t filtered_total(kiln_head_t *h, const kiln_read_filter *f)
+{
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_read_visitor v = {.tree = t};
+    CHECK_OK(kiln_head_read(h, f, &v, NULL));
+    int64_t total = kiln_tree_total(t);
+    kiln_tree_destroy(t);
+    return total;
 }
 
 /* Three replicas-to-be of one push (same time, ids 1..3): a key filter
@@ -131,30 +147,34 @@ TEST(key_filter)
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
     for (uint64_t id = 1; id <= 3; id++)
-        CHECK_OK(kiln_head_append_id(h, l, 2, &p, 1700000000000000000LL, id, NULL));
+        check_head_append(h, l, 2, &p, 1700000000000000000LL, id);
     const char *q = "process_cpu:cpu:nanoseconds:cpu:nanoseconds{}";
     kiln_selector_t *sel;
     CHECK_OK(kiln_selector_parse(q, strlen(q), &sel, NULL));
     keys k = {{0}, {0}, 0};
-    kiln_head_profiles_id(h, sel, 0, 0, on_profile_id, &k);
+    check_head_profiles(h, sel, 0, 0, on_profile_id, &k);
     CHECK_EQ(k.n, 3);
     CHECK(k.k[0] != k.k[1] && k.k[1] != k.k[2] && k.k[0] != k.k[2]);
     int64_t one = type_sum(&p, 1);
     uint64_t only = k.k[1];
-    kiln_head_filter f = {&only, 1, NULL, 0, NULL, 0};
-    kiln_tree_t *t = kiln_tree_create();
-    kiln_head_merge_filtered(h, sel, 0, 0, &f, t);
-    CHECK_EQ(kiln_tree_total(t), one);
-    kiln_tree_destroy(t);
+    kiln_read_filter f = {.sel = sel, .keys = &only, .n_keys = 1};
+    CHECK_EQ(filtered_total(h, &f), one);
+    /* the same filter applies to profile and series reads */
+    keys kept = {{0}, {0}, 0};
+    kiln_read_visitor pv = {.profile = on_profile_id, .ctx = &kept};
+    CHECK_OK(kiln_head_read(h, &f, &pv, NULL));
+    CHECK_EQ(kept.n, 1);
+    CHECK_EQ(kept.k[0], only);
     f.n_keys = 0; /* keys set, none in it */
-    t = kiln_tree_create();
-    kiln_head_merge_filtered(h, sel, 0, 0, &f, t);
-    CHECK_EQ(kiln_tree_total(t), 0);
-    kiln_tree_destroy(t);
-    t = kiln_tree_create();
-    kiln_head_merge_filtered(h, sel, 0, 0, NULL, t);
-    CHECK_EQ(kiln_tree_total(t), 3 * one);
-    kiln_tree_destroy(t);
+    CHECK_EQ(filtered_total(h, &f), 0);
+    size_t series = 0;
+    kiln_read_visitor sv = {.series = count_one, .ctx = &series};
+    CHECK_OK(kiln_head_read(h, &f, &sv, NULL));
+    CHECK_EQ(series, 0);
+    f.keys = NULL;
+    CHECK_EQ(filtered_total(h, &f), 3 * one);
+    CHECK_OK(kiln_head_read(h, &f, &sv, NULL));
+    CHECK_EQ(series, 1);
     kiln_selector_destroy(sel);
     kiln_head_destroy(h);
     kiln_arena_destroy(a);
@@ -197,8 +217,7 @@ TEST(batch_matches_single)
     kiln_head_t *single = kiln_head_create(), *batched = kiln_head_create();
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < 2; i++)
-            CHECK_OK(kiln_head_append_id(single, parts[i].labels, 3, parts[i].profile,
-                                         half[i].time_nanos, 7, NULL));
+            check_head_append(single, parts[i].labels, 3, parts[i].profile, half[i].time_nanos, 7);
         kiln_head_append_batch(batched, parts, 2);
     }
     check_same_stats(single, batched);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Unit tests: flushing heads into blocks. Flushes started from several
+ * Unit tests: the database flushing heads into blocks. Flushes started from several
  * threads at once (the flusher's tick and the flush before leaving a ring,
  * on SIGTERM) run one at a time: each cut head is written as one block and
  * freed once, so every profile is found exactly once, in a head or a block
@@ -8,10 +8,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
-#include "ingester.h"
+#include "clock.h"
+#include "db_fixture.h"
 #include "profiles.h"
 #include "tmpdir.h"
 
@@ -20,22 +20,22 @@
 
 static char dir[64];
 
-static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
+static void on_profile(void *ctx, const kiln_read_profile *p)
 {
-    (void)l, (void)n, (void)t, (void)total;
+    (void)p;
     (*(size_t *)ctx)++;
 }
 
-/* Profiles the ingester answers with, heads and blocks together. */
-static size_t profiles_seen(kiln_ingester_t *ing)
+/* Profiles the database answers with, heads and blocks together. */
+static size_t profiles_seen(kiln_db_t *db)
 {
     size_t n = 0;
-    kiln_ingester_profiles(ing, TENANT, NULL, 0, 0, on_profile, &n);
+    check_db_profiles(db, TENANT, on_profile, &n);
     return n;
 }
 
 typedef struct flusher_arg {
-    kiln_ingester_t *ing;
+    kiln_db_t *db;
     pthread_barrier_t *go;
     kiln_status st;
 } flusher_arg;
@@ -45,15 +45,13 @@ static void *flush_thread(void *arg)
     flusher_arg *f = arg;
     kiln_err err;
     pthread_barrier_wait(f->go);
-    f->st = kiln_ingester_flush(f->ing, &err);
+    f->st = kiln_db_flush(f->db, &err);
     return NULL;
 }
 
-static double since_s(const struct timespec *t0)
+static double since_s(const int64_t *t0)
 {
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+    return (double)(kiln_mono_ns() - *t0) / 1e9;
 }
 
 /* Rounds of: append a profile, then flush from two threads released at
@@ -71,28 +69,28 @@ TEST(concurrent_flushes_write_each_head_once)
     }
     snprintf(dir, sizeof(dir), "/tmp/kiln-flush-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
-    kiln_ingester_config c = {.storage_path = dir,
-                              .max_profile_bytes = 64u << 20,
-                              .wal_segment_bytes = 1u << 20,
-                              .flush_check_ns = 3600000000000LL};
-    kiln_ingester_t *ing = NULL;
+    kiln_objstore_t *store = check_store_open(dir);
+    kiln_db_config c = {.path = dir,
+                        .store = store,
+                        .wal_segment_bytes = 1u << 20,
+                        .flush_check_ns = 3600000000000LL};
+    kiln_db_t *db = NULL;
     kiln_err err;
-    CHECK_OK(kiln_ingester_create(&c, &ing, &err));
-    if (ing == NULL) {
+    CHECK_OK(kiln_db_open(&c, &db, &err));
+    if (db == NULL) {
         kiln_arena_destroy(a);
         return;
     }
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "flush-test"}};
     size_t types = p.n_sample_types, rounds = 0, failed = 0;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = kiln_mono_ns();
     for (; rounds < 40 && since_s(&t0) < 20; rounds++) {
         p.time_nanos = T0 + (int64_t)rounds * 1000000000LL;
-        kiln_ingester_part part = {l, 2, &p, 0};
-        CHECK_OK(kiln_ingester_append(ing, TENANT, &part, 1, &err));
+        kiln_head_part part = {l, 2, &p, 0};
+        CHECK_OK(kiln_db_append(db, TENANT, &part, 1, &err));
         pthread_barrier_t go;
         pthread_barrier_init(&go, NULL, 2);
-        flusher_arg fa[2] = {{ing, &go, KILN_OK}, {ing, &go, KILN_OK}};
+        flusher_arg fa[2] = {{db, &go, KILN_OK}, {db, &go, KILN_OK}};
         pthread_t th[2];
         for (int i = 0; i < 2; i++)
             pthread_create(&th[i], NULL, flush_thread, &fa[i]);
@@ -101,22 +99,23 @@ TEST(concurrent_flushes_write_each_head_once)
         pthread_barrier_destroy(&go);
         CHECK_OK(fa[0].st);
         CHECK_OK(fa[1].st);
-        size_t seen = profiles_seen(ing);
+        size_t seen = profiles_seen(db);
         if (seen != (rounds + 1) * types && failed++ == 0)
             printf("  round %zu: %zu profiles seen, %zu pushed\n", rounds, seen,
                    (rounds + 1) * types);
     }
     CHECK_EQ(failed, 0);
     kiln_head_stats_t s;
-    kiln_ingester_stats_all(ing, &s);
+    kiln_db_stats(db, NULL, &s);
     CHECK_EQ(s.profiles, 0); /* every head went into a block */
     printf("  %zu rounds of two concurrent flushes in %.2f s\n", rounds, since_s(&t0));
-    kiln_ingester_destroy(ing);
+    kiln_db_close(db);
     /* A restart replays nothing twice: the blocks hold everything. */
-    CHECK_OK(kiln_ingester_create(&c, &ing, &err));
-    if (ing != NULL)
-        CHECK_EQ(profiles_seen(ing), rounds * types);
-    kiln_ingester_destroy(ing);
+    CHECK_OK(kiln_db_open(&c, &db, &err));
+    if (db != NULL)
+        CHECK_EQ(profiles_seen(db), rounds * types);
+    kiln_db_close(db);
+    kiln_objstore_close(store);
     tmpdir_remove(dir);
     kiln_arena_destroy(a);
 }

@@ -8,11 +8,12 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "local_store.h"
+#include "db.h"
 #include "check.h"
+#include "head_read.h"
 #include "distributor.h"
 #include "ingester.h"
-#include "ingester_int.h"
+#include "db_fixture.h"
 #include "ingester/v1/ingester.pb-c.h"
 #include "metrics.h"
 #include "overrides.h"
@@ -24,22 +25,25 @@
 #define T0 1700000000000000000LL
 
 static char dir[64];
+static kiln_objstore_t *store;
 
 static void fresh_dir(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/kiln-ingwal-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
+    store = check_store_open(dir);
 }
 
 static void rm_dir(void)
 {
+    kiln_objstore_close(store);
+    store = NULL;
     tmpdir_remove(dir);
 }
 
 static kiln_status open_ingester(kiln_ingester_t **out, kiln_err *err)
 {
-    kiln_ingester_config c = {
-        .storage_path = dir, .max_profile_bytes = 64u << 20, .wal_segment_bytes = 1u << 30};
+    kiln_ingester_config c = {.storage_path = dir, .store = store, .wal_segment_bytes = 1u << 30};
     return kiln_ingester_create(&c, out, err);
 }
 
@@ -53,11 +57,11 @@ typedef struct snapshot {
     size_t tree_nodes;
 } snapshot;
 
-static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total,
-                       uint64_t id)
+static void on_profile(void *ctx, const kiln_read_profile *p)
 {
     snapshot *s = ctx;
-    uint64_t k[2] = {kiln_head_profile_key(l, n, t, id), (uint64_t)total};
+    uint64_t k[2] = {kiln_profile_key(p->labels, p->n_labels, p->time_ms, p->id),
+                     (uint64_t)p->total};
     s->profile_sum += XXH3_64bits(k, sizeof(k));
     s->profiles++;
 }
@@ -70,17 +74,11 @@ static const uint64_t spans[] = {0x239, 0x00a5d475c4338711ULL, 0x01b9c5d45bea41f
 static void take_snapshot(kiln_ingester_t *ing, snapshot *s)
 {
     memset(s, 0, sizeof(*s));
-    kiln_ingester_stats(ing, TENANT, &s->stats);
-    kiln_ingester_profiles_id(ing, TENANT, NULL, 0, 0, on_profile, s);
-    kiln_tree_t *t = kiln_tree_create();
-    kiln_ingester_merge_tree(ing, TENANT, NULL, 0, 0, t);
-    s->total = kiln_tree_total(t);
-    s->tree_nodes = kiln_tree_size(t);
-    kiln_tree_destroy(t);
-    t = kiln_tree_create();
-    kiln_ingester_merge_spans(ing, TENANT, NULL, 0, 0, spans, sizeof(spans) / sizeof(spans[0]), t);
-    s->span_total = kiln_tree_total(t);
-    kiln_tree_destroy(t);
+    kiln_db_t *db = kiln_ingester_db(ing);
+    kiln_db_stats(db, TENANT, &s->stats);
+    check_db_profiles(db, TENANT, on_profile, s);
+    s->total = check_db_total(db, TENANT, NULL, 0, &s->tree_nodes);
+    s->span_total = check_db_total(db, TENANT, spans, sizeof(spans) / sizeof(spans[0]), NULL);
 }
 
 static void check_same(const snapshot *a, const snapshot *b)
@@ -129,7 +127,7 @@ TEST(replay_is_exact)
     kiln_ingester_t *ing;
     kiln_err err = {KILN_OK, ""};
     CHECK_OK(open_ingester(&ing, &err));
-    kiln_distributor_config dc = {o, lim.max_profile_bytes, kiln_ingester_store(ing)};
+    kiln_distributor_config dc = {o, lim.max_profile_bytes, kiln_db_store(kiln_ingester_db(ing))};
     kiln_distributor_t *d = kiln_distributor_create(&dc, m);
     const char *files[] = {"gdu/default.pgo", "grafana-pyroscope/go.cpu.labels.pprof",
                            "grafana-pyroscope/single_group_with_optional_span_id.pb.gz",
@@ -219,8 +217,7 @@ TEST(record_roundtrip)
     half[1].n_samples = p.n_samples - half[0].n_samples;
     kiln_label_t l0[] = {{"__name__", "process_cpu"}, {"x", ""}};
     kiln_label_t l1[] = {{"__name__", "process_cpu"}, {"x", "\xc3\xa9t\xc3\xa9"}};
-    kiln_ingester_part parts[3] = {
-        {l0, 2, &half[0], 1}, {l1, 2, &half[1], UINT64_MAX}, {l1, 1, &q, 0}};
+    kiln_head_part parts[3] = {{l0, 2, &half[0], 1}, {l1, 2, &half[1], UINT64_MAX}, {l1, 1, &q, 0}};
     kiln_buf b;
     kiln_buf_init(&b, 0);
     kiln_record_encode("tenant-a", parts, 3, &b);
@@ -284,7 +281,7 @@ TEST(record_stack_widths)
         kiln_pprof_t p;
         wide_profile(a, sizes[k], &p);
         kiln_label_t l[] = {{"__name__", "process_cpu"}};
-        kiln_ingester_part part = {l, 1, &p, 3};
+        kiln_head_part part = {l, 1, &p, 3};
         kiln_buf b;
         kiln_buf_init(&b, 0);
         kiln_record_encode("t", &part, 1, &b);
@@ -358,7 +355,7 @@ TEST(format1_replays)
     CHECK_EQ(s.profiles, p.n_sample_types);
     kiln_head_t *h = kiln_head_create();
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "old"}};
-    kiln_head_append(h, l, 2, &p, T0, NULL);
+    check_head_append(h, l, 2, &p, T0, 0);
     kiln_head_stats_t hs;
     kiln_head_stats(h, &hs);
     CHECK_EQ(s.stats.samples, hs.samples);
@@ -425,27 +422,28 @@ TEST(replica_keeps_one_copy)
     kiln_pprof_t later = p;
     later.time_nanos = T0 + 10000000000LL;
     kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "replica"}};
-    kiln_ingester_part first = {l, 2, &p, 42}, again[2] = {{l, 2, &p, 42}, {l, 2, &later, 42}},
-                       other = {l, 2, &p, 43}, no_id = {l, 2, &p, 0};
+    kiln_head_part first = {l, 2, &p, 42}, again[2] = {{l, 2, &p, 42}, {l, 2, &later, 42}},
+                   other = {l, 2, &p, 43}, no_id = {l, 2, &p, 0};
     kiln_ingester_t *ing;
     kiln_err err = {KILN_OK, ""};
     CHECK_OK(open_ingester(&ing, &err));
     snapshot one, s;
-    CHECK_OK(kiln_ingester_append(ing, TENANT, &first, 1, &err));
+    CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, &first, 1, &err));
     take_snapshot(ing, &one);
-    CHECK_OK(kiln_ingester_append(ing, TENANT, &first, 1, &err));
+    CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, &first, 1, &err));
     take_snapshot(ing, &s);
     check_same(&one, &s);
-    CHECK_OK(kiln_ingester_append(ing, TENANT, again, 2, &err)); /* only the later one is new */
-    CHECK_OK(kiln_ingester_append(ing, TENANT, &other, 1, &err));
-    CHECK_OK(kiln_ingester_append(ing, TENANT, &no_id, 1, &err));
-    CHECK_OK(kiln_ingester_append(ing, TENANT, &no_id, 1, &err));
+    /* only the later one is new */
+    CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, again, 2, &err));
+    CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, &other, 1, &err));
+    CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, &no_id, 1, &err));
+    CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, &no_id, 1, &err));
     take_snapshot(ing, &s);
     CHECK_EQ(s.profiles, 5 * one.profiles);
     CHECK_EQ(s.total, 5 * one.total);
     kiln_ingester_destroy(ing);
     CHECK_OK(open_ingester(&ing, &err)); /* replayed: the keys are known again */
-    CHECK_OK(kiln_ingester_append(ing, TENANT, again, 2, &err));
+    CHECK_OK(kiln_db_append(kiln_ingester_db(ing), TENANT, again, 2, &err));
     take_snapshot(ing, &s);
     CHECK_EQ(s.profiles, 5 * one.profiles);
     CHECK_EQ(s.total, 5 * one.total);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "db.h"
 #include "grpc_server.h"
 #include "ingester.h"
 #include "remote.h"
@@ -49,7 +50,7 @@ static bool node_start(cluster *c, int i, kiln_ring_member *m)
     kiln_ingester_config ic = {.storage_path = path,
                                .wal_no_fsync = true,
                                .wal_segment_bytes = 1u << 24,
-                               .bucket_dir = c->bucket,
+                               .store = c->store,
                                .heads_only = true,
                                .limits = c->limits};
     kiln_err err = {KILN_OK, ""};
@@ -83,6 +84,8 @@ static bool cluster_open(cluster *c, size_t max_series)
     lim.max_global_series = max_series;
     c->limits = kiln_overrides_create(&lim);
     c->metrics = kiln_metrics_create();
+    kiln_err err = {KILN_OK, ""};
+    CHECK_OK(kiln_objstore_open_fs(c->bucket, &c->store, &err));
     kiln_ring_member m[N_ING];
     for (int i = 0; i < N_ING; i++) {
         if (!node_start(c, i, &m[i]))
@@ -91,8 +94,6 @@ static bool cluster_open(cluster *c, size_t max_series)
     c->ring = kiln_ring_create();
     kiln_ring_set(c->ring, m, N_ING);
     c->client = kiln_grpc_client_create(0);
-    kiln_err err = {KILN_OK, ""};
-    CHECK_OK(kiln_objstore_open_fs(c->bucket, &c->store, &err));
     kiln_remote_config rc = {
         .ring = c->ring, .grpc = c->client, .blocks = c->store, .rf = 3, .timeout_ms = 5000};
     c->remote = kiln_remote_create(&rc);
@@ -183,7 +184,7 @@ static long profiles(cluster *c, kiln_err *err)
 static size_t held(cluster *c, int i)
 {
     kiln_head_stats_t s;
-    kiln_ingester_stats(c->n[i].ing, "t", &s);
+    kiln_db_stats(kiln_ingester_db(c->n[i].ing), "t", &s);
     return s.profiles;
 }
 
@@ -235,7 +236,7 @@ TEST(all_replicas_take_the_push_and_reads_count_it_once)
                         {"__unit__", "nanoseconds"},
                         {"pod", "p2"},
                         {"service_name", "api"}};
-    uint64_t key = kiln_head_profile_key(l, 9, T0_MS, 101);
+    uint64_t key = kiln_profile_key(l, 9, T0_MS, 101);
     kiln_tree_t *t = kiln_tree_create();
     kiln_read_filter one = {.start_ms = T0_MS - 1000, .keys = &key, .n_keys = 1};
     kiln_read_visitor tv = {.tree = t};

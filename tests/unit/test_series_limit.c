@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "db_fixture.h"
 #include "ingester.h"
 #include "overrides.h"
 #include "profiles.h"
@@ -23,16 +24,16 @@
 static char dir[64];
 static kiln_pprof_t prof; /* cpu.pb.gz: two sample types, so two series per label set */
 
-static void on_profile(void *ctx, const kiln_label_t *l, size_t n, int64_t t, int64_t total)
+static void on_profile(void *ctx, const kiln_read_profile *p)
 {
-    (void)l, (void)n, (void)t, (void)total;
+    (void)p;
     (*(size_t *)ctx)++;
 }
 
 static size_t profiles_of(kiln_ingester_t *ing, const char *tenant)
 {
     size_t n = 0;
-    kiln_ingester_profiles(ing, tenant, NULL, 0, 0, on_profile, &n);
+    check_db_profiles(kiln_ingester_db(ing), tenant, on_profile, &n);
     return n;
 }
 
@@ -48,10 +49,13 @@ static kiln_overrides_t *limits_with(size_t global)
     return o;
 }
 
+static kiln_objstore_t *store; /* of the ingester open */
+
 static kiln_ingester_t *open_ingester(const kiln_overrides_t *o)
 {
+    store = check_store_open(dir);
     kiln_ingester_config c = {.storage_path = dir,
-                              .max_profile_bytes = 64u << 20,
+                              .store = store,
                               .wal_segment_bytes = 1u << 20,
                               .flush_check_ns = 3600000000000LL,
                               .limits = o};
@@ -61,21 +65,28 @@ static kiln_ingester_t *open_ingester(const kiln_overrides_t *o)
     return ing;
 }
 
+static void close_ingester(kiln_ingester_t *ing)
+{
+    kiln_ingester_destroy(ing);
+    kiln_objstore_close(store);
+    store = NULL;
+}
+
 /* Pushes one profile per service name in svcs (one push); returns the status. */
 static kiln_status push(kiln_ingester_t *ing, const char *tenant, const char *const *svcs, size_t n,
                         int64_t t, kiln_err *err)
 {
     kiln_label_t l[8][2];
-    kiln_ingester_part parts[8];
+    kiln_head_part parts[8];
     for (size_t i = 0; i < n && i < 8; i++) {
         l[i][0] = (kiln_label_t){"__name__", "process_cpu"};
         l[i][1] = (kiln_label_t){"service_name", svcs[i]};
-        parts[i] = (kiln_ingester_part){l[i], 2, &prof, 0};
+        parts[i] = (kiln_head_part){l[i], 2, &prof, 0};
     }
     prof.time_nanos = t;
     err->code = KILN_OK;
     err->msg[0] = '\0';
-    return kiln_ingester_append(ing, tenant, parts, n, err);
+    return kiln_db_append(kiln_ingester_db(ing), tenant, parts, n, err);
 }
 
 TEST(refuses_new_series_past_the_limit)
@@ -121,11 +132,11 @@ TEST(refuses_new_series_past_the_limit)
           NULL);
     kiln_buf_free(&m);
     /* Refused pushes never reached the WAL: a restart replays the rest. */
-    kiln_ingester_destroy(ing);
+    close_ingester(ing);
     ing = open_ingester(o);
     if (ing != NULL)
         CHECK_EQ(profiles_of(ing, "t1"), before + 6);
-    kiln_ingester_destroy(ing);
+    close_ingester(ing);
     kiln_overrides_destroy(o);
 }
 
@@ -140,7 +151,7 @@ TEST(a_series_counts_once_per_push)
     const char *twice[] = {"a", "b", "a", "b"};
     CHECK_OK(push(ing, "t1", twice, 4, T0, &err));
     CHECK_EQ(profiles_of(ing, "t1"), 8);
-    kiln_ingester_destroy(ing);
+    close_ingester(ing);
     kiln_overrides_destroy(o);
 }
 
@@ -158,7 +169,7 @@ TEST(flushed_series_stop_counting)
     CHECK_OK(push(ing, "t1", cd, 2, T0 + 1000000000, &err));
     CHECK_EQ(push(ing, "t1", ab, 2, T0 + 2000000000, &err), KILN_FAILED_PRECONDITION);
     CHECK_EQ(profiles_of(ing, "t1"), 8); /* 4 in the block, 4 in the head */
-    kiln_ingester_destroy(ing);
+    close_ingester(ing);
     kiln_overrides_destroy(o);
 }
 
@@ -206,7 +217,7 @@ TEST(global_limit_split_over_the_ring)
     CHECK_EQ(metric_limit(ing), 3600);
     kiln_ring_set(ring, m, 1); /* one ingester holds every series */
     CHECK_EQ(metric_limit(ing), 6000);
-    kiln_ingester_destroy(ing);
+    close_ingester(ing);
     kiln_ring_destroy(ring);
     kiln_overrides_destroy(o);
 }

@@ -8,26 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "block.h"
-#include "ingester_int.h"
+#include "clock.h"
+#include "db_int.h"
 #include "log.h"
 #include "xmalloc.h"
 
 #define DEFAULT_CHECK_NS 5000000000LL
-
-/* Snapshot of the tenant entries (they are never freed while running). */
-static tenant_head **tenants(kiln_ingester_t *ing, size_t *n)
-{
-    pthread_mutex_lock(&ing->mu);
-    tenant_head **t = kiln_xmalloc((ing->n + 1) * sizeof(*t));
-    if (ing->n != 0)
-        memcpy(t, ing->t, ing->n * sizeof(*t));
-    *n = ing->n;
-    pthread_mutex_unlock(&ing->mu);
-    return t;
-}
 
 static bool nonempty(const kiln_head_t *h)
 {
@@ -36,33 +24,33 @@ static bool nonempty(const kiln_head_t *h)
     return s.profiles != 0;
 }
 
-static bool due(const kiln_ingester_t *ing, const tenant_head *t, int64_t now)
+static bool due(const kiln_db_t *db, const tenant_head *t, int64_t now)
 {
     kiln_head_stats_t s;
     kiln_head_stats(t->head, &s);
     return s.profiles != 0 &&
-           ((ing->cfg.max_block_duration_ns > 0 &&
-             now - t->head_start_ns >= ing->cfg.max_block_duration_ns) ||
-            (ing->cfg.max_head_samples > 0 && s.samples >= ing->cfg.max_head_samples));
+           ((db->cfg.max_block_duration_ns > 0 &&
+             now - t->head_start_ns >= db->cfg.max_block_duration_ns) ||
+            (db->cfg.max_head_samples > 0 && s.samples >= db->cfg.max_head_samples));
 }
 
 /* When any head is due (or force), rotates the WAL and swaps out every
  * non-empty head, so that all records before the new segment are in heads
  * being flushed. *all is false when some head could not be cut (its last
  * flush is still pending). Returns the new segment, 0 if nothing was cut. */
-static uint64_t cut(kiln_ingester_t *ing, bool force, bool *all)
+static uint64_t cut(kiln_db_t *db, bool force, bool *all)
 {
-    int64_t now = kiln_ingester__now_ns();
+    int64_t now = kiln_wall_ns();
     size_t n;
-    tenant_head **ts = tenants(ing, &n);
-    pthread_rwlock_wrlock(&ing->cut);
+    tenant_head **ts = kiln_db__tenants(db, &n);
+    pthread_rwlock_wrlock(&db->cut);
     bool any = force;
     for (size_t i = 0; i < n && !any; i++)
-        any = due(ing, ts[i], now);
+        any = due(db, ts[i], now);
     uint64_t seg = 0;
     *all = true;
     if (any) {
-        seg = kiln_wal_rotate(ing->wal);
+        seg = kiln_wal_rotate(db->wal);
         for (size_t i = 0; i < n; i++) {
             tenant_head *t = ts[i];
             if (!nonempty(t->head))
@@ -79,48 +67,45 @@ static uint64_t cut(kiln_ingester_t *ing, bool force, bool *all)
             t->cut_seg = seg;
         }
     }
-    pthread_rwlock_unlock(&ing->cut);
+    pthread_rwlock_unlock(&db->cut);
     free(ts);
     return seg;
 }
 /* Writes the block of one cut head; false when the store refused it (the
  * head stays and is tried again next time). */
-static bool write_one(kiln_ingester_t *ing, tenant_head *t)
+static bool write_one(kiln_db_t *db, tenant_head *t)
 {
     Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
     Block__V1__BlockCompaction comp = BLOCK__V1__BLOCK_COMPACTION__INIT;
     comp.level = 1;
     meta.compaction = &comp;
-    meta.ingester = ing->instance;
+    meta.ingester = db->instance;
     meta.wal_until = t->cut_seg;
     char ulid[KILN_ULID_LEN + 1];
     kiln_err err;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (kiln_block_write(ing->store, t->tenant, t->flushing, &meta, ulid, &err) != KILN_OK) {
-        KILN_LOG_ERROR("ingester", "flush of tenant %s failed, will retry: %s", t->tenant, err.msg);
+    int64_t t0 = kiln_mono_ns();
+    if (kiln_block_write(db->cfg.store, t->tenant, t->flushing, &meta, ulid, &err) != KILN_OK) {
+        KILN_LOG_ERROR("db", "flush of tenant %s failed, will retry: %s", t->tenant, err.msg);
         return false;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     kiln_head_stats_t s;
     kiln_head_stats(t->flushing, &s);
-    KILN_LOG_INFO("ingester", "flushed tenant=%s block=%s profiles=%zu samples=%zu in %.0f ms",
-                  t->tenant, ulid, s.profiles, s.samples,
-                  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
-    pthread_rwlock_wrlock(&ing->cut);
+    KILN_LOG_INFO("db", "flushed tenant=%s block=%s profiles=%zu samples=%zu in %.0f ms", t->tenant,
+                  ulid, s.profiles, s.samples, (double)(kiln_mono_ns() - t0) / 1e6);
+    pthread_rwlock_wrlock(&db->cut);
     snprintf(t->flushed_ulid, sizeof(t->flushed_ulid), "%s", ulid);
-    pthread_rwlock_unlock(&ing->cut);
+    pthread_rwlock_unlock(&db->cut);
     return true;
 }
 
 /* Drops the heads whose blocks are now in the set; true when none is left
  * waiting for its block. */
-static bool retire(kiln_ingester_t *ing)
+static bool retire(kiln_db_t *db)
 {
     size_t n;
-    tenant_head **ts = tenants(ing, &n);
+    tenant_head **ts = kiln_db__tenants(db, &n);
     bool all = true;
-    pthread_rwlock_wrlock(&ing->cut);
+    pthread_rwlock_wrlock(&db->cut);
     for (size_t i = 0; i < n; i++) {
         tenant_head *t = ts[i];
         if (t->flushing == NULL)
@@ -133,7 +118,7 @@ static bool retire(kiln_ingester_t *ing)
         t->flushing = NULL;
         t->flushed_ulid[0] = '\0';
     }
-    pthread_rwlock_unlock(&ing->cut);
+    pthread_rwlock_unlock(&db->cut);
     free(ts);
     return all;
 }
@@ -142,16 +127,16 @@ static bool retire(kiln_ingester_t *ing)
  * flush rounds set `flushing` and `flushed_ulid`, and flush_mu (held by
  * the caller) lets one round run at a time, so the list stays true while
  * the round writes them without `cut`. */
-static tenant_head **pending(kiln_ingester_t *ing, size_t *n_out)
+static tenant_head **pending(kiln_db_t *db, size_t *n_out)
 {
     size_t n, k = 0;
-    tenant_head **ts = tenants(ing, &n);
-    pthread_rwlock_rdlock(&ing->cut);
+    tenant_head **ts = kiln_db__tenants(db, &n);
+    pthread_rwlock_rdlock(&db->cut);
     for (size_t i = 0; i < n; i++) {
         if (ts[i]->flushing != NULL && ts[i]->flushed_ulid[0] == '\0')
             ts[k++] = ts[i];
     }
-    pthread_rwlock_unlock(&ing->cut);
+    pthread_rwlock_unlock(&db->cut);
     *n_out = k;
     return ts;
 }
@@ -159,59 +144,59 @@ static tenant_head **pending(kiln_ingester_t *ing, size_t *n_out)
 /* One round: cut (when due or forced), write pending heads, pick up blocks
  * (ours and the compactor's), retire written heads, drop WAL segments that
  * are entirely in blocks. The caller holds flush_mu. */
-static kiln_status flush_round(kiln_ingester_t *ing, bool force, kiln_err *err)
+static kiln_status flush_round(kiln_db_t *db, bool force, kiln_err *err)
 {
     bool all_cut;
-    uint64_t seg = cut(ing, force, &all_cut);
+    uint64_t seg = cut(db, force, &all_cut);
     size_t n;
-    tenant_head **ts = pending(ing, &n);
+    tenant_head **ts = pending(db, &n);
     bool ok = true;
     for (size_t i = 0; i < n; i++)
-        ok &= write_one(ing, ts[i]);
+        ok &= write_one(db, ts[i]);
     free(ts);
-    kiln_status st = kiln_blockset_sync(ing->blocks, err);
+    kiln_status st = kiln_blockset_sync(db->blocks, err);
     if (st != KILN_OK)
         return st;
-    if (retire(ing) && ok && all_cut && seg != 0)
-        kiln_wal_remove_before(ing->wal, seg);
+    if (retire(db) && ok && all_cut && seg != 0)
+        kiln_wal_remove_before(db->wal, seg);
     return ok ? KILN_OK : kiln_err_set(err, KILN_UNAVAILABLE, "some heads could not be flushed");
 }
 
 /* Every flush path comes through here: one round at a time, by
  * construction (the flusher's tick and a flush before leaving the ring, on
  * SIGTERM, used to run at once and write or free one head twice). */
-static kiln_status flush_locked(kiln_ingester_t *ing, bool force, kiln_err *err)
+static kiln_status flush_locked(kiln_db_t *db, bool force, kiln_err *err)
 {
-    pthread_mutex_lock(&ing->flush_mu);
-    kiln_status st = flush_round(ing, force, err);
-    pthread_mutex_unlock(&ing->flush_mu);
+    pthread_mutex_lock(&db->flush_mu);
+    kiln_status st = flush_round(db, force, err);
+    pthread_mutex_unlock(&db->flush_mu);
     return st;
 }
 
-kiln_status kiln_ingester__flush(kiln_ingester_t *ing, kiln_err *err)
+kiln_status kiln_db_flush(kiln_db_t *db, kiln_err *err)
 {
-    return flush_locked(ing, true, err);
+    return flush_locked(db, true, err);
 }
 
 static void flush_tick(void *arg)
 {
     kiln_err err;
     if (flush_locked(arg, false, &err) != KILN_OK)
-        KILN_LOG_WARN("ingester", "flush round: %s", err.msg);
+        KILN_LOG_WARN("db", "flush round: %s", err.msg);
 }
 
-void kiln_ingester__start_flusher(kiln_ingester_t *ing)
+void kiln_db__start_flusher(kiln_db_t *db)
 {
-    int64_t every = ing->cfg.flush_check_ns > 0 ? ing->cfg.flush_check_ns : DEFAULT_CHECK_NS;
-    kiln_ticker_start(&ing->flusher, every, flush_tick, ing);
+    int64_t every = db->cfg.flush_check_ns > 0 ? db->cfg.flush_check_ns : DEFAULT_CHECK_NS;
+    kiln_ticker_start(&db->flusher, every, flush_tick, db);
 }
 
-void kiln_ingester__stop_flusher(kiln_ingester_t *ing, bool flush)
+void kiln_db__stop_flusher(kiln_db_t *db, bool flush)
 {
-    if (!ing->flusher.running)
+    if (!db->flusher.running)
         return;
-    kiln_ticker_stop(&ing->flusher);
+    kiln_ticker_stop(&db->flusher);
     kiln_err err;
-    if (flush && kiln_ingester__flush(ing, &err) != KILN_OK)
-        KILN_LOG_WARN("ingester", "flush at shutdown: %s (the WAL keeps the data)", err.msg);
+    if (flush && kiln_db_flush(db, &err) != KILN_OK)
+        KILN_LOG_WARN("db", "flush at shutdown: %s (the WAL keeps the data)", err.msg);
 }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ingester_int.h"
+#include "db_int.h"
 #include "xmalloc.h"
 
 /* The phrase every refusal carries, so that a distributor recognises it in
@@ -18,41 +18,32 @@
  * ring-ownership refusal, which must stay retryable). */
 #define LIMIT_NAME "max_global_series_per_tenant"
 
-/* The ring's active ingesters (0 without a ring). */
-static size_t active_ingesters(kiln_ingester_t *ing)
-{
-    if (ing->ring == NULL)
-        return 0;
-    kiln_ring_snapshot_t *s = kiln_ring_acquire(ing->ring);
-    const kiln_ring_member *m;
-    size_t n = kiln_ring_members(s, &m), active = 0;
-    for (size_t i = 0; i < n; i++)
-        active += m[i].state == KILN_RING_ACTIVE;
-    kiln_ring_release(s);
-    return active;
-}
-
 /* The tenant's limit on this ingester (0 = none) and, in *global, the
  * cluster-wide one it derives from. Like Pyroscope, series are assumed
  * spread evenly, each on rf ingesters: global / ingesters * rf (rf capped
  * at the ingesters, which is all a series can reach); while the ring shows
  * no active ingester the limit is not applied. */
-static size_t local_limit(kiln_ingester_t *ing, const char *tenant, size_t *global)
+static size_t local_limit(kiln_db_t *db, const char *tenant, size_t *global)
 {
     *global = 0;
-    if (ing->cfg.limits != NULL)
-        *global = kiln_overrides_get(ing->cfg.limits, tenant)->max_global_series;
-    if (*global == 0 || ing->ring == NULL)
+    if (db->cfg.limits != NULL)
+        *global = kiln_overrides_get(db->cfg.limits, tenant)->max_global_series;
+    pthread_mutex_lock(&db->split_mu);
+    bool ring = db->ring;
+    size_t n = db->active, rf = db->rf;
+    pthread_mutex_unlock(&db->split_mu);
+    if (*global == 0 || !ring)
         return *global;
-    size_t n = active_ingesters(ing);
     if (n == 0)
         return 0;
-    size_t rf = ing->rf < 1 ? 1 : ing->rf > n ? n : ing->rf;
+    rf = rf < 1 ? 1 : rf > n ? n : rf;
     size_t local = (size_t)((double)*global / (double)n * (double)rf);
     return local > 0 ? local : 1;
 }
 
-size_t kiln_ingester__memory_series(tenant_head *t)
+/* The tenant's series in memory (head and flushing head, each once).
+ * `cut` held shared. */
+static size_t memory_series(tenant_head *t)
 {
     size_t head = kiln_head_n_series(t->head);
     if (t->flushing == NULL)
@@ -63,19 +54,18 @@ size_t kiln_ingester__memory_series(tenant_head *t)
     return kiln_head_n_series(t->flushing) + fresh;
 }
 
-kiln_status kiln_ingester__reserve_series(kiln_ingester_t *ing, tenant_head *t,
-                                          const kiln_ingester_part *parts, size_t n,
-                                          size_t *reserved, kiln_err *err)
+kiln_status kiln_db__reserve_series(kiln_db_t *db, tenant_head *t, const kiln_head_part *parts,
+                                    size_t n, size_t *reserved, kiln_err *err)
 {
     *reserved = 0;
     size_t global;
-    size_t limit = local_limit(ing, t->tenant, &global);
+    size_t limit = local_limit(db, t->tenant, &global);
     if (limit == 0)
         return KILN_OK;
     size_t adds = kiln_head_new_series(t->head, t->flushing, parts, n);
     if (adds == 0)
         return KILN_OK;
-    size_t held = kiln_ingester__memory_series(t);
+    size_t held = memory_series(t);
     pthread_mutex_lock(&t->lim_mu);
     size_t have = held + t->pending;
     bool fits = have + adds <= limit;
@@ -95,7 +85,7 @@ kiln_status kiln_ingester__reserve_series(kiln_ingester_t *ing, tenant_head *t,
                         global, limit, t->tenant, have, adds);
 }
 
-void kiln_ingester__release_series(tenant_head *t, size_t reserved, bool applied)
+void kiln_db__release_series(tenant_head *t, size_t reserved, bool applied)
 {
     if (reserved == 0)
         return;
@@ -107,7 +97,7 @@ void kiln_ingester__release_series(tenant_head *t, size_t reserved, bool applied
     pthread_mutex_unlock(&t->lim_mu);
 }
 
-bool kiln_ingester_is_series_limit(const kiln_err *err)
+bool kiln_db_is_series_limit(const kiln_err *err)
 {
     return err->code == KILN_FAILED_PRECONDITION && strstr(err->msg, LIMIT_NAME) != NULL;
 }
@@ -134,7 +124,7 @@ static void put_sample(kiln_buf *out, const char *family, const char *tenant, ui
     kiln_buf_printf(out, "\"} %llu\n", (unsigned long long)v);
 }
 
-void kiln_ingester_metrics(kiln_ingester_t *ing, kiln_buf *out)
+void kiln_db_metrics(kiln_db_t *db, kiln_buf *out)
 {
     static const char *const family[] = {"kiln_ingester_memory_series",
                                          "kiln_ingester_series_limit",
@@ -146,21 +136,17 @@ void kiln_ingester_metrics(kiln_ingester_t *ing, kiln_buf *out)
         "# TYPE kiln_ingester_series_limit gauge\n",
         "Pushes refused because they would pass the tenant's series limit.\n"
         "# TYPE kiln_ingester_series_limit_refused_total counter\n"};
-    pthread_mutex_lock(&ing->mu);
-    size_t n = ing->n;
-    tenant_head **ts = kiln_xmalloc((n + 1) * sizeof(*ts));
-    if (n != 0)
-        memcpy(ts, ing->t, n * sizeof(*ts));
-    pthread_mutex_unlock(&ing->mu);
+    size_t n;
+    tenant_head **ts = kiln_db__tenants(db, &n);
     for (size_t f = 0; f < 3; f++) {
         kiln_buf_printf(out, "# HELP %s %s", family[f], help[f]);
-        pthread_rwlock_rdlock(&ing->cut);
+        pthread_rwlock_rdlock(&db->cut);
         for (size_t i = 0; i < n; i++) {
             size_t global, v;
             if (f == 0) {
-                v = kiln_ingester__memory_series(ts[i]);
+                v = memory_series(ts[i]);
             } else if (f == 1) {
-                v = local_limit(ing, ts[i]->tenant, &global);
+                v = local_limit(db, ts[i]->tenant, &global);
             } else {
                 pthread_mutex_lock(&ts[i]->lim_mu);
                 v = ts[i]->refused;
@@ -168,7 +154,16 @@ void kiln_ingester_metrics(kiln_ingester_t *ing, kiln_buf *out)
             }
             put_sample(out, family[f], ts[i]->tenant, v);
         }
-        pthread_rwlock_unlock(&ing->cut);
+        pthread_rwlock_unlock(&db->cut);
     }
     free(ts);
+}
+
+void kiln_db_set_ring_split(kiln_db_t *db, bool ring, size_t active, size_t rf)
+{
+    pthread_mutex_lock(&db->split_mu);
+    db->ring = ring;
+    db->active = active;
+    db->rf = rf;
+    pthread_mutex_unlock(&db->split_mu);
 }
