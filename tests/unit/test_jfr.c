@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Unit tests for common/format/jfr: every JFR recording of shared testdata
+ * converts into profiles that validate; where grafana/jfr-parser keeps a
+ * golden conversion (its *_expected_collapsed.txt.gz), Kiln's stacks and
+ * totals equal it; malformed input is INVALID_ARGUMENT, never a crash. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "check.h"
+#include "gzip.h"
+#include "jfr.h"
+#include "pprof.h"
+#include "xmalloc.h"
+
+#define ARENA_CAP (1u << 30)
+#define MAX_BYTES (64u << 20)
+
+static const char *const jfr_files[] = {
+    "grafana-jfr-parser/dd-trace-java.jfr.gz",
+    "grafana-jfr-parser/example.jfr.gz",
+    "grafana-jfr-parser/wall.jfr.gz",
+    "grafana-jfr-parser/nativemem.jfr.gz",
+    "hard/grafana-jfr-parser/async-profiler.jfr.gz",
+    "hard/grafana-jfr-parser/event-with-type-zero.jfr.gz",
+    "hard/grafana-jfr-parser/parse_failure_repro1.jfr.gz",
+    "hard/speedscope/heavy.jfr",
+};
+
+/* Reads a testdata file, gunzipped when it is gzip, into arena memory. */
+static const uint8_t *load(kiln_arena_t *a, const char *rel, size_t *len)
+{
+    const char *dir = getenv("KILN_TESTDATA");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "../shared/testdata", rel);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        printf("  missing %s\n", path);
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *raw = kiln_arena_alloc(a, (size_t)n + 1);
+    size_t got = raw ? fread(raw, 1, (size_t)n, f) : 0;
+    fclose(f);
+    const uint8_t *out = NULL;
+    kiln_err err;
+    if (got != (size_t)n || kiln_gunzip_maybe(a, raw, got, MAX_BYTES, &out, len, &err) != KILN_OK)
+        return NULL;
+    return out;
+}
+
+static kiln_status parse(kiln_arena_t *a, const uint8_t *d, size_t n, kiln_jfr_result *r,
+                         kiln_err *err)
+{
+    kiln_jfr_input in = {1700000000000000000, 1700000010000000000, 100, NULL, 0};
+    return kiln_jfr_parse(a, d, n, &in, r, err);
+}
+
+static const kiln_jfr_profile *find(const kiln_jfr_result *r, const char *type)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const kiln_pprof_t *p = &r->profiles[i].profile;
+        for (size_t t = 0; t < p->n_sample_types; t++) {
+            if (kiln_str_eq(p->strings[p->sample_types[t].type], type))
+                return &r->profiles[i];
+        }
+    }
+    return NULL;
+}
+
+static int64_t total(const kiln_pprof_t *p, size_t t)
+{
+    int64_t s = 0;
+    for (size_t i = 0; i < p->n_samples; i++)
+        s += p->values[p->samples[i].value_off + t];
+    return s;
+}
+
+TEST(every_recording_converts)
+{
+    for (size_t f = 0; f < sizeof(jfr_files) / sizeof(jfr_files[0]); f++) {
+        kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
+        size_t n = 0;
+        const uint8_t *d = load(a, jfr_files[f], &n);
+        CHECK(d != NULL);
+        kiln_jfr_result r = {0};
+        kiln_err err = {0};
+        kiln_status st = d ? parse(a, d, n, &r, &err) : KILN_NOT_FOUND;
+        if (st != KILN_OK)
+            printf("  %s: %s\n", jfr_files[f], err.msg);
+        CHECK_OK(st);
+        CHECK(r.n > 0);
+        printf("  %s: event=\"%s\"", jfr_files[f], r.event);
+        for (size_t i = 0; i < r.n; i++) {
+            kiln_pprof_t *p = &r.profiles[i].profile;
+            CHECK_OK(kiln_pprof_validate(p, &err));
+            printf(" %s/%.*s=%lld(%zu stacks)", r.profiles[i].metric,
+                   (int)p->strings[p->sample_types[0].type].len,
+                   p->strings[p->sample_types[0].type].ptr, (long long)total(p, 0), p->n_samples);
+            CHECK_OK(kiln_pprof_normalize(a, p, 0, &err));
+        }
+        printf("\n");
+        kiln_arena_destroy(a);
+    }
+}
+
+/* ---- golden conversions ---- */
+
+/* One stack (root first, ';'-joined) and its values. */
+typedef struct stack_row {
+    char *stack;
+    int64_t v[2];
+} stack_row;
+
+typedef struct stack_set {
+    stack_row *rows;
+    size_t n, cap;
+} stack_set;
+
+static void set_add(stack_set *s, const char *stack, size_t len, const int64_t *v, size_t nv)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (strlen(s->rows[i].stack) == len && memcmp(s->rows[i].stack, stack, len) == 0) {
+            for (size_t k = 0; k < nv; k++)
+                s->rows[i].v[k] += v[k];
+            return;
+        }
+    }
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->rows = kiln_xrealloc(s->rows, s->cap * sizeof(*s->rows));
+    }
+    s->rows[s->n].stack = kiln_xstrndup(stack, len);
+    s->rows[s->n].v[0] = v[0];
+    s->rows[s->n].v[1] = nv > 1 ? v[1] : 0;
+    s->n++;
+}
+
+static void set_free(stack_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->rows[i].stack);
+    free(s->rows);
+}
+
+/* Appends frame to o without a trailing ":<line>" (the golden files name
+ * lines; Kiln's flame graphs, like Pyroscope's, merge by function). */
+static size_t put_frame(char *o, size_t k, const char *f, size_t n)
+{
+    size_t e = n;
+    while (e > 0 && f[e - 1] >= '0' && f[e - 1] <= '9')
+        e--;
+    if (e < n && e > 0 && f[e - 1] == ':')
+        n = e - 1;
+    memcpy(o + k, f, n);
+    return k + n;
+}
+
+/* Parses a golden `a:1;b:2 [v1 v2]` file into s. */
+static void load_golden(kiln_arena_t *a, const char *rel, stack_set *s)
+{
+    size_t n = 0;
+    const char *d = (const char *)load(a, rel, &n);
+    CHECK(d != NULL);
+    char *buf = kiln_xmalloc(1 << 20);
+    for (const char *line = d; d != NULL && line < d + n;) {
+        const char *eol = memchr(line, '\n', (size_t)(d + n - line));
+        eol = eol ? eol : d + n;
+        const char *br = memchr(line, '[', (size_t)(eol - line));
+        if (br != NULL && br > line) {
+            int64_t v[2] = {0, 0};
+            int nv = sscanf(br, "[%lld %lld]", (long long *)&v[0], (long long *)&v[1]);
+            size_t k = 0;
+            for (const char *f = line; f < br - 1;) {
+                const char *semi = memchr(f, ';', (size_t)(br - 1 - f));
+                const char *fe = semi ? semi : br - 1;
+                k = put_frame(buf, k, f, (size_t)(fe - f));
+                if (semi)
+                    buf[k++] = ';';
+                f = fe + 1;
+            }
+            set_add(s, buf, k, v, nv > 0 ? (size_t)nv : 1);
+        }
+        line = eol + 1;
+    }
+    free(buf);
+}
+
+/* Kiln's profile as stacks, root first. */
+static void profile_stacks(const kiln_pprof_t *p, stack_set *s)
+{
+    char *buf = kiln_xmalloc(1 << 20);
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *sm = &p->samples[i];
+        size_t k = 0;
+        for (uint32_t j = sm->n_locs; j-- > 0;) {
+            const kiln_pprof_location *l = &p->locations[p->locs[sm->loc_off + j] - 1];
+            const kiln_pprof_function *fn = &p->functions[p->lines[l->line_off].function - 1];
+            kiln_str_t name = p->strings[fn->name];
+            memcpy(buf + k, name.ptr, name.len);
+            k += name.len;
+            if (j > 0)
+                buf[k++] = ';';
+        }
+        set_add(s, buf, k, &p->values[sm->value_off], sm->n_values);
+    }
+    free(buf);
+}
+
+static const stack_row *set_get(const stack_set *s, const char *stack)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->rows[i].stack, stack) == 0)
+            return &s->rows[i];
+    }
+    return NULL;
+}
+
+TEST(golden_dd_trace_java_cpu)
+{
+    kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
+    stack_set want = {0}, got = {0};
+    load_golden(a,
+                "grafana-jfr-parser/dd-trace-java_3_process_cpu_cpu__nanoseconds_expected_"
+                "collapsed.txt.gz",
+                &want);
+    size_t n = 0;
+    const uint8_t *d = load(a, "grafana-jfr-parser/dd-trace-java.jfr.gz", &n);
+    kiln_jfr_result r = {0};
+    kiln_err err;
+    CHECK_OK(parse(a, d, n, &r, &err));
+    const kiln_jfr_profile *cpu = find(&r, "cpu");
+    CHECK(cpu != NULL);
+    if (cpu != NULL) {
+        CHECK_STR(cpu->metric, "process_cpu");
+        profile_stacks(&cpu->profile, &got);
+    }
+    CHECK_EQ(got.n, want.n);
+    int64_t tw = 0, tg = 0;
+    for (size_t i = 0; i < want.n; i++) {
+        const stack_row *g = set_get(&got, want.rows[i].stack);
+        tw += want.rows[i].v[0];
+        tg += g ? g->v[0] : 0;
+        if (g == NULL || g->v[0] != want.rows[i].v[0])
+            printf("  golden %s [%lld] got %lld\n", want.rows[i].stack,
+                   (long long)want.rows[i].v[0], g ? (long long)g->v[0] : -1LL);
+        CHECK(g != NULL && g->v[0] == want.rows[i].v[0]);
+    }
+    printf("  total golden=%lld kiln=%lld stacks=%zu\n", (long long)tw, (long long)tg, got.n);
+    CHECK_EQ(tg, 1130000000);
+    set_free(&want);
+    set_free(&got);
+    kiln_arena_destroy(a);
+}
+
+/* example.jfr's lock durations are in ticks of 2303974730 Hz (its header);
+ * the golden file keeps raw ticks where Kiln gives nanoseconds. */
+#define EXAMPLE_TICKS_PER_SEC 2303974730ll
+
+TEST(golden_example_mutex)
+{
+    kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
+    stack_set want = {0}, got = {0};
+    load_golden(a,
+                "grafana-jfr-parser/"
+                "example_2_mutex_contentions__count+delay__nanoseconds_expected_collapsed.txt.gz",
+                &want);
+    size_t n = 0;
+    const uint8_t *d = load(a, "grafana-jfr-parser/example.jfr.gz", &n);
+    kiln_jfr_result r = {0};
+    kiln_err err;
+    CHECK_OK(parse(a, d, n, &r, &err));
+    const kiln_jfr_profile *lock = NULL;
+    for (size_t i = 0; i < r.n; i++)
+        lock = strcmp(r.profiles[i].metric, "mutex") == 0 ? &r.profiles[i] : lock;
+    CHECK(lock != NULL);
+    if (lock != NULL)
+        profile_stacks(&lock->profile, &got);
+    CHECK_EQ(got.n, want.n);
+    for (size_t i = 0; i < want.n; i++) {
+        const stack_row *g = set_get(&got, want.rows[i].stack);
+        CHECK(g != NULL);
+        if (g == NULL)
+            continue;
+        CHECK_EQ(g->v[0], want.rows[i].v[0]);
+        long long ns =
+            (long long)((__int128)want.rows[i].v[1] * 1000000000 / EXAMPLE_TICKS_PER_SEC);
+        long long diff = (long long)g->v[1] - ns;
+        CHECK(diff >= -g->v[0] - 1 && diff <= g->v[0] + 1);
+    }
+    if (lock != NULL)
+        printf("  contentions=%lld delay_ns=%lld\n", (long long)total(&lock->profile, 0),
+               (long long)total(&lock->profile, 1));
+    set_free(&want);
+    set_free(&got);
+    kiln_arena_destroy(a);
+}
+
+/* The sample types and units of each kind are Pyroscope's. */
+TEST(profile_types_named_as_pyroscope)
+{
+    static const struct {
+        const char *file, *type, *unit, *metric;
+    } cases[] = {
+        {"grafana-jfr-parser/example.jfr.gz", "alloc_in_new_tlab_bytes", "bytes", "memory"},
+        {"grafana-jfr-parser/example.jfr.gz", "alloc_outside_tlab_objects", "count", "memory"},
+        {"grafana-jfr-parser/example.jfr.gz", "cpu", "nanoseconds", "process_cpu"},
+        {"grafana-jfr-parser/example.jfr.gz", "delay", "nanoseconds", "mutex"},
+        {"grafana-jfr-parser/wall.jfr.gz", "wall", "nanoseconds", "wall"},
+        {"grafana-jfr-parser/nativemem.jfr.gz", "malloc_bytes", "bytes", "memory"},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
+        size_t n = 0;
+        const uint8_t *d = load(a, cases[c].file, &n);
+        kiln_jfr_result r = {0};
+        kiln_err err;
+        CHECK_OK(parse(a, d, n, &r, &err));
+        const kiln_jfr_profile *p = find(&r, cases[c].type);
+        CHECK(p != NULL);
+        for (size_t t = 0; p != NULL && t < p->profile.n_sample_types; t++) {
+            if (kiln_str_eq(p->profile.strings[p->profile.sample_types[t].type], cases[c].type))
+                CHECK(kiln_str_eq(p->profile.strings[p->profile.sample_types[t].unit],
+                                  cases[c].unit));
+        }
+        CHECK(p == NULL || strcmp(p->metric, cases[c].metric) == 0);
+        kiln_arena_destroy(a);
+    }
+}
+
+TEST(malformed_is_invalid_argument)
+{
+    kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
+    kiln_jfr_result r;
+    kiln_err err;
+    CHECK_EQ(parse(a, (const uint8_t *)"", 0, &r, &err), KILN_INVALID_ARGUMENT);
+    CHECK_EQ(parse(a, (const uint8_t *)"PK\3\4 not a recording", 20, &r, &err),
+             KILN_INVALID_ARGUMENT);
+    size_t n = 0;
+    const uint8_t *d = load(a, "grafana-jfr-parser/nativemem.jfr.gz", &n);
+    CHECK(d != NULL && n > 1000);
+    /* Every cut of the recording is refused: the chunk claims more bytes. */
+    for (size_t cut = 0; d != NULL && cut < n; cut += n / 50 + 1) {
+        kiln_status st = parse(a, d, cut, &r, &err);
+        CHECK_EQ(st, KILN_INVALID_ARGUMENT);
+    }
+    /* A recording followed by garbage is refused whole. */
+    uint8_t *more = kiln_arena_alloc(a, n + 8);
+    memcpy(more, d, n);
+    memcpy(more + n, "garbage!", 8);
+    CHECK_EQ(parse(a, more, n + 8, &r, &err), KILN_INVALID_ARGUMENT);
+    kiln_arena_destroy(a);
+}
+
+/* Bytes flipped anywhere give a status, never a crash or a hang (ASan and
+ * the fuzz target look deeper). */
+TEST(corrupted_recordings_never_crash)
+{
+    kiln_arena_t *base = kiln_arena_create(ARENA_CAP);
+    size_t n = 0;
+    const uint8_t *d = load(base, "grafana-jfr-parser/nativemem.jfr.gz", &n);
+    CHECK(d != NULL);
+    uint64_t seed = 42;
+    int ok = 0, invalid = 0, exhausted = 0;
+    for (int i = 0; d != NULL && i < 400; i++) {
+        kiln_arena_t *a = kiln_arena_create(64u << 20);
+        uint8_t *c = kiln_arena_alloc(a, n);
+        memcpy(c, d, n);
+        for (int k = 0; k < 1 + i % 4; k++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            c[(seed >> 33) % n] ^= (uint8_t)(1u << ((seed >> 20) % 8));
+        }
+        kiln_jfr_result r;
+        kiln_err err;
+        kiln_status st = parse(a, c, n, &r, &err);
+        ok += st == KILN_OK;
+        invalid += st == KILN_INVALID_ARGUMENT;
+        exhausted += st == KILN_RESOURCE_EXHAUSTED;
+        CHECK(st == KILN_OK || st == KILN_INVALID_ARGUMENT || st == KILN_RESOURCE_EXHAUSTED);
+        for (size_t p = 0; st == KILN_OK && p < r.n; p++) {
+            kiln_status v = kiln_pprof_validate(&r.profiles[p].profile, &err);
+            CHECK(v == KILN_OK || v == KILN_INVALID_ARGUMENT);
+        }
+        kiln_arena_destroy(a);
+    }
+    printf("  ok=%d invalid=%d exhausted=%d\n", ok, invalid, exhausted);
+    kiln_arena_destroy(base);
+}
+
+TEST(bad_labels_snapshot_is_invalid_argument)
+{
+    kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
+    size_t n = 0;
+    const uint8_t *d = load(a, "grafana-jfr-parser/nativemem.jfr.gz", &n);
+    kiln_jfr_input in = {1, 2, 100, (const uint8_t *)"\x0a\xff\xff", 3};
+    kiln_jfr_result r;
+    kiln_err err;
+    CHECK_EQ(kiln_jfr_parse(a, d, n, &in, &r, &err), KILN_INVALID_ARGUMENT);
+    kiln_arena_destroy(a);
+}
+
+int main(void)
+{
+    RUN(every_recording_converts);
+    RUN(golden_dd_trace_java_cpu);
+    RUN(golden_example_mutex);
+    RUN(profile_types_named_as_pyroscope);
+    RUN(malformed_is_invalid_argument);
+    RUN(corrupted_recordings_never_crash);
+    RUN(bad_labels_snapshot_is_invalid_argument);
+    return check_done();
+}
