@@ -291,7 +291,8 @@ static kiln_status chunk_header(const uint8_t *c, size_t avail, size_t at, uint6
 {
     if (avail < CHUNK_HEADER_BYTES || !kiln_jfr_is(c, avail))
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                            "jfr: no chunk (\"FLR\\0\" and a 68-byte header) at byte %zu", at);
+                            "jfr: no JFR chunk (magic \"FLR\" and a 68-byte header) at byte %zu",
+                            at);
     unsigned major = (unsigned)c[4] << 8 | c[5];
     uint32_t features =
         (uint32_t)c[64] << 24 | (uint32_t)c[65] << 16 | (uint32_t)c[66] << 8 | c[67];
