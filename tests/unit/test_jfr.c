@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "arena.h"
 #include "check.h"
@@ -88,12 +89,17 @@ TEST(every_recording_converts)
         CHECK(d != NULL);
         kiln_jfr_result r = {0};
         kiln_err err = {0};
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         kiln_status st = d ? parse(a, d, n, &r, &err) : KILN_NOT_FOUND;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         if (st != KILN_OK)
             printf("  %s: %s\n", jfr_files[f], err.msg);
         CHECK_OK(st);
         CHECK(r.n > 0);
-        printf("  %s: event=\"%s\"", jfr_files[f], r.event);
+        double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        printf("  %s: %zu bytes in %.1f ms, arena %zu bytes, event=\"%s\"", jfr_files[f], n, ms,
+               kiln_arena_used(a), r.event);
         for (size_t i = 0; i < r.n; i++) {
             kiln_pprof_t *p = &r.profiles[i].profile;
             CHECK_OK(kiln_pprof_validate(p, &err));
@@ -435,6 +441,416 @@ TEST(golden_pyroscope_kafka)
     kiln_arena_destroy(a);
 }
 
+/* ---- a recording written here, byte by byte ---- */
+
+/* A growable byte buffer for writing JFR by hand. */
+typedef struct wbuf {
+    uint8_t *p;
+    size_t len, cap;
+} wbuf;
+
+static void w_bytes(wbuf *b, const void *d, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2 + 64;
+        b->p = kiln_xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->len, d, n);
+    b->len += n;
+}
+
+static void w_u8(wbuf *b, uint8_t v)
+{
+    w_bytes(b, &v, 1);
+}
+
+static void w_var(wbuf *b, uint64_t v)
+{
+    do {
+        w_u8(b, (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0)));
+        v >>= 7;
+    } while (v != 0);
+}
+
+static void w_be(wbuf *b, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--)
+        w_u8(b, (uint8_t)(v >> (8 * i)));
+}
+
+static void w_utf8(wbuf *b, const char *s)
+{
+    w_u8(b, 3);
+    w_var(b, strlen(s));
+    w_bytes(b, s, strlen(s));
+}
+
+/* Appends an event: its size (which counts itself), then body. */
+static void w_event(wbuf *out, const wbuf *body)
+{
+    size_t n = 1;
+    while ((body->len + n) >> (7 * n) != 0)
+        n++;
+    w_var(out, body->len + n);
+    w_bytes(out, body->p, body->len);
+}
+
+/* The metadata string table. */
+static const char *const MS[] = {"root",
+                                 "metadata",
+                                 "region",
+                                 "class",
+                                 "field",
+                                 "id",
+                                 "name",
+                                 "class",
+                                 "constantPool",
+                                 "true",
+                                 "dimension",
+                                 "1",
+                                 "long",
+                                 "int",
+                                 "java.lang.String",
+                                 "boolean",
+                                 "jdk.types.Symbol",
+                                 "string",
+                                 "java.lang.Class",
+                                 "jdk.types.Method",
+                                 "type",
+                                 "jdk.types.StackFrame",
+                                 "method",
+                                 "lineNumber",
+                                 "jdk.types.StackTrace",
+                                 "truncated",
+                                 "frames",
+                                 "jdk.types.ThreadState",
+                                 "jdk.ExecutionSample",
+                                 "startTime",
+                                 "stackTrace",
+                                 "state",
+                                 "contextId",
+                                 "jdk.ActiveSetting",
+                                 "value",
+                                 "jdk.JavaMonitorEnter",
+                                 "duration",
+                                 "20",
+                                 "21",
+                                 "22",
+                                 "23",
+                                 "30",
+                                 "31",
+                                 "32",
+                                 "33",
+                                 "34",
+                                 "35",
+                                 "40",
+                                 "41",
+                                 "42"};
+
+static uint64_t ms(const char *s)
+{
+    for (size_t i = 0; i < sizeof(MS) / sizeof(MS[0]); i++) {
+        if (strcmp(MS[i], s) == 0)
+            return i;
+    }
+    abort();
+}
+
+/* A field element: name, type id and whether it is a pool key / array. */
+static void w_field(wbuf *b, const char *name, const char *type, int cp, int array)
+{
+    w_var(b, ms("field"));
+    w_var(b, 2 + (cp != 0) + (array != 0));
+    w_var(b, ms("name"));
+    w_var(b, ms(name));
+    w_var(b, ms("class"));
+    w_var(b, ms(type));
+    if (cp) {
+        w_var(b, ms("constantPool"));
+        w_var(b, ms("true"));
+    }
+    if (array) {
+        w_var(b, ms("dimension"));
+        w_var(b, ms("1"));
+    }
+    w_var(b, 0);
+}
+
+/* A class element with n fields given as (name, type, cp, array) rows. */
+static void w_class(wbuf *b, const char *id, const char *name, int n, const char *const *f)
+{
+    w_var(b, ms("class"));
+    w_var(b, 2);
+    w_var(b, ms("id"));
+    w_var(b, ms(id));
+    w_var(b, ms("name"));
+    w_var(b, ms(name));
+    w_var(b, (uint64_t)n);
+    for (int i = 0; i < n; i++)
+        w_field(b, f[4 * i], f[4 * i + 1], f[4 * i + 2][0] == 'c', f[4 * i + 3][0] == 'a');
+}
+
+static void w_metadata(wbuf *out)
+{
+    static const char *const sym[] = {"string", "22", "", ""};
+    static const char *const cls[] = {"name", "30", "c", ""};
+    static const char *const meth[] = {"type", "31", "c", "", "name", "30", "c", ""};
+    static const char *const frame[] = {"method", "32", "c", "", "lineNumber", "21", "", ""};
+    static const char *const stack[] = {"truncated", "23", "", "", "frames", "33", "", "a"};
+    static const char *const state[] = {"name", "22", "", ""};
+    static const char *const exec[] = {"startTime", "20", "",  "", "stackTrace", "34", "c", "",
+                                       "state",     "35", "c", "", "contextId",  "20", "",  ""};
+    static const char *const setting[] = {"startTime", "20", "",      "",   "name", "22",
+                                          "",          "",   "value", "22", "",     ""};
+    static const char *const monitor[] = {"startTime",  "20", "",  "", "duration",  "20", "", "",
+                                          "stackTrace", "34", "c", "", "contextId", "20", "", ""};
+    wbuf b = {0};
+    w_var(&b, 0); /* type: metadata */
+    w_var(&b, 0);
+    w_var(&b, 0);
+    w_var(&b, 1);
+    w_var(&b, sizeof(MS) / sizeof(MS[0]));
+    for (size_t i = 0; i < sizeof(MS) / sizeof(MS[0]); i++)
+        w_utf8(&b, MS[i]);
+    w_var(&b, ms("root"));
+    w_var(&b, 0);
+    w_var(&b, 2);
+    w_var(&b, ms("metadata"));
+    w_var(&b, 0);
+    w_var(&b, 13);
+    w_class(&b, "20", "long", 0, NULL);
+    w_class(&b, "21", "int", 0, NULL);
+    w_class(&b, "22", "java.lang.String", 0, NULL);
+    w_class(&b, "23", "boolean", 0, NULL);
+    w_class(&b, "30", "jdk.types.Symbol", 1, sym);
+    w_class(&b, "31", "java.lang.Class", 1, cls);
+    w_class(&b, "32", "jdk.types.Method", 2, meth);
+    w_class(&b, "33", "jdk.types.StackFrame", 2, frame);
+    w_class(&b, "34", "jdk.types.StackTrace", 2, stack);
+    w_class(&b, "35", "jdk.types.ThreadState", 1, state);
+    w_class(&b, "40", "jdk.ExecutionSample", 4, exec);
+    w_class(&b, "41", "jdk.ActiveSetting", 3, setting);
+    w_class(&b, "42", "jdk.JavaMonitorEnter", 4, monitor);
+    w_var(&b, ms("region"));
+    w_var(&b, 0);
+    w_var(&b, 0);
+    w_event(out, &b);
+    free(b.p);
+}
+
+/* Symbols: a Latin-1 (encoding 5) and a UTF-16 (encoding 4) one among them. */
+static void w_symbols(wbuf *b)
+{
+    static const char *const s[] = {"com/example/Foo", "hot", "main",
+                                    "com/example/Gen$$Lambda$12.0x000000080012ab00", "run"};
+    w_var(b, 30);
+    w_var(b, 7);
+    for (int i = 0; i < 5; i++) {
+        w_var(b, (uint64_t)i + 1);
+        w_utf8(b, s[i]);
+    }
+    w_var(b, 6); /* "caf\u00e9" in Latin-1 */
+    w_u8(b, 5);
+    w_var(b, 4);
+    w_bytes(b, "caf\xe9", 4);
+    w_var(b, 7); /* "\u03c0\U0001F525" in UTF-16: a BMP char and a surrogate pair */
+    w_u8(b, 4);
+    w_var(b, 3);
+    w_var(b, 0x3c0);
+    w_var(b, 0xd83d);
+    w_var(b, 0xdd25);
+}
+
+static void w_pools(wbuf *out)
+{
+    static const uint64_t methods[][3] = {
+        {100, 10, 2}, {101, 10, 3}, {102, 11, 5}, {103, 10, 6}, {104, 10, 7}};
+    static const uint64_t stacks[][3] = {
+        {1000, 100, 101}, {1001, 102, 101}, {1002, 103, 0}, {1003, 104, 0}};
+    wbuf b = {0};
+    w_var(&b, 1);
+    w_var(&b, 0);
+    w_var(&b, 0);
+    w_var(&b, 0); /* delta: the only pool event */
+    w_var(&b, 0);
+    w_var(&b, 5);
+    w_symbols(&b);
+    w_var(&b, 31);
+    w_var(&b, 2);
+    for (uint64_t i = 0; i < 2; i++) {
+        w_var(&b, 10 + i);
+        w_var(&b, i == 0 ? 1 : 4);
+    }
+    w_var(&b, 32);
+    w_var(&b, 5);
+    for (int i = 0; i < 5; i++)
+        for (int k = 0; k < 3; k++)
+            w_var(&b, methods[i][k]);
+    w_var(&b, 34);
+    w_var(&b, 4);
+    for (int i = 0; i < 4; i++) {
+        w_var(&b, stacks[i][0]);
+        w_u8(&b, 0); /* truncated */
+        w_var(&b, stacks[i][2] ? 2 : 1);
+        for (int k = 1; k <= (stacks[i][2] ? 2 : 1); k++) {
+            w_var(&b, stacks[i][k]);
+            w_var(&b, (uint64_t)(10 * k));
+        }
+    }
+    w_var(&b, 35);
+    w_var(&b, 2);
+    w_var(&b, 1);
+    w_utf8(&b, "STATE_RUNNABLE");
+    w_var(&b, 2);
+    w_utf8(&b, "STATE_SLEEPING");
+    w_event(out, &b);
+    free(b.p);
+}
+
+static void w_sample(wbuf *out, uint64_t stack, uint64_t state, uint64_t ctx)
+{
+    wbuf b = {0};
+    w_var(&b, 40);
+    w_var(&b, 12345);
+    w_var(&b, stack);
+    w_var(&b, state);
+    w_var(&b, ctx);
+    w_event(out, &b);
+    free(b.p);
+}
+
+static void w_events(wbuf *out)
+{
+    wbuf b = {0};
+    w_var(&b, 41);
+    w_var(&b, 1);
+    w_utf8(&b, "event");
+    w_utf8(&b, "cpu");
+    w_event(out, &b);
+    b.len = 0;
+    w_var(&b, 42);
+    w_var(&b, 1);
+    w_var(&b, 2000); /* ticks of 2 GHz: 1000 ns */
+    w_var(&b, 1000);
+    w_var(&b, 7);
+    w_event(out, &b);
+    free(b.p);
+    for (int i = 0; i < 3; i++)
+        w_sample(out, 1000, 1, 7);
+    w_sample(out, 1000, 2, 7);  /* sleeping: not cpu */
+    w_sample(out, 1000, 99, 7); /* unknown state: not cpu, as upstream */
+    w_sample(out, 5555, 1, 7);  /* unknown stack: left out */
+    w_sample(out, 1001, 1, 0);
+    w_sample(out, 1001, 1, 0);
+    w_sample(out, 1002, 1, 8);
+    w_sample(out, 1003, 1, 0);
+}
+
+/* One chunk: header, events, metadata, constant pool. */
+static void w_chunk(wbuf *out)
+{
+    size_t at = out->len;
+    w_bytes(out, "FLR\0\0\2\0\1", 8);
+    for (int i = 0; i < 7; i++)
+        w_be(out, 0, 8);
+    w_be(out, 1, 4); /* features: compressed integers */
+    w_events(out);
+    size_t meta = out->len - at;
+    w_metadata(out);
+    size_t cp = out->len - at;
+    w_pools(out);
+    size_t size = out->len - at;
+    uint8_t *h = out->p + at;
+    for (int i = 0; i < 8; i++) {
+        h[8 + i] = (uint8_t)(size >> (56 - 8 * i));
+        h[16 + i] = (uint8_t)(cp >> (56 - 8 * i));
+        h[24 + i] = (uint8_t)(meta >> (56 - 8 * i));
+        h[56 + i] = (uint8_t)(2000000000ull >> (56 - 8 * i));
+    }
+}
+
+/* LabelsSnapshot{strings: 1 worker, 2 cpu, 3 io; contexts: 7 {1: 2}, 8 {1: 3}}. */
+static const uint8_t SNAPSHOT[] = {
+    0x12, 0x0a, 0x08, 0x01, 0x12, 0x06, 'w',  'o',  'r',  'k',  'e',  'r',  /* strings[1] */
+    0x12, 0x07, 0x08, 0x02, 0x12, 0x03, 'c',  'p',  'u',                    /* strings[2] */
+    0x12, 0x06, 0x08, 0x03, 0x12, 0x02, 'i',  'o',                          /* strings[3] */
+    0x0a, 0x0a, 0x08, 0x07, 0x12, 0x06, 0x0a, 0x04, 0x08, 0x01, 0x10, 0x02, /* contexts[7] */
+    0x0a, 0x0a, 0x08, 0x08, 0x12, 0x06, 0x0a, 0x04, 0x08, 0x01, 0x10, 0x03, /* contexts[8] */
+};
+
+/* The label value of sample i for key, or "". */
+static kiln_str_t label_of(const kiln_pprof_t *p, size_t i, const char *key)
+{
+    const kiln_pprof_sample *s = &p->samples[i];
+    for (uint32_t j = 0; j < s->n_labels; j++) {
+        const kiln_pprof_label *l = &p->labels[s->label_off + j];
+        if (kiln_str_eq(p->strings[l->key], key))
+            return p->strings[l->str];
+    }
+    return (kiln_str_t){"", 0};
+}
+
+/* The cpu value and worker label of the stack given root first. */
+static int64_t stack_value(const kiln_pprof_t *p, const char *stack, const char *worker)
+{
+    char buf[512];
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *sm = &p->samples[i];
+        size_t k = 0;
+        for (uint32_t j = sm->n_locs; j-- > 0;) {
+            const kiln_pprof_location *l = &p->locations[p->locs[sm->loc_off + j] - 1];
+            kiln_str_t n = p->strings[p->functions[p->lines[l->line_off].function - 1].name];
+            k += (size_t)snprintf(buf + k, sizeof(buf) - k, "%.*s%s", (int)n.len, n.ptr,
+                                  j ? ";" : "");
+        }
+        if (strcmp(buf, stack) == 0 && kiln_str_eq(label_of(p, i, "worker"), worker))
+            return p->values[sm->value_off];
+    }
+    return -1;
+}
+
+TEST(written_recording_labels_states_strings)
+{
+    kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
+    wbuf rec = {0};
+    w_chunk(&rec);
+    size_t one = rec.len;
+    kiln_jfr_input in = {1, 2, 100, SNAPSHOT, sizeof(SNAPSHOT)};
+    kiln_jfr_result r = {0};
+    kiln_err err = {0};
+    kiln_status st = kiln_jfr_parse(a, rec.p, rec.len, &in, &r, &err);
+    if (st != KILN_OK)
+        printf("  %s\n", err.msg);
+    CHECK_OK(st);
+    CHECK_STR(r.event, "cpu");
+    const kiln_jfr_profile *cpu = find(&r, "cpu"), *lock = find(&r, "delay");
+    CHECK(cpu != NULL && lock != NULL);
+    if (cpu != NULL) {
+        const kiln_pprof_t *p = &cpu->profile;
+        CHECK_OK(kiln_pprof_validate(p, &err));
+        CHECK_EQ(total(p, 0), 70000000);
+        CHECK_EQ(stack_value(p, "com/example/Foo.main;com/example/Foo.hot", "cpu"), 30000000);
+        CHECK_EQ(stack_value(p, "com/example/Foo.main;com/example/Gen$$Lambda_.run", ""), 20000000);
+        CHECK_EQ(stack_value(p, "com/example/Foo.caf\xc3\xa9", "io"), 10000000);
+        CHECK_EQ(stack_value(p, "com/example/Foo.\xcf\x80\xf0\x9f\x94\xa5", ""), 10000000);
+    }
+    if (lock != NULL) {
+        CHECK_STR(lock->metric, "mutex");
+        CHECK_EQ(total(&lock->profile, 0), 1);
+        CHECK_EQ(total(&lock->profile, 1), 1000);
+        CHECK_EQ(stack_value(&lock->profile, "com/example/Foo.main;com/example/Foo.hot", "cpu"), 1);
+    }
+    /* Two chunks in one body: each read with its own pools, summed. */
+    w_chunk(&rec);
+    CHECK_OK(kiln_jfr_parse(a, rec.p, rec.len, &in, &r, &err));
+    cpu = find(&r, "cpu");
+    CHECK(cpu != NULL && total(&cpu->profile, 0) == 140000000);
+    /* A chunk cut inside its constant pool. */
+    CHECK_EQ(kiln_jfr_parse(a, rec.p, one - 3, &in, &r, &err), KILN_INVALID_ARGUMENT);
+    free(rec.p);
+    kiln_arena_destroy(a);
+}
+
 TEST(malformed_is_invalid_argument)
 {
     kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
@@ -513,6 +929,7 @@ int main(void)
     RUN(golden_example_mutex);
     RUN(profile_types_named_as_pyroscope);
     RUN(golden_pyroscope_kafka);
+    RUN(written_recording_labels_states_strings);
     RUN(malformed_is_invalid_argument);
     RUN(corrupted_recordings_never_crash);
     RUN(bad_labels_snapshot_is_invalid_argument);
