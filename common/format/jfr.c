@@ -115,7 +115,7 @@ static bool agg_grow(kiln_arena_t *a, agg *g)
 static bool add(jfr_parse *p, uint8_t kind, uint64_t stack, uint64_t ctx, int64_t v0, int64_t v1)
 {
     agg *g = &p->agg;
-    if ((g->len + 1) * 2 > g->cap && !agg_grow(p->a, g))
+    if (g->len >= KILN_JFR_MAX_SAMPLES || ((g->len + 1) * 2 > g->cap && !agg_grow(p->a, g)))
         return false;
     agg_entry *e = &g->e[agg_slot(g, kind, stack, ctx)];
     if (!e->used) {
@@ -226,7 +226,9 @@ static kiln_status read_events(jfr_parse *p, jfr_reader *r, kiln_err *err)
                 return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                     "jfr: malformed %s event (%zu bytes)", c->name, (size_t)size);
             if (!on_event(p, c))
-                return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "jfr: too many stacks");
+                return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                                    "jfr: more than %u distinct stacks in a chunk",
+                                    KILN_JFR_MAX_SAMPLES);
         }
         r->p = start + size;
     }

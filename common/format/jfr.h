@@ -45,6 +45,14 @@ typedef struct kiln_jfr_result {
 
 /** Most frames kept of one stack (deeper ones are cut at the root end). */
 #define KILN_JFR_MAX_DEPTH 4096
+/** Per chunk: most constant-pool entries kept, frames of all its stack
+ * traces, and distinct (profile type, stack, context) samples. Past them a
+ * recording is KILN_RESOURCE_EXHAUSTED: they bound memory to a small
+ * multiple of the input whatever its shape (real recordings of a busy JVM
+ * stay far below: ~10^4 entries, ~10^5 frames). */
+#define KILN_JFR_MAX_POOL_ENTRIES (1u << 20)
+#define KILN_JFR_MAX_FRAMES (8u << 20)
+#define KILN_JFR_MAX_SAMPLES (1u << 20)
 
 /** Parses a recording (not gzip: the caller gunzips) and its labels into
  * *out. KILN_INVALID_ARGUMENT with a message for anything malformed (bad

@@ -146,6 +146,7 @@ typedef struct jfr_vec {
 typedef struct jfr_pools {
     jfr_map symbol, string, cls, method, stack, state;
     jfr_vec symbols, strings, classes, methods, stacks, states, frames;
+    size_t n_entries; /* entries kept, all pools */
 } jfr_pools;
 
 /* One chunk's metadata. */

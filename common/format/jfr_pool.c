@@ -102,6 +102,8 @@ static bool read_frame(pool_ctx *c, const jfr_field *f, jfr_stack *st)
     kiln_jfr__read_struct(c->r, c->a, c->m, fc, 1, c->frame_vals);
     if (c->r->bad || st->n >= KILN_JFR_MAX_DEPTH)
         return !c->r->bad;
+    if (c->p->frames.len >= KILN_JFR_MAX_FRAMES)
+        return false;
     jfr_frame *fr = kiln_jfr__vec_push(c->a, &c->p->frames, sizeof(*fr));
     if (fr == NULL)
         return false;
@@ -139,6 +141,8 @@ static bool read_stack(pool_ctx *c, const jfr_class *k, jfr_stack *st)
 /* Appends an entry of elem bytes to v and maps key to it; NULL past the cap. */
 static void *keep(pool_ctx *c, jfr_map *map, jfr_vec *v, size_t elem, uint64_t key)
 {
+    if (++c->p->n_entries > KILN_JFR_MAX_POOL_ENTRIES)
+        return NULL;
     void *e = kiln_jfr__vec_push(c->a, v, elem);
     if (e == NULL || !kiln_jfr__map_put(c->a, map, key, (uint32_t)(v->len - 1)))
         return NULL;
@@ -205,7 +209,10 @@ static kiln_status read_pool_event(pool_ctx *c, int64_t *delta, kiln_err *err)
         for (uint64_t j = 0; j < n && !r->bad; j++) {
             uint64_t key = kiln_jfr__long(r);
             if (!read_entry(c, k, key) && !r->bad)
-                return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "jfr: constant pools too large");
+                return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                                    "jfr: constant pools too large (limits: %u entries, %u "
+                                    "frames per chunk)",
+                                    KILN_JFR_MAX_POOL_ENTRIES, KILN_JFR_MAX_FRAMES);
         }
     }
     if (r->bad)

@@ -661,6 +661,9 @@ static void w_symbols(wbuf *b)
     w_var(b, 0xdd25);
 }
 
+/* Thread states added to the pool, to test the entry limit. */
+static size_t extra_states;
+
 static void w_pools(wbuf *out)
 {
     static const uint64_t methods[][3] = {
@@ -698,11 +701,15 @@ static void w_pools(wbuf *out)
         }
     }
     w_var(&b, 35);
-    w_var(&b, 2);
+    w_var(&b, 2 + extra_states);
     w_var(&b, 1);
     w_utf8(&b, "STATE_RUNNABLE");
     w_var(&b, 2);
     w_utf8(&b, "STATE_SLEEPING");
+    for (size_t i = 0; i < extra_states; i++) {
+        w_var(&b, 100 + i);
+        w_u8(&b, 1); /* the empty string */
+    }
     w_event(out, &b);
     free(b.p);
 }
@@ -851,6 +858,21 @@ TEST(written_recording_labels_states_strings)
     kiln_arena_destroy(a);
 }
 
+TEST(pool_entry_limit_is_resource_exhausted)
+{
+    kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
+    wbuf rec = {0};
+    extra_states = KILN_JFR_MAX_POOL_ENTRIES;
+    w_chunk(&rec);
+    extra_states = 0;
+    kiln_jfr_result r;
+    kiln_err err;
+    CHECK_EQ(parse(a, rec.p, rec.len, &r, &err), KILN_RESOURCE_EXHAUSTED);
+    printf("  %zu bytes: %s\n", rec.len, err.msg);
+    free(rec.p);
+    kiln_arena_destroy(a);
+}
+
 TEST(malformed_is_invalid_argument)
 {
     kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
@@ -930,6 +952,7 @@ int main(void)
     RUN(profile_types_named_as_pyroscope);
     RUN(golden_pyroscope_kafka);
     RUN(written_recording_labels_states_strings);
+    RUN(pool_entry_limit_is_resource_exhausted);
     RUN(malformed_is_invalid_argument);
     RUN(corrupted_recordings_never_crash);
     RUN(bad_labels_snapshot_is_invalid_argument);
