@@ -47,6 +47,7 @@ static const struct kind_def {
 /* Events of one chunk summed by kind, stack trace id and context id. */
 typedef struct agg_entry {
     uint64_t stack, ctx;
+    uint64_t span, span_name; /* the event's span id and span name string id, or 0 */
     int64_t v[2];
     uint8_t kind, used;
 } agg_entry;
@@ -69,6 +70,7 @@ typedef struct jfr_parse {
     jfr_meta meta;
     jfr_pools pools;
     agg agg;
+    uint64_t span, span_name; /* of the event being read */
     uint64_t ticks_per_sec;
     jfr_val *vals;
     uint64_t *locs;
@@ -89,11 +91,18 @@ int kiln_jfr_is(const uint8_t *data, size_t len)
 
 /* ---- aggregation ---- */
 
-static size_t agg_slot(const agg *g, uint8_t kind, uint64_t stack, uint64_t ctx)
+static bool agg_same(const agg_entry *e, const agg_entry *k)
 {
-    uint64_t h = (stack * 0x9e3779b97f4a7c15ull) ^ (ctx * 0xc2b2ae3d27d4eb4full) ^ kind;
+    return e->kind == k->kind && e->stack == k->stack && e->ctx == k->ctx && e->span == k->span &&
+           e->span_name == k->span_name;
+}
+
+static size_t agg_slot(const agg *g, const agg_entry *k)
+{
+    uint64_t h = (k->stack * 0x9e3779b97f4a7c15ull) ^ (k->ctx * 0xc2b2ae3d27d4eb4full) ^
+                 (k->span * 0x165667b19e3779f9ull) ^ k->span_name ^ k->kind;
     size_t s = (size_t)(h ^ (h >> 29)) & (g->cap - 1);
-    while (g->e[s].used && (g->e[s].kind != kind || g->e[s].stack != stack || g->e[s].ctx != ctx))
+    while (g->e[s].used && !agg_same(&g->e[s], k))
         s = (s + 1) & (g->cap - 1);
     return s;
 }
@@ -107,7 +116,7 @@ static bool agg_grow(kiln_arena_t *a, agg *g)
         return false;
     for (size_t i = 0; i < old.cap; i++) {
         if (old.e[i].used)
-            g->e[agg_slot(g, old.e[i].kind, old.e[i].stack, old.e[i].ctx)] = old.e[i];
+            g->e[agg_slot(g, &old.e[i])] = old.e[i];
     }
     return true;
 }
@@ -117,9 +126,10 @@ static bool add(jfr_parse *p, uint8_t kind, uint64_t stack, uint64_t ctx, int64_
     agg *g = &p->agg;
     if (g->len >= KILN_JFR_MAX_SAMPLES || ((g->len + 1) * 2 > g->cap && !agg_grow(p->a, g)))
         return false;
-    agg_entry *e = &g->e[agg_slot(g, kind, stack, ctx)];
+    agg_entry k = {stack, ctx, p->span, p->span_name, {0, 0}, kind, 1};
+    agg_entry *e = &g->e[agg_slot(g, &k)];
     if (!e->used) {
-        *e = (agg_entry){stack, ctx, {0, 0}, kind, 1};
+        *e = k;
         g->len++;
     }
     e->v[0] += v0;
@@ -181,6 +191,8 @@ static bool on_sample(jfr_parse *p, const jfr_class *c, uint64_t st, uint64_t ct
 static bool on_event(jfr_parse *p, const jfr_class *c)
 {
     uint64_t st = (uint64_t)ev_i(p, c, F_STACK), ctx = (uint64_t)ev_i(p, c, F_CONTEXT);
+    p->span = (uint64_t)ev_i(p, c, F_SPAN_ID);
+    p->span_name = (uint64_t)ev_i(p, c, F_SPAN_NAME);
     switch (c->role) {
     case E_EXEC:
     case E_WALL:
@@ -259,6 +271,23 @@ static kiln_pprof_build_t *builder(jfr_parse *p, int kind)
     return b;
 }
 
+/* The span of an event as Pyroscope labels it: profile_id (the span id in
+ * 16 hex digits, kept per sample, not as a series) and span_name (from the
+ * LabelsSnapshot's strings). False past the arena's cap. */
+static bool span_labels(jfr_parse *p, const agg_entry *e, kiln_pprof_build_label *l, size_t *n)
+{
+    if (e->span != 0) {
+        char *id = kiln_arena_printf(p->a, "%016llx", (unsigned long long)e->span);
+        if (id == NULL)
+            return false;
+        l[(*n)++] = (kiln_pprof_build_label){KILN_STR("profile_id"), {id, 16}};
+    }
+    kiln_str_t name = kiln_jfr__labels_string(&p->labels, (int64_t)e->span_name);
+    if (e->span_name != 0 && name.len > 0)
+        l[(*n)++] = (kiln_pprof_build_label){KILN_STR("span_name"), name};
+    return true;
+}
+
 /* Adds one summed entry as a sample: its stack's frames (leaf first, as
  * both JFR and pprof order them) and its context's labels. A stack trace
  * missing from the pools is left out, as Pyroscope leaves it out. */
@@ -282,6 +311,8 @@ static bool emit(jfr_parse *p, const agg_entry *e)
     }
     kiln_pprof_build_label *labels;
     size_t nl = kiln_jfr__labels_of(p->a, &p->labels, e->ctx, &labels);
+    if (labels == NULL || !span_labels(p, e, labels, &nl))
+        return false;
     int64_t v[2] = {e->v[0], e->v[1]};
     if (e->kind <= K_WALL)
         v[0] = (int64_t)((uint64_t)v[0] * (uint64_t)p->period);

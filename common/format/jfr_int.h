@@ -66,6 +66,8 @@ enum {
     F_FRAMES,
     F_TRUNCATED,
     F_STRING,
+    F_SPAN_ID,
+    F_SPAN_NAME,
     F_COUNT
 };
 
@@ -194,7 +196,10 @@ typedef struct kiln_jfr_labels {
 
 kiln_status kiln_jfr__labels_parse(kiln_arena_t *a, const uint8_t *data, size_t len,
                                    kiln_jfr_labels *out, kiln_err *err);
-/* The labels of context ctx (none for 0 or an unknown id), in arena memory. */
+/* String id of the snapshot's string table; "" when absent. */
+kiln_str_t kiln_jfr__labels_string(const kiln_jfr_labels *l, int64_t id);
+/* The labels of context ctx (none for 0 or an unknown id), in arena memory
+ * with room for 2 more. */
 size_t kiln_jfr__labels_of(kiln_arena_t *a, const kiln_jfr_labels *l, uint64_t ctx,
                            kiln_pprof_build_label **out);
 

@@ -150,7 +150,7 @@ kiln_status kiln_jfr__labels_parse(kiln_arena_t *a, const uint8_t *data, size_t 
     return KILN_OK;
 }
 
-static kiln_str_t string_of(const kiln_jfr_labels *l, int64_t id)
+kiln_str_t kiln_jfr__labels_string(const kiln_jfr_labels *l, int64_t id)
 {
     uint32_t i;
     if (!kiln_jfr__map_get(&l->string_ids, (uint64_t)id, &i))
@@ -163,16 +163,18 @@ size_t kiln_jfr__labels_of(kiln_arena_t *a, const kiln_jfr_labels *l, uint64_t c
 {
     uint32_t i;
     *out = NULL;
-    if (ctx == 0 || !kiln_jfr__map_get(&l->context_ids, ctx, &i))
-        return 0;
-    const kiln_jfr_context *c = &((const kiln_jfr_context *)l->contexts.v)[i];
-    kiln_pprof_build_label *ls = kiln_arena_alloc(a, (c->n + 1) * sizeof(*ls));
+    kiln_jfr_context none = {0, 0};
+    const kiln_jfr_context *c = &none;
+    if (ctx != 0 && kiln_jfr__map_get(&l->context_ids, ctx, &i))
+        c = &((const kiln_jfr_context *)l->contexts.v)[i];
+    kiln_pprof_build_label *ls = kiln_arena_alloc(a, (c->n + 2) * sizeof(*ls));
     if (ls == NULL)
         return 0;
-    const int64_t *pairs = (const int64_t *)l->pairs.v + 2 * (size_t)c->off;
     size_t n = 0;
     for (uint32_t j = 0; j < c->n; j++) {
-        kiln_str_t k = string_of(l, pairs[2 * j]), v = string_of(l, pairs[2 * j + 1]);
+        const int64_t *pairs = (const int64_t *)l->pairs.v + 2 * (size_t)c->off;
+        kiln_str_t k = kiln_jfr__labels_string(l, pairs[2 * j]),
+                   v = kiln_jfr__labels_string(l, pairs[2 * j + 1]);
         if (k.len > 0 && v.len > 0)
             ls[n++] = (kiln_pprof_build_label){k, v};
     }

@@ -418,9 +418,9 @@ static const char *const ROLES[] = {
 };
 
 static const char *const FIELDS[F_COUNT] = {
-    "stackTrace", "state",    "contextId", "samples",   "tlabSize", "allocationSize",
-    "weight",     "duration", "size",      "name",      "value",    "type",
-    "lineNumber", "method",   "frames",    "truncated", "string"};
+    "stackTrace", "state",     "contextId", "samples", "tlabSize", "allocationSize", "weight",
+    "duration",   "size",      "name",      "value",   "type",     "lineNumber",     "method",
+    "frames",     "truncated", "string",    "spanId",  "spanName"};
 
 /* Gives each class its primitive kind, role and field indices. */
 static void classify(jfr_class *k)
