@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "jfr.h"
+#include "labels.h"
 #include "jfr_int.h"
 
 #define CHUNK_HEADER_BYTES 68
@@ -324,6 +325,40 @@ static size_t generated_prefix(kiln_str_t s)
     return 0;
 }
 
+/* The length of the UTF-8 sequence a lead byte starts, 0 for a byte that
+ * cannot start one. */
+static size_t utf8_len(uint8_t b)
+{
+    return b < 0x80                 ? 1
+           : b >= 0xc2 && b <= 0xdf ? 2
+           : b >= 0xe0 && b <= 0xef ? 3
+           : b >= 0xf0 && b <= 0xf4 ? 4
+                                    : 0;
+}
+
+/* s with every byte that starts no valid UTF-8 sequence replaced by U+FFFD
+ * (native symbols are raw bytes; one of them must not void a recording). */
+static kiln_str_t utf8_repair(kiln_arena_t *a, kiln_str_t s)
+{
+    char *o = kiln_arena_alloc(a, s.len * 3 + 1);
+    size_t k = 0;
+    if (o == NULL)
+        return (kiln_str_t){NULL, 0};
+    for (size_t i = 0; i < s.len;) {
+        size_t n = utf8_len((uint8_t)s.ptr[i]);
+        if (n != 0 && i + n <= s.len && kiln_utf8_valid(s.ptr + i, n)) {
+            memcpy(o + k, s.ptr + i, n);
+            k += n;
+            i += n;
+        } else {
+            memcpy(o + k, "\xef\xbf\xbd", 3);
+            k += 3;
+            i++;
+        }
+    }
+    return (kiln_str_t){o, k};
+}
+
 static kiln_str_t symbol(const jfr_pools *pools, uint64_t key)
 {
     uint32_t i;
@@ -347,7 +382,9 @@ kiln_str_t kiln_jfr__frame_name(kiln_arena_t *a, jfr_pools *pools, uint64_t meth
     size_t gc = generated_prefix(cls), gn = generated_prefix(name);
     char *s = kiln_arena_printf(a, "%.*s%s.%.*s%s", (int)(gc ? gc : cls.len), cls.ptr,
                                 gc ? "_" : "", (int)(gn ? gn : name.len), name.ptr, gn ? "_" : "");
-    if (s != NULL)
-        m->resolved = (kiln_str_t){s, strlen(s)};
+    kiln_str_t r = {s, s != NULL ? strlen(s) : 0};
+    if (s != NULL && !kiln_utf8_valid(r.ptr, r.len))
+        r = utf8_repair(a, r);
+    m->resolved = r;
     return m->resolved;
 }

@@ -647,7 +647,7 @@ static void w_symbols(wbuf *b)
     static const char *const s[] = {"com/example/Foo", "hot", "main",
                                     "com/example/Gen$$Lambda$12.0x000000080012ab00", "run"};
     w_var(b, 30);
-    w_var(b, 7);
+    w_var(b, 8);
     for (int i = 0; i < 5; i++) {
         w_var(b, (uint64_t)i + 1);
         w_utf8(b, s[i]);
@@ -662,6 +662,8 @@ static void w_symbols(wbuf *b)
     w_var(b, 0x3c0);
     w_var(b, 0xd83d);
     w_var(b, 0xdd25);
+    w_var(b, 8); /* not UTF-8 */
+    w_utf8(b, "bad\xff");
 }
 
 /* Thread states added to the pool, to test the entry limit. */
@@ -669,10 +671,10 @@ static size_t extra_states;
 
 static void w_pools(wbuf *out)
 {
-    static const uint64_t methods[][3] = {
-        {100, 10, 2}, {101, 10, 3}, {102, 11, 5}, {103, 10, 6}, {104, 10, 7}};
+    static const uint64_t methods[][3] = {{100, 10, 2}, {101, 10, 3}, {102, 11, 5},
+                                          {103, 10, 6}, {104, 10, 7}, {105, 10, 8}};
     static const uint64_t stacks[][3] = {
-        {1000, 100, 101}, {1001, 102, 101}, {1002, 103, 0}, {1003, 104, 0}};
+        {1000, 100, 101}, {1001, 102, 101}, {1002, 103, 0}, {1003, 104, 0}, {1004, 105, 0}};
     wbuf b = {0};
     w_var(&b, 1);
     w_var(&b, 0);
@@ -688,13 +690,13 @@ static void w_pools(wbuf *out)
         w_var(&b, i == 0 ? 1 : 4);
     }
     w_var(&b, 32);
-    w_var(&b, 5);
-    for (int i = 0; i < 5; i++)
+    w_var(&b, 6);
+    for (int i = 0; i < 6; i++)
         for (int k = 0; k < 3; k++)
             w_var(&b, methods[i][k]);
     w_var(&b, 34);
-    w_var(&b, 4);
-    for (int i = 0; i < 4; i++) {
+    w_var(&b, 5);
+    for (int i = 0; i < 5; i++) {
         w_var(&b, stacks[i][0]);
         w_u8(&b, 0); /* truncated */
         w_var(&b, stacks[i][2] ? 2 : 1);
@@ -763,6 +765,7 @@ static void w_events(wbuf *out)
     w_sample(out, 1002, 1, 8);
     w_sample(out, 1003, 1, 0);
     w_span_sample(out, 1003, 1, 0, 0xabc, 3); /* span 0xabc named "io" */
+    w_sample(out, 1004, 1, 0);
 }
 
 /* One chunk: header, events, metadata, constant pool. */
@@ -847,7 +850,8 @@ TEST(written_recording_labels_states_strings)
     if (cpu != NULL) {
         const kiln_pprof_t *p = &cpu->profile;
         CHECK_OK(kiln_pprof_validate(p, &err));
-        CHECK_EQ(total(p, 0), 80000000);
+        CHECK_EQ(total(p, 0), 90000000);
+        CHECK_EQ(stack_value(p, "com/example/Foo.bad\xef\xbf\xbd", ""), 10000000);
         size_t spans = 0;
         for (size_t i = 0; i < p->n_samples; i++) {
             if (!kiln_str_eq(label_of(p, i, "profile_id"), "0000000000000abc"))
@@ -876,7 +880,7 @@ TEST(written_recording_labels_states_strings)
 
     CHECK_OK(st);
     cpu = find(&r, "cpu");
-    CHECK(cpu != NULL && total(&cpu->profile, 0) == 160000000);
+    CHECK(cpu != NULL && total(&cpu->profile, 0) == 180000000);
     /* A chunk cut inside its constant pool. */
     CHECK_EQ(kiln_jfr_parse(a, rec.p, one - 3, &in, &r, &err), KILN_INVALID_ARGUMENT);
     free(rec.p);
