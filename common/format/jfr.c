@@ -84,7 +84,7 @@ static uint64_t be64(const uint8_t *p)
     return v;
 }
 
-int kiln_jfr_is(const uint8_t *data, size_t len)
+bool kiln_jfr_is(const uint8_t *data, size_t len)
 {
     return len >= 4 && memcmp(data, "FLR\0", 4) == 0;
 }

@@ -15,6 +15,7 @@
 #ifndef KILN_JFR_H
 #define KILN_JFR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,6 @@ kiln_status kiln_jfr_parse(kiln_arena_t *a, const uint8_t *data, size_t len,
                            const kiln_jfr_input *in, kiln_jfr_result *out, kiln_err *err);
 
 /** True when data starts like a JFR chunk ("FLR\0"). */
-int kiln_jfr_is(const uint8_t *data, size_t len);
+bool kiln_jfr_is(const uint8_t *data, size_t len);
 
 #endif
