@@ -2,7 +2,8 @@
  * ingest: Pyroscope's legacy HTTP API, POST /ingest and /pyroscope/ingest
  * (pkg/ingester/pyroscope). The query names the app and its tags, the time
  * range and the sampling; the body is pprof (raw or in a multipart form from
- * the SDKs), folded stacks (the default), lines or speedscope. Every body
+ * the SDKs), JFR (raw, gzip, or the Java agent's form with the labels of
+ * its contexts), folded stacks (the default), lines or speedscope. Every body
  * becomes kiln_ingest_profile values for kiln_distributor_ingest, the
  * pipeline of every ingest path. Responses: 200 empty; 400 for the query
  * (and, for the text formats, for what the pipeline rejects); 413 too large;
@@ -25,6 +26,7 @@
 #include "folded.h"
 #include "gzip.h"
 #include "ingest_formats.h"
+#include "jfr.h"
 #include "labels.h"
 #include "log.h"
 #include "multipart.h"
@@ -380,6 +382,77 @@ static kiln_status ingest_speedscope(ingest *r)
     return st == KILN_OK ? push(r, in, k, false) : st;
 }
 
+/* ---- jfr (the Pyroscope Java agent) ---- */
+
+/* The recording and the LabelsSnapshot of a JFR upload: the whole body, or
+ * the form's jfr and labels parts, each gunzipped when gzip, each under the
+ * profile size limit. */
+static kiln_status jfr_parts(ingest *r, const uint8_t **rec, size_t *rec_len,
+                             const uint8_t **labels, size_t *labels_len)
+{
+    *labels = NULL;
+    *labels_len = 0;
+    if (strstr(r->content_type, "multipart/form-data") == NULL)
+        return text_body(r, rec, rec_len);
+    kiln_str_t boundary;
+    kiln_multipart_part *parts;
+    size_t n;
+    kiln_status st = kiln_multipart_boundary(r->a, r->content_type, &boundary, &r->err);
+    if (st == KILN_OK)
+        st = kiln_multipart_parse(r->a, r->body, r->body_len, boundary, &parts, &n, &r->err);
+    if (st != KILN_OK)
+        return body_failed(r, st);
+    const kiln_multipart_part *j = kiln_multipart_find(parts, n, "jfr");
+    const kiln_multipart_part *l = kiln_multipart_find(parts, n, "labels");
+    if (j == NULL)
+        return body_failed(
+            r, kiln_err_set(&r->err, KILN_INVALID_ARGUMENT, "jfr: the form has no \"jfr\" part"));
+    st = kiln_distributor_body(r->d, j->data, j->len, 0, r->a, rec, rec_len, &r->err);
+    if (st == KILN_OK && l != NULL && l->len > 0)
+        st = kiln_distributor_body(r->d, l->data, l->len, 0, r->a, labels, labels_len, &r->err);
+    return st == KILN_OK ? KILN_OK : decode_failed(r, st);
+}
+
+/* The series labels of one JFR profile, as upstream's jfr conversion gives
+ * them: the tags, pyroscope_spy, __delta__, jfr_event, __name__ and the app
+ * name as service_name (as app_name when a tag sets service_name). */
+static kiln_label_t *jfr_labels(ingest *r, const char *metric, const char *event, size_t *n)
+{
+    kiln_label_t *l = base_labels(r, metric, &r->name, 2, n);
+    if (l == NULL)
+        return NULL;
+    if (*event != '\0')
+        put(l, n, "jfr_event", event);
+    bool tagged = kiln_appname_tag(&r->name, KILN_LABEL_SERVICE_NAME) != NULL;
+    if (!tagged || kiln_appname_tag(&r->name, "app_name") == NULL)
+        put(l, n, tagged ? "app_name" : KILN_LABEL_SERVICE_NAME, r->name.name);
+    return l;
+}
+
+static kiln_status ingest_jfr(ingest *r)
+{
+    const uint8_t *rec, *labels;
+    size_t len, labels_len;
+    kiln_status st = jfr_parts(r, &rec, &len, &labels, &labels_len);
+    if (st != KILN_OK)
+        return st;
+    kiln_jfr_input jin = {r->from, r->until, r->sample_rate, labels, labels_len};
+    kiln_jfr_result res;
+    if ((st = kiln_jfr_parse(r->a, rec, len, &jin, &res, &r->err)) != KILN_OK)
+        return body_failed(r, st);
+    kiln_ingest_profile *in = kiln_arena_calloc(r->a, res.n + 1, sizeof(*in));
+    if (in == NULL)
+        return body_failed(r, kiln_err_set(&r->err, KILN_RESOURCE_EXHAUSTED, "out of memory"));
+    for (size_t i = 0; i < res.n; i++) {
+        in[i].profile = res.profiles[i].profile;
+        in[i].raw_bytes = i == 0 ? r->body_len : 0; /* the body counts once */
+        in[i].labels = jfr_labels(r, res.profiles[i].metric, res.event, &in[i].n_labels);
+        if (in[i].labels == NULL)
+            return body_failed(r, kiln_err_set(&r->err, KILN_RESOURCE_EXHAUSTED, "out of memory"));
+    }
+    return push(r, in, res.n, false);
+}
+
 /* ---- dispatch ---- */
 
 static bool format_is(const ingest *r, const char *f)
@@ -392,7 +465,7 @@ static kiln_status unsupported(ingest *r, const char *what)
     return reject(r, 422,
                   kiln_err_set(&r->err, KILN_UNIMPLEMENTED,
                                "format %s is not supported by this server; send pprof, "
-                               "folded, lines or speedscope",
+                               "jfr, folded, lines or speedscope",
                                what));
 }
 
@@ -408,7 +481,7 @@ static kiln_status dispatch(ingest *r)
     if (format_is(r, "lines"))
         return ingest_text(r, true);
     if (format_is(r, "jfr"))
-        return unsupported(r, "jfr");
+        return ingest_jfr(r);
     if (format_is(r, "pprof"))
         return ingest_pprof(r, r->body, r->body_len, NULL);
     if (format_is(r, "speedscope"))
