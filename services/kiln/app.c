@@ -21,6 +21,7 @@
 #include "querier.h"
 #include "query_pool.h"
 #include "rpc.h"
+#include "ui.h"
 #include "xmalloc.h"
 
 struct kiln_app {
@@ -209,6 +210,7 @@ static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
     app->querier = kiln_querier_create(app->reader, app->limits);
     kiln_querier_register(app->querier, app->rpc);
     kiln_querier_register_http(app->querier, app->http);
+    kiln_ui_register(app->http); /* the web UI goes wherever queries are served */
     return KILN_OK;
 }
 
