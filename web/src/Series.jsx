@@ -27,6 +27,8 @@ export function seriesName(s) {
 
 export default function Series({ series, unit, format = String, fromMs, untilMs, onSelect, onRendered, height = 160 }) {
   const box = useRef(null);
+  const select = useRef(onSelect); // the latest handler, without redrawing for a new one
+  select.current = onSelect;
   useEffect(() => {
     const el = box.current;
     if (!el) return undefined;
@@ -36,7 +38,7 @@ export default function Series({ series, unit, format = String, fromMs, untilMs,
     const opts = {
       width: Math.max(300, el.clientWidth),
       height,
-      scales: { x: { time: true, min: fromMs / 1000, max: untilMs / 1000 } },
+      scales: { x: { time: true, min: fromMs / 1000, max: untilMs / 1000 }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       axes: [axis, { ...axis, size: 80, values: (u, vals) => vals.map((v) => format(v, unit)) }],
       legend: { show: series.length > 1 && series.length <= 8 },
       cursor: { drag: { x: true, y: false } },
@@ -49,7 +51,7 @@ export default function Series({ series, unit, format = String, fromMs, untilMs,
           if (u.select.width < 2) return;
           const a = u.posToVal(u.select.left, 'x'), b = u.posToVal(u.select.left + u.select.width, 'x');
           u.setSelect({ width: 0, height: 0 }, false);
-          onSelect?.(Math.round(a * 1000), Math.round(b * 1000));
+          select.current?.(Math.round(a * 1000), Math.round(b * 1000));
         }],
       },
     };
@@ -61,6 +63,6 @@ export default function Series({ series, unit, format = String, fromMs, untilMs,
       window.removeEventListener('resize', resize);
       plot.destroy();
     };
-  }, [series, fromMs, untilMs, height, onSelect, onRendered]);
+  }, [series, fromMs, untilMs, height, unit, format, onRendered]);
   return <div className="series" ref={box} data-testid="series" aria-label="time series; drag to select a range" />;
 }

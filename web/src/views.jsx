@@ -122,6 +122,7 @@ export function TagView({ st, set, types }) {
           {(names.value || [tag]).map((n) => <option key={n} value={n}>{n}</option>)}
         </select>
       </label>
+      <Err error={names.error} />
       <SeriesPane sel={sel} onRange={(a, b) => set({ from: a, until: b })} testid="tag-series" />
       <table className="grid" data-testid="tag-table">
         <thead><tr><th>{tag}</th><th>total</th><th>share</th></tr></thead>
