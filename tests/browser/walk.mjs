@@ -306,7 +306,14 @@ async function stepTags(page, base) {
   const got = await page.$$eval('[data-testid="tag-table"] tbody tr', (rows) => rows.map((tr) => [tr.cells[0].innerText, Number(tr.cells[1].dataset.total)]));
   check(got.length === 2 && got.every(([v, t]) => want[v] === t), 'tags: each env value\'s total equals SelectSeries group_by', JSON.stringify(got));
   await shot(page, 'tags');
-  await page.getByRole('button', { name: 'prod' }).click();
+  // keyboard: the label picker, then a value opened with Enter
+  await page.getByTestId('tag').focus();
+  await page.keyboard.press('ArrowDown'); // env -> the next label
+  await page.waitForFunction(() => !location.search.includes('tag=env'));
+  check(true, 'tags: the label picker works from the keyboard', new URL(page.url()).searchParams.get('tag'));
+  await page.getByTestId('tag').selectOption('env');
+  await page.getByRole('button', { name: 'prod' }).focus();
+  await page.keyboard.press('Enter');
   const prod = await apiFlame(base, '{env="prod"}');
   await page.waitForFunction((v) => document.querySelector('[data-testid="flame-total"]')?.dataset.total === String(v), prod.total);
   check(page.url().includes('view=single') || !page.url().includes('view='), 'tags: a value opens its flame graph', String(prod.total));

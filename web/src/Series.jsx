@@ -33,7 +33,7 @@ export default function Series({ series, unit, format = String, fromMs, untilMs,
     const el = box.current;
     if (!el) return undefined;
     const t0 = performance.now();
-    const dark = document.body.classList.contains('dark');
+    const dark = !document.body.classList.contains('light');
     const axis = { stroke: dark ? '#ccccdc' : '#24292e', grid: { stroke: dark ? '#2c3235' : '#e4e7e7' } };
     const opts = {
       width: Math.max(300, el.clientWidth),

@@ -53,11 +53,11 @@ function useFlame(typeId, query, range) {
   }).then((r) => flamegraphFrame(r.flamegraph, unitOf(typeId))) : Promise.resolve(null)), [typeId, query, range[0], range[1]]);
 }
 
-function SeriesPane({ sel, onRange, testid = 'series' }) {
+function SeriesPane({ sel, onRange, testid = 'series', mode }) {
   const onRendered = useCallback((ms, points) => { timings[testid] = ms; timings[`${testid}-points`] = points; }, [testid]);
   if (sel.series.error) return <Err error={sel.series.error} />;
   if (sel.series.loading && !sel.series.value) return <Loading what="the time series" />;
-  return <Series series={sel.series.value} unit={unitOf(sel.type)} format={fmtValue} fromMs={sel.range[0]} untilMs={sel.range[1]} onRendered={onRendered}
+  return <Series key={mode} series={sel.series.value} unit={unitOf(sel.type)} format={fmtValue} fromMs={sel.range[0]} untilMs={sel.range[1]} onRendered={onRendered}
     onSelect={(a, b) => onRange(String(a), String(b))} />;
 }
 
@@ -91,7 +91,7 @@ export function SingleView({ st, set, types, mode }) {
   return (
     <section aria-label="Single view">
       <QueryBar st={st} set={set} types={types} withType />
-      <SeriesPane sel={sel} onRange={(a, b) => set({ from: a, until: b })} />
+      <SeriesPane sel={sel} mode={mode} onRange={(a, b) => set({ from: a, until: b })} />
       <div className="actions">
         <button type="button" data-testid="export-pprof" onClick={() => exportPprof(st.type, st.query, sel.range).then(() => setExportErr(null), setExportErr)}>Export pprof</button>
       </div>
@@ -102,7 +102,7 @@ export function SingleView({ st, set, types, mode }) {
   );
 }
 
-export function TagView({ st, set, types }) {
+export function TagView({ st, set, types, mode }) {
   const range = useMemo(() => [parseTime(st.from), parseTime(st.until)], [st.from, st.until]);
   const names = useAsync(() => querier('LabelNames', { matchers: [st.query], start: range[0], end: range[1] })
     .then((r) => (r.names || []).filter((n) => !n.startsWith('__'))), [st.query, range[0], range[1]]);
@@ -123,7 +123,7 @@ export function TagView({ st, set, types }) {
         </select>
       </label>
       <Err error={names.error} />
-      <SeriesPane sel={sel} onRange={(a, b) => set({ from: a, until: b })} testid="tag-series" />
+      <SeriesPane sel={sel} mode={mode} onRange={(a, b) => set({ from: a, until: b })} testid="tag-series" />
       <table className="grid" data-testid="tag-table">
         <thead><tr><th>{tag}</th><th>total</th><th>share</th></tr></thead>
         <tbody>
@@ -153,7 +153,7 @@ export function CompareView({ st, set, types, mode }) {
           <div className="side" key={side}>
             <h3>{side === 'left' ? 'Baseline' : 'Comparison'}</h3>
             <QueryBar st={st} set={set} types={types} suffix={sfx} />
-            <SeriesPane sel={sel} onRange={(a, b) => set({ [`from${sfx}`]: a, [`until${sfx}`]: b })} testid={`series-${side}`} />
+            <SeriesPane sel={sel} mode={mode} onRange={(a, b) => set({ [`from${sfx}`]: a, [`until${sfx}`]: b })} testid={`series-${side}`} />
             <Err error={fl.error} />
             {fl.loading ? <Loading what="the flame graph" /> : <FlamePane frame={fl.value} mode={mode} name={`kiln-${side}`} testid={`flame-${side}`} />}
           </div>
@@ -201,7 +201,7 @@ export function DiffView({ st, set, types, mode }) {
           <div className="side" key={title}>
             <h3>{title}</h3>
             <QueryBar st={st} set={set} types={types} suffix={sfx} />
-            <SeriesPane sel={sel} onRange={(a, b) => set({ [`from${sfx}`]: a, [`until${sfx}`]: b })} testid={`series-${title.toLowerCase()}`} />
+            <SeriesPane sel={sel} mode={mode} onRange={(a, b) => set({ [`from${sfx}`]: a, [`until${sfx}`]: b })} testid={`series-${title.toLowerCase()}`} />
           </div>
         ))}
       </div>
