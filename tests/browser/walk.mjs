@@ -10,7 +10,7 @@
 // Env: KILN_BIN, KILN_TESTDATA, KILN_UI_SHOTS (screenshot folder),
 // CHROMIUM (default /usr/bin/chromium), KILN_UI_SKIP_ADHOC=1 (the ad hoc
 // step is expected to fail: adhocprofiles.v1 is not served yet).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -370,6 +370,12 @@ async function stepEmptyAndErrors(page, base) {
   const text = await page.getByTestId('empty').innerText();
   check(/pyroscope\.write/.test(text) && /curl -g/.test(text) && /X-Scope-OrgID: nobody-here/.test(text), 'empty: examples for Alloy, the SDKs and curl, with the tenant');
   await shot(page, 'empty');
+  // the curl example, run as shown, makes the tenant's first profile appear
+  const example = await page.locator('figure', { hasText: 'curl (folded stacks)' }).locator('pre').innerText();
+  execFileSync('bash', ['-c', example], { timeout: STEP_MS, stdio: 'ignore' });
+  await page.reload();
+  const first = await total(page, 'flame');
+  check(first.left === 110 * 1e7, 'empty: the curl example pushes a profile the UI then shows', String(first.left));
   await page.goto(base + q({ tenant: 'team-b', from: 'now-1h' }));
   const b = await apiFlame(base, '{}', 'team-b');
   const tb = await total(page, 'flame');

@@ -41,7 +41,7 @@ function Empty({ tenant }) {
       <Copyable label="Grafana Alloy" text={`pyroscope.write "kiln" {\n  endpoint {\n    url = "http://${host}"${tenant ? `\n    headers = { "X-Scope-OrgID" = "${tenant}" }` : ''}\n  }\n}`} />
       <Copyable label="Go SDK (pyroscope-go)" text={`pyroscope.Start(pyroscope.Config{\n  ApplicationName: "my.app",\n  ServerAddress:   "http://${host}",${tenant ? `\n  TenantID:        "${tenant}",` : ''}\n})`} />
       <Copyable label="Python SDK (pyroscope-io)" text={`pyroscope.configure(application_name="my.app", server_address="http://${host}"${tenant ? `, tenant_id="${tenant}"` : ''})`} />
-      <Copyable label="curl (folded stacks)" text={`printf 'main;work;compute 100\\nmain;idle 10\\n' |\n  curl -g --data-binary @- ${org} \\\n  'http://${host}/ingest?name=my.app.cpu{env=dev}&format=folded&from=now&until=now'`} />
+      <Copyable label="curl (folded stacks)" text={`printf 'main;work;compute 100\\nmain;idle 10\\n' |\n  curl -g --data-binary @-${org} \\\n  'http://${host}/ingest?name=my.app.cpu{env=dev}&format=folded&from=now&until=now'`} />
     </div>
   );
 }
