@@ -123,6 +123,12 @@ TEST(other_methods_405)
     CHECK_EQ(n, (size_t)(body_of(buf) - buf)); /* no body */
 }
 
+TEST(built_without_ui)
+{
+    request("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", buf, sizeof(buf));
+    CHECK(strncmp(buf, "HTTP/1.1 404", 12) == 0);
+}
+
 int main(void)
 {
     kiln_http_config cfg = {"127.0.0.1", 0, 2, 1 << 20, NULL, 0};
@@ -134,6 +140,11 @@ int main(void)
         return 1;
     }
     port = kiln_http_server_port(server);
+    if (kiln_ui_n_assets == 0) { /* -DKILN_UI=OFF */
+        RUN(built_without_ui);
+        kiln_http_server_destroy(server);
+        return check_done();
+    }
     RUN(table_has_page_and_assets);
     RUN(page_gzip_when_accepted);
     RUN(page_identity_otherwise);
