@@ -168,6 +168,8 @@ async function total(page, testid) {
   return { left: Number(await el.getAttribute('data-total')), right: Number(await el.getAttribute('data-total-right') || NaN) };
 }
 
+const fitsWidth = (page) => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+
 const q = (o) => '/?' + new URLSearchParams(o).toString();
 
 // Time from a click to the second frame after it (the canvas redrawn).
@@ -200,6 +202,9 @@ async function stepSingle(page, base) {
   const table = await page.locator('[data-testid="topTable"]').innerText();
   check(top.every((n) => table.includes(n)), 'single: the top table lists the API\'s 5 largest self functions', top.join(', ') + ' in ' + table.slice(0, 400).replace(/\n/g, '|'));
   await shot(page, 'single');
+  const fcp = await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1);
+  console.log(`FIGURE first contentful paint of / : ${fcp.toFixed(0)} ms`);
+  check(await fitsWidth(page), 'single: no horizontal scrolling at 1280x720');
 
   // service picker, by keyboard
   await page.locator('#service').focus();
@@ -294,6 +299,7 @@ async function stepSingle(page, base) {
   await shot(page, 'single-light');
   await page.setViewportSize({ width: 1920, height: 1080 });
   await shot(page, 'single-1920');
+  check(await fitsWidth(page), 'single: no horizontal scrolling at 1920x1080');
   await page.setViewportSize({ width: 1280, height: 720 });
 }
 
@@ -326,6 +332,7 @@ async function stepCompare(page, base) {
   const [tl, tr] = [await total(page, 'flame-left'), await total(page, 'flame-right')];
   check(tl.left === l.total && tr.left === r.total && l.total === 185e7 && r.total === 285e7, 'compare: both sides equal the API', `${tl.left}, ${tr.left}`);
   await shot(page, 'comparison');
+  check(await fitsWidth(page), 'compare: no horizontal scrolling at 1280x720');
   await page.goto(base + q({ view: 'diff', ...sel, from2: 'now-1h' }));
   const d = await total(page, 'flame-diff');
   check(d.left === l.total && d.right === r.total, 'diff: baseline and comparison totals equal the API', `${d.left} → ${d.right}`);
