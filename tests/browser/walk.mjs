@@ -240,6 +240,11 @@ async function stepSingle(page, base) {
   const filtered = await page.locator('[data-testid="topTable"]').innerText();
   check(/read/.test(filtered) && !/SpinPause/.test(filtered), 'single: search filters the top table');
   await search.fill('');
+  // the top table is linked to the graph: a name clicked there is searched
+  await page.locator('[data-testid="topTable"]').getByText(top[0], { exact: true }).first().click();
+  await page.waitForFunction((want) => document.querySelector('input[placeholder="Search..."]')?.value === want, `^${top[0]}$`);
+  check(true, 'single: a top table name searches the flame graph', top[0]);
+  await search.fill('');
 
   // zoom: click a frame, "Focus block"
   const [fx, fy] = await frameAt(page, 1, 0.02);
