@@ -12,7 +12,6 @@ export const DEFAULTS = {
   from2: 'now-1h',
   until2: 'now',
   tag: '',
-  search: '',
 };
 
 export function readState(search = window.location.search) {
