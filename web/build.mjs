@@ -58,7 +58,7 @@ const result = await esbuild.build({
   jsx: 'automatic',
   plugins: [outsideKiln],
   metafile: true,
-  legalComments: 'none',
+  legalComments: 'linked', // the bundled packages' license comments, served beside each file
   logLevel: 'warning',
 });
 
@@ -107,6 +107,7 @@ const types = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8', '.ttf': 'font/ttf', '.woff': 'font/woff',
   '.woff2': 'font/woff2', '.png': 'image/png', '.svg': 'image/svg+xml', '.map': 'application/json',
+  '.txt': 'text/plain; charset=utf-8',
 };
 const files = [join(dist, 'index.html'), ...outputs.filter((p) => !p.endsWith('.map'))]
   .map((f) => [f, f.endsWith('index.html') ? '/' : '/ui/' + basename(f)])
