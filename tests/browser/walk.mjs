@@ -464,7 +464,12 @@ try {
   await browser?.ctx.close().catch(() => {});
   if (browser) rmSync(browser.profile, { recursive: true, force: true });
   proc.kill('SIGTERM');
-  await new Promise((r) => { const t = setTimeout(() => { proc.kill('SIGKILL'); r(); }, 10_000); proc.once('exit', () => { clearTimeout(t); r(); }); });
+  const code = proc.exitCode ?? proc.signalCode ?? await new Promise((r) => {
+    const t = setTimeout(() => { proc.kill('SIGKILL'); r('killed after 10 s'); }, 10_000);
+    proc.once('exit', (c, sig) => { clearTimeout(t); r(c ?? sig); });
+  });
+  // a clean stop; under the sanitizers a report (a leak, say) makes it non-zero
+  check(code === 0, 'kiln stops cleanly on SIGTERM', String(code));
   rmSync(dir, { recursive: true, force: true });
 }
 console.log(`\nscreenshots: ${SHOTS}`);
