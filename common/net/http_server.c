@@ -147,6 +147,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, kiln_http_resp *resp)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, resp->content_encoding);
     if (resp->allow != NULL)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
+    for (size_t i = 0; i + 1 < sizeof(resp->headers) / sizeof(resp->headers[0]) &&
+                       resp->headers[i] != NULL && resp->headers[i + 1] != NULL;
+         i += 2)
+        MHD_add_response_header(r, resp->headers[i], resp->headers[i + 1]);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     return ret;

@@ -40,7 +40,8 @@ typedef struct kiln_http_resp {
     const char *content_type;     /* static or arena string; default text/plain */
     const char *content_encoding; /* NULL for identity */
     kiln_buf body;
-    const char *allow; /* the Allow header of a 405 (static string); NULL = none */
+    const char *allow;      /* the Allow header of a 405 (static string); NULL = none */
+    const char *headers[8]; /* more headers: name, value pairs (static strings); NULL ends */
 } kiln_http_resp;
 
 typedef void (*kiln_http_handler_fn)(void *ud, const kiln_http_req *req, kiln_http_resp *resp);

@@ -26,6 +26,7 @@
 #include "rpc.h"
 #include "settings.h"
 #include "unimplemented.h"
+#include "ui.h"
 #include "xmalloc.h"
 
 struct kiln_app {
@@ -226,6 +227,7 @@ static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
     app->querier = kiln_querier_create(&qc);
     kiln_querier_register(app->querier, app->rpc);
     kiln_querier_register_http(app->querier, app->http);
+    kiln_ui_register(app->http); /* the web UI goes wherever queries are served */
     return KILN_OK;
 }
 

@@ -1,0 +1,75 @@
+// The flame graph (Grafana's own, @grafana/flamegraph: search, zoom,
+// collapse, top table, sandwich) with PNG and SVG export. Loaded as a
+// separate chunk after the first paint.
+import { useEffect, useMemo, useRef } from 'react';
+import { FlameGraph } from '@grafana/flamegraph';
+import { createTheme, ThemeContext } from '@grafana/data';
+
+const themes = {};
+function themeOf(mode) {
+  return (themes[mode] ??= createTheme({ colors: { mode } }));
+}
+
+function download(name, blob) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function esc(s) {
+  return String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+}
+
+// The whole flame graph as SVG, drawn from the data (not the canvas), so it
+// stays sharp and searchable at any size.
+function toSvg(df, width = 1600) {
+  const f = Object.fromEntries(df.fields.map((x) => [x.name, x.values]));
+  const total = (f.value[0] || 0) + (f.valueRight ? f.valueRight[0] : 0) || 1;
+  const h = 18, starts = [], out = [];
+  let maxLevel = 0;
+  for (let i = 0; i < f.label.length; i++) {
+    const l = f.level[i];
+    const w = f.value[i] + (f.valueRight ? f.valueRight[i] : 0);
+    const x = l === 0 ? 0 : starts[l - 1].next;
+    if (l > 0) starts[l - 1].next += w;
+    starts[l] = { next: x };
+    maxLevel = Math.max(maxLevel, l);
+    const px = (x / total) * width, pw = (w / total) * width;
+    if (pw < 0.5) continue;
+    const hue = 20 + ((f.label[i].length * 37) % 40);
+    out.push(`<g><title>${esc(f.label[i])} (${w})</title><rect x="${px.toFixed(2)}" y="${l * h}" width="${pw.toFixed(2)}" height="${h - 1}" fill="hsl(${hue},75%,60%)"/>` +
+      (pw > 40 ? `<text x="${(px + 3).toFixed(2)}" y="${l * h + 13}" font-size="11" font-family="monospace">${esc(f.label[i].slice(0, Math.floor(pw / 7)))}</text>` : '') + '</g>');
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${(maxLevel + 1) * h}">${out.join('')}</svg>`;
+}
+
+export default function Flame({ data, mode, name, onRendered }) {
+  const theme = themeOf(mode);
+  const getTheme = useMemo(() => () => theme, [theme]);
+  const box = useRef(null);
+  const t0 = useRef(0);
+  t0.current = performance.now();
+  useEffect(() => {
+    // two frames after the commit: the canvas has been drawn
+    const start = t0.current;
+    requestAnimationFrame(() => requestAnimationFrame(() => onRendered?.(performance.now() - start)));
+  }, [data, onRendered]);
+  const png = () => {
+    const c = box.current?.querySelector('canvas');
+    c?.toBlob((b) => download(`${name}.png`, b), 'image/png');
+  };
+  const svg = () => download(`${name}.svg`, new Blob([toSvg(data)], { type: 'image/svg+xml' }));
+  return (
+    <ThemeContext.Provider value={theme}>
+      <div className="flame" ref={box}>
+        <div className="export">
+          <button type="button" onClick={png}>Export PNG</button>
+          <button type="button" onClick={svg}>Export SVG</button>
+        </div>
+        <FlameGraph data={data} getTheme={getTheme} showAnalyzeWithAssistant={false} stickyHeader={false} />
+      </div>
+    </ThemeContext.Provider>
+  );
+}
