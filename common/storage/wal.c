@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -228,11 +229,7 @@ static void lead(kiln_wal_t *w)
 {
     w->leader = 1;
     if (w->cfg.max_delay_ns > 0) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_nsec += (long)(w->cfg.max_delay_ns % 1000000000);
-        dl.tv_sec += (time_t)(w->cfg.max_delay_ns / 1000000000) + dl.tv_nsec / 1000000000;
-        dl.tv_nsec %= 1000000000;
+        struct timespec dl = kiln_deadline_in(w->cfg.max_delay_ns);
         pthread_cond_timedwait(&w->cv, &w->mu, &dl);
     }
     kiln_buf batch = w->pending;

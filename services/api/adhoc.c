@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "block.h"
+#include "clock.h"
 #include "flamebearer.h"
 #include "flamegraph.h"
 #include "profile_file.h"
@@ -499,13 +500,6 @@ static kiln_status adhoc_diff(kiln_adhoc_t *ad, const char *tenant,
 
 /* ---- RPC ---- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int b64_value(unsigned char c)
 {
     if (c >= 'A' && c <= 'Z')
@@ -569,7 +563,7 @@ static kiln_status on_upload(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessag
     kiln_status st = base64_decode(in->profile, ctx->arena, &file, &len, ctx->err);
     Adhocprofiles__V1__AdHocProfilesGetResponse *r = NULL;
     if (st == KILN_OK)
-        st = kiln_adhoc_upload(ad, ctx->tenant, in->name, file, len, now_ms(), in->max_nodes,
+        st = kiln_adhoc_upload(ad, ctx->tenant, in->name, file, len, kiln_wall_ms(), in->max_nodes,
                                ctx->arena, &r, ctx->err);
     if (st == KILN_OK)
         *resp = &r->base;

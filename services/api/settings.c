@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "xmalloc.h"
 
 struct kiln_settings {
@@ -200,13 +201,6 @@ kiln_status kiln_settings_delete(kiln_settings_t *s, const char *tenant, const c
 
 /* ---- RPC ---- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static kiln_status on_get(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *req,
                           ProtobufCMessage **resp)
 {
@@ -226,7 +220,7 @@ static kiln_status on_set(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *
     if (r == NULL)
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "out of memory");
     settings__v1__set_settings_response__init(r);
-    kiln_status st = kiln_settings_set(svc, ctx->tenant, in->setting, now_ms(), ctx->arena,
+    kiln_status st = kiln_settings_set(svc, ctx->tenant, in->setting, kiln_wall_ms(), ctx->arena,
                                        &r->setting, ctx->err);
     if (st == KILN_OK)
         *resp = &r->base;
@@ -241,7 +235,7 @@ static kiln_status on_delete(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessag
     if (r == NULL)
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "out of memory");
     settings__v1__delete_settings_response__init(r);
-    kiln_status st = kiln_settings_delete(svc, ctx->tenant, in->name, now_ms(), ctx->err);
+    kiln_status st = kiln_settings_delete(svc, ctx->tenant, in->name, kiln_wall_ms(), ctx->err);
     if (st == KILN_OK)
         *resp = &r->base;
     return st;

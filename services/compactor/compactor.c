@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "block.h"
+#include "clock.h"
 #include "log.h"
 #include "pbjson.h"
 #include "ticker.h"
@@ -299,17 +300,10 @@ kiln_status kiln_compactor_run_once(kiln_compactor_t *c, int64_t now_ms, kiln_er
     return st;
 }
 
-static int64_t now_ms_real(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void compactor_tick(void *arg)
 {
     kiln_err err;
-    if (kiln_compactor_run_once(arg, now_ms_real(), &err) != KILN_OK)
+    if (kiln_compactor_run_once(arg, kiln_wall_ms(), &err) != KILN_OK)
         KILN_LOG_WARN("compactor", "round: %s", err.msg);
 }
 
