@@ -100,17 +100,32 @@ static const uint64_t *suffix(const stack *s)
     return s->locs + s->n - SUFFIX_LEN;
 }
 
-/* Orders sample indices by their stacks' suffixes (qsort_r; ctx: stacks). */
-static int by_suffix(const void *x, const void *y, void *ctx)
+/* A sample to sort: its suffix's first 8 bytes as a number that orders as
+ * memcmp orders them (most comparisons end there), and the sample. */
+typedef struct keyed {
+    uint64_t key;
+    const uint64_t *suffix;
+    uint32_t sample;
+} keyed;
+
+/* Orders samples by their suffixes' bytes, as Pyroscope's bytes.Compare. */
+static int by_suffix(const void *x, const void *y)
 {
-    const stack *st = ctx;
-    return memcmp(suffix(&st[*(const uint32_t *)x]), suffix(&st[*(const uint32_t *)y]),
-                  SUFFIX_LEN * sizeof(uint64_t));
+    const keyed *a = x, *b = y;
+    if (a->key != b->key)
+        return a->key < b->key ? -1 : 1;
+    return memcmp(a->suffix, b->suffix, SUFFIX_LEN * sizeof(uint64_t));
+}
+
+static bool same_suffix(const stack *a, const stack *b)
+{
+    return memcmp(suffix(a), suffix(b), SUFFIX_LEN * sizeof(uint64_t)) == 0;
 }
 
 /* A token's best group: the one holding it furthest from the root. */
 typedef struct token_slot {
     const uint64_t *token; /* NULL = empty slot */
+    uint64_t hash;         /* of the token: most probes end on it */
     uint32_t gid;          /* group index + 1 (0 = none) */
     uint32_t off;          /* frames between the token and that group's root */
 } token_slot;
@@ -122,10 +137,13 @@ typedef struct token_map {
 
 static token_slot *token_find(token_map *m, const uint64_t *tok)
 {
-    size_t i = XXH3_64bits(tok, TOKEN_LEN * sizeof(uint64_t)) & m->mask;
-    while (m->slot[i].token != NULL &&
-           memcmp(m->slot[i].token, tok, TOKEN_LEN * sizeof(uint64_t)) != 0)
+    uint64_t h = XXH3_64bits(tok, TOKEN_LEN * sizeof(uint64_t));
+    size_t i = h & m->mask;
+    while (
+        m->slot[i].token != NULL &&
+        (m->slot[i].hash != h || memcmp(m->slot[i].token, tok, TOKEN_LEN * sizeof(uint64_t)) != 0))
         i = (i + 1) & m->mask;
+    m->slot[i].hash = h; /* kept only once the caller fills token */
     return &m->slot[i];
 }
 
@@ -139,6 +157,7 @@ typedef struct repair {
     size_t n_groups;
     token_map map;
     token_slot *dep; /* per group: the group its root-most token leads to */
+    bool changed;    /* a stack was extended */
 } repair;
 
 static size_t group_end(const repair *r, size_t g)
@@ -154,7 +173,7 @@ static const stack *group_first(const repair *r, size_t g)
 static void split_groups(repair *r)
 {
     for (size_t i = 0; i < r->n_order; i++) {
-        if (i == 0 || by_suffix(&r->order[i - 1], &r->order[i], r->st) != 0)
+        if (i == 0 || !same_suffix(&r->st[r->order[i - 1]], &r->st[r->order[i]]))
             r->group[r->n_groups++] = (uint32_t)i;
     }
 }
@@ -167,7 +186,7 @@ static void index_tokens(repair *r)
         for (uint32_t j = 1; j <= TOKENS; j++) {
             token_slot *t = token_find(&r->map, s + TOKENS - j);
             if (t->token == NULL || j > t->off)
-                *t = (token_slot){s + TOKENS - j, (uint32_t)g + 1, j};
+                *t = (token_slot){s + TOKENS - j, t->hash, (uint32_t)g + 1, j};
         }
     }
 }
@@ -194,6 +213,7 @@ static bool extend_group(repair *r, size_t g, const stack *ref, uint32_t off)
         memcpy(grown + s->n, tail, off * sizeof(uint64_t));
         *s = (stack){grown, s->n + off};
     }
+    r->changed = true;
     return true;
 }
 
@@ -258,28 +278,51 @@ static bool repair_init(repair *r, kiln_arena_t *a, const kiln_pprof_t *p)
         if (r->st[i].n >= SUFFIX_LEN)
             r->order[r->n_order++] = (uint32_t)i;
     }
-    size_t slots = 16;
-    while (slots < 2 * TOKENS * r->n_order)
-        slots *= 2;
-    r->map = (token_map){kiln_arena_calloc(a, slots, sizeof(token_slot)), slots - 1};
     r->group = kiln_arena_alloc(a, (r->n_order + 1) * sizeof(uint32_t));
-    r->dep = kiln_arena_calloc(a, r->n_order + 1, sizeof(token_slot));
-    return r->map.slot != NULL && r->group != NULL && r->dep != NULL;
+    return r->group != NULL;
+}
+
+/* Sorts the deep samples by suffix (r->order). */
+static bool sort_by_suffix(repair *r)
+{
+    keyed *k = kiln_arena_alloc(r->a, (r->n_order + 1) * sizeof(keyed));
+    if (k == NULL)
+        return false;
+    for (size_t i = 0; i < r->n_order; i++) {
+        const uint64_t *s = suffix(&r->st[r->order[i]]);
+        k[i] = (keyed){__builtin_bswap64(s[0]), s, r->order[i]};
+    }
+    qsort(k, r->n_order, sizeof(keyed), by_suffix);
+    for (size_t i = 0; i < r->n_order; i++)
+        r->order[i] = k[i].sample;
+    return true;
+}
+
+/* The token map and links, sized by the groups found. */
+static bool alloc_links(repair *r)
+{
+    size_t slots = 16;
+    while (slots < 2 * TOKENS * r->n_groups)
+        slots *= 2;
+    r->map = (token_map){kiln_arena_calloc(r->a, slots, sizeof(token_slot)), slots - 1};
+    r->dep = kiln_arena_calloc(r->a, r->n_groups + 1, sizeof(token_slot));
+    return r->map.slot != NULL && r->dep != NULL;
 }
 
 static kiln_status repair_truncated(kiln_arena_t *a, kiln_pprof_t *p, kiln_err *err)
 {
     repair r;
-    if (!repair_init(&r, a, p))
+    if (!repair_init(&r, a, p) || !sort_by_suffix(&r))
         return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "go profile repair: out of memory");
     if (r.n_order == 0)
         return KILN_OK;
-    qsort_r(r.order, r.n_order, sizeof(uint32_t), by_suffix, r.st);
     split_groups(&r);
+    if (!alloc_links(&r))
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "go profile repair: out of memory");
     index_tokens(&r);
     link_groups(&r);
     kiln_status st = apply_links(&r, err);
-    return st == KILN_OK ? store_stacks(&r, p, err) : st;
+    return st == KILN_OK && r.changed ? store_stacks(&r, p, err) : st;
 }
 
 kiln_status kiln_go_fix(kiln_arena_t *a, kiln_pprof_t *p, kiln_err *err)
