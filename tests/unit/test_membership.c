@@ -290,7 +290,8 @@ static bool heartbeats_caught_up(client *cl)
 static bool advance_fast(int64_t ns, void (*watch)(void))
 {
     client cl;
-    if (!WAIT_FOR(client_open(&cl)))
+    bool open = false; /* WAIT_FOR evaluates its condition again at the end */
+    if (!WAIT_FOR(open || (open = client_open(&cl))))
         return false;
     bool ok = true;
     for (int64_t done = 0; ok && done < ns; done += HB_NS) {
