@@ -9,7 +9,9 @@
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "grpc_tsan.h"
 #include "gzip.h"
@@ -466,6 +469,34 @@ int kiln_grpc_server_port(const kiln_grpc_server_t *s)
 int kiln_grpc_server_port2(const kiln_grpc_server_t *s)
 {
     return s->port2;
+}
+
+void kiln_grpc_server_add_fd(kiln_grpc_server_t *s, int fd)
+{
+    if (s->server == NULL || s->workers == NULL || s->workers[0].thread == 0) {
+        close(fd);
+        return;
+    }
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_add_channel_from_fd(s->server, fd, creds);
+    grpc_server_credentials_release(creds);
+}
+
+static void on_grpc_log(gpr_log_func_args *args)
+{
+    KILN_LOG_DEBUG("grpc-core", "%s:%d %s", args->file, args->line, args->message);
+}
+
+static void drop_grpc_log(gpr_log_func_args *args)
+{
+    (void)args;
+}
+
+void kiln_grpc_log_setup(bool debug)
+{
+    /* grpc_init resets the verbosity from GRPC_VERBOSITY; the function stays. */
+    gpr_set_log_function(debug ? on_grpc_log : drop_grpc_log);
+    gpr_set_log_verbosity(debug ? GPR_LOG_SEVERITY_DEBUG : GPR_LOG_SEVERITY_ERROR);
 }
 
 /* Waits until the shutdown tag fired or the deadline passed; true if it fired. */
