@@ -25,7 +25,7 @@ static const kiln_cfg_opt opts[] = {
     OPT("log.level", KILN_CFG_STRING, log_level, "info", "debug, info, warn or error"),
     OPT("server.http-listen-address", KILN_CFG_STRING, http_address, "", "HTTP listen address"),
     OPT("server.http-listen-port", KILN_CFG_INT, http_port, "4040",
-        "HTTP listen port (Connect, /ready, /metrics)"),
+        "HTTP listen port (Connect, gRPC-Web and gRPC over h2c, /ready, /metrics)"),
     OPT("server.grpc-listen-address", KILN_CFG_STRING, grpc_address, "", "gRPC listen address"),
     OPT("server.grpc-listen-port", KILN_CFG_INT, grpc_port, "9095", "gRPC listen port"),
     OPT("server.otlp-grpc-listen-address", KILN_CFG_STRING, otlp_grpc_address, "",

@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -180,5 +182,45 @@ func TestSilentClientIsServed(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("GET /ready after 6 s of silence: HTTP %d", resp.StatusCode)
+	}
+}
+
+// make run installs only what the build needs, and only once: with its
+// stamp in place it runs no installer at all (no package registry needed),
+// and the first time it runs the build half of .ci/install-deps, never the
+// peer tests' Go, npm or pip packages. make test still installs everything.
+func TestMakeRunInstallsBuildDepsOnce(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := t.TempDir()
+	plan := func(target string) string {
+		cmd := exec.Command("make", "-n", "-C", root, target, "BUILD="+build)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make -n %s: %v\n%s", target, err, out)
+		}
+		return string(out)
+	}
+	first := plan("run")
+	t.Logf("first make run:\n%s", first)
+	if !strings.Contains(first, ".ci/install-deps build") || regexp.MustCompile(`install-deps\s*\n`).MatchString(first) {
+		t.Errorf("a first make run must install the build dependencies only")
+	}
+	if err := os.WriteFile(filepath.Join(build, ".build-deps.stamp"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Written now, the stamp is newer than the script.
+	again := plan("run")
+	t.Logf("next make run:\n%s", again)
+	if strings.Contains(again, "install-deps") {
+		t.Errorf("make run installs again although its stamp is there")
+	}
+	if test := plan("test"); !regexp.MustCompile(`(?m)^\.ci/install-deps$`).MatchString(test) {
+		t.Errorf("make test must install everything:\n%s", test)
 	}
 }
