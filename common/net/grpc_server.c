@@ -450,8 +450,12 @@ kiln_status kiln_grpc_server_start(kiln_grpc_server_t *s, kiln_err *err)
     s->port = add_port(s, s->cfg.address, s->cfg.port, err);
     if (s->port != 0 && s->cfg.address2 != NULL)
         s->port2 = add_port(s, s->cfg.address2, s->cfg.port2, err);
-    if (s->port == 0 || (s->cfg.address2 != NULL && s->port2 == 0))
-        return KILN_UNAVAILABLE; /* destroy cleans up */
+    if (s->port == 0 || (s->cfg.address2 != NULL && s->port2 == 0)) {
+        /* Started with no worker: only a started server's shutdown
+         * completes, so destroy can release it (drain). */
+        grpc_server_start(s->server);
+        return KILN_UNAVAILABLE;
+    }
     grpc_server_start(s->server);
     for (int i = 0; i < s->n_workers; i++) {
         for (int k = 0; k < SLOTS_PER_WORKER; k++)
@@ -513,6 +517,19 @@ static int wait_shutdown(kiln_grpc_server_t *s, int seconds)
     return done;
 }
 
+/* Takes the events no worker will (a start that failed to bind): the
+ * shutdown tag holds the server until it is taken. */
+static void drain(grpc_completion_queue *cq)
+{
+    gpr_timespec dl =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(5, GPR_TIMESPAN));
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(cq, dl, NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN || ev.type == GRPC_QUEUE_TIMEOUT)
+            return;
+    }
+}
+
 void kiln_grpc_server_destroy(kiln_grpc_server_t *s)
 {
     if (s == NULL)
@@ -529,6 +546,8 @@ void kiln_grpc_server_destroy(kiln_grpc_server_t *s)
         for (int i = 0; i < s->n_workers; i++) {
             if (started)
                 pthread_join(s->workers[i].thread, NULL);
+            else
+                drain(s->workers[i].cq);
             grpc_completion_queue_destroy(s->workers[i].cq);
         }
         grpc_server_destroy(s->server);
