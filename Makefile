@@ -8,17 +8,31 @@ BENCH_ARGS ?=
 PUSHLOAD_ARGS ?=
 CLUSTER_BENCH_ARGS ?=
 
-.PHONY: deps build run test fuzz bench clean
+.PHONY: deps build run demo test fuzz bench clean
 
+# Everything, test tools and the peer tests' packages included (make test).
 deps:
 	.ci/install-deps
 
-build: deps
+# What building and running needs, installed once: the stamp is redone
+# only when the script changes, so make run neither reinstalls nor needs
+# a package registry after the first time.
+BUILD_DEPS_STAMP = $(BUILD)/.build-deps.stamp
+$(BUILD_DEPS_STAMP): .ci/install-deps
+	.ci/install-deps build
+	mkdir -p $(BUILD) && touch $@
+
+build: $(BUILD_DEPS_STAMP)
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	ninja -C $(BUILD)
 
 run: build
 	$(BUILD)/kiln -target=all
+
+# With make run going in another terminal: pushes a few of the shared test
+# profiles stamped with the current time (tools/demo.sh).
+demo:
+	tools/demo.sh $(KILN_TESTDATA)
 
 # Every test: the static checks (tools/lint.sh: clang-format, cppcheck),
 # unit and peer tests against the release build, all of them
@@ -28,7 +42,7 @@ run: build
 # suppressions cover uninstrumented third-party libraries only), then every
 # fuzz target for a bounded time.
 TSAN_TESTS ?= ^(unit\..*|integration\.cluster|integration\.durability)$$
-test: build
+test: deps build
 	tools/lint.sh
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON
@@ -52,7 +66,7 @@ fuzz: deps
 # STORAGE_ARGS), then pushes through the real HTTP and gRPC servers of
 # $(BUILD)/kiln; the ring's balance and lookup cost, and a cluster (nats-server,
 # a distributor, a querier, 1 or 3 ingesters as processes) at RF=1 and RF=3.
-bench: build
+bench: deps build
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_push $(BENCH_ARGS)
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_query
 	$(BUILD)/tests/bench/bench_cardinality

@@ -1,6 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0
- * build_info: the values CMake passes in (build_info.h). */
+ * build_info: the values the build writes (cmake/build_info.cmake). */
 #include "build_info.h"
+
+#if defined(__has_include)
+#if __has_include("build_info_values.h")
+#include "build_info_values.h"
+#endif
+#endif
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "unknown"

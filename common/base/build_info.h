@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * build_info: what this binary is: its version, the commit it was built
- * from and when (set by CMake when the build is configured; "unknown" when
- * the source is not a git checkout). Shown by `kiln -version`,
+ * from ("-dirty" with uncommitted changes) and when (written at every
+ * build by cmake/build_info.cmake; "unknown" when the source is not a git
+ * checkout). Shown by `kiln -version`,
  * status.v1 build info and the kiln_build_info metric. */
 #ifndef KILN_BUILD_INFO_H
 #define KILN_BUILD_INFO_H

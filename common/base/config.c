@@ -86,12 +86,52 @@ static kiln_status set(const kiln_cfg_opt *o, const char *v, kiln_err *err)
     return kiln_err_set(err, KILN_INVALID_ARGUMENT, "invalid value \"%s\" for -%s", v, o->name);
 }
 
-static void usage(const kiln_cfg_opt *o, size_t n)
+/* The module a flag belongs to: its name up to the first '.', or
+ * "general" for the flags without one. */
+static size_t group_of(const char *name, const char **group)
 {
-    printf("Usage: kiln [flags]\n\nFlags (also settable in the YAML -config.file and as "
-           "KILN_<NAME> environment variables):\n");
-    for (size_t i = 0; i < n; i++)
-        printf("  -%s\n\t%s (default \"%s\")\n", o[i].name, o[i].help, o[i].def);
+    const char *dot = strchr(name, '.');
+    *group = dot != NULL ? name : "general";
+    return dot != NULL ? (size_t)(dot - name) : strlen("general");
+}
+
+static bool same_group(const char *a, const char *b)
+{
+    const char *ga, *gb;
+    size_t la = group_of(a, &ga), lb = group_of(b, &gb);
+    return la == lb && strncmp(ga, gb, la) == 0;
+}
+
+/* A flag's default is shown unless it is empty (as Go's flag package
+ * leaves out zero values): a help text that explains an empty default
+ * then says it once. */
+static void usage_flag(const kiln_cfg_opt *o, FILE *out)
+{
+    fprintf(out, "  -%s\n\t%s", o->name, o->help);
+    if (*o->def != '\0')
+        fprintf(out, " (default \"%s\")", o->def);
+    fputc('\n', out);
+}
+
+void kiln_cfg_usage(const kiln_cfg_opt *o, size_t n, FILE *out)
+{
+    fprintf(out, "Usage: kiln [flags]\n  -version\n\tprint the version, commit and build date\n"
+                 "\nFlags by module (also settable in the YAML -config.file and as "
+                 "KILN_<NAME> environment variables):\n");
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = same_group(o[k].name, o[i].name);
+        if (seen)
+            continue;
+        const char *g;
+        size_t len = group_of(o[i].name, &g);
+        fprintf(out, "\n%.*s:\n", (int)len, g);
+        for (size_t k = i; k < n; k++) {
+            if (same_group(o[k].name, o[i].name))
+                usage_flag(&o[k], out);
+        }
+    }
 }
 
 static void env_name(const char *name, char *out, size_t cap)
@@ -182,7 +222,7 @@ static kiln_status apply_flags(const kiln_cfg_opt *o, size_t n, int argc, char *
         size_t nlen;
         if (strcmp(argv[i], "-help") == 0 || strcmp(argv[i], "-h") == 0 ||
             strcmp(argv[i], "--help") == 0) {
-            usage(o, n);
+            kiln_cfg_usage(o, n, stdout);
             return KILN_CANCELLED;
         }
         int next = flag_at(argv, argc, i, &name, &nlen, &val);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "buf.h"
 #include "status.h"
@@ -37,6 +38,11 @@ typedef struct kiln_cfg_opt {
  * unreadable file. Strings are heap copies freed by kiln_cfg_free. */
 kiln_status kiln_cfg_parse(const kiln_cfg_opt *opts, size_t n, int argc, char **argv,
                            kiln_err *err);
+
+/** Prints the -help text: the flags grouped by module (the name before its
+ * first '.'), groups in the order they first appear, each flag's help and
+ * default (unless empty). */
+void kiln_cfg_usage(const kiln_cfg_opt *opts, size_t n, FILE *out);
 
 /** Frees the strings the table holds. */
 void kiln_cfg_free(const kiln_cfg_opt *opts, size_t n);

@@ -9,7 +9,9 @@
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "grpc_tsan.h"
 #include "gzip.h"
@@ -447,8 +450,12 @@ kiln_status kiln_grpc_server_start(kiln_grpc_server_t *s, kiln_err *err)
     s->port = add_port(s, s->cfg.address, s->cfg.port, err);
     if (s->port != 0 && s->cfg.address2 != NULL)
         s->port2 = add_port(s, s->cfg.address2, s->cfg.port2, err);
-    if (s->port == 0 || (s->cfg.address2 != NULL && s->port2 == 0))
-        return KILN_UNAVAILABLE; /* destroy cleans up */
+    if (s->port == 0 || (s->cfg.address2 != NULL && s->port2 == 0)) {
+        /* Started with no worker: only a started server's shutdown
+         * completes, so destroy can release it (drain). */
+        grpc_server_start(s->server);
+        return KILN_UNAVAILABLE;
+    }
     grpc_server_start(s->server);
     for (int i = 0; i < s->n_workers; i++) {
         for (int k = 0; k < SLOTS_PER_WORKER; k++)
@@ -468,6 +475,34 @@ int kiln_grpc_server_port2(const kiln_grpc_server_t *s)
     return s->port2;
 }
 
+void kiln_grpc_server_add_fd(kiln_grpc_server_t *s, int fd)
+{
+    if (s->server == NULL || s->workers == NULL || s->workers[0].thread == 0) {
+        close(fd);
+        return;
+    }
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_add_channel_from_fd(s->server, fd, creds);
+    grpc_server_credentials_release(creds);
+}
+
+static void on_grpc_log(gpr_log_func_args *args)
+{
+    KILN_LOG_DEBUG("grpc-core", "%s:%d %s", args->file, args->line, args->message);
+}
+
+static void drop_grpc_log(gpr_log_func_args *args)
+{
+    (void)args;
+}
+
+void kiln_grpc_log_setup(bool debug)
+{
+    /* grpc_init resets the verbosity from GRPC_VERBOSITY; the function stays. */
+    gpr_set_log_function(debug ? on_grpc_log : drop_grpc_log);
+    gpr_set_log_verbosity(debug ? GPR_LOG_SEVERITY_DEBUG : GPR_LOG_SEVERITY_ERROR);
+}
+
 /* Waits until the shutdown tag fired or the deadline passed; true if it fired. */
 static int wait_shutdown(kiln_grpc_server_t *s, int seconds)
 {
@@ -480,6 +515,19 @@ static int wait_shutdown(kiln_grpc_server_t *s, int seconds)
     int done = s->shut_down;
     pthread_mutex_unlock(&s->mu);
     return done;
+}
+
+/* Takes the events no worker will (a start that failed to bind): the
+ * shutdown tag holds the server until it is taken. */
+static void drain(grpc_completion_queue *cq)
+{
+    gpr_timespec dl =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(5, GPR_TIMESPAN));
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(cq, dl, NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN || ev.type == GRPC_QUEUE_TIMEOUT)
+            return;
+    }
 }
 
 void kiln_grpc_server_destroy(kiln_grpc_server_t *s)
@@ -498,6 +546,8 @@ void kiln_grpc_server_destroy(kiln_grpc_server_t *s)
         for (int i = 0; i < s->n_workers; i++) {
             if (started)
                 pthread_join(s->workers[i].thread, NULL);
+            else
+                drain(s->workers[i].cq);
             grpc_completion_queue_destroy(s->workers[i].cq);
         }
         grpc_server_destroy(s->server);

@@ -14,6 +14,7 @@
 #ifndef KILN_GRPC_SERVER_H
 #define KILN_GRPC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "inflight.h"
@@ -47,6 +48,16 @@ kiln_status kiln_grpc_server_start(kiln_grpc_server_t *s, kiln_err *err);
 int kiln_grpc_server_port(const kiln_grpc_server_t *s);
 /** The bound second port (after start); 0 when there is no second listener. */
 int kiln_grpc_server_port2(const kiln_grpc_server_t *s);
+/** Serves gRPC on fd, a connected socket whose client opened HTTP/2 (h2c,
+ * prior knowledge), as on the server's own ports; takes fd (closed when
+ * the server is not started). After start, from any thread. */
+void kiln_grpc_server_add_fd(kiln_grpc_server_t *s, int fd);
+
+/** Routes the gRPC core's own log lines into Kiln's log: at debug level all
+ * of them, otherwise none (Kiln reports what matters, such as a port that
+ * cannot be bound, in one line of its own). Call once, before any gRPC use. */
+void kiln_grpc_log_setup(bool debug);
+
 /** Stops (in-flight calls get up to 5 s), joins the workers and frees; NULL is a no-op. */
 void kiln_grpc_server_destroy(kiln_grpc_server_t *s);
 

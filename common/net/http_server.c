@@ -13,7 +13,9 @@
 #include <sys/socket.h>
 
 #include "connect.h"
+#include "grpc_web.h"
 #include "json_writer.h"
+#include "listener.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -38,6 +40,7 @@ typedef struct route {
 struct kiln_http_server {
     kiln_http_config cfg;
     struct MHD_Daemon *d;
+    kiln_listener_t *listener;
     route *routes;
     size_t n_routes, cap_routes;
     route fallback;
@@ -126,6 +129,16 @@ void kiln_http_text(kiln_http_resp *resp, int status, const char *text)
     kiln_buf_puts(&resp->body, text);
 }
 
+void kiln_http_resp_header(kiln_http_resp *resp, const char *name, const char *value)
+{
+    for (int i = 0; i < KILN_HTTP_MAX_HEADERS; i++) {
+        if (resp->headers[i][0] == NULL) {
+            resp->headers[i][0] = name, resp->headers[i][1] = value;
+            return;
+        }
+    }
+}
+
 static const route *find_route(const kiln_http_server_t *s, const char *path)
 {
     for (size_t i = 0; i < s->n_routes; i++) {
@@ -147,10 +160,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, kiln_http_resp *resp)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, resp->content_encoding);
     if (resp->allow != NULL)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
-    for (size_t i = 0; i + 1 < sizeof(resp->headers) / sizeof(resp->headers[0]) &&
-                       resp->headers[i] != NULL && resp->headers[i + 1] != NULL;
-         i += 2)
-        MHD_add_response_header(r, resp->headers[i], resp->headers[i + 1]);
+    for (int i = 0; i < KILN_HTTP_MAX_HEADERS && resp->headers[i][0] != NULL; i++)
+        MHD_add_response_header(r, resp->headers[i][0], resp->headers[i][1]);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -166,8 +177,29 @@ static bool client_gone(void *arg)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+/* A gRPC-Web call's grpc-timeout ("<at most 8 digits><H|M|S|m|u|n>") in
+ * nanoseconds, or -1 when absent or malformed. */
+static int64_t grpc_timeout_ns(const char *h)
+{
+    static const struct {
+        char unit;
+        int64_t ns;
+    } units[] = {{'H', 3600000000000LL}, {'M', 60000000000LL}, {'S', 1000000000LL},
+                 {'m', 1000000LL},       {'u', 1000LL},        {'n', 1LL}};
+    size_t n = h != NULL ? strspn(h, "0123456789") : 0;
+    if (n == 0 || n > 8 || h[n] == '\0' || h[n + 1] != '\0')
+        return -1;
+    int64_t v = strtoll(h, NULL, 10);
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (h[n] == units[i].unit)
+            return v > INT64_MAX / units[i].ns ? INT64_MAX / 2 : v * units[i].ns;
+    }
+    return -1;
+}
+
 /* The query's deadline: the server's timeout, or the client's
- * Connect-Timeout-Ms (at most 10 digits, as Connect allows) when shorter. */
+ * Connect-Timeout-Ms (at most 10 digits, as Connect allows) or gRPC-Web
+ * grpc-timeout when shorter. */
 static int64_t query_deadline(const kiln_http_server_t *s, struct MHD_Connection *c)
 {
     int64_t now = kiln_cancel_now(), dl = 0;
@@ -175,26 +207,43 @@ static int64_t query_deadline(const kiln_http_server_t *s, struct MHD_Connection
         dl = now + s->cfg.query_timeout_ns;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connect-Timeout-Ms");
     size_t n = h != NULL ? strspn(h, "0123456789") : 0;
-    if (n > 0 && n <= 10 && h[n] == '\0') {
-        int64_t ms = strtoll(h, NULL, 10);
-        if (dl == 0 || now + ms * 1000000LL < dl)
-            dl = now + ms * 1000000LL;
-    }
+    int64_t client = -1;
+    if (n > 0 && n <= 10 && h[n] == '\0')
+        client = strtoll(h, NULL, 10) * 1000000LL;
+    else
+        client = grpc_timeout_ns(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "grpc-timeout"));
+    if (client >= 0 && (dl == 0 || now + client < dl))
+        dl = now + client;
     return dl;
 }
 
-/* Replaces resp with the Connect error of a query stopped by why. */
-static void stopped_resp(kiln_http_resp *resp, int why)
+/* Replaces resp with the error st: gRPC-Web trailers when the call came
+ * as gRPC-Web, else Connect's JSON. */
+static void error_resp(struct MHD_Connection *c, kiln_http_resp *resp, kiln_status st,
+                       const char *msg)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    bool text, json;
+    resp->body.len = 0;
+    if (kiln_grpcweb_match(ct, &text, &json)) {
+        kiln_grpcweb_reply(resp, text, json, st, msg);
+        return;
+    }
+    resp->status = kiln_status_http(st);
+    resp->content_type = "application/json";
+    resp->content_encoding = NULL;
+    kiln_buf_printf(&resp->body, "{\"code\":\"%s\",\"message\":", kiln_status_str(st));
+    kiln_json_string(&resp->body, msg, strlen(msg));
+    kiln_buf_putc(&resp->body, '}');
+}
+
+/* Replaces resp with the error of a query stopped by why. */
+static void stopped_resp(struct MHD_Connection *c, kiln_http_resp *resp, int why)
 {
     const char *msg = why == KILN_DEADLINE_EXCEEDED
                           ? "query deadline exceeded"
                           : "query canceled: client gone or shutting down";
-    resp->status = kiln_status_http((kiln_status)why);
-    resp->content_type = "application/json";
-    resp->content_encoding = NULL;
-    resp->body.len = 0;
-    kiln_buf_printf(&resp->body, "{\"code\":\"%s\",\"message\":\"%s\"}",
-                    kiln_status_str((kiln_status)why), msg);
+    error_resp(c, resp, (kiln_status)why, msg);
 }
 
 /* Runs a query handler under its token; the answer is the token's status
@@ -208,7 +257,7 @@ static void run_query(query_call *q)
     kiln_cancel_bind(NULL);
     int why = atomic_load(&q->cancel.why);
     if (why != KILN_OK) {
-        stopped_resp(&q->resp, why);
+        stopped_resp(q->c, &q->resp, why);
         if (q->s->cfg.query_pool != NULL)
             kiln_query_pool_ended(q->s->cfg.query_pool, (kiln_status)why);
     }
@@ -250,11 +299,7 @@ static enum MHD_Result start_query(kiln_http_server_t *s, struct MHD_Connection 
     kiln_status st = kiln_query_pool_submit(s->cfg.query_pool, tenant, on_query_job, q, &err);
     if (st != KILN_OK) {
         KILN_LOG_WARN("http", "%s refused code=%s: %s", req->path, kiln_status_str(st), err.msg);
-        q->resp.status = kiln_status_http(st);
-        q->resp.content_type = "application/json";
-        kiln_buf_printf(&q->resp.body, "{\"code\":\"%s\",\"message\":", kiln_status_str(st));
-        kiln_json_string(&q->resp.body, err.msg, strlen(err.msg)); /* names the raw tenant */
-        kiln_buf_putc(&q->resp.body, '}');
+        error_resp(c, &q->resp, st, err.msg); /* names the raw tenant, JSON-escaped */
         rq->answered = 1;
         MHD_resume_connection(c);
     }
@@ -360,29 +405,44 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
+static void on_http_conn(void *ud, int fd, const struct sockaddr *addr, socklen_t len)
+{
+    kiln_http_server_t *s = ud;
+    if (MHD_add_connection(s->d, fd, addr, len) != MHD_YES) /* it closed fd */
+        KILN_LOG_DEBUG("http", "connection refused: %s", strerror(errno));
+}
+
+static void on_h2c_conn(void *ud, int fd, const struct sockaddr *addr, socklen_t len)
+{
+    (void)addr, (void)len;
+    kiln_http_server_t *s = ud;
+    s->cfg.h2c(s->cfg.h2c_ud, fd);
+}
+
 kiln_status kiln_http_server_start(kiln_http_server_t *s, kiln_err *err)
 {
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)s->cfg.port);
-    const char *addr = s->cfg.address && *s->cfg.address ? s->cfg.address : "0.0.0.0";
-    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
-        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "invalid HTTP listen address '%s'", addr);
+    /* libmicrohttpd gets its connections from the listener (inter-thread
+     * signalling wakes its workers for each). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                     MHD_ALLOW_SUSPEND_RESUME;
-    s->d = MHD_start_daemon(
-        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_END);
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE,
+                            (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_TIMEOUT,
+                            120u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
+                            MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_END);
     if (s->d == NULL)
-        return kiln_err_set(err, KILN_UNAVAILABLE, "cannot listen on %s:%d (HTTP)", addr,
-                            s->cfg.port);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info != NULL ? info->port : s->cfg.port;
-    return KILN_OK;
+        return kiln_err_set(err, KILN_UNAVAILABLE, "cannot start the HTTP server");
+    kiln_listener_config lc = {s->cfg.address,
+                               s->cfg.port,
+                               "HTTP",
+                               on_http_conn,
+                               s->cfg.h2c != NULL ? on_h2c_conn : NULL,
+                               s};
+    kiln_status st = kiln_listener_start(&lc, &s->listener, err);
+    if (st == KILN_OK)
+        s->port = kiln_listener_port(s->listener);
+    return st;
 }
 
 int kiln_http_server_port(const kiln_http_server_t *s)
@@ -394,6 +454,7 @@ void kiln_http_server_destroy(kiln_http_server_t *s)
 {
     if (s == NULL)
         return;
+    kiln_listener_destroy(s->listener); /* no new connection from here on */
     if (s->d != NULL)
         MHD_stop_daemon(s->d);
     for (size_t i = 0; i < s->n_routes; i++)

@@ -8,7 +8,10 @@
  * predicate picks) run on the query pool instead, their connection
  * suspended meanwhile, under a cancellation token (req->cancel) that ends
  * with the client's connection, the query timeout or Connect-Timeout-Ms,
- * whichever comes first; a cancelled query is answered with its status. */
+ * whichever comes first; a cancelled query is answered with its status.
+ * The port is the listener's (listener.h): connections that open with the
+ * HTTP/2 preface go to the h2c callback (the gRPC server), the rest to
+ * libmicrohttpd. */
 #ifndef KILN_HTTP_SERVER_H
 #define KILN_HTTP_SERVER_H
 
@@ -35,13 +38,16 @@ typedef struct kiln_http_req {
                               thread); NULL on other routes */
 } kiln_http_req;
 
+#define KILN_HTTP_MAX_HEADERS 6
+
 typedef struct kiln_http_resp {
     int status;                   /* default 200 */
     const char *content_type;     /* static or arena string; default text/plain */
     const char *content_encoding; /* NULL for identity */
     kiln_buf body;
-    const char *allow;      /* the Allow header of a 405 (static string); NULL = none */
-    const char *headers[8]; /* more headers: name, value pairs (static strings); NULL ends */
+    const char *allow; /* the Allow header of a 405 (static string); NULL = none */
+    const char *headers[KILN_HTTP_MAX_HEADERS][2]; /* more headers, name and value (static or
+                                                      arena strings); NULL name = none */
 } kiln_http_resp;
 
 typedef void (*kiln_http_handler_fn)(void *ud, const kiln_http_req *req, kiln_http_resp *resp);
@@ -53,6 +59,10 @@ typedef struct kiln_http_config {
     size_t max_body;               /* bytes */
     kiln_query_pool_t *query_pool; /* borrowed; NULL = queries run on the request workers */
     int64_t query_timeout_ns;      /* per query; 0 = none */
+    /* Connections opening with the HTTP/2 preface (gRPC over h2c) are given
+     * to h2c, which takes the socket; NULL = they are HTTP/1.1's too. */
+    void (*h2c)(void *ud, int fd);
+    void *h2c_ud;
 } kiln_http_config;
 
 /** Creates a server (not yet listening). */
@@ -79,6 +89,10 @@ void kiln_http_server_destroy(kiln_http_server_t *s);
 const char *kiln_http_header(const kiln_http_req *req, const char *name);
 /** A query-string argument (URL-decoded), or NULL. */
 const char *kiln_http_query(const kiln_http_req *req, const char *name);
+
+/** Adds a header to the response (name and value static or in the request
+ * arena); past KILN_HTTP_MAX_HEADERS it is dropped. */
+void kiln_http_resp_header(kiln_http_resp *resp, const char *name, const char *value);
 
 /** Sets a plain-text response. */
 void kiln_http_text(kiln_http_resp *resp, int status, const char *text);

@@ -545,6 +545,11 @@ static char *escape_text(kiln_arena_t *a, const char *msg)
 
 static void on_ingest(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
 {
+    if (strcmp(req->method, "POST") != 0) { /* agents push; nothing to GET here */
+        kiln_http_text(resp, 405, "/ingest takes POST\n");
+        resp->allow = "POST";
+        return;
+    }
     ingest r;
     memset(&r, 0, sizeof(r));
     r.d = ud;

@@ -10,6 +10,7 @@
 
 #include "about.h"
 #include "adhoc.h"
+#include "build_info.h"
 #include "cluster.h"
 #include "compactor.h"
 #include "connect.h"
@@ -66,6 +67,19 @@ static void on_ready(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
         kiln_http_text(resp, 503, "not ready: starting\n");
 }
 
+/* Prometheus' build_info convention: a gauge of 1 whose labels say what
+ * this binary is. */
+static void build_info_metric(kiln_buf *out)
+{
+    kiln_buf_puts(out, "# HELP kiln_build_info A metric with a constant '1' value labeled by "
+                       "version, revision, branch, goversion and build date.\n"
+                       "# TYPE kiln_build_info gauge\n");
+    kiln_buf_printf(out,
+                    "kiln_build_info{version=\"%s\",revision=\"%s\",branch=\"\","
+                    "goversion=\"\",builddate=\"%s\"} 1\n",
+                    kiln_build_version(), kiln_build_commit(), kiln_build_date());
+}
+
 static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
 {
     (void)req;
@@ -73,6 +87,7 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     kiln_metrics_render(app->metrics, &resp->body);
+    build_info_metric(&resp->body);
     if (app->ingester != NULL)
         kiln_ingester_metrics(app->ingester, &resp->body);
     kiln_query_pool_metrics(app->queries, &resp->body);
@@ -101,6 +116,12 @@ static int query_threads(const kiln_app_config *cfg)
     return n > 2 ? (int)n : 2;
 }
 
+/* A connection on the HTTP port that opened with HTTP/2: gRPC's. */
+static void on_h2c(void *ud, int fd)
+{
+    kiln_grpc_server_add_fd(ud, fd);
+}
+
 static void create_servers(kiln_app_t *app)
 {
     const kiln_app_config *cfg = app->cfg;
@@ -109,14 +130,12 @@ static void create_servers(kiln_app_t *app)
     app->queries = kiln_query_pool_create(&qc);
     qc.limits = NULL; /* the querier admitted the query these reads serve */
     app->reads = kiln_query_pool_create(&qc);
-    kiln_http_config hc = {cfg->http_address,  cfg->http_port, threads,
-                           cfg->http_max_body, app->queries,   cfg->query_timeout_ns};
-    app->http = kiln_http_server_create(&hc);
-    app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body, app->inflight};
-    kiln_http_server_route(app->http, "/ready", on_ready, app);
-    kiln_http_server_route(app->http, "/metrics", on_metrics, app);
-    kiln_http_server_fallback(app->http, kiln_connect_handle, &app->connect);
-    kiln_http_server_fallback_query(app->http, kiln_rpc_is_query);
+    kiln_http_config hc = {.address = cfg->http_address,
+                           .port = cfg->http_port,
+                           .threads = threads,
+                           .max_body = cfg->http_max_body,
+                           .query_pool = app->queries,
+                           .query_timeout_ns = cfg->query_timeout_ns};
     /* The second gRPC listener serves the OTLP port (4317); -1 turns it off. */
     const char *otlp_address = cfg->otlp_grpc_port >= 0 ? cfg->otlp_grpc_address : NULL;
     kiln_grpc_config gc = {.address = cfg->grpc_address,
@@ -130,6 +149,15 @@ static void create_servers(kiln_app_t *app)
                            .query_timeout_ns = cfg->query_timeout_ns,
                            .inflight = app->inflight};
     app->grpc = kiln_grpc_server_create(&gc, app->rpc, app->metrics);
+    /* One URL for every protocol: gRPC (h2c) on the HTTP port too. */
+    hc.h2c = on_h2c;
+    hc.h2c_ud = app->grpc;
+    app->http = kiln_http_server_create(&hc);
+    app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body, app->inflight};
+    kiln_http_server_route(app->http, "/ready", on_ready, app);
+    kiln_http_server_route(app->http, "/metrics", on_metrics, app);
+    kiln_http_server_fallback(app->http, kiln_connect_handle, &app->connect);
+    kiln_http_server_fallback_query(app->http, kiln_rpc_is_query);
 }
 
 /* ---- modules ----------------------------------------------------------------
@@ -396,9 +424,12 @@ kiln_status kiln_app_start(kiln_app_t *app, kiln_err *err)
         st = kiln_http_server_start(app->http, err);
     if (st != KILN_OK)
         return st;
-    KILN_LOG_INFO("kiln", "target=%s http=%d grpc=%d otlp_grpc=%d listening", app->cfg->target,
-                  kiln_http_server_port(app->http), kiln_grpc_server_port(app->grpc),
-                  kiln_grpc_server_port2(app->grpc));
+    char otlp[16] = "off";
+    if (kiln_grpc_server_port2(app->grpc) != 0)
+        snprintf(otlp, sizeof(otlp), "%d", kiln_grpc_server_port2(app->grpc));
+    KILN_LOG_INFO("kiln", "target=%s version=%s http=%d grpc=%d otlp_grpc=%s listening",
+                  app->cfg->target, kiln_build_version(), kiln_http_server_port(app->http),
+                  kiln_grpc_server_port(app->grpc), otlp);
     if (app->cluster != NULL)
         kiln_cluster_join(app->cluster, app_role(app->modules),
                           app->ingester ? kiln_ingester_instance(app->ingester) : NULL,

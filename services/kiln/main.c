@@ -2,11 +2,14 @@
  * kiln: flags, then the target's modules until SIGINT or SIGTERM. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "app.h"
+#include "build_info.h"
 #include "config.h"
+#include "grpc_server.h"
 #include "log.h"
 
 static kiln_app_config cfg;
@@ -22,7 +25,7 @@ static const kiln_cfg_opt opts[] = {
     OPT("log.level", KILN_CFG_STRING, log_level, "info", "debug, info, warn or error"),
     OPT("server.http-listen-address", KILN_CFG_STRING, http_address, "", "HTTP listen address"),
     OPT("server.http-listen-port", KILN_CFG_INT, http_port, "4040",
-        "HTTP listen port (Connect, /ready, /metrics)"),
+        "HTTP listen port (Connect, gRPC-Web and gRPC over h2c, /ready, /metrics)"),
     OPT("server.grpc-listen-address", KILN_CFG_STRING, grpc_address, "", "gRPC listen address"),
     OPT("server.grpc-listen-port", KILN_CFG_INT, grpc_port, "9095", "gRPC listen port"),
     OPT("server.otlp-grpc-listen-address", KILN_CFG_STRING, otlp_grpc_address, "",
@@ -136,8 +139,23 @@ static int wait_for_signal(void)
     return sig;
 }
 
+/* -version (or --version) anywhere on the command line. */
+static bool wants_version(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-version") == 0 || strcmp(argv[i], "--version") == 0)
+            return true;
+    }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
+    if (wants_version(argc, argv)) {
+        printf("kiln, version %s (revision: %s)\n  build date: %s\n", kiln_build_version(),
+               kiln_build_commit(), kiln_build_date());
+        return 0;
+    }
     kiln_err err = {KILN_OK, ""};
     kiln_status st = kiln_cfg_parse(opts, N_OPTS, argc, argv, &err);
     if (st == KILN_CANCELLED)
@@ -154,6 +172,7 @@ int main(int argc, char **argv)
     kiln_log_min = (kiln_log_level)level;
     cfg.flags = opts;
     cfg.n_flags = N_OPTS;
+    kiln_grpc_log_setup(kiln_log_min == KILN_LOG_LEVEL_DEBUG);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);

@@ -53,12 +53,12 @@ static void on_asset(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
         resp->allow = "GET, HEAD";
         return;
     }
-    resp->headers[0] = "ETag";
-    resp->headers[1] = a->etag;
-    resp->headers[2] = "Cache-Control";
-    resp->headers[3] = strcmp(a->path, "/") == 0 ? CACHE_REVALIDATE : CACHE_FOREVER;
-    resp->headers[4] = "Vary";
-    resp->headers[5] = "Accept-Encoding";
+    resp->headers[0][0] = "ETag";
+    resp->headers[0][1] = a->etag;
+    resp->headers[1][0] = "Cache-Control";
+    resp->headers[1][1] = strcmp(a->path, "/") == 0 ? CACHE_REVALIDATE : CACHE_FOREVER;
+    resp->headers[2][0] = "Vary";
+    resp->headers[2][1] = "Accept-Encoding";
     if (not_modified(req, a)) {
         resp->status = 304;
         return;

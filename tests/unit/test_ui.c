@@ -131,7 +131,7 @@ TEST(built_without_ui)
 
 int main(void)
 {
-    kiln_http_config cfg = {"127.0.0.1", 0, 2, 1 << 20, NULL, 0};
+    kiln_http_config cfg = {.address = "127.0.0.1", .threads = 2, .max_body = 1 << 20};
     server = kiln_http_server_create(&cfg);
     kiln_ui_register(server);
     kiln_err err = {KILN_OK, ""};
