@@ -77,7 +77,8 @@ void kiln_ingester_destroy(kiln_ingester_t *ing)
     }
     free(ing->t);
     kiln_blockset_destroy(ing->blocks);
-    kiln_objstore_close(ing->store);
+    if (ing->owns_store)
+        kiln_objstore_close(ing->store);
     kiln_wal_close(ing->wal);
     free(ing->storage_path);
     kiln_seen_keys_destroy(ing->held);
@@ -312,7 +313,11 @@ static kiln_status open_storage(kiln_ingester_t *ing, kiln_err *err)
         snprintf(bucket, sizeof(bucket), "%s", ing->cfg.bucket_dir);
     else
         snprintf(bucket, sizeof(bucket), "%s/bucket", ing->storage_path);
-    kiln_status st = kiln_objstore_open_fs(bucket, &ing->store, err);
+    kiln_status st = KILN_OK;
+    ing->store = ing->cfg.store;
+    ing->owns_store = ing->store == NULL;
+    if (ing->owns_store)
+        st = kiln_objstore_open_fs(bucket, &ing->store, err);
     if (st != KILN_OK)
         return st;
     ing->blocks = kiln_blockset_create(ing->store);

@@ -19,6 +19,7 @@
 #include "ring.h"
 #include "rpc.h"
 #include "selector.h"
+#include "objstore.h"
 #include "status.h"
 #include "tree.h"
 
@@ -39,6 +40,8 @@ typedef struct kiln_ingester_config {
                                        queriers read the shared store themselves */
     const kiln_overrides_t *limits; /* per-tenant max_global_series (borrowed;
                                        NULL = no series limit) */
+    kiln_objstore_t *store;         /* the object store (borrowed; NULL = open the
+                                       filesystem store at bucket_dir) */
 } kiln_ingester_config;
 
 /** Creates an ingester and replays its write-ahead log into the heads.

@@ -39,6 +39,7 @@ struct kiln_ingester {
     char *storage_path; /* owned copy of cfg.storage_path */
     char instance[40];  /* this ingester's id, kept in <storage.path>/instance_id */
     kiln_objstore_t *store;
+    bool owns_store; /* opened here (cfg.store was NULL), so closed here */
     kiln_blockset_t *blocks;
 
     /* Appends and queries hold `cut` shared; cutting heads holds it

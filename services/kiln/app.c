@@ -32,7 +32,7 @@ struct kiln_app {
     kiln_distributor_t *distributor;
     kiln_querier_t *querier;
     kiln_reader_t *reader;
-    kiln_objstore_t *store;        /* the querier's view of the shared store (cluster) */
+    kiln_objstore_t *store;        /* the blocks' store, opened once, lent to the modules */
     kiln_replicator_t *replicator; /* the distributor's writes (cluster) */
     kiln_cluster_t *cluster;       /* NULL on the in-process default */
     kiln_compactor_t *compactor;
@@ -66,6 +66,8 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     if (app->ingester != NULL)
         kiln_ingester_metrics(app->ingester, &resp->body);
     kiln_query_pool_metrics(app->queries, &resp->body);
+    if (app->store != NULL)
+        kiln_objstore_metrics(app->store, &resp->body);
     if (app->cluster != NULL)
         kiln_cluster_metrics(app->cluster, &resp->body);
 }
@@ -145,6 +147,7 @@ static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
         .wal_max_delay_ns = cfg->wal_max_delay_ns,
         .wal_segment_bytes = cfg->wal_segment_bytes,
         .bucket_dir = bucket_dir(app, bucket, sizeof(bucket)),
+        .store = app->store,
         .max_block_duration_ns = cfg->max_block_duration_ns,
         .max_head_samples = cfg->max_head_samples,
         .flush_check_ns = cfg->flush_check_ns,
@@ -193,12 +196,8 @@ static void distributor_destroy(kiln_app_t *app)
 
 static kiln_status querier_create(kiln_app_t *app, kiln_err *err)
 {
+    (void)err;
     if (app->cluster != NULL) {
-        char bucket[4096];
-        kiln_status st =
-            kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)), &app->store, err);
-        if (st != KILN_OK)
-            return st;
         kiln_reader_cluster_config rc = {
             kiln_cluster_ring(app->cluster), kiln_cluster_grpc(app->cluster), app->store,
             kiln_cluster_rf(app->cluster), app->cfg->rpc_timeout_ns / 1000000};
@@ -216,15 +215,17 @@ static void querier_destroy(kiln_app_t *app)
 {
     kiln_querier_destroy(app->querier);
     kiln_reader_destroy(app->reader);
-    kiln_objstore_close(app->store);
 }
 
 static kiln_status compactor_create(kiln_app_t *app, kiln_err *err)
 {
     char bucket[4096];
     kiln_compactor_config cc = {bucket_dir(app, bucket, sizeof(bucket)),
-                                app->cfg->compaction_interval_ns, app->cfg->limits.retention_ns,
-                                app->limits, app->cfg->deletion_delay_ns};
+                                app->cfg->compaction_interval_ns,
+                                app->cfg->limits.retention_ns,
+                                app->limits,
+                                app->cfg->deletion_delay_ns,
+                                app->store};
     return kiln_compactor_create(&cc, &app->compactor, err);
 }
 
@@ -296,6 +297,38 @@ static kiln_status check_target(const char *target, unsigned mods, bool cluster,
     return KILN_OK;
 }
 
+/* The ingesters, the compactor and a cluster's queriers read and write
+ * blocks; a distributor never does, so it needs no store (nor its
+ * credentials). */
+static bool needs_store(unsigned mods, bool cluster)
+{
+    return (mods & (MOD_INGESTER | MOD_COMPACTOR)) != 0 || (cluster && (mods & MOD_QUERIER) != 0);
+}
+
+/* Opens the object store once from the -storage.* flags; every module
+ * borrows it, and it closes after the last of them. */
+static kiln_status open_store(kiln_app_t *app, kiln_err *err)
+{
+    const kiln_app_config *c = app->cfg;
+    char bucket[4096];
+    kiln_objstore_config oc = {
+        .backend = c->storage_backend,
+        .dir = bucket_dir(app, bucket, sizeof(bucket)),
+        .prefix = c->storage_prefix,
+        .s3 = {.endpoint = c->s3_endpoint,
+               .bucket = c->s3_bucket,
+               .region = c->s3_region,
+               .access_key_id = c->s3_access_key_id,
+               .secret_access_key = c->s3_secret_access_key,
+               .insecure = c->s3_insecure,
+               .force_path_style = c->s3_force_path_style,
+               .part_size = c->s3_part_size,
+               .timeout_ms = (int)(c->s3_timeout_ns / 1000000),
+               .max_retries = c->s3_max_retries},
+    };
+    return kiln_objstore_open(&oc, &app->store, err);
+}
+
 kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_err *err)
 {
     unsigned mods = target_modules(cfg->target);
@@ -314,6 +347,8 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
         st = kiln_overrides_load(app->limits, cfg->runtime_config, err);
     if (st == KILN_OK && cluster)
         st = kiln_cluster_create(cfg, app->limits, &app->cluster, err);
+    if (st == KILN_OK && needs_store(mods, cluster))
+        st = open_store(app, err);
     if (st == KILN_OK)
         create_servers(app);
     if (st == KILN_OK && app->cluster != NULL)
@@ -382,6 +417,7 @@ void kiln_app_destroy(kiln_app_t *app)
         if (app->modules & modules[i].bit)
             modules[i].destroy(app);
     }
+    kiln_objstore_close(app->store);
     kiln_cluster_destroy(app->cluster);
     kiln_rpc_registry_destroy(app->rpc);
     kiln_metrics_destroy(app->metrics);

@@ -85,7 +85,7 @@ TEST(compact_dedup_retention)
     memset(&lim, 0, sizeof(lim));
     lim.retention_ns = 7 * 86400000000000LL;
     kiln_overrides_t *o = kiln_overrides_create(&lim);
-    kiln_compactor_config cfg = {root, 3600000000000LL, lim.retention_ns, o, 0};
+    kiln_compactor_config cfg = {root, 3600000000000LL, lim.retention_ns, o, 0, NULL};
     kiln_compactor_t *c;
     CHECK_OK(kiln_compactor_create(&cfg, &c, NULL));
     CHECK_OK(kiln_compactor_run_once(c, day + 86400000LL, NULL));
