@@ -49,6 +49,7 @@ typedef struct s3_req {
     size_t body_len;
     const char *range; /* "bytes=a-b" or NULL */
     kiln_buf *out;     /* the body of a 2xx answer (NULL: discarded) */
+    bool quiet;        /* the caller reports a failure itself: log nothing */
     /* answers */
     long status;
     kiln_buf err_body; /* the body of any other answer, for its <Code> */
@@ -283,8 +284,9 @@ static kiln_status answer(const s3_store *s, s3_req *r, CURLcode rc, kiln_err *e
         return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "objstore: %s does not fit the buffer",
                             what);
     if (rc != CURLE_OK) {
-        KILN_LOG_ERROR(MOD, "s3 %s %s: curl error %d: %s", r->method, what, (int)rc,
-                       curl_easy_strerror(rc));
+        if (!r->quiet)
+            KILN_LOG_ERROR(MOD, "s3 %s %s: curl error %d: %s", r->method, what, (int)rc,
+                           curl_easy_strerror(rc));
         return kiln_err_set(err, KILN_UNAVAILABLE, "objstore: s3 %s %s: %s", r->method, what,
                             curl_easy_strerror(rc));
     }
@@ -305,7 +307,7 @@ static kiln_status answer(const s3_store *s, s3_req *r, CURLcode rc, kiln_err *e
         st = KILN_OUT_OF_RANGE;
     else if (r->status == 403)
         st = KILN_PERMISSION_DENIED;
-    if (st != KILN_NOT_FOUND && st != KILN_OUT_OF_RANGE)
+    if (st != KILN_NOT_FOUND && st != KILN_OUT_OF_RANGE && !r->quiet)
         KILN_LOG_ERROR(MOD, "s3 %s %s: HTTP %ld %s", r->method, what, r->status, code);
     return kiln_err_set(err, st, "objstore: s3 %s %s: HTTP %ld %s", r->method, what, r->status,
                         code[0] ? code : "");
@@ -705,7 +707,7 @@ static kiln_status check_bucket(s3_store *s, kiln_err *err)
 {
     kiln_buf xml;
     kiln_buf_init(&xml, 1 << 20);
-    s3_req r = {.method = "GET", .query = "list-type=2&max-keys=1", .out = &xml};
+    s3_req r = {.method = "GET", .query = "list-type=2&max-keys=1", .out = &xml, .quiet = true};
     kiln_err e2;
     kiln_status st = perform(s, &r, &e2);
     kiln_buf_free(&xml);
