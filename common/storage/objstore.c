@@ -32,6 +32,7 @@ struct kiln_objstore {
     char prefix[PREFIX_MAX + 2]; /* "" or "<prefix>/" */
     size_t prefix_len;
     op_stats stats[N_OPS];
+    kiln_objcache_t *cache; /* NULL: none */
 };
 
 static kiln_objstore_t *wrap(const kiln_objstore_ops *ops, void *impl)
@@ -100,6 +101,9 @@ kiln_status kiln_objstore_open(const kiln_objstore_config *cfg, kiln_objstore_t 
     kiln_status st = open_backend(cfg, &s, err);
     if (st == KILN_OK)
         st = set_prefix(s, cfg->prefix, err);
+    if (st == KILN_OK && cfg->cache_dir != NULL && cfg->cache_dir[0] != '\0' &&
+        cfg->cache_max_bytes > 0)
+        st = kiln_objcache__open(cfg->cache_dir, cfg->cache_max_bytes, &s->cache, err);
     if (st != KILN_OK) {
         kiln_objstore_close(s);
         return st;
@@ -113,6 +117,7 @@ void kiln_objstore_close(kiln_objstore_t *s)
     if (s == NULL)
         return;
     s->ops->close(s->impl);
+    kiln_objcache__close(s->cache);
     free(s);
 }
 
@@ -209,6 +214,8 @@ void kiln_objstore_metrics(kiln_objstore_t *s, kiln_buf *out)
                        "# TYPE kiln_objstore_request_duration_seconds histogram\n");
     for (int op = 0; op < N_OPS; op++)
         render_op(s, op, out);
+    if (s->cache != NULL)
+        kiln_objcache__metrics(s->cache, out);
 }
 
 /* ---- the operations ---- */
@@ -232,9 +239,15 @@ static kiln_status read_range(kiln_objstore_t *s, int op, const char *name, uint
     kiln_status st = full_name(s, name, full, sizeof(full), err);
     if (st != KILN_OK)
         return st;
+    /* Block objects are immutable: a cached copy is the object. */
+    bool cacheable = s->cache != NULL && kiln_objcache__cacheable(full);
+    if (cacheable && kiln_objcache__get(s->cache, full, off, len, out))
+        return KILN_OK;
     uint64_t t0 = now_us();
     size_t before = out->len;
     st = s->ops->get_range(s->impl, full, off, len, out, err);
+    if (st == KILN_OK && cacheable)
+        kiln_objcache__put(s->cache, full, off, len, out->ptr + before, out->len - before);
     return count(s, op, t0, st, st == KILN_OK ? out->len - before : 0);
 }
 
@@ -296,6 +309,8 @@ kiln_status kiln_objstore_delete(kiln_objstore_t *s, const char *name, kiln_err 
     kiln_status st = full_name(s, name, full, sizeof(full), err);
     if (st != KILN_OK)
         return st;
+    if (s->cache != NULL)
+        kiln_objcache__drop(s->cache, full);
     uint64_t t0 = now_us();
     return count(s, OP_DELETE, t0, s->ops->del(s->impl, full, err), 0);
 }

@@ -51,6 +51,11 @@ typedef struct kiln_objstore_config {
     const char *dir;     /* the filesystem backend's root */
     const char *prefix;  /* names live under "<prefix>/" in the store ("" = none) */
     kiln_objstore_s3_config s3;
+    /* A local cache of block index, symbols and sample chunks (objects that
+     * never change once written), in front of the backend: "" or a 0 size =
+     * none. Hits are not backend requests in the metrics. */
+    const char *cache_dir;
+    uint64_t cache_max_bytes;
 } kiln_objstore_config;
 
 /** Opens the store cfg names (the caller keeps cfg). An S3 store is

@@ -40,4 +40,18 @@ extern const kiln_objstore_ops kiln_objstore__s3_ops;
  * KILN_NOT_FOUND for a missing bucket, KILN_UNAVAILABLE when unreachable. */
 kiln_status kiln_objstore__s3_open(const kiln_objstore_s3_config *cfg, void **out, kiln_err *err);
 
+/* The local cache (objstore_cache.c): thread-safe; failures to write it
+ * are ignored (it is only a cache). get appends to out on a hit only. */
+typedef struct kiln_objcache kiln_objcache_t;
+bool kiln_objcache__cacheable(const char *name);
+kiln_status kiln_objcache__open(const char *dir, uint64_t max, kiln_objcache_t **out,
+                                kiln_err *err);
+void kiln_objcache__close(kiln_objcache_t *c);
+bool kiln_objcache__get(kiln_objcache_t *c, const char *name, uint64_t off, size_t len,
+                        kiln_buf *out);
+void kiln_objcache__put(kiln_objcache_t *c, const char *name, uint64_t off, size_t len,
+                        const void *data, size_t n);
+void kiln_objcache__drop(kiln_objcache_t *c, const char *name);
+void kiln_objcache__metrics(kiln_objcache_t *c, kiln_buf *out);
+
 #endif

@@ -325,6 +325,8 @@ static kiln_status open_store(kiln_app_t *app, kiln_err *err)
                .part_size = c->s3_part_size,
                .timeout_ms = (int)(c->s3_timeout_ns / 1000000),
                .max_retries = c->s3_max_retries},
+        .cache_dir = c->cache_dir,
+        .cache_max_bytes = c->cache_max_bytes,
     };
     return kiln_objstore_open(&oc, &app->store, err);
 }

@@ -40,6 +40,8 @@ typedef struct kiln_app_config {
     size_t s3_part_size;
     int s3_max_retries;
     int64_t s3_timeout_ns;
+    char *cache_dir; /* -storage.cache.dir ("" = no cache) */
+    size_t cache_max_bytes;
     int64_t max_block_duration_ns;
     size_t max_head_samples;
     int64_t flush_check_ns;

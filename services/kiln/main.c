@@ -70,6 +70,11 @@ static const kiln_cfg_opt opts[] = {
         "objects above this go up as multipart uploads in parts of this size (at least 5MiB)"),
     OPT("storage.s3.max-retries", KILN_CFG_INT, s3_max_retries, "5",
         "retries of an S3 request on 5xx, 429 and network errors, with jittered backoff"),
+    OPT("storage.cache.dir", KILN_CFG_STRING, cache_dir, "",
+        "local cache of block index, symbols and sample chunks read from the object store "
+        "(empty = none)"),
+    OPT("storage.cache.max-size-bytes", KILN_CFG_SIZE, cache_max_bytes, "1GiB",
+        "size of -storage.cache.dir; least recently used entries go first"),
     OPT("storage.s3.request-timeout", KILN_CFG_DURATION, s3_timeout_ns, "30s",
         "deadline of one S3 request attempt"),
     OPT("ingester.max-block-duration", KILN_CFG_DURATION, max_block_duration_ns, "1h",

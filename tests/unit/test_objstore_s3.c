@@ -262,6 +262,85 @@ TEST(metrics_by_operation_and_backend)
     kiln_objstore_close(s);
 }
 
+/* The value of one metrics line of s (0 when absent). */
+static unsigned long long metric(kiln_objstore_t *s, const char *series)
+{
+    kiln_buf m;
+    kiln_buf_init(&m, 0);
+    kiln_objstore_metrics(s, &m);
+    char key[256];
+    snprintf(key, sizeof(key), "\n%s ", series);
+    const char *p = strstr(m.ptr, key);
+    unsigned long long v = p ? strtoull(p + strlen(key), NULL, 10) : 0;
+    kiln_buf_free(&m);
+    return v;
+}
+
+#define S3_GETS "kiln_objstore_requests_total{backend=\"s3\",operation=\"get\",result=\"ok\"}"
+#define S3_RANGES                                                                                  \
+    "kiln_objstore_requests_total{backend=\"s3\",operation=\"get_range\",result=\"ok\"}"
+
+/* A block's index and its sample chunks are read from S3 once, then from
+ * the local cache, also after a reopen (a restart); meta.json never is;
+ * the least recently used entries go past the maximum; a deleted object's
+ * entries go with it. */
+TEST(cache_in_front_of_s3)
+{
+    char dir[64] = "/tmp/kiln-cache-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    kiln_objstore_config c = config("");
+    c.cache_dir = dir;
+    c.cache_max_bytes = 64 * 1024;
+    kiln_objstore_t *s = NULL;
+    CHECK_OK(kiln_objstore_open(&c, &s, NULL));
+    char idx[4000];
+    memset(idx, 'i', sizeof(idx));
+    CHECK_OK(kiln_objstore_put(s, "t/blocks/B1/index", idx, sizeof(idx), NULL));
+    CHECK_OK(kiln_objstore_put(s, "t/blocks/B1/samples", idx, sizeof(idx), NULL));
+    CHECK_OK(kiln_objstore_put(s, "t/blocks/B1/meta.json", "{}", 2, NULL));
+    kiln_buf b;
+    kiln_buf_init(&b, 0);
+    for (int i = 0; i < 3; i++) {
+        b.len = 0;
+        CHECK_OK(kiln_objstore_get(s, "t/blocks/B1/index", &b, NULL));
+        CHECK_EQ(b.len, sizeof(idx));
+        b.len = 0;
+        CHECK_OK(kiln_objstore_get_range(s, "t/blocks/B1/samples", 100, 50, &b, NULL));
+        CHECK_EQ(b.len, 50);
+        CHECK_OK(kiln_objstore_get(s, "t/blocks/B1/meta.json", &b, NULL));
+    }
+    CHECK_EQ(metric(s, S3_GETS), 1 + 3); /* the index once, meta.json every time */
+    CHECK_EQ(metric(s, S3_RANGES), 1);
+    CHECK_EQ(metric(s, "kiln_objstore_cache_hits_total"), 4);
+    kiln_objstore_close(s);
+
+    CHECK_OK(kiln_objstore_open(&c, &s, NULL)); /* warm after a restart */
+    b.len = 0;
+    CHECK_OK(kiln_objstore_get(s, "t/blocks/B1/index", &b, NULL));
+    CHECK(b.len == sizeof(idx) && memcmp(b.ptr, idx, sizeof(idx)) == 0);
+    CHECK_EQ(metric(s, S3_GETS), 0);
+    /* 40 chunks of 4 KB pass 64 KB: the oldest go, the total stays bounded. */
+    for (int i = 0; i < 40; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "t/blocks/C%d/samples", i);
+        CHECK_OK(kiln_objstore_put(s, name, idx, sizeof(idx), NULL));
+        b.len = 0;
+        CHECK_OK(kiln_objstore_get_range(s, name, 0, sizeof(idx), &b, NULL));
+    }
+    unsigned long long bytes = metric(s, "kiln_objstore_cache_bytes");
+    printf("  cache: %llu bytes, %llu evictions\n", bytes,
+           metric(s, "kiln_objstore_cache_evictions_total"));
+    CHECK(bytes <= 64 * 1024);
+    CHECK(metric(s, "kiln_objstore_cache_evictions_total") > 0);
+    CHECK_OK(kiln_objstore_delete(s, "t/blocks/C39/samples", NULL));
+    kiln_err err;
+    b.len = 0;
+    CHECK_EQ(kiln_objstore_get_range(s, "t/blocks/C39/samples", 0, 10, &b, &err), KILN_NOT_FOUND);
+    kiln_buf_free(&b);
+    kiln_objstore_close(s);
+    tmpdir_remove(dir);
+}
+
 int main(void)
 {
     if (s3server_start(&srv) != 0) {
@@ -276,6 +355,7 @@ int main(void)
     RUN(wrong_credentials_and_missing_bucket_fail_at_open);
     RUN(retries_across_a_restart);
     RUN(metrics_by_operation_and_backend);
+    RUN(cache_in_front_of_s3);
     s3server_stop(&srv);
     return check_done();
 }
