@@ -39,6 +39,10 @@ extern const kiln_objstore_ops kiln_objstore__s3_ops;
  * KILN_UNAUTHENTICATED / KILN_PERMISSION_DENIED for refused credentials,
  * KILN_NOT_FOUND for a missing bucket, KILN_UNAVAILABLE when unreachable. */
 kiln_status kiln_objstore__s3_open(const kiln_objstore_s3_config *cfg, void **out, kiln_err *err);
+/** Parses one ListObjectsV2 page (NUL-terminated): the number of valid
+ * object names in it; *more (and token, unescaped) when another page
+ * follows. For the fuzz target; the backend uses the same code. */
+size_t kiln_objstore__s3_parse_list(const char *xml, char *token, size_t cap, bool *more);
 
 /* The local cache (objstore_cache.c): thread-safe; failures to write it
  * are ignored (it is only a cache). get appends to out on a hit only. */

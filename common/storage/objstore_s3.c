@@ -578,6 +578,37 @@ static kiln_status list_page(s3_store *s, const char *prefix, const char *token,
     return st;
 }
 
+/* Takes a ListObjectsV2 page's keys into names; true (token set to the
+ * unescaped NextContinuationToken) when another page follows. */
+static bool parse_page(const char *xml, namevec *names, char *token, size_t cap)
+{
+    char truncated[16] = "";
+    page_keys(xml, names);
+    if (!xml_text(xml, "IsTruncated", truncated, sizeof(truncated)) ||
+        strcmp(truncated, "true") != 0 || !xml_text(xml, "NextContinuationToken", token, cap) ||
+        token[0] == '\0')
+        return false;
+    xml_unescape(token);
+    return true;
+}
+
+static void free_names(namevec *names)
+{
+    for (size_t i = 0; i < names->len; i++)
+        free(names->v[i]);
+    free(names->v);
+    *names = (namevec){0};
+}
+
+size_t kiln_objstore__s3_parse_list(const char *xml, char *token, size_t cap, bool *more)
+{
+    namevec names = {0};
+    *more = parse_page(xml, &names, token, cap);
+    size_t n = names.len;
+    free_names(&names);
+    return n;
+}
+
 #define MAX_PAGES 1000000 /* a billion keys: a bound, not a limit anyone meets */
 
 static kiln_status s3_list(void *impl, const char *prefix, void (*fn)(void *ctx, const char *name),
@@ -586,18 +617,12 @@ static kiln_status s3_list(void *impl, const char *prefix, void (*fn)(void *ctx,
     namevec names = {0};
     kiln_buf xml;
     kiln_buf_init(&xml, 64u << 20);
-    char token[2048] = "", truncated[16] = "";
+    char token[2048] = "";
     kiln_status st = KILN_OK;
     for (int page = 0; page < MAX_PAGES; page++) {
         st = list_page(impl, prefix, token, &xml, err);
-        if (st != KILN_OK)
+        if (st != KILN_OK || !parse_page(xml.ptr, &names, token, sizeof(token)))
             break;
-        page_keys(xml.ptr, &names);
-        if (!xml_text(xml.ptr, "IsTruncated", truncated, sizeof(truncated)) ||
-            strcmp(truncated, "true") != 0 ||
-            !xml_text(xml.ptr, "NextContinuationToken", token, sizeof(token)))
-            break;
-        xml_unescape(token);
     }
     kiln_buf_free(&xml);
     if (st == KILN_OK) {
@@ -605,9 +630,7 @@ static kiln_status s3_list(void *impl, const char *prefix, void (*fn)(void *ctx,
         for (size_t i = 0; i < names.len; i++)
             fn(ctx, names.v[i]);
     }
-    for (size_t i = 0; i < names.len; i++)
-        free(names.v[i]);
-    free(names.v);
+    free_names(&names);
     return st;
 }
 
