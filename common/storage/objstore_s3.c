@@ -625,7 +625,7 @@ static kiln_status s3_list(void *impl, const char *prefix, void (*fn)(void *ctx,
             break;
     }
     kiln_buf_free(&xml);
-    if (st == KILN_OK) {
+    if (st == KILN_OK && names.len > 0) { /* qsort wants a non-NULL array */
         qsort(names.v, names.len, sizeof(char *), cmp_name);
         for (size_t i = 0; i < names.len; i++)
             fn(ctx, names.v[i]);

@@ -135,6 +135,9 @@ TEST(list_follows_continuation)
     names all = {0};
     CHECK_OK(kiln_objstore_list(s, "", on_name, &all, NULL));
     CHECK_EQ(all.n, 1051);
+    names none = {0}; /* an empty listing (a new bucket) is fine too */
+    CHECK_OK(kiln_objstore_list(s, "nothing/", on_name, &none, NULL));
+    CHECK_EQ(none.n, 0);
     kiln_objstore_close(s);
 }
 
