@@ -769,24 +769,26 @@ static bool rd_locs(kiln_block_t *b, rd *r)
     return read_locations_stacks(b->head, r);
 }
 
-/* Checks every series chunk's checksum without keeping the samples. */
-static kiln_status verify_samples(kiln_block_t *b, const kiln_buf *data, kiln_err *err)
+/* Checks that every series chunk the index locates lies within the
+ * samples object, without reading it: on an object store a reader fetches
+ * only the chunks a query needs, and load_chunk verifies each checksum
+ * then. */
+static kiln_status check_samples(kiln_block_t *b, kiln_err *err)
 {
-    for (size_t i = 0; i < b->head->n_series; i++) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%ssamples", b->prefix);
+    uint64_t size = 0;
+    kiln_status st = kiln_objstore_size(b->store, path, &size, err);
+    if (st == KILN_NOT_FOUND)
+        return kiln_err_set(err, KILN_DATA_LOSS, "block %s: samples is missing", b->prefix);
+    for (size_t i = 0; st == KILN_OK && i < b->head->n_series; i++) {
         uint64_t off = b->chunk_off[i];
         uint32_t len = b->chunk_len[i];
-        if (off > data->len || len > data->len - off || len < SEC_HDR)
+        if (off > size || len > size - off || len < SEC_HDR)
             return kiln_err_set(err, KILN_DATA_LOSS, "block %ssamples: truncated (series %zu)",
                                 b->prefix, i);
-        const uint8_t *h = (const uint8_t *)data->ptr + off;
-        uint32_t cl = get32le(h + 4);
-        if (cl != len - SEC_HDR || (uint32_t)XXH3_64bits(h + SEC_HDR, cl) != get32le(h + 8))
-            return kiln_err_set(err, KILN_DATA_LOSS,
-                                "block %ssamples: series %zu fails its "
-                                "checksum",
-                                b->prefix, i);
     }
-    return KILN_OK;
+    return st;
 }
 
 static kiln_status open_files(kiln_block_t *b, kiln_err *err)
@@ -804,8 +806,8 @@ static kiln_status open_files(kiln_block_t *b, kiln_err *err)
         if (st != KILN_OK)
             st = KILN_DATA_LOSS;
     }
-    const char *files[] = {"symbols", "index", "samples"};
-    for (int i = 0; i < 3 && st == KILN_OK; i++) {
+    const char *files[] = {"symbols", "index"};
+    for (int i = 0; i < 2 && st == KILN_OK; i++) {
         data.len = 0;
         st = get_object(b, files[i], &data, err);
         if (st == KILN_NOT_FOUND)
@@ -814,11 +816,9 @@ static kiln_status open_files(kiln_block_t *b, kiln_err *err)
             st = parse_file(b, "symbols", &data, sym, 3, 3, err);
         else if (st == KILN_OK && i == 1)
             st = parse_file(b, "index", &data, idx, 2, 1, err);
-        else if (st == KILN_OK)
-            st = verify_samples(b, &data, err);
     }
     kiln_buf_free(&data);
-    return st;
+    return st == KILN_OK ? check_samples(b, err) : st;
 }
 
 kiln_status kiln_block_open(kiln_objstore_t *s, const char *tenant, const char *ulid,

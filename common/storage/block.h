@@ -34,9 +34,13 @@ kiln_status kiln_block_write(kiln_objstore_t *s, const char *tenant, kiln_head_t
                              const Block__V1__BlockMeta *meta, char ulid_out[KILN_ULID_LEN + 1],
                              kiln_err *err);
 
-/** Opens a block, verifying every checksum (sample chunks too).
- * KILN_DATA_LOSS with err naming the file and section when it is corrupt or
- * truncated, KILN_NOT_FOUND when meta.json is missing. */
+/** Opens a block: reads meta.json, symbols and index (verifying their
+ * checksums) and checks that the samples object holds every chunk the
+ * index locates, without reading it; a sample chunk is fetched (one ranged
+ * read) and its checksum verified when a read needs it, a bad one failing
+ * that read with KILN_DATA_LOSS. KILN_DATA_LOSS with err naming the file
+ * and section when what open reads is corrupt or truncated, KILN_NOT_FOUND
+ * when meta.json is missing. */
 kiln_status kiln_block_open(kiln_objstore_t *s, const char *tenant, const char *ulid,
                             kiln_block_t **out, kiln_err *err);
 /** Closes a block; NULL is a no-op. */

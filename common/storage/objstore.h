@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0
- * objstore: an object store interface (put, get, get-range, list by prefix,
- * delete) and its filesystem backend, which lays objects out as an object
- * store would: object "a/b/c" is the file <root>/a/b/c. A put writes to a
+ * objstore: an object store interface (put, get, get-range, size, list by
+ * prefix, delete) over two backends, chosen by kiln_objstore_open: S3
+ * (objstore_s3.c: any S3-compatible server, over libcurl, requests signed
+ * with AWS Signature V4; every operation blocks on the network, with
+ * timeouts and bounded retries) and the filesystem, which lays objects out
+ * as an object store would: object "a/b/c" is the file <root>/a/b/c. A put writes to a
  * temporary name in the same directory, fsyncs it, renames it into place
  * and fsyncs the directory, so a reader never sees half an object and a
  * put that returned KILN_OK survives a crash. Writes go through io_uring
@@ -26,6 +29,49 @@
 #include "status.h"
 
 typedef struct kiln_objstore kiln_objstore_t;
+
+/** The S3 backend's settings (strings borrowed for the open call only). */
+typedef struct kiln_objstore_s3_config {
+    const char *endpoint; /* host[:port], or a URL (http:// or https://) */
+    const char *bucket;
+    const char *region;            /* "" = us-east-1 */
+    const char *access_key_id;     /* "" = AWS_ACCESS_KEY_ID */
+    const char *secret_access_key; /* "" = AWS_SECRET_ACCESS_KEY */
+    const char *session_token;     /* "" = AWS_SESSION_TOKEN (may stay empty) */
+    bool insecure;                 /* plain http when the endpoint names no scheme */
+    bool force_path_style;         /* <endpoint>/<bucket>/<key>, not <bucket>.<endpoint> */
+    uint64_t part_size;            /* multipart upload above this (0 = 16 MiB, min 5 MiB) */
+    int timeout_ms;                /* per request (0 = 30 s) */
+    int max_retries;               /* on 5xx, 429 and network errors (0 = 5) */
+} kiln_objstore_s3_config;
+
+/** Which store to open. */
+typedef struct kiln_objstore_config {
+    const char *backend; /* "filesystem" (also "" or NULL) or "s3" */
+    const char *dir;     /* the filesystem backend's root */
+    const char *prefix;  /* names live under "<prefix>/" in the store ("" = none) */
+    kiln_objstore_s3_config s3;
+    /* A local cache of block index, symbols and sample chunks (objects that
+     * never change once written), in front of the backend: "" or a 0 size =
+     * none. Hits are not backend requests in the metrics. */
+    const char *cache_dir;
+    uint64_t cache_max_bytes;
+} kiln_objstore_config;
+
+/** Opens the store cfg names (the caller keeps cfg). An S3 store is
+ * checked with one request here, so that wrong credentials or a missing
+ * bucket fail at start: KILN_UNAUTHENTICATED or KILN_PERMISSION_DENIED,
+ * KILN_NOT_FOUND (bucket), KILN_UNAVAILABLE (unreachable), each with err
+ * saying which flag to look at. KILN_INVALID_ARGUMENT for an unknown backend,
+ * a bad prefix or a missing endpoint or bucket. */
+kiln_status kiln_objstore_open(const kiln_objstore_config *cfg, kiln_objstore_t **out,
+                               kiln_err *err);
+/** The backend's name: "filesystem" or "s3". */
+const char *kiln_objstore_backend(const kiln_objstore_t *s);
+/** Appends the store's Prometheus metrics (kiln_objstore_requests_total,
+ * kiln_objstore_bytes_total, kiln_objstore_request_duration_seconds, by
+ * operation and backend) to out. */
+void kiln_objstore_metrics(kiln_objstore_t *s, kiln_buf *out);
 
 /** Opens a filesystem store rooted at dir (created with its parents if
  * missing; the caller keeps dir, the store copies it). io_uring is tried here

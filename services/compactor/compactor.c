@@ -25,6 +25,7 @@ typedef struct doomed_block {
 struct kiln_compactor {
     kiln_compactor_config cfg;
     kiln_objstore_t *store;
+    bool owns_store;      /* opened here (cfg.store was NULL) */
     doomed_block *doomed; /* superseded blocks, and since when */
     size_t n_doomed;
     kiln_compactor_stats stats;
@@ -312,7 +313,11 @@ kiln_status kiln_compactor_create(const kiln_compactor_config *cfg, kiln_compact
 {
     kiln_compactor_t *c = kiln_xcalloc(1, sizeof(*c));
     c->cfg = *cfg;
-    kiln_status st = kiln_objstore_open_fs(cfg->bucket_dir, &c->store, err);
+    kiln_status st = KILN_OK;
+    c->store = cfg->store;
+    c->owns_store = c->store == NULL;
+    if (c->owns_store)
+        st = kiln_objstore_open_fs(cfg->bucket_dir, &c->store, err);
     if (st != KILN_OK) {
         kiln_compactor_destroy(c);
         return st;
@@ -331,7 +336,8 @@ void kiln_compactor_destroy(kiln_compactor_t *c)
     for (size_t i = 0; i < c->n_doomed; i++)
         free(c->doomed[i].key);
     free(c->doomed);
-    kiln_objstore_close(c->store);
+    if (c->owns_store)
+        kiln_objstore_close(c->store);
     free(c);
 }
 

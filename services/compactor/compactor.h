@@ -26,6 +26,7 @@ typedef struct kiln_compactor_config {
     int64_t deletion_delay_ns; /* a superseded block is deleted this long after it was
                                   first seen superseded: readers re-list the store more
                                   often than that, so none still reads it */
+    kiln_objstore_t *store;    /* the object store (borrowed; NULL = open bucket_dir) */
 } kiln_compactor_config;
 
 typedef struct kiln_compactor_stats {
@@ -33,7 +34,7 @@ typedef struct kiln_compactor_stats {
     uint64_t failed; /* groups left alone because a source did not merge whole */
 } kiln_compactor_stats;
 
-/** Opens the store and starts the compaction thread. */
+/** Opens the store (unless cfg->store is given) and starts the compaction thread. */
 kiln_status kiln_compactor_create(const kiln_compactor_config *cfg, kiln_compactor_t **out,
                                   kiln_err *err);
 /** Stops the thread (finishing the round in progress) and frees; NULL is a no-op. */

@@ -91,6 +91,8 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     if (app->ingester != NULL)
         kiln_ingester_metrics(app->ingester, &resp->body);
     kiln_query_pool_metrics(app->queries, &resp->body);
+    if (app->store != NULL)
+        kiln_objstore_metrics(app->store, &resp->body);
     if (app->cluster != NULL)
         kiln_cluster_metrics(app->cluster, &resp->body);
 }
@@ -173,18 +175,6 @@ static const char *bucket_dir(const kiln_app_t *app, char *buf, size_t cap)
         return app->cfg->bucket_dir;
     snprintf(buf, cap, "%s/bucket", app->cfg->storage_path);
     return buf;
-}
-
-/* The object store, opened once for the modules that use it: the
- * ingester writes its blocks there, a cluster's querier reads them, and
- * the API services keep settings and ad-hoc profiles in it (the compactor
- * opens its own from the bucket directory). */
-static kiln_status open_store(kiln_app_t *app, kiln_err *err)
-{
-    if (!(app->modules & (MOD_INGESTER | MOD_QUERIER)))
-        return KILN_OK;
-    char bucket[4096];
-    return kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)), &app->store, err);
 }
 
 static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
@@ -305,8 +295,11 @@ static kiln_status compactor_create(kiln_app_t *app, kiln_err *err)
 {
     char bucket[4096];
     kiln_compactor_config cc = {bucket_dir(app, bucket, sizeof(bucket)),
-                                app->cfg->compaction_interval_ns, app->cfg->limits.retention_ns,
-                                app->limits, app->cfg->deletion_delay_ns};
+                                app->cfg->compaction_interval_ns,
+                                app->cfg->limits.retention_ns,
+                                app->limits,
+                                app->cfg->deletion_delay_ns,
+                                app->store};
     return kiln_compactor_create(&cc, &app->compactor, err);
 }
 
@@ -377,6 +370,40 @@ static kiln_status check_target(const char *target, unsigned mods, bool cluster,
     return KILN_OK;
 }
 
+/* The ingesters and the compactor write blocks, queriers read them (in a
+ * cluster) and keep settings and ad-hoc profiles there; a distributor
+ * needs no store (nor its credentials). */
+static bool needs_store(unsigned mods)
+{
+    return (mods & (MOD_INGESTER | MOD_COMPACTOR | MOD_QUERIER)) != 0;
+}
+
+/* Opens the object store once from the -storage.* flags; every module
+ * borrows it, and it closes after the last of them. */
+static kiln_status open_store(kiln_app_t *app, kiln_err *err)
+{
+    const kiln_app_config *c = app->cfg;
+    char bucket[4096];
+    kiln_objstore_config oc = {
+        .backend = c->storage_backend,
+        .dir = bucket_dir(app, bucket, sizeof(bucket)),
+        .prefix = c->storage_prefix,
+        .s3 = {.endpoint = c->s3_endpoint,
+               .bucket = c->s3_bucket,
+               .region = c->s3_region,
+               .access_key_id = c->s3_access_key_id,
+               .secret_access_key = c->s3_secret_access_key,
+               .insecure = c->s3_insecure,
+               .force_path_style = c->s3_force_path_style,
+               .part_size = c->s3_part_size,
+               .timeout_ms = (int)(c->s3_timeout_ns / 1000000),
+               .max_retries = c->s3_max_retries},
+        .cache_dir = c->cache_dir,
+        .cache_max_bytes = c->cache_max_bytes,
+    };
+    return kiln_objstore_open(&oc, &app->store, err);
+}
+
 kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_err *err)
 {
     unsigned mods = target_modules(cfg->target);
@@ -395,12 +422,12 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
         st = kiln_overrides_load(app->limits, cfg->runtime_config, err);
     if (st == KILN_OK && cluster)
         st = kiln_cluster_create(cfg, app->limits, &app->cluster, err);
+    if (st == KILN_OK && needs_store(mods))
+        st = open_store(app, err);
     if (st == KILN_OK)
         create_servers(app);
     if (st == KILN_OK && app->cluster != NULL)
         kiln_cluster_register_http(app->cluster, app->http);
-    if (st == KILN_OK)
-        st = open_store(app, err);
     if (st == KILN_OK)
         about_create(app);
     for (size_t i = 0; st == KILN_OK && i < N_MODULES; i++) {

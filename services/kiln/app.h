@@ -34,6 +34,15 @@ typedef struct kiln_app_config {
     char *runtime_config;
     int64_t wal_max_delay_ns;
     char *bucket_dir;
+    char *storage_backend; /* -storage.backend: filesystem or s3 */
+    char *storage_prefix;
+    char *s3_endpoint, *s3_bucket, *s3_region, *s3_access_key_id, *s3_secret_access_key;
+    bool s3_insecure, s3_force_path_style;
+    size_t s3_part_size;
+    int s3_max_retries;
+    int64_t s3_timeout_ns;
+    char *cache_dir; /* -storage.cache.dir ("" = no cache) */
+    size_t cache_max_bytes;
     int64_t max_block_duration_ns;
     size_t max_head_samples;
     int64_t flush_check_ns;

@@ -2,6 +2,7 @@
  * Unit tests: a head written as a block reads back the same, corruption is
  * detected, and merging blocks (compaction) drops replicas. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -75,7 +76,8 @@ TEST(write_open_query)
     kiln_head_destroy(c);
     kiln_block_close(b);
 
-    /* A flipped byte in samples is caught at open. */
+    /* A flipped byte in samples is caught when its chunk is read (open
+     * reads no samples): the read fails with data_loss. */
     char path[256];
     snprintf(path, sizeof(path), "%s/t1/blocks/%s/samples", root, ulid);
     FILE *f = fopen(path, "r+b");
@@ -84,11 +86,77 @@ TEST(write_open_query)
     fseek(f, 40, SEEK_SET);
     fputc(ch ^ 0x55, f);
     fclose(f);
+    CHECK_OK(kiln_block_open(s, "t1", ulid, &b, &err));
+    c = kiln_head_create();
+    CHECK_EQ(kiln_head_merge_from(c, kiln_block_head(b), &copied, &err), KILN_DATA_LOSS);
+    printf("  corrupt chunk: %s\n", err.msg);
+    kiln_head_destroy(c);
+    kiln_block_close(b);
+    /* A samples object shorter than the index says is caught at open. */
+    CHECK(truncate(path, 20) == 0);
     CHECK_EQ(kiln_block_open(s, "t1", ulid, &b, &err), KILN_DATA_LOSS);
-    printf("  corrupt block: %s\n", err.msg);
+    printf("  truncated block: %s\n", err.msg);
     CHECK_OK(kiln_block_delete(s, "t1", ulid, &err));
     CHECK_EQ(kiln_block_open(s, "t1", ulid, &b, &err), KILN_NOT_FOUND);
     kiln_objstore_close(s);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
+/* The value of one kiln_objstore_bytes_total series of s. */
+static unsigned long long store_bytes(kiln_objstore_t *s, const char *op)
+{
+    kiln_buf m;
+    kiln_buf_init(&m, 0);
+    kiln_objstore_metrics(s, &m);
+    char key[128];
+    snprintf(key, sizeof(key),
+             "kiln_objstore_bytes_total{backend=\"filesystem\",operation=\"%s\"} ", op);
+    const char *p = strstr(m.ptr, key);
+    unsigned long long v = p ? strtoull(p + strlen(key), NULL, 10) : ~0ull;
+    kiln_buf_free(&m);
+    return v;
+}
+
+/* Opening a block reads meta.json, symbols and index, never samples; a
+ * read of samples fetches the chunks it needs with ranged reads. */
+TEST(open_reads_no_samples)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_head_t *h = sample_head(a);
+    kiln_objstore_t *w, *s;
+    CHECK_OK(kiln_objstore_open_fs(root, &w, NULL));
+    CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));
+    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+    char ulid[KILN_ULID_LEN + 1], name[256];
+    CHECK_OK(kiln_block_write(w, "lazy", h, &meta, ulid, NULL));
+    unsigned long long other = 0;
+    uint64_t size = 0, samples = 0;
+    const char *files[] = {"meta.json", "symbols", "index"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "lazy/blocks/%s/%s", ulid, files[i]);
+        CHECK_OK(kiln_objstore_size(w, name, &size, NULL));
+        other += size;
+    }
+    snprintf(name, sizeof(name), "lazy/blocks/%s/samples", ulid);
+    CHECK_OK(kiln_objstore_size(w, name, &samples, NULL));
+    kiln_block_t *b;
+    CHECK_OK(kiln_block_open(s, "lazy", ulid, &b, NULL));
+    CHECK_EQ(store_bytes(s, "get"), other);
+    CHECK_EQ(store_bytes(s, "get_range"), 0);
+    /* A merge reads every chunk, each with one ranged read: all of samples. */
+    kiln_head_t *c = kiln_head_create();
+    size_t copied;
+    CHECK_OK(kiln_head_merge_from(c, kiln_block_head(b), &copied, NULL));
+    CHECK_EQ(check_head_total(c, Q), check_head_total(h, Q));
+    CHECK_EQ(store_bytes(s, "get_range"), samples);
+    printf("  open read %llu bytes (samples, %llu bytes, not read); a merge read %llu\n", other,
+           (unsigned long long)samples, store_bytes(s, "get_range"));
+    kiln_head_destroy(c);
+    kiln_block_close(b);
+    kiln_block_delete(w, "lazy", ulid, NULL);
+    kiln_objstore_close(s);
+    kiln_objstore_close(w);
     kiln_head_destroy(h);
     kiln_arena_destroy(a);
 }
@@ -355,6 +423,7 @@ int main(void)
         return 1;
     RUN(ulid);
     RUN(write_open_query);
+    RUN(open_reads_no_samples);
     RUN(series_sums_match_the_samples);
     RUN(profile_ids_select_profiles);
     RUN(span_ids_survive_a_block);

@@ -97,7 +97,7 @@ TEST(compact_dedup_retention)
     memset(&lim, 0, sizeof(lim));
     lim.retention_ns = 7 * 86400000000000LL;
     kiln_overrides_t *o = kiln_overrides_create(&lim);
-    kiln_compactor_config cfg = {root, 3600000000000LL, lim.retention_ns, o, 0};
+    kiln_compactor_config cfg = {root, 3600000000000LL, lim.retention_ns, o, 0, NULL};
     kiln_compactor_t *c;
     CHECK_OK(kiln_compactor_create(&cfg, &c, NULL));
     CHECK_OK(kiln_compactor_run_once(c, day + 86400000LL, NULL));
@@ -159,7 +159,7 @@ TEST(failing_chunk_keeps_the_sources)
     kiln_limits lim;
     memset(&lim, 0, sizeof(lim));
     kiln_overrides_t *o = kiln_overrides_create(&lim);
-    kiln_compactor_config cfg = {dir, 3600000000000LL, 0, o, 0};
+    kiln_compactor_config cfg = {dir, 3600000000000LL, 0, o, 0, NULL};
     kiln_compactor_t *c;
     CHECK_OK(kiln_compactor_create(&cfg, &c, NULL));
     for (int round = 0; round < 2; round++)

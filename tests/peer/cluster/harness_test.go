@@ -38,7 +38,8 @@ const (
 // cluster is the processes of one test and what they share.
 type cluster struct {
 	nats      *kilntest.NATS
-	bucket    string // the object store of every kiln process
+	bucket    string       // the object store of every kiln process (on disk)
+	s3        *kilntest.S3 // the S3 server holding the bucket, or nil: the filesystem
 	tenant    string
 	prof      *kilntest.Profile
 	dist      []*kilntest.Server
@@ -56,7 +57,7 @@ type cluster struct {
 // the shared store, and the limits that would reject the years-old test
 // profiles or queries over them turned off.
 func (c *cluster) commonArgs() []string {
-	return []string{
+	args := []string{
 		"-cluster.nats-url=" + c.nats.URL(),
 		"-cluster.heartbeat-period=" + heartbeat.String(),
 		"-cluster.heartbeat-timeout=" + c.hbTimeout.String(),
@@ -69,6 +70,10 @@ func (c *cluster) commonArgs() []string {
 		"-querier.max-query-length=0",
 		"-querier.max-query-lookback=0",
 	}
+	if c.s3 != nil {
+		args = append(args, c.s3.Args("")...)
+	}
+	return args
 }
 
 // startKiln starts one process of the cluster. Ingesters get their
@@ -127,6 +132,14 @@ func startClusterTimed(t *testing.T, rpcTimeout, hbTimeout time.Duration, ingArg
 		hbTimeout:  hbTimeout,
 	}
 	c.prof = kilntest.LoadProfile(t, testdata, profileFile)
+	c.start(t, ingArgs...)
+	return c
+}
+
+// start starts the processes of c: 3 ingesters with ingArgs, 2
+// distributors, a querier and a compactor, and waits for the ring.
+func (c *cluster) start(t *testing.T, ingArgs ...string) {
+	t.Helper()
 	t0 := time.Now()
 	for i := 1; i <= 3; i++ {
 		c.ing = append(c.ing, c.startKiln(t, "ingester", fmt.Sprintf("ingester-%d", i), ingArgs...))
@@ -142,7 +155,6 @@ func startClusterTimed(t *testing.T, rpcTimeout, hbTimeout time.Duration, ingArg
 	c.waitRing(t, "start", []string{"ingester-1", "ingester-2", "ingester-3"})
 	t.Logf("cluster up in %v: nats %s, bucket %s, tenant %s", time.Since(t0).Round(time.Millisecond),
 		c.nats.URL(), c.bucket, c.tenant)
-	return c
 }
 
 // all is every kiln process, running or not.

@@ -2,7 +2,6 @@ package durability
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -90,8 +89,8 @@ func identicalSeries(tenant, service string, prof *profileCase) *compactionSerie
 // The compactor is idle throughout; the totals are checked at the end.
 func buildLevel1(t *testing.T, windows int, series ...*compactionSeries) *level1Fixture {
 	t.Helper()
-	f := &level1Fixture{storage: t.TempDir(), series: series, level1: map[string][]*blockMeta{}}
-	f.bucket = filepath.Join(f.storage, "bucket")
+	f := &level1Fixture{storage: newStorage(t), series: series, level1: map[string][]*blockMeta{}}
+	f.bucket = bucketDir(f.storage)
 	for _, s := range series {
 		if !slices.Contains(f.tenants, s.tenant) {
 			f.tenants = append(f.tenants, s.tenant)

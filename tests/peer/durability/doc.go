@@ -24,6 +24,10 @@
 //	TestWALSkipSurvivesCompaction
 //	                             WAL records already in a block are not
 //	                             replayed, also once that block is compacted
+//	TestS3                       compaction, a SIGKILL while flushing,
+//	                             retention and the store stopped 30 s under
+//	                             load with the blocks in S3 (versitygw), and
+//	                             a wrong secret or missing bucket at start
 //
 // Environment:
 //

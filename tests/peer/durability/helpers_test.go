@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,8 +51,58 @@ func startKiln(t *testing.T, storage string, extra ...string) *kilntest.Server {
 			"-querier.max-query-length=0",
 			"-querier.max-query-lookback=0",
 		),
+		kilntest.Args(s3Args(storage)...),
 		kilntest.Args(extra...),
 	)
+}
+
+// onS3 is set while a test runs on S3 (runOnS3): newStorage then gives each
+// -storage.path its own S3 server, and startKiln points kiln at it.
+var (
+	onS3  bool
+	s3Of  = map[string]*kilntest.S3{}
+	s3Mu  sync.Mutex
+	s3Pfx = "kiln/blocks" // a -storage.prefix, so that the prefix is exercised too
+)
+
+// runOnS3 runs f as a subtest with the blocks in S3.
+func runOnS3(t *testing.T, name string, f func(t *testing.T)) {
+	t.Run(name, func(t *testing.T) {
+		onS3 = true
+		defer func() { onS3 = false }()
+		f(t)
+	})
+}
+
+// newStorage is a new -storage.path (with its own S3 server on S3).
+func newStorage(t *testing.T) string {
+	storage := t.TempDir()
+	if onS3 {
+		s3Mu.Lock()
+		s3Of[storage] = kilntest.StartS3(t)
+		s3Mu.Unlock()
+	}
+	return storage
+}
+
+func s3Args(storage string) []string {
+	s3Mu.Lock()
+	defer s3Mu.Unlock()
+	if s, ok := s3Of[storage]; ok {
+		return s.Args(s3Pfx)
+	}
+	return nil
+}
+
+// bucketDir is where the blocks of storage are on disk: <storage>/bucket,
+// or the S3 server's files under the prefix.
+func bucketDir(storage string) string {
+	s3Mu.Lock()
+	defer s3Mu.Unlock()
+	if s, ok := s3Of[storage]; ok {
+		return s.Dir(s3Pfx)
+	}
+	return filepath.Join(storage, "bucket")
 }
 
 // pushProfile sends one raw profile as one series with one RawSample.

@@ -87,7 +87,7 @@ const (
 )
 
 func kill9Run(t *testing.T, profs []*profileCase, args []string, pace time.Duration, mode killMode) {
-	storage := t.TempDir()
+	storage := newStorage(t)
 	id := kilntest.RandomHex(4)
 	// Two tenants, two pushers each: a cut flushes one block per tenant,
 	// and replay skips per tenant.
@@ -278,7 +278,7 @@ func storageState(t *testing.T, storage string, tenants []string) string {
 	}
 	out := fmt.Sprintf("WAL segments %v", segs)
 	for _, tn := range tenants {
-		out += "; " + tn + " blocks " + describeBlocks(listBlocks(t, filepath.Join(storage, "bucket"), tn))
+		out += "; " + tn + " blocks " + describeBlocks(listBlocks(t, bucketDir(storage), tn))
 	}
 	return out
 }
