@@ -24,6 +24,7 @@
 #include "querier.h"
 #include "query_pool.h"
 #include "rpc.h"
+#include "recording_rules.h"
 #include "settings.h"
 #include "unimplemented.h"
 #include "ui.h"
@@ -44,6 +45,7 @@ struct kiln_app {
     kiln_cluster_t *cluster;      /* NULL on the in-process default */
     kiln_compactor_t *compactor;
     kiln_settings_t *settings;
+    kiln_rules_t *rules; /* settings.v1 recording rules */
     kiln_adhoc_t *adhoc;
     kiln_about_t *about; /* status.v1, version.v1, capabilities.v1 (every target) */
     kiln_connect connect;
@@ -244,6 +246,8 @@ static kiln_status api_create(kiln_app_t *app, kiln_err *err)
     (void)err;
     app->settings = kiln_settings_create(app->store);
     kiln_settings_register(app->settings, app->rpc);
+    app->rules = kiln_rules_create(app->store);
+    kiln_rules_register(app->rules, app->rpc);
     kiln_adhoc_config ac = {app->store, app->cfg->limits.max_profile_bytes,
                             app->cfg->limits.max_stack_depth, app->inflight};
     app->adhoc = kiln_adhoc_create(&ac);
@@ -254,6 +258,7 @@ static kiln_status api_create(kiln_app_t *app, kiln_err *err)
 static void api_destroy(kiln_app_t *app)
 {
     kiln_adhoc_destroy(app->adhoc);
+    kiln_rules_destroy(app->rules);
     kiln_settings_destroy(app->settings);
 }
 
