@@ -45,7 +45,8 @@ struct kiln_app {
     kiln_cluster_t *cluster;      /* NULL on the in-process default */
     kiln_compactor_t *compactor;
     kiln_settings_t *settings;
-    kiln_rules_t *rules; /* settings.v1 recording rules */
+    kiln_rules_t *rules;           /* settings.v1 recording rules */
+    kiln_rules_eval_t *rules_eval; /* the distributor's counters of them */
     kiln_adhoc_t *adhoc;
     kiln_about_t *about; /* status.v1, version.v1, capabilities.v1 (every target) */
     kiln_connect connect;
@@ -80,6 +81,29 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     kiln_query_pool_metrics(app->queries, &resp->body);
     if (app->cluster != NULL)
         kiln_cluster_metrics(app->cluster, &resp->body);
+}
+
+/* GET /metrics/tenant/<id>: the recording rules' counters of one tenant,
+ * kept by this process's distributor (Prometheus text, with timestamps);
+ * every other path is the API's. */
+#define TENANT_METRICS "/metrics/tenant/"
+
+static void on_fallback(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
+{
+    kiln_app_t *app = ud;
+    const char *id = req->path + strlen(TENANT_METRICS);
+    if (app->rules_eval == NULL ||
+        strncmp(req->path, TENANT_METRICS, strlen(TENANT_METRICS)) != 0) {
+        kiln_connect_handle(&app->connect, req, resp);
+        return;
+    }
+    if (*id == '\0' || strlen(id) > KILN_TENANT_MAX || strchr(id, '/') != NULL) {
+        kiln_http_text(resp, 400, "a tenant id: /metrics/tenant/<id>\n");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    kiln_rules_eval_metrics(app->rules_eval, id, &resp->body);
 }
 
 /* Request workers per server: by default twice the cores, since a push's
@@ -117,7 +141,7 @@ static void create_servers(kiln_app_t *app)
     app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body, app->inflight};
     kiln_http_server_route(app->http, "/ready", on_ready, app);
     kiln_http_server_route(app->http, "/metrics", on_metrics, app);
-    kiln_http_server_fallback(app->http, kiln_connect_handle, &app->connect);
+    kiln_http_server_fallback(app->http, on_fallback, app);
     kiln_http_server_fallback_query(app->http, kiln_rpc_is_query);
     /* The second gRPC listener serves the OTLP port (4317); -1 turns it off. */
     const char *otlp_address = cfg->otlp_grpc_port >= 0 ? cfg->otlp_grpc_address : NULL;
@@ -207,7 +231,9 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
     kiln_distributor_config dc = {.limits = app->limits,
                                   .max_profile_bytes = app->cfg->limits.max_profile_bytes,
                                   .store = module_store(app, NULL, &app->remote_writes)};
+    app->rules_eval = kiln_rules_eval_create(app->store, app->cfg->rules_refresh_ns);
     app->distributor = kiln_distributor_create(&dc, app->metrics);
+    kiln_distributor_set_rules(app->distributor, app->rules_eval);
     kiln_distributor_set_inflight(app->distributor, app->inflight);
     kiln_distributor_register(app->distributor, app->rpc);
     kiln_distributor_register_otlp(app->distributor, app->rpc, app->http);
@@ -218,6 +244,8 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
 static void distributor_destroy(kiln_app_t *app)
 {
     kiln_distributor_destroy(app->distributor);
+    kiln_rules_eval_destroy(app->rules_eval);
+    app->rules_eval = NULL;
     kiln_remote_destroy(app->remote_writes);
 }
 

@@ -61,6 +61,8 @@ static const kiln_cfg_opt opts[] = {
         "how often heads are checked for cutting and the object store for new blocks"),
     OPT("ingester.flush-on-shutdown", KILN_CFG_BOOL, flush_on_shutdown, "true",
         "write the heads as blocks on SIGTERM"),
+    OPT("recording-rules.refresh-period", KILN_CFG_DURATION, rules_refresh_ns, "10s",
+        "how often a distributor re-reads a tenant's recording rules from the object store"),
     OPT("compactor.compaction-interval", KILN_CFG_DURATION, compaction_interval_ns, "1m",
         "between compaction rounds"),
     OPT("compactor.deletion-delay", KILN_CFG_DURATION, deletion_delay_ns, "30s",

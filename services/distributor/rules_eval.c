@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * rules_eval: per-tenant compiled rules and their counters. */
+#include "rules_eval.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "labels.h"
+#include "log.h"
+#include "recording_rule.h"
+#include "settings/v1/recording_rules.pb-c.h"
+#include "tenants.h"
+#include "xmalloc.h"
+
+#define DEFAULT_REFRESH_NS (10 * 1000000000LL)
+#define MAX_OBJECT ((size_t)64 << 20)
+#define TYPE_LABELS 6
+
+typedef struct counter {
+    char *series; /* name{labels}, the key */
+    double value;
+    int64_t ts_ms;
+    struct counter *next;
+} counter;
+
+typedef struct tenant {
+    char *id;
+    kiln_rule_t **rules;
+    size_t n_rules;
+    int64_t loaded_ns; /* monotonic; 0 = never */
+    counter **buckets;
+    size_t n_buckets, n_counters;
+    struct tenant *next;
+} tenant;
+
+struct kiln_rules_eval {
+    kiln_objstore_t *store;
+    int64_t refresh_ns;
+    pthread_mutex_t mu; /* guards everything below */
+    tenant *tenants;
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+kiln_rules_eval_t *kiln_rules_eval_create(kiln_objstore_t *store, int64_t refresh_ns)
+{
+    kiln_rules_eval_t *ev = kiln_xcalloc(1, sizeof(*ev));
+    ev->store = store;
+    ev->refresh_ns = refresh_ns > 0 ? refresh_ns : DEFAULT_REFRESH_NS;
+    pthread_mutex_init(&ev->mu, NULL);
+    return ev;
+}
+
+static void free_rules(tenant *t)
+{
+    for (size_t i = 0; i < t->n_rules; i++)
+        kiln_rule_destroy(t->rules[i]);
+    free(t->rules);
+    t->rules = NULL;
+    t->n_rules = 0;
+}
+
+static void free_tenant(tenant *t)
+{
+    free_rules(t);
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (counter *c = t->buckets[i], *next; c != NULL; c = next) {
+            next = c->next;
+            free(c->series);
+            free(c);
+        }
+    }
+    free(t->buckets);
+    free(t->id);
+    free(t);
+}
+
+void kiln_rules_eval_destroy(kiln_rules_eval_t *ev)
+{
+    if (ev == NULL)
+        return;
+    for (tenant *t = ev->tenants, *next; t != NULL; t = next) {
+        next = t->next;
+        free_tenant(t);
+    }
+    pthread_mutex_destroy(&ev->mu);
+    free(ev);
+}
+
+/* The API's rule of a stored one: the same fields, for compiling. */
+static void to_rule(const Settings__V1__RecordingRuleStore *in, Settings__V1__RecordingRule *r)
+{
+    settings__v1__recording_rule__init(r);
+    r->id = in->id;
+    r->metric_name = in->metric_name;
+    r->n_matchers = in->n_matchers;
+    r->matchers = in->matchers;
+    r->n_group_by = in->n_group_by;
+    r->group_by = in->group_by;
+    r->n_external_labels = in->n_external_labels;
+    r->external_labels = in->external_labels;
+    r->stacktrace_filter = in->stacktrace_filter;
+}
+
+static void compile_all(tenant *t, const Settings__V1__RecordingRulesStore *s)
+{
+    free_rules(t);
+    t->rules = kiln_xcalloc(s->n_rules + 1, sizeof(*t->rules));
+    for (size_t i = 0; i < s->n_rules; i++) {
+        Settings__V1__RecordingRule r;
+        to_rule(s->rules[i], &r);
+        kiln_err err = {0};
+        if (kiln_rule_compile(&r, &t->rules[t->n_rules], &err) == KILN_OK)
+            t->n_rules++;
+        else
+            KILN_LOG_WARN("rules", "tenant=%s rule=%s skipped: %s", t->id, r.id, err.msg);
+    }
+}
+
+/* Re-reads the tenant's rules; on failure keeps those it had. */
+static void load_rules(kiln_rules_eval_t *ev, tenant *t)
+{
+    char name[KILN_TENANT_MAX + 64];
+    snprintf(name, sizeof(name), "%s/settings/recording_rules.pb", t->id);
+    kiln_buf data;
+    kiln_buf_init(&data, MAX_OBJECT);
+    kiln_err err = {0};
+    kiln_status st = kiln_objstore_get(ev->store, name, &data, &err);
+    t->loaded_ns = mono_ns();
+    if (st == KILN_NOT_FOUND) {
+        free_rules(t);
+    } else if (st != KILN_OK) {
+        KILN_LOG_WARN("rules", "tenant=%s rules not re-read: %s", t->id, err.msg);
+    } else {
+        Settings__V1__RecordingRulesStore *s =
+            settings__v1__recording_rules_store__unpack(NULL, data.len, (const uint8_t *)data.ptr);
+        if (s != NULL)
+            compile_all(t, s);
+        else
+            KILN_LOG_WARN("rules", "tenant=%s %s is corrupt: rules kept", t->id, name);
+        settings__v1__recording_rules_store__free_unpacked(s, NULL);
+    }
+    kiln_buf_free(&data);
+}
+
+/* The tenant's state, its rules fresh; under ev->mu. */
+static tenant *tenant_get(kiln_rules_eval_t *ev, const char *id, bool refresh)
+{
+    tenant *t = ev->tenants;
+    while (t != NULL && strcmp(t->id, id) != 0)
+        t = t->next;
+    if (t == NULL) {
+        t = kiln_xcalloc(1, sizeof(*t));
+        t->id = kiln_xstrdup(id);
+        t->next = ev->tenants;
+        ev->tenants = t;
+    }
+    if (refresh && (t->loaded_ns == 0 || mono_ns() - t->loaded_ns >= ev->refresh_ns))
+        load_rules(ev, t);
+    return t;
+}
+
+static void grow(tenant *t)
+{
+    size_t n = t->n_buckets ? t->n_buckets * 2 : 64;
+    counter **b = kiln_xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (counter *c = t->buckets[i], *next; c != NULL; c = next) {
+            next = c->next;
+            size_t h = XXH3_64bits(c->series, strlen(c->series)) & (n - 1);
+            c->next = b[h];
+            b[h] = c;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->n_buckets = n;
+}
+
+static void add(tenant *t, const char *series, size_t len, double v, int64_t ts_ms)
+{
+    if (t->n_counters >= t->n_buckets)
+        grow(t);
+    size_t h = XXH3_64bits(series, len) & (t->n_buckets - 1);
+    counter *c = t->buckets[h];
+    while (c != NULL && (strncmp(c->series, series, len) != 0 || c->series[len] != '\0'))
+        c = c->next;
+    if (c == NULL) {
+        c = kiln_xcalloc(1, sizeof(*c));
+        c->series = kiln_xstrndup(series, len);
+        c->next = t->buckets[h];
+        t->buckets[h] = c;
+        t->n_counters++;
+    }
+    c->value += v;
+    if (ts_ms > c->ts_ms)
+        c->ts_ms = ts_ms;
+}
+
+static bool is_type_label(const char *name)
+{
+    return strcmp(name, KILN_LABEL_PROFILE_TYPE) == 0 || strcmp(name, KILN_LABEL_TYPE) == 0 ||
+           strcmp(name, KILN_LABEL_UNIT) == 0 || strcmp(name, KILN_LABEL_PERIOD_TYPE) == 0 ||
+           strcmp(name, KILN_LABEL_PERIOD_UNIT) == 0;
+}
+
+/* The labels of the part's series of sample type t, as the head stores
+ * them (base plus type labels, sorted), in tmp. */
+static kiln_label_t *series_labels(const kiln_head_part *pt, size_t t, kiln_arena_t *tmp,
+                                   size_t *out_m)
+{
+    const kiln_pprof_t *p = pt->profile;
+    kiln_label_t *l = kiln_arena_alloc(tmp, (pt->n_labels + TYPE_LABELS) * sizeof(*l));
+    size_t m = 0;
+    for (size_t i = 0; i < pt->n_labels; i++) {
+        if (!is_type_label(pt->labels[i].name))
+            l[m++] = pt->labels[i];
+    }
+    kiln_str_t ty = kiln_pprof_str(p, p->sample_types[t].type);
+    kiln_str_t un = kiln_pprof_str(p, p->sample_types[t].unit);
+    kiln_str_t pty = kiln_pprof_str(p, p->period_type.type);
+    kiln_str_t pu = kiln_pprof_str(p, p->period_type.unit);
+    const char *name = kiln_labels_get(pt->labels, pt->n_labels, KILN_LABEL_NAME);
+    l[m++] = (kiln_label_t){KILN_LABEL_TYPE, kiln_arena_strndup(tmp, ty.ptr, ty.len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_UNIT, kiln_arena_strndup(tmp, un.ptr, un.len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_PERIOD_TYPE, kiln_arena_strndup(tmp, pty.ptr, pty.len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_PERIOD_UNIT, kiln_arena_strndup(tmp, pu.ptr, pu.len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_PROFILE_TYPE,
+                            kiln_arena_printf(tmp, "%s:%.*s:%.*s:%.*s:%.*s", name ? name : "",
+                                              (int)ty.len, ty.ptr, (int)un.len, un.ptr,
+                                              (int)pty.len, pty.ptr, (int)pu.len, pu.ptr)};
+    kiln_labels_sort(l, m);
+    *out_m = m;
+    return l;
+}
+
+/* Whether a frame of the sample's stack is the function fn. */
+static bool stack_has(const kiln_pprof_t *p, const kiln_pprof_sample *s, const char *fn,
+                      size_t fn_len)
+{
+    for (uint32_t k = 0; k < s->n_locs; k++) {
+        const kiln_pprof_location *loc = &p->locations[p->locs[s->loc_off + k]];
+        for (uint32_t j = 0; j < loc->n_lines; j++) {
+            uint64_t f = p->lines[loc->line_off + j].function;
+            if (f == KILN_PPROF_NONE)
+                continue;
+            kiln_str_t name = kiln_pprof_str(p, p->functions[f].name);
+            if (name.len == fn_len && memcmp(name.ptr, fn, fn_len) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* The profile's value of type t: every sample's, or (fn) the total of
+ * the samples whose stack holds fn, each counted once. */
+static double value_of(const kiln_pprof_t *p, size_t t, const char *fn)
+{
+    double v = 0;
+    size_t fn_len = fn ? strlen(fn) : 0;
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        if (fn == NULL || stack_has(p, s, fn, fn_len))
+            v += (double)p->values[s->value_off + t];
+    }
+    return v;
+}
+
+static void observe_part(tenant *t, const kiln_head_part *pt, kiln_arena_t *tmp, kiln_buf *key)
+{
+    const kiln_pprof_t *p = pt->profile;
+    int64_t ts_ms = p->time_nanos > 0 ? p->time_nanos / 1000000 : now_ms();
+    for (size_t ty = 0; ty < p->n_sample_types; ty++) {
+        size_t m;
+        kiln_label_t *l = series_labels(pt, ty, tmp, &m);
+        for (size_t r = 0; r < t->n_rules; r++) {
+            if (!kiln_rule_match(t->rules[r], l, m))
+                continue;
+            key->len = 0;
+            kiln_rule_series(t->rules[r], l, m, key);
+            add(t, key->ptr, key->len, value_of(p, ty, kiln_rule_function(t->rules[r])), ts_ms);
+        }
+    }
+}
+
+void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant_id,
+                             const kiln_head_part *parts, size_t n)
+{
+    pthread_mutex_lock(&ev->mu);
+    tenant *t = tenant_get(ev, tenant_id, true);
+    if (t->n_rules > 0 && n > 0) {
+        kiln_arena_t *tmp = kiln_arena_create(0);
+        kiln_buf key;
+        kiln_buf_init(&key, 1 << 20);
+        for (size_t i = 0; i < n; i++)
+            observe_part(t, &parts[i], tmp, &key);
+        kiln_buf_free(&key);
+        kiln_arena_destroy(tmp);
+    }
+    pthread_mutex_unlock(&ev->mu);
+}
+
+static int cmp_counter(const void *a, const void *b)
+{
+    return strcmp((*(counter *const *)a)->series, (*(counter *const *)b)->series);
+}
+
+void kiln_rules_eval_metrics(kiln_rules_eval_t *ev, const char *tenant_id, kiln_buf *out)
+{
+    pthread_mutex_lock(&ev->mu);
+    tenant *t = tenant_get(ev, tenant_id, false);
+    counter **v = kiln_xcalloc(t->n_counters + 1, sizeof(*v));
+    size_t k = 0;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (counter *c = t->buckets[i]; c != NULL; c = c->next)
+            v[k++] = c;
+    }
+    qsort(v, k, sizeof(*v), cmp_counter);
+    for (size_t i = 0; i < k; i++)
+        kiln_buf_printf(out, "%s %.17g %lld\n", v[i]->series, v[i]->value, (long long)v[i]->ts_ms);
+    free(v);
+    pthread_mutex_unlock(&ev->mu);
+}
