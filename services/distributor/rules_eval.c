@@ -250,34 +250,72 @@ static kiln_label_t *series_labels(const kiln_head_part *pt, size_t t, kiln_aren
     return l;
 }
 
-/* Whether a frame of the sample's stack is the function fn. */
-static bool stack_has(const kiln_pprof_t *p, const kiln_pprof_sample *s, const char *fn,
-                      size_t fn_len)
+/* Which locations hold a frame of the function fn (NULL when no function
+ * of p is called fn: nothing of p goes through it), in tmp. */
+static bool *locations_of(const kiln_pprof_t *p, const char *fn, kiln_arena_t *tmp)
 {
-    for (uint32_t k = 0; k < s->n_locs; k++) {
-        const kiln_pprof_location *loc = &p->locations[p->locs[s->loc_off + k]];
-        for (uint32_t j = 0; j < loc->n_lines; j++) {
+    size_t fn_len = strlen(fn);
+    bool *fmask = kiln_arena_alloc(tmp, p->n_functions + 1), any = false;
+    for (size_t i = 0; i < p->n_functions; i++) {
+        kiln_str_t name = kiln_pprof_str(p, p->functions[i].name);
+        fmask[i] = name.len == fn_len && memcmp(name.ptr, fn, fn_len) == 0;
+        any |= fmask[i];
+    }
+    if (!any)
+        return NULL;
+    bool *lmask = kiln_arena_alloc(tmp, p->n_locations + 1);
+    for (size_t i = 0; i < p->n_locations; i++) {
+        const kiln_pprof_location *loc = &p->locations[i];
+        lmask[i] = false;
+        for (uint32_t j = 0; j < loc->n_lines && !lmask[i]; j++) {
             uint64_t f = p->lines[loc->line_off + j].function;
-            if (f == KILN_PPROF_NONE)
-                continue;
-            kiln_str_t name = kiln_pprof_str(p, p->functions[f].name);
-            if (name.len == fn_len && memcmp(name.ptr, fn, fn_len) == 0)
-                return true;
+            lmask[i] = f != KILN_PPROF_NONE && fmask[f];
         }
     }
-    return false;
+    return lmask;
 }
 
-/* The profile's value of type t: every sample's, or (fn) the total of
- * the samples whose stack holds fn, each counted once. */
-static double value_of(const kiln_pprof_t *p, size_t t, const char *fn)
+/* The profile's value of every type (v[n_sample_types]): all samples', or
+ * (fn) the total of the samples whose stack holds fn, each counted once. */
+static void values_of(const kiln_pprof_t *p, const char *fn, double *v, kiln_arena_t *tmp)
 {
-    double v = 0;
-    size_t fn_len = fn ? strlen(fn) : 0;
+    memset(v, 0, p->n_sample_types * sizeof(*v));
+    const bool *lmask = fn != NULL ? locations_of(p, fn, tmp) : NULL;
+    if (fn != NULL && lmask == NULL)
+        return;
     for (size_t i = 0; i < p->n_samples; i++) {
         const kiln_pprof_sample *s = &p->samples[i];
-        if (fn == NULL || stack_has(p, s, fn, fn_len))
-            v += (double)p->values[s->value_off + t];
+        bool through = lmask == NULL;
+        for (uint32_t k = 0; !through && k < s->n_locs; k++)
+            through = lmask[p->locs[s->loc_off + k]];
+        for (size_t t = 0; through && t < p->n_sample_types; t++)
+            v[t] += (double)p->values[s->value_off + t];
+    }
+}
+
+/* A part's values per function (NULL = the whole profile), computed once
+ * for all the rules that ask: most rules share few functions. */
+#define FN_CACHE 8
+typedef struct part_values {
+    const kiln_pprof_t *p;
+    const char *fn[FN_CACHE];
+    double *v[FN_CACHE];
+    size_t n;
+    double *scratch;
+} part_values;
+
+static const double *values_for(part_values *pv, const char *fn, kiln_arena_t *tmp)
+{
+    for (size_t i = 0; i < pv->n; i++) {
+        if (pv->fn[i] == fn || (fn != NULL && pv->fn[i] != NULL && strcmp(pv->fn[i], fn) == 0))
+            return pv->v[i];
+    }
+    double *v = pv->n < FN_CACHE ? kiln_arena_alloc(tmp, (pv->p->n_sample_types + 1) * sizeof(*v))
+                                 : pv->scratch;
+    values_of(pv->p, fn, v, tmp);
+    if (pv->n < FN_CACHE) {
+        pv->fn[pv->n] = fn;
+        pv->v[pv->n++] = v;
     }
     return v;
 }
@@ -286,15 +324,18 @@ static void observe_part(tenant *t, const kiln_head_part *pt, kiln_arena_t *tmp,
 {
     const kiln_pprof_t *p = pt->profile;
     int64_t ts_ms = p->time_nanos > 0 ? p->time_nanos / 1000000 : now_ms();
+    part_values pv = {.p = p};
+    pv.scratch = kiln_arena_alloc(tmp, (p->n_sample_types + 1) * sizeof(double));
     for (size_t ty = 0; ty < p->n_sample_types; ty++) {
         size_t m;
         kiln_label_t *l = series_labels(pt, ty, tmp, &m);
         for (size_t r = 0; r < t->n_rules; r++) {
             if (!kiln_rule_match(t->rules[r], l, m))
                 continue;
+            const double *v = values_for(&pv, kiln_rule_function(t->rules[r]), tmp);
             key->len = 0;
             kiln_rule_series(t->rules[r], l, m, key);
-            add(t, key->ptr, key->len, value_of(p, ty, kiln_rule_function(t->rules[r])), ts_ms);
+            add(t, key->ptr, key->len, v[ty], ts_ms);
         }
     }
 }
