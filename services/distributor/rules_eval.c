@@ -11,6 +11,7 @@
 
 #include "labels.h"
 #include "log.h"
+#include "prometheus/remote.pb-c.h"
 #include "recording_rule.h"
 #include "settings/v1/recording_rules.pb-c.h"
 #include "tenants.h"
@@ -24,6 +25,7 @@ typedef struct counter {
     char *series; /* name{labels}, the key */
     double value;
     int64_t ts_ms;
+    bool dirty; /* changed since last sent */
     struct counter *next;
 } counter;
 
@@ -42,6 +44,12 @@ struct kiln_rules_eval {
     int64_t refresh_ns;
     pthread_mutex_t mu; /* guards everything below */
     tenant *tenants;
+    kiln_rw_t *rw; /* NULL = no remote write */
+    int64_t rw_interval_ns;
+    pthread_t sender;
+    pthread_cond_t wake;
+    bool stop;
+    pthread_mutex_t send_mu; /* one send round at a time */
 };
 
 static int64_t mono_ns(void)
@@ -64,6 +72,8 @@ kiln_rules_eval_t *kiln_rules_eval_create(kiln_objstore_t *store, int64_t refres
     ev->store = store;
     ev->refresh_ns = refresh_ns > 0 ? refresh_ns : DEFAULT_REFRESH_NS;
     pthread_mutex_init(&ev->mu, NULL);
+    pthread_mutex_init(&ev->send_mu, NULL);
+    pthread_cond_init(&ev->wake, NULL);
     return ev;
 }
 
@@ -95,6 +105,18 @@ void kiln_rules_eval_destroy(kiln_rules_eval_t *ev)
 {
     if (ev == NULL)
         return;
+    if (ev->rw != NULL) {
+        pthread_mutex_lock(&ev->mu);
+        ev->stop = true;
+        pthread_cond_signal(&ev->wake);
+        pthread_mutex_unlock(&ev->mu);
+        pthread_join(ev->sender, NULL);
+        kiln_err err = {0};
+        if (kiln_rules_eval_flush(ev, &err) != KILN_OK)
+            KILN_LOG_WARN("rules", "remote write at shutdown: %s", err.msg);
+    }
+    pthread_cond_destroy(&ev->wake);
+    pthread_mutex_destroy(&ev->send_mu);
     for (tenant *t = ev->tenants, *next; t != NULL; t = next) {
         next = t->next;
         free_tenant(t);
@@ -209,6 +231,7 @@ static void add(tenant *t, const char *series, size_t len, double v, int64_t ts_
         t->n_counters++;
     }
     c->value += v;
+    c->dirty = true;
     if (ts_ms > c->ts_ms)
         c->ts_ms = ts_ms;
 }
@@ -377,4 +400,157 @@ void kiln_rules_eval_metrics(kiln_rules_eval_t *ev, const char *tenant_id, kiln_
         kiln_buf_printf(out, "%s %.17g %lld\n", v[i]->series, v[i]->value, (long long)v[i]->ts_ms);
     free(v);
     pthread_mutex_unlock(&ev->mu);
+}
+
+/* ---- remote write ---- */
+
+/* The labels of a series key `name{a="x",...}` (as kiln_rule_series
+ * writes it), __name__ first then sorted, in a. */
+static Prometheus__TimeSeries *series_of(const counter *c, kiln_arena_t *a)
+{
+    Prometheus__TimeSeries *ts = kiln_arena_alloc(a, sizeof(*ts));
+    Prometheus__Sample *smp = kiln_arena_alloc(a, sizeof(*smp));
+    Prometheus__Sample **smps = kiln_arena_alloc(a, sizeof(*smps));
+    size_t cap = 2;
+    for (const char *p = c->series; *p; p++)
+        cap += *p == '=';
+    Prometheus__Label **l = kiln_arena_alloc(a, cap * sizeof(*l));
+    prometheus__time_series__init(ts);
+    prometheus__sample__init(smp);
+    smp->value = c->value;
+    smp->timestamp = c->ts_ms;
+    smps[0] = smp;
+    ts->samples = smps;
+    ts->n_samples = 1;
+    const char *p = c->series;
+    size_t n = 0, nl = strcspn(p, "{");
+    l[n] = kiln_arena_alloc(a, sizeof(**l));
+    prometheus__label__init(l[n]);
+    l[n]->name = "__name__";
+    l[n++]->value = kiln_arena_strndup(a, p, nl);
+    p += nl;
+    while (*p == '{' || *p == ',') {
+        p++;
+        size_t k = strcspn(p, "=");
+        Prometheus__Label *lab = kiln_arena_alloc(a, sizeof(*lab));
+        prometheus__label__init(lab);
+        lab->name = kiln_arena_strndup(a, p, k);
+        p += k + 2; /* =" */
+        char *v = kiln_arena_alloc(a, strlen(p) + 1), *w = v;
+        for (; *p != '\0' && *p != '"'; p++) {
+            if (*p == '\\' && p[1] != '\0') {
+                p++;
+                *w++ = *p == 'n' ? '\n' : *p;
+            } else {
+                *w++ = *p;
+            }
+        }
+        *w = '\0';
+        lab->value = v;
+        l[n++] = lab;
+        if (*p == '"')
+            p++;
+    }
+    ts->labels = l;
+    ts->n_labels = n;
+    return ts;
+}
+
+/* The tenant's changed counters (marked sent) packed as a WriteRequest
+ * into out; their pointers in *sent (a) for a retry. Under ev->mu. */
+static size_t take_changed(tenant *t, kiln_arena_t *a, kiln_buf *out, counter ***sent)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (counter *c = t->buckets[i]; c != NULL; c = c->next)
+            n += c->dirty;
+    }
+    if (n == 0)
+        return 0;
+    Prometheus__TimeSeries **v = kiln_arena_alloc(a, n * sizeof(*v));
+    *sent = kiln_arena_alloc(a, n * sizeof(**sent));
+    size_t k = 0;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (counter *c = t->buckets[i]; c != NULL; c = c->next) {
+            if (!c->dirty)
+                continue;
+            c->dirty = false;
+            (*sent)[k] = c;
+            v[k++] = series_of(c, a);
+        }
+    }
+    Prometheus__WriteRequest req = PROMETHEUS__WRITE_REQUEST__INIT;
+    req.timeseries = v;
+    req.n_timeseries = k;
+    size_t len = prometheus__write_request__get_packed_size(&req);
+    kiln_buf_reserve(out, len);
+    prometheus__write_request__pack(&req, (uint8_t *)out->ptr);
+    out->len = len;
+    return k;
+}
+
+kiln_status kiln_rules_eval_flush(kiln_rules_eval_t *ev, kiln_err *err)
+{
+    if (ev->rw == NULL)
+        return KILN_OK;
+    kiln_status first = KILN_OK;
+    pthread_mutex_lock(&ev->send_mu);
+    pthread_mutex_lock(&ev->mu);
+    for (tenant *t = ev->tenants; t != NULL; t = t->next) {
+        kiln_arena_t *a = kiln_arena_create(0);
+        kiln_buf body;
+        kiln_buf_init(&body, 0);
+        counter **sent = NULL;
+        size_t n = take_changed(t, a, &body, &sent);
+        char *id = kiln_xstrdup(t->id);
+        pthread_mutex_unlock(&ev->mu); /* pushes go on while we send */
+        kiln_err e = {0};
+        kiln_status st =
+            n > 0 ? kiln_rw_send(ev->rw, id, (const uint8_t *)body.ptr, body.len, 5, &e) : KILN_OK;
+        pthread_mutex_lock(&ev->mu);
+        if (st == KILN_UNAVAILABLE) {
+            for (size_t i = 0; i < n; i++)
+                sent[i]->dirty = true; /* the next round sends the latest values */
+        }
+        if (st != KILN_OK) {
+            KILN_LOG_WARN("rules", "tenant=%s %zu series not sent: %s", id, n, e.msg);
+            if (first == KILN_OK)
+                first = kiln_err_set(err, st, "%s", e.msg);
+        }
+        free(id);
+        kiln_buf_free(&body);
+        kiln_arena_destroy(a);
+    }
+    pthread_mutex_unlock(&ev->mu);
+    pthread_mutex_unlock(&ev->send_mu);
+    return first;
+}
+
+static void *sender_main(void *arg)
+{
+    kiln_rules_eval_t *ev = arg;
+    pthread_mutex_lock(&ev->mu);
+    while (!ev->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + ev->rw_interval_ns;
+        until.tv_sec += ns / 1000000000LL;
+        until.tv_nsec = ns % 1000000000LL;
+        pthread_cond_timedwait(&ev->wake, &ev->mu, &until);
+        if (ev->stop)
+            break;
+        pthread_mutex_unlock(&ev->mu);
+        kiln_err err = {0};
+        (void)kiln_rules_eval_flush(ev, &err); /* logged there */
+        pthread_mutex_lock(&ev->mu);
+    }
+    pthread_mutex_unlock(&ev->mu);
+    return NULL;
+}
+
+void kiln_rules_eval_remote_write(kiln_rules_eval_t *ev, kiln_rw_t *rw, int64_t interval_ns)
+{
+    ev->rw = rw;
+    ev->rw_interval_ns = interval_ns > 0 ? interval_ns : 5 * 1000000000LL;
+    pthread_create(&ev->sender, NULL, sender_main, ev);
 }

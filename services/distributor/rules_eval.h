@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "head.h"
 #include "objstore.h"
+#include "remote_write.h"
 
 typedef struct kiln_rules_eval kiln_rules_eval_t;
 
@@ -38,5 +39,16 @@ void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant, const ki
 /** Appends the tenant's counters in Prometheus' text format, one line per
  * series, `name{labels} value timestamp_ms`, sorted. */
 void kiln_rules_eval_metrics(kiln_rules_eval_t *ev, const char *tenant, kiln_buf *out);
+
+/** Sends the counters that changed to rw (borrowed; must outlive ev)
+ * every interval_ns (0 = 5 s) from a thread of ev's, one WriteRequest per
+ * tenant with each series' latest value at its latest profile time; a send
+ * that fails keeps them changed, so the next round sends the latest values
+ * again. Once, before any observe. */
+void kiln_rules_eval_remote_write(kiln_rules_eval_t *ev, kiln_rw_t *rw, int64_t interval_ns);
+
+/** Sends the changed counters now (tests, and at destroy); the first
+ * failing tenant's status. */
+kiln_status kiln_rules_eval_flush(kiln_rules_eval_t *ev, kiln_err *err);
 
 #endif

@@ -47,6 +47,7 @@ struct kiln_app {
     kiln_settings_t *settings;
     kiln_rules_t *rules;           /* settings.v1 recording rules */
     kiln_rules_eval_t *rules_eval; /* the distributor's counters of them */
+    kiln_rw_t *rules_rw;           /* where they are remote-written (NULL = nowhere) */
     kiln_adhoc_t *adhoc;
     kiln_about_t *about; /* status.v1, version.v1, capabilities.v1 (every target) */
     kiln_connect connect;
@@ -227,11 +228,16 @@ static kiln_store_t module_store(kiln_app_t *app, kiln_objstore_t *blocks, kiln_
 
 static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
 {
-    (void)err;
+    const char *url = app->cfg->rules_remote_write_url;
+    if (url != NULL && *url != '\0' && kiln_rw_create(url, &app->rules_rw, err) != KILN_OK)
+        return err->code;
     kiln_distributor_config dc = {.limits = app->limits,
                                   .max_profile_bytes = app->cfg->limits.max_profile_bytes,
                                   .store = module_store(app, NULL, &app->remote_writes)};
     app->rules_eval = kiln_rules_eval_create(app->store, app->cfg->rules_refresh_ns);
+    if (app->rules_rw != NULL)
+        kiln_rules_eval_remote_write(app->rules_eval, app->rules_rw,
+                                     app->cfg->rules_remote_write_ns);
     app->distributor = kiln_distributor_create(&dc, app->metrics);
     kiln_distributor_set_rules(app->distributor, app->rules_eval);
     kiln_distributor_set_inflight(app->distributor, app->inflight);
@@ -244,8 +250,10 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
 static void distributor_destroy(kiln_app_t *app)
 {
     kiln_distributor_destroy(app->distributor);
-    kiln_rules_eval_destroy(app->rules_eval);
+    kiln_rules_eval_destroy(app->rules_eval); /* sends what is left first */
     app->rules_eval = NULL;
+    kiln_rw_destroy(app->rules_rw);
+    app->rules_rw = NULL;
     kiln_remote_destroy(app->remote_writes);
 }
 
