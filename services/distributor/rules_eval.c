@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <errno.h>
 #include <xxhash.h>
 
 #include "labels.h"
@@ -49,7 +51,9 @@ struct kiln_rules_eval {
     pthread_t sender;
     pthread_cond_t wake;
     bool stop;
+    bool started;            /* the sender thread runs */
     pthread_mutex_t send_mu; /* one send round at a time */
+    char *state_path;        /* NULL = counters are not kept */
 };
 
 static int64_t mono_ns(void)
@@ -65,6 +69,8 @@ static int64_t now_ms(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err);
 
 kiln_rules_eval_t *kiln_rules_eval_create(kiln_objstore_t *store, int64_t refresh_ns)
 {
@@ -105,15 +111,21 @@ void kiln_rules_eval_destroy(kiln_rules_eval_t *ev)
 {
     if (ev == NULL)
         return;
-    if (ev->rw != NULL) {
+    if (ev->started) {
         pthread_mutex_lock(&ev->mu);
         ev->stop = true;
         pthread_cond_signal(&ev->wake);
         pthread_mutex_unlock(&ev->mu);
         pthread_join(ev->sender, NULL);
         kiln_err err = {0};
-        if (kiln_rules_eval_flush(ev, &err) != KILN_OK)
+        if (ev->rw != NULL && kiln_rules_eval_flush(ev, &err) != KILN_OK)
             KILN_LOG_WARN("rules", "remote write at shutdown: %s", err.msg);
+    }
+    if (ev->state_path != NULL) {
+        kiln_err err = {0};
+        if (save_state(ev, &err) != KILN_OK)
+            KILN_LOG_WARN("rules", "counters not saved: %s", err.msg);
+        free(ev->state_path);
     }
     pthread_cond_destroy(&ev->wake);
     pthread_mutex_destroy(&ev->send_mu);
@@ -491,10 +503,17 @@ static size_t take_changed(tenant *t, kiln_arena_t *a, kiln_buf *out, counter **
 
 kiln_status kiln_rules_eval_flush(kiln_rules_eval_t *ev, kiln_err *err)
 {
-    if (ev->rw == NULL)
-        return KILN_OK;
     kiln_status first = KILN_OK;
     pthread_mutex_lock(&ev->send_mu);
+    /* Saved before sent: no value leaves that a restart would go below. */
+    if (ev->state_path != NULL && (first = save_state(ev, err)) != KILN_OK) {
+        pthread_mutex_unlock(&ev->send_mu);
+        return first;
+    }
+    if (ev->rw == NULL) {
+        pthread_mutex_unlock(&ev->send_mu);
+        return KILN_OK;
+    }
     pthread_mutex_lock(&ev->mu);
     for (tenant *t = ev->tenants; t != NULL; t = t->next) {
         kiln_arena_t *a = kiln_arena_create(0);
@@ -552,5 +571,76 @@ void kiln_rules_eval_remote_write(kiln_rules_eval_t *ev, kiln_rw_t *rw, int64_t 
 {
     ev->rw = rw;
     ev->rw_interval_ns = interval_ns > 0 ? interval_ns : 5 * 1000000000LL;
-    pthread_create(&ev->sender, NULL, sender_main, ev);
+    ev->started = pthread_create(&ev->sender, NULL, sender_main, ev) == 0;
+}
+
+/* ---- state file: one line per series, tenant TAB series TAB value TAB
+ * timestamp_ms (series keys hold no tab or newline: values are escaped). */
+
+static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", ev->state_path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", tmp, strerror(errno));
+    pthread_mutex_lock(&ev->mu);
+    for (tenant *t = ev->tenants; t != NULL; t = t->next) {
+        for (size_t i = 0; i < t->n_buckets; i++) {
+            for (counter *c = t->buckets[i]; c != NULL; c = c->next)
+                fprintf(f, "%s\t%s\t%.17g\t%lld\n", t->id, c->series, c->value,
+                        (long long)c->ts_ms);
+        }
+    }
+    pthread_mutex_unlock(&ev->mu);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, ev->state_path) != 0)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", ev->state_path, strerror(errno));
+    return KILN_OK;
+}
+
+static kiln_status load_line(kiln_rules_eval_t *ev, char *line, kiln_err *err)
+{
+    char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+    char *tab3 = tab2 ? strchr(tab2 + 1, '\t') : NULL;
+    if (tab3 == NULL)
+        return kiln_err_set(err, KILN_DATA_LOSS, "%s: bad line %.80s", ev->state_path, line);
+    *tab1 = *tab2 = *tab3 = '\0';
+    tenant *t = tenant_get(ev, line, false);
+    char *end;
+    double v = strtod(tab2 + 1, &end);
+    long long ts = strtoll(tab3 + 1, NULL, 10);
+    add(t, tab1 + 1, strlen(tab1 + 1), v, ts);
+    return KILN_OK;
+}
+
+kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, kiln_err *err)
+{
+    ev->state_path = kiln_xstrdup(path);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return errno == ENOENT
+                   ? KILN_OK
+                   : kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    kiln_status st = KILN_OK;
+    pthread_mutex_lock(&ev->mu);
+    while (st == KILN_OK && (n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] == '\n')
+            line[n - 1] = '\0';
+        st = load_line(ev, line, err);
+    }
+    for (tenant *t = ev->tenants; t != NULL; t = t->next) {
+        for (size_t i = 0; i < t->n_buckets; i++) {
+            for (counter *c = t->buckets[i]; c != NULL; c = c->next)
+                c->dirty = false; /* sent before the restart */
+        }
+    }
+    pthread_mutex_unlock(&ev->mu);
+    free(line);
+    fclose(f);
+    return st;
 }

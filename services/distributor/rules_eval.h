@@ -9,8 +9,8 @@
  * with the profile's time. A tenant's rules are re-read from the object
  * store (<tenant>/settings/recording_rules.pb, written by settings.v1) when
  * they are older than refresh_ns, so a change reaches every distributor
- * within that bound. Counters live in memory (a restart starts them at 0:
- * a counter reset to Prometheus). Thread-safe. */
+ * within that bound. Counters live in memory, saved to a state file when
+ * one is set (kiln_rules_eval_state_file). Thread-safe. */
 #ifndef KILN_RULES_EVAL_H
 #define KILN_RULES_EVAL_H
 
@@ -40,8 +40,19 @@ void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant, const ki
  * series, `name{labels} value timestamp_ms`, sorted. */
 void kiln_rules_eval_metrics(kiln_rules_eval_t *ev, const char *tenant, kiln_buf *out);
 
-/** Sends the counters that changed to rw (borrowed; must outlive ev)
- * every interval_ns (0 = 5 s) from a thread of ev's, one WriteRequest per
+/** Keeps the counters in path (a file of this process's own, e.g. under
+ * -storage.path): loads what it holds now, and writes it (atomically:
+ * temporary file, fsync, rename) before every remote write round and at
+ * destroy, so a counter never goes back across a restart, even kill -9,
+ * below a value it was exported with. Pushes acknowledged after the last
+ * write and before a kill -9 are not counted (never twice). Once, before
+ * kiln_rules_eval_remote_write and any observe. KILN_DATA_LOSS when the
+ * file exists but does not parse. */
+kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, kiln_err *err);
+
+/** Sends the counters that changed to rw (borrowed; must outlive ev; NULL
+ * = nowhere, only the state file is written) every interval_ns (0 = 5 s)
+ * from a thread of ev's, one WriteRequest per
  * tenant with each series' latest value at its latest profile time; a send
  * that fails keeps them changed, so the next round sends the latest values
  * again. Once, before any observe. */

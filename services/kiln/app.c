@@ -235,9 +235,13 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
                                   .max_profile_bytes = app->cfg->limits.max_profile_bytes,
                                   .store = module_store(app, NULL, &app->remote_writes)};
     app->rules_eval = kiln_rules_eval_create(app->store, app->cfg->rules_refresh_ns);
-    if (app->rules_rw != NULL)
-        kiln_rules_eval_remote_write(app->rules_eval, app->rules_rw,
-                                     app->cfg->rules_remote_write_ns);
+    /* The counters are kept next to the WAL: a restart continues them. */
+    char state[4096];
+    snprintf(state, sizeof(state), "%s/recording_rules.state", app->cfg->storage_path);
+    kiln_status st = kiln_rules_eval_state_file(app->rules_eval, state, err);
+    if (st != KILN_OK)
+        return st;
+    kiln_rules_eval_remote_write(app->rules_eval, app->rules_rw, app->cfg->rules_remote_write_ns);
     app->distributor = kiln_distributor_create(&dc, app->metrics);
     kiln_distributor_set_rules(app->distributor, app->rules_eval);
     kiln_distributor_set_inflight(app->distributor, app->inflight);

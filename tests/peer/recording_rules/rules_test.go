@@ -3,7 +3,8 @@
 // client (JSON, as Profiles Drilldown sends), CPU profiles with known totals
 // pushed with upstream's push client, and PromQL over Prometheus' HTTP API
 // returning the totals, whole-profile and for one function, after Kiln
-// remote-wrote them.
+// remote-wrote them; and after kill -9 and a restart the counters go on
+// from there, counting the next profile once.
 package recording_rules
 
 import (
@@ -198,6 +199,26 @@ func TestRecordingRulesInPrometheus(t *testing.T) {
 	if got := promValue(t, prom, `rr_cpu_nanoseconds{service_name="rr-other"}`); got != "" {
 		t.Errorf("a profile the matchers exclude was counted: %s", got)
 	}
+	// kill -9, then a restart on the same storage: the counters continue
+	// from what was exported (saved before it was sent), one more profile
+	// adds once: no reset, nothing counted twice.
+	k.Kill(t)
+	k = k.Restart(t)
+	c = k.Clients(t, tenant)
+	time.Sleep(300 * time.Millisecond)
+	_, err = c.Push.Push(ctx, connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+		Labels: []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"},
+			{Name: "service_name", Value: "rr-app"}},
+		Samples: []*pushv1.RawSample{{RawProfile: cpuProfile(t, time.Now()), ID: kilntest.NewUUID()}},
+	}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitValue(t, prom, `rr_cpu_nanoseconds{service_name="rr-app",source="kiln"}`, "88000000")
+	waitValue(t, prom, `rr_work_cpu_nanoseconds{service_name="rr-app"}`, "68000000")
+	if got := promValue(t, prom, `resets(rr_cpu_nanoseconds[10m])`); got != "0" {
+		t.Errorf("the counter went back across the restart: resets = %s", got)
+	}
 	// The scrape endpoint has the same counters.
 	res, err := c.HTTP.Get(k.HTTPURL() + "/metrics/tenant/" + tenant)
 	if err != nil {
@@ -206,7 +227,7 @@ func TestRecordingRulesInPrometheus(t *testing.T) {
 	var body bytes.Buffer
 	_, _ = body.ReadFrom(res.Body)
 	res.Body.Close()
-	if !bytes.Contains(body.Bytes(), []byte(`rr_work_cpu_nanoseconds{service_name="rr-app"} 51000000 `)) {
+	if !bytes.Contains(body.Bytes(), []byte(`rr_work_cpu_nanoseconds{service_name="rr-app"} 68000000 `)) {
 		t.Errorf("/metrics/tenant/%s:\n%s", tenant, body.String())
 	}
 }
