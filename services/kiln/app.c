@@ -176,11 +176,12 @@ static const char *bucket_dir(const kiln_app_t *app, char *buf, size_t cap)
 
 /* The object store, opened once for the modules that use it: the
  * ingester writes its blocks there, a cluster's querier reads them, and
- * the API services keep settings and ad-hoc profiles in it (the compactor
- * opens its own from the bucket directory). */
+ * the API services keep settings and ad-hoc profiles in it, a
+ * distributor reads the recording rules from it (the compactor opens its
+ * own from the bucket directory). */
 static kiln_status open_store(kiln_app_t *app, kiln_err *err)
 {
-    if (!(app->modules & (MOD_INGESTER | MOD_QUERIER)))
+    if (!(app->modules & (MOD_INGESTER | MOD_QUERIER | MOD_DISTRIBUTOR)))
         return KILN_OK;
     char bucket[4096];
     return kiln_objstore_open_fs(bucket_dir(app, bucket, sizeof(bucket)), &app->store, err);

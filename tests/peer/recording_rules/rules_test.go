@@ -24,6 +24,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/pprof/profile"
 
+	capabilitiesv1 "github.com/grafana/pyroscope/api/gen/proto/go/capabilities/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/capabilities/v1/capabilitiesv1connect"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	settingsv1 "github.com/grafana/pyroscope/api/gen/proto/go/settings/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/settings/v1/settingsv1connect"
@@ -159,6 +161,21 @@ func TestRecordingRulesInPrometheus(t *testing.T) {
 	rules := settingsv1connect.NewRecordingRulesServiceClient(c.HTTP, k.HTTPURL(), connect.WithProtoJSON())
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
+	// Drilldown offers "Create metric" only when the ruler flags are on.
+	ff, err := capabilitiesv1connect.NewFeatureFlagsServiceClient(c.HTTP, k.HTTPURL()).
+		GetFeatureFlags(ctx, connect.NewRequest(&capabilitiesv1.GetFeatureFlagsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := 0
+	for _, f := range ff.Msg.FeatureFlags {
+		if (f.Name == "pyroscopeRuler" || f.Name == "pyroscopeRulerFunctions") && f.Enabled {
+			on++
+		}
+	}
+	if on != 2 {
+		t.Errorf("feature flags %v: want pyroscopeRuler and pyroscopeRulerFunctions on", ff.Msg.FeatureFlags)
+	}
 	matchers := []string{`{__profile_type__="` + cpuType + `", service_name="rr-app"}`}
 	for _, r := range []*settingsv1.UpsertRecordingRuleRequest{
 		{MetricName: "rr_cpu_nanoseconds", Matchers: matchers, GroupBy: []string{"service_name"},
