@@ -109,16 +109,17 @@ static kiln_status on_version(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessa
 }
 
 /* Pyroscope's flags, sorted by name, with what Kiln does: UTF-8 label names
- * are served (with the Accept opt-in); the ruler (recording rules) and the
- * v2 storage layer are not. */
+ * are served (with the Accept opt-in), and the ruler (recording rules, with
+ * function filters: Drilldown's "Create metric"); the v2 storage layer is
+ * not. */
 static const struct flag {
     const char *name;
     bool enabled;
     const char *description;
 } flags[] = {
-    {"pyroscopeRuler", false,
+    {"pyroscopeRuler", true,
      "Supports the Pyroscope ruler, which exports Prometheus metrics from profiling data."},
-    {"pyroscopeRulerFunctions", false, "Enables function support for the Pyroscope ruler."},
+    {"pyroscopeRulerFunctions", true, "Enables function support for the Pyroscope ruler."},
     {"utf8LabelNames", true, "Supports UTF-8 label names for the read and write APIs."},
     {"v2StorageLayer", false, "v2 storage layer"},
 };

@@ -29,6 +29,7 @@ struct kiln_distributor {
     kiln_delta_t *delta;
     kiln_metrics_t *metrics;
     kiln_inflight_t *inflight; /* borrowed, may be NULL */
+    kiln_rules_eval_t *rules;  /* borrowed, may be NULL */
 };
 
 kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
@@ -45,6 +46,11 @@ kiln_distributor_t *kiln_distributor_create(const kiln_distributor_config *cfg,
 void kiln_distributor_set_inflight(kiln_distributor_t *d, kiln_inflight_t *b)
 {
     d->inflight = b;
+}
+
+void kiln_distributor_set_rules(kiln_distributor_t *d, kiln_rules_eval_t *rules)
+{
+    d->rules = rules;
 }
 
 void kiln_distributor_destroy(kiln_distributor_t *d)
@@ -389,7 +395,11 @@ static kiln_status append_all(kiln_distributor_t *d, const char *tenant,
             batch[m++] = (kiln_head_part){parts[j].labels, parts[j].n_labels, p, ids[i]};
         }
     }
-    return kiln_store_append(&d->cfg.store, tenant, batch, m, err);
+    kiln_status st = kiln_store_append(&d->cfg.store, tenant, batch, m, err);
+    /* Only an acknowledged push counts: a refused one is retried. */
+    if (st == KILN_OK && d->rules != NULL)
+        kiln_rules_eval_observe(d->rules, tenant, batch, m);
+    return st;
 }
 
 kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,

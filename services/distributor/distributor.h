@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "pprof.h"
 #include "rpc.h"
+#include "rules_eval.h"
 #include "store.h"
 
 typedef struct kiln_distributor kiln_distributor_t;
@@ -39,6 +40,11 @@ void kiln_distributor_destroy(kiln_distributor_t *d);
  * NULL, the default, is none) that every decompression reserves from. Call
  * before the servers start. */
 void kiln_distributor_set_inflight(kiln_distributor_t *d, kiln_inflight_t *b);
+
+/** Sets the recording rules evaluator (borrowed; NULL, the default, is
+ * none) that every acknowledged push is fed to. Call before the servers
+ * start. */
+void kiln_distributor_set_rules(kiln_distributor_t *d, kiln_rules_eval_t *rules);
 
 /** Registers /push.v1.PusherService/Push (push.c). */
 void kiln_distributor_register(kiln_distributor_t *d, kiln_rpc_registry_t *rpc);

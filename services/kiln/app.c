@@ -25,6 +25,7 @@
 #include "querier.h"
 #include "query_pool.h"
 #include "rpc.h"
+#include "recording_rules.h"
 #include "settings.h"
 #include "unimplemented.h"
 #include "ui.h"
@@ -45,6 +46,9 @@ struct kiln_app {
     kiln_cluster_t *cluster;      /* NULL on the in-process default */
     kiln_compactor_t *compactor;
     kiln_settings_t *settings;
+    kiln_rules_t *rules;           /* settings.v1 recording rules */
+    kiln_rules_eval_t *rules_eval; /* the distributor's counters of them */
+    kiln_rw_t *rules_rw;           /* where they are remote-written (NULL = nowhere) */
     kiln_adhoc_t *adhoc;
     kiln_about_t *about; /* status.v1, version.v1, capabilities.v1 (every target) */
     kiln_connect connect;
@@ -95,6 +99,29 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
         kiln_objstore_metrics(app->store, &resp->body);
     if (app->cluster != NULL)
         kiln_cluster_metrics(app->cluster, &resp->body);
+}
+
+/* GET /metrics/tenant/<id>: the recording rules' counters of one tenant,
+ * kept by this process's distributor (Prometheus text, with timestamps);
+ * every other path is the API's. */
+#define TENANT_METRICS "/metrics/tenant/"
+
+static void on_fallback(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
+{
+    kiln_app_t *app = ud;
+    const char *id = req->path + strlen(TENANT_METRICS);
+    if (app->rules_eval == NULL ||
+        strncmp(req->path, TENANT_METRICS, strlen(TENANT_METRICS)) != 0) {
+        kiln_connect_handle(&app->connect, req, resp);
+        return;
+    }
+    if (*id == '\0' || strlen(id) > KILN_TENANT_MAX || strchr(id, '/') != NULL) {
+        kiln_http_text(resp, 400, "a tenant id: /metrics/tenant/<id>\n");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    kiln_rules_eval_metrics(app->rules_eval, id, &resp->body);
 }
 
 /* Request workers per server: by default twice the cores, since a push's
@@ -158,7 +185,7 @@ static void create_servers(kiln_app_t *app)
     app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body, app->inflight};
     kiln_http_server_route(app->http, "/ready", on_ready, app);
     kiln_http_server_route(app->http, "/metrics", on_metrics, app);
-    kiln_http_server_fallback(app->http, kiln_connect_handle, &app->connect);
+    kiln_http_server_fallback(app->http, on_fallback, app);
     kiln_http_server_fallback_query(app->http, kiln_rpc_is_query);
 }
 
@@ -219,11 +246,22 @@ static kiln_store_t module_store(kiln_app_t *app, kiln_objstore_t *blocks, kiln_
 
 static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
 {
-    (void)err;
+    const char *url = app->cfg->rules_remote_write_url;
+    if (url != NULL && *url != '\0' && kiln_rw_create(url, &app->rules_rw, err) != KILN_OK)
+        return err->code;
     kiln_distributor_config dc = {.limits = app->limits,
                                   .max_profile_bytes = app->cfg->limits.max_profile_bytes,
                                   .store = module_store(app, NULL, &app->remote_writes)};
+    app->rules_eval = kiln_rules_eval_create(app->store, app->cfg->rules_refresh_ns);
+    /* The counters are kept next to the WAL: a restart continues them. */
+    char state[4096];
+    snprintf(state, sizeof(state), "%s/recording_rules.state", app->cfg->storage_path);
+    kiln_status st = kiln_rules_eval_state_file(app->rules_eval, state, err);
+    if (st != KILN_OK)
+        return st;
+    kiln_rules_eval_remote_write(app->rules_eval, app->rules_rw, app->cfg->rules_remote_write_ns);
     app->distributor = kiln_distributor_create(&dc, app->metrics);
+    kiln_distributor_set_rules(app->distributor, app->rules_eval);
     kiln_distributor_set_inflight(app->distributor, app->inflight);
     kiln_distributor_register(app->distributor, app->rpc);
     kiln_distributor_register_otlp(app->distributor, app->rpc, app->http);
@@ -234,6 +272,10 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
 static void distributor_destroy(kiln_app_t *app)
 {
     kiln_distributor_destroy(app->distributor);
+    kiln_rules_eval_destroy(app->rules_eval); /* sends what is left first */
+    app->rules_eval = NULL;
+    kiln_rw_destroy(app->rules_rw);
+    app->rules_rw = NULL;
     kiln_remote_destroy(app->remote_writes);
 }
 
@@ -262,6 +304,8 @@ static kiln_status api_create(kiln_app_t *app, kiln_err *err)
     (void)err;
     app->settings = kiln_settings_create(app->store);
     kiln_settings_register(app->settings, app->rpc);
+    app->rules = kiln_rules_create(app->store);
+    kiln_rules_register(app->rules, app->rpc);
     kiln_adhoc_config ac = {app->store, app->cfg->limits.max_profile_bytes,
                             app->cfg->limits.max_stack_depth, app->inflight};
     app->adhoc = kiln_adhoc_create(&ac);
@@ -272,6 +316,7 @@ static kiln_status api_create(kiln_app_t *app, kiln_err *err)
 static void api_destroy(kiln_app_t *app)
 {
     kiln_adhoc_destroy(app->adhoc);
+    kiln_rules_destroy(app->rules);
     kiln_settings_destroy(app->settings);
 }
 
@@ -371,11 +416,11 @@ static kiln_status check_target(const char *target, unsigned mods, bool cluster,
 }
 
 /* The ingesters and the compactor write blocks, queriers read them (in a
- * cluster) and keep settings and ad-hoc profiles there; a distributor
- * needs no store (nor its credentials). */
+ * cluster) and keep settings and ad-hoc profiles there, and distributors
+ * read the recording rules from it. */
 static bool needs_store(unsigned mods)
 {
-    return (mods & (MOD_INGESTER | MOD_COMPACTOR | MOD_QUERIER)) != 0;
+    return (mods & (MOD_INGESTER | MOD_COMPACTOR | MOD_QUERIER | MOD_DISTRIBUTOR)) != 0;
 }
 
 /* Opens the object store once from the -storage.* flags; every module

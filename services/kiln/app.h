@@ -46,6 +46,9 @@ typedef struct kiln_app_config {
     int64_t max_block_duration_ns;
     size_t max_head_samples;
     int64_t flush_check_ns;
+    int64_t rules_refresh_ns;      /* -recording-rules.refresh-period */
+    char *rules_remote_write_url;  /* -recording-rules.remote-write-url ("" = none) */
+    int64_t rules_remote_write_ns; /* -recording-rules.remote-write-interval */
     bool flush_on_shutdown;
     int64_t compaction_interval_ns;
     int64_t deletion_delay_ns;

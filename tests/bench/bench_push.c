@@ -6,9 +6,10 @@
  * re-encoded and normalised again, or the push record). Prints
  * figures only; it is not a test and nothing here passes or fails on time.
  *
- * Usage: bench_push [-s seconds | -n iterations] [-p] [file ...]   (files
+ * Usage: bench_push [-s seconds | -n iterations] [-p | -r] [file ...]   (files
  * relative to $KILN_TESTDATA unless absolute; default: the Go, Java and Node
- * CPU set; -p runs only the single-thread push, for perf or callgrind; -n
+ * CPU set; -p runs only the single-thread push, for perf or callgrind; -r
+ * only the push with 0, 10 and 100 recording rules; -n
  * runs a fixed count, for repeatable instruction counts). */
 #include <ftw.h>
 #include <libdeflate.h>
@@ -30,6 +31,8 @@
 #include "overrides.h"
 #include "pprof.h"
 #include "record.h"
+#include "recording_rules.h"
+#include "rules_eval.h"
 #include "xmalloc.h"
 
 #ifndef KILN_TESTDATA_DEFAULT
@@ -58,9 +61,10 @@ typedef struct bench_file {
 
 typedef struct bench_opts {
     double seconds;
-    uint64_t iters; /* -n: a fixed count of timed iterations instead of seconds */
-    bool push_only; /* -p: only the single-thread push runs (for profilers) */
-    int first_file; /* argv index of the first file argument */
+    uint64_t iters;  /* -n: a fixed count of timed iterations instead of seconds */
+    bool push_only;  /* -p: only the single-thread push runs (for profilers) */
+    bool rules_only; /* -r: only the recording rules figures */
+    int first_file;  /* argv index of the first file argument */
 } bench_opts;
 
 static const struct {
@@ -760,6 +764,122 @@ static int bench_single(const bench_file *f, size_t n, const bench_opts *o)
     return rc;
 }
 
+/* ---- recording rules ---------------------------------------------------- */
+
+/* The profile type id of f's first sample type and a function name of it
+ * (arena a), for rules that match every push of f. */
+static int profile_facts(const bench_file *f, kiln_arena_t *a, char **type, char **fn)
+{
+    kiln_pprof_t p;
+    kiln_err err = {KILN_OK, ""};
+    if (kiln_pprof_decode(a, f->raw, f->raw_len, &p, &err) != KILN_OK || p.n_sample_types == 0)
+        return -1;
+    kiln_str_t t = kiln_pprof_str(&p, p.sample_types[0].type);
+    kiln_str_t u = kiln_pprof_str(&p, p.sample_types[0].unit);
+    kiln_str_t pt = kiln_pprof_str(&p, p.period_type.type);
+    kiln_str_t pu = kiln_pprof_str(&p, p.period_type.unit);
+    *type = kiln_arena_printf(a, "%s:%.*s:%.*s:%.*s:%.*s", f->name, (int)t.len, t.ptr, (int)u.len,
+                              u.ptr, (int)pt.len, pt.ptr, (int)pu.len, pu.ptr);
+    kiln_str_t name = p.n_functions > 0 ? kiln_pprof_str(&p, p.functions[p.n_functions / 2].name)
+                                        : (kiln_str_t){"main", 4};
+    *fn = kiln_arena_strndup(a, name.ptr, name.len);
+    return 0;
+}
+
+/* Stores k rules matching every push of f: grouped by pod, every other one
+ * filtered by a function of the profile. */
+static int store_rules(kiln_rules_t *rules, const bench_file *f, size_t k, kiln_arena_t *a)
+{
+    char *type, *fn;
+    if (profile_facts(f, a, &type, &fn) != 0)
+        return -1;
+    char *m =
+        kiln_arena_printf(a, "{__profile_type__=\"%s\",service_name=\"%s\"}", type, f->service);
+    static char *group_by[] = {"pod"};
+    for (size_t i = 0; i < k; i++) {
+        Settings__V1__UpsertRecordingRuleRequest in =
+            SETTINGS__V1__UPSERT_RECORDING_RULE_REQUEST__INIT;
+        Settings__V1__StacktraceFilterFunctionName fname =
+            SETTINGS__V1__STACKTRACE_FILTER_FUNCTION_NAME__INIT;
+        Settings__V1__StacktraceFilter filter = SETTINGS__V1__STACKTRACE_FILTER__INIT;
+        fname.function_name = fn;
+        filter.function_name = &fname;
+        in.metric_name = kiln_arena_printf(a, "bench_rule_%zu", i);
+        in.matchers = &m;
+        in.n_matchers = 1;
+        in.group_by = group_by;
+        in.n_group_by = 1;
+        in.stacktrace_filter = i % 2 ? &filter : NULL;
+        Settings__V1__RecordingRule *out;
+        kiln_err err = {KILN_OK, ""};
+        if (kiln_rules_upsert(rules, "bench", &in, a, &out, &err) != KILN_OK) {
+            fprintf(stderr, "bench_push: rule: %s\n", err.msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Push CPU of f with k rules evaluated at ingest. */
+static int bench_rules_one(const bench_file *f, size_t k, double seconds, run_result *out)
+{
+    bench_env e;
+    env_create(&e);
+    char dir[64];
+    snprintf(dir, sizeof(dir), "%s/rules", e.dir);
+    kiln_objstore_t *store = NULL;
+    kiln_err err = {KILN_OK, ""};
+    if (kiln_objstore_open_fs(dir, &store, &err) != KILN_OK) {
+        fprintf(stderr, "bench_push: %s\n", err.msg);
+        env_destroy(&e);
+        return -1;
+    }
+    kiln_rules_t *rules = kiln_rules_create(store);
+    kiln_arena_t *a = kiln_arena_create(0);
+    int rc = store_rules(rules, f, k, a);
+    kiln_rules_eval_t *ev = kiln_rules_eval_create(store, 3600LL * 1000000000);
+    kiln_distributor_set_rules(e.d, ev);
+    push_ctx pc;
+    memset(&pc, 0, sizeof(pc));
+    pc.d = e.d, pc.files = f, pc.n_files = 1, pc.tenant = "bench";
+    pc.a = kiln_arena_create(0);
+    pc.t0_ns = kiln_wall_ns() - 86400LL * 1000000000;
+    if (rc == 0)
+        rc = run_timed(seconds, push_one, &pc, false, out);
+    kiln_arena_destroy(pc.a);
+    env_destroy(&e); /* the distributor goes first: it borrows ev */
+    kiln_rules_eval_destroy(ev);
+    kiln_arena_destroy(a);
+    kiln_rules_destroy(rules);
+    kiln_objstore_close(store);
+    return rc;
+}
+
+/* The cost of recording rules per push: 0, 10 and 100 rules that all
+ * match (half of them filtered by a function), push CPU per profile. */
+static int bench_rules(const bench_file *f, size_t n, double seconds)
+{
+    static const size_t counts[] = {0, 10, 100};
+    printf("\n== Recording rules evaluated at ingest: push CPU per profile with 0, 10, 100 "
+           "matching rules (half by function), single thread ==\n");
+    printf("%-58s %6s %12s %10s\n", "profile", "rules", "us/profile", "overhead");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        double base = 0;
+        for (size_t j = 0; rc == 0 && j < 3; j++) {
+            run_result r;
+            memset(&r, 0, sizeof(r));
+            rc = bench_rules_one(&f[i], counts[j], seconds, &r);
+            double us = r.iters > 0 ? r.cpu * 1e6 / (double)r.iters : 0;
+            if (j == 0)
+                base = us;
+            printf("%-58s %6zu %12.1f %9.1f%%\n", f[i].rel, counts[j], us,
+                   base > 0 ? (us - base) * 100 / base : 0);
+        }
+    }
+    return rc;
+}
+
 /* ---- multi-threaded scaling ------------------------------------------------- */
 
 static void *thread_main(void *arg)
@@ -852,20 +972,24 @@ static int parse_args(int argc, char **argv, bench_opts *o)
     o->seconds = 2.0;
     o->iters = 0;
     o->push_only = false;
+    o->rules_only = false;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-p") == 0) {
             o->push_only = true;
+        } else if (strcmp(argv[i], "-r") == 0) {
+            o->rules_only = true;
         } else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) {
             o->seconds = strtod(argv[++i], NULL);
         } else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
             o->iters = strtoull(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr, "usage: bench_push [-s seconds | -n iterations] [-p] [file ...]\n"
+            fprintf(stderr, "usage: bench_push [-s seconds | -n iterations] [-p | -r] [file ...]\n"
                             "  -s  seconds per figure (default 2)\n"
                             "  -n  timed iterations per figure instead (repeatable instruction\n"
                             "      counts under callgrind)\n"
                             "  -p  push figures only, one thread (for perf or callgrind)\n"
+                            "  -r  recording rules figures only (0, 10, 100 rules)\n"
                             "  files are relative to $KILN_TESTDATA unless absolute\n");
             return -1;
         }
@@ -919,8 +1043,14 @@ int main(int argc, char **argv)
            "(CLOCK_THREAD_CPUTIME_ID) unless marked wall\ntest data: %s\n",
            per, WARMUP, root);
     print_load();
-    if (rc == 0)
+    if (rc == 0 && o.rules_only) {
+        rc = bench_rules(f, n, o.seconds);
+        o.push_only = true; /* nothing else */
+    } else if (rc == 0) {
         rc = bench_single(f, n, &o);
+    }
+    if (rc == 0 && !o.push_only)
+        rc = bench_rules(f, n, o.seconds);
     if (rc == 0 && !o.push_only) {
         printf("\npeak RSS after the single-thread runs: %.1f MB\n", peak_rss_mb());
         rc = bench_scaling(f, n, o.seconds);

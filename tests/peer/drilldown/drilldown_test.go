@@ -486,7 +486,7 @@ func TestUnservedMethodsAre501(t *testing.T) {
 	c := s.Clients(t, kilntest.NewTenant("api"))
 	for path, want := range map[string]int{
 		"/vcs.v1.VCSService/GetFile":                                501,
-		"/settings.v1.RecordingRulesService/ListRecordingRules":     501,
+		"/settings.v1.RecordingRulesService/ListRecordingRules":     200,
 		"/debuginfo.v1alpha1.DebuginfoService/ShouldInitiateUpload": 501,
 		"/vcs.v1.VCSService/NoSuchMethod":                           404,
 		"/settings.v1.SettingsService/Get":                          200,

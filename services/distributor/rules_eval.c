@@ -1,0 +1,646 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * rules_eval: per-tenant compiled rules and their counters. */
+#include "rules_eval.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <errno.h>
+#include <xxhash.h>
+
+#include "labels.h"
+#include "log.h"
+#include "prometheus/remote.pb-c.h"
+#include "recording_rule.h"
+#include "settings/v1/recording_rules.pb-c.h"
+#include "tenants.h"
+#include "xmalloc.h"
+
+#define DEFAULT_REFRESH_NS (10 * 1000000000LL)
+#define MAX_OBJECT ((size_t)64 << 20)
+#define TYPE_LABELS 6
+
+typedef struct counter {
+    char *series; /* name{labels}, the key */
+    double value;
+    int64_t ts_ms;
+    bool dirty; /* changed since last sent */
+    struct counter *next;
+} counter;
+
+typedef struct tenant {
+    char *id;
+    kiln_rule_t **rules;
+    size_t n_rules;
+    int64_t loaded_ns; /* monotonic; 0 = never */
+    counter **buckets;
+    size_t n_buckets, n_counters;
+    struct tenant *next;
+} tenant;
+
+struct kiln_rules_eval {
+    kiln_objstore_t *store;
+    int64_t refresh_ns;
+    pthread_mutex_t mu; /* guards everything below */
+    tenant *tenants;
+    kiln_rw_t *rw; /* NULL = no remote write */
+    int64_t rw_interval_ns;
+    pthread_t sender;
+    pthread_cond_t wake;
+    bool stop;
+    bool started;            /* the sender thread runs */
+    pthread_mutex_t send_mu; /* one send round at a time */
+    char *state_path;        /* NULL = counters are not kept */
+};
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err);
+
+kiln_rules_eval_t *kiln_rules_eval_create(kiln_objstore_t *store, int64_t refresh_ns)
+{
+    kiln_rules_eval_t *ev = kiln_xcalloc(1, sizeof(*ev));
+    ev->store = store;
+    ev->refresh_ns = refresh_ns > 0 ? refresh_ns : DEFAULT_REFRESH_NS;
+    pthread_mutex_init(&ev->mu, NULL);
+    pthread_mutex_init(&ev->send_mu, NULL);
+    pthread_cond_init(&ev->wake, NULL);
+    return ev;
+}
+
+static void free_rules(tenant *t)
+{
+    for (size_t i = 0; i < t->n_rules; i++)
+        kiln_rule_destroy(t->rules[i]);
+    free(t->rules);
+    t->rules = NULL;
+    t->n_rules = 0;
+}
+
+static void free_tenant(tenant *t)
+{
+    free_rules(t);
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (counter *c = t->buckets[i], *next; c != NULL; c = next) {
+            next = c->next;
+            free(c->series);
+            free(c);
+        }
+    }
+    free(t->buckets);
+    free(t->id);
+    free(t);
+}
+
+void kiln_rules_eval_destroy(kiln_rules_eval_t *ev)
+{
+    if (ev == NULL)
+        return;
+    if (ev->started) {
+        pthread_mutex_lock(&ev->mu);
+        ev->stop = true;
+        pthread_cond_signal(&ev->wake);
+        pthread_mutex_unlock(&ev->mu);
+        pthread_join(ev->sender, NULL);
+        kiln_err err = {0};
+        if (ev->rw != NULL && kiln_rules_eval_flush(ev, &err) != KILN_OK)
+            KILN_LOG_WARN("rules", "remote write at shutdown: %s", err.msg);
+    }
+    if (ev->state_path != NULL) {
+        kiln_err err = {0};
+        if (save_state(ev, &err) != KILN_OK)
+            KILN_LOG_WARN("rules", "counters not saved: %s", err.msg);
+        free(ev->state_path);
+    }
+    pthread_cond_destroy(&ev->wake);
+    pthread_mutex_destroy(&ev->send_mu);
+    for (tenant *t = ev->tenants, *next; t != NULL; t = next) {
+        next = t->next;
+        free_tenant(t);
+    }
+    pthread_mutex_destroy(&ev->mu);
+    free(ev);
+}
+
+/* The API's rule of a stored one: the same fields, for compiling. */
+static void to_rule(const Settings__V1__RecordingRuleStore *in, Settings__V1__RecordingRule *r)
+{
+    settings__v1__recording_rule__init(r);
+    r->id = in->id;
+    r->metric_name = in->metric_name;
+    r->n_matchers = in->n_matchers;
+    r->matchers = in->matchers;
+    r->n_group_by = in->n_group_by;
+    r->group_by = in->group_by;
+    r->n_external_labels = in->n_external_labels;
+    r->external_labels = in->external_labels;
+    r->stacktrace_filter = in->stacktrace_filter;
+}
+
+static void compile_all(tenant *t, const Settings__V1__RecordingRulesStore *s)
+{
+    free_rules(t);
+    t->rules = kiln_xcalloc(s->n_rules + 1, sizeof(*t->rules));
+    for (size_t i = 0; i < s->n_rules; i++) {
+        Settings__V1__RecordingRule r;
+        to_rule(s->rules[i], &r);
+        kiln_err err = {0};
+        if (kiln_rule_compile(&r, &t->rules[t->n_rules], &err) == KILN_OK)
+            t->n_rules++;
+        else
+            KILN_LOG_WARN("rules", "tenant=%s rule=%s skipped: %s", t->id, r.id, err.msg);
+    }
+}
+
+/* Re-reads the tenant's rules; on failure keeps those it had. */
+static void load_rules(kiln_rules_eval_t *ev, tenant *t)
+{
+    char name[KILN_TENANT_MAX + 64];
+    snprintf(name, sizeof(name), "%s/settings/recording_rules.pb", t->id);
+    kiln_buf data;
+    kiln_buf_init(&data, MAX_OBJECT);
+    kiln_err err = {0};
+    kiln_status st = kiln_objstore_get(ev->store, name, &data, &err);
+    t->loaded_ns = mono_ns();
+    if (st == KILN_NOT_FOUND) {
+        free_rules(t);
+    } else if (st != KILN_OK) {
+        KILN_LOG_WARN("rules", "tenant=%s rules not re-read: %s", t->id, err.msg);
+    } else {
+        Settings__V1__RecordingRulesStore *s =
+            settings__v1__recording_rules_store__unpack(NULL, data.len, (const uint8_t *)data.ptr);
+        if (s != NULL)
+            compile_all(t, s);
+        else
+            KILN_LOG_WARN("rules", "tenant=%s %s is corrupt: rules kept", t->id, name);
+        settings__v1__recording_rules_store__free_unpacked(s, NULL);
+    }
+    kiln_buf_free(&data);
+}
+
+/* The tenant's state, its rules fresh; under ev->mu. */
+static tenant *tenant_get(kiln_rules_eval_t *ev, const char *id, bool refresh)
+{
+    tenant *t = ev->tenants;
+    while (t != NULL && strcmp(t->id, id) != 0)
+        t = t->next;
+    if (t == NULL) {
+        t = kiln_xcalloc(1, sizeof(*t));
+        t->id = kiln_xstrdup(id);
+        t->next = ev->tenants;
+        ev->tenants = t;
+    }
+    if (refresh && (t->loaded_ns == 0 || mono_ns() - t->loaded_ns >= ev->refresh_ns))
+        load_rules(ev, t);
+    return t;
+}
+
+static void grow(tenant *t)
+{
+    size_t n = t->n_buckets ? t->n_buckets * 2 : 64;
+    counter **b = kiln_xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (counter *c = t->buckets[i], *next; c != NULL; c = next) {
+            next = c->next;
+            size_t h = XXH3_64bits(c->series, strlen(c->series)) & (n - 1);
+            c->next = b[h];
+            b[h] = c;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->n_buckets = n;
+}
+
+static void add(tenant *t, const char *series, size_t len, double v, int64_t ts_ms)
+{
+    if (t->n_counters >= t->n_buckets)
+        grow(t);
+    size_t h = XXH3_64bits(series, len) & (t->n_buckets - 1);
+    counter *c = t->buckets[h];
+    while (c != NULL && (strncmp(c->series, series, len) != 0 || c->series[len] != '\0'))
+        c = c->next;
+    if (c == NULL) {
+        c = kiln_xcalloc(1, sizeof(*c));
+        c->series = kiln_xstrndup(series, len);
+        c->next = t->buckets[h];
+        t->buckets[h] = c;
+        t->n_counters++;
+    }
+    c->value += v;
+    c->dirty = true;
+    if (ts_ms > c->ts_ms)
+        c->ts_ms = ts_ms;
+}
+
+static bool is_type_label(const char *name)
+{
+    return strcmp(name, KILN_LABEL_PROFILE_TYPE) == 0 || strcmp(name, KILN_LABEL_TYPE) == 0 ||
+           strcmp(name, KILN_LABEL_UNIT) == 0 || strcmp(name, KILN_LABEL_PERIOD_TYPE) == 0 ||
+           strcmp(name, KILN_LABEL_PERIOD_UNIT) == 0;
+}
+
+/* The labels of the part's series of sample type t, as the head stores
+ * them (base plus type labels, sorted), in tmp. */
+static kiln_label_t *series_labels(const kiln_head_part *pt, size_t t, kiln_arena_t *tmp,
+                                   size_t *out_m)
+{
+    const kiln_pprof_t *p = pt->profile;
+    kiln_label_t *l = kiln_arena_alloc(tmp, (pt->n_labels + TYPE_LABELS) * sizeof(*l));
+    size_t m = 0;
+    for (size_t i = 0; i < pt->n_labels; i++) {
+        if (!is_type_label(pt->labels[i].name))
+            l[m++] = pt->labels[i];
+    }
+    kiln_str_t ty = kiln_pprof_str(p, p->sample_types[t].type);
+    kiln_str_t un = kiln_pprof_str(p, p->sample_types[t].unit);
+    kiln_str_t pty = kiln_pprof_str(p, p->period_type.type);
+    kiln_str_t pu = kiln_pprof_str(p, p->period_type.unit);
+    const char *name = kiln_labels_get(pt->labels, pt->n_labels, KILN_LABEL_NAME);
+    l[m++] = (kiln_label_t){KILN_LABEL_TYPE, kiln_arena_strndup(tmp, ty.ptr, ty.len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_UNIT, kiln_arena_strndup(tmp, un.ptr, un.len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_PERIOD_TYPE, kiln_arena_strndup(tmp, pty.ptr, pty.len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_PERIOD_UNIT, kiln_arena_strndup(tmp, pu.ptr, pu.len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_PROFILE_TYPE,
+                            kiln_arena_printf(tmp, "%s:%.*s:%.*s:%.*s:%.*s", name ? name : "",
+                                              (int)ty.len, ty.ptr, (int)un.len, un.ptr,
+                                              (int)pty.len, pty.ptr, (int)pu.len, pu.ptr)};
+    kiln_labels_sort(l, m);
+    *out_m = m;
+    return l;
+}
+
+/* Which locations hold a frame of the function fn (NULL when no function
+ * of p is called fn: nothing of p goes through it), in tmp. */
+static bool *locations_of(const kiln_pprof_t *p, const char *fn, kiln_arena_t *tmp)
+{
+    size_t fn_len = strlen(fn);
+    bool *fmask = kiln_arena_alloc(tmp, p->n_functions + 1), any = false;
+    for (size_t i = 0; i < p->n_functions; i++) {
+        kiln_str_t name = kiln_pprof_str(p, p->functions[i].name);
+        fmask[i] = name.len == fn_len && memcmp(name.ptr, fn, fn_len) == 0;
+        any |= fmask[i];
+    }
+    if (!any)
+        return NULL;
+    bool *lmask = kiln_arena_alloc(tmp, p->n_locations + 1);
+    for (size_t i = 0; i < p->n_locations; i++) {
+        const kiln_pprof_location *loc = &p->locations[i];
+        lmask[i] = false;
+        for (uint32_t j = 0; j < loc->n_lines && !lmask[i]; j++) {
+            uint64_t f = p->lines[loc->line_off + j].function;
+            lmask[i] = f != KILN_PPROF_NONE && fmask[f];
+        }
+    }
+    return lmask;
+}
+
+/* The profile's value of every type (v[n_sample_types]): all samples', or
+ * (fn) the total of the samples whose stack holds fn, each counted once. */
+static void values_of(const kiln_pprof_t *p, const char *fn, double *v, kiln_arena_t *tmp)
+{
+    memset(v, 0, p->n_sample_types * sizeof(*v));
+    const bool *lmask = fn != NULL ? locations_of(p, fn, tmp) : NULL;
+    if (fn != NULL && lmask == NULL)
+        return;
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        bool through = lmask == NULL;
+        for (uint32_t k = 0; !through && k < s->n_locs; k++)
+            through = lmask[p->locs[s->loc_off + k]];
+        for (size_t t = 0; through && t < p->n_sample_types; t++)
+            v[t] += (double)p->values[s->value_off + t];
+    }
+}
+
+/* A part's values per function (NULL = the whole profile), computed once
+ * for all the rules that ask: most rules share few functions. */
+#define FN_CACHE 8
+typedef struct part_values {
+    const kiln_pprof_t *p;
+    const char *fn[FN_CACHE];
+    double *v[FN_CACHE];
+    size_t n;
+    double *scratch;
+} part_values;
+
+static const double *values_for(part_values *pv, const char *fn, kiln_arena_t *tmp)
+{
+    for (size_t i = 0; i < pv->n; i++) {
+        if (pv->fn[i] == fn || (fn != NULL && pv->fn[i] != NULL && strcmp(pv->fn[i], fn) == 0))
+            return pv->v[i];
+    }
+    double *v = pv->n < FN_CACHE ? kiln_arena_alloc(tmp, (pv->p->n_sample_types + 1) * sizeof(*v))
+                                 : pv->scratch;
+    values_of(pv->p, fn, v, tmp);
+    if (pv->n < FN_CACHE) {
+        pv->fn[pv->n] = fn;
+        pv->v[pv->n++] = v;
+    }
+    return v;
+}
+
+static void observe_part(tenant *t, const kiln_head_part *pt, kiln_arena_t *tmp, kiln_buf *key)
+{
+    const kiln_pprof_t *p = pt->profile;
+    int64_t ts_ms = p->time_nanos > 0 ? p->time_nanos / 1000000 : now_ms();
+    part_values pv = {.p = p};
+    pv.scratch = kiln_arena_alloc(tmp, (p->n_sample_types + 1) * sizeof(double));
+    for (size_t ty = 0; ty < p->n_sample_types; ty++) {
+        size_t m;
+        kiln_label_t *l = series_labels(pt, ty, tmp, &m);
+        for (size_t r = 0; r < t->n_rules; r++) {
+            if (!kiln_rule_match(t->rules[r], l, m))
+                continue;
+            const double *v = values_for(&pv, kiln_rule_function(t->rules[r]), tmp);
+            key->len = 0;
+            kiln_rule_series(t->rules[r], l, m, key);
+            add(t, key->ptr, key->len, v[ty], ts_ms);
+        }
+    }
+}
+
+void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant_id,
+                             const kiln_head_part *parts, size_t n)
+{
+    pthread_mutex_lock(&ev->mu);
+    tenant *t = tenant_get(ev, tenant_id, true);
+    if (t->n_rules > 0 && n > 0) {
+        kiln_arena_t *tmp = kiln_arena_create(0);
+        kiln_buf key;
+        kiln_buf_init(&key, 1 << 20);
+        for (size_t i = 0; i < n; i++)
+            observe_part(t, &parts[i], tmp, &key);
+        kiln_buf_free(&key);
+        kiln_arena_destroy(tmp);
+    }
+    pthread_mutex_unlock(&ev->mu);
+}
+
+static int cmp_counter(const void *a, const void *b)
+{
+    return strcmp((*(counter *const *)a)->series, (*(counter *const *)b)->series);
+}
+
+void kiln_rules_eval_metrics(kiln_rules_eval_t *ev, const char *tenant_id, kiln_buf *out)
+{
+    pthread_mutex_lock(&ev->mu);
+    tenant *t = tenant_get(ev, tenant_id, false);
+    counter **v = kiln_xcalloc(t->n_counters + 1, sizeof(*v));
+    size_t k = 0;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (counter *c = t->buckets[i]; c != NULL; c = c->next)
+            v[k++] = c;
+    }
+    qsort(v, k, sizeof(*v), cmp_counter);
+    for (size_t i = 0; i < k; i++)
+        kiln_buf_printf(out, "%s %.17g %lld\n", v[i]->series, v[i]->value, (long long)v[i]->ts_ms);
+    free(v);
+    pthread_mutex_unlock(&ev->mu);
+}
+
+/* ---- remote write ---- */
+
+/* The labels of a series key `name{a="x",...}` (as kiln_rule_series
+ * writes it), __name__ first then sorted, in a. */
+static Prometheus__TimeSeries *series_of(const counter *c, kiln_arena_t *a)
+{
+    Prometheus__TimeSeries *ts = kiln_arena_alloc(a, sizeof(*ts));
+    Prometheus__Sample *smp = kiln_arena_alloc(a, sizeof(*smp));
+    Prometheus__Sample **smps = kiln_arena_alloc(a, sizeof(*smps));
+    size_t cap = 2;
+    for (const char *p = c->series; *p; p++)
+        cap += *p == '=';
+    Prometheus__Label **l = kiln_arena_alloc(a, cap * sizeof(*l));
+    prometheus__time_series__init(ts);
+    prometheus__sample__init(smp);
+    smp->value = c->value;
+    smp->timestamp = c->ts_ms;
+    smps[0] = smp;
+    ts->samples = smps;
+    ts->n_samples = 1;
+    const char *p = c->series;
+    size_t n = 0, nl = strcspn(p, "{");
+    l[n] = kiln_arena_alloc(a, sizeof(**l));
+    prometheus__label__init(l[n]);
+    l[n]->name = "__name__";
+    l[n++]->value = kiln_arena_strndup(a, p, nl);
+    p += nl;
+    while (*p == '{' || *p == ',') {
+        p++;
+        size_t k = strcspn(p, "=");
+        Prometheus__Label *lab = kiln_arena_alloc(a, sizeof(*lab));
+        prometheus__label__init(lab);
+        lab->name = kiln_arena_strndup(a, p, k);
+        p += k + 2; /* =" */
+        char *v = kiln_arena_alloc(a, strlen(p) + 1), *w = v;
+        for (; *p != '\0' && *p != '"'; p++) {
+            if (*p == '\\' && p[1] != '\0') {
+                p++;
+                *w++ = *p == 'n' ? '\n' : *p;
+            } else {
+                *w++ = *p;
+            }
+        }
+        *w = '\0';
+        lab->value = v;
+        l[n++] = lab;
+        if (*p == '"')
+            p++;
+    }
+    ts->labels = l;
+    ts->n_labels = n;
+    return ts;
+}
+
+/* The tenant's changed counters (marked sent) packed as a WriteRequest
+ * into out; their pointers in *sent (a) for a retry. Under ev->mu. */
+static size_t take_changed(tenant *t, kiln_arena_t *a, kiln_buf *out, counter ***sent)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (counter *c = t->buckets[i]; c != NULL; c = c->next)
+            n += c->dirty;
+    }
+    if (n == 0)
+        return 0;
+    Prometheus__TimeSeries **v = kiln_arena_alloc(a, n * sizeof(*v));
+    *sent = kiln_arena_alloc(a, n * sizeof(**sent));
+    size_t k = 0;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (counter *c = t->buckets[i]; c != NULL; c = c->next) {
+            if (!c->dirty)
+                continue;
+            c->dirty = false;
+            (*sent)[k] = c;
+            v[k++] = series_of(c, a);
+        }
+    }
+    Prometheus__WriteRequest req = PROMETHEUS__WRITE_REQUEST__INIT;
+    req.timeseries = v;
+    req.n_timeseries = k;
+    size_t len = prometheus__write_request__get_packed_size(&req);
+    kiln_buf_reserve(out, len);
+    prometheus__write_request__pack(&req, (uint8_t *)out->ptr);
+    out->len = len;
+    return k;
+}
+
+kiln_status kiln_rules_eval_flush(kiln_rules_eval_t *ev, kiln_err *err)
+{
+    kiln_status first = KILN_OK;
+    pthread_mutex_lock(&ev->send_mu);
+    /* Saved before sent: no value leaves that a restart would go below. */
+    if (ev->state_path != NULL && (first = save_state(ev, err)) != KILN_OK) {
+        pthread_mutex_unlock(&ev->send_mu);
+        return first;
+    }
+    if (ev->rw == NULL) {
+        pthread_mutex_unlock(&ev->send_mu);
+        return KILN_OK;
+    }
+    pthread_mutex_lock(&ev->mu);
+    for (tenant *t = ev->tenants; t != NULL; t = t->next) {
+        kiln_arena_t *a = kiln_arena_create(0);
+        kiln_buf body;
+        kiln_buf_init(&body, 0);
+        counter **sent = NULL;
+        size_t n = take_changed(t, a, &body, &sent);
+        char *id = kiln_xstrdup(t->id);
+        pthread_mutex_unlock(&ev->mu); /* pushes go on while we send */
+        kiln_err e = {0};
+        kiln_status st =
+            n > 0 ? kiln_rw_send(ev->rw, id, (const uint8_t *)body.ptr, body.len, 5, &e) : KILN_OK;
+        pthread_mutex_lock(&ev->mu);
+        if (st == KILN_UNAVAILABLE) {
+            for (size_t i = 0; i < n; i++)
+                sent[i]->dirty = true; /* the next round sends the latest values */
+        }
+        if (st != KILN_OK) {
+            KILN_LOG_WARN("rules", "tenant=%s %zu series not sent: %s", id, n, e.msg);
+            if (first == KILN_OK)
+                first = kiln_err_set(err, st, "%s", e.msg);
+        }
+        free(id);
+        kiln_buf_free(&body);
+        kiln_arena_destroy(a);
+    }
+    pthread_mutex_unlock(&ev->mu);
+    pthread_mutex_unlock(&ev->send_mu);
+    return first;
+}
+
+static void *sender_main(void *arg)
+{
+    kiln_rules_eval_t *ev = arg;
+    pthread_mutex_lock(&ev->mu);
+    while (!ev->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + ev->rw_interval_ns;
+        until.tv_sec += ns / 1000000000LL;
+        until.tv_nsec = ns % 1000000000LL;
+        pthread_cond_timedwait(&ev->wake, &ev->mu, &until);
+        if (ev->stop)
+            break;
+        pthread_mutex_unlock(&ev->mu);
+        kiln_err err = {0};
+        (void)kiln_rules_eval_flush(ev, &err); /* logged there */
+        pthread_mutex_lock(&ev->mu);
+    }
+    pthread_mutex_unlock(&ev->mu);
+    return NULL;
+}
+
+void kiln_rules_eval_remote_write(kiln_rules_eval_t *ev, kiln_rw_t *rw, int64_t interval_ns)
+{
+    ev->rw = rw;
+    ev->rw_interval_ns = interval_ns > 0 ? interval_ns : 5 * 1000000000LL;
+    ev->started = pthread_create(&ev->sender, NULL, sender_main, ev) == 0;
+}
+
+/* ---- state file: one line per series, tenant TAB series TAB value TAB
+ * timestamp_ms (series keys hold no tab or newline: values are escaped). */
+
+static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", ev->state_path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", tmp, strerror(errno));
+    pthread_mutex_lock(&ev->mu);
+    for (tenant *t = ev->tenants; t != NULL; t = t->next) {
+        for (size_t i = 0; i < t->n_buckets; i++) {
+            for (counter *c = t->buckets[i]; c != NULL; c = c->next)
+                fprintf(f, "%s\t%s\t%.17g\t%lld\n", t->id, c->series, c->value,
+                        (long long)c->ts_ms);
+        }
+    }
+    pthread_mutex_unlock(&ev->mu);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, ev->state_path) != 0)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", ev->state_path, strerror(errno));
+    return KILN_OK;
+}
+
+static kiln_status load_line(kiln_rules_eval_t *ev, char *line, kiln_err *err)
+{
+    char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+    char *tab3 = tab2 ? strchr(tab2 + 1, '\t') : NULL;
+    if (tab3 == NULL)
+        return kiln_err_set(err, KILN_DATA_LOSS, "%s: bad line %.80s", ev->state_path, line);
+    *tab1 = *tab2 = *tab3 = '\0';
+    tenant *t = tenant_get(ev, line, false);
+    char *end;
+    double v = strtod(tab2 + 1, &end);
+    long long ts = strtoll(tab3 + 1, NULL, 10);
+    add(t, tab1 + 1, strlen(tab1 + 1), v, ts);
+    return KILN_OK;
+}
+
+kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, kiln_err *err)
+{
+    ev->state_path = kiln_xstrdup(path);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return errno == ENOENT
+                   ? KILN_OK
+                   : kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    kiln_status st = KILN_OK;
+    pthread_mutex_lock(&ev->mu);
+    while (st == KILN_OK && (n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] == '\n')
+            line[n - 1] = '\0';
+        st = load_line(ev, line, err);
+    }
+    for (tenant *t = ev->tenants; t != NULL; t = t->next) {
+        for (size_t i = 0; i < t->n_buckets; i++) {
+            for (counter *c = t->buckets[i]; c != NULL; c = c->next)
+                c->dirty = false; /* sent before the restart */
+        }
+    }
+    pthread_mutex_unlock(&ev->mu);
+    free(line);
+    fclose(f);
+    return st;
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * rules_eval: recording rules evaluated at ingest. The distributor calls
+ * observe once per acknowledged push (it sees each push exactly once,
+ * before the ingesters' replication, so nothing is counted RF times);
+ * every rule of the tenant whose matchers the profile's series (its labels
+ * plus the per-type ones, __profile_type__ included) satisfy adds the
+ * profile's value of that type (the whole profile, or only the samples
+ * whose stack holds the rule's function) to its counter series, stamped
+ * with the profile's time. A tenant's rules are re-read from the object
+ * store (<tenant>/settings/recording_rules.pb, written by settings.v1) when
+ * they are older than refresh_ns, so a change reaches every distributor
+ * within that bound. Counters live in memory, saved to a state file when
+ * one is set (kiln_rules_eval_state_file). Thread-safe. */
+#ifndef KILN_RULES_EVAL_H
+#define KILN_RULES_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "head.h"
+#include "objstore.h"
+#include "remote_write.h"
+
+typedef struct kiln_rules_eval kiln_rules_eval_t;
+
+/** Creates an evaluator reading rules from store (borrowed; must outlive
+ * it), re-read per tenant every refresh_ns (0 = 10 s). */
+kiln_rules_eval_t *kiln_rules_eval_create(kiln_objstore_t *store, int64_t refresh_ns);
+/** Frees it; NULL is a no-op. */
+void kiln_rules_eval_destroy(kiln_rules_eval_t *ev);
+
+/** Adds one acknowledged push of tenant (normalised parts, borrowed) to
+ * the counters of every matching rule. Never fails: a rules object that
+ * cannot be read keeps the rules read before (logged). */
+void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant, const kiln_head_part *parts,
+                             size_t n);
+
+/** Appends the tenant's counters in Prometheus' text format, one line per
+ * series, `name{labels} value timestamp_ms`, sorted. */
+void kiln_rules_eval_metrics(kiln_rules_eval_t *ev, const char *tenant, kiln_buf *out);
+
+/** Keeps the counters in path (a file of this process's own, e.g. under
+ * -storage.path): loads what it holds now, and writes it (atomically:
+ * temporary file, fsync, rename) before every remote write round and at
+ * destroy, so a counter never goes back across a restart, even kill -9,
+ * below a value it was exported with. Pushes acknowledged after the last
+ * write and before a kill -9 are not counted (never twice). Once, before
+ * kiln_rules_eval_remote_write and any observe. KILN_DATA_LOSS when the
+ * file exists but does not parse. */
+kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, kiln_err *err);
+
+/** Sends the counters that changed to rw (borrowed; must outlive ev; NULL
+ * = nowhere, only the state file is written) every interval_ns (0 = 5 s)
+ * from a thread of ev's, one WriteRequest per
+ * tenant with each series' latest value at its latest profile time; a send
+ * that fails keeps them changed, so the next round sends the latest values
+ * again. Once, before any observe. */
+void kiln_rules_eval_remote_write(kiln_rules_eval_t *ev, kiln_rw_t *rw, int64_t interval_ns);
+
+/** Sends the changed counters now (tests, and at destroy); the first
+ * failing tenant's status. */
+kiln_status kiln_rules_eval_flush(kiln_rules_eval_t *ev, kiln_err *err);
+
+#endif

@@ -1,0 +1,250 @@
+// Package recording_rules proves recording rules against a real Prometheus
+// (Debian's): rules created through settings.v1 with upstream's Connect
+// client (JSON, as Profiles Drilldown sends), CPU profiles with known totals
+// pushed with upstream's push client, and PromQL over Prometheus' HTTP API
+// returning the totals, whole-profile and for one function, after Kiln
+// remote-wrote them; and after kill -9 and a restart the counters go on
+// from there, counting the next profile once.
+package recording_rules
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/pprof/profile"
+
+	capabilitiesv1 "github.com/grafana/pyroscope/api/gen/proto/go/capabilities/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/capabilities/v1/capabilitiesv1connect"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	settingsv1 "github.com/grafana/pyroscope/api/gen/proto/go/settings/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/settings/v1/settingsv1connect"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"kiln.dev/tests/lib/kilntest"
+)
+
+const cpuType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+
+// startPrometheus runs Debian's prometheus on a loopback port with the
+// remote write receiver and a temporary TSDB; its base URL.
+func startPrometheus(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Skip("prometheus not installed (.ci/install-deps installs Debian's)")
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte("global: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(kilntest.FreePort(t))
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+		"--web.listen-address="+addr, "--web.enable-remote-write-receiver")
+	p, err := kilntest.StartProc(t, "prometheus", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Cmd.Process.Kill(); <-p.Done() })
+	base := "http://" + addr
+	for i := 0; i < 200; i++ {
+		res, err := http.Get(base + "/-/ready")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return base
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("prometheus not ready: %s", p.Log.Tail(20))
+	return ""
+}
+
+// cpuProfile is one CPU profile at t: main;work 10 ms, main;idle 5 ms and
+// main;work;helper 7 ms: 22 ms in all, 17 ms through work.
+func cpuProfile(t *testing.T, at time.Time) []byte {
+	t.Helper()
+	fn := map[string]*profile.Function{}
+	loc := map[string]*profile.Location{}
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "cpu", Unit: "nanoseconds"}},
+		PeriodType: &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		Period:     10000000, TimeNanos: at.UnixNano(), DurationNanos: int64(10 * time.Second),
+	}
+	frame := func(name string) *profile.Location {
+		if l, ok := loc[name]; ok {
+			return l
+		}
+		f := &profile.Function{ID: uint64(len(fn) + 1), Name: name}
+		fn[name] = f
+		p.Function = append(p.Function, f)
+		l := &profile.Location{ID: uint64(len(loc) + 1), Line: []profile.Line{{Function: f}}}
+		loc[name] = l
+		p.Location = append(p.Location, l)
+		return l
+	}
+	add := func(v int64, leafFirst ...string) {
+		s := &profile.Sample{Value: []int64{v}}
+		for _, n := range leafFirst {
+			s.Location = append(s.Location, frame(n))
+		}
+		p.Sample = append(p.Sample, s)
+	}
+	add(10000000, "work", "main")
+	add(5000000, "idle", "main")
+	add(7000000, "helper", "work", "main")
+	var b bytes.Buffer
+	if err := p.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// promValue is the value of PromQL q's single sample, or "" when none.
+func promValue(t *testing.T, base, q string) string {
+	t.Helper()
+	res, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if len(body.Data.Result) != 1 {
+		return ""
+	}
+	return fmt.Sprint(body.Data.Result[0].Value[1])
+}
+
+// waitValue polls Prometheus until q answers want (20 s at most).
+func waitValue(t *testing.T, base, q, want string) {
+	t.Helper()
+	got := ""
+	for i := 0; i < 200; i++ {
+		if got = promValue(t, base, q); got == want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("PromQL %s = %q, want %q", q, got, want)
+}
+
+func TestRecordingRulesInPrometheus(t *testing.T) {
+	kilntest.RequireEnv(t)
+	prom := startPrometheus(t)
+	k := kilntest.Start(t, kilntest.KillAtCleanup(), kilntest.Args(
+		"-recording-rules.remote-write-url="+prom+"/api/v1/write",
+		"-recording-rules.remote-write-interval=200ms",
+		"-recording-rules.refresh-period=100ms"))
+	tenant := kilntest.NewTenant("rules")
+	c := k.Clients(t, tenant)
+	rules := settingsv1connect.NewRecordingRulesServiceClient(c.HTTP, k.HTTPURL(), connect.WithProtoJSON())
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	// Drilldown offers "Create metric" only when the ruler flags are on.
+	ff, err := capabilitiesv1connect.NewFeatureFlagsServiceClient(c.HTTP, k.HTTPURL()).
+		GetFeatureFlags(ctx, connect.NewRequest(&capabilitiesv1.GetFeatureFlagsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := 0
+	for _, f := range ff.Msg.FeatureFlags {
+		if (f.Name == "pyroscopeRuler" || f.Name == "pyroscopeRulerFunctions") && f.Enabled {
+			on++
+		}
+	}
+	if on != 2 {
+		t.Errorf("feature flags %v: want pyroscopeRuler and pyroscopeRulerFunctions on", ff.Msg.FeatureFlags)
+	}
+	matchers := []string{`{__profile_type__="` + cpuType + `", service_name="rr-app"}`}
+	for _, r := range []*settingsv1.UpsertRecordingRuleRequest{
+		{MetricName: "rr_cpu_nanoseconds", Matchers: matchers, GroupBy: []string{"service_name"},
+			ExternalLabels: []*typesv1.LabelPair{{Name: "source", Value: "kiln"}}},
+		{MetricName: "rr_work_cpu_nanoseconds", Matchers: matchers, GroupBy: []string{"service_name"},
+			StacktraceFilter: &settingsv1.StacktraceFilter{
+				FunctionName: &settingsv1.StacktraceFilterFunctionName{FunctionName: "work"}}},
+	} {
+		res, err := rules.UpsertRecordingRule(ctx, connect.NewRequest(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Msg.Rule.ProfileType != cpuType || res.Msg.Rule.Id == "" {
+			t.Fatalf("upsert answered %v", res.Msg.Rule)
+		}
+	}
+	list, err := rules.ListRecordingRules(ctx, connect.NewRequest(&settingsv1.ListRecordingRulesRequest{}))
+	if err != nil || len(list.Msg.Rules) != 2 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	time.Sleep(300 * time.Millisecond) // past the refresh period: the distributor has the rules
+	now := time.Now()
+	for i := 0; i < 3; i++ {
+		prof := cpuProfile(t, now.Add(time.Duration(i-3)*10*time.Second))
+		for _, svc := range []string{"rr-app", "rr-other"} {
+			_, err := c.Push.Push(ctx, connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+				Labels: []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"},
+					{Name: "service_name", Value: svc}},
+				Samples: []*pushv1.RawSample{{RawProfile: prof, ID: kilntest.NewUUID()}},
+			}}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitValue(t, prom, `rr_cpu_nanoseconds{service_name="rr-app",source="kiln"}`, "66000000")
+	waitValue(t, prom, `rr_work_cpu_nanoseconds{service_name="rr-app"}`, "51000000")
+	if got := promValue(t, prom, `rr_cpu_nanoseconds{service_name="rr-other"}`); got != "" {
+		t.Errorf("a profile the matchers exclude was counted: %s", got)
+	}
+	// kill -9, then a restart on the same storage: the counters continue
+	// from what was exported (saved before it was sent), one more profile
+	// adds once: no reset, nothing counted twice.
+	k.Kill(t)
+	k = k.Restart(t)
+	c = k.Clients(t, tenant)
+	time.Sleep(300 * time.Millisecond)
+	_, err = c.Push.Push(ctx, connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+		Labels: []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"},
+			{Name: "service_name", Value: "rr-app"}},
+		Samples: []*pushv1.RawSample{{RawProfile: cpuProfile(t, time.Now()), ID: kilntest.NewUUID()}},
+	}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitValue(t, prom, `rr_cpu_nanoseconds{service_name="rr-app",source="kiln"}`, "88000000")
+	waitValue(t, prom, `rr_work_cpu_nanoseconds{service_name="rr-app"}`, "68000000")
+	if got := promValue(t, prom, `resets(rr_cpu_nanoseconds[10m])`); got != "0" {
+		t.Errorf("the counter went back across the restart: resets = %s", got)
+	}
+	// The scrape endpoint has the same counters.
+	res, err := c.HTTP.Get(k.HTTPURL() + "/metrics/tenant/" + tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(res.Body)
+	res.Body.Close()
+	if !bytes.Contains(body.Bytes(), []byte(`rr_work_cpu_nanoseconds{service_name="rr-app"} 68000000 `)) {
+		t.Errorf("/metrics/tenant/%s:\n%s", tenant, body.String())
+	}
+}
