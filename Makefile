@@ -66,7 +66,12 @@ fuzz: deps
 # STORAGE_ARGS), then pushes through the real HTTP and gRPC servers of
 # $(BUILD)/kiln; the ring's balance and lookup cost, and a cluster (nats-server,
 # a distributor, a querier, 1 or 3 ingesters as processes) at RF=1 and RF=3.
+# Each bench also appends `SUMMARY name value unit` lines to
+# $(BUILD)/bench-summary.txt; tests/bench/summary.sh ends with one table of
+# issue 15's figures, their targets and their ratios to Pyroscope's.
+bench: export KILN_BENCH_SUMMARY = $(abspath $(BUILD))/bench-summary.txt
 bench: deps build
+	rm -f $(BUILD)/bench-summary.txt
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_push $(BENCH_ARGS)
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_query
 	$(BUILD)/tests/bench/bench_cardinality
@@ -76,6 +81,7 @@ bench: deps build
 	$(BUILD)/tests/bench/bench_ring
 	cd tests/bench/cluster && go run . -kiln $(abspath $(BUILD))/kiln \
 		-testdata $(KILN_TESTDATA) $(CLUSTER_BENCH_ARGS)
+	tests/bench/summary.sh $(BUILD)/bench-summary.txt
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

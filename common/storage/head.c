@@ -570,17 +570,19 @@ static void want_spans(kiln_head_t *h, const uint64_t *span, size_t n)
 
 void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, uint64_t id,
                             const uint32_t *node, const int64_t *value, const uint64_t *span,
-                            size_t n)
+                            size_t n, int64_t unstored)
 {
     size_t off = h->n_samples;
-    int64_t total = 0;
+    int64_t total = unstored;
     KILN_GROW(h->s_node, h->cap_s_node, h->n_samples + n);
     KILN_GROW(h->s_value, h->cap_s_value, h->n_samples + n);
     want_spans(h, span, n);
     if (h->s_span != NULL)
         KILN_GROW(h->s_span, h->cap_s_span, h->n_samples + n);
     for (size_t i = 0; i < n; i++) {
-        if (value[i] == 0 || node[i] == 0) /* node 0: an empty stack, nothing to draw */
+        if (node[i] == 0) /* an empty stack: nothing to draw, but in the series total */
+            total = kiln_add_wrap(total, value[i]);
+        if (value[i] == 0 || node[i] == 0)
             continue;
         if (h->s_span != NULL)
             h->s_span[h->n_samples] = span != NULL ? span[i] : 0;
@@ -702,7 +704,7 @@ static void append_part(kiln_head_t *h, batch *b, const kiln_label_t *labels, si
         for (size_t i = 0; i < p->n_samples; i++)
             values[i] = p->values[p->samples[i].value_off + t];
         kiln_head__add_profile(h, type_series(h, labels, n, p, t, b->tmp), time_ms, id, nodes,
-                               values, spans, p->n_samples);
+                               values, spans, p->n_samples, 0);
     }
 }
 
@@ -1244,8 +1246,12 @@ static kiln_status merge_series(kiln_head_t *dst, const kiln_head_t *src, const 
         if (!dedup_add(seen, replica_key(&dst->series[sid], p->time_ms, p->id, mapped,
                                          value + p->off, p->n)))
             continue;
+        int64_t stored = 0; /* the rest of p's total: its frameless samples */
+        for (uint32_t k = 0; k < p->n; k++)
+            stored = kiln_add_wrap(stored, value[p->off + k]);
         kiln_head__add_profile(dst, sid, p->time_ms, p->id, mapped, value + p->off,
-                               span != NULL ? span + p->off : NULL, p->n);
+                               span != NULL ? span + p->off : NULL, p->n,
+                               (int64_t)((uint64_t)p->total - (uint64_t)stored));
         (*copied)++;
     }
     free(mapped);

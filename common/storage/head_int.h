@@ -167,9 +167,11 @@ uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t 
 void kiln_head__post_series(kiln_head_t *h, uint32_t sid);
 
 /** Adds a profile of series sid with samples (node ids of h, values, and
- * span ids or NULL). */
+ * span ids or NULL). Samples with an empty stack (node 0) are not stored
+ * but count in the profile's total, as in Pyroscope's series; so does
+ * unstored, the part of a copied profile's total no stored sample holds. */
 void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, uint64_t id,
                             const uint32_t *node, const int64_t *value, const uint64_t *span,
-                            size_t n);
+                            size_t n, int64_t unstored);
 
 #endif

@@ -77,6 +77,9 @@ uint64_t kiln_querier__step_of(int64_t start, int64_t t, int64_t step_ms);
 int64_t kiln_querier__step_ms(double step);
 /** Steps of step_ms (>= 1) in [start, end] (start <= end). */
 uint64_t kiln_querier__n_steps(int64_t start, int64_t end, int64_t step_ms);
+/** Where SelectSeries reads from: one step before start (saturating), so
+ * the first point covers the step before start as Pyroscope's does. */
+int64_t kiln_querier__series_from(int64_t start, int64_t step_ms);
 /** The time of step i (< kiln_querier__n_steps) of steps from start. */
 int64_t kiln_querier__step_time(int64_t start, uint64_t i, int64_t step_ms);
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0
  * timeseries: SelectSeries. Profiles are bucketed by time: steps run from
  * start to end inclusive, and a profile at t counts at the first step
- * boundary >= t (Pyroscope's rule); empty steps are omitted. Series are
+ * boundary >= t (Pyroscope's rule); empty steps are omitted. Profiles are
+ * read from one step before start, so the point at start covers the step
+ * before it as Pyroscope's (its querier reads from start - step). Series are
  * keyed by the group_by labels only, summed or averaged, sorted, and cut
  * to the `limit` largest by total. Built from per-profile totals: samples
  * are never read. */
@@ -98,6 +100,11 @@ int64_t kiln_querier__step_time(int64_t start, uint64_t i, int64_t step_ms)
     return (int64_t)((uint64_t)start + i * (uint64_t)step_ms);
 }
 
+int64_t kiln_querier__series_from(int64_t start, int64_t step_ms)
+{
+    return start < INT64_MIN + step_ms ? INT64_MIN : start - step_ms;
+}
+
 static void on_profile(void *ctx, const kiln_read_profile *p)
 {
     acc *a = ctx;
@@ -170,7 +177,8 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
         return st;
     acc a = {req, kiln_querier__step_ms(req->step), 0, NULL, 0, 0, {0}};
     a.n_steps = (size_t)kiln_querier__n_steps(req->start, req->end, a.step_ms);
-    st = kiln_querier__profiles(q, ctx, sel, start, req->end, on_profile, &a);
+    st = kiln_querier__profiles(q, ctx, sel, kiln_querier__series_from(start, a.step_ms), req->end,
+                                on_profile, &a);
     kiln_hash_index_fini(&a.idx);
     if (st != KILN_OK) {
         for (size_t i = 0; i < a.n; i++)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_summary.h"
 #include "db.h"
 #include "ingester.h"
 #include "querier.h"
@@ -190,7 +191,7 @@ int main(int argc, char **argv)
     kiln_pprof_t base;
     if (!synth_profile(pa, 1, T0_MS * 1000000, &base))
         return 1;
-    static const size_t steps[] = {10000, 50000, 100000, 1000000};
+    static const size_t steps[] = {10000, 20000, 50000, 100000, 1000000}; /* 20k, 100k: issue 15 */
     double prev_t[N_CALLS] = {0};
     size_t prev_n[N_CALLS] = {0}, have = 0;
     printf("%-26s %8s %9s %9s %7s %9s %9s %8s\n", "query", "series", "p50 ms", "cpu ms", "x 1 s",
@@ -215,6 +216,9 @@ int main(int argc, char **argv)
                    cpu * 1e3, t / 1.0, growth, (double)bytes / 1024, peak_rss_mb(),
                    reset ? "" : "*");
             prev_t[c] = cpu, prev_n[c] = have;
+            if (c == C_SELECT_SERIES && (have == 20000 || have == 100000))
+                bench_summary(have == 20000 ? "group_by_20k_ms" : "group_by_100k_ms", t * 1e3,
+                              "ms");
         }
     }
     printf("growth = CPU time ratio / series ratio against the previous step (linear: equal);\n"

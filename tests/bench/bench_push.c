@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_summary.h"
 #include "db.h"
 #include "arena.h"
 #include "clock.h"
@@ -702,6 +703,23 @@ static void print_ratio_row(const bench_file *f, const file_figures *ff)
            inflate > 0 ? push / inflate : 0, walk > 0 ? push / walk : 0, walk > 0 ? dec / walk : 0);
 }
 
+/* The issue 15 figures for `make bench`'s table: the mix, its slowest file
+ * and Go's default.pgo, in process, per core. */
+static void summary_push(const bench_file *f, const file_figures *ff, size_t n, double all)
+{
+    double slowest = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v = mb_per_cpu_s(&ff[i].push, f[i].raw_len);
+        if (i == 0 || v < slowest)
+            slowest = v;
+        if (strcmp(f[i].rel, "gdu/default.pgo") == 0)
+            bench_summary("inproc_push_default_pgo", v, "MB/s/core");
+    }
+    bench_summary("inproc_push_mix", all, "MB/s/core");
+    if (n > 0)
+        bench_summary("inproc_push_slowest_file", slowest, "MB/s/core");
+}
+
 /* Totals over all files, each weighted by its bytes: total MB / total CPU s. */
 static void print_totals(const bench_file *f, const file_figures *ff, size_t n)
 {
@@ -729,6 +747,7 @@ static void print_totals(const bench_file *f, const file_figures *ff, size_t n)
         }
     }
     printf("\n");
+    summary_push(f, ff, n, cpu > 0 ? mb / cpu : 0);
 }
 
 static int bench_single(const bench_file *f, size_t n, const bench_opts *o)

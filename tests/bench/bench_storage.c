@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "bench_summary.h"
 #include "db.h"
 #include "arena.h"
 #include "clock.h"
@@ -681,6 +682,10 @@ static void print_disk_1h(const sfile *f, const disk_fig *d, size_t n)
                (unsigned long long)x->raw1.zstd, (unsigned long long)x->raw1.gzip,
                ratio(blk, (double)x->raw1.zstd));
     }
+    double blk = 0, smp = 0; /* issue 15's figure: the mix's bytes per pprof sample */
+    for (size_t i = 0; i < n; i++)
+        blk += (double)block_total(&d[i].b1), smp += (double)d[i].raw1.pprof_samples;
+    bench_summary("disk_bytes_per_sample_flush", ratio(blk, smp), "B");
 }
 
 static void print_breakdown_row(const char *label, const char *what, const block_sizes *b,
@@ -730,6 +735,10 @@ static void print_disk_4h(const sfile *f, const disk_fig *d, size_t n)
                ratio(blk, (double)x->raw4.pushes), (unsigned long long)x->raw4.zstd,
                ratio(blk, (double)x->raw4.zstd), x->merge_s, x->write4_s);
     }
+    double blk = 0, smp = 0;
+    for (size_t i = 0; i < n; i++)
+        blk += (double)block_total(&d[i].b4), smp += (double)d[i].raw4.pprof_samples;
+    bench_summary("disk_bytes_per_sample_compact", ratio(blk, smp), "B");
 }
 
 static void print_ablation(const sfile *f, const disk_fig *d, size_t n)
@@ -1345,6 +1354,9 @@ static int bench_series(void)
         printf("%10zu %10.1f %12.0f %16.2f %14.2f\n", m.series, grow / 1e6,
                ratio(grow, (double)m.series), ratio(m.fill_s * 1e6, (double)m.series),
                ratio(m.check_s * 1e6, (double)m.series));
+        if (i + 1 == sizeof(targets) / sizeof(targets[0]))
+            bench_summary("rss_mib_per_1k_series", ratio(grow, (double)m.series) * 1000 / 1048576,
+                          "MiB");
     }
     printf("(at the default max_global_series_per_tenant of 5000 a tenant's series cost "
            "about 5000 times B/series per ingester, beyond their samples; check: the series "

@@ -331,6 +331,62 @@ TEST(span_ids_survive_a_block)
     kiln_arena_destroy(a);
 }
 
+static void add_total(void *ctx, const kiln_read_profile *p)
+{
+    *(int64_t *)ctx += p->total;
+}
+
+/* Series total minus flame graph total of Q: the frameless samples' value. */
+static int64_t series_minus_flame(kiln_head_t *h)
+{
+    kiln_selector_t *sel;
+    if (kiln_selector_parse(Q, strlen(Q), &sel, NULL) != KILN_OK)
+        return -1;
+    int64_t series = 0;
+    check_head_profiles(h, sel, 0, 0, add_total, &series);
+    kiln_selector_destroy(sel);
+    return series - check_head_total(h, Q);
+}
+
+/* gdu/default.pgo has a sample without frames (80,000,000 ns of cpu):
+ * Pyroscope counts it in series totals, not in the flame graph. So does
+ * Kiln, in the head, in a block and after compaction (merge_from). */
+TEST(frameless_samples_count_in_series_totals)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t cpu;
+    CHECK(check_load_profile(a, "gdu/default.pgo", &cpu));
+    int64_t frameless = 0;
+    size_t t = cpu.n_sample_types - 1; /* [samples/count, cpu/nanoseconds]: Q's cpu */
+    for (size_t i = 0; i < cpu.n_samples; i++)
+        if (cpu.samples[i].n_locs == 0)
+            frameless += cpu.values[cpu.samples[i].value_off + t];
+    CHECK_EQ(frameless, 80000000);
+    kiln_head_t *h = kiln_head_create();
+    kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
+    for (int i = 0; i < 3; i++)
+        check_head_append(h, l, 2, &cpu, 1700000000000000000LL + i * 15000000000LL, 0);
+    CHECK_EQ(series_minus_flame(h), 3 * frameless);
+    kiln_objstore_t *s;
+    CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));
+    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+    char ulid[KILN_ULID_LEN + 1];
+    CHECK_OK(kiln_block_write(s, "frameless", h, &meta, ulid, NULL));
+    kiln_block_t *b;
+    CHECK_OK(kiln_block_open(s, "frameless", ulid, &b, NULL));
+    CHECK_EQ(series_minus_flame(kiln_block_head(b)), 3 * frameless);
+    kiln_head_t *c = kiln_head_create();
+    size_t copied;
+    CHECK_OK(kiln_head_merge_from(c, kiln_block_head(b), &copied, NULL));
+    CHECK_EQ(copied, 6); /* 3 profiles x 2 sample types */
+    CHECK_EQ(series_minus_flame(c), 3 * frameless);
+    kiln_head_destroy(c);
+    kiln_block_close(b);
+    kiln_objstore_close(s);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
 /* A block of sample_head whose samples object shrinks after it was opened
  * (as an object store can change under a reader): its chunks no longer
  * load. Owns everything it creates; torn_close frees it. */
@@ -427,6 +483,7 @@ int main(void)
     RUN(series_sums_match_the_samples);
     RUN(profile_ids_select_profiles);
     RUN(span_ids_survive_a_block);
+    RUN(frameless_samples_count_in_series_totals);
     RUN(merge_reports_a_failing_chunk);
     RUN(query_reports_a_failing_chunk);
     char cmd[128];

@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -61,7 +62,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.pushes, "n", 2000, "timed pushes per run (a run also stops at -duration)")
 	flag.DurationVar(&c.duration, "duration", 20*time.Second, "longest timed part of a run")
 	flag.IntVar(&c.warmup, "warmup", 20, "untimed pushes before each run")
-	flag.StringVar(&conc, "c", "1,8", "comma-separated concurrent client counts")
+	flag.StringVar(&conc, "c", "1,4,16", "comma-separated concurrent client counts (issue 15 measures 1, 4, 16)")
 	flag.StringVar(&transports, "transports", "connect,grpc", "connect (HTTP/1.1) and/or grpc (h2c)")
 	flag.Parse()
 	c.profiles = strings.Split(profiles, ",")
@@ -218,6 +219,7 @@ func main() {
 	printPreamble(cfg)
 	printHeader()
 	failed := false
+	sum := newTotals()
 	for _, rel := range cfg.profiles {
 		p, err := bk.LoadProfile(cfg.root, rel, "pushload-", rounds, t0, int64(bk.PushInterval))
 		if err != nil {
@@ -229,6 +231,7 @@ func main() {
 				r, err := runOne(cfg, p, transport, conc)
 				if r != nil {
 					printRow(p, transport, conc, r)
+					sum.add(p, transport, conc, r)
 				}
 				if err == nil && r.Failed > 0 {
 					err = fmt.Errorf("%d pushes failed, first: %w", r.Failed, r.FirstErr)
@@ -240,7 +243,48 @@ func main() {
 			}
 		}
 	}
+	sum.print()
 	if failed {
 		os.Exit(1)
+	}
+}
+
+// totals gathers the rows into issue 15's figures over the whole mix:
+// server CPU per MB by transport, pushes/s by concurrency, p50 at 1 client.
+type totals struct {
+	cpu, mb      map[string]float64 // by transport
+	pushes, wall map[int]float64    // by concurrency
+	p50One       []float64          // each row's p50 at C=1, ms
+}
+
+func newTotals() *totals {
+	return &totals{cpu: map[string]float64{}, mb: map[string]float64{},
+		pushes: map[int]float64{}, wall: map[int]float64{}}
+}
+
+func (t *totals) add(p *bk.Profile, transport string, conc int, r *result) {
+	t.cpu[transport] += r.serverCPU.Seconds()
+	t.mb[transport] += float64(r.OK) * float64(p.RawLen) / bk.MB
+	t.pushes[conc] += float64(r.OK)
+	t.wall[conc] += r.Wall.Seconds()
+	if conc == 1 {
+		t.p50One = append(t.p50One, bk.Percentile(r.Lat, 0.50))
+	}
+}
+
+func (t *totals) print() {
+	for tr, mb := range t.mb {
+		if mb > 0 {
+			bk.Summary("server_cpu_s_per_mb_"+tr, t.cpu[tr]/mb, "s/MB")
+		}
+	}
+	for conc, w := range t.wall {
+		if w > 0 {
+			bk.Summary("pushes_per_s_c"+strconv.Itoa(conc), t.pushes[conc]/w, "pushes/s")
+		}
+	}
+	if n := len(t.p50One); n > 0 {
+		sort.Float64s(t.p50One)
+		bk.Summary("push_p50_c1", t.p50One[n/2], "ms")
 	}
 }

@@ -78,7 +78,10 @@ type profileCase struct {
 	// have at least one location (a stackless sample cannot be a flame graph
 	// node).
 	expected []int64
-	rawSum   []int64 // plain sum over all samples, for the log
+	// frameless[i]: value[i] over the kept samples without a location:
+	// not in the flame graph, but in SelectSeries' totals as in Pyroscope.
+	frameless []int64
+	rawSum    []int64 // plain sum over all samples, for the log
 	// symbolized[i]: like expected, but only samples with at least one
 	// location that has a line (function); differs for unsymbolized stacks.
 	symbolized []int64
@@ -104,6 +107,14 @@ func loadProfileCase(t *testing.T, root, rel string) (*profileCase, error) {
 		c.typeIDs = append(c.typeIDs, kilntest.ProfileTypeID(c.name, st, p.PeriodType))
 	}
 	c.expected, c.rawSum, c.symbolized, c.negative = expectedTotals(p)
+	c.frameless = make([]int64, len(p.SampleType))
+	for _, g := range keptGroups(p) {
+		for i := range g.v {
+			if !g.stack && i < len(c.frameless) {
+				c.frameless[i] += g.v[i]
+			}
+		}
+	}
 	return c, nil
 }
 
