@@ -16,6 +16,7 @@
 #include "seen_keys.h"
 #include "selector.h"
 #include "flamegraph.h"
+#include "functions.h"
 #include "tree.h"
 #include "types/v1/types.pb-c.h"
 #include "xmalloc.h"
@@ -566,6 +567,12 @@ static bool stacktraces_format(Querier__V1__SelectMergeStacktracesResponse *r,
         kiln_buf_free(&b);
         return r->dot != NULL;
     }
+    if (req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FUNCTIONS) {
+        /* Drilldown's function table sends its row limit as max_nodes. */
+        int64_t limit = req->max_functions != 0 ? req->max_functions : req->max_nodes;
+        r->functions = kiln_tree_functions(t, limit, a);
+        return r->functions != NULL;
+    }
     r->flamegraph = kiln_tree_flamegraph(t, req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT, a);
     return r->flamegraph != NULL;
 }
@@ -625,10 +632,15 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
                             MAX_NODES_LIMIT);
     bool pprof = req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF;
     if ((int)req->format < 0 ||
-        (int)req->format > QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF)
+        (int)req->format > QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FUNCTIONS)
+        return kiln_err_set(
+            ctx->err, KILN_INVALID_ARGUMENT,
+            "unknown profile format %d: use FLAMEGRAPH, TREE, DOT, PPROF or FUNCTIONS",
+            (int)req->format);
+    if (req->max_functions < -1)
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
-                            "unknown profile format %d: use FLAMEGRAPH, TREE, DOT or PPROF",
-                            (int)req->format);
+                            "max_functions %lld out of range: must be -1 (all), 0 or more",
+                            (long long)req->max_functions);
     kiln_tree_t *t;
     kiln_status st = kiln_querier__merge(svc, ctx, req, &t);
     if (st != KILN_OK)
