@@ -517,11 +517,20 @@ static kiln_status parse_spans(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t
     return KILN_OK;
 }
 
+/* The stored profile id written as exactly 16 hex digits (as exemplars
+ * write it), else 0. */
+static uint64_t stored_id(const char *s)
+{
+    if (strlen(s) != 16 || strspn(s, "0123456789abcdef") != 16)
+        return 0;
+    return strtoull(s, NULL, 16);
+}
+
 kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t **out,
                                       size_t *n_out)
 {
     size_t n_tenants = kiln_tenants_count(ctx->tenant);
-    uint64_t *ids = kiln_arena_alloc(ctx->arena, (n * n_tenants + 1) * sizeof(*ids));
+    uint64_t *ids = kiln_arena_alloc(ctx->arena, (n * n_tenants + n + 1) * sizeof(*ids));
     if (ids == NULL)
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "profile_id_selector too large");
     size_t k = 0;
@@ -533,6 +542,14 @@ kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, u
                                     "profile_id_selector: an empty profile id");
             ids[k++] = kiln_profile_id_key(tenant, sel[i]);
         }
+    }
+    /* An exemplar names a profile by its stored id (16 hex digits): take
+     * that form as the id itself too; a client id that hashes to another
+     * profile's stored id by chance is a 2^-64 event. */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id = stored_id(sel[i]);
+        if (id != 0)
+            ids[k++] = id;
     }
     qsort(ids, k, sizeof(*ids), cmp_u64);
     *out = ids;
