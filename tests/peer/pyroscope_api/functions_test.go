@@ -142,8 +142,8 @@ func TestFunctionTable(t *testing.T) {
 	}
 }
 
-// TestHeatmapExemplars reads SelectHeatmap's individual exemplars with the
-// Connect client and feeds the exemplar's profile id back to
+// TestHeatmapExemplars reads SelectHeatmap's and SelectSeries' individual
+// exemplars with the Connect client and feeds the exemplar's profile id back to
 // profile_id_selector, as Grafana does when a heatmap cell is clicked.
 func TestHeatmapExemplars(t *testing.T) {
 	_, root := kilntest.RequireEnv(t)
@@ -187,6 +187,29 @@ func TestHeatmapExemplars(t *testing.T) {
 		t.Fatalf("want one exemplar of value %d, got %v", pc.expected[i], ex)
 	}
 	t.Logf("exemplar %v", ex[0])
+	series := func(et typesv1.ExemplarType) []*typesv1.Exemplar {
+		r, err := c.Query.SelectSeries(ctx, connect.NewRequest(&querierv1.SelectSeriesRequest{
+			ProfileTypeID: pc.typeIDs[i], LabelSelector: `{service_name="` + service + `"}`,
+			Start: start, End: end, Step: float64(end-start) / 1000 / 4, ExemplarType: et,
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ex []*typesv1.Exemplar
+		for _, sr := range r.Msg.Series {
+			for _, pt := range sr.Points {
+				ex = append(ex, pt.Exemplars...)
+			}
+		}
+		return ex
+	}
+	if sx := series(typesv1.ExemplarType_EXEMPLAR_TYPE_NONE); len(sx) != 0 {
+		t.Errorf("SelectSeries EXEMPLAR_TYPE_NONE: %d exemplars", len(sx))
+	}
+	if sx := series(typesv1.ExemplarType_EXEMPLAR_TYPE_INDIVIDUAL); len(sx) != 1 ||
+		sx[0].ProfileId != ex[0].ProfileId || sx[0].Value != ex[0].Value || sx[0].Timestamp != ex[0].Timestamp {
+		t.Errorf("SelectSeries exemplars %v, want the heatmap's %v", sx, ex[0])
+	}
 	for _, id := range []string{ex[0].ProfileId, uuid, "0123456789abcdef"} {
 		r, err := c.Query.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
 			ProfileTypeID: pc.typeIDs[i], LabelSelector: `{service_name="` + service + `"}`,
