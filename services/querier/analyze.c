@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0
  * analyze: AnalyzeQuery (what a query will read, for the Drilldown app's
  * query-cost hints) and SelectHeatmap (per step, a histogram of the
- * matching profiles' totals). Both are built from per-profile totals, so
- * they never read samples. */
+ * matching profiles' totals, with EXEMPLAR_TYPE_INDIVIDUAL the largest
+ * profile of each non-empty cell as an exemplar). Both are built from
+ * per-profile totals, so they never read samples. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +67,7 @@ kiln_status kiln_querier__analyze_query(void *svc, kiln_rpc_ctx *ctx, const Prot
 typedef struct heat_point {
     int64_t t;
     double v;
+    uint64_t id; /* the stored profile id, the exemplar's profile_id */
 } heat_point;
 
 typedef struct heat_acc {
@@ -78,11 +81,34 @@ static void heat_profile(void *ctx, const kiln_read_profile *p)
     int64_t t = p->time_ms, total = p->total;
     heat_acc *a = ctx;
     KILN_GROW(a->p, a->cap, a->n + 1);
-    a->p[a->n++] = (heat_point){t, (double)total};
+    a->p[a->n++] = (heat_point){t, (double)total, p->id};
     if (a->n == 1 || (double)total < a->min)
         a->min = (double)total;
     if (a->n == 1 || (double)total > a->max)
         a->max = (double)total;
+}
+
+/* The exemplar of profile p: its time, value and id in the form
+ * profile_id_selector accepts back (kiln_querier__profile_ids). */
+static Types__V1__Exemplar *exemplar(const heat_point *p, kiln_arena_t *ar)
+{
+    Types__V1__Exemplar *e = kiln_arena_alloc(ar, sizeof(*e));
+    types__v1__exemplar__init(e);
+    e->timestamp = p->t;
+    e->value = (int64_t)p->v;
+    e->profile_id = kiln_arena_printf(ar, "%016llx", (unsigned long long)p->id);
+    return e;
+}
+
+/* One exemplar per non-empty bucket of a slot: its largest profile
+ * (best[b] = index + 1 into pts, 0 = none). */
+static void slot_exemplars(Types__V1__HeatmapSlot *s, const heat_point *pts, const size_t *best,
+                           kiln_arena_t *ar)
+{
+    s->exemplars = kiln_arena_alloc(ar, HEATMAP_BUCKETS * sizeof(*s->exemplars));
+    for (int b = 0; b < HEATMAP_BUCKETS; b++)
+        if (best[b] != 0 && pts[best[b] - 1].id != 0)
+            s->exemplars[s->n_exemplars++] = exemplar(&pts[best[b] - 1], ar);
 }
 
 /* One slot per step that has profiles: counts per value bucket. */
@@ -101,7 +127,7 @@ static Types__V1__HeatmapSlot *slot(kiln_arena_t *ar, int64_t ts, const double *
 }
 
 static Types__V1__HeatmapSeries *heatmap(const heat_acc *a, int64_t start, int64_t step_ms,
-                                         size_t n_steps, kiln_arena_t *ar)
+                                         size_t n_steps, bool exemplars, kiln_arena_t *ar)
 {
     Types__V1__HeatmapSeries *hs = kiln_arena_alloc(ar, sizeof(*hs));
     types__v1__heatmap_series__init(hs);
@@ -109,23 +135,33 @@ static Types__V1__HeatmapSeries *heatmap(const heat_acc *a, int64_t start, int64
     for (int b = 0; b < HEATMAP_BUCKETS; b++)
         lo[b] = a->min + width * b;
     int32_t *counts = kiln_xcalloc(n_steps * HEATMAP_BUCKETS + 1, sizeof(int32_t));
+    size_t *best = exemplars ? kiln_xcalloc(n_steps * HEATMAP_BUCKETS + 1, sizeof(size_t)) : NULL;
     for (size_t i = 0; i < a->n; i++) {
         int64_t t = a->p[i].t;
         uint64_t step = kiln_querier__step_of(start, t, step_ms);
         int b = width > 0 ? (int)((a->p[i].v - a->min) / width) : 0;
         b = b >= HEATMAP_BUCKETS ? HEATMAP_BUCKETS - 1 : b;
-        if (step < n_steps)
-            counts[step * HEATMAP_BUCKETS + (size_t)b]++;
+        if (step >= n_steps)
+            continue;
+        size_t cell = step * HEATMAP_BUCKETS + (size_t)b;
+        counts[cell]++;
+        if (best != NULL && (best[cell] == 0 || a->p[i].v > a->p[best[cell] - 1].v))
+            best[cell] = i + 1;
     }
     hs->slots = kiln_arena_alloc(ar, (n_steps + 1) * sizeof(*hs->slots));
     for (size_t s = 0; s < n_steps; s++) {
         int32_t any = 0;
         for (int b = 0; b < HEATMAP_BUCKETS; b++)
             any |= counts[s * HEATMAP_BUCKETS + (size_t)b];
-        if (any)
-            hs->slots[hs->n_slots++] = slot(ar, kiln_querier__step_time(start, s, step_ms), lo,
-                                            counts + s * HEATMAP_BUCKETS);
+        if (!any)
+            continue;
+        Types__V1__HeatmapSlot *sl =
+            slot(ar, kiln_querier__step_time(start, s, step_ms), lo, counts + s * HEATMAP_BUCKETS);
+        if (best != NULL)
+            slot_exemplars(sl, a->p, best + s * HEATMAP_BUCKETS, ar);
+        hs->slots[hs->n_slots++] = sl;
     }
+    free(best);
     free(counts);
     return hs;
 }
@@ -157,9 +193,12 @@ kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const Pro
     querier__v1__select_heatmap_response__init(r);
     if (a.n != 0) {
         r->series = kiln_arena_alloc(ctx->arena, sizeof(*r->series));
+        /* Individual exemplars only: span exemplars would need each
+         * profile's span ids, which the profile visit does not carry. */
+        bool ex = req->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_INDIVIDUAL;
         r->series[0] =
             heatmap(&a, req->start, step_ms,
-                    (size_t)kiln_querier__n_steps(req->start, req->end, step_ms), ctx->arena);
+                    (size_t)kiln_querier__n_steps(req->start, req->end, step_ms), ex, ctx->arena);
         r->n_series = 1;
     }
     free(a.p);

@@ -2,13 +2,18 @@
  * diff: querier.v1.QuerierService/Diff, two selections merged separately and
  * rendered side by side as Pyroscope's FlameGraphDiff. Each side is checked
  * as SelectMergeStacktraces checks its request; max_nodes is the larger of
- * the two sides' (0 = 8192) and truncates the union of both trees. */
+ * the two sides' (0 = 8192) and truncates the union of both trees.
+ * format PROFILE_FORMAT_FUNCTIONS answers the two sides' function tables
+ * joined by name instead (functions.h), the outer max_nodes its row limit
+ * (0 = all), as Drilldown's diff function table asks. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "querier/v1/querier.pb-c.h"
 #include "querier_int.h"
 #include "flamegraph.h"
+#include "functions.h"
 #include "tree.h"
 
 #define MAX_NODES_DEFAULT 8192
@@ -61,6 +66,14 @@ kiln_status kiln_querier__diff(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMess
         req.left = (Querier__V1__SelectMergeStacktracesRequest *)&empty;
     if (req.right == NULL)
         req.right = (Querier__V1__SelectMergeStacktracesRequest *)&empty;
+    bool functions = req.format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FUNCTIONS;
+    if (!functions && req.format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_UNSPECIFIED &&
+        req.format != QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FLAMEGRAPH)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "diff format %d: use FLAMEGRAPH or FUNCTIONS", (int)req.format);
+    if (req.max_nodes < 0 || req.max_nodes > MAX_NODES_LIMIT)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "max_nodes out of range: must be 0..%d", MAX_NODES_LIMIT);
     int64_t max_nodes = 0;
     kiln_status st = max_nodes_of(&req, ctx->err, &max_nodes);
     if (st != KILN_OK)
@@ -72,11 +85,18 @@ kiln_status kiln_querier__diff(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMess
     if (st != KILN_OK)
         goto out;
     Querier__V1__DiffResponse *r = kiln_arena_alloc(ctx->arena, sizeof(*r));
-    if (r != NULL) {
+    bool ok = r != NULL;
+    if (ok) {
         querier__v1__diff_response__init(r);
-        r->flamegraph = kiln_tree_flamegraph_diff(left, right, max_nodes, ctx->arena);
+        if (functions) {
+            r->functions = kiln_tree_functions_diff(left, right, req.max_nodes, ctx->arena);
+            ok = r->functions != NULL;
+        } else {
+            r->flamegraph = kiln_tree_flamegraph_diff(left, right, max_nodes, ctx->arena);
+            ok = r->flamegraph != NULL;
+        }
     }
-    if (r == NULL || r->flamegraph == NULL) {
+    if (!ok) {
         st = kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "result too large");
         goto out;
     }

@@ -16,6 +16,7 @@
 #include "seen_keys.h"
 #include "selector.h"
 #include "flamegraph.h"
+#include "functions.h"
 #include "tree.h"
 #include "types/v1/types.pb-c.h"
 #include "xmalloc.h"
@@ -516,11 +517,20 @@ static kiln_status parse_spans(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t
     return KILN_OK;
 }
 
+/* The stored profile id written as exactly 16 hex digits (as exemplars
+ * write it), else 0. */
+static uint64_t stored_id(const char *s)
+{
+    if (strlen(s) != 16 || strspn(s, "0123456789abcdef") != 16)
+        return 0;
+    return strtoull(s, NULL, 16);
+}
+
 kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t **out,
                                       size_t *n_out)
 {
     size_t n_tenants = kiln_tenants_count(ctx->tenant);
-    uint64_t *ids = kiln_arena_alloc(ctx->arena, (n * n_tenants + 1) * sizeof(*ids));
+    uint64_t *ids = kiln_arena_alloc(ctx->arena, (n * n_tenants + n + 1) * sizeof(*ids));
     if (ids == NULL)
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "profile_id_selector too large");
     size_t k = 0;
@@ -532,6 +542,14 @@ kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, u
                                     "profile_id_selector: an empty profile id");
             ids[k++] = kiln_profile_id_key(tenant, sel[i]);
         }
+    }
+    /* An exemplar names a profile by its stored id (16 hex digits): take
+     * that form as the id itself too; a client id that hashes to another
+     * profile's stored id by chance is a 2^-64 event. */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id = stored_id(sel[i]);
+        if (id != 0)
+            ids[k++] = id;
     }
     qsort(ids, k, sizeof(*ids), cmp_u64);
     *out = ids;
@@ -565,6 +583,12 @@ static bool stacktraces_format(Querier__V1__SelectMergeStacktracesResponse *r,
         r->dot = kiln_arena_strndup(a, b.ptr ? b.ptr : "", b.len);
         kiln_buf_free(&b);
         return r->dot != NULL;
+    }
+    if (req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FUNCTIONS) {
+        /* Drilldown's function table sends its row limit as max_nodes. */
+        int64_t limit = req->max_functions != 0 ? req->max_functions : req->max_nodes;
+        r->functions = kiln_tree_functions(t, limit, a);
+        return r->functions != NULL;
     }
     r->flamegraph = kiln_tree_flamegraph(t, req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT, a);
     return r->flamegraph != NULL;
@@ -625,10 +649,15 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
                             MAX_NODES_LIMIT);
     bool pprof = req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF;
     if ((int)req->format < 0 ||
-        (int)req->format > QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF)
+        (int)req->format > QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FUNCTIONS)
+        return kiln_err_set(
+            ctx->err, KILN_INVALID_ARGUMENT,
+            "unknown profile format %d: use FLAMEGRAPH, TREE, DOT, PPROF or FUNCTIONS",
+            (int)req->format);
+    if (req->max_functions < -1)
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
-                            "unknown profile format %d: use FLAMEGRAPH, TREE, DOT or PPROF",
-                            (int)req->format);
+                            "max_functions %lld out of range: must be -1 (all), 0 or more",
+                            (long long)req->max_functions);
     kiln_tree_t *t;
     kiln_status st = kiln_querier__merge(svc, ctx, req, &t);
     if (st != KILN_OK)

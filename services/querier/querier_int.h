@@ -61,7 +61,9 @@ kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
 
 /** The stored ids of profile_id_selector's client profile ids (as the
  * distributor hashes them: kiln_profile_id_key per tenant of ctx->tenant),
- * sorted, in the request arena. KILN_INVALID_ARGUMENT for an empty id. */
+ * and a selector of exactly 16 lowercase hex digits also as the stored id
+ * itself (how exemplars name profiles), sorted, in the request arena.
+ * KILN_INVALID_ARGUMENT for an empty id. */
 kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t **out,
                                       size_t *n_out);
 

@@ -5,8 +5,9 @@
  * read from one step before start, so the point at start covers the step
  * before it as Pyroscope's (its querier reads from start - step). Series are
  * keyed by the group_by labels only, summed or averaged, sorted, and cut
- * to the `limit` largest by total. Built from per-profile totals: samples
- * are never read. */
+ * to the `limit` largest by total. With EXEMPLAR_TYPE_INDIVIDUAL each point
+ * carries its largest profile as an exemplar. Built from per-profile
+ * totals: samples are never read. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,10 @@ typedef struct group {
     double *sum; /* per step */
     uint32_t *count;
     double total;
+    /* With EXEMPLAR_TYPE_INDIVIDUAL, per step the largest profile (NULL
+     * otherwise): its stored id (0 = none yet), time and value. */
+    uint64_t *ex_id;
+    int64_t *ex_t, *ex_v;
 } group;
 
 typedef struct acc {
@@ -71,6 +76,13 @@ static group *group_of(acc *a, const kiln_label_t *l, size_t n)
     g->sum = kiln_xcalloc(a->n_steps, sizeof(double));
     g->count = kiln_xcalloc(a->n_steps, sizeof(uint32_t));
     g->total = 0;
+    g->ex_id = NULL;
+    g->ex_t = g->ex_v = NULL;
+    if (a->req->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_INDIVIDUAL) {
+        g->ex_id = kiln_xcalloc(a->n_steps, sizeof(uint64_t));
+        g->ex_t = kiln_xcalloc(a->n_steps, sizeof(int64_t));
+        g->ex_v = kiln_xcalloc(a->n_steps, sizeof(int64_t));
+    }
     kiln_buf_free(&key);
     return g;
 }
@@ -115,6 +127,31 @@ static void on_profile(void *ctx, const kiln_read_profile *p)
     g->sum[step] += (double)p->total;
     g->count[step]++;
     g->total += (double)p->total;
+    if (g->ex_id != NULL && p->id != 0 && (g->ex_id[step] == 0 || p->total > g->ex_v[step])) {
+        g->ex_id[step] = p->id;
+        g->ex_t[step] = p->time_ms;
+        g->ex_v[step] = p->total;
+    }
+}
+
+static void group_free(group *g)
+{
+    free(g->key), free(g->sum), free(g->count);
+    free(g->ex_id), free(g->ex_t), free(g->ex_v);
+}
+
+/* Step i's exemplar: its largest profile, named by the stored id as
+ * profile_id_selector accepts it back. */
+static void point_exemplar(Types__V1__Point *pt, const group *g, size_t i, kiln_arena_t *ar)
+{
+    Types__V1__Exemplar *e = kiln_arena_alloc(ar, sizeof(*e));
+    types__v1__exemplar__init(e);
+    e->timestamp = g->ex_t[i];
+    e->value = g->ex_v[i];
+    e->profile_id = kiln_arena_printf(ar, "%016llx", (unsigned long long)g->ex_id[i]);
+    pt->exemplars = kiln_arena_alloc(ar, sizeof(*pt->exemplars));
+    pt->exemplars[0] = e;
+    pt->n_exemplars = 1;
 }
 
 static int cmp_key(const void *x, const void *y)
@@ -153,6 +190,8 @@ static Types__V1__Series *series_of(const acc *a, const group *g, kiln_arena_t *
         types__v1__point__init(pt);
         pt->timestamp = kiln_querier__step_time(a->req->start, i, a->step_ms);
         pt->value = avg ? g->sum[i] / g->count[i] : g->sum[i];
+        if (g->ex_id != NULL && g->ex_id[i] != 0)
+            point_exemplar(pt, g, i, ar);
         s->points[s->n_points++] = pt;
     }
     return s;
@@ -182,14 +221,14 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
     kiln_hash_index_fini(&a.idx);
     if (st != KILN_OK) {
         for (size_t i = 0; i < a.n; i++)
-            free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);
+            group_free(&a.g[i]);
         free(a.g);
         return st;
     }
     if (req->limit > 0 && (size_t)req->limit < a.n) {
         qsort(a.g, a.n, sizeof(*a.g), cmp_total_desc);
         for (size_t i = (size_t)req->limit; i < a.n; i++)
-            free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);
+            group_free(&a.g[i]);
         a.n = (size_t)req->limit;
     }
     if (a.n > 1) /* a.g is NULL when nothing matched */
@@ -199,7 +238,7 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
     r->series = kiln_arena_alloc(ctx->arena, (a.n + 1) * sizeof(*r->series));
     for (size_t i = 0; i < a.n; i++) {
         r->series[r->n_series++] = series_of(&a, &a.g[i], ctx->arena);
-        free(a.g[i].key), free(a.g[i].sum), free(a.g[i].count);
+        group_free(&a.g[i]);
     }
     free(a.g);
     *resp = &r->base;

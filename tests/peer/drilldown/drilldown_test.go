@@ -33,14 +33,10 @@ import (
 )
 
 // notYet names the steps (view and expectation) that belong to other
-// issues: the function table (PROFILE_FORMAT_FUNCTIONS), the sandwich view
-// and heatmap exemplars. Drilldown degrades on them (it reads a flame graph
-// without "functions" as "not served"), so they must still answer cleanly.
+// issues: the sandwich view. Drilldown degrades on it, so it must still
+// answer cleanly.
 var notYet = map[string]string{
-	"flame-graph/sandwich":     "PROFILE_FORMAT_SANDWICH is not implemented",
-	"function-table/functions": "PROFILE_FORMAT_FUNCTIONS is another issue",
-	"diff/functions":           "PROFILE_FORMAT_FUNCTIONS in Diff is another issue",
-	"heatmap/exemplars":        "SelectHeatmap exemplars are another issue",
+	"flame-graph/sandwich": "PROFILE_FORMAT_SANDWICH is not implemented",
 }
 
 type step struct {
@@ -282,6 +278,33 @@ func contains(list []string, want string) bool {
 	return false
 }
 
+// functionsEmpty says why an answer is not a non-empty function table as
+// Drilldown's FunctionTableApiClient reads it ("" = fine): "functions" with
+// rows and a total (the diff's leftTotal and rightTotal).
+func functionsEmpty(raw []byte) string {
+	var r struct {
+		Functions *struct {
+			Total      string `json:"total"`
+			LeftTotal  string `json:"leftTotal"`
+			RightTotal string `json:"rightTotal"`
+			Functions  []struct {
+				Name string `json:"name"`
+			} `json:"functions"`
+		} `json:"functions"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil || r.Functions == nil {
+		return fmt.Sprintf("no function table: %v: %.300s", err, raw)
+	}
+	f := r.Functions
+	if len(f.Functions) == 0 || f.Functions[0].Name == "" {
+		return fmt.Sprintf("no function rows: %.300s", raw)
+	}
+	if f.Total == "" && (f.LeftTotal == "" || f.RightTotal == "") {
+		return fmt.Sprintf("no totals: %.300s", raw)
+	}
+	return ""
+}
+
 // nonEmpty says why an answer that should carry data does not ("" = fine).
 func nonEmpty(d dataset, st step, o outcome) string {
 	switch m := o.resp.(type) {
@@ -443,6 +466,16 @@ func TestDrilldownReplay(t *testing.T) {
 			s.CheckAfterError(t, o.err)
 			t.Errorf("%s: %v", name, o.err)
 			continue
+		}
+		if st.Expect == "exemplars" && !served(st, o) {
+			t.Errorf("%s: no heatmap exemplars\nbody: %s", name, body)
+			continue
+		}
+		if st.Expect == "functions" {
+			if why := functionsEmpty(o.raw); why != "" {
+				t.Errorf("%s: %s\nbody: %s", name, why, body)
+				continue
+			}
 		}
 		if st.Expect == "data" {
 			if why := nonEmpty(d, st, o); why != "" {
