@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "ci.h"
 #include "config.h"
 #include "log.h"
 
@@ -138,6 +139,8 @@ static int wait_for_signal(void)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "ci") == 0) /* the CI gate, a client: docs/ci.md */
+        return kiln_ci_main(argc - 1, argv + 1);
     kiln_err err = {KILN_OK, ""};
     kiln_status st = kiln_cfg_parse(opts, N_OPTS, argc, argv, &err);
     if (st == KILN_CANCELLED)
