@@ -172,6 +172,8 @@ typedef struct gate {
 static int fn_thresholds(const kiln_ci_args *a, gate *g)
 {
     size_t n = 0;
+    g->opts.fn_names = g->fn_names;
+    g->opts.fn_thresholds = g->fn_thresholds;
     for (size_t i = 0; i < a->n_flags; i++) {
         if (a->flags[i].name_len != 18 || strncmp(a->flags[i].name, "function-threshold", 18) != 0)
             continue;
@@ -183,10 +185,8 @@ static int fn_thresholds(const kiln_ci_args *a, gate *g)
         }
         g->fn_names[n] = kiln_xstrndup(v, (size_t)(eq - v));
         g->fn_thresholds[n++] = t;
+        g->opts.n_fn_thresholds = n; /* the caller frees what is counted */
     }
-    g->opts.fn_names = g->fn_names;
-    g->opts.fn_thresholds = g->fn_thresholds;
-    g->opts.n_fn_thresholds = n;
     return 0;
 }
 
