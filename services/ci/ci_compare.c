@@ -284,7 +284,7 @@ int kiln_ci_compare_cmd(const kiln_ci_args *a)
     if (nb < 2 || nc < 2)
         fprintf(stderr,
                 "kiln ci compare: %zu baseline and %zu current runs: a test over runs "
-                "needs at least 2 on each side (3+ to be significant)\n",
+                "needs at least 2 on each side (4 to be significant at 0.05)\n",
                 nb, nc);
     kiln_ci_compare(base, nb, cur, nc, &g->opts, &rows, &n_rows);
     if (write_outputs(a, g, rows, n_rows, nb, nc) != 0)

@@ -17,6 +17,9 @@ TEST(mann_whitney_separated)
     printf("  p(separated 5 vs 4) = %.5f\n", p);
     CHECK(p > 0.019 && p < 0.021);                             /* U = 20, z = 9.5 / sqrt(50/3) */
     CHECK(fabs(kiln_ci_mann_whitney(y, 4, x, 5) - p) < 1e-12); /* two-sided: symmetric */
+    /* docs/ci.md: 3 against 3 cannot reach 0.05 however clean; 5 against 3 can. */
+    CHECK(kiln_ci_mann_whitney(x, 3, y, 3) > 0.05);
+    CHECK(kiln_ci_mann_whitney(x, 5, y, 3) < 0.05);
 }
 
 TEST(mann_whitney_overlap_ties_empty)
