@@ -8,6 +8,7 @@
 
 #include "app.h"
 #include "build_info.h"
+#include "ci.h"
 #include "config.h"
 #include "grpc_server.h"
 #include "log.h"
@@ -189,6 +190,8 @@ int main(int argc, char **argv)
                kiln_build_commit(), kiln_build_date());
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "ci") == 0) /* the CI gate, a client: docs/ci.md */
+        return kiln_ci_main(argc - 1, argv + 1);
     kiln_err err = {KILN_OK, ""};
     kiln_status st = kiln_cfg_parse(opts, N_OPTS, argc, argv, &err);
     if (st == KILN_CANCELLED)

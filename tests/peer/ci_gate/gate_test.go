@@ -1,0 +1,211 @@
+package cigate
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"kiln.dev/tests/lib/kilntest"
+)
+
+// The benchmark: three functions of similar cost; the slow build makes beta
+// do three times the work, so its share of the profile about doubles (from a
+// quarter to a half): at 100 Hz and a few hundred samples a run, smaller
+// changes need more runs than a test should take to be told from noise.
+const benchSrc = `package benchprog
+
+import "testing"
+
+var sink uint64
+
+//go:noinline
+func alpha(n int) uint64 {
+	x := uint64(1)
+	for i := 0; i < n; i++ {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+	}
+	return x
+}
+
+//go:noinline
+func beta(n int) uint64 {
+	x := uint64(3)
+	for i := 0; i < n*BETA_FACTOR; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	return x
+}
+
+//go:noinline
+func gamma(n int) uint64 {
+	x := uint64(5)
+	for i := 0; i < n; i++ {
+		x += uint64(i) * (x | 1)
+		x ^= x >> 11
+	}
+	return x
+}
+
+func BenchmarkWork(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		sink += alpha(20000) + beta(20000) + gamma(20000)
+	}
+}
+`
+
+const (
+	baselineRuns = 5
+	currentRuns  = 4
+	// Fixed work, not a wall-clock target: on a loaded machine a time
+	// target gives a starved process few samples (~1 s of CPU = 100 samples).
+	benchTime = "12000x"
+)
+
+// buildBench compiles the benchmark with beta's factor into a test binary.
+func buildBench(t *testing.T, dir string, factor int) string {
+	t.Helper()
+	src := filepath.Join(dir, fmt.Sprintf("src%d", factor))
+	must(t, os.MkdirAll(src, 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "go.mod"), []byte("module benchprog\n\ngo 1.21\n"), 0o644))
+	code := strings.Replace(benchSrc, "BETA_FACTOR", fmt.Sprint(factor), 1)
+	must(t, os.WriteFile(filepath.Join(src, "bench_test.go"), []byte(code), 0o644))
+	bin := filepath.Join(dir, fmt.Sprintf("bench%d.test", factor))
+	run(t, src, 2*time.Minute, "go", "test", "-c", "-o", bin, ".")
+	return bin
+}
+
+// profileAndUpload runs the benchmark binary once under the CPU profiler and
+// uploads the profile as one CI run of `branch` at `commit`.
+func profileAndUpload(t *testing.T, kiln, url, bin, dir, branch, commit string, i int) {
+	t.Helper()
+	prof := filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", branch, i))
+	start := time.Now()
+	run(t, dir, time.Minute, bin, "-test.run", "^$", "-test.bench", ".", "-test.benchtime",
+		benchTime, "-test.cpuprofile", prof)
+	t.Logf("%s run %d: benchmark %.1fs", branch, i, time.Since(start).Seconds())
+	run(t, dir, 30*time.Second, kiln, "ci", "upload", "--url", url, "--service", "benchprog",
+		"--repo", "kiln/ci-gate-test", "--branch", branch, "--commit", commit, "--job", "bench",
+		"--test", "BenchmarkWork", "--run", fmt.Sprintf("%s-%02d", branch, i), prof)
+}
+
+type junit struct {
+	Failures int `xml:"failures,attr"`
+	Cases    []struct {
+		Name    string    `xml:"name,attr"`
+		Failure *struct{} `xml:"failure"`
+	} `xml:"testcase"`
+}
+
+// gate runs `kiln ci compare` for the branch and returns its exit code, report and JUnit.
+func gate(t *testing.T, kiln, url, dir, branch string) (int, string, junit) {
+	t.Helper()
+	report := filepath.Join(dir, branch+".md")
+	junitPath := filepath.Join(dir, branch+".xml")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kiln, "ci", "compare", "--url", url, "--service", "benchprog",
+		"--baseline", `{ci_branch="main"}`, "--current", fmt.Sprintf(`{ci_branch=%q}`, branch),
+		"--min-share", "5", "--report", report, "--junit", junitPath)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("kiln ci compare: %v\n%s", err, out)
+	}
+	md, rerr := os.ReadFile(report)
+	if rerr != nil {
+		t.Fatalf("no report (exit %d): %v\n%s", code, rerr, out)
+	}
+	var j junit
+	x, jerr := os.ReadFile(junitPath)
+	if jerr != nil || xml.Unmarshal(x, &j) != nil {
+		t.Fatalf("no valid JUnit XML: %v\n%s", jerr, x)
+	}
+	t.Logf("gate %s: exit %d\n%s\n%s", branch, code, out, md)
+	return code, string(md), j
+}
+
+func TestGate(t *testing.T) {
+	kiln := kilntest.RequireBin(t)
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go toolchain")
+	}
+	srv := kilntest.Start(t)
+	url := srv.HTTPURL()
+	dir := t.TempDir()
+	base := buildBench(t, dir, 1)
+	slow := buildBench(t, dir, 3)
+
+	for i := 0; i < baselineRuns; i++ {
+		profileAndUpload(t, kiln, url, base, dir, "main", "c0ffee1", i)
+	}
+	for i := 0; i < currentRuns; i++ {
+		profileAndUpload(t, kiln, url, base, dir, "same", "c0ffee2", i)
+		profileAndUpload(t, kiln, url, slow, dir, "slow", "c0ffee3", i)
+	}
+
+	code, md, j := gate(t, kiln, url, dir, "same")
+	if code != 0 || j.Failures != 0 || !strings.Contains(md, "passed") {
+		t.Errorf("identical build: exit %d, %d JUnit failures; want a pass", code, j.Failures)
+	}
+	if !strings.Contains(md, "benchprog.beta") || !strings.Contains(md, "?view=diff") {
+		t.Errorf("identical build: the report lacks the functions or the diff link")
+	}
+
+	code, md, j = gate(t, kiln, url, dir, "slow")
+	if code != 1 {
+		t.Errorf("slowed build: exit %d, want 1", code)
+	}
+	failed := []string{}
+	for _, c := range j.Cases {
+		if c.Failure != nil {
+			failed = append(failed, c.Name)
+		}
+	}
+	if !contains(failed, "benchprog.beta") || !strings.Contains(md, "FAILED") {
+		t.Errorf("slowed build: failures %v, want benchprog.beta among them", failed)
+	}
+	for _, f := range failed {
+		if f == "benchprog.alpha" || f == "benchprog.gamma" {
+			t.Errorf("slowed build: %s failed though only beta was slowed", f)
+		}
+	}
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t *testing.T, dir string, limit time.Duration, name string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
