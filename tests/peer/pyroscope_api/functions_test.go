@@ -183,8 +183,10 @@ func TestHeatmapExemplars(t *testing.T) {
 		t.Errorf("EXEMPLAR_TYPE_NONE: %d exemplars", len(ex))
 	}
 	ex := heat(typesv1.ExemplarType_EXEMPLAR_TYPE_INDIVIDUAL)
-	if len(ex) != 1 || ex[0].Value != pc.expected[i] || ex[0].ProfileId == "" {
-		t.Fatalf("want one exemplar of value %d, got %v", pc.expected[i], ex)
+	// An exemplar's value is the profile's total, frameless samples included
+	// (as series totals are).
+	if want := pc.expected[i] + pc.frameless[i]; len(ex) != 1 || ex[0].Value != want || ex[0].ProfileId == "" {
+		t.Fatalf("want one exemplar of value %d, got %v", want, ex)
 	}
 	t.Logf("exemplar %v", ex[0])
 	series := func(et typesv1.ExemplarType) []*typesv1.Exemplar {
