@@ -10,6 +10,7 @@
 
 #include "about.h"
 #include "adhoc.h"
+#include "auth.h"
 #include "cluster.h"
 #include "compactor.h"
 #include "connect.h"
@@ -42,6 +43,7 @@ struct kiln_app {
     kiln_remote_t *remote_writes; /* the distributor's ingesters (cluster) */
     kiln_remote_t *remote_reads;  /* the querier's ingesters and blocks (cluster) */
     kiln_cluster_t *cluster;      /* NULL on the in-process default */
+    kiln_auth_t *auth;            /* NULL: authentication off */
     kiln_compactor_t *compactor;
     kiln_settings_t *settings;
     kiln_adhoc_t *adhoc;
@@ -66,6 +68,24 @@ static void on_ready(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
         kiln_http_text(resp, 503, "not ready: starting\n");
 }
 
+/* With -server.metrics-tenant-labels=false, drops every sample carrying a
+ * tenant label that a module rendered (the ingester's per-tenant series),
+ * so /metrics names no tenant. */
+static void drop_tenant_series(kiln_buf *b, size_t from)
+{
+    size_t w = from;
+    for (size_t r = from; r < b->len;) {
+        const char *nl = memchr(b->ptr + r, '\n', b->len - r);
+        size_t n = nl != NULL ? (size_t)(nl - (b->ptr + r)) + 1 : b->len - r;
+        if (memmem(b->ptr + r, n, "tenant=\"", 8) == NULL) {
+            memmove(b->ptr + w, b->ptr + r, n);
+            w += n;
+        }
+        r += n;
+    }
+    b->len = w;
+}
+
 static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
 {
     (void)req;
@@ -73,11 +93,15 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     kiln_metrics_render(app->metrics, &resp->body);
+    size_t modules_from = resp->body.len;
     if (app->ingester != NULL)
         kiln_ingester_metrics(app->ingester, &resp->body);
     kiln_query_pool_metrics(app->queries, &resp->body);
+    kiln_auth_render_metrics(app->auth, &resp->body);
     if (app->cluster != NULL)
         kiln_cluster_metrics(app->cluster, &resp->body);
+    if (!app->cfg->metrics_tenant_labels)
+        drop_tenant_series(&resp->body, modules_from);
 }
 
 /* Request workers per server: by default twice the cores, since a push's
@@ -112,6 +136,7 @@ static void create_servers(kiln_app_t *app)
     kiln_http_config hc = {cfg->http_address,  cfg->http_port, threads,
                            cfg->http_max_body, app->queries,   cfg->query_timeout_ns};
     app->http = kiln_http_server_create(&hc);
+    kiln_http_server_auth(app->http, app->auth);
     app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body, app->inflight};
     kiln_http_server_route(app->http, "/ready", on_ready, app);
     kiln_http_server_route(app->http, "/metrics", on_metrics, app);
@@ -128,7 +153,8 @@ static void create_servers(kiln_app_t *app)
                            .query_pool = app->queries,
                            .read_pool = app->reads,
                            .query_timeout_ns = cfg->query_timeout_ns,
-                           .inflight = app->inflight};
+                           .inflight = app->inflight,
+                           .auth = app->auth};
     app->grpc = kiln_grpc_server_create(&gc, app->rpc, app->metrics);
 }
 
@@ -361,10 +387,15 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
     app->modules = mods;
     app->limits = kiln_overrides_create(&cfg->limits);
     app->metrics = kiln_metrics_create();
+    kiln_metrics_tenant_labels(app->metrics, cfg->metrics_tenant_labels);
     app->inflight = kiln_inflight_create(cfg->max_inflight_bytes);
     app->rpc = kiln_rpc_registry_create();
     if (*cfg->runtime_config != '\0')
         st = kiln_overrides_load(app->limits, cfg->runtime_config, err);
+    if (st == KILN_OK) {
+        kiln_auth_config ac = {cfg->auth_tokens_file, cfg->auth_multitenancy};
+        st = kiln_auth_create(&ac, &app->auth, err);
+    }
     if (st == KILN_OK && cluster)
         st = kiln_cluster_create(cfg, app->limits, &app->cluster, err);
     if (st == KILN_OK)
@@ -446,6 +477,7 @@ void kiln_app_destroy(kiln_app_t *app)
     kiln_cluster_destroy(app->cluster);
     kiln_rpc_registry_destroy(app->rpc);
     kiln_metrics_destroy(app->metrics);
+    kiln_auth_destroy(app->auth);
     kiln_inflight_destroy(app->inflight);
     kiln_overrides_destroy(app->limits);
     free(app);
