@@ -372,10 +372,14 @@ static void dispatch(call_slot *c)
     }
     size_t tlen;
     const char *org = metadata_value(c, "x-scope-orgid", &tlen);
-    char tenant[KILN_TENANT_MAX * 8 + 8];
-    snprintf(tenant, sizeof(tenant), "%.*s", (int)tlen, org ? org : "");
+    char tenant[KILN_TENANT_MAX * 8 + 8], bound[KILN_TENANT_MAX * 8 + 8];
     kiln_err err = {KILN_OK, ""};
-    kiln_status st = kiln_query_pool_submit(pool, tenant, on_query_job, c, &err);
+    /* Authenticated before it queues, so a refused caller takes no
+     * tenant's query slot (run_call checks again, cheaply). */
+    kiln_status st = authorize(c, m->path, &org, &tlen, bound, sizeof(bound), &err);
+    snprintf(tenant, sizeof(tenant), "%.*s", (int)tlen, org ? org : "");
+    if (st == KILN_OK)
+        st = kiln_query_pool_submit(pool, tenant, on_query_job, c, &err);
     kiln_buf none;
     kiln_buf_init(&none, 0);
     if (st != KILN_OK)

@@ -348,6 +348,25 @@ func TestRefused(t *testing.T) {
 	if errors.As(err, &ce) && strings.Contains(ce.Message(), e.ta) {
 		t.Errorf("the refusal names the token's own tenant: %s", ce.Message())
 	}
+	// The same over gRPC (h2c to the gRPC port), where a query is checked
+	// before it queues for a query worker.
+	h2 := kilntest.NewH2CTransport()
+	t.Cleanup(h2.CloseIdleConnections)
+	for _, tc := range []struct {
+		what string
+		hdr  map[string]string
+		want connect.Code
+	}{
+		{"gRPC query with a wrong token", bearer("wrong", e.ta), connect.CodeUnauthenticated},
+		{"gRPC query of a tenant not in the token", bearer(tokRWA, e.tb), connect.CodePermissionDenied},
+		{"gRPC query with a write-only token", bearer(tokWA, e.ta), connect.CodePermissionDenied},
+	} {
+		hc := &http.Client{Transport: &headerTransport{h2, tc.hdr}, Timeout: kilntest.RequestTimeout}
+		_, err := querierv1connect.NewQuerierServiceClient(hc, e.s.GRPCURL(), connect.WithGRPC()).
+			LabelValues(ctx, connect.NewRequest(&typesv1.LabelValuesRequest{Name: "service_name", Start: 1,
+				End: time.Now().UnixMilli()}))
+		wantCode(t, tc.what, err, tc.want)
+	}
 	// The legacy /ingest and render routes are behind the same check.
 	r, err := client(t, bearer(tokReadB, e.ta)).Post(e.s.HTTPURL()+"/ingest?name=neg-ingest&format=folded", "text/plain", strings.NewReader("a;b 1\n"))
 	if err != nil || r.StatusCode != 403 {
