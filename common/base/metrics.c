@@ -39,7 +39,22 @@ struct kiln_metrics {
     size_t n_req, cap_req;
     tenant_series *ten;
     size_t n_ten, cap_ten;
+    bool no_tenant; /* sum over tenants, render no tenant label */
 };
+
+void kiln_metrics_tenant_labels(kiln_metrics_t *m, bool on)
+{
+    m->no_tenant = !on;
+}
+
+/* The label set of a tenant's series: empty when tenant labels are off. */
+static const char *tenant_label(const char *tenant, char *buf, size_t cap)
+{
+    if (*tenant == '\0')
+        return "";
+    snprintf(buf, cap, "tenant=\"%s\"", tenant);
+    return buf;
+}
 
 kiln_metrics_t *kiln_metrics_create(void)
 {
@@ -103,6 +118,8 @@ void kiln_metrics_request(kiln_metrics_t *m, const char *protocol, const char *m
 
 void kiln_metrics_ingested(kiln_metrics_t *m, const char *tenant, uint64_t bytes, uint64_t profiles)
 {
+    if (m->no_tenant)
+        tenant = "";
     pthread_mutex_lock(&m->mu);
     tenant_series *t = NULL;
     for (size_t i = 0; i < m->n_ten && t == NULL; i++) {
@@ -123,6 +140,8 @@ void kiln_metrics_ingested(kiln_metrics_t *m, const char *tenant, uint64_t bytes
 void kiln_metrics_discarded(kiln_metrics_t *m, const char *tenant, const char *reason,
                             uint64_t bytes)
 {
+    if (m->no_tenant)
+        tenant = "";
     pthread_mutex_lock(&m->mu);
     discard_series *d = NULL;
     for (size_t i = 0; i < m->n_dis && d == NULL; i++) {
@@ -143,14 +162,19 @@ static void render_discarded(kiln_metrics_t *m, kiln_buf *out)
 {
     kiln_buf_puts(out, "# HELP kiln_discarded_requests_total Ingest requests refused, by reason.\n"
                        "# TYPE kiln_discarded_requests_total counter\n");
-    for (size_t i = 0; i < m->n_dis; i++)
-        kiln_buf_printf(out, "kiln_discarded_requests_total{reason=\"%s\",tenant=\"%s\"} %llu\n",
-                        m->dis[i].reason, m->dis[i].tenant, (unsigned long long)m->dis[i].requests);
+    char lbl[256];
+    for (size_t i = 0; i < m->n_dis; i++) {
+        const char *t = tenant_label(m->dis[i].tenant, lbl, sizeof(lbl));
+        kiln_buf_printf(out, "kiln_discarded_requests_total{reason=\"%s\"%s%s} %llu\n",
+                        m->dis[i].reason, *t ? "," : "", t, (unsigned long long)m->dis[i].requests);
+    }
     kiln_buf_puts(out, "# HELP kiln_discarded_bytes_total Bytes of refused ingest requests.\n"
                        "# TYPE kiln_discarded_bytes_total counter\n");
-    for (size_t i = 0; i < m->n_dis; i++)
-        kiln_buf_printf(out, "kiln_discarded_bytes_total{reason=\"%s\",tenant=\"%s\"} %llu\n",
-                        m->dis[i].reason, m->dis[i].tenant, (unsigned long long)m->dis[i].bytes);
+    for (size_t i = 0; i < m->n_dis; i++) {
+        const char *t = tenant_label(m->dis[i].tenant, lbl, sizeof(lbl));
+        kiln_buf_printf(out, "kiln_discarded_bytes_total{reason=\"%s\"%s%s} %llu\n",
+                        m->dis[i].reason, *t ? "," : "", t, (unsigned long long)m->dis[i].bytes);
+    }
     kiln_buf_printf(out,
                     "# HELP kiln_log_suppressed_total Rejection log lines suppressed by "
                     "sampling.\n# TYPE kiln_log_suppressed_total counter\n"
@@ -188,17 +212,20 @@ static void render_requests(kiln_metrics_t *m, kiln_buf *out)
 
 void kiln_metrics_render(kiln_metrics_t *m, kiln_buf *out)
 {
+    char lbl[256];
     pthread_mutex_lock(&m->mu);
     render_requests(m, out);
     kiln_buf_puts(out, "# HELP kiln_ingested_bytes_total Profile bytes received.\n"
                        "# TYPE kiln_ingested_bytes_total counter\n");
     for (size_t i = 0; i < m->n_ten; i++)
-        kiln_buf_printf(out, "kiln_ingested_bytes_total{tenant=\"%s\"} %llu\n", m->ten[i].tenant,
+        kiln_buf_printf(out, "kiln_ingested_bytes_total{%s} %llu\n",
+                        tenant_label(m->ten[i].tenant, lbl, sizeof(lbl)),
                         (unsigned long long)m->ten[i].bytes);
     kiln_buf_puts(out, "# HELP kiln_ingested_profiles_total Profiles ingested.\n"
                        "# TYPE kiln_ingested_profiles_total counter\n");
     for (size_t i = 0; i < m->n_ten; i++)
-        kiln_buf_printf(out, "kiln_ingested_profiles_total{tenant=\"%s\"} %llu\n", m->ten[i].tenant,
+        kiln_buf_printf(out, "kiln_ingested_profiles_total{%s} %llu\n",
+                        tenant_label(m->ten[i].tenant, lbl, sizeof(lbl)),
                         (unsigned long long)m->ten[i].profiles);
     render_discarded(m, out);
     pthread_mutex_unlock(&m->mu);

@@ -5,6 +5,7 @@
 #ifndef KILN_METRICS_H
 #define KILN_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -28,6 +29,10 @@ void kiln_metrics_ingested(kiln_metrics_t *m, const char *tenant, uint64_t bytes
  * (kiln_discarded_requests_total, kiln_discarded_bytes_total). */
 void kiln_metrics_discarded(kiln_metrics_t *m, const char *tenant, const char *reason,
                             uint64_t bytes);
+/** With on false, ingested and discarded counts are summed over tenants
+ * and rendered without a tenant label (-server.metrics-tenant-labels).
+ * Call before any count. */
+void kiln_metrics_tenant_labels(kiln_metrics_t *m, bool on);
 /** Appends the Prometheus text exposition of everything recorded. */
 void kiln_metrics_render(kiln_metrics_t *m, kiln_buf *out);
 

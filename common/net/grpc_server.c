@@ -10,6 +10,7 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_posix.h>
+#include <grpc/support/alloc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
@@ -224,6 +225,26 @@ static kiln_status request_message(call_slot *c, kiln_arena_t *arena, const uint
     return st;
 }
 
+/* Authenticates a call (kiln_auth) from its "authorization" metadata; on
+ * KILN_OK, *org is the tenant the call goes on with (copied into tenant
+ * when the credentials implied it). */
+static kiln_status authorize(call_slot *c, const char *path, const char **org, size_t *olen,
+                             char *tenant, size_t cap, kiln_err *err)
+{
+    kiln_auth_t *a = c->w->srv->cfg.auth;
+    kiln_auth_scope scope = kiln_auth_path_scope(path);
+    if (a == NULL || scope == KILN_AUTH_PUBLIC)
+        return KILN_OK;
+    size_t alen;
+    const char *authz = metadata_value(c, "authorization", &alen);
+    char *peer = grpc_call_get_peer(c->call);
+    kiln_status st = kiln_auth_check(a, authz, alen, *org, *olen, scope, peer, tenant, cap, err);
+    gpr_free(peer);
+    if (st == KILN_OK && (*org == NULL || *olen == 0))
+        *org = tenant, *olen = strlen(tenant);
+    return st;
+}
+
 /* Runs the method; fills out on success. */
 static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, kiln_err *err,
                             const char **method_name)
@@ -240,7 +261,10 @@ static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, ki
     size_t tlen;
     const char *org = metadata_value(c, "x-scope-orgid", &tlen);
     bool multi = kiln_rpc_multi_tenant(m->path);
-    kiln_status st = kiln_tenant_parse(org, tlen, multi, tenant, sizeof(tenant), err);
+    char bound[KILN_TENANT_MAX * 8 + 8];
+    kiln_status st = authorize(c, m->path, &org, &tlen, bound, sizeof(bound), err);
+    if (st == KILN_OK)
+        st = kiln_tenant_parse(org, tlen, multi, tenant, sizeof(tenant), err);
     if (st != KILN_OK)
         return st;
     const uint8_t *body = NULL;
@@ -351,10 +375,14 @@ static void dispatch(call_slot *c)
     }
     size_t tlen;
     const char *org = metadata_value(c, "x-scope-orgid", &tlen);
-    char tenant[KILN_TENANT_MAX * 8 + 8];
-    snprintf(tenant, sizeof(tenant), "%.*s", (int)tlen, org ? org : "");
+    char tenant[KILN_TENANT_MAX * 8 + 8], bound[KILN_TENANT_MAX * 8 + 8];
     kiln_err err = {KILN_OK, ""};
-    kiln_status st = kiln_query_pool_submit(pool, tenant, on_query_job, c, &err);
+    /* Authenticated before it queues, so a refused caller takes no
+     * tenant's query slot (run_call checks again, cheaply). */
+    kiln_status st = authorize(c, m->path, &org, &tlen, bound, sizeof(bound), &err);
+    snprintf(tenant, sizeof(tenant), "%.*s", (int)tlen, org ? org : "");
+    if (st == KILN_OK)
+        st = kiln_query_pool_submit(pool, tenant, on_query_job, c, &err);
     kiln_buf none;
     kiln_buf_init(&none, 0);
     if (st != KILN_OK)

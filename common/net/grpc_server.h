@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth.h"
 #include "inflight.h"
 #include "metrics.h"
 #include "query_pool.h"
@@ -36,6 +37,7 @@ typedef struct kiln_grpc_config {
     kiln_query_pool_t *read_pool;  /* borrowed: ingester.v1 reads; NULL = on the workers */
     int64_t query_timeout_ns;      /* per query; 0 = none */
     kiln_inflight_t *inflight;     /* borrowed: budget of decompressed request bytes; NULL = none */
+    kiln_auth_t *auth;             /* borrowed; NULL = no authentication */
 } kiln_grpc_config;
 
 /** Creates a server over the registry (borrowed, read-only). */

@@ -17,6 +17,7 @@
 #include "json_writer.h"
 #include "listener.h"
 #include "log.h"
+#include "tenants.h"
 #include "xmalloc.h"
 
 /* Each connection's libmicrohttpd pool holds the request line, the headers
@@ -46,6 +47,7 @@ struct kiln_http_server {
     route fallback;
     bool (*fallback_is_query)(const char *path);
     int port;
+    kiln_auth_t *auth; /* borrowed; NULL = off */
 };
 
 typedef struct request request;
@@ -104,6 +106,11 @@ void kiln_http_server_query_route(kiln_http_server_t *s, const char *path, kiln_
 void kiln_http_server_fallback_query(kiln_http_server_t *s, bool (*pick)(const char *path))
 {
     s->fallback_is_query = pick;
+}
+
+void kiln_http_server_auth(kiln_http_server_t *s, kiln_auth_t *a)
+{
+    s->auth = a;
 }
 
 void kiln_http_server_fallback(kiln_http_server_t *s, kiln_http_handler_fn fn, void *ud)
@@ -306,6 +313,44 @@ static enum MHD_Result start_query(kiln_http_server_t *s, struct MHD_Connection 
     return MHD_YES;
 }
 
+/* The peer's address, for the failure counter. */
+static void peer_addr(struct MHD_Connection *c, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (ci != NULL && ci->client_addr != NULL && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, out,
+                  (socklen_t)cap);
+}
+
+/* Authenticates a request (kiln_auth); false with resp set when refused.
+ * A tenant the credentials imply (Basic user, a write token's only
+ * tenant) becomes the request's X-Scope-OrgID for the handlers. */
+static bool authorize(kiln_http_server_t *s, struct MHD_Connection *c, kiln_arena_t *arena,
+                      const char *url, kiln_http_resp *resp)
+{
+    kiln_auth_scope scope = kiln_auth_path_scope(url);
+    if (s->auth == NULL || scope == KILN_AUTH_PUBLIC)
+        return true;
+    const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *org = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Scope-OrgID");
+    char src[64], tenant[KILN_TENANT_MAX * 8 + 8];
+    peer_addr(c, src, sizeof(src));
+    kiln_err err = {KILN_OK, ""};
+    kiln_status st =
+        kiln_auth_check(s->auth, authz, authz ? strlen(authz) : 0, org, org ? strlen(org) : 0,
+                        scope, src, tenant, sizeof(tenant), &err);
+    if (st != KILN_OK) {
+        kiln_connect_error(resp, st, err.msg);
+        return false;
+    }
+    if ((org == NULL || *org == '\0') && tenant[0] != '\0')
+        MHD_set_connection_value(c, MHD_HEADER_KIND, "X-Scope-OrgID",
+                                 kiln_arena_strndup(arena, tenant, strlen(tenant)));
+    return true;
+}
+
 static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c, request *rq,
                                 const char *url, const char *method)
 {
@@ -329,6 +374,8 @@ static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c,
         kiln_http_text(&resp, 413, msg);
         return send_resp(c, &resp);
     }
+    if (!authorize(s, c, rq->arena, url, &resp))
+        return send_resp(c, &resp);
     kiln_http_req req = {method, url, (const uint8_t *)rq->body.ptr, rq->body.len, rq->arena,
                          c,      NULL};
     const route *r = find_route(s, url);

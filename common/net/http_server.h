@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "auth.h"
 #include "buf.h"
 #include "cancel.h"
 #include "query_pool.h"
@@ -76,6 +77,9 @@ void kiln_http_server_query_route(kiln_http_server_t *s, const char *path, kiln_
                                   void *ud);
 /** Fallback requests whose path pick selects run as queries. Before start only. */
 void kiln_http_server_fallback_query(kiln_http_server_t *s, bool (*pick)(const char *path));
+/** Authenticates every request but the public paths with a (borrowed;
+ * NULL = off, the default): see auth.h. Before start only. */
+void kiln_http_server_auth(kiln_http_server_t *s, kiln_auth_t *a);
 /** Routes every other request to fn. Before start only. */
 void kiln_http_server_fallback(kiln_http_server_t *s, kiln_http_handler_fn fn, void *ud);
 /** Binds and starts serving; KILN_UNAVAILABLE with err when it cannot bind. */

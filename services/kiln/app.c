@@ -10,6 +10,7 @@
 
 #include "about.h"
 #include "adhoc.h"
+#include "auth.h"
 #include "build_info.h"
 #include "cluster.h"
 #include "compactor.h"
@@ -44,6 +45,7 @@ struct kiln_app {
     kiln_remote_t *remote_writes; /* the distributor's ingesters (cluster) */
     kiln_remote_t *remote_reads;  /* the querier's ingesters and blocks (cluster) */
     kiln_cluster_t *cluster;      /* NULL on the in-process default */
+    kiln_auth_t *auth;            /* NULL: authentication off */
     kiln_compactor_t *compactor;
     kiln_settings_t *settings;
     kiln_rules_t *rules;           /* settings.v1 recording rules */
@@ -84,6 +86,24 @@ static void build_info_metric(kiln_buf *out)
                     kiln_build_version(), kiln_build_commit(), kiln_build_date());
 }
 
+/* With -server.metrics-tenant-labels=false, drops every sample carrying a
+ * tenant label that a module rendered (the ingester's per-tenant series),
+ * so /metrics names no tenant. */
+static void drop_tenant_series(kiln_buf *b, size_t from)
+{
+    size_t w = from;
+    for (size_t r = from; r < b->len;) {
+        const char *nl = memchr(b->ptr + r, '\n', b->len - r);
+        size_t n = nl != NULL ? (size_t)(nl - (b->ptr + r)) + 1 : b->len - r;
+        if (memmem(b->ptr + r, n, "tenant=\"", 8) == NULL) {
+            memmove(b->ptr + w, b->ptr + r, n);
+            w += n;
+        }
+        r += n;
+    }
+    b->len = w;
+}
+
 static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
 {
     (void)req;
@@ -92,13 +112,17 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     kiln_metrics_render(app->metrics, &resp->body);
     build_info_metric(&resp->body);
+    size_t modules_from = resp->body.len;
     if (app->ingester != NULL)
         kiln_ingester_metrics(app->ingester, &resp->body);
     kiln_query_pool_metrics(app->queries, &resp->body);
     if (app->store != NULL)
         kiln_objstore_metrics(app->store, &resp->body);
+    kiln_auth_render_metrics(app->auth, &resp->body);
     if (app->cluster != NULL)
         kiln_cluster_metrics(app->cluster, &resp->body);
+    if (!app->cfg->metrics_tenant_labels)
+        drop_tenant_series(&resp->body, modules_from);
 }
 
 /* GET /metrics/tenant/<id>: the recording rules' counters of one tenant,
@@ -176,12 +200,14 @@ static void create_servers(kiln_app_t *app)
                            .query_pool = app->queries,
                            .read_pool = app->reads,
                            .query_timeout_ns = cfg->query_timeout_ns,
-                           .inflight = app->inflight};
+                           .inflight = app->inflight,
+                           .auth = app->auth};
     app->grpc = kiln_grpc_server_create(&gc, app->rpc, app->metrics);
     /* One URL for every protocol: gRPC (h2c) on the HTTP port too. */
     hc.h2c = on_h2c;
     hc.h2c_ud = app->grpc;
     app->http = kiln_http_server_create(&hc);
+    kiln_http_server_auth(app->http, app->auth);
     app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body, app->inflight};
     kiln_http_server_route(app->http, "/ready", on_ready, app);
     kiln_http_server_route(app->http, "/metrics", on_metrics, app);
@@ -461,10 +487,15 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
     app->modules = mods;
     app->limits = kiln_overrides_create(&cfg->limits);
     app->metrics = kiln_metrics_create();
+    kiln_metrics_tenant_labels(app->metrics, cfg->metrics_tenant_labels);
     app->inflight = kiln_inflight_create(cfg->max_inflight_bytes);
     app->rpc = kiln_rpc_registry_create();
     if (*cfg->runtime_config != '\0')
         st = kiln_overrides_load(app->limits, cfg->runtime_config, err);
+    if (st == KILN_OK) {
+        kiln_auth_config ac = {cfg->auth_tokens_file, cfg->auth_multitenancy};
+        st = kiln_auth_create(&ac, &app->auth, err);
+    }
     if (st == KILN_OK && cluster)
         st = kiln_cluster_create(cfg, app->limits, &app->cluster, err);
     if (st == KILN_OK && needs_store(mods))
@@ -549,6 +580,7 @@ void kiln_app_destroy(kiln_app_t *app)
     kiln_cluster_destroy(app->cluster);
     kiln_rpc_registry_destroy(app->rpc);
     kiln_metrics_destroy(app->metrics);
+    kiln_auth_destroy(app->auth);
     kiln_inflight_destroy(app->inflight);
     kiln_overrides_destroy(app->limits);
     free(app);

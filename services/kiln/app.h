@@ -64,7 +64,10 @@ typedef struct kiln_app_config {
     int replication_factor; /* 0 = 3 in a cluster, 1 alone */
     char *zone;
     int64_t ownership_grace_ns;
-    int64_t rpc_timeout_ns; /* distributor -> ingester, querier -> ingester */
+    int64_t rpc_timeout_ns;     /* distributor -> ingester, querier -> ingester */
+    char *auth_tokens_file;     /* -auth.tokens-file ("" = no tokens) */
+    bool auth_multitenancy;     /* -auth.multitenancy-enabled */
+    bool metrics_tenant_labels; /* -server.metrics-tenant-labels */
 
     /* The flag table these values came from (status.v1 shows it as YAML). */
     const kiln_cfg_opt *flags;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "auth.h"
 #include "build_info.h"
 #include "ci.h"
 #include "config.h"
@@ -156,6 +157,13 @@ static const kiln_cfg_opt opts[] = {
         "zone of this ingester: replicas go to distinct zones"),
     OPT("ingester.ownership-grace-period", KILN_CFG_DURATION, ownership_grace_ns, "1m",
         "after a ring change, accept writes of series this ingester does not own for this long"),
+    OPT("auth.multitenancy-enabled", KILN_CFG_BOOL, auth_multitenancy, "false",
+        "refuse (401) a request that names no tenant (X-Scope-OrgID) and whose token implies none"),
+    OPT("auth.tokens-file", KILN_CFG_STRING, auth_tokens_file, "",
+        "YAML file of SHA-256 token hashes, their tenants and scope; set = every request but "
+        "/ready, /metrics and /ring needs a token (reloaded on change; docs/security.md)"),
+    OPT("server.metrics-tenant-labels", KILN_CFG_BOOL, metrics_tenant_labels, "true",
+        "per-tenant series in /metrics (false: summed over tenants, no tenant label)"),
 };
 #undef OPT
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -183,6 +191,21 @@ static bool wants_version(int argc, char **argv)
     return false;
 }
 
+/* `kiln hash-token`: the SHA-256 of the token on stdin (one line, its
+ * newline dropped), as the tokens file holds it. */
+static int hash_token(void)
+{
+    char line[4096], hex[65];
+    if (fgets(line, sizeof(line), stdin) == NULL) {
+        fprintf(stderr, "kiln hash-token: no token on stdin\n");
+        return 2;
+    }
+    size_t n = strcspn(line, "\r\n");
+    kiln_auth_hash_hex(line, n, hex);
+    printf("%s\n", hex);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (wants_version(argc, argv)) {
@@ -193,6 +216,8 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "ci") == 0) /* the CI gate, a client: docs/ci.md */
         return kiln_ci_main(argc - 1, argv + 1);
     kiln_err err = {KILN_OK, ""};
+    if (argc == 2 && strcmp(argv[1], "hash-token") == 0)
+        return hash_token();
     kiln_status st = kiln_cfg_parse(opts, N_OPTS, argc, argv, &err);
     if (st == KILN_CANCELLED)
         return 0;

@@ -50,6 +50,9 @@ EXTRAS=(--set distributor.autoscaling.enabled=true --set querier.autoscaling.ena
         --set serviceMonitor.enabled=true --set-json 'runtimeConfig={"overrides":{"team-a":{"ingestion_rate_mb":8}}}'
         --set-json 'extraEnv=[{"name":"GODEBUG","value":"x"}]' --set priorityClassName=high)
 
+AUTH=(--set auth.enabled=true --set auth.existingSecret=kiln-tokens
+      --set auth.metricsTenantLabels=false)
+
 # name | mode | backend | zones | hpa | helm flags
 render_case() {
     local name="$1" mode="$2" backend="$3" zones="$4" hpa="$5"
@@ -88,6 +91,19 @@ render_case single-s3 single s3 0 - "${S3[@]}"
 render_case micro-fs microservices filesystem 0 - "${MS[@]}"
 render_case micro-s3 microservices s3 0 hpa "${MS[@]}" "${S3[@]}" "${EXTRAS[@]}"
 render_case micro-s3-zones microservices s3 3 - "${MS[@]}" "${S3[@]}" "${ZONES[@]}"
+render_case micro-fs-auth microservices filesystem 0 - "${MS[@]}" "${AUTH[@]}"
+
+# Authentication: every kiln container reads the tokens file from the
+# Secret's directory mount (updates propagate; a subPath would not).
+n_auth=$(grep -c -- '-auth.tokens-file=/etc/kiln-auth/tokens.yaml' "$work/micro-fs-auth.yaml")
+n_kiln=$(grep -c -- '-target=' "$work/micro-fs-auth.yaml")
+if [ "$n_auth" = "$n_kiln" ] && grep -q 'secretName: kiln-tokens' "$work/micro-fs-auth.yaml" &&
+    grep -q -- '-server.metrics-tenant-labels=false' "$work/micro-fs-auth.yaml" &&
+    ! grep -q 'kiln-auth' "$work/micro-fs.yaml"; then
+    ok "auth: tokens Secret mounted in all $n_kiln kiln containers"
+else
+    bad "auth: tokens file in $n_auth of $n_kiln containers, or on without auth.enabled"
+fi
 
 # The ServiceMonitor, by hand: monitoring.coreos.com/v1, scraping /metrics.
 if grep -A30 '^kind: ServiceMonitor' "$work/micro-s3.yaml" | grep -q 'path: /metrics'; then
@@ -128,6 +144,7 @@ must_fail "replicationFactor 3 over 2 ingesters" "needs at least as many ingeste
 must_fail "replicationFactor 3 over 2 zones of one" "needs at least as many ingesters" \
     "${MS[@]}" --set ingester.zoneAwareReplication.enabled=true \
     --set 'ingester.zoneAwareReplication.zones[0].name=a' --set 'ingester.zoneAwareReplication.zones[1].name=b'
+must_fail "auth without its Secret" "auth.existingSecret" --set auth.enabled=true
 must_fail "s3 without a bucket" "storage.s3.bucketName" \
     --set storage.backend=s3 --set storage.s3.endpoint=s3.example
 

@@ -115,6 +115,13 @@ nats://{{ include "kiln.fullname" . }}-nats:4222
 {{- with .zone }}
 - -ingester.availability-zone={{ . }}
 {{- end }}
+{{- if $v.auth.enabled }}
+- -auth.tokens-file=/etc/kiln-auth/{{ $v.auth.tokensKey }}
+- -auth.multitenancy-enabled={{ $v.auth.multitenancy }}
+{{- end }}
+{{- if not $v.auth.metricsTenantLabels }}
+- -server.metrics-tenant-labels=false
+{{- end }}
 {{- range $v.extraArgs }}
 - {{ . }}
 {{- end }}
@@ -282,6 +289,12 @@ spec:
         - name: bucket
           mountPath: /bucket
         {{- end }}
+        {{- if $v.auth.enabled }}
+        # A directory mount (not subPath) so Secret updates reach kiln.
+        - name: auth-tokens
+          mountPath: /etc/kiln-auth
+          readOnly: true
+        {{- end }}
         {{- with $v.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -302,6 +315,12 @@ spec:
     - name: bucket
       persistentVolumeClaim:
         claimName: {{ include "kiln.bucketClaim" $root }}
+    {{- end }}
+    {{- if $v.auth.enabled }}
+    - name: auth-tokens
+      secret:
+        secretName: {{ $v.auth.existingSecret }}
+        defaultMode: 0440
     {{- end }}
     {{- with $v.extraVolumes }}
     {{- toYaml . | nindent 4 }}
@@ -398,6 +417,9 @@ spec:
 {{- define "kiln.checkMode" -}}
 {{- if not (has .Values.mode (list "single" "microservices")) }}
 {{- fail (printf "mode must be single or microservices, not %q" .Values.mode) }}
+{{- end }}
+{{- if and .Values.auth.enabled (not .Values.auth.existingSecret) }}
+{{- fail "auth.enabled needs auth.existingSecret: the Secret holding the tokens file" }}
 {{- end }}
 {{- if eq .Values.mode "microservices" }}
 {{- $n := int (include "kiln.ingesterCount" .) }}
