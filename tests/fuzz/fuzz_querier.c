@@ -118,6 +118,9 @@ static void fill(kiln_ingester_t *ing)
     kiln_arena_destroy(a);
 }
 
+/* Lives as long as the process, as in a server (and stays reachable). */
+static kiln_ingester_t *the_ingester;
+
 static void setup(void)
 {
     kiln_log_min = KILN_LOG_LEVEL_ERROR;
@@ -128,13 +131,11 @@ static void setup(void)
     atexit(cleanup);
     kiln_ingester_config c = {
         .storage_path = dir, .wal_no_fsync = true, .wal_segment_bytes = 16u << 20};
-    kiln_ingester_t *ing;
     kiln_err err;
-    if (kiln_ingester_create(&c, &ing, &err) != KILN_OK)
+    if (kiln_ingester_create(&c, &the_ingester, &err) != KILN_OK)
         abort();
-    fill(ing);
-    /* Lives as long as the process, as in a server. */
-    kiln_querier_config qc = {.store = kiln_db_store(kiln_ingester_db(ing))};
+    fill(the_ingester);
+    kiln_querier_config qc = {.store = kiln_db_store(kiln_ingester_db(the_ingester))};
     kiln_querier_t *q = kiln_querier_create(&qc);
     rpc = kiln_rpc_registry_create();
     kiln_querier_register(q, rpc);

@@ -146,11 +146,12 @@ TEST(bad_files_refused)
         "tokens: [\n",                                                /* not YAML */
         "other: 1\n",                                                 /* no tokens list */
         "tokens:\n  - sha256: abc\n    tenant: a\n    scope: read\n", /* short hash */
-        "tokens:\n  - sha256: "
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n    tenant: a\n"
-        "    scope: admin\n",
-        "tokens:\n  - sha256: "
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n    scope: read\n",
+        /* a bad scope; no tenant (parenthesised: one string each) */
+        ("tokens:\n  - sha256: "
+         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n    tenant: a\n"
+         "    scope: admin\n"),
+        ("tokens:\n  - sha256: "
+         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n    scope: read\n"),
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         write_tokens(bad[i]);
