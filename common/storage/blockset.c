@@ -112,6 +112,13 @@ static void open_new(kiln_blockset_t *bs, listing *l)
         kiln_status st = kiln_block_open(bs->store, e->tenant, e->ulid, &e->block, &err);
         if (st == KILN_OK || st == KILN_NOT_FOUND) /* NOT_FOUND: deleted since listing */
             continue;
+        if (st != KILN_DATA_LOSS && st != KILN_INVALID_ARGUMENT) {
+            /* The store did not answer (an outage): not the block's fault,
+             * the next sync opens it. Only a damaged block is shut out. */
+            KILN_LOG_WARN("blockset", "block %s/%s not opened yet: %s", e->tenant, e->ulid,
+                          err.msg);
+            continue;
+        }
         KILN_LOG_ERROR("blockset", "quarantining block %s/%s: %s", e->tenant, e->ulid, err.msg);
         char key[512];
         snprintf(key, sizeof(key), "%s/%s", e->tenant, e->ulid);

@@ -3,7 +3,8 @@
  * them: kiln_blockset_sync lists <tenant>/blocks/<ULID>/meta.json, opens new
  * blocks, drops deleted ones and ones superseded by a compacted block that
  * lists them as sources, and quarantines a corrupt block (logged once, the
- * rest keeps serving). Queries visit a tenant's blocks under a read lock,
+ * rest keeps serving); a block the store could not serve (an outage) is
+ * tried again at the next sync. Queries visit a tenant's blocks under a read lock,
  * so a sync never closes a block a query is reading. Thread-safe. */
 #ifndef KILN_BLOCKSET_H
 #define KILN_BLOCKSET_H
