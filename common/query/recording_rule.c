@@ -193,3 +193,19 @@ void kiln_rule_series(const kiln_rule_t *rule, const kiln_label_t *l, size_t n, 
     }
     kiln_buf_putc(out, '}');
 }
+
+void kiln_rule_from_store(const Settings__V1__RecordingRuleStore *in,
+                          Settings__V1__RecordingRule *r)
+{
+    settings__v1__recording_rule__init(r);
+    r->id = in->id;
+    r->metric_name = in->metric_name;
+    r->n_matchers = in->n_matchers;
+    r->matchers = in->matchers;
+    r->n_group_by = in->n_group_by;
+    r->group_by = in->group_by;
+    r->n_external_labels = in->n_external_labels;
+    r->external_labels = in->external_labels;
+    r->generation = in->generation;
+    r->stacktrace_filter = in->stacktrace_filter;
+}

@@ -25,6 +25,11 @@ typedef struct kiln_rule kiln_rule_t;
  * that is not a Prometheus name, a matcher that does not parse, no
  * __profile_type__ matcher, a bad group_by or external label name, or too
  * many of them: KILN_INVALID_ARGUMENT naming it. */
+/** The API's form of a stored rule: the same fields, sharing its arrays
+ * (r is initialised first). */
+void kiln_rule_from_store(const Settings__V1__RecordingRuleStore *in,
+                          Settings__V1__RecordingRule *r);
+
 kiln_status kiln_rule_compile(const Settings__V1__RecordingRule *r, kiln_rule_t **out,
                               kiln_err *err);
 /** Frees a rule; NULL is a no-op. */

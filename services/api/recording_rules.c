@@ -92,17 +92,7 @@ static rule_t *to_api(const rule_store *in, kiln_arena_t *a)
     rule_t *r = kiln_arena_alloc(a, sizeof(*r));
     if (r == NULL)
         return NULL;
-    settings__v1__recording_rule__init(r);
-    r->id = in->id;
-    r->metric_name = in->metric_name;
-    r->n_matchers = in->n_matchers;
-    r->matchers = in->matchers;
-    r->n_group_by = in->n_group_by;
-    r->group_by = in->group_by;
-    r->n_external_labels = in->n_external_labels;
-    r->external_labels = in->external_labels;
-    r->generation = in->generation;
-    r->stacktrace_filter = in->stacktrace_filter;
+    kiln_rule_from_store(in, r);
     kiln_rule_t *c = NULL;
     kiln_err err = {0};
     if (kiln_rule_compile(r, &c, &err) == KILN_OK) {

@@ -137,28 +137,13 @@ void kiln_rules_eval_destroy(kiln_rules_eval_t *ev)
     free(ev);
 }
 
-/* The API's rule of a stored one: the same fields, for compiling. */
-static void to_rule(const Settings__V1__RecordingRuleStore *in, Settings__V1__RecordingRule *r)
-{
-    settings__v1__recording_rule__init(r);
-    r->id = in->id;
-    r->metric_name = in->metric_name;
-    r->n_matchers = in->n_matchers;
-    r->matchers = in->matchers;
-    r->n_group_by = in->n_group_by;
-    r->group_by = in->group_by;
-    r->n_external_labels = in->n_external_labels;
-    r->external_labels = in->external_labels;
-    r->stacktrace_filter = in->stacktrace_filter;
-}
-
 static void compile_all(tenant *t, const Settings__V1__RecordingRulesStore *s)
 {
     free_rules(t);
     t->rules = kiln_xcalloc(s->n_rules + 1, sizeof(*t->rules));
     for (size_t i = 0; i < s->n_rules; i++) {
         Settings__V1__RecordingRule r;
-        to_rule(s->rules[i], &r);
+        kiln_rule_from_store(s->rules[i], &r);
         kiln_err err = {0};
         if (kiln_rule_compile(&r, &t->rules[t->n_rules], &err) == KILN_OK)
             t->n_rules++;
