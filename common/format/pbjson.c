@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
+
 #define MAX_DEPTH 64
 #define SEEN_SMALL 256 /* messages with up to this many fields track duplicates on the stack */
 
@@ -1081,55 +1083,6 @@ static kiln_status parse_enum(dec *d, const ProtobufCEnumDescriptor *ed, int32_t
     return KILN_OK;
 }
 
-static int b64_val(unsigned char c, bool url)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == (url ? '-' : '+'))
-        return 62;
-    if (c == (url ? '_' : '/'))
-        return 63;
-    return -1;
-}
-
-/* Decodes standard or URL-safe base64 (chosen by the presence of '-' or
- * '_', as protojson does), padded when the length is a multiple of 4. */
-static bool b64_decode(kiln_str_t in, uint8_t *out, size_t *out_len)
-{
-    const unsigned char *s = (const unsigned char *)in.ptr;
-    size_t n = in.len, o = 0;
-    bool url = memchr(s, '-', n) != NULL || memchr(s, '_', n) != NULL;
-    uint32_t acc = 0;
-    if (n % 4 == 0)
-        for (int k = 0; k < 2 && n > 0 && s[n - 1] == '='; k++)
-            n--;
-    if (n % 4 == 1)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val(s[i], url);
-        if (v < 0)
-            return false;
-        acc = acc << 6 | (uint32_t)v;
-        if (i % 4 == 3) {
-            out[o++] = (uint8_t)(acc >> 16);
-            out[o++] = (uint8_t)(acc >> 8);
-            out[o++] = (uint8_t)acc;
-        }
-    }
-    if (n % 4 == 2)
-        out[o++] = (uint8_t)(acc >> 4);
-    if (n % 4 == 3) {
-        out[o++] = (uint8_t)(acc >> 10);
-        out[o++] = (uint8_t)(acc >> 2);
-    }
-    *out_len = o;
-    return true;
-}
-
 static kiln_status parse_bytes(dec *d, ProtobufCBinaryData *dst)
 {
     kiln_str_t s;
@@ -1139,10 +1092,10 @@ static kiln_status parse_bytes(dec *d, ProtobufCBinaryData *dst)
     size_t at = d->pos;
     if ((st = lex_string(d, &s, false)) != KILN_OK)
         return st;
-    uint8_t *buf = kiln_arena_alloc(d->a, s.len / 4 * 3 + 3);
+    uint8_t *buf = kiln_arena_alloc(d->a, kiln_base64_max_decoded(s.len));
     if (buf == NULL)
         return oom(d);
-    if (!b64_decode(s, buf, &dst->len))
+    if (!kiln_base64_decode(s.ptr, s.len, buf, &dst->len, NULL))
         return fail_at(d, at, "invalid base64");
     dst->data = dst->len > 0 ? buf : NULL;
     return KILN_OK;

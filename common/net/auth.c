@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "base64.h"
 #include "clock.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -330,37 +331,11 @@ static void record_failure(kiln_auth_t *a, const char *source, const char *reaso
     KILN_LOG_WARN_SAMPLED(src, "auth", "auth", "refused source=%s reason=%s", src, reason);
 }
 
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* Standard base64 (padding optional) into out; false when malformed or too long. */
+/* Standard base64 into out as a string; false when malformed or too long. */
 static bool b64_decode(const char *s, size_t len, char *out, size_t cap, size_t *n)
 {
-    unsigned acc = 0, bits = 0;
-    *n = 0;
-    while (len > 0 && s[len - 1] == '=')
-        len--;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64val(s[i]);
-        if (v < 0)
-            return false;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (*n + 1 >= cap)
-                return false;
-            out[(*n)++] = (char)((acc >> bits) & 0xff);
-        }
-    }
+    if (kiln_base64_max_decoded(len) >= cap || !kiln_base64_decode(s, len, (uint8_t *)out, n, NULL))
+        return false;
     out[*n] = '\0';
     return true;
 }

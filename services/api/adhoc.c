@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base64.h"
 #include "block.h"
 #include "clock.h"
 #include "flamebearer.h"
@@ -500,53 +501,18 @@ static kiln_status adhoc_diff(kiln_adhoc_t *ad, const char *tenant,
 
 /* ---- RPC ---- */
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 /* Standard base64 (padding optional), as Go's StdEncoding reads it. */
 static kiln_status base64_decode(const char *s, kiln_arena_t *a, uint8_t **out, size_t *len,
                                  kiln_err *err)
 {
-    size_t n = strlen(s);
-    while (n > 0 && s[n - 1] == '=')
-        n--;
-    uint8_t *o = kiln_arena_alloc(a, n * 3 / 4 + 1);
+    size_t n = strlen(s), bad;
+    uint8_t *o = kiln_arena_alloc(a, kiln_base64_max_decoded(n));
     if (o == NULL)
         return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "out of memory");
-    size_t k = 0;
-    uint32_t acc = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_value((unsigned char)s[i]);
-        if (v < 0)
-            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                                "failed to upload profile: illegal base64 data at input byte %zu",
-                                i);
-        acc = acc << 6 | (uint32_t)v;
-        if (i % 4 == 3) {
-            o[k++] = (uint8_t)(acc >> 16);
-            o[k++] = (uint8_t)(acc >> 8);
-            o[k++] = (uint8_t)acc;
-        }
-    }
-    if (n % 4 == 1)
+    if (!kiln_base64_decode(s, n, o, len, &bad))
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                            "failed to upload profile: illegal base64 data at input byte %zu", n);
-    if (n % 4 == 2)
-        o[k++] = (uint8_t)(acc >> 4);
-    if (n % 4 == 3) {
-        o[k++] = (uint8_t)(acc >> 10);
-        o[k++] = (uint8_t)(acc >> 2);
-    }
+                            "failed to upload profile: illegal base64 data at input byte %zu", bad);
     *out = o;
-    *len = k;
     return KILN_OK;
 }
 
