@@ -68,7 +68,6 @@ typedef struct query_call {
 struct request {
     kiln_arena_t *arena;
     kiln_buf body;
-    int started; /* the access handler has seen the request */
     int too_large;
     int too_many_args; /* the query string was cut at MAX_QUERY_ARGS */
     query_call *q;     /* set while a query is submitted or answered */
@@ -388,28 +387,37 @@ static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c,
     return send_resp(c, &resp);
 }
 
+/* Marks, from on_uri to on_request, a request whose query string was cut. */
+static char query_cut_marker;
+
 /* Called with the request line's URI before libmicrohttpd parses its query
  * arguments into the connection's memory pool. 0.9.75 never answers a
  * request whose arguments exhaust the pool (about 20,000 of them hang the
  * connection until its timeout), so a query string with more arguments
  * than MAX_QUERY_ARGS is cut, in the connection's own read buffer, where
  * libmicrohttpd is about to parse it, and the request is refused in
- * dispatch. The request's state starts here. */
+ * dispatch. Nothing is allocated here: libmicrohttpd reports completion only
+ * of requests that reached on_request, so state made here could leak. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    (void)c;
-    kiln_http_server_t *s = cls;
-    request *rq = kiln_xcalloc(1, sizeof(*rq));
-    rq->arena = kiln_arena_create(0);
-    kiln_buf_init(&rq->body, s->cfg.max_body);
+    (void)cls, (void)c;
     const char *q = strchr(uri, '?');
     for (size_t n = 0; q != NULL; q = strchr(q + 1, '&')) {
         if (++n > MAX_QUERY_ARGS) {
             *(char *)q = '\0';
-            rq->too_many_args = 1;
-            break;
+            return &query_cut_marker;
         }
     }
+    return NULL;
+}
+
+/* The request's state starts at its first on_request call. */
+static request *request_create(const kiln_http_server_t *s, int query_cut)
+{
+    request *rq = kiln_xcalloc(1, sizeof(*rq));
+    rq->arena = kiln_arena_create(0);
+    kiln_buf_init(&rq->body, s->cfg.max_body);
+    rq->too_many_args = query_cut;
     return rq;
 }
 
@@ -419,11 +427,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     (void)version;
     kiln_http_server_t *s = cls;
-    request *rq = *con_cls; /* from on_uri */
-    if (!rq->started) {
-        rq->started = 1;
+    if (*con_cls == NULL || *con_cls == &query_cut_marker) {
+        *con_cls = request_create(s, *con_cls == &query_cut_marker);
         return MHD_YES;
     }
+    request *rq = *con_cls;
     if (*upload_data_size != 0) {
         if (!rq->too_large && !kiln_buf_append(&rq->body, upload_data, *upload_data_size)) {
             rq->too_large = 1;
@@ -440,7 +448,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     (void)cls, (void)c, (void)toe;
     request *rq = *con_cls;
-    if (rq == NULL)
+    if (rq == NULL || *con_cls == &query_cut_marker)
         return;
     if (rq->q != NULL) {
         kiln_buf_free(&rq->q->resp.body);

@@ -75,6 +75,7 @@ type config struct {
 	name           string
 	ports          []int // HTTP and gRPC ports to reuse (KeepPorts), else free ones
 	keepPorts      bool
+	portRetries    int
 }
 
 // Option changes how Start runs kiln.
@@ -195,7 +196,8 @@ func start(t testing.TB, cfg config) *Server {
 		others = append(others, "otlp-grpc")
 	}
 	var ports []int
-	if cfg.ports != nil {
+	inherited := cfg.ports != nil
+	if inherited {
 		// The kept ports are free too: keep them out of the others.
 		ports = append(ports, cfg.ports...)
 		for _, p := range freePorts(t, 2+len(others)+2) {
@@ -257,11 +259,30 @@ func start(t testing.TB, cfg config) *Server {
 		t.Fatalf("start kiln: %v", err)
 	}
 	s.Proc = p
+	err = s.waitReady(t)
+	if err != nil && !inherited && lostPortRace(s) && cfg.portRetries < maxPortRetries {
+		// Another process took a free port between our probe and kiln's
+		// bind: start again on new ports (unless they were kept).
+		s.signaled.Store(true)
+		t.Logf("%s: a port was taken before kiln bound it; retrying on new ports", name)
+		cfg.portRetries++
+		cfg.ports = nil
+		return start(t, cfg)
+	}
 	t.Cleanup(func() { s.cleanup(t) })
-	if err := s.waitReady(t); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// maxPortRetries bounds the restarts after a lost port race.
+const maxPortRetries = 3
+
+// lostPortRace reports whether s exited because a listen port was in use
+// (gRPC core does not say why a bind failed, so any listen failure counts).
+func lostPortRace(s *Server) bool {
+	return s.Exited() && len(s.Log.Grep("cannot listen on")) > 0
 }
 
 // waitReady polls GET /ready until it answers 200, then the gRPC ports
