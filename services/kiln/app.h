@@ -69,6 +69,18 @@ typedef struct kiln_app_config {
     bool auth_multitenancy;     /* -auth.multitenancy-enabled */
     bool metrics_tenant_labels; /* -server.metrics-tenant-labels */
 
+    /* TLS ("" = plain text). The gRPC set covers the OTLP gRPC port too. */
+    char *http_tls_cert, *http_tls_key, *http_tls_ca, *http_tls_client_auth;
+    char *grpc_tls_cert, *grpc_tls_key, *grpc_tls_ca, *grpc_tls_client_auth;
+    /* The cluster plane: ingester.v1 on its own listener, mutual TLS with
+     * the cluster certificate as server and as client. */
+    char *internal_grpc_address;
+    int internal_grpc_port;
+    char *cluster_tls_cert, *cluster_tls_key, *cluster_tls_ca, *cluster_tls_server_name;
+    /* NATS credentials and TLS ("" = none). */
+    char *nats_creds_file, *nats_user, *nats_password, *nats_token;
+    char *nats_tls_ca, *nats_tls_cert, *nats_tls_key;
+
     /* The flag table these values came from (status.v1 shows it as YAML). */
     const kiln_cfg_opt *flags;
     size_t n_flags;

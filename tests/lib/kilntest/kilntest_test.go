@@ -1,6 +1,7 @@
 package kilntest
 
 import (
+	"crypto/x509"
 	"net"
 	"net/http"
 	"regexp"
@@ -87,4 +88,22 @@ func TestRestartOnSameStorage(t *testing.T) {
 		t.Errorf("%s: %s, want exit code 0", s2.Name, s2.ExitDescription())
 	}
 	s3.Terminate(t)
+}
+
+func TestCAIssuesVerifiableCerts(t *testing.T) {
+	ca := NewCA(t)
+	c := ca.Issue(t, "server", CertOptions{})
+	leaf, err := x509.ParseCertificate(c.TLS.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: ca.Pool, DNSName: "localhost",
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	old := ca.Issue(t, "old", CertOptions{NotAfter: time.Now().Add(-time.Minute)})
+	leaf, _ = x509.ParseCertificate(old.TLS.Certificate[0])
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: ca.Pool}); err == nil {
+		t.Fatal("an expired certificate verified")
+	}
 }
