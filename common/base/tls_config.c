@@ -22,7 +22,10 @@ static const char *const auth_names[] = {
 };
 #define N_AUTH (sizeof(auth_names) / sizeof(auth_names[0]))
 
-static bool is_set(const char *s) { return s != NULL && s[0] != '\0'; }
+static bool is_set(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
 
 kiln_status kiln_tls_client_auth_parse(const char *name, kiln_tls_client_auth *out, kiln_err *err)
 {
@@ -48,18 +51,22 @@ const char *kiln_tls_client_auth_name(kiln_tls_client_auth v)
     return (size_t)v < N_AUTH ? auth_names[v] : "unknown";
 }
 
-bool kiln_tls_enabled(const kiln_tls_config *c) { return is_set(c->cert_path); }
+bool kiln_tls_enabled(const kiln_tls_config *c)
+{
+    return is_set(c->cert_path);
+}
 
 static bool verifies_clients(kiln_tls_client_auth v)
 {
-    return v == KILN_TLS_VERIFY_CLIENT_CERT_IF_GIVEN || v == KILN_TLS_REQUIRE_AND_VERIFY_CLIENT_CERT;
+    return v == KILN_TLS_VERIFY_CLIENT_CERT_IF_GIVEN ||
+           v == KILN_TLS_REQUIRE_AND_VERIFY_CLIENT_CERT;
 }
 
 kiln_status kiln_tls_config_check(const kiln_tls_config *c, const char *prefix, kiln_err *err)
 {
     if (is_set(c->cert_path) != is_set(c->key_path))
-        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "-%s-cert-path and -%s-key-path go together",
-                            prefix, prefix);
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "-%s-cert-path and -%s-key-path go together", prefix, prefix);
     if (!is_set(c->cert_path) && (is_set(c->ca_path) || c->client_auth != KILN_TLS_NO_CLIENT_CERT))
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "-%s-ca-path and -%s-client-auth need -%s-cert-path", prefix, prefix,

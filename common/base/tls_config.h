@@ -16,18 +16,18 @@
 
 /** Whether and how a server asks its clients for certificates. */
 typedef enum kiln_tls_client_auth {
-    KILN_TLS_NO_CLIENT_CERT = 0,           /* NoClientCert */
-    KILN_TLS_REQUEST_CLIENT_CERT,          /* RequestClientCert: asked, not verified */
-    KILN_TLS_REQUIRE_ANY_CLIENT_CERT,      /* RequireAnyClientCert: required, not verified */
-    KILN_TLS_VERIFY_CLIENT_CERT_IF_GIVEN,  /* VerifyClientCertIfGiven */
+    KILN_TLS_NO_CLIENT_CERT = 0,            /* NoClientCert */
+    KILN_TLS_REQUEST_CLIENT_CERT,           /* RequestClientCert: asked, not verified */
+    KILN_TLS_REQUIRE_ANY_CLIENT_CERT,       /* RequireAnyClientCert: required, not verified */
+    KILN_TLS_VERIFY_CLIENT_CERT_IF_GIVEN,   /* VerifyClientCertIfGiven */
     KILN_TLS_REQUIRE_AND_VERIFY_CLIENT_CERT /* RequireAndVerifyClientCert */
 } kiln_tls_client_auth;
 
 /** One endpoint's files (borrowed strings; "" or NULL = not set). */
 typedef struct kiln_tls_config {
-    const char *cert_path; /* PEM certificate chain, leaf first */
-    const char *key_path;  /* PEM private key of the leaf */
-    const char *ca_path;   /* PEM roots that verify the peer */
+    const char *cert_path;            /* PEM certificate chain, leaf first */
+    const char *key_path;             /* PEM private key of the leaf */
+    const char *ca_path;              /* PEM roots that verify the peer */
     kiln_tls_client_auth client_auth; /* servers only */
 } kiln_tls_config;
 
@@ -44,8 +44,7 @@ typedef struct kiln_tls_stamp {
 
 /** Parses a Go crypto/tls ClientAuthType name ("" = NoClientCert);
  * KILN_INVALID_ARGUMENT with err naming the accepted values otherwise. */
-kiln_status kiln_tls_client_auth_parse(const char *name, kiln_tls_client_auth *out,
-                                       kiln_err *err);
+kiln_status kiln_tls_client_auth_parse(const char *name, kiln_tls_client_auth *out, kiln_err *err);
 /** The Go name of v. */
 const char *kiln_tls_client_auth_name(kiln_tls_client_auth v);
 

@@ -219,14 +219,21 @@ static kiln_status ingest_pprof(ingest *r, const uint8_t *data, size_t len,
     return push(r, &in, 1, true);
 }
 
-static kiln_status ingest_form(ingest *r)
+/* The parts of a multipart/form-data body (in the request's arena). */
+static kiln_status form_parts(ingest *r, kiln_multipart_part **parts, size_t *n)
 {
     kiln_str_t boundary;
-    kiln_multipart_part *parts;
-    size_t n;
     kiln_status st = kiln_multipart_boundary(r->a, r->content_type, &boundary, &r->err);
     if (st == KILN_OK)
-        st = kiln_multipart_parse(r->a, r->body, r->body_len, boundary, &parts, &n, &r->err);
+        st = kiln_multipart_parse(r->a, r->body, r->body_len, boundary, parts, n, &r->err);
+    return st;
+}
+
+static kiln_status ingest_form(ingest *r)
+{
+    kiln_multipart_part *parts;
+    size_t n;
+    kiln_status st = form_parts(r, &parts, &n);
     if (st != KILN_OK)
         return body_failed(r, st);
     if (kiln_multipart_find(parts, n, "prev_profile") != NULL)
@@ -394,12 +401,9 @@ static kiln_status jfr_parts(ingest *r, const uint8_t **rec, size_t *rec_len,
     *labels_len = 0;
     if (strstr(r->content_type, "multipart/form-data") == NULL)
         return text_body(r, rec, rec_len);
-    kiln_str_t boundary;
     kiln_multipart_part *parts;
     size_t n;
-    kiln_status st = kiln_multipart_boundary(r->a, r->content_type, &boundary, &r->err);
-    if (st == KILN_OK)
-        st = kiln_multipart_parse(r->a, r->body, r->body_len, boundary, &parts, &n, &r->err);
+    kiln_status st = form_parts(r, &parts, &n);
     if (st != KILN_OK)
         return body_failed(r, st);
     const kiln_multipart_part *j = kiln_multipart_find(parts, n, "jfr");

@@ -2,9 +2,10 @@
  * remote_write: a Prometheus remote write 1.0 sender, the one way recording
  * rules' samples leave Kiln for a Prometheus-compatible receiver: a packed
  * prometheus.WriteRequest, snappy-compressed (block format, as the protocol
- * defines), POSTed over HTTP/1.1 to an http:// URL with the tenant in
- * X-Scope-OrgID. A connection failure, 429 or 5xx is retried with backoff;
- * another 4xx is not (the receiver will never take it). Blocks; thread-safe. */
+ * defines), POSTed with libcurl to an http:// or https:// URL with the
+ * tenant in X-Scope-OrgID. A connection failure, timeout (10 s), 429 or 5xx
+ * is retried with jittered backoff; another 4xx is not (the receiver will
+ * never take it). Blocks; thread-safe (sends are serialised). */
 #ifndef KILN_REMOTE_WRITE_H
 #define KILN_REMOTE_WRITE_H
 
@@ -15,8 +16,8 @@
 
 typedef struct kiln_rw kiln_rw_t;
 
-/** Checks url (http://host[:port]/path) and creates a sender; NULL url or
- * "" is none. KILN_INVALID_ARGUMENT naming the URL otherwise. */
+/** Checks url (http(s)://host[:port]/path) and creates a sender.
+ * KILN_INVALID_ARGUMENT naming the URL otherwise. */
 kiln_status kiln_rw_create(const char *url, kiln_rw_t **out, kiln_err *err);
 /** Frees it; NULL is a no-op. */
 void kiln_rw_destroy(kiln_rw_t *rw);

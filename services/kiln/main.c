@@ -96,7 +96,8 @@ static const kiln_cfg_opt opts[] = {
     OPT("recording-rules.refresh-period", KILN_CFG_DURATION, rules_refresh_ns, "10s",
         "how often a distributor re-reads a tenant's recording rules from the object store"),
     OPT("recording-rules.remote-write-url", KILN_CFG_STRING, rules_remote_write_url, "",
-        "Prometheus remote write URL (http://) the recording rules' samples are sent to"),
+        "Prometheus remote write URL (http:// or https://) the recording rules' samples are sent "
+        "to"),
     OPT("recording-rules.remote-write-interval", KILN_CFG_DURATION, rules_remote_write_ns, "5s",
         "how often changed recording rule series are sent to the remote write URL"),
     OPT("compactor.compaction-interval", KILN_CFG_DURATION, compaction_interval_ns, "1m",

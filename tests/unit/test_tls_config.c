@@ -42,8 +42,8 @@ TEST(config_check_names_the_flags)
     CHECK(strstr(err.msg, "-server.http-tls-key-path") != NULL);
     c = (kiln_tls_config){.ca_path = "ca.pem"};
     CHECK_EQ(kiln_tls_config_check(&c, "server.http-tls", &err), KILN_INVALID_ARGUMENT);
-    c = (kiln_tls_config){.cert_path = "c", .key_path = "k",
-                          .client_auth = KILN_TLS_REQUIRE_AND_VERIFY_CLIENT_CERT};
+    c = (kiln_tls_config){
+        .cert_path = "c", .key_path = "k", .client_auth = KILN_TLS_REQUIRE_AND_VERIFY_CLIENT_CERT};
     CHECK_EQ(kiln_tls_config_check(&c, "server.grpc-tls", &err), KILN_INVALID_ARGUMENT);
     CHECK(strstr(err.msg, "-server.grpc-tls-ca-path") != NULL);
     c.ca_path = "ca";
