@@ -187,6 +187,25 @@ async function frameAt(page, row, xFrac) {
   return [box.x + box.width * xFrac, box.y + 22 * row + 11];
 }
 
+// Clicks a frame of the flame graph and returns the box of its menu's
+// "Focus block" item. A slow machine may still be laying the graph out
+// when the first click lands (after a view switch), so it tries again a
+// few times, each bounded.
+async function openFrameMenu(page, row, xFrac) {
+  for (let attempt = 1; ; attempt++) {
+    const [x, y] = await frameAt(page, row, xFrac);
+    await page.mouse.click(x, y);
+    const item = page.getByText('Focus block');
+    try {
+      await item.waitFor({ state: 'visible', timeout: 5000 });
+      return await item.boundingBox();
+    } catch (e) {
+      if (attempt === 4) throw e;
+      await page.keyboard.press('Escape');
+    }
+  }
+}
+
 async function stepSingle(page, base) {
   await page.goto(base + q({ from: 'now-1h' }));
   const api0 = await apiFlame(base, '{}');
@@ -406,9 +425,7 @@ async function stepFigures(page, base) {
   const render = await page.evaluate(() => window.__kilnTimings.flame);
   const nodes = await page.evaluate(() => document.querySelector('[data-testid="flame-total"]') && 0);
   void nodes;
-  const [fx, fy] = await frameAt(page, 2, 0.3);
-  await page.mouse.click(fx, fy);
-  const item = await page.getByText('Focus block').boundingBox();
+  const item = await openFrameMenu(page, 2, 0.3);
   const zoom = await timedClick(page, item.x + 5, item.y + item.height / 2);
   await page.getByLabel('Reset focus and sandwich state').first().waitFor();
   console.log(`FIGURE flame graph, ${api0.names.length - 1} names, ${16384} nodes below the root, with the top table: render ${render.toFixed(1)} ms, zoom ${zoom.toFixed(1)} ms`);
@@ -416,9 +433,7 @@ async function stepFigures(page, base) {
   await page.getByLabel('Reset focus and sandwich state').first().click();
   await page.getByRole('radio', { name: 'Flame Graph' }).check({ force: true });
   await page.locator('[data-testid="topTable"]').waitFor({ state: 'detached' });
-  const [gx, gy] = await frameAt(page, 2, 0.3);
-  await page.mouse.click(gx, gy);
-  const item2 = await page.getByText('Focus block').boundingBox();
+  const item2 = await openFrameMenu(page, 2, 0.3);
   const zoom2 = await timedClick(page, item2.x + 5, item2.y + item2.height / 2);
   const reset = await page.getByLabel('Reset focus and sandwich state').first().boundingBox();
   const unzoom = await timedClick(page, reset.x + reset.width / 2, reset.y + reset.height / 2);

@@ -69,6 +69,7 @@ type config struct {
 	otlp           otlpMode
 	otherListeners bool
 	ignoreEnvArgs  bool
+	env            []string
 	numbered       bool
 	killAtCleanup  bool
 	target         string
@@ -84,6 +85,9 @@ type Option func(*config)
 // Storage runs kiln on dir (default: a new t.TempDir()), for example to
 // start it again on the storage of an earlier run.
 func Storage(dir string) Option { return func(c *config) { c.storage = dir } }
+
+// Env adds KEY=value entries to kiln's environment (after the test's own).
+func Env(kv ...string) Option { return func(c *config) { c.env = append(c.env, kv...) } }
 
 // Args appends flags to kiln's command line, after the harness's own flags
 // and before KILN_EXTRA_ARGS.
@@ -254,7 +258,11 @@ func start(t testing.TB, cfg config) *Server {
 		name = fmt.Sprintf("%s#%d", name, n)
 	}
 	t.Logf("%s: starting %s %s", name, bin, strings.Join(args, " "))
-	p, err := StartProc(t, name, exec.Command(bin, args...))
+	cmd := exec.Command(bin, args...)
+	if len(cfg.env) > 0 {
+		cmd.Env = append(os.Environ(), cfg.env...)
+	}
+	p, err := StartProc(t, name, cmd)
 	if err != nil {
 		t.Fatalf("start kiln: %v", err)
 	}
