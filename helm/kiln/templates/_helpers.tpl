@@ -87,6 +87,9 @@ nats://{{ include "kiln.fullname" . }}-nats:4222
 - -cluster.nats-url={{ include "kiln.natsURL" . }}
 - -cluster.advertise-address=$(POD_IP)
 - -distributor.replication-factor={{ .Values.replicationFactor }}
+{{- with (include "kiln.natsArgs" . | trim) }}
+{{ . }}
+{{- end }}
 {{- end }}
 
 {{/* Every kiln container's arguments.
@@ -111,6 +114,12 @@ nats://{{ include "kiln.fullname" . }}-nats:4222
 {{- end }}
 {{- if eq $v.mode "microservices" }}
 {{ include "kiln.clusterArgs" .root }}
+{{- with (include "kiln.clusterTLSArgs" . | trim) }}
+{{ . }}
+{{- end }}
+{{- end }}
+{{- with (include "kiln.serverTLSArgs" .root | trim) }}
+{{ . }}
 {{- end }}
 {{- with .zone }}
 - -ingester.availability-zone={{ . }}
@@ -158,6 +167,11 @@ nats://{{ include "kiln.fullname" . }}-nats:4222
     secretKeyRef:
       name: {{ $s3.existingSecret }}
       key: {{ . }}
+{{- end }}
+{{- end }}
+{{- if eq $v.mode "microservices" }}
+{{- with (include "kiln.natsEnv" .root | trim) }}
+{{ . }}
 {{- end }}
 {{- end }}
 {{- with $v.extraEnv }}
@@ -269,12 +283,16 @@ spec:
         - name: otlp-grpc
           containerPort: {{ $v.otlp.port }}
         {{- end }}
+        {{- if and (eq .target "ingester") (include "kiln.clusterTLSOn" $root) }}
+        - name: grpc-internal
+          containerPort: {{ $v.internalGrpc.port }}
+        {{- end }}
       startupProbe:
-        {{- toYaml $v.startupProbe | nindent 8 }}
+        {{- include "kiln.probe" (dict "root" $root "probe" $v.startupProbe) | nindent 8 }}
       livenessProbe:
-        {{- toYaml $v.livenessProbe | nindent 8 }}
+        {{- include "kiln.probe" (dict "root" $root "probe" $v.livenessProbe) | nindent 8 }}
       readinessProbe:
-        {{- toYaml $v.readinessProbe | nindent 8 }}
+        {{- include "kiln.probe" (dict "root" $root "probe" $v.readinessProbe) | nindent 8 }}
       securityContext:
         {{- toYaml $v.securityContext | nindent 8 }}
       resources:
@@ -294,6 +312,9 @@ spec:
         - name: auth-tokens
           mountPath: /etc/kiln-auth
           readOnly: true
+        {{- end }}
+        {{- with (include "kiln.secretMounts" . | trim) }}
+        {{- . | nindent 8 }}
         {{- end }}
         {{- with $v.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
@@ -321,6 +342,9 @@ spec:
       secret:
         secretName: {{ $v.auth.existingSecret }}
         defaultMode: 0440
+    {{- end }}
+    {{- with (include "kiln.secretVolumes" . | trim) }}
+    {{- . | nindent 4 }}
     {{- end }}
     {{- with $v.extraVolumes }}
     {{- toYaml . | nindent 4 }}
@@ -418,6 +442,7 @@ spec:
 {{- if not (has .Values.mode (list "single" "microservices")) }}
 {{- fail (printf "mode must be single or microservices, not %q" .Values.mode) }}
 {{- end }}
+{{- include "kiln.checkTLS" . }}
 {{- if and .Values.auth.enabled (not .Values.auth.existingSecret) }}
 {{- fail "auth.enabled needs auth.existingSecret: the Secret holding the tokens file" }}
 {{- end }}
