@@ -164,12 +164,16 @@ fi
 # cluster certificate or without its mount.
 mutate() {
     local name="$1" expr="$2"
-    "$py" - "$sec" "$work/mutated.yaml" "$expr" <<'PY'
+    if ! "$py" - "$sec" "$work/mutated.yaml" "$expr" <<'PY'
 import sys, yaml
 objs = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o]
 exec(sys.argv[3])
 yaml.safe_dump_all(objs, open(sys.argv[2], "w"))
 PY
+    then
+        bad "$name: could not break the secure example's rendering"
+        return
+    fi
     if "$py" "$here/assert_rendered.py" "$work/mutated.yaml" microservices s3 hpa https grpc-tls certmanager \
         >"$work/mutated.out" 2>&1; then
         bad "assertions accepted: $name"
