@@ -168,19 +168,30 @@ static void put_value(kiln_buf *out, const char *v)
     }
 }
 
-void kiln_rule_series(const kiln_rule_t *rule, const kiln_label_t *l, size_t n, kiln_buf *out)
+/* True when name is the writer label's. */
+static bool is_writer(const kiln_label_t *writer, const char *name)
 {
-    kiln_label_t s[2 * KILN_RULE_MAX_LABELS];
+    return writer != NULL && strcmp(writer->name, name) == 0;
+}
+
+void kiln_rule_series(const kiln_rule_t *rule, const kiln_label_t *l, size_t n,
+                      const kiln_label_t *writer, kiln_buf *out)
+{
+    kiln_label_t s[2 * KILN_RULE_MAX_LABELS + 1];
     size_t k = 0;
     for (size_t i = 0; i < rule->n_group_by; i++) {
         const char *v = kiln_labels_get(l, n, rule->group_by[i]);
         /* An external label of the same name wins over the profile's. */
-        if (v != NULL && *v != '\0' &&
+        if (v != NULL && *v != '\0' && !is_writer(writer, rule->group_by[i]) &&
             kiln_labels_get(rule->external, rule->n_external, rule->group_by[i]) == NULL)
             s[k++] = (kiln_label_t){rule->group_by[i], v};
     }
-    for (size_t i = 0; i < rule->n_external; i++)
-        s[k++] = rule->external[i];
+    for (size_t i = 0; i < rule->n_external; i++) {
+        if (!is_writer(writer, rule->external[i].name))
+            s[k++] = rule->external[i];
+    }
+    if (writer != NULL)
+        s[k++] = *writer;
     qsort(s, k, sizeof(*s), cmp_label);
     kiln_buf_puts(out, rule->metric);
     if (k == 0)

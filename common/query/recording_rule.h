@@ -47,7 +47,9 @@ bool kiln_rule_match(const kiln_rule_t *rule, const kiln_label_t *l, size_t n);
 /** Appends the Prometheus series the profile (sorted labels l) adds to:
  * `metric{a="x",b="y"}` with its labels sorted by name and values escaped
  * as the exposition format wants; a group_by label the profile lacks is
- * left out. */
-void kiln_rule_series(const kiln_rule_t *rule, const kiln_label_t *l, size_t n, kiln_buf *out);
+ * left out. writer (NULL = none) is one more label, naming who counts,
+ * that wins over a group_by or external label of its name. */
+void kiln_rule_series(const kiln_rule_t *rule, const kiln_label_t *l, size_t n,
+                      const kiln_label_t *writer, kiln_buf *out);
 
 #endif

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <xxhash.h>
 
+#include "block.h"
+#include "clock.h"
 #include "labels.h"
 #include "log.h"
 #include "prometheus/remote.pb-c.h"
@@ -54,21 +56,12 @@ struct kiln_rules_eval {
     bool started;            /* the sender thread runs */
     pthread_mutex_t send_mu; /* one send round at a time */
     char *state_path;        /* NULL = counters are not kept */
+    /* Who counts: an id kept in the state file, and whether every series
+     * carries it (KILN_RULES_WRITER_LABEL) because other distributors
+     * count the same series too. */
+    char writer_id[KILN_ULID_LEN + 1];
+    bool label_writer;
 };
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err);
 
@@ -80,6 +73,7 @@ kiln_rules_eval_t *kiln_rules_eval_create(kiln_objstore_t *store, int64_t refres
     pthread_mutex_init(&ev->mu, NULL);
     pthread_mutex_init(&ev->send_mu, NULL);
     pthread_cond_init(&ev->wake, NULL);
+    kiln_ulid(kiln_wall_ms(), ev->writer_id);
     return ev;
 }
 
@@ -161,7 +155,7 @@ static void load_rules(kiln_rules_eval_t *ev, tenant *t)
     kiln_buf_init(&data, MAX_OBJECT);
     kiln_err err = {0};
     kiln_status st = kiln_objstore_get(ev->store, name, &data, &err);
-    t->loaded_ns = mono_ns();
+    t->loaded_ns = kiln_mono_ns();
     if (st == KILN_NOT_FOUND) {
         free_rules(t);
     } else if (st != KILN_OK) {
@@ -190,7 +184,7 @@ static tenant *tenant_get(kiln_rules_eval_t *ev, const char *id, bool refresh)
         t->next = ev->tenants;
         ev->tenants = t;
     }
-    if (refresh && (t->loaded_ns == 0 || mono_ns() - t->loaded_ns >= ev->refresh_ns))
+    if (refresh && (t->loaded_ns == 0 || kiln_mono_ns() - t->loaded_ns >= ev->refresh_ns))
         load_rules(ev, t);
     return t;
 }
@@ -340,10 +334,12 @@ static const double *values_for(part_values *pv, const char *fn, kiln_arena_t *t
     return v;
 }
 
-static void observe_part(tenant *t, const kiln_head_part *pt, kiln_arena_t *tmp, kiln_buf *key)
+static void observe_part(const kiln_rules_eval_t *ev, tenant *t, const kiln_head_part *pt,
+                         kiln_arena_t *tmp, kiln_buf *key)
 {
+    const kiln_label_t writer = {KILN_RULES_WRITER_LABEL, ev->writer_id};
     const kiln_pprof_t *p = pt->profile;
-    int64_t ts_ms = p->time_nanos > 0 ? p->time_nanos / 1000000 : now_ms();
+    int64_t ts_ms = p->time_nanos > 0 ? p->time_nanos / 1000000 : kiln_wall_ms();
     part_values pv = {.p = p};
     pv.scratch = kiln_arena_alloc(tmp, (p->n_sample_types + 1) * sizeof(double));
     for (size_t ty = 0; ty < p->n_sample_types; ty++) {
@@ -354,7 +350,7 @@ static void observe_part(tenant *t, const kiln_head_part *pt, kiln_arena_t *tmp,
                 continue;
             const double *v = values_for(&pv, kiln_rule_function(t->rules[r]), tmp);
             key->len = 0;
-            kiln_rule_series(t->rules[r], l, m, key);
+            kiln_rule_series(t->rules[r], l, m, ev->label_writer ? &writer : NULL, key);
             add(t, key->ptr, key->len, v[ty], ts_ms);
         }
     }
@@ -370,7 +366,7 @@ void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant_id,
         kiln_buf key;
         kiln_buf_init(&key, 1 << 20);
         for (size_t i = 0; i < n; i++)
-            observe_part(t, &parts[i], tmp, &key);
+            observe_part(ev, t, &parts[i], tmp, &key);
         kiln_buf_free(&key);
         kiln_arena_destroy(tmp);
     }
@@ -535,11 +531,7 @@ static void *sender_main(void *arg)
     kiln_rules_eval_t *ev = arg;
     pthread_mutex_lock(&ev->mu);
     while (!ev->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        int64_t ns = until.tv_nsec + ev->rw_interval_ns;
-        until.tv_sec += ns / 1000000000LL;
-        until.tv_nsec = ns % 1000000000LL;
+        struct timespec until = kiln_deadline_in(ev->rw_interval_ns);
         pthread_cond_timedwait(&ev->wake, &ev->mu, &until);
         if (ev->stop)
             break;
@@ -559,8 +551,11 @@ void kiln_rules_eval_remote_write(kiln_rules_eval_t *ev, kiln_rw_t *rw, int64_t 
     ev->started = pthread_create(&ev->sender, NULL, sender_main, ev) == 0;
 }
 
-/* ---- state file: one line per series, tenant TAB series TAB value TAB
- * timestamp_ms (series keys hold no tab or newline: values are escaped). */
+/* ---- state file: a first line `#writer TAB id`, then one line per
+ * series, tenant TAB series TAB value TAB timestamp_ms (series keys hold no
+ * tab or newline: values are escaped). */
+
+#define WRITER_LINE "#writer\t"
 
 static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err)
 {
@@ -569,6 +564,7 @@ static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err)
     FILE *f = fopen(tmp, "w");
     if (f == NULL)
         return kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", tmp, strerror(errno));
+    fprintf(f, WRITER_LINE "%s\n", ev->writer_id);
     pthread_mutex_lock(&ev->mu);
     for (tenant *t = ev->tenants; t != NULL; t = t->next) {
         for (size_t i = 0; i < t->n_buckets; i++) {
@@ -587,6 +583,10 @@ static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err)
 
 static kiln_status load_line(kiln_rules_eval_t *ev, char *line, kiln_err *err)
 {
+    if (strncmp(line, WRITER_LINE, strlen(WRITER_LINE)) == 0) {
+        snprintf(ev->writer_id, sizeof(ev->writer_id), "%s", line + strlen(WRITER_LINE));
+        return KILN_OK;
+    }
     char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
     char *tab3 = tab2 ? strchr(tab2 + 1, '\t') : NULL;
     if (tab3 == NULL)
@@ -628,4 +628,14 @@ kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, 
     free(line);
     fclose(f);
     return st;
+}
+
+void kiln_rules_eval_label_writer(kiln_rules_eval_t *ev)
+{
+    ev->label_writer = true;
+}
+
+const char *kiln_rules_eval_writer(const kiln_rules_eval_t *ev)
+{
+    return ev->writer_id;
 }

@@ -58,6 +58,20 @@ kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, 
  * again. Once, before any observe. */
 void kiln_rules_eval_remote_write(kiln_rules_eval_t *ev, kiln_rw_t *rw, int64_t interval_ns);
 
+/** The label naming the distributor that counted a series, when several
+ * count the same series (a cluster): each sends its own monotonic counter
+ * and a query sums them, `sum without (kiln_distributor) (...)`. */
+#define KILN_RULES_WRITER_LABEL "kiln_distributor"
+
+/** Every series gets KILN_RULES_WRITER_LABEL with this evaluator's id.
+ * Once, before any observe (the app calls it in a cluster). */
+void kiln_rules_eval_label_writer(kiln_rules_eval_t *ev);
+/** This evaluator's id: made at create, replaced by the one in the state
+ * file, so it stays the same across restarts as long as its counters do
+ * (a distributor that lost its state starts new series from zero, never
+ * a counter that goes back). */
+const char *kiln_rules_eval_writer(const kiln_rules_eval_t *ev);
+
 /** Sends the changed counters now (tests, and at destroy); the first
  * failing tenant's status. */
 kiln_status kiln_rules_eval_flush(kiln_rules_eval_t *ev, kiln_err *err);

@@ -279,6 +279,8 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
                                   .max_profile_bytes = app->cfg->limits.max_profile_bytes,
                                   .store = module_store(app, NULL, &app->remote_writes)};
     app->rules_eval = kiln_rules_eval_create(app->store, app->cfg->rules_refresh_ns);
+    if (app->cluster != NULL) /* other distributors count the same series */
+        kiln_rules_eval_label_writer(app->rules_eval);
     /* The counters are kept next to the WAL: a restart continues them. */
     char state[4096];
     snprintf(state, sizeof(state), "%s/recording_rules.state", app->cfg->storage_path);

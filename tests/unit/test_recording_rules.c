@@ -143,9 +143,20 @@ TEST(match_and_series)
     CHECK(!kiln_rule_match(rule, l, 4));
     kiln_buf b;
     kiln_buf_init(&b, 4096);
-    kiln_rule_series(rule, l, 4, &b);
+    kiln_rule_series(rule, l, 4, NULL, &b);
     kiln_buf_putc(&b, '\0');
     CHECK_STR(b.ptr, "work_cpu{env=\"prod\",region=\"eu\\\"1\"}");
+    /* a writer label takes its sorted place and wins over an external one */
+    kiln_label_t writer = {"kiln_instance", "01J"};
+    b.len = 0;
+    kiln_rule_series(rule, l, 4, &writer, &b);
+    kiln_buf_putc(&b, '\0');
+    CHECK_STR(b.ptr, "work_cpu{env=\"prod\",kiln_instance=\"01J\",region=\"eu\\\"1\"}");
+    writer.name = "env";
+    b.len = 0;
+    kiln_rule_series(rule, l, 4, &writer, &b);
+    kiln_buf_putc(&b, '\0');
+    CHECK_STR(b.ptr, "work_cpu{env=\"01J\",region=\"eu\\\"1\"}");
     kiln_buf_free(&b);
     kiln_rule_destroy(rule);
 }

@@ -248,3 +248,60 @@ func TestRecordingRulesInPrometheus(t *testing.T) {
 		t.Errorf("/metrics/tenant/%s:\n%s", tenant, body.String())
 	}
 }
+
+// TestRecordingRulesAcrossDistributors: in a cluster each distributor
+// counts the pushes it received, so each sends its own series, told apart
+// by kiln_distributor; summed without that label they are the tenant's
+// total, and neither series ever goes back (no interleaved partial counts).
+func TestRecordingRulesAcrossDistributors(t *testing.T) {
+	kilntest.RequireEnv(t)
+	prom := startPrometheus(t)
+	nats := kilntest.StartNATS(t)
+	cluster := kilntest.Args("-cluster.nats-url="+nats.URL(), "-storage.filesystem.dir="+t.TempDir(),
+		"-cluster.heartbeat-period=200ms", "-distributor.replication-factor=1")
+	kilntest.Start(t, kilntest.Target("ingester"), kilntest.Name("ingester"), cluster)
+	q := kilntest.Start(t, kilntest.Target("querier"), kilntest.Name("querier"), cluster)
+	rw := kilntest.Args("-recording-rules.remote-write-url="+prom+"/api/v1/write",
+		"-recording-rules.remote-write-interval=200ms", "-recording-rules.refresh-period=100ms")
+	d1 := kilntest.Start(t, kilntest.Target("distributor"), kilntest.Name("distributor-1"), cluster, rw)
+	d2 := kilntest.Start(t, kilntest.Target("distributor"), kilntest.Name("distributor-2"), cluster, rw)
+	tenant := kilntest.NewTenant("rules-cluster")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	rules := settingsv1connect.NewRecordingRulesServiceClient(q.Clients(t, tenant).HTTP, q.HTTPURL())
+	if _, err := rules.UpsertRecordingRule(ctx, connect.NewRequest(&settingsv1.UpsertRecordingRuleRequest{
+		MetricName: "rrc_cpu_nanoseconds", GroupBy: []string{"service_name"},
+		Matchers: []string{`{__profile_type__="` + cpuType + `", service_name="rrc-app"}`}})); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // past the refresh period
+	push := func(d *kilntest.Server, at time.Time) {
+		c := d.Clients(t, tenant)
+		req := &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+			Labels: []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"},
+				{Name: "service_name", Value: "rrc-app"}},
+			Samples: []*pushv1.RawSample{{RawProfile: cpuProfile(t, at), ID: kilntest.NewUUID()}},
+		}}}
+		// Until the distributor sees the ingester in the ring a push is
+		// refused, and a refused push counts nothing.
+		for i := 0; ; i++ {
+			_, err := c.Push.Push(ctx, connect.NewRequest(req))
+			if err == nil {
+				return
+			}
+			if i == 100 {
+				t.Fatalf("%s: push: %v", d.Name, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	now := time.Now()
+	push(d1, now.Add(-30*time.Second))
+	push(d1, now.Add(-20*time.Second))
+	push(d2, now.Add(-10*time.Second))
+	waitValue(t, prom, `sum without (kiln_distributor) (rrc_cpu_nanoseconds{service_name="rrc-app"})`, "66000000")
+	waitValue(t, prom, `count(rrc_cpu_nanoseconds{service_name="rrc-app"})`, "2")
+	if got := promValue(t, prom, `sum(resets(rrc_cpu_nanoseconds[10m]))`); got != "0" {
+		t.Errorf("a distributor's counter went back: resets = %s", got)
+	}
+}
