@@ -11,6 +11,7 @@
 struct kiln_rule {
     char *metric;
     char *function; /* NULL: the whole profile */
+    bool self;      /* only samples whose leaf frame is the function */
     const char *profile_type;
     kiln_selector_t *sel[KILN_RULE_MAX_LABELS];
     size_t n_sel;
@@ -98,8 +99,20 @@ static const char *function_of(const Settings__V1__RecordingRule *r)
     return f != NULL && *f != '\0' ? f : NULL;
 }
 
+static bool self_of(const Settings__V1__RecordingRule *r)
+{
+    return function_of(r) != NULL &&
+           r->stacktrace_filter->function_name->metric_type == SETTINGS__V1__METRIC_TYPE__SELF;
+}
+
 static kiln_status check_counts(const Settings__V1__RecordingRule *r, kiln_err *err)
 {
+    if (function_of(r) != NULL) {
+        Settings__V1__MetricType t = r->stacktrace_filter->function_name->metric_type;
+        if (t != SETTINGS__V1__METRIC_TYPE__TOTAL && t != SETTINGS__V1__METRIC_TYPE__SELF)
+            return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                                "stacktrace_filter: metric_type %d is not TOTAL or SELF", (int)t);
+    }
     if (r->metric_name == NULL || !kiln_label_name_is_legacy(r->metric_name))
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "metric_name %.128s is not valid",
                             r->metric_name ? r->metric_name : "");
@@ -121,6 +134,7 @@ kiln_status kiln_rule_compile(const Settings__V1__RecordingRule *r, kiln_rule_t 
     rule->metric = kiln_xstrdup(r->metric_name);
     const char *f = function_of(r);
     rule->function = f != NULL ? kiln_xstrdup(f) : NULL;
+    rule->self = self_of(r);
     for (size_t i = 0; st == KILN_OK && i < r->n_matchers; i++)
         st = add_matcher(rule, r->matchers[i], err);
     if (st == KILN_OK)
@@ -144,6 +158,11 @@ const char *kiln_rule_profile_type(const kiln_rule_t *rule)
 const char *kiln_rule_function(const kiln_rule_t *rule)
 {
     return rule->function;
+}
+
+bool kiln_rule_self(const kiln_rule_t *rule)
+{
+    return rule->self;
 }
 
 bool kiln_rule_match(const kiln_rule_t *rule, const kiln_label_t *l, size_t n)

@@ -39,6 +39,9 @@ void kiln_rule_destroy(kiln_rule_t *rule);
 const char *kiln_rule_profile_type(const kiln_rule_t *rule);
 /** The function whose stacks' value is taken; NULL for the whole profile. */
 const char *kiln_rule_function(const kiln_rule_t *rule);
+/** True when only the function's self value counts: the samples whose
+ * leaf frame it is (MetricType SELF); false for its total. */
+bool kiln_rule_self(const kiln_rule_t *rule);
 
 /** True when the profile's sorted labels, __profile_type__ included,
  * satisfy every matcher of the rule. */

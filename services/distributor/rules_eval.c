@@ -264,9 +264,10 @@ static kiln_label_t *series_labels(const kiln_head_part *pt, size_t t, kiln_aren
     return l;
 }
 
-/* Which locations hold a frame of the function fn (NULL when no function
- * of p is called fn: nothing of p goes through it), in tmp. */
-static bool *locations_of(const kiln_pprof_t *p, const char *fn, kiln_arena_t *tmp)
+/* Which locations hold a frame of the function fn (self: as their
+ * innermost line, the leaf of an inlined chain), NULL when no function of
+ * p is called fn: nothing of p goes through it; in tmp. */
+static bool *locations_of(const kiln_pprof_t *p, const char *fn, bool self, kiln_arena_t *tmp)
 {
     size_t fn_len = strlen(fn);
     bool *fmask = kiln_arena_alloc(tmp, p->n_functions + 1), any = false;
@@ -281,7 +282,9 @@ static bool *locations_of(const kiln_pprof_t *p, const char *fn, kiln_arena_t *t
     for (size_t i = 0; i < p->n_locations; i++) {
         const kiln_pprof_location *loc = &p->locations[i];
         lmask[i] = false;
-        for (uint32_t j = 0; j < loc->n_lines && !lmask[i]; j++) {
+        /* lines run innermost first: self looks at the first only */
+        uint32_t n_lines = self && loc->n_lines > 0 ? 1 : loc->n_lines;
+        for (uint32_t j = 0; j < n_lines && !lmask[i]; j++) {
             uint64_t f = p->lines[loc->line_off + j].function;
             lmask[i] = f != KILN_PPROF_NONE && fmask[f];
         }
@@ -290,45 +293,56 @@ static bool *locations_of(const kiln_pprof_t *p, const char *fn, kiln_arena_t *t
 }
 
 /* The profile's value of every type (v[n_sample_types]): all samples', or
- * (fn) the total of the samples whose stack holds fn, each counted once. */
-static void values_of(const kiln_pprof_t *p, const char *fn, double *v, kiln_arena_t *tmp)
+ * (fn) the total of the samples whose stack holds fn, each counted once,
+ * or (fn, self) of those whose leaf frame is fn. */
+static void values_of(const kiln_pprof_t *p, const char *fn, bool self, double *v,
+                      kiln_arena_t *tmp)
 {
     memset(v, 0, p->n_sample_types * sizeof(*v));
-    const bool *lmask = fn != NULL ? locations_of(p, fn, tmp) : NULL;
+    const bool *lmask = fn != NULL ? locations_of(p, fn, self, tmp) : NULL;
     if (fn != NULL && lmask == NULL)
         return;
     for (size_t i = 0; i < p->n_samples; i++) {
         const kiln_pprof_sample *s = &p->samples[i];
         bool through = lmask == NULL;
-        for (uint32_t k = 0; !through && k < s->n_locs; k++)
+        /* locs run leaf first: self looks at the first only */
+        uint32_t depth = self && s->n_locs > 0 ? 1 : s->n_locs;
+        for (uint32_t k = 0; !through && k < depth; k++)
             through = lmask[p->locs[s->loc_off + k]];
         for (size_t t = 0; through && t < p->n_sample_types; t++)
             v[t] += (double)p->values[s->value_off + t];
     }
 }
 
-/* A part's values per function (NULL = the whole profile), computed once
- * for all the rules that ask: most rules share few functions. */
+/* A part's values per function (NULL = the whole profile) and self or
+ * total, computed once for all the rules that ask: most rules share few. */
 #define FN_CACHE 8
 typedef struct part_values {
     const kiln_pprof_t *p;
     const char *fn[FN_CACHE];
+    bool self[FN_CACHE];
     double *v[FN_CACHE];
     size_t n;
     double *scratch;
 } part_values;
 
-static const double *values_for(part_values *pv, const char *fn, kiln_arena_t *tmp)
+static bool same_fn(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static const double *values_for(part_values *pv, const char *fn, bool self, kiln_arena_t *tmp)
 {
     for (size_t i = 0; i < pv->n; i++) {
-        if (pv->fn[i] == fn || (fn != NULL && pv->fn[i] != NULL && strcmp(pv->fn[i], fn) == 0))
+        if (same_fn(pv->fn[i], fn) && pv->self[i] == self)
             return pv->v[i];
     }
     double *v = pv->n < FN_CACHE ? kiln_arena_alloc(tmp, (pv->p->n_sample_types + 1) * sizeof(*v))
                                  : pv->scratch;
-    values_of(pv->p, fn, v, tmp);
+    values_of(pv->p, fn, self, v, tmp);
     if (pv->n < FN_CACHE) {
         pv->fn[pv->n] = fn;
+        pv->self[pv->n] = self;
         pv->v[pv->n++] = v;
     }
     return v;
@@ -348,7 +362,8 @@ static void observe_part(const kiln_rules_eval_t *ev, tenant *t, const kiln_head
         for (size_t r = 0; r < t->n_rules; r++) {
             if (!kiln_rule_match(t->rules[r], l, m))
                 continue;
-            const double *v = values_for(&pv, kiln_rule_function(t->rules[r]), tmp);
+            const double *v =
+                values_for(&pv, kiln_rule_function(t->rules[r]), kiln_rule_self(t->rules[r]), tmp);
             key->len = 0;
             kiln_rule_series(t->rules[r], l, m, ev->label_writer ? &writer : NULL, key);
             add(t, key->ptr, key->len, v[ty], ts_ms);

@@ -183,6 +183,12 @@ func TestRecordingRulesInPrometheus(t *testing.T) {
 		{MetricName: "rr_work_cpu_nanoseconds", Matchers: matchers, GroupBy: []string{"service_name"},
 			StacktraceFilter: &settingsv1.StacktraceFilter{
 				FunctionName: &settingsv1.StacktraceFilterFunctionName{FunctionName: "work"}}},
+		// Kiln's MetricType SELF (1; upstream's enum stops at TOTAL): only
+		// the samples whose leaf frame is work.
+		{MetricName: "rr_work_self_cpu_nanoseconds", Matchers: matchers, GroupBy: []string{"service_name"},
+			StacktraceFilter: &settingsv1.StacktraceFilter{
+				FunctionName: &settingsv1.StacktraceFilterFunctionName{FunctionName: "work",
+					MetricType: settingsv1.MetricType(1)}}},
 	} {
 		res, err := rules.UpsertRecordingRule(ctx, connect.NewRequest(r))
 		if err != nil {
@@ -193,7 +199,7 @@ func TestRecordingRulesInPrometheus(t *testing.T) {
 		}
 	}
 	list, err := rules.ListRecordingRules(ctx, connect.NewRequest(&settingsv1.ListRecordingRulesRequest{}))
-	if err != nil || len(list.Msg.Rules) != 2 {
+	if err != nil || len(list.Msg.Rules) != 3 {
 		t.Fatalf("list: %v %v", list, err)
 	}
 	time.Sleep(300 * time.Millisecond) // past the refresh period: the distributor has the rules
@@ -213,6 +219,7 @@ func TestRecordingRulesInPrometheus(t *testing.T) {
 	}
 	waitValue(t, prom, `rr_cpu_nanoseconds{service_name="rr-app",source="kiln"}`, "66000000")
 	waitValue(t, prom, `rr_work_cpu_nanoseconds{service_name="rr-app"}`, "51000000")
+	waitValue(t, prom, `rr_work_self_cpu_nanoseconds{service_name="rr-app"}`, "30000000")
 	if got := promValue(t, prom, `rr_cpu_nanoseconds{service_name="rr-other"}`); got != "" {
 		t.Errorf("a profile the matchers exclude was counted: %s", got)
 	}
@@ -233,6 +240,7 @@ func TestRecordingRulesInPrometheus(t *testing.T) {
 	}
 	waitValue(t, prom, `rr_cpu_nanoseconds{service_name="rr-app",source="kiln"}`, "88000000")
 	waitValue(t, prom, `rr_work_cpu_nanoseconds{service_name="rr-app"}`, "68000000")
+	waitValue(t, prom, `rr_work_self_cpu_nanoseconds{service_name="rr-app"}`, "40000000")
 	if got := promValue(t, prom, `resets(rr_cpu_nanoseconds[10m])`); got != "0" {
 		t.Errorf("the counter went back across the restart: resets = %s", got)
 	}
