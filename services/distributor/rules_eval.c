@@ -33,6 +33,26 @@ typedef struct counter {
     struct counter *next;
 } counter;
 
+/* Which counters one stored series feeds (a rule index and its counter
+ * each): a series pushed again skips matching and naming. */
+typedef struct route {
+    size_t rule;
+    counter *c;
+} route;
+
+typedef struct series_routes {
+    char *key; /* the series, flattened (series_key) */
+    size_t key_len;
+    uint64_t hash;
+    route *routes;
+    size_t n;
+    struct series_routes *next;
+} series_routes;
+
+/* Routes kept per tenant before they are all dropped and rebuilt as
+ * series come again: a bound on their memory under series churn. */
+#define MAX_ROUTES 65536
+
 typedef struct tenant {
     char *id;
     kiln_rule_t **rules;
@@ -40,6 +60,8 @@ typedef struct tenant {
     int64_t loaded_ns; /* monotonic; 0 = never */
     counter **buckets;
     size_t n_buckets, n_counters;
+    series_routes **routes; /* valid for these rules */
+    size_t n_route_buckets, n_routes;
     struct tenant *next;
 } tenant;
 
@@ -77,8 +99,40 @@ kiln_rules_eval_t *kiln_rules_eval_create(kiln_objstore_t *store, int64_t refres
     return ev;
 }
 
+static void free_routes(tenant *t)
+{
+    for (size_t i = 0; i < t->n_route_buckets; i++) {
+        for (series_routes *r = t->routes[i], *next; r != NULL; r = next) {
+            next = r->next;
+            free(r->key);
+            free(r->routes);
+            free(r);
+        }
+    }
+    free(t->routes);
+    t->routes = NULL;
+    t->n_routes = t->n_route_buckets = 0;
+}
+
+static void routes_grow(tenant *t)
+{
+    size_t n = t->n_route_buckets ? t->n_route_buckets * 2 : 64;
+    series_routes **b = kiln_xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < t->n_route_buckets; i++) {
+        for (series_routes *r = t->routes[i], *next; r != NULL; r = next) {
+            next = r->next;
+            r->next = b[r->hash & (n - 1)];
+            b[r->hash & (n - 1)] = r;
+        }
+    }
+    free(t->routes);
+    t->routes = b;
+    t->n_route_buckets = n;
+}
+
 static void free_rules(tenant *t)
 {
+    free_routes(t); /* they name rules by index */
     for (size_t i = 0; i < t->n_rules; i++)
         kiln_rule_destroy(t->rules[i]);
     free(t->rules);
@@ -206,7 +260,16 @@ static void grow(tenant *t)
     t->n_buckets = n;
 }
 
-static void add(tenant *t, const char *series, size_t len, double v, int64_t ts_ms)
+static void count(counter *c, double v, int64_t ts_ms)
+{
+    c->value += v;
+    c->dirty = true;
+    if (ts_ms > c->ts_ms)
+        c->ts_ms = ts_ms;
+}
+
+/* The counter of series, made at zero when new. */
+static counter *counter_get(tenant *t, const char *series, size_t len)
 {
     if (t->n_counters >= t->n_buckets)
         grow(t);
@@ -221,10 +284,7 @@ static void add(tenant *t, const char *series, size_t len, double v, int64_t ts_
         t->buckets[h] = c;
         t->n_counters++;
     }
-    c->value += v;
-    c->dirty = true;
-    if (ts_ms > c->ts_ms)
-        c->ts_ms = ts_ms;
+    return c;
 }
 
 static bool is_type_label(const char *name)
@@ -348,25 +408,87 @@ static const double *values_for(part_values *pv, const char *fn, bool self, kiln
     return v;
 }
 
+/* The stored series of the part's sample type ty, flattened: each base
+ * label's name and value, then the type's four strings, NUL-separated. */
+static void series_key(const kiln_head_part *pt, size_t ty, kiln_buf *out)
+{
+    const kiln_pprof_t *p = pt->profile;
+    out->len = 0;
+    for (size_t i = 0; i < pt->n_labels; i++) {
+        kiln_buf_append(out, pt->labels[i].name, strlen(pt->labels[i].name) + 1);
+        kiln_buf_append(out, pt->labels[i].value, strlen(pt->labels[i].value) + 1);
+    }
+    uint64_t s[4] = {p->sample_types[ty].type, p->sample_types[ty].unit, p->period_type.type,
+                     p->period_type.unit};
+    for (size_t i = 0; i < 4; i++) {
+        kiln_str_t v = kiln_pprof_str(p, s[i]);
+        kiln_buf_append(out, v.ptr, v.len);
+        kiln_buf_putc(out, '\0');
+    }
+}
+
+static series_routes *routes_find(const tenant *t, const kiln_buf *key, uint64_t h)
+{
+    if (t->n_route_buckets == 0)
+        return NULL;
+    series_routes *r = t->routes[h & (t->n_route_buckets - 1)];
+    while (r != NULL &&
+           (r->hash != h || r->key_len != key->len || memcmp(r->key, key->ptr, key->len) != 0))
+        r = r->next;
+    return r;
+}
+
+/* Matches the series against every rule once and remembers the counters
+ * it feeds. */
+static series_routes *routes_build(const kiln_rules_eval_t *ev, tenant *t, const kiln_head_part *pt,
+                                   size_t ty, const kiln_buf *key, uint64_t h, kiln_arena_t *tmp)
+{
+    const kiln_label_t writer = {KILN_RULES_WRITER_LABEL, ev->writer_id};
+    if (t->n_routes >= MAX_ROUTES)
+        free_routes(t);
+    if (t->n_routes >= t->n_route_buckets)
+        routes_grow(t);
+    series_routes *r = kiln_xcalloc(1, sizeof(*r));
+    r->key = kiln_xmalloc(key->len + 1);
+    memcpy(r->key, key->ptr, key->len);
+    r->key_len = key->len;
+    r->hash = h;
+    r->routes = kiln_xcalloc(t->n_rules + 1, sizeof(*r->routes));
+    size_t m;
+    kiln_label_t *l = series_labels(pt, ty, tmp, &m);
+    kiln_buf name;
+    kiln_buf_init(&name, 0);
+    for (size_t i = 0; i < t->n_rules; i++) {
+        if (!kiln_rule_match(t->rules[i], l, m))
+            continue;
+        name.len = 0;
+        kiln_rule_series(t->rules[i], l, m, ev->label_writer ? &writer : NULL, &name);
+        r->routes[r->n++] = (route){i, counter_get(t, name.ptr, name.len)};
+    }
+    kiln_buf_free(&name);
+    r->next = t->routes[h & (t->n_route_buckets - 1)];
+    t->routes[h & (t->n_route_buckets - 1)] = r;
+    t->n_routes++;
+    return r;
+}
+
 static void observe_part(const kiln_rules_eval_t *ev, tenant *t, const kiln_head_part *pt,
                          kiln_arena_t *tmp, kiln_buf *key)
 {
-    const kiln_label_t writer = {KILN_RULES_WRITER_LABEL, ev->writer_id};
     const kiln_pprof_t *p = pt->profile;
     int64_t ts_ms = p->time_nanos > 0 ? p->time_nanos / 1000000 : kiln_wall_ms();
     part_values pv = {.p = p};
     pv.scratch = kiln_arena_alloc(tmp, (p->n_sample_types + 1) * sizeof(double));
     for (size_t ty = 0; ty < p->n_sample_types; ty++) {
-        size_t m;
-        kiln_label_t *l = series_labels(pt, ty, tmp, &m);
-        for (size_t r = 0; r < t->n_rules; r++) {
-            if (!kiln_rule_match(t->rules[r], l, m))
-                continue;
-            const double *v =
-                values_for(&pv, kiln_rule_function(t->rules[r]), kiln_rule_self(t->rules[r]), tmp);
-            key->len = 0;
-            kiln_rule_series(t->rules[r], l, m, ev->label_writer ? &writer : NULL, key);
-            add(t, key->ptr, key->len, v[ty], ts_ms);
+        series_key(pt, ty, key);
+        uint64_t h = XXH3_64bits(key->ptr, key->len);
+        const series_routes *r = routes_find(t, key, h);
+        if (r == NULL)
+            r = routes_build(ev, t, pt, ty, key, h, tmp);
+        for (size_t i = 0; i < r->n; i++) {
+            const kiln_rule_t *rule = t->rules[r->routes[i].rule];
+            const double *v = values_for(&pv, kiln_rule_function(rule), kiln_rule_self(rule), tmp);
+            count(r->routes[i].c, v[ty], ts_ms);
         }
     }
 }
@@ -611,7 +733,7 @@ static kiln_status load_line(kiln_rules_eval_t *ev, char *line, kiln_err *err)
     char *end;
     double v = strtod(tab2 + 1, &end);
     long long ts = strtoll(tab3 + 1, NULL, 10);
-    add(t, tab1 + 1, strlen(tab1 + 1), v, ts);
+    count(counter_get(t, tab1 + 1, strlen(tab1 + 1)), v, ts);
     return KILN_OK;
 }
 
