@@ -14,8 +14,9 @@
 
 #include "arena.h"
 #include "buf.h"
-#include "member_json.h"
 #include "log.h"
+#include "member_json.h"
+#include "nats_security.h"
 #include "xmalloc.h"
 
 #define MOD "membership"
@@ -41,6 +42,8 @@ typedef struct entry {
 struct kiln_membership {
     char *urls[MAX_URLS];
     int n_urls;
+    char urls_log[512]; /* the URLs with their passwords masked, for messages */
+    bool tls;           /* TLS asked of every connection */
     char bucket[64];
     int64_t hb_ns, timeout_ns;
     const kiln_clock *clock;     /* borrowed: kiln_system_clock unless injected */
@@ -90,8 +93,7 @@ static int64_t wall_ms(const kiln_membership_t *m)
 
 static const char *nats_text(natsStatus s)
 {
-    const char *last = nats_GetLastError(NULL);
-    return last != NULL && *last != '\0' ? last : natsStatus_GetText(s);
+    return kiln_nats_reason(s);
 }
 
 /* ---- keys and values ---------------------------------------------------- */
@@ -651,10 +653,21 @@ static void on_disconnected(natsConnection *nc, void *arg)
     set_connected(m, false);
 }
 
+/* nats.c closes the connection for good after the same authentication
+ * error twice in a row from a server (credentials revoked, or wrong from
+ * the start when the server only appeared after we did): say so, since no
+ * reconnection will follow. */
 static void on_closed(natsConnection *nc, void *arg)
 {
-    (void)nc;
     kiln_membership_t *m = arg;
+    pthread_mutex_lock(&m->mu);
+    bool stopping = m->stopping;
+    pthread_mutex_unlock(&m->mu);
+    const char *why = NULL;
+    natsStatus s = stopping ? NATS_OK : natsConnection_GetLastError(nc, &why);
+    if (!stopping)
+        KILN_LOG_ERROR(MOD, "NATS %s closed the connection for good (%s): restart to retry",
+                       m->urls_log, s != NATS_OK && why != NULL ? why : "no reason given");
     pthread_mutex_lock(&m->mu);
     atomic_store(&m->connected, false);
     m->closed = true;
@@ -699,7 +712,12 @@ static kiln_status parse_config(kiln_membership_t *m, const kiln_membership_conf
     m->hb_ns = cfg->heartbeat_ns > 0 ? cfg->heartbeat_ns : 5000000000LL;
     m->timeout_ns = cfg->heartbeat_timeout_ns > 0 ? cfg->heartbeat_timeout_ns : 4 * m->hb_ns;
     m->clock = cfg->clock != NULL ? cfg->clock : &kiln_system_clock;
-    return parse_urls(m, cfg->nats_urls, err);
+    kiln_nats_redact_urls(cfg->nats_urls, m->urls_log, sizeof(m->urls_log));
+    kiln_status st = parse_urls(m, cfg->nats_urls, err);
+    if (st == KILN_OK)
+        st = kiln_nats_security_check(&cfg->security, err);
+    m->tls = kiln_nats_security_wants_tls(&cfg->security, m->urls, m->n_urls);
+    return st;
 }
 
 static natsStatus make_options(kiln_membership_t *m)
@@ -722,8 +740,6 @@ static natsStatus make_options(kiln_membership_t *m)
     if (s == NATS_OK)
         s = natsOptions_SetMaxPingsOut(m->opts, 3);
     if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(m->opts, true, on_connected, m);
-    if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(m->opts, on_disconnected, m);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(m->opts, on_connected, m);
@@ -738,6 +754,47 @@ static void free_urls(kiln_membership_t *m)
         free(m->urls[i]);
 }
 
+/* Options for every connection: the servers, reconnection, callbacks,
+ * credentials and TLS (nats.c reuses them on every reconnection). */
+static kiln_status set_options(kiln_membership_t *m, const kiln_membership_config *cfg,
+                               kiln_err *err)
+{
+    natsStatus s = make_options(m);
+    if (s != NATS_OK)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "membership: NATS %s: %s", m->urls_log,
+                            nats_text(s));
+    return kiln_nats_security_apply(&cfg->security, m->tls, m->opts, err);
+}
+
+/* The first connection tries every server once, so that a server which
+ * refuses us (credentials, certificates) stops the start with the reason;
+ * when none answers, nats.c keeps trying in the background. */
+static kiln_status first_connect(kiln_membership_t *m, const kiln_membership_config *cfg,
+                                 kiln_err *err)
+{
+    natsStatus s = natsConnection_Connect(&m->nc, m->opts);
+    if (s == NATS_OK) {
+        set_connected(m, true); /* no connected callback for a first try that works */
+        return KILN_OK;
+    }
+    char why[256];
+    snprintf(why, sizeof(why), "%s", nats_text(s));
+    kiln_status st = kiln_nats_security_judge(&cfg->security, m->tls, s, why, m->urls_log, err);
+    if (st != KILN_OK)
+        return st;
+    KILN_LOG_WARN(MOD, "NATS %s not reachable yet (%s): retrying in the background", m->urls_log,
+                  why);
+    s = natsOptions_SetRetryOnFailedConnect(m->opts, true, on_connected, m);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&m->nc, m->opts);
+    if (s == NATS_OK)
+        set_connected(m, true);
+    else if (s != NATS_NOT_YET_CONNECTED)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "membership: NATS %s: %s", m->urls_log,
+                            nats_text(s));
+    return KILN_OK;
+}
+
 kiln_status kiln_membership_create(const kiln_membership_config *cfg, kiln_ring_t *ring,
                                    kiln_overrides_t *overrides, kiln_membership_t **out,
                                    kiln_err *err)
@@ -750,12 +807,10 @@ kiln_status kiln_membership_create(const kiln_membership_config *cfg, kiln_ring_
     pthread_cond_init(&m->cv, NULL);
     atomic_init(&m->connected, false);
     kiln_status st = parse_config(m, cfg, err);
-    natsStatus s = NATS_OK;
-    if (st == KILN_OK && (s = make_options(m)) == NATS_OK)
-        s = natsConnection_Connect(&m->nc, m->opts);
-    if (st == KILN_OK && s != NATS_OK && s != NATS_NOT_YET_CONNECTED)
-        st = kiln_err_set(err, KILN_INVALID_ARGUMENT, "membership: NATS %s: %s", cfg->nats_urls,
-                          nats_text(s));
+    if (st == KILN_OK)
+        st = set_options(m, cfg, err);
+    if (st == KILN_OK)
+        st = first_connect(m, cfg, err);
     if (st != KILN_OK) {
         natsConnection_Destroy(m->nc);
         natsOptions_Destroy(m->opts);
@@ -766,10 +821,6 @@ kiln_status kiln_membership_create(const kiln_membership_config *cfg, kiln_ring_
         free(m);
         return st;
     }
-    if (s == NATS_OK)
-        set_connected(m, true); /* no connected callback when the first try works */
-    else
-        KILN_LOG_WARN(MOD, "NATS %s not reachable yet: retrying in the background", cfg->nats_urls);
     pthread_create(&m->thread, NULL, worker, m);
     *out = m;
     return KILN_OK;

@@ -18,7 +18,11 @@
  * runtime config): publish puts it, and every process applies each new
  * revision to its kiln_overrides_t. The number of healthy distributors is
  * given to the overrides so each applies its share of a tenant's rate.
- * Thread-safe. */
+ *
+ * Credentials and TLS (nats_security.h) are set on every connection and
+ * reconnection; a server that refuses them at the first contact stops
+ * create with the reason, instead of a retry loop that would hide it.
+ * Messages show the URLs with their passwords masked. Thread-safe. */
 #ifndef KILN_MEMBERSHIP_H
 #define KILN_MEMBERSHIP_H
 
@@ -27,6 +31,7 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "nats_security.h"
 #include "overrides.h"
 #include "ring.h"
 #include "status.h"
@@ -39,11 +44,16 @@ typedef struct kiln_membership_config {
     int64_t heartbeat_ns;         /* 0 = 5 s */
     int64_t heartbeat_timeout_ns; /* evict after this age; 0 = 4 heartbeats */
     const kiln_clock *clock;      /* heartbeats and ages (borrowed; NULL = the system's) */
+    kiln_nats_security security;  /* credentials and TLS (zeroed = none) */
 } kiln_membership_config;
 
 /** Connects (in the background when NATS is not there yet: never fails for
  * that) and starts watching. ring and overrides are borrowed and kept up
- * to date; either may be NULL. KILN_INVALID_ARGUMENT for bad URLs. */
+ * to date; either may be NULL. KILN_INVALID_ARGUMENT for bad URLs or a bad
+ * security combination or file; KILN_UNAUTHENTICATED or
+ * KILN_FAILED_PRECONDITION when a server refused the first connection
+ * (kiln_nats_security_judge), err naming the cause. Blocks for the first
+ * try at each server. */
 kiln_status kiln_membership_create(const kiln_membership_config *cfg, kiln_ring_t *ring,
                                    kiln_overrides_t *overrides, kiln_membership_t **out,
                                    kiln_err *err);

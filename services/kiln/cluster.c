@@ -13,7 +13,6 @@
 
 #include "clock.h"
 #include "log.h"
-#include "clock.h"
 #include "membership.h"
 #include "xmalloc.h"
 
@@ -89,8 +88,19 @@ kiln_status kiln_cluster_create(const kiln_app_config *cfg, kiln_overrides_t *li
     c->ring = kiln_ring_create();
     c->grpc = kiln_grpc_client_create(cfg->grpc_max_recv);
     advertised_host(cfg, c->host, sizeof(c->host));
-    kiln_membership_config mc = {cfg->nats_url, cfg->kv_bucket, cfg->heartbeat_ns,
-                                 cfg->heartbeat_timeout_ns, NULL};
+    kiln_membership_config mc = {
+        .nats_urls = cfg->nats_url,
+        .bucket = cfg->kv_bucket,
+        .heartbeat_ns = cfg->heartbeat_ns,
+        .heartbeat_timeout_ns = cfg->heartbeat_timeout_ns,
+        .security = {.creds_file = cfg->nats_creds_file,
+                     .user = cfg->nats_user,
+                     .password = cfg->nats_password,
+                     .token = cfg->nats_token,
+                     .tls = {.ca_path = cfg->nats_tls_ca,
+                             .cert_path = cfg->nats_tls_cert,
+                             .key_path = cfg->nats_tls_key}},
+    };
     kiln_status st = kiln_membership_create(&mc, c->ring, limits, &c->members, err);
     if (st != KILN_OK) {
         kiln_cluster_destroy(c);

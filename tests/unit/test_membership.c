@@ -196,7 +196,11 @@ static bool node_start_cfg(node *n, const kiln_membership_config *cfg, const cha
 
 static bool node_start(node *n, const char *role, const char *id, uint32_t token_base)
 {
-    kiln_membership_config cfg = {url, BUCKET, HB_NS, TIMEOUT_NS, &fast.clock};
+    kiln_membership_config cfg = {.nats_urls = url,
+                                  .bucket = BUCKET,
+                                  .heartbeat_ns = HB_NS,
+                                  .heartbeat_timeout_ns = TIMEOUT_NS,
+                                  .clock = &fast.clock};
     return node_start_cfg(n, &cfg, role, id, token_base);
 }
 
@@ -252,7 +256,11 @@ static node s1, s2;
 
 static bool slow_start(node *n, const char *id, uint32_t token_base)
 {
-    kiln_membership_config cfg = {url, "kiln-slow", SLOW_HB_NS, 4 * SLOW_HB_NS, &slow.clock};
+    kiln_membership_config cfg = {.nats_urls = url,
+                                  .bucket = "kiln-slow",
+                                  .heartbeat_ns = SLOW_HB_NS,
+                                  .heartbeat_timeout_ns = 4 * SLOW_HB_NS,
+                                  .clock = &slow.clock};
     return node_start_cfg(n, &cfg, "ingester", id, token_base);
 }
 

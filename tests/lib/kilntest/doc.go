@@ -11,8 +11,10 @@
 //	_, err := c.Push.Push(ctx, req)
 //	s.CheckAfterError(t, err) // fails at once if kiln died or hung
 //
-// A cluster test starts a nats-server (StartNATS; Restart keeps its port
-// and store) and kiln processes with Target, Name and -cluster.* Args; a
+// A cluster test starts a nats-server (StartNATS; Restart keeps its port,
+// configuration file and store; NATSTLS, NATSUser, NATSToken and
+// NATSConfig secure it, package natsjwt makes JWT creds files for it) and
+// kiln processes with Target, Name and -cluster.* Args; a
 // server Restart with KeepPorts comes back at the same address, Ring reads
 // GET /ring?format=json and Metric a line of /metrics. LoadProfile computes
 // what one push of a test data file adds to each sample type's total.

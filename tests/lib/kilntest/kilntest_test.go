@@ -1,10 +1,12 @@
 package kilntest
 
 import (
+	"bufio"
 	"crypto/x509"
 	"net"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -106,4 +108,40 @@ func TestCAIssuesVerifiableCerts(t *testing.T) {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: ca.Pool}); err == nil {
 		t.Fatal("an expired certificate verified")
 	}
+}
+
+// TestNATSSecured reads the INFO line of secured servers: TLS with client
+// verification and a password, then a token without TLS.
+func TestNATSSecured(t *testing.T) {
+	ca := NewCA(t)
+	n := StartNATS(t, NATSTLS(ca, true), NATSUser("u", "p"))
+	if !strings.HasPrefix(n.URL(), "tls://") {
+		t.Errorf("URL %s, want tls://", n.URL())
+	}
+	info := natsInfo(t, n)
+	for _, want := range []string{`"tls_required":true`, `"tls_verify":true`, `"auth_required":true`} {
+		if !strings.Contains(info, want) {
+			t.Errorf("INFO lacks %s: %s", want, info)
+		}
+	}
+	n = StartNATS(t, NATSToken("tok"))
+	if info := natsInfo(t, n); !strings.Contains(info, `"auth_required":true`) || strings.Contains(info, "tls_required") {
+		t.Errorf("token server INFO: %s", info)
+	}
+}
+
+// natsInfo returns the first line the server sends (INFO, before any TLS).
+func natsInfo(t *testing.T, n *NATS) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", n.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("INFO from %s: %v", n.Addr(), err)
+	}
+	return line
 }

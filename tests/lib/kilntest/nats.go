@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,15 +18,55 @@ const NATSReadyTimeout = 20 * time.Second
 
 // NATS is a nats-server with JetStream that the test started on 127.0.0.1:
 // the coordination service of a kiln cluster (-cluster.nats-url=URL()).
-// Restart brings it back on the same port and store directory, as a
-// restarted server with a persistent volume comes back.
+// It is configured by a file the harness writes (ConfPath), with TLS and
+// authorization when options ask for them. Restart brings it back on the
+// same port, configuration and store directory, as a restarted server with
+// a persistent volume comes back.
 type NATS struct {
 	*Proc
 	Bin      string
 	Port     int
-	StoreDir string // JetStream file store (-sd), kept across restarts
+	StoreDir string // JetStream file store, kept across restarts
+	ConfPath string // the nats-server configuration file
 
+	cfg  natsConfig
 	runs int
+}
+
+// natsConfig is what the NATSOptions ask of the server.
+type natsConfig struct {
+	ca            *CA
+	verifyClients bool
+	user, pass    string
+	token         string
+	extra         []string
+}
+
+// NATSOption changes how StartNATS configures nats-server.
+type NATSOption func(*natsConfig)
+
+// NATSTLS serves TLS only, with a certificate for localhost and 127.0.0.1
+// issued by ca; with verifyClients the server also requires client
+// certificates and verifies them against ca.
+func NATSTLS(ca *CA, verifyClients bool) NATSOption {
+	return func(c *natsConfig) { c.ca, c.verifyClients = ca, verifyClients }
+}
+
+// NATSUser admits only clients that give user and password.
+func NATSUser(user, password string) NATSOption {
+	return func(c *natsConfig) { c.user, c.pass = user, password }
+}
+
+// NATSToken admits only clients that give token.
+func NATSToken(token string) NATSOption {
+	return func(c *natsConfig) { c.token = token }
+}
+
+// NATSConfig appends lines to the configuration file, for example the
+// operator, resolver and preloaded accounts of decentralized (JWT)
+// authorization (package natsjwt).
+func NATSConfig(lines ...string) NATSOption {
+	return func(c *natsConfig) { c.extra = append(c.extra, lines...) }
 }
 
 // NATSBin returns the nats-server binary: $KILN_NATS_SERVER, else the
@@ -50,26 +91,74 @@ func NATSBin(t testing.TB) string {
 }
 
 // StartNATS starts nats-server -js on 127.0.0.1, a free port and a new
-// store directory, and waits until the port accepts. It is killed at the
-// end of the test.
-func StartNATS(t testing.TB) *NATS {
+// store directory, configured by opts, and waits until the port accepts.
+// It is killed at the end of the test.
+func StartNATS(t testing.TB, opts ...NATSOption) *NATS {
 	t.Helper()
 	n := &NATS{Bin: NATSBin(t), Port: FreePort(t), StoreDir: t.TempDir()}
+	for _, o := range opts {
+		o(&n.cfg)
+	}
+	n.ConfPath = filepath.Join(t.TempDir(), "nats-server.conf")
+	if err := os.WriteFile(n.ConfPath, []byte(n.config(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	n.start(t)
 	return n
 }
 
-// URL is nats://127.0.0.1:PORT.
-func (n *NATS) URL() string { return "nats://" + n.Addr() }
+// TLS reports whether the server speaks TLS only.
+func (n *NATS) TLS() bool { return n.cfg.ca != nil }
+
+// URL is nats://127.0.0.1:PORT, or tls://127.0.0.1:PORT when it speaks TLS.
+func (n *NATS) URL() string {
+	if n.TLS() {
+		return "tls://" + n.Addr()
+	}
+	return "nats://" + n.Addr()
+}
 
 // Addr is 127.0.0.1:PORT.
 func (n *NATS) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.Port)) }
+
+// config is the text of the configuration file (nats-server's format,
+// strings quoted as JSON, which it reads).
+func (n *NATS) config(t testing.TB) string {
+	t.Helper()
+	q := strconv.Quote
+	lines := []string{
+		"listen: " + q(n.Addr()),
+		"jetstream {",
+		"  store_dir: " + q(n.StoreDir),
+		"}",
+	}
+	if c := n.cfg; c.ca != nil {
+		cert := c.ca.Issue(t, fmt.Sprintf("nats-server-%d", n.Port), CertOptions{})
+		lines = append(lines, "tls {",
+			"  cert_file: "+q(cert.CertPath),
+			"  key_file: "+q(cert.KeyPath),
+			"  ca_file: "+q(c.ca.CAPath),
+			"  verify: "+strconv.FormatBool(c.verifyClients),
+			"  timeout: 5",
+			"}")
+	}
+	switch c := n.cfg; {
+	case c.user != "" && c.token != "":
+		t.Fatal("StartNATS: NATSUser and NATSToken exclude each other")
+	case c.user != "":
+		lines = append(lines, "authorization {", "  user: "+q(c.user), "  password: "+q(c.pass), "}")
+	case c.token != "":
+		lines = append(lines, "authorization {", "  token: "+q(c.token), "}")
+	}
+	lines = append(lines, n.cfg.extra...)
+	return strings.Join(lines, "\n") + "\n"
+}
 
 func (n *NATS) start(t testing.TB) {
 	t.Helper()
 	n.runs++
 	name := fmt.Sprintf("nats#%d", n.runs)
-	args := []string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(n.Port), "-sd", n.StoreDir}
+	args := []string{"-js", "-c", n.ConfPath}
 	t.Logf("%s: starting %s %v", name, n.Bin, args)
 	p, err := StartProc(t, name, exec.Command(n.Bin, args...))
 	if err != nil {
