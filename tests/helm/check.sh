@@ -152,7 +152,8 @@ fi
 sec="$work/secure-example.yaml"
 if [ -f "$sec" ] && grep -q 'eks.amazonaws.com/role-arn' "$sec" && ! grep -q 'AWS_ACCESS_KEY_ID' "$sec" &&
     grep -q -- '--tlsverify' "$sec" && grep -q -- '--auth=$(KILN_NATS_TOKEN)' "$sec" &&
-    [ "$(grep -c -- '-cluster.nats-token=$(KILN_NATS_TOKEN)' "$sec")" = "$(grep -c -- '-target=' "$sec")" ]; then
+    [ "$(grep -c -- 'name: KILN_CLUSTER_NATS_TOKEN' "$sec")" = "$(grep -c -- '-target=' "$sec")" ] &&
+    ! grep -q -- '-cluster.nats-token' "$sec"; then
     ok "secure example: IRSA, NATS TLS and token in every component"
 else
     bad "secure example: IRSA, NATS TLS or token missing"

@@ -170,7 +170,7 @@ nats://{{ include "kiln.fullname" . }}-nats:4222
 {{- end }}
 {{- end }}
 {{- if eq $v.mode "microservices" }}
-{{- with (include "kiln.natsEnv" .root | trim) }}
+{{- with (include "kiln.natsEnv" (dict "root" .root "prefix" "KILN_CLUSTER_NATS_") | trim) }}
 {{ . }}
 {{- end }}
 {{- end }}

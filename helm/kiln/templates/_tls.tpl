@@ -116,20 +116,14 @@
 {{- end }}
 {{- end }}
 
-{{/* Flags of kiln's NATS client: credentials and TLS. The token and the
-     password are $(VARIABLES) of kiln.natsEnv: Kubernetes expands them, so
-     they are never in the pod spec. */}}
+{{/* Flags of kiln's NATS client: credentials and TLS. The token, user and
+     password are not flags here: kiln reads them from its environment
+     (KILN_CLUSTER_NATS_*, kiln.natsEnv), so they are neither in the pod spec
+     nor in the process list. */}}
 {{- define "kiln.natsArgs" -}}
 {{- $n := .Values.nats }}
 {{- with $n.auth.credsKey }}
 - -cluster.nats-creds-file=/etc/kiln-nats/{{ . }}
-{{- end }}
-{{- if $n.auth.tokenKey }}
-- -cluster.nats-token=$(KILN_NATS_TOKEN)
-{{- end }}
-{{- if $n.auth.userKey }}
-- -cluster.nats-user=$(KILN_NATS_USER)
-- -cluster.nats-password=$(KILN_NATS_PASSWORD)
 {{- end }}
 {{- if include "kiln.natsTLSOn" . }}
 {{- $d := printf "%s/%s" (include "kiln.tlsDir" .) (ternary "nats" "cluster" (ne $n.tls.secretName "")) }}
@@ -141,13 +135,17 @@
 {{- end }}
 {{- end }}
 
-{{/* The NATS token, user and password from their Secret, as variables
-     (for kiln's $(KILN_NATS_*) arguments, or the bundled nats-server's). */}}
+{{/* The NATS token, user and password from their Secret, as variables:
+     for kiln (root, prefix "KILN_CLUSTER_NATS_": its flags
+     -cluster.nats-token, -user, -password read from the environment) or for
+     the bundled nats-server's $(KILN_NATS_*) arguments (prefix
+     "KILN_NATS_"). */}}
 {{- define "kiln.natsEnv" -}}
-{{- $a := .Values.nats.auth }}
-{{- range $var, $key := dict "KILN_NATS_TOKEN" $a.tokenKey "KILN_NATS_USER" $a.userKey "KILN_NATS_PASSWORD" $a.passwordKey }}
+{{- $a := .root.Values.nats.auth }}
+{{- $p := .prefix }}
+{{- range $var, $key := dict "TOKEN" $a.tokenKey "USER" $a.userKey "PASSWORD" $a.passwordKey }}
 {{- if $key }}
-- name: {{ $var }}
+- name: {{ $p }}{{ $var }}
   valueFrom:
     secretKeyRef:
       name: {{ $a.existingSecret }}
