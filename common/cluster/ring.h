@@ -26,7 +26,7 @@ typedef enum kiln_ring_state {
 
 typedef struct kiln_ring_member {
     char id[64];         /* instance id, unique in the ring */
-    char addr[256];      /* gRPC host:port that peers dial */
+    char addr[256];      /* gRPC host:port peers dial: an ingester's cluster plane */
     char http_addr[256]; /* HTTP host:port (for /ring) */
     char zone[64];       /* "" = none */
     kiln_ring_state state;

@@ -475,9 +475,9 @@ kiln_auth_scope kiln_auth_path_scope(const char *path)
         if (strcmp(path, pub[i]) == 0)
             return KILN_AUTH_PUBLIC;
     }
-    /* ingester.v1 is the cluster's own plane (distributors and queriers
-     * call it without a client's credentials) until it moves to a private
-     * listener (docs/security.md: not yet). */
+    /* ingester.v1 is the cluster plane's (distributors and queriers call
+     * it without a client's credentials): its own listener, mutual TLS or
+     * loopback, serves it; the public ports answer it unimplemented. */
     if (strncmp(path, "/ingester.v1.", 13) == 0)
         return KILN_AUTH_PUBLIC;
     /* The web UI's static files hold no data; its API calls are checked. */

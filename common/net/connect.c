@@ -198,7 +198,7 @@ void kiln_connect_handle(void *ud, const kiln_http_req *req, kiln_http_resp *res
 {
     const kiln_connect *c = ud;
     double t0 = now_s();
-    const kiln_rpc_method *m = kiln_rpc_find(c->rpc, req->path, strlen(req->path));
+    const kiln_rpc_method *m = kiln_rpc_find(c->rpc, KILN_RPC_PUBLIC, req->path, strlen(req->path));
     if (m == NULL) {
         kiln_connect_error(resp, KILN_NOT_FOUND, "404 page not found");
         resp->status = 404;

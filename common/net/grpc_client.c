@@ -41,11 +41,21 @@
 /* How often a query waiting on its calls looks at its token. */
 #define QUERY_CHECK_MS 50
 
+/* A gRPC channel of a peer and the calls started on it. Over TLS a peer
+ * gets a new one when the files rotate; the old one is destroyed once its
+ * last call ended (destroying a channel would fail its calls). */
+typedef struct gchan {
+    grpc_channel *ch;
+    unsigned gen; /* the TLS files' generation it was made with */
+    int calls;
+    bool retired;
+} gchan;
+
 /* A peer: its channel and what its calls said of its health. Heap
  * allocated, so pending calls may point at it while the table grows. */
 typedef struct channel {
     char *addr;
-    grpc_channel *ch;
+    gchan *cur;
     int inflight; /* calls started and not ended */
     bool suspect; /* a call timed out and none was answered since */
 } channel;
@@ -59,6 +69,8 @@ struct kiln_grpc_client {
     grpc_completion_queue *cq; /* every call's one event */
     pthread_t poller;
     kiln_grpc_batch_t *abandoned; /* batches left to finish (to cancel on destroy) */
+    kiln_grpc_tls_t *tls;         /* borrowed; NULL = plain text */
+    char *server_name;            /* TLS name to check; NULL = the dialled host */
 };
 
 /* One call of a batch in flight; its address is the completion tag. */
@@ -66,6 +78,7 @@ typedef struct pending {
     kiln_grpc_batch_t *batch;
     size_t index;
     channel *chan;
+    gchan *g; /* the gRPC channel it runs on */
     grpc_call *gc;
     bool started;  /* its batch was accepted: one event will come */
     bool done;     /* its event came (under the batch's mutex) */
@@ -139,18 +152,27 @@ void kiln_grpc_client_destroy(kiln_grpc_client_t *c)
     pthread_join(c->poller, NULL);
     grpc_completion_queue_destroy(c->cq);
     for (size_t i = 0; i < c->n_chans; i++) {
-        grpc_channel_destroy(c->chans[i]->ch);
+        grpc_channel_destroy(c->chans[i]->cur->ch); /* retired ones went with their calls */
+        free(c->chans[i]->cur);
         free(c->chans[i]->addr);
         free(c->chans[i]);
     }
     free(c->chans);
+    free(c->server_name);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->list_mu);
     free(c);
     grpc_shutdown();
 }
 
-static grpc_channel *channel_create(const kiln_grpc_client_t *c, const char *addr)
+void kiln_grpc_client_set_tls(kiln_grpc_client_t *c, kiln_grpc_tls_t *tls, const char *server_name)
+{
+    c->tls = tls;
+    free(c->server_name);
+    c->server_name = server_name != NULL && *server_name != '\0' ? kiln_xstrdup(server_name) : NULL;
+}
+
+static gchan *channel_create(const kiln_grpc_client_t *c, const char *addr)
 {
     grpc_arg args[5];
     memset(args, 0, sizeof(args));
@@ -166,10 +188,31 @@ static grpc_channel *channel_create(const kiln_grpc_client_t *c, const char *add
         args[i].value.integer = values[i];
     }
     grpc_channel_args ch_args = {5, args};
+    gchan *g = kiln_xcalloc(1, sizeof(*g));
+    if (c->tls != NULL) {
+        g->ch = kiln_grpc_tls_channel_create(c->tls, addr, &ch_args, c->server_name, &g->gen);
+        return g;
+    }
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(addr, creds, &ch_args);
+    g->ch = grpc_channel_create(addr, creds, &ch_args);
     grpc_channel_credentials_release(creds);
-    return ch;
+    return g;
+}
+
+/* Gives the peer a channel with the TLS files as they are now when they
+ * rotated since its channel was made; calls with c->mu held. */
+static void renew_locked(kiln_grpc_client_t *c, channel *ch)
+{
+    if (c->tls == NULL || kiln_grpc_tls_generation(c->tls) == ch->cur->gen)
+        return;
+    gchan *old = ch->cur;
+    ch->cur = channel_create(c, ch->addr);
+    if (old->calls > 0) {
+        old->retired = true; /* destroyed by its last call's end */
+        return;
+    }
+    grpc_channel_destroy(old->ch);
+    free(old);
 }
 
 /* The peer at addr, created on first use and kept; call with c->mu held.
@@ -182,20 +225,41 @@ static channel *channel_locked(kiln_grpc_client_t *c, const char *addr)
     }
     channel *ch = kiln_xcalloc(1, sizeof(*ch));
     ch->addr = kiln_xstrdup(addr);
-    ch->ch = channel_create(c, addr);
+    ch->cur = channel_create(c, addr);
     KILN_GROW(c->chans, c->cap_chans, c->n_chans + 1);
     c->chans[c->n_chans++] = ch;
     return ch;
 }
 
-/* The peer at addr, counting one more call to it. */
-static channel *channel_for(kiln_grpc_client_t *c, const char *addr)
+/* The peer at addr and the gRPC channel a call to it starts on (into
+ * p), counting one more call to both. */
+static void channel_for(kiln_grpc_client_t *c, const char *addr, pending *p)
 {
     pthread_mutex_lock(&c->mu);
     channel *ch = channel_locked(c, addr);
+    renew_locked(c, ch);
     ch->inflight++;
+    ch->cur->calls++;
+    p->chan = ch;
+    p->g = ch->cur;
     pthread_mutex_unlock(&c->mu);
-    return ch;
+}
+
+/* Counts a call to p's peer and channel as ended; call with c->mu held.
+ * Returns a retired channel whose last call this was (to destroy). */
+static gchan *call_ended_locked(const pending *p)
+{
+    p->chan->inflight--;
+    gchan *g = p->g;
+    return --g->calls == 0 && g->retired ? g : NULL;
+}
+
+static void gchan_free(gchan *g)
+{
+    if (g == NULL)
+        return;
+    grpc_channel_destroy(g->ch);
+    free(g);
 }
 
 kiln_grpc_peer kiln_grpc_client_peer(kiln_grpc_client_t *c, const char *addr)
@@ -220,7 +284,7 @@ static void note_health(kiln_grpc_client_t *c, const pending *p)
     grpc_status_code st = p->status;
     pthread_mutex_lock(&c->mu);
     channel *ch = p->chan;
-    ch->inflight--;
+    gchan *gone = call_ended_locked(p);
     bool was = ch->suspect;
     if (st == GRPC_STATUS_DEADLINE_EXCEEDED)
         ch->suspect = true;
@@ -228,6 +292,7 @@ static void note_health(kiln_grpc_client_t *c, const pending *p)
         ch->suspect = false;
     bool now = ch->suspect;
     pthread_mutex_unlock(&c->mu);
+    gchan_free(gone);
     /* Transitions only: one line per peer going quiet or coming back. */
     if (now && !was)
         KILN_LOG_WARN("grpc_client", "peer %s timed out: suspect, not waited on until it answers",
@@ -295,10 +360,10 @@ static bool start_call(kiln_grpc_client_t *c, pending *p, gpr_timespec deadline)
     grpc_metadata_array_init(&p->initial_md);
     grpc_metadata_array_init(&p->trailing_md);
     p->details = grpc_empty_slice();
-    p->chan = channel_for(c, call->addr);
+    channel_for(c, call->addr, p);
     /* method is a literal: the core may keep the static slice. */
     p->gc =
-        grpc_channel_create_call(p->chan->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
+        grpc_channel_create_call(p->g->ch, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
                                  grpc_slice_from_static_string(call->method), NULL, deadline, NULL);
     if (p->gc != NULL) {
         grpc_slice body = grpc_slice_from_copied_buffer((const char *)call->req, call->req_len);
@@ -320,8 +385,9 @@ static bool start_call(kiln_grpc_client_t *c, pending *p, gpr_timespec deadline)
         kiln_err_set(&call->err, KILN_INTERNAL, "%s: cannot create a call", call->addr);
     }
     pthread_mutex_lock(&c->mu);
-    p->chan->inflight--;
+    gchan *gone = call_ended_locked(p);
     pthread_mutex_unlock(&c->mu);
+    gchan_free(gone);
     return false;
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * grpc_client: unary calls to other kiln processes over the gRPC C core
- * (insecure HTTP/2, one channel per address, kept and reused). A batch of
+ * (HTTP/2 in plain text, or TLS with kiln_grpc_client_set_tls; one channel
+ * per address, kept and reused, and replaced when the TLS files rotate). A batch of
  * calls is issued at once, which is the shape of every fan-out
  * (distributor -> replicas, querier -> ingesters): waited for together
  * (kiln_grpc_client_run), or collected one by one as they end until the
@@ -16,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "grpc_tls.h"
 #include "status.h"
 
 typedef struct kiln_grpc_client kiln_grpc_client_t;
@@ -42,6 +44,14 @@ kiln_grpc_client_t *kiln_grpc_client_create(size_t max_recv_bytes);
 /** Cancels the calls left to finish in the background, waits for them and
  * closes every channel; no batch may be running. NULL is a no-op. */
 void kiln_grpc_client_destroy(kiln_grpc_client_t *c);
+
+/** Dials every peer over TLS from now on, with t's files (borrowed: it
+ * outlives the client) as client certificate and roots, checking
+ * server_name (copied; "" or NULL = the dialled host) in the peers'
+ * certificates. A peer's next call after the files rotated goes on a new
+ * channel with the new files; calls running on the old one finish there.
+ * Call before the first call. */
+void kiln_grpc_client_set_tls(kiln_grpc_client_t *c, kiln_grpc_tls_t *t, const char *server_name);
 
 /** Starts every call of calls[0..n) at once and returns when all have
  * ended (the out fields are reset first); a call still running after

@@ -251,10 +251,14 @@ static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, ki
 {
     const char *path = (const char *)GRPC_SLICE_START_PTR(c->details.method);
     size_t plen = GRPC_SLICE_LENGTH(c->details.method);
-    const kiln_rpc_method *m = kiln_rpc_find(c->w->srv->rpc, path, plen);
+    const kiln_rpc_method *m = kiln_rpc_find(c->w->srv->rpc, c->w->srv->cfg.plane, path, plen);
     if (m == NULL)
         return kiln_err_set(err, KILN_UNIMPLEMENTED, "unknown method %.*s", (int)plen, path);
     *method_name = m->path;
+    if (m->req == NULL) { /* not served on this plane: answered unread (rpc.h) */
+        kiln_rpc_ctx none = {"", arena, err, false, NULL};
+        return kiln_rpc_invoke(m, &none, NULL, 0, KILN_CODEC_PROTO, out);
+    }
     if (c->recv == NULL)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "no request message");
     char tenant[KILN_TENANT_MAX * 8 + 8];
@@ -367,8 +371,8 @@ static void dispatch(call_slot *c)
 {
     const char *path = (const char *)GRPC_SLICE_START_PTR(c->details.method);
     size_t plen = GRPC_SLICE_LENGTH(c->details.method);
-    const kiln_rpc_method *m = kiln_rpc_find(c->w->srv->rpc, path, plen);
-    kiln_query_pool_t *pool = m != NULL ? pool_of(c->w->srv, m->path) : NULL;
+    const kiln_rpc_method *m = kiln_rpc_find(c->w->srv->rpc, c->w->srv->cfg.plane, path, plen);
+    kiln_query_pool_t *pool = m != NULL && m->req != NULL ? pool_of(c->w->srv, m->path) : NULL;
     if (pool == NULL || c->recv == NULL) {
         reply(c);
         return;
@@ -445,11 +449,14 @@ static int add_port(kiln_grpc_server_t *s, const char *address, int port, kiln_e
 {
     char addr[300];
     snprintf(addr, sizeof(addr), "%s:%d", address && *address ? address : "0.0.0.0", port);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = s->cfg.tls != NULL
+                                         ? kiln_grpc_tls_server_credentials(s->cfg.tls)
+                                         : grpc_insecure_server_credentials_create();
     int bound = grpc_server_add_http2_port(s->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (bound == 0)
-        kiln_err_set(err, KILN_UNAVAILABLE, "cannot listen on %s (gRPC)", addr);
+        kiln_err_set(err, KILN_UNAVAILABLE, "cannot listen on %s (gRPC%s)", addr,
+                     s->cfg.tls != NULL ? " over TLS" : "");
     return bound;
 }
 

@@ -10,7 +10,10 @@
  * raised to max_recv bytes. gRPC's own message decompression is off: a
  * gzip message (grpc-encoding) is inflated here, to at most max_recv bytes
  * reserved from the in-flight budget, as Connect bodies are, so parallel
- * compressed bombs cannot exhaust memory; too large is invalid_argument. */
+ * compressed bombs cannot exhaust memory; too large is invalid_argument.
+ * A server serves the methods of one plane of the registry (rpc.h); its
+ * own ports speak TLS when given credentials (grpc_tls.h), while
+ * connections handed over with kiln_grpc_server_add_fd stay plain. */
 #ifndef KILN_GRPC_SERVER_H
 #define KILN_GRPC_SERVER_H
 
@@ -18,6 +21,7 @@
 #include <stddef.h>
 
 #include "auth.h"
+#include "grpc_tls.h"
 #include "inflight.h"
 #include "metrics.h"
 #include "query_pool.h"
@@ -38,6 +42,8 @@ typedef struct kiln_grpc_config {
     int64_t query_timeout_ns;      /* per query; 0 = none */
     kiln_inflight_t *inflight;     /* borrowed: budget of decompressed request bytes; NULL = none */
     kiln_auth_t *auth;             /* borrowed; NULL = no authentication */
+    kiln_rpc_plane plane;          /* the registry's methods it serves (zero: public) */
+    kiln_grpc_tls_t *tls;          /* borrowed: TLS on both ports; NULL = plain text */
 } kiln_grpc_config;
 
 /** Creates a server over the registry (borrowed, read-only). */
@@ -51,7 +57,8 @@ int kiln_grpc_server_port(const kiln_grpc_server_t *s);
 /** The bound second port (after start); 0 when there is no second listener. */
 int kiln_grpc_server_port2(const kiln_grpc_server_t *s);
 /** Serves gRPC on fd, a connected socket whose client opened HTTP/2 (h2c,
- * prior knowledge), as on the server's own ports; takes fd (closed when
+ * prior knowledge), as on the server's own ports but in plain text (the
+ * HTTP port's own TLS, if any, is its listener's); takes fd (closed when
  * the server is not started). After start, from any thread. */
 void kiln_grpc_server_add_fd(kiln_grpc_server_t *s, int fd);
 

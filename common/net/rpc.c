@@ -9,8 +9,14 @@
 #include "pbjson.h"
 #include "xmalloc.h"
 
+/* A method, and what a server of the other plane finds in its place. */
+typedef struct entry {
+    kiln_rpc_method m;
+    kiln_rpc_method elsewhere; /* m without request type or handler */
+} entry;
+
 struct kiln_rpc_registry {
-    kiln_rpc_method *m;
+    entry *e;
     size_t n, cap;
 };
 
@@ -23,27 +29,30 @@ void kiln_rpc_registry_destroy(kiln_rpc_registry_t *r)
 {
     if (r == NULL)
         return;
-    free(r->m);
+    free(r->e);
     free(r);
 }
 
 void kiln_rpc_register(kiln_rpc_registry_t *r, const kiln_rpc_method *m)
 {
-    for (size_t i = 0; i < r->n; i++) {
-        if (strcmp(r->m[i].path, m->path) == 0) {
-            r->m[i] = *m;
-            return;
-        }
+    size_t i = 0;
+    while (i < r->n && strcmp(r->e[i].m.path, m->path) != 0)
+        i++;
+    if (i == r->n) {
+        KILN_GROW(r->e, r->cap, r->n + 1);
+        r->n++;
     }
-    KILN_GROW(r->m, r->cap, r->n + 1);
-    r->m[r->n++] = *m;
+    r->e[i].m = *m;
+    r->e[i].elsewhere = (kiln_rpc_method){.path = m->path, .plane = m->plane};
 }
 
-const kiln_rpc_method *kiln_rpc_find(const kiln_rpc_registry_t *r, const char *path, size_t len)
+const kiln_rpc_method *kiln_rpc_find(const kiln_rpc_registry_t *r, kiln_rpc_plane plane,
+                                     const char *path, size_t len)
 {
     for (size_t i = 0; i < r->n; i++) {
-        if (strlen(r->m[i].path) == len && memcmp(r->m[i].path, path, len) == 0)
-            return &r->m[i];
+        const entry *e = &r->e[i];
+        if (strlen(e->m.path) == len && memcmp(e->m.path, path, len) == 0)
+            return e->m.plane == plane ? &e->m : &e->elsewhere;
     }
     return NULL;
 }
@@ -133,7 +142,10 @@ kiln_status kiln_rpc_invoke(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const u
                             size_t len, kiln_rpc_codec codec, kiln_buf *out)
 {
     ProtobufCMessage *req = NULL, *resp = NULL;
-    if (m->req == NULL) /* an API method Kiln does not serve (rpc.h) */
+    if (m->req == NULL && m->plane == KILN_RPC_INTERNAL) /* found from the public plane */
+        return kiln_err_set(ctx->err, KILN_UNIMPLEMENTED,
+                            "%s is served on the cluster plane only, not on this port", m->path);
+    if (m->req == NULL) /* an API method Kiln does not serve here (rpc.h) */
         return kiln_err_set(ctx->err, KILN_UNIMPLEMENTED, "%s is not implemented by this server",
                             m->path);
     kiln_status st = decode(m, ctx, body, len, codec, &req);

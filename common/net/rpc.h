@@ -2,8 +2,12 @@
  * rpc: the table of unary methods both servers dispatch (gRPC on the C core,
  * Connect on HTTP/1.1), so a service registers a handler once. A handler gets
  * the decoded request in the request arena and returns the response message
- * allocated there. Also the tenant rule (X-Scope-OrgID). The registry is
- * filled before the servers start and is read-only after. */
+ * allocated there. Each method belongs to one plane: the public listeners
+ * (HTTP, gRPC, OTLP gRPC) or the cluster plane's own listener (ingester.v1);
+ * a server looks methods up on its plane only, and a method of the other
+ * plane answers KILN_UNIMPLEMENTED there. Also the tenant rule
+ * (X-Scope-OrgID). The registry is filled before the servers start and is
+ * read-only after. */
 #ifndef KILN_RPC_H
 #define KILN_RPC_H
 
@@ -34,6 +38,13 @@ typedef struct kiln_rpc_ctx {
 typedef kiln_status (*kiln_rpc_fn)(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *req,
                                    ProtobufCMessage **resp);
 
+/** Where a method is served. */
+typedef enum kiln_rpc_plane {
+    KILN_RPC_PUBLIC = 0, /* clients: HTTP (Connect, gRPC-Web, h2c), gRPC, OTLP gRPC */
+    KILN_RPC_INTERNAL    /* the cluster plane: distributors and queriers calling
+                            ingesters, on -server.internal-grpc-listen-* */
+} kiln_rpc_plane;
+
 typedef struct kiln_rpc_method {
     const char *path; /* "/push.v1.PusherService/Push" */
     /* NULL (and fn NULL): a known API method this server does not serve;
@@ -42,6 +53,7 @@ typedef struct kiln_rpc_method {
     const ProtobufCMessageDescriptor *resp;
     kiln_rpc_fn fn;
     void *svc;
+    kiln_rpc_plane plane; /* the plane it is served on (zero: public) */
 } kiln_rpc_method;
 
 typedef struct kiln_rpc_registry kiln_rpc_registry_t;
@@ -61,10 +73,16 @@ bool kiln_rpc_is_query(const char *path);
 kiln_rpc_registry_t *kiln_rpc_registry_create(void);
 /** Frees it; NULL is a no-op. */
 void kiln_rpc_registry_destroy(kiln_rpc_registry_t *r);
-/** Adds a method (copied). A second method with the same path replaces the first. */
+/** Adds a method (copied). A second method with the same path replaces the
+ * first, whatever its plane. */
 void kiln_rpc_register(kiln_rpc_registry_t *r, const kiln_rpc_method *m);
-/** The method at path[0..len), or NULL. */
-const kiln_rpc_method *kiln_rpc_find(const kiln_rpc_registry_t *r, const char *path, size_t len);
+/** The method at path[0..len) as a server of plane sees it: the method when
+ * it is served on plane; when it is served on the other plane, an entry
+ * with the same path and plane and no request type (req NULL), which
+ * kiln_rpc_invoke answers KILN_UNIMPLEMENTED naming where it is served;
+ * NULL when no method has that path. Valid as long as the registry. */
+const kiln_rpc_method *kiln_rpc_find(const kiln_rpc_registry_t *r, kiln_rpc_plane plane,
+                                     const char *path, size_t len);
 
 /** Decodes body with codec, calls the handler, encodes the response into out.
  * Decoding failures are KILN_INVALID_ARGUMENT; the status and ctx->err say

@@ -574,13 +574,16 @@ void kiln_adhoc_register(kiln_adhoc_t *ad, kiln_rpc_registry_t *rpc)
 #define ADHOC(m) "/adhocprofiles.v1.AdHocProfileService/" m
     const kiln_rpc_method m[] = {
         {ADHOC("Upload"), &adhocprofiles__v1__ad_hoc_profiles_upload_request__descriptor,
-         &adhocprofiles__v1__ad_hoc_profiles_get_response__descriptor, on_upload, ad},
+         &adhocprofiles__v1__ad_hoc_profiles_get_response__descriptor, on_upload, ad,
+         KILN_RPC_PUBLIC},
         {ADHOC("Get"), &adhocprofiles__v1__ad_hoc_profiles_get_request__descriptor,
-         &adhocprofiles__v1__ad_hoc_profiles_get_response__descriptor, on_get, ad},
+         &adhocprofiles__v1__ad_hoc_profiles_get_response__descriptor, on_get, ad, KILN_RPC_PUBLIC},
         {ADHOC("List"), &adhocprofiles__v1__ad_hoc_profiles_list_request__descriptor,
-         &adhocprofiles__v1__ad_hoc_profiles_list_response__descriptor, on_list, ad},
+         &adhocprofiles__v1__ad_hoc_profiles_list_response__descriptor, on_list, ad,
+         KILN_RPC_PUBLIC},
         {ADHOC("Diff"), &adhocprofiles__v1__ad_hoc_profiles_diff_request__descriptor,
-         &adhocprofiles__v1__ad_hoc_profiles_diff_response__descriptor, on_diff, ad},
+         &adhocprofiles__v1__ad_hoc_profiles_diff_response__descriptor, on_diff, ad,
+         KILN_RPC_PUBLIC},
     };
 #undef ADHOC
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)

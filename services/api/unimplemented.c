@@ -89,10 +89,10 @@ size_t kiln_unimplemented_register(kiln_rpc_registry_t *rpc)
     size_t added = 0;
     for (size_t i = 0; kiln_api_methods[i] != NULL; i++) {
         const char *p = kiln_api_methods[i];
-        if (kiln_rpc_find(rpc, p, strlen(p)) != NULL)
+        if (kiln_rpc_find(rpc, KILN_RPC_PUBLIC, p, strlen(p)) != NULL)
             continue;
         /* No request type: kiln_rpc_invoke answers unimplemented unread. */
-        kiln_rpc_method m = {p, NULL, NULL, NULL, NULL};
+        kiln_rpc_method m = {p, NULL, NULL, NULL, NULL, KILN_RPC_PUBLIC};
         kiln_rpc_register(rpc, &m);
         added++;
     }

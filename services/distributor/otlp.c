@@ -272,8 +272,12 @@ static void on_http(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
 void kiln_distributor_register_otlp(kiln_distributor_t *d, kiln_rpc_registry_t *rpc,
                                     kiln_http_server_t *http)
 {
-    kiln_rpc_method m = {EXPORT_PATH, kiln_otlp_request_descriptor(),
-                         &PB(export_profiles_service_response__descriptor), h_export, d};
+    kiln_rpc_method m = {EXPORT_PATH,
+                         kiln_otlp_request_descriptor(),
+                         &PB(export_profiles_service_response__descriptor),
+                         h_export,
+                         d,
+                         KILN_RPC_PUBLIC};
     kiln_rpc_register(rpc, &m);
     kiln_http_server_route(http, HTTP_PATH, on_http, d);
 }

@@ -54,7 +54,11 @@ static kiln_status h_push(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *
 
 void kiln_distributor_register(kiln_distributor_t *d, kiln_rpc_registry_t *rpc)
 {
-    kiln_rpc_method m = {"/push.v1.PusherService/Push", &push__v1__push_request__descriptor,
-                         &push__v1__push_response__descriptor, h_push, d};
+    kiln_rpc_method m = {"/push.v1.PusherService/Push",
+                         &push__v1__push_request__descriptor,
+                         &push__v1__push_response__descriptor,
+                         h_push,
+                         d,
+                         KILN_RPC_PUBLIC};
     kiln_rpc_register(rpc, &m);
 }

@@ -47,7 +47,8 @@ kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_
                                  kiln_err *err);
 /** Closes the database and frees the ingester; NULL is a no-op. */
 void kiln_ingester_destroy(kiln_ingester_t *ing);
-/** Registers the ingester.v1.IngesterService methods in the registry. */
+/** Registers the ingester.v1.IngesterService methods in the registry, on
+ * the cluster plane (KILN_RPC_INTERNAL): never served on a public port. */
 void kiln_ingester_register(kiln_ingester_t *ing, kiln_rpc_registry_t *rpc);
 
 /** The ingester's database (owned by the ingester). */

@@ -2,6 +2,7 @@
  * app: module wiring per target, and the operational HTTP routes. */
 #include "app.h"
 
+#include <arpa/inet.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "db.h"
 #include "distributor.h"
 #include "grpc_server.h"
+#include "grpc_tls.h"
 #include "http_server.h"
 #include "ingester.h"
 #include "log.h"
@@ -56,8 +58,12 @@ struct kiln_app {
     kiln_connect connect;
     kiln_inflight_t *inflight; /* decompressed request bytes in flight */
     kiln_http_server_t *http;
-    kiln_grpc_server_t *grpc;
-    kiln_query_pool_t *queries; /* both servers' query calls */
+    kiln_grpc_server_t *grpc;     /* the public gRPC and OTLP gRPC ports */
+    kiln_grpc_server_t *internal; /* the cluster plane (ingester.v1); NULL unless an
+                                     ingester in a cluster */
+    kiln_grpc_tls_t *grpc_tls;    /* -server.grpc-tls-*; NULL = plain text */
+    kiln_grpc_tls_t *cluster_tls; /* -cluster.tls-*, as server and client; NULL = none */
+    kiln_query_pool_t *queries;   /* both servers' query calls */
     kiln_query_pool_t *reads; /* the ingester's reads (gRPC), apart from the queries making them */
     unsigned modules;         /* of the target */
     atomic_int ready;
@@ -175,6 +181,68 @@ static void on_h2c(void *ud, int fd)
     kiln_grpc_server_add_fd(ud, fd);
 }
 
+enum { MOD_INGESTER = 1, MOD_DISTRIBUTOR = 2, MOD_QUERIER = 4, MOD_COMPACTOR = 8 };
+
+/* The cluster plane's listen address: the flag, else loopback without
+ * the cluster certificate and every interface with it. */
+static const char *internal_address(const kiln_app_config *cfg)
+{
+    if (*cfg->internal_grpc_address != '\0')
+        return cfg->internal_grpc_address;
+    return *cfg->cluster_tls_cert != '\0' ? "0.0.0.0" : "127.0.0.1";
+}
+
+static bool is_loopback(const char *host)
+{
+    unsigned char a[16];
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127;
+    static const unsigned char one[16] = {[15] = 1};
+    return inet_pton(AF_INET6, host, a) == 1 && memcmp(a, one, 16) == 0;
+}
+
+/* The TLS flags: each set complete, and the cluster plane either mutual TLS
+ * or on loopback only, since it takes writes that skip the distributor's
+ * checks and reads of every tenant. */
+static kiln_status check_tls_flags(const kiln_app_config *cfg, kiln_tls_config *grpc,
+                                   kiln_tls_config *cluster, kiln_err *err)
+{
+    *grpc = (kiln_tls_config){cfg->grpc_tls_cert, cfg->grpc_tls_key, cfg->grpc_tls_ca, 0};
+    kiln_status st = kiln_tls_client_auth_parse(cfg->grpc_tls_client_auth, &grpc->client_auth, err);
+    if (st == KILN_OK)
+        st = kiln_tls_config_check(grpc, "server.grpc-tls", err);
+    *cluster = (kiln_tls_config){cfg->cluster_tls_cert, cfg->cluster_tls_key, cfg->cluster_tls_ca,
+                                 KILN_TLS_REQUIRE_AND_VERIFY_CLIENT_CERT};
+    bool mtls = kiln_tls_enabled(cluster);
+    if (st == KILN_OK && !mtls && (*cfg->cluster_tls_key || *cfg->cluster_tls_ca))
+        st = kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                          "-cluster.tls-key-path and -cluster.tls-ca-path need "
+                          "-cluster.tls-cert-path");
+    if (st == KILN_OK && mtls)
+        st = kiln_tls_config_check(cluster, "cluster.tls", err);
+    if (st == KILN_OK && !mtls && !is_loopback(internal_address(cfg)))
+        st = kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                          "-server.internal-grpc-listen-address=%s is not a loopback address: "
+                          "the cluster plane listens on a network only with mutual TLS "
+                          "(-cluster.tls-cert-path, -cluster.tls-key-path, -cluster.tls-ca-path)",
+                          internal_address(cfg));
+    return st;
+}
+
+/* Loads the certificates of the gRPC ports and of the cluster plane. */
+static kiln_status create_tls(kiln_app_t *app, kiln_err *err)
+{
+    kiln_tls_config grpc, cluster;
+    kiln_status st = check_tls_flags(app->cfg, &grpc, &cluster, err);
+    if (st == KILN_OK && kiln_tls_enabled(&grpc))
+        st = kiln_grpc_tls_create(&grpc, "server.grpc-tls", &app->grpc_tls, err);
+    if (st == KILN_OK && kiln_tls_enabled(&cluster))
+        st = kiln_grpc_tls_create(&cluster, "cluster.tls", &app->cluster_tls, err);
+    return st;
+}
+
 static void create_servers(kiln_app_t *app)
 {
     const kiln_app_config *cfg = app->cfg;
@@ -201,8 +269,24 @@ static void create_servers(kiln_app_t *app)
                            .read_pool = app->reads,
                            .query_timeout_ns = cfg->query_timeout_ns,
                            .inflight = app->inflight,
-                           .auth = app->auth};
+                           .auth = app->auth,
+                           .plane = KILN_RPC_PUBLIC,
+                           .tls = app->grpc_tls};
     app->grpc = kiln_grpc_server_create(&gc, app->rpc, app->metrics);
+    if (app->cluster != NULL && (app->modules & MOD_INGESTER)) {
+        /* Distributors and queriers call it: no client's token, no client's
+         * limits; it is reachable only with the cluster certificate (or
+         * only from this host). */
+        kiln_grpc_config ic = {.address = internal_address(cfg),
+                               .port = cfg->internal_grpc_port,
+                               .threads = threads,
+                               .max_recv = cfg->grpc_max_recv,
+                               .read_pool = app->reads,
+                               .inflight = app->inflight,
+                               .plane = KILN_RPC_INTERNAL,
+                               .tls = app->cluster_tls};
+        app->internal = kiln_grpc_server_create(&ic, app->rpc, app->metrics);
+    }
     /* One URL for every protocol: gRPC (h2c) on the HTTP port too. */
     hc.h2c = on_h2c;
     hc.h2c_ud = app->grpc;
@@ -219,8 +303,6 @@ static void create_servers(kiln_app_t *app)
  * A module is created (and registers its RPCs and routes) in table order
  * and destroyed in reverse; the servers start after every module exists and
  * stop before any is destroyed. A target is a set of modules. */
-
-enum { MOD_INGESTER = 1, MOD_DISTRIBUTOR = 2, MOD_QUERIER = 4, MOD_COMPACTOR = 8 };
 
 static const char *bucket_dir(const kiln_app_t *app, char *buf, size_t cap)
 {
@@ -498,8 +580,10 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
         kiln_auth_config ac = {cfg->auth_tokens_file, cfg->auth_multitenancy};
         st = kiln_auth_create(&ac, &app->auth, err);
     }
+    if (st == KILN_OK)
+        st = create_tls(app, err);
     if (st == KILN_OK && cluster)
-        st = kiln_cluster_create(cfg, app->limits, &app->cluster, err);
+        st = kiln_cluster_create(cfg, app->limits, app->cluster_tls, &app->cluster, err);
     if (st == KILN_OK && needs_store(mods))
         st = open_store(app, err);
     if (st == KILN_OK)
@@ -525,19 +609,31 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
 kiln_status kiln_app_start(kiln_app_t *app, kiln_err *err)
 {
     kiln_status st = kiln_grpc_server_start(app->grpc, err);
+    if (st == KILN_OK && app->internal != NULL)
+        st = kiln_grpc_server_start(app->internal, err);
     if (st == KILN_OK)
         st = kiln_http_server_start(app->http, err);
     if (st != KILN_OK)
         return st;
-    char otlp[16] = "off";
+    char otlp[16] = "off", internal[16] = "off";
     if (kiln_grpc_server_port2(app->grpc) != 0)
         snprintf(otlp, sizeof(otlp), "%d", kiln_grpc_server_port2(app->grpc));
-    KILN_LOG_INFO("kiln", "target=%s version=%s http=%d grpc=%d otlp_grpc=%s listening",
+    if (app->internal != NULL)
+        snprintf(internal, sizeof(internal), "%d", kiln_grpc_server_port(app->internal));
+    KILN_LOG_INFO("kiln",
+                  "target=%s version=%s http=%d grpc=%d otlp_grpc=%s internal_grpc=%s "
+                  "grpc_tls=%s cluster_tls=%s listening",
                   app->cfg->target, kiln_build_version(), kiln_http_server_port(app->http),
-                  kiln_grpc_server_port(app->grpc), otlp);
-    if (app->cluster != NULL)
+                  kiln_grpc_server_port(app->grpc), otlp, internal, app->grpc_tls ? "on" : "off",
+                  app->cluster_tls ? "mutual" : "off");
+    /* Peers dial an ingester's cluster plane; other members' address is
+     * their public gRPC port, for /ring only. */
+    if (app->cluster != NULL && app->internal != NULL)
         kiln_cluster_join(app->cluster, app_role(app->modules),
-                          app->ingester ? kiln_ingester_instance(app->ingester) : NULL,
+                          kiln_ingester_instance(app->ingester), internal_address(app->cfg),
+                          kiln_grpc_server_port(app->internal), kiln_http_server_port(app->http));
+    else if (app->cluster != NULL)
+        kiln_cluster_join(app->cluster, app_role(app->modules), NULL, app->cfg->grpc_address,
                           kiln_grpc_server_port(app->grpc), kiln_http_server_port(app->http));
     atomic_store(&app->ready, 1);
     return KILN_OK;
@@ -571,6 +667,7 @@ void kiln_app_destroy(kiln_app_t *app)
         kiln_query_pool_close(app->reads);
     kiln_http_server_destroy(app->http);
     kiln_grpc_server_destroy(app->grpc);
+    kiln_grpc_server_destroy(app->internal);
     kiln_query_pool_destroy(app->queries);
     kiln_query_pool_destroy(app->reads);
     for (size_t i = N_MODULES; i-- > 0;) {
@@ -580,6 +677,8 @@ void kiln_app_destroy(kiln_app_t *app)
     kiln_about_destroy(app->about);
     kiln_objstore_close(app->store);
     kiln_cluster_destroy(app->cluster);
+    kiln_grpc_tls_destroy(app->grpc_tls); /* after every server and channel using them */
+    kiln_grpc_tls_destroy(app->cluster_tls);
     kiln_rpc_registry_destroy(app->rpc);
     kiln_metrics_destroy(app->metrics);
     kiln_auth_destroy(app->auth);

@@ -45,12 +45,22 @@ static void first_ipv4(char *out, size_t cap)
     freeifaddrs(ifs);
 }
 
-static void advertised_host(const kiln_app_config *cfg, char *out, size_t cap)
+static bool any_address(const char *a)
 {
-    const char *a = cfg->advertise_address;
-    if (*a == '\0' && strcmp(cfg->grpc_address, "0.0.0.0") != 0 &&
-        strcmp(cfg->grpc_address, "::") != 0)
-        a = cfg->grpc_address;
+    return *a == '\0' || strcmp(a, "0.0.0.0") == 0 || strcmp(a, "::") == 0;
+}
+
+/* The host peers reach a listener on listen at: a loopback address is the
+ * only one it answers on; otherwise the advertised address, else listen
+ * when it names one, else the first non-loopback IPv4. */
+static void advertised_host(const kiln_app_config *cfg, const char *listen, char *out, size_t cap)
+{
+    struct in_addr a4;
+    bool loopback = strcmp(listen, "localhost") == 0 || strcmp(listen, "::1") == 0 ||
+                    (inet_pton(AF_INET, listen, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
+    const char *a = loopback ? listen : cfg->advertise_address;
+    if (*a == '\0' && !any_address(listen))
+        a = listen;
     if (*a != '\0')
         snprintf(out, cap, "%s", a);
     else
@@ -81,13 +91,15 @@ static void publish_overrides(kiln_cluster_t *c)
 }
 
 kiln_status kiln_cluster_create(const kiln_app_config *cfg, kiln_overrides_t *limits,
-                                kiln_cluster_t **out, kiln_err *err)
+                                kiln_grpc_tls_t *tls, kiln_cluster_t **out, kiln_err *err)
 {
     kiln_cluster_t *c = kiln_xcalloc(1, sizeof(*c));
     c->cfg = cfg;
     c->ring = kiln_ring_create();
     c->grpc = kiln_grpc_client_create(cfg->grpc_max_recv);
-    advertised_host(cfg, c->host, sizeof(c->host));
+    if (tls != NULL)
+        kiln_grpc_client_set_tls(c->grpc, tls, cfg->cluster_tls_server_name);
+    advertised_host(cfg, cfg->grpc_address, c->host, sizeof(c->host));
     kiln_membership_config mc = {
         .nats_urls = cfg->nats_url,
         .bucket = cfg->kv_bucket,
@@ -146,9 +158,11 @@ size_t kiln_cluster_rf(const kiln_cluster_t *c)
     return c->cfg->replication_factor > 0 ? (size_t)c->cfg->replication_factor : 3;
 }
 
-void kiln_cluster_join(kiln_cluster_t *c, const char *role, const char *instance, int grpc_port,
-                       int http_port)
+void kiln_cluster_join(kiln_cluster_t *c, const char *role, const char *instance,
+                       const char *listen, int port, int http_port)
 {
+    char dial[200];
+    advertised_host(c->cfg, listen, dial, sizeof(dial));
     kiln_ring_member self;
     memset(&self, 0, sizeof(self));
     if (instance != NULL) {
@@ -158,7 +172,7 @@ void kiln_cluster_join(kiln_cluster_t *c, const char *role, const char *instance
         gethostname(host, sizeof(host) - 1);
         snprintf(self.id, sizeof(self.id), "%.40s-%d", host, http_port);
     }
-    snprintf(self.addr, sizeof(self.addr), "%s:%d", c->host, grpc_port);
+    snprintf(self.addr, sizeof(self.addr), "%s:%d", dial, port);
     snprintf(self.http_addr, sizeof(self.http_addr), "%s:%d", c->host, http_port);
     snprintf(self.zone, sizeof(self.zone), "%s", c->cfg->zone);
     self.state = KILN_RING_JOINING;

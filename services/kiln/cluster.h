@@ -19,9 +19,11 @@
 
 typedef struct kiln_cluster kiln_cluster_t;
 
-/** Connects to NATS (in the background when it is not there yet). */
+/** Connects to NATS (in the background when it is not there yet). Calls
+ * to ingesters go over mutual TLS with tls (borrowed, outlives the
+ * cluster) when not NULL, else in plain text. */
 kiln_status kiln_cluster_create(const kiln_app_config *cfg, kiln_overrides_t *limits,
-                                kiln_cluster_t **out, kiln_err *err);
+                                kiln_grpc_tls_t *tls, kiln_cluster_t **out, kiln_err *err);
 /** Deletes the own entry and disconnects; NULL is a no-op. */
 void kiln_cluster_destroy(kiln_cluster_t *c);
 
@@ -38,9 +40,11 @@ kiln_remote_t *kiln_cluster_remote(kiln_cluster_t *c, kiln_objstore_t *blocks);
 
 /** Puts the own entry under role ("ingester", "distributor", ...) with the
  * bound ports; instance is the ingester's id (NULL for other roles: the
- * host and HTTP port name the process). Ingesters become ACTIVE. */
-void kiln_cluster_join(kiln_cluster_t *c, const char *role, const char *instance, int grpc_port,
-                       int http_port);
+ * host and HTTP port name the process). The entry's addr is listen's
+ * host (a loopback address as is, else the advertised host) and port:
+ * for an ingester the cluster plane peers dial. Ingesters become ACTIVE. */
+void kiln_cluster_join(kiln_cluster_t *c, const char *role, const char *instance,
+                       const char *listen, int port, int http_port);
 /** Marks an ingester LEAVING (before it flushes and stops). */
 void kiln_cluster_leaving(kiln_cluster_t *c);
 

@@ -82,7 +82,7 @@ typedef struct call {
 static call make_call(const kiln_rpc_registry_t *rpc, const char *name, const char *method,
                       const ProtobufCMessage *req)
 {
-    call c = {name, kiln_rpc_find(rpc, method, strlen(method)), NULL, 0};
+    call c = {name, kiln_rpc_find(rpc, KILN_RPC_PUBLIC, method, strlen(method)), NULL, 0};
     c.len = protobuf_c_message_get_packed_size(req);
     c.body = malloc(c.len + 1);
     protobuf_c_message_pack(req, c.body);

@@ -168,7 +168,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char path[96];
     snprintf(path, sizeof(path), "/querier.v1.QuerierService/%s",
              methods[(data[0] & 15) % N_METHODS]);
-    const kiln_rpc_method *m = kiln_rpc_find(rpc, path, strlen(path));
+    const kiln_rpc_method *m = kiln_rpc_find(rpc, KILN_RPC_PUBLIC, path, strlen(path));
     if (m == NULL)
         abort();
     kiln_rpc_codec codec = data[0] & 0x10 ? KILN_CODEC_JSON : KILN_CODEC_PROTO;

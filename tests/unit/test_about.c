@@ -81,7 +81,8 @@ static kiln_status served(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *
 TEST(unimplemented_entries)
 {
     kiln_rpc_registry_t *r = kiln_rpc_registry_create();
-    kiln_rpc_method m = {"/settings.v1.SettingsService/Get", NULL, NULL, served, NULL};
+    kiln_rpc_method m = {
+        "/settings.v1.SettingsService/Get", NULL, NULL, served, NULL, KILN_RPC_PUBLIC};
     m.req = m.resp = (const ProtobufCMessageDescriptor *)1; /* only compared */
     kiln_rpc_register(r, &m);
     size_t n = 0;
@@ -89,9 +90,9 @@ TEST(unimplemented_entries)
         n++;
     CHECK_EQ(kiln_unimplemented_register(r), n - 1);
     const char *p = "/settings.v1.SettingsService/Get";
-    CHECK(kiln_rpc_find(r, p, strlen(p))->fn == served); /* kept */
+    CHECK(kiln_rpc_find(r, KILN_RPC_PUBLIC, p, strlen(p))->fn == served); /* kept */
     p = "/vcs.v1.VCSService/GetFile";
-    const kiln_rpc_method *u = kiln_rpc_find(r, p, strlen(p));
+    const kiln_rpc_method *u = kiln_rpc_find(r, KILN_RPC_PUBLIC, p, strlen(p));
     CHECK(u != NULL && u->fn == NULL);
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_err err = {0};
@@ -102,7 +103,8 @@ TEST(unimplemented_entries)
              KILN_UNIMPLEMENTED);
     CHECK(strstr(err.msg, "VCSService/GetFile") != NULL);
     p = "/vcs.v1.VCSService/NoSuchMethod";
-    CHECK(kiln_rpc_find(r, p, strlen(p)) == NULL); /* not an API method: 404 stays */
+    CHECK(kiln_rpc_find(r, KILN_RPC_PUBLIC, p, strlen(p)) ==
+          NULL); /* not an API method: 404 stays */
     kiln_buf_free(&out);
     kiln_arena_destroy(a);
     kiln_rpc_registry_destroy(r);

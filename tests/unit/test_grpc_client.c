@@ -579,8 +579,12 @@ int main(void)
 {
     metrics = kiln_metrics_create();
     rpc = kiln_rpc_registry_create();
-    kiln_rpc_method m = {METHOD, &push__v1__raw_sample__descriptor,
-                         &push__v1__raw_sample__descriptor, on_call, NULL};
+    kiln_rpc_method m = {METHOD,
+                         &push__v1__raw_sample__descriptor,
+                         &push__v1__raw_sample__descriptor,
+                         on_call,
+                         NULL,
+                         KILN_RPC_PUBLIC};
     kiln_rpc_register(rpc, &m);
     kiln_grpc_config cfg = {
         .address = "127.0.0.1", .port = 0, .threads = 4, .max_recv = (size_t)64 << 20};

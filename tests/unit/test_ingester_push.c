@@ -26,7 +26,7 @@ static kiln_pprof_t prof; /* cpu.pb.gz: two sample types */
 static kiln_status call_push(kiln_rpc_registry_t *rpc, const char *tenant,
                              const Ingester__V1__PushRequest *req, kiln_err *err)
 {
-    const kiln_rpc_method *m = kiln_rpc_find(rpc, M_PUSH, strlen(M_PUSH));
+    const kiln_rpc_method *m = kiln_rpc_find(rpc, KILN_RPC_INTERNAL, M_PUSH, strlen(M_PUSH));
     CHECK(m != NULL);
     if (m == NULL)
         return KILN_UNIMPLEMENTED;

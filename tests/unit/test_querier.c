@@ -74,7 +74,7 @@ static kiln_status call(env *e, kiln_arena_t *a, const char *tenant, const char 
     protobuf_c_message_pack(req, body);
     char path[128];
     snprintf(path, sizeof(path), "/querier.v1.QuerierService/%s", method);
-    const kiln_rpc_method *m = kiln_rpc_find(e->rpc, path, strlen(path));
+    const kiln_rpc_method *m = kiln_rpc_find(e->rpc, KILN_RPC_PUBLIC, path, strlen(path));
     CHECK(m != NULL);
     kiln_rpc_ctx ctx = {.tenant = tenant, .arena = a, .err = err};
     kiln_buf b;

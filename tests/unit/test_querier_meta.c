@@ -61,7 +61,7 @@ static void *call(kiln_rpc_registry_t *rpc, kiln_arena_t *a, const char *method,
     protobuf_c_message_pack(req, body);
     char path[128];
     snprintf(path, sizeof(path), "/querier.v1.QuerierService/%s", method);
-    const kiln_rpc_method *m = kiln_rpc_find(rpc, path, strlen(path));
+    const kiln_rpc_method *m = kiln_rpc_find(rpc, KILN_RPC_PUBLIC, path, strlen(path));
     kiln_err err = {0};
     kiln_rpc_ctx ctx = {.tenant = "t", .arena = a, .err = &err, .utf8_names = utf8};
     kiln_buf out;
@@ -208,8 +208,8 @@ static kiln_status status_of(kiln_rpc_registry_t *rpc, const char *method,
     kiln_rpc_ctx ctx = {.tenant = "t", .arena = a, .err = &err, .utf8_names = false};
     kiln_buf out;
     kiln_buf_init(&out, 0);
-    kiln_status st = kiln_rpc_invoke(kiln_rpc_find(rpc, path, strlen(path)), &ctx, body, len,
-                                     KILN_CODEC_PROTO, &out);
+    kiln_status st = kiln_rpc_invoke(kiln_rpc_find(rpc, KILN_RPC_PUBLIC, path, strlen(path)), &ctx,
+                                     body, len, KILN_CODEC_PROTO, &out);
     kiln_buf_free(&out);
     kiln_arena_destroy(a);
     return st;

@@ -60,8 +60,11 @@ static bool node_start(cluster *c, int i, kiln_ring_member *m)
         return false;
     c->n[i].rpc = kiln_rpc_registry_create();
     kiln_ingester_register(c->n[i].ing, c->n[i].rpc);
-    kiln_grpc_config gc = {
-        .address = "127.0.0.1", .port = 0, .threads = 2, .max_recv = (size_t)16 << 20};
+    kiln_grpc_config gc = {.address = "127.0.0.1",
+                           .port = 0,
+                           .threads = 2,
+                           .max_recv = (size_t)16 << 20,
+                           .plane = KILN_RPC_INTERNAL};
     c->n[i].grpc = kiln_grpc_server_create(&gc, c->n[i].rpc, c->metrics);
     CHECK_OK(kiln_grpc_server_start(c->n[i].grpc, &err));
     memset(m, 0, sizeof(*m));

@@ -54,11 +54,49 @@ static kiln_status dummy(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *r
 TEST(registry)
 {
     kiln_rpc_registry_t *r = kiln_rpc_registry_create();
-    kiln_rpc_method m = {"/a.B/C", NULL, NULL, dummy, NULL};
+    kiln_rpc_method m = {"/a.B/C", NULL, NULL, dummy, NULL, KILN_RPC_PUBLIC};
     kiln_rpc_register(r, &m);
-    CHECK(kiln_rpc_find(r, "/a.B/C", 6) != NULL);
-    CHECK(kiln_rpc_find(r, "/a.B/D", 6) == NULL);
-    CHECK(kiln_rpc_find(r, "/a.B/", 5) == NULL);
+    CHECK(kiln_rpc_find(r, KILN_RPC_PUBLIC, "/a.B/C", 6) != NULL);
+    CHECK(kiln_rpc_find(r, KILN_RPC_PUBLIC, "/a.B/D", 6) == NULL);
+    CHECK(kiln_rpc_find(r, KILN_RPC_PUBLIC, "/a.B/", 5) == NULL);
+    kiln_rpc_registry_destroy(r);
+}
+
+/* A method is served on its plane only; the other plane finds an entry
+ * that answers unimplemented, never the handler. */
+TEST(registry_planes)
+{
+    kiln_rpc_registry_t *r = kiln_rpc_registry_create();
+    const ProtobufCMessageDescriptor *d = (const ProtobufCMessageDescriptor *)1; /* unread */
+    kiln_rpc_method pub = {"/push.v1.PusherService/Push", d, d, dummy, NULL, KILN_RPC_PUBLIC};
+    kiln_rpc_method in = {
+        "/ingester.v1.IngesterService/Push", d, d, dummy, NULL, KILN_RPC_INTERNAL};
+    kiln_rpc_register(r, &pub);
+    kiln_rpc_register(r, &in);
+    const char *ip = in.path, *pp = pub.path;
+    const kiln_rpc_method *m = kiln_rpc_find(r, KILN_RPC_INTERNAL, ip, strlen(ip));
+    CHECK(m != NULL && m->fn == dummy);
+    m = kiln_rpc_find(r, KILN_RPC_PUBLIC, pp, strlen(pp));
+    CHECK(m != NULL && m->fn == dummy);
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_err err = {0};
+    kiln_rpc_ctx ctx = {"t", a, &err, false, NULL};
+    kiln_buf out;
+    kiln_buf_init(&out, 0);
+    m = kiln_rpc_find(r, KILN_RPC_PUBLIC, ip, strlen(ip));
+    CHECK(m != NULL && m->fn == NULL && m->req == NULL);
+    CHECK_EQ(kiln_rpc_invoke(m, &ctx, NULL, 0, KILN_CODEC_PROTO, &out), KILN_UNIMPLEMENTED);
+    CHECK(strstr(err.msg, "cluster plane") != NULL);
+    m = kiln_rpc_find(r, KILN_RPC_INTERNAL, pp, strlen(pp));
+    CHECK(m != NULL && m->fn == NULL);
+    CHECK_EQ(kiln_rpc_invoke(m, &ctx, NULL, 0, KILN_CODEC_PROTO, &out), KILN_UNIMPLEMENTED);
+    /* Re-registering a path moves it to the new entry's plane. */
+    in.plane = KILN_RPC_PUBLIC;
+    kiln_rpc_register(r, &in);
+    CHECK(kiln_rpc_find(r, KILN_RPC_PUBLIC, ip, strlen(ip))->fn == dummy);
+    CHECK(kiln_rpc_find(r, KILN_RPC_INTERNAL, ip, strlen(ip))->fn == NULL);
+    kiln_buf_free(&out);
+    kiln_arena_destroy(a);
     kiln_rpc_registry_destroy(r);
 }
 
@@ -68,5 +106,6 @@ int main(void)
     RUN(tenant_rejects);
     RUN(status_mapping);
     RUN(registry);
+    RUN(registry_planes);
     return check_done();
 }

@@ -80,7 +80,7 @@ static Querier__V1__SelectSeriesResponse *select_series(kiln_rpc_registry_t *rpc
     uint8_t *body = kiln_arena_alloc(a, len + 1);
     querier__v1__select_series_request__pack(&req, body);
     const char *path = "/querier.v1.QuerierService/SelectSeries";
-    const kiln_rpc_method *m = kiln_rpc_find(rpc, path, strlen(path));
+    const kiln_rpc_method *m = kiln_rpc_find(rpc, KILN_RPC_PUBLIC, path, strlen(path));
     kiln_err err = {0};
     kiln_rpc_ctx ctx = {.tenant = "t", .arena = a, .err = &err, .utf8_names = false};
     kiln_buf out;

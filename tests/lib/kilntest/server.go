@@ -43,8 +43,9 @@ type Server struct {
 	GRPCAddr string // 127.0.0.1:G
 	OTLPAddr string // 127.0.0.1:O with OTLPOnLoopback, else ""
 	// Listeners are the addresses given to the listeners other than HTTP
-	// and gRPC (by name X of -server.X-listen-port), with OTLPOnLoopback
-	// or OtherListenersOnLoopback.
+	// and gRPC (by name X of -server.X-listen-port): "internal-grpc" (the
+	// cluster plane) always, the others with OTLPOnLoopback or
+	// OtherListenersOnLoopback.
 	Listeners map[string]string
 
 	cfg      config
@@ -178,7 +179,7 @@ func (s *Server) Restart(t testing.TB, opts ...Option) *Server {
 	}
 	cfg.ports = nil
 	if cfg.keepPorts {
-		cfg.ports = []int{s.cfg.ports[0], s.cfg.ports[1]}
+		cfg.ports = slices.Clone(s.cfg.ports) // HTTP, gRPC and the cluster plane's
 	}
 	return start(t, cfg)
 }
@@ -199,6 +200,15 @@ func start(t testing.TB, cfg config) *Server {
 	case cfg.otlp == otlpLoopback && !slices.Contains(others, "otlp-grpc"):
 		others = append(others, "otlp-grpc")
 	}
+	// The cluster plane (ingester.v1) of every server gets a port of its
+	// own, first after HTTP and gRPC so that KeepPorts keeps it too: an
+	// ingester is dialled there (Listeners["internal-grpc"]).
+	kept := 2
+	if HasFlag(t, "server.internal-grpc-listen-port") {
+		others = slices.DeleteFunc(others, func(l string) bool { return l == "internal-grpc" })
+		others = append([]string{"internal-grpc"}, others...)
+		kept = 3
+	}
 	var ports []int
 	inherited := cfg.ports != nil
 	if inherited {
@@ -212,7 +222,7 @@ func start(t testing.TB, cfg config) *Server {
 	} else {
 		ports = freePorts(t, 2+len(others))
 	}
-	cfg.ports = ports[:2:2]
+	cfg.ports = ports[:kept:kept]
 	s := &Server{
 		Storage:   cfg.storage,
 		HTTPAddr:  net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),

@@ -38,6 +38,13 @@
 // quorum while another ingester is frozen; an ingester made slow (stopped
 // past the rpc timeout, run briefly, again) fails or slows no push.
 //
+// TestClusterTLS runs the same processes with the cluster plane over
+// mutual TLS (-cluster.tls-*, certificates of a throwaway CA): exact totals
+// through both distributors; an ingester's cluster plane refuses no client
+// certificate, another CA's, an expired one and plain text (unavailable),
+// its public gRPC port answers ingester.v1 with unimplemented; the files
+// re-issued in place are reloaded by every process and totals stay exact.
+//
 // Environment:
 //
 //	KILN_BIN          path of the kiln binary (skipped without it)

@@ -7,7 +7,10 @@ require (
 	github.com/grafana/pyroscope/api v1.6.0
 )
 
-require kiln.dev/tests/lib/kilntest v0.0.0
+require (
+	google.golang.org/grpc v1.82.1
+	kiln.dev/tests/lib/kilntest v0.0.0
+)
 
 require (
 	github.com/google/gnostic v0.7.1 // indirect
@@ -20,7 +23,6 @@ require (
 	golang.org/x/sys v0.46.0 // indirect
 	golang.org/x/text v0.39.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260427160629-7cedc36a6bc4 // indirect
-	google.golang.org/grpc v1.82.1 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 )
 

@@ -51,6 +51,7 @@ type cluster struct {
 	// rpcTimeout and hbTimeout are -cluster.rpc-timeout and
 	// -cluster.heartbeat-timeout of every process.
 	rpcTimeout, hbTimeout time.Duration
+	extra                 []string // more flags of every process (cluster TLS)
 }
 
 // commonArgs are the flags of every kiln process: the cluster, its timing,
@@ -73,7 +74,7 @@ func (c *cluster) commonArgs() []string {
 	if c.s3 != nil {
 		args = append(args, c.s3.Args("")...)
 	}
-	return args
+	return append(args, c.extra...)
 }
 
 // startKiln starts one process of the cluster. Ingesters get their

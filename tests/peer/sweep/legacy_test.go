@@ -126,7 +126,7 @@ func (w *world) sendLegacy(parent context.Context, ta *tally, seed uint64, i int
 }
 
 // garbagePaths are every route that takes a body, including the internal
-// ingester.v1 methods that -target=all serves on the public ports.
+// ingester.v1 methods, which the public ports answer unimplemented.
 var garbagePaths = []string{
 	"/push.v1.PusherService/Push", otlpExport,
 	"/ingester.v1.IngesterService/Push", "/ingester.v1.IngesterService/Series",
