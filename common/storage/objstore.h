@@ -2,8 +2,9 @@
  * objstore: an object store interface (put, get, get-range, size, list by
  * prefix, delete) over two backends, chosen by kiln_objstore_open: S3
  * (objstore_s3.c: any S3-compatible server, over libcurl, requests signed
- * with AWS Signature V4; every operation blocks on the network, with
- * timeouts and bounded retries) and the filesystem, which lays objects out
+ * with AWS Signature V4 by keys from s3_creds.h, static or web identity;
+ * every operation blocks on the network, with timeouts and bounded
+ * retries) and the filesystem, which lays objects out
  * as an object store would: object "a/b/c" is the file <root>/a/b/c. A put writes to a
  * temporary name in the same directory, fsyncs it, renames it into place
  * and fsyncs the directory, so a reader never sees half an object and a
@@ -43,6 +44,9 @@ typedef struct kiln_objstore_s3_config {
     uint64_t part_size;            /* multipart upload above this (0 = 16 MiB, min 5 MiB) */
     int timeout_ms;                /* per request (0 = 30 s) */
     int max_retries;               /* on 5xx, 429 and network errors (0 = 5) */
+    /* Without static keys: web identity (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE;
+     * s3_creds.h) traded at this STS URL ("" = AWS_ENDPOINT_URL_STS, else AWS's). */
+    const char *sts_endpoint;
 } kiln_objstore_s3_config;
 
 /** Which store to open. */

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "s3_creds.h"
 #include "sigv4.h"
 #include "xmalloc.h"
 
@@ -33,7 +34,7 @@ typedef struct s3_store {
     char *base;   /* "<scheme>://<host>" */
     char *bucket;
     char *region;
-    char *key_id, *secret, *token;
+    kiln_s3_creds_t *creds; /* static keys or web identity */
     bool path_style;
     uint64_t part_size;
     long timeout_ms;
@@ -168,8 +169,8 @@ static void req_path(const s3_store *s, const s3_req *r, kiln_buf *out)
 }
 
 /* Adds the signed headers and the Authorization header to *hl. */
-static struct curl_slist *sign(const s3_store *s, const s3_req *r, const char *path,
-                               struct curl_slist *hl)
+static struct curl_slist *sign(const s3_store *s, const kiln_s3_keys *keys, const s3_req *r,
+                               const char *path, struct curl_slist *hl)
 {
     char date[17], sha[65];
     amz_date(date);
@@ -179,10 +180,10 @@ static struct curl_slist *sign(const s3_store *s, const s3_req *r, const char *p
     size_t n = 3;
     if (r->range != NULL)
         h[n++] = (kiln_sigv4_header){"range", r->range};
-    if (s->token[0] != '\0')
-        h[n++] = (kiln_sigv4_header){"x-amz-security-token", s->token};
+    if (keys->session_token[0] != '\0')
+        h[n++] = (kiln_sigv4_header){"x-amz-security-token", keys->session_token};
     kiln_sigv4_request sr = {r->method, path, r->query, h, n, sha};
-    kiln_sigv4_key k = {s->key_id, s->secret, s->region, "s3", date};
+    kiln_sigv4_key k = {keys->access_key_id, keys->secret_access_key, s->region, "s3", date};
     kiln_buf line;
     kiln_buf_init(&line, 0);
     kiln_buf_puts(&line, "Authorization: ");
@@ -212,8 +213,9 @@ static void set_method(CURL *h, const s3_req *r)
     }
 }
 
-/* One attempt. Returns the curl result; r->status holds the HTTP status. */
-static CURLcode attempt(const s3_store *s, s3_req *r)
+/* One attempt, signed with keys. Returns the curl result; r->status holds
+ * the HTTP status. */
+static CURLcode attempt(const s3_store *s, const kiln_s3_keys *keys, s3_req *r)
 {
     kiln_buf path, url;
     kiln_buf_init(&path, 0);
@@ -221,7 +223,7 @@ static CURLcode attempt(const s3_store *s, s3_req *r)
     req_path(s, r, &path);
     kiln_buf_printf(&url, "%s%s%s%s", s->base, path.ptr, r->query[0] ? "?" : "", r->query);
     CURL *h = thread_handle();
-    struct curl_slist *hl = sign(s, r, path.ptr, NULL);
+    struct curl_slist *hl = sign(s, keys, r, path.ptr, NULL);
     curl_easy_setopt(h, CURLOPT_URL, url.ptr);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -313,11 +315,13 @@ static kiln_status answer(const s3_store *s, s3_req *r, CURLcode rc, kiln_err *e
                         code[0] ? code : "");
 }
 
-/* Sends r, retrying what may succeed later. A 2xx body is appended to
- * r->out (restored to its length before on failure). */
+/* Sends r, retrying what may succeed later; each attempt signs with the
+ * keys of the moment (a refresh may land between two). A 2xx body is
+ * appended to r->out (restored to its length before on failure). */
 static kiln_status perform(const s3_store *s, s3_req *r, kiln_err *err)
 {
     size_t before = r->out ? r->out->len : 0;
+    kiln_s3_keys *keys = kiln_xmalloc(sizeof(*keys));
     kiln_buf_init(&r->err_body, 0);
     CURLcode rc = CURLE_OK;
     for (int n = 0;; n++) {
@@ -326,7 +330,13 @@ static kiln_status perform(const s3_store *s, s3_req *r, kiln_err *err)
         r->err_body.len = 0;
         if (r->out != NULL)
             r->out->len = before;
-        rc = attempt(s, r);
+        kiln_status st = kiln_s3_creds_get(s->creds, keys, err);
+        if (st != KILN_OK) { /* expired, not refreshed: nothing to sign with */
+            free(keys);
+            kiln_buf_free(&r->err_body);
+            return st;
+        }
+        rc = attempt(s, keys, r);
         if (n >= s->max_retries || !retryable(rc, r->status, r->overflow))
             break;
         KILN_LOG_WARN(MOD, "s3 %s %s: %s, retry %d of %d", r->method, r->key ? r->key : s->bucket,
@@ -334,7 +344,11 @@ static kiln_status perform(const s3_store *s, s3_req *r, kiln_err *err)
                       s->max_retries);
         backoff(n);
     }
+    OPENSSL_cleanse(keys, sizeof(*keys));
+    free(keys);
     kiln_status st = answer(s, r, rc, err);
+    if (st == KILN_UNAUTHENTICATED) /* expired or revoked temporary keys: get new ones */
+        kiln_s3_creds_expire(s->creds);
     if (st != KILN_OK && r->out != NULL)
         r->out->len = before;
     if (r->out != NULL && r->out->ptr != NULL && r->out->len < r->out->cap)
@@ -655,21 +669,8 @@ static void s3_close(void *impl)
     free(s->base);
     free(s->bucket);
     free(s->region);
-    free(s->key_id);
-    if (s->secret != NULL)
-        OPENSSL_cleanse(s->secret, strlen(s->secret));
-    free(s->secret);
-    free(s->token);
+    kiln_s3_creds_destroy(s->creds);
     free(s);
-}
-
-/* The flag's value, else the environment variable's, else "". */
-static char *setting(const char *flag, const char *env)
-{
-    if (flag != NULL && flag[0] != '\0')
-        return kiln_xstrdup(flag);
-    const char *v = getenv(env);
-    return kiln_xstrdup(v ? v : "");
 }
 
 /* Splits the endpoint into scheme and host; the host is the bucket's own
@@ -704,9 +705,6 @@ static kiln_status configure(s3_store *s, const kiln_objstore_s3_config *c, kiln
 {
     s->bucket = kiln_xstrdup(c->bucket ? c->bucket : "");
     s->region = kiln_xstrdup(c->region && c->region[0] ? c->region : "us-east-1");
-    s->key_id = setting(c->access_key_id, "AWS_ACCESS_KEY_ID");
-    s->secret = setting(c->secret_access_key, "AWS_SECRET_ACCESS_KEY");
-    s->token = setting(c->session_token, "AWS_SESSION_TOKEN");
     s->path_style = c->force_path_style;
     s->part_size =
         c->part_size == 0 ? DEF_PART : (c->part_size < MIN_PART ? MIN_PART : c->part_size);
@@ -715,12 +713,16 @@ static kiln_status configure(s3_store *s, const kiln_objstore_s3_config *c, kiln
     if (s->bucket[0] == '\0')
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "-storage.backend=s3 needs -storage.s3.bucket-name");
-    if (s->key_id[0] == '\0' || s->secret[0] == '\0')
-        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
-                            "-storage.backend=s3 needs -storage.s3.access-key-id and "
-                            "-storage.s3.secret-access-key (or AWS_ACCESS_KEY_ID and "
-                            "AWS_SECRET_ACCESS_KEY)");
-    return set_endpoint(s, c, err);
+    kiln_status st = set_endpoint(s, c, err);
+    if (st != KILN_OK)
+        return st;
+    kiln_s3_creds_config cc = {.access_key_id = c->access_key_id,
+                               .secret_access_key = c->secret_access_key,
+                               .session_token = c->session_token,
+                               .sts_endpoint = c->sts_endpoint,
+                               .region = s->region,
+                               .timeout_ms = (int)s->timeout_ms};
+    return kiln_s3_creds_create(&cc, &s->creds, err);
 }
 
 /* One listing of at most one key proves the endpoint, the credentials and
@@ -741,10 +743,8 @@ static kiln_status check_bucket(s3_store *s, kiln_err *err)
                             "S3 bucket \"%s\" does not exist at %s (-storage.s3.bucket-name)",
                             s->bucket, s->base);
     if (st == KILN_UNAUTHENTICATED || st == KILN_PERMISSION_DENIED)
-        return kiln_err_set(err, st,
-                            "S3 at %s refused the credentials for bucket \"%s\" "
-                            "(-storage.s3.access-key-id, -storage.s3.secret-access-key): %s",
-                            s->base, s->bucket, e2.msg);
+        return kiln_err_set(err, st, "S3 at %s refused the credentials for bucket \"%s\" (%s): %s",
+                            s->base, s->bucket, kiln_s3_creds_describe(s->creds), e2.msg);
     return kiln_err_set(err, st, "S3 at %s (-storage.s3.endpoint): %s", s->base, e2.msg);
 }
 
@@ -758,7 +758,8 @@ kiln_status kiln_objstore__s3_open(const kiln_objstore_s3_config *cfg, void **ou
         s3_close(s);
         return st;
     }
-    KILN_LOG_INFO(MOD, "s3 bucket %s at %s (region %s)", s->bucket, s->base, s->region);
+    KILN_LOG_INFO(MOD, "s3 bucket %s at %s (region %s, %s credentials)", s->bucket, s->base,
+                  s->region, kiln_s3_creds_source(s->creds));
     *out = s;
     return KILN_OK;
 }

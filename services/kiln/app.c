@@ -548,6 +548,7 @@ static kiln_status open_store(kiln_app_t *app, kiln_err *err)
                .region = c->s3_region,
                .access_key_id = c->s3_access_key_id,
                .secret_access_key = c->s3_secret_access_key,
+               .sts_endpoint = c->s3_sts_endpoint,
                .insecure = c->s3_insecure,
                .force_path_style = c->s3_force_path_style,
                .part_size = c->s3_part_size,

@@ -37,6 +37,7 @@ typedef struct kiln_app_config {
     char *storage_backend; /* -storage.backend: filesystem or s3 */
     char *storage_prefix;
     char *s3_endpoint, *s3_bucket, *s3_region, *s3_access_key_id, *s3_secret_access_key;
+    char *s3_sts_endpoint; /* -storage.s3.sts-endpoint ("" = $AWS_ENDPOINT_URL_STS, AWS's) */
     bool s3_insecure, s3_force_path_style;
     size_t s3_part_size;
     int s3_max_retries;

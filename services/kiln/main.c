@@ -67,6 +67,8 @@ static const kiln_cfg_opt opts[] = {
         "S3 access key ID (empty = $AWS_ACCESS_KEY_ID)"),
     OPT("storage.s3.secret-access-key", KILN_CFG_STRING, s3_secret_access_key, "",
         "S3 secret access key (empty = $AWS_SECRET_ACCESS_KEY; $AWS_SESSION_TOKEN is sent if set)"),
+    OPT("storage.s3.sts-endpoint", KILN_CFG_STRING, s3_sts_endpoint, "",
+        "STS URL for web identity credentials (empty = $AWS_ENDPOINT_URL_STS, else AWS's)"),
     OPT("storage.s3.insecure", KILN_CFG_BOOL, s3_insecure, "false",
         "plain HTTP to an endpoint given without a scheme"),
     OPT("storage.s3.force-path-style", KILN_CFG_BOOL, s3_force_path_style, "false",
