@@ -743,8 +743,8 @@ static kiln_status check_bucket(s3_store *s, kiln_err *err)
                             "S3 bucket \"%s\" does not exist at %s (-storage.s3.bucket-name)",
                             s->bucket, s->base);
     if (st == KILN_UNAUTHENTICATED || st == KILN_PERMISSION_DENIED)
-        return kiln_err_set(err, st, "S3 at %s refused the credentials for bucket \"%s\" (%s): %s",
-                            s->base, s->bucket, kiln_s3_creds_describe(s->creds), e2.msg);
+        return kiln_err_set(err, st, "S3 at %s refused the credentials for bucket \"%s\": %s (%s)",
+                            s->base, s->bucket, e2.msg, kiln_s3_creds_describe(s->creds));
     return kiln_err_set(err, st, "S3 at %s (-storage.s3.endpoint): %s", s->base, e2.msg);
 }
 

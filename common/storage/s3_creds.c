@@ -72,6 +72,7 @@ static bool xml_field(const char *from, const char *to, const char *tag, char *o
     snprintf(close, sizeof(close), "</%s>", tag);
     const char *a = strstr(from, open);
     const char *b = a != NULL ? strstr(a, close) : NULL;
+    out[0] = '\0';
     if (b == NULL || b > to)
         return false;
     a += strlen(open);
@@ -108,6 +109,16 @@ static bool parse_time(const char *s, int64_t *ns)
     return t > 0;
 }
 
+/* A <SessionToken> that xml_field refused: absent and empty are fine
+ * (some S3-compatible STS services issue keys that need none), too long
+ * is not. */
+static bool token_present(const char *from, const char *to)
+{
+    const char *a = strstr(from, "<SessionToken>");
+    const char *b = a != NULL ? strstr(a, "</SessionToken>") : NULL;
+    return a != NULL && a < to && (b == NULL || b > to || b > a + strlen("<SessionToken>"));
+}
+
 kiln_status kiln_s3_creds_parse_sts(const char *xml, kiln_s3_keys *out, kiln_err *err)
 {
     const char *c = xml != NULL ? strstr(xml, "<Credentials>") : NULL;
@@ -115,6 +126,7 @@ kiln_status kiln_s3_creds_parse_sts(const char *xml, kiln_s3_keys *out, kiln_err
     if (end == NULL)
         return kiln_err_set(err, KILN_UNAVAILABLE, "STS answer holds no <Credentials>");
     kiln_s3_keys k;
+    memset(&k, 0, sizeof(k)); /* a token may be absent: then it is "" */
     char exp[64];
     const char *missing = NULL;
     if (!xml_field(c, end, "AccessKeyId", k.access_key_id, sizeof(k.access_key_id)))
@@ -122,7 +134,8 @@ kiln_status kiln_s3_creds_parse_sts(const char *xml, kiln_s3_keys *out, kiln_err
     else if (!xml_field(c, end, "SecretAccessKey", k.secret_access_key,
                         sizeof(k.secret_access_key)))
         missing = "SecretAccessKey";
-    else if (!xml_field(c, end, "SessionToken", k.session_token, sizeof(k.session_token)))
+    else if (!xml_field(c, end, "SessionToken", k.session_token, sizeof(k.session_token)) &&
+             token_present(c, end))
         missing = "SessionToken";
     else if (!xml_field(c, end, "Expiration", exp, sizeof(exp)) || !parse_time(exp, &k.expires_ns))
         missing = "Expiration";
@@ -435,8 +448,7 @@ static kiln_status web_identity(kiln_s3_creds_t *c, const kiln_s3_creds_config *
     snprintf(def, sizeof(def), "kiln-%lld", (long long)(c->clock->wall_ns(c->clock->ctx) / NS));
     c->session_name = kiln_xstrdup(name[0] != '\0' ? name : def);
     c->sts_url = sts_url(cfg);
-    snprintf(c->describe, sizeof(c->describe), "role %s (web identity from %s, STS %s)", arn, file,
-             c->sts_url);
+    snprintf(c->describe, sizeof(c->describe), "web identity, role %s", arn);
     int64_t now = c->clock->wall_ns(c->clock->ctx);
     kiln_s3_keys k;
     kiln_status st = fetch(c, &k, err);

@@ -67,7 +67,8 @@ kiln_status kiln_s3_creds_create(const kiln_s3_creds_config *cfg, kiln_s3_creds_
 void kiln_s3_creds_destroy(kiln_s3_creds_t *c);
 /** "static" or "web-identity". */
 const char *kiln_s3_creds_source(const kiln_s3_creds_t *c);
-/** A short description for errors: "the access key ID …" or "role <arn>". */
+/** A short description for errors: the static keys' flags, or "web
+ * identity, role <arn>". */
 const char *kiln_s3_creds_describe(const kiln_s3_creds_t *c);
 
 /** Copies the keys to sign with into *out, refreshing them first when due
@@ -83,7 +84,9 @@ void kiln_s3_creds_counts(kiln_s3_creds_t *c, uint64_t *calls, uint64_t *failed)
 
 /** Parses an AssumeRoleWithWebIdentity answer (NUL-terminated XML) into
  * *out. KILN_UNAVAILABLE with err when a field is missing, too long or
- * the expiration is not an ISO 8601 UTC time. For tests and the fuzz
+ * the expiration is not an ISO 8601 UTC time; a missing or empty
+ * SessionToken is allowed (some S3-compatible STS services issue keys
+ * that need none; AWS always sends one), and then none is sent. For tests and the fuzz
  * target; the provider uses the same code. */
 kiln_status kiln_s3_creds_parse_sts(const char *xml, kiln_s3_keys *out, kiln_err *err);
 

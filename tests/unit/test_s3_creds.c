@@ -91,8 +91,27 @@ TEST(parse_malformed)
              KILN_UNAVAILABLE);
     CHECK(strstr(err.msg, "Credentials") != NULL);
     CHECK_EQ(parse_edited("</Credentials>", "", &err), KILN_UNAVAILABLE); /* cut short */
-    CHECK_EQ(parse_edited("<SessionToken>", "<SessionTokn>", &err), KILN_UNAVAILABLE);
+    CHECK_EQ(parse_edited("</SessionToken>", "</SessionTokn>", &err), KILN_UNAVAILABLE);
+    CHECK(strstr(err.msg, "SessionToken") != NULL); /* opened, never closed */
+    CHECK_EQ(parse_edited("<Expiration>", "<Expiratio>", &err), KILN_UNAVAILABLE);
+    CHECK(strstr(err.msg, "Expiration") != NULL);
+    /* No session token, or an empty one: keys that need none. */
+    CHECK_OK(parse_edited("<SessionToken>IQoJb3JpZ2luX2VjEXAMPLE/token+with&amp;escapes=="
+                          "</SessionToken>",
+                          "", &err));
+    CHECK_OK(parse_edited("IQoJb3JpZ2luX2VjEXAMPLE/token+with&amp;escapes==", "", &err));
+    char *long_token = malloc(KILN_S3_TOKEN_MAX + 2);
+    memset(long_token, 'T', KILN_S3_TOKEN_MAX + 1);
+    long_token[KILN_S3_TOKEN_MAX + 1] = '\0';
+    size_t cap = sizeof(sample) + KILN_S3_TOKEN_MAX + 2;
+    char *edited = malloc(cap);
+    const char *at = strstr(sample, "IQoJ");
+    const char *rest = strstr(sample, "</SessionToken>");
+    snprintf(edited, cap, "%.*s%s%s", (int)(at - sample), sample, long_token, rest);
+    CHECK_EQ(kiln_s3_creds_parse_sts(edited, &k, &err), KILN_UNAVAILABLE);
     CHECK(strstr(err.msg, "SessionToken") != NULL);
+    free(edited);
+    free(long_token);
     CHECK_EQ(parse_edited("ASIAEXAMPLEKILN12345", "", &err), KILN_UNAVAILABLE); /* empty */
     CHECK(strstr(err.msg, "AccessKeyId") != NULL);
     CHECK_EQ(parse_edited("2026-01-01T01:00:00Z", "tomorrow", &err), KILN_UNAVAILABLE);
@@ -100,6 +119,14 @@ TEST(parse_malformed)
     CHECK_EQ(parse_edited("2026-01-01T01:00:00Z", "2026-13-01T01:00:00Z", &err), KILN_UNAVAILABLE);
     CHECK_EQ(parse_edited("2026-01-01T01:00:00Z", "2026-01-01T01:00:00+02:00", &err),
              KILN_UNAVAILABLE);
+    /* Without a token, none is left over from whatever was in memory. */
+    const char *no_token = "<Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>B"
+                           "</SecretAccessKey><Expiration>2026-01-01T00:10:00Z</Expiration>"
+                           "</Credentials>";
+    memset(&k, 0x5a, sizeof(k));
+    CHECK_OK(kiln_s3_creds_parse_sts(no_token, &k, NULL));
+    CHECK_STR(k.session_token, "");
+    CHECK_STR(k.access_key_id, "A");
     /* A key past its maximum is refused, not cut. */
     char *big = malloc(KILN_S3_KEY_MAX + 2);
     memset(big, 'K', KILN_S3_KEY_MAX + 1);

@@ -27,6 +27,9 @@ type S3 struct {
 	Bin  string
 	Port int
 	Root string // the posix root: <Root>/<S3Bucket>/<object name>
+	// IAMDir holds the users of a server started by StartS3IAM ("" = none:
+	// only the root keys S3AccessKey/S3SecretKey exist).
+	IAMDir string
 
 	runs int
 }
@@ -67,6 +70,44 @@ func StartS3(t testing.TB) *S3 {
 	return s
 }
 
+// StartS3IAM is StartS3 with versitygw's internal IAM (users kept in a
+// temporary directory, no cache, so a deleted user is refused at once):
+// CreateUser and DeleteUser manage users besides the root.
+func StartS3IAM(t testing.TB) *S3 {
+	t.Helper()
+	s := &S3{Bin: VersityGWBin(t), Port: FreePort(t), Root: t.TempDir(), IAMDir: t.TempDir()}
+	if err := os.Mkdir(filepath.Join(s.Root, S3Bucket), 0o755); err != nil {
+		t.Fatalf("bucket: %v", err)
+	}
+	s.start(t)
+	return s
+}
+
+// admin runs one "versitygw admin" command as the root user.
+func (s *S3) admin(t testing.TB, args ...string) {
+	t.Helper()
+	full := append([]string{"admin", "--access", S3AccessKey, "--secret", S3SecretKey,
+		"--endpoint-url", s.Endpoint()}, args...)
+	out, err := exec.Command(s.Bin, full...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("versitygw %v: %v\n%s", args, err, out)
+	}
+}
+
+// CreateUser adds a user with the admin role (it may read and write every
+// bucket) to a server started by StartS3IAM.
+func (s *S3) CreateUser(t testing.TB, access, secret string) {
+	t.Helper()
+	s.admin(t, "create-user", "--access", access, "--secret", secret, "--role", "admin")
+}
+
+// DeleteUser removes a user: requests signed with its keys are refused
+// from then on (InvalidAccessKeyId).
+func (s *S3) DeleteUser(t testing.TB, access string) {
+	t.Helper()
+	s.admin(t, "delete-user", "--access", access)
+}
+
 // Endpoint is http://127.0.0.1:PORT.
 func (s *S3) Endpoint() string {
 	return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
@@ -97,7 +138,11 @@ func (s *S3) start(t testing.TB) {
 	name := fmt.Sprintf("s3#%d", s.runs)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
 	args := []string{"--access", S3AccessKey, "--secret", S3SecretKey, "--port", addr,
-		"--keep-alive", "-q", "posix", s.Root}
+		"--keep-alive", "-q"}
+	if s.IAMDir != "" {
+		args = append(args, "--iam-dir", s.IAMDir, "--iam-cache-disable")
+	}
+	args = append(args, "posix", s.Root)
 	p, err := StartProc(t, name, exec.Command(s.Bin, args...))
 	if err != nil {
 		t.Fatalf("start versitygw: %v", err)

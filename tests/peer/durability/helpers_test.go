@@ -36,13 +36,19 @@ const requestTimeout = 15 * time.Second
 // end; the test checks clean exits itself (Terminate).
 func startKiln(t *testing.T, storage string, extra ...string) *kilntest.Server {
 	t.Helper()
-	return kilntest.Start(t,
+	return startKilnWith(t, storage, nil, extra...)
+}
+
+// startKilnWith is startKiln with more harness options (after its own).
+func startKilnWith(t *testing.T, storage string, opts []kilntest.Option, extra ...string) *kilntest.Server {
+	t.Helper()
+	base := []kilntest.Option{
 		kilntest.Storage(storage),
 		kilntest.Numbered(),
 		kilntest.LogLevel("info"),
 		kilntest.OTLPOff(),
 		kilntest.IgnoreEnvArgs(),
-		kilntest.ReadyTimeout(30*time.Second),
+		kilntest.ReadyTimeout(30 * time.Second),
 		kilntest.KillAtCleanup(),
 		kilntest.Args(
 			"-validation.reject-older-than=0",
@@ -53,7 +59,8 @@ func startKiln(t *testing.T, storage string, extra ...string) *kilntest.Server {
 		),
 		kilntest.Args(s3Args(storage)...),
 		kilntest.Args(extra...),
-	)
+	}
+	return kilntest.Start(t, append(base, opts...)...)
 }
 
 // onS3 is set while a test runs on S3 (runOnS3): newStorage then gives each
