@@ -5,6 +5,7 @@
  * located by the index. */
 #include "block.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,11 @@ struct kiln_block {
     uint32_t *chunk_len; /* whole section, header included */
     kiln_arena_t *mem;
     Block__V1__BlockMeta *meta;
+    /* A chunk read found the block damaged: the first finder claims the
+     * reason, writes it, then publishes damaged (release), so a reader that
+     * sees damaged set (acquire) reads a whole reason. */
+    atomic_bool damage_claimed, damaged;
+    char damage[KILN_ERR_MSG_MAX];
 };
 
 /* ---- ULIDs ------------------------------------------------------------------ */
@@ -655,12 +661,11 @@ static void get_nodes(rd *r, uint32_t cnt, uint32_t n_nodes, uint32_t *n)
     }
 }
 
-/* Decompresses one series' chunk into node/value arrays (the head loader);
- * profiles outside [start_ms, end_ms] are skipped, not decoded. */
-static kiln_status load_chunk(void *ctx, uint32_t sid, int64_t start_ms, int64_t end_ms,
-                              uint32_t **node, int64_t **value, uint64_t **span, kiln_err *err)
+/* Decompresses one series' chunk into node/value arrays; profiles outside
+ * [start_ms, end_ms] are skipped, not decoded. */
+static kiln_status decode_chunk(kiln_block_t *b, uint32_t sid, int64_t start_ms, int64_t end_ms,
+                                uint32_t **node, int64_t **value, uint64_t **span, kiln_err *err)
 {
-    kiln_block_t *b = ctx;
     char path[1024];
     snprintf(path, sizeof(path), "%ssamples", b->prefix);
     kiln_buf data;
@@ -722,6 +727,30 @@ static kiln_status load_chunk(void *ctx, uint32_t sid, int64_t start_ms, int64_t
     *value = v;
     *span = sp;
     return KILN_OK;
+}
+
+/* The head loader: a chunk that is missing, short, fails its checksum or
+ * does not decode marks the block damaged (DATA_LOSS); a store that did
+ * not answer (UNAVAILABLE and the like) does not: the next read may work. */
+static kiln_status load_chunk(void *ctx, uint32_t sid, int64_t start_ms, int64_t end_ms,
+                              uint32_t **node, int64_t **value, uint64_t **span, kiln_err *err)
+{
+    kiln_block_t *b = ctx;
+    kiln_err why = {KILN_OK, ""};
+    kiln_status st = decode_chunk(b, sid, start_ms, end_ms, node, value, span, &why);
+    if (st == KILN_DATA_LOSS && !atomic_exchange(&b->damage_claimed, true)) {
+        snprintf(b->damage, sizeof(b->damage), "%s", why.msg);
+        atomic_store_explicit(&b->damaged, true, memory_order_release);
+    }
+    return st == KILN_OK ? st : kiln_err_set(err, st, "%s", why.msg);
+}
+
+bool kiln_block_damaged(const kiln_block_t *b, kiln_err *why)
+{
+    if (!atomic_load_explicit(&b->damaged, memory_order_acquire))
+        return false;
+    kiln_err_set(why, KILN_DATA_LOSS, "%s", b->damage);
+    return true;
 }
 
 static kiln_status get_object(kiln_block_t *b, const char *name, kiln_buf *out, kiln_err *err)

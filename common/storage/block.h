@@ -43,6 +43,11 @@ kiln_status kiln_block_write(kiln_objstore_t *s, const char *tenant, kiln_head_t
  * when meta.json is missing. */
 kiln_status kiln_block_open(kiln_objstore_t *s, const char *tenant, const char *ulid,
                             kiln_block_t **out, kiln_err *err);
+/** True once a read of one of the block's sample chunks failed with
+ * KILN_DATA_LOSS (missing, short, checksum, malformed; not a store that
+ * did not answer): the block is damaged and should be quarantined; why
+ * (may be NULL) gets the first failure. Thread-safe. */
+bool kiln_block_damaged(const kiln_block_t *b, kiln_err *why);
 /** Closes a block; NULL is a no-op. */
 void kiln_block_close(kiln_block_t *b);
 

@@ -97,6 +97,17 @@ static bool is_quarantined(const kiln_blockset_t *bs, const char *tenant, const 
     return false;
 }
 
+/* Shuts tenant/ulid out for the process's life (logged once). Write lock held. */
+static void quarantine_locked(kiln_blockset_t *bs, const char *tenant, const char *ulid,
+                              const char *why)
+{
+    KILN_LOG_ERROR("blockset", "quarantining block %s/%s: %s", tenant, ulid, why);
+    char key[512];
+    snprintf(key, sizeof(key), "%s/%s", tenant, ulid);
+    KILN_GROW(bs->quarantined, bs->cap_q, bs->n_q + 1);
+    bs->quarantined[bs->n_q++] = kiln_xstrdup(key);
+}
+
 /* Opens the listed blocks the set does not hold yet (outside the lock). */
 static void open_new(kiln_blockset_t *bs, listing *l)
 {
@@ -119,12 +130,8 @@ static void open_new(kiln_blockset_t *bs, listing *l)
                           err.msg);
             continue;
         }
-        KILN_LOG_ERROR("blockset", "quarantining block %s/%s: %s", e->tenant, e->ulid, err.msg);
-        char key[512];
-        snprintf(key, sizeof(key), "%s/%s", e->tenant, e->ulid);
         pthread_rwlock_wrlock(&bs->lock);
-        KILN_GROW(bs->quarantined, bs->cap_q, bs->n_q + 1);
-        bs->quarantined[bs->n_q++] = kiln_xstrdup(key);
+        quarantine_locked(bs, e->tenant, e->ulid, err.msg);
         pthread_rwlock_unlock(&bs->lock);
     }
 }
@@ -174,8 +181,15 @@ static void swap_in(kiln_blockset_t *bs, listing *l)
     size_t n_src;
     entry *src = compacted_sources(l, &n_src);
     bool *drop = kiln_xcalloc(l->n + 1, sizeof(bool));
-    for (size_t i = 0; i < l->n; i++)
-        drop[i] = l->e[i].block == NULL || find(src, n_src, l->e[i].tenant, l->e[i].ulid) != NULL;
+    for (size_t i = 0; i < l->n; i++) {
+        const entry *e = &l->e[i];
+        kiln_err why;
+        drop[i] = e->block == NULL || find(src, n_src, e->tenant, e->ulid) != NULL;
+        if (!drop[i] && kiln_block_damaged(e->block, &why)) { /* a query found it so */
+            quarantine_locked(bs, e->tenant, e->ulid, why.msg);
+            drop[i] = true;
+        }
+    }
     free(src);
     size_t m = 0;
     for (size_t i = 0; i < l->n; i++) {
@@ -222,6 +236,8 @@ void kiln_blockset_each(kiln_blockset_t *bs, const char *tenant, int64_t start_m
         if (tenant != NULL && strcmp(e->tenant, tenant) != 0)
             continue;
         if (m->max_time < start_ms || (end_ms != 0 && m->min_time > end_ms))
+            continue;
+        if (kiln_block_damaged(e->block, NULL)) /* quarantined at the next sync */
             continue;
         fn(ctx, e->tenant, e->block);
     }

@@ -3,8 +3,12 @@
  * them: kiln_blockset_sync lists <tenant>/blocks/<ULID>/meta.json, opens new
  * blocks, drops deleted ones and ones superseded by a compacted block that
  * lists them as sources, and quarantines a corrupt block (logged once, the
- * rest keeps serving); a block the store could not serve (an outage) is
- * tried again at the next sync. Queries visit a tenant's blocks under a read lock,
+ * rest keeps serving): one that does not open with KILN_DATA_LOSS or
+ * KILN_INVALID_ARGUMENT, or one a query found damaged when it read a
+ * sample chunk (kiln_block_damaged), which later queries skip at once and
+ * the next sync closes. A block the store could not serve (an outage) is
+ * tried again at the next sync, and a chunk it could not serve leaves the
+ * block in place. Queries visit a tenant's blocks under a read lock,
  * so a sync never closes a block a query is reading. Thread-safe. */
 #ifndef KILN_BLOCKSET_H
 #define KILN_BLOCKSET_H
@@ -37,7 +41,7 @@ void kiln_blockset_each(kiln_blockset_t *bs, const char *tenant, int64_t start_m
  * are in blocks. */
 uint64_t kiln_blockset_wal_until(kiln_blockset_t *bs, const char *instance, const char *tenant);
 
-/** Number of blocks in the set, and of quarantined ones. */
+/** Number of blocks in the set, and of blocks quarantined since create. */
 void kiln_blockset_counts(kiln_blockset_t *bs, size_t *blocks, size_t *quarantined);
 
 #endif

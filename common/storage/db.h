@@ -94,6 +94,9 @@ kiln_status kiln_db_read(kiln_db_t *db, const char *tenants, const kiln_read_fil
  * heads_only) blocks; NULL = the heads taking appends of every tenant. */
 void kiln_db_stats(kiln_db_t *db, const char *tenants, kiln_head_stats_t *out);
 
+/** Blocks of the db's block set quarantined since open (blockset.h). */
+size_t kiln_db_blocks_quarantined(kiln_db_t *db);
+
 /** Writes every non-empty head as a block now (before leaving a ring, and
  * tests). KILN_UNAVAILABLE when some head could not be written (it stays
  * and is tried again). */

@@ -145,3 +145,10 @@ kiln_store_t kiln_db_store(kiln_db_t *db)
     static const kiln_store_ops ops = {local_append, local_read, local_stats};
     return (kiln_store_t){&ops, db};
 }
+
+size_t kiln_db_blocks_quarantined(kiln_db_t *db)
+{
+    size_t n, q;
+    kiln_blockset_counts(db->blocks, &n, &q);
+    return q;
+}

@@ -3,6 +3,7 @@
 #include "compactor.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@ struct kiln_compactor {
     doomed_block *doomed; /* superseded blocks, and since when */
     size_t n_doomed;
     kiln_compactor_stats stats;
+    char **quarantined; /* "<tenant>/<ulid>" of damaged blocks, never merged again */
+    size_t n_q;
+    atomic_uint_least64_t n_q_pub; /* n_q, for other threads (metrics) */
     kiln_ticker ticker;
 };
 
@@ -177,8 +181,34 @@ static void wal_marks(bmeta **group, size_t n, Block__V1__BlockMeta *m)
     }
 }
 
+static bool is_quarantined(const kiln_compactor_t *c, const char *tenant, const char *ulid)
+{
+    size_t tl = strlen(tenant);
+    for (size_t i = 0; i < c->n_q; i++) {
+        const char *q = c->quarantined[i];
+        if (strncmp(q, tenant, tl) == 0 && q[tl] == '/' && strcmp(q + tl + 1, ulid) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A damaged block is left out of every later round (logged once), as
+ * readers shut it out: merging it would fail the whole group every round,
+ * or, were it skipped silently, lose its readable series. */
+static void quarantine(kiln_compactor_t *c, const bmeta *b, const char *why)
+{
+    KILN_LOG_ERROR("compactor", "quarantining block %s/%s: %s", b->tenant, b->ulid, why);
+    char key[512];
+    snprintf(key, sizeof(key), "%s/%s", b->tenant, b->ulid);
+    c->quarantined = kiln_xrealloc(c->quarantined, (c->n_q + 1) * sizeof(*c->quarantined));
+    c->quarantined[c->n_q++] = kiln_xstrdup(key);
+    c->stats.quarantined++;
+    atomic_store(&c->n_q_pub, c->n_q);
+}
+
 /* Merges the blocks of group into h, listing those merged in sources; a
- * block that does not open is left out (and stays). Returns the number
+ * block that does not open is left out (and stays; quarantined when it is
+ * damaged, not when the store did not answer). Returns the number
  * merged, or -1 when a merge failed part way: h then holds part of a block
  * that would also stay, so nothing of the group may be written or deleted. */
 static int merge_sources(kiln_compactor_t *c, bmeta **group, size_t n, kiln_head_t *h,
@@ -188,13 +218,21 @@ static int merge_sources(kiln_compactor_t *c, bmeta **group, size_t n, kiln_head
     for (size_t i = 0; i < n; i++) {
         kiln_block_t *b;
         kiln_err err;
-        if (kiln_block_open(c->store, group[i]->tenant, group[i]->ulid, &b, &err) != KILN_OK) {
+        kiln_status st = kiln_block_open(c->store, group[i]->tenant, group[i]->ulid, &b, &err);
+        if (st == KILN_DATA_LOSS || st == KILN_INVALID_ARGUMENT) {
+            quarantine(c, group[i], err.msg);
+            continue;
+        }
+        if (st != KILN_OK) {
             KILN_LOG_WARN("compactor", "skipping %s/%s: %s", group[i]->tenant, group[i]->ulid,
                           err.msg);
             continue;
         }
         size_t k = 0;
-        kiln_status st = kiln_head_merge_from(h, kiln_block_head(b), &k, &err);
+        st = kiln_head_merge_from(h, kiln_block_head(b), &k, &err);
+        kiln_err why;
+        if (st != KILN_OK && kiln_block_damaged(b, &why))
+            quarantine(c, group[i], why.msg);
         kiln_block_close(b);
         if (st != KILN_OK) {
             KILN_LOG_ERROR("compactor", "not compacting the group of %s/%s: %s", group[i]->tenant,
@@ -292,6 +330,8 @@ kiln_status kiln_compactor_run_once(kiln_compactor_t *c, int64_t now_ms, kiln_er
     if (st == KILN_OK) {
         delete_superseded(c, &l, now_ms);
         apply_retention(c, &l, now_ms);
+        for (size_t i = 0; i < l.n; i++) /* not a compaction input */
+            l.b[i].gone |= is_quarantined(c, l.b[i].tenant, l.b[i].ulid);
         compact_level(c, &l, 1, now_ms);
         compact_level(c, &l, 2, now_ms);
         c->stats.rounds++;
@@ -336,6 +376,9 @@ void kiln_compactor_destroy(kiln_compactor_t *c)
     for (size_t i = 0; i < c->n_doomed; i++)
         free(c->doomed[i].key);
     free(c->doomed);
+    for (size_t i = 0; i < c->n_q; i++)
+        free(c->quarantined[i]);
+    free(c->quarantined);
     if (c->owns_store)
         kiln_objstore_close(c->store);
     free(c);
@@ -344,4 +387,9 @@ void kiln_compactor_destroy(kiln_compactor_t *c)
 void kiln_compactor_stats_get(kiln_compactor_t *c, kiln_compactor_stats *out)
 {
     *out = c->stats;
+}
+
+uint64_t kiln_compactor_quarantined(kiln_compactor_t *c)
+{
+    return atomic_load(&c->n_q_pub);
 }

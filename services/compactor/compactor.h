@@ -5,8 +5,9 @@
  * the tenant's retention, and (3) merges a tenant's level-N blocks that fall
  * in the same aligned range (level 1 -> 4h, level 2 -> 24h) into one
  * level-N+1 block, dropping replicated profiles. A merged block is durable
- * before any source is deleted. Runs on its own thread; talks to the rest
- * of Kiln only through the object store. */
+ * before any source is deleted. A damaged block (its open or a chunk fails
+ * with data_loss) is quarantined: never merged again by this process. Runs on its own thread; talks
+ * to the rest of Kiln only through the object store. */
 #ifndef KILN_COMPACTOR_H
 #define KILN_COMPACTOR_H
 
@@ -31,7 +32,8 @@ typedef struct kiln_compactor_config {
 
 typedef struct kiln_compactor_stats {
     uint64_t rounds, compacted, deleted_superseded, deleted_retention;
-    uint64_t failed; /* groups left alone because a source did not merge whole */
+    uint64_t failed;      /* groups left alone because a source did not merge whole */
+    uint64_t quarantined; /* damaged blocks left out of every later round */
 } kiln_compactor_stats;
 
 /** Opens the store (unless cfg->store is given) and starts the compaction thread. */
@@ -45,5 +47,8 @@ kiln_status kiln_compactor_run_once(kiln_compactor_t *c, int64_t now_ms, kiln_er
 
 /** Counters since create. */
 void kiln_compactor_stats_get(kiln_compactor_t *c, kiln_compactor_stats *out);
+/** Blocks quarantined since create (a damaged chunk or a block that does
+ * not open with data_loss or invalid_argument); any thread. */
+uint64_t kiln_compactor_quarantined(kiln_compactor_t *c);
 
 #endif

@@ -41,3 +41,11 @@ kiln_store_t kiln_remote_store(kiln_remote_t *r)
 {
     return (kiln_store_t){&remote_ops, r};
 }
+
+size_t kiln_remote_blocks_quarantined(kiln_remote_t *r)
+{
+    size_t n = 0, q = 0;
+    if (r->blocks != NULL)
+        kiln_blockset_counts(r->blocks, &n, &q);
+    return q;
+}

@@ -53,5 +53,7 @@ kiln_remote_t *kiln_remote_create(const kiln_remote_config *cfg);
 void kiln_remote_destroy(kiln_remote_t *r);
 /** The store.h interface of r (r stays the owner). */
 kiln_store_t kiln_remote_store(kiln_remote_t *r);
+/** Blocks of r's block set quarantined since create (0 without one). */
+size_t kiln_remote_blocks_quarantined(kiln_remote_t *r);
 
 #endif

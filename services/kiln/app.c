@@ -110,6 +110,25 @@ static void drop_tenant_series(kiln_buf *b, size_t from)
     b->len = w;
 }
 
+/* kiln_blocks_quarantined_total: damaged blocks shut out, by who found
+ * them (the ingester's and the cluster querier's block sets, the
+ * compactor); each keeps its own list, so one block may count twice. */
+static void quarantine_metric(kiln_app_t *app, kiln_buf *out)
+{
+    kiln_buf_puts(out, "# HELP kiln_blocks_quarantined_total Blocks shut out of queries or "
+                       "compaction as damaged (open or a sample chunk failed with data_loss).\n"
+                       "# TYPE kiln_blocks_quarantined_total counter\n");
+    if (app->ingester != NULL)
+        kiln_buf_printf(out, "kiln_blocks_quarantined_total{component=\"ingester\"} %zu\n",
+                        kiln_db_blocks_quarantined(kiln_ingester_db(app->ingester)));
+    if (app->remote_reads != NULL)
+        kiln_buf_printf(out, "kiln_blocks_quarantined_total{component=\"querier\"} %zu\n",
+                        kiln_remote_blocks_quarantined(app->remote_reads));
+    if (app->compactor != NULL)
+        kiln_buf_printf(out, "kiln_blocks_quarantined_total{component=\"compactor\"} %llu\n",
+                        (unsigned long long)kiln_compactor_quarantined(app->compactor));
+}
+
 static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
 {
     (void)req;
@@ -124,6 +143,7 @@ static void on_metrics(void *ud, const kiln_http_req *req, kiln_http_resp *resp)
     kiln_query_pool_metrics(app->queries, &resp->body);
     if (app->store != NULL)
         kiln_objstore_metrics(app->store, &resp->body);
+    quarantine_metric(app, &resp->body);
     kiln_auth_render_metrics(app->auth, &resp->body);
     if (app->cluster != NULL)
         kiln_cluster_metrics(app->cluster, &resp->body);

@@ -130,10 +130,12 @@ static size_t block_count(kiln_objstore_t *s)
     return n;
 }
 
-/* Two sources of one group, one with a chunk that opens but does not
- * load: the merge fails part way, so nothing is written and both sources
- * stay, round after round (before merge_from returned a status, a partial
- * merge could supersede and then delete the damaged source's data). */
+/* Three sources of one group, one with a chunk that opens but does not
+ * load: the merge fails part way, so nothing is written and every source
+ * stays (before merge_from returned a status, a partial merge could
+ * supersede and then delete the damaged source's data). The damaged block
+ * is quarantined, so the next round merges the other two, and the damaged
+ * one stays in the store, never merged. */
 TEST(failing_chunk_keeps_the_sources)
 {
     kiln_arena_t *a = kiln_arena_create(0);
@@ -148,28 +150,37 @@ TEST(failing_chunk_keeps_the_sources)
     kiln_objstore_t *s;
     CHECK_OK(kiln_objstore_open_fs(dir, &s, NULL));
     const int64_t day = 1700006400000LL;
-    int64_t t1[] = {day + 1000, day + 2000}, t2[] = {day + 3000};
+    int64_t t1[] = {day + 1000, day + 2000}, t2[] = {day + 3000}, t3[] = {day + 4000};
     char torn[KILN_ULID_LEN + 1];
     put_block_ulid(s, "t", &cpu, t1, 2, torn);
     put_block(s, "t", &cpu, t2, 1);
+    put_block(s, "t", &cpu, t3, 1);
     char path[256];
     snprintf(path, sizeof(path), "%s/t/blocks/%s/samples", dir, torn);
     CHECK(check_corrupt_first_chunk(path));
-    CHECK_EQ(block_count(s), 2); /* it still opens */
+    CHECK_EQ(block_count(s), 3); /* it still opens */
     kiln_limits lim;
     memset(&lim, 0, sizeof(lim));
     kiln_overrides_t *o = kiln_overrides_create(&lim);
     kiln_compactor_config cfg = {dir, 3600000000000LL, 0, o, 0, NULL};
     kiln_compactor_t *c;
     CHECK_OK(kiln_compactor_create(&cfg, &c, NULL));
-    for (int round = 0; round < 2; round++)
-        CHECK_OK(kiln_compactor_run_once(c, day + 86400000LL, NULL));
+    CHECK_OK(kiln_compactor_run_once(c, day + 86400000LL, NULL));
     kiln_compactor_stats st;
     kiln_compactor_stats_get(c, &st);
     CHECK_EQ(st.compacted, 0);
-    CHECK_EQ(st.failed, 2);
-    CHECK_EQ(st.deleted_superseded, 0);
-    CHECK_EQ(block_count(s), 2);
+    CHECK_EQ(st.failed, 1);
+    CHECK_EQ(st.quarantined, 1);
+    CHECK_EQ(kiln_compactor_quarantined(c), 1);
+    CHECK_EQ(block_count(s), 3);
+    for (int round = 0; round < 3; round++)
+        CHECK_OK(kiln_compactor_run_once(c, day + 86400000LL, NULL));
+    kiln_compactor_stats_get(c, &st);
+    CHECK_EQ(st.compacted, 1);
+    CHECK_EQ(st.failed, 1);
+    CHECK_EQ(st.quarantined, 1);
+    CHECK_EQ(st.deleted_superseded, 2);
+    CHECK_EQ(block_count(s), 2); /* the damaged block and the compacted one */
     CHECK(access(path, F_OK) == 0);
     kiln_compactor_destroy(c);
     kiln_overrides_destroy(o);
