@@ -3,6 +3,7 @@ package durability
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +131,9 @@ func TestCorruptBlock(t *testing.T) {
 		}
 	}
 	check("after the damage")
+	// Both blocks that do not open are counted (the reader's set keeps the
+	// count for the process's life).
+	expectQuarantined(t, k, "ingester", 2)
 
 	// New data for every tenant, damaged or not.
 	for _, kind := range kinds {
@@ -158,5 +162,21 @@ func TestCorruptBlock(t *testing.T) {
 	check("after SIGTERM and restart")
 	time.Sleep(2500 * time.Millisecond) // the compactor meets new and damaged blocks of one range
 	check("after two more compactor rounds")
+	// The block whose samples are damaged has new blocks beside it now:
+	// the compactor's merge reads its chunk, fails, and quarantines it.
+	expectQuarantined(t, k, "compactor", 1)
 	k.Terminate(t)
+}
+
+// expectQuarantined checks kiln_blocks_quarantined_total{component} >= min.
+func expectQuarantined(t *testing.T, k *kilntest.Server, component string, min int) {
+	t.Helper()
+	series := `kiln_blocks_quarantined_total{component="` + component + `"}`
+	v, ok, err := k.Metric(series)
+	n, perr := strconv.Atoi(v)
+	if err != nil || !ok || perr != nil || n < min {
+		t.Errorf("%s: %s = %q (found %v, %v), want at least %d", k.Name, series, v, ok, err, min)
+		return
+	}
+	t.Logf("%s: %s = %d", k.Name, series, n)
 }
