@@ -117,6 +117,8 @@ TEST(parse_malformed)
     CHECK_EQ(parse_edited("2026-01-01T01:00:00Z", "tomorrow", &err), KILN_UNAVAILABLE);
     CHECK(strstr(err.msg, "Expiration") != NULL);
     CHECK_EQ(parse_edited("2026-01-01T01:00:00Z", "2026-13-01T01:00:00Z", &err), KILN_UNAVAILABLE);
+    /* Found by fuzz_sts_creds: a year whose nanoseconds overflow int64. */
+    CHECK_EQ(parse_edited("2026-01-01T01:00:00Z", "4052-01-01T01:00:00Z", &err), KILN_UNAVAILABLE);
     CHECK_EQ(parse_edited("2026-01-01T01:00:00Z", "2026-01-01T01:00:00+02:00", &err),
              KILN_UNAVAILABLE);
     /* Without a token, none is left over from whatever was in memory. */
