@@ -5,8 +5,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/abstract.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 
 #include "connect.h"
 #include "grpc_web.h"
+#include "http_tls.h"
 #include "json_writer.h"
 #include "listener.h"
 #include "log.h"
@@ -47,7 +51,8 @@ struct kiln_http_server {
     route fallback;
     bool (*fallback_is_query)(const char *path);
     int port;
-    kiln_auth_t *auth; /* borrowed; NULL = off */
+    kiln_auth_t *auth;    /* borrowed; NULL = off */
+    kiln_http_tls_t *tls; /* HTTPS: the credentials; NULL = plain HTTP */
 };
 
 typedef struct request request;
@@ -173,14 +178,14 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, kiln_http_resp *resp)
     return ret;
 }
 
-/* True when the client closed its end (EOF or reset); pipelined bytes or
- * nothing to read yet mean it is still there. */
+/* True when the client closed its end (FIN or reset). Polled rather than
+ * peeked: a TLS client sends a close_notify record before its FIN, and
+ * those unread bytes would hide the FIN from a peek. */
 static bool client_gone(void *arg)
 {
     const query_call *q = arg;
-    char b;
-    ssize_t n = recv(q->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    struct pollfd p = {.fd = q->fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
 /* A gRPC-Web call's grpc-timeout ("<at most 8 digits><H|M|S|m|u|n>") in
@@ -474,26 +479,82 @@ static void on_h2c_conn(void *ud, int fd, const struct sockaddr *addr, socklen_t
     s->cfg.h2c(s->cfg.h2c_ud, fd);
 }
 
+/* libmicrohttpd's messages, as sampled warnings: a client can provoke them
+ * (every failed TLS handshake is one), so they must not flood the log. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[256];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    KILN_LOG_WARN_SAMPLED("", "libmicrohttpd", "http", "libmicrohttpd: %s", msg);
+}
+
+/* libmicrohttpd asks for a certificate only when a session has none; every
+ * session gets Kiln's credentials before its handshake (on_tls_conn), so
+ * this never runs, and would fail the handshake if it did. It stands in
+ * for the certificate libmicrohttpd insists on at start, so that
+ * libmicrohttpd keeps no copy of a key that a rotation would leave stale. */
+static int no_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int n_req_ca_dn,
+                   const gnutls_pk_algorithm_t *pk_algos, int n_pk_algos, gnutls_pcert_st **pcert,
+                   unsigned int *n_pcert, gnutls_privkey_t *key)
+{
+    (void)session, (void)req_ca_dn, (void)n_req_ca_dn, (void)pk_algos, (void)n_pk_algos;
+    (void)pcert, (void)n_pcert, (void)key;
+    return -1;
+}
+
+/* A TLS connection starts (on its worker, before the handshake) or ends
+ * (after its session is deinitialised): it takes the current credentials,
+ * and releases them. libmicrohttpd gives each connection the slot
+ * socket_context for this hold. */
+static void on_tls_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                        enum MHD_ConnectionNotificationCode code)
+{
+    kiln_http_server_t *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        kiln_http_tls_detach(*socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (ci != NULL && ci->tls_session != NULL)
+        *socket_context = kiln_http_tls_attach(s->tls, ci->tls_session);
+}
+
 kiln_status kiln_http_server_start(kiln_http_server_t *s, kiln_err *err)
 {
     /* libmicrohttpd gets its connections from the listener (inter-thread
      * signalling wakes its workers for each). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_THREAD_POOL_SIZE,
-                            (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_TIMEOUT,
-                            120u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
-                            MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_END);
+    struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
+    if (s->cfg.tls != NULL && kiln_tls_enabled(s->cfg.tls)) {
+        kiln_status st = kiln_http_tls_create(s->cfg.tls, &s->tls, err);
+        if (st != KILN_OK)
+            return st;
+        flags |= MHD_USE_TLS;
+        tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)no_cert};
+        tls_opts[1] =
+            (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_tls_conn, s};
+        tls_opts[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                              (void *)KILN_HTTP_TLS_PRIORITIES};
+    }
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_ARRAY, tls_opts,
+        MHD_OPTION_END);
     if (s->d == NULL)
         return kiln_err_set(err, KILN_UNAVAILABLE, "cannot start the HTTP server");
-    kiln_listener_config lc = {s->cfg.address,
-                               s->cfg.port,
-                               "HTTP",
-                               on_http_conn,
-                               s->cfg.h2c != NULL ? on_h2c_conn : NULL,
-                               s};
+    /* Under TLS the HTTP/2 preface is encrypted: nothing to sort by, every
+     * connection is libmicrohttpd's (gRPC clients use the gRPC port). */
+    bool h2c = s->cfg.h2c != NULL && s->tls == NULL;
+    kiln_listener_config lc = {
+        s->cfg.address, s->cfg.port, "HTTP", on_http_conn, h2c ? on_h2c_conn : NULL, s};
     kiln_status st = kiln_listener_start(&lc, &s->listener, err);
     if (st == KILN_OK)
         s->port = kiln_listener_port(s->listener);
@@ -511,7 +572,8 @@ void kiln_http_server_destroy(kiln_http_server_t *s)
         return;
     kiln_listener_destroy(s->listener); /* no new connection from here on */
     if (s->d != NULL)
-        MHD_stop_daemon(s->d);
+        MHD_stop_daemon(s->d); /* closes every connection: their holds on the credentials go */
+    kiln_http_tls_destroy(s->tls);
     for (size_t i = 0; i < s->n_routes; i++)
         free(s->routes[i].path);
     free(s->routes);

@@ -11,7 +11,10 @@
  * whichever comes first; a cancelled query is answered with its status.
  * The port is the listener's (listener.h): connections that open with the
  * HTTP/2 preface go to the h2c callback (the gRPC server), the rest to
- * libmicrohttpd. */
+ * libmicrohttpd. With a TLS certificate (cfg.tls) the port speaks HTTPS
+ * only (libmicrohttpd's GnuTLS, HTTP/1.1; http_tls.h for rotation and
+ * client certificates) and every connection is libmicrohttpd's: the
+ * preface is encrypted, so h2c is not used. */
 #ifndef KILN_HTTP_SERVER_H
 #define KILN_HTTP_SERVER_H
 
@@ -25,6 +28,7 @@
 #include "cancel.h"
 #include "query_pool.h"
 #include "status.h"
+#include "tls_config.h"
 
 typedef struct kiln_http_server kiln_http_server_t;
 
@@ -64,6 +68,9 @@ typedef struct kiln_http_config {
      * to h2c, which takes the socket; NULL = they are HTTP/1.1's too. */
     void (*h2c)(void *ud, int fd);
     void *h2c_ud;
+    /* Borrowed, read at start; NULL or no certificate = plain HTTP. The
+     * caller checked it (kiln_tls_config_check). */
+    const kiln_tls_config *tls;
 } kiln_http_config;
 
 /** Creates a server (not yet listening). */
@@ -82,7 +89,9 @@ void kiln_http_server_fallback_query(kiln_http_server_t *s, bool (*pick)(const c
 void kiln_http_server_auth(kiln_http_server_t *s, kiln_auth_t *a);
 /** Routes every other request to fn. Before start only. */
 void kiln_http_server_fallback(kiln_http_server_t *s, kiln_http_handler_fn fn, void *ud);
-/** Binds and starts serving; KILN_UNAVAILABLE with err when it cannot bind. */
+/** Binds and starts serving; KILN_UNAVAILABLE with err when it cannot bind,
+ * KILN_NOT_FOUND or KILN_INVALID_ARGUMENT when the TLS files do not load
+ * (kiln_http_tls_create). */
 kiln_status kiln_http_server_start(kiln_http_server_t *s, kiln_err *err);
 /** The bound port (after start). */
 int kiln_http_server_port(const kiln_http_server_t *s);

@@ -94,6 +94,10 @@ static void accept_all(kiln_listener_t *l)
                 KILN_LOG_WARN("listener", "%s accept: %s", l->cfg.name, strerror(errno));
             return;
         }
+        if (l->cfg.h2 == NULL) {
+            l->cfg.http(l->cfg.ud, p.fd, (const struct sockaddr *)&p.addr, p.addr_len);
+            continue;
+        }
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = p.fd};
         if (l->n_pend == MAX_PENDING || epoll_ctl(l->ep, EPOLL_CTL_ADD, p.fd, &ev) != 0) {
             close(p.fd);

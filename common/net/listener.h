@@ -3,7 +3,9 @@
  * connections and sorts each by its first bytes: one that opens with the
  * HTTP/2 client preface (prior knowledge, as gRPC clients send over h2c)
  * goes to the h2 callback, everything else (HTTP/1.1) to the http callback,
- * also when the client stays silent past the sort timeout. The callbacks
+ * also when the client stays silent past the sort timeout. Without an h2
+ * callback there is nothing to sort: each connection goes to http as it is
+ * accepted (an HTTPS port, whose first bytes are a TLS hello). The callbacks
  * run on the listener's thread and take the socket (non-blocking, nothing
  * consumed from it: the bytes were only peeked). Undecided connections are
  * capped; past the cap a new one is closed. Start and destroy from one

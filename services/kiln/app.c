@@ -58,6 +58,7 @@ struct kiln_app {
     kiln_connect connect;
     kiln_inflight_t *inflight; /* decompressed request bytes in flight */
     kiln_http_server_t *http;
+    kiln_tls_config http_tls;     /* the -server.http-tls-* flags (no certificate = plain HTTP) */
     kiln_grpc_server_t *grpc;     /* the public gRPC and OTLP gRPC ports */
     kiln_grpc_server_t *internal; /* the cluster plane (ingester.v1); NULL unless an
                                      ingester in a cluster */
@@ -195,6 +196,19 @@ static int query_threads(const kiln_app_config *cfg)
     return n > 2 ? (int)n : 2;
 }
 
+/* The HTTP port's TLS flags, checked together. */
+static kiln_status http_tls_flags(kiln_app_t *app, kiln_err *err)
+{
+    const kiln_app_config *cfg = app->cfg;
+    app->http_tls = (kiln_tls_config){cfg->http_tls_cert, cfg->http_tls_key, cfg->http_tls_ca,
+                                      KILN_TLS_NO_CLIENT_CERT};
+    kiln_status st =
+        kiln_tls_client_auth_parse(cfg->http_tls_client_auth, &app->http_tls.client_auth, err);
+    if (st == KILN_OK)
+        st = kiln_tls_config_check(&app->http_tls, "server.http-tls", err);
+    return st;
+}
+
 /* A connection on the HTTP port that opened with HTTP/2: gRPC's. */
 static void on_h2c(void *ud, int fd)
 {
@@ -307,9 +321,11 @@ static void create_servers(kiln_app_t *app)
                                .tls = app->cluster_tls};
         app->internal = kiln_grpc_server_create(&ic, app->rpc, app->metrics);
     }
-    /* One URL for every protocol: gRPC (h2c) on the HTTP port too. */
+    /* One URL for every protocol: gRPC (h2c) on the HTTP port too, unless
+     * it speaks HTTPS (then gRPC clients use the gRPC port). */
     hc.h2c = on_h2c;
     hc.h2c_ud = app->grpc;
+    hc.tls = &app->http_tls;
     app->http = kiln_http_server_create(&hc);
     kiln_http_server_auth(app->http, app->auth);
     app->connect = (kiln_connect){app->rpc, app->metrics, cfg->http_max_body, app->inflight};
@@ -597,6 +613,8 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
     app->rpc = kiln_rpc_registry_create();
     if (*cfg->runtime_config != '\0')
         st = kiln_overrides_load(app->limits, cfg->runtime_config, err);
+    if (st == KILN_OK)
+        st = http_tls_flags(app, err);
     if (st == KILN_OK) {
         kiln_auth_config ac = {cfg->auth_tokens_file, cfg->auth_multitenancy};
         st = kiln_auth_create(&ac, &app->auth, err);
@@ -641,10 +659,13 @@ kiln_status kiln_app_start(kiln_app_t *app, kiln_err *err)
         snprintf(otlp, sizeof(otlp), "%d", kiln_grpc_server_port2(app->grpc));
     if (app->internal != NULL)
         snprintf(internal, sizeof(internal), "%d", kiln_grpc_server_port(app->internal));
+    const char *https = kiln_tls_enabled(&app->http_tls)
+                            ? kiln_tls_client_auth_name(app->http_tls.client_auth)
+                            : "off";
     KILN_LOG_INFO("kiln",
-                  "target=%s version=%s http=%d grpc=%d otlp_grpc=%s internal_grpc=%s "
+                  "target=%s version=%s http=%d https=%s grpc=%d otlp_grpc=%s internal_grpc=%s "
                   "grpc_tls=%s cluster_tls=%s listening",
-                  app->cfg->target, kiln_build_version(), kiln_http_server_port(app->http),
+                  app->cfg->target, kiln_build_version(), kiln_http_server_port(app->http), https,
                   kiln_grpc_server_port(app->grpc), otlp, internal, app->grpc_tls ? "on" : "off",
                   app->cluster_tls ? "mutual" : "off");
     /* Peers dial an ingester's cluster plane; other members' address is
