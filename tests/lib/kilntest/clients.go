@@ -125,11 +125,12 @@ type Clients struct {
 }
 
 // Clients returns the upstream clients of tenant on s; their idle
-// connections are closed at the end of the test.
+// connections are closed at the end of the test. With WithHTTPTLS the
+// HTTP/1.1 ones speak HTTPS (PushGRPC and QueryGRPC stay on the gRPC port).
 func (s *Server) Clients(t testing.TB, tenant string) *Clients {
 	t.Helper()
 	rec := &statusRecorder{}
-	h1t := NewH1Transport()
+	h1t := s.NewHTTPTransport()
 	h2t := NewH2CTransport()
 	t.Cleanup(func() {
 		h1t.CloseIdleConnections()

@@ -18,6 +18,9 @@
 // server Restart with KeepPorts comes back at the same address, Ring reads
 // GET /ring?format=json and Metric a line of /metrics. LoadProfile computes
 // what one push of a test data file adds to each sample type's total.
+// NewCA issues certificates; WithHTTPTLS serves the HTTP port over HTTPS
+// with one of them (HTTPURL is then https://, NewHTTPTransport trusts the
+// CA).
 //
 // Environment:
 //

@@ -1,6 +1,7 @@
 package kilntest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"maps"
@@ -49,6 +50,7 @@ type Server struct {
 	Listeners map[string]string
 
 	cfg      config
+	tls      *tls.Config // the harness's HTTPS client config (WithHTTPTLS); nil = plain HTTP
 	signaled atomic.Bool // the test (or Stop) sent SIGTERM or SIGKILL
 	hung     atomic.Bool // a request timed out and /ready did not answer either
 }
@@ -78,6 +80,7 @@ type config struct {
 	ports          []int // HTTP and gRPC ports to reuse (KeepPorts), else free ones
 	keepPorts      bool
 	portRetries    int
+	httpTLS        *httpTLS // WithHTTPTLS
 }
 
 // Option changes how Start runs kiln.
@@ -254,6 +257,10 @@ func start(t testing.TB, cfg config) *Server {
 	if cfg.otlp == otlpOff && HasFlag(t, "server.otlp-grpc-listen-port") {
 		args = append(args, "-server.otlp-grpc-listen-port=-1")
 	}
+	if cfg.httpTLS != nil {
+		args = append(args, cfg.httpTLS.args()...)
+		s.tls = cfg.httpTLS.clientConfig(t)
+	}
 	args = append(args, "-storage.path="+cfg.storage, "-log.level="+cfg.logLevel)
 	args = append(args, cfg.args...)
 	if !cfg.ignoreEnvArgs {
@@ -309,7 +316,8 @@ func (s *Server) waitReady(t testing.TB) error {
 	t.Helper()
 	t0 := time.Now()
 	deadline := t0.Add(s.cfg.readyTimeout)
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Transport: s.NewHTTPTransport(), Timeout: time.Second}
+	defer client.CloseIdleConnections()
 	var lastErr error
 	for {
 		if s.Exited() {
@@ -383,8 +391,14 @@ func otherListeners(t testing.TB, bin string) []string {
 	return names
 }
 
-// HTTPURL is http://127.0.0.1:P, the HTTP (Connect, /ready) base URL.
-func (s *Server) HTTPURL() string { return "http://" + s.HTTPAddr }
+// HTTPURL is http://127.0.0.1:P, the HTTP (Connect, /ready) base URL, or
+// https://127.0.0.1:P with WithHTTPTLS.
+func (s *Server) HTTPURL() string {
+	if s.tls != nil {
+		return "https://" + s.HTTPAddr
+	}
+	return "http://" + s.HTTPAddr
+}
 
 // GRPCURL is http://127.0.0.1:G, the gRPC (h2c) base URL.
 func (s *Server) GRPCURL() string { return "http://" + s.GRPCAddr }
@@ -436,7 +450,8 @@ func (s *Server) ReadyWithin(d time.Duration) bool {
 func (s *Server) ReadyStatus() int { return s.readyStatus(3 * time.Second) }
 
 func (s *Server) readyStatus(d time.Duration) int {
-	client := &http.Client{Timeout: d}
+	client := &http.Client{Transport: s.NewHTTPTransport(), Timeout: d}
+	defer client.CloseIdleConnections()
 	resp, err := client.Get(s.HTTPURL() + "/ready")
 	if err != nil {
 		return 0
@@ -456,7 +471,9 @@ func (s *Server) GetReady(t testing.TB) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := &http.Client{Transport: s.NewHTTPTransport()}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
 	if err != nil {
 		s.RequireAlive(t)
 		t.Fatalf("GET /ready: %v", err)
