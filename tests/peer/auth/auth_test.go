@@ -52,8 +52,9 @@ func hashOf(tok string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// start writes the tokens file and starts kiln with authentication on.
-func start(t *testing.T) *env {
+// start writes the tokens file and starts kiln with authentication on
+// (and opts, for example WithHTTPTLS).
+func start(t *testing.T, opts ...kilntest.Option) *env {
 	t.Helper()
 	_, root := kilntest.RequireEnv(t)
 	e := &env{ta: kilntest.NewTenant("auth-a"), tb: kilntest.NewTenant("auth-b"), root: root}
@@ -75,8 +76,9 @@ func start(t *testing.T) *env {
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.s = kilntest.Start(t, kilntest.OTLPOnLoopback(),
-		kilntest.Args("-auth.tokens-file="+file, "-auth.multitenancy-enabled=true"))
+	opts = append([]kilntest.Option{kilntest.OTLPOnLoopback(),
+		kilntest.Args("-auth.tokens-file="+file, "-auth.multitenancy-enabled=true")}, opts...)
+	e.s = kilntest.Start(t, opts...)
 	return e
 }
 
@@ -94,8 +96,9 @@ func (h *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return h.base.RoundTrip(r)
 }
 
-func client(t *testing.T, hdr map[string]string) *http.Client {
-	tr := kilntest.NewH1Transport()
+// client speaks to e's HTTP port (HTTPS when e serves it) with hdr.
+func (e *env) client(t *testing.T, hdr map[string]string) *http.Client {
+	tr := e.s.NewHTTPTransport()
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: &headerTransport{tr, hdr}, Timeout: kilntest.RequestTimeout}
 }
@@ -115,11 +118,11 @@ func basic(user, tok string) map[string]string {
 }
 
 func (e *env) pusher(t *testing.T, hdr map[string]string) pushv1connect.PusherServiceClient {
-	return pushv1connect.NewPusherServiceClient(client(t, hdr), e.s.HTTPURL())
+	return pushv1connect.NewPusherServiceClient(e.client(t, hdr), e.s.HTTPURL())
 }
 
 func (e *env) querier(t *testing.T, hdr map[string]string) querierv1connect.QuerierServiceClient {
-	return querierv1connect.NewQuerierServiceClient(client(t, hdr), e.s.HTTPURL())
+	return querierv1connect.NewQuerierServiceClient(e.client(t, hdr), e.s.HTTPURL())
 }
 
 func (e *env) profile(t *testing.T) []byte {
@@ -190,15 +193,15 @@ func TestConnectBasicAndBearer(t *testing.T) {
 	}
 	// /ready and /metrics stay open; failures are counted per source.
 	e.pusher(t, bearer("nope", e.ta)).Push(ctx, connect.NewRequest(pushReq("x", e.profile(t))))
-	m := get(t, e.s.HTTPURL()+"/metrics")
+	m := e.get(t, e.s.HTTPURL()+"/metrics")
 	if !strings.Contains(m, `kiln_auth_failures_total{source="127.0.0.1",reason="invalid_token"}`) {
 		t.Errorf("/metrics has no failure count:\n%s", grepLines(m, "auth"))
 	}
 }
 
-func get(t *testing.T, url string) string {
+func (e *env) get(t *testing.T, url string) string {
 	t.Helper()
-	r, err := client(t, nil).Get(url)
+	r, err := e.client(t, nil).Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,13 +371,13 @@ func TestRefused(t *testing.T) {
 		wantCode(t, tc.what, err, tc.want)
 	}
 	// The legacy /ingest and render routes are behind the same check.
-	r, err := client(t, bearer(tokReadB, e.ta)).Post(e.s.HTTPURL()+"/ingest?name=neg-ingest&format=folded", "text/plain", strings.NewReader("a;b 1\n"))
+	r, err := e.client(t, bearer(tokReadB, e.ta)).Post(e.s.HTTPURL()+"/ingest?name=neg-ingest&format=folded", "text/plain", strings.NewReader("a;b 1\n"))
 	if err != nil || r.StatusCode != 403 {
 		t.Errorf("/ingest with a read-only token: %v %v", err, r)
 	} else {
 		r.Body.Close()
 	}
-	r, err = client(t, nil).Get(e.s.HTTPURL() + "/pyroscope/render?query=process_cpu:cpu:nanoseconds:cpu:nanoseconds{}&from=now-1h")
+	r, err = e.client(t, nil).Get(e.s.HTTPURL() + "/pyroscope/render?query=process_cpu:cpu:nanoseconds:cpu:nanoseconds{}&from=now-1h")
 	if err != nil || r.StatusCode != 401 {
 		t.Errorf("/pyroscope/render without credentials: %v %v", err, r)
 	} else {
@@ -417,7 +420,7 @@ func TestMultitenancyNoTenant(t *testing.T) {
 			t.Errorf("%s apps %v, want %v", tn, resp.Msg.Names, want)
 		}
 	}
-	m := get(t, e.s.HTTPURL()+"/metrics")
+	m := e.get(t, e.s.HTTPURL()+"/metrics")
 	if strings.Contains(m, e.ta) || strings.Contains(m, "tenant=") {
 		t.Errorf("/metrics names tenants:\n%s", grepLines(m, "tenant"))
 	}
