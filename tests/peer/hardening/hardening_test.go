@@ -310,6 +310,13 @@ func TestQueriesUnderLoad(t *testing.T) {
 	t.Run("max_query_parallelism", func(t *testing.T) {
 		// A slow query that counts for the limited tenant (reads of "a|b"
 		// count for each), then one more for that tenant.
+		// A query the subtests before left running would pass for this
+		// one below: start from an idle pool.
+		if !waitFor(30*time.Second, func() bool {
+			return metric(t, s, "kiln_query_pool_running") == 0 && metric(t, s, "kiln_query_pool_queued") == 0
+		}) {
+			t.Fatalf("the query pool is not idle before the test")
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		wait := startQueries(ctx, s, t, dataTenant+"|"+limited, 1, false)
