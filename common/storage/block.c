@@ -21,6 +21,12 @@
 
 #define SEC_HDR 12
 #define ZSTD_LEVEL 3
+/* Block versions: 1 wrote a chunk's span column with no marker (present
+ * iff bytes follow the values); 2 writes a flags byte after the values
+ * naming the columns that follow (spans, traces). Both are read. */
+#define BLOCK_VERSION 2
+#define CHUNK_SPANS 1u
+#define CHUNK_TRACES 2u
 
 struct kiln_block {
     kiln_objstore_t *store;
@@ -35,6 +41,7 @@ struct kiln_block {
      * sees damaged set (acquire) reads a whole reason. */
     atomic_bool damage_claimed, damaged;
     char damage[KILN_ERR_MSG_MAX];
+    uint32_t version; /* meta.json's, 1 for blocks that predate versions */
 };
 
 /* ---- ULIDs ------------------------------------------------------------------ */
@@ -254,6 +261,7 @@ static void write_locations_stacks(const kiln_head_t *h, kiln_buf *out)
 
 typedef struct sample {
     uint32_t node;
+    uint32_t trace; /* the head's (0 = none) */
     int64_t value;
     uint64_t span;
 } sample;
@@ -274,17 +282,55 @@ static uint64_t gcd(uint64_t a, uint64_t b)
     return a;
 }
 
-/* One series' sample chunk, two columns: first every profile's stack nodes
- * (sorted, delta-coded: repeated profiles repeat byte for byte), then every
- * profile's values divided by their common divisor (CPU values are
- * multiples of the sampling period), so zstd has little left to store. */
-static void write_chunk(const kiln_head_t *h, const hseries *s, kiln_buf *out)
+/* Chunk-local trace numbering for one block write: local[t - 1] is the
+ * chunk's number for the head's trace t (0 = not yet in this chunk);
+ * used lists the head's traces numbered so far, to reset between chunks. */
+typedef struct trace_map {
+    uint32_t *local;
+    uint32_t *used;
+    size_t n_used, cap_used;
+} trace_map;
+
+static uint32_t local_trace(trace_map *m, uint32_t t)
 {
-    kiln_buf nodes, values;
+    if (t == 0)
+        return 0;
+    if (m->local[t - 1] == 0) {
+        KILN_GROW(m->used, m->cap_used, m->n_used + 1);
+        m->used[m->n_used++] = t;
+        m->local[t - 1] = (uint32_t)m->n_used;
+    }
+    return m->local[t - 1];
+}
+
+/* The trace column: the chunk's trace table (count, then each id as 16
+ * bytes, big endian), then each sample's local trace; resets m. */
+static void put_traces(const kiln_head_t *h, trace_map *m, const kiln_buf *col, kiln_buf *out)
+{
+    put_uv(out, m->n_used);
+    for (size_t i = 0; i < m->n_used; i++) {
+        uint8_t b[16];
+        kiln_trace_id_put(&h->traces[m->used[i] - 1], b);
+        kiln_buf_append(out, (const char *)b, 16);
+        m->local[m->used[i] - 1] = 0;
+    }
+    m->n_used = 0;
+    kiln_buf_append(out, col->ptr ? col->ptr : "", col->len);
+}
+
+/* One series' sample chunk: first every profile's stack nodes (sorted,
+ * delta-coded: repeated profiles repeat byte for byte), then every
+ * profile's values divided by their common divisor (CPU values are
+ * multiples of the sampling period), so zstd has little left to store;
+ * then a flags byte and the span and trace columns it names. */
+static void write_chunk(const kiln_head_t *h, const hseries *s, trace_map *tm, uint32_t version,
+                        kiln_buf *out)
+{
+    kiln_buf nodes, values, spans, traces;
     kiln_buf_init(&nodes, 0);
     kiln_buf_init(&values, 0);
-    kiln_buf spans;
     kiln_buf_init(&spans, 0);
+    kiln_buf_init(&traces, 0);
     sample *tmp = NULL;
     size_t cap = 0;
     for (size_t j = 0; j < s->n_profiles; j++) {
@@ -293,7 +339,8 @@ static void write_chunk(const kiln_head_t *h, const hseries *s, kiln_buf *out)
         uint64_t g = 0;
         for (uint32_t k = 0; k < p->n; k++) {
             uint64_t span = h->s_span != NULL ? h->s_span[p->off + k] : 0;
-            tmp[k] = (sample){h->s_node[p->off + k], h->s_value[p->off + k], span};
+            uint32_t trace = h->s_trace != NULL ? h->s_trace[p->off + k] : 0;
+            tmp[k] = (sample){h->s_node[p->off + k], trace, h->s_value[p->off + k], span};
             /* |value| as unsigned: -(uint64_t) also holds |INT64_MIN| */
             g = gcd(g, tmp[k].value < 0 ? -(uint64_t)tmp[k].value : (uint64_t)tmp[k].value);
         }
@@ -306,16 +353,24 @@ static void write_chunk(const kiln_head_t *h, const hseries *s, kiln_buf *out)
             put_sv(&values, tmp[k].value / (int64_t)g);
             if (h->s_span != NULL)
                 put_uv(&spans, tmp[k].span);
+            if (h->s_trace != NULL)
+                put_uv(&traces, local_trace(tm, tmp[k].trace));
             prev = tmp[k].node;
         }
     }
     free(tmp);
     kiln_buf_append(&nodes, values.ptr ? values.ptr : "", values.len);
-    kiln_buf_append(&nodes, spans.ptr ? spans.ptr : "", spans.len); /* present iff spans */
-    kiln_buf_free(&spans);
+    if (version >= 2)
+        kiln_buf_putc(&nodes, (char)((h->s_span != NULL ? CHUNK_SPANS : 0) |
+                                     (h->s_trace != NULL ? CHUNK_TRACES : 0)));
+    kiln_buf_append(&nodes, spans.ptr ? spans.ptr : "", spans.len);
+    if (version >= 2 && h->s_trace != NULL) /* version 1 has no trace column */
+        put_traces(h, tm, &traces, &nodes);
     put_section(out, &nodes);
     kiln_buf_free(&nodes);
     kiln_buf_free(&values);
+    kiln_buf_free(&spans);
+    kiln_buf_free(&traces);
 }
 
 /* The string id of an interned C string of h. */
@@ -326,10 +381,11 @@ static uint32_t str_id(kiln_head_t *h, const char *s)
 
 /* The index: series labels, their profiles (time, sample count) and where
  * their chunk is in `samples`. Writes the chunks to samples as it goes. */
-static void write_index(kiln_head_t *h, kiln_buf *index, kiln_buf *samples)
+static void write_index(kiln_head_t *h, uint32_t version, kiln_buf *index, kiln_buf *samples)
 {
     kiln_buf raw;
     kiln_buf_init(&raw, 0);
+    trace_map tm = {kiln_xcalloc(h->n_traces + 1, sizeof(uint32_t)), NULL, 0, 0};
     put_uv(&raw, h->n_series);
     for (size_t i = 0; i < h->n_series; i++) {
         const hseries *s = &h->series[i];
@@ -349,10 +405,12 @@ static void write_index(kiln_head_t *h, kiln_buf *index, kiln_buf *samples)
             prev = p->time_ms;
         }
         size_t off = samples->len;
-        write_chunk(h, s, samples);
+        write_chunk(h, s, &tm, version, samples);
         put_uv(&raw, off);
         put_uv(&raw, samples->len - off);
     }
+    free(tm.local);
+    free(tm.used);
     put_section(index, &raw);
     kiln_buf_free(&raw);
 }
@@ -415,7 +473,8 @@ static void write_aggregates(const kiln_head_t *h, kiln_buf *index)
     free(sum);
 }
 
-static void fill_meta(const kiln_head_t *h, Block__V1__BlockMeta *m, Block__V1__BlockStats *st)
+static void fill_meta(const kiln_head_t *h, uint32_t version, Block__V1__BlockMeta *m,
+                      Block__V1__BlockStats *st)
 {
     m->min_time = m->max_time = 0;
     for (size_t i = 0; i < h->n_series; i++) {
@@ -431,7 +490,7 @@ static void fill_meta(const kiln_head_t *h, Block__V1__BlockMeta *m, Block__V1__
     st->num_profiles = h->n_profiles;
     st->num_samples = h->n_samples;
     m->stats = st;
-    m->version = 1;
+    m->version = (int32_t)version;
 }
 
 static kiln_status put_object(kiln_objstore_t *s, const char *prefix, const char *name,
@@ -442,9 +501,9 @@ static kiln_status put_object(kiln_objstore_t *s, const char *prefix, const char
     return kiln_objstore_put(s, path, data->ptr ? data->ptr : "", data->len, err);
 }
 
-kiln_status kiln_block_write(kiln_objstore_t *s, const char *tenant, kiln_head_t *h,
-                             const Block__V1__BlockMeta *meta, char ulid_out[KILN_ULID_LEN + 1],
-                             kiln_err *err)
+kiln_status kiln_block_write_version(kiln_objstore_t *s, const char *tenant, kiln_head_t *h,
+                                     const Block__V1__BlockMeta *meta, uint32_t version,
+                                     char ulid_out[KILN_ULID_LEN + 1], kiln_err *err)
 {
     kiln_buf files[3]; /* symbols, index, samples */
     for (int i = 0; i < 3; i++)
@@ -453,11 +512,11 @@ kiln_status kiln_block_write(kiln_objstore_t *s, const char *tenant, kiln_head_t
     write_strings(h, &files[0]);
     write_functions_mappings(h, &files[0]);
     write_locations_stacks(h, &files[0]);
-    write_index(h, &files[1], &files[2]);
+    write_index(h, version, &files[1], &files[2]);
     write_aggregates(h, &files[1]);
     Block__V1__BlockMeta m = *meta;
     Block__V1__BlockStats st = BLOCK__V1__BLOCK_STATS__INIT;
-    fill_meta(h, &m, &st);
+    fill_meta(h, version, &m, &st);
     pthread_rwlock_unlock(&h->lock);
 
     char ulid[KILN_ULID_LEN + 1], prefix[512];
@@ -661,10 +720,53 @@ static void get_nodes(rd *r, uint32_t cnt, uint32_t n_nodes, uint32_t *n)
     }
 }
 
-/* Decompresses one series' chunk into node/value arrays; profiles outside
+/* The trace column after the flags byte: the chunk's trace table, then
+ * each of the total samples' traces (0 = none, else 1 + a table index). */
+static void read_traces(rd *r, size_t total, hcols *c)
+{
+    size_t n = get_count(r);
+    r->bad |= n > (size_t)(r->end - r->p) / 16;
+    if (r->bad)
+        return;
+    c->traces = kiln_xmalloc((n + 1) * sizeof(*c->traces));
+    for (size_t i = 0; i < n; i++, r->p += 16)
+        c->traces[i] = kiln_trace_id_get(r->p);
+    c->n_traces = n;
+    c->trace = kiln_xmalloc((total + 1) * sizeof(*c->trace));
+    for (size_t k = 0; k < total && !r->bad; k++) {
+        uint64_t t = get_uv(r);
+        r->bad |= t > n;
+        c->trace[k] = (uint32_t)t;
+    }
+}
+
+/* The columns after the values: in a version 1 block a span column when
+ * bytes are left; from version 2 a flags byte naming the span and trace
+ * columns that follow. Every byte must be used. */
+static void read_id_columns(rd *r, uint32_t version, size_t total, hcols *c)
+{
+    unsigned flags = 0;
+    if (version < 2)
+        flags = r->p < r->end ? CHUNK_SPANS : 0;
+    else if (!r->bad && r->p < r->end)
+        flags = *r->p++;
+    else
+        r->bad = 1;
+    r->bad |= (flags & ~(CHUNK_SPANS | CHUNK_TRACES)) != 0;
+    if (!r->bad && (flags & CHUNK_SPANS)) {
+        c->span = kiln_xmalloc((total + 1) * sizeof(*c->span));
+        for (size_t k = 0; k < total && !r->bad; k++)
+            c->span[k] = get_uv(r);
+    }
+    if (!r->bad && (flags & CHUNK_TRACES))
+        read_traces(r, total, c);
+    r->bad |= r->p != r->end;
+}
+
+/* Decompresses one series' chunk into its columns; profiles outside
  * [start_ms, end_ms] are skipped, not decoded. */
 static kiln_status decode_chunk(kiln_block_t *b, uint32_t sid, int64_t start_ms, int64_t end_ms,
-                                uint32_t **node, int64_t **value, uint64_t **span, kiln_err *err)
+                                hcols *out, kiln_err *err)
 {
     char path[1024];
     snprintf(path, sizeof(path), "%ssamples", b->prefix);
@@ -709,35 +811,27 @@ static kiln_status decode_chunk(kiln_block_t *b, uint32_t sid, int64_t start_ms,
             skip_uvs(&r, p->n);
         k += p->n;
     }
-    uint64_t *sp = NULL;
-    if (!r.bad && r.p < r.end) { /* the span column */
-        sp = kiln_xmalloc((total + 1) * sizeof(*sp));
-        for (k = 0; k < total && !r.bad; k++)
-            sp[k] = get_uv(&r);
-    }
+    hcols c = {n, v, NULL, NULL, NULL, 0};
+    read_id_columns(&r, b->version, total, &c);
     free(raw);
     if (r.bad) {
-        free(n);
-        free(v);
-        free(sp);
+        kiln_head__cols_free(&c);
         return kiln_err_set(err, KILN_DATA_LOSS, "block %s: series %u chunk is malformed", path,
                             sid);
     }
-    *node = n;
-    *value = v;
-    *span = sp;
+    *out = c;
     return KILN_OK;
 }
 
 /* The head loader: a chunk that is missing, short, fails its checksum or
  * does not decode marks the block damaged (DATA_LOSS); a store that did
  * not answer (UNAVAILABLE and the like) does not: the next read may work. */
-static kiln_status load_chunk(void *ctx, uint32_t sid, int64_t start_ms, int64_t end_ms,
-                              uint32_t **node, int64_t **value, uint64_t **span, kiln_err *err)
+static kiln_status load_chunk(void *ctx, uint32_t sid, int64_t start_ms, int64_t end_ms, hcols *out,
+                              kiln_err *err)
 {
     kiln_block_t *b = ctx;
     kiln_err why = {KILN_OK, ""};
-    kiln_status st = decode_chunk(b, sid, start_ms, end_ms, node, value, span, &why);
+    kiln_status st = decode_chunk(b, sid, start_ms, end_ms, out, &why);
     if (st == KILN_DATA_LOSS && !atomic_exchange(&b->damage_claimed, true)) {
         snprintf(b->damage, sizeof(b->damage), "%s", why.msg);
         atomic_store_explicit(&b->damaged, true, memory_order_release);
@@ -835,6 +929,13 @@ static kiln_status open_files(kiln_block_t *b, kiln_err *err)
         if (st != KILN_OK)
             st = KILN_DATA_LOSS;
     }
+    if (st == KILN_OK) {
+        b->version = b->meta->version < 1 ? 1 : (uint32_t)b->meta->version;
+        if (b->meta->version > BLOCK_VERSION) /* a newer build wrote it: never guess */
+            st = kiln_err_set(err, KILN_FAILED_PRECONDITION,
+                              "block %s: version %u is newer than this build reads (%d)", b->prefix,
+                              (unsigned)b->meta->version, BLOCK_VERSION);
+    }
     const char *files[] = {"symbols", "index"};
     for (int i = 0; i < 2 && st == KILN_OK; i++) {
         data.len = 0;
@@ -914,4 +1015,11 @@ kiln_status kiln_block_delete(kiln_objstore_t *s, const char *tenant, const char
         st = kiln_objstore_delete(s, path, err);
     }
     return st;
+}
+
+kiln_status kiln_block_write(kiln_objstore_t *s, const char *tenant, kiln_head_t *h,
+                             const Block__V1__BlockMeta *meta, char ulid_out[KILN_ULID_LEN + 1],
+                             kiln_err *err)
+{
+    return kiln_block_write_version(s, tenant, h, meta, BLOCK_VERSION, ulid_out, err);
 }

@@ -34,6 +34,13 @@ kiln_status kiln_block_write(kiln_objstore_t *s, const char *tenant, kiln_head_t
                              const Block__V1__BlockMeta *meta, char ulid_out[KILN_ULID_LEN + 1],
                              kiln_err *err);
 
+/** kiln_block_write in layout version (1 or the current one, 2): version 1
+ * is how builds before trace ids wrote blocks (no trace column, the span
+ * column unmarked), kept so tests prove such blocks still read. */
+kiln_status kiln_block_write_version(kiln_objstore_t *s, const char *tenant, kiln_head_t *h,
+                                     const Block__V1__BlockMeta *meta, uint32_t version,
+                                     char ulid_out[KILN_ULID_LEN + 1], kiln_err *err);
+
 /** Opens a block: reads meta.json, symbols and index (verifying their
  * checksums) and checks that the samples object holds every chunk the
  * index locates, without reading it; a sample chunk is fetched (one ranged

@@ -32,6 +32,7 @@ kiln_head_t *kiln_head_create(void)
     kiln_hash_index_init(&h->loc_idx);
     kiln_hash_index_init(&h->series_idx);
     kiln_hash_index_init(&h->post_idx);
+    kiln_hash_index_init(&h->trace_idx);
     /* Node 0 is the root of every stack: no parent, no location. */
     KILN_GROW(h->node_parent, h->cap_nodes, 1);
     KILN_GROW(h->node_loc, h->cap_nodes2, 1);
@@ -58,13 +59,13 @@ void kiln_head_destroy(kiln_head_t *h)
     for (size_t i = 0; i < h->n_posts; i++)
         free(h->posts[i].ids);
     free(h->posts);
-    kiln_hash_index *idx[] = {&h->str_idx, &h->func_idx,   &h->map_idx,
-                              &h->loc_idx, &h->series_idx, &h->post_idx};
+    kiln_hash_index *idx[] = {&h->str_idx,    &h->func_idx, &h->map_idx,  &h->loc_idx,
+                              &h->series_idx, &h->post_idx, &h->trace_idx};
     for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
         kiln_hash_index_fini(idx[i]);
-    void *arrays[] = {h->strs,        h->funcs,    h->maps,      h->locs,     h->lines,
-                      h->node_parent, h->node_loc, h->series,    h->profiles, h->s_node,
-                      h->s_value,     h->s_span,   h->nodes_idx, h->stacks};
+    void *arrays[] = {h->strs,      h->funcs,  h->maps,     h->locs,   h->lines,   h->node_parent,
+                      h->node_loc,  h->series, h->profiles, h->s_node, h->s_value, h->s_span,
+                      h->nodes_idx, h->stacks, h->s_trace,  h->traces};
     for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
         free(arrays[i]);
     kiln_arena_destroy(h->mem);
@@ -100,6 +101,42 @@ uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len)
     h->strs[id].len = (uint32_t)len;
     kiln_hash_index_insert(&h->str_idx, hash, id);
     return id;
+}
+
+static bool trace_eq(const void *ctx, uint32_t id)
+{
+    const struct {
+        const kiln_head_t *h;
+        kiln_trace_id t;
+    } *k = ctx;
+    return k->h->traces[id].hi == k->t.hi && k->h->traces[id].lo == k->t.lo;
+}
+
+uint32_t kiln_head__intern_trace(kiln_head_t *h, kiln_trace_id t)
+{
+    struct {
+        const kiln_head_t *h;
+        kiln_trace_id t;
+    } k = {h, t};
+    uint64_t hash = XXH3_64bits(&t, sizeof(t));
+    uint32_t id = kiln_hash_index_find(&h->trace_idx, hash, trace_eq, &k);
+    if (id != NONE)
+        return id + 1;
+    KILN_GROW(h->traces, h->cap_traces, h->n_traces + 1);
+    id = (uint32_t)h->n_traces++;
+    h->traces[id] = t;
+    kiln_hash_index_insert(&h->trace_idx, hash, id);
+    return id + 1;
+}
+
+void kiln_head__cols_free(hcols *c)
+{
+    free(c->node);
+    free(c->value);
+    free(c->span);
+    free(c->trace);
+    free(c->traces);
+    memset(c, 0, sizeof(*c));
 }
 
 static const char *intern_cstr(kiln_head_t *h, const char *s)
@@ -568,24 +605,56 @@ static void want_spans(kiln_head_t *h, const uint64_t *span, size_t n)
     memset(h->s_span, 0, h->n_samples * sizeof(uint64_t));
 }
 
+/* Starts the trace column (zeros for the samples before) on the first trace. */
+static void want_traces(kiln_head_t *h, const uint32_t *trace, size_t n)
+{
+    bool any = false;
+    for (size_t i = 0; trace != NULL && i < n && !any; i++)
+        any = trace[i] != 0;
+    if (!any || h->s_trace != NULL)
+        return;
+    KILN_GROW(h->s_trace, h->cap_s_trace, h->n_samples + n + 1);
+    memset(h->s_trace, 0, h->n_samples * sizeof(uint32_t));
+}
+
+/* The head's trace for the sample's trace t of c (0 = none); last caches
+ * the previous translation, as a span's samples come together. */
+static uint32_t head_trace(kiln_head_t *h, const hcols *c, uint32_t t, uint32_t last[2])
+{
+    if (t == 0 || t > c->n_traces)
+        return 0;
+    if (t != last[0]) {
+        last[0] = t;
+        last[1] = kiln_head__intern_trace(h, c->traces[t - 1]);
+    }
+    return last[1];
+}
+
 void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, uint64_t id,
-                            const uint32_t *node, const int64_t *value, const uint64_t *span,
-                            size_t n, int64_t unstored)
+                            const hcols *c, size_t n, int64_t unstored)
 {
     size_t off = h->n_samples;
     int64_t total = unstored;
+    const uint32_t *node = c->node;
+    const int64_t *value = c->value;
     KILN_GROW(h->s_node, h->cap_s_node, h->n_samples + n);
     KILN_GROW(h->s_value, h->cap_s_value, h->n_samples + n);
-    want_spans(h, span, n);
+    want_spans(h, c->span, n);
     if (h->s_span != NULL)
         KILN_GROW(h->s_span, h->cap_s_span, h->n_samples + n);
+    want_traces(h, c->trace, n);
+    if (h->s_trace != NULL)
+        KILN_GROW(h->s_trace, h->cap_s_trace, h->n_samples + n);
+    uint32_t last[2] = {0, 0};
     for (size_t i = 0; i < n; i++) {
         if (node[i] == 0) /* an empty stack: nothing to draw, but in the series total */
             total = kiln_add_wrap(total, value[i]);
         if (value[i] == 0 || node[i] == 0)
             continue;
         if (h->s_span != NULL)
-            h->s_span[h->n_samples] = span != NULL ? span[i] : 0;
+            h->s_span[h->n_samples] = c->span != NULL ? c->span[i] : 0;
+        if (h->s_trace != NULL)
+            h->s_trace[h->n_samples] = c->trace != NULL ? head_trace(h, c, c->trace[i], last) : 0;
         h->s_node[h->n_samples] = node[i];
         h->s_value[h->n_samples++] = value[i];
         total = kiln_add_wrap(total, value[i]);
@@ -621,26 +690,73 @@ static uint64_t parse_span(kiln_str_t v)
     return x;
 }
 
-/* Each sample's span id, from its span_id (or, as Pyroscope renames it,
- * profile_id) label; NULL when no sample has one. */
-static uint64_t *sample_spans(const kiln_pprof_t *p, kiln_arena_t *a)
+/* A trace id label: exactly 32 hex digits (a 16-byte trace id, as
+ * OpenTelemetry writes it); zero (none) for anything else. */
+static kiln_trace_id parse_trace(kiln_str_t v)
 {
-    uint64_t *spans = NULL;
+    kiln_trace_id t = {0, 0};
+    if (v.len != 32)
+        return t;
+    kiln_str_t hi = {v.ptr, 16}, lo = {v.ptr + 16, 16};
+    t.hi = parse_span(hi);
+    t.lo = parse_span(lo);
+    for (size_t i = 0; i < 32; i++) { /* parse_span's 0 is also "not hex" */
+        char c = v.ptr[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return (kiln_trace_id){0, 0};
+    }
+    return t;
+}
+
+/* Sample i's trace from its trace_id label string str: 1 + an index into
+ * c->traces, each distinct string parsed once (by_str, per string id). */
+static uint32_t sample_trace(const kiln_pprof_t *p, uint32_t str, hcols *c, uint32_t **by_str,
+                             kiln_arena_t *a)
+{
+    if (*by_str == NULL) {
+        *by_str = kiln_arena_calloc(a, p->n_strings + 1, sizeof(uint32_t));
+        c->traces = kiln_arena_alloc(a, (p->n_samples + 1) * sizeof(kiln_trace_id));
+    }
+    if ((*by_str)[str] == 0) {
+        kiln_trace_id t = parse_trace(kiln_pprof_str(p, str));
+        if (t.hi == 0 && t.lo == 0) {
+            (*by_str)[str] = UINT32_MAX;
+        } else {
+            c->traces[c->n_traces++] = t;
+            (*by_str)[str] = (uint32_t)c->n_traces;
+        }
+    }
+    return (*by_str)[str] == UINT32_MAX ? 0 : (*by_str)[str];
+}
+
+/* Each sample's span id, from its span_id (or, as Pyroscope renames it,
+ * profile_id) label, and its trace id, from its trace_id label: c->span
+ * and c->trace stay NULL when no sample has one. */
+static void sample_ids(const kiln_pprof_t *p, kiln_arena_t *a, hcols *c)
+{
+    uint32_t *by_str = NULL;
     for (size_t i = 0; i < p->n_samples; i++) {
         const kiln_pprof_sample *s = &p->samples[i];
         for (uint32_t j = 0; j < s->n_labels; j++) {
             const kiln_pprof_label *l = &p->labels[s->label_off + j];
             kiln_str_t k = kiln_pprof_str(p, l->key);
+            if (kiln_str_eq(k, "trace_id")) {
+                uint32_t t = sample_trace(p, l->str, c, &by_str, a);
+                if (t != 0 && c->trace == NULL)
+                    c->trace = kiln_arena_calloc(a, p->n_samples + 1, sizeof(uint32_t));
+                if (t != 0)
+                    c->trace[i] = t;
+                continue;
+            }
             if (!kiln_str_eq(k, "span_id") && !kiln_str_eq(k, "profile_id"))
                 continue;
             uint64_t id = parse_span(kiln_pprof_str(p, l->str));
-            if (id != 0 && spans == NULL)
-                spans = kiln_arena_calloc(a, p->n_samples + 1, sizeof(uint64_t));
+            if (id != 0 && c->span == NULL)
+                c->span = kiln_arena_calloc(a, p->n_samples + 1, sizeof(uint64_t));
             if (id != 0)
-                spans[i] = id;
+                c->span[i] = id;
         }
     }
-    return spans;
 }
 
 /* What one batch keeps between its parts: the symbol translation of the
@@ -699,12 +815,13 @@ static void append_part(kiln_head_t *h, batch *b, const kiln_label_t *labels, si
     batch_translate(h, b, p);
     uint32_t *nodes = sample_nodes(h, b, p);
     int64_t *values = kiln_arena_alloc(b->tmp, (p->n_samples + 1) * sizeof(int64_t));
-    uint64_t *spans = sample_spans(p, b->tmp);
+    hcols c = {nodes, values, NULL, NULL, NULL, 0};
+    sample_ids(p, b->tmp, &c);
     for (size_t t = 0; t < p->n_sample_types; t++) {
         for (size_t i = 0; i < p->n_samples; i++)
             values[i] = p->values[p->samples[i].value_off + t];
-        kiln_head__add_profile(h, type_series(h, labels, n, p, t, b->tmp), time_ms, id, nodes,
-                               values, spans, p->n_samples, 0);
+        kiln_head__add_profile(h, type_series(h, labels, n, p, t, b->tmp), time_ms, id, &c,
+                               p->n_samples, 0);
     }
 }
 
@@ -864,71 +981,161 @@ static bool series_kept(const kiln_head_t *h, const hseries *s, const kiln_read_
 typedef struct reader {
     const kiln_read_filter *f;
     const kiln_read_visitor *v;
-    int64_t *acc; /* tree reads: the sums per stack node */
-    bool any;     /* tree reads: some profile was added */
+    int64_t *acc;        /* tree reads: the sums per stack node */
+    bool any;            /* tree reads: some profile was added */
+    uint8_t *head_match; /* the head's traces the filter takes (built once a read) */
     kiln_status st;
     kiln_err *err;
 } reader;
 
 /* The sample columns of one series: the head's own, or a block chunk's
- * (loaded, freed by cols_free). */
+ * (loaded, freed by cols_free), and which of their traces the filter's
+ * trace set takes (match[t - 1]; NULL when the filter has none). */
 typedef struct cols {
-    const uint32_t *node;
-    const int64_t *value;
-    const uint64_t *span;
-    uint32_t *ln;
-    int64_t *lv;
-    uint64_t *lspan;
+    hcols c;
+    bool owned;
+    uint8_t *match;
 } cols;
+
+/* Whether trace t is in the filter's sorted trace set. */
+static bool trace_wanted(const kiln_read_filter *f, const kiln_trace_id *t)
+{
+    size_t lo = 0, hi = f->n_traces;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (kiln_trace_id_cmp(&f->traces[mid], t) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < f->n_traces && kiln_trace_id_cmp(&f->traces[lo], t) == 0;
+}
+
+/* match[i]: whether traces[i] is in the filter's set (malloc'd). */
+static uint8_t *trace_match(const kiln_read_filter *f, const kiln_trace_id *traces, size_t n)
+{
+    uint8_t *m = kiln_xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        m[i] = trace_wanted(f, &traces[i]);
+    return m;
+}
 
 /* Loads series sid's samples of the profiles in [start_ms, end_ms].
  * KILN_DATA_LOSS when a block's chunk does not load. */
 static kiln_status cols_load(const kiln_head_t *h, uint32_t sid, int64_t start_ms, int64_t end_ms,
-                             cols *c, kiln_err *err)
+                             reader *r, cols *c, kiln_err *err)
 {
-    *c = (cols){h->s_node, h->s_value, h->s_span, NULL, NULL, NULL};
-    if (h->loader == NULL)
+    memset(c, 0, sizeof(*c));
+    const kiln_read_filter *f = r != NULL ? r->f : NULL;
+    if (h->loader == NULL) {
+        c->c = (hcols){h->s_node, h->s_value, h->s_span, h->s_trace, h->traces, h->n_traces};
+        if (f != NULL && f->traces != NULL && r->head_match == NULL)
+            r->head_match = trace_match(f, h->traces, h->n_traces);
+        c->match = f != NULL && f->traces != NULL ? r->head_match : NULL;
         return KILN_OK;
+    }
     kiln_err why = {KILN_OK, ""};
-    if (h->loader(h->loader_ctx, sid, start_ms, end_ms, &c->ln, &c->lv, &c->lspan, &why) != KILN_OK)
+    if (h->loader(h->loader_ctx, sid, start_ms, end_ms, &c->c, &why) != KILN_OK)
         return kiln_err_set(err, KILN_DATA_LOSS, "a chunk of a block does not load: %s", why.msg);
-    c->node = c->ln, c->value = c->lv, c->span = c->lspan;
+    c->owned = true;
+    if (f != NULL && f->traces != NULL)
+        c->match = trace_match(f, c->c.traces, c->c.n_traces);
     return KILN_OK;
 }
 
 static void cols_free(cols *c)
 {
-    free(c->ln);
-    free(c->lv);
-    free(c->lspan);
+    if (c->owned) {
+        kiln_head__cols_free(&c->c);
+        free(c->match);
+    }
+    memset(c, 0, sizeof(*c));
 }
 
-/* The sum of pr's samples in the filter's spans (every sample without
- * spans); *hit tells whether any sample was in them. */
+/* Whether the filter's spans and traces take sample k of c. */
+static inline bool sample_kept(const kiln_read_filter *f, const cols *c, size_t k)
+{
+    if (f->spans != NULL && (c->c.span == NULL || !sorted_has(f->spans, f->n_spans, c->c.span[k])))
+        return false;
+    if (f->traces != NULL &&
+        (c->c.trace == NULL || c->c.trace[k] == 0 || !c->match[c->c.trace[k] - 1]))
+        return false;
+    return true;
+}
+
+/* Whether the filter selects samples (spans or traces), not whole profiles. */
+static bool by_sample(const kiln_read_filter *f)
+{
+    return f->spans != NULL || f->traces != NULL;
+}
+
+/* The sum of pr's samples the filter's spans and traces take (every
+ * sample without them); *hit tells whether any sample was taken. */
 static int64_t kept_total(const hprofile *pr, const cols *c, const kiln_read_filter *f, bool *hit)
 {
-    *hit = f->spans == NULL;
-    if (f->spans == NULL)
+    *hit = !by_sample(f);
+    if (!by_sample(f))
         return pr->total;
     int64_t sum = 0;
-    for (size_t k = pr->off; c->span != NULL && k < pr->off + pr->n; k++) {
-        if (sorted_has(f->spans, f->n_spans, c->span[k])) {
-            sum = kiln_add_wrap(sum, c->value[k]);
+    for (size_t k = pr->off; k < pr->off + pr->n; k++) {
+        if (sample_kept(f, c, k)) {
+            sum = kiln_add_wrap(sum, c->c.value[k]);
             *hit = true;
         }
     }
     return sum;
 }
 
-/* Reads series sid's columns when the filter needs samples (spans); false
- * when it cannot (r->st is set). */
+/* Reads series sid's columns when the filter or visitor needs samples
+ * (spans, traces, span visits); false when it cannot (r->st is set). */
 static bool series_cols(const kiln_head_t *h, uint32_t sid, reader *r, cols *c)
 {
-    *c = (cols){NULL, NULL, NULL, NULL, NULL, NULL};
-    if (r->f->spans == NULL)
+    memset(c, 0, sizeof(*c));
+    if (!by_sample(r->f) && r->v->span == NULL)
         return true;
-    r->st = cols_load(h, sid, r->f->start_ms, r->f->end_ms, c, r->err);
+    r->st = cols_load(h, sid, r->f->start_ms, r->f->end_ms, r, c, r->err);
     return r->st == KILN_OK;
+}
+
+/* One span of a profile being summed for a span visit. */
+typedef struct span_sum {
+    uint64_t span;
+    uint32_t trace;
+    int64_t total;
+} span_sum;
+
+static int cmp_span_sum(const void *a, const void *b)
+{
+    const span_sum *x = a, *y = b;
+    if (x->span != y->span)
+        return x->span < y->span ? -1 : 1;
+    return (x->trace > y->trace) - (x->trace < y->trace);
+}
+
+/* Reports profile pr's kept samples summed per (span, trace) to the span
+ * visitor; tmp is scratch space, grown as needed. */
+static void visit_spans(const hseries *s, const hprofile *pr, const cols *c, reader *r,
+                        span_sum **tmp, size_t *cap)
+{
+    if (c->c.span == NULL)
+        return;
+    size_t n = 0;
+    KILN_GROW(*tmp, *cap, (size_t)pr->n + 1);
+    for (size_t k = pr->off; k < pr->off + pr->n; k++)
+        if (c->c.span[k] != 0 && sample_kept(r->f, c, k))
+            (*tmp)[n++] =
+                (span_sum){c->c.span[k], c->c.trace != NULL ? c->c.trace[k] : 0, c->c.value[k]};
+    qsort(*tmp, n, sizeof(span_sum), cmp_span_sum);
+    for (size_t i = 0; i < n;) {
+        span_sum x = (*tmp)[i++];
+        while (i < n && cmp_span_sum(&x, &(*tmp)[i]) == 0)
+            x.total = kiln_add_wrap(x.total, (*tmp)[i++].total);
+        kiln_read_span sp = {
+            s->labels, s->n_labels, pr->time_ms,
+            pr->id,    x.span,      x.trace != 0 ? c->c.traces[x.trace - 1] : (kiln_trace_id){0, 0},
+            x.total};
+        r->v->span(r->v->ctx, &sp);
+    }
 }
 
 /* Visits profile after profile of series sid that the filter keeps; with
@@ -940,11 +1147,17 @@ static void visit_series_profiles(const kiln_head_t *h, uint32_t sid, void *arg)
     cols c;
     if (r->st != KILN_OK || !series_kept(h, s, r->f) || !series_cols(h, sid, r, &c))
         return;
+    span_sum *tmp = NULL;
+    size_t cap = 0;
     for (size_t j = 0; j < s->n_profiles && !kiln_cancel_poll(); j++) {
         const hprofile *pr = &h->profiles[s->profiles[j]];
         bool hit;
         if (!profile_kept(s, pr, r->f))
             continue;
+        if (r->v->span != NULL) {
+            visit_spans(s, pr, &c, r, &tmp, &cap);
+            continue;
+        }
         int64_t total = kept_total(pr, &c, r->f, &hit);
         if (!hit)
             continue;
@@ -955,6 +1168,7 @@ static void visit_series_profiles(const kiln_head_t *h, uint32_t sid, void *arg)
         kiln_read_profile p = {s->labels, s->n_labels, pr->time_ms, total, pr->id};
         r->v->profile(r->v->ctx, &p);
     }
+    free(tmp);
     cols_free(&c);
 }
 
@@ -969,7 +1183,7 @@ static kiln_status series_agg(kiln_head_t *h, uint32_t sid, const hagg **out, ki
     hagg *g = h->agg[sid];
     if (g == NULL) {
         cols c;
-        kiln_status st = cols_load(h, sid, INT64_MIN, 0, &c, err);
+        kiln_status st = cols_load(h, sid, INT64_MIN, 0, NULL, &c, err);
         if (st != KILN_OK) {
             pthread_mutex_unlock(&h->agg_mu);
             return st;
@@ -978,8 +1192,8 @@ static kiln_status series_agg(kiln_head_t *h, uint32_t sid, const hagg **out, ki
         size_t total = 0;
         for (size_t j = 0; j < s->n_profiles; j++)
             total += h->profiles[s->profiles[j]].n;
-        g = total * 16 < h->n_nodes ? agg_sparse(c.ln, c.lv, total)
-                                    : agg_dense(h, c.ln, c.lv, total);
+        g = total * 16 < h->n_nodes ? agg_sparse(c.c.node, c.c.value, total)
+                                    : agg_dense(h, c.c.node, c.c.value, total);
         cols_free(&c);
         h->agg[sid] = g;
     }
@@ -992,7 +1206,7 @@ static kiln_status series_agg(kiln_head_t *h, uint32_t sid, const hagg **out, ki
  * no profile or sample filter and the read covers the series' time range. */
 static bool whole_series(const kiln_head_t *h, const hseries *s, const kiln_read_filter *f)
 {
-    return h->loader != NULL && f->keys == NULL && f->ids == NULL && f->spans == NULL &&
+    return h->loader != NULL && f->keys == NULL && f->ids == NULL && !by_sample(f) &&
            f->start_ms <= s->min_ms && (f->end_ms == 0 || f->end_ms >= s->max_ms);
 }
 
@@ -1014,14 +1228,20 @@ static void accumulate_series(const kiln_head_t *h, uint32_t sid, void *arg)
         return;
     }
     cols c;
-    r->st = cols_load(h, sid, f->start_ms, f->end_ms, &c, r->err);
+    r->st = cols_load(h, sid, f->start_ms, f->end_ms, r, &c, r->err);
     for (size_t j = 0; r->st == KILN_OK && j < s->n_profiles && !kiln_cancel_poll(); j++) {
         const hprofile *pr = &h->profiles[s->profiles[j]];
         if (!profile_kept(s, pr, f))
             continue;
-        for (size_t k = pr->off; k < pr->off + pr->n; k++) {
-            if (f->spans == NULL || (c.span != NULL && sorted_has(f->spans, f->n_spans, c.span[k])))
-                r->acc[c.node[k]] = kiln_add_wrap(r->acc[c.node[k]], c.value[k]);
+        const uint32_t *node = c.c.node;
+        const int64_t *value = c.c.value;
+        if (!by_sample(f)) {
+            for (size_t k = pr->off; k < pr->off + pr->n; k++)
+                r->acc[node[k]] = kiln_add_wrap(r->acc[node[k]], value[k]);
+        } else {
+            for (size_t k = pr->off; k < pr->off + pr->n; k++)
+                if (sample_kept(f, &c, k))
+                    r->acc[node[k]] = kiln_add_wrap(r->acc[node[k]], value[k]);
         }
         r->any = true;
     }
@@ -1097,13 +1317,14 @@ static kiln_status cancel_status(kiln_err *err)
 kiln_status kiln_head_read(kiln_head_t *h, const kiln_read_filter *f, const kiln_read_visitor *v,
                            kiln_err *err)
 {
-    reader r = {f, v, NULL, false, KILN_OK, err};
+    reader r = {f, v, NULL, false, NULL, KILN_OK, err};
     pthread_rwlock_rdlock(&h->lock);
     if (v->tree != NULL)
         read_tree(h, &r);
-    else if (v->series != NULL || v->profile != NULL)
+    else if (v->series != NULL || v->profile != NULL || v->span != NULL)
         each_selected(h, f->sel, f->start_ms, f->end_ms, visit_series_profiles, &r);
     pthread_rwlock_unlock(&h->lock);
+    free(r.head_match);
     return r.st != KILN_OK ? r.st : cancel_status(err);
 }
 
@@ -1231,12 +1452,11 @@ static kiln_status merge_series(kiln_head_t *dst, const kiln_head_t *src, const 
     uint32_t *mapped = NULL;
     size_t cap = 0;
     cols c;
-    kiln_status st = cols_load(src, i, INT64_MIN, 0, &c, err);
+    kiln_status st = cols_load(src, i, INT64_MIN, 0, NULL, &c, err);
     if (st != KILN_OK)
         return st;
-    const uint32_t *node = c.node;
-    const int64_t *value = c.value;
-    const uint64_t *span = c.span;
+    const uint32_t *node = c.c.node;
+    const int64_t *value = c.c.value;
     uint32_t sid = kiln_head__intern_series(dst, s->labels, s->n_labels);
     for (size_t j = 0; j < s->n_profiles; j++) {
         const hprofile *p = &src->profiles[s->profiles[j]];
@@ -1249,8 +1469,13 @@ static kiln_status merge_series(kiln_head_t *dst, const kiln_head_t *src, const 
         int64_t stored = 0; /* the rest of p's total: its frameless samples */
         for (uint32_t k = 0; k < p->n; k++)
             stored = kiln_add_wrap(stored, value[p->off + k]);
-        kiln_head__add_profile(dst, sid, p->time_ms, p->id, mapped, value + p->off,
-                               span != NULL ? span + p->off : NULL, p->n,
+        hcols pc = {mapped,
+                    (int64_t *)value + p->off,
+                    c.c.span != NULL ? c.c.span + p->off : NULL,
+                    c.c.trace != NULL ? c.c.trace + p->off : NULL,
+                    c.c.traces,
+                    c.c.n_traces};
+        kiln_head__add_profile(dst, sid, p->time_ms, p->id, &pc, p->n,
                                (int64_t)((uint64_t)p->total - (uint64_t)stored));
         (*copied)++;
     }

@@ -60,16 +60,30 @@ static inline bool kiln_head__in_range(int64_t t, int64_t start_ms, int64_t end_
     return t >= start_ms && (end_ms == 0 || t <= end_ms);
 }
 
-/* Loads the samples of series `series` of a block-backed head: on success
- * *node and *value (malloc'd, the caller frees) hold the samples of every
- * profile in [start_ms, end_ms] (kiln_head__in_range), profile p's at
- * [p.off, p.off + p.n); the slots of other profiles are left unset, their
- * bytes skipped rather than decoded (a query straddling a block reads half
- * of it). *span (malloc'd, or NULL when the series has no span ids) holds
- * their span ids, 0 = none. */
+/* The sample columns of samples [0, n): stack node and value, and, when
+ * any sample has one, the span id (0 = none) and the trace (0 = none, else
+ * 1 + an index into traces). A head's columns point into the head; a block
+ * chunk's are malloc'd (kiln_head__cols_free). */
+typedef struct hcols {
+    uint32_t *node;
+    int64_t *value;
+    uint64_t *span;
+    uint32_t *trace;
+    kiln_trace_id *traces;
+    size_t n_traces;
+} hcols;
+
+/** Frees columns a loader returned. */
+void kiln_head__cols_free(hcols *c);
+
+/* Loads the samples of series `series` of a block-backed head into *out:
+ * the samples of every profile in [start_ms, end_ms]
+ * (kiln_head__in_range), profile p's at [p.off, p.off + p.n); the slots of
+ * other profiles are left unset, their bytes skipped rather than decoded
+ * (a query straddling a block reads half of it). Span and trace columns
+ * are NULL when the series has none. */
 typedef kiln_status (*kiln_head__loader)(void *ctx, uint32_t series, int64_t start_ms,
-                                         int64_t end_ms, uint32_t **node, int64_t **value,
-                                         uint64_t **span, kiln_err *err);
+                                         int64_t end_ms, hcols *out, kiln_err *err);
 
 struct kiln_head {
     pthread_rwlock_t lock;
@@ -119,6 +133,14 @@ struct kiln_head {
      * of the head had one (span profiles); NULL before. */
     uint64_t *s_span;
     size_t cap_s_span;
+    /* Per-sample traces (0 = none, else 1 + an index into traces), parallel
+     * to s_node once any sample of the head had a trace id; NULL before.
+     * Each distinct trace id is kept once: a trace spans many samples. */
+    uint32_t *s_trace;
+    size_t cap_s_trace;
+    kiln_trace_id *traces;
+    size_t n_traces, cap_traces;
+    kiln_hash_index trace_idx;
     kiln_head__loader loader; /* set for a block opened read-only; samples live there */
     void *loader_ctx;
     /* Blocks are immutable, so a series' samples summed per stack node over
@@ -166,12 +188,15 @@ uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t 
  * series is interned or read from a block). */
 void kiln_head__post_series(kiln_head_t *h, uint32_t sid);
 
-/** Adds a profile of series sid with samples (node ids of h, values, and
- * span ids or NULL). Samples with an empty stack (node 0) are not stored
- * but count in the profile's total, as in Pyroscope's series; so does
+/** Interns a trace id (not zero); returns 1 + its index in h->traces. */
+uint32_t kiln_head__intern_trace(kiln_head_t *h, kiln_trace_id t);
+
+/** Adds a profile of series sid with samples c->...[0, n) (node ids of h,
+ * values, span ids or NULL, traces or NULL: indices into c->traces,
+ * interned here). Samples with an empty stack (node 0) are not stored but
+ * count in the profile's total, as in Pyroscope's series; so does
  * unstored, the part of a copied profile's total no stored sample holds. */
 void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, uint64_t id,
-                            const uint32_t *node, const int64_t *value, const uint64_t *span,
-                            size_t n, int64_t unstored);
+                            const hcols *c, size_t n, int64_t unstored);
 
 #endif

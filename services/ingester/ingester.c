@@ -334,6 +334,18 @@ static kiln_status h_merge_tree(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMes
     if (st != KILN_OK)
         return st;
     static const uint64_t none = 0;
+    kiln_trace_id *traces = NULL;
+    if (req->n_traces != 0) {
+        traces = kiln_arena_alloc(ctx->arena, req->n_traces * sizeof(*traces));
+        if (traces == NULL)
+            return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "traces: too many");
+        for (size_t i = 0; i < req->n_traces; i++) {
+            if (req->traces[i].len != 16)
+                return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                                    "traces: a trace id is 16 bytes, not %zu", req->traces[i].len);
+            traces[i] = kiln_trace_id_get(req->traces[i].data);
+        }
+    }
     kiln_read_filter f = {
         .sel = sel,
         .start_ms = req->start,
@@ -347,6 +359,8 @@ static kiln_status h_merge_tree(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMes
         .n_ids = req->n_ids,
         .spans = req->n_spans ? req->spans : NULL,
         .n_spans = req->n_spans,
+        .traces = traces,
+        .n_traces = req->n_traces,
     };
     kiln_ingester_t *ing = svc;
     kiln_tree_t *t = kiln_tree_create();

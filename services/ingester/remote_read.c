@@ -639,6 +639,14 @@ static kiln_status read_merge(kiln_remote_t *r, const char *tenants, const kiln_
     req.n_spans = f->spans ? f->n_spans : 0;
     req.ids = (uint64_t *)f->ids;
     req.n_ids = f->ids ? f->n_ids : 0;
+    size_t nt = f->traces != NULL ? f->n_traces : 0;
+    uint8_t *tb = kiln_xmalloc(nt * 16 + 1);
+    req.traces = kiln_xcalloc(nt + 1, sizeof(*req.traces));
+    req.n_traces = nt;
+    for (size_t i = 0; i < nt; i++) {
+        kiln_trace_id_put(&f->traces[i], tb + 16 * i);
+        req.traces[i] = (ProtobufCBinaryData){16, tb + 16 * i};
+    }
     fanout fo;
     kiln_status st = fan_out(r, tenants, M_PROFILES, &req.base, &fo, err);
     if (st == KILN_OK)
@@ -647,6 +655,8 @@ static kiln_status read_merge(kiln_remote_t *r, const char *tenants, const kiln_
         if (fo.calls != NULL)
             fanout_free(&fo);
         free(req.label_selector);
+        free(req.traces);
+        free(tb);
         return st;
     }
     heads hs = block_heads(r, tenants, f->start_ms, f->end_ms);
@@ -668,6 +678,8 @@ static kiln_status read_merge(kiln_remote_t *r, const char *tenants, const kiln_
     free(hs.h);
     fanout_free(&fo);
     free(req.label_selector);
+    free(req.traces);
+    free(tb);
     return st;
 }
 
@@ -681,6 +693,9 @@ kiln_status kiln_remote__read(void *self, const char *tenants, const kiln_read_f
         return read_profiles(r, tenants, f, v, err);
     if (v->tree != NULL)
         return read_merge(r, tenants, f, v->tree, err);
+    if (v->span != NULL) /* ProfilesResponse carries no spans yet */
+        return kiln_err_set(err, KILN_UNIMPLEMENTED,
+                            "span exemplars and span heatmaps are not served in a cluster yet");
     return KILN_OK;
 }
 

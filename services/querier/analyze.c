@@ -2,8 +2,11 @@
  * analyze: AnalyzeQuery (what a query will read, for the Drilldown app's
  * query-cost hints) and SelectHeatmap (per step, a histogram of the
  * matching profiles' totals, with EXEMPLAR_TYPE_INDIVIDUAL the largest
- * profile of each non-empty cell as an exemplar). Both are built from
- * per-profile totals, so they never read samples. */
+ * profile of each non-empty cell as an exemplar; with
+ * HEATMAP_QUERY_TYPE_SPAN a histogram of the spans' totals, one point per
+ * span of each profile, with EXEMPLAR_TYPE_SPAN the largest span of each
+ * cell). Profile heatmaps are built from per-profile totals and never read
+ * samples; span heatmaps read the samples' span and trace columns. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -67,7 +70,9 @@ kiln_status kiln_querier__analyze_query(void *svc, kiln_rpc_ctx *ctx, const Prot
 typedef struct heat_point {
     int64_t t;
     double v;
-    uint64_t id; /* the stored profile id, the exemplar's profile_id */
+    uint64_t id;         /* the stored profile id, the exemplar's profile_id */
+    uint64_t span;       /* span heatmaps: the span id */
+    kiln_trace_id trace; /* span heatmaps: its trace id (zero = none) */
 } heat_point;
 
 typedef struct heat_acc {
@@ -76,27 +81,42 @@ typedef struct heat_acc {
     double min, max;
 } heat_acc;
 
-static void heat_profile(void *ctx, const kiln_read_profile *p)
+static void heat_add(heat_acc *a, heat_point pt)
 {
-    int64_t t = p->time_ms, total = p->total;
-    heat_acc *a = ctx;
     KILN_GROW(a->p, a->cap, a->n + 1);
-    a->p[a->n++] = (heat_point){t, (double)total, p->id};
-    if (a->n == 1 || (double)total < a->min)
-        a->min = (double)total;
-    if (a->n == 1 || (double)total > a->max)
-        a->max = (double)total;
+    a->p[a->n++] = pt;
+    if (a->n == 1 || pt.v < a->min)
+        a->min = pt.v;
+    if (a->n == 1 || pt.v > a->max)
+        a->max = pt.v;
 }
 
-/* The exemplar of profile p: its time, value and id in the form
- * profile_id_selector accepts back (kiln_querier__profile_ids). */
+static void heat_profile(void *ctx, const kiln_read_profile *p)
+{
+    heat_add(ctx, (heat_point){p->time_ms, (double)p->total, p->id, 0, {0, 0}});
+}
+
+static void heat_span(void *ctx, const kiln_read_span *s)
+{
+    heat_add(ctx, (heat_point){s->time_ms, (double)s->total, s->id, s->span, s->trace});
+}
+
+/* The exemplar of profile (or span) p: its time, value, id in the form
+ * profile_id_selector accepts back (kiln_querier__profile_ids), and for a
+ * span its span and trace ids as span_selector and trace_id_selector take
+ * them. */
 static Types__V1__Exemplar *exemplar(const heat_point *p, kiln_arena_t *ar)
 {
     Types__V1__Exemplar *e = kiln_arena_alloc(ar, sizeof(*e));
     types__v1__exemplar__init(e);
     e->timestamp = p->t;
     e->value = (int64_t)p->v;
-    e->profile_id = kiln_arena_printf(ar, "%016llx", (unsigned long long)p->id);
+    if (p->id != 0)
+        e->profile_id = kiln_arena_printf(ar, "%016llx", (unsigned long long)p->id);
+    if (p->span != 0)
+        e->span_id = kiln_querier__span_hex(p->span, ar);
+    if (p->trace.hi != 0 || p->trace.lo != 0)
+        e->trace_id = kiln_querier__trace_hex(p->trace, ar);
     return e;
 }
 
@@ -107,7 +127,7 @@ static void slot_exemplars(Types__V1__HeatmapSlot *s, const heat_point *pts, con
 {
     s->exemplars = kiln_arena_alloc(ar, HEATMAP_BUCKETS * sizeof(*s->exemplars));
     for (int b = 0; b < HEATMAP_BUCKETS; b++)
-        if (best[b] != 0 && pts[best[b] - 1].id != 0)
+        if (best[b] != 0 && (pts[best[b] - 1].id != 0 || pts[best[b] - 1].span != 0))
             s->exemplars[s->n_exemplars++] = exemplar(&pts[best[b] - 1], ar);
 }
 
@@ -166,6 +186,30 @@ static Types__V1__HeatmapSeries *heatmap(const heat_acc *a, int64_t start, int64
     return hs;
 }
 
+/* As Pyroscope: span exemplars only on a span heatmap, individual ones
+ * only on a profile heatmap (UNSPECIFIED is one). */
+static kiln_status check_heatmap_types(const Querier__V1__SelectHeatmapRequest *req,
+                                       kiln_rpc_ctx *ctx)
+{
+    bool by_span = req->query_type == QUERIER__V1__HEATMAP_QUERY_TYPE__HEATMAP_QUERY_TYPE_SPAN;
+    if ((int)req->query_type < 0 ||
+        (int)req->query_type > QUERIER__V1__HEATMAP_QUERY_TYPE__HEATMAP_QUERY_TYPE_SPAN)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "unknown heatmap query type %d",
+                            (int)req->query_type);
+    if ((int)req->exemplar_type < 0 ||
+        (int)req->exemplar_type > TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_SPAN)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT, "unknown exemplar type %d",
+                            (int)req->exemplar_type);
+    if (req->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_SPAN && !by_span)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "span exemplars are only available for the span query type");
+    if (req->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_INDIVIDUAL && by_span)
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "individual exemplars are only available for the individual query "
+                            "type");
+    return KILN_OK;
+}
+
 kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
                                          ProtobufCMessage **resp)
 {
@@ -177,13 +221,17 @@ kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const Pro
                           ((double)req->end - (double)req->start) / (req->step * 1000) > 100000))
         st = kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                           "step must be >= 0.001 s and give at most 100000 slots");
+    bool by_span = req->query_type == QUERIER__V1__HEATMAP_QUERY_TYPE__HEATMAP_QUERY_TYPE_SPAN;
+    if (st == KILN_OK)
+        st = check_heatmap_types(req, ctx);
     kiln_selector_t *sel;
     if (st == KILN_OK)
         st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     if (st != KILN_OK)
         return st;
     heat_acc a = {NULL, 0, 0, 0, 0};
-    st = kiln_querier__profiles(q, ctx, sel, start, req->end, heat_profile, &a);
+    st = by_span ? kiln_querier__spans(q, ctx, sel, start, req->end, heat_span, &a)
+                 : kiln_querier__profiles(q, ctx, sel, start, req->end, heat_profile, &a);
     if (st != KILN_OK) {
         free(a.p);
         return st;
@@ -193,9 +241,8 @@ kiln_status kiln_querier__select_heatmap(void *svc, kiln_rpc_ctx *ctx, const Pro
     querier__v1__select_heatmap_response__init(r);
     if (a.n != 0) {
         r->series = kiln_arena_alloc(ctx->arena, sizeof(*r->series));
-        /* Individual exemplars only: span exemplars would need each
-         * profile's span ids, which the profile visit does not carry. */
-        bool ex = req->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_INDIVIDUAL;
+        bool ex = req->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_INDIVIDUAL ||
+                  req->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_SPAN;
         r->series[0] =
             heatmap(&a, req->start, step_ms,
                     (size_t)kiln_querier__n_steps(req->start, req->end, step_ms), ex, ctx->arena);

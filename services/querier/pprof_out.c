@@ -165,11 +165,12 @@ kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
     kiln_querier_t *q = svc;
     const Querier__V1__SelectMergeProfileRequest *req =
         (const Querier__V1__SelectMergeProfileRequest *)msg;
-    if (req->n_trace_id_selector != 0)
-        return kiln_err_set(ctx->err, KILN_UNIMPLEMENTED,
-                            "trace_id_selector is not supported: trace ids are not kept at ingest");
     int64_t start = req->start;
+    kiln_trace_id *traces = NULL;
     kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
+    if (st == KILN_OK)
+        st =
+            kiln_querier__trace_ids(req->trace_id_selector, req->n_trace_id_selector, ctx, &traces);
     kiln_selector_t *sel;
     if (st == KILN_OK)
         st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
@@ -183,8 +184,13 @@ kiln_status kiln_querier__select_merge_profile(void *svc, kiln_rpc_ctx *ctx,
         if (st != KILN_OK)
             return st;
     }
-    kiln_read_filter by_id = {
-        .sel = sel, .start_ms = start, .end_ms = req->end, .ids = ids, .n_ids = n_ids};
+    kiln_read_filter by_id = {.sel = sel,
+                              .start_ms = start,
+                              .end_ms = req->end,
+                              .ids = ids,
+                              .n_ids = n_ids,
+                              .traces = traces,
+                              .n_traces = traces != NULL ? req->n_trace_id_selector : 0};
     kiln_tree_t *tree;
     st = kiln_querier__read_merge(q, ctx, &by_id, &tree);
     if (st != KILN_OK)

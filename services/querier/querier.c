@@ -17,6 +17,7 @@
 #include "selector.h"
 #include "flamegraph.h"
 #include "functions.h"
+#include "sandwich.h"
 #include "tree.h"
 #include "types/v1/types.pb-c.h"
 #include "xmalloc.h"
@@ -134,6 +135,14 @@ kiln_status kiln_querier__profiles(kiln_querier_t *q, kiln_rpc_ctx *ctx, const k
 {
     kiln_read_filter f = {.sel = sel, .start_ms = start, .end_ms = end};
     kiln_read_visitor v = {.profile = fn, .ctx = arg};
+    return kiln_store_read(&q->store, ctx->tenant, &f, &v, ctx->err);
+}
+
+kiln_status kiln_querier__spans(kiln_querier_t *q, kiln_rpc_ctx *ctx, const kiln_selector_t *sel,
+                                int64_t start, int64_t end, kiln_querier__span_fn fn, void *arg)
+{
+    kiln_read_filter f = {.sel = sel, .start_ms = start, .end_ms = end};
+    kiln_read_visitor v = {.span = fn, .ctx = arg};
     return kiln_store_read(&q->store, ctx->tenant, &f, &v, ctx->err);
 }
 
@@ -517,6 +526,58 @@ static kiln_status parse_spans(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t
     return KILN_OK;
 }
 
+static int cmp_trace(const void *a, const void *b)
+{
+    return kiln_trace_id_cmp(a, b);
+}
+
+/* 16 hex digits as a number; false unless the 16 are all hex. */
+static bool hex16(const char *s, uint64_t *out)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return false;
+        x = x << 4 | (uint64_t)d;
+    }
+    *out = x;
+    return true;
+}
+
+kiln_status kiln_querier__trace_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, kiln_trace_id **out)
+{
+    *out = NULL;
+    if (n == 0)
+        return KILN_OK;
+    kiln_trace_id *ids = kiln_arena_alloc(ctx->arena, (n + 1) * sizeof(*ids));
+    if (ids == NULL)
+        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "trace_id_selector too large");
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(sel[i]) != 32 || !hex16(sel[i], &ids[i].hi) || !hex16(sel[i] + 16, &ids[i].lo))
+            return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                                "trace_id_selector \"%.40s\": a trace id is 32 hex digits", sel[i]);
+    }
+    qsort(ids, n, sizeof(*ids), cmp_trace);
+    *out = ids;
+    return KILN_OK;
+}
+
+char *kiln_querier__span_hex(uint64_t span, kiln_arena_t *a)
+{
+    return kiln_arena_printf(a, "%016llx", (unsigned long long)span);
+}
+
+char *kiln_querier__trace_hex(kiln_trace_id t, kiln_arena_t *a)
+{
+    return kiln_arena_printf(a, "%016llx%016llx", (unsigned long long)t.hi,
+                             (unsigned long long)t.lo);
+}
+
 /* The stored profile id written as exactly 16 hex digits (as exemplars
  * write it), else 0. */
 static uint64_t stored_id(const char *s)
@@ -584,6 +645,13 @@ static bool stacktraces_format(Querier__V1__SelectMergeStacktracesResponse *r,
         kiln_buf_free(&b);
         return r->dot != NULL;
     }
+    if (req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_SANDWICH) {
+        /* Each half gets the whole node budget (a wide callee side must not
+         * starve the callers), as Drilldown's client expects. */
+        r->sandwich = kiln_tree_sandwich(t, req->sandwich_function,
+                                         req->max_nodes ? req->max_nodes : MAX_NODES_DEFAULT, a);
+        return r->sandwich != NULL;
+    }
     if (req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FUNCTIONS) {
         /* Drilldown's function table sends its row limit as max_nodes. */
         int64_t limit = req->max_functions != 0 ? req->max_functions : req->max_nodes;
@@ -602,15 +670,16 @@ kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
     kiln_status st = kiln_querier__limit_range(q, ctx, &start, req->end);
     if (st != KILN_OK)
         return st;
-    if (req->n_trace_id_selector != 0)
-        return kiln_err_set(ctx->err, KILN_UNIMPLEMENTED,
-                            "trace_id_selector is not supported: trace ids are not kept at ingest");
     kiln_selector_t *sel;
     st = kiln_querier__selector(req->profile_typeid, req->label_selector, ctx, &sel);
     uint64_t *spans = NULL, *ids = NULL;
+    kiln_trace_id *traces = NULL;
     size_t n_ids = 0;
     if (st == KILN_OK && req->n_span_selector != 0)
         st = parse_spans(req->span_selector, req->n_span_selector, ctx, &spans);
+    if (st == KILN_OK)
+        st =
+            kiln_querier__trace_ids(req->trace_id_selector, req->n_trace_id_selector, ctx, &traces);
     if (st == KILN_OK && req->n_profile_id_selector != 0)
         st = kiln_querier__profile_ids(req->profile_id_selector, req->n_profile_id_selector, ctx,
                                        &ids, &n_ids);
@@ -622,7 +691,9 @@ kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
                              .ids = ids,
                              .n_ids = n_ids,
                              .spans = spans,
-                             .n_spans = spans != NULL ? req->n_span_selector : 0};
+                             .n_spans = spans != NULL ? req->n_span_selector : 0,
+                             .traces = traces,
+                             .n_traces = traces != NULL ? req->n_trace_id_selector : 0};
     kiln_tree_t *t;
     st = kiln_querier__read_merge(q, ctx, &only, &t);
     if (st != KILN_OK)
@@ -649,11 +720,15 @@ static kiln_status h_select_merge_stacktraces(void *svc, kiln_rpc_ctx *ctx,
                             MAX_NODES_LIMIT);
     bool pprof = req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_PPROF;
     if ((int)req->format < 0 ||
-        (int)req->format > QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_FUNCTIONS)
+        (int)req->format > QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_SANDWICH)
         return kiln_err_set(
             ctx->err, KILN_INVALID_ARGUMENT,
-            "unknown profile format %d: use FLAMEGRAPH, TREE, DOT, PPROF or FUNCTIONS",
+            "unknown profile format %d: use FLAMEGRAPH, TREE, DOT, PPROF, FUNCTIONS or SANDWICH",
             (int)req->format);
+    if (req->format == QUERIER__V1__PROFILE_FORMAT__PROFILE_FORMAT_SANDWICH &&
+        *req->sandwich_function == '\0')
+        return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                            "sandwich_function is required for the sandwich format");
     if (req->max_functions < -1)
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "max_functions %lld out of range: must be -1 (all), 0 or more",

@@ -23,6 +23,7 @@ struct kiln_querier {
 typedef void (*kiln_querier__series_fn)(void *arg, const kiln_label_t *l, size_t n);
 /** Called once per matching profile (valid only during the call). */
 typedef void (*kiln_querier__profile_fn)(void *arg, const kiln_read_profile *p);
+typedef void (*kiln_querier__span_fn)(void *arg, const kiln_read_span *s);
 
 /** Applies the tenant's query limits to a Select* range: *start is raised
  * to the lookback limit; a range longer than max_query_length is
@@ -46,15 +47,20 @@ kiln_status kiln_querier__profiles(kiln_querier_t *q, kiln_rpc_ctx *ctx, const k
                                    int64_t start, int64_t end, kiln_querier__profile_fn fn,
                                    void *arg);
 
+/** Visits every (span, trace) of every matching profile whose samples
+ * carry span ids, with its sum (read.h's span visitor). */
+kiln_status kiln_querier__spans(kiln_querier_t *q, kiln_rpc_ctx *ctx, const kiln_selector_t *sel,
+                                int64_t start, int64_t end, kiln_querier__span_fn fn, void *arg);
+
 /** Visits every matching series (possibly more than once). */
 kiln_status kiln_querier__series(kiln_querier_t *q, const char *tenants, const kiln_selector_t *sel,
                                  int64_t start, int64_t end, kiln_querier__series_fn fn, void *arg,
                                  kiln_err *err);
 /** The selection of a SelectMergeStacktraces request (also a Diff side)
  * merged into a new tree *out the caller destroys: range limits, selector,
- * span_selector, profile_id_selector, then stack_trace_selector's call
- * site. Statuses as the request's checks fail (trace_id_selector:
- * KILN_UNIMPLEMENTED); nothing is allocated then. */
+ * span_selector, trace_id_selector, profile_id_selector, then
+ * stack_trace_selector's call site. Statuses as the request's checks fail;
+ * nothing is allocated then. */
 kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
                                 const Querier__V1__SelectMergeStacktracesRequest *req,
                                 kiln_tree_t **out);
@@ -66,6 +72,17 @@ kiln_status kiln_querier__merge(kiln_querier_t *q, kiln_rpc_ctx *ctx,
  * KILN_INVALID_ARGUMENT for an empty id. */
 kiln_status kiln_querier__profile_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, uint64_t **out,
                                       size_t *n_out);
+
+/** The trace ids of a trace_id_selector (exactly 32 hex digits each, as
+ * Pyroscope takes them), sorted, in the request arena; *out stays NULL
+ * when n is 0. KILN_INVALID_ARGUMENT for any other form. */
+kiln_status kiln_querier__trace_ids(char **sel, size_t n, kiln_rpc_ctx *ctx, kiln_trace_id **out);
+
+/** A span id or trace id as exemplars write it: 16 or 32 lowercase hex
+ * digits (the form span_selector and trace_id_selector take back), in
+ * the arena. */
+char *kiln_querier__span_hex(uint64_t span, kiln_arena_t *a);
+char *kiln_querier__trace_hex(kiln_trace_id t, kiln_arena_t *a);
 
 /** SelectSeries (timeseries.c). */
 kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,

@@ -6,8 +6,10 @@
  * before it as Pyroscope's (its querier reads from start - step). Series are
  * keyed by the group_by labels only, summed or averaged, sorted, and cut
  * to the `limit` largest by total. With EXEMPLAR_TYPE_INDIVIDUAL each point
- * carries its largest profile as an exemplar. Built from per-profile
- * totals: samples are never read. */
+ * carries its largest profile as an exemplar, with EXEMPLAR_TYPE_SPAN its
+ * largest span (the sum of one span's samples in one profile: span id,
+ * trace id and profile id). Built from per-profile totals: samples are
+ * read only for span exemplars. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +29,13 @@ typedef struct group {
     uint32_t *count;
     double total;
     /* With EXEMPLAR_TYPE_INDIVIDUAL, per step the largest profile (NULL
-     * otherwise): its stored id (0 = none yet), time and value. */
+     * otherwise): its stored id (0 = none yet), time and value. With
+     * EXEMPLAR_TYPE_SPAN the largest span: its id (0 = none yet), trace,
+     * profile id, time and value. */
     uint64_t *ex_id;
     int64_t *ex_t, *ex_v;
+    uint64_t *ex_span;
+    kiln_trace_id *ex_trace;
 } group;
 
 typedef struct acc {
@@ -76,12 +82,18 @@ static group *group_of(acc *a, const kiln_label_t *l, size_t n)
     g->sum = kiln_xcalloc(a->n_steps, sizeof(double));
     g->count = kiln_xcalloc(a->n_steps, sizeof(uint32_t));
     g->total = 0;
-    g->ex_id = NULL;
+    g->ex_id = g->ex_span = NULL;
     g->ex_t = g->ex_v = NULL;
-    if (a->req->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_INDIVIDUAL) {
+    g->ex_trace = NULL;
+    bool spans = a->req->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_SPAN;
+    if (spans || a->req->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_INDIVIDUAL) {
         g->ex_id = kiln_xcalloc(a->n_steps, sizeof(uint64_t));
         g->ex_t = kiln_xcalloc(a->n_steps, sizeof(int64_t));
         g->ex_v = kiln_xcalloc(a->n_steps, sizeof(int64_t));
+    }
+    if (spans) {
+        g->ex_span = kiln_xcalloc(a->n_steps, sizeof(uint64_t));
+        g->ex_trace = kiln_xcalloc(a->n_steps, sizeof(kiln_trace_id));
     }
     kiln_buf_free(&key);
     return g;
@@ -127,17 +139,36 @@ static void on_profile(void *ctx, const kiln_read_profile *p)
     g->sum[step] += (double)p->total;
     g->count[step]++;
     g->total += (double)p->total;
-    if (g->ex_id != NULL && p->id != 0 && (g->ex_id[step] == 0 || p->total > g->ex_v[step])) {
+    if (g->ex_id != NULL && g->ex_span == NULL && p->id != 0 &&
+        (g->ex_id[step] == 0 || p->total > g->ex_v[step])) {
         g->ex_id[step] = p->id;
         g->ex_t[step] = p->time_ms;
         g->ex_v[step] = p->total;
     }
 }
 
+/* A span of a profile: the step's span exemplar when it is the largest. */
+static void on_span(void *ctx, const kiln_read_span *sp)
+{
+    acc *a = ctx;
+    uint64_t step = kiln_querier__step_of(a->req->start, sp->time_ms, a->step_ms);
+    if (step >= a->n_steps)
+        return;
+    group *g = group_of(a, sp->labels, sp->n_labels);
+    if (g->ex_span[step] != 0 && sp->total <= g->ex_v[step])
+        return;
+    g->ex_span[step] = sp->span;
+    g->ex_trace[step] = sp->trace;
+    g->ex_id[step] = sp->id;
+    g->ex_t[step] = sp->time_ms;
+    g->ex_v[step] = sp->total;
+}
+
 static void group_free(group *g)
 {
     free(g->key), free(g->sum), free(g->count);
     free(g->ex_id), free(g->ex_t), free(g->ex_v);
+    free(g->ex_span), free(g->ex_trace);
 }
 
 /* Step i's exemplar: its largest profile, named by the stored id as
@@ -148,7 +179,13 @@ static void point_exemplar(Types__V1__Point *pt, const group *g, size_t i, kiln_
     types__v1__exemplar__init(e);
     e->timestamp = g->ex_t[i];
     e->value = g->ex_v[i];
-    e->profile_id = kiln_arena_printf(ar, "%016llx", (unsigned long long)g->ex_id[i]);
+    if (g->ex_id[i] != 0)
+        e->profile_id = kiln_arena_printf(ar, "%016llx", (unsigned long long)g->ex_id[i]);
+    if (g->ex_span != NULL) {
+        e->span_id = kiln_querier__span_hex(g->ex_span[i], ar);
+        if (g->ex_trace[i].hi != 0 || g->ex_trace[i].lo != 0)
+            e->trace_id = kiln_querier__trace_hex(g->ex_trace[i], ar);
+    }
     pt->exemplars = kiln_arena_alloc(ar, sizeof(*pt->exemplars));
     pt->exemplars[0] = e;
     pt->n_exemplars = 1;
@@ -190,7 +227,7 @@ static Types__V1__Series *series_of(const acc *a, const group *g, kiln_arena_t *
         types__v1__point__init(pt);
         pt->timestamp = kiln_querier__step_time(a->req->start, i, a->step_ms);
         pt->value = avg ? g->sum[i] / g->count[i] : g->sum[i];
-        if (g->ex_id != NULL && g->ex_id[i] != 0)
+        if (g->ex_span != NULL ? g->ex_span[i] != 0 : g->ex_id != NULL && g->ex_id[i] != 0)
             point_exemplar(pt, g, i, ar);
         s->points[s->n_points++] = pt;
     }
@@ -218,6 +255,9 @@ kiln_status kiln_querier__select_series(void *svc, kiln_rpc_ctx *ctx, const Prot
     a.n_steps = (size_t)kiln_querier__n_steps(req->start, req->end, a.step_ms);
     st = kiln_querier__profiles(q, ctx, sel, kiln_querier__series_from(start, a.step_ms), req->end,
                                 on_profile, &a);
+    if (st == KILN_OK && req->exemplar_type == TYPES__V1__EXEMPLAR_TYPE__EXEMPLAR_TYPE_SPAN)
+        st = kiln_querier__spans(q, ctx, sel, kiln_querier__series_from(start, a.step_ms), req->end,
+                                 on_span, &a);
     kiln_hash_index_fini(&a.idx);
     if (st != KILN_OK) {
         for (size_t i = 0; i < a.n; i++)

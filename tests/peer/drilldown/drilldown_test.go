@@ -33,11 +33,9 @@ import (
 )
 
 // notYet names the steps (view and expectation) that belong to other
-// issues: the sandwich view. Drilldown degrades on it, so it must still
-// answer cleanly.
-var notYet = map[string]string{
-	"flame-graph/sandwich": "PROFILE_FORMAT_SANDWICH is not implemented",
-}
+// issues, with why; none today. Drilldown degrades on such a step, so it
+// must still answer cleanly.
+var notYet = map[string]string{}
 
 type step struct {
 	View      string          `json:"view"`
@@ -305,6 +303,38 @@ func functionsEmpty(raw []byte) string {
 	return ""
 }
 
+// sandwichEmpty says why an answer is not a sandwich of fn as Drilldown's
+// SandwichApiClient reads it ("" = fine): "sandwich" with a names table,
+// both halves rooted at fn, and totals.
+func sandwichEmpty(raw []byte, fn string) string {
+	type node struct {
+		NameIndex int    `json:"nameIndex"`
+		Total     string `json:"total"`
+	}
+	var r struct {
+		Sandwich *struct {
+			Names   []string `json:"names"`
+			Callers *node    `json:"callers"`
+			Callees *node    `json:"callees"`
+			Total   string   `json:"total"`
+		} `json:"sandwich"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil || r.Sandwich == nil {
+		return fmt.Sprintf("no sandwich: %v: %.300s", err, raw)
+	}
+	sw := r.Sandwich
+	for _, h := range []*node{sw.Callers, sw.Callees} {
+		if h == nil || h.NameIndex < 0 || h.NameIndex >= len(sw.Names) || sw.Names[h.NameIndex] != fn ||
+			h.Total == "" || h.Total == "0" {
+			return fmt.Sprintf("a half is not rooted at %s or empty: %.300s", fn, raw)
+		}
+	}
+	if sw.Total == "" || sw.Total == "0" {
+		return fmt.Sprintf("no total: %.300s", raw)
+	}
+	return ""
+}
+
 // nonEmpty says why an answer that should carry data does not ("" = fine).
 func nonEmpty(d dataset, st step, o outcome) string {
 	switch m := o.resp.(type) {
@@ -470,6 +500,12 @@ func TestDrilldownReplay(t *testing.T) {
 		if st.Expect == "exemplars" && !served(st, o) {
 			t.Errorf("%s: no heatmap exemplars\nbody: %s", name, body)
 			continue
+		}
+		if st.Expect == "sandwich" {
+			if why := sandwichEmpty(o.raw, d.vars["FUNCTION"]); why != "" {
+				t.Errorf("%s: %s\nbody: %s", name, why, body)
+				continue
+			}
 		}
 		if st.Expect == "functions" {
 			if why := functionsEmpty(o.raw); why != "" {

@@ -233,11 +233,12 @@ func walkQuerier(t *testing.T, q querierv1connect.QuerierServiceClient, pc *prof
 		raw, _ := mp.Msg.MarshalVT()
 		checkPprofTop(t, raw, pc, i)
 	}
-	_, err = q.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+	// The profile's samples carry no trace ids: a trace selects none of them
+	// (traces_test.go reads traced samples).
+	if tr, err := q.SelectMergeStacktraces(ctx, connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
 		ProfileTypeID: typeID, LabelSelector: sel, Start: start, End: end, TraceIdSelector: []string{"0af7651916cd43dd8448eb211c80319c"},
-	}))
-	if connect.CodeOf(err) != connect.CodeUnimplemented {
-		t.Errorf("trace_id_selector: %v, want unimplemented (trace ids are not kept)", err)
+	})); check("SelectMergeStacktraces(trace_id_selector)", err) && tr.Msg.Flamegraph.GetTotal() != 0 {
+		t.Errorf("trace_id_selector on untraced samples: total %d, want 0", tr.Msg.Flamegraph.GetTotal())
 	}
 	mp, err := q.SelectMergeProfile(ctx, connect.NewRequest(&querierv1.SelectMergeProfileRequest{
 		ProfileTypeID: typeID, LabelSelector: sel, Start: start, End: end, ProfileIdSelector: []string{profileID},
