@@ -2,6 +2,8 @@ package cigate
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -85,16 +87,27 @@ func buildBench(t *testing.T, dir string, factor int) string {
 
 // profileAndUpload runs the benchmark binary once under the CPU profiler and
 // uploads the profile as one CI run of `branch` at `commit`.
-func profileAndUpload(t *testing.T, kiln, url, bin, dir, branch, commit string, i int) {
+// ciRun is one CI run's CPU profile of the benchmark program.
+type ciRun struct {
+	branch, commit, prof string
+	i                    int
+}
+
+func profile(t *testing.T, bin, dir, branch, commit string, i int) ciRun {
 	t.Helper()
 	prof := filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", branch, i))
 	start := time.Now()
 	run(t, dir, time.Minute, bin, "-test.run", "^$", "-test.bench", ".", "-test.benchtime",
 		benchTime, "-test.cpuprofile", prof)
 	t.Logf("%s run %d: benchmark %.1fs", branch, i, time.Since(start).Seconds())
-	run(t, dir, 30*time.Second, kiln, "ci", "upload", "--url", url, "--service", "benchprog",
-		"--repo", "kiln/ci-gate-test", "--branch", branch, "--commit", commit, "--job", "bench",
-		"--test", "BenchmarkWork", "--run", fmt.Sprintf("%s-%02d", branch, i), prof)
+	return ciRun{branch, commit, prof, i}
+}
+
+// target is where the gate talks to: one kiln, or a cluster's distributor
+// (uploads) and querier (compares), with the auth flags it needs.
+type target struct {
+	uploadURL, queryURL string
+	auth                []string
 }
 
 type junit struct {
@@ -106,15 +119,16 @@ type junit struct {
 }
 
 // gate runs `kiln ci compare` for the branch and returns its exit code, report and JUnit.
-func gate(t *testing.T, kiln, url, dir, branch string) (int, string, junit) {
+func gate(t *testing.T, kiln string, to target, dir, branch string) (int, string, junit) {
 	t.Helper()
 	report := filepath.Join(dir, branch+".md")
 	junitPath := filepath.Join(dir, branch+".xml")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, kiln, "ci", "compare", "--url", url, "--service", "benchprog",
+	args := append([]string{"ci", "compare", "--url", to.queryURL, "--service", "benchprog",
 		"--baseline", `{ci_branch="main"}`, "--current", fmt.Sprintf(`{ci_branch=%q}`, branch),
-		"--min-share", "5", "--report", report, "--junit", junitPath)
+		"--min-share", "5", "--report", report, "--junit", junitPath}, to.auth...)
+	cmd := exec.CommandContext(ctx, kiln, args...)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	var ee *exec.ExitError
@@ -141,21 +155,53 @@ func TestGate(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("no go toolchain")
 	}
-	srv := kilntest.Start(t)
-	url := srv.HTTPURL()
 	dir := t.TempDir()
 	base := buildBench(t, dir, 1)
 	slow := buildBench(t, dir, 3)
-
+	var runs []ciRun
 	for i := 0; i < baselineRuns; i++ {
-		profileAndUpload(t, kiln, url, base, dir, "main", "c0ffee1", i)
+		runs = append(runs, profile(t, base, dir, "main", "c0ffee1", i))
 	}
 	for i := 0; i < currentRuns; i++ {
-		profileAndUpload(t, kiln, url, base, dir, "same", "c0ffee2", i)
-		profileAndUpload(t, kiln, url, slow, dir, "slow", "c0ffee3", i)
+		runs = append(runs, profile(t, base, dir, "same", "c0ffee2", i),
+			profile(t, slow, dir, "slow", "c0ffee3", i))
 	}
+	t.Run("single", func(t *testing.T) {
+		srv := kilntest.Start(t)
+		checkGate(t, kiln, target{uploadURL: srv.HTTPURL(), queryURL: srv.HTTPURL()}, runs)
+	})
+	t.Run("cluster-with-auth", func(t *testing.T) {
+		checkGate(t, kiln, authCluster(t), runs)
+	})
+}
 
-	code, md, j := gate(t, kiln, url, dir, "same")
+// authCluster starts a cluster (NATS, an ingester, a distributor and a
+// querier, every one with a tokens file) and the target that reaches it
+// with a token for the tenant "ci-team".
+func authCluster(t *testing.T) target {
+	const token = "ci-gate-token-6f1d0c55e1b84b1e9a"
+	sum := sha256.Sum256([]byte(token))
+	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
+	must(t, os.WriteFile(tokens, []byte("tokens:\n  - name: ci\n    sha256: "+hex.EncodeToString(sum[:])+
+		"\n    tenants: [ci-team]\n    scope: [read, write]\n"), 0o600))
+	nats := kilntest.StartNATS(t)
+	args := kilntest.Args("-cluster.nats-url="+nats.URL(), "-storage.filesystem.dir="+t.TempDir(),
+		"-distributor.replication-factor=1", "-auth.tokens-file="+tokens, "-auth.multitenancy-enabled=true")
+	kilntest.Start(t, kilntest.Target("ingester"), kilntest.Name("ingester"), args)
+	d := kilntest.Start(t, kilntest.Target("distributor"), kilntest.Name("distributor"), args)
+	q := kilntest.Start(t, kilntest.Target("querier"), kilntest.Name("querier"), args)
+	return target{uploadURL: d.HTTPURL(), queryURL: q.HTTPURL(),
+		auth: []string{"--token", token, "--tenant", "ci-team"}}
+}
+
+// checkGate uploads the runs to the target, then the gate must pass the
+// identical build and fail the slowed one naming beta alone.
+func checkGate(t *testing.T, kiln string, to target, runs []ciRun) {
+	dir := t.TempDir()
+	for _, r := range runs {
+		uploadWhenReady(t, kiln, to, r)
+	}
+	code, md, j := gate(t, kiln, to, dir, "same")
 	if code != 0 || j.Failures != 0 || !strings.Contains(md, "passed") {
 		t.Errorf("identical build: exit %d, %d JUnit failures; want a pass", code, j.Failures)
 	}
@@ -163,7 +209,7 @@ func TestGate(t *testing.T) {
 		t.Errorf("identical build: the report lacks the functions or the diff link")
 	}
 
-	code, md, j = gate(t, kiln, url, dir, "slow")
+	code, md, j = gate(t, kiln, to, dir, "slow")
 	if code != 1 {
 		t.Errorf("slowed build: exit %d, want 1", code)
 	}
@@ -180,6 +226,33 @@ func TestGate(t *testing.T) {
 		if f == "benchprog.alpha" || f == "benchprog.gamma" {
 			t.Errorf("slowed build: %s failed though only beta was slowed", f)
 		}
+	}
+	// Without the token the same compare is refused.
+	if len(to.auth) > 0 {
+		out, err := exec.Command(kiln, "ci", "compare", "--url", to.queryURL, "--service", "benchprog",
+			"--current", `{ci_branch="same"}`).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "401") {
+			t.Errorf("a compare without the token: %v\n%s", err, out)
+		}
+	}
+}
+
+// uploadWhenReady uploads r; a cluster's distributor refuses pushes until
+// it sees an ingester in the ring, so the first upload is retried (bounded).
+func uploadWhenReady(t *testing.T, kiln string, to target, r ciRun) {
+	t.Helper()
+	args := append([]string{"ci", "upload", "--url", to.uploadURL, "--service", "benchprog",
+		"--repo", "kiln/ci-gate-test", "--branch", r.branch, "--commit", r.commit, "--job", "bench",
+		"--test", "BenchmarkWork", "--run", fmt.Sprintf("%s-%02d", r.branch, r.i)}, to.auth...)
+	for attempt := 0; ; attempt++ {
+		out, err := exec.Command(kiln, append(args, r.prof)...).CombinedOutput()
+		if err == nil {
+			return
+		}
+		if attempt == 50 {
+			t.Fatalf("kiln ci upload: %v\n%s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
