@@ -417,18 +417,47 @@ async function stepEmptyAndErrors(page, base) {
   check(await page.locator('[role="alert"]').count() === 0, 'error: the view stays usable and recovers');
 }
 
-async function stepFigures(page, base) {
+// The flame graph's canvas as a PNG data URL, once a few frames have passed
+// (a zoom draws during its click; this waits out anything after it).
+async function canvasPixels(page) {
+  await page.evaluate(() => new Promise((r) => { let n = 4; const f = () => (--n ? requestAnimationFrame(f) : r()); requestAnimationFrame(f); }));
+  return page.evaluate(() => document.querySelector('[data-testid="flameGraph"]').toDataURL('image/png'));
+}
+
+// Opens the wide profile, waits for its render figure, zooms into a frame
+// of its callees' row; returns the figures and the canvas before and after.
+async function wideZoom(page, base) {
   await page.goto(base + q({ tenant: 'bench', query: '{service_name="wide"}', from: 'now-1h' }));
-  const api0 = await apiFlame(base, '{service_name="wide"}', 'bench');
   await total(page, 'flame');
   await page.waitForFunction(() => window.__kilnTimings?.flame > 0);
   const render = await page.evaluate(() => window.__kilnTimings.flame);
-  const nodes = await page.evaluate(() => document.querySelector('[data-testid="flame-total"]') && 0);
-  void nodes;
+  const before = await canvasPixels(page);
   const item = await openFrameMenu(page, 2, 0.3);
   const zoom = await timedClick(page, item.x + 5, item.y + item.height / 2);
   await page.getByLabel('Reset focus and sandwich state').first().waitFor();
+  return { render, zoom, before, after: await canvasPixels(page) };
+}
+
+async function stepFigures(page, base) {
+  const api0 = await apiFlame(base, '{service_name="wide"}', 'bench');
+  const { render, zoom, before, after } = await wideZoom(page, base);
   console.log(`FIGURE flame graph, ${api0.names.length - 1} names, ${16384} nodes below the root, with the top table: render ${render.toFixed(1)} ms, zoom ${zoom.toFixed(1)} ms`);
+  // The same in a page whose flame graph passes every drawing call on to
+  // the canvas (web/src/cull.js off): the same pixels, before and after the
+  // zoom, and the zoom's time without it for reference.
+  const plain = await page.context().newPage();
+  watch(plain);
+  try {
+    await plain.addInitScript(() => { window.__kilnNoCull = true; });
+    await plain.bringToFront();
+    const p = await wideZoom(plain, base);
+    check(p.before === before, 'figures: the flame graph\'s pixels are the same with every drawing call passed on');
+    check(p.after === after, 'figures: the zoomed flame graph\'s pixels are the same with every drawing call passed on');
+    console.log(`FIGURE the same, every drawing call passed on: render ${p.render.toFixed(1)} ms, zoom ${p.zoom.toFixed(1)} ms`);
+  } finally {
+    await plain.close();
+    await page.bringToFront();
+  }
   // the same with the flame graph alone (the view's "Flame Graph" switch)
   await page.getByLabel('Reset focus and sandwich state').first().click();
   await page.getByRole('radio', { name: 'Flame Graph' }).check({ force: true });

@@ -4,6 +4,10 @@
 import { useEffect, useMemo, useRef } from 'react';
 import { FlameGraph } from '@grafana/flamegraph';
 import { createTheme, ThemeContext } from '@grafana/data';
+import { installCulling, setCulling } from './cull.js';
+
+installCulling();
+if (window.__kilnNoCull) setCulling(false); // the browser test's comparison
 
 const themes = {};
 function themeOf(mode) {
@@ -63,7 +67,7 @@ export default function Flame({ data, mode, name, onRendered }) {
   const svg = () => download(`${name}.svg`, new Blob([toSvg(data)], { type: 'image/svg+xml' }));
   return (
     <ThemeContext.Provider value={theme}>
-      <div className="flame" ref={box}>
+      <div className="flame" ref={box} data-kiln-cull="">
         <div className="export">
           <button type="button" onClick={png}>Export PNG</button>
           <button type="button" onClick={svg}>Export SVG</button>
