@@ -25,14 +25,18 @@ export function seriesName(s) {
   return l.length ? l.map((x) => `${x.name}=${x.value}`).join(', ') : 'total';
 }
 
-export default function Series({ series, unit, format = String, fromMs, untilMs, onSelect, onRendered, height = 160 }) {
+export default function Series({ series, arrived, unit, format = String, fromMs, untilMs, onSelect, onRendered, height = 160 }) {
   const box = useRef(null);
   const select = useRef(onSelect); // the latest handler, without redrawing for a new one
   select.current = onSelect;
+  const drawn = useRef(null); // the series last drawn
   useEffect(() => {
     const el = box.current;
     if (!el) return undefined;
-    const t0 = performance.now();
+    // from the data's arrival (or, drawn again, from now) to the painted
+    // chart: uPlot draws in a microtask, so the second frame after has it
+    const t0 = drawn.current !== series && arrived !== undefined ? arrived : performance.now();
+    drawn.current = series;
     const dark = !document.body.classList.contains('light');
     const axis = { stroke: dark ? '#ccccdc' : '#24292e', grid: { stroke: dark ? '#2c3235' : '#e4e7e7' } };
     const opts = {
@@ -56,13 +60,14 @@ export default function Series({ series, unit, format = String, fromMs, untilMs,
       },
     };
     const plot = new uPlot(opts, seriesColumns(series), el);
-    requestAnimationFrame(() => onRendered?.(performance.now() - t0, seriesColumns(series)[0].length));
+    const points = seriesColumns(series)[0].length;
+    requestAnimationFrame(() => requestAnimationFrame(() => onRendered?.(performance.now() - t0, points)));
     const resize = () => plot.setSize({ width: Math.max(300, el.clientWidth), height });
     window.addEventListener('resize', resize);
     return () => {
       window.removeEventListener('resize', resize);
       plot.destroy();
     };
-  }, [series, fromMs, untilMs, height, unit, format, onRendered]);
+  }, [series, arrived, fromMs, untilMs, height, unit, format, onRendered]);
   return <div className="series" ref={box} data-testid="series" aria-label="time series; drag to select a range" />;
 }

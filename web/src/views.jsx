@@ -8,6 +8,17 @@ import { parseTime, stepFor, unitOf, withLabel } from './state.js';
 
 const Flame = lazy(() => import('./Flame.jsx'));
 const timings = (window.__kilnTimings ??= {});
+// When each frame's or series' data arrived (the answer parsed), for the
+// render figures.
+const arrivals = new WeakMap();
+function arrived(build) {
+  return (answer) => {
+    const t = performance.now();
+    const frame = build(answer);
+    if (frame) arrivals.set(frame, t);
+    return frame;
+  };
+}
 
 export function fmtValue(v, unit) {
   if (v === undefined || v === null) return '';
@@ -31,7 +42,7 @@ function FlamePane({ frame, mode, name, testid }) {
         Total: {fmtValue(t.left, unit)}{t.right !== undefined ? ` → ${fmtValue(t.right, unit)}` : ''}
       </div>
       <Suspense fallback={<Loading what="the flame graph" />}>
-        <Flame data={frame} mode={mode} name={name} onRendered={onRendered} />
+        <Flame data={frame} arrived={arrivals.get(frame)} mode={mode} name={name} onRendered={onRendered} />
       </Suspense>
     </div>
   );
@@ -43,21 +54,21 @@ function useSelection(typeId, query, from, until, groupBy = []) {
   const step = stepFor(range[0], range[1]);
   const series = useAsync(() => (typeId ? querier('SelectSeries', {
     profileTypeID: typeId, labelSelector: query, start: range[0], end: range[1], step, groupBy,
-  }).then((r) => r.series || []) : Promise.resolve([])), [typeId, query, range[0], range[1], groupBy.join()]);
+  }).then(arrived((r) => r.series || [])) : Promise.resolve([])), [typeId, query, range[0], range[1], groupBy.join()]);
   return { range, series, type: typeId };
 }
 
 function useFlame(typeId, query, range) {
   return useAsync(() => (typeId ? querier('SelectMergeStacktraces', {
     profileTypeID: typeId, labelSelector: query, start: range[0], end: range[1], maxNodes: 16384,
-  }).then((r) => flamegraphFrame(r.flamegraph, unitOf(typeId))) : Promise.resolve(null)), [typeId, query, range[0], range[1]]);
+  }).then(arrived((r) => flamegraphFrame(r.flamegraph, unitOf(typeId)))) : Promise.resolve(null)), [typeId, query, range[0], range[1]]);
 }
 
 function SeriesPane({ sel, onRange, testid = 'series', mode }) {
   const onRendered = useCallback((ms, points) => { timings[testid] = ms; timings[`${testid}-points`] = points; }, [testid]);
   if (sel.series.error) return <Err error={sel.series.error} />;
   if (sel.series.loading && !sel.series.value) return <Loading what="the time series" />;
-  return <Series key={mode} series={sel.series.value} unit={unitOf(sel.type)} format={fmtValue} fromMs={sel.range[0]} untilMs={sel.range[1]} onRendered={onRendered}
+  return <Series key={mode} series={sel.series.value} arrived={arrivals.get(sel.series.value)} unit={unitOf(sel.type)} format={fmtValue} fromMs={sel.range[0]} untilMs={sel.range[1]} onRendered={onRendered}
     onSelect={(a, b) => onRange(String(a), String(b))} />;
 }
 
@@ -191,7 +202,7 @@ export function DiffView({ st, set, types, mode }) {
   const diff = useAsync(() => (st.type ? querier('Diff', {
     left: { profileTypeID: st.type, labelSelector: st.query, start: left.range[0], end: left.range[1], maxNodes: 16384 },
     right: { profileTypeID: st.type, labelSelector: st.query2, start: right.range[0], end: right.range[1], maxNodes: 16384 },
-  }).then((r) => flamegraphFrame(r.flamegraph, unit, true)) : Promise.resolve(null)),
+  }).then(arrived((r) => flamegraphFrame(r.flamegraph, unit, true))) : Promise.resolve(null)),
   [st.type, st.query, st.query2, left.range[0], left.range[1], right.range[0], right.range[1]]);
   return (
     <section aria-label="Diff">
