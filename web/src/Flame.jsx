@@ -5,6 +5,7 @@ import { useEffect, useMemo, useRef } from 'react';
 import { FlameGraph } from '@grafana/flamegraph';
 import { createTheme, ThemeContext } from '@grafana/data';
 import { drawsOf, installCulling, setCulling } from './cull.js';
+import { labelsOf } from './flamedata.js';
 
 installCulling();
 if (window.__kilnNoCull) setCulling(false); // the browser test's comparison
@@ -30,6 +31,7 @@ function esc(s) {
 // stays sharp and searchable at any size.
 function toSvg(df, width = 1600) {
   const f = Object.fromEntries(df.fields.map((x) => [x.name, x.values]));
+  f.label = labelsOf(df);
   const total = (f.value[0] || 0) + (f.valueRight ? f.valueRight[0] : 0) || 1;
   const h = 18, starts = [], out = [];
   let maxLevel = 0;
