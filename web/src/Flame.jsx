@@ -1,7 +1,7 @@
 // The flame graph (Grafana's own, @grafana/flamegraph: search, zoom,
 // collapse, top table, sandwich) with PNG and SVG export. Loaded as a
 // separate chunk after the first paint.
-import { useEffect, useMemo, useRef } from 'react';
+import { memo, useEffect, useMemo, useRef } from 'react';
 import { FlameGraph } from '@grafana/flamegraph';
 import { createTheme, ThemeContext } from '@grafana/data';
 import { drawsOf, installCulling, setCulling } from './cull.js';
@@ -84,7 +84,9 @@ function whenPainted(box, since, done) {
   return () => { stop = true; };
 }
 
-export default function Flame({ data, arrived, mode, name, onRendered }) {
+// Memoized: the view around it re-renders when its other queries answer,
+// and the component below would render again each time.
+export default memo(function Flame({ data, arrived, mode, name, onRendered }) {
   const theme = themeOf(mode);
   const getTheme = useMemo(() => () => theme, [theme]);
   const box = useRef(null);
@@ -115,4 +117,4 @@ export default function Flame({ data, arrived, mode, name, onRendered }) {
       </div>
     </ThemeContext.Provider>
   );
-}
+});

@@ -5,7 +5,7 @@ import { createRoot } from 'react-dom/client';
 import { querier, setTenant } from './api.js';
 import { Err, useAsync } from './controls.jsx';
 import { readState, stateUrl } from './state.js';
-import { AdHocView, CompareView, DiffView, SingleView, TagView } from './views.jsx';
+import { AdHocView, CompareView, DiffView, preloadFlame, SingleView, TagView } from './views.jsx';
 import './style.css';
 
 const VIEWS = [
@@ -112,3 +112,7 @@ function App() {
 }
 
 createRoot(document.getElementById('root')).render(<App />);
+// The flame graph's code (its own chunk), fetched once the shell has been
+// painted, while the first queries run: an answer that comes first would
+// otherwise wait for it.
+requestAnimationFrame(() => setTimeout(preloadFlame, 0));

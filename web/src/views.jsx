@@ -6,7 +6,10 @@ import { diffFrames, flamegraphFrame, frameTotal, topFunctions } from './flameda
 import Series, { seriesName } from './Series.jsx';
 import { parseTime, stepFor, unitOf, withLabel } from './state.js';
 
-const Flame = lazy(() => import('./Flame.jsx'));
+// The flame graph's chunk: main.jsx preloads it after the first paint.
+const loadFlame = () => import('./Flame.jsx');
+const Flame = lazy(loadFlame);
+export const preloadFlame = () => loadFlame().catch(() => {}); // a failure shows where it renders
 const timings = (window.__kilnTimings ??= {});
 // When each frame's or series' data arrived (the answer parsed), for the
 // render figures.
