@@ -170,7 +170,10 @@ const fitsWidth = (page) => page.evaluate(() => document.documentElement.scrollW
 
 const q = (o) => '/?' + new URLSearchParams(o).toString();
 
-// Time from a click to the second frame after it (the canvas redrawn).
+// Time from a click to the paint of the frame after it: the flame graph
+// redraws in a microtask after the click (React renders a click's update
+// and runs its effects there), and a task queued from the next animation
+// frame callback runs once that frame is painted.
 async function timedClick(page, x, y) {
   return page.evaluate(([cx, cy]) => new Promise((resolve) => {
     const el = document.elementFromPoint(cx, cy);
@@ -178,7 +181,11 @@ async function timedClick(page, x, y) {
     for (const type of ['mousedown', 'mouseup', 'click']) {
       el.dispatchEvent(new MouseEvent(type, { bubbles: true, clientX: cx, clientY: cy, button: 0 }));
     }
-    requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t0)));
+    requestAnimationFrame(() => {
+      const ch = new MessageChannel();
+      ch.port1.onmessage = () => resolve(performance.now() - t0);
+      ch.port2.postMessage(null);
+    });
   }), [x, y]);
 }
 

@@ -6,6 +6,7 @@ import { FlameGraph } from '@grafana/flamegraph';
 import { createTheme, ThemeContext } from '@grafana/data';
 import { drawsOf, installCulling, setCulling } from './cull.js';
 import { labelsOf } from './flamedata.js';
+import { whenThisFramePainted } from './timing.js';
 
 installCulling();
 if (window.__kilnNoCull) setCulling(false); // the browser test's comparison
@@ -51,29 +52,29 @@ function toSvg(df, width = 1600) {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${(maxLevel + 1) * h}">${out.join('')}</svg>`;
 }
 
-// Calls done(end) once the flame graph shows data: its canvases drawn at
-// their size and the top table's rows in place (when it is shown), end
-// being the first animation frame after the last of those changes (the
-// frame before it has been painted), once 5 frames have passed without
-// another. Gives up after 10 s; returns a function that stops it.
+// Calls done(end) once the flame graph shows data: each canvas drawn at its
+// size and the top table's rows in place (when it is shown), end being when
+// the frame that showed the last of those changes was painted, once 5
+// frames have passed without another. Gives up after 10 s; returns a
+// function that stops it.
 function whenPainted(box, since, done) {
   let seen = '', end = 0, quiet = 0, stop = false;
   const until = performance.now() + 10_000;
   const frame = () => {
-    const now = performance.now();
-    if (stop || now > until) return;
+    if (stop || performance.now() > until) return;
     const canvases = [...box.querySelectorAll('canvas')];
     const drawn = canvases.map((c) => drawsOf(c)).filter((d) => d.last > since);
     const table = box.querySelector('[data-testid="topTable"]');
     const ready = canvases.length > 0 && drawn.length === canvases.length &&
       (!table || table.querySelector('[role="cell"]') !== null);
-    const state = ready ? drawn.map((d) => d.draws).join() + (table ? table.querySelectorAll('[role="cell"]').length : '') : '';
+    const state = ready ? drawn.map((d) => d.draws).join() + '/' + (table ? table.querySelectorAll('[role="cell"]').length : '') : '';
     if (state !== seen) {
+      // this frame shows the change: its paint is the candidate end
       seen = state;
       end = 0;
       quiet = 0;
-    } else if (ready && !end) {
-      end = now;
+      const mine = state;
+      if (ready) whenThisFramePainted((t) => { if (seen === mine) end = t; });
     } else if (end && ++quiet >= 5) {
       done(end);
       return;

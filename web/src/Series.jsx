@@ -2,6 +2,7 @@
 // it selects a time range.
 import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
+import { afterPaint } from './timing.js';
 import 'uplot/dist/uPlot.min.css';
 
 const COLORS = ['#7eb26d', '#eab839', '#6ed0e0', '#ef843c', '#e24d42', '#1f78c1', '#ba43a9', '#705da0'];
@@ -34,7 +35,7 @@ export default function Series({ series, arrived, unit, format = String, fromMs,
     const el = box.current;
     if (!el) return undefined;
     // from the data's arrival (or, drawn again, from now) to the painted
-    // chart: uPlot draws in a microtask, so the second frame after has it
+    // chart (uPlot draws in a microtask: the next frame paints it)
     const t0 = drawn.current !== series && arrived !== undefined ? arrived : performance.now();
     drawn.current = series;
     const dark = !document.body.classList.contains('light');
@@ -61,7 +62,7 @@ export default function Series({ series, arrived, unit, format = String, fromMs,
     };
     const plot = new uPlot(opts, seriesColumns(series), el);
     const points = seriesColumns(series)[0].length;
-    requestAnimationFrame(() => requestAnimationFrame(() => onRendered?.(performance.now() - t0, points)));
+    afterPaint((end) => onRendered?.(end - t0, points));
     const resize = () => plot.setSize({ width: Math.max(300, el.clientWidth), height });
     window.addEventListener('resize', resize);
     return () => {
