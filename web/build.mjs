@@ -45,7 +45,7 @@ mkdirSync(dist, { recursive: true });
 const result = await esbuild.build({
   entryPoints: [join(here, 'src', 'main.jsx')],
   bundle: true,
-  minify: !process.env.KILN_UI_DEV,
+  minify: !process.env.KILN_UI_DEV && !process.env.KILN_UI_NOMINIFY,
   splitting: true,
   format: 'esm',
   target: ['chrome110', 'firefox110', 'safari16'],
