@@ -19,6 +19,7 @@
 #include "s3_creds.h"
 #include "sigv4.h"
 #include "xmalloc.h"
+#include "xml_text.h"
 
 #define MOD "objstore"
 #define ERR_BODY_MAX 4096
@@ -263,21 +264,6 @@ static void backoff(int n)
     nanosleep(&ts, NULL);
 }
 
-/* The text of <tag> in xml, unescaped, into out (cap bytes); false when absent. */
-static bool xml_text(const char *xml, const char *tag, char *out, size_t cap)
-{
-    char open[64], close[64];
-    snprintf(open, sizeof(open), "<%s>", tag);
-    snprintf(close, sizeof(close), "</%s>", tag);
-    const char *a = xml ? strstr(xml, open) : NULL;
-    const char *b = a ? strstr(a, close) : NULL;
-    if (b == NULL)
-        return false;
-    a += strlen(open);
-    snprintf(out, cap, "%.*s", (int)(b - a), a);
-    return true;
-}
-
 /* Translates a final answer into a status (logged once here). */
 static kiln_status answer(const s3_store *s, s3_req *r, CURLcode rc, kiln_err *err)
 {
@@ -296,7 +282,7 @@ static kiln_status answer(const s3_store *s, s3_req *r, CURLcode rc, kiln_err *e
         return KILN_OK;
     char code[64] = "";
     kiln_buf_putc(&r->err_body, '\0');
-    xml_text(r->err_body.ptr, "Code", code, sizeof(code));
+    kiln_xml_text(r->err_body.ptr, NULL, "Code", code, sizeof(code));
     kiln_status st = KILN_UNAVAILABLE;
     /* Servers differ on an unknown key's status (403 on AWS, 404 on versitygw): the code says. */
     if (strcmp(code, "InvalidAccessKeyId") == 0 || strcmp(code, "SignatureDoesNotMatch") == 0 ||
@@ -374,7 +360,7 @@ static kiln_status start_upload(s3_store *s, const char *name, char *id, size_t 
     kiln_buf_init(&out, 1 << 20);
     s3_req r = {.method = "POST", .key = name, .query = "uploads=", .body = "", .out = &out};
     kiln_status st = perform(s, &r, err);
-    if (st == KILN_OK && !xml_text(out.ptr, "UploadId", id, cap))
+    if (st == KILN_OK && !kiln_xml_text(out.ptr, NULL, "UploadId", id, cap))
         st = kiln_err_set(err, KILN_UNAVAILABLE, "objstore: s3 multipart %s: no UploadId", name);
     kiln_buf_free(&out);
     return st;
@@ -530,28 +516,6 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Undoes the five XML escapes (keys of ours never hold others). */
-static void xml_unescape(char *s)
-{
-    static const struct {
-        const char *from;
-        char to;
-    } esc[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    char *w = s;
-    for (const char *p = s; *p;) {
-        size_t k = 0;
-        while (k < 5 && strncmp(p, esc[k].from, strlen(esc[k].from)) != 0)
-            k++;
-        if (k < 5) {
-            *w++ = esc[k].to;
-            p += strlen(esc[k].from);
-        } else {
-            *w++ = *p++;
-        }
-    }
-    *w = '\0';
-}
-
 /* Collects every <Key> of a ListObjectsV2 page that is a valid object name. */
 static void page_keys(const char *xml, namevec *names)
 {
@@ -561,7 +525,7 @@ static void page_keys(const char *xml, namevec *names)
         if (e == NULL)
             break;
         char *k = kiln_xstrndup(p, (size_t)(e - p));
-        xml_unescape(k);
+        kiln_xml_unescape(k);
         if (kiln_objstore__check_name(k, NULL) == KILN_OK) {
             KILN_GROW(names->v, names->cap, names->len + 1);
             names->v[names->len++] = k;
@@ -598,11 +562,10 @@ static bool parse_page(const char *xml, namevec *names, char *token, size_t cap)
 {
     char truncated[16] = "";
     page_keys(xml, names);
-    if (!xml_text(xml, "IsTruncated", truncated, sizeof(truncated)) ||
-        strcmp(truncated, "true") != 0 || !xml_text(xml, "NextContinuationToken", token, cap) ||
-        token[0] == '\0')
+    if (!kiln_xml_text(xml, NULL, "IsTruncated", truncated, sizeof(truncated)) ||
+        strcmp(truncated, "true") != 0 ||
+        !kiln_xml_text(xml, NULL, "NextContinuationToken", token, cap) || token[0] == '\0')
         return false;
-    xml_unescape(token);
     return true;
 }
 

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "sigv4.h"
 #include "xmalloc.h"
+#include "xml_text.h"
 
 #define MOD "objstore"
 #define STS_BODY_MAX (1u << 20)
@@ -41,47 +42,11 @@ struct kiln_s3_creds {
 
 /* ---- the STS answer ---- */
 
-/* Undoes the five XML escapes in place. */
-static void xml_unescape(char *s)
-{
-    static const struct {
-        const char *from;
-        char to;
-    } esc[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    char *w = s;
-    for (const char *p = s; *p;) {
-        size_t k = 0;
-        while (k < 5 && strncmp(p, esc[k].from, strlen(esc[k].from)) != 0)
-            k++;
-        if (k < 5) {
-            *w++ = esc[k].to;
-            p += strlen(esc[k].from);
-        } else {
-            *w++ = *p++;
-        }
-    }
-    *w = '\0';
-}
-
-/* The unescaped text of <tag> within [from, to) into out (cap bytes):
- * false when absent, empty or longer than cap - 1. */
+/* The text of <tag> within [from, to), unescaped: false when absent,
+ * empty or longer than cap - 1. */
 static bool xml_field(const char *from, const char *to, const char *tag, char *out, size_t cap)
 {
-    char open[48], close[48];
-    snprintf(open, sizeof(open), "<%s>", tag);
-    snprintf(close, sizeof(close), "</%s>", tag);
-    const char *a = strstr(from, open);
-    const char *b = a != NULL ? strstr(a, close) : NULL;
-    out[0] = '\0';
-    if (b == NULL || b > to)
-        return false;
-    a += strlen(open);
-    if (b == a || (size_t)(b - a) >= cap)
-        return false;
-    memcpy(out, a, (size_t)(b - a));
-    out[b - a] = '\0';
-    xml_unescape(out);
-    return out[0] != '\0';
+    return kiln_xml_text(from, to, tag, out, cap) && out[0] != '\0';
 }
 
 /* "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+00:00)" -> ns since the epoch. */
@@ -110,16 +75,6 @@ static bool parse_time(const char *s, int64_t *ns)
     return t > 0;
 }
 
-/* A <SessionToken> that xml_field refused: absent and empty are fine
- * (some S3-compatible STS services issue keys that need none), too long
- * is not. */
-static bool token_present(const char *from, const char *to)
-{
-    const char *a = strstr(from, "<SessionToken>");
-    const char *b = a != NULL ? strstr(a, "</SessionToken>") : NULL;
-    return a != NULL && a < to && (b == NULL || b > to || b > a + strlen("<SessionToken>"));
-}
-
 kiln_status kiln_s3_creds_parse_sts(const char *xml, kiln_s3_keys *out, kiln_err *err)
 {
     const char *c = xml != NULL ? strstr(xml, "<Credentials>") : NULL;
@@ -135,8 +90,10 @@ kiln_status kiln_s3_creds_parse_sts(const char *xml, kiln_s3_keys *out, kiln_err
     else if (!xml_field(c, end, "SecretAccessKey", k.secret_access_key,
                         sizeof(k.secret_access_key)))
         missing = "SecretAccessKey";
-    else if (!xml_field(c, end, "SessionToken", k.session_token, sizeof(k.session_token)) &&
-             token_present(c, end))
+    /* absent or empty is fine (some S3-compatible STS services issue keys
+     * that need none); too long is not */
+    else if (!kiln_xml_text(c, end, "SessionToken", k.session_token, sizeof(k.session_token)) &&
+             kiln_xml_has(c, end, "SessionToken"))
         missing = "SessionToken";
     else if (!xml_field(c, end, "Expiration", exp, sizeof(exp)) || !parse_time(exp, &k.expires_ns))
         missing = "Expiration";
