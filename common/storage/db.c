@@ -237,6 +237,23 @@ kiln_status kiln_db_append_record(kiln_db_t *db, kiln_arena_t *a, const uint8_t 
     return append_parts(db, rec.tenant, rec.parts, rec.n, data, len, err);
 }
 
+void kiln_db__wal_metrics(kiln_db_t *db, kiln_buf *out)
+{
+    kiln_wal_stats s;
+    kiln_wal_stats_get(db->wal, &s);
+    kiln_buf_printf(out,
+                    "# HELP kiln_wal_records_total WAL records made durable (one per push "
+                    "acknowledged by this ingester).\n# TYPE kiln_wal_records_total counter\n"
+                    "kiln_wal_records_total %llu\n"
+                    "# HELP kiln_wal_fsyncs_total WAL group commits: one write and one fdatasync "
+                    "each, shared by the records of every connection and tenant waiting.\n"
+                    "# TYPE kiln_wal_fsyncs_total counter\nkiln_wal_fsyncs_total %llu\n"
+                    "# HELP kiln_wal_bytes_total Bytes written to the WAL (framed records).\n"
+                    "# TYPE kiln_wal_bytes_total counter\nkiln_wal_bytes_total %llu\n",
+                    (unsigned long long)s.records, (unsigned long long)s.syncs,
+                    (unsigned long long)s.bytes);
+}
+
 /* ---- open and replay ----------------------------------------------------------- */
 
 /* Applies a replayed record's parts, remembering their keys so a retry

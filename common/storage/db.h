@@ -114,7 +114,9 @@ bool kiln_db_is_series_limit(const kiln_err *err);
 
 /** Appends the Prometheus text of the per-tenant series figures:
  * kiln_ingester_memory_series, kiln_ingester_series_limit and
- * kiln_ingester_series_limit_refused_total. */
+ * kiln_ingester_series_limit_refused_total; then the WAL's group commit
+ * counters: kiln_wal_records_total, kiln_wal_fsyncs_total and
+ * kiln_wal_bytes_total. */
 void kiln_db_metrics(kiln_db_t *db, kiln_buf *out);
 
 /** The local implementation of the ingester interface (store.h): direct

@@ -83,6 +83,10 @@ kiln_status kiln_db__reserve_series(kiln_db_t *db, tenant_head *t, const kiln_he
  * head. `cut` held shared. */
 void kiln_db__release_series(tenant_head *t, size_t reserved, bool applied);
 
+/** Appends the WAL's counters (kiln_wal_records_total, _fsyncs_total,
+ * _bytes_total) in Prometheus text (db.c). */
+void kiln_db__wal_metrics(kiln_db_t *db, kiln_buf *out);
+
 /** Starts the background flusher (db_flush.c). */
 void kiln_db__start_flusher(kiln_db_t *db);
 /** Stops it, flushing the heads once more when flush is set. */

@@ -157,6 +157,7 @@ void kiln_db_metrics(kiln_db_t *db, kiln_buf *out)
         pthread_rwlock_unlock(&db->cut);
     }
     free(ts);
+    kiln_db__wal_metrics(db, out);
 }
 
 void kiln_db_set_ring_split(kiln_db_t *db, bool ring, size_t active, size_t rf)

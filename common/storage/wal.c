@@ -249,6 +249,7 @@ static void lead(kiln_wal_t *w)
     if (ok) {
         w->seg_bytes += batch.len;
         w->stats.syncs++;
+        w->stats.records += hi - lo + 1;
         w->stats.bytes += batch.len;
     } else {
         w->failed_lo = lo;
@@ -275,7 +276,6 @@ kiln_status kiln_wal_append(kiln_wal_t *w, const void *rec, size_t len, uint64_t
     kiln_buf_append(&w->pending, rec, len);
     uint64_t seq = ++w->appended;
     uint64_t seg = w->seg;
-    w->stats.records++;
     while (w->flushed < seq) {
         if (!w->leader)
             lead(w);

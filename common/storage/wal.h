@@ -25,8 +25,11 @@ typedef struct kiln_wal_config {
     int fsync;            /* 0 only in benchmarks that measure without fsync */
 } kiln_wal_config;
 
+/* Since open, of the batches written (a failed batch counts nowhere):
+ * records made durable, their framed bytes, and group commits (one write
+ * and one fdatasync each; with fsync off, one write). */
 typedef struct kiln_wal_stats {
-    uint64_t records, bytes, syncs; /* since open */
+    uint64_t records, bytes, syncs;
 } kiln_wal_stats;
 
 /** Opens (creating) the WAL directory; new records go to a new segment.
