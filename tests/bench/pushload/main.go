@@ -5,8 +5,10 @@
 // 127.0.0.1 ports (rate limit off), pushes the profile through Pyroscope's
 // own push client (pushv1connect) over Connect on HTTP/1.1 or over gRPC on
 // h2c, from C concurrent clients, and prints latency percentiles,
-// throughput, and the server's CPU time and peak RSS. It prints figures; it
-// is not a test.
+// throughput, and the server's CPU time and peak RSS. Then (-rows small)
+// issue 15's durable small pushes: 64 clients of several tenants pushing a
+// 1.2 KB pprof to kiln on disk with fsync on, with pushes per WAL fsync
+// from kiln's /metrics. It prints figures; it is not a test.
 //
 //	go run . -kiln ../../../build/kiln -testdata ../../../../shared/testdata
 package main
@@ -51,11 +53,17 @@ type config struct {
 	warmup      int
 	concurrency []int
 	transports  []string
+	rows        map[string]bool // "mix", "small"
+	dir         string          // where each run's -storage.path goes
+
+	kilnArgs                           []string // more kiln flags, every row
+	smallClients, smallTenants, smallN int
+	smallDuration                      time.Duration
 }
 
 func parseFlags() (config, error) {
 	var c config
-	var profiles, conc, transports string
+	var profiles, conc, transports, rows, kilnArgs string
 	flag.StringVar(&c.bin, "kiln", bk.EnvOr("KILN_BIN", "../../../build/kiln"), "kiln binary (default $KILN_BIN)")
 	flag.StringVar(&c.root, "testdata", bk.EnvOr("KILN_TESTDATA", "../../../../shared/testdata"), "shared test data root (default $KILN_TESTDATA)")
 	flag.StringVar(&profiles, "profiles", strings.Join(defaultProfiles, ","), "comma-separated profiles under -testdata")
@@ -64,7 +72,25 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.warmup, "warmup", 20, "untimed pushes before each run")
 	flag.StringVar(&conc, "c", "1,4,16", "comma-separated concurrent client counts (issue 15 measures 1, 4, 16)")
 	flag.StringVar(&transports, "transports", "connect,grpc", "connect (HTTP/1.1) and/or grpc (h2c)")
+	flag.StringVar(&rows, "rows", "mix,small", "mix (the profiles at -c clients) and/or small (durable small pushes)")
+	flag.StringVar(&c.dir, "dir", os.TempDir(), "parent of each run's -storage.path (a disk: the small row measures fsync)")
+	flag.IntVar(&c.smallClients, "small-c", 64, "concurrent clients of the small-push row (issue 15: 64)")
+	flag.IntVar(&c.smallTenants, "small-tenants", 8, "tenants the small-push clients spread over")
+	flag.IntVar(&c.smallN, "small-n", 300000, "timed pushes of the small-push row (it also stops at -small-duration)")
+	flag.DurationVar(&c.smallDuration, "small-duration", 10*time.Second, "longest timed part of the small-push row")
+	flag.StringVar(&kilnArgs, "kiln-args", "", "more kiln flags for every row, space-separated (e.g. -server.worker-threads=8)")
 	flag.Parse()
+	c.kilnArgs = strings.Fields(kilnArgs)
+	c.rows = map[string]bool{}
+	for _, r := range strings.Split(rows, ",") {
+		if r != "mix" && r != "small" {
+			return c, fmt.Errorf("-rows: unknown row %q", r)
+		}
+		c.rows[r] = true
+	}
+	if c.smallClients < 1 || c.smallClients > 1024 || c.smallTenants < 1 || c.smallN < 1 || c.smallDuration <= 0 {
+		return c, fmt.Errorf("-small-c (1..1024), -small-tenants, -small-n and -small-duration must be positive")
+	}
 	c.profiles = strings.Split(profiles, ",")
 	c.transports = strings.Split(transports, ",")
 	for _, s := range strings.Split(conc, ",") {
@@ -135,18 +161,18 @@ type result struct {
 func runOne(cfg config, p *bk.Profile, transport string, conc int) (*result, error) {
 	// A private storage directory; the rate limit, time window and sample
 	// count limit off.
-	dir, err := os.MkdirTemp("", "kiln-pushload-")
+	dir, err := os.MkdirTemp(cfg.dir, "kiln-pushload-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	k, err := bk.StartKiln(cfg.bin, "kiln",
+	k, err := bk.StartKiln(cfg.bin, "kiln", append([]string{
 		"-target=all",
-		"-storage.path="+dir,
+		"-storage.path=" + dir,
 		"-distributor.ingestion-rate-limit-mb=0",
 		"-validation.reject-older-than=0",
 		"-validation.max-profile-stacktrace-samples=0",
-	)
+	}, cfg.kilnArgs...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -214,9 +240,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pushload:", err)
 		os.Exit(2)
 	}
+	printPreamble(cfg)
+	failed := false
+	if cfg.rows["mix"] {
+		failed = !mixRows(cfg)
+	}
+	if cfg.rows["small"] && !smallRow(cfg) {
+		failed = true
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// mixRows runs every (profile, transport, clients) row and writes the
+// mix's SUMMARY lines; false when some row failed.
+func mixRows(cfg config) bool {
 	rounds := min((cfg.warmup+cfg.pushes+bk.Pods-1)/bk.Pods, 64)
 	t0 := time.Now().Add(-24 * time.Hour).UnixNano()
-	printPreamble(cfg)
 	printHeader()
 	failed := false
 	sum := newTotals()
@@ -224,7 +265,7 @@ func main() {
 		p, err := bk.LoadProfile(cfg.root, rel, "pushload-", rounds, t0, int64(bk.PushInterval))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "pushload:", err)
-			os.Exit(1)
+			return false
 		}
 		for _, transport := range cfg.transports {
 			for _, conc := range cfg.concurrency {
@@ -244,9 +285,7 @@ func main() {
 		}
 	}
 	sum.print()
-	if failed {
-		os.Exit(1)
-	}
+	return !failed
 }
 
 // totals gathers the rows into issue 15's figures over the whole mix:

@@ -84,6 +84,13 @@ type Load struct {
 // until n calls are made, duration has passed or alive (when not nil)
 // returns false.
 func RunLoad(conc, first, n int, duration time.Duration, alive func() bool, push func(i int) error) *Load {
+	return RunLoadWorkers(conc, first, n, duration, alive, func(_, i int) error { return push(i) })
+}
+
+// RunLoadWorkers is RunLoad with the worker's number (0..conc-1) passed
+// to push, for clients that keep an identity (a tenant, a pod) of their own.
+func RunLoadWorkers(conc, first, n int, duration time.Duration, alive func() bool,
+	push func(w, i int) error) *Load {
 	r := &Load{}
 	var next atomic.Int64
 	next.Store(int64(first))
@@ -95,7 +102,7 @@ func RunLoad(conc, first, n int, duration time.Duration, alive func() bool, push
 	t0 := time.Now()
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
-		go func() {
+		go func(w int) {
 			defer wg.Done()
 			for (alive == nil || alive()) && time.Now().Before(deadline) {
 				i := next.Add(1) - 1
@@ -103,7 +110,7 @@ func RunLoad(conc, first, n int, duration time.Duration, alive func() bool, push
 					return
 				}
 				t := time.Now()
-				if err := push(int(i)); err != nil {
+				if err := push(w, int(i)); err != nil {
 					atomic.AddInt64(&r.Failed, 1)
 					errOnce.Do(func() { r.FirstErr = err })
 					continue
@@ -111,7 +118,7 @@ func RunLoad(conc, first, n int, duration time.Duration, alive func() bool, push
 				lats[w] = append(lats[w], time.Since(t))
 				atomic.AddInt64(&r.OK, 1)
 			}
-		}()
+		}(w)
 	}
 	wg.Wait()
 	r.Wall = time.Since(t0)
