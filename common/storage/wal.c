@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,19 +23,35 @@
 
 #define HDR 8
 
+/* What a waiting appender is told by the leader that took its record. */
+enum { WAIT_OK, WAIT_FAILED, WAIT_LEAD };
+
+/* An appender waiting for its record (on its own stack). The leader that
+ * wrote the record's batch sets outcome and posts sem, or makes it the
+ * next leader (WAIT_LEAD): a waiter wakes once, for its own batch, and
+ * returns without taking the log's mutex again. Waking every waiter of
+ * the log at each sync (one condition variable) cost more than the write
+ * itself with many connections: each woke for every batch and they all
+ * fought for the mutex. */
+typedef struct waiter {
+    sem_t sem;
+    int outcome;
+    struct waiter *next;
+} waiter;
+
 struct kiln_wal {
     char *dir;
     kiln_wal_config cfg;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t idle;  /* broadcast when a batch is done (rotate waits) */
+    pthread_cond_t delay; /* never signalled: the leader's max_delay sleep */
     int fd;
-    uint64_t seg;                  /* current segment id */
-    size_t seg_bytes;              /* bytes in the current segment */
-    kiln_buf pending;              /* framed records not yet written */
-    uint64_t appended;             /* sequence of the last record put in pending */
-    uint64_t flushed;              /* every record up to this sequence is durable or failed */
-    uint64_t failed_lo, failed_hi; /* the last failed batch (sequences) */
-    int leader;                    /* a leader is writing */
+    uint64_t seg;     /* current segment id */
+    size_t seg_bytes; /* bytes in the current segment */
+    kiln_buf pending; /* framed records not yet written */
+    size_t pending_n; /* records in pending */
+    waiter *waiters;  /* appenders of pending's records, but a chosen leader */
+    int leader;       /* a leader is writing, or one is chosen for pending */
     kiln_wal_stats stats;
 };
 
@@ -97,7 +114,8 @@ kiln_status kiln_wal_open(const char *dir, const kiln_wal_config *cfg, kiln_wal_
     w->cfg = *cfg;
     w->fd = -1;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    pthread_cond_init(&w->idle, NULL);
+    pthread_cond_init(&w->delay, NULL);
     kiln_buf_init(&w->pending, 0);
     size_t n;
     uint64_t *ids = list_segments(dir, &n);
@@ -119,7 +137,8 @@ void kiln_wal_close(kiln_wal_t *w)
         close(w->fd);
     kiln_buf_free(&w->pending);
     pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->idle);
+    pthread_cond_destroy(&w->delay);
     free(w->dir);
     free(w);
 }
@@ -223,42 +242,96 @@ static bool write_all(int fd, const char *p, size_t n)
     return true;
 }
 
-/* The leader's turn: waits up to max_delay for company, then writes and
- * syncs everything pending. Called and returns with w->mu held. */
-static void lead(kiln_wal_t *w)
+/* Writes and syncs a batch; on failure cuts what was written, so the
+ * segment stays a clean sequence of frames. */
+static bool write_batch(kiln_wal_t *w, int fd, size_t seg_bytes, const kiln_buf *batch, size_t n)
 {
-    w->leader = 1;
+    if (write_all(fd, batch->ptr, batch->len) && (!w->cfg.fsync || fdatasync(fd) == 0))
+        return true;
+    KILN_LOG_ERROR("wal", "write or sync failed: %s; %zu records not acknowledged", strerror(errno),
+                   n);
+    if (ftruncate(fd, (off_t)seg_bytes) != 0)
+        KILN_LOG_ERROR("wal", "ftruncate: %s", strerror(errno));
+    return false;
+}
+
+/* Tells every waiter of a written batch its outcome; then, if one was
+ * chosen, the next leader. Without the mutex: the list is the batch's. */
+static void wake(waiter *list, bool ok, waiter *next_leader)
+{
+    while (list != NULL) {
+        waiter *next = list->next; /* list is gone once posted */
+        list->outcome = ok ? WAIT_OK : WAIT_FAILED;
+        sem_post(&list->sem);
+        list = next;
+    }
+    if (next_leader != NULL) {
+        next_leader->outcome = WAIT_LEAD;
+        sem_post(&next_leader->sem);
+    }
+}
+
+/* The leader's turn (w->leader already set for the caller): waits up to
+ * max_delay for company, then writes and syncs everything pending, and
+ * hands the records that came meanwhile to one of their appenders.
+ * Called with w->mu held; returns without it, and whether the batch (the
+ * caller's record with it, if any) is durable. */
+static bool lead(kiln_wal_t *w)
+{
     if (w->cfg.max_delay_ns > 0) {
         struct timespec dl = kiln_deadline_in(w->cfg.max_delay_ns);
-        pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+        pthread_cond_timedwait(&w->delay, &w->mu, &dl);
     }
     kiln_buf batch = w->pending;
+    size_t n = w->pending_n, seg_bytes = w->seg_bytes;
+    waiter *list = w->waiters;
     kiln_buf_init(&w->pending, 0);
-    uint64_t lo = w->flushed + 1, hi = w->appended;
+    w->pending_n = 0;
+    w->waiters = NULL;
     int fd = w->fd;
     pthread_mutex_unlock(&w->mu);
-    bool ok = write_all(fd, batch.ptr, batch.len) && (!w->cfg.fsync || fdatasync(fd) == 0);
-    if (!ok) {
-        KILN_LOG_ERROR("wal", "write or sync failed: %s; %" PRIu64 " records not acknowledged",
-                       strerror(errno), hi - lo + 1);
-        /* Cut a partial write so the segment stays a clean sequence of frames. */
-        if (ftruncate(fd, (off_t)w->seg_bytes) != 0)
-            KILN_LOG_ERROR("wal", "ftruncate: %s", strerror(errno));
-    }
+    bool ok = write_batch(w, fd, seg_bytes, &batch, n);
+    size_t bytes = batch.len;
+    kiln_buf_free(&batch);
     pthread_mutex_lock(&w->mu);
     if (ok) {
-        w->seg_bytes += batch.len;
+        w->seg_bytes += bytes;
         w->stats.syncs++;
-        w->stats.records += hi - lo + 1;
-        w->stats.bytes += batch.len;
-    } else {
-        w->failed_lo = lo;
-        w->failed_hi = hi;
+        w->stats.records += n;
+        w->stats.bytes += bytes;
     }
-    w->flushed = hi;
-    w->leader = 0;
-    kiln_buf_free(&batch);
-    pthread_cond_broadcast(&w->cv);
+    /* Records appended meanwhile have their appenders waiting: one of
+     * them leads next (the leader flag stays taken for it). */
+    waiter *next_leader = w->waiters;
+    if (next_leader != NULL)
+        w->waiters = next_leader->next;
+    w->leader = next_leader != NULL;
+    pthread_cond_broadcast(&w->idle);
+    pthread_mutex_unlock(&w->mu);
+    wake(list, ok, next_leader);
+    return ok;
+}
+
+/* Waits, as me (on the caller's stack), for the leader that takes our
+ * record, or to lead the next batch. Called with w->mu held; returns
+ * without it, and whether our record is durable. */
+static bool follow(kiln_wal_t *w, waiter *me)
+{
+    sem_init(&me->sem, 0, 0);
+    me->next = w->waiters;
+    w->waiters = me; /* off the list before it is posted, so before we return */
+    pthread_mutex_unlock(&w->mu);
+    while (sem_wait(&me->sem) != 0) /* EINTR only */
+        ;
+    bool ok;
+    if (me->outcome == WAIT_LEAD) {
+        pthread_mutex_lock(&w->mu);
+        ok = lead(w); /* the batch holds our record */
+    } else {
+        ok = me->outcome == WAIT_OK;
+    }
+    sem_destroy(&me->sem);
+    return ok;
 }
 
 kiln_status kiln_wal_append(kiln_wal_t *w, const void *rec, size_t len, uint64_t *segment,
@@ -274,17 +347,17 @@ kiln_status kiln_wal_append(kiln_wal_t *w, const void *rec, size_t len, uint64_t
         open_segment(w, w->seg + 1, NULL); /* on failure keep the current segment */
     kiln_buf_append(&w->pending, hdr, HDR);
     kiln_buf_append(&w->pending, rec, len);
-    uint64_t seq = ++w->appended;
+    w->pending_n++;
     uint64_t seg = w->seg;
-    while (w->flushed < seq) {
-        if (!w->leader)
-            lead(w);
-        else
-            pthread_cond_wait(&w->cv, &w->mu);
+    bool ok;
+    if (!w->leader) {
+        w->leader = 1;
+        ok = lead(w);
+    } else {
+        waiter me = {.outcome = WAIT_FAILED};
+        ok = follow(w, &me);
     }
-    bool failed = seq >= w->failed_lo && seq <= w->failed_hi;
-    pthread_mutex_unlock(&w->mu);
-    if (failed)
+    if (!ok)
         return kiln_err_set(err, KILN_UNAVAILABLE, "wal: write failed; profile not stored");
     if (segment != NULL)
         *segment = seg;
@@ -295,10 +368,13 @@ uint64_t kiln_wal_rotate(kiln_wal_t *w)
 {
     pthread_mutex_lock(&w->mu);
     while (w->leader || w->pending.len != 0) {
-        if (!w->leader)
-            lead(w);
-        else
-            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->leader) {
+            w->leader = 1;
+            lead(w); /* failures are the appenders' to report */
+            pthread_mutex_lock(&w->mu);
+        } else {
+            pthread_cond_wait(&w->idle, &w->mu);
+        }
     }
     if (open_segment(w, w->seg + 1, NULL) != KILN_OK)
         KILN_LOG_ERROR("wal", "cannot start segment %" PRIu64 "; staying on %" PRIu64, w->seg + 1,

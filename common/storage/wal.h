@@ -5,7 +5,8 @@
  * [u32 length][u32 checksum][payload] (little endian; checksum = low 32 bits
  * of XXH3-64 of the payload). kiln_wal_append returns only when the record
  * is durable: concurrent appenders share one write and one fdatasync (group
- * commit; the leader may wait up to max_delay for more records). Replay
+ * commit; the leader may wait up to max_delay for more records), and each
+ * waiting appender is woken once, by the leader that wrote its record. Replay
  * reads every segment in order and truncates a segment at its first torn or
  * corrupt record (logged once), keeping everything before it.
  * Thread-safe after open; replay before the first append. */

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Unit tests: WAL group commit, replay, torn and corrupt tails. */
+ * Unit tests: WAL group commit, replay, torn and corrupt tails, and a
+ * failed write that acknowledges none of its batch. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -177,11 +180,83 @@ TEST(rotate_and_remove)
     rm_dir();
 }
 
+/* What one appender of the failing log saw. */
+typedef struct outcome {
+    long base;
+    int ok, failed, other;
+    long ok_sum;
+} outcome;
+
+static void *failing_writer(void *arg)
+{
+    outcome *o = arg;
+    for (long i = 0; i < 100; i++) {
+        long v = o->base + i;
+        kiln_err err = {KILN_OK, ""};
+        kiln_status st = kiln_wal_append(shared, &v, sizeof(v), NULL, &err);
+        if (st == KILN_OK)
+            o->ok++, o->ok_sum += v;
+        else if (st == KILN_UNAVAILABLE)
+            o->failed++;
+        else
+            o->other++;
+    }
+    return NULL;
+}
+
+/* 8 concurrent appenders, the file size limit reached after about 60
+ * records (the write fails with EFBIG, part of a batch may be written):
+ * every append is acknowledged or refused with KILN_UNAVAILABLE, the
+ * replay holds exactly the acknowledged records, and the log takes
+ * records again once writes succeed. */
+TEST(failed_write_is_not_acknowledged)
+{
+    fresh_dir();
+    CHECK_OK(kiln_wal_open(dir, &cfg, &shared, NULL));
+    struct rlimit old, lim;
+    CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    lim = old;
+    lim.rlim_cur = 60 * (8 + sizeof(long)); /* frames of 8 + 8 bytes */
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    outcome o[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        o[i] = (outcome){i * 1000, 0, 0, 0, 0};
+        pthread_create(&t[i], NULL, failing_writer, &o[i]);
+    }
+    int ok = 0, failed = 0, other = 0;
+    long sum = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        ok += o[i].ok, failed += o[i].failed, other += o[i].other, sum += o[i].ok_sum;
+    }
+    CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    signal(SIGXFSZ, prev);
+    printf("  %d acknowledged, %d refused\n", ok, failed);
+    CHECK_EQ(other, 0);
+    CHECK_EQ(ok + failed, 800);
+    CHECK(ok <= 60 && failed >= 740);
+    long v = 99999;
+    CHECK_OK(kiln_wal_append(shared, &v, sizeof(v), NULL, NULL));
+    kiln_wal_close(shared);
+
+    kiln_wal_t *w;
+    CHECK_OK(kiln_wal_open(dir, &cfg, &w, NULL));
+    replayed r = {0, 0};
+    CHECK_OK(kiln_wal_replay(w, on_rec, &r, NULL));
+    CHECK_EQ(r.n, ok + 1);
+    CHECK_EQ(r.sum, sum + v);
+    kiln_wal_close(w);
+    rm_dir();
+}
+
 int main(void)
 {
     RUN(group_commit_and_replay);
     RUN(torn_tail);
     RUN(corrupt_tail);
     RUN(rotate_and_remove);
+    RUN(failed_write_is_not_acknowledged);
     return check_done();
 }
