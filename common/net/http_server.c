@@ -25,12 +25,16 @@
 #include "xmalloc.h"
 
 /* Each connection's libmicrohttpd pool holds the request line, the headers
- * and a record per query argument. At the default 32 KiB, a URL of ~2000
- * arguments (8 KB) exhausted it while parsing, and libmicrohttpd 0.9.75 then
- * left the client without an answer until the connection timed out. 1 MiB
- * is Go's http.DefaultMaxHeaderBytes (what Pyroscope accepts); the pool is
- * mmap'ed, so an idle connection costs only the pages it touched. */
-#define CONN_MEMORY_LIMIT (1u << 20)
+ * (in a read buffer of half the pool) and a record per query argument (64
+ * bytes each). At the default 32 KiB, a URL of ~2000 arguments (8 KB)
+ * exhausted it while parsing, and libmicrohttpd 0.9.75 then left the client
+ * without an answer until the connection timed out. 384 KiB holds
+ * MAX_QUERY_ARGS records beside their URL, and a request line and headers
+ * of about 200 KB (past that: 414 or 431). Not more: 0.9.75 zeroes the whole
+ * pool between two requests of a keep-alive connection, and at 1 MiB that
+ * memset was a fifth of the server's CPU under small pushes (and made every
+ * connection resident at 1 MiB). */
+#define CONN_MEMORY_LIMIT (384u << 10)
 /* More query arguments than any Kiln route reads; past this many the
  * request is refused (414) before libmicrohttpd parses them. */
 #define MAX_QUERY_ARGS 4096
