@@ -175,15 +175,19 @@ static void on_fallback(void *ud, const kiln_http_req *req, kiln_http_resp *resp
     kiln_rules_eval_metrics(app->rules_eval, id, &resp->body);
 }
 
-/* Request workers per server: by default twice the cores, since a push's
- * worker waits on the WAL's group commit (fdatasync) while the others keep
- * the cores busy. */
+/* Request workers per server: by default 64, or twice the cores where
+ * that is more. A push's worker waits on the WAL's group commit
+ * (fdatasync), and one commit can only gather the pushes of the workers
+ * waiting in it: at two per core a 2-core machine synced 2.4 pushes at a
+ * time and 64 clients got 2,400 pushes/s; waiting workers cost no CPU. */
+#define MIN_WORKERS 64
+
 static int worker_threads(const kiln_app_config *cfg)
 {
     if (cfg->threads > 0)
         return cfg->threads;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? 2 * (int)n : 2;
+    return n > MIN_WORKERS / 2 ? 2 * (int)n : MIN_WORKERS;
 }
 
 /* Query workers: by default one per core (queries are CPU-bound), at

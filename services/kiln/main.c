@@ -41,7 +41,7 @@ static const kiln_cfg_opt opts[] = {
     OPT("server.max-inflight-bytes", KILN_CFG_SIZE, max_inflight_bytes, "512MiB",
         "decompressed request bytes held at once by all requests; past it 429 (0 = no limit)"),
     OPT("server.worker-threads", KILN_CFG_INT, threads, "0",
-        "request workers per server, HTTP and gRPC (0 = two per core)"),
+        "request workers per server, HTTP and gRPC (0 = 64, or two per core if more)"),
     OPT("server.query-worker-threads", KILN_CFG_INT, query_threads, "0",
         "query workers, apart from the request workers (0 = one per core, at least 2)"),
     OPT("server.query-max-queued", KILN_CFG_SIZE, query_max_queued, "1024",
