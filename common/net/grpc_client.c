@@ -42,8 +42,11 @@
 #define QUERY_CHECK_MS 50
 
 /* A gRPC channel of a peer and the calls started on it. Over TLS a peer
- * gets a new one when the files rotate; the old one is destroyed once its
- * last call ended (destroying a channel would fail its calls). */
+ * gets a new one when the files rotate, made before the old one is given
+ * up: calls go on the old one until the new one has connected (its first
+ * handshake with the new files done), so a rotation fails no call. The old
+ * one is destroyed once its last call ended (destroying a channel would
+ * fail its calls). */
 typedef struct gchan {
     grpc_channel *ch;
     unsigned gen; /* the TLS files' generation it was made with */
@@ -56,6 +59,7 @@ typedef struct gchan {
 typedef struct channel {
     char *addr;
     gchan *cur;
+    gchan *next;  /* made with newer TLS files, connecting; NULL = none */
     int inflight; /* calls started and not ended */
     bool suspect; /* a call timed out and none was answered since */
 } channel;
@@ -154,6 +158,9 @@ void kiln_grpc_client_destroy(kiln_grpc_client_t *c)
     for (size_t i = 0; i < c->n_chans; i++) {
         grpc_channel_destroy(c->chans[i]->cur->ch); /* retired ones went with their calls */
         free(c->chans[i]->cur);
+        if (c->chans[i]->next != NULL)
+            grpc_channel_destroy(c->chans[i]->next->ch);
+        free(c->chans[i]->next);
         free(c->chans[i]->addr);
         free(c->chans[i]);
     }
@@ -199,14 +206,37 @@ static gchan *channel_create(const kiln_grpc_client_t *c, const char *addr)
     return g;
 }
 
-/* Gives the peer a channel with the TLS files as they are now when they
- * rotated since its channel was made; calls with c->mu held. */
+/* A channel made with the TLS files as they are now, already connecting. */
+static gchan *channel_connecting(kiln_grpc_client_t *c, const char *addr)
+{
+    gchan *g = channel_create(c, addr);
+    grpc_channel_check_connectivity_state(g->ch, 1);
+    return g;
+}
+
+/* When the TLS files rotated since the peer's channel was made, starts a
+ * channel with the new ones, and moves the peer's calls to it once it has
+ * connected; calls with c->mu held. */
 static void renew_locked(kiln_grpc_client_t *c, channel *ch)
 {
-    if (c->tls == NULL || kiln_grpc_tls_generation(c->tls) == ch->cur->gen)
+    if (c->tls == NULL)
         return;
+    unsigned gen = kiln_grpc_tls_generation(c->tls);
+    if (ch->next != NULL && ch->next->gen != gen) { /* rotated again meanwhile */
+        grpc_channel_destroy(ch->next->ch);
+        free(ch->next);
+        ch->next = NULL;
+    }
+    if (ch->next == NULL && ch->cur->gen != gen)
+        ch->next = channel_connecting(c, ch->addr);
+    if (ch->next == NULL)
+        return;
+    grpc_connectivity_state st = grpc_channel_check_connectivity_state(ch->next->ch, 1);
+    if (st != GRPC_CHANNEL_READY)
+        return; /* the old channel serves meanwhile */
     gchan *old = ch->cur;
-    ch->cur = channel_create(c, ch->addr);
+    ch->cur = ch->next;
+    ch->next = NULL;
     if (old->calls > 0) {
         old->retired = true; /* destroyed by its last call's end */
         return;

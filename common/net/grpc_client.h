@@ -48,9 +48,10 @@ void kiln_grpc_client_destroy(kiln_grpc_client_t *c);
 /** Dials every peer over TLS from now on, with t's files (borrowed: it
  * outlives the client) as client certificate and roots, checking
  * server_name (copied; "" or NULL = the dialled host) in the peers'
- * certificates. A peer's next call after the files rotated goes on a new
- * channel with the new files; calls running on the old one finish there.
- * Call before the first call. */
+ * certificates. After the files rotate, each peer gets a new channel with
+ * the new files, which connects while calls still go on the old one; once
+ * it is ready the peer's calls move to it and those running on the old one
+ * finish there (a rotation fails no call). Call before the first call. */
 void kiln_grpc_client_set_tls(kiln_grpc_client_t *c, kiln_grpc_tls_t *t, const char *server_name);
 
 /** Starts every call of calls[0..n) at once and returns when all have
