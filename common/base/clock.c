@@ -24,11 +24,21 @@ int64_t kiln_mono_ns(void)
     return read_clock(CLOCK_MONOTONIC);
 }
 
-struct timespec kiln_deadline_in(int64_t ns)
+static struct timespec instant_in(clockid_t id, int64_t ns)
 {
-    int64_t at = read_clock(CLOCK_REALTIME) + (ns > 0 ? ns : 0);
+    int64_t at = read_clock(id) + (ns > 0 ? ns : 0);
     return (struct timespec){.tv_sec = (time_t)(at / 1000000000LL),
                              .tv_nsec = (long)(at % 1000000000LL)};
+}
+
+struct timespec kiln_deadline_in(int64_t ns)
+{
+    return instant_in(CLOCK_REALTIME, ns);
+}
+
+struct timespec kiln_mono_deadline_in(int64_t ns)
+{
+    return instant_in(CLOCK_MONOTONIC, ns);
 }
 
 static int64_t system_wall(void *ctx)

@@ -16,6 +16,9 @@ int64_t kiln_wall_ms(void);
 int64_t kiln_mono_ns(void);
 /** The CLOCK_REALTIME instant ns from now, as pthread_cond_timedwait takes it. */
 struct timespec kiln_deadline_in(int64_t ns);
+/** The same on CLOCK_MONOTONIC, for a condition variable made with
+ * pthread_condattr_setclock(CLOCK_MONOTONIC) (immune to wall-clock steps). */
+struct timespec kiln_mono_deadline_in(int64_t ns);
 
 /** A clock that can be injected: wall and monotonic time in nanoseconds. */
 typedef struct kiln_clock {

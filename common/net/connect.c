@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "clock.h"
 #include "grpc_web.h"
 #include "gzip.h"
 #include "json_writer.h"
@@ -33,9 +34,7 @@ static int media_is(const char *ct, const char *want)
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)kiln_mono_ns() / 1e9;
 }
 
 /* Decompresses the body per Content-Encoding; KILN_OK leaves *body set. */

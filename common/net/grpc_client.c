@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "cancel.h"
+#include "clock.h"
 #include "grpc_tsan.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -539,15 +540,7 @@ static void *poll_loop(void *arg)
 
 static struct timespec mono_after(int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    return kiln_mono_deadline_in(ms * 1000000);
 }
 
 kiln_grpc_batch_t *kiln_grpc_batch_start(kiln_grpc_client_t *c, kiln_grpc_call *calls, size_t n,

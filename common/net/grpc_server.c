@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "grpc_tsan.h"
 #include "gzip.h"
 #include "log.h"
@@ -50,7 +51,7 @@ typedef struct call_slot {
     grpc_byte_buffer *send;
     grpc_slice status_details;
     int cancelled;
-    struct timespec t0;
+    int64_t t0_ns;        /* monotonic: when the call arrived */
     atomic_int refs;      /* the main op chain and the close op */
     kiln_cancel_t cancel; /* queries */
 } call_slot;
@@ -291,11 +292,10 @@ static kiln_status run_call(call_slot *c, kiln_arena_t *arena, kiln_buf *out, ki
     return st;
 }
 
-static double since(const struct timespec *t0)
+/* Seconds since the monotonic instant t0_ns. */
+static double since(int64_t t0_ns)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+    return (double)(kiln_mono_ns() - t0_ns) / 1e9;
 }
 
 /* Sends the answer: out's bytes on KILN_OK, else st with err's message. */
@@ -311,7 +311,7 @@ static void finish(call_slot *c, kiln_status st, const kiln_buf *out, const kiln
         c->send = grpc_raw_byte_buffer_create(&body, 1);
         grpc_slice_unref(body);
     }
-    kiln_metrics_request(c->w->srv->metrics, "grpc", method, kiln_status_str(st), since(&c->t0));
+    kiln_metrics_request(c->w->srv->metrics, "grpc", method, kiln_status_str(st), since(c->t0_ns));
 
     grpc_op ops[4];
     memset(ops, 0, sizeof(ops));
@@ -401,7 +401,7 @@ static void on_event(worker *w, call_slot *c, int success)
             free_slot(c); /* no op of the call was started: not counted */
             return;
         }
-        clock_gettime(CLOCK_MONOTONIC, &c->t0);
+        c->t0_ns = kiln_mono_ns();
         post_slot(w);
         start_recv(c);
         return;
@@ -541,9 +541,7 @@ void kiln_grpc_log_setup(bool debug)
 /* Waits until the shutdown tag fired or the deadline passed; true if it fired. */
 static int wait_shutdown(kiln_grpc_server_t *s, int seconds)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += seconds;
+    struct timespec dl = kiln_deadline_in((int64_t)seconds * 1000000000LL);
     pthread_mutex_lock(&s->mu);
     while (!s->shut_down && pthread_cond_timedwait(&s->cv, &s->mu, &dl) == 0)
         ;

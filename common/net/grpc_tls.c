@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -44,13 +45,6 @@ struct kiln_grpc_tls {
 static char *dup_or_null(const char *s)
 {
     return s != NULL && *s != '\0' ? kiln_xstrdup(s) : NULL;
-}
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static X509 *first_cert(const char *pem)
@@ -119,7 +113,7 @@ kiln_status kiln_grpc_tls_create(const kiln_tls_config *c, const char *prefix,
         return st;
     }
     t->gen = 1;
-    t->checked_ns = mono_ns();
+    t->checked_ns = kiln_mono_ns();
     *out = t;
     return KILN_OK;
 }
@@ -223,7 +217,7 @@ grpc_server_credentials *kiln_grpc_tls_server_credentials(kiln_grpc_tls_t *t)
 unsigned kiln_grpc_tls_generation(kiln_grpc_tls_t *t)
 {
     pthread_mutex_lock(&t->mu);
-    int64_t now = mono_ns();
+    int64_t now = kiln_mono_ns();
     if (now - t->checked_ns >= CLIENT_CHECK_NS) {
         t->checked_ns = now;
         refresh_locked(t);

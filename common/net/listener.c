@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -46,9 +47,7 @@ struct kiln_listener {
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return kiln_mono_ns() / 1000000;
 }
 
 /* Removes entry i (swapping the last in) and gives its socket to fn, or

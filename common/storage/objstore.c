@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "xmalloc.h"
 
 #define PREFIX_MAX 256
@@ -149,9 +150,7 @@ static kiln_status full_name(const kiln_objstore_t *s, const char *name, char *b
 
 static uint64_t now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return (uint64_t)kiln_mono_ns() / 1000u;
 }
 
 /* Records one call of op that started at t0 and moved `bytes`. A missing
