@@ -867,7 +867,7 @@ void kiln_membership_destroy(kiln_membership_t *m)
     kvStore_Destroy(m->kv);
     jsCtx_Destroy(m->js);
     /* Not nats_Close: the library is process-wide and other connections
-     * may live on; kiln_cluster_destroy closes it. */
+     * may live on; main closes it at exit. */
     close_connection(m);
     natsOptions_Destroy(m->opts);
     free_urls(m);

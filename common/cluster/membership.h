@@ -59,9 +59,8 @@ kiln_status kiln_membership_create(const kiln_membership_config *cfg, kiln_ring_
                                    kiln_err *err);
 /** Stops heartbeats and watching, deletes the own entry if joined (when
  * connected; otherwise the others evict it after the timeout), closes the
- * connection. Does not call nats_Close (process-wide: the process's
- * owner of NATS, services/kiln/cluster.c, does after this). NULL is a
- * no-op. */
+ * connection. Does not call nats_Close (process-wide: main does, at exit).
+ * NULL is a no-op. */
 void kiln_membership_destroy(kiln_membership_t *m);
 
 /** Registers this process under role with self (copied; tokens as given)

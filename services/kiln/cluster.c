@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
-#include <nats/nats.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,9 +15,6 @@
 #include "log.h"
 #include "membership.h"
 #include "xmalloc.h"
-
-/* How long shutdown waits for nats.c's threads to end. */
-#define NATS_CLOSE_WAIT_MS 5000
 
 struct kiln_cluster {
     const kiln_app_config *cfg;
@@ -132,11 +128,6 @@ void kiln_cluster_destroy(kiln_cluster_t *c)
     if (c == NULL)
         return;
     kiln_membership_destroy(c->members);
-    /* The process's only NATS user: wait until nats.c's own threads have
-     * freed the connection (its TLS context included) before exit runs
-     * OpenSSL's cleanup under them (a SEGV at shutdown under TSan). */
-    if (c->members != NULL && nats_CloseAndWait(NATS_CLOSE_WAIT_MS) != NATS_OK)
-        KILN_LOG_WARN("cluster", "NATS library threads still running at shutdown");
     kiln_grpc_client_destroy(c->grpc);
     kiln_ring_destroy(c->ring);
     free(c);
