@@ -413,3 +413,49 @@ func expectRefused(t *testing.T, rc refusal, n *kilntest.NATS, secrets ...string
 	}
 	t.Logf("refused in %v: %s", time.Since(t0).Round(time.Millisecond), errs[0])
 }
+
+// TestMicroservicesOverMTLSAndSecureNATS runs the cluster as operators do:
+// two ingesters, a distributor and a querier as separate processes, their
+// cluster plane over mutual TLS (-cluster.tls-*), on a nats-server that
+// takes TLS with client certificates and a password. Pushes through the
+// distributor are read back exactly through the querier.
+func TestMicroservicesOverMTLSAndSecureNATS(t *testing.T) {
+	_, testdata := kilntest.RequireEnv(t)
+	ca := kilntest.NewCA(t)
+	password := "pw-" + kilntest.RandomHex(12)
+	n := kilntest.StartNATS(t, kilntest.NATSTLS(ca, true), kilntest.NATSUser(user, password))
+	member := ca.Issue(t, "kiln-member", kilntest.CertOptions{})
+	args := append(tlsArgs(ca, &member), "-cluster.nats-user="+user, "-cluster.nats-password="+password,
+		"-cluster.tls-cert-path="+member.CertPath, "-cluster.tls-key-path="+member.KeyPath,
+		"-cluster.tls-ca-path="+ca.CAPath)
+	c := &cluster{nats: n, bucket: t.TempDir(), tenant: kilntest.NewTenant("natssec-ms")}
+	c.prof = kilntest.LoadProfile(t, testdata, profileFile)
+	start := func(target, name string) *kilntest.Server {
+		return kilntest.Start(t, kilntest.Target(target), kilntest.Name(name), kilntest.LogLevel("info"),
+			kilntest.OTLPOff(), kilntest.IgnoreEnvArgs(), kilntest.ReadyTimeout(readyTimeout),
+			kilntest.Args(commonArgs(n, c.bucket, 2, args)...))
+	}
+	ing := []*kilntest.Server{start("ingester", "ingester-1"), start("ingester", "ingester-2")}
+	for _, s := range ing {
+		if len(s.Log.Grep("cluster_tls=mutual")) == 0 {
+			t.Fatalf("%s does not report mutual TLS on its cluster plane", s.Name)
+		}
+	}
+	d, q := start("distributor", "distributor"), start("querier", "querier")
+	c.procs = []*kilntest.Server{d, q}
+	// Until the distributor sees both ingesters a push cannot reach RF=2.
+	deadline := time.Now().Add(ringWait)
+	for {
+		r, err := d.Ring()
+		if err == nil && len(r.Active(heartbeatTimeout)) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the distributor's ring is not the two ingesters: %v %v", r, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.push(t, 0, "svc-ms", 8)
+	c.expectExact(t, 1, "svc-ms", 8)
+	c.expectNoSecret(t, password)
+}
