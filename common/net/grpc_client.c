@@ -28,14 +28,18 @@
 
 #define DEFAULT_MAX_RECV ((size_t)256 << 20)
 /* A refused connection fails non-wait-for-ready calls at once; the channel
- * then retries in the background, and this caps how long a peer that came
- * back stays marked as failing (gRPC's default cap is 120 s). The minimum
- * is also gRPC's connect timeout (an attempt gets the larger of it and the
- * current backoff): a peer whose kernel accepts connections but that never
- * sends its HTTP/2 SETTINGS (a stopped process) fails calls within it
- * instead of holding them to their deadline. */
+ * then retries in the background, from INITIAL up to MAX apart, and MAX
+ * caps how long a peer that came back stays marked as failing (gRPC's
+ * default cap is 120 s). The minimum is gRPC's connect timeout instead (an
+ * attempt gets the larger of it and the current backoff): a peer whose
+ * kernel accepts connections but that never sends its HTTP/2 SETTINGS (a
+ * stopped process) fails calls within it instead of holding them to their
+ * deadline. It is not the initial backoff, because a TLS handshake on a
+ * loaded machine (or under TSan) can take longer than 100 ms: with that
+ * as the timeout the first attempts to a healthy peer failed. */
+#define INITIAL_RECONNECT_BACKOFF_MS 100
 #define MAX_RECONNECT_BACKOFF_MS 2000
-#define MIN_RECONNECT_BACKOFF_MS 100
+#define MIN_CONNECT_TIMEOUT_MS 2000
 /* How long past the deadline to wait for the core before cancelling; the
  * core ends calls at their deadline, so this only guards against a bug. */
 #define DRAIN_GRACE_MS 5000
@@ -188,7 +192,7 @@ static gchan *channel_create(const kiln_grpc_client_t *c, const char *addr)
                           GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
                           GRPC_ARG_MAX_RECONNECT_BACKOFF_MS};
     /* Retries are off: the callers replicate and fan out themselves. */
-    int values[] = {c->max_recv, 0, MIN_RECONNECT_BACKOFF_MS, MIN_RECONNECT_BACKOFF_MS,
+    int values[] = {c->max_recv, 0, INITIAL_RECONNECT_BACKOFF_MS, MIN_CONNECT_TIMEOUT_MS,
                     MAX_RECONNECT_BACKOFF_MS};
     for (size_t i = 0; i < 5; i++) {
         args[i].type = GRPC_ARG_INTEGER;
