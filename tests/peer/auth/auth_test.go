@@ -25,6 +25,7 @@ import (
 	collpb "go.opentelemetry.io/proto/otlp/collector/profiles/v1development"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -269,6 +270,13 @@ func TestGoSDKBasicAuth(t *testing.T) {
 
 func exportGRPC(t *testing.T, addr string, md ...string) error {
 	t.Helper()
+	return exportGRPCWith(t, addr, insecure.NewCredentials(), md...)
+}
+
+// exportGRPCWith exports the OTLP test profile to addr over creds (plain
+// text or TLS) with the metadata md.
+func exportGRPCWith(t *testing.T, addr string, creds credentials.TransportCredentials, md ...string) error {
+	t.Helper()
 	c, err := os.ReadFile(filepath.Join(os.Getenv("KILN_TESTDATA"), "grafana-pyroscope/otel-ebpf-profile.pb.bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +285,7 @@ func exportGRPC(t *testing.T, addr string, md ...string) error {
 	if err := proto.Unmarshal(c, req); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	"github.com/grafana/pyroscope/api/gen/proto/go/querier/v1/querierv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 
 	"kiln.dev/tests/lib/kilntest"
 )
@@ -334,5 +336,38 @@ func TestHTTPSClientAuthPolicies(t *testing.T) {
 				t.Errorf("tenant A apps %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestOTLPGRPCTLSHeader: the OTLP exporter over gRPC TLS on the OTLP port
+// with its authorization header, as a collector sends it: a token for the
+// tenant stores, a wrong CA and a token of another tenant are refused and
+// store nothing.
+func TestOTLPGRPCTLSHeader(t *testing.T) {
+	ca := kilntest.NewCA(t)
+	cert := ca.Issue(t, "kiln-grpc", kilntest.CertOptions{})
+	e := start(t, kilntest.Args("-server.grpc-tls-cert-path="+cert.CertPath,
+		"-server.grpc-tls-key-path="+cert.KeyPath))
+	creds := credentials.NewTLS(ca.ClientConfig(nil))
+	other := kilntest.NewCA(t)
+	if err := exportGRPCWith(t, e.s.OTLPAddr, credentials.NewTLS(other.ClientConfig(nil)),
+		"authorization", "Bearer "+tokRWB, "x-scope-orgid", e.tb); err == nil {
+		t.Errorf("an export trusting another CA succeeded")
+	} else {
+		t.Logf("an export trusting another CA: %v", err)
+	}
+	wantGRPC(t, "token of another tenant over TLS", exportGRPCWith(t, e.s.OTLPAddr, creds,
+		"authorization", "Bearer "+tokRWA, "x-scope-orgid", e.tb), codes.PermissionDenied)
+	if got := e.apps(t, e.tb, tokRWB); len(got) != 0 {
+		t.Fatalf("refused exports stored %v", got)
+	}
+	if err := exportGRPCWith(t, e.s.OTLPAddr, creds, "authorization", "Bearer "+tokRWB,
+		"x-scope-orgid", e.tb); err != nil {
+		t.Fatalf("export over TLS with a token: %v", err)
+	}
+	if got := e.apps(t, e.tb, tokRWB); len(got) == 0 {
+		t.Errorf("tenant B has no apps after the export over TLS")
+	} else {
+		t.Logf("tenant B apps after the OTLP export over gRPC TLS: %v", got)
 	}
 }
