@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,26 +20,24 @@ type Kiln struct {
 	HTTP, GRPC string // host:port
 }
 
-// StartKiln starts bin with HTTP and gRPC on free 127.0.0.1 ports, warn
-// logging and args (the target, storage and limits are the caller's), and
-// waits until /ready answers 200 and the gRPC port accepts.
+// StartKiln starts bin with HTTP, gRPC and the cluster plane's gRPC
+// (ingester.v1, which every ingester of a cluster serves) on free
+// 127.0.0.1 ports, warn logging and args (the target, storage and limits
+// are the caller's), and waits until /ready answers 200 and the gRPC port
+// accepts.
 func StartKiln(bin, name string, args ...string) (*Kiln, error) {
-	hp, err := FreePort()
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	gp, err := FreePort()
-	for err == nil && gp == hp {
-		gp, err = FreePort()
-	}
-	if err != nil {
-		return nil, err
-	}
+	hp, gp, ip := ports[0], ports[1], ports[2]
 	all := append([]string{
 		"-server.http-listen-address=127.0.0.1",
 		"-server.http-listen-port=" + strconv.Itoa(hp),
 		"-server.grpc-listen-address=127.0.0.1",
 		"-server.grpc-listen-port=" + strconv.Itoa(gp),
+		"-server.internal-grpc-listen-address=127.0.0.1",
+		"-server.internal-grpc-listen-port=" + strconv.Itoa(ip),
 		"-log.level=warn",
 	}, args...)
 	p, err := StartProc(name, bin, all...)
@@ -130,4 +129,19 @@ func (k *Kiln) Metrics(names ...string) (map[string]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// freePorts returns n distinct free ports.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for len(ports) < n {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
 }
