@@ -4,8 +4,10 @@
 // transport and client count it starts the real kiln binary on free
 // 127.0.0.1 ports (rate limit off), pushes the profile through Pyroscope's
 // own push client (pushv1connect) over Connect on HTTP/1.1 or over gRPC on
-// h2c, from C concurrent clients, and prints latency percentiles,
-// throughput, and the server's CPU time and peak RSS. Then (-rows small)
+// h2c, or as the Go SDK uploads to the legacy POST /ingest, from C
+// concurrent clients, and prints latency percentiles, throughput, and the
+// server's CPU time and peak RSS. Then (-rows otlp) an OpenTelemetry
+// exporter's OTLP gRPC exports of a real OTLP profile, and (-rows small)
 // issue 15's durable small pushes: 64 clients of several tenants pushing a
 // 1.2 KB pprof to kiln on disk with fsync on, with pushes per WAL fsync
 // from kiln's /metrics. It prints figures; it is not a test.
@@ -53,7 +55,7 @@ type config struct {
 	warmup      int
 	concurrency []int
 	transports  []string
-	rows        map[string]bool // "mix", "small"
+	rows        map[string]bool // "mix", "otlp", "small"
 	dir         string          // where each run's -storage.path goes
 
 	kilnArgs                           []string // more kiln flags, every row
@@ -71,8 +73,8 @@ func parseFlags() (config, error) {
 	flag.DurationVar(&c.duration, "duration", 20*time.Second, "longest timed part of a run")
 	flag.IntVar(&c.warmup, "warmup", 20, "untimed pushes before each run")
 	flag.StringVar(&conc, "c", "1,4,16", "comma-separated concurrent client counts (issue 15 measures 1, 4, 16)")
-	flag.StringVar(&transports, "transports", "connect,grpc", "connect (HTTP/1.1) and/or grpc (h2c)")
-	flag.StringVar(&rows, "rows", "mix,small", "mix (the profiles at -c clients) and/or small (durable small pushes)")
+	flag.StringVar(&transports, "transports", "connect,grpc,ingest", "connect (HTTP/1.1), grpc (h2c) and/or ingest (legacy POST /ingest, the Go SDK's multipart)")
+	flag.StringVar(&rows, "rows", "mix,otlp,small", "mix (the profiles at -c clients), otlp (OTLP gRPC exports at -c clients) and/or small (durable small pushes)")
 	flag.StringVar(&c.dir, "dir", os.TempDir(), "parent of each run's -storage.path (a disk: the small row measures fsync)")
 	flag.IntVar(&c.smallClients, "small-c", 64, "concurrent clients of the small-push row (issue 15: 64)")
 	flag.IntVar(&c.smallTenants, "small-tenants", 8, "tenants the small-push clients spread over")
@@ -83,7 +85,7 @@ func parseFlags() (config, error) {
 	c.kilnArgs = strings.Fields(kilnArgs)
 	c.rows = map[string]bool{}
 	for _, r := range strings.Split(rows, ",") {
-		if r != "mix" && r != "small" {
+		if r != "mix" && r != "otlp" && r != "small" {
 			return c, fmt.Errorf("-rows: unknown row %q", r)
 		}
 		c.rows[r] = true
@@ -101,7 +103,7 @@ func parseFlags() (config, error) {
 		c.concurrency = append(c.concurrency, n)
 	}
 	for _, t := range c.transports {
-		if t != "connect" && t != "grpc" {
+		if t != "connect" && t != "grpc" && t != "ingest" {
 			return c, fmt.Errorf("-transports: unknown transport %q", t)
 		}
 	}
@@ -114,10 +116,12 @@ func parseFlags() (config, error) {
 	return c, nil
 }
 
-// newClient returns Pyroscope's push client for one transport, and a
-// function that closes its idle connections.
-func newClient(transport string, k *bk.Kiln, conc int) (pushv1connect.PusherServiceClient, func()) {
-	if transport == "grpc" {
+// newPusher returns push number i of a profile over one transport, and a
+// function that closes its idle connections: Pyroscope's push client over
+// Connect or gRPC, or the Go SDK's legacy upload to /ingest.
+func newPusher(transport string, k *bk.Kiln, conc int) (func(p *bk.Profile, i int) error, func()) {
+	switch transport {
+	case "grpc":
 		h2 := &http2.Transport{
 			AllowHTTP: true,
 			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
@@ -125,11 +129,16 @@ func newClient(transport string, k *bk.Kiln, conc int) (pushv1connect.PusherServ
 				return d.DialContext(ctx, network, addr)
 			},
 		}
-		hc := bk.TenantClient(h2, tenant)
-		return pushv1connect.NewPusherServiceClient(hc, "http://"+k.GRPC, connect.WithGRPC()), h2.CloseIdleConnections
+		c := pushv1connect.NewPusherServiceClient(bk.TenantClient(h2, tenant), "http://"+k.GRPC, connect.WithGRPC())
+		return func(p *bk.Profile, i int) error { return bk.Push(c, p, i, newUUID()) }, h2.CloseIdleConnections
+	case "ingest":
+		h1 := bk.H1Transport(conc)
+		hc := bk.TenantClient(h1, tenant)
+		return func(p *bk.Profile, i int) error { return ingest(hc, k, p, i) }, h1.CloseIdleConnections
 	}
 	h1 := bk.H1Transport(conc)
-	return pushv1connect.NewPusherServiceClient(bk.TenantClient(h1, tenant), "http://"+k.HTTP), h1.CloseIdleConnections
+	c := pushv1connect.NewPusherServiceClient(bk.TenantClient(h1, tenant), "http://"+k.HTTP)
+	return func(p *bk.Profile, i int) error { return bk.Push(c, p, i, newUUID()) }, h1.CloseIdleConnections
 }
 
 // newUUID returns a random (version 4) UUID, the RawSample.ID an SDK sends.
@@ -140,11 +149,6 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-// push sends push number i with a fresh sample ID, as an SDK does.
-func push(c pushv1connect.PusherServiceClient, p *bk.Profile, i int) error {
-	return bk.Push(c, p, i, newUUID())
 }
 
 // result is one run's figures.
@@ -159,6 +163,16 @@ type result struct {
 // (profile, transport, clients) combination: cfg.pushes pushes or
 // cfg.duration, whichever first.
 func runOne(cfg config, p *bk.Profile, transport string, conc int) (*result, error) {
+	return measure(cfg, conc, nil, func(k *bk.Kiln) (func(i int) error, func()) {
+		push, closeIdle := newPusher(transport, k, conc)
+		return func(i int) error { return push(p, i) }, closeIdle
+	})
+}
+
+// measure starts a fresh kiln (with args), makes its pusher with mk, warms
+// it up and measures conc clients pushing: cfg.pushes pushes or
+// cfg.duration, whichever first.
+func measure(cfg config, conc int, args []string, mk func(k *bk.Kiln) (func(i int) error, func())) (*result, error) {
 	// A private storage directory; the rate limit, time window and sample
 	// count limit off.
 	dir, err := os.MkdirTemp(cfg.dir, "kiln-pushload-")
@@ -166,22 +180,23 @@ func runOne(cfg config, p *bk.Profile, transport string, conc int) (*result, err
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	k, err := bk.StartKiln(cfg.bin, "kiln", append([]string{
+	all := append([]string{
 		"-target=all",
 		"-storage.path=" + dir,
 		"-distributor.ingestion-rate-limit-mb=0",
 		"-validation.reject-older-than=0",
 		"-validation.max-profile-stacktrace-samples=0",
-	}, cfg.kilnArgs...)...)
+	}, args...)
+	k, err := bk.StartKiln(cfg.bin, "kiln", append(all, cfg.kilnArgs...)...)
 	if err != nil {
 		return nil, err
 	}
 	defer k.Stop()
-	c, closeIdle := newClient(transport, k, conc)
+	push, closeIdle := mk(k)
 	defer closeIdle()
 	for i := 0; i < cfg.warmup; i++ {
-		if err := push(c, p, i); err != nil {
-			return nil, fmt.Errorf("warm-up push over %s: %w\n%s", transport, err, k.Output())
+		if err := push(i); err != nil {
+			return nil, fmt.Errorf("warm-up push: %w\n%s", err, k.Output())
 		}
 	}
 	before, err := k.Stats()
@@ -190,7 +205,7 @@ func runOne(cfg config, p *bk.Profile, transport string, conc int) (*result, err
 	}
 	cpu0 := bk.SelfCPU()
 	r := &result{Load: bk.RunLoad(conc, cfg.warmup, cfg.pushes, cfg.duration,
-		func() bool { return !k.Exited() }, func(i int) error { return push(c, p, i) })}
+		func() bool { return !k.Exited() }, push)}
 	r.clientCPU = bk.SelfCPU() - cpu0
 	if k.Exited() {
 		return r, fmt.Errorf("kiln exited during the run:\n%s", k.Output())
@@ -244,6 +259,9 @@ func main() {
 	failed := false
 	if cfg.rows["mix"] {
 		failed = !mixRows(cfg)
+	}
+	if cfg.rows["otlp"] && !otlpRows(cfg) {
+		failed = true
 	}
 	if cfg.rows["small"] && !smallRow(cfg) {
 		failed = true
