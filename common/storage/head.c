@@ -1342,7 +1342,7 @@ void kiln_head_stats(kiln_head_t *h, kiln_head_stats_t *out)
     out->stack_nodes = h->n_nodes;
     out->locations = h->n_locs;
     out->strings = h->n_strs;
-    out->bytes = kiln_head__bytes(h);
+    out->bytes = kiln_head__bytes(h) + kiln_head__agg_bytes(h);
     for (size_t i = 0; i < h->n_series; i++) {
         const hseries *s = &h->series[i];
         if (s->n_profiles == 0)

@@ -27,7 +27,8 @@ typedef struct kiln_head_stats {
     size_t stack_nodes;
     size_t locations;
     size_t strings;
-    size_t bytes;        /* memory held (arrays, tables, arena; kiln_head__bytes) */
+    size_t bytes;        /* memory held: arrays, tables, arena (and a block's
+                            per-series sums) */
     int64_t min_time_ms; /* 0 when empty */
     int64_t max_time_ms;
 } kiln_head_stats_t;

@@ -27,8 +27,9 @@ static size_t index_bytes(const kiln_hash_index *x)
  * a large array not written) errs on the side of a lower RSS. The
  * per-series profile lists and per-pair postings are counted as they grow
  * (small_bytes), so this stays O(1) and an append can afford it. The
- * per-series sums of a block opened read-only (agg) are not counted: only
- * heads taking appends count against the budget. */
+ * per-series sums of a block opened read-only (agg) are counted apart
+ * (kiln_head__agg_bytes): only heads taking appends, which have none,
+ * count against the budget. */
 size_t kiln_head__bytes(const kiln_head_t *h)
 {
     size_t b = sizeof(*h) + MALLOC_OVERHEAD + kiln_arena_footprint(h->mem) + h->small_bytes;
@@ -54,4 +55,21 @@ void kiln_head__grow_small(kiln_head_t *h, void **a, size_t *cap, size_t need, s
     size_t old = *cap;
     kiln_grow(a, cap, need, elem);
     h->small_bytes += arr(*cap, elem) - arr(old, elem);
+}
+
+size_t kiln_head__agg_bytes(kiln_head_t *h)
+{
+    size_t b = 0;
+    pthread_mutex_lock(&h->agg_mu);
+    if (h->agg != NULL) {
+        b = arr(h->n_series + 1, sizeof(*h->agg));
+        for (size_t i = 0; i < h->n_series; i++) {
+            const hagg *g = h->agg[i];
+            if (g != NULL) /* the node and value arrays are allocated with one spare */
+                b += arr(1, sizeof(*g)) + arr((size_t)g->n + 1, sizeof(*g->node)) +
+                     arr((size_t)g->n + 1, sizeof(*g->value));
+        }
+    }
+    pthread_mutex_unlock(&h->agg_mu);
+    return b;
 }

@@ -182,6 +182,9 @@ typedef struct hagg {
 /** The bytes h holds (head_bytes.c): arrays, tables and arena by their
  * capacity, with malloc's overhead. O(1). A lock of h held. */
 size_t kiln_head__bytes(const kiln_head_t *h);
+/** The bytes of the per-series sums a block keeps (agg): O(series), takes
+ * agg_mu; 0 for a head taking appends. */
+size_t kiln_head__agg_bytes(kiln_head_t *h);
 /** KILN_GROW of a small per-series or per-pair array of h, counted in
  * h->small_bytes. Write lock held. */
 void kiln_head__grow_small(kiln_head_t *h, void **a, size_t *cap, size_t need, size_t elem);
