@@ -163,7 +163,7 @@ static kiln_status check_backpressure(kiln_db_t *db, tenant_head *t, kiln_err *e
 {
     size_t appending, flushing, budget = db->cfg.max_head_bytes;
     kiln_db_head_bytes(db, &appending, &flushing);
-    if (budget != 0 && appending + flushing >= 2 * budget)
+    if (budget != 0 && (appending + flushing) / 2 >= budget) /* 2 * budget may overflow */
         return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
                             "ingester heads hold %.1f MiB (%.1f MiB being flushed), twice "
                             "-ingester.max-head-bytes of %.1f MiB: flushing is behind, retry later",

@@ -9,6 +9,7 @@
  * with resource_exhausted naming the flag. */
 #define _XOPEN_SOURCE 700
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -291,10 +292,32 @@ TEST(byte_budget_refuses_pushes_at_twice_it)
     kiln_arena_destroy(a);
 }
 
+/* A budget above SIZE_MAX / 2 (bytes given by mistake) refuses nothing:
+ * twice it used to wrap to a few bytes. */
+TEST(byte_budget_huge_refuses_nothing)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
+        CHECK(!"cpu.pb.gz missing");
+        kiln_arena_destroy(a);
+        return;
+    }
+    kiln_objstore_t *store;
+    kiln_db_t *db = open_budget(&store, SIZE_MAX / 2 + 2);
+    if (db != NULL) {
+        CHECK_OK(push_as(db, "t1", "a", &p, 0, NULL));
+        CHECK_OK(push_as(db, "t1", "a", &p, 1, NULL));
+    }
+    close_budget(db, store);
+    kiln_arena_destroy(a);
+}
+
 int main(void)
 {
     RUN(concurrent_flushes_write_each_head_once);
     RUN(byte_budget_cuts_and_flushes_every_head);
     RUN(byte_budget_refuses_pushes_at_twice_it);
+    RUN(byte_budget_huge_refuses_nothing);
     return check_done();
 }
