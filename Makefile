@@ -63,7 +63,8 @@ fuzz: deps
 # Benchmarks print figures and never fail on timing (docs/operations.md):
 # the in-process push path on the release build, the query engine, storage
 # (bytes on disk, WAL and push with fsync, flush, head memory; options in
-# STORAGE_ARGS), the flush of a large head at shutdown (FLUSH_ARGS), then
+# STORAGE_ARGS), RSS under sustained push with a head byte budget
+# (BUDGET_ARGS), the flush of a large head at shutdown (FLUSH_ARGS), then
 # pushes through the real HTTP and gRPC servers of $(BUILD)/kiln (and durable
 # small pushes from 64 clients); the ring's balance and lookup cost, and a cluster (nats-server,
 # a distributor, a querier, 1 or 3 ingesters as processes) at RF=1 and RF=3.
@@ -77,6 +78,7 @@ bench: deps build
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_query
 	$(BUILD)/tests/bench/bench_cardinality
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_storage $(STORAGE_ARGS)
+	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_budget $(BUDGET_ARGS)
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_flush $(FLUSH_ARGS)
 	cd tests/bench/pushload && go run . -kiln $(abspath $(BUILD))/kiln \
 		-testdata $(KILN_TESTDATA) $(PUSHLOAD_ARGS)

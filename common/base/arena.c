@@ -31,6 +31,7 @@ struct kiln_arena {
     deferred *defers;
     size_t cap;
     size_t total;
+    size_t held; /* bytes of the chunks malloc'd (kiln_arena_footprint) */
 };
 
 static chunk *chunk_new(size_t n)
@@ -75,6 +76,7 @@ void kiln_arena_reset(kiln_arena_t *a)
         keep->used = 0;
     a->head = keep;
     a->total = 0;
+    a->held = keep != NULL ? sizeof(chunk) + keep->cap : 0;
 }
 
 void kiln_arena_destroy(kiln_arena_t *a)
@@ -102,6 +104,7 @@ void *kiln_arena_alloc(kiln_arena_t *a, size_t n)
         if (sz > 16u * 1024 * 1024 && need <= 16u * 1024 * 1024)
             sz = 16u * 1024 * 1024;
         chunk *nc = chunk_new(sz);
+        a->held += sizeof(chunk) + nc->cap;
         nc->next = c;
         a->head = nc;
         c = nc;
@@ -160,6 +163,11 @@ char *kiln_arena_printf(kiln_arena_t *a, const char *fmt, ...)
 size_t kiln_arena_used(const kiln_arena_t *a)
 {
     return a->total;
+}
+
+size_t kiln_arena_footprint(const kiln_arena_t *a)
+{
+    return sizeof(*a) + a->held;
 }
 
 void kiln_arena_defer(kiln_arena_t *a, void (*fn)(void *), void *arg)

@@ -34,6 +34,9 @@ char *kiln_arena_printf(kiln_arena_t *a, const char *fmt, ...)
 
 /** Bytes handed out so far. */
 size_t kiln_arena_used(const kiln_arena_t *a);
+/** Bytes the arena holds from malloc: its chunks, with what is left unused
+ * at their ends, and itself (what it costs in memory, beside _used). */
+size_t kiln_arena_footprint(const kiln_arena_t *a);
 /** Runs fn(arg) when the arena is destroyed or reset (to release fds, foreign objects). */
 void kiln_arena_defer(kiln_arena_t *a, void (*fn)(void *), void *arg);
 

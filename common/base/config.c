@@ -21,9 +21,14 @@ static const kiln_cfg_opt *find(const kiln_cfg_opt *o, size_t n, const char *nam
     return NULL;
 }
 
-/* Sizes accept a unit suffix: 4MiB, 256MB, 1GiB, 512KiB, or plain bytes. */
+/* Sizes accept a unit suffix: 4MiB, 256MB, 1GiB, 512KiB, or plain bytes;
+ * or "auto", for the owner to derive. */
 static bool parse_size(const char *v, size_t *out)
 {
+    if (strcmp(v, "auto") == 0) {
+        *out = KILN_CFG_SIZE_AUTO;
+        return true;
+    }
     char *end;
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
@@ -369,7 +374,10 @@ static void write_value(kiln_buf *out, const kiln_cfg_opt *o, bool defaults)
         kiln_buf_printf(out, "%d", *(const int *)o->ptr);
         break;
     case KILN_CFG_SIZE:
-        kiln_buf_printf(out, "%zu", *(const size_t *)o->ptr);
+        if (*(const size_t *)o->ptr == KILN_CFG_SIZE_AUTO)
+            kiln_buf_puts(out, "auto");
+        else
+            kiln_buf_printf(out, "%zu", *(const size_t *)o->ptr);
         break;
     case KILN_CFG_BOOL:
         kiln_buf_puts(out, *(const bool *)o->ptr ? "true" : "false");

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "buf.h"
@@ -18,11 +19,16 @@
 typedef enum kiln_cfg_type {
     KILN_CFG_STRING,   /* char * */
     KILN_CFG_INT,      /* int */
-    KILN_CFG_SIZE,     /* size_t, with B/KB/KiB/MB/MiB/GB/GiB suffixes */
+    KILN_CFG_SIZE,     /* size_t, with B/KB/KiB/MB/MiB/GB/GiB suffixes, or "auto"
+                          (KILN_CFG_SIZE_AUTO) */
     KILN_CFG_BOOL,     /* bool */
     KILN_CFG_DOUBLE,   /* double */
     KILN_CFG_DURATION, /* int64_t ns, from "0", "90s", "10m", "1h30m", "7d" */
 } kiln_cfg_type;
+
+/* A size of "auto": its owner derives it when it starts (from the machine,
+ * say), and says what it took. Written back as "auto". */
+#define KILN_CFG_SIZE_AUTO SIZE_MAX
 
 typedef struct kiln_cfg_opt {
     const char *name; /* "server.http-listen-port" */

@@ -13,9 +13,11 @@ static void *ticker_main(void *arg)
     pthread_mutex_lock(&t->mu);
     while (!t->stopping) {
         struct timespec dl = kiln_deadline_in(t->period_ns);
-        pthread_cond_timedwait(&t->cv, &t->mu, &dl);
+        if (!t->kicked)
+            pthread_cond_timedwait(&t->cv, &t->mu, &dl);
         if (t->stopping)
             break;
+        t->kicked = false;
         pthread_mutex_unlock(&t->mu);
         t->fn(t->arg);
         pthread_mutex_lock(&t->mu);
@@ -30,9 +32,20 @@ void kiln_ticker_start(kiln_ticker *t, int64_t period_ns, void (*fn)(void *arg),
     t->arg = arg;
     t->period_ns = period_ns > 0 ? period_ns : 1000000000;
     t->stopping = false;
+    t->kicked = false;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     t->running = pthread_create(&t->thread, NULL, ticker_main, t) == 0;
+}
+
+void kiln_ticker_kick(kiln_ticker *t)
+{
+    if (!t->running)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->kicked = true;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
 }
 
 void kiln_ticker_stop(kiln_ticker *t)

@@ -751,7 +751,8 @@ static bool read_index(kiln_block_t *b, rd *r)
             uint64_t id = get_uv(r);
             KILN_GROW(h->profiles, h->cap_profiles, h->n_profiles + 1);
             h->profiles[h->n_profiles] = (hprofile){(uint32_t)i, cnt, t, off, total, id};
-            KILN_GROW(s->profiles, s->cap_profiles, s->n_profiles + 1);
+            kiln_head__grow_small(h, (void **)&s->profiles, &s->cap_profiles, s->n_profiles + 1,
+                                  sizeof(*s->profiles));
             s->profiles[s->n_profiles++] = (uint32_t)h->n_profiles++;
             s->min_ms = j == 0 || t < s->min_ms ? t : s->min_ms;
             s->max_ms = j == 0 || t > s->max_ms ? t : s->max_ms;

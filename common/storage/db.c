@@ -86,6 +86,9 @@ tenant_head *kiln_db__tenant(kiln_db_t *db, const char *tenant, bool create)
         t->head = kiln_head_create();
         pthread_mutex_init(&t->lim_mu, NULL);
         db->t[db->n++] = t;
+        kiln_head_stats_t s;
+        kiln_head_stats(t->head, &s);
+        kiln_db__add_bytes(db, s.bytes);
     }
     pthread_mutex_unlock(&db->mu);
     return t;
@@ -148,14 +151,24 @@ static void apply(kiln_db_t *db, const char *tenant, const kiln_head_part *parts
     int64_t unset = 0;
     __atomic_compare_exchange_n(&t->head_start_ns, &unset, kiln_wall_ns(), false, __ATOMIC_RELAXED,
                                 __ATOMIC_RELAXED);
-    kiln_head_append_batch(t->head, parts, n);
+    kiln_db__add_bytes(db, kiln_head_append_batch(t->head, parts, n));
 }
 
-/* A head may grow to twice its cut size while a flush is behind; past that
- * pushes are refused (and retried by clients) rather than growing memory
- * without bound. `cut` held shared. */
+/* The heads may grow to twice their cut size while a flush is behind; past
+ * that pushes are refused (and retried by clients) rather than growing
+ * memory without bound. For bytes, the heads being flushed count too: what
+ * is bounded is the memory of every head, so the heads of all tenants hold
+ * at most twice max_head_bytes (and one push). `cut` held shared. */
 static kiln_status check_backpressure(kiln_db_t *db, tenant_head *t, kiln_err *err)
 {
+    size_t appending, flushing, budget = db->cfg.max_head_bytes;
+    kiln_db_head_bytes(db, &appending, &flushing);
+    if (budget != 0 && (appending + flushing) / 2 >= budget) /* 2 * budget may overflow */
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                            "ingester heads hold %.1f MiB (%.1f MiB being flushed), twice "
+                            "-ingester.max-head-bytes of %.1f MiB: flushing is behind, retry later",
+                            (double)(appending + flushing) / 1048576, (double)flushing / 1048576,
+                            (double)budget / 1048576);
     if (db->cfg.max_head_samples == 0)
         return KILN_OK;
     kiln_head_stats_t s;

@@ -37,6 +37,10 @@ typedef struct kiln_db_config {
     bool wal_no_fsync;              /* benchmarks of the in-memory path only: never in service */
     int64_t max_block_duration_ns;  /* cut a head into a block after this long */
     size_t max_head_samples;        /* ...or once it holds this many samples */
+    size_t max_head_bytes;          /* cut every head once the heads taking appends
+                                       hold this many bytes together; refuse pushes
+                                       at twice it, counting heads being flushed
+                                       (0 = no byte budget) */
     int64_t flush_check_ns;         /* how often the flusher looks (0 = 5 s) */
     bool flush_on_close;            /* write the heads as blocks when closing */
     bool heads_only;                /* reads cover heads only (in a cluster the
@@ -44,6 +48,15 @@ typedef struct kiln_db_config {
     const kiln_overrides_t *limits; /* per-tenant max_global_series (borrowed;
                                        NULL = no series limit) */
 } kiln_db_config;
+
+/** The default max_head_bytes for a process that may use `memory` bytes
+ * (kiln_memlimit_read; 0 = unknown, then 0: no budget): a quarter of it.
+ * The heads hold up to twice the budget (the heads taking appends and those
+ * being flushed, before pushes are refused), so half of the memory; the
+ * other half is for what the budget does not count: queries' trees and
+ * sums, the block being encoded, WAL buffers, requests in flight, the
+ * allocator's free lists and, in -target=all, the other modules. */
+size_t kiln_db_default_head_bytes(uint64_t memory);
 
 /** Opens the database: the state directory, the store's blocks, then the
  * WAL, replayed into the heads (records already in this instance's blocks
@@ -62,7 +75,9 @@ const char *kiln_db_instance(const kiln_db_t *db);
 /** Appends one push of tenant (normalised parts) all or nothing: encoded
  * as one WAL record, durable before KILN_OK. Parts held already (the same
  * kiln_profile_key: a retry) are left out. KILN_UNAVAILABLE when the log
- * cannot be written, KILN_RESOURCE_EXHAUSTED when flushing is behind,
+ * cannot be written, KILN_RESOURCE_EXHAUSTED when flushing is behind (the
+ * tenant's head at twice max_head_samples, or every head together at
+ * twice max_head_bytes; the message names the flag),
  * KILN_FAILED_PRECONDITION naming max_global_series_per_tenant
  * (kiln_db_is_series_limit) when the push would take the tenant past its
  * series limit: nothing was applied. */
@@ -94,6 +109,12 @@ kiln_status kiln_db_read(kiln_db_t *db, const char *tenants, const kiln_read_fil
  * heads_only) blocks; NULL = the heads taking appends of every tenant. */
 void kiln_db_stats(kiln_db_t *db, const char *tenants, kiln_head_stats_t *out);
 
+/** The bytes the heads of every tenant hold (kiln_head_stats_t.bytes):
+ * those taking appends in *appending, those cut and being written as
+ * blocks in *flushing (either may be NULL). What the byte budget
+ * (max_head_bytes) is checked against; O(1), no lock. */
+void kiln_db_head_bytes(kiln_db_t *db, size_t *appending, size_t *flushing);
+
 /** Blocks of the db's block set quarantined since open (blockset.h). */
 size_t kiln_db_blocks_quarantined(kiln_db_t *db);
 
@@ -114,7 +135,9 @@ bool kiln_db_is_series_limit(const kiln_err *err);
 
 /** Appends the Prometheus text of the per-tenant series figures:
  * kiln_ingester_memory_series, kiln_ingester_series_limit and
- * kiln_ingester_series_limit_refused_total; then the WAL's group commit
+ * kiln_ingester_series_limit_refused_total; the byte budget's
+ * kiln_ingester_head_bytes{state} and kiln_ingester_max_head_bytes; then
+ * the WAL's group commit
  * counters: kiln_wal_records_total, kiln_wal_fsyncs_total and
  * kiln_wal_bytes_total. */
 void kiln_db_metrics(kiln_db_t *db, kiln_buf *out);

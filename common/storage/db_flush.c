@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0
- * flush: cuts heads into blocks. A cut rotates the WAL and swaps every due
- * head for an empty one atomically with respect to appends; the old heads
- * stay queryable while they are written, and go once their block is in the
- * block set. A block records the WAL segment its head was cut at, so replay
- * after a crash skips exactly the records it holds; WAL segments go once
- * nothing before them waits for a block. */
+ * flush: cuts heads into blocks, when one is due (its age, its samples) or
+ * the heads of all tenants reach the byte budget together. A cut rotates
+ * the WAL and swaps every non-empty head for an empty one atomically with
+ * respect to appends; the old heads stay queryable while they are written,
+ * and go once their block is in the block set. A block records the WAL
+ * segment its head was cut at, so replay after a crash skips exactly the
+ * records it holds; WAL segments go once nothing before them waits for a
+ * block. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,17 +36,99 @@ static bool due(const kiln_db_t *db, const tenant_head *t, int64_t now)
             (db->cfg.max_head_samples > 0 && s.samples >= db->cfg.max_head_samples));
 }
 
-/* When any head is due (or force), rotates the WAL and swaps out every
- * non-empty head, so that all records before the new segment are in heads
- * being flushed. *all is false when some head could not be cut (its last
- * flush is still pending). Returns the new segment, 0 if nothing was cut. */
+size_t kiln_db_default_head_bytes(uint64_t memory)
+{
+    uint64_t quarter = memory / 4;
+    return quarter > SIZE_MAX ? SIZE_MAX - 1 : (size_t)quarter;
+}
+
+void kiln_db_head_bytes(kiln_db_t *db, size_t *appending, size_t *flushing)
+{
+    if (appending != NULL)
+        *appending = __atomic_load_n(&db->appending_bytes, __ATOMIC_RELAXED);
+    if (flushing != NULL)
+        *flushing = __atomic_load_n(&db->flushing_bytes, __ATOMIC_RELAXED);
+}
+
+void kiln_db__add_bytes(kiln_db_t *db, size_t grown)
+{
+    size_t budget = db->cfg.max_head_bytes;
+    size_t was = __atomic_fetch_add(&db->appending_bytes, grown, __ATOMIC_RELAXED);
+    /* The append that takes the heads over the budget wakes the flusher,
+     * rather than the heads growing on until its next tick. */
+    if (budget != 0 && was < budget && was + grown >= budget)
+        kiln_ticker_kick(&db->flusher);
+}
+
+void kiln_db__recount_bytes(kiln_db_t *db)
+{
+    size_t n, appending = 0, flushing = 0;
+    tenant_head **ts = kiln_db__tenants(db, &n); /* with any made since the caller's list */
+    for (size_t i = 0; i < n; i++) {
+        kiln_head_stats_t s;
+        kiln_head_stats(ts[i]->head, &s);
+        appending += s.bytes;
+        if (ts[i]->flushing != NULL) {
+            kiln_head_stats(ts[i]->flushing, &s);
+            flushing += s.bytes;
+        }
+    }
+    __atomic_store_n(&db->appending_bytes, appending, __ATOMIC_RELAXED);
+    __atomic_store_n(&db->flushing_bytes, flushing, __ATOMIC_RELAXED);
+    free(ts);
+}
+
+void kiln_db__bytes_metrics(kiln_db_t *db, kiln_buf *out)
+{
+    size_t appending, flushing;
+    kiln_db_head_bytes(db, &appending, &flushing);
+    kiln_buf_printf(out,
+                    "# HELP kiln_ingester_head_bytes Bytes the heads of every tenant hold, "
+                    "taking appends and being flushed: what -ingester.max-head-bytes "
+                    "bounds.\n# TYPE kiln_ingester_head_bytes gauge\n"
+                    "kiln_ingester_head_bytes{state=\"appending\"} %zu\n"
+                    "kiln_ingester_head_bytes{state=\"flushing\"} %zu\n"
+                    "# HELP kiln_ingester_max_head_bytes -ingester.max-head-bytes: the heads "
+                    "are cut at it and pushes refused at twice it (0 = no budget).\n"
+                    "# TYPE kiln_ingester_max_head_bytes gauge\nkiln_ingester_max_head_bytes %zu\n",
+                    appending, flushing, db->cfg.max_head_bytes);
+}
+
+/* Whether the heads taking appends hold the byte budget together, and one
+ * of them has something to cut. The budget bounds the process's memory,
+ * so it is one sum over all tenants, not a size per head; reaching it cuts
+ * every non-empty head, not only the largest: the cut must rotate the WAL
+ * and only when every head is cut can the segments before it go (a small
+ * head left behind would keep the log growing), and one cut brings the
+ * heads' memory all the way down instead of a little at a time. `cut` held. */
+static bool over_budget(const kiln_db_t *db, tenant_head *const *ts, size_t n)
+{
+    if (db->cfg.max_head_bytes == 0 ||
+        __atomic_load_n(&db->appending_bytes, __ATOMIC_RELAXED) < db->cfg.max_head_bytes)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (ts[i]->flushing == NULL && nonempty(ts[i]->head))
+            return true; /* a head that can be cut: its last flush is done */
+    }
+    return false;
+}
+
+/* When any head is due, the heads are over their byte budget, or force:
+ * rotates the WAL and swaps out every non-empty head, so that all records
+ * before the new segment are in heads being flushed. *all is false when
+ * some head could not be cut (its last flush is still pending). Returns
+ * the new segment, 0 if nothing was cut. */
 static uint64_t cut(kiln_db_t *db, bool force, bool *all)
 {
     int64_t now = kiln_wall_ns();
     size_t n;
     tenant_head **ts = kiln_db__tenants(db, &n);
     pthread_rwlock_wrlock(&db->cut);
-    bool any = force;
+    bool any = force || over_budget(db, ts, n);
+    if (any && !force)
+        KILN_LOG_INFO("db", "heads hold %zu bytes, -ingester.max-head-bytes %zu: cutting",
+                      __atomic_load_n(&db->appending_bytes, __ATOMIC_RELAXED),
+                      db->cfg.max_head_bytes);
     for (size_t i = 0; i < n && !any; i++)
         any = due(db, ts[i], now);
     uint64_t seg = 0;
@@ -66,6 +150,7 @@ static uint64_t cut(kiln_db_t *db, bool force, bool *all)
             t->flushed_ulid[0] = '\0';
             t->cut_seg = seg;
         }
+        kiln_db__recount_bytes(db);
     }
     pthread_rwlock_unlock(&db->cut);
     free(ts);
@@ -118,6 +203,7 @@ static bool retire(kiln_db_t *db)
         t->flushing = NULL;
         t->flushed_ulid[0] = '\0';
     }
+    kiln_db__recount_bytes(db);
     pthread_rwlock_unlock(&db->cut);
     free(ts);
     return all;
@@ -189,6 +275,10 @@ void kiln_db__start_flusher(kiln_db_t *db)
 {
     int64_t every = db->cfg.flush_check_ns > 0 ? db->cfg.flush_check_ns : DEFAULT_CHECK_NS;
     kiln_ticker_start(&db->flusher, every, flush_tick, db);
+    size_t appending; /* the WAL replayed may hold more than the budget */
+    kiln_db_head_bytes(db, &appending, NULL);
+    if (db->cfg.max_head_bytes != 0 && appending >= db->cfg.max_head_bytes)
+        kiln_ticker_kick(&db->flusher);
 }
 
 void kiln_db__stop_flusher(kiln_db_t *db, bool flush)

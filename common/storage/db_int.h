@@ -60,6 +60,13 @@ struct kiln_db {
      * that stored the first attempt, which must not hold it twice. */
     kiln_seen_keys_t *held;
 
+    /* The bytes of the heads (kiln_head_stats_t.bytes), for the byte
+     * budget without visiting every tenant: `appending` grows by what each
+     * append adds (atomically: appends to different tenants run at once);
+     * both are recounted exactly by cuts and retires, which hold `cut`
+     * exclusively (kiln_db__recount_bytes). */
+    size_t appending_bytes, flushing_bytes;
+
     /* The ring split of the series limit (kiln_db_set_ring_split). */
     pthread_mutex_t split_mu;
     bool ring;
@@ -86,6 +93,17 @@ void kiln_db__release_series(tenant_head *t, size_t reserved, bool applied);
 /** Appends the WAL's counters (kiln_wal_records_total, _fsyncs_total,
  * _bytes_total) in Prometheus text (db.c). */
 void kiln_db__wal_metrics(kiln_db_t *db, kiln_buf *out);
+
+/** Sets the byte counters to the sums over the heads of every tenant.
+ * `cut` held exclusively (db_flush.c). */
+void kiln_db__recount_bytes(kiln_db_t *db);
+/** Adds what an append grew tenant heads by, waking the flusher when that
+ * takes the heads to max_head_bytes. `cut` held shared (db_flush.c). */
+void kiln_db__add_bytes(kiln_db_t *db, size_t grown);
+
+/** Appends the byte budget's gauges, kiln_ingester_head_bytes by state
+ * and kiln_ingester_max_head_bytes, in Prometheus text (db_flush.c). */
+void kiln_db__bytes_metrics(kiln_db_t *db, kiln_buf *out);
 
 /** Starts the background flusher (db_flush.c). */
 void kiln_db__start_flusher(kiln_db_t *db);

@@ -157,6 +157,7 @@ void kiln_db_metrics(kiln_db_t *db, kiln_buf *out)
         pthread_rwlock_unlock(&db->cut);
     }
     free(ts);
+    kiln_db__bytes_metrics(db, out);
     kiln_db__wal_metrics(db, out);
 }
 

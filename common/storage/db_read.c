@@ -66,6 +66,7 @@ static void add_stats(kiln_head_t *h, kiln_head_stats_t *o)
     o->stack_nodes += s.stack_nodes;
     o->locations += s.locations;
     o->strings += s.strings;
+    o->bytes += s.bytes;
     if (s.profiles != 0 && (o->min_time_ms == 0 || s.min_time_ms < o->min_time_ms))
         o->min_time_ms = s.min_time_ms;
     if (s.max_time_ms > o->max_time_ms)

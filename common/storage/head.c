@@ -449,7 +449,7 @@ void kiln_head__post_series(kiln_head_t *h, uint32_t sid)
             kiln_hash_index_insert(&h->post_idx, hash, id);
         }
         hpost *p = &h->posts[id];
-        KILN_GROW(p->ids, p->cap, p->n + 1);
+        kiln_head__grow_small(h, (void **)&p->ids, &p->cap, p->n + 1, sizeof(*p->ids));
         p->ids[p->n++] = sid;
     }
 }
@@ -663,7 +663,8 @@ void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, uint6
     uint32_t pid = (uint32_t)h->n_profiles++;
     h->profiles[pid] = (hprofile){sid, (uint32_t)(h->n_samples - off), time_ms, off, total, id};
     hseries *s = &h->series[sid];
-    KILN_GROW(s->profiles, s->cap_profiles, s->n_profiles + 1);
+    kiln_head__grow_small(h, (void **)&s->profiles, &s->cap_profiles, s->n_profiles + 1,
+                          sizeof(*s->profiles));
     s->profiles[s->n_profiles++] = pid;
     if (s->n_profiles == 1 || time_ms < s->min_ms)
         s->min_ms = time_ms;
@@ -825,16 +826,19 @@ static void append_part(kiln_head_t *h, batch *b, const kiln_label_t *labels, si
     }
 }
 
-void kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n)
+size_t kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n)
 {
     batch b = {kiln_arena_create(0), NULL, {NULL, NULL, NULL, NULL}, NULL, 0};
     pthread_rwlock_wrlock(&h->lock);
+    size_t before = kiln_head__bytes(h);
     for (size_t i = 0; i < n; i++)
         append_part(h, &b, parts[i].labels, parts[i].n_labels, parts[i].profile,
                     parts[i].profile->time_nanos, parts[i].id);
+    size_t grown = kiln_head__bytes(h) - before; /* a head never shrinks */
     pthread_rwlock_unlock(&h->lock);
     free(b.stack);
     kiln_arena_destroy(b.tmp);
+    return grown;
 }
 
 /* ---- queries -------------------------------------------------------------- */
@@ -1338,6 +1342,7 @@ void kiln_head_stats(kiln_head_t *h, kiln_head_stats_t *out)
     out->stack_nodes = h->n_nodes;
     out->locations = h->n_locs;
     out->strings = h->n_strs;
+    out->bytes = kiln_head__bytes(h) + kiln_head__agg_bytes(h);
     for (size_t i = 0; i < h->n_series; i++) {
         const hseries *s = &h->series[i];
         if (s->n_profiles == 0)

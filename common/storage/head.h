@@ -27,6 +27,8 @@ typedef struct kiln_head_stats {
     size_t stack_nodes;
     size_t locations;
     size_t strings;
+    size_t bytes;        /* memory held: arrays, tables, arena (and a block's
+                            per-series sums) */
     int64_t min_time_ms; /* 0 when empty */
     int64_t max_time_ms;
 } kiln_head_stats_t;
@@ -52,8 +54,10 @@ typedef struct kiln_head_part {
 /** Appends every part, under one write lock: a push is
  * visible to queries whole or not at all. Consecutive parts whose profiles
  * share their symbol arrays (a push split by sample labels) intern those
- * symbols once. Never fails on validated, normalised profiles. */
-void kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n);
+ * symbols once. Never fails on validated, normalised profiles. Returns the
+ * bytes the head grew by (its kiln_head_stats_t.bytes after, less before):
+ * what the database adds to its byte budget. */
+size_t kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n);
 
 /** How many distinct stored series (one per part and sample type, as
  * kiln_head_append_batch stores them) neither h nor also (NULL = none)

@@ -149,6 +149,10 @@ struct kiln_head {
      * every profile. Built on first use, under agg_mu. */
     pthread_mutex_t agg_mu;
     struct hagg **agg; /* per series, NULL until built */
+    /* Bytes of the series' profile lists and the postings' id lists,
+     * counted as they grow (kiln_head__grow_small): kiln_head__bytes adds
+     * them without visiting every series. */
+    size_t small_bytes;
 };
 
 typedef struct hpost {
@@ -174,6 +178,16 @@ typedef struct hagg {
     uint32_t *node;
     int64_t *value;
 } hagg;
+
+/** The bytes h holds (head_bytes.c): arrays, tables and arena by their
+ * capacity, with malloc's overhead. O(1). A lock of h held. */
+size_t kiln_head__bytes(const kiln_head_t *h);
+/** The bytes of the per-series sums a block keeps (agg): O(series), takes
+ * agg_mu; 0 for a head taking appends. */
+size_t kiln_head__agg_bytes(kiln_head_t *h);
+/** KILN_GROW of a small per-series or per-pair array of h, counted in
+ * h->small_bytes. Write lock held. */
+void kiln_head__grow_small(kiln_head_t *h, void **a, size_t *cap, size_t need, size_t elem);
 
 /** Interns a string; returns its id. Write lock held. */
 uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len);

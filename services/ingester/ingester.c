@@ -34,6 +34,7 @@ kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_
         .wal_no_fsync = cfg->wal_no_fsync,
         .max_block_duration_ns = cfg->max_block_duration_ns,
         .max_head_samples = cfg->max_head_samples,
+        .max_head_bytes = cfg->max_head_bytes,
         .flush_check_ns = cfg->flush_check_ns,
         .flush_on_close = cfg->flush_on_shutdown,
         .heads_only = cfg->heads_only,

@@ -33,6 +33,8 @@ typedef struct kiln_ingester_config {
     bool wal_no_fsync;              /* benchmarks of the in-memory path only: never in service */
     int64_t max_block_duration_ns;  /* cut the head into a block after this long */
     size_t max_head_samples;        /* ...or once it holds this many samples */
+    size_t max_head_bytes;          /* ...or the heads of all tenants this many bytes
+                                       (kiln_db_config; 0 = no byte budget) */
     int64_t flush_check_ns;         /* how often the flusher looks (0 = 5 s) */
     bool flush_on_shutdown;         /* write the heads as blocks when stopping */
     bool heads_only;                /* queries read heads only: in a cluster the

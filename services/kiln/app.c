@@ -23,6 +23,7 @@
 #include "http_server.h"
 #include "ingester.h"
 #include "log.h"
+#include "memlimit.h"
 #include "metrics.h"
 #include "objstore.h"
 #include "querier.h"
@@ -352,6 +353,30 @@ static const char *bucket_dir(const kiln_app_t *app, char *buf, size_t cap)
     return buf;
 }
 
+/* -ingester.max-head-bytes, "auto" resolved from the memory the process
+ * may use, logged with where it came from. */
+static size_t head_bytes(const kiln_app_config *cfg)
+{
+    size_t b = cfg->max_head_bytes;
+    if (b != KILN_CFG_SIZE_AUTO) {
+        KILN_LOG_INFO("kiln", "ingester head budget max_head_bytes=%zu (%.0f MiB%s)", b,
+                      (double)b / 1048576, b == 0 ? ", 0: none" : "");
+        return b;
+    }
+    const char *source;
+    uint64_t memory = kiln_memlimit_read(&source);
+    b = kiln_db_default_head_bytes(memory);
+    if (memory == 0)
+        KILN_LOG_WARN("kiln", "ingester head budget: the memory limit is unknown (no cgroup "
+                              "memory.max, no /proc/meminfo): none; set -ingester.max-head-bytes");
+    else
+        KILN_LOG_INFO("kiln",
+                      "ingester head budget max_head_bytes=%zu (%.0f MiB, auto: a quarter of %s "
+                      "%.0f MiB)",
+                      b, (double)b / 1048576, source, (double)memory / 1048576);
+    return b;
+}
+
 static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
 {
     const kiln_app_config *cfg = app->cfg;
@@ -362,6 +387,7 @@ static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
         .wal_segment_bytes = cfg->wal_segment_bytes,
         .max_block_duration_ns = cfg->max_block_duration_ns,
         .max_head_samples = cfg->max_head_samples,
+        .max_head_bytes = head_bytes(cfg),
         .flush_check_ns = cfg->flush_check_ns,
         .flush_on_shutdown = cfg->flush_on_shutdown,
         .heads_only = app->cluster != NULL,

@@ -46,6 +46,7 @@ typedef struct kiln_app_config {
     size_t cache_max_bytes;
     int64_t max_block_duration_ns;
     size_t max_head_samples;
+    size_t max_head_bytes; /* KILN_CFG_SIZE_AUTO: kiln_db_default_head_bytes */
     int64_t flush_check_ns;
     int64_t rules_refresh_ns;      /* -recording-rules.refresh-period */
     char *rules_remote_write_url;  /* -recording-rules.remote-write-url ("" = none) */

@@ -88,6 +88,10 @@ static const kiln_cfg_opt opts[] = {
         "cut the head into a block after this long"),
     OPT("ingester.max-head-samples", KILN_CFG_SIZE, max_head_samples, "50000000",
         "...or once it holds this many samples (0 = no limit)"),
+    OPT("ingester.max-head-bytes", KILN_CFG_SIZE, max_head_bytes, "auto",
+        "...or once the heads of all tenants hold this many bytes together; pushes are refused "
+        "at twice it while flushing is behind (auto = a quarter of the cgroup's memory.max, "
+        "else of MemTotal; 0 = no limit)"),
     OPT("ingester.max-global-series-per-tenant", KILN_CFG_SIZE, limits.max_global_series, "5000",
         "in-memory series per tenant across the ring, split over the ingesters as global / "
         "ingesters * RF (0 = no limit; override: max_global_series_per_tenant)"),

@@ -33,6 +33,8 @@ BEGIN {
     spec("disk_bytes_per_sample_compact", "bytes on disk per sample, after compaction", "<=", 2.1, 6.35)
     spec("rss_mb_1200_profiles", "RSS after 1,200 profiles (MB)", "", 0, 340)
     spec("rss_mib_per_1k_series", "RSS growth per 1k series (MiB)", "<=", 1.5, 7.15)
+    spec("budget_heads_peak_per_budget", "heads peak / -ingester.max-head-bytes", "<=", 2.5, 0)
+    spec("budget_rss_growth_per_budget", "RSS growth less open blocks / budget", "<=", 3, 0)
     spec("shutdown_flush_s", "flush of a large head at shutdown (s)", "<", 2.6, 0)
 }
 function spec(name, what, op, target, pyro) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Unit tests: a head written as a block reads back the same, corruption is
  * detected, and merging blocks (compaction) drops replicas. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,19 @@ static kiln_head_t *sample_head(kiln_arena_t *a)
 
 static char root[64];
 
+/* Bytes in use on the heap (malloc's count, mmapped blocks included). */
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define HEAP_COUNTED 0 /* the sanitizers' allocators do not fill mallinfo */
+#else
+#define HEAP_COUNTED 1
+#endif
+
 TEST(write_open_query)
 {
     kiln_arena_t *a = kiln_arena_create(0);
@@ -52,7 +66,17 @@ TEST(write_open_query)
     kiln_err err;
     CHECK_OK(kiln_block_write(s, "t1", h, &meta, ulid, &err));
     kiln_block_t *b;
+    size_t heap0 = heap_in_use();
     CHECK_OK(kiln_block_open(s, "t1", ulid, &b, &err));
+    /* Its head's bytes count what the open block holds in memory (symbols,
+     * index, per-series sums): most of what opening it allocated. */
+    double opened = (double)(heap_in_use() - heap0);
+    kiln_head_stats_t bs;
+    kiln_head_stats(kiln_block_head(b), &bs);
+    printf("  block opened: %zu bytes counted, %.0f allocated\n", bs.bytes, opened);
+    CHECK(bs.bytes > 0);
+    if (HEAP_COUNTED)
+        CHECK(bs.bytes <= 1.05 * opened && bs.bytes >= 0.5 * opened);
     CHECK_EQ(check_head_total(kiln_block_head(b), Q), check_head_total(h, Q));
     CHECK_EQ(check_head_total(kiln_block_head(b), QH), check_head_total(h, QH));
     CHECK(check_head_total(h, Q) > 0);

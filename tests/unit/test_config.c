@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Unit tests: the -help text (config usage): grouped by module, each
- * default printed once. */
+ * default printed once; sizes with suffixes, and "auto" kept as such. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,9 +76,37 @@ TEST(grouped_by_module)
     free(text);
 }
 
+/* A size takes its suffixes, or "auto" (KILN_CFG_SIZE_AUTO, for its owner
+ * to derive), which the YAML writes back as "auto". */
+TEST(size_auto_and_suffixes)
+{
+    size_t budget = 0;
+    const kiln_cfg_opt o[] = {{"ingester.max-head-bytes", KILN_CFG_SIZE, &budget, "auto", ""}};
+    char *none[] = {"kiln"};
+    CHECK_OK(kiln_cfg_parse(o, 1, 1, none, NULL));
+    CHECK(budget == KILN_CFG_SIZE_AUTO);
+    kiln_buf b;
+    kiln_buf_init(&b, 0);
+    CHECK(kiln_cfg_write_yaml(o, 1, false, &b));
+    kiln_buf_putc(&b, '\0');
+    CHECK(strstr(b.ptr, "max_head_bytes: auto") != NULL);
+    kiln_buf_free(&b);
+    char *set[] = {"kiln", "-ingester.max-head-bytes=64MiB"};
+    CHECK_OK(kiln_cfg_parse(o, 1, 2, set, NULL));
+    CHECK_EQ(budget, (size_t)64 << 20);
+    char *off[] = {"kiln", "-ingester.max-head-bytes=0"};
+    CHECK_OK(kiln_cfg_parse(o, 1, 2, off, NULL));
+    CHECK_EQ(budget, 0);
+    char *bad[] = {"kiln", "-ingester.max-head-bytes=lots"};
+    kiln_err err = {KILN_OK, ""};
+    CHECK_EQ(kiln_cfg_parse(o, 1, 2, bad, &err), KILN_INVALID_ARGUMENT);
+    kiln_cfg_free(o, 1);
+}
+
 int main(void)
 {
     RUN(default_once);
     RUN(grouped_by_module);
+    RUN(size_auto_and_suffixes);
     return check_done();
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Unit tests: the head stores one series per sample type with Pyroscope's
  * labels, de-duplicates stacks, and merges matching profiles into trees. */
+#include <malloc.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
@@ -232,11 +234,71 @@ TEST(batch_matches_single)
     kiln_arena_destroy(a);
 }
 
+/* Bytes in use on the heap (malloc's count, mmapped blocks included). */
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define HEAP_COUNTED 0 /* the sanitizers' allocators do not fill mallinfo */
+#else
+#define HEAP_COUNTED 1
+#endif
+
+/* kiln_head_stats_t.bytes counts what a head allocates: an append returns
+ * exactly what it added, the sample columns are in it, and it is within a
+ * few percent of what malloc holds for the head (one profile, then 2,000
+ * series that differ in one label: their index, postings and lists). */
+TEST(bytes_count_what_the_head_holds)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
+        CHECK(!"cpu.pb.gz missing");
+        kiln_arena_destroy(a);
+        return;
+    }
+    size_t heap0 = heap_in_use();
+    kiln_head_t *h = kiln_head_create();
+    kiln_head_stats_t st;
+    kiln_head_stats(h, &st);
+    size_t empty = st.bytes;
+    CHECK(empty > 0 && empty < 4096);
+    char pod[32] = "pod-0";
+    kiln_label_t l[] = {{"__name__", "process_cpu"}, {"pod", pod}, {"service_name", "api"}};
+    kiln_pprof_t at = p;
+    at.time_nanos = 1000000000000000000LL;
+    kiln_head_part part = {l, 3, &at, 0};
+    size_t grown = kiln_head_append_batch(h, &part, 1);
+    kiln_head_stats(h, &st);
+    CHECK_EQ(st.bytes - empty, grown);
+    CHECK(st.bytes >= st.samples * (sizeof(uint32_t) + sizeof(int64_t)));
+    for (int i = 1; i <= 2000; i++) {
+        snprintf(pod, sizeof(pod), "pod-%d", i);
+        grown += kiln_head_append_batch(h, &part, 1);
+    }
+    kiln_head_stats(h, &st);
+    CHECK_EQ(st.series, 2 * 2001);
+    CHECK_EQ(st.bytes - empty, grown);
+    double heap = (double)(heap_in_use() - heap0);
+    printf("  %zu series, %zu samples: %zu bytes counted, %.0f on the heap (%.3f)\n", st.series,
+           st.samples, st.bytes, heap, st.bytes / heap);
+    if (HEAP_COUNTED) {
+        CHECK(st.bytes >= 0.95 * heap);
+        CHECK(st.bytes <= 1.10 * heap);
+    }
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
 int main(void)
 {
     RUN(key_filter);
     RUN(append_and_query);
     RUN(time_range);
     RUN(batch_matches_single);
+    RUN(bytes_count_what_the_head_holds);
     return check_done();
 }
