@@ -402,6 +402,53 @@ static kiln_status append_all(kiln_distributor_t *d, const char *tenant,
     return st;
 }
 
+/* Every path's profiles meet the size limit (an OTLP profile's encoded
+ * size, a text body's decoded one), checked before the rate limit takes
+ * tokens for something that cannot be stored. */
+static kiln_status check_size(const kiln_distributor_t *d, const kiln_ingest_profile *in,
+                              kiln_err *err)
+{
+    if (d->cfg.max_profile_bytes == 0 || in->raw_bytes <= d->cfg.max_profile_bytes)
+        return KILN_OK;
+    return kiln_err_set(err, KILN_OUT_OF_RANGE,
+                        "profile of %zu bytes exceeds the limit of %zu bytes "
+                        "(-validation.max-profile-size-bytes)",
+                        in->raw_bytes, d->cfg.max_profile_bytes);
+}
+
+/* Checks one profile's series labels, then validates and normalises it;
+ * *cumulative says whether it is to be turned into a delta. */
+static kiln_status check_profile(const kiln_limits *lim, kiln_ingest_profile *in, int64_t now,
+                                 kiln_arena_t *a, bool *cumulative, kiln_err *err)
+{
+    *cumulative = kiln_delta_needed(in->labels, in->n_labels);
+    kiln_status st = series_labels(lim, in, a, err);
+    return st == KILN_OK ? prepare_profile(lim, a, &in->profile, now, err) : st;
+}
+
+/* Stores checked profiles in[0..n) (bytes as received in all): claims
+ * their retry ids, turns cumulative ones into deltas, appends them as one
+ * batch and counts them; a refused append releases the ids. */
+static kiln_status store_checked(kiln_distributor_t *d, const char *tenant, kiln_ingest_profile *in,
+                                 size_t n, const bool *cumulative, size_t bytes, kiln_arena_t *a,
+                                 kiln_err *err)
+{
+    uint64_t *claimed = claim_ids(d, tenant, in, n, a);
+    for (size_t i = 0; i < n; i++) {
+        if (cumulative[i] && in[i].profile.n_samples != 0)
+            kiln_delta_apply(d->delta, tenant,
+                             kiln_labels_fingerprint(in[i].labels, in[i].n_labels), &in[i].profile);
+    }
+    kiln_status st = append_all(d, tenant, in, n, a, err);
+    for (size_t i = 0; st != KILN_OK && i < n; i++) {
+        if (claimed[i] != 0)
+            kiln_seen_keys_remove(d->seen, claimed[i]);
+    }
+    if (st == KILN_OK)
+        kiln_metrics_ingested(d->metrics, tenant, bytes, n);
+    return st;
+}
+
 kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
                                     kiln_ingest_profile *in, size_t n, kiln_arena_t *a,
                                     kiln_err *err)
@@ -412,40 +459,58 @@ kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
     kiln_status st = KILN_OK;
     for (size_t i = 0; i < n; i++) {
         bytes += in[i].raw_bytes;
-        /* Every path's profiles meet the size limit (an OTLP profile's
-         * encoded size, a text body's decoded one), before the rate limit
-         * takes tokens for something that cannot be stored. */
-        if (st == KILN_OK && d->cfg.max_profile_bytes != 0 &&
-            in[i].raw_bytes > d->cfg.max_profile_bytes)
-            st = kiln_err_set(err, KILN_OUT_OF_RANGE,
-                              "profile of %zu bytes exceeds the limit of %zu bytes "
-                              "(-validation.max-profile-size-bytes)",
-                              in[i].raw_bytes, d->cfg.max_profile_bytes);
+        if (st == KILN_OK)
+            st = check_size(d, &in[i], err);
     }
     if (st == KILN_OK)
         st = kiln_overrides_take(d->cfg.limits, tenant, bytes, now, err);
     bool *cumulative = kiln_arena_calloc(a, n + 1, sizeof(bool));
-    for (size_t i = 0; st == KILN_OK && i < n; i++) {
-        cumulative[i] = kiln_delta_needed(in[i].labels, in[i].n_labels);
-        st = series_labels(lim, &in[i], a, err);
-        if (st == KILN_OK)
-            st = prepare_profile(lim, a, &in[i].profile, now, err);
-    }
-    if (st == KILN_OK) {
-        uint64_t *claimed = claim_ids(d, tenant, in, n, a);
-        for (size_t i = 0; i < n; i++) {
-            if (cumulative[i] && in[i].profile.n_samples != 0)
-                kiln_delta_apply(d->delta, tenant,
-                                 kiln_labels_fingerprint(in[i].labels, in[i].n_labels),
-                                 &in[i].profile);
-        }
-        st = append_all(d, tenant, in, n, a, err);
-        for (size_t i = 0; st != KILN_OK && i < n; i++) {
-            if (claimed[i] != 0)
-                kiln_seen_keys_remove(d->seen, claimed[i]);
-        }
-    }
-    if (st == KILN_OK)
-        kiln_metrics_ingested(d->metrics, tenant, bytes, n);
+    for (size_t i = 0; st == KILN_OK && i < n; i++)
+        st = check_profile(lim, &in[i], now, a, &cumulative[i], err);
+    return st == KILN_OK ? store_checked(d, tenant, in, n, cumulative, bytes, a, err) : st;
+}
+
+/* Checks the profiles of one group, in[0..n), each on its own. */
+static kiln_status check_group(const kiln_distributor_t *d, const kiln_limits *lim,
+                               kiln_ingest_profile *in, size_t n, int64_t now, kiln_arena_t *a,
+                               bool *cumulative, kiln_err *err)
+{
+    kiln_status st = KILN_OK;
+    for (size_t i = 0; st == KILN_OK && i < n; i++)
+        st = check_size(d, &in[i], err);
+    for (size_t i = 0; st == KILN_OK && i < n; i++)
+        st = check_profile(lim, &in[i], now, a, &cumulative[i], err);
     return st;
+}
+
+kiln_status kiln_distributor_ingest_groups(kiln_distributor_t *d, const char *tenant,
+                                           kiln_ingest_profile *in, const size_t *group, size_t n,
+                                           kiln_arena_t *a, kiln_ingest_rejections *rej,
+                                           kiln_err *err)
+{
+    const kiln_limits *lim = kiln_overrides_get(d->cfg.limits, tenant);
+    int64_t now = kiln_wall_ns();
+    kiln_ingest_profile *ok = kiln_arena_alloc(a, (n + 1) * sizeof(*ok));
+    bool *cumulative = kiln_arena_calloc(a, n + 1, sizeof(bool));
+    if (ok == NULL || cumulative == NULL)
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "request memory limit reached");
+    size_t k = 0, bytes = 0;
+    for (size_t i = 0, e; i < n; i = e) {
+        for (e = i + 1; e < n && group[e] == group[i];)
+            e++;
+        kiln_err why = {KILN_OK, ""};
+        if (check_group(d, lim, in + i, e - i, now, a, cumulative + k, &why) != KILN_OK) {
+            if (rej->rejected++ == 0)
+                rej->first = why;
+            continue;
+        }
+        for (size_t j = i; j < e; j++) {
+            bytes += in[j].raw_bytes;
+            ok[k++] = in[j];
+        }
+    }
+    if (k == 0)
+        return KILN_OK;
+    kiln_status st = kiln_overrides_take(d->cfg.limits, tenant, bytes, now, err);
+    return st == KILN_OK ? store_checked(d, tenant, ok, k, cumulative, bytes, a, err) : st;
 }

@@ -67,8 +67,8 @@ void kiln_distributor_register_http(kiln_distributor_t *d, kiln_http_server_t *h
  * in rpc (gRPC, on both gRPC ports, and Connect) and the OTLP/HTTP route
  * POST /v1development/profiles on http (application/x-protobuf,
  * application/protobuf or application/json, optionally gzip; 415 otherwise).
- * Profiles are converted with common/otlp and ingested one by one through
- * kiln_distributor_ingest: invalid ones are counted in the response's
+ * Profiles are converted with common/otlp and ingested together through
+ * kiln_distributor_ingest_groups: invalid ones are counted in the response's
  * partial_success, and a request whose profiles are all invalid (or whose
  * dictionary is broken) fails with INVALID_ARGUMENT (HTTP 400 with a
  * google.rpc.Status body). d, rpc and http are borrowed; call before the
@@ -95,6 +95,25 @@ typedef struct kiln_ingest_profile {
 kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
                                     kiln_ingest_profile *in, size_t n, kiln_arena_t *a,
                                     kiln_err *err);
+
+/** What kiln_distributor_ingest_groups left out: how many groups, and why
+ * the first was. Zero it before the call. */
+typedef struct kiln_ingest_rejections {
+    size_t rejected;
+    kiln_err first;
+} kiln_ingest_rejections;
+
+/** kiln_distributor_ingest of independent profiles at once, as an OTLP
+ * export carries them: in[i] belongs to group[i] (a group's entries are
+ * adjacent). A group failing its own checks (size, labels, validation) is
+ * left out and counted in rej; the others are appended together, one
+ * batch and one WAL record for the request, all or none: a limit or a
+ * refusal of the store is the status, and nothing was stored. KILN_OK
+ * with every group rejected stores nothing. */
+kiln_status kiln_distributor_ingest_groups(kiln_distributor_t *d, const char *tenant,
+                                           kiln_ingest_profile *in, const size_t *group, size_t n,
+                                           kiln_arena_t *a, kiln_ingest_rejections *rej,
+                                           kiln_err *err);
 
 /** Gunzips (when gzip, reserving from the in-flight budget) under the
  * profile size limit and decodes pprof bytes into p (arena memory).

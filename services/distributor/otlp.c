@@ -30,51 +30,34 @@ typedef Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfiles
 
 /* What became of a request's profiles. */
 typedef struct outcome {
-    size_t profiles, appended, rejected;
+    size_t profiles, rejected;
     kiln_err first; /* why the first rejected profile was */
 } outcome;
 
-/* Ingests the series of one OTLP profile, s[0..n): all of them or none. */
-static kiln_status ingest_profile(kiln_distributor_t *d, const char *tenant,
-                                  const kiln_otlp_series *s, size_t n, kiln_arena_t *a,
-                                  kiln_err *err)
-{
-    kiln_ingest_profile *in = kiln_arena_alloc(a, n * sizeof(*in));
-    if (in == NULL)
-        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "request memory limit reached");
-    for (size_t i = 0; i < n; i++)
-        in[i] = (kiln_ingest_profile){s[i].labels, s[i].n_labels, s[i].profile, s[i].profile_id,
-                                      s[i].raw_bytes};
-    return kiln_distributor_ingest(d, tenant, in, n, a, err);
-}
-
-static void count_rejected(outcome *o, const kiln_err *why)
-{
-    if (o->rejected++ == 0)
-        o->first = *why;
-}
-
-/* Ingests every converted profile. A failure other than an invalid profile
- * (a limit, the ingester) before anything was stored fails the request, so
- * the client may retry it; after that, it rejects the profile. */
+/* Ingests every converted profile in one batch (one WAL record for the
+ * request): a profile failing its own checks is rejected alone; a limit or
+ * a refusal of the store fails the request, so the client may retry it. */
 static kiln_status ingest_all(kiln_distributor_t *d, const char *tenant, const kiln_otlp_result *r,
                               kiln_arena_t *a, outcome *o, kiln_err *err)
 {
-    for (size_t i = 0, e; i < r->n_series; i = e) {
-        size_t profile = r->series[i].profile_index;
-        for (e = i + 1; e < r->n_series && r->series[e].profile_index == profile;)
-            e++;
-        kiln_err perr = {KILN_OK, ""};
-        kiln_status st = ingest_profile(d, tenant, r->series + i, e - i, a, &perr);
-        if (st == KILN_OK) {
-            o->appended++;
-        } else if (st != KILN_INVALID_ARGUMENT && st != KILN_OUT_OF_RANGE && o->appended == 0) {
-            *err = perr;
-            return st;
-        } else {
-            count_rejected(o, &perr);
-        }
+    kiln_ingest_profile *in = kiln_arena_alloc(a, (r->n_series + 1) * sizeof(*in));
+    size_t *group = kiln_arena_alloc(a, (r->n_series + 1) * sizeof(*group));
+    if (in == NULL || group == NULL)
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "request memory limit reached");
+    for (size_t i = 0; i < r->n_series; i++) {
+        const kiln_otlp_series *s = &r->series[i];
+        in[i] =
+            (kiln_ingest_profile){s->labels, s->n_labels, s->profile, s->profile_id, s->raw_bytes};
+        group[i] = s->profile_index;
     }
+    kiln_ingest_rejections rej = {0, {KILN_OK, ""}};
+    kiln_status st =
+        kiln_distributor_ingest_groups(d, tenant, in, group, r->n_series, a, &rej, err);
+    if (st != KILN_OK)
+        return st;
+    if (rej.rejected != 0 && o->rejected == 0)
+        o->first = rej.first;
+    o->rejected += rej.rejected;
     return KILN_OK;
 }
 
@@ -106,7 +89,7 @@ static kiln_status export_request(kiln_distributor_t *d, const char *tenant,
     kiln_status st = kiln_otlp_convert(a, req, &r, err);
     if (st != KILN_OK)
         return st;
-    outcome o = {r.n_profiles, 0, 0, {KILN_OK, ""}};
+    outcome o = {r.n_profiles, 0, {KILN_OK, ""}};
     if (r.n_rejected != 0) {
         o.rejected = r.n_rejected;
         o.first = r.first_rejection;
