@@ -42,6 +42,7 @@ typedef struct conv {
     uint32_t gen;
     bool oom; /* sticky: an arena allocation failed */
     slot *str, *loc, *fn, *map, *attr, *link;
+    bool *svc_attr; /* per dictionary attribute: its key is service.name */
     slot key_trace, key_span, key_cpu, key_ns;
     series_vecs v;
     union { /* written instead of a vec element once the arena is full */
@@ -454,7 +455,7 @@ static const char *sample_service(conv *c, const o_sample *s)
 {
     for (size_t k = 0; k < s->n_attribute_indices; k++) {
         int32_t ai = s->attribute_indices[k];
-        if (strcmp(attr_key(c, ai), "service.name") == 0)
+        if (c->svc_attr[ai])
             return any_str(c, c->d->attribute_table[ai]->value, false);
     }
     return NULL;
@@ -471,7 +472,7 @@ static int cmp_svc(const void *a, const void *b)
 
 static bool same_svc(const char *a, const char *b)
 {
-    return strcmp(a ? a : "", b ? b : "") == 0;
+    return a == b || strcmp(a ? a : "", b ? b : "") == 0;
 }
 
 /* Appends the profile's series (one per service) to series. */
@@ -485,7 +486,8 @@ static void convert_samples(conv *c, const prof_ctx *pc, vec *series)
         return;
     for (size_t i = 0; i < n; i++) {
         refs[i] = (svc_ref){sample_service(c, p->samples[i]), i};
-        split |= refs[i].svc != NULL;
+        /* A profile of one service (the common case) needs no sort. */
+        split |= !same_svc(refs[i].svc, refs[0].svc);
     }
     if (split)
         qsort(refs, n, sizeof(*refs), cmp_svc);
@@ -619,8 +621,12 @@ static kiln_status conv_init(conv *c, kiln_arena_t *a, const o_dict *d)
     c->map = kiln_arena_calloc(a, d->n_mapping_table + 1, sizeof(slot));
     c->attr = kiln_arena_calloc(a, d->n_attribute_table + 1, sizeof(slot));
     c->link = kiln_arena_calloc(a, d->n_link_table + 1, sizeof(slot));
-    if (!c->str || !c->loc || !c->fn || !c->map || !c->attr || !c->link)
+    c->svc_attr = kiln_arena_calloc(a, d->n_attribute_table + 1, sizeof(bool));
+    if (!c->str || !c->loc || !c->fn || !c->map || !c->attr || !c->link || !c->svc_attr)
         return KILN_RESOURCE_EXHAUSTED;
+    /* Once per request, not per sample: samples name attributes by index. */
+    for (size_t i = 0; i < d->n_attribute_table; i++)
+        c->svc_attr[i] = strcmp(attr_key(c, (int32_t)i), "service.name") == 0;
     return KILN_OK;
 }
 
