@@ -24,8 +24,8 @@
 #include "bench_summary.h"
 #include "clock.h"
 #include "db.h"
-#include "pprof_build.h"
 #include "profiles.h"
+#include "synth.h"
 
 #define MIB 1048576.0
 #define TENANT "bench"
@@ -186,27 +186,6 @@ static int bench_sustained(kiln_pprof_t *p, const char *name, size_t budget_mib,
     return 0;
 }
 
-/* A one-sample CPU profile (a three-frame stack), validated and
- * normalised: what a series costs beyond its samples. */
-static int tiny_profile(kiln_arena_t *a, kiln_pprof_t *p)
-{
-    kiln_pprof_build_t *b = kiln_pprof_build_create(a, 1);
-    kiln_pprof_build_sample_type(b, 0, "cpu", "nanoseconds");
-    kiln_pprof_build_period(b, "cpu", "nanoseconds", 10000000);
-    kiln_pprof_build_time(b, T0_NS, 15000000000LL);
-    const char *frames[] = {"work", "serve", "main"}; /* leaf first */
-    uint64_t ids[3];
-    for (size_t i = 0; i < 3; i++)
-        ids[i] = kiln_pprof_build_frame(b, (kiln_str_t){frames[i], strlen(frames[i])});
-    int64_t v = 10000000;
-    if (kiln_pprof_build_sample(b, ids, 3, &v, NULL, 0) != KILN_OK ||
-        kiln_pprof_build_finish(b, p, NULL) != KILN_OK)
-        return -1;
-    return kiln_pprof_validate(p, NULL) == KILN_OK && kiln_pprof_normalize(a, p, 0, NULL) == KILN_OK
-               ? 0
-               : -1;
-}
-
 /* RSS growth per series through the engine (WAL record, head, series
  * limit's bookkeeping), beside what the heads count for them. */
 static int bench_series(void)
@@ -214,7 +193,7 @@ static int bench_series(void)
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t p;
     char dir[64], pod[32];
-    kiln_db_t *db = tiny_profile(a, &p) == 0 ? open_db(dir, 0) : NULL;
+    kiln_db_t *db = synth_profile(a, 10000000, T0_NS, &p) ? open_db(dir, 0) : NULL;
     if (db == NULL) {
         kiln_arena_destroy(a);
         return -1;
