@@ -107,13 +107,39 @@ typedef struct keyed {
     uint32_t sample;
 } keyed;
 
-/* Orders samples by their suffixes' bytes, as Pyroscope's bytes.Compare. */
-static int by_suffix(const void *x, const void *y)
+/* Orders samples of equal keys by the rest of their suffixes' bytes, as
+ * Pyroscope's bytes.Compare, then by sample (as the stable sort did). */
+static int by_rest_of_suffix(const void *x, const void *y)
 {
     const keyed *a = x, *b = y;
-    if (a->key != b->key)
-        return a->key < b->key ? -1 : 1;
-    return memcmp(a->suffix, b->suffix, SUFFIX_LEN * sizeof(uint64_t));
+    int c = memcmp(a->suffix + 1, b->suffix + 1, (SUFFIX_LEN - 1) * sizeof(uint64_t));
+    if (c != 0)
+        return c;
+    return a->sample < b->sample ? -1 : a->sample > b->sample;
+}
+
+/* Sorts k[0..n) by key, stably: LSD radix sort, 8 bits a pass over the
+ * bytes that differ (location indices are small: most bytes of a key are
+ * the same), through tmp. Returns k or tmp, whichever holds the result. */
+static keyed *radix_sort(keyed *k, keyed *tmp, size_t n)
+{
+    uint64_t diff = 0;
+    for (size_t i = 1; i < n; i++)
+        diff |= k[i].key ^ k[0].key;
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        if (((diff >> shift) & 0xff) == 0)
+            continue; /* every key has the same byte here */
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[((k[i].key >> shift) & 0xff) + 1]++;
+        for (int b = 0; b < 256; b++)
+            count[b + 1] += count[b];
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(k[i].key >> shift) & 0xff]++] = k[i];
+        keyed *t = k;
+        k = tmp, tmp = t;
+    }
+    return k;
 }
 
 static bool same_suffix(const stack *a, const stack *b)
@@ -343,17 +369,25 @@ static bool repair_init(repair *r, kiln_arena_t *a, const kiln_pprof_t *p)
     return r->group != NULL;
 }
 
-/* Sorts the deep samples by suffix (r->order). */
+/* Sorts the deep samples by suffix (r->order): by key, then the runs of
+ * equal keys by the rest. */
 static bool sort_by_suffix(repair *r)
 {
     keyed *k = kiln_arena_alloc(r->a, (r->n_order + 1) * sizeof(keyed));
-    if (k == NULL)
+    keyed *tmp = kiln_arena_alloc(r->a, (r->n_order + 1) * sizeof(keyed));
+    if (k == NULL || tmp == NULL)
         return false;
     for (size_t i = 0; i < r->n_order; i++) {
         const uint64_t *s = suffix(&r->st[r->order[i]]);
         k[i] = (keyed){__builtin_bswap64(s[0]), s, r->order[i]};
     }
-    qsort(k, r->n_order, sizeof(keyed), by_suffix);
+    k = radix_sort(k, tmp, r->n_order);
+    for (size_t i = 0, end; i < r->n_order; i = end) {
+        for (end = i + 1; end < r->n_order && k[end].key == k[i].key;)
+            end++;
+        if (end - i > 1)
+            qsort(k + i, end - i, sizeof(keyed), by_rest_of_suffix);
+    }
     for (size_t i = 0; i < r->n_order; i++)
         r->order[i] = k[i].sample;
     return true;
