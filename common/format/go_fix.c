@@ -24,10 +24,23 @@ bool kiln_go_profile_like(const kiln_pprof_t *p)
 
 /* ---- type parameters ---------------------------------------------------- */
 
+/* The first "[go.shape." in s, or NULL. Most strings hold no '[' at all:
+ * memchr finds that faster than memmem's setup for a 10-byte needle. */
+static const char *find_shape(kiln_str_t s)
+{
+    const char *at = s.ptr, *end = s.ptr + s.len;
+    while ((at = memchr(at, '[', (size_t)(end - at))) != NULL) {
+        if ((size_t)(end - at) >= strlen(SHAPE) && memcmp(at, SHAPE, strlen(SHAPE)) == 0)
+            return at;
+        at++;
+    }
+    return NULL;
+}
+
 /* s with "[go.shape." .. its last ']' replaced by "[...]"; s when none. */
 static kiln_str_t drop_shape(kiln_arena_t *a, kiln_str_t s)
 {
-    const char *at = memmem(s.ptr, s.len, SHAPE, strlen(SHAPE));
+    const char *at = find_shape(s);
     if (at == NULL)
         return s;
     size_t from = (size_t)(at - s.ptr), to = s.len;
