@@ -160,10 +160,9 @@ static bool record_eq(const void *ctx, uint32_t id)
 }
 
 static uint32_t intern_record(kiln_hash_index *idx, void **table, size_t *n, size_t *cap,
-                              const void *rec, size_t size)
+                              const void *rec, size_t size, uint64_t hash)
 {
     record_key k = {*table, size, rec};
-    uint64_t hash = XXH3_64bits(rec, size);
     uint32_t id = kiln_hash_index_find(idx, hash, record_eq, &k);
     if (id == NONE) {
         kiln_grow(table, cap, *n + 1, size);
@@ -177,12 +176,13 @@ static uint32_t intern_record(kiln_hash_index *idx, void **table, size_t *n, siz
 uint32_t kiln_head__intern_func(kiln_head_t *h, const hfunc *f)
 {
     return intern_record(&h->func_idx, (void **)&h->funcs, &h->n_funcs, &h->cap_funcs, f,
-                         sizeof(*f));
+                         sizeof(*f), XXH3_64bits(f, sizeof(*f)));
 }
 
 uint32_t kiln_head__intern_map(kiln_head_t *h, const hmap *m)
 {
-    return intern_record(&h->map_idx, (void **)&h->maps, &h->n_maps, &h->cap_maps, m, sizeof(*m));
+    return intern_record(&h->map_idx, (void **)&h->maps, &h->n_maps, &h->cap_maps, m, sizeof(*m),
+                         XXH3_64bits(m, sizeof(*m)));
 }
 
 typedef struct loc_key {
@@ -200,11 +200,14 @@ static bool loc_eq(const void *ctx, uint32_t id)
            memcmp(&k->h->lines[a->line_off], k->lines, a->n_lines * sizeof(hline)) == 0;
 }
 
-uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
+static uint64_t loc_hash(const hloc *l, const hline *lines)
+{
+    return XXH3_64bits_withSeed(lines, l->n_lines * sizeof(hline), l->address * 31 + l->mapping);
+}
+
+static uint32_t intern_loc(kiln_head_t *h, hloc *l, const hline *lines, uint64_t hash)
 {
     loc_key k = {h, l, lines};
-    uint64_t hash =
-        XXH3_64bits_withSeed(lines, l->n_lines * sizeof(hline), l->address * 31 + l->mapping);
     uint32_t id = kiln_hash_index_find(&h->loc_idx, hash, loc_eq, &k);
     if (id != NONE)
         return id;
@@ -217,6 +220,11 @@ uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
     h->locs[id] = *l;
     kiln_hash_index_insert(&h->loc_idx, hash, id);
     return id;
+}
+
+uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
+{
+    return intern_loc(h, l, lines, loc_hash(l, lines));
 }
 
 static inline size_t node_slot(uint64_t key, size_t mask)
@@ -336,7 +344,54 @@ static uint32_t x_str(kiln_head_t *h, xlate *x, const kiln_pprof_t *p, int64_t i
     return x->str[i];
 }
 
-static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p)
+/* Lookups issued ahead: a profile's symbols land all over tables of
+ * megabytes, so translating them first hashes them all, then loads the
+ * slots of the next few while one is compared, overlapping the misses. */
+#define AHEAD 8
+
+static void translate_functions(kiln_head_t *h, xlate *x, const kiln_pprof_t *p, kiln_arena_t *tmp)
+{
+    size_t n = p->n_functions;
+    hfunc *f = kiln_arena_alloc(tmp, (n + 1) * sizeof(*f));
+    uint64_t *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(*hash));
+    for (size_t i = 0; i < n; i++) {
+        const kiln_pprof_function *pf = &p->functions[i];
+        f[i] = (hfunc){x_str(h, x, p, pf->name), x_str(h, x, p, pf->system_name),
+                       x_str(h, x, p, pf->filename), 0, pf->start_line};
+        hash[i] = XXH3_64bits(&f[i], sizeof(*f));
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            kiln_hash_index_prefetch(&h->func_idx, hash[i + AHEAD]);
+        x->func[i] = intern_record(&h->func_idx, (void **)&h->funcs, &h->n_funcs, &h->cap_funcs,
+                                   &f[i], sizeof(*f), hash[i]);
+    }
+}
+
+static void translate_locations(kiln_head_t *h, xlate *x, const kiln_pprof_t *p, kiln_arena_t *tmp)
+{
+    size_t n = p->n_locations;
+    hloc *l = kiln_arena_alloc(tmp, (n + 1) * sizeof(*l));
+    hline *lines = kiln_arena_alloc(tmp, (p->n_lines + 1) * sizeof(*lines)); /* as p->lines */
+    uint64_t *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(*hash));
+    for (size_t i = 0; i < n; i++) {
+        const kiln_pprof_location *pl = &p->locations[i];
+        for (uint32_t j = pl->line_off; j < pl->line_off + pl->n_lines; j++) {
+            uint32_t fn = p->lines[j].function;
+            lines[j] = (hline){fn == KILN_PPROF_NONE ? NONE : x->func[fn], 0, p->lines[j].line};
+        }
+        l[i] = (hloc){pl->mapping < p->n_mappings ? x->map[pl->mapping] : NONE, pl->address, 0,
+                      pl->n_lines};
+        hash[i] = loc_hash(&l[i], lines + pl->line_off);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            kiln_hash_index_prefetch(&h->loc_idx, hash[i + AHEAD]);
+        x->loc[i] = intern_loc(h, &l[i], lines + p->locations[i].line_off, hash[i]);
+    }
+}
+
+static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p, kiln_arena_t *tmp)
 {
     for (size_t i = 0; i < p->n_mappings; i++) {
         const kiln_pprof_mapping *m = &p->mappings[i];
@@ -344,28 +399,8 @@ static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p)
                    x_str(h, x, p, m->build_id)};
         x->map[i] = kiln_head__intern_map(h, &hm);
     }
-    for (size_t i = 0; i < p->n_functions; i++) {
-        const kiln_pprof_function *f = &p->functions[i];
-        hfunc hf = {x_str(h, x, p, f->name), x_str(h, x, p, f->system_name),
-                    x_str(h, x, p, f->filename), 0, f->start_line};
-        x->func[i] = kiln_head__intern_func(h, &hf);
-    }
-    hline tmp[64];
-    for (size_t i = 0; i < p->n_locations; i++) {
-        const kiln_pprof_location *l = &p->locations[i];
-        hline *lines = l->n_lines <= 64 ? tmp : kiln_xmalloc(l->n_lines * sizeof(hline));
-        for (uint32_t j = 0; j < l->n_lines; j++) {
-            const kiln_pprof_line *pl = &p->lines[l->line_off + j];
-            lines[j].func = pl->function == KILN_PPROF_NONE ? NONE : x->func[pl->function];
-            lines[j].pad = 0;
-            lines[j].line = pl->line;
-        }
-        hloc hl = {l->mapping < p->n_mappings ? x->map[l->mapping] : NONE, l->address, 0,
-                   l->n_lines};
-        x->loc[i] = kiln_head__intern_loc(h, &hl, lines);
-        if (lines != tmp)
-            free(lines);
-    }
+    translate_functions(h, x, p, tmp);
+    translate_locations(h, x, p, tmp);
 }
 
 typedef struct series_key {
@@ -789,7 +824,7 @@ static void batch_translate(kiln_head_t *h, batch *b, const kiln_pprof_t *p)
     b->x.map = b->x.str + p->n_strings;
     b->x.func = b->x.map + p->n_mappings;
     b->x.loc = b->x.func + p->n_functions;
-    translate_symbols(h, &b->x, p);
+    translate_symbols(h, &b->x, p, b->tmp);
     b->sym = p;
 }
 
