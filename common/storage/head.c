@@ -305,15 +305,26 @@ static bool stack_is(const kiln_head_t *h, uint32_t node, const uint32_t *ids, u
     return node == 0;
 }
 
-/* The leaf node of the stack ids[0..d) (location ids, leaf first), creating
- * what the tree lacks; 0 for an empty stack. */
-static uint32_t stack_node(kiln_head_t *h, const uint32_t *ids, uint32_t d)
+static uint64_t stack_hash(const uint32_t *ids, uint32_t d)
+{
+    return XXH3_64bits(ids, (size_t)d * sizeof(*ids));
+}
+
+/* Starts loading the stack cache slot a lookup of hash begins at. */
+static void stack_prefetch(const kiln_head_t *h, uint64_t hash)
+{
+    if (h->stacks_cap != 0)
+        __builtin_prefetch(&h->stacks[(size_t)hash & (h->stacks_cap - 1)]);
+}
+
+/* The leaf node of the stack ids[0..d) (location ids, leaf first; hash is
+ * stack_hash's), creating what the tree lacks; 0 for an empty stack. */
+static uint32_t stack_node(kiln_head_t *h, const uint32_t *ids, uint32_t d, uint64_t hash)
 {
     if (d == 0)
         return 0;
     if ((h->n_stacks + 1) * 2 > h->stacks_cap)
         stacks_rehash(h);
-    uint64_t hash = XXH3_64bits(ids, (size_t)d * sizeof(*ids));
     size_t mask = h->stacks_cap - 1, i = (size_t)hash & mask;
     for (; h->stacks[i].node != 0; i = (i + 1) & mask) {
         const sslot *s = &h->stacks[i];
@@ -796,13 +807,11 @@ static void sample_ids(const kiln_pprof_t *p, kiln_arena_t *a, hcols *c)
 
 /* What one batch keeps between its parts: the symbol translation of the
  * profile last appended (the parts of a label split share their symbols,
- * so they are interned once) and a buffer for one translated stack. */
+ * so they are interned once), in an arena for the batch. */
 typedef struct batch {
     kiln_arena_t *tmp;
     const kiln_pprof_t *sym; /* whose symbols x translates; NULL = none yet */
     xlate x;
-    uint32_t *stack;
-    size_t cap_stack;
 } batch;
 
 static bool same_symbols(const kiln_pprof_t *a, const kiln_pprof_t *b)
@@ -828,16 +837,31 @@ static void batch_translate(kiln_head_t *h, batch *b, const kiln_pprof_t *p)
     b->sym = p;
 }
 
-/* The stack node of each sample of p, through the stack cache. */
+/* The stack node of each sample of p, through the stack cache: every stack
+ * translated and hashed first, then looked up with the cache slots of the
+ * ones AHEAD prefetched (as translate_symbols). */
 static uint32_t *sample_nodes(kiln_head_t *h, batch *b, const kiln_pprof_t *p)
 {
-    uint32_t *nodes = kiln_arena_alloc(b->tmp, (p->n_samples + 1) * sizeof(uint32_t));
-    for (size_t i = 0; i < p->n_samples; i++) {
+    size_t n = p->n_samples, total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += p->samples[i].n_locs; /* this part's, not all of p->locs */
+    uint32_t *nodes = kiln_arena_alloc(b->tmp, (n + 1) * sizeof(uint32_t));
+    uint32_t *ids = kiln_arena_alloc(b->tmp, (total + 1) * sizeof(uint32_t));
+    uint64_t *hash = kiln_arena_alloc(b->tmp, (n + 1) * sizeof(uint64_t));
+    uint32_t *at = ids;
+    for (size_t i = 0; i < n; i++) {
         const kiln_pprof_sample *s = &p->samples[i];
-        KILN_GROW(b->stack, b->cap_stack, (size_t)s->n_locs + 1);
         for (uint32_t j = 0; j < s->n_locs; j++)
-            b->stack[j] = b->x.loc[p->locs[s->loc_off + j]];
-        nodes[i] = stack_node(h, b->stack, s->n_locs);
+            at[j] = b->x.loc[p->locs[s->loc_off + j]];
+        hash[i] = stack_hash(at, s->n_locs);
+        at += s->n_locs;
+    }
+    at = ids;
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            stack_prefetch(h, hash[i + AHEAD]);
+        nodes[i] = stack_node(h, at, p->samples[i].n_locs, hash[i]);
+        at += p->samples[i].n_locs;
     }
     return nodes;
 }
@@ -862,13 +886,12 @@ static void append_part(kiln_head_t *h, batch *b, const kiln_label_t *labels, si
 
 void kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n)
 {
-    batch b = {kiln_arena_create(0), NULL, {NULL, NULL, NULL, NULL}, NULL, 0};
+    batch b = {kiln_arena_create(0), NULL, {NULL, NULL, NULL, NULL}};
     pthread_rwlock_wrlock(&h->lock);
     for (size_t i = 0; i < n; i++)
         append_part(h, &b, parts[i].labels, parts[i].n_labels, parts[i].profile,
                     parts[i].profile->time_nanos, parts[i].id);
     pthread_rwlock_unlock(&h->lock);
-    free(b.stack);
     kiln_arena_destroy(b.tmp);
 }
 
