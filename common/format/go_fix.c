@@ -242,6 +242,14 @@ static void split_groups(repair *r)
     }
 }
 
+#define AHEAD 8 /* groups ahead whose suffixes index_roots loads early */
+
+static void prefetch_suffix(const uint64_t *s)
+{
+    for (size_t i = 0; i < SUFFIX_LEN; i += 64 / sizeof(uint64_t))
+        __builtin_prefetch(s + i);
+}
+
 static const uint64_t *root_token(const repair *r, size_t g)
 {
     return suffix(group_first(r, g)) + TOKENS;
@@ -265,6 +273,8 @@ static root_slot *root_find(const repair *r, const uint64_t *tok, uint64_t hash)
 static void index_roots(repair *r)
 {
     for (size_t g = 0; g < r->n_groups; g++) {
+        if (g + AHEAD < r->n_groups) /* suffixes lie all over p->locs: load ahead */
+            prefetch_suffix(suffix(group_first(r, g + AHEAD)));
         const uint64_t *s = suffix(group_first(r, g));
         uint64_t *win = r->win + g * (TOKENS + 1);
         window_hashes(s, win);
