@@ -37,4 +37,12 @@ uint32_t kiln_hash_index_find(const kiln_hash_index *x, uint64_t h, kiln_hash_in
 /** Inserts id under hash h (the caller checked it is absent). */
 void kiln_hash_index_insert(kiln_hash_index *x, uint64_t h, uint32_t id);
 
+/** Starts loading the slot a lookup of h begins at, so that a batch of
+ * lookups issued a few ahead overlaps their cache misses. */
+static inline void kiln_hash_index_prefetch(const kiln_hash_index *x, uint64_t h)
+{
+    if (x->cap != 0)
+        __builtin_prefetch(&x->slots[(size_t)h & (x->cap - 1)]);
+}
+
 #endif

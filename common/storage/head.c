@@ -160,10 +160,9 @@ static bool record_eq(const void *ctx, uint32_t id)
 }
 
 static uint32_t intern_record(kiln_hash_index *idx, void **table, size_t *n, size_t *cap,
-                              const void *rec, size_t size)
+                              const void *rec, size_t size, uint64_t hash)
 {
     record_key k = {*table, size, rec};
-    uint64_t hash = XXH3_64bits(rec, size);
     uint32_t id = kiln_hash_index_find(idx, hash, record_eq, &k);
     if (id == NONE) {
         kiln_grow(table, cap, *n + 1, size);
@@ -177,12 +176,13 @@ static uint32_t intern_record(kiln_hash_index *idx, void **table, size_t *n, siz
 uint32_t kiln_head__intern_func(kiln_head_t *h, const hfunc *f)
 {
     return intern_record(&h->func_idx, (void **)&h->funcs, &h->n_funcs, &h->cap_funcs, f,
-                         sizeof(*f));
+                         sizeof(*f), XXH3_64bits(f, sizeof(*f)));
 }
 
 uint32_t kiln_head__intern_map(kiln_head_t *h, const hmap *m)
 {
-    return intern_record(&h->map_idx, (void **)&h->maps, &h->n_maps, &h->cap_maps, m, sizeof(*m));
+    return intern_record(&h->map_idx, (void **)&h->maps, &h->n_maps, &h->cap_maps, m, sizeof(*m),
+                         XXH3_64bits(m, sizeof(*m)));
 }
 
 typedef struct loc_key {
@@ -200,11 +200,14 @@ static bool loc_eq(const void *ctx, uint32_t id)
            memcmp(&k->h->lines[a->line_off], k->lines, a->n_lines * sizeof(hline)) == 0;
 }
 
-uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
+static uint64_t loc_hash(const hloc *l, const hline *lines)
+{
+    return XXH3_64bits_withSeed(lines, l->n_lines * sizeof(hline), l->address * 31 + l->mapping);
+}
+
+static uint32_t intern_loc(kiln_head_t *h, hloc *l, const hline *lines, uint64_t hash)
 {
     loc_key k = {h, l, lines};
-    uint64_t hash =
-        XXH3_64bits_withSeed(lines, l->n_lines * sizeof(hline), l->address * 31 + l->mapping);
     uint32_t id = kiln_hash_index_find(&h->loc_idx, hash, loc_eq, &k);
     if (id != NONE)
         return id;
@@ -217,6 +220,11 @@ uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
     h->locs[id] = *l;
     kiln_hash_index_insert(&h->loc_idx, hash, id);
     return id;
+}
+
+uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
+{
+    return intern_loc(h, l, lines, loc_hash(l, lines));
 }
 
 static inline size_t node_slot(uint64_t key, size_t mask)
@@ -297,15 +305,26 @@ static bool stack_is(const kiln_head_t *h, uint32_t node, const uint32_t *ids, u
     return node == 0;
 }
 
-/* The leaf node of the stack ids[0..d) (location ids, leaf first), creating
- * what the tree lacks; 0 for an empty stack. */
-static uint32_t stack_node(kiln_head_t *h, const uint32_t *ids, uint32_t d)
+static uint64_t stack_hash(const uint32_t *ids, uint32_t d)
+{
+    return XXH3_64bits(ids, (size_t)d * sizeof(*ids));
+}
+
+/* Starts loading the stack cache slot a lookup of hash begins at. */
+static void stack_prefetch(const kiln_head_t *h, uint64_t hash)
+{
+    if (h->stacks_cap != 0)
+        __builtin_prefetch(&h->stacks[(size_t)hash & (h->stacks_cap - 1)]);
+}
+
+/* The leaf node of the stack ids[0..d) (location ids, leaf first; hash is
+ * stack_hash's), creating what the tree lacks; 0 for an empty stack. */
+static uint32_t stack_node(kiln_head_t *h, const uint32_t *ids, uint32_t d, uint64_t hash)
 {
     if (d == 0)
         return 0;
     if ((h->n_stacks + 1) * 2 > h->stacks_cap)
         stacks_rehash(h);
-    uint64_t hash = XXH3_64bits(ids, (size_t)d * sizeof(*ids));
     size_t mask = h->stacks_cap - 1, i = (size_t)hash & mask;
     for (; h->stacks[i].node != 0; i = (i + 1) & mask) {
         const sslot *s = &h->stacks[i];
@@ -336,7 +355,54 @@ static uint32_t x_str(kiln_head_t *h, xlate *x, const kiln_pprof_t *p, int64_t i
     return x->str[i];
 }
 
-static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p)
+/* Lookups issued ahead: a profile's symbols land all over tables of
+ * megabytes, so translating them first hashes them all, then loads the
+ * slots of the next few while one is compared, overlapping the misses. */
+#define AHEAD 8
+
+static void translate_functions(kiln_head_t *h, xlate *x, const kiln_pprof_t *p, kiln_arena_t *tmp)
+{
+    size_t n = p->n_functions;
+    hfunc *f = kiln_arena_alloc(tmp, (n + 1) * sizeof(*f));
+    uint64_t *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(*hash));
+    for (size_t i = 0; i < n; i++) {
+        const kiln_pprof_function *pf = &p->functions[i];
+        f[i] = (hfunc){x_str(h, x, p, pf->name), x_str(h, x, p, pf->system_name),
+                       x_str(h, x, p, pf->filename), 0, pf->start_line};
+        hash[i] = XXH3_64bits(&f[i], sizeof(*f));
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            kiln_hash_index_prefetch(&h->func_idx, hash[i + AHEAD]);
+        x->func[i] = intern_record(&h->func_idx, (void **)&h->funcs, &h->n_funcs, &h->cap_funcs,
+                                   &f[i], sizeof(*f), hash[i]);
+    }
+}
+
+static void translate_locations(kiln_head_t *h, xlate *x, const kiln_pprof_t *p, kiln_arena_t *tmp)
+{
+    size_t n = p->n_locations;
+    hloc *l = kiln_arena_alloc(tmp, (n + 1) * sizeof(*l));
+    hline *lines = kiln_arena_alloc(tmp, (p->n_lines + 1) * sizeof(*lines)); /* as p->lines */
+    uint64_t *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(*hash));
+    for (size_t i = 0; i < n; i++) {
+        const kiln_pprof_location *pl = &p->locations[i];
+        for (uint32_t j = pl->line_off; j < pl->line_off + pl->n_lines; j++) {
+            uint32_t fn = p->lines[j].function;
+            lines[j] = (hline){fn == KILN_PPROF_NONE ? NONE : x->func[fn], 0, p->lines[j].line};
+        }
+        l[i] = (hloc){pl->mapping < p->n_mappings ? x->map[pl->mapping] : NONE, pl->address, 0,
+                      pl->n_lines};
+        hash[i] = loc_hash(&l[i], lines + pl->line_off);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            kiln_hash_index_prefetch(&h->loc_idx, hash[i + AHEAD]);
+        x->loc[i] = intern_loc(h, &l[i], lines + p->locations[i].line_off, hash[i]);
+    }
+}
+
+static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p, kiln_arena_t *tmp)
 {
     for (size_t i = 0; i < p->n_mappings; i++) {
         const kiln_pprof_mapping *m = &p->mappings[i];
@@ -344,28 +410,8 @@ static void translate_symbols(kiln_head_t *h, xlate *x, const kiln_pprof_t *p)
                    x_str(h, x, p, m->build_id)};
         x->map[i] = kiln_head__intern_map(h, &hm);
     }
-    for (size_t i = 0; i < p->n_functions; i++) {
-        const kiln_pprof_function *f = &p->functions[i];
-        hfunc hf = {x_str(h, x, p, f->name), x_str(h, x, p, f->system_name),
-                    x_str(h, x, p, f->filename), 0, f->start_line};
-        x->func[i] = kiln_head__intern_func(h, &hf);
-    }
-    hline tmp[64];
-    for (size_t i = 0; i < p->n_locations; i++) {
-        const kiln_pprof_location *l = &p->locations[i];
-        hline *lines = l->n_lines <= 64 ? tmp : kiln_xmalloc(l->n_lines * sizeof(hline));
-        for (uint32_t j = 0; j < l->n_lines; j++) {
-            const kiln_pprof_line *pl = &p->lines[l->line_off + j];
-            lines[j].func = pl->function == KILN_PPROF_NONE ? NONE : x->func[pl->function];
-            lines[j].pad = 0;
-            lines[j].line = pl->line;
-        }
-        hloc hl = {l->mapping < p->n_mappings ? x->map[l->mapping] : NONE, l->address, 0,
-                   l->n_lines};
-        x->loc[i] = kiln_head__intern_loc(h, &hl, lines);
-        if (lines != tmp)
-            free(lines);
-    }
+    translate_functions(h, x, p, tmp);
+    translate_locations(h, x, p, tmp);
 }
 
 typedef struct series_key {
@@ -762,13 +808,11 @@ static void sample_ids(const kiln_pprof_t *p, kiln_arena_t *a, hcols *c)
 
 /* What one batch keeps between its parts: the symbol translation of the
  * profile last appended (the parts of a label split share their symbols,
- * so they are interned once) and a buffer for one translated stack. */
+ * so they are interned once), in an arena for the batch. */
 typedef struct batch {
     kiln_arena_t *tmp;
     const kiln_pprof_t *sym; /* whose symbols x translates; NULL = none yet */
     xlate x;
-    uint32_t *stack;
-    size_t cap_stack;
 } batch;
 
 static bool same_symbols(const kiln_pprof_t *a, const kiln_pprof_t *b)
@@ -790,20 +834,35 @@ static void batch_translate(kiln_head_t *h, batch *b, const kiln_pprof_t *p)
     b->x.map = b->x.str + p->n_strings;
     b->x.func = b->x.map + p->n_mappings;
     b->x.loc = b->x.func + p->n_functions;
-    translate_symbols(h, &b->x, p);
+    translate_symbols(h, &b->x, p, b->tmp);
     b->sym = p;
 }
 
-/* The stack node of each sample of p, through the stack cache. */
+/* The stack node of each sample of p, through the stack cache: every stack
+ * translated and hashed first, then looked up with the cache slots of the
+ * ones AHEAD prefetched (as translate_symbols). */
 static uint32_t *sample_nodes(kiln_head_t *h, batch *b, const kiln_pprof_t *p)
 {
-    uint32_t *nodes = kiln_arena_alloc(b->tmp, (p->n_samples + 1) * sizeof(uint32_t));
-    for (size_t i = 0; i < p->n_samples; i++) {
+    size_t n = p->n_samples, total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += p->samples[i].n_locs; /* this part's, not all of p->locs */
+    uint32_t *nodes = kiln_arena_alloc(b->tmp, (n + 1) * sizeof(uint32_t));
+    uint32_t *ids = kiln_arena_alloc(b->tmp, (total + 1) * sizeof(uint32_t));
+    uint64_t *hash = kiln_arena_alloc(b->tmp, (n + 1) * sizeof(uint64_t));
+    uint32_t *at = ids;
+    for (size_t i = 0; i < n; i++) {
         const kiln_pprof_sample *s = &p->samples[i];
-        KILN_GROW(b->stack, b->cap_stack, (size_t)s->n_locs + 1);
         for (uint32_t j = 0; j < s->n_locs; j++)
-            b->stack[j] = b->x.loc[p->locs[s->loc_off + j]];
-        nodes[i] = stack_node(h, b->stack, s->n_locs);
+            at[j] = b->x.loc[p->locs[s->loc_off + j]];
+        hash[i] = stack_hash(at, s->n_locs);
+        at += s->n_locs;
+    }
+    at = ids;
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            stack_prefetch(h, hash[i + AHEAD]);
+        nodes[i] = stack_node(h, at, p->samples[i].n_locs, hash[i]);
+        at += p->samples[i].n_locs;
     }
     return nodes;
 }
@@ -828,7 +887,7 @@ static void append_part(kiln_head_t *h, batch *b, const kiln_label_t *labels, si
 
 size_t kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n)
 {
-    batch b = {kiln_arena_create(0), NULL, {NULL, NULL, NULL, NULL}, NULL, 0};
+    batch b = {kiln_arena_create(0), NULL, {NULL, NULL, NULL, NULL}};
     pthread_rwlock_wrlock(&h->lock);
     size_t before = kiln_head__bytes(h);
     for (size_t i = 0; i < n; i++)
@@ -836,7 +895,6 @@ size_t kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_
                     parts[i].profile->time_nanos, parts[i].id);
     size_t grown = kiln_head__bytes(h) - before; /* a head never shrinks */
     pthread_rwlock_unlock(&h->lock);
-    free(b.stack);
     kiln_arena_destroy(b.tmp);
     return grown;
 }

@@ -134,11 +134,47 @@ TEST(shallow_profiles_keep_their_stacks)
     kiln_arena_destroy(a);
 }
 
+/* A made-up CPU profile, frames numbered from the root: y holds frames
+ * 0..29; x, cut 6 frames above the root, holds 6..65; z holds 12..75. x's
+ * root-most 16 frames sit 6 frames above y's root, z's 6 above x's: x gets
+ * y's frames 5..0, and z, through x, y's frames 11..0. */
+TEST(chained_stacks_get_exact_roots)
+{
+    static const uint32_t from[] = {29, 65, 75, 200}, to[] = {0, 6, 12, 190}; /* leaf, root */
+    static const uint32_t want_root[] = {0, 0, 0, 190};
+    kiln_str_t strs[] = {{"", 0}, {"cpu", 3}, {"nanoseconds", 11}};
+    kiln_pprof_value_type type = {1, 2};
+    kiln_pprof_sample samples[4];
+    uint64_t locs[64 * 4];
+    size_t n = 0;
+    for (size_t i = 0; i < 4; i++) {
+        samples[i] = (kiln_pprof_sample){(uint32_t)n, from[i] - to[i] + 1, 0, 0, 0, 0};
+        for (uint32_t f = from[i] + 1; f-- > to[i];)
+            locs[n++] = f;
+    }
+    kiln_pprof_t p;
+    memset(&p, 0, sizeof(p));
+    p.strings = strs, p.n_strings = 3;
+    p.sample_types = &type, p.n_sample_types = 1;
+    p.samples = samples, p.n_samples = 4;
+    p.locs = locs, p.n_locs = n;
+    kiln_arena_t *a = kiln_arena_create(0);
+    CHECK_OK(kiln_go_fix(a, &p, NULL));
+    for (size_t i = 0; i < 4; i++) {
+        const kiln_pprof_sample *s = &p.samples[i];
+        CHECK_EQ(s->n_locs, from[i] - want_root[i] + 1);
+        for (uint32_t j = 0; j < s->n_locs; j++)
+            CHECK_EQ(p.locs[s->loc_off + j], from[i] - j);
+    }
+    kiln_arena_destroy(a);
+}
+
 int main(void)
 {
     RUN(type_parameters_are_elided);
     RUN(truncated_cpu_stacks_are_repaired);
     RUN(truncated_heap_stacks_are_repaired);
     RUN(shallow_profiles_keep_their_stacks);
+    RUN(chained_stacks_get_exact_roots);
     return check_done();
 }
