@@ -24,6 +24,7 @@
 #include "bench_summary.h"
 #include "clock.h"
 #include "db.h"
+#include "peak_rss.h"
 #include "profiles.h"
 #include "synth.h"
 
@@ -40,14 +41,7 @@
 
 static double rss_mib(void)
 {
-    long size = 0, res = 0;
-    FILE *fp = fopen("/proc/self/statm", "r");
-    if (fp != NULL) {
-        if (fscanf(fp, "%ld %ld", &size, &res) != 2)
-            res = 0;
-        fclose(fp);
-    }
-    return (double)res * (double)sysconf(_SC_PAGESIZE) / MIB;
+    return (double)rss_kb() * 1024 / MIB;
 }
 
 static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "objstore.h"
 #include "overrides.h"
+#include "peak_rss.h"
 #include "pprof.h"
 #include "pprof_build.h"
 #include "wal.h"
@@ -1174,18 +1175,6 @@ typedef struct mem_fig {
     double fill_s;
     int ok;
 } mem_fig;
-
-static long rss_kb(void)
-{
-    long size = 0, res = 0;
-    FILE *fp = fopen("/proc/self/statm", "r");
-    if (fp != NULL) {
-        if (fscanf(fp, "%ld %ld", &size, &res) != 2)
-            res = 0;
-        fclose(fp);
-    }
-    return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
 
 static long hwm_kb(void)
 {
