@@ -17,6 +17,7 @@
 #include "log.h"
 #include "prometheus/remote.pb-c.h"
 #include "recording_rule.h"
+#include "rule_values.h"
 #include "settings/v1/recording_rules.pb-c.h"
 #include "tenants.h"
 #include "xmalloc.h"
@@ -324,90 +325,6 @@ static kiln_label_t *series_labels(const kiln_head_part *pt, size_t t, kiln_aren
     return l;
 }
 
-/* Which locations hold a frame of the function fn (self: as their
- * innermost line, the leaf of an inlined chain), NULL when no function of
- * p is called fn: nothing of p goes through it; in tmp. */
-static bool *locations_of(const kiln_pprof_t *p, const char *fn, bool self, kiln_arena_t *tmp)
-{
-    size_t fn_len = strlen(fn);
-    bool *fmask = kiln_arena_alloc(tmp, p->n_functions + 1), any = false;
-    for (size_t i = 0; i < p->n_functions; i++) {
-        kiln_str_t name = kiln_pprof_str(p, p->functions[i].name);
-        fmask[i] = name.len == fn_len && memcmp(name.ptr, fn, fn_len) == 0;
-        any |= fmask[i];
-    }
-    if (!any)
-        return NULL;
-    bool *lmask = kiln_arena_alloc(tmp, p->n_locations + 1);
-    for (size_t i = 0; i < p->n_locations; i++) {
-        const kiln_pprof_location *loc = &p->locations[i];
-        lmask[i] = false;
-        /* lines run innermost first: self looks at the first only */
-        uint32_t n_lines = self && loc->n_lines > 0 ? 1 : loc->n_lines;
-        for (uint32_t j = 0; j < n_lines && !lmask[i]; j++) {
-            uint64_t f = p->lines[loc->line_off + j].function;
-            lmask[i] = f != KILN_PPROF_NONE && fmask[f];
-        }
-    }
-    return lmask;
-}
-
-/* The profile's value of every type (v[n_sample_types]): all samples', or
- * (fn) the total of the samples whose stack holds fn, each counted once,
- * or (fn, self) of those whose leaf frame is fn. */
-static void values_of(const kiln_pprof_t *p, const char *fn, bool self, double *v,
-                      kiln_arena_t *tmp)
-{
-    memset(v, 0, p->n_sample_types * sizeof(*v));
-    const bool *lmask = fn != NULL ? locations_of(p, fn, self, tmp) : NULL;
-    if (fn != NULL && lmask == NULL)
-        return;
-    for (size_t i = 0; i < p->n_samples; i++) {
-        const kiln_pprof_sample *s = &p->samples[i];
-        bool through = lmask == NULL;
-        /* locs run leaf first: self looks at the first only */
-        uint32_t depth = self && s->n_locs > 0 ? 1 : s->n_locs;
-        for (uint32_t k = 0; !through && k < depth; k++)
-            through = lmask[p->locs[s->loc_off + k]];
-        for (size_t t = 0; through && t < p->n_sample_types; t++)
-            v[t] += (double)p->values[s->value_off + t];
-    }
-}
-
-/* A part's values per function (NULL = the whole profile) and self or
- * total, computed once for all the rules that ask: most rules share few. */
-#define FN_CACHE 8
-typedef struct part_values {
-    const kiln_pprof_t *p;
-    const char *fn[FN_CACHE];
-    bool self[FN_CACHE];
-    double *v[FN_CACHE];
-    size_t n;
-    double *scratch;
-} part_values;
-
-static bool same_fn(const char *a, const char *b)
-{
-    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-static const double *values_for(part_values *pv, const char *fn, bool self, kiln_arena_t *tmp)
-{
-    for (size_t i = 0; i < pv->n; i++) {
-        if (same_fn(pv->fn[i], fn) && pv->self[i] == self)
-            return pv->v[i];
-    }
-    double *v = pv->n < FN_CACHE ? kiln_arena_alloc(tmp, (pv->p->n_sample_types + 1) * sizeof(*v))
-                                 : pv->scratch;
-    values_of(pv->p, fn, self, v, tmp);
-    if (pv->n < FN_CACHE) {
-        pv->fn[pv->n] = fn;
-        pv->self[pv->n] = self;
-        pv->v[pv->n++] = v;
-    }
-    return v;
-}
-
 /* The stored series of the part's sample type ty, flattened: each base
  * label's name and value, then the type's four strings, NUL-separated. */
 static void series_key(const kiln_head_part *pt, size_t ty, kiln_buf *out)
@@ -472,24 +389,47 @@ static series_routes *routes_build(const kiln_rules_eval_t *ev, tenant *t, const
     return r;
 }
 
+/* The counters one sample type of a part feeds and the value filter of
+ * each, copied from its routes (which a later type may free). */
+typedef struct type_counts {
+    counter **c;
+    size_t *filter;
+    size_t n;
+} type_counts;
+
+static type_counts counts_of(const kiln_rules_eval_t *ev, tenant *t, const kiln_head_part *pt,
+                             size_t ty, kiln_rule_values *rv, kiln_arena_t *tmp, kiln_buf *key)
+{
+    series_key(pt, ty, key);
+    uint64_t h = XXH3_64bits(key->ptr, key->len);
+    const series_routes *r = routes_find(t, key, h);
+    if (r == NULL)
+        r = routes_build(ev, t, pt, ty, key, h, tmp);
+    type_counts tc = {kiln_arena_alloc(tmp, (r->n + 1) * sizeof(*tc.c)),
+                      kiln_arena_alloc(tmp, (r->n + 1) * sizeof(*tc.filter)), r->n};
+    for (size_t i = 0; i < r->n; i++) {
+        const kiln_rule_t *rule = t->rules[r->routes[i].rule];
+        tc.c[i] = r->routes[i].c;
+        tc.filter[i] = kiln_rule_values_want(rv, kiln_rule_function(rule), kiln_rule_self(rule));
+    }
+    return tc;
+}
+
+/* Every type's counters first, so that the values of all the filters they
+ * ask for are computed in one pass. */
 static void observe_part(const kiln_rules_eval_t *ev, tenant *t, const kiln_head_part *pt,
                          kiln_arena_t *tmp, kiln_buf *key)
 {
     const kiln_pprof_t *p = pt->profile;
     int64_t ts_ms = p->time_nanos > 0 ? p->time_nanos / 1000000 : kiln_wall_ms();
-    part_values pv = {.p = p};
-    pv.scratch = kiln_arena_alloc(tmp, (p->n_sample_types + 1) * sizeof(double));
+    kiln_rule_values *rv = kiln_rule_values_create(p, tmp);
+    type_counts *tc = kiln_arena_alloc(tmp, (p->n_sample_types + 1) * sizeof(*tc));
+    for (size_t ty = 0; ty < p->n_sample_types; ty++)
+        tc[ty] = counts_of(ev, t, pt, ty, rv, tmp, key);
+    kiln_rule_values_compute(rv);
     for (size_t ty = 0; ty < p->n_sample_types; ty++) {
-        series_key(pt, ty, key);
-        uint64_t h = XXH3_64bits(key->ptr, key->len);
-        const series_routes *r = routes_find(t, key, h);
-        if (r == NULL)
-            r = routes_build(ev, t, pt, ty, key, h, tmp);
-        for (size_t i = 0; i < r->n; i++) {
-            const kiln_rule_t *rule = t->rules[r->routes[i].rule];
-            const double *v = values_for(&pv, kiln_rule_function(rule), kiln_rule_self(rule), tmp);
-            count(r->routes[i].c, v[ty], ts_ms);
-        }
+        for (size_t i = 0; i < tc[ty].n; i++)
+            count(tc[ty].c[i], kiln_rule_values_get(rv, tc[ty].filter[i])[ty], ts_ms);
     }
 }
 
@@ -501,7 +441,7 @@ void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant_id,
     if (t->n_rules > 0 && n > 0) {
         kiln_arena_t *tmp = kiln_arena_create(0);
         kiln_buf key;
-        kiln_buf_init(&key, 1 << 20);
+        kiln_buf_init(&key, 4096);
         for (size_t i = 0; i < n; i++)
             observe_part(ev, t, &parts[i], tmp, &key);
         kiln_buf_free(&key);

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * rule_values: the values of a profile under function filters, one pass.
+ * Each filter of a pass gets a bit; every location carries the bits of the
+ * filters whose function is any of its lines (total) or its first line
+ * (self), so a sample's bits are an OR over its stack, without a branch
+ * per frame. */
+#include "rule_values.h"
+
+#include <string.h>
+
+#define PASS_FILTERS 64
+
+typedef struct filter {
+    const char *fn; /* NULL = the whole profile */
+    size_t fn_len;
+    bool self;
+    double *v; /* per sample type */
+} filter;
+
+struct kiln_rule_values {
+    const kiln_pprof_t *p;
+    kiln_arena_t *a;
+    filter *f;
+    size_t n, cap;
+};
+
+kiln_rule_values *kiln_rule_values_create(const kiln_pprof_t *p, kiln_arena_t *a)
+{
+    kiln_rule_values *rv = kiln_arena_calloc(a, 1, sizeof(*rv));
+    rv->p = p;
+    rv->a = a;
+    return rv;
+}
+
+size_t kiln_rule_values_want(kiln_rule_values *rv, const char *fn, bool self)
+{
+    self = self && fn != NULL;
+    for (size_t i = 0; i < rv->n; i++) {
+        const filter *f = &rv->f[i];
+        if (f->self == self && (f->fn == fn || (f->fn && fn && strcmp(f->fn, fn) == 0)))
+            return i;
+    }
+    if (rv->n == rv->cap) {
+        size_t cap = rv->cap ? rv->cap * 2 : 8;
+        rv->f = kiln_arena_grow(rv->a, rv->f, rv->cap * sizeof(*rv->f), cap * sizeof(*rv->f));
+        rv->cap = cap;
+    }
+    rv->f[rv->n] = (filter){fn, fn ? strlen(fn) : 0, self, NULL};
+    return rv->n++;
+}
+
+const double *kiln_rule_values_get(const kiln_rule_values *rv, size_t i)
+{
+    return rv->f[i].v;
+}
+
+static void add_values(const kiln_pprof_t *p, const kiln_pprof_sample *s, double *v)
+{
+    for (size_t t = 0; t < p->n_sample_types; t++)
+        v[t] += (double)p->values[s->value_off + t];
+}
+
+/* The bits of the pass's filters (f[0..n)) each function of p is named
+ * by, NULL when none is: no sample of p goes through any of them. A
+ * comparison per function and filter: passes hold few distinct names. */
+static uint64_t *function_bits(const kiln_pprof_t *p, const filter *f, size_t n, kiln_arena_t *a)
+{
+    uint64_t *bits = kiln_arena_alloc(a, (p->n_functions + 1) * sizeof(*bits)), any = 0;
+    for (size_t i = 0; i < p->n_functions; i++) {
+        kiln_str_t name = kiln_pprof_str(p, p->functions[i].name);
+        bits[i] = 0;
+        for (size_t j = 0; j < n; j++) {
+            if (f[j].fn != NULL && f[j].fn_len == name.len &&
+                memcmp(f[j].fn, name.ptr, name.len) == 0)
+                bits[i] |= (uint64_t)1 << j;
+        }
+        any |= bits[i];
+    }
+    return any ? bits : NULL;
+}
+
+static uint64_t line_bits(const kiln_pprof_t *p, const uint64_t *fbits, size_t line)
+{
+    uint64_t fn = p->lines[line].function;
+    return fn == KILN_PPROF_NONE ? 0 : fbits[fn];
+}
+
+/* Per location, the bits of its lines (total) and of its innermost line,
+ * the first (self). */
+static void location_bits(const kiln_pprof_t *p, const uint64_t *fbits, uint64_t *total,
+                          uint64_t *self)
+{
+    for (size_t i = 0; i < p->n_locations; i++) {
+        const kiln_pprof_location *loc = &p->locations[i];
+        total[i] = self[i] = 0;
+        for (uint32_t j = 0; j < loc->n_lines; j++)
+            total[i] |= line_bits(p, fbits, loc->line_off + j);
+        if (loc->n_lines > 0)
+            self[i] = line_bits(p, fbits, loc->line_off);
+    }
+}
+
+/* One pass for the function filters f[0..n), n <= PASS_FILTERS. */
+static void compute_pass(kiln_rule_values *rv, filter *f, size_t n)
+{
+    const kiln_pprof_t *p = rv->p;
+    const uint64_t *fbits = function_bits(p, f, n, rv->a);
+    if (fbits == NULL)
+        return;
+    uint64_t self_mask = 0, total_mask = 0;
+    for (size_t j = 0; j < n; j++)
+        *(f[j].self ? &self_mask : &total_mask) |= (uint64_t)1 << j;
+    uint64_t *total = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*total));
+    uint64_t *self = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*self));
+    location_bits(p, fbits, total, self);
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        if (s->n_locs == 0)
+            continue;
+        const uint64_t *locs = &p->locs[s->loc_off];
+        uint64_t through = 0;
+        for (uint32_t k = 0; k < s->n_locs; k++)
+            through |= total[locs[k]];
+        uint64_t hit = (through & total_mask) | (self[locs[0]] & self_mask);
+        for (; hit != 0; hit &= hit - 1)
+            add_values(p, s, f[__builtin_ctzll(hit)].v);
+    }
+}
+
+void kiln_rule_values_compute(kiln_rule_values *rv)
+{
+    const kiln_pprof_t *p = rv->p;
+    for (size_t i = 0; i < rv->n; i++) {
+        rv->f[i].v = kiln_arena_calloc(rv->a, p->n_sample_types + 1, sizeof(double));
+        if (rv->f[i].fn != NULL)
+            continue;
+        for (size_t s = 0; s < p->n_samples; s++)
+            add_values(p, &p->samples[s], rv->f[i].v);
+    }
+    for (size_t i = 0; i < rv->n; i += PASS_FILTERS)
+        compute_pass(rv, &rv->f[i], rv->n - i < PASS_FILTERS ? rv->n - i : PASS_FILTERS);
+}
