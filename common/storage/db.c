@@ -122,14 +122,26 @@ static uint64_t part_key(const kiln_head_part *p)
 static size_t claim_parts(kiln_db_t *db, const kiln_head_part *parts, size_t n,
                           kiln_head_part *kept, uint64_t *keys)
 {
-    size_t k = 0;
+    /* Keys first (pk: every part's, all: the non-zero ones), then claimed
+     * in one call (kiln_seen_keys_add_all). */
+    uint64_t *pk = kiln_xmalloc(2 * (n + 1) * sizeof(*pk)), *all = pk + n + 1;
+    bool *added = kiln_xmalloc(n + 1);
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t key = part_key(&parts[i]);
-        if (key != 0 && !kiln_seen_keys_add(db->held, key))
+        pk[i] = part_key(&parts[i]);
+        if (pk[i] != 0)
+            all[m++] = pk[i];
+    }
+    kiln_seen_keys_add_all(db->held, all, m, added);
+    size_t k = 0;
+    for (size_t i = 0, j = 0; i < n; i++) {
+        if (pk[i] != 0 && !added[j++])
             continue;
-        keys[k] = key;
+        keys[k] = pk[i];
         kept[k++] = parts[i];
     }
+    free(pk);
+    free(added);
     return k;
 }
 
