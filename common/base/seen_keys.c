@@ -73,10 +73,17 @@ static void erase(kiln_seen_keys_t *s, uint64_t key)
     s->slots[i] = 0;
 }
 
-bool kiln_seen_keys_add(kiln_seen_keys_t *s, uint64_t key)
+/* Keys whose slot is prefetched ahead of the one being added. */
+#define AHEAD 8
+
+static size_t home_of(const kiln_seen_keys_t *s, uint64_t key)
 {
-    key = key ? key : 1;
-    pthread_mutex_lock(&s->mu);
+    return (size_t)((key ? key : 1) * 0x9e3779b97f4a7c15ULL) & s->mask;
+}
+
+/* kiln_seen_keys_add with the lock held. */
+static bool add_locked(kiln_seen_keys_t *s, uint64_t key)
+{
     size_t i = find(s, key);
     bool added = s->slots[i] == 0;
     if (added) {
@@ -90,8 +97,28 @@ bool kiln_seen_keys_add(kiln_seen_keys_t *s, uint64_t key)
         s->ring[(s->head + s->len) % s->cap] = key;
         s->len++;
     }
+    return added;
+}
+
+bool kiln_seen_keys_add(kiln_seen_keys_t *s, uint64_t key)
+{
+    pthread_mutex_lock(&s->mu);
+    bool added = add_locked(s, key ? key : 1);
     pthread_mutex_unlock(&s->mu);
     return added;
+}
+
+void kiln_seen_keys_add_all(kiln_seen_keys_t *s, const uint64_t *keys, size_t n, bool *added)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n && i < AHEAD; i++)
+        __builtin_prefetch(&s->slots[home_of(s, keys[i])]);
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            __builtin_prefetch(&s->slots[home_of(s, keys[i + AHEAD])]);
+        added[i] = add_locked(s, keys[i] ? keys[i] : 1);
+    }
+    pthread_mutex_unlock(&s->mu);
 }
 
 void kiln_seen_keys_remove(kiln_seen_keys_t *s, uint64_t key)

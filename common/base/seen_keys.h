@@ -17,6 +17,12 @@ kiln_seen_keys_t *kiln_seen_keys_create(size_t capacity);
 void kiln_seen_keys_destroy(kiln_seen_keys_t *s);
 /** Adds key; false when it was already there (nothing changes then). */
 bool kiln_seen_keys_add(kiln_seen_keys_t *s, uint64_t key);
+/** Adds keys[0..n) in order, as n calls of kiln_seen_keys_add would (a
+ * key twice in keys is added once), setting added[i] to what the call for
+ * keys[i] would return; one lock, and the table's slots of the keys ahead
+ * prefetched: a push adds a key per series, each a cache miss in a table
+ * of megabytes. */
+void kiln_seen_keys_add_all(kiln_seen_keys_t *s, const uint64_t *keys, size_t n, bool *added);
 /** Forgets key (after a failed append, so a retry is accepted). */
 void kiln_seen_keys_remove(kiln_seen_keys_t *s, uint64_t key);
 /** The push id of a client's profile id in a tenant (never 0): what a

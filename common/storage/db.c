@@ -122,14 +122,26 @@ static uint64_t part_key(const kiln_head_part *p)
 static size_t claim_parts(kiln_db_t *db, const kiln_head_part *parts, size_t n,
                           kiln_head_part *kept, uint64_t *keys)
 {
-    size_t k = 0;
+    /* Keys first (pk: every part's, all: the non-zero ones), then claimed
+     * in one call (kiln_seen_keys_add_all). */
+    uint64_t *pk = kiln_xmalloc(2 * (n + 1) * sizeof(*pk)), *all = pk + n + 1;
+    bool *added = kiln_xmalloc(n + 1);
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t key = part_key(&parts[i]);
-        if (key != 0 && !kiln_seen_keys_add(db->held, key))
+        pk[i] = part_key(&parts[i]);
+        if (pk[i] != 0)
+            all[m++] = pk[i];
+    }
+    kiln_seen_keys_add_all(db->held, all, m, added);
+    size_t k = 0;
+    for (size_t i = 0, j = 0; i < n; i++) {
+        if (pk[i] != 0 && !added[j++])
             continue;
-        keys[k] = key;
+        keys[k] = pk[i];
         kept[k++] = parts[i];
     }
+    free(pk);
+    free(added);
     return k;
 }
 
@@ -140,9 +152,10 @@ static void unclaim(kiln_db_t *db, const uint64_t *keys, size_t k)
             kiln_seen_keys_remove(db->held, keys[i]);
 }
 
-/* Applies a batch to the tenant's head (after it is durable, or on
- * replay). `cut` held shared. */
-static void apply(kiln_db_t *db, const char *tenant, const kiln_head_part *parts, size_t n)
+/* Applies a batch (keys: its stored series, or NULL) to the tenant's head
+ * (after it is durable, or on replay). `cut` held shared. */
+static void apply(kiln_db_t *db, const char *tenant, const kiln_head_part *parts,
+                  const kiln_head_series_key *const *keys, size_t n)
 {
     tenant_head *t = kiln_db__tenant(db, tenant, true);
     /* Appends run at once under `cut` held shared: the first one to find
@@ -151,7 +164,7 @@ static void apply(kiln_db_t *db, const char *tenant, const kiln_head_part *parts
     int64_t unset = 0;
     __atomic_compare_exchange_n(&t->head_start_ns, &unset, kiln_wall_ns(), false, __ATOMIC_RELAXED,
                                 __ATOMIC_RELAXED);
-    kiln_db__add_bytes(db, kiln_head_append_batch(t->head, parts, n));
+    kiln_db__add_bytes(db, kiln_head_append_keyed(t->head, parts, keys, n));
 }
 
 /* The heads may grow to twice their cut size while a flush is behind; past
@@ -181,22 +194,26 @@ static kiln_status check_backpressure(kiln_db_t *db, tenant_head *t, kiln_err *e
                         t->tenant, s.samples);
 }
 
-/* Checks, logs and applies kept parts whose record is rec. */
+/* Checks, logs and applies kept parts whose record is rec; their stored
+ * series are built once, for the limit's check and the head. */
 static kiln_status append_kept(kiln_db_t *db, const char *tenant, const kiln_head_part *kept,
                                size_t k, const uint8_t *rec, size_t len, kiln_err *err)
 {
+    kiln_arena_t *a = kiln_arena_create(0);
+    const kiln_head_series_key *const *keys = kiln_head_series_keys(kept, k, a);
     pthread_rwlock_rdlock(&db->cut);
     tenant_head *t = kiln_db__tenant(db, tenant, true);
     size_t reserved = 0;
     kiln_status st = check_backpressure(db, t, err);
     if (st == KILN_OK)
-        st = kiln_db__reserve_series(db, t, kept, k, &reserved, err);
+        st = kiln_db__reserve_series(db, t, kept, keys, k, &reserved, err);
     if (st == KILN_OK)
         st = kiln_wal_append(db->wal, rec, len, NULL, err);
     if (st == KILN_OK)
-        apply(db, tenant, kept, k);
+        apply(db, tenant, kept, keys, k);
     kiln_db__release_series(t, reserved, st == KILN_OK);
     pthread_rwlock_unlock(&db->cut);
+    kiln_arena_destroy(a);
     return st;
 }
 
@@ -277,7 +294,7 @@ static void replay_parts(kiln_db_t *db, kiln_arena_t *a, const kiln_record *rec)
     uint64_t *keys = kiln_arena_calloc(a, rec->n + 1, sizeof(*keys));
     size_t k = claim_parts(db, rec->parts, rec->n, kept, keys);
     if (k > 0)
-        apply(db, rec->tenant, kept, k);
+        apply(db, rec->tenant, kept, NULL, k);
 }
 
 /* Replays one WAL record: every series decodes, or the record is skipped.

@@ -79,13 +79,15 @@ tenant_head *kiln_db__tenant(kiln_db_t *db, const char *tenant, bool create);
 /** A snapshot of the tenant entries (malloc'd; *n of them). */
 tenant_head **kiln_db__tenants(kiln_db_t *db, size_t *n);
 
-/** Checks the series the parts (the push's, not yet in the WAL) would
- * add to tenant t against the tenant's local series limit and, when they
- * fit, reserves them (*reserved; release with kiln_db__release_series
- * whatever happens next). KILN_FAILED_PRECONDITION naming the limit when
- * they do not fit. `cut` held shared (db_limit.c). */
+/** Checks the series the parts (the push's, not yet in the WAL; keys
+ * their stored series, kiln_head_series_keys) would add to tenant t
+ * against the tenant's local series limit and, when they fit, reserves
+ * them (*reserved; release with kiln_db__release_series whatever happens
+ * next). KILN_FAILED_PRECONDITION naming the limit when they do not fit.
+ * `cut` held shared (db_limit.c). */
 kiln_status kiln_db__reserve_series(kiln_db_t *db, tenant_head *t, const kiln_head_part *parts,
-                                    size_t n, size_t *reserved, kiln_err *err);
+                                    const kiln_head_series_key *const *keys, size_t n,
+                                    size_t *reserved, kiln_err *err);
 /** Releases a reservation; applied tells whether the push reached the
  * head. `cut` held shared. */
 void kiln_db__release_series(tenant_head *t, size_t reserved, bool applied);

@@ -55,14 +55,15 @@ static size_t memory_series(tenant_head *t)
 }
 
 kiln_status kiln_db__reserve_series(kiln_db_t *db, tenant_head *t, const kiln_head_part *parts,
-                                    size_t n, size_t *reserved, kiln_err *err)
+                                    const kiln_head_series_key *const *keys, size_t n,
+                                    size_t *reserved, kiln_err *err)
 {
     *reserved = 0;
     size_t global;
     size_t limit = local_limit(db, t->tenant, &global);
     if (limit == 0)
         return KILN_OK;
-    size_t adds = kiln_head_new_series(t->head, t->flushing, parts, n);
+    size_t adds = kiln_head_new_series_keyed(t->head, t->flushing, parts, keys, n);
     if (adds == 0)
         return KILN_OK;
     size_t held = memory_series(t);

@@ -434,10 +434,10 @@ static bool series_eq(const void *ctx, uint32_t id)
     return true;
 }
 
-uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t n)
+/* kiln_head__intern_series with the fingerprint fp of l known. */
+static uint32_t intern_series_fp(kiln_head_t *h, const kiln_label_t *l, size_t n, uint64_t fp)
 {
     series_key k = {h, l, n};
-    uint64_t fp = kiln_labels_fingerprint(l, n);
     uint32_t id = kiln_hash_index_find(&h->series_idx, fp, series_eq, &k);
     if (id != NONE)
         return id;
@@ -454,6 +454,11 @@ uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t 
     kiln_hash_index_insert(&h->series_idx, fp, id);
     kiln_head__post_series(h, id);
     return id;
+}
+
+uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t n)
+{
+    return intern_series_fp(h, l, n, kiln_labels_fingerprint(l, n));
 }
 
 static uint64_t post_hash(const char *name, const char *value)
@@ -543,10 +548,30 @@ static bool is_type_label(const char *name)
     return false;
 }
 
-/* The labels of the stored series of sample type t (base labels plus the
- * type labels, sorted) in tmp; *m gets their number. */
-static kiln_label_t *type_labels(const kiln_label_t *base, size_t n, const kiln_pprof_t *p,
-                                 size_t t, kiln_arena_t *tmp, size_t *out_m)
+/* "name:type:unit:period_type:period_unit", Pyroscope's profile type ID,
+ * in tmp (joined by hand: printf was a tenth of an OTLP push's CPU). */
+static char *profile_type_id(kiln_arena_t *tmp, const char *name, const kiln_str_t *f)
+{
+    size_t nl = strlen(name), len = nl + 4;
+    for (size_t i = 0; i < 4; i++)
+        len += f[i].len;
+    char *out = kiln_arena_alloc(tmp, len + 1), *at = out;
+    memcpy(at, name, nl);
+    at += nl;
+    for (size_t i = 0; i < 4; i++) {
+        *at++ = ':';
+        if (f[i].len != 0)
+            memcpy(at, f[i].ptr, f[i].len);
+        at += f[i].len;
+    }
+    *at = '\0';
+    return out;
+}
+
+/* The stored series of sample type t (base labels plus the type labels,
+ * sorted, and their fingerprint), its arrays in tmp. */
+static kiln_head_series_key type_key(const kiln_label_t *base, size_t n, const kiln_pprof_t *p,
+                                     size_t t, kiln_arena_t *tmp)
 {
     kiln_label_t *l = kiln_arena_alloc(tmp, (n + TYPE_LABELS) * sizeof(*l));
     size_t m = 0;
@@ -554,33 +579,42 @@ static kiln_label_t *type_labels(const kiln_label_t *base, size_t n, const kiln_
         if (!is_type_label(base[i].name))
             l[m++] = base[i];
     }
-    kiln_str_t ty = kiln_pprof_str(p, p->sample_types[t].type);
-    kiln_str_t un = kiln_pprof_str(p, p->sample_types[t].unit);
-    kiln_str_t pt = kiln_pprof_str(p, p->period_type.type);
-    kiln_str_t pu = kiln_pprof_str(p, p->period_type.unit);
+    kiln_str_t f[4] = {
+        kiln_pprof_str(p, p->sample_types[t].type), kiln_pprof_str(p, p->sample_types[t].unit),
+        kiln_pprof_str(p, p->period_type.type), kiln_pprof_str(p, p->period_type.unit)};
     const char *name = kiln_labels_get(base, n, KILN_LABEL_NAME);
     const char *svc = kiln_labels_get(base, n, KILN_LABEL_SERVICE_NAME);
-    l[m++] = (kiln_label_t){KILN_LABEL_TYPE, kiln_arena_strndup(tmp, ty.ptr, ty.len)};
-    l[m++] = (kiln_label_t){KILN_LABEL_UNIT, kiln_arena_strndup(tmp, un.ptr, un.len)};
-    l[m++] = (kiln_label_t){KILN_LABEL_PERIOD_TYPE, kiln_arena_strndup(tmp, pt.ptr, pt.len)};
-    l[m++] = (kiln_label_t){KILN_LABEL_PERIOD_UNIT, kiln_arena_strndup(tmp, pu.ptr, pu.len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_TYPE, kiln_arena_strndup(tmp, f[0].ptr, f[0].len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_UNIT, kiln_arena_strndup(tmp, f[1].ptr, f[1].len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_PERIOD_TYPE, kiln_arena_strndup(tmp, f[2].ptr, f[2].len)};
+    l[m++] = (kiln_label_t){KILN_LABEL_PERIOD_UNIT, kiln_arena_strndup(tmp, f[3].ptr, f[3].len)};
     l[m++] = (kiln_label_t){KILN_LABEL_SERVICE_NAME_PRIV, svc ? svc : ""};
-    l[m++] = (kiln_label_t){KILN_LABEL_PROFILE_TYPE,
-                            kiln_arena_printf(tmp, "%s:%.*s:%.*s:%.*s:%.*s", name ? name : "",
-                                              (int)ty.len, ty.ptr, (int)un.len, un.ptr, (int)pt.len,
-                                              pt.ptr, (int)pu.len, pu.ptr)};
+    l[m++] = (kiln_label_t){KILN_LABEL_PROFILE_TYPE, profile_type_id(tmp, name ? name : "", f)};
     kiln_labels_sort(l, m);
-    *out_m = m;
-    return l;
+    return (kiln_head_series_key){l, m, kiln_labels_fingerprint(l, m)};
 }
 
-/* The stored series of sample type t: base labels plus the type labels. */
-static uint32_t type_series(kiln_head_t *h, const kiln_label_t *base, size_t n,
-                            const kiln_pprof_t *p, size_t t, kiln_arena_t *tmp)
+/* Part pt's stored series of sample type t: keys[t], or built in tmp. */
+static kiln_head_series_key part_series(const kiln_head_part *pt, const kiln_head_series_key *keys,
+                                        size_t t, kiln_arena_t *tmp)
 {
-    size_t m;
-    kiln_label_t *l = type_labels(base, n, p, t, tmp, &m);
-    return kiln_head__intern_series(h, l, m);
+    if (keys != NULL)
+        return keys[t];
+    return type_key(pt->labels, pt->n_labels, pt->profile, t, tmp);
+}
+
+const kiln_head_series_key **kiln_head_series_keys(const kiln_head_part *parts, size_t n,
+                                                   kiln_arena_t *a)
+{
+    const kiln_head_series_key **keys = kiln_arena_alloc(a, (n + 1) * sizeof(*keys));
+    for (size_t i = 0; i < n; i++) {
+        const kiln_pprof_t *p = parts[i].profile;
+        kiln_head_series_key *k = kiln_arena_alloc(a, (p->n_sample_types + 1) * sizeof(*k));
+        for (size_t t = 0; t < p->n_sample_types; t++)
+            k[t] = type_key(parts[i].labels, parts[i].n_labels, p, t, a);
+        keys[i] = k;
+    }
+    return keys;
 }
 
 /* Whether h holds the series of sorted labels l (fingerprint fp). Read
@@ -600,6 +634,12 @@ static int cmp_u64(const void *a, const void *b)
 size_t kiln_head_new_series(kiln_head_t *h, kiln_head_t *also, const kiln_head_part *parts,
                             size_t n)
 {
+    return kiln_head_new_series_keyed(h, also, parts, NULL, n);
+}
+
+size_t kiln_head_new_series_keyed(kiln_head_t *h, kiln_head_t *also, const kiln_head_part *parts,
+                                  const kiln_head_series_key *const *keys, size_t n)
+{
     size_t total = 0, k = 0;
     for (size_t i = 0; i < n; i++)
         total += parts[i].profile->n_sample_types;
@@ -611,11 +651,10 @@ size_t kiln_head_new_series(kiln_head_t *h, kiln_head_t *also, const kiln_head_p
     for (size_t i = 0; i < n; i++) {
         const kiln_head_part *pt = &parts[i];
         for (size_t t = 0; t < pt->profile->n_sample_types; t++) {
-            size_t m;
-            kiln_label_t *l = type_labels(pt->labels, pt->n_labels, pt->profile, t, tmp, &m);
-            uint64_t fp = kiln_labels_fingerprint(l, m);
-            if (!holds_series(h, l, m, fp) && !holds_series(also, l, m, fp))
-                fps[k++] = fp;
+            kiln_head_series_key s = part_series(pt, keys ? keys[i] : NULL, t, tmp);
+            if (!holds_series(h, s.labels, s.n_labels, s.fp) &&
+                !holds_series(also, s.labels, s.n_labels, s.fp))
+                fps[k++] = s.fp;
         }
     }
     if (also != NULL)
@@ -867,10 +906,12 @@ static uint32_t *sample_nodes(kiln_head_t *h, batch *b, const kiln_pprof_t *p)
     return nodes;
 }
 
-/* Appends one part under the write lock. */
-static void append_part(kiln_head_t *h, batch *b, const kiln_label_t *labels, size_t n,
-                        const kiln_pprof_t *p, int64_t time_ns, uint64_t id)
+/* Appends one part (its stored series keys, or NULL) under the write lock. */
+static void append_part(kiln_head_t *h, batch *b, const kiln_head_part *pt,
+                        const kiln_head_series_key *keys)
 {
+    const kiln_pprof_t *p = pt->profile;
+    int64_t time_ns = p->time_nanos;
     int64_t time_ms = (time_ns > 0 ? time_ns : kiln_wall_ns()) / 1000000;
     batch_translate(h, b, p);
     uint32_t *nodes = sample_nodes(h, b, p);
@@ -880,19 +921,25 @@ static void append_part(kiln_head_t *h, batch *b, const kiln_label_t *labels, si
     for (size_t t = 0; t < p->n_sample_types; t++) {
         for (size_t i = 0; i < p->n_samples; i++)
             values[i] = p->values[p->samples[i].value_off + t];
-        kiln_head__add_profile(h, type_series(h, labels, n, p, t, b->tmp), time_ms, id, &c,
-                               p->n_samples, 0);
+        kiln_head_series_key k = part_series(pt, keys, t, b->tmp);
+        kiln_head__add_profile(h, intern_series_fp(h, k.labels, k.n_labels, k.fp), time_ms, pt->id,
+                               &c, p->n_samples, 0);
     }
 }
 
 size_t kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n)
 {
+    return kiln_head_append_keyed(h, parts, NULL, n);
+}
+
+size_t kiln_head_append_keyed(kiln_head_t *h, const kiln_head_part *parts,
+                              const kiln_head_series_key *const *keys, size_t n)
+{
     batch b = {kiln_arena_create(0), NULL, {NULL, NULL, NULL, NULL}};
     pthread_rwlock_wrlock(&h->lock);
     size_t before = kiln_head__bytes(h);
     for (size_t i = 0; i < n; i++)
-        append_part(h, &b, parts[i].labels, parts[i].n_labels, parts[i].profile,
-                    parts[i].profile->time_nanos, parts[i].id);
+        append_part(h, &b, &parts[i], keys ? keys[i] : NULL);
     size_t grown = kiln_head__bytes(h) - before; /* a head never shrinks */
     pthread_rwlock_unlock(&h->lock);
     kiln_arena_destroy(b.tmp);

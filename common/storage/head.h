@@ -51,6 +51,22 @@ typedef struct kiln_head_part {
     uint64_t id;                 /* the push's profile id (0 = none) */
 } kiln_head_part;
 
+/** A stored series: a part's labels plus one sample type's labels, sorted,
+ * and their fingerprint. */
+typedef struct kiln_head_series_key {
+    kiln_label_t *labels;
+    size_t n_labels;
+    uint64_t fp;
+} kiln_head_series_key;
+
+/** The stored series of each part, built once: keys[i][t] is part i's of
+ * sample type t. A push's series are checked against the series limit and
+ * then appended, and building them (type labels, profile type ID, sort,
+ * fingerprint) for each was most of a small part's cost. Arrays and
+ * strings in a (the caller's), or borrowed from the parts. Any thread. */
+const kiln_head_series_key **kiln_head_series_keys(const kiln_head_part *parts, size_t n,
+                                                   kiln_arena_t *a);
+
 /** Appends every part, under one write lock: a push is
  * visible to queries whole or not at all. Consecutive parts whose profiles
  * share their symbol arrays (a push split by sample labels) intern those
@@ -58,6 +74,10 @@ typedef struct kiln_head_part {
  * bytes the head grew by (its kiln_head_stats_t.bytes after, less before):
  * what the database adds to its byte budget. */
 size_t kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_t n);
+/** kiln_head_append_batch with the parts' stored series given (from
+ * kiln_head_series_keys over the same parts). */
+size_t kiln_head_append_keyed(kiln_head_t *h, const kiln_head_part *parts,
+                              const kiln_head_series_key *const *keys, size_t n);
 
 /** How many distinct stored series (one per part and sample type, as
  * kiln_head_append_batch stores them) neither h nor also (NULL = none)
@@ -65,6 +85,10 @@ size_t kiln_head_append_batch(kiln_head_t *h, const kiln_head_part *parts, size_
  * the parts are those kiln_head_append_batch takes. */
 size_t kiln_head_new_series(kiln_head_t *h, kiln_head_t *also, const kiln_head_part *parts,
                             size_t n);
+/** kiln_head_new_series with the parts' stored series given (from
+ * kiln_head_series_keys over the same parts). */
+size_t kiln_head_new_series_keyed(kiln_head_t *h, kiln_head_t *also, const kiln_head_part *parts,
+                                  const kiln_head_series_key *const *keys, size_t n);
 
 /** The number of stored series (unlike kiln_head_stats, without a scan). */
 size_t kiln_head_n_series(kiln_head_t *h);

@@ -260,8 +260,27 @@ TEST(ingest_maps_store_statuses)
     env_close(&e);
 }
 
+/* kiln_seen_keys_add_all answers as one kiln_seen_keys_add per key, in
+ * order: a key twice in a batch, keys already held, 0, and eviction. */
+TEST(seen_keys_add_all_is_adds_in_order)
+{
+    kiln_seen_keys_t *one = kiln_seen_keys_create(64), *all = kiln_seen_keys_create(64);
+    uint64_t keys[200];
+    bool got[200];
+    for (size_t i = 0; i < 200; i++)
+        keys[i] = i % 3 == 0 ? i / 3 : 1000 + i; /* repeats, and 0 (stored as 1) */
+    for (size_t round = 0; round < 3; round++) {
+        kiln_seen_keys_add_all(all, keys, 200, got);
+        for (size_t i = 0; i < 200; i++)
+            CHECK_EQ(got[i], kiln_seen_keys_add(one, keys[i]));
+    }
+    kiln_seen_keys_destroy(one);
+    kiln_seen_keys_destroy(all);
+}
+
 int main(void)
 {
+    RUN(seen_keys_add_all_is_adds_in_order);
     RUN(push_reaches_the_store_normalised);
     RUN(push_maps_store_statuses);
     RUN(ingest_reaches_the_store_normalised);

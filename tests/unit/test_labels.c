@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Unit tests: label sets, fingerprints, validation, UTF-8; arena and buf. */
+#include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "arena.h"
 #include "buf.h"
@@ -21,6 +23,25 @@ TEST(sort_and_fingerprint)
     /* name/value boundaries are part of the hash: {ab=c} != {a=bc} */
     kiln_label_t c[] = {{"ab", "c"}}, d[] = {{"a", "bc"}};
     CHECK(kiln_labels_fingerprint(c, 1) != kiln_labels_fingerprint(d, 1));
+}
+
+/* The value is Pyroscope's and is kept in blocks and replicas' keys: the
+ * same for a set hashed in one pass and one too long for the buffer. */
+TEST(fingerprint_value)
+{
+    kiln_label_t a[] = {{"__name__", "process_cpu"}, {"service_name", "x"}};
+    static const char flat[] = "__name__\xffprocess_cpu\xffservice_name\xffx\xff";
+    CHECK(kiln_labels_fingerprint(a, 2) == XXH64(flat, sizeof(flat) - 1, 0));
+    CHECK(kiln_labels_fingerprint(NULL, 0) == XXH64("", 0, 0));
+    static char big[3000], want[3100];
+    memset(big, 'v', sizeof(big) - 1);
+    kiln_label_t l[] = {{"a", "1"}, {"b", big}};
+    size_t n = (size_t)snprintf(want, sizeof(want),
+                                "a\xff"
+                                "1\xff"
+                                "b\xff%s\xff",
+                                big);
+    CHECK(kiln_labels_fingerprint(l, 2) == XXH64(want, n, 0));
 }
 
 TEST(validate)
@@ -90,6 +111,7 @@ TEST(arena_and_buf)
 int main(void)
 {
     RUN(sort_and_fingerprint);
+    RUN(fingerprint_value);
     RUN(validate);
     RUN(utf8);
     RUN(arena_and_buf);
