@@ -61,9 +61,11 @@ static void add_values(const kiln_pprof_t *p, const kiln_pprof_sample *s, double
 }
 
 /* The bits of the pass's filters (f[0..n)) each function of p is named
- * by, NULL when none is: no sample of p goes through any of them. A
- * comparison per function and filter: passes hold few distinct names. */
-static uint64_t *function_bits(const kiln_pprof_t *p, const filter *f, size_t n, kiln_arena_t *a)
+ * by; *named gets the filters some function of p is named by (a filter
+ * outside it takes no sample). A comparison per function and filter:
+ * passes hold few distinct names. */
+static uint64_t *function_bits(const kiln_pprof_t *p, const filter *f, size_t n, kiln_arena_t *a,
+                               uint64_t *named)
 {
     uint64_t *bits = kiln_arena_alloc(a, (p->n_functions + 1) * sizeof(*bits)), any = 0;
     for (size_t i = 0; i < p->n_functions; i++) {
@@ -76,7 +78,8 @@ static uint64_t *function_bits(const kiln_pprof_t *p, const filter *f, size_t n,
         }
         any |= bits[i];
     }
-    return any ? bits : NULL;
+    *named = any;
+    return bits;
 }
 
 static uint64_t line_bits(const kiln_pprof_t *p, const uint64_t *fbits, size_t line)
@@ -100,28 +103,54 @@ static void location_bits(const kiln_pprof_t *p, const uint64_t *fbits, uint64_t
     }
 }
 
-/* One pass for the function filters f[0..n), n <= PASS_FILTERS. */
+/* The bits of a stack: an OR over its frames, four loads in flight. */
+static uint64_t stack_bits(const uint64_t *bits, const uint64_t *locs, uint32_t n)
+{
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    uint32_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        a |= bits[locs[k]];
+        b |= bits[locs[k + 1]];
+        c |= bits[locs[k + 2]];
+        d |= bits[locs[k + 3]];
+    }
+    for (; k < n; k++)
+        a |= bits[locs[k]];
+    return a | b | c | d;
+}
+
+/* One pass over the samples for the filters f[0..n), n <= PASS_FILTERS:
+ * the whole-profile ones take every sample, so they share the pass
+ * instead of a loop of their own; the stacks are walked only when a
+ * total filter names a function of the profile. */
 static void compute_pass(kiln_rule_values *rv, filter *f, size_t n)
 {
     const kiln_pprof_t *p = rv->p;
-    const uint64_t *fbits = function_bits(p, f, n, rv->a);
-    if (fbits == NULL)
-        return;
-    uint64_t self_mask = 0, total_mask = 0;
+    uint64_t whole_mask = 0, self_mask = 0, total_mask = 0;
     for (size_t j = 0; j < n; j++)
-        *(f[j].self ? &self_mask : &total_mask) |= (uint64_t)1 << j;
-    uint64_t *total = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*total));
-    uint64_t *self = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*self));
-    location_bits(p, fbits, total, self);
+        *(f[j].fn == NULL ? &whole_mask : f[j].self ? &self_mask : &total_mask) |= (uint64_t)1 << j;
+    uint64_t named = 0, *total = NULL, *self = NULL;
+    if ((self_mask | total_mask) != 0) {
+        const uint64_t *fbits = function_bits(p, f, n, rv->a, &named);
+        self_mask &= named;
+        total_mask &= named;
+        if ((self_mask | total_mask) != 0) {
+            total = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*total));
+            self = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*self));
+            location_bits(p, fbits, total, self);
+        }
+    }
+    if ((whole_mask | self_mask | total_mask) == 0)
+        return;
     for (size_t i = 0; i < p->n_samples; i++) {
         const kiln_pprof_sample *s = &p->samples[i];
-        if (s->n_locs == 0)
-            continue;
-        const uint64_t *locs = &p->locs[s->loc_off];
-        uint64_t through = 0;
-        for (uint32_t k = 0; k < s->n_locs; k++)
-            through |= total[locs[k]];
-        uint64_t hit = (through & total_mask) | (self[locs[0]] & self_mask);
+        uint64_t hit = whole_mask;
+        if (s->n_locs > 0 && (self_mask | total_mask) != 0) {
+            const uint64_t *locs = &p->locs[s->loc_off];
+            if (total_mask != 0)
+                hit |= stack_bits(total, locs, s->n_locs) & total_mask;
+            hit |= self[locs[0]] & self_mask;
+        }
         for (; hit != 0; hit &= hit - 1)
             add_values(p, s, f[__builtin_ctzll(hit)].v);
     }
@@ -129,14 +158,8 @@ static void compute_pass(kiln_rule_values *rv, filter *f, size_t n)
 
 void kiln_rule_values_compute(kiln_rule_values *rv)
 {
-    const kiln_pprof_t *p = rv->p;
-    for (size_t i = 0; i < rv->n; i++) {
-        rv->f[i].v = kiln_arena_calloc(rv->a, p->n_sample_types + 1, sizeof(double));
-        if (rv->f[i].fn != NULL)
-            continue;
-        for (size_t s = 0; s < p->n_samples; s++)
-            add_values(p, &p->samples[s], rv->f[i].v);
-    }
+    for (size_t i = 0; i < rv->n; i++)
+        rv->f[i].v = kiln_arena_calloc(rv->a, rv->p->n_sample_types + 1, sizeof(double));
     for (size_t i = 0; i < rv->n; i += PASS_FILTERS)
         compute_pass(rv, &rv->f[i], rv->n - i < PASS_FILTERS ? rv->n - i : PASS_FILTERS);
 }

@@ -5,7 +5,7 @@
  * whose leaf frame is it (the innermost line of an inlined chain); no
  * function takes the whole profile. The caller names every filter it needs
  * (want), then compute takes them all in one pass over the samples (up to
- * 64 function filters a pass), so the cost of the rules of a push grows
+ * 64 filters a pass, whole-profile ones included), so the cost of the rules of a push grows
  * with its samples, not with its rules. Everything lives in the arena
  * given at create; not thread-safe (one per push). */
 #ifndef KILN_RULE_VALUES_H

@@ -875,14 +875,22 @@ static int bench_rules_one(const bench_file *f, size_t k, double seconds, run_re
 }
 
 #define RULE_COUNTS 3
-#define RULE_ROUNDS 5
+#define RULE_ROUNDS 7
 
-/* The median push CPU per profile (us) of f with counts[j] rules, from
- * RULE_ROUNDS rounds that alternate the counts, so that a machine whose
- * speed drifts (other work, frequency) shifts every count alike. */
-static int rules_medians(const bench_file *f, const size_t *counts, double seconds, double *median)
+static double overhead_pct(double us, double base)
 {
-    double us[RULE_COUNTS][RULE_ROUNDS];
+    return base > 0 ? (us - base) * 100 / base : 0;
+}
+
+/* The median push CPU per profile (us) of f with counts[j] rules, and the
+ * median overhead (%) over counts[0], from RULE_ROUNDS rounds that run the
+ * counts back to back. The overhead is taken within each round, so that a
+ * machine whose speed drifts (other work, frequency) shifts both sides of
+ * a ratio alike, then its median over the rounds. */
+static int rules_medians(const bench_file *f, const size_t *counts, double seconds, double *median,
+                         double *overhead)
+{
+    double us[RULE_COUNTS][RULE_ROUNDS], pct[RULE_COUNTS][RULE_ROUNDS];
     for (size_t round = 0; round < RULE_ROUNDS; round++) {
         for (size_t j = 0; j < RULE_COUNTS; j++) {
             run_result r;
@@ -890,18 +898,16 @@ static int rules_medians(const bench_file *f, const size_t *counts, double secon
             if (bench_rules_one(f, counts[j], seconds, &r) != 0)
                 return -1;
             us[j][round] = r.iters > 0 ? r.cpu * 1e6 / (double)r.iters : 0;
+            pct[j][round] = overhead_pct(us[j][round], us[0][round]);
         }
     }
     for (size_t j = 0; j < RULE_COUNTS; j++) {
         qsort(us[j], RULE_ROUNDS, sizeof(double), cmp_double);
+        qsort(pct[j], RULE_ROUNDS, sizeof(double), cmp_double);
         median[j] = us[j][RULE_ROUNDS / 2];
+        overhead[j] = pct[j][RULE_ROUNDS / 2];
     }
     return 0;
-}
-
-static double overhead_pct(double us, double base)
-{
-    return base > 0 ? (us - base) * 100 / base : 0;
 }
 
 /* The cost of recording rules per push: 0, 10 and 100 rules that all
@@ -915,18 +921,17 @@ static int bench_rules(const bench_file *f, size_t n, double seconds)
     double mean[RULE_COUNTS] = {0};
     seconds /= 2;
     printf("\n== Recording rules evaluated at ingest: push CPU per profile with 0, 10, 100 "
-           "matching rules (half by function), single thread, median of %d alternating "
-           "rounds of %.1f s ==\n",
+           "matching rules (half by function), single thread, overhead the median over %d "
+           "rounds of its ratio within the round, runs of %.1f s ==\n",
            RULE_ROUNDS, seconds);
     printf("%-58s %6s %12s %10s\n", "profile", "rules", "us/profile", "overhead");
     for (size_t i = 0; i < n; i++) {
-        double med[RULE_COUNTS];
-        if (rules_medians(&f[i], counts, seconds, med) != 0)
+        double med[RULE_COUNTS], over[RULE_COUNTS];
+        if (rules_medians(&f[i], counts, seconds, med, over) != 0)
             return -1;
         for (size_t j = 0; j < RULE_COUNTS; j++) {
-            mean[j] += overhead_pct(med[j], med[0]) / (double)n;
-            printf("%-58s %6zu %12.1f %9.1f%%\n", f[i].rel, counts[j], med[j],
-                   overhead_pct(med[j], med[0]));
+            mean[j] += over[j] / (double)n;
+            printf("%-58s %6zu %12.1f %9.1f%%\n", f[i].rel, counts[j], med[j], over[j]);
         }
     }
     for (size_t j = 1; j < RULE_COUNTS; j++)
