@@ -71,8 +71,8 @@ void kiln_distributor_register_http(kiln_distributor_t *d, kiln_http_server_t *h
  * kiln_distributor_ingest_groups: invalid ones are counted in the response's
  * partial_success, and a request whose profiles are all invalid (or whose
  * dictionary is broken) fails with INVALID_ARGUMENT (HTTP 400 with a
- * google.rpc.Status body). d, rpc and http are borrowed; call before the
- * servers start. */
+ * google.rpc.Status body). d, rpc and http are borrowed (http NULL: the
+ * method only, as bench_otlp calls it); call before the servers start. */
 void kiln_distributor_register_otlp(kiln_distributor_t *d, kiln_rpc_registry_t *rpc,
                                     kiln_http_server_t *http);
 

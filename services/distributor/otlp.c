@@ -262,5 +262,6 @@ void kiln_distributor_register_otlp(kiln_distributor_t *d, kiln_rpc_registry_t *
                          d,
                          KILN_RPC_PUBLIC};
     kiln_rpc_register(rpc, &m);
-    kiln_http_server_route(http, HTTP_PATH, on_http, d);
+    if (http != NULL)
+        kiln_http_server_route(http, HTTP_PATH, on_http, d);
 }

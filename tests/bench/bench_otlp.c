@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * bench_otlp: OTLP profile exports in process, the gRPC method's whole body
+ * (protobuf unpack, conversion, validation, the WAL record and the head)
+ * without the network, so that a change to the OTLP path can be weighed on
+ * a busy machine: CPU seconds per MB (the figure issue 15 sets at 0.012
+ * through the real server), MB/s and exports/s per core, one thread.
+ *
+ *   bench_otlp [-s seconds | -n exports] [file ...]
+ *
+ * Files are ExportProfilesServiceRequest bytes relative to $KILN_TESTDATA;
+ * -n runs a fixed count, for repeatable instruction counts under
+ * callgrind. The WAL is written but not fsynced: the disk is pushload's. */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_summary.h"
+#include "db.h"
+#include "distributor.h"
+#include "ingester.h"
+#include "metrics.h"
+#include "overrides.h"
+#include "rpc.h"
+#include "xmalloc.h"
+
+#define EXPORT_PATH "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
+#define WARMUP 20
+
+static const char *const default_files[] = {
+    "grafana-pyroscope/otel-ebpf-profile.pb.bin",
+    "hard/grafana-pyroscope/otel-ebpf-profile.2025capture.pb.bin",
+};
+
+typedef struct bench_env {
+    char dir[64];
+    kiln_overrides_t *limits;
+    kiln_metrics_t *metrics;
+    kiln_ingester_t *ing;
+    kiln_distributor_t *d;
+    kiln_rpc_registry_t *rpc;
+    const kiln_rpc_method *export;
+} bench_env;
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int read_file(const char *path, kiln_buf *out)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return -1;
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+        kiln_buf_append(out, chunk, n);
+    fclose(fp);
+    return 0;
+}
+
+/* A distributor over a fresh ingester, as -target=all wires them, with
+ * the exported profiles' age not checked (the files are old). */
+static void env_create(bench_env *e)
+{
+    kiln_limits l;
+    memset(&l, 0, sizeof(l));
+    l.ingestion_burst_mb = 2;
+    l.max_profile_bytes = 64u << 20;
+    l.max_label_names = 30;
+    l.max_label_name_len = 1024;
+    l.max_label_value_len = 2048;
+    l.max_sample_labels = 100;
+    l.max_stack_depth = 1000;
+    e->limits = kiln_overrides_create(&l);
+    e->metrics = kiln_metrics_create();
+    snprintf(e->dir, sizeof(e->dir), "/tmp/kiln-bench-XXXXXX");
+    if (mkdtemp(e->dir) == NULL) {
+        perror("bench_otlp: mkdtemp");
+        abort();
+    }
+    kiln_ingester_config ic = {
+        .storage_path = e->dir, .wal_segment_bytes = 1u << 30, .wal_no_fsync = true};
+    kiln_err err;
+    if (kiln_ingester_create(&ic, &e->ing, &err) != KILN_OK) {
+        fprintf(stderr, "bench_otlp: %s\n", err.msg);
+        abort();
+    }
+    kiln_distributor_config dc = {e->limits, l.max_profile_bytes,
+                                  kiln_db_store(kiln_ingester_db(e->ing))};
+    e->d = kiln_distributor_create(&dc, e->metrics);
+    e->rpc = kiln_rpc_registry_create();
+    kiln_distributor_register_otlp(e->d, e->rpc, NULL);
+    e->export = kiln_rpc_find(e->rpc, KILN_RPC_PUBLIC, EXPORT_PATH, strlen(EXPORT_PATH));
+}
+
+static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void env_destroy(bench_env *e)
+{
+    kiln_rpc_registry_destroy(e->rpc);
+    kiln_distributor_destroy(e->d);
+    kiln_ingester_destroy(e->ing);
+    kiln_metrics_destroy(e->metrics);
+    kiln_overrides_destroy(e->limits);
+    nftw(e->dir, on_remove, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* One export of body; -1 after printing why it failed. */
+static int export_one(bench_env *e, kiln_arena_t *a, const kiln_buf *body, kiln_buf *out)
+{
+    kiln_err err = {KILN_OK, ""};
+    kiln_rpc_ctx ctx = {.tenant = "bench", .arena = a, .err = &err};
+    kiln_arena_reset(a);
+    out->len = 0;
+    kiln_status st = kiln_rpc_invoke(e->export, &ctx, (const uint8_t *)body->ptr, body->len,
+                                     KILN_CODEC_PROTO, out);
+    if (st != KILN_OK) {
+        fprintf(stderr, "bench_otlp: export: %s: %s\n", kiln_status_str(st), err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Exports body for seconds (or n times), printing one row. */
+static int bench_file(const char *rel, const kiln_buf *body, double seconds, uint64_t n,
+                      double *cpu_total, double *mb_total)
+{
+    bench_env e;
+    env_create(&e);
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_buf out;
+    kiln_buf_init(&out, 0);
+    int rc = e.export != NULL ? 0 : -1;
+    for (uint64_t i = 0; i < WARMUP && rc == 0; i++)
+        rc = export_one(&e, a, body, &out);
+    uint64_t done = 0;
+    double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    while (rc == 0 && (n ? done < n : clock_s(CLOCK_MONOTONIC) - w0 < seconds)) {
+        rc = export_one(&e, a, body, &out);
+        done++;
+    }
+    double cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0, mb = (double)body->len * done / 1e6;
+    if (rc == 0 && cpu > 0) {
+        printf("%-60s %8llu %10.1f %10.1f %12.5f\n", rel, (unsigned long long)done, mb / cpu,
+               (double)done / cpu, cpu / mb);
+        *cpu_total += cpu;
+        *mb_total += mb;
+    }
+    kiln_buf_free(&out);
+    kiln_arena_destroy(a);
+    env_destroy(&e);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = 3;
+    uint64_t n = 0;
+    int opt;
+    while ((opt = getopt(argc, argv, "s:n:")) != -1) {
+        if (opt == 's')
+            seconds = atof(optarg);
+        else if (opt == 'n')
+            n = strtoull(optarg, NULL, 10);
+        else {
+            fprintf(stderr, "usage: bench_otlp [-s seconds | -n exports] [file ...]\n");
+            return 2;
+        }
+    }
+    const char *root = getenv("KILN_TESTDATA") ? getenv("KILN_TESTDATA") : "../shared/testdata";
+    size_t n_files =
+        optind < argc ? (size_t)(argc - optind) : sizeof(default_files) / sizeof(default_files[0]);
+    printf("== OTLP exports in process (gRPC method body, no network, WAL not fsynced), one "
+           "thread ==\n%-60s %8s %10s %10s %12s\n",
+           "file", "exports", "MB/s/core", "exp/s/core", "CPU s/MB");
+    double cpu = 0, mb = 0;
+    for (size_t i = 0; i < n_files; i++) {
+        const char *rel = optind < argc ? argv[optind + (int)i] : default_files[i];
+        char path[4096];
+        snprintf(path, sizeof(path), "%s%s%s", rel[0] == '/' ? "" : root, rel[0] == '/' ? "" : "/",
+                 rel);
+        kiln_buf body;
+        kiln_buf_init(&body, 0);
+        int rc = read_file(path, &body);
+        if (rc != 0)
+            fprintf(stderr, "bench_otlp: cannot read %s\n", path);
+        else
+            rc = bench_file(rel, &body, seconds, n, &cpu, &mb);
+        kiln_buf_free(&body);
+        if (rc != 0)
+            return 1;
+    }
+    if (mb > 0) {
+        printf("%-60s %8s %10.1f %10s %12.5f\n", "ALL", "", mb / cpu, "", cpu / mb);
+        bench_summary("inprocess_cpu_s_per_mb_otlp", cpu / mb, "s/MB");
+    }
+    return 0;
+}
