@@ -536,13 +536,18 @@ static const uint32_t *candidates(const kiln_head_t *h, const kiln_selector_t *s
     return best;
 }
 
+/* The labels a stored series' type adds, in byte order: type_key puts
+ * them first, so sorting after them costs a comparison per base label. */
+static const char *const type_label_names[TYPE_LABELS] = {
+    KILN_LABEL_PERIOD_TYPE,       KILN_LABEL_PERIOD_UNIT, KILN_LABEL_PROFILE_TYPE,
+    KILN_LABEL_SERVICE_NAME_PRIV, KILN_LABEL_TYPE,        KILN_LABEL_UNIT};
+
 static bool is_type_label(const char *name)
 {
-    static const char *const reserved[] = {KILN_LABEL_PROFILE_TYPE, KILN_LABEL_TYPE,
-                                           KILN_LABEL_UNIT,         KILN_LABEL_PERIOD_TYPE,
-                                           KILN_LABEL_PERIOD_UNIT,  KILN_LABEL_SERVICE_NAME_PRIV};
-    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
-        if (strcmp(name, reserved[i]) == 0)
+    if (name[0] != '_' || name[1] != '_')
+        return false; /* every type label starts with "__" */
+    for (size_t i = 0; i < TYPE_LABELS; i++) {
+        if (strcmp(name, type_label_names[i]) == 0)
             return true;
     }
     return false;
@@ -574,22 +579,29 @@ static kiln_head_series_key type_key(const kiln_label_t *base, size_t n, const k
                                      size_t t, kiln_arena_t *tmp)
 {
     kiln_label_t *l = kiln_arena_alloc(tmp, (n + TYPE_LABELS) * sizeof(*l));
-    size_t m = 0;
+    size_t m = TYPE_LABELS;
+    const char *name = "", *svc = "";
     for (size_t i = 0; i < n; i++) {
-        if (!is_type_label(base[i].name))
-            l[m++] = base[i];
+        if (is_type_label(base[i].name))
+            continue;
+        if (strcmp(base[i].name, KILN_LABEL_NAME) == 0)
+            name = base[i].value;
+        else if (strcmp(base[i].name, KILN_LABEL_SERVICE_NAME) == 0)
+            svc = base[i].value;
+        l[m++] = base[i];
     }
     kiln_str_t f[4] = {
         kiln_pprof_str(p, p->sample_types[t].type), kiln_pprof_str(p, p->sample_types[t].unit),
         kiln_pprof_str(p, p->period_type.type), kiln_pprof_str(p, p->period_type.unit)};
-    const char *name = kiln_labels_get(base, n, KILN_LABEL_NAME);
-    const char *svc = kiln_labels_get(base, n, KILN_LABEL_SERVICE_NAME);
-    l[m++] = (kiln_label_t){KILN_LABEL_TYPE, kiln_arena_strndup(tmp, f[0].ptr, f[0].len)};
-    l[m++] = (kiln_label_t){KILN_LABEL_UNIT, kiln_arena_strndup(tmp, f[1].ptr, f[1].len)};
-    l[m++] = (kiln_label_t){KILN_LABEL_PERIOD_TYPE, kiln_arena_strndup(tmp, f[2].ptr, f[2].len)};
-    l[m++] = (kiln_label_t){KILN_LABEL_PERIOD_UNIT, kiln_arena_strndup(tmp, f[3].ptr, f[3].len)};
-    l[m++] = (kiln_label_t){KILN_LABEL_SERVICE_NAME_PRIV, svc ? svc : ""};
-    l[m++] = (kiln_label_t){KILN_LABEL_PROFILE_TYPE, profile_type_id(tmp, name ? name : "", f)};
+    const char *values[TYPE_LABELS] = {kiln_arena_strndup(tmp, f[2].ptr, f[2].len),
+                                       kiln_arena_strndup(tmp, f[3].ptr, f[3].len),
+                                       profile_type_id(tmp, name, f),
+                                       svc,
+                                       kiln_arena_strndup(tmp, f[0].ptr, f[0].len),
+                                       kiln_arena_strndup(tmp, f[1].ptr, f[1].len)};
+    for (size_t i = 0; i < TYPE_LABELS; i++)
+        l[i] = (kiln_label_t){type_label_names[i], values[i]};
+    /* base is sorted: a name past "__unit__" costs one comparison */
     kiln_labels_sort(l, m);
     return (kiln_head_series_key){l, m, kiln_labels_fingerprint(l, m)};
 }
