@@ -4,7 +4,6 @@
  * dictionary entries its samples use, found through generation-stamped
  * slots, so many profiles over one big dictionary stay linear in what they
  * use. Indices are trusted here only after otlp_check.c has checked them. */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +132,21 @@ static int64_t const_str(conv *c, slot *s, const char *text)
 
 /* An attribute value as a label value: a string, an int in decimal, or the
  * only element of a one-element array of those; NULL otherwise or when "". */
+/* v in decimal, in the arena (printf was a twentieth of an export's CPU:
+ * resource attributes such as process.pid are ints, on every profile). */
+static const char *int_str(conv *c, int64_t v)
+{
+    char buf[24], *end = buf + sizeof(buf), *at = end;
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    do {
+        *--at = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--at = '-';
+    return kiln_arena_strndup(c->a, at, (size_t)(end - at));
+}
+
 static const char *any_str(conv *c, const o_any *v, bool in_array)
 {
     const char *s = NULL;
@@ -146,7 +160,7 @@ static const char *any_str(conv *c, const o_any *v, bool in_array)
         s = c->d->string_table[v->string_value_strindex];
         break;
     case O_ANY(INT_VALUE):
-        s = kiln_arena_printf(c->a, "%" PRId64, v->int_value);
+        s = int_str(c, v->int_value);
         c->oom |= s == NULL;
         break;
     case O_ANY(ARRAY_VALUE):
@@ -541,11 +555,11 @@ static const char *resource_service(conv *c, const Opentelemetry__Proto__Resourc
     const char *exe = NULL;
     for (size_t i = 0; r != NULL && i < r->n_attributes; i++) {
         const o_kv *kv = r->attributes[i];
-        const char *key = kv_key(c, kv), *v = any_str(c, kv->value, false);
-        if (v != NULL && strcmp(key, "service.name") == 0)
+        const char *key = kv_key(c, kv), *v;
+        if (strcmp(key, "service.name") == 0 && (v = any_str(c, kv->value, false)) != NULL)
             return v;
-        if (v != NULL && exe == NULL && strcmp(key, "process.executable.name") == 0)
-            exe = v;
+        if (exe == NULL && strcmp(key, "process.executable.name") == 0)
+            exe = any_str(c, kv->value, false);
     }
     if (exe == NULL)
         return "unknown_service";

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pb_nul.h"
 #include "pbjson.h"
 #include "xmalloc.h"
 
@@ -57,60 +58,6 @@ const kiln_rpc_method *kiln_rpc_find(const kiln_rpc_registry_t *r, kiln_rpc_plan
     return NULL;
 }
 
-/* Deepest message nesting nul_free follows; deeper parts are not checked. */
-#define NUL_CHECK_DEPTH 24
-
-static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    *v = 0;
-    for (int shift = 0; *p < end && shift < 64; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* False when a string field of md in data[0..len) holds a NUL byte, which
- * protobuf-c's C strings would silently cut there (a label "a\0b" stored as
- * "a"). Malformed wire data passes: the decoder has already judged it. */
-static bool nul_free(const ProtobufCMessageDescriptor *md, const uint8_t *data, size_t len,
-                     int depth)
-{
-    const uint8_t *p = data, *end = data + len;
-    uint64_t key, n;
-    while (p < end && wire_varint(&p, end, &key)) {
-        const ProtobufCFieldDescriptor *f =
-            protobuf_c_message_descriptor_get_field(md, (unsigned)(key >> 3));
-        switch (key & 7) {
-        case 0:
-            if (!wire_varint(&p, end, &n))
-                return true;
-            break;
-        case 1:
-            p += 8;
-            break;
-        case 5:
-            p += 4;
-            break;
-        case 2:
-            if (!wire_varint(&p, end, &n) || n > (uint64_t)(end - p))
-                return true;
-            if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n) != NULL)
-                return false;
-            if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < NUL_CHECK_DEPTH &&
-                !nul_free(f->descriptor, p, n, depth + 1))
-                return false;
-            p += n;
-            break;
-        default:
-            return true;
-        }
-    }
-    return true;
-}
-
 static kiln_status decode(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const uint8_t *body,
                           size_t len, kiln_rpc_codec codec, ProtobufCMessage **req)
 {
@@ -121,7 +68,7 @@ static kiln_status decode(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const uin
     if (*req == NULL)
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "failed to decode %s: malformed protobuf", m->req->name);
-    if (!nul_free(m->req, body, len, 0))
+    if (!kiln_pb_nul_free(m->req, body, len))
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "failed to decode %s: a string field holds a NUL byte", m->req->name);
     return KILN_OK;

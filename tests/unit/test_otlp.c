@@ -8,6 +8,7 @@
 #include "otlp.h"
 #include "otlp_int.h" /* white-box: the module's short type names */
 #include "pprof.h"
+#include "rpc.h"
 #include "xmalloc.h"
 
 typedef Opentelemetry__Proto__Common__V1__InstrumentationScope o_scope;
@@ -355,7 +356,7 @@ static void mini_resource(mini *m)
     kv_str(&m->rkv[1], &m->rany[1], "k8s.pod.name", "pod-1");
     kv_str(&m->rkv[2], &m->rany[2], "process.pid", NULL);
     m->rany[2].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-    m->rany[2].int_value = 42;
+    m->rany[2].int_value = INT64_MIN; /* the one no negation holds */
     for (int i = 0; i < 3; i++)
         m->prkv[i] = &m->rkv[i];
     m->res.n_attributes = 3, m->res.attributes = m->prkv;
@@ -418,7 +419,7 @@ static void check_mini_result(const kiln_otlp_result *r)
     CHECK_STR(label(a, "__name__"), "process_cpu");
     CHECK_STR(label(a, "k8s.pod.name"), "pod-1"); /* resource first */
     CHECK_STR(label(a, "scope.attr"), "x");
-    CHECK_STR(label(a, "process.pid"), "42");
+    CHECK_STR(label(a, "process.pid"), "-9223372036854775808");
     CHECK_EQ(a->n_labels, 8);
     CHECK_EQ(a->profile.values[0], 3 * 10000000LL);  /* three timestamps */
     CHECK_EQ(b->profile.values[0], 11 * 10000000LL); /* 5 + 6 */
@@ -652,6 +653,61 @@ TEST(deep_anyvalue_is_bounded)
     CHECK_STR(kiln_otlp_request_descriptor()->name, generated->name);
 }
 
+static kiln_status echo(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *req,
+                        ProtobufCMessage **resp)
+{
+    (void)svc, (void)ctx;
+    *resp = (ProtobufCMessage *)req;
+    return KILN_OK;
+}
+
+/* The rpc layer's NUL check reads only the message types that can hold a
+ * string: a NUL in each of the request's strings (dictionary string table,
+ * resource and scope attributes) is still refused, by its first byte. */
+TEST(nul_in_any_string_is_refused)
+{
+    mini *m = kiln_xcalloc(1, sizeof(*m));
+    mini_init(m);
+    size_t n = protobuf_c_message_get_packed_size(&m->req.base);
+    uint8_t *clean = kiln_xmalloc(n), *buf = kiln_xmalloc(n);
+    protobuf_c_message_pack(&m->req.base, clean);
+    kiln_rpc_registry_t *reg = kiln_rpc_registry_create();
+    kiln_rpc_method method = {"/otlp.Test/Export",
+                              kiln_otlp_request_descriptor(),
+                              kiln_otlp_request_descriptor(),
+                              echo,
+                              NULL,
+                              KILN_RPC_PUBLIC};
+    kiln_rpc_register(reg, &method);
+    const kiln_rpc_method *em = kiln_rpc_find(reg, KILN_RPC_PUBLIC, method.path, 17);
+    kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
+    kiln_err err = {KILN_OK, ""};
+    kiln_rpc_ctx ctx = {.tenant = "t", .arena = a, .err = &err};
+    kiln_buf out;
+    kiln_buf_init(&out, 0);
+    CHECK_OK(kiln_rpc_invoke(em, &ctx, clean, n, KILN_CODEC_PROTO, &out));
+    static const char *const strings[] = {
+        "nanoseconds", "worker", "k8s.pod.name",           "pod-1",
+        "scope.attr",  "other",  "process.executable.name"};
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+        memcpy(buf, clean, n);
+        uint8_t *at = memmem(buf, n, strings[i], strlen(strings[i]));
+        CHECK(at != NULL);
+        if (at == NULL)
+            continue;
+        *at = 0;
+        err = (kiln_err){KILN_OK, ""};
+        CHECK_EQ(kiln_rpc_invoke(em, &ctx, buf, n, KILN_CODEC_PROTO, &out), KILN_INVALID_ARGUMENT);
+        CHECK(strstr(err.msg, "NUL") != NULL);
+    }
+    kiln_buf_free(&out);
+    kiln_arena_destroy(a);
+    kiln_rpc_registry_destroy(reg);
+    free(buf);
+    free(clean);
+    free(m);
+}
+
 int main(void)
 {
     RUN(ebpf_capture);
@@ -662,5 +718,6 @@ int main(void)
     RUN(bad_profile_is_rejected);
     RUN(names_and_service_fallbacks);
     RUN(deep_anyvalue_is_bounded);
+    RUN(nul_in_any_string_is_refused);
     return check_done();
 }
