@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0
- * http_server: libmicrohttpd glue. Per request: an arena and a capped body
- * buffer, created on the first callback and freed on completion. */
+ * http_server: libmicrohttpd glue. Per connection: its state (TLS hold,
+ * the query string of the request being received), made and freed with
+ * the connection. Per request: an arena holding the parsed query
+ * arguments, and a capped body buffer, created on the first callback and
+ * freed on completion. */
 #include "http_server.h"
 
 #include <arpa/inet.h>
@@ -24,19 +27,21 @@
 #include "tenants.h"
 #include "xmalloc.h"
 
-/* Each connection's libmicrohttpd pool holds the request line, the headers
- * (in a read buffer of half the pool) and a record per query argument (64
- * bytes each). At the default 32 KiB, a URL of ~2000 arguments (8 KB)
- * exhausted it while parsing, and libmicrohttpd 0.9.75 then left the client
- * without an answer until the connection timed out. 384 KiB holds
- * MAX_QUERY_ARGS records beside their URL, and a request line and headers
- * of about 200 KB (past that: 414 or 431). Not more: 0.9.75 zeroes the whole
- * pool between two requests of a keep-alive connection, and at 1 MiB that
- * memset was a fifth of the server's CPU under small pushes (and made every
- * connection resident at 1 MiB). */
-#define CONN_MEMORY_LIMIT (384u << 10)
+/* Each connection's libmicrohttpd pool holds the request line and the
+ * headers (in a read buffer of half the pool, grown as needed), a record
+ * per header (64 bytes) and the response's headers. The query arguments
+ * are not in it: on_uri takes the query string and Kiln parses it, because
+ * 0.9.75 never answers a request whose argument records exhaust the pool
+ * (at the default 32 KiB, 2000 arguments did). 160 KiB holds a request
+ * line and headers of about 160 KB (past that: 414 or 431, or a close at
+ * the very edge). Not more: 0.9.75 zeroes the whole pool between two
+ * requests of a keep-alive connection (MHD_pool_reset, whatever the
+ * options) and the unused half of the read buffer when it shrinks it, so
+ * the pool's size is paid on every request: at 384 KiB those memsets were
+ * a fifth of the server's CPU under small pushes. */
+#define CONN_MEMORY_LIMIT (160u << 10)
 /* More query arguments than any Kiln route reads; past this many the
- * request is refused (414) before libmicrohttpd parses them. */
+ * request is refused (414). */
 #define MAX_QUERY_ARGS 4096
 
 typedef struct route {
@@ -74,11 +79,24 @@ typedef struct query_call {
     request *rq;
 } query_call;
 
+/* A connection's own state (libmicrohttpd's socket_context, from on_conn):
+ * its TLS hold, and the raw query string of the request being received,
+ * from on_uri to the request's first on_request. */
+typedef struct conn_state {
+    kiln_http_tls_creds *tls; /* NULL without TLS */
+    char *query;              /* NUL-terminated; NULL until a request has one */
+    size_t query_cap;
+    bool has_query;
+    bool too_many_args;
+} conn_state;
+
 struct request {
     kiln_arena_t *arena;
     kiln_buf body;
+    kiln_http_arg *args;
+    size_t n_args;
     int too_large;
-    int too_many_args; /* the query string was cut at MAX_QUERY_ARGS */
+    int too_many_args; /* more than MAX_QUERY_ARGS: not parsed, refused */
     query_call *q;     /* set while a query is submitted or answered */
     int answered;      /* q->resp is ready to send */
 };
@@ -131,9 +149,45 @@ const char *kiln_http_header(const kiln_http_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+/* The first argument named name (ASCII case ignored, as libmicrohttpd's
+ * lookup did). */
+static const kiln_http_arg *find_arg(const kiln_http_req *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->n_args; i++) {
+        const kiln_http_arg *a = &req->args[i];
+        if (a->name_len != n)
+            continue;
+        size_t j = 0;
+        while (j < n) {
+            unsigned char x = (unsigned char)a->name[j], y = (unsigned char)name[j];
+            if (x >= 'A' && x <= 'Z')
+                x = (unsigned char)(x - 'A' + 'a');
+            if (y >= 'A' && y <= 'Z')
+                y = (unsigned char)(y - 'A' + 'a');
+            if (x != y)
+                break;
+            j++;
+        }
+        if (j == n)
+            return a;
+    }
+    return NULL;
+}
+
 const char *kiln_http_query(const kiln_http_req *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    const kiln_http_arg *a = find_arg(req, name);
+    return a != NULL ? a->value : NULL;
+}
+
+bool kiln_http_query_n(const kiln_http_req *req, const char *name, const char **value, size_t *len)
+{
+    const kiln_http_arg *a = find_arg(req, name);
+    if (a == NULL)
+        return false;
+    *value = a->value, *len = a->value_len;
+    return true;
 }
 
 void kiln_http_text(kiln_http_resp *resp, int status, const char *text)
@@ -384,8 +438,14 @@ static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c,
     }
     if (!authorize(s, c, rq->arena, url, &resp))
         return send_resp(c, &resp);
-    kiln_http_req req = {method, url, (const uint8_t *)rq->body.ptr, rq->body.len, rq->arena,
-                         c,      NULL};
+    kiln_http_req req = {.method = method,
+                         .path = url,
+                         .body = (const uint8_t *)rq->body.ptr,
+                         .body_len = rq->body.len,
+                         .arena = rq->arena,
+                         .conn = c,
+                         .args = rq->args,
+                         .n_args = rq->n_args};
     const route *r = find_route(s, url);
     if (r != NULL && is_query(s, r, url))
         return start_query(s, c, rq, r, &req);
@@ -396,37 +456,102 @@ static enum MHD_Result dispatch(kiln_http_server_t *s, struct MHD_Connection *c,
     return send_resp(c, &resp);
 }
 
-/* Marks, from on_uri to on_request, a request whose query string was cut. */
-static char query_cut_marker;
+static conn_state *conn_state_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
 
 /* Called with the request line's URI before libmicrohttpd parses its query
- * arguments into the connection's memory pool. 0.9.75 never answers a
- * request whose arguments exhaust the pool (about 20,000 of them hang the
- * connection until its timeout), so a query string with more arguments
- * than MAX_QUERY_ARGS is cut, in the connection's own read buffer, where
- * libmicrohttpd is about to parse it, and the request is refused in
- * dispatch. Nothing is allocated here: libmicrohttpd reports completion only
- * of requests that reached on_request, so state made here could leak. */
+ * arguments into the connection's memory pool (a 64-byte record each, and
+ * 0.9.75 never answers a request whose arguments exhaust the pool). The
+ * query string is copied to the connection's state and cut, in the
+ * connection's own read buffer where libmicrohttpd is about to parse it,
+ * to nothing: Kiln parses it (parse_query). Nothing per request is
+ * allocated here: libmicrohttpd reports completion only of requests that
+ * reached on_request, so state made here could leak. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    (void)cls, (void)c;
-    const char *q = strchr(uri, '?');
-    for (size_t n = 0; q != NULL; q = strchr(q + 1, '&')) {
-        if (++n > MAX_QUERY_ARGS) {
-            *(char *)q = '\0';
-            return &query_cut_marker;
+    (void)cls;
+    conn_state *cs = conn_state_of(c);
+    char *q = uri != NULL ? strchr(uri, '?') : NULL;
+    if (cs != NULL)
+        cs->has_query = false, cs->too_many_args = false;
+    if (q == NULL)
+        return NULL;
+    if (cs != NULL) {
+        size_t n = 1, len = strlen(q + 1);
+        for (const char *a = memchr(q + 1, '&', len); a != NULL && n <= MAX_QUERY_ARGS;
+             a = strchr(a + 1, '&'))
+            n++;
+        cs->too_many_args = n > MAX_QUERY_ARGS;
+        if (!cs->too_many_args) {
+            if (cs->query_cap < len + 1) {
+                free(cs->query);
+                cs->query_cap = len + 1;
+                cs->query = kiln_xmalloc(cs->query_cap);
+            }
+            memcpy(cs->query, q + 1, len + 1);
+            cs->has_query = true;
         }
     }
+    q[1] = '\0'; /* libmicrohttpd cuts at q itself, then parses "" */
     return NULL;
 }
 
-/* The request's state starts at its first on_request call. */
-static request *request_create(const kiln_http_server_t *s, int query_cut)
+/* '+' is a space, then %XX escapes (libmicrohttpd's lenient decoding: a
+ * malformed escape stays as is); in place, returning the new length. */
+static size_t unescape_arg(char *v)
+{
+    for (char *p = strchr(v, '+'); p != NULL; p = strchr(p + 1, '+'))
+        *p = ' ';
+    return MHD_http_unescape(v);
+}
+
+/* Splits the query string qs (in the arena, decoded in place) as
+ * libmicrohttpd 0.9.75 did: at every '&' (an empty piece is an empty name
+ * without a value, but a trailing one is nothing), each at its first '='. */
+static void parse_query(request *rq, char *qs)
+{
+    size_t n = 1;
+    for (const char *a = strchr(qs, '&'); a != NULL; a = strchr(a + 1, '&'))
+        n++;
+    rq->args = kiln_arena_alloc(rq->arena, n * sizeof(*rq->args));
+    rq->n_args = 0;
+    while (*qs != '\0') {
+        char *amp = strchr(qs, '&');
+        if (amp != NULL)
+            *amp = '\0';
+        kiln_http_arg *a = &rq->args[rq->n_args++];
+        char *eq = strchr(qs, '=');
+        *a = (kiln_http_arg){qs, NULL, 0, 0};
+        if (eq != NULL) {
+            *eq = '\0';
+            a->value = eq + 1;
+            a->value_len = unescape_arg(eq + 1);
+        }
+        a->name_len = unescape_arg(qs);
+        if (amp == NULL)
+            break;
+        qs = amp + 1;
+    }
+}
+
+/* The request's state starts at its first on_request call, with the query
+ * string on_uri kept. */
+static request *request_create(const kiln_http_server_t *s, struct MHD_Connection *c)
 {
     request *rq = kiln_xcalloc(1, sizeof(*rq));
     rq->arena = kiln_arena_create(0);
     kiln_buf_init(&rq->body, s->cfg.max_body);
-    rq->too_many_args = query_cut;
+    conn_state *cs = conn_state_of(c);
+    if (cs != NULL) {
+        rq->too_many_args = cs->too_many_args;
+        if (cs->has_query)
+            parse_query(rq, kiln_arena_strndup(rq->arena, cs->query, strlen(cs->query)));
+        cs->has_query = false, cs->too_many_args = false;
+    }
     return rq;
 }
 
@@ -436,8 +561,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     (void)version;
     kiln_http_server_t *s = cls;
-    if (*con_cls == NULL || *con_cls == &query_cut_marker) {
-        *con_cls = request_create(s, *con_cls == &query_cut_marker);
+    if (*con_cls == NULL) {
+        *con_cls = request_create(s, c);
         return MHD_YES;
     }
     request *rq = *con_cls;
@@ -457,7 +582,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     (void)cls, (void)c, (void)toe;
     request *rq = *con_cls;
-    if (rq == NULL || *con_cls == &query_cut_marker)
+    if (rq == NULL)
         return;
     if (rq->q != NULL) {
         kiln_buf_free(&rq->q->resp.body);
@@ -495,7 +620,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* libmicrohttpd asks for a certificate only when a session has none; every
- * session gets Kiln's credentials before its handshake (on_tls_conn), so
+ * session gets Kiln's credentials before its handshake (on_conn), so
  * this never runs, and would fail the handshake if it did. It stands in
  * for the certificate libmicrohttpd insists on at start, so that
  * libmicrohttpd keeps no copy of a key that a rotation would leave stale. */
@@ -508,23 +633,34 @@ static int no_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, in
     return -1;
 }
 
-/* A TLS connection starts (on its worker, before the handshake) or ends
- * (after its session is deinitialised): it takes the current credentials,
- * and releases them. libmicrohttpd gives each connection the slot
- * socket_context for this hold. */
-static void on_tls_conn(void *cls, struct MHD_Connection *c, void **socket_context,
-                        enum MHD_ConnectionNotificationCode code)
+/* A connection starts (on its worker; under TLS before the handshake) or
+ * ends (after its TLS session is deinitialised): its state is made, and
+ * freed. A TLS connection takes the current credentials, and releases
+ * them. libmicrohttpd gives each connection the slot socket_context for
+ * this. */
+static void on_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                    enum MHD_ConnectionNotificationCode code)
 {
     kiln_http_server_t *s = cls;
+    conn_state *cs = *socket_context;
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        kiln_http_tls_detach(*socket_context);
+        if (cs != NULL) {
+            if (cs->tls != NULL)
+                kiln_http_tls_detach(cs->tls);
+            free(cs->query);
+            free(cs);
+        }
         *socket_context = NULL;
         return;
     }
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    if (ci != NULL && ci->tls_session != NULL)
-        *socket_context = kiln_http_tls_attach(s->tls, ci->tls_session);
+    cs = kiln_xcalloc(1, sizeof(*cs));
+    if (s->tls != NULL) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        if (ci != NULL && ci->tls_session != NULL)
+            cs->tls = kiln_http_tls_attach(s->tls, ci->tls_session);
+    }
+    *socket_context = cs;
 }
 
 kiln_status kiln_http_server_start(kiln_http_server_t *s, kiln_err *err)
@@ -533,25 +669,23 @@ kiln_status kiln_http_server_start(kiln_http_server_t *s, kiln_err *err)
      * signalling wakes its workers for each). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
-    struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
+    struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL}};
     if (s->cfg.tls != NULL && kiln_tls_enabled(s->cfg.tls)) {
         kiln_status st = kiln_http_tls_create(s->cfg.tls, &s->tls, err);
         if (st != KILN_OK)
             return st;
         flags |= MHD_USE_TLS;
         tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)no_cert};
-        tls_opts[1] =
-            (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_tls_conn, s};
-        tls_opts[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+        tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
                                               (void *)KILN_HTTP_TLS_PRIORITIES};
     }
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_ARRAY, tls_opts,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_conn, s, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_CONNECTION_LIMIT,
+        4096u, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (s->d == NULL)
         return kiln_err_set(err, KILN_UNAVAILABLE, "cannot start the HTTP server");
     /* Under TLS the HTTP/2 preface is encrypted: nothing to sort by, every

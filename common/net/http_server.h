@@ -32,15 +32,24 @@
 
 typedef struct kiln_http_server kiln_http_server_t;
 
+/* A query-string argument, URL-decoded (either may hold a NUL from %00);
+ * value NULL for an argument without '='. */
+typedef struct kiln_http_arg {
+    const char *name, *value;
+    size_t name_len, value_len;
+} kiln_http_arg;
+
 typedef struct kiln_http_req {
     const char *method;
     const char *path;
     const uint8_t *body;
     size_t body_len;
     kiln_arena_t *arena;
-    void *conn;            /* the MHD connection, for header and query lookups */
-    kiln_cancel_t *cancel; /* query routes: the call's token (also bound to the
-                              thread); NULL on other routes */
+    void *conn;                /* the MHD connection, for header lookups */
+    kiln_cancel_t *cancel;     /* query routes: the call's token (also bound to the
+                                  thread); NULL on other routes */
+    const kiln_http_arg *args; /* the query string's, in order (in the arena) */
+    size_t n_args;
 } kiln_http_req;
 
 #define KILN_HTTP_MAX_HEADERS 6
@@ -100,8 +109,12 @@ void kiln_http_server_destroy(kiln_http_server_t *s);
 
 /** A request header (case-insensitive name), or NULL. */
 const char *kiln_http_header(const kiln_http_req *req, const char *name);
-/** A query-string argument (URL-decoded), or NULL. */
+/** A query-string argument (URL-decoded; the first of that name, which is
+ * matched ignoring ASCII case), or NULL. */
 const char *kiln_http_query(const kiln_http_req *req, const char *name);
+/** Like kiln_http_query, with the value's length (it may hold a NUL byte);
+ * false when the argument is absent. */
+bool kiln_http_query_n(const kiln_http_req *req, const char *name, const char **value, size_t *len);
 
 /** Adds a header to the response (name and value static or in the request
  * arena); past KILN_HTTP_MAX_HEADERS it is dropped. */

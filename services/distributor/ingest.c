@@ -17,8 +17,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <microhttpd.h>
-
 #include "appname.h"
 #include "clock.h"
 #include "time_param.h"
@@ -102,9 +100,7 @@ static bool query_has_nul(const ingest *r, const char *key)
 {
     const char *v = NULL;
     size_t n = 0;
-    if (MHD_lookup_connection_value_n(r->http->conn, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v,
-                                      &n) != MHD_YES ||
-        v == NULL)
+    if (!kiln_http_query_n(r->http, key, &v, &n) || v == NULL)
         return false;
     return strlen(v) != n;
 }
