@@ -34,6 +34,13 @@ const outsideKiln = {
         'const m = ns.default;\nexport default (m && m.__esModule && m.default) || m;\n',
       resolveDir: here,
     }));
+    // The flame graph's inner parts (canvas, data container, header), for
+    // Kiln's own container (src/FlameContainer.jsx): the package's
+    // "exports" names only its index, which brings Grafana's container and
+    // its react-table top table.
+    build.onResolve({ filter: /^@grafana\/flamegraph\/dist\/esm\/.+\.mjs$/ }, (args) => ({
+      path: join(here, 'node_modules', args.path),
+    }));
     build.onResolve({ filter: /^moment-timezone$/ }, () => ({
       path: join(here, 'node_modules', 'moment-timezone', 'moment-timezone.js'),
     }));
