@@ -129,11 +129,13 @@ const diffColumns = [
   { key: 'name', title: 'Symbol name' },
 ];
 
+// Rows by one column. The sort is stable and ties keep the names' order in
+// the profile (no string comparisons for the many equal numbers).
 function sortRows(rows, key, desc) {
   const out = rows.slice();
   if (key === 'name') out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  else out.sort((a, b) => a[key] - b[key] || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
-  if (desc) out.reverse();
+  else out.sort(desc ? (a, b) => b[key] - a[key] : (a, b) => a[key] - b[key]);
+  if (desc && key === 'name') out.reverse();
   return out;
 }
 
