@@ -17,8 +17,9 @@ const dist = resolve(process.argv[3] ?? join(dirname(outC), 'ui_dist'));
 // Parts of @grafana/ui and @grafana/data that the flame graph never calls in
 // Kiln, replaced so they stay out of the bundle (see docs/ui.md): the Monaco
 // code editor (3.2 MB), OpenLayers (geo table cells), the Grafana Assistant
-// button (only inside Grafana; never shown: showAnalyzeWithAssistant is off)
-// and moment-timezone's zone database (the UI shows local time and UTC).
+// button (only inside Grafana; never shown: Kiln's container hands the
+// header no assistant context) and moment-timezone's zone database (the UI
+// shows local time and UTC).
 const outsideKiln = {
   name: 'outside-kiln',
   setup(build) {
