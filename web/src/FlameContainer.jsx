@@ -20,6 +20,7 @@ const BOTH_MIN_WIDTH = 800;
 const ROW_H = 24; // px, every row
 const TABLE_H = 800; // px, the table's whole height
 const OVERSCAN = 6; // rows rendered beyond each edge
+const PAD = 8; // px, the table's padding (style.css .tt)
 
 // ---- the table's rows ------------------------------------------------------
 
@@ -157,7 +158,7 @@ const TopTable = memo(function TopTable({ rows, diff, format, matched, search, s
   const body = useRef(null);
   const shown = useMemo(() => (matched ? rows.filter((r) => matched.has(r.name)) : rows), [rows, matched]);
   const sorted = useMemo(() => sortRows(shown, sort.key, sort.desc), [shown, sort]);
-  const viewH = height - ROW_H - 2; // below the header row
+  const viewH = height - 2 * PAD - ROW_H; // below the header row
   useEffect(() => { // a new list starts at its top
     setActive(0);
     setTop(0);
