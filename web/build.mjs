@@ -17,8 +17,9 @@ const dist = resolve(process.argv[3] ?? join(dirname(outC), 'ui_dist'));
 // Parts of @grafana/ui and @grafana/data that the flame graph never calls in
 // Kiln, replaced so they stay out of the bundle (see docs/ui.md): the Monaco
 // code editor (3.2 MB), OpenLayers (geo table cells), the Grafana Assistant
-// button (only inside Grafana; never shown: showAnalyzeWithAssistant is off)
-// and moment-timezone's zone database (the UI shows local time and UTC).
+// button (only inside Grafana; never shown: Kiln's container hands the
+// header no assistant context) and moment-timezone's zone database (the UI
+// shows local time and UTC).
 const outsideKiln = {
   name: 'outside-kiln',
   setup(build) {
@@ -33,6 +34,13 @@ const outsideKiln = {
       contents: `import * as ns from ${JSON.stringify(args.path)};\n` +
         'const m = ns.default;\nexport default (m && m.__esModule && m.default) || m;\n',
       resolveDir: here,
+    }));
+    // The flame graph's inner parts (canvas, data container, header), for
+    // Kiln's own container (src/FlameContainer.jsx): the package's
+    // "exports" names only its index, which brings Grafana's container and
+    // its react-table top table.
+    build.onResolve({ filter: /^@grafana\/flamegraph\/dist\/esm\/.+\.mjs$/ }, (args) => ({
+      path: join(here, 'node_modules', args.path),
     }));
     build.onResolve({ filter: /^moment-timezone$/ }, () => ({
       path: join(here, 'node_modules', 'moment-timezone', 'moment-timezone.js'),

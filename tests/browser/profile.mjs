@@ -70,6 +70,8 @@ const PARTS = [
   ['Kiln: data frame from the answer', ['flamegraphFrame', 'preorderColumns', 'columnsFrame']],
   ['Kiln: context wrapper (cull.js)', ['passOn', 'draw', 'realize', 'flush', 'outside', 'clipped', 'pathOp']],
   ['Grafana: canvas drawing (walkTree, bar colours, labels)', ['walkTree', 'renderFunc', 'renderLabel', 'getColor', 'getBarColorByPackage', 'getBarColorByDiff', 'getBarColorByValue']],
+  ['Kiln: top table (FlameContainer.jsx)', ['functionRows', 'TopTable', 'sortRows', 'DiffCell']],
+  ['Kiln: search', ['searchLabels']],
   ['Grafana: top table', ['buildFilteredTable', 'buildTableDataFrame', 'e.useTable', 'useTable', 'RowsList', 'TableCell', 'getColumns', 'sortNumber']],
   ['Grafana: data container, levels, collapse', ['FlameGraphDataContainer', 'nestedSetToLevels', 'initLevels', 'getCollapsedMap', 'addTree']],
   ['Grafana: search', ['labelSearch']],
@@ -105,7 +107,7 @@ function report(name, profile) {
 
 // How many times the named functions ran (precise coverage call counts).
 const WATCH = ['e.useTable', 'useTable', 'AutoSizer', '_onResize', 'buildTableDataFrame', 'buildFilteredTable', 'nestedSetToLevels', 'FlameGraphDataContainer', 'walkTree',
-  'LegacyContainer', 'FlameGraphCanvas', 'FlameGraph', 'flamegraphFrame', 'render', 'getCollapsedMap', 'initLevels', 'Flame'];
+  'LegacyContainer', 'FlameContainer', 'TopTable', 'functionRows', 'FlameGraphCanvas', 'FlameGraph', 'flamegraphFrame', 'render', 'getCollapsedMap', 'initLevels', 'Flame'];
 function calls(result) {
   const out = {};
   for (const s of result) for (const f of s.functions) {

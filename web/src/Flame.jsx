@@ -1,9 +1,10 @@
-// The flame graph (Grafana's own, @grafana/flamegraph: search, zoom,
-// collapse, top table, sandwich) with PNG and SVG export. Loaded as a
-// separate chunk after the first paint.
-import { memo, useEffect, useMemo, useRef } from 'react';
-import { FlameGraph } from '@grafana/flamegraph';
+// The flame graph (Grafana's own canvas and header from @grafana/flamegraph:
+// search, zoom, collapse, sandwich; Kiln's container and top table, see
+// FlameContainer.jsx) with PNG and SVG export. Loaded as a separate chunk
+// after the first paint.
+import { memo, useEffect, useRef } from 'react';
 import { createTheme, ThemeContext } from '@grafana/data';
+import FlameContainer from './FlameContainer.jsx';
 import { drawsOf, installCulling, setCulling } from './cull.js';
 import { labelsOf } from './flamedata.js';
 import { whenThisFramePainted } from './timing.js';
@@ -89,7 +90,6 @@ function whenPainted(box, since, done) {
 // and the component below would render again each time.
 export default memo(function Flame({ data, arrived, mode, name, onRendered }) {
   const theme = themeOf(mode);
-  const getTheme = useMemo(() => () => theme, [theme]);
   const box = useRef(null);
   const t0 = useRef(0);
   t0.current = performance.now();
@@ -114,7 +114,7 @@ export default memo(function Flame({ data, arrived, mode, name, onRendered }) {
           <button type="button" onClick={png}>Export PNG</button>
           <button type="button" onClick={svg}>Export SVG</button>
         </div>
-        <FlameGraph data={data} getTheme={getTheme} showAnalyzeWithAssistant={false} stickyHeader={false} />
+        <FlameContainer data={data} theme={theme} />
       </div>
     </ThemeContext.Provider>
   );

@@ -1,0 +1,344 @@
+// Kiln's container around Grafana's flame graph: the header (search, view
+// switch, collapse, colours), the canvas and a top table of Kiln's own.
+// Grafana's container builds its top table with @grafana/ui's Table
+// (react-table over every function, each row's cells rendered) on every new
+// answer; this one sums the functions once per data frame in one pass over
+// its columns and renders only the rows in sight. Search, sandwich, focus
+// and the view are state here, as they are in Grafana's container.
+import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import uFuzzy from '@leeoniya/ufuzzy';
+import { escapeStringForRegex, formattedValueToString } from '@grafana/data';
+import FlameGraph from '@grafana/flamegraph/dist/esm/FlameGraph/FlameGraph.mjs';
+import { FlameGraphDataContainer } from '@grafana/flamegraph/dist/esm/FlameGraph/dataTransform.mjs';
+import FlameGraphHeader from '@grafana/flamegraph/dist/esm/FlameGraphHeader.mjs';
+import { useColorScheme } from '@grafana/flamegraph/dist/esm/hooks.mjs';
+import { SelectedView } from '@grafana/flamegraph/dist/esm/types.mjs';
+
+// Below this width the table and the graph do not both fit (Grafana's
+// container switches to the graph alone there too).
+const BOTH_MIN_WIDTH = 800;
+const ROW_H = 24; // px, every row
+const TABLE_H = 800; // px, the table's whole height
+const OVERSCAN = 6; // rows rendered beyond each edge
+const PAD = 8; // px, the table's padding (style.css .tt)
+
+// ---- the table's rows ------------------------------------------------------
+
+// Self and total per function name, in one pass over the frame's columns
+// (depth first: a row's ancestors are the rows on the stack above its
+// level). A name's total counts only its outermost calls: a row whose name
+// is already on its stack is inside one that was counted.
+export function functionRows(df) {
+  const col = Object.fromEntries(df.fields.map((f) => [f.name, f]));
+  const labels = col.label.values;
+  const text = col.label.config?.type?.enum?.text;
+  let ids = labels, names = text;
+  if (!text) { // plain string labels: number them
+    const byName = new Map();
+    names = [];
+    ids = new Int32Array(labels.length);
+    for (let i = 0; i < labels.length; i++) {
+      let id = byName.get(labels[i]);
+      if (id === undefined) byName.set(labels[i], (id = names.push(String(labels[i])) - 1));
+      ids[i] = id;
+    }
+  }
+  const level = col.level.values, value = col.value.values, self = col.self.values;
+  const valueR = col.valueRight?.values, selfR = col.selfRight?.values;
+  const n = names.length;
+  const seen = new Uint8Array(n), onStack = new Int32Array(n);
+  const sSelf = new Float64Array(n), sTotal = new Float64Array(n);
+  const sSelfR = valueR ? new Float64Array(n) : null, sTotalR = valueR ? new Float64Array(n) : null;
+  const stack = new Int32Array(1024 + labels.length); // depth can reach the row count
+  let depth = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const l = level[i], id = ids[i];
+    while (depth > l) onStack[stack[--depth]]--;
+    seen[id] = 1;
+    sSelf[id] += self[i];
+    if (selfR) sSelfR[id] += selfR[i];
+    if (onStack[id] === 0) {
+      sTotal[id] += value[i];
+      if (valueR) sTotalR[id] += valueR[i];
+    }
+    onStack[id]++;
+    stack[depth++] = id;
+  }
+  const rows = [];
+  for (let id = 0; id < n; id++) {
+    if (!seen[id]) continue;
+    const r = { name: names[id], self: sSelf[id], total: sTotal[id] };
+    if (valueR) {
+      r.selfRight = sSelfR[id];
+      r.totalRight = sTotalR[id];
+    }
+    rows.push(r);
+  }
+  if (valueR) { // the diff's columns: each side's share of its own total
+    const left = value[0] || 0, right = valueR[0] || 0;
+    for (const r of rows) {
+      r.baseline = left ? Math.round((1e4 * r.total) / left) / 100 : 0;
+      r.comparison = right ? Math.round((1e4 * r.totalRight) / right) / 100 : 0;
+      r.diff = r.baseline === 0 ? (r.comparison > 0 ? Infinity : 0) : ((r.comparison - r.baseline) / r.baseline) * 100;
+    }
+  }
+  return rows;
+}
+
+// ---- search ----------------------------------------------------------------
+
+const fuzzy = new uFuzzy();
+
+// The names a search matches: its comma-separated terms, each a regular
+// expression, or a fuzzy match where the expression matches nothing or is
+// not one (the way Grafana's container searches, so the graph's
+// highlighting and the table agree).
+function searchLabels(search, labels) {
+  if (!search) return undefined;
+  const found = new Set();
+  for (const term of search.split(',')) {
+    if (!term) continue;
+    let re = null;
+    try {
+      re = new RegExp(term);
+    } catch { /* not an expression: fuzzy only */ }
+    let any = false;
+    if (re) {
+      for (const l of labels) {
+        if (re.test(l)) {
+          found.add(l);
+          any = true;
+        }
+      }
+    }
+    if (!any) for (const i of fuzzy.filter(labels, term) || []) found.add(labels[i]);
+  }
+  return found;
+}
+
+// ---- the table -------------------------------------------------------------
+
+const plainColumns = [
+  { key: 'self', title: 'Self', num: true },
+  { key: 'total', title: 'Total', num: true },
+  { key: 'name', title: 'Symbol name' },
+];
+const diffColumns = [
+  { key: 'baseline', title: 'Baseline', num: true },
+  { key: 'comparison', title: 'Comparison', num: true },
+  { key: 'diff', title: 'Diff', num: true },
+  { key: 'name', title: 'Symbol name' },
+];
+
+// Rows by one column. The sort is stable and ties keep the names' order in
+// the profile (no string comparisons for the many equal numbers).
+function sortRows(rows, key, desc) {
+  const out = rows.slice();
+  if (key === 'name') out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  else out.sort(desc ? (a, b) => b[key] - a[key] : (a, b) => a[key] - b[key]);
+  if (desc && key === 'name') out.reverse();
+  return out;
+}
+
+function pct(v) {
+  return `${v.toFixed(2)}%`;
+}
+
+function DiffCell({ v }) {
+  if (v === Infinity) return <span className="grew">new</span>;
+  if (v === -100) return <span className="shrank">removed</span>;
+  return <span className={v > 0 ? 'grew' : v < 0 ? 'shrank' : ''}>{pct(v)}</span>;
+}
+
+const TopTable = memo(function TopTable({ rows, diff, format, matched, search, sandwichItem, onSymbol, onSandwich, height }) {
+  const columns = diff ? diffColumns : plainColumns;
+  const [sort, setSort] = useState({ key: diff ? 'diff' : 'self', desc: true });
+  const [top, setTop] = useState(0); // scrolled to, px
+  const [active, setActive] = useState(0); // the keyboard's row
+  const body = useRef(null);
+  const shown = useMemo(() => (matched ? rows.filter((r) => matched.has(r.name)) : rows), [rows, matched]);
+  const sorted = useMemo(() => sortRows(shown, sort.key, sort.desc), [shown, sort]);
+  const viewH = height - 2 * PAD - ROW_H; // below the header row
+  useEffect(() => { // a new list starts at its top
+    setActive(0);
+    setTop(0);
+    if (body.current) body.current.scrollTop = 0;
+  }, [sorted]);
+  const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+  const last = Math.min(sorted.length, Math.ceil((top + viewH) / ROW_H) + OVERSCAN);
+  const sortBy = (key) => setSort((s) => (s.key === key ? { key, desc: !s.desc } : { key, desc: key !== 'name' }));
+  const moveTo = (i) => {
+    const k = Math.max(0, Math.min(sorted.length - 1, i));
+    setActive(k);
+    const el = body.current;
+    if (!el) return;
+    if (k * ROW_H < el.scrollTop) el.scrollTop = k * ROW_H;
+    else if ((k + 1) * ROW_H > el.scrollTop + el.clientHeight) el.scrollTop = (k + 1) * ROW_H - el.clientHeight;
+  };
+  const onKey = (e) => {
+    const page = Math.max(1, Math.floor(viewH / ROW_H) - 1);
+    const to = { ArrowDown: active + 1, ArrowUp: active - 1, PageDown: active + page, PageUp: active - page, Home: 0, End: sorted.length - 1 }[e.key];
+    if (to !== undefined) {
+      e.preventDefault();
+      moveTo(to);
+    } else if (e.key === 'Enter' && sorted[active]) {
+      e.preventDefault();
+      onSymbol(sorted[active].name);
+    } else if ((e.key === 's' || e.key === 'S') && sorted[active]) {
+      e.preventDefault();
+      const n = sorted[active].name;
+      onSandwich(sandwichItem === n ? undefined : n);
+    }
+  };
+  const cells = [];
+  for (let i = first; i < last; i++) {
+    const r = sorted[i];
+    const searched = search === `^${escapeStringForRegex(r.name)}$`;
+    const sandwiched = sandwichItem === r.name;
+    cells.push(
+      <div role="row" key={r.name} aria-rowindex={i + 2}
+        className={'tt-row' + (i === active ? ' active' : '') + (searched ? ' searched' : '')}
+        style={{ transform: `translateY(${i * ROW_H}px)` }} onMouseDown={() => setActive(i)}>
+        <div role="cell" className="tt-act">
+          <button type="button" tabIndex={-1} className={sandwiched ? 'on' : ''}
+            aria-label={sandwiched ? 'Remove from sandwich view' : 'Show in sandwich view'}
+            title={sandwiched ? 'Remove from sandwich view' : 'Show in sandwich view'}
+            onClick={() => onSandwich(sandwiched ? undefined : r.name)}>⇅</button>
+        </div>
+        {diff ? (
+          <>
+            <div role="cell" className="tt-num">{pct(r.baseline)}</div>
+            <div role="cell" className="tt-num">{pct(r.comparison)}</div>
+            <div role="cell" className="tt-num"><DiffCell v={r.diff} /></div>
+          </>
+        ) : (
+          <>
+            <div role="cell" className="tt-num">{format(r.self)}</div>
+            <div role="cell" className="tt-num">{format(r.total)}</div>
+          </>
+        )}
+        <div role="cell" className="tt-name" title={r.name} onClick={() => onSymbol(r.name)}>{r.name}</div>
+      </div>,
+    );
+  }
+  return (
+    <div className={'tt' + (diff ? ' tt-diff' : '')} data-testid="topTable" role="table" aria-label="Top functions"
+      aria-rowcount={sorted.length + 1} style={{ height }}>
+      <div role="row" className="tt-row tt-head" aria-rowindex={1}>
+        <div role="columnheader" className="tt-act" />
+        {columns.map((c) => (
+          <div key={c.key} role="columnheader" className={c.num ? 'tt-num' : 'tt-name'}
+            aria-sort={sort.key === c.key ? (sort.desc ? 'descending' : 'ascending') : 'none'}
+            onClick={() => sortBy(c.key)}>
+            <span>{c.title}</span>{sort.key === c.key ? (sort.desc ? ' ↓' : ' ↑') : ''}
+          </div>
+        ))}
+      </div>
+      <div className="tt-body" ref={body} tabIndex={0} onKeyDown={onKey} style={{ height: viewH }}
+        onScroll={(e) => setTop(e.currentTarget.scrollTop)}>
+        <div style={{ height: sorted.length * ROW_H, position: 'relative' }}>{cells}</div>
+      </div>
+    </div>
+  );
+});
+
+// ---- the container ---------------------------------------------------------
+
+function useWidth() {
+  const ref = useRef(null);
+  const [width, setWidth] = useState(0);
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return undefined;
+    setWidth(el.clientWidth);
+    const ro = new ResizeObserver(() => setWidth(el.clientWidth));
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+  return [ref, width];
+}
+
+export default function FlameContainer({ data, theme }) {
+  const [ref, width] = useWidth();
+  const container = useMemo(() => new FlameGraphDataContainer(data, { collapsing: true }, theme), [data, theme]);
+  // the collapsed groups of this data (a new answer starts from its own)
+  const [collapsed, setCollapsed] = useState({ of: null, map: null });
+  const collapsedMap = collapsed.of === container ? collapsed.map : container.getCollapsedMap();
+  const setCollapsedMap = useCallback((map) => setCollapsed({ of: container, map }), [container]);
+  const [colorScheme, setColorScheme] = useColorScheme(container);
+  const [search, setSearch] = useState('');
+  const [view, setView] = useState(SelectedView.Both);
+  const [textAlign, setTextAlign] = useState('left');
+  const [sandwichItem, setSandwichItem] = useState();
+  const [focused, setFocused] = useState();
+  const [rangeMin, setRangeMin] = useState(0);
+  const [rangeMax, setRangeMax] = useState(1);
+
+  const resetFocus = useCallback(() => {
+    setFocused(undefined);
+    setRangeMin(0);
+    setRangeMax(1);
+  }, []);
+  useEffect(() => { // new data: no focus, no sandwich
+    resetFocus();
+    setSandwichItem(undefined);
+  }, [container, resetFocus]);
+  useEffect(() => {
+    if (width > 0 && width < BOTH_MIN_WIDTH && view === SelectedView.Both) setView(SelectedView.FlameGraph);
+  }, [width, view]);
+
+  const rows = useMemo(() => functionRows(data), [data]);
+  const matched = useMemo(() => searchLabels(search, container.getUniqueLabels()), [search, container]);
+  const format = useMemo(() => {
+    const p = container.valueDisplayProcessor;
+    return (v) => formattedValueToString(p(v));
+  }, [container]);
+  const onSymbol = useCallback((name) => {
+    const anchored = `^${escapeStringForRegex(name)}$`;
+    setSearch((s) => (s === anchored ? '' : anchored));
+    resetFocus();
+  }, [resetFocus]);
+  const onSandwich = useCallback((name) => {
+    resetFocus();
+    setSandwichItem(name);
+  }, [resetFocus]);
+  const onItemFocused = useCallback((d) => setFocused(d), []);
+  const resetSandwich = useCallback(() => setSandwichItem(undefined), []);
+
+  const graph = (
+    <FlameGraph data={container} rangeMin={rangeMin} rangeMax={rangeMax} matchedLabels={matched}
+      setRangeMin={setRangeMin} setRangeMax={setRangeMax} onItemFocused={onItemFocused} focusedItemData={focused}
+      textAlign={textAlign} sandwichItem={sandwichItem} onSandwich={onSandwich} onFocusPillClick={resetFocus}
+      onSandwichPillClick={resetSandwich} colorScheme={colorScheme} showFlameGraphOnly={false} collapsing
+      selectedView={view} search={search} collapsedMap={collapsedMap} setCollapsedMap={setCollapsedMap} />
+  );
+  const table = (
+    <TopTable rows={rows} diff={container.isDiffFlamegraph()} format={format} matched={matched} search={search}
+      sandwichItem={sandwichItem} onSymbol={onSymbol} onSandwich={onSandwich} height={TABLE_H} />
+  );
+  const vars = {
+    '--tt-bg': theme.colors.background.secondary,
+    '--tt-line': theme.colors.border.weak,
+    '--tt-hover': theme.colors.action.hover,
+    '--tt-active': theme.colors.action.selected,
+    '--tt-accent': theme.colors.primary.text,
+    '--tt-muted': theme.colors.text.secondary,
+  };
+  return (
+    <div ref={ref} className="flame-container" style={vars}>
+      <FlameGraphHeader search={search} setSearch={setSearch} selectedView={view} setSelectedView={setView}
+        containerWidth={width} onReset={() => { resetFocus(); resetSandwich(); }} textAlign={textAlign}
+        onTextAlignChange={setTextAlign} showResetButton={Boolean(focused || sandwichItem)} colorScheme={colorScheme}
+        onColorSchemeChange={setColorScheme} stickyHeader={false} isDiffMode={container.isDiffFlamegraph()}
+        setCollapsedMap={setCollapsedMap} collapsedMap={collapsedMap} />
+      <div className="flame-body">
+        {view === SelectedView.FlameGraph ? graph : view === SelectedView.TopTable ? table : (
+          <div className="flame-both">
+            <div className="flame-both-table">{table}</div>
+            <div className="flame-both-graph">{graph}</div>
+          </div>
+        )}
+      </div>
+    </div>
+  );
+}
