@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
- * head_int: the head's representation, shared by head.c and block.c (which
- * writes a head as an immutable block and opens a block as a read-only
- * head). Not part of any other module's contract. */
+ * head_int: the head's representation, shared by the head's files (head.c,
+ * head_intern.c, head_read.c, head_bytes.c) and block.c (which writes a
+ * head as an immutable block and opens a block as a read-only head). Not
+ * part of any other module's contract. */
 #ifndef KILN_HEAD_INT_H
 #define KILN_HEAD_INT_H
 
@@ -189,18 +190,43 @@ size_t kiln_head__agg_bytes(kiln_head_t *h);
  * h->small_bytes. Write lock held. */
 void kiln_head__grow_small(kiln_head_t *h, void **a, size_t *cap, size_t need, size_t elem);
 
-/** Interns a string; returns its id. Write lock held. */
+/* head_intern.c: the symbol tables, the stack tree and cache. Write lock
+ * held. */
+
+/** Interns a string; returns its id. */
 uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len);
+/** Interns a NUL-terminated string; returns the head's copy. */
+const char *kiln_head__intern_cstr(kiln_head_t *h, const char *s);
 /** Interns a function, mapping, location (with its lines) or stack node. */
 uint32_t kiln_head__intern_func(kiln_head_t *h, const hfunc *f);
 uint32_t kiln_head__intern_map(kiln_head_t *h, const hmap *m);
 uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines);
 uint32_t kiln_head__stack_child(kiln_head_t *h, uint32_t parent, uint32_t loc);
+
+/** A profile's indices translated into head ids (NONE: not yet). */
+typedef struct hxlate {
+    uint32_t *str, *map, *func, *loc;
+} hxlate;
+/** Translates every mapping, function and location of p into x (its
+ * arrays sized to p's tables, NONE-filled); tmp holds scratch. */
+void kiln_head__translate_symbols(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p,
+                                  kiln_arena_t *tmp);
+/** The stack node of each sample of p (x translated its locations), in
+ * tmp, through the stack cache. */
+uint32_t *kiln_head__sample_nodes(kiln_head_t *h, const hxlate *x, const kiln_pprof_t *p,
+                                  kiln_arena_t *tmp);
+
+/* head.c */
+
 /** Interns a series by its sorted labels (copied). */
 uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t n);
 /** Adds series sid to the postings of each of its label pairs (after the
  * series is interned or read from a block). */
 void kiln_head__post_series(kiln_head_t *h, uint32_t sid);
+/** The series worth testing against sel: the shortest postings list of its
+ * equality matchers, or every series (*all). Lock held. */
+const uint32_t *kiln_head__candidates(const kiln_head_t *h, const kiln_selector_t *sel, size_t *n,
+                                      bool *all);
 
 /** Interns a trace id (not zero); returns 1 + its index in h->traces. */
 uint32_t kiln_head__intern_trace(kiln_head_t *h, kiln_trace_id t);

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * head_intern: a head's symbol tables (strings, traces, functions,
+ * mappings, locations), its stack tree and the stack cache in front of
+ * it, and the translation of a profile's symbols and stacks into them.
+ * Interned strings are NUL-terminated copies in an arena that never moves,
+ * so label sets can point at them. The write lock of the head is held. */
+#include "head_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "hash_index.h"
+#include "xmalloc.h"
+
+#define NONE KILN_HEAD_NONE
+
+typedef struct str_key {
+    const kiln_head_t *h;
+    const char *p;
+    size_t len;
+} str_key;
+
+static bool str_eq(const void *ctx, uint32_t id)
+{
+    const str_key *k = ctx;
+    const hstr *s = &k->h->strs[id];
+    return s->len == k->len && memcmp(s->ptr, k->p, k->len) == 0;
+}
+
+uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len)
+{
+    str_key k = {h, p, len};
+    uint64_t hash = XXH3_64bits(p, len);
+    uint32_t id = kiln_hash_index_find(&h->str_idx, hash, str_eq, &k);
+    if (id != NONE)
+        return id;
+    KILN_GROW(h->strs, h->cap_strs, h->n_strs + 1);
+    id = (uint32_t)h->n_strs++;
+    h->strs[id].ptr = kiln_arena_strndup(h->mem, p, len);
+    h->strs[id].len = (uint32_t)len;
+    kiln_hash_index_insert(&h->str_idx, hash, id);
+    return id;
+}
+
+static bool trace_eq(const void *ctx, uint32_t id)
+{
+    const struct {
+        const kiln_head_t *h;
+        kiln_trace_id t;
+    } *k = ctx;
+    return k->h->traces[id].hi == k->t.hi && k->h->traces[id].lo == k->t.lo;
+}
+
+uint32_t kiln_head__intern_trace(kiln_head_t *h, kiln_trace_id t)
+{
+    struct {
+        const kiln_head_t *h;
+        kiln_trace_id t;
+    } k = {h, t};
+    uint64_t hash = XXH3_64bits(&t, sizeof(t));
+    uint32_t id = kiln_hash_index_find(&h->trace_idx, hash, trace_eq, &k);
+    if (id != NONE)
+        return id + 1;
+    KILN_GROW(h->traces, h->cap_traces, h->n_traces + 1);
+    id = (uint32_t)h->n_traces++;
+    h->traces[id] = t;
+    kiln_hash_index_insert(&h->trace_idx, hash, id);
+    return id + 1;
+}
+
+void kiln_head__cols_free(hcols *c)
+{
+    free(c->node);
+    free(c->value);
+    free(c->span);
+    free(c->trace);
+    free(c->traces);
+    memset(c, 0, sizeof(*c));
+}
+
+const char *kiln_head__intern_cstr(kiln_head_t *h, const char *s)
+{
+    uint32_t id = kiln_head__intern_str(h, s, strlen(s)); /* may move h->strs: index after */
+    return h->strs[id].ptr;
+}
+
+/* Functions and mappings are fixed-size records without padding, interned
+ * by their bytes: one table-agnostic routine serves both. */
+typedef struct record_key {
+    const char *base; /* the table */
+    size_t size;      /* of one record */
+    const void *rec;
+} record_key;
+
+static bool record_eq(const void *ctx, uint32_t id)
+{
+    const record_key *k = ctx;
+    return memcmp(k->base + (size_t)id * k->size, k->rec, k->size) == 0;
+}
+
+static uint32_t intern_record(kiln_hash_index *idx, void **table, size_t *n, size_t *cap,
+                              const void *rec, size_t size, uint64_t hash)
+{
+    record_key k = {*table, size, rec};
+    uint32_t id = kiln_hash_index_find(idx, hash, record_eq, &k);
+    if (id == NONE) {
+        kiln_grow(table, cap, *n + 1, size);
+        id = (uint32_t)(*n)++;
+        memcpy((char *)*table + (size_t)id * size, rec, size);
+        kiln_hash_index_insert(idx, hash, id);
+    }
+    return id;
+}
+
+uint32_t kiln_head__intern_func(kiln_head_t *h, const hfunc *f)
+{
+    return intern_record(&h->func_idx, (void **)&h->funcs, &h->n_funcs, &h->cap_funcs, f,
+                         sizeof(*f), XXH3_64bits(f, sizeof(*f)));
+}
+
+uint32_t kiln_head__intern_map(kiln_head_t *h, const hmap *m)
+{
+    return intern_record(&h->map_idx, (void **)&h->maps, &h->n_maps, &h->cap_maps, m, sizeof(*m),
+                         XXH3_64bits(m, sizeof(*m)));
+}
+
+typedef struct loc_key {
+    const kiln_head_t *h;
+    const hloc *l;
+    const hline *lines;
+} loc_key;
+
+static bool loc_eq(const void *ctx, uint32_t id)
+{
+    const loc_key *k = ctx;
+    const hloc *a = &k->h->locs[id];
+    return a->mapping == k->l->mapping && a->address == k->l->address &&
+           a->n_lines == k->l->n_lines &&
+           memcmp(&k->h->lines[a->line_off], k->lines, a->n_lines * sizeof(hline)) == 0;
+}
+
+static uint64_t loc_hash(const hloc *l, const hline *lines)
+{
+    return XXH3_64bits_withSeed(lines, l->n_lines * sizeof(hline), l->address * 31 + l->mapping);
+}
+
+static uint32_t intern_loc(kiln_head_t *h, hloc *l, const hline *lines, uint64_t hash)
+{
+    loc_key k = {h, l, lines};
+    uint32_t id = kiln_hash_index_find(&h->loc_idx, hash, loc_eq, &k);
+    if (id != NONE)
+        return id;
+    KILN_GROW(h->lines, h->cap_lines, h->n_lines + l->n_lines);
+    memcpy(&h->lines[h->n_lines], lines, l->n_lines * sizeof(hline));
+    l->line_off = (uint32_t)h->n_lines;
+    h->n_lines += l->n_lines;
+    KILN_GROW(h->locs, h->cap_locs, h->n_locs + 1);
+    id = (uint32_t)h->n_locs++;
+    h->locs[id] = *l;
+    kiln_hash_index_insert(&h->loc_idx, hash, id);
+    return id;
+}
+
+uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
+{
+    return intern_loc(h, l, lines, loc_hash(l, lines));
+}
+
+static inline size_t node_slot(uint64_t key, size_t mask)
+{
+    /* A full 64-bit mix (murmur3's finaliser): parent and location must both
+     * reach the low bits the mask keeps. */
+    key ^= key >> 33;
+    key *= 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    key *= 0xc4ceb9fe1a85ec53ULL;
+    key ^= key >> 33;
+    return (size_t)key & mask;
+}
+
+static void nodes_rehash(kiln_head_t *h)
+{
+    size_t ncap = h->nodes_cap ? h->nodes_cap * 2 : 1024;
+    nslot *n = kiln_xcalloc(ncap, sizeof(nslot));
+    for (size_t i = 0; i < h->nodes_cap; i++) {
+        if (h->nodes_idx[i].key == 0)
+            continue;
+        size_t j = node_slot(h->nodes_idx[i].key, ncap - 1);
+        while (n[j].key != 0)
+            j = (j + 1) & (ncap - 1);
+        n[j] = h->nodes_idx[i];
+    }
+    free(h->nodes_idx);
+    h->nodes_idx = n;
+    h->nodes_cap = ncap;
+}
+
+uint32_t kiln_head__stack_child(kiln_head_t *h, uint32_t parent, uint32_t loc)
+{
+    /* loc + 1 keeps the key of (root, location 0) nonzero. */
+    uint64_t key = (uint64_t)parent << 32 | ((uint64_t)loc + 1);
+    if ((h->n_nodes + 1) * 2 > h->nodes_cap)
+        nodes_rehash(h);
+    size_t mask = h->nodes_cap - 1, i = node_slot(key, mask);
+    for (; h->nodes_idx[i].key != 0; i = (i + 1) & mask) {
+        if (h->nodes_idx[i].key == key)
+            return h->nodes_idx[i].id;
+    }
+    KILN_GROW(h->node_parent, h->cap_nodes, h->n_nodes + 1);
+    KILN_GROW(h->node_loc, h->cap_nodes2, h->n_nodes + 1);
+    uint32_t id = (uint32_t)h->n_nodes++;
+    h->node_parent[id] = parent;
+    h->node_loc[id] = loc;
+    h->nodes_idx[i] = (nslot){key, id, 0};
+    return id;
+}
+
+/* ---- the stack cache -------------------------------------------------------- */
+
+static void stacks_rehash(kiln_head_t *h)
+{
+    size_t ncap = h->stacks_cap ? h->stacks_cap * 2 : 1024;
+    sslot *n = kiln_xcalloc(ncap, sizeof(sslot));
+    for (size_t i = 0; i < h->stacks_cap; i++) {
+        if (h->stacks[i].node == 0)
+            continue;
+        size_t j = (size_t)h->stacks[i].hash & (ncap - 1);
+        while (n[j].node != 0)
+            j = (j + 1) & (ncap - 1);
+        n[j] = h->stacks[i];
+    }
+    free(h->stacks);
+    h->stacks = n;
+    h->stacks_cap = ncap;
+}
+
+/* Whether node's path to the root is exactly ids[0..d) (leaf first). */
+static bool stack_is(const kiln_head_t *h, uint32_t node, const uint32_t *ids, uint32_t d)
+{
+    for (uint32_t j = 0; j < d; j++, node = h->node_parent[node]) {
+        if (node == 0 || h->node_loc[node] != ids[j])
+            return false;
+    }
+    return node == 0;
+}
+
+static uint64_t stack_hash(const uint32_t *ids, uint32_t d)
+{
+    return XXH3_64bits(ids, (size_t)d * sizeof(*ids));
+}
+
+/* Starts loading the stack cache slot a lookup of hash begins at. */
+static void stack_prefetch(const kiln_head_t *h, uint64_t hash)
+{
+    if (h->stacks_cap != 0)
+        __builtin_prefetch(&h->stacks[(size_t)hash & (h->stacks_cap - 1)]);
+}
+
+/* The leaf node of the stack ids[0..d) (location ids, leaf first; hash is
+ * stack_hash's), creating what the tree lacks; 0 for an empty stack. */
+static uint32_t stack_node(kiln_head_t *h, const uint32_t *ids, uint32_t d, uint64_t hash)
+{
+    if (d == 0)
+        return 0;
+    if ((h->n_stacks + 1) * 2 > h->stacks_cap)
+        stacks_rehash(h);
+    size_t mask = h->stacks_cap - 1, i = (size_t)hash & mask;
+    for (; h->stacks[i].node != 0; i = (i + 1) & mask) {
+        const sslot *s = &h->stacks[i];
+        if (s->hash == hash && s->depth == d && stack_is(h, s->node, ids, d))
+            return s->node;
+    }
+    uint32_t node = 0;
+    for (uint32_t j = d; j-- > 0;) /* root first */
+        node = kiln_head__stack_child(h, node, ids[j]);
+    h->stacks[i] = (sslot){hash, node, d};
+    h->n_stacks++;
+    return node;
+}
+
+static uint32_t x_str(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p, int64_t i)
+{
+    if (i < 0 || (uint64_t)i >= p->n_strings)
+        i = 0;
+    if (x->str[i] == NONE)
+        x->str[i] = kiln_head__intern_str(h, p->strings[i].ptr, p->strings[i].len);
+    return x->str[i];
+}
+
+/* Lookups issued ahead: a profile's symbols land all over tables of
+ * megabytes, so translating them first hashes them all, then loads the
+ * slots of the next few while one is compared, overlapping the misses. */
+#define AHEAD 8
+
+static void translate_functions(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p, kiln_arena_t *tmp)
+{
+    size_t n = p->n_functions;
+    hfunc *f = kiln_arena_alloc(tmp, (n + 1) * sizeof(*f));
+    uint64_t *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(*hash));
+    for (size_t i = 0; i < n; i++) {
+        const kiln_pprof_function *pf = &p->functions[i];
+        f[i] = (hfunc){x_str(h, x, p, pf->name), x_str(h, x, p, pf->system_name),
+                       x_str(h, x, p, pf->filename), 0, pf->start_line};
+        hash[i] = XXH3_64bits(&f[i], sizeof(*f));
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            kiln_hash_index_prefetch(&h->func_idx, hash[i + AHEAD]);
+        x->func[i] = intern_record(&h->func_idx, (void **)&h->funcs, &h->n_funcs, &h->cap_funcs,
+                                   &f[i], sizeof(*f), hash[i]);
+    }
+}
+
+static void translate_locations(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p, kiln_arena_t *tmp)
+{
+    size_t n = p->n_locations;
+    hloc *l = kiln_arena_alloc(tmp, (n + 1) * sizeof(*l));
+    hline *lines = kiln_arena_alloc(tmp, (p->n_lines + 1) * sizeof(*lines)); /* as p->lines */
+    uint64_t *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(*hash));
+    for (size_t i = 0; i < n; i++) {
+        const kiln_pprof_location *pl = &p->locations[i];
+        for (uint32_t j = pl->line_off; j < pl->line_off + pl->n_lines; j++) {
+            uint32_t fn = p->lines[j].function;
+            lines[j] = (hline){fn == KILN_PPROF_NONE ? NONE : x->func[fn], 0, p->lines[j].line};
+        }
+        l[i] = (hloc){pl->mapping < p->n_mappings ? x->map[pl->mapping] : NONE, pl->address, 0,
+                      pl->n_lines};
+        hash[i] = loc_hash(&l[i], lines + pl->line_off);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            kiln_hash_index_prefetch(&h->loc_idx, hash[i + AHEAD]);
+        x->loc[i] = intern_loc(h, &l[i], lines + p->locations[i].line_off, hash[i]);
+    }
+}
+
+void kiln_head__translate_symbols(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p,
+                                  kiln_arena_t *tmp)
+{
+    for (size_t i = 0; i < p->n_mappings; i++) {
+        const kiln_pprof_mapping *m = &p->mappings[i];
+        hmap hm = {m->memory_start, m->memory_limit, m->file_offset, x_str(h, x, p, m->filename),
+                   x_str(h, x, p, m->build_id)};
+        x->map[i] = kiln_head__intern_map(h, &hm);
+    }
+    translate_functions(h, x, p, tmp);
+    translate_locations(h, x, p, tmp);
+}
+
+/* The stack node of each sample of p, through the stack cache: every stack
+ * translated and hashed first, then looked up with the cache slots of the
+ * ones AHEAD prefetched (as kiln_head__translate_symbols). */
+uint32_t *kiln_head__sample_nodes(kiln_head_t *h, const hxlate *x, const kiln_pprof_t *p,
+                                  kiln_arena_t *tmp)
+{
+    size_t n = p->n_samples, total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += p->samples[i].n_locs; /* this part's, not all of p->locs */
+    uint32_t *nodes = kiln_arena_alloc(tmp, (n + 1) * sizeof(uint32_t));
+    uint32_t *ids = kiln_arena_alloc(tmp, (total + 1) * sizeof(uint32_t));
+    uint64_t *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(uint64_t));
+    uint32_t *at = ids;
+    for (size_t i = 0; i < n; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        for (uint32_t j = 0; j < s->n_locs; j++)
+            at[j] = x->loc[p->locs[s->loc_off + j]];
+        hash[i] = stack_hash(at, s->n_locs);
+        at += s->n_locs;
+    }
+    at = ids;
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            stack_prefetch(h, hash[i + AHEAD]);
+        nodes[i] = stack_node(h, at, p->samples[i].n_locs, hash[i]);
+        at += p->samples[i].n_locs;
+    }
+    return nodes;
+}
