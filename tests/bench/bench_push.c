@@ -65,6 +65,7 @@ typedef struct bench_opts {
     uint64_t iters;  /* -n: a fixed count of timed iterations instead of seconds */
     bool push_only;  /* -p: only the single-thread push runs (for profilers) */
     bool rules_only; /* -r: only the recording rules figures */
+    long rules_k;    /* -k: one run per file with this many rules, else -1 */
     int first_file;  /* argv index of the first file argument */
 } bench_opts;
 
@@ -942,6 +943,21 @@ static int bench_rules(const bench_file *f, size_t n, double seconds)
     return 0;
 }
 
+/* One run per file with k rules (-k). */
+static int bench_rules_k(const bench_file *f, size_t n, size_t k, double seconds)
+{
+    printf("\n== %zu matching recording rules (half by function), single thread ==\n", k);
+    printf("%-58s %12s\n", "profile", "us/profile");
+    for (size_t i = 0; i < n; i++) {
+        run_result r;
+        memset(&r, 0, sizeof(r));
+        if (bench_rules_one(&f[i], k, seconds, &r) != 0)
+            return -1;
+        printf("%-58s %12.1f\n", f[i].rel, r.iters > 0 ? r.cpu * 1e6 / (double)r.iters : 0);
+    }
+    return 0;
+}
+
 /* ---- multi-threaded scaling ------------------------------------------------- */
 
 static void *thread_main(void *arg)
@@ -1035,6 +1051,7 @@ static int parse_args(int argc, char **argv, bench_opts *o)
     o->iters = 0;
     o->push_only = false;
     o->rules_only = false;
+    o->rules_k = -1;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-p") == 0) {
@@ -1045,13 +1062,19 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             o->seconds = strtod(argv[++i], NULL);
         } else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
             o->iters = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "-k") == 0 && i + 1 < argc) {
+            o->rules_k = strtol(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr, "usage: bench_push [-s seconds | -n iterations] [-p | -r] [file ...]\n"
+            fprintf(stderr, "usage: bench_push [-s seconds | -n iterations] [-p | -r | -k K] "
+                            "[file ...]\n"
                             "  -s  seconds per figure (default 2)\n"
                             "  -n  timed iterations per figure instead (repeatable instruction\n"
                             "      counts under callgrind)\n"
                             "  -p  push figures only, one thread (for perf or callgrind)\n"
                             "  -r  recording rules figures only (0, 10, 100 rules)\n"
+                            "  -k  one run per file with K recording rules, for callgrind:\n"
+                            "      its push_one per call, -k 0 against -k 10, is the rules'\n"
+                            "      cost in instructions, whatever else the machine runs\n"
                             "  files are relative to $KILN_TESTDATA unless absolute\n");
             return -1;
         }
@@ -1105,7 +1128,10 @@ int main(int argc, char **argv)
            "(CLOCK_THREAD_CPUTIME_ID) unless marked wall\ntest data: %s\n",
            per, WARMUP, root);
     print_load();
-    if (rc == 0 && o.rules_only) {
+    if (rc == 0 && o.rules_k >= 0) {
+        rc = bench_rules_k(f, n, (size_t)o.rules_k, o.seconds);
+        o.push_only = true; /* nothing else */
+    } else if (rc == 0 && o.rules_only) {
         rc = bench_rules(f, n, o.seconds);
         o.push_only = true; /* nothing else */
     } else if (rc == 0) {
