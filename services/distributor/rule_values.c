@@ -14,7 +14,8 @@ typedef struct filter {
     const char *fn; /* NULL = the whole profile */
     size_t fn_len;
     bool self;
-    double *v; /* per sample type */
+    uint64_t *sum; /* per sample type, wrapping (as int64 values add in a profile) */
+    double *v;     /* the sums, after compute */
 } filter;
 
 struct kiln_rule_values {
@@ -45,7 +46,7 @@ size_t kiln_rule_values_want(kiln_rule_values *rv, const char *fn, bool self)
         rv->f = kiln_arena_grow(rv->a, rv->f, rv->cap * sizeof(*rv->f), cap * sizeof(*rv->f));
         rv->cap = cap;
     }
-    rv->f[rv->n] = (filter){fn, fn ? strlen(fn) : 0, self, NULL};
+    rv->f[rv->n] = (filter){fn, fn ? strlen(fn) : 0, self, NULL, NULL};
     return rv->n++;
 }
 
@@ -54,10 +55,11 @@ const double *kiln_rule_values_get(const kiln_rule_values *rv, size_t i)
     return rv->f[i].v;
 }
 
-static void add_values(const kiln_pprof_t *p, const kiln_pprof_sample *s, double *v)
+static void add_values(const kiln_pprof_t *p, const kiln_pprof_sample *s, uint64_t *sum)
 {
+    const int64_t *v = &p->values[s->value_off];
     for (size_t t = 0; t < p->n_sample_types; t++)
-        v[t] += (double)p->values[s->value_off + t];
+        sum[t] += (uint64_t)v[t];
 }
 
 /* The bits of the pass's filters (f[0..n)) each function of p is named
@@ -95,11 +97,11 @@ static void location_bits(const kiln_pprof_t *p, const uint64_t *fbits, uint64_t
 {
     for (size_t i = 0; i < p->n_locations; i++) {
         const kiln_pprof_location *loc = &p->locations[i];
-        total[i] = self[i] = 0;
-        for (uint32_t j = 0; j < loc->n_lines; j++)
-            total[i] |= line_bits(p, fbits, loc->line_off + j);
-        if (loc->n_lines > 0)
-            self[i] = line_bits(p, fbits, loc->line_off);
+        uint64_t first = loc->n_lines > 0 ? line_bits(p, fbits, loc->line_off) : 0, all = first;
+        for (uint32_t j = 1; j < loc->n_lines; j++)
+            all |= line_bits(p, fbits, loc->line_off + j);
+        total[i] = all;
+        self[i] = first;
     }
 }
 
@@ -152,14 +154,21 @@ static void compute_pass(kiln_rule_values *rv, filter *f, size_t n)
             hit |= self[locs[0]] & self_mask;
         }
         for (; hit != 0; hit &= hit - 1)
-            add_values(p, s, f[__builtin_ctzll(hit)].v);
+            add_values(p, s, f[__builtin_ctzll(hit)].sum);
     }
 }
 
 void kiln_rule_values_compute(kiln_rule_values *rv)
 {
-    for (size_t i = 0; i < rv->n; i++)
-        rv->f[i].v = kiln_arena_calloc(rv->a, rv->p->n_sample_types + 1, sizeof(double));
+    size_t nt = rv->p->n_sample_types;
+    for (size_t i = 0; i < rv->n; i++) {
+        rv->f[i].sum = kiln_arena_calloc(rv->a, nt + 1, sizeof(uint64_t));
+        rv->f[i].v = kiln_arena_calloc(rv->a, nt + 1, sizeof(double));
+    }
     for (size_t i = 0; i < rv->n; i += PASS_FILTERS)
         compute_pass(rv, &rv->f[i], rv->n - i < PASS_FILTERS ? rv->n - i : PASS_FILTERS);
+    for (size_t i = 0; i < rv->n; i++) {
+        for (size_t t = 0; t < nt; t++)
+            rv->f[i].v[t] = (double)(int64_t)rv->f[i].sum[t];
+    }
 }
