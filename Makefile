@@ -75,6 +75,7 @@ bench: export KILN_BENCH_SUMMARY = $(abspath $(BUILD))/bench-summary.txt
 bench: deps build
 	rm -f $(BUILD)/bench-summary.txt
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_push $(BENCH_ARGS)
+	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_otlp
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_query
 	$(BUILD)/tests/bench/bench_cardinality
 	KILN_TESTDATA=$(KILN_TESTDATA) $(BUILD)/tests/bench/bench_storage $(STORAGE_ARGS)

@@ -17,6 +17,7 @@ BEGIN {
     spec("server_cpu_s_per_mb_grpc", "server CPU-s per MB, gRPC", "<=", 0.012, 0.23)
     spec("server_cpu_s_per_mb_ingest", "server CPU-s per MB, legacy /ingest", "<=", 0.012, 0.22)
     spec("server_cpu_s_per_mb_otlp", "server CPU-s per MB, OTLP gRPC", "<=", 0.012, 0)
+    spec("inprocess_cpu_s_per_mb_otlp", "in process CPU-s per MB, OTLP (no network)", "", 0, 0)
     spec("pushes_per_s_c1", "pushes/s at 1 client", "", 0, 40)
     spec("pushes_per_s_c4", "pushes/s at 4 clients", "", 0, 69)
     spec("pushes_per_s_c16", "pushes/s at 16 clients", "", 0, 72)
