@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
- * memlimit: cgroup v2 memory.max and /proc/meminfo, parsed from text. */
+ * memlimit: cgroup v2 memory.max, cgroup v1 memory.limit_in_bytes and
+ * /proc/meminfo, parsed from text. */
 #include "memlimit.h"
 
 #include <errno.h>
@@ -16,6 +17,26 @@ bool kiln_memlimit_parse_cgroup(const char *text, uint64_t *out)
         return false; /* "max\n" is no limit */
     *out = (uint64_t)x;
     return true;
+}
+
+bool kiln_memlimit_v1_path(const char *text, char *out, size_t cap)
+{
+    for (const char *p = text; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+        const char *ctl = strchr(p, ':'), *end = strchr(p, '\n');
+        const char *path = ctl != NULL ? strchr(ctl + 1, ':') : NULL;
+        if (path == NULL || (end != NULL && path > end))
+            continue;
+        bool memory = false; /* "memory" among the comma-separated controllers */
+        for (const char *c = ctl + 1; c < path && !memory; c += strcspn(c, ",:") + 1)
+            memory = strcspn(c, ",:") == 6 && strncmp(c, "memory", 6) == 0;
+        size_t n = end != NULL ? (size_t)(end - path - 1) : strlen(path + 1);
+        if (!memory || path[1] != '/' || n + 1 > cap)
+            continue;
+        memcpy(out, path + 1, n);
+        out[n] = '\0';
+        return true;
+    }
+    return false;
 }
 
 bool kiln_memlimit_parse_meminfo(const char *text, uint64_t *out)
@@ -92,11 +113,32 @@ static bool own_cgroup_max(char *buf, size_t cap)
     return true;
 }
 
+/* cgroup v1: memory.limit_in_bytes of the memory cgroup /proc/self/cgroup
+ * names, else of /sys/fs/cgroup/memory itself (the container's own under
+ * a cgroup namespace). "No limit" is a huge number, which the rule that a
+ * limit above MemTotal limits nothing takes care of. */
+static bool v1_limit(char *buf, size_t cap)
+{
+    char all[4096], dir[4096], path[4200];
+    if (slurp("/proc/self/cgroup", all, sizeof(all)) &&
+        kiln_memlimit_v1_path(all, dir, sizeof(dir))) {
+        snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.limit_in_bytes",
+                 strcmp(dir, "/") == 0 ? "" : dir);
+        if (slurp(path, buf, cap))
+            return true;
+    }
+    return slurp("/sys/fs/cgroup/memory/memory.limit_in_bytes", buf, cap);
+}
+
 uint64_t kiln_memlimit_read(const char **source)
 {
     char cg[64], mi[4096];
     bool has_cg =
         own_cgroup_max(cg, sizeof(cg)) || slurp("/sys/fs/cgroup/memory.max", cg, sizeof(cg));
+    bool v1 = !has_cg && v1_limit(cg, sizeof(cg));
     bool has_mi = slurp("/proc/meminfo", mi, sizeof(mi));
-    return kiln_memlimit_from_text(has_cg ? cg : NULL, has_mi ? mi : NULL, source);
+    uint64_t v = kiln_memlimit_from_text(has_cg || v1 ? cg : NULL, has_mi ? mi : NULL, source);
+    if (v1 && source != NULL && strcmp(*source, "cgroup memory.max") == 0)
+        *source = "cgroup memory.limit_in_bytes";
+    return v;
 }

@@ -368,7 +368,7 @@ static size_t head_bytes(const kiln_app_config *cfg)
     b = kiln_db_default_head_bytes(memory);
     if (memory == 0)
         KILN_LOG_WARN("kiln", "ingester head budget: the memory limit is unknown (no cgroup "
-                              "memory.max, no /proc/meminfo): none; set -ingester.max-head-bytes");
+                              "limit, no /proc/meminfo): none; set -ingester.max-head-bytes");
     else
         KILN_LOG_INFO("kiln",
                       "ingester head budget max_head_bytes=%zu (%.0f MiB, auto: a quarter of %s "

@@ -90,8 +90,8 @@ static const kiln_cfg_opt opts[] = {
         "...or once it holds this many samples (0 = no limit)"),
     OPT("ingester.max-head-bytes", KILN_CFG_SIZE, max_head_bytes, "auto",
         "...or once the heads of all tenants hold this many bytes together; pushes are refused "
-        "at twice it while flushing is behind (auto = a quarter of the cgroup's memory.max, "
-        "else of MemTotal; 0 = no limit)"),
+        "at twice it while flushing is behind (auto = a quarter of the cgroup's memory limit, "
+        "v2 or v1, else of MemTotal; 0 = no limit)"),
     OPT("ingester.max-global-series-per-tenant", KILN_CFG_SIZE, limits.max_global_series, "5000",
         "in-memory series per tenant across the ring, split over the ingesters as global / "
         "ingesters * RF (0 = no limit; override: max_global_series_per_tenant)"),

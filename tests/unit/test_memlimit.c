@@ -28,6 +28,22 @@ TEST(cgroup_text)
     CHECK(!kiln_memlimit_parse_cgroup("12abc\n", &v));
 }
 
+TEST(cgroup_v1_path)
+{
+    char out[256];
+    CHECK(
+        kiln_memlimit_v1_path("12:pids:/a\n5:memory:/kubepods/pod1/c2\n0::/\n", out, sizeof(out)));
+    CHECK_STR(out, "/kubepods/pod1/c2");
+    CHECK(kiln_memlimit_v1_path("3:cpu,memory,blkio:/x", out, sizeof(out)));
+    CHECK_STR(out, "/x");
+    CHECK(kiln_memlimit_v1_path("7:memory:/\n", out, sizeof(out)));
+    CHECK_STR(out, "/");
+    CHECK(!kiln_memlimit_v1_path("0::/user.slice\n", out, sizeof(out))); /* v2 only */
+    CHECK(!kiln_memlimit_v1_path("4:memoryx:/a\n2:name=memory:/b\n", out, sizeof(out)));
+    CHECK(!kiln_memlimit_v1_path("5:memory:/long\n", out, 4)); /* does not fit */
+    CHECK(!kiln_memlimit_v1_path("", out, sizeof(out)));
+}
+
 TEST(meminfo_text)
 {
     uint64_t v = 0;
@@ -88,6 +104,7 @@ TEST(read_here)
 int main(void)
 {
     RUN(cgroup_text);
+    RUN(cgroup_v1_path);
     RUN(meminfo_text);
     RUN(default_head_bytes_from_text);
     RUN(read_here);
