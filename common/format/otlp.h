@@ -2,7 +2,8 @@
  * otlp: OpenTelemetry profiles (OTLP v1development, the proto v1.10+ layout)
  * turned into decoded pprof profiles with Pyroscope's rules, ready for the
  * distributor's ingest pipeline. Decoding uses bounded descriptors so that
- * nested AnyValues cannot exhaust the stack; conversion checks every index
+ * nested AnyValues cannot exhaust the stack, with protobuf-c's rules but
+ * a faster decoder (pbdec); conversion checks every index
  * against the request's dictionary. Everything lives in the caller's request
  * arena; no global state besides the read-only descriptor table built once.
  * Thread-safe. Statuses: KILN_OK, KILN_INVALID_ARGUMENT (malformed request or
@@ -38,8 +39,14 @@ typedef Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfiles
  * kvlists just come out empty). Built once on first use; read-only after. */
 const ProtobufCMessageDescriptor *kiln_otlp_request_descriptor(void);
 
+/** The request protobuf_c_message_unpack(kiln_otlp_request_descriptor(),
+ * arena allocator, len, data) would give, decoded faster (pbdec.h) into a:
+ * the same structs, the same bytes refused. NULL when data is malformed or
+ * the arena cap was reached. The rpc method's unpack hook (rpc.h). */
+ProtobufCMessage *kiln_otlp_unpack_message(kiln_arena_t *a, const uint8_t *data, size_t len);
+
 /** Unpacks protobuf bytes (not compressed) into a request allocated in a,
- * through kiln_otlp_request_descriptor(). KILN_INVALID_ARGUMENT with err set
+ * as kiln_otlp_unpack_message does. KILN_INVALID_ARGUMENT with err set
  * when the bytes are malformed or the arena cap was reached (protobuf-c does
  * not tell which). Writes *out only on KILN_OK. */
 kiln_status kiln_otlp_unpack(kiln_arena_t *a, const uint8_t *data, size_t len,

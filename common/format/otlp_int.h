@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0
  * otlp_int: names shared by the otlp module's own files (otlp.c converts,
- * otlp_check.c checks indices). Not for use outside common/otlp*.c. */
+ * otlp_check.c checks indices, otlp_fast.c decodes the hot messages). Not for use outside
+ * common/otlp*.c. */
 #ifndef KILN_OTLP_INT_H
 #define KILN_OTLP_INT_H
 
 #include <stdbool.h>
 
 #include "otlp.h"
+#include "pbdec.h"
 
 typedef Opentelemetry__Proto__Profiles__V1development__ProfilesDictionary o_dict;
 typedef Opentelemetry__Proto__Profiles__V1development__ResourceProfiles o_rprof;
@@ -44,5 +46,10 @@ kiln_status kiln_otlp__check_dictionary(const o_dict *d, kiln_err *err);
  * "resource_profiles[0].scope_profiles[1].profiles[2]"). */
 kiln_status kiln_otlp__check_profile(const o_dict *d, const o_rprof *rp, const o_sprof *sp,
                                      const o_profile *p, const char *where, kiln_err *err);
+
+/** Gives p the hand-written decoders of Sample, Location, Line, Stack,
+ * Function and Mapping (otlp_fast.c), which leave anything unusual to p's
+ * generic decoding. Call once, before p is used. */
+void kiln_otlp__fast_decoders(kiln_pbdec_t *p);
 
 #endif

@@ -64,7 +64,8 @@ static kiln_status decode(const kiln_rpc_method *m, kiln_rpc_ctx *ctx, const uin
     if (codec == KILN_CODEC_JSON)
         return kiln_pbjson_decode(m->req, (const char *)body, len, ctx->arena, req, ctx->err);
     ProtobufCAllocator al = kiln_arena_pb_allocator(ctx->arena);
-    *req = protobuf_c_message_unpack(m->req, &al, len, body);
+    *req = m->unpack != NULL ? m->unpack(ctx->arena, body, len)
+                             : protobuf_c_message_unpack(m->req, &al, len, body);
     if (*req == NULL)
         return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
                             "failed to decode %s: malformed protobuf", m->req->name);

@@ -6,8 +6,9 @@
  * (HTTP, gRPC, OTLP gRPC) or the cluster plane's own listener (ingester.v1);
  * a server looks methods up on its plane only, and a method of the other
  * plane answers KILN_UNIMPLEMENTED there. Also the tenant rule
- * (X-Scope-OrgID). The registry is filled before the servers start and is
- * read-only after. */
+ * (X-Scope-OrgID). A hot method may bring its own protobuf decoder, which
+ * must give what protobuf-c would. The registry is filled before the
+ * servers start and is read-only after. */
 #ifndef KILN_RPC_H
 #define KILN_RPC_H
 
@@ -45,6 +46,11 @@ typedef enum kiln_rpc_plane {
                             ingesters, on -server.internal-grpc-listen-* */
 } kiln_rpc_plane;
 
+/** A method's own protobuf decoder: the message protobuf_c_message_unpack(req,
+ * arena allocator, len, data) would give, allocated in a, or NULL where it
+ * would give NULL (malformed, or the arena cap reached). */
+typedef ProtobufCMessage *(*kiln_rpc_unpack_fn)(kiln_arena_t *a, const uint8_t *data, size_t len);
+
 typedef struct kiln_rpc_method {
     const char *path; /* "/push.v1.PusherService/Push" */
     /* NULL (and fn NULL): a known API method this server does not serve;
@@ -54,6 +60,9 @@ typedef struct kiln_rpc_method {
     kiln_rpc_fn fn;
     void *svc;
     kiln_rpc_plane plane; /* the plane it is served on (zero: public) */
+    /* Decodes protobuf bodies instead of protobuf-c (NULL: protobuf-c), for
+     * a hot method; the NUL check of string fields still runs after it. */
+    kiln_rpc_unpack_fn unpack;
 } kiln_rpc_method;
 
 typedef struct kiln_rpc_registry kiln_rpc_registry_t;

@@ -196,17 +196,17 @@ void kiln_about_register(kiln_about_t *a, kiln_rpc_registry_t *rpc, kiln_http_se
 {
     const kiln_rpc_method m[] = {
         {"/status.v1.StatusService/GetBuildInfo", &status__v1__get_build_info_request__descriptor,
-         &status__v1__get_build_info_response__descriptor, on_build_info, a, KILN_RPC_PUBLIC},
+         &status__v1__get_build_info_response__descriptor, on_build_info, a, KILN_RPC_PUBLIC, NULL},
         {"/status.v1.StatusService/GetConfig", &status__v1__get_config_request__descriptor,
-         &google__api__http_body__descriptor, on_config, a, KILN_RPC_PUBLIC},
+         &google__api__http_body__descriptor, on_config, a, KILN_RPC_PUBLIC, NULL},
         {"/status.v1.StatusService/GetDefaultConfig", &status__v1__get_config_request__descriptor,
-         &google__api__http_body__descriptor, on_default_config, a, KILN_RPC_PUBLIC},
+         &google__api__http_body__descriptor, on_default_config, a, KILN_RPC_PUBLIC, NULL},
         {"/version.v1.Version/Version", &version__v1__version_request__descriptor,
-         &version__v1__version_response__descriptor, on_version, a, KILN_RPC_PUBLIC},
+         &version__v1__version_response__descriptor, on_version, a, KILN_RPC_PUBLIC, NULL},
         {"/capabilities.v1.FeatureFlagsService/GetFeatureFlags",
          &capabilities__v1__get_feature_flags_request__descriptor,
          &capabilities__v1__get_feature_flags_response__descriptor, on_feature_flags, a,
-         KILN_RPC_PUBLIC},
+         KILN_RPC_PUBLIC, NULL},
     };
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
         kiln_rpc_register(rpc, &m[i]);

@@ -575,15 +575,16 @@ void kiln_adhoc_register(kiln_adhoc_t *ad, kiln_rpc_registry_t *rpc)
     const kiln_rpc_method m[] = {
         {ADHOC("Upload"), &adhocprofiles__v1__ad_hoc_profiles_upload_request__descriptor,
          &adhocprofiles__v1__ad_hoc_profiles_get_response__descriptor, on_upload, ad,
-         KILN_RPC_PUBLIC},
+         KILN_RPC_PUBLIC, NULL},
         {ADHOC("Get"), &adhocprofiles__v1__ad_hoc_profiles_get_request__descriptor,
-         &adhocprofiles__v1__ad_hoc_profiles_get_response__descriptor, on_get, ad, KILN_RPC_PUBLIC},
+         &adhocprofiles__v1__ad_hoc_profiles_get_response__descriptor, on_get, ad, KILN_RPC_PUBLIC,
+         NULL},
         {ADHOC("List"), &adhocprofiles__v1__ad_hoc_profiles_list_request__descriptor,
          &adhocprofiles__v1__ad_hoc_profiles_list_response__descriptor, on_list, ad,
-         KILN_RPC_PUBLIC},
+         KILN_RPC_PUBLIC, NULL},
         {ADHOC("Diff"), &adhocprofiles__v1__ad_hoc_profiles_diff_request__descriptor,
          &adhocprofiles__v1__ad_hoc_profiles_diff_response__descriptor, on_diff, ad,
-         KILN_RPC_PUBLIC},
+         KILN_RPC_PUBLIC, NULL},
     };
 #undef ADHOC
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)

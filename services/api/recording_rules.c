@@ -345,13 +345,16 @@ void kiln_rules_register(kiln_rules_t *s, kiln_rpc_registry_t *rpc)
 {
     const kiln_rpc_method m[] = {
         {SVC "GetRecordingRule", &settings__v1__get_recording_rule_request__descriptor,
-         &settings__v1__get_recording_rule_response__descriptor, on_get, s, KILN_RPC_PUBLIC},
+         &settings__v1__get_recording_rule_response__descriptor, on_get, s, KILN_RPC_PUBLIC, NULL},
         {SVC "ListRecordingRules", &settings__v1__list_recording_rules_request__descriptor,
-         &settings__v1__list_recording_rules_response__descriptor, on_list, s, KILN_RPC_PUBLIC},
+         &settings__v1__list_recording_rules_response__descriptor, on_list, s, KILN_RPC_PUBLIC,
+         NULL},
         {SVC "UpsertRecordingRule", &settings__v1__upsert_recording_rule_request__descriptor,
-         &settings__v1__upsert_recording_rule_response__descriptor, on_upsert, s, KILN_RPC_PUBLIC},
+         &settings__v1__upsert_recording_rule_response__descriptor, on_upsert, s, KILN_RPC_PUBLIC,
+         NULL},
         {SVC "DeleteRecordingRule", &settings__v1__delete_recording_rule_request__descriptor,
-         &settings__v1__delete_recording_rule_response__descriptor, on_delete, s, KILN_RPC_PUBLIC},
+         &settings__v1__delete_recording_rule_response__descriptor, on_delete, s, KILN_RPC_PUBLIC,
+         NULL},
     };
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
         kiln_rpc_register(rpc, &m[i]);

@@ -245,11 +245,11 @@ void kiln_settings_register(kiln_settings_t *s, kiln_rpc_registry_t *rpc)
 {
     const kiln_rpc_method m[] = {
         {"/settings.v1.SettingsService/Get", &settings__v1__get_settings_request__descriptor,
-         &settings__v1__get_settings_response__descriptor, on_get, s, KILN_RPC_PUBLIC},
+         &settings__v1__get_settings_response__descriptor, on_get, s, KILN_RPC_PUBLIC, NULL},
         {"/settings.v1.SettingsService/Set", &settings__v1__set_settings_request__descriptor,
-         &settings__v1__set_settings_response__descriptor, on_set, s, KILN_RPC_PUBLIC},
+         &settings__v1__set_settings_response__descriptor, on_set, s, KILN_RPC_PUBLIC, NULL},
         {"/settings.v1.SettingsService/Delete", &settings__v1__delete_settings_request__descriptor,
-         &settings__v1__delete_settings_response__descriptor, on_delete, s, KILN_RPC_PUBLIC},
+         &settings__v1__delete_settings_response__descriptor, on_delete, s, KILN_RPC_PUBLIC, NULL},
     };
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
         kiln_rpc_register(rpc, &m[i]);

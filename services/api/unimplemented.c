@@ -92,7 +92,7 @@ size_t kiln_unimplemented_register(kiln_rpc_registry_t *rpc)
         if (kiln_rpc_find(rpc, KILN_RPC_PUBLIC, p, strlen(p)) != NULL)
             continue;
         /* No request type: kiln_rpc_invoke answers unimplemented unread. */
-        kiln_rpc_method m = {p, NULL, NULL, NULL, NULL, KILN_RPC_PUBLIC};
+        kiln_rpc_method m = {p, NULL, NULL, NULL, NULL, KILN_RPC_PUBLIC, NULL};
         kiln_rpc_register(rpc, &m);
         added++;
     }

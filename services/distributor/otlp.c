@@ -260,7 +260,8 @@ void kiln_distributor_register_otlp(kiln_distributor_t *d, kiln_rpc_registry_t *
                          &PB(export_profiles_service_response__descriptor),
                          h_export,
                          d,
-                         KILN_RPC_PUBLIC};
+                         KILN_RPC_PUBLIC,
+                         kiln_otlp_unpack_message};
     kiln_rpc_register(rpc, &m);
     if (http != NULL)
         kiln_http_server_route(http, HTTP_PATH, on_http, d);

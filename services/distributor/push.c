@@ -59,6 +59,7 @@ void kiln_distributor_register(kiln_distributor_t *d, kiln_rpc_registry_t *rpc)
                          &push__v1__push_response__descriptor,
                          h_push,
                          d,
-                         KILN_RPC_PUBLIC};
+                         KILN_RPC_PUBLIC,
+                         NULL};
     kiln_rpc_register(rpc, &m);
 }

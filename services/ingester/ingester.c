@@ -457,15 +457,15 @@ void kiln_ingester_register(kiln_ingester_t *ing, kiln_rpc_registry_t *rpc)
 {
     const kiln_rpc_method methods[] = {
         {"/ingester.v1.IngesterService/Push", &ingester__v1__push_request__descriptor,
-         &ingester__v1__push_response__descriptor, h_push, ing, KILN_RPC_INTERNAL},
+         &ingester__v1__push_response__descriptor, h_push, ing, KILN_RPC_INTERNAL, NULL},
         {"/ingester.v1.IngesterService/Series", &querier__v1__series_request__descriptor,
-         &querier__v1__series_response__descriptor, h_series, ing, KILN_RPC_INTERNAL},
+         &querier__v1__series_response__descriptor, h_series, ing, KILN_RPC_INTERNAL, NULL},
         {"/ingester.v1.IngesterService/MergeTree", &ingester__v1__select_request__descriptor,
-         &ingester__v1__tree_response__descriptor, h_merge_tree, ing, KILN_RPC_INTERNAL},
+         &ingester__v1__tree_response__descriptor, h_merge_tree, ing, KILN_RPC_INTERNAL, NULL},
         {"/ingester.v1.IngesterService/Profiles", &ingester__v1__select_request__descriptor,
-         &ingester__v1__profiles_response__descriptor, h_profiles, ing, KILN_RPC_INTERNAL},
+         &ingester__v1__profiles_response__descriptor, h_profiles, ing, KILN_RPC_INTERNAL, NULL},
         {"/ingester.v1.IngesterService/Stats", &ingester__v1__stats_request__descriptor,
-         &ingester__v1__stats_response__descriptor, h_stats, ing, KILN_RPC_INTERNAL},
+         &ingester__v1__stats_response__descriptor, h_stats, ing, KILN_RPC_INTERNAL, NULL},
     };
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         kiln_rpc_register(rpc, &methods[i]);

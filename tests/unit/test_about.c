@@ -82,7 +82,7 @@ TEST(unimplemented_entries)
 {
     kiln_rpc_registry_t *r = kiln_rpc_registry_create();
     kiln_rpc_method m = {
-        "/settings.v1.SettingsService/Get", NULL, NULL, served, NULL, KILN_RPC_PUBLIC};
+        "/settings.v1.SettingsService/Get", NULL, NULL, served, NULL, KILN_RPC_PUBLIC, NULL};
     m.req = m.resp = (const ProtobufCMessageDescriptor *)1; /* only compared */
     kiln_rpc_register(r, &m);
     size_t n = 0;

@@ -584,7 +584,8 @@ int main(void)
                          &push__v1__raw_sample__descriptor,
                          on_call,
                          NULL,
-                         KILN_RPC_PUBLIC};
+                         KILN_RPC_PUBLIC,
+                         NULL};
     kiln_rpc_register(rpc, &m);
     kiln_grpc_config cfg = {
         .address = "127.0.0.1", .port = 0, .threads = 4, .max_recv = (size_t)64 << 20};

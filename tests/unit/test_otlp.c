@@ -677,7 +677,8 @@ TEST(nul_in_any_string_is_refused)
                               kiln_otlp_request_descriptor(),
                               echo,
                               NULL,
-                              KILN_RPC_PUBLIC};
+                              KILN_RPC_PUBLIC,
+                              kiln_otlp_unpack_message};
     kiln_rpc_register(reg, &method);
     const kiln_rpc_method *em = kiln_rpc_find(reg, KILN_RPC_PUBLIC, method.path, 17);
     kiln_arena_t *a = kiln_arena_create(ARENA_CAP);

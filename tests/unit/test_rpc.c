@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "opentelemetry/proto/collector/profiles/v1development/profiles_service.pb-c.h"
 #include "rpc.h"
 #include "status.h"
 
@@ -54,7 +55,7 @@ static kiln_status dummy(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *r
 TEST(registry)
 {
     kiln_rpc_registry_t *r = kiln_rpc_registry_create();
-    kiln_rpc_method m = {"/a.B/C", NULL, NULL, dummy, NULL, KILN_RPC_PUBLIC};
+    kiln_rpc_method m = {"/a.B/C", NULL, NULL, dummy, NULL, KILN_RPC_PUBLIC, NULL};
     kiln_rpc_register(r, &m);
     CHECK(kiln_rpc_find(r, KILN_RPC_PUBLIC, "/a.B/C", 6) != NULL);
     CHECK(kiln_rpc_find(r, KILN_RPC_PUBLIC, "/a.B/D", 6) == NULL);
@@ -68,9 +69,9 @@ TEST(registry_planes)
 {
     kiln_rpc_registry_t *r = kiln_rpc_registry_create();
     const ProtobufCMessageDescriptor *d = (const ProtobufCMessageDescriptor *)1; /* unread */
-    kiln_rpc_method pub = {"/push.v1.PusherService/Push", d, d, dummy, NULL, KILN_RPC_PUBLIC};
+    kiln_rpc_method pub = {"/push.v1.PusherService/Push", d, d, dummy, NULL, KILN_RPC_PUBLIC, NULL};
     kiln_rpc_method in = {
-        "/ingester.v1.IngesterService/Push", d, d, dummy, NULL, KILN_RPC_INTERNAL};
+        "/ingester.v1.IngesterService/Push", d, d, dummy, NULL, KILN_RPC_INTERNAL, NULL};
     kiln_rpc_register(r, &pub);
     kiln_rpc_register(r, &in);
     const char *ip = in.path, *pp = pub.path;
@@ -100,6 +101,54 @@ TEST(registry_planes)
     kiln_rpc_registry_destroy(r);
 }
 
+#define PB(x) opentelemetry__proto__collector__profiles__v1development__##x
+
+typedef Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfilesServiceResponse
+    o_resp;
+
+static int n_unpacked; /* calls of unpack_hook */
+
+/* A method's own decoder: an empty message for no bytes, else "malformed". */
+static ProtobufCMessage *unpack_hook(kiln_arena_t *a, const uint8_t *data, size_t len)
+{
+    (void)data;
+    n_unpacked++;
+    o_resp *m = len == 0 ? kiln_arena_alloc(a, sizeof(*m)) : NULL;
+    if (m == NULL)
+        return NULL;
+    PB(export_profiles_service_response__init)(m);
+    return &m->base;
+}
+
+static kiln_status echo(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *req,
+                        ProtobufCMessage **resp)
+{
+    (void)svc, (void)ctx;
+    *resp = (ProtobufCMessage *)req;
+    return KILN_OK;
+}
+
+/* A method with an unpack hook decodes protobuf bodies with it, and what
+ * it refuses is INVALID_ARGUMENT as protobuf-c's refusals are. */
+TEST(method_unpack_hook)
+{
+    const ProtobufCMessageDescriptor *d = &PB(export_profiles_service_response__descriptor);
+    kiln_rpc_method m = {"/a.B/C", d, d, echo, NULL, KILN_RPC_PUBLIC, unpack_hook};
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_err err = {0};
+    kiln_rpc_ctx ctx = {"t", a, &err, false, NULL};
+    kiln_buf out;
+    kiln_buf_init(&out, 0);
+    CHECK_OK(kiln_rpc_invoke(&m, &ctx, NULL, 0, KILN_CODEC_PROTO, &out));
+    CHECK_EQ(n_unpacked, 1);
+    CHECK_EQ(kiln_rpc_invoke(&m, &ctx, (const uint8_t *)"\x08\x01", 2, KILN_CODEC_PROTO, &out),
+             KILN_INVALID_ARGUMENT);
+    CHECK_EQ(n_unpacked, 2);
+    CHECK(strstr(err.msg, "malformed") != NULL);
+    kiln_buf_free(&out);
+    kiln_arena_destroy(a);
+}
+
 int main(void)
 {
     RUN(tenant_default_and_valid);
@@ -107,5 +156,6 @@ int main(void)
     RUN(status_mapping);
     RUN(registry);
     RUN(registry_planes);
+    RUN(method_unpack_hook);
     return check_done();
 }

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * libFuzzer target for common/pbdec, differential: arbitrary bytes decoded
+ * as an OTLP ExportProfilesServiceRequest by pbdec and by protobuf-c (both
+ * through the bounded descriptor) must be accepted or refused alike, and
+ * when accepted pack to the same bytes. Aborts on any difference. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "otlp.h"
+#include "xmalloc.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint8_t *packed(const ProtobufCMessage *m, size_t *n)
+{
+    *n = protobuf_c_message_get_packed_size(m);
+    uint8_t *p = kiln_xmalloc(*n + 1);
+    protobuf_c_message_pack(m, p);
+    return p;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* No cap: the decoders need different amounts, so only input decides. */
+    kiln_arena_t *a = kiln_arena_create(0), *b = kiln_arena_create(0);
+    ProtobufCAllocator al = kiln_arena_pb_allocator(b);
+    ProtobufCMessage *x = kiln_otlp_unpack_message(a, data, size);
+    ProtobufCMessage *y =
+        protobuf_c_message_unpack(kiln_otlp_request_descriptor(), &al, size, data);
+    if ((x == NULL) != (y == NULL))
+        abort();
+    if (x != NULL) {
+        size_t nx, ny;
+        uint8_t *px = packed(x, &nx), *py = packed(y, &ny);
+        if (nx != ny || memcmp(px, py, nx) != 0)
+            abort();
+        free(px);
+        free(py);
+    }
+    kiln_arena_destroy(a);
+    kiln_arena_destroy(b);
+    return 0;
+}
