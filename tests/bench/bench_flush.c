@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "bench_limits.h"
 #include "bench_summary.h"
 #include "clock.h"
 #include "db.h"
@@ -179,15 +180,7 @@ static int env_create(env *e)
         perror("bench_flush: mkdtemp");
         return -1;
     }
-    kiln_limits l;
-    memset(&l, 0, sizeof(l));
-    l.ingestion_burst_mb = 2;
-    l.max_profile_bytes = 64u << 20;
-    l.max_label_names = 30;
-    l.max_label_name_len = 1024;
-    l.max_label_value_len = 2048;
-    l.max_sample_labels = 100;
-    l.max_stack_depth = 1000;
+    kiln_limits l = kiln_bench_limits();
     e->limits = kiln_overrides_create(&l);
     e->metrics = kiln_metrics_create();
     kiln_ingester_config ic = {

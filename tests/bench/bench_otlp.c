@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_limits.h"
 #include "bench_summary.h"
 #include "db.h"
 #include "distributor.h"
@@ -68,15 +69,7 @@ static int read_file(const char *path, kiln_buf *out)
  * the exported profiles' age not checked (the files are old). */
 static void env_create(bench_env *e)
 {
-    kiln_limits l;
-    memset(&l, 0, sizeof(l));
-    l.ingestion_burst_mb = 2;
-    l.max_profile_bytes = 64u << 20;
-    l.max_label_names = 30;
-    l.max_label_name_len = 1024;
-    l.max_label_value_len = 2048;
-    l.max_sample_labels = 100;
-    l.max_stack_depth = 1000;
+    kiln_limits l = kiln_bench_limits();
     e->limits = kiln_overrides_create(&l);
     e->metrics = kiln_metrics_create();
     snprintf(e->dir, sizeof(e->dir), "/tmp/kiln-bench-XXXXXX");

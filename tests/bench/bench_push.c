@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_limits.h"
 #include "bench_summary.h"
 #include "db.h"
 #include "arena.h"
@@ -451,25 +452,6 @@ static void init_file(bench_file *f, const char *root, const char *rel)
     snprintf(f->service, sizeof(f->service), "bench-%s-%.40s", f->lang, base ? base + 1 : rel);
 }
 
-/* The push path's limits: Kiln's defaults (build/kiln -help) with the rate
- * limit and time window off, and no sample count limit so that large.cpu
- * (20,430 samples > 16,000) is measured rather than refused. */
-static kiln_limits bench_limits(void)
-{
-    kiln_limits l;
-    memset(&l, 0, sizeof(l));
-    l.ingestion_rate_mb = 0;
-    l.ingestion_burst_mb = 2;
-    l.max_profile_bytes = 64u << 20;
-    l.max_samples = 0;
-    l.max_label_names = 30;
-    l.max_label_name_len = 1024;
-    l.max_label_value_len = 2048;
-    l.max_sample_labels = 100;
-    l.max_stack_depth = 1000;
-    return l;
-}
-
 typedef struct bench_env {
     kiln_overrides_t *limits;
     kiln_metrics_t *metrics;
@@ -480,7 +462,7 @@ typedef struct bench_env {
 
 static void env_create(bench_env *e)
 {
-    kiln_limits l = bench_limits();
+    kiln_limits l = kiln_bench_limits();
     e->limits = kiln_overrides_create(&l);
     e->metrics = kiln_metrics_create();
     /* A fresh state directory per run; the WAL is written but not fsynced,

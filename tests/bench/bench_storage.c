@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "bench_limits.h"
 #include "bench_summary.h"
 #include "db.h"
 #include "arena.h"
@@ -1003,18 +1004,12 @@ typedef struct push_env {
     char dir[64];
 } push_env;
 
-/* Kiln's default limits with the rate limit and time window off. */
+/* The benchmarks' limits with the sample count limit of Kiln's default
+ * and a deeper stack limit. */
 static kiln_limits bench_limits(void)
 {
-    kiln_limits l;
-    memset(&l, 0, sizeof(l));
-    l.ingestion_burst_mb = 2;
-    l.max_profile_bytes = 64u << 20;
+    kiln_limits l = kiln_bench_limits();
     l.max_samples = 16000;
-    l.max_label_names = 30;
-    l.max_label_name_len = 1024;
-    l.max_label_value_len = 2048;
-    l.max_sample_labels = 100;
     l.max_stack_depth = MAX_DEPTH;
     return l;
 }
