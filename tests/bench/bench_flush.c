@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "bench_env.h"
 #include "bench_limits.h"
 #include "bench_summary.h"
 #include "clock.h"
@@ -65,20 +66,6 @@ static double rng_unit(void)
     return (double)((rng_s * 0x2545F4914F6CDD1DULL) >> 11) * 0x1p-53;
 }
 
-static int read_whole(const char *path, kiln_buf *out)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return -1;
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        kiln_buf_append(out, chunk, n);
-    int bad = ferror(fp);
-    fclose(fp);
-    return bad ? -1 : 0;
-}
-
 /* A variant of base: ~DROP of the samples left out, each kept sample's
  * values scaled by one factor in 0.5..1.5 (a nonzero value stays nonzero). */
 static void vary(const kiln_pprof_t *base, kiln_arena_t *a, kiln_pprof_t *out)
@@ -120,7 +107,7 @@ static int load_file(bfile *f, const char *root, const char *rel)
     const uint8_t *raw = NULL;
     size_t raw_len = 0;
     kiln_pprof_t p;
-    kiln_status st = read_whole(path, &disk) == 0 ? KILN_OK : KILN_NOT_FOUND;
+    kiln_status st = bench_read_file(path, &disk) == 0 ? KILN_OK : KILN_NOT_FOUND;
     if (st == KILN_OK)
         st = kiln_gunzip_maybe(a, (const uint8_t *)disk.ptr, disk.len, 256u << 20, &raw, &raw_len,
                                &err);

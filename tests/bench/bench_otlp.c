@@ -10,20 +10,15 @@
  * Files are ExportProfilesServiceRequest bytes relative to $KILN_TESTDATA;
  * -n runs a fixed count, for repeatable instruction counts under
  * callgrind. The WAL is written but not fsynced: the disk is pushload's. */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "bench_limits.h"
+#include "bench_env.h"
 #include "bench_summary.h"
-#include "db.h"
 #include "distributor.h"
-#include "ingester.h"
-#include "metrics.h"
-#include "overrides.h"
 #include "rpc.h"
 #include "xmalloc.h"
 
@@ -35,16 +30,6 @@ static const char *const default_files[] = {
     "hard/grafana-pyroscope/otel-ebpf-profile.2025capture.pb.bin",
 };
 
-typedef struct bench_env {
-    char dir[64];
-    kiln_overrides_t *limits;
-    kiln_metrics_t *metrics;
-    kiln_ingester_t *ing;
-    kiln_distributor_t *d;
-    kiln_rpc_registry_t *rpc;
-    const kiln_rpc_method *export;
-} bench_env;
-
 static double clock_s(clockid_t id)
 {
     struct timespec ts;
@@ -52,64 +37,29 @@ static double clock_s(clockid_t id)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int read_file(const char *path, kiln_buf *out)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return -1;
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        kiln_buf_append(out, chunk, n);
-    fclose(fp);
-    return 0;
-}
+/* The push environment with the OTLP export method registered. */
+typedef struct otlp_env {
+    bench_env env;
+    kiln_rpc_registry_t *rpc;
+    const kiln_rpc_method *export;
+} otlp_env;
 
-/* A distributor over a fresh ingester, as -target=all wires them, with
- * the exported profiles' age not checked (the files are old). */
-static void env_create(bench_env *e)
+static void otlp_env_create(otlp_env *e)
 {
-    kiln_limits l = kiln_bench_limits();
-    e->limits = kiln_overrides_create(&l);
-    e->metrics = kiln_metrics_create();
-    snprintf(e->dir, sizeof(e->dir), "/tmp/kiln-bench-XXXXXX");
-    if (mkdtemp(e->dir) == NULL) {
-        perror("bench_otlp: mkdtemp");
-        abort();
-    }
-    kiln_ingester_config ic = {
-        .storage_path = e->dir, .wal_segment_bytes = 1u << 30, .wal_no_fsync = true};
-    kiln_err err;
-    if (kiln_ingester_create(&ic, &e->ing, &err) != KILN_OK) {
-        fprintf(stderr, "bench_otlp: %s\n", err.msg);
-        abort();
-    }
-    kiln_distributor_config dc = {e->limits, l.max_profile_bytes,
-                                  kiln_db_store(kiln_ingester_db(e->ing))};
-    e->d = kiln_distributor_create(&dc, e->metrics);
+    bench_env_create(&e->env);
     e->rpc = kiln_rpc_registry_create();
-    kiln_distributor_register_otlp(e->d, e->rpc, NULL);
+    kiln_distributor_register_otlp(e->env.d, e->rpc, NULL);
     e->export = kiln_rpc_find(e->rpc, KILN_RPC_PUBLIC, EXPORT_PATH, strlen(EXPORT_PATH));
 }
 
-static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void env_destroy(bench_env *e)
+static void otlp_env_destroy(otlp_env *e)
 {
     kiln_rpc_registry_destroy(e->rpc);
-    kiln_distributor_destroy(e->d);
-    kiln_ingester_destroy(e->ing);
-    kiln_metrics_destroy(e->metrics);
-    kiln_overrides_destroy(e->limits);
-    nftw(e->dir, on_remove, 16, FTW_DEPTH | FTW_PHYS);
+    bench_env_destroy(&e->env);
 }
 
 /* One export of body; -1 after printing why it failed. */
-static int export_one(bench_env *e, kiln_arena_t *a, const kiln_buf *body, kiln_buf *out)
+static int export_one(otlp_env *e, kiln_arena_t *a, const kiln_buf *body, kiln_buf *out)
 {
     kiln_err err = {KILN_OK, ""};
     kiln_rpc_ctx ctx = {.tenant = "bench", .arena = a, .err = &err};
@@ -128,8 +78,8 @@ static int export_one(bench_env *e, kiln_arena_t *a, const kiln_buf *body, kiln_
 static int bench_file(const char *rel, const kiln_buf *body, double seconds, uint64_t n,
                       double *cpu_total, double *mb_total)
 {
-    bench_env e;
-    env_create(&e);
+    otlp_env e;
+    otlp_env_create(&e);
     kiln_arena_t *a = kiln_arena_create(0);
     kiln_buf out;
     kiln_buf_init(&out, 0);
@@ -151,7 +101,7 @@ static int bench_file(const char *rel, const kiln_buf *body, double seconds, uin
     }
     kiln_buf_free(&out);
     kiln_arena_destroy(a);
-    env_destroy(&e);
+    otlp_env_destroy(&e);
     return rc;
 }
 
@@ -184,7 +134,7 @@ int main(int argc, char **argv)
                  rel);
         kiln_buf body;
         kiln_buf_init(&body, 0);
-        int rc = read_file(path, &body);
+        int rc = bench_read_file(path, &body);
         if (rc != 0)
             fprintf(stderr, "bench_otlp: cannot read %s\n", path);
         else

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_env.h"
 #include "bench_limits.h"
 #include "bench_summary.h"
 #include "db.h"
@@ -387,21 +388,14 @@ static int push_one(void *ctx, uint64_t i)
 
 /* ---- setup ----------------------------------------------------------------- */
 
+/* The file at path, whole, in *out (to free). */
 static int read_file(const char *path, uint8_t **out, size_t *len)
 {
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return -1;
     kiln_buf b;
     kiln_buf_init(&b, 0);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        kiln_buf_append(&b, chunk, n);
-    int bad = ferror(fp);
-    fclose(fp);
+    int rc = bench_read_file(path, &b);
     *out = (uint8_t *)kiln_buf_detach(&b, len);
-    return bad ? -1 : 0;
+    return rc;
 }
 
 /* Reads, gunzips (once) and decodes a file to count its samples. The raw
@@ -450,58 +444,6 @@ static void init_file(bench_file *f, const char *root, const char *rel)
     }
     const char *base = strrchr(rel, '/');
     snprintf(f->service, sizeof(f->service), "bench-%s-%.40s", f->lang, base ? base + 1 : rel);
-}
-
-typedef struct bench_env {
-    kiln_overrides_t *limits;
-    kiln_metrics_t *metrics;
-    kiln_ingester_t *ing;
-    kiln_distributor_t *d;
-    char dir[32]; /* the ingester's state directory, removed by env_destroy */
-} bench_env;
-
-static void env_create(bench_env *e)
-{
-    kiln_limits l = kiln_bench_limits();
-    e->limits = kiln_overrides_create(&l);
-    e->metrics = kiln_metrics_create();
-    /* A fresh state directory per run; the WAL is written but not fsynced,
-     * so the figure is the CPU cost of the push path, not the disk's. */
-    snprintf(e->dir, sizeof(e->dir), "/tmp/kiln-bench-XXXXXX");
-    if (mkdtemp(e->dir) == NULL) {
-        perror("bench_push: mkdtemp");
-        abort();
-    }
-    kiln_ingester_config ic = {
-        .storage_path = e->dir, .wal_segment_bytes = 1u << 30, .wal_no_fsync = true};
-    kiln_err err;
-    if (kiln_ingester_create(&ic, &e->ing, &err) != KILN_OK) {
-        fprintf(stderr, "bench_push: %s\n", err.msg);
-        abort();
-    }
-    kiln_distributor_config dc = {e->limits, l.max_profile_bytes,
-                                  kiln_db_store(kiln_ingester_db(e->ing))};
-    e->d = kiln_distributor_create(&dc, e->metrics);
-}
-
-static int on_remove(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    if (remove(path) != 0)
-        fprintf(stderr, "bench_push: cannot remove %s\n", path);
-    return 0;
-}
-
-static void env_destroy(bench_env *e)
-{
-    kiln_distributor_destroy(e->d);
-    kiln_ingester_destroy(e->ing);
-    kiln_metrics_destroy(e->metrics);
-    kiln_overrides_destroy(e->limits);
-    /* Each run writes hundreds of MB of WAL: leave nothing behind. */
-    nftw(e->dir, on_remove, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static double peak_rss_mb(void)
@@ -633,7 +575,7 @@ static int bench_baselines(const bench_file *f, double seconds, file_figures *ff
 static int bench_file_push(const bench_file *f, double seconds, bool push_only, file_figures *ff)
 {
     bench_env e;
-    env_create(&e);
+    bench_env_create(&e);
     push_ctx pc;
     memset(&pc, 0, sizeof(pc));
     pc.d = e.d;
@@ -647,7 +589,7 @@ static int bench_file_push(const bench_file *f, double seconds, bool push_only, 
         rc = run_timed(seconds, push_one, &pc, true, &ff->push);
     kiln_db_stats(kiln_ingester_db(e.ing), "bench", &ff->head);
     kiln_arena_destroy(pc.a);
-    env_destroy(&e);
+    bench_env_destroy(&e);
     return rc;
 }
 
@@ -826,14 +768,14 @@ static int store_rules(kiln_rules_t *rules, const bench_file *f, size_t k, kiln_
 static int bench_rules_one(const bench_file *f, size_t k, double seconds, run_result *out)
 {
     bench_env e;
-    env_create(&e);
+    bench_env_create(&e);
     char dir[64];
     snprintf(dir, sizeof(dir), "%s/rules", e.dir);
     kiln_objstore_t *store = NULL;
     kiln_err err = {KILN_OK, ""};
     if (kiln_objstore_open_fs(dir, &store, &err) != KILN_OK) {
         fprintf(stderr, "bench_push: %s\n", err.msg);
-        env_destroy(&e);
+        bench_env_destroy(&e);
         return -1;
     }
     kiln_rules_t *rules = kiln_rules_create(store);
@@ -849,7 +791,7 @@ static int bench_rules_one(const bench_file *f, size_t k, double seconds, run_re
     if (rc == 0)
         rc = run_timed(seconds, push_one, &pc, false, out);
     kiln_arena_destroy(pc.a);
-    env_destroy(&e); /* the distributor goes first: it borrows ev */
+    bench_env_destroy(&e); /* the distributor goes first: it borrows ev */
     kiln_rules_eval_destroy(ev);
     kiln_arena_destroy(a);
     kiln_rules_destroy(rules);
@@ -960,7 +902,7 @@ typedef struct mt_result {
 static int bench_threads(const bench_file *f, size_t n, int threads, double seconds, mt_result *out)
 {
     bench_env e;
-    env_create(&e);
+    bench_env_create(&e);
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)threads);
     push_ctx *pc = kiln_xcalloc((size_t)threads, sizeof(*pc));
@@ -992,7 +934,7 @@ static int bench_threads(const bench_file *f, size_t n, int threads, double seco
     free(tid);
     free(pc);
     pthread_barrier_destroy(&start);
-    env_destroy(&e);
+    bench_env_destroy(&e);
     return rc;
 }
 
