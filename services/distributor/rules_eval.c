@@ -559,48 +559,107 @@ static size_t take_changed(tenant *t, kiln_arena_t *a, kiln_buf *out, counter **
     return k;
 }
 
-kiln_status kiln_rules_eval_flush(kiln_rules_eval_t *ev, kiln_err *err)
+/* One tenant's changed counters, taken for one send. */
+typedef struct outgoing {
+    char *tenant;
+    kiln_arena_t *a;
+    kiln_buf body;
+    counter **sent;
+    size_t n;
+} outgoing;
+
+/* Every tenant's changed counters, marked sent; under ev->mu. */
+static outgoing *take_all(kiln_rules_eval_t *ev, size_t *n_out)
+{
+    size_t n = 0;
+    for (const tenant *t = ev->tenants; t != NULL; t = t->next)
+        n++;
+    outgoing *o = kiln_xcalloc(n + 1, sizeof(*o));
+    size_t k = 0;
+    for (tenant *t = ev->tenants; t != NULL; t = t->next) {
+        o[k].a = kiln_arena_create(0);
+        kiln_buf_init(&o[k].body, 0);
+        o[k].n = take_changed(t, o[k].a, &o[k].body, &o[k].sent);
+        o[k].tenant = kiln_xstrdup(t->id);
+        k++;
+    }
+    *n_out = k;
+    return o;
+}
+
+/* Marks what o took as changed again, so the next round sends the latest
+ * values; under ev->mu (counters live as long as ev). */
+static void retake(outgoing *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        o->sent[i]->dirty = true;
+}
+
+static void free_outgoing(outgoing *o, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(o[i].tenant);
+        kiln_buf_free(&o[i].body);
+        kiln_arena_destroy(o[i].a);
+    }
+    free(o);
+}
+
+static void state_text(const kiln_rules_eval_t *ev, kiln_buf *out);
+static kiln_status write_state(const char *path, const kiln_buf *text, kiln_err *err);
+
+/* Sends each taken tenant; a send that may succeed later is taken again. */
+static kiln_status send_all(kiln_rules_eval_t *ev, outgoing *o, size_t n, kiln_err *err)
 {
     kiln_status first = KILN_OK;
-    pthread_mutex_lock(&ev->send_mu);
-    /* Saved before sent: no value leaves that a restart would go below. */
-    if (ev->state_path != NULL && (first = save_state(ev, err)) != KILN_OK) {
-        pthread_mutex_unlock(&ev->send_mu);
-        return first;
-    }
-    if (ev->rw == NULL) {
-        pthread_mutex_unlock(&ev->send_mu);
-        return KILN_OK;
-    }
-    pthread_mutex_lock(&ev->mu);
-    for (tenant *t = ev->tenants; t != NULL; t = t->next) {
-        kiln_arena_t *a = kiln_arena_create(0);
-        kiln_buf body;
-        kiln_buf_init(&body, 0);
-        counter **sent = NULL;
-        size_t n = take_changed(t, a, &body, &sent);
-        char *id = kiln_xstrdup(t->id);
-        pthread_mutex_unlock(&ev->mu); /* pushes go on while we send */
+    for (size_t i = 0; i < n; i++) {
+        if (o[i].n == 0)
+            continue;
         kiln_err e = {0};
         kiln_status st =
-            n > 0 ? kiln_rw_send(ev->rw, id, (const uint8_t *)body.ptr, body.len, 5, &e) : KILN_OK;
-        pthread_mutex_lock(&ev->mu);
+            kiln_rw_send(ev->rw, o[i].tenant, (const uint8_t *)o[i].body.ptr, o[i].body.len, 5, &e);
+        if (st == KILN_OK)
+            continue;
         if (st == KILN_UNAVAILABLE) {
-            for (size_t i = 0; i < n; i++)
-                sent[i]->dirty = true; /* the next round sends the latest values */
+            pthread_mutex_lock(&ev->mu);
+            retake(&o[i]);
+            pthread_mutex_unlock(&ev->mu);
         }
-        if (st != KILN_OK) {
-            KILN_LOG_WARN("rules", "tenant=%s %zu series not sent: %s", id, n, e.msg);
-            if (first == KILN_OK)
-                first = kiln_err_set(err, st, "%s", e.msg);
-        }
-        free(id);
-        kiln_buf_free(&body);
-        kiln_arena_destroy(a);
+        KILN_LOG_WARN("rules", "tenant=%s %zu series not sent: %s", o[i].tenant, o[i].n, e.msg);
+        if (first == KILN_OK)
+            first = kiln_err_set(err, st, "%s", e.msg);
     }
-    pthread_mutex_unlock(&ev->mu);
-    pthread_mutex_unlock(&ev->send_mu);
     return first;
+}
+
+kiln_status kiln_rules_eval_flush(kiln_rules_eval_t *ev, kiln_err *err)
+{
+    pthread_mutex_lock(&ev->send_mu);
+    /* The state file and the sends are one snapshot, taken under one lock,
+     * and the file is written first: no value leaves that a restart would
+     * go below (a push counted between the two would). Pushes go on while
+     * the file is written and the sends wait. */
+    kiln_buf state;
+    kiln_buf_init(&state, 0);
+    size_t n = 0;
+    pthread_mutex_lock(&ev->mu);
+    if (ev->state_path != NULL)
+        state_text(ev, &state);
+    outgoing *o = ev->rw != NULL ? take_all(ev, &n) : NULL;
+    pthread_mutex_unlock(&ev->mu);
+    kiln_status st = ev->state_path != NULL ? write_state(ev->state_path, &state, err) : KILN_OK;
+    if (st == KILN_OK) {
+        st = send_all(ev, o, n, err);
+    } else {
+        pthread_mutex_lock(&ev->mu);
+        for (size_t i = 0; i < n; i++)
+            retake(&o[i]);
+        pthread_mutex_unlock(&ev->mu);
+    }
+    free_outgoing(o, n);
+    kiln_buf_free(&state);
+    pthread_mutex_unlock(&ev->send_mu);
+    return st;
 }
 
 static void *sender_main(void *arg)
@@ -634,28 +693,45 @@ void kiln_rules_eval_remote_write(kiln_rules_eval_t *ev, kiln_rw_t *rw, int64_t 
 
 #define WRITER_LINE "#writer\t"
 
-static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err)
+/* Every counter as state file lines; under ev->mu. */
+static void state_text(const kiln_rules_eval_t *ev, kiln_buf *out)
+{
+    kiln_buf_printf(out, WRITER_LINE "%s\n", ev->writer_id);
+    for (const tenant *t = ev->tenants; t != NULL; t = t->next) {
+        for (size_t i = 0; i < t->n_buckets; i++) {
+            for (const counter *c = t->buckets[i]; c != NULL; c = c->next)
+                kiln_buf_printf(out, "%s\t%s\t%.17g\t%lld\n", t->id, c->series, c->value,
+                                (long long)c->ts_ms);
+        }
+    }
+}
+
+/* Replaces path with text atomically: a temporary file, fsync, rename. */
+static kiln_status write_state(const char *path, const kiln_buf *text, kiln_err *err)
 {
     char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", ev->state_path);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (f == NULL)
         return kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", tmp, strerror(errno));
-    fprintf(f, WRITER_LINE "%s\n", ev->writer_id);
-    pthread_mutex_lock(&ev->mu);
-    for (tenant *t = ev->tenants; t != NULL; t = t->next) {
-        for (size_t i = 0; i < t->n_buckets; i++) {
-            for (counter *c = t->buckets[i]; c != NULL; c = c->next)
-                fprintf(f, "%s\t%s\t%.17g\t%lld\n", t->id, c->series, c->value,
-                        (long long)c->ts_ms);
-        }
-    }
-    pthread_mutex_unlock(&ev->mu);
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    bool ok = fwrite(text->ptr, 1, text->len, f) == text->len;
+    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
     ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, ev->state_path) != 0)
-        return kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", ev->state_path, strerror(errno));
+    if (!ok || rename(tmp, path) != 0)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", path, strerror(errno));
     return KILN_OK;
+}
+
+static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err)
+{
+    kiln_buf text;
+    kiln_buf_init(&text, 0);
+    pthread_mutex_lock(&ev->mu);
+    state_text(ev, &text);
+    pthread_mutex_unlock(&ev->mu);
+    kiln_status st = write_state(ev->state_path, &text, err);
+    kiln_buf_free(&text);
+    return st;
 }
 
 static kiln_status load_line(kiln_rules_eval_t *ev, char *line, kiln_err *err)

@@ -4,7 +4,8 @@
 // pushed with upstream's push client, and PromQL over Prometheus' HTTP API
 // returning the totals, whole-profile and for one function, after Kiln
 // remote-wrote them; and after kill -9 and a restart the counters go on
-// from there, counting the next profile once.
+// from there, counting the next profile once, and a kill -9 amid pushes
+// and remote writes never leaves Prometheus ahead of the saved counters.
 package recording_rules
 
 import (
@@ -18,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -312,4 +314,95 @@ func TestRecordingRulesAcrossDistributors(t *testing.T) {
 	if got := promValue(t, prom, `sum(resets(rrc_cpu_nanoseconds[10m]))`); got != "0" {
 		t.Errorf("a distributor's counter went back: resets = %s", got)
 	}
+}
+
+// TestRecordingRulesKillWhilePushing: kill -9 lands while pushes and remote
+// writes go on; each time the restarted Kiln's counter (what it loaded) is
+// at least the highest value Prometheus received, so no value left that
+// the saved state did not hold, and the counter never goes back.
+func TestRecordingRulesKillWhilePushing(t *testing.T) {
+	kilntest.RequireEnv(t)
+	prom := startPrometheus(t)
+	args := kilntest.Args("-recording-rules.remote-write-url="+prom+"/api/v1/write",
+		"-recording-rules.remote-write-interval=20ms", "-recording-rules.refresh-period=100ms")
+	k := kilntest.Start(t, kilntest.KillAtCleanup(), args)
+	tenant := kilntest.NewTenant("rules-kill")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	rules := settingsv1connect.NewRecordingRulesServiceClient(k.Clients(t, tenant).HTTP, k.HTTPURL())
+	if _, err := rules.UpsertRecordingRule(ctx, connect.NewRequest(&settingsv1.UpsertRecordingRuleRequest{
+		MetricName: "rrk_cpu_nanoseconds", GroupBy: []string{"service_name"},
+		Matchers: []string{`{__profile_type__="` + cpuType + `", service_name="rrk-app"}`}})); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // past the refresh period
+	const q = `max_over_time(rrk_cpu_nanoseconds{service_name="rrk-app"}[10m])`
+	for round := 0; round < 5; round++ {
+		c := k.Clients(t, tenant)
+		stop := make(chan struct{})
+		done := make(chan int)
+		for g := 0; g < 4; g++ {
+			go func() {
+				n := 0
+				defer func() { done <- n }()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_, err := c.Push.Push(ctx, connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+						Labels: []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"},
+							{Name: "service_name", Value: "rrk-app"}},
+						Samples: []*pushv1.RawSample{{RawProfile: cpuProfile(t, time.Now()), ID: kilntest.NewUUID()}},
+					}}}))
+					if err != nil {
+						return // killed
+					}
+					n++
+				}
+			}()
+		}
+		time.Sleep(time.Second)
+		k.Kill(t)
+		close(stop)
+		pushed := 0
+		for g := 0; g < 4; g++ {
+			pushed += <-done
+		}
+		sent, _ := strconv.ParseFloat(promValue(t, prom, q), 64)
+		k = k.Restart(t)
+		loaded := tenantCounter(t, k, tenant, `rrk_cpu_nanoseconds{service_name="rrk-app"}`)
+		t.Logf("round %d: %d pushes, Prometheus received at most %.0f, the restart loaded %.0f",
+			round, pushed, sent, loaded)
+		if pushed == 0 || sent == 0 {
+			t.Fatalf("round %d: nothing pushed or sent", round)
+		}
+		if loaded < sent {
+			t.Errorf("round %d: Prometheus received %.0f, the restart continued from %.0f", round, sent, loaded)
+		}
+	}
+}
+
+// tenantCounter is series' value on Kiln's /metrics/tenant/<tenant>.
+func tenantCounter(t *testing.T, k *kilntest.Server, tenant, series string) float64 {
+	t.Helper()
+	res, err := k.Clients(t, tenant).HTTP.Get(k.HTTPURL() + "/metrics/tenant/" + tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(res.Body)
+	for _, line := range strings.Split(body.String(), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == series {
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("/metrics/tenant/%s has no %s:\n%s", tenant, series, body.String())
+	return 0
 }
