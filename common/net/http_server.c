@@ -16,12 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "connect.h"
 #include "grpc_web.h"
 #include "http_tls.h"
 #include "json_writer.h"
+#include "linger.h"
 #include "listener.h"
 #include "log.h"
 #include "tenants.h"
@@ -54,6 +57,7 @@ typedef struct route {
 struct kiln_http_server {
     kiln_http_config cfg;
     struct MHD_Daemon *d;
+    kiln_linger_t *linger; /* drains refused connections before closing them */
     kiln_listener_t *listener;
     route *routes;
     size_t n_routes, cap_routes;
@@ -633,6 +637,22 @@ static int no_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, in
     return -1;
 }
 
+/* A connection closed with bytes unread (a request refused before it was
+ * read whole) is drained before it is closed, so that the client reads the
+ * refusal rather than a reset. The dup keeps the socket open past
+ * libmicrohttpd's close. */
+static void linger_if_unread(kiln_http_server_t *s, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int unread = 0;
+    if (ci == NULL || ioctl(ci->connect_fd, FIONREAD, &unread) != 0 || unread <= 0)
+        return;
+    int fd = dup(ci->connect_fd);
+    if (fd >= 0)
+        kiln_linger_close(s->linger, fd);
+}
+
 /* A connection starts (on its worker; under TLS before the handshake) or
  * ends (after its TLS session is deinitialised): its state is made, and
  * freed. A TLS connection takes the current credentials, and releases
@@ -644,6 +664,7 @@ static void on_conn(void *cls, struct MHD_Connection *c, void **socket_context,
     kiln_http_server_t *s = cls;
     conn_state *cs = *socket_context;
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        linger_if_unread(s, c);
         if (cs != NULL) {
             if (cs->tls != NULL)
                 kiln_http_tls_detach(cs->tls);
@@ -679,6 +700,7 @@ kiln_status kiln_http_server_start(kiln_http_server_t *s, kiln_err *err)
         tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
                                               (void *)KILN_HTTP_TLS_PRIORITIES};
     }
+    s->linger = kiln_linger_create();
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(s->cfg.threads > 0 ? s->cfg.threads : 1),
@@ -711,6 +733,7 @@ void kiln_http_server_destroy(kiln_http_server_t *s)
     kiln_listener_destroy(s->listener); /* no new connection from here on */
     if (s->d != NULL)
         MHD_stop_daemon(s->d); /* closes every connection: their holds on the credentials go */
+    kiln_linger_destroy(s->linger);
     kiln_http_tls_destroy(s->tls);
     for (size_t i = 0; i < s->n_routes; i++)
         free(s->routes[i].path);

@@ -2,7 +2,10 @@ package sweep
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"math"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -162,7 +165,40 @@ func TestSweepFindings(t *testing.T) {
 		s.RequireAlive(t)
 		t.Errorf("GET /pyroscope/render with a 100 KB selector: HTTP %d %.200q: %v", r.http, body, r.err)
 	}
+	// A 4 MB URL is past the limit: 414, and the client reads it whole,
+	// ending in a clean close. The server drains what it did not read
+	// before closing (a lingering close); closing with bytes unread resets
+	// the connection, and a client still writing loses the answer.
+	for i := 0; i < 3; i++ { // a reset races with the client's write: three tries
+		if got, err := oversizedRequest(s.HTTPURL(), 4<<20); err != nil || !strings.HasPrefix(got, "HTTP/1.1 414") {
+			s.RequireAlive(t)
+			t.Errorf("a 4 MB request line: answer %.80q, %v; want 414 and a clean close", got, err)
+			break
+		}
+	}
 	s.RequireAlive(t)
+}
+
+// oversizedRequest sends a GET whose URL has n bytes on a connection of its
+// own and reads the answer to its end: what came, and the first error of
+// the write (the whole request) and of the read (nil for a clean close).
+func oversizedRequest(base string, n int) (string, error) {
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	wrote := make(chan error, 1)
+	go func() { // the server answers before it has read it all
+		_, err := conn.Write([]byte("GET /pyroscope/render?query=" + strings.Repeat("x", n) + " HTTP/1.1\r\nHost: k\r\n\r\n"))
+		wrote <- err
+	}()
+	got, err := io.ReadAll(conn)
+	if werr := <-wrote; werr != nil {
+		return string(got), fmt.Errorf("writing the request: %w", werr)
+	}
+	return string(got), err
 }
 
 // pushOne is a push of p as service.
