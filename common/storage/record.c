@@ -199,13 +199,31 @@ static size_t group_len(const kiln_head_part *parts, size_t n, size_t i)
     return k;
 }
 
+/* About the bytes a group's symbols and a part's samples take, from their
+ * counts (a few bytes per varint, strings guessed at 24 bytes): reserved
+ * once, the buffer rarely grows (and copies) on the way. */
+static size_t symbols_estimate(const kiln_pprof_t *p)
+{
+    return p->n_strings * 24 + p->n_locations * 8 + p->n_lines * 4 + p->n_functions * 8 +
+           p->n_mappings * 16;
+}
+
+static size_t samples_estimate(const kiln_pprof_t *p)
+{
+    return p->n_samples * 4 + p->n_locs * 2 + p->n_values * 4 + p->n_labels * 4;
+}
+
 void kiln_record_encode(const char *tenant, const kiln_head_part *parts, size_t n, kiln_buf *out)
 {
-    kiln_buf_reserve(out, 4096); /* so that the cursor never starts from NULL */
-    wr o = {out, (uint8_t *)out->ptr + out->len};
-    size_t groups = 0;
-    for (size_t i = 0; i < n; i += group_len(parts, n, i))
+    size_t groups = 0, estimate = 4096; /* never a cursor from NULL */
+    for (size_t i = 0; i < n; i += group_len(parts, n, i)) {
         groups++;
+        estimate += symbols_estimate(parts[i].profile);
+    }
+    for (size_t i = 0; i < n; i++)
+        estimate += samples_estimate(parts[i].profile);
+    kiln_buf_reserve(out, estimate);
+    wr o = {out, (uint8_t *)out->ptr + out->len};
     need(&o, 2 + VMAX);
     *o.w++ = REC_MAGIC;
     *o.w++ = REC_VERSION;
