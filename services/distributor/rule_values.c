@@ -70,15 +70,21 @@ static uint64_t *function_bits(const kiln_pprof_t *p, const filter *f, size_t n,
                                uint64_t *named)
 {
     uint64_t *bits = kiln_arena_alloc(a, (p->n_functions + 1) * sizeof(*bits)), any = 0;
+    size_t fj[PASS_FILTERS], m = 0; /* the filters that name a function */
+    for (size_t j = 0; j < n; j++) {
+        if (f[j].fn != NULL)
+            fj[m++] = j;
+    }
     for (size_t i = 0; i < p->n_functions; i++) {
         kiln_str_t name = kiln_pprof_str(p, p->functions[i].name);
-        bits[i] = 0;
-        for (size_t j = 0; j < n; j++) {
-            if (f[j].fn != NULL && f[j].fn_len == name.len &&
-                memcmp(f[j].fn, name.ptr, name.len) == 0)
-                bits[i] |= (uint64_t)1 << j;
+        uint64_t b = 0;
+        for (size_t k = 0; k < m; k++) {
+            const filter *g = &f[fj[k]];
+            if (g->fn_len == name.len && memcmp(g->fn, name.ptr, name.len) == 0)
+                b |= (uint64_t)1 << fj[k];
         }
-        any |= bits[i];
+        bits[i] = b;
+        any |= b;
     }
     *named = any;
     return bits;
@@ -121,38 +127,49 @@ static uint64_t stack_bits(const uint64_t *bits, const uint64_t *locs, uint32_t 
     return a | b | c | d;
 }
 
-/* One pass over the samples for the filters f[0..n), n <= PASS_FILTERS:
- * the whole-profile ones take every sample, so they share the pass
- * instead of a loop of their own; the stacks are walked only when a
- * total filter names a function of the profile. */
+/* The whole profile's values into sum: a loop of its own, without the
+ * stack filters' branches. */
+static void whole_values(const kiln_pprof_t *p, uint64_t *sum)
+{
+    for (size_t i = 0; i < p->n_samples; i++)
+        add_values(p, &p->samples[i], sum);
+}
+
+/* One pass for the filters f[0..n), n <= PASS_FILTERS: the whole-profile
+ * ones share one sum; the stacks are walked only when a total filter names
+ * a function of the profile. */
 static void compute_pass(kiln_rule_values *rv, filter *f, size_t n)
 {
     const kiln_pprof_t *p = rv->p;
-    uint64_t whole_mask = 0, self_mask = 0, total_mask = 0;
-    for (size_t j = 0; j < n; j++)
-        *(f[j].fn == NULL ? &whole_mask : f[j].self ? &self_mask : &total_mask) |= (uint64_t)1 << j;
-    uint64_t named = 0, *total = NULL, *self = NULL;
-    if ((self_mask | total_mask) != 0) {
-        const uint64_t *fbits = function_bits(p, f, n, rv->a, &named);
-        self_mask &= named;
-        total_mask &= named;
-        if ((self_mask | total_mask) != 0) {
-            total = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*total));
-            self = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*self));
-            location_bits(p, fbits, total, self);
-        }
+    uint64_t self_mask = 0, total_mask = 0;
+    filter *whole = NULL;
+    for (size_t j = 0; j < n; j++) {
+        if (f[j].fn == NULL)
+            whole = &f[j]; /* want gives one filter per (fn, self) */
+        else
+            *(f[j].self ? &self_mask : &total_mask) |= (uint64_t)1 << j;
     }
-    if ((whole_mask | self_mask | total_mask) == 0)
+    if (whole != NULL)
+        whole_values(p, whole->sum);
+    if ((self_mask | total_mask) == 0)
         return;
+    uint64_t named;
+    const uint64_t *fbits = function_bits(p, f, n, rv->a, &named);
+    self_mask &= named;
+    total_mask &= named;
+    if ((self_mask | total_mask) == 0)
+        return;
+    uint64_t *total = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*total));
+    uint64_t *self = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*self));
+    location_bits(p, fbits, total, self);
     for (size_t i = 0; i < p->n_samples; i++) {
         const kiln_pprof_sample *s = &p->samples[i];
-        uint64_t hit = whole_mask;
-        if (s->n_locs > 0 && (self_mask | total_mask) != 0) {
-            const uint64_t *locs = &p->locs[s->loc_off];
-            if (total_mask != 0)
-                hit |= stack_bits(total, locs, s->n_locs) & total_mask;
-            hit |= self[locs[0]] & self_mask;
-        }
+        if (s->n_locs == 0)
+            continue;
+        const uint64_t *locs = &p->locs[s->loc_off];
+        uint64_t hit = self[locs[0]] & self_mask;
+        if (total_mask != 0)
+            hit |= stack_bits(total, locs, s->n_locs) & total_mask;
         for (; hit != 0; hit &= hit - 1)
             add_values(p, s, f[__builtin_ctzll(hit)].sum);
     }

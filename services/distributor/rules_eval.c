@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * rules_eval: per-tenant compiled rules and their counters. */
 #include "rules_eval.h"
+#include "rules_eval_int.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -26,13 +27,9 @@
 #define MAX_OBJECT ((size_t)64 << 20)
 #define TYPE_LABELS 6
 
-typedef struct counter {
-    char *series; /* name{labels}, the key */
-    double value;
-    int64_t ts_ms;
-    bool dirty; /* changed since last sent */
-    struct counter *next;
-} counter;
+typedef kiln_rules_eval__counter counter;
+typedef kiln_rules_eval__tenant tenant;
+typedef kiln_rules_eval__routes series_routes;
 
 /* Which counters one stored series feeds (a rule index and its counter
  * each): a series pushed again skips matching and naming. */
@@ -41,52 +38,18 @@ typedef struct route {
     counter *c;
 } route;
 
-typedef struct series_routes {
+struct kiln_rules_eval__routes {
     char *key; /* the series, flattened (series_key) */
     size_t key_len;
     uint64_t hash;
     route *routes;
     size_t n;
-    struct series_routes *next;
-} series_routes;
+    struct kiln_rules_eval__routes *next;
+};
 
 /* Routes kept per tenant before they are all dropped and rebuilt as
  * series come again: a bound on their memory under series churn. */
 #define MAX_ROUTES 65536
-
-typedef struct tenant {
-    char *id;
-    kiln_rule_t **rules;
-    size_t n_rules;
-    int64_t loaded_ns; /* monotonic; 0 = never */
-    counter **buckets;
-    size_t n_buckets, n_counters;
-    series_routes **routes; /* valid for these rules */
-    size_t n_route_buckets, n_routes;
-    struct tenant *next;
-} tenant;
-
-struct kiln_rules_eval {
-    kiln_objstore_t *store;
-    int64_t refresh_ns;
-    pthread_mutex_t mu; /* guards everything below */
-    tenant *tenants;
-    kiln_rw_t *rw; /* NULL = no remote write */
-    int64_t rw_interval_ns;
-    pthread_t sender;
-    pthread_cond_t wake;
-    bool stop;
-    bool started;            /* the sender thread runs */
-    pthread_mutex_t send_mu; /* one send round at a time */
-    char *state_path;        /* NULL = counters are not kept */
-    /* Who counts: an id kept in the state file, and whether every series
-     * carries it (KILN_RULES_WRITER_LABEL) because other distributors
-     * count the same series too. */
-    char writer_id[KILN_ULID_LEN + 1];
-    bool label_writer;
-};
-
-static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err);
 
 kiln_rules_eval_t *kiln_rules_eval_create(kiln_objstore_t *store, int64_t refresh_ns)
 {
@@ -96,6 +59,10 @@ kiln_rules_eval_t *kiln_rules_eval_create(kiln_objstore_t *store, int64_t refres
     pthread_mutex_init(&ev->mu, NULL);
     pthread_mutex_init(&ev->send_mu, NULL);
     pthread_cond_init(&ev->wake, NULL);
+    pthread_cond_init(&ev->drained, NULL);
+    ev->scratch = kiln_arena_create(0);
+    kiln_buf_init(&ev->key, 0);
+    kiln_buf_init(&ev->rec, 0);
     kiln_ulid(kiln_wall_ms(), ev->writer_id);
     return ev;
 }
@@ -170,13 +137,12 @@ void kiln_rules_eval_destroy(kiln_rules_eval_t *ev)
         if (ev->rw != NULL && kiln_rules_eval_flush(ev, &err) != KILN_OK)
             KILN_LOG_WARN("rules", "remote write at shutdown: %s", err.msg);
     }
-    if (ev->state_path != NULL) {
-        kiln_err err = {0};
-        if (save_state(ev, &err) != KILN_OK)
-            KILN_LOG_WARN("rules", "counters not saved: %s", err.msg);
-        free(ev->state_path);
-    }
+    kiln_rules_eval__state_close(ev);
     pthread_cond_destroy(&ev->wake);
+    pthread_cond_destroy(&ev->drained);
+    kiln_arena_destroy(ev->scratch);
+    kiln_buf_free(&ev->key);
+    kiln_buf_free(&ev->rec);
     pthread_mutex_destroy(&ev->send_mu);
     for (tenant *t = ev->tenants, *next; t != NULL; t = next) {
         next = t->next;
@@ -228,7 +194,7 @@ static void load_rules(kiln_rules_eval_t *ev, tenant *t)
 }
 
 /* The tenant's state, its rules fresh; under ev->mu. */
-static tenant *tenant_get(kiln_rules_eval_t *ev, const char *id, bool refresh)
+tenant *kiln_rules_eval__tenant_get(kiln_rules_eval_t *ev, const char *id, bool refresh)
 {
     tenant *t = ev->tenants;
     while (t != NULL && strcmp(t->id, id) != 0)
@@ -261,7 +227,7 @@ static void grow(tenant *t)
     t->n_buckets = n;
 }
 
-static void count(counter *c, double v, int64_t ts_ms)
+void kiln_rules_eval__count(counter *c, double v, int64_t ts_ms)
 {
     c->value += v;
     c->dirty = true;
@@ -269,8 +235,7 @@ static void count(counter *c, double v, int64_t ts_ms)
         c->ts_ms = ts_ms;
 }
 
-/* The counter of series, made at zero when new. */
-static counter *counter_get(tenant *t, const char *series, size_t len)
+counter *kiln_rules_eval__counter_get(tenant *t, const char *series, size_t len)
 {
     if (t->n_counters >= t->n_buckets)
         grow(t);
@@ -380,7 +345,7 @@ static series_routes *routes_build(const kiln_rules_eval_t *ev, tenant *t, const
             continue;
         name.len = 0;
         kiln_rule_series(t->rules[i], l, m, ev->label_writer ? &writer : NULL, &name);
-        r->routes[r->n++] = (route){i, counter_get(t, name.ptr, name.len)};
+        r->routes[r->n++] = (route){i, kiln_rules_eval__counter_get(t, name.ptr, name.len)};
     }
     kiln_buf_free(&name);
     r->next = t->routes[h & (t->n_route_buckets - 1)];
@@ -416,9 +381,10 @@ static type_counts counts_of(const kiln_rules_eval_t *ev, tenant *t, const kiln_
 }
 
 /* Every type's counters first, so that the values of all the filters they
- * ask for are computed in one pass. */
-static void observe_part(const kiln_rules_eval_t *ev, tenant *t, const kiln_head_part *pt,
-                         kiln_arena_t *tmp, kiln_buf *key)
+ * ask for are computed in one pass; each addition is journaled in rec when
+ * the counters are kept. */
+static void observe_part(kiln_rules_eval_t *ev, tenant *t, const kiln_head_part *pt,
+                         kiln_arena_t *tmp, kiln_buf *key, kiln_buf *rec)
 {
     const kiln_pprof_t *p = pt->profile;
     int64_t ts_ms = p->time_nanos > 0 ? p->time_nanos / 1000000 : kiln_wall_ms();
@@ -428,26 +394,38 @@ static void observe_part(const kiln_rules_eval_t *ev, tenant *t, const kiln_head
         tc[ty] = counts_of(ev, t, pt, ty, rv, tmp, key);
     kiln_rule_values_compute(rv);
     for (size_t ty = 0; ty < p->n_sample_types; ty++) {
-        for (size_t i = 0; i < tc[ty].n; i++)
-            count(tc[ty].c[i], kiln_rule_values_get(rv, tc[ty].filter[i])[ty], ts_ms);
+        for (size_t i = 0; i < tc[ty].n; i++) {
+            double v = kiln_rule_values_get(rv, tc[ty].filter[i])[ty];
+            kiln_rules_eval__count(tc[ty].c[i], v, ts_ms);
+            if (ev->journal != NULL)
+                kiln_rules_eval__journal_add(ev, t, tc[ty].c[i], v, ts_ms, rec);
+        }
     }
 }
 
 void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant_id,
                              const kiln_head_part *parts, size_t n)
 {
+    char *rec = NULL; /* the journal record, copied out of ev->rec */
+    size_t rec_len = 0;
+    unsigned parity = 0;
     pthread_mutex_lock(&ev->mu);
-    tenant *t = tenant_get(ev, tenant_id, true);
+    tenant *t = kiln_rules_eval__tenant_get(ev, tenant_id, true);
     if (t->n_rules > 0 && n > 0) {
-        kiln_arena_t *tmp = kiln_arena_create(0);
-        kiln_buf key;
-        kiln_buf_init(&key, 4096);
+        ev->rec.len = 0;
         for (size_t i = 0; i < n; i++)
-            observe_part(ev, t, &parts[i], tmp, &key);
-        kiln_buf_free(&key);
-        kiln_arena_destroy(tmp);
+            observe_part(ev, t, &parts[i], ev->scratch, &ev->key, &ev->rec);
+        kiln_arena_reset(ev->scratch);
+        if ((rec_len = ev->rec.len) > 0) {
+            rec = kiln_xmalloc(rec_len);
+            memcpy(rec, ev->rec.ptr, rec_len);
+            ev->pending[parity = ev->parity]++;
+        }
     }
     pthread_mutex_unlock(&ev->mu);
+    if (rec != NULL)
+        kiln_rules_eval__journal_write(ev, rec, rec_len, parity);
+    free(rec);
 }
 
 static int cmp_counter(const void *a, const void *b)
@@ -458,7 +436,7 @@ static int cmp_counter(const void *a, const void *b)
 void kiln_rules_eval_metrics(kiln_rules_eval_t *ev, const char *tenant_id, kiln_buf *out)
 {
     pthread_mutex_lock(&ev->mu);
-    tenant *t = tenant_get(ev, tenant_id, false);
+    tenant *t = kiln_rules_eval__tenant_get(ev, tenant_id, false);
     counter **v = kiln_xcalloc(t->n_counters + 1, sizeof(*v));
     size_t k = 0;
     for (size_t i = 0; i < t->n_buckets; i++) {
@@ -605,9 +583,6 @@ static void free_outgoing(outgoing *o, size_t n)
     free(o);
 }
 
-static void state_text(const kiln_rules_eval_t *ev, kiln_buf *out);
-static kiln_status write_state(const char *path, const kiln_buf *text, kiln_err *err);
-
 /* Sends each taken tenant; a send that may succeed later is taken again. */
 static kiln_status send_all(kiln_rules_eval_t *ev, outgoing *o, size_t n, kiln_err *err)
 {
@@ -635,29 +610,23 @@ static kiln_status send_all(kiln_rules_eval_t *ev, outgoing *o, size_t n, kiln_e
 kiln_status kiln_rules_eval_flush(kiln_rules_eval_t *ev, kiln_err *err)
 {
     pthread_mutex_lock(&ev->send_mu);
-    /* The state file and the sends are one snapshot, taken under one lock,
-     * and the file is written first: no value leaves that a restart would
-     * go below (a push counted between the two would). Pushes go on while
-     * the file is written and the sends wait. */
-    kiln_buf state;
-    kiln_buf_init(&state, 0);
+    kiln_rules_eval__snapshot_if_large(ev);
+    if (ev->rw == NULL) {
+        pthread_mutex_unlock(&ev->send_mu);
+        return KILN_OK;
+    }
     size_t n = 0;
     pthread_mutex_lock(&ev->mu);
-    if (ev->state_path != NULL)
-        state_text(ev, &state);
-    outgoing *o = ev->rw != NULL ? take_all(ev, &n) : NULL;
+    outgoing *o = take_all(ev, &n);
+    /* No value leaves before every addition in it is on disk: a crash
+     * would take it back, and the counter go back across the restart. */
+    unsigned old = ev->parity;
+    ev->parity ^= 1;
+    while (ev->pending[old] > 0)
+        pthread_cond_wait(&ev->drained, &ev->mu);
     pthread_mutex_unlock(&ev->mu);
-    kiln_status st = ev->state_path != NULL ? write_state(ev->state_path, &state, err) : KILN_OK;
-    if (st == KILN_OK) {
-        st = send_all(ev, o, n, err);
-    } else {
-        pthread_mutex_lock(&ev->mu);
-        for (size_t i = 0; i < n; i++)
-            retake(&o[i]);
-        pthread_mutex_unlock(&ev->mu);
-    }
+    kiln_status st = send_all(ev, o, n, err);
     free_outgoing(o, n);
-    kiln_buf_free(&state);
     pthread_mutex_unlock(&ev->send_mu);
     return st;
 }
@@ -685,102 +654,6 @@ void kiln_rules_eval_remote_write(kiln_rules_eval_t *ev, kiln_rw_t *rw, int64_t 
     ev->rw = rw;
     ev->rw_interval_ns = interval_ns > 0 ? interval_ns : 5 * 1000000000LL;
     ev->started = pthread_create(&ev->sender, NULL, sender_main, ev) == 0;
-}
-
-/* ---- state file: a first line `#writer TAB id`, then one line per
- * series, tenant TAB series TAB value TAB timestamp_ms (series keys hold no
- * tab or newline: values are escaped). */
-
-#define WRITER_LINE "#writer\t"
-
-/* Every counter as state file lines; under ev->mu. */
-static void state_text(const kiln_rules_eval_t *ev, kiln_buf *out)
-{
-    kiln_buf_printf(out, WRITER_LINE "%s\n", ev->writer_id);
-    for (const tenant *t = ev->tenants; t != NULL; t = t->next) {
-        for (size_t i = 0; i < t->n_buckets; i++) {
-            for (const counter *c = t->buckets[i]; c != NULL; c = c->next)
-                kiln_buf_printf(out, "%s\t%s\t%.17g\t%lld\n", t->id, c->series, c->value,
-                                (long long)c->ts_ms);
-        }
-    }
-}
-
-/* Replaces path with text atomically: a temporary file, fsync, rename. */
-static kiln_status write_state(const char *path, const kiln_buf *text, kiln_err *err)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL)
-        return kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", tmp, strerror(errno));
-    bool ok = fwrite(text->ptr, 1, text->len, f) == text->len;
-    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0)
-        return kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", path, strerror(errno));
-    return KILN_OK;
-}
-
-static kiln_status save_state(kiln_rules_eval_t *ev, kiln_err *err)
-{
-    kiln_buf text;
-    kiln_buf_init(&text, 0);
-    pthread_mutex_lock(&ev->mu);
-    state_text(ev, &text);
-    pthread_mutex_unlock(&ev->mu);
-    kiln_status st = write_state(ev->state_path, &text, err);
-    kiln_buf_free(&text);
-    return st;
-}
-
-static kiln_status load_line(kiln_rules_eval_t *ev, char *line, kiln_err *err)
-{
-    if (strncmp(line, WRITER_LINE, strlen(WRITER_LINE)) == 0) {
-        snprintf(ev->writer_id, sizeof(ev->writer_id), "%s", line + strlen(WRITER_LINE));
-        return KILN_OK;
-    }
-    char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
-    char *tab3 = tab2 ? strchr(tab2 + 1, '\t') : NULL;
-    if (tab3 == NULL)
-        return kiln_err_set(err, KILN_DATA_LOSS, "%s: bad line %.80s", ev->state_path, line);
-    *tab1 = *tab2 = *tab3 = '\0';
-    tenant *t = tenant_get(ev, line, false);
-    char *end;
-    double v = strtod(tab2 + 1, &end);
-    long long ts = strtoll(tab3 + 1, NULL, 10);
-    count(counter_get(t, tab1 + 1, strlen(tab1 + 1)), v, ts);
-    return KILN_OK;
-}
-
-kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, kiln_err *err)
-{
-    ev->state_path = kiln_xstrdup(path);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return errno == ENOENT
-                   ? KILN_OK
-                   : kiln_err_set(err, KILN_UNAVAILABLE, "%s: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    kiln_status st = KILN_OK;
-    pthread_mutex_lock(&ev->mu);
-    while (st == KILN_OK && (n = getline(&line, &cap, f)) > 0) {
-        if (line[n - 1] == '\n')
-            line[n - 1] = '\0';
-        st = load_line(ev, line, err);
-    }
-    for (tenant *t = ev->tenants; t != NULL; t = t->next) {
-        for (size_t i = 0; i < t->n_buckets; i++) {
-            for (counter *c = t->buckets[i]; c != NULL; c = c->next)
-                c->dirty = false; /* sent before the restart */
-        }
-    }
-    pthread_mutex_unlock(&ev->mu);
-    free(line);
-    fclose(f);
-    return st;
 }
 
 void kiln_rules_eval_label_writer(kiln_rules_eval_t *ev)

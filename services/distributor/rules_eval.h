@@ -9,11 +9,12 @@
  * with the profile's time. A tenant's rules are re-read from the object
  * store (<tenant>/settings/recording_rules.pb, written by settings.v1) when
  * they are older than refresh_ns, so a change reaches every distributor
- * within that bound. Counters live in memory, saved to a state file when
- * one is set (kiln_rules_eval_state_file). Thread-safe. */
+ * within that bound. Counters live in memory, kept on disk when a state
+ * file is set (kiln_rules_eval_state_file). Thread-safe. */
 #ifndef KILN_RULES_EVAL_H
 #define KILN_RULES_EVAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,9 +31,11 @@ kiln_rules_eval_t *kiln_rules_eval_create(kiln_objstore_t *store, int64_t refres
 /** Frees it; NULL is a no-op. */
 void kiln_rules_eval_destroy(kiln_rules_eval_t *ev);
 
-/** Adds one acknowledged push of tenant (normalised parts, borrowed) to
- * the counters of every matching rule. Never fails: a rules object that
- * cannot be read keeps the rules read before (logged). */
+/** Adds one stored push of tenant (normalised parts, borrowed) to the
+ * counters of every matching rule, before it is acknowledged; with a state
+ * file it returns once the additions are journaled (blocks on an fsync).
+ * Never fails: a rules object that cannot be read keeps the rules read
+ * before, a journal that cannot be written is logged. */
 void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant, const kiln_head_part *parts,
                              size_t n);
 
@@ -41,21 +44,26 @@ void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant, const ki
 void kiln_rules_eval_metrics(kiln_rules_eval_t *ev, const char *tenant, kiln_buf *out);
 
 /** Keeps the counters in path (a file of this process's own, e.g. under
- * -storage.path): loads what it holds now, and writes it (atomically:
- * temporary file, fsync, rename) before every remote write round and at
- * destroy, so a counter never goes back across a restart, even kill -9,
- * below a value it was exported with. Pushes acknowledged after the last
- * write and before a kill -9 are not counted (never twice). Once, before
- * kiln_rules_eval_remote_write and any observe. KILN_DATA_LOSS when the
- * file exists but does not parse. */
-kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, kiln_err *err);
+ * -storage.path) and a journal beside it (<path>.journal/): loads the
+ * counters they hold, then every push's additions are journaled (group
+ * commit) before observe returns, so before the push is acknowledged, and
+ * a send waits until what it sends is on disk. So a counter neither loses
+ * an acknowledged push nor goes back below an exported value across a
+ * restart, kill -9 included. The file is rewritten (temporary file, fsync,
+ * rename) when the journal has grown by 8 MiB, at start and at destroy.
+ * fsync false leaves the journal unsynced (benchmarks that weigh the
+ * push's CPU with an unsynced WAL). Once, before
+ * kiln_rules_eval_remote_write and any observe. KILN_DATA_LOSS when the file exists but does not
+ * parse, KILN_UNAVAILABLE when they cannot be read or written. */
+kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, bool fsync,
+                                       kiln_err *err);
 
 /** Sends the counters that changed to rw (borrowed; must outlive ev; NULL
- * = nowhere, only the state file is written) every interval_ns (0 = 5 s)
- * from a thread of ev's, one WriteRequest per
- * tenant with each series' latest value at its latest profile time; a send
- * that fails keeps them changed, so the next round sends the latest values
- * again. Once, before any observe. */
+ * = nowhere) every interval_ns (0 = 5 s) from a thread of ev's, one
+ * WriteRequest per tenant with each series' latest value at its latest
+ * profile time; a send that fails keeps them changed, so the next round
+ * sends the latest values again. The same thread rewrites the state file
+ * when the journal has grown. Once, before any observe. */
 void kiln_rules_eval_remote_write(kiln_rules_eval_t *ev, kiln_rw_t *rw, int64_t interval_ns);
 
 /** The label naming the distributor that counted a series, when several

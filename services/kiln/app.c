@@ -432,7 +432,7 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
     /* The counters are kept next to the WAL: a restart continues them. */
     char state[4096];
     snprintf(state, sizeof(state), "%s/recording_rules.state", app->cfg->storage_path);
-    kiln_status st = kiln_rules_eval_state_file(app->rules_eval, state, err);
+    kiln_status st = kiln_rules_eval_state_file(app->rules_eval, state, true, err);
     if (st != KILN_OK)
         return st;
     kiln_rules_eval_remote_write(app->rules_eval, app->rules_rw, app->cfg->rules_remote_write_ns);

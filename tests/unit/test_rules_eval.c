@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "distributor.h"
@@ -91,6 +94,38 @@ static void check_metrics(kiln_rules_eval_t *ev, const char *want)
     kiln_buf_free(&b);
 }
 
+/* A distributor over a fake store, counting with ev. */
+typedef struct env {
+    fake_store fake;
+    kiln_overrides_t *o;
+    kiln_metrics_t *m;
+    kiln_distributor_t *d;
+} env;
+
+static void env_open(env *e, kiln_rules_eval_t *ev)
+{
+    fake_store_init(&e->fake);
+    kiln_limits lim;
+    memset(&lim, 0, sizeof(lim));
+    lim.max_profile_bytes = 4u << 20;
+    lim.max_label_names = 30, lim.max_label_name_len = 1024, lim.max_label_value_len = 2048;
+    e->o = kiln_overrides_create(&lim);
+    e->m = kiln_metrics_create();
+    kiln_distributor_config dc = {.limits = e->o,
+                                  .max_profile_bytes = lim.max_profile_bytes,
+                                  .store = fake_store_iface(&e->fake)};
+    e->d = kiln_distributor_create(&dc, e->m);
+    kiln_distributor_set_rules(e->d, ev);
+}
+
+static void env_close(env *e)
+{
+    kiln_distributor_destroy(e->d);
+    kiln_metrics_destroy(e->m);
+    kiln_overrides_destroy(e->o);
+    fake_store_fini(&e->fake);
+}
+
 TEST(counts_at_ingest)
 {
     kiln_objstore_t *store = NULL;
@@ -102,18 +137,9 @@ TEST(counts_at_ingest)
     Settings__V1__RecordingRule *work = upsert(rules, a, "work_cpu_ns", "main.work");
     /* A 1 ns refresh period: every push re-reads the rules. */
     kiln_rules_eval_t *ev = kiln_rules_eval_create(store, 1);
-    fake_store fake;
-    fake_store_init(&fake);
-    kiln_limits lim;
-    memset(&lim, 0, sizeof(lim));
-    lim.max_profile_bytes = 4u << 20;
-    lim.max_label_names = 30, lim.max_label_name_len = 1024, lim.max_label_value_len = 2048;
-    kiln_overrides_t *o = kiln_overrides_create(&lim);
-    kiln_metrics_t *m = kiln_metrics_create();
-    kiln_distributor_config dc = {
-        .limits = o, .max_profile_bytes = lim.max_profile_bytes, .store = fake_store_iface(&fake)};
-    kiln_distributor_t *d = kiln_distributor_create(&dc, m);
-    kiln_distributor_set_rules(d, ev);
+    env e;
+    env_open(&e, ev);
+    kiln_distributor_t *d = e.d;
     CHECK_OK(push(d, "api", T0_NS));
     CHECK_OK(push(d, "db", T0_NS)); /* service_name="api" does not match */
     check_metrics(ev, "api_cpu_ns{region=\"eu\",service_name=\"api\"} 22 1700000000000\n"
@@ -122,7 +148,7 @@ TEST(counts_at_ingest)
     check_metrics(ev, "api_cpu_ns{region=\"eu\",service_name=\"api\"} 44 1700000015000\n"
                       "work_cpu_ns{region=\"eu\",service_name=\"api\"} 34 1700000015000\n");
     /* A refused push counts nothing. */
-    fake_store_fail_next(&fake, KILN_UNAVAILABLE, "down");
+    fake_store_fail_next(&e.fake, KILN_UNAVAILABLE, "down");
     CHECK(push(d, "api", T0_NS + 20000000000LL) != KILN_OK);
     /* A deleted rule stops counting (its counter stays, as Prometheus
      * expects of a counter until the process restarts). */
@@ -130,10 +156,7 @@ TEST(counts_at_ingest)
     CHECK_OK(push(d, "api", T0_NS + 30000000000LL));
     check_metrics(ev, "api_cpu_ns{region=\"eu\",service_name=\"api\"} 66 1700000030000\n"
                       "work_cpu_ns{region=\"eu\",service_name=\"api\"} 34 1700000015000\n");
-    kiln_distributor_destroy(d);
-    kiln_metrics_destroy(m);
-    kiln_overrides_destroy(o);
-    fake_store_fini(&fake);
+    env_close(&e);
     kiln_rules_eval_destroy(ev);
     kiln_arena_destroy(a);
     kiln_rules_destroy(rules);
@@ -152,22 +175,12 @@ TEST(counters_survive_restart)
     Settings__V1__RecordingRule *r = upsert(rules, a, "kept_cpu_ns", NULL);
     char path[128];
     snprintf(path, sizeof(path), "%s/state", g_dir);
-    fake_store fake;
-    fake_store_init(&fake);
-    kiln_limits lim;
-    memset(&lim, 0, sizeof(lim));
-    lim.max_profile_bytes = 4u << 20;
-    lim.max_label_names = 30, lim.max_label_name_len = 1024, lim.max_label_value_len = 2048;
-    kiln_overrides_t *o = kiln_overrides_create(&lim);
-    kiln_metrics_t *m = kiln_metrics_create();
-    kiln_distributor_config dc = {
-        .limits = o, .max_profile_bytes = lim.max_profile_bytes, .store = fake_store_iface(&fake)};
     for (int run = 1; run <= 2; run++) {
         kiln_rules_eval_t *ev = kiln_rules_eval_create(store, 1);
-        CHECK_OK(kiln_rules_eval_state_file(ev, path, &err));
-        kiln_distributor_t *d = kiln_distributor_create(&dc, m);
-        kiln_distributor_set_rules(d, ev);
-        CHECK_OK(push(d, "api", T0_NS + run * 15000000000LL));
+        CHECK_OK(kiln_rules_eval_state_file(ev, path, true, &err));
+        env e;
+        env_open(&e, ev);
+        CHECK_OK(push(e.d, "api", T0_NS + run * 15000000000LL));
         CHECK_OK(kiln_rules_eval_flush(ev, &err)); /* what a remote write round saves */
         char want[256];                            /* api_cpu_ns: the rule counts_at_ingest left */
         long long ms = (T0_NS + run * 15000000000LL) / 1000000;
@@ -176,19 +189,110 @@ TEST(counters_survive_restart)
                  "kept_cpu_ns{region=\"eu\",service_name=\"api\"} %d %lld\n",
                  22 * run, ms, 22 * run, ms);
         check_metrics(ev, want);
-        kiln_distributor_destroy(d);
+        env_close(&e);
         kiln_rules_eval_destroy(ev);
     }
     FILE *f = fopen(path, "w"); /* a corrupt file is refused, not read as 0 */
     fputs("garbage\n", f);
     fclose(f);
     kiln_rules_eval_t *ev = kiln_rules_eval_create(store, 1);
-    CHECK_EQ(kiln_rules_eval_state_file(ev, path, &err), KILN_DATA_LOSS);
+    CHECK_EQ(kiln_rules_eval_state_file(ev, path, true, &err), KILN_DATA_LOSS);
     kiln_rules_eval_destroy(ev);
     (void)r;
-    kiln_metrics_destroy(m);
-    kiln_overrides_destroy(o);
-    fake_store_fini(&fake);
+    kiln_arena_destroy(a);
+    kiln_rules_destroy(rules);
+    kiln_objstore_close(store);
+}
+
+/* Pushes n profiles of "api" from t_ns on with counters kept in path,
+ * then ends like kill -9: no destroy, no last save. */
+static void push_and_crash(kiln_objstore_t *store, const char *path, int n, int64_t t_ns)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        kiln_err err = {0};
+        kiln_rules_eval_t *ev = kiln_rules_eval_create(store, 1);
+        if (kiln_rules_eval_state_file(ev, path, true, &err) != KILN_OK)
+            _exit(2);
+        env e;
+        env_open(&e, ev);
+        for (int i = 0; i < n; i++) {
+            if (push(e.d, "api", t_ns + i * 1000000000LL) != KILN_OK)
+                _exit(3);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static int is_segment(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+    return n > 4 && strcmp(d->d_name + n - 4, ".wal") == 0;
+}
+
+/* Appends a torn record (a length past the end) to dir's newest segment. */
+static void tear_newest_segment(const char *dir)
+{
+    struct dirent **v;
+    int n = scandir(dir, &v, is_segment, alphasort);
+    CHECK(n > 0);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, v[n - 1]->d_name);
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+    FILE *f = fopen(path, "a");
+    CHECK(f != NULL);
+    fwrite("\x40\x00\x00\x00torn", 1, 8, f);
+    fclose(f);
+}
+
+/* The counters of the evaluator that starts on path. */
+static void check_restart(kiln_objstore_t *store, const char *path, const char *want)
+{
+    kiln_err err = {0};
+    kiln_rules_eval_t *ev = kiln_rules_eval_create(store, 1);
+    CHECK_OK(kiln_rules_eval_state_file(ev, path, true, &err));
+    check_metrics(ev, want);
+    kiln_rules_eval_destroy(ev);
+}
+
+/* Every acknowledged push counts after a crash: its additions were in the
+ * journal before the push returned; a torn record at the journal's end (a
+ * crash mid-write) is dropped, and nothing is counted twice over several
+ * crashes and clean restarts. */
+TEST(journal_keeps_every_acknowledged_push)
+{
+    kiln_objstore_t *store = NULL;
+    kiln_err err = {0};
+    char dir[128]; /* a store of its own: only this test's rules */
+    snprintf(dir, sizeof(dir), "%s/journal", g_dir);
+    CHECK_OK(kiln_objstore_open_fs(dir, &store, &err));
+    kiln_rules_t *rules = kiln_rules_create(store);
+    kiln_arena_t *a = kiln_arena_create(0);
+    upsert(rules, a, "j_cpu_ns", NULL);
+    upsert(rules, a, "j_work_ns", "main.work");
+    char path[128];
+    snprintf(path, sizeof(path), "%s/journaled", g_dir);
+    push_and_crash(store, path, 3, T0_NS);
+    check_restart(store, path,
+                  "j_cpu_ns{region=\"eu\",service_name=\"api\"} 66 1700000002000\n"
+                  "j_work_ns{region=\"eu\",service_name=\"api\"} 51 1700000002000\n");
+    push_and_crash(store, path, 2, T0_NS + 10000000000LL);
+    /* A torn record after the last one: the tail of a write cut short. */
+    char seg[256];
+    snprintf(seg, sizeof(seg), "%s.journal", path);
+    tear_newest_segment(seg);
+    check_restart(store, path,
+                  "j_cpu_ns{region=\"eu\",service_name=\"api\"} 110 1700000011000\n"
+                  "j_work_ns{region=\"eu\",service_name=\"api\"} 85 1700000011000\n");
+    check_restart(store, path,
+                  "j_cpu_ns{region=\"eu\",service_name=\"api\"} 110 1700000011000\n"
+                  "j_work_ns{region=\"eu\",service_name=\"api\"} 85 1700000011000\n");
     kiln_arena_destroy(a);
     kiln_rules_destroy(rules);
     kiln_objstore_close(store);
@@ -201,6 +305,7 @@ int main(void)
         return 1;
     RUN(counts_at_ingest);
     RUN(counters_survive_restart);
+    RUN(journal_keeps_every_acknowledged_push);
     tmpdir_remove(g_dir);
     return check_done();
 }

@@ -225,9 +225,19 @@ func TestRecordingRulesInPrometheus(t *testing.T) {
 	if got := promValue(t, prom, `rr_cpu_nanoseconds{service_name="rr-other"}`); got != "" {
 		t.Errorf("a profile the matchers exclude was counted: %s", got)
 	}
-	// kill -9, then a restart on the same storage: the counters continue
-	// from what was exported (saved before it was sent), one more profile
-	// adds once: no reset, nothing counted twice.
+	// One more profile, then kill -9 as soon as it is acknowledged (before
+	// any remote write could send it), then a restart on the same storage:
+	// the counters continue from the acknowledged pushes (journaled before
+	// the acknowledgement), one more profile adds once: no reset, nothing
+	// lost, nothing counted twice.
+	_, err = c.Push.Push(ctx, connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+		Labels: []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"},
+			{Name: "service_name", Value: "rr-app"}},
+		Samples: []*pushv1.RawSample{{RawProfile: cpuProfile(t, now.Add(-5*time.Second)), ID: kilntest.NewUUID()}},
+	}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	k.Kill(t)
 	k = k.Restart(t)
 	c = k.Clients(t, tenant)
@@ -240,9 +250,9 @@ func TestRecordingRulesInPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitValue(t, prom, `rr_cpu_nanoseconds{service_name="rr-app",source="kiln"}`, "88000000")
-	waitValue(t, prom, `rr_work_cpu_nanoseconds{service_name="rr-app"}`, "68000000")
-	waitValue(t, prom, `rr_work_self_cpu_nanoseconds{service_name="rr-app"}`, "40000000")
+	waitValue(t, prom, `rr_cpu_nanoseconds{service_name="rr-app",source="kiln"}`, "110000000")
+	waitValue(t, prom, `rr_work_cpu_nanoseconds{service_name="rr-app"}`, "85000000")
+	waitValue(t, prom, `rr_work_self_cpu_nanoseconds{service_name="rr-app"}`, "50000000")
 	if got := promValue(t, prom, `resets(rr_cpu_nanoseconds[10m])`); got != "0" {
 		t.Errorf("the counter went back across the restart: resets = %s", got)
 	}
@@ -254,7 +264,7 @@ func TestRecordingRulesInPrometheus(t *testing.T) {
 	var body bytes.Buffer
 	_, _ = body.ReadFrom(res.Body)
 	res.Body.Close()
-	if !bytes.Contains(body.Bytes(), []byte(`rr_work_cpu_nanoseconds{service_name="rr-app"} 68000000 `)) {
+	if !bytes.Contains(body.Bytes(), []byte(`rr_work_cpu_nanoseconds{service_name="rr-app"} 85000000 `)) {
 		t.Errorf("/metrics/tenant/%s:\n%s", tenant, body.String())
 	}
 }
@@ -317,9 +327,9 @@ func TestRecordingRulesAcrossDistributors(t *testing.T) {
 }
 
 // TestRecordingRulesKillWhilePushing: kill -9 lands while pushes and remote
-// writes go on; each time the restarted Kiln's counter (what it loaded) is
-// at least the highest value Prometheus received, so no value left that
-// the saved state did not hold, and the counter never goes back.
+// writes go on; each time the restarted Kiln's counter (what it loaded)
+// holds every acknowledged push, and is at least the highest value
+// Prometheus received, so the counter never goes back.
 func TestRecordingRulesKillWhilePushing(t *testing.T) {
 	kilntest.RequireEnv(t)
 	prom := startPrometheus(t)
@@ -337,6 +347,7 @@ func TestRecordingRulesKillWhilePushing(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // past the refresh period
 	const q = `max_over_time(rrk_cpu_nanoseconds{service_name="rrk-app"}[10m])`
+	acked := 0
 	for round := 0; round < 5; round++ {
 		c := k.Clients(t, tenant)
 		stop := make(chan struct{})
@@ -380,6 +391,12 @@ func TestRecordingRulesKillWhilePushing(t *testing.T) {
 		}
 		if loaded < sent {
 			t.Errorf("round %d: Prometheus received %.0f, the restart continued from %.0f", round, sent, loaded)
+		}
+		// Every acknowledged push counts (a push cut by the kill may too).
+		acked += pushed
+		if loaded < float64(acked)*22e6 || loaded > float64(acked+4)*22e6 {
+			t.Errorf("round %d: %d pushes acknowledged in all (%.0f ns), the restart loaded %.0f",
+				round, acked, float64(acked)*22e6, loaded)
 		}
 	}
 }
