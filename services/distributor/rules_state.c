@@ -177,7 +177,8 @@ void kiln_rules_eval__journal_write(kiln_rules_eval_t *ev, const void *rec, size
     kiln_err err = {0};
     uint64_t segment;
     if (kiln_wal_append(ev->journal, rec, len, &segment, &err) != KILN_OK)
-        KILN_LOG_WARN("rules", "counters not journaled (lost at a crash): %s", err.msg);
+        KILN_LOG_WARN_SAMPLED("", "rules_journal", "rules",
+                              "counters not journaled (lost at a crash): %s", err.msg);
     pthread_mutex_lock(&ev->mu);
     if (--ev->pending[parity] == 0)
         pthread_cond_broadcast(&ev->drained);
