@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
- * wal: segment files, leader/follower group commit, replay with tail repair. */
+ * wal: leader/follower group commit over segfile.h's segments. */
 #include "wal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,14 +13,14 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "buf.h"
 #include "clock.h"
 #include "log.h"
+#include "segfile.h"
 #include "xmalloc.h"
 
-#define HDR 8
+#define HDR KILN_SEGFILE_HDR
 
 /* What a waiting appender is told by the leader that took its record. */
 enum { WAIT_OK, WAIT_FAILED, WAIT_LEAD };
@@ -55,42 +54,10 @@ struct kiln_wal {
     kiln_wal_stats stats;
 };
 
-static void seg_path(const kiln_wal_t *w, uint64_t id, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s/%016" PRIu64 ".wal", w->dir, id);
-}
-
-/* Segment ids in the directory, sorted ascending. Caller frees. */
-static uint64_t *list_segments(const char *dir, size_t *n)
-{
-    uint64_t *ids = NULL;
-    size_t cap = 0;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return NULL;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        char *end;
-        unsigned long long id = strtoull(e->d_name, &end, 10);
-        if (end != e->d_name && strcmp(end, ".wal") == 0) {
-            KILN_GROW(ids, cap, *n + 1);
-            ids[(*n)++] = id;
-        }
-    }
-    closedir(d);
-    for (size_t i = 1; i < *n; i++) /* few segments: insertion sort */
-        for (size_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
-            uint64_t t = ids[j];
-            ids[j] = ids[j - 1];
-            ids[j - 1] = t;
-        }
-    return ids;
-}
-
 static kiln_status open_segment(kiln_wal_t *w, uint64_t id, kiln_err *err)
 {
     char path[4096];
-    seg_path(w, id, path, sizeof(path));
+    kiln_segfile_path(w->dir, id, path, sizeof(path));
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         return kiln_err_set(err, KILN_UNAVAILABLE, "wal: cannot open %s: %s", path,
@@ -118,7 +85,7 @@ kiln_status kiln_wal_open(const char *dir, const kiln_wal_config *cfg, kiln_wal_
     pthread_cond_init(&w->delay, NULL);
     kiln_buf_init(&w->pending, 0);
     size_t n;
-    uint64_t *ids = list_segments(dir, &n);
+    uint64_t *ids = kiln_segfile_list(dir, &n);
     kiln_status st = open_segment(w, n ? ids[n - 1] + 1 : 1, err);
     free(ids);
     if (st != KILN_OK) {
@@ -143,86 +110,16 @@ void kiln_wal_close(kiln_wal_t *w)
     free(w);
 }
 
-static uint32_t checksum(const uint8_t *p, size_t n)
-{
-    return (uint32_t)XXH3_64bits(p, n);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16),
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Reads a whole file into memory; NULL on error. */
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    struct stat st;
-    uint8_t *p = NULL;
-    if (fstat(fd, &st) == 0) {
-        p = kiln_xmalloc((size_t)st.st_size + 1);
-        size_t got = 0;
-        while (got < (size_t)st.st_size) {
-            ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-        }
-        *len = got;
-    }
-    close(fd);
-    return p;
-}
-
-/* Replays one segment; truncates it at the first bad frame. */
-static kiln_status replay_segment(kiln_wal_t *w, uint64_t id,
-                                  void (*fn)(void *, uint64_t, const uint8_t *, size_t), void *ctx,
-                                  kiln_err *err)
-{
-    char path[4096];
-    seg_path(w, id, path, sizeof(path));
-    size_t len = 0, off = 0;
-    uint8_t *data = read_file(path, &len);
-    if (data == NULL)
-        return kiln_err_set(err, KILN_UNAVAILABLE, "wal: cannot read %s: %s", path,
-                            strerror(errno));
-    while (off + HDR <= len) {
-        uint32_t n = get32(data + off), sum = get32(data + off + 4);
-        if (n > len - off - HDR || checksum(data + off + HDR, n) != sum)
-            break;
-        fn(ctx, id, data + off + HDR, n);
-        off += HDR + n;
-    }
-    if (off != len) {
-        KILN_LOG_WARN("wal",
-                      "segment %s: torn or corrupt record at offset %zu of %zu; truncating "
-                      "(the %zu bytes after it are dropped, everything before is kept)",
-                      path, off, len, len - off);
-        if (truncate(path, (off_t)off) != 0)
-            KILN_LOG_ERROR("wal", "truncate %s: %s", path, strerror(errno));
-    }
-    free(data);
-    return KILN_OK;
-}
-
 kiln_status kiln_wal_replay(kiln_wal_t *w,
                             void (*fn)(void *ctx, uint64_t segment, const uint8_t *rec, size_t len),
                             void *ctx, kiln_err *err)
 {
     size_t n;
-    uint64_t *ids = list_segments(w->dir, &n);
+    uint64_t *ids = kiln_segfile_list(w->dir, &n);
     kiln_status st = KILN_OK;
     for (size_t i = 0; i < n && st == KILN_OK; i++) {
         if (ids[i] != w->seg)
-            st = replay_segment(w, ids[i], fn, ctx, err);
+            st = kiln_segfile_replay(w->dir, ids[i], fn, ctx, err);
     }
     free(ids);
     return st;
@@ -340,8 +237,7 @@ kiln_status kiln_wal_append(kiln_wal_t *w, const void *rec, size_t len, uint64_t
     if (len > UINT32_MAX)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "wal: record of %zu bytes too large", len);
     uint8_t hdr[HDR];
-    put32(hdr, (uint32_t)len);
-    put32(hdr + 4, checksum(rec, len));
+    kiln_segfile_frame(hdr, rec, len);
     pthread_mutex_lock(&w->mu);
     if (w->seg_bytes + w->pending.len > w->cfg.segment_bytes && !w->leader && w->pending.len == 0)
         open_segment(w, w->seg + 1, NULL); /* on failure keep the current segment */
@@ -386,17 +282,7 @@ uint64_t kiln_wal_rotate(kiln_wal_t *w)
 
 void kiln_wal_remove_before(kiln_wal_t *w, uint64_t segment)
 {
-    size_t n;
-    uint64_t *ids = list_segments(w->dir, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (ids[i] >= segment)
-            continue;
-        char path[4096];
-        seg_path(w, ids[i], path, sizeof(path));
-        if (unlink(path) != 0)
-            KILN_LOG_WARN("wal", "cannot remove %s: %s", path, strerror(errno));
-    }
-    free(ids);
+    kiln_segfile_remove_before(w->dir, segment);
 }
 
 void kiln_wal_stats_get(kiln_wal_t *w, kiln_wal_stats *out)

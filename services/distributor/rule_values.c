@@ -62,26 +62,49 @@ static void add_values(const kiln_pprof_t *p, const kiln_pprof_sample *s, uint64
         sum[t] += (uint64_t)v[t];
 }
 
+/* The filters of f[0..n) that name a function, grouped by the name: the
+ * self and total filters of one function compare its name once. */
+typedef struct names {
+    const filter *f[PASS_FILTERS]; /* the first filter with each name */
+    uint64_t mask[PASS_FILTERS];   /* every filter with that name */
+    size_t n;
+} names;
+
+static void group_names(const filter *f, size_t n, names *out)
+{
+    out->n = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (f[j].fn == NULL)
+            continue;
+        size_t k = 0;
+        while (k < out->n && !(out->f[k]->fn_len == f[j].fn_len &&
+                               memcmp(out->f[k]->fn, f[j].fn, f[j].fn_len) == 0))
+            k++;
+        if (k == out->n) {
+            out->f[k] = &f[j];
+            out->mask[k] = 0;
+            out->n++;
+        }
+        out->mask[k] |= (uint64_t)1 << j;
+    }
+}
+
 /* The bits of the pass's filters (f[0..n)) each function of p is named
  * by; *named gets the filters some function of p is named by (a filter
- * outside it takes no sample). A comparison per function and filter:
- * passes hold few distinct names. */
+ * outside it takes no sample). A comparison per function and name: passes
+ * hold few distinct names. */
 static uint64_t *function_bits(const kiln_pprof_t *p, const filter *f, size_t n, kiln_arena_t *a,
                                uint64_t *named)
 {
     uint64_t *bits = kiln_arena_alloc(a, (p->n_functions + 1) * sizeof(*bits)), any = 0;
-    size_t fj[PASS_FILTERS], m = 0; /* the filters that name a function */
-    for (size_t j = 0; j < n; j++) {
-        if (f[j].fn != NULL)
-            fj[m++] = j;
-    }
+    names g;
+    group_names(f, n, &g);
     for (size_t i = 0; i < p->n_functions; i++) {
         kiln_str_t name = kiln_pprof_str(p, p->functions[i].name);
         uint64_t b = 0;
-        for (size_t k = 0; k < m; k++) {
-            const filter *g = &f[fj[k]];
-            if (g->fn_len == name.len && memcmp(g->fn, name.ptr, name.len) == 0)
-                b |= (uint64_t)1 << fj[k];
+        for (size_t k = 0; k < g.n; k++) {
+            if (g.f[k]->fn_len == name.len && memcmp(g.f[k]->fn, name.ptr, name.len) == 0)
+                b |= g.mask[k];
         }
         bits[i] = b;
         any |= b;

@@ -59,7 +59,6 @@ kiln_rules_eval_t *kiln_rules_eval_create(kiln_objstore_t *store, int64_t refres
     pthread_mutex_init(&ev->mu, NULL);
     pthread_mutex_init(&ev->send_mu, NULL);
     pthread_cond_init(&ev->wake, NULL);
-    pthread_cond_init(&ev->drained, NULL);
     ev->scratch = kiln_arena_create(0);
     kiln_buf_init(&ev->key, 0);
     kiln_buf_init(&ev->rec, 0);
@@ -139,7 +138,6 @@ void kiln_rules_eval_destroy(kiln_rules_eval_t *ev)
     }
     kiln_rules_eval__state_close(ev);
     pthread_cond_destroy(&ev->wake);
-    pthread_cond_destroy(&ev->drained);
     kiln_arena_destroy(ev->scratch);
     kiln_buf_free(&ev->key);
     kiln_buf_free(&ev->rec);
@@ -406,9 +404,6 @@ static void observe_part(kiln_rules_eval_t *ev, tenant *t, const kiln_head_part 
 void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant_id,
                              const kiln_head_part *parts, size_t n)
 {
-    char *rec = NULL; /* the journal record, copied out of ev->rec */
-    size_t rec_len = 0;
-    unsigned parity = 0;
     pthread_mutex_lock(&ev->mu);
     tenant *t = kiln_rules_eval__tenant_get(ev, tenant_id, true);
     if (t->n_rules > 0 && n > 0) {
@@ -416,16 +411,12 @@ void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant_id,
         for (size_t i = 0; i < n; i++)
             observe_part(ev, t, &parts[i], ev->scratch, &ev->key, &ev->rec);
         kiln_arena_reset(ev->scratch);
-        if ((rec_len = ev->rec.len) > 0) {
-            rec = kiln_xmalloc(rec_len);
-            memcpy(rec, ev->rec.ptr, rec_len);
-            ev->pending[parity = ev->parity]++;
-        }
+        /* Under the mutex: a send that took these counts finds them in
+         * the journal, and syncs it before sending. */
+        if (ev->rec.len > 0)
+            kiln_rules_eval__journal_write(ev, ev->rec.ptr, ev->rec.len);
     }
     pthread_mutex_unlock(&ev->mu);
-    if (rec != NULL)
-        kiln_rules_eval__journal_write(ev, rec, rec_len, parity);
-    free(rec);
 }
 
 static int cmp_counter(const void *a, const void *b)
@@ -448,6 +439,9 @@ void kiln_rules_eval_metrics(kiln_rules_eval_t *ev, const char *tenant_id, kiln_
         kiln_buf_printf(out, "%s %.17g %lld\n", v[i]->series, v[i]->value, (long long)v[i]->ts_ms);
     free(v);
     pthread_mutex_unlock(&ev->mu);
+    kiln_err err = {0}; /* a scraper too must not see a value taken back */
+    if (kiln_rules_eval__journal_sync(ev, &err) != KILN_OK)
+        KILN_LOG_WARN_SAMPLED("", "rules_sync", "rules", "counters scraped unsynced: %s", err.msg);
 }
 
 /* ---- remote write ---- */
@@ -618,14 +612,19 @@ kiln_status kiln_rules_eval_flush(kiln_rules_eval_t *ev, kiln_err *err)
     size_t n = 0;
     pthread_mutex_lock(&ev->mu);
     outgoing *o = take_all(ev, &n);
-    /* No value leaves before every addition in it is on disk: a crash
-     * would take it back, and the counter go back across the restart. */
-    unsigned old = ev->parity;
-    ev->parity ^= 1;
-    while (ev->pending[old] > 0)
-        pthread_cond_wait(&ev->drained, &ev->mu);
     pthread_mutex_unlock(&ev->mu);
-    kiln_status st = send_all(ev, o, n, err);
+    /* No value leaves before every addition in it is on disk: a power loss
+     * would take it back, and the counter go back across the restart. */
+    kiln_status st = kiln_rules_eval__journal_sync(ev, err);
+    if (st == KILN_OK) {
+        st = send_all(ev, o, n, err);
+    } else {
+        KILN_LOG_WARN("rules", "nothing sent: %s", err->msg);
+        pthread_mutex_lock(&ev->mu);
+        for (size_t i = 0; i < n; i++)
+            retake(&o[i]);
+        pthread_mutex_unlock(&ev->mu);
+    }
     free_outgoing(o, n);
     pthread_mutex_unlock(&ev->send_mu);
     return st;

@@ -33,26 +33,29 @@ void kiln_rules_eval_destroy(kiln_rules_eval_t *ev);
 
 /** Adds one stored push of tenant (normalised parts, borrowed) to the
  * counters of every matching rule, before it is acknowledged; with a state
- * file it returns once the additions are journaled (blocks on an fsync).
- * Never fails: a rules object that cannot be read keeps the rules read
- * before, a journal that cannot be written is logged. */
+ * file it returns once the additions are journaled (copied into the page
+ * cache: no system call, no wait). Never fails: a rules object that cannot
+ * be read keeps the rules read before, a journal that cannot be written is
+ * logged. */
 void kiln_rules_eval_observe(kiln_rules_eval_t *ev, const char *tenant, const kiln_head_part *parts,
                              size_t n);
 
 /** Appends the tenant's counters in Prometheus' text format, one line per
- * series, `name{labels} value timestamp_ms`, sorted. */
+ * series, `name{labels} value timestamp_ms`, sorted; with a state file,
+ * once the journal that holds them is on disk. */
 void kiln_rules_eval_metrics(kiln_rules_eval_t *ev, const char *tenant, kiln_buf *out);
 
 /** Keeps the counters in path (a file of this process's own, e.g. under
- * -storage.path) and a journal beside it (<path>.journal/): loads the
- * counters they hold, then every push's additions are journaled (group
- * commit) before observe returns, so before the push is acknowledged, and
- * a send waits until what it sends is on disk. So a counter neither loses
- * an acknowledged push nor goes back below an exported value across a
- * restart, kill -9 included. The file is rewritten (temporary file, fsync,
- * rename) when the journal has grown by 8 MiB, at start and at destroy.
- * fsync false leaves the journal unsynced (benchmarks that weigh the
- * push's CPU with an unsynced WAL). Once, before
+ * -storage.path) and a journal beside it (<path>.journal/, maplog.h):
+ * loads the counters they hold, then every push's additions are journaled
+ * before observe returns, so before the push is acknowledged, and the
+ * journal is synced (one fdatasync) before a send or a scrape shows what
+ * it holds. So a counter loses no acknowledged push across kill -9, and
+ * never goes back below a value it showed across a restart, a power loss
+ * included (which takes back only the additions not yet shown). The file
+ * is rewritten (temporary file, fsync, rename) when the journal has grown
+ * by 8 MiB, at start and at destroy. fsync false leaves the journal
+ * unsynced (benchmarks). Once, before
  * kiln_rules_eval_remote_write and any observe. KILN_DATA_LOSS when the file exists but does not
  * parse, KILN_UNAVAILABLE when they cannot be read or written. */
 kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, bool fsync,

@@ -12,7 +12,7 @@
 #include "block.h"
 #include "recording_rule.h"
 #include "rules_eval.h"
-#include "wal.h"
+#include "maplog.h"
 
 typedef struct kiln_rules_eval__counter {
     char *series; /* name{labels}, the key */
@@ -61,16 +61,10 @@ struct kiln_rules_eval {
     kiln_buf key, rec;
     /* Keeping the counters (rules_state.c); journal NULL = not kept. */
     char *state_path;
-    kiln_wal_t *journal;
+    kiln_maplog_t *journal;
     uint64_t epoch;         /* of the last snapshot: records count on top of it */
     uint64_t next_jid;      /* (start epoch << 32) + n: unique across restarts */
     uint64_t snapshot_size; /* journal bytes at the last snapshot */
-    /* Journal records counted and not yet on disk, by send parity: a send
-     * round flips the parity and waits for the old one to drain, so that
-     * it never sends a value a crash could take back. */
-    int64_t pending[2];
-    unsigned parity;
-    pthread_cond_t drained;
 };
 
 /** The tenant's state (made when new), its rules re-read when stale and
@@ -89,10 +83,12 @@ void kiln_rules_eval__count(kiln_rules_eval__counter *c, double v, int64_t ts_ms
 void kiln_rules_eval__journal_add(kiln_rules_eval_t *ev, const kiln_rules_eval__tenant *t,
                                   kiln_rules_eval__counter *c, double v, int64_t ts_ms,
                                   kiln_buf *rec);
-/** Writes rec (len bytes), taken at parity, to the journal and waits until
- * it is on disk; then it no longer holds a send back. Without ev->mu. */
-void kiln_rules_eval__journal_write(kiln_rules_eval_t *ev, const void *rec, size_t len,
-                                    unsigned parity);
+/** Copies rec (len bytes) into the journal (a failure is logged, sampled):
+ * from then on a kill -9 does not lose it. */
+void kiln_rules_eval__journal_write(kiln_rules_eval_t *ev, const void *rec, size_t len);
+/** Puts every journal record written so far on disk, before the values
+ * they add leave the process (a power loss must not take them back). */
+kiln_status kiln_rules_eval__journal_sync(kiln_rules_eval_t *ev, kiln_err *err);
 /** Writes the state file from the counters now and drops the journal
  * before them; under send_mu, without mu. */
 kiln_status kiln_rules_eval__snapshot(kiln_rules_eval_t *ev, kiln_err *err);

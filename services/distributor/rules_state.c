@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0
  * rules_state: the recording rules' counters kept across restarts, kill -9
  * included. A snapshot of every counter (the state file) plus a journal of
- * the additions counted since (a kiln_wal: group commit, torn tails cut at
- * replay). Each push's additions are one journal record, on disk before the
- * push is acknowledged; a restart loads the snapshot and adds the records
- * of its epoch and later. A snapshot starts a new epoch and a new journal
- * segment, and drops the segments before it once it is itself on disk. */
+ * the additions counted since (a kiln_maplog: a record is a copy into the
+ * page cache, no system call; torn tails cut at replay). Each push's
+ * additions are one journal record, copied before the push is acknowledged
+ * and synced before a send or scrape shows them; a restart loads the
+ * snapshot and adds the records of its epoch and later. A snapshot starts a
+ * new epoch and a new journal segment, and drops the segments before it
+ * once it is itself on disk. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,6 +27,9 @@ typedef kiln_rules_eval__tenant tenant;
 /* A snapshot once the journal grew by this much since the last one: the
  * replay at start stays short. */
 #define JOURNAL_BOUND ((uint64_t)8 << 20)
+/* A journal segment, reserved on disk and mapped whole: twice the bound, so
+ * the journal between two snapshots mostly fits one. */
+#define JOURNAL_SEGMENT ((size_t)16 << 20)
 
 /* Journal records: the epoch (u64), then entries, each a tag byte:
  * 'D' id (u64), tenant and series (u32 length + bytes each): the counter
@@ -171,18 +176,17 @@ void kiln_rules_eval__journal_add(kiln_rules_eval_t *ev, const tenant *t, counte
     rec->len += ADD_LEN;
 }
 
-void kiln_rules_eval__journal_write(kiln_rules_eval_t *ev, const void *rec, size_t len,
-                                    unsigned parity)
+void kiln_rules_eval__journal_write(kiln_rules_eval_t *ev, const void *rec, size_t len)
 {
     kiln_err err = {0};
-    uint64_t segment;
-    if (kiln_wal_append(ev->journal, rec, len, &segment, &err) != KILN_OK)
+    if (kiln_maplog_append(ev->journal, rec, len, &err) != KILN_OK)
         KILN_LOG_WARN_SAMPLED("", "rules_journal", "rules",
                               "counters not journaled (lost at a crash): %s", err.msg);
-    pthread_mutex_lock(&ev->mu);
-    if (--ev->pending[parity] == 0)
-        pthread_cond_broadcast(&ev->drained);
-    pthread_mutex_unlock(&ev->mu);
+}
+
+kiln_status kiln_rules_eval__journal_sync(kiln_rules_eval_t *ev, kiln_err *err)
+{
+    return ev->journal != NULL ? kiln_maplog_sync(ev->journal, err) : KILN_OK;
 }
 
 /* Journal ids to counters, built from the definitions of every record. */
@@ -299,10 +303,10 @@ static kiln_status replay_journal(kiln_rules_eval_t *ev, kiln_err *err)
 {
     replay r = {.ev = ev};
     kiln_hash_index_init(&r.ids.idx);
-    kiln_status st = kiln_wal_replay(ev->journal, on_record, &r, err);
+    kiln_status st = kiln_maplog_replay(ev->journal, on_record, &r, err);
     r.adds = true;
     if (st == KILN_OK)
-        st = kiln_wal_replay(ev->journal, on_record, &r, err);
+        st = kiln_maplog_replay(ev->journal, on_record, &r, err);
     if (r.bad > 0)
         KILN_LOG_WARN("rules", "%s: %zu journal records do not parse: their counts are lost",
                       ev->state_path, r.bad);
@@ -320,17 +324,15 @@ kiln_status kiln_rules_eval__snapshot(kiln_rules_eval_t *ev, kiln_err *err)
     kiln_buf_init(&text, 0);
     pthread_mutex_lock(&ev->mu);
     ev->epoch++; /* additions from now on are not in this snapshot */
-    uint64_t segment = kiln_wal_rotate(ev->journal);
+    uint64_t segment = kiln_maplog_rotate(ev->journal); /* the old one synced */
     state_text(ev, &text);
     pthread_mutex_unlock(&ev->mu);
     kiln_status st = write_state(ev->state_path, &text, err);
     kiln_buf_free(&text);
     if (st != KILN_OK)
         return st; /* the file on disk and every segment still add up */
-    kiln_wal_stats s;
-    kiln_wal_stats_get(ev->journal, &s);
-    ev->snapshot_size = s.bytes;
-    kiln_wal_remove_before(ev->journal, segment);
+    ev->snapshot_size = kiln_maplog_bytes(ev->journal);
+    kiln_maplog_remove_before(ev->journal, segment);
     return KILN_OK;
 }
 
@@ -338,10 +340,8 @@ void kiln_rules_eval__snapshot_if_large(kiln_rules_eval_t *ev)
 {
     if (ev->journal == NULL)
         return;
-    kiln_wal_stats s;
-    kiln_wal_stats_get(ev->journal, &s);
     kiln_err err = {0};
-    if (s.bytes - ev->snapshot_size > JOURNAL_BOUND &&
+    if (kiln_maplog_bytes(ev->journal) - ev->snapshot_size > JOURNAL_BOUND &&
         kiln_rules_eval__snapshot(ev, &err) != KILN_OK)
         KILN_LOG_WARN("rules", "counters not saved: %s", err.msg);
 }
@@ -352,7 +352,7 @@ void kiln_rules_eval__state_close(kiln_rules_eval_t *ev)
         kiln_err err = {0};
         if (kiln_rules_eval__snapshot(ev, &err) != KILN_OK)
             KILN_LOG_WARN("rules", "counters not saved: %s", err.msg);
-        kiln_wal_close(ev->journal);
+        kiln_maplog_close(ev->journal);
     }
     free(ev->state_path);
 }
@@ -363,11 +363,11 @@ kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, 
     ev->state_path = kiln_xstrdup(path);
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s.journal", path);
-    kiln_wal_config wc = {.segment_bytes = 64u << 20, .fsync = fsync};
     pthread_mutex_lock(&ev->mu); /* nothing runs yet; held for the helpers' contract */
     kiln_status st = load_state(ev, err);
     pthread_mutex_unlock(&ev->mu);
-    if (st != KILN_OK || (st = kiln_wal_open(dir, &wc, &ev->journal, err)) != KILN_OK)
+    if (st != KILN_OK ||
+        (st = kiln_maplog_open(dir, JOURNAL_SEGMENT, fsync, &ev->journal, err)) != KILN_OK)
         return st;
     pthread_mutex_lock(&ev->mu);
     st = replay_journal(ev, err);
@@ -377,7 +377,7 @@ kiln_status kiln_rules_eval_state_file(kiln_rules_eval_t *ev, const char *path, 
         ev->next_jid = (ev->epoch << 32) + 1;
         return KILN_OK;
     }
-    kiln_wal_close(ev->journal); /* not a snapshot of half the counters at destroy */
+    kiln_maplog_close(ev->journal); /* not a snapshot of half the counters at destroy */
     ev->journal = NULL;
     return st;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -234,7 +235,10 @@ static int is_segment(const struct dirent *d)
     return n > 4 && strcmp(d->d_name + n - 4, ".wal") == 0;
 }
 
-/* Appends a torn record (a length past the end) to dir's newest segment. */
+/* Writes a torn record (a length past the end) after the last record of
+ * dir's newest segment, where a copy cut short by the crash would be: the
+ * crashed process left the segment at its reserved size, zeros after its
+ * records. */
 static void tear_newest_segment(const char *dir)
 {
     struct dirent **v;
@@ -245,10 +249,14 @@ static void tear_newest_segment(const char *dir)
     for (int i = 0; i < n; i++)
         free(v[i]);
     free(v);
-    FILE *f = fopen(path, "a");
-    CHECK(f != NULL);
-    fwrite("\x40\x00\x00\x00torn", 1, 8, f);
-    fclose(f);
+    int fd = open(path, O_RDWR);
+    CHECK(fd >= 0);
+    off_t off = 0;
+    uint32_t len = 1;
+    while (pread(fd, &len, sizeof(len), off) == (ssize_t)sizeof(len) && len != 0)
+        off += 8 + (off_t)len; /* little-endian host: the frame's length */
+    CHECK(pwrite(fd, "\x40\x00\x00\x00torn", 8, off) == 8);
+    close(fd);
 }
 
 /* The counters of the evaluator that starts on path. */
