@@ -767,6 +767,14 @@ static bool read_index(kiln_block_t *b, rd *r)
     return !r->bad;
 }
 
+static void free_aggregates(kiln_head_t *h)
+{
+    for (size_t i = 0; i < h->n_series; i++)
+        kiln_head__hagg_free(h->agg[i]);
+    free(h->agg);
+    h->agg = NULL;
+}
+
 /* The index's optional second section (blocks written before it have
  * none): every series' per-node sums, installed as the head's aggregate
  * cache so that no query of the whole series decodes its chunk. */
@@ -774,6 +782,7 @@ static bool read_aggregates(kiln_block_t *b, rd *r)
 {
     kiln_head_t *h = b->head;
     h->agg = kiln_xcalloc(h->n_series + 1, sizeof(*h->agg));
+    size_t bytes = kiln_head__agg_array_bytes(h);
     for (size_t i = 0; i < h->n_series && !r->bad; i++) {
         size_t n = get_count(r);
         hagg *g = kiln_xcalloc(1, sizeof(*g));
@@ -788,7 +797,12 @@ static bool read_aggregates(kiln_block_t *b, rd *r)
             g->value[k] = get_sv(r);
         }
         g->n = (uint32_t)n;
+        bytes += kiln_head__hagg_bytes(g);
     }
+    if (!r->bad && kiln_head__sums_reserve(bytes))
+        h->agg_reserved = bytes;
+    else /* past the budget: the chunks answer (or a bad section fails open) */
+        free_aggregates(h);
     return !r->bad;
 }
 

@@ -58,6 +58,16 @@ bool kiln_block_damaged(const kiln_block_t *b, kiln_err *why);
 /** Closes a block; NULL is a no-op. */
 void kiln_block_close(kiln_block_t *b);
 
+/** Bounds the bytes of the per-series sums (each series' samples summed per
+ * stack node, which answer a query of the series' whole time range without
+ * reading its chunk) that all open blocks of the process keep together
+ * (default: no bound). A block opened past the bound, or a series summed
+ * past it, keeps none: its queries read the chunks instead. Before blocks
+ * open; any thread. */
+void kiln_block_sums_budget(size_t bytes);
+/** The bytes the open blocks' sums hold now. Any thread. */
+size_t kiln_block_sums_bytes(void);
+
 /** The block as a read-only head (owned by the block). */
 kiln_head_t *kiln_block_head(kiln_block_t *b);
 /** The block's meta (owned by the block). */

@@ -90,8 +90,11 @@ void kiln_db__bytes_metrics(kiln_db_t *db, kiln_buf *out)
                     "kiln_ingester_head_bytes{state=\"flushing\"} %zu\n"
                     "# HELP kiln_ingester_max_head_bytes -ingester.max-head-bytes: the heads "
                     "are cut at it and pushes refused at twice it (0 = no budget).\n"
-                    "# TYPE kiln_ingester_max_head_bytes gauge\nkiln_ingester_max_head_bytes %zu\n",
-                    appending, flushing, db->cfg.max_head_bytes);
+                    "# TYPE kiln_ingester_max_head_bytes gauge\nkiln_ingester_max_head_bytes %zu\n"
+                    "# HELP kiln_block_sums_bytes Bytes the open blocks' per-series sums hold: "
+                    "what -storage.block-sums-max-bytes bounds.\n"
+                    "# TYPE kiln_block_sums_bytes gauge\nkiln_block_sums_bytes %zu\n",
+                    appending, flushing, db->cfg.max_head_bytes, kiln_block_sums_bytes());
 }
 
 /* Whether the heads taking appends hold the byte budget together, and one

@@ -46,13 +46,11 @@ void kiln_head_destroy(kiln_head_t *h)
         return;
     for (size_t i = 0; i < h->n_series; i++) {
         free(h->series[i].profiles);
-        if (h->agg != NULL && h->agg[i] != NULL) {
-            free(h->agg[i]->node);
-            free(h->agg[i]->value);
-            free(h->agg[i]);
-        }
+        if (h->agg != NULL)
+            kiln_head__hagg_free(h->agg[i]);
     }
     free(h->agg);
+    kiln_head__sums_release(h->agg_reserved);
     pthread_mutex_destroy(&h->agg_mu);
     for (size_t i = 0; i < h->n_posts; i++)
         free(h->posts[i].ids);

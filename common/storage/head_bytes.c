@@ -4,7 +4,10 @@
  * database's byte budget adds up). */
 #include "head_int.h"
 
+#include <stdlib.h>
+
 #include "arena.h"
+#include "block.h" /* kiln_block_sums_*: the sums are the blocks', kept here with their count */
 #include "xmalloc.h"
 
 /* What malloc adds to each block (glibc: a size word, the size rounded up
@@ -57,19 +60,70 @@ void kiln_head__grow_small(kiln_head_t *h, void **a, size_t *cap, size_t need, s
     h->small_bytes += arr(*cap, elem) - arr(old, elem);
 }
 
+void kiln_head__hagg_free(hagg *g)
+{
+    if (g != NULL) {
+        free(g->node);
+        free(g->value);
+        free(g);
+    }
+}
+
+size_t kiln_head__hagg_bytes(const hagg *g)
+{
+    /* the node and value arrays are allocated with one spare */
+    return arr(1, sizeof(*g)) + arr((size_t)g->n + 1, sizeof(*g->node)) +
+           arr((size_t)g->n + 1, sizeof(*g->value));
+}
+
+size_t kiln_head__agg_array_bytes(const kiln_head_t *h)
+{
+    return arr(h->n_series + 1, sizeof(*h->agg));
+}
+
 size_t kiln_head__agg_bytes(kiln_head_t *h)
 {
     size_t b = 0;
     pthread_mutex_lock(&h->agg_mu);
     if (h->agg != NULL) {
-        b = arr(h->n_series + 1, sizeof(*h->agg));
+        b = kiln_head__agg_array_bytes(h);
         for (size_t i = 0; i < h->n_series; i++) {
-            const hagg *g = h->agg[i];
-            if (g != NULL) /* the node and value arrays are allocated with one spare */
-                b += arr(1, sizeof(*g)) + arr((size_t)g->n + 1, sizeof(*g->node)) +
-                     arr((size_t)g->n + 1, sizeof(*g->value));
+            if (h->agg[i] != NULL)
+                b += kiln_head__hagg_bytes(h->agg[i]);
         }
     }
     pthread_mutex_unlock(&h->agg_mu);
     return b;
+}
+
+/* The process's budget for blocks' per-series sums and what they hold:
+ * one bound over every block any reader opened. */
+static size_t g_sums_budget = SIZE_MAX;
+static size_t g_sums_used;
+
+void kiln_block_sums_budget(size_t bytes)
+{
+    __atomic_store_n(&g_sums_budget, bytes, __ATOMIC_RELAXED);
+}
+
+size_t kiln_block_sums_bytes(void)
+{
+    return __atomic_load_n(&g_sums_used, __ATOMIC_RELAXED);
+}
+
+bool kiln_head__sums_reserve(size_t n)
+{
+    size_t budget = __atomic_load_n(&g_sums_budget, __ATOMIC_RELAXED);
+    size_t used = __atomic_load_n(&g_sums_used, __ATOMIC_RELAXED);
+    do {
+        if (n > budget || used > budget - n)
+            return false;
+    } while (!__atomic_compare_exchange_n(&g_sums_used, &used, used + n, true, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    return true;
+}
+
+void kiln_head__sums_release(size_t n)
+{
+    __atomic_fetch_sub(&g_sums_used, n, __ATOMIC_RELAXED);
 }

@@ -149,7 +149,8 @@ struct kiln_head {
      * range (most of a long query's blocks) adds these instead of decoding
      * every profile. Built on first use, under agg_mu. */
     pthread_mutex_t agg_mu;
-    struct hagg **agg; /* per series, NULL until built */
+    struct hagg **agg;   /* per series, NULL until built */
+    size_t agg_reserved; /* of the process's sums budget (kiln_block_sums_budget) */
     /* Bytes of the series' profile lists and the postings' id lists,
      * counted as they grow (kiln_head__grow_small): kiln_head__bytes adds
      * them without visiting every series. */
@@ -186,6 +187,17 @@ size_t kiln_head__bytes(const kiln_head_t *h);
 /** The bytes of the per-series sums a block keeps (agg): O(series), takes
  * agg_mu; 0 for a head taking appends. */
 size_t kiln_head__agg_bytes(kiln_head_t *h);
+/** Frees one series' sums; NULL is a no-op. */
+void kiln_head__hagg_free(hagg *g);
+/** The bytes of one series' sums, g. */
+size_t kiln_head__hagg_bytes(const hagg *g);
+/** The bytes of the per-series pointer array of h's sums. */
+size_t kiln_head__agg_array_bytes(const kiln_head_t *h);
+/** Takes n bytes from the process's budget for blocks' sums; false (and
+ * nothing taken) when they do not fit. Any thread. */
+bool kiln_head__sums_reserve(size_t n);
+/** Gives back n bytes taken by kiln_head__sums_reserve. */
+void kiln_head__sums_release(size_t n);
 /** KILN_GROW of a small per-series or per-pair array of h, counted in
  * h->small_bytes. Write lock held. */
 void kiln_head__grow_small(kiln_head_t *h, void **a, size_t *cap, size_t need, size_t elem);

@@ -352,15 +352,31 @@ static void visit_series_profiles(const kiln_head_t *h, uint32_t sid, void *arg)
     cols_free(&c);
 }
 
-/* The per-node sums of all of a block series' profiles: read with the
- * block's index (block.c), or built here once for a block without them.
- * KILN_DATA_LOSS when the series' chunk does not load. */
-static kiln_status series_agg(kiln_head_t *h, uint32_t sid, const hagg **out, kiln_err *err)
+/* Keeps g as series sid's sums when the process's budget has room for it
+ * (and for the block's array of them, the first time); false when not. */
+static bool agg_keep(kiln_head_t *h, uint32_t sid, hagg *g)
 {
-    pthread_mutex_lock(&h->agg_mu);
+    size_t array = h->agg == NULL ? kiln_head__agg_array_bytes(h) : 0;
+    size_t bytes = array + kiln_head__hagg_bytes(g);
+    if (!kiln_head__sums_reserve(bytes))
+        return false;
     if (h->agg == NULL)
         h->agg = kiln_xcalloc(h->n_series + 1, sizeof(*h->agg));
-    hagg *g = h->agg[sid];
+    h->agg[sid] = g;
+    h->agg_reserved += bytes;
+    return true;
+}
+
+/* The per-node sums of all of a block series' profiles: read with the
+ * block's index (block.c), or built here once for a block without them and
+ * kept while the process's budget allows; *owned tells the caller to free
+ * sums that were not kept. KILN_DATA_LOSS when the series' chunk does not
+ * load. */
+static kiln_status series_agg(kiln_head_t *h, uint32_t sid, hagg **out, bool *owned, kiln_err *err)
+{
+    pthread_mutex_lock(&h->agg_mu);
+    hagg *g = h->agg != NULL ? h->agg[sid] : NULL;
+    *owned = false;
     if (g == NULL) {
         cols c;
         kiln_status st = cols_load(h, sid, INT64_MIN, 0, NULL, &c, err);
@@ -375,7 +391,7 @@ static kiln_status series_agg(kiln_head_t *h, uint32_t sid, const hagg **out, ki
         g = total * 16 < h->n_nodes ? agg_sparse(c.c.node, c.c.value, total)
                                     : agg_dense(h, c.c.node, c.c.value, total);
         cols_free(&c);
-        h->agg[sid] = g;
+        *owned = !agg_keep(h, sid, g);
     }
     pthread_mutex_unlock(&h->agg_mu);
     *out = g;
@@ -400,11 +416,14 @@ static void accumulate_series(const kiln_head_t *h, uint32_t sid, void *arg)
     if (r->st != KILN_OK || !series_kept(h, s, f))
         return;
     if (whole_series(h, s, f)) {
-        const hagg *g;
-        r->st = series_agg((kiln_head_t *)h, sid, &g, r->err);
+        hagg *g;
+        bool owned;
+        r->st = series_agg((kiln_head_t *)h, sid, &g, &owned, r->err);
         for (uint32_t k = 0; r->st == KILN_OK && k < g->n; k++)
             r->acc[g->node[k]] += g->value[k];
         r->any |= r->st == KILN_OK;
+        if (r->st == KILN_OK && owned)
+            kiln_head__hagg_free(g);
         return;
     }
     cols c;

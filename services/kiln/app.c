@@ -16,6 +16,7 @@
 #include "cluster.h"
 #include "compactor.h"
 #include "connect.h"
+#include "block.h"
 #include "db.h"
 #include "distributor.h"
 #include "grpc_server.h"
@@ -353,28 +354,48 @@ static const char *bucket_dir(const kiln_app_t *app, char *buf, size_t cap)
     return buf;
 }
 
-/* -ingester.max-head-bytes, "auto" resolved from the memory the process
- * may use, logged with where it came from. */
-static size_t head_bytes(const kiln_app_config *cfg)
+/* A byte budget flag's value: as given, or for "auto" a share of the memory
+ * the process may use (what), logged with where it came from. */
+static size_t memory_budget(const char *name, const char *flag, size_t value,
+                            size_t (*share)(uint64_t memory), const char *what)
 {
-    size_t b = cfg->max_head_bytes;
-    if (b != KILN_CFG_SIZE_AUTO) {
-        KILN_LOG_INFO("kiln", "ingester head budget max_head_bytes=%zu (%.0f MiB%s)", b,
-                      (double)b / 1048576, b == 0 ? ", 0: none" : "");
-        return b;
+    if (value != KILN_CFG_SIZE_AUTO) {
+        KILN_LOG_INFO("kiln", "%s %s=%zu (%.0f MiB%s)", name, flag, value, (double)value / 1048576,
+                      value == 0 ? ", 0: none" : "");
+        return value;
     }
     const char *source;
     uint64_t memory = kiln_memlimit_read(&source);
-    b = kiln_db_default_head_bytes(memory);
+    size_t b = share(memory);
     if (memory == 0)
-        KILN_LOG_WARN("kiln", "ingester head budget: the memory limit is unknown (no cgroup "
-                              "limit, no /proc/meminfo): none; set -ingester.max-head-bytes");
+        KILN_LOG_WARN("kiln",
+                      "%s: the memory limit is unknown (no cgroup limit, no "
+                      "/proc/meminfo): none; set -%s",
+                      name, flag);
     else
-        KILN_LOG_INFO("kiln",
-                      "ingester head budget max_head_bytes=%zu (%.0f MiB, auto: a quarter of %s "
-                      "%.0f MiB)",
-                      b, (double)b / 1048576, source, (double)memory / 1048576);
+        KILN_LOG_INFO("kiln", "%s %s=%zu (%.0f MiB, auto: %s of %s %.0f MiB)", name, flag, b,
+                      (double)b / 1048576, what, source, (double)memory / 1048576);
     return b;
+}
+
+static size_t eighth(uint64_t memory)
+{
+    return memory / 8 > SIZE_MAX - 1 ? SIZE_MAX - 1 : (size_t)(memory / 8);
+}
+
+/* -ingester.max-head-bytes, "auto" a quarter of the memory. */
+static size_t head_bytes(const kiln_app_config *cfg)
+{
+    return memory_budget("ingester head budget", "ingester.max-head-bytes", cfg->max_head_bytes,
+                         kiln_db_default_head_bytes, "a quarter");
+}
+
+/* -storage.block-sums-max-bytes, "auto" an eighth of the memory; 0 (an
+ * unknown limit, or the flag) keeps no sums. */
+static void block_sums_budget(const kiln_app_config *cfg)
+{
+    kiln_block_sums_budget(memory_budget("block sums budget", "storage.block-sums-max-bytes",
+                                         cfg->block_sums_bytes, eighth, "an eighth"));
 }
 
 static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
@@ -653,8 +674,10 @@ kiln_status kiln_app_create(const kiln_app_config *cfg, kiln_app_t **out, kiln_e
         st = create_tls(app, err);
     if (st == KILN_OK && cluster)
         st = kiln_cluster_create(cfg, app->limits, app->cluster_tls, &app->cluster, err);
-    if (st == KILN_OK && needs_store(mods))
+    if (st == KILN_OK && needs_store(mods)) {
+        block_sums_budget(cfg);
         st = open_store(app, err);
+    }
     if (st == KILN_OK)
         create_servers(app);
     if (st == KILN_OK && app->cluster != NULL)

@@ -46,7 +46,8 @@ typedef struct kiln_app_config {
     size_t cache_max_bytes;
     int64_t max_block_duration_ns;
     size_t max_head_samples;
-    size_t max_head_bytes; /* KILN_CFG_SIZE_AUTO: kiln_db_default_head_bytes */
+    size_t max_head_bytes;   /* KILN_CFG_SIZE_AUTO: kiln_db_default_head_bytes */
+    size_t block_sums_bytes; /* KILN_CFG_SIZE_AUTO: an eighth of the memory limit */
     int64_t flush_check_ns;
     int64_t rules_refresh_ns;      /* -recording-rules.refresh-period */
     char *rules_remote_write_url;  /* -recording-rules.remote-write-url ("" = none) */

@@ -82,6 +82,10 @@ static const kiln_cfg_opt opts[] = {
         "(empty = none)"),
     OPT("storage.cache.max-size-bytes", KILN_CFG_SIZE, cache_max_bytes, "1GiB",
         "size of -storage.cache.dir; least recently used entries go first"),
+    OPT("storage.block-sums-max-bytes", KILN_CFG_SIZE, block_sums_bytes, "auto",
+        "memory the open blocks may keep as per-series sums, which answer queries of a "
+        "block's whole range without reading its chunks; past it blocks keep none (auto = an "
+        "eighth of the memory limit, as for -ingester.max-head-bytes; 0 = none kept)"),
     OPT("storage.s3.request-timeout", KILN_CFG_DURATION, s3_timeout_ns, "30s",
         "deadline of one S3 request attempt"),
     OPT("ingester.max-block-duration", KILN_CFG_DURATION, max_block_duration_ns, "1h",

@@ -258,6 +258,63 @@ TEST(series_sums_match_the_samples)
     kiln_arena_destroy(a);
 }
 
+/* The open blocks' per-series sums stay within the process's budget: a
+ * block whose sums do not fit keeps none and answers from its chunks (the
+ * same flame graph), a series summed at query time past the budget is not
+ * kept, and closing a block gives its bytes back. */
+TEST(sums_stay_within_their_budget)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_head_t *h = sample_head(a);
+    CHECK(h != NULL);
+    if (h == NULL)
+        return;
+    kiln_objstore_t *s;
+    CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));
+    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+    char ulid[KILN_ULID_LEN + 1];
+    CHECK_OK(kiln_block_write(s, "budget", h, &meta, ulid, NULL));
+    static uint8_t want[4 << 20], got[4 << 20];
+    const int64_t t0 = 1700000000000LL, t1 = t0 + 30000;
+    size_t n = packed_flamegraph(h, Q, t0, t1, want, sizeof(want));
+    CHECK(n > 100);
+
+    kiln_block_t *b;
+    CHECK_EQ(kiln_block_sums_bytes(), 0);
+    CHECK_OK(kiln_block_open(s, "budget", ulid, &b, NULL));
+    size_t whole = kiln_block_sums_bytes(); /* unbounded: all of them kept */
+    CHECK(whole > 0);
+    kiln_block_close(b);
+    CHECK_EQ(kiln_block_sums_bytes(), 0);
+
+    kiln_block_sums_budget(whole - 1);
+    CHECK_OK(kiln_block_open(s, "budget", ulid, &b, NULL));
+    CHECK_EQ(kiln_block_sums_bytes(), 0);
+    for (int round = 0; round < 2; round++) { /* summed, not kept, summed again */
+        CHECK_EQ(packed_flamegraph(kiln_block_head(b), Q, t0, t1, got, sizeof(got)), n);
+        CHECK(memcmp(want, got, n) == 0);
+    }
+    CHECK(kiln_block_sums_bytes() < whole);
+    kiln_block_close(b);
+    CHECK_EQ(kiln_block_sums_bytes(), 0);
+
+    kiln_block_sums_budget(0);
+    CHECK_OK(kiln_block_open(s, "budget", ulid, &b, NULL));
+    CHECK_EQ(packed_flamegraph(kiln_block_head(b), Q, t0, t1, got, sizeof(got)), n);
+    CHECK(memcmp(want, got, n) == 0);
+    CHECK_EQ(kiln_block_sums_bytes(), 0);
+    kiln_block_close(b);
+
+    kiln_block_sums_budget(whole);
+    CHECK_OK(kiln_block_open(s, "budget", ulid, &b, NULL));
+    CHECK_EQ(kiln_block_sums_bytes(), whole);
+    kiln_block_close(b);
+    kiln_block_sums_budget(SIZE_MAX);
+    kiln_objstore_close(s);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
 static int64_t ids_total(kiln_head_t *h, const uint64_t *ids, size_t n)
 {
     kiln_selector_t *sel;
@@ -505,6 +562,7 @@ int main(void)
     RUN(write_open_query);
     RUN(open_reads_no_samples);
     RUN(series_sums_match_the_samples);
+    RUN(sums_stay_within_their_budget);
     RUN(profile_ids_select_profiles);
     RUN(span_ids_survive_a_block);
     RUN(frameless_samples_count_in_series_totals);
