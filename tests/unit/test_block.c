@@ -204,22 +204,47 @@ static size_t packed_flamegraph(kiln_head_t *h, const char *q, int64_t start, in
     return n;
 }
 
+/* The sample head written as a block of tenant to the filesystem store. */
+typedef struct written {
+    kiln_arena_t *a;
+    kiln_head_t *h;
+    kiln_objstore_t *s;
+    char ulid[KILN_ULID_LEN + 1];
+} written;
+
+static bool write_sample_block(const char *tenant, written *w)
+{
+    w->a = kiln_arena_create(0);
+    w->h = sample_head(w->a);
+    w->s = NULL;
+    CHECK(w->h != NULL);
+    CHECK_OK(kiln_objstore_open_fs(root, &w->s, NULL));
+    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
+    bool ok = w->h != NULL && w->s != NULL &&
+              kiln_block_write(w->s, tenant, w->h, &meta, w->ulid, NULL) == KILN_OK;
+    CHECK(ok);
+    return ok;
+}
+
+static void written_free(written *w)
+{
+    kiln_objstore_close(w->s);
+    kiln_head_destroy(w->h);
+    kiln_arena_destroy(w->a);
+}
+
 /* A block's stored per-series sums (read for a query covering a series'
  * whole range) give the very flame graph the head gives, and a block
  * written without them (the index's first section only, as older blocks)
  * still reads the same from its chunks. */
 TEST(series_sums_match_the_samples)
 {
-    kiln_arena_t *a = kiln_arena_create(0);
-    kiln_head_t *h = sample_head(a);
-    CHECK(h != NULL);
-    if (h == NULL)
+    written w;
+    if (!write_sample_block("sums", &w))
         return;
-    kiln_objstore_t *s;
-    CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));
-    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
-    char ulid[KILN_ULID_LEN + 1];
-    CHECK_OK(kiln_block_write(s, "sums", h, &meta, ulid, NULL));
+    kiln_objstore_t *s = w.s;
+    kiln_head_t *h = w.h;
+    const char *ulid = w.ulid;
     static uint8_t want[4 << 20], got[4 << 20];
     const int64_t t0 = 1700000000000LL, t1 = t0 + 30000;
     const char *qs[] = {Q, QH};
@@ -253,9 +278,7 @@ TEST(series_sums_match_the_samples)
         CHECK_OK(kiln_objstore_put(s, name, idx.ptr, first, NULL));
         kiln_buf_free(&idx);
     }
-    kiln_objstore_close(s);
-    kiln_head_destroy(h);
-    kiln_arena_destroy(a);
+    written_free(&w);
 }
 
 /* The open blocks' per-series sums stay within the process's budget: a
@@ -264,16 +287,12 @@ TEST(series_sums_match_the_samples)
  * kept, and closing a block gives its bytes back. */
 TEST(sums_stay_within_their_budget)
 {
-    kiln_arena_t *a = kiln_arena_create(0);
-    kiln_head_t *h = sample_head(a);
-    CHECK(h != NULL);
-    if (h == NULL)
+    written w;
+    if (!write_sample_block("budget", &w))
         return;
-    kiln_objstore_t *s;
-    CHECK_OK(kiln_objstore_open_fs(root, &s, NULL));
-    Block__V1__BlockMeta meta = BLOCK__V1__BLOCK_META__INIT;
-    char ulid[KILN_ULID_LEN + 1];
-    CHECK_OK(kiln_block_write(s, "budget", h, &meta, ulid, NULL));
+    kiln_objstore_t *s = w.s;
+    kiln_head_t *h = w.h;
+    const char *ulid = w.ulid;
     static uint8_t want[4 << 20], got[4 << 20];
     const int64_t t0 = 1700000000000LL, t1 = t0 + 30000;
     size_t n = packed_flamegraph(h, Q, t0, t1, want, sizeof(want));
@@ -310,9 +329,7 @@ TEST(sums_stay_within_their_budget)
     CHECK_EQ(kiln_block_sums_bytes(), whole);
     kiln_block_close(b);
     kiln_block_sums_budget(SIZE_MAX);
-    kiln_objstore_close(s);
-    kiln_head_destroy(h);
-    kiln_arena_destroy(a);
+    written_free(&w);
 }
 
 static int64_t ids_total(kiln_head_t *h, const uint64_t *ids, size_t n)
