@@ -204,6 +204,11 @@ static size_t packed_flamegraph(kiln_head_t *h, const char *q, int64_t start, in
     return n;
 }
 
+/* The sample head's time range (ms), and answers to compare. */
+#define T0_MS 1700000000000LL
+#define T1_MS (T0_MS + 30000)
+static uint8_t g_want[4 << 20], g_got[4 << 20];
+
 /* The sample head written as a block of tenant to the filesystem store. */
 typedef struct written {
     kiln_arena_t *a;
@@ -242,40 +247,38 @@ TEST(series_sums_match_the_samples)
     written w;
     if (!write_sample_block("sums", &w))
         return;
-    kiln_objstore_t *s = w.s;
-    kiln_head_t *h = w.h;
-    const char *ulid = w.ulid;
-    static uint8_t want[4 << 20], got[4 << 20];
-    const int64_t t0 = 1700000000000LL, t1 = t0 + 30000;
     const char *qs[] = {Q, QH};
     for (int pass = 0; pass < 2; pass++) {
         kiln_block_t *b;
-        CHECK_OK(kiln_block_open(s, "sums", ulid, &b, NULL));
+        CHECK_OK(kiln_block_open(w.s, "sums", w.ulid, &b, NULL));
         for (int i = 0; i < 2; i++) {
-            size_t n = packed_flamegraph(h, qs[i], t0, t1, want, sizeof(want));
+            size_t n = packed_flamegraph(w.h, qs[i], T0_MS, T1_MS, g_want, sizeof(g_want));
             CHECK(n > 100);
-            CHECK_EQ(packed_flamegraph(kiln_block_head(b), qs[i], t0, t1, got, sizeof(got)), n);
-            CHECK(memcmp(want, got, n) == 0);
+            CHECK_EQ(
+                packed_flamegraph(kiln_block_head(b), qs[i], T0_MS, T1_MS, g_got, sizeof(g_got)),
+                n);
+            CHECK(memcmp(g_want, g_got, n) == 0);
             /* A partial range decodes the chunk: the first two CPU profiles. */
-            n = packed_flamegraph(h, qs[i], t0, t0 + 15000, want, sizeof(want));
-            CHECK_EQ(packed_flamegraph(kiln_block_head(b), qs[i], t0, t0 + 15000, got, sizeof(got)),
+            n = packed_flamegraph(w.h, qs[i], T0_MS, T0_MS + 15000, g_want, sizeof(g_want));
+            CHECK_EQ(packed_flamegraph(kiln_block_head(b), qs[i], T0_MS, T0_MS + 15000, g_got,
+                                       sizeof(g_got)),
                      n);
-            CHECK(memcmp(want, got, n) == 0);
+            CHECK(memcmp(g_want, g_got, n) == 0);
         }
         kiln_block_close(b);
         if (pass == 1)
             break;
         /* Pass 2: cut the index to its first section (12-byte header + body). */
         char name[128];
-        snprintf(name, sizeof(name), "sums/blocks/%s/index", ulid);
+        snprintf(name, sizeof(name), "sums/blocks/%s/index", w.ulid);
         kiln_buf idx;
         kiln_buf_init(&idx, 0);
-        CHECK_OK(kiln_objstore_get(s, name, &idx, NULL));
+        CHECK_OK(kiln_objstore_get(w.s, name, &idx, NULL));
         const uint8_t *hd = (const uint8_t *)idx.ptr;
         size_t first =
             12 + ((size_t)hd[4] | (size_t)hd[5] << 8 | (size_t)hd[6] << 16 | (size_t)hd[7] << 24);
         CHECK(first < idx.len);
-        CHECK_OK(kiln_objstore_put(s, name, idx.ptr, first, NULL));
+        CHECK_OK(kiln_objstore_put(w.s, name, idx.ptr, first, NULL));
         kiln_buf_free(&idx);
     }
     written_free(&w);
@@ -290,42 +293,37 @@ TEST(sums_stay_within_their_budget)
     written w;
     if (!write_sample_block("budget", &w))
         return;
-    kiln_objstore_t *s = w.s;
-    kiln_head_t *h = w.h;
-    const char *ulid = w.ulid;
-    static uint8_t want[4 << 20], got[4 << 20];
-    const int64_t t0 = 1700000000000LL, t1 = t0 + 30000;
-    size_t n = packed_flamegraph(h, Q, t0, t1, want, sizeof(want));
+    size_t n = packed_flamegraph(w.h, Q, T0_MS, T1_MS, g_want, sizeof(g_want));
     CHECK(n > 100);
 
     kiln_block_t *b;
     CHECK_EQ(kiln_block_sums_bytes(), 0);
-    CHECK_OK(kiln_block_open(s, "budget", ulid, &b, NULL));
+    CHECK_OK(kiln_block_open(w.s, "budget", w.ulid, &b, NULL));
     size_t whole = kiln_block_sums_bytes(); /* unbounded: all of them kept */
     CHECK(whole > 0);
     kiln_block_close(b);
     CHECK_EQ(kiln_block_sums_bytes(), 0);
 
     kiln_block_sums_budget(whole - 1);
-    CHECK_OK(kiln_block_open(s, "budget", ulid, &b, NULL));
+    CHECK_OK(kiln_block_open(w.s, "budget", w.ulid, &b, NULL));
     CHECK_EQ(kiln_block_sums_bytes(), 0);
     for (int round = 0; round < 2; round++) { /* summed, not kept, summed again */
-        CHECK_EQ(packed_flamegraph(kiln_block_head(b), Q, t0, t1, got, sizeof(got)), n);
-        CHECK(memcmp(want, got, n) == 0);
+        CHECK_EQ(packed_flamegraph(kiln_block_head(b), Q, T0_MS, T1_MS, g_got, sizeof(g_got)), n);
+        CHECK(memcmp(g_want, g_got, n) == 0);
     }
     CHECK(kiln_block_sums_bytes() < whole);
     kiln_block_close(b);
     CHECK_EQ(kiln_block_sums_bytes(), 0);
 
     kiln_block_sums_budget(0);
-    CHECK_OK(kiln_block_open(s, "budget", ulid, &b, NULL));
-    CHECK_EQ(packed_flamegraph(kiln_block_head(b), Q, t0, t1, got, sizeof(got)), n);
-    CHECK(memcmp(want, got, n) == 0);
+    CHECK_OK(kiln_block_open(w.s, "budget", w.ulid, &b, NULL));
+    CHECK_EQ(packed_flamegraph(kiln_block_head(b), Q, T0_MS, T1_MS, g_got, sizeof(g_got)), n);
+    CHECK(memcmp(g_want, g_got, n) == 0);
     CHECK_EQ(kiln_block_sums_bytes(), 0);
     kiln_block_close(b);
 
     kiln_block_sums_budget(whole);
-    CHECK_OK(kiln_block_open(s, "budget", ulid, &b, NULL));
+    CHECK_OK(kiln_block_open(w.s, "budget", w.ulid, &b, NULL));
     CHECK_EQ(kiln_block_sums_bytes(), whole);
     kiln_block_close(b);
     kiln_block_sums_budget(SIZE_MAX);
