@@ -665,9 +665,15 @@ static void convert_scope(conv *c, const o_rprof *rp, size_t i, size_t j, kiln_o
         char where[112];
         kiln_err perr = {KILN_OK, ""};
         prof_ctx pc = {.index = r->n_profiles};
-        snprintf(where, sizeof(where), "resource_profiles[%zu].scope_profiles[%zu].profiles[%zu]",
-                 i, j, k);
-        kiln_status st = kiln_otlp__check_profile(c->d, rp, sp, p, where, &perr);
+        /* Where the profile is goes into a refusal's message only: checked
+         * again with it when refused, not printed for every profile (a
+         * sixtieth of an export's CPU). */
+        kiln_status st = kiln_otlp__check_profile(c->d, rp, sp, p, "", &perr);
+        if (st != KILN_OK) {
+            snprintf(where, sizeof(where),
+                     "resource_profiles[%zu].scope_profiles[%zu].profiles[%zu]", i, j, k);
+            st = kiln_otlp__check_profile(c->d, rp, sp, p, where, &perr);
+        }
         if (st == KILN_OK)
             st = profile_ctx(c, rp, sp, p, &pc, &perr);
         if (st == KILN_OK)
