@@ -60,20 +60,35 @@ static void run_defers(kiln_arena_t *a)
     }
 }
 
+/* The chunk a reset keeps: the largest of at most KEEP_MAX bytes. Chunks
+ * double, so an arena reused for like requests soon serves each from the
+ * one chunk it kept, with no malloc; the bound keeps one huge request from
+ * pinning its memory. */
+#define KEEP_MAX (4u * 1024 * 1024)
+
+static chunk *chunk_to_keep(const kiln_arena_t *a)
+{
+    chunk *keep = NULL;
+    for (chunk *c = a->head; c != NULL; c = c->next) {
+        if (c->cap <= KEEP_MAX && (keep == NULL || c->cap > keep->cap))
+            keep = c;
+    }
+    return keep;
+}
+
 void kiln_arena_reset(kiln_arena_t *a)
 {
     run_defers(a);
-    chunk *keep = NULL;
+    chunk *keep = chunk_to_keep(a);
     for (chunk *c = a->head, *next; c != NULL; c = next) {
         next = c->next;
-        if (next == NULL) {
-            keep = c; /* the oldest chunk, reused */
-        } else {
+        if (c != keep)
             free(c);
-        }
     }
-    if (keep != NULL)
+    if (keep != NULL) {
         keep->used = 0;
+        keep->next = NULL;
+    }
     a->head = keep;
     a->total = 0;
     a->held = keep != NULL ? sizeof(chunk) + keep->cap : 0;

@@ -15,7 +15,9 @@ typedef struct kiln_arena kiln_arena_t;
 kiln_arena_t *kiln_arena_create(size_t cap);
 /** Frees the arena and all its memory, running deferred callbacks. NULL is a no-op. */
 void kiln_arena_destroy(kiln_arena_t *a);
-/** Frees everything allocated so far but keeps the first chunk for reuse. */
+/** Frees everything allocated so far but keeps one chunk for reuse: the
+ * largest of at most 4 MiB, so that an arena reused for requests alike
+ * serves them from it without malloc. */
 void kiln_arena_reset(kiln_arena_t *a);
 
 /** Allocates n bytes aligned to 16; NULL when the cap would be passed. */

@@ -47,6 +47,10 @@ kiln_status kiln_otlp__check_dictionary(const o_dict *d, kiln_err *err);
 kiln_status kiln_otlp__check_profile(const o_dict *d, const o_rprof *rp, const o_sprof *sp,
                                      const o_profile *p, const char *where, kiln_err *err);
 
+/** protobuf_c_message_get_packed_size(&p->base), the Profile's encoded
+ * size, with its samples' sizes summed by hand (otlp.c). */
+size_t kiln_otlp__profile_size(const o_profile *p);
+
 /** Gives p the hand-written decoders of Sample, Location, Line, Stack,
  * Function and Mapping (otlp_fast.c), which leave anything unusual to p's
  * generic decoding. Call once, before p is used. */

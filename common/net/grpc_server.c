@@ -30,6 +30,8 @@
 #include "xmalloc.h"
 
 #define SLOTS_PER_WORKER 16
+/* Request arenas kept for the next calls (take_arena). */
+#define ARENAS_KEPT 8
 
 typedef enum { REQUESTED, RECEIVING, SENDING } call_state;
 
@@ -69,6 +71,10 @@ struct kiln_grpc_server {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int shut_down;
+    kiln_query_pool_t *handlers; /* runs the calls no query pool takes (dispatch) */
+    pthread_mutex_t arenas_mu;
+    kiln_arena_t *arenas[ARENAS_KEPT]; /* reset, the last one given back on top */
+    int n_arenas;
 };
 
 kiln_grpc_server_t *kiln_grpc_server_create(const kiln_grpc_config *cfg,
@@ -81,6 +87,7 @@ kiln_grpc_server_t *kiln_grpc_server_create(const kiln_grpc_config *cfg,
     s->n_workers = cfg->threads > 0 ? cfg->threads : 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->arenas_mu, NULL);
     return s;
 }
 
@@ -329,20 +336,50 @@ static void finish(call_slot *c, kiln_status st, const kiln_buf *out, const kiln
         abort_slot(c);
 }
 
+/* A request arena: one a call gave back, or a new one. An OTLP export
+ * takes about 2 MB of arena; freed at each reply, glibc gave the pages
+ * back to the kernel (a handler thread's malloc arena is trimmed) and the
+ * next call faulted them in again, a few percent of the CPU. The arena
+ * taken is the one given back last, its memory the warmest. */
+static kiln_arena_t *take_arena(kiln_grpc_server_t *s)
+{
+    kiln_arena_t *a = NULL;
+    pthread_mutex_lock(&s->arenas_mu);
+    if (s->n_arenas > 0)
+        a = s->arenas[--s->n_arenas];
+    pthread_mutex_unlock(&s->arenas_mu);
+    return a != NULL ? a : kiln_arena_create(0);
+}
+
+/* Resets a (keeping one chunk, arena.h) for the next call, or frees it
+ * when ARENAS_KEPT are kept already. */
+static void give_arena(kiln_grpc_server_t *s, kiln_arena_t *a)
+{
+    kiln_arena_reset(a);
+    pthread_mutex_lock(&s->arenas_mu);
+    if (s->n_arenas < ARENAS_KEPT) {
+        s->arenas[s->n_arenas++] = a;
+        a = NULL;
+    }
+    pthread_mutex_unlock(&s->arenas_mu);
+    kiln_arena_destroy(a);
+}
+
 static void reply(call_slot *c)
 {
-    kiln_arena_t *arena = kiln_arena_create(0);
+    kiln_arena_t *arena = take_arena(c->w->srv);
     kiln_buf out;
     kiln_buf_init(&out, 0);
     kiln_err err = {KILN_OK, ""};
     const char *method = "unknown";
     kiln_status st = run_call(c, arena, &out, &err, &method);
+    kiln_grpc_server_t *srv = c->w->srv; /* c may be freed once the reply is started */
     finish(c, st, &out, &err, method);
     kiln_buf_free(&out);
-    kiln_arena_destroy(arena);
+    give_arena(srv, arena);
 }
 
-static void on_query_job(void *arg)
+static void on_job(void *arg)
 {
     reply(arg);
 }
@@ -365,16 +402,37 @@ static int64_t query_deadline(const call_slot *c)
     return dl;
 }
 
-/* A query call goes to the query pool; a refusal is answered at once.
- * Everything else is answered on this worker. */
+/* Runs a call on the handler pool. gRPC hands every call of a connection
+ * to the one completion queue the connection is bound to, so one worker
+ * takes all of a client's calls (an OTel exporter has one connection):
+ * run there they would run one at a time, each push waiting alone for its
+ * own WAL fsync. On the pool they run side by side and share the group
+ * commit, as the HTTP server's request workers do. When the pool's queue
+ * is full the worker runs the call itself, so the completion queue holds
+ * the calls beyond it, as without the pool, instead of the pool growing. */
+static void run_on_handlers(call_slot *c)
+{
+    kiln_err err = {KILN_OK, ""};
+    if (kiln_query_pool_submit(c->w->srv->handlers, NULL, on_job, c, &err) != KILN_OK)
+        reply(c);
+}
+
+/* A query call goes to the query pool (a read to the read pool); a refusal
+ * is answered at once. Every other call with a message to handle runs on
+ * the handler pool; the rest (unknown methods, no message) are answered on
+ * this worker. */
 static void dispatch(call_slot *c)
 {
     const char *path = (const char *)GRPC_SLICE_START_PTR(c->details.method);
     size_t plen = GRPC_SLICE_LENGTH(c->details.method);
     const kiln_rpc_method *m = kiln_rpc_find(c->w->srv->rpc, c->w->srv->cfg.plane, path, plen);
-    kiln_query_pool_t *pool = m != NULL && m->req != NULL ? pool_of(c->w->srv, m->path) : NULL;
-    if (pool == NULL || c->recv == NULL) {
+    if (m == NULL || m->req == NULL || c->recv == NULL) {
         reply(c);
+        return;
+    }
+    kiln_query_pool_t *pool = pool_of(c->w->srv, m->path);
+    if (pool == NULL) {
+        run_on_handlers(c);
         return;
     }
     size_t tlen;
@@ -386,7 +444,7 @@ static void dispatch(call_slot *c)
     kiln_status st = authorize(c, m->path, &org, &tlen, bound, sizeof(bound), &err);
     snprintf(tenant, sizeof(tenant), "%.*s", (int)tlen, org ? org : "");
     if (st == KILN_OK)
-        st = kiln_query_pool_submit(pool, tenant, on_query_job, c, &err);
+        st = kiln_query_pool_submit(pool, tenant, on_job, c, &err);
     kiln_buf none;
     kiln_buf_init(&none, 0);
     if (st != KILN_OK)
@@ -492,6 +550,10 @@ kiln_status kiln_grpc_server_start(kiln_grpc_server_t *s, kiln_err *err)
         return KILN_UNAVAILABLE;
     }
     grpc_server_start(s->server);
+    /* As many handlers as workers: each push waiting for its fsync holds
+     * one, and one commit gathers only the pushes waiting in it. */
+    kiln_query_pool_config hc = {s->n_workers, (size_t)s->n_workers, NULL};
+    s->handlers = kiln_query_pool_create(&hc);
     for (int i = 0; i < s->n_workers; i++) {
         for (int k = 0; k < SLOTS_PER_WORKER; k++)
             post_slot(&s->workers[i]);
@@ -574,6 +636,9 @@ void kiln_grpc_server_destroy(kiln_grpc_server_t *s)
             grpc_server_cancel_all_calls(s->server);
             wait_shutdown(s, 5);
         }
+        /* Calls on the handlers answer through the completion queues:
+         * they end before the queues do. */
+        kiln_query_pool_destroy(s->handlers);
         for (int i = 0; i < s->n_workers; i++)
             grpc_completion_queue_shutdown(s->workers[i].cq);
         for (int i = 0; i < s->n_workers; i++) {
@@ -587,6 +652,9 @@ void kiln_grpc_server_destroy(kiln_grpc_server_t *s)
         grpc_shutdown();
     }
     free(s->workers);
+    for (int i = 0; i < s->n_arenas; i++)
+        kiln_arena_destroy(s->arenas[i]);
+    pthread_mutex_destroy(&s->arenas_mu);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);

@@ -2,11 +2,16 @@
  * grpc_server: the gRPC listener on the gRPC C core. One worker thread per
  * completion queue, each keeping request slots posted for any method
  * (grpc_server_request_call), so unknown methods are answered UNIMPLEMENTED
- * instead of hanging. Unary calls only: a call is read, dispatched to the rpc
- * registry on the worker thread, and answered in one batch. Query methods
+ * instead of hanging. Unary calls only: a call is read on its worker and
+ * answered in one batch. gRPC binds a connection to one completion queue,
+ * so its calls all reach one worker; the worker hands them to the server's
+ * handler pool (as many threads as workers), so that one client's calls
+ * run in parallel and its pushes share the WAL's fsyncs (when that pool's
+ * queue is full, the worker runs the call itself). Query methods
  * (kiln_rpc_is_query) run on the query pool instead, the ingester's reads
  * on the read pool, under a token that ends with the call's deadline (or
- * query_timeout when shorter), the client's cancellation or shutdown. The receive size limit is
+ * query_timeout when shorter), the client's cancellation or shutdown.
+ * Unknown methods are answered on the worker. The receive size limit is
  * raised to max_recv bytes. gRPC's own message decompression is off: a
  * gzip message (grpc-encoding) is inflated here, to at most max_recv bytes
  * reserved from the in-flight budget, as Connect bodies are, so parallel
@@ -35,7 +40,7 @@ typedef struct kiln_grpc_config {
     int port;             /* 0 = ephemeral */
     const char *address2; /* optional second listener (e.g. OTLP 4317); NULL = none */
     int port2;
-    int threads;                   /* workers (completion queues) */
+    int threads;                   /* workers (completion queues), and as many handlers */
     size_t max_recv;               /* bytes */
     kiln_query_pool_t *query_pool; /* borrowed; NULL = queries run on the workers */
     kiln_query_pool_t *read_pool;  /* borrowed: ingester.v1 reads; NULL = on the workers */

@@ -20,10 +20,23 @@
  * by its name's pointer, which depth-bounded copies of a descriptor
  * (otlp_decode.c) share with the generated one; a name counts when any
  * of its copies can hold a string, which errs on the side of reading. */
+/* What the check does with the fields numbered below 64 of one message
+ * type (a copy of a descriptor has its own): bit k of str set for a string
+ * field k, of msg for a message field k whose type can hold a string. Two
+ * bit tests per field instead of a field lookup and a name search, which
+ * were most of the check's cost: an OTLP export has thousands of fields in
+ * types that can hold a string (a Profile's samples, say) that it skips. */
+typedef struct plan {
+    const ProtobufCMessageDescriptor *md; /* NULL: a free slot */
+    uint64_t str, msg;
+} plan;
+
 typedef struct stringy {
     const char **names;
     size_t n;
-    bool all; /* too many types: read them all */
+    bool all;    /* too many types: read them all */
+    plan *plans; /* open addressing by descriptor, plan_mask + 1 slots */
+    size_t plan_mask;
 } stringy;
 
 typedef struct names {
@@ -86,6 +99,50 @@ static void mark(names *nm, const size_t (*edge)[2], size_t n_edges)
     }
 }
 
+static bool holds_strings(const stringy *s, const ProtobufCMessageDescriptor *d);
+
+static size_t plan_slot(const stringy *s, const ProtobufCMessageDescriptor *md)
+{
+    return ((uintptr_t)md >> 4) * 0x9e3779b97f4a7c15ull >> 40 & s->plan_mask;
+}
+
+/* The plan of md, or NULL for a type not reached from the request type. */
+static const plan *plan_of(const stringy *s, const ProtobufCMessageDescriptor *md)
+{
+    for (size_t i = plan_slot(s, md);; i = (i + 1) & s->plan_mask) {
+        if (s->plans[i].md == md)
+            return &s->plans[i];
+        if (s->plans[i].md == NULL)
+            return NULL;
+    }
+}
+
+/* A plan per reached descriptor, once s's names are known. */
+static void make_plans(stringy *s, const ProtobufCMessageDescriptor *const *seen, size_t n)
+{
+    size_t slots = 16;
+    while (slots < 2 * n)
+        slots *= 2;
+    s->plans = kiln_xcalloc(slots, sizeof(*s->plans));
+    s->plan_mask = slots - 1;
+    for (size_t i = 0; i < n; i++) {
+        plan pl = {seen[i], 0, 0};
+        for (unsigned k = 0; k < seen[i]->n_fields; k++) {
+            const ProtobufCFieldDescriptor *f = &seen[i]->fields[k];
+            if (f->id >= 64)
+                continue; /* looked up field by field (nul_free) */
+            if (f->type == PROTOBUF_C_TYPE_STRING)
+                pl.str |= 1ull << f->id;
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE && holds_strings(s, f->descriptor))
+                pl.msg |= 1ull << f->id;
+        }
+        size_t at = plan_slot(s, seen[i]);
+        while (s->plans[at].md != NULL)
+            at = (at + 1) & s->plan_mask;
+        s->plans[at] = pl;
+    }
+}
+
 static stringy *stringy_of(const ProtobufCMessageDescriptor *md)
 {
     stringy *s = kiln_xcalloc(1, sizeof(*s));
@@ -114,6 +171,8 @@ static stringy *stringy_of(const ProtobufCMessageDescriptor *md)
         if (nm.str[i])
             s->names[s->n++] = nm.p[i];
     }
+    if (!s->all)
+        make_plans(s, seen, n_seen);
     free(nm.p);
     free(nm.str);
     free(edge);
@@ -131,6 +190,7 @@ static struct {
 
 static void stringy_free(stringy *s)
 {
+    free(s->plans);
     free(s->names);
     free(s);
 }
@@ -179,14 +239,35 @@ static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return false;
 }
 
+/* What to do with field id of a message of type md: 1 check a string, 2
+ * read a message that can hold one (its type in *sub), 0 skip. */
+static int field_action(const ProtobufCMessageDescriptor *md, const plan *pl, const stringy *s,
+                        uint64_t id, const ProtobufCMessageDescriptor **sub)
+{
+    if (pl != NULL && id < 64) {
+        uint64_t bit = 1ull << id;
+        if (pl->str & bit)
+            return 1;
+        if (!(pl->msg & bit))
+            return 0;
+    }
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(md, (unsigned)id);
+    if (f == NULL)
+        return 0;
+    if (f->type == PROTOBUF_C_TYPE_STRING)
+        return 1;
+    *sub = f->descriptor;
+    return f->type == PROTOBUF_C_TYPE_MESSAGE && holds_strings(s, f->descriptor) ? 2 : 0;
+}
+
 static bool nul_free(const ProtobufCMessageDescriptor *md, const uint8_t *data, size_t len,
                      const stringy *s, int depth)
 {
     const uint8_t *p = data, *end = data + len;
+    const plan *pl = s != NULL ? plan_of(s, md) : NULL;
     uint64_t key, n;
     while (p < end && wire_varint(&p, end, &key)) {
-        const ProtobufCFieldDescriptor *f =
-            protobuf_c_message_descriptor_get_field(md, (unsigned)(key >> 3));
+        const ProtobufCMessageDescriptor *sub = NULL;
         switch (key & 7) {
         case 0:
             if (!wire_varint(&p, end, &n))
@@ -201,11 +282,16 @@ static bool nul_free(const ProtobufCMessageDescriptor *md, const uint8_t *data, 
         case 2:
             if (!wire_varint(&p, end, &n) || n > (uint64_t)(end - p))
                 return true;
-            if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(p, 0, n) != NULL)
-                return false;
-            if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < NUL_CHECK_DEPTH &&
-                holds_strings(s, f->descriptor) && !nul_free(f->descriptor, p, n, s, depth + 1))
-                return false;
+            switch (field_action(md, pl, s, key >> 3, &sub)) {
+            case 1:
+                if (memchr(p, 0, n) != NULL)
+                    return false;
+                break;
+            case 2:
+                if (depth < NUL_CHECK_DEPTH && !nul_free(sub, p, n, s, depth + 1))
+                    return false;
+                break;
+            }
             p += n;
             break;
         default:

@@ -5,7 +5,8 @@
  * (the HTTP server with the connection suspended, the gRPC server with the
  * call's reply pending). Admission is per tenant: at most the tenant's
  * max_query_parallelism queries running or queued (each tenant of "a|b"
- * counts). Owned by the app; thread-safe. */
+ * counts). Owned by the app; thread-safe. The gRPC server also runs its
+ * other calls on a pool of its own, with no tenant limit (grpc_server.h). */
 #ifndef KILN_QUERY_POOL_H
 #define KILN_QUERY_POOL_H
 

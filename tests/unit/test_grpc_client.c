@@ -29,6 +29,31 @@ static kiln_grpc_client_t *client;
 static kiln_rpc_registry_t *rpc;
 static kiln_metrics_t *metrics;
 
+/* Handlers of "meet" calls wait here for each other (meet_handlers). */
+static pthread_mutex_t meet_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t meet_cv = PTHREAD_COND_INITIALIZER;
+static int meet_arrived;
+
+/* Counts this handler in and waits, at most MEET_WAIT_S, until MEET_N
+ * handlers are in at once; true when they met. A bound, not a timing:
+ * handlers that run one at a time never meet, however long they wait. */
+#define MEET_N 2
+#define MEET_WAIT_S 20
+static bool meet_handlers(void)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += MEET_WAIT_S;
+    pthread_mutex_lock(&meet_mu);
+    meet_arrived++;
+    pthread_cond_broadcast(&meet_cv);
+    while (meet_arrived < MEET_N && pthread_cond_timedwait(&meet_cv, &meet_mu, &dl) == 0)
+        ;
+    bool met = meet_arrived >= MEET_N;
+    pthread_mutex_unlock(&meet_mu);
+    return met;
+}
+
 static uint8_t big_byte(size_t i)
 {
     return (uint8_t)(i * 31 + (i >> 12));
@@ -44,6 +69,11 @@ static kiln_status on_call(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage 
     if (strcmp(in->id, "fail") == 0)
         return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "quota of %s exceeded", ctx->tenant);
     if (strcmp(in->id, "empty") == 0) { /* all fields default: a 0-byte message */
+        *resp = &out->base;
+        return KILN_OK;
+    }
+    if (strcmp(in->id, "meet") == 0) {
+        out->id = meet_handlers() ? "met" : "alone";
         *resp = &out->base;
         return KILN_OK;
     }
@@ -141,6 +171,30 @@ TEST(batch_of_concurrent_calls)
     }
     for (int i = 0; i < N; i++)
         call_free(&calls[i]);
+}
+
+/* The calls of one connection (the client's one channel to the server),
+ * which gRPC hands all to one completion queue, still run side by side:
+ * on the server's handler pool, not on the queue's one worker. */
+TEST(calls_of_one_connection_run_side_by_side)
+{
+    kiln_grpc_call c[MEET_N];
+    pthread_mutex_lock(&meet_mu);
+    meet_arrived = 0;
+    pthread_mutex_unlock(&meet_mu);
+    for (int i = 0; i < MEET_N; i++)
+        c[i] = call_to(server_addr, METHOD, "t", "meet", "x");
+    kiln_grpc_client_run(client, c, MEET_N, (MEET_N * MEET_WAIT_S + 10) * 1000);
+    for (int i = 0; i < MEET_N; i++) {
+        CHECK_EQ(c[i].err.code, KILN_OK);
+        Push__V1__RawSample *r = reply(&c[i]);
+        CHECK(r != NULL);
+        if (r != NULL) {
+            CHECK_STR(r->id, "met");
+            push__v1__raw_sample__free_unpacked(r, NULL);
+        }
+        call_free(&c[i]);
+    }
 }
 
 TEST(server_error_code_and_message)
@@ -599,6 +653,7 @@ int main(void)
     client = kiln_grpc_client_create(0);
 
     RUN(batch_of_concurrent_calls);
+    RUN(calls_of_one_connection_run_side_by_side);
     RUN(server_error_code_and_message);
     RUN(unknown_method_is_unimplemented);
     RUN(unreachable_fails_fast);

@@ -661,6 +661,63 @@ static kiln_status echo(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *re
     return KILN_OK;
 }
 
+/* Each Profile's size as protobuf-c packs it, for the limit on a
+ * profile's bytes: the hand-summed samples match protobuf-c's walk. */
+static size_t size_mismatches(const kiln_otlp_request *req, size_t *profiles)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < req->n_resource_profiles; i++) {
+        const o_rprof *rp = req->resource_profiles[i];
+        for (size_t j = 0; j < rp->n_scope_profiles; j++) {
+            const o_sprof *sp = rp->scope_profiles[j];
+            for (size_t k = 0; k < sp->n_profiles; k++, (*profiles)++)
+                bad += kiln_otlp__profile_size(sp->profiles[k]) !=
+                       protobuf_c_message_get_packed_size(&sp->profiles[k]->base);
+        }
+    }
+    return bad;
+}
+
+TEST(profile_size_is_protobuf_c_s)
+{
+    kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
+    static const char *const files[] = {
+        "grafana-pyroscope/otel-ebpf-profile.pb.bin",
+        "hard/grafana-pyroscope/otel-ebpf-profile.2025capture.pb.bin"};
+    for (size_t f = 0; f < 2; f++) {
+        kiln_otlp_request *req = load(a, files[f], false);
+        size_t profiles = 0;
+        if (req != NULL)
+            CHECK_EQ(size_mismatches(req, &profiles), 0);
+        CHECK(profiles > 0);
+    }
+    /* Every field's edge: zero, negative (10-byte) and large values, empty
+     * and full arrays, and a sample with an unknown field. */
+    int32_t attrs[3] = {0, -1, 300};
+    int64_t values[4] = {0, -5, INT64_MAX, 1 << 20};
+    uint64_t ts[2] = {1, UINT64_MAX};
+    uint8_t unk_data[2] = {0x01, 0x02};
+    ProtobufCMessageUnknownField unk = {99, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, 2, unk_data};
+    o_sample s[4];
+    o_sample *sp[4];
+    for (size_t i = 0; i < 4; i++) {
+        opentelemetry__proto__profiles__v1development__sample__init(&s[i]);
+        sp[i] = &s[i];
+    }
+    s[1] = (o_sample){s[1].base, -7, 3, attrs, -2, 4, values, 2, ts};
+    s[2] = (o_sample){s[2].base, 1 << 30, 1, attrs + 2, 70000, 1, values + 2, 0, NULL};
+    s[3] = s[1];
+    s[3].base.n_unknown_fields = 1;
+    s[3].base.unknown_fields = &unk;
+    o_profile p;
+    opentelemetry__proto__profiles__v1development__profile__init(&p);
+    p.samples = sp;
+    p.n_samples = 4;
+    p.period = -3;
+    CHECK_EQ(kiln_otlp__profile_size(&p), protobuf_c_message_get_packed_size(&p.base));
+    kiln_arena_destroy(a);
+}
+
 /* The rpc layer's NUL check reads only the message types that can hold a
  * string: a NUL in each of the request's strings (dictionary string table,
  * resource and scope attributes) is still refused, by its first byte. */
@@ -713,6 +770,7 @@ int main(void)
 {
     RUN(ebpf_capture);
     RUN(ebpf_capture_2025);
+    RUN(profile_size_is_protobuf_c_s);
     RUN(corrupted_capture);
     RUN(rules_on_built_request);
     RUN(broken_dictionary_fails_request);

@@ -157,6 +157,9 @@ type result struct {
 	serverCPU time.Duration
 	clientCPU time.Duration
 	server    bk.Stats // at the end of the run
+	// WAL records and fsyncs during the timed part (0 when /metrics did
+	// not tell): pushes per fsync show the group commit.
+	records, fsyncs float64
 }
 
 // runOne starts a fresh server, warms it up, and measures one
@@ -203,6 +206,7 @@ func measure(cfg config, conc int, args []string, mk func(k *bk.Kiln) (func(i in
 	if err != nil {
 		return nil, err
 	}
+	m0, _ := k.Metrics(walRecords, walFsyncs)
 	cpu0 := bk.SelfCPU()
 	r := &result{Load: bk.RunLoad(conc, cfg.warmup, cfg.pushes, cfg.duration,
 		func() bool { return !k.Exited() }, push)}
@@ -214,6 +218,10 @@ func measure(cfg config, conc int, args []string, mk func(k *bk.Kiln) (func(i in
 		return r, err
 	}
 	r.serverCPU = r.server.CPU - before.CPU
+	if m1, err := k.Metrics(walRecords, walFsyncs); err == nil && m0 != nil {
+		r.records = m1[walRecords] - m0[walRecords]
+		r.fsyncs = m1[walFsyncs] - m0[walFsyncs]
+	}
 	return r, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -68,6 +69,7 @@ func otlpRows(cfg config) bool {
 	fmt.Println()
 	printHeader()
 	var cpu, mb float64
+	var perSync []string
 	failed := false
 	for _, conc := range cfg.concurrency {
 		r, err := runOTLP(cfg, p, conc)
@@ -75,6 +77,9 @@ func otlpRows(cfg config) bool {
 			printRow(p, "otlp", conc, r)
 			cpu += r.serverCPU.Seconds()
 			mb += float64(r.OK) * float64(p.RawLen) / bk.MB
+			if r.fsyncs > 0 {
+				perSync = append(perSync, fmt.Sprintf("C=%d %s", conc, bk.F1(r.records/r.fsyncs)))
+			}
 		}
 		if err == nil && r.Failed > 0 {
 			err = fmt.Errorf("%d exports failed, first: %w", r.Failed, r.FirstErr)
@@ -83,6 +88,9 @@ func otlpRows(cfg config) bool {
 			fmt.Fprintf(os.Stderr, "pushload: OTLP gRPC, C=%d: %v\n", conc, err)
 			failed = true
 		}
+	}
+	if len(perSync) > 0 {
+		fmt.Println("exports per WAL fsync:", strings.Join(perSync, ", "))
 	}
 	if mb > 0 {
 		bk.Summary("server_cpu_s_per_mb_otlp", cpu/mb, "s/MB")
