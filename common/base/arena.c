@@ -2,6 +2,7 @@
  * arena: chunked bump allocation with a byte cap and deferred cleanups. */
 #include "arena.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -214,4 +215,54 @@ ProtobufCAllocator kiln_arena_pb_allocator(kiln_arena_t *a)
 {
     ProtobufCAllocator al = {pb_alloc, pb_free, a};
     return al;
+}
+
+/* ---- the pool ---- */
+
+struct kiln_arena_pool {
+    pthread_mutex_t mu;
+    int n, keep;
+    kiln_arena_t *kept[]; /* reset; the last one given back on top */
+};
+
+kiln_arena_pool_t *kiln_arena_pool_create(int keep)
+{
+    kiln_arena_pool_t *p = kiln_xcalloc(1, sizeof(*p) + (size_t)keep * sizeof(kiln_arena_t *));
+    pthread_mutex_init(&p->mu, NULL);
+    p->keep = keep;
+    return p;
+}
+
+void kiln_arena_pool_destroy(kiln_arena_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    for (int i = 0; i < p->n; i++)
+        kiln_arena_destroy(p->kept[i]);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+kiln_arena_t *kiln_arena_pool_take(kiln_arena_pool_t *p)
+{
+    kiln_arena_t *a = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->n > 0)
+        a = p->kept[--p->n];
+    pthread_mutex_unlock(&p->mu);
+    return a != NULL ? a : kiln_arena_create(0);
+}
+
+void kiln_arena_pool_give(kiln_arena_pool_t *p, kiln_arena_t *a)
+{
+    if (a == NULL)
+        return;
+    kiln_arena_reset(a);
+    pthread_mutex_lock(&p->mu);
+    if (p->n < p->keep) {
+        p->kept[p->n++] = a;
+        a = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    kiln_arena_destroy(a);
 }

@@ -45,4 +45,22 @@ void kiln_arena_defer(kiln_arena_t *a, void (*fn)(void *), void *arg);
 /** A protobuf-c allocator backed by the arena; its free is a no-op. */
 ProtobufCAllocator kiln_arena_pb_allocator(kiln_arena_t *a);
 
+/* Arenas kept for the next requests of a server: one taken from the pool
+ * serves a request from the chunk its reset kept, without a malloc, where
+ * a new arena per request made glibc give the pages back to the kernel at
+ * each free and fault them in again. Thread-safe. */
+typedef struct kiln_arena_pool kiln_arena_pool_t;
+
+/** A pool keeping up to `keep` reset arenas (each at most the chunk a
+ * reset keeps). */
+kiln_arena_pool_t *kiln_arena_pool_create(int keep);
+/** Frees the pool and the arenas it keeps; NULL is a no-op. */
+void kiln_arena_pool_destroy(kiln_arena_pool_t *p);
+/** The arena given back last (its memory the warmest), or a new one
+ * without a cap. */
+kiln_arena_t *kiln_arena_pool_take(kiln_arena_pool_t *p);
+/** Resets a and keeps it, or frees it when the pool is full; NULL is a
+ * no-op. */
+void kiln_arena_pool_give(kiln_arena_pool_t *p, kiln_arena_t *a);
+
 #endif

@@ -72,9 +72,11 @@ struct kiln_grpc_server {
     pthread_cond_t cv;
     int shut_down;
     kiln_query_pool_t *handlers; /* runs the calls no query pool takes (dispatch) */
-    pthread_mutex_t arenas_mu;
-    kiln_arena_t *arenas[ARENAS_KEPT]; /* reset, the last one given back on top */
-    int n_arenas;
+    /* Request arenas kept for the next calls: an OTLP export takes about
+     * 2 MB of arena, and freed at each reply glibc gave the pages back to
+     * the kernel (a handler thread's malloc arena is trimmed) and the next
+     * call faulted them in again, a few percent of the CPU. */
+    kiln_arena_pool_t *arenas;
 };
 
 kiln_grpc_server_t *kiln_grpc_server_create(const kiln_grpc_config *cfg,
@@ -87,7 +89,7 @@ kiln_grpc_server_t *kiln_grpc_server_create(const kiln_grpc_config *cfg,
     s->n_workers = cfg->threads > 0 ? cfg->threads : 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    pthread_mutex_init(&s->arenas_mu, NULL);
+    s->arenas = kiln_arena_pool_create(ARENAS_KEPT);
     return s;
 }
 
@@ -336,38 +338,9 @@ static void finish(call_slot *c, kiln_status st, const kiln_buf *out, const kiln
         abort_slot(c);
 }
 
-/* A request arena: one a call gave back, or a new one. An OTLP export
- * takes about 2 MB of arena; freed at each reply, glibc gave the pages
- * back to the kernel (a handler thread's malloc arena is trimmed) and the
- * next call faulted them in again, a few percent of the CPU. The arena
- * taken is the one given back last, its memory the warmest. */
-static kiln_arena_t *take_arena(kiln_grpc_server_t *s)
-{
-    kiln_arena_t *a = NULL;
-    pthread_mutex_lock(&s->arenas_mu);
-    if (s->n_arenas > 0)
-        a = s->arenas[--s->n_arenas];
-    pthread_mutex_unlock(&s->arenas_mu);
-    return a != NULL ? a : kiln_arena_create(0);
-}
-
-/* Resets a (keeping one chunk, arena.h) for the next call, or frees it
- * when ARENAS_KEPT are kept already. */
-static void give_arena(kiln_grpc_server_t *s, kiln_arena_t *a)
-{
-    kiln_arena_reset(a);
-    pthread_mutex_lock(&s->arenas_mu);
-    if (s->n_arenas < ARENAS_KEPT) {
-        s->arenas[s->n_arenas++] = a;
-        a = NULL;
-    }
-    pthread_mutex_unlock(&s->arenas_mu);
-    kiln_arena_destroy(a);
-}
-
 static void reply(call_slot *c)
 {
-    kiln_arena_t *arena = take_arena(c->w->srv);
+    kiln_arena_t *arena = kiln_arena_pool_take(c->w->srv->arenas);
     kiln_buf out;
     kiln_buf_init(&out, 0);
     kiln_err err = {KILN_OK, ""};
@@ -376,7 +349,7 @@ static void reply(call_slot *c)
     kiln_grpc_server_t *srv = c->w->srv; /* c may be freed once the reply is started */
     finish(c, st, &out, &err, method);
     kiln_buf_free(&out);
-    give_arena(srv, arena);
+    kiln_arena_pool_give(srv->arenas, arena);
 }
 
 static void on_job(void *arg)
@@ -652,9 +625,7 @@ void kiln_grpc_server_destroy(kiln_grpc_server_t *s)
         grpc_shutdown();
     }
     free(s->workers);
-    for (int i = 0; i < s->n_arenas; i++)
-        kiln_arena_destroy(s->arenas[i]);
-    pthread_mutex_destroy(&s->arenas_mu);
+    kiln_arena_pool_destroy(s->arenas);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);
