@@ -619,7 +619,7 @@ kiln_status kiln_rules_eval_flush(kiln_rules_eval_t *ev, kiln_err *err)
     if (st == KILN_OK) {
         st = send_all(ev, o, n, err);
     } else {
-        KILN_LOG_WARN("rules", "nothing sent: %s", err->msg);
+        KILN_LOG_WARN_SAMPLED("", "rules_sync", "rules", "nothing sent: %s", err->msg);
         pthread_mutex_lock(&ev->mu);
         for (size_t i = 0; i < n; i++)
             retake(&o[i]);
