@@ -767,45 +767,6 @@ static bool read_index(kiln_block_t *b, rd *r)
     return !r->bad;
 }
 
-static void free_aggregates(kiln_head_t *h)
-{
-    for (size_t i = 0; i < h->n_series; i++)
-        kiln_head__hagg_free(h->agg[i]);
-    free(h->agg);
-    h->agg = NULL;
-}
-
-/* The index's optional second section (blocks written before it have
- * none): every series' per-node sums, installed as the head's aggregate
- * cache so that no query of the whole series decodes its chunk. */
-static bool read_aggregates(kiln_block_t *b, rd *r)
-{
-    kiln_head_t *h = b->head;
-    h->agg = kiln_xcalloc(h->n_series + 1, sizeof(*h->agg));
-    size_t bytes = kiln_head__agg_array_bytes(h);
-    for (size_t i = 0; i < h->n_series && !r->bad; i++) {
-        size_t n = get_count(r);
-        hagg *g = kiln_xcalloc(1, sizeof(*g));
-        g->node = kiln_xmalloc((n + 1) * sizeof(*g->node));
-        g->value = kiln_xmalloc((n + 1) * sizeof(*g->value));
-        h->agg[i] = g;
-        uint32_t prev = 0;
-        for (size_t k = 0; k < n && !r->bad; k++) {
-            prev += (uint32_t)get_uv(r);
-            r->bad |= prev >= h->n_nodes;
-            g->node[k] = prev;
-            g->value[k] = get_sv(r);
-        }
-        g->n = (uint32_t)n;
-        bytes += kiln_head__hagg_bytes(g);
-    }
-    if (!r->bad && kiln_head__sums_reserve(bytes))
-        h->agg_reserved = bytes;
-    else /* past the budget: the chunks answer (or a bad section fails open) */
-        free_aggregates(h);
-    return !r->bad;
-}
-
 /* Skips n varints: only their last bytes are below 0x80. */
 static void skip_uvs(rd *r, size_t n)
 {
@@ -814,6 +775,67 @@ static void skip_uvs(rd *r, size_t n)
         n -= *p++ < 0x80;
     r->p = p;
     r->bad |= n > 0;
+}
+
+static void free_aggregates(kiln_head_t *h)
+{
+    for (size_t i = 0; i < h->n_series; i++)
+        kiln_head__hagg_free(h->agg[i]);
+    free(h->agg);
+    h->agg = NULL;
+}
+
+/* One series' sums: n (node delta, value) pairs. */
+static hagg *read_sums(rd *r, size_t n, uint32_t n_nodes)
+{
+    hagg *g = kiln_xcalloc(1, sizeof(*g));
+    g->node = kiln_xmalloc((n + 1) * sizeof(*g->node));
+    g->value = kiln_xmalloc((n + 1) * sizeof(*g->value));
+    uint32_t prev = 0;
+    for (size_t k = 0; k < n && !r->bad; k++) {
+        prev += (uint32_t)get_uv(r);
+        r->bad |= prev >= n_nodes;
+        g->node[k] = prev;
+        g->value[k] = get_sv(r);
+    }
+    g->n = (uint32_t)n;
+    return g;
+}
+
+/* The index's optional second section (blocks written before it have
+ * none): every series' per-node sums, installed as the head's aggregate
+ * cache so that no query of the whole series decodes its chunk. Taken
+ * from the process's budget series by series, so that a block past it
+ * holds no more than one series' sums before it lets them all go (the
+ * chunks answer then) and skips the rest. */
+static bool read_aggregates(kiln_block_t *b, rd *r)
+{
+    kiln_head_t *h = b->head;
+    size_t bytes = kiln_head__agg_array_bytes(h);
+    bool keep = kiln_head__sums_reserve(bytes);
+    if (keep)
+        h->agg = kiln_xcalloc(h->n_series + 1, sizeof(*h->agg));
+    for (size_t i = 0; i < h->n_series && !r->bad; i++) {
+        size_t n = get_count(r);
+        if (!keep) {
+            skip_uvs(r, 2 * n);
+            continue;
+        }
+        hagg *g = read_sums(r, n, h->n_nodes);
+        h->agg[i] = g;
+        size_t more = kiln_head__hagg_bytes(g);
+        if ((keep = kiln_head__sums_reserve(more)))
+            bytes += more;
+    }
+    if (keep && !r->bad) {
+        h->agg_reserved = bytes;
+        return true;
+    }
+    if (h->agg != NULL) { /* past the budget, or a bad section that fails open */
+        free_aggregates(h);
+        kiln_head__sums_release(bytes);
+    }
+    return !r->bad;
 }
 
 /* Decodes the node column of one profile's cnt samples into n. */
