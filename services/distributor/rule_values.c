@@ -55,10 +55,13 @@ const double *kiln_rule_values_get(const kiln_rule_values *rv, size_t i)
     return rv->f[i].v;
 }
 
-static void add_values(const kiln_pprof_t *p, const kiln_pprof_sample *s, uint64_t *sum)
+/* Adds sample s's nt values into sum. nt is a parameter, not read from p:
+ * a store through a uint64_t * may alias p's size_t counts, so a count read
+ * in the loop would be reloaded at every step. */
+static void add_values(const kiln_pprof_t *p, const kiln_pprof_sample *s, size_t nt, uint64_t *sum)
 {
     const int64_t *v = &p->values[s->value_off];
-    for (size_t t = 0; t < p->n_sample_types; t++)
+    for (size_t t = 0; t < nt; t++)
         sum[t] += (uint64_t)v[t];
 }
 
@@ -91,20 +94,26 @@ static void group_names(const filter *f, size_t n, names *out)
 
 /* The bits of the pass's filters (f[0..n)) each function of p is named
  * by; *named gets the filters some function of p is named by (a filter
- * outside it takes no sample). A comparison per function and name: passes
- * hold few distinct names. */
+ * outside it takes no sample). A name is compared only when its length is
+ * one of the filters' (a bit of `lens`): most functions cost a load and a
+ * bit test, and passes hold few distinct names. */
 static uint64_t *function_bits(const kiln_pprof_t *p, const filter *f, size_t n, kiln_arena_t *a,
                                uint64_t *named)
 {
     uint64_t *bits = kiln_arena_alloc(a, (p->n_functions + 1) * sizeof(*bits)), any = 0;
     names g;
     group_names(f, n, &g);
+    uint64_t lens = 0;
+    for (size_t k = 0; k < g.n; k++)
+        lens |= (uint64_t)1 << (g.f[k]->fn_len & 63);
     for (size_t i = 0; i < p->n_functions; i++) {
         kiln_str_t name = kiln_pprof_str(p, p->functions[i].name);
         uint64_t b = 0;
-        for (size_t k = 0; k < g.n; k++) {
-            if (g.f[k]->fn_len == name.len && memcmp(g.f[k]->fn, name.ptr, name.len) == 0)
-                b |= g.mask[k];
+        if ((lens >> (name.len & 63)) & 1) {
+            for (size_t k = 0; k < g.n; k++) {
+                if (g.f[k]->fn_len == name.len && memcmp(g.f[k]->fn, name.ptr, name.len) == 0)
+                    b |= g.mask[k];
+            }
         }
         bits[i] = b;
         any |= b;
@@ -113,49 +122,84 @@ static uint64_t *function_bits(const kiln_pprof_t *p, const filter *f, size_t n,
     return bits;
 }
 
-static uint64_t line_bits(const kiln_pprof_t *p, const uint64_t *fbits, size_t line)
+static uint64_t line_bits(uint64_t fn, const uint64_t *fbits, size_t nf)
 {
-    uint64_t fn = p->lines[line].function;
-    return fn == KILN_PPROF_NONE ? 0 : fbits[fn];
+    return fn < nf ? fbits[fn] : 0; /* KILN_PPROF_NONE: no function */
 }
 
-/* Per location, the bits of its lines (total) and of its innermost line,
- * the first (self). */
+/* Per location, the bits of all its lines (total); and of its innermost
+ * line, the first (self), when self is not NULL. */
 static void location_bits(const kiln_pprof_t *p, const uint64_t *fbits, uint64_t *total,
                           uint64_t *self)
 {
-    for (size_t i = 0; i < p->n_locations; i++) {
+    const size_t n = p->n_locations, nf = p->n_functions; /* locals: see add_values */
+    const kiln_pprof_line *lines = p->lines;
+    for (size_t i = 0; i < n; i++) {
         const kiln_pprof_location *loc = &p->locations[i];
-        uint64_t first = loc->n_lines > 0 ? line_bits(p, fbits, loc->line_off) : 0, all = first;
+        const kiln_pprof_line *l = &lines[loc->line_off];
+        uint64_t first = loc->n_lines > 0 ? line_bits(l[0].function, fbits, nf) : 0, all = first;
         for (uint32_t j = 1; j < loc->n_lines; j++)
-            all |= line_bits(p, fbits, loc->line_off + j);
+            all |= line_bits(l[j].function, fbits, nf);
         total[i] = all;
-        self[i] = first;
+        if (self != NULL)
+            self[i] = first;
     }
 }
 
-/* The bits of a stack: an OR over its frames, four loads in flight. */
+/* The bits of a stack: an OR over its frames. A plain loop: stacks are
+ * short (7 to 25 frames in the benchmark's files), so unrolling and an
+ * early exit cost more in their tails and tests than they save. */
 static uint64_t stack_bits(const uint64_t *bits, const uint64_t *locs, uint32_t n)
 {
-    uint64_t a = 0, b = 0, c = 0, d = 0;
-    uint32_t k = 0;
-    for (; k + 4 <= n; k += 4) {
-        a |= bits[locs[k]];
-        b |= bits[locs[k + 1]];
-        c |= bits[locs[k + 2]];
-        d |= bits[locs[k + 3]];
-    }
-    for (; k < n; k++)
-        a |= bits[locs[k]];
-    return a | b | c | d;
+    uint64_t all = 0;
+    for (uint32_t k = 0; k < n; k++)
+        all |= bits[locs[k]];
+    return all;
 }
 
-/* The whole profile's values into sum: a loop of its own, without the
- * stack filters' branches. */
+/* Every sample's nt values into sum; inlined where nt is a constant. */
+static inline __attribute__((always_inline)) void whole_sum(const kiln_pprof_t *p, size_t nt,
+                                                            uint64_t *sum)
+{
+    const size_t n = p->n_samples;
+    for (size_t i = 0; i < n; i++)
+        add_values(p, &p->samples[i], nt, sum);
+}
+
+/* The whole profile's values into sum, a loop of its own without the stack
+ * filters' branches; unrolled for the usual counts of sample types (a loop
+ * over one or two values costs more than the adds). */
 static void whole_values(const kiln_pprof_t *p, uint64_t *sum)
 {
-    for (size_t i = 0; i < p->n_samples; i++)
-        add_values(p, &p->samples[i], sum);
+    switch (p->n_sample_types) {
+    case 1:
+        whole_sum(p, 1, sum);
+        break;
+    case 2:
+        whole_sum(p, 2, sum);
+        break;
+    default:
+        whole_sum(p, p->n_sample_types, sum);
+    }
+}
+
+/* Each sample's values into the sums of the filters its stack hits: those
+ * of total_mask anywhere in it, those of self_mask at its leaf. */
+static void sample_values(const kiln_pprof_t *p, const filter *f, const uint64_t *total,
+                          uint64_t total_mask, const uint64_t *self, uint64_t self_mask)
+{
+    const size_t n = p->n_samples, nt = p->n_sample_types; /* locals: see add_values */
+    for (size_t i = 0; i < n; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        if (s->n_locs == 0)
+            continue;
+        const uint64_t *locs = &p->locs[s->loc_off];
+        uint64_t hit = self != NULL ? self[locs[0]] & self_mask : 0;
+        if (total_mask != 0)
+            hit |= stack_bits(total, locs, s->n_locs) & total_mask;
+        for (; hit != 0; hit &= hit - 1)
+            add_values(p, s, nt, f[__builtin_ctzll(hit)].sum);
+    }
 }
 
 /* One pass for the filters f[0..n), n <= PASS_FILTERS: the whole-profile
@@ -183,19 +227,10 @@ static void compute_pass(kiln_rule_values *rv, filter *f, size_t n)
     if ((self_mask | total_mask) == 0)
         return;
     uint64_t *total = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*total));
-    uint64_t *self = kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*self));
+    uint64_t *self =
+        self_mask != 0 ? kiln_arena_alloc(rv->a, (p->n_locations + 1) * sizeof(*self)) : NULL;
     location_bits(p, fbits, total, self);
-    for (size_t i = 0; i < p->n_samples; i++) {
-        const kiln_pprof_sample *s = &p->samples[i];
-        if (s->n_locs == 0)
-            continue;
-        const uint64_t *locs = &p->locs[s->loc_off];
-        uint64_t hit = self[locs[0]] & self_mask;
-        if (total_mask != 0)
-            hit |= stack_bits(total, locs, s->n_locs) & total_mask;
-        for (; hit != 0; hit &= hit - 1)
-            add_values(p, s, f[__builtin_ctzll(hit)].sum);
-    }
+    sample_values(p, f, total, total_mask, self, self_mask);
 }
 
 void kiln_rule_values_compute(kiln_rule_values *rv)
