@@ -3,10 +3,12 @@
 #include "app.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "about.h"
@@ -450,7 +452,11 @@ static kiln_status distributor_create(kiln_app_t *app, kiln_err *err)
     app->rules_eval = kiln_rules_eval_create(app->store, app->cfg->rules_refresh_ns);
     if (app->cluster != NULL) /* other distributors count the same series */
         kiln_rules_eval_label_writer(app->rules_eval);
-    /* The counters are kept next to the WAL: a restart continues them. */
+    /* The counters are kept next to the WAL: a restart continues them. A
+     * distributor of its own has no WAL that would have made the path. */
+    if (mkdir(app->cfg->storage_path, 0755) != 0 && errno != EEXIST)
+        return kiln_err_set(err, KILN_UNAVAILABLE, "cannot create -storage.path %s: %s",
+                            app->cfg->storage_path, strerror(errno));
     char state[4096];
     snprintf(state, sizeof(state), "%s/recording_rules.state", app->cfg->storage_path);
     kiln_status st = kiln_rules_eval_state_file(app->rules_eval, state, true, err);

@@ -284,7 +284,10 @@ func TestRecordingRulesAcrossDistributors(t *testing.T) {
 	rw := kilntest.Args("-recording-rules.remote-write-url="+prom+"/api/v1/write",
 		"-recording-rules.remote-write-interval=200ms", "-recording-rules.refresh-period=100ms")
 	d1 := kilntest.Start(t, kilntest.Target("distributor"), kilntest.Name("distributor-1"), cluster, rw)
-	d2 := kilntest.Start(t, kilntest.Target("distributor"), kilntest.Name("distributor-2"), cluster, rw)
+	// A -storage.path that does not exist yet, as on a fresh node: a
+	// distributor has no WAL to make it, and its counters are kept there.
+	d2 := kilntest.Start(t, kilntest.Target("distributor"), kilntest.Name("distributor-2"), cluster, rw,
+		kilntest.Storage(filepath.Join(t.TempDir(), "fresh")))
 	tenant := kilntest.NewTenant("rules-cluster")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
