@@ -82,6 +82,13 @@ const (
 	// Fixed work, not a wall-clock target: on a loaded machine a time
 	// target gives a starved process few samples (~1 s of CPU = 100 samples).
 	benchTime = "12000x"
+	// Go preempts a loop that runs past 10 ms by a signal, and the CPU
+	// profile shows the time around it as runtime.asyncPreempt, whose share
+	// follows the machine's load (3% to 30% of an identical build's runs):
+	// a function no build changed, moving past any threshold. The loops here
+	// call nothing, allocate nothing and run alone, so they need no
+	// preemption by signal.
+	noAsyncPreempt = "GODEBUG=asyncpreemptoff=1"
 )
 
 // buildBench compiles the benchmark with beta's factor into a test binary.
@@ -97,20 +104,20 @@ func buildBench(t *testing.T, dir string, factor int) string {
 	return bin
 }
 
-// profileAndUpload runs the benchmark binary once under the CPU profiler and
-// uploads the profile as one CI run of `branch` at `commit`.
 // ciRun is one CI run's CPU profile of the benchmark program.
 type ciRun struct {
 	branch, commit, prof string
 	i                    int
 }
 
+// profile runs the benchmark binary once under the CPU profiler, as CI run
+// i of `branch` at `commit` (uploaded later, to each target).
 func profile(t *testing.T, bin, dir, branch, commit string, i int) ciRun {
 	t.Helper()
 	prof := filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", branch, i))
 	start := time.Now()
-	run(t, dir, time.Minute, bin, "-test.run", "^$", "-test.bench", ".", "-test.benchtime",
-		benchTime, "-test.cpuprofile", prof)
+	runEnv(t, dir, time.Minute, noAsyncPreempt, bin, "-test.run", "^$", "-test.bench", ".",
+		"-test.benchtime", benchTime, "-test.cpuprofile", prof)
 	t.Logf("%s run %d: benchmark %.1fs", branch, i, time.Since(start).Seconds())
 	return ciRun{branch, commit, prof, i}
 }
@@ -292,10 +299,19 @@ func must(t *testing.T, err error) {
 
 func run(t *testing.T, dir string, limit time.Duration, name string, args ...string) {
 	t.Helper()
+	runEnv(t, dir, limit, "", name, args...)
+}
+
+// runEnv is run with one more KEY=value in the command's environment.
+func runEnv(t *testing.T, dir string, limit time.Duration, env, name string, args ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
+	if env != "" {
+		cmd.Env = append(os.Environ(), env)
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
