@@ -294,9 +294,15 @@ class KilnDataContainer extends FlameGraphDataContainer {
   }
 }
 
+// Grafana's header, rendered again only when its props change (not on a
+// zoom once the reset button shows, nor for the table's state).
+const Header = memo(FlameGraphHeader);
+
+// The element's width, -1 until it has been measured (in a layout effect,
+// before the first paint).
 function useWidth() {
   const ref = useRef(null);
-  const [width, setWidth] = useState(0);
+  const [width, setWidth] = useState(-1);
   useLayoutEffect(() => {
     const el = ref.current;
     if (!el) return undefined;
@@ -354,6 +360,10 @@ export default function FlameContainer({ data, theme }) {
   }, [resetFocus]);
   const onItemFocused = useCallback((d) => setFocused(d), []);
   const resetSandwich = useCallback(() => setSandwichItem(undefined), []);
+  const onReset = useCallback(() => {
+    resetFocus();
+    resetSandwich();
+  }, [resetFocus, resetSandwich]);
 
   const graph = (
     <FlameGraph data={container} rangeMin={rangeMin} rangeMax={rangeMax} matchedLabels={matched}
@@ -374,10 +384,14 @@ export default function FlameContainer({ data, theme }) {
     '--tt-accent': theme.colors.primary.text,
     '--tt-muted': theme.colors.text.secondary,
   };
+  // The header, graph and table wait for the width (known before the
+  // first paint): rendered without it, all of them would render again
+  // at once, the header with other options.
+  if (width < 0) return <div ref={ref} className="flame-container" style={vars} />;
   return (
     <div ref={ref} className="flame-container" style={vars}>
-      <FlameGraphHeader search={search} setSearch={setSearch} selectedView={view} setSelectedView={setView}
-        containerWidth={width} onReset={() => { resetFocus(); resetSandwich(); }} textAlign={textAlign}
+      <Header search={search} setSearch={setSearch} selectedView={view} setSelectedView={setView}
+        containerWidth={width} onReset={onReset} textAlign={textAlign}
         onTextAlignChange={setTextAlign} showResetButton={Boolean(focused || sandwichItem)} colorScheme={colorScheme}
         onColorSchemeChange={setColorScheme} stickyHeader={false} isDiffMode={container.isDiffFlamegraph()}
         setCollapsedMap={setCollapsedMap} collapsedMap={collapsedMap} />
