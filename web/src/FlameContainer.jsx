@@ -6,13 +6,16 @@
 // its columns and renders only the rows in sight. Search, sandwich, focus
 // and the view are state here, as they are in Grafana's container.
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { flushSync } from 'react-dom';
+import { createRoot } from 'react-dom/client';
 import uFuzzy from '@leeoniya/ufuzzy';
-import { escapeStringForRegex, formattedValueToString } from '@grafana/data';
+import { escapeStringForRegex, formattedValueToString, ThemeContext } from '@grafana/data';
 import FlameGraph from '@grafana/flamegraph/dist/esm/FlameGraph/FlameGraph.mjs';
+import FlameGraphMetadata from '@grafana/flamegraph/dist/esm/FlameGraph/FlameGraphMetadata.mjs';
 import { FlameGraphDataContainer } from '@grafana/flamegraph/dist/esm/FlameGraph/dataTransform.mjs';
 import FlameGraphHeader from '@grafana/flamegraph/dist/esm/FlameGraphHeader.mjs';
 import { useColorScheme } from '@grafana/flamegraph/dist/esm/hooks.mjs';
-import { SelectedView } from '@grafana/flamegraph/dist/esm/types.mjs';
+import { ColorScheme, SelectedView } from '@grafana/flamegraph/dist/esm/types.mjs';
 
 // Below this width the table and the graph do not both fit (Grafana's
 // container switches to the graph alone there too).
@@ -312,6 +315,52 @@ function useWidth() {
     return () => ro.disconnect();
   }, []);
   return [ref, width];
+}
+
+// Work a flame graph's first render and first zoom do once per page: each
+// new class of emotion's inserts a style rule (which restyles the page),
+// each icon is fetched, and the code runs for the first time. warmUp()
+// does it with a two-row profile, rendered into an element that is not in
+// the page (nothing of it is shown), in idle time: the container, and what
+// only a zoom or a sandwich shows (the header's reset button, the focus
+// and sandwich pills). Once per theme: when the chunk has loaded (while
+// the first answer is on its way), and after a flame graph's paint in a
+// theme not done yet.
+const warmed = new Set();
+export function warmUp(theme) {
+  const mode = theme.colors.mode;
+  if (warmed.has(mode)) return;
+  warmed.add(mode);
+  const frame = {
+    fields: [
+      { name: 'level', type: 'number', values: [0, 1], config: {} },
+      { name: 'value', type: 'number', values: [2, 1], config: {} },
+      { name: 'self', type: 'number', values: [1, 1], config: {} },
+      { name: 'label', type: 'enum', values: [0, 1], config: { type: { enum: { text: ['total', 'f'] } } } },
+    ],
+    length: 2,
+  };
+  const idle = (f) => (window.requestIdleCallback ? window.requestIdleCallback(f, { timeout: 1000 }) : setTimeout(f, 50));
+  idle(() => {
+    const data = new KilnDataContainer(frame, { collapsing: true }, theme);
+    const item = data.getLevels()[1][0];
+    const noop = () => {};
+    const root = createRoot(document.createElement('div'));
+    flushSync(() => root.render(
+      <ThemeContext.Provider value={theme}>
+        <FlameContainer data={frame} theme={theme} />
+        <FlameGraphHeader search="f" setSearch={noop} selectedView={SelectedView.Both} setSelectedView={noop}
+          containerWidth={1200} onReset={noop} textAlign="left" onTextAlignChange={noop} showResetButton
+          colorScheme={ColorScheme.PackageBased} onColorSchemeChange={noop} stickyHeader={false} isDiffMode={false}
+          setCollapsedMap={noop} collapsedMap={data.getCollapsedMap()} />
+        <FlameGraphMetadata data={data} focusedItem={{ item, label: 'f', posX: 0, posY: 0 }} sandwichedLabel="f"
+          totalTicks={2} onFocusPillClick={noop} onSandwichPillClick={noop} />
+      </ThemeContext.Provider>,
+    ));
+    // the flame graph's levels and canvas come in effects: unmounted once
+    // those have run
+    idle(() => root.unmount());
+  });
 }
 
 export default function FlameContainer({ data, theme }) {
