@@ -6,13 +6,16 @@
 // its columns and renders only the rows in sight. Search, sandwich, focus
 // and the view are state here, as they are in Grafana's container.
 import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { flushSync } from 'react-dom';
+import { createRoot } from 'react-dom/client';
 import uFuzzy from '@leeoniya/ufuzzy';
-import { escapeStringForRegex, formattedValueToString } from '@grafana/data';
+import { escapeStringForRegex, formattedValueToString, ThemeContext } from '@grafana/data';
 import FlameGraph from '@grafana/flamegraph/dist/esm/FlameGraph/FlameGraph.mjs';
+import FlameGraphMetadata from '@grafana/flamegraph/dist/esm/FlameGraph/FlameGraphMetadata.mjs';
 import { FlameGraphDataContainer } from '@grafana/flamegraph/dist/esm/FlameGraph/dataTransform.mjs';
 import FlameGraphHeader from '@grafana/flamegraph/dist/esm/FlameGraphHeader.mjs';
 import { useColorScheme } from '@grafana/flamegraph/dist/esm/hooks.mjs';
-import { SelectedView } from '@grafana/flamegraph/dist/esm/types.mjs';
+import { ColorScheme, SelectedView } from '@grafana/flamegraph/dist/esm/types.mjs';
 
 // Below this width the table and the graph do not both fit (Grafana's
 // container switches to the graph alone there too).
@@ -244,9 +247,65 @@ const TopTable = memo(function TopTable({ rows, diff, format, matched, search, s
 
 // ---- the container ---------------------------------------------------------
 
+// Grafana's data container with the same answers, cheaper: the flame graph
+// asks it for a row's label and value once per row when it builds its
+// levels and once per bar drawn. Grafana's runs the label's enum index
+// through a display processor (which also picks a colour from the theme's
+// palette, unused here) and sums a one-element array per value; here the
+// label is a lookup in the enum's text and the value the row's number.
+// The display of a value (a bar's label, the tooltip) is kept per value:
+// many bars share one.
+class KilnDataContainer extends FlameGraphDataContainer {
+  constructor(data, options, theme) {
+    super(data, options, theme);
+    this.labelText = this.labelField.config?.type?.enum?.text;
+    const shown = new Map();
+    const display = this.valueDisplayProcessor;
+    this.valueDisplayProcessor = (v, decimals) => {
+      if (decimals !== undefined) return display(v, decimals);
+      let d = shown.get(v);
+      if (d === undefined) shown.set(v, (d = display(v)));
+      return d;
+    };
+  }
+
+  getLabel(index) {
+    const t = this.labelText;
+    if (t) {
+      const l = t[this.labelField.values[index]];
+      if (l !== undefined && l !== null) return l;
+    }
+    return super.getLabel(index);
+  }
+
+  getValue(index) {
+    return typeof index === 'number' ? this.valueField.values[index] : super.getValue(index);
+  }
+
+  getValueRight(index) {
+    if (!this.valueRightField) return 0;
+    return typeof index === 'number' ? this.valueRightField.values[index] : super.getValueRight(index);
+  }
+
+  getSelf(index) {
+    return typeof index === 'number' ? this.selfField.values[index] : super.getSelf(index);
+  }
+
+  getSelfRight(index) {
+    if (!this.selfRightField) return 0;
+    return typeof index === 'number' ? this.selfRightField.values[index] : super.getSelfRight(index);
+  }
+}
+
+// Grafana's header, rendered again only when its props change (not on a
+// zoom once the reset button shows, nor for the table's state).
+const Header = memo(FlameGraphHeader);
+
+// The element's width, -1 until it has been measured (in a layout effect,
+// before the first paint).
 function useWidth() {
   const ref = useRef(null);
-  const [width, setWidth] = useState(0);
+  const [width, setWidth] = useState(-1);
   useLayoutEffect(() => {
     const el = ref.current;
     if (!el) return undefined;
@@ -258,9 +317,55 @@ function useWidth() {
   return [ref, width];
 }
 
+// Work a flame graph's first render and first zoom do once per page: each
+// new class of emotion's inserts a style rule (which restyles the page),
+// each icon is fetched, and the code runs for the first time. warmUp()
+// does it with a two-row profile, rendered into an element that is not in
+// the page (nothing of it is shown), in idle time: the container, and what
+// only a zoom or a sandwich shows (the header's reset button, the focus
+// and sandwich pills). Once per theme: when the chunk has loaded (while
+// the first answer is on its way), and after a flame graph's paint in a
+// theme not done yet.
+const warmed = new Set();
+export function warmUp(theme) {
+  const mode = theme.colors.mode;
+  if (warmed.has(mode)) return;
+  warmed.add(mode);
+  const frame = {
+    fields: [
+      { name: 'level', type: 'number', values: [0, 1], config: {} },
+      { name: 'value', type: 'number', values: [2, 1], config: {} },
+      { name: 'self', type: 'number', values: [1, 1], config: {} },
+      { name: 'label', type: 'enum', values: [0, 1], config: { type: { enum: { text: ['total', 'f'] } } } },
+    ],
+    length: 2,
+  };
+  const idle = (f) => (window.requestIdleCallback ? window.requestIdleCallback(f, { timeout: 1000 }) : setTimeout(f, 50));
+  idle(() => {
+    const data = new KilnDataContainer(frame, { collapsing: true }, theme);
+    const item = data.getLevels()[1][0];
+    const noop = () => {};
+    const root = createRoot(document.createElement('div'));
+    flushSync(() => root.render(
+      <ThemeContext.Provider value={theme}>
+        <FlameContainer data={frame} theme={theme} />
+        <FlameGraphHeader search="f" setSearch={noop} selectedView={SelectedView.Both} setSelectedView={noop}
+          containerWidth={1200} onReset={noop} textAlign="left" onTextAlignChange={noop} showResetButton
+          colorScheme={ColorScheme.PackageBased} onColorSchemeChange={noop} stickyHeader={false} isDiffMode={false}
+          setCollapsedMap={noop} collapsedMap={data.getCollapsedMap()} />
+        <FlameGraphMetadata data={data} focusedItem={{ item, label: 'f', posX: 0, posY: 0 }} sandwichedLabel="f"
+          totalTicks={2} onFocusPillClick={noop} onSandwichPillClick={noop} />
+      </ThemeContext.Provider>,
+    ));
+    // the flame graph's levels and canvas come in effects: unmounted once
+    // those have run
+    idle(() => root.unmount());
+  });
+}
+
 export default function FlameContainer({ data, theme }) {
   const [ref, width] = useWidth();
-  const container = useMemo(() => new FlameGraphDataContainer(data, { collapsing: true }, theme), [data, theme]);
+  const container = useMemo(() => new KilnDataContainer(data, { collapsing: true }, theme), [data, theme]);
   // the collapsed groups of this data (a new answer starts from its own)
   const [collapsed, setCollapsed] = useState({ of: null, map: null });
   const collapsedMap = collapsed.of === container ? collapsed.map : container.getCollapsedMap();
@@ -304,6 +409,10 @@ export default function FlameContainer({ data, theme }) {
   }, [resetFocus]);
   const onItemFocused = useCallback((d) => setFocused(d), []);
   const resetSandwich = useCallback(() => setSandwichItem(undefined), []);
+  const onReset = useCallback(() => {
+    resetFocus();
+    resetSandwich();
+  }, [resetFocus, resetSandwich]);
 
   const graph = (
     <FlameGraph data={container} rangeMin={rangeMin} rangeMax={rangeMax} matchedLabels={matched}
@@ -324,10 +433,14 @@ export default function FlameContainer({ data, theme }) {
     '--tt-accent': theme.colors.primary.text,
     '--tt-muted': theme.colors.text.secondary,
   };
+  // The header, graph and table wait for the width (known before the
+  // first paint): rendered without it, all of them would render again
+  // at once, the header with other options.
+  if (width < 0) return <div ref={ref} className="flame-container" style={vars} />;
   return (
     <div ref={ref} className="flame-container" style={vars}>
-      <FlameGraphHeader search={search} setSearch={setSearch} selectedView={view} setSelectedView={setView}
-        containerWidth={width} onReset={() => { resetFocus(); resetSandwich(); }} textAlign={textAlign}
+      <Header search={search} setSearch={setSearch} selectedView={view} setSelectedView={setView}
+        containerWidth={width} onReset={onReset} textAlign={textAlign}
         onTextAlignChange={setTextAlign} showResetButton={Boolean(focused || sandwichItem)} colorScheme={colorScheme}
         onColorSchemeChange={setColorScheme} stickyHeader={false} isDiffMode={container.isDiffFlamegraph()}
         setCollapsedMap={setCollapsedMap} collapsedMap={collapsedMap} />

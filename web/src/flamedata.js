@@ -57,6 +57,19 @@ function preorder(levels) {
   return rows;
 }
 
+// The least and largest value, as @grafana/data's reducers cache them in
+// a field's state: the value's display processor asks for them (its colour
+// scale, unused by the flame graph) and would otherwise go over the column.
+function minMax(values) {
+  let min = Infinity, max = -Infinity;
+  for (const v of values) {
+    if (v === null || v === undefined || Number.isNaN(v)) continue;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return min <= max ? { min, max } : {};
+}
+
 // The frame from its columns; label holds indexes into names (a name
 // index out of range shows as '?').
 function columnsFrame(names, c, diff, unit) {
@@ -69,7 +82,7 @@ function columnsFrame(names, c, diff, unit) {
   }
   const fields = [
     { name: 'level', type: FieldType.number, values: c.level },
-    { name: 'value', type: FieldType.number, values: c.value, config: { unit } },
+    { name: 'value', type: FieldType.number, values: c.value, config: { unit }, state: { calcs: minMax(c.value) } },
     { name: 'self', type: FieldType.number, values: c.self, config: { unit } },
     { name: 'label', type: FieldType.enum, values: c.label, config: { type: { enum: { text } } } },
   ];
