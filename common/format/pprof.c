@@ -572,12 +572,57 @@ static kiln_status count_sub(dec *d, const field *pf, bool sample, counts *c)
     return KILN_OK;
 }
 
+/* The one-byte tags of the Profile's repeated messages (all length-delimited). */
+#define TAG_SAMPLE 0x12
+#define TAG_LOCATION 0x22
+#define TAG_FUNCTION 0x2a
+#define TAG_STRING 0x32
+
+/* count_profile's loop in the bounded mode for the fields nearly every
+ * profile is made of: Samples, Locations, Functions and strings under their
+ * one-byte tags, with a length that needs no bounds check to read. Counts as
+ * next_field and the switch below would, for a tenth of the instructions;
+ * returns at the first other field, for count_profile to read. A Function
+ * right after the Locations' span joins the span: Go's runtime writes each
+ * Location's Functions after it, and one span per Location cost more than
+ * the loosening (a Function's bytes equal to TAG_LINE) of the lines bound. */
+static const uint8_t *count_common(const dec *d, const uint8_t *p, const uint8_t *end, counts *c,
+                                   span *samples, span *locations)
+{
+    while (p < end && d->limit - p >= 11) {
+        uint32_t t = p[0];
+        const uint8_t *q = p + 1;
+        uint64_t len;
+        if ((t != TAG_SAMPLE && t != TAG_LOCATION && t != TAG_FUNCTION && t != TAG_STRING) ||
+            varint_fast(&q, &len) != VR_OK || q > end || len > (uint64_t)(end - q))
+            break;
+        const uint8_t *next = q + len;
+        if (t == TAG_SAMPLE) {
+            c->samples++;
+            span_add(d, samples, p, next, true, c);
+        } else if (t == TAG_LOCATION) {
+            c->locations++;
+            span_add(d, locations, p, next, false, c);
+        } else if (t == TAG_FUNCTION) {
+            c->functions++;
+            if (locations->to == p)
+                locations->to = next;
+        } else {
+            c->strings++;
+        }
+        p = next;
+    }
+    return p;
+}
+
 static kiln_status count_profile(dec *d, const uint8_t *p, const uint8_t *end, counts *c)
 {
     field f;
     kiln_status st = KILN_OK;
     span samples = {p, p}, locations = {p, p}; /* bounded mode only */
     while (p < end && st == KILN_OK) {
+        if (d->bounded && (p = count_common(d, p, end, c, &samples, &locations)) == end)
+            break;
         const uint8_t *at = p;
         if ((st = next_field(d, &p, end, &f, "Profile")) != KILN_OK)
             break;
