@@ -1025,11 +1025,30 @@ static kiln_status fill_field(dec *d, const field *f)
     }
 }
 
+/* Reads the Sample, Location, Function or string at p (under its one-byte
+ * tag) into f as next_field would, when its length needs no bounds check to
+ * read; false for every other field, which next_field reads. */
+static inline bool common_field(const dec *d, const uint8_t *p, const uint8_t *end, field *f)
+{
+    uint32_t t = p[0];
+    const uint8_t *q = p + 1;
+    uint64_t len;
+    if ((t != TAG_SAMPLE && t != TAG_LOCATION && t != TAG_FUNCTION && t != TAG_STRING) ||
+        d->limit - p < 11 || varint_fast(&q, &len) != VR_OK || q > end || len > (uint64_t)(end - q))
+        return false;
+    *f = (field){p, q, len, t >> 3, WT_LEN};
+    return true;
+}
+
 static kiln_status fill_profile(dec *d, const uint8_t *p, const uint8_t *end)
 {
     field f;
     while (p < end) {
-        kiln_status st = next_field(d, &p, end, &f, "Profile");
+        kiln_status st = KILN_OK;
+        if (LIKELY(common_field(d, p, end, &f)))
+            p = f.data + f.v; /* the bulk of a profile, read without next_field's generality */
+        else
+            st = next_field(d, &p, end, &f, "Profile");
         if (st == KILN_OK)
             st = fill_field(d, &f);
         if (st != KILN_OK)
