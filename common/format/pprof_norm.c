@@ -613,13 +613,22 @@ kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_de
 }
 
 /* validate's string index check and normalize's rewrite in one visit. */
-static bool check_canon_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what, void *ctx)
+static inline __attribute__((always_inline)) bool check_canon_str_ref(kiln_pprof_t *p, int64_t *ref,
+                                                                      const char *what, void *ctx)
 {
     if (!check_str_ref(p, ref, what, ctx))
         return false;
     if (p->strings[*ref].len == 0)
         *ref = 0;
     return true;
+}
+
+/* visit_str_refs with check_canon_str_ref, all inlined here, apart from
+ * kiln_pprof_validate_normalize: inlined there, they cost its loops more
+ * registers than the calls saved. */
+static __attribute__((noinline)) bool check_canon_str_refs(kiln_pprof_t *p, kiln_err *err)
+{
+    return visit_str_refs(p, check_canon_str_ref, err);
 }
 
 /* In lm->slots, a location dropped by normalize (marked so by fold_remap). */
@@ -738,7 +747,7 @@ kiln_status kiln_pprof_validate_normalize(kiln_arena_t *a, kiln_pprof_t *p, size
     if (!norm_alloc(a, p, &w))
         return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
                             "pprof: memory limit reached normalising the profile");
-    if (!visit_str_refs(p, check_canon_str_ref, err))
+    if (!check_canon_str_refs(p, err))
         return KILN_INVALID_ARGUMENT;
     plan_locations(p, w.remap);
     if ((st = check_index_samples(p, &w.lm, w.remap, max_depth, w.hashes, err)) != KILN_OK ||
