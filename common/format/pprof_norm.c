@@ -150,6 +150,32 @@ static bool utf8_valid(const uint8_t *s, size_t n)
     return true;
 }
 
+/* Whether s[0..n) is all ASCII (so valid UTF-8): its bytes ORed together a
+ * word at a time, the last word overlapping the one before, and the top bits
+ * tested once. Nearly every string of a profile is, and utf8_valid's
+ * byte-by-byte tail cost more than the rest of it. */
+static inline bool ascii_only(const uint8_t *s, size_t n)
+{
+    uint64_t acc = 0, w;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&w, s + i, 8);
+            acc |= w;
+        }
+        memcpy(&w, s + n - 8, 8);
+        return ((acc | w) & 0x8080808080808080ULL) == 0;
+    }
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        return ((a | b) & 0x80808080u) == 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        acc |= s[i];
+    return (acc & 0x80) == 0;
+}
+
 static kiln_status check_strings(const kiln_pprof_t *p, kiln_err *err)
 {
     if (p->n_strings == 0)
@@ -157,7 +183,8 @@ static kiln_status check_strings(const kiln_pprof_t *p, kiln_err *err)
     if (p->strings[0].len != 0)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT, "pprof: string_table[0] is not \"\"");
     for (size_t i = 1; i < p->n_strings; i++) {
-        if (!utf8_valid((const uint8_t *)p->strings[i].ptr, p->strings[i].len))
+        const uint8_t *str = (const uint8_t *)p->strings[i].ptr;
+        if (!ascii_only(str, p->strings[i].len) && !utf8_valid(str, p->strings[i].len))
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                 "pprof: string_table[%zu] is not valid UTF-8", i);
     }
@@ -165,10 +192,13 @@ static kiln_status check_strings(const kiln_pprof_t *p, kiln_err *err)
 }
 
 /* Calls fn on every string index in the profile, naming the field; stops
- * and returns false as soon as fn does. fn may rewrite the index. */
+ * and returns false as soon as fn does. fn may rewrite the index. Inlined,
+ * so that fn (a constant at each call) is too: a profile has three string
+ * indices per function, and an indirect call cost more than the check. */
 typedef bool (*str_ref_fn)(kiln_pprof_t *p, int64_t *ref, const char *what, void *ctx);
 
-static bool visit_sample_str_refs(kiln_pprof_t *p, str_ref_fn fn, void *ctx)
+static inline __attribute__((always_inline)) bool visit_sample_str_refs(kiln_pprof_t *p,
+                                                                        str_ref_fn fn, void *ctx)
 {
     for (size_t i = 0; i < p->n_sample_types; i++) {
         if (!fn(p, &p->sample_types[i].type, "sample_type.type", ctx) ||
@@ -193,7 +223,8 @@ static bool visit_sample_str_refs(kiln_pprof_t *p, str_ref_fn fn, void *ctx)
            fn(p, &p->doc_url, "doc_url", ctx);
 }
 
-static bool visit_str_refs(kiln_pprof_t *p, str_ref_fn fn, void *ctx)
+static inline __attribute__((always_inline)) bool visit_str_refs(kiln_pprof_t *p, str_ref_fn fn,
+                                                                 void *ctx)
 {
     for (size_t i = 0; i < p->n_mappings; i++) {
         if (!fn(p, &p->mappings[i].filename, "mapping.filename", ctx) ||
@@ -292,7 +323,7 @@ typedef struct norm_ws {
     uint32_t *remap;          /* location index -> kept index or NONE */
     kiln_pprof_mapping *maps; /* mappings plus room for the stub */
     uint32_t *slots;          /* sample dedup hash: slot -> kept sample */
-    uint64_t *hashes;         /* kept sample -> its key hash */
+    uint64_t *hashes;         /* sample -> its stack's hash; then kept sample -> key hash */
     size_t n_slots;
 } norm_ws;
 
@@ -379,6 +410,24 @@ static void norm_locations(kiln_pprof_t *p, norm_ws *w)
         p->mappings[i].id = i + 1;
 }
 
+static inline uint64_t hash_step(uint64_t h, uint64_t v)
+{
+    return (h ^ v) * 0x9e3779b97f4a7c15ULL;
+}
+
+/* The hash of a final stack, the part of a sample's key hash that the
+ * passes rewriting stacks compute as they write each frame (its depth is
+ * added by sample_hash). */
+#define STACK_SEED 1
+
+static uint64_t stack_hash(const uint64_t *stack, uint32_t n)
+{
+    uint64_t h = STACK_SEED;
+    for (uint32_t j = 0; j < n; j++)
+        h = hash_step(h, stack[j]);
+    return h;
+}
+
 /* Leaf first: a stack of k frames past max_depth keeps the root-most. */
 static inline void trim_stack(kiln_pprof_sample *s, uint32_t k, size_t max_depth)
 {
@@ -389,12 +438,13 @@ static inline void trim_stack(kiln_pprof_sample *s, uint32_t k, size_t max_depth
     s->n_locs = k;
 }
 
-/* Rewrites stacks of location ids as kept location indices and trims them
- * to max_depth. */
+/* Rewrites stacks of location ids as kept location indices, trims them
+ * to max_depth and hashes them into w->hashes. */
 static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth)
 {
     for (size_t i = 0; i < p->n_samples; i++) {
         kiln_pprof_sample *s = &p->samples[i];
+        w->hashes[i] = STACK_SEED;
         if (s->n_locs == 0)
             continue; /* and p->locs may be NULL: no NULL + 0 */
         uint64_t *stack = p->locs + s->loc_off;
@@ -405,6 +455,7 @@ static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth)
                 stack[k++] = w->remap[l];
         }
         trim_stack(s, k, max_depth);
+        w->hashes[i] = stack_hash(p->locs + s->loc_off, s->n_locs);
     }
 }
 
@@ -452,16 +503,11 @@ static void sort_labels(kiln_pprof_t *p)
     }
 }
 
-static inline uint64_t hash_step(uint64_t h, uint64_t v)
+/* The key hash of s, from its stack's (see stack_hash). */
+static uint64_t sample_hash(const kiln_pprof_t *p, const kiln_pprof_sample *s, uint64_t stack_h)
 {
-    return (h ^ v) * 0x9e3779b97f4a7c15ULL;
-}
-
-static uint64_t sample_hash(const kiln_pprof_t *p, const kiln_pprof_sample *s)
-{
-    uint64_t h = hash_step(s->n_locs, (uint64_t)s->n_labels << 32 | s->n_values);
-    for (uint32_t j = 0; j < s->n_locs; j++)
-        h = hash_step(h, p->locs[s->loc_off + j]);
+    uint64_t h =
+        hash_step(hash_step(stack_h, s->n_locs), (uint64_t)s->n_labels << 32 | s->n_values);
     for (uint32_t j = 0; j < s->n_labels; j++) {
         const kiln_pprof_label *l = &p->labels[s->label_off + j];
         h = hash_step(h, (uint64_t)l->key << 32 ^ (uint64_t)l->str);
@@ -508,14 +554,17 @@ static bool no_positive(const kiln_pprof_t *p, const kiln_pprof_sample *s)
 }
 
 /* Sums samples with the same stack and labels into the first of them, then
- * drops those with no positive value; order of first occurrence is kept. */
+ * drops those with no positive value; order of first occurrence is kept.
+ * w->hashes holds each sample's stack hash; as each is read, it is
+ * replaced by the key hashes of the samples kept so far (never more than
+ * have been read). */
 static void merge_samples(kiln_pprof_t *p, norm_ws *w)
 {
     size_t out = 0, mask = w->n_slots - 1;
     memset(w->slots, 0xff, w->n_slots * sizeof(*w->slots));
     for (size_t i = 0; i < p->n_samples; i++) {
         kiln_pprof_sample s = p->samples[i];
-        uint64_t h = sample_hash(p, &s);
+        uint64_t h = sample_hash(p, &s, w->hashes[i]);
         size_t k = h & mask;
         for (; w->slots[k] != NONE; k = (k + 1) & mask) {
             uint32_t j = w->slots[k];
@@ -564,13 +613,22 @@ kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_de
 }
 
 /* validate's string index check and normalize's rewrite in one visit. */
-static bool check_canon_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what, void *ctx)
+static inline __attribute__((always_inline)) bool check_canon_str_ref(kiln_pprof_t *p, int64_t *ref,
+                                                                      const char *what, void *ctx)
 {
     if (!check_str_ref(p, ref, what, ctx))
         return false;
     if (p->strings[*ref].len == 0)
         *ref = 0;
     return true;
+}
+
+/* visit_str_refs with check_canon_str_ref, all inlined here, apart from
+ * kiln_pprof_validate_normalize: inlined there, they cost its loops more
+ * registers than the calls saved. */
+static __attribute__((noinline)) bool check_canon_str_refs(kiln_pprof_t *p, kiln_err *err)
+{
+    return visit_str_refs(p, check_canon_str_ref, err);
 }
 
 /* In lm->slots, a location dropped by normalize (marked so by fold_remap). */
@@ -590,42 +648,44 @@ static void fold_remap(idmap *lm, const uint32_t *remap)
 }
 
 /* Rewrites stack[0..n) (location ids) as kept location indices in place;
- * returns how many are kept, or sets *bad to the first unknown id's
- * position. direct: lm is a folded direct map (a constant at each call, so
- * that the frame loop has no mode test). */
-static inline __attribute__((always_inline)) uint32_t index_stack(uint64_t *stack, uint32_t n,
-                                                                  const idmap *lm,
-                                                                  const uint32_t *remap,
-                                                                  bool direct, uint32_t *bad)
+ * returns how many are kept, with their stack_hash in *hash, or sets *bad
+ * to the first unknown id's position. direct: lm is a folded direct map (a
+ * constant at each call, so that the frame loop has no mode test). */
+static inline __attribute__((always_inline)) uint32_t
+index_stack(uint64_t *stack, uint32_t n, const idmap *lm, const uint32_t *remap, bool direct,
+            uint32_t *bad, uint64_t *hash)
 {
-    uint32_t k = 0;
-    for (uint32_t j = 0; j < n; j++) {
-        uint64_t id = stack[j];
+    uint64_t *out = stack, h = STACK_SEED;
+    uint64_t size = lm->size; /* copied: the stores below may alias lm->size */
+    for (const uint64_t *in = stack, *end = stack + n; in < end; in++) {
+        uint64_t id = *in;
         uint32_t r;
         if (direct) {
-            r = id < lm->size ? lm->slots[id] : NONE;
+            r = id < size ? lm->slots[id] : NONE;
         } else {
             r = idmap_get(lm, id);
             r = r == NONE ? NONE : remap[r] == NONE ? DROPPED : remap[r];
         }
         if (UNLIKELY(r >= DROPPED)) {
             if (r == NONE) {
-                *bad = j;
+                *bad = (uint32_t)(in - stack);
                 return 0;
             }
             continue;
         }
-        stack[k++] = r;
+        *out++ = r;
+        h = hash_step(h, r);
     }
-    return k;
+    *hash = h;
+    return (uint32_t)(out - stack);
 }
 
 /* check_samples that also does norm_stacks' work: each stack's ids become
- * kept location indices (remap, from plan_locations), trimmed to max_depth.
- * One pass over the frames: stacks are most of a large profile. Consumes
- * lm (see fold_remap). */
+ * kept location indices (remap, from plan_locations), trimmed to max_depth
+ * and hashed into hashes. One pass over the frames: stacks are most of a
+ * large profile. Consumes lm (see fold_remap). */
 static kiln_status check_index_samples(kiln_pprof_t *p, idmap *lm, const uint32_t *remap,
-                                       size_t max_depth, kiln_err *err)
+                                       size_t max_depth, uint64_t *hashes, kiln_err *err)
 {
     bool direct = lm->mode == IM_DIRECT;
     if (direct)
@@ -636,18 +696,21 @@ static kiln_status check_index_samples(kiln_pprof_t *p, idmap *lm, const uint32_
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                 "pprof: sample %zu has %u values for %zu sample types", i,
                                 s->n_values, p->n_sample_types);
+        hashes[i] = STACK_SEED;
         if (s->n_locs == 0)
             continue; /* and p->locs may be NULL: no NULL + 0 */
         uint64_t *stack = p->locs + s->loc_off;
         uint32_t bad = NONE;
-        uint32_t k = direct ? index_stack(stack, s->n_locs, lm, remap, true, &bad)
-                            : index_stack(stack, s->n_locs, lm, remap, false, &bad);
+        uint32_t k = direct ? index_stack(stack, s->n_locs, lm, remap, true, &bad, &hashes[i])
+                            : index_stack(stack, s->n_locs, lm, remap, false, &bad, &hashes[i]);
         if (bad != NONE)
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                 "pprof: sample %zu references location id %llu, which no "
                                 "location has",
                                 i, (unsigned long long)stack[bad]);
         trim_stack(s, k, max_depth);
+        if (s->n_locs != k) /* trimmed: the hash is of the frames kept */
+            hashes[i] = stack_hash(p->locs + s->loc_off, s->n_locs);
     }
     return KILN_OK;
 }
@@ -684,10 +747,10 @@ kiln_status kiln_pprof_validate_normalize(kiln_arena_t *a, kiln_pprof_t *p, size
     if (!norm_alloc(a, p, &w))
         return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
                             "pprof: memory limit reached normalising the profile");
-    if (!visit_str_refs(p, check_canon_str_ref, err))
+    if (!check_canon_str_refs(p, err))
         return KILN_INVALID_ARGUMENT;
     plan_locations(p, w.remap);
-    if ((st = check_index_samples(p, &w.lm, w.remap, max_depth, err)) != KILN_OK ||
+    if ((st = check_index_samples(p, &w.lm, w.remap, max_depth, w.hashes, err)) != KILN_OK ||
         (st = check_index_lines(p, &w.fm, err)) != KILN_OK)
         return st;
     norm_rest(p, &w, max_depth, true);
