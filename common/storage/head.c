@@ -384,13 +384,42 @@ static uint32_t head_trace(kiln_head_t *h, const hcols *c, uint32_t t, uint32_t 
     return last[1];
 }
 
+/* Appends the stored samples of c[0, n) to the sample columns (grown for
+ * them); returns the sum of the values, empty stacks' included. The
+ * columns and their length are kept in locals: a store through the
+ * int64_t * of the values may alias the head's size_t fields, which the
+ * loop would otherwise reload after every sample. */
+static int64_t add_samples(kiln_head_t *h, const hcols *c, size_t n, int64_t total)
+{
+    const uint32_t *node = c->node;
+    const int64_t *value = c->value;
+    uint32_t *s_node = h->s_node, *s_trace = h->s_trace;
+    int64_t *s_value = h->s_value;
+    uint64_t *s_span = h->s_span;
+    size_t m = h->n_samples;
+    uint32_t last[2] = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = value[i];
+        if (node[i] == 0) /* an empty stack: nothing to draw, but in the series total */
+            total = kiln_add_wrap(total, v);
+        if (v == 0 || node[i] == 0)
+            continue;
+        if (s_span != NULL)
+            s_span[m] = c->span != NULL ? c->span[i] : 0;
+        if (s_trace != NULL) /* interning a trace grows h->traces, never the columns */
+            s_trace[m] = c->trace != NULL ? head_trace(h, c, c->trace[i], last) : 0;
+        s_node[m] = node[i];
+        s_value[m++] = v;
+        total = kiln_add_wrap(total, v);
+    }
+    h->n_samples = m;
+    return total;
+}
+
 void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, uint64_t id,
                             const hcols *c, size_t n, int64_t unstored)
 {
     size_t off = h->n_samples;
-    int64_t total = unstored;
-    const uint32_t *node = c->node;
-    const int64_t *value = c->value;
     KILN_GROW(h->s_node, h->cap_s_node, h->n_samples + n);
     KILN_GROW(h->s_value, h->cap_s_value, h->n_samples + n);
     want_spans(h, c->span, n);
@@ -399,20 +428,7 @@ void kiln_head__add_profile(kiln_head_t *h, uint32_t sid, int64_t time_ms, uint6
     want_traces(h, c->trace, n);
     if (h->s_trace != NULL)
         KILN_GROW(h->s_trace, h->cap_s_trace, h->n_samples + n);
-    uint32_t last[2] = {0, 0};
-    for (size_t i = 0; i < n; i++) {
-        if (node[i] == 0) /* an empty stack: nothing to draw, but in the series total */
-            total = kiln_add_wrap(total, value[i]);
-        if (value[i] == 0 || node[i] == 0)
-            continue;
-        if (h->s_span != NULL)
-            h->s_span[h->n_samples] = c->span != NULL ? c->span[i] : 0;
-        if (h->s_trace != NULL)
-            h->s_trace[h->n_samples] = c->trace != NULL ? head_trace(h, c, c->trace[i], last) : 0;
-        h->s_node[h->n_samples] = node[i];
-        h->s_value[h->n_samples++] = value[i];
-        total = kiln_add_wrap(total, value[i]);
-    }
+    int64_t total = add_samples(h, c, n, unstored);
     KILN_GROW(h->profiles, h->cap_profiles, h->n_profiles + 1);
     uint32_t pid = (uint32_t)h->n_profiles++;
     h->profiles[pid] = (hprofile){sid, (uint32_t)(h->n_samples - off), time_ms, off, total, id};
