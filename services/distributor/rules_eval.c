@@ -288,16 +288,21 @@ static kiln_label_t *series_labels(const kiln_head_part *pt, size_t t, kiln_aren
     return l;
 }
 
-/* The stored series of the part's sample type ty, flattened: each base
- * label's name and value, then the type's four strings, NUL-separated. */
-static void series_key(const kiln_head_part *pt, size_t ty, kiln_buf *out)
+/* The key of a part's stored series, in two steps: series_key_labels puts
+ * each base label's name and value, NUL-separated, in out once per part;
+ * series_key_type appends the four strings of sample type ty, so that the
+ * keys of a part's types share the labels' copy. */
+static void series_key_labels(const kiln_head_part *pt, kiln_buf *out)
 {
-    const kiln_pprof_t *p = pt->profile;
     out->len = 0;
     for (size_t i = 0; i < pt->n_labels; i++) {
         kiln_buf_append(out, pt->labels[i].name, strlen(pt->labels[i].name) + 1);
         kiln_buf_append(out, pt->labels[i].value, strlen(pt->labels[i].value) + 1);
     }
+}
+
+static void series_key_type(const kiln_pprof_t *p, size_t ty, kiln_buf *out)
+{
     uint64_t s[4] = {p->sample_types[ty].type, p->sample_types[ty].unit, p->period_type.type,
                      p->period_type.unit};
     for (size_t i = 0; i < 4; i++) {
@@ -360,10 +365,13 @@ typedef struct type_counts {
     size_t n;
 } type_counts;
 
+/* key holds the part's labels (series_key_labels), labels_len bytes. */
 static type_counts counts_of(const kiln_rules_eval_t *ev, tenant *t, const kiln_head_part *pt,
-                             size_t ty, kiln_rule_values *rv, kiln_arena_t *tmp, kiln_buf *key)
+                             size_t ty, kiln_rule_values *rv, kiln_arena_t *tmp, kiln_buf *key,
+                             size_t labels_len)
 {
-    series_key(pt, ty, key);
+    key->len = labels_len;
+    series_key_type(pt->profile, ty, key);
     uint64_t h = XXH3_64bits(key->ptr, key->len);
     const series_routes *r = routes_find(t, key, h);
     if (r == NULL)
@@ -388,8 +396,10 @@ static void observe_part(kiln_rules_eval_t *ev, tenant *t, const kiln_head_part 
     int64_t ts_ms = p->time_nanos > 0 ? p->time_nanos / 1000000 : kiln_wall_ms();
     kiln_rule_values *rv = kiln_rule_values_create(p, tmp);
     type_counts *tc = kiln_arena_alloc(tmp, (p->n_sample_types + 1) * sizeof(*tc));
+    series_key_labels(pt, key);
+    size_t labels_len = key->len;
     for (size_t ty = 0; ty < p->n_sample_types; ty++)
-        tc[ty] = counts_of(ev, t, pt, ty, rv, tmp, key);
+        tc[ty] = counts_of(ev, t, pt, ty, rv, tmp, key, labels_len);
     kiln_rule_values_compute(rv);
     for (size_t ty = 0; ty < p->n_sample_types; ty++) {
         for (size_t i = 0; i < tc[ty].n; i++) {
