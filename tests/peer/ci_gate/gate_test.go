@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	pprof "github.com/google/pprof/profile"
 	"kiln.dev/tests/lib/kilntest"
 )
 
@@ -21,15 +22,23 @@ import (
 // since an inlined helper would take their self time), so that what the rest
 // of the machine does (a sibling hyperthread's load, the clock) slows each
 // alike and leaves their shares alone: with different instruction mixes an
-// identical build once moved one function's share by 20%. The slow build
-// makes beta do three times the work, so its share about doubles (from a
-// third to three fifths): at 100 Hz and a few hundred samples a run,
-// smaller changes need more runs than a test should take to be told from noise.
+// identical build once moved one function's share by 20%. Each call runs for
+// about 15 ms, longer than the profiler's 10 ms period: a call then gets its
+// length in samples give or take one, whatever the phase of the clock. With
+// 0.1 ms calls the samples fell in step with the loop's period, and a run's
+// shares followed how the two drifted, not the code: an identical build's
+// mean share once moved by a third. The slow build makes beta do three times
+// the work, so its share about doubles (from a third to three fifths): at
+// 100 Hz and a few hundred samples a run, smaller changes need more runs
+// than a test should take to be told from noise.
 const benchSrc = `package benchprog
 
 import "testing"
 
 var sink uint64
+
+// About 15 ms of one core per call.
+const callIters = 9000000
 
 //go:noinline
 func alpha(n int) uint64 {
@@ -66,22 +75,24 @@ func gamma(n int) uint64 {
 
 func BenchmarkWork(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		sink += alpha(20000) + beta(20000) + gamma(20000)
+		sink += alpha(callIters) + beta(callIters) + gamma(callIters)
 	}
 }
 `
 
 const (
 	// A function's share of ~140 samples a run moves by about 12% from run
-	// to run by sampling alone, so the two sides' means (5 and 4 runs) differ
-	// by about 8%: the default 10% would now and then fail an identical build
-	// whose runs the rank test happens to separate. Beta's slowdown is +80%.
+	// to run by sampling alone, so the two sides' means (5 and 4 runs) could
+	// differ by about 8%: the default 10% would now and then fail an
+	// identical build whose runs the rank test happens to separate. (Long
+	// calls keep it nearer 5%, see benchSrc.) Beta's slowdown is +80%.
 	thresholdPct = 30
 	baselineRuns = 5
 	currentRuns  = 4
 	// Fixed work, not a wall-clock target: on a loaded machine a time
-	// target gives a starved process few samples (~1 s of CPU = 100 samples).
-	benchTime = "12000x"
+	// target gives a starved process few samples (~1 s of CPU = 100
+	// samples). 30 rounds of three 15 ms calls is ~1.4 s.
+	benchTime = "30x"
 	// Go preempts a loop that runs past 10 ms by a signal, and the CPU
 	// profile shows the time around it as runtime.asyncPreempt, whose share
 	// follows the machine's load (3% to 30% of an identical build's runs):
@@ -118,8 +129,32 @@ func profile(t *testing.T, bin, dir, branch, commit string, i int) ciRun {
 	start := time.Now()
 	runEnv(t, dir, time.Minute, noAsyncPreempt, bin, "-test.run", "^$", "-test.bench", ".",
 		"-test.benchtime", benchTime, "-test.cpuprofile", prof)
-	t.Logf("%s run %d: benchmark %.1fs", branch, i, time.Since(start).Seconds())
+	t.Logf("%s run %d: benchmark %.1fs, %s", branch, i, time.Since(start).Seconds(), leafShares(t, prof))
 	return ciRun{branch, commit, prof, i}
+}
+
+// leafShares tells each function's share of a run's samples as its leaf,
+// read by google/pprof: what a failed gate's means are made of.
+func leafShares(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	must(t, err)
+	defer f.Close()
+	p, err := pprof.Parse(f)
+	must(t, err)
+	byLeaf := map[string]int64{}
+	var total int64
+	for _, s := range p.Sample {
+		total += s.Value[0]
+		if len(s.Location) > 0 && len(s.Location[0].Line) > 0 {
+			byLeaf[s.Location[0].Line[0].Function.Name] += s.Value[0]
+		}
+	}
+	out := fmt.Sprintf("%d samples", total)
+	for _, fn := range []string{"alpha", "beta", "gamma"} {
+		out += fmt.Sprintf(" %s %.1f%%", fn, 100*float64(byLeaf["benchprog."+fn])/float64(max(total, 1)))
+	}
+	return out
 }
 
 // target is where the gate talks to: one kiln, or a cluster's distributor

@@ -2,13 +2,15 @@ module kiln.dev/tests/peer/ci_gate
 
 go 1.26.0
 
-require kiln.dev/tests/lib/kilntest v0.0.0
+require (
+	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
+	kiln.dev/tests/lib/kilntest v0.0.0
+)
 
 require (
 	connectrpc.com/connect v1.21.1 // indirect
 	github.com/google/gnostic v0.7.1 // indirect
 	github.com/google/gnostic-models v0.7.0 // indirect
-	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b // indirect
 	github.com/gorilla/mux v1.8.1 // indirect
 	github.com/grafana/pyroscope/api v1.6.0 // indirect
 	github.com/planetscale/vtprotobuf v0.6.1-0.20250313105119-ba97887b0a25 // indirect
