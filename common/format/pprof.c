@@ -1151,8 +1151,13 @@ kiln_status kiln_pprof_decode(kiln_arena_t *a, const uint8_t *data, size_t len, 
         data = empty; /* never form NULL + 0 */
     bool retry = false;
     kiln_status st = decode_pass(a, data, len, true, out, err, &retry);
-    if (retry)
+    if (retry) {
+        /* The bounded pass's error, if any, was why it retries: an exact
+         * pass that succeeds must not leave it behind for the caller. */
+        if (err != NULL)
+            *err = (kiln_err){KILN_OK, ""};
         st = decode_pass(a, data, len, false, out, err, &retry);
+    }
     return st;
 }
 
