@@ -85,20 +85,29 @@ static void *cv_alloc(conv *c, size_t n)
     return p;
 }
 
-static void *push(conv *c, vec *v, size_t elem)
+/* push's rare part: v full, its elements moved to twice the room. */
+static __attribute__((noinline)) void *push_grow(conv *c, vec *v, size_t elem)
 {
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        void *p = kiln_arena_alloc(c->a, cap * elem);
-        if (p == NULL) {
-            c->oom = true;
-            return &c->sink;
-        }
-        if (v->n != 0)
-            memcpy(p, v->p, v->n * elem);
-        v->p = p;
-        v->cap = cap;
+    size_t cap = v->cap ? v->cap * 2 : 16;
+    void *p = kiln_arena_alloc(c->a, cap * elem);
+    if (p == NULL) {
+        c->oom = true;
+        return &c->sink;
     }
+    if (v->n != 0)
+        memcpy(p, v->p, v->n * elem);
+    v->p = p;
+    v->cap = cap;
+    return (char *)v->p + elem * v->n++;
+}
+
+/* Room for one more element of v (c->sink once the arena is full): inlined,
+ * as it runs for every string, label, location, line and function of
+ * every series. */
+static inline void *push(conv *c, vec *v, size_t elem)
+{
+    if (__builtin_expect(v->n == v->cap, 0))
+        return push_grow(c, v, elem);
     return (char *)v->p + elem * v->n++;
 }
 
