@@ -282,15 +282,19 @@ static kiln_head_series_key type_key(const kiln_label_t *base, size_t n, const k
                                      size_t t, kiln_arena_t *tmp, type_values *tv)
 {
     kiln_label_t *l = kiln_arena_alloc(tmp, (n + TYPE_LABELS) * sizeof(*l));
-    size_t m = TYPE_LABELS;
+    size_t m = TYPE_LABELS, pre = 0;
     const char *name = "", *svc = "";
     for (size_t i = 0; i < n; i++) {
-        if (is_type_label(base[i].name))
+        const char *k = base[i].name;
+        if (is_type_label(k))
             continue;
-        if (strcmp(base[i].name, KILN_LABEL_NAME) == 0)
+        /* the first byte first: most names are neither */
+        if (k[0] == '_' && strcmp(k, KILN_LABEL_NAME) == 0)
             name = base[i].value;
-        else if (strcmp(base[i].name, KILN_LABEL_SERVICE_NAME) == 0)
+        else if (k[0] == 's' && strcmp(k, KILN_LABEL_SERVICE_NAME) == 0)
             svc = base[i].value;
+        if (pre == m - TYPE_LABELS && strcmp(k, type_label_names[0]) < 0)
+            pre++; /* a leading name that sorts before every type label */
         l[m++] = base[i];
     }
     kiln_str_t f[4] = {
@@ -299,9 +303,12 @@ static kiln_head_series_key type_key(const kiln_label_t *base, size_t n, const k
     const char *values[TYPE_LABELS];
     type_values_get(tv, name, f, tmp, values);
     values[3] = svc;
+    /* The type labels go after the leading names that sort before them
+     * (__name__ and the like): with base sorted, the sort below then
+     * compares each name once instead of moving those past all six. */
+    memmove(l, l + TYPE_LABELS, pre * sizeof(*l));
     for (size_t i = 0; i < TYPE_LABELS; i++)
-        l[i] = (kiln_label_t){type_label_names[i], values[i]};
-    /* base is sorted: a name past "__unit__" costs one comparison */
+        l[pre + i] = (kiln_label_t){type_label_names[i], values[i]};
     kiln_labels_sort(l, m);
     return (kiln_head_series_key){l, m, kiln_labels_fingerprint(l, m)};
 }
