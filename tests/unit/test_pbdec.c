@@ -311,6 +311,67 @@ TEST(oneof_merges_decode_alike)
     check_same(&w, true);
 }
 
+/* A dictionary attribute (KeyValueAndUnit, with a unit) whose AnyValue is
+ * v, and a profile whose sample_type is vt: the messages otlp_fast.c
+ * decodes by hand when they hold one scalar. */
+static void check_attr(const wb *v, const wb *vt, bool want)
+{
+    wb w = {0}, d = {0}, kv = {0}, p = {0}, sp = {0}, rp = {0};
+    put_uint(&kv, 1, 1);
+    put_msg(&kv, 2, v);
+    put_uint(&kv, 3, 2);
+    put_msg(&d, 6, &kv);
+    put_msg(&w, 2, &d);
+    put_msg(&p, 1, vt);
+    put_msg(&sp, 2, &p);
+    put_msg(&rp, 2, &sp);
+    put_msg(&w, 1, &rp);
+    check_same(&w, want);
+}
+
+TEST(scalar_attributes_decode_alike)
+{
+    static const uint8_t bools[][3] = {{0x00}, {0x01}, {0x80, 0x00}, {0x80, 0x01}, {0xff, 0x7f}};
+    static const uint8_t dbl[8] = {0, 0, 0, 0, 0, 0, 0xf0, 0x3f};
+    wb vt = {0}, v = {0};
+    put_uint(&vt, 1, 3);
+    put_uint(&vt, 2, 4);
+    put_uint(&vt, 1, 5); /* the last wins */
+    put_str(&v, 1, "");
+    check_attr(&v, &vt, true);
+    v.n = 0;
+    put_str(&v, 1, "a value");
+    check_attr(&v, &vt, true);
+    for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+        v.n = 0;
+        put_key(&v, 2, 0);
+        for (size_t k = 0; k == 0 || bools[i][k - 1] & 0x80; k++)
+            v.b[v.n++] = bools[i][k];
+        check_attr(&v, &vt, true);
+    }
+    v.n = 0;
+    put_uint(&v, 3, (uint64_t)-42); /* ten bytes */
+    check_attr(&v, &vt, true);
+    v.n = 0;
+    put_key(&v, 4, 1);
+    memcpy(v.b + v.n, dbl, 8);
+    v.n += 8;
+    check_attr(&v, &vt, true);
+    v.n = 0;
+    put_key(&v, 4, 1); /* a double cut short */
+    memcpy(v.b + v.n, dbl, 5);
+    v.n += 5;
+    check_attr(&v, &vt, false);
+    v.n = 0;
+    put_uint(&v, 8, 0xffffffffu); /* a string index's low 32 bits */
+    check_attr(&v, &vt, true);
+    v.n = 0;
+    put_bytes(&v, 7, "\x01\x02", 2); /* bytes: left to the generic decoder */
+    check_attr(&v, &vt, true);
+    v.n = 0;
+    check_attr(&v, &vt, true); /* an empty AnyValue */
+}
+
 TEST(deep_anyvalue_decodes_alike)
 {
     wb v = {0};
@@ -348,6 +409,7 @@ int main(void)
     RUN(mutations_decode_alike);
     RUN(wire_quirks_decode_alike);
     RUN(oneof_merges_decode_alike);
+    RUN(scalar_attributes_decode_alike);
     RUN(deep_anyvalue_decodes_alike);
     RUN(arena_cap_refuses);
     return check_done();
