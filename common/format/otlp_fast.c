@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * otlp_fast: hand-written decoders of the OTLP messages that make most of an
  * export's bytes (Sample, Location, Line, Stack, Function, Mapping) or most
- * of its messages (scalar AnyValues, ValueType, KeyValueAndUnit), tried
+ * of its messages (scalar AnyValues, attributes, ValueType), tried
  * before pbdec's generic decoder. Each takes only the shape real senders
  * write: one-byte keys of its known fields with their own wire types, each
  * packed field at most once, no unknown fields. Anything else, malformed or
@@ -422,9 +422,9 @@ static ProtobufCMessage *fast_value_type(kiln_arena_t *a, const uint8_t *data, s
     return &m->base;
 }
 
-/* A dictionary attribute whose value is one scalar (fast_any). The
- * dictionary is the one place KeyValueAndUnit appears, a few levels down,
- * so its value's copy always has all its fields, as fast_any assumes. */
+/* A dictionary attribute whose value is one scalar (fast_any). Its copies
+ * that get it have a value type with all its fields (pbdec.h), as fast_any
+ * assumes. */
 static ProtobufCMessage *fast_kvu(kiln_arena_t *a, const uint8_t *data, size_t len)
 {
     static const o_kvu init = PROF_INIT(KEY_VALUE_AND_UNIT);
@@ -447,8 +447,34 @@ static ProtobufCMessage *fast_kvu(kiln_arena_t *a, const uint8_t *data, size_t l
     return &m->base;
 }
 
+/* A resource or scope attribute, its key written out or as a string index,
+ * whose value is one scalar (fast_any); a field seen twice goes to the
+ * generic decoder. */
+static ProtobufCMessage *fast_kv(kiln_arena_t *a, const uint8_t *data, size_t len)
+{
+    static const o_kv init = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
+    o_kv *m = kiln_arena_alloc(a, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    *m = init;
+    for (rd r = {data, data + len}; r.p < r.end;) {
+        uint8_t key = *r.p++;
+        const uint8_t *s;
+        size_t n;
+        bool ok = key == 0x0a   ? m->key == init.key && (m->key = rd_string(a, &r)) != NULL
+                  : key == 0x18 ? rd_i32(&r, &m->key_strindex)
+                  : key == 0x12 ? m->value == NULL && rd_len(&r, &s, &n) &&
+                                      (m->value = (o_any *)fast_any(a, s, n)) != NULL
+                                : false;
+        if (!ok)
+            return NULL;
+    }
+    return &m->base;
+}
+
 void kiln_otlp__fast_decoders(kiln_pbdec_t *p)
 {
+    kiln_pbdec_set_fast(p, &opentelemetry__proto__common__v1__key_value__descriptor, fast_kv);
     kiln_pbdec_set_fast(p, &opentelemetry__proto__common__v1__any_value__descriptor, fast_any);
     kiln_pbdec_set_fast(p, &PROF(value_type__descriptor), fast_value_type);
     kiln_pbdec_set_fast(p, &PROF(key_value_and_unit__descriptor), fast_kvu);
