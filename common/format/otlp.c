@@ -41,7 +41,9 @@ typedef struct conv {
     uint32_t gen;
     bool oom; /* sticky: an arena allocation failed */
     slot *str, *loc, *fn, *map, *attr, *link;
-    bool *svc_attr; /* per dictionary attribute: its key is service.name */
+    bool *svc_attr;    /* per dictionary attribute: its key is service.name */
+    bool *label_attr;  /* per dictionary attribute: a sample's label (a key, not service.name) */
+    uint32_t *str_len; /* per dictionary string: its length + 1, 0 until measured */
     slot key_trace, key_span, key_cpu, key_ns;
     series_vecs v;
     union { /* written instead of a vec element once the arena is full */
@@ -83,21 +85,54 @@ static void *cv_alloc(conv *c, size_t n)
     return p;
 }
 
-static void *push(conv *c, vec *v, size_t elem)
+/* push's rare part: v full, its elements moved to twice the room. */
+static __attribute__((noinline)) void *push_grow(conv *c, vec *v, size_t elem)
 {
-    if (v->n == v->cap) {
+    size_t cap = v->cap ? v->cap * 2 : 16;
+    void *p = kiln_arena_alloc(c->a, cap * elem);
+    if (p == NULL) {
+        c->oom = true;
+        return &c->sink;
+    }
+    if (v->n != 0)
+        memcpy(p, v->p, v->n * elem);
+    v->p = p;
+    v->cap = cap;
+    return (char *)v->p + elem * v->n++;
+}
+
+/* Room for one more element of v (c->sink once the arena is full): inlined,
+ * as it runs for every string, label, location, line and function of
+ * every series. */
+static inline void *push(conv *c, vec *v, size_t elem)
+{
+    if (__builtin_expect(v->n == v->cap, 0))
+        return push_grow(c, v, elem);
+    return (char *)v->p + elem * v->n++;
+}
+
+/* Room for k more elements of v, counted as used: where they go, or NULL
+ * (c->oom set) once the arena is full. One capacity check for a run of
+ * elements whose number is known, such as a stack's frames. */
+static void *push_n(conv *c, vec *v, size_t elem, size_t k)
+{
+    if (v->n + k > v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 16;
+        while (cap < v->n + k)
+            cap *= 2;
         void *p = kiln_arena_alloc(c->a, cap * elem);
         if (p == NULL) {
             c->oom = true;
-            return &c->sink;
+            return NULL;
         }
         if (v->n != 0)
             memcpy(p, v->p, v->n * elem);
         v->p = p;
         v->cap = cap;
     }
-    return (char *)v->p + elem * v->n++;
+    void *at = (char *)v->p + elem * v->n;
+    v->n += k;
+    return at;
 }
 
 static uint32_t push_str(conv *c, const char *s, size_t len)
@@ -108,14 +143,22 @@ static uint32_t push_str(conv *c, const char *s, size_t len)
     return i;
 }
 
+/* The length of dictionary string i, measured once per request: the series
+ * of an export use the same strings over and over. */
+static size_t dict_str_len(conv *c, int32_t i)
+{
+    if (c->str_len[i] == 0)
+        c->str_len[i] = (uint32_t)strlen(c->d->string_table[i]) + 1;
+    return c->str_len[i] - 1;
+}
+
 /* Local index of dictionary string i (0 stays 0: both are ""). */
 static int64_t dict_str(conv *c, int32_t i)
 {
     slot *s = &c->str[i];
     if (i != 0 && s->gen != c->gen) {
-        const char *p = c->d->string_table[i];
         s->gen = c->gen;
-        s->idx = push_str(c, p, strlen(p));
+        s->idx = push_str(c, c->d->string_table[i], dict_str_len(c, i));
     }
     return i == 0 ? 0 : s->idx;
 }
@@ -254,8 +297,7 @@ static void sample_labels(conv *c, const o_sample *s, kiln_pprof_sample *out)
     size_t off = c->v.labels.n;
     for (size_t k = 0; k < s->n_attribute_indices; k++) {
         int32_t ai = s->attribute_indices[k];
-        const char *key = attr_key(c, ai);
-        if (key[0] == '\0' || strcmp(key, "service.name") == 0)
+        if (!c->label_attr[ai])
             continue;
         int64_t v = attr_value(c, ai);
         if (v != 0)
@@ -283,11 +325,10 @@ static uint64_t loc_id(conv *c, int32_t li)
 static void sample_stack(conv *c, const o_sample *s, kiln_pprof_sample *out)
 {
     const o_stack *st = c->d->stack_table[s->stack_index];
-    size_t off = c->v.stack.n;
-    for (size_t k = 0; k < st->n_location_indices; k++) {
-        uint64_t *e = push(c, &c->v.stack, sizeof(*e));
-        *e = loc_id(c, st->location_indices[k]);
-    }
+    size_t off = c->v.stack.n, n = st->n_location_indices;
+    uint64_t *e = push_n(c, &c->v.stack, sizeof(*e), n);
+    for (size_t k = 0; e != NULL && k < n; k++)
+        e[k] = loc_id(c, st->location_indices[k]);
     out->loc_off = (uint32_t)off;
     out->n_locs = (uint32_t)(c->v.stack.n - off);
 }
@@ -439,15 +480,14 @@ static void build_series(conv *c, const prof_ctx *pc, const svc_ref *refs, size_
     c->gen++; /* 2^32 series would not fit in any arena */
     memset(&c->v, 0, sizeof(c->v));
     push_str(c, "", 0);
-    for (size_t i = 0; i < n; i++) {
+    kiln_pprof_sample *o = push_n(c, &c->v.samples, sizeof(*o), n);
+    int64_t *v = push_n(c, &c->v.values, sizeof(*v), n);
+    for (size_t i = 0; o != NULL && v != NULL && i < n; i++) {
         const o_sample *s = pc->p->samples[refs[i].i];
-        kiln_pprof_sample *o = push(c, &c->v.samples, sizeof(*o));
-        int64_t *v = push(c, &c->v.values, sizeof(*v));
-        *v = sample_value(s, pc);
-        o->value_off = (uint32_t)(c->v.values.n - 1);
-        o->n_values = 1;
-        sample_stack(c, s, o);
-        sample_labels(c, s, o);
+        v[i] = sample_value(s, pc);
+        o[i] = (kiln_pprof_sample){.value_off = (uint32_t)i, .n_values = 1};
+        sample_stack(c, s, &o[i]);
+        sample_labels(c, s, &o[i]);
     }
     resolve_locations(c);
     series_profile(c, pc, &out->profile);
@@ -568,9 +608,16 @@ static const char *resource_service(conv *c, const Opentelemetry__Proto__Resourc
     return s ? s : "unknown_service";
 }
 
+/* Bytes of a varint by the leading zeros of its value (7 bits a byte): a
+ * table, not a division, as it runs for every value of every sample. */
+static const uint8_t varint_bytes[64] = {10, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8, 7,
+                                         7,  7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 5, 5, 5,
+                                         5,  5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 3, 3, 3, 3, 3,
+                                         3,  3, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1};
+
 static size_t varint_size(uint64_t v)
 {
-    return 1 + (size_t)(63 - __builtin_clzll(v | 1)) / 7; /* 7 bits a byte */
+    return varint_bytes[__builtin_clzll(v | 1)];
 }
 
 /* An int32 field's value as protobuf-c packs it (negatives take 10 bytes). */
@@ -695,11 +742,17 @@ static kiln_status conv_init(conv *c, kiln_arena_t *a, const o_dict *d)
     c->attr = kiln_arena_calloc(a, d->n_attribute_table + 1, sizeof(slot));
     c->link = kiln_arena_calloc(a, d->n_link_table + 1, sizeof(slot));
     c->svc_attr = kiln_arena_calloc(a, d->n_attribute_table + 1, sizeof(bool));
-    if (!c->str || !c->loc || !c->fn || !c->map || !c->attr || !c->link || !c->svc_attr)
+    c->label_attr = kiln_arena_calloc(a, d->n_attribute_table + 1, sizeof(bool));
+    c->str_len = kiln_arena_calloc(a, d->n_string_table + 1, sizeof(uint32_t));
+    if (!c->str || !c->loc || !c->fn || !c->map || !c->attr || !c->link || !c->svc_attr ||
+        !c->label_attr || !c->str_len)
         return KILN_RESOURCE_EXHAUSTED;
     /* Once per request, not per sample: samples name attributes by index. */
-    for (size_t i = 0; i < d->n_attribute_table; i++)
-        c->svc_attr[i] = strcmp(attr_key(c, (int32_t)i), "service.name") == 0;
+    for (size_t i = 0; i < d->n_attribute_table; i++) {
+        const char *key = attr_key(c, (int32_t)i);
+        c->svc_attr[i] = strcmp(key, "service.name") == 0;
+        c->label_attr[i] = key[0] != '\0' && !c->svc_attr[i];
+    }
     return KILN_OK;
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * otlp_fast: hand-written decoders of the OTLP messages that make most of an
- * export's bytes (Sample, Location, Line, Stack, Function, Mapping), tried
+ * export's bytes (Sample, Location, Line, Stack, Function, Mapping) or most
+ * of its messages (scalar AnyValues, attributes, ValueType), tried
  * before pbdec's generic decoder. Each takes only the shape real senders
  * write: one-byte keys of its known fields with their own wire types, each
  * packed field at most once, no unknown fields. Anything else, malformed or
@@ -107,6 +108,41 @@ static size_t last_bytes(const uint8_t *s, size_t n)
     return c;
 }
 
+/* A varint at r as rd_varint reads it, unrolled to five bytes: sample
+ * values (off-cpu nanoseconds, counts) take three to five, where
+ * rd_varint's byte loop cost most of a Sample's decoding. */
+static inline __attribute__((always_inline)) bool wide_varint(rd *r, uint64_t *v)
+{
+    const uint8_t *p = r->p;
+    if (r->end - p < 10)
+        return rd_varint(r, v); /* near the end: bounds checked per byte */
+    uint64_t x = p[0];
+    unsigned n = 1;
+    if (x >= 0x80) {
+        /* Each byte's bits are added before its stop bit is tested: a
+         * byte that ends the varint has no top bit to mask. */
+        x = (x & 0x7f) | (uint64_t)p[1] << 7;
+        n = 2;
+        if (p[1] >= 0x80) {
+            x = (x & 0x3fff) | (uint64_t)p[2] << 14;
+            n = 3;
+        }
+        if (n == 3 && p[2] >= 0x80) {
+            x = (x & 0x1fffff) | (uint64_t)p[3] << 21;
+            n = 4;
+        }
+        if (n == 4 && p[3] >= 0x80) {
+            x = (x & 0xfffffff) | (uint64_t)p[4] << 28;
+            n = 5;
+        }
+        if (n == 5 && p[4] >= 0x80)
+            return varint10(r, v);
+    }
+    *v = x;
+    r->p = p + n;
+    return true;
+}
+
 /* Packed varints, their low 32 bits (wide false) or all 64, into an array
  * of the size protobuf-c gives it; none: the array stays NULL. */
 static bool packed_varints(kiln_arena_t *a, const uint8_t *s, size_t n, bool wide, void **arr,
@@ -118,14 +154,19 @@ static bool packed_varints(kiln_arena_t *a, const uint8_t *s, size_t n, bool wid
     if (c == 0 || (*arr = kiln_arena_alloc(a, c * (wide ? 8 : 4))) == NULL)
         return false;
     rd r = {s, s + n};
-    for (size_t k = 0; k < c; k++) {
-        uint64_t v;
-        if (!rd_varint(&r, &v))
-            return false;
-        if (wide)
-            ((uint64_t *)*arr)[k] = v;
-        else
-            ((uint32_t *)*arr)[k] = (uint32_t)v;
+    uint64_t v;
+    if (wide) {
+        for (uint64_t *out = *arr, *end = out + c; out < end; out++) {
+            if (!wide_varint(&r, &v))
+                return false;
+            *out = v;
+        }
+    } else {
+        for (uint32_t *out = *arr, *end = out + c; out < end; out++) {
+            if (!rd_varint(&r, &v))
+                return false;
+            *out = (uint32_t)v;
+        }
     }
     *count = c;
     return r.p == r.end;
@@ -328,8 +369,155 @@ static ProtobufCMessage *fast_location(kiln_arena_t *a, const uint8_t *data, siz
     return &m->base;
 }
 
+/* A string field's bytes as protobuf-c keeps them: a NUL-terminated copy. */
+static char *rd_string(kiln_arena_t *a, rd *r)
+{
+    const uint8_t *s;
+    size_t n;
+    if (!rd_len(r, &s, &n))
+        return NULL;
+    char *out = kiln_arena_alloc(a, n + 1);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* protobuf-c's bool: true when a byte of the varint has a low bit set. */
+static bool rd_bool(rd *r, protobuf_c_boolean *out)
+{
+    const uint8_t *start = r->p;
+    uint64_t v;
+    if (!rd_varint(r, &v))
+        return false;
+    *out = 0;
+    for (const uint8_t *b = start; b < r->p; b++)
+        *out |= (*b & 0x7f) != 0;
+    return true;
+}
+
+/* One scalar member of an AnyValue (key is its one-byte tag); false for
+ * the others (array, kvlist, bytes) and anything unknown. */
+static bool any_scalar(kiln_arena_t *a, rd *r, uint8_t key, o_any *m)
+{
+    switch (key) {
+    case 0x0a:
+        m->value_case = O_ANY(STRING_VALUE);
+        return (m->string_value = rd_string(a, r)) != NULL;
+    case 0x10:
+        m->value_case = O_ANY(BOOL_VALUE);
+        return rd_bool(r, &m->bool_value);
+    case 0x18:
+        m->value_case = O_ANY(INT_VALUE);
+        return rd_i64(r, &m->int_value);
+    case 0x21:
+        if (r->end - r->p < 8)
+            return false;
+        m->value_case = O_ANY(DOUBLE_VALUE);
+        memcpy(&m->double_value, r->p, 8);
+        r->p += 8;
+        return true;
+    case 0x40:
+        m->value_case = O_ANY(STRING_VALUE_STRINDEX);
+        return rd_i32(r, &m->string_value_strindex);
+    default:
+        return false;
+    }
+}
+
+/* An AnyValue holding one scalar (attributes: a string, an int, its string
+ * index): as many as there are attributes, in the dictionary and on every
+ * resource. Only copies with all their fields get it (pbdec.h), and a
+ * scalar decodes alike at any depth. A second member, an empty message and
+ * nested values go to the generic decoder and its oneof rules. */
+static ProtobufCMessage *fast_any(kiln_arena_t *a, const uint8_t *data, size_t len)
+{
+    static const o_any init = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+    o_any *m = kiln_arena_alloc(a, sizeof(*m));
+    if (m == NULL || len == 0)
+        return NULL;
+    *m = init;
+    rd r = {data + 1, data + len};
+    if (!any_scalar(a, &r, data[0], m) || r.p != r.end)
+        return NULL;
+    return &m->base;
+}
+
+static ProtobufCMessage *fast_value_type(kiln_arena_t *a, const uint8_t *data, size_t len)
+{
+    static const o_vtype init = PROF_INIT(VALUE_TYPE);
+    o_vtype *m = kiln_arena_alloc(a, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    *m = init;
+    for (rd r = {data, data + len}; r.p < r.end;) {
+        uint8_t key = *r.p++;
+        bool ok = key == 0x08   ? rd_i32(&r, &m->type_strindex)
+                  : key == 0x10 ? rd_i32(&r, &m->unit_strindex)
+                                : false;
+        if (!ok)
+            return NULL;
+    }
+    return &m->base;
+}
+
+/* A dictionary attribute whose value is one scalar (fast_any). Its copies
+ * that get it have a value type with all its fields (pbdec.h), as fast_any
+ * assumes. */
+static ProtobufCMessage *fast_kvu(kiln_arena_t *a, const uint8_t *data, size_t len)
+{
+    static const o_kvu init = PROF_INIT(KEY_VALUE_AND_UNIT);
+    o_kvu *m = kiln_arena_alloc(a, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    *m = init;
+    for (rd r = {data, data + len}; r.p < r.end;) {
+        uint8_t key = *r.p++;
+        const uint8_t *s;
+        size_t n;
+        bool ok = key == 0x08   ? rd_i32(&r, &m->key_strindex)
+                  : key == 0x18 ? rd_i32(&r, &m->unit_strindex)
+                  : key == 0x12 ? m->value == NULL && rd_len(&r, &s, &n) &&
+                                      (m->value = (o_any *)fast_any(a, s, n)) != NULL
+                                : false;
+        if (!ok)
+            return NULL;
+    }
+    return &m->base;
+}
+
+/* A resource or scope attribute, its key written out or as a string index,
+ * whose value is one scalar (fast_any); a field seen twice goes to the
+ * generic decoder. */
+static ProtobufCMessage *fast_kv(kiln_arena_t *a, const uint8_t *data, size_t len)
+{
+    static const o_kv init = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
+    o_kv *m = kiln_arena_alloc(a, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    *m = init;
+    for (rd r = {data, data + len}; r.p < r.end;) {
+        uint8_t key = *r.p++;
+        const uint8_t *s;
+        size_t n;
+        bool ok = key == 0x0a   ? m->key == init.key && (m->key = rd_string(a, &r)) != NULL
+                  : key == 0x18 ? rd_i32(&r, &m->key_strindex)
+                  : key == 0x12 ? m->value == NULL && rd_len(&r, &s, &n) &&
+                                      (m->value = (o_any *)fast_any(a, s, n)) != NULL
+                                : false;
+        if (!ok)
+            return NULL;
+    }
+    return &m->base;
+}
+
 void kiln_otlp__fast_decoders(kiln_pbdec_t *p)
 {
+    kiln_pbdec_set_fast(p, &opentelemetry__proto__common__v1__key_value__descriptor, fast_kv);
+    kiln_pbdec_set_fast(p, &opentelemetry__proto__common__v1__any_value__descriptor, fast_any);
+    kiln_pbdec_set_fast(p, &PROF(value_type__descriptor), fast_value_type);
+    kiln_pbdec_set_fast(p, &PROF(key_value_and_unit__descriptor), fast_kvu);
     kiln_pbdec_set_fast(p, &PROF(sample__descriptor), fast_sample);
     kiln_pbdec_set_fast(p, &PROF(location__descriptor), fast_location);
     kiln_pbdec_set_fast(p, &PROF(line__descriptor), fast_line);

@@ -52,7 +52,8 @@ kiln_status kiln_otlp__check_profile(const o_dict *d, const o_rprof *rp, const o
 size_t kiln_otlp__profile_size(const o_profile *p);
 
 /** Gives p the hand-written decoders of Sample, Location, Line, Stack,
- * Function and Mapping (otlp_fast.c), which leave anything unusual to p's
+ * Function, Mapping, ValueType, KeyValueAndUnit and scalar AnyValues
+ * (otlp_fast.c), which leave anything unusual to p's
  * generic decoding. Call once, before p is used. */
 void kiln_otlp__fast_decoders(kiln_pbdec_t *p);
 

@@ -63,11 +63,37 @@ kiln_pbdec_t *kiln_pbdec_create(const ProtobufCMessageDescriptor *root)
     return p;
 }
 
+/* The most fields any copy of the type named name has: its own number,
+ * which only copies at the depth bound lack. */
+static unsigned full_fields(const kiln_pbdec_t *p, const char *name)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->all[i]->d->name == name && p->all[i]->d->n_fields > n)
+            n = p->all[i]->d->n_fields;
+    }
+    return n;
+}
+
+/* Whether the copy mi has all of d's fields, and so do the types of its
+ * message fields (what a fast decoder may decode by hand). */
+static bool full_copy(const kiln_pbdec_t *p, const minfo *mi, const ProtobufCMessageDescriptor *d)
+{
+    if (mi->d->name != d->name || mi->d->n_fields != d->n_fields)
+        return false;
+    for (unsigned i = 0; i < mi->d->n_fields; i++) {
+        const minfo *sub = mi->sub[i];
+        if (sub != NULL && sub->d->n_fields != full_fields(p, sub->d->name))
+            return false;
+    }
+    return true;
+}
+
 void kiln_pbdec_set_fast(kiln_pbdec_t *p, const ProtobufCMessageDescriptor *d,
                          kiln_pbdec_fast_fn fn)
 {
     for (size_t i = 0; i < p->n; i++) {
-        if (p->all[i]->d->name == d->name && p->all[i]->d->n_fields == d->n_fields)
+        if (full_copy(p, p->all[i], d))
             p->all[i]->fast = fn;
     }
 }

@@ -30,7 +30,9 @@ kiln_pbdec_t *kiln_pbdec_create(const ProtobufCMessageDescriptor *root);
 typedef ProtobufCMessage *(*kiln_pbdec_fast_fn)(kiln_arena_t *a, const uint8_t *data, size_t len);
 
 /** Makes p try fn first for messages of type d (matched by name, among the
- * copies with all of d's fields). fn must give what the generic decoder
+ * copies with all of d's fields whose message fields' types have all
+ * theirs too, so that fn may decode a message and its children by hand
+ * at any depth the copies reach). fn must give what the generic decoder
  * would whenever it does not return NULL. Call before p is shared. */
 void kiln_pbdec_set_fast(kiln_pbdec_t *p, const ProtobufCMessageDescriptor *d,
                          kiln_pbdec_fast_fn fn);

@@ -203,6 +203,8 @@ static bool is_type_label(const char *name)
 {
     if (name[0] != '_' || name[1] != '_')
         return false; /* every type label starts with "__" */
+    if (name[2] != 'p' && name[2] != 's' && name[2] != 't' && name[2] != 'u')
+        return false; /* __name__, __delta__, __otel__: on every OTLP series */
     for (size_t i = 0; i < TYPE_LABELS; i++) {
         if (strcmp(name, type_label_names[i]) == 0)
             return true;
@@ -230,35 +232,83 @@ static char *profile_type_id(kiln_arena_t *tmp, const char *name, const kiln_str
     return out;
 }
 
+/* The type labels' values but the service's, for one profile type and
+ * __name__, kept between the parts kiln_head_series_keys keys: the series of
+ * an export, and the parts a label split makes of each, mostly share their
+ * type, so its strings are copied once rather than once per part. */
+typedef struct type_values {
+    const char *name; /* NULL: nothing kept yet */
+    kiln_str_t f[4];  /* type, unit, period type, period unit: views that stay put */
+    const char *v[TYPE_LABELS];
+} type_values;
+
+static bool same_type(const type_values *tv, const char *name, const kiln_str_t *f)
+{
+    if (tv->name == NULL || strcmp(tv->name, name) != 0)
+        return false;
+    for (size_t i = 0; i < 4; i++) {
+        if (tv->f[i].ptr != f[i].ptr || tv->f[i].len != f[i].len)
+            return false;
+    }
+    return true;
+}
+
+/* The type labels' values (svc's slot left to the caller) in tmp, or tv's
+ * when it holds this type and name; tv (if any) then holds them. */
+static void type_values_get(type_values *tv, const char *name, const kiln_str_t *f,
+                            kiln_arena_t *tmp, const char **values)
+{
+    if (tv != NULL && same_type(tv, name, f)) {
+        memcpy(values, tv->v, sizeof(tv->v));
+        return;
+    }
+    values[0] = kiln_arena_strndup(tmp, f[2].ptr, f[2].len);
+    values[1] = kiln_arena_strndup(tmp, f[3].ptr, f[3].len);
+    values[2] = profile_type_id(tmp, name, f);
+    values[3] = NULL;
+    values[4] = kiln_arena_strndup(tmp, f[0].ptr, f[0].len);
+    values[5] = kiln_arena_strndup(tmp, f[1].ptr, f[1].len);
+    if (tv == NULL)
+        return;
+    tv->name = name;
+    memcpy(tv->f, f, sizeof(tv->f));
+    memcpy(tv->v, values, sizeof(tv->v));
+}
+
 /* The stored series of sample type t (base labels plus the type labels,
- * sorted, and their fingerprint), its arrays in tmp. */
+ * sorted, and their fingerprint), its arrays in tmp; tv, when not NULL,
+ * carries the type labels' values from one call to the next. */
 static kiln_head_series_key type_key(const kiln_label_t *base, size_t n, const kiln_pprof_t *p,
-                                     size_t t, kiln_arena_t *tmp)
+                                     size_t t, kiln_arena_t *tmp, type_values *tv)
 {
     kiln_label_t *l = kiln_arena_alloc(tmp, (n + TYPE_LABELS) * sizeof(*l));
-    size_t m = TYPE_LABELS;
+    size_t m = TYPE_LABELS, pre = 0;
     const char *name = "", *svc = "";
     for (size_t i = 0; i < n; i++) {
-        if (is_type_label(base[i].name))
+        const char *k = base[i].name;
+        if (is_type_label(k))
             continue;
-        if (strcmp(base[i].name, KILN_LABEL_NAME) == 0)
+        /* the first byte first: most names are neither */
+        if (k[0] == '_' && strcmp(k, KILN_LABEL_NAME) == 0)
             name = base[i].value;
-        else if (strcmp(base[i].name, KILN_LABEL_SERVICE_NAME) == 0)
+        else if (k[0] == 's' && strcmp(k, KILN_LABEL_SERVICE_NAME) == 0)
             svc = base[i].value;
+        if (pre == m - TYPE_LABELS && strcmp(k, type_label_names[0]) < 0)
+            pre++; /* a leading name that sorts before every type label */
         l[m++] = base[i];
     }
     kiln_str_t f[4] = {
         kiln_pprof_str(p, p->sample_types[t].type), kiln_pprof_str(p, p->sample_types[t].unit),
         kiln_pprof_str(p, p->period_type.type), kiln_pprof_str(p, p->period_type.unit)};
-    const char *values[TYPE_LABELS] = {kiln_arena_strndup(tmp, f[2].ptr, f[2].len),
-                                       kiln_arena_strndup(tmp, f[3].ptr, f[3].len),
-                                       profile_type_id(tmp, name, f),
-                                       svc,
-                                       kiln_arena_strndup(tmp, f[0].ptr, f[0].len),
-                                       kiln_arena_strndup(tmp, f[1].ptr, f[1].len)};
+    const char *values[TYPE_LABELS];
+    type_values_get(tv, name, f, tmp, values);
+    values[3] = svc;
+    /* The type labels go after the leading names that sort before them
+     * (__name__ and the like): with base sorted, the sort below then
+     * compares each name once instead of moving those past all six. */
+    memmove(l, l + TYPE_LABELS, pre * sizeof(*l));
     for (size_t i = 0; i < TYPE_LABELS; i++)
-        l[i] = (kiln_label_t){type_label_names[i], values[i]};
-    /* base is sorted: a name past "__unit__" costs one comparison */
+        l[pre + i] = (kiln_label_t){type_label_names[i], values[i]};
     kiln_labels_sort(l, m);
     return (kiln_head_series_key){l, m, kiln_labels_fingerprint(l, m)};
 }
@@ -269,18 +319,19 @@ static kiln_head_series_key part_series(const kiln_head_part *pt, const kiln_hea
 {
     if (keys != NULL)
         return keys[t];
-    return type_key(pt->labels, pt->n_labels, pt->profile, t, tmp);
+    return type_key(pt->labels, pt->n_labels, pt->profile, t, tmp, NULL);
 }
 
 const kiln_head_series_key **kiln_head_series_keys(const kiln_head_part *parts, size_t n,
                                                    kiln_arena_t *a)
 {
     const kiln_head_series_key **keys = kiln_arena_alloc(a, (n + 1) * sizeof(*keys));
+    type_values tv = {NULL, {{NULL, 0}}, {NULL}};
     for (size_t i = 0; i < n; i++) {
         const kiln_pprof_t *p = parts[i].profile;
         kiln_head_series_key *k = kiln_arena_alloc(a, (p->n_sample_types + 1) * sizeof(*k));
         for (size_t t = 0; t < p->n_sample_types; t++)
-            k[t] = type_key(parts[i].labels, parts[i].n_labels, p, t, a);
+            k[t] = type_key(parts[i].labels, parts[i].n_labels, p, t, a, &tv);
         keys[i] = k;
     }
     return keys;

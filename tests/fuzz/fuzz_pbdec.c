@@ -2,7 +2,10 @@
  * libFuzzer target for common/pbdec, differential: arbitrary bytes decoded
  * as an OTLP ExportProfilesServiceRequest by pbdec and by protobuf-c (both
  * through the bounded descriptor) must be accepted or refused alike, and
- * when accepted pack to the same bytes. Aborts on any difference. */
+ * when accepted pack to the same bytes and read the same as JSON (known
+ * fields: a value past the depth bound packs like one decoded, but must
+ * stay an unknown field). Aborts on any difference. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +13,7 @@
 
 #include "arena.h"
 #include "otlp.h"
+#include "pbjson.h"
 #include "xmalloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -20,6 +24,18 @@ static uint8_t *packed(const ProtobufCMessage *m, size_t *n)
     uint8_t *p = kiln_xmalloc(*n + 1);
     protobuf_c_message_pack(m, p);
     return p;
+}
+
+static bool same_json(const ProtobufCMessage *x, const ProtobufCMessage *y)
+{
+    kiln_buf jx, jy;
+    kiln_buf_init(&jx, 0);
+    kiln_buf_init(&jy, 0);
+    bool ok = kiln_pbjson_encode(x, &jx) && kiln_pbjson_encode(y, &jy) && jx.len == jy.len &&
+              memcmp(jx.ptr, jy.ptr, jx.len) == 0;
+    kiln_buf_free(&jx);
+    kiln_buf_free(&jy);
+    return ok;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -35,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (x != NULL) {
         size_t nx, ny;
         uint8_t *px = packed(x, &nx), *py = packed(y, &ny);
-        if (nx != ny || memcmp(px, py, nx) != 0)
+        if (nx != ny || memcmp(px, py, nx) != 0 || !same_json(x, y))
             abort();
         free(px);
         free(py);

@@ -234,6 +234,45 @@ TEST(batch_matches_single)
     kiln_arena_destroy(a);
 }
 
+/* kiln_head_series_keys keeps the type labels' values from one part to the
+ * next: parts that share a profile type and __name__ get the same values as
+ * keyed alone, and a part whose type or name differs gets its own. */
+TEST(series_keys_carry_types_only_when_equal)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
+        CHECK(!"cpu.pb.gz missing");
+        kiln_arena_destroy(a);
+        return;
+    }
+    kiln_label_t l0[] = {{"__name__", "process_cpu"}, {"pod", "a"}, {"service_name", "api"}};
+    kiln_label_t l1[] = {{"__name__", "process_cpu"}, {"pod", "b"}, {"service_name", "web"}};
+    kiln_label_t l2[] = {{"__name__", "wall"}, {"pod", "b"}, {"service_name", "web"}};
+    kiln_pprof_t q = p; /* the same strings, its sample types swapped */
+    kiln_pprof_value_type swapped[2] = {p.sample_types[1], p.sample_types[0]};
+    q.sample_types = swapped;
+    kiln_head_part parts[4] = {{l0, 3, &p, 1}, {l1, 3, &p, 2}, {l2, 3, &p, 3}, {l1, 3, &q, 4}};
+    const kiln_head_series_key **all = kiln_head_series_keys(parts, 4, a);
+    for (size_t i = 0; i < 4; i++) {
+        const kiln_head_series_key **alone = kiln_head_series_keys(&parts[i], 1, a);
+        for (size_t t = 0; t < p.n_sample_types; t++) {
+            const kiln_head_series_key *k = &all[i][t], *want = &alone[0][t];
+            CHECK_EQ(k->fp, want->fp);
+            CHECK_EQ(k->n_labels, want->n_labels);
+            for (size_t j = 0; j < k->n_labels && j < want->n_labels; j++) {
+                CHECK_STR(k->labels[j].name, want->labels[j].name);
+                CHECK_STR(k->labels[j].value, want->labels[j].value);
+            }
+        }
+    }
+    CHECK_STR(kiln_labels_get(all[2][0].labels, all[2][0].n_labels, "__profile_type__"),
+              "wall:samples:count:cpu:nanoseconds");
+    CHECK_STR(kiln_labels_get(all[3][0].labels, all[3][0].n_labels, "__type__"), "cpu");
+    CHECK_STR(kiln_labels_get(all[1][0].labels, all[1][0].n_labels, "__service_name__"), "web");
+    kiln_arena_destroy(a);
+}
+
 /* Bytes in use on the heap (malloc's count, mmapped blocks included). */
 static size_t heap_in_use(void)
 {
@@ -299,6 +338,7 @@ int main(void)
     RUN(append_and_query);
     RUN(time_range);
     RUN(batch_matches_single);
+    RUN(series_keys_carry_types_only_when_equal);
     RUN(bytes_count_what_the_head_holds);
     return check_done();
 }

@@ -14,6 +14,7 @@
 #include "check.h"
 #include "otlp.h"
 #include "pbdec.h"
+#include "pbjson.h"
 #include "xmalloc.h"
 
 /* Bytes being built. */
@@ -66,8 +67,24 @@ static uint8_t *packed(const ProtobufCMessage *m, size_t *n)
     return p;
 }
 
+/* Whether x and y read the same as JSON: their known fields, which packing
+ * cannot tell from unknown ones of the same bytes (a value past the depth
+ * bound is one, and must stay one). */
+static bool same_json(const ProtobufCMessage *x, const ProtobufCMessage *y)
+{
+    kiln_buf jx, jy;
+    kiln_buf_init(&jx, 0);
+    kiln_buf_init(&jy, 0);
+    bool ok = kiln_pbjson_encode(x, &jx) && kiln_pbjson_encode(y, &jy) && jx.len == jy.len &&
+              memcmp(jx.ptr, jy.ptr, jx.len) == 0;
+    kiln_buf_free(&jx);
+    kiln_buf_free(&jy);
+    return ok;
+}
+
 /* Decodes data[0..len) both ways; false (and a failed CHECK) when the
- * outcomes or the packed results differ. *accepted: protobuf-c's outcome. */
+ * outcomes, the packed results or their known fields differ. *accepted:
+ * protobuf-c's outcome. */
 static bool same(const uint8_t *data, size_t len, bool *accepted)
 {
     kiln_arena_t *a = kiln_arena_create(0), *b = kiln_arena_create(0);
@@ -78,7 +95,7 @@ static bool same(const uint8_t *data, size_t len, bool *accepted)
     if (ok && x != NULL) {
         size_t nx, ny;
         uint8_t *px = packed(x, &nx), *py = packed(y, &ny);
-        ok = nx == ny && memcmp(px, py, nx) == 0;
+        ok = nx == ny && memcmp(px, py, nx) == 0 && same_json(x, y);
         free(px);
         free(py);
     }
@@ -311,6 +328,100 @@ TEST(oneof_merges_decode_alike)
     check_same(&w, true);
 }
 
+/* A dictionary attribute (KeyValueAndUnit, with a unit) whose AnyValue is
+ * v, and a profile whose sample_type is vt: the messages otlp_fast.c
+ * decodes by hand when they hold one scalar. */
+static void check_attr(const wb *v, const wb *vt, bool want)
+{
+    wb w = {0}, d = {0}, kv = {0}, p = {0}, sp = {0}, rp = {0};
+    put_uint(&kv, 1, 1);
+    put_msg(&kv, 2, v);
+    put_uint(&kv, 3, 2);
+    put_msg(&d, 6, &kv);
+    put_msg(&w, 2, &d);
+    put_msg(&p, 1, vt);
+    put_msg(&sp, 2, &p);
+    put_msg(&rp, 2, &sp);
+    put_msg(&w, 1, &rp);
+    check_same(&w, want);
+}
+
+TEST(scalar_attributes_decode_alike)
+{
+    static const uint8_t bools[][3] = {{0x00}, {0x01}, {0x80, 0x00}, {0x80, 0x01}, {0xff, 0x7f}};
+    static const uint8_t dbl[8] = {0, 0, 0, 0, 0, 0, 0xf0, 0x3f};
+    wb vt = {0}, v = {0};
+    put_uint(&vt, 1, 3);
+    put_uint(&vt, 2, 4);
+    put_uint(&vt, 1, 5); /* the last wins */
+    put_str(&v, 1, "");
+    check_attr(&v, &vt, true);
+    v.n = 0;
+    put_str(&v, 1, "a value");
+    check_attr(&v, &vt, true);
+    for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+        v.n = 0;
+        put_key(&v, 2, 0);
+        for (size_t k = 0; k == 0 || bools[i][k - 1] & 0x80; k++)
+            v.b[v.n++] = bools[i][k];
+        check_attr(&v, &vt, true);
+    }
+    v.n = 0;
+    put_uint(&v, 3, (uint64_t)-42); /* ten bytes */
+    check_attr(&v, &vt, true);
+    v.n = 0;
+    put_key(&v, 4, 1);
+    memcpy(v.b + v.n, dbl, 8);
+    v.n += 8;
+    check_attr(&v, &vt, true);
+    v.n = 0;
+    put_key(&v, 4, 1); /* a double cut short */
+    memcpy(v.b + v.n, dbl, 5);
+    v.n += 5;
+    check_attr(&v, &vt, false);
+    v.n = 0;
+    put_uint(&v, 8, 0xffffffffu); /* a string index's low 32 bits */
+    check_attr(&v, &vt, true);
+    v.n = 0;
+    put_bytes(&v, 7, "\x01\x02", 2); /* bytes: left to the generic decoder */
+    check_attr(&v, &vt, true);
+    v.n = 0;
+    check_attr(&v, &vt, true); /* an empty AnyValue */
+}
+
+/* Scalar attributes at every depth around the bound, where the copy of a
+ * KeyValue may have all its fields while its value's type has none: the
+ * hand-written decoder must then leave it to the generic one. */
+TEST(deep_kvlist_decodes_alike)
+{
+    for (int arrays = 0; arrays < 3; arrays++) {
+        for (int lists = 4; lists < 12; lists++) {
+            wb v = {0};
+            put_uint(&v, 3, 7);
+            for (int i = 0; i < lists + arrays; i++) {
+                wb mid = {0}, kv = {0}, outer = {0};
+                if (i < lists) {
+                    put_str(&kv, 1, "k");
+                    put_msg(&kv, 2, &v);
+                    put_msg(&mid, 1, &kv);
+                    put_msg(&outer, 6, &mid); /* kvlist_value */
+                } else {
+                    put_msg(&mid, 1, &v);
+                    put_msg(&outer, 5, &mid); /* array_value */
+                }
+                v = outer;
+            }
+            wb w = {0}, rp = {0}, res = {0}, kv = {0};
+            put_str(&kv, 1, "attr");
+            put_msg(&kv, 2, &v);
+            put_msg(&res, 1, &kv);
+            put_msg(&rp, 1, &res);
+            put_msg(&w, 1, &rp);
+            check_same(&w, true);
+        }
+    }
+}
+
 TEST(deep_anyvalue_decodes_alike)
 {
     wb v = {0};
@@ -348,6 +459,8 @@ int main(void)
     RUN(mutations_decode_alike);
     RUN(wire_quirks_decode_alike);
     RUN(oneof_merges_decode_alike);
+    RUN(scalar_attributes_decode_alike);
+    RUN(deep_kvlist_decodes_alike);
     RUN(deep_anyvalue_decodes_alike);
     RUN(arena_cap_refuses);
     return check_done();
