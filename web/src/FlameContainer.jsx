@@ -416,9 +416,29 @@ export function warmUp(theme, soon = false) {
   });
 }
 
+// A frame's data container (with its levels, built on first use) and its
+// table's rows, kept with the frame rather than in the component's memos:
+// React drops the memos of a render it does not finish (one interrupted by
+// another update, as a flame graph's first render, after its chunk's
+// suspense, can be), and they would be built again.
+const containers = new WeakMap(); // frame -> theme -> container
+const tableRows = new WeakMap(); // frame -> rows
+function containerOf(data, theme) {
+  let byTheme = containers.get(data);
+  if (!byTheme) containers.set(data, (byTheme = new Map()));
+  let c = byTheme.get(theme);
+  if (!c) byTheme.set(theme, (c = new KilnDataContainer(data, { collapsing: true }, theme)));
+  return c;
+}
+function rowsOf(data) {
+  let rows = tableRows.get(data);
+  if (!rows) tableRows.set(data, (rows = functionRows(data)));
+  return rows;
+}
+
 export default function FlameContainer({ data, theme }) {
   const [ref, width] = useWidth();
-  const container = useMemo(() => new KilnDataContainer(data, { collapsing: true }, theme), [data, theme]);
+  const container = containerOf(data, theme);
   // the collapsed groups of this data (a new answer starts from its own)
   const [collapsed, setCollapsed] = useState({ of: null, map: null });
   const collapsedMap = collapsed.of === container ? collapsed.map : container.getCollapsedMap();
@@ -445,7 +465,7 @@ export default function FlameContainer({ data, theme }) {
     if (width > 0 && width < BOTH_MIN_WIDTH && view === SelectedView.Both) setView(SelectedView.FlameGraph);
   }, [width, view]);
 
-  const rows = useMemo(() => functionRows(data), [data]);
+  const rows = rowsOf(data);
   const matched = useMemo(() => searchLabels(search, container.getUniqueLabels()), [search, container]);
   const format = useMemo(() => {
     const p = container.valueDisplayProcessor;

@@ -7,13 +7,8 @@ import Series, { seriesName } from './Series.jsx';
 import { parseTime, stepFor, unitOf, withLabel } from './state.js';
 
 // The flame graph's chunk: main.jsx preloads it after the first paint.
-// Once it has loaded, a flame graph renders its component directly: a
-// lazy() one suspends on its first render whatever the chunk's state,
-// and its retry is a render React may interrupt and start again, which
-// builds the flame graph's levels twice.
-let loadedFlame = null;
-const loadFlame = () => import('./Flame.jsx').then((m) => (loadedFlame = m.default, m));
-const LazyFlame = lazy(loadFlame);
+const loadFlame = () => import('./Flame.jsx');
+const Flame = lazy(loadFlame);
 export const preloadFlame = () => loadFlame().catch(() => {}); // a failure shows where it renders
 const timings = (window.__kilnTimings ??= {});
 // When each frame's or series' data arrived (the answer parsed), for the
@@ -42,7 +37,6 @@ function Loading({ what }) {
 function FlamePane({ frame, mode, name, testid }) {
   const unit = frame?.fields[1].config?.unit;
   const onRendered = useCallback((ms) => { timings[testid] = ms; }, [testid]);
-  const [Flame] = useState(() => loadedFlame ?? LazyFlame); // one type for the pane's life: no remount
   if (!frame) return <div className="empty-pane" data-testid={`${testid}-empty`}>No profiles in this selection.</div>;
   const t = frameTotal(frame);
   return (
