@@ -7,7 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const CULL = join(dirname(fileURLToPath(import.meta.url)), 'src', 'cull.js');
+const SRC = join(dirname(fileURLToPath(import.meta.url)), 'src');
+const CULL = join(SRC, 'cull.js');
+const MEASURE = join(SRC, 'measure.js');
 
 const RENDERING = /@grafana[\\/]flamegraph[\\/]dist[\\/]esm[\\/]FlameGraph[\\/]rendering\.mjs$/;
 
@@ -54,7 +56,45 @@ const offCanvas = {
   ],
 };
 
-export const patches = [offCanvas];
+// A new flame graph reaches its canvas through three state updates, each
+// set in an effect that runs after a render: the levels (FlameGraph), the
+// canvas's width (react-use's useMeasure: a ResizeObserver, which reports
+// after the first layout) and its 2D context (useSetupCanvas). React
+// renders an update set in a passive effect or an observer as a task of
+// its own, which the browser may paint before: the graph showed with a
+// blank canvas for a frame or more (tens of milliseconds on a loaded
+// machine) before it was drawn. Set in layout effects instead, and the
+// width measured there too (src/measure.js: the same rectangle), they are
+// rendered before the first paint; nothing else changes.
+const drawBeforePaint = [
+  {
+    file: /@grafana[\\/]flamegraph[\\/]dist[\\/]esm[\\/]FlameGraph[\\/]FlameGraph\.mjs$/,
+    edits: [
+      { find: "import { useState, useEffect } from 'react';\n", replace: "import { useState, useLayoutEffect as useEffect } from 'react';\n" },
+    ],
+  },
+  {
+    file: /@grafana[\\/]flamegraph[\\/]dist[\\/]esm[\\/]FlameGraph[\\/]FlameGraphCanvas\.mjs$/,
+    edits: [
+      { find: "import { useMeasure } from 'react-use';\n", replace: `import { useMeasure } from ${JSON.stringify(MEASURE)};\n` },
+    ],
+  },
+  {
+    file: RENDERING,
+    edits: [
+      {
+        find: '  const [ctx, setCtx] = useState();\n  useEffect(() => {\n',
+        replace: '  const [ctx, setCtx] = useState();\n  useLayoutEffect(() => {\n',
+      },
+      {
+        find: "import { useMemo, useEffect, useCallback, useState } from 'react';\n",
+        replace: "import { useMemo, useEffect, useCallback, useState, useLayoutEffect } from 'react';\n",
+      },
+    ],
+  },
+];
+
+export const patches = [offCanvas, ...drawBeforePaint];
 
 function applyEdits(path, text, edits) {
   for (const { find, replace } of edits) {
@@ -71,7 +111,10 @@ function applyEdits(path, text, edits) {
 export const patchGrafana = {
   name: 'patch-grafana',
   setup(build) {
-    for (const { file, edits } of patches) {
+    // one onLoad per file: esbuild runs only the first that answers
+    const byFile = new Map();
+    for (const { file, edits } of patches) byFile.set(String(file), { file, edits: [...(byFile.get(String(file))?.edits ?? []), ...edits] });
+    for (const { file, edits } of byFile.values()) {
       build.onLoad({ filter: file }, async (args) => ({
         contents: applyEdits(args.path, await readFile(args.path, 'utf8'), edits),
         loader: 'js',
