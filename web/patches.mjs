@@ -1,8 +1,9 @@
-// Edits to @grafana/flamegraph's sources made at bundle time, each for work
-// the component does on every drawing that cannot change a pixel (see
-// docs/ui.md, "The flame graph"). Each edit names the exact text it
-// replaces: if an upgrade changes that text the build fails, rather than
-// ship the package unedited or edited in the wrong place.
+// Edits to @grafana/flamegraph's sources made at bundle time, for work the
+// component does that cannot change a pixel and for a frame it waits
+// before drawing; what it draws stays the same (see docs/ui.md, "The flame
+// graph"). Each edit names the exact text it replaces: if an upgrade
+// changes that text the build fails, rather than ship the package unedited
+// or edited in the wrong place.
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
