@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { patchGrafana } from './patches.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const outC = resolve(process.argv[2] ?? 'ui_assets.c');
@@ -64,7 +65,7 @@ const result = await esbuild.build({
   loader: { '.svg': 'text', '.woff2': 'file', '.woff': 'file', '.ttf': 'file', '.png': 'file' },
   define: { 'process.env.NODE_ENV': process.env.KILN_UI_DEV ? '"development"' : '"production"', global: 'globalThis' },
   jsx: 'automatic',
-  plugins: [outsideKiln],
+  plugins: [outsideKiln, patchGrafana],
   metafile: true,
   legalComments: 'linked', // the bundled packages' license comments, served beside each file
   logLevel: 'warning',

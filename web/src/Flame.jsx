@@ -18,7 +18,7 @@ function themeOf(mode) {
 }
 // this chunk is requested after the first paint, while the first queries
 // run: the flame graph's first render prepared in the meantime
-warmUp(themeOf(document.body.className === 'light' ? 'light' : 'dark'));
+warmUp(themeOf(document.body.className === 'light' ? 'light' : 'dark'), true);
 
 function download(name, blob) {
   const a = document.createElement('a');

@@ -12,7 +12,7 @@ import uFuzzy from '@leeoniya/ufuzzy';
 import { escapeStringForRegex, formattedValueToString, ThemeContext } from '@grafana/data';
 import FlameGraph from '@grafana/flamegraph/dist/esm/FlameGraph/FlameGraph.mjs';
 import FlameGraphMetadata from '@grafana/flamegraph/dist/esm/FlameGraph/FlameGraphMetadata.mjs';
-import { FlameGraphDataContainer } from '@grafana/flamegraph/dist/esm/FlameGraph/dataTransform.mjs';
+import { CollapsedMapBuilder, FlameGraphDataContainer } from '@grafana/flamegraph/dist/esm/FlameGraph/dataTransform.mjs';
 import FlameGraphHeader from '@grafana/flamegraph/dist/esm/FlameGraphHeader.mjs';
 import { useColorScheme } from '@grafana/flamegraph/dist/esm/hooks.mjs';
 import { ColorScheme, SelectedView } from '@grafana/flamegraph/dist/esm/types.mjs';
@@ -254,7 +254,9 @@ const TopTable = memo(function TopTable({ rows, diff, format, matched, search, s
 // palette, unused here) and sums a one-element array per value; here the
 // label is a lookup in the enum's text and the value the row's number.
 // The display of a value (a bar's label, the tooltip) is kept per value:
-// many bars share one.
+// many bars share one. Its levels are Grafana's, built from the columns
+// without a method call per field, and the nodes of each label (for the
+// sandwich view) are collected when first asked for.
 class KilnDataContainer extends FlameGraphDataContainer {
   constructor(data, options, theme) {
     super(data, options, theme);
@@ -267,6 +269,55 @@ class KilnDataContainer extends FlameGraphDataContainer {
       if (d === undefined) shown.set(v, (d = display(v)));
       return d;
     };
+  }
+
+  // The same levels, items and collapsed groups as Grafana's
+  // nestedSetToLevels (dataTransform.mjs), in the same order: a row's
+  // parent is the row above it at one level less, and a row after a
+  // sibling starts where that sibling ends.
+  initLevels() {
+    if (this.levels) return;
+    const level = this.levelField.values, value = this.valueField.values;
+    const right = this.valueRightField?.values;
+    const diff = this.isDiffFlamegraph();
+    const n = this.data.length;
+    const levels = [], rows = new Array(n);
+    let parent, offset = 0;
+    for (let i = 0; i < n; i++) {
+      const l = level[i], prev = i > 0 ? level[i - 1] : undefined;
+      const row = (levels[l] ??= []);
+      if (prev && prev >= l) {
+        const sibling = row[row.length - 1], j = sibling.itemIndexes[0];
+        offset = sibling.start + value[j] + (right ? right[j] : 0);
+        parent = sibling.parents[0];
+      }
+      const vr = right ? right[i] : 0;
+      const item = {
+        itemIndexes: [i], value: value[i] + vr, valueRight: diff ? vr : undefined, start: offset,
+        parents: parent && [parent], children: [], level: l,
+      };
+      if (parent) parent.children.push(item);
+      parent = item;
+      row.push(item);
+      rows[i] = item;
+    }
+    const collapsed = new CollapsedMapBuilder(this.options?.collapsingThreshold);
+    if (this.options?.collapsing) collapsed.addTree(levels[0][0]);
+    this.levels = levels;
+    this.rows = rows;
+    this.uniqueLabelsMap = null;
+    this.collapsedMap = collapsed.getCollapsedMap();
+  }
+
+  // Each label's nodes in row order, as Grafana's uniqueLabelsMap.
+  getNodesWithLabel(label) {
+    this.initLevels();
+    if (!this.uniqueLabelsMap) {
+      const map = Object.create(null);
+      for (let i = 0; i < this.rows.length; i++) (map[this.getLabel(i)] ??= []).push(this.rows[i]);
+      this.uniqueLabelsMap = map;
+    }
+    return this.uniqueLabelsMap[label];
   }
 
   getLabel(index) {
@@ -321,13 +372,15 @@ function useWidth() {
 // new class of emotion's inserts a style rule (which restyles the page),
 // each icon is fetched, and the code runs for the first time. warmUp()
 // does it with a two-row profile, rendered into an element that is not in
-// the page (nothing of it is shown), in idle time: the container, and what
-// only a zoom or a sandwich shows (the header's reset button, the focus
-// and sandwich pills). Once per theme: when the chunk has loaded (while
-// the first answer is on its way), and after a flame graph's paint in a
-// theme not done yet.
+// the page (nothing of it is shown): the container, and what only a zoom
+// or a sandwich shows (the header's reset button, the focus and sandwich
+// pills). Once per theme: when the chunk has loaded, while the first answer
+// is on its way (soon: in a task of its own, as an idle period may not
+// come before the answer does, and the answer's render would then do all
+// of it), and in idle time after a flame graph's paint in a theme not done
+// yet.
 const warmed = new Set();
-export function warmUp(theme) {
+export function warmUp(theme, soon = false) {
   const mode = theme.colors.mode;
   if (warmed.has(mode)) return;
   warmed.add(mode);
@@ -341,7 +394,7 @@ export function warmUp(theme) {
     length: 2,
   };
   const idle = (f) => (window.requestIdleCallback ? window.requestIdleCallback(f, { timeout: 1000 }) : setTimeout(f, 50));
-  idle(() => {
+  (soon ? (f) => setTimeout(f, 0) : idle)(() => {
     const data = new KilnDataContainer(frame, { collapsing: true }, theme);
     const item = data.getLevels()[1][0];
     const noop = () => {};
@@ -363,9 +416,29 @@ export function warmUp(theme) {
   });
 }
 
+// A frame's data container (with its levels, built on first use) and its
+// table's rows, kept with the frame rather than in the component's memos:
+// React drops the memos of a render it does not finish (one interrupted by
+// another update, as a flame graph's first render, after its chunk's
+// suspense, can be), and they would be built again.
+const containers = new WeakMap(); // frame -> theme -> container
+const tableRows = new WeakMap(); // frame -> rows
+function containerOf(data, theme) {
+  let byTheme = containers.get(data);
+  if (!byTheme) containers.set(data, (byTheme = new Map()));
+  let c = byTheme.get(theme);
+  if (!c) byTheme.set(theme, (c = new KilnDataContainer(data, { collapsing: true }, theme)));
+  return c;
+}
+function rowsOf(data) {
+  let rows = tableRows.get(data);
+  if (!rows) tableRows.set(data, (rows = functionRows(data)));
+  return rows;
+}
+
 export default function FlameContainer({ data, theme }) {
   const [ref, width] = useWidth();
-  const container = useMemo(() => new KilnDataContainer(data, { collapsing: true }, theme), [data, theme]);
+  const container = containerOf(data, theme);
   // the collapsed groups of this data (a new answer starts from its own)
   const [collapsed, setCollapsed] = useState({ of: null, map: null });
   const collapsedMap = collapsed.of === container ? collapsed.map : container.getCollapsedMap();
@@ -392,7 +465,7 @@ export default function FlameContainer({ data, theme }) {
     if (width > 0 && width < BOTH_MIN_WIDTH && view === SelectedView.Both) setView(SelectedView.FlameGraph);
   }, [width, view]);
 
-  const rows = useMemo(() => functionRows(data), [data]);
+  const rows = rowsOf(data);
   const matched = useMemo(() => searchLabels(search, container.getUniqueLabels()), [search, container]);
   const format = useMemo(() => {
     const p = container.valueDisplayProcessor;

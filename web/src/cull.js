@@ -5,8 +5,9 @@
 // the bar, measureText and fillText) whether or not it lies inside the
 // canvas. Zoomed into one frame of a 16,384-node profile nearly all of them
 // lie outside, and drawing them was most of the zoom's time (docs/ui.md).
-// The component takes no option for this and Kiln does not patch its
-// sources, so this wraps the 2D context of the flame graph's canvases:
+// The walk itself now skips bars left or right of the canvas (patches.mjs);
+// this wraps the 2D context of the flame graph's canvases for the rest
+// (bars above or below it, what is drawn under a clip):
 //
 // - a fill or stroke of a path of rectangles that lies entirely outside the
 //   canvas is not passed on, nor is anything drawn under a clip to such a
@@ -31,9 +32,14 @@ const wrapped = new WeakMap(); // context -> { draws, last }
 let enabled = true;
 const EMPTY = typeof Path2D === 'function' ? new Path2D() : null;
 
-// For the browser test: the same page with every call passed on.
+// For the browser test: the same page with every call passed on (and, in
+// the flame graph's walk, every bar drawn: web/patches.mjs).
 export function setCulling(on) {
   enabled = on;
+}
+
+export function cullingOn() {
+  return enabled;
 }
 
 // How many times the canvas has been cleared at a size above zero (the
