@@ -32,17 +32,20 @@
 
 /* Each connection's libmicrohttpd pool holds the request line and the
  * headers (in a read buffer of half the pool, grown as needed), a record
- * per header (64 bytes) and the response's headers. The query arguments
+ * per header (64 bytes) and the response's headers; bodies only pass
+ * through its read buffer on their way to on_request. The query arguments
  * are not in it: on_uri takes the query string and Kiln parses it, because
  * 0.9.75 never answers a request whose argument records exhaust the pool
- * (at the default 32 KiB, 2000 arguments did). 160 KiB holds a request
- * line and headers of about 160 KB (past that: 414 or 431, or a close at
- * the very edge). Not more: 0.9.75 zeroes the whole pool between two
- * requests of a keep-alive connection (MHD_pool_reset, whatever the
- * options) and the unused half of the read buffer when it shrinks it, so
- * the pool's size is paid on every request: at 384 KiB those memsets were
- * a fifth of the server's CPU under small pushes. */
-#define CONN_MEMORY_LIMIT (160u << 10)
+ * (at the default 32 KiB, 2000 arguments did). 112 KiB holds a request
+ * line and headers of about 114 KB (docs/api.md promises a 100 KB URL;
+ * past that: 414 or 431, or a close at the very edge). Not more: 0.9.75
+ * zeroes the whole pool between two requests of a keep-alive connection
+ * (MHD_pool_reset, whatever the options) and the unused half of the read
+ * buffer when it shrinks it, so 1.5 times the pool is written on every
+ * request: at 384 KiB those memsets were a fifth of the server's CPU under
+ * small pushes, at 160 KiB 7% (tests/unit/test_http_server.c holds the
+ * limits). */
+#define CONN_MEMORY_LIMIT (112u << 10)
 /* Request arenas kept for reuse (arena.h): as many as requests commonly
  * run at once under small pushes, each holding at most 4 MiB. */
 #define ARENAS_KEPT 16
