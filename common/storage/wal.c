@@ -21,6 +21,9 @@
 #include "xmalloc.h"
 
 #define HDR KILN_SEGFILE_HDR
+/* A written batch's buffer is kept for the next one up to this capacity:
+ * pending then grows without a realloc (and its copy) per batch. */
+#define SPARE_MAX (8u << 20)
 
 /* What a waiting appender is told by the leader that took its record. */
 enum { WAIT_OK, WAIT_FAILED, WAIT_LEAD };
@@ -48,6 +51,7 @@ struct kiln_wal {
     uint64_t seg;     /* current segment id */
     size_t seg_bytes; /* bytes in the current segment */
     kiln_buf pending; /* framed records not yet written */
+    kiln_buf spare;   /* empty; the last batch's buffer, for pending to take */
     size_t pending_n; /* records in pending */
     waiter *waiters;  /* appenders of pending's records, but a chosen leader */
     int leader;       /* a leader is writing, or one is chosen for pending */
@@ -84,6 +88,7 @@ kiln_status kiln_wal_open(const char *dir, const kiln_wal_config *cfg, kiln_wal_
     pthread_cond_init(&w->idle, NULL);
     pthread_cond_init(&w->delay, NULL);
     kiln_buf_init(&w->pending, 0);
+    kiln_buf_init(&w->spare, 0);
     size_t n;
     uint64_t *ids = kiln_segfile_list(dir, &n);
     kiln_status st = open_segment(w, n ? ids[n - 1] + 1 : 1, err);
@@ -103,6 +108,7 @@ void kiln_wal_close(kiln_wal_t *w)
     if (w->fd >= 0)
         close(w->fd);
     kiln_buf_free(&w->pending);
+    kiln_buf_free(&w->spare);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->idle);
     pthread_cond_destroy(&w->delay);
@@ -168,6 +174,19 @@ static void wake(waiter *list, bool ok, waiter *next_leader)
     }
 }
 
+/* Keeps a written batch's buffer, emptied, as the spare (the leader's
+ * alone between taking pending and this call), or frees it when large,
+ * so that a burst of big pushes does not pin memory. */
+static void keep_spare(kiln_wal_t *w, kiln_buf *batch)
+{
+    if (batch->cap > SPARE_MAX) {
+        kiln_buf_free(batch);
+        return;
+    }
+    batch->len = 0;
+    w->spare = *batch;
+}
+
 /* The leader's turn (w->leader already set for the caller): waits up to
  * max_delay for company, then writes and syncs everything pending, and
  * hands the records that came meanwhile to one of their appenders.
@@ -182,15 +201,16 @@ static bool lead(kiln_wal_t *w)
     kiln_buf batch = w->pending;
     size_t n = w->pending_n, seg_bytes = w->seg_bytes;
     waiter *list = w->waiters;
-    kiln_buf_init(&w->pending, 0);
+    w->pending = w->spare;
+    kiln_buf_init(&w->spare, 0);
     w->pending_n = 0;
     w->waiters = NULL;
     int fd = w->fd;
     pthread_mutex_unlock(&w->mu);
     bool ok = write_batch(w, fd, seg_bytes, &batch, n);
     size_t bytes = batch.len;
-    kiln_buf_free(&batch);
     pthread_mutex_lock(&w->mu);
+    keep_spare(w, &batch);
     if (ok) {
         w->seg_bytes += bytes;
         w->stats.syncs++;
