@@ -12,12 +12,49 @@
 #define SUFFIX_LEN (TOKENS + TOKEN_LEN) /* root-most frames compared */
 #define MAX_CHAIN 56                    /* deeper chains: recursion, leave all */
 
+static bool go_function(const kiln_pprof_t *p, const kiln_pprof_function *fn)
+{
+    kiln_str_t f = kiln_pprof_str(p, fn->filename);
+    return f.len > 3 && memcmp(f.ptr + f.len - 3, ".go", 3) == 0;
+}
+
 bool kiln_go_profile_like(const kiln_pprof_t *p)
 {
     for (size_t i = 0; i < p->n_functions; i++) {
-        kiln_str_t f = kiln_pprof_str(p, p->functions[i].filename);
-        if (f.len > 3 && memcmp(f.ptr + f.len - 3, ".go", 3) == 0)
+        if (go_function(p, &p->functions[i]))
             return true;
+    }
+    return false;
+}
+
+/* Whether a line of location index l is in a Go function. */
+static bool go_location(const kiln_pprof_t *p, size_t l)
+{
+    const kiln_pprof_location *loc = &p->locations[l];
+    for (uint32_t j = loc->line_off; j < loc->line_off + loc->n_lines; j++) {
+        uint64_t fn = p->lines[j].function;
+        if (fn < p->n_functions && go_function(p, &p->functions[fn]))
+            return true;
+    }
+    return false;
+}
+
+size_t kiln_go_locations(const kiln_pprof_t *p, bool *go_loc)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_locations; i++)
+        n += go_loc[i] = go_location(p, i);
+    return n;
+}
+
+bool kiln_go_samples_like(const kiln_pprof_t *p, const bool *go_loc)
+{
+    for (size_t i = 0; i < p->n_samples; i++) {
+        const kiln_pprof_sample *s = &p->samples[i];
+        for (uint32_t j = 0; j < s->n_locs; j++) {
+            if (go_loc[p->locs[s->loc_off + j]])
+                return true;
+        }
     }
     return false;
 }

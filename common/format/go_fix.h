@@ -23,6 +23,18 @@
 /** Whether p comes from the Go runtime: a function's file ends in ".go". */
 bool kiln_go_profile_like(const kiln_pprof_t *p);
 
+/** Marks in go_loc[i] (room for p->n_locations, caller's) whether a line
+ * of location i of normalised p is in a function whose file ends in ".go";
+ * returns how many are. For kiln_go_samples_like, once over symbol tables
+ * that several profiles share. */
+size_t kiln_go_locations(const kiln_pprof_t *p, bool *go_loc);
+
+/** kiln_go_profile_like for a normalised profile whose symbol tables hold
+ * more than its own samples use (tables shared with other profiles, as the
+ * series of an OTLP export share them): whether a frame of its stacks is
+ * at a location go_loc (kiln_go_locations of those tables) marks. */
+bool kiln_go_samples_like(const kiln_pprof_t *p, const bool *go_loc);
+
 /** Applies both repairs to a normalised Go profile in place. Sample values
  * are untouched; stacks only grow at their root. KILN_RESOURCE_EXHAUSTED
  * when the arena's cap is reached: p is then valid, repaired in part. */

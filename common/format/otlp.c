@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0
  * otlp: ExportProfilesServiceRequest -> one decoded pprof per Profile and
- * service (Pyroscope's rules, see otlp.h). Each series copies only the
- * dictionary entries its samples use, found through generation-stamped
- * slots, so many profiles over one big dictionary stay linear in what they
- * use. Indices are trusted here only after otlp_check.c has checked them. */
+ * service (Pyroscope's rules, see otlp.h). The series of a request share
+ * one set of symbol tables: the dictionary entries that some converted
+ * profile uses, each copied once, found through slots filled on first use,
+ * so that a request over a big dictionary stays linear in what it uses, and
+ * the distributor normalises and the head interns those tables once per
+ * request instead of once per series. Indices are trusted here only after
+ * otlp_check.c has checked them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +18,9 @@
 #define MAX_SERIES_ATTRS 4096 /* resource + scope attributes per profile */
 #define DEFAULT_DURATION_NS 10000000000LL
 
-/* A dictionary entry's index in the series being built, valid when gen is
- * the current generation (one generation per series). */
+/* A dictionary entry's index in the request's tables, once it is there. */
 typedef struct slot {
-    uint32_t gen;
+    bool set;
     uint32_t idx;
 } slot;
 
@@ -28,23 +30,28 @@ typedef struct vec {
     size_t n, cap;
 } vec;
 
-/* The arrays of the series being built; they become its kiln_pprof_t. */
-typedef struct series_vecs {
+/* The symbol tables every series of the request shares (see otlp.h). */
+typedef struct symbol_vecs {
     vec strs;      /* kiln_str_t; [0] is "" */
     vec locs_used; /* int32_t: dictionary location index of each local location */
-    vec locations, lines, functions, mappings, stack, values, labels, samples;
+    vec locations, lines, functions, mappings;
+} symbol_vecs;
+
+/* The arrays of the series being built, its own part of its kiln_pprof_t. */
+typedef struct series_vecs {
+    vec stack, values, labels, samples;
 } series_vecs;
 
 typedef struct conv {
     kiln_arena_t *a;
     const o_dict *d;
-    uint32_t gen;
     bool oom; /* sticky: an arena allocation failed */
     slot *str, *loc, *fn, *map, *attr, *link;
     bool *svc_attr;    /* per dictionary attribute: its key is service.name */
     bool *label_attr;  /* per dictionary attribute: a sample's label (a key, not service.name) */
     uint32_t *str_len; /* per dictionary string: its length + 1, 0 until measured */
     slot key_trace, key_span, key_cpu, key_ns;
+    symbol_vecs sym;
     series_vecs v;
     union { /* written instead of a vec element once the arena is full */
         kiln_str_t s;
@@ -137,8 +144,8 @@ static void *push_n(conv *c, vec *v, size_t elem, size_t k)
 
 static uint32_t push_str(conv *c, const char *s, size_t len)
 {
-    uint32_t i = (uint32_t)c->v.strs.n;
-    kiln_str_t *e = push(c, &c->v.strs, sizeof(*e));
+    uint32_t i = (uint32_t)c->sym.strs.n;
+    kiln_str_t *e = push(c, &c->sym.strs, sizeof(*e));
     *e = (kiln_str_t){s, len};
     return i;
 }
@@ -156,18 +163,18 @@ static size_t dict_str_len(conv *c, int32_t i)
 static int64_t dict_str(conv *c, int32_t i)
 {
     slot *s = &c->str[i];
-    if (i != 0 && s->gen != c->gen) {
-        s->gen = c->gen;
+    if (i != 0 && !s->set) {
+        s->set = true;
         s->idx = push_str(c, c->d->string_table[i], dict_str_len(c, i));
     }
     return i == 0 ? 0 : s->idx;
 }
 
-/* Local index of a constant string, added once per series. */
+/* Local index of a constant string, added once per request. */
 static int64_t const_str(conv *c, slot *s, const char *text)
 {
-    if (s->gen != c->gen) {
-        s->gen = c->gen;
+    if (!s->set) {
+        s->set = true;
         s->idx = push_str(c, text, strlen(text));
     }
     return s->idx;
@@ -230,9 +237,9 @@ static const char *attr_key(const conv *c, int32_t ai)
 static int64_t attr_value(conv *c, int32_t ai)
 {
     slot *s = &c->attr[ai];
-    if (s->gen != c->gen) {
+    if (!s->set) {
         const char *v = any_str(c, c->d->attribute_table[ai]->value, false);
-        s->gen = c->gen;
+        s->set = true;
         s->idx = v != NULL ? push_str(c, v, strlen(v)) : 0;
     }
     return s->idx;
@@ -270,7 +277,7 @@ static void add_label(conv *c, int64_t key, int64_t str)
     *l = (kiln_pprof_label){key, str, 0, 0};
 }
 
-/* trace_id and span_id labels (hex) for link li, the strings made once per series. */
+/* trace_id and span_id labels (hex) for link li, the strings made once per request. */
 static void link_labels(conv *c, int32_t li)
 {
     const o_link *l = c->d->link_table[li];
@@ -278,10 +285,10 @@ static void link_labels(conv *c, int32_t li)
     slot *s = &c->link[li];
     if (!has_trace && !has_span)
         return;
-    if (s->gen != c->gen) {
+    if (!s->set) {
         char *t = has_trace ? hex(c, &l->trace_id) : NULL;
         char *sp = has_span ? hex(c, &l->span_id) : NULL;
-        s->gen = c->gen;
+        s->set = true;
         s->idx = push_str(c, t ? t : "", t ? strlen(t) : 0);
         push_str(c, sp ? sp : "", sp ? strlen(sp) : 0);
     }
@@ -313,10 +320,10 @@ static void sample_labels(conv *c, const o_sample *s, kiln_pprof_sample *out)
 static uint64_t loc_id(conv *c, int32_t li)
 {
     slot *s = &c->loc[li];
-    if (s->gen != c->gen) {
-        s->gen = c->gen;
-        s->idx = (uint32_t)c->v.locs_used.n;
-        int32_t *e = push(c, &c->v.locs_used, sizeof(*e));
+    if (!s->set) {
+        s->set = true;
+        s->idx = (uint32_t)c->sym.locs_used.n;
+        int32_t *e = push(c, &c->sym.locs_used, sizeof(*e));
         *e = li;
     }
     return (uint64_t)s->idx + 1;
@@ -360,12 +367,12 @@ static int64_t build_id(conv *c, const o_map *m)
 static uint64_t map_id(conv *c, int32_t mi)
 {
     slot *s = &c->map[mi];
-    if (s->gen != c->gen) {
+    if (!s->set) {
         const o_map *m = c->d->mapping_table[mi];
-        s->gen = c->gen;
-        s->idx = (uint32_t)c->v.mappings.n;
+        s->set = true;
+        s->idx = (uint32_t)c->sym.mappings.n;
         int64_t file = dict_str(c, m->filename_strindex), bid = build_id(c, m);
-        kiln_pprof_mapping *o = push(c, &c->v.mappings, sizeof(*o));
+        kiln_pprof_mapping *o = push(c, &c->sym.mappings, sizeof(*o));
         *o = (kiln_pprof_mapping){.id = (uint64_t)s->idx + 1,
                                   .memory_start = m->memory_start,
                                   .memory_limit = m->memory_limit,
@@ -383,25 +390,27 @@ static uint64_t map_id(conv *c, int32_t mi)
 static uint64_t fn_id(conv *c, int32_t fi)
 {
     slot *s = &c->fn[fi];
-    if (s->gen != c->gen) {
+    if (!s->set) {
         const o_fn *f = c->d->function_table[fi];
-        s->gen = c->gen;
-        s->idx = (uint32_t)c->v.functions.n;
+        s->set = true;
+        s->idx = (uint32_t)c->sym.functions.n;
         int64_t name = dict_str(c, f->name_strindex), sys = dict_str(c, f->system_name_strindex);
         int64_t file = dict_str(c, f->filename_strindex);
-        kiln_pprof_function *o = push(c, &c->v.functions, sizeof(*o));
+        kiln_pprof_function *o = push(c, &c->sym.functions, sizeof(*o));
         *o = (kiln_pprof_function){(uint64_t)s->idx + 1, name, sys, file, f->start_line};
     }
     return (uint64_t)s->idx + 1;
 }
 
 /* A mapping has functions (file names, line numbers) only when every line of
- * every location in it does; inline frames when some location has several. */
+ * every location in it does; inline frames when some location has several
+ * (over the locations of the whole request: they share the mapping; only
+ * pprof output reads these flags, the head and the WAL do not keep them). */
 static void mapping_flags(conv *c, uint64_t id, const o_loc *l)
 {
-    if (id == 0 || id > c->v.mappings.n)
+    if (id == 0 || id > c->sym.mappings.n)
         return;
-    kiln_pprof_mapping *m = &((kiln_pprof_mapping *)c->v.mappings.p)[id - 1];
+    kiln_pprof_mapping *m = &((kiln_pprof_mapping *)c->sym.mappings.p)[id - 1];
     if (l->n_lines == 0)
         m->has_functions = m->has_filenames = m->has_line_numbers = false;
     m->has_inline_frames |= l->n_lines > 1;
@@ -415,22 +424,23 @@ static void mapping_flags(conv *c, uint64_t id, const o_loc *l)
 }
 
 /* Copies the locations the samples use, with their lines, functions and
- * mappings. Index 0 of mapping_index and function_index means none. */
+ * mappings, once all series are built. Index 0 of mapping_index and
+ * function_index means none. */
 static void resolve_locations(conv *c)
 {
-    for (size_t i = 0; i < c->v.locs_used.n; i++) {
-        const o_loc *l = c->d->location_table[((int32_t *)c->v.locs_used.p)[i]];
+    for (size_t i = 0; i < c->sym.locs_used.n; i++) {
+        const o_loc *l = c->d->location_table[((int32_t *)c->sym.locs_used.p)[i]];
         uint64_t mapping = l->mapping_index != 0 ? map_id(c, l->mapping_index) : 0;
-        kiln_pprof_location *o = push(c, &c->v.locations, sizeof(*o));
+        kiln_pprof_location *o = push(c, &c->sym.locations, sizeof(*o));
         *o = (kiln_pprof_location){.id = i + 1,
                                    .mapping = mapping,
                                    .address = l->address,
-                                   .line_off = (uint32_t)c->v.lines.n,
+                                   .line_off = (uint32_t)c->sym.lines.n,
                                    .n_lines = (uint32_t)l->n_lines};
         for (size_t k = 0; k < l->n_lines; k++) {
             const o_line *ln = l->lines[k];
             uint64_t fn = ln->function_index != 0 ? fn_id(c, ln->function_index) : 0;
-            kiln_pprof_line *e = push(c, &c->v.lines, sizeof(*e));
+            kiln_pprof_line *e = push(c, &c->sym.lines, sizeof(*e));
             *e = (kiln_pprof_line){fn, ln->line, ln->column};
         }
         mapping_flags(c, mapping, l);
@@ -460,26 +470,31 @@ static void series_profile(conv *c, const prof_ctx *pc, kiln_pprof_t *p)
     p->period = op->period;
     p->time_nanos = op->time_unix_nano != 0 ? (int64_t)op->time_unix_nano : kiln_wall_ns();
     p->duration_nanos = op->duration_nano != 0 ? (int64_t)op->duration_nano : DEFAULT_DURATION_NS;
-#define TAKE(field, n_field, v) (p->field = (v).p, p->n_field = (v).n)
-    TAKE(samples, n_samples, c->v.samples);
-    TAKE(locs, n_locs, c->v.stack);
-    TAKE(values, n_values, c->v.values);
-    TAKE(labels, n_labels, c->v.labels);
-    TAKE(mappings, n_mappings, c->v.mappings);
-    TAKE(locations, n_locations, c->v.locations);
-    TAKE(lines, n_lines, c->v.lines);
-    TAKE(functions, n_functions, c->v.functions);
-    TAKE(strings, n_strings, c->v.strs);
-#undef TAKE
+    p->samples = c->v.samples.p, p->n_samples = c->v.samples.n;
+    p->locs = c->v.stack.p, p->n_locs = c->v.stack.n;
+    p->values = c->v.values.p, p->n_values = c->v.values.n;
+    p->labels = c->v.labels.p, p->n_labels = c->v.labels.n;
+}
+
+/* Points every series at the request's symbol tables, complete now: the
+ * same arrays, so that later stages can tell they are shared. */
+static void share_symbols(const conv *c, kiln_otlp_series *series, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        kiln_pprof_t *p = &series[i].profile;
+        p->strings = c->sym.strs.p, p->n_strings = c->sym.strs.n;
+        p->mappings = c->sym.mappings.p, p->n_mappings = c->sym.mappings.n;
+        p->functions = c->sym.functions.p, p->n_functions = c->sym.functions.n;
+        p->locations = c->sym.locations.p, p->n_locations = c->sym.locations.n;
+        p->lines = c->sym.lines.p, p->n_lines = c->sym.lines.n;
+    }
 }
 
 /* One series: the samples refs[0..n) of pc's profile, which share a service. */
 static void build_series(conv *c, const prof_ctx *pc, const svc_ref *refs, size_t n,
                          kiln_otlp_series *out)
 {
-    c->gen++; /* 2^32 series would not fit in any arena */
     memset(&c->v, 0, sizeof(c->v));
-    push_str(c, "", 0);
     kiln_pprof_sample *o = push_n(c, &c->v.samples, sizeof(*o), n);
     int64_t *v = push_n(c, &c->v.values, sizeof(*v), n);
     for (size_t i = 0; o != NULL && v != NULL && i < n; i++) {
@@ -489,7 +504,6 @@ static void build_series(conv *c, const prof_ctx *pc, const svc_ref *refs, size_
         sample_stack(c, s, &o[i]);
         sample_labels(c, s, &o[i]);
     }
-    resolve_locations(c);
     series_profile(c, pc, &out->profile);
     kiln_label_t *l = cv_alloc(c, (pc->n_labels + 1) * sizeof(*l));
     if (l == NULL)
@@ -747,6 +761,7 @@ static kiln_status conv_init(conv *c, kiln_arena_t *a, const o_dict *d)
     if (!c->str || !c->loc || !c->fn || !c->map || !c->attr || !c->link || !c->svc_attr ||
         !c->label_attr || !c->str_len)
         return KILN_RESOURCE_EXHAUSTED;
+    push_str(c, "", 0);
     /* Once per request, not per sample: samples name attributes by index. */
     for (size_t i = 0; i < d->n_attribute_table; i++) {
         const char *key = attr_key(c, (int32_t)i);
@@ -772,6 +787,8 @@ kiln_status kiln_otlp_convert(kiln_arena_t *a, const kiln_otlp_request *req, kil
         for (size_t j = 0; j < rp->n_scope_profiles && !c.oom; j++)
             convert_scope(&c, rp, i, j, &r, &series);
     }
+    resolve_locations(&c);
+    share_symbols(&c, series.p, series.n);
     if (c.oom)
         return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "otlp: request memory limit reached");
     r.series = series.p;

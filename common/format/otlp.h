@@ -66,7 +66,13 @@ typedef struct kiln_otlp_series {
     kiln_label_t *labels;
     size_t n_labels;
     /* Decoded form: one sample type, ids are index+1, strings[0] is "",
-     * string views point into the request or the arena. Not yet validated. */
+     * string views point into the request or the arena. Not yet validated.
+     * The symbol tables (strings, mappings, functions, locations, lines)
+     * are the same arrays in every series of the request, holding what any
+     * of them uses: validate and normalise them once
+     * (kiln_pprof_symbols_prepare), then each series' samples
+     * (kiln_pprof_samples_prepare); kiln_pprof_validate_normalize of one
+     * series would rewrite the tables under the others. */
     kiln_pprof_t profile;
     size_t profile_index;   /* the OTLP Profile, counted across the request */
     const char *profile_id; /* Profile.profile_id as hex, or NULL */

@@ -167,6 +167,35 @@ kiln_status kiln_pprof_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_de
 kiln_status kiln_pprof_validate_normalize(kiln_arena_t *a, kiln_pprof_t *p, size_t max_depth,
                                           kiln_err *err);
 
+/** The symbol tables (strings, mappings, functions, locations, lines) of
+ * profiles that share them, as an OTLP export's series share its
+ * dictionary: validated and normalised once, by kiln_pprof_symbols_prepare,
+ * then taken by each profile's kiln_pprof_samples_prepare. Opaque; lives in
+ * the arena given to kiln_pprof_symbols_prepare. */
+typedef struct kiln_pprof_symbols kiln_pprof_symbols;
+
+/** The symbol half of kiln_pprof_validate_normalize, in place on p's
+ * tables: the string table, the string indices of mappings and functions
+ * and the function ids of lines are checked (same errors), then functions,
+ * locations and mappings are normalised. *out (in a) is what
+ * kiln_pprof_samples_prepare needs. p's samples are not looked at; p must
+ * not be normalised further, and the other profiles sharing the tables
+ * must not be validated or normalised but through
+ * kiln_pprof_samples_prepare. On an error the tables are left half
+ * rewritten. Writes *out only on KILN_OK. */
+kiln_status kiln_pprof_symbols_prepare(kiln_arena_t *a, kiln_pprof_t *p, kiln_pprof_symbols **out,
+                                       kiln_err *err);
+
+/** The sample half of kiln_pprof_validate_normalize for a profile whose
+ * symbol tables sym (borrowed) prepared: p takes sym's normalised tables,
+ * then its sample types, string indices outside the tables, values and
+ * stacks are checked (same errors) and its samples normalised. A profile
+ * gets what kiln_pprof_validate_normalize would give it with these tables.
+ * On an error p's samples are left half rewritten. */
+kiln_status kiln_pprof_samples_prepare(kiln_arena_t *a, kiln_pprof_t *p,
+                                       const kiln_pprof_symbols *sym, size_t max_depth,
+                                       kiln_err *err);
+
 /** Encodes p as pprof bytes (not gzipped) appended to out. Works on decoded
  * (normalized false: ids written as they are) or normalised profiles
  * (normalized true: index i is written as id i+1, KILN_PPROF_NONE as 0).

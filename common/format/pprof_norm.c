@@ -223,8 +223,9 @@ static inline __attribute__((always_inline)) bool visit_sample_str_refs(kiln_ppr
            fn(p, &p->doc_url, "doc_url", ctx);
 }
 
-static inline __attribute__((always_inline)) bool visit_str_refs(kiln_pprof_t *p, str_ref_fn fn,
-                                                                 void *ctx)
+/* visit_str_refs' part for the symbol tables: mappings and functions. */
+static inline __attribute__((always_inline)) bool visit_symbol_str_refs(kiln_pprof_t *p,
+                                                                        str_ref_fn fn, void *ctx)
 {
     for (size_t i = 0; i < p->n_mappings; i++) {
         if (!fn(p, &p->mappings[i].filename, "mapping.filename", ctx) ||
@@ -238,7 +239,13 @@ static inline __attribute__((always_inline)) bool visit_str_refs(kiln_pprof_t *p
             !fn(p, &f->filename, "function.filename", ctx))
             return false;
     }
-    return visit_sample_str_refs(p, fn, ctx);
+    return true;
+}
+
+static inline __attribute__((always_inline)) bool visit_str_refs(kiln_pprof_t *p, str_ref_fn fn,
+                                                                 void *ctx)
+{
+    return visit_symbol_str_refs(p, fn, ctx) && visit_sample_str_refs(p, fn, ctx);
 }
 
 static bool check_str_ref(kiln_pprof_t *p, int64_t *ref, const char *what, void *ctx)
@@ -631,6 +638,17 @@ static __attribute__((noinline)) bool check_canon_str_refs(kiln_pprof_t *p, kiln
     return visit_str_refs(p, check_canon_str_ref, err);
 }
 
+/* check_canon_str_refs' halves, for symbols shared by several profiles. */
+static __attribute__((noinline)) bool check_canon_symbol_str_refs(kiln_pprof_t *p, kiln_err *err)
+{
+    return visit_symbol_str_refs(p, check_canon_str_ref, err);
+}
+
+static __attribute__((noinline)) bool check_canon_sample_str_refs(kiln_pprof_t *p, kiln_err *err)
+{
+    return visit_sample_str_refs(p, check_canon_str_ref, err);
+}
+
 /* In lm->slots, a location dropped by normalize (marked so by fold_remap). */
 #define DROPPED (NONE - 1) /* never an index: arrays stay below UINT32_MAX */
 
@@ -640,6 +658,8 @@ static __attribute__((noinline)) bool check_canon_str_refs(kiln_pprof_t *p, kiln
  * afterwards. */
 static void fold_remap(idmap *lm, const uint32_t *remap)
 {
+    if (lm->mode != IM_DIRECT)
+        return; /* a hash map is looked up, then remapped, frame by frame */
     for (uint64_t id = 0; id < lm->size; id++) {
         uint32_t l = lm->slots[id];
         if (l != NONE)
@@ -683,13 +703,11 @@ index_stack(uint64_t *stack, uint32_t n, const idmap *lm, const uint32_t *remap,
 /* check_samples that also does norm_stacks' work: each stack's ids become
  * kept location indices (remap, from plan_locations), trimmed to max_depth
  * and hashed into hashes. One pass over the frames: stacks are most of a
- * large profile. Consumes lm (see fold_remap). */
-static kiln_status check_index_samples(kiln_pprof_t *p, idmap *lm, const uint32_t *remap,
+ * large profile. lm has been through fold_remap. */
+static kiln_status check_index_samples(kiln_pprof_t *p, const idmap *lm, const uint32_t *remap,
                                        size_t max_depth, uint64_t *hashes, kiln_err *err)
 {
     bool direct = lm->mode == IM_DIRECT;
-    if (direct)
-        fold_remap(lm, remap);
     for (size_t i = 0; i < p->n_samples; i++) {
         kiln_pprof_sample *s = &p->samples[i];
         if (s->n_values != p->n_sample_types)
@@ -750,9 +768,91 @@ kiln_status kiln_pprof_validate_normalize(kiln_arena_t *a, kiln_pprof_t *p, size
     if (!check_canon_str_refs(p, err))
         return KILN_INVALID_ARGUMENT;
     plan_locations(p, w.remap);
+    fold_remap(&w.lm, w.remap);
     if ((st = check_index_samples(p, &w.lm, w.remap, max_depth, w.hashes, err)) != KILN_OK ||
         (st = check_index_lines(p, &w.fm, err)) != KILN_OK)
         return st;
     norm_rest(p, &w, max_depth, true);
+    return KILN_OK;
+}
+
+/* ---- symbols shared by several profiles ------------------------------------------ */
+
+struct kiln_pprof_symbols {
+    kiln_pprof_t tables; /* only the symbol tables are set: strings to lines */
+    idmap lm;            /* location id -> kept index (folded, see fold_remap) */
+    uint32_t *remap;     /* location index -> kept index or NONE */
+};
+
+/* Points to's symbol tables at from's. */
+static void take_symbols(kiln_pprof_t *to, const kiln_pprof_t *from)
+{
+    to->strings = from->strings, to->n_strings = from->n_strings;
+    to->mappings = from->mappings, to->n_mappings = from->n_mappings;
+    to->functions = from->functions, to->n_functions = from->n_functions;
+    to->locations = from->locations, to->n_locations = from->n_locations;
+    to->lines = from->lines, to->n_lines = from->n_lines;
+}
+
+/* The id maps and arrays kiln_pprof_symbols_prepare needs, taken before
+ * anything is rewritten. */
+static bool symbols_alloc(kiln_arena_t *a, const kiln_pprof_t *p, kiln_pprof_symbols *s, norm_ws *w)
+{
+    bool ok = idmap_build(&w->mm, a, p->mappings, sizeof(*p->mappings), p->n_mappings) &&
+              idmap_build(&w->fm, a, p->functions, sizeof(*p->functions), p->n_functions) &&
+              idmap_build(&s->lm, a, p->locations, sizeof(*p->locations), p->n_locations);
+    w->remap = arr(a, p->n_locations, sizeof(*w->remap), &ok);
+    w->maps = arr(a, p->n_mappings + 1, sizeof(*w->maps), &ok);
+    return ok;
+}
+
+kiln_status kiln_pprof_symbols_prepare(kiln_arena_t *a, kiln_pprof_t *p, kiln_pprof_symbols **out,
+                                       kiln_err *err)
+{
+    kiln_status st = check_strings(p, err);
+    if (st != KILN_OK)
+        return st;
+    kiln_pprof_symbols *s = kiln_arena_calloc(a, 1, sizeof(*s));
+    norm_ws w;
+    memset(&w, 0, sizeof(w));
+    if (s == NULL || !symbols_alloc(a, p, s, &w))
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                            "pprof: memory limit reached normalising the profile");
+    if (!check_canon_symbol_str_refs(p, err))
+        return KILN_INVALID_ARGUMENT;
+    if ((st = check_index_lines(p, &w.fm, err)) != KILN_OK)
+        return st;
+    norm_functions(p, &w.fm, true);
+    norm_locations(p, &w); /* fills w.remap as plan_locations would */
+    fold_remap(&s->lm, w.remap);
+    s->remap = w.remap;
+    take_symbols(&s->tables, p);
+    *out = s;
+    return KILN_OK;
+}
+
+kiln_status kiln_pprof_samples_prepare(kiln_arena_t *a, kiln_pprof_t *p,
+                                       const kiln_pprof_symbols *s, size_t max_depth, kiln_err *err)
+{
+    if (p->n_sample_types == 0)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT, "pprof: no sample types");
+    norm_ws w;
+    bool ok = true;
+    memset(&w, 0, sizeof(w));
+    for (w.n_slots = 16; w.n_slots < 2 * p->n_samples; w.n_slots *= 2) {
+    }
+    w.slots = arr(a, w.n_slots, sizeof(*w.slots), &ok);
+    w.hashes = arr(a, p->n_samples, sizeof(*w.hashes), &ok);
+    if (!ok)
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED,
+                            "pprof: memory limit reached normalising the profile");
+    take_symbols(p, &s->tables);
+    if (!check_canon_sample_str_refs(p, err))
+        return KILN_INVALID_ARGUMENT;
+    kiln_status st = check_index_samples(p, &s->lm, s->remap, max_depth, w.hashes, err);
+    if (st != KILN_OK)
+        return st;
+    sort_labels(p);
+    merge_samples(p, &w);
     return KILN_OK;
 }

@@ -201,18 +201,56 @@ static kiln_status check_limits(const kiln_limits *lim, const kiln_pprof_t *p, i
     return KILN_OK;
 }
 
+/* Symbol tables that adjacent profiles of one request share (the series of
+ * an OTLP export all point at its dictionary's), validated and normalised
+ * once for them all: normalising them once per profile would rewrite them
+ * again, already rewritten. */
+typedef struct shared_symbols {
+    kiln_pprof_symbols *sym; /* NULL when they failed their checks */
+    kiln_err why;            /* then why */
+    bool *go_loc;            /* per location: in Go code (kiln_go_locations); NULL: none is */
+} shared_symbols;
+
+/* The arena's cap reached while preparing a profile means "too large". */
+static kiln_status too_large(kiln_status st, kiln_err *err)
+{
+    if (st == KILN_RESOURCE_EXHAUSTED)
+        st = err->code = KILN_OUT_OF_RANGE;
+    return st;
+}
+
+/* Strict checks and normalisation of p, whose symbols are its own (sh
+ * NULL) or sh's; then Go's repairs. Whether p is Go's is asked of its own
+ * frames (those max_stack_depth keeps) when the tables are shared: they
+ * hold other profiles' functions. The repair of Go's names then rewrites
+ * the shared strings for every profile that shares them, which changes
+ * nothing but Go's generic function names ("[go.shape."). */
+static kiln_status normalize(const kiln_limits *lim, kiln_arena_t *a, kiln_pprof_t *p,
+                             const shared_symbols *sh, kiln_err *err)
+{
+    kiln_status st;
+    bool go;
+    if (sh == NULL) {
+        st = kiln_pprof_validate_normalize(a, p, lim->max_stack_depth, err);
+        go = st == KILN_OK && kiln_go_profile_like(p);
+    } else if (sh->sym == NULL) {
+        *err = sh->why;
+        return sh->why.code;
+    } else {
+        st = kiln_pprof_samples_prepare(a, p, sh->sym, lim->max_stack_depth, err);
+        go = st == KILN_OK && sh->go_loc != NULL && kiln_go_samples_like(p, sh->go_loc);
+    }
+    return go ? kiln_go_fix(a, p, err) : st; /* as Pyroscope repairs Go's */
+}
+
 /* Limits, strict checks and normalisation of one decoded profile. */
 static kiln_status prepare_profile(const kiln_limits *lim, kiln_arena_t *a, kiln_pprof_t *p,
-                                   int64_t now, kiln_err *err)
+                                   const shared_symbols *sh, int64_t now, kiln_err *err)
 {
     kiln_status st = check_limits(lim, p, now, err);
     if (st == KILN_OK)
-        st = kiln_pprof_validate_normalize(a, p, lim->max_stack_depth, err);
-    if (st == KILN_OK && kiln_go_profile_like(p)) /* as Pyroscope repairs Go's */
-        st = kiln_go_fix(a, p, err);
-    if (st == KILN_RESOURCE_EXHAUSTED) /* the arena's cap: too large */
-        st = err->code = KILN_OUT_OF_RANGE;
-    return st;
+        st = normalize(lim, a, p, sh, err);
+    return too_large(st, err);
 }
 
 /* Per-sample labels that stay with the sample rather than name a series. */
@@ -418,12 +456,13 @@ static kiln_status check_size(const kiln_distributor_t *d, const kiln_ingest_pro
 
 /* Checks one profile's series labels, then validates and normalises it;
  * *cumulative says whether it is to be turned into a delta. */
-static kiln_status check_profile(const kiln_limits *lim, kiln_ingest_profile *in, int64_t now,
-                                 kiln_arena_t *a, bool *cumulative, kiln_err *err)
+static kiln_status check_profile(const kiln_limits *lim, kiln_ingest_profile *in,
+                                 const shared_symbols *sh, int64_t now, kiln_arena_t *a,
+                                 bool *cumulative, kiln_err *err)
 {
     *cumulative = kiln_delta_needed(in->labels, in->n_labels);
     kiln_status st = series_labels(lim, in, a, err);
-    return st == KILN_OK ? prepare_profile(lim, a, &in->profile, now, err) : st;
+    return st == KILN_OK ? prepare_profile(lim, a, &in->profile, sh, now, err) : st;
 }
 
 /* Stores checked profiles in[0..n) (bytes as received in all): claims
@@ -466,20 +505,72 @@ kiln_status kiln_distributor_ingest(kiln_distributor_t *d, const char *tenant,
         st = kiln_overrides_take(d->cfg.limits, tenant, bytes, now, err);
     bool *cumulative = kiln_arena_calloc(a, n + 1, sizeof(bool));
     for (size_t i = 0; st == KILN_OK && i < n; i++)
-        st = check_profile(lim, &in[i], now, a, &cumulative[i], err);
+        st = check_profile(lim, &in[i], NULL, now, a, &cumulative[i], err);
     return st == KILN_OK ? store_checked(d, tenant, in, n, cumulative, bytes, a, err) : st;
+}
+
+/* Whether a and b point at the same symbol tables. */
+static bool same_tables(const kiln_pprof_t *a, const kiln_pprof_t *b)
+{
+    return a->strings == b->strings && a->n_strings == b->n_strings && a->mappings == b->mappings &&
+           a->n_mappings == b->n_mappings && a->functions == b->functions &&
+           a->n_functions == b->n_functions && a->locations == b->locations &&
+           a->n_locations == b->n_locations && a->lines == b->lines && a->n_lines == b->n_lines;
+}
+
+/* Prepares the symbol tables p shares with other profiles; NULL past the
+ * arena cap. */
+static shared_symbols *prepare_shared(kiln_pprof_t *p, kiln_arena_t *a)
+{
+    shared_symbols *s = kiln_arena_calloc(a, 1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    kiln_status st = kiln_pprof_symbols_prepare(a, p, &s->sym, &s->why);
+    if (st != KILN_OK) {
+        s->sym = NULL;
+        too_large(st, &s->why);
+        return s;
+    }
+    s->go_loc = kiln_arena_alloc(a, p->n_locations + 1);
+    if (s->go_loc == NULL)
+        return NULL;
+    if (kiln_go_locations(p, s->go_loc) == 0)
+        s->go_loc = NULL;
+    return s;
+}
+
+/* For each of in[0..n), the symbol tables it shares with its neighbours,
+ * prepared once (NULL: its own, prepared with it). Tables that fail their
+ * checks fail every profile that shares them: in an OTLP export they are
+ * the request's dictionary, so a broken one is a broken request, as when
+ * the converter finds an index out of range in it. NULL past the arena cap. */
+static shared_symbols **share_symbols(kiln_ingest_profile *in, size_t n, kiln_arena_t *a)
+{
+    shared_symbols **sh = kiln_arena_calloc(a, n + 1, sizeof(*sh));
+    for (size_t i = 0, e; sh != NULL && i < n; i = e) {
+        for (e = i + 1; e < n && same_tables(&in[i].profile, &in[e].profile);)
+            e++;
+        if (e - i == 1)
+            continue;
+        shared_symbols *s = prepare_shared(&in[i].profile, a);
+        if (s == NULL)
+            return NULL;
+        for (size_t j = i; j < e; j++)
+            sh[j] = s;
+    }
+    return sh;
 }
 
 /* Checks the profiles of one group, in[0..n), each on its own. */
 static kiln_status check_group(const kiln_distributor_t *d, const kiln_limits *lim,
-                               kiln_ingest_profile *in, size_t n, int64_t now, kiln_arena_t *a,
-                               bool *cumulative, kiln_err *err)
+                               kiln_ingest_profile *in, shared_symbols *const *sh, size_t n,
+                               int64_t now, kiln_arena_t *a, bool *cumulative, kiln_err *err)
 {
     kiln_status st = KILN_OK;
     for (size_t i = 0; st == KILN_OK && i < n; i++)
         st = check_size(d, &in[i], err);
     for (size_t i = 0; st == KILN_OK && i < n; i++)
-        st = check_profile(lim, &in[i], now, a, &cumulative[i], err);
+        st = check_profile(lim, &in[i], sh[i], now, a, &cumulative[i], err);
     return st;
 }
 
@@ -492,14 +583,15 @@ kiln_status kiln_distributor_ingest_groups(kiln_distributor_t *d, const char *te
     int64_t now = kiln_wall_ns();
     kiln_ingest_profile *ok = kiln_arena_alloc(a, (n + 1) * sizeof(*ok));
     bool *cumulative = kiln_arena_calloc(a, n + 1, sizeof(bool));
-    if (ok == NULL || cumulative == NULL)
+    shared_symbols **sh = share_symbols(in, n, a);
+    if (ok == NULL || cumulative == NULL || sh == NULL)
         return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "request memory limit reached");
     size_t k = 0, bytes = 0;
     for (size_t i = 0, e; i < n; i = e) {
         for (e = i + 1; e < n && group[e] == group[i];)
             e++;
         kiln_err why = {KILN_OK, ""};
-        if (check_group(d, lim, in + i, e - i, now, a, cumulative + k, &why) != KILN_OK) {
+        if (check_group(d, lim, in + i, sh + i, e - i, now, a, cumulative + k, &why) != KILN_OK) {
             if (rej->rejected++ == 0)
                 rej->first = why;
             continue;

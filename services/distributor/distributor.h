@@ -109,7 +109,10 @@ typedef struct kiln_ingest_rejections {
  * left out and counted in rej; the others are appended together, one
  * batch and one WAL record for the request, all or none: a limit or a
  * refusal of the store is the status, and nothing was stored. KILN_OK
- * with every group rejected stores nothing. */
+ * with every group rejected stores nothing. Adjacent profiles may point at
+ * the same symbol tables (an OTLP export's series do): those are validated
+ * and normalised once, and when they fail, every group with a profile
+ * that shares them is rejected with that reason. */
 kiln_status kiln_distributor_ingest_groups(kiln_distributor_t *d, const char *tenant,
                                            kiln_ingest_profile *in, const size_t *group, size_t n,
                                            kiln_arena_t *a, kiln_ingest_rejections *rej,

@@ -88,9 +88,13 @@ static kiln_status from_otlp(const kiln_profile_file_limits *lim, const kiln_otl
     kiln_pprof_t *v = kiln_arena_calloc(a, r.n_series, sizeof(*v));
     if (v == NULL)
         return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "profile too large");
+    /* The series share the request's symbol tables (otlp.h): those are
+     * validated and normalised once, then each series' samples. */
+    kiln_pprof_symbols *sym = NULL;
+    st = kiln_pprof_symbols_prepare(a, &r.series[0].profile, &sym, err);
     for (size_t i = 0; i < r.n_series && st == KILN_OK; i++) {
         v[i] = r.series[i].profile;
-        st = normalise(a, &v[i], lim->max_stack_depth, err);
+        st = kiln_pprof_samples_prepare(a, &v[i], sym, lim->max_stack_depth, err);
     }
     if (st != KILN_OK)
         return st;

@@ -23,8 +23,10 @@ static void expect_input_error(kiln_status st)
         abort();
 }
 
-/* Every series: one sample type, one value per sample, labels in range. */
-static void check_series(kiln_arena_t *a, kiln_otlp_series *s)
+/* Every series: one sample type, one value per sample, labels in range;
+ * valid with the symbol tables all series share (sym, NULL when those
+ * failed their checks). */
+static void check_series(kiln_arena_t *a, kiln_otlp_series *s, const kiln_pprof_symbols *sym)
 {
     kiln_pprof_t *p = &s->profile;
     kiln_err err;
@@ -32,10 +34,21 @@ static void check_series(kiln_arena_t *a, kiln_otlp_series *s)
         abort();
     if (p->n_strings == 0 || p->strings[0].len != 0)
         abort();
-    kiln_status st = kiln_pprof_validate(p, &err);
-    expect_input_error(st); /* e.g. invalid UTF-8 in a string */
-    if (st == KILN_OK)
-        expect_input_error(kiln_pprof_normalize(a, p, 1000, &err));
+    if (sym != NULL)
+        expect_input_error(kiln_pprof_samples_prepare(a, p, sym, 1000, &err));
+}
+
+/* The shared symbol tables of r's series, prepared once; NULL when they
+ * fail their checks (e.g. invalid UTF-8 in a string). */
+static kiln_pprof_symbols *prepare_symbols(kiln_arena_t *a, kiln_otlp_result *r)
+{
+    kiln_pprof_symbols *sym = NULL;
+    kiln_err err;
+    if (r->n_series == 0)
+        return NULL;
+    kiln_status st = kiln_pprof_symbols_prepare(a, &r->series[0].profile, &sym, &err);
+    expect_input_error(st);
+    return st == KILN_OK ? sym : NULL;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -55,8 +68,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st == KILN_OK) {
         if (r.n_rejected > r.n_profiles)
             abort();
+        kiln_pprof_symbols *sym = prepare_symbols(a, &r);
         for (size_t i = 0; i < r.n_series; i++)
-            check_series(a, &r.series[i]);
+            check_series(a, &r.series[i], sym);
     }
     kiln_arena_destroy(a);
     return 0;

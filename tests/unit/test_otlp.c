@@ -86,15 +86,20 @@ static const char *label(const kiln_otlp_series *s, const char *name)
     return NULL;
 }
 
-/* Validates and normalises every series and sums its values per __name__. */
+/* Validates and normalises every series (the symbol tables they share
+ * once) and sums its values per __name__. */
 static void actual_totals(kiln_arena_t *a, const kiln_otlp_result *r, totals *t)
 {
-    for (size_t i = 0; i < r->n_series; i++) {
+    kiln_pprof_symbols *sym = NULL;
+    kiln_err serr = {KILN_OK, ""};
+    if (r->n_series != 0) {
+        CHECK_OK(kiln_pprof_validate(&r->series[0].profile, &serr));
+        CHECK_OK(kiln_pprof_symbols_prepare(a, &r->series[0].profile, &sym, &serr));
+    }
+    for (size_t i = 0; sym != NULL && i < r->n_series; i++) {
         kiln_otlp_series *s = &r->series[i];
         kiln_err err = {KILN_OK, ""};
-        kiln_status st = kiln_pprof_validate(&s->profile, &err);
-        if (st == KILN_OK)
-            st = kiln_pprof_normalize(a, &s->profile, 0, &err);
+        kiln_status st = kiln_pprof_samples_prepare(a, &s->profile, sym, 0, &err);
         if (st != KILN_OK)
             printf("  series %zu: %s\n", i, err.msg);
         CHECK_OK(st);
