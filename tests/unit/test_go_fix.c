@@ -169,6 +169,37 @@ TEST(chained_stacks_get_exact_roots)
     kiln_arena_destroy(a);
 }
 
+/* Tables shared by a Go series and a C one: each is judged by its frames. */
+TEST(shared_tables_are_judged_by_frames)
+{
+    static const char *const in[] = {"", "main.work", "main.go", "work", "work.c"};
+    kiln_str_t strs[5];
+    for (size_t i = 0; i < 5; i++)
+        strs[i] = (kiln_str_t){in[i], strlen(in[i])};
+    kiln_pprof_function fns[] = {{1, 1, 1, 2, 0}, {2, 3, 3, 4, 0}};
+    kiln_pprof_line lines[] = {{0, 10, 0}, {1, 20, 0}, {KILN_PPROF_NONE, 0, 0}};
+    kiln_pprof_location locs[] = {{.id = 1, .line_off = 0, .n_lines = 1},
+                                  {.id = 2, .line_off = 1, .n_lines = 1},
+                                  {.id = 3, .address = 0x10, .line_off = 2, .n_lines = 1}};
+    uint64_t go_stack[] = {2, 0}, c_stack[] = {2, 1};
+    kiln_pprof_sample go_sample = {.loc_off = 0, .n_locs = 2};
+    kiln_pprof_sample c_sample = {.loc_off = 0, .n_locs = 1};
+    kiln_pprof_t p;
+    memset(&p, 0, sizeof(p));
+    p.strings = strs, p.n_strings = 5;
+    p.functions = fns, p.n_functions = 2;
+    p.lines = lines, p.n_lines = 3;
+    p.locations = locs, p.n_locations = 3;
+    bool go_loc[3];
+    CHECK_EQ(kiln_go_locations(&p, go_loc), 1);
+    CHECK(go_loc[0] && !go_loc[1] && !go_loc[2]);
+    CHECK(kiln_go_profile_like(&p)); /* the tables hold a Go function */
+    p.samples = &c_sample, p.n_samples = 1, p.locs = c_stack, p.n_locs = 2;
+    CHECK(!kiln_go_samples_like(&p, go_loc)); /* the C series' frames are not Go's */
+    p.samples = &go_sample, p.locs = go_stack;
+    CHECK(kiln_go_samples_like(&p, go_loc));
+}
+
 int main(void)
 {
     RUN(type_parameters_are_elided);
@@ -176,5 +207,6 @@ int main(void)
     RUN(truncated_heap_stacks_are_repaired);
     RUN(shallow_profiles_keep_their_stacks);
     RUN(chained_stacks_get_exact_roots);
+    RUN(shared_tables_are_judged_by_frames);
     return check_done();
 }
