@@ -43,7 +43,8 @@ const ProtobufCMessageDescriptor *kiln_otlp_request_descriptor(void);
  * arena allocator, len, data) would give, decoded faster (pbdec.h) into a:
  * the same structs, the same bytes refused. NULL when data is malformed or
  * the arena cap was reached. The rpc method's unpack hook (rpc.h). */
-ProtobufCMessage *kiln_otlp_unpack_message(kiln_arena_t *a, const uint8_t *data, size_t len);
+ProtobufCMessage *kiln_otlp_unpack_message(kiln_arena_t *a, const uint8_t *data, size_t len,
+                                           bool *nul);
 
 /** Unpacks protobuf bytes (not compressed) into a request allocated in a,
  * as kiln_otlp_unpack_message does. KILN_INVALID_ARGUMENT with err set

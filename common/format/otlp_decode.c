@@ -88,16 +88,18 @@ const ProtobufCMessageDescriptor *kiln_otlp_request_descriptor(void)
     return request_desc;
 }
 
-ProtobufCMessage *kiln_otlp_unpack_message(kiln_arena_t *a, const uint8_t *data, size_t len)
+ProtobufCMessage *kiln_otlp_unpack_message(kiln_arena_t *a, const uint8_t *data, size_t len,
+                                           bool *nul)
 {
     pthread_once(&once, build_once);
-    return kiln_pbdec_unpack(request_dec, a, data, len);
+    return kiln_pbdec_unpack(request_dec, a, data, len, nul);
 }
 
 kiln_status kiln_otlp_unpack(kiln_arena_t *a, const uint8_t *data, size_t len,
                              kiln_otlp_request **out, kiln_err *err)
 {
-    ProtobufCMessage *m = kiln_otlp_unpack_message(a, data, len);
+    bool nul; /* unused: this function's contract (otlp.h) does not refuse NULs */
+    ProtobufCMessage *m = kiln_otlp_unpack_message(a, data, len, &nul);
     if (m == NULL)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "otlp: malformed ExportProfilesServiceRequest protobuf (%zu bytes), "

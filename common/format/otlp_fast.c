@@ -4,9 +4,10 @@
  * of its messages (scalar AnyValues, attributes, ValueType), tried
  * before pbdec's generic decoder. Each takes only the shape real senders
  * write: one-byte keys of its known fields with their own wire types, each
- * packed field at most once, no unknown fields. Anything else, malformed or
- * merely unusual, returns NULL and goes to the generic decoder, which alone
- * decides; so these never change what is accepted or what it decodes to. */
+ * packed field at most once, no unknown fields, no NUL byte in a string.
+ * Anything else, malformed or merely unusual, returns NULL and goes to the
+ * generic decoder, which alone decides; so these never change what is
+ * accepted or what it decodes to, nor miss a NUL that pbdec must report. */
 #include <limits.h>
 #include <stdbool.h>
 #include <string.h>
@@ -369,7 +370,9 @@ static ProtobufCMessage *fast_location(kiln_arena_t *a, const uint8_t *data, siz
     return &m->base;
 }
 
-/* A string field's bytes as protobuf-c keeps them: a NUL-terminated copy. */
+/* A string field's bytes as protobuf-c keeps them: a NUL-terminated copy.
+ * NULL too when they hold a NUL byte, which the generic decoder must see
+ * to note it (pbdec.h): every string these decoders read comes here. */
 static char *rd_string(kiln_arena_t *a, rd *r)
 {
     const uint8_t *s;
@@ -381,7 +384,7 @@ static char *rd_string(kiln_arena_t *a, rd *r)
         return NULL;
     memcpy(out, s, n);
     out[n] = '\0';
-    return out;
+    return strlen(out) == n ? out : NULL;
 }
 
 /* protobuf-c's bool: true when a byte of the varint has a low bit set. */

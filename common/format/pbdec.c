@@ -377,7 +377,15 @@ static bool packed(const ProtobufCFieldDescriptor *f, ProtobufCMessage *m, const
 
 /* ---- messages ---- */
 
-static ProtobufCMessage *unpack(kiln_arena_t *a, const minfo *mi, const uint8_t *data, size_t len);
+/* One call of kiln_pbdec_unpack: where it allocates, and whether a string
+ * field decoded so far held a NUL byte (noted, not refused: the caller
+ * decides, after the framing of the whole message has been checked). */
+typedef struct dec {
+    kiln_arena_t *a;
+    bool nul;
+} dec;
+
+static ProtobufCMessage *unpack(dec *dc, const minfo *mi, const uint8_t *data, size_t len);
 static bool merge(kiln_arena_t *a, ProtobufCMessage *e, ProtobufCMessage *l);
 
 /* One field occurrence: the field's index fi in mi, its wire type, and its
@@ -391,8 +399,7 @@ typedef struct occ {
 
 /* A field's value into member; maybe_clear: a message already there is
  * merged into the new one (protobuf-c's rule for singular fields). */
-static inline bool value(kiln_arena_t *a, const minfo *mi, const occ *o, void *member,
-                         bool maybe_clear)
+static inline bool value(dec *dc, const minfo *mi, const occ *o, void *member, bool maybe_clear)
 {
     const ProtobufCFieldDescriptor *f = &mi->d->fields[o->fi];
     size_t n = o->flen - o->pref;
@@ -402,33 +409,34 @@ static inline bool value(kiln_arena_t *a, const minfo *mi, const occ *o, void *m
     if (o->wt != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
         return false;
     if (f->type == PROTOBUF_C_TYPE_STRING) {
-        char *s = kiln_arena_alloc(a, n + 1);
+        char *s = kiln_arena_alloc(dc->a, n + 1);
         if (s == NULL)
             return false;
         memcpy(s, o->p + o->pref, n);
         s[n] = '\0';
+        dc->nul |= strlen(s) != n; /* the copy is in cache: no second walk of the wire */
         *(char **)member = s;
         return true;
     }
     if (f->type == PROTOBUF_C_TYPE_BYTES) {
         ProtobufCBinaryData *bd = member;
-        bd->data = n > 0 ? kiln_arena_alloc(a, n) : NULL; /* as protobuf-c: empty is NULL */
+        bd->data = n > 0 ? kiln_arena_alloc(dc->a, n) : NULL; /* as protobuf-c: empty is NULL */
         bd->len = n;
         if (n > 0 && bd->data != NULL)
             memcpy(bd->data, o->p + o->pref, n);
         return n == 0 || bd->data != NULL;
     }
-    ProtobufCMessage **pm = member, *sub = unpack(a, mi->sub[o->fi], o->p + o->pref, n);
+    ProtobufCMessage **pm = member, *sub = unpack(dc, mi->sub[o->fi], o->p + o->pref, n);
     bool ok = true;
     if (maybe_clear && *pm != NULL && *pm != f->default_value && sub != NULL)
-        ok = merge(a, *pm, sub);
+        ok = merge(dc->a, *pm, sub);
     *pm = sub;
     return sub != NULL && ok;
 }
 
 /* A oneof member: as protobuf-c, the member a previous case left is zeroed
  * for that case's type first, then the new value is read, then the case. */
-static bool oneof(kiln_arena_t *a, const minfo *mi, const occ *o, ProtobufCMessage *m)
+static bool oneof(dec *dc, const minfo *mi, const occ *o, ProtobufCMessage *m)
 {
     const ProtobufCFieldDescriptor *f = &mi->d->fields[o->fi];
     uint32_t *cs = (uint32_t *)((char *)m + f->quantifier_offset);
@@ -439,13 +447,13 @@ static bool oneof(kiln_arena_t *a, const minfo *mi, const occ *o, ProtobufCMessa
             return false;
         memset(member, 0, elt_size(old->type));
     }
-    if (!value(a, mi, o, member, true))
+    if (!value(dc, mi, o, member, true))
         return false;
     *cs = o->tag;
     return true;
 }
 
-static inline bool set_field(kiln_arena_t *a, const minfo *mi, const occ *o, ProtobufCMessage *m)
+static inline bool set_field(dec *dc, const minfo *mi, const occ *o, ProtobufCMessage *m)
 {
     const ProtobufCFieldDescriptor *f = &mi->d->fields[o->fi];
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -453,14 +461,14 @@ static inline bool set_field(kiln_arena_t *a, const minfo *mi, const occ *o, Pro
             return packed(f, m, o->p + o->pref, o->flen - o->pref);
         size_t *pn = quantity(m, f);
         char *slot = (char *)*array_of(m, f) + elt_size(f->type) * *pn;
-        if (!value(a, mi, o, slot, false))
+        if (!value(dc, mi, o, slot, false))
             return false;
         (*pn)++;
         return true;
     }
     if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-        return oneof(a, mi, o, m);
-    if (!value(a, mi, o, (char *)m + f->offset, true))
+        return oneof(dc, mi, o, m);
+    if (!value(dc, mi, o, (char *)m + f->offset, true))
         return false;
     if (f->quantifier_offset != 0) /* an optional's has_ flag */
         *(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 1;
@@ -578,8 +586,8 @@ static bool alloc_unknown(kiln_arena_t *a, const minfo *mi, ProtobufCMessage *m,
 
 /* The second pass: every field's value. counted: the first pass made room
  * for the unknown fields. */
-static bool fill_pass(kiln_arena_t *a, const minfo *mi, ProtobufCMessage *m, const uint8_t *p,
-                      size_t len, bool counted)
+static bool fill_pass(dec *dc, const minfo *mi, ProtobufCMessage *m, const uint8_t *p, size_t len,
+                      bool counted)
 {
     const uint8_t *end = p + len;
     occ o;
@@ -588,39 +596,44 @@ static bool fill_pass(kiln_arena_t *a, const minfo *mi, ProtobufCMessage *m, con
         if (!next(mi, &p, end, &o))
             return false;
         if ((int)o.fi >= 0) {
-            if (!set_field(a, mi, &o, m))
+            if (!set_field(dc, mi, &o, m))
                 return false;
             continue;
         }
-        if (!counted && !alloc_unknown(a, mi, m, start, end))
+        if (!counted && !alloc_unknown(dc->a, mi, m, start, end))
             return false;
         counted = true;
-        if (!keep_unknown(a, &o, m))
+        if (!keep_unknown(dc->a, &o, m))
             return false;
     }
     return true;
 }
 
-static ProtobufCMessage *unpack(kiln_arena_t *a, const minfo *mi, const uint8_t *data, size_t len)
+/* A fast decoder returns NULL for a string with a NUL (pbdec.h), so the
+ * generic decoder, which notes it, reads those bytes again. */
+static ProtobufCMessage *unpack(dec *dc, const minfo *mi, const uint8_t *data, size_t len)
 {
-    ProtobufCMessage *m = mi->fast != NULL ? mi->fast(a, data, len) : NULL;
+    ProtobufCMessage *m = mi->fast != NULL ? mi->fast(dc->a, data, len) : NULL;
     size_t n_unknown = 0;
     if (m != NULL)
         return m;
-    m = kiln_arena_alloc(a, mi->d->sizeof_message);
+    m = kiln_arena_alloc(dc->a, mi->d->sizeof_message);
     if (m == NULL)
         return NULL;
     protobuf_c_message_init(mi->d, m);
     if (mi->has_repeated &&
-        (!count_pass(mi, m, data, len, &n_unknown) || !alloc_arrays(a, mi, m, n_unknown)))
+        (!count_pass(mi, m, data, len, &n_unknown) || !alloc_arrays(dc->a, mi, m, n_unknown)))
         return NULL;
-    return fill_pass(a, mi, m, data, len, mi->has_repeated) ? m : NULL;
+    return fill_pass(dc, mi, m, data, len, mi->has_repeated) ? m : NULL;
 }
 
 ProtobufCMessage *kiln_pbdec_unpack(const kiln_pbdec_t *p, kiln_arena_t *a, const uint8_t *data,
-                                    size_t len)
+                                    size_t len, bool *nul)
 {
-    return unpack(a, p->root, data, len);
+    dec dc = {a, false};
+    ProtobufCMessage *m = unpack(&dc, p->root, data, len);
+    *nul = dc.nul;
+    return m;
 }
 
 /* ---- merging a singular message field seen twice ---- */

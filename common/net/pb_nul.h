@@ -6,7 +6,10 @@
  * string (a string field, or a message field of such a type): OTLP's
  * samples, locations and stacks, most of an export's bytes, are skipped.
  * Which types those are is worked out once per request type and kept for
- * the process's life. Thread-safe. */
+ * the process's life. Thread-safe. The rpc layer runs it on requests that
+ * protobuf-c decoded; a method's own decoder reports the same NULs while it
+ * copies the strings (rpc.h, pbdec.h), checked against this walk by
+ * tests/fuzz/fuzz_pbdec.c. */
 #ifndef KILN_PB_NUL_H
 #define KILN_PB_NUL_H
 

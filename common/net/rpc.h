@@ -7,8 +7,9 @@
  * a server looks methods up on its plane only, and a method of the other
  * plane answers KILN_UNIMPLEMENTED there. Also the tenant rule
  * (X-Scope-OrgID). A hot method may bring its own protobuf decoder, which
- * must give what protobuf-c would. The registry is filled before the
- * servers start and is read-only after. */
+ * must give what protobuf-c would and say whether a string holds a NUL
+ * byte; every request with one is refused, however it was decoded. The
+ * registry is filled before the servers start and is read-only after. */
 #ifndef KILN_RPC_H
 #define KILN_RPC_H
 
@@ -48,8 +49,13 @@ typedef enum kiln_rpc_plane {
 
 /** A method's own protobuf decoder: the message protobuf_c_message_unpack(req,
  * arena allocator, len, data) would give, allocated in a, or NULL where it
- * would give NULL (malformed, or the arena cap reached). */
-typedef ProtobufCMessage *(*kiln_rpc_unpack_fn)(kiln_arena_t *a, const uint8_t *data, size_t len);
+ * would give NULL (malformed, or the arena cap reached). It checks NULs
+ * itself: *nul set to whether a string field of the message holds a NUL
+ * byte, as !kiln_pb_nul_free(req, data, len) would say (pb_nul.h), which
+ * it can note while copying the strings instead of walking the bytes
+ * again. Bytes fields may hold NULs. */
+typedef ProtobufCMessage *(*kiln_rpc_unpack_fn)(kiln_arena_t *a, const uint8_t *data, size_t len,
+                                                bool *nul);
 
 typedef struct kiln_rpc_method {
     const char *path; /* "/push.v1.PusherService/Push" */
@@ -61,7 +67,8 @@ typedef struct kiln_rpc_method {
     void *svc;
     kiln_rpc_plane plane; /* the plane it is served on (zero: public) */
     /* Decodes protobuf bodies instead of protobuf-c (NULL: protobuf-c), for
-     * a hot method; the NUL check of string fields still runs after it. */
+     * a hot method, and says whether a string holds a NUL. Without one, the
+     * bytes protobuf-c decoded are walked again for NULs (pb_nul.h). */
     kiln_rpc_unpack_fn unpack;
 } kiln_rpc_method;
 

@@ -2,11 +2,13 @@
  * Unit tests for common/net/pb_nul: the check against a reference here
  * that reads every message type, on the OTLP captures of shared testdata
  * and on copies of them with a NUL put in a string field, at every depth;
- * hand-built push requests. */
+ * the NUL that pbdec notes while decoding those (the rpc layer's check of
+ * OTLP requests) against both; hand-built push requests. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "check.h"
 #include "otlp.h"
 #include "pb_nul.h"
@@ -75,8 +77,18 @@ static bool ref_nul_free(const ProtobufCMessageDescriptor *md, const uint8_t *ba
     return ok;
 }
 
+/* Whether pbdec notes a NUL in a string of b (which must decode). */
+static bool fused_nul(kiln_arena_t *a, const uint8_t *b, size_t len)
+{
+    bool nul = false;
+    kiln_arena_reset(a);
+    CHECK(kiln_otlp_unpack_message(a, b, len, &nul) != NULL);
+    return nul;
+}
+
 /* A capture as is, then with one string's byte (first, middle or last) set
- * to NUL, string by string: the check and the reference agree each time. */
+ * to NUL, string by string: the check, pbdec's note and the reference
+ * agree each time. */
 static void check_capture(const char *rel)
 {
     size_t len = 0;
@@ -89,20 +101,27 @@ static void check_capture(const char *rel)
     sp.n = 0;
     CHECK(ref_nul_free(md, b, b, len, 0, &sp));
     CHECK(kiln_pb_nul_free(md, b, len));
+    kiln_arena_t *a = kiln_arena_create(0);
+    CHECK(!fused_nul(a, b, len));
     CHECK(sp.n > 10);
-    size_t disagree = 0, refused = 0;
+    size_t disagree = 0, refused = 0, fused = 0;
     for (size_t i = 0; i < sp.n; i++) {
         size_t at = sp.off[i] + (i % 3 == 0 ? 0 : i % 3 == 1 ? sp.len[i] / 2 : sp.len[i] - 1);
         uint8_t keep = b[at];
         b[at] = 0;
         bool ref = ref_nul_free(md, b, b, len, 0, NULL), got = kiln_pb_nul_free(md, b, len);
-        disagree += ref != got;
+        bool noted = fused_nul(a, b, len);
+        disagree += ref != got || noted == ref;
         refused += !got;
+        fused += noted;
         b[at] = keep;
     }
-    printf("  %s: %zu strings, %zu with a NUL refused\n", rel, sp.n, refused);
+    printf("  %s: %zu strings, %zu with a NUL refused, %zu noted by pbdec\n", rel, sp.n, refused,
+           fused);
     CHECK_EQ(disagree, 0);
     CHECK_EQ(refused, sp.n);
+    CHECK_EQ(fused, sp.n);
+    kiln_arena_destroy(a);
     free(b);
 }
 

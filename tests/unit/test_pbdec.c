@@ -3,7 +3,10 @@
  * (both through the bounded descriptor) must be accepted or refused alike,
  * and when accepted pack to the same bytes: the shared captures, every
  * truncation and many mutations of a small request built by hand, and the
- * wire quirks (wrong wire types, unknown fields, merges, oneofs). */
+ * wire quirks (wrong wire types, unknown fields, merges, oneofs). A NUL
+ * byte in a string is noted as pb_nul finds it, and refused by the rpc
+ * layer as when protobuf-c decodes, in every kind of string the
+ * hand-written decoders read; in a bytes field it is accepted. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,8 +16,10 @@
 #include "arena.h"
 #include "check.h"
 #include "otlp.h"
+#include "pb_nul.h"
 #include "pbdec.h"
 #include "pbjson.h"
+#include "rpc.h"
 #include "xmalloc.h"
 
 /* Bytes being built. */
@@ -83,19 +88,22 @@ static bool same_json(const ProtobufCMessage *x, const ProtobufCMessage *y)
 }
 
 /* Decodes data[0..len) both ways; false (and a failed CHECK) when the
- * outcomes, the packed results or their known fields differ. *accepted:
- * protobuf-c's outcome. */
+ * outcomes, the packed results or their known fields differ, or when
+ * pbdec's NUL note is not pb_nul's. *accepted: protobuf-c's outcome. */
 static bool same(const uint8_t *data, size_t len, bool *accepted)
 {
+    const ProtobufCMessageDescriptor *md = kiln_otlp_request_descriptor();
     kiln_arena_t *a = kiln_arena_create(0), *b = kiln_arena_create(0);
     ProtobufCAllocator al = kiln_arena_pb_allocator(b);
-    ProtobufCMessage *x = kiln_otlp_unpack_message(a, data, len);
-    ProtobufCMessage *y = protobuf_c_message_unpack(kiln_otlp_request_descriptor(), &al, len, data);
+    bool nul = false;
+    ProtobufCMessage *x = kiln_otlp_unpack_message(a, data, len, &nul);
+    ProtobufCMessage *y = protobuf_c_message_unpack(md, &al, len, data);
     bool ok = (x == NULL) == (y == NULL);
     if (ok && x != NULL) {
         size_t nx, ny;
         uint8_t *px = packed(x, &nx), *py = packed(y, &ny);
-        ok = nx == ny && memcmp(px, py, nx) == 0 && same_json(x, y);
+        ok = nx == ny && memcmp(px, py, nx) == 0 && same_json(x, y) &&
+             nul == !kiln_pb_nul_free(md, data, len);
         free(px);
         free(py);
     }
@@ -226,7 +234,7 @@ TEST(mutations_decode_alike)
     wb req = {0};
     small_request(&req);
     uint64_t x = 88172645463325252ull; /* xorshift64: the same run every time */
-    size_t accepted = 0;
+    size_t accepted = 0, nuls = 0;
     for (int i = 0; i < 20000; i++) {
         wb m = req;
         for (int k = 0; k < 1 + i % 4; k++) {
@@ -237,8 +245,11 @@ TEST(mutations_decode_alike)
         if (!same(m.b, m.n, &acc))
             break;
         accepted += acc;
+        nuls += acc && !kiln_pb_nul_free(kiln_otlp_request_descriptor(), m.b, m.n);
     }
+    printf("  %zu accepted, %zu of them with a NUL in a string\n", accepted, nuls);
     CHECK(accepted > 100); /* both paths were exercised */
+    CHECK(nuls > 5);       /* and both NUL notes */
 }
 
 TEST(wire_quirks_decode_alike)
@@ -447,9 +458,136 @@ TEST(arena_cap_refuses)
     if (data == NULL)
         return;
     kiln_arena_t *a = kiln_arena_create(64u << 10);
-    CHECK(kiln_otlp_unpack_message(a, data, len) == NULL);
+    bool nul;
+    CHECK(kiln_otlp_unpack_message(a, data, len, &nul) == NULL);
     kiln_arena_destroy(a);
     free(data);
+}
+
+/* ---- NUL bytes in strings ---- */
+
+/* The string field of a request that holds "a\0b" (the others hold "aXb"):
+ * string table entries and the scope's name are decoded by the generic
+ * decoder, attribute keys and values by the hand-written ones. */
+typedef enum nul_at {
+    NUL_NOWHERE, /* only in bytes fields, which hold NULs in every request */
+    NUL_STRING_TABLE,
+    NUL_RESOURCE_KEY,
+    NUL_RESOURCE_VALUE,
+    NUL_SCOPE_NAME,
+    NUL_SCOPE_VALUE,
+    NUL_SAMPLE_VALUE, /* a dictionary attribute, a sample's by index */
+    NUL_PAYLOAD_FORMAT,
+    NUL_KINDS
+} nul_at;
+
+static void put_text(wb *w, unsigned tag, bool nul)
+{
+    put_bytes(w, tag, nul ? "a\0b" : "aXb", 3);
+}
+
+/* An AnyValue holding "a\0b" as a string, or as bytes (tag 7): the same
+ * bytes but for one key. */
+static void put_any(wb *w, bool nul, bool as_bytes)
+{
+    wb v = {0};
+    put_bytes(&v, nul && as_bytes ? 7 : 1, nul ? "a\0b" : "aXb", 3);
+    put_msg(w, 2, &v);
+}
+
+static void nul_request(wb *req, nul_at at, bool as_bytes)
+{
+    static const uint8_t id[16] = {0, 0, 1, 0}; /* ids are bytes */
+    wb dict = {0}, t = {0}, s = {0}, p = {0}, scope = {0}, sp = {0}, res = {0}, rp = {0};
+    put_str(&dict, 5, "");
+    put_text(&dict, 5, at == NUL_STRING_TABLE);
+    put_uint(&t, 1, 1);
+    put_any(&t, at == NUL_SAMPLE_VALUE, as_bytes);
+    put_msg(&dict, 6, &t); /* attribute_table[0] */
+    memset(&t, 0, sizeof(t));
+    put_bytes(&t, 1, id, 16);
+    put_msg(&dict, 4, &t);   /* a link's trace_id */
+    put_bytes(&s, 2, "", 1); /* attribute_indices: {0} */
+    put_msg(&p, 2, &s);
+    put_bytes(&p, 7, id, 16); /* profile_id */
+    put_text(&p, 9, at == NUL_PAYLOAD_FORMAT);
+    memset(&t, 0, sizeof(t));
+    put_str(&t, 1, "k");
+    put_any(&t, at == NUL_SCOPE_VALUE, as_bytes);
+    put_text(&scope, 1, at == NUL_SCOPE_NAME);
+    put_msg(&scope, 3, &t);
+    put_msg(&sp, 1, &scope);
+    put_msg(&sp, 2, &p);
+    memset(&t, 0, sizeof(t));
+    put_text(&t, 1, at == NUL_RESOURCE_KEY);
+    put_any(&t, at == NUL_RESOURCE_VALUE, as_bytes);
+    put_msg(&res, 1, &t);
+    put_msg(&rp, 1, &res);
+    put_msg(&rp, 2, &sp);
+    put_msg(req, 1, &rp);
+    put_msg(req, 2, &dict);
+}
+
+static kiln_status echo(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *req,
+                        ProtobufCMessage **resp)
+{
+    (void)svc, (void)ctx;
+    *resp = (ProtobufCMessage *)req;
+    return KILN_OK;
+}
+
+/* req through the rpc layer, decoded by unpack (NULL: protobuf-c); its
+ * status, and the message in msg. */
+static kiln_status invoke(const wb *req, kiln_rpc_unpack_fn unpack, char *msg)
+{
+    const ProtobufCMessageDescriptor *md = kiln_otlp_request_descriptor();
+    kiln_rpc_method m = {"/otlp.Test/Export", md, md, echo, NULL, KILN_RPC_PUBLIC, unpack};
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_err err = {KILN_OK, ""};
+    kiln_rpc_ctx ctx = {.tenant = "t", .arena = a, .err = &err};
+    kiln_buf out;
+    kiln_buf_init(&out, 0);
+    kiln_status st = kiln_rpc_invoke(&m, &ctx, req->b, req->n, KILN_CODEC_PROTO, &out);
+    snprintf(msg, sizeof(err.msg), "%s", err.msg);
+    kiln_buf_free(&out);
+    kiln_arena_destroy(a);
+    return st;
+}
+
+/* One request: pbdec's note, pb_nul and the rpc layer, whichever decoder
+ * it uses, all say whether a string holds the NUL, with the same error. */
+static void check_nul(nul_at at, bool as_bytes)
+{
+    static const char refusal[] =
+        "failed to decode opentelemetry.proto.collector.profiles.v1development."
+        "ExportProfilesServiceRequest: a string field holds a NUL byte";
+    bool want = at != NUL_NOWHERE && !as_bytes, nul = !want;
+    wb req = {0};
+    nul_request(&req, at, as_bytes);
+    kiln_arena_t *a = kiln_arena_create(0);
+    CHECK(kiln_otlp_unpack_message(a, req.b, req.n, &nul) != NULL);
+    kiln_arena_destroy(a);
+    CHECK_EQ(nul, want);
+    CHECK_EQ(!kiln_pb_nul_free(kiln_otlp_request_descriptor(), req.b, req.n), want);
+    char fused[256], walked[256];
+    kiln_status st = invoke(&req, kiln_otlp_unpack_message, fused);
+    CHECK_EQ(st, want ? KILN_INVALID_ARGUMENT : KILN_OK);
+    CHECK_EQ(invoke(&req, NULL, walked), st);
+    if (want) {
+        CHECK(strcmp(fused, refusal) == 0);
+        CHECK(strcmp(walked, refusal) == 0);
+    }
+    if (nul != want || st != (want ? KILN_INVALID_ARGUMENT : KILN_OK))
+        printf("  NUL at %d (as bytes: %d): noted %d, status %d\n", at, as_bytes, nul, st);
+}
+
+TEST(nul_in_strings_refused_in_bytes_accepted)
+{
+    for (nul_at at = NUL_NOWHERE; at < NUL_KINDS; at++)
+        check_nul(at, false);
+    check_nul(NUL_RESOURCE_VALUE, true);
+    check_nul(NUL_SCOPE_VALUE, true);
+    check_nul(NUL_SAMPLE_VALUE, true);
 }
 
 int main(void)
@@ -463,5 +601,6 @@ int main(void)
     RUN(deep_kvlist_decodes_alike);
     RUN(deep_anyvalue_decodes_alike);
     RUN(arena_cap_refuses);
+    RUN(nul_in_strings_refused_in_bytes_accepted);
     return check_done();
 }

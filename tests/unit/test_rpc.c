@@ -108,12 +108,13 @@ typedef Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfiles
 
 static int n_unpacked; /* calls of unpack_hook */
 
-/* A method's own decoder: an empty message for no bytes, else "malformed". */
-static ProtobufCMessage *unpack_hook(kiln_arena_t *a, const uint8_t *data, size_t len)
+/* A method's own decoder: an empty message for no bytes or one NUL byte
+ * (which it says is in a string), else "malformed". */
+static ProtobufCMessage *unpack_hook(kiln_arena_t *a, const uint8_t *data, size_t len, bool *nul)
 {
-    (void)data;
     n_unpacked++;
-    o_resp *m = len == 0 ? kiln_arena_alloc(a, sizeof(*m)) : NULL;
+    *nul = len == 1 && data[0] == 0;
+    o_resp *m = len == 0 || *nul ? kiln_arena_alloc(a, sizeof(*m)) : NULL;
     if (m == NULL)
         return NULL;
     PB(export_profiles_service_response__init)(m);
@@ -129,7 +130,8 @@ static kiln_status echo(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *re
 }
 
 /* A method with an unpack hook decodes protobuf bodies with it, and what
- * it refuses is INVALID_ARGUMENT as protobuf-c's refusals are. */
+ * it refuses, or says holds a NUL in a string, is INVALID_ARGUMENT as
+ * protobuf-c's refusals are. */
 TEST(method_unpack_hook)
 {
     const ProtobufCMessageDescriptor *d = &PB(export_profiles_service_response__descriptor);
@@ -145,6 +147,11 @@ TEST(method_unpack_hook)
              KILN_INVALID_ARGUMENT);
     CHECK_EQ(n_unpacked, 2);
     CHECK(strstr(err.msg, "malformed") != NULL);
+    CHECK_EQ(kiln_rpc_invoke(&m, &ctx, (const uint8_t *)"", 1, KILN_CODEC_PROTO, &out),
+             KILN_INVALID_ARGUMENT);
+    CHECK_EQ(n_unpacked, 3);
+    CHECK(strcmp(err.msg, "failed to decode opentelemetry.proto.collector.profiles.v1development."
+                          "ExportProfilesServiceResponse: a string field holds a NUL byte") == 0);
     kiln_buf_free(&out);
     kiln_arena_destroy(a);
 }
