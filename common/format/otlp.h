@@ -49,7 +49,8 @@ ProtobufCMessage *kiln_otlp_unpack_message(kiln_arena_t *a, const uint8_t *data,
 /** Unpacks protobuf bytes (not compressed) into a request allocated in a,
  * as kiln_otlp_unpack_message does. KILN_INVALID_ARGUMENT with err set
  * when the bytes are malformed or the arena cap was reached (protobuf-c does
- * not tell which). Writes *out only on KILN_OK. */
+ * not tell which), or when a string field holds a NUL byte (refused as the
+ * rpc layer refuses it). Writes *out only on KILN_OK. */
 kiln_status kiln_otlp_unpack(kiln_arena_t *a, const uint8_t *data, size_t len,
                              kiln_otlp_request **out, kiln_err *err);
 

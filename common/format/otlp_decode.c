@@ -98,13 +98,19 @@ ProtobufCMessage *kiln_otlp_unpack_message(kiln_arena_t *a, const uint8_t *data,
 kiln_status kiln_otlp_unpack(kiln_arena_t *a, const uint8_t *data, size_t len,
                              kiln_otlp_request **out, kiln_err *err)
 {
-    bool nul; /* unused: this function's contract (otlp.h) does not refuse NULs */
+    bool nul;
     ProtobufCMessage *m = kiln_otlp_unpack_message(a, data, len, &nul);
     if (m == NULL)
         return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                             "otlp: malformed ExportProfilesServiceRequest protobuf (%zu bytes), "
                             "or larger than the request memory limit",
                             len);
+    /* Refused as the rpc layer and the JSON decoder refuse it: C strings
+     * would store "a\0b" as "a". */
+    if (nul)
+        return kiln_err_set(err, KILN_INVALID_ARGUMENT,
+                            "otlp: a string field of the ExportProfilesServiceRequest holds a "
+                            "NUL byte");
     *out = (kiln_otlp_request *)m;
     return KILN_OK;
 }

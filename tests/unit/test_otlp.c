@@ -723,9 +723,9 @@ TEST(profile_size_is_protobuf_c_s)
     kiln_arena_destroy(a);
 }
 
-/* The rpc layer's NUL check reads only the message types that can hold a
- * string: a NUL in each of the request's strings (dictionary string table,
- * resource and scope attributes) is still refused, by its first byte. */
+/* A NUL in each of the request's strings (dictionary string table,
+ * resource and scope attributes) is refused, by the rpc layer (gRPC and
+ * Connect) and by kiln_otlp_unpack (OTLP over HTTP, ad hoc uploads). */
 TEST(nul_in_any_string_is_refused)
 {
     mini *m = kiln_xcalloc(1, sizeof(*m));
@@ -762,7 +762,14 @@ TEST(nul_in_any_string_is_refused)
         err = (kiln_err){KILN_OK, ""};
         CHECK_EQ(kiln_rpc_invoke(em, &ctx, buf, n, KILN_CODEC_PROTO, &out), KILN_INVALID_ARGUMENT);
         CHECK(strstr(err.msg, "NUL") != NULL);
+        /* OTLP over HTTP and ad hoc uploads unpack without the rpc layer. */
+        kiln_otlp_request *req = NULL;
+        err = (kiln_err){KILN_OK, ""};
+        CHECK_EQ(kiln_otlp_unpack(a, buf, n, &req, &err), KILN_INVALID_ARGUMENT);
+        CHECK(strstr(err.msg, "NUL") != NULL);
     }
+    kiln_otlp_request *req = NULL;
+    CHECK_OK(kiln_otlp_unpack(a, clean, n, &req, &err));
     kiln_buf_free(&out);
     kiln_arena_destroy(a);
     kiln_rpc_registry_destroy(reg);
