@@ -45,6 +45,13 @@ typedef struct kiln_db_config {
     bool flush_on_close;            /* write the heads as blocks when closing */
     bool heads_only;                /* reads cover heads only (in a cluster the
                                        queriers read the shared store themselves) */
+    int64_t retire_delay_ns;        /* a head written as a block stays read this
+                                       long before it is dropped (unless flushed
+                                       by kiln_db_flush): a cluster's querier
+                                       lists the profiles of every head, then asks
+                                       for its share of them; a head dropped
+                                       between the two would lose that share.
+                                       0 = at once */
     const kiln_overrides_t *limits; /* per-tenant max_global_series (borrowed;
                                        NULL = no series limit) */
 } kiln_db_config;

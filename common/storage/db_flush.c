@@ -182,23 +182,26 @@ static bool write_one(kiln_db_t *db, tenant_head *t)
                   ulid, s.profiles, s.samples, (double)(kiln_mono_ns() - t0) / 1e6);
     pthread_rwlock_wrlock(&db->cut);
     snprintf(t->flushed_ulid, sizeof(t->flushed_ulid), "%s", ulid);
+    t->flushed_ns = kiln_mono_ns();
     pthread_rwlock_unlock(&db->cut);
     return true;
 }
 
-/* Drops the heads whose blocks are now in the set; true when none is left
- * waiting for its block. */
-static bool retire(kiln_db_t *db)
+/* Drops the heads whose blocks are now in the set and whose retire delay
+ * has passed (at once when forced); true when none is left. */
+static bool retire(kiln_db_t *db, bool force)
 {
     size_t n;
     tenant_head **ts = kiln_db__tenants(db, &n);
     bool all = true;
+    int64_t now = kiln_mono_ns();
     pthread_rwlock_wrlock(&db->cut);
     for (size_t i = 0; i < n; i++) {
         tenant_head *t = ts[i];
         if (t->flushing == NULL)
             continue;
-        if (t->flushed_ulid[0] == '\0') {
+        if (t->flushed_ulid[0] == '\0' ||
+            (!force && now - t->flushed_ns < db->cfg.retire_delay_ns)) {
             all = false;
             continue;
         }
@@ -246,7 +249,7 @@ static kiln_status flush_round(kiln_db_t *db, bool force, kiln_err *err)
     kiln_status st = kiln_blockset_sync(db->blocks, err);
     if (st != KILN_OK)
         return st;
-    if (retire(db) && ok && all_cut && seg != 0)
+    if (retire(db, force) && ok && all_cut && seg != 0)
         kiln_wal_remove_before(db->wal, seg);
     return ok ? KILN_OK : kiln_err_set(err, KILN_UNAVAILABLE, "some heads could not be flushed");
 }

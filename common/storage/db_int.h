@@ -22,6 +22,7 @@ typedef struct tenant_head {
     kiln_head_t *flushing;
     int64_t head_start_ns; /* when the head got its first profile */
     char flushed_ulid[32]; /* the block `flushing` was written as, once written */
+    int64_t flushed_ns;    /* kiln_mono_ns() when flushed_ulid was set */
     uint64_t cut_seg;      /* the WAL segment started when `flushing` was cut */
     /* max_global_series_per_tenant (db_limit.c): the tenant's series in
      * memory are those of `head` and `flushing` together, each counted once;

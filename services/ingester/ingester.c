@@ -38,6 +38,7 @@ kiln_status kiln_ingester_create(const kiln_ingester_config *cfg, kiln_ingester_
         .flush_check_ns = cfg->flush_check_ns,
         .flush_on_close = cfg->flush_on_shutdown,
         .heads_only = cfg->heads_only,
+        .retire_delay_ns = cfg->retire_delay_ns,
         .limits = cfg->limits,
     };
     kiln_db_t *db;

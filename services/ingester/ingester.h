@@ -39,6 +39,8 @@ typedef struct kiln_ingester_config {
     bool flush_on_shutdown;         /* write the heads as blocks when stopping */
     bool heads_only;                /* queries read heads only: in a cluster the
                                        queriers read the shared store themselves */
+    int64_t retire_delay_ns;        /* a written head stays read this long
+                                       (kiln_db_config) */
     const kiln_overrides_t *limits; /* per-tenant max_global_series (borrowed;
                                        NULL = no series limit) */
 } kiln_ingester_config;

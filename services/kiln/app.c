@@ -414,6 +414,10 @@ static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
         .flush_check_ns = cfg->flush_check_ns,
         .flush_on_shutdown = cfg->flush_on_shutdown,
         .heads_only = app->cluster != NULL,
+        /* A querier's listing and its merge are each bounded by the RPC
+         * timeout: a head kept that long after its block outlives the
+         * merges that may still ask for it. */
+        .retire_delay_ns = app->cluster != NULL ? cfg->rpc_timeout_ns : 0,
         .limits = app->limits,
     };
     kiln_status st = kiln_ingester_create(&ic, &app->ingester, err);
