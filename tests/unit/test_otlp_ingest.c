@@ -106,16 +106,21 @@ static void ingest(side *s, kiln_arena_t *a, const kiln_otlp_request *req, bool 
 static kiln_otlp_request *load(kiln_arena_t *a, const char *rel)
 {
     size_t len = 0;
-    unsigned char *data = check_read_testdata(rel, &len);
+    unsigned char *file = check_read_testdata(rel, &len);
+    CHECK(file != NULL);
+    if (file == NULL)
+        return NULL;
+    /* The request points into its bytes: copied into the arena, which
+     * lives as long as the request. */
+    uint8_t *data = kiln_arena_alloc(a, len + 1);
+    if (data != NULL)
+        memcpy(data, file, len);
+    free(file);
     kiln_otlp_request *req = NULL;
     kiln_err err = {KILN_OK, ""};
     CHECK(data != NULL);
-    if (data == NULL)
-        return NULL;
-    CHECK_OK(kiln_otlp_unpack(a, data, len, &req, &err));
-    /* The request points into data: kept for the test's life, in the arena. */
-    void *kept = kiln_arena_alloc(a, sizeof(data));
-    memcpy(kept, &data, sizeof(data));
+    if (data != NULL)
+        CHECK_OK(kiln_otlp_unpack(a, data, len, &req, &err));
     return req;
 }
 
