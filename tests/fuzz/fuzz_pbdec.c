@@ -15,31 +15,12 @@
 
 #include "arena.h"
 #include "otlp.h"
+#include "pb_compare.h"
 #include "pb_nul.h"
 #include "pbjson.h"
 #include "xmalloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint8_t *packed(const ProtobufCMessage *m, size_t *n)
-{
-    *n = protobuf_c_message_get_packed_size(m);
-    uint8_t *p = kiln_xmalloc(*n + 1);
-    protobuf_c_message_pack(m, p);
-    return p;
-}
-
-static bool same_json(const ProtobufCMessage *x, const ProtobufCMessage *y)
-{
-    kiln_buf jx, jy;
-    kiln_buf_init(&jx, 0);
-    kiln_buf_init(&jy, 0);
-    bool ok = kiln_pbjson_encode(x, &jx) && kiln_pbjson_encode(y, &jy) && jx.len == jy.len &&
-              memcmp(jx.ptr, jy.ptr, jx.len) == 0;
-    kiln_buf_free(&jx);
-    kiln_buf_free(&jy);
-    return ok;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

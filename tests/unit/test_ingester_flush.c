@@ -42,6 +42,18 @@ static size_t profiles_seen(kiln_db_t *db)
     return n;
 }
 
+/* Loads the CPU profile every test pushes into *p, in a new arena (NULL,
+ * after a failed CHECK, when the test data is missing). */
+static kiln_arena_t *load_cpu(kiln_pprof_t *p)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    if (check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", p))
+        return a;
+    CHECK(!"cpu.pb.gz missing");
+    kiln_arena_destroy(a);
+    return NULL;
+}
+
 typedef struct flusher_arg {
     kiln_db_t *db;
     pthread_barrier_t *go;
@@ -68,13 +80,10 @@ static double since_s(const int64_t *t0)
  * both freed it. At most 40 rounds or 20 s. */
 TEST(concurrent_flushes_write_each_head_once)
 {
-    kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t p;
-    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
-        CHECK(!"cpu.pb.gz missing");
-        kiln_arena_destroy(a);
+    kiln_arena_t *a = load_cpu(&p);
+    if (a == NULL)
         return;
-    }
     snprintf(dir, sizeof(dir), "/tmp/kiln-flush-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
     kiln_objstore_t *store = check_store_open(dir);
@@ -198,13 +207,10 @@ static size_t one_push_bytes(kiln_pprof_t *p)
  * the other tenant's too, and writes them as blocks. */
 TEST(byte_budget_cuts_and_flushes_every_head)
 {
-    kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t p;
-    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
-        CHECK(!"cpu.pb.gz missing");
-        kiln_arena_destroy(a);
+    kiln_arena_t *a = load_cpu(&p);
+    if (a == NULL)
         return;
-    }
     size_t one = one_push_bytes(&p), types = p.n_sample_types;
     CHECK(one > 0);
     kiln_objstore_t *store;
@@ -243,13 +249,10 @@ TEST(byte_budget_cuts_and_flushes_every_head)
  * written again, a flush empties the heads and pushes are taken again. */
 TEST(byte_budget_refuses_pushes_at_twice_it)
 {
-    kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t p;
-    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
-        CHECK(!"cpu.pb.gz missing");
-        kiln_arena_destroy(a);
+    kiln_arena_t *a = load_cpu(&p);
+    if (a == NULL)
         return;
-    }
     size_t budget = 2 * one_push_bytes(&p);
     kiln_objstore_t *store;
     kiln_db_t *db = open_budget(&store, budget);
@@ -298,13 +301,10 @@ TEST(byte_budget_refuses_pushes_at_twice_it)
  * twice it used to wrap to a few bytes. */
 TEST(byte_budget_huge_refuses_nothing)
 {
-    kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t p;
-    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
-        CHECK(!"cpu.pb.gz missing");
-        kiln_arena_destroy(a);
+    kiln_arena_t *a = load_cpu(&p);
+    if (a == NULL)
         return;
-    }
     kiln_objstore_t *store;
     kiln_db_t *db = open_budget(&store, SIZE_MAX / 2 + 2);
     if (db != NULL) {
@@ -339,13 +339,10 @@ static bool wait_block(void)
  * the head is still read after it, and a forced flush drops it at once. */
 TEST(written_head_stays_read_for_the_retire_delay)
 {
-    kiln_arena_t *a = kiln_arena_create(0);
     kiln_pprof_t p;
-    if (!check_load_profile(a, "grafana-pyroscope/cpu.pb.gz", &p)) {
-        CHECK(!"cpu.pb.gz missing");
-        kiln_arena_destroy(a);
+    kiln_arena_t *a = load_cpu(&p);
+    if (a == NULL)
         return;
-    }
     snprintf(dir, sizeof(dir), "/tmp/kiln-flush-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
     kiln_objstore_t *store = check_store_open(dir);

@@ -16,6 +16,7 @@
 #include "arena.h"
 #include "check.h"
 #include "otlp.h"
+#include "pb_compare.h"
 #include "pb_nul.h"
 #include "pbdec.h"
 #include "pbjson.h"
@@ -62,29 +63,6 @@ static void put_msg(wb *w, unsigned tag, const wb *inner)
 static void put_str(wb *w, unsigned tag, const char *s)
 {
     put_bytes(w, tag, s, strlen(s));
-}
-
-static uint8_t *packed(const ProtobufCMessage *m, size_t *n)
-{
-    *n = protobuf_c_message_get_packed_size(m);
-    uint8_t *p = kiln_xmalloc(*n + 1);
-    protobuf_c_message_pack(m, p);
-    return p;
-}
-
-/* Whether x and y read the same as JSON: their known fields, which packing
- * cannot tell from unknown ones of the same bytes (a value past the depth
- * bound is one, and must stay one). */
-static bool same_json(const ProtobufCMessage *x, const ProtobufCMessage *y)
-{
-    kiln_buf jx, jy;
-    kiln_buf_init(&jx, 0);
-    kiln_buf_init(&jy, 0);
-    bool ok = kiln_pbjson_encode(x, &jx) && kiln_pbjson_encode(y, &jy) && jx.len == jy.len &&
-              memcmp(jx.ptr, jy.ptr, jx.len) == 0;
-    kiln_buf_free(&jx);
-    kiln_buf_free(&jy);
-    return ok;
 }
 
 /* Decodes data[0..len) both ways; false (and a failed CHECK) when the
