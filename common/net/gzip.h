@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * gzip: gzip detection, capped decompression (gzip bombs stop at the cap)
- * and compression, on libdeflate. Thread-safe (a libdeflate state per call). */
+ * and compression, on libdeflate. Thread-safe: a thread's decompressions
+ * share its own libdeflate state (kept until the thread ends), each
+ * compression has one of its own. */
 #ifndef KILN_GZIP_H
 #define KILN_GZIP_H
 
