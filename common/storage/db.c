@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include "block.h"
 #include "clock.h"
@@ -107,20 +108,28 @@ tenant_head **kiln_db__tenants(kiln_db_t *db, size_t *n)
 
 /* ---- appends ----------------------------------------------------------------- */
 
-/* The held key of a part: kiln_profile_key of its series, time and push
- * id; 0 when the push has no id (such profiles are never duplicates of one
- * another). */
-static uint64_t part_key(const kiln_head_part *p)
+/* The held key of a part whose first stored series is key (from
+ * kiln_head_series_keys): a hash of that series' fingerprint, the part's
+ * time and its push id; 0 when the push has no id (such profiles are never
+ * duplicates of one another). The series key is built for the append
+ * anyway: hashing the part's labels again here was 3% of an OTLP export.
+ * Keys live only in memory (the held set is rebuilt by replay), so their
+ * recipe may change between versions. */
+static uint64_t part_key(const kiln_head_part *p, const kiln_head_series_key *key)
 {
     if (p->id == 0)
         return 0;
-    return kiln_profile_key(p->labels, p->n_labels, p->profile->time_nanos / 1000000, p->id) | 1;
+    uint64_t k[3] = {p->profile->n_sample_types != 0 ? key[0].fp : 0,
+                     (uint64_t)(p->profile->time_nanos / 1000000), p->id};
+    return XXH3_64bits(k, sizeof(k)) | 1;
 }
 
-/* Copies into kept the parts this database does not hold yet, claiming
- * their keys (in keys, to release if the append fails); returns how many. */
-static size_t claim_parts(kiln_db_t *db, const kiln_head_part *parts, size_t n,
-                          kiln_head_part *kept, uint64_t *keys)
+/* Copies into kept (their series keys into kept_keys) the parts this
+ * database does not hold yet, claiming their held keys (in held, to
+ * release if the append fails); returns how many. */
+static size_t claim_parts(kiln_db_t *db, const kiln_head_part *parts,
+                          const kiln_head_series_key *const *keys, size_t n, kiln_head_part *kept,
+                          const kiln_head_series_key **kept_keys, uint64_t *held)
 {
     /* Keys first (pk: every part's, all: the non-zero ones), then claimed
      * in one call (kiln_seen_keys_add_all). */
@@ -128,7 +137,7 @@ static size_t claim_parts(kiln_db_t *db, const kiln_head_part *parts, size_t n,
     bool *added = kiln_xmalloc(n + 1);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        pk[i] = part_key(&parts[i]);
+        pk[i] = part_key(&parts[i], keys[i]);
         if (pk[i] != 0)
             all[m++] = pk[i];
     }
@@ -137,7 +146,8 @@ static size_t claim_parts(kiln_db_t *db, const kiln_head_part *parts, size_t n,
     for (size_t i = 0, j = 0; i < n; i++) {
         if (pk[i] != 0 && !added[j++])
             continue;
-        keys[k] = pk[i];
+        held[k] = pk[i];
+        kept_keys[k] = keys[i];
         kept[k++] = parts[i];
     }
     free(pk);
@@ -194,13 +204,12 @@ static kiln_status check_backpressure(kiln_db_t *db, tenant_head *t, kiln_err *e
                         t->tenant, s.samples);
 }
 
-/* Checks, logs and applies kept parts whose record is rec; their stored
- * series are built once, for the limit's check and the head. */
+/* Checks, logs and applies kept parts (their stored series keys) whose
+ * record is rec. */
 static kiln_status append_kept(kiln_db_t *db, const char *tenant, const kiln_head_part *kept,
-                               size_t k, const uint8_t *rec, size_t len, kiln_err *err)
+                               const kiln_head_series_key *const *keys, size_t k,
+                               const uint8_t *rec, size_t len, kiln_err *err)
 {
-    kiln_arena_t *a = kiln_arena_create(0);
-    const kiln_head_series_key *const *keys = kiln_head_series_keys(kept, k, a);
     pthread_rwlock_rdlock(&db->cut);
     tenant_head *t = kiln_db__tenant(db, tenant, true);
     size_t reserved = 0;
@@ -213,19 +222,22 @@ static kiln_status append_kept(kiln_db_t *db, const char *tenant, const kiln_hea
         apply(db, tenant, kept, keys, k);
     kiln_db__release_series(t, reserved, st == KILN_OK);
     pthread_rwlock_unlock(&db->cut);
-    kiln_arena_destroy(a);
     return st;
 }
 
 /* Appends the parts not held yet; rec (the record of all n parts, or NULL)
  * is written as it is when every part is kept, else the kept ones are
- * encoded afresh. */
+ * encoded afresh. Their stored series are built once, for the held keys,
+ * the limit's check and the head. */
 static kiln_status append_parts(kiln_db_t *db, const char *tenant, const kiln_head_part *parts,
                                 size_t n, const uint8_t *rec, size_t len, kiln_err *err)
 {
-    kiln_head_part *kept = kiln_xmalloc((n + 1) * sizeof(*kept));
-    uint64_t *keys = kiln_xmalloc((n + 1) * sizeof(*keys));
-    size_t k = claim_parts(db, parts, n, kept, keys);
+    kiln_arena_t *a = kiln_arena_create(0);
+    const kiln_head_series_key *const *keys = kiln_head_series_keys(parts, n, a);
+    kiln_head_part *kept = kiln_arena_alloc(a, (n + 1) * sizeof(*kept));
+    const kiln_head_series_key **kept_keys = kiln_arena_alloc(a, (n + 1) * sizeof(*kept_keys));
+    uint64_t *held = kiln_arena_alloc(a, (n + 1) * sizeof(*held));
+    size_t k = claim_parts(db, parts, keys, n, kept, kept_keys, held);
     kiln_status st = KILN_OK;
     kiln_buf enc;
     kiln_buf_init(&enc, 0);
@@ -234,12 +246,11 @@ static kiln_status append_parts(kiln_db_t *db, const char *tenant, const kiln_he
         rec = (const uint8_t *)enc.ptr, len = enc.len;
     }
     if (k > 0)
-        st = append_kept(db, tenant, kept, k, rec, len, err);
+        st = append_kept(db, tenant, kept, kept_keys, k, rec, len, err);
     if (st != KILN_OK)
-        unclaim(db, keys, k);
+        unclaim(db, held, k);
     kiln_buf_free(&enc);
-    free(kept);
-    free(keys);
+    kiln_arena_destroy(a);
     return st;
 }
 
@@ -290,11 +301,13 @@ void kiln_db__wal_metrics(kiln_db_t *db, kiln_buf *out)
  * after the restart is not stored twice. */
 static void replay_parts(kiln_db_t *db, kiln_arena_t *a, const kiln_record *rec)
 {
+    const kiln_head_series_key *const *keys = kiln_head_series_keys(rec->parts, rec->n, a);
     kiln_head_part *kept = kiln_arena_calloc(a, rec->n + 1, sizeof(*kept));
-    uint64_t *keys = kiln_arena_calloc(a, rec->n + 1, sizeof(*keys));
-    size_t k = claim_parts(db, rec->parts, rec->n, kept, keys);
+    const kiln_head_series_key **kept_keys = kiln_arena_calloc(a, rec->n + 1, sizeof(*kept_keys));
+    uint64_t *held = kiln_arena_calloc(a, rec->n + 1, sizeof(*held));
+    size_t k = claim_parts(db, rec->parts, keys, rec->n, kept, kept_keys, held);
     if (k > 0)
-        apply(db, rec->tenant, kept, NULL, k);
+        apply(db, rec->tenant, kept, kept_keys, k);
 }
 
 /* Replays one WAL record: every series decodes, or the record is skipped.
