@@ -9,12 +9,6 @@
 
 #include "xmalloc.h"
 
-bool kiln_str_eq(kiln_str_t a, const char *s)
-{
-    size_t n = strlen(s);
-    return a.len == n && (n == 0 || memcmp(a.ptr, s, n) == 0);
-}
-
 void kiln_buf_init(kiln_buf *b, size_t max)
 {
     b->ptr = NULL;

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /** A borrowed byte range; no NUL terminator. */
 typedef struct kiln_str {
@@ -17,8 +18,14 @@ typedef struct kiln_str {
 
 #define KILN_STR(s) ((kiln_str_t){(s), sizeof(s) - 1})
 
-/** True when the view equals the NUL-terminated string s. */
-bool kiln_str_eq(kiln_str_t a, const char *s);
+/** True when the view equals the NUL-terminated string s. Inline: most
+ * callers pass a literal, whose length the compiler then knows, so a
+ * mismatch costs a compare of lengths instead of a strlen. */
+static inline bool kiln_str_eq(kiln_str_t a, const char *s)
+{
+    size_t n = strlen(s);
+    return a.len == n && (n == 0 || memcmp(a.ptr, s, n) == 0);
+}
 
 typedef struct kiln_buf {
     char *ptr;
