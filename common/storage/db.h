@@ -50,8 +50,10 @@ typedef struct kiln_db_config {
                                        by kiln_db_flush): a cluster's querier
                                        lists the profiles of every head, then asks
                                        for its share of them; a head dropped
-                                       between the two would lose that share.
-                                       0 = at once */
+                                       between the two sends the querier back
+                                       to the blocks for that share (the merge
+                                       names the keys it did not find), which
+                                       the delay keeps rare. 0 = at once */
     const kiln_overrides_t *limits; /* per-tenant max_global_series (borrowed;
                                        NULL = no series limit) */
 } kiln_db_config;

@@ -406,6 +406,14 @@ static bool whole_series(const kiln_head_t *h, const hseries *s, const kiln_read
            f->start_ms <= s->min_ms && (f->end_ms == 0 || f->end_ms >= s->max_ms);
 }
 
+/* Tells the visitor's `merged`, when set, that profile pr of series s was
+ * taken into the tree. */
+static void report_merged(const reader *r, const hseries *s, const hprofile *pr)
+{
+    if (r->v->merged != NULL)
+        r->v->merged(r->v->ctx, kiln_profile_key(s->labels, s->n_labels, pr->time_ms, pr->id));
+}
+
 /* Sums series sid's kept samples into r->acc, from the head's columns, a
  * block's chunk, or the chunk's cached sums. */
 static void accumulate_series(const kiln_head_t *h, uint32_t sid, void *arg)
@@ -424,6 +432,8 @@ static void accumulate_series(const kiln_head_t *h, uint32_t sid, void *arg)
         r->any |= r->st == KILN_OK;
         if (r->st == KILN_OK && owned)
             kiln_head__hagg_free(g);
+        for (size_t j = 0; r->st == KILN_OK && j < s->n_profiles; j++)
+            report_merged(r, s, &h->profiles[s->profiles[j]]); /* all in range */
         return;
     }
     cols c;
@@ -443,6 +453,7 @@ static void accumulate_series(const kiln_head_t *h, uint32_t sid, void *arg)
                     r->acc[node[k]] = kiln_add_wrap(r->acc[node[k]], value[k]);
         }
         r->any = true;
+        report_merged(r, s, pr);
     }
     cols_free(&c);
 }

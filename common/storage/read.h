@@ -92,7 +92,8 @@ typedef struct kiln_read_span {
     int64_t total;
 } kiln_read_span;
 
-/** What a read delivers: exactly one of the four is set.
+/** What a read delivers: exactly one of the four is set (a tree read may
+ * add `merged`).
  * - series: once per matching stored series (a series with a profile in
  *   the range), with its sorted labels valid only during the call;
  * - profile: once per matching profile, without reading samples;
@@ -107,5 +108,13 @@ typedef struct kiln_read_visitor {
     void (*span)(void *ctx, const kiln_read_span *s);
     kiln_tree_t *tree;
     void *ctx;
+    /* Tree reads of a head, a block or a database, optional: called in the
+     * same pass, under the same locks, with the key (kiln_profile_key) of
+     * each profile the read took by range, ids and keys (whether or not
+     * its spans and traces kept samples), so the tree holds exactly the
+     * samples of the profiles reported. A profile held twice (a head and
+     * the block written from it) may be reported twice. The remote store
+     * does not call it. */
+    void (*merged)(void *ctx, uint64_t key);
 } kiln_read_visitor;
 #endif

@@ -327,27 +327,103 @@ static kiln_status select_selector(const Ingester__V1__SelectRequest *req, kiln_
     return st;
 }
 
+/* The trace ids of a Select request, in the arena (NULL when none). */
+static kiln_status select_traces(const Ingester__V1__SelectRequest *req, kiln_rpc_ctx *ctx,
+                                 kiln_trace_id **out)
+{
+    *out = NULL;
+    if (req->n_traces == 0)
+        return KILN_OK;
+    kiln_trace_id *traces = kiln_arena_alloc(ctx->arena, req->n_traces * sizeof(*traces));
+    if (traces == NULL)
+        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "traces: too many");
+    for (size_t i = 0; i < req->n_traces; i++) {
+        if (req->traces[i].len != 16)
+            return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
+                                "traces: a trace id is 16 bytes, not %zu", req->traces[i].len);
+        traces[i] = kiln_trace_id_get(req->traces[i].data);
+    }
+    *out = traces;
+    return KILN_OK;
+}
+
+/* Which of a MergeTree request's keys (ascending) its read merged:
+ * found[i] for keys[i], set by the read's `merged` in the same pass. */
+typedef struct key_hits {
+    const uint64_t *keys;
+    size_t n;
+    bool *found;
+} key_hits;
+
+static void on_merged(void *ctx, uint64_t key)
+{
+    key_hits *h = ctx;
+    size_t lo = 0, hi = h->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (h->keys[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < h->n && h->keys[lo] == key; lo++)
+        h->found[lo] = true;
+}
+
+/* Names in r->missing the requested keys the read did not merge: their
+ * head was written as a block and dropped since the querier listed them. */
+static kiln_status add_missing(Ingester__V1__TreeResponse *r, const key_hits *h, kiln_arena_t *a,
+                               kiln_err *err)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->n; i++)
+        n += !h->found[i];
+    if (n == 0)
+        return KILN_OK;
+    r->missing = kiln_arena_alloc(a, n * sizeof(uint64_t));
+    if (r->missing == NULL)
+        return kiln_err_set(err, KILN_RESOURCE_EXHAUSTED, "tree too large");
+    for (size_t i = 0; i < h->n; i++) {
+        if (!h->found[i])
+            r->missing[r->n_missing++] = h->keys[i];
+    }
+    return KILN_OK;
+}
+
+/* Merges the profiles of f into a tree response; with hits, also names
+ * the keys of hits that were not found. */
+static kiln_status merge_response(kiln_ingester_t *ing, kiln_rpc_ctx *ctx,
+                                  const kiln_read_filter *f, key_hits *hits,
+                                  Ingester__V1__TreeResponse **out)
+{
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_read_visitor v = {.tree = t, .merged = hits != NULL ? on_merged : NULL, .ctx = hits};
+    kiln_status st = kiln_db_read(ing->db, ctx->tenant, f, &v, ctx->err);
+    Ingester__V1__TreeResponse *r = st == KILN_OK ? kiln_tree_to_response(t, ctx->arena) : NULL;
+    kiln_tree_destroy(t);
+    if (st != KILN_OK)
+        return st;
+    if (r == NULL)
+        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "tree too large");
+    if (hits != NULL)
+        st = add_missing(r, hits, ctx->arena, ctx->err);
+    if (st == KILN_OK)
+        *out = r;
+    return st;
+}
+
 static kiln_status h_merge_tree(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *msg,
                                 ProtobufCMessage **resp)
 {
     const Ingester__V1__SelectRequest *req = (const Ingester__V1__SelectRequest *)msg;
     kiln_selector_t *sel;
+    kiln_trace_id *traces;
     kiln_status st = select_selector(req, ctx, &sel);
+    if (st == KILN_OK)
+        st = select_traces(req, ctx, &traces);
     if (st != KILN_OK)
         return st;
     static const uint64_t none = 0;
-    kiln_trace_id *traces = NULL;
-    if (req->n_traces != 0) {
-        traces = kiln_arena_alloc(ctx->arena, req->n_traces * sizeof(*traces));
-        if (traces == NULL)
-            return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "traces: too many");
-        for (size_t i = 0; i < req->n_traces; i++) {
-            if (req->traces[i].len != 16)
-                return kiln_err_set(ctx->err, KILN_INVALID_ARGUMENT,
-                                    "traces: a trace id is 16 bytes, not %zu", req->traces[i].len);
-            traces[i] = kiln_trace_id_get(req->traces[i].data);
-        }
-    }
     kiln_read_filter f = {
         .sel = sel,
         .start_ms = req->start,
@@ -364,20 +440,14 @@ static kiln_status h_merge_tree(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMes
         .traces = traces,
         .n_traces = req->n_traces,
     };
-    kiln_ingester_t *ing = svc;
-    kiln_tree_t *t = kiln_tree_create();
-    kiln_read_visitor v = {.tree = t};
-    st = kiln_db_read(ing->db, ctx->tenant, &f, &v, ctx->err);
-    if (st != KILN_OK) {
-        kiln_tree_destroy(t);
-        return st;
-    }
-    Ingester__V1__TreeResponse *r = kiln_tree_to_response(t, ctx->arena);
-    kiln_tree_destroy(t);
-    if (r == NULL)
-        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "tree too large");
-    *resp = &r->base;
-    return KILN_OK;
+    key_hits hits = {req->keys, req->n_keys, kiln_arena_calloc(ctx->arena, req->n_keys + 1, 1)};
+    if (hits.found == NULL)
+        return kiln_err_set(ctx->err, KILN_RESOURCE_EXHAUSTED, "keys: too many");
+    Ingester__V1__TreeResponse *r = NULL;
+    st = merge_response(svc, ctx, &f, req->filter_keys ? &hits : NULL, &r);
+    if (st == KILN_OK)
+        *resp = &r->base;
+    return st;
 }
 
 /* ProfilesResponse under construction: series are numbered on first sight

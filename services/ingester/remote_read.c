@@ -526,9 +526,21 @@ static kiln_grpc_call merge_call(const fanout *fo, const source *s,
                             .req_len = len};
 }
 
-/* The tree an ingester answered, added to t. */
-static kiln_status add_answer(const kiln_grpc_call *c, const char *id, kiln_tree_t *t,
-                              kiln_err *err)
+/* Adds to moved the keys of s's share its ingester says it did not find
+ * (its head was written as a block and dropped since the listing); a key
+ * it was not given is ignored, as it may be another source's share. */
+static void add_moved(const source *s, const Ingester__V1__TreeResponse *tr, keylist *moved)
+{
+    for (size_t i = 0; i < tr->n_missing; i++) {
+        if (bsearch(&tr->missing[i], s->mine.k, s->mine.n, sizeof(uint64_t), cmp_u64) != NULL)
+            keylist_add(moved, tr->missing[i]);
+    }
+}
+
+/* The tree an ingester answered for its share s, added to t; the keys it
+ * did not find, added to moved. */
+static kiln_status add_answer(const kiln_grpc_call *c, const source *s, const char *id,
+                              kiln_tree_t *t, keylist *moved, kiln_err *err)
 {
     if (c->err.code != KILN_OK)
         return kiln_err_set(err, KILN_UNAVAILABLE, "ingester %s failed during the merge: %s", id,
@@ -538,14 +550,16 @@ static kiln_status add_answer(const kiln_grpc_call *c, const char *id, kiln_tree
     if (tr == NULL)
         return kiln_err_set(err, KILN_INTERNAL, "ingester %s sent an unreadable tree", id);
     kiln_status st = kiln_tree_merge_response(t, tr, err);
+    add_moved(s, tr, moved);
     ingester__v1__tree_response__free_unpacked(tr, NULL);
     return st;
 }
 
-/* Phase 2 for the ingesters: each merges its share, the trees are added to t. */
+/* Phase 2 for the ingesters: each merges its share, the trees are added to
+ * t, and the keys they did not find to moved. */
 static kiln_status merge_remote(kiln_remote_t *r, const char *tenants, const fanout *fo,
                                 source *src, size_t n, const Ingester__V1__SelectRequest *base,
-                                kiln_tree_t *t, kiln_err *err)
+                                kiln_tree_t *t, keylist *moved, kiln_err *err)
 {
     kiln_grpc_call *calls = kiln_xcalloc(n + 1, sizeof(*calls));
     uint8_t **bodies = kiln_xcalloc(n + 1, sizeof(*bodies));
@@ -555,7 +569,7 @@ static kiln_status merge_remote(kiln_remote_t *r, const char *tenants, const fan
     kiln_status st = KILN_OK;
     for (size_t i = 0; i < n; i++) {
         if (st == KILN_OK)
-            st = add_answer(&calls[i], fo->m[src[i].member].id, t, err);
+            st = add_answer(&calls[i], &src[i], fo->m[src[i].member].id, t, moved, err);
         free(calls[i].resp);
         free(bodies[i]);
     }
@@ -630,6 +644,62 @@ static size_t busy_ingesters(source *src, size_t n)
     return k;
 }
 
+/* Sorts l and drops its repeats. */
+static void keylist_unique(keylist *l)
+{
+    if (l->n > 1)
+        qsort(l->k, l->n, sizeof(uint64_t), cmp_u64);
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (k == 0 || l->k[k - 1] != l->k[i])
+            l->k[k++] = l->k[i];
+    }
+    l->n = k;
+}
+
+/* Merges into t the profiles whose ingester no longer had them for the
+ * merge (moved: written as a block and dropped after the listing). The
+ * blocks are re-listed, so the block written meanwhile is among them, and
+ * each key is merged once, from the first block that holds it: no source
+ * merged it before (phase 1 gave it to that ingester alone). UNAVAILABLE,
+ * merging nothing, when some key is in no block (yet): never a short
+ * answer called whole. */
+static kiln_status merge_moved(kiln_remote_t *r, const char *tenants, const kiln_read_filter *f,
+                               keylist *moved, kiln_tree_t *t, kiln_err *err)
+{
+    keylist_unique(moved);
+    kiln_status st = hold_blocks(r, err);
+    if (st != KILN_OK)
+        return st;
+    heads hs = block_heads(r, tenants, f->start_ms, f->end_ms);
+    source *src = kiln_xcalloc(hs.n + 1, sizeof(*src));
+    fanout none = {0};
+    size_t n = 0, found = 0;
+    st = list_sources(&hs, &none, f, src, &n, err);
+    kiln_read_filter want = *f;
+    want.keys = moved->k, want.n_keys = moved->n;
+    if (st == KILN_OK)
+        assign(src, n, &want);
+    for (size_t i = 0; i < n; i++)
+        found += src[i].mine.n;
+    if (st == KILN_OK && found < moved->n)
+        st = kiln_err_set(err, KILN_UNAVAILABLE,
+                          "%zu of the profiles this query listed moved from an ingester's head "
+                          "to a block during the query and are in no block yet; a retry will "
+                          "see them",
+                          moved->n - found);
+    if (st == KILN_OK)
+        st = merge_blocks(src, n, f, t, err);
+    release_blocks(r);
+    free_sources(src, n);
+    free(hs.h);
+    return st;
+}
+
+/* A merge in two phases: the ingesters list their profiles' keys and the
+ * blocks are re-listed, each key is given to one source, and each source
+ * merges its share; then the keys an ingester no longer held are merged
+ * from the blocks (merge_moved). */
 static kiln_status read_merge(kiln_remote_t *r, const char *tenants, const kiln_read_filter *f,
                               kiln_tree_t *t, kiln_err *err)
 {
@@ -662,6 +732,7 @@ static kiln_status read_merge(kiln_remote_t *r, const char *tenants, const kiln_
     heads hs = block_heads(r, tenants, f->start_ms, f->end_ms);
     source *src = kiln_xcalloc(hs.n + fo.n + 1, sizeof(*src));
     size_t n = 0, nb = hs.n, nr = 0;
+    keylist moved = {NULL, 0, 0};
     st = list_sources(&hs, &fo, f, src, &n, err);
     if (st == KILN_OK) {
         assign(src, n, f);
@@ -670,11 +741,14 @@ static kiln_status read_merge(kiln_remote_t *r, const char *tenants, const kiln_
     release_blocks(r);
     if (st == KILN_OK) {
         nr = busy_ingesters(src + nb, n - nb);
-        st = merge_remote(r, tenants, &fo, src + nb, nr, &req, t, err);
+        st = merge_remote(r, tenants, &fo, src + nb, nr, &req, t, &moved, err);
+        if (st == KILN_OK && moved.n != 0)
+            st = merge_moved(r, tenants, f, &moved, t, err);
     } else {
         nr = n > nb ? n - nb : 0;
     }
     free_sources(src, nb + nr);
+    free(moved.k);
     free(hs.h);
     fanout_free(&fo);
     free(req.label_selector);

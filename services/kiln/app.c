@@ -416,7 +416,8 @@ static kiln_status ingester_create(kiln_app_t *app, kiln_err *err)
         .heads_only = app->cluster != NULL,
         /* A querier's listing and its merge are each bounded by the RPC
          * timeout: a head kept that long after its block outlives the
-         * merges that may still ask for it. */
+         * merges that may still ask for it, so the querier seldom has to
+         * read a share from the blocks instead. */
         .retire_delay_ns = app->cluster != NULL ? cfg->rpc_timeout_ns : 0,
         .limits = app->limits,
     };

@@ -427,6 +427,102 @@ TEST(span_ids_survive_a_block)
     kiln_arena_destroy(a);
 }
 
+/* Profile keys as a read reported them, sorted by keyset_sort. */
+typedef struct keyset {
+    uint64_t k[8];
+    size_t n;
+} keyset;
+
+static void keyset_add(void *ctx, uint64_t key)
+{
+    keyset *s = ctx;
+    CHECK(s->n < 8);
+    if (s->n < 8)
+        s->k[s->n++] = key;
+}
+
+static void keyset_add_profile(void *ctx, const kiln_read_profile *p)
+{
+    keyset_add(ctx, kiln_profile_key(p->labels, p->n_labels, p->time_ms, p->id));
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void keyset_sort(keyset *s)
+{
+    qsort(s->k, s->n, sizeof(uint64_t), cmp_key);
+}
+
+/* A tree read of Q over the sample range under keys and spans (NULL =
+ * any); the keys its `merged` reported go to got, sorted; its total. */
+static int64_t merged_keys(kiln_head_t *h, const uint64_t *keys, size_t n_keys,
+                           const uint64_t *spans, keyset *got)
+{
+    kiln_selector_t *sel;
+    if (kiln_selector_parse(Q, strlen(Q), &sel, NULL) != KILN_OK)
+        return -1;
+    kiln_tree_t *t = kiln_tree_create();
+    kiln_read_filter f = {.sel = sel,
+                          .start_ms = T0_MS,
+                          .end_ms = T1_MS,
+                          .keys = keys,
+                          .n_keys = n_keys,
+                          .spans = spans,
+                          .n_spans = spans != NULL};
+    kiln_read_visitor v = {.tree = t, .merged = keyset_add, .ctx = got};
+    got->n = 0;
+    CHECK_OK(kiln_head_read(h, &f, &v, NULL));
+    keyset_sort(got);
+    int64_t total = kiln_tree_total(t);
+    kiln_tree_destroy(t);
+    kiln_selector_destroy(sel);
+    return total;
+}
+
+/* A tree read's `merged` names the profiles it took, in the same pass: in
+ * a head and in a block (whose whole range is answered from the series'
+ * stored sums), under a key set, and a profile whose spans left it no
+ * sample still counts as taken. */
+TEST(tree_reads_report_the_profiles_they_merge)
+{
+    written w;
+    if (!write_sample_block("merged", &w))
+        return;
+    kiln_block_t *b;
+    CHECK_OK(kiln_block_open(w.s, "merged", w.ulid, &b, NULL));
+    kiln_head_t *heads[] = {w.h, kiln_block_head(b)};
+    kiln_selector_t *sel;
+    CHECK_OK(kiln_selector_parse(Q, strlen(Q), &sel, NULL));
+    keyset all = {{0}, 0}, got = {{0}, 0};
+    check_head_profiles(w.h, sel, T0_MS, T1_MS, keyset_add_profile, &all);
+    kiln_selector_destroy(sel);
+    keyset_sort(&all);
+    CHECK_EQ(all.n, 3);
+    uint64_t second[] = {all.k[1]}, unknown = 0x5eed, dead = 0xdead;
+    uint64_t with_unknown[] = {all.k[1] < unknown ? all.k[1] : unknown,
+                               all.k[1] < unknown ? unknown : all.k[1]};
+    for (int i = 0; i < 2; i++) {
+        int64_t whole = merged_keys(heads[i], NULL, 0, NULL, &got);
+        CHECK(whole > 0);
+        CHECK_EQ(got.n, 3);
+        CHECK(got.n == 3 && memcmp(got.k, all.k, sizeof(all.k[0]) * 3) == 0);
+        CHECK_EQ(merged_keys(heads[i], second, 1, NULL, &got), whole / 3);
+        CHECK_EQ(got.n, 1);
+        CHECK_EQ(got.k[0], second[0]);
+        CHECK_EQ(merged_keys(heads[i], with_unknown, 2, NULL, &got), whole / 3);
+        CHECK_EQ(got.n, 1);
+        CHECK_EQ(got.k[0], second[0]);
+        CHECK_EQ(merged_keys(heads[i], second, 1, &dead, &got), 0);
+        CHECK_EQ(got.n, 1);
+    }
+    kiln_block_close(b);
+    written_free(&w);
+}
+
 static void add_total(void *ctx, const kiln_read_profile *p)
 {
     *(int64_t *)ctx += p->total;
@@ -580,6 +676,7 @@ int main(void)
     RUN(sums_stay_within_their_budget);
     RUN(profile_ids_select_profiles);
     RUN(span_ids_survive_a_block);
+    RUN(tree_reads_report_the_profiles_they_merge);
     RUN(frameless_samples_count_in_series_totals);
     RUN(merge_reports_a_failing_chunk);
     RUN(query_reports_a_failing_chunk);

@@ -6,7 +6,11 @@
  * quorum of 2: with one ingester down it still is and reads stay exact
  * (replicas, and a replica flushed to a block, counted once); with two
  * down nothing is acknowledged and reads fail naming them; an ingester's
- * series-limit refusal reaches the caller as FAILED_PRECONDITION. */
+ * series-limit refusal reaches the caller as FAILED_PRECONDITION. A head
+ * written as a block and dropped between a merge's listing and its merge
+ * is read from that block, each profile once; if it is in no block, the
+ * read fails instead of coming up short. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,15 +28,31 @@
 #define N_ING 3
 #define T0_MS 1700000000000LL
 #define SERIES 4
+#define M_MERGE "/ingester.v1.IngesterService/MergeTree"
+
+/* Stages the race between a querier's listing and its merge on one
+ * ingester: armed, its next MergeTree first writes its head as a block and
+ * drops it (the retire delay is 0 here), as a flush landing between the
+ * two calls does; with lose_block the block is deleted as well, so the
+ * profiles are in no block a querier can read. */
+typedef struct merge_hook {
+    kiln_ingester_t *ing;
+    kiln_rpc_method inner; /* the ingester's own MergeTree */
+    const char *blocks;    /* the tenant's blocks in the bucket */
+    atomic_bool armed;
+    bool lose_block;
+    atomic_int fired;
+} merge_hook;
 
 typedef struct node {
     kiln_ingester_t *ing;
     kiln_rpc_registry_t *rpc;
     kiln_grpc_server_t *grpc; /* NULL once stopped */
+    merge_hook hook;
 } node;
 
 typedef struct cluster {
-    char dir[64], bucket[96];
+    char dir[64], bucket[96], blocks[112];
     kiln_overrides_t *limits;
     kiln_metrics_t *metrics;
     node n[N_ING];
@@ -42,6 +62,55 @@ typedef struct cluster {
     kiln_remote_t *remote;
     kiln_store_t iface;
 } cluster;
+
+static kiln_status on_merge_tree(void *svc, kiln_rpc_ctx *ctx, const ProtobufCMessage *req,
+                                 ProtobufCMessage **resp)
+{
+    merge_hook *h = svc;
+    if (atomic_exchange(&h->armed, false)) {
+        kiln_err err = {KILN_OK, ""};
+        CHECK_OK(kiln_ingester_flush(h->ing, &err));
+        if (h->lose_block)
+            tmpdir_remove(h->blocks);
+        atomic_fetch_add(&h->fired, 1);
+    }
+    return h->inner.fn(h->inner.svc, ctx, req, resp);
+}
+
+/* Puts node i's MergeTree behind its hook (disarmed). */
+static void hook_merge_tree(cluster *c, int i)
+{
+    merge_hook *h = &c->n[i].hook;
+    h->ing = c->n[i].ing;
+    h->inner = *kiln_rpc_find(c->n[i].rpc, KILN_RPC_INTERNAL, M_MERGE, strlen(M_MERGE));
+    h->blocks = c->blocks;
+    kiln_rpc_method m = h->inner;
+    m.fn = on_merge_tree;
+    m.svc = h;
+    kiln_rpc_register(c->n[i].rpc, &m);
+}
+
+/* Arms every ingester's hook: whichever the querier asks to merge a share
+ * loses its head first. */
+static void arm_merge_hooks(cluster *c, bool lose_block)
+{
+    for (int i = 0; i < N_ING; i++) {
+        c->n[i].hook.lose_block = lose_block;
+        atomic_store(&c->n[i].hook.fired, 0);
+        atomic_store(&c->n[i].hook.armed, true);
+    }
+}
+
+/* Disarms the hooks; how many fired since armed. */
+static int disarm_merge_hooks(cluster *c)
+{
+    int fired = 0;
+    for (int i = 0; i < N_ING; i++) {
+        atomic_store(&c->n[i].hook.armed, false);
+        fired += atomic_load(&c->n[i].hook.fired);
+    }
+    return fired;
+}
 
 static bool node_start(cluster *c, int i, kiln_ring_member *m)
 {
@@ -60,6 +129,7 @@ static bool node_start(cluster *c, int i, kiln_ring_member *m)
         return false;
     c->n[i].rpc = kiln_rpc_registry_create();
     kiln_ingester_register(c->n[i].ing, c->n[i].rpc);
+    hook_merge_tree(c, i);
     kiln_grpc_config gc = {.address = "127.0.0.1",
                            .port = 0,
                            .threads = 2,
@@ -82,6 +152,7 @@ static bool cluster_open(cluster *c, size_t max_series)
     snprintf(c->dir, sizeof(c->dir), "/tmp/kiln-remote-XXXXXX");
     CHECK(mkdtemp(c->dir) != NULL);
     snprintf(c->bucket, sizeof(c->bucket), "%s/bucket", c->dir);
+    snprintf(c->blocks, sizeof(c->blocks), "%s/t/blocks", c->bucket);
     kiln_limits lim;
     memset(&lim, 0, sizeof(lim));
     lim.max_global_series = max_series;
@@ -304,11 +375,66 @@ TEST(series_limit_refusal_is_failed_precondition)
     cluster_close(&c);
 }
 
+TEST(head_dropped_before_the_merge_is_read_from_its_block)
+{
+    cluster c;
+    if (!cluster_open(&c, 0))
+        return;
+    kiln_err err = {KILN_OK, ""};
+    CHECK_OK(push(&c, 7, 0, 501, &err));
+    for (int i = 0; i < N_ING; i++)
+        CHECK_EQ(settled(&c, i, SERIES), SERIES);
+    /* The first push is in a block too, so the listing gives it to the
+     * block; the second is in heads only, given to one ingester. */
+    CHECK_OK(kiln_ingester_flush(c.n[1].ing, &err));
+    CHECK_OK(push(&c, 5, 10000, 502, &err));
+    for (int i = 0; i < N_ING; i++)
+        CHECK_EQ(settled(&c, i, i == 1 ? SERIES : 2 * SERIES), i == 1 ? SERIES : 2 * SERIES);
+    /* That ingester writes its head (both pushes) as a block and drops it
+     * before it merges: it finds none of its share and names those keys,
+     * and the querier reads them from the new block, skipping the first
+     * push there (the older block gave it already). Without the querier's
+     * re-read the total is 7 * SERIES, the second push lost; merging the
+     * whole new block would give (7 + 7 + 5) * SERIES. */
+    arm_merge_hooks(&c, false);
+    CHECK_EQ(total(&c, &err), (7 + 5) * SERIES);
+    CHECK_EQ(disarm_merge_hooks(&c), 1);
+    CHECK_EQ(total(&c, &err), (7 + 5) * SERIES);
+    CHECK_EQ(profiles(&c, &err), 2 * SERIES);
+    cluster_close(&c);
+}
+
+TEST(head_dropped_before_the_merge_into_no_block_fails_the_read)
+{
+    cluster c;
+    if (!cluster_open(&c, 0))
+        return;
+    kiln_err err = {KILN_OK, ""};
+    CHECK_OK(push(&c, 7, 0, 601, &err));
+    for (int i = 0; i < N_ING; i++)
+        CHECK_EQ(settled(&c, i, SERIES), SERIES);
+    /* The ingester given the share loses it to a block nobody can read:
+     * the read fails, where it used to answer 0. */
+    arm_merge_hooks(&c, true);
+    CHECK_EQ(total(&c, &err), -1);
+    CHECK_EQ(disarm_merge_hooks(&c), 1);
+    printf("  read: %s\n", err.msg);
+    CHECK_EQ(err.code, KILN_UNAVAILABLE);
+    CHECK(strstr(err.msg, "4 of the profiles this query listed moved") != NULL);
+    CHECK(strstr(err.msg, "a retry will see them") != NULL);
+    /* The retry lists again and finds the push on the other replicas. */
+    err = (kiln_err){KILN_OK, ""};
+    CHECK_EQ(total(&c, &err), 7 * SERIES);
+    cluster_close(&c);
+}
+
 int main(void)
 {
     RUN(all_replicas_take_the_push_and_reads_count_it_once);
     RUN(one_replica_down_still_makes_a_quorum);
     RUN(two_replicas_down_fail_writes_and_reads);
     RUN(series_limit_refusal_is_failed_precondition);
+    RUN(head_dropped_before_the_merge_is_read_from_its_block);
+    RUN(head_dropped_before_the_merge_into_no_block_fails_the_read);
     return check_done();
 }
