@@ -128,31 +128,46 @@ static bool sorted_has(const uint64_t *ids, size_t n, uint64_t id)
     return lo < n && ids[lo] == id;
 }
 
-uint64_t kiln_profile_key(const kiln_label_t *l, size_t n, int64_t time_ms, uint64_t id)
+/* kiln_profile_key of a profile whose series' labels have fingerprint fp. */
+static uint64_t key_of(uint64_t fp, int64_t time_ms, uint64_t id)
 {
-    uint64_t k[3] = {kiln_labels_fingerprint(l, n), (uint64_t)time_ms, id};
+    uint64_t k[3] = {fp, (uint64_t)time_ms, id};
     return XXH3_64bits(k, sizeof(k));
 }
 
-/* Whether profile pr of series s is in the filter's range and passes its
- * id and key sets. */
-static bool profile_kept(const hseries *s, const hprofile *pr, const kiln_read_filter *f)
+uint64_t kiln_profile_key(const kiln_label_t *l, size_t n, int64_t time_ms, uint64_t id)
+{
+    return key_of(kiln_labels_fingerprint(l, n), time_ms, id);
+}
+
+/* The fingerprint of series s's labels when the read needs its profiles'
+ * keys (a key set to pass, or a visitor told what was merged), else 0:
+ * hashed once per series rather than once per profile. */
+static uint64_t series_fp(const hseries *s, const kiln_read_filter *f, const kiln_read_visitor *v)
+{
+    if (f->keys == NULL && (v == NULL || v->merged == NULL))
+        return 0;
+    return kiln_labels_fingerprint(s->labels, s->n_labels);
+}
+
+/* Whether profile pr of a series (its fingerprint fp, from series_fp) is
+ * in the filter's range and passes its id and key sets. */
+static bool profile_kept(uint64_t fp, const hprofile *pr, const kiln_read_filter *f)
 {
     if (!kiln_head__in_range(pr->time_ms, f->start_ms, f->end_ms))
         return false;
     if (f->ids != NULL && !sorted_has(f->ids, f->n_ids, pr->id))
         return false;
-    if (f->keys == NULL)
-        return true;
-    return sorted_has(f->keys, f->n_keys,
-                      kiln_profile_key(s->labels, s->n_labels, pr->time_ms, pr->id));
+    return f->keys == NULL || sorted_has(f->keys, f->n_keys, key_of(fp, pr->time_ms, pr->id));
 }
 
-/* Whether any profile of series s passes the filter (before spans). */
-static bool series_kept(const kiln_head_t *h, const hseries *s, const kiln_read_filter *f)
+/* Whether any profile of series s (fingerprint fp) passes the filter
+ * (before spans). */
+static bool series_kept(const kiln_head_t *h, const hseries *s, uint64_t fp,
+                        const kiln_read_filter *f)
 {
     for (size_t j = 0; j < s->n_profiles; j++)
-        if (profile_kept(s, &h->profiles[s->profiles[j]], f))
+        if (profile_kept(fp, &h->profiles[s->profiles[j]], f))
             return true;
     return false;
 }
@@ -324,15 +339,16 @@ static void visit_series_profiles(const kiln_head_t *h, uint32_t sid, void *arg)
 {
     reader *r = arg;
     const hseries *s = &h->series[sid];
+    uint64_t fp = series_fp(s, r->f, NULL);
     cols c;
-    if (r->st != KILN_OK || !series_kept(h, s, r->f) || !series_cols(h, sid, r, &c))
+    if (r->st != KILN_OK || !series_kept(h, s, fp, r->f) || !series_cols(h, sid, r, &c))
         return;
     span_sum *tmp = NULL;
     size_t cap = 0;
     for (size_t j = 0; j < s->n_profiles && !kiln_cancel_poll(); j++) {
         const hprofile *pr = &h->profiles[s->profiles[j]];
         bool hit;
-        if (!profile_kept(s, pr, r->f))
+        if (!profile_kept(fp, pr, r->f))
             continue;
         if (r->v->span != NULL) {
             visit_spans(s, pr, &c, r, &tmp, &cap);
@@ -406,12 +422,12 @@ static bool whole_series(const kiln_head_t *h, const hseries *s, const kiln_read
            f->start_ms <= s->min_ms && (f->end_ms == 0 || f->end_ms >= s->max_ms);
 }
 
-/* Tells the visitor's `merged`, when set, that profile pr of series s was
- * taken into the tree. */
-static void report_merged(const reader *r, const hseries *s, const hprofile *pr)
+/* Tells the visitor's `merged`, when set, that profile pr of the series
+ * of fingerprint fp was taken into the tree. */
+static void report_merged(const reader *r, uint64_t fp, const hprofile *pr)
 {
     if (r->v->merged != NULL)
-        r->v->merged(r->v->ctx, kiln_profile_key(s->labels, s->n_labels, pr->time_ms, pr->id));
+        r->v->merged(r->v->ctx, key_of(fp, pr->time_ms, pr->id));
 }
 
 /* Sums series sid's kept samples into r->acc, from the head's columns, a
@@ -421,7 +437,8 @@ static void accumulate_series(const kiln_head_t *h, uint32_t sid, void *arg)
     reader *r = arg;
     const hseries *s = &h->series[sid];
     const kiln_read_filter *f = r->f;
-    if (r->st != KILN_OK || !series_kept(h, s, f))
+    uint64_t fp = series_fp(s, f, r->v);
+    if (r->st != KILN_OK || !series_kept(h, s, fp, f))
         return;
     if (whole_series(h, s, f)) {
         hagg *g;
@@ -433,14 +450,14 @@ static void accumulate_series(const kiln_head_t *h, uint32_t sid, void *arg)
         if (r->st == KILN_OK && owned)
             kiln_head__hagg_free(g);
         for (size_t j = 0; r->st == KILN_OK && j < s->n_profiles; j++)
-            report_merged(r, s, &h->profiles[s->profiles[j]]); /* all in range */
+            report_merged(r, fp, &h->profiles[s->profiles[j]]); /* all in range */
         return;
     }
     cols c;
     r->st = cols_load(h, sid, f->start_ms, f->end_ms, r, &c, r->err);
     for (size_t j = 0; r->st == KILN_OK && j < s->n_profiles && !kiln_cancel_poll(); j++) {
         const hprofile *pr = &h->profiles[s->profiles[j]];
-        if (!profile_kept(s, pr, f))
+        if (!profile_kept(fp, pr, f))
             continue;
         const uint32_t *node = c.c.node;
         const int64_t *value = c.c.value;
@@ -453,7 +470,7 @@ static void accumulate_series(const kiln_head_t *h, uint32_t sid, void *arg)
                     r->acc[node[k]] = kiln_add_wrap(r->acc[node[k]], value[k]);
         }
         r->any = true;
-        report_merged(r, s, pr);
+        report_merged(r, fp, pr);
     }
     cols_free(&c);
 }
