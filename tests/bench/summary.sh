@@ -27,6 +27,8 @@ BEGIN {
     spec("inproc_push_default_pgo", "in process MB/s per core, default.pgo", ">=", 200, 0)
     spec("small_pushes_per_s_c64", "durable 1.2 KB pushes/s at 64 clients", ">=", 15000, 0)
     spec("small_push_p99_c64", "durable 1.2 KB push p99 at 64 clients (ms)", "<", 20, 0)
+    spec("small_pushes_per_s_c64_connect", "the same from Go Connect clients on the machine", "", 0, 0)
+    spec("small_push_p99_c64_connect", "their p99 (ms)", "", 0, 0)
     spec("flame_p50_ms", "flame graph p50 (ms)", "", 0, 57)
     spec("select_series_p50_ms", "SelectSeries p50 (ms)", "", 0, 4)
     spec("group_by_20k_ms", "SelectSeries group_by over 20k series (ms)", "<", 150, 1700)
