@@ -85,8 +85,10 @@ func writeWrkBodies(cfg config, variants [][]byte, dir string) (script string, e
 	return script, os.WriteFile(script, []byte(fmt.Sprintf(wrkScript, idxPath, dataPath)), 0o644)
 }
 
-// wrkDriver runs wrk with one connection per client on as many threads as
-// cores: a warm-up of 2 s, then the timed run of -small-duration.
+// wrkDriver runs wrk with one connection per client on two threads (the
+// cores of the machine this row is measured on): a warm-up of 2 s, then
+// the timed run of -small-duration (wrk stops on time only: -small-n does
+// not apply).
 func wrkDriver(cfg config, k *bk.Kiln, variants [][]byte, r *smallResult, mark func() error) error {
 	dir, err := os.MkdirTemp("", "kiln-wrk-")
 	if err != nil {
