@@ -28,10 +28,10 @@ static bool str_eq(const void *ctx, uint32_t id)
     return s->len == k->len && memcmp(s->ptr, k->p, k->len) == 0;
 }
 
-uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len)
+/* kiln_head__intern_str with the string's hash given (XXH3_64bits). */
+static uint32_t intern_str(kiln_head_t *h, const char *p, size_t len, uint64_t hash)
 {
     str_key k = {h, p, len};
-    uint64_t hash = XXH3_64bits(p, len);
     uint32_t id = kiln_hash_index_find(&h->str_idx, hash, str_eq, &k);
     if (id != NONE)
         return id;
@@ -41,6 +41,11 @@ uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len)
     h->strs[id].len = (uint32_t)len;
     kiln_hash_index_insert(&h->str_idx, hash, id);
     return id;
+}
+
+uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len)
+{
+    return intern_str(h, p, len, XXH3_64bits(p, len));
 }
 
 static bool trace_eq(const void *ctx, uint32_t id)
@@ -293,6 +298,50 @@ static uint32_t x_str(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p, int64_t 
  * slots of the next few while one is compared, overlapping the misses. */
 #define AHEAD 8
 
+/* x->str of a string queued by queue_str, not interned yet. */
+#define QUEUED (NONE - 1)
+
+/* Queues string i of p (0 when out of range, as x_str reads it) for
+ * translate_strings, once, hashing it. */
+static void queue_str(hxlate *x, const kiln_pprof_t *p, int64_t i, uint32_t *want, uint64_t *hash,
+                      size_t *n)
+{
+    if (i < 0 || (uint64_t)i >= p->n_strings)
+        i = 0;
+    if (x->str[i] != NONE)
+        return;
+    x->str[i] = QUEUED;
+    want[*n] = (uint32_t)i;
+    hash[(*n)++] = XXH3_64bits(p->strings[i].ptr, p->strings[i].len);
+}
+
+/* Interns every string the mappings and functions of p name, all at once
+ * with lookups issued ahead, as functions and locations are: a large Go
+ * profile names tens of thousands, each one lookup a miss, and interned
+ * one at a time as x_str does they were the largest stall of its push. */
+static void translate_strings(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p, kiln_arena_t *tmp)
+{
+    size_t cap = 2 * p->n_mappings + 3 * p->n_functions + 1, n = 0;
+    uint32_t *want = kiln_arena_alloc(tmp, cap * sizeof(*want));
+    uint64_t *hash = kiln_arena_alloc(tmp, cap * sizeof(*hash));
+    for (size_t i = 0; i < p->n_mappings; i++) {
+        queue_str(x, p, p->mappings[i].filename, want, hash, &n);
+        queue_str(x, p, p->mappings[i].build_id, want, hash, &n);
+    }
+    for (size_t i = 0; i < p->n_functions; i++) {
+        const kiln_pprof_function *f = &p->functions[i];
+        queue_str(x, p, f->name, want, hash, &n);
+        queue_str(x, p, f->system_name, want, hash, &n);
+        queue_str(x, p, f->filename, want, hash, &n);
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (k + AHEAD < n)
+            kiln_hash_index_prefetch(&h->str_idx, hash[k + AHEAD]);
+        const kiln_str_t *str = &p->strings[want[k]];
+        x->str[want[k]] = intern_str(h, str->ptr, str->len, hash[k]);
+    }
+}
+
 static void translate_functions(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p, kiln_arena_t *tmp)
 {
     size_t n = p->n_functions;
@@ -338,6 +387,7 @@ static void translate_locations(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p
 void kiln_head__translate_symbols(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p,
                                   kiln_arena_t *tmp)
 {
+    translate_strings(h, x, p, tmp);
     for (size_t i = 0; i < p->n_mappings; i++) {
         const kiln_pprof_mapping *m = &p->mappings[i];
         hmap hm = {m->memory_start, m->memory_limit, m->file_offset, x_str(h, x, p, m->filename),
