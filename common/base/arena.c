@@ -17,7 +17,6 @@
 typedef struct chunk {
     struct chunk *next;
     size_t cap;
-    size_t used;
     _Alignas(16) unsigned char data[];
 } chunk;
 
@@ -28,12 +27,32 @@ typedef struct deferred {
 } deferred;
 
 struct kiln_arena {
-    chunk *head;
+    kiln_arena_bump bump; /* first: arena.h's inline allocation bumps it */
+    unsigned char *start; /* where bump.next stood when `closed` was counted */
+    size_t closed;        /* bytes handed out before start */
+    chunk *head;          /* the current chunk, bump's; older ones after it */
     deferred *defers;
     size_t cap;
-    size_t total;
     size_t held; /* bytes of the chunks malloc'd (kiln_arena_footprint) */
 };
+
+/* Bytes handed out so far: those counted, and those bumped since. */
+static size_t used_of(const kiln_arena_t *a)
+{
+    return a->closed + (size_t)(a->bump.next - a->start);
+}
+
+/* Opens the bump range at next in the head chunk, total bytes having been
+ * handed out: it ends at the chunk's end, or where the cap would be passed. */
+static void open_range(kiln_arena_t *a, unsigned char *next, size_t total)
+{
+    unsigned char *end = a->head->data + a->head->cap;
+    if (a->cap != 0 && (size_t)(end - next) > a->cap - total)
+        end = next + (a->cap - total);
+    a->closed = total;
+    a->start = next;
+    a->bump = (kiln_arena_bump){next, end};
+}
 
 static chunk *chunk_new(size_t n)
 {
@@ -41,7 +60,6 @@ static chunk *chunk_new(size_t n)
     chunk *c = kiln_xmalloc(sizeof(chunk) + cap);
     c->next = NULL;
     c->cap = cap;
-    c->used = 0;
     return c;
 }
 
@@ -86,13 +104,16 @@ void kiln_arena_reset(kiln_arena_t *a)
         if (c != keep)
             free(c);
     }
-    if (keep != NULL) {
-        keep->used = 0;
-        keep->next = NULL;
-    }
     a->head = keep;
-    a->total = 0;
-    a->held = keep != NULL ? sizeof(chunk) + keep->cap : 0;
+    a->held = 0;
+    a->closed = 0;
+    a->start = NULL;
+    a->bump = (kiln_arena_bump){NULL, NULL};
+    if (keep != NULL) {
+        keep->next = NULL;
+        a->held = sizeof(chunk) + keep->cap;
+        open_range(a, keep->data, 0);
+    }
 }
 
 void kiln_arena_destroy(kiln_arena_t *a)
@@ -107,15 +128,17 @@ void kiln_arena_destroy(kiln_arena_t *a)
     free(a);
 }
 
-void *kiln_arena_alloc(kiln_arena_t *a, size_t n)
+void *kiln_arena__alloc(kiln_arena_t *a, size_t n)
 {
     size_t need = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
     if (need < n)
         return NULL;
-    if (a->cap != 0 && (need > a->cap || a->total > a->cap - need))
+    size_t total = used_of(a);
+    if (a->cap != 0 && (need > a->cap || total > a->cap - need))
         return NULL;
     chunk *c = a->head;
-    if (c == NULL || c->cap - c->used < need) {
+    unsigned char *p = a->bump.next;
+    if (c == NULL || (size_t)(c->data + c->cap - p) < need) {
         size_t sz = c != NULL && c->cap * 2 > need ? c->cap * 2 : need;
         if (sz > 16u * 1024 * 1024 && need <= 16u * 1024 * 1024)
             sz = 16u * 1024 * 1024;
@@ -123,11 +146,9 @@ void *kiln_arena_alloc(kiln_arena_t *a, size_t n)
         a->held += sizeof(chunk) + nc->cap;
         nc->next = c;
         a->head = nc;
-        c = nc;
+        p = nc->data;
     }
-    void *p = c->data + c->used;
-    c->used += need;
-    a->total += need;
+    open_range(a, p + need, total + need);
     return p;
 }
 
@@ -178,7 +199,7 @@ char *kiln_arena_printf(kiln_arena_t *a, const char *fmt, ...)
 
 size_t kiln_arena_used(const kiln_arena_t *a)
 {
-    return a->total;
+    return used_of(a);
 }
 
 size_t kiln_arena_footprint(const kiln_arena_t *a)
