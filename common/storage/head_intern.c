@@ -284,13 +284,16 @@ static uint32_t stack_node(kiln_head_t *h, const uint32_t *ids, uint32_t d, uint
     return node;
 }
 
-static uint32_t x_str(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p, int64_t i)
+/* The string a reference of p names: itself, or 0 ("") when out of range. */
+static size_t str_index(const kiln_pprof_t *p, int64_t i)
 {
-    if (i < 0 || (uint64_t)i >= p->n_strings)
-        i = 0;
-    if (x->str[i] == NONE)
-        x->str[i] = kiln_head__intern_str(h, p->strings[i].ptr, p->strings[i].len);
-    return x->str[i];
+    return i < 0 || (uint64_t)i >= p->n_strings ? 0 : (size_t)i;
+}
+
+/* The head's id of string i of p (translate_strings interned it). */
+static uint32_t x_str(const hxlate *x, const kiln_pprof_t *p, int64_t i)
+{
+    return x->str[str_index(p, i)];
 }
 
 /* Lookups issued ahead: a profile's symbols land all over tables of
@@ -301,13 +304,12 @@ static uint32_t x_str(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p, int64_t 
 /* x->str of a string queued by queue_str, not interned yet. */
 #define QUEUED (NONE - 1)
 
-/* Queues string i of p (0 when out of range, as x_str reads it) for
- * translate_strings, once, hashing it. */
-static void queue_str(hxlate *x, const kiln_pprof_t *p, int64_t i, uint32_t *want, uint64_t *hash,
+/* Queues the string reference i of p names for translate_strings, once,
+ * hashing it. */
+static void queue_str(hxlate *x, const kiln_pprof_t *p, int64_t ref, uint32_t *want, uint64_t *hash,
                       size_t *n)
 {
-    if (i < 0 || (uint64_t)i >= p->n_strings)
-        i = 0;
+    size_t i = str_index(p, ref);
     if (x->str[i] != NONE)
         return;
     x->str[i] = QUEUED;
@@ -318,7 +320,7 @@ static void queue_str(hxlate *x, const kiln_pprof_t *p, int64_t i, uint32_t *wan
 /* Interns every string the mappings and functions of p name, all at once
  * with lookups issued ahead, as functions and locations are: a large Go
  * profile names tens of thousands, each one lookup a miss, and interned
- * one at a time as x_str does they were the largest stall of its push. */
+ * one at a time they were the largest stall of its push. */
 static void translate_strings(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p, kiln_arena_t *tmp)
 {
     size_t cap = 2 * p->n_mappings + 3 * p->n_functions + 1, n = 0;
@@ -349,8 +351,8 @@ static void translate_functions(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p
     uint64_t *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(*hash));
     for (size_t i = 0; i < n; i++) {
         const kiln_pprof_function *pf = &p->functions[i];
-        f[i] = (hfunc){x_str(h, x, p, pf->name), x_str(h, x, p, pf->system_name),
-                       x_str(h, x, p, pf->filename), 0, pf->start_line};
+        f[i] = (hfunc){x_str(x, p, pf->name), x_str(x, p, pf->system_name),
+                       x_str(x, p, pf->filename), 0, pf->start_line};
         hash[i] = XXH3_64bits(&f[i], sizeof(*f));
     }
     for (size_t i = 0; i < n; i++) {
@@ -390,8 +392,8 @@ void kiln_head__translate_symbols(kiln_head_t *h, hxlate *x, const kiln_pprof_t 
     translate_strings(h, x, p, tmp);
     for (size_t i = 0; i < p->n_mappings; i++) {
         const kiln_pprof_mapping *m = &p->mappings[i];
-        hmap hm = {m->memory_start, m->memory_limit, m->file_offset, x_str(h, x, p, m->filename),
-                   x_str(h, x, p, m->build_id)};
+        hmap hm = {m->memory_start, m->memory_limit, m->file_offset, x_str(x, p, m->filename),
+                   x_str(x, p, m->build_id)};
         x->map[i] = kiln_head__intern_map(h, &hm);
     }
     translate_functions(h, x, p, tmp);

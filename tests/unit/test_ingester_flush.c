@@ -28,6 +28,14 @@
 
 static char dir[64];
 
+/* A store in a fresh dir (the test's db goes there too). */
+static kiln_objstore_t *fresh_store(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/kiln-flush-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    return check_store_open(dir);
+}
+
 static void on_profile(void *ctx, const kiln_read_profile *p)
 {
     (void)p;
@@ -84,9 +92,7 @@ TEST(concurrent_flushes_write_each_head_once)
     kiln_arena_t *a = load_cpu(&p);
     if (a == NULL)
         return;
-    snprintf(dir, sizeof(dir), "/tmp/kiln-flush-XXXXXX");
-    CHECK(mkdtemp(dir) != NULL);
-    kiln_objstore_t *store = check_store_open(dir);
+    kiln_objstore_t *store = fresh_store();
     kiln_db_config c = {.path = dir,
                         .store = store,
                         .wal_segment_bytes = 1u << 20,
@@ -140,9 +146,7 @@ TEST(concurrent_flushes_write_each_head_once)
 /* A db in a fresh dir with its own store and byte budget; no timed flush. */
 static kiln_db_t *open_budget(kiln_objstore_t **store, size_t budget)
 {
-    snprintf(dir, sizeof(dir), "/tmp/kiln-flush-XXXXXX");
-    CHECK(mkdtemp(dir) != NULL);
-    *store = check_store_open(dir);
+    *store = fresh_store();
     kiln_db_config c = {.path = dir,
                         .store = *store,
                         .wal_segment_bytes = 1u << 20,
@@ -343,9 +347,7 @@ TEST(written_head_stays_read_for_the_retire_delay)
     kiln_arena_t *a = load_cpu(&p);
     if (a == NULL)
         return;
-    snprintf(dir, sizeof(dir), "/tmp/kiln-flush-XXXXXX");
-    CHECK(mkdtemp(dir) != NULL);
-    kiln_objstore_t *store = check_store_open(dir);
+    kiln_objstore_t *store = fresh_store();
     kiln_db_config c = {.path = dir,
                         .store = store,
                         .max_block_duration_ns = 1000000,
