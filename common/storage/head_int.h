@@ -110,11 +110,15 @@ struct kiln_head {
     struct nslot *nodes_idx;
     size_t nodes_cap;
     /* Whole stacks (location ids, leaf first) -> their leaf node: a stack
-     * appended before costs one hash of its ids, one probe and a walk up
-     * the tree to confirm it, instead of one nodes_idx probe per frame
-     * scattered over a table that outgrows the caches on deep, wide
-     * profiles. One entry per distinct stack appended, so it is bounded
-     * by the nodes. */
+     * appended before costs one hash of its ids and one probe, instead of
+     * one nodes_idx probe per frame scattered over a table that outgrows
+     * the caches on deep, wide profiles. A stack is known by its 128-bit
+     * hash and depth, not confirmed by a walk up the tree (a cache miss
+     * per frame, the largest cost of the lookup): two of the 2^32 stacks
+     * a head can hold share a hash with odds under 2^-64, and a tenant
+     * crafting collisions would only misfile its own samples, as each
+     * tenant has its own head. One entry per distinct stack appended, so
+     * it is bounded by the nodes. */
     struct sslot *stacks;
     size_t stacks_cap, n_stacks;
     hseries *series;
@@ -169,8 +173,13 @@ typedef struct nslot {
     uint32_t pad;
 } nslot;
 
+/* A stack's identity: XXH3-128 of its location ids. */
+typedef struct stack_id {
+    uint64_t lo, hi;
+} stack_id;
+
 typedef struct sslot {
-    uint64_t hash; /* XXH3 of the stack's location ids */
+    stack_id hash;
     uint32_t node; /* its leaf; 0 = empty slot (an empty stack is never cached) */
     uint32_t depth;
 } sslot;

@@ -230,7 +230,7 @@ static void stacks_rehash(kiln_head_t *h)
     for (size_t i = 0; i < h->stacks_cap; i++) {
         if (h->stacks[i].node == 0)
             continue;
-        size_t j = (size_t)h->stacks[i].hash & (ncap - 1);
+        size_t j = (size_t)h->stacks[i].hash.lo & (ncap - 1);
         while (n[j].node != 0)
             j = (j + 1) & (ncap - 1);
         n[j] = h->stacks[i];
@@ -240,41 +240,32 @@ static void stacks_rehash(kiln_head_t *h)
     h->stacks_cap = ncap;
 }
 
-/* Whether node's path to the root is exactly ids[0..d) (leaf first). */
-static bool stack_is(const kiln_head_t *h, uint32_t node, const uint32_t *ids, uint32_t d)
+static stack_id stack_hash(const uint32_t *ids, uint32_t d)
 {
-    for (uint32_t j = 0; j < d; j++, node = h->node_parent[node]) {
-        if (node == 0 || h->node_loc[node] != ids[j])
-            return false;
-    }
-    return node == 0;
-}
-
-static uint64_t stack_hash(const uint32_t *ids, uint32_t d)
-{
-    return XXH3_64bits(ids, (size_t)d * sizeof(*ids));
+    XXH128_hash_t x = XXH3_128bits(ids, (size_t)d * sizeof(*ids));
+    return (stack_id){x.low64, x.high64};
 }
 
 /* Starts loading the stack cache slot a lookup of hash begins at. */
-static void stack_prefetch(const kiln_head_t *h, uint64_t hash)
+static void stack_prefetch(const kiln_head_t *h, stack_id hash)
 {
     if (h->stacks_cap != 0)
-        __builtin_prefetch(&h->stacks[(size_t)hash & (h->stacks_cap - 1)]);
+        __builtin_prefetch(&h->stacks[(size_t)hash.lo & (h->stacks_cap - 1)]);
 }
 
 /* The leaf node of the stack ids[0..d) (location ids, leaf first; hash is
  * stack_hash's), creating what the tree lacks; 0 for an empty stack. */
-static uint32_t stack_node(kiln_head_t *h, const uint32_t *ids, uint32_t d, uint64_t hash)
+static uint32_t stack_node(kiln_head_t *h, const uint32_t *ids, uint32_t d, stack_id hash)
 {
     if (d == 0)
         return 0;
     if ((h->n_stacks + 1) * 2 > h->stacks_cap)
         stacks_rehash(h);
-    size_t mask = h->stacks_cap - 1, i = (size_t)hash & mask;
+    size_t mask = h->stacks_cap - 1, i = (size_t)hash.lo & mask;
     for (; h->stacks[i].node != 0; i = (i + 1) & mask) {
         const sslot *s = &h->stacks[i];
-        if (s->hash == hash && s->depth == d && stack_is(h, s->node, ids, d))
-            return s->node;
+        if (s->hash.lo == hash.lo && s->hash.hi == hash.hi && s->depth == d)
+            return s->node; /* the same stack: see kiln_head_t.stacks */
     }
     uint32_t node = 0;
     for (uint32_t j = d; j-- > 0;) /* root first */
@@ -411,7 +402,7 @@ uint32_t *kiln_head__sample_nodes(kiln_head_t *h, const hxlate *x, const kiln_pp
         total += p->samples[i].n_locs; /* this part's, not all of p->locs */
     uint32_t *nodes = kiln_arena_alloc(tmp, (n + 1) * sizeof(uint32_t));
     uint32_t *ids = kiln_arena_alloc(tmp, (total + 1) * sizeof(uint32_t));
-    uint64_t *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(uint64_t));
+    stack_id *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(*hash));
     uint32_t *at = ids;
     for (size_t i = 0; i < n; i++) {
         const kiln_pprof_sample *s = &p->samples[i];
