@@ -10,20 +10,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
 #include "clock.h"
 #include "log.h"
 #include "segfile.h"
 #include "xmalloc.h"
 
 #define HDR KILN_SEGFILE_HDR
-/* A written batch's buffer is kept for the next one up to this capacity:
- * pending then grows without a realloc (and its copy) per batch. */
-#define SPARE_MAX (8u << 20)
 
 /* What a waiting appender is told by the leader that took its record. */
 enum { WAIT_OK, WAIT_FAILED, WAIT_LEAD };
@@ -41,6 +39,16 @@ typedef struct waiter {
     struct waiter *next;
 } waiter;
 
+/* Records waiting to be written, as pieces of one writev: each record's
+ * frame header and payload stay where their appender keeps them (it waits
+ * until they are written), so a batch copies no record. */
+typedef struct batch {
+    struct iovec *iov;
+    size_t n_iov, cap;
+    size_t bytes;   /* framed bytes */
+    size_t records; /* each two pieces */
+} batch;
+
 struct kiln_wal {
     char *dir;
     kiln_wal_config cfg;
@@ -50,9 +58,8 @@ struct kiln_wal {
     int fd;
     uint64_t seg;     /* current segment id */
     size_t seg_bytes; /* bytes in the current segment */
-    kiln_buf pending; /* framed records not yet written */
-    kiln_buf spare;   /* empty; the last batch's buffer, for pending to take */
-    size_t pending_n; /* records in pending */
+    batch pending;    /* framed records not yet written */
+    batch spare;      /* empty; the last batch's array, for pending to take */
     waiter *waiters;  /* appenders of pending's records, but a chosen leader */
     int leader;       /* a leader is writing, or one is chosen for pending */
     kiln_wal_stats stats;
@@ -87,8 +94,6 @@ kiln_status kiln_wal_open(const char *dir, const kiln_wal_config *cfg, kiln_wal_
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->idle, NULL);
     pthread_cond_init(&w->delay, NULL);
-    kiln_buf_init(&w->pending, 0);
-    kiln_buf_init(&w->spare, 0);
     size_t n;
     uint64_t *ids = kiln_segfile_list(dir, &n);
     kiln_status st = open_segment(w, n ? ids[n - 1] + 1 : 1, err);
@@ -107,8 +112,8 @@ void kiln_wal_close(kiln_wal_t *w)
         return;
     if (w->fd >= 0)
         close(w->fd);
-    kiln_buf_free(&w->pending);
-    kiln_buf_free(&w->spare);
+    free(w->pending.iov);
+    free(w->spare.iov);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->idle);
     pthread_cond_destroy(&w->delay);
@@ -131,28 +136,35 @@ kiln_status kiln_wal_replay(kiln_wal_t *w,
     return st;
 }
 
-static bool write_all(int fd, const char *p, size_t n)
+/* Writes iov[0..n) whole, at most IOV_MAX pieces a call, resuming after a
+ * short write (iov is consumed). */
+static bool write_all(int fd, struct iovec *iov, size_t n)
 {
     while (n > 0) {
-        ssize_t r = write(fd, p, n);
+        ssize_t r = writev(fd, iov, n < IOV_MAX ? (int)n : IOV_MAX);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             return false;
-        p += r;
-        n -= (size_t)r;
+        size_t done = (size_t)r;
+        for (; n > 0 && done >= iov->iov_len; iov++, n--)
+            done -= iov->iov_len;
+        if (done > 0) { /* the piece a short write ended in */
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
     }
     return true;
 }
 
 /* Writes and syncs a batch; on failure cuts what was written, so the
  * segment stays a clean sequence of frames. */
-static bool write_batch(kiln_wal_t *w, int fd, size_t seg_bytes, const kiln_buf *batch, size_t n)
+static bool write_batch(kiln_wal_t *w, int fd, size_t seg_bytes, batch *b)
 {
-    if (write_all(fd, batch->ptr, batch->len) && (!w->cfg.fsync || fdatasync(fd) == 0))
+    if (write_all(fd, b->iov, b->n_iov) && (!w->cfg.fsync || fdatasync(fd) == 0))
         return true;
     KILN_LOG_ERROR("wal", "write or sync failed: %s; %zu records not acknowledged", strerror(errno),
-                   n);
+                   b->records);
     if (ftruncate(fd, (off_t)seg_bytes) != 0)
         KILN_LOG_ERROR("wal", "ftruncate: %s", strerror(errno));
     return false;
@@ -174,17 +186,15 @@ static void wake(waiter *list, bool ok, waiter *next_leader)
     }
 }
 
-/* Keeps a written batch's buffer, emptied, as the spare (the leader's
- * alone between taking pending and this call), or frees it when large,
- * so that a burst of big pushes does not pin memory. */
-static void keep_spare(kiln_wal_t *w, kiln_buf *batch)
+/* Adds a record's frame header and payload to b; both must stay put until
+ * b is written. */
+static void batch_add(batch *b, const void *hdr, const void *rec, size_t len)
 {
-    if (batch->cap > SPARE_MAX) {
-        kiln_buf_free(batch);
-        return;
-    }
-    batch->len = 0;
-    w->spare = *batch;
+    KILN_GROW(b->iov, b->cap, b->n_iov + 2);
+    b->iov[b->n_iov++] = (struct iovec){(void *)hdr, HDR};
+    b->iov[b->n_iov++] = (struct iovec){(void *)rec, len};
+    b->bytes += HDR + len;
+    b->records++;
 }
 
 /* The leader's turn (w->leader already set for the caller): waits up to
@@ -198,25 +208,23 @@ static bool lead(kiln_wal_t *w)
         struct timespec dl = kiln_deadline_in(w->cfg.max_delay_ns);
         pthread_cond_timedwait(&w->delay, &w->mu, &dl);
     }
-    kiln_buf batch = w->pending;
-    size_t n = w->pending_n, seg_bytes = w->seg_bytes;
+    batch b = w->pending;
+    size_t seg_bytes = w->seg_bytes;
     waiter *list = w->waiters;
-    w->pending = w->spare;
-    kiln_buf_init(&w->spare, 0);
-    w->pending_n = 0;
+    w->pending = w->spare; /* empty, with the last batch's array */
+    w->spare = (batch){NULL, 0, 0, 0, 0};
     w->waiters = NULL;
     int fd = w->fd;
     pthread_mutex_unlock(&w->mu);
-    bool ok = write_batch(w, fd, seg_bytes, &batch, n);
-    size_t bytes = batch.len;
+    bool ok = write_batch(w, fd, seg_bytes, &b);
     pthread_mutex_lock(&w->mu);
-    keep_spare(w, &batch);
     if (ok) {
-        w->seg_bytes += bytes;
+        w->seg_bytes += b.bytes;
         w->stats.syncs++;
-        w->stats.records += n;
-        w->stats.bytes += bytes;
+        w->stats.records += b.records;
+        w->stats.bytes += b.bytes;
     }
+    w->spare = (batch){b.iov, 0, b.cap, 0, 0};
     /* Records appended meanwhile have their appenders waiting: one of
      * them leads next (the leader flag stays taken for it). */
     waiter *next_leader = w->waiters;
@@ -259,11 +267,9 @@ kiln_status kiln_wal_append(kiln_wal_t *w, const void *rec, size_t len, uint64_t
     uint8_t hdr[HDR];
     kiln_segfile_frame(hdr, rec, len);
     pthread_mutex_lock(&w->mu);
-    if (w->seg_bytes + w->pending.len > w->cfg.segment_bytes && !w->leader && w->pending.len == 0)
+    if (w->seg_bytes > w->cfg.segment_bytes && !w->leader && w->pending.records == 0)
         open_segment(w, w->seg + 1, NULL); /* on failure keep the current segment */
-    kiln_buf_append(&w->pending, hdr, HDR);
-    kiln_buf_append(&w->pending, rec, len);
-    w->pending_n++;
+    batch_add(&w->pending, hdr, rec, len); /* both ours until we return */
     uint64_t seg = w->seg;
     bool ok;
     if (!w->leader) {
@@ -283,7 +289,7 @@ kiln_status kiln_wal_append(kiln_wal_t *w, const void *rec, size_t len, uint64_t
 uint64_t kiln_wal_rotate(kiln_wal_t *w)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->leader || w->pending.len != 0) {
+    while (w->leader || w->pending.records != 0) {
         if (!w->leader) {
             w->leader = 1;
             lead(w); /* failures are the appenders' to report */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Unit tests: WAL group commit, replay, torn and corrupt tails, and a
- * failed write that acknowledges none of its batch. */
+ * Unit tests: WAL group commit, replay, torn and corrupt tails, a failed
+ * write that acknowledges none of its batch, and a batch of more records
+ * than one writev takes. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -251,6 +252,54 @@ TEST(failed_write_is_not_acknowledged)
     rm_dir();
 }
 
+/* Appenders released at once behind a leader that waits a second for
+ * company: their batch is one of more pieces (two a record) than one
+ * writev takes (IOV_MAX, 1024 on Linux), written in several calls; every
+ * record replays. */
+#define CROWD 700
+static pthread_barrier_t crowd_start;
+
+static void *crowd_writer(void *arg)
+{
+    long v = (long)(intptr_t)arg;
+    pthread_barrier_wait(&crowd_start);
+    CHECK_OK(kiln_wal_append(shared, &v, sizeof(v), NULL, NULL));
+    return NULL;
+}
+
+TEST(batch_larger_than_one_writev)
+{
+    fresh_dir();
+    const kiln_wal_config slow = {1000000000, 1 << 20, 1};
+    CHECK_OK(kiln_wal_open(dir, &slow, &shared, NULL));
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 128 << 10);
+    pthread_barrier_init(&crowd_start, NULL, CROWD);
+    static pthread_t t[CROWD];
+    for (long i = 0; i < CROWD; i++)
+        CHECK(pthread_create(&t[i], &attr, crowd_writer, (void *)(intptr_t)(i + 1)) == 0);
+    for (int i = 0; i < CROWD; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&crowd_start);
+    pthread_attr_destroy(&attr);
+    kiln_wal_stats st;
+    kiln_wal_stats_get(shared, &st);
+    printf("  %d records in %llu batches\n", CROWD, (unsigned long long)st.syncs);
+    CHECK_EQ(st.records, CROWD);
+    CHECK(st.syncs < st.records);
+    kiln_wal_close(shared);
+
+    kiln_wal_t *w;
+    CHECK_OK(kiln_wal_open(dir, &cfg, &w, NULL));
+    replayed r = {0, 0};
+    CHECK_OK(kiln_wal_replay(w, on_rec, &r, NULL));
+    CHECK_EQ(r.n, CROWD);
+    CHECK_EQ(r.sum, (long)CROWD * (CROWD + 1) / 2);
+    kiln_wal_close(w);
+    rm_dir();
+}
+
 int main(void)
 {
     RUN(group_commit_and_replay);
@@ -258,5 +307,6 @@ int main(void)
     RUN(corrupt_tail);
     RUN(rotate_and_remove);
     RUN(failed_write_is_not_acknowledged);
+    RUN(batch_larger_than_one_writev);
     return check_done();
 }
