@@ -12,7 +12,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+/* The frame checksum covers whole records, megabytes for a large profile:
+ * it calls libxxhash, whose dispatcher on x86-64 takes its AVX2 or AVX-512
+ * loop, rather than the SSE2 code inlined elsewhere for short keys
+ * (XXH_INLINE_ALL, CMakeLists.txt). */
+#undef XXH_INLINE_ALL
 #include <xxhash.h>
+#if defined(__x86_64__)
+#include <xxh_x86dispatch.h> /* XXH3_64bits is then the dispatcher's */
+#endif
 
 #include "log.h"
 #include "xmalloc.h"
