@@ -12,12 +12,11 @@
 #include "xmalloc.h"
 
 #define CHUNK_MIN (64u * 1024)
-#define ALIGN 16u
 
 typedef struct chunk {
     struct chunk *next;
     size_t cap;
-    _Alignas(16) unsigned char data[];
+    _Alignas(KILN_ARENA_ALIGN) unsigned char data[];
 } chunk;
 
 typedef struct deferred {
@@ -130,7 +129,7 @@ void kiln_arena_destroy(kiln_arena_t *a)
 
 void *kiln_arena__alloc(kiln_arena_t *a, size_t n)
 {
-    size_t need = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    size_t need = (n + KILN_ARENA_ALIGN - 1) & ~(size_t)(KILN_ARENA_ALIGN - 1);
     if (need < n)
         return NULL;
     size_t total = used_of(a);
