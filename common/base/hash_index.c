@@ -33,13 +33,13 @@ uint32_t kiln_hash_index_find(const kiln_hash_index *x, uint64_t h, kiln_hash_in
     }
 }
 
-static void put(kiln_hash_index *x, uint64_t h, uint32_t id)
+static void put(kiln_hash_index *x, uint64_t h, uint32_t id, uint32_t tag)
 {
     size_t mask = x->cap - 1;
     size_t i = (size_t)h & mask;
     while (x->slots[i].id != KILN_HASH_INDEX_NONE)
         i = (i + 1) & mask;
-    x->slots[i] = (kiln_hash_index_slot){h, id, 0};
+    x->slots[i] = (kiln_hash_index_slot){h, id, tag};
 }
 
 static void rehash(kiln_hash_index *x, size_t ncap)
@@ -51,15 +51,20 @@ static void rehash(kiln_hash_index *x, size_t ncap)
         x->slots[i] = (kiln_hash_index_slot){0, KILN_HASH_INDEX_NONE, 0};
     for (size_t i = 0; i < old.cap; i++) {
         if (old.slots[i].id != KILN_HASH_INDEX_NONE)
-            put(x, old.slots[i].hash, old.slots[i].id);
+            put(x, old.slots[i].hash, old.slots[i].id, old.slots[i].tag);
     }
     free(old.slots);
 }
 
-void kiln_hash_index_insert(kiln_hash_index *x, uint64_t h, uint32_t id)
+void kiln_hash_index_insert_key(kiln_hash_index *x, uint64_t h, uint32_t tag, uint32_t id)
 {
     if ((x->len + 1) * 2 > x->cap)
         rehash(x, x->cap ? x->cap * 2 : 64);
-    put(x, h, id);
+    put(x, h, id, tag);
     x->len++;
+}
+
+void kiln_hash_index_insert(kiln_hash_index *x, uint64_t h, uint32_t id)
+{
+    kiln_hash_index_insert_key(x, h, 0, id);
 }

@@ -424,15 +424,34 @@ static inline uint64_t hash_step(uint64_t h, uint64_t v)
 
 /* The hash of a final stack, the part of a sample's key hash that the
  * passes rewriting stacks compute as they write each frame (its depth is
- * added by sample_hash). */
-#define STACK_SEED 1
+ * added by sample_hash). Two lanes, the frames taking turns: each frame's
+ * multiply waits on the one two frames back rather than the one before,
+ * and that chain of multiplies was the critical path of those passes on
+ * deep stacks. */
+typedef struct stack_hasher {
+    uint64_t a, b; /* a takes the next frame, then the lanes swap */
+} stack_hasher;
+
+#define STACK_HASHER_INIT ((stack_hasher){1, 2})
+
+static inline void stack_hasher_add(stack_hasher *s, uint64_t frame)
+{
+    uint64_t next = hash_step(s->a, frame);
+    s->a = s->b;
+    s->b = next;
+}
+
+static inline uint64_t stack_hasher_end(stack_hasher s)
+{
+    return hash_step(s.a, s.b);
+}
 
 static uint64_t stack_hash(const uint64_t *stack, uint32_t n)
 {
-    uint64_t h = STACK_SEED;
+    stack_hasher h = STACK_HASHER_INIT;
     for (uint32_t j = 0; j < n; j++)
-        h = hash_step(h, stack[j]);
-    return h;
+        stack_hasher_add(&h, stack[j]);
+    return stack_hasher_end(h);
 }
 
 /* Leaf first: a stack of k frames past max_depth keeps the root-most. */
@@ -451,7 +470,7 @@ static void norm_stacks(kiln_pprof_t *p, const norm_ws *w, size_t max_depth)
 {
     for (size_t i = 0; i < p->n_samples; i++) {
         kiln_pprof_sample *s = &p->samples[i];
-        w->hashes[i] = STACK_SEED;
+        w->hashes[i] = stack_hash(NULL, 0);
         if (s->n_locs == 0)
             continue; /* and p->locs may be NULL: no NULL + 0 */
         uint64_t *stack = p->locs + s->loc_off;
@@ -675,7 +694,8 @@ static inline __attribute__((always_inline)) uint32_t
 index_stack(uint64_t *stack, uint32_t n, const idmap *lm, const uint32_t *remap, bool direct,
             uint32_t *bad, uint64_t *hash)
 {
-    uint64_t *out = stack, h = STACK_SEED;
+    uint64_t *out = stack;
+    stack_hasher h = STACK_HASHER_INIT;
     uint64_t size = lm->size; /* copied: the stores below may alias lm->size */
     for (const uint64_t *in = stack, *end = stack + n; in < end; in++) {
         uint64_t id = *in;
@@ -694,9 +714,9 @@ index_stack(uint64_t *stack, uint32_t n, const idmap *lm, const uint32_t *remap,
             continue;
         }
         *out++ = r;
-        h = hash_step(h, r);
+        stack_hasher_add(&h, r);
     }
-    *hash = h;
+    *hash = stack_hasher_end(h);
     return (uint32_t)(out - stack);
 }
 
@@ -714,7 +734,7 @@ static kiln_status check_index_samples(kiln_pprof_t *p, const idmap *lm, const u
             return kiln_err_set(err, KILN_INVALID_ARGUMENT,
                                 "pprof: sample %zu has %u values for %zu sample types", i,
                                 s->n_values, p->n_sample_types);
-        hashes[i] = STACK_SEED;
+        hashes[i] = stack_hash(NULL, 0);
         if (s->n_locs == 0)
             continue; /* and p->locs may be NULL: no NULL + 0 */
         uint64_t *stack = p->locs + s->loc_off;

@@ -15,37 +15,44 @@
 
 #define NONE KILN_HEAD_NONE
 
-typedef struct str_key {
-    const kiln_head_t *h;
-    const char *p;
-    size_t len;
-} str_key;
+/* A symbol's key in its table's index: 96 bits of its XXH3-128, trusted
+ * alone as the stack cache trusts its hashes (kiln_head_t.stacks). A probe
+ * that had to confirm a match read the interned symbol, a cache miss per
+ * symbol on top of the slot's when a large profile's tens of thousands of
+ * symbols are interned again on every push; the odds that two of the 2^32
+ * symbols a table can hold share a key are under 2^-33 times 2^-32. */
+typedef struct sym_key {
+    uint64_t hash;
+    uint32_t tag;
+} sym_key;
 
-static bool str_eq(const void *ctx, uint32_t id)
+static sym_key sym_key_of(XXH128_hash_t x)
 {
-    const str_key *k = ctx;
-    const hstr *s = &k->h->strs[id];
-    return s->len == k->len && memcmp(s->ptr, k->p, k->len) == 0;
+    return (sym_key){x.low64, (uint32_t)x.high64};
 }
 
-/* kiln_head__intern_str with the string's hash given (XXH3_64bits). */
-static uint32_t intern_str(kiln_head_t *h, const char *p, size_t len, uint64_t hash)
+static sym_key bytes_key(const void *p, size_t len)
 {
-    str_key k = {h, p, len};
-    uint32_t id = kiln_hash_index_find(&h->str_idx, hash, str_eq, &k);
+    return sym_key_of(XXH3_128bits(p, len));
+}
+
+/* kiln_head__intern_str with the string's key given. */
+static uint32_t intern_str(kiln_head_t *h, const char *p, size_t len, sym_key k)
+{
+    uint32_t id = kiln_hash_index_find_key(&h->str_idx, k.hash, k.tag);
     if (id != NONE)
         return id;
     KILN_GROW(h->strs, h->cap_strs, h->n_strs + 1);
     id = (uint32_t)h->n_strs++;
     h->strs[id].ptr = kiln_arena_strndup(h->mem, p, len);
     h->strs[id].len = (uint32_t)len;
-    kiln_hash_index_insert(&h->str_idx, hash, id);
+    kiln_hash_index_insert_key(&h->str_idx, k.hash, k.tag, id);
     return id;
 }
 
 uint32_t kiln_head__intern_str(kiln_head_t *h, const char *p, size_t len)
 {
-    return intern_str(h, p, len, XXH3_64bits(p, len));
+    return intern_str(h, p, len, bytes_key(p, len));
 }
 
 static bool trace_eq(const void *ctx, uint32_t id)
@@ -92,28 +99,15 @@ const char *kiln_head__intern_cstr(kiln_head_t *h, const char *s)
 
 /* Functions and mappings are fixed-size records without padding, interned
  * by their bytes: one table-agnostic routine serves both. */
-typedef struct record_key {
-    const char *base; /* the table */
-    size_t size;      /* of one record */
-    const void *rec;
-} record_key;
-
-static bool record_eq(const void *ctx, uint32_t id)
-{
-    const record_key *k = ctx;
-    return memcmp(k->base + (size_t)id * k->size, k->rec, k->size) == 0;
-}
-
 static uint32_t intern_record(kiln_hash_index *idx, void **table, size_t *n, size_t *cap,
-                              const void *rec, size_t size, uint64_t hash)
+                              const void *rec, size_t size, sym_key k)
 {
-    record_key k = {*table, size, rec};
-    uint32_t id = kiln_hash_index_find(idx, hash, record_eq, &k);
+    uint32_t id = kiln_hash_index_find_key(idx, k.hash, k.tag);
     if (id == NONE) {
         kiln_grow(table, cap, *n + 1, size);
         id = (uint32_t)(*n)++;
         memcpy((char *)*table + (size_t)id * size, rec, size);
-        kiln_hash_index_insert(idx, hash, id);
+        kiln_hash_index_insert_key(idx, k.hash, k.tag, id);
     }
     return id;
 }
@@ -121,39 +115,29 @@ static uint32_t intern_record(kiln_hash_index *idx, void **table, size_t *n, siz
 uint32_t kiln_head__intern_func(kiln_head_t *h, const hfunc *f)
 {
     return intern_record(&h->func_idx, (void **)&h->funcs, &h->n_funcs, &h->cap_funcs, f,
-                         sizeof(*f), XXH3_64bits(f, sizeof(*f)));
+                         sizeof(*f), bytes_key(f, sizeof(*f)));
 }
 
 uint32_t kiln_head__intern_map(kiln_head_t *h, const hmap *m)
 {
     return intern_record(&h->map_idx, (void **)&h->maps, &h->n_maps, &h->cap_maps, m, sizeof(*m),
-                         XXH3_64bits(m, sizeof(*m)));
+                         bytes_key(m, sizeof(*m)));
 }
 
-typedef struct loc_key {
-    const kiln_head_t *h;
-    const hloc *l;
-    const hline *lines;
-} loc_key;
-
-static bool loc_eq(const void *ctx, uint32_t id)
+/* A location's key: its lines' bytes hashed with its address as the seed,
+ * its mapping then folded in by an odd multiple (a bijection, so locations
+ * that differ only in mapping never share a key); the lines' count is
+ * their length. */
+static sym_key loc_key(const hloc *l, const hline *lines)
 {
-    const loc_key *k = ctx;
-    const hloc *a = &k->h->locs[id];
-    return a->mapping == k->l->mapping && a->address == k->l->address &&
-           a->n_lines == k->l->n_lines &&
-           memcmp(&k->h->lines[a->line_off], k->lines, a->n_lines * sizeof(hline)) == 0;
+    XXH128_hash_t x = XXH3_128bits_withSeed(lines, l->n_lines * sizeof(hline), l->address);
+    x.low64 ^= ((uint64_t)l->mapping + 1) * 0x9e3779b97f4a7c15ULL;
+    return sym_key_of(x);
 }
 
-static uint64_t loc_hash(const hloc *l, const hline *lines)
+static uint32_t intern_loc(kiln_head_t *h, hloc *l, const hline *lines, sym_key k)
 {
-    return XXH3_64bits_withSeed(lines, l->n_lines * sizeof(hline), l->address * 31 + l->mapping);
-}
-
-static uint32_t intern_loc(kiln_head_t *h, hloc *l, const hline *lines, uint64_t hash)
-{
-    loc_key k = {h, l, lines};
-    uint32_t id = kiln_hash_index_find(&h->loc_idx, hash, loc_eq, &k);
+    uint32_t id = kiln_hash_index_find_key(&h->loc_idx, k.hash, k.tag);
     if (id != NONE)
         return id;
     KILN_GROW(h->lines, h->cap_lines, h->n_lines + l->n_lines);
@@ -163,13 +147,13 @@ static uint32_t intern_loc(kiln_head_t *h, hloc *l, const hline *lines, uint64_t
     KILN_GROW(h->locs, h->cap_locs, h->n_locs + 1);
     id = (uint32_t)h->n_locs++;
     h->locs[id] = *l;
-    kiln_hash_index_insert(&h->loc_idx, hash, id);
+    kiln_hash_index_insert_key(&h->loc_idx, k.hash, k.tag, id);
     return id;
 }
 
 uint32_t kiln_head__intern_loc(kiln_head_t *h, hloc *l, const hline *lines)
 {
-    return intern_loc(h, l, lines, loc_hash(l, lines));
+    return intern_loc(h, l, lines, loc_key(l, lines));
 }
 
 static inline size_t node_slot(uint64_t key, size_t mask)
@@ -297,7 +281,7 @@ static uint32_t x_str(const hxlate *x, const kiln_pprof_t *p, int64_t i)
 
 /* Queues the string reference i of p names for translate_strings, once,
  * hashing it. */
-static void queue_str(hxlate *x, const kiln_pprof_t *p, int64_t ref, uint32_t *want, uint64_t *hash,
+static void queue_str(hxlate *x, const kiln_pprof_t *p, int64_t ref, uint32_t *want, sym_key *key,
                       size_t *n)
 {
     size_t i = str_index(p, ref);
@@ -305,7 +289,7 @@ static void queue_str(hxlate *x, const kiln_pprof_t *p, int64_t ref, uint32_t *w
         return;
     x->str[i] = QUEUED;
     want[*n] = (uint32_t)i;
-    hash[(*n)++] = XXH3_64bits(p->strings[i].ptr, p->strings[i].len);
+    key[(*n)++] = bytes_key(p->strings[i].ptr, p->strings[i].len);
 }
 
 /* Interns every string the mappings and functions of p name, all at once
@@ -316,22 +300,22 @@ static void translate_strings(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p, 
 {
     size_t cap = 2 * p->n_mappings + 3 * p->n_functions + 1, n = 0;
     uint32_t *want = kiln_arena_alloc(tmp, cap * sizeof(*want));
-    uint64_t *hash = kiln_arena_alloc(tmp, cap * sizeof(*hash));
+    sym_key *key = kiln_arena_alloc(tmp, cap * sizeof(*key));
     for (size_t i = 0; i < p->n_mappings; i++) {
-        queue_str(x, p, p->mappings[i].filename, want, hash, &n);
-        queue_str(x, p, p->mappings[i].build_id, want, hash, &n);
+        queue_str(x, p, p->mappings[i].filename, want, key, &n);
+        queue_str(x, p, p->mappings[i].build_id, want, key, &n);
     }
     for (size_t i = 0; i < p->n_functions; i++) {
         const kiln_pprof_function *f = &p->functions[i];
-        queue_str(x, p, f->name, want, hash, &n);
-        queue_str(x, p, f->system_name, want, hash, &n);
-        queue_str(x, p, f->filename, want, hash, &n);
+        queue_str(x, p, f->name, want, key, &n);
+        queue_str(x, p, f->system_name, want, key, &n);
+        queue_str(x, p, f->filename, want, key, &n);
     }
     for (size_t k = 0; k < n; k++) {
         if (k + AHEAD < n)
-            kiln_hash_index_prefetch(&h->str_idx, hash[k + AHEAD]);
+            kiln_hash_index_prefetch(&h->str_idx, key[k + AHEAD].hash);
         const kiln_str_t *str = &p->strings[want[k]];
-        x->str[want[k]] = intern_str(h, str->ptr, str->len, hash[k]);
+        x->str[want[k]] = intern_str(h, str->ptr, str->len, key[k]);
     }
 }
 
@@ -339,18 +323,18 @@ static void translate_functions(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p
 {
     size_t n = p->n_functions;
     hfunc *f = kiln_arena_alloc(tmp, (n + 1) * sizeof(*f));
-    uint64_t *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(*hash));
+    sym_key *key = kiln_arena_alloc(tmp, (n + 1) * sizeof(*key));
     for (size_t i = 0; i < n; i++) {
         const kiln_pprof_function *pf = &p->functions[i];
         f[i] = (hfunc){x_str(x, p, pf->name), x_str(x, p, pf->system_name),
                        x_str(x, p, pf->filename), 0, pf->start_line};
-        hash[i] = XXH3_64bits(&f[i], sizeof(*f));
+        key[i] = bytes_key(&f[i], sizeof(*f));
     }
     for (size_t i = 0; i < n; i++) {
         if (i + AHEAD < n)
-            kiln_hash_index_prefetch(&h->func_idx, hash[i + AHEAD]);
+            kiln_hash_index_prefetch(&h->func_idx, key[i + AHEAD].hash);
         x->func[i] = intern_record(&h->func_idx, (void **)&h->funcs, &h->n_funcs, &h->cap_funcs,
-                                   &f[i], sizeof(*f), hash[i]);
+                                   &f[i], sizeof(*f), key[i]);
     }
 }
 
@@ -359,7 +343,7 @@ static void translate_locations(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p
     size_t n = p->n_locations;
     hloc *l = kiln_arena_alloc(tmp, (n + 1) * sizeof(*l));
     hline *lines = kiln_arena_alloc(tmp, (p->n_lines + 1) * sizeof(*lines)); /* as p->lines */
-    uint64_t *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(*hash));
+    sym_key *key = kiln_arena_alloc(tmp, (n + 1) * sizeof(*key));
     for (size_t i = 0; i < n; i++) {
         const kiln_pprof_location *pl = &p->locations[i];
         for (uint32_t j = pl->line_off; j < pl->line_off + pl->n_lines; j++) {
@@ -368,12 +352,12 @@ static void translate_locations(kiln_head_t *h, hxlate *x, const kiln_pprof_t *p
         }
         l[i] = (hloc){pl->mapping < p->n_mappings ? x->map[pl->mapping] : NONE, pl->address, 0,
                       pl->n_lines};
-        hash[i] = loc_hash(&l[i], lines + pl->line_off);
+        key[i] = loc_key(&l[i], lines + pl->line_off);
     }
     for (size_t i = 0; i < n; i++) {
         if (i + AHEAD < n)
-            kiln_hash_index_prefetch(&h->loc_idx, hash[i + AHEAD]);
-        x->loc[i] = intern_loc(h, &l[i], lines + p->locations[i].line_off, hash[i]);
+            kiln_hash_index_prefetch(&h->loc_idx, key[i + AHEAD].hash);
+        x->loc[i] = intern_loc(h, &l[i], lines + p->locations[i].line_off, key[i]);
     }
 }
 

@@ -332,6 +332,76 @@ TEST(bytes_count_what_the_head_holds)
     kiln_arena_destroy(a);
 }
 
+/* Symbols are known by their hashes alone (no byte comparison): locations
+ * that differ in one field only (mapping, address, function, line) and
+ * functions that differ in one field only (start line, one byte of the
+ * name) stay apart, and an identical one is the same symbol. */
+TEST(symbols_that_differ_in_one_field_stay_apart)
+{
+    static const char *const str[] = {"",  "cpu",  "nanoseconds", "a.so", "b.so",
+                                      "f", "x.go", "ab",          "ac"};
+    kiln_str_t strings[9];
+    for (size_t i = 0; i < 9; i++)
+        strings[i] = (kiln_str_t){str[i], strlen(str[i])};
+    kiln_pprof_value_type type = {1, 2};
+    kiln_pprof_mapping maps[] = {{.id = 1, .filename = 3}, {.id = 2, .filename = 4}};
+    kiln_pprof_function funcs[] = {
+        {1, 5, 5, 6, 1}, {2, 5, 5, 6, 2}, {3, 7, 7, 6, 1}, {4, 8, 8, 6, 1}};
+    /* location i + 1 has line i; the last repeats the first. */
+    kiln_pprof_line lines[] = {{1, 10, 0}, {1, 10, 0}, {1, 10, 0}, {2, 10, 0},
+                               {1, 11, 0}, {3, 10, 0}, {4, 10, 0}, {1, 10, 0}};
+    const uint64_t mapping[] = {1, 2, 1, 1, 1, 1, 1, 1};
+    const uint64_t address[] = {0x10, 0x10, 0x20, 0x10, 0x10, 0x10, 0x10, 0x10};
+    kiln_pprof_location locs[8];
+    kiln_pprof_sample samples[8];
+    uint64_t stack[8];
+    int64_t values[8];
+    for (uint32_t i = 0; i < 8; i++) {
+        locs[i] = (kiln_pprof_location){i + 1, mapping[i], address[i], i, 1, false};
+        stack[i] = i + 1;
+        values[i] = 1;
+        samples[i] = (kiln_pprof_sample){i, 1, i, 1, 0, 0};
+    }
+    kiln_pprof_t p = {.sample_types = &type,
+                      .n_sample_types = 1,
+                      .samples = samples,
+                      .n_samples = 8,
+                      .locs = stack,
+                      .n_locs = 8,
+                      .values = values,
+                      .n_values = 8,
+                      .mappings = maps,
+                      .n_mappings = 2,
+                      .locations = locs,
+                      .n_locations = 8,
+                      .lines = lines,
+                      .n_lines = 8,
+                      .functions = funcs,
+                      .n_functions = 4,
+                      .strings = strings,
+                      .n_strings = 9,
+                      .period_type = type,
+                      .period = 1,
+                      .time_nanos = 1700000000000000000LL};
+    kiln_arena_t *a = kiln_arena_create(0);
+    CHECK_OK(kiln_pprof_validate(&p, NULL));
+    CHECK_OK(kiln_pprof_normalize(a, &p, 0, NULL));
+    kiln_head_t *h = kiln_head_create();
+    kiln_label_t l[] = {{"__name__", "process_cpu"}, {"service_name", "api"}};
+    kiln_head_stats_t st, again;
+    check_head_append(h, l, 2, &p, p.time_nanos, 0);
+    kiln_head_stats(h, &st);
+    CHECK_EQ(st.locations, 7);
+    check_head_append(h, l, 2, &p, p.time_nanos, 0);
+    kiln_head_stats(h, &again);
+    CHECK_EQ(again.locations, 7);
+    CHECK_EQ(again.stack_nodes, st.stack_nodes);
+    CHECK_EQ(again.strings, st.strings);
+    CHECK_EQ(check_head_total(h, "process_cpu:cpu:nanoseconds:cpu:nanoseconds{}"), 16);
+    kiln_head_destroy(h);
+    kiln_arena_destroy(a);
+}
+
 int main(void)
 {
     RUN(key_filter);
@@ -340,5 +410,6 @@ int main(void)
     RUN(batch_matches_single);
     RUN(series_keys_carry_types_only_when_equal);
     RUN(bytes_count_what_the_head_holds);
+    RUN(symbols_that_differ_in_one_field_stay_apart);
     return check_done();
 }
