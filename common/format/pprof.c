@@ -842,6 +842,31 @@ static kiln_status dec_elem(dec *d, const field *f, const msgdesc *m, void *base
 #define TAG_LOC_IDS 0x0a
 #define TAG_VALUES 0x12
 
+/* Reads a run of unpacked location ids (a Sample field each, under
+ * TAG_LOC_ID) at p, up to end; returns where it stops: at the first other
+ * field, a full array, the input's last 10 bytes or a malformed varint, all
+ * left to dec_sample's general path. Its own loop keeps the count and the
+ * array in registers: through o, each store to locs (uint64_t, as
+ * n_locs' size_t) would make the next frame load them again. */
+static inline __attribute__((always_inline)) const uint8_t *dec_loc_run(dec *d, const uint8_t *p,
+                                                                        const uint8_t *end)
+{
+    kiln_pprof_t *o = d->p;
+    uint64_t *locs = o->locs;
+    size_t k = o->n_locs, cap = d->cap.locs;
+    const uint8_t *limit = d->limit;
+    while (p < end && p[0] == TAG_LOC_ID && k < cap && limit - p >= 11) {
+        const uint8_t *q = p + 1;
+        uint64_t v;
+        if (varint_fast(&q, &v) != VR_OK || q > end)
+            break;
+        locs[k++] = v;
+        p = q;
+    }
+    o->n_locs = k;
+    return p;
+}
+
 static kiln_status dec_sample(dec *d, const field *pf)
 {
     kiln_pprof_t *o = d->p;
@@ -859,14 +884,16 @@ static kiln_status dec_sample(dec *d, const field *pf)
          * without next_field's generality; anything else (and every
          * error) takes the general path below. */
         uint32_t t = p[0];
-        const uint8_t *q = p + 1;
-        uint64_t v;
-        if (LIKELY(d->limit - p >= 11 && varint_fast(&q, &v) == VR_OK && q <= end)) {
-            if (t == TAG_LOC_ID && o->n_locs < d->cap.locs) {
-                o->locs[o->n_locs++] = v;
+        if (t == TAG_LOC_ID) {
+            const uint8_t *q = dec_loc_run(d, p, end);
+            if (q != p) {
                 p = q;
                 continue;
             }
+        }
+        const uint8_t *q = p + 1;
+        uint64_t v;
+        if (LIKELY(d->limit - p >= 11 && varint_fast(&q, &v) == VR_OK && q <= end)) {
             if (t == TAG_VALUE && o->n_values < d->cap.values) {
                 o->values[o->n_values++] = (int64_t)v;
                 p = q;

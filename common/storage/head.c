@@ -625,9 +625,12 @@ static void append_part(kiln_head_t *h, batch *b, const kiln_head_part *pt,
     int64_t *values = kiln_arena_alloc(b->tmp, (p->n_samples + 1) * sizeof(int64_t));
     hcols c = {nodes, values, NULL, NULL, NULL, 0};
     sample_ids(p, b->tmp, &c);
+    const kiln_pprof_sample *samples = p->samples;
+    const int64_t *in = p->values;
+    size_t n = p->n_samples; /* in locals: values (int64_t) may alias p's size_t fields */
     for (size_t t = 0; t < p->n_sample_types; t++) {
-        for (size_t i = 0; i < p->n_samples; i++)
-            values[i] = p->values[p->samples[i].value_off + t];
+        for (size_t i = 0; i < n; i++)
+            values[i] = in[samples[i].value_off + t];
         kiln_head_series_key k = part_series(pt, keys, t, b->tmp);
         kiln_head__add_profile(h, intern_series_fp(h, k.labels, k.n_labels, k.fp), time_ms, pt->id,
                                &c, p->n_samples, 0);

@@ -388,12 +388,17 @@ uint32_t *kiln_head__sample_nodes(kiln_head_t *h, const hxlate *x, const kiln_pp
     uint32_t *ids = kiln_arena_alloc(tmp, (total + 1) * sizeof(uint32_t));
     stack_id *hash = kiln_arena_alloc(tmp, (n + 1) * sizeof(*hash));
     uint32_t *at = ids;
+    const uint32_t *loc = x->loc;
+    const uint64_t *in = p->locs; /* may be NULL: indexed, never offset */
     for (size_t i = 0; i < n; i++) {
-        const kiln_pprof_sample *s = &p->samples[i];
-        for (uint32_t j = 0; j < s->n_locs; j++)
-            at[j] = x->loc[p->locs[s->loc_off + j]];
-        hash[i] = stack_hash(at, s->n_locs);
-        at += s->n_locs;
+        /* in locals: a store to at (uint32_t) may alias the sample's
+         * fields, and would reload them every frame */
+        size_t off = p->samples[i].loc_off;
+        uint32_t d = p->samples[i].n_locs;
+        for (uint32_t j = 0; j < d; j++)
+            at[j] = loc[in[off + j]];
+        hash[i] = stack_hash(at, d);
+        at += d;
     }
     at = ids;
     for (size_t i = 0; i < n; i++) {

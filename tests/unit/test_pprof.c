@@ -429,6 +429,45 @@ TEST(decode_non_canonical_tags)
     kiln_buf_free(&b);
 }
 
+/* A Java-style stack (a location_id field a frame) as the input's last
+ * field: the run loop stops 10 bytes short of the end and the general path
+ * reads the rest; a bad varint inside a run is still an error. */
+TEST(decode_unpacked_stack_at_input_end)
+{
+    kiln_buf b, m;
+    kiln_buf_init(&b, 0);
+    kiln_buf_init(&m, 0);
+    pb_uint(&m, 2, 7);
+    for (uint64_t id = 1; id <= 12; id++)
+        pb_uint(&m, 1, id * 300); /* two-byte varints */
+    pb_sub(&b, 2, &m);
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p;
+    kiln_err err = {0};
+    CHECK_OK(kiln_pprof_decode(a, (const uint8_t *)b.ptr, b.len, &p, &err));
+    CHECK_EQ(p.n_samples, 1);
+    CHECK_EQ(p.samples[0].n_locs, 12);
+    for (uint32_t i = 0; i < 12; i++)
+        CHECK_EQ(p.locs[p.samples[0].loc_off + i], (i + 1) * 300);
+    CHECK_EQ(p.values[0], 7);
+    /* the same with the 6th id's varint made 11 bytes long */
+    for (uint64_t id = 1; id <= 5; id++)
+        pb_uint(&m, 1, id);
+    static const uint8_t overlong[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                       0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    kiln_buf_append(&m, overlong, sizeof(overlong));
+    for (uint64_t id = 6; id <= 12; id++)
+        pb_uint(&m, 1, id);
+    kiln_buf_free(&b);
+    kiln_buf_init(&b, 0);
+    pb_sub(&b, 2, &m);
+    pb_str(&b, 6, "padding past the sample, so that the run loop meets the bad varint");
+    CHECK_EQ(kiln_pprof_decode(a, (const uint8_t *)b.ptr, b.len, &p, &err), KILN_INVALID_ARGUMENT);
+    CHECK(strstr(err.msg, "longer than 10 bytes") != NULL);
+    kiln_arena_destroy(a);
+    kiln_buf_free(&b);
+}
+
 TEST(decode_error_names_field_and_offset)
 {
     /* sample_type {type: 1}, then a Sample whose packed location_id is cut. */
@@ -1119,6 +1158,7 @@ int main(void)
     RUN(decode_any_order_and_unknown_fields);
     RUN(decode_rejects_malformed_wire);
     RUN(decode_non_canonical_tags);
+    RUN(decode_unpacked_stack_at_input_end);
     RUN(decode_error_names_field_and_offset);
     RUN(decode_ten_byte_varint_and_deep_groups);
     RUN(decode_empty_input);
