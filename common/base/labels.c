@@ -2,6 +2,7 @@
  * labels: sorting, fingerprints and validation of series label sets. */
 #include "labels.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH64_state_t on the stack */
@@ -45,34 +46,58 @@ const char *kiln_labels_get(const kiln_label_t *l, size_t n, const char *name)
  * hashing cost. Sets that do not fit the buffer are streamed. */
 #define FP_BUF 1024
 
-static uint64_t fingerprint_streamed(const kiln_label_t *l, size_t n)
+static uint64_t fingerprint_streamed(const kiln_label_t *l, size_t n, uint32_t *tag)
 {
     XXH64_state_t state, *st = &state;
+    XXH3_state_t tag_state, *ts = &tag_state;
     static const char sep = '\xff';
     XXH64_reset(st, 0);
+    XXH3_64bits_reset(ts);
     for (size_t i = 0; i < n; i++) {
-        XXH64_update(st, l[i].name, strlen(l[i].name));
-        XXH64_update(st, &sep, 1);
-        XXH64_update(st, l[i].value, strlen(l[i].value));
-        XXH64_update(st, &sep, 1);
+        const char *f[2] = {l[i].name, l[i].value};
+        for (int j = 0; j < 2; j++) {
+            size_t len = strlen(f[j]);
+            XXH64_update(st, f[j], len), XXH64_update(st, &sep, 1);
+            XXH3_64bits_update(ts, f[j], len), XXH3_64bits_update(ts, &sep, 1);
+        }
     }
+    *tag = (uint32_t)XXH3_64bits_digest(ts);
     return XXH64_digest(st);
 }
 
-uint64_t kiln_labels_fingerprint(const kiln_label_t *l, size_t n)
+/* name\xffvalue\xff... of l into buf[FP_BUF]: its length, or SIZE_MAX when
+ * it does not fit (and the fields are streamed). */
+static size_t fp_bytes(const kiln_label_t *l, size_t n, char *buf)
 {
-    char buf[FP_BUF];
     size_t len = 0;
     for (size_t i = 0; i < n; i++) {
         size_t a = strlen(l[i].name), b = strlen(l[i].value);
         if (a + b + 2 > FP_BUF - len)
-            return fingerprint_streamed(l, n);
+            return SIZE_MAX;
         memcpy(buf + len, l[i].name, a);
         buf[len + a] = '\xff';
         memcpy(buf + len + a + 1, l[i].value, b);
         buf[len + a + 1 + b] = '\xff';
         len += a + b + 2;
     }
+    return len;
+}
+
+uint64_t kiln_labels_fingerprint(const kiln_label_t *l, size_t n)
+{
+    char buf[FP_BUF];
+    size_t len = fp_bytes(l, n, buf);
+    uint32_t tag;
+    return len == SIZE_MAX ? fingerprint_streamed(l, n, &tag) : XXH64(buf, len, 0);
+}
+
+uint64_t kiln_labels_fingerprint_tag(const kiln_label_t *l, size_t n, uint32_t *tag)
+{
+    char buf[FP_BUF];
+    size_t len = fp_bytes(l, n, buf);
+    if (len == SIZE_MAX)
+        return fingerprint_streamed(l, n, tag);
+    *tag = (uint32_t)XXH3_64bits(buf, len);
     return XXH64(buf, len, 0);
 }
 

@@ -37,6 +37,10 @@ const char *kiln_labels_get(const kiln_label_t *l, size_t n, const char *name);
 
 /** Fingerprint of a sorted set (xxhash64 over name\xffvalue\xff...). */
 uint64_t kiln_labels_fingerprint(const kiln_label_t *l, size_t n);
+/** kiln_labels_fingerprint, and in *tag 32 bits of another hash (XXH3) of
+ * the same bytes: with the fingerprint, a 96-bit key that tells sets apart
+ * without comparing their strings. */
+uint64_t kiln_labels_fingerprint_tag(const kiln_label_t *l, size_t n, uint32_t *tag);
 
 /** Checks a label set as Pyroscope's ValidateLabels does: at least one
  * label, at most max_names names, a valid __name__, a non-empty

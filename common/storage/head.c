@@ -71,31 +71,14 @@ void kiln_head_destroy(kiln_head_t *h)
 
 /* ---- append --------------------------------------------------------------- */
 
-typedef struct series_key {
-    const kiln_head_t *h;
-    const kiln_label_t *l;
-    size_t n;
-} series_key;
-
-static bool series_eq(const void *ctx, uint32_t id)
+/* kiln_head__intern_series with the fingerprint and tag of l known. A
+ * series is found by those 96 bits alone, as symbols are (head_intern.c):
+ * comparing its labels' strings on every hit was most of the lookup, and
+ * an OTLP export looks up eighty series twice. */
+static uint32_t intern_series_fp(kiln_head_t *h, const kiln_label_t *l, size_t n, uint64_t fp,
+                                 uint32_t tag)
 {
-    const series_key *k = ctx;
-    const hseries *s = &k->h->series[id];
-    if (s->n_labels != k->n)
-        return false;
-    for (size_t i = 0; i < k->n; i++) {
-        if (strcmp(s->labels[i].name, k->l[i].name) != 0 ||
-            strcmp(s->labels[i].value, k->l[i].value) != 0)
-            return false;
-    }
-    return true;
-}
-
-/* kiln_head__intern_series with the fingerprint fp of l known. */
-static uint32_t intern_series_fp(kiln_head_t *h, const kiln_label_t *l, size_t n, uint64_t fp)
-{
-    series_key k = {h, l, n};
-    uint32_t id = kiln_hash_index_find(&h->series_idx, fp, series_eq, &k);
+    uint32_t id = kiln_hash_index_find_key(&h->series_idx, fp, tag);
     if (id != NONE)
         return id;
     KILN_GROW(h->series, h->cap_series, h->n_series + 1);
@@ -108,14 +91,16 @@ static uint32_t intern_series_fp(kiln_head_t *h, const kiln_label_t *l, size_t n
         s->labels[i].value = kiln_head__intern_cstr(h, l[i].value);
     }
     s->n_labels = (uint32_t)n;
-    kiln_hash_index_insert(&h->series_idx, fp, id);
+    kiln_hash_index_insert_key(&h->series_idx, fp, tag, id);
     kiln_head__post_series(h, id);
     return id;
 }
 
 uint32_t kiln_head__intern_series(kiln_head_t *h, const kiln_label_t *l, size_t n)
 {
-    return intern_series_fp(h, l, n, kiln_labels_fingerprint(l, n));
+    uint32_t tag;
+    uint64_t fp = kiln_labels_fingerprint_tag(l, n, &tag);
+    return intern_series_fp(h, l, n, fp, tag);
 }
 
 static uint64_t post_hash(const char *name, const char *value)
@@ -310,7 +295,9 @@ static kiln_head_series_key type_key(const kiln_label_t *base, size_t n, const k
     for (size_t i = 0; i < TYPE_LABELS; i++)
         l[pre + i] = (kiln_label_t){type_label_names[i], values[i]};
     kiln_labels_sort(l, m);
-    return (kiln_head_series_key){l, m, kiln_labels_fingerprint(l, m)};
+    kiln_head_series_key k = {l, m, 0, 0};
+    k.fp = kiln_labels_fingerprint_tag(l, m, &k.tag);
+    return k;
 }
 
 /* Part pt's stored series of sample type t: keys[t], or built in tmp. */
@@ -337,12 +324,10 @@ const kiln_head_series_key **kiln_head_series_keys(const kiln_head_part *parts, 
     return keys;
 }
 
-/* Whether h holds the series of sorted labels l (fingerprint fp). Read
- * lock held. */
-static bool holds_series(const kiln_head_t *h, const kiln_label_t *l, size_t n, uint64_t fp)
+/* Whether h holds the series s. Read lock held. */
+static bool holds_series(const kiln_head_t *h, const kiln_head_series_key *s)
 {
-    series_key k = {h, l, n};
-    return h != NULL && kiln_hash_index_find(&h->series_idx, fp, series_eq, &k) != NONE;
+    return h != NULL && kiln_hash_index_find_key(&h->series_idx, s->fp, s->tag) != NONE;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -372,8 +357,7 @@ size_t kiln_head_new_series_keyed(kiln_head_t *h, kiln_head_t *also, const kiln_
         const kiln_head_part *pt = &parts[i];
         for (size_t t = 0; t < pt->profile->n_sample_types; t++) {
             kiln_head_series_key s = part_series(pt, keys ? keys[i] : NULL, t, tmp);
-            if (!holds_series(h, s.labels, s.n_labels, s.fp) &&
-                !holds_series(also, s.labels, s.n_labels, s.fp))
+            if (!holds_series(h, &s) && !holds_series(also, &s))
                 fps[k++] = s.fp;
         }
     }
@@ -632,8 +616,8 @@ static void append_part(kiln_head_t *h, batch *b, const kiln_head_part *pt,
         for (size_t i = 0; i < n; i++)
             values[i] = in[samples[i].value_off + t];
         kiln_head_series_key k = part_series(pt, keys, t, b->tmp);
-        kiln_head__add_profile(h, intern_series_fp(h, k.labels, k.n_labels, k.fp), time_ms, pt->id,
-                               &c, p->n_samples, 0);
+        kiln_head__add_profile(h, intern_series_fp(h, k.labels, k.n_labels, k.fp, k.tag), time_ms,
+                               pt->id, &c, p->n_samples, 0);
     }
 }
 

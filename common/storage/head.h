@@ -52,11 +52,13 @@ typedef struct kiln_head_part {
 } kiln_head_part;
 
 /** A stored series: a part's labels plus one sample type's labels, sorted,
- * and their fingerprint. */
+ * and their fingerprint and tag (kiln_labels_fingerprint_tag): the head
+ * knows a series by those 96 bits, without comparing its labels. */
 typedef struct kiln_head_series_key {
     kiln_label_t *labels;
     size_t n_labels;
     uint64_t fp;
+    uint32_t tag;
 } kiln_head_series_key;
 
 /** The stored series of each part, built once: keys[i][t] is part i's of

@@ -42,6 +42,12 @@ TEST(fingerprint_value)
                                 "b\xff%s\xff",
                                 big);
     CHECK(kiln_labels_fingerprint(l, 2) == XXH64(want, n, 0));
+    /* the tag: XXH3 of the same bytes, in one pass or streamed */
+    uint32_t tag = 0;
+    CHECK(kiln_labels_fingerprint_tag(a, 2, &tag) == kiln_labels_fingerprint(a, 2));
+    CHECK_EQ(tag, (uint32_t)XXH3_64bits(flat, sizeof(flat) - 1));
+    CHECK(kiln_labels_fingerprint_tag(l, 2, &tag) == XXH64(want, n, 0));
+    CHECK_EQ(tag, (uint32_t)XXH3_64bits(want, n));
 }
 
 TEST(validate)
