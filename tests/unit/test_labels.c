@@ -23,6 +23,17 @@ TEST(sort_and_fingerprint)
     /* name/value boundaries are part of the hash: {ab=c} != {a=bc} */
     kiln_label_t c[] = {{"ab", "c"}}, d[] = {{"a", "bc"}};
     CHECK(kiln_labels_fingerprint(c, 1) != kiln_labels_fingerprint(d, 1));
+    /* bytewise, as strcmp: a prefix first, bytes above 0x7f after ASCII */
+    kiln_label_t e[] = {{"\xc3\xa9t\xc3\xa9", "1"}, {"ab", "2"}, {"z", "3"}, {"a", "4"}, {"", "5"}};
+    kiln_labels_sort(e, 5);
+    CHECK_STR(e[0].name, "");
+    CHECK_STR(e[1].name, "a");
+    CHECK_STR(e[2].name, "ab");
+    CHECK_STR(e[3].name, "z");
+    CHECK_STR(e[4].name, "\xc3\xa9t\xc3\xa9");
+    CHECK_STR(kiln_labels_get(e, 5, "ab"), "2");
+    CHECK_STR(kiln_labels_get(e, 5, ""), "5");
+    CHECK(kiln_labels_get(e, 5, "abc") == NULL);
 }
 
 /* The value is Pyroscope's and is kept in blocks and replicas' keys: the
