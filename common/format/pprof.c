@@ -8,6 +8,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "varint_block.h"
 #if defined(__SSE2__) && defined(__x86_64__)
 #include <emmintrin.h>
 #endif
@@ -747,7 +749,7 @@ static kiln_status alloc_arrays(kiln_arena_t *a, const counts *c, kiln_pprof_t *
     bool ok = true;
     o->sample_types = arr(a, c->sample_types, sizeof(*o->sample_types), &ok);
     o->samples = arr(a, c->samples, sizeof(*o->samples), &ok);
-    o->locs = arr(a, c->locs, sizeof(*o->locs), &ok);
+    o->locs = arr(a, c->locs + KILN_VARINT_BLOCK_SLACK, sizeof(*o->locs), &ok); /* see dec_packed */
     o->values = arr(a, c->values, sizeof(*o->values), &ok);
     o->labels = arr(a, c->labels, sizeof(*o->labels), &ok);
     o->mappings = arr(a, c->mappings, sizeof(*o->mappings), &ok);
@@ -776,9 +778,13 @@ static kiln_status overflow_err(dec *d, const field *f)
 
 /* Appends repeated scalar field f (packed or not) to arr[*n..cap). Inlined:
  * a Sample's stack and values come through here once each, thousands of
- * times per profile, and the call cost more than the few varints read. */
-static inline __attribute__((always_inline)) kiln_status
-dec_packed(dec *d, const field *f, const char *msg, uint64_t *arr, size_t *n, size_t cap)
+ * times per profile, and the call cost more than the few varints read.
+ * stack: arr is the stack array, which has KILN_VARINT_BLOCK_SLACK elements
+ * past cap, so its short ids can be read a block at a time. */
+static inline __attribute__((always_inline)) kiln_status dec_packed(dec *d, const field *f,
+                                                                    const char *msg, uint64_t *arr,
+                                                                    size_t *n, size_t cap,
+                                                                    bool stack)
 {
     size_t k = *n;
     if (f->wt == WT_VARINT) {
@@ -798,6 +804,8 @@ dec_packed(dec *d, const field *f, const char *msg, uint64_t *arr, size_t *n, si
      * elements is room for all; 10 bytes of input past e let each varint
      * be read unchecked (one that overruns e is caught after the loop). */
     if (LIKELY(cap - k >= f->v && d->limit - e >= 10)) {
+        if (stack)
+            q += kiln_varint_block_decode(q, e, d->limit, arr, &k);
         while (q < e && (r = varint_fast(&q, &v)) == VR_OK)
             arr[k++] = v;
         if (r == VR_OK && q > e)
@@ -903,10 +911,10 @@ static kiln_status dec_sample(dec *d, const field *pf)
                 f = (field){p, q, v, t >> 3, WT_LEN};
                 p = q + v;
                 if (t == TAG_LOC_IDS)
-                    st = dec_packed(d, &f, "Sample", o->locs, &o->n_locs, d->cap.locs);
+                    st = dec_packed(d, &f, "Sample", o->locs, &o->n_locs, d->cap.locs, true);
                 else
                     st = dec_packed(d, &f, "Sample", (uint64_t *)o->values, &o->n_values,
-                                    d->cap.values);
+                                    d->cap.values, false);
                 continue;
             }
         }
@@ -914,9 +922,10 @@ static kiln_status dec_sample(dec *d, const field *pf)
         if (st != KILN_OK)
             break;
         if (f.num == 1)
-            st = dec_packed(d, &f, "Sample", o->locs, &o->n_locs, d->cap.locs);
+            st = dec_packed(d, &f, "Sample", o->locs, &o->n_locs, d->cap.locs, true);
         else if (f.num == 2)
-            st = dec_packed(d, &f, "Sample", (uint64_t *)o->values, &o->n_values, d->cap.values);
+            st = dec_packed(d, &f, "Sample", (uint64_t *)o->values, &o->n_values, d->cap.values,
+                            false);
         else if (f.num == 3)
             st = dec_elem(d, &f, &label_msg, o->labels, sizeof(*o->labels), &o->n_labels,
                           d->cap.labels, "Sample");
@@ -1103,8 +1112,8 @@ static kiln_status fill_field(dec *d, const field *f)
         return st != KILN_OK ? st : dec_scalars(d, f, &vt_msg, &o->period_type);
     }
     case 13:
-        return dec_packed(d, f, "Profile", (uint64_t *)o->comments, &o->n_comments,
-                          d->cap.comments);
+        return dec_packed(d, f, "Profile", (uint64_t *)o->comments, &o->n_comments, d->cap.comments,
+                          false);
     default:
         return put_scalar(d, f, &profile_msg, o);
     }
