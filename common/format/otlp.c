@@ -118,11 +118,13 @@ static inline void *push(conv *c, vec *v, size_t elem)
     return (char *)v->p + elem * v->n++;
 }
 
-/* Room for k more elements of v, counted as used: where they go, or NULL
- * (c->oom set) once the arena is full. One capacity check for a run of
+/* Room for k more elements of v, counted as used: where they go (NULL when
+ * k is 0 and v still empty), or NULL (c->oom set) once the arena is full. One capacity check for a run of
  * elements whose number is known, such as a stack's frames. */
 static void *push_n(conv *c, vec *v, size_t elem, size_t k)
 {
+    if (k == 0)
+        return v->p; /* nothing to add: v->p may still be NULL, never NULL + 0 */
     if (v->n + k > v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 16;
         while (cap < v->n + k)

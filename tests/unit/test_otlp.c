@@ -481,6 +481,31 @@ static kiln_status convert_mini(mini *m, kiln_otlp_result *r, kiln_err *err)
     return st;
 }
 
+/* Samples on the dictionary's empty stack (index 0): a series whose first
+ * stack has no frame, its stack array still unallocated. */
+TEST(empty_stacks_convert)
+{
+    mini *m = kiln_xcalloc(1, sizeof(*m));
+    mini_init(m);
+    for (int i = 0; i < 3; i++)
+        m->smp[i].stack_index = 0;
+    kiln_arena_t *a = kiln_arena_create(ARENA_CAP);
+    kiln_otlp_result r = {0};
+    kiln_err err = {KILN_OK, ""};
+    CHECK_OK(kiln_otlp_convert(a, &m->req, &r, &err));
+    CHECK_EQ(r.n_series, 3);
+    for (size_t i = 0; i < r.n_series; i++) {
+        const kiln_pprof_t *p = &r.series[i].profile;
+        CHECK_EQ(p->n_samples, 1);
+        CHECK_EQ(p->samples[0].n_locs, 0);
+        CHECK_EQ(p->n_locations, 0);
+        CHECK_OK(kiln_pprof_validate(p, &err));
+    }
+    CHECK_EQ(r.series[2].profile.values[0], 11 * 10000000LL); /* 5 + 6, as with frames */
+    kiln_arena_destroy(a);
+    free(m);
+}
+
 TEST(broken_dictionary_fails_request)
 {
     mini *m = kiln_xcalloc(1, sizeof(*m));
@@ -785,6 +810,7 @@ int main(void)
     RUN(profile_size_is_protobuf_c_s);
     RUN(corrupted_capture);
     RUN(rules_on_built_request);
+    RUN(empty_stacks_convert);
     RUN(broken_dictionary_fails_request);
     RUN(bad_profile_is_rejected);
     RUN(names_and_service_fallbacks);
