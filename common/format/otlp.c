@@ -119,8 +119,9 @@ static inline void *push(conv *c, vec *v, size_t elem)
 }
 
 /* Room for k more elements of v, counted as used: where they go (NULL when
- * k is 0 and v still empty), or NULL (c->oom set) once the arena is full. One capacity check for a run of
- * elements whose number is known, such as a stack's frames. */
+ * k is 0 and v still empty), or NULL (c->oom set) once the arena is full.
+ * One capacity check for a run of elements whose number is known, such as
+ * a stack's frames. */
 static void *push_n(conv *c, vec *v, size_t elem, size_t k)
 {
     if (k == 0)
