@@ -9,6 +9,7 @@
 #include "check.h"
 #include "flamegraph.h"
 #include "tree.h"
+#include "xorshift.h"
 
 /* Adds v to the stack "a;b;c" (root first). */
 static void add_stack(kiln_tree_t *t, const char *stack, int64_t v)
@@ -398,10 +399,7 @@ static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
 
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return xorshift64(&rng_state);
 }
 
 /* A tree of about n nodes in which every node has a positive self value,

@@ -14,6 +14,7 @@
 #include "check.h"
 #include "varint_block.h"
 #include "xmalloc.h"
+#include "xorshift.h"
 
 #define MAX_VALUES 400
 
@@ -21,10 +22,7 @@ static uint64_t rng_state = 0x9e3779b97f4a7c15u;
 
 static uint64_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return xorshift64(&rng_state);
 }
 
 /* v as a varint at w, in one byte more than it needs when overlong. */
