@@ -254,15 +254,17 @@ static void wide_profile(kiln_arena_t *a, size_t n, kiln_pprof_t *p)
     for (size_t i = 0; i < n; i++)
         p->locations[i] = (kiln_pprof_location){i + 1, KILN_PPROF_NONE, 0x1000 + i, 0, 0, false};
     p->n_locations = n;
-    /* Stacks of 3, 11 and 19 frames: the writer packs 8 (4) indices per
-     * store and finishes the rest one by one. */
-    p->n_samples = 3;
-    p->samples = kiln_arena_calloc(a, 3, sizeof(*p->samples));
-    p->locs = kiln_arena_calloc(a, 3 + 11 + 19, sizeof(*p->locs));
-    p->values = kiln_arena_calloc(a, 3, sizeof(*p->values));
+    /* Stacks of 3, 8, 11 and 19 frames: the writer stores 8 (4) indices at
+     * once, the last store overlapping the one before, and writes shorter
+     * stacks frame by frame. */
+    static const uint32_t depths[] = {3, 8, 11, 19};
+    p->n_samples = 4;
+    p->samples = kiln_arena_calloc(a, 4, sizeof(*p->samples));
+    p->locs = kiln_arena_calloc(a, 3 + 8 + 11 + 19, sizeof(*p->locs));
+    p->values = kiln_arena_calloc(a, 4, sizeof(*p->values));
     uint32_t off = 0;
-    for (uint32_t i = 0; i < 3; i++) {
-        uint32_t depth = 3 + 8 * i;
+    for (uint32_t i = 0; i < 4; i++) {
+        uint32_t depth = depths[i];
         p->samples[i] = (kiln_pprof_sample){off, depth, i, 1, 0, 0};
         p->values[i] = -5 + 1000000007LL * i;
         for (uint32_t j = 0; j < depth; j++)
