@@ -4,6 +4,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "ingester/v1/ingester.pb-c.h"
 
@@ -97,13 +100,30 @@ static unsigned loc_width(size_t n_locations)
     return n_locations <= 0x100 ? 1 : n_locations <= 0x10000 ? 2 : 4;
 }
 
-/* A chunk of eight 1-byte or four 2-byte indices, stored at once. */
+/* A chunk of eight 1-byte or four 2-byte indices, stored at once. The
+ * indices are below 2^(8 * width): SSE2 narrows them in registers. */
 static inline void put_chunk(uint8_t *w, const uint64_t *locs, unsigned width)
 {
+#ifdef __SSE2__
+    /* the low 32 bits of two pairs of indices, as four 32-bit lanes */
+    __m128i a = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)locs), 0x08);
+    __m128i b = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(locs + 2)), 0x08);
+    __m128i lo = _mm_unpacklo_epi64(a, b);
+    if (width == 2) { /* sign-extend the low 16 bits, so the signed pack keeps them */
+        lo = _mm_srai_epi32(_mm_slli_epi32(lo, 16), 16);
+        _mm_storel_epi64((__m128i *)w, _mm_packs_epi32(lo, lo));
+        return;
+    }
+    __m128i c = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(locs + 4)), 0x08);
+    __m128i d = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(locs + 6)), 0x08);
+    __m128i words = _mm_packs_epi32(lo, _mm_unpacklo_epi64(c, d)); /* below 256: exact */
+    _mm_storel_epi64((__m128i *)w, _mm_packus_epi16(words, words));
+#else
     uint64_t x = 0;
     for (unsigned k = 0; k < 8 / width; k++)
         x |= (locs[k] & (width == 1 ? 0xff : 0xffff)) << (8 * width * k);
     memcpy(w, &x, sizeof(x));
+#endif
 }
 
 static uint8_t *put_stack(uint8_t *w, const uint64_t *locs, uint32_t n, unsigned width)
