@@ -166,7 +166,10 @@ void kiln_delta_apply(kiln_delta_t *d, const char *tenant, uint64_t series_fp, k
             if (!alloc[t])
                 continue;
             int64_t cur = v[t], prev = st->last[t];
-            v[t] = first ? 0 : (cur >= prev ? cur - prev : cur);
+            /* A counter never counts below zero: a negative one (a
+             * client's bad value) is a reset like any decrease, and the
+             * difference taken only from zero up cannot overflow. */
+            v[t] = first ? 0 : (prev >= 0 && cur >= prev ? cur - prev : cur);
             st->last[t] = cur;
         }
     }

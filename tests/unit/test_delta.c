@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Unit tests: cumulative memory profiles become deltas per series. */
+#include <stdint.h>
 #include <string.h>
 
 #include "check.h"
@@ -59,9 +60,33 @@ TEST(cumulative_to_delta)
     kiln_arena_destroy(a);
 }
 
+/* A negative counter (a client's bad value) counts as a reset: the next
+ * profile's value is kept whole, with no overflowing difference (UBSan
+ * found 12724 - (INT64_MIN + 4004) in a sweep). */
+TEST(negative_counter_resets)
+{
+    kiln_arena_t *a = kiln_arena_create(0);
+    kiln_pprof_t p1, p2;
+    if (!load_heap(a, &p1) || !load_heap(a, &p2)) {
+        CHECK(!"heap profile missing");
+        kiln_arena_destroy(a);
+        return;
+    }
+    int64_t alloc = sum(&p2, 1);
+    for (size_t i = 0; i < p1.n_samples; i++)
+        p1.values[p1.samples[i].value_off + 1] = INT64_MIN + 4004;
+    kiln_delta_t *d = kiln_delta_create();
+    kiln_delta_apply(d, "t", 7, &p1);
+    kiln_delta_apply(d, "t", 7, &p2);
+    CHECK_EQ(sum(&p2, 1), alloc);
+    kiln_delta_destroy(d);
+    kiln_arena_destroy(a);
+}
+
 int main(void)
 {
     RUN(needed);
     RUN(cumulative_to_delta);
+    RUN(negative_counter_resets);
     return check_done();
 }
